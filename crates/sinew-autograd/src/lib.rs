@@ -1,0 +1,1 @@
+//! sinew-autograd (under construction).

@@ -1,0 +1,1 @@
+//! sinew-cuda (under construction).

@@ -1,0 +1,1 @@
+//! sinew-data (under construction).

@@ -1,0 +1,275 @@
+//! The object-safe interface every device backend implements.
+//!
+//! Each method takes storages plus [`Layout`]s (views into them) and returns a new contiguous
+//! storage, so backends never see `Tensor`. Validation (shapes, dtypes, devices) happens in
+//! `ops/` before a backend is called; a backend may assume consistent arguments. Methods a backend
+//! lacks keep their default body, which returns [`Error::NotImplemented`] naming the op.
+
+use std::any::Any;
+
+use crate::cpu::CpuStorage;
+use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::{DType, DeviceLocation, Error, Layout, Result};
+
+/// A block of device memory holding elements of one dtype.
+pub trait BackendStorage: Send + Sync + std::fmt::Debug + Any {
+    /// Element type.
+    fn dtype(&self) -> DType;
+    /// Number of elements.
+    fn len(&self) -> usize;
+    /// True when it holds no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Upcast for the owning backend to downcast to its concrete type.
+    fn as_any(&self) -> &dyn Any;
+    /// Mutable upcast for in-place kernels.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// An owned storage of any backend.
+pub type BoxedStorage = Box<dyn BackendStorage>;
+
+/// Sizes of a (batched) matrix product `[batch.., m, k] @ [batch.., k, n]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatmulDims {
+    /// Number of matrices in the batch (product of the broadcast batch dims).
+    pub batch: usize,
+    /// Rows of the left operand and the output.
+    pub m: usize,
+    /// Columns of the right operand and the output.
+    pub n: usize,
+    /// Shared inner dimension.
+    pub k: usize,
+}
+
+/// Geometry of a 2-d sliding window (im2col): input `[n, c, h, w]`, output
+/// `[n, c * kernel_h * kernel_w, out_h * out_w]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Unfold2d {
+    /// Batch size.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Window height and width.
+    pub kernel: (usize, usize),
+    /// Step between windows (height, width).
+    pub stride: (usize, usize),
+    /// Implicit padding on each side (height, width).
+    pub padding: (usize, usize),
+    /// Spacing between window taps (height, width).
+    pub dilation: (usize, usize),
+    /// Value read from the padding (0 for convolution, -inf for max pooling).
+    pub pad_value: f64,
+}
+
+impl Unfold2d {
+    /// Output height and width, as PyTorch computes them (floor mode).
+    pub fn out_hw(&self) -> (usize, usize) {
+        let out = |size: usize, k: usize, s: usize, p: usize, d: usize| {
+            let span = d * (k - 1) + 1;
+            (size + 2 * p).checked_sub(span).map_or(0, |r| r / s + 1)
+        };
+        (
+            out(self.h, self.kernel.0, self.stride.0, self.padding.0, self.dilation.0),
+            out(self.w, self.kernel.1, self.stride.1, self.padding.1, self.dilation.1),
+        )
+    }
+}
+
+/// How [`Backend::scatter`] combines values that land on the same slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScatterMode {
+    /// Later writes replace earlier ones (PyTorch `scatter`).
+    Replace,
+    /// Values are summed into the base (PyTorch `scatter_add`).
+    Add,
+}
+
+fn missing<T>(backend: &(impl Backend + ?Sized), op: &'static str) -> Result<T> {
+    Err(Error::NotImplemented {
+        op,
+        device: backend.location(),
+    })
+}
+
+/// A device's memory and kernels. Implemented by the CPU backend here and by GPU crates.
+///
+/// All outputs are fresh contiguous storages of the layout's shape unless said otherwise.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Which device this backend drives.
+    fn location(&self) -> DeviceLocation;
+
+    /// Waits for all queued work (no-op on synchronous backends).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// A storage of `len` elements, all equal to `value` converted to `dtype`.
+    fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage>;
+
+    /// Copies host data onto this device.
+    fn upload(&self, data: &CpuStorage) -> Result<BoxedStorage>;
+
+    /// Copies the elements of a view to host memory, contiguous, in row-major order.
+    fn download(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage>;
+
+    /// Contiguous copy of a view.
+    fn copy_strided(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<BoxedStorage>;
+
+    /// Writes the view `src` into the view `dst_layout` of `dst` (same shape, same dtype).
+    fn copy_into(
+        &self,
+        dst: &mut dyn BackendStorage,
+        dst_layout: &Layout,
+        src: &dyn BackendStorage,
+        src_layout: &Layout,
+    ) -> Result<()>;
+
+    /// Converts a view to another dtype.
+    fn cast(&self, src: &dyn BackendStorage, layout: &Layout, dtype: DType) -> Result<BoxedStorage>;
+
+    /// Elementwise unary op.
+    fn unary(&self, op: UnaryOp, src: &dyn BackendStorage, layout: &Layout)
+    -> Result<BoxedStorage>;
+
+    /// Elementwise binary op on two views of the same shape (broadcast views have stride 0).
+    fn binary(
+        &self,
+        op: BinaryOp,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<BoxedStorage>;
+
+    /// Elementwise comparison, producing a `Bool` storage.
+    fn compare(
+        &self,
+        op: CmpOp,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<BoxedStorage>;
+
+    /// Picks `on_true` where `cond` (Bool) is set, else `on_false`; all views share one shape.
+    fn where_cond(
+        &self,
+        cond: &dyn BackendStorage,
+        cond_layout: &Layout,
+        on_true: &dyn BackendStorage,
+        true_layout: &Layout,
+        on_false: &dyn BackendStorage,
+        false_layout: &Layout,
+    ) -> Result<BoxedStorage>;
+
+    /// Reduces `dims` (sorted, unique) of a view; the output keeps them with size 1.
+    fn reduce(
+        &self,
+        op: ReduceOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dims: &[usize],
+    ) -> Result<BoxedStorage>;
+
+    /// Index (i64) of the largest/smallest element along `dim` (kept with size 1); the first on ties.
+    fn arg_reduce(
+        &self,
+        op: ArgReduceOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dim: usize,
+    ) -> Result<BoxedStorage>;
+
+    /// Numerically stable softmax (or log-softmax when `log`) along `dim`.
+    fn softmax(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dim: usize,
+        log: bool,
+    ) -> Result<BoxedStorage> {
+        let _ = (src, layout, dim, log);
+        missing(self, "softmax")
+    }
+
+    /// Batched matrix product; layouts are `[batch.., m, k]` and `[batch.., k, n]` with the same
+    /// (broadcast) batch dims. Output is contiguous `[batch.., m, n]`.
+    fn matmul(
+        &self,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+        dims: MatmulDims,
+    ) -> Result<BoxedStorage>;
+
+    /// Picks entries of `src` along `dim` by a 1-d i64 `indices` view.
+    fn index_select(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        indices: &dyn BackendStorage,
+        indices_layout: &Layout,
+        dim: usize,
+    ) -> Result<BoxedStorage> {
+        let _ = (src, layout, indices, indices_layout, dim);
+        missing(self, "index_select")
+    }
+
+    /// `out[i][j] = src[i][index[i][j]]` along `dim` (PyTorch `gather`); output has index's shape.
+    fn gather(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        index: &dyn BackendStorage,
+        index_layout: &Layout,
+        dim: usize,
+    ) -> Result<BoxedStorage> {
+        let _ = (src, layout, index, index_layout, dim);
+        missing(self, "gather")
+    }
+
+    /// A copy of `base` with `values` written (or added) at `index` along `dim` (PyTorch `scatter`).
+    fn scatter(
+        &self,
+        base: &dyn BackendStorage,
+        base_layout: &Layout,
+        index: &dyn BackendStorage,
+        index_layout: &Layout,
+        values: &dyn BackendStorage,
+        values_layout: &Layout,
+        dim: usize,
+        mode: ScatterMode,
+    ) -> Result<BoxedStorage> {
+        let _ = (base, base_layout, index, index_layout, values, values_layout, dim, mode);
+        missing(self, "scatter")
+    }
+
+    /// im2col: sliding windows of a `[n, c, h, w]` view into `[n, c*kh*kw, oh*ow]`.
+    fn unfold2d(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        let _ = (src, layout, spec);
+        missing(self, "unfold2d")
+    }
+
+    /// col2im: sums `[n, c*kh*kw, oh*ow]` columns back into `[n, c, h, w]` (adjoint of unfold2d).
+    fn fold2d(
+        &self,
+        cols: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        let _ = (cols, layout, spec);
+        missing(self, "fold2d")
+    }
+}

@@ -1,0 +1,469 @@
+//! The CPU backend: host storage and the CPU kernels, one file per op family.
+//!
+//! Kernels read views through [`Layout`]s with a contiguous fast path, run in parallel with rayon
+//! above [`PARALLEL_THRESHOLD`] elements, and compute f16/bf16 through f32.
+
+/// Runs `$body` with `$v` bound to the typed vector inside a [`CpuStorage`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_cpu_storage {
+    ($storage:expr, $v:ident => $body:expr) => {
+        match $storage {
+            $crate::cpu::CpuStorage::F32($v) => $body,
+            $crate::cpu::CpuStorage::F64($v) => $body,
+            $crate::cpu::CpuStorage::F16($v) => $body,
+            $crate::cpu::CpuStorage::BF16($v) => $body,
+            $crate::cpu::CpuStorage::I64($v) => $body,
+            $crate::cpu::CpuStorage::U8($v) => $body,
+            $crate::cpu::CpuStorage::Bool($v) => $body,
+        }
+    };
+}
+
+mod cast;
+mod conv;
+mod elementwise;
+mod index;
+mod matmul;
+mod reduce;
+mod softmax;
+mod unary;
+
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+use crate::backend::{Backend, BackendStorage, BoxedStorage, MatmulDims, ScatterMode, Unfold2d};
+use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::{DType, DeviceLocation, Error, Layout, Result, StridedOffsets};
+
+/// Below this many elements kernels run on the calling thread.
+pub const PARALLEL_THRESHOLD: usize = 1 << 15;
+
+/// Elements per parallel work item when walking strided views.
+const CHUNK: usize = 1 << 13;
+
+/// Host memory of one dtype.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CpuStorage {
+    /// f32 elements.
+    F32(Vec<f32>),
+    /// f64 elements.
+    F64(Vec<f64>),
+    /// f16 elements.
+    F16(Vec<f16>),
+    /// bf16 elements.
+    BF16(Vec<bf16>),
+    /// i64 elements.
+    I64(Vec<i64>),
+    /// u8 elements.
+    U8(Vec<u8>),
+    /// bool elements.
+    Bool(Vec<bool>),
+}
+
+impl CpuStorage {
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            CpuStorage::F32(_) => DType::F32,
+            CpuStorage::F64(_) => DType::F64,
+            CpuStorage::F16(_) => DType::F16,
+            CpuStorage::BF16(_) => DType::BF16,
+            CpuStorage::I64(_) => DType::I64,
+            CpuStorage::U8(_) => DType::U8,
+            CpuStorage::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        with_cpu_storage!(self, v => v.len())
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every element converted to f64.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        use crate::Element;
+        with_cpu_storage!(self, v => v.iter().map(|x| x.to_f64()).collect())
+    }
+
+    /// Raw little-endian bytes (for serialisation and device uploads).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            CpuStorage::F32(v) => bytemuck::cast_slice(v),
+            CpuStorage::F64(v) => bytemuck::cast_slice(v),
+            CpuStorage::F16(v) => bytemuck::cast_slice(v),
+            CpuStorage::BF16(v) => bytemuck::cast_slice(v),
+            CpuStorage::I64(v) => bytemuck::cast_slice(v),
+            CpuStorage::U8(v) => v,
+            CpuStorage::Bool(v) => {
+                // SAFETY: bool is one byte holding 0 or 1, so every bool is a valid u8.
+                unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len()) }
+            }
+        }
+    }
+
+    /// Storage of `dtype` from little-endian bytes (the inverse of [`CpuStorage::as_bytes`]).
+    pub fn from_bytes(dtype: DType, bytes: &[u8]) -> Result<CpuStorage> {
+        let size = dtype.size_in_bytes();
+        if bytes.len() % size != 0 {
+            return Err(Error::invalid(
+                "from_bytes",
+                format!("{} bytes is not a whole number of {dtype} elements", bytes.len()),
+            ));
+        }
+        fn read<T: bytemuck::Pod>(bytes: &[u8]) -> Vec<T> {
+            bytemuck::pod_collect_to_vec(bytes)
+        }
+        Ok(match dtype {
+            DType::F32 => CpuStorage::F32(read(bytes)),
+            DType::F64 => CpuStorage::F64(read(bytes)),
+            DType::F16 => CpuStorage::F16(read(bytes)),
+            DType::BF16 => CpuStorage::BF16(read(bytes)),
+            DType::I64 => CpuStorage::I64(read(bytes)),
+            DType::U8 => CpuStorage::U8(bytes.to_vec()),
+            DType::Bool => {
+                if let Some(b) = bytes.iter().find(|&&b| b > 1) {
+                    return Err(Error::invalid("from_bytes", format!("byte {b} is not a bool")));
+                }
+                CpuStorage::Bool(bytes.iter().map(|&b| b == 1).collect())
+            }
+        })
+    }
+}
+
+impl BackendStorage for CpuStorage {
+    fn dtype(&self) -> DType {
+        CpuStorage::dtype(self)
+    }
+    fn len(&self) -> usize {
+        CpuStorage::len(self)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// Downcasts a storage that the CPU backend was handed.
+pub(crate) fn cpu(storage: &dyn BackendStorage) -> &CpuStorage {
+    storage
+        .as_any()
+        .downcast_ref::<CpuStorage>()
+        .expect("the CPU backend was given a storage of another device")
+}
+
+/// Copies the elements of a view into a new row-major vector, applying `f` to each.
+pub(crate) fn map_view<T, U, F>(data: &[T], layout: &Layout, f: F) -> Vec<U>
+where
+    T: Copy + Send + Sync,
+    U: Copy + Send + Sync + Default,
+    F: Fn(T) -> U + Sync + Send,
+{
+    let n = layout.elem_count();
+    if let Some((start, end)) = layout.contiguous_offset() {
+        let src = &data[start..end];
+        return if n >= PARALLEL_THRESHOLD {
+            src.par_iter().map(|&x| f(x)).collect()
+        } else {
+            src.iter().map(|&x| f(x)).collect()
+        };
+    }
+    let mut out = vec![U::default(); n];
+    let fill = |(chunk_index, chunk): (usize, &mut [U])| {
+        let offsets = StridedOffsets::starting_at(layout, chunk_index * CHUNK);
+        for (o, off) in chunk.iter_mut().zip(offsets) {
+            *o = f(data[off]);
+        }
+    };
+    if n >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(fill);
+    } else {
+        out.chunks_mut(CHUNK).enumerate().for_each(fill);
+    }
+    out
+}
+
+/// Combines two same-shape views elementwise into a new row-major vector.
+pub(crate) fn zip_views<A, B, U, F>(a: &[A], la: &Layout, b: &[B], lb: &Layout, f: F) -> Vec<U>
+where
+    A: Copy + Send + Sync,
+    B: Copy + Send + Sync,
+    U: Copy + Send + Sync + Default,
+    F: Fn(A, B) -> U + Sync + Send,
+{
+    let n = la.elem_count();
+    if let (Some((sa, ea)), Some((sb, eb))) = (la.contiguous_offset(), lb.contiguous_offset()) {
+        let (a, b) = (&a[sa..ea], &b[sb..eb]);
+        return if n >= PARALLEL_THRESHOLD {
+            a.par_iter().zip(b.par_iter()).map(|(&x, &y)| f(x, y)).collect()
+        } else {
+            a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+        };
+    }
+    if let (Some((sa, ea)), true) = (la.contiguous_offset(), lb.strides().iter().all(|&s| s == 0)) {
+        let (a, y) = (&a[sa..ea], b[lb.offset()]);
+        return if n >= PARALLEL_THRESHOLD {
+            a.par_iter().map(|&x| f(x, y)).collect()
+        } else {
+            a.iter().map(|&x| f(x, y)).collect()
+        };
+    }
+    let mut out = vec![U::default(); n];
+    let fill = |(chunk_index, chunk): (usize, &mut [U])| {
+        let oa = StridedOffsets::starting_at(la, chunk_index * CHUNK);
+        let ob = StridedOffsets::starting_at(lb, chunk_index * CHUNK);
+        for ((o, ia), ib) in chunk.iter_mut().zip(oa).zip(ob) {
+            *o = f(a[ia], b[ib]);
+        }
+    };
+    if n >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(fill);
+    } else {
+        out.chunks_mut(CHUNK).enumerate().for_each(fill);
+    }
+    out
+}
+
+/// A contiguous copy of a view (or a borrow when it already is contiguous from offset 0).
+pub(crate) fn contiguous_slice<'a, T: Copy + Send + Sync + Default>(
+    data: &'a [T],
+    layout: &Layout,
+) -> std::borrow::Cow<'a, [T]> {
+    match layout.contiguous_offset() {
+        Some((s, e)) => std::borrow::Cow::Borrowed(&data[s..e]),
+        None => std::borrow::Cow::Owned(map_view(data, layout, |x| x)),
+    }
+}
+
+fn widen_half<T: Copy + Send + Sync + Into<f32>>(data: &[T], layout: &Layout) -> Vec<f32> {
+    map_view(data, layout, |x| x.into())
+}
+
+/// Runs an f32 computation on an f16/bf16 view and narrows the result back, else returns `None`.
+pub(crate) fn through_f32(
+    storage: &CpuStorage,
+    layout: &Layout,
+    f: impl FnOnce(&CpuStorage, &Layout) -> Result<CpuStorage>,
+) -> Option<Result<CpuStorage>> {
+    let (wide, narrow_to): (Vec<f32>, DType) = match storage {
+        CpuStorage::F16(v) => (widen_half(v, layout), DType::F16),
+        CpuStorage::BF16(v) => (widen_half(v, layout), DType::BF16),
+        _ => return None,
+    };
+    let shape = layout.shape().clone();
+    Some(f(&CpuStorage::F32(wide), &Layout::contiguous(shape)).map(|out| narrow(out, narrow_to)))
+}
+
+/// Converts an f32 result back to f16/bf16 (other results pass through).
+pub(crate) fn narrow(out: CpuStorage, dtype: DType) -> CpuStorage {
+    match (out, dtype) {
+        (CpuStorage::F32(v), DType::F16) => CpuStorage::F16(v.into_iter().map(f16::from_f32).collect()),
+        (CpuStorage::F32(v), DType::BF16) => {
+            CpuStorage::BF16(v.into_iter().map(bf16::from_f32).collect())
+        }
+        (other, _) => other,
+    }
+}
+
+/// The CPU backend (stateless).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuBackend;
+
+impl Backend for CpuBackend {
+    fn location(&self) -> DeviceLocation {
+        DeviceLocation::Cpu
+    }
+
+    fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage> {
+        use crate::Element;
+        fn fill<T: crate::Element>(len: usize, value: f64) -> CpuStorage {
+            T::into_storage(vec![T::from_f64(value); len])
+        }
+        let _ = f32::DTYPE;
+        Ok(Box::new(match dtype {
+            DType::F32 => fill::<f32>(len, value),
+            DType::F64 => fill::<f64>(len, value),
+            DType::F16 => fill::<f16>(len, value),
+            DType::BF16 => fill::<bf16>(len, value),
+            DType::I64 => fill::<i64>(len, value),
+            DType::U8 => fill::<u8>(len, value),
+            DType::Bool => fill::<bool>(len, value),
+        }))
+    }
+
+    fn upload(&self, data: &CpuStorage) -> Result<BoxedStorage> {
+        Ok(Box::new(data.clone()))
+    }
+
+    fn download(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage> {
+        Ok(cast::copy_view(cpu(src), layout))
+    }
+
+    fn copy_strided(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<BoxedStorage> {
+        Ok(Box::new(cast::copy_view(cpu(src), layout)))
+    }
+
+    fn copy_into(
+        &self,
+        dst: &mut dyn BackendStorage,
+        dst_layout: &Layout,
+        src: &dyn BackendStorage,
+        src_layout: &Layout,
+    ) -> Result<()> {
+        let dst = dst
+            .as_any_mut()
+            .downcast_mut::<CpuStorage>()
+            .expect("the CPU backend was given a storage of another device");
+        cast::copy_into(dst, dst_layout, cpu(src), src_layout)
+    }
+
+    fn cast(&self, src: &dyn BackendStorage, layout: &Layout, dtype: DType) -> Result<BoxedStorage> {
+        Ok(Box::new(cast::cast(cpu(src), layout, dtype)))
+    }
+
+    fn unary(&self, op: UnaryOp, src: &dyn BackendStorage, layout: &Layout) -> Result<BoxedStorage> {
+        Ok(Box::new(unary::unary(op, cpu(src), layout)?))
+    }
+
+    fn binary(
+        &self,
+        op: BinaryOp,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(elementwise::binary(op, cpu(lhs), lhs_layout, cpu(rhs), rhs_layout)?))
+    }
+
+    fn compare(
+        &self,
+        op: CmpOp,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(elementwise::compare(op, cpu(lhs), lhs_layout, cpu(rhs), rhs_layout)?))
+    }
+
+    fn where_cond(
+        &self,
+        cond: &dyn BackendStorage,
+        cond_layout: &Layout,
+        on_true: &dyn BackendStorage,
+        true_layout: &Layout,
+        on_false: &dyn BackendStorage,
+        false_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(elementwise::where_cond(
+            cpu(cond),
+            cond_layout,
+            cpu(on_true),
+            true_layout,
+            cpu(on_false),
+            false_layout,
+        )?))
+    }
+
+    fn reduce(
+        &self,
+        op: ReduceOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dims: &[usize],
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(reduce::reduce(op, cpu(src), layout, dims)?))
+    }
+
+    fn arg_reduce(
+        &self,
+        op: ArgReduceOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dim: usize,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(reduce::arg_reduce(op, cpu(src), layout, dim)?))
+    }
+
+    fn softmax(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dim: usize,
+        log: bool,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(softmax::softmax(cpu(src), layout, dim, log)?))
+    }
+
+    fn matmul(
+        &self,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+        dims: MatmulDims,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(matmul::matmul(cpu(lhs), lhs_layout, cpu(rhs), rhs_layout, dims)?))
+    }
+
+    fn index_select(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        indices: &dyn BackendStorage,
+        indices_layout: &Layout,
+        dim: usize,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(index::index_select(cpu(src), layout, cpu(indices), indices_layout, dim)?))
+    }
+
+    fn gather(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        index: &dyn BackendStorage,
+        index_layout: &Layout,
+        dim: usize,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(index::gather(cpu(src), layout, cpu(index), index_layout, dim)?))
+    }
+
+    fn scatter(
+        &self,
+        base: &dyn BackendStorage,
+        base_layout: &Layout,
+        index: &dyn BackendStorage,
+        index_layout: &Layout,
+        values: &dyn BackendStorage,
+        values_layout: &Layout,
+        dim: usize,
+        mode: ScatterMode,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(index::scatter(
+            cpu(base),
+            base_layout,
+            cpu(index),
+            index_layout,
+            cpu(values),
+            values_layout,
+            dim,
+            mode,
+        )?))
+    }
+
+    fn unfold2d(&self, src: &dyn BackendStorage, layout: &Layout, spec: &Unfold2d) -> Result<BoxedStorage> {
+        Ok(Box::new(conv::unfold2d(cpu(src), layout, spec)?))
+    }
+
+    fn fold2d(&self, cols: &dyn BackendStorage, layout: &Layout, spec: &Unfold2d) -> Result<BoxedStorage> {
+        Ok(Box::new(conv::fold2d(cpu(cols), layout, spec)?))
+    }
+}

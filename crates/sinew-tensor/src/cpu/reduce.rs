@@ -1,0 +1,206 @@
+//! CPU kernels of reductions (sum, prod, max, min) and arg-reductions (argmax, argmin).
+//!
+//! The input is made contiguous, adjacent reduced dims are merged, and each merged run is reduced
+//! as the middle axis of `[outer, len, inner]`: rows when `inner == 1`, vectorisable column
+//! accumulation otherwise. Float accumulation happens in f64.
+
+use rayon::prelude::*;
+
+use super::{contiguous_slice, through_f32, CpuStorage, PARALLEL_THRESHOLD};
+use crate::ops::{ArgReduceOp, ReduceOp};
+use crate::{DType, Element, Error, Layout, Result};
+
+/// `[outer, len, inner]` view of a contiguous tensor around one axis run.
+#[derive(Debug, Clone, Copy)]
+struct Axis {
+    outer: usize,
+    len: usize,
+    inner: usize,
+}
+
+/// Folds the middle axis of a contiguous `[outer, len, inner]` array.
+fn reduce_axis<T, A>(
+    data: &[T],
+    axis: Axis,
+    init: A,
+    load: impl Fn(T) -> A + Sync,
+    combine: impl Fn(A, A) -> A + Sync + Send,
+) -> Vec<A>
+where
+    T: Copy + Send + Sync,
+    A: Copy + Send + Sync,
+{
+    let Axis { outer, len, inner } = axis;
+    let work = outer * len * inner;
+    let fold_row = |row: &[T]| row.iter().fold(init, |acc, &x| combine(acc, load(x)));
+    if inner == 1 {
+        if outer == 1 && work >= PARALLEL_THRESHOLD {
+            let total = data
+                .par_chunks(PARALLEL_THRESHOLD / 4)
+                .map(fold_row)
+                .reduce(|| init, &combine);
+            return vec![total];
+        }
+        if work >= PARALLEL_THRESHOLD && len > 0 {
+            return data.par_chunks(len).map(fold_row).collect();
+        }
+        if len == 0 {
+            return vec![init; outer];
+        }
+        return data.chunks(len).map(fold_row).collect();
+    }
+    let columns = |o: usize, cols: std::ops::Range<usize>| -> Vec<A> {
+        let mut acc = vec![init; cols.len()];
+        for j in 0..len {
+            let row = &data[(o * len + j) * inner..][cols.clone()];
+            for (a, &x) in acc.iter_mut().zip(row) {
+                *a = combine(*a, load(x));
+            }
+        }
+        acc
+    };
+    if work < PARALLEL_THRESHOLD {
+        return (0..outer).flat_map(|o| columns(o, 0..inner)).collect();
+    }
+    if outer >= rayon::current_num_threads() {
+        return (0..outer)
+            .into_par_iter()
+            .flat_map_iter(|o| columns(o, 0..inner))
+            .collect();
+    }
+    let block = 1024.min(inner);
+    (0..outer)
+        .flat_map(|o| (0..inner).step_by(block).map(move |s| (o, s)))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .flat_map_iter(|(o, s)| columns(o, s..(s + block).min(inner)))
+        .collect()
+}
+
+/// Splits a shape into alternating runs of kept and reduced dims: `(size, reduced)` per run.
+fn runs(dims: &[usize], reduced: &[usize]) -> Vec<(usize, bool)> {
+    let mut out: Vec<(usize, bool)> = Vec::new();
+    for (i, &d) in dims.iter().enumerate() {
+        let r = reduced.contains(&i);
+        match out.last_mut() {
+            Some(last) if last.1 == r => last.0 *= d,
+            _ => out.push((d, r)),
+        }
+    }
+    out
+}
+
+/// Reduces every reduced run, innermost first, each time shrinking it to size 1.
+fn reduce_runs<T: Copy + Send + Sync, A: Copy + Send + Sync>(
+    data: &[T],
+    dims: &[usize],
+    reduced: &[usize],
+    init: A,
+    load: impl Fn(T) -> A + Sync + Copy,
+    combine: impl Fn(A, A) -> A + Sync + Send + Copy,
+    store: impl Fn(A) -> T + Copy,
+) -> Vec<T> {
+    let mut runs = runs(dims, reduced);
+    let mut current: Option<Vec<T>> = None;
+    for r in (0..runs.len()).rev() {
+        if !runs[r].1 {
+            continue;
+        }
+        let axis = Axis {
+            outer: runs[..r].iter().map(|x| x.0).product(),
+            len: runs[r].0,
+            inner: runs[r + 1..].iter().map(|x| x.0).product(),
+        };
+        let src: &[T] = current.as_deref().unwrap_or(data);
+        let out = reduce_axis(src, axis, init, load, combine);
+        current = Some(out.into_iter().map(store).collect());
+        runs[r].0 = 1;
+    }
+    current.unwrap_or_else(|| data.to_vec())
+}
+
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+}
+
+fn nan_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+}
+
+fn reduce_float<T: Element + Default>(op: ReduceOp, v: &[T], dims: &[usize], reduced: &[usize]) -> Vec<T> {
+    let (init, combine): (f64, fn(f64, f64) -> f64) = match op {
+        ReduceOp::Sum => (0.0, |a, b| a + b),
+        ReduceOp::Prod => (1.0, |a, b| a * b),
+        ReduceOp::Max => (f64::NEG_INFINITY, nan_max),
+        ReduceOp::Min => (f64::INFINITY, nan_min),
+    };
+    reduce_runs(v, dims, reduced, init, T::to_f64, combine, T::from_f64)
+}
+
+fn reduce_int(op: ReduceOp, v: &[i64], dims: &[usize], reduced: &[usize]) -> Vec<i64> {
+    let (init, combine): (i64, fn(i64, i64) -> i64) = match op {
+        ReduceOp::Sum => (0, i64::wrapping_add),
+        ReduceOp::Prod => (1, i64::wrapping_mul),
+        ReduceOp::Max => (i64::MIN, std::cmp::max),
+        ReduceOp::Min => (i64::MAX, std::cmp::min),
+    };
+    reduce_runs(v, dims, reduced, init, |x| x, combine, |x| x)
+}
+
+/// Reduces `dims` of a view; the output has the view's rank with those dims set to 1.
+pub(super) fn reduce(op: ReduceOp, src: &CpuStorage, layout: &Layout, dims: &[usize]) -> Result<CpuStorage> {
+    if let Some(out) = through_f32(src, layout, |s, l| reduce(op, s, l, dims)) {
+        return out;
+    }
+    let shape = layout.dims();
+    Ok(match src {
+        CpuStorage::F32(v) => CpuStorage::F32(reduce_float(op, &contiguous_slice(v, layout), shape, dims)),
+        CpuStorage::F64(v) => CpuStorage::F64(reduce_float(op, &contiguous_slice(v, layout), shape, dims)),
+        CpuStorage::I64(v) => CpuStorage::I64(reduce_int(op, &contiguous_slice(v, layout), shape, dims)),
+        other => return Err(Error::UnsupportedDType { op: op.name(), dtype: other.dtype() }),
+    })
+}
+
+/// Index of the extreme value along `dim` (first on ties; NaN counts as the extreme).
+pub(super) fn arg_reduce(op: ArgReduceOp, src: &CpuStorage, layout: &Layout, dim: usize) -> Result<CpuStorage> {
+    fn run<T: Element + Default>(op: ArgReduceOp, v: &[T], layout: &Layout, dim: usize) -> Vec<i64> {
+        let data = contiguous_slice(v, layout);
+        let dims = layout.dims();
+        let axis = Axis {
+            outer: dims[..dim].iter().product(),
+            len: dims[dim],
+            inner: dims[dim + 1..].iter().product(),
+        };
+        let better: fn(f64, f64) -> bool = match op {
+            ArgReduceOp::ArgMax => |cand, best| cand > best || (cand.is_nan() && !best.is_nan()),
+            ArgReduceOp::ArgMin => |cand, best| cand < best || (cand.is_nan() && !best.is_nan()),
+        };
+        let mut out = Vec::with_capacity(axis.outer * axis.inner);
+        for o in 0..axis.outer {
+            for i in 0..axis.inner {
+                let at = |j: usize| data[(o * axis.len + j) * axis.inner + i].to_f64();
+                let mut best = (0usize, at(0));
+                for j in 1..axis.len {
+                    let x = at(j);
+                    if better(x, best.1) {
+                        best = (j, x);
+                    }
+                }
+                out.push(best.0 as i64);
+            }
+        }
+        out
+    }
+    if layout.dims()[dim] == 0 {
+        return Err(Error::invalid(op.name(), "cannot take the extreme of an empty dimension"));
+    }
+    Ok(CpuStorage::I64(match src {
+        CpuStorage::F32(v) => run(op, v, layout, dim),
+        CpuStorage::F64(v) => run(op, v, layout, dim),
+        CpuStorage::F16(v) => run(op, v, layout, dim),
+        CpuStorage::BF16(v) => run(op, v, layout, dim),
+        CpuStorage::I64(v) => run(op, v, layout, dim),
+        CpuStorage::U8(v) => run(op, v, layout, dim),
+        CpuStorage::Bool(_) => return Err(Error::UnsupportedDType { op: op.name(), dtype: DType::Bool }),
+    }))
+}

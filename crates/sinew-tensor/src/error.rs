@@ -1,0 +1,124 @@
+//! The one error type of the tensor crate.
+
+use crate::{DType, DeviceLocation, Shape};
+
+/// Every fallible tensor operation returns this error.
+///
+/// Each variant names the operation and the operands that were wrong, so a message read in a
+/// training log says what to fix without a debugger.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// Two shapes that must agree (or broadcast) do not.
+    #[error("{op}: shape mismatch between {lhs} and {rhs}")]
+    ShapeMismatch {
+        /// Operation that failed.
+        op: &'static str,
+        /// Left (or first) operand's shape.
+        lhs: Shape,
+        /// Right (or second) operand's shape.
+        rhs: Shape,
+    },
+    /// Two dtypes that must agree do not.
+    #[error("{op}: dtype mismatch between {lhs:?} and {rhs:?}")]
+    DTypeMismatch {
+        /// Operation that failed.
+        op: &'static str,
+        /// Left operand's dtype.
+        lhs: DType,
+        /// Right operand's dtype.
+        rhs: DType,
+    },
+    /// An operation was given tensors that live on different devices.
+    #[error("{op}: device mismatch between {lhs} and {rhs} (move one with to_device first)")]
+    DeviceMismatch {
+        /// Operation that failed.
+        op: &'static str,
+        /// Left operand's device.
+        lhs: DeviceLocation,
+        /// Right operand's device.
+        rhs: DeviceLocation,
+    },
+    /// An operation does not support this dtype.
+    #[error("{op}: unsupported dtype {dtype:?}")]
+    UnsupportedDType {
+        /// Operation that failed.
+        op: &'static str,
+        /// The dtype it was given.
+        dtype: DType,
+    },
+    /// A backend has no kernel for this operation.
+    #[error("{op}: not implemented on {device}")]
+    NotImplemented {
+        /// Operation that failed.
+        op: &'static str,
+        /// The device whose backend lacks it.
+        device: DeviceLocation,
+    },
+    /// A dimension index is out of range.
+    #[error("{op}: dimension {dim} out of range for a tensor of rank {rank}")]
+    DimOutOfRange {
+        /// Operation that failed.
+        op: &'static str,
+        /// The requested dimension (negative counts from the end).
+        dim: isize,
+        /// Rank of the tensor.
+        rank: usize,
+    },
+    /// An element index is out of range.
+    #[error("{op}: index {index} out of bounds for size {size}")]
+    IndexOutOfBounds {
+        /// Operation that failed.
+        op: &'static str,
+        /// The offending index.
+        index: i64,
+        /// The bound it had to be below.
+        size: usize,
+    },
+    /// Data of the wrong length was given for a shape.
+    #[error("{op}: {len} elements do not fill shape {shape}")]
+    ElementCount {
+        /// Operation that failed.
+        op: &'static str,
+        /// Number of elements given.
+        len: usize,
+        /// Shape they were meant to fill.
+        shape: Shape,
+    },
+    /// An argument is invalid for another reason, described in `msg`.
+    #[error("{op}: {msg}")]
+    InvalidArgument {
+        /// Operation that failed.
+        op: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
+    /// A device reported an error (out of memory, launch failure, missing driver).
+    #[error("{device}: {msg}")]
+    Device {
+        /// The device that failed.
+        device: DeviceLocation,
+        /// The driver's or backend's message.
+        msg: String,
+    },
+    /// No backend is registered for a device kind (for example CUDA without the `cuda` feature).
+    #[error("no backend registered for {kind} devices: {hint}")]
+    BackendUnavailable {
+        /// The device kind asked for.
+        kind: &'static str,
+        /// How to make it available.
+        hint: &'static str,
+    },
+}
+
+/// Result type of the tensor crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            op,
+            msg: msg.into(),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! # sinew-tensor
+//!
+//! N-dimensional tensors for the Sinew deep learning framework: shapes, strides and views over
+//! shared storage, run-time dtypes (f32, f64, f16, bf16, i64, u8, bool), an object-safe
+//! [`Backend`] interface that devices implement, the CPU backend with its kernels, and seeded
+//! random numbers that do not depend on the thread count.
+//!
+//! ```
+//! use sinew_tensor::{DType, Device, Tensor};
+//! let x = Tensor::arange(0.0, 6.0, 1.0, DType::F32, &Device::cpu())?.reshape([2, 3])?;
+//! let y = x.matmul(&x.t()?)?;
+//! assert_eq!(y.to_vec::<f32>()?, vec![5.0, 14.0, 14.0, 50.0]);
+//! # Ok::<(), sinew_tensor::Error>(())
+//! ```
+//!
+//! Layout of the crate (see `docs/adding-an-op.md`): `ops/<family>.rs` holds the public methods
+//! and their checks, `cpu/<family>.rs` the CPU kernels, [`op_table`] the list every test walks.
+
+#[macro_use]
+pub mod cpu;
+pub mod backend;
+mod device;
+mod display;
+mod dtype;
+mod error;
+mod layout;
+pub mod op_table;
+pub mod ops;
+mod random;
+mod shape;
+mod tensor;
+
+pub use backend::{Backend, BackendStorage, BoxedStorage, MatmulDims, ScatterMode, Unfold2d};
+pub use cpu::{CpuBackend, CpuStorage};
+pub use device::{register_backend, Device, DeviceFactory, DeviceLocation};
+pub use dtype::{DType, Element};
+pub use error::{Error, Result};
+pub use layout::{Layout, StridedOffsets};
+pub use ops::index::PadMode;
+pub use ops::{ArgReduceOp, BinaryOp, CmpOp, Conv1dConfig, Conv2dConfig, Pool2dConfig, ReduceOp, UnaryOp};
+pub use random::{manual_seed, with_default_generator, Generator};
+pub use shape::{resolve_dim, Shape};
+pub use tensor::Tensor;
+
+/// Half-precision float types, re-exported from the `half` crate.
+pub use half::{bf16, f16};

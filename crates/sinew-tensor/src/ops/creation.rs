@@ -1,0 +1,121 @@
+//! Tensors made from nothing: constants, ranges and identity matrices.
+
+use crate::cpu::CpuStorage;
+use crate::{DType, Device, Error, Result, Shape, Tensor};
+
+impl Tensor {
+    /// A tensor of `shape` filled with `value`. PyTorch equivalent: `torch.full`.
+    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        let storage = device.backend().full(dtype, shape.elem_count(), value)?;
+        Ok(Tensor::from_storage(storage, shape, device.clone()))
+    }
+
+    /// All zeros. PyTorch equivalent: `torch.zeros`.
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::full(shape, 0.0, dtype, device)
+    }
+
+    /// All ones. PyTorch equivalent: `torch.ones`.
+    pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::full(shape, 1.0, dtype, device)
+    }
+
+    /// Zeros with this tensor's shape, dtype and device.
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        Tensor::zeros(self.shape().clone(), self.dtype(), self.device())
+    }
+
+    /// Ones with this tensor's shape, dtype and device.
+    pub fn ones_like(&self) -> Result<Tensor> {
+        Tensor::ones(self.shape().clone(), self.dtype(), self.device())
+    }
+
+    /// `value` everywhere, with this tensor's shape, dtype and device.
+    pub fn full_like(&self, value: f64) -> Result<Tensor> {
+        Tensor::full(self.shape().clone(), value, self.dtype(), self.device())
+    }
+
+    /// Host values of `dtype` computed as f64, placed on `device`.
+    pub(crate) fn from_f64_values(values: Vec<f64>, shape: Shape, dtype: DType, device: &Device) -> Result<Tensor> {
+        let host = Tensor::from_vec(values, shape)?.to_dtype(dtype)?;
+        host.to_device(device)
+    }
+
+    /// `start, start + step, ...` up to but excluding `end`. PyTorch equivalent: `torch.arange`.
+    pub fn arange(start: f64, end: f64, step: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        if step == 0.0 || !((end - start) / step).is_finite() {
+            return Err(Error::invalid("arange", format!("bad range {start}..{end} step {step}")));
+        }
+        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        let values = (0..n).map(|i| start + i as f64 * step).collect();
+        Tensor::from_f64_values(values, Shape::new([n]), dtype, device)
+    }
+
+    /// `steps` evenly spaced values from `start` to `end` inclusive. PyTorch equivalent: `torch.linspace`.
+    pub fn linspace(start: f64, end: f64, steps: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+        let values = match steps {
+            0 => vec![],
+            1 => vec![start],
+            _ => {
+                let step = (end - start) / (steps - 1) as f64;
+                // Fill from both ends, as PyTorch does, so the last value is exactly `end`.
+                (0..steps)
+                    .map(|i| if i < steps / 2 { start + step * i as f64 } else { end - step * (steps - 1 - i) as f64 })
+                    .collect()
+            }
+        };
+        Tensor::from_f64_values(values, Shape::new([steps]), dtype, device)
+    }
+
+    /// The `n x n` identity matrix. PyTorch equivalent: `torch.eye`.
+    pub fn eye(n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+        let mut values = vec![0.0; n * n];
+        for i in 0..n {
+            values[i * n + i] = 1.0;
+        }
+        Tensor::from_f64_values(values, Shape::new([n, n]), dtype, device)
+    }
+
+    /// A tensor on `device` from a host vector.
+    pub fn from_vec_on<T: crate::Element>(data: Vec<T>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.elem_count() {
+            return Err(Error::ElementCount { op: "from_vec_on", len: data.len(), shape });
+        }
+        Tensor::from_cpu_storage(T::into_storage(data), shape, device)
+    }
+
+    /// Host storage of a tensor (for crates that need raw data, e.g. serialisation).
+    pub fn to_host(&self) -> Result<CpuStorage> {
+        self.to_cpu_storage()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{DType, Device, Tensor};
+
+    #[test]
+    fn ranges_match_pytorch() {
+        let cpu = Device::cpu();
+        // torch.arange(0, 1, 0.25) = [0, 0.25, 0.5, 0.75]
+        assert_eq!(Tensor::arange(0.0, 1.0, 0.25, DType::F32, &cpu).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 0.25, 0.5, 0.75]);
+        assert_eq!(Tensor::arange(5.0, 0.0, -2.0, DType::I64, &cpu).unwrap().to_vec::<i64>().unwrap(), vec![5, 3, 1]);
+        assert!(Tensor::arange(0.0, 1.0, 0.0, DType::F32, &cpu).is_err());
+        // torch.linspace(0, 1, 5) = [0, 0.25, 0.5, 0.75, 1]
+        assert_eq!(Tensor::linspace(0.0, 1.0, 5, DType::F64, &cpu).unwrap().to_vec::<f64>().unwrap(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+        assert_eq!(Tensor::linspace(3.0, 9.0, 1, DType::F64, &cpu).unwrap().to_vec::<f64>().unwrap(), vec![3.0]);
+    }
+
+    #[test]
+    fn constants_and_eye() {
+        let cpu = Device::cpu();
+        let e = Tensor::eye(3, DType::F32, &cpu).unwrap();
+        assert_eq!(e.to_vec::<f32>().unwrap(), vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+        let f = Tensor::full([2], 2.5, DType::BF16, &cpu).unwrap();
+        assert_eq!(f.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap(), vec![2.5, 2.5]);
+        assert_eq!(e.zeros_like().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        assert_eq!(Tensor::ones([], DType::U8, &cpu).unwrap().to_vec::<u8>().unwrap(), vec![1]);
+    }
+}

@@ -1,0 +1,232 @@
+//! Seeded random numbers that are the same on any thread count.
+//!
+//! A [`Generator`] holds a seed and a call counter. Each sampling call splits its output into fixed
+//! blocks of [`BLOCK`] values; block `b` of call `c` draws from its own ChaCha8 stream keyed by
+//! `(seed, c, b)`. Blocks run in parallel, yet the numbers depend only on the seed and call order.
+
+use std::sync::{Mutex, OnceLock};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal, StandardNormal};
+use rayon::prelude::*;
+
+use crate::{DType, Device, Error, Result, Shape, Tensor};
+
+/// Values drawn from one ChaCha stream before moving to the next.
+pub const BLOCK: usize = 4096;
+
+/// An explicit, seedable source of random tensors.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    seed: u64,
+    calls: u64,
+}
+
+fn default_generator() -> &'static Mutex<Generator> {
+    static DEFAULT: OnceLock<Mutex<Generator>> = OnceLock::new();
+    DEFAULT.get_or_init(|| Mutex::new(Generator::new(0x5EED)))
+}
+
+/// Reseeds the default generator used by `Tensor::rand` and friends. PyTorch: `torch.manual_seed`.
+pub fn manual_seed(seed: u64) {
+    *default_generator().lock().unwrap_or_else(|e| e.into_inner()) = Generator::new(seed);
+}
+
+/// Runs `f` with the default generator.
+pub fn with_default_generator<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
+    f(&mut default_generator().lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn mix(mut z: u64) -> u64 {
+    // SplitMix64 finaliser: spreads (seed, call, block) into independent 64-bit keys.
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+    z ^ (z >> 31)
+}
+
+impl Generator {
+    /// A generator with the given seed.
+    pub fn new(seed: u64) -> Self {
+        Generator { seed, calls: 0 }
+    }
+
+    /// The seed it was made with.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// `n` values, block-parallel, each block from its own stream.
+    fn sample(&mut self, n: usize, draw: impl Fn(&mut ChaCha8Rng) -> f64 + Sync) -> Vec<f64> {
+        let call = self.calls;
+        self.calls += 1;
+        let seed = self.seed;
+        let mut out = vec![0.0; n];
+        out.par_chunks_mut(BLOCK).enumerate().for_each(|(block, chunk)| {
+            let key = mix(mix(seed ^ mix(call.wrapping_add(0x9E37_79B9))) ^ block as u64);
+            let mut rng = ChaCha8Rng::seed_from_u64(key);
+            for v in chunk {
+                *v = draw(&mut rng);
+            }
+        });
+        out
+    }
+
+    fn tensor(&mut self, shape: Shape, dtype: DType, device: &Device, op: &'static str, draw: impl Fn(&mut ChaCha8Rng) -> f64 + Sync) -> Result<Tensor> {
+        if !dtype.is_float() {
+            return Err(Error::UnsupportedDType { op, dtype });
+        }
+        let values = self.sample(shape.elem_count(), draw);
+        Tensor::from_f64_values(values, shape, dtype, device)
+    }
+
+    /// Uniform in `[low, high)`. PyTorch equivalent: `torch.empty(..).uniform_(low, high)`.
+    pub fn uniform(&mut self, shape: impl Into<Shape>, low: f64, high: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        if low > high || !low.is_finite() || !high.is_finite() {
+            return Err(Error::invalid("uniform", format!("bad bounds [{low}, {high})")));
+        }
+        self.tensor(shape.into(), dtype, device, "uniform", |r| low + (high - low) * r.random::<f64>())
+    }
+
+    /// Uniform in `[0, 1)`. PyTorch equivalent: `torch.rand`.
+    pub fn rand(&mut self, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        self.uniform(shape, 0.0, 1.0, dtype, device)
+    }
+
+    /// Normal with mean `mean` and standard deviation `std`. PyTorch equivalent: `torch.normal`.
+    pub fn normal(&mut self, shape: impl Into<Shape>, mean: f64, std: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        let dist = Normal::new(mean, std).map_err(|e| Error::invalid("normal", e.to_string()))?;
+        self.tensor(shape.into(), dtype, device, "normal", |r| dist.sample(r))
+    }
+
+    /// Standard normal. PyTorch equivalent: `torch.randn`.
+    pub fn randn(&mut self, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        self.tensor(shape.into(), dtype, device, "randn", |r| StandardNormal.sample(r))
+    }
+
+    /// Normal(mean, std) restricted to `[a, b]` by rejection. PyTorch: `nn.init.trunc_normal_`.
+    pub fn truncated_normal(&mut self, shape: impl Into<Shape>, mean: f64, std: f64, a: f64, b: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        if !(a < b) || !(std > 0.0) {
+            return Err(Error::invalid("truncated_normal", format!("need a < b and std > 0, got [{a}, {b}], std {std}")));
+        }
+        // Reject in standard units; fall back to uniform when the window is far in a tail.
+        let (lo, hi) = ((a - mean) / std, (b - mean) / std);
+        self.tensor(shape.into(), dtype, device, "truncated_normal", |r| {
+            for _ in 0..64 {
+                let z: f64 = StandardNormal.sample(r);
+                if (lo..=hi).contains(&z) {
+                    return mean + std * z;
+                }
+            }
+            mean + std * (lo + (hi - lo) * r.random::<f64>())
+        })
+    }
+
+    /// 1 with probability `p`, else 0, as `dtype`. PyTorch equivalent: `torch.bernoulli(full(p))`.
+    pub fn bernoulli(&mut self, shape: impl Into<Shape>, p: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::invalid("bernoulli", format!("probability {p} is outside [0, 1]")));
+        }
+        let shape = shape.into();
+        let values = self.sample(shape.elem_count(), |r| (r.random::<f64>() < p) as u8 as f64);
+        Tensor::from_f64_values(values, shape, dtype, device)
+    }
+
+    /// Integers uniform in `[low, high)` as i64. PyTorch equivalent: `torch.randint`.
+    pub fn randint(&mut self, shape: impl Into<Shape>, low: i64, high: i64, device: &Device) -> Result<Tensor> {
+        if low >= high {
+            return Err(Error::invalid("randint", format!("empty range [{low}, {high})")));
+        }
+        let shape = shape.into();
+        let values = self.sample(shape.elem_count(), |r| r.random_range(low..high) as f64);
+        let ints: Vec<i64> = values.into_iter().map(|v| v as i64).collect();
+        Tensor::from_vec_on(ints, shape, device)
+    }
+
+    /// A random permutation of `0..n` as i64. PyTorch equivalent: `torch.randperm`.
+    pub fn randperm(&mut self, n: usize, device: &Device) -> Result<Tensor> {
+        let perm: Vec<i64> = self.permutation(n).into_iter().map(|i| i as i64).collect();
+        Tensor::from_vec_on(perm, [n], device)
+    }
+
+    /// A random permutation of `0..n` as host indices (Fisher–Yates on one stream).
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let call = self.calls;
+        self.calls += 1;
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed ^ mix(call.wrapping_add(0x7F4A_7C15))));
+        let mut perm: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            perm.swap(i, rng.random_range(0..=i));
+        }
+        perm
+    }
+}
+
+impl Tensor {
+    /// Uniform `[0, 1)` from the default generator. PyTorch equivalent: `torch.rand`.
+    pub fn rand(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        with_default_generator(|g| g.rand(shape, dtype, device))
+    }
+
+    /// Standard normal from the default generator. PyTorch equivalent: `torch.randn`.
+    pub fn randn(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        with_default_generator(|g| g.randn(shape, dtype, device))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_numbers_on_any_thread_count() {
+        let draw = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| Generator::new(7).randn([3 * BLOCK + 5], DType::F64, &Device::cpu()).unwrap().to_vec::<f64>().unwrap())
+        };
+        assert_eq!(draw(1), draw(3));
+        let other = Generator::new(8).randn([10], DType::F64, &Device::cpu()).unwrap().to_vec::<f64>().unwrap();
+        assert_ne!(draw(1)[..10], other[..]);
+    }
+
+    #[test]
+    fn successive_calls_differ() {
+        let mut g = Generator::new(1);
+        let a = g.rand([8], DType::F32, &Device::cpu()).unwrap().to_vec::<f32>().unwrap();
+        let b = g.rand([8], DType::F32, &Device::cpu()).unwrap().to_vec::<f32>().unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn moments_are_right() {
+        let mut g = Generator::new(3);
+        let n = 200_000;
+        let x = g.normal([n], 2.0, 3.0, DType::F64, &Device::cpu()).unwrap();
+        let mean = x.mean_all().unwrap().to_scalar::<f64>().unwrap();
+        let std = x.std(&[], 1, false).unwrap().to_scalar::<f64>().unwrap();
+        assert!((mean - 2.0).abs() < 0.03, "mean {mean}");
+        assert!((std - 3.0).abs() < 0.03, "std {std}");
+        let u = g.uniform([n], -1.0, 1.0, DType::F64, &Device::cpu()).unwrap().to_vec::<f64>().unwrap();
+        assert!(u.iter().all(|v| (-1.0..1.0).contains(v)));
+        let b = g.bernoulli([n], 0.25, DType::F64, &Device::cpu()).unwrap().mean_all().unwrap().to_scalar::<f64>().unwrap();
+        assert!((b - 0.25).abs() < 0.01);
+    }
+
+    #[test]
+    fn truncated_normal_respects_bounds() {
+        let mut g = Generator::new(4);
+        let x = g.truncated_normal([50_000], 0.0, 1.0, -0.5, 2.0, DType::F32, &Device::cpu()).unwrap().to_vec::<f32>().unwrap();
+        assert!(x.iter().all(|v| (-0.5..=2.0).contains(v)));
+        assert!(g.truncated_normal([1], 0.0, 1.0, 1.0, 1.0, DType::F32, &Device::cpu()).is_err());
+    }
+
+    #[test]
+    fn randperm_is_a_permutation() {
+        let mut p = Generator::new(5).randperm(1000, &Device::cpu()).unwrap().to_vec::<i64>().unwrap();
+        assert_ne!(p[..10], (0..10).collect::<Vec<i64>>()[..]);
+        p.sort_unstable();
+        assert_eq!(p, (0..1000).collect::<Vec<i64>>());
+        let r = Generator::new(5).randint([1000], -3, 4, &Device::cpu()).unwrap().to_vec::<i64>().unwrap();
+        assert!(r.iter().all(|v| (-3..4).contains(v)) && r.contains(&-3) && r.contains(&3));
+    }
+}

@@ -1,0 +1,356 @@
+//! The [`Tensor`] type: a view (layout) over shared, reference-counted storage on a device.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use crate::backend::BoxedStorage;
+use crate::cpu::CpuStorage;
+use crate::{DType, Device, Element, Error, Layout, Result, Shape};
+
+/// Storage shared by a tensor and its views.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    data: RwLock<BoxedStorage>,
+}
+
+impl Storage {
+    fn read(&self) -> RwLockReadGuard<'_, BoxedStorage> {
+        self.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An n-dimensional array with a run-time dtype, living on a [`Device`].
+///
+/// Cloning a tensor (and every view op) is cheap: it shares storage. Operations return new
+/// tensors; only the `*_` in-place methods write into existing storage.
+#[derive(Clone)]
+pub struct Tensor {
+    storage: Arc<Storage>,
+    layout: Layout,
+    dtype: DType,
+    device: Device,
+}
+
+impl Tensor {
+    /// Wraps a fresh contiguous storage of `shape` (used by ops and backend crates).
+    pub fn from_storage(storage: BoxedStorage, shape: impl Into<Shape>, device: Device) -> Tensor {
+        let shape = shape.into();
+        debug_assert_eq!(storage.len(), shape.elem_count());
+        Tensor {
+            dtype: storage.dtype(),
+            storage: Arc::new(Storage {
+                data: RwLock::new(storage),
+            }),
+            layout: Layout::contiguous(shape),
+            device,
+        }
+    }
+
+    /// A view of the same storage with another layout (callers keep it in bounds).
+    pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
+        Tensor {
+            storage: self.storage.clone(),
+            layout,
+            dtype: self.dtype,
+            device: self.device.clone(),
+        }
+    }
+
+    /// A CPU tensor from a vector and a shape; the length must equal the shape's element count.
+    ///
+    /// ```
+    /// # use sinew_tensor::Tensor;
+    /// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2])?;
+    /// assert_eq!(t.dims(), &[2, 2]);
+    /// # Ok::<(), sinew_tensor::Error>(())
+    /// ```
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.elem_count() {
+            return Err(Error::ElementCount {
+                op: "from_vec",
+                len: data.len(),
+                shape,
+            });
+        }
+        Ok(Tensor::from_storage(
+            Box::new(T::into_storage(data)),
+            shape,
+            Device::cpu(),
+        ))
+    }
+
+    /// A CPU tensor copied from a slice.
+    pub fn from_slice<T: Element>(data: &[T], shape: impl Into<Shape>) -> Result<Tensor> {
+        Tensor::from_vec(data.to_vec(), shape)
+    }
+
+    /// A 0-d CPU tensor holding one value.
+    pub fn scalar<T: Element>(value: T) -> Tensor {
+        Tensor::from_storage(
+            Box::new(T::into_storage(vec![value])),
+            Shape::scalar(),
+            Device::cpu(),
+        )
+    }
+
+    /// A tensor on `device` from host storage of the given shape.
+    pub fn from_cpu_storage(data: CpuStorage, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.elem_count() {
+            return Err(Error::ElementCount {
+                op: "from_cpu_storage",
+                len: data.len(),
+                shape,
+            });
+        }
+        let storage = device.backend().upload(&data)?;
+        Ok(Tensor::from_storage(storage, shape, device.clone()))
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        self.layout.shape()
+    }
+
+    /// Dimension sizes.
+    pub fn dims(&self) -> &[usize] {
+        self.layout.dims()
+    }
+
+    /// Size of dimension `dim` (negative counts from the end).
+    pub fn dim(&self, dim: isize) -> Result<usize> {
+        Ok(self.dims()[self.shape().dim("dim", dim)?])
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.layout.shape().rank()
+    }
+
+    /// Number of elements.
+    pub fn elem_count(&self) -> usize {
+        self.layout.elem_count()
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device holding the storage.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Shape, strides and offset of this view.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Strides in elements.
+    pub fn stride(&self) -> &[usize] {
+        self.layout.strides()
+    }
+
+    /// True when the view is dense row-major.
+    pub fn is_contiguous(&self) -> bool {
+        self.layout.is_contiguous()
+    }
+
+    /// True when both tensors view the same storage.
+    pub fn same_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    /// Read access to the storage for kernels: `f(storage, layout)`.
+    pub fn with_storage<R>(&self, f: impl FnOnce(&dyn crate::BackendStorage, &Layout) -> R) -> R {
+        let guard = self.storage.read();
+        f(&**guard, &self.layout)
+    }
+
+    /// Runs `f` with this tensor's storage and layout, wrapping the new storage into a tensor of `shape`.
+    pub(crate) fn map_storage(
+        &self,
+        shape: impl Into<Shape>,
+        f: impl FnOnce(&dyn crate::Backend, &dyn crate::BackendStorage, &Layout) -> Result<BoxedStorage>,
+    ) -> Result<Tensor> {
+        let out = self.with_storage(|s, l| f(self.device.backend(), s, l))?;
+        Ok(Tensor::from_storage(out, shape, self.device.clone()))
+    }
+
+    /// Writes `src` (same shape and dtype) into this tensor's view of its storage, in place.
+    ///
+    /// Every tensor sharing the storage sees the change. PyTorch equivalent: `self.copy_(src)`.
+    pub fn copy_(&self, src: &Tensor) -> Result<()> {
+        self.check_same_device("copy_", src)?;
+        if self.shape() != src.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "copy_",
+                lhs: self.shape().clone(),
+                rhs: src.shape().clone(),
+            });
+        }
+        let src = if src.dtype != self.dtype {
+            src.to_dtype(self.dtype)?
+        } else if src.same_storage(self) {
+            src.force_contiguous()?
+        } else {
+            src.clone()
+        };
+        let src_guard = src.storage.read();
+        let mut dst = self.storage.data.write().unwrap_or_else(|e| e.into_inner());
+        self.device
+            .backend()
+            .copy_into(&mut **dst, &self.layout, &**src_guard, &src.layout)
+    }
+
+    /// Errors unless `other` is on the same device.
+    pub(crate) fn check_same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
+        if self.device != other.device {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: self.device.location(),
+                rhs: other.device.location(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Errors unless `other` has the same dtype.
+    pub(crate) fn check_same_dtype(&self, op: &'static str, other: &Tensor) -> Result<()> {
+        if self.dtype != other.dtype {
+            return Err(Error::DTypeMismatch {
+                op,
+                lhs: self.dtype,
+                rhs: other.dtype,
+            });
+        }
+        Ok(())
+    }
+
+    /// Errors unless the dtype is a float.
+    pub(crate) fn check_float(&self, op: &'static str) -> Result<()> {
+        if !self.dtype.is_float() {
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: self.dtype,
+            });
+        }
+        Ok(())
+    }
+
+    /// A contiguous tensor with the same values: `self` if already contiguous, else a copy.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        self.force_contiguous()
+    }
+
+    /// Always copies into fresh contiguous storage.
+    pub fn force_contiguous(&self) -> Result<Tensor> {
+        self.map_storage(self.shape().clone(), |b, s, l| b.copy_strided(s, l))
+    }
+
+    /// Converts to another dtype (floats to integers truncate toward zero, like PyTorch).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype {
+            return Ok(self.clone());
+        }
+        self.map_storage(self.shape().clone(), |b, s, l| b.cast(s, l, dtype))
+    }
+
+    /// Copies the tensor to `device` (a no-op clone when already there).
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if *device == self.device {
+            return Ok(self.clone());
+        }
+        let host = self.to_cpu_storage()?;
+        Tensor::from_cpu_storage(host, self.shape().clone(), device)
+    }
+
+    /// The elements in row-major order as host storage.
+    pub fn to_cpu_storage(&self) -> Result<CpuStorage> {
+        self.with_storage(|s, l| self.device.backend().download(s, l))
+    }
+
+    /// The elements in row-major order; `T` must match the dtype.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        if T::DTYPE != self.dtype {
+            return Err(Error::DTypeMismatch {
+                op: "to_vec",
+                lhs: self.dtype,
+                rhs: T::DTYPE,
+            });
+        }
+        let host = self.to_cpu_storage()?;
+        Ok(T::slice_of(&host).expect("dtype checked").to_vec())
+    }
+
+    /// The elements converted to f64, in row-major order (any dtype).
+    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        Ok(self.to_cpu_storage()?.to_f64_vec())
+    }
+
+    /// The single value of a tensor with one element; `T` must match the dtype.
+    pub fn to_scalar<T: Element>(&self) -> Result<T> {
+        if self.elem_count() != 1 {
+            return Err(Error::invalid(
+                "to_scalar",
+                format!("tensor of shape {} has {} elements, not 1", self.shape(), self.elem_count()),
+            ));
+        }
+        Ok(self.to_vec::<T>()?[0])
+    }
+
+    /// The single value of a one-element tensor as f64 (any dtype). PyTorch equivalent: `item()`.
+    pub fn item(&self) -> Result<f64> {
+        if self.elem_count() != 1 {
+            return Err(Error::invalid(
+                "item",
+                format!("tensor of shape {} has {} elements, not 1", self.shape(), self.elem_count()),
+            ));
+        }
+        Ok(self.to_vec_f64()?[0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_vec_checks_the_element_count() {
+        let err = Tensor::from_vec(vec![1.0f32; 5], [2, 3]).unwrap_err();
+        assert_eq!(err.to_string(), "from_vec: 5 elements do not fill shape [2, 3]");
+    }
+
+    #[test]
+    fn to_vec_checks_the_dtype() {
+        let t = Tensor::from_vec(vec![1i64, 2], [2]).unwrap();
+        assert!(t.to_vec::<f32>().is_err());
+        assert_eq!(t.to_vec::<i64>().unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn copy_into_a_view_writes_through_to_the_base() {
+        let base = Tensor::zeros([2, 3], DType::F32, &Device::cpu()).unwrap();
+        let column = base.narrow(1, 1, 1).unwrap();
+        column.copy_(&Tensor::from_vec(vec![5.0f32, 7.0], [2, 1]).unwrap()).unwrap();
+        assert_eq!(base.to_vec::<f32>().unwrap(), vec![0.0, 5.0, 0.0, 0.0, 7.0, 0.0]);
+    }
+
+    #[test]
+    fn copy_from_an_overlapping_view_of_itself() {
+        let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], [3]).unwrap();
+        let reversed_ish = t.narrow(0, 0, 2).unwrap();
+        t.narrow(0, 1, 2).unwrap().copy_(&reversed_ish).unwrap();
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![1.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn tensors_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Tensor>();
+    }
+}

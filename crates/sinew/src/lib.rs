@@ -1,0 +1,1 @@
+//! sinew (under construction).
