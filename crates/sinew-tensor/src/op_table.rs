@@ -69,6 +69,7 @@ pub const OP_TABLE: &[OpInfo] = &[
     op("leaky_relu", Unary, true),
     op("elu", Unary, true),
     op("gelu", Unary, true),
+    op("erf", Unary, true),
     op("softplus", Unary, true),
     op("step", Unary, true),
     op("sign", Unary, true),
@@ -164,6 +165,7 @@ pub fn unary_ops() -> Vec<UnaryOp> {
         UnaryOp::LeakyRelu(0.01),
         UnaryOp::Elu(1.0),
         UnaryOp::Gelu,
+        UnaryOp::Erf,
         UnaryOp::Softplus { beta: 1.0, threshold: 20.0 },
         UnaryOp::Step { at_zero: 0.5 },
         UnaryOp::Sign,
@@ -206,7 +208,7 @@ mod tests {
     #[test]
     fn every_kernel_op_is_in_the_table() {
         let names = unary_ops()
-            .iter()
+            .into_iter()
             .map(|o| o.name())
             .chain(BINARY_OPS.iter().map(|o| o.name()))
             .chain(CMP_OPS.iter().map(|o| o.name()))

@@ -1,1 +1,37 @@
-//! sinew (under construction).
+//! # Sinew
+//!
+//! A deep learning framework in Rust with the habits of PyTorch: tensors on the CPU or an NVIDIA
+//! GPU, reverse-mode autograd with `backward()`, and data loaders. This facade re-exports the
+//! layered crates:
+//!
+//! - [`tensor`] (`sinew-tensor`): tensors, dtypes, devices, CPU kernels, random numbers;
+//! - [`autograd`] (`sinew-autograd`): [`Var`], `backward`, `no_grad`, gradcheck;
+//! - [`data`] (`sinew-data`): datasets, readers, the data loader, augmentation.
+//!
+//! ```
+//! use sinew::prelude::*;
+//! let w = Var::leaf(Tensor::from_vec(vec![0.5f32, -1.0], [2, 1])?);
+//! let x = Var::constant(Tensor::ones([3, 2], DType::F32, &Device::cpu())?);
+//! let loss = x.matmul(&w)?.square()?.mean_all()?;
+//! loss.backward()?;
+//! assert_eq!(w.grad().unwrap().dims(), &[2, 1]);
+//! # Ok::<(), sinew::Error>(())
+//! ```
+//!
+//! Feature flags: `cuda` turns on the GPU backend (see the `cuda` module when enabled).
+
+pub use sinew_autograd as autograd;
+pub use sinew_data as data;
+pub use sinew_tensor as tensor;
+
+pub use sinew_autograd::{Var, no_grad};
+pub use sinew_tensor::{DType, Device, Error, Generator, Result, Shape, Tensor};
+
+/// The names most programs need: `use sinew::prelude::*;`.
+pub mod prelude {
+    pub use sinew_autograd::{BackwardOptions, Var, no_grad};
+    pub use sinew_tensor::{
+        Conv1dConfig, Conv2dConfig, DType, Device, Error, Generator, PadMode, Pool2dConfig, Result,
+        Shape, Tensor, manual_seed,
+    };
+}

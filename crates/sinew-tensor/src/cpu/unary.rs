@@ -64,6 +64,7 @@ fn unary_float<T: Float + Send + Sync + Default>(op: UnaryOp, v: &[T], l: &Layou
             let xf = x.to_f64().unwrap_or(f64::NAN);
             c(xf * super::unary::normal_cdf(xf))
         }),
+        UnaryOp::Erf => map_view(v, l, |x| c(libm::erf(x.to_f64().unwrap_or(f64::NAN)))),
         UnaryOp::Softplus { beta, threshold } => {
             let (b, t) = (c(beta), c(threshold));
             map_view(v, l, |x| if x * b > t { x } else { (x * b).exp().ln_1p() / b })

@@ -50,6 +50,8 @@ pub enum UnaryOp {
     Elu(f64),
     /// exact GELU: `x * Φ(x)` (PyTorch `approximate='none'`)
     Gelu,
+    /// the error function (used by GELU's derivative)
+    Erf,
     /// `ln(1 + e^(beta x)) / beta`, linear above `threshold` (PyTorch defaults 1, 20)
     Softplus {
         /// Sharpness.
@@ -108,6 +110,7 @@ impl UnaryOp {
             UnaryOp::LeakyRelu(_) => "leaky_relu",
             UnaryOp::Elu(_) => "elu",
             UnaryOp::Gelu => "gelu",
+            UnaryOp::Erf => "erf",
             UnaryOp::Softplus { .. } => "softplus",
             UnaryOp::Step { .. } => "step",
             UnaryOp::Sign => "sign",

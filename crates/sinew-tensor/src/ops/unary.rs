@@ -54,6 +54,8 @@ unary_methods! {
     relu => Relu;
     /// Exact GELU, `x Φ(x)`. PyTorch equivalent: `F.gelu(x)` (approximate='none').
     gelu => Gelu;
+    /// The error function. PyTorch equivalent: `torch.erf`.
+    erf => Erf;
     /// -1, 0 or 1. PyTorch equivalent: `torch.sign`.
     sign => Sign;
     /// `1 / x`. PyTorch equivalent: `torch.reciprocal`.
@@ -149,7 +151,7 @@ mod tests {
     fn close(a: &[f32], b: &[f32]) {
         assert_eq!(a.len(), b.len());
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            let ok = (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-6 * (1.0 + y.abs());
+            let ok = (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= 1e-6 * (1.0 + y.abs());
             assert!(ok, "element {i}: {x} vs {y}");
         }
     }

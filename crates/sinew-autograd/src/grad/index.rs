@@ -1,0 +1,193 @@
+//! Joining, splitting and indexing. Saved: the index tensors and input shapes; never values.
+
+use sinew_tensor::{Error, PadMode, Result, Shape, Tensor};
+
+use crate::Var;
+
+impl Var {
+    /// Joins along `dim`. Backward: the gradient split back into the pieces.
+    pub fn cat(vars: &[Var], dim: isize) -> Result<Var> {
+        let tensors: Vec<Tensor> = vars.iter().map(|v| v.tensor().clone()).collect();
+        let out = Tensor::cat(&tensors, dim)?;
+        let d = out.shape().dim("cat", dim)?;
+        let sizes: Vec<usize> = vars.iter().map(|v| v.dims()[d]).collect();
+        let inputs: Vec<&Var> = vars.iter().collect();
+        Ok(Var::from_op(out, "cat", &inputs, move |_, g| {
+            let mut start = 0;
+            sizes
+                .iter()
+                .map(|&len| {
+                    let piece = g.narrow(d as isize, start, len)?;
+                    start += len;
+                    Ok(Some(piece))
+                })
+                .collect()
+        }))
+    }
+
+    /// Joins along a new `dim`.
+    pub fn stack(vars: &[Var], dim: isize) -> Result<Var> {
+        let unsqueezed = vars
+            .iter()
+            .map(|v| v.unsqueeze(dim))
+            .collect::<Result<Vec<_>>>()?;
+        Var::cat(&unsqueezed, dim)
+    }
+
+    /// Pieces of `size` along `dim`.
+    pub fn split(&self, size: usize, dim: isize) -> Result<Vec<Var>> {
+        let pieces = self.tensor().split(size, dim)?;
+        let mut start = 0;
+        pieces
+            .iter()
+            .map(|p| {
+                let len = p.dim(dim)?;
+                let v = self.narrow(dim, start, len);
+                start += len;
+                v
+            })
+            .collect()
+    }
+
+    /// At most `chunks` equal pieces along `dim`.
+    pub fn chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Var>> {
+        if chunks == 0 {
+            return Err(Error::invalid("chunk", "number of chunks must be positive"));
+        }
+        let n = self.tensor().dim(dim)?;
+        self.split(n.div_ceil(chunks).max(1), dim)
+    }
+
+    /// Entries along `dim` at 1-d i64 `indices`. Backward: scatter-add of the gradient.
+    pub fn index_select(&self, dim: isize, indices: &Tensor) -> Result<Var> {
+        let out = self.tensor().index_select(dim, indices)?;
+        let indices = indices.clone();
+        Ok(Var::from_op(out, "index_select", &[self], move |ctx, g| {
+            let x = &ctx.inputs[0];
+            let d = x.shape().dim("index_select", dim)?;
+            // Spread the 1-d index over the gradient's shape, then scatter-add into zeros.
+            let mut view = vec![1; g.rank()];
+            view[d] = indices.elem_count();
+            let full = indices
+                .reshape(view)?
+                .broadcast_to(g.shape().clone())?
+                .contiguous()?;
+            let zeros = Var::constant(x.tensor().zeros_like()?);
+            Ok(vec![Some(zeros.scatter_add(dim, &full, g)?)])
+        }))
+    }
+
+    /// `out[i][j] = x[i][index[i][j]]` along `dim`. Backward: scatter-add into zeros.
+    pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Var> {
+        let out = self.tensor().gather(dim, index)?;
+        let index = index.clone();
+        Ok(Var::from_op(out, "gather", &[self], move |ctx, g| {
+            let zeros = Var::constant(ctx.inputs[0].tensor().zeros_like()?);
+            Ok(vec![Some(zeros.scatter_add(dim, &index, g)?)])
+        }))
+    }
+
+    /// Writes `values` at `index` along `dim`. Backward: base gets the gradient with the written
+    /// slots zeroed; values get the gradient gathered from those slots.
+    pub fn scatter(&self, dim: isize, index: &Tensor, values: &Var) -> Result<Var> {
+        let out = self.tensor().scatter(dim, index, values.tensor())?;
+        let index = index.clone();
+        Ok(Var::from_op(
+            out,
+            "scatter",
+            &[self, values],
+            move |ctx, g| {
+                let zeros =
+                    Var::constant(Tensor::zeros(index.shape().clone(), g.dtype(), g.device())?);
+                let base = g.scatter(dim, &index, &zeros)?;
+                let vals = g.gather(dim, &index)?.embed_into(ctx.inputs[1].shape())?;
+                Ok(vec![Some(base), Some(vals)])
+            },
+        ))
+    }
+
+    /// Adds `values` at `index` along `dim`. Backward: base gets the gradient; values get it
+    /// gathered from the slots they were added to.
+    pub fn scatter_add(&self, dim: isize, index: &Tensor, values: &Var) -> Result<Var> {
+        let out = self.tensor().scatter_add(dim, index, values.tensor())?;
+        let index = index.clone();
+        Ok(Var::from_op(
+            out,
+            "scatter_add",
+            &[self, values],
+            move |ctx, g| {
+                let vals = g.gather(dim, &index)?.embed_into(ctx.inputs[1].shape())?;
+                Ok(vec![Some(g.clone()), Some(vals)])
+            },
+        ))
+    }
+
+    /// Zero-pads a gradient taken over an index's extent up to the (larger) values' shape.
+    fn embed_into(&self, shape: &Shape) -> Result<Var> {
+        let mut out = self.clone();
+        for d in 0..shape.rank() {
+            if out.dims()[d] != shape.dims()[d] {
+                let mut dims = out.dims().to_vec();
+                dims[d] = shape.dims()[d];
+                out = out.embed(Shape::new(dims), d, 0, 1)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pads the last `pads.len()` dims (see `Tensor::pad`). Constant padding's backward slices
+    /// the gradient; reflect padding is built from `index_select` and differentiates through it.
+    pub fn pad(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Var> {
+        match mode {
+            PadMode::Constant(_) => {
+                let out = self.tensor().pad(pads, mode)?;
+                let first = self.rank() - pads.len();
+                let pads = pads.to_vec();
+                Ok(Var::from_op(out, "pad", &[self], move |ctx, g| {
+                    let mut inner = g.clone();
+                    for (i, &(before, _)) in pads.iter().enumerate() {
+                        let d = first + i;
+                        inner = inner.narrow(d as isize, before, ctx.inputs[0].dims()[d])?;
+                    }
+                    Ok(vec![Some(inner)])
+                }))
+            }
+            PadMode::Reflect => {
+                let first = self.rank().checked_sub(pads.len()).ok_or_else(|| {
+                    Error::invalid(
+                        "pad",
+                        format!(
+                            "{} padded dims for a tensor of rank {}",
+                            pads.len(),
+                            self.rank()
+                        ),
+                    )
+                })?;
+                let mut out = self.clone();
+                for (i, &(b, a)) in pads.iter().enumerate() {
+                    let d = first + i;
+                    let n = self.dims()[d];
+                    if b >= n || a >= n {
+                        return Err(Error::invalid(
+                            "pad",
+                            format!(
+                                "reflect padding ({b}, {a}) must be below the size {n} of dim {d}"
+                            ),
+                        ));
+                    }
+                    let idx: Vec<i64> = (0..b)
+                        .map(|k| (b - k) as i64)
+                        .chain(0..n as i64)
+                        .chain((0..a).map(|k| (n - 2 - k) as i64))
+                        .collect();
+                    let len = idx.len();
+                    out = out.index_select(
+                        d as isize,
+                        &Tensor::from_vec_on(idx, [len], self.device())?,
+                    )?;
+                }
+                Ok(out)
+            }
+        }
+    }
+}

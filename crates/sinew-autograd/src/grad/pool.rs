@@ -1,0 +1,107 @@
+//! Pooling. Max pooling keeps the argmax indices and routes the gradient to them (PyTorch's
+//! rule); average pooling is composed from unfold, sum and division.
+
+use sinew_tensor::{Error, Pool2dConfig, Result, Tensor};
+
+use crate::Var;
+
+impl Var {
+    /// Max pooling of `[n, c, h, w]`: values and PyTorch-style flat indices. Backward: the
+    /// gradient scatter-added at the indices. Saved: the indices.
+    pub fn max_pool2d(&self, cfg: Pool2dConfig) -> Result<(Var, Tensor)> {
+        let (values, indices) = self.tensor().max_pool2d(cfg)?;
+        let saved = indices.clone();
+        let out = Var::from_op(values, "max_pool2d", &[self], move |ctx, g| {
+            let x = &ctx.inputs[0];
+            let &[n, c, h, w] = x.dims() else {
+                unreachable!("checked by the forward")
+            };
+            let l = g.tensor().elem_count() / (n * c);
+            let zeros = Var::constant(Tensor::zeros([n, c, h * w], g.dtype(), g.device())?);
+            let idx = saved.reshape([n, c, l])?;
+            Ok(vec![Some(
+                zeros
+                    .scatter_add(2, &idx, &g.reshape([n, c, l])?)?
+                    .reshape([n, c, h, w])?,
+            )])
+        });
+        Ok((out, indices))
+    }
+
+    /// Average pooling of `[n, c, h, w]`, composed. PyTorch equivalent: `F.avg_pool2d`.
+    pub fn avg_pool2d(&self, cfg: Pool2dConfig) -> Result<Var> {
+        if cfg.dilation != (1, 1) {
+            return Err(Error::invalid(
+                "avg_pool2d",
+                "average pooling has no dilation",
+            ));
+        }
+        let (kh, kw) = cfg.kernel;
+        if cfg.padding.0 * 2 > kh || cfg.padding.1 * 2 > kw {
+            return Err(Error::invalid(
+                "avg_pool2d",
+                format!(
+                    "padding {:?} must be at most half the kernel {:?}",
+                    cfg.padding, cfg.kernel
+                ),
+            ));
+        }
+        let spec = self.tensor().unfold_spec(
+            "avg_pool2d",
+            cfg.kernel,
+            cfg.stride.unwrap_or(cfg.kernel),
+            cfg.padding,
+            (1, 1),
+            0.0,
+        )?;
+        let (oh, ow) = spec.out_hw();
+        let sums = self
+            .unfold2d(&spec)?
+            .reshape([spec.n, spec.c, kh * kw, oh * ow])?
+            .sum(&[2], false)?;
+        let out = if cfg.count_include_pad {
+            sums.div_scalar((kh * kw) as f64)?
+        } else {
+            // Divide by the number of real inputs under each window (a constant).
+            let counts = self.tensor().ones_like()?.avg_pool2d(Pool2dConfig {
+                count_include_pad: true,
+                ..cfg
+            })?;
+            let counts = counts
+                .mul_scalar((kh * kw) as f64)?
+                .narrow(0, 0, 1)?
+                .narrow(1, 0, 1)?
+                .flatten_all()?;
+            sums.div(&Var::constant(counts))?
+        };
+        out.reshape([spec.n, spec.c, oh, ow])
+    }
+
+    /// Max pooling of `[n, c, l]`. PyTorch equivalent: `F.max_pool1d`.
+    pub fn max_pool1d(
+        &self,
+        kernel: usize,
+        stride: Option<usize>,
+        padding: usize,
+    ) -> Result<(Var, Tensor)> {
+        let cfg = Pool2dConfig {
+            kernel: (1, kernel),
+            stride: stride.map(|s| (1, s)),
+            padding: (0, padding),
+            ..Pool2dConfig::new(1)
+        };
+        let (v, i) = self.unsqueeze(2)?.max_pool2d(cfg)?;
+        Ok((v.squeeze(2)?, i.squeeze(2)?))
+    }
+
+    /// Average pooling of `[n, c, l]`. PyTorch equivalent: `F.avg_pool1d`.
+    pub fn avg_pool1d(&self, kernel: usize, stride: Option<usize>, padding: usize) -> Result<Var> {
+        let cfg = Pool2dConfig {
+            kernel: (1, kernel),
+            stride: stride.map(|s| (1, s)),
+            padding: (0, padding),
+            ..Pool2dConfig::new(1)
+        };
+        self.unsqueeze(2)?.avg_pool2d(cfg)?.squeeze(2)
+    }
+}

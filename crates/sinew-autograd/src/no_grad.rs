@@ -1,0 +1,53 @@
+//! The thread-local switch that turns graph recording off (`no_grad`) or back on (`enable_grad`).
+
+use std::cell::Cell;
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// True when ops on this thread record the graph (the default).
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(Cell::get)
+}
+
+/// Restores the previous recording mode when dropped.
+#[must_use = "recording is only switched while the guard lives"]
+#[derive(Debug)]
+pub struct GradModeGuard {
+    previous: bool,
+}
+
+impl Drop for GradModeGuard {
+    fn drop(&mut self) {
+        GRAD_ENABLED.with(|g| g.set(self.previous));
+    }
+}
+
+fn set_grad_enabled(enabled: bool) -> GradModeGuard {
+    GradModeGuard {
+        previous: GRAD_ENABLED.with(|g| g.replace(enabled)),
+    }
+}
+
+/// Stops recording on this thread until the guard drops. PyTorch equivalent: `torch.no_grad()`.
+///
+/// ```
+/// # use sinew_autograd::{no_grad, Var};
+/// # use sinew_tensor::Tensor;
+/// let w = Var::leaf(Tensor::from_vec(vec![1.0f32], [1])?);
+/// let y = {
+///     let _guard = no_grad();
+///     w.mul_scalar(2.0)?
+/// };
+/// assert!(!y.requires_grad());
+/// # Ok::<(), sinew_tensor::Error>(())
+/// ```
+pub fn no_grad() -> GradModeGuard {
+    set_grad_enabled(false)
+}
+
+/// Turns recording on until the guard drops (inside a `no_grad` scope, or for `create_graph`).
+pub fn enable_grad() -> GradModeGuard {
+    set_grad_enabled(true)
+}
