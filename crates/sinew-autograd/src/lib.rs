@@ -24,6 +24,6 @@ mod graph;
 mod no_grad;
 mod var;
 
-pub use graph::{BackwardCtx, BackwardFn, BackwardOptions};
+pub use graph::{BackwardCtx, BackwardFn, BackwardOptions, Save};
 pub use no_grad::{GradModeGuard, enable_grad, is_grad_enabled, no_grad};
 pub use var::Var;

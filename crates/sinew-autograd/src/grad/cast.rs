@@ -2,7 +2,7 @@
 
 use sinew_tensor::{DType, Error, Result};
 
-use crate::Var;
+use crate::{Save, Var};
 
 impl Var {
     /// Converts to another float dtype; the gradient is converted back. Mixed precision uses this.
@@ -14,8 +14,12 @@ impl Var {
             });
         }
         let out = self.tensor().to_dtype(dtype)?;
-        Ok(Var::from_op(out, "to_dtype", &[self], |ctx, g| {
-            Ok(vec![Some(g.to_dtype(ctx.inputs[0].dtype())?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "to_dtype",
+            &[self],
+            Save::NOTHING,
+            |ctx, g| Ok(vec![Some(g.to_dtype(ctx.input_dtype(0))?)]),
+        ))
     }
 }

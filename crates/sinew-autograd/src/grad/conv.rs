@@ -3,16 +3,20 @@
 
 use sinew_tensor::{Conv1dConfig, Conv2dConfig, Error, Result, Unfold2d};
 
-use crate::Var;
+use crate::{Save, Var};
 
 impl Var {
     /// im2col. Backward: fold (col2im) of the gradient. Saved: the window spec.
     pub fn unfold2d(&self, spec: &Unfold2d) -> Result<Var> {
         let out = self.tensor().unfold2d(spec)?;
         let spec = *spec;
-        Ok(Var::from_op(out, "unfold2d", &[self], move |_, g| {
-            Ok(vec![Some(g.fold2d(&spec)?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "unfold2d",
+            &[self],
+            Save::NOTHING,
+            move |_, g| Ok(vec![Some(g.fold2d(&spec)?)]),
+        ))
     }
 
     /// col2im. Backward: unfold of the gradient. Saved: the window spec.
@@ -22,9 +26,13 @@ impl Var {
             pad_value: 0.0,
             ..*spec
         };
-        Ok(Var::from_op(out, "fold2d", &[self], move |_, g| {
-            Ok(vec![Some(g.unfold2d(&spec)?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "fold2d",
+            &[self],
+            Save::NOTHING,
+            move |_, g| Ok(vec![Some(g.unfold2d(&spec)?)]),
+        ))
     }
 
     /// 2-d convolution of `[n, c, h, w]` by `[o, c/groups, kh, kw]` (+ bias `[o]`).

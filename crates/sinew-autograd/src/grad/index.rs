@@ -2,7 +2,7 @@
 
 use sinew_tensor::{Error, PadMode, Result, Shape, Tensor};
 
-use crate::Var;
+use crate::{Save, Var};
 
 impl Var {
     /// Joins along `dim`. Backward: the gradient split back into the pieces.
@@ -12,17 +12,23 @@ impl Var {
         let d = out.shape().dim("cat", dim)?;
         let sizes: Vec<usize> = vars.iter().map(|v| v.dims()[d]).collect();
         let inputs: Vec<&Var> = vars.iter().collect();
-        Ok(Var::from_op(out, "cat", &inputs, move |_, g| {
-            let mut start = 0;
-            sizes
-                .iter()
-                .map(|&len| {
-                    let piece = g.narrow(d as isize, start, len)?;
-                    start += len;
-                    Ok(Some(piece))
-                })
-                .collect()
-        }))
+        Ok(Var::from_op(
+            out,
+            "cat",
+            &inputs,
+            Save::NOTHING,
+            move |_, g| {
+                let mut start = 0;
+                sizes
+                    .iter()
+                    .map(|&len| {
+                        let piece = g.narrow(d as isize, start, len)?;
+                        start += len;
+                        Ok(Some(piece))
+                    })
+                    .collect()
+            },
+        ))
     }
 
     /// Joins along a new `dim`.
@@ -62,29 +68,45 @@ impl Var {
     pub fn index_select(&self, dim: isize, indices: &Tensor) -> Result<Var> {
         let out = self.tensor().index_select(dim, indices)?;
         let indices = indices.clone();
-        Ok(Var::from_op(out, "index_select", &[self], move |ctx, g| {
-            let x = &ctx.inputs[0];
-            let d = x.shape().dim("index_select", dim)?;
-            // Spread the 1-d index over the gradient's shape, then scatter-add into zeros.
-            let mut view = vec![1; g.rank()];
-            view[d] = indices.elem_count();
-            let full = indices
-                .reshape(view)?
-                .broadcast_to(g.shape().clone())?
-                .contiguous()?;
-            let zeros = Var::constant(x.tensor().zeros_like()?);
-            Ok(vec![Some(zeros.scatter_add(dim, &full, g)?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "index_select",
+            &[self],
+            Save::NOTHING,
+            move |ctx, g| {
+                let shape = ctx.input_shape(0);
+                let d = shape.dim("index_select", dim)?;
+                // Spread the 1-d index over the gradient's shape, then scatter-add into zeros.
+                let mut view = vec![1; g.rank()];
+                view[d] = indices.elem_count();
+                let full = indices
+                    .reshape(view)?
+                    .broadcast_to(g.shape().clone())?
+                    .contiguous()?;
+                let zeros = Var::constant(Tensor::zeros(shape.clone(), g.dtype(), g.device())?);
+                Ok(vec![Some(zeros.scatter_add(dim, &full, g)?)])
+            },
+        ))
     }
 
     /// `out[i][j] = x[i][index[i][j]]` along `dim`. Backward: scatter-add into zeros.
     pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Var> {
         let out = self.tensor().gather(dim, index)?;
         let index = index.clone();
-        Ok(Var::from_op(out, "gather", &[self], move |ctx, g| {
-            let zeros = Var::constant(ctx.inputs[0].tensor().zeros_like()?);
-            Ok(vec![Some(zeros.scatter_add(dim, &index, g)?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "gather",
+            &[self],
+            Save::NOTHING,
+            move |ctx, g| {
+                let zeros = Var::constant(Tensor::zeros(
+                    ctx.input_shape(0).clone(),
+                    g.dtype(),
+                    g.device(),
+                )?);
+                Ok(vec![Some(zeros.scatter_add(dim, &index, g)?)])
+            },
+        ))
     }
 
     /// Writes `values` at `index` along `dim`. Backward: base gets the gradient with the written
@@ -96,11 +118,12 @@ impl Var {
             out,
             "scatter",
             &[self, values],
+            Save::NOTHING,
             move |ctx, g| {
                 let zeros =
                     Var::constant(Tensor::zeros(index.shape().clone(), g.dtype(), g.device())?);
                 let base = g.scatter(dim, &index, &zeros)?;
-                let vals = g.gather(dim, &index)?.embed_into(ctx.inputs[1].shape())?;
+                let vals = g.gather(dim, &index)?.embed_into(ctx.input_shape(1))?;
                 Ok(vec![Some(base), Some(vals)])
             },
         ))
@@ -115,8 +138,9 @@ impl Var {
             out,
             "scatter_add",
             &[self, values],
+            Save::NOTHING,
             move |ctx, g| {
-                let vals = g.gather(dim, &index)?.embed_into(ctx.inputs[1].shape())?;
+                let vals = g.gather(dim, &index)?.embed_into(ctx.input_shape(1))?;
                 Ok(vec![Some(g.clone()), Some(vals)])
             },
         ))
@@ -143,14 +167,21 @@ impl Var {
                 let out = self.tensor().pad(pads, mode)?;
                 let first = self.rank() - pads.len();
                 let pads = pads.to_vec();
-                Ok(Var::from_op(out, "pad", &[self], move |ctx, g| {
-                    let mut inner = g.clone();
-                    for (i, &(before, _)) in pads.iter().enumerate() {
-                        let d = first + i;
-                        inner = inner.narrow(d as isize, before, ctx.inputs[0].dims()[d])?;
-                    }
-                    Ok(vec![Some(inner)])
-                }))
+                Ok(Var::from_op(
+                    out,
+                    "pad",
+                    &[self],
+                    Save::NOTHING,
+                    move |ctx, g| {
+                        let mut inner = g.clone();
+                        for (i, &(before, _)) in pads.iter().enumerate() {
+                            let d = first + i;
+                            inner =
+                                inner.narrow(d as isize, before, ctx.input_shape(0).dims()[d])?;
+                        }
+                        Ok(vec![Some(inner)])
+                    },
+                ))
             }
             PadMode::Reflect => {
                 let first = self.rank().checked_sub(pads.len()).ok_or_else(|| {

@@ -2,7 +2,7 @@
 
 use sinew_tensor::{Error, Result};
 
-use crate::Var;
+use crate::{Save, Var};
 
 impl Var {
     /// Matrix product with `torch.matmul`'s rules (1-d promotion, broadcast batch dims).
@@ -27,8 +27,8 @@ impl Var {
             rhs.clone()
         };
         let out = a.tensor().matmul(b.tensor())?;
-        let mut out = Var::from_op(out, "matmul", &[&a, &b], |ctx, g| {
-            let (a, b) = (&ctx.inputs[0], &ctx.inputs[1]);
+        let mut out = Var::from_op(out, "matmul", &[&a, &b], Save::INPUTS, |ctx, g| {
+            let (a, b) = (ctx.input(0)?, ctx.input(1)?);
             let ga = if a.requires_grad() {
                 Some(g.matmul(&b.transpose(-2, -1)?)?.sum_to(a.shape())?)
             } else {

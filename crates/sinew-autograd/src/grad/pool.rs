@@ -3,7 +3,7 @@
 
 use sinew_tensor::{Error, Pool2dConfig, Result, Tensor};
 
-use crate::Var;
+use crate::{Save, Var};
 
 impl Var {
     /// Max pooling of `[n, c, h, w]`: values and PyTorch-style flat indices. Backward: the
@@ -11,20 +11,25 @@ impl Var {
     pub fn max_pool2d(&self, cfg: Pool2dConfig) -> Result<(Var, Tensor)> {
         let (values, indices) = self.tensor().max_pool2d(cfg)?;
         let saved = indices.clone();
-        let out = Var::from_op(values, "max_pool2d", &[self], move |ctx, g| {
-            let x = &ctx.inputs[0];
-            let &[n, c, h, w] = x.dims() else {
-                unreachable!("checked by the forward")
-            };
-            let l = g.tensor().elem_count() / (n * c);
-            let zeros = Var::constant(Tensor::zeros([n, c, h * w], g.dtype(), g.device())?);
-            let idx = saved.reshape([n, c, l])?;
-            Ok(vec![Some(
-                zeros
-                    .scatter_add(2, &idx, &g.reshape([n, c, l])?)?
-                    .reshape([n, c, h, w])?,
-            )])
-        });
+        let out = Var::from_op(
+            values,
+            "max_pool2d",
+            &[self],
+            Save::NOTHING,
+            move |ctx, g| {
+                let &[n, c, h, w] = ctx.input_shape(0).dims() else {
+                    unreachable!("checked by the forward")
+                };
+                let l = g.tensor().elem_count() / (n * c);
+                let zeros = Var::constant(Tensor::zeros([n, c, h * w], g.dtype(), g.device())?);
+                let idx = saved.reshape([n, c, l])?;
+                Ok(vec![Some(
+                    zeros
+                        .scatter_add(2, &idx, &g.reshape([n, c, l])?)?
+                        .reshape([n, c, h, w])?,
+                )])
+            },
+        );
         Ok((out, indices))
     }
 

@@ -1,28 +1,39 @@
 //! Reductions: sum, mean, prod, max/min (values, and with indices), and composites built on them
 //! (var, std, logsumexp, norm). Saved: input and output for prod/max/min; nothing for sum/mean.
 
-use sinew_tensor::{Result, Tensor};
+use sinew_tensor::{Result, Shape, Tensor};
 
-use crate::Var;
+use crate::{Save, Var};
 
 impl Var {
-    /// Broadcasts a reduced gradient (keepdim or not) back over the input's shape.
-    fn expand_reduced(g: &Var, input: &Var, dims: &[usize]) -> Result<Var> {
-        g.reshape(input.tensor().reduced_shape(dims, true))?
-            .broadcast_to(input.shape().clone())
+    /// Broadcasts a reduced gradient (keepdim or not) back over the input's `shape`.
+    fn expand_reduced(g: &Var, shape: &Shape, dims: &[usize]) -> Result<Var> {
+        let kept: Vec<usize> = shape
+            .dims()
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if dims.contains(&i) { 1 } else { d })
+            .collect();
+        g.reshape(kept)?.broadcast_to(shape.clone())
     }
 
     /// Sum over `dims` (empty = all). Backward: the gradient broadcast back.
     pub fn sum(&self, dims: &[isize], keepdim: bool) -> Result<Var> {
         let resolved = self.tensor().resolve_dims("sum", dims)?;
         let out = self.tensor().sum(dims, keepdim)?;
-        Ok(Var::from_op(out, "sum", &[self], move |ctx, g| {
-            Ok(vec![Some(Var::expand_reduced(
-                g,
-                &ctx.inputs[0],
-                &resolved,
-            )?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "sum",
+            &[self],
+            Save::NOTHING,
+            move |ctx, g| {
+                Ok(vec![Some(Var::expand_reduced(
+                    g,
+                    ctx.input_shape(0),
+                    &resolved,
+                )?)])
+            },
+        ))
     }
 
     /// Sum of all elements.
@@ -47,28 +58,35 @@ impl Var {
     pub fn prod(&self, dims: &[isize], keepdim: bool) -> Result<Var> {
         let resolved = self.tensor().resolve_dims("prod", dims)?;
         let out = self.tensor().prod(dims, keepdim)?;
-        Ok(Var::from_op(out, "prod", &[self], move |ctx, g| {
-            let x = &ctx.inputs[0];
-            let xt = x.tensor();
-            let is_zero = xt.eq_scalar(0.0)?;
-            let ones = xt.ones_like()?;
-            let dims: Vec<isize> = resolved.iter().map(|&d| d as isize).collect();
-            // Product of the non-zero elements, and how many zeros each slice holds.
-            let nonzero = Var::where_cond(&is_zero, &Var::constant(ones), x)?;
-            let nz_prod = Var::expand_reduced(&nonzero.prod(&dims, true)?, x, &resolved)?;
-            let zeros = is_zero.to_dtype(xt.dtype())?.sum(&dims, true)?;
-            let zeros = zeros.broadcast_to(xt.shape().clone())?;
-            let g = Var::expand_reduced(g, x, &resolved)?;
-            // No zero: prod / x. One zero: the zero gets prod(others), the rest 0. More: all 0.
-            let one_zero = zeros.eq_scalar(1.0)?;
-            let no_zero = zeros.eq_scalar(0.0)?;
-            let fill_zero = Var::constant(xt.zeros_like()?);
-            let at_zero = Var::where_cond(&one_zero, &nz_prod, &fill_zero)?;
-            let elsewhere = Var::where_cond(&no_zero, &nz_prod.div(&nonzero)?, &fill_zero)?;
-            Ok(vec![Some(
-                g.mul(&Var::where_cond(&is_zero, &at_zero, &elsewhere)?)?,
-            )])
-        }))
+        Ok(Var::from_op(
+            out,
+            "prod",
+            &[self],
+            Save::input(0),
+            move |ctx, g| {
+                let x = &ctx.input(0)?;
+                let xt = x.tensor();
+                let is_zero = xt.eq_scalar(0.0)?;
+                let ones = xt.ones_like()?;
+                let dims: Vec<isize> = resolved.iter().map(|&d| d as isize).collect();
+                // Product of the non-zero elements, and how many zeros each slice holds.
+                let nonzero = Var::where_cond(&is_zero, &Var::constant(ones), x)?;
+                let nz_prod =
+                    Var::expand_reduced(&nonzero.prod(&dims, true)?, x.shape(), &resolved)?;
+                let zeros = is_zero.to_dtype(xt.dtype())?.sum(&dims, true)?;
+                let zeros = zeros.broadcast_to(xt.shape().clone())?;
+                let g = Var::expand_reduced(g, x.shape(), &resolved)?;
+                // No zero: prod / x. One zero: the zero gets prod(others), the rest 0. More: all 0.
+                let one_zero = zeros.eq_scalar(1.0)?;
+                let no_zero = zeros.eq_scalar(0.0)?;
+                let fill_zero = Var::constant(xt.zeros_like()?);
+                let at_zero = Var::where_cond(&one_zero, &nz_prod, &fill_zero)?;
+                let elsewhere = Var::where_cond(&no_zero, &nz_prod.div(&nonzero)?, &fill_zero)?;
+                Ok(vec![Some(
+                    g.mul(&Var::where_cond(&is_zero, &at_zero, &elsewhere)?)?,
+                )])
+            },
+        ))
     }
 
     fn extreme(&self, max: bool, dims: &[isize], keepdim: bool) -> Result<Var> {
@@ -82,16 +100,17 @@ impl Var {
             out,
             if max { "max" } else { "min" },
             &[self],
+            Save::input(0).and_output(),
             move |ctx, g| {
                 // PyTorch (amax/amin): the gradient is shared evenly between tied extremes.
-                let x = &ctx.inputs[0];
-                let y = Var::expand_reduced(&ctx.output.detach(), x, &resolved)?;
+                let x = &ctx.input(0)?;
+                let y = Var::expand_reduced(&ctx.output()?.detach(), x.shape(), &resolved)?;
                 let hits = x.tensor().eq(y.tensor())?.to_dtype(x.dtype())?;
                 let dims: Vec<isize> = resolved.iter().map(|&d| d as isize).collect();
                 let count = hits.sum(&dims, true)?;
                 let share = Var::constant(hits.div(&count)?);
                 Ok(vec![Some(
-                    Var::expand_reduced(g, x, &resolved)?.mul(&share)?,
+                    Var::expand_reduced(g, x.shape(), &resolved)?.mul(&share)?,
                 )])
             },
         ))

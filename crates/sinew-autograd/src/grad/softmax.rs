@@ -2,25 +2,37 @@
 
 use sinew_tensor::Result;
 
-use crate::Var;
+use crate::{Save, Var};
 
 impl Var {
     /// Softmax along `dim`. Backward: `y * (g - sum(g * y))`.
     pub fn softmax(&self, dim: isize) -> Result<Var> {
         let out = self.tensor().softmax(dim)?;
-        Ok(Var::from_op(out, "softmax", &[self], move |ctx, g| {
-            let y = ctx.output;
-            let dot = g.mul(y)?.sum(&[dim], true)?;
-            Ok(vec![Some(y.mul(&g.sub(&dot)?)?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "softmax",
+            &[self],
+            Save::OUTPUT,
+            move |ctx, g| {
+                let y = &ctx.output()?;
+                let dot = g.mul(y)?.sum(&[dim], true)?;
+                Ok(vec![Some(y.mul(&g.sub(&dot)?)?)])
+            },
+        ))
     }
 
     /// Log-softmax along `dim`. Backward: `g - exp(y) * sum(g)`.
     pub fn log_softmax(&self, dim: isize) -> Result<Var> {
         let out = self.tensor().log_softmax(dim)?;
-        Ok(Var::from_op(out, "log_softmax", &[self], move |ctx, g| {
-            let total = g.sum(&[dim], true)?;
-            Ok(vec![Some(g.sub(&ctx.output.exp()?.mul(&total)?)?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "log_softmax",
+            &[self],
+            Save::OUTPUT,
+            move |ctx, g| {
+                let total = g.sum(&[dim], true)?;
+                Ok(vec![Some(g.sub(&ctx.output()?.exp()?.mul(&total)?)?)])
+            },
+        ))
     }
 }

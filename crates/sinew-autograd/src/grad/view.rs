@@ -2,15 +2,19 @@
 
 use sinew_tensor::{Result, Shape, Tensor};
 
-use crate::Var;
+use crate::{Save, Var};
 
 impl Var {
     /// Same elements, new shape. Backward: reshape the gradient back.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Var> {
         let out = self.tensor().reshape(shape)?;
-        Ok(Var::from_op(out, "reshape", &[self], |ctx, g| {
-            Ok(vec![Some(g.reshape(ctx.inputs[0].shape().clone())?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "reshape",
+            &[self],
+            Save::NOTHING,
+            |ctx, g| Ok(vec![Some(g.reshape(ctx.input_shape(0).clone())?)]),
+        ))
     }
 
     /// Reorders dims. Backward: the inverse permutation.
@@ -20,17 +24,25 @@ impl Var {
         for (i, &o) in order.iter().enumerate() {
             inverse[o] = i;
         }
-        Ok(Var::from_op(out, "permute", &[self], move |_, g| {
-            Ok(vec![Some(g.permute(&inverse)?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "permute",
+            &[self],
+            Save::NOTHING,
+            move |_, g| Ok(vec![Some(g.permute(&inverse)?)]),
+        ))
     }
 
     /// Swaps two dims.
     pub fn transpose(&self, dim0: isize, dim1: isize) -> Result<Var> {
         let out = self.tensor().transpose(dim0, dim1)?;
-        Ok(Var::from_op(out, "transpose", &[self], move |_, g| {
-            Ok(vec![Some(g.transpose(dim0, dim1)?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "transpose",
+            &[self],
+            Save::NOTHING,
+            move |_, g| Ok(vec![Some(g.transpose(dim0, dim1)?)]),
+        ))
     }
 
     /// Transpose of the last two dims.
@@ -44,14 +56,20 @@ impl Var {
         let out = self.tensor().slice(dim, start, end, step)?;
         let d = self.shape().dim("slice", dim)?;
         let start = start.min(self.dims()[d]);
-        Ok(Var::from_op(out, "slice", &[self], move |ctx, g| {
-            Ok(vec![Some(g.embed(
-                ctx.inputs[0].shape().clone(),
-                d,
-                start,
-                step,
-            )?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "slice",
+            &[self],
+            Save::NOTHING,
+            move |ctx, g| {
+                Ok(vec![Some(g.embed(
+                    ctx.input_shape(0).clone(),
+                    d,
+                    start,
+                    step,
+                )?)])
+            },
+        ))
     }
 
     /// `len` entries of `dim` from `start`.
@@ -69,14 +87,20 @@ impl Var {
             out.slice(dim as isize, start, end, step)?
                 .copy_(self.tensor())?;
         }
-        Ok(Var::from_op(out, "embed", &[self], move |_, g| {
-            Ok(vec![Some(g.slice(
-                dim as isize,
-                start,
-                if len == 0 { start } else { end },
-                step,
-            )?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "embed",
+            &[self],
+            Save::NOTHING,
+            move |_, g| {
+                Ok(vec![Some(g.slice(
+                    dim as isize,
+                    start,
+                    if len == 0 { start } else { end },
+                    step,
+                )?)])
+            },
+        ))
     }
 
     /// Removes `dim` if it has size 1.
@@ -100,16 +124,24 @@ impl Var {
     /// Broadcasts to `shape` (no copy). Backward: sum back to the input's shape.
     pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Var> {
         let out = self.tensor().broadcast_to(shape)?;
-        Ok(Var::from_op(out, "broadcast_to", &[self], |ctx, g| {
-            Ok(vec![Some(g.sum_to(ctx.inputs[0].shape())?)])
-        }))
+        Ok(Var::from_op(
+            out,
+            "broadcast_to",
+            &[self],
+            Save::NOTHING,
+            |ctx, g| Ok(vec![Some(g.sum_to(ctx.input_shape(0))?)]),
+        ))
     }
 
     /// A contiguous copy when needed. Backward: identity.
     pub fn contiguous(&self) -> Result<Var> {
         let out = self.tensor().contiguous()?;
-        Ok(Var::from_op(out, "contiguous", &[self], |_, g| {
-            Ok(vec![Some(g.clone())])
-        }))
+        Ok(Var::from_op(
+            out,
+            "contiguous",
+            &[self],
+            Save::NOTHING,
+            |_, g| Ok(vec![Some(g.clone())]),
+        ))
     }
 }

@@ -134,6 +134,7 @@ pub fn gradcheck(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Save;
 
     fn x() -> Tensor {
         Tensor::from_vec(vec![0.5f64, -1.5, 2.0, 0.25], [2, 2]).unwrap()
@@ -157,9 +158,13 @@ mod tests {
         // exp with a backward that forgets the chain rule's factor of 2 on half the inputs.
         let wrong_exp = |v: &Var| -> Result<Var> {
             let out = v.tensor().exp()?;
-            Ok(Var::from_op(out, "wrong_exp", &[v], |ctx, g| {
-                Ok(vec![Some(g.mul(ctx.output)?.mul_scalar(2.0)?)])
-            }))
+            Ok(Var::from_op(
+                out,
+                "wrong_exp",
+                &[v],
+                Save::OUTPUT,
+                |ctx, g| Ok(vec![Some(g.mul(&ctx.output()?)?.mul_scalar(2.0)?)]),
+            ))
         };
         let r = gradcheck(|v| wrong_exp(&v[0]), &[x()], GradcheckOptions::default()).unwrap();
         assert!(!r.passed());
@@ -171,7 +176,13 @@ mod tests {
         // A rule that returns no gradient at all is caught too.
         let silent = |v: &Var| -> Result<Var> {
             let out = v.tensor().sin()?;
-            Ok(Var::from_op(out, "silent_sin", &[v], |_, _| Ok(vec![None])))
+            Ok(Var::from_op(
+                out,
+                "silent_sin",
+                &[v],
+                Save::NOTHING,
+                |_, _| Ok(vec![None]),
+            ))
         };
         let r = gradcheck(|v| silent(&v[0]), &[x()], GradcheckOptions::default()).unwrap();
         assert!(!r.passed());
