@@ -110,6 +110,18 @@ pub struct OpOutcome {
     pub failure: Option<String>,
 }
 
+impl OpOutcome {
+    /// Combines the outcomes of two case sets of one op.
+    pub fn merge(self, other: OpOutcome) -> OpOutcome {
+        OpOutcome {
+            cases: self.cases + other.cases,
+            max_abs_err: self.max_abs_err.max(other.max_abs_err),
+            max_rel_err: self.max_rel_err.max(other.max_rel_err),
+            failure: self.failure.or(other.failure),
+        }
+    }
+}
+
 /// Tolerances used for the op-table cases (inputs are f64).
 pub const CASE_OPTIONS: GradcheckOptions = GradcheckOptions {
     eps: 1e-6,

@@ -44,6 +44,10 @@ mod tests {
     #[test]
     fn every_differentiable_op_has_a_gradcheck_entry() {
         let names: Vec<&str> = registry().iter().map(|e| e.op).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "an op has two gradcheck entries");
         for op in OP_TABLE.iter().filter(|o| o.differentiable) {
             assert!(
                 names.contains(&op.name),
