@@ -1,2 +1,34 @@
 //! `cargo xtask <command>`: project automation.
-fn main() {}
+//!
+//! Commands: `kernels [--check] [-v]` (CUDA C to PTX), `cuda-stub` (stub driver library for
+//! building the `cuda` feature without a GPU), `gradcheck`, `bench`.
+
+mod bench;
+mod cuda_stub;
+mod gradcheck;
+mod kernels;
+mod nvcc;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let result = match command.as_str() {
+        "kernels" => kernels::run(&rest),
+        "cuda-stub" => cuda_stub::run(&rest),
+        "gradcheck" => gradcheck::run(&rest),
+        "bench" => bench::run(&rest),
+        _ => Err(format!(
+            "unknown command {command:?}; usage: cargo xtask <kernels [--check] [-v] | cuda-stub | gradcheck | bench>"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xtask: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

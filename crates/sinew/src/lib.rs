@@ -35,3 +35,9 @@ pub mod prelude {
         Shape, Tensor, manual_seed,
     };
 }
+
+/// The CUDA backend (feature `cuda`): `sinew::cuda::register()` makes `Device::cuda(n)` work.
+#[cfg(feature = "cuda")]
+pub mod cuda {
+    pub use sinew_cuda::*;
+}

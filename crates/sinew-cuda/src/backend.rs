@@ -1,0 +1,212 @@
+//! `impl Backend for CudaBackend`: sinew-tensor's interface, forwarded to the kernel families.
+//!
+//! Not implemented on CUDA yet (they return `Error::NotImplemented`): index_select, gather,
+//! scatter, unfold2d and fold2d.
+
+use sinew_tensor::{
+    ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, CmpOp, CpuStorage, DType,
+    DeviceLocation, Layout, MatmulDims, ReduceOp, Result, UnaryOp,
+};
+
+use crate::device::CudaBackend;
+use crate::ops::{binary, cast, compare, gemm, reduce, softmax, unary};
+use crate::storage::{cuda, cuda_mut};
+
+impl Backend for CudaBackend {
+    fn location(&self) -> DeviceLocation {
+        CudaBackend::location(self)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.bind()?;
+        self.stream().synchronize()
+    }
+
+    fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage> {
+        Ok(Box::new(cast::full(self, dtype, len, value)?))
+    }
+
+    fn upload(&self, data: &CpuStorage) -> Result<BoxedStorage> {
+        Ok(Box::new(cast::upload(self, data)?))
+    }
+
+    fn download(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage> {
+        cast::download(self, cuda(src, self.location())?, layout)
+    }
+
+    fn copy_strided(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<BoxedStorage> {
+        Ok(Box::new(cast::copy_strided(
+            self,
+            cuda(src, self.location())?,
+            layout,
+        )?))
+    }
+
+    fn copy_into(
+        &self,
+        dst: &mut dyn BackendStorage,
+        dst_layout: &Layout,
+        src: &dyn BackendStorage,
+        src_layout: &Layout,
+    ) -> Result<()> {
+        let loc = self.location();
+        cast::copy_into(
+            self,
+            cuda_mut(dst, loc)?,
+            dst_layout,
+            cuda(src, loc)?,
+            src_layout,
+        )
+    }
+
+    fn cast(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dtype: DType,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(cast::cast(
+            self,
+            cuda(src, self.location())?,
+            layout,
+            dtype,
+        )?))
+    }
+
+    fn unary(
+        &self,
+        op: UnaryOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(unary::unary(
+            self,
+            op,
+            cuda(src, self.location())?,
+            layout,
+        )?))
+    }
+
+    fn binary(
+        &self,
+        op: BinaryOp,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        Ok(Box::new(binary::binary(
+            self,
+            op,
+            cuda(lhs, loc)?,
+            lhs_layout,
+            cuda(rhs, loc)?,
+            rhs_layout,
+        )?))
+    }
+
+    fn compare(
+        &self,
+        op: CmpOp,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        Ok(Box::new(compare::compare(
+            self,
+            op,
+            cuda(lhs, loc)?,
+            lhs_layout,
+            cuda(rhs, loc)?,
+            rhs_layout,
+        )?))
+    }
+
+    fn where_cond(
+        &self,
+        cond: &dyn BackendStorage,
+        cond_layout: &Layout,
+        on_true: &dyn BackendStorage,
+        true_layout: &Layout,
+        on_false: &dyn BackendStorage,
+        false_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        Ok(Box::new(compare::where_cond(
+            self,
+            (cuda(cond, loc)?, cond_layout),
+            (cuda(on_true, loc)?, true_layout),
+            (cuda(on_false, loc)?, false_layout),
+        )?))
+    }
+
+    fn reduce(
+        &self,
+        op: ReduceOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dims: &[usize],
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(reduce::reduce(
+            self,
+            op,
+            cuda(src, self.location())?,
+            layout,
+            dims,
+        )?))
+    }
+
+    fn arg_reduce(
+        &self,
+        op: ArgReduceOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dim: usize,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(reduce::arg_reduce(
+            self,
+            op,
+            cuda(src, self.location())?,
+            layout,
+            dim,
+        )?))
+    }
+
+    fn softmax(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dim: usize,
+        log: bool,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(softmax::softmax(
+            self,
+            cuda(src, self.location())?,
+            layout,
+            dim,
+            log,
+        )?))
+    }
+
+    fn matmul(
+        &self,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+        dims: MatmulDims,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        Ok(Box::new(gemm::matmul(
+            self,
+            cuda(lhs, loc)?,
+            lhs_layout,
+            cuda(rhs, loc)?,
+            rhs_layout,
+            dims,
+        )?))
+    }
+}

@@ -1,0 +1,232 @@
+//! Opening GPUs: the primary context, the per-device backend and the registry behind
+//! `Device::cuda(n)`.
+//!
+//! Each ordinal is opened once and shared. The primary context is made current lazily on every
+//! thread that touches the device ([`CudaBackend::bind`]); "no driver", "no device" and bad
+//! ordinals come back as [`Error::Device`].
+
+use std::cell::Cell;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cust::CudaFlags;
+use cust::context::{Context, CurrentContext};
+use cust::device::{Device as CuDevice, DeviceAttribute};
+use cust::error::CudaError;
+use cust::function::Function;
+use cust::module::Module;
+use sinew_tensor::{DType, Device, DeviceLocation, Error, Result};
+
+use crate::allocator::{Allocator, MemoryStats};
+use crate::driver::{CustResultExt, from_cust};
+use crate::names::{Family, Kernel};
+use crate::storage::CudaStorage;
+use crate::stream::{DeviceStream, EventTimer};
+
+thread_local! {
+    /// Ordinal whose primary context this thread made current last.
+    static BOUND: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The CUDA backend of one GPU: context, stream, lazily loaded kernel modules and allocator.
+pub struct CudaBackend {
+    ordinal: usize,
+    name: String,
+    compute_capability: (i32, i32),
+    multiprocessors: u32,
+    modules: [OnceLock<Module>; Family::ALL.len()],
+    pub(crate) allocator: Arc<Allocator>,
+    stream: DeviceStream,
+    // Last field: released after the modules, stream and buffers that need it.
+    context: Context,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CudaBackend(cuda:{} {} sm_{}{})",
+            self.ordinal, self.name, self.compute_capability.0, self.compute_capability.1
+        )
+    }
+}
+
+fn no_device(ordinal: usize, err: CudaError) -> Error {
+    from_cust(
+        err,
+        DeviceLocation::Cuda(ordinal),
+        "no usable CUDA device (cuInit)",
+    )
+}
+
+/// Number of CUDA GPUs the driver sees (0 without a driver or device).
+pub fn device_count() -> usize {
+    cust::init(CudaFlags::empty())
+        .and_then(|_| CuDevice::num_devices())
+        .map_or(0, |n| n as usize)
+}
+
+/// True when at least one CUDA GPU is usable.
+pub fn is_available() -> bool {
+    device_count() > 0
+}
+
+impl CudaBackend {
+    fn open(ordinal: usize) -> Result<CudaBackend> {
+        let loc = DeviceLocation::Cuda(ordinal);
+        cust::init(CudaFlags::empty()).map_err(|e| no_device(ordinal, e))?;
+        let count = CuDevice::num_devices().map_err(|e| no_device(ordinal, e))? as usize;
+        if ordinal >= count {
+            return Err(Error::Device {
+                device: loc,
+                msg: format!("no CUDA device {ordinal} ({count} present)"),
+            });
+        }
+        let dev = CuDevice::get_device(ordinal as u32).on(loc, "cuDeviceGet")?;
+        let context = Context::new(dev).on(loc, "cuDevicePrimaryCtxRetain")?;
+        BOUND.with(|b| b.set(Some(ordinal)));
+        let attr = |a: DeviceAttribute| dev.get_attribute(a).on(loc, "cuDeviceGetAttribute");
+        Ok(CudaBackend {
+            ordinal,
+            name: dev.name().on(loc, "cuDeviceGetName")?,
+            compute_capability: (
+                attr(DeviceAttribute::ComputeCapabilityMajor)?,
+                attr(DeviceAttribute::ComputeCapabilityMinor)?,
+            ),
+            multiprocessors: attr(DeviceAttribute::MultiprocessorCount)? as u32,
+            modules: Default::default(),
+            allocator: Arc::new(Allocator::new(loc)),
+            stream: DeviceStream::new(loc)?,
+            context,
+        })
+    }
+
+    /// The device ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// The GPU's name as the driver reports it (e.g. "NVIDIA H100 80GB HBM3").
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Compute capability `(major, minor)`, e.g. `(9, 0)` for Hopper.
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.compute_capability
+    }
+
+    /// Number of streaming multiprocessors.
+    pub fn multiprocessors(&self) -> u32 {
+        self.multiprocessors
+    }
+
+    /// Allocated, cached and peak bytes of the caching allocator.
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.allocator.stats()
+    }
+
+    /// Gives every cached (freed) block back to the driver.
+    pub fn empty_cache(&self) -> Result<()> {
+        self.bind()?;
+        self.stream.synchronize()?;
+        self.allocator.empty_cache()
+    }
+
+    /// Starts an event timer on the device's stream (see [`EventTimer::stop`]).
+    pub fn timer(&self) -> Result<EventTimer> {
+        self.bind()?;
+        EventTimer::start(&self.stream)
+    }
+
+    /// Makes this device's primary context current on the calling thread (once per thread).
+    pub fn bind(&self) -> Result<()> {
+        if BOUND.with(Cell::get) == Some(self.ordinal) {
+            return Ok(());
+        }
+        CurrentContext::set_current(&self.context).on(self.location(), "cuCtxSetCurrent")?;
+        BOUND.with(|b| b.set(Some(self.ordinal)));
+        Ok(())
+    }
+
+    pub(crate) fn location(&self) -> DeviceLocation {
+        DeviceLocation::Cuda(self.ordinal)
+    }
+
+    pub(crate) fn stream(&self) -> &DeviceStream {
+        &self.stream
+    }
+
+    /// Uninitialized device storage for `len` elements of `dtype`.
+    pub(crate) fn alloc(&self, dtype: DType, len: usize) -> Result<CudaStorage> {
+        self.bind()?;
+        let block = self.allocator.alloc(len * dtype.size_in_bytes())?;
+        Ok(CudaStorage::new(
+            block,
+            len,
+            dtype,
+            self.location(),
+            self.allocator.clone(),
+        ))
+    }
+
+    /// The kernel's function, loading its module (JIT of the PTX) on first use.
+    pub(crate) fn function(&self, kernel: &Kernel) -> Result<Function<'_>> {
+        self.bind()?;
+        let slot = &self.modules[kernel.family.index()];
+        let module = match slot.get() {
+            Some(m) => m,
+            None => {
+                let what = format!(
+                    "loading the {} kernels (PTX JIT)",
+                    kernel.family.file_stem()
+                );
+                let m = Module::from_ptx(crate::ptx::ptx(kernel.family), &[])
+                    .on(self.location(), &what)?;
+                // A racing thread may have loaded it too; either copy works.
+                let _ = slot.set(m);
+                slot.get().expect("set above")
+            }
+        };
+        module
+            .get_function(&kernel.name)
+            .on(self.location(), &format!("kernel {}", kernel.name))
+    }
+}
+
+fn registry() -> &'static Mutex<Vec<Arc<CudaBackend>>> {
+    static DEVICES: OnceLock<Mutex<Vec<Arc<CudaBackend>>>> = OnceLock::new();
+    DEVICES.get_or_init(Default::default)
+}
+
+/// The backend of GPU `ordinal`, opening it on first use.
+pub fn cuda_backend(ordinal: usize) -> Result<Arc<CudaBackend>> {
+    let mut devices = registry().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(b) = devices.iter().find(|b| b.ordinal == ordinal) {
+        return Ok(b.clone());
+    }
+    let backend = Arc::new(CudaBackend::open(ordinal)?);
+    devices.push(backend.clone());
+    Ok(backend)
+}
+
+/// A sinew [`Device`] for GPU `ordinal` (what `Device::cuda(ordinal)` returns once registered).
+pub fn cuda_device(ordinal: usize) -> Result<Device> {
+    Ok(Device::from_backend(cuda_backend(ordinal)?))
+}
+
+/// `Ok(Some(device))` for a usable GPU `ordinal`, `Ok(None)` when there is no driver or no such
+/// device, and an error for any other failure.
+pub fn open(ordinal: usize) -> Result<Option<Device>> {
+    match cust::init(CudaFlags::empty()).and_then(|_| CuDevice::num_devices()) {
+        Err(CudaError::NoDevice) => return Ok(None),
+        Err(e) => return Err(no_device(ordinal, e)),
+        Ok(n) if ordinal >= n as usize => return Ok(None),
+        Ok(_) => {}
+    }
+    cuda_device(ordinal).map(Some)
+}
+
+/// Makes `Device::cuda(n)` open GPUs through this crate. Safe to call more than once.
+pub fn register() {
+    sinew_tensor::register_backend("cuda", cuda_device);
+}

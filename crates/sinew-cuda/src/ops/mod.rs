@@ -1,0 +1,100 @@
+//! Host side of the kernels, one file per `cuda/<family>.cu`: argument checks, launch
+//! geometry and the typed launch of each kernel.
+
+pub(crate) mod binary;
+pub(crate) mod cast;
+pub(crate) mod compare;
+pub(crate) mod gemm;
+pub(crate) mod reduce;
+pub(crate) mod softmax;
+pub(crate) mod unary;
+
+use std::ffi::c_void;
+
+use sinew_tensor::{DType, Error, Result};
+
+use crate::device::CudaBackend;
+use crate::driver::CustResultExt;
+use crate::names::Kernel;
+
+/// Threads per block of the elementwise kernels.
+pub(crate) const BLOCK: u32 = 256;
+
+/// Pointers to a kernel's argument values, in parameter order.
+macro_rules! kernel_args {
+    ($($arg:expr),* $(,)?) => {
+        &[$(&$arg as *const _ as *mut std::ffi::c_void),*]
+    };
+}
+pub(crate) use kernel_args;
+
+/// Launch shape of one kernel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaunchConfig {
+    pub(crate) grid: (u32, u32, u32),
+    pub(crate) block: (u32, u32, u32),
+}
+
+impl LaunchConfig {
+    /// A grid-stride elementwise launch over `n` elements.
+    pub(crate) fn elementwise(n: usize) -> Self {
+        let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1 << 20) as u32;
+        LaunchConfig {
+            grid: (blocks, 1, 1),
+            block: (BLOCK, 1, 1),
+        }
+    }
+
+    /// One group of threads per row: warps for short rows (8 rows per block), 256 threads for long.
+    pub(crate) fn rows(groups: usize, cols: usize) -> Self {
+        if cols <= 512 {
+            LaunchConfig {
+                grid: (groups.div_ceil(8) as u32, 1, 1),
+                block: (32, 8, 1),
+            }
+        } else {
+            LaunchConfig {
+                grid: (groups as u32, 1, 1),
+                block: (256, 1, 1),
+            }
+        }
+    }
+}
+
+impl CudaBackend {
+    /// Queues `kernel` on the device's stream.
+    ///
+    /// Callers pass exactly the values the kernel's C signature takes, in order (see the `.cu`
+    /// file named by the kernel's family).
+    pub(crate) fn launch(
+        &self,
+        kernel: &Kernel,
+        cfg: LaunchConfig,
+        args: &[*mut c_void],
+    ) -> Result<()> {
+        let function = self.function(kernel)?;
+        // SAFETY: the typed wrappers in ops/ pass one pointer per kernel parameter, each to a value
+        // of the parameter's C type, and device addresses inside live storages.
+        unsafe {
+            self.stream()
+                .stream
+                .launch(&function, cfg.grid, cfg.block, 0, args)
+        }
+        .on(self.location(), &format!("launching {}", kernel.name))
+    }
+}
+
+/// The kernel for an op, or the error saying the dtype is not supported on the GPU.
+pub(crate) fn need(kernel: Option<Kernel>, op: &'static str, dtype: DType) -> Result<Kernel> {
+    kernel.ok_or(Error::UnsupportedDType { op, dtype })
+}
+
+/// Element count as the kernels' u32, or an error past 2^32.
+pub(crate) fn count_u32(op: &'static str, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| {
+        Error::invalid(
+            op,
+            format!("{n} elements exceed the CUDA kernels' 2^32 limit"),
+        )
+    })
+}

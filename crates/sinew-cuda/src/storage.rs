@@ -1,0 +1,122 @@
+//! Device memory holding the elements of one tensor storage.
+
+use std::sync::Arc;
+
+use cust::sys::CUdeviceptr;
+use sinew_tensor::{BackendStorage, DType, DeviceLocation, Error, Result};
+
+use crate::allocator::{Allocator, Block};
+
+/// A block of GPU memory with `len` elements of `dtype`; returns to the device's cache on drop.
+pub struct CudaStorage {
+    block: Option<Block>,
+    len: usize,
+    dtype: DType,
+    location: DeviceLocation,
+    allocator: Arc<Allocator>,
+}
+
+impl CudaStorage {
+    pub(crate) fn new(
+        block: Block,
+        len: usize,
+        dtype: DType,
+        location: DeviceLocation,
+        allocator: Arc<Allocator>,
+    ) -> Self {
+        CudaStorage {
+            block: Some(block),
+            len,
+            dtype,
+            location,
+            allocator,
+        }
+    }
+
+    /// Device address of the first element (0 for an empty storage).
+    pub fn device_ptr(&self) -> CUdeviceptr {
+        self.block.as_ref().map_or(0, |b| b.ptr)
+    }
+
+    /// Device address of element `offset`.
+    pub fn ptr_at(&self, offset: usize) -> CUdeviceptr {
+        self.device_ptr() + (offset * self.dtype.size_in_bytes()) as CUdeviceptr
+    }
+
+    /// Element type (inherent twin of the trait method, for use without the trait in scope).
+    pub fn dtype_of(&self) -> DType {
+        self.dtype
+    }
+
+    /// The GPU this storage lives on.
+    pub fn location(&self) -> DeviceLocation {
+        self.location
+    }
+
+    /// Size in bytes of the elements (not the rounded block).
+    pub fn size_in_bytes(&self) -> usize {
+        self.len * self.dtype.size_in_bytes()
+    }
+}
+
+impl Drop for CudaStorage {
+    fn drop(&mut self) {
+        if let Some(block) = self.block.take() {
+            self.allocator.release(block);
+        }
+    }
+}
+
+impl std::fmt::Debug for CudaStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CudaStorage({} x {} on {} at {:#x})",
+            self.len,
+            self.dtype,
+            self.location,
+            self.device_ptr()
+        )
+    }
+}
+
+impl BackendStorage for CudaStorage {
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// Downcasts a storage handed to the CUDA backend, or names what it was given instead.
+pub(crate) fn cuda(storage: &dyn BackendStorage, location: DeviceLocation) -> Result<&CudaStorage> {
+    storage
+        .as_any()
+        .downcast_ref::<CudaStorage>()
+        .ok_or_else(|| Error::Device {
+            device: location,
+            msg: format!("expected a CUDA storage, got {storage:?}"),
+        })
+}
+
+/// Mutable form of [`cuda`].
+pub(crate) fn cuda_mut(
+    storage: &mut dyn BackendStorage,
+    location: DeviceLocation,
+) -> Result<&mut CudaStorage> {
+    let text = format!("{storage:?}");
+    storage
+        .as_any_mut()
+        .downcast_mut::<CudaStorage>()
+        .ok_or_else(|| Error::Device {
+            device: location,
+            msg: format!("expected a CUDA storage, got {text}"),
+        })
+}

@@ -1,0 +1,163 @@
+//! The device's stream, pinned staging buffers for host<->device copies, and event timers.
+//!
+//! Every kernel and copy of a device is queued on one non-blocking stream, so work is ordered
+//! without host synchronization. Uploads copy into a pinned (page-locked) buffer and return as soon
+//! as the DMA is queued; an event guards the buffer's reuse. Downloads go through a second pinned
+//! buffer and wait for the stream, since the caller needs the data.
+
+use std::sync::Mutex;
+
+use cust::event::{Event, EventFlags};
+use cust::memory::LockedBuffer;
+use cust::stream::{Stream, StreamFlags};
+use cust::sys::{CUdeviceptr, cuMemcpyDtoHAsync_v2, cuMemcpyHtoDAsync_v2};
+use sinew_tensor::{DeviceLocation, Result};
+
+use crate::driver::{CustResultExt, check};
+
+/// Transfers above this size skip the staging copy and hand pageable memory to the driver.
+const STAGING_LIMIT: usize = 64 << 20;
+
+/// A pinned host buffer and the event marking the end of its last copy.
+struct Staging {
+    buffer: Option<LockedBuffer<u8>>,
+    done: Event,
+}
+
+impl Staging {
+    fn new(location: DeviceLocation) -> Result<Self> {
+        Ok(Staging {
+            buffer: None,
+            done: Event::new(EventFlags::DISABLE_TIMING).on(location, "cuEventCreate")?,
+        })
+    }
+
+    /// Waits for the previous copy, then returns a pinned buffer of at least `bytes`.
+    fn take(&mut self, bytes: usize, location: DeviceLocation) -> Result<&mut LockedBuffer<u8>> {
+        self.done.synchronize().on(location, "cuEventSynchronize")?;
+        if self.buffer.as_ref().is_none_or(|b| b.len() < bytes) {
+            self.buffer = None;
+            let size = bytes.next_power_of_two().max(1 << 16);
+            // SAFETY: the bytes are written before any copy reads them.
+            self.buffer =
+                Some(unsafe { LockedBuffer::uninitialized(size) }.on(location, "cuMemAllocHost")?);
+        }
+        Ok(self.buffer.as_mut().expect("allocated above"))
+    }
+}
+
+/// One device's work queue with its staging buffers.
+pub(crate) struct DeviceStream {
+    location: DeviceLocation,
+    upload: Mutex<Staging>,
+    download: Mutex<Staging>,
+    pub(crate) stream: Stream,
+}
+
+impl std::fmt::Debug for DeviceStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceStream({})", self.location)
+    }
+}
+
+impl DeviceStream {
+    /// A non-blocking stream on the current context.
+    pub(crate) fn new(location: DeviceLocation) -> Result<Self> {
+        Ok(DeviceStream {
+            location,
+            upload: Mutex::new(Staging::new(location)?),
+            download: Mutex::new(Staging::new(location)?),
+            stream: Stream::new(StreamFlags::NON_BLOCKING, None).on(location, "cuStreamCreate")?,
+        })
+    }
+
+    /// Waits until everything queued has finished.
+    pub(crate) fn synchronize(&self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .on(self.location, "cuStreamSynchronize")
+    }
+
+    /// Queues a copy of `data` to device address `dst`; returns once `data` may be reused.
+    pub(crate) fn upload(&self, dst: CUdeviceptr, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let raw = self.stream.as_inner();
+        if data.len() > STAGING_LIMIT {
+            // SAFETY: from pageable memory the driver stages `data` before returning.
+            let code = unsafe { cuMemcpyHtoDAsync_v2(dst, data.as_ptr().cast(), data.len(), raw) };
+            return check(code, self.location, "cuMemcpyHtoDAsync");
+        }
+        let mut staging = self.upload.lock().unwrap_or_else(|e| e.into_inner());
+        let buffer = staging.take(data.len(), self.location)?;
+        buffer[..data.len()].copy_from_slice(data);
+        let src = buffer.as_ptr();
+        // SAFETY: the pinned buffer stays alive and untouched until `done` fires (checked in take).
+        let code = unsafe { cuMemcpyHtoDAsync_v2(dst, src.cast(), data.len(), raw) };
+        check(code, self.location, "cuMemcpyHtoDAsync")?;
+        staging
+            .done
+            .record(&self.stream)
+            .on(self.location, "cuEventRecord")
+    }
+
+    /// Copies `out.len()` bytes from device address `src` after all queued work, and waits.
+    pub(crate) fn download(&self, src: CUdeviceptr, out: &mut [u8]) -> Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let raw = self.stream.as_inner();
+        if out.len() > STAGING_LIMIT {
+            // SAFETY: `out` is valid for its length; the stream is synchronized before returning.
+            let code =
+                unsafe { cuMemcpyDtoHAsync_v2(out.as_mut_ptr().cast(), src, out.len(), raw) };
+            check(code, self.location, "cuMemcpyDtoHAsync")?;
+            return self.synchronize();
+        }
+        let mut staging = self.download.lock().unwrap_or_else(|e| e.into_inner());
+        let buffer = staging.take(out.len(), self.location)?;
+        let dst = buffer.as_mut_ptr();
+        // SAFETY: the pinned buffer holds at least `out.len()` bytes and is read only after the sync.
+        let code = unsafe { cuMemcpyDtoHAsync_v2(dst.cast(), src, out.len(), raw) };
+        check(code, self.location, "cuMemcpyDtoHAsync")?;
+        self.synchronize()?;
+        out.copy_from_slice(&buffer[..out.len()]);
+        Ok(())
+    }
+}
+
+/// Times work queued on a device's stream with a pair of CUDA events.
+pub struct EventTimer {
+    start: Event,
+    stop: Event,
+    location: DeviceLocation,
+}
+
+impl EventTimer {
+    pub(crate) fn start(stream: &DeviceStream) -> Result<Self> {
+        let location = stream.location;
+        let start = Event::new(EventFlags::DEFAULT).on(location, "cuEventCreate")?;
+        let stop = Event::new(EventFlags::DEFAULT).on(location, "cuEventCreate")?;
+        start.record(&stream.stream).on(location, "cuEventRecord")?;
+        Ok(EventTimer {
+            start,
+            stop,
+            location,
+        })
+    }
+
+    /// Milliseconds of stream time since the timer started; waits for the queued work.
+    pub fn stop(&self, stream_owner: &crate::CudaBackend) -> Result<f32> {
+        let stream = &stream_owner.stream().stream;
+        self.stop
+            .record(stream)
+            .on(self.location, "cuEventRecord")?;
+        self.stop
+            .synchronize()
+            .on(self.location, "cuEventSynchronize")?;
+        self.stop
+            .elapsed_time_f32(&self.start)
+            .on(self.location, "cuEventElapsedTime")
+    }
+}

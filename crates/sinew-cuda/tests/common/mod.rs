@@ -1,0 +1,83 @@
+//! Helpers shared by the GPU parity tests: the device, random inputs, poisoned outputs and
+//! tolerance checks against the CPU backend.
+
+#![allow(dead_code)]
+
+use sinew_tensor::{DType, Device, Generator, Result, Tensor};
+
+/// The first GPU (panics with the driver's message when there is none: these tests are ignored
+/// unless run on a GPU machine with `--include-ignored`).
+pub fn gpu() -> Device {
+    sinew_cuda::register();
+    Device::cuda(0).expect("needs a CUDA GPU")
+}
+
+/// Standard-normal values of `dtype` on the CPU, from a fixed seed.
+pub fn randn(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
+    let t = Generator::new(seed)
+        .randn(shape.to_vec(), DType::F64, &Device::cpu())
+        .unwrap();
+    t.to_dtype(dtype).unwrap()
+}
+
+/// Fills the GPU allocator's cache with 0xFF blocks of `bytes` so that the next outputs of that
+/// size start out as NaN (floats), -1 (i64) or an invalid bool, and unwritten elements show up.
+pub fn poison(dev: &Device, bytes: usize) {
+    let blocks: Vec<Tensor> = (0..4)
+        .map(|_| Tensor::full([bytes.max(1)], 255.0, DType::U8, dev).unwrap())
+        .collect();
+    dev.synchronize().unwrap();
+    drop(blocks);
+}
+
+/// Runs `f` on the CPU and on the GPU (inputs moved there, output poisoned first) and returns
+/// both results on the host.
+pub fn both(
+    dev: &Device,
+    inputs: &[&Tensor],
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+) -> (Tensor, Tensor) {
+    let cpu_out = f(&inputs.iter().map(|t| (*t).clone()).collect::<Vec<_>>()).unwrap();
+    let on_gpu: Vec<Tensor> = inputs.iter().map(|t| t.to_device(dev).unwrap()).collect();
+    poison(dev, cpu_out.elem_count() * cpu_out.dtype().size_in_bytes());
+    let gpu_out = f(&on_gpu).unwrap();
+    assert_eq!(gpu_out.device(), dev);
+    (cpu_out, gpu_out.to_device(&Device::cpu()).unwrap())
+}
+
+/// Largest `|gpu - cpu| / max(1, |cpu|)` (NaNs must match, infinities must be equal).
+pub fn max_error(cpu: &Tensor, gpu: &Tensor) -> f64 {
+    assert_eq!(cpu.dims(), gpu.dims(), "shapes differ");
+    assert_eq!(cpu.dtype(), gpu.dtype(), "dtypes differ");
+    let (a, b) = (cpu.to_vec_f64().unwrap(), gpu.to_vec_f64().unwrap());
+    let mut worst = 0.0f64;
+    for (i, (&x, &y)) in a.iter().zip(&b).enumerate() {
+        if x.is_nan() || y.is_nan() {
+            assert!(x.is_nan() && y.is_nan(), "element {i}: cpu {x}, gpu {y}");
+            continue;
+        }
+        if x.is_infinite() || y.is_infinite() {
+            assert_eq!(x, y, "element {i}: cpu {x}, gpu {y}");
+            continue;
+        }
+        worst = worst.max((x - y).abs() / x.abs().max(1.0));
+    }
+    worst
+}
+
+/// Tolerance for elementwise results of a dtype.
+pub fn tol(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 | DType::BF16 => 1e-2,
+        DType::F32 => 1e-5,
+        DType::F64 => 1e-12,
+        _ => 0.0,
+    }
+}
+
+/// Asserts the GPU result is within `tol` of the CPU one and returns the error (for the log).
+pub fn check(what: &str, cpu: &Tensor, gpu: &Tensor, tol: f64) -> f64 {
+    let err = max_error(cpu, gpu);
+    assert!(err <= tol, "{what}: max error {err:e} > {tol:e}");
+    err
+}

@@ -1,0 +1,80 @@
+//! GPU parity of the GEMM kernels (SIMT f32/f64, tensor-core f16/bf16) at sizes chosen to break
+//! tiling, with transposed operands and broadcast batch dims.
+
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use common::{both, check, gpu, randn};
+use sinew_tensor::{DType, Tensor};
+
+fn gemm_tol(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 1e-4,
+        DType::F64 => 1e-10,
+        _ => 1e-2,
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn matmul_matches_the_cpu_at_awkward_sizes() {
+    let dev = gpu();
+    let sizes = [
+        (1, 1, 1),
+        (1, 7, 1),
+        (5, 3, 9),
+        (17, 257, 33),
+        (128, 128, 128),
+        (266, 265, 129),
+        (130, 70, 301),
+        (64, 1000, 8),
+    ];
+    for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64] {
+        let mut worst = 0.0f64;
+        for (m, k, n) in sizes {
+            let a = randn(81 + m as u64, &[m, k], dtype);
+            let b = randn(82 + n as u64, &[k, n], dtype);
+            let at = randn(83, &[k, m], dtype).t().unwrap();
+            let bt = randn(84, &[n, k], dtype).t().unwrap();
+            for (name, lhs, rhs) in [
+                ("nn", &a, &b),
+                ("tn", &at, &b),
+                ("nt", &a, &bt),
+                ("tt", &at, &bt),
+            ] {
+                let (c, g) = both(&dev, &[lhs, rhs], |t| t[0].matmul(&t[1]));
+                worst = worst.max(check(
+                    &format!("matmul {dtype} {m}x{k}x{n} {name}"),
+                    &c,
+                    &g,
+                    gemm_tol(dtype),
+                ));
+            }
+        }
+        // Batched, with a broadcast batch dim and a strided (stepped) operand.
+        let a = randn(85, &[2, 1, 37, 45], dtype);
+        let b = randn(86, &[3, 45, 90], dtype).slice(2, 0, 90, 2).unwrap();
+        let (c, g) = both(&dev, &[&a, &b], |t| t[0].matmul(&t[1]));
+        worst = worst.max(check(
+            &format!("batched matmul {dtype}"),
+            &c,
+            &g,
+            gemm_tol(dtype),
+        ));
+        let v = randn(87, &[45], dtype);
+        let (c, g) = both(&dev, &[&a, &v], |t| t[0].matmul(&t[1]));
+        worst = worst.max(check(
+            &format!("matrix-vector {dtype}"),
+            &c,
+            &g,
+            gemm_tol(dtype),
+        ));
+        println!("matmul {dtype}: max error {worst:e}");
+    }
+    let empty = Tensor::zeros([3, 0], DType::F32, &dev).unwrap();
+    let z = empty
+        .matmul(&Tensor::zeros([0, 4], DType::F32, &dev).unwrap())
+        .unwrap();
+    assert_eq!(z.to_vec::<f32>().unwrap(), vec![0.0; 12]);
+}

@@ -1,0 +1,170 @@
+//! GPU parity of reductions, arg-reductions and softmax against the CPU backend.
+
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use common::{both, check, gpu, randn, tol};
+use sinew_tensor::op_table::{ARG_REDUCE_OPS, REDUCE_OPS};
+use sinew_tensor::{DType, Tensor};
+
+const FLOATS: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
+
+/// Dim lists over a rank-3 tensor: single dims, pairs, all (empty = all).
+const DIM_SETS: [&[isize]; 7] = [&[0], &[1], &[2], &[0, 2], &[1, 2], &[0, 1], &[]];
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn reductions_over_any_dims_match_the_cpu() {
+    let dev = gpu();
+    for dtype in FLOATS {
+        let mut worst = 0.0f64;
+        let x = randn(51, &[7, 33, 129], dtype);
+        let xt = randn(52, &[129, 7, 33], dtype).permute(&[1, 2, 0]).unwrap();
+        for op in REDUCE_OPS {
+            // Products of many normals under- or overflow; keep them near 1.
+            let prep = |t: &Tensor| {
+                if op.name() == "prod" {
+                    t.mul_scalar(0.05).unwrap().add_scalar(1.0).unwrap()
+                } else {
+                    t.clone()
+                }
+            };
+            for dims in DIM_SETS {
+                for (name, input) in [("contiguous", prep(&x)), ("permuted", prep(&xt))] {
+                    let (c, g) = both(&dev, &[&input], |t| t[0].reduce(op, dims, false));
+                    let what = format!("{} {dtype} {dims:?} {name}", op.name());
+                    worst = worst.max(check(&what, &c, &g, tol(dtype)));
+                }
+            }
+        }
+        let (c, g) = both(&dev, &[&x], |t| t[0].mean(&[1, 2], true));
+        worst = worst.max(check(&format!("mean {dtype}"), &c, &g, tol(dtype)));
+        println!("reduce {dtype}: max error {worst:e}");
+    }
+    // Long rows take the two-pass path: a sum over 300k elements and one over all 1.2M.
+    for dtype in [DType::F32, DType::F16] {
+        let long = randn(53, &[4, 300_001], dtype);
+        for dims in [&[1isize][..], &[]] {
+            let (c, g) = both(&dev, &[&long], |t| t[0].sum(dims, false));
+            let err = check(&format!("long sum {dtype} {dims:?}"), &c, &g, tol(dtype));
+            let (c, g) = both(&dev, &[&long], |t| t[0].max(dims, false));
+            check(&format!("long max {dtype} {dims:?}"), &c, &g, 0.0);
+            println!("long sum {dtype} {dims:?}: max error {err:e}");
+        }
+    }
+    let ints = randn(54, &[9, 1000], DType::F64)
+        .mul_scalar(1e6)
+        .unwrap()
+        .to_dtype(DType::I64)
+        .unwrap();
+    for op in REDUCE_OPS {
+        let (c, g) = both(&dev, &[&ints], |t| t[0].reduce(op, &[1], true));
+        assert_eq!(
+            c.to_vec::<i64>().unwrap(),
+            g.to_vec::<i64>().unwrap(),
+            "{} i64",
+            op.name()
+        );
+    }
+    let with_nan = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0, 2.0, 5.0, -1.0], [2, 3]).unwrap();
+    let (c, g) = both(&dev, &[&with_nan], |t| t[0].max(&[1], false));
+    check("max with NaN", &c, &g, 0.0);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn argmax_and_argmin_match_the_cpu() {
+    let dev = gpu();
+    for dtype in [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::F64,
+        DType::I64,
+        DType::U8,
+    ] {
+        // Coarse values give ties; the first index must win.
+        let x = randn(61, &[17, 600, 5], DType::F64)
+            .mul_scalar(3.0)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .round_for_test()
+            .to_dtype(dtype)
+            .unwrap();
+        for op in ARG_REDUCE_OPS {
+            for dim in [0isize, 1, 2] {
+                let (c, g) = both(&dev, &[&x], |t| t[0].arg_reduce(op, dim, false));
+                assert_eq!(
+                    c.to_vec::<i64>().unwrap(),
+                    g.to_vec::<i64>().unwrap(),
+                    "{} {dtype} dim {dim}",
+                    op.name()
+                );
+            }
+        }
+    }
+    let nan = Tensor::from_vec(vec![1.0f32, f32::NAN, 7.0, f32::NAN], [1, 4]).unwrap();
+    let (c, g) = both(&dev, &[&nan], |t| t[0].argmax(1, false));
+    assert_eq!(c.to_vec::<i64>().unwrap(), g.to_vec::<i64>().unwrap());
+}
+
+/// Rounds to whole numbers through i64 (the tensor API has no round op).
+trait RoundForTest {
+    fn round_for_test(&self) -> Tensor;
+}
+
+impl RoundForTest for Tensor {
+    fn round_for_test(&self) -> Tensor {
+        self.to_dtype(DType::I64)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn softmax_and_log_softmax_match_the_cpu() {
+    let dev = gpu();
+    for dtype in FLOATS {
+        let mut worst = 0.0f64;
+        let x = randn(71, &[7, 33, 129], dtype).mul_scalar(4.0).unwrap();
+        let long = randn(72, &[3, 5001], dtype);
+        for (input, dims) in [(&x, &[0isize, 1, 2][..]), (&long, &[1, 0][..])] {
+            for &dim in dims {
+                let (c, g) = both(&dev, &[input], |t| t[0].softmax(dim));
+                worst = worst.max(check(
+                    &format!("softmax {dtype} dim {dim}"),
+                    &c,
+                    &g,
+                    tol(dtype),
+                ));
+                let (c, g) = both(&dev, &[input], |t| t[0].log_softmax(dim));
+                worst = worst.max(check(
+                    &format!("log_softmax {dtype} dim {dim}"),
+                    &c,
+                    &g,
+                    tol(dtype),
+                ));
+            }
+        }
+        let strided = x.permute(&[2, 0, 1]).unwrap();
+        let (c, g) = both(&dev, &[&strided], |t| t[0].log_softmax(-1));
+        worst = worst.max(check(
+            &format!("log_softmax {dtype} strided"),
+            &c,
+            &g,
+            tol(dtype),
+        ));
+        println!("softmax/log_softmax {dtype}: max error {worst:e}");
+    }
+    let inf = Tensor::from_vec(
+        vec![f32::NEG_INFINITY, f32::NEG_INFINITY, 1000.0, 1001.0],
+        [2, 2],
+    )
+    .unwrap();
+    let (c, g) = both(&dev, &[&inf], |t| t[0].softmax(1));
+    check("softmax -inf row", &c, &g, 1e-6);
+}

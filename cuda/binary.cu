@@ -1,0 +1,52 @@
+// Elementwise binary arithmetic on broadcast views: binary_<op>_<dtype>(n, geometry, lhs, rhs, out).
+// Geometry operands: 0 = lhs, 1 = rhs (stride 0 where broadcast); the output is contiguous.
+// f16/bf16 compute in f32 and round once, like the CPU backend.
+#include "common.cuh"
+
+#define BINARY_KERNEL(NAME, T, EXPR)                                                               \
+    extern "C" __global__ void binary_##NAME(uint32_t n, Geometry g, const T *lhs, const T *rhs,  \
+                                             T *out) {                                             \
+        typedef Num<T>::C C;                                                                       \
+        GRID_STRIDE(i, n) {                                                                        \
+            uint64_t off[2];                                                                       \
+            element_offsets<2>(g, i, off);                                                         \
+            const C x = Num<T>::up(lhs[off[0]]);                                                   \
+            const C y = Num<T>::up(rhs[off[1]]);                                                   \
+            out[i] = Num<T>::down(EXPR);                                                           \
+        }                                                                                          \
+    }
+
+#define BINARY_FLOAT(OP, EXPR)                 \
+    BINARY_KERNEL(OP##_f32, float, EXPR)       \
+    BINARY_KERNEL(OP##_f64, double, EXPR)      \
+    BINARY_KERNEL(OP##_f16, __half, EXPR)      \
+    BINARY_KERNEL(OP##_bf16, __nv_bfloat16, EXPR)
+
+BINARY_FLOAT(add, x + y)
+BINARY_FLOAT(sub, x - y)
+BINARY_FLOAT(mul, x * y)
+BINARY_FLOAT(div, x / y)
+BINARY_FLOAT(pow, m_pow(x, y))
+BINARY_FLOAT(maximum, (is_nan(x) || is_nan(y)) ? x + y : m_max(x, y))
+BINARY_FLOAT(minimum, (is_nan(x) || is_nan(y)) ? x + y : m_min(x, y))
+
+// i64 (wrapping, computed in u64). Division is left to the CPU: it must fail on a zero divisor.
+#define BINARY_I64(OP, EXPR)                                                                        \
+    extern "C" __global__ void binary_##OP##_i64(uint32_t n, Geometry g, const int64_t *lhs,        \
+                                                 const int64_t *rhs, int64_t *out) {                \
+        GRID_STRIDE(i, n) {                                                                         \
+            uint64_t off[2];                                                                        \
+            element_offsets<2>(g, i, off);                                                          \
+            const int64_t x = lhs[off[0]], y = rhs[off[1]];                                         \
+            const uint64_t ux = (uint64_t)x, uy = (uint64_t)y;                                      \
+            (void)ux;                                                                               \
+            (void)uy;                                                                               \
+            out[i] = (int64_t)(EXPR);                                                               \
+        }                                                                                           \
+    }
+
+BINARY_I64(add, ux + uy)
+BINARY_I64(sub, ux - uy)
+BINARY_I64(mul, ux * uy)
+BINARY_I64(maximum, x > y ? x : y)
+BINARY_I64(minimum, x < y ? x : y)

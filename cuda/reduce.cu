@@ -1,0 +1,148 @@
+// Row reductions of a contiguous [rows, cols] array.
+// reduce_<op>_<dtype>(in, out, rows, cols, chunk): each group of blockDim.x threads folds
+// cols [part * chunk, min(cols, (part + 1) * chunk)) of one row into out[row * parts + part],
+// parts = ceil(cols / chunk) (chunk >= cols gives one value per row). blockDim.y groups per block.
+// Sums and products accumulate in f64 (i64: wrapping u64), max/min propagate NaN.
+// argreduce_<op>_<dtype>(in, out_i64, rows, cols): index of the first extreme per row (NaN counts
+// as the extreme), one group per row.
+#include "common.cuh"
+
+template <typename A> __device__ __forceinline__ A shfl_down(A v, int o) {
+    return __shfl_down_sync(0xffffffffu, v, o);
+}
+
+// Folds `v` across the group (blockDim.x threads of row threadIdx.y); thread x == 0 gets it.
+template <typename A, typename F> __device__ A group_fold(A v, A identity, F f) {
+    for (int o = 16; o > 0; o >>= 1) v = f(v, shfl_down(v, o));
+    if (blockDim.x <= 32) return v;
+    __shared__ A partial[32];
+    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : identity;
+    if (warp == 0)
+        for (int o = 16; o > 0; o >>= 1) v = f(v, shfl_down(v, o));
+    return v;
+}
+
+struct SumOp {
+    template <typename A> __device__ A operator()(A a, A b) const { return a + b; }
+};
+struct ProdOp {
+    template <typename A> __device__ A operator()(A a, A b) const { return a * b; }
+};
+struct MaxOp {
+    template <typename A> __device__ A operator()(A a, A b) const {
+        return (is_nan(a) || is_nan(b)) ? a + b : (a > b ? a : b);
+    }
+};
+struct MinOp {
+    template <typename A> __device__ A operator()(A a, A b) const {
+        return (is_nan(a) || is_nan(b)) ? a + b : (a < b ? a : b);
+    }
+};
+
+template <typename T, typename A, typename F>
+__device__ void reduce_rows(const T *in, T *out, uint32_t rows, uint32_t cols, uint32_t chunk, A identity,
+                            F f) {
+    const uint32_t parts = cols == 0 ? 1 : (cols + chunk - 1) / chunk;
+    const uint64_t group = (uint64_t)blockIdx.x * blockDim.y + threadIdx.y;
+    const bool active = group < (uint64_t)rows * parts;  // the whole group agrees
+    A acc = identity;
+    uint64_t row = 0, part = 0;
+    if (active) {
+        row = group / parts;
+        part = group % parts;
+        const uint64_t start = part * chunk;
+        const uint64_t end = min((uint64_t)cols, start + chunk);
+        const T *src = in + row * cols;
+        for (uint64_t c = start + threadIdx.x; c < end; c += blockDim.x) acc = f(acc, (A)Num<T>::up(src[c]));
+    }
+    acc = group_fold(acc, identity, f);
+    if (active && threadIdx.x == 0) out[row * parts + part] = Num<T>::down((typename Num<T>::C)acc);
+}
+
+#define REDUCE_KERNEL(OP, FN, SUFFIX, T, A, IDENTITY)                                             \
+    extern "C" __global__ void reduce_##OP##_##SUFFIX(const T *in, T *out, uint32_t rows,         \
+                                                      uint32_t cols, uint32_t chunk) {            \
+        reduce_rows<T, A>(in, out, rows, cols, chunk, (A)(IDENTITY), FN());                       \
+    }
+
+#define REDUCE_FLOAT(SUFFIX, T, EXT)                                  \
+    REDUCE_KERNEL(sum, SumOp, SUFFIX, T, double, 0.0)                 \
+    REDUCE_KERNEL(prod, ProdOp, SUFFIX, T, double, 1.0)               \
+    REDUCE_KERNEL(max, MaxOp, SUFFIX, T, EXT, -INFINITY)              \
+    REDUCE_KERNEL(min, MinOp, SUFFIX, T, EXT, INFINITY)
+
+REDUCE_FLOAT(f32, float, float)
+REDUCE_FLOAT(f64, double, double)
+REDUCE_FLOAT(f16, __half, float)
+REDUCE_FLOAT(bf16, __nv_bfloat16, float)
+REDUCE_KERNEL(sum, SumOp, i64, int64_t, uint64_t, 0)
+REDUCE_KERNEL(prod, ProdOp, i64, int64_t, uint64_t, 1)
+REDUCE_KERNEL(max, MaxOp, i64, int64_t, int64_t, INT64_MIN)
+REDUCE_KERNEL(min, MinOp, i64, int64_t, int64_t, INT64_MAX)
+
+// (value, index) candidates; index UINT32_MAX means "none yet".
+template <typename V> struct Cand {
+    V v;
+    uint32_t i;
+};
+
+template <bool MAX, typename V> __device__ __forceinline__ bool better(Cand<V> a, Cand<V> b) {
+    if (a.i == UINT32_MAX) return false;
+    if (b.i == UINT32_MAX) return true;
+    const bool an = is_nan(a.v), bn = is_nan(b.v);
+    if (an || bn) return an && (!bn || a.i < b.i);
+    if (MAX ? a.v > b.v : a.v < b.v) return true;
+    if (a.v == b.v) return a.i < b.i;
+    return false;
+}
+
+template <bool MAX, typename T, typename V>
+__device__ void arg_rows(const T *in, int64_t *out, uint32_t rows, uint32_t cols) {
+    const uint64_t row = (uint64_t)blockIdx.x * blockDim.y + threadIdx.y;
+    Cand<V> best{V(0), UINT32_MAX};
+    if (row < rows) {
+        const T *src = in + row * cols;
+        for (uint32_t c = threadIdx.x; c < cols; c += blockDim.x) {
+            const Cand<V> cand{(V)Num<T>::up(src[c]), c};
+            if (better<MAX>(cand, best)) best = cand;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const Cand<V> other{shfl_down(best.v, o), shfl_down(best.i, o)};
+        if (better<MAX>(other, best)) best = other;
+    }
+    if (blockDim.x > 32) {
+        __shared__ Cand<V> partial[32];
+        const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+        if (lane == 0) partial[warp] = best;
+        __syncthreads();
+        best = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : Cand<V>{V(0), UINT32_MAX};
+        if (warp == 0)
+            for (int o = 16; o > 0; o >>= 1) {
+                const Cand<V> other{shfl_down(best.v, o), shfl_down(best.i, o)};
+                if (better<MAX>(other, best)) best = other;
+            }
+    }
+    if (row < rows && threadIdx.x == 0) out[row] = (int64_t)best.i;
+}
+
+#define ARG_KERNELS(SUFFIX, T, V)                                                                   \
+    extern "C" __global__ void argreduce_argmax_##SUFFIX(const T *in, int64_t *out, uint32_t rows,  \
+                                                         uint32_t cols) {                           \
+        arg_rows<true, T, V>(in, out, rows, cols);                                                  \
+    }                                                                                               \
+    extern "C" __global__ void argreduce_argmin_##SUFFIX(const T *in, int64_t *out, uint32_t rows,  \
+                                                         uint32_t cols) {                           \
+        arg_rows<false, T, V>(in, out, rows, cols);                                                 \
+    }
+
+ARG_KERNELS(f32, float, float)
+ARG_KERNELS(f64, double, double)
+ARG_KERNELS(f16, __half, float)
+ARG_KERNELS(bf16, __nv_bfloat16, float)
+ARG_KERNELS(i64, int64_t, int64_t)
+ARG_KERNELS(u8, uint8_t, int)

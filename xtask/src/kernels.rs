@@ -1,0 +1,245 @@
+//! `cargo xtask kernels [--check] [-v]`: compiles `cuda/<family>.cu` to committed PTX.
+//!
+//! Each file becomes `crates/sinew-cuda/kernels/<family>.ptx` (compute_80, PTX ISA <= 9.0, no
+//! line info, so the output is byte-for-byte reproducible), then is assembled by ptxas for sm_80
+//! and sm_90 with spills treated as errors; the committed files change only when all pass. `--check` compiles into a scratch folder and fails
+//! when a committed file is stale, missing or left over; `-v` prints ptxas register usage.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::nvcc::{Toolchain, find_or_fetch, run_capture, workspace_root};
+
+/// Architectures every PTX file must assemble for.
+const SM_TARGETS: [&str; 2] = ["sm_80", "sm_90"];
+
+/// Entry point of the `kernels` subcommand.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut check = false;
+    let mut verbose = false;
+    for a in args {
+        match a.as_str() {
+            "--check" => check = true,
+            "-v" | "--verbose" => verbose = true,
+            other => {
+                return Err(format!(
+                    "kernels: unknown argument {other:?} (expected --check, -v)"
+                ));
+            }
+        }
+    }
+    let root = workspace_root();
+    let sources = sources(&root.join("cuda"))?;
+    let committed = root.join("crates/sinew-cuda/kernels");
+    // Always compile into a scratch folder: PTX that ptxas rejects never reaches the committed one.
+    let out_dir = root.join("target/xtask-kernels");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let tools = find_or_fetch()?;
+    eprintln!(
+        "xtask: compiling {} kernel files with {}",
+        sources.len(),
+        tools.nvcc.display()
+    );
+    let outputs = compile_all(&tools, &root, &sources, &out_dir, verbose)?;
+    if check {
+        compare(&committed, &outputs)?;
+        eprintln!(
+            "xtask: committed PTX is up to date ({} files)",
+            outputs.len()
+        );
+    } else {
+        std::fs::create_dir_all(&committed).map_err(|e| format!("{}: {e}", committed.display()))?;
+        for f in &outputs {
+            let dest = committed.join(f.file_name().unwrap_or_default());
+            std::fs::copy(f, &dest)
+                .map_err(|e| format!("{} -> {}: {e}", f.display(), dest.display()))?;
+        }
+        remove_stale(&committed, &outputs)?;
+        eprintln!(
+            "xtask: wrote {} PTX files to {}",
+            outputs.len(),
+            committed.display()
+        );
+    }
+    Ok(())
+}
+
+/// The `.cu` files of the kernel folder, sorted by name.
+fn sources(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cu"))
+        .collect();
+    out.sort();
+    if out.is_empty() {
+        return Err(format!("no .cu files in {}", dir.display()));
+    }
+    Ok(out)
+}
+
+fn ptx_name(src: &Path) -> String {
+    format!(
+        "{}.ptx",
+        src.file_stem().and_then(|s| s.to_str()).unwrap_or("kernel")
+    )
+}
+
+/// Compiles every source (a few at a time) and validates each result with ptxas.
+fn compile_all(
+    tools: &Toolchain,
+    root: &Path,
+    sources: &[PathBuf],
+    out_dir: &Path,
+    verbose: bool,
+) -> Result<Vec<PathBuf>, String> {
+    let jobs = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(1);
+    let mut outputs = Vec::new();
+    for batch in sources.chunks(jobs) {
+        let results: Vec<Result<PathBuf, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|src| s.spawn(move || compile_one(tools, root, src, out_dir, verbose)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("compile thread panicked".into()))
+                })
+                .collect()
+        });
+        for r in results {
+            outputs.push(r?);
+        }
+    }
+    Ok(outputs)
+}
+
+fn compile_one(
+    tools: &Toolchain,
+    root: &Path,
+    src: &Path,
+    out_dir: &Path,
+    verbose: bool,
+) -> Result<PathBuf, String> {
+    let out = out_dir.join(ptx_name(src));
+    // Relative paths keep absolute directories out of nvcc's messages; the PTX has none either way.
+    let rel = src.strip_prefix(root).unwrap_or(src);
+    run_capture(
+        Command::new(&tools.nvcc)
+            .current_dir(root)
+            .args([
+                "-ptx",
+                "-arch=compute_80",
+                "-std=c++17",
+                "-O3",
+                "-Werror",
+                "all-warnings",
+                "-I",
+                "cuda",
+            ])
+            .arg(rel)
+            .arg("-o")
+            .arg(&out),
+    )?;
+    let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    check_isa_version(&out, &text)?;
+    for sm in SM_TARGETS {
+        let mut cmd = Command::new(&tools.ptxas);
+        cmd.arg(format!("-arch={sm}"))
+            .args(["-O3", "--warn-on-spills", "--warning-as-error"])
+            .arg(&out)
+            .args(["-o", "/dev/null"]);
+        if verbose {
+            cmd.arg("-v");
+        }
+        let output = cmd.output().map_err(|e| format!("cannot run ptxas: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "ptxas {sm} rejected {}:\n{}",
+                out.display(),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        if verbose {
+            eprintln!(
+                "--- {} ({sm})\n{}",
+                out.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Rejects PTX newer than ISA 9.0 (what a CUDA 13.0 driver accepts).
+fn check_isa_version(path: &Path, text: &str) -> Result<(), String> {
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix(".version "))
+        .ok_or_else(|| format!("{}: no .version line", path.display()))?;
+    let mut parts = version
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(u32::MAX));
+    let (major, minor) = (parts.next().unwrap_or(u32::MAX), parts.next().unwrap_or(0));
+    if (major, minor) > (9, 0) {
+        return Err(format!(
+            "{}: PTX ISA {version} is newer than 9.0",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Byte comparison of fresh outputs with the committed files (and no extra committed files).
+fn compare(committed: &Path, fresh: &[PathBuf]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for f in fresh {
+        let name = f.file_name().unwrap_or_default();
+        let old = committed.join(name);
+        match (std::fs::read(f), std::fs::read(&old)) {
+            (Ok(a), Ok(b)) if a == b => {}
+            (Ok(_), Ok(_)) => problems.push(format!("stale: {}", old.display())),
+            (_, Err(_)) => problems.push(format!("missing: {}", old.display())),
+            (Err(e), _) => problems.push(format!("unreadable {}: {e}", f.display())),
+        }
+    }
+    for extra in leftovers(committed, fresh)? {
+        problems.push(format!("no source for: {}", extra.display()));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\nrun `cargo xtask kernels` and commit the result",
+            problems.join("\n")
+        ))
+    }
+}
+
+/// Committed `.ptx` files whose `.cu` source is gone.
+fn leftovers(committed: &Path, fresh: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let names: Vec<_> = fresh.iter().filter_map(|f| f.file_name()).collect();
+    let Ok(entries) = std::fs::read_dir(committed) else {
+        return Ok(Vec::new());
+    };
+    Ok(entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ptx"))
+        .filter(|p| p.file_name().is_some_and(|n| !names.contains(&n)))
+        .collect())
+}
+
+fn remove_stale(committed: &Path, fresh: &[PathBuf]) -> Result<(), String> {
+    for extra in leftovers(committed, fresh)? {
+        std::fs::remove_file(&extra).map_err(|e| format!("{}: {e}", extra.display()))?;
+        eprintln!("xtask: removed {}", extra.display());
+    }
+    Ok(())
+}
