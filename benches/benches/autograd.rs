@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p sinew-benches --bench autograd`
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_main};
 use sinew_autograd::Var;
 use sinew_tensor::{DType, Device, Generator, Result, Tensor};
 
@@ -108,5 +108,8 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// Criterion's generated entry points.
+mod harness {
+    criterion::criterion_group!(benches, super::bench);
+}
+criterion_main!(harness::benches);

@@ -52,7 +52,7 @@ fn cross_entropy_gradient_is_softmax_minus_one_hot() {
     loss.backward().unwrap();
     for (g, e) in grad_of(&logits)
         .iter()
-        .zip([-0.340_998_9f32, 0.242_433_0, 0.098_565_9])
+        .zip([-0.340_998_9_f32, 0.242_433, 0.098_565_9])
     {
         assert!((g - e).abs() < 1e-6, "{g} vs {e}");
     }

@@ -75,8 +75,20 @@ impl Unfold2d {
             (size + 2 * p).checked_sub(span).map_or(0, |r| r / s + 1)
         };
         (
-            out(self.h, self.kernel.0, self.stride.0, self.padding.0, self.dilation.0),
-            out(self.w, self.kernel.1, self.stride.1, self.padding.1, self.dilation.1),
+            out(
+                self.h,
+                self.kernel.0,
+                self.stride.0,
+                self.padding.0,
+                self.dilation.0,
+            ),
+            out(
+                self.w,
+                self.kernel.1,
+                self.stride.1,
+                self.padding.1,
+                self.dilation.1,
+            ),
         )
     }
 }
@@ -131,7 +143,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
 
     /// Converts a view to another dtype.
-    fn cast(&self, src: &dyn BackendStorage, layout: &Layout, dtype: DType) -> Result<BoxedStorage>;
+    fn cast(&self, src: &dyn BackendStorage, layout: &Layout, dtype: DType)
+    -> Result<BoxedStorage>;
 
     /// Elementwise unary op.
     fn unary(&self, op: UnaryOp, src: &dyn BackendStorage, layout: &Layout)
@@ -247,7 +260,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         dim: usize,
         mode: ScatterMode,
     ) -> Result<BoxedStorage> {
-        let _ = (base, base_layout, index, index_layout, values, values_layout, dim, mode);
+        let _ = (
+            base,
+            base_layout,
+            index,
+            index_layout,
+            values,
+            values_layout,
+            dim,
+            mode,
+        );
         missing(self, "scatter")
     }
 

@@ -9,10 +9,22 @@ const EDGE_ITEMS: usize = 3;
 
 fn format_value(v: f64, dtype: DType, all_integral: bool) -> String {
     match dtype {
-        DType::Bool => if v != 0.0 { "True".into() } else { "False".into() },
+        DType::Bool => {
+            if v != 0.0 {
+                "True".into()
+            } else {
+                "False".into()
+            }
+        }
         DType::I64 | DType::U8 => format!("{}", v as i64),
         _ if v.is_nan() => "nan".into(),
-        _ if v.is_infinite() => if v > 0.0 { "inf".into() } else { "-inf".into() },
+        _ if v.is_infinite() => {
+            if v > 0.0 {
+                "inf".into()
+            } else {
+                "-inf".into()
+            }
+        }
         _ if all_integral => format!("{v:.0}."),
         _ => format!("{v:.4}"),
     }
@@ -30,7 +42,11 @@ struct Printer<'a> {
 impl Printer<'_> {
     fn indices(&self, size: usize) -> Vec<Option<usize>> {
         if self.summarise && size > 2 * EDGE_ITEMS {
-            (0..EDGE_ITEMS).map(Some).chain([None]).chain((size - EDGE_ITEMS..size).map(Some)).collect()
+            (0..EDGE_ITEMS)
+                .map(Some)
+                .chain([None])
+                .chain((size - EDGE_ITEMS..size).map(Some))
+                .collect()
         } else {
             (0..size).map(Some).collect()
         }
@@ -57,6 +73,8 @@ impl Printer<'_> {
             }
             match i {
                 Some(i) => self.write(out, depth + 1, offset + i * stride, indent),
+                // PyTorch pads the ellipsis of the innermost dim with one space: `2,  ..., 1997`.
+                None if last => out.push_str(" ..."),
                 None => out.push_str("..."),
             }
         }
@@ -72,8 +90,19 @@ impl std::fmt::Display for Tensor {
         };
         let all_integral = values.iter().all(|v| v.fract() == 0.0 || !v.is_finite());
         let summarise = values.len() > SUMMARY_THRESHOLD;
-        let printer = Printer { values: &values, dims: self.dims(), dtype: self.dtype(), summarise, all_integral, width: 0 };
-        let width = values.iter().map(|&v| format_value(v, self.dtype(), all_integral).len()).max().unwrap_or(0);
+        let printer = Printer {
+            values: &values,
+            dims: self.dims(),
+            dtype: self.dtype(),
+            summarise,
+            all_integral,
+            width: 0,
+        };
+        let width = values
+            .iter()
+            .map(|&v| format_value(v, self.dtype(), all_integral).len())
+            .max()
+            .unwrap_or(0);
         let printer = Printer { width, ..printer };
         let mut body = String::new();
         if values.is_empty() {
@@ -83,7 +112,9 @@ impl std::fmt::Display for Tensor {
         }
         write!(f, "tensor({body}")?;
         if values.is_empty() && self.rank() > 1 {
-            write!(f, ", size={}", self.shape())?;
+            // PyTorch: print(torch.zeros(0, 3)) = tensor([], size=(0, 3))
+            let dims: Vec<String> = self.dims().iter().map(|d| d.to_string()).collect();
+            write!(f, ", size=({})", dims.join(", "))?;
         }
         if !matches!(self.dtype(), DType::F32 | DType::I64 | DType::Bool) {
             write!(f, ", dtype={}", self.dtype())?;
@@ -115,17 +146,29 @@ mod tests {
     #[test]
     fn prints_like_pytorch() {
         let t = Tensor::from_vec(vec![1.5f32, -2.0, 3.25, 4.0], [2, 2]).unwrap();
-        assert_eq!(t.to_string(), "tensor([[ 1.5000, -2.0000],\n        [ 3.2500,  4.0000]])");
+        assert_eq!(
+            t.to_string(),
+            "tensor([[ 1.5000, -2.0000],\n        [ 3.2500,  4.0000]])"
+        );
         let i = Tensor::from_vec(vec![1i64, 20, 3], [3]).unwrap();
         assert_eq!(i.to_string(), "tensor([ 1, 20,  3])");
         assert_eq!(Tensor::scalar(2.0f64).to_string(), "tensor(2., dtype=f64)");
-        assert_eq!(Tensor::from_vec(vec![true, false], [2]).unwrap().to_string(), "tensor([ True, False])");
+        assert_eq!(
+            Tensor::from_vec(vec![true, false], [2])
+                .unwrap()
+                .to_string(),
+            "tensor([ True, False])"
+        );
     }
 
     #[test]
     fn summarises_large_tensors() {
-        let t = Tensor::arange(0.0, 2000.0, 1.0, DType::F32, &Device::cpu()).unwrap();
-        assert_eq!(t.to_string(), "tensor([   0.,    1.,    2., ..., 1997., 1998., 1999.])");
+        // print(torch.arange(2000)) = tensor([   0,    1,    2,  ..., 1997, 1998, 1999])
+        let t = Tensor::arange(0.0, 2000.0, 1.0, DType::I64, &Device::cpu()).unwrap();
+        assert_eq!(
+            t.to_string(),
+            "tensor([   0,    1,    2,  ..., 1997, 1998, 1999])"
+        );
         assert!(format!("{t:?}").contains("shape: [2000]"));
     }
 }

@@ -74,7 +74,14 @@ impl Layout {
     }
 
     /// `Some((start, end))` storage range when the view is contiguous.
+    ///
+    /// An empty view gives the empty range `(0, 0)`: its offset may point past the end of the
+    /// storage (`narrow(d, size, 0)` of a view that already starts inside it), so it must not be
+    /// used to slice.
     pub fn contiguous_offset(&self) -> Option<(usize, usize)> {
+        if self.elem_count() == 0 {
+            return Some((0, 0));
+        }
         self.is_contiguous()
             .then(|| (self.offset, self.offset + self.elem_count()))
     }
@@ -98,10 +105,17 @@ impl Layout {
     pub fn permute(&self, order: &[usize]) -> Result<Layout> {
         let rank = self.shape.rank();
         let mut seen = vec![false; rank];
-        if order.len() != rank || order.iter().any(|&d| d >= rank || std::mem::replace(&mut seen[d], true)) {
+        if order.len() != rank
+            || order
+                .iter()
+                .any(|&d| d >= rank || std::mem::replace(&mut seen[d], true))
+        {
             return Err(Error::invalid(
                 "permute",
-                format!("{order:?} is not a permutation of the {rank} dims of {}", self.shape),
+                format!(
+                    "{order:?} is not a permutation of the {rank} dims of {}",
+                    self.shape
+                ),
             ));
         }
         Ok(Layout {
@@ -202,7 +216,8 @@ impl Layout {
     ///
     /// Works like PyTorch's `view`: returns `None` when a copy is needed.
     pub fn reshape(&self, shape: &Shape) -> Option<Layout> {
-        if self.is_contiguous() {
+        // An empty view touches no element, so any strides describe it (PyTorch agrees).
+        if self.is_contiguous() || self.elem_count() == 0 {
             return Some(Layout {
                 shape: shape.clone(),
                 strides: shape.contiguous_strides(),
@@ -363,7 +378,11 @@ mod tests {
 
     #[test]
     fn offsets_starting_midway_match_a_full_walk() {
-        let l = Layout::contiguous([3, 4, 5]).slice(2, 1, 2, 2).unwrap().permute(&[2, 0, 1]).unwrap();
+        let l = Layout::contiguous([3, 4, 5])
+            .slice(2, 1, 2, 2)
+            .unwrap()
+            .permute(&[2, 0, 1])
+            .unwrap();
         let all = naive_offsets(&l);
         assert_eq!(l.offsets().collect::<Vec<_>>(), all);
         for start in 0..all.len() {
@@ -388,9 +407,15 @@ mod tests {
 
     #[test]
     fn broadcast_sets_zero_strides() {
-        let l = Layout::contiguous([3, 1]).broadcast_to(&Shape::new([2, 3, 4])).unwrap();
+        let l = Layout::contiguous([3, 1])
+            .broadcast_to(&Shape::new([2, 3, 4]))
+            .unwrap();
         assert_eq!(l.strides(), &[0, 1, 0]);
-        assert!(Layout::contiguous([3]).broadcast_to(&Shape::new([4])).is_err());
+        assert!(
+            Layout::contiguous([3])
+                .broadcast_to(&Shape::new([4]))
+                .is_err()
+        );
     }
 
     #[test]

@@ -32,14 +32,16 @@ mod tensor;
 
 pub use backend::{Backend, BackendStorage, BoxedStorage, MatmulDims, ScatterMode, Unfold2d};
 pub use cpu::{CpuBackend, CpuStorage};
-pub use device::{register_backend, Device, DeviceFactory, DeviceLocation};
+pub use device::{Device, DeviceFactory, DeviceLocation, register_backend};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use layout::{Layout, StridedOffsets};
 pub use ops::index::PadMode;
-pub use ops::{ArgReduceOp, BinaryOp, CmpOp, Conv1dConfig, Conv2dConfig, Pool2dConfig, ReduceOp, UnaryOp};
-pub use random::{manual_seed, with_default_generator, Generator};
-pub use shape::{resolve_dim, Shape};
+pub use ops::{
+    ArgReduceOp, BinaryOp, CmpOp, Conv1dConfig, Conv2dConfig, Pool2dConfig, ReduceOp, UnaryOp,
+};
+pub use random::{Generator, manual_seed, with_default_generator};
+pub use shape::{Shape, resolve_dim};
 pub use tensor::Tensor;
 
 /// Half-precision float types, re-exported from the `half` crate.

@@ -47,7 +47,11 @@ pub struct OpInfo {
 }
 
 const fn op(name: &'static str, family: OpFamily, differentiable: bool) -> OpInfo {
-    OpInfo { name, family, differentiable }
+    OpInfo {
+        name,
+        family,
+        differentiable,
+    }
 }
 
 use OpFamily::*;
@@ -166,10 +170,16 @@ pub fn unary_ops() -> Vec<UnaryOp> {
         UnaryOp::Elu(1.0),
         UnaryOp::Gelu,
         UnaryOp::Erf,
-        UnaryOp::Softplus { beta: 1.0, threshold: 20.0 },
+        UnaryOp::Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        },
         UnaryOp::Step { at_zero: 0.5 },
         UnaryOp::Sign,
-        UnaryOp::Clamp { min: -0.5, max: 0.5 },
+        UnaryOp::Clamp {
+            min: -0.5,
+            max: 0.5,
+        },
         UnaryOp::Powf(2.5),
         UnaryOp::Recip,
         UnaryOp::Square,
@@ -193,7 +203,14 @@ pub const BINARY_OPS: [BinaryOp; 7] = [
 ];
 
 /// Every [`CmpOp`].
-pub const CMP_OPS: [CmpOp; 6] = [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge];
+pub const CMP_OPS: [CmpOp; 6] = [
+    CmpOp::Eq,
+    CmpOp::Ne,
+    CmpOp::Lt,
+    CmpOp::Le,
+    CmpOp::Gt,
+    CmpOp::Ge,
+];
 
 /// Every [`ReduceOp`].
 pub const REDUCE_OPS: [ReduceOp; 4] = [ReduceOp::Sum, ReduceOp::Prod, ReduceOp::Max, ReduceOp::Min];

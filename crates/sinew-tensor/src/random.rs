@@ -30,12 +30,19 @@ fn default_generator() -> &'static Mutex<Generator> {
 
 /// Reseeds the default generator used by `Tensor::rand` and friends. PyTorch: `torch.manual_seed`.
 pub fn manual_seed(seed: u64) {
-    *default_generator().lock().unwrap_or_else(|e| e.into_inner()) = Generator::new(seed);
+    *default_generator()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Generator::new(seed);
 }
 
-/// Runs `f` with the default generator.
+/// Runs `f` with the default generator, holding its lock while `f` runs.
+///
+/// Keep `f` short: calling `Tensor::rand`, `Tensor::randn` or this function again inside `f`
+/// (or from rayon tasks that `f` waits for) would wait on the lock forever.
 pub fn with_default_generator<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
-    f(&mut default_generator().lock().unwrap_or_else(|e| e.into_inner()))
+    f(&mut default_generator()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()))
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -57,22 +64,35 @@ impl Generator {
     }
 
     /// `n` values, block-parallel, each block from its own stream.
-    fn sample(&mut self, n: usize, draw: impl Fn(&mut ChaCha8Rng) -> f64 + Sync) -> Vec<f64> {
+    fn sample<T: Copy + Default + Send>(
+        &mut self,
+        n: usize,
+        draw: impl Fn(&mut ChaCha8Rng) -> T + Sync,
+    ) -> Vec<T> {
         let call = self.calls;
         self.calls += 1;
         let seed = self.seed;
-        let mut out = vec![0.0; n];
-        out.par_chunks_mut(BLOCK).enumerate().for_each(|(block, chunk)| {
-            let key = mix(mix(seed ^ mix(call.wrapping_add(0x9E37_79B9))) ^ block as u64);
-            let mut rng = ChaCha8Rng::seed_from_u64(key);
-            for v in chunk {
-                *v = draw(&mut rng);
-            }
-        });
+        let mut out = vec![T::default(); n];
+        out.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(block, chunk)| {
+                let key = mix(mix(seed ^ mix(call.wrapping_add(0x9E37_79B9))) ^ block as u64);
+                let mut rng = ChaCha8Rng::seed_from_u64(key);
+                for v in chunk {
+                    *v = draw(&mut rng);
+                }
+            });
         out
     }
 
-    fn tensor(&mut self, shape: Shape, dtype: DType, device: &Device, op: &'static str, draw: impl Fn(&mut ChaCha8Rng) -> f64 + Sync) -> Result<Tensor> {
+    fn tensor(
+        &mut self,
+        shape: Shape,
+        dtype: DType,
+        device: &Device,
+        op: &'static str,
+        draw: impl Fn(&mut ChaCha8Rng) -> f64 + Sync,
+    ) -> Result<Tensor> {
         if !dtype.is_float() {
             return Err(Error::UnsupportedDType { op, dtype });
         }
@@ -81,33 +101,89 @@ impl Generator {
     }
 
     /// Uniform in `[low, high)`. PyTorch equivalent: `torch.empty(..).uniform_(low, high)`.
-    pub fn uniform(&mut self, shape: impl Into<Shape>, low: f64, high: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn uniform(
+        &mut self,
+        shape: impl Into<Shape>,
+        low: f64,
+        high: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         if low > high || !low.is_finite() || !high.is_finite() {
-            return Err(Error::invalid("uniform", format!("bad bounds [{low}, {high})")));
+            return Err(Error::invalid(
+                "uniform",
+                format!("bad bounds [{low}, {high})"),
+            ));
         }
-        self.tensor(shape.into(), dtype, device, "uniform", |r| low + (high - low) * r.random::<f64>())
+        // `low + (high - low) * u` can round up to `high` in f64 and, far more often, when it is
+        // narrowed to f32 (about 1 in 2^25 draws), f16 (2^-12) or bf16 (2^-9). Capping at the
+        // largest value of the dtype below `high` keeps the interval half-open, as in PyTorch.
+        let cap = largest_below(high, dtype).max(low);
+        self.tensor(shape.into(), dtype, device, "uniform", |r| {
+            (low + (high - low) * r.random::<f64>()).min(cap)
+        })
     }
 
     /// Uniform in `[0, 1)`. PyTorch equivalent: `torch.rand`.
-    pub fn rand(&mut self, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn rand(
+        &mut self,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         self.uniform(shape, 0.0, 1.0, dtype, device)
     }
 
     /// Normal with mean `mean` and standard deviation `std`. PyTorch equivalent: `torch.normal`.
-    pub fn normal(&mut self, shape: impl Into<Shape>, mean: f64, std: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn normal(
+        &mut self,
+        shape: impl Into<Shape>,
+        mean: f64,
+        std: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        // rand_distr accepts a negative std (mirroring the samples); PyTorch and we do not.
+        if std.is_nan() || std < 0.0 || !std.is_finite() || !mean.is_finite() {
+            return Err(Error::invalid(
+                "normal",
+                format!("need a finite mean and std >= 0, got mean {mean}, std {std}"),
+            ));
+        }
         let dist = Normal::new(mean, std).map_err(|e| Error::invalid("normal", e.to_string()))?;
         self.tensor(shape.into(), dtype, device, "normal", |r| dist.sample(r))
     }
 
     /// Standard normal. PyTorch equivalent: `torch.randn`.
-    pub fn randn(&mut self, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
-        self.tensor(shape.into(), dtype, device, "randn", |r| StandardNormal.sample(r))
+    pub fn randn(
+        &mut self,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        self.tensor(shape.into(), dtype, device, "randn", |r| {
+            StandardNormal.sample(r)
+        })
     }
 
     /// Normal(mean, std) restricted to `[a, b]` by rejection. PyTorch: `nn.init.trunc_normal_`.
-    pub fn truncated_normal(&mut self, shape: impl Into<Shape>, mean: f64, std: f64, a: f64, b: f64, dtype: DType, device: &Device) -> Result<Tensor> {
-        if !(a < b) || !(std > 0.0) {
-            return Err(Error::invalid("truncated_normal", format!("need a < b and std > 0, got [{a}, {b}], std {std}")));
+    pub fn truncated_normal(
+        &mut self,
+        shape: impl Into<Shape>,
+        mean: f64,
+        std: f64,
+        a: f64,
+        b: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        if a.partial_cmp(&b) != Some(std::cmp::Ordering::Less)
+            || std.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        {
+            return Err(Error::invalid(
+                "truncated_normal",
+                format!("need a < b and std > 0, got [{a}, {b}], std {std}"),
+            ));
         }
         // Reject in standard units; fall back to uniform when the window is far in a tail.
         let (lo, hi) = ((a - mean) / std, (b - mean) / std);
@@ -123,9 +199,18 @@ impl Generator {
     }
 
     /// 1 with probability `p`, else 0, as `dtype`. PyTorch equivalent: `torch.bernoulli(full(p))`.
-    pub fn bernoulli(&mut self, shape: impl Into<Shape>, p: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn bernoulli(
+        &mut self,
+        shape: impl Into<Shape>,
+        p: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::invalid("bernoulli", format!("probability {p} is outside [0, 1]")));
+            return Err(Error::invalid(
+                "bernoulli",
+                format!("probability {p} is outside [0, 1]"),
+            ));
         }
         let shape = shape.into();
         let values = self.sample(shape.elem_count(), |r| (r.random::<f64>() < p) as u8 as f64);
@@ -133,13 +218,22 @@ impl Generator {
     }
 
     /// Integers uniform in `[low, high)` as i64. PyTorch equivalent: `torch.randint`.
-    pub fn randint(&mut self, shape: impl Into<Shape>, low: i64, high: i64, device: &Device) -> Result<Tensor> {
+    pub fn randint(
+        &mut self,
+        shape: impl Into<Shape>,
+        low: i64,
+        high: i64,
+        device: &Device,
+    ) -> Result<Tensor> {
         if low >= high {
-            return Err(Error::invalid("randint", format!("empty range [{low}, {high})")));
+            return Err(Error::invalid(
+                "randint",
+                format!("empty range [{low}, {high})"),
+            ));
         }
         let shape = shape.into();
-        let values = self.sample(shape.elem_count(), |r| r.random_range(low..high) as f64);
-        let ints: Vec<i64> = values.into_iter().map(|v| v as i64).collect();
+        // Drawn as i64 directly: an f64 detour would round values beyond 2^53.
+        let ints = self.sample(shape.elem_count(), |r| r.random_range(low..high));
         Tensor::from_vec_on(ints, shape, device)
     }
 
@@ -153,7 +247,8 @@ impl Generator {
     pub fn permutation(&mut self, n: usize) -> Vec<usize> {
         let call = self.calls;
         self.calls += 1;
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed ^ mix(call.wrapping_add(0x7F4A_7C15))));
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(mix(self.seed ^ mix(call.wrapping_add(0x7F4A_7C15))));
         let mut perm: Vec<usize> = (0..n).collect();
         for i in (1..n).rev() {
             perm.swap(i, rng.random_range(0..=i));
@@ -162,15 +257,75 @@ impl Generator {
     }
 }
 
+/// The largest value of `dtype` strictly below `x` (for capping half-open intervals).
+fn largest_below(x: f64, dtype: DType) -> f64 {
+    use half::{bf16, f16};
+    // Step one unit in the last place toward -inf, on the bit pattern of an IEEE float.
+    fn down(bits: u64, sign: u64) -> u64 {
+        if bits & !sign == 0 {
+            sign | 1
+        } else if bits & sign != 0 {
+            bits + 1
+        } else {
+            bits - 1
+        }
+    }
+    match dtype {
+        DType::F32 => {
+            let r = x as f32;
+            let r = if (r as f64) < x {
+                r
+            } else {
+                f32::from_bits(down(r.to_bits() as u64, 1 << 31) as u32)
+            };
+            r as f64
+        }
+        DType::F16 => {
+            let r = f16::from_f64(x);
+            let r = if r.to_f64() < x {
+                r
+            } else {
+                f16::from_bits(down(r.to_bits() as u64, 1 << 15) as u16)
+            };
+            r.to_f64()
+        }
+        DType::BF16 => {
+            let r = bf16::from_f64(x);
+            let r = if r.to_f64() < x {
+                r
+            } else {
+                bf16::from_bits(down(r.to_bits() as u64, 1 << 15) as u16)
+            };
+            r.to_f64()
+        }
+        _ => f64::from_bits(down(x.to_bits(), 1 << 63)),
+    }
+}
+
+/// A copy of the default generator that owns the next call number, taken under a short lock.
+///
+/// Sampling then runs without the lock, so `Tensor::rand` called from inside rayon tasks (for
+/// example by data-loading workers) cannot deadlock on a lock held by a thread that is waiting
+/// for those tasks. Each sampling call consumes exactly one call number, so the numbers are the
+/// same as sampling under the lock.
+fn reserve_default_call() -> Generator {
+    let mut g = default_generator()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let snapshot = g.clone();
+    g.calls += 1;
+    snapshot
+}
+
 impl Tensor {
     /// Uniform `[0, 1)` from the default generator. PyTorch equivalent: `torch.rand`.
     pub fn rand(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
-        with_default_generator(|g| g.rand(shape, dtype, device))
+        reserve_default_call().rand(shape, dtype, device)
     }
 
     /// Standard normal from the default generator. PyTorch equivalent: `torch.randn`.
     pub fn randn(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
-        with_default_generator(|g| g.randn(shape, dtype, device))
+        reserve_default_call().randn(shape, dtype, device)
     }
 }
 
@@ -181,19 +336,40 @@ mod tests {
     #[test]
     fn same_seed_same_numbers_on_any_thread_count() {
         let draw = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| Generator::new(7).randn([3 * BLOCK + 5], DType::F64, &Device::cpu()).unwrap().to_vec::<f64>().unwrap())
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                Generator::new(7)
+                    .randn([3 * BLOCK + 5], DType::F64, &Device::cpu())
+                    .unwrap()
+                    .to_vec::<f64>()
+                    .unwrap()
+            })
         };
         assert_eq!(draw(1), draw(3));
-        let other = Generator::new(8).randn([10], DType::F64, &Device::cpu()).unwrap().to_vec::<f64>().unwrap();
+        let other = Generator::new(8)
+            .randn([10], DType::F64, &Device::cpu())
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap();
         assert_ne!(draw(1)[..10], other[..]);
     }
 
     #[test]
     fn successive_calls_differ() {
         let mut g = Generator::new(1);
-        let a = g.rand([8], DType::F32, &Device::cpu()).unwrap().to_vec::<f32>().unwrap();
-        let b = g.rand([8], DType::F32, &Device::cpu()).unwrap().to_vec::<f32>().unwrap();
+        let a = g
+            .rand([8], DType::F32, &Device::cpu())
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        let b = g
+            .rand([8], DType::F32, &Device::cpu())
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
         assert_ne!(a, b);
     }
 
@@ -206,27 +382,52 @@ mod tests {
         let std = x.std(&[], 1, false).unwrap().to_scalar::<f64>().unwrap();
         assert!((mean - 2.0).abs() < 0.03, "mean {mean}");
         assert!((std - 3.0).abs() < 0.03, "std {std}");
-        let u = g.uniform([n], -1.0, 1.0, DType::F64, &Device::cpu()).unwrap().to_vec::<f64>().unwrap();
+        let u = g
+            .uniform([n], -1.0, 1.0, DType::F64, &Device::cpu())
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap();
         assert!(u.iter().all(|v| (-1.0..1.0).contains(v)));
-        let b = g.bernoulli([n], 0.25, DType::F64, &Device::cpu()).unwrap().mean_all().unwrap().to_scalar::<f64>().unwrap();
+        let b = g
+            .bernoulli([n], 0.25, DType::F64, &Device::cpu())
+            .unwrap()
+            .mean_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!((b - 0.25).abs() < 0.01);
     }
 
     #[test]
     fn truncated_normal_respects_bounds() {
         let mut g = Generator::new(4);
-        let x = g.truncated_normal([50_000], 0.0, 1.0, -0.5, 2.0, DType::F32, &Device::cpu()).unwrap().to_vec::<f32>().unwrap();
+        let x = g
+            .truncated_normal([50_000], 0.0, 1.0, -0.5, 2.0, DType::F32, &Device::cpu())
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
         assert!(x.iter().all(|v| (-0.5..=2.0).contains(v)));
-        assert!(g.truncated_normal([1], 0.0, 1.0, 1.0, 1.0, DType::F32, &Device::cpu()).is_err());
+        assert!(
+            g.truncated_normal([1], 0.0, 1.0, 1.0, 1.0, DType::F32, &Device::cpu())
+                .is_err()
+        );
     }
 
     #[test]
     fn randperm_is_a_permutation() {
-        let mut p = Generator::new(5).randperm(1000, &Device::cpu()).unwrap().to_vec::<i64>().unwrap();
+        let mut p = Generator::new(5)
+            .randperm(1000, &Device::cpu())
+            .unwrap()
+            .to_vec::<i64>()
+            .unwrap();
         assert_ne!(p[..10], (0..10).collect::<Vec<i64>>()[..]);
         p.sort_unstable();
         assert_eq!(p, (0..1000).collect::<Vec<i64>>());
-        let r = Generator::new(5).randint([1000], -3, 4, &Device::cpu()).unwrap().to_vec::<i64>().unwrap();
+        let r = Generator::new(5)
+            .randint([1000], -3, 4, &Device::cpu())
+            .unwrap()
+            .to_vec::<i64>()
+            .unwrap();
         assert!(r.iter().all(|v| (-3..4).contains(v)) && r.contains(&-3) && r.contains(&3));
     }
 }

@@ -147,7 +147,9 @@ mod tests {
         let a = Shape::new([3, 1, 5]);
         let b = Shape::new([4, 1]);
         assert_eq!(a.broadcast(&b, "t").unwrap().dims(), &[3, 4, 5]);
-        let err = Shape::new([3]).broadcast(&Shape::new([4]), "add").unwrap_err();
+        let err = Shape::new([3])
+            .broadcast(&Shape::new([4]), "add")
+            .unwrap_err();
         assert_eq!(err.to_string(), "add: shape mismatch between [3] and [4]");
     }
 

@@ -94,7 +94,11 @@ impl Tensor {
     }
 
     /// A tensor on `device` from host storage of the given shape.
-    pub fn from_cpu_storage(data: CpuStorage, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+    pub fn from_cpu_storage(
+        data: CpuStorage,
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         if data.len() != shape.elem_count() {
             return Err(Error::ElementCount {
@@ -166,6 +170,27 @@ impl Tensor {
     pub fn with_storage<R>(&self, f: impl FnOnce(&dyn crate::BackendStorage, &Layout) -> R) -> R {
         let guard = self.storage.read();
         f(&**guard, &self.layout)
+    }
+
+    /// Runs `f` with the storages of several tensors, read-locking each distinct storage once
+    /// (a storage shared by two operands is never locked twice by one thread).
+    pub(crate) fn with_storages<R, const N: usize>(
+        tensors: [&Tensor; N],
+        f: impl FnOnce([&dyn crate::BackendStorage; N]) -> R,
+    ) -> R {
+        let mut guards: Vec<(&Arc<Storage>, RwLockReadGuard<'_, BoxedStorage>)> =
+            Vec::with_capacity(N);
+        let mut slots = [0usize; N];
+        for (slot, t) in slots.iter_mut().zip(tensors) {
+            *slot = match guards.iter().position(|(s, _)| Arc::ptr_eq(s, &t.storage)) {
+                Some(j) => j,
+                None => {
+                    guards.push((&t.storage, t.storage.read()));
+                    guards.len() - 1
+                }
+            };
+        }
+        f(std::array::from_fn(|i| &**guards[slots[i]].1))
     }
 
     /// Runs `f` with this tensor's storage and layout, wrapping the new storage into a tensor of `shape`.
@@ -297,7 +322,11 @@ impl Tensor {
         if self.elem_count() != 1 {
             return Err(Error::invalid(
                 "to_scalar",
-                format!("tensor of shape {} has {} elements, not 1", self.shape(), self.elem_count()),
+                format!(
+                    "tensor of shape {} has {} elements, not 1",
+                    self.shape(),
+                    self.elem_count()
+                ),
             ));
         }
         Ok(self.to_vec::<T>()?[0])
@@ -308,7 +337,11 @@ impl Tensor {
         if self.elem_count() != 1 {
             return Err(Error::invalid(
                 "item",
-                format!("tensor of shape {} has {} elements, not 1", self.shape(), self.elem_count()),
+                format!(
+                    "tensor of shape {} has {} elements, not 1",
+                    self.shape(),
+                    self.elem_count()
+                ),
             ));
         }
         Ok(self.to_vec_f64()?[0])
@@ -322,7 +355,10 @@ mod tests {
     #[test]
     fn from_vec_checks_the_element_count() {
         let err = Tensor::from_vec(vec![1.0f32; 5], [2, 3]).unwrap_err();
-        assert_eq!(err.to_string(), "from_vec: 5 elements do not fill shape [2, 3]");
+        assert_eq!(
+            err.to_string(),
+            "from_vec: 5 elements do not fill shape [2, 3]"
+        );
     }
 
     #[test]
@@ -336,8 +372,13 @@ mod tests {
     fn copy_into_a_view_writes_through_to_the_base() {
         let base = Tensor::zeros([2, 3], DType::F32, &Device::cpu()).unwrap();
         let column = base.narrow(1, 1, 1).unwrap();
-        column.copy_(&Tensor::from_vec(vec![5.0f32, 7.0], [2, 1]).unwrap()).unwrap();
-        assert_eq!(base.to_vec::<f32>().unwrap(), vec![0.0, 5.0, 0.0, 0.0, 7.0, 0.0]);
+        column
+            .copy_(&Tensor::from_vec(vec![5.0f32, 7.0], [2, 1]).unwrap())
+            .unwrap();
+        assert_eq!(
+            base.to_vec::<f32>().unwrap(),
+            vec![0.0, 5.0, 0.0, 0.0, 7.0, 0.0]
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use half::{bf16, f16};
 
-use super::{map_view, CpuStorage};
+use super::{CpuStorage, map_view};
 use crate::{DType, Element, Layout, Result, StridedOffsets};
 
 /// Contiguous copy of a view, same dtype.

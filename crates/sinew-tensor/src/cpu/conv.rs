@@ -5,14 +5,23 @@
 
 use rayon::prelude::*;
 
-use super::{contiguous_slice, CpuStorage};
+use super::{CpuStorage, contiguous_slice};
 use crate::backend::Unfold2d;
 use crate::{Element, Error, Layout, Result};
 
 /// Input coordinate read by output position `o` at window tap `t`, if inside the image.
 #[inline]
-fn source(o: usize, t: usize, stride: usize, pad: usize, dilation: usize, size: usize) -> Option<usize> {
-    (o * stride + t * dilation).checked_sub(pad).filter(|&i| i < size)
+fn source(
+    o: usize,
+    t: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+    size: usize,
+) -> Option<usize> {
+    (o * stride + t * dilation)
+        .checked_sub(pad)
+        .filter(|&i| i < size)
 }
 
 fn unfold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -> Vec<T> {
@@ -25,24 +34,26 @@ fn unfold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -
     if plane_out == 0 {
         return out;
     }
-    out.par_chunks_mut(plane_out).enumerate().for_each(|(plane, cols)| {
-        let img = &data[plane * s.h * s.w..(plane + 1) * s.h * s.w];
-        for ki in 0..kh {
-            for kj in 0..kw {
-                let row = &mut cols[(ki * kw + kj) * oh * ow..][..oh * ow];
-                for oy in 0..oh {
-                    let y = source(oy, ki, s.stride.0, s.padding.0, s.dilation.0, s.h);
-                    for ox in 0..ow {
-                        let x = source(ox, kj, s.stride.1, s.padding.1, s.dilation.1, s.w);
-                        row[oy * ow + ox] = match (y, x) {
-                            (Some(y), Some(x)) => img[y * s.w + x],
-                            _ => pad,
-                        };
+    out.par_chunks_mut(plane_out)
+        .enumerate()
+        .for_each(|(plane, cols)| {
+            let img = &data[plane * s.h * s.w..(plane + 1) * s.h * s.w];
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let row = &mut cols[(ki * kw + kj) * oh * ow..][..oh * ow];
+                    for oy in 0..oh {
+                        let y = source(oy, ki, s.stride.0, s.padding.0, s.dilation.0, s.h);
+                        for ox in 0..ow {
+                            let x = source(ox, kj, s.stride.1, s.padding.1, s.dilation.1, s.w);
+                            row[oy * ow + ox] = match (y, x) {
+                                (Some(y), Some(x)) => img[y * s.w + x],
+                                _ => pad,
+                            };
+                        }
                     }
                 }
             }
-        }
-    });
+        });
     out
 }
 
@@ -55,26 +66,33 @@ fn fold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -> 
     if out.is_empty() {
         return out;
     }
-    out.par_chunks_mut(s.h * s.w).enumerate().for_each(|(plane, img)| {
-        let mut acc = vec![0f64; s.h * s.w];
-        let src = &cols[plane * plane_in..(plane + 1) * plane_in];
-        for ki in 0..kh {
-            for kj in 0..kw {
-                let row = &src[(ki * kw + kj) * oh * ow..][..oh * ow];
-                for oy in 0..oh {
-                    let Some(y) = source(oy, ki, s.stride.0, s.padding.0, s.dilation.0, s.h) else { continue };
-                    for ox in 0..ow {
-                        if let Some(x) = source(ox, kj, s.stride.1, s.padding.1, s.dilation.1, s.w) {
-                            acc[y * s.w + x] += row[oy * ow + ox].to_f64();
+    out.par_chunks_mut(s.h * s.w)
+        .enumerate()
+        .for_each(|(plane, img)| {
+            let mut acc = vec![0f64; s.h * s.w];
+            let src = &cols[plane * plane_in..(plane + 1) * plane_in];
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let row = &src[(ki * kw + kj) * oh * ow..][..oh * ow];
+                    for oy in 0..oh {
+                        let Some(y) = source(oy, ki, s.stride.0, s.padding.0, s.dilation.0, s.h)
+                        else {
+                            continue;
+                        };
+                        for ox in 0..ow {
+                            if let Some(x) =
+                                source(ox, kj, s.stride.1, s.padding.1, s.dilation.1, s.w)
+                            {
+                                acc[y * s.w + x] += row[oy * ow + ox].to_f64();
+                            }
                         }
                     }
                 }
             }
-        }
-        for (o, a) in img.iter_mut().zip(acc) {
-            *o = T::from_f64(a);
-        }
-    });
+            for (o, a) in img.iter_mut().zip(acc) {
+                *o = T::from_f64(a);
+            }
+        });
     out
 }
 
@@ -86,7 +104,12 @@ pub(super) fn unfold2d(src: &CpuStorage, layout: &Layout, spec: &Unfold2d) -> Re
 /// col2im: sums columns back into a `[n, c, h, w]` image.
 pub(super) fn fold2d(cols: &CpuStorage, layout: &Layout, spec: &Unfold2d) -> Result<CpuStorage> {
     match cols {
-        CpuStorage::Bool(_) | CpuStorage::U8(_) => Err(Error::UnsupportedDType { op: "fold2d", dtype: cols.dtype() }),
-        other => Ok(with_cpu_storage!(other, v => Element::into_storage(fold_planes(v, layout, spec)))),
+        CpuStorage::Bool(_) | CpuStorage::U8(_) => Err(Error::UnsupportedDType {
+            op: "fold2d",
+            dtype: cols.dtype(),
+        }),
+        other => {
+            Ok(with_cpu_storage!(other, v => Element::into_storage(fold_planes(v, layout, spec))))
+        }
     }
 }

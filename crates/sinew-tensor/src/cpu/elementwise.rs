@@ -2,7 +2,7 @@
 
 use num_traits::Float;
 
-use super::{map_view, zip_views, CpuStorage};
+use super::{CpuStorage, select_views, zip_views};
 use crate::ops::{BinaryOp, CmpOp};
 use crate::{DType, Error, Layout, Result, StridedOffsets};
 
@@ -13,8 +13,20 @@ fn float_op<T: Float>(op: BinaryOp) -> fn(T, T) -> T {
         BinaryOp::Mul => |a, b| a * b,
         BinaryOp::Div => |a, b| a / b,
         BinaryOp::Pow => |a, b| a.powf(b),
-        BinaryOp::Maximum => |a, b| if a.is_nan() || b.is_nan() { T::nan() } else { a.max(b) },
-        BinaryOp::Minimum => |a, b| if a.is_nan() || b.is_nan() { T::nan() } else { a.min(b) },
+        BinaryOp::Maximum => |a, b| {
+            if a.is_nan() || b.is_nan() {
+                T::nan()
+            } else {
+                a.max(b)
+            }
+        },
+        BinaryOp::Minimum => |a, b| {
+            if a.is_nan() || b.is_nan() {
+                T::nan()
+            } else {
+                a.min(b)
+            }
+        },
     }
 }
 
@@ -27,11 +39,17 @@ pub(super) fn binary(
     rl: &Layout,
 ) -> Result<CpuStorage> {
     Ok(match (lhs, rhs) {
-        (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(zip_views(a, ll, b, rl, float_op(op))),
-        (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(zip_views(a, ll, b, rl, float_op(op))),
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+            CpuStorage::F32(zip_views(a, ll, b, rl, float_op(op)))
+        }
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+            CpuStorage::F64(zip_views(a, ll, b, rl, float_op(op)))
+        }
         (CpuStorage::F16(a), CpuStorage::F16(b)) => {
             let f = float_op::<f32>(op);
-            CpuStorage::F16(zip_views(a, ll, b, rl, |x, y| half::f16::from_f32(f(x.to_f32(), y.to_f32()))))
+            CpuStorage::F16(zip_views(a, ll, b, rl, |x, y| {
+                half::f16::from_f32(f(x.to_f32(), y.to_f32()))
+            }))
         }
         (CpuStorage::BF16(a), CpuStorage::BF16(b)) => {
             let f = float_op::<f32>(op);
@@ -52,7 +70,12 @@ pub(super) fn binary(
                     }
                     i64::wrapping_div
                 }
-                BinaryOp::Pow => return Err(Error::UnsupportedDType { op: "pow", dtype: DType::I64 }),
+                BinaryOp::Pow => {
+                    return Err(Error::UnsupportedDType {
+                        op: "pow",
+                        dtype: DType::I64,
+                    });
+                }
             };
             CpuStorage::I64(zip_views(a, ll, b, rl, f))
         }
@@ -63,7 +86,12 @@ pub(super) fn binary(
                 rhs: b.dtype(),
             });
         }
-        (a, _) => return Err(Error::UnsupportedDType { op: op.name(), dtype: a.dtype() }),
+        (a, _) => {
+            return Err(Error::UnsupportedDType {
+                op: op.name(),
+                dtype: a.dtype(),
+            });
+        }
     })
 }
 
@@ -114,31 +142,15 @@ pub(super) fn where_cond(
     fl: &Layout,
 ) -> Result<CpuStorage> {
     let CpuStorage::Bool(c) = cond else {
-        return Err(Error::UnsupportedDType { op: "where_cond (condition)", dtype: cond.dtype() });
+        return Err(Error::UnsupportedDType {
+            op: "where_cond (condition)",
+            dtype: cond.dtype(),
+        });
     };
-    // Gather the condition once, then pick with a zip over the two value views.
-    let mask = map_view(c, cl, |x| x);
-    let mask_layout = Layout::contiguous(cl.shape().clone());
-    fn pick<T: Copy + Send + Sync + Default>(
-        mask: &[bool],
-        ml: &Layout,
-        t: &[T],
-        tl: &Layout,
-        f: &[T],
-        fl: &Layout,
-    ) -> Vec<T> {
-        let picked_true = zip_views(mask, ml, t, tl, |m, x| (m, x));
-        let idx: Vec<usize> = StridedOffsets::starting_at(fl, 0).collect();
-        picked_true
-            .into_iter()
-            .zip(idx)
-            .map(|((m, x), o)| if m { x } else { f[o] })
-            .collect()
-    }
     macro_rules! arm {
         ($($v:ident),*) => {
             match (on_true, on_false) {
-                $((CpuStorage::$v(t), CpuStorage::$v(f)) => CpuStorage::$v(pick(&mask, &mask_layout, t, tl, f, fl)),)*
+                $((CpuStorage::$v(t), CpuStorage::$v(f)) => CpuStorage::$v(select_views(c, cl, t, tl, f, fl)),)*
                 (t, f) => {
                     return Err(Error::DTypeMismatch { op: "where_cond", lhs: t.dtype(), rhs: f.dtype() })
                 }

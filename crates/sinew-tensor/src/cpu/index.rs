@@ -1,19 +1,31 @@
 //! CPU kernels of index_select, gather and scatter.
 
-use super::{contiguous_slice, map_view, CpuStorage};
+use super::{CpuStorage, contiguous_slice, map_view};
 use crate::backend::ScatterMode;
 use crate::{Element, Error, Layout, Result, Shape, StridedOffsets};
 
 /// Reads an i64 index view, checking every entry against `bound`.
-fn indices(op: &'static str, index: &CpuStorage, layout: &Layout, bound: usize) -> Result<Vec<usize>> {
+fn indices(
+    op: &'static str,
+    index: &CpuStorage,
+    layout: &Layout,
+    bound: usize,
+) -> Result<Vec<usize>> {
     let CpuStorage::I64(v) = index else {
-        return Err(Error::UnsupportedDType { op, dtype: index.dtype() });
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: index.dtype(),
+        });
     };
     map_view(v, layout, |x| x)
         .into_iter()
         .map(|i| {
             if i < 0 || i as usize >= bound {
-                Err(Error::IndexOutOfBounds { op, index: i, size: bound })
+                Err(Error::IndexOutOfBounds {
+                    op,
+                    index: i,
+                    size: bound,
+                })
             } else {
                 Ok(i as usize)
             }
@@ -33,7 +45,14 @@ pub(super) fn index_select(
     let ids = indices("index_select", index, index_layout, dims[dim])?;
     let outer: usize = dims[..dim].iter().product();
     let (len, inner) = (dims[dim], dims[dim + 1..].iter().product::<usize>());
-    fn run<T: Element + Default>(v: &[T], l: &Layout, ids: &[usize], outer: usize, len: usize, inner: usize) -> Vec<T> {
+    fn run<T: Element + Default>(
+        v: &[T],
+        l: &Layout,
+        ids: &[usize],
+        outer: usize,
+        len: usize,
+        inner: usize,
+    ) -> Vec<T> {
         let data = contiguous_slice(v, l);
         let mut out = Vec::with_capacity(outer * ids.len() * inner);
         for o in 0..outer {
@@ -101,7 +120,11 @@ pub(super) fn scatter(
         step: usize,
         mode: ScatterMode,
     ) {
-        for ((&t, &i), src) in targets.iter().zip(ids).zip(StridedOffsets::starting_at(vl, 0)) {
+        for ((&t, &i), src) in targets
+            .iter()
+            .zip(ids)
+            .zip(StridedOffsets::starting_at(vl, 0))
+        {
             let slot = &mut out[t + i * step];
             *slot = match mode {
                 ScatterMode::Replace => vals[src],

@@ -27,20 +27,18 @@ mod index;
 mod matmul;
 mod reduce;
 mod softmax;
+mod strided;
 mod unary;
-
-use half::{bf16, f16};
-use rayon::prelude::*;
 
 use crate::backend::{Backend, BackendStorage, BoxedStorage, MatmulDims, ScatterMode, Unfold2d};
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
-use crate::{DType, DeviceLocation, Error, Layout, Result, StridedOffsets};
+use crate::{DType, DeviceLocation, Error, Layout, Result};
+use half::{bf16, f16};
+
+pub(crate) use strided::{contiguous_slice, map_view, select_views, zip_views};
 
 /// Below this many elements kernels run on the calling thread.
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;
-
-/// Elements per parallel work item when walking strided views.
-const CHUNK: usize = 1 << 13;
 
 /// Host memory of one dtype.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +111,10 @@ impl CpuStorage {
         if bytes.len() % size != 0 {
             return Err(Error::invalid(
                 "from_bytes",
-                format!("{} bytes is not a whole number of {dtype} elements", bytes.len()),
+                format!(
+                    "{} bytes is not a whole number of {dtype} elements",
+                    bytes.len()
+                ),
             ));
         }
         fn read<T: bytemuck::Pod>(bytes: &[u8]) -> Vec<T> {
@@ -128,7 +129,10 @@ impl CpuStorage {
             DType::U8 => CpuStorage::U8(bytes.to_vec()),
             DType::Bool => {
                 if let Some(b) = bytes.iter().find(|&&b| b > 1) {
-                    return Err(Error::invalid("from_bytes", format!("byte {b} is not a bool")));
+                    return Err(Error::invalid(
+                        "from_bytes",
+                        format!("byte {b} is not a bool"),
+                    ));
                 }
                 CpuStorage::Bool(bytes.iter().map(|&b| b == 1).collect())
             }
@@ -159,89 +163,6 @@ pub(crate) fn cpu(storage: &dyn BackendStorage) -> &CpuStorage {
         .expect("the CPU backend was given a storage of another device")
 }
 
-/// Copies the elements of a view into a new row-major vector, applying `f` to each.
-pub(crate) fn map_view<T, U, F>(data: &[T], layout: &Layout, f: F) -> Vec<U>
-where
-    T: Copy + Send + Sync,
-    U: Copy + Send + Sync + Default,
-    F: Fn(T) -> U + Sync + Send,
-{
-    let n = layout.elem_count();
-    if let Some((start, end)) = layout.contiguous_offset() {
-        let src = &data[start..end];
-        return if n >= PARALLEL_THRESHOLD {
-            src.par_iter().map(|&x| f(x)).collect()
-        } else {
-            src.iter().map(|&x| f(x)).collect()
-        };
-    }
-    let mut out = vec![U::default(); n];
-    let fill = |(chunk_index, chunk): (usize, &mut [U])| {
-        let offsets = StridedOffsets::starting_at(layout, chunk_index * CHUNK);
-        for (o, off) in chunk.iter_mut().zip(offsets) {
-            *o = f(data[off]);
-        }
-    };
-    if n >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(CHUNK).enumerate().for_each(fill);
-    } else {
-        out.chunks_mut(CHUNK).enumerate().for_each(fill);
-    }
-    out
-}
-
-/// Combines two same-shape views elementwise into a new row-major vector.
-pub(crate) fn zip_views<A, B, U, F>(a: &[A], la: &Layout, b: &[B], lb: &Layout, f: F) -> Vec<U>
-where
-    A: Copy + Send + Sync,
-    B: Copy + Send + Sync,
-    U: Copy + Send + Sync + Default,
-    F: Fn(A, B) -> U + Sync + Send,
-{
-    let n = la.elem_count();
-    if let (Some((sa, ea)), Some((sb, eb))) = (la.contiguous_offset(), lb.contiguous_offset()) {
-        let (a, b) = (&a[sa..ea], &b[sb..eb]);
-        return if n >= PARALLEL_THRESHOLD {
-            a.par_iter().zip(b.par_iter()).map(|(&x, &y)| f(x, y)).collect()
-        } else {
-            a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
-        };
-    }
-    if let (Some((sa, ea)), true) = (la.contiguous_offset(), lb.strides().iter().all(|&s| s == 0)) {
-        let (a, y) = (&a[sa..ea], b[lb.offset()]);
-        return if n >= PARALLEL_THRESHOLD {
-            a.par_iter().map(|&x| f(x, y)).collect()
-        } else {
-            a.iter().map(|&x| f(x, y)).collect()
-        };
-    }
-    let mut out = vec![U::default(); n];
-    let fill = |(chunk_index, chunk): (usize, &mut [U])| {
-        let oa = StridedOffsets::starting_at(la, chunk_index * CHUNK);
-        let ob = StridedOffsets::starting_at(lb, chunk_index * CHUNK);
-        for ((o, ia), ib) in chunk.iter_mut().zip(oa).zip(ob) {
-            *o = f(a[ia], b[ib]);
-        }
-    };
-    if n >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(CHUNK).enumerate().for_each(fill);
-    } else {
-        out.chunks_mut(CHUNK).enumerate().for_each(fill);
-    }
-    out
-}
-
-/// A contiguous copy of a view (or a borrow when it already is contiguous from offset 0).
-pub(crate) fn contiguous_slice<'a, T: Copy + Send + Sync + Default>(
-    data: &'a [T],
-    layout: &Layout,
-) -> std::borrow::Cow<'a, [T]> {
-    match layout.contiguous_offset() {
-        Some((s, e)) => std::borrow::Cow::Borrowed(&data[s..e]),
-        None => std::borrow::Cow::Owned(map_view(data, layout, |x| x)),
-    }
-}
-
 fn widen_half<T: Copy + Send + Sync + Into<f32>>(data: &[T], layout: &Layout) -> Vec<f32> {
     map_view(data, layout, |x| x.into())
 }
@@ -264,7 +185,9 @@ pub(crate) fn through_f32(
 /// Converts an f32 result back to f16/bf16 (other results pass through).
 pub(crate) fn narrow(out: CpuStorage, dtype: DType) -> CpuStorage {
     match (out, dtype) {
-        (CpuStorage::F32(v), DType::F16) => CpuStorage::F16(v.into_iter().map(f16::from_f32).collect()),
+        (CpuStorage::F32(v), DType::F16) => {
+            CpuStorage::F16(v.into_iter().map(f16::from_f32).collect())
+        }
         (CpuStorage::F32(v), DType::BF16) => {
             CpuStorage::BF16(v.into_iter().map(bf16::from_f32).collect())
         }
@@ -324,11 +247,21 @@ impl Backend for CpuBackend {
         cast::copy_into(dst, dst_layout, cpu(src), src_layout)
     }
 
-    fn cast(&self, src: &dyn BackendStorage, layout: &Layout, dtype: DType) -> Result<BoxedStorage> {
+    fn cast(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dtype: DType,
+    ) -> Result<BoxedStorage> {
         Ok(Box::new(cast::cast(cpu(src), layout, dtype)))
     }
 
-    fn unary(&self, op: UnaryOp, src: &dyn BackendStorage, layout: &Layout) -> Result<BoxedStorage> {
+    fn unary(
+        &self,
+        op: UnaryOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+    ) -> Result<BoxedStorage> {
         Ok(Box::new(unary::unary(op, cpu(src), layout)?))
     }
 
@@ -340,7 +273,13 @@ impl Backend for CpuBackend {
         rhs: &dyn BackendStorage,
         rhs_layout: &Layout,
     ) -> Result<BoxedStorage> {
-        Ok(Box::new(elementwise::binary(op, cpu(lhs), lhs_layout, cpu(rhs), rhs_layout)?))
+        Ok(Box::new(elementwise::binary(
+            op,
+            cpu(lhs),
+            lhs_layout,
+            cpu(rhs),
+            rhs_layout,
+        )?))
     }
 
     fn compare(
@@ -351,7 +290,13 @@ impl Backend for CpuBackend {
         rhs: &dyn BackendStorage,
         rhs_layout: &Layout,
     ) -> Result<BoxedStorage> {
-        Ok(Box::new(elementwise::compare(op, cpu(lhs), lhs_layout, cpu(rhs), rhs_layout)?))
+        Ok(Box::new(elementwise::compare(
+            op,
+            cpu(lhs),
+            lhs_layout,
+            cpu(rhs),
+            rhs_layout,
+        )?))
     }
 
     fn where_cond(
@@ -411,7 +356,13 @@ impl Backend for CpuBackend {
         rhs_layout: &Layout,
         dims: MatmulDims,
     ) -> Result<BoxedStorage> {
-        Ok(Box::new(matmul::matmul(cpu(lhs), lhs_layout, cpu(rhs), rhs_layout, dims)?))
+        Ok(Box::new(matmul::matmul(
+            cpu(lhs),
+            lhs_layout,
+            cpu(rhs),
+            rhs_layout,
+            dims,
+        )?))
     }
 
     fn index_select(
@@ -422,7 +373,13 @@ impl Backend for CpuBackend {
         indices_layout: &Layout,
         dim: usize,
     ) -> Result<BoxedStorage> {
-        Ok(Box::new(index::index_select(cpu(src), layout, cpu(indices), indices_layout, dim)?))
+        Ok(Box::new(index::index_select(
+            cpu(src),
+            layout,
+            cpu(indices),
+            indices_layout,
+            dim,
+        )?))
     }
 
     fn gather(
@@ -433,7 +390,13 @@ impl Backend for CpuBackend {
         index_layout: &Layout,
         dim: usize,
     ) -> Result<BoxedStorage> {
-        Ok(Box::new(index::gather(cpu(src), layout, cpu(index), index_layout, dim)?))
+        Ok(Box::new(index::gather(
+            cpu(src),
+            layout,
+            cpu(index),
+            index_layout,
+            dim,
+        )?))
     }
 
     fn scatter(
@@ -459,11 +422,21 @@ impl Backend for CpuBackend {
         )?))
     }
 
-    fn unfold2d(&self, src: &dyn BackendStorage, layout: &Layout, spec: &Unfold2d) -> Result<BoxedStorage> {
+    fn unfold2d(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
         Ok(Box::new(conv::unfold2d(cpu(src), layout, spec)?))
     }
 
-    fn fold2d(&self, cols: &dyn BackendStorage, layout: &Layout, spec: &Unfold2d) -> Result<BoxedStorage> {
+    fn fold2d(
+        &self,
+        cols: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
         Ok(Box::new(conv::fold2d(cpu(cols), layout, spec)?))
     }
 }

@@ -6,9 +6,12 @@
 
 use rayon::prelude::*;
 
-use super::{contiguous_slice, through_f32, CpuStorage, PARALLEL_THRESHOLD};
+use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, through_f32};
 use crate::ops::{ArgReduceOp, ReduceOp};
 use crate::{DType, Element, Error, Layout, Result};
+
+/// Independent accumulators per row fold.
+const LANES: usize = 8;
 
 /// `[outer, len, inner]` view of a contiguous tensor around one axis run.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +35,22 @@ where
 {
     let Axis { outer, len, inner } = axis;
     let work = outer * len * inner;
-    let fold_row = |row: &[T]| row.iter().fold(init, |acc, &x| combine(acc, load(x)));
+    // Eight independent accumulators break the dependency chain of one running total, so the
+    // loop vectorises; the grouping is fixed, so results do not depend on the thread count.
+    let fold_row = |row: &[T]| {
+        let mut lanes = [init; LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (lane, &x) in lanes.iter_mut().zip(chunk) {
+                *lane = combine(*lane, load(x));
+            }
+        }
+        let total = lanes.iter().fold(init, |acc, &lane| combine(acc, lane));
+        chunks
+            .remainder()
+            .iter()
+            .fold(total, |acc, &x| combine(acc, load(x)))
+    };
     if inner == 1 {
         if outer == 1 && work >= PARALLEL_THRESHOLD {
             let total = data
@@ -119,51 +137,94 @@ fn reduce_runs<T: Copy + Send + Sync, A: Copy + Send + Sync>(
     current.unwrap_or_else(|| data.to_vec())
 }
 
+#[inline]
 fn nan_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
 }
 
+#[inline]
 fn nan_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }
 
-fn reduce_float<T: Element + Default>(op: ReduceOp, v: &[T], dims: &[usize], reduced: &[usize]) -> Vec<T> {
-    let (init, combine): (f64, fn(f64, f64) -> f64) = match op {
-        ReduceOp::Sum => (0.0, |a, b| a + b),
-        ReduceOp::Prod => (1.0, |a, b| a * b),
-        ReduceOp::Max => (f64::NEG_INFINITY, nan_max),
-        ReduceOp::Min => (f64::INFINITY, nan_min),
-    };
-    reduce_runs(v, dims, reduced, init, T::to_f64, combine, T::from_f64)
+// One `reduce_runs` call per op (closures, not function pointers), so each combine is inlined
+// and the loops vectorise.
+fn reduce_float<T: Element + Default>(
+    op: ReduceOp,
+    v: &[T],
+    dims: &[usize],
+    reduced: &[usize],
+) -> Vec<T> {
+    let (load, store) = (T::to_f64, T::from_f64);
+    match op {
+        ReduceOp::Sum => reduce_runs(v, dims, reduced, 0.0, load, |a, b| a + b, store),
+        ReduceOp::Prod => reduce_runs(v, dims, reduced, 1.0, load, |a, b| a * b, store),
+        ReduceOp::Max => reduce_runs(v, dims, reduced, f64::NEG_INFINITY, load, nan_max, store),
+        ReduceOp::Min => reduce_runs(v, dims, reduced, f64::INFINITY, load, nan_min, store),
+    }
 }
 
 fn reduce_int(op: ReduceOp, v: &[i64], dims: &[usize], reduced: &[usize]) -> Vec<i64> {
-    let (init, combine): (i64, fn(i64, i64) -> i64) = match op {
-        ReduceOp::Sum => (0, i64::wrapping_add),
-        ReduceOp::Prod => (1, i64::wrapping_mul),
-        ReduceOp::Max => (i64::MIN, std::cmp::max),
-        ReduceOp::Min => (i64::MAX, std::cmp::min),
-    };
-    reduce_runs(v, dims, reduced, init, |x| x, combine, |x| x)
+    let id = |x| x;
+    match op {
+        ReduceOp::Sum => reduce_runs(v, dims, reduced, 0, id, i64::wrapping_add, id),
+        ReduceOp::Prod => reduce_runs(v, dims, reduced, 1, id, i64::wrapping_mul, id),
+        ReduceOp::Max => reduce_runs(v, dims, reduced, i64::MIN, id, std::cmp::max, id),
+        ReduceOp::Min => reduce_runs(v, dims, reduced, i64::MAX, id, std::cmp::min, id),
+    }
 }
 
 /// Reduces `dims` of a view; the output has the view's rank with those dims set to 1.
-pub(super) fn reduce(op: ReduceOp, src: &CpuStorage, layout: &Layout, dims: &[usize]) -> Result<CpuStorage> {
+pub(super) fn reduce(
+    op: ReduceOp,
+    src: &CpuStorage,
+    layout: &Layout,
+    dims: &[usize],
+) -> Result<CpuStorage> {
     if let Some(out) = through_f32(src, layout, |s, l| reduce(op, s, l, dims)) {
         return out;
     }
     let shape = layout.dims();
     Ok(match src {
-        CpuStorage::F32(v) => CpuStorage::F32(reduce_float(op, &contiguous_slice(v, layout), shape, dims)),
-        CpuStorage::F64(v) => CpuStorage::F64(reduce_float(op, &contiguous_slice(v, layout), shape, dims)),
-        CpuStorage::I64(v) => CpuStorage::I64(reduce_int(op, &contiguous_slice(v, layout), shape, dims)),
-        other => return Err(Error::UnsupportedDType { op: op.name(), dtype: other.dtype() }),
+        CpuStorage::F32(v) => {
+            CpuStorage::F32(reduce_float(op, &contiguous_slice(v, layout), shape, dims))
+        }
+        CpuStorage::F64(v) => {
+            CpuStorage::F64(reduce_float(op, &contiguous_slice(v, layout), shape, dims))
+        }
+        CpuStorage::I64(v) => {
+            CpuStorage::I64(reduce_int(op, &contiguous_slice(v, layout), shape, dims))
+        }
+        other => {
+            return Err(Error::UnsupportedDType {
+                op: op.name(),
+                dtype: other.dtype(),
+            });
+        }
     })
 }
 
 /// Index of the extreme value along `dim` (first on ties; NaN counts as the extreme).
-pub(super) fn arg_reduce(op: ArgReduceOp, src: &CpuStorage, layout: &Layout, dim: usize) -> Result<CpuStorage> {
-    fn run<T: Element + Default>(op: ArgReduceOp, v: &[T], layout: &Layout, dim: usize) -> Vec<i64> {
+pub(super) fn arg_reduce(
+    op: ArgReduceOp,
+    src: &CpuStorage,
+    layout: &Layout,
+    dim: usize,
+) -> Result<CpuStorage> {
+    fn run<T: Element + Default>(
+        op: ArgReduceOp,
+        v: &[T],
+        layout: &Layout,
+        dim: usize,
+    ) -> Vec<i64> {
         let data = contiguous_slice(v, layout);
         let dims = layout.dims();
         let axis = Axis {
@@ -192,7 +253,10 @@ pub(super) fn arg_reduce(op: ArgReduceOp, src: &CpuStorage, layout: &Layout, dim
         out
     }
     if layout.dims()[dim] == 0 {
-        return Err(Error::invalid(op.name(), "cannot take the extreme of an empty dimension"));
+        return Err(Error::invalid(
+            op.name(),
+            "cannot take the extreme of an empty dimension",
+        ));
     }
     Ok(CpuStorage::I64(match src {
         CpuStorage::F32(v) => run(op, v, layout, dim),
@@ -201,6 +265,11 @@ pub(super) fn arg_reduce(op: ArgReduceOp, src: &CpuStorage, layout: &Layout, dim
         CpuStorage::BF16(v) => run(op, v, layout, dim),
         CpuStorage::I64(v) => run(op, v, layout, dim),
         CpuStorage::U8(v) => run(op, v, layout, dim),
-        CpuStorage::Bool(_) => return Err(Error::UnsupportedDType { op: op.name(), dtype: DType::Bool }),
+        CpuStorage::Bool(_) => {
+            return Err(Error::UnsupportedDType {
+                op: op.name(),
+                dtype: DType::Bool,
+            });
+        }
     }))
 }

@@ -3,10 +3,15 @@
 use num_traits::Float;
 use rayon::prelude::*;
 
-use super::{contiguous_slice, through_f32, CpuStorage, PARALLEL_THRESHOLD};
+use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, through_f32};
 use crate::{Error, Layout, Result};
 
-fn softmax_float<T: Float + Send + Sync + Default>(v: &[T], layout: &Layout, dim: usize, log: bool) -> Vec<T> {
+fn softmax_float<T: Float + Send + Sync + Default>(
+    v: &[T],
+    layout: &Layout,
+    dim: usize,
+    log: bool,
+) -> Vec<T> {
     let data = contiguous_slice(v, layout);
     let dims = layout.dims();
     let (len, inner) = (dims[dim], dims[dim + 1..].iter().product::<usize>());
@@ -15,33 +20,47 @@ fn softmax_float<T: Float + Send + Sync + Default>(v: &[T], layout: &Layout, dim
         return out;
     }
     let block = len * inner;
-    let per_outer = |(src, dst): (&[T], &mut [T])| {
-        for i in 0..inner {
-            let at = |j: usize| src[j * inner + i];
-            let max = (0..len).map(at).fold(T::neg_infinity(), |m, x| if x > m || x.is_nan() { x } else { m });
-            // An all -inf row has no finite maximum; shift by 0 so the result is NaN-free where PyTorch is.
-            let shift = if max.is_finite() { max } else { T::zero() };
-            let sum: f64 = (0..len).map(|j| (at(j) - shift).exp().to_f64().unwrap_or(f64::NAN)).sum();
-            let sum = T::from(sum).expect("float");
-            for j in 0..len {
-                dst[j * inner + i] = if log {
-                    at(j) - shift - sum.ln()
-                } else {
-                    (at(j) - shift).exp() / sum
-                };
+    let per_outer =
+        |(src, dst): (&[T], &mut [T])| {
+            for i in 0..inner {
+                let at = |j: usize| src[j * inner + i];
+                let max = (0..len).map(at).fold(T::neg_infinity(), |m, x| {
+                    if x > m || x.is_nan() { x } else { m }
+                });
+                // An all -inf row has no finite maximum; shift by 0 so the result is NaN-free where PyTorch is.
+                let shift = if max.is_finite() { max } else { T::zero() };
+                let sum: f64 = (0..len)
+                    .map(|j| (at(j) - shift).exp().to_f64().unwrap_or(f64::NAN))
+                    .sum();
+                let sum = T::from(sum).expect("float");
+                for j in 0..len {
+                    dst[j * inner + i] = if log {
+                        at(j) - shift - sum.ln()
+                    } else {
+                        (at(j) - shift).exp() / sum
+                    };
+                }
             }
-        }
-    };
+        };
     if data.len() >= PARALLEL_THRESHOLD {
-        data.par_chunks(block).zip(out.par_chunks_mut(block)).for_each(per_outer);
+        data.par_chunks(block)
+            .zip(out.par_chunks_mut(block))
+            .for_each(per_outer);
     } else {
-        data.chunks(block).zip(out.chunks_mut(block)).for_each(per_outer);
+        data.chunks(block)
+            .zip(out.chunks_mut(block))
+            .for_each(per_outer);
     }
     out
 }
 
 /// Softmax (or log-softmax) of a view along `dim`.
-pub(super) fn softmax(src: &CpuStorage, layout: &Layout, dim: usize, log: bool) -> Result<CpuStorage> {
+pub(super) fn softmax(
+    src: &CpuStorage,
+    layout: &Layout,
+    dim: usize,
+    log: bool,
+) -> Result<CpuStorage> {
     if let Some(out) = through_f32(src, layout, |s, l| softmax(s, l, dim, log)) {
         return out;
     }

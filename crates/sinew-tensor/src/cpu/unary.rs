@@ -2,7 +2,7 @@
 
 use num_traits::Float;
 
-use super::{map_view, through_f32, CpuStorage};
+use super::{CpuStorage, map_view, through_f32};
 use crate::ops::UnaryOp;
 use crate::{Error, Layout, Result};
 
@@ -51,7 +51,8 @@ fn unary_float<T: Float + Send + Sync + Default>(op: UnaryOp, v: &[T], l: &Layou
                 e / (one + e)
             }
         }),
-        UnaryOp::Relu => map_view(v, l, |x| if x > zero { x } else if x.is_nan() { x } else { zero }),
+        // NaN stays NaN, as in PyTorch.
+        UnaryOp::Relu => map_view(v, l, |x| if x > zero || x.is_nan() { x } else { zero }),
         UnaryOp::LeakyRelu(slope) => {
             let slope = c(slope);
             map_view(v, l, |x| if x > zero { x } else { x * slope })
@@ -67,7 +68,13 @@ fn unary_float<T: Float + Send + Sync + Default>(op: UnaryOp, v: &[T], l: &Layou
         UnaryOp::Erf => map_view(v, l, |x| c(libm::erf(x.to_f64().unwrap_or(f64::NAN)))),
         UnaryOp::Softplus { beta, threshold } => {
             let (b, t) = (c(beta), c(threshold));
-            map_view(v, l, |x| if x * b > t { x } else { (x * b).exp().ln_1p() / b })
+            map_view(v, l, |x| {
+                if x * b > t {
+                    x
+                } else {
+                    (x * b).exp().ln_1p() / b
+                }
+            })
         }
         UnaryOp::Step { at_zero } => {
             let at_zero = c(at_zero);
@@ -128,7 +135,10 @@ fn unary_float<T: Float + Send + Sync + Default>(op: UnaryOp, v: &[T], l: &Layou
 fn unary_int(op: UnaryOp, v: &[i64], l: &Layout) -> Result<Vec<i64>> {
     let int = |x: f64, what: &str| {
         if x.fract() != 0.0 {
-            Err(Error::invalid(op.name(), format!("{what} {x} is not an integer for an i64 tensor")))
+            Err(Error::invalid(
+                op.name(),
+                format!("{what} {x} is not an integer for an i64 tensor"),
+            ))
         } else {
             Ok(x as i64)
         }
@@ -140,7 +150,10 @@ fn unary_int(op: UnaryOp, v: &[i64], l: &Layout) -> Result<Vec<i64>> {
         UnaryOp::Relu => map_view(v, l, |x| x.max(0)),
         UnaryOp::Square => map_view(v, l, |x| x.wrapping_mul(x)),
         UnaryOp::Clamp { min, max } => {
-            let (lo, hi) = (min.ceil().max(i64::MIN as f64) as i64, max.floor().min(i64::MAX as f64) as i64);
+            let (lo, hi) = (
+                min.ceil().max(i64::MIN as f64) as i64,
+                max.floor().min(i64::MAX as f64) as i64,
+            );
             map_view(v, l, |x| x.max(lo).min(hi))
         }
         UnaryOp::AddScalar(s) => {

@@ -12,11 +12,7 @@ impl Tensor {
         other: &Tensor,
         f: impl FnOnce(&dyn BackendStorage, &dyn BackendStorage) -> R,
     ) -> R {
-        if self.same_storage(other) {
-            self.with_storage(|s, _| f(s, s))
-        } else {
-            self.with_storage(|a, _| other.with_storage(|b, _| f(a, b)))
-        }
+        Tensor::with_storages([self, other], |[a, b]| f(a, b))
     }
 
     /// Checks device and dtype, and returns the broadcast shape with both operands' views of it.
@@ -33,7 +29,13 @@ impl Tensor {
         &self,
         op: &'static str,
         rhs: &Tensor,
-        kernel: impl FnOnce(&dyn Backend, &dyn BackendStorage, &Layout, &dyn BackendStorage, &Layout) -> Result<BoxedStorage>,
+        kernel: impl FnOnce(
+            &dyn Backend,
+            &dyn BackendStorage,
+            &Layout,
+            &dyn BackendStorage,
+            &Layout,
+        ) -> Result<BoxedStorage>,
     ) -> Result<Tensor> {
         let (shape, ll, rl) = self.broadcast_pair(op, rhs)?;
         let backend = self.device().backend();
@@ -48,7 +50,9 @@ impl Tensor {
 
     /// Applies any [`CmpOp`] with broadcasting, giving a `Bool` tensor.
     pub fn compare(&self, op: CmpOp, rhs: &Tensor) -> Result<Tensor> {
-        self.pair_kernel(op.name(), rhs, |b, x, xl, y, yl| b.compare(op, x, xl, y, yl))
+        self.pair_kernel(op.name(), rhs, |b, x, xl, y, yl| {
+            b.compare(op, x, xl, y, yl)
+        })
     }
 
     /// Compares with a scalar (converted to this tensor's dtype).
@@ -62,26 +66,40 @@ impl Tensor {
     pub fn where_cond(&self, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         const OP: &str = "where_cond";
         if self.dtype() != DType::Bool {
-            return Err(Error::UnsupportedDType { op: "where_cond (condition must be bool)", dtype: self.dtype() });
+            return Err(Error::UnsupportedDType {
+                op: "where_cond (condition must be bool)",
+                dtype: self.dtype(),
+            });
         }
         on_true.check_same_dtype(OP, on_false)?;
         self.check_same_device(OP, on_true)?;
         self.check_same_device(OP, on_false)?;
-        let shape = self.shape().broadcast(on_true.shape(), OP)?.broadcast(on_false.shape(), OP)?;
+        let shape = self
+            .shape()
+            .broadcast(on_true.shape(), OP)?
+            .broadcast(on_false.shape(), OP)?;
         let (cl, tl, fl) = (
             self.layout().broadcast_to(&shape)?,
             on_true.layout().broadcast_to(&shape)?,
             on_false.layout().broadcast_to(&shape)?,
         );
         let backend = self.device().backend();
-        let out = self.with_storage(|c, _| {
-            on_true.with_two_storages(on_false, |t, f| backend.where_cond(c, &cl, t, &tl, f, &fl))
+        let out = Tensor::with_storages([self, on_true, on_false], |[c, t, f]| {
+            backend.where_cond(c, &cl, t, &tl, f, &fl)
         })?;
         Ok(Tensor::from_storage(out, shape, self.device().clone()))
     }
 
-    /// Replaces elements where `mask` is true by `value`. PyTorch equivalent: `masked_fill`.
+    /// Replaces elements where `mask` (broadcastable to this shape) is true by `value`.
+    /// PyTorch equivalent: `masked_fill`.
     pub fn masked_fill(&self, mask: &Tensor, value: f64) -> Result<Tensor> {
+        if mask.shape().broadcast(self.shape(), "masked_fill")? != *self.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "masked_fill",
+                lhs: self.shape().clone(),
+                rhs: mask.shape().clone(),
+            });
+        }
         let fill = Tensor::full((), value, self.dtype(), self.device())?;
         mask.where_cond(&fill, self)
     }
@@ -195,9 +213,15 @@ mod tests {
     #[test]
     fn broadcasting_add_matches_pytorch() {
         // torch.arange(6.).reshape(2, 3) + torch.tensor([[10.], [20.]])
-        let a = Tensor::arange(0.0, 6.0, 1.0, DType::F32, &Device::cpu()).unwrap().reshape([2, 3]).unwrap();
+        let a = Tensor::arange(0.0, 6.0, 1.0, DType::F32, &Device::cpu())
+            .unwrap()
+            .reshape([2, 3])
+            .unwrap();
         let b = Tensor::from_vec(vec![10.0f32, 20.0], [2, 1]).unwrap();
-        assert_eq!((&a + &b).to_vec::<f32>().unwrap(), vec![10.0, 11.0, 12.0, 23.0, 24.0, 25.0]);
+        assert_eq!(
+            (&a + &b).to_vec::<f32>().unwrap(),
+            vec![10.0, 11.0, 12.0, 23.0, 24.0, 25.0]
+        );
         assert_eq!(a.sub(&b).unwrap().dims(), &[2, 3]);
     }
 
@@ -205,9 +229,15 @@ mod tests {
     fn mismatches_name_the_op_and_both_operands() {
         let a = Tensor::zeros([2, 3], DType::F32, &Device::cpu()).unwrap();
         let b = Tensor::zeros([4], DType::F32, &Device::cpu()).unwrap();
-        assert_eq!(a.mul(&b).unwrap_err().to_string(), "mul: shape mismatch between [2, 3] and [4]");
+        assert_eq!(
+            a.mul(&b).unwrap_err().to_string(),
+            "mul: shape mismatch between [2, 3] and [4]"
+        );
         let c = Tensor::zeros([2, 3], DType::F64, &Device::cpu()).unwrap();
-        assert_eq!(a.add(&c).unwrap_err().to_string(), "add: dtype mismatch between F32 and F64");
+        assert_eq!(
+            a.add(&c).unwrap_err().to_string(),
+            "add: dtype mismatch between F32 and F64"
+        );
     }
 
     #[test]
@@ -217,8 +247,14 @@ mod tests {
         let m = a.maximum(&b).unwrap().to_vec::<f32>().unwrap();
         assert_eq!(m[0], 2.0);
         assert!(m[1].is_nan());
-        let d = Tensor::from_vec(vec![1.0f32, -1.0], [2]).unwrap().div(&Tensor::scalar(0.0f32)).unwrap();
-        assert_eq!(d.to_vec::<f32>().unwrap(), vec![f32::INFINITY, f32::NEG_INFINITY]);
+        let d = Tensor::from_vec(vec![1.0f32, -1.0], [2])
+            .unwrap()
+            .div(&Tensor::scalar(0.0f32))
+            .unwrap();
+        assert_eq!(
+            d.to_vec::<f32>().unwrap(),
+            vec![f32::INFINITY, f32::NEG_INFINITY]
+        );
     }
 
     #[test]
@@ -237,8 +273,19 @@ mod tests {
     fn integer_division_by_zero_is_an_error() {
         let a = Tensor::from_vec(vec![7i64, 8], [2]).unwrap();
         let b = Tensor::from_vec(vec![2i64, 0], [2]).unwrap();
-        assert!(a.div(&b).unwrap_err().to_string().contains("division by zero"));
-        assert_eq!(a.div(&Tensor::scalar(2i64)).unwrap().to_vec::<i64>().unwrap(), vec![3, 4]);
+        assert!(
+            a.div(&b)
+                .unwrap_err()
+                .to_string()
+                .contains("division by zero")
+        );
+        assert_eq!(
+            a.div(&Tensor::scalar(2i64))
+                .unwrap()
+                .to_vec::<i64>()
+                .unwrap(),
+            vec![3, 4]
+        );
     }
 
     #[test]

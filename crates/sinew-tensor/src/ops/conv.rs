@@ -19,7 +19,12 @@ pub struct Conv2dConfig {
 
 impl Default for Conv2dConfig {
     fn default() -> Self {
-        Conv2dConfig { stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1 }
+        Conv2dConfig {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
     }
 }
 
@@ -38,7 +43,12 @@ pub struct Conv1dConfig {
 
 impl Default for Conv1dConfig {
     fn default() -> Self {
-        Conv1dConfig { stride: 1, padding: 0, dilation: 1, groups: 1 }
+        Conv1dConfig {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+        }
     }
 }
 
@@ -54,17 +64,41 @@ impl Tensor {
         pad_value: f64,
     ) -> Result<Unfold2d> {
         let &[n, c, h, w] = self.dims() else {
-            return Err(Error::invalid(op, format!("expects a [n, c, h, w] input, got shape {}", self.shape())));
+            return Err(Error::invalid(
+                op,
+                format!("expects a [n, c, h, w] input, got shape {}", self.shape()),
+            ));
         };
-        if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 || dilation.0 == 0 || dilation.1 == 0 {
-            return Err(Error::invalid(op, "kernel size, stride and dilation must be positive"));
+        if kernel.0 == 0
+            || kernel.1 == 0
+            || stride.0 == 0
+            || stride.1 == 0
+            || dilation.0 == 0
+            || dilation.1 == 0
+        {
+            return Err(Error::invalid(
+                op,
+                "kernel size, stride and dilation must be positive",
+            ));
         }
-        let spec = Unfold2d { n, c, h, w, kernel, stride, padding, dilation, pad_value };
+        let spec = Unfold2d {
+            n,
+            c,
+            h,
+            w,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            pad_value,
+        };
         let (oh, ow) = spec.out_hw();
         if oh == 0 || ow == 0 {
             return Err(Error::invalid(
                 op,
-                format!("window {kernel:?} (dilation {dilation:?}, padding {padding:?}) is larger than the input {h}x{w}"),
+                format!(
+                    "window {kernel:?} (dilation {dilation:?}, padding {padding:?}) is larger than the input {h}x{w}"
+                ),
             ));
         }
         Ok(spec)
@@ -86,27 +120,48 @@ impl Tensor {
 
     /// 2-d convolution (cross-correlation, as in PyTorch) of `[n, c, h, w]` with weight
     /// `[o, c/groups, kh, kw]` and optional bias `[o]`. PyTorch equivalent: `F.conv2d`.
-    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, cfg: Conv2dConfig) -> Result<Tensor> {
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        cfg: Conv2dConfig,
+    ) -> Result<Tensor> {
         const OP: &str = "conv2d";
         self.check_same_device(OP, weight)?;
         self.check_same_dtype(OP, weight)?;
         let &[o, cg, kh, kw] = weight.dims() else {
-            return Err(Error::invalid(OP, format!("weight must be [out, in/groups, kh, kw], got {}", weight.shape())));
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "weight must be [out, in/groups, kh, kw], got {}",
+                    weight.shape()
+                ),
+            ));
         };
         let spec = self.unfold_spec(OP, (kh, kw), cfg.stride, cfg.padding, cfg.dilation, 0.0)?;
         let g = cfg.groups;
         if g == 0 || spec.c % g != 0 || o % g != 0 || cg * g != spec.c {
-            return Err(Error::ShapeMismatch { op: OP, lhs: self.shape().clone(), rhs: weight.shape().clone() });
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                lhs: self.shape().clone(),
+                rhs: weight.shape().clone(),
+            });
         }
         let (oh, ow) = spec.out_hw();
-        let cols = self.unfold2d(&spec)?.reshape([spec.n, g, cg * kh * kw, oh * ow])?;
+        let cols = self
+            .unfold2d(&spec)?
+            .reshape([spec.n, g, cg * kh * kw, oh * ow])?;
         let w = weight.reshape([g, o / g, cg * kh * kw])?;
         let out = w.matmul(&cols)?.reshape([spec.n, o, oh, ow])?;
         match bias {
             None => Ok(out),
             Some(b) => {
                 if b.dims() != [o] {
-                    return Err(Error::ShapeMismatch { op: "conv2d (bias)", lhs: weight.shape().clone(), rhs: b.shape().clone() });
+                    return Err(Error::ShapeMismatch {
+                        op: "conv2d (bias)",
+                        lhs: weight.shape().clone(),
+                        rhs: b.shape().clone(),
+                    });
                 }
                 out.add(&b.reshape([1, o, 1, 1])?)
             }
@@ -114,9 +169,18 @@ impl Tensor {
     }
 
     /// 1-d convolution of `[n, c, l]` with weight `[o, c/groups, k]`. PyTorch equivalent: `F.conv1d`.
-    pub fn conv1d(&self, weight: &Tensor, bias: Option<&Tensor>, cfg: Conv1dConfig) -> Result<Tensor> {
+    pub fn conv1d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        cfg: Conv1dConfig,
+    ) -> Result<Tensor> {
         if self.rank() != 3 || weight.rank() != 3 {
-            return Err(Error::ShapeMismatch { op: "conv1d", lhs: self.shape().clone(), rhs: weight.shape().clone() });
+            return Err(Error::ShapeMismatch {
+                op: "conv1d",
+                lhs: self.shape().clone(),
+                rhs: weight.shape().clone(),
+            });
         }
         let cfg2 = Conv2dConfig {
             stride: (1, cfg.stride),
@@ -124,7 +188,9 @@ impl Tensor {
             dilation: (1, cfg.dilation),
             groups: cfg.groups,
         };
-        self.unsqueeze(2)?.conv2d(&weight.unsqueeze(2)?, bias, cfg2)?.squeeze(2)
+        self.unsqueeze(2)?
+            .conv2d(&weight.unsqueeze(2)?, bias, cfg2)?
+            .squeeze(2)
     }
 }
 
@@ -134,7 +200,13 @@ mod tests {
     use crate::{DType, Device};
 
     /// Direct 7-loop convolution, the reference for the im2col path.
-    fn naive_conv(x: &[f64], xs: [usize; 4], w: &[f64], ws: [usize; 4], cfg: Conv2dConfig) -> (Vec<f64>, [usize; 4]) {
+    fn naive_conv(
+        x: &[f64],
+        xs: [usize; 4],
+        w: &[f64],
+        ws: [usize; 4],
+        cfg: Conv2dConfig,
+    ) -> (Vec<f64>, [usize; 4]) {
         let [n, c, h, wd] = xs;
         let [o, cg, kh, kw] = ws;
         let (sh, sw) = cfg.stride;
@@ -155,9 +227,11 @@ mod tests {
                                 for j in 0..kw {
                                     let yy = (y * sh + i * dh) as isize - ph as isize;
                                     let xx = (xo * sw + j * dw) as isize - pw as isize;
-                                    if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < wd {
+                                    if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < wd
+                                    {
                                         let c_in = g * cg + ic;
-                                        acc += x[((b * c + c_in) * h + yy as usize) * wd + xx as usize]
+                                        acc += x
+                                            [((b * c + c_in) * h + yy as usize) * wd + xx as usize]
                                             * w[((oc * cg + ic) * kh + i) * kw + j];
                                     }
                                 }
@@ -173,12 +247,23 @@ mod tests {
 
     #[test]
     fn conv2d_matches_a_direct_loop() {
-        let cfg = Conv2dConfig { stride: (2, 1), padding: (1, 2), dilation: (1, 2), groups: 2 };
+        let cfg = Conv2dConfig {
+            stride: (2, 1),
+            padding: (1, 2),
+            dilation: (1, 2),
+            groups: 2,
+        };
         let mut g = crate::Generator::new(11);
         let x = g.randn([2, 4, 7, 6], DType::F64, &Device::cpu()).unwrap();
         let w = g.randn([6, 2, 3, 2], DType::F64, &Device::cpu()).unwrap();
         let out = x.conv2d(&w, None, cfg).unwrap();
-        let (expect, dims) = naive_conv(&x.to_vec().unwrap(), [2, 4, 7, 6], &w.to_vec().unwrap(), [6, 2, 3, 2], cfg);
+        let (expect, dims) = naive_conv(
+            &x.to_vec().unwrap(),
+            [2, 4, 7, 6],
+            &w.to_vec().unwrap(),
+            [6, 2, 3, 2],
+            cfg,
+        );
         assert_eq!(out.dims(), &dims);
         for (a, b) in out.to_vec::<f64>().unwrap().iter().zip(expect) {
             assert!((a - b).abs() < 1e-10);
@@ -189,11 +274,17 @@ mod tests {
     fn conv2d_small_value_matches_pytorch() {
         // F.conv2d(torch.arange(16.).reshape(1,1,4,4), torch.ones(1,1,2,2), torch.tensor([1.]))
         //   = [[[[11, 15, 19], [27, 31, 35], [43, 47, 51]]]]
-        let x = Tensor::arange(0.0, 16.0, 1.0, DType::F32, &Device::cpu()).unwrap().reshape([1, 1, 4, 4]).unwrap();
+        let x = Tensor::arange(0.0, 16.0, 1.0, DType::F32, &Device::cpu())
+            .unwrap()
+            .reshape([1, 1, 4, 4])
+            .unwrap();
         let w = Tensor::ones([1, 1, 2, 2], DType::F32, &Device::cpu()).unwrap();
         let b = Tensor::ones([1], DType::F32, &Device::cpu()).unwrap();
         let out = x.conv2d(&w, Some(&b), Conv2dConfig::default()).unwrap();
-        assert_eq!(out.to_vec::<f32>().unwrap(), vec![11.0, 15.0, 19.0, 27.0, 31.0, 35.0, 43.0, 47.0, 51.0]);
+        assert_eq!(
+            out.to_vec::<f32>().unwrap(),
+            vec![11.0, 15.0, 19.0, 27.0, 31.0, 35.0, 43.0, 47.0, 51.0]
+        );
     }
 
     #[test]
@@ -202,8 +293,20 @@ mod tests {
         //   = [[[-1, -1, -1, -1, 4]]]
         let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [1, 1, 4]).unwrap();
         let w = Tensor::from_vec(vec![1.0f32, -1.0], [1, 1, 2]).unwrap();
-        let out = x.conv1d(&w, None, Conv1dConfig { padding: 1, ..Default::default() }).unwrap();
-        assert_eq!(out.to_vec::<f32>().unwrap(), vec![-1.0, -1.0, -1.0, -1.0, 4.0]);
+        let out = x
+            .conv1d(
+                &w,
+                None,
+                Conv1dConfig {
+                    padding: 1,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            out.to_vec::<f32>().unwrap(),
+            vec![-1.0, -1.0, -1.0, -1.0, 4.0]
+        );
         let big = Tensor::ones([1, 1, 9], DType::F32, &Device::cpu()).unwrap();
         assert!(x.conv1d(&big, None, Conv1dConfig::default()).is_err());
     }
@@ -213,11 +316,27 @@ mod tests {
         // <unfold(x), y> == <x, fold(y)> for any x, y.
         let mut g = crate::Generator::new(2);
         let x = g.randn([2, 3, 5, 4], DType::F64, &Device::cpu()).unwrap();
-        let spec = x.unfold_spec("t", (2, 3), (2, 1), (1, 1), (1, 1), 0.0).unwrap();
+        let spec = x
+            .unfold_spec("t", (2, 3), (2, 1), (1, 1), (1, 1), 0.0)
+            .unwrap();
         let ux = x.unfold2d(&spec).unwrap();
-        let y = g.randn(ux.shape().clone(), DType::F64, &Device::cpu()).unwrap();
-        let lhs = ux.mul(&y).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
-        let rhs = x.mul(&y.fold2d(&spec).unwrap()).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+        let y = g
+            .randn(ux.shape().clone(), DType::F64, &Device::cpu())
+            .unwrap();
+        let lhs = ux
+            .mul(&y)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let rhs = x
+            .mul(&y.fold2d(&spec).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!((lhs - rhs).abs() < 1e-9, "{lhs} vs {rhs}");
     }
 }

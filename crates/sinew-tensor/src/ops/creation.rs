@@ -5,7 +5,12 @@ use crate::{DType, Device, Error, Result, Shape, Tensor};
 
 impl Tensor {
     /// A tensor of `shape` filled with `value`. PyTorch equivalent: `torch.full`.
-    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn full(
+        shape: impl Into<Shape>,
+        value: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         let storage = device.backend().full(dtype, shape.elem_count(), value)?;
         Ok(Tensor::from_storage(storage, shape, device.clone()))
@@ -37,15 +42,29 @@ impl Tensor {
     }
 
     /// Host values of `dtype` computed as f64, placed on `device`.
-    pub(crate) fn from_f64_values(values: Vec<f64>, shape: Shape, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub(crate) fn from_f64_values(
+        values: Vec<f64>,
+        shape: Shape,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let host = Tensor::from_vec(values, shape)?.to_dtype(dtype)?;
         host.to_device(device)
     }
 
     /// `start, start + step, ...` up to but excluding `end`. PyTorch equivalent: `torch.arange`.
-    pub fn arange(start: f64, end: f64, step: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn arange(
+        start: f64,
+        end: f64,
+        step: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         if step == 0.0 || !((end - start) / step).is_finite() {
-            return Err(Error::invalid("arange", format!("bad range {start}..{end} step {step}")));
+            return Err(Error::invalid(
+                "arange",
+                format!("bad range {start}..{end} step {step}"),
+            ));
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
         let values = (0..n).map(|i| start + i as f64 * step).collect();
@@ -53,7 +72,13 @@ impl Tensor {
     }
 
     /// `steps` evenly spaced values from `start` to `end` inclusive. PyTorch equivalent: `torch.linspace`.
-    pub fn linspace(start: f64, end: f64, steps: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn linspace(
+        start: f64,
+        end: f64,
+        steps: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let values = match steps {
             0 => vec![],
             1 => vec![start],
@@ -61,7 +86,13 @@ impl Tensor {
                 let step = (end - start) / (steps - 1) as f64;
                 // Fill from both ends, as PyTorch does, so the last value is exactly `end`.
                 (0..steps)
-                    .map(|i| if i < steps / 2 { start + step * i as f64 } else { end - step * (steps - 1 - i) as f64 })
+                    .map(|i| {
+                        if i < steps / 2 {
+                            start + step * i as f64
+                        } else {
+                            end - step * (steps - 1 - i) as f64
+                        }
+                    })
                     .collect()
             }
         };
@@ -78,10 +109,18 @@ impl Tensor {
     }
 
     /// A tensor on `device` from a host vector.
-    pub fn from_vec_on<T: crate::Element>(data: Vec<T>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+    pub fn from_vec_on<T: crate::Element>(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         if data.len() != shape.elem_count() {
-            return Err(Error::ElementCount { op: "from_vec_on", len: data.len(), shape });
+            return Err(Error::ElementCount {
+                op: "from_vec_on",
+                len: data.len(),
+                shape,
+            });
         }
         Tensor::from_cpu_storage(T::into_storage(data), shape, device)
     }
@@ -100,22 +139,66 @@ mod tests {
     fn ranges_match_pytorch() {
         let cpu = Device::cpu();
         // torch.arange(0, 1, 0.25) = [0, 0.25, 0.5, 0.75]
-        assert_eq!(Tensor::arange(0.0, 1.0, 0.25, DType::F32, &cpu).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 0.25, 0.5, 0.75]);
-        assert_eq!(Tensor::arange(5.0, 0.0, -2.0, DType::I64, &cpu).unwrap().to_vec::<i64>().unwrap(), vec![5, 3, 1]);
+        assert_eq!(
+            Tensor::arange(0.0, 1.0, 0.25, DType::F32, &cpu)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            vec![0.0, 0.25, 0.5, 0.75]
+        );
+        assert_eq!(
+            Tensor::arange(5.0, 0.0, -2.0, DType::I64, &cpu)
+                .unwrap()
+                .to_vec::<i64>()
+                .unwrap(),
+            vec![5, 3, 1]
+        );
         assert!(Tensor::arange(0.0, 1.0, 0.0, DType::F32, &cpu).is_err());
         // torch.linspace(0, 1, 5) = [0, 0.25, 0.5, 0.75, 1]
-        assert_eq!(Tensor::linspace(0.0, 1.0, 5, DType::F64, &cpu).unwrap().to_vec::<f64>().unwrap(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
-        assert_eq!(Tensor::linspace(3.0, 9.0, 1, DType::F64, &cpu).unwrap().to_vec::<f64>().unwrap(), vec![3.0]);
+        assert_eq!(
+            Tensor::linspace(0.0, 1.0, 5, DType::F64, &cpu)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
+            vec![0.0, 0.25, 0.5, 0.75, 1.0]
+        );
+        assert_eq!(
+            Tensor::linspace(3.0, 9.0, 1, DType::F64, &cpu)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
+            vec![3.0]
+        );
     }
 
     #[test]
     fn constants_and_eye() {
         let cpu = Device::cpu();
         let e = Tensor::eye(3, DType::F32, &cpu).unwrap();
-        assert_eq!(e.to_vec::<f32>().unwrap(), vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(
+            e.to_vec::<f32>().unwrap(),
+            vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        );
         let f = Tensor::full([2], 2.5, DType::BF16, &cpu).unwrap();
-        assert_eq!(f.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap(), vec![2.5, 2.5]);
-        assert_eq!(e.zeros_like().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
-        assert_eq!(Tensor::ones([], DType::U8, &cpu).unwrap().to_vec::<u8>().unwrap(), vec![1]);
+        assert_eq!(
+            f.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap(),
+            vec![2.5, 2.5]
+        );
+        assert_eq!(
+            e.zeros_like()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            0.0
+        );
+        assert_eq!(
+            Tensor::ones([], DType::U8, &cpu)
+                .unwrap()
+                .to_vec::<u8>()
+                .unwrap(),
+            vec![1]
+        );
     }
 }

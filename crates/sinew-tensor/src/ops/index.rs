@@ -16,16 +16,26 @@ pub enum PadMode {
 impl Tensor {
     /// Joins tensors along an existing dim. PyTorch equivalent: `torch.cat`.
     pub fn cat(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
-        let first = tensors.first().ok_or_else(|| Error::invalid("cat", "needs at least one tensor"))?;
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::invalid("cat", "needs at least one tensor"))?;
         let d = first.shape().dim("cat", dim)?;
         let mut total = 0;
         for t in tensors {
             first.check_same_device("cat", t)?;
             first.check_same_dtype("cat", t)?;
             let same_rest = t.rank() == first.rank()
-                && t.dims().iter().zip(first.dims()).enumerate().all(|(i, (a, b))| i == d || a == b);
+                && t.dims()
+                    .iter()
+                    .zip(first.dims())
+                    .enumerate()
+                    .all(|(i, (a, b))| i == d || a == b);
             if !same_rest {
-                return Err(Error::ShapeMismatch { op: "cat", lhs: first.shape().clone(), rhs: t.shape().clone() });
+                return Err(Error::ShapeMismatch {
+                    op: "cat",
+                    lhs: first.shape().clone(),
+                    rhs: t.shape().clone(),
+                });
             }
             total += t.dims()[d];
         }
@@ -43,7 +53,10 @@ impl Tensor {
 
     /// Joins tensors of one shape along a new dim. PyTorch equivalent: `torch.stack`.
     pub fn stack(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
-        let unsqueezed = tensors.iter().map(|t| t.unsqueeze(dim)).collect::<Result<Vec<_>>>()?;
+        let unsqueezed = tensors
+            .iter()
+            .map(|t| t.unsqueeze(dim))
+            .collect::<Result<Vec<_>>>()?;
         Tensor::cat(&unsqueezed, dim)
     }
 
@@ -55,14 +68,20 @@ impl Tensor {
         }
         let d = self.shape().dim("split", dim)?;
         let n = self.dims()[d];
-        (0..n).step_by(size).map(|s| self.narrow(d as isize, s, size.min(n - s))).collect()
+        (0..n)
+            .step_by(size)
+            .map(|s| self.narrow(d as isize, s, size.min(n - s)))
+            .collect()
     }
 
     /// Views of consecutive pieces of the given sizes along `dim`; sizes must add up to the dim.
     pub fn split_sizes(&self, sizes: &[usize], dim: isize) -> Result<Vec<Tensor>> {
         let d = self.shape().dim("split_sizes", dim)?;
         if sizes.iter().sum::<usize>() != self.dims()[d] {
-            return Err(Error::invalid("split_sizes", format!("sizes {sizes:?} do not add up to {}", self.dims()[d])));
+            return Err(Error::invalid(
+                "split_sizes",
+                format!("sizes {sizes:?} do not add up to {}", self.dims()[d]),
+            ));
         }
         let mut start = 0;
         sizes
@@ -87,7 +106,10 @@ impl Tensor {
     fn check_index(&self, op: &'static str, index: &Tensor) -> Result<()> {
         self.check_same_device(op, index)?;
         if index.dtype() != DType::I64 {
-            return Err(Error::UnsupportedDType { op, dtype: index.dtype() });
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: index.dtype(),
+            });
         }
         Ok(())
     }
@@ -96,21 +118,35 @@ impl Tensor {
     pub fn index_select(&self, dim: isize, indices: &Tensor) -> Result<Tensor> {
         self.check_index("index_select", indices)?;
         if indices.rank() != 1 {
-            return Err(Error::invalid("index_select", format!("indices must be 1-d, got shape {}", indices.shape())));
+            return Err(Error::invalid(
+                "index_select",
+                format!("indices must be 1-d, got shape {}", indices.shape()),
+            ));
         }
         let d = self.shape().dim("index_select", dim)?;
         let mut dims = self.dims().to_vec();
         dims[d] = indices.elem_count();
         let backend = self.device().backend();
-        let out = self.with_two_storages(indices, |s, i| backend.index_select(s, self.layout(), i, indices.layout(), d))?;
+        let out = self.with_two_storages(indices, |s, i| {
+            backend.index_select(s, self.layout(), i, indices.layout(), d)
+        })?;
         Ok(Tensor::from_storage(out, dims, self.device().clone()))
     }
 
     fn check_gather_shape(&self, op: &'static str, index: &Tensor, d: usize) -> Result<()> {
         let fits = index.rank() == self.rank()
-            && index.dims().iter().zip(self.dims()).enumerate().all(|(i, (a, b))| i == d || a <= b);
+            && index
+                .dims()
+                .iter()
+                .zip(self.dims())
+                .enumerate()
+                .all(|(i, (a, b))| i == d || a <= b);
         if !fits {
-            return Err(Error::ShapeMismatch { op, lhs: self.shape().clone(), rhs: index.shape().clone() });
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: self.shape().clone(),
+                rhs: index.shape().clone(),
+            });
         }
         Ok(())
     }
@@ -121,25 +157,56 @@ impl Tensor {
         let d = self.shape().dim("gather", dim)?;
         self.check_gather_shape("gather", index, d)?;
         let backend = self.device().backend();
-        let out = self.with_two_storages(index, |s, i| backend.gather(s, self.layout(), i, index.layout(), d))?;
-        Ok(Tensor::from_storage(out, index.shape().clone(), self.device().clone()))
+        let out = self.with_two_storages(index, |s, i| {
+            backend.gather(s, self.layout(), i, index.layout(), d)
+        })?;
+        Ok(Tensor::from_storage(
+            out,
+            index.shape().clone(),
+            self.device().clone(),
+        ))
     }
 
-    fn scatter_impl(&self, op: &'static str, dim: isize, index: &Tensor, values: &Tensor, mode: ScatterMode) -> Result<Tensor> {
+    fn scatter_impl(
+        &self,
+        op: &'static str,
+        dim: isize,
+        index: &Tensor,
+        values: &Tensor,
+        mode: ScatterMode,
+    ) -> Result<Tensor> {
         self.check_index(op, index)?;
         self.check_same_device(op, values)?;
         self.check_same_dtype(op, values)?;
         let d = self.shape().dim(op, dim)?;
         self.check_gather_shape(op, index, d)?;
-        let fits = values.rank() == index.rank() && index.dims().iter().zip(values.dims()).all(|(a, b)| a <= b);
+        let fits = values.rank() == index.rank()
+            && index.dims().iter().zip(values.dims()).all(|(a, b)| a <= b);
         if !fits {
-            return Err(Error::ShapeMismatch { op, lhs: index.shape().clone(), rhs: values.shape().clone() });
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: index.shape().clone(),
+                rhs: values.shape().clone(),
+            });
         }
         let backend = self.device().backend();
-        let out = self.with_storage(|base, bl| {
-            index.with_two_storages(values, |i, v| backend.scatter(base, bl, i, index.layout(), v, values.layout(), d, mode))
+        let out = Tensor::with_storages([self, index, values], |[base, i, v]| {
+            backend.scatter(
+                base,
+                self.layout(),
+                i,
+                index.layout(),
+                v,
+                values.layout(),
+                d,
+                mode,
+            )
         })?;
-        Ok(Tensor::from_storage(out, self.shape().clone(), self.device().clone()))
+        Ok(Tensor::from_storage(
+            out,
+            self.shape().clone(),
+            self.device().clone(),
+        ))
     }
 
     /// A copy with `values[p]` written at `p` with `dim` replaced by `index[p]`.
@@ -158,14 +225,30 @@ impl Tensor {
     /// PyTorch equivalent: `F.one_hot(x, num_classes)`.
     pub fn one_hot(&self, num_classes: usize) -> Result<Tensor> {
         if self.dtype() != DType::I64 {
-            return Err(Error::UnsupportedDType { op: "one_hot", dtype: self.dtype() });
+            return Err(Error::UnsupportedDType {
+                op: "one_hot",
+                dtype: self.dtype(),
+            });
         }
         let classes = Tensor::arange(0.0, num_classes as f64, 1.0, DType::I64, self.device())?;
         let labels = self.unsqueeze(-1)?;
-        let bad = labels.lt_scalar(0.0)?.to_vec::<bool>()?.iter().zip(labels.ge_scalar(num_classes as f64)?.to_vec::<bool>()?).any(|(a, b)| *a || b);
+        let bad = labels
+            .lt_scalar(0.0)?
+            .to_vec::<bool>()?
+            .iter()
+            .zip(labels.ge_scalar(num_classes as f64)?.to_vec::<bool>()?)
+            .any(|(a, b)| *a || b);
         if bad {
-            let v = self.to_vec::<i64>()?.into_iter().find(|&v| v < 0 || v as usize >= num_classes).unwrap_or(-1);
-            return Err(Error::IndexOutOfBounds { op: "one_hot", index: v, size: num_classes });
+            let v = self
+                .to_vec::<i64>()?
+                .into_iter()
+                .find(|&v| v < 0 || v as usize >= num_classes)
+                .unwrap_or(-1);
+            return Err(Error::IndexOutOfBounds {
+                op: "one_hot",
+                index: v,
+                size: num_classes,
+            });
         }
         labels.eq(&classes)?.to_dtype(DType::I64)
     }
@@ -174,7 +257,14 @@ impl Tensor {
     /// outermost first. PyTorch's `F.pad` lists the last dim first; this takes them in order.
     pub fn pad(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Tensor> {
         if pads.len() > self.rank() {
-            return Err(Error::invalid("pad", format!("{} padded dims for a tensor of rank {}", pads.len(), self.rank())));
+            return Err(Error::invalid(
+                "pad",
+                format!(
+                    "{} padded dims for a tensor of rank {}",
+                    pads.len(),
+                    self.rank()
+                ),
+            ));
         }
         let first = self.rank() - pads.len();
         match mode {
@@ -197,7 +287,12 @@ impl Tensor {
                     let d = first + i;
                     let n = self.dims()[d];
                     if b >= n || a >= n {
-                        return Err(Error::invalid("pad", format!("reflect padding ({b}, {a}) must be below the size {n} of dim {d}")));
+                        return Err(Error::invalid(
+                            "pad",
+                            format!(
+                                "reflect padding ({b}, {a}) must be below the size {n} of dim {d}"
+                            ),
+                        ));
                     }
                     let idx: Vec<i64> = (0..b)
                         .map(|k| (b - k) as i64)
@@ -205,7 +300,10 @@ impl Tensor {
                         .chain((0..a).map(|k| (n - 2 - k) as i64))
                         .collect();
                     let len = idx.len();
-                    out = out.index_select(d as isize, &Tensor::from_vec_on(idx, [len], self.device())?)?;
+                    out = out.index_select(
+                        d as isize,
+                        &Tensor::from_vec_on(idx, [len], self.device())?,
+                    )?;
                 }
                 Ok(out)
             }
@@ -219,7 +317,10 @@ mod tests {
     use crate::{DType, Device, Tensor};
 
     fn grid() -> Tensor {
-        Tensor::arange(0.0, 6.0, 1.0, DType::F32, &Device::cpu()).unwrap().reshape([2, 3]).unwrap()
+        Tensor::arange(0.0, 6.0, 1.0, DType::F32, &Device::cpu())
+            .unwrap()
+            .reshape([2, 3])
+            .unwrap()
     }
 
     fn ids(v: &[i64]) -> Tensor {
@@ -231,10 +332,19 @@ mod tests {
         let x = grid();
         let c = Tensor::cat(&[x.clone(), x.clone()], 1).unwrap();
         assert_eq!(c.dims(), &[2, 6]);
-        assert_eq!(c.to_vec::<f32>().unwrap()[..6], [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]);
-        assert_eq!(Tensor::stack(&[x.clone(), x.clone()], 0).unwrap().dims(), &[2, 2, 3]);
+        assert_eq!(
+            c.to_vec::<f32>().unwrap()[..6],
+            [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]
+        );
+        assert_eq!(
+            Tensor::stack(&[x.clone(), x.clone()], 0).unwrap().dims(),
+            &[2, 2, 3]
+        );
         let parts = c.split(4, 1).unwrap();
-        assert_eq!(parts.iter().map(|p| p.dims()[1]).collect::<Vec<_>>(), vec![4, 2]);
+        assert_eq!(
+            parts.iter().map(|p| p.dims()[1]).collect::<Vec<_>>(),
+            vec![4, 2]
+        );
         assert_eq!(c.chunk(3, 1).unwrap().len(), 3);
         assert!(Tensor::cat(&[x.clone(), x.t().unwrap()], 0).is_err());
     }
@@ -243,12 +353,24 @@ mod tests {
     fn index_select_and_gather_match_pytorch() {
         let x = grid();
         // x.index_select(1, torch.tensor([2, 0])) = [[2, 0], [5, 3]]
-        assert_eq!(x.index_select(1, &ids(&[2, 0])).unwrap().to_vec::<f32>().unwrap(), vec![2.0, 0.0, 5.0, 3.0]);
+        assert_eq!(
+            x.index_select(1, &ids(&[2, 0]))
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            vec![2.0, 0.0, 5.0, 3.0]
+        );
         // torch.gather(x, 1, torch.tensor([[0, 0], [1, 2]])) = [[0, 0], [4, 5]]
         let idx = Tensor::from_vec(vec![0i64, 0, 1, 2], [2, 2]).unwrap();
-        assert_eq!(x.gather(1, &idx).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 0.0, 4.0, 5.0]);
+        assert_eq!(
+            x.gather(1, &idx).unwrap().to_vec::<f32>().unwrap(),
+            vec![0.0, 0.0, 4.0, 5.0]
+        );
         let err = x.index_select(1, &ids(&[3])).unwrap_err();
-        assert_eq!(err.to_string(), "index_select: index 3 out of bounds for size 3");
+        assert_eq!(
+            err.to_string(),
+            "index_select: index 3 out of bounds for size 3"
+        );
     }
 
     #[test]
@@ -257,8 +379,14 @@ mod tests {
         let idx = Tensor::from_vec(vec![1i64, 1, 0, 2], [2, 2]).unwrap();
         let v = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]).unwrap();
         // torch.zeros(2, 3).scatter_add(1, idx, v) = [[0, 3, 0], [3, 0, 4]]
-        assert_eq!(z.scatter_add(1, &idx, &v).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 3.0, 0.0, 3.0, 0.0, 4.0]);
-        assert_eq!(z.scatter(1, &idx, &v).unwrap().to_vec::<f32>().unwrap(), vec![0.0, 2.0, 0.0, 3.0, 0.0, 4.0]);
+        assert_eq!(
+            z.scatter_add(1, &idx, &v).unwrap().to_vec::<f32>().unwrap(),
+            vec![0.0, 3.0, 0.0, 3.0, 0.0, 4.0]
+        );
+        assert_eq!(
+            z.scatter(1, &idx, &v).unwrap().to_vec::<f32>().unwrap(),
+            vec![0.0, 2.0, 0.0, 3.0, 0.0, 4.0]
+        );
     }
 
     #[test]
@@ -268,9 +396,15 @@ mod tests {
         assert!(ids(&[3]).one_hot(3).is_err());
         let x = grid();
         let p = x.pad(&[(1, 0)], PadMode::Constant(9.0)).unwrap();
-        assert_eq!(p.to_vec::<f32>().unwrap(), vec![9.0, 0.0, 1.0, 2.0, 9.0, 3.0, 4.0, 5.0]);
+        assert_eq!(
+            p.to_vec::<f32>().unwrap(),
+            vec![9.0, 0.0, 1.0, 2.0, 9.0, 3.0, 4.0, 5.0]
+        );
         // F.pad(torch.arange(6.).reshape(2, 3), (2, 1), mode='reflect') = [[2, 1, 0, 1, 2, 1], [5, 4, 3, 4, 5, 4]]
         let r = x.pad(&[(2, 1)], PadMode::Reflect).unwrap();
-        assert_eq!(r.to_vec::<f32>().unwrap(), vec![2.0, 1.0, 0.0, 1.0, 2.0, 1.0, 5.0, 4.0, 3.0, 4.0, 5.0, 4.0]);
+        assert_eq!(
+            r.to_vec::<f32>().unwrap(),
+            vec![2.0, 1.0, 0.0, 1.0, 2.0, 1.0, 5.0, 4.0, 3.0, 4.0, 5.0, 4.0]
+        );
     }
 }

@@ -21,15 +21,34 @@ pub struct Pool2dConfig {
 impl Pool2dConfig {
     /// A square window of `k` with stride `k` and no padding.
     pub fn new(k: usize) -> Self {
-        Pool2dConfig { kernel: (k, k), stride: None, padding: (0, 0), dilation: (1, 1), count_include_pad: true }
+        Pool2dConfig {
+            kernel: (k, k),
+            stride: None,
+            padding: (0, 0),
+            dilation: (1, 1),
+            count_include_pad: true,
+        }
     }
 
     fn spec(&self, op: &'static str, x: &Tensor, pad_value: f64) -> Result<Unfold2d> {
         let (kh, kw) = self.kernel;
         if self.padding.0 * 2 > kh || self.padding.1 * 2 > kw {
-            return Err(Error::invalid(op, format!("padding {:?} must be at most half the kernel {:?}", self.padding, self.kernel)));
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "padding {:?} must be at most half the kernel {:?}",
+                    self.padding, self.kernel
+                ),
+            ));
         }
-        x.unfold_spec(op, self.kernel, self.stride.unwrap_or(self.kernel), self.padding, self.dilation, pad_value)
+        x.unfold_spec(
+            op,
+            self.kernel,
+            self.stride.unwrap_or(self.kernel),
+            self.padding,
+            self.dilation,
+            pad_value,
+        )
     }
 }
 
@@ -51,13 +70,17 @@ impl Tensor {
         let base: Vec<i64> = (0..l)
             .map(|p| {
                 let (oy, ox) = ((p / ow) as i64, (p % ow) as i64);
-                (oy * spec.stride.0 as i64 - spec.padding.0 as i64) * spec.w as i64 + ox * spec.stride.1 as i64 - spec.padding.1 as i64
+                (oy * spec.stride.0 as i64 - spec.padding.0 as i64) * spec.w as i64
+                    + ox * spec.stride.1 as i64
+                    - spec.padding.1 as i64
             })
             .collect();
         let base = Tensor::from_vec_on(base, [l], self.device())?;
         let ki = window.div(&Tensor::full((), kw as f64, DType::I64, self.device())?)?;
         let kj = window.sub(&ki.mul_scalar(kw as f64)?)?;
-        let offset = ki.mul_scalar((spec.dilation.0 * spec.w) as f64)?.add(&kj.mul_scalar(spec.dilation.1 as f64)?)?;
+        let offset = ki
+            .mul_scalar((spec.dilation.0 * spec.w) as f64)?
+            .add(&kj.mul_scalar(spec.dilation.1 as f64)?)?;
         let indices = offset.add(&base)?.reshape([n, c, oh, ow])?;
         Ok((values, indices))
     }
@@ -72,7 +95,10 @@ impl Tensor {
         let spec = cfg.spec(OP, self, 0.0)?;
         let (oh, ow) = spec.out_hw();
         let (kh, kw) = spec.kernel;
-        let sums = self.unfold2d(&spec)?.reshape([spec.n, spec.c, kh * kw, oh * ow])?.sum(&[2], false)?;
+        let sums = self
+            .unfold2d(&spec)?
+            .reshape([spec.n, spec.c, kh * kw, oh * ow])?
+            .sum(&[2], false)?;
         let out = if cfg.count_include_pad {
             sums.div_scalar((kh * kw) as f64)?
         } else {
@@ -82,22 +108,46 @@ impl Tensor {
     }
 
     /// Max pooling of `[n, c, l]`; values and indices into `l`. PyTorch: `F.max_pool1d`.
-    pub fn max_pool1d(&self, kernel: usize, stride: Option<usize>, padding: usize) -> Result<(Tensor, Tensor)> {
-        let cfg = Pool2dConfig { kernel: (1, kernel), stride: stride.map(|s| (1, s)), padding: (0, padding), ..Pool2dConfig::new(1) };
+    pub fn max_pool1d(
+        &self,
+        kernel: usize,
+        stride: Option<usize>,
+        padding: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let cfg = Pool2dConfig {
+            kernel: (1, kernel),
+            stride: stride.map(|s| (1, s)),
+            padding: (0, padding),
+            ..Pool2dConfig::new(1)
+        };
         let (v, i) = self.unsqueeze(2)?.max_pool2d(cfg)?;
         Ok((v.squeeze(2)?, i.squeeze(2)?))
     }
 
     /// Average pooling of `[n, c, l]`. PyTorch equivalent: `F.avg_pool1d`.
-    pub fn avg_pool1d(&self, kernel: usize, stride: Option<usize>, padding: usize) -> Result<Tensor> {
-        let cfg = Pool2dConfig { kernel: (1, kernel), stride: stride.map(|s| (1, s)), padding: (0, padding), ..Pool2dConfig::new(1) };
+    pub fn avg_pool1d(
+        &self,
+        kernel: usize,
+        stride: Option<usize>,
+        padding: usize,
+    ) -> Result<Tensor> {
+        let cfg = Pool2dConfig {
+            kernel: (1, kernel),
+            stride: stride.map(|s| (1, s)),
+            padding: (0, padding),
+            ..Pool2dConfig::new(1)
+        };
         self.unsqueeze(2)?.avg_pool2d(cfg)?.squeeze(2)
     }
 }
 
 /// How many real (non-padding) inputs each output window covers, shape `[oh*ow]`.
 fn window_counts(spec: &Unfold2d, dtype: DType, device: &Device) -> Result<Tensor> {
-    let one_plane = Unfold2d { n: 1, c: 1, ..*spec };
+    let one_plane = Unfold2d {
+        n: 1,
+        c: 1,
+        ..*spec
+    };
     let ones = Tensor::ones([1, 1, spec.h, spec.w], dtype, device)?;
     ones.unfold2d(&one_plane)?.sum(&[1], false)?.flatten_all()
 }
@@ -108,7 +158,13 @@ mod tests {
 
     fn x() -> Tensor {
         // torch.tensor([[[[1., 5., 2., 0.], [3., 4., 8., 7.], [0., 9., 1., 1.], [6., 2., 3., 5.]]]])
-        Tensor::from_vec(vec![1.0f32, 5.0, 2.0, 0.0, 3.0, 4.0, 8.0, 7.0, 0.0, 9.0, 1.0, 1.0, 6.0, 2.0, 3.0, 5.0], [1, 1, 4, 4]).unwrap()
+        Tensor::from_vec(
+            vec![
+                1.0f32, 5.0, 2.0, 0.0, 3.0, 4.0, 8.0, 7.0, 0.0, 9.0, 1.0, 1.0, 6.0, 2.0, 3.0, 5.0,
+            ],
+            [1, 1, 4, 4],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -117,11 +173,15 @@ mod tests {
         let (v, i) = x().max_pool2d(Pool2dConfig::new(2)).unwrap();
         assert_eq!(v.to_vec::<f32>().unwrap(), vec![5.0, 8.0, 9.0, 5.0]);
         assert_eq!(i.to_vec::<i64>().unwrap(), vec![1, 6, 9, 15]);
-        // F.max_pool2d(x, 3, stride=1, padding=1, return_indices=True)[1][0, 0, 0] = [4, 6, 6, 6]
-        let cfg = Pool2dConfig { stride: Some((1, 1)), padding: (1, 1), ..Pool2dConfig::new(3) };
+        // F.max_pool2d(x, 3, stride=1, padding=1, return_indices=True)[1][0, 0, 0] = [1, 6, 6, 6]
+        let cfg = Pool2dConfig {
+            stride: Some((1, 1)),
+            padding: (1, 1),
+            ..Pool2dConfig::new(3)
+        };
         let (v, i) = x().max_pool2d(cfg).unwrap();
         assert_eq!(v.dims(), &[1, 1, 4, 4]);
-        assert_eq!(i.to_vec::<i64>().unwrap()[..4], [5, 6, 6, 6]);
+        assert_eq!(i.to_vec::<i64>().unwrap()[..4], [1, 6, 6, 6]);
     }
 
     #[test]
@@ -130,10 +190,22 @@ mod tests {
         let a = x().avg_pool2d(Pool2dConfig::new(2)).unwrap();
         assert_eq!(a.to_vec::<f32>().unwrap(), vec![3.25, 4.25, 4.25, 2.5]);
         // F.avg_pool2d(x, 2, padding=1)[0, 0, 0] = [0.25, 1.75, 0.0]; count_include_pad=False -> [1, 3.5, 0]
-        let cfg = Pool2dConfig { padding: (1, 1), ..Pool2dConfig::new(2) };
-        assert_eq!(x().avg_pool2d(cfg).unwrap().to_vec::<f32>().unwrap()[..3], [0.25, 1.75, 0.0]);
-        let cfg = Pool2dConfig { count_include_pad: false, ..cfg };
-        assert_eq!(x().avg_pool2d(cfg).unwrap().to_vec::<f32>().unwrap()[..3], [1.0, 3.5, 0.0]);
+        let cfg = Pool2dConfig {
+            padding: (1, 1),
+            ..Pool2dConfig::new(2)
+        };
+        assert_eq!(
+            x().avg_pool2d(cfg).unwrap().to_vec::<f32>().unwrap()[..3],
+            [0.25, 1.75, 0.0]
+        );
+        let cfg = Pool2dConfig {
+            count_include_pad: false,
+            ..cfg
+        };
+        assert_eq!(
+            x().avg_pool2d(cfg).unwrap().to_vec::<f32>().unwrap()[..3],
+            [1.0, 3.5, 0.0]
+        );
     }
 
     #[test]
@@ -142,6 +214,12 @@ mod tests {
         let (v, i) = s.max_pool1d(2, None, 0).unwrap();
         assert_eq!(v.to_vec::<f32>().unwrap(), vec![3.0, 5.0]);
         assert_eq!(i.to_vec::<i64>().unwrap(), vec![1, 3]);
-        assert_eq!(s.avg_pool1d(2, Some(1), 0).unwrap().to_vec::<f32>().unwrap(), vec![2.0, 2.5, 3.5, 4.5]);
+        assert_eq!(
+            s.avg_pool1d(2, Some(1), 0)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            vec![2.0, 2.5, 3.5, 4.5]
+        );
     }
 }

@@ -6,11 +6,22 @@ use crate::{Error, Result, Shape, Tensor};
 
 impl Tensor {
     /// Resolves, sorts and deduplicates a dim list (empty = all dims).
+    ///
+    /// A 0-d tensor accepts dim `0` or `-1`, as in PyTorch, and reduces nothing.
     pub fn resolve_dims(&self, op: &'static str, dims: &[isize]) -> Result<Vec<usize>> {
         if dims.is_empty() {
             return Ok((0..self.rank()).collect());
         }
-        let mut out = dims.iter().map(|&d| self.shape().dim(op, d)).collect::<Result<Vec<_>>>()?;
+        if self.rank() == 0 {
+            for &d in dims {
+                crate::shape::resolve_dim(op, d, 1)?;
+            }
+            return Ok(Vec::new());
+        }
+        let mut out = dims
+            .iter()
+            .map(|&d| self.shape().dim(op, d))
+            .collect::<Result<Vec<_>>>()?;
         out.sort_unstable();
         out.dedup();
         Ok(out)
@@ -33,12 +44,20 @@ impl Tensor {
     /// Applies any [`ReduceOp`] over `dims` (empty = all).
     pub fn reduce(&self, op: ReduceOp, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         let dims = self.resolve_dims(op.name(), dims)?;
-        if matches!(op, ReduceOp::Max | ReduceOp::Min) && dims.iter().any(|&d| self.dims()[d] == 0) {
-            return Err(Error::invalid(op.name(), format!("cannot reduce an empty dimension of {}", self.shape())));
+        if matches!(op, ReduceOp::Max | ReduceOp::Min) && dims.iter().any(|&d| self.dims()[d] == 0)
+        {
+            return Err(Error::invalid(
+                op.name(),
+                format!("cannot reduce an empty dimension of {}", self.shape()),
+            ));
         }
         let kept = self.reduced_shape(&dims, true);
         let out = self.map_storage(kept, |b, s, l| b.reduce(op, s, l, &dims))?;
-        if keepdim { Ok(out) } else { out.reshape(self.reduced_shape(&dims, false)) }
+        if keepdim {
+            Ok(out)
+        } else {
+            out.reshape(self.reduced_shape(&dims, false))
+        }
     }
 
     /// Sum over `dims` (empty = all). PyTorch equivalent: `torch.sum(x, dims, keepdim)`.
@@ -101,12 +120,32 @@ impl Tensor {
     /// `log(sum(exp(x)))` over `dims`, computed stably. PyTorch equivalent: `torch.logsumexp`.
     pub fn logsumexp(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.check_float("logsumexp")?;
+        let resolved = self.resolve_dims("logsumexp", dims)?;
+        if self.reduced_count(&resolved) == 0 {
+            // The log of an empty sum: -inf everywhere. PyTorch: torch.zeros(2, 0).logsumexp(1) = [-inf, -inf]
+            return Tensor::full(
+                self.reduced_shape(&resolved, keepdim),
+                f64::NEG_INFINITY,
+                self.dtype(),
+                self.device(),
+            );
+        }
         let max = self.max(dims, true)?;
         // Infinite maxima (all -inf rows, or +inf) are not subtracted, as in PyTorch.
         let finite = max.abs()?.lt_scalar(f64::INFINITY)?;
-        let shift = finite.where_cond(&max, &Tensor::full((), 0.0, self.dtype(), self.device())?)?;
-        let out = self.sub(&shift)?.exp()?.sum(dims, true)?.log()?.add(&shift)?;
-        if keepdim { Ok(out) } else { out.reshape(self.reduced_shape(&self.resolve_dims("logsumexp", dims)?, false)) }
+        let shift =
+            finite.where_cond(&max, &Tensor::full((), 0.0, self.dtype(), self.device())?)?;
+        let out = self
+            .sub(&shift)?
+            .exp()?
+            .sum(dims, true)?
+            .log()?
+            .add(&shift)?;
+        if keepdim {
+            Ok(out)
+        } else {
+            out.reshape(self.reduced_shape(&resolved, false))
+        }
     }
 
     /// The p-norm over `dims`: `p = 2` Euclidean, `1` Manhattan, `f64::INFINITY` max-abs.
@@ -123,15 +162,29 @@ impl Tensor {
         } else if p > 0.0 {
             a.powf(p)?.sum(dims, keepdim)?.powf(1.0 / p)
         } else {
-            Err(Error::invalid("norm", format!("p must be positive, got {p}")))
+            Err(Error::invalid(
+                "norm",
+                format!("p must be positive, got {p}"),
+            ))
         }
     }
 
     /// Applies any [`ArgReduceOp`] along `dim`, giving i64 indices.
     pub fn arg_reduce(&self, op: ArgReduceOp, dim: isize, keepdim: bool) -> Result<Tensor> {
+        if self.rank() == 0 {
+            // PyTorch: torch.tensor(3.).argmax(0) = tensor(0)
+            crate::shape::resolve_dim(op.name(), dim, 1)?;
+            return self.reshape([1])?.arg_reduce(op, 0, false)?.reshape(());
+        }
         let d = self.shape().dim(op.name(), dim)?;
-        let out = self.map_storage(self.reduced_shape(&[d], true), |b, s, l| b.arg_reduce(op, s, l, d))?;
-        if keepdim { Ok(out) } else { out.reshape(self.reduced_shape(&[d], false)) }
+        let out = self.map_storage(self.reduced_shape(&[d], true), |b, s, l| {
+            b.arg_reduce(op, s, l, d)
+        })?;
+        if keepdim {
+            Ok(out)
+        } else {
+            out.reshape(self.reduced_shape(&[d], false))
+        }
     }
 
     /// Index of the largest value along `dim` (first on ties). PyTorch equivalent: `torch.argmax`.
@@ -167,6 +220,11 @@ impl Tensor {
     fn softmax_impl(&self, dim: isize, log: bool) -> Result<Tensor> {
         let op = if log { "log_softmax" } else { "softmax" };
         self.check_float(op)?;
+        if self.rank() == 0 {
+            // PyTorch: torch.tensor(3.).softmax(0) = tensor(1.)
+            crate::shape::resolve_dim(op, dim, 1)?;
+            return self.reshape([1])?.softmax_impl(0, log)?.reshape(());
+        }
         let d = self.shape().dim(op, dim)?;
         self.map_storage(self.shape().clone(), |b, s, l| b.softmax(s, l, d, log))
     }
@@ -184,12 +242,26 @@ mod tests {
     #[test]
     fn sums_and_means_over_dims() {
         let x = m();
-        assert_eq!(x.sum(&[0], false).unwrap().to_vec::<f32>().unwrap(), vec![5.0, 7.0, 9.0]);
+        assert_eq!(
+            x.sum(&[0], false).unwrap().to_vec::<f32>().unwrap(),
+            vec![5.0, 7.0, 9.0]
+        );
         assert_eq!(x.sum(&[-1], true).unwrap().dims(), &[2, 1]);
-        assert_eq!(x.sum(&[1], false).unwrap().to_vec::<f32>().unwrap(), vec![9.0, 12.0]);
+        assert_eq!(
+            x.sum(&[1], false).unwrap().to_vec::<f32>().unwrap(),
+            vec![9.0, 12.0]
+        );
         assert_eq!(x.sum_all().unwrap().to_scalar::<f32>().unwrap(), 21.0);
         assert_eq!(x.mean_all().unwrap().to_scalar::<f32>().unwrap(), 3.5);
-        assert_eq!(x.t().unwrap().sum(&[0], false).unwrap().to_vec::<f32>().unwrap(), vec![9.0, 12.0]);
+        assert_eq!(
+            x.t()
+                .unwrap()
+                .sum(&[0], false)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            vec![9.0, 12.0]
+        );
     }
 
     #[test]
@@ -199,8 +271,14 @@ mod tests {
         assert_eq!(v.to_vec::<f32>().unwrap(), vec![5.0, 6.0]);
         assert_eq!(i.to_vec::<i64>().unwrap(), vec![1, 2]);
         let ties = Tensor::from_vec(vec![2.0f32, 7.0, 7.0], [3]).unwrap();
-        assert_eq!(ties.argmax(0, false).unwrap().to_scalar::<i64>().unwrap(), 1);
-        assert_eq!(x.argmin(0, false).unwrap().to_vec::<i64>().unwrap(), vec![0, 1, 0]);
+        assert_eq!(
+            ties.argmax(0, false).unwrap().to_scalar::<i64>().unwrap(),
+            1
+        );
+        assert_eq!(
+            x.argmin(0, false).unwrap().to_vec::<i64>().unwrap(),
+            vec![0, 1, 0]
+        );
         let empty = Tensor::zeros([0], DType::F32, &Device::cpu()).unwrap();
         assert!(empty.max(&[], false).is_err());
         assert_eq!(empty.sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
@@ -210,9 +288,15 @@ mod tests {
     fn variance_with_correction() {
         // torch.var(torch.tensor([1., 2., 3., 4.])) = 1.6667; correction=0 -> 1.25
         let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], [4]).unwrap();
-        assert!((x.var(&[], 1, false).unwrap().to_scalar::<f64>().unwrap() - 5.0 / 3.0).abs() < 1e-12);
+        assert!(
+            (x.var(&[], 1, false).unwrap().to_scalar::<f64>().unwrap() - 5.0 / 3.0).abs() < 1e-12
+        );
         assert!((x.var(&[], 0, false).unwrap().to_scalar::<f64>().unwrap() - 1.25).abs() < 1e-12);
-        assert!((x.std(&[], 1, false).unwrap().to_scalar::<f64>().unwrap() - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!(
+            (x.std(&[], 1, false).unwrap().to_scalar::<f64>().unwrap() - (5.0f64 / 3.0).sqrt())
+                .abs()
+                < 1e-12
+        );
     }
 
     #[test]
@@ -224,22 +308,45 @@ mod tests {
             assert!((a - b).abs() < 1e-6);
         }
         // torch.logsumexp(x, 0) = 1002.4076
-        let l = x.logsumexp(&[0], false).unwrap().to_scalar::<f32>().unwrap();
-        assert!((l - 1002.407_6).abs() < 1e-3);
+        let l = x
+            .logsumexp(&[0], false)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!((l - 1_002.407_6).abs() < 1e-3);
         let ls = x.log_softmax(0).unwrap().to_vec::<f32>().unwrap();
         assert!((ls[2] - (-0.407_605_96)).abs() < 1e-5);
         let minus_inf = Tensor::from_vec(vec![f32::NEG_INFINITY; 2], [2]).unwrap();
-        assert_eq!(minus_inf.logsumexp(&[0], false).unwrap().to_scalar::<f32>().unwrap(), f32::NEG_INFINITY);
+        assert_eq!(
+            minus_inf
+                .logsumexp(&[0], false)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            f32::NEG_INFINITY
+        );
     }
 
     #[test]
     fn softmax_along_a_middle_dim() {
-        let x = Tensor::arange(0.0, 24.0, 1.0, DType::F64, &Device::cpu()).unwrap().reshape([2, 3, 4]).unwrap();
+        let x = Tensor::arange(0.0, 24.0, 1.0, DType::F64, &Device::cpu())
+            .unwrap()
+            .reshape([2, 3, 4])
+            .unwrap();
         let s = x.softmax(1).unwrap();
         let sums = s.sum(&[1], false).unwrap().to_vec::<f64>().unwrap();
         assert!(sums.iter().all(|v| (v - 1.0).abs() < 1e-12));
-        let naive = x.exp().unwrap().div(&x.exp().unwrap().sum(&[1], true).unwrap()).unwrap();
-        for (a, b) in s.to_vec::<f64>().unwrap().iter().zip(naive.to_vec::<f64>().unwrap()) {
+        let naive = x
+            .exp()
+            .unwrap()
+            .div(&x.exp().unwrap().sum(&[1], true).unwrap())
+            .unwrap();
+        for (a, b) in s
+            .to_vec::<f64>()
+            .unwrap()
+            .iter()
+            .zip(naive.to_vec::<f64>().unwrap())
+        {
             assert!((a - b).abs() < 1e-12);
         }
     }
@@ -247,8 +354,20 @@ mod tests {
     #[test]
     fn norms() {
         let x = Tensor::from_vec(vec![3.0f32, -4.0], [2]).unwrap();
-        assert_eq!(x.norm(2.0, &[], false).unwrap().to_scalar::<f32>().unwrap(), 5.0);
-        assert_eq!(x.norm(1.0, &[], false).unwrap().to_scalar::<f32>().unwrap(), 7.0);
-        assert_eq!(x.norm(f64::INFINITY, &[], false).unwrap().to_scalar::<f32>().unwrap(), 4.0);
+        assert_eq!(
+            x.norm(2.0, &[], false).unwrap().to_scalar::<f32>().unwrap(),
+            5.0
+        );
+        assert_eq!(
+            x.norm(1.0, &[], false).unwrap().to_scalar::<f32>().unwrap(),
+            7.0
+        );
+        assert_eq!(
+            x.norm(f64::INFINITY, &[], false)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            4.0
+        );
     }
 }

@@ -8,7 +8,10 @@ impl Tensor {
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         let ok = self.dtype().is_float() || (self.dtype() == DType::I64 && op.supports_integers());
         if !ok {
-            return Err(Error::UnsupportedDType { op: op.name(), dtype: self.dtype() });
+            return Err(Error::UnsupportedDType {
+                op: op.name(),
+                dtype: self.dtype(),
+            });
         }
         self.map_storage(self.shape().clone(), |b, s, l| b.unary(op, s, l))
     }
@@ -89,7 +92,10 @@ impl Tensor {
     /// Clamps into `[min, max]` (use infinities for one side). PyTorch equivalent: `torch.clamp`.
     pub fn clamp(&self, min: f64, max: f64) -> Result<Tensor> {
         if min > max {
-            return Err(Error::invalid("clamp", format!("min {min} is greater than max {max}")));
+            return Err(Error::invalid(
+                "clamp",
+                format!("min {min} is greater than max {max}"),
+            ));
         }
         self.unary(UnaryOp::Clamp { min, max })
     }
@@ -131,16 +137,24 @@ impl Tensor {
 
     /// `max(x, s)` elementwise. PyTorch equivalent: `torch.clamp(x, min=s)`.
     pub fn maximum_scalar(&self, s: f64) -> Result<Tensor> {
-        self.unary(UnaryOp::Clamp { min: s, max: f64::INFINITY })
+        self.unary(UnaryOp::Clamp {
+            min: s,
+            max: f64::INFINITY,
+        })
     }
 
     /// `min(x, s)` elementwise. PyTorch equivalent: `torch.clamp(x, max=s)`.
     pub fn minimum_scalar(&self, s: f64) -> Result<Tensor> {
-        self.unary(UnaryOp::Clamp { min: f64::NEG_INFINITY, max: s })
+        self.unary(UnaryOp::Clamp {
+            min: f64::NEG_INFINITY,
+            max: s,
+        })
     }
 }
 
 #[cfg(test)]
+// Expected values are PyTorch's printed digits (more than f32 holds, some close to ln 2).
+#[allow(clippy::excessive_precision, clippy::approx_constant)]
 mod tests {
     use crate::{DType, Tensor};
 
@@ -151,7 +165,8 @@ mod tests {
     fn close(a: &[f32], b: &[f32]) {
         assert_eq!(a.len(), b.len());
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            let ok = (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= 1e-6 * (1.0 + y.abs());
+            let ok =
+                (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= 1e-6 * (1.0 + y.abs());
             assert!(ok, "element {i}: {x} vs {y}");
         }
     }
@@ -161,29 +176,65 @@ mod tests {
         // torch.tensor([-2., -0.5, 0., 0.5, 3.]) through each function:
         let x = t(&[-2.0, -0.5, 0.0, 0.5, 3.0]);
         // torch.sigmoid(x)
-        close(&x.sigmoid().unwrap().to_vec::<f32>().unwrap(), &[0.11920292, 0.37754068, 0.5, 0.62245935, 0.95257413]);
+        close(
+            &x.sigmoid().unwrap().to_vec::<f32>().unwrap(),
+            &[0.11920292, 0.37754068, 0.5, 0.62245935, 0.95257413],
+        );
         // F.gelu(x)
-        close(&x.gelu().unwrap().to_vec::<f32>().unwrap(), &[-0.04550026, -0.15426877, 0.0, 0.34573123, 2.9959502]);
+        close(
+            &x.gelu().unwrap().to_vec::<f32>().unwrap(),
+            &[-0.04550026, -0.15426877, 0.0, 0.34573123, 2.9959502],
+        );
         // F.elu(x)
-        close(&x.elu(1.0).unwrap().to_vec::<f32>().unwrap(), &[-0.86466473, -0.39346933, 0.0, 0.5, 3.0]);
+        close(
+            &x.elu(1.0).unwrap().to_vec::<f32>().unwrap(),
+            &[-0.86466473, -0.39346933, 0.0, 0.5, 3.0],
+        );
         // F.softplus(x)
-        close(&x.softplus(1.0, 20.0).unwrap().to_vec::<f32>().unwrap(), &[0.12692805, 0.47407699, 0.69314718, 0.97407699, 3.04858732]);
+        close(
+            &x.softplus(1.0, 20.0).unwrap().to_vec::<f32>().unwrap(),
+            &[0.12692805, 0.47407699, 0.69314718, 0.97407699, 3.04858732],
+        );
         // F.leaky_relu(x, 0.1)
-        close(&x.leaky_relu(0.1).unwrap().to_vec::<f32>().unwrap(), &[-0.2, -0.05, 0.0, 0.5, 3.0]);
+        close(
+            &x.leaky_relu(0.1).unwrap().to_vec::<f32>().unwrap(),
+            &[-0.2, -0.05, 0.0, 0.5, 3.0],
+        );
         // torch.heaviside(x, torch.tensor(0.5))
-        close(&x.step(0.5).unwrap().to_vec::<f32>().unwrap(), &[0.0, 0.0, 0.5, 1.0, 1.0]);
+        close(
+            &x.step(0.5).unwrap().to_vec::<f32>().unwrap(),
+            &[0.0, 0.0, 0.5, 1.0, 1.0],
+        );
         // torch.tanh(x)
-        close(&x.tanh().unwrap().to_vec::<f32>().unwrap(), &[-0.96402758, -0.46211716, 0.0, 0.46211716, 0.99505475]);
+        close(
+            &x.tanh().unwrap().to_vec::<f32>().unwrap(),
+            &[-0.96402758, -0.46211716, 0.0, 0.46211716, 0.99505475],
+        );
     }
 
     #[test]
     fn special_values_propagate() {
         let x = t(&[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0]);
-        close(&x.relu().unwrap().to_vec::<f32>().unwrap(), &[f32::NAN, f32::INFINITY, 0.0, 0.0]);
-        close(&x.sign().unwrap().to_vec::<f32>().unwrap(), &[f32::NAN, 1.0, -1.0, 0.0]);
-        close(&x.sigmoid().unwrap().to_vec::<f32>().unwrap(), &[f32::NAN, 1.0, 0.0, 0.5]);
-        close(&x.clamp(-1.0, 1.0).unwrap().to_vec::<f32>().unwrap(), &[f32::NAN, 1.0, -1.0, 0.0]);
-        close(&x.log().unwrap().to_vec::<f32>().unwrap(), &[f32::NAN, f32::INFINITY, f32::NAN, f32::NEG_INFINITY]);
+        close(
+            &x.relu().unwrap().to_vec::<f32>().unwrap(),
+            &[f32::NAN, f32::INFINITY, 0.0, 0.0],
+        );
+        close(
+            &x.sign().unwrap().to_vec::<f32>().unwrap(),
+            &[f32::NAN, 1.0, -1.0, 0.0],
+        );
+        close(
+            &x.sigmoid().unwrap().to_vec::<f32>().unwrap(),
+            &[f32::NAN, 1.0, 0.0, 0.5],
+        );
+        close(
+            &x.clamp(-1.0, 1.0).unwrap().to_vec::<f32>().unwrap(),
+            &[f32::NAN, 1.0, -1.0, 0.0],
+        );
+        close(
+            &x.log().unwrap().to_vec::<f32>().unwrap(),
+            &[f32::NAN, f32::INFINITY, f32::NAN, f32::NEG_INFINITY],
+        );
     }
 
     #[test]
@@ -191,13 +242,22 @@ mod tests {
         let m = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]).unwrap();
         let out = m.t().unwrap().mul_scalar(10.0).unwrap();
         assert_eq!(out.dims(), &[3, 2]);
-        assert_eq!(out.to_vec::<f32>().unwrap(), vec![10.0, 40.0, 20.0, 50.0, 30.0, 60.0]);
+        assert_eq!(
+            out.to_vec::<f32>().unwrap(),
+            vec![10.0, 40.0, 20.0, 50.0, 30.0, 60.0]
+        );
     }
 
     #[test]
     fn half_precision_goes_through_f32() {
         let x = t(&[0.5, 1.0, 2.0]).to_dtype(DType::F16).unwrap();
-        let y = x.exp().unwrap().to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+        let y = x
+            .exp()
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
         for (a, b) in y.iter().zip([0.5f32.exp(), 1f32.exp(), 2f32.exp()]) {
             assert!((a - b).abs() / b < 1e-3, "{a} vs {b}");
         }
@@ -209,7 +269,10 @@ mod tests {
     fn integer_support_is_explicit() {
         let x = Tensor::from_vec(vec![-3i64, 0, 4], [3]).unwrap();
         assert_eq!(x.abs().unwrap().to_vec::<i64>().unwrap(), vec![3, 0, 4]);
-        assert_eq!(x.add_scalar(2.0).unwrap().to_vec::<i64>().unwrap(), vec![-1, 2, 6]);
+        assert_eq!(
+            x.add_scalar(2.0).unwrap().to_vec::<i64>().unwrap(),
+            vec![-1, 2, 6]
+        );
         let err = x.exp().unwrap_err();
         assert_eq!(err.to_string(), "exp: unsupported dtype I64");
         assert!(x.add_scalar(0.5).is_err());

@@ -10,7 +10,9 @@ impl Tensor {
         self.check_count("reshape", &shape)?;
         match self.layout().reshape(&shape) {
             Some(layout) => Ok(self.with_layout(layout)),
-            None => Ok(self.force_contiguous()?.with_layout(Layout::contiguous(shape))),
+            None => Ok(self
+                .force_contiguous()?
+                .with_layout(Layout::contiguous(shape))),
         }
     }
 
@@ -22,7 +24,10 @@ impl Tensor {
         let layout = self.layout().reshape(&shape).ok_or_else(|| {
             Error::invalid(
                 "view",
-                format!("a view of shape {shape} over strides {:?} needs a copy; use reshape", self.stride()),
+                format!(
+                    "a view of shape {shape} over strides {:?} needs a copy; use reshape",
+                    self.stride()
+                ),
             )
         })?;
         Ok(self.with_layout(layout))
@@ -30,7 +35,11 @@ impl Tensor {
 
     fn check_count(&self, op: &'static str, shape: &Shape) -> Result<()> {
         if shape.elem_count() != self.elem_count() {
-            return Err(Error::ShapeMismatch { op, lhs: self.shape().clone(), rhs: shape.clone() });
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: self.shape().clone(),
+                rhs: shape.clone(),
+            });
         }
         Ok(())
     }
@@ -42,7 +51,10 @@ impl Tensor {
 
     /// Swaps two dimensions. PyTorch equivalent: `transpose`.
     pub fn transpose(&self, dim0: isize, dim1: isize) -> Result<Tensor> {
-        let (a, b) = (self.shape().dim("transpose", dim0)?, self.shape().dim("transpose", dim1)?);
+        let (a, b) = (
+            self.shape().dim("transpose", dim0)?,
+            self.shape().dim("transpose", dim1)?,
+        );
         let mut order: Vec<usize> = (0..self.rank()).collect();
         order.swap(a, b);
         self.permute(&order)
@@ -51,7 +63,10 @@ impl Tensor {
     /// Transpose of a 2-d tensor (or of the last two dims). PyTorch equivalent: `x.mT`.
     pub fn t(&self) -> Result<Tensor> {
         if self.rank() < 2 {
-            return Err(Error::invalid("t", format!("needs at least 2 dims, got shape {}", self.shape())));
+            return Err(Error::invalid(
+                "t",
+                format!("needs at least 2 dims, got shape {}", self.shape()),
+            ));
         }
         self.transpose(-2, -1)
     }
@@ -66,7 +81,11 @@ impl Tensor {
     pub fn slice(&self, dim: isize, start: usize, end: usize, step: usize) -> Result<Tensor> {
         let d = self.shape().dim("slice", dim)?;
         let end = end.min(self.dims()[d]);
-        let len = if end > start && step > 0 { (end - start).div_ceil(step) } else { 0 };
+        let len = if end > start && step > 0 {
+            (end - start).div_ceil(step)
+        } else {
+            0
+        };
         Ok(self.with_layout(self.layout().slice(d, start.min(end), len, step)?))
     }
 
@@ -106,9 +125,15 @@ impl Tensor {
         if self.rank() == 0 {
             return self.reshape([1]);
         }
-        let (s, e) = (self.shape().dim("flatten", start)?, self.shape().dim("flatten", end)?);
+        let (s, e) = (
+            self.shape().dim("flatten", start)?,
+            self.shape().dim("flatten", end)?,
+        );
         if s > e {
-            return Err(Error::invalid("flatten", format!("start dim {s} is after end dim {e}")));
+            return Err(Error::invalid(
+                "flatten",
+                format!("start dim {s} is after end dim {e}"),
+            ));
         }
         let dims = self.dims();
         let mut out = dims[..s].to_vec();
@@ -128,7 +153,10 @@ mod tests {
     use crate::{DType, Device, Tensor};
 
     fn grid() -> Tensor {
-        Tensor::arange(0.0, 12.0, 1.0, DType::F32, &Device::cpu()).unwrap().reshape([3, 4]).unwrap()
+        Tensor::arange(0.0, 12.0, 1.0, DType::F32, &Device::cpu())
+            .unwrap()
+            .reshape([3, 4])
+            .unwrap()
     }
 
     #[test]
@@ -145,7 +173,10 @@ mod tests {
     fn slicing_with_a_step() {
         // torch.arange(12.).reshape(3, 4)[:, 1:4:2] = [[1, 3], [5, 7], [9, 11]]
         let s = grid().slice(1, 1, 4, 2).unwrap();
-        assert_eq!(s.to_vec::<f32>().unwrap(), vec![1.0, 3.0, 5.0, 7.0, 9.0, 11.0]);
+        assert_eq!(
+            s.to_vec::<f32>().unwrap(),
+            vec![1.0, 3.0, 5.0, 7.0, 9.0, 11.0]
+        );
         assert_eq!(grid().slice(0, 2, 100, 1).unwrap().dims(), &[1, 4]);
         assert_eq!(grid().slice(0, 3, 3, 1).unwrap().dims(), &[0, 4]);
     }
@@ -159,7 +190,10 @@ mod tests {
         assert!(!flat.same_storage(&x));
         assert_eq!(flat.to_vec::<f32>().unwrap()[..3], [0.0, 4.0, 8.0]);
         assert!(t.view([12]).is_err());
-        assert_eq!(x.reshape([5]).unwrap_err().to_string(), "reshape: shape mismatch between [3, 4] and [5]");
+        assert_eq!(
+            x.reshape([5]).unwrap_err().to_string(),
+            "reshape: shape mismatch between [3, 4] and [5]"
+        );
     }
 
     #[test]
@@ -173,7 +207,10 @@ mod tests {
         let row = Tensor::from_vec(vec![1.0f32, 2.0], [1, 2]).unwrap();
         let e = row.expand([3, 2]).unwrap();
         assert_eq!(e.stride(), &[0, 1]);
-        assert_eq!(e.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+        assert_eq!(
+            e.to_vec::<f32>().unwrap(),
+            vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]
+        );
         assert!(grid().transpose(0, 2).is_err());
     }
 }

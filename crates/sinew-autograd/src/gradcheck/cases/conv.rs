@@ -7,15 +7,11 @@ use super::GradcheckEntry;
 use crate::gradcheck::gradcheck;
 use crate::gradcheck::strategy::{CASE_OPTIONS, Domain, check1, check2, drive, tensor_of};
 
+/// (height, width) of one window parameter.
+type Pair = (usize, usize);
+
 /// Window geometry: (kernel, stride, padding, dilation), kept valid for inputs of at least 5x5.
-fn window() -> impl Strategy<
-    Value = (
-        (usize, usize),
-        (usize, usize),
-        (usize, usize),
-        (usize, usize),
-    ),
-> {
+fn window() -> impl Strategy<Value = (Pair, Pair, Pair, Pair)> {
     (
         (1..=3usize, 1..=3usize),
         (1..=2usize, 1..=2usize),

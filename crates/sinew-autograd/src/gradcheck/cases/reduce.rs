@@ -50,14 +50,18 @@ fn along_dim(op: &'static str, f: fn(&Var, isize) -> Result<Var>) -> GradcheckEn
 fn prod_entry() -> GradcheckEntry {
     let plain = reduction("prod", Domain::AwayFromZero, 1..=3, |x, d, k| x.prod(d, k));
     GradcheckEntry::new("prod", move |cases| {
-        let with_zeros = drive(cases, (tensor(1..=2, Domain::Any), 0..4usize, 0..4usize), |(x, i, j)| {
-            let mut v = x.to_vec::<f64>()?;
-            let n = v.len();
-            v[i % n] = 0.0;
-            v[j % n] = 0.0;
-            let x = Tensor::from_vec(v, x.shape().clone())?;
-            check1(&x, |v| v.prod(&[-1], false))
-        });
+        let with_zeros = drive(
+            cases,
+            (tensor(1..=2, Domain::Any), 0..4usize, 0..4usize),
+            |(x, i, j)| {
+                let mut v = x.to_vec::<f64>()?;
+                let n = v.len();
+                v[i % n] = 0.0;
+                v[j % n] = 0.0;
+                let x = Tensor::from_vec(v, x.shape().clone())?;
+                check1(&x, |v| v.prod(&[-1], false))
+            },
+        );
         (plain.run)(cases).merge(with_zeros)
     })
 }

@@ -1,0 +1,149 @@
+//! Tensor kernel throughput on the CPU: f32 matmul at 256/512/1024 next to direct
+//! `matrixmultiply::sgemm` calls on the same buffers, elementwise add of 1M elements (plain and
+//! broadcast), and sum reductions (all, over rows, over columns).
+//!
+//! Matmul throughput is reported as FLOP/s (criterion's "elem/s" counts 2·n³ flops); add and sum
+//! as bytes moved per second (criterion's "B/s"). Two direct baselines bracket sinew's matmul:
+//! `sgemm_into_reused` writes into one preallocated output (the bare kernel), and
+//! `sgemm_alloc_output` allocates a zeroed output per call, which is what any tensor op must do,
+//! so it is the fair comparison. With the `threading` feature matrixmultiply already uses up to
+//! four threads inside one call; sinew additionally splits large products by row blocks over
+//! rayon.
+//!
+//! `cargo bench -p sinew-benches --bench tensor -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
+use sinew_tensor::{DType, Device, Generator, Tensor};
+
+fn random(dims: &[usize], seed: u64) -> Tensor {
+    Generator::new(seed)
+        .uniform(dims, -1.0, 1.0, DType::F32, &Device::cpu())
+        .expect("random tensor")
+}
+
+/// `c = a @ b` for square row-major `n x n` matrices through matrixmultiply.
+fn sgemm(n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() == n * n && b.len() == n * n && c.len() == n * n);
+    let s = n as isize;
+    // SAFETY: the three slices hold n*n elements each, read and written with row-major strides.
+    unsafe {
+        matrixmultiply::sgemm(
+            n,
+            n,
+            n,
+            1.0,
+            a.as_ptr(),
+            s,
+            1,
+            b.as_ptr(),
+            s,
+            1,
+            0.0,
+            c.as_mut_ptr(),
+            s,
+            1,
+        );
+    }
+}
+
+fn matmul(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matmul_f32");
+    group.sample_size(20);
+    for n in [256usize, 512, 1024] {
+        let (a, b) = (random(&[n, n], 1), random(&[n, n], 2));
+        let (av, bv) = (
+            a.to_vec::<f32>().expect("f32"),
+            b.to_vec::<f32>().expect("f32"),
+        );
+        // Same result as the direct call, so both sides do the same work.
+        let mut check = vec![0.0f32; n * n];
+        sgemm(n, &av, &bv, &mut check);
+        let ours = a.matmul(&b).expect("matmul").to_vec::<f32>().expect("f32");
+        let worst = ours
+            .iter()
+            .zip(&check)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "sinew and sgemm disagree by {worst}");
+
+        group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
+        group.bench_with_input(BenchmarkId::new("sinew", n), &n, |bench, _| {
+            bench.iter(|| black_box(a.matmul(&b).expect("matmul")))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("sgemm_alloc_output", n),
+            &n,
+            |bench, &n| {
+                bench.iter(|| {
+                    let mut out = vec![0.0f32; n * n];
+                    sgemm(n, &av, &bv, &mut out);
+                    black_box(out)
+                })
+            },
+        );
+        let mut out = vec![0.0f32; n * n];
+        group.bench_with_input(BenchmarkId::new("sgemm_into_reused", n), &n, |bench, &n| {
+            bench.iter(|| {
+                sgemm(n, &av, &bv, &mut out);
+                black_box(&out);
+            })
+        });
+        // The transposed right operand is read in place (no copy), as linear layers do.
+        let bt = b.t().expect("t");
+        group.bench_with_input(
+            BenchmarkId::new("sinew_rhs_transposed", n),
+            &n,
+            |bench, _| bench.iter(|| black_box(a.matmul(&bt).expect("matmul"))),
+        );
+    }
+    group.finish();
+}
+
+fn elementwise(c: &mut Criterion) {
+    const N: usize = 1 << 20;
+    let mut group = c.benchmark_group("elementwise_f32");
+    let (a, b) = (random(&[N], 3), random(&[N], 4));
+    // Two inputs read, one output written.
+    group.throughput(Throughput::Bytes(3 * 4 * N as u64));
+    group.bench_function("add_1M", |bench| {
+        bench.iter(|| black_box(a.add(&b).expect("add")))
+    });
+    let m = a.reshape([1024, 1024]).expect("reshape");
+    let row = random(&[1024], 5);
+    group.bench_function("add_1M_broadcast_row", |bench| {
+        bench.iter(|| black_box(m.add(&row).expect("add")))
+    });
+    let mt = m.t().expect("t");
+    group.bench_function("add_1M_transposed", |bench| {
+        bench.iter(|| black_box(mt.add(&m).expect("add")))
+    });
+    group.finish();
+}
+
+fn reduce(c: &mut Criterion) {
+    const N: usize = 1 << 20;
+    let mut group = c.benchmark_group("sum_f32");
+    let a = random(&[N], 6);
+    group.throughput(Throughput::Bytes(4 * N as u64));
+    group.bench_function("sum_all_1M", |bench| {
+        bench.iter(|| black_box(a.sum_all().expect("sum")))
+    });
+    let m = a.reshape([1024, 1024]).expect("reshape");
+    group.bench_function("sum_rows_1024x1024", |bench| {
+        bench.iter(|| black_box(m.sum(&[1], false).expect("sum")))
+    });
+    group.bench_function("sum_cols_1024x1024", |bench| {
+        bench.iter(|| black_box(m.sum(&[0], false).expect("sum")))
+    });
+    group.finish();
+}
+
+/// The benchmark group, in a private module so the macro's undocumented function stays internal.
+mod group {
+    use super::{elementwise, matmul, reduce};
+    criterion::criterion_group!(benches, matmul, elementwise, reduce);
+}
+
+criterion_main!(group::benches);

@@ -1,0 +1,301 @@
+//! Walking strided views: the plumbing every elementwise CPU kernel shares.
+//!
+//! A view is first simplified: size-1 dims are dropped and neighbouring dims that are laid out
+//! back to back in every operand are merged. The result is walked row by row: one storage offset
+//! per operand and row (from [`StridedOffsets`] over the outer dims), then a tight loop over the
+//! innermost dim with a fixed stride per operand. Contiguous rows, broadcast rows (stride 0) and
+//! scalars get dedicated loops the compiler vectorises; rows run in parallel above
+//! [`PARALLEL_THRESHOLD`] elements.
+
+use rayon::prelude::*;
+
+use super::PARALLEL_THRESHOLD;
+use crate::{Layout, Shape, StridedOffsets};
+
+/// Elements per parallel work item (whole rows are grouped up to about this many).
+const CHUNK: usize = 1 << 13;
+
+/// Dims and per-operand strides of a view after dropping size-1 dims and merging dims that
+/// are adjacent in memory for every operand. Never empty: a single element becomes `[1]`.
+struct Simplified<const K: usize> {
+    dims: Vec<usize>,
+    strides: [Vec<usize>; K],
+}
+
+fn simplify<const K: usize>(dims: &[usize], strides: [&[usize]; K]) -> Simplified<K> {
+    let mut out_dims: Vec<usize> = Vec::with_capacity(dims.len());
+    let mut out_strides: [Vec<usize>; K] = std::array::from_fn(|_| Vec::with_capacity(dims.len()));
+    for (i, &d) in dims.iter().enumerate() {
+        if d == 1 {
+            continue;
+        }
+        let merges = out_dims.last().is_some()
+            && (0..K).all(|k| *out_strides[k].last().unwrap_or(&0) == strides[k][i] * d);
+        if merges {
+            *out_dims.last_mut().expect("checked") *= d;
+            for k in 0..K {
+                *out_strides[k].last_mut().expect("checked") = strides[k][i];
+            }
+        } else {
+            out_dims.push(d);
+            for k in 0..K {
+                out_strides[k].push(strides[k][i]);
+            }
+        }
+    }
+    if out_dims.is_empty() {
+        out_dims.push(1);
+        for s in &mut out_strides {
+            s.push(0);
+        }
+    }
+    Simplified {
+        dims: out_dims,
+        strides: out_strides,
+    }
+}
+
+/// Fills `out` (row-major over `dims`) row by row. For each row, `row` gets the output row, the
+/// storage offset of the row's first element in each operand, and each operand's inner stride.
+fn for_rows<U, const K: usize>(
+    out: &mut [U],
+    dims: &[usize],
+    layouts: [&Layout; K],
+    row: impl Fn(&mut [U], [usize; K], [usize; K]) + Sync,
+) where
+    U: Send,
+{
+    let n = out.len();
+    if n == 0 {
+        return;
+    }
+    let s: Simplified<K> = simplify(dims, std::array::from_fn(|k| layouts[k].strides()));
+    let rank = s.dims.len();
+    let inner = s.dims[rank - 1];
+    let inner_strides: [usize; K] = std::array::from_fn(|k| s.strides[k][rank - 1]);
+    let outer: [Layout; K] = std::array::from_fn(|k| {
+        Layout::from_parts(
+            Shape::new(s.dims[..rank - 1].to_vec()),
+            s.strides[k][..rank - 1].to_vec(),
+            layouts[k].offset(),
+        )
+    });
+    let rows_per_task = (CHUNK / inner).max(1);
+    let task = |(t, chunk): (usize, &mut [U])| {
+        let mut starts: [StridedOffsets<'_>; K] =
+            std::array::from_fn(|k| StridedOffsets::starting_at(&outer[k], t * rows_per_task));
+        for out_row in chunk.chunks_mut(inner) {
+            let offsets = std::array::from_fn(|k| starts[k].next().expect("one offset per row"));
+            row(out_row, offsets, inner_strides);
+        }
+    };
+    if n >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(rows_per_task * inner)
+            .enumerate()
+            .for_each(task);
+    } else {
+        out.chunks_mut(rows_per_task * inner)
+            .enumerate()
+            .for_each(task);
+    }
+}
+
+/// Maps a slice in parallel above the threshold.
+fn map_slice<T: Copy + Sync, U: Send>(src: &[T], f: impl Fn(T) -> U + Sync + Send) -> Vec<U> {
+    if src.len() >= PARALLEL_THRESHOLD {
+        src.par_iter().map(|&x| f(x)).collect()
+    } else {
+        src.iter().map(|&x| f(x)).collect()
+    }
+}
+
+/// Copies the elements of a view into a new row-major vector, applying `f` to each.
+pub(crate) fn map_view<T, U, F>(data: &[T], layout: &Layout, f: F) -> Vec<U>
+where
+    T: Copy + Send + Sync,
+    U: Copy + Send + Sync + Default,
+    F: Fn(T) -> U + Sync + Send,
+{
+    let n = layout.elem_count();
+    if n == 0 {
+        return Vec::new();
+    }
+    if let Some((start, end)) = layout.contiguous_offset() {
+        return map_slice(&data[start..end], f);
+    }
+    let mut out = vec![U::default(); n];
+    for_rows(&mut out, layout.dims(), [layout], |row, [p], [s]| {
+        if s == 1 {
+            let len = row.len();
+            for (o, &x) in row.iter_mut().zip(&data[p..p + len]) {
+                *o = f(x);
+            }
+        } else if s == 0 {
+            row.fill(f(data[p]));
+        } else {
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = f(data[p + j * s]);
+            }
+        }
+    });
+    out
+}
+
+/// True when every stride is 0: the view reads one element (a scalar or an expanded scalar).
+fn reads_one_element(layout: &Layout) -> bool {
+    layout.strides().iter().all(|&s| s == 0)
+}
+
+/// Combines two same-shape views elementwise into a new row-major vector.
+pub(crate) fn zip_views<A, B, U, F>(a: &[A], la: &Layout, b: &[B], lb: &Layout, f: F) -> Vec<U>
+where
+    A: Copy + Send + Sync,
+    B: Copy + Send + Sync,
+    U: Copy + Send + Sync + Default,
+    F: Fn(A, B) -> U + Sync + Send,
+{
+    let n = la.elem_count();
+    if n == 0 {
+        return Vec::new();
+    }
+    match (la.contiguous_offset(), lb.contiguous_offset()) {
+        (Some((sa, ea)), Some((sb, eb))) => {
+            let (a, b) = (&a[sa..ea], &b[sb..eb]);
+            return if n >= PARALLEL_THRESHOLD {
+                a.par_iter()
+                    .zip(b.par_iter())
+                    .map(|(&x, &y)| f(x, y))
+                    .collect()
+            } else {
+                a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+            };
+        }
+        (Some((sa, ea)), None) if reads_one_element(lb) => {
+            let y = b[lb.offset()];
+            return map_slice(&a[sa..ea], |x| f(x, y));
+        }
+        (None, Some((sb, eb))) if reads_one_element(la) => {
+            let x = a[la.offset()];
+            return map_slice(&b[sb..eb], |y| f(x, y));
+        }
+        _ => {}
+    }
+    let mut out = vec![U::default(); n];
+    for_rows(&mut out, la.dims(), [la, lb], |row, [pa, pb], [sa, sb]| {
+        let len = row.len();
+        match (sa, sb) {
+            (1, 1) => {
+                for ((o, &x), &y) in row.iter_mut().zip(&a[pa..pa + len]).zip(&b[pb..pb + len]) {
+                    *o = f(x, y);
+                }
+            }
+            (1, 0) => {
+                let y = b[pb];
+                for (o, &x) in row.iter_mut().zip(&a[pa..pa + len]) {
+                    *o = f(x, y);
+                }
+            }
+            (0, 1) => {
+                let x = a[pa];
+                for (o, &y) in row.iter_mut().zip(&b[pb..pb + len]) {
+                    *o = f(x, y);
+                }
+            }
+            _ => {
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = f(a[pa + j * sa], b[pb + j * sb]);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `cond ? on_true : on_false` over three same-shape views, in row-major order.
+pub(crate) fn select_views<T>(
+    cond: &[bool],
+    lc: &Layout,
+    t: &[T],
+    lt: &Layout,
+    f: &[T],
+    lf: &Layout,
+) -> Vec<T>
+where
+    T: Copy + Send + Sync + Default,
+{
+    let n = lc.elem_count();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut out = vec![T::default(); n];
+    for_rows(
+        &mut out,
+        lc.dims(),
+        [lc, lt, lf],
+        |row, [pc, pt, pf], [sc, st, sf]| {
+            if (sc, st, sf) == (1, 1, 1) {
+                let len = row.len();
+                let rows = cond[pc..pc + len]
+                    .iter()
+                    .zip(&t[pt..pt + len])
+                    .zip(&f[pf..pf + len]);
+                for (o, ((&c, &x), &y)) in row.iter_mut().zip(rows) {
+                    *o = if c { x } else { y };
+                }
+            } else {
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = if cond[pc + j * sc] {
+                        t[pt + j * st]
+                    } else {
+                        f[pf + j * sf]
+                    };
+                }
+            }
+        },
+    );
+    out
+}
+
+/// A contiguous copy of a view (or a borrow when it already is contiguous).
+pub(crate) fn contiguous_slice<'a, T: Copy + Send + Sync + Default>(
+    data: &'a [T],
+    layout: &Layout,
+) -> std::borrow::Cow<'a, [T]> {
+    match layout.contiguous_offset() {
+        Some((s, e)) => std::borrow::Cow::Borrowed(&data[s..e]),
+        None => std::borrow::Cow::Owned(map_view(data, layout, |x| x)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simplify_merges_dims_adjacent_in_every_operand() {
+        // [2, 3, 4] contiguous against a [2, 3, 4] view broadcast from [4]: the first two dims merge
+        // (stride 0 in the broadcast operand), the last stays separate.
+        let s = simplify(&[2, 3, 4], [&[12, 4, 1], &[0, 0, 1]]);
+        assert_eq!(s.dims, vec![6, 4]);
+        assert_eq!(s.strides, [vec![4, 1], vec![0, 1]]);
+        // Size-1 dims vanish; a single element becomes one dim of size 1.
+        let s = simplify(&[1, 1], [&[5, 7]]);
+        assert_eq!(s.dims, vec![1]);
+        // A transposed operand blocks merging.
+        let s = simplify(&[3, 2], [&[2, 1], &[1, 3]]);
+        assert_eq!(s.dims, vec![3, 2]);
+    }
+
+    #[test]
+    fn select_views_picks_per_element() {
+        let cond = [true, false, false, true];
+        let l = Layout::contiguous([2, 2]);
+        let t = [1, 2, 3, 4];
+        // on_false broadcast from a [2, 1] column.
+        let f = [-1, -2];
+        let lf = Layout::contiguous([2, 1])
+            .broadcast_to(&Shape::new([2, 2]))
+            .unwrap();
+        assert_eq!(select_views(&cond, &l, &t, &l, &f, &lf), vec![1, -1, -2, 4]);
+    }
+}
