@@ -38,47 +38,20 @@ impl Var {
     /// 2-d convolution of `[n, c, h, w]` by `[o, c/groups, kh, kw]` (+ bias `[o]`).
     /// PyTorch equivalent: `F.conv2d`.
     pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, cfg: Conv2dConfig) -> Result<Var> {
-        const OP: &str = "conv2d";
-        let &[o, cg, kh, kw] = weight.dims() else {
-            return Err(Error::invalid(
-                OP,
-                format!(
-                    "weight must be [out, in/groups, kh, kw], got {}",
-                    weight.shape()
-                ),
-            ));
-        };
-        let spec =
-            self.tensor()
-                .unfold_spec(OP, (kh, kw), cfg.stride, cfg.padding, cfg.dilation, 0.0)?;
-        let g = cfg.groups;
-        if g == 0 || spec.c % g != 0 || o % g != 0 || cg * g != spec.c {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: self.shape().clone(),
-                rhs: weight.shape().clone(),
-            });
-        }
+        let spec = self
+            .tensor()
+            .conv2d_spec(weight.tensor(), bias.map(Var::tensor), cfg)?;
+        let (g, o) = (cfg.groups, weight.dims()[0]);
         let (oh, ow) = spec.out_hw();
-        let cols = self
-            .unfold2d(&spec)?
-            .reshape([spec.n, g, cg * kh * kw, oh * ow])?;
+        let taps = spec.c / g * spec.kernel.0 * spec.kernel.1;
+        let cols = self.unfold2d(&spec)?.reshape([spec.n, g, taps, oh * ow])?;
         let out = weight
-            .reshape([g, o / g, cg * kh * kw])?
+            .reshape([g, o / g, taps])?
             .matmul(&cols)?
             .reshape([spec.n, o, oh, ow])?;
         match bias {
             None => Ok(out),
-            Some(b) => {
-                if b.dims() != [o] {
-                    return Err(Error::ShapeMismatch {
-                        op: "conv2d (bias)",
-                        lhs: weight.shape().clone(),
-                        rhs: b.shape().clone(),
-                    });
-                }
-                out.add(&b.reshape([1, o, 1, 1])?)
-            }
+            Some(b) => out.add(&b.reshape([1, o, 1, 1])?),
         }
     }
 

@@ -184,38 +184,9 @@ impl Var {
                 ))
             }
             PadMode::Reflect => {
-                let first = self.rank().checked_sub(pads.len()).ok_or_else(|| {
-                    Error::invalid(
-                        "pad",
-                        format!(
-                            "{} padded dims for a tensor of rank {}",
-                            pads.len(),
-                            self.rank()
-                        ),
-                    )
-                })?;
                 let mut out = self.clone();
-                for (i, &(b, a)) in pads.iter().enumerate() {
-                    let d = first + i;
-                    let n = self.dims()[d];
-                    if b >= n || a >= n {
-                        return Err(Error::invalid(
-                            "pad",
-                            format!(
-                                "reflect padding ({b}, {a}) must be below the size {n} of dim {d}"
-                            ),
-                        ));
-                    }
-                    let idx: Vec<i64> = (0..b)
-                        .map(|k| (b - k) as i64)
-                        .chain(0..n as i64)
-                        .chain((0..a).map(|k| (n - 2 - k) as i64))
-                        .collect();
-                    let len = idx.len();
-                    out = out.index_select(
-                        d as isize,
-                        &Tensor::from_vec_on(idx, [len], self.device())?,
-                    )?;
+                for (dim, index) in self.tensor().reflect_pad_indices(pads)? {
+                    out = out.index_select(dim as isize, &index)?;
                 }
                 Ok(out)
             }

@@ -1,6 +1,7 @@
 //! Pooling. Max pooling keeps the argmax indices and routes the gradient to them (PyTorch's
 //! rule); average pooling is composed from unfold, sum and division.
 
+use sinew_tensor::ops::pool::window_counts;
 use sinew_tensor::{Error, Pool2dConfig, Result, Tensor};
 
 use crate::{Save, Var};
@@ -41,24 +42,8 @@ impl Var {
                 "average pooling has no dilation",
             ));
         }
-        let (kh, kw) = cfg.kernel;
-        if cfg.padding.0 * 2 > kh || cfg.padding.1 * 2 > kw {
-            return Err(Error::invalid(
-                "avg_pool2d",
-                format!(
-                    "padding {:?} must be at most half the kernel {:?}",
-                    cfg.padding, cfg.kernel
-                ),
-            ));
-        }
-        let spec = self.tensor().unfold_spec(
-            "avg_pool2d",
-            cfg.kernel,
-            cfg.stride.unwrap_or(cfg.kernel),
-            cfg.padding,
-            (1, 1),
-            0.0,
-        )?;
+        let spec = cfg.spec("avg_pool2d", self.tensor(), 0.0)?;
+        let (kh, kw) = spec.kernel;
         let (oh, ow) = spec.out_hw();
         let sums = self
             .unfold2d(&spec)?
@@ -68,15 +53,7 @@ impl Var {
             sums.div_scalar((kh * kw) as f64)?
         } else {
             // Divide by the number of real inputs under each window (a constant).
-            let counts = self.tensor().ones_like()?.avg_pool2d(Pool2dConfig {
-                count_include_pad: true,
-                ..cfg
-            })?;
-            let counts = counts
-                .mul_scalar((kh * kw) as f64)?
-                .narrow(0, 0, 1)?
-                .narrow(1, 0, 1)?
-                .flatten_all()?;
+            let counts = window_counts(&spec, self.dtype(), self.device())?;
             sums.div(&Var::constant(counts))?
         };
         out.reshape([spec.n, spec.c, oh, ow])

@@ -126,6 +126,29 @@ impl Tensor {
         bias: Option<&Tensor>,
         cfg: Conv2dConfig,
     ) -> Result<Tensor> {
+        let spec = self.conv2d_spec(weight, bias, cfg)?;
+        let (g, o) = (cfg.groups, weight.dims()[0]);
+        let (oh, ow) = spec.out_hw();
+        let taps = spec.c / g * spec.kernel.0 * spec.kernel.1;
+        let cols = self.unfold2d(&spec)?.reshape([spec.n, g, taps, oh * ow])?;
+        let out = weight
+            .reshape([g, o / g, taps])?
+            .matmul(&cols)?
+            .reshape([spec.n, o, oh, ow])?;
+        match bias {
+            None => Ok(out),
+            Some(b) => out.add(&b.reshape([1, o, 1, 1])?),
+        }
+    }
+
+    /// Checks a convolution's operands (`[n, c, h, w]` input, `[o, c/groups, kh, kw]` weight,
+    /// optional `[o]` bias) and returns the unfold geometry; shared with autograd.
+    pub fn conv2d_spec(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        cfg: Conv2dConfig,
+    ) -> Result<Unfold2d> {
         const OP: &str = "conv2d";
         self.check_same_device(OP, weight)?;
         self.check_same_dtype(OP, weight)?;
@@ -147,25 +170,16 @@ impl Tensor {
                 rhs: weight.shape().clone(),
             });
         }
-        let (oh, ow) = spec.out_hw();
-        let cols = self
-            .unfold2d(&spec)?
-            .reshape([spec.n, g, cg * kh * kw, oh * ow])?;
-        let w = weight.reshape([g, o / g, cg * kh * kw])?;
-        let out = w.matmul(&cols)?.reshape([spec.n, o, oh, ow])?;
-        match bias {
-            None => Ok(out),
-            Some(b) => {
-                if b.dims() != [o] {
-                    return Err(Error::ShapeMismatch {
-                        op: "conv2d (bias)",
-                        lhs: weight.shape().clone(),
-                        rhs: b.shape().clone(),
-                    });
-                }
-                out.add(&b.reshape([1, o, 1, 1])?)
+        if let Some(b) = bias {
+            if b.dims() != [o] {
+                return Err(Error::ShapeMismatch {
+                    op: "conv2d (bias)",
+                    lhs: weight.shape().clone(),
+                    rhs: b.shape().clone(),
+                });
             }
         }
+        Ok(spec)
     }
 
     /// 1-d convolution of `[n, c, l]` with weight `[o, c/groups, k]`. PyTorch equivalent: `F.conv1d`.

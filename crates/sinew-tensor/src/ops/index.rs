@@ -283,31 +283,47 @@ impl Tensor {
             }
             PadMode::Reflect => {
                 let mut out = self.clone();
-                for (i, &(b, a)) in pads.iter().enumerate() {
-                    let d = first + i;
-                    let n = self.dims()[d];
-                    if b >= n || a >= n {
-                        return Err(Error::invalid(
-                            "pad",
-                            format!(
-                                "reflect padding ({b}, {a}) must be below the size {n} of dim {d}"
-                            ),
-                        ));
-                    }
-                    let idx: Vec<i64> = (0..b)
-                        .map(|k| (b - k) as i64)
-                        .chain(0..n as i64)
-                        .chain((0..a).map(|k| (n - 2 - k) as i64))
-                        .collect();
-                    let len = idx.len();
-                    out = out.index_select(
-                        d as isize,
-                        &Tensor::from_vec_on(idx, [len], self.device())?,
-                    )?;
+                for (dim, index) in self.reflect_pad_indices(pads)? {
+                    out = out.index_select(dim as isize, &index)?;
                 }
                 Ok(out)
             }
         }
+    }
+
+    /// For reflect padding of the last `pads.len()` dims: each padded dim with the i64 index
+    /// that `index_select` along it turns into the padded tensor (shared with autograd).
+    pub fn reflect_pad_indices(&self, pads: &[(usize, usize)]) -> Result<Vec<(usize, Tensor)>> {
+        let first = self.rank().checked_sub(pads.len()).ok_or_else(|| {
+            Error::invalid(
+                "pad",
+                format!(
+                    "{} padded dims for a tensor of rank {}",
+                    pads.len(),
+                    self.rank()
+                ),
+            )
+        })?;
+        pads.iter()
+            .enumerate()
+            .map(|(i, &(b, a))| {
+                let d = first + i;
+                let n = self.dims()[d];
+                if b >= n || a >= n {
+                    return Err(Error::invalid(
+                        "pad",
+                        format!("reflect padding ({b}, {a}) must be below the size {n} of dim {d}"),
+                    ));
+                }
+                let idx: Vec<i64> = (0..b)
+                    .map(|k| (b - k) as i64)
+                    .chain(0..n as i64)
+                    .chain((0..a).map(|k| (n - 2 - k) as i64))
+                    .collect();
+                let len = idx.len();
+                Ok((d, Tensor::from_vec_on(idx, [len], self.device())?))
+            })
+            .collect()
     }
 }
 

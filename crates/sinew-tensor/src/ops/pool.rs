@@ -30,7 +30,9 @@ impl Pool2dConfig {
         }
     }
 
-    fn spec(&self, op: &'static str, x: &Tensor, pad_value: f64) -> Result<Unfold2d> {
+    /// Checks the window against `x` (`[n, c, h, w]`) and returns the unfold geometry, reading
+    /// `pad_value` from the padding (shared with autograd).
+    pub fn spec(&self, op: &'static str, x: &Tensor, pad_value: f64) -> Result<Unfold2d> {
         let (kh, kw) = self.kernel;
         if self.padding.0 * 2 > kh || self.padding.1 * 2 > kw {
             return Err(Error::invalid(
@@ -142,7 +144,7 @@ impl Tensor {
 }
 
 /// How many real (non-padding) inputs each output window covers, shape `[oh*ow]`.
-fn window_counts(spec: &Unfold2d, dtype: DType, device: &Device) -> Result<Tensor> {
+pub fn window_counts(spec: &Unfold2d, dtype: DType, device: &Device) -> Result<Tensor> {
     let one_plane = Unfold2d {
         n: 1,
         c: 1,
