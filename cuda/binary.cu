@@ -30,7 +30,7 @@ BINARY_FLOAT(pow, m_pow(x, y))
 BINARY_FLOAT(maximum, (is_nan(x) || is_nan(y)) ? x + y : m_max(x, y))
 BINARY_FLOAT(minimum, (is_nan(x) || is_nan(y)) ? x + y : m_min(x, y))
 
-// i64 (wrapping, computed in u64). Division is left to the CPU: it must fail on a zero divisor.
+// i64 (wrapping, computed in u64).
 #define BINARY_I64(OP, EXPR)                                                                        \
     extern "C" __global__ void binary_##OP##_i64(uint32_t n, Geometry g, const int64_t *lhs,        \
                                                  const int64_t *rhs, int64_t *out) {                \
@@ -50,3 +50,21 @@ BINARY_I64(sub, ux - uy)
 BINARY_I64(mul, ux * uy)
 BINARY_I64(maximum, x > y ? x : y)
 BINARY_I64(minimum, x < y ? x : y)
+
+// i64 division truncates like Rust (i64::MIN / -1 wraps to i64::MIN). A zero divisor records the
+// lowest such position in *bad (initialised to UINT64_MAX by the host), which turns into the CPU
+// backend's "integer division by zero" error.
+extern "C" __global__ void binary_div_i64(uint32_t n, Geometry g, const int64_t *lhs, const int64_t *rhs,
+                                          int64_t *out, unsigned long long *bad) {
+    GRID_STRIDE(i, n) {
+        uint64_t off[2];
+        element_offsets<2>(g, i, off);
+        const int64_t x = lhs[off[0]], y = rhs[off[1]];
+        if (y == 0) {
+            atomicMin(bad, (unsigned long long)i);
+            out[i] = 0;
+        } else {
+            out[i] = (x == INT64_MIN && y == -1) ? INT64_MIN : x / y;
+        }
+    }
+}

@@ -9,7 +9,7 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
 ldd ./gpu_mlp | grep libcuda | tee -a "$OUT/gpu.txt"
 status=0
-for t in no_device gpu_device gpu_elementwise gpu_reduce gpu_matmul gpu_mlp; do
+for t in no_device gpu_device gpu_elementwise gpu_reduce gpu_matmul gpu_mlp gpu_index gpu_conv gpu_autograd; do
     echo "=== $t"
     timeout 300 "./$t" --include-ignored --test-threads=1 --nocapture >"$OUT/$t.log" 2>&1 || status=1
     grep -E "max error|^test |test result|panicked|GPU:|allocation" "$OUT/$t.log" | head -60

@@ -1,15 +1,13 @@
 //! `impl Backend for CudaBackend`: sinew-tensor's interface, forwarded to the kernel families.
-//!
-//! Not implemented on CUDA yet (they return `Error::NotImplemented`): index_select, gather,
-//! scatter, unfold2d and fold2d.
+//! Every method of the trait has a CUDA implementation.
 
 use sinew_tensor::{
     ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, CmpOp, CpuStorage, DType,
-    DeviceLocation, Layout, MatmulDims, ReduceOp, Result, UnaryOp,
+    DeviceLocation, Layout, MatmulDims, ReduceOp, Result, ScatterMode, UnaryOp, Unfold2d,
 };
 
 use crate::device::CudaBackend;
-use crate::ops::{binary, cast, compare, gemm, reduce, softmax, unary};
+use crate::ops::{binary, cast, compare, conv, gemm, index, reduce, softmax, unary};
 use crate::storage::{cuda, cuda_mut};
 
 impl Backend for CudaBackend {
@@ -207,6 +205,97 @@ impl Backend for CudaBackend {
             cuda(rhs, loc)?,
             rhs_layout,
             dims,
+        )?))
+    }
+
+    fn index_select(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        indices: &dyn BackendStorage,
+        indices_layout: &Layout,
+        dim: usize,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        Ok(Box::new(index::index_select(
+            self,
+            cuda(src, loc)?,
+            layout,
+            cuda(indices, loc)?,
+            indices_layout,
+            dim,
+        )?))
+    }
+
+    fn gather(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        index: &dyn BackendStorage,
+        index_layout: &Layout,
+        dim: usize,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        Ok(Box::new(index::gather(
+            self,
+            cuda(src, loc)?,
+            layout,
+            cuda(index, loc)?,
+            index_layout,
+            dim,
+        )?))
+    }
+
+    fn scatter(
+        &self,
+        base: &dyn BackendStorage,
+        base_layout: &Layout,
+        index: &dyn BackendStorage,
+        index_layout: &Layout,
+        values: &dyn BackendStorage,
+        values_layout: &Layout,
+        dim: usize,
+        mode: ScatterMode,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        Ok(Box::new(index::scatter(
+            self,
+            cuda(base, loc)?,
+            base_layout,
+            cuda(index, loc)?,
+            index_layout,
+            cuda(values, loc)?,
+            values_layout,
+            dim,
+            mode,
+        )?))
+    }
+
+    fn unfold2d(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(conv::unfold2d(
+            self,
+            cuda(src, self.location())?,
+            layout,
+            spec,
+        )?))
+    }
+
+    fn fold2d(
+        &self,
+        cols: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(conv::fold2d(
+            self,
+            cuda(cols, self.location())?,
+            layout,
+            spec,
         )?))
     }
 }

@@ -21,9 +21,10 @@
 //! # Ok::<(), sinew_tensor::Error>(())
 //! ```
 //!
-//! Not implemented on CUDA yet: `index_select`, `gather`, `scatter`, `unfold2d`/`fold2d` (so
-//! convolution and pooling) return `Error::NotImplemented`; i64 `div`/`pow` return
-//! `Error::UnsupportedDType`.
+//! Every `Backend` method runs on the GPU, including indexing (`index_select`, `gather`,
+//! `scatter`) and im2col/col2im (so convolution and pooling). Errors that depend on the data (an
+//! index out of range, an i64 division by zero) are detected on the device and cost one stream
+//! synchronization. Not supported: i64 `pow` (`Error::UnsupportedDType`), scatter-add of u8/bool.
 
 pub mod geometry;
 pub mod names;

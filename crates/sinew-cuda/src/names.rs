@@ -4,7 +4,8 @@
 //! sinew-tensor's op table (`UnaryOp::name()`, ...) behind a family prefix: `unary_exp_f32`,
 //! `binary_add_f16`, `cmp_lt_bf16`, `reduce_sum_f64`, `argreduce_argmax_f32`, `softmax_f32`,
 //! `log_softmax_f16`, `matmul_bf16`. Dtype-agnostic data movement is named by element width:
-//! `copy_b4`, `fill_b2`, `where_b8`; casts by both dtypes: `cast_f32_f16`.
+//! `copy_b4`, `fill_b2`, `where_b8`, `gather_b8`, `scatter_b2`, `unfold2d_b4`; casts by both
+//! dtypes: `cast_f32_f16`; ops that do arithmetic by dtype: `scatter_add_f16`, `fold2d_f32`.
 //!
 //! The functions here are the only place kernel names are built, and they also decide which
 //! dtypes each op supports on the GPU (`None` = unsupported). [`every_kernel`] walks the op table
@@ -30,11 +31,15 @@ pub enum Family {
     Softmax,
     /// `cuda/gemm.cu`: matrix products.
     Gemm,
+    /// `cuda/index.cu`: gather, index_select and scatter.
+    Index,
+    /// `cuda/conv.cu`: im2col and col2im.
+    Conv,
 }
 
 impl Family {
     /// Every family, in module-table order.
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 9] = [
         Family::Unary,
         Family::Binary,
         Family::Compare,
@@ -42,6 +47,8 @@ impl Family {
         Family::Reduce,
         Family::Softmax,
         Family::Gemm,
+        Family::Index,
+        Family::Conv,
     ];
 
     /// File stem of the `.cu` source and the `.ptx` output.
@@ -54,6 +61,8 @@ impl Family {
             Family::Reduce => "reduce",
             Family::Softmax => "softmax",
             Family::Gemm => "gemm",
+            Family::Index => "index",
+            Family::Conv => "conv",
         }
     }
 
@@ -86,11 +95,10 @@ pub fn unary(op: &UnaryOp, dtype: DType) -> Option<Kernel> {
     ok.then(|| kernel(Family::Unary, format!("unary_{}_{dtype}", op.name())))
 }
 
-/// `binary_<op>_<dtype>`: floats for every op; i64 without `div` (which must fail on a zero
-/// divisor, so it stays on the CPU) and `pow`.
+/// `binary_<op>_<dtype>`: floats for every op; i64 without `pow` (`binary_div_i64` takes an
+/// extra error slot for zero divisors).
 pub fn binary(op: BinaryOp, dtype: DType) -> Option<Kernel> {
-    let ok =
-        is_float(dtype) || (dtype == DType::I64 && !matches!(op, BinaryOp::Div | BinaryOp::Pow));
+    let ok = is_float(dtype) || (dtype == DType::I64 && !matches!(op, BinaryOp::Pow));
     ok.then(|| kernel(Family::Binary, format!("binary_{}_{dtype}", op.name())))
 }
 
@@ -142,6 +150,38 @@ pub fn matmul(dtype: DType) -> Option<Kernel> {
     is_float(dtype).then(|| kernel(Family::Gemm, format!("matmul_{dtype}")))
 }
 
+/// `gather_b<bytes>`, by element width (also serves index_select), every dtype.
+pub fn gather(dtype: DType) -> Kernel {
+    kernel(Family::Index, format!("gather_b{}", dtype.size_in_bytes()))
+}
+
+/// `scatter_b<bytes>`, by element width: scatter with replacement, every dtype.
+pub fn scatter(dtype: DType) -> Kernel {
+    kernel(Family::Index, format!("scatter_b{}", dtype.size_in_bytes()))
+}
+
+/// `scatter_claim`: picks the last writer of each slot, so scatter-replace is deterministic.
+pub fn scatter_claim() -> Kernel {
+    kernel(Family::Index, "scatter_claim".to_string())
+}
+
+/// `scatter_add_<dtype>` (atomic adds): floats and i64.
+pub fn scatter_add(dtype: DType) -> Option<Kernel> {
+    (is_float(dtype) || dtype == DType::I64)
+        .then(|| kernel(Family::Index, format!("scatter_add_{dtype}")))
+}
+
+/// `unfold2d_b<bytes>` (im2col), by element width, every dtype.
+pub fn unfold2d(dtype: DType) -> Kernel {
+    kernel(Family::Conv, format!("unfold2d_b{}", dtype.size_in_bytes()))
+}
+
+/// `fold2d_<dtype>` (col2im, summing in f64): floats and i64, like the CPU backend.
+pub fn fold2d(dtype: DType) -> Option<Kernel> {
+    (is_float(dtype) || dtype == DType::I64)
+        .then(|| kernel(Family::Conv, format!("fold2d_{dtype}")))
+}
+
 /// Every kernel the Rust side can launch, from the op table's lists and every dtype.
 pub fn every_kernel() -> Vec<Kernel> {
     let mut out = Vec::new();
@@ -158,8 +198,12 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend([false, true].iter().filter_map(|&log| softmax(log, dtype)));
         out.extend(matmul(dtype));
         out.extend([where_cond(dtype), fill(dtype), copy(dtype)]);
+        out.extend([gather(dtype), scatter(dtype), unfold2d(dtype)]);
+        out.extend(scatter_add(dtype));
+        out.extend(fold2d(dtype));
         out.extend(DType::ALL.iter().map(|&to| cast(dtype, to)));
     }
+    out.push(scatter_claim());
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup();
     out
@@ -183,7 +227,17 @@ mod tests {
         assert_eq!(where_cond(DType::I64).name, "where_b8");
         assert_eq!(softmax(true, DType::F32).unwrap().name, "log_softmax_f32");
         assert!(unary(&UnaryOp::Exp, DType::I64).is_none());
-        assert!(binary(BinaryOp::Div, DType::I64).is_none());
+        assert!(binary(BinaryOp::Pow, DType::I64).is_none());
+        assert_eq!(
+            binary(BinaryOp::Div, DType::I64).unwrap().name,
+            "binary_div_i64"
+        );
+        assert_eq!(gather(DType::Bool).name, "gather_b1");
+        assert_eq!(scatter_add(DType::BF16).unwrap().name, "scatter_add_bf16");
+        assert!(scatter_add(DType::U8).is_none());
+        assert_eq!(unfold2d(DType::F16).name, "unfold2d_b2");
+        assert_eq!(fold2d(DType::F64).unwrap().name, "fold2d_f64");
+        assert!(fold2d(DType::Bool).is_none());
         assert!(matmul(DType::U8).is_none());
     }
 }

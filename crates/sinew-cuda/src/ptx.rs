@@ -6,7 +6,7 @@
 use crate::names::Family;
 
 /// `(family, PTX text)` for every kernel module, in [`Family::ALL`] order.
-pub const MODULES: [(Family, &str); 7] = [
+pub const MODULES: [(Family, &str); 9] = [
     (Family::Unary, include_str!("../kernels/unary.ptx")),
     (Family::Binary, include_str!("../kernels/binary.ptx")),
     (Family::Compare, include_str!("../kernels/compare.ptx")),
@@ -14,6 +14,8 @@ pub const MODULES: [(Family, &str); 7] = [
     (Family::Reduce, include_str!("../kernels/reduce.ptx")),
     (Family::Softmax, include_str!("../kernels/softmax.ptx")),
     (Family::Gemm, include_str!("../kernels/gemm.ptx")),
+    (Family::Index, include_str!("../kernels/index.ptx")),
+    (Family::Conv, include_str!("../kernels/conv.ptx")),
 ];
 
 /// The PTX text of a family's module.

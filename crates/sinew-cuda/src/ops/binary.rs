@@ -1,8 +1,11 @@
 //! Host side of `cuda/binary.cu`: elementwise arithmetic on broadcast views.
+//!
+//! i64 division checks its divisors on the device (see [`FirstBad`]): a zero divisor is the CPU
+//! backend's "integer division by zero" error, at the cost of one stream synchronization.
 
-use sinew_tensor::{BinaryOp, Error, Layout, Result};
+use sinew_tensor::{BinaryOp, DType, Error, Layout, Result};
 
-use super::{LaunchConfig, count_u32, kernel_args, need};
+use super::{FirstBad, LaunchConfig, count_u32, kernel_args, need};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
 use crate::names;
@@ -38,6 +41,19 @@ pub(crate) fn binary(
         rhs.device_ptr(),
         out.device_ptr(),
     );
+    if op == BinaryOp::Div && dtype == DType::I64 {
+        let bad = FirstBad::new(dev)?;
+        let bad_ptr = bad.ptr();
+        dev.launch(
+            &kernel,
+            LaunchConfig::elementwise(n),
+            kernel_args![count, g, a, b, o, bad_ptr],
+        )?;
+        if bad.position(dev)?.is_some() {
+            return Err(Error::invalid("div", "integer division by zero"));
+        }
+        return Ok(out);
+    }
     dev.launch(
         &kernel,
         LaunchConfig::elementwise(n),

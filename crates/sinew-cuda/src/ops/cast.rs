@@ -12,10 +12,11 @@ use crate::storage::CudaStorage;
 
 /// `len` elements equal to `value` converted as the CPU backend converts it.
 pub(crate) fn full(dev: &CudaBackend, dtype: DType, len: usize, value: f64) -> Result<CudaStorage> {
-    let out = dev.alloc(dtype, len)?;
-    if len == 0 {
-        return Ok(out);
-    }
+    fill_pattern(dev, dtype, len, bit_pattern(dtype, value)?)
+}
+
+/// The bits of `value` converted to `dtype` as the CPU backend converts it, in the low bytes.
+pub(crate) fn bit_pattern(dtype: DType, value: f64) -> Result<u64> {
     let one = CpuBackend.full(dtype, 1, value)?;
     let host = one
         .as_any()
@@ -23,11 +24,21 @@ pub(crate) fn full(dev: &CudaBackend, dtype: DType, len: usize, value: f64) -> R
         .expect("the CPU backend returns CPU storage");
     let mut pattern = [0u8; 8];
     pattern[..dtype.size_in_bytes()].copy_from_slice(host.as_bytes());
-    let (ptr, n, pattern) = (
-        out.device_ptr(),
-        count_u32("full", len)?,
-        u64::from_le_bytes(pattern),
-    );
+    Ok(u64::from_le_bytes(pattern))
+}
+
+/// `len` elements of `dtype` whose bytes are the low bytes of `pattern`.
+pub(crate) fn fill_pattern(
+    dev: &CudaBackend,
+    dtype: DType,
+    len: usize,
+    pattern: u64,
+) -> Result<CudaStorage> {
+    let out = dev.alloc(dtype, len)?;
+    if len == 0 {
+        return Ok(out);
+    }
+    let (ptr, n) = (out.device_ptr(), count_u32("full", len)?);
     dev.launch(
         &names::fill(dtype),
         LaunchConfig::elementwise(len),

@@ -4,7 +4,9 @@
 pub(crate) mod binary;
 pub(crate) mod cast;
 pub(crate) mod compare;
+pub(crate) mod conv;
 pub(crate) mod gemm;
+pub(crate) mod index;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
 pub(crate) mod unary;
@@ -16,6 +18,7 @@ use sinew_tensor::{DType, Error, Result};
 use crate::device::CudaBackend;
 use crate::driver::CustResultExt;
 use crate::names::Kernel;
+use crate::storage::CudaStorage;
 
 /// Threads per block of the elementwise kernels.
 pub(crate) const BLOCK: u32 = 256;
@@ -97,4 +100,35 @@ pub(crate) fn count_u32(op: &'static str, n: usize) -> Result<u32> {
             format!("{n} elements exceed the CUDA kernels' 2^32 limit"),
         )
     })
+}
+
+/// A device word in which kernels record the lowest position (row-major, `atomicMin`) of an
+/// element that makes the op fail (an index out of range, a zero divisor), for errors that only
+/// the data reveals. Reading it waits for the stream, so each checked op synchronizes once.
+pub(crate) struct FirstBad(CudaStorage);
+
+impl FirstBad {
+    /// A fresh slot holding "none" (`u64::MAX`).
+    pub(crate) fn new(dev: &CudaBackend) -> Result<Self> {
+        cast::fill_pattern(dev, DType::I64, 1, u64::MAX).map(FirstBad)
+    }
+
+    /// Device address of the slot (the kernels' `unsigned long long *bad`).
+    pub(crate) fn ptr(&self) -> u64 {
+        self.0.device_ptr()
+    }
+
+    /// Waits for the queued kernels and returns the first bad position, if any.
+    pub(crate) fn position(&self, dev: &CudaBackend) -> Result<Option<usize>> {
+        let value = read_word(dev, self.ptr())?;
+        Ok((value != u64::MAX).then_some(value as usize))
+    }
+}
+
+/// The 8 bytes at a device address, after all queued work.
+pub(crate) fn read_word(dev: &CudaBackend, ptr: u64) -> Result<u64> {
+    let mut bytes = [0u8; 8];
+    dev.bind()?;
+    dev.stream().download(ptr, &mut bytes)?;
+    Ok(u64::from_le_bytes(bytes))
 }

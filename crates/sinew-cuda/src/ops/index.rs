@@ -1,0 +1,265 @@
+//! Host side of `cuda/index.cu`: gather, index_select and scatter (replace or add).
+//!
+//! Every op walks the positions of an i64 index view. `index_select` is a gather whose index is
+//! broadcast over the output (stride 0 everywhere but the selected dim), so one kernel serves both.
+//!
+//! Indices are validated **on the device**: each kernel checks every index against its bound and
+//! records the lowest bad position (see [`FirstBad`]), skipping it so nothing out of range is read
+//! or written. The host then reads that word (one stream synchronization per op) and, when set,
+//! the one offending index, and returns the CPU backend's `Error::IndexOutOfBounds` naming the
+//! first bad index in row-major order and the bound. Only an `index_select` whose output is empty
+//! (so no kernel runs) validates its indices on the host, from a download.
+//!
+//! Scatter-replace is deterministic: when two positions can hit one slot (the index is longer than
+//! 1 along `dim`), a first pass claims each slot for its last writer in row-major order (what the
+//! CPU keeps). Scatter-add uses atomics (f16 and bf16 included, native on sm_80), so colliding
+//! values are summed in an unspecified order: f32/f64 results may differ from the CPU in the last
+//! bits, f16/bf16 by a rounding per collision; without collisions they are exact.
+
+use sinew_tensor::{CpuStorage, DType, Error, Layout, Result, ScatterMode, Shape};
+
+use super::cast::{copy_strided, download, fill_pattern};
+use super::{FirstBad, LaunchConfig, count_u32, kernel_args, need, read_word};
+use crate::device::CudaBackend;
+use crate::geometry::Geometry;
+use crate::names;
+use crate::storage::CudaStorage;
+
+fn check_index_dtype(op: &'static str, index: &CudaStorage) -> Result<()> {
+    match index.dtype_of() {
+        DType::I64 => Ok(()),
+        dtype => Err(Error::UnsupportedDType { op, dtype }),
+    }
+}
+
+/// A view of `shape` with the given strides and offset.
+fn view(dims: &[usize], strides: Vec<usize>, offset: usize) -> Layout {
+    Layout::from_parts(Shape::new(dims.to_vec()), strides, offset)
+}
+
+/// Storage offset of row-major position `pos` of a view.
+fn offset_at(layout: &Layout, mut pos: usize) -> usize {
+    let mut off = layout.offset();
+    for (&d, &s) in layout.dims().iter().zip(layout.strides()).rev() {
+        off += (pos % d) * s;
+        pos /= d;
+    }
+    off
+}
+
+/// Turns a recorded bad position into the CPU's error; `index_offset` maps the position to the
+/// storage offset of its index.
+fn report(
+    dev: &CudaBackend,
+    op: &'static str,
+    bad: &FirstBad,
+    index: &CudaStorage,
+    bound: usize,
+    index_offset: impl Fn(usize) -> usize,
+) -> Result<()> {
+    match bad.position(dev)? {
+        None => Ok(()),
+        Some(pos) => Err(Error::IndexOutOfBounds {
+            op,
+            index: read_word(dev, index.ptr_at(index_offset(pos)))? as i64,
+            size: bound,
+        }),
+    }
+}
+
+/// Launches `gather_b<bytes>` over the positions of `idx_view` (same shape as `src_view`).
+fn launch_gather(
+    dev: &CudaBackend,
+    op: &'static str,
+    (src, src_view): (&CudaStorage, &Layout),
+    (index, idx_view): (&CudaStorage, &Layout),
+    out: &CudaStorage,
+    step: usize,
+    bound: usize,
+) -> Result<FirstBad> {
+    let n = idx_view.elem_count();
+    let g = Geometry::new(op, &[src_view, idx_view])?;
+    let bad = FirstBad::new(dev)?;
+    let (count, step, bound) = (count_u32(op, n)?, step as u64, bound as u64);
+    let (s, i, o, b) = (
+        src.device_ptr(),
+        index.device_ptr(),
+        out.device_ptr(),
+        bad.ptr(),
+    );
+    dev.launch(
+        &names::gather(src.dtype_of()),
+        LaunchConfig::elementwise(n),
+        kernel_args![count, g, s, i, o, step, bound, b],
+    )?;
+    Ok(bad)
+}
+
+/// `out[p] = src[p with dim replaced by index[p]]`; the output has the index's shape.
+pub(crate) fn gather(
+    dev: &CudaBackend,
+    src: &CudaStorage,
+    layout: &Layout,
+    index: &CudaStorage,
+    il: &Layout,
+    dim: usize,
+) -> Result<CudaStorage> {
+    const OP: &str = "gather";
+    check_index_dtype(OP, index)?;
+    let out = dev.alloc(src.dtype_of(), il.elem_count())?;
+    if il.elem_count() == 0 {
+        return Ok(out);
+    }
+    let mut strides = layout.strides().to_vec();
+    let step = std::mem::take(&mut strides[dim]);
+    let src_view = view(il.dims(), strides, layout.offset());
+    let bound = layout.dims()[dim];
+    let bad = launch_gather(dev, OP, (src, &src_view), (index, il), &out, step, bound)?;
+    report(dev, OP, &bad, index, bound, |p| offset_at(il, p))?;
+    Ok(out)
+}
+
+/// Slices of `src` along `dim` at the positions of a 1-d index.
+pub(crate) fn index_select(
+    dev: &CudaBackend,
+    src: &CudaStorage,
+    layout: &Layout,
+    index: &CudaStorage,
+    il: &Layout,
+    dim: usize,
+) -> Result<CudaStorage> {
+    const OP: &str = "index_select";
+    check_index_dtype(OP, index)?;
+    let (dims, count) = (layout.dims(), il.elem_count());
+    let bound = dims[dim];
+    let mut out_dims = dims.to_vec();
+    out_dims[dim] = count;
+    let total: usize = out_dims.iter().product();
+    let out = dev.alloc(src.dtype_of(), total)?;
+    if total == 0 {
+        let CpuStorage::I64(ids) = download(dev, index, il)? else {
+            unreachable!("the index dtype was checked")
+        };
+        if let Some(&bad) = ids.iter().find(|&&i| i < 0 || i as usize >= bound) {
+            return Err(Error::IndexOutOfBounds {
+                op: OP,
+                index: bad,
+                size: bound,
+            });
+        }
+        return Ok(out);
+    }
+    let mut strides = layout.strides().to_vec();
+    let step = std::mem::take(&mut strides[dim]);
+    let src_view = view(&out_dims, strides, layout.offset());
+    let mut idx_strides = vec![0; dims.len()];
+    idx_strides[dim] = il.strides()[0];
+    let idx_view = view(&out_dims, idx_strides, il.offset());
+    let bad = launch_gather(
+        dev,
+        OP,
+        (src, &src_view),
+        (index, &idx_view),
+        &out,
+        step,
+        bound,
+    )?;
+    let inner: usize = dims[dim + 1..].iter().product();
+    report(dev, OP, &bad, index, bound, |p| {
+        il.offset() + (p / inner % count) * il.strides()[0]
+    })?;
+    Ok(out)
+}
+
+/// A contiguous copy of `base` with `values[p]` written (or added) at `p with dim = index[p]`.
+pub(crate) fn scatter(
+    dev: &CudaBackend,
+    base: &CudaStorage,
+    bl: &Layout,
+    index: &CudaStorage,
+    il: &Layout,
+    values: &CudaStorage,
+    vl: &Layout,
+    dim: usize,
+    mode: ScatterMode,
+) -> Result<CudaStorage> {
+    const OP: &str = "scatter";
+    check_index_dtype(OP, index)?;
+    let dtype = base.dtype_of();
+    if values.dtype_of() != dtype {
+        return Err(Error::DTypeMismatch {
+            op: OP,
+            lhs: dtype,
+            rhs: values.dtype_of(),
+        });
+    }
+    let add_kernel = match mode {
+        ScatterMode::Add => Some(need(names::scatter_add(dtype), "scatter_add", dtype)?),
+        ScatterMode::Replace => None,
+    };
+    let out = copy_strided(dev, base, bl)?;
+    let n = il.elem_count();
+    if n == 0 {
+        return Ok(out);
+    }
+    let mut out_strides = Layout::contiguous(bl.shape().clone()).strides().to_vec();
+    let step = std::mem::take(&mut out_strides[dim]);
+    let target = view(il.dims(), out_strides, 0);
+    // Values are read over the index's extent (they may be larger, as in PyTorch).
+    let value_view = view(il.dims(), vl.strides().to_vec(), vl.offset());
+    let g = Geometry::new(OP, &[&target, il, &value_view])?;
+    let bound = bl.dims()[dim];
+    let bad = FirstBad::new(dev)?;
+    let (count, step64, bound64) = (count_u32(OP, n)?, step as u64, bound as u64);
+    let cfg = LaunchConfig::elementwise(n);
+    let (v, i, o, b) = (
+        values.device_ptr(),
+        index.device_ptr(),
+        out.device_ptr(),
+        bad.ptr(),
+    );
+    if let Some(kernel) = add_kernel {
+        dev.launch(
+            &kernel,
+            cfg,
+            kernel_args![count, g, v, i, o, step64, bound64, b],
+        )?;
+    } else {
+        // Claims (last writer per output slot) are needed only when two positions can collide.
+        let claims = if il.dims()[dim] > 1 {
+            Some(fill_pattern(dev, DType::I64, bl.elem_count(), 0)?)
+        } else {
+            None
+        };
+        let w = claims.as_ref().map_or(0, CudaStorage::device_ptr);
+        if claims.is_some() {
+            dev.launch(
+                &names::scatter_claim(),
+                cfg,
+                kernel_args![count, g, i, step64, bound64, b, w],
+            )?;
+        }
+        dev.launch(
+            &names::scatter(dtype),
+            cfg,
+            kernel_args![count, g, v, i, o, step64, bound64, b, w],
+        )?;
+    }
+    report(dev, OP, &bad, index, bound, |p| offset_at(il, p))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_of_positions_follow_the_strides() {
+        let l = Layout::contiguous([3, 4, 5]).permute(&[2, 0, 1]).unwrap();
+        let expect: Vec<usize> = l.offsets().collect();
+        let got: Vec<usize> = (0..l.elem_count()).map(|p| offset_at(&l, p)).collect();
+        assert_eq!(got, expect);
+        let narrowed = Layout::contiguous([6, 7]).slice(1, 2, 3, 2).unwrap();
+        assert_eq!(offset_at(&narrowed, 4), 2 + 7 + 2); // row 1, column 1
+    }
+}

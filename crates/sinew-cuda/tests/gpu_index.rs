@@ -1,0 +1,296 @@
+//! GPU parity of the indexing kernels (index_select, gather, scatter, scatter_add) and of i64
+//! division against the CPU backend: every dtype, strided sources and indices, awkward sizes,
+//! outputs poisoned, and out-of-range indices giving the CPU's exact error.
+
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use common::{both, check, gpu, max_error, randn, tol};
+use sinew_tensor::{DType, Device, Generator, Tensor};
+
+const FLOATS: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
+const ALL: [DType; 7] = [
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::F64,
+    DType::I64,
+    DType::U8,
+    DType::Bool,
+];
+
+/// Values of `dtype` with some spread (bools from the sign, u8 from |x| * 40).
+fn values(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
+    let x = randn(seed, shape, DType::F64).mul_scalar(40.0).unwrap();
+    match dtype {
+        DType::Bool => x.gt_scalar(0.0).unwrap(),
+        DType::U8 => x.abs().unwrap().to_dtype(DType::U8).unwrap(),
+        _ => x.div_scalar(10.0).unwrap().to_dtype(dtype).unwrap(),
+    }
+}
+
+/// Uniform i64 indices in `[0, high)`.
+fn indices(seed: u64, shape: &[usize], high: usize) -> Tensor {
+    Generator::new(seed)
+        .randint(shape.to_vec(), 0, high as i64, &Device::cpu())
+        .unwrap()
+}
+
+/// A [37, 53, 6] source as three layouts: contiguous, permuted and stepped.
+fn sources(seed: u64, dtype: DType) -> Vec<(&'static str, Tensor)> {
+    let permuted = values(seed + 1, &[6, 37, 53], dtype)
+        .permute(&[1, 2, 0])
+        .unwrap();
+    let stepped = values(seed + 2, &[40, 53, 13], dtype)
+        .slice(2, 1, 13, 2)
+        .unwrap()
+        .narrow(0, 2, 37)
+        .unwrap();
+    vec![
+        ("contiguous", values(seed, &[37, 53, 6], dtype)),
+        ("permuted", permuted),
+        ("stepped", stepped),
+    ]
+}
+
+/// Both results must be identical (data movement only).
+fn exact(what: &str, cpu: &Tensor, gpu: &Tensor) {
+    check(what, cpu, gpu, 0.0);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn index_select_and_gather_match_the_cpu() {
+    let dev = gpu();
+    for dtype in ALL {
+        let mut cases = 0;
+        for (name, x) in sources(3, dtype) {
+            for dim in 0..3 {
+                let size = x.dims()[dim];
+                // A plain index and a stepped view of a longer one.
+                let plain = indices(10 + dim as u64, &[29], size);
+                let stepped = indices(20 + dim as u64, &[61], size)
+                    .slice(0, 1, 61, 2)
+                    .unwrap();
+                for idx in [&plain, &stepped] {
+                    let (c, g) = both(&dev, &[&x, idx], |t| t[0].index_select(dim as isize, &t[1]));
+                    exact(&format!("index_select {dtype} {name} dim {dim}"), &c, &g);
+                    cases += 1;
+                }
+                // gather: an index smaller than the source off `dim`, also transposed.
+                let mut shape = x.dims().to_vec();
+                shape[dim] = 23;
+                shape[(dim + 1) % 3] -= 2;
+                let idx = indices(30 + dim as u64, &shape, size);
+                let (c, g) = both(&dev, &[&x, &idx], |t| t[0].gather(dim as isize, &t[1]));
+                exact(&format!("gather {dtype} {name} dim {dim}"), &c, &g);
+                let mut flipped = shape.clone();
+                flipped.swap(0, 2);
+                let idx_t = indices(40 + dim as u64, &flipped, size)
+                    .permute(&[2, 1, 0])
+                    .unwrap();
+                let (c, g) = both(&dev, &[&x, &idx_t], |t| t[0].gather(dim as isize, &t[1]));
+                exact(
+                    &format!("gather {dtype} {name} dim {dim} (strided index)"),
+                    &c,
+                    &g,
+                );
+                cases += 2;
+            }
+        }
+        println!("index_select/gather {dtype}: max error 0 (exact) over {cases} cases");
+    }
+    // Cross-entropy's pattern: one label per row of [37, 10] log-probabilities.
+    let logp = randn(50, &[37, 10], DType::F32);
+    let labels = indices(51, &[37, 1], 10);
+    let (c, g) = both(&dev, &[&logp, &labels], |t| t[0].gather(1, &t[1]));
+    exact("gather labels", &c, &g);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn scatter_replace_is_deterministic_and_matches_the_cpu() {
+    let dev = gpu();
+    for dtype in ALL {
+        for (name, base) in sources(60, dtype) {
+            for dim in 0..3 {
+                let size = base.dims()[dim];
+                let mut shape = base.dims().to_vec();
+                shape[dim] = 31; // more writes than slots along dims of 6: collisions everywhere
+                shape[(dim + 2) % 3] -= 1;
+                let idx = indices(70 + dim as u64, &shape, size);
+                // Values larger than the index (read over its extent), as a transposed view.
+                let mut vshape = shape.clone();
+                vshape[(dim + 1) % 3] += 3;
+                vshape.reverse();
+                let vals = values(80, &vshape, dtype).permute(&[2, 1, 0]).unwrap();
+                let (c, g) = both(&dev, &[&base, &idx, &vals], |t| {
+                    t[0].scatter(dim as isize, &t[1], &t[2])
+                });
+                exact(&format!("scatter {dtype} {name} dim {dim}"), &c, &g);
+                // One write per slot: the single-pass path.
+                shape[dim] = 1;
+                let one = indices(90 + dim as u64, &shape, size);
+                let (c, g) = both(&dev, &[&base, &one, &vals], |t| {
+                    t[0].scatter(dim as isize, &t[1], &t[2])
+                });
+                exact(
+                    &format!("scatter {dtype} {name} dim {dim} (one per slot)"),
+                    &c,
+                    &g,
+                );
+            }
+        }
+        println!("scatter {dtype}: max error 0 (exact)");
+    }
+}
+
+/// Colliding f16/bf16 adds round in another order than on the CPU. Each of the `terms` roundings
+/// on either side is at most `unit` (the dtype's unit roundoff) times the sum of the magnitudes
+/// landing on the slot, so the two results may differ by `2 * terms * unit * that sum`; returns
+/// the largest difference in units of that bound (must be <= 1).
+fn check_rounding_bound(
+    what: &str,
+    cpu: &Tensor,
+    gpu: &Tensor,
+    magnitudes: &Tensor,
+    terms: usize,
+) -> f64 {
+    let unit = match cpu.dtype() {
+        DType::F16 => 2f64.powi(-11),
+        _ => 2f64.powi(-8),
+    };
+    let (c, g, m) = (
+        cpu.to_vec_f64().unwrap(),
+        gpu.to_vec_f64().unwrap(),
+        magnitudes.to_vec_f64().unwrap(),
+    );
+    let mut worst = 0.0f64;
+    for (i, ((x, y), s)) in c.iter().zip(&g).zip(&m).enumerate() {
+        let bound = 2.0 * terms as f64 * unit * s;
+        assert!(
+            (x - y).abs() <= bound,
+            "{what}: element {i}: cpu {x}, gpu {y}, bound {bound:e}"
+        );
+        worst = worst.max((x - y).abs() / bound.max(f64::MIN_POSITIVE));
+    }
+    worst
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn scatter_add_matches_the_cpu() {
+    let dev = gpu();
+    for dtype in FLOATS.into_iter().chain([DType::I64]) {
+        let half = matches!(dtype, DType::F16 | DType::BF16);
+        let (mut worst, mut worst_bound) = (0.0f64, 0.0f64);
+        for (name, base) in sources(100, dtype) {
+            for dim in 0..3 {
+                let size = base.dims()[dim];
+                let mut shape = base.dims().to_vec();
+                shape[dim] = 17;
+                shape[(dim + 1) % 3] -= 4;
+                let idx = indices(110 + dim as u64, &shape, size);
+                let vals = values(120, &shape, dtype);
+                let (c, g) = both(&dev, &[&base, &idx, &vals], |t| {
+                    t[0].scatter_add(dim as isize, &t[1], &t[2])
+                });
+                let what = format!("scatter_add {dtype} {name} dim {dim}");
+                worst = worst.max(max_error(&c, &g));
+                if half {
+                    let abs = |t: &Tensor| t.to_dtype(DType::F64).unwrap().abs().unwrap();
+                    let magnitudes = abs(&base)
+                        .scatter_add(dim as isize, &idx, &abs(&vals))
+                        .unwrap();
+                    let ratio = check_rounding_bound(&what, &c, &g, &magnitudes, 18);
+                    worst_bound = worst_bound.max(ratio);
+                } else {
+                    check(&what, &c, &g, tol(dtype).max(1e-12) * 10.0);
+                }
+            }
+        }
+        let bound = if half {
+            format!(" ({worst_bound:.3} of the rounding bound)")
+        } else {
+            String::new()
+        };
+        println!("scatter_add {dtype}: max error {worst:e}{bound}");
+    }
+    let bytes = values(130, &[5, 4], DType::U8).to_device(&dev).unwrap();
+    let idx = indices(131, &[5, 4], 5).to_device(&dev).unwrap();
+    assert!(
+        bytes.scatter_add(0, &idx, &bytes).is_err(),
+        "u8 scatter_add"
+    );
+}
+
+/// The CPU's error and the GPU's, as text.
+fn errors(dev: &Device, inputs: &[&Tensor], f: impl Fn(&[Tensor]) -> sinew_tensor::Result<Tensor>) {
+    let cpu = f(&inputs.iter().map(|t| (*t).clone()).collect::<Vec<_>>());
+    let on_gpu: Vec<Tensor> = inputs.iter().map(|t| t.to_device(dev).unwrap()).collect();
+    let gpu = f(&on_gpu);
+    let (Err(c), Err(g)) = (cpu, gpu) else {
+        panic!("expected both to fail");
+    };
+    assert_eq!(c.to_string(), g.to_string());
+    println!("same error on both: {g}");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn out_of_range_indices_are_the_cpus_errors() {
+    let dev = gpu();
+    let x = randn(140, &[9, 7], DType::F32);
+    let bad = Tensor::from_vec(vec![1i64, 8, 9, 3, -1, 12], [6]).unwrap();
+    errors(&dev, &[&x, &bad], |t| t[0].index_select(0, &t[1]));
+    let bad2 = Tensor::from_vec(vec![0i64, 6, 2, 7, 1, -3, 4, 5], [2, 4]).unwrap();
+    errors(&dev, &[&x, &bad2], |t| t[0].gather(1, &t[1]));
+    errors(&dev, &[&x, &bad2.t().unwrap()], |t| t[0].gather(0, &t[1]));
+    let vals = randn(141, &[2, 4], DType::F32);
+    errors(&dev, &[&x, &bad2, &vals], |t| t[0].scatter(1, &t[1], &t[2]));
+    errors(&dev, &[&x, &bad2, &vals], |t| {
+        t[0].scatter_add(1, &t[1], &t[2])
+    });
+    // An empty output still checks its indices.
+    let empty = Tensor::zeros([0, 7], DType::F32, &Device::cpu()).unwrap();
+    errors(&dev, &[&empty, &bad], |t| t[0].index_select(1, &t[1]));
+    // Valid indices after a failure work (the error slot is per call).
+    let good = Tensor::from_vec(vec![8i64, 0, 3], [3]).unwrap();
+    let (c, g) = both(&dev, &[&x, &good], |t| t[0].index_select(0, &t[1]));
+    exact("index_select after an error", &c, &g);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn i64_division_matches_the_cpu() {
+    let dev = gpu();
+    let mut state = 12345u64;
+    let mut next = move |zero_ok: bool| loop {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let v = (state >> 33) as i64 % 2001 - 1000;
+        if zero_ok || v != 0 {
+            return v;
+        }
+    };
+    let mut lhs: Vec<i64> = (0..37 * 53).map(|_| next(true) * 1000).collect();
+    let mut rhs: Vec<i64> = (0..53).map(|_| next(false) % 13).collect();
+    rhs.iter_mut().filter(|v| **v == 0).for_each(|v| *v = -1);
+    lhs[0] = i64::MIN;
+    rhs[0] = -1;
+    let a = Tensor::from_vec(lhs, [37, 53]).unwrap();
+    let b = Tensor::from_vec(rhs, [53]).unwrap();
+    let (c, g) = both(&dev, &[&a, &b], |t| t[0].div(&t[1]));
+    assert_eq!(c.to_vec::<i64>().unwrap(), g.to_vec::<i64>().unwrap());
+    let (c, g) = both(&dev, &[&a.t().unwrap(), &b.unsqueeze(1).unwrap()], |t| {
+        t[0].div(&t[1])
+    });
+    assert_eq!(c.to_vec::<i64>().unwrap(), g.to_vec::<i64>().unwrap());
+    let zeros = Tensor::from_vec(vec![3i64, 0, 5], [3]).unwrap();
+    errors(&dev, &[&a.narrow(1, 0, 3).unwrap(), &zeros], |t| {
+        t[0].div(&t[1])
+    });
+    println!("div i64: max error 0 (exact), i64::MIN / -1 wraps");
+}
