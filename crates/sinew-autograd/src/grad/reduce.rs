@@ -5,6 +5,16 @@ use sinew_tensor::{Result, Shape, Tensor};
 
 use crate::{Save, Var};
 
+/// `f(x)` where `x != 0`, and 0 with a zero gradient where `x == 0`: for roots (`f(0) = 0`, with
+/// an infinite slope there) whose `∞ · 0` would turn the gradient of a zero norm or a zero
+/// deviation into NaN. PyTorch gives those the subgradient 0.
+fn zero_safe(x: &Var, f: impl Fn(&Var) -> Result<Var>) -> Result<Var> {
+    let zero = x.tensor().eq_scalar(0.0)?;
+    let ones = Var::constant(Tensor::ones((), x.dtype(), x.device())?);
+    let zeros = Var::constant(Tensor::zeros((), x.dtype(), x.device())?);
+    Var::where_cond(&zero, &zeros, &f(&Var::where_cond(&zero, &ones, x)?)?)
+}
+
 impl Var {
     /// Broadcasts a reduced gradient (keepdim or not) back over the input's `shape`.
     fn expand_reduced(g: &Var, shape: &Shape, dims: &[usize]) -> Result<Var> {
@@ -168,9 +178,9 @@ impl Var {
             .div_scalar(count.saturating_sub(correction) as f64)
     }
 
-    /// Standard deviation with `correction`.
+    /// Standard deviation with `correction` (gradient 0 where it is 0, as PyTorch).
     pub fn std(&self, dims: &[isize], correction: usize, keepdim: bool) -> Result<Var> {
-        self.var(dims, correction, keepdim)?.sqrt()
+        zero_safe(&self.var(dims, correction, keepdim)?, Var::sqrt)
     }
 
     /// Stable `log(sum(exp(x)))` over `dims`; the shift is a constant, so the gradient is softmax.
@@ -192,7 +202,9 @@ impl Var {
         }
     }
 
-    /// p-norm over `dims` (`p` = 1, 2, infinity or any positive value), composed.
+    /// p-norm over `dims` (`p` = 1, 2, infinity or any positive value), composed. As in
+    /// PyTorch (`torch.linalg.vector_norm`), a zero norm, and for `p < 1` a zero element, gets
+    /// the gradient 0 instead of NaN.
     pub fn norm(&self, p: f64, dims: &[isize], keepdim: bool) -> Result<Var> {
         let a = self.abs()?;
         if p == f64::INFINITY {
@@ -200,9 +212,14 @@ impl Var {
         } else if p == 1.0 {
             a.sum(dims, keepdim)
         } else if p == 2.0 {
-            a.square()?.sum(dims, keepdim)?.sqrt()
+            zero_safe(&a.square()?.sum(dims, keepdim)?, Var::sqrt)
         } else {
-            a.powf(p)?.sum(dims, keepdim)?.powf(1.0 / p)
+            let powered = if p < 1.0 {
+                zero_safe(&a, |a| a.powf(p))?
+            } else {
+                a.powf(p)?
+            };
+            zero_safe(&powered.sum(dims, keepdim)?, |s| s.powf(1.0 / p))
         }
     }
 }

@@ -103,7 +103,8 @@ fn input_grad(op: UnaryOp, ctx: &BackwardCtx<'_>, g: &Var) -> Result<Var> {
             let curve = mask(t().mul_scalar(beta)?.le_scalar(threshold)?, x())?;
             linear.add(&curve.mul(&x().mul_scalar(beta)?.sigmoid()?)?)?
         }
-        // PyTorch passes the gradient where min <= x <= max.
+        // The gradient passes where min <= x <= max (PyTorch 2018-2025; newest PyTorch gives 0
+        // exactly at a bound, the minimum-norm subgradient).
         UnaryOp::Clamp { min, max } => {
             mask(t().ge_scalar(min)?, x())?.mul(&mask(t().le_scalar(max)?, x())?)?
         }
