@@ -1,6 +1,8 @@
 // Batched matrix products C[b] = A[b] @ B[b] with A [m, k], B [k, n] read through arbitrary row and
 // column strides (so transposed views need no copy) and C contiguous [batch, m, n].
 // matmul_f32 / matmul_f64: 128x128x8 shared-memory tiles, 256 threads, 8x8 outputs per thread.
+// matmul_fast_f32/f16/bf16 (further down): fast paths for tile-multiple shapes; the general
+// kernels listed here are the fallback for everything else.
 // matmul_f16 / matmul_bf16: tensor cores through WMMA 16x16x16 with f32 accumulation, 128x128x32
 // tiles, 8 warps of 32x64; 16-byte loads when an operand's unit-stride axis allows them.
 #include "common.cuh"
@@ -12,7 +14,8 @@ struct GemmArgs {
     uint64_t a_rs, a_cs, b_rs, b_cs;
     // Bit 0: A may be loaded 8 elements at a time along its unit-stride axis; bit 1: B.
     uint32_t vector;
-    uint32_t pad;
+    // matmul_fast_f16/bf16 only: 1 = 64-row block tiles (small problems), 0 = 128-row.
+    uint32_t small_m;
     // Batch dims: operand 0 = A's offsets, 1 = B's (strides in elements; no contiguous bits).
     Geometry batch_geom;
 };
@@ -97,6 +100,89 @@ __device__ __forceinline__ void simt_gemm(const T *A, const T *B, T *C, const Ge
 
 extern "C" __global__ void __launch_bounds__(256) matmul_f32(const float *A, const float *B, float *C, GemmArgs p) {
     simt_gemm<float>(A, B, C, p);
+}
+
+// matmul_fast_f32: m, n multiples of 128, k of 8, both operands 16-byte loadable (vector == 3).
+// 128x128x8 tiles, 8x8 outputs per thread, float4 global loads prefetched into registers one tile
+// ahead, double-buffered shared memory ([k][m] and [k][n], so the inner loop reads float4s).
+extern "C" __global__ void __launch_bounds__(256, 2) matmul_fast_f32(const float *A, const float *B, float *C, GemmArgs p) {
+    __shared__ __align__(16) float As[2][8][128];
+    __shared__ __align__(16) float Bs[2][8][128];
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const uint32_t m0 = blockIdx.y * 128, n0 = blockIdx.x * 128;
+    const bool a_kin = p.a_cs == 1, b_nin = p.b_cs == 1;
+    // Per-thread load coordinates: k-inner operands take rows tid/2, k chunk (tid&1)*4; others
+    // take k row tid/32, chunk (tid&31)*4 along m or n.
+    const int r_in = tid >> 1, k_in = (tid & 1) * 4, k_out = tid >> 5, c_out = (tid & 31) * 4;
+    const int KT = p.k / 8;
+    for (uint32_t batch = blockIdx.z; batch < p.batch; batch += gridDim.z) {
+        uint64_t off[2];
+        element_offsets<2>(p.batch_geom, batch, off);
+        const float *a = A + off[0];
+        const float *b = B + off[1];
+        const float *ga = a_kin ? a + (uint64_t)(m0 + r_in) * p.a_rs + k_in : a + (uint64_t)k_out * p.a_cs + m0 + c_out;
+        const uint64_t a_step = a_kin ? 8 : 8 * p.a_cs;
+        const float *gb = b_nin ? b + (uint64_t)k_out * p.b_rs + n0 + c_out : b + (uint64_t)(n0 + r_in) * p.b_cs + k_in;
+        const uint64_t b_step = b_nin ? 8 * p.b_rs : 8;
+        float acc[8][8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+        float4 ra = *reinterpret_cast<const float4 *>(ga);
+        float4 rb = *reinterpret_cast<const float4 *>(gb);
+        auto store = [&](int buf) {
+            if (a_kin) {
+                As[buf][k_in + 0][r_in] = ra.x;
+                As[buf][k_in + 1][r_in] = ra.y;
+                As[buf][k_in + 2][r_in] = ra.z;
+                As[buf][k_in + 3][r_in] = ra.w;
+            } else {
+                *reinterpret_cast<float4 *>(&As[buf][k_out][c_out]) = ra;
+            }
+            if (b_nin) {
+                *reinterpret_cast<float4 *>(&Bs[buf][k_out][c_out]) = rb;
+            } else {
+                Bs[buf][k_in + 0][r_in] = rb.x;
+                Bs[buf][k_in + 1][r_in] = rb.y;
+                Bs[buf][k_in + 2][r_in] = rb.z;
+                Bs[buf][k_in + 3][r_in] = rb.w;
+            }
+        };
+        store(0);
+        __syncthreads();
+        for (int kt = 0; kt < KT; ++kt) {
+            const int buf = kt & 1;
+            if (kt + 1 < KT) {
+                ga += a_step;
+                gb += b_step;
+                ra = *reinterpret_cast<const float4 *>(ga);
+                rb = *reinterpret_cast<const float4 *>(gb);
+            }
+#pragma unroll
+            for (int kk = 0; kk < 8; ++kk) {
+                float av[8], bv[8];
+                *reinterpret_cast<float4 *>(&av[0]) = *reinterpret_cast<const float4 *>(&As[buf][kk][ty * 4]);
+                *reinterpret_cast<float4 *>(&av[4]) = *reinterpret_cast<const float4 *>(&As[buf][kk][64 + ty * 4]);
+                *reinterpret_cast<float4 *>(&bv[0]) = *reinterpret_cast<const float4 *>(&Bs[buf][kk][tx * 4]);
+                *reinterpret_cast<float4 *>(&bv[4]) = *reinterpret_cast<const float4 *>(&Bs[buf][kk][64 + tx * 4]);
+#pragma unroll
+                for (int i = 0; i < 8; ++i)
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+            }
+            if (kt + 1 < KT) store(buf ^ 1);
+            __syncthreads();
+        }
+        float *c = C + (uint64_t)batch * p.m * p.n;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const uint32_t row = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
+            float *cr = c + (uint64_t)row * p.n + n0;
+            *reinterpret_cast<float4 *>(cr + tx * 4) = make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+            *reinterpret_cast<float4 *>(cr + 64 + tx * 4) = make_float4(acc[i][4], acc[i][5], acc[i][6], acc[i][7]);
+        }
+    }
 }
 
 extern "C" __global__ void __launch_bounds__(256) matmul_f64(const double *A, const double *B, double *C, GemmArgs p) {
@@ -275,4 +361,217 @@ extern "C" __global__ void __launch_bounds__(256, 2) matmul_f16(const __half *A,
 extern "C" __global__ void __launch_bounds__(256, 2)
     matmul_bf16(const __nv_bfloat16 *A, const __nv_bfloat16 *B, __nv_bfloat16 *C, GemmArgs p) {
     tc::gemm<__nv_bfloat16>(A, B, C, p);
+}
+
+// matmul_fast_f16 / matmul_fast_bf16: fast path for m, n multiples of 128 and k a multiple of 32 with
+// both operands 16-byte loadable (GemmArgs.vector == 3). mma.sync m16n8k16 (f32 accumulation) fed
+// by ldmatrix from a 3-stage cp.async pipeline, 128x128x32 block tiles, 4 warps of 64x64 (64x128
+// tiles and warps of 32x64 when GemmArgs.small_m says 128-row tiles would not fill the GPU), XOR
+// swizzled shared memory (no padding, no bank conflicts). Each operand is staged in its own
+// orientation: k-inner ([rows][32], when k is the unit stride) or k-outer ([32][128]).
+namespace tcf {
+constexpr int BN = 128, BK = 32, STAGES = 3, NT = 128, NJ = 8;
+constexpr int TILE_ELEMS = 128 * 32;  // the largest stage tile of either operand
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+template <bool TRANS> __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+    if (TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(addr));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(addr));
+}
+template <typename T> struct Mma;
+template <> struct Mma<__half> {
+    static __device__ __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+template <> struct Mma<__nv_bfloat16> {
+    static __device__ __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+template <typename T> struct Pair;
+template <> struct Pair<__half> {
+    static __device__ __forceinline__ __half2 make(float x, float y) { return __floats2half2_rn(x, y); }
+};
+template <> struct Pair<__nv_bfloat16> {
+    static __device__ __forceinline__ __nv_bfloat162 make(float x, float y) { return __floats2bfloat162_rn(x, y); }
+};
+
+// Element offsets inside one stage tile of R rows. k-inner: [R rows][32 k], 4 chunks of 8 per row,
+// chunk swizzled by bits 1..2 of the row. k-outer: [32 k][R], R/8 chunks per row, swizzled by k.
+__device__ __forceinline__ int inner_off(int row, int chunk) { return row * 32 + ((chunk ^ ((row >> 1) & 3)) << 3); }
+template <int R> __device__ __forceinline__ int outer_off(int k, int chunk) { return k * R + ((chunk ^ (k & 7)) << 3); }
+
+// One operand's Rx32 tile (rows r0.., k k0..) into a stage. K_INNER: element (r, k) at
+// g[r * rs + k]; else at g[k * ks + r].
+template <bool K_INNER, int R, typename T>
+__device__ __forceinline__ void load_tile(T *s, const T *g, uint64_t stride, uint32_t r0, uint32_t k0) {
+    const int tid = threadIdx.x;
+#pragma unroll
+    for (int l = 0; l < R * 4 / NT; ++l) {
+        const int e = tid + l * NT;
+        if (K_INNER) {
+            const int row = e >> 2, ch = e & 3;
+            cp_async16(smem_u32(s + inner_off(row, ch)), g + (uint64_t)(r0 + row) * stride + k0 + ch * 8);
+        } else {
+            const int k = e / (R / 8), ch = e % (R / 8);
+            cp_async16(smem_u32(s + outer_off<R>(k, ch)), g + (uint64_t)(k0 + k) * stride + r0 + ch * 8);
+        }
+    }
+}
+
+// MI: 16-row MMA tiles per warp (4: 128-row block tiles, 2: 64-row).
+template <typename T, bool A_KIN, bool B_KIN, int MI>
+__device__ __forceinline__ void gemm(T *smem, const T *A, const T *B, T *C, const GemmArgs &p) {
+    constexpr int BM = 32 * MI, A_ELEMS = BM * BK;
+    T *As = smem;
+    T *Bs = smem + STAGES * A_ELEMS;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = warp >> 1, wn = warp & 1;  // warp tile: rows wm*16*MI..+16*MI, cols wn*64..+64
+    const uint32_t m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const uint64_t a_st = A_KIN ? p.a_rs : p.a_cs;
+    const uint64_t b_st = B_KIN ? p.b_cs : p.b_rs;
+    const int KT = p.k / BK;
+    for (uint32_t batch = blockIdx.z; batch < p.batch; batch += gridDim.z) {
+        uint64_t off[2];
+        element_offsets<2>(p.batch_geom, batch, off);
+        const T *a = A + off[0];
+        const T *b = B + off[1];
+        float acc[MI][NJ][4];
+#pragma unroll
+        for (int i = 0; i < MI; ++i)
+#pragma unroll
+            for (int j = 0; j < NJ; ++j)
+#pragma unroll
+                for (int t = 0; t < 4; ++t) acc[i][j][t] = 0.0f;
+#pragma unroll
+        for (int s = 0; s < STAGES - 1; ++s) {
+            if (s < KT) {
+                load_tile<A_KIN, BM>(As + s * A_ELEMS, a, a_st, m0, s * BK);
+                load_tile<B_KIN, BN>(Bs + s * TILE_ELEMS, b, b_st, n0, s * BK);
+            }
+            cp_async_commit();
+        }
+        for (int kt = 0; kt < KT; ++kt) {
+            cp_async_wait<STAGES - 2>();
+            __syncthreads();
+            {
+                const int nk = kt + STAGES - 1;
+                if (nk < KT) {
+                    const int st = nk % STAGES;
+                    load_tile<A_KIN, BM>(As + st * A_ELEMS, a, a_st, m0, nk * BK);
+                    load_tile<B_KIN, BN>(Bs + st * TILE_ELEMS, b, b_st, n0, nk * BK);
+                }
+                cp_async_commit();
+            }
+            const T *as = As + (kt % STAGES) * A_ELEMS;
+            const T *bs = Bs + (kt % STAGES) * TILE_ELEMS;
+#pragma unroll
+            for (int kk = 0; kk < BK; kk += 16) {
+                uint32_t af[MI][4], bf[NJ / 2][4];
+#pragma unroll
+                for (int i = 0; i < MI; ++i) {
+                    const int mb = wm * 16 * MI + i * 16;
+                    int o;
+                    if (A_KIN) {  // lanes: rows mb + (l & 15), k chunk kk/8 + (l >> 4)
+                        o = inner_off(mb + (lane & 15), (kk >> 3) + (lane >> 4));
+                    } else {  // lanes: k = kk + (l & 7) + (l >> 4) * 8, m chunk (mb >> 3) + ((l >> 3) & 1)
+                        o = outer_off<BM>(kk + (lane & 7) + ((lane >> 4) << 3), (mb >> 3) + ((lane >> 3) & 1));
+                    }
+                    ldmatrix_x4<!A_KIN>(af[i], smem_u32(as + o));
+                }
+#pragma unroll
+                for (int j = 0; j < NJ / 2; ++j) {
+                    const int nb = wn * 64 + j * 16;
+                    int o;
+                    if (B_KIN) {  // lanes: n = nb + (l & 7) + (l >> 4) * 8, k chunk kk/8 + ((l >> 3) & 1)
+                        o = inner_off(nb + (lane & 7) + ((lane >> 4) << 3), (kk >> 3) + ((lane >> 3) & 1));
+                    } else {  // lanes: k = kk + (l & 15), n chunk (nb >> 3) + (l >> 4)
+                        o = outer_off<BN>(kk + (lane & 15), (nb >> 3) + (lane >> 4));
+                    }
+                    ldmatrix_x4<!B_KIN>(bf[j], smem_u32(bs + o));
+                }
+#pragma unroll
+                for (int i = 0; i < MI; ++i)
+#pragma unroll
+                    for (int j = 0; j < NJ; ++j)
+                        Mma<T>::run(acc[i][j], af[i], bf[j >> 1][(j & 1) * 2], bf[j >> 1][(j & 1) * 2 + 1]);
+            }
+        }
+        cp_async_wait<0>();
+        __syncthreads();  // the next batch's prologue reuses the stages
+        T *c = C + (uint64_t)batch * p.m * p.n;
+        const int g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+        for (int i = 0; i < MI; ++i)
+#pragma unroll
+            for (int j = 0; j < NJ; ++j) {
+                const uint32_t row = m0 + wm * 16 * MI + i * 16 + g;
+                const uint32_t col = n0 + wn * 64 + j * 8 + t4 * 2;
+                auto *p0 = reinterpret_cast<decltype(Pair<T>::make(0.f, 0.f)) *>(c + (uint64_t)row * p.n + col);
+                auto *p1 = reinterpret_cast<decltype(Pair<T>::make(0.f, 0.f)) *>(c + (uint64_t)(row + 8) * p.n + col);
+                *p0 = Pair<T>::make(acc[i][j][0], acc[i][j][1]);
+                *p1 = Pair<T>::make(acc[i][j][2], acc[i][j][3]);
+            }
+    }
+}
+
+template <typename T> __device__ __forceinline__ void dispatch(const T *A, const T *B, T *C, const GemmArgs &p) {
+    __shared__ __align__(128) T smem[2 * STAGES * TILE_ELEMS];
+    const bool a_kin = p.a_cs == 1, b_kin = p.b_cs != 1;
+    if (p.small_m) {
+        if (a_kin) {
+            if (b_kin)
+                gemm<T, true, true, 2>(smem, A, B, C, p);
+            else
+                gemm<T, true, false, 2>(smem, A, B, C, p);
+        } else {
+            if (b_kin)
+                gemm<T, false, true, 2>(smem, A, B, C, p);
+            else
+                gemm<T, false, false, 2>(smem, A, B, C, p);
+        }
+    } else if (a_kin) {
+        if (b_kin)
+            gemm<T, true, true, 4>(smem, A, B, C, p);
+        else
+            gemm<T, true, false, 4>(smem, A, B, C, p);
+    } else {
+        if (b_kin)
+            gemm<T, false, true, 4>(smem, A, B, C, p);
+        else
+            gemm<T, false, false, 4>(smem, A, B, C, p);
+    }
+}
+}  // namespace tcf
+
+extern "C" __global__ void __launch_bounds__(128, 2)
+    matmul_fast_f16(const __half *A, const __half *B, __half *C, GemmArgs p) {
+    tcf::dispatch<__half>(A, B, C, p);
+}
+
+extern "C" __global__ void __launch_bounds__(128, 2)
+    matmul_fast_bf16(const __nv_bfloat16 *A, const __nv_bfloat16 *B, __nv_bfloat16 *C, GemmArgs p) {
+    tcf::dispatch<__nv_bfloat16>(A, B, C, p);
 }

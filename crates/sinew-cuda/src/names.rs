@@ -150,6 +150,13 @@ pub fn matmul(dtype: DType) -> Option<Kernel> {
     is_float(dtype).then(|| kernel(Family::Gemm, format!("matmul_{dtype}")))
 }
 
+/// `matmul_fast_<dtype>`: the fast path for tile-multiple shapes with 16-byte loadable operands;
+/// f32 (SIMT, double-buffered) and f16/bf16 (pipelined `mma.sync` tensor cores).
+pub fn matmul_fast(dtype: DType) -> Option<Kernel> {
+    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+        .then(|| kernel(Family::Gemm, format!("matmul_fast_{dtype}")))
+}
+
 /// `gather_b<bytes>`, by element width (also serves index_select), every dtype.
 pub fn gather(dtype: DType) -> Kernel {
     kernel(Family::Index, format!("gather_b{}", dtype.size_in_bytes()))
@@ -197,6 +204,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         );
         out.extend([false, true].iter().filter_map(|&log| softmax(log, dtype)));
         out.extend(matmul(dtype));
+        out.extend(matmul_fast(dtype));
         out.extend([where_cond(dtype), fill(dtype), copy(dtype)]);
         out.extend([gather(dtype), scatter(dtype), unfold2d(dtype)]);
         out.extend(scatter_add(dtype));

@@ -29,6 +29,14 @@ fn matmul_matches_the_cpu_at_awkward_sizes() {
         (266, 265, 129),
         (130, 70, 301),
         (64, 1000, 8),
+        // Tile multiples (the f16/bf16 pipelined fast path) and near misses.
+        (128, 32, 128),
+        (256, 96, 384),
+        (384, 512, 256),
+        (256, 40, 128),
+        (255, 64, 128),
+        // Enough 128x128 tiles to fill an H100 (132 SMs): the 128-row f16/bf16 fast path.
+        (1536, 96, 1408),
     ];
     for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64] {
         let mut worst = 0.0f64;
@@ -62,6 +70,17 @@ fn matmul_matches_the_cpu_at_awkward_sizes() {
             &g,
             gemm_tol(dtype),
         ));
+        // Batched at tile multiples, broadcast and transposed (fast path for f16/bf16).
+        let a = randn(88, &[2, 1, 128, 96], dtype);
+        let b = randn(89, &[3, 256, 96], dtype).transpose(1, 2).unwrap();
+        let (c, g) = both(&dev, &[&a, &b], |t| t[0].matmul(&t[1]));
+        worst = worst.max(check(
+            &format!("batched tile-multiple matmul {dtype}"),
+            &c,
+            &g,
+            gemm_tol(dtype),
+        ));
+        let a = randn(85, &[2, 1, 37, 45], dtype);
         let v = randn(87, &[45], dtype);
         let (c, g) = both(&dev, &[&a, &v], |t| t[0].matmul(&t[1]));
         worst = worst.max(check(

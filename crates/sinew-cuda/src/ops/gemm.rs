@@ -3,9 +3,12 @@
 //! Operands are read in place through their row and column strides (transposed views cost no
 //! copy); broadcast batch dims reach the kernel as a [`Geometry`] of batch offsets. f16/bf16 run
 //! on tensor cores with f32 accumulation; 16-byte loads are enabled per operand when its unit-stride
-//! axis, other stride, offset and batch strides are all multiples of 8 elements.
+//! axis, other stride, offset and batch strides are all multiples of 8 elements. When both operands
+//! allow them and m, n are multiples of 128 (k of 8 for f32, 32 for f16/bf16), the `matmul_fast_*`
+//! kernels run instead: double-buffered float4 SIMT tiles for f32, a cp.async + ldmatrix +
+//! `mma.sync` pipeline for f16/bf16.
 
-use sinew_tensor::{Error, Layout, MatmulDims, Result, Shape};
+use sinew_tensor::{DType, Error, Layout, MatmulDims, Result, Shape};
 
 use super::{LaunchConfig, kernel_args, need};
 use crate::device::CudaBackend;
@@ -15,6 +18,10 @@ use crate::storage::CudaStorage;
 
 /// Output tile edge of every GEMM kernel.
 const TILE: usize = 128;
+/// K step of the `matmul_fast_*` kernels, which need m, n multiples of [`TILE`] and k of this.
+fn fast_k_step(dtype: DType) -> usize {
+    if dtype == DType::F32 { 8 } else { 32 }
+}
 
 /// Kernel arguments (mirrors `GemmArgs` in `cuda/gemm.cu`).
 #[repr(C)]
@@ -29,7 +36,7 @@ struct GemmArgs {
     b_rs: u64,
     b_cs: u64,
     vector: u32,
-    pad: u32,
+    small_m: u32,
     batch_geom: Geometry,
 }
 
@@ -80,8 +87,19 @@ pub(crate) fn matmul(
             rhs: rhs.dtype_of(),
         });
     }
-    let kernel = need(names::matmul(dtype), OP, dtype)?;
     let MatmulDims { batch, m, n, k } = dims;
+    let vector = vector_ok(ll) as u32 | (vector_ok(rl) as u32) << 1;
+    let fast_kernel = names::matmul_fast(dtype).filter(|_| {
+        vector == 3 && m % TILE == 0 && n % TILE == 0 && k > 0 && k % fast_k_step(dtype) == 0
+    });
+    // The f16/bf16 fast path (tensor cores) runs 4 warps of 64x64, and 64-row tiles when 128-row
+    // ones would leave SMs idle; every other kernel runs 8 warps on 128x128 tiles.
+    let tensor_fast = fast_kernel.is_some() && dtype != DType::F32;
+    let small_m = tensor_fast && (m / TILE) * (n / TILE) * batch < dev.multiprocessors() as usize;
+    let kernel = match fast_kernel {
+        Some(fast) => fast,
+        None => need(names::matmul(dtype), OP, dtype)?,
+    };
     let out = dev.alloc(dtype, batch * m * n)?;
     if batch * m * n == 0 {
         return Ok(out);
@@ -104,17 +122,17 @@ pub(crate) fn matmul(
         a_cs: ll.strides()[rank - 1] as u64,
         b_rs: rl.strides()[rank - 2] as u64,
         b_cs: rl.strides()[rank - 1] as u64,
-        vector: vector_ok(ll) as u32 | (vector_ok(rl) as u32) << 1,
-        pad: 0,
+        vector,
+        small_m: small_m as u32,
         batch_geom,
     };
     let cfg = LaunchConfig {
         grid: (
             n.div_ceil(TILE) as u32,
-            m.div_ceil(TILE) as u32,
+            m.div_ceil(if small_m { TILE / 2 } else { TILE }) as u32,
             batch.min(65535) as u32,
         ),
-        block: (256, 1, 1),
+        block: (if tensor_fast { 128 } else { 256 }, 1, 1),
     };
     let (a, b, c) = (lhs.device_ptr(), rhs.device_ptr(), out.device_ptr());
     dev.launch(&kernel, cfg, kernel_args![a, b, c, args])?;
