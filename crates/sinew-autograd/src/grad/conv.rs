@@ -1,7 +1,7 @@
 //! Convolution: the unfold/fold pair is differentiable (each is the other's backward), and
 //! conv1d/conv2d are composed from unfold, reshape and matmul, so they need no rule of their own.
 
-use sinew_tensor::{Conv1dConfig, Conv2dConfig, Error, Result, Unfold2d};
+use sinew_tensor::{Conv1dConfig, Conv2dConfig, Result, Unfold2d};
 
 use crate::{Save, Var};
 
@@ -57,21 +57,9 @@ impl Var {
 
     /// 1-d convolution of `[n, c, l]` by `[o, c/groups, k]`. PyTorch equivalent: `F.conv1d`.
     pub fn conv1d(&self, weight: &Var, bias: Option<&Var>, cfg: Conv1dConfig) -> Result<Var> {
-        if self.rank() != 3 || weight.rank() != 3 {
-            return Err(Error::ShapeMismatch {
-                op: "conv1d",
-                lhs: self.shape().clone(),
-                rhs: weight.shape().clone(),
-            });
-        }
-        let cfg2 = Conv2dConfig {
-            stride: (1, cfg.stride),
-            padding: (0, cfg.padding),
-            dilation: (1, cfg.dilation),
-            groups: cfg.groups,
-        };
+        cfg.check_ranks(self.shape(), weight.shape())?;
         self.unsqueeze(2)?
-            .conv2d(&weight.unsqueeze(2)?, bias, cfg2)?
+            .conv2d(&weight.unsqueeze(2)?, bias, cfg.as_2d())?
             .squeeze(2)
     }
 }

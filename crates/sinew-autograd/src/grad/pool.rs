@@ -66,24 +66,14 @@ impl Var {
         stride: Option<usize>,
         padding: usize,
     ) -> Result<(Var, Tensor)> {
-        let cfg = Pool2dConfig {
-            kernel: (1, kernel),
-            stride: stride.map(|s| (1, s)),
-            padding: (0, padding),
-            ..Pool2dConfig::new(1)
-        };
+        let cfg = Pool2dConfig::for_1d(kernel, stride, padding);
         let (v, i) = self.unsqueeze(2)?.max_pool2d(cfg)?;
         Ok((v.squeeze(2)?, i.squeeze(2)?))
     }
 
     /// Average pooling of `[n, c, l]`. PyTorch equivalent: `F.avg_pool1d`.
     pub fn avg_pool1d(&self, kernel: usize, stride: Option<usize>, padding: usize) -> Result<Var> {
-        let cfg = Pool2dConfig {
-            kernel: (1, kernel),
-            stride: stride.map(|s| (1, s)),
-            padding: (0, padding),
-            ..Pool2dConfig::new(1)
-        };
+        let cfg = Pool2dConfig::for_1d(kernel, stride, padding);
         self.unsqueeze(2)?.avg_pool2d(cfg)?.squeeze(2)
     }
 }

@@ -52,6 +52,30 @@ impl Default for Conv1dConfig {
     }
 }
 
+impl Conv1dConfig {
+    /// The equivalent 2-d configuration for a `[n, c, 1, l]` input (conv1d runs as conv2d).
+    pub fn as_2d(&self) -> Conv2dConfig {
+        Conv2dConfig {
+            stride: (1, self.stride),
+            padding: (0, self.padding),
+            dilation: (1, self.dilation),
+            groups: self.groups,
+        }
+    }
+
+    /// Errors unless the input is `[n, c, l]` and the weight `[o, c/groups, k]`.
+    pub fn check_ranks(&self, input: &Shape, weight: &Shape) -> Result<()> {
+        if input.rank() != 3 || weight.rank() != 3 {
+            return Err(Error::ShapeMismatch {
+                op: "conv1d",
+                lhs: input.clone(),
+                rhs: weight.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Tensor {
     /// Checks a `[n, c, h, w]` input against a window spec and returns the unfold geometry.
     pub fn unfold_spec(
@@ -189,21 +213,9 @@ impl Tensor {
         bias: Option<&Tensor>,
         cfg: Conv1dConfig,
     ) -> Result<Tensor> {
-        if self.rank() != 3 || weight.rank() != 3 {
-            return Err(Error::ShapeMismatch {
-                op: "conv1d",
-                lhs: self.shape().clone(),
-                rhs: weight.shape().clone(),
-            });
-        }
-        let cfg2 = Conv2dConfig {
-            stride: (1, cfg.stride),
-            padding: (0, cfg.padding),
-            dilation: (1, cfg.dilation),
-            groups: cfg.groups,
-        };
+        cfg.check_ranks(self.shape(), weight.shape())?;
         self.unsqueeze(2)?
-            .conv2d(&weight.unsqueeze(2)?, bias, cfg2)?
+            .conv2d(&weight.unsqueeze(2)?, bias, cfg.as_2d())?
             .squeeze(2)
     }
 }

@@ -19,6 +19,16 @@ pub struct Pool2dConfig {
 }
 
 impl Pool2dConfig {
+    /// The 2-d window that pools an `[n, c, l]` input viewed as `[n, c, 1, l]`.
+    pub fn for_1d(kernel: usize, stride: Option<usize>, padding: usize) -> Self {
+        Pool2dConfig {
+            kernel: (1, kernel),
+            stride: stride.map(|s| (1, s)),
+            padding: (0, padding),
+            ..Pool2dConfig::new(1)
+        }
+    }
+
     /// A square window of `k` with stride `k` and no padding.
     pub fn new(k: usize) -> Self {
         Pool2dConfig {
@@ -116,12 +126,7 @@ impl Tensor {
         stride: Option<usize>,
         padding: usize,
     ) -> Result<(Tensor, Tensor)> {
-        let cfg = Pool2dConfig {
-            kernel: (1, kernel),
-            stride: stride.map(|s| (1, s)),
-            padding: (0, padding),
-            ..Pool2dConfig::new(1)
-        };
+        let cfg = Pool2dConfig::for_1d(kernel, stride, padding);
         let (v, i) = self.unsqueeze(2)?.max_pool2d(cfg)?;
         Ok((v.squeeze(2)?, i.squeeze(2)?))
     }
@@ -133,12 +138,7 @@ impl Tensor {
         stride: Option<usize>,
         padding: usize,
     ) -> Result<Tensor> {
-        let cfg = Pool2dConfig {
-            kernel: (1, kernel),
-            stride: stride.map(|s| (1, s)),
-            padding: (0, padding),
-            ..Pool2dConfig::new(1)
-        };
+        let cfg = Pool2dConfig::for_1d(kernel, stride, padding);
         self.unsqueeze(2)?.avg_pool2d(cfg)?.squeeze(2)
     }
 }
