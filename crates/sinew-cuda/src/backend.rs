@@ -3,7 +3,7 @@
 
 use sinew_tensor::{
     ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, CmpOp, CpuStorage, DType,
-    DeviceLocation, Layout, MatmulDims, ReduceOp, Result, ScatterMode, UnaryOp, Unfold2d,
+    DeviceLocation, Layout, ReduceOp, Result, ScatterMode, UnaryOp, Unfold2d,
 };
 
 use crate::device::CudaBackend;
@@ -13,6 +13,10 @@ use crate::storage::{cuda, cuda_mut};
 impl Backend for CudaBackend {
     fn location(&self) -> DeviceLocation {
         CudaBackend::location(self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn synchronize(&self) -> Result<()> {
@@ -195,8 +199,15 @@ impl Backend for CudaBackend {
         lhs_layout: &Layout,
         rhs: &dyn BackendStorage,
         rhs_layout: &Layout,
-        dims: MatmulDims,
+        spec: &sinew_tensor::MatmulSpec<'_>,
     ) -> Result<BoxedStorage> {
+        if !spec.is_plain() {
+            return Err(sinew_tensor::Error::NotImplemented {
+                op: "matmul epilogue",
+                device: self.location(),
+            });
+        }
+        let dims = spec.dims;
         let loc = self.location();
         Ok(Box::new(gemm::matmul(
             self,

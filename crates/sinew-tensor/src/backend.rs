@@ -43,6 +43,98 @@ pub struct MatmulDims {
     pub k: usize,
 }
 
+/// An activation fused into a GEMM epilogue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Activation {
+    /// `max(x, 0)`.
+    Relu,
+}
+
+/// What [`Backend::matmul`] computes: sizes, the output dtype and an optional epilogue
+/// (`act(a @ b + bias)`). Grows without breaking callers (`#[non_exhaustive]`; build it with
+/// [`MatmulSpec::new`] and the `with_*` methods).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct MatmulSpec<'a> {
+    /// Sizes of the product.
+    pub dims: MatmulDims,
+    /// Dtype of the output; `None` = the operands' dtype (e.g. `Some(F32)` for an f16 GEMM
+    /// accumulating into f32).
+    pub out_dtype: Option<DType>,
+    /// A bias `[n]` (a view of the output's last dim, broadcast over rows) added to each row.
+    pub bias: Option<(&'a dyn BackendStorage, &'a Layout)>,
+    /// An activation applied after the bias.
+    pub activation: Option<Activation>,
+}
+
+impl<'a> MatmulSpec<'a> {
+    /// A plain product of these sizes: operands' dtype, no epilogue.
+    pub fn new(dims: MatmulDims) -> Self {
+        MatmulSpec {
+            dims,
+            out_dtype: None,
+            bias: None,
+            activation: None,
+        }
+    }
+
+    /// The same spec writing `dtype`.
+    pub fn with_out_dtype(mut self, dtype: DType) -> Self {
+        self.out_dtype = Some(dtype);
+        self
+    }
+
+    /// The same spec adding `bias` to every output row.
+    pub fn with_bias(mut self, bias: &'a dyn BackendStorage, layout: &'a Layout) -> Self {
+        self.bias = Some((bias, layout));
+        self
+    }
+
+    /// The same spec applying `activation` last.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = Some(activation);
+        self
+    }
+
+    /// True when the spec is a plain product (no dtype change, no epilogue).
+    pub fn is_plain(&self) -> bool {
+        self.out_dtype.is_none() && self.bias.is_none() && self.activation.is_none()
+    }
+}
+
+/// An in-place update of a destination view by [`Backend::inplace`]. Sources are views with
+/// the destination's shape (broadcast sources have stride 0) and dtype.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum InplaceOp {
+    /// `dst = dst op src[0]`.
+    Binary(BinaryOp),
+    /// `dst = op(dst)` (e.g. clamp, scalar add/mul).
+    Unary(UnaryOp),
+    /// `dst += alpha * src[0]` (PyTorch `add_(x, alpha=a)`).
+    Axpy(f64),
+    /// `dst += value * src[0] * src[1]`.
+    Addcmul(f64),
+    /// `dst += value * src[0] / src[1]`.
+    Addcdiv(f64),
+    /// `dst += weight * (src[0] - dst)`.
+    Lerp(f64),
+    /// `dst = value` everywhere.
+    Fill(f64),
+}
+
+impl InplaceOp {
+    /// How many source views the op reads.
+    pub fn num_sources(&self) -> usize {
+        match self {
+            InplaceOp::Unary(_) | InplaceOp::Fill(_) => 0,
+            InplaceOp::Binary(_) | InplaceOp::Axpy(_) | InplaceOp::Lerp(_) => 1,
+            InplaceOp::Addcmul(_) | InplaceOp::Addcdiv(_) => 2,
+        }
+    }
+}
+
 /// Geometry of a 2-d sliding window (im2col): input `[n, c, h, w]`, output
 /// `[n, c * kernel_h * kernel_w, out_h * out_w]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,6 +207,10 @@ fn missing<T>(backend: &(impl Backend + ?Sized), op: &'static str) -> Result<T> 
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Which device this backend drives.
     fn location(&self) -> DeviceLocation;
+
+    /// Upcast so a crate that knows the concrete backend (its own kernels, streams, memory) can
+    /// downcast to it.
+    fn as_any(&self) -> &dyn Any;
 
     /// Waits for all queued work (no-op on synchronous backends).
     fn synchronize(&self) -> Result<()> {
@@ -212,15 +308,30 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 
     /// Batched matrix product; layouts are `[batch.., m, k]` and `[batch.., k, n]` with the same
-    /// (broadcast) batch dims. Output is contiguous `[batch.., m, n]`.
+    /// (broadcast) batch dims. Output is contiguous `[batch.., m, n]` of `spec.out_dtype` (default:
+    /// the operands'), with `spec`'s epilogue applied.
     fn matmul(
         &self,
         lhs: &dyn BackendStorage,
         lhs_layout: &Layout,
         rhs: &dyn BackendStorage,
         rhs_layout: &Layout,
-        dims: MatmulDims,
+        spec: &MatmulSpec<'_>,
     ) -> Result<BoxedStorage>;
+
+    /// Updates the view `dst_layout` of `dst` in place (see [`InplaceOp`]); `srcs` has
+    /// `op.num_sources()` views of the destination's shape and dtype. Allocation-free where the
+    /// backend has a kernel.
+    fn inplace(
+        &self,
+        op: InplaceOp,
+        dst: &mut dyn BackendStorage,
+        dst_layout: &Layout,
+        srcs: &[(&dyn BackendStorage, &Layout)],
+    ) -> Result<()> {
+        let _ = (op, dst, dst_layout, srcs);
+        missing(self, "inplace")
+    }
 
     /// Picks entries of `src` along `dim` by a 1-d i64 `indices` view.
     fn index_select(

@@ -30,7 +30,10 @@ mod random;
 mod shape;
 mod tensor;
 
-pub use backend::{Backend, BackendStorage, BoxedStorage, MatmulDims, ScatterMode, Unfold2d};
+pub use backend::{
+    Activation, Backend, BackendStorage, BoxedStorage, InplaceOp, MatmulDims, MatmulSpec,
+    ScatterMode, Unfold2d,
+};
 pub use cpu::{CpuBackend, CpuStorage};
 pub use device::{Device, DeviceFactory, DeviceLocation, register_backend};
 pub use dtype::{DType, Element};

@@ -1,6 +1,7 @@
 //! The [`Tensor`] type: a view (layout) over shared, reference-counted storage on a device.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::backend::BoxedStorage;
 use crate::cpu::CpuStorage;
@@ -10,12 +11,32 @@ use crate::{DType, Device, Element, Error, Layout, Result, Shape};
 #[derive(Debug)]
 pub(crate) struct Storage {
     data: RwLock<BoxedStorage>,
+    /// Bumped by every in-place write; autograd compares it with the value seen when a tensor
+    /// was saved for backward (PyTorch's "modified by an inplace operation" check).
+    version: AtomicU64,
 }
 
 impl Storage {
+    fn new(data: BoxedStorage) -> Storage {
+        Storage {
+            data: RwLock::new(data),
+            version: AtomicU64::new(0),
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, BoxedStorage> {
         self.data.read().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn write(&self) -> RwLockWriteGuard<'_, BoxedStorage> {
+        self.data.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A lock held by [`Tensor::write_with`]: the destination's for writing, sources' for reading.
+enum StorageGuard<'a> {
+    Read(RwLockReadGuard<'a, BoxedStorage>),
+    Write(RwLockWriteGuard<'a, BoxedStorage>),
 }
 
 /// An n-dimensional array with a run-time dtype, living on a [`Device`].
@@ -37,9 +58,7 @@ impl Tensor {
         debug_assert_eq!(storage.len(), shape.elem_count());
         Tensor {
             dtype: storage.dtype(),
-            storage: Arc::new(Storage {
-                data: RwLock::new(storage),
-            }),
+            storage: Arc::new(Storage::new(storage)),
             layout: Layout::contiguous(shape),
             device,
         }
@@ -222,11 +241,84 @@ impl Tensor {
         } else {
             src.clone()
         };
-        let src_guard = src.storage.read();
-        let mut dst = self.storage.data.write().unwrap_or_else(|e| e.into_inner());
-        self.device
-            .backend()
-            .copy_into(&mut **dst, &self.layout, &**src_guard, &src.layout)
+        let backend = self.device.backend();
+        self.write_with([&src], |dst, dst_layout, [src_storage]| {
+            backend.copy_into(dst, dst_layout, src_storage, src.layout())
+        })
+    }
+
+    /// How many in-place writes the storage has seen (shared by every view of it).
+    pub fn version(&self) -> u64 {
+        self.storage.version.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` with this tensor's storage locked for writing and each source's storage locked
+    /// for reading, then bumps the version counter. Every in-place op writes through here.
+    ///
+    /// Locks are taken in address order, so two threads each writing into the other's source
+    /// (`a.copy_(&b)` beside `b.copy_(&a)`) cannot deadlock; a storage used by several sources is
+    /// read-locked once. Sources must not share this tensor's storage: callers copy such a
+    /// source first (an error otherwise, never a self-deadlock).
+    pub(crate) fn write_with<R, const N: usize>(
+        &self,
+        srcs: [&Tensor; N],
+        f: impl FnOnce(
+            &mut dyn crate::BackendStorage,
+            &Layout,
+            [&dyn crate::BackendStorage; N],
+        ) -> Result<R>,
+    ) -> Result<R> {
+        if srcs.iter().any(|t| t.same_storage(self)) {
+            return Err(Error::invalid(
+                "in-place write",
+                "a source shares the destination's storage (copy it first)",
+            ));
+        }
+        let mut order: Vec<&Arc<Storage>> = Vec::with_capacity(N + 1);
+        order.push(&self.storage);
+        for t in srcs {
+            if !order.iter().any(|s| Arc::ptr_eq(s, &t.storage)) {
+                order.push(&t.storage);
+            }
+        }
+        order.sort_by_key(|s| Arc::as_ptr(s) as usize);
+        let mut guards: Vec<(&Arc<Storage>, StorageGuard<'_>)> = order
+            .into_iter()
+            .map(|s| {
+                let guard = if Arc::ptr_eq(s, &self.storage) {
+                    StorageGuard::Write(s.write())
+                } else {
+                    StorageGuard::Read(s.read())
+                };
+                (s, guard)
+            })
+            .collect();
+        let dst_pos = guards
+            .iter()
+            .position(|(s, _)| Arc::ptr_eq(s, &self.storage))
+            .expect("the destination is in the lock list");
+        let (dst_guard, mut rest) = {
+            let (_, g) = guards.remove(dst_pos);
+            (g, guards)
+        };
+        let StorageGuard::Write(mut dst) = dst_guard else {
+            unreachable!("the destination is write-locked")
+        };
+        let reads: [&dyn crate::BackendStorage; N] = std::array::from_fn(|i| {
+            let pos = rest
+                .iter()
+                .position(|(s, _)| Arc::ptr_eq(s, &srcs[i].storage))
+                .expect("every source is in the lock list");
+            match &rest[pos].1 {
+                StorageGuard::Read(g) => &***g as &dyn crate::BackendStorage,
+                StorageGuard::Write(_) => unreachable!("only the destination is write-locked"),
+            }
+        });
+        let result = f(&mut **dst, &self.layout, reads);
+        self.storage.version.fetch_add(1, Ordering::AcqRel);
+        drop(dst);
+        rest.clear();
+        result
     }
 
     /// Errors unless `other` is on the same device.

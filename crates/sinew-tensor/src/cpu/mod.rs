@@ -30,7 +30,7 @@ mod softmax;
 mod strided;
 mod unary;
 
-use crate::backend::{Backend, BackendStorage, BoxedStorage, MatmulDims, ScatterMode, Unfold2d};
+use crate::backend::{Backend, BackendStorage, BoxedStorage, ScatterMode, Unfold2d};
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
 use half::{bf16, f16};
@@ -204,6 +204,10 @@ impl Backend for CpuBackend {
         DeviceLocation::Cpu
     }
 
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage> {
         use crate::Element;
         fn fill<T: crate::Element>(len: usize, value: f64) -> CpuStorage {
@@ -354,14 +358,20 @@ impl Backend for CpuBackend {
         lhs_layout: &Layout,
         rhs: &dyn BackendStorage,
         rhs_layout: &Layout,
-        dims: MatmulDims,
+        spec: &crate::MatmulSpec<'_>,
     ) -> Result<BoxedStorage> {
+        if !spec.is_plain() {
+            return Err(Error::NotImplemented {
+                op: "matmul epilogue",
+                device: DeviceLocation::Cpu,
+            });
+        }
         Ok(Box::new(matmul::matmul(
             cpu(lhs),
             lhs_layout,
             cpu(rhs),
             rhs_layout,
-            dims,
+            spec.dims,
         )?))
     }
 

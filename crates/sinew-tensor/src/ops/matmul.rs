@@ -43,14 +43,14 @@ impl Tensor {
             t.layout().broadcast_to(&Shape::new(dims))
         };
         let (ll, rl) = (with_batch(&lhs2, m, k)?, with_batch(&rhs2, k, n)?);
-        let spec = MatmulDims {
+        let spec = crate::MatmulSpec::new(MatmulDims {
             batch: batch.elem_count(),
             m,
             n,
             k,
-        };
+        });
         let backend = self.device().backend();
-        let out = lhs2.with_two_storages(&rhs2, |a, b| backend.matmul(a, &ll, b, &rl, spec))?;
+        let out = lhs2.with_two_storages(&rhs2, |a, b| backend.matmul(a, &ll, b, &rl, &spec))?;
         let mut out_dims = batch.dims().to_vec();
         out_dims.extend([m, n]);
         let mut out = Tensor::from_storage(out, out_dims, self.device().clone());
