@@ -1,11 +1,11 @@
 //! Autograd bookkeeping overhead: one forward+backward step of a 784-512-512-10 ReLU MLP with a
-//! cross-entropy loss at batch 64, through `Var` versus the same math written by hand with
+//! cross-entropy loss at batch 64, through `Tensor` versus the same math written by hand with
 //! tensor ops. Both variants run side by side in one process; compare their ratio.
 //!
 //! `cargo bench -p sinew-benches --bench autograd`
 
 use criterion::{Criterion, criterion_main};
-use sinew_autograd::Var;
+
 use sinew_tensor::{DType, Device, Generator, Result, Tensor};
 
 const SIZES: [usize; 4] = [784, 512, 512, 10];
@@ -33,9 +33,9 @@ fn setup() -> Result<(Mlp, Tensor, Tensor)> {
 
 /// Forward and backward through autograd; returns the first layer's weight gradient.
 fn step_autograd(mlp: &Mlp, x: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let ws: Vec<Var> = mlp.weights.iter().map(|w| Var::leaf(w.clone())).collect();
-    let bs: Vec<Var> = mlp.biases.iter().map(|b| Var::leaf(b.clone())).collect();
-    let mut h = Var::constant(x.clone());
+    let ws: Vec<Tensor> = mlp.weights.iter().map(|w| w.clone().requires_grad_()).collect();
+    let bs: Vec<Tensor> = mlp.biases.iter().map(|b| b.clone().requires_grad_()).collect();
+    let mut h = x.clone();
     for i in 0..ws.len() {
         h = h.matmul(&ws[i])?.add(&bs[i])?;
         if i + 1 < ws.len() {

@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use sinew_autograd::Var;
-use sinew_tensor::{DType, Device, Generator, Result};
+
+use sinew_tensor::{DType, Device, Generator, Result, Tensor};
 
 /// One timed workload: its name, work per run (for throughput) and the closure to time.
 struct Workload {
@@ -92,18 +92,18 @@ fn mlp_step(g: &mut Generator, device: &Device) -> Result<Workload> {
     let flops =
         3.0 * 2.0 * 64.0 * sizes.windows(2).map(|w| (w[0] * w[1]) as f64).sum::<f64>() / 1e9;
     let run = move || -> Result<()> {
-        let vars: Vec<(Var, Var)> = params
+        let vars: Vec<(Tensor, Tensor)> = params
             .iter()
-            .map(|(w, b)| (Var::leaf(w.clone()), Var::leaf(b.clone())))
+            .map(|(w, b)| (w.clone().requires_grad_(), b.clone().requires_grad_()))
             .collect();
-        let mut h = Var::constant(x.clone());
+        let mut h = x.clone();
         for (i, (w, b)) in vars.iter().enumerate() {
             h = h.matmul(w)?.add(b)?;
             if i + 1 < vars.len() {
                 h = h.relu()?;
             }
         }
-        h.sub(&Var::constant(target.clone()))?
+        h.sub(&target.clone())?
             .square()?
             .mean_all()?
             .backward()

@@ -14,7 +14,7 @@
 mod cases;
 
 use cases::{CASES, Case};
-use sinew_autograd::Var;
+
 use sinew_tensor::op_table::OP_TABLE;
 use sinew_tensor::{
     Conv1dConfig, Conv2dConfig, DType, PadMode, Pool2dConfig, Result, Shape, Tensor,
@@ -32,27 +32,27 @@ struct Args {
 }
 
 /// An op's output, and the indices it returns alongside (pooling, `max_dim`).
-type Out = (Var, Option<Tensor>);
+type Out = (Tensor, Option<Tensor>);
 /// The Sinew side of a case: inputs (leaves, in the fixture's order) and arguments to output.
-type Run = fn(&[Var], &Args) -> Result<Out>;
+type Run = fn(&[Tensor], &Args) -> Result<Out>;
 
-fn one(v: Result<Var>) -> Result<Out> {
+fn one(v: Result<Tensor>) -> Result<Out> {
     Ok((v?, None))
 }
 
-fn with_indices(r: Result<(Var, Tensor)>) -> Result<Out> {
+fn with_indices(r: Result<(Tensor, Tensor)>) -> Result<Out> {
     let (v, i) = r?;
     Ok((v, Some(i)))
 }
 
 /// Pieces scaled by 1, 2, 3, ... and joined again (the generator's `rejoin`).
-fn rejoin(pieces: Vec<Var>, dim: isize) -> Result<Var> {
+fn rejoin(pieces: Vec<Tensor>, dim: isize) -> Result<Tensor> {
     let scaled = pieces
         .iter()
         .enumerate()
         .map(|(i, p)| p.mul_scalar(i as f64 + 1.0))
         .collect::<Result<Vec<_>>>()?;
-    Var::cat(&scaled, dim)
+    Tensor::cat(&scaled, dim)
 }
 
 /// The `Unfold2d` spec of an `[n, c, h, w]` image (the fold output shape for `fold2d`).
@@ -138,7 +138,7 @@ const RUNNERS: &[(&str, Run)] = &[
     ("minimum/ties", |x, _| one(x[0].minimum(&x[1]))),
     // Select.
     ("where_cond", |x, a| {
-        one(Var::where_cond(&a.masks[0], &x[0], &x[1]))
+        one((a.masks[0]).where_cond(&x[0], &x[1]))
     }),
     (
         "masked_fill",
@@ -215,10 +215,10 @@ const RUNNERS: &[(&str, Run)] = &[
     ("flatten/all", |x, _| one(x[0].flatten(0, -1))),
     ("contiguous", |x, _| one(x[0].t()?.contiguous())),
     // Joining, splitting, indexing.
-    ("cat", |x, _| one(Var::cat(x, 1))),
-    ("cat/last", |x, _| one(Var::cat(x, -1))),
-    ("stack", |x, _| one(Var::stack(x, 1))),
-    ("stack/front", |x, _| one(Var::stack(x, 0))),
+    ("cat", |x, _| one(Tensor::cat(x, 1))),
+    ("cat/last", |x, _| one(Tensor::cat(x, -1))),
+    ("stack", |x, _| one(Tensor::stack(x, 1))),
+    ("stack/front", |x, _| one(Tensor::stack(x, 0))),
     ("split", |x, _| one(rejoin(x[0].split(2, 0)?, 0))),
     ("split/last", |x, _| one(rejoin(x[0].split(3, -1)?, -1))),
     ("chunk", |x, _| one(rejoin(x[0].chunk(2, -1)?, -1))),
@@ -382,10 +382,10 @@ fn compare(
 fn check(case: &Case, run: Run) -> std::result::Result<(), String> {
     let name = case.name;
     let err = |e: sinew_tensor::Error| format!("{name}: {e}");
-    let leaves: Vec<Var> = case
+    let leaves: Vec<Tensor> = case
         .inputs
         .iter()
-        .map(|t| Var::leaf(f64_tensor(t)))
+        .map(|t| f64_tensor(t).requires_grad_())
         .collect();
     let args = Args {
         ints: case
@@ -400,7 +400,7 @@ fn check(case: &Case, run: Run) -> std::result::Result<(), String> {
             .collect(),
     };
     let (out, indices) = run(&leaves, &args).map_err(err)?;
-    compare(name, "output", out.tensor(), &case.output)?;
+    compare(name, "output", &out, &case.output)?;
     match (&indices, &case.indices) {
         (Some(got), Some(want)) => {
             let got_v = got.to_vec::<i64>().map_err(err)?;
@@ -416,7 +416,7 @@ fn check(case: &Case, run: Run) -> std::result::Result<(), String> {
         (None, None) => {}
         _ => return Err(format!("{name}: indices returned on one side only")),
     }
-    let w = Var::constant(weights(out.shape()));
+    let w = weights(out.shape());
     out.mul(&w)
         .and_then(|l| l.sum_all())
         .and_then(|l| l.backward())

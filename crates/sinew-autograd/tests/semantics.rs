@@ -1,14 +1,14 @@
 //! Autograd behaviour: accumulation, retain_graph, create_graph, no_grad, detach and errors,
 //! with expected values worked out by hand or with the PyTorch snippet quoted.
 
-use sinew_autograd::{BackwardOptions, Var, no_grad};
+use sinew_tensor::{BackwardOptions, no_grad};
 use sinew_tensor::{DType, Device, Tensor};
 
 fn t(v: &[f32], dims: &[usize]) -> Tensor {
     Tensor::from_slice(v, dims).unwrap()
 }
 
-fn grad_of(v: &Var) -> Vec<f32> {
+fn grad_of(v: &Tensor) -> Vec<f32> {
     v.grad().expect("a gradient").to_vec::<f32>().unwrap()
 }
 
@@ -18,8 +18,8 @@ fn matmul_relu_sum_matches_pytorch() {
     // w = torch.tensor([[.5, -1.], [2., 1.]], requires_grad=True)
     // (x @ w).relu().sum().backward()
     // x.grad = [[0, 0], [.5, 2]]; w.grad = [[3, 0], [.5, 0]]
-    let x = Var::leaf(t(&[1.0, -2.0, 3.0, 0.5], &[2, 2]));
-    let w = Var::leaf(t(&[0.5, -1.0, 2.0, 1.0], &[2, 2]));
+    let x = t(&[1.0, -2.0, 3.0, 0.5], &[2, 2]).requires_grad_();
+    let w = t(&[0.5, -1.0, 2.0, 1.0], &[2, 2]).requires_grad_();
     x.matmul(&w)
         .unwrap()
         .relu()
@@ -37,7 +37,7 @@ fn cross_entropy_gradient_is_softmax_minus_one_hot() {
     // logits = torch.tensor([[2., 1., .1]], requires_grad=True)
     // F.cross_entropy(logits, torch.tensor([0])).backward()
     // loss = 0.41703; logits.grad = softmax - one_hot = [[-0.34100, 0.24243, 0.09857]]
-    let logits = Var::leaf(t(&[2.0, 1.0, 0.1], &[1, 3]));
+    let logits = t(&[2.0, 1.0, 0.1], &[1, 3]).requires_grad_();
     let target = Tensor::from_vec(vec![0i64], [1, 1]).unwrap();
     let loss = logits
         .log_softmax(-1)
@@ -60,7 +60,7 @@ fn cross_entropy_gradient_is_softmax_minus_one_hot() {
 
 #[test]
 fn gradients_accumulate_across_backward_calls() {
-    let x = Var::leaf(t(&[1.0, 2.0], &[2]));
+    let x = t(&[1.0, 2.0], &[2]).requires_grad_();
     for _ in 0..3 {
         x.mul_scalar(2.0)
             .unwrap()
@@ -76,7 +76,7 @@ fn gradients_accumulate_across_backward_calls() {
 
 #[test]
 fn a_second_backward_through_a_freed_graph_is_an_error() {
-    let x = Var::leaf(t(&[1.0], &[1]));
+    let x = t(&[1.0], &[1]).requires_grad_();
     let y = x.exp().unwrap().sum_all().unwrap();
     y.backward().unwrap();
     let err = y.backward().unwrap_err().to_string();
@@ -88,7 +88,7 @@ fn a_second_backward_through_a_freed_graph_is_an_error() {
 
 #[test]
 fn retain_graph_allows_a_second_backward() {
-    let x = Var::leaf(t(&[0.0], &[1]));
+    let x = t(&[0.0], &[1]).requires_grad_();
     let y = x.exp().unwrap().sum_all().unwrap();
     let keep = BackwardOptions {
         retain_graph: true,
@@ -102,7 +102,7 @@ fn retain_graph_allows_a_second_backward() {
 #[test]
 fn create_graph_gives_second_derivatives() {
     // y = x³ → dy/dx = 3x², d²y/dx² = 6x; at x = 2: 12 and 12.
-    let x = Var::leaf(Tensor::from_vec(vec![2.0f64], [1]).unwrap());
+    let x = Tensor::from_vec(vec![2.0f64], [1]).unwrap().requires_grad_();
     let y = x.powf(3.0).unwrap().sum_all().unwrap();
     y.backward_with(
         None,
@@ -112,8 +112,8 @@ fn create_graph_gives_second_derivatives() {
         },
     )
     .unwrap();
-    let dy = x.grad_var().unwrap();
-    assert_eq!(dy.tensor().to_vec::<f64>().unwrap(), vec![12.0]);
+    let dy = x.grad().unwrap();
+    assert_eq!(dy.to_vec::<f64>().unwrap(), vec![12.0]);
     assert!(dy.requires_grad());
     x.zero_grad();
     dy.sum_all().unwrap().backward().unwrap();
@@ -122,7 +122,7 @@ fn create_graph_gives_second_derivatives() {
 
 #[test]
 fn no_grad_records_nothing_and_detach_cuts_the_graph() {
-    let x = Var::leaf(t(&[1.0, 2.0], &[2]));
+    let x = t(&[1.0, 2.0], &[2]).requires_grad_();
     {
         let _guard = no_grad();
         let y = x.exp().unwrap();
@@ -133,7 +133,7 @@ fn no_grad_records_nothing_and_detach_cuts_the_graph() {
     assert_eq!(y.op_name(), Some("exp"));
     let d = y.detach();
     assert!(!d.requires_grad());
-    assert!(d.tensor().same_storage(y.tensor()));
+    assert!(d.same_storage(&y));
     // Only the branch through x gets a gradient: d is a constant.
     x.mul(&d).unwrap().sum_all().unwrap().backward().unwrap();
     let e = [1f32.exp(), 2f32.exp()];
@@ -142,7 +142,7 @@ fn no_grad_records_nothing_and_detach_cuts_the_graph() {
 
 #[test]
 fn constants_record_nothing() {
-    let a = Var::constant(t(&[1.0], &[1]));
+    let a = t(&[1.0], &[1]);
     let b = a.exp().unwrap().mul(&a).unwrap();
     assert!(!b.requires_grad() && b.is_leaf());
     assert!(
@@ -155,9 +155,9 @@ fn constants_record_nothing() {
 
 #[test]
 fn broadcast_inputs_get_gradients_of_their_own_shape() {
-    let x = Var::leaf(Tensor::ones([2, 3], DType::F32, &Device::cpu()).unwrap());
-    let b = Var::leaf(t(&[1.0, 2.0, 3.0], &[3]));
-    let s = Var::leaf(Tensor::scalar(2.0f32));
+    let x = Tensor::ones([2, 3], DType::F32, &Device::cpu()).unwrap().requires_grad_();
+    let b = t(&[1.0, 2.0, 3.0], &[3]).requires_grad_();
+    let s = Tensor::scalar(2.0f32).requires_grad_();
     x.add(&b)
         .unwrap()
         .mul(&s)
@@ -174,7 +174,7 @@ fn broadcast_inputs_get_gradients_of_their_own_shape() {
 
 #[test]
 fn non_scalar_backward_needs_an_explicit_gradient() {
-    let x = Var::leaf(t(&[1.0, 2.0], &[2]));
+    let x = t(&[1.0, 2.0], &[2]).requires_grad_();
     let y = x.mul_scalar(3.0).unwrap();
     assert!(y.backward().unwrap_err().to_string().contains("scalar"));
     let wrong = t(&[1.0, 1.0, 1.0], &[3]);
@@ -189,7 +189,13 @@ fn non_scalar_backward_needs_an_explicit_gradient() {
 
 #[test]
 fn requires_grad_can_only_change_on_leaves() {
-    let x = Var::constant(t(&[1.0], &[1]));
+    let plain = t(&[1.0], &[1]);
+    // A plain tensor has no autograd state to switch on in place: requires_grad_() returns it.
+    let err = plain.set_requires_grad(true).unwrap_err().to_string();
+    assert!(err.contains("requires_grad_()"), "{err}");
+    let x = plain.requires_grad_();
+    x.set_requires_grad(false).unwrap();
+    assert!(!x.clone().requires_grad());
     x.set_requires_grad(true).unwrap();
     let y = x.exp().unwrap();
     assert!(y.requires_grad());
@@ -199,13 +205,13 @@ fn requires_grad_can_only_change_on_leaves() {
 #[test]
 fn max_with_indices_routes_the_gradient_to_the_argmax_only() {
     // torch.max(x, 1) backward: gradient only at the (first) max index.
-    let x = Var::leaf(t(&[1.0, 3.0, 3.0, 0.0, -1.0, 2.0], &[2, 3]));
+    let x = t(&[1.0, 3.0, 3.0, 0.0, -1.0, 2.0], &[2, 3]).requires_grad_();
     let (values, idx) = x.max_dim(1, false).unwrap();
     assert_eq!(idx.to_vec::<i64>().unwrap(), vec![1, 2]);
     values.sum_all().unwrap().backward().unwrap();
     assert_eq!(grad_of(&x), vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
     // amax shares the gradient between ties, as PyTorch's amax does.
-    let y = Var::leaf(t(&[1.0, 3.0, 3.0], &[3]));
+    let y = t(&[1.0, 3.0, 3.0], &[3]).requires_grad_();
     y.max(&[0], false).unwrap().backward().unwrap();
     assert_eq!(grad_of(&y), vec![0.0, 0.5, 0.5]);
 }
@@ -213,7 +219,7 @@ fn max_with_indices_routes_the_gradient_to_the_argmax_only() {
 #[test]
 fn a_shared_input_sums_its_gradients() {
     // y = x * x + x → dy/dx = 2x + 1
-    let x = Var::leaf(t(&[3.0], &[1]));
+    let x = t(&[3.0], &[1]).requires_grad_();
     x.mul(&x)
         .unwrap()
         .add(&x)
@@ -228,9 +234,9 @@ fn a_shared_input_sums_its_gradients() {
 #[test]
 fn vars_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
-    check::<Var>();
+    check::<Tensor>();
     // And a graph built on one thread can be differentiated on another.
-    let x = Var::leaf(t(&[1.0, 2.0], &[2]));
+    let x = t(&[1.0, 2.0], &[2]).requires_grad_();
     let y = x.square().unwrap().sum_all().unwrap();
     std::thread::spawn(move || y.backward().unwrap())
         .join()
@@ -240,7 +246,7 @@ fn vars_are_send_and_sync() {
 
 #[test]
 fn a_deep_graph_does_not_overflow_the_stack() {
-    let x = Var::leaf(t(&[1.0], &[1]));
+    let x = t(&[1.0], &[1]).requires_grad_();
     let mut y = x.clone();
     for _ in 0..20_000 {
         y = y.add_scalar(0.0).unwrap();

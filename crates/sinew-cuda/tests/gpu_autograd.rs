@@ -1,5 +1,5 @@
 //! Autograd on the GPU: a 784-64-10 ReLU MLP and a tiny CNN (conv, ReLU, max pool, linear), each
-//! with a cross-entropy loss, forward and backward through `sinew_autograd::Var` on the CPU and
+//! with a cross-entropy loss, forward and backward through `sinew_autograd::Tensor` on the CPU and
 //! on the GPU; the loss and every parameter gradient must agree (f32, relative error <= 1e-4).
 
 #![cfg(feature = "cuda")]
@@ -7,16 +7,16 @@
 mod common;
 
 use common::{check, gpu, randn};
-use sinew_autograd::Var;
+
 use sinew_tensor::{Conv2dConfig, DType, Device, Generator, Pool2dConfig, Result, Tensor};
 
 /// Mean cross-entropy of `[batch, classes]` logits against `[batch, 1]` i64 labels.
-fn cross_entropy(logits: &Var, labels: &Tensor) -> Result<Var> {
+fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     logits.log_softmax(-1)?.gather(1, labels)?.neg()?.mean_all()
 }
 
 /// `x @ w + b`.
-fn linear(x: &Var, w: &Var, b: &Var) -> Result<Var> {
+fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     x.matmul(w)?.add(b)
 }
 
@@ -26,18 +26,18 @@ fn loss_and_grads(
     params: &[Tensor],
     x: &Tensor,
     labels: &Tensor,
-    model: impl Fn(&Var, &[Var]) -> Result<Var>,
+    model: impl Fn(&Tensor, &[Tensor]) -> Result<Tensor>,
 ) -> Vec<Tensor> {
-    let leaves: Vec<Var> = params
+    let leaves: Vec<Tensor> = params
         .iter()
-        .map(|p| Var::leaf(p.to_device(device).unwrap()))
+        .map(|p| (p.to_device(device).unwrap()).requires_grad_())
         .collect();
-    let x = Var::constant(x.to_device(device).unwrap());
+    let x = x.to_device(device).unwrap();
     let labels = labels.to_device(device).unwrap();
     let loss = cross_entropy(&model(&x, &leaves).unwrap(), &labels).unwrap();
     loss.backward().unwrap();
-    assert_eq!(loss.tensor().device(), device);
-    let mut out = vec![loss.tensor().to_device(&Device::cpu()).unwrap()];
+    assert_eq!(loss.device(), device);
+    let mut out = vec![loss.to_device(&Device::cpu()).unwrap()];
     for p in &leaves {
         let g = p.grad().expect("every parameter gets a gradient");
         assert_eq!(g.device(), device);
@@ -87,7 +87,7 @@ fn mlp_784_64_10_gradients_match_the_cpu() {
         randn(5, &[64, 10], DType::F32).mul_scalar(0.2).unwrap(),
         randn(6, &[10], DType::F32).mul_scalar(0.1).unwrap(),
     ];
-    let model = |x: &Var, p: &[Var]| linear(&linear(x, &p[0], &p[1])?.relu()?, &p[2], &p[3]);
+    let model = |x: &Tensor, p: &[Tensor]| linear(&linear(x, &p[0], &p[1])?.relu()?, &p[2], &p[3]);
     let cpu = loss_and_grads(&Device::cpu(), &params, &x, &y, model);
     let on_gpu = loss_and_grads(&dev, &params, &x, &y, model);
     compare("mlp", &["loss", "dW1", "db1", "dW2", "db2"], &cpu, &on_gpu);
@@ -111,7 +111,7 @@ fn cnn_gradients_match_the_cpu() {
             .unwrap(),
         randn(16, &[10], DType::F32).mul_scalar(0.1).unwrap(),
     ];
-    let model = |x: &Var, p: &[Var]| {
+    let model = |x: &Tensor, p: &[Tensor]| {
         let cfg = Conv2dConfig {
             padding: (1, 1),
             ..Conv2dConfig::default()

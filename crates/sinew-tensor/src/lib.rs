@@ -18,11 +18,13 @@
 
 #[macro_use]
 pub mod cpu;
+pub mod autograd;
 pub mod backend;
 mod device;
 mod display;
 mod dtype;
 mod error;
+mod grad;
 mod layout;
 pub mod op_table;
 pub mod ops;
@@ -46,6 +48,11 @@ pub use ops::{
 pub use random::{Generator, manual_seed, with_default_generator};
 pub use shape::{Shape, resolve_dim};
 pub use tensor::Tensor;
+
+pub use autograd::{
+    BackwardCtx, BackwardFn, BackwardOptions, GradModeGuard, HookHandle, Parameter, Save,
+    enable_grad, is_grad_enabled, no_grad, with_no_grad,
+};
 
 /// Half-precision float types, re-exported from the `half` crate.
 pub use half::{bf16, f16};

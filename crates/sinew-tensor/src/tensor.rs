@@ -43,12 +43,18 @@ enum StorageGuard<'a> {
 ///
 /// Cloning a tensor (and every view op) is cheap: it shares storage. Operations return new
 /// tensors; only the `*_` in-place methods write into existing storage.
+///
+/// A tensor is also autograd's variable: one made with [`requires_grad_`](Tensor::requires_grad_)
+/// (or computed from one) records the ops applied to it, and [`backward`](Tensor::backward)
+/// fills the leaves' [`grad`](Tensor::grad), as in PyTorch (see the `autograd` module).
 #[derive(Clone)]
 pub struct Tensor {
     storage: Arc<Storage>,
     layout: Layout,
     dtype: DType,
     device: Device,
+    /// Autograd state; `None` for tensors that neither require a gradient nor came from one.
+    pub(crate) grad_meta: Option<Arc<crate::autograd::Meta>>,
 }
 
 impl Tensor {
@@ -61,16 +67,19 @@ impl Tensor {
             storage: Arc::new(Storage::new(storage)),
             layout: Layout::contiguous(shape),
             device,
+            grad_meta: None,
         }
     }
 
-    /// A view of the same storage with another layout (callers keep it in bounds).
+    /// An untracked view of the same storage with another layout (callers keep it in bounds;
+    /// view ops record themselves around it).
     pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
         Tensor {
             storage: self.storage.clone(),
             layout,
             dtype: self.dtype,
             device: self.device.clone(),
+            grad_meta: None,
         }
     }
 
@@ -356,21 +365,13 @@ impl Tensor {
         Ok(())
     }
 
-    /// A contiguous tensor with the same values: `self` if already contiguous, else a copy.
-    pub fn contiguous(&self) -> Result<Tensor> {
-        if self.is_contiguous() {
-            return Ok(self.clone());
-        }
-        self.force_contiguous()
-    }
-
     /// Always copies into fresh contiguous storage.
-    pub fn force_contiguous(&self) -> Result<Tensor> {
+    pub(crate) fn force_contiguous_untracked(&self) -> Result<Tensor> {
         self.map_storage(self.shape().clone(), |b, s, l| b.copy_strided(s, l))
     }
 
     /// Converts to another dtype (floats to integers truncate toward zero, like PyTorch).
-    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+    pub(crate) fn to_dtype_untracked(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype {
             return Ok(self.clone());
         }
@@ -378,7 +379,7 @@ impl Tensor {
     }
 
     /// Copies the tensor to `device` (a no-op clone when already there).
-    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+    pub(crate) fn to_device_untracked(&self, device: &Device) -> Result<Tensor> {
         if *device == self.device {
             return Ok(self.clone());
         }

@@ -6,12 +6,11 @@ use sinew::prelude::*;
 
 fn main() -> Result<()> {
     let device = Device::cpu(); // or, with the `cuda` feature: sinew::cuda::register(); Device::cuda(0)?
-    let w = Var::leaf(
-        Tensor::randn([784, 10], DType::F32, &Device::cpu())?
-            .mul_scalar(0.01)?
-            .to_device(&device)?,
-    );
-    let x = Var::constant(Tensor::rand([64, 784], DType::F32, &Device::cpu())?.to_device(&device)?);
+    let w = Tensor::randn([784, 10], DType::F32, &Device::cpu())?
+        .mul_scalar(0.01)?
+        .to_device(&device)?
+        .requires_grad_();
+    let x = Tensor::rand([64, 784], DType::F32, &Device::cpu())?.to_device(&device)?;
     let labels = Tensor::from_vec(vec![3i64; 64], [64, 1])?.to_device(&device)?;
     let loss = x
         .matmul(&w)?

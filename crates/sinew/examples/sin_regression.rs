@@ -9,8 +9,8 @@ use sinew::prelude::*;
 
 /// A dense layer's parameters, initialised like PyTorch's `nn.Linear`: U(-1/√fan_in, 1/√fan_in).
 struct Linear {
-    weight: Var,
-    bias: Var,
+    weight: Tensor,
+    bias: Tensor,
 }
 
 impl Linear {
@@ -18,12 +18,12 @@ impl Linear {
         let bound = 1.0 / (fan_in as f64).sqrt();
         let cpu = Device::cpu();
         Ok(Linear {
-            weight: Var::leaf(rng.uniform([fan_in, fan_out], -bound, bound, DType::F32, &cpu)?),
-            bias: Var::leaf(rng.uniform([fan_out], -bound, bound, DType::F32, &cpu)?),
+            weight: (rng.uniform([fan_in, fan_out], -bound, bound, DType::F32, &cpu)?).requires_grad_(),
+            bias: (rng.uniform([fan_out], -bound, bound, DType::F32, &cpu)?).requires_grad_(),
         })
     }
 
-    fn forward(&self, x: &Var) -> Result<Var> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.matmul(&self.weight)?.add(&self.bias)
     }
 }
@@ -42,18 +42,18 @@ fn main() -> Result<()> {
     let mut rng = Generator::new(arg("--seed", 0));
     let cpu = Device::cpu();
     let x = Tensor::linspace(-PI, PI, 256, DType::F32, &cpu)?.reshape([256, 1])?;
-    let y = Var::constant(x.sin()?);
-    let x = Var::constant(x);
+    let y = x.sin()?;
+    let x = x;
 
     let layers = [
         Linear::new(&mut rng, 1, 32)?,
         Linear::new(&mut rng, 32, 32)?,
         Linear::new(&mut rng, 32, 1)?,
     ];
-    let params: Vec<&Var> = layers.iter().flat_map(|l| [&l.weight, &l.bias]).collect();
+    let params: Vec<&Tensor> = layers.iter().flat_map(|l| [&l.weight, &l.bias]).collect();
     let mut velocity: Vec<Tensor> = params
         .iter()
-        .map(|p| p.tensor().zeros_like())
+        .map(|p| p.zeros_like())
         .collect::<Result<_>>()?;
     let (lr, momentum) = (0.05, 0.9);
 
@@ -76,7 +76,7 @@ fn main() -> Result<()> {
         for (p, v) in params.iter().zip(velocity.iter_mut()) {
             let g = p.grad().expect("every parameter is used");
             *v = v.mul_scalar(momentum)?.add(&g)?;
-            p.tensor().copy_(&p.tensor().sub(&v.mul_scalar(lr)?)?)?;
+            p.copy_(&p.sub(&v.mul_scalar(lr)?)?)?;
             p.zero_grad();
         }
     }

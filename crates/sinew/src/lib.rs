@@ -5,13 +5,14 @@
 //! layered crates:
 //!
 //! - [`tensor`] (`sinew-tensor`): tensors, dtypes, devices, CPU kernels, random numbers;
-//! - [`autograd`] (`sinew-autograd`): [`Var`], `backward`, `no_grad`, gradcheck;
+//! - [`autograd`] (`sinew-autograd`): `backward`, `no_grad`, gradient hooks, gradcheck (autograd
+//!   is built into [`Tensor`]: `requires_grad_()`, `backward()`, `grad()`);
 //! - [`data`] (`sinew-data`): datasets, readers, the data loader, augmentation.
 //!
 //! ```
 //! use sinew::prelude::*;
-//! let w = Var::leaf(Tensor::from_vec(vec![0.5f32, -1.0], [2, 1])?);
-//! let x = Var::constant(Tensor::ones([3, 2], DType::F32, &Device::cpu())?);
+//! let w = Tensor::from_vec(vec![0.5f32, -1.0], [2, 1])?.requires_grad_();
+//! let x = Tensor::ones([3, 2], DType::F32, &Device::cpu())?;
 //! let loss = x.matmul(&w)?.square()?.mean_all()?;
 //! loss.backward()?;
 //! assert_eq!(w.grad().unwrap().dims(), &[2, 1]);
@@ -24,15 +25,15 @@ pub use sinew_autograd as autograd;
 pub use sinew_data as data;
 pub use sinew_tensor as tensor;
 
-pub use sinew_autograd::{Var, no_grad};
-pub use sinew_tensor::{DType, Device, Error, Generator, Result, Shape, Tensor};
+pub use sinew_tensor::{
+    DType, Device, Error, Generator, Parameter, Result, Shape, Tensor, no_grad, with_no_grad,
+};
 
 /// The names most programs need: `use sinew::prelude::*;`.
 pub mod prelude {
-    pub use sinew_autograd::{BackwardOptions, Var, no_grad};
     pub use sinew_tensor::{
-        Conv1dConfig, Conv2dConfig, DType, Device, Error, Generator, PadMode, Pool2dConfig, Result,
-        Shape, Tensor, manual_seed,
+        BackwardOptions, Conv1dConfig, Conv2dConfig, DType, Device, Error, Generator, PadMode,
+        Parameter, Pool2dConfig, Result, Shape, Tensor, manual_seed, no_grad, with_no_grad,
     };
 }
 

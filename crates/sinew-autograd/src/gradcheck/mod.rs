@@ -1,16 +1,19 @@
 //! Finite-difference gradient checking.
 //!
 //! [`gradcheck`] compares the gradients autograd computes with central differences in f64.
-//! [`cases`] holds one proptest-driven check per differentiable entry of sinew-tensor's op table;
+//! `cases` (feature `testing`) holds one proptest-driven check per differentiable entry of sinew-tensor's op table;
 //! `cargo xtask gradcheck` runs them all, and later crates (nn layers, losses) add their own.
 
+#[cfg(feature = "testing")]
 pub mod cases;
+#[cfg(feature = "testing")]
 pub use strategy::OpOutcome;
+#[cfg(feature = "testing")]
 mod strategy;
 
 use sinew_tensor::{DType, Generator, Result, Tensor};
 
-use crate::{Var, no_grad};
+use sinew_tensor::no_grad;
 
 /// Tolerances and step of [`gradcheck`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,7 +70,7 @@ impl GradcheckReport {
 /// # Ok::<(), sinew_tensor::Error>(())
 /// ```
 pub fn gradcheck(
-    f: impl Fn(&[Var]) -> Result<Var>,
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
     inputs: &[Tensor],
     options: GradcheckOptions,
 ) -> Result<GradcheckReport> {
@@ -75,12 +78,12 @@ pub fn gradcheck(
         .iter()
         .map(|t| t.to_dtype(DType::F64)?.force_contiguous())
         .collect::<Result<_>>()?;
-    let leaves: Vec<Var> = inputs.iter().map(|t| Var::leaf(t.clone())).collect();
+    let leaves: Vec<Tensor> = inputs.iter().map(|t| t.clone().requires_grad_()).collect();
     let out = f(&leaves)?;
     let weights =
         Generator::new(0x6AD).uniform(out.shape().clone(), 0.5, 1.5, DType::F64, out.device())?;
-    let weighted = |v: &Var| -> Result<f64> {
-        v.tensor()
+    let weighted = |v: &Tensor| -> Result<f64> {
+        v
             .to_dtype(DType::F64)?
             .mul(&weights)?
             .sum_all()?
@@ -88,7 +91,7 @@ pub fn gradcheck(
     };
     let mut report = GradcheckReport::default();
     if out.requires_grad() {
-        out.mul(&Var::constant(weights.to_dtype(out.dtype())?))?
+        out.mul(&weights.to_dtype(out.dtype())?)?
             .sum_all()?
             .backward()?;
     }
@@ -103,10 +106,10 @@ pub fn gradcheck(
                 let mut values = base.clone();
                 values[j] += delta;
                 let shifted = Tensor::from_vec_on(values, input.shape().clone(), input.device())?;
-                let args: Vec<Var> = inputs
+                let args: Vec<Tensor> = inputs
                     .iter()
                     .enumerate()
-                    .map(|(k, t)| Var::constant(if k == i { shifted.clone() } else { t.clone() }))
+                    .map(|(k, t)| if k == i { shifted.clone() } else { t.clone() })
                     .collect();
                 let _guard = no_grad();
                 weighted(&f(&args)?)
@@ -156,9 +159,9 @@ mod tests {
     #[test]
     fn a_deliberately_wrong_rule_fails() {
         // exp with a backward that forgets the chain rule's factor of 2 on half the inputs.
-        let wrong_exp = |v: &Var| -> Result<Var> {
-            let out = v.tensor().exp()?;
-            Ok(Var::from_op(
+        let wrong_exp = |v: &Tensor| -> Result<Tensor> {
+            let out = v.exp()?;
+            Ok(Tensor::from_op(
                 out,
                 "wrong_exp",
                 &[v],
@@ -174,9 +177,9 @@ mod tests {
     #[test]
     fn a_dropped_gradient_fails() {
         // A rule that returns no gradient at all is caught too.
-        let silent = |v: &Var| -> Result<Var> {
-            let out = v.tensor().sin()?;
-            Ok(Var::from_op(
+        let silent = |v: &Tensor| -> Result<Tensor> {
+            let out = v.sin()?;
+            Ok(Tensor::from_op(
                 out,
                 "silent_sin",
                 &[v],

@@ -9,7 +9,6 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use sinew_tensor::{Result, Tensor};
 
 use super::{GradcheckOptions, GradcheckReport, gradcheck};
-use crate::Var;
 
 /// Where an op's inputs are drawn from, so that no value sits on a kink or pole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +166,7 @@ where
 }
 
 /// Gradcheck of a one-input function with the case tolerances.
-pub fn check1(x: &Tensor, f: impl Fn(&Var) -> Result<Var>) -> Result<GradcheckReport> {
+pub fn check1(x: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<GradcheckReport> {
     gradcheck(|v| f(&v[0]), std::slice::from_ref(x), CASE_OPTIONS)
 }
 
@@ -175,7 +174,7 @@ pub fn check1(x: &Tensor, f: impl Fn(&Var) -> Result<Var>) -> Result<GradcheckRe
 pub fn check2(
     a: &Tensor,
     b: &Tensor,
-    f: impl Fn(&Var, &Var) -> Result<Var>,
+    f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
 ) -> Result<GradcheckReport> {
     gradcheck(|v| f(&v[0], &v[1]), &[a.clone(), b.clone()], CASE_OPTIONS)
 }

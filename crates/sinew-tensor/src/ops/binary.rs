@@ -44,7 +44,7 @@ impl Tensor {
     }
 
     /// Applies any [`BinaryOp`] with broadcasting.
-    pub fn binary(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn binary_untracked(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
         self.pair_kernel(op.name(), rhs, |b, x, xl, y, yl| b.binary(op, x, xl, y, yl))
     }
 
@@ -63,7 +63,7 @@ impl Tensor {
 
     /// `cond ? on_true : on_false`, with all three broadcast together; `self` is the Bool condition.
     /// PyTorch equivalent: `torch.where(cond, on_true, on_false)`.
-    pub fn where_cond(&self, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
+    pub(crate) fn where_cond_untracked(&self, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         const OP: &str = "where_cond";
         if self.dtype() != DType::Bool {
             return Err(Error::UnsupportedDType {

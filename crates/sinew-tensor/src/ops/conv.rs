@@ -129,7 +129,7 @@ impl Tensor {
     }
 
     /// im2col: `[n, c, h, w]` to `[n, c*kh*kw, oh*ow]`. PyTorch equivalent: `F.unfold`.
-    pub fn unfold2d(&self, spec: &Unfold2d) -> Result<Tensor> {
+    pub(crate) fn unfold2d_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
         let (oh, ow) = spec.out_hw();
         let shape = Shape::new([spec.n, spec.c * spec.kernel.0 * spec.kernel.1, oh * ow]);
         self.map_storage(shape, |b, s, l| b.unfold2d(s, l, spec))
@@ -137,7 +137,7 @@ impl Tensor {
 
     /// col2im, the adjoint of [`Tensor::unfold2d`]: sums overlapping windows back into
     /// `[n, c, h, w]`. PyTorch equivalent: `F.fold`.
-    pub fn fold2d(&self, spec: &Unfold2d) -> Result<Tensor> {
+    pub(crate) fn fold2d_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
         let shape = Shape::new([spec.n, spec.c, spec.h, spec.w]);
         self.map_storage(shape, |b, s, l| b.fold2d(s, l, spec))
     }

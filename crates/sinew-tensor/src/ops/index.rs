@@ -15,7 +15,7 @@ pub enum PadMode {
 
 impl Tensor {
     /// Joins tensors along an existing dim. PyTorch equivalent: `torch.cat`.
-    pub fn cat(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
+    pub(crate) fn cat_untracked(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
         let first = tensors
             .first()
             .ok_or_else(|| Error::invalid("cat", "needs at least one tensor"))?;
@@ -115,7 +115,7 @@ impl Tensor {
     }
 
     /// Entries along `dim` at the positions of a 1-d i64 `indices`. PyTorch: `index_select`.
-    pub fn index_select(&self, dim: isize, indices: &Tensor) -> Result<Tensor> {
+    pub(crate) fn index_select_untracked(&self, dim: isize, indices: &Tensor) -> Result<Tensor> {
         self.check_index("index_select", indices)?;
         if indices.rank() != 1 {
             return Err(Error::invalid(
@@ -152,7 +152,7 @@ impl Tensor {
     }
 
     /// `out[i][j] = self[i][index[i][j]]` along `dim`. PyTorch equivalent: `torch.gather`.
-    pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+    pub(crate) fn gather_untracked(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
         self.check_index("gather", index)?;
         let d = self.shape().dim("gather", dim)?;
         self.check_gather_shape("gather", index, d)?;
@@ -211,13 +211,13 @@ impl Tensor {
 
     /// A copy with `values[p]` written at `p` with `dim` replaced by `index[p]`.
     /// PyTorch equivalent: `x.scatter(dim, index, values)` (duplicates: the last write wins).
-    pub fn scatter(&self, dim: isize, index: &Tensor, values: &Tensor) -> Result<Tensor> {
+    pub(crate) fn scatter_untracked(&self, dim: isize, index: &Tensor, values: &Tensor) -> Result<Tensor> {
         self.scatter_impl("scatter", dim, index, values, ScatterMode::Replace)
     }
 
     /// A copy with `values[p]` added at `p` with `dim` replaced by `index[p]`.
     /// PyTorch equivalent: `x.scatter_add(dim, index, values)`.
-    pub fn scatter_add(&self, dim: isize, index: &Tensor, values: &Tensor) -> Result<Tensor> {
+    pub(crate) fn scatter_add_untracked(&self, dim: isize, index: &Tensor, values: &Tensor) -> Result<Tensor> {
         self.scatter_impl("scatter_add", dim, index, values, ScatterMode::Add)
     }
 
@@ -255,7 +255,7 @@ impl Tensor {
 
     /// Pads the last `pads.len()` dims; `pads[i] = (before, after)` for the i-th of those dims,
     /// outermost first. PyTorch's `F.pad` lists the last dim first; this takes them in order.
-    pub fn pad(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Tensor> {
+    pub(crate) fn pad_untracked(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Tensor> {
         if pads.len() > self.rank() {
             return Err(Error::invalid(
                 "pad",

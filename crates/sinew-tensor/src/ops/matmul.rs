@@ -6,7 +6,7 @@ use crate::{Error, Result, Shape, Tensor};
 impl Tensor {
     /// Matrix product following `torch.matmul`: 1-d operands are promoted (and the added dim
     /// removed afterwards), batch dims broadcast, transposed views are read without copies.
-    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn matmul_untracked(&self, rhs: &Tensor) -> Result<Tensor> {
         const OP: &str = "matmul";
         self.check_same_device(OP, rhs)?;
         self.check_same_dtype(OP, rhs)?;

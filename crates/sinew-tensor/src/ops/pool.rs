@@ -67,7 +67,7 @@ impl Pool2dConfig {
 impl Tensor {
     /// Max pooling of `[n, c, h, w]`; returns the values and, like PyTorch's `return_indices`,
     /// the flat index (into each `h*w` plane) of every maximum. PyTorch: `F.max_pool2d`.
-    pub fn max_pool2d(&self, cfg: Pool2dConfig) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn max_pool2d_untracked(&self, cfg: Pool2dConfig) -> Result<(Tensor, Tensor)> {
         const OP: &str = "max_pool2d";
         self.check_float(OP)?;
         let spec = cfg.spec(OP, self, f64::NEG_INFINITY)?;

@@ -4,6 +4,16 @@
 use super::{ArgReduceOp, ReduceOp};
 use crate::{Error, Result, Shape, Tensor};
 
+/// `f(x)` where `x != 0`, and 0 with a zero gradient where `x == 0`: for roots (`f(0) = 0`,
+/// with an infinite slope there) whose `inf * 0` would turn the gradient of a zero norm or a
+/// zero deviation into NaN. PyTorch gives those the subgradient 0.
+fn zero_safe(x: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let zero = x.eq_scalar(0.0)?;
+    let ones = Tensor::ones((), x.dtype(), x.device())?;
+    let zeros = Tensor::zeros((), x.dtype(), x.device())?;
+    zero.where_cond(&zeros, &f(&zero.where_cond(&ones, x)?)?)
+}
+
 impl Tensor {
     /// Resolves, sorts and deduplicates a dim list (empty = all dims).
     ///
@@ -42,7 +52,7 @@ impl Tensor {
     }
 
     /// Applies any [`ReduceOp`] over `dims` (empty = all).
-    pub fn reduce(&self, op: ReduceOp, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+    pub(crate) fn reduce_untracked(&self, op: ReduceOp, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         let dims = self.resolve_dims(op.name(), dims)?;
         if matches!(op, ReduceOp::Max | ReduceOp::Min) && dims.iter().any(|&d| self.dims()[d] == 0)
         {
@@ -112,9 +122,10 @@ impl Tensor {
         centered.square()?.sum(dims, keepdim)?.div_scalar(denom)
     }
 
-    /// Standard deviation: the square root of [`Tensor::var`].
+    /// Standard deviation: the square root of [`Tensor::var`] (gradient 0 where it is 0, as
+    /// PyTorch).
     pub fn std(&self, dims: &[isize], correction: usize, keepdim: bool) -> Result<Tensor> {
-        self.var(dims, correction, keepdim)?.sqrt()
+        zero_safe(&self.var(dims, correction, keepdim)?, Tensor::sqrt)
     }
 
     /// `log(sum(exp(x)))` over `dims`, computed stably. PyTorch equivalent: `torch.logsumexp`.
@@ -130,7 +141,8 @@ impl Tensor {
                 self.device(),
             );
         }
-        let max = self.max(dims, true)?;
+        // The shift is a constant (the gradient is the softmax either way).
+        let max = self.detach().max(dims, true)?;
         // Infinite maxima (all -inf rows, or +inf) are not subtracted, as in PyTorch.
         let finite = max.abs()?.lt_scalar(f64::INFINITY)?;
         let shift =
@@ -149,7 +161,8 @@ impl Tensor {
     }
 
     /// The p-norm over `dims`: `p = 2` Euclidean, `1` Manhattan, `f64::INFINITY` max-abs.
-    /// PyTorch equivalent: `torch.linalg.vector_norm(x, p, dims, keepdim)`.
+    /// As in PyTorch, a zero norm (and for `p < 1` a zero element) gets the gradient 0, not
+    /// NaN. PyTorch equivalent: `torch.linalg.vector_norm(x, p, dims, keepdim)`.
     pub fn norm(&self, p: f64, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.check_float("norm")?;
         let a = self.abs()?;
@@ -158,9 +171,14 @@ impl Tensor {
         } else if p == 1.0 {
             a.sum(dims, keepdim)
         } else if p == 2.0 {
-            a.square()?.sum(dims, keepdim)?.sqrt()
+            zero_safe(&a.square()?.sum(dims, keepdim)?, Tensor::sqrt)
         } else if p > 0.0 {
-            a.powf(p)?.sum(dims, keepdim)?.powf(1.0 / p)
+            let powered = if p < 1.0 {
+                zero_safe(&a, |a| a.powf(p))?
+            } else {
+                a.powf(p)?
+            };
+            zero_safe(&powered.sum(dims, keepdim)?, |s| s.powf(1.0 / p))
         } else {
             Err(Error::invalid(
                 "norm",
@@ -197,23 +215,13 @@ impl Tensor {
         self.arg_reduce(ArgReduceOp::ArgMin, dim, keepdim)
     }
 
-    /// Largest values along `dim` and their indices. PyTorch equivalent: `torch.max(x, dim)`.
-    pub fn max_dim(&self, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
-        Ok((self.max(&[dim], keepdim)?, self.argmax(dim, keepdim)?))
-    }
-
-    /// Smallest values along `dim` and their indices. PyTorch equivalent: `torch.min(x, dim)`.
-    pub fn min_dim(&self, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
-        Ok((self.min(&[dim], keepdim)?, self.argmin(dim, keepdim)?))
-    }
-
-    /// Softmax along `dim` (max-subtracted, stable). PyTorch equivalent: `torch.softmax(x, dim)`.
-    pub fn softmax(&self, dim: isize) -> Result<Tensor> {
+    /// Softmax along `dim` (max-subtracted, stable), untracked.
+    pub(crate) fn softmax_untracked(&self, dim: isize) -> Result<Tensor> {
         self.softmax_impl(dim, false)
     }
 
-    /// Log-softmax along `dim`. PyTorch equivalent: `torch.log_softmax(x, dim)`.
-    pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
+    /// Log-softmax along `dim`, untracked.
+    pub(crate) fn log_softmax_untracked(&self, dim: isize) -> Result<Tensor> {
         self.softmax_impl(dim, true)
     }
 

@@ -5,7 +5,7 @@ use crate::{DType, Error, Result, Tensor};
 
 impl Tensor {
     /// Applies any [`UnaryOp`] (the entry point autograd and GPU tests use).
-    pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+    pub(crate) fn unary_untracked(&self, op: UnaryOp) -> Result<Tensor> {
         let ok = self.dtype().is_float() || (self.dtype() == DType::I64 && op.supports_integers());
         if !ok {
             return Err(Error::UnsupportedDType {

@@ -5,7 +5,7 @@ use crate::{Error, Layout, Result, Shape, Tensor};
 impl Tensor {
     /// The same elements with a new shape; a view when the strides allow, else a copy.
     /// PyTorch equivalent: `reshape`.
-    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+    pub(crate) fn reshape_untracked(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         self.check_count("reshape", &shape)?;
         match self.layout().reshape(&shape) {
@@ -21,7 +21,7 @@ impl Tensor {
     pub fn view(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         self.check_count("view", &shape)?;
-        let layout = self.layout().reshape(&shape).ok_or_else(|| {
+        self.layout().reshape(&shape).ok_or_else(|| {
             Error::invalid(
                 "view",
                 format!(
@@ -30,7 +30,8 @@ impl Tensor {
                 ),
             )
         })?;
-        Ok(self.with_layout(layout))
+        // The strides allow a view, so reshape makes one (and records it).
+        self.reshape(shape)
     }
 
     fn check_count(&self, op: &'static str, shape: &Shape) -> Result<()> {
@@ -45,7 +46,7 @@ impl Tensor {
     }
 
     /// Reorders dimensions. PyTorch equivalent: `permute`.
-    pub fn permute(&self, order: &[usize]) -> Result<Tensor> {
+    pub(crate) fn permute_untracked(&self, order: &[usize]) -> Result<Tensor> {
         Ok(self.with_layout(self.layout().permute(order)?))
     }
 
@@ -74,11 +75,12 @@ impl Tensor {
     /// `len` entries of `dim` starting at `start`. PyTorch equivalent: `narrow`.
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor> {
         let d = self.shape().dim("narrow", dim)?;
-        Ok(self.with_layout(self.layout().slice(d, start, len, 1)?))
+        self.layout().slice(d, start, len, 1)?; // bounds checked here; slice would clamp
+        self.slice(d as isize, start, start + len, 1)
     }
 
     /// Entries `start..end` of `dim`, every `step`-th. PyTorch equivalent: `x[..., start:end:step]`.
-    pub fn slice(&self, dim: isize, start: usize, end: usize, step: usize) -> Result<Tensor> {
+    pub(crate) fn slice_untracked(&self, dim: isize, start: usize, end: usize, step: usize) -> Result<Tensor> {
         let d = self.shape().dim("slice", dim)?;
         let end = end.min(self.dims()[d]);
         let len = if end > start && step > 0 {
@@ -95,7 +97,8 @@ impl Tensor {
         if self.dims()[d] != 1 {
             return Ok(self.clone());
         }
-        Ok(self.with_layout(self.layout().squeeze(d)))
+        let layout = self.layout().squeeze(d);
+        self.reshape(layout.shape().clone())
     }
 
     /// Removes every size-1 dimension.
@@ -107,11 +110,12 @@ impl Tensor {
     /// Inserts a size-1 dimension at `dim` (`-1` appends). PyTorch equivalent: `unsqueeze`.
     pub fn unsqueeze(&self, dim: isize) -> Result<Tensor> {
         let d = crate::shape::resolve_dim("unsqueeze", dim, self.rank() + 1)?;
-        Ok(self.with_layout(self.layout().unsqueeze(d)))
+        let layout = self.layout().unsqueeze(d);
+        self.reshape(layout.shape().clone())
     }
 
     /// Broadcasts to `shape` without copying (stride-0 dims). PyTorch equivalent: `expand`.
-    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+    pub(crate) fn broadcast_to_untracked(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         Ok(self.with_layout(self.layout().broadcast_to(&shape.into())?))
     }
 

@@ -4,12 +4,11 @@ use proptest::prelude::*;
 use sinew_tensor::{DType, Result, Tensor};
 
 use super::GradcheckEntry;
-use crate::Var;
 use crate::gradcheck::strategy::{Domain, broadcast_pair, check1, check2, drive, tensor};
 use crate::gradcheck::{GradcheckOptions, gradcheck};
 
 /// A unary op on a random tensor, applied to a transposed (non-contiguous) view half the time.
-fn unary(op: &'static str, domain: Domain, f: fn(&Var) -> Result<Var>) -> GradcheckEntry {
+fn unary(op: &'static str, domain: Domain, f: fn(&Tensor) -> Result<Tensor>) -> GradcheckEntry {
     GradcheckEntry::new(op, move |cases| {
         drive(
             cases,
@@ -32,7 +31,7 @@ fn binary(
     op: &'static str,
     a: Domain,
     b: Domain,
-    f: fn(&Var, &Var) -> Result<Var>,
+    f: fn(&Tensor, &Tensor) -> Result<Tensor>,
 ) -> GradcheckEntry {
     GradcheckEntry::new(op, move |cases| {
         drive(cases, broadcast_pair(a, b), |(x, y)| check2(x, y, f))
@@ -92,7 +91,7 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 |((a, b), bits)| {
                     let shape = a.shape().broadcast(b.shape(), "where_cond")?;
                     let cond = mask_like(&Tensor::zeros(shape, DType::F64, a.device())?, bits);
-                    check2(a, b, |x, y| Var::where_cond(&cond, x, y))
+                    check2(a, b, |x, y| cond.where_cond(x, y))
                 },
             )
         }),

@@ -4,7 +4,6 @@ use proptest::prelude::*;
 use sinew_tensor::{Result, Tensor};
 
 use super::GradcheckEntry;
-use crate::Var;
 use crate::gradcheck::strategy::{Domain, check1, drive, shape, tensor, tensor_of};
 
 /// Picks dims from a bit mask (none picked = all dims).
@@ -20,7 +19,7 @@ fn reduction(
     op: &'static str,
     domain: Domain,
     sizes: std::ops::RangeInclusive<usize>,
-    f: fn(&Var, &[isize], bool) -> Result<Var>,
+    f: fn(&Tensor, &[isize], bool) -> Result<Tensor>,
 ) -> GradcheckEntry {
     GradcheckEntry::new(op, move |cases| {
         let strategy = (
@@ -36,7 +35,7 @@ fn reduction(
 }
 
 /// Softmax-like op along a random dim.
-fn along_dim(op: &'static str, f: fn(&Var, isize) -> Result<Var>) -> GradcheckEntry {
+fn along_dim(op: &'static str, f: fn(&Tensor, isize) -> Result<Tensor>) -> GradcheckEntry {
     GradcheckEntry::new(op, move |cases| {
         drive(cases, (tensor(1..=3, Domain::Any), 0..3isize), |(x, d)| {
             let dim = d % x.rank() as isize;

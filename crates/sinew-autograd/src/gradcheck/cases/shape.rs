@@ -5,7 +5,6 @@ use proptest::prelude::*;
 use sinew_tensor::{PadMode, Result, Shape, Tensor};
 
 use super::GradcheckEntry;
-use crate::Var;
 use crate::gradcheck::strategy::{Domain, check1, check2, drive, shape, tensor, tensor_of};
 
 fn i64s(v: Vec<i64>, dims: impl Into<Shape>) -> Result<Tensor> {
@@ -13,7 +12,7 @@ fn i64s(v: Vec<i64>, dims: impl Into<Shape>) -> Result<Tensor> {
 }
 
 /// A view op with a random tensor and a random selector in `0..256`.
-fn view(op: &'static str, f: fn(&Var, usize) -> Result<Var>) -> GradcheckEntry {
+fn view(op: &'static str, f: fn(&Tensor, usize) -> Result<Tensor>) -> GradcheckEntry {
     GradcheckEntry::new(op, move |cases| {
         drive(
             cases,
@@ -85,9 +84,9 @@ fn cat_like(op: &'static str, stack: bool) -> GradcheckEntry {
             crate::gradcheck::gradcheck(
                 |v| {
                     if stack {
-                        Var::stack(v, *d as isize)
+                        Tensor::stack(v, *d as isize)
                     } else {
-                        Var::cat(v, *d as isize)
+                        Tensor::cat(v, *d as isize)
                     }
                 },
                 parts,
@@ -98,13 +97,13 @@ fn cat_like(op: &'static str, stack: bool) -> GradcheckEntry {
 }
 
 /// Splits and rejoins with a different weight per piece, so every piece's gradient is distinct.
-fn rejoin(pieces: Vec<Var>, dim: isize) -> Result<Var> {
+fn rejoin(pieces: Vec<Tensor>, dim: isize) -> Result<Tensor> {
     let scaled = pieces
         .iter()
         .enumerate()
         .map(|(i, p)| p.mul_scalar(i as f64 + 1.0))
         .collect::<Result<Vec<_>>>()?;
-    Var::cat(&scaled, dim)
+    Tensor::cat(&scaled, dim)
 }
 
 /// A 2-d tensor, a dim, and per-row distinct indices into that dim (for gather/scatter).

@@ -1,14 +1,14 @@
 //! Softmax and log-softmax along a dim. Saved: the output only.
 
-use sinew_tensor::Result;
+use super::untracked;
+use crate::{Result, Save, Tensor};
 
-use crate::{Save, Var};
 
-impl Var {
+impl Tensor {
     /// Softmax along `dim`. Backward: `y * (g - sum(g * y))`.
-    pub fn softmax(&self, dim: isize) -> Result<Var> {
-        let out = self.tensor().softmax(dim)?;
-        Ok(Var::from_op(
+    pub fn softmax(&self, dim: isize) -> Result<Tensor> {
+        let out = untracked(|| self.softmax_untracked(dim))?;
+        Ok(Tensor::from_op(
             out,
             "softmax",
             &[self],
@@ -22,9 +22,9 @@ impl Var {
     }
 
     /// Log-softmax along `dim`. Backward: `g - exp(y) * sum(g)`.
-    pub fn log_softmax(&self, dim: isize) -> Result<Var> {
-        let out = self.tensor().log_softmax(dim)?;
-        Ok(Var::from_op(
+    pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
+        let out = untracked(|| self.log_softmax_untracked(dim))?;
+        Ok(Tensor::from_op(
             out,
             "log_softmax",
             &[self],

@@ -1,13 +1,13 @@
 //! Matrix products. Saved: both inputs (each gradient needs the other operand).
 
-use sinew_tensor::{Error, Result};
+use super::untracked;
+use crate::{Error, Result, Save, Tensor};
 
-use crate::{Save, Var};
 
-impl Var {
+impl Tensor {
     /// Matrix product with `torch.matmul`'s rules (1-d promotion, broadcast batch dims).
     /// Backward: `ga = g @ bᵀ`, `gb = aᵀ @ g`, summed over broadcast batch dims.
-    pub fn matmul(&self, rhs: &Var) -> Result<Var> {
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         if self.rank() == 0 || rhs.rank() == 0 {
             return Err(Error::ShapeMismatch {
                 op: "matmul",
@@ -26,8 +26,8 @@ impl Var {
         } else {
             rhs.clone()
         };
-        let out = a.tensor().matmul(b.tensor())?;
-        let mut out = Var::from_op(out, "matmul", &[&a, &b], Save::INPUTS, |ctx, g| {
+        let out = untracked(|| a.matmul_untracked(&b))?;
+        let mut out = Tensor::from_op(out, "matmul", &[&a, &b], Save::INPUTS, |ctx, g| {
             let (a, b) = (ctx.input(0)?, ctx.input(1)?);
             let ga = if a.requires_grad() {
                 Some(g.matmul(&b.transpose(-2, -1)?)?.sum_to(a.shape())?)

@@ -1,18 +1,17 @@
 //! Joining, splitting and indexing. Saved: the index tensors and input shapes; never values.
 
-use sinew_tensor::{Error, PadMode, Result, Shape, Tensor};
+use super::untracked;
+use crate::{PadMode, Result, Save, Shape, Tensor};
 
-use crate::{Save, Var};
 
-impl Var {
+impl Tensor {
     /// Joins along `dim`. Backward: the gradient split back into the pieces.
-    pub fn cat(vars: &[Var], dim: isize) -> Result<Var> {
-        let tensors: Vec<Tensor> = vars.iter().map(|v| v.tensor().clone()).collect();
-        let out = Tensor::cat(&tensors, dim)?;
+    pub fn cat(vars: &[Tensor], dim: isize) -> Result<Tensor> {
+        let out = untracked(|| Tensor::cat_untracked(vars, dim))?;
         let d = out.shape().dim("cat", dim)?;
         let sizes: Vec<usize> = vars.iter().map(|v| v.dims()[d]).collect();
-        let inputs: Vec<&Var> = vars.iter().collect();
-        Ok(Var::from_op(
+        let inputs: Vec<&Tensor> = vars.iter().collect();
+        Ok(Tensor::from_op(
             out,
             "cat",
             &inputs,
@@ -31,44 +30,11 @@ impl Var {
         ))
     }
 
-    /// Joins along a new `dim`.
-    pub fn stack(vars: &[Var], dim: isize) -> Result<Var> {
-        let unsqueezed = vars
-            .iter()
-            .map(|v| v.unsqueeze(dim))
-            .collect::<Result<Vec<_>>>()?;
-        Var::cat(&unsqueezed, dim)
-    }
-
-    /// Pieces of `size` along `dim`.
-    pub fn split(&self, size: usize, dim: isize) -> Result<Vec<Var>> {
-        let pieces = self.tensor().split(size, dim)?;
-        let mut start = 0;
-        pieces
-            .iter()
-            .map(|p| {
-                let len = p.dim(dim)?;
-                let v = self.narrow(dim, start, len);
-                start += len;
-                v
-            })
-            .collect()
-    }
-
-    /// At most `chunks` equal pieces along `dim`.
-    pub fn chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Var>> {
-        if chunks == 0 {
-            return Err(Error::invalid("chunk", "number of chunks must be positive"));
-        }
-        let n = self.tensor().dim(dim)?;
-        self.split(n.div_ceil(chunks).max(1), dim)
-    }
-
     /// Entries along `dim` at 1-d i64 `indices`. Backward: scatter-add of the gradient.
-    pub fn index_select(&self, dim: isize, indices: &Tensor) -> Result<Var> {
-        let out = self.tensor().index_select(dim, indices)?;
+    pub fn index_select(&self, dim: isize, indices: &Tensor) -> Result<Tensor> {
+        let out = untracked(|| self.index_select_untracked(dim, indices))?;
         let indices = indices.clone();
-        Ok(Var::from_op(
+        Ok(Tensor::from_op(
             out,
             "index_select",
             &[self],
@@ -83,27 +49,27 @@ impl Var {
                     .reshape(view)?
                     .broadcast_to(g.shape().clone())?
                     .contiguous()?;
-                let zeros = Var::constant(Tensor::zeros(shape.clone(), g.dtype(), g.device())?);
+                let zeros = Tensor::zeros(shape.clone(), g.dtype(), g.device())?;
                 Ok(vec![Some(zeros.scatter_add(dim, &full, g)?)])
             },
         ))
     }
 
     /// `out[i][j] = x[i][index[i][j]]` along `dim`. Backward: scatter-add into zeros.
-    pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Var> {
-        let out = self.tensor().gather(dim, index)?;
+    pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        let out = untracked(|| self.gather_untracked(dim, index))?;
         let index = index.clone();
-        Ok(Var::from_op(
+        Ok(Tensor::from_op(
             out,
             "gather",
             &[self],
             Save::NOTHING,
             move |ctx, g| {
-                let zeros = Var::constant(Tensor::zeros(
+                let zeros = Tensor::zeros(
                     ctx.input_shape(0).clone(),
                     g.dtype(),
                     g.device(),
-                )?);
+                )?;
                 Ok(vec![Some(zeros.scatter_add(dim, &index, g)?)])
             },
         ))
@@ -111,17 +77,17 @@ impl Var {
 
     /// Writes `values` at `index` along `dim`. Backward: base gets the gradient with the written
     /// slots zeroed; values get the gradient gathered from those slots.
-    pub fn scatter(&self, dim: isize, index: &Tensor, values: &Var) -> Result<Var> {
-        let out = self.tensor().scatter(dim, index, values.tensor())?;
+    pub fn scatter(&self, dim: isize, index: &Tensor, values: &Tensor) -> Result<Tensor> {
+        let out = untracked(|| self.scatter_untracked(dim, index, values))?;
         let index = index.clone();
-        Ok(Var::from_op(
+        Ok(Tensor::from_op(
             out,
             "scatter",
             &[self, values],
             Save::NOTHING,
             move |ctx, g| {
                 let zeros =
-                    Var::constant(Tensor::zeros(index.shape().clone(), g.dtype(), g.device())?);
+                    Tensor::zeros(index.shape().clone(), g.dtype(), g.device())?;
                 let base = g.scatter(dim, &index, &zeros)?;
                 let vals = g.gather(dim, &index)?.embed_into(ctx.input_shape(1))?;
                 Ok(vec![Some(base), Some(vals)])
@@ -131,10 +97,10 @@ impl Var {
 
     /// Adds `values` at `index` along `dim`. Backward: base gets the gradient; values get it
     /// gathered from the slots they were added to.
-    pub fn scatter_add(&self, dim: isize, index: &Tensor, values: &Var) -> Result<Var> {
-        let out = self.tensor().scatter_add(dim, index, values.tensor())?;
+    pub fn scatter_add(&self, dim: isize, index: &Tensor, values: &Tensor) -> Result<Tensor> {
+        let out = untracked(|| self.scatter_add_untracked(dim, index, values))?;
         let index = index.clone();
-        Ok(Var::from_op(
+        Ok(Tensor::from_op(
             out,
             "scatter_add",
             &[self, values],
@@ -147,7 +113,7 @@ impl Var {
     }
 
     /// Zero-pads a gradient taken over an index's extent up to the (larger) values' shape.
-    fn embed_into(&self, shape: &Shape) -> Result<Var> {
+    fn embed_into(&self, shape: &Shape) -> Result<Tensor> {
         let mut out = self.clone();
         for d in 0..shape.rank() {
             if out.dims()[d] != shape.dims()[d] {
@@ -161,13 +127,13 @@ impl Var {
 
     /// Pads the last `pads.len()` dims (see `Tensor::pad`). Constant padding's backward slices
     /// the gradient; reflect padding is built from `index_select` and differentiates through it.
-    pub fn pad(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Var> {
+    pub fn pad(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Tensor> {
         match mode {
             PadMode::Constant(_) => {
-                let out = self.tensor().pad(pads, mode)?;
+                let out = untracked(|| self.pad_untracked(pads, mode))?;
                 let first = self.rank() - pads.len();
                 let pads = pads.to_vec();
-                Ok(Var::from_op(
+                Ok(Tensor::from_op(
                     out,
                     "pad",
                     &[self],
@@ -185,7 +151,7 @@ impl Var {
             }
             PadMode::Reflect => {
                 let mut out = self.clone();
-                for (dim, index) in self.tensor().reflect_pad_indices(pads)? {
+                for (dim, index) in self.reflect_pad_indices(pads)? {
                     out = out.index_select(dim as isize, &index)?;
                 }
                 Ok(out)

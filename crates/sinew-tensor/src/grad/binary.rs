@@ -1,0 +1,126 @@
+//! Broadcasting binary ops and `where`: forward and gradients side by side.
+//!
+//! Gradients are computed at the broadcast shape and summed back to each input's shape.
+//! Saved: nothing for add/sub, the inputs for mul/max/min, divisor and output for div.
+
+use super::untracked;
+use crate::{BackwardCtx, BinaryOp, Result, Save, Tensor};
+
+
+/// A 0/1 constant in `like`'s dtype from a Bool mask.
+fn indicator(mask: Tensor, like: &Tensor) -> Result<Tensor> {
+    mask.to_dtype(like.dtype())
+}
+
+/// The values each op's rule reads.
+fn saves(op: BinaryOp) -> Save {
+    match op {
+        BinaryOp::Add | BinaryOp::Sub => Save::NOTHING,
+        BinaryOp::Mul | BinaryOp::Maximum | BinaryOp::Minimum => Save::INPUTS,
+        BinaryOp::Div => Save::input(1).and_output(),
+        BinaryOp::Pow => Save::INPUTS.and_output(),
+    }
+}
+
+/// Gradients of `op(a, b)` at the broadcast shape, for the inputs that need one.
+fn grads(op: BinaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<[Option<Tensor>; 2]> {
+    let (need_a, need_b) = (ctx.needs_grad(0), ctx.needs_grad(1));
+    let only = |ga: Option<Tensor>, gb: Option<Tensor>| [ga.filter(|_| need_a), gb.filter(|_| need_b)];
+    Ok(match op {
+        BinaryOp::Add => only(Some(g.clone()), Some(g.clone())),
+        BinaryOp::Sub => [
+            need_a.then(|| g.clone()),
+            if need_b { Some(g.neg()?) } else { None },
+        ],
+        BinaryOp::Mul => {
+            let (a, b) = (ctx.input(0)?, ctx.input(1)?);
+            [
+                if need_a { Some(g.mul(&b)?) } else { None },
+                if need_b { Some(g.mul(&a)?) } else { None },
+            ]
+        }
+        BinaryOp::Div => {
+            let (b, out) = (ctx.input(1)?, ctx.output()?);
+            [
+                if need_a { Some(g.div(&b)?) } else { None },
+                if need_b {
+                    Some(g.mul(&out)?.div(&b)?.neg()?)
+                } else {
+                    None
+                },
+            ]
+        }
+        BinaryOp::Pow => {
+            // d/da a^b = b a^(b-1); d/db a^b = a^b ln a (0 where a == 0, as PyTorch masks it).
+            let (a, b, out) = (ctx.input(0)?, ctx.input(1)?, ctx.output()?);
+            let da = if need_a {
+                Some(g.mul(&b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)?)
+            } else {
+                None
+            };
+            let db = if need_b {
+                let nonzero = indicator(a.ne_scalar(0.0)?, &a)?;
+                let safe_a = a.add(&
+                    a.eq_scalar(0.0)?.to_dtype(a.dtype())?,
+                )?;
+                Some(g.mul(&out)?.mul(&safe_a.log()?)?.mul(&nonzero)?)
+            } else {
+                None
+            };
+            [da, db]
+        }
+        BinaryOp::Maximum | BinaryOp::Minimum => {
+            // PyTorch: the larger (smaller) input gets the gradient; ties split it in half.
+            let (a, b) = (ctx.input(0)?, ctx.input(1)?);
+            let (at, bt) = (&a, &b);
+            let (a_wins, b_wins) = if op == BinaryOp::Maximum {
+                (at.gt(bt)?, at.lt(bt)?)
+            } else {
+                (at.lt(bt)?, at.gt(bt)?)
+            };
+            let tie = indicator(at.eq(bt)?, &a)?.mul_scalar(0.5)?;
+            let wa = indicator(a_wins, &a)?.add(&tie)?;
+            let wb = indicator(b_wins, &a)?.add(&tie)?;
+            only(Some(g.mul(&wa)?), Some(g.mul(&wb)?))
+        }
+    })
+}
+
+impl Tensor {
+    /// Any [`BinaryOp`] with broadcasting, differentiable in both inputs.
+    pub fn binary(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
+        let out = untracked(|| self.binary_untracked(op, rhs))?;
+        Ok(Tensor::from_op(
+            out,
+            op.name(),
+            &[self, rhs],
+            saves(op),
+            move |ctx, g| {
+                let [ga, gb] = grads(op, ctx, g)?;
+                Ok(vec![
+                    ga.map(|ga| ga.sum_to(ctx.input_shape(0))).transpose()?,
+                    gb.map(|gb| gb.sum_to(ctx.input_shape(1))).transpose()?,
+                ])
+            },
+        ))
+    }
+
+    /// `cond ? on_true : on_false` with broadcasting; `self` is the Bool condition. Gradients
+    /// flow to both branches (zero where not picked). PyTorch: `torch.where(cond, a, b)`.
+    pub fn where_cond(&self, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
+        let out = untracked(|| self.where_cond_untracked(on_true, on_false))?;
+        let cond = self.detach();
+        Ok(Tensor::from_op(
+            out,
+            "where_cond",
+            &[on_true, on_false],
+            Save::NOTHING,
+            move |ctx, g| {
+                let zero = Tensor::zeros((), g.dtype(), g.device())?;
+                let gt = cond.where_cond(g, &zero)?.sum_to(ctx.input_shape(0))?;
+                let gf = cond.where_cond(&zero, g)?.sum_to(ctx.input_shape(1))?;
+                Ok(vec![Some(gt), Some(gf)])
+            },
+        ))
+    }
+}
