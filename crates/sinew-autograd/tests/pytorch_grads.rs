@@ -494,3 +494,97 @@ fn every_differentiable_op_has_a_pytorch_case() {
         );
     }
 }
+
+/// The values of `out` (NaN-aware bit patterns, so NaN == NaN), with its shape.
+fn fingerprint(out: &Result<Out>) -> std::result::Result<(Vec<usize>, Vec<u64>), String> {
+    match out {
+        Ok((t, _)) => Ok((
+            t.dims().to_vec(),
+            t.to_dtype(DType::F64)
+                .and_then(|t| t.to_vec::<f64>())
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|v| if v.is_nan() { u64::MAX } else { v.to_bits() })
+                .collect(),
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The same values in a non-contiguous layout (last two dims stored transposed).
+fn non_contiguous(t: &Tensor) -> Tensor {
+    if t.rank() < 2 {
+        return t.clone();
+    }
+    t.transpose(-1, -2)
+        .and_then(|t| t.contiguous())
+        .and_then(|t| t.transpose(-1, -2))
+        .expect("transposed copy")
+}
+
+/// One op, one definition: every differentiable op gives identical results whether its inputs
+/// are tracked (leaves that require grad) or plain tensors, on the PyTorch cases' inputs and on
+/// edge variants of them (a NaN in every input, non-contiguous inputs, size-1 and empty slices).
+#[test]
+fn tracked_and_untracked_forms_agree() {
+    let mut failures = Vec::new();
+    for case in CASES {
+        let run = runner(case.name).expect("runner");
+        let args = Args {
+            ints: case
+                .ints
+                .iter()
+                .map(|t| Tensor::from_slice(t.data, t.dims).unwrap())
+                .collect(),
+            masks: case
+                .masks
+                .iter()
+                .map(|t| Tensor::from_slice(t.data, t.dims).unwrap())
+                .collect(),
+        };
+        let plain: Vec<Tensor> = case.inputs.iter().map(f64_tensor).collect();
+        let with_nan: Vec<Tensor> = plain
+            .iter()
+            .map(|t| {
+                let mut v = t.to_vec::<f64>().unwrap();
+                if let Some(first) = v.first_mut() {
+                    *first = f64::NAN;
+                }
+                Tensor::from_vec(v, t.shape().clone()).unwrap()
+            })
+            .collect();
+        let strided: Vec<Tensor> = plain.iter().map(non_contiguous).collect();
+        let sliced: Vec<Tensor> = plain
+            .iter()
+            .map(|t| match t.rank() {
+                0 => t.clone(),
+                _ => t.narrow(0, 0, t.dims()[0].min(1)).unwrap(),
+            })
+            .collect();
+        let emptied: Vec<Tensor> = plain
+            .iter()
+            .map(|t| match t.rank() {
+                0 => t.clone(),
+                _ => t.narrow(0, 0, 0).unwrap(),
+            })
+            .collect();
+        for (variant, inputs) in [
+            ("values", plain),
+            ("nan", with_nan),
+            ("non-contiguous", strided),
+            ("size-1", sliced),
+            ("empty", emptied),
+        ] {
+            let tracked: Vec<Tensor> = inputs.iter().map(|t| t.clone().requires_grad_()).collect();
+            let a = fingerprint(&run(&inputs, &args));
+            let b = fingerprint(&run(&tracked, &args));
+            if a != b {
+                failures.push(format!(
+                    "{} ({variant}): untracked {a:?} vs tracked {b:?}",
+                    case.name
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

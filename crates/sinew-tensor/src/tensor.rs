@@ -277,6 +277,17 @@ impl Tensor {
             [&dyn crate::BackendStorage; N],
         ) -> Result<R>,
     ) -> Result<R> {
+        if crate::is_grad_enabled() && (self.requires_grad() || srcs.iter().any(|t| t.requires_grad()))
+        {
+            return Err(Error::invalid(
+                "in-place write",
+                if self.is_leaf() && self.requires_grad() {
+                    "a leaf tensor that requires grad is being written in place; do it inside `no_grad()` (as optimizers do)"
+                } else {
+                    "in-place ops are not recorded by autograd; run them inside `no_grad()` or use the out-of-place op"
+                },
+            ));
+        }
         if srcs.iter().any(|t| t.same_storage(self)) {
             return Err(Error::invalid(
                 "in-place write",

@@ -128,8 +128,31 @@ impl Tensor {
         Ok(spec)
     }
 
+    /// Errors unless this tensor has the shape `expected` that `spec` describes, and the
+    /// spec's window fits (positive kernel, stride and dilation).
+    fn check_window_spec(&self, op: &'static str, spec: &Unfold2d, expected: &[usize]) -> Result<()> {
+        let positive = [spec.kernel, spec.stride, spec.dilation]
+            .iter()
+            .all(|&(a, b)| a > 0 && b > 0);
+        if !positive {
+            return Err(Error::invalid(
+                op,
+                "kernel size, stride and dilation must be positive",
+            ));
+        }
+        if self.dims() != expected {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: Shape::new(expected.to_vec()),
+                rhs: self.shape().clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// im2col: `[n, c, h, w]` to `[n, c*kh*kw, oh*ow]`. PyTorch equivalent: `F.unfold`.
     pub(crate) fn unfold2d_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
+        self.check_window_spec("unfold2d", spec, &[spec.n, spec.c, spec.h, spec.w])?;
         let (oh, ow) = spec.out_hw();
         let shape = Shape::new([spec.n, spec.c * spec.kernel.0 * spec.kernel.1, oh * ow]);
         self.map_storage(shape, |b, s, l| b.unfold2d(s, l, spec))
@@ -138,6 +161,17 @@ impl Tensor {
     /// col2im, the adjoint of [`Tensor::unfold2d`]: sums overlapping windows back into
     /// `[n, c, h, w]`. PyTorch equivalent: `F.fold`.
     pub(crate) fn fold2d_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
+        let (oh, ow) = spec.out_hw();
+        let rows = spec
+            .kernel
+            .0
+            .checked_mul(spec.kernel.1)
+            .and_then(|taps| taps.checked_mul(spec.c));
+        let cols = oh.checked_mul(ow);
+        let (Some(rows), Some(cols)) = (rows, cols) else {
+            return Err(Error::invalid("fold2d", "window spec sizes overflow"));
+        };
+        self.check_window_spec("fold2d", spec, &[spec.n, rows, cols])?;
         let shape = Shape::new([spec.n, spec.c, spec.h, spec.w]);
         self.map_storage(shape, |b, s, l| b.fold2d(s, l, spec))
     }
