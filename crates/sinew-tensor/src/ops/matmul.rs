@@ -4,8 +4,8 @@ use crate::backend::MatmulDims;
 use crate::{Error, Result, Shape, Tensor};
 
 impl Tensor {
-    /// Matrix product following `torch.matmul`: 1-d operands are promoted (and the added dim
-    /// removed afterwards), batch dims broadcast, transposed views are read without copies.
+    /// Batched matrix product of operands with at least 2 dims: batch dims broadcast,
+    /// transposed views are read without copies (`Tensor::matmul` adds torch's 1-d rules).
     pub(crate) fn matmul_untracked(&self, rhs: &Tensor) -> Result<Tensor> {
         const OP: &str = "matmul";
         self.check_same_device(OP, rhs)?;
@@ -15,19 +15,11 @@ impl Tensor {
             lhs: self.shape().clone(),
             rhs: rhs.shape().clone(),
         };
-        if self.rank() == 0 || rhs.rank() == 0 {
+        // 1-d operands were promoted by `Tensor::matmul` (grad/matmul.rs), which records them.
+        if self.rank() < 2 || rhs.rank() < 2 {
             return Err(mismatch());
         }
-        let lhs2 = if self.rank() == 1 {
-            self.unsqueeze(0)?
-        } else {
-            self.clone()
-        };
-        let rhs2 = if rhs.rank() == 1 {
-            rhs.unsqueeze(1)?
-        } else {
-            rhs.clone()
-        };
+        let (lhs2, rhs2) = (self, rhs);
         let (lr, rr) = (lhs2.rank(), rhs2.rank());
         let (m, k) = (lhs2.dims()[lr - 2], lhs2.dims()[lr - 1]);
         let (k2, n) = (rhs2.dims()[rr - 2], rhs2.dims()[rr - 1]);
@@ -42,7 +34,7 @@ impl Tensor {
             dims.extend([a, b]);
             t.layout().broadcast_to(&Shape::new(dims))
         };
-        let (ll, rl) = (with_batch(&lhs2, m, k)?, with_batch(&rhs2, k, n)?);
+        let (ll, rl) = (with_batch(lhs2, m, k)?, with_batch(rhs2, k, n)?);
         let spec = crate::MatmulSpec::new(MatmulDims {
             batch: batch.elem_count(),
             m,
@@ -50,17 +42,10 @@ impl Tensor {
             k,
         });
         let backend = self.device().backend();
-        let out = lhs2.with_two_storages(&rhs2, |a, b| backend.matmul(a, &ll, b, &rl, &spec))?;
+        let out = lhs2.with_two_storages(rhs2, |a, b| backend.matmul(a, &ll, b, &rl, &spec))?;
         let mut out_dims = batch.dims().to_vec();
         out_dims.extend([m, n]);
-        let mut out = Tensor::from_storage(out, out_dims, self.device().clone());
-        if rhs.rank() == 1 {
-            out = out.squeeze(-1)?;
-        }
-        if self.rank() == 1 {
-            out = out.squeeze(-2 + (rhs.rank() == 1) as isize)?;
-        }
-        Ok(out)
+        Ok(Tensor::from_storage(out, out_dims, self.device().clone()))
     }
 }
 
