@@ -21,7 +21,8 @@ pub fn run(command: &str, args: &[String]) -> Result<(), String> {
     if command == "bench" {
         cmd.arg("--release");
     }
-    cmd.args(["-p", "sinew-devtools", "--", command]).args(forwarded);
+    cmd.args(["-p", "sinew-devtools", "--", command])
+        .args(forwarded);
     let status = cmd
         .status()
         .map_err(|e| format!("{command}: could not run cargo: {e}"))?;

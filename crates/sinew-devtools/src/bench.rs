@@ -140,9 +140,7 @@ fn gpu() -> Result<Option<Device>> {
 
 #[cfg(not(feature = "cuda"))]
 fn gpu() -> Result<Option<Device>> {
-    println!(
-        "cuda: not built (run `cargo xtask bench --cuda` for the GPU column)"
-    );
+    println!("cuda: not built (run `cargo xtask bench --cuda` for the GPU column)");
     Ok(None)
 }
 
