@@ -1,7 +1,7 @@
 // Elementwise binary arithmetic on broadcast views: binary_<op>_<dtype>(n, geometry, lhs, rhs, out).
 // Geometry operands: 0 = lhs, 1 = rhs (stride 0 where broadcast); the output is contiguous.
 // f16/bf16 compute in f32 and round once, like the CPU backend.
-#include "common.cuh"
+#include "binary_ops.cuh"
 
 #define BINARY_KERNEL(NAME, T, EXPR)                                                               \
     extern "C" __global__ void binary_##NAME(uint32_t n, Geometry g, const T *lhs, const T *rhs,  \
@@ -22,13 +22,7 @@
     BINARY_KERNEL(OP##_f16, __half, EXPR)      \
     BINARY_KERNEL(OP##_bf16, __nv_bfloat16, EXPR)
 
-BINARY_FLOAT(add, x + y)
-BINARY_FLOAT(sub, x - y)
-BINARY_FLOAT(mul, x * y)
-BINARY_FLOAT(div, x / y)
-BINARY_FLOAT(pow, m_pow(x, y))
-BINARY_FLOAT(maximum, (is_nan(x) || is_nan(y)) ? x + y : m_max(x, y))
-BINARY_FLOAT(minimum, (is_nan(x) || is_nan(y)) ? x + y : m_min(x, y))
+BINARY_FLOAT_OPS(BINARY_FLOAT)
 
 // i64 (wrapping, computed in u64).
 #define BINARY_I64(OP, EXPR)                                                                        \
@@ -45,11 +39,7 @@ BINARY_FLOAT(minimum, (is_nan(x) || is_nan(y)) ? x + y : m_min(x, y))
         }                                                                                           \
     }
 
-BINARY_I64(add, ux + uy)
-BINARY_I64(sub, ux - uy)
-BINARY_I64(mul, ux * uy)
-BINARY_I64(maximum, x > y ? x : y)
-BINARY_I64(minimum, x < y ? x : y)
+BINARY_I64_OPS(BINARY_I64)
 
 // i64 division truncates like Rust (i64::MIN / -1 wraps to i64::MIN). A zero divisor records the
 // lowest such position in *bad (initialised to UINT64_MAX by the host), which turns into the CPU

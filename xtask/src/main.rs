@@ -1,11 +1,12 @@
 //! `cargo xtask <command>`: project automation.
 //!
 //! Commands: `kernels [--check] [-v]` (CUDA C to PTX), `cuda-stub` (stub driver library for
-//! building the `cuda` feature without a GPU), `gradcheck`, `bench`.
+//! building the `cuda` feature without a GPU), and `gradcheck [--cases N] [--op NAME]`,
+//! `bench [--cuda]`, which run the `sinew-devtools` binary (this package has no dependencies, so
+//! the kernel commands never compile the framework).
 
-mod bench;
 mod cuda_stub;
-mod gradcheck;
+mod devtools;
 mod kernels;
 mod nvcc;
 
@@ -18,10 +19,9 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "kernels" => kernels::run(&rest),
         "cuda-stub" => cuda_stub::run(&rest),
-        "gradcheck" => gradcheck::run(&rest),
-        "bench" => bench::run(&rest),
+        "gradcheck" | "bench" => devtools::run(&command, &rest),
         _ => Err(format!(
-            "unknown command {command:?}; usage: cargo xtask <kernels [--check] [-v] | cuda-stub | gradcheck | bench>"
+            "unknown command {command:?}; usage: cargo xtask <kernels [--check] [-v] | cuda-stub | gradcheck [--cases N] [--op NAME] | bench [--cuda]>"
         )),
     };
     match result {

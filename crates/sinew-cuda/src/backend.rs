@@ -3,12 +3,13 @@
 
 use sinew_tensor::{
     ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, CmpOp, CpuStorage, DType,
-    DeviceLocation, Layout, ReduceOp, Result, ScatterMode, UnaryOp, Unfold2d,
+    DeviceLocation, InplaceOp, Layout, MatmulSpec, ReduceOp, Result, ScatterMode, UnaryOp,
+    Unfold2d,
 };
 
 use crate::device::CudaBackend;
-use crate::ops::{binary, cast, compare, conv, gemm, index, reduce, softmax, unary};
-use crate::storage::{cuda, cuda_mut};
+use crate::ops::{binary, cast, compare, conv, gemm, index, inplace, reduce, softmax, unary};
+use crate::storage::{CudaStorage, cuda, cuda_mut};
 
 impl Backend for CudaBackend {
     fn location(&self) -> DeviceLocation {
@@ -199,24 +200,56 @@ impl Backend for CudaBackend {
         lhs_layout: &Layout,
         rhs: &dyn BackendStorage,
         rhs_layout: &Layout,
-        spec: &sinew_tensor::MatmulSpec<'_>,
+        spec: &MatmulSpec<'_>,
     ) -> Result<BoxedStorage> {
-        if !spec.is_plain() {
-            return Err(sinew_tensor::Error::NotImplemented {
-                op: "matmul epilogue",
-                device: self.location(),
-            });
-        }
-        let dims = spec.dims;
         let loc = self.location();
+        let bias = match spec.bias {
+            Some((storage, layout)) => Some((cuda(storage, loc)?, layout)),
+            None => None,
+        };
         Ok(Box::new(gemm::matmul(
             self,
             cuda(lhs, loc)?,
             lhs_layout,
             cuda(rhs, loc)?,
             rhs_layout,
-            dims,
+            &gemm::Epilogue::of(spec, bias),
         )?))
+    }
+
+    fn inplace(
+        &self,
+        op: InplaceOp,
+        dst: &mut dyn BackendStorage,
+        dst_layout: &Layout,
+        srcs: &[(&dyn BackendStorage, &Layout)],
+    ) -> Result<()> {
+        let loc = self.location();
+        if srcs.len() > 2 {
+            return Err(sinew_tensor::Error::invalid(
+                "inplace",
+                format!("{} source views (at most 2)", srcs.len()),
+            ));
+        }
+        // The sources as CUDA storages, on the stack (no allocation).
+        let view = |i: usize| -> Result<Option<(&CudaStorage, &Layout)>> {
+            srcs.get(i)
+                .map(|&(storage, layout)| Ok((cuda(storage, loc)?, layout)))
+                .transpose()
+        };
+        let list;
+        let srcs: &[(&CudaStorage, &Layout)] = match (view(0)?, view(1)?) {
+            (Some(a), Some(b)) => {
+                list = [a, b];
+                &list
+            }
+            (Some(a), None) => {
+                list = [a, a];
+                &list[..1]
+            }
+            _ => &[],
+        };
+        inplace::inplace(self, op, cuda_mut(dst, loc)?, dst_layout, srcs)
     }
 
     fn index_select(

@@ -12,12 +12,13 @@ use cust::CudaFlags;
 use cust::context::{Context, CurrentContext};
 use cust::device::{Device as CuDevice, DeviceAttribute};
 use cust::error::CudaError;
-use cust::function::Function;
 use cust::module::Module;
-use sinew_tensor::{DType, Device, DeviceLocation, Error, Result};
+use sinew_tensor::{Backend, CpuStorage, DType, Device, DeviceLocation, Error, Result};
 
 use crate::allocator::{Allocator, MemoryStats};
+use crate::custom::CustomModules;
 use crate::driver::{CustResultExt, from_cust};
+use crate::functions::{FunctionCache, RawFunction};
 use crate::names::{Family, Kernel};
 use crate::storage::CudaStorage;
 use crate::stream::{DeviceStream, EventTimer};
@@ -28,12 +29,19 @@ thread_local! {
 }
 
 /// The CUDA backend of one GPU: context, stream, lazily loaded kernel modules and allocator.
+///
+/// Reach it from a [`Device`] with [`CudaBackend::of`] to allocate device memory
+/// ([`alloc`](Self::alloc), [`zeros`](Self::zeros), [`upload`](Self::upload)) and to run your
+/// own PTX on Sinew's stream ([`load_module`](Self::load_module),
+/// [`launch_custom`](Self::launch_custom)); see the crate docs for an example.
 pub struct CudaBackend {
     ordinal: usize,
     name: String,
     compute_capability: (i32, i32),
     multiprocessors: u32,
     modules: [OnceLock<Module>; Family::ALL.len()],
+    functions: FunctionCache,
+    pub(crate) custom: CustomModules,
     pub(crate) allocator: Arc<Allocator>,
     stream: DeviceStream,
     // Last field: released after the modules, stream and buffers that need it.
@@ -94,6 +102,8 @@ impl CudaBackend {
             ),
             multiprocessors: attr(DeviceAttribute::MultiprocessorCount)? as u32,
             modules: Default::default(),
+            functions: FunctionCache::default(),
+            custom: CustomModules::default(),
             allocator: Arc::new(Allocator::new(loc)),
             stream: DeviceStream::new(loc)?,
             context,
@@ -156,10 +166,41 @@ impl CudaBackend {
         &self.stream
     }
 
-    /// Uninitialized device storage for `len` elements of `dtype`.
-    pub(crate) fn alloc(&self, dtype: DType, len: usize) -> Result<CudaStorage> {
+    /// The CUDA backend behind `device`, or `None` when it is another backend (e.g. the CPU).
+    pub fn of(device: &Device) -> Option<&CudaBackend> {
+        device.backend().as_any().downcast_ref::<CudaBackend>()
+    }
+
+    /// The stream every Sinew kernel and copy of this device is queued on. Work queued on it is
+    /// ordered with Sinew's; work on other streams needs explicit synchronization.
+    pub fn cuda_stream(&self) -> &cust::stream::Stream {
+        &self.stream.stream
+    }
+
+    /// The raw driver handle of [`cuda_stream`](Self::cuda_stream), for driver API calls or
+    /// other CUDA libraries. Valid as long as this backend (which lives until the process ends).
+    pub fn raw_stream(&self) -> cust::sys::CUstream {
+        self.stream.stream.as_inner()
+    }
+
+    /// Waits until every kernel and copy queued on the device's stream has finished.
+    pub fn synchronize_stream(&self) -> Result<()> {
         self.bind()?;
-        let block = self.allocator.alloc(len * dtype.size_in_bytes())?;
+        self.stream.synchronize()
+    }
+
+    /// Uninitialized device storage for `len` elements of `dtype` (from the caching
+    /// allocator; returned to it on drop). Errors when the size overflows or the GPU is out
+    /// of memory.
+    pub fn alloc(&self, dtype: DType, len: usize) -> Result<CudaStorage> {
+        self.bind()?;
+        let bytes = len.checked_mul(dtype.size_in_bytes()).ok_or_else(|| {
+            Error::invalid(
+                "alloc",
+                format!("{len} elements of {dtype} overflow the address space"),
+            )
+        })?;
+        let block = self.allocator.alloc(bytes)?;
         Ok(CudaStorage::new(
             block,
             len,
@@ -169,27 +210,53 @@ impl CudaBackend {
         ))
     }
 
-    /// The kernel's function, loading its module (JIT of the PTX) on first use.
-    pub(crate) fn function(&self, kernel: &Kernel) -> Result<Function<'_>> {
+    /// Device storage of `len` zeros of `dtype` (queued on the stream).
+    pub fn zeros(&self, dtype: DType, len: usize) -> Result<CudaStorage> {
+        crate::ops::cast::full(self, dtype, len, 0.0)
+    }
+
+    /// A device copy of host data (queued on the stream; `data` may be dropped on return).
+    pub fn upload(&self, data: &CpuStorage) -> Result<CudaStorage> {
+        crate::ops::cast::upload(self, data)
+    }
+
+    /// The elements of a device storage, on the host (waits for the stream).
+    pub fn download(&self, storage: &CudaStorage) -> Result<CpuStorage> {
+        let layout = sinew_tensor::Layout::contiguous([storage.elem_count()]);
+        Backend::download(self, storage, &layout)
+    }
+
+    /// The kernel's function: cached after the first launch, which loads its module (JIT of
+    /// the PTX) if needed and looks the entry up. Formats the name only on a miss or an error.
+    pub(crate) fn function(&self, kernel: &Kernel) -> Result<RawFunction> {
         self.bind()?;
+        if let Some(f) = self.functions.get(kernel) {
+            return Ok(f);
+        }
         let slot = &self.modules[kernel.family.index()];
         let module = match slot.get() {
             Some(m) => m,
             None => {
-                let what = format!(
-                    "loading the {} kernels (PTX JIT)",
-                    kernel.family.file_stem()
-                );
-                let m = Module::from_ptx(crate::ptx::ptx(kernel.family), &[])
-                    .on(self.location(), &what)?;
+                let m = Module::from_ptx(crate::ptx::ptx(kernel.family), &[]).on_with(
+                    self.location(),
+                    || {
+                        format!(
+                            "loading the {} kernels (PTX JIT)",
+                            kernel.family.file_stem()
+                        )
+                    },
+                )?;
                 // A racing thread may have loaded it too; either copy works.
                 let _ = slot.set(m);
                 slot.get().expect("set above")
             }
         };
-        module
-            .get_function(&kernel.name)
-            .on(self.location(), &format!("kernel {}", kernel.name))
+        let f = module
+            .get_function(kernel.name())
+            .on_with(self.location(), || format!("kernel {kernel}"))?;
+        let raw = RawFunction(f.to_raw());
+        self.functions.insert(*kernel, raw);
+        Ok(raw)
     }
 }
 

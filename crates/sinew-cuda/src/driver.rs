@@ -33,6 +33,19 @@ pub(crate) fn check(code: CUresult, device: DeviceLocation, what: &str) -> Resul
     })
 }
 
+/// [`check`] with the description built only when the call failed (keeps formatting off the
+/// launch path).
+pub(crate) fn check_with(
+    code: CUresult,
+    device: DeviceLocation,
+    what: impl FnOnce() -> String,
+) -> Result<()> {
+    if code == CUresult::CUDA_SUCCESS {
+        return Ok(());
+    }
+    check(code, device, &what())
+}
+
 /// Wraps a cust error as a device error about `what`.
 pub(crate) fn from_cust(err: CudaError, device: DeviceLocation, what: &str) -> Error {
     Error::Device {
@@ -45,10 +58,17 @@ pub(crate) fn from_cust(err: CudaError, device: DeviceLocation, what: &str) -> E
 pub(crate) trait CustResultExt<T> {
     /// Maps the error into a sinew device error about `what`.
     fn on(self, device: DeviceLocation, what: &str) -> Result<T>;
+
+    /// [`on`](Self::on) with the description built only on error.
+    fn on_with(self, device: DeviceLocation, what: impl FnOnce() -> String) -> Result<T>;
 }
 
 impl<T> CustResultExt<T> for std::result::Result<T, CudaError> {
     fn on(self, device: DeviceLocation, what: &str) -> Result<T> {
         self.map_err(|e| from_cust(e, device, what))
+    }
+
+    fn on_with(self, device: DeviceLocation, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| from_cust(e, device, &what()))
     }
 }

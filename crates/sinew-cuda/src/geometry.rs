@@ -76,32 +76,49 @@ impl Geometry {
                 format!("{count} elements exceed the CUDA kernels' 2^32 limit"),
             ));
         }
-        let strides: Vec<&[usize]> = views.iter().map(|l| l.strides()).collect();
-        let (dims, merged) = coalesce(first.dims(), &strides);
-        if dims.len() > MAX_DIMS {
-            return Err(Error::invalid(
-                op,
-                format!(
-                    "views of shape {} need {} dims after merging; CUDA kernels take {MAX_DIMS}",
-                    first.shape(),
-                    dims.len()
-                ),
-            ));
+        // The same merge as [`coalesce`], straight into the fixed arrays (no allocation: this
+        // runs for every elementwise launch).
+        let mut g = Geometry::default();
+        let mut nd = 0usize;
+        for (d, &size) in first.dims().iter().enumerate() {
+            if size == 1 {
+                continue;
+            }
+            let mergeable = nd > 0
+                && views.iter().enumerate().all(|(k, view)| {
+                    view.strides()[d]
+                        .checked_mul(size)
+                        .is_some_and(|s| g.strides[k][nd - 1] == s as u64)
+                });
+            if mergeable {
+                // Cannot overflow: the product of the dims is at most `count` < 2^32.
+                g.dims[nd - 1] *= size as u32;
+                for (k, view) in views.iter().enumerate() {
+                    g.strides[k][nd - 1] = view.strides()[d] as u64;
+                }
+                continue;
+            }
+            if nd == MAX_DIMS {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "views of shape {} need more than {MAX_DIMS} dims after merging; CUDA \
+                         kernels take {MAX_DIMS}",
+                        first.shape()
+                    ),
+                ));
+            }
+            g.dims[nd] = size as u32;
+            for (k, view) in views.iter().enumerate() {
+                g.strides[k][nd] = view.strides()[d] as u64;
+            }
+            nd += 1;
         }
-        let mut g = Geometry {
-            ndim: dims.len() as u32,
-            ..Geometry::default()
-        };
-        for (i, &d) in dims.iter().enumerate() {
-            g.dims[i] = d as u32;
-        }
+        g.ndim = nd as u32;
         for (k, view) in views.iter().enumerate() {
             g.offsets[k] = view.offset() as u64;
             if view.is_contiguous() {
                 g.contiguous |= 1 << k;
-            }
-            for (i, &s) in merged[k].iter().enumerate() {
-                g.strides[k][i] = s as u64;
             }
         }
         Ok(g)
@@ -129,6 +146,16 @@ mod tests {
 
     fn check(views: &[&Layout]) {
         let g = Geometry::new("test", views).unwrap();
+        // The in-place merge agrees with `coalesce`.
+        let strides: Vec<&[usize]> = views.iter().map(|l| l.strides()).collect();
+        let (dims, merged) = coalesce(views[0].dims(), &strides);
+        assert_eq!(g.ndim as usize, dims.len());
+        for (i, &d) in dims.iter().enumerate() {
+            assert_eq!(g.dims[i] as usize, d);
+            for k in 0..views.len() {
+                assert_eq!(g.strides[k][i] as usize, merged[k][i]);
+            }
+        }
         for (k, view) in views.iter().enumerate() {
             let expect: Vec<u64> = view.offsets().map(|o| o as u64).collect();
             let got: Vec<u64> = (0..view.elem_count() as u32)

@@ -25,6 +25,76 @@
 //! `scatter`) and im2col/col2im (so convolution and pooling). Errors that depend on the data (an
 //! index out of range, an i64 division by zero) are detected on the device and cost one stream
 //! synchronization. Not supported: i64 `pow` (`Error::UnsupportedDType`), scatter-add of u8/bool.
+//!
+//! ## Your own kernels on Sinew's GPU
+//!
+//! Another crate can allocate device memory from Sinew's caching allocator and run its own PTX
+//! on the device's stream, ordered with Sinew's work: downcast the device with
+//! [`CudaBackend::of`], then [`CudaBackend::alloc`] / [`zeros`](CudaBackend::zeros) /
+//! [`upload`](CudaBackend::upload), [`CudaBackend::load_module`] (JIT once, functions cached by
+//! name) and [`CudaBackend::launch_custom`] with [`kernel_args!`]. A tensor's device memory is
+//! reached with `Tensor::with_storage` and [`CudaStorage::downcast`]; a storage becomes a tensor
+//! with `Tensor::from_storage`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "cuda")] {
+//! use sinew_cuda::{CudaBackend, CudaStorage, kernel_args};
+//! use sinew_tensor::{DType, Device, Tensor};
+//!
+//! // x[i] = a * x[i] + y[i] (compiled with `nvcc -ptx -arch=compute_80`).
+//! const PTX: &str = "
+//! .version 9.0
+//! .target sm_80
+//! .address_size 64
+//! .visible .entry scale_add(.param .u64 px, .param .u64 py, .param .f32 a, .param .u32 n)
+//! {
+//!     .reg .pred %p<2>; .reg .f32 %f<5>; .reg .b32 %r<6>; .reg .b64 %rd<8>;
+//!     ld.param.u64 %rd1, [px]; ld.param.u64 %rd2, [py];
+//!     ld.param.f32 %f1, [a]; ld.param.u32 %r2, [n];
+//!     mov.u32 %r3, %ctaid.x; mov.u32 %r4, %ntid.x; mov.u32 %r5, %tid.x;
+//!     mad.lo.s32 %r1, %r3, %r4, %r5;
+//!     setp.ge.u32 %p1, %r1, %r2;
+//!     @%p1 bra DONE;
+//!     cvta.to.global.u64 %rd3, %rd1; mul.wide.u32 %rd4, %r1, 4; add.s64 %rd5, %rd3, %rd4;
+//!     ld.global.f32 %f2, [%rd5];
+//!     cvta.to.global.u64 %rd6, %rd2; add.s64 %rd7, %rd6, %rd4; ld.global.f32 %f3, [%rd7];
+//!     fma.rn.f32 %f4, %f2, %f1, %f3;
+//!     st.global.f32 [%rd5], %f4;
+//! DONE:
+//!     ret;
+//! }";
+//!
+//! sinew_cuda::register();
+//! let gpu = Device::cuda(0)?;
+//! let cuda = CudaBackend::of(&gpu).expect("a CUDA device");
+//! let n = 1024usize;
+//! let x = cuda.zeros(DType::F32, n)?; // Sinew's allocator, queued on Sinew's stream
+//! let y = Tensor::ones([n], DType::F32, &gpu)?;
+//! let f = cuda.load_module(PTX)?.function("scale_add")?;
+//! let (x_ptr, a, count) = (x.device_ptr(), 3.0f32, n as u32);
+//! y.with_storage(|s, layout| {
+//!     let y_ptr = CudaStorage::downcast(s).expect("CUDA storage").ptr_at(layout.offset());
+//!     // SAFETY: the kernel takes (float *, const float *, float, unsigned) and touches n
+//!     // elements of x and y, both alive until the stream has run it (x is used below).
+//!     unsafe {
+//!         cuda.launch_custom(&f, (4, 1, 1), (256, 1, 1), 0, kernel_args![x_ptr, y_ptr, a, count])
+//!     }
+//! })?;
+//! let x = Tensor::from_storage(Box::new(x), [n], gpu.clone()); // ordered after the kernel
+//! assert_eq!(x.to_device(&Device::cpu())?.to_vec::<f32>()?, vec![1.0; n]);
+//! # }
+//! # Ok::<(), sinew_tensor::Error>(())
+//! ```
+
+/// Pointers to a kernel's argument values, in parameter order: the `args` of
+/// [`CudaBackend::launch_custom`] (each argument must be a named value that outlives the launch
+/// call, e.g. a local `let n = 5u32;`, not a temporary).
+#[macro_export]
+macro_rules! kernel_args {
+    ($($arg:expr),* $(,)?) => {
+        &[$(&$arg as *const _ as *mut ::std::ffi::c_void),*]
+    };
+}
 
 pub mod geometry;
 pub mod names;
@@ -35,9 +105,13 @@ mod allocator;
 #[cfg(feature = "cuda")]
 mod backend;
 #[cfg(feature = "cuda")]
+mod custom;
+#[cfg(feature = "cuda")]
 mod device;
 #[cfg(feature = "cuda")]
 mod driver;
+#[cfg(feature = "cuda")]
+mod functions;
 #[cfg(feature = "cuda")]
 mod ops;
 #[cfg(feature = "cuda")]
@@ -47,6 +121,8 @@ mod stream;
 
 #[cfg(feature = "cuda")]
 pub use allocator::{MemoryStats, size_class};
+#[cfg(feature = "cuda")]
+pub use custom::{CudaFunction, CudaModule};
 #[cfg(feature = "cuda")]
 pub use device::{
     CudaBackend, cuda_backend, cuda_device, device_count, is_available, open, register,

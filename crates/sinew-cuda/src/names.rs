@@ -6,13 +6,16 @@
 //! `log_softmax_f16`, `matmul_bf16`. Dtype-agnostic data movement is named by element width:
 //! `copy_b4`, `fill_b2`, `where_b8`, `gather_b8`, `scatter_b2`, `unfold2d_b4`; casts by both
 //! dtypes: `cast_f32_f16`; ops that do arithmetic by dtype: `scatter_add_f16`, `fold2d_f32`.
+//! GEMMs that change the dtype name both: `matmul_f16_f32`. In-place updates of a strided view:
+//! `inplace_binary_add_f32`, `inplace_unary_clamp_f16`, `inplace_axpy_bf16`, `inplace_fill_b4`.
 //!
 //! The functions here are the only place kernel names are built, and they also decide which
 //! dtypes each op supports on the GPU (`None` = unsupported). [`every_kernel`] walks the op table
-//! so a test can check that each name exists in the embedded PTX.
+//! so a test can check that each name exists in the embedded PTX. A [`Kernel`] holds the parts of
+//! its name, not a string, so naming a kernel per launch formats nothing.
 
 use sinew_tensor::op_table::{ARG_REDUCE_OPS, BINARY_OPS, CMP_OPS, REDUCE_OPS, unary_ops};
-use sinew_tensor::{ArgReduceOp, BinaryOp, CmpOp, DType, ReduceOp, UnaryOp};
+use sinew_tensor::{ArgReduceOp, BinaryOp, CmpOp, DType, InplaceOp, ReduceOp, UnaryOp};
 
 /// A `.cu` file in `cuda/` and its PTX module; one per op family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,15 +34,20 @@ pub enum Family {
     Softmax,
     /// `cuda/gemm.cu`: matrix products.
     Gemm,
+    /// `cuda/gemm_mixed.cu`: f16/bf16 matrix products written as f32 (own module: loaded only
+    /// when used).
+    GemmMixed,
     /// `cuda/index.cu`: gather, index_select and scatter.
     Index,
     /// `cuda/conv.cu`: im2col and col2im.
     Conv,
+    /// `cuda/inplace.cu`: in-place updates of strided views (`add_`, `axpy_`, `fill_`, ...).
+    Inplace,
 }
 
 impl Family {
     /// Every family, in module-table order.
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 11] = [
         Family::Unary,
         Family::Binary,
         Family::Compare,
@@ -47,8 +55,10 @@ impl Family {
         Family::Reduce,
         Family::Softmax,
         Family::Gemm,
+        Family::GemmMixed,
         Family::Index,
         Family::Conv,
+        Family::Inplace,
     ];
 
     /// File stem of the `.cu` source and the `.ptx` output.
@@ -61,8 +71,10 @@ impl Family {
             Family::Reduce => "reduce",
             Family::Softmax => "softmax",
             Family::Gemm => "gemm",
+            Family::GemmMixed => "gemm_mixed",
             Family::Index => "index",
             Family::Conv => "conv",
+            Family::Inplace => "inplace",
         }
     }
 
@@ -72,17 +84,69 @@ impl Family {
     }
 }
 
-/// One kernel: the module it lives in and its entry name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// One part of a kernel name after its stem: a dtype (`_f32`) or an element width (`_b4`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Suffix {
+    /// No part.
+    None,
+    /// `_<dtype>`.
+    DType(DType),
+    /// `_b<bytes>`.
+    Bytes(u8),
+}
+
+/// One kernel: the module it lives in and the parts of its entry name. Cheap to build, copy and
+/// hash (no string is formatted), so launches key the per-device function cache with it; the
+/// name itself is only written out to load the function or to report an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Kernel {
     /// The module (PTX file) holding it.
     pub family: Family,
-    /// The `extern "C"` entry name.
-    pub name: String,
+    prefix: &'static str,
+    op: &'static str,
+    suffixes: [Suffix; 2],
 }
 
-fn kernel(family: Family, name: String) -> Kernel {
-    Kernel { family, name }
+impl Kernel {
+    /// The `extern "C"` entry name, e.g. `unary_exp_f32` (formats a string).
+    pub fn name(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.prefix)?;
+        if !self.op.is_empty() {
+            write!(f, "_{}", self.op)?;
+        }
+        for suffix in self.suffixes {
+            match suffix {
+                Suffix::None => {}
+                Suffix::DType(d) => write!(f, "_{d}")?,
+                Suffix::Bytes(b) => write!(f, "_b{b}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn kernel(family: Family, prefix: &'static str, op: &'static str, dtype: DType) -> Kernel {
+    Kernel {
+        family,
+        prefix,
+        op,
+        suffixes: [Suffix::DType(dtype), Suffix::None],
+    }
+}
+
+fn by_width(family: Family, prefix: &'static str, dtype: DType) -> Kernel {
+    Kernel {
+        family,
+        prefix,
+        op: "",
+        suffixes: [Suffix::Bytes(dtype.size_in_bytes() as u8), Suffix::None],
+    }
 }
 
 fn is_float(dtype: DType) -> bool {
@@ -92,101 +156,165 @@ fn is_float(dtype: DType) -> bool {
 /// `unary_<op>_<dtype>`: floats for every op, i64 for the integral ones.
 pub fn unary(op: &UnaryOp, dtype: DType) -> Option<Kernel> {
     let ok = is_float(dtype) || (dtype == DType::I64 && op.supports_integers());
-    ok.then(|| kernel(Family::Unary, format!("unary_{}_{dtype}", op.name())))
+    ok.then(|| kernel(Family::Unary, "unary", op.name(), dtype))
 }
 
 /// `binary_<op>_<dtype>`: floats for every op; i64 without `pow` (`binary_div_i64` takes an
 /// extra error slot for zero divisors).
 pub fn binary(op: BinaryOp, dtype: DType) -> Option<Kernel> {
     let ok = is_float(dtype) || (dtype == DType::I64 && !matches!(op, BinaryOp::Pow));
-    ok.then(|| kernel(Family::Binary, format!("binary_{}_{dtype}", op.name())))
+    ok.then(|| kernel(Family::Binary, "binary", op.name(), dtype))
 }
 
 /// `cmp_<op>_<dtype>`, every dtype.
 pub fn compare(op: CmpOp, dtype: DType) -> Kernel {
-    kernel(Family::Compare, format!("cmp_{}_{dtype}", op.name()))
+    kernel(Family::Compare, "cmp", op.name(), dtype)
 }
 
 /// `where_b<bytes>`, by element width.
 pub fn where_cond(dtype: DType) -> Kernel {
-    kernel(Family::Compare, format!("where_b{}", dtype.size_in_bytes()))
+    by_width(Family::Compare, "where", dtype)
 }
 
 /// `cast_<from>_<to>`, every pair.
 pub fn cast(from: DType, to: DType) -> Kernel {
-    kernel(Family::Cast, format!("cast_{from}_{to}"))
+    Kernel {
+        family: Family::Cast,
+        prefix: "cast",
+        op: "",
+        suffixes: [Suffix::DType(from), Suffix::DType(to)],
+    }
 }
 
 /// `fill_b<bytes>`, by element width.
 pub fn fill(dtype: DType) -> Kernel {
-    kernel(Family::Cast, format!("fill_b{}", dtype.size_in_bytes()))
+    by_width(Family::Cast, "fill", dtype)
 }
 
 /// `copy_b<bytes>`, by element width.
 pub fn copy(dtype: DType) -> Kernel {
-    kernel(Family::Cast, format!("copy_b{}", dtype.size_in_bytes()))
+    by_width(Family::Cast, "copy", dtype)
 }
 
 /// `reduce_<op>_<dtype>`: floats and i64.
 pub fn reduce(op: ReduceOp, dtype: DType) -> Option<Kernel> {
     (is_float(dtype) || dtype == DType::I64)
-        .then(|| kernel(Family::Reduce, format!("reduce_{}_{dtype}", op.name())))
+        .then(|| kernel(Family::Reduce, "reduce", op.name(), dtype))
 }
 
 /// `argreduce_<op>_<dtype>`: floats, i64 and u8.
 pub fn arg_reduce(op: ArgReduceOp, dtype: DType) -> Option<Kernel> {
     (is_float(dtype) || matches!(dtype, DType::I64 | DType::U8))
-        .then(|| kernel(Family::Reduce, format!("argreduce_{}_{dtype}", op.name())))
+        .then(|| kernel(Family::Reduce, "argreduce", op.name(), dtype))
 }
 
 /// `softmax_<dtype>` / `log_softmax_<dtype>`: floats.
 pub fn softmax(log: bool, dtype: DType) -> Option<Kernel> {
     let stem = if log { "log_softmax" } else { "softmax" };
-    is_float(dtype).then(|| kernel(Family::Softmax, format!("{stem}_{dtype}")))
+    is_float(dtype).then(|| kernel(Family::Softmax, stem, "", dtype))
 }
 
-/// `matmul_<dtype>`: SIMT tiles for f32/f64, tensor cores for f16/bf16.
-pub fn matmul(dtype: DType) -> Option<Kernel> {
-    is_float(dtype).then(|| kernel(Family::Gemm, format!("matmul_{dtype}")))
+/// Whether a GEMM of `dtype` operands may write `out` (the operands' dtype, or f32 from f16/bf16).
+fn gemm_out_ok(dtype: DType, out: DType) -> bool {
+    out == dtype || (out == DType::F32 && matches!(dtype, DType::F16 | DType::BF16))
 }
 
-/// `matmul_fast_<dtype>`: the fast path for tile-multiple shapes with 16-byte loadable operands;
-/// f32 (SIMT, double-buffered) and f16/bf16 (pipelined `mma.sync` tensor cores).
-pub fn matmul_fast(dtype: DType) -> Option<Kernel> {
-    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
-        .then(|| kernel(Family::Gemm, format!("matmul_fast_{dtype}")))
+fn gemm_kernel(prefix: &'static str, op: &'static str, dtype: DType, out: DType) -> Kernel {
+    Kernel {
+        family: if out == dtype {
+            Family::Gemm
+        } else {
+            Family::GemmMixed
+        },
+        prefix,
+        op,
+        suffixes: [
+            Suffix::DType(dtype),
+            if out == dtype {
+                Suffix::None
+            } else {
+                Suffix::DType(out)
+            },
+        ],
+    }
+}
+
+/// `matmul_<dtype>` (SIMT tiles for f32/f64, tensor cores for f16/bf16), or
+/// `matmul_<dtype>_f32` for f16/bf16 operands written as f32 (accumulated in f32 either way).
+pub fn matmul(dtype: DType, out: DType) -> Option<Kernel> {
+    (is_float(dtype) && gemm_out_ok(dtype, out)).then(|| gemm_kernel("matmul", "", dtype, out))
+}
+
+/// `matmul_fast_<dtype>[_f32]`: the fast path for tile-multiple shapes with 16-byte loadable
+/// operands; f32 (SIMT, double-buffered) and f16/bf16 (pipelined `mma.sync` tensor cores, also
+/// writing f32).
+pub fn matmul_fast(dtype: DType, out: DType) -> Option<Kernel> {
+    (matches!(dtype, DType::F32 | DType::F16 | DType::BF16) && gemm_out_ok(dtype, out))
+        .then(|| gemm_kernel("matmul", "fast", dtype, out))
+}
+
+/// `inplace_binary_<op>_<dtype>` (`dst = dst op src`): floats, and i64 without `div` and `pow`.
+pub fn inplace_binary(op: BinaryOp, dtype: DType) -> Option<Kernel> {
+    let ok =
+        is_float(dtype) || (dtype == DType::I64 && !matches!(op, BinaryOp::Pow | BinaryOp::Div));
+    ok.then(|| kernel(Family::Inplace, "inplace_binary", op.name(), dtype))
+}
+
+/// `inplace_unary_<op>_<dtype>` (`dst = op(dst)`): the dtypes [`unary`] supports.
+pub fn inplace_unary(op: &UnaryOp, dtype: DType) -> Option<Kernel> {
+    unary(op, dtype).map(|_| kernel(Family::Inplace, "inplace_unary", op.name(), dtype))
+}
+
+/// `inplace_<axpy|addcmul|addcdiv|lerp>_<dtype>`: floats. `None` for the other ops.
+pub fn inplace_scaled(op: InplaceOp, dtype: DType) -> Option<Kernel> {
+    let stem = match op {
+        InplaceOp::Axpy(_) => "axpy",
+        InplaceOp::Addcmul(_) => "addcmul",
+        InplaceOp::Addcdiv(_) => "addcdiv",
+        InplaceOp::Lerp(_) => "lerp",
+        _ => return None,
+    };
+    is_float(dtype).then(|| kernel(Family::Inplace, "inplace", stem, dtype))
+}
+
+/// `inplace_fill_b<bytes>`: fills a strided view, by element width, every dtype.
+pub fn inplace_fill(dtype: DType) -> Kernel {
+    by_width(Family::Inplace, "inplace_fill", dtype)
 }
 
 /// `gather_b<bytes>`, by element width (also serves index_select), every dtype.
 pub fn gather(dtype: DType) -> Kernel {
-    kernel(Family::Index, format!("gather_b{}", dtype.size_in_bytes()))
+    by_width(Family::Index, "gather", dtype)
 }
 
 /// `scatter_b<bytes>`, by element width: scatter with replacement, every dtype.
 pub fn scatter(dtype: DType) -> Kernel {
-    kernel(Family::Index, format!("scatter_b{}", dtype.size_in_bytes()))
+    by_width(Family::Index, "scatter", dtype)
 }
 
 /// `scatter_claim`: picks the last writer of each slot, so scatter-replace is deterministic.
 pub fn scatter_claim() -> Kernel {
-    kernel(Family::Index, "scatter_claim".to_string())
+    Kernel {
+        family: Family::Index,
+        prefix: "scatter",
+        op: "claim",
+        suffixes: [Suffix::None; 2],
+    }
 }
 
 /// `scatter_add_<dtype>` (atomic adds): floats and i64.
 pub fn scatter_add(dtype: DType) -> Option<Kernel> {
-    (is_float(dtype) || dtype == DType::I64)
-        .then(|| kernel(Family::Index, format!("scatter_add_{dtype}")))
+    (is_float(dtype) || dtype == DType::I64).then(|| kernel(Family::Index, "scatter", "add", dtype))
 }
 
 /// `unfold2d_b<bytes>` (im2col), by element width, every dtype.
 pub fn unfold2d(dtype: DType) -> Kernel {
-    kernel(Family::Conv, format!("unfold2d_b{}", dtype.size_in_bytes()))
+    by_width(Family::Conv, "unfold2d", dtype)
 }
 
 /// `fold2d_<dtype>` (col2im, summing in f64): floats and i64, like the CPU backend.
 pub fn fold2d(dtype: DType) -> Option<Kernel> {
-    (is_float(dtype) || dtype == DType::I64)
-        .then(|| kernel(Family::Conv, format!("fold2d_{dtype}")))
+    (is_float(dtype) || dtype == DType::I64).then(|| kernel(Family::Conv, "fold2d", "", dtype))
 }
 
 /// Every kernel the Rust side can launch, from the op table's lists and every dtype.
@@ -203,8 +331,27 @@ pub fn every_kernel() -> Vec<Kernel> {
                 .filter_map(|&op| arg_reduce(op, dtype)),
         );
         out.extend([false, true].iter().filter_map(|&log| softmax(log, dtype)));
-        out.extend(matmul(dtype));
-        out.extend(matmul_fast(dtype));
+        for out_dtype in [dtype, DType::F32] {
+            out.extend(matmul(dtype, out_dtype));
+            out.extend(matmul_fast(dtype, out_dtype));
+        }
+        out.extend(
+            BINARY_OPS
+                .iter()
+                .filter_map(|&op| inplace_binary(op, dtype)),
+        );
+        out.extend(unary_ops().iter().filter_map(|op| inplace_unary(op, dtype)));
+        out.extend(
+            [
+                InplaceOp::Axpy(1.0),
+                InplaceOp::Addcmul(1.0),
+                InplaceOp::Addcdiv(1.0),
+                InplaceOp::Lerp(0.5),
+            ]
+            .into_iter()
+            .filter_map(|op| inplace_scaled(op, dtype)),
+        );
+        out.push(inplace_fill(dtype));
         out.extend([where_cond(dtype), fill(dtype), copy(dtype)]);
         out.extend([gather(dtype), scatter(dtype), unfold2d(dtype)]);
         out.extend(scatter_add(dtype));
@@ -212,7 +359,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(DType::ALL.iter().map(|&to| cast(dtype, to)));
     }
     out.push(scatter_claim());
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.sort_by_key(Kernel::name);
     out.dedup();
     out
 }
@@ -224,28 +371,54 @@ mod tests {
     #[test]
     fn names_follow_the_contract() {
         assert_eq!(
-            unary(&UnaryOp::LeakyRelu(0.1), DType::F16).unwrap().name,
+            unary(&UnaryOp::LeakyRelu(0.1), DType::F16).unwrap().name(),
             "unary_leaky_relu_f16"
         );
         assert_eq!(
-            binary(BinaryOp::Maximum, DType::BF16).unwrap().name,
+            binary(BinaryOp::Maximum, DType::BF16).unwrap().name(),
             "binary_maximum_bf16"
         );
-        assert_eq!(cast(DType::F32, DType::Bool).name, "cast_f32_bool");
-        assert_eq!(where_cond(DType::I64).name, "where_b8");
-        assert_eq!(softmax(true, DType::F32).unwrap().name, "log_softmax_f32");
+        assert_eq!(cast(DType::F32, DType::Bool).name(), "cast_f32_bool");
+        assert_eq!(where_cond(DType::I64).name(), "where_b8");
+        assert_eq!(softmax(true, DType::F32).unwrap().name(), "log_softmax_f32");
         assert!(unary(&UnaryOp::Exp, DType::I64).is_none());
         assert!(binary(BinaryOp::Pow, DType::I64).is_none());
         assert_eq!(
-            binary(BinaryOp::Div, DType::I64).unwrap().name,
+            binary(BinaryOp::Div, DType::I64).unwrap().name(),
             "binary_div_i64"
         );
-        assert_eq!(gather(DType::Bool).name, "gather_b1");
-        assert_eq!(scatter_add(DType::BF16).unwrap().name, "scatter_add_bf16");
+        assert_eq!(gather(DType::Bool).name(), "gather_b1");
+        assert_eq!(scatter_add(DType::BF16).unwrap().name(), "scatter_add_bf16");
         assert!(scatter_add(DType::U8).is_none());
-        assert_eq!(unfold2d(DType::F16).name, "unfold2d_b2");
-        assert_eq!(fold2d(DType::F64).unwrap().name, "fold2d_f64");
+        assert_eq!(unfold2d(DType::F16).name(), "unfold2d_b2");
+        assert_eq!(fold2d(DType::F64).unwrap().name(), "fold2d_f64");
         assert!(fold2d(DType::Bool).is_none());
-        assert!(matmul(DType::U8).is_none());
+        assert!(matmul(DType::U8, DType::U8).is_none());
+        assert_eq!(matmul(DType::F16, DType::F16).unwrap().name(), "matmul_f16");
+        assert_eq!(
+            matmul_fast(DType::BF16, DType::F32).unwrap().name(),
+            "matmul_fast_bf16_f32"
+        );
+        assert!(matmul(DType::F32, DType::F16).is_none());
+        assert_eq!(
+            inplace_binary(BinaryOp::Add, DType::F16).unwrap().name(),
+            "inplace_binary_add_f16"
+        );
+        assert!(inplace_binary(BinaryOp::Div, DType::I64).is_none());
+        assert_eq!(
+            inplace_unary(&UnaryOp::Clamp { min: 0.0, max: 1.0 }, DType::I64)
+                .unwrap()
+                .name(),
+            "inplace_unary_clamp_i64"
+        );
+        assert_eq!(
+            inplace_scaled(InplaceOp::Addcdiv(0.5), DType::BF16)
+                .unwrap()
+                .name(),
+            "inplace_addcdiv_bf16"
+        );
+        assert!(inplace_scaled(InplaceOp::Fill(0.0), DType::F32).is_none());
+        assert_eq!(inplace_fill(DType::Bool).name(), "inplace_fill_b1");
+        assert_eq!(scatter_claim().name(), "scatter_claim");
     }
 }

@@ -6,7 +6,7 @@
 use crate::names::Family;
 
 /// `(family, PTX text)` for every kernel module, in [`Family::ALL`] order.
-pub const MODULES: [(Family, &str); 9] = [
+pub const MODULES: [(Family, &str); 11] = [
     (Family::Unary, include_str!("../kernels/unary.ptx")),
     (Family::Binary, include_str!("../kernels/binary.ptx")),
     (Family::Compare, include_str!("../kernels/compare.ptx")),
@@ -14,8 +14,10 @@ pub const MODULES: [(Family, &str); 9] = [
     (Family::Reduce, include_str!("../kernels/reduce.ptx")),
     (Family::Softmax, include_str!("../kernels/softmax.ptx")),
     (Family::Gemm, include_str!("../kernels/gemm.ptx")),
+    (Family::GemmMixed, include_str!("../kernels/gemm_mixed.ptx")),
     (Family::Index, include_str!("../kernels/index.ptx")),
     (Family::Conv, include_str!("../kernels/conv.ptx")),
+    (Family::Inplace, include_str!("../kernels/inplace.ptx")),
 ];
 
 /// The PTX text of a family's module.
@@ -61,11 +63,28 @@ mod tests {
     #[test]
     fn ptx_has_every_kernel() {
         let kernels = every_kernel();
-        assert!(kernels.len() > 250, "only {} kernels", kernels.len());
+        assert!(kernels.len() > 400, "only {} kernels", kernels.len());
+        // The in-place family covers every InplaceOp variant for every float dtype.
+        for dtype in ["f32", "f64", "f16", "bf16"] {
+            for stem in [
+                "inplace_binary_add",
+                "inplace_unary_clamp",
+                "inplace_axpy",
+                "inplace_addcmul",
+                "inplace_addcdiv",
+                "inplace_lerp",
+            ] {
+                let name = format!("{stem}_{dtype}");
+                assert!(
+                    kernels.iter().any(|k| k.name() == name),
+                    "{name} not listed"
+                );
+            }
+        }
         let missing: Vec<_> = kernels
             .iter()
-            .filter(|k| !entry_names(ptx(k.family)).contains(&k.name.as_str()))
-            .map(|k| format!("{} (in {}.ptx)", k.name, k.family.file_stem()))
+            .filter(|k| !entry_names(ptx(k.family)).contains(&k.name().as_str()))
+            .map(|k| format!("{k} (in {}.ptx)", k.family.file_stem()))
             .collect();
         assert!(
             missing.is_empty(),

@@ -43,6 +43,22 @@ impl CudaStorage {
         self.device_ptr() + (offset * self.dtype.size_in_bytes()) as CUdeviceptr
     }
 
+    /// The CUDA storage behind a tensor's storage (e.g. inside `Tensor::with_storage`), or
+    /// `None` for another backend's.
+    pub fn downcast(storage: &dyn BackendStorage) -> Option<&CudaStorage> {
+        storage.as_any().downcast_ref::<CudaStorage>()
+    }
+
+    /// Mutable form of [`downcast`](Self::downcast).
+    pub fn downcast_mut(storage: &mut dyn BackendStorage) -> Option<&mut CudaStorage> {
+        storage.as_any_mut().downcast_mut::<CudaStorage>()
+    }
+
+    /// Number of elements (inherent twin of the trait's `len`).
+    pub fn elem_count(&self) -> usize {
+        self.len
+    }
+
     /// Element type (inherent twin of the trait method, for use without the trait in scope).
     pub fn dtype_of(&self) -> DType {
         self.dtype
@@ -111,12 +127,14 @@ pub(crate) fn cuda_mut(
     storage: &mut dyn BackendStorage,
     location: DeviceLocation,
 ) -> Result<&mut CudaStorage> {
-    let text = format!("{storage:?}");
-    storage
-        .as_any_mut()
-        .downcast_mut::<CudaStorage>()
-        .ok_or_else(|| Error::Device {
-            device: location,
-            msg: format!("expected a CUDA storage, got {text}"),
-        })
+    if storage.as_any().is::<CudaStorage>() {
+        return Ok(storage
+            .as_any_mut()
+            .downcast_mut::<CudaStorage>()
+            .expect("checked above"));
+    }
+    Err(Error::Device {
+        device: location,
+        msg: format!("expected a CUDA storage, got {storage:?}"),
+    })
 }

@@ -5,7 +5,7 @@
 
 use sinew_tensor::{BinaryOp, DType, Error, Layout, Result};
 
-use super::{FirstBad, LaunchConfig, count_u32, kernel_args, need};
+use super::{FirstBad, LaunchConfig, count_u32, need};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
 use crate::names;

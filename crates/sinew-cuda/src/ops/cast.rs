@@ -3,7 +3,7 @@
 use cust::sys::{CUdeviceptr, cuMemcpyDtoDAsync_v2};
 use sinew_tensor::{Backend, CpuBackend, CpuStorage, DType, Error, Layout, Result};
 
-use super::{LaunchConfig, count_u32, kernel_args};
+use super::{LaunchConfig, count_u32};
 use crate::device::CudaBackend;
 use crate::driver::check;
 use crate::geometry::Geometry;

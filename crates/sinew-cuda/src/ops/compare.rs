@@ -2,7 +2,7 @@
 
 use sinew_tensor::{CmpOp, DType, Error, Layout, Result};
 
-use super::{LaunchConfig, count_u32, kernel_args};
+use super::{LaunchConfig, count_u32};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
 use crate::names;

@@ -9,7 +9,7 @@
 use sinew_tensor::{Error, Layout, Result, Unfold2d};
 
 use super::cast::bit_pattern;
-use super::{LaunchConfig, count_u32, kernel_args, need};
+use super::{LaunchConfig, count_u32, need};
 use crate::device::CudaBackend;
 use crate::names;
 use crate::storage::CudaStorage;

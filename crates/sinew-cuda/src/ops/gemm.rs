@@ -7,10 +7,15 @@
 //! allow them and m, n are multiples of 128 (k of 8 for f32, 32 for f16/bf16), the `matmul_fast_*`
 //! kernels run instead: double-buffered float4 SIMT tiles for f32, a cp.async + ldmatrix +
 //! `mma.sync` pipeline for f16/bf16.
+//!
+//! A [`MatmulSpec`]'s extras run inside every kernel: f16/bf16 operands may write f32 (the
+//! accumulator, unrounded: `matmul_*_f32` kernels), and the epilogue (bias `[n]` of the output
+//! dtype added to every row, then ReLU) is applied in the store stage, on the accumulator,
+//! before the single rounding to the output dtype.
 
-use sinew_tensor::{DType, Error, Layout, MatmulDims, Result, Shape};
+use sinew_tensor::{Activation, DType, Error, Layout, MatmulDims, MatmulSpec, Result, Shape};
 
-use super::{LaunchConfig, kernel_args, need};
+use super::{LaunchConfig, need};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
 use crate::names;
@@ -37,7 +42,83 @@ struct GemmArgs {
     b_cs: u64,
     vector: u32,
     small_m: u32,
+    bias: u64,
+    bias_stride: u64,
+    epilogue: u32,
+    pad: u32,
     batch_geom: Geometry,
+}
+
+/// Bit of `GemmArgs::epilogue`: add the bias.
+const EPI_BIAS: u32 = 1;
+/// Bit of `GemmArgs::epilogue`: ReLU last.
+const EPI_RELU: u32 = 2;
+
+/// What one GEMM computes: sizes, output dtype and epilogue (a [`MatmulSpec`] with the bias
+/// resolved to a CUDA storage).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Epilogue<'a> {
+    dims: MatmulDims,
+    out_dtype: Option<DType>,
+    bias: Option<(&'a CudaStorage, &'a Layout)>,
+    activation: Option<Activation>,
+}
+
+impl<'a> Epilogue<'a> {
+    /// The spec's sizes, dtype and epilogue, with its bias as `bias`.
+    pub(crate) fn of(spec: &MatmulSpec<'_>, bias: Option<(&'a CudaStorage, &'a Layout)>) -> Self {
+        Epilogue {
+            dims: spec.dims,
+            out_dtype: spec.out_dtype,
+            bias,
+            activation: spec.activation,
+        }
+    }
+}
+
+/// The epilogue's `(bias address, bias stride, flags)` after checking the bias: `[n]`, of the
+/// output dtype, inside its storage.
+fn epilogue_args(dev: &CudaBackend, spec: &Epilogue<'_>, out: DType) -> Result<(u64, u64, u32)> {
+    const OP: &str = "matmul";
+    let mut flags = match spec.activation {
+        None => 0,
+        Some(Activation::Relu) => EPI_RELU,
+        Some(_) => {
+            return Err(Error::NotImplemented {
+                op: "matmul activation",
+                device: dev.location(),
+            });
+        }
+    };
+    let Some((bias, layout)) = spec.bias else {
+        return Ok((0, 0, flags));
+    };
+    let n = spec.dims.n;
+    if layout.dims() != [n] {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "bias of shape {} for an output with {n} columns",
+                layout.shape()
+            ),
+        ));
+    }
+    if bias.dtype_of() != out {
+        return Err(Error::DTypeMismatch {
+            op: OP,
+            lhs: out,
+            rhs: bias.dtype_of(),
+        });
+    }
+    if layout.storage_extent() > bias.elem_count() {
+        return Err(Error::invalid(OP, "bias view exceeds its storage"));
+    }
+    flags |= EPI_BIAS;
+    Ok((
+        bias.ptr_at(layout.offset()),
+        layout.strides()[0] as u64,
+        flags,
+    ))
 }
 
 /// Whether an operand of `rows x cols` may be loaded 8 elements at a time along its unit stride,
@@ -76,8 +157,9 @@ pub(crate) fn matmul(
     ll: &Layout,
     rhs: &CudaStorage,
     rl: &Layout,
-    dims: MatmulDims,
+    spec: &Epilogue<'_>,
 ) -> Result<CudaStorage> {
+    let dims = spec.dims;
     const OP: &str = "matmul";
     let dtype = lhs.dtype_of();
     if rhs.dtype_of() != dtype {
@@ -88,20 +170,36 @@ pub(crate) fn matmul(
         });
     }
     let MatmulDims { batch, m, n, k } = dims;
+    let out_dtype = spec.out_dtype.unwrap_or(dtype);
+    let general = need(names::matmul(dtype, dtype), OP, dtype)?;
+    let general = if out_dtype == dtype {
+        general
+    } else {
+        names::matmul(dtype, out_dtype).ok_or_else(|| {
+            Error::invalid(
+                OP,
+                format!(
+                    "{dtype} operands cannot be written as {out_dtype} (f16/bf16 may write f32)"
+                ),
+            )
+        })?
+    };
+    let (bias, bias_stride, epilogue) = epilogue_args(dev, spec, out_dtype)?;
     let vector = vector_ok(ll) as u32 | (vector_ok(rl) as u32) << 1;
-    let fast_kernel = names::matmul_fast(dtype).filter(|_| {
+    let fast_kernel = names::matmul_fast(dtype, out_dtype).filter(|_| {
         vector == 3 && m % TILE == 0 && n % TILE == 0 && k > 0 && k % fast_k_step(dtype) == 0
     });
     // The f16/bf16 fast path (tensor cores) runs 4 warps of 64x64, and 64-row tiles when 128-row
     // ones would leave SMs idle; every other kernel runs 8 warps on 128x128 tiles.
     let tensor_fast = fast_kernel.is_some() && dtype != DType::F32;
     let small_m = tensor_fast && (m / TILE) * (n / TILE) * batch < dev.multiprocessors() as usize;
-    let kernel = match fast_kernel {
-        Some(fast) => fast,
-        None => need(names::matmul(dtype), OP, dtype)?,
-    };
-    let out = dev.alloc(dtype, batch * m * n)?;
-    if batch * m * n == 0 {
+    let kernel = fast_kernel.unwrap_or(general);
+    let total = batch
+        .checked_mul(m)
+        .and_then(|bm| bm.checked_mul(n))
+        .ok_or_else(|| Error::invalid(OP, format!("output size overflows ({dims:?})")))?;
+    let out = dev.alloc(out_dtype, total)?;
+    if total == 0 {
         return Ok(out);
     }
     let too_big =
@@ -124,6 +222,10 @@ pub(crate) fn matmul(
         b_cs: rl.strides()[rank - 1] as u64,
         vector,
         small_m: small_m as u32,
+        bias,
+        bias_stride,
+        epilogue,
+        pad: 0,
         batch_geom,
     };
     let cfg = LaunchConfig {
@@ -145,8 +247,10 @@ mod tests {
 
     #[test]
     fn gemm_args_match_the_c_layout() {
-        assert_eq!(std::mem::size_of::<GemmArgs>(), 56 + 256);
-        assert_eq!(std::mem::offset_of!(GemmArgs, batch_geom), 56);
+        assert_eq!(std::mem::size_of::<GemmArgs>(), 80 + 256);
+        assert_eq!(std::mem::offset_of!(GemmArgs, bias), 56);
+        assert_eq!(std::mem::offset_of!(GemmArgs, epilogue), 72);
+        assert_eq!(std::mem::offset_of!(GemmArgs, batch_geom), 80);
     }
 
     #[test]

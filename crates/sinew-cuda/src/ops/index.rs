@@ -19,7 +19,7 @@
 use sinew_tensor::{CpuStorage, DType, Error, Layout, Result, ScatterMode, Shape};
 
 use super::cast::{copy_strided, download, fill_pattern};
-use super::{FirstBad, LaunchConfig, count_u32, kernel_args, need, read_word};
+use super::{FirstBad, LaunchConfig, count_u32, need, read_word};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
 use crate::names;

@@ -7,6 +7,7 @@ pub(crate) mod compare;
 pub(crate) mod conv;
 pub(crate) mod gemm;
 pub(crate) mod index;
+pub(crate) mod inplace;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
 pub(crate) mod unary;
@@ -16,20 +17,12 @@ use std::ffi::c_void;
 use sinew_tensor::{DType, Error, Result};
 
 use crate::device::CudaBackend;
-use crate::driver::CustResultExt;
+use crate::driver::check_with;
 use crate::names::Kernel;
 use crate::storage::CudaStorage;
 
 /// Threads per block of the elementwise kernels.
 pub(crate) const BLOCK: u32 = 256;
-
-/// Pointers to a kernel's argument values, in parameter order.
-macro_rules! kernel_args {
-    ($($arg:expr),* $(,)?) => {
-        &[$(&$arg as *const _ as *mut std::ffi::c_void),*]
-    };
-}
-pub(crate) use kernel_args;
 
 /// Launch shape of one kernel.
 #[derive(Debug, Clone, Copy)]
@@ -77,13 +70,24 @@ impl CudaBackend {
     ) -> Result<()> {
         let function = self.function(kernel)?;
         // SAFETY: the typed wrappers in ops/ pass one pointer per kernel parameter, each to a value
-        // of the parameter's C type, and device addresses inside live storages.
-        unsafe {
-            self.stream()
-                .stream
-                .launch(&function, cfg.grid, cfg.block, 0, args)
-        }
-        .on(self.location(), &format!("launching {}", kernel.name))
+        // of the parameter's C type, and device addresses inside live storages; the function
+        // belongs to a module this backend keeps loaded and the stream is the backend's.
+        let code = unsafe {
+            cust::sys::cuLaunchKernel(
+                function.0,
+                cfg.grid.0,
+                cfg.grid.1,
+                cfg.grid.2,
+                cfg.block.0,
+                cfg.block.1,
+                cfg.block.2,
+                0,
+                self.stream().stream.as_inner(),
+                args.as_ptr() as *mut *mut c_void,
+                std::ptr::null_mut(),
+            )
+        };
+        check_with(code, self.location(), || format!("launching {kernel}"))
     }
 }
 

@@ -7,7 +7,7 @@
 use sinew_tensor::{ArgReduceOp, DType, Error, Layout, ReduceOp, Result};
 
 use super::cast::copy_strided;
-use super::{LaunchConfig, count_u32, kernel_args, need};
+use super::{LaunchConfig, count_u32, need};
 use crate::device::CudaBackend;
 use crate::names;
 use crate::storage::CudaStorage;

@@ -7,7 +7,7 @@ use sinew_tensor::{Layout, Result};
 
 use super::cast::copy_strided;
 use super::reduce::rows_view;
-use super::{LaunchConfig, count_u32, kernel_args, need};
+use super::{LaunchConfig, count_u32, need};
 use crate::device::CudaBackend;
 use crate::names;
 use crate::storage::CudaStorage;

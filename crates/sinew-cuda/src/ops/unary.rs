@@ -2,7 +2,7 @@
 
 use sinew_tensor::{DType, Error, Layout, Result, UnaryOp};
 
-use super::{LaunchConfig, count_u32, kernel_args, need};
+use super::{LaunchConfig, count_u32, need};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
 use crate::names;
@@ -10,7 +10,7 @@ use crate::storage::CudaStorage;
 
 /// The op's two kernel parameters; for i64, scalars must be integers and clamp bounds are
 /// rounded inward, exactly as the CPU backend does.
-fn params(op: UnaryOp, dtype: DType) -> Result<[f64; 2]> {
+pub(crate) fn params(op: UnaryOp, dtype: DType) -> Result<[f64; 2]> {
     let [a, b] = op.params();
     if dtype != DType::I64 {
         return Ok([a, b]);

@@ -1,5 +1,5 @@
-//! `cargo xtask gradcheck [--cases N] [--op NAME]`: finite-difference checks of every
-//! differentiable op-table entry, one line per op, then `N ops checked, M failed`.
+//! `gradcheck [--cases N] [--op NAME]` (`cargo xtask gradcheck ...`): finite-difference checks of
+//! every differentiable op-table entry, one line per op, then `N ops checked, M failed`.
 
 use sinew_autograd::gradcheck::cases::registry;
 

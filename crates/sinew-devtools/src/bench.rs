@@ -1,8 +1,8 @@
-//! `cargo xtask bench`: the same workloads timed on the CPU and, when built with
+//! `bench` (`cargo xtask bench`): the same workloads timed on the CPU and, when built with
 //! `--features cuda` and a GPU is present, on CUDA device 0, side by side in one run.
 //!
 //! A debug build re-runs itself in release first (timings of unoptimised code mean nothing).
-//! GPU: `cargo run --release -p xtask --features cuda -- bench`.
+//! GPU: `cargo xtask bench --cuda` (= `cargo run --release -p sinew-devtools --features cuda -- bench`).
 
 use std::time::Instant;
 
@@ -140,18 +140,23 @@ fn gpu() -> Result<Option<Device>> {
 
 #[cfg(not(feature = "cuda"))]
 fn gpu() -> Result<Option<Device>> {
-    println!(
-        "cuda: not built (run `cargo run --release -p xtask --features cuda -- bench` for the GPU column)"
-    );
+    println!("cuda: not built (run `cargo xtask bench --cuda` for the GPU column)");
     Ok(None)
 }
 
 /// Times every workload on each available device and prints one row per workload.
 pub fn run(args: &[String]) -> std::result::Result<(), String> {
     if cfg!(debug_assertions) {
+        let features: &[&str] = if cfg!(feature = "cuda") {
+            &["--features", "cuda"]
+        } else {
+            &[]
+        };
         let status =
             std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["run", "--quiet", "--release", "-p", "xtask", "--", "bench"])
+                .args(["run", "--quiet", "--release", "-p", "sinew-devtools"])
+                .args(features)
+                .args(["--", "bench"])
                 .args(args)
                 .status()
                 .map_err(|e| format!("bench: could not re-run in release: {e}"))?;

@@ -1,0 +1,151 @@
+//! GPU checks of `MatmulSpec` on CUDA: f16/bf16 GEMMs writing f32, and the bias + ReLU
+//! epilogue, in the general kernels (awkward sizes) and the fast paths (tile multiples),
+//! against a CPU reference computed in f32/f64 with separate ops (outputs poisoned first).
+
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use common::{check, gpu, poison, randn};
+use sinew_tensor::{
+    Activation, BackendStorage, DType, Device, Layout, MatmulDims, MatmulSpec, Tensor,
+};
+
+/// `act(a @ b + bias)` on the CPU in f64 (exact products of the rounded inputs), then rounded to
+/// `out`.
+fn reference(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, relu: bool, out: DType) -> Tensor {
+    let wide = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+    let mut y = wide(a).matmul(&wide(b)).unwrap();
+    if let Some(bias) = bias {
+        y = y.add(&wide(bias)).unwrap();
+    }
+    if relu {
+        y = y.relu().unwrap();
+    }
+    y.to_dtype(out).unwrap()
+}
+
+/// The GPU product through `Backend::matmul` with the given extras.
+fn on_gpu(
+    dev: &Device,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    relu: bool,
+    out: Option<DType>,
+) -> Tensor {
+    let (m, k, n) = (a.dims()[0], a.dims()[1], b.dims()[1]);
+    let (ga, gb) = (a.to_device(dev).unwrap(), b.to_device(dev).unwrap());
+    let gbias = bias.map(|t| t.to_device(dev).unwrap());
+    let out_dtype = out.unwrap_or(a.dtype());
+    poison(dev, m * n * out_dtype.size_in_bytes());
+    let dims = MatmulDims { batch: 1, m, n, k };
+    let result = ga.with_storage(|sa, la| {
+        gb.with_storage(|sb, lb| {
+            let run = |bias_view: Option<(&dyn BackendStorage, &Layout)>| {
+                let mut spec = MatmulSpec::new(dims);
+                if let Some(dtype) = out {
+                    spec = spec.with_out_dtype(dtype);
+                }
+                if let Some((s, l)) = bias_view {
+                    spec = spec.with_bias(s, l);
+                }
+                if relu {
+                    spec = spec.with_activation(Activation::Relu);
+                }
+                dev.backend().matmul(sa, la, sb, lb, &spec)
+            };
+            match &gbias {
+                Some(t) => t.with_storage(|s, l| run(Some((s, l)))),
+                None => run(None),
+            }
+        })
+    });
+    let storage = result.unwrap();
+    assert_eq!(storage.dtype(), out_dtype);
+    Tensor::from_storage(storage, [m, n], dev.clone())
+        .to_device(&Device::cpu())
+        .unwrap()
+}
+
+fn spec_tol(out: DType) -> f64 {
+    match out {
+        DType::F64 => 1e-10,
+        DType::F32 => 1e-4,
+        _ => 1e-2,
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn bias_relu_and_f32_output_match_the_cpu() {
+    let dev = gpu();
+    // General kernels (awkward sizes) and fast paths (multiples of 128 / 32).
+    let sizes = [(5, 3, 9), (70, 33, 130), (128, 32, 128), (256, 64, 384)];
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+        let outs: Vec<Option<DType>> = match dtype {
+            DType::F16 | DType::BF16 => vec![None, Some(DType::F32)],
+            _ => vec![None],
+        };
+        for (m, k, n) in sizes {
+            let a = randn(31 + m as u64, &[m, k], dtype);
+            let b = randn(32 + n as u64, &[k, n], dtype);
+            for &out in &outs {
+                let out_dtype = out.unwrap_or(dtype);
+                let bias = randn(33, &[n], out_dtype);
+                // A strided bias view: every other element of a [2n] vector.
+                let long = randn(34, &[2 * n], out_dtype);
+                let strided = long.reshape([n, 2]).unwrap().narrow(1, 1, 1).unwrap();
+                let strided = strided.reshape([n]).unwrap();
+                for (what, bias, relu) in [
+                    ("plain", None, false),
+                    ("bias", Some(&bias), false),
+                    ("relu", None, true),
+                    ("bias+relu", Some(&bias), true),
+                    ("strided bias+relu", Some(&strided), true),
+                ] {
+                    if out.is_none() && bias.is_none() && !relu {
+                        continue; // the plain product is gpu_matmul.rs's
+                    }
+                    let want = reference(&a, &b, bias, relu, out_dtype);
+                    let got = on_gpu(&dev, &a, &b, bias, relu, out);
+                    check(
+                        &format!("matmul {dtype}->{out_dtype} {m}x{k}x{n} {what}"),
+                        &want,
+                        &got,
+                        spec_tol(out_dtype),
+                    );
+                    if relu {
+                        let v = got.to_vec_f64().unwrap();
+                        assert!(v.iter().all(|&x| x >= 0.0), "relu left a negative value");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn bad_specs_are_errors() {
+    let dev = gpu();
+    let a = randn(1, &[4, 3], DType::F32).to_device(&dev).unwrap();
+    let b = randn(2, &[3, 5], DType::F32).to_device(&dev).unwrap();
+    let dims = MatmulDims {
+        batch: 1,
+        m: 4,
+        n: 5,
+        k: 3,
+    };
+    let wrong_len = randn(3, &[4], DType::F32).to_device(&dev).unwrap();
+    let wrong_dtype = randn(3, &[5], DType::F16).to_device(&dev).unwrap();
+    let run = |spec: &MatmulSpec<'_>| {
+        a.with_storage(|sa, la| b.with_storage(|sb, lb| dev.backend().matmul(sa, la, sb, lb, spec)))
+    };
+    // f32 operands cannot be written as f16.
+    assert!(run(&MatmulSpec::new(dims).with_out_dtype(DType::F16)).is_err());
+    for bad in [&wrong_len, &wrong_dtype] {
+        let err = bad.with_storage(|s, l| run(&MatmulSpec::new(dims).with_bias(s, l)));
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,31 @@
+//! `sinew-devtools <command>`: developer commands that need the framework itself.
+//!
+//! Commands: `gradcheck [--cases N] [--op NAME]` (finite-difference checks of every
+//! differentiable op) and `bench` (CPU vs GPU timings). Usually run through `cargo xtask
+//! gradcheck ...` / `cargo xtask bench ...`, which spawn this binary so that the `xtask` package
+//! itself (kernels, cuda-stub) never compiles the framework.
+
+mod bench;
+mod gradcheck;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let result = match command.as_str() {
+        "gradcheck" => gradcheck::run(&rest),
+        "bench" => bench::run(&rest),
+        _ => Err(format!(
+            "unknown command {command:?}; usage: sinew-devtools <gradcheck [--cases N] [--op NAME] | bench>"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("sinew-devtools: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
