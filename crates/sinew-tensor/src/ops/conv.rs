@@ -116,7 +116,7 @@ impl Tensor {
             dilation,
             pad_value,
         };
-        let (oh, ow) = spec.out_hw();
+        let (oh, ow) = spec.check(op)?;
         if oh == 0 || ow == 0 {
             return Err(Error::invalid(
                 op,
@@ -129,15 +129,44 @@ impl Tensor {
     }
 
     /// im2col: `[n, c, h, w]` to `[n, c*kh*kw, oh*ow]`. PyTorch equivalent: `F.unfold`.
+    ///
+    /// Errors (never panics) when `spec` does not describe this tensor's shape or its
+    /// geometry is invalid (zero stride, overflowing sizes).
     pub fn unfold2d(&self, spec: &Unfold2d) -> Result<Tensor> {
-        let (oh, ow) = spec.out_hw();
-        let shape = Shape::new([spec.n, spec.c * spec.kernel.0 * spec.kernel.1, oh * ow]);
+        const OP: &str = "unfold2d";
+        let (oh, ow) = spec.check(OP)?;
+        let input = Shape::new([spec.n, spec.c, spec.h, spec.w]);
+        if self.shape() != &input {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "window spec for input {input} does not match the tensor's shape {}",
+                    self.shape()
+                ),
+            ));
+        }
+        let shape = spec.cols_shape(OP, oh, ow)?;
         self.map_storage(shape, |b, s, l| b.unfold2d(s, l, spec))
     }
 
     /// col2im, the adjoint of [`Tensor::unfold2d`]: sums overlapping windows back into
     /// `[n, c, h, w]`. PyTorch equivalent: `F.fold`.
+    ///
+    /// Errors (never panics) when this tensor is not the `[n, c*kh*kw, oh*ow]` column tensor
+    /// of `spec`.
     pub fn fold2d(&self, spec: &Unfold2d) -> Result<Tensor> {
+        const OP: &str = "fold2d";
+        let (oh, ow) = spec.check(OP)?;
+        let cols = spec.cols_shape(OP, oh, ow)?;
+        if self.shape() != &cols {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "window spec expects columns {cols}, the tensor has shape {}",
+                    self.shape()
+                ),
+            ));
+        }
         let shape = Shape::new([spec.n, spec.c, spec.h, spec.w]);
         self.map_storage(shape, |b, s, l| b.fold2d(s, l, spec))
     }

@@ -53,7 +53,7 @@ impl Tensor {
         let out = lhs2.with_two_storages(&rhs2, |a, b| backend.matmul(a, &ll, b, &rl, &spec))?;
         let mut out_dims = batch.dims().to_vec();
         out_dims.extend([m, n]);
-        let mut out = Tensor::from_storage(out, out_dims, self.device().clone());
+        let mut out = Tensor::from_storage(out, out_dims, self.device().clone())?;
         if rhs.rank() == 1 {
             out = out.squeeze(-1)?;
         }

@@ -94,6 +94,29 @@ impl Tensor {
             .mul_scalar((spec.dilation.0 * spec.w) as f64)?
             .add(&kj.mul_scalar(spec.dilation.1 as f64)?)?;
         let indices = offset.add(&base)?.reshape([n, c, oh, ow])?;
+        // A window whose in-bounds values are all -inf ties with its -inf padding, and argmax
+        // keeps the first tap, which may be padding. PyTorch reports the first in-bounds tap
+        // (its kernel starts at the first tap at or past row/column 0), so use that there.
+        let first_tap = |o: usize, s: usize, p: usize, d: usize| -> i64 {
+            match (o * s).checked_sub(p) {
+                Some(start) => start as i64,
+                None => {
+                    let deficit = p - o * s;
+                    (deficit.div_ceil(d) * d - deficit) as i64
+                }
+            }
+        };
+        let first: Vec<i64> = (0..l)
+            .map(|p| {
+                let y = first_tap(p / ow, spec.stride.0, spec.padding.0, spec.dilation.0);
+                let x = first_tap(p % ow, spec.stride.1, spec.padding.1, spec.dilation.1);
+                y * spec.w as i64 + x
+            })
+            .collect();
+        let first = Tensor::from_vec_on(first, [oh, ow], self.device())?;
+        let indices = values
+            .eq_scalar(f64::NEG_INFINITY)?
+            .where_cond(&first, &indices)?;
         Ok((values, indices))
     }
 
