@@ -151,8 +151,7 @@ impl Layout {
             Error::invalid(
                 "narrow",
                 format!(
-                    "range start {start}, len {len}, step {step} out of bounds for dim {dim} of size {size} (shape {})",
-                    self.shape
+                    "range start {start}, len {len}, step {step} out of bounds for dim {dim} of size {size}"
                 ),
             )
         };

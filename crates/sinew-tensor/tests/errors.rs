@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use sinew_tensor::backend::{Backend, BackendStorage, BoxedStorage, MatmulDims};
+use sinew_tensor::backend::{Backend, BackendStorage, BoxedStorage, MatmulSpec};
 use sinew_tensor::cpu::{CpuBackend, CpuStorage};
 use sinew_tensor::{
     ArgReduceOp, BinaryOp, CmpOp, DType, Device, DeviceLocation, Layout, ReduceOp, Result, Tensor,
@@ -22,6 +22,9 @@ struct OtherDevice;
 impl Backend for OtherDevice {
     fn location(&self) -> DeviceLocation {
         DeviceLocation::Cuda(7)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage> {
         CpuBackend.full(dtype, len, value)
@@ -115,9 +118,9 @@ impl Backend for OtherDevice {
         la: &Layout,
         b: &dyn BackendStorage,
         lb: &Layout,
-        dims: MatmulDims,
+        spec: &MatmulSpec<'_>,
     ) -> Result<BoxedStorage> {
-        CpuBackend.matmul(a, la, b, lb, dims)
+        CpuBackend.matmul(a, la, b, lb, spec)
     }
 }
 
