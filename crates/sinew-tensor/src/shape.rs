@@ -211,7 +211,11 @@ mod tests {
             "zeros: the element count of shape [4294967296, 4294967296] overflows the addressable size"
         );
         assert_eq!(Shape::new([0, 1 << 40]).checked_elem_count("t").unwrap(), 0);
-        assert!(Shape::new([0, 1 << 32, 1 << 32]).checked_elem_count("t").is_err());
+        assert!(
+            Shape::new([0, 1 << 32, 1 << 32])
+                .checked_elem_count("t")
+                .is_err()
+        );
         assert_eq!(Shape::scalar().checked_elem_count("t").unwrap(), 1);
     }
 }

@@ -55,7 +55,9 @@ fn convert<T: Element + Default>(src: &CpuStorage, layout: &Layout) -> Result<Ve
         }
         CpuStorage::F16(v) => map_view(CAST, v, layout, |x| T::from_f64(x.to_f32() as f64)),
         CpuStorage::BF16(v) => map_view(CAST, v, layout, |x| T::from_f64(x.to_f32() as f64)),
-        other => with_cpu_storage!(other, v => map_view(CAST, v, layout, |x| T::from_f64(x.to_f64()))),
+        other => {
+            with_cpu_storage!(other, v => map_view(CAST, v, layout, |x| T::from_f64(x.to_f64())))
+        }
     }
 }
 
@@ -63,10 +65,18 @@ fn convert<T: Element + Default>(src: &CpuStorage, layout: &Layout) -> Result<Ve
 pub(super) fn cast(src: &CpuStorage, layout: &Layout, dtype: DType) -> Result<CpuStorage> {
     Ok(match (src, dtype) {
         (CpuStorage::I64(v), DType::I64) => CpuStorage::I64(map_view(CAST, v, layout, |x| x)?),
-        (CpuStorage::F32(v), DType::F16) => CpuStorage::F16(map_view(CAST, v, layout, f16::from_f32)?),
-        (CpuStorage::F32(v), DType::BF16) => CpuStorage::BF16(map_view(CAST, v, layout, bf16::from_f32)?),
-        (CpuStorage::F16(v), DType::F32) => CpuStorage::F32(map_view(CAST, v, layout, f16::to_f32)?),
-        (CpuStorage::BF16(v), DType::F32) => CpuStorage::F32(map_view(CAST, v, layout, bf16::to_f32)?),
+        (CpuStorage::F32(v), DType::F16) => {
+            CpuStorage::F16(map_view(CAST, v, layout, f16::from_f32)?)
+        }
+        (CpuStorage::F32(v), DType::BF16) => {
+            CpuStorage::BF16(map_view(CAST, v, layout, bf16::from_f32)?)
+        }
+        (CpuStorage::F16(v), DType::F32) => {
+            CpuStorage::F32(map_view(CAST, v, layout, f16::to_f32)?)
+        }
+        (CpuStorage::BF16(v), DType::F32) => {
+            CpuStorage::F32(map_view(CAST, v, layout, bf16::to_f32)?)
+        }
         (_, DType::F32) => CpuStorage::F32(convert(src, layout)?),
         (_, DType::F64) => CpuStorage::F64(convert(src, layout)?),
         (_, DType::F16) => CpuStorage::F16(convert(src, layout)?),

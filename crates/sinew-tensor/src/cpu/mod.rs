@@ -230,7 +230,11 @@ impl Backend for CpuBackend {
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage> {
         use crate::Element;
         fn fill<T: crate::Element>(len: usize, value: f64) -> Result<CpuStorage> {
-            Ok(T::into_storage(alloc::try_vec("full", len, T::from_f64(value))?))
+            Ok(T::into_storage(alloc::try_vec(
+                "full",
+                len,
+                T::from_f64(value),
+            )?))
         }
         let _ = f32::DTYPE;
         Ok(Box::new(match dtype {

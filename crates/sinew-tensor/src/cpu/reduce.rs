@@ -179,7 +179,16 @@ fn reduce_float<T: Element + Default>(
     match op {
         ReduceOp::Sum => reduce_runs(name, v, dims, reduced, 0.0, load, |a, b| a + b, store),
         ReduceOp::Prod => reduce_runs(name, v, dims, reduced, 1.0, load, |a, b| a * b, store),
-        ReduceOp::Max => reduce_runs(name, v, dims, reduced, f64::NEG_INFINITY, load, nan_max, store),
+        ReduceOp::Max => reduce_runs(
+            name,
+            v,
+            dims,
+            reduced,
+            f64::NEG_INFINITY,
+            load,
+            nan_max,
+            store,
+        ),
         ReduceOp::Min => reduce_runs(name, v, dims, reduced, f64::INFINITY, load, nan_min, store),
     }
 }

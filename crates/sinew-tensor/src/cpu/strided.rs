@@ -122,7 +122,12 @@ fn map_slice<T: Copy + Sync, U: Copy + Default + Send + Sync>(
 
 /// Copies the elements of a view into a new row-major vector, applying `f` to each; the
 /// output is allocated fallibly (an out-of-memory error names `op`).
-pub(crate) fn map_view<T, U, F>(op: &'static str, data: &[T], layout: &Layout, f: F) -> Result<Vec<U>>
+pub(crate) fn map_view<T, U, F>(
+    op: &'static str,
+    data: &[T],
+    layout: &Layout,
+    f: F,
+) -> Result<Vec<U>>
 where
     T: Copy + Send + Sync,
     U: Copy + Send + Sync + Default,

@@ -57,14 +57,24 @@ fn unary_float<T: Float + Send + Sync + Default>(
             }
         }),
         // NaN stays NaN, as in PyTorch.
-        UnaryOp::Relu => map_view(name, v, l, |x| if x > zero || x.is_nan() { x } else { zero }),
+        UnaryOp::Relu => map_view(
+            name,
+            v,
+            l,
+            |x| if x > zero || x.is_nan() { x } else { zero },
+        ),
         UnaryOp::LeakyRelu(slope) => {
             let slope = c(slope);
             map_view(name, v, l, |x| if x > zero { x } else { x * slope })
         }
         UnaryOp::Elu(alpha) => {
             let alpha = c(alpha);
-            map_view(name, v, l, |x| if x > zero { x } else { alpha * x.exp_m1() })
+            map_view(
+                name,
+                v,
+                l,
+                |x| if x > zero { x } else { alpha * x.exp_m1() },
+            )
         }
         UnaryOp::Gelu => map_view(name, v, l, |x| {
             let xf = x.to_f64().unwrap_or(f64::NAN);
@@ -106,7 +116,12 @@ fn unary_float<T: Float + Send + Sync + Default>(
         }),
         UnaryOp::Clamp { min, max } => {
             let (lo, hi) = (c(min), c(max));
-            map_view(name, v, l, |x| if x.is_nan() { x } else { x.max(lo).min(hi) })
+            map_view(
+                name,
+                v,
+                l,
+                |x| if x.is_nan() { x } else { x.max(lo).min(hi) },
+            )
         }
         UnaryOp::Powf(p) => {
             let p = c(p);

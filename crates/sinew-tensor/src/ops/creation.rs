@@ -86,7 +86,9 @@ impl Tensor {
         if count >= isize::MAX as f64 {
             return Err(Error::Overflow {
                 op: "arange",
-                what: format!("the length of range {start}..{end} step {step} ({count:e} values)"),
+                what: format!(
+                    "the length of range {start:?}..{end:?} step {step:?} ({count:e} values)"
+                ),
             });
         }
         let n = count as usize;

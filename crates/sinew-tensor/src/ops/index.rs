@@ -163,11 +163,7 @@ impl Tensor {
         let out = self.with_two_storages(index, |s, i| {
             backend.gather(s, self.layout(), i, index.layout(), d)
         })?;
-        Tensor::from_storage(
-            out,
-            index.shape().clone(),
-            self.device().clone(),
-        )
+        Tensor::from_storage(out, index.shape().clone(), self.device().clone())
     }
 
     fn scatter_impl(
@@ -205,11 +201,7 @@ impl Tensor {
                 mode,
             )
         })?;
-        Tensor::from_storage(
-            out,
-            self.shape().clone(),
-            self.device().clone(),
-        )
+        Tensor::from_storage(out, self.shape().clone(), self.device().clone())
     }
 
     /// A copy with `values[p]` written at `p` with `dim` replaced by `index[p]`.
@@ -280,7 +272,10 @@ impl Tensor {
                         .and_then(|x| x.checked_add(a))
                         .ok_or_else(|| Error::Overflow {
                             op: "pad",
-                            what: format!("the padded size {size} + {b} + {a} of dim {}", first + i),
+                            what: format!(
+                                "the padded size {size} + {b} + {a} of dim {}",
+                                first + i
+                            ),
                         })?;
                 }
                 let out = Tensor::full(dims, value, self.dtype(), self.device())?;
