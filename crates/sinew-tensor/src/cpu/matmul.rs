@@ -34,9 +34,18 @@ impl<'a> Operand<'a> {
             strides[..rank - 2].to_vec(),
             layout.offset(),
         );
+        // A size-1 dim is never stepped along, so its stride (which may be any value) is
+        // normalised to 0; every other stride is at most the view's storage extent.
+        let stride = |d: usize| {
+            if layout.dims()[d] <= 1 {
+                0
+            } else {
+                strides[d] as isize
+            }
+        };
         Operand {
-            row_stride: strides[rank - 2] as isize,
-            col_stride: strides[rank - 1] as isize,
+            row_stride: stride(rank - 2),
+            col_stride: stride(rank - 1),
             starts: StridedOffsets::starting_at(&batch, 0).collect(),
             _layout: layout,
         }
@@ -164,8 +173,9 @@ fn batched<T: Gemm>(
         // SAFETY: `check_operands` (run in every build, above) verified that `la` is
         // [batch.., m, k] and `lb` [batch.., k, n] and that every element of both views lies
         // inside `a` and `b`; so the start of matrix `i` row `r0` and every (row, col) read from
-        // there with the views' strides stay inside the slices (strides are at most the
-        // storage length, so the `isize` casts are exact). `c` is a row-major chunk of
+        // there with the views' strides stay inside the slices (strides of dims longer than 1
+        // are at most the storage length, so the `isize` casts are exact; `Operand::new` zeroes
+        // the others). `c` is a row-major chunk of
         // (r1 - r0) * n output elements, the rows written with row stride `n`.
         unsafe {
             T::gemm(
