@@ -413,12 +413,15 @@ impl Tensor {
             });
         }
         let host = self.to_cpu_storage()?;
-        Ok(T::slice_of(&host).expect("dtype checked").to_vec())
+        let values = T::slice_of(&host).expect("dtype checked");
+        let mut out = crate::cpu::alloc::try_with_capacity("to_vec", values.len())?;
+        out.extend_from_slice(values);
+        Ok(out)
     }
 
     /// The elements converted to f64, in row-major order (any dtype).
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
-        Ok(self.to_cpu_storage()?.to_f64_vec())
+        self.to_cpu_storage()?.try_to_f64_vec("to_vec_f64")
     }
 
     /// The single value of a tensor with one element; `T` must match the dtype.

@@ -252,7 +252,20 @@ impl Backend for CpuBackend {
     }
 
     fn upload(&self, data: &CpuStorage) -> Result<BoxedStorage> {
-        Ok(Box::new(data.clone()))
+        fn copy<T: Copy>(v: &[T]) -> Result<Vec<T>> {
+            let mut out = alloc::try_with_capacity("upload", v.len())?;
+            out.extend_from_slice(v);
+            Ok(out)
+        }
+        Ok(Box::new(match data {
+            CpuStorage::F32(v) => CpuStorage::F32(copy(v)?),
+            CpuStorage::F64(v) => CpuStorage::F64(copy(v)?),
+            CpuStorage::F16(v) => CpuStorage::F16(copy(v)?),
+            CpuStorage::BF16(v) => CpuStorage::BF16(copy(v)?),
+            CpuStorage::I64(v) => CpuStorage::I64(copy(v)?),
+            CpuStorage::U8(v) => CpuStorage::U8(copy(v)?),
+            CpuStorage::Bool(v) => CpuStorage::Bool(copy(v)?),
+        }))
     }
 
     fn download(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage> {
