@@ -161,27 +161,90 @@ pub struct Unfold2d {
 
 impl Unfold2d {
     /// Output height and width, as PyTorch computes them (floor mode).
+    ///
+    /// For a spec that passed [`Unfold2d::check`] (every spec built by the tensor ops) this is
+    /// exact; for an invalid one (zero stride, sizes that overflow) it is `(0, 0)`, never a
+    /// wrapped value.
     pub fn out_hw(&self) -> (usize, usize) {
-        let out = |size: usize, k: usize, s: usize, p: usize, d: usize| {
-            let span = d * (k - 1) + 1;
-            (size + 2 * p).checked_sub(span).map_or(0, |r| r / s + 1)
+        self.try_out_hw("unfold2d").unwrap_or((0, 0))
+    }
+
+    /// Output height and width with checked arithmetic: an error names `op` when the kernel,
+    /// stride or dilation is zero or `size + 2 * padding` / the dilated window overflows.
+    /// A window larger than the padded input gives 0.
+    pub fn try_out_hw(&self, op: &'static str) -> Result<(usize, usize)> {
+        let out = |axis: &str, size: usize, k: usize, s: usize, p: usize, d: usize| {
+            if k == 0 || s == 0 || d == 0 {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "kernel size, stride and dilation must be positive, got kernel {:?}, stride {:?}, dilation {:?}",
+                        self.kernel, self.stride, self.dilation
+                    ),
+                ));
+            }
+            let overflow = || Error::Overflow {
+                op,
+                what: format!(
+                    "the {axis} window arithmetic (size {size}, kernel {k}, padding {p}, dilation {d})"
+                ),
+            };
+            let span = d
+                .checked_mul(k - 1)
+                .and_then(|x| x.checked_add(1))
+                .ok_or_else(overflow)?;
+            let padded = p
+                .checked_mul(2)
+                .and_then(|x| x.checked_add(size))
+                .ok_or_else(overflow)?;
+            Ok(padded.checked_sub(span).map_or(0, |r| r / s + 1))
         };
-        (
+        Ok((
             out(
+                "height",
                 self.h,
                 self.kernel.0,
                 self.stride.0,
                 self.padding.0,
                 self.dilation.0,
-            ),
+            )?,
             out(
+                "width",
                 self.w,
                 self.kernel.1,
                 self.stride.1,
                 self.padding.1,
                 self.dilation.1,
+            )?,
+        ))
+    }
+
+    /// Validates the whole geometry: positive window parameters, no overflow in the output
+    /// sizes, and addressable input `[n, c, h, w]` and column `[n, c*kh*kw, oh*ow]` shapes.
+    /// Returns `(oh, ow)`. Every op that builds or receives a spec runs this first.
+    pub fn check(&self, op: &'static str) -> Result<(usize, usize)> {
+        let (oh, ow) = self.try_out_hw(op)?;
+        crate::Shape::new([self.n, self.c, self.h, self.w]).checked_elem_count(op)?;
+        self.cols_shape(op, oh, ow)?.checked_elem_count(op)?;
+        Ok((oh, ow))
+    }
+
+    /// Shape `[n, c*kh*kw, oh*ow]` of the columns, with checked products.
+    pub fn cols_shape(&self, op: &'static str, oh: usize, ow: usize) -> Result<crate::Shape> {
+        let overflow = || Error::Overflow {
+            op,
+            what: format!(
+                "the column count of {} channels x kernel {:?} / {oh} x {ow} windows",
+                self.c, self.kernel
             ),
-        )
+        };
+        let rows = self
+            .c
+            .checked_mul(self.kernel.0)
+            .and_then(|x| x.checked_mul(self.kernel.1))
+            .ok_or_else(overflow)?;
+        let cols = oh.checked_mul(ow).ok_or_else(overflow)?;
+        Ok(crate::Shape::new([self.n, rows, cols]))
     }
 }
 

@@ -92,6 +92,22 @@ pub enum Error {
         /// What was wrong.
         msg: String,
     },
+    /// An allocation of `bytes` bytes failed (or cannot be represented at all).
+    #[error("{op}: out of memory: cannot allocate {bytes} bytes")]
+    OutOfMemory {
+        /// Operation that needed the memory.
+        op: &'static str,
+        /// Bytes requested (u128: sizes past `usize::MAX` are reported, not wrapped).
+        bytes: u128,
+    },
+    /// A size, stride or offset computation does not fit in the index type.
+    #[error("{op}: {what} overflows the addressable size")]
+    Overflow {
+        /// Operation that failed.
+        op: &'static str,
+        /// What was being computed, with its operands.
+        what: String,
+    },
     /// A device reported an error (out of memory, launch failure, missing driver).
     #[error("{device}: {msg}")]
     Device {
@@ -119,6 +135,16 @@ impl Error {
         Error::InvalidArgument {
             op,
             msg: msg.into(),
+        }
+    }
+
+    /// The same error reported under `op` when it is an [`Error::OutOfMemory`] or
+    /// [`Error::Overflow`] raised by a shared kernel (which knows only its own name).
+    pub fn in_op(self, op: &'static str) -> Self {
+        match self {
+            Error::OutOfMemory { bytes, .. } => Error::OutOfMemory { op, bytes },
+            Error::Overflow { what, .. } => Error::Overflow { op, what },
+            other => other,
         }
     }
 }

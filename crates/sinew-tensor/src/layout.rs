@@ -26,7 +26,8 @@ impl Layout {
         }
     }
 
-    /// A layout from explicit parts. Callers guarantee it stays inside its storage.
+    /// A layout from explicit parts. Callers guarantee it stays inside its storage (kernels that
+    /// compute raw addresses re-check [`Layout::checked_storage_extent`] before reading).
     pub fn from_parts(shape: Shape, strides: Vec<usize>, offset: usize) -> Self {
         debug_assert_eq!(shape.rank(), strides.len());
         Layout {
@@ -87,18 +88,26 @@ impl Layout {
     }
 
     /// One past the largest storage index the view touches (0 when empty).
+    ///
+    /// Saturates at `usize::MAX` if the sum overflows (see [`Layout::checked_storage_extent`]).
     pub fn storage_extent(&self) -> usize {
+        self.checked_storage_extent().unwrap_or(usize::MAX)
+    }
+
+    /// One past the largest storage index the view touches (0 when empty), or `None` when that
+    /// index does not fit in `usize`. Kernels that compute addresses themselves compare this
+    /// with the storage length before reading.
+    pub fn checked_storage_extent(&self) -> Option<usize> {
         if self.elem_count() == 0 {
-            return 0;
+            return Some(0);
         }
-        self.offset
-            + self
-                .dims()
-                .iter()
-                .zip(&self.strides)
-                .map(|(&d, &s)| (d - 1) * s)
-                .sum::<usize>()
-            + 1
+        self.dims()
+            .iter()
+            .zip(&self.strides)
+            .try_fold(self.offset, |acc, (&d, &s)| {
+                acc.checked_add((d - 1).checked_mul(s)?)
+            })?
+            .checked_add(1)
     }
 
     /// Reorders dimensions: dimension `i` of the result is dimension `order[i]` of `self`.
@@ -126,25 +135,58 @@ impl Layout {
     }
 
     /// Keeps `len` elements of dimension `dim` starting at `start`, taking every `step`-th.
+    ///
+    /// Every bound is computed with checked arithmetic, so a huge `start`, `len` or `step` is an
+    /// error, never a wrapped offset.
     pub fn slice(&self, dim: usize, start: usize, len: usize, step: usize) -> Result<Layout> {
-        let size = self.dims()[dim];
-        let last = start + len.saturating_sub(1) * step;
-        if step == 0 || (len > 0 && last >= size) || start > size {
-            return Err(Error::invalid(
+        let rank = self.shape.rank();
+        let Some(&size) = self.dims().get(dim) else {
+            return Err(Error::DimOutOfRange {
+                op: "narrow",
+                dim: dim as isize,
+                rank,
+            });
+        };
+        let err = || {
+            Error::invalid(
                 "narrow",
                 format!(
                     "range start {start}, len {len}, step {step} out of bounds for dim {dim} of size {size}"
                 ),
-            ));
+            )
+        };
+        let last = len
+            .saturating_sub(1)
+            .checked_mul(step)
+            .and_then(|span| start.checked_add(span));
+        match last {
+            _ if step == 0 || start > size => return Err(err()),
+            Some(last) if len == 0 || last < size => {}
+            _ => return Err(err()),
         }
         let mut dims = self.dims().to_vec();
         dims[dim] = len;
         let mut strides = self.strides.clone();
-        strides[dim] *= step;
+        // Both products are bounded by the extent of the original view when `len > 1` (resp.
+        // `start < size`); for the other cases the stride/offset of the new dim is never used to
+        // reach an element, so a saturated value is harmless and is never wrapped.
+        strides[dim] = if len > 1 {
+            strides[dim].checked_mul(step).ok_or_else(err)?
+        } else {
+            strides[dim]
+        };
+        let offset = if len > 0 {
+            start
+                .checked_mul(self.strides[dim])
+                .and_then(|o| o.checked_add(self.offset))
+                .ok_or_else(err)?
+        } else {
+            self.offset
+        };
         Ok(Layout {
             shape: Shape::new(dims),
             strides,
-            offset: self.offset + start * self.strides[dim],
+            offset,
         })
     }
 
@@ -159,6 +201,7 @@ impl Layout {
         if rank < self.shape.rank() {
             return Err(err());
         }
+        shape.checked_elem_count("broadcast_to")?;
         let lead = rank - self.shape.rank();
         let mut strides = vec![0; rank];
         for i in 0..rank {
@@ -185,8 +228,9 @@ impl Layout {
     pub fn unsqueeze(&self, dim: usize) -> Layout {
         let mut dims = self.dims().to_vec();
         let mut strides = self.strides.clone();
+        // Any stride is valid for a size-1 dim; saturate rather than wrap.
         let stride = if dim < dims.len() {
-            strides[dim] * dims[dim]
+            strides[dim].saturating_mul(dims[dim])
         } else {
             1
         };
@@ -251,11 +295,18 @@ impl Layout {
                 oj += 1;
             }
             // Split the run into new dims, innermost last, consuming whole old dims only.
-            let run_size: usize = old[oi..oj].iter().map(|p| p.0).product();
+            // Products of sizes and strides of an existing view: bounded by its element count and
+            // storage extent, but checked anyway so a corrupt layout cannot wrap.
+            let run_size: usize = old[oi..oj]
+                .iter()
+                .try_fold(1usize, |acc, p| acc.checked_mul(p.0))?;
             let inner_stride = old[oj - 1].1;
             let mut acc = 1;
             let start = ni;
-            while ni < new_dims.len() && acc * new_dims[ni] <= run_size && acc < run_size {
+            while ni < new_dims.len()
+                && acc < run_size
+                && acc.checked_mul(new_dims[ni]).is_some_and(|p| p <= run_size)
+            {
                 acc *= new_dims[ni];
                 ni += 1;
             }
@@ -265,7 +316,7 @@ impl Layout {
             let mut stride = inner_stride;
             for k in (start..ni).rev() {
                 new_strides[k] = stride;
-                stride *= new_dims[k];
+                stride = stride.saturating_mul(new_dims[k]);
             }
             oi = oj;
         }
@@ -415,6 +466,21 @@ mod tests {
             Layout::contiguous([3])
                 .broadcast_to(&Shape::new([4]))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn slice_bounds_never_wrap() {
+        let l = Layout::contiguous([4, 5]);
+        assert!(l.slice(0, 2, usize::MAX, 1).is_err());
+        assert!(l.slice(0, 1, 2, usize::MAX).is_err());
+        assert!(l.slice(0, usize::MAX, 0, 1).is_err());
+        assert!(l.slice(2, 0, 1, 1).is_err());
+        assert_eq!(l.slice(0, 4, 0, 1).unwrap().dims(), &[0, 5]);
+        assert_eq!(l.slice(1, 1, 1, usize::MAX).unwrap().strides(), &[5, 1]);
+        assert_eq!(
+            Layout::from_parts(Shape::new([2]), vec![usize::MAX], 1).checked_storage_extent(),
+            None
         );
     }
 

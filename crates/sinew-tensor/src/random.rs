@@ -11,16 +11,22 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, StandardNormal};
 use rayon::prelude::*;
 
+use crate::cpu::alloc::{try_vec, try_with_capacity};
 use crate::{DType, Device, Error, Result, Shape, Tensor};
 
 /// Values drawn from one ChaCha stream before moving to the next.
 pub const BLOCK: usize = 4096;
 
 /// An explicit, seedable source of random tensors.
+///
+/// The handle that [`with_default_generator`] lends (and its clones) draws its call numbers
+/// from the default generator, so it shares that generator's state.
 #[derive(Debug, Clone)]
 pub struct Generator {
     seed: u64,
     calls: u64,
+    /// True for a handle onto the default generator (see [`with_default_generator`]).
+    lent: bool,
 }
 
 fn default_generator() -> &'static Mutex<Generator> {
@@ -35,14 +41,24 @@ pub fn manual_seed(seed: u64) {
         .unwrap_or_else(|e| e.into_inner()) = Generator::new(seed);
 }
 
-/// Runs `f` with the default generator, holding its lock while `f` runs.
+/// Runs `f` with a handle onto the default generator.
 ///
-/// Keep `f` short: calling `Tensor::rand`, `Tensor::randn` or this function again inside `f`
-/// (or from rayon tasks that `f` waits for) would wait on the lock forever.
+/// No lock is held while `f` runs: each draw through the handle takes the next call number of
+/// the default generator under a short lock. So `f` may call `Tensor::rand`, `manual_seed` or
+/// this function again (re-entrant), also from rayon tasks it waits for, and the numbers drawn
+/// in a single-threaded program are the same as drawing from the default generator in order.
 pub fn with_default_generator<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
-    f(&mut default_generator()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()))
+    let mut handle = {
+        let g = default_generator()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Generator {
+            seed: g.seed,
+            calls: g.calls,
+            lent: true,
+        }
+    };
+    f(&mut handle)
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -55,24 +71,51 @@ fn mix(mut z: u64) -> u64 {
 impl Generator {
     /// A generator with the given seed.
     pub fn new(seed: u64) -> Self {
-        Generator { seed, calls: 0 }
+        Generator {
+            seed,
+            calls: 0,
+            lent: false,
+        }
     }
 
-    /// The seed it was made with.
+    /// The seed it was made with (for the default generator's handle: its current seed).
     pub fn seed(&self) -> u64 {
+        if self.lent {
+            return default_generator()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .seed;
+        }
         self.seed
     }
 
-    /// `n` values, block-parallel, each block from its own stream.
-    fn sample<T: Copy + Default + Send>(
-        &mut self,
-        n: usize,
-        draw: impl Fn(&mut ChaCha8Rng) -> T + Sync,
-    ) -> Vec<T> {
+    /// `(seed, call number)` of the next sampling call, advancing the counter (the default
+    /// generator's, under a short lock, for a lent handle).
+    fn next_call(&mut self) -> (u64, u64) {
+        if self.lent {
+            let mut g = default_generator()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let call = g.calls;
+            g.calls += 1;
+            (self.seed, self.calls) = (g.seed, g.calls);
+            return (g.seed, call);
+        }
         let call = self.calls;
         self.calls += 1;
-        let seed = self.seed;
-        let mut out = vec![T::default(); n];
+        (self.seed, call)
+    }
+
+    /// `n` values, block-parallel, each block from its own stream; allocated fallibly (an
+    /// out-of-memory error names `op`).
+    fn sample<T: Copy + Default + Send>(
+        &mut self,
+        op: &'static str,
+        n: usize,
+        draw: impl Fn(&mut ChaCha8Rng) -> T + Sync,
+    ) -> Result<Vec<T>> {
+        let (seed, call) = self.next_call();
+        let mut out = try_vec(op, n, T::default())?;
         out.par_chunks_mut(BLOCK)
             .enumerate()
             .for_each(|(block, chunk)| {
@@ -82,7 +125,7 @@ impl Generator {
                     *v = draw(&mut rng);
                 }
             });
-        out
+        Ok(out)
     }
 
     fn tensor(
@@ -96,7 +139,7 @@ impl Generator {
         if !dtype.is_float() {
             return Err(Error::UnsupportedDType { op, dtype });
         }
-        let values = self.sample(shape.elem_count(), draw);
+        let values = self.sample(op, shape.checked_elem_count(op)?, draw)?;
         Tensor::from_f64_values(values, shape, dtype, device)
     }
 
@@ -213,7 +256,8 @@ impl Generator {
             ));
         }
         let shape = shape.into();
-        let values = self.sample(shape.elem_count(), |r| (r.random::<f64>() < p) as u8 as f64);
+        let n = shape.checked_elem_count("bernoulli")?;
+        let values = self.sample("bernoulli", n, |r| (r.random::<f64>() < p) as u8 as f64)?;
         Tensor::from_f64_values(values, shape, dtype, device)
     }
 
@@ -233,22 +277,32 @@ impl Generator {
         }
         let shape = shape.into();
         // Drawn as i64 directly: an f64 detour would round values beyond 2^53.
-        let ints = self.sample(shape.elem_count(), |r| r.random_range(low..high));
+        let n = shape.checked_elem_count("randint")?;
+        let ints = self.sample("randint", n, |r| r.random_range(low..high))?;
         Tensor::from_vec_on(ints, shape, device)
     }
 
     /// A random permutation of `0..n` as i64. PyTorch equivalent: `torch.randperm`.
     pub fn randperm(&mut self, n: usize, device: &Device) -> Result<Tensor> {
-        let perm: Vec<i64> = self.permutation(n).into_iter().map(|i| i as i64).collect();
+        Shape::new([n]).checked_elem_count("randperm")?;
+        let mut perm = try_with_capacity("randperm", n)?;
+        // Same stream as `permutation`, built in place so a huge `n` is an error, not an abort.
+        let mut rng = self.permutation_rng();
+        perm.extend(0..n as i64);
+        for i in (1..n).rev() {
+            perm.swap(i, rng.random_range(0..=i));
+        }
         Tensor::from_vec_on(perm, [n], device)
+    }
+
+    fn permutation_rng(&mut self) -> ChaCha8Rng {
+        let (seed, call) = self.next_call();
+        ChaCha8Rng::seed_from_u64(mix(seed ^ mix(call.wrapping_add(0x7F4A_7C15))))
     }
 
     /// A random permutation of `0..n` as host indices (Fisher–Yates on one stream).
     pub fn permutation(&mut self, n: usize) -> Vec<usize> {
-        let call = self.calls;
-        self.calls += 1;
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(mix(self.seed ^ mix(call.wrapping_add(0x7F4A_7C15))));
+        let mut rng = self.permutation_rng();
         let mut perm: Vec<usize> = (0..n).collect();
         for i in (1..n).rev() {
             perm.swap(i, rng.random_range(0..=i));
@@ -411,6 +465,25 @@ mod tests {
             g.truncated_normal([1], 0.0, 1.0, 1.0, 1.0, DType::F32, &Device::cpu())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_lent_default_generator_is_reentrant() {
+        let cpu = Device::cpu();
+        let (a, b, c) = with_default_generator(|g| {
+            let a = Tensor::rand([4], DType::F64, &cpu).unwrap();
+            let b = g.rand([4], DType::F64, &cpu).unwrap();
+            let c = with_default_generator(|h| h.randn([4], DType::F64, &cpu).unwrap());
+            (a, b, c)
+        });
+        let (a, b, c) = (
+            a.to_vec::<f64>().unwrap(),
+            b.to_vec::<f64>().unwrap(),
+            c.to_vec::<f64>().unwrap(),
+        );
+        assert!(a.iter().chain(&b).all(|v| (0.0..1.0).contains(v)));
+        assert_ne!(a, b);
+        assert_ne!(b, c);
     }
 
     #[test]

@@ -28,17 +28,48 @@ impl Shape {
     }
 
     /// Total number of elements (1 for a scalar).
+    ///
+    /// Saturates at `usize::MAX` when the product overflows; no tensor has such a shape (every
+    /// constructor checks it with [`Shape::checked_elem_count`]), so for a tensor's shape this is
+    /// exact.
     pub fn elem_count(&self) -> usize {
-        self.0.iter().product()
+        if self.0.contains(&0) {
+            return 0;
+        }
+        self.0
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .unwrap_or(usize::MAX)
+    }
+
+    /// The element count, or an [`Error::Overflow`] naming `op` and the shape when the sizes
+    /// cannot be addressed: the product of the non-zero dims (which bounds every row-major
+    /// stride) must fit in `isize`, as Rust slices and pointer offsets require.
+    pub fn checked_elem_count(&self, op: &'static str) -> Result<usize> {
+        let nonzero = self
+            .0
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| n <= isize::MAX as usize);
+        match nonzero {
+            Some(_) => Ok(self.elem_count()),
+            None => Err(Error::Overflow {
+                op,
+                what: format!("the element count of shape {self}"),
+            }),
+        }
     }
 
     /// Row-major (C-order) strides of a contiguous tensor of this shape.
+    ///
+    /// Exact for shapes that passed [`Shape::checked_elem_count`]; saturates otherwise.
     pub fn contiguous_strides(&self) -> Vec<usize> {
         let mut strides = vec![0; self.rank()];
-        let mut acc = 1;
+        let mut acc = 1usize;
         for (stride, &size) in strides.iter_mut().zip(&self.0).rev() {
             *stride = acc;
-            acc *= size;
+            acc = acc.saturating_mul(size);
         }
         strides
     }
@@ -82,7 +113,11 @@ fn dim_from_end(dims: &[usize], from_end: usize) -> usize {
 
 /// Resolves a possibly negative dimension index (`-1` is the last) against `rank`.
 pub fn resolve_dim(op: &'static str, dim: isize, rank: usize) -> Result<usize> {
-    let resolved = if dim < 0 { dim + rank as isize } else { dim };
+    let resolved = if dim < 0 {
+        dim.checked_add_unsigned(rank).unwrap_or(-1)
+    } else {
+        dim
+    };
     if resolved < 0 || resolved as usize >= rank {
         return Err(Error::DimOutOfRange { op, dim, rank });
     }
@@ -164,5 +199,23 @@ mod tests {
         assert_eq!(resolve_dim("t", -1, 3).unwrap(), 2);
         assert!(resolve_dim("t", 3, 3).is_err());
         assert!(resolve_dim("t", -4, 3).is_err());
+        assert!(resolve_dim("t", isize::MIN, 3).is_err());
+    }
+
+    #[test]
+    fn element_counts_never_wrap() {
+        let huge = Shape::new([1 << 32, 1 << 32]);
+        assert_eq!(huge.elem_count(), usize::MAX);
+        assert_eq!(
+            huge.checked_elem_count("zeros").unwrap_err().to_string(),
+            "zeros: the element count of shape [4294967296, 4294967296] overflows the addressable size"
+        );
+        assert_eq!(Shape::new([0, 1 << 40]).checked_elem_count("t").unwrap(), 0);
+        assert!(
+            Shape::new([0, 1 << 32, 1 << 32])
+                .checked_elem_count("t")
+                .is_err()
+        );
+        assert_eq!(Shape::scalar().checked_elem_count("t").unwrap(), 1);
     }
 }

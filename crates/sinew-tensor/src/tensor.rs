@@ -59,16 +59,30 @@ pub struct Tensor {
 
 impl Tensor {
     /// Wraps a fresh contiguous storage of `shape` (used by ops and backend crates).
-    pub fn from_storage(storage: BoxedStorage, shape: impl Into<Shape>, device: Device) -> Tensor {
+    ///
+    /// Checks in every build that the shape's element count is addressable and equals the
+    /// storage's length: every kernel relies on a tensor's layout staying inside its storage.
+    pub fn from_storage(
+        storage: BoxedStorage,
+        shape: impl Into<Shape>,
+        device: Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
-        debug_assert_eq!(storage.len(), shape.elem_count());
-        Tensor {
+        let count = shape.checked_elem_count("from_storage")?;
+        if storage.len() != count {
+            return Err(Error::ElementCount {
+                op: "from_storage",
+                len: storage.len(),
+                shape,
+            });
+        }
+        Ok(Tensor {
             dtype: storage.dtype(),
             storage: Arc::new(Storage::new(storage)),
             layout: Layout::contiguous(shape),
             device,
             grad_meta: None,
-        }
+        })
     }
 
     /// An untracked view of the same storage with another layout (callers keep it in bounds;
@@ -93,18 +107,14 @@ impl Tensor {
     /// ```
     pub fn from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.elem_count() {
+        if shape.checked_elem_count("from_vec")? != data.len() {
             return Err(Error::ElementCount {
                 op: "from_vec",
                 len: data.len(),
                 shape,
             });
         }
-        Ok(Tensor::from_storage(
-            Box::new(T::into_storage(data)),
-            shape,
-            Device::cpu(),
-        ))
+        Tensor::from_storage(Box::new(T::into_storage(data)), shape, Device::cpu())
     }
 
     /// A CPU tensor copied from a slice.
@@ -114,11 +124,14 @@ impl Tensor {
 
     /// A 0-d CPU tensor holding one value.
     pub fn scalar<T: Element>(value: T) -> Tensor {
-        Tensor::from_storage(
-            Box::new(T::into_storage(vec![value])),
-            Shape::scalar(),
-            Device::cpu(),
-        )
+        // One element for the 0-d shape: the invariant `from_storage` checks holds by construction.
+        Tensor {
+            dtype: T::DTYPE,
+            storage: Arc::new(Storage::new(Box::new(T::into_storage(vec![value])))),
+            layout: Layout::contiguous(Shape::scalar()),
+            device: Device::cpu(),
+            grad_meta: None,
+        }
     }
 
     /// A tensor on `device` from host storage of the given shape.
@@ -128,7 +141,7 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.elem_count() {
+        if shape.checked_elem_count("from_cpu_storage")? != data.len() {
             return Err(Error::ElementCount {
                 op: "from_cpu_storage",
                 len: data.len(),
@@ -136,7 +149,7 @@ impl Tensor {
             });
         }
         let storage = device.backend().upload(&data)?;
-        Ok(Tensor::from_storage(storage, shape, device.clone()))
+        Tensor::from_storage(storage, shape, device.clone())
     }
 
     /// The shape.
@@ -228,7 +241,7 @@ impl Tensor {
         f: impl FnOnce(&dyn crate::Backend, &dyn crate::BackendStorage, &Layout) -> Result<BoxedStorage>,
     ) -> Result<Tensor> {
         let out = self.with_storage(|s, l| f(self.device.backend(), s, l))?;
-        Ok(Tensor::from_storage(out, shape, self.device.clone()))
+        Tensor::from_storage(out, shape, self.device.clone())
     }
 
     /// Writes `src` (same shape and dtype) into this tensor's view of its storage, in place.
@@ -413,12 +426,15 @@ impl Tensor {
             });
         }
         let host = self.to_cpu_storage()?;
-        Ok(T::slice_of(&host).expect("dtype checked").to_vec())
+        let values = T::slice_of(&host).expect("dtype checked");
+        let mut out = crate::cpu::alloc::try_with_capacity("to_vec", values.len())?;
+        out.extend_from_slice(values);
+        Ok(out)
     }
 
     /// The elements converted to f64, in row-major order (any dtype).
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
-        Ok(self.to_cpu_storage()?.to_f64_vec())
+        self.to_cpu_storage()?.try_to_f64_vec("to_vec_f64")
     }
 
     /// The single value of a tensor with one element; `T` must match the dtype.

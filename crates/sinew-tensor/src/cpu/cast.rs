@@ -5,9 +5,9 @@ use half::{bf16, f16};
 use super::{CpuStorage, map_view};
 use crate::{DType, Element, Layout, Result, StridedOffsets};
 
-/// Contiguous copy of a view, same dtype.
-pub(super) fn copy_view(src: &CpuStorage, layout: &Layout) -> CpuStorage {
-    with_cpu_storage!(src, v => Element::into_storage(map_view(v, layout, |x| x)))
+/// Contiguous copy of a view, same dtype, allocated fallibly (errors name `op`).
+pub(super) fn copy_view(op: &'static str, src: &CpuStorage, layout: &Layout) -> Result<CpuStorage> {
+    Ok(with_cpu_storage!(src, v => Element::into_storage(map_view(op, v, layout, |x| x)?)))
 }
 
 /// Writes the view `src` into the view `dst_layout` of `dst`; dtypes match (checked by the caller).
@@ -45,32 +45,44 @@ pub(super) fn copy_into(
     Ok(())
 }
 
-fn convert<T: Element + Default>(src: &CpuStorage, layout: &Layout) -> Vec<T> {
+const CAST: &str = "to_dtype";
+
+fn convert<T: Element + Default>(src: &CpuStorage, layout: &Layout) -> Result<Vec<T>> {
     match src {
         // Direct paths for the conversions mixed precision uses.
         CpuStorage::F32(v) if T::DTYPE == DType::F16 || T::DTYPE == DType::BF16 => {
-            map_view(v, layout, |x| T::from_f64(x as f64))
+            map_view(CAST, v, layout, |x| T::from_f64(x as f64))
         }
-        CpuStorage::F16(v) => map_view(v, layout, |x| T::from_f64(x.to_f32() as f64)),
-        CpuStorage::BF16(v) => map_view(v, layout, |x| T::from_f64(x.to_f32() as f64)),
-        other => with_cpu_storage!(other, v => map_view(v, layout, |x| T::from_f64(x.to_f64()))),
+        CpuStorage::F16(v) => map_view(CAST, v, layout, |x| T::from_f64(x.to_f32() as f64)),
+        CpuStorage::BF16(v) => map_view(CAST, v, layout, |x| T::from_f64(x.to_f32() as f64)),
+        other => {
+            with_cpu_storage!(other, v => map_view(CAST, v, layout, |x| T::from_f64(x.to_f64())))
+        }
     }
 }
 
 /// Converts a view to `dtype`. Floats to integers truncate toward zero and saturate; NaN becomes 0.
-pub(super) fn cast(src: &CpuStorage, layout: &Layout, dtype: DType) -> CpuStorage {
-    match (src, dtype) {
-        (CpuStorage::I64(v), DType::I64) => CpuStorage::I64(map_view(v, layout, |x| x)),
-        (CpuStorage::F32(v), DType::F16) => CpuStorage::F16(map_view(v, layout, f16::from_f32)),
-        (CpuStorage::F32(v), DType::BF16) => CpuStorage::BF16(map_view(v, layout, bf16::from_f32)),
-        (CpuStorage::F16(v), DType::F32) => CpuStorage::F32(map_view(v, layout, f16::to_f32)),
-        (CpuStorage::BF16(v), DType::F32) => CpuStorage::F32(map_view(v, layout, bf16::to_f32)),
-        (_, DType::F32) => CpuStorage::F32(convert(src, layout)),
-        (_, DType::F64) => CpuStorage::F64(convert(src, layout)),
-        (_, DType::F16) => CpuStorage::F16(convert(src, layout)),
-        (_, DType::BF16) => CpuStorage::BF16(convert(src, layout)),
-        (_, DType::I64) => CpuStorage::I64(convert(src, layout)),
-        (_, DType::U8) => CpuStorage::U8(convert(src, layout)),
-        (_, DType::Bool) => CpuStorage::Bool(convert(src, layout)),
-    }
+pub(super) fn cast(src: &CpuStorage, layout: &Layout, dtype: DType) -> Result<CpuStorage> {
+    Ok(match (src, dtype) {
+        (CpuStorage::I64(v), DType::I64) => CpuStorage::I64(map_view(CAST, v, layout, |x| x)?),
+        (CpuStorage::F32(v), DType::F16) => {
+            CpuStorage::F16(map_view(CAST, v, layout, f16::from_f32)?)
+        }
+        (CpuStorage::F32(v), DType::BF16) => {
+            CpuStorage::BF16(map_view(CAST, v, layout, bf16::from_f32)?)
+        }
+        (CpuStorage::F16(v), DType::F32) => {
+            CpuStorage::F32(map_view(CAST, v, layout, f16::to_f32)?)
+        }
+        (CpuStorage::BF16(v), DType::F32) => {
+            CpuStorage::F32(map_view(CAST, v, layout, bf16::to_f32)?)
+        }
+        (_, DType::F32) => CpuStorage::F32(convert(src, layout)?),
+        (_, DType::F64) => CpuStorage::F64(convert(src, layout)?),
+        (_, DType::F16) => CpuStorage::F16(convert(src, layout)?),
+        (_, DType::BF16) => CpuStorage::BF16(convert(src, layout)?),
+        (_, DType::I64) => CpuStorage::I64(convert(src, layout)?),
+        (_, DType::U8) => CpuStorage::U8(convert(src, layout)?),
+        (_, DType::Bool) => CpuStorage::Bool(convert(src, layout)?),
+    })
 }

@@ -5,9 +5,10 @@
 
 use rayon::prelude::*;
 
+use super::alloc::try_vec;
 use super::{CpuStorage, contiguous_slice};
 use crate::backend::Unfold2d;
-use crate::{Element, Error, Layout, Result};
+use crate::{Element, Error, Layout, Result, Shape};
 
 /// Input coordinate read by output position `o` at window tap `t`, if inside the image.
 #[inline]
@@ -24,15 +25,37 @@ fn source(
         .filter(|&i| i < size)
 }
 
-fn unfold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -> Vec<T> {
-    let data = contiguous_slice(v, layout);
-    let (oh, ow) = s.out_hw();
+/// Checks the spec and that `layout` has the shape `expected` derives from it; returns
+/// `(oh, ow)`. Kernels index with the spec's sizes, so a mismatch must be an error, not a panic.
+fn checked_geometry(
+    op: &'static str,
+    layout: &Layout,
+    s: &Unfold2d,
+    expected: impl FnOnce(usize, usize) -> Result<Shape>,
+) -> Result<(usize, usize)> {
+    let (oh, ow) = s.check(op)?;
+    let expected = expected(oh, ow)?;
+    if layout.shape() != &expected {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: layout.shape().clone(),
+            rhs: expected,
+        });
+    }
+    Ok((oh, ow))
+}
+
+fn unfold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -> Result<Vec<T>> {
+    const OP: &str = "unfold2d";
+    let (oh, ow) = checked_geometry(OP, layout, s, |_, _| Ok(Shape::new([s.n, s.c, s.h, s.w])))?;
+    let data = contiguous_slice(OP, v, layout)?;
     let (kh, kw) = s.kernel;
+    // Products below are bounded by the column shape's element count, checked by `s.check`.
     let plane_out = kh * kw * oh * ow;
     let pad = T::from_f64(s.pad_value);
-    let mut out = vec![T::default(); s.n * s.c * plane_out];
+    let mut out = try_vec(OP, s.n * s.c * plane_out, T::default())?;
     if plane_out == 0 {
-        return out;
+        return Ok(out);
     }
     out.par_chunks_mut(plane_out)
         .enumerate()
@@ -54,17 +77,18 @@ fn unfold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -
                 }
             }
         });
-    out
+    Ok(out)
 }
 
-fn fold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -> Vec<T> {
-    let cols = contiguous_slice(v, layout);
-    let (oh, ow) = s.out_hw();
+fn fold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -> Result<Vec<T>> {
+    const OP: &str = "fold2d";
+    let (oh, ow) = checked_geometry(OP, layout, s, |oh, ow| s.cols_shape(OP, oh, ow))?;
+    let cols = contiguous_slice(OP, v, layout)?;
     let (kh, kw) = s.kernel;
     let plane_in = kh * kw * oh * ow;
-    let mut out = vec![T::default(); s.n * s.c * s.h * s.w];
+    let mut out = try_vec(OP, s.n * s.c * s.h * s.w, T::default())?;
     if out.is_empty() {
-        return out;
+        return Ok(out);
     }
     out.par_chunks_mut(s.h * s.w)
         .enumerate()
@@ -93,12 +117,12 @@ fn fold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -> 
                 *o = T::from_f64(a);
             }
         });
-    out
+    Ok(out)
 }
 
 /// im2col of a `[n, c, h, w]` view.
 pub(super) fn unfold2d(src: &CpuStorage, layout: &Layout, spec: &Unfold2d) -> Result<CpuStorage> {
-    Ok(with_cpu_storage!(src, v => Element::into_storage(unfold_planes(v, layout, spec))))
+    Ok(with_cpu_storage!(src, v => Element::into_storage(unfold_planes(v, layout, spec)?)))
 }
 
 /// col2im: sums columns back into a `[n, c, h, w]` image.
@@ -109,7 +133,7 @@ pub(super) fn fold2d(cols: &CpuStorage, layout: &Layout, spec: &Unfold2d) -> Res
             dtype: cols.dtype(),
         }),
         other => {
-            Ok(with_cpu_storage!(other, v => Element::into_storage(fold_planes(v, layout, spec))))
+            Ok(with_cpu_storage!(other, v => Element::into_storage(fold_planes(v, layout, spec)?)))
         }
     }
 }

@@ -38,24 +38,25 @@ pub(super) fn binary(
     rhs: &CpuStorage,
     rl: &Layout,
 ) -> Result<CpuStorage> {
+    let name = op.name();
     Ok(match (lhs, rhs) {
         (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-            CpuStorage::F32(zip_views(a, ll, b, rl, float_op(op)))
+            CpuStorage::F32(zip_views(name, a, ll, b, rl, float_op(op))?)
         }
         (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-            CpuStorage::F64(zip_views(a, ll, b, rl, float_op(op)))
+            CpuStorage::F64(zip_views(name, a, ll, b, rl, float_op(op))?)
         }
         (CpuStorage::F16(a), CpuStorage::F16(b)) => {
             let f = float_op::<f32>(op);
-            CpuStorage::F16(zip_views(a, ll, b, rl, |x, y| {
+            CpuStorage::F16(zip_views(name, a, ll, b, rl, |x, y| {
                 half::f16::from_f32(f(x.to_f32(), y.to_f32()))
-            }))
+            })?)
         }
         (CpuStorage::BF16(a), CpuStorage::BF16(b)) => {
             let f = float_op::<f32>(op);
-            CpuStorage::BF16(zip_views(a, ll, b, rl, |x, y| {
+            CpuStorage::BF16(zip_views(name, a, ll, b, rl, |x, y| {
                 half::bf16::from_f32(f(x.to_f32(), y.to_f32()))
-            }))
+            })?)
         }
         (CpuStorage::I64(a), CpuStorage::I64(b)) => {
             let f: fn(i64, i64) -> i64 = match op {
@@ -77,7 +78,7 @@ pub(super) fn binary(
                     });
                 }
             };
-            CpuStorage::I64(zip_views(a, ll, b, rl, f))
+            CpuStorage::I64(zip_views(name, a, ll, b, rl, f)?)
         }
         (a, b) if a.dtype() != b.dtype() => {
             return Err(Error::DTypeMismatch {
@@ -114,14 +115,15 @@ pub(super) fn compare(
     rhs: &CpuStorage,
     rl: &Layout,
 ) -> Result<CpuStorage> {
+    let name = op.name();
     Ok(CpuStorage::Bool(match (lhs, rhs) {
-        (CpuStorage::F32(a), CpuStorage::F32(b)) => zip_views(a, ll, b, rl, cmp(op)),
-        (CpuStorage::F64(a), CpuStorage::F64(b)) => zip_views(a, ll, b, rl, cmp(op)),
-        (CpuStorage::F16(a), CpuStorage::F16(b)) => zip_views(a, ll, b, rl, cmp(op)),
-        (CpuStorage::BF16(a), CpuStorage::BF16(b)) => zip_views(a, ll, b, rl, cmp(op)),
-        (CpuStorage::I64(a), CpuStorage::I64(b)) => zip_views(a, ll, b, rl, cmp(op)),
-        (CpuStorage::U8(a), CpuStorage::U8(b)) => zip_views(a, ll, b, rl, cmp(op)),
-        (CpuStorage::Bool(a), CpuStorage::Bool(b)) => zip_views(a, ll, b, rl, cmp(op)),
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => zip_views(name, a, ll, b, rl, cmp(op))?,
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => zip_views(name, a, ll, b, rl, cmp(op))?,
+        (CpuStorage::F16(a), CpuStorage::F16(b)) => zip_views(name, a, ll, b, rl, cmp(op))?,
+        (CpuStorage::BF16(a), CpuStorage::BF16(b)) => zip_views(name, a, ll, b, rl, cmp(op))?,
+        (CpuStorage::I64(a), CpuStorage::I64(b)) => zip_views(name, a, ll, b, rl, cmp(op))?,
+        (CpuStorage::U8(a), CpuStorage::U8(b)) => zip_views(name, a, ll, b, rl, cmp(op))?,
+        (CpuStorage::Bool(a), CpuStorage::Bool(b)) => zip_views(name, a, ll, b, rl, cmp(op))?,
         (a, b) => {
             return Err(Error::DTypeMismatch {
                 op: op.name(),
@@ -150,7 +152,7 @@ pub(super) fn where_cond(
     macro_rules! arm {
         ($($v:ident),*) => {
             match (on_true, on_false) {
-                $((CpuStorage::$v(t), CpuStorage::$v(f)) => CpuStorage::$v(select_views(c, cl, t, tl, f, fl)),)*
+                $((CpuStorage::$v(t), CpuStorage::$v(f)) => CpuStorage::$v(select_views("where_cond", c, cl, t, tl, f, fl)?),)*
                 (t, f) => {
                     return Err(Error::DTypeMismatch { op: "where_cond", lhs: t.dtype(), rhs: f.dtype() })
                 }

@@ -1,5 +1,6 @@
 //! CPU kernels of index_select, gather and scatter.
 
+use super::alloc::try_with_capacity;
 use super::{CpuStorage, contiguous_slice, map_view};
 use crate::backend::ScatterMode;
 use crate::{Element, Error, Layout, Result, Shape, StridedOffsets};
@@ -17,7 +18,7 @@ fn indices(
             dtype: index.dtype(),
         });
     };
-    map_view(v, layout, |x| x)
+    map_view(op, v, layout, |x| x)?
         .into_iter()
         .map(|i| {
             if i < 0 || i as usize >= bound {
@@ -52,18 +53,25 @@ pub(super) fn index_select(
         outer: usize,
         len: usize,
         inner: usize,
-    ) -> Vec<T> {
-        let data = contiguous_slice(v, l);
-        let mut out = Vec::with_capacity(outer * ids.len() * inner);
+    ) -> Result<Vec<T>> {
+        let data = contiguous_slice("index_select", v, l)?;
+        let count = outer
+            .checked_mul(ids.len())
+            .and_then(|x| x.checked_mul(inner))
+            .ok_or_else(|| Error::Overflow {
+                op: "index_select",
+                what: format!("the output size {outer} x {} x {inner}", ids.len()),
+            })?;
+        let mut out = try_with_capacity("index_select", count)?;
         for o in 0..outer {
             for &i in ids {
                 let start = (o * len + i) * inner;
                 out.extend_from_slice(&data[start..start + inner]);
             }
         }
-        out
+        Ok(out)
     }
-    Ok(with_cpu_storage!(src, v => Element::into_storage(run(v, layout, &ids, outer, len, inner))))
+    Ok(with_cpu_storage!(src, v => Element::into_storage(run(v, layout, &ids, outer, len, inner)?)))
 }
 
 /// Base offsets in `strides` of each position of `shape`, with `dim` contributing nothing.
@@ -85,9 +93,11 @@ pub(super) fn gather(
     let ids = indices("gather", index, index_layout, layout.dims()[dim])?;
     let base = offsets_without_dim(index_layout.shape(), layout.strides(), layout.offset(), dim);
     let step = layout.strides()[dim];
-    Ok(with_cpu_storage!(src, v => Element::into_storage(
-        base.iter().zip(&ids).map(|(&b, &i)| v[b + i * step]).collect::<Vec<_>>()
-    )))
+    Ok(with_cpu_storage!(src, v => {
+        let mut out = try_with_capacity("gather", ids.len())?;
+        out.extend(base.iter().zip(&ids).map(|(&b, &i)| v[b + i * step]));
+        Element::into_storage(out)
+    }))
 }
 
 /// A contiguous copy of `base` with `values[p]` written (or added) at `p with dim = index[p]`.
@@ -132,7 +142,7 @@ pub(super) fn scatter(
             };
         }
     }
-    let mut out = super::cast::copy_view(base, base_layout);
+    let mut out = super::cast::copy_view("scatter", base, base_layout)?;
     macro_rules! arm {
         ($($v:ident),*) => {
             match (&mut out, values) {

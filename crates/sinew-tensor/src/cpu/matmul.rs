@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 
+use super::alloc::try_vec;
 use super::{CpuStorage, through_f32};
 use crate::backend::MatmulDims;
 use crate::{Error, Layout, Result, Shape, StridedOffsets};
@@ -33,9 +34,18 @@ impl<'a> Operand<'a> {
             strides[..rank - 2].to_vec(),
             layout.offset(),
         );
+        // A size-1 dim is never stepped along, so its stride (which may be any value) is
+        // normalised to 0; every other stride is at most the view's storage extent.
+        let stride = |d: usize| {
+            if layout.dims()[d] <= 1 {
+                0
+            } else {
+                strides[d] as isize
+            }
+        };
         Operand {
-            row_stride: strides[rank - 2] as isize,
-            col_stride: strides[rank - 1] as isize,
+            row_stride: stride(rank - 2),
+            col_stride: stride(rank - 1),
             starts: StridedOffsets::starting_at(&batch, 0).collect(),
             _layout: layout,
         }
@@ -75,7 +85,8 @@ impl Gemm for f32 {
         c: *mut f32,
         rsc: isize,
     ) {
-        // SAFETY: forwarded from the caller's contract.
+        // SAFETY: the caller upholds this function's contract (pointers valid for the sizes
+        // and strides), which is exactly sgemm's; `batched` establishes it via `check_operands`.
         unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, 1) }
     }
 }
@@ -94,16 +105,64 @@ impl Gemm for f64 {
         c: *mut f64,
         rsc: isize,
     ) {
-        // SAFETY: forwarded from the caller's contract.
+        // SAFETY: the caller upholds this function's contract (pointers valid for the sizes
+        // and strides), which is exactly dgemm's; `batched` establishes it via `check_operands`.
         unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, 1) }
     }
 }
 
-fn batched<T: Gemm>(a: &[T], la: &Layout, b: &[T], lb: &Layout, dims: MatmulDims) -> Vec<T> {
+/// Checks, in every build, what the unsafe GEMM calls rely on: each operand is a
+/// `[batch.., rows, cols]` view whose sizes match `dims` and whose every element lies inside
+/// its storage. Returns the output length `batch * m * n`.
+fn check_operands<T>(
+    a: &[T],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+    dims: MatmulDims,
+) -> Result<usize> {
     let MatmulDims { batch, m, n, k } = dims;
-    let mut out = vec![T::default(); batch * m * n];
+    let fits = |data: &[T], l: &Layout, rows: usize, cols: usize| {
+        let r = l.dims().len();
+        r >= 2
+            && l.dims()[r - 2..] == [rows, cols]
+            && l.dims()[..r - 2].iter().product::<usize>() == batch
+            && l.shape().checked_elem_count("matmul").is_ok()
+            && l.checked_storage_extent().is_some_and(|e| e <= data.len())
+    };
+    if !fits(a, la, m, k) || !fits(b, lb, k, n) {
+        return Err(Error::invalid(
+            "matmul",
+            format!(
+                "operand views {} (strides {:?}) and {} (strides {:?}) do not match sizes {dims:?} or leave their storages",
+                la.shape(),
+                la.strides(),
+                lb.shape(),
+                lb.strides()
+            ),
+        ));
+    }
+    batch
+        .checked_mul(m)
+        .and_then(|x| x.checked_mul(n))
+        .ok_or_else(|| Error::Overflow {
+            op: "matmul",
+            what: format!("the output size {batch} x {m} x {n}"),
+        })
+}
+
+fn batched<T: Gemm>(
+    a: &[T],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+    dims: MatmulDims,
+) -> Result<Vec<T>> {
+    let MatmulDims { batch, m, n, k } = dims;
+    let len = check_operands(a, la, b, lb, dims)?;
+    let mut out = try_vec("matmul", len, T::default())?;
     if out.is_empty() {
-        return out;
+        return Ok(out);
     }
     let (lhs, rhs) = (Operand::new(la), Operand::new(lb));
     // One matrix product of rows [r0, r1) of batch `i` into `c` (those rows of the output).
@@ -111,8 +170,13 @@ fn batched<T: Gemm>(a: &[T], la: &Layout, b: &[T], lb: &Layout, dims: MatmulDims
         if k == 0 {
             return;
         }
-        // SAFETY: the layouts were validated against their storages by the ops layer, so every
-        // (row, col) read stays inside `a` and `b`; `c` holds (r1 - r0) * n elements.
+        // SAFETY: `check_operands` (run in every build, above) verified that `la` is
+        // [batch.., m, k] and `lb` [batch.., k, n] and that every element of both views lies
+        // inside `a` and `b`; so the start of matrix `i` row `r0` and every (row, col) read from
+        // there with the views' strides stay inside the slices (strides of dims longer than 1
+        // are at most the storage length, so the `isize` casts are exact; `Operand::new` zeroes
+        // the others). `c` is a row-major chunk of
+        // (r1 - r0) * n output elements, the rows written with row stride `n`.
         unsafe {
             T::gemm(
                 r1 - r0,
@@ -153,7 +217,7 @@ fn batched<T: Gemm>(a: &[T], la: &Layout, b: &[T], lb: &Layout, dims: MatmulDims
             product(i, 0, m, c);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Batched matrix product of two views.
@@ -164,15 +228,15 @@ pub(super) fn matmul(
     rl: &Layout,
     dims: MatmulDims,
 ) -> Result<CpuStorage> {
-    if let Some(out) = through_f32(lhs, ll, |l, ll| {
-        let r = super::cast::cast(rhs, rl, crate::DType::F32);
+    if let Some(out) = through_f32("matmul", lhs, ll, |l, ll| {
+        let r = super::cast::cast(rhs, rl, crate::DType::F32).map_err(|e| e.in_op("matmul"))?;
         matmul(l, ll, &r, &Layout::contiguous(rl.shape().clone()), dims)
     }) {
         return out;
     }
     Ok(match (lhs, rhs) {
-        (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(batched(a, ll, b, rl, dims)),
-        (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(batched(a, ll, b, rl, dims)),
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(batched(a, ll, b, rl, dims)?),
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(batched(a, ll, b, rl, dims)?),
         (a, b) if a.dtype() != b.dtype() => {
             return Err(Error::DTypeMismatch {
                 op: "matmul",

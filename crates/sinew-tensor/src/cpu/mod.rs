@@ -20,6 +20,7 @@ macro_rules! with_cpu_storage {
     };
 }
 
+pub(crate) mod alloc;
 mod cast;
 mod conv;
 mod elementwise;
@@ -89,6 +90,14 @@ impl CpuStorage {
         with_cpu_storage!(self, v => v.iter().map(|x| x.to_f64()).collect())
     }
 
+    /// Every element converted to f64, allocated fallibly (an out-of-memory error names `op`).
+    pub fn try_to_f64_vec(&self, op: &'static str) -> Result<Vec<f64>> {
+        use crate::Element;
+        let mut out = alloc::try_with_capacity(op, self.len())?;
+        with_cpu_storage!(self, v => out.extend(v.iter().map(|x| x.to_f64())));
+        Ok(out)
+    }
+
     /// Raw little-endian bytes (for serialisation and device uploads).
     pub fn as_bytes(&self) -> &[u8] {
         match self {
@@ -99,7 +108,10 @@ impl CpuStorage {
             CpuStorage::I64(v) => bytemuck::cast_slice(v),
             CpuStorage::U8(v) => v,
             CpuStorage::Bool(v) => {
-                // SAFETY: bool is one byte holding 0 or 1, so every bool is a valid u8.
+                // SAFETY: `bool` has size and alignment 1 and is always 0 or 1, so each bool is a
+                // valid `u8`; the slice covers exactly the `v.len()` initialised elements of `v`
+                // and borrows `self`, so it cannot outlive or alias a write. Holds by type layout
+                // in every build (no run-time check needed).
                 unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len()) }
             }
         }
@@ -163,36 +175,46 @@ pub(crate) fn cpu(storage: &dyn BackendStorage) -> &CpuStorage {
         .expect("the CPU backend was given a storage of another device")
 }
 
-fn widen_half<T: Copy + Send + Sync + Into<f32>>(data: &[T], layout: &Layout) -> Vec<f32> {
-    map_view(data, layout, |x| x.into())
+fn widen_half<T: Copy + Send + Sync + Into<f32>>(
+    op: &'static str,
+    data: &[T],
+    layout: &Layout,
+) -> Result<Vec<f32>> {
+    map_view(op, data, layout, |x| x.into())
 }
 
 /// Runs an f32 computation on an f16/bf16 view and narrows the result back, else returns `None`.
+/// Allocation failures are reported under `op`.
 pub(crate) fn through_f32(
+    op: &'static str,
     storage: &CpuStorage,
     layout: &Layout,
     f: impl FnOnce(&CpuStorage, &Layout) -> Result<CpuStorage>,
 ) -> Option<Result<CpuStorage>> {
-    let (wide, narrow_to): (Vec<f32>, DType) = match storage {
-        CpuStorage::F16(v) => (widen_half(v, layout), DType::F16),
-        CpuStorage::BF16(v) => (widen_half(v, layout), DType::BF16),
+    let (wide, narrow_to) = match storage {
+        CpuStorage::F16(v) => (widen_half(op, v, layout), DType::F16),
+        CpuStorage::BF16(v) => (widen_half(op, v, layout), DType::BF16),
         _ => return None,
     };
     let shape = layout.shape().clone();
-    Some(f(&CpuStorage::F32(wide), &Layout::contiguous(shape)).map(|out| narrow(out, narrow_to)))
+    Some(wide.and_then(|wide| {
+        let out = f(&CpuStorage::F32(wide), &Layout::contiguous(shape))?;
+        narrow(op, out, narrow_to)
+    }))
 }
 
 /// Converts an f32 result back to f16/bf16 (other results pass through).
-pub(crate) fn narrow(out: CpuStorage, dtype: DType) -> CpuStorage {
-    match (out, dtype) {
-        (CpuStorage::F32(v), DType::F16) => {
-            CpuStorage::F16(v.into_iter().map(f16::from_f32).collect())
-        }
-        (CpuStorage::F32(v), DType::BF16) => {
-            CpuStorage::BF16(v.into_iter().map(bf16::from_f32).collect())
-        }
-        (other, _) => other,
+pub(crate) fn narrow(op: &'static str, out: CpuStorage, dtype: DType) -> Result<CpuStorage> {
+    fn convert<T>(op: &'static str, v: Vec<f32>, f: impl Fn(f32) -> T) -> Result<Vec<T>> {
+        let mut out = alloc::try_with_capacity(op, v.len())?;
+        out.extend(v.into_iter().map(f));
+        Ok(out)
     }
+    Ok(match (out, dtype) {
+        (CpuStorage::F32(v), DType::F16) => CpuStorage::F16(convert(op, v, f16::from_f32)?),
+        (CpuStorage::F32(v), DType::BF16) => CpuStorage::BF16(convert(op, v, bf16::from_f32)?),
+        (other, _) => other,
+    })
 }
 
 /// The CPU backend (stateless).
@@ -210,31 +232,48 @@ impl Backend for CpuBackend {
 
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage> {
         use crate::Element;
-        fn fill<T: crate::Element>(len: usize, value: f64) -> CpuStorage {
-            T::into_storage(vec![T::from_f64(value); len])
+        fn fill<T: crate::Element>(len: usize, value: f64) -> Result<CpuStorage> {
+            Ok(T::into_storage(alloc::try_vec(
+                "full",
+                len,
+                T::from_f64(value),
+            )?))
         }
         let _ = f32::DTYPE;
         Ok(Box::new(match dtype {
-            DType::F32 => fill::<f32>(len, value),
-            DType::F64 => fill::<f64>(len, value),
-            DType::F16 => fill::<f16>(len, value),
-            DType::BF16 => fill::<bf16>(len, value),
-            DType::I64 => fill::<i64>(len, value),
-            DType::U8 => fill::<u8>(len, value),
-            DType::Bool => fill::<bool>(len, value),
+            DType::F32 => fill::<f32>(len, value)?,
+            DType::F64 => fill::<f64>(len, value)?,
+            DType::F16 => fill::<f16>(len, value)?,
+            DType::BF16 => fill::<bf16>(len, value)?,
+            DType::I64 => fill::<i64>(len, value)?,
+            DType::U8 => fill::<u8>(len, value)?,
+            DType::Bool => fill::<bool>(len, value)?,
         }))
     }
 
     fn upload(&self, data: &CpuStorage) -> Result<BoxedStorage> {
-        Ok(Box::new(data.clone()))
+        fn copy<T: Copy>(v: &[T]) -> Result<Vec<T>> {
+            let mut out = alloc::try_with_capacity("upload", v.len())?;
+            out.extend_from_slice(v);
+            Ok(out)
+        }
+        Ok(Box::new(match data {
+            CpuStorage::F32(v) => CpuStorage::F32(copy(v)?),
+            CpuStorage::F64(v) => CpuStorage::F64(copy(v)?),
+            CpuStorage::F16(v) => CpuStorage::F16(copy(v)?),
+            CpuStorage::BF16(v) => CpuStorage::BF16(copy(v)?),
+            CpuStorage::I64(v) => CpuStorage::I64(copy(v)?),
+            CpuStorage::U8(v) => CpuStorage::U8(copy(v)?),
+            CpuStorage::Bool(v) => CpuStorage::Bool(copy(v)?),
+        }))
     }
 
     fn download(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage> {
-        Ok(cast::copy_view(cpu(src), layout))
+        cast::copy_view("download", cpu(src), layout)
     }
 
     fn copy_strided(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<BoxedStorage> {
-        Ok(Box::new(cast::copy_view(cpu(src), layout)))
+        Ok(Box::new(cast::copy_view("contiguous", cpu(src), layout)?))
     }
 
     fn copy_into(
@@ -257,7 +296,7 @@ impl Backend for CpuBackend {
         layout: &Layout,
         dtype: DType,
     ) -> Result<BoxedStorage> {
-        Ok(Box::new(cast::cast(cpu(src), layout, dtype)))
+        Ok(Box::new(cast::cast(cpu(src), layout, dtype)?))
     }
 
     fn unary(

@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use super::alloc::try_with_capacity;
 use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, through_f32};
 use crate::ops::{ArgReduceOp, ReduceOp};
 use crate::{DType, Element, Error, Layout, Result};
@@ -110,6 +111,7 @@ fn runs(dims: &[usize], reduced: &[usize]) -> Vec<(usize, bool)> {
 
 /// Reduces every reduced run, innermost first, each time shrinking it to size 1.
 fn reduce_runs<T: Copy + Send + Sync, A: Copy + Send + Sync>(
+    op: &'static str,
     data: &[T],
     dims: &[usize],
     reduced: &[usize],
@@ -117,7 +119,7 @@ fn reduce_runs<T: Copy + Send + Sync, A: Copy + Send + Sync>(
     load: impl Fn(T) -> A + Sync + Copy,
     combine: impl Fn(A, A) -> A + Sync + Send + Copy,
     store: impl Fn(A) -> T + Copy,
-) -> Vec<T> {
+) -> Result<Vec<T>> {
     let mut runs = runs(dims, reduced);
     let mut current: Option<Vec<T>> = None;
     for r in (0..runs.len()).rev() {
@@ -131,10 +133,19 @@ fn reduce_runs<T: Copy + Send + Sync, A: Copy + Send + Sync>(
         };
         let src: &[T] = current.as_deref().unwrap_or(data);
         let out = reduce_axis(src, axis, init, load, combine);
-        current = Some(out.into_iter().map(store).collect());
+        let mut stored = try_with_capacity(op, out.len())?;
+        stored.extend(out.into_iter().map(store));
+        current = Some(stored);
         runs[r].0 = 1;
     }
-    current.unwrap_or_else(|| data.to_vec())
+    match current {
+        Some(out) => Ok(out),
+        None => {
+            let mut out = try_with_capacity(op, data.len())?;
+            out.extend_from_slice(data);
+            Ok(out)
+        }
+    }
 }
 
 #[inline]
@@ -162,23 +173,34 @@ fn reduce_float<T: Element + Default>(
     v: &[T],
     dims: &[usize],
     reduced: &[usize],
-) -> Vec<T> {
+) -> Result<Vec<T>> {
     let (load, store) = (T::to_f64, T::from_f64);
+    let name = op.name();
     match op {
-        ReduceOp::Sum => reduce_runs(v, dims, reduced, 0.0, load, |a, b| a + b, store),
-        ReduceOp::Prod => reduce_runs(v, dims, reduced, 1.0, load, |a, b| a * b, store),
-        ReduceOp::Max => reduce_runs(v, dims, reduced, f64::NEG_INFINITY, load, nan_max, store),
-        ReduceOp::Min => reduce_runs(v, dims, reduced, f64::INFINITY, load, nan_min, store),
+        ReduceOp::Sum => reduce_runs(name, v, dims, reduced, 0.0, load, |a, b| a + b, store),
+        ReduceOp::Prod => reduce_runs(name, v, dims, reduced, 1.0, load, |a, b| a * b, store),
+        ReduceOp::Max => reduce_runs(
+            name,
+            v,
+            dims,
+            reduced,
+            f64::NEG_INFINITY,
+            load,
+            nan_max,
+            store,
+        ),
+        ReduceOp::Min => reduce_runs(name, v, dims, reduced, f64::INFINITY, load, nan_min, store),
     }
 }
 
-fn reduce_int(op: ReduceOp, v: &[i64], dims: &[usize], reduced: &[usize]) -> Vec<i64> {
+fn reduce_int(op: ReduceOp, v: &[i64], dims: &[usize], reduced: &[usize]) -> Result<Vec<i64>> {
     let id = |x| x;
+    let name = op.name();
     match op {
-        ReduceOp::Sum => reduce_runs(v, dims, reduced, 0, id, i64::wrapping_add, id),
-        ReduceOp::Prod => reduce_runs(v, dims, reduced, 1, id, i64::wrapping_mul, id),
-        ReduceOp::Max => reduce_runs(v, dims, reduced, i64::MIN, id, std::cmp::max, id),
-        ReduceOp::Min => reduce_runs(v, dims, reduced, i64::MAX, id, std::cmp::min, id),
+        ReduceOp::Sum => reduce_runs(name, v, dims, reduced, 0, id, i64::wrapping_add, id),
+        ReduceOp::Prod => reduce_runs(name, v, dims, reduced, 1, id, i64::wrapping_mul, id),
+        ReduceOp::Max => reduce_runs(name, v, dims, reduced, i64::MIN, id, std::cmp::max, id),
+        ReduceOp::Min => reduce_runs(name, v, dims, reduced, i64::MAX, id, std::cmp::min, id),
     }
 }
 
@@ -189,19 +211,23 @@ pub(super) fn reduce(
     layout: &Layout,
     dims: &[usize],
 ) -> Result<CpuStorage> {
-    if let Some(out) = through_f32(src, layout, |s, l| reduce(op, s, l, dims)) {
+    if let Some(out) = through_f32(op.name(), src, layout, |s, l| reduce(op, s, l, dims)) {
         return out;
     }
     let shape = layout.dims();
+    let name = op.name();
     Ok(match src {
         CpuStorage::F32(v) => {
-            CpuStorage::F32(reduce_float(op, &contiguous_slice(v, layout), shape, dims))
+            let data = contiguous_slice(name, v, layout)?;
+            CpuStorage::F32(reduce_float(op, &data, shape, dims)?)
         }
         CpuStorage::F64(v) => {
-            CpuStorage::F64(reduce_float(op, &contiguous_slice(v, layout), shape, dims))
+            let data = contiguous_slice(name, v, layout)?;
+            CpuStorage::F64(reduce_float(op, &data, shape, dims)?)
         }
         CpuStorage::I64(v) => {
-            CpuStorage::I64(reduce_int(op, &contiguous_slice(v, layout), shape, dims))
+            let data = contiguous_slice(name, v, layout)?;
+            CpuStorage::I64(reduce_int(op, &data, shape, dims)?)
         }
         other => {
             return Err(Error::UnsupportedDType {
@@ -224,8 +250,8 @@ pub(super) fn arg_reduce(
         v: &[T],
         layout: &Layout,
         dim: usize,
-    ) -> Vec<i64> {
-        let data = contiguous_slice(v, layout);
+    ) -> Result<Vec<i64>> {
+        let data = contiguous_slice(op.name(), v, layout)?;
         let dims = layout.dims();
         let axis = Axis {
             outer: dims[..dim].iter().product(),
@@ -236,7 +262,7 @@ pub(super) fn arg_reduce(
             ArgReduceOp::ArgMax => |cand, best| cand > best || (cand.is_nan() && !best.is_nan()),
             ArgReduceOp::ArgMin => |cand, best| cand < best || (cand.is_nan() && !best.is_nan()),
         };
-        let mut out = Vec::with_capacity(axis.outer * axis.inner);
+        let mut out = try_with_capacity(op.name(), axis.outer * axis.inner)?;
         for o in 0..axis.outer {
             for i in 0..axis.inner {
                 let at = |j: usize| data[(o * axis.len + j) * axis.inner + i].to_f64();
@@ -250,7 +276,7 @@ pub(super) fn arg_reduce(
                 out.push(best.0 as i64);
             }
         }
-        out
+        Ok(out)
     }
     if layout.dims()[dim] == 0 {
         return Err(Error::invalid(
@@ -259,12 +285,12 @@ pub(super) fn arg_reduce(
         ));
     }
     Ok(CpuStorage::I64(match src {
-        CpuStorage::F32(v) => run(op, v, layout, dim),
-        CpuStorage::F64(v) => run(op, v, layout, dim),
-        CpuStorage::F16(v) => run(op, v, layout, dim),
-        CpuStorage::BF16(v) => run(op, v, layout, dim),
-        CpuStorage::I64(v) => run(op, v, layout, dim),
-        CpuStorage::U8(v) => run(op, v, layout, dim),
+        CpuStorage::F32(v) => run(op, v, layout, dim)?,
+        CpuStorage::F64(v) => run(op, v, layout, dim)?,
+        CpuStorage::F16(v) => run(op, v, layout, dim)?,
+        CpuStorage::BF16(v) => run(op, v, layout, dim)?,
+        CpuStorage::I64(v) => run(op, v, layout, dim)?,
+        CpuStorage::U8(v) => run(op, v, layout, dim)?,
         CpuStorage::Bool(_) => {
             return Err(Error::UnsupportedDType {
                 op: op.name(),

@@ -3,6 +3,7 @@
 use num_traits::Float;
 use rayon::prelude::*;
 
+use super::alloc::try_vec;
 use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, through_f32};
 use crate::{Error, Layout, Result};
 
@@ -11,13 +12,14 @@ fn softmax_float<T: Float + Send + Sync + Default>(
     layout: &Layout,
     dim: usize,
     log: bool,
-) -> Vec<T> {
-    let data = contiguous_slice(v, layout);
+) -> Result<Vec<T>> {
+    let op = if log { "log_softmax" } else { "softmax" };
+    let data = contiguous_slice(op, v, layout)?;
     let dims = layout.dims();
     let (len, inner) = (dims[dim], dims[dim + 1..].iter().product::<usize>());
-    let mut out = vec![T::zero(); data.len()];
+    let mut out = try_vec(op, data.len(), T::zero())?;
     if len == 0 || inner == 0 {
-        return out;
+        return Ok(out);
     }
     let block = len * inner;
     let per_outer =
@@ -51,7 +53,7 @@ fn softmax_float<T: Float + Send + Sync + Default>(
             .zip(out.chunks_mut(block))
             .for_each(per_outer);
     }
-    out
+    Ok(out)
 }
 
 /// Softmax (or log-softmax) of a view along `dim`.
@@ -61,12 +63,12 @@ pub(super) fn softmax(
     dim: usize,
     log: bool,
 ) -> Result<CpuStorage> {
-    if let Some(out) = through_f32(src, layout, |s, l| softmax(s, l, dim, log)) {
+    if let Some(out) = through_f32("softmax", src, layout, |s, l| softmax(s, l, dim, log)) {
         return out;
     }
     Ok(match src {
-        CpuStorage::F32(v) => CpuStorage::F32(softmax_float(v, layout, dim, log)),
-        CpuStorage::F64(v) => CpuStorage::F64(softmax_float(v, layout, dim, log)),
+        CpuStorage::F32(v) => CpuStorage::F32(softmax_float(v, layout, dim, log)?),
+        CpuStorage::F64(v) => CpuStorage::F64(softmax_float(v, layout, dim, log)?),
         other => {
             return Err(Error::UnsupportedDType {
                 op: if log { "log_softmax" } else { "softmax" },

@@ -10,7 +10,8 @@
 use rayon::prelude::*;
 
 use super::PARALLEL_THRESHOLD;
-use crate::{Layout, Shape, StridedOffsets};
+use super::alloc::try_vec;
+use crate::{Layout, Result, Shape, StridedOffsets};
 
 /// Elements per parallel work item (whole rows are grouped up to about this many).
 const CHUNK: usize = 1 << 13;
@@ -100,17 +101,33 @@ fn for_rows<U, const K: usize>(
     }
 }
 
-/// Maps a slice in parallel above the threshold.
-fn map_slice<T: Copy + Sync, U: Send>(src: &[T], f: impl Fn(T) -> U + Sync + Send) -> Vec<U> {
+/// Maps a slice in parallel above the threshold into a fallibly allocated vector.
+fn map_slice<T: Copy + Sync, U: Copy + Default + Send + Sync>(
+    op: &'static str,
+    src: &[T],
+    f: impl Fn(T) -> U + Sync + Send,
+) -> Result<Vec<U>> {
+    let mut out = try_vec(op, src.len(), U::default())?;
     if src.len() >= PARALLEL_THRESHOLD {
-        src.par_iter().map(|&x| f(x)).collect()
+        out.par_iter_mut()
+            .zip(src.par_iter())
+            .for_each(|(o, &x)| *o = f(x));
     } else {
-        src.iter().map(|&x| f(x)).collect()
+        for (o, &x) in out.iter_mut().zip(src) {
+            *o = f(x);
+        }
     }
+    Ok(out)
 }
 
-/// Copies the elements of a view into a new row-major vector, applying `f` to each.
-pub(crate) fn map_view<T, U, F>(data: &[T], layout: &Layout, f: F) -> Vec<U>
+/// Copies the elements of a view into a new row-major vector, applying `f` to each; the
+/// output is allocated fallibly (an out-of-memory error names `op`).
+pub(crate) fn map_view<T, U, F>(
+    op: &'static str,
+    data: &[T],
+    layout: &Layout,
+    f: F,
+) -> Result<Vec<U>>
 where
     T: Copy + Send + Sync,
     U: Copy + Send + Sync + Default,
@@ -118,12 +135,12 @@ where
 {
     let n = layout.elem_count();
     if n == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     if let Some((start, end)) = layout.contiguous_offset() {
-        return map_slice(&data[start..end], f);
+        return map_slice(op, &data[start..end], f);
     }
-    let mut out = vec![U::default(); n];
+    let mut out = try_vec(op, n, U::default())?;
     for_rows(&mut out, layout.dims(), [layout], |row, [p], [s]| {
         if s == 1 {
             let len = row.len();
@@ -138,7 +155,7 @@ where
             }
         }
     });
-    out
+    Ok(out)
 }
 
 /// True when every stride is 0: the view reads one element (a scalar or an expanded scalar).
@@ -146,8 +163,15 @@ fn reads_one_element(layout: &Layout) -> bool {
     layout.strides().iter().all(|&s| s == 0)
 }
 
-/// Combines two same-shape views elementwise into a new row-major vector.
-pub(crate) fn zip_views<A, B, U, F>(a: &[A], la: &Layout, b: &[B], lb: &Layout, f: F) -> Vec<U>
+/// Combines two same-shape views elementwise into a new, fallibly allocated row-major vector.
+pub(crate) fn zip_views<A, B, U, F>(
+    op: &'static str,
+    a: &[A],
+    la: &Layout,
+    b: &[B],
+    lb: &Layout,
+    f: F,
+) -> Result<Vec<U>>
 where
     A: Copy + Send + Sync,
     B: Copy + Send + Sync,
@@ -156,31 +180,34 @@ where
 {
     let n = la.elem_count();
     if n == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     match (la.contiguous_offset(), lb.contiguous_offset()) {
         (Some((sa, ea)), Some((sb, eb))) => {
             let (a, b) = (&a[sa..ea], &b[sb..eb]);
-            return if n >= PARALLEL_THRESHOLD {
-                a.par_iter()
-                    .zip(b.par_iter())
-                    .map(|(&x, &y)| f(x, y))
-                    .collect()
+            let mut out = try_vec(op, n, U::default())?;
+            if n >= PARALLEL_THRESHOLD {
+                out.par_iter_mut()
+                    .zip(a.par_iter().zip(b.par_iter()))
+                    .for_each(|(o, (&x, &y))| *o = f(x, y));
             } else {
-                a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
-            };
+                for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
+                    *o = f(x, y);
+                }
+            }
+            return Ok(out);
         }
         (Some((sa, ea)), None) if reads_one_element(lb) => {
             let y = b[lb.offset()];
-            return map_slice(&a[sa..ea], |x| f(x, y));
+            return map_slice(op, &a[sa..ea], |x| f(x, y));
         }
         (None, Some((sb, eb))) if reads_one_element(la) => {
             let x = a[la.offset()];
-            return map_slice(&b[sb..eb], |y| f(x, y));
+            return map_slice(op, &b[sb..eb], |y| f(x, y));
         }
         _ => {}
     }
-    let mut out = vec![U::default(); n];
+    let mut out = try_vec(op, n, U::default())?;
     for_rows(&mut out, la.dims(), [la, lb], |row, [pa, pb], [sa, sb]| {
         let len = row.len();
         match (sa, sb) {
@@ -208,26 +235,27 @@ where
             }
         }
     });
-    out
+    Ok(out)
 }
 
 /// `cond ? on_true : on_false` over three same-shape views, in row-major order.
 pub(crate) fn select_views<T>(
+    op: &'static str,
     cond: &[bool],
     lc: &Layout,
     t: &[T],
     lt: &Layout,
     f: &[T],
     lf: &Layout,
-) -> Vec<T>
+) -> Result<Vec<T>>
 where
     T: Copy + Send + Sync + Default,
 {
     let n = lc.elem_count();
     if n == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let mut out = vec![T::default(); n];
+    let mut out = try_vec(op, n, T::default())?;
     for_rows(
         &mut out,
         lc.dims(),
@@ -253,18 +281,20 @@ where
             }
         },
     );
-    out
+    Ok(out)
 }
 
-/// A contiguous copy of a view (or a borrow when it already is contiguous).
+/// A contiguous copy of a view (or a borrow when it already is contiguous); the copy is
+/// allocated fallibly (a huge broadcast view is an out-of-memory error naming `op`).
 pub(crate) fn contiguous_slice<'a, T: Copy + Send + Sync + Default>(
+    op: &'static str,
     data: &'a [T],
     layout: &Layout,
-) -> std::borrow::Cow<'a, [T]> {
-    match layout.contiguous_offset() {
+) -> Result<std::borrow::Cow<'a, [T]>> {
+    Ok(match layout.contiguous_offset() {
         Some((s, e)) => std::borrow::Cow::Borrowed(&data[s..e]),
-        None => std::borrow::Cow::Owned(map_view(data, layout, |x| x)),
-    }
+        None => std::borrow::Cow::Owned(map_view(op, data, layout, |x| x)?),
+    })
 }
 
 #[cfg(test)]
@@ -296,6 +326,9 @@ mod tests {
         let lf = Layout::contiguous([2, 1])
             .broadcast_to(&Shape::new([2, 2]))
             .unwrap();
-        assert_eq!(select_views(&cond, &l, &t, &l, &f, &lf), vec![1, -1, -2, 4]);
+        assert_eq!(
+            select_views("where", &cond, &l, &t, &l, &f, &lf).unwrap(),
+            vec![1, -1, -2, 4]
+        );
     }
 }

@@ -40,7 +40,7 @@ impl Tensor {
         let (shape, ll, rl) = self.broadcast_pair(op, rhs)?;
         let backend = self.device().backend();
         let out = self.with_two_storages(rhs, |a, b| kernel(backend, a, &ll, b, &rl))?;
-        Ok(Tensor::from_storage(out, shape, self.device().clone()))
+        Tensor::from_storage(out, shape, self.device().clone())
     }
 
     /// Applies any [`BinaryOp`] with broadcasting.
@@ -87,7 +87,7 @@ impl Tensor {
         let out = Tensor::with_storages([self, on_true, on_false], |[c, t, f]| {
             backend.where_cond(c, &cl, t, &tl, f, &fl)
         })?;
-        Ok(Tensor::from_storage(out, shape, self.device().clone()))
+        Tensor::from_storage(out, shape, self.device().clone())
     }
 
     /// Replaces elements where `mask` (broadcastable to this shape) is true by `value`.

@@ -116,7 +116,7 @@ impl Tensor {
             dilation,
             pad_value,
         };
-        let (oh, ow) = spec.out_hw();
+        let (oh, ow) = spec.check(op)?;
         if oh == 0 || ow == 0 {
             return Err(Error::invalid(
                 op,
@@ -128,50 +128,45 @@ impl Tensor {
         Ok(spec)
     }
 
-    /// Errors unless this tensor has the shape `expected` that `spec` describes, and the
-    /// spec's window fits (positive kernel, stride and dilation).
-    fn check_window_spec(&self, op: &'static str, spec: &Unfold2d, expected: &[usize]) -> Result<()> {
-        let positive = [spec.kernel, spec.stride, spec.dilation]
-            .iter()
-            .all(|&(a, b)| a > 0 && b > 0);
-        if !positive {
+    /// im2col: `[n, c, h, w]` to `[n, c*kh*kw, oh*ow]`. PyTorch equivalent: `F.unfold`.
+    ///
+    /// Errors (never panics) when `spec` does not describe this tensor's shape or its
+    /// geometry is invalid (zero stride, overflowing sizes).
+    pub(crate) fn unfold2d_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
+        const OP: &str = "unfold2d";
+        let (oh, ow) = spec.check(OP)?;
+        let input = Shape::new([spec.n, spec.c, spec.h, spec.w]);
+        if self.shape() != &input {
             return Err(Error::invalid(
-                op,
-                "kernel size, stride and dilation must be positive",
+                OP,
+                format!(
+                    "window spec for input {input} does not match the tensor's shape {}",
+                    self.shape()
+                ),
             ));
         }
-        if self.dims() != expected {
-            return Err(Error::ShapeMismatch {
-                op,
-                lhs: Shape::new(expected.to_vec()),
-                rhs: self.shape().clone(),
-            });
-        }
-        Ok(())
-    }
-
-    /// im2col: `[n, c, h, w]` to `[n, c*kh*kw, oh*ow]`. PyTorch equivalent: `F.unfold`.
-    pub(crate) fn unfold2d_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
-        self.check_window_spec("unfold2d", spec, &[spec.n, spec.c, spec.h, spec.w])?;
-        let (oh, ow) = spec.out_hw();
-        let shape = Shape::new([spec.n, spec.c * spec.kernel.0 * spec.kernel.1, oh * ow]);
+        let shape = spec.cols_shape(OP, oh, ow)?;
         self.map_storage(shape, |b, s, l| b.unfold2d(s, l, spec))
     }
 
     /// col2im, the adjoint of [`Tensor::unfold2d`]: sums overlapping windows back into
     /// `[n, c, h, w]`. PyTorch equivalent: `F.fold`.
+    ///
+    /// Errors (never panics) when this tensor is not the `[n, c*kh*kw, oh*ow]` column tensor
+    /// of `spec`.
     pub(crate) fn fold2d_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
-        let (oh, ow) = spec.out_hw();
-        let rows = spec
-            .kernel
-            .0
-            .checked_mul(spec.kernel.1)
-            .and_then(|taps| taps.checked_mul(spec.c));
-        let cols = oh.checked_mul(ow);
-        let (Some(rows), Some(cols)) = (rows, cols) else {
-            return Err(Error::invalid("fold2d", "window spec sizes overflow"));
-        };
-        self.check_window_spec("fold2d", spec, &[spec.n, rows, cols])?;
+        const OP: &str = "fold2d";
+        let (oh, ow) = spec.check(OP)?;
+        let cols = spec.cols_shape(OP, oh, ow)?;
+        if self.shape() != &cols {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "window spec expects columns {cols}, the tensor has shape {}",
+                    self.shape()
+                ),
+            ));
+        }
         let shape = Shape::new([spec.n, spec.c, spec.h, spec.w]);
         self.map_storage(shape, |b, s, l| b.fold2d(s, l, spec))
     }

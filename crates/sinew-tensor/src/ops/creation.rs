@@ -1,6 +1,7 @@
 //! Tensors made from nothing: constants, ranges and identity matrices.
 
 use crate::cpu::CpuStorage;
+use crate::cpu::alloc::{try_vec, try_with_capacity};
 use crate::{DType, Device, Error, Result, Shape, Tensor};
 
 impl Tensor {
@@ -11,19 +12,33 @@ impl Tensor {
         dtype: DType,
         device: &Device,
     ) -> Result<Tensor> {
-        let shape = shape.into();
-        let storage = device.backend().full(dtype, shape.elem_count(), value)?;
-        Ok(Tensor::from_storage(storage, shape, device.clone()))
+        Tensor::full_named("full", shape.into(), value, dtype, device)
+    }
+
+    /// [`Tensor::full`] reporting errors (overflowing shape, out of memory) under `op`.
+    fn full_named(
+        op: &'static str,
+        shape: Shape,
+        value: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let len = shape.checked_elem_count(op)?;
+        let storage = device
+            .backend()
+            .full(dtype, len, value)
+            .map_err(|e| e.in_op(op))?;
+        Tensor::from_storage(storage, shape, device.clone())
     }
 
     /// All zeros. PyTorch equivalent: `torch.zeros`.
     pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
-        Tensor::full(shape, 0.0, dtype, device)
+        Tensor::full_named("zeros", shape.into(), 0.0, dtype, device)
     }
 
     /// All ones. PyTorch equivalent: `torch.ones`.
     pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
-        Tensor::full(shape, 1.0, dtype, device)
+        Tensor::full_named("ones", shape.into(), 1.0, dtype, device)
     }
 
     /// Zeros with this tensor's shape, dtype and device.
@@ -66,8 +81,19 @@ impl Tensor {
                 format!("bad range {start}..{end} step {step}"),
             ));
         }
-        let n = ((end - start) / step).ceil().max(0.0) as usize;
-        let values = (0..n).map(|i| start + i as f64 * step).collect();
+        let count = ((end - start) / step).ceil().max(0.0);
+        // `as usize` saturates: anything at or past isize::MAX elements is refused here.
+        if count >= isize::MAX as f64 {
+            return Err(Error::Overflow {
+                op: "arange",
+                what: format!(
+                    "the length of range {start:?}..{end:?} step {step:?} ({count:e} values)"
+                ),
+            });
+        }
+        let n = count as usize;
+        let mut values = try_with_capacity("arange", n)?;
+        values.extend((0..n).map(|i| start + i as f64 * step));
         Tensor::from_f64_values(values, Shape::new([n]), dtype, device)
     }
 
@@ -79,33 +105,34 @@ impl Tensor {
         dtype: DType,
         device: &Device,
     ) -> Result<Tensor> {
-        let values = match steps {
-            0 => vec![],
-            1 => vec![start],
+        Shape::new([steps]).checked_elem_count("linspace")?;
+        let mut values = try_with_capacity("linspace", steps)?;
+        match steps {
+            0 => {}
+            1 => values.push(start),
             _ => {
                 let step = (end - start) / (steps - 1) as f64;
                 // Fill from both ends, as PyTorch does, so the last value is exactly `end`.
-                (0..steps)
-                    .map(|i| {
-                        if i < steps / 2 {
-                            start + step * i as f64
-                        } else {
-                            end - step * (steps - 1 - i) as f64
-                        }
-                    })
-                    .collect()
+                values.extend((0..steps).map(|i| {
+                    if i < steps / 2 {
+                        start + step * i as f64
+                    } else {
+                        end - step * (steps - 1 - i) as f64
+                    }
+                }));
             }
-        };
+        }
         Tensor::from_f64_values(values, Shape::new([steps]), dtype, device)
     }
 
     /// The `n x n` identity matrix. PyTorch equivalent: `torch.eye`.
     pub fn eye(n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-        let mut values = vec![0.0; n * n];
+        let shape = Shape::new([n, n]);
+        let mut values = try_vec("eye", shape.checked_elem_count("eye")?, 0.0)?;
         for i in 0..n {
             values[i * n + i] = 1.0;
         }
-        Tensor::from_f64_values(values, Shape::new([n, n]), dtype, device)
+        Tensor::from_f64_values(values, shape, dtype, device)
     }
 
     /// A tensor on `device` from a host vector.
@@ -115,7 +142,7 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.elem_count() {
+        if shape.checked_elem_count("from_vec_on")? != data.len() {
             return Err(Error::ElementCount {
                 op: "from_vec_on",
                 len: data.len(),

@@ -37,7 +37,10 @@ impl Tensor {
                     rhs: t.shape().clone(),
                 });
             }
-            total += t.dims()[d];
+            total = usize::checked_add(total, t.dims()[d]).ok_or_else(|| Error::Overflow {
+                op: "cat",
+                what: format!("the total size of dim {d} ({total} + {})", t.dims()[d]),
+            })?;
         }
         let mut dims = first.dims().to_vec();
         dims[d] = total;
@@ -130,7 +133,7 @@ impl Tensor {
         let out = self.with_two_storages(indices, |s, i| {
             backend.index_select(s, self.layout(), i, indices.layout(), d)
         })?;
-        Ok(Tensor::from_storage(out, dims, self.device().clone()))
+        Tensor::from_storage(out, dims, self.device().clone())
     }
 
     fn check_gather_shape(&self, op: &'static str, index: &Tensor, d: usize) -> Result<()> {
@@ -160,11 +163,7 @@ impl Tensor {
         let out = self.with_two_storages(index, |s, i| {
             backend.gather(s, self.layout(), i, index.layout(), d)
         })?;
-        Ok(Tensor::from_storage(
-            out,
-            index.shape().clone(),
-            self.device().clone(),
-        ))
+        Tensor::from_storage(out, index.shape().clone(), self.device().clone())
     }
 
     fn scatter_impl(
@@ -202,11 +201,7 @@ impl Tensor {
                 mode,
             )
         })?;
-        Ok(Tensor::from_storage(
-            out,
-            self.shape().clone(),
-            self.device().clone(),
-        ))
+        Tensor::from_storage(out, self.shape().clone(), self.device().clone())
     }
 
     /// A copy with `values[p]` written at `p` with `dim` replaced by `index[p]`.
@@ -271,7 +266,17 @@ impl Tensor {
             PadMode::Constant(value) => {
                 let mut dims = self.dims().to_vec();
                 for (i, &(b, a)) in pads.iter().enumerate() {
-                    dims[first + i] += b + a;
+                    let size = dims[first + i];
+                    dims[first + i] = size
+                        .checked_add(b)
+                        .and_then(|x| x.checked_add(a))
+                        .ok_or_else(|| Error::Overflow {
+                            op: "pad",
+                            what: format!(
+                                "the padded size {size} + {b} + {a} of dim {}",
+                                first + i
+                            ),
+                        })?;
                 }
                 let out = Tensor::full(dims, value, self.dtype(), self.device())?;
                 let mut inner = out.clone();

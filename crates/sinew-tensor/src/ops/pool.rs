@@ -79,21 +79,62 @@ impl Tensor {
         let window = cols.argmax(2, false)?;
         // Window tap t = ki * kw + kj of output l = (oy, ox) reads input (y, x) =
         // (oy*sh - ph + ki*dh, ox*sw - pw + kj*dw); PyTorch reports y * w + x.
-        let base: Vec<i64> = (0..l)
-            .map(|p| {
-                let (oy, ox) = ((p / ow) as i64, (p % ow) as i64);
-                (oy * spec.stride.0 as i64 - spec.padding.0 as i64) * spec.w as i64
-                    + ox * spec.stride.1 as i64
-                    - spec.padding.1 as i64
-            })
-            .collect();
+        // Checked in i128 (every factor is below 2^64): an index past i64 is an error.
+        let flat = |p: usize| -> Option<i64> {
+            let [oy, ox, sh, sw, ph, pw, w] = [
+                p / ow,
+                p % ow,
+                spec.stride.0,
+                spec.stride.1,
+                spec.padding.0,
+                spec.padding.1,
+                spec.w,
+            ]
+            .map(|v| v as i128);
+            let y = oy.checked_mul(sh)? - ph;
+            let x = ox.checked_mul(sw)? - pw;
+            i64::try_from(y.checked_mul(w)?.checked_add(x)?).ok()
+        };
+        let base = (0..l)
+            .map(flat)
+            .collect::<Option<Vec<i64>>>()
+            .ok_or_else(|| Error::Overflow {
+                op: OP,
+                what: format!(
+                    "the flat input index of a {}x{} input's windows",
+                    spec.h, spec.w
+                ),
+            })?;
         let base = Tensor::from_vec_on(base, [l], self.device())?;
         let ki = window.div(&Tensor::full((), kw as f64, DType::I64, self.device())?)?;
         let kj = window.sub(&ki.mul_scalar(kw as f64)?)?;
         let offset = ki
-            .mul_scalar((spec.dilation.0 * spec.w) as f64)?
+            .mul_scalar(spec.dilation.0 as f64 * spec.w as f64)?
             .add(&kj.mul_scalar(spec.dilation.1 as f64)?)?;
         let indices = offset.add(&base)?.reshape([n, c, oh, ow])?;
+        // A window whose in-bounds values are all -inf ties with its -inf padding, and argmax
+        // keeps the first tap, which may be padding. PyTorch reports the first in-bounds tap
+        // (its kernel starts at the first tap at or past row/column 0), so use that there.
+        let first_tap = |o: usize, s: usize, p: usize, d: usize| -> i64 {
+            match (o * s).checked_sub(p) {
+                Some(start) => start as i64,
+                None => {
+                    let deficit = p - o * s;
+                    (deficit.div_ceil(d) * d - deficit) as i64
+                }
+            }
+        };
+        let first: Vec<i64> = (0..l)
+            .map(|p| {
+                let y = first_tap(p / ow, spec.stride.0, spec.padding.0, spec.dilation.0);
+                let x = first_tap(p % ow, spec.stride.1, spec.padding.1, spec.dilation.1);
+                y * spec.w as i64 + x
+            })
+            .collect();
+        let first = Tensor::from_vec_on(first, [oh, ow], self.device())?;
+        let indices = values
+            .eq_scalar(f64::NEG_INFINITY)?
+            .where_cond(&first, &indices)?;
         Ok((values, indices))
     }
 

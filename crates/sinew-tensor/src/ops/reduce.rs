@@ -71,7 +71,11 @@ impl Tensor {
     }
 
     /// Sum over `dims` (empty = all). PyTorch equivalent: `torch.sum(x, dims, keepdim)`.
+    /// Bool and u8 tensors are summed as i64 (a bool sum counts), as in PyTorch.
     pub fn sum(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        if matches!(self.dtype(), crate::DType::Bool | crate::DType::U8) {
+            return self.to_dtype(crate::DType::I64)?.sum(dims, keepdim);
+        }
         self.reduce(ReduceOp::Sum, dims, keepdim)
     }
 

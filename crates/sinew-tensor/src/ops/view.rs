@@ -35,7 +35,7 @@ impl Tensor {
     }
 
     fn check_count(&self, op: &'static str, shape: &Shape) -> Result<()> {
-        if shape.elem_count() != self.elem_count() {
+        if shape.checked_elem_count(op)? != self.elem_count() {
             return Err(Error::ShapeMismatch {
                 op,
                 lhs: self.shape().clone(),
