@@ -33,6 +33,7 @@
 //! # Ok::<(), sinew_data::DataError>(())
 //! ```
 
+pub mod alloc;
 pub mod cifar;
 pub mod collate;
 pub mod csv;
@@ -47,6 +48,7 @@ pub mod sample;
 pub mod scaler;
 pub mod transforms;
 
+pub use alloc::MAX_BUFFER_BYTES;
 pub use cifar::{Cifar, CifarLabels};
 pub use collate::{Batch, collate};
 pub use csv::{CsvDataset, CsvOptions, TargetColumn, TargetKind};

@@ -72,7 +72,7 @@ impl RandomAffine {
             return Ok(img.clone());
         }
         let params = self.params(img.height, img.width, rng);
-        Ok(functional::affine(img, params, self.fill))
+        functional::affine(img, params, self.fill)
     }
 }
 

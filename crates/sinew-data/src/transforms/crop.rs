@@ -59,14 +59,14 @@ impl RandomCrop {
             ((ph - self.height) / 2, (pw - self.width) / 2)
         };
         let pad = self.padding as isize;
-        Ok(functional::crop(
+        functional::crop(
             img,
             top as isize - pad,
             left as isize - pad,
             self.height,
             self.width,
             self.fill,
-        ))
+        )
     }
 }
 
@@ -151,15 +151,7 @@ impl RandomResizedCrop {
         } else {
             (0, 0, img.height, img.width)
         };
-        Ok(functional::resized_crop(
-            img,
-            top,
-            left,
-            h,
-            w,
-            self.height,
-            self.width,
-        ))
+        functional::resized_crop(img, top, left, h, w, self.height, self.width)
     }
 }
 
