@@ -42,7 +42,9 @@ impl ColorJitter {
     pub fn jitter(&self, mut img: ImageF32, rng: &mut DataRng) -> Result<ImageF32> {
         check_probability("ColorJitter", self.p)?;
         let strengths = [self.brightness, self.contrast, self.saturation];
-        if strengths.iter().any(|&s| s < 0.0) || !(0.0..=0.5).contains(&self.hue) {
+        if strengths.iter().any(|&s| !(s >= 0.0 && s.is_finite()))
+            || !(0.0..=0.5).contains(&self.hue)
+        {
             return Err(DataError::invalid(
                 "ColorJitter",
                 format!(
