@@ -210,7 +210,9 @@ pub fn random_split<D: Dataset + Clone>(
     let total = lengths
         .iter()
         .try_fold(0usize, |acc, &l| acc.checked_add(l))
-        .ok_or_else(|| DataError::invalid("random_split", format!("lengths {lengths:?} overflow")))?;
+        .ok_or_else(|| {
+            DataError::invalid("random_split", format!("lengths {lengths:?} overflow"))
+        })?;
     if total != dataset.len() {
         return Err(DataError::invalid(
             "random_split",

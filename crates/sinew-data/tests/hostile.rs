@@ -35,13 +35,19 @@ fn apply(t: &dyn Transform, sample: Sample) -> Result<Sample, DataError> {
 #[test]
 fn image_sizes_that_overflow_are_errors() {
     let text = err_text(ImageU8::new(usize::MAX, 2, 3, vec![]));
-    assert_contains(&text, "ImageU8::new: size [18446744073709551615, 2, 3] overflows usize");
+    assert_contains(
+        &text,
+        "ImageU8::new: size [18446744073709551615, 2, 3] overflows usize",
+    );
     let text = err_text(ImageF32::new(3, usize::MAX / 2, 3, vec![]));
     assert_contains(&text, "overflows usize");
     let text = err_text(ImageF32::filled(1, 1 << 40, 1 << 40, 0.0));
     assert_contains(&text, "overflows usize");
     // A consistent small image still works.
-    assert_eq!(ImageU8::new(2, 2, 1, vec![1, 2, 3, 4]).unwrap().at(1, 1, 0), Some(4));
+    assert_eq!(
+        ImageU8::new(2, 2, 1, vec![1, 2, 3, 4]).unwrap().at(1, 1, 0),
+        Some(4)
+    );
 }
 
 #[test]
@@ -52,7 +58,10 @@ fn huge_resize_and_crop_outputs_are_size_errors() {
         width: 100_000,
     };
     let text = err_text(apply(&huge, img.clone()));
-    assert_contains(&text, "ImageF32::filled: 10000000000 elements of 4 bytes exceed");
+    assert_contains(
+        &text,
+        "ImageF32::filled: 10000000000 elements of 4 bytes exceed",
+    );
     let overflow = Resize {
         height: usize::MAX / 2,
         width: 3,
@@ -66,7 +75,10 @@ fn huge_resize_and_crop_outputs_are_size_errors() {
     let rrc = RandomResizedCrop::new(1 << 20, 1 << 20);
     assert_contains(&err_text(apply(&rrc, img.clone())), "buffer limit");
     let padded = RandomCrop::new(2, 2, usize::MAX / 2);
-    assert_contains(&err_text(apply(&padded, img.clone())), "RandomCrop: padding");
+    assert_contains(
+        &err_text(apply(&padded, img.clone())),
+        "RandomCrop: padding",
+    );
     let wide = RandomCrop::new(1 << 20, 1 << 20, 1 << 19);
     assert_contains(&err_text(apply(&wide, img)), "buffer limit");
 }
@@ -75,7 +87,10 @@ fn huge_resize_and_crop_outputs_are_size_errors() {
 fn functional_windows_outside_the_image_are_errors() {
     let img = ImageF32::filled(1, 3, 3, 0.5).unwrap();
     let text = err_text(resized_crop(&img, 2, 2, 5, 5, 4, 4));
-    assert_contains(&text, "window 5x5 at (2, 2) is empty or outside the 3x3 image");
+    assert_contains(
+        &text,
+        "window 5x5 at (2, 2) is empty or outside the 3x3 image",
+    );
     let mut m = img.clone();
     let text = err_text(erase(&mut m, 2, 0, 2, 1, |_, _| 0.0));
     assert_contains(&text, "rectangle 2x1 at (2, 0) is outside the 3x3 image");
@@ -94,7 +109,10 @@ fn inconsistent_public_fields_are_errors_not_panics() {
     };
     let text = err_text(collate(&[Sample::image_u8(liar.clone(), 0)], vec![0]));
     assert_contains(&text, "ImageU8: 5 bytes for a 1000x1000x3 image");
-    assert_contains(&err_text(apply(&ToTensor, Sample::image_u8(liar, 0))), "5 bytes");
+    assert_contains(
+        &err_text(apply(&ToTensor, Sample::image_u8(liar, 0))),
+        "5 bytes",
+    );
     let liar = ImageF32 {
         channels: 2,
         height: 4,
@@ -102,7 +120,13 @@ fn inconsistent_public_fields_are_errors_not_panics() {
         data: vec![0.0; 3],
     };
     let sample = Sample::image_f32(liar.clone(), 0);
-    let text = err_text(apply(&Resize { height: 2, width: 2 }, sample));
+    let text = err_text(apply(
+        &Resize {
+            height: 2,
+            width: 2,
+        },
+        sample,
+    ));
     assert_contains(&text, "ImageF32: 3 values for a 2x4x4 image");
     assert_eq!(liar.plane(1), None);
     assert_eq!(liar.at(1, 3, 3), None);
@@ -121,7 +145,10 @@ fn loader_configs_that_would_hang_or_overflow_are_rejected() {
         c.num_workers = 2;
         c.prefetch = usize::MAX;
     }));
-    assert_contains(&text, "LoaderConfig: num_workers 2 x prefetch 18446744073709551615 overflows");
+    assert_contains(
+        &text,
+        "LoaderConfig: num_workers 2 x prefetch 18446744073709551615 overflows",
+    );
     let text = err_text(with(&|c| c.batch_size = 0));
     assert_contains(&text, "LoaderConfig: batch_size must be positive, got 0");
     let text = err_text(with(&|c| c.prefetch = 0));
@@ -176,10 +203,22 @@ fn a_panicking_worker_gives_an_error_with_the_panic_message() {
 #[test]
 fn normalize_rejects_bad_statistics() {
     let cases: [(&[f32], &[f32], &str); 6] = [
-        (&[0.5], &[f32::NAN], "std[0] = NaN must be finite and positive"),
-        (&[0.5, 0.5], &[0.2, 0.0], "std[1] = 0 must be finite and positive"),
+        (
+            &[0.5],
+            &[f32::NAN],
+            "std[0] = NaN must be finite and positive",
+        ),
+        (
+            &[0.5, 0.5],
+            &[0.2, 0.0],
+            "std[1] = 0 must be finite and positive",
+        ),
         (&[0.5], &[-0.2], "std[0] = -0.2 must be finite and positive"),
-        (&[0.5], &[f32::INFINITY], "std[0] = inf must be finite and positive"),
+        (
+            &[0.5],
+            &[f32::INFINITY],
+            "std[0] = inf must be finite and positive",
+        ),
         (&[0.5], &[1e-45], "must be finite and positive"),
         (&[f32::NAN], &[0.2], "mean[0] = NaN is not finite"),
     ];
@@ -193,7 +232,10 @@ fn normalize_rejects_bad_statistics() {
 fn other_augmentations_reject_non_finite_parameters() {
     let img = apply(&ToTensor, gray_sample(4, 4)).unwrap();
     let jitter = ColorJitter::new(f32::NAN, 0.0, 0.0, 0.0);
-    assert_contains(&err_text(apply(&jitter, img.clone())), "ColorJitter: strengths [NaN");
+    assert_contains(
+        &err_text(apply(&jitter, img.clone())),
+        "ColorJitter: strengths [NaN",
+    );
     let mut affine = RandomAffine::rotation(10.0);
     affine.degrees = (f32::NEG_INFINITY, f32::INFINITY);
     assert_contains(&err_text(apply(&affine, img)), "RandomAffine: bad ranges");
@@ -221,8 +263,14 @@ fn tiny_gzip_files_are_errors_not_panics() {
         std::fs::write(dir.join("train-images-idx3-ubyte.gz"), bytes).unwrap();
         std::fs::write(dir.join("train-labels-idx1-ubyte.gz"), bytes).unwrap();
         let text = err_text(Mnist::load(&dir, sinew_data::Split::Train));
-        assert_contains(&text, "train-images-idx3-ubyte.gz: corrupt or truncated gzip stream");
-        assert_contains(&err_text(Mnist::from_bytes(bytes, bytes)), "<images>: corrupt");
+        assert_contains(
+            &text,
+            "train-images-idx3-ubyte.gz: corrupt or truncated gzip stream",
+        );
+        assert_contains(
+            &err_text(Mnist::from_bytes(bytes, bytes)),
+            "<images>: corrupt",
+        );
     }
 }
 
@@ -251,7 +299,10 @@ fn split_lengths_and_statistics_edge_cases_are_errors() {
     let ds = Arc::new(VecDataset::new(vec![gray_sample(1, 1); 3]));
     let text = err_text(random_split(ds, &[usize::MAX, 4], 0));
     assert_contains(&text, "random_split: lengths");
-    let empty = VecDataset::new(vec![Sample::image_u8(ImageU8::new(2, 2, 0, vec![]).unwrap(), 0)]);
+    let empty = VecDataset::new(vec![Sample::image_u8(
+        ImageU8::new(2, 2, 0, vec![]).unwrap(),
+        0,
+    )]);
     let text = err_text(Statistics::compute(&empty, ScaleAxis::Channel));
     assert_contains(&text, "have no values");
 }
@@ -263,7 +314,13 @@ fn data_errors_convert_into_tensor_errors_with_their_message() {
         Ok(())
     }
     let err = load().unwrap_err();
-    assert!(matches!(err, sinew_tensor::Error::External { context: "data", .. }));
+    assert!(matches!(
+        err,
+        sinew_tensor::Error::External {
+            context: "data",
+            ..
+        }
+    ));
     assert_eq!(
         err.to_string(),
         "data: Normalize: std[0] = 0 must be finite and positive"
