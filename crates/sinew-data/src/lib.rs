@@ -33,6 +33,9 @@
 //! # Ok::<(), sinew_data::DataError>(())
 //! ```
 
+// No `unsafe` anywhere in this crate: every buffer access is bounds-checked.
+#![forbid(unsafe_code)]
+
 pub mod alloc;
 pub mod cifar;
 pub mod collate;

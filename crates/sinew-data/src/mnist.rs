@@ -127,7 +127,7 @@ pub fn parse_idx(mut bytes: Vec<u8>, path: &Path, expected_magic: u32) -> Result
 
 /// Writes an unsigned-byte IDX file (gzip-compressed when `gzip`), e.g. for tests and exports.
 pub fn write_idx(path: &Path, dims: &[usize], data: &[u8], gzip: bool) -> Result<()> {
-    let n: usize = dims.iter().product();
+    let n = crate::alloc::checked_numel("write_idx", dims)?;
     if n != data.len() || dims.is_empty() || dims.len() > 255 {
         return Err(DataError::invalid(
             "write_idx",
