@@ -187,6 +187,7 @@ fn fuzz(target: Target) {
     let end = only.map_or(total, |k| k + 1);
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let (ok_count, err_count) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let slowest_us = AtomicU64::new(0);
     let start = Instant::now();
     // Per thread: the case in progress and when it started (ms since `start`), for the watchdog.
     let busy: Vec<(AtomicU64, AtomicU64)> = (0..n_threads)
@@ -195,8 +196,15 @@ fn fuzz(target: Target) {
     let done = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for slot in &busy {
-            let (target, next, failures, ok_count, err_count, done) =
-                (&target, &next, &failures, &ok_count, &err_count, &done);
+            let (target, next, failures, ok_count, err_count, done, slowest_us) = (
+                &target,
+                &next,
+                &failures,
+                &ok_count,
+                &err_count,
+                &done,
+                &slowest_us,
+            );
             scope.spawn(move || {
                 loop {
                     let case = next.fetch_add(1, Ordering::Relaxed);
@@ -214,10 +222,12 @@ fn fuzz(target: Target) {
                         &target.fields,
                         &mut rng,
                     );
+                    let t0 = Instant::now();
                     let outcome = catch_unwind(AssertUnwindSafe(|| {
                         (target.run)(seed_index, &input, &target.seeds)
                     }));
                     slot.0.store(u64::MAX, Ordering::Relaxed);
+                    slowest_us.fetch_max(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
                     match outcome {
                         Ok(true) => ok_count.fetch_add(1, Ordering::Relaxed),
                         Ok(false) => err_count.fetch_add(1, Ordering::Relaxed),
@@ -255,10 +265,12 @@ fn fuzz(target: Target) {
     let failures = failures.into_inner().unwrap();
     let (ok, err) = (ok_count.into_inner(), err_count.into_inner());
     eprintln!(
-        "fuzz {}: {} inputs ({ok} Ok, {err} Err) in {:.1?} on {n_threads} threads",
+        "fuzz {}: {} inputs ({ok} Ok, {err} Err) in {:.1?} on {n_threads} threads, slowest \
+         input {} us",
         target.name,
         ok + err,
-        start.elapsed()
+        start.elapsed(),
+        slowest_us.into_inner()
     );
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(only.is_some() || ok + err == total as usize);

@@ -43,8 +43,7 @@ pub mod prelude {
     };
     pub use sinew_data::{
         Batch, Cifar, CifarLabels, CsvDataset, CsvOptions, DataError, DataLoader, Dataset,
-        DatasetExt, ImageFolder, LoaderConfig, Mnist, Sample, Split, random_split,
-        train_val_split,
+        DatasetExt, ImageFolder, LoaderConfig, Mnist, Sample, Split, random_split, train_val_split,
     };
 }
 

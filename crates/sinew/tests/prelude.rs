@@ -31,7 +31,11 @@ fn train_three_batches(dir: &std::path::Path) -> Result<Vec<(Vec<usize>, f32)>> 
         let batch: Batch = batch?;
         let labels = batch.targets.to_vec::<i64>()?;
         assert!(labels.iter().all(|&l| (0..10).contains(&l)));
-        let max = batch.inputs.to_vec::<f32>()?.into_iter().fold(f32::MIN, f32::max);
+        let max = batch
+            .inputs
+            .to_vec::<f32>()?
+            .into_iter()
+            .fold(f32::MIN, f32::max);
         seen.push((batch.inputs.dims().to_vec(), max));
     }
     Ok(seen)
@@ -41,7 +45,10 @@ fn train_three_batches(dir: &std::path::Path) -> Result<Vec<(Vec<usize>, f32)>> 
 fn mnist_batches_through_the_prelude() -> Result<()> {
     let dir = data_dir().join("mnist");
     if !dir.exists() {
-        eprintln!("note: {} is absent; skipping the MNIST prelude test", dir.display());
+        eprintln!(
+            "note: {} is absent; skipping the MNIST prelude test",
+            dir.display()
+        );
         return Ok(());
     }
     let batches = train_three_batches(&dir)?;
@@ -58,7 +65,10 @@ fn mnist_batches_through_the_prelude() -> Result<()> {
 fn data_errors_surface_through_question_mark() {
     let err = train_three_batches(std::path::Path::new("/nonexistent/mnist")).unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("data: /nonexistent/mnist/train-images-idx3-ubyte"), "{text}");
+    assert!(
+        text.starts_with("data: /nonexistent/mnist/train-images-idx3-ubyte"),
+        "{text}"
+    );
     // The two-parameter std `Result` is not shadowed by the prelude's.
     let parsed: Result<u8, std::num::ParseIntError> = "7".parse();
     assert_eq!(parsed, Ok(7));
