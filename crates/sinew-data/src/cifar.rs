@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{Dataset, check_index};
+use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::mnist::Split;
 use crate::sample::{ImageU8, Sample};
@@ -108,9 +108,23 @@ impl Cifar {
         Ok(cifar)
     }
 
-    /// Reads one batch file, validating size and labels, converting planes to HWC.
+    /// Parses the contents of one batch file held in memory, with the same parser and checks as
+    /// [`Cifar::from_files`]; errors name `<cifar>`.
+    pub fn from_bytes(bytes: &[u8], labels: CifarLabels) -> Result<Self> {
+        let mut cifar = Self::from_files::<&Path>(&[], labels)?;
+        cifar.append_bytes(bytes, Path::new("<cifar>"))?;
+        Ok(cifar)
+    }
+
+    /// Reads one batch file.
     fn append_file(&mut self, path: &Path) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+        self.append_bytes(&bytes, path)
+    }
+
+    /// Appends the records of one batch file's bytes, validating size and labels, converting
+    /// planes to HWC; on error nothing is appended.
+    fn append_bytes(&mut self, bytes: &[u8], path: &Path) -> Result<()> {
         let lb = self.labels.label_bytes();
         let record = lb + CIFAR_PIXELS;
         if bytes.is_empty() {
@@ -125,13 +139,27 @@ impl Cifar {
         }
         let count = bytes.len() / record;
         let first = self.fine.len();
-        self.images.reserve(count * CIFAR_PIXELS);
-        let plane = CIFAR_SIDE * CIFAR_SIDE;
+        // `count * CIFAR_PIXELS < bytes.len()`: no overflow; grown fallibly all the same.
+        let grow = |op: &'static str, e: std::collections::TryReserveError| DataError::TooLarge {
+            op,
+            detail: format!("{}: cannot hold {count} more records: {e}", path.display()),
+        };
+        self.images
+            .try_reserve_exact(count * CIFAR_PIXELS)
+            .map_err(|e| grow("Cifar", e))?;
+        self.fine
+            .try_reserve_exact(count)
+            .map_err(|e| grow("Cifar", e))?;
+        if lb == 2 {
+            self.coarse
+                .try_reserve_exact(count)
+                .map_err(|e| grow("Cifar", e))?;
+        }
+        // Validate every label before appending anything, so a bad file leaves `self` unchanged.
         for (index, rec) in bytes.chunks_exact(record).enumerate() {
-            let labels = &rec[..lb];
             let checks: &[(u8, usize)] = &match self.labels {
-                CifarLabels::Cifar10 => [(labels[0], 10), (0, 1)],
-                _ => [(labels[0], 20), (labels[1], 100)],
+                CifarLabels::Cifar10 => [(rec[0], 10), (0, 1)],
+                _ => [(rec[0], 20), (rec[1], 100)],
             };
             for &(label, classes) in checks {
                 if usize::from(label) >= classes {
@@ -143,6 +171,10 @@ impl Cifar {
                     });
                 }
             }
+        }
+        let plane = CIFAR_SIDE * CIFAR_SIDE;
+        for rec in bytes.chunks_exact(record) {
+            let labels = &rec[..lb];
             match self.labels {
                 CifarLabels::Cifar10 => self.fine.push(labels[0]),
                 _ => {
@@ -188,9 +220,10 @@ impl Cifar {
         &self.fine
     }
 
-    /// The HWC bytes of image `index`.
-    pub fn image(&self, index: usize) -> &[u8] {
-        &self.images[index * CIFAR_PIXELS..(index + 1) * CIFAR_PIXELS]
+    /// The HWC bytes of image `index` (`None` past the end).
+    pub fn image(&self, index: usize) -> Option<&[u8]> {
+        let start = index.checked_mul(CIFAR_PIXELS)?;
+        self.images.get(start..start.checked_add(CIFAR_PIXELS)?)
     }
 }
 
@@ -200,12 +233,15 @@ impl Dataset for Cifar {
         self.fine.len()
     }
     fn get(&self, index: usize) -> Result<Sample> {
-        check_index(index, self.fine.len())?;
+        let pixels = self.image(index).ok_or(DataError::IndexOutOfRange {
+            index,
+            len: self.fine.len(),
+        })?;
         let image = ImageU8 {
             height: CIFAR_SIDE,
             width: CIFAR_SIDE,
             channels: 3,
-            data: self.image(index).to_vec(),
+            data: pixels.to_vec(),
         };
         Ok(Sample::image_u8(image, i64::from(self.labels()[index])))
     }

@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 use sinew_tensor::{Device, Tensor};
 
+use crate::alloc::{checked_numel, try_filled};
 use crate::error::{DataError, Result};
 use crate::sample::{Sample, Target};
 
@@ -51,8 +52,9 @@ pub fn collate(samples: &[Sample], indices: Vec<usize>) -> Result<Batch> {
         ));
     }
     let dims = first.input.tensor_dims();
-    let per: usize = dims.iter().product();
+    let per = first.input.numel()?;
     for (k, s) in samples.iter().enumerate() {
+        s.input.numel()?;
         let d = s.input.tensor_dims();
         let same_kind = std::mem::discriminant(&s.input) == std::mem::discriminant(&first.input);
         if d != dims || !same_kind {
@@ -66,11 +68,14 @@ pub fn collate(samples: &[Sample], indices: Vec<usize>) -> Result<Batch> {
             ));
         }
     }
-    let mut data = vec![0.0f32; per * samples.len()];
-    data.par_chunks_mut(per.max(1))
-        .zip(samples.par_iter())
-        .with_min_len(16)
-        .for_each(|(out, s)| s.input.write_f32(out));
+    let total = checked_numel("collate", &[per, samples.len()])?;
+    let mut data = try_filled("collate", total, 0.0f32)?;
+    if per > 0 {
+        data.par_chunks_mut(per)
+            .zip(samples.par_iter())
+            .with_min_len(16)
+            .try_for_each(|(out, s)| s.input.write_f32(out))?;
+    }
     let mut shape = vec![samples.len()];
     shape.extend_from_slice(&dims);
     let inputs = Tensor::from_vec(data, shape)?;

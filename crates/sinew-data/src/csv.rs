@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::alloc::{checked_numel, try_with_capacity};
 use crate::dataset::{Dataset, check_index};
 use crate::error::{DataError, Result};
 use crate::sample::{Input, Sample, Target};
@@ -115,7 +116,8 @@ impl CsvDataset {
             })
             .collect();
         let mut parser = TargetParser::new(options.kind);
-        let mut features = Vec::with_capacity(rows.len() * names.len());
+        let cells = checked_numel("CsvDataset", &[rows.len(), names.len()])?;
+        let mut features = try_with_capacity("CsvDataset", cells)?;
         let mut raw_targets = Vec::with_capacity(rows.len());
         for (row, rec) in rows.iter().enumerate() {
             let line = row + 1 + usize::from(options.has_headers);

@@ -207,7 +207,12 @@ pub fn random_split<D: Dataset + Clone>(
     lengths: &[usize],
     seed: u64,
 ) -> Result<Vec<Subset<D>>> {
-    let total: usize = lengths.iter().sum();
+    let total = lengths
+        .iter()
+        .try_fold(0usize, |acc, &l| acc.checked_add(l))
+        .ok_or_else(|| {
+            DataError::invalid("random_split", format!("lengths {lengths:?} overflow"))
+        })?;
     if total != dataset.len() {
         return Err(DataError::invalid(
             "random_split",

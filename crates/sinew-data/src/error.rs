@@ -80,9 +80,31 @@ pub enum DataError {
         /// Why.
         detail: String,
     },
+    /// A size that overflows, exceeds [`crate::alloc::MAX_BUFFER_BYTES`], or cannot be allocated.
+    #[error("{op}: {detail}")]
+    TooLarge {
+        /// The function or type that needed the buffer.
+        op: &'static str,
+        /// The size asked for and why it failed.
+        detail: String,
+    },
     /// An error from building tensors.
     #[error(transparent)]
     Tensor(#[from] sinew_tensor::Error),
+}
+
+/// `?` on a [`DataError`] in a function returning `sinew_tensor::Result` (tensor errors are
+/// unwrapped; every other error becomes [`sinew_tensor::Error::External`] with context `data`).
+impl From<DataError> for sinew_tensor::Error {
+    fn from(err: DataError) -> Self {
+        match err {
+            DataError::Tensor(e) => e,
+            other => sinew_tensor::Error::External {
+                context: "data",
+                source: sinew_tensor::ExternalError::new(other),
+            },
+        }
+    }
 }
 
 impl DataError {
@@ -111,5 +133,5 @@ impl DataError {
     }
 }
 
-/// Result alias with [`DataError`].
-pub type Result<T> = std::result::Result<T, DataError>;
+/// Result alias with [`DataError`] as the default error type.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

@@ -33,6 +33,10 @@
 //! # Ok::<(), sinew_data::DataError>(())
 //! ```
 
+// No `unsafe` anywhere in this crate: every buffer access is bounds-checked.
+#![forbid(unsafe_code)]
+
+pub mod alloc;
 pub mod cifar;
 pub mod collate;
 pub mod csv;
@@ -47,6 +51,7 @@ pub mod sample;
 pub mod scaler;
 pub mod transforms;
 
+pub use alloc::MAX_BUFFER_BYTES;
 pub use cifar::{Cifar, CifarLabels};
 pub use collate::{Batch, collate};
 pub use csv::{CsvDataset, CsvOptions, TargetColumn, TargetKind};

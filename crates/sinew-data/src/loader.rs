@@ -35,9 +35,10 @@ pub struct LoaderConfig {
     pub seed: u64,
     /// Whether to drop a last, smaller batch.
     pub drop_last: bool,
-    /// Worker threads (0 builds batches on the caller's thread when asked for).
+    /// Worker threads (0 builds batches on the caller's thread when asked for; at most
+    /// [`MAX_WORKERS`]).
     pub num_workers: usize,
-    /// Batches each worker may prepare ahead of the consumer.
+    /// Batches each worker may prepare ahead of the consumer (positive when there are workers).
     pub prefetch: usize,
     /// Device the workers copy each batch to before handing it over (`None`: stay on the CPU).
     ///
@@ -45,6 +46,40 @@ pub struct LoaderConfig {
     /// is the backend's job: `sinew-cuda` uploads through pinned buffers; `sinew-tensor` has no
     /// API for collating straight into pinned host memory, so the batch is built in pageable memory.
     pub device: Option<Device>,
+}
+
+/// The most worker threads a loader may start.
+pub const MAX_WORKERS: usize = 1024;
+
+impl LoaderConfig {
+    /// Checks the settings: a positive batch size, at most [`MAX_WORKERS`] workers, a positive
+    /// prefetch when there are workers, and `num_workers * prefetch` without overflow (the number
+    /// of batches in flight). PyTorch raises the same kinds of `ValueError`.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |detail: String| Err(DataError::invalid("LoaderConfig", detail));
+        if self.batch_size == 0 {
+            return bad("batch_size must be positive, got 0".into());
+        }
+        if self.num_workers > MAX_WORKERS {
+            return bad(format!(
+                "num_workers {} exceeds the limit of {MAX_WORKERS} threads",
+                self.num_workers
+            ));
+        }
+        if self.num_workers > 0 && self.prefetch == 0 {
+            return bad(format!(
+                "prefetch must be positive with {} workers, got 0",
+                self.num_workers
+            ));
+        }
+        if self.num_workers.checked_mul(self.prefetch).is_none() {
+            return bad(format!(
+                "num_workers {} x prefetch {} overflows usize",
+                self.num_workers, self.prefetch
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for LoaderConfig {
@@ -83,8 +118,9 @@ struct EpochPlan<D> {
 impl<D: Dataset<Item = Sample>> EpochPlan<D> {
     /// Builds batch `b`.
     fn build(&self, b: usize) -> Result<Batch> {
+        // `b < num_batches`, so `start < order.len()`; the end saturates for huge batch sizes.
         let start = b * self.batch_size;
-        let end = (start + self.batch_size).min(self.order.len());
+        let end = start.saturating_add(self.batch_size).min(self.order.len());
         let samples: Vec<Sample> = (start..end)
             .into_par_iter()
             .map(|pos| {
@@ -102,26 +138,37 @@ impl<D: Dataset<Item = Sample>> EpochPlan<D> {
         }
     }
 
-    /// Builds batch `b`, turning a panic into an error.
+    /// Builds batch `b`, turning a panic into an error that keeps the panic's message.
     fn build_caught(&self, b: usize) -> Result<Batch> {
-        catch_unwind(AssertUnwindSafe(|| self.build(b))).unwrap_or_else(|_| {
+        catch_unwind(AssertUnwindSafe(|| self.build(b))).unwrap_or_else(|payload| {
             Err(DataError::invalid(
                 "DataLoader",
-                format!("building batch {b} panicked"),
+                format!(
+                    "building batch {b} panicked: {}",
+                    panic_message(payload.as_ref())
+                ),
             ))
         })
     }
 }
 
+/// The message of a panic payload (`&str` or `String`, as `panic!` makes them).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-string panic payload)"
+    }
+}
+
 impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
-    /// A loader over `dataset` (batch size must be positive).
+    /// A loader over `dataset`; the settings are checked with [`LoaderConfig::validate`].
     pub fn new(dataset: Arc<D>, config: LoaderConfig) -> Result<Self> {
-        if config.batch_size == 0 {
-            return Err(DataError::invalid(
-                "DataLoader",
-                "batch_size must be positive",
-            ));
-        }
+        config.validate()?;
+        // Each epoch holds the visiting order: one index per example.
+        crate::alloc::check_buffer::<usize>("DataLoader", dataset.len())?;
         Ok(DataLoader {
             dataset,
             transform: None,
@@ -190,25 +237,40 @@ impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
     }
 
     /// The batches of `epoch`, in order; workers start at once and stop when this is dropped.
+    ///
+    /// If the system refuses to start a worker thread, the epoch runs with those it started (or
+    /// on the calling thread when none started).
     pub fn epoch(&self, epoch: u64) -> EpochIter<D> {
         let plan = self.plan(epoch);
         let workers = self.config.num_workers.min(plan.num_batches);
+        // Checked in `LoaderConfig::validate`; saturating all the same, so it can never wrap.
+        let capacity = workers.saturating_mul(self.config.prefetch).max(1);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 next_claim: 0,
                 next_yield: 0,
                 ready: BTreeMap::new(),
                 stop: false,
+                live: 0,
             }),
             wake: Condvar::new(),
-            capacity: (workers * self.config.prefetch.max(1)).max(1),
+            capacity,
         });
-        let handles = (0..workers)
-            .map(|_| {
-                let (plan, shared) = (plan.clone(), shared.clone());
-                std::thread::spawn(move || worker(&plan, &shared))
-            })
-            .collect();
+        let mut handles = Vec::with_capacity(workers);
+        for k in 0..workers {
+            let (plan, shared2) = (plan.clone(), shared.clone());
+            shared.lock().live += 1;
+            let spawned = std::thread::Builder::new()
+                .name(format!("sinew-loader-{k}"))
+                .spawn(move || worker(&plan, &shared2));
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(_) => {
+                    shared.lock().live -= 1;
+                    break;
+                }
+            }
+        }
         EpochIter {
             plan,
             shared,
@@ -224,6 +286,8 @@ struct State {
     next_yield: usize,
     ready: BTreeMap<usize, Result<Batch>>,
     stop: bool,
+    /// Worker threads that have not exited.
+    live: usize,
 }
 
 struct Shared {
@@ -242,14 +306,26 @@ impl Shared {
     }
 }
 
+/// Counts a worker out when it exits, even by unwinding, and wakes the consumer.
+struct LiveGuard<'a>(&'a Shared);
+
+impl Drop for LiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().live -= 1;
+        self.0.wake.notify_all();
+    }
+}
+
 /// A worker: claims the next batch number while the prefetch window allows, builds it, posts it.
 fn worker<D: Dataset<Item = Sample>>(plan: &EpochPlan<D>, shared: &Shared) {
+    let _live = LiveGuard(shared);
     loop {
         let b = {
             let mut st = shared.lock();
+            // `next_yield <= next_claim` always: the consumer only passes batches it received.
             while !st.stop
                 && st.next_claim < plan.num_batches
-                && st.next_claim >= st.next_yield + shared.capacity
+                && st.next_claim - st.next_yield >= shared.capacity
             {
                 st = shared.wait(st);
             }
@@ -289,6 +365,13 @@ impl<D: Dataset<Item = Sample>> Iterator for EpochIter<D> {
         let batch = loop {
             if let Some(batch) = st.ready.remove(&b) {
                 break batch;
+            }
+            if st.live == 0 {
+                // Every worker is gone (they only exit early by dying): never wait forever.
+                break Err(DataError::invalid(
+                    "DataLoader",
+                    format!("all workers exited before batch {b} was built"),
+                ));
             }
             st = self.shared.wait(st);
         };

@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{Dataset, check_index};
+use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
-use crate::io::{read_maybe_gzip, write_maybe_gzip};
+use crate::io::{gunzip_if_gzip, read_maybe_gzip, write_maybe_gzip};
 use crate::sample::{ImageU8, Sample};
 
 /// Magic number of a 3-d unsigned-byte IDX file (images).
@@ -54,7 +54,14 @@ pub fn read_idx(path: &Path, expected_magic: u32) -> Result<IdxArray> {
     parse_idx(bytes, path, expected_magic)
 }
 
-/// Parses IDX bytes read from `path` (used for error messages).
+/// Parses IDX bytes (gzip or raw, as a file would hold them); `path` only names the source in
+/// errors. The parser behind [`read_idx`].
+pub fn parse_idx_maybe_gzip(raw: Vec<u8>, path: &Path, expected_magic: u32) -> Result<IdxArray> {
+    parse_idx(gunzip_if_gzip(raw, path)?, path, expected_magic)
+}
+
+/// Parses uncompressed IDX bytes read from `path` (used for error messages). Sizes from the
+/// header are checked (overflow, then against the real length) before anything is allocated.
 pub fn parse_idx(mut bytes: Vec<u8>, path: &Path, expected_magic: u32) -> Result<IdxArray> {
     let what = if expected_magic == IDX_LABELS_MAGIC {
         "IDX labels"
@@ -120,7 +127,7 @@ pub fn parse_idx(mut bytes: Vec<u8>, path: &Path, expected_magic: u32) -> Result
 
 /// Writes an unsigned-byte IDX file (gzip-compressed when `gzip`), e.g. for tests and exports.
 pub fn write_idx(path: &Path, dims: &[usize], data: &[u8], gzip: bool) -> Result<()> {
-    let n: usize = dims.iter().product();
+    let n = crate::alloc::checked_numel("write_idx", dims)?;
     if n != data.len() || dims.is_empty() || dims.len() > 255 {
         return Err(DataError::invalid(
             "write_idx",
@@ -172,6 +179,26 @@ impl Mnist {
         let (images_path, labels_path) = (images.as_ref(), labels.as_ref());
         let img = read_idx(images_path, IDX_IMAGES_MAGIC)?;
         let lab = read_idx(labels_path, IDX_LABELS_MAGIC)?;
+        Self::from_idx(img, images_path, lab, labels_path)
+    }
+
+    /// Parses the contents of an image file and a label file (each gzip or raw) held in memory,
+    /// with the same parser and checks as [`Mnist::from_files`]; errors name `<images>` and
+    /// `<labels>`.
+    pub fn from_bytes(images: &[u8], labels: &[u8]) -> Result<Self> {
+        let (images_path, labels_path) = (Path::new("<images>"), Path::new("<labels>"));
+        let img = parse_idx_maybe_gzip(images.to_vec(), images_path, IDX_IMAGES_MAGIC)?;
+        let lab = parse_idx_maybe_gzip(labels.to_vec(), labels_path, IDX_LABELS_MAGIC)?;
+        Self::from_idx(img, images_path, lab, labels_path)
+    }
+
+    /// Checks that parsed image and label arrays agree and builds the dataset.
+    fn from_idx(
+        img: IdxArray,
+        images_path: &Path,
+        lab: IdxArray,
+        labels_path: &Path,
+    ) -> Result<Self> {
         let (count, rows, cols) = (img.dims[0], img.dims[1], img.dims[2]);
         if lab.dims[0] != count {
             return Err(DataError::SizeMismatch {
@@ -224,10 +251,14 @@ impl Mnist {
         &self.labels
     }
 
-    /// The pixels of image `index`.
-    pub fn image(&self, index: usize) -> &[u8] {
-        let n = self.rows * self.cols;
-        &self.images[index * n..(index + 1) * n]
+    /// The pixels of image `index` (`None` past the end).
+    pub fn image(&self, index: usize) -> Option<&[u8]> {
+        if index >= self.labels.len() {
+            return None;
+        }
+        let n = self.rows.checked_mul(self.cols)?;
+        let start = index.checked_mul(n)?;
+        self.images.get(start..start.checked_add(n)?)
     }
 }
 
@@ -237,12 +268,15 @@ impl Dataset for Mnist {
         self.labels.len()
     }
     fn get(&self, index: usize) -> Result<Sample> {
-        check_index(index, self.labels.len())?;
+        let pixels = self.image(index).ok_or(DataError::IndexOutOfRange {
+            index,
+            len: self.labels.len(),
+        })?;
         let image = ImageU8 {
             height: self.rows,
             width: self.cols,
             channels: 1,
-            data: self.image(index).to_vec(),
+            data: pixels.to_vec(),
         };
         Ok(Sample::image_u8(image, i64::from(self.labels[index])))
     }

@@ -3,6 +3,7 @@
 //! Readers hand out u8 images in HWC order (as decoders and PIL do); [`crate::transforms::ToTensor`]
 //! turns them into f32 CHW images in `[0, 1]`, the layout every augmentation works on.
 
+use crate::alloc::{checked_numel, try_filled};
 use crate::error::{DataError, Result};
 
 /// `v / 255` for every byte `v`, exactly as the division rounds.
@@ -30,9 +31,10 @@ pub struct ImageU8 {
 }
 
 impl ImageU8 {
-    /// An image from HWC bytes; the length must match the dimensions.
+    /// An image from HWC bytes; the length must match the dimensions (checked, never overflowing).
     pub fn new(height: usize, width: usize, channels: usize, data: Vec<u8>) -> Result<Self> {
-        if data.len() != height * width * channels {
+        let len = checked_numel("ImageU8::new", &[height, width, channels])?;
+        if data.len() != len {
             return Err(DataError::invalid(
                 "ImageU8::new",
                 format!(
@@ -49,9 +51,32 @@ impl ImageU8 {
         })
     }
 
-    /// Byte of channel `c` at row `y`, column `x`.
-    pub fn at(&self, y: usize, x: usize, c: usize) -> u8 {
-        self.data[(y * self.width + x) * self.channels + c]
+    /// Byte of channel `c` at row `y`, column `x` (`None` outside the image).
+    pub fn at(&self, y: usize, x: usize, c: usize) -> Option<u8> {
+        if y >= self.height || x >= self.width || c >= self.channels {
+            return None;
+        }
+        self.data
+            .get((y * self.width + x) * self.channels + c)
+            .copied()
+    }
+
+    /// Checks that `data` holds exactly `height * width * channels` bytes (the fields are public).
+    pub fn check(&self) -> Result<()> {
+        let len = checked_numel("ImageU8", &[self.height, self.width, self.channels])?;
+        if self.data.len() != len {
+            return Err(DataError::invalid(
+                "ImageU8",
+                format!(
+                    "{} bytes for a {}x{}x{} image",
+                    self.data.len(),
+                    self.height,
+                    self.width,
+                    self.channels
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -69,9 +94,10 @@ pub struct ImageF32 {
 }
 
 impl ImageF32 {
-    /// An image from CHW values; the length must match the dimensions.
+    /// An image from CHW values; the length must match the dimensions (checked, never overflowing).
     pub fn new(channels: usize, height: usize, width: usize, data: Vec<f32>) -> Result<Self> {
-        if data.len() != channels * height * width {
+        let len = checked_numel("ImageF32::new", &[channels, height, width])?;
+        if data.len() != len {
             return Err(DataError::invalid(
                 "ImageF32::new",
                 format!(
@@ -88,29 +114,68 @@ impl ImageF32 {
         })
     }
 
-    /// An image filled with `value`.
-    pub fn filled(channels: usize, height: usize, width: usize, value: f32) -> Self {
-        ImageF32 {
+    /// An image filled with `value`; the size is checked and the buffer allocated fallibly
+    /// ([`DataError::TooLarge`] for a huge size, never an abort).
+    pub fn filled(channels: usize, height: usize, width: usize, value: f32) -> Result<Self> {
+        let len = checked_numel("ImageF32::filled", &[channels, height, width])?;
+        Ok(ImageF32 {
             channels,
             height,
             width,
-            data: vec![value; channels * height * width],
+            data: try_filled("ImageF32::filled", len, value)?,
+        })
+    }
+
+    /// Value of channel `c` at row `y`, column `x` (`None` outside the image).
+    pub fn at(&self, c: usize, y: usize, x: usize) -> Option<f32> {
+        if c >= self.channels || y >= self.height || x >= self.width {
+            return None;
         }
+        self.data
+            .get((c * self.height + y) * self.width + x)
+            .copied()
     }
 
-    /// Value of channel `c` at row `y`, column `x`.
-    pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
-        self.data[(c * self.height + y) * self.width + x]
+    /// One channel's plane, row-major (`None` for a channel past the end).
+    pub fn plane(&self, c: usize) -> Option<&[f32]> {
+        let hw = self.height.checked_mul(self.width)?;
+        let start = c.checked_mul(hw)?;
+        self.data.get(start..start.checked_add(hw)?)
     }
 
-    /// One channel's plane, row-major.
-    pub fn plane(&self, c: usize) -> &[f32] {
+    /// One channel's plane, mutable (`None` for a channel past the end).
+    pub fn plane_mut(&mut self, c: usize) -> Option<&mut [f32]> {
+        let hw = self.height.checked_mul(self.width)?;
+        let start = c.checked_mul(hw)?;
+        self.data.get_mut(start..start.checked_add(hw)?)
+    }
+
+    /// Checks that `data` holds exactly `channels * height * width` values (the fields are public).
+    pub fn check(&self) -> Result<()> {
+        let len = checked_numel("ImageF32", &[self.channels, self.height, self.width])?;
+        if self.data.len() != len {
+            return Err(DataError::invalid(
+                "ImageF32",
+                format!(
+                    "{} values for a {}x{}x{} image",
+                    self.data.len(),
+                    self.channels,
+                    self.height,
+                    self.width
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Plane `c` of an image already [`ImageF32::check`]ed, for `c < channels`.
+    pub(crate) fn chan(&self, c: usize) -> &[f32] {
         let hw = self.height * self.width;
         &self.data[c * hw..(c + 1) * hw]
     }
 
-    /// One channel's plane, mutable.
-    pub fn plane_mut(&mut self, c: usize) -> &mut [f32] {
+    /// Mutable plane `c` of an image already [`ImageF32::check`]ed, for `c < channels`.
+    pub(crate) fn chan_mut(&mut self, c: usize) -> &mut [f32] {
         let hw = self.height * self.width;
         &mut self.data[c * hw..(c + 1) * hw]
     }
@@ -137,8 +202,25 @@ impl Input {
         }
     }
 
-    /// Writes the values in tensor order (CHW for images, u8 scaled by 1/255) into `out`.
-    pub fn write_f32(&self, out: &mut [f32]) {
+    /// Number of values in tensor order, after checking the data length against the dimensions.
+    pub fn numel(&self) -> Result<usize> {
+        match self {
+            Input::U8(img) => img.check().map(|()| img.data.len()),
+            Input::F32(img) => img.check().map(|()| img.data.len()),
+            Input::Features(f) => Ok(f.len()),
+        }
+    }
+
+    /// Writes the values in tensor order (CHW for images, u8 scaled by 1/255) into `out`, which
+    /// must hold exactly [`Input::numel`] values.
+    pub fn write_f32(&self, out: &mut [f32]) -> Result<()> {
+        let n = self.numel()?;
+        if out.len() != n {
+            return Err(DataError::invalid(
+                "Input::write_f32",
+                format!("{} output slots for {n} values", out.len()),
+            ));
+        }
         match self {
             Input::U8(img) => {
                 let hw = img.height * img.width;
@@ -158,13 +240,15 @@ impl Input {
             Input::F32(img) => out.copy_from_slice(&img.data),
             Input::Features(f) => out.copy_from_slice(f),
         }
+        Ok(())
     }
 
-    /// The values in tensor order as a fresh vector (see [`Input::write_f32`]).
-    pub fn to_f32_vec(&self) -> Vec<f32> {
-        let mut out = vec![0.0; self.tensor_dims().iter().product()];
-        self.write_f32(&mut out);
-        out
+    /// The values in tensor order as a fresh, fallibly allocated vector (see [`Input::write_f32`]).
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        let n = self.numel()?;
+        let mut out = try_filled("Input::to_f32_vec", n, 0.0)?;
+        self.write_f32(&mut out)?;
+        Ok(out)
     }
 
     /// Number of channels for images (`None` for features).

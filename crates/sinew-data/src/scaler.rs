@@ -126,11 +126,17 @@ impl Statistics {
         let first = dataset.get(0)?.input;
         let dims = first.tensor_dims();
         let slots = match axis {
-            ScaleAxis::Element => dims.iter().product(),
+            ScaleAxis::Element => first.numel()?,
             ScaleAxis::Channel => first.channels().ok_or_else(|| {
                 DataError::invalid("Statistics::compute", "per-channel statistics need images")
             })?,
         };
+        if slots == 0 {
+            return Err(DataError::invalid(
+                "Statistics::compute",
+                format!("samples of shape {dims:?} have no values"),
+            ));
+        }
         let chunks: Vec<Moments> = (0..dataset.len().div_ceil(CHUNK))
             .into_par_iter()
             .map(|chunk| {
@@ -147,7 +153,7 @@ impl Statistics {
                             ),
                         ));
                     }
-                    acc.add(&input.to_f32_vec(), axis);
+                    acc.add(&input.to_f32_vec()?, axis);
                 }
                 Ok(acc)
             })
@@ -208,7 +214,7 @@ fn map_values(mut sample: Sample, f: impl FnOnce(&mut [f32]) -> Result<()>) -> R
         }
         u8_input @ Input::U8(_) => {
             let dims = u8_input.tensor_dims();
-            let mut data = u8_input.to_f32_vec();
+            let mut data = u8_input.to_f32_vec()?;
             f(&mut data)?;
             Input::F32(ImageF32::new(dims[0], dims[1], dims[2], data)?)
         }

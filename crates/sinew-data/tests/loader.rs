@@ -63,7 +63,7 @@ fn batches_cover_the_dataset_once_with_tensor_shapes() {
     let x = b.inputs.to_vec::<f32>().unwrap();
     let (c, y, xx) = (2, 5, 4);
     let got = x[((8 * 6 * 3) + (c * 8 + y) * 6) + xx];
-    assert_eq!(got, f32::from(img.at(y, xx, c)) / 255.0);
+    assert_eq!(got, f32::from(img.at(y, xx, c).unwrap()) / 255.0);
     let mut all: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
     all.sort_unstable();
     assert_eq!(all, (0..23).collect::<Vec<_>>());

@@ -47,10 +47,10 @@ fn cifar10_round_trip_converts_planes_to_hwc() {
     assert_eq!((img.height, img.width, img.channels), (32, 32, 3));
     // Pixel (y=1, x=3) is plane index 35: R = 10 + 35, G = 135, B = 200.
     assert_eq!(
-        [img.at(1, 3, 0), img.at(1, 3, 1), img.at(1, 3, 2)],
+        [img.at(1, 3, 0), img.at(1, 3, 1), img.at(1, 3, 2)].map(Option::unwrap),
         [45, 135, 200]
     );
-    assert_eq!(train.image(0).len(), CIFAR_PIXELS);
+    assert_eq!(train.image(0).unwrap().len(), CIFAR_PIXELS);
     let test = Cifar::cifar10(&dir, Split::Test).unwrap();
     assert_eq!(test.len(), 1);
 }
@@ -70,7 +70,7 @@ fn cifar100_coarse_and_fine() {
         panic!("expected u8 image")
     };
     assert_eq!(
-        [img.at(0, 0, 0), img.at(0, 0, 1), img.at(0, 0, 2)],
+        [img.at(0, 0, 0), img.at(0, 0, 1), img.at(0, 0, 2)].map(Option::unwrap),
         [10, 100, 200]
     );
     assert!(Cifar::cifar100(&dir, Split::Train, CifarLabels::Cifar10).is_err());

@@ -30,7 +30,7 @@ fn mnist_train_and_test() {
         vec![980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     );
     // Background is 0 and full ink 255.
-    assert_eq!(train.image(0)[0], 0);
+    assert_eq!(train.image(0).unwrap()[0], 0);
     assert_eq!(train.images().iter().max(), Some(&255));
 }
 
@@ -63,7 +63,7 @@ fn cifar10_labels_pixels_and_channel_statistics() {
     );
     // Pixel (0, 0) of training image 0 is (59, 62, 63) in the lossless original; this copy
     // went through JPEG, so allow a small error.
-    for (got, want) in first.image(0)[..3].iter().zip([59, 62, 63]) {
+    for (got, want) in first.image(0).unwrap()[..3].iter().zip([59, 62, 63]) {
         assert!((i32::from(*got) - want).abs() <= 16, "{got} vs {want}");
     }
     // Per-channel mean / std of the test set is near the README's training figures.

@@ -32,7 +32,14 @@ fn per_pixel_and_per_channel_match_naive_f64() {
     let samples = common::rgb_samples(600, 4, 5);
     let values: Vec<Vec<f64>> = samples
         .iter()
-        .map(|s| s.input.to_f32_vec().iter().map(|&v| f64::from(v)).collect())
+        .map(|s| {
+            s.input
+                .to_f32_vec()
+                .unwrap()
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect()
+        })
         .collect();
     let ds = VecDataset::new(samples);
     let per_pixel = Statistics::compute(&ds, ScaleAxis::Element).unwrap();
@@ -82,11 +89,11 @@ fn standard_scaler_per_feature() {
     assert_eq!(scaler.std()[2], 1.0);
     let mut scaled: Vec<Vec<f32>> = Vec::new();
     for i in 0..ds.len() {
-        let mut v = ds.get(i).unwrap().input.to_f32_vec();
+        let mut v = ds.get(i).unwrap().input.to_f32_vec().unwrap();
         scaler.transform(&mut v).unwrap();
         scaled.push(v.clone());
         scaler.inverse(&mut v).unwrap();
-        for (back, orig) in v.iter().zip(ds.get(i).unwrap().input.to_f32_vec()) {
+        for (back, orig) in v.iter().zip(ds.get(i).unwrap().input.to_f32_vec().unwrap()) {
             assert!((back - orig).abs() <= 1e-6 * orig.abs(), "{back} vs {orig}");
         }
     }

@@ -124,10 +124,50 @@ pub enum Error {
         /// How to make it available.
         hint: &'static str,
     },
+    /// An error from a layer above the tensors (data loading, I/O), kept whole; its message is shown.
+    #[error("{context}: {source}")]
+    External {
+        /// Where it came from, e.g. `data`.
+        context: &'static str,
+        /// The original error.
+        source: ExternalError,
+    },
 }
 
-/// Result type of the tensor crate.
-pub type Result<T> = std::result::Result<T, Error>;
+/// A shared, type-erased error from another crate (see [`Error::External`]).
+///
+/// Clones share the error; two values are equal only when they share the same error.
+#[derive(Clone, Debug)]
+pub struct ExternalError(pub std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl ExternalError {
+    /// Wraps `error`.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ExternalError(std::sync::Arc::new(error))
+    }
+}
+
+impl PartialEq for ExternalError {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Display for ExternalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ExternalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Result type of the tensor crate (the error type defaults to [`Error`], so `Result<T, E>` is
+/// still the standard two-parameter result).
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`].

@@ -39,7 +39,7 @@ pub use backend::{
 pub use cpu::{CpuBackend, CpuStorage};
 pub use device::{Device, DeviceFactory, DeviceLocation, register_backend};
 pub use dtype::{DType, Element};
-pub use error::{Error, Result};
+pub use error::{Error, ExternalError, Result};
 pub use layout::{Layout, StridedOffsets};
 pub use ops::index::PadMode;
 pub use ops::{

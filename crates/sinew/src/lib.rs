@@ -35,6 +35,17 @@ pub mod prelude {
         BackwardOptions, Conv1dConfig, Conv2dConfig, DType, Device, Error, Generator, PadMode,
         Parameter, Pool2dConfig, Result, Shape, Tensor, manual_seed, no_grad, with_no_grad,
     };
+
+    // Data: datasets, readers, the loader and the common transforms. `DataError` converts into
+    // `Error` with `?`, so a training program can use one `Result` throughout.
+    pub use sinew_data::transforms::{
+        CenterCrop, ColorJitter, Compose, Normalize, RandomAffine, RandomCrop,
+        RandomHorizontalFlip, RandomResizedCrop, RandomRotation, Resize, ToTensor, Transform,
+    };
+    pub use sinew_data::{
+        Batch, Cifar, CifarLabels, CsvDataset, CsvOptions, DataError, DataLoader, Dataset,
+        DatasetExt, ImageFolder, LoaderConfig, Mnist, Sample, Split, random_split, train_val_split,
+    };
 }
 
 /// The CUDA backend (feature `cuda`): `sinew::cuda::register()` makes `Device::cuda(n)` work.

@@ -54,7 +54,11 @@ impl RandomAffine {
     /// Warps one image with randomness from `rng`.
     pub fn warp(&self, img: &ImageF32, rng: &mut DataRng) -> Result<ImageF32> {
         check_probability("RandomAffine", self.p)?;
-        let ok = self.degrees.0 <= self.degrees.1
+        let finite = [self.degrees.0, self.degrees.1, self.scale.0, self.scale.1]
+            .iter()
+            .all(|v| v.is_finite());
+        let ok = finite
+            && self.degrees.0 <= self.degrees.1
             && (0.0..=1.0).contains(&self.translate.0)
             && (0.0..=1.0).contains(&self.translate.1)
             && 0.0 < self.scale.0
@@ -72,7 +76,7 @@ impl RandomAffine {
             return Ok(img.clone());
         }
         let params = self.params(img.height, img.width, rng);
-        Ok(functional::affine(img, params, self.fill))
+        functional::affine(img, params, self.fill)
     }
 }
 

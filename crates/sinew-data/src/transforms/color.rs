@@ -42,7 +42,9 @@ impl ColorJitter {
     pub fn jitter(&self, mut img: ImageF32, rng: &mut DataRng) -> Result<ImageF32> {
         check_probability("ColorJitter", self.p)?;
         let strengths = [self.brightness, self.contrast, self.saturation];
-        if strengths.iter().any(|&s| s < 0.0) || !(0.0..=0.5).contains(&self.hue) {
+        if strengths.iter().any(|&s| !(s >= 0.0 && s.is_finite()))
+            || !(0.0..=0.5).contains(&self.hue)
+        {
             return Err(DataError::invalid(
                 "ColorJitter",
                 format!(
@@ -61,19 +63,19 @@ impl ColorJitter {
             match op {
                 0 if self.brightness > 0.0 => {
                     let f = factor(rng, self.brightness);
-                    functional::adjust_brightness(&mut img, f);
+                    functional::adjust_brightness(&mut img, f)?;
                 }
                 1 if self.contrast > 0.0 => {
                     let f = factor(rng, self.contrast);
-                    functional::adjust_contrast(&mut img, f);
+                    functional::adjust_contrast(&mut img, f)?;
                 }
                 2 if self.saturation > 0.0 => {
                     let f = factor(rng, self.saturation);
-                    functional::adjust_saturation(&mut img, f);
+                    functional::adjust_saturation(&mut img, f)?;
                 }
                 3 if self.hue > 0.0 => {
                     let shift = uniform(rng, -self.hue, self.hue);
-                    functional::adjust_hue(&mut img, shift);
+                    functional::adjust_hue(&mut img, shift)?;
                 }
                 _ => {}
             }

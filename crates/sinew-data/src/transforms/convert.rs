@@ -13,7 +13,7 @@ pub struct ToTensor;
 impl Transform for ToTensor {
     fn apply(&self, mut sample: Sample, _rng: &mut DataRng) -> Result<Sample> {
         if let Input::U8(img) = &sample.input {
-            let data = sample.input.to_f32_vec();
+            let data = sample.input.to_f32_vec()?;
             sample.input = Input::F32(ImageF32::new(img.channels, img.height, img.width, data)?);
         }
         Ok(sample)
@@ -29,7 +29,9 @@ pub struct Normalize {
 }
 
 impl Normalize {
-    /// Per-channel mean and standard deviation (same length; every std non-zero).
+    /// Per-channel mean and standard deviation (same non-zero length; every mean finite, every
+    /// std finite and positive: a zero, negative, infinite or NaN std is an error here rather than
+    /// NaN or infinite pixels later).
     pub fn new(mean: &[f32], std: &[f32]) -> Result<Self> {
         if mean.len() != std.len() || mean.is_empty() {
             return Err(DataError::invalid(
@@ -37,8 +39,21 @@ impl Normalize {
                 format!("{} means but {} stds", mean.len(), std.len()),
             ));
         }
-        if std.contains(&0.0) {
-            return Err(DataError::invalid("Normalize", "std must be non-zero"));
+        if let Some((c, m)) = mean.iter().enumerate().find(|(_, m)| !m.is_finite()) {
+            return Err(DataError::invalid(
+                "Normalize",
+                format!("mean[{c}] = {m} is not finite"),
+            ));
+        }
+        if let Some((c, s)) = std
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !(s.is_finite() && **s > 0.0 && (1.0 / **s).is_finite()))
+        {
+            return Err(DataError::invalid(
+                "Normalize",
+                format!("std[{c}] = {s} must be finite and positive"),
+            ));
         }
         Ok(Normalize {
             mean: mean.to_vec(),
@@ -61,7 +76,7 @@ impl Normalize {
         for c in 0..img.channels {
             let k = if n == 1 { 0 } else { c };
             let (m, s) = (self.mean[k], self.inv_std[k]);
-            for v in img.plane_mut(c) {
+            for v in img.chan_mut(c) {
                 *v = (*v - m) * s;
             }
         }
@@ -94,7 +109,7 @@ impl Transform for Resize {
             return Err(DataError::invalid("Resize", "output size must be non-zero"));
         }
         map_image(sample, "Resize", |img| {
-            Ok(functional::resize(&img, self.height, self.width))
+            functional::resize(&img, self.height, self.width)
         })
     }
 }
@@ -111,7 +126,7 @@ pub struct CenterCrop {
 
 impl CenterCrop {
     /// Crops an image (torchvision rounding of the offsets).
-    pub fn crop(&self, img: &ImageF32) -> ImageF32 {
+    pub fn crop(&self, img: &ImageF32) -> Result<ImageF32> {
         let top = ((img.height as f64 - self.height as f64) / 2.0).round() as isize;
         let left = ((img.width as f64 - self.width as f64) / 2.0).round() as isize;
         functional::crop(img, top, left, self.height, self.width, 0.0)
@@ -120,6 +135,6 @@ impl CenterCrop {
 
 impl Transform for CenterCrop {
     fn apply(&self, sample: Sample, _rng: &mut DataRng) -> Result<Sample> {
-        map_image(sample, "CenterCrop", |img| Ok(self.crop(&img)))
+        map_image(sample, "CenterCrop", |img| self.crop(&img))
     }
 }

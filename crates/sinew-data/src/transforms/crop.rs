@@ -40,7 +40,22 @@ impl RandomCrop {
     /// Crops one image with randomness from `rng`.
     pub fn crop(&self, img: &ImageF32, rng: &mut DataRng) -> Result<ImageF32> {
         check_probability("RandomCrop", self.p)?;
-        let (ph, pw) = (img.height + 2 * self.padding, img.width + 2 * self.padding);
+        // Padded sizes, checked so that every offset below also fits in `isize`.
+        let padded = |side: usize| {
+            self.padding
+                .checked_mul(2)
+                .and_then(|p| p.checked_add(side))
+                .filter(|&s| isize::try_from(s).is_ok())
+        };
+        let (Some(ph), Some(pw)) = (padded(img.height), padded(img.width)) else {
+            return Err(DataError::TooLarge {
+                op: "RandomCrop",
+                detail: format!(
+                    "padding {} of a {}x{} image overflows",
+                    self.padding, img.height, img.width
+                ),
+            });
+        };
         if self.height > ph || self.width > pw || self.height == 0 || self.width == 0 {
             return Err(DataError::invalid(
                 "RandomCrop",
@@ -59,14 +74,14 @@ impl RandomCrop {
             ((ph - self.height) / 2, (pw - self.width) / 2)
         };
         let pad = self.padding as isize;
-        Ok(functional::crop(
+        functional::crop(
             img,
             top as isize - pad,
             left as isize - pad,
             self.height,
             self.width,
             self.fill,
-        ))
+        )
     }
 }
 
@@ -151,15 +166,7 @@ impl RandomResizedCrop {
         } else {
             (0, 0, img.height, img.width)
         };
-        Ok(functional::resized_crop(
-            img,
-            top,
-            left,
-            h,
-            w,
-            self.height,
-            self.width,
-        ))
+        functional::resized_crop(img, top, left, h, w, self.height, self.width)
     }
 }
 

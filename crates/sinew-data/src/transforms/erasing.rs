@@ -84,7 +84,7 @@ impl RandomErasing {
                 EraseValue::Random => functional::erase(&mut img, top, left, eh, ew, |_, _| {
                     rng.sample::<f32, _>(StandardNormal)
                 }),
-            }
+            }?;
             return Ok(img);
         }
         Ok(img)

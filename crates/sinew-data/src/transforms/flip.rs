@@ -23,7 +23,7 @@ impl Transform for RandomHorizontalFlip {
         check_probability("RandomHorizontalFlip", self.p)?;
         map_image(sample, "RandomHorizontalFlip", |mut img| {
             if coin(rng, self.p) {
-                functional::hflip(&mut img);
+                functional::hflip(&mut img)?;
             }
             Ok(img)
         })
@@ -48,7 +48,7 @@ impl Transform for RandomVerticalFlip {
         check_probability("RandomVerticalFlip", self.p)?;
         map_image(sample, "RandomVerticalFlip", |mut img| {
             if coin(rng, self.p) {
-                functional::vflip(&mut img);
+                functional::vflip(&mut img)?;
             }
             Ok(img)
         })

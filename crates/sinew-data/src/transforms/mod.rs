@@ -151,7 +151,10 @@ pub(crate) fn map_image(
     f: impl FnOnce(ImageF32) -> Result<ImageF32>,
 ) -> Result<Sample> {
     sample.input = match sample.input {
-        Input::F32(img) => Input::F32(f(img)?),
+        Input::F32(img) => {
+            img.check()?;
+            Input::F32(f(img)?)
+        }
         Input::U8(_) => {
             return Err(DataError::invalid(
                 op,
