@@ -33,8 +33,16 @@ fn setup() -> Result<(Mlp, Tensor, Tensor)> {
 
 /// Forward and backward through autograd; returns the first layer's weight gradient.
 fn step_autograd(mlp: &Mlp, x: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let ws: Vec<Tensor> = mlp.weights.iter().map(|w| w.clone().requires_grad_()).collect();
-    let bs: Vec<Tensor> = mlp.biases.iter().map(|b| b.clone().requires_grad_()).collect();
+    let ws: Vec<Tensor> = mlp
+        .weights
+        .iter()
+        .map(|w| w.clone().requires_grad_())
+        .collect();
+    let bs: Vec<Tensor> = mlp
+        .biases
+        .iter()
+        .map(|b| b.clone().requires_grad_())
+        .collect();
     let mut h = x.clone();
     for i in 0..ws.len() {
         h = h.matmul(&ws[i])?.add(&bs[i])?;

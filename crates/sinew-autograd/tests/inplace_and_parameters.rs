@@ -19,7 +19,10 @@ fn a_saved_tensor_modified_in_place_makes_backward_fail_naming_the_op() {
     let err = loss.backward().unwrap_err().to_string();
     assert!(err.contains("`exp`"), "{err}");
     assert!(err.contains("modified by an in-place operation"), "{err}");
-    assert!(err.contains("version 1") && err.contains("version 0"), "{err}");
+    assert!(
+        err.contains("version 1") && err.contains("version 0"),
+        "{err}"
+    );
     println!("version-counter error: {err}");
 }
 
@@ -71,8 +74,17 @@ fn in_place_writes_to_tracked_tensors_need_no_grad() {
 fn parameters_share_their_value_and_gradient_with_every_holder() {
     let p = Parameter::new(t(&[1.0, 2.0], &[2]));
     let holder = p.clone();
-    p.value().square().unwrap().sum_all().unwrap().backward().unwrap();
-    assert_eq!(holder.grad().unwrap().to_vec::<f32>().unwrap(), vec![2.0, 4.0]);
+    p.value()
+        .square()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_eq!(
+        holder.grad().unwrap().to_vec::<f32>().unwrap(),
+        vec![2.0, 4.0]
+    );
     // Same shape: the value is replaced, the gradient kept.
     p.set_value(t(&[3.0, 4.0], &[2])).unwrap();
     assert_eq!(holder.value().to_vec::<f32>().unwrap(), vec![3.0, 4.0]);

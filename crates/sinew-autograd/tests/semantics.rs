@@ -102,7 +102,9 @@ fn retain_graph_allows_a_second_backward() {
 #[test]
 fn create_graph_gives_second_derivatives() {
     // y = x³ → dy/dx = 3x², d²y/dx² = 6x; at x = 2: 12 and 12.
-    let x = Tensor::from_vec(vec![2.0f64], [1]).unwrap().requires_grad_();
+    let x = Tensor::from_vec(vec![2.0f64], [1])
+        .unwrap()
+        .requires_grad_();
     let y = x.powf(3.0).unwrap().sum_all().unwrap();
     y.backward_with(
         None,
@@ -155,7 +157,9 @@ fn constants_record_nothing() {
 
 #[test]
 fn broadcast_inputs_get_gradients_of_their_own_shape() {
-    let x = Tensor::ones([2, 3], DType::F32, &Device::cpu()).unwrap().requires_grad_();
+    let x = Tensor::ones([2, 3], DType::F32, &Device::cpu())
+        .unwrap()
+        .requires_grad_();
     let b = t(&[1.0, 2.0, 3.0], &[3]).requires_grad_();
     let s = Tensor::scalar(2.0f32).requires_grad_();
     x.add(&b)

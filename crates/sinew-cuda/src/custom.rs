@@ -108,6 +108,7 @@ impl CudaBackend {
     /// reads and writes. The driver cannot check any of this.
     ///
     /// [`CudaStorage`]: crate::CudaStorage
+    // SAFETY contract: the `# Safety` section above.
     pub unsafe fn launch_custom(
         &self,
         function: &CudaFunction,

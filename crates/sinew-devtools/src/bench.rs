@@ -6,7 +6,6 @@
 
 use std::time::Instant;
 
-
 use sinew_tensor::{DType, Device, Generator, Result, Tensor};
 
 /// One timed workload: its name, work per run (for throughput) and the closure to time.
@@ -103,10 +102,7 @@ fn mlp_step(g: &mut Generator, device: &Device) -> Result<Workload> {
                 h = h.relu()?;
             }
         }
-        h.sub(&target.clone())?
-            .square()?
-            .mean_all()?
-            .backward()
+        h.sub(&target.clone())?.square()?.mean_all()?.backward()
     };
     Ok(Workload {
         name: "mlp 784-512-512-10 b64 step",

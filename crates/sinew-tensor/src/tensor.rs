@@ -290,7 +290,8 @@ impl Tensor {
             [&dyn crate::BackendStorage; N],
         ) -> Result<R>,
     ) -> Result<R> {
-        if crate::is_grad_enabled() && (self.requires_grad() || srcs.iter().any(|t| t.requires_grad()))
+        if crate::is_grad_enabled()
+            && (self.requires_grad() || srcs.iter().any(|t| t.requires_grad()))
         {
             return Err(Error::invalid(
                 "in-place write",

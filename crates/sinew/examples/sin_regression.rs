@@ -18,7 +18,8 @@ impl Linear {
         let bound = 1.0 / (fan_in as f64).sqrt();
         let cpu = Device::cpu();
         Ok(Linear {
-            weight: (rng.uniform([fan_in, fan_out], -bound, bound, DType::F32, &cpu)?).requires_grad_(),
+            weight: (rng.uniform([fan_in, fan_out], -bound, bound, DType::F32, &cpu)?)
+                .requires_grad_(),
             bias: (rng.uniform([fan_out], -bound, bound, DType::F32, &cpu)?).requires_grad_(),
         })
     }

@@ -82,13 +82,8 @@ pub fn gradcheck(
     let out = f(&leaves)?;
     let weights =
         Generator::new(0x6AD).uniform(out.shape().clone(), 0.5, 1.5, DType::F64, out.device())?;
-    let weighted = |v: &Tensor| -> Result<f64> {
-        v
-            .to_dtype(DType::F64)?
-            .mul(&weights)?
-            .sum_all()?
-            .item()
-    };
+    let weighted =
+        |v: &Tensor| -> Result<f64> { v.to_dtype(DType::F64)?.mul(&weights)?.sum_all()?.item() };
     let mut report = GradcheckReport::default();
     if out.requires_grad() {
         out.mul(&weights.to_dtype(out.dtype())?)?

@@ -87,7 +87,11 @@ fn store(meta: &Arc<Meta>, grad: &Tensor, create_graph: bool) -> Result<()> {
 }
 
 /// The backward pass from `root` (see [`Tensor::backward_with`]).
-pub(crate) fn backward(root: &Tensor, grad: Option<Tensor>, options: BackwardOptions) -> Result<()> {
+pub(crate) fn backward(
+    root: &Tensor,
+    grad: Option<Tensor>,
+    options: BackwardOptions,
+) -> Result<()> {
     let Some(root_meta) = root.grad_meta.as_ref().filter(|m| m.requires_grad()) else {
         return Err(Error::invalid(
             "backward",
@@ -164,7 +168,9 @@ mod tests {
     use crate::Tensor;
 
     fn leaf(v: &[f32]) -> Tensor {
-        Tensor::from_vec(v.to_vec(), [v.len()]).unwrap().requires_grad_()
+        Tensor::from_vec(v.to_vec(), [v.len()])
+            .unwrap()
+            .requires_grad_()
     }
 
     #[test]

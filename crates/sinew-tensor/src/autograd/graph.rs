@@ -14,7 +14,8 @@ use crate::autograd::no_grad::is_grad_enabled;
 use crate::{DType, Error, Result, Shape, Tensor};
 
 /// A backward rule: given the context and the gradient of the output, one gradient per input.
-pub type BackwardFn = dyn Fn(&BackwardCtx<'_>, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync;
+pub type BackwardFn =
+    dyn Fn(&BackwardCtx<'_>, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync;
 
 /// Which values a rule reads in backward: some inputs (by position) and/or the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +195,11 @@ pub(crate) struct LiveNode {
 }
 
 impl LiveNode {
-    pub(crate) fn ctx<'a>(&'a self, op: &'static str, output_meta: &'a Arc<Meta>) -> BackwardCtx<'a> {
+    pub(crate) fn ctx<'a>(
+        &'a self,
+        op: &'static str,
+        output_meta: &'a Arc<Meta>,
+    ) -> BackwardCtx<'a> {
         BackwardCtx {
             op,
             edges: &self.edges,
@@ -218,7 +223,11 @@ impl Node {
     /// The metas of the inputs that need a gradient.
     pub(crate) fn tracked_inputs(&self) -> Result<Vec<Arc<Meta>>> {
         match &*self.state.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(live) => Ok(live.edges.iter().filter_map(|e| e.tracked().cloned()).collect()),
+            Some(live) => Ok(live
+                .edges
+                .iter()
+                .filter_map(|e| e.tracked().cloned())
+                .collect()),
             None => Err(freed(self.op)),
         }
     }
@@ -245,7 +254,10 @@ impl Node {
     #[cfg(test)]
     pub(crate) fn saved_input(&self, i: usize) -> Option<Tensor> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.as_ref()?.edges[i].value.as_ref().map(|s| s.value.clone())
+        state.as_ref()?.edges[i]
+            .value
+            .as_ref()
+            .map(|s| s.value.clone())
     }
 }
 
@@ -309,4 +321,3 @@ pub struct BackwardOptions {
     /// keeping the graph). PyTorch: `create_graph=True`.
     pub create_graph: bool,
 }
-

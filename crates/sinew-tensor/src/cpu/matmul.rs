@@ -72,6 +72,7 @@ trait Gemm: Copy + Send + Sync + Default + 'static {
 }
 
 impl Gemm for f32 {
+    // SAFETY contract: the trait method's (pointers valid for the sizes and strides).
     unsafe fn gemm(
         m: usize,
         k: usize,
@@ -92,6 +93,7 @@ impl Gemm for f32 {
 }
 
 impl Gemm for f64 {
+    // SAFETY contract: the trait method's (pointers valid for the sizes and strides).
     unsafe fn gemm(
         m: usize,
         k: usize,
@@ -177,6 +179,7 @@ fn batched<T: Gemm>(
         // are at most the storage length, so the `isize` casts are exact; `Operand::new` zeroes
         // the others). `c` is a row-major chunk of
         // (r1 - r0) * n output elements, the rows written with row stride `n`.
+        // (SAFETY: established above.)
         unsafe {
             T::gemm(
                 r1 - r0,

@@ -6,7 +6,6 @@
 use super::untracked;
 use crate::{BackwardCtx, BinaryOp, Result, Save, Tensor};
 
-
 /// A 0/1 constant in `like`'s dtype from a Bool mask.
 fn indicator(mask: Tensor, like: &Tensor) -> Result<Tensor> {
     mask.to_dtype(like.dtype())
@@ -25,7 +24,8 @@ fn saves(op: BinaryOp) -> Save {
 /// Gradients of `op(a, b)` at the broadcast shape, for the inputs that need one.
 fn grads(op: BinaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<[Option<Tensor>; 2]> {
     let (need_a, need_b) = (ctx.needs_grad(0), ctx.needs_grad(1));
-    let only = |ga: Option<Tensor>, gb: Option<Tensor>| [ga.filter(|_| need_a), gb.filter(|_| need_b)];
+    let only =
+        |ga: Option<Tensor>, gb: Option<Tensor>| [ga.filter(|_| need_a), gb.filter(|_| need_b)];
     Ok(match op {
         BinaryOp::Add => only(Some(g.clone()), Some(g.clone())),
         BinaryOp::Sub => [
@@ -60,9 +60,7 @@ fn grads(op: BinaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<[Option<Tens
             };
             let db = if need_b {
                 let nonzero = indicator(a.ne_scalar(0.0)?, &a)?;
-                let safe_a = a.add(&
-                    a.eq_scalar(0.0)?.to_dtype(a.dtype())?,
-                )?;
+                let safe_a = a.add(&a.eq_scalar(0.0)?.to_dtype(a.dtype())?)?;
                 Some(g.mul(&out)?.mul(&safe_a.log()?)?.mul(&nonzero)?)
             } else {
                 None

@@ -3,7 +3,6 @@
 use super::untracked;
 use crate::{DType, Device, Error, Result, Save, Tensor};
 
-
 impl Tensor {
     /// Converts to another float dtype; the gradient is converted back. Mixed precision uses this.
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {

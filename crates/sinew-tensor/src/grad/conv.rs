@@ -4,7 +4,6 @@
 use super::untracked;
 use crate::{Result, Save, Tensor, Unfold2d};
 
-
 impl Tensor {
     /// im2col. Backward: fold (col2im) of the gradient. Saved: the window spec.
     pub fn unfold2d(&self, spec: &Unfold2d) -> Result<Tensor> {

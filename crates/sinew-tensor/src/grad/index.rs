@@ -3,7 +3,6 @@
 use super::untracked;
 use crate::{PadMode, Result, Save, Shape, Tensor};
 
-
 impl Tensor {
     /// Joins along `dim`. Backward: the gradient split back into the pieces.
     pub fn cat(vars: &[Tensor], dim: isize) -> Result<Tensor> {
@@ -65,11 +64,7 @@ impl Tensor {
             &[self],
             Save::NOTHING,
             move |ctx, g| {
-                let zeros = Tensor::zeros(
-                    ctx.input_shape(0).clone(),
-                    g.dtype(),
-                    g.device(),
-                )?;
+                let zeros = Tensor::zeros(ctx.input_shape(0).clone(), g.dtype(), g.device())?;
                 Ok(vec![Some(zeros.scatter_add(dim, &index, g)?)])
             },
         ))
@@ -86,8 +81,7 @@ impl Tensor {
             &[self, values],
             Save::NOTHING,
             move |ctx, g| {
-                let zeros =
-                    Tensor::zeros(index.shape().clone(), g.dtype(), g.device())?;
+                let zeros = Tensor::zeros(index.shape().clone(), g.dtype(), g.device())?;
                 let base = g.scatter(dim, &index, &zeros)?;
                 let vals = g.gather(dim, &index)?.embed_into(ctx.input_shape(1))?;
                 Ok(vec![Some(base), Some(vals)])

@@ -3,7 +3,6 @@
 use super::untracked;
 use crate::{Error, Result, Save, Tensor};
 
-
 impl Tensor {
     /// Matrix product with `torch.matmul`'s rules (1-d promotion, broadcast batch dims).
     /// Backward: `ga = g @ bᵀ`, `gb = aᵀ @ g`, summed over broadcast batch dims.

@@ -29,13 +29,14 @@ impl Tensor {
         if self.shape() == shape {
             return Ok(self.clone());
         }
-        let lead = self.rank().checked_sub(shape.rank()).ok_or_else(|| {
-            crate::Error::ShapeMismatch {
-                op: "sum_to",
-                lhs: self.shape().clone(),
-                rhs: shape.clone(),
-            }
-        })?;
+        let lead =
+            self.rank()
+                .checked_sub(shape.rank())
+                .ok_or_else(|| crate::Error::ShapeMismatch {
+                    op: "sum_to",
+                    lhs: self.shape().clone(),
+                    rhs: shape.clone(),
+                })?;
         let dims: Vec<isize> = (0..self.rank())
             .filter(|&i| i < lead || (shape.dims()[i - lead] == 1 && self.dims()[i] != 1))
             .map(|i| i as isize)

@@ -4,7 +4,6 @@
 use super::untracked;
 use crate::{Error, Pool2dConfig, Result, Save, Tensor};
 
-
 impl Tensor {
     /// Max pooling of `[n, c, h, w]`: values and PyTorch-style flat indices. Backward: the
     /// gradient scatter-added at the indices. Saved: the indices.
@@ -17,8 +16,7 @@ impl Tensor {
             &[self],
             Save::NOTHING,
             move |ctx, g| {
-                let (&[n, c, h, w], &[_, _, oh, ow]) = (ctx.input_shape(0).dims(), g.dims())
-                else {
+                let (&[n, c, h, w], &[_, _, oh, ow]) = (ctx.input_shape(0).dims(), g.dims()) else {
                     return Err(Error::invalid("max_pool2d backward", "expects 4-d shapes"));
                 };
                 let l = oh * ow;

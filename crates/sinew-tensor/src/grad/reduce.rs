@@ -38,34 +38,28 @@ impl Tensor {
 
     /// Records prod's node. Backward: the product of the other elements (exact with zeros).
     fn prod_node(x: &Tensor, out: Tensor, resolved: Vec<usize>) -> Tensor {
-        Tensor::from_op(
-            out,
-            "prod",
-            &[x],
-            Save::input(0),
-            move |ctx, g| {
-                let x = &ctx.input(0)?;
-                let is_zero = x.eq_scalar(0.0)?;
-                let ones = x.ones_like()?;
-                let dims: Vec<isize> = resolved.iter().map(|&d| d as isize).collect();
-                // Product of the non-zero elements, and how many zeros each slice holds.
-                let nonzero = is_zero.where_cond(&ones, x)?;
-                let nz_prod =
-                    Tensor::expand_reduced(&nonzero.prod(&dims, true)?, x.shape(), &resolved)?;
-                let zeros = is_zero.to_dtype(x.dtype())?.sum(&dims, true)?;
-                let zeros = zeros.broadcast_to(x.shape().clone())?;
-                let g = Tensor::expand_reduced(g, x.shape(), &resolved)?;
-                // No zero: prod / x. One zero: the zero gets prod(others), the rest 0. More: all 0.
-                let one_zero = zeros.eq_scalar(1.0)?;
-                let no_zero = zeros.eq_scalar(0.0)?;
-                let fill_zero = x.zeros_like()?;
-                let at_zero = one_zero.where_cond(&nz_prod, &fill_zero)?;
-                let elsewhere = no_zero.where_cond(&nz_prod.div(&nonzero)?, &fill_zero)?;
-                Ok(vec![Some(
-                    g.mul(&is_zero.where_cond(&at_zero, &elsewhere)?)?,
-                )])
-            },
-        )
+        Tensor::from_op(out, "prod", &[x], Save::input(0), move |ctx, g| {
+            let x = &ctx.input(0)?;
+            let is_zero = x.eq_scalar(0.0)?;
+            let ones = x.ones_like()?;
+            let dims: Vec<isize> = resolved.iter().map(|&d| d as isize).collect();
+            // Product of the non-zero elements, and how many zeros each slice holds.
+            let nonzero = is_zero.where_cond(&ones, x)?;
+            let nz_prod =
+                Tensor::expand_reduced(&nonzero.prod(&dims, true)?, x.shape(), &resolved)?;
+            let zeros = is_zero.to_dtype(x.dtype())?.sum(&dims, true)?;
+            let zeros = zeros.broadcast_to(x.shape().clone())?;
+            let g = Tensor::expand_reduced(g, x.shape(), &resolved)?;
+            // No zero: prod / x. One zero: the zero gets prod(others), the rest 0. More: all 0.
+            let one_zero = zeros.eq_scalar(1.0)?;
+            let no_zero = zeros.eq_scalar(0.0)?;
+            let fill_zero = x.zeros_like()?;
+            let at_zero = one_zero.where_cond(&nz_prod, &fill_zero)?;
+            let elsewhere = no_zero.where_cond(&nz_prod.div(&nonzero)?, &fill_zero)?;
+            Ok(vec![Some(
+                g.mul(&is_zero.where_cond(&at_zero, &elsewhere)?)?,
+            )])
+        })
     }
 
     /// Records max's or min's node (ties share the gradient, as PyTorch's amax/amin).

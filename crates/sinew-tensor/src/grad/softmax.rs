@@ -3,7 +3,6 @@
 use super::untracked;
 use crate::{Result, Save, Tensor};
 
-
 impl Tensor {
     /// Softmax along `dim`. Backward: `y * (g - sum(g * y))`.
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {

@@ -5,7 +5,6 @@
 use super::untracked;
 use crate::{BackwardCtx, Result, Save, Tensor, UnaryOp};
 
-
 /// `φ(x)`, the standard normal density, as a multiplier: `exp(-x²/2) / √(2π)`.
 fn normal_pdf(x: &Tensor) -> Result<Tensor> {
     x.square()?

@@ -3,7 +3,6 @@
 use super::untracked;
 use crate::{Result, Save, Shape, Tensor};
 
-
 impl Tensor {
     /// Same elements, new shape. Backward: reshape the gradient back.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
@@ -59,7 +58,10 @@ impl Tensor {
     /// adjoint of [`Tensor::slice`]. Backward: the matching slice of the gradient.
     pub fn embed(&self, shape: Shape, dim: usize, start: usize, step: usize) -> Result<Tensor> {
         let len = *self.dims().get(dim).ok_or_else(|| {
-            crate::Error::invalid("embed", format!("dim {dim} out of range for {}", self.shape()))
+            crate::Error::invalid(
+                "embed",
+                format!("dim {dim} out of range for {}", self.shape()),
+            )
         })?;
         let end = len
             .saturating_sub(1)

@@ -63,7 +63,11 @@ impl Tensor {
 
     /// `cond ? on_true : on_false`, with all three broadcast together; `self` is the Bool condition.
     /// PyTorch equivalent: `torch.where(cond, on_true, on_false)`.
-    pub(crate) fn where_cond_untracked(&self, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
+    pub(crate) fn where_cond_untracked(
+        &self,
+        on_true: &Tensor,
+        on_false: &Tensor,
+    ) -> Result<Tensor> {
         const OP: &str = "where_cond";
         if self.dtype() != DType::Bool {
             return Err(Error::UnsupportedDType {

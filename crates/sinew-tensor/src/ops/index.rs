@@ -206,13 +206,23 @@ impl Tensor {
 
     /// A copy with `values[p]` written at `p` with `dim` replaced by `index[p]`.
     /// PyTorch equivalent: `x.scatter(dim, index, values)` (duplicates: the last write wins).
-    pub(crate) fn scatter_untracked(&self, dim: isize, index: &Tensor, values: &Tensor) -> Result<Tensor> {
+    pub(crate) fn scatter_untracked(
+        &self,
+        dim: isize,
+        index: &Tensor,
+        values: &Tensor,
+    ) -> Result<Tensor> {
         self.scatter_impl("scatter", dim, index, values, ScatterMode::Replace)
     }
 
     /// A copy with `values[p]` added at `p` with `dim` replaced by `index[p]`.
     /// PyTorch equivalent: `x.scatter_add(dim, index, values)`.
-    pub(crate) fn scatter_add_untracked(&self, dim: isize, index: &Tensor, values: &Tensor) -> Result<Tensor> {
+    pub(crate) fn scatter_add_untracked(
+        &self,
+        dim: isize,
+        index: &Tensor,
+        values: &Tensor,
+    ) -> Result<Tensor> {
         self.scatter_impl("scatter_add", dim, index, values, ScatterMode::Add)
     }
 

@@ -52,7 +52,12 @@ impl Tensor {
     }
 
     /// Applies any [`ReduceOp`] over `dims` (empty = all).
-    pub(crate) fn reduce_untracked(&self, op: ReduceOp, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+    pub(crate) fn reduce_untracked(
+        &self,
+        op: ReduceOp,
+        dims: &[isize],
+        keepdim: bool,
+    ) -> Result<Tensor> {
         let dims = self.resolve_dims(op.name(), dims)?;
         if matches!(op, ReduceOp::Max | ReduceOp::Min) && dims.iter().any(|&d| self.dims()[d] == 0)
         {

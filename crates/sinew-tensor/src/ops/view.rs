@@ -80,7 +80,13 @@ impl Tensor {
     }
 
     /// Entries `start..end` of `dim`, every `step`-th. PyTorch equivalent: `x[..., start:end:step]`.
-    pub(crate) fn slice_untracked(&self, dim: isize, start: usize, end: usize, step: usize) -> Result<Tensor> {
+    pub(crate) fn slice_untracked(
+        &self,
+        dim: isize,
+        start: usize,
+        end: usize,
+        step: usize,
+    ) -> Result<Tensor> {
         let d = self.shape().dim("slice", dim)?;
         let end = end.min(self.dims()[d]);
         let len = if end > start && step > 0 {
