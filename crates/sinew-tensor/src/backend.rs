@@ -7,7 +7,7 @@
 
 use std::any::Any;
 
-use crate::cpu::CpuStorage;
+use crate::host::CpuStorage;
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
 

@@ -17,8 +17,9 @@
 //! and their checks, `cpu/<family>.rs` the CPU kernels, [`op_table`] the list every test walks.
 
 #[macro_use]
-pub mod cpu;
+mod host;
 pub mod backend;
+pub mod cpu;
 mod device;
 mod display;
 mod dtype;

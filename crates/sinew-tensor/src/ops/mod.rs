@@ -8,6 +8,7 @@ pub mod binary;
 pub mod conv;
 pub mod creation;
 pub mod index;
+pub mod inplace;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
