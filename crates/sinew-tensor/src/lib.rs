@@ -20,6 +20,7 @@
 mod host;
 pub mod backend;
 pub mod cpu;
+mod composite;
 mod device;
 mod display;
 mod dtype;
@@ -41,6 +42,7 @@ pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use layout::{Layout, StridedOffsets};
 pub use ops::index::PadMode;
+pub use ops::matmul_with::MatmulOptions;
 pub use ops::{
     ArgReduceOp, BinaryOp, CmpOp, Conv1dConfig, Conv2dConfig, Pool2dConfig, ReduceOp, UnaryOp,
 };

@@ -9,6 +9,7 @@ mod elementwise;
 mod index;
 mod inplace;
 mod matmul;
+mod matmul_spec;
 mod reduce;
 mod softmax;
 mod strided;
@@ -16,7 +17,7 @@ mod unary;
 
 use crate::backend::{Backend, BackendStorage, BoxedStorage, ScatterMode, Unfold2d};
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
-use crate::{DType, DeviceLocation, Error, Layout, Result};
+use crate::{DType, DeviceLocation, Layout, Result};
 use half::{bf16, f16};
 
 pub use crate::host::CpuStorage;
@@ -244,18 +245,12 @@ impl Backend for CpuBackend {
         rhs_layout: &Layout,
         spec: &crate::MatmulSpec<'_>,
     ) -> Result<BoxedStorage> {
-        if !spec.is_plain() {
-            return Err(Error::NotImplemented {
-                op: "matmul epilogue",
-                device: DeviceLocation::Cpu,
-            });
-        }
-        Ok(Box::new(matmul::matmul(
+        Ok(Box::new(matmul_spec::matmul_spec(
             cpu(lhs),
             lhs_layout,
             cpu(rhs),
             rhs_layout,
-            spec.dims,
+            spec,
         )?))
     }
 

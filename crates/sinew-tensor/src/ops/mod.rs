@@ -10,6 +10,7 @@ pub mod creation;
 pub mod index;
 pub mod inplace;
 pub mod matmul;
+pub mod matmul_with;
 pub mod pool;
 pub mod reduce;
 pub mod unary;
