@@ -3,7 +3,10 @@
 //! Each method takes storages plus [`Layout`]s (views into them) and returns a new contiguous
 //! storage, so backends never see `Tensor`. Validation (shapes, dtypes, devices) happens in
 //! `ops/` before a backend is called; a backend may assume consistent arguments. Methods a backend
-//! lacks keep their default body, which returns [`Error::NotImplemented`] naming the op.
+//! lacks keep their default body: a composite of the backend's own primitives where one exists
+//! (`inplace`, `softmax`, `index_select`, `matmul_unfused`; they allocate temporaries), else
+//! [`Error::NotImplemented`] naming the op. This module does not depend on any implementation:
+//! host data is [`CpuStorage`] from the neutral `host` module.
 
 use std::any::Any;
 

@@ -19,8 +19,8 @@
 #[macro_use]
 mod host;
 pub mod backend;
-pub mod cpu;
 mod composite;
+pub mod cpu;
 mod device;
 mod display;
 mod dtype;
@@ -41,6 +41,7 @@ pub use device::{Device, DeviceFactory, DeviceLocation, register_backend};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use layout::{Layout, StridedOffsets};
+pub use ops::custom::{CustomInplaceOp, CustomOp};
 pub use ops::index::PadMode;
 pub use ops::matmul_with::MatmulOptions;
 pub use ops::{

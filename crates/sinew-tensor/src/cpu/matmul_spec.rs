@@ -47,7 +47,10 @@ pub(super) fn matmul_spec(
     };
     let acc = match lhs {
         CpuStorage::F16(_) | CpuStorage::BF16(_) => {
-            let (l, r) = (cast::cast(lhs, ll, DType::F32), cast::cast(rhs, rl, DType::F32));
+            let (l, r) = (
+                cast::cast(lhs, ll, DType::F32),
+                cast::cast(rhs, rl, DType::F32),
+            );
             let (ll, rl) = (
                 Layout::contiguous(ll.shape().clone()),
                 Layout::contiguous(rl.shape().clone()),
@@ -77,7 +80,13 @@ pub(super) fn matmul_spec(
 }
 
 /// Adds the bias, applies ReLU and converts to `out`, one pass over rows of `n`.
-fn finish<E>(mut acc: Vec<E>, n: usize, bias: Option<CpuStorage>, relu: bool, out: DType) -> CpuStorage
+fn finish<E>(
+    mut acc: Vec<E>,
+    n: usize,
+    bias: Option<CpuStorage>,
+    relu: bool,
+    out: DType,
+) -> CpuStorage
 where
     E: Float + Element + Default,
 {

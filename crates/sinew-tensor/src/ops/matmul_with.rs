@@ -85,8 +85,16 @@ impl Tensor {
         if self.rank() == 0 || rhs.rank() == 0 {
             return Err(mismatch());
         }
-        let lhs2 = if self.rank() == 1 { self.unsqueeze(0)? } else { self.clone() };
-        let rhs2 = if rhs.rank() == 1 { rhs.unsqueeze(1)? } else { rhs.clone() };
+        let lhs2 = if self.rank() == 1 {
+            self.unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let rhs2 = if rhs.rank() == 1 {
+            rhs.unsqueeze(1)?
+        } else {
+            rhs.clone()
+        };
         let (lr, rr) = (lhs2.rank(), rhs2.rank());
         let (m, k) = (lhs2.dims()[lr - 2], lhs2.dims()[lr - 1]);
         let (k2, n) = (rhs2.dims()[rr - 2], rhs2.dims()[rr - 1]);

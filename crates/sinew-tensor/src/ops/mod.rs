@@ -7,6 +7,7 @@
 pub mod binary;
 pub mod conv;
 pub mod creation;
+pub mod custom;
 pub mod index;
 pub mod inplace;
 pub mod matmul;
