@@ -333,6 +333,9 @@ fn writing_into_an_expanded_view_is_refused() {
     }
     assert_eq!(base.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0]);
     assert_eq!(base.version(), 0);
+    // An empty expanded view writes nothing: no overlap.
+    let empty = Tensor::zeros([0], DType::F32, &Device::cpu()).unwrap();
+    empty.expand([2, 0]).unwrap().fill_(1.0).unwrap();
     // A size-1 dim with stride 0 is not an overlap.
     let single = base.narrow(0, 1, 1).unwrap().expand([1]).unwrap();
     single.fill_(9.0).unwrap();
