@@ -8,6 +8,7 @@ mod conv;
 mod elementwise;
 mod index;
 mod inplace;
+mod inplace_walk;
 mod matmul;
 mod matmul_spec;
 mod reduce;
