@@ -3,11 +3,14 @@
 //! Each method takes storages plus [`Layout`]s (views into them) and returns a new contiguous
 //! storage, so backends never see `Tensor`. Validation (shapes, dtypes, devices) happens in
 //! `ops/` before a backend is called; a backend may assume consistent arguments. Methods a backend
-//! lacks keep their default body, which returns [`Error::NotImplemented`] naming the op.
+//! lacks keep their default body: a composite of the backend's own primitives where one exists
+//! (`inplace`, `softmax`, `index_select`, `matmul_unfused`; they allocate temporaries), else
+//! [`Error::NotImplemented`] naming the op. This module does not depend on any implementation:
+//! host data is [`CpuStorage`] from the neutral `host` module.
 
 use std::any::Any;
 
-use crate::cpu::CpuStorage;
+use crate::host::CpuStorage;
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
 
@@ -62,7 +65,7 @@ pub struct MatmulSpec<'a> {
     /// Dtype of the output; `None` = the operands' dtype (e.g. `Some(F32)` for an f16 GEMM
     /// accumulating into f32).
     pub out_dtype: Option<DType>,
-    /// A bias `[n]` (a view of the output's last dim, broadcast over rows) added to each row.
+    /// A bias `[n]` of the output dtype (broadcast over rows) added to each row.
     pub bias: Option<(&'a dyn BackendStorage, &'a Layout)>,
     /// An activation applied after the bias.
     pub activation: Option<Activation>,
@@ -359,6 +362,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<BoxedStorage>;
 
     /// Numerically stable softmax (or log-softmax when `log`) along `dim`.
+    ///
+    /// Default: composed from `reduce`, `binary` and `unary` (allocates temporaries).
     fn softmax(
         &self,
         src: &dyn BackendStorage,
@@ -366,13 +371,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         dim: usize,
         log: bool,
     ) -> Result<BoxedStorage> {
-        let _ = (src, layout, dim, log);
-        missing(self, "softmax")
+        crate::composite::softmax(self, src, layout, dim, log)
     }
 
     /// Batched matrix product; layouts are `[batch.., m, k]` and `[batch.., k, n]` with the same
     /// (broadcast) batch dims. Output is contiguous `[batch.., m, n]` of `spec.out_dtype` (default:
-    /// the operands'), with `spec`'s epilogue applied.
+    /// the operands'), with `spec`'s epilogue applied. A backend without fused epilogues may
+    /// return [`Error::NotImplemented`] for specs that are not plain (see
+    /// [`Backend::matmul_unfused`]).
     fn matmul(
         &self,
         lhs: &dyn BackendStorage,
@@ -382,9 +388,28 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         spec: &MatmulSpec<'_>,
     ) -> Result<BoxedStorage>;
 
+    /// A matmul with any [`MatmulSpec`] built from a plain [`Backend::matmul`] followed by
+    /// `cast` to the output dtype, `binary` add of the bias and `unary` ReLU (allocates
+    /// temporaries). [`crate::Tensor::matmul_with`] falls back to it when `matmul` answers
+    /// [`Error::NotImplemented`] for a spec that is not plain, so a backend without fused
+    /// epilogues needs no code for them; it may also call this from its own `matmul`.
+    fn matmul_unfused(
+        &self,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+        spec: &MatmulSpec<'_>,
+    ) -> Result<BoxedStorage> {
+        crate::composite::matmul_unfused(self, lhs, lhs_layout, rhs, rhs_layout, spec)
+    }
+
     /// Updates the view `dst_layout` of `dst` in place (see [`InplaceOp`]); `srcs` has
-    /// `op.num_sources()` views of the destination's shape and dtype. Allocation-free where the
-    /// backend has a kernel.
+    /// `op.num_sources()` views of the destination's shape and dtype.
+    ///
+    /// Default: computed out of place with this backend's `unary`/`binary`/`full`, then
+    /// `copy_into` the destination; that allocates temporaries, so backends override it with
+    /// allocation-free kernels (the CPU backend does).
     fn inplace(
         &self,
         op: InplaceOp,
@@ -392,11 +417,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         dst_layout: &Layout,
         srcs: &[(&dyn BackendStorage, &Layout)],
     ) -> Result<()> {
-        let _ = (op, dst, dst_layout, srcs);
-        missing(self, "inplace")
+        crate::composite::inplace(self, op, dst, dst_layout, srcs)
     }
 
     /// Picks entries of `src` along `dim` by a 1-d i64 `indices` view.
+    ///
+    /// Default: a [`Backend::gather`] with `indices` broadcast over the other dims.
     fn index_select(
         &self,
         src: &dyn BackendStorage,
@@ -405,8 +431,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         indices_layout: &Layout,
         dim: usize,
     ) -> Result<BoxedStorage> {
-        let _ = (src, layout, indices, indices_layout, dim);
-        missing(self, "index_select")
+        crate::composite::index_select(self, src, layout, indices, indices_layout, dim)
     }
 
     /// `out[i][j] = src[i][index[i][j]]` along `dim` (PyTorch `gather`); output has index's shape.

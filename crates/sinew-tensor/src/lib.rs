@@ -17,9 +17,11 @@
 //! and their checks, `cpu/<family>.rs` the CPU kernels, [`op_table`] the list every test walks.
 
 #[macro_use]
-pub mod cpu;
+mod host;
 pub mod autograd;
 pub mod backend;
+mod composite;
+pub mod cpu;
 mod device;
 mod display;
 mod dtype;
@@ -41,7 +43,9 @@ pub use device::{Device, DeviceFactory, DeviceLocation, register_backend};
 pub use dtype::{DType, Element};
 pub use error::{Error, ExternalError, Result};
 pub use layout::{Layout, StridedOffsets};
+pub use ops::custom::{CustomInplaceOp, CustomOp};
 pub use ops::index::PadMode;
+pub use ops::matmul_with::MatmulOptions;
 pub use ops::{
     ArgReduceOp, BinaryOp, CmpOp, Conv1dConfig, Conv2dConfig, Pool2dConfig, ReduceOp, UnaryOp,
 };

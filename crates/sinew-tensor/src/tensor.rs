@@ -33,12 +33,6 @@ impl Storage {
     }
 }
 
-/// A lock held by [`Tensor::write_with`]: the destination's for writing, sources' for reading.
-enum StorageGuard<'a> {
-    Read(RwLockReadGuard<'a, BoxedStorage>),
-    Write(RwLockWriteGuard<'a, BoxedStorage>),
-}
-
 /// An n-dimensional array with a run-time dtype, living on a [`Device`].
 ///
 /// Cloning a tensor (and every view op) is cheap: it shares storage. Operations return new
@@ -277,10 +271,14 @@ impl Tensor {
     /// Runs `f` with this tensor's storage locked for writing and each source's storage locked
     /// for reading, then bumps the version counter. Every in-place op writes through here.
     ///
+    /// Errors (before locking anything) when this view is an expanded one, i.e. a dim of size > 1
+    /// has stride 0 so several elements are one memory location (PyTorch refuses such writes too),
+    /// or when a source shares this tensor's storage (callers copy such a source first; an error
+    /// here, never a self-deadlock).
+    ///
     /// Locks are taken in address order, so two threads each writing into the other's source
     /// (`a.copy_(&b)` beside `b.copy_(&a)`) cannot deadlock; a storage used by several sources is
-    /// read-locked once. Sources must not share this tensor's storage: callers copy such a
-    /// source first (an error otherwise, never a self-deadlock).
+    /// read-locked once. Allocation-free.
     pub(crate) fn write_with<R, const N: usize>(
         &self,
         srcs: [&Tensor; N],
@@ -290,6 +288,62 @@ impl Tensor {
             [&dyn crate::BackendStorage; N],
         ) -> Result<R>,
     ) -> Result<R> {
+        let mut guards: [Option<RwLockReadGuard<'_, BoxedStorage>>; N] =
+            std::array::from_fn(|_| None);
+        let mut dst = self.lock_for_write(&srcs, &mut guards)?;
+        let reads: [&dyn crate::BackendStorage; N] =
+            std::array::from_fn(|i| read_slot(&srcs, &guards, i));
+        let result = f(&mut **dst, &self.layout, reads);
+        self.storage.version.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+
+    /// [`Tensor::write_with`] for a run-time number of sources (custom in-place ops); allocates
+    /// the lock list.
+    pub(crate) fn write_with_slice<R>(
+        &self,
+        srcs: &[&Tensor],
+        f: impl FnOnce(
+            &mut dyn crate::BackendStorage,
+            &Layout,
+            &[&dyn crate::BackendStorage],
+        ) -> Result<R>,
+    ) -> Result<R> {
+        let mut guards: Vec<Option<RwLockReadGuard<'_, BoxedStorage>>> =
+            srcs.iter().map(|_| None).collect();
+        let mut dst = self.lock_for_write(srcs, &mut guards)?;
+        let reads: Vec<&dyn crate::BackendStorage> = (0..srcs.len())
+            .map(|i| read_slot(srcs, &guards, i))
+            .collect();
+        let result = f(&mut **dst, &self.layout, &reads);
+        self.storage.version.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+
+    /// Runs `f` with the storages of a run-time number of tensors read-locked (each distinct
+    /// storage once, in address order).
+    pub(crate) fn with_storage_slice<R>(
+        tensors: &[&Tensor],
+        f: impl FnOnce(&[&dyn crate::BackendStorage]) -> R,
+    ) -> R {
+        let mut guards: Vec<Option<RwLockReadGuard<'_, BoxedStorage>>> =
+            tensors.iter().map(|_| None).collect();
+        for i in address_order(None, tensors) {
+            guards[i] = Some(tensors[i].storage.read());
+        }
+        let reads: Vec<&dyn crate::BackendStorage> = (0..tensors.len())
+            .map(|i| read_slot(tensors, &guards, i))
+            .collect();
+        f(&reads)
+    }
+
+    /// The checks of [`Tensor::write_with`], then the locks: this storage for writing (returned)
+    /// and, into `guards[i]`, a read lock for each source `i` that is the first with its storage.
+    fn lock_for_write<'a>(
+        &'a self,
+        srcs: &[&'a Tensor],
+        guards: &mut [Option<RwLockReadGuard<'a, BoxedStorage>>],
+    ) -> Result<RwLockWriteGuard<'a, BoxedStorage>> {
         if crate::is_grad_enabled()
             && (self.requires_grad() || srcs.iter().any(|t| t.requires_grad()))
         {
@@ -302,59 +356,41 @@ impl Tensor {
                 },
             ));
         }
+        // An empty view writes nothing, whatever its strides.
+        if self.elem_count() > 0
+            && self
+                .layout
+                .dims()
+                .iter()
+                .zip(self.layout.strides())
+                .any(|(&d, &s)| d > 1 && s == 0)
+        {
+            return Err(Error::invalid(
+                "in-place write",
+                format!(
+                    "unsupported operation: some elements of the written-to tensor (shape {}, \
+                     strides {:?}) refer to a single memory location (an expanded view); \
+                     write into a contiguous copy instead",
+                    self.shape(),
+                    self.layout.strides()
+                ),
+            ));
+        }
         if srcs.iter().any(|t| t.same_storage(self)) {
             return Err(Error::invalid(
                 "in-place write",
                 "a source shares the destination's storage (copy it first)",
             ));
         }
-        let mut order: Vec<&Arc<Storage>> = Vec::with_capacity(N + 1);
-        order.push(&self.storage);
-        for t in srcs {
-            if !order.iter().any(|s| Arc::ptr_eq(s, &t.storage)) {
-                order.push(&t.storage);
+        let mut dst = None;
+        for slot in address_order(Some(self), srcs) {
+            match slot.checked_sub(1) {
+                None => dst = Some(self.storage.write()),
+                Some(i) => guards[i] = Some(srcs[i].storage.read()),
             }
         }
-        order.sort_by_key(|s| Arc::as_ptr(s) as usize);
-        let mut guards: Vec<(&Arc<Storage>, StorageGuard<'_>)> = order
-            .into_iter()
-            .map(|s| {
-                let guard = if Arc::ptr_eq(s, &self.storage) {
-                    StorageGuard::Write(s.write())
-                } else {
-                    StorageGuard::Read(s.read())
-                };
-                (s, guard)
-            })
-            .collect();
-        let dst_pos = guards
-            .iter()
-            .position(|(s, _)| Arc::ptr_eq(s, &self.storage))
-            .expect("the destination is in the lock list");
-        let (dst_guard, mut rest) = {
-            let (_, g) = guards.remove(dst_pos);
-            (g, guards)
-        };
-        let StorageGuard::Write(mut dst) = dst_guard else {
-            unreachable!("the destination is write-locked")
-        };
-        let reads: [&dyn crate::BackendStorage; N] = std::array::from_fn(|i| {
-            let pos = rest
-                .iter()
-                .position(|(s, _)| Arc::ptr_eq(s, &srcs[i].storage))
-                .expect("every source is in the lock list");
-            match &rest[pos].1 {
-                StorageGuard::Read(g) => &***g as &dyn crate::BackendStorage,
-                StorageGuard::Write(_) => unreachable!("only the destination is write-locked"),
-            }
-        });
-        let result = f(&mut **dst, &self.layout, reads);
-        self.storage.version.fetch_add(1, Ordering::AcqRel);
-        drop(dst);
-        rest.clear();
-        result
+        Ok(dst.expect("the destination is in the lock order"))
     }
-
     /// Errors unless `other` is on the same device.
     pub(crate) fn check_same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
         if self.device != other.device {
@@ -467,6 +503,48 @@ impl Tensor {
         }
         Ok(self.to_vec_f64()?[0])
     }
+}
+
+/// The storages of `dst` (slot 0, when given) and of `srcs` (slot `i + 1`, or `i` without `dst`)
+/// in ascending address order, each distinct storage once (the first source using it).
+/// Allocation-free: an iterator that rescans for the next larger address.
+fn address_order<'a>(
+    dst: Option<&'a Tensor>,
+    srcs: &'a [&'a Tensor],
+) -> impl Iterator<Item = usize> + 'a {
+    let shift = usize::from(dst.is_some());
+    let addr = move |slot: usize| -> usize {
+        let t = if slot < shift {
+            dst.expect("slot 0 is the destination")
+        } else {
+            srcs[slot - shift]
+        };
+        Arc::as_ptr(&t.storage) as usize
+    };
+    let count = srcs.len() + shift;
+    let mut last: Option<usize> = None;
+    std::iter::from_fn(move || {
+        let next = (0..count)
+            .filter(|&s| last.is_none_or(|l| addr(s) > l))
+            .min_by_key(|&s| (addr(s), s))?;
+        last = Some(addr(next));
+        Some(next)
+    })
+}
+
+/// The storage of source `i`, read through the guard of the first source sharing it.
+fn read_slot<'g>(
+    srcs: &[&Tensor],
+    guards: &'g [Option<RwLockReadGuard<'_, BoxedStorage>>],
+    i: usize,
+) -> &'g dyn crate::BackendStorage {
+    let first = srcs
+        .iter()
+        .position(|t| t.same_storage(srcs[i]))
+        .expect("a source is found among the sources");
+    &***guards[first]
+        .as_ref()
+        .expect("the first source with a storage holds its lock")
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use super::{CpuStorage, select_views, zip_views};
 use crate::ops::{BinaryOp, CmpOp};
 use crate::{DType, Error, Layout, Result, StridedOffsets};
 
-fn float_op<T: Float>(op: BinaryOp) -> fn(T, T) -> T {
+/// The formula of a binary op on floats.
+pub(super) fn float_op<T: Float>(op: BinaryOp) -> fn(T, T) -> T {
     match op {
         BinaryOp::Add => |a, b| a + b,
         BinaryOp::Sub => |a, b| a - b,

@@ -12,9 +12,9 @@ pub(super) fn unary(op: UnaryOp, src: &CpuStorage, layout: &Layout) -> Result<Cp
         return out;
     }
     Ok(match src {
-        CpuStorage::F32(v) => CpuStorage::F32(unary_float(op, v, layout)?),
-        CpuStorage::F64(v) => CpuStorage::F64(unary_float(op, v, layout)?),
-        CpuStorage::I64(v) => CpuStorage::I64(unary_int(op, v, layout)?),
+        CpuStorage::F32(v) => CpuStorage::F32(unary_float(op, ViewMap(op.name(), v, layout))?),
+        CpuStorage::F64(v) => CpuStorage::F64(unary_float(op, ViewMap(op.name(), v, layout))?),
+        CpuStorage::I64(v) => CpuStorage::I64(unary_int(op, ViewMap(op.name(), v, layout))??),
         other => {
             return Err(Error::UnsupportedDType {
                 op: op.name(),
@@ -29,26 +29,45 @@ pub(crate) fn normal_cdf(x: f64) -> f64 {
     0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))
 }
 
-fn unary_float<T: Float + Send + Sync + Default>(
+/// Where a unary formula is applied: into a new vector read from a view ([`ViewMap`]), or in
+/// place (`cpu/inplace.rs`). Each op's formula stays written once, in [`unary_float`] and
+/// [`unary_int`].
+pub(super) trait MapWith<T> {
+    /// What applying a formula produces.
+    type Out;
+    /// Applies `f` to every element.
+    fn map<F: Fn(T) -> T + Sync + Send>(self, f: F) -> Self::Out;
+}
+
+/// A view read into a new row-major vector (allocated fallibly; errors name the op).
+pub(super) struct ViewMap<'a, T>(&'static str, &'a [T], &'a Layout);
+
+impl<T: Copy + Send + Sync + Default> MapWith<T> for ViewMap<'_, T> {
+    type Out = Result<Vec<T>>;
+    fn map<F: Fn(T) -> T + Sync + Send>(self, f: F) -> Result<Vec<T>> {
+        map_view(self.0, self.1, self.2, f)
+    }
+}
+
+/// Applies the formula of `op` through `m`.
+pub(super) fn unary_float<T: Float + Send + Sync + Default, M: MapWith<T>>(
     op: UnaryOp,
-    v: &[T],
-    l: &Layout,
-) -> Result<Vec<T>> {
-    let name = op.name();
+    m: M,
+) -> M::Out {
     let c = |x: f64| T::from(x).expect("float constant");
     let (zero, one) = (T::zero(), T::one());
     match op {
-        UnaryOp::Neg => map_view(name, v, l, |x| -x),
-        UnaryOp::Abs => map_view(name, v, l, |x| x.abs()),
-        UnaryOp::Exp => map_view(name, v, l, |x| x.exp()),
-        UnaryOp::Log => map_view(name, v, l, |x| x.ln()),
-        UnaryOp::Log1p => map_view(name, v, l, |x| x.ln_1p()),
-        UnaryOp::Sqrt => map_view(name, v, l, |x| x.sqrt()),
-        UnaryOp::Rsqrt => map_view(name, v, l, |x| one / x.sqrt()),
-        UnaryOp::Sin => map_view(name, v, l, |x| x.sin()),
-        UnaryOp::Cos => map_view(name, v, l, |x| x.cos()),
-        UnaryOp::Tanh => map_view(name, v, l, |x| x.tanh()),
-        UnaryOp::Sigmoid => map_view(name, v, l, |x| {
+        UnaryOp::Neg => m.map(|x| -x),
+        UnaryOp::Abs => m.map(|x| x.abs()),
+        UnaryOp::Exp => m.map(|x| x.exp()),
+        UnaryOp::Log => m.map(|x| x.ln()),
+        UnaryOp::Log1p => m.map(|x| x.ln_1p()),
+        UnaryOp::Sqrt => m.map(|x| x.sqrt()),
+        UnaryOp::Rsqrt => m.map(|x| one / x.sqrt()),
+        UnaryOp::Sin => m.map(|x| x.sin()),
+        UnaryOp::Cos => m.map(|x| x.cos()),
+        UnaryOp::Tanh => m.map(|x| x.tanh()),
+        UnaryOp::Sigmoid => m.map(|x| {
             if x >= zero {
                 one / (one + (-x).exp())
             } else {
@@ -57,33 +76,23 @@ fn unary_float<T: Float + Send + Sync + Default>(
             }
         }),
         // NaN stays NaN, as in PyTorch.
-        UnaryOp::Relu => map_view(
-            name,
-            v,
-            l,
-            |x| if x > zero || x.is_nan() { x } else { zero },
-        ),
+        UnaryOp::Relu => m.map(|x| if x > zero || x.is_nan() { x } else { zero }),
         UnaryOp::LeakyRelu(slope) => {
             let slope = c(slope);
-            map_view(name, v, l, |x| if x > zero { x } else { x * slope })
+            m.map(|x| if x > zero { x } else { x * slope })
         }
         UnaryOp::Elu(alpha) => {
             let alpha = c(alpha);
-            map_view(
-                name,
-                v,
-                l,
-                |x| if x > zero { x } else { alpha * x.exp_m1() },
-            )
+            m.map(|x| if x > zero { x } else { alpha * x.exp_m1() })
         }
-        UnaryOp::Gelu => map_view(name, v, l, |x| {
+        UnaryOp::Gelu => m.map(|x| {
             let xf = x.to_f64().unwrap_or(f64::NAN);
             c(xf * super::unary::normal_cdf(xf))
         }),
-        UnaryOp::Erf => map_view(name, v, l, |x| c(libm::erf(x.to_f64().unwrap_or(f64::NAN)))),
+        UnaryOp::Erf => m.map(|x| c(libm::erf(x.to_f64().unwrap_or(f64::NAN)))),
         UnaryOp::Softplus { beta, threshold } => {
             let (b, t) = (c(beta), c(threshold));
-            map_view(name, v, l, |x| {
+            m.map(|x| {
                 if x * b > t {
                     x
                 } else {
@@ -93,7 +102,7 @@ fn unary_float<T: Float + Send + Sync + Default>(
         }
         UnaryOp::Step { at_zero } => {
             let at_zero = c(at_zero);
-            map_view(name, v, l, |x| {
+            m.map(|x| {
                 if x > zero {
                     one
                 } else if x < zero {
@@ -105,7 +114,7 @@ fn unary_float<T: Float + Send + Sync + Default>(
                 }
             })
         }
-        UnaryOp::Sign => map_view(name, v, l, |x| {
+        UnaryOp::Sign => m.map(|x| {
             if x > zero {
                 one
             } else if x < zero {
@@ -116,44 +125,39 @@ fn unary_float<T: Float + Send + Sync + Default>(
         }),
         UnaryOp::Clamp { min, max } => {
             let (lo, hi) = (c(min), c(max));
-            map_view(
-                name,
-                v,
-                l,
-                |x| if x.is_nan() { x } else { x.max(lo).min(hi) },
-            )
+            m.map(|x| if x.is_nan() { x } else { x.max(lo).min(hi) })
         }
         UnaryOp::Powf(p) => {
             let p = c(p);
-            map_view(name, v, l, |x| x.powf(p))
+            m.map(|x| x.powf(p))
         }
-        UnaryOp::Recip => map_view(name, v, l, |x| one / x),
-        UnaryOp::Square => map_view(name, v, l, |x| x * x),
+        UnaryOp::Recip => m.map(|x| one / x),
+        UnaryOp::Square => m.map(|x| x * x),
         UnaryOp::AddScalar(s) => {
             let s = c(s);
-            map_view(name, v, l, |x| x + s)
+            m.map(|x| x + s)
         }
         UnaryOp::MulScalar(s) => {
             let s = c(s);
-            map_view(name, v, l, |x| x * s)
+            m.map(|x| x * s)
         }
         UnaryOp::DivScalar(s) => {
             let s = c(s);
-            map_view(name, v, l, |x| x / s)
+            m.map(|x| x / s)
         }
         UnaryOp::RSubScalar(s) => {
             let s = c(s);
-            map_view(name, v, l, |x| s - x)
+            m.map(|x| s - x)
         }
         UnaryOp::RDivScalar(s) => {
             let s = c(s);
-            map_view(name, v, l, |x| s / x)
+            m.map(|x| s / x)
         }
     }
 }
 
-fn unary_int(op: UnaryOp, v: &[i64], l: &Layout) -> Result<Vec<i64>> {
-    let name = op.name();
+/// Applies the i64 formula of `op` through `m` (an error for float-only ops and non-integer scalars).
+pub(super) fn unary_int<M: MapWith<i64>>(op: UnaryOp, m: M) -> Result<M::Out> {
     let int = |x: f64, what: &str| {
         if x.fract() != 0.0 {
             Err(Error::invalid(
@@ -164,34 +168,36 @@ fn unary_int(op: UnaryOp, v: &[i64], l: &Layout) -> Result<Vec<i64>> {
             Ok(x as i64)
         }
     };
-    match op {
-        UnaryOp::Neg => map_view(name, v, l, |x| x.wrapping_neg()),
-        UnaryOp::Abs => map_view(name, v, l, |x| x.wrapping_abs()),
-        UnaryOp::Sign => map_view(name, v, l, i64::signum),
-        UnaryOp::Relu => map_view(name, v, l, |x| x.max(0)),
-        UnaryOp::Square => map_view(name, v, l, |x| x.wrapping_mul(x)),
+    Ok(match op {
+        UnaryOp::Neg => m.map(|x| x.wrapping_neg()),
+        UnaryOp::Abs => m.map(|x| x.wrapping_abs()),
+        UnaryOp::Sign => m.map(i64::signum),
+        UnaryOp::Relu => m.map(|x| x.max(0)),
+        UnaryOp::Square => m.map(|x| x.wrapping_mul(x)),
         UnaryOp::Clamp { min, max } => {
             let (lo, hi) = (
                 min.ceil().max(i64::MIN as f64) as i64,
                 max.floor().min(i64::MAX as f64) as i64,
             );
-            map_view(name, v, l, |x| x.max(lo).min(hi))
+            m.map(|x| x.max(lo).min(hi))
         }
         UnaryOp::AddScalar(s) => {
             let s = int(s, "scalar")?;
-            map_view(name, v, l, |x| x.wrapping_add(s))
+            m.map(|x| x.wrapping_add(s))
         }
         UnaryOp::MulScalar(s) => {
             let s = int(s, "scalar")?;
-            map_view(name, v, l, |x| x.wrapping_mul(s))
+            m.map(|x| x.wrapping_mul(s))
         }
         UnaryOp::RSubScalar(s) => {
             let s = int(s, "scalar")?;
-            map_view(name, v, l, |x| s.wrapping_sub(x))
+            m.map(|x| s.wrapping_sub(x))
         }
-        _ => Err(Error::UnsupportedDType {
-            op: op.name(),
-            dtype: crate::DType::I64,
-        }),
-    }
+        _ => {
+            return Err(Error::UnsupportedDType {
+                op: op.name(),
+                dtype: crate::DType::I64,
+            });
+        }
+    })
 }

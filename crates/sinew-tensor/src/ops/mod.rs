@@ -7,8 +7,11 @@
 pub mod binary;
 pub mod conv;
 pub mod creation;
+pub mod custom;
 pub mod index;
+pub mod inplace;
 pub mod matmul;
+pub mod matmul_with;
 pub mod pool;
 pub mod reduce;
 pub mod unary;

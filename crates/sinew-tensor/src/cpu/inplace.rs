@@ -1,0 +1,329 @@
+//! CPU kernels of the in-place updates ([`InplaceOp`]), allocation-free.
+//!
+//! The destination view is updated element by element from up to two source views of its shape
+//! (broadcast sources have stride 0). A contiguous destination with contiguous sources takes a
+//! slice loop the compiler vectorises; anything else walks rows like `strided.rs`, with the
+//! walk state on the stack (`inplace_walk.rs`; views with more dims than it holds after merging
+//! take a slower path that allocates). Both run on rayon above [`PARALLEL_THRESHOLD`] elements.
+//! f16/bf16 compute through f32; unary formulas come from `unary.rs` (one formula per op).
+
+use half::{bf16, f16};
+use num_traits::Float;
+use rayon::prelude::*;
+
+use super::elementwise::float_op;
+use super::inplace_walk::{CHUNK, Walk};
+use super::unary::{MapWith, unary_float, unary_int};
+use super::{CpuStorage, PARALLEL_THRESHOLD, cpu};
+use crate::backend::{BackendStorage, InplaceOp};
+use crate::ops::BinaryOp;
+use crate::{DType, Element, Error, Layout, Result, StridedOffsets};
+
+/// A stored element and the type it is computed in.
+trait Lane: Element + Copy + Send + Sync {
+    /// Compute type (f32 for f16/bf16).
+    type C: Copy + Send + Sync;
+    /// Widens to the compute type.
+    fn load(self) -> Self::C;
+    /// Narrows back.
+    fn store(c: Self::C) -> Self;
+}
+
+macro_rules! lane {
+    ($t:ty, $c:ty, $load:expr, $store:expr) => {
+        impl Lane for $t {
+            type C = $c;
+            #[inline(always)]
+            fn load(self) -> $c {
+                $load(self)
+            }
+            #[inline(always)]
+            fn store(c: $c) -> $t {
+                $store(c)
+            }
+        }
+    };
+}
+lane!(f32, f32, |x| x, |c| c);
+lane!(f64, f64, |x| x, |c| c);
+lane!(i64, i64, |x| x, |c| c);
+lane!(f16, f32, f16::to_f32, f16::from_f32);
+lane!(bf16, f32, bf16::to_f32, bf16::from_f32);
+
+/// Updates the view `dl` of `dst` by `op` from `srcs` (see [`crate::Backend::inplace`]).
+pub(super) fn inplace(
+    op: InplaceOp,
+    dst: &mut CpuStorage,
+    dl: &Layout,
+    srcs: &[(&dyn BackendStorage, &Layout)],
+) -> Result<()> {
+    let name = op_name(op);
+    if srcs.len() != op.num_sources() {
+        return Err(Error::invalid(
+            name,
+            format!("expects {} sources, got {}", op.num_sources(), srcs.len()),
+        ));
+    }
+    if dl.storage_extent() > dst.len() {
+        return Err(Error::invalid(name, "destination view exceeds its storage"));
+    }
+    for (s, l) in srcs {
+        if s.dtype() != dst.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: name,
+                lhs: dst.dtype(),
+                rhs: s.dtype(),
+            });
+        }
+        if l.dims() != dl.dims() {
+            return Err(Error::ShapeMismatch {
+                op: name,
+                lhs: dl.shape().clone(),
+                rhs: l.shape().clone(),
+            });
+        }
+        if l.storage_extent() > s.len() {
+            return Err(Error::invalid(name, "source view exceeds its storage"));
+        }
+    }
+    if let InplaceOp::Fill(v) = op {
+        with_cpu_storage!(dst, d => {
+            let v = Element::from_f64(v);
+            apply(d, dl, [], move |_, []| v);
+        });
+        return Ok(());
+    }
+    match dst {
+        CpuStorage::F32(d) => float_kernel(op, d, dl, srcs),
+        CpuStorage::F64(d) => float_kernel(op, d, dl, srcs),
+        CpuStorage::F16(d) => float_kernel(op, d, dl, srcs),
+        CpuStorage::BF16(d) => float_kernel(op, d, dl, srcs),
+        CpuStorage::I64(d) => int_kernel(op, d, dl, srcs),
+        other => Err(Error::UnsupportedDType {
+            op: name,
+            dtype: other.dtype(),
+        }),
+    }
+}
+
+/// The op's name in error messages.
+fn op_name(op: InplaceOp) -> &'static str {
+    match op {
+        InplaceOp::Binary(b) => match b {
+            BinaryOp::Add => "add_",
+            BinaryOp::Sub => "sub_",
+            BinaryOp::Mul => "mul_",
+            BinaryOp::Div => "div_",
+            _ => "binary in-place op",
+        },
+        InplaceOp::Unary(u) => u.name(),
+        InplaceOp::Axpy(_) => "axpy_",
+        InplaceOp::Addcmul(_) => "addcmul_",
+        InplaceOp::Addcdiv(_) => "addcdiv_",
+        InplaceOp::Lerp(_) => "lerp_",
+        InplaceOp::Fill(_) => "fill_",
+    }
+}
+
+/// Source `i` as a typed slice and its layout (dtypes were checked by [`inplace`]).
+fn src<'a, T: Element>(
+    srcs: &[(&'a dyn BackendStorage, &'a Layout)],
+    i: usize,
+) -> (&'a [T], &'a Layout) {
+    let (s, l) = srcs[i];
+    (
+        T::slice_of(cpu(s)).expect("source dtype checked against the destination"),
+        l,
+    )
+}
+
+fn float_kernel<T>(
+    op: InplaceOp,
+    d: &mut [T],
+    dl: &Layout,
+    srcs: &[(&dyn BackendStorage, &Layout)],
+) -> Result<()>
+where
+    T: Lane,
+    T::C: Float + Default,
+{
+    let c = |x: f64| <T::C as num_traits::NumCast>::from(x).unwrap_or_else(T::C::nan);
+    let one = <T::C as num_traits::One>::one();
+    match op {
+        InplaceOp::Binary(b) => {
+            let s = [src::<T>(srcs, 0)];
+            match b {
+                BinaryOp::Add => apply(d, dl, s, |x, [y]| T::store(x.load() + y.load())),
+                BinaryOp::Sub => apply(d, dl, s, |x, [y]| T::store(x.load() - y.load())),
+                BinaryOp::Mul => apply(d, dl, s, |x, [y]| T::store(x.load() * y.load())),
+                BinaryOp::Div => apply(d, dl, s, |x, [y]| T::store(x.load() / y.load())),
+                other => {
+                    let f = float_op::<T::C>(other);
+                    apply(d, dl, s, move |x, [y]| T::store(f(x.load(), y.load())))
+                }
+            }
+        }
+        InplaceOp::Unary(u) => unary_float::<T::C, _>(u, InPlace { d, dl }),
+        InplaceOp::Axpy(a) => {
+            let a = c(a);
+            apply(d, dl, [src::<T>(srcs, 0)], move |x, [y]| {
+                T::store(x.load() + a * y.load())
+            })
+        }
+        InplaceOp::Addcmul(v) => {
+            let v = c(v);
+            let s = [src::<T>(srcs, 0), src::<T>(srcs, 1)];
+            apply(d, dl, s, move |x, [y, z]| {
+                T::store(x.load() + v * y.load() * z.load())
+            })
+        }
+        InplaceOp::Addcdiv(v) => {
+            let v = c(v);
+            let s = [src::<T>(srcs, 0), src::<T>(srcs, 1)];
+            apply(d, dl, s, move |x, [y, z]| {
+                T::store(x.load() + v * (y.load() / z.load()))
+            })
+        }
+        InplaceOp::Lerp(w) => {
+            // PyTorch's two-sided formula: exact at weight 0 and 1.
+            let (w, small) = (c(w), w.abs() < 0.5);
+            apply(d, dl, [src::<T>(srcs, 0)], move |x, [y]| {
+                let (x, y) = (x.load(), y.load());
+                T::store(if small {
+                    x + w * (y - x)
+                } else {
+                    y - (y - x) * (one - w)
+                })
+            })
+        }
+        // Handled for every dtype by `inplace`.
+        InplaceOp::Fill(v) => {
+            let v = T::from_f64(v);
+            apply(d, dl, [], move |_, []| v)
+        }
+    }
+    Ok(())
+}
+
+fn int_kernel(
+    op: InplaceOp,
+    d: &mut [i64],
+    dl: &Layout,
+    srcs: &[(&dyn BackendStorage, &Layout)],
+) -> Result<()> {
+    let name = op_name(op);
+    let int = |x: f64| {
+        if x.fract() != 0.0 || !x.is_finite() {
+            Err(Error::invalid(
+                name,
+                format!("scalar {x} is not an integer for an i64 tensor"),
+            ))
+        } else {
+            Ok(x as i64)
+        }
+    };
+    let unsupported = || Error::UnsupportedDType {
+        op: name,
+        dtype: DType::I64,
+    };
+    match op {
+        InplaceOp::Binary(b) => {
+            let s = [src::<i64>(srcs, 0)];
+            let f: fn(i64, i64) -> i64 = match b {
+                BinaryOp::Add => i64::wrapping_add,
+                BinaryOp::Sub => i64::wrapping_sub,
+                BinaryOp::Mul => i64::wrapping_mul,
+                BinaryOp::Maximum => std::cmp::max,
+                BinaryOp::Minimum => std::cmp::min,
+                BinaryOp::Div => {
+                    let (v, l) = s[0];
+                    if StridedOffsets::starting_at(l, 0).any(|o| v[o] == 0) {
+                        return Err(Error::invalid(name, "integer division by zero"));
+                    }
+                    i64::wrapping_div
+                }
+                _ => return Err(unsupported()),
+            };
+            apply(d, dl, s, move |x, [y]| f(x, y));
+        }
+        InplaceOp::Unary(u) => unary_int(u, InPlace { d, dl })?,
+        InplaceOp::Axpy(a) => {
+            let a = int(a)?;
+            apply(d, dl, [src::<i64>(srcs, 0)], move |x, [y]| {
+                x.wrapping_add(a.wrapping_mul(y))
+            });
+        }
+        InplaceOp::Addcmul(v) => {
+            let v = int(v)?;
+            let s = [src::<i64>(srcs, 0), src::<i64>(srcs, 1)];
+            apply(d, dl, s, move |x, [y, z]| {
+                x.wrapping_add(v.wrapping_mul(y).wrapping_mul(z))
+            });
+        }
+        _ => return Err(unsupported()),
+    }
+    Ok(())
+}
+
+/// Applies a unary formula to the destination view in place.
+struct InPlace<'a, T> {
+    d: &'a mut [T],
+    dl: &'a Layout,
+}
+
+impl<T: Lane> MapWith<T::C> for InPlace<'_, T> {
+    type Out = ();
+    fn map<F: Fn(T::C) -> T::C + Sync + Send>(self, f: F) {
+        apply(self.d, self.dl, [], move |x, []| T::store(f(x.load())));
+    }
+}
+
+/// `d[i] = f(d[i], [src_k[i]..])` over the view `dl` of `d`. Callers checked that every view
+/// lies inside its storage and that sources have the destination's dims.
+fn apply<T, const K: usize>(
+    d: &mut [T],
+    dl: &Layout,
+    srcs: [(&[T], &Layout); K],
+    f: impl Fn(T, [T; K]) -> T + Sync + Send,
+) where
+    T: Copy + Send + Sync,
+{
+    let n = dl.elem_count();
+    if n == 0 {
+        return;
+    }
+    if let Some((start, end)) = dl.contiguous_offset() {
+        let dense: Option<[&[T]; K]> = srcs
+            .iter()
+            .all(|(_, l)| l.is_contiguous())
+            .then(|| std::array::from_fn(|k| &srcs[k].0[srcs[k].1.offset()..][..n]));
+        if let Some(s) = dense {
+            let body = |(i, chunk): (usize, &mut [T])| {
+                let base = i * CHUNK;
+                let s: [&[T]; K] = std::array::from_fn(|k| &s[k][base..base + chunk.len()]);
+                for (j, x) in chunk.iter_mut().enumerate() {
+                    *x = f(*x, std::array::from_fn(|k| s[k][j]));
+                }
+            };
+            let d = &mut d[start..end];
+            if n >= PARALLEL_THRESHOLD {
+                d.par_chunks_mut(CHUNK).enumerate().for_each(body);
+            } else {
+                d.chunks_mut(CHUNK).enumerate().for_each(body);
+            }
+            return;
+        }
+    }
+    match Walk::new(dl, std::array::from_fn(|k| srcs[k].1)) {
+        Some(walk) => walk.run(d, std::array::from_fn(|k| srcs[k].0), &f),
+        None => {
+            // More than MAX_RANK dims that do not merge: offsets iterators (allocate).
+            let mut its: [StridedOffsets<'_>; K] =
+                std::array::from_fn(|k| StridedOffsets::starting_at(srcs[k].1, 0));
+            for o in StridedOffsets::starting_at(dl, 0) {
+                let v = std::array::from_fn(|k| srcs[k].0[its[k].next().expect("same dims")]);
+                d[o] = f(d[o], v);
+            }
+        }
+    }
+}
