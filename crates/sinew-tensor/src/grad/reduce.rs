@@ -3,7 +3,7 @@
 //! logsumexp, norm) live in `ops/reduce.rs`.
 
 use super::untracked;
-use crate::{ReduceOp, Result, Save, Shape, Tensor};
+use crate::{ArgReduceOp, ReduceOp, Result, Save, Shape, Tensor};
 
 impl Tensor {
     /// Broadcasts a reduced gradient (keepdim or not) back over the input's `shape`.
@@ -87,25 +87,22 @@ impl Tensor {
     /// Largest values along `dim` and their i64 indices; the gradient goes to the index only.
     /// PyTorch equivalent: `torch.max(x, dim)`.
     pub fn max_dim(&self, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
-        let idx = self.argmax(dim, true)?;
-        let values = self.gather(dim, &idx)?;
-        let values = if keepdim {
-            values
-        } else {
-            values.squeeze(dim)?
-        };
-        Ok((values, if keepdim { idx } else { idx.squeeze(dim)? }))
+        self.extreme_dim(ArgReduceOp::ArgMax, dim, keepdim)
     }
 
     /// Smallest values along `dim` and their indices. PyTorch equivalent: `torch.min(x, dim)`.
     pub fn min_dim(&self, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
-        let idx = self.argmin(dim, true)?;
+        self.extreme_dim(ArgReduceOp::ArgMin, dim, keepdim)
+    }
+
+    /// The values at the arg-extreme indices (gathered, so only they get a gradient).
+    fn extreme_dim(&self, op: ArgReduceOp, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
+        let idx = self.arg_reduce(op, dim, true)?;
         let values = self.gather(dim, &idx)?;
-        let values = if keepdim {
-            values
+        if keepdim {
+            Ok((values, idx))
         } else {
-            values.squeeze(dim)?
-        };
-        Ok((values, if keepdim { idx } else { idx.squeeze(dim)? }))
+            Ok((values.squeeze(dim)?, idx.squeeze(dim)?))
+        }
     }
 }
