@@ -80,7 +80,7 @@
 //!         cuda.launch_custom(&f, (4, 1, 1), (256, 1, 1), 0, kernel_args![x_ptr, y_ptr, a, count])
 //!     }
 //! })?;
-//! let x = Tensor::from_storage(Box::new(x), [n], gpu.clone()); // ordered after the kernel
+//! let x = Tensor::from_storage(Box::new(x), [n], gpu.clone())?; // ordered after the kernel
 //! assert_eq!(x.to_device(&Device::cpu())?.to_vec::<f32>()?, vec![1.0; n]);
 //! # }
 //! # Ok::<(), sinew_tensor::Error>(())

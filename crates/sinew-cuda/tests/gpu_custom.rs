@@ -93,7 +93,7 @@ fn a_custom_ptx_kernel_runs_on_sinews_stream() {
         .unwrap();
     });
     // A Sinew op queued after the custom kernel sees its result (same stream).
-    let x_tensor = Tensor::from_storage(Box::new(x), [n], dev.clone());
+    let x_tensor = Tensor::from_storage(Box::new(x), [n], dev.clone()).unwrap();
     let doubled = x_tensor.add(&x_tensor).unwrap();
     let doubled = doubled
         .to_device(&Device::cpu())

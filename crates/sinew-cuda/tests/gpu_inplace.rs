@@ -23,7 +23,7 @@ fn host(t: &Tensor) -> CpuStorage {
 fn flat(dev: &Device, storage: &dyn BackendStorage) -> Tensor {
     let layout = Layout::contiguous([storage.len()]);
     let data = dev.backend().download(storage, &layout).unwrap();
-    Tensor::from_storage(Box::new(data), [storage.len()], Device::cpu())
+    Tensor::from_storage(Box::new(data), [storage.len()], Device::cpu()).unwrap()
 }
 
 /// Destination views of a 48-element storage, all of shape [4, 6].

@@ -64,6 +64,7 @@ fn on_gpu(
     let storage = result.unwrap();
     assert_eq!(storage.dtype(), out_dtype);
     Tensor::from_storage(storage, [m, n], dev.clone())
+        .unwrap()
         .to_device(&Device::cpu())
         .unwrap()
 }
