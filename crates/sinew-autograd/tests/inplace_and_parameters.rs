@@ -198,3 +198,14 @@ fn backward_seeds_must_match_the_output_dtype_and_device() {
     assert!(err.contains("I64") || err.contains("i64"), "{err}");
     assert!(x.grad().is_none());
 }
+
+#[test]
+fn max_pool_backward_on_an_empty_batch_gives_an_empty_gradient() {
+    let x = Tensor::zeros([0, 2, 4, 4], DType::F32, &Device::cpu())
+        .unwrap()
+        .requires_grad_();
+    let (v, _) = x.max_pool2d(sinew_tensor::Pool2dConfig::new(2)).unwrap();
+    assert_eq!(v.dims(), &[0, 2, 2, 2]);
+    v.sum_all().unwrap().backward().unwrap();
+    assert_eq!(x.grad().unwrap().dims(), &[0, 2, 4, 4]);
+}
