@@ -52,7 +52,7 @@ fn main() -> Result<()> {
         Linear::new(&mut rng, 32, 1)?,
     ];
     let params: Vec<&Tensor> = layers.iter().flat_map(|l| [&l.weight, &l.bias]).collect();
-    let mut velocity: Vec<Tensor> = params
+    let velocity: Vec<Tensor> = params
         .iter()
         .map(|p| p.zeros_like())
         .collect::<Result<_>>()?;
@@ -73,11 +73,14 @@ fn main() -> Result<()> {
             break;
         }
         loss.backward()?;
-        // SGD with momentum (PyTorch's formulation: v = μv + g; p -= lr·v).
-        for (p, v) in params.iter().zip(velocity.iter_mut()) {
+        // SGD with momentum (PyTorch's formulation: v = μv + g; p -= lr·v), in place and
+        // outside the graph, as `with torch.no_grad():` in PyTorch.
+        let _guard = no_grad();
+        for (p, v) in params.iter().zip(&velocity) {
             let g = p.grad().expect("every parameter is used");
-            *v = v.mul_scalar(momentum)?.add(&g)?;
-            p.copy_(&p.sub(&v.mul_scalar(lr)?)?)?;
+            v.mul_scalar_(momentum)?;
+            v.add_(&g)?;
+            p.axpy_(-lr, v)?;
             p.zero_grad();
         }
     }
