@@ -1,5 +1,6 @@
 //! `gradcheck [--cases N] [--op NAME]` (`cargo xtask gradcheck ...`): finite-difference checks of
-//! every differentiable op-table entry, one line per op, then `N ops checked, M failed`.
+//! every differentiable op-table entry and every sinew-nn layer and loss, one line per op, then
+//! `N ops checked, M failed`.
 
 use sinew_autograd::gradcheck::cases::registry;
 
@@ -26,6 +27,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let entries: Vec<_> = registry()
         .into_iter()
+        .chain(sinew_nn::gradcheck_cases::registry())
         .filter(|e| only.as_deref().is_none_or(|o| o == e.op))
         .collect();
     if entries.is_empty() {

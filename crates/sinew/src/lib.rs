@@ -7,7 +7,9 @@
 //! - [`tensor`] (`sinew-tensor`): tensors, dtypes, devices, CPU kernels, random numbers;
 //! - [`autograd`] (`sinew-autograd`): `backward`, `no_grad`, gradient hooks, gradcheck (autograd
 //!   is built into [`Tensor`]: `requires_grad_()`, `backward()`, `grad()`);
-//! - [`data`] (`sinew-data`): datasets, readers, the data loader, augmentation.
+//! - [`data`] (`sinew-data`): datasets, readers, the data loader, augmentation;
+//! - [`nn`] (`sinew-nn`): modules and layers, losses, initialisation, the model zoo and
+//!   safetensors weights with PyTorch's names and layouts.
 //!
 //! ```
 //! use sinew::prelude::*;
@@ -23,6 +25,7 @@
 
 pub use sinew_autograd as autograd;
 pub use sinew_data as data;
+pub use sinew_nn as nn;
 pub use sinew_tensor as tensor;
 
 pub use sinew_tensor::{
@@ -34,6 +37,13 @@ pub mod prelude {
     pub use sinew_tensor::{
         BackwardOptions, Conv1dConfig, Conv2dConfig, DType, Device, Error, Generator, PadMode,
         Parameter, Pool2dConfig, Result, Shape, Tensor, manual_seed, no_grad, with_no_grad,
+    };
+
+    // Modules: `nn::Linear`, `F::cross_entropy` as in PyTorch, plus the traits every model uses.
+    pub use sinew_nn::functional as F;
+    pub use sinew_nn::{
+        self as nn, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ModuleExt,
+        ReLU, Sequential, Visit,
     };
 
     // Data: datasets, readers, the loader and the common transforms. `DataError` converts into

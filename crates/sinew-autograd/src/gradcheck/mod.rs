@@ -9,7 +9,7 @@ pub mod cases;
 #[cfg(feature = "testing")]
 pub use strategy::OpOutcome;
 #[cfg(feature = "testing")]
-mod strategy;
+pub mod strategy;
 
 use sinew_tensor::{DType, Generator, Result, Tensor};
 

@@ -1,0 +1,209 @@
+//! Gradcheck entries of the layers' functional forms.
+
+use proptest::prelude::*;
+use sinew_autograd::gradcheck::gradcheck;
+use sinew_autograd::gradcheck::strategy::{CASE_OPTIONS, Domain, check1, drive, tensor_of};
+use sinew_tensor::{DType, Tensor, manual_seed};
+
+use super::GradcheckEntry;
+use crate::functional as F;
+use crate::{Conv2dOptions, Padding, PoolOptions};
+
+fn image(c: usize, h: usize, w: usize, domain: Domain) -> BoxedStrategy<Tensor> {
+    (1..=2usize)
+        .prop_flat_map(move |n| tensor_of(vec![n, c, h, w], domain))
+        .boxed()
+}
+
+fn pooled(name: &'static str, opts: PoolOptions, max: bool) -> GradcheckEntry {
+    GradcheckEntry::new(name, move |cases| {
+        let domain = if max { Domain::Spaced } else { Domain::Any };
+        drive(cases, image(2, 7, 8, domain), move |x| {
+            check1(x, |v| {
+                if max {
+                    Ok(F::max_pool2d_with_indices(v, &opts)?.0)
+                } else {
+                    F::avg_pool2d(v, &opts)
+                }
+            })
+        })
+    })
+}
+
+pub(super) fn entries() -> Vec<GradcheckEntry> {
+    let ceil = PoolOptions::new(3).stride(2).ceil_mode(true);
+    vec![
+        GradcheckEntry::new("nn.linear", |cases| {
+            let s = (1..=3usize, 1..=4usize, 1..=3usize).prop_flat_map(|(n, i, o)| {
+                (
+                    tensor_of(vec![n, i], Domain::Any),
+                    tensor_of(vec![o, i], Domain::Any),
+                    tensor_of(vec![o], Domain::Any),
+                )
+            });
+            drive(cases, s, |(x, w, b)| {
+                gradcheck(
+                    |v| F::linear(&v[0], &v[1], Some(&v[2])),
+                    &[x.clone(), w.clone(), b.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
+        GradcheckEntry::new("nn.conv2d_same", |cases| {
+            let s = (
+                image(2, 5, 6, Domain::Any),
+                tensor_of(vec![3, 2, 3, 4], Domain::Any),
+            );
+            drive(cases, s, |(x, w)| {
+                let opts = Conv2dOptions::default().same();
+                gradcheck(
+                    |v| F::conv2d(&v[0], &v[1], None, &opts),
+                    &[x.clone(), w.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
+        GradcheckEntry::new("nn.conv_transpose2d", |cases| {
+            let s = (
+                image(2, 3, 3, Domain::Any),
+                tensor_of(vec![2, 3, 3, 3], Domain::Any),
+                tensor_of(vec![3], Domain::Any),
+                1..=2usize,
+                0..=1usize,
+            );
+            drive(cases, s, |(x, w, b, stride, pad)| {
+                let opts = Conv2dOptions::default().stride(*stride).padding(*pad);
+                let out_pad = (*stride - 1, *stride - 1);
+                gradcheck(
+                    |v| F::conv_transpose2d(&v[0], &v[1], Some(&v[2]), &opts, out_pad),
+                    &[x.clone(), w.clone(), b.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
+        pooled("nn.max_pool2d_ceil", ceil, true),
+        pooled(
+            "nn.avg_pool2d_ceil",
+            ceil.padding(1).count_include_pad(false),
+            false,
+        ),
+        GradcheckEntry::new("nn.adaptive_avg_pool2d", |cases| {
+            drive(cases, image(2, 7, 8, Domain::Any), |x| {
+                let pool = crate::AdaptiveAvgPool2d::new((3, 3));
+                check1(x, |v| crate::Module::forward(&pool, v))
+            })
+        }),
+        GradcheckEntry::new("nn.adaptive_max_pool2d", |cases| {
+            drive(cases, image(2, 7, 8, Domain::Spaced), |x| {
+                let pool = crate::AdaptiveMaxPool2d::new((2, 3));
+                check1(x, |v| crate::Module::forward(&pool, v))
+            })
+        }),
+        GradcheckEntry::new("nn.batch_norm", |cases| {
+            let s = (
+                (3..=4usize).prop_flat_map(|n| tensor_of(vec![n, 2, 3, 3], Domain::Any)),
+                tensor_of(vec![2], Domain::AwayFromZero),
+                tensor_of(vec![2], Domain::Any),
+                any::<bool>(),
+            );
+            drive(cases, s, |(x, w, b, training)| {
+                let rm = Tensor::zeros([2], DType::F64, x.device())?.add_scalar(0.1)?;
+                let rv = Tensor::ones([2], DType::F64, x.device())?.mul_scalar(1.5)?;
+                gradcheck(
+                    |v| {
+                        let (m, var) = (rm.clone(), rv.clone());
+                        F::batch_norm(
+                            &v[0],
+                            Some(&m),
+                            Some(&var),
+                            Some(&v[1]),
+                            Some(&v[2]),
+                            *training,
+                            0.1,
+                            1e-5,
+                        )
+                    },
+                    &[x.clone(), w.clone(), b.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
+        GradcheckEntry::new("nn.layer_norm", |cases| {
+            let s = (
+                tensor_of(vec![2, 3, 4], Domain::Any),
+                tensor_of(vec![3, 4], Domain::Any),
+                tensor_of(vec![3, 4], Domain::Any),
+            );
+            drive(cases, s, |(x, w, b)| {
+                gradcheck(
+                    |v| F::layer_norm(&v[0], &[3, 4], Some(&v[1]), Some(&v[2]), 1e-5),
+                    &[x.clone(), w.clone(), b.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
+        GradcheckEntry::new("nn.group_norm", |cases| {
+            let s = (
+                tensor_of(vec![2, 4, 3, 2], Domain::Any),
+                tensor_of(vec![4], Domain::Any),
+                tensor_of(vec![4], Domain::Any),
+            );
+            drive(cases, s, |(x, w, b)| {
+                gradcheck(
+                    |v| F::group_norm(&v[0], 2, Some(&v[1]), Some(&v[2]), 1e-5),
+                    &[x.clone(), w.clone(), b.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
+        GradcheckEntry::new("nn.embedding", |cases| {
+            let s = (
+                tensor_of(vec![5, 3], Domain::Any),
+                proptest::collection::vec(0..5i64, 6),
+            );
+            drive(cases, s, |(w, ids)| {
+                let ids = Tensor::from_vec(ids.clone(), [2, 3])?;
+                // padding_idx deliberately cuts its row's gradient (PyTorch's rule), so the
+                // finite-difference check runs without one; tests/layers_vs_pytorch.rs covers it.
+                check1(w, |v| F::embedding(&ids, v, None))
+            })
+        }),
+        GradcheckEntry::new("nn.constant_pad2d", |cases| {
+            drive(cases, image(2, 4, 5, Domain::Any), |x| {
+                check1(x, |v| F::constant_pad2d(v, [-1, 2, 1, -2], 0.5))
+            })
+        }),
+        GradcheckEntry::new("nn.activations", |cases| {
+            drive(cases, tensor_of(vec![3, 4], Domain::Any), |x| {
+                check1(x, |v| F::gelu_tanh(v)?.add(&F::silu(v)?))
+            })
+        }),
+        GradcheckEntry::new("nn.dropout", |cases| {
+            drive(cases, image(3, 2, 2, Domain::Any), |x| {
+                // The same masks on every evaluation: reseed before drawing them.
+                check1(x, |v| {
+                    manual_seed(7);
+                    F::dropout(v, 0.3, true)?.add(&F::dropout2d(v, 0.5, true)?)
+                })
+            })
+        }),
+        GradcheckEntry::new("nn.padding_valid", |cases| {
+            let s = (
+                image(2, 5, 5, Domain::Any),
+                tensor_of(vec![2, 2, 2, 3], Domain::Any),
+            );
+            drive(cases, s, |(x, w)| {
+                let opts = Conv2dOptions {
+                    padding: Padding::Valid,
+                    ..Default::default()
+                }
+                .dilation(2);
+                gradcheck(
+                    |v| F::conv2d(&v[0], &v[1], None, &opts),
+                    &[x.clone(), w.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
+    ]
+}

@@ -1,0 +1,262 @@
+//! Batch normalisation (`BatchNorm1d`, `BatchNorm2d`) and its functional form: normalise with
+//! the batch's biased variance in training and update the running statistics with the unbiased
+//! one; normalise with the running statistics in evaluation mode.
+
+use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor, no_grad};
+
+use crate::{Buffer, Mode, Module, Visit, summary};
+
+/// Options of batch normalisation, with PyTorch's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNormConfig {
+    /// Channels (`C` of `[n, C, ...]`).
+    pub num_features: usize,
+    /// Added to the variance (default 1e-5).
+    pub eps: f64,
+    /// Weight of the new batch in the running statistics (default `Some(0.1)`); `None` gives
+    /// the cumulative average `1 / num_batches_tracked`.
+    pub momentum: Option<f64>,
+    /// Learnable `weight` (ones) and `bias` (zeros) (default true).
+    pub affine: bool,
+    /// Keep running statistics (default true); without them evaluation uses batch statistics.
+    pub track_running_stats: bool,
+}
+
+impl BatchNormConfig {
+    /// PyTorch's defaults for `num_features` channels.
+    pub fn new(num_features: usize) -> Self {
+        BatchNormConfig {
+            num_features,
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+        }
+    }
+}
+
+/// `[1, C, 1, ...]` view of a per-channel vector for an input of `rank` dimensions.
+fn per_channel(v: &Tensor, rank: usize) -> Result<Tensor> {
+    let mut shape = vec![1; rank];
+    shape[1] = v.elem_count();
+    v.reshape(shape)
+}
+
+/// Functional batch normalisation (PyTorch's `F.batch_norm`). In training, `running_mean` and
+/// `running_var` (if given) are updated in place with weight `momentum`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(
+    x: &Tensor,
+    running_mean: Option<&Tensor>,
+    running_var: Option<&Tensor>,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> Result<Tensor> {
+    const OP: &str = "batch_norm";
+    if x.rank() < 2 {
+        return Err(Error::invalid(
+            OP,
+            format!("expects [n, C, ...], got {}", x.shape()),
+        ));
+    }
+    let rank = x.rank();
+    let dims: Vec<isize> = std::iter::once(0).chain(2..rank as isize).collect();
+    let use_batch = training || running_mean.is_none() || running_var.is_none();
+    let (mean, var) = if use_batch {
+        let count = x.elem_count() / x.dims()[1].max(1);
+        if training && count <= 1 {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "expected more than 1 value per channel when training, got input of shape {}",
+                    x.shape()
+                ),
+            ));
+        }
+        let mean = x.mean(&dims, true)?;
+        let var = x.var(&dims, 0, true)?;
+        if training && let (Some(rm), Some(rv)) = (running_mean, running_var) {
+            let _guard = no_grad();
+            let unbiased = var
+                .detach()
+                .mul_scalar(count as f64 / (count - 1) as f64)?
+                .flatten_all()?;
+            rm.lerp_(
+                &mean.detach().flatten_all()?.to_dtype(rm.dtype())?,
+                momentum,
+            )?;
+            rv.lerp_(&unbiased.to_dtype(rv.dtype())?, momentum)?;
+        }
+        (mean, var)
+    } else {
+        let (rm, rv) = (running_mean.unwrap_or(x), running_var.unwrap_or(x));
+        (per_channel(rm, rank)?, per_channel(rv, rank)?)
+    };
+    let mut y = x.sub(&mean)?.mul(&var.add_scalar(eps)?.rsqrt()?)?;
+    if let Some(w) = weight {
+        y = y.mul(&per_channel(w, rank)?)?;
+    }
+    if let Some(b) = bias {
+        y = y.add(&per_channel(b, rank)?)?;
+    }
+    Ok(y)
+}
+
+/// Batch normalisation over the channel dim of `[n, C]`, `[n, C, L]` (1-d) or
+/// `[n, C, H, W]` (2-d). State: `weight`, `bias`, `running_mean`, `running_var`,
+/// `num_batches_tracked` (i64), PyTorch's names.
+pub struct BatchNorm {
+    /// `[C]` scale (ones), if affine.
+    pub weight: Option<Parameter>,
+    /// `[C]` shift (zeros), if affine.
+    pub bias: Option<Parameter>,
+    /// `[C]` running mean (zeros), if tracked.
+    pub running_mean: Option<Buffer>,
+    /// `[C]` running variance (ones), if tracked.
+    pub running_var: Option<Buffer>,
+    /// Batches seen in training (i64 scalar), if tracked.
+    pub num_batches_tracked: Option<Buffer>,
+    /// Options.
+    pub config: BatchNormConfig,
+    /// Accepted input ranks (`[2, 3]` for 1-d, `[4]` for 2-d).
+    ranks: &'static [usize],
+    /// Training flag.
+    pub mode: Mode,
+}
+
+/// PyTorch's `BatchNorm1d` (inputs `[n, C]` or `[n, C, L]`).
+pub type BatchNorm1d = BatchNorm;
+/// PyTorch's `BatchNorm2d` (inputs `[n, C, H, W]`).
+pub type BatchNorm2d = BatchNorm;
+
+impl BatchNorm {
+    /// Batch norm over `num_features` channels for any input `[n, C, ...]` (so that
+    /// `BatchNorm2d::new(c)` reads like PyTorch; `new_1d`/`new_2d` also check the rank).
+    pub fn new(num_features: usize) -> Result<Self> {
+        BatchNorm::with_config(BatchNormConfig::new(num_features), &[2, 3, 4, 5])
+    }
+
+    /// `BatchNorm1d(num_features)` with PyTorch's defaults.
+    pub fn new_1d(num_features: usize) -> Result<Self> {
+        BatchNorm::with_config(BatchNormConfig::new(num_features), &[2, 3])
+    }
+
+    /// `BatchNorm2d(num_features)` with PyTorch's defaults.
+    pub fn new_2d(num_features: usize) -> Result<Self> {
+        BatchNorm::with_config(BatchNormConfig::new(num_features), &[4])
+    }
+
+    /// From a config, for inputs of the given ranks.
+    pub fn with_config(config: BatchNormConfig, ranks: &'static [usize]) -> Result<Self> {
+        let c = config.num_features;
+        let cpu = Device::cpu();
+        let f32s = |v: f64| Tensor::full([c], v, DType::F32, &cpu);
+        let (weight, bias) = if config.affine {
+            (
+                Some(Parameter::new(f32s(1.0)?)),
+                Some(Parameter::new(f32s(0.0)?)),
+            )
+        } else {
+            (None, None)
+        };
+        let tracked = config.track_running_stats;
+        let buffer = |t: Result<Tensor>| t.map(|t| tracked.then(|| Buffer::new(t)));
+        Ok(BatchNorm {
+            weight,
+            bias,
+            running_mean: buffer(f32s(0.0))?,
+            running_var: buffer(f32s(1.0))?,
+            num_batches_tracked: buffer(Tensor::zeros((), DType::I64, &cpu))?,
+            config,
+            ranks,
+            mode: Mode::new(),
+        })
+    }
+
+    /// The momentum for the next training batch (cumulative average when `momentum` is None),
+    /// after counting the batch.
+    fn next_momentum(&self) -> Result<f64> {
+        let Some(count) = &self.num_batches_tracked else {
+            return Ok(self.config.momentum.unwrap_or(0.0));
+        };
+        let n = count.value().to_scalar::<i64>()? + 1;
+        count.set_value(Tensor::full(
+            (),
+            n as f64,
+            DType::I64,
+            count.value().device(),
+        )?);
+        Ok(match self.config.momentum {
+            Some(m) => m,
+            None => 1.0 / n as f64,
+        })
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !self.ranks.contains(&x.rank()) || x.dims()[1] != self.config.num_features {
+            return Err(Error::invalid(
+                "BatchNorm",
+                format!(
+                    "expects an input of rank {:?} with {} channels, got {}",
+                    self.ranks,
+                    self.config.num_features,
+                    x.shape()
+                ),
+            ));
+        }
+        let training = self.mode.updates_statistics() || self.running_mean.is_none();
+        let momentum = if self.mode.updates_statistics() {
+            self.next_momentum()?
+        } else {
+            0.0
+        };
+        let (rm, rv) = (
+            self.running_mean.as_ref().map(Buffer::value),
+            self.running_var.as_ref().map(Buffer::value),
+        );
+        let (w, b) = (
+            self.weight.as_ref().map(Parameter::value),
+            self.bias.as_ref().map(Parameter::value),
+        );
+        let y = batch_norm(
+            x,
+            rm.as_ref(),
+            rv.as_ref(),
+            w.as_ref(),
+            b.as_ref(),
+            training,
+            momentum,
+            self.config.eps,
+        )?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+
+    fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
+        v.optional_parameter("weight", &self.weight);
+        v.optional_parameter("bias", &self.bias);
+        if let Some(b) = &self.running_mean {
+            v.buffer("running_mean", b);
+        }
+        if let Some(b) = &self.running_var {
+            v.buffer("running_var", b);
+        }
+        if let Some(b) = &self.num_batches_tracked {
+            v.buffer("num_batches_tracked", b);
+        }
+        v.mode(&self.mode);
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self.ranks {
+            [4] => "BatchNorm2d",
+            [2, 3] => "BatchNorm1d",
+            _ => "BatchNorm",
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! Convolutions: `Conv1d`, `Conv2d` (stride, padding incl. `same`, dilation, groups, bias) and
+//! `ConvTranspose2d`, with PyTorch's weight layouts and default initialisation.
+
+use sinew_tensor::backend::Unfold2d;
+use sinew_tensor::{
+    Conv1dConfig, Conv2dConfig, DType, Device, Error, PadMode, Parameter, Result, Tensor,
+};
+
+use crate::{Module, Visit, init, summary};
+
+/// Padding of a convolution (PyTorch's `padding=` argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// Zeros on each side (height, width); for 1-d layers only the width is used.
+    Explicit(usize, usize),
+    /// `'valid'`: no padding.
+    Valid,
+    /// `'same'`: the output keeps the input's size (stride 1 only). An even total is split
+    /// evenly; an odd one puts the extra zero on the right/bottom, as PyTorch does.
+    Same,
+}
+
+impl Default for Padding {
+    fn default() -> Self {
+        Padding::Explicit(0, 0)
+    }
+}
+
+/// Options of [`Conv2d`], with PyTorch's defaults (stride 1, no padding, dilation 1, 1 group,
+/// a bias).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    /// Step between windows.
+    pub stride: (usize, usize),
+    /// Padding.
+    pub padding: Padding,
+    /// Spacing of kernel taps.
+    pub dilation: (usize, usize),
+    /// Channel groups.
+    pub groups: usize,
+    /// Whether there is a bias.
+    pub bias: bool,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions {
+            stride: (1, 1),
+            padding: Padding::default(),
+            dilation: (1, 1),
+            groups: 1,
+            bias: true,
+        }
+    }
+}
+
+impl Conv2dOptions {
+    /// Square stride.
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = (s, s);
+        self
+    }
+    /// Square explicit padding.
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = Padding::Explicit(p, p);
+        self
+    }
+    /// `'same'` padding.
+    pub fn same(mut self) -> Self {
+        self.padding = Padding::Same;
+        self
+    }
+    /// Square dilation.
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = (d, d);
+        self
+    }
+    /// Channel groups.
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    /// With or without bias.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
+/// A 2-d convolution: weight `[out, in/groups, kh, kw]`, bias `[out]`.
+pub struct Conv2d {
+    /// `[out_channels, in_channels / groups, kh, kw]`.
+    pub weight: Parameter,
+    /// `[out_channels]`, if enabled.
+    pub bias: Option<Parameter>,
+    /// Stride, padding, dilation and groups.
+    pub options: Conv2dOptions,
+}
+
+/// Splits a `'same'` padding total into (before, after), PyTorch's way.
+fn same_split(dilation: usize, kernel: usize) -> (usize, usize) {
+    let total = dilation * (kernel - 1);
+    (total / 2, total - total / 2)
+}
+
+/// Checks channel counts against groups and builds the parameters with PyTorch's init.
+fn conv_parameters(
+    op: &'static str,
+    weight_shape: Vec<usize>,
+    fan_in_channels: usize,
+    bias_len: Option<usize>,
+    channels: (usize, usize),
+    groups: usize,
+) -> Result<(Parameter, Option<Parameter>)> {
+    let (cin, cout) = channels;
+    if groups == 0 || cin % groups != 0 || cout % groups != 0 {
+        return Err(Error::invalid(
+            op,
+            format!("in_channels {cin} and out_channels {cout} must divide by groups {groups}"),
+        ));
+    }
+    let cpu = Device::cpu();
+    let weight = Tensor::zeros(weight_shape, DType::F32, &cpu)?;
+    init::default_weight_(&weight)?;
+    let bias = match bias_len {
+        Some(n) => {
+            let b = Tensor::zeros([n], DType::F32, &cpu)?;
+            let (fan_in, _) = init::fans(&weight)?;
+            let _ = fan_in_channels;
+            init::default_bias_(&b, fan_in)?;
+            Some(Parameter::new(b))
+        }
+        None => None,
+    };
+    Ok((Parameter::new(weight), bias))
+}
+
+impl Conv2d {
+    /// `in -> out` channels with a square `kernel` and default options.
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Result<Conv2d> {
+        Conv2d::with_options(
+            in_channels,
+            out_channels,
+            (kernel, kernel),
+            Conv2dOptions::default(),
+        )
+    }
+
+    /// A convolution with explicit options.
+    pub fn with_options(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: (usize, usize),
+        options: Conv2dOptions,
+    ) -> Result<Conv2d> {
+        if options.padding == Padding::Same && options.stride != (1, 1) {
+            return Err(Error::invalid(
+                "Conv2d",
+                "padding 'same' is not supported for strided convolutions (as in PyTorch)",
+            ));
+        }
+        let g = options.groups.max(1);
+        let (weight, bias) = conv_parameters(
+            "Conv2d",
+            vec![out_channels, in_channels / g, kernel.0, kernel.1],
+            in_channels / g,
+            options.bias.then_some(out_channels),
+            (in_channels, out_channels),
+            options.groups,
+        )?;
+        Ok(Conv2d {
+            weight,
+            bias,
+            options,
+        })
+    }
+}
+
+/// 2-d convolution with [`Padding`] (PyTorch's `F.conv2d`).
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    options: &Conv2dOptions,
+) -> Result<Tensor> {
+    let (kh, kw) = match weight.dims() {
+        [_, _, kh, kw] => (*kh, *kw),
+        _ => {
+            return Err(Error::invalid(
+                "conv2d",
+                format!(
+                    "weight must be [out, in/groups, kh, kw], got {}",
+                    weight.shape()
+                ),
+            ));
+        }
+    };
+    let mut cfg = Conv2dConfig {
+        stride: options.stride,
+        padding: (0, 0),
+        dilation: options.dilation,
+        groups: options.groups,
+    };
+    let input = match options.padding {
+        Padding::Explicit(ph, pw) => {
+            cfg.padding = (ph, pw);
+            x.clone()
+        }
+        Padding::Valid => x.clone(),
+        Padding::Same => {
+            let (t, b) = same_split(options.dilation.0, kh.max(1));
+            let (l, r) = same_split(options.dilation.1, kw.max(1));
+            if t == b && l == r {
+                cfg.padding = (t, l);
+                x.clone()
+            } else {
+                x.pad(&[(t, b), (l, r)], PadMode::Constant(0.0))?
+            }
+        }
+    };
+    input.conv2d(weight, bias, cfg)
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let bias = self.bias.as_ref().map(Parameter::value);
+        let y = conv2d(x, &self.weight.value(), bias.as_ref(), &self.options)?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+
+    fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
+        v.parameter("weight", &self.weight);
+        v.optional_parameter("bias", &self.bias);
+    }
+}
+
+/// A 1-d convolution over `[n, c, l]`: weight `[out, in/groups, k]`.
+pub struct Conv1d {
+    /// `[out_channels, in_channels / groups, k]`.
+    pub weight: Parameter,
+    /// `[out_channels]`, if enabled.
+    pub bias: Option<Parameter>,
+    /// Stride, padding (`Padding::Explicit(_, p)` uses `p`), dilation, groups and bias, read
+    /// along the length.
+    pub options: Conv2dOptions,
+}
+
+impl Conv1d {
+    /// `in -> out` channels, kernel `k`, with options (only the width components are used).
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        options: Conv2dOptions,
+    ) -> Result<Conv1d> {
+        let g = options.groups.max(1);
+        let (weight, bias) = conv_parameters(
+            "Conv1d",
+            vec![out_channels, in_channels / g, kernel],
+            in_channels / g,
+            options.bias.then_some(out_channels),
+            (in_channels, out_channels),
+            options.groups,
+        )?;
+        Ok(Conv1d {
+            weight,
+            bias,
+            options,
+        })
+    }
+}
+
+impl Module for Conv1d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let o = &self.options;
+        let padding = match o.padding {
+            Padding::Explicit(_, p) => p,
+            Padding::Valid => 0,
+            Padding::Same => {
+                let k = self.weight.value().dims()[2];
+                let (l, r) = same_split(o.dilation.1, k.max(1));
+                if l != r {
+                    let w = self.weight.value().unsqueeze(2)?;
+                    let b = self.bias.as_ref().map(Parameter::value);
+                    let opts = Conv2dOptions {
+                        padding: Padding::Same,
+                        ..*o
+                    };
+                    let y = conv2d(&x.unsqueeze(2)?, &w, b.as_ref(), &opts)?.squeeze(2)?;
+                    summary::note(self, &y);
+                    return Ok(y);
+                }
+                l
+            }
+        };
+        let cfg = Conv1dConfig {
+            stride: o.stride.1,
+            padding,
+            dilation: o.dilation.1,
+            groups: o.groups,
+        };
+        let bias = self.bias.as_ref().map(Parameter::value);
+        let y = x.conv1d(&self.weight.value(), bias.as_ref(), cfg)?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+
+    fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
+        v.parameter("weight", &self.weight);
+        v.optional_parameter("bias", &self.bias);
+    }
+}
+
+/// A transposed 2-d convolution (the gradient of `Conv2d` with respect to its input):
+/// weight `[in, out, kh, kw]` as in PyTorch. One group only.
+pub struct ConvTranspose2d {
+    /// `[in_channels, out_channels, kh, kw]`.
+    pub weight: Parameter,
+    /// `[out_channels]`, if enabled.
+    pub bias: Option<Parameter>,
+    /// Stride, padding (explicit only), dilation and bias.
+    pub options: Conv2dOptions,
+    /// Extra rows/columns on the bottom/right of the output (PyTorch's `output_padding`).
+    pub output_padding: (usize, usize),
+}
+
+impl ConvTranspose2d {
+    /// `in -> out` channels with a square kernel.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        options: Conv2dOptions,
+        output_padding: usize,
+    ) -> Result<ConvTranspose2d> {
+        if options.groups != 1 || !matches!(options.padding, Padding::Explicit(..)) {
+            return Err(Error::invalid(
+                "ConvTranspose2d",
+                "only one group and explicit padding are supported",
+            ));
+        }
+        let (s, d) = (options.stride, options.dilation);
+        if output_padding >= s.0.max(d.0) || output_padding >= s.1.max(d.1) {
+            return Err(Error::invalid(
+                "ConvTranspose2d",
+                format!("output_padding {output_padding} must be smaller than stride or dilation"),
+            ));
+        }
+        // PyTorch computes the fans of the [in, out, kh, kw] weight as stored.
+        let (weight, bias) = conv_parameters(
+            "ConvTranspose2d",
+            vec![in_channels, out_channels, kernel, kernel],
+            out_channels,
+            options.bias.then_some(out_channels),
+            (in_channels, out_channels),
+            1,
+        )?;
+        Ok(ConvTranspose2d {
+            weight,
+            bias,
+            options,
+            output_padding: (output_padding, output_padding),
+        })
+    }
+}
+
+/// Transposed convolution (PyTorch's `F.conv_transpose2d`, one group): every input pixel
+/// scatters `weight` into the output, implemented as a matrix product then `fold2d`.
+pub fn conv_transpose2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    options: &Conv2dOptions,
+    output_padding: (usize, usize),
+) -> Result<Tensor> {
+    const OP: &str = "conv_transpose2d";
+    let (&[n, cin, h, w], &[win, cout, kh, kw]) = (x.dims(), weight.dims()) else {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "expects x [n, c, h, w] and weight [in, out, kh, kw], got {} and {}",
+                x.shape(),
+                weight.shape()
+            ),
+        ));
+    };
+    if cin != win {
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            lhs: x.shape().clone(),
+            rhs: weight.shape().clone(),
+        });
+    }
+    let Padding::Explicit(ph, pw) = options.padding else {
+        return Err(Error::invalid(OP, "only explicit padding is supported"));
+    };
+    let (sh, sw) = options.stride;
+    let (dh, dw) = options.dilation;
+    let out_size = |i: usize, s: usize, p: usize, d: usize, k: usize, op: usize| {
+        (i.max(1) - 1)
+            .checked_mul(s)
+            .and_then(|v| v.checked_add(d * (k.max(1) - 1) + op + 1))
+            .and_then(|v| v.checked_sub(2 * p))
+            .ok_or_else(|| Error::invalid(OP, "padding is larger than the output"))
+    };
+    let oh = out_size(h, sh, ph, dh, kh, output_padding.0)?;
+    let ow = out_size(w, sw, pw, dw, kw, output_padding.1)?;
+    // cols[n, cout*kh*kw, h*w] = Wᵀ x, then col2im into [n, cout, oh, ow].
+    let wmat = weight.reshape([cin, cout * kh * kw])?.t()?;
+    let cols = wmat.matmul(&x.reshape([n, cin, h * w])?)?;
+    let spec = Unfold2d {
+        n,
+        c: cout,
+        h: oh,
+        w: ow,
+        kernel: (kh, kw),
+        stride: (sh, sw),
+        padding: (ph, pw),
+        dilation: (dh, dw),
+        pad_value: 0.0,
+    };
+    let y = cols.fold2d(&spec)?;
+    match bias {
+        Some(b) => y.add(&b.reshape([1, cout, 1, 1])?),
+        None => Ok(y),
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let bias = self.bias.as_ref().map(Parameter::value);
+        let y = conv_transpose2d(
+            x,
+            &self.weight.value(),
+            bias.as_ref(),
+            &self.options,
+            self.output_padding,
+        )?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+
+    fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
+        v.parameter("weight", &self.weight);
+        v.optional_parameter("bias", &self.bias);
+    }
+}

@@ -1,0 +1,84 @@
+//! `Linear` (`y = x Wᵀ + b`, weight `[out, in]` as in PyTorch) and its functional form.
+
+use sinew_tensor::{DType, Device, Parameter, Result, Tensor};
+
+use crate::{Module, Visit, init, summary};
+
+/// `y = x Wᵀ + b` over the last dimension (PyTorch's `F.linear`).
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let y = x.matmul(&weight.t()?)?;
+    match bias {
+        Some(b) => y.add(b),
+        None => Ok(y),
+    }
+}
+
+/// Options of [`Linear`], with PyTorch's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearConfig {
+    /// Input features.
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+    /// Whether there is a bias (default true).
+    pub bias: bool,
+}
+
+impl LinearConfig {
+    /// `in_features -> out_features` with a bias.
+    pub fn new(in_features: usize, out_features: usize) -> Self {
+        LinearConfig {
+            in_features,
+            out_features,
+            bias: true,
+        }
+    }
+}
+
+/// A fully connected layer: `weight` `[out, in]`, `bias` `[out]`, initialised as PyTorch does
+/// (uniform on `+-1/sqrt(in)`).
+pub struct Linear {
+    /// `[out_features, in_features]`.
+    pub weight: Parameter,
+    /// `[out_features]`, if enabled.
+    pub bias: Option<Parameter>,
+}
+
+impl Linear {
+    /// An f32 layer on the CPU with a bias.
+    pub fn new(in_features: usize, out_features: usize) -> Result<Linear> {
+        Linear::with_config(LinearConfig::new(in_features, out_features))
+    }
+
+    /// A layer from a config (f32, CPU; move it with `to_device`).
+    pub fn with_config(cfg: LinearConfig) -> Result<Linear> {
+        let cpu = Device::cpu();
+        let weight = Tensor::zeros([cfg.out_features, cfg.in_features], DType::F32, &cpu)?;
+        init::default_weight_(&weight)?;
+        let bias = if cfg.bias {
+            let b = Tensor::zeros([cfg.out_features], DType::F32, &cpu)?;
+            init::default_bias_(&b, cfg.in_features)?;
+            Some(Parameter::new(b))
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight: Parameter::new(weight),
+            bias,
+        })
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let bias = self.bias.as_ref().map(Parameter::value);
+        let y = linear(x, &self.weight.value(), bias.as_ref())?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+
+    fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
+        v.parameter("weight", &self.weight);
+        v.optional_parameter("bias", &self.bias);
+    }
+}

@@ -1,0 +1,12 @@
+//! The layers: each file holds one family, its config, module and functional form.
+
+pub mod activation;
+pub mod batch_norm;
+pub mod container;
+pub mod conv;
+pub mod dropout;
+pub mod embedding;
+pub mod group_norm;
+pub mod linear;
+pub mod pool;
+pub mod reshape;

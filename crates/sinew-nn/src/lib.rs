@@ -1,0 +1,72 @@
+//! # sinew-nn
+//!
+//! Modules, layers, losses, initialisation, a model zoo and PyTorch-compatible weights.
+//!
+//! - A module is a plain struct implementing [`Module`] (`forward` plus a `visit` that lists its
+//!   parameters, buffers and children); [`ModuleExt`] derives the rest: `named_parameters()`,
+//!   `state_dict()` with PyTorch's keys, `train()`/`eval()`, `freeze()`, `to_device()`, ...
+//! - Layers use PyTorch's layouts (Linear weight `[out, in]`, conv weight
+//!   `[out, in/groups, kh, kw]`), defaults and default initialisation, so a PyTorch state dict
+//!   loads without renaming or transposing ([`load_safetensors`], [`ModuleExt::load_state_dict`]).
+//! - [`functional`] has the stateless forms (`linear`, `batch_norm`, `dropout`, `cross_entropy`,
+//!   ...), [`loss`] the losses, [`init`] the initialisers, [`zoo`] the course's models.
+//!
+//! ```
+//! use sinew_nn::{Conv2d, Flatten, Linear, MaxPool2d, ModuleExt, ReLU, Sequential};
+//! let net = Sequential::new()
+//!     .append(Conv2d::new(1, 4, 3)?)
+//!     .append(ReLU)
+//!     .append(MaxPool2d::new(2))
+//!     .append(Flatten::new())
+//!     .append(Linear::new(4 * 13 * 13, 10)?);
+//! let keys: Vec<String> = net.state_dict().keys().map(String::from).collect();
+//! assert_eq!(keys, ["0.weight", "0.bias", "4.weight", "4.bias"]);
+//! # Ok::<(), sinew_tensor::Error>(())
+//! ```
+
+#[cfg(feature = "testing")]
+pub mod gradcheck_cases;
+pub mod init;
+pub mod layers;
+pub mod loss;
+pub mod module;
+pub mod module_ext;
+pub mod state_dict;
+pub mod summary;
+pub mod weights;
+pub mod zoo;
+
+pub use layers::activation::{
+    ELU, GELU, Identity, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh,
+};
+pub use layers::batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
+pub use layers::container::{Concat, Sequential};
+pub use layers::conv::{Conv1d, Conv2d, Conv2dOptions, ConvTranspose2d, Padding};
+pub use layers::dropout::{Dropout, Dropout2d};
+pub use layers::embedding::Embedding;
+pub use layers::group_norm::{GroupNorm, LayerNorm};
+pub use layers::linear::{Linear, LinearConfig};
+pub use layers::pool::{
+    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d,
+    MaxPool2d, PoolOptions,
+};
+pub use layers::reshape::{ConstantPad2d, Flatten, ZeroPad2d};
+pub use module::{Buffer, Entry, Mode, Module, Visit};
+pub use module_ext::ModuleExt;
+pub use state_dict::{LoadReport, StateDict};
+pub use summary::{Summary, SummaryRow, summary};
+pub use weights::{WeightsFileError, load_safetensors, save_safetensors};
+
+/// Stateless forms of the layers and losses (PyTorch's `torch.nn.functional`).
+pub mod functional {
+    pub use crate::layers::activation::{gelu_tanh, silu};
+    pub use crate::layers::batch_norm::batch_norm;
+    pub use crate::layers::conv::{conv_transpose2d, conv2d};
+    pub use crate::layers::dropout::{dropout, dropout2d};
+    pub use crate::layers::embedding::embedding;
+    pub use crate::layers::group_norm::{group_norm, layer_norm};
+    pub use crate::layers::linear::linear;
+    pub use crate::layers::pool::{avg_pool2d, max_pool2d_with_indices};
+    pub use crate::layers::reshape::constant_pad2d;
+    pub use crate::loss::*;
+}

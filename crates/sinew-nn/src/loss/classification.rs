@@ -1,0 +1,125 @@
+//! Binary cross entropy (on probabilities and, stably, on logits with `pos_weight`) and the
+//! KL divergence.
+
+use sinew_tensor::{Error, Result, Tensor};
+
+use super::{Reduction, reduce, same_shape};
+
+/// `-w (t log p + (1 - t) log(1 - p))` with each log clamped at -100, as PyTorch does so that
+/// `p = 0` or `1` gives a finite loss.
+#[derive(Debug, Clone, Default)]
+pub struct BceLoss {
+    /// Per-element weight, broadcast against the input.
+    pub weight: Option<Tensor>,
+    /// Reduction (default mean).
+    pub reduction: Reduction,
+}
+
+impl BceLoss {
+    /// The loss of probabilities `input` against `target` in `[0, 1]`.
+    pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        same_shape("binary_cross_entropy", input, target)?;
+        let log_p = input.log()?.maximum_scalar(-100.0)?;
+        let log_q = input.rsub_scalar(1.0)?.log()?.maximum_scalar(-100.0)?;
+        let mut loss = target
+            .mul(&log_p)?
+            .add(&target.rsub_scalar(1.0)?.mul(&log_q)?)?
+            .neg()?;
+        if let Some(w) = &self.weight {
+            loss = loss.mul(w)?;
+        }
+        reduce(loss, self.reduction)
+    }
+}
+
+/// `binary_cross_entropy(p, t)` with the defaults.
+pub fn binary_cross_entropy(input: &Tensor, target: &Tensor) -> Result<Tensor> {
+    BceLoss::default().forward(input, target)
+}
+
+/// Binary cross entropy on logits, computed stably (PyTorch's `BCEWithLogitsLoss`):
+/// `(1 - t) x + (1 + (pw - 1) t) softplus(-x)`, times `weight`.
+#[derive(Debug, Clone, Default)]
+pub struct BceWithLogitsLoss {
+    /// Per-element weight, broadcast against the input.
+    pub weight: Option<Tensor>,
+    /// Weight of positive examples per class (broadcast along the last dim).
+    pub pos_weight: Option<Tensor>,
+    /// Reduction (default mean).
+    pub reduction: Reduction,
+}
+
+impl BceWithLogitsLoss {
+    /// The loss of logits `input` against `target` in `[0, 1]`.
+    pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        same_shape("binary_cross_entropy_with_logits", input, target)?;
+        // softplus(-x) = relu(-x) + log1p(exp(-|x|)), finite for any x.
+        let softplus_neg = input
+            .neg()?
+            .relu()?
+            .add(&input.abs()?.neg()?.exp()?.log1p()?)?;
+        let log_weight = match &self.pos_weight {
+            Some(pw) => target.mul(&pw.sub_scalar(1.0)?)?.add_scalar(1.0)?,
+            None => target.ones_like()?,
+        };
+        let mut loss = target
+            .rsub_scalar(1.0)?
+            .mul(input)?
+            .add(&log_weight.mul(&softplus_neg)?)?;
+        if let Some(w) = &self.weight {
+            loss = loss.mul(w)?;
+        }
+        reduce(loss, self.reduction)
+    }
+}
+
+/// `binary_cross_entropy_with_logits(x, t)` with the defaults.
+pub fn binary_cross_entropy_with_logits(input: &Tensor, target: &Tensor) -> Result<Tensor> {
+    BceWithLogitsLoss::default().forward(input, target)
+}
+
+/// KL divergence `target * (log target - input)` for log-probabilities `input` (PyTorch's
+/// `KLDivLoss`; `0 log 0 = 0`). Use `Reduction::BatchMean` for the mathematical KL divergence.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KlDivLoss {
+    /// Reduction (default mean over elements, as PyTorch; `BatchMean` is the true KL).
+    pub reduction: Reduction,
+    /// The target is given as log-probabilities.
+    pub log_target: bool,
+}
+
+impl KlDivLoss {
+    /// The divergence of `input` (log-probabilities) from `target`.
+    pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        same_shape("kl_div", input, target)?;
+        if !input.dtype().is_float() {
+            return Err(Error::UnsupportedDType {
+                op: "kl_div",
+                dtype: input.dtype(),
+            });
+        }
+        let loss = if self.log_target {
+            target.exp()?.mul(&target.sub(input)?)?
+        } else {
+            // xlogy: 0 where the target is 0.
+            let positive = target.gt_scalar(0.0)?;
+            let safe = positive.where_cond(target, &target.ones_like()?)?;
+            target.mul(&safe.log()?.sub(input)?)?
+        };
+        reduce(loss, self.reduction)
+    }
+}
+
+/// `kl_div(input, target, reduction, log_target)`.
+pub fn kl_div(
+    input: &Tensor,
+    target: &Tensor,
+    reduction: Reduction,
+    log_target: bool,
+) -> Result<Tensor> {
+    KlDivLoss {
+        reduction,
+        log_target,
+    }
+    .forward(input, target)
+}

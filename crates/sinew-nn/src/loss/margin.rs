@@ -1,0 +1,140 @@
+//! Similarity and margin losses: cosine similarity, cosine embedding, hinge embedding and the
+//! multi-class hinge (multi-margin) loss.
+
+use sinew_tensor::{DType, Error, Result, Tensor};
+
+use super::{Reduction, reduce, same_shape};
+
+/// `sum(x1 x2) / (max(|x1|, eps) max(|x2|, eps))` along `dim` (PyTorch's `F.cosine_similarity`,
+/// default eps 1e-8).
+pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, dim: isize, eps: f64) -> Result<Tensor> {
+    let n1 = x1
+        .square()?
+        .sum(&[dim], true)?
+        .sqrt()?
+        .maximum_scalar(eps)?;
+    let n2 = x2
+        .square()?
+        .sum(&[dim], true)?
+        .sqrt()?
+        .maximum_scalar(eps)?;
+    x1.div(&n1)?.mul(&x2.div(&n2)?)?.sum(&[dim], false)
+}
+
+/// `1 - cos(x1, x2)` where `y = 1`, `max(0, cos - margin)` where `y = -1`, for `[N, D]` inputs
+/// and `[N]` labels (PyTorch's `CosineEmbeddingLoss`, with its 1e-12 in the norms).
+pub fn cosine_embedding_loss(
+    x1: &Tensor,
+    x2: &Tensor,
+    y: &Tensor,
+    margin: f64,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    same_shape("cosine_embedding_loss", x1, x2)?;
+    let dim = x1.rank() as isize - 1;
+    let dot = x1.mul(x2)?.sum(&[dim], false)?;
+    let m1 = x1.square()?.sum(&[dim], false)?.add_scalar(1e-12)?;
+    let m2 = x2.square()?.sum(&[dim], false)?.add_scalar(1e-12)?;
+    let cos = dot.div(&m1.mul(&m2)?.sqrt()?)?;
+    let y = y.to_dtype(cos.dtype())?;
+    let pos = y.eq_scalar(1.0)?.to_dtype(cos.dtype())?;
+    let neg = y.eq_scalar(-1.0)?.to_dtype(cos.dtype())?;
+    let loss = pos
+        .mul(&cos.rsub_scalar(1.0)?)?
+        .add(&neg.mul(&cos.sub_scalar(margin)?.relu()?)?)?;
+    reduce(loss, reduction)
+}
+
+/// `x` where `y = 1`, `max(0, margin - x)` where `y = -1` (PyTorch's `HingeEmbeddingLoss`).
+pub fn hinge_embedding_loss(
+    input: &Tensor,
+    target: &Tensor,
+    margin: f64,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    same_shape("hinge_embedding_loss", input, target)?;
+    let t = target.to_dtype(input.dtype())?;
+    let not_pos = t.ne_scalar(1.0)?.to_dtype(input.dtype())?;
+    let not_neg = t.ne_scalar(-1.0)?.to_dtype(input.dtype())?;
+    let loss = not_pos
+        .mul(&input.rsub_scalar(margin)?.relu()?)?
+        .add(&not_neg.mul(input)?)?;
+    reduce(loss, reduction)
+}
+
+/// The multi-class hinge loss (PyTorch's `MultiMarginLoss`): for each sample,
+/// `sum_{j != y} w_y max(0, margin - x_y + x_j)^p / C`.
+#[derive(Debug, Clone)]
+pub struct MultiMarginLoss {
+    /// 1 or 2 (default 1).
+    pub p: u32,
+    /// Default 1.
+    pub margin: f64,
+    /// Per-class weights `[C]`.
+    pub weight: Option<Tensor>,
+    /// Reduction (default mean).
+    pub reduction: Reduction,
+}
+
+impl Default for MultiMarginLoss {
+    fn default() -> Self {
+        MultiMarginLoss {
+            p: 1,
+            margin: 1.0,
+            weight: None,
+            reduction: Reduction::Mean,
+        }
+    }
+}
+
+impl MultiMarginLoss {
+    /// The loss of scores `[N, C]` against i64 classes `[N]`.
+    pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        if self.p != 1 && self.p != 2 {
+            return Err(Error::invalid(
+                "multi_margin_loss",
+                "only p = 1 and p = 2 are supported",
+            ));
+        }
+        let (&[n, c], true) = (input.dims(), target.dtype() == DType::I64) else {
+            return Err(Error::invalid(
+                "multi_margin_loss",
+                format!(
+                    "expects [N, C] scores and i64 targets, got {} and {:?}",
+                    input.shape(),
+                    target.dtype()
+                ),
+            ));
+        };
+        if target.dims() != [n] {
+            return Err(Error::invalid(
+                "multi_margin_loss",
+                format!("target must be [{n}], got {}", target.shape()),
+            ));
+        }
+        let idx = target.unsqueeze(1)?;
+        let x_y = input.gather(1, &idx)?;
+        let mut z = input.sub(&x_y)?.add_scalar(self.margin)?.relu()?;
+        if self.p == 2 {
+            z = z.square()?;
+        }
+        let others = target
+            .one_hot(c)?
+            .to_dtype(input.dtype())?
+            .rsub_scalar(1.0)?;
+        z = z.mul(&others)?;
+        if let Some(w) = &self.weight {
+            z = z.mul(
+                &w.to_dtype(input.dtype())?
+                    .index_select(0, target)?
+                    .unsqueeze(1)?,
+            )?;
+        }
+        reduce(z.sum(&[1], false)?.div_scalar(c as f64)?, self.reduction)
+    }
+}
+
+/// `multi_margin_loss(input, target)` with the defaults.
+pub fn multi_margin_loss(input: &Tensor, target: &Tensor) -> Result<Tensor> {
+    MultiMarginLoss::default().forward(input, target)
+}

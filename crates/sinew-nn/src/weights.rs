@@ -1,0 +1,184 @@
+//! State dicts in safetensors files, the format PyTorch (`safetensors.torch`) and Hugging Face
+//! use: memory-mapped loading, atomic saving, and errors that name the file and the fault.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use half::{bf16, f16};
+use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
+use sinew_tensor::{DType, Error, ExternalError, Result, Tensor};
+
+use crate::StateDict;
+
+/// A weights file that could not be read or written: the path and what went wrong.
+#[derive(Debug)]
+pub struct WeightsFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// The fault (I/O error, corrupt header, unsupported dtype, ...).
+    pub fault: String,
+}
+
+impl fmt::Display for WeightsFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.fault)
+    }
+}
+
+impl std::error::Error for WeightsFileError {}
+
+fn file_error(path: &Path, fault: impl fmt::Display) -> Error {
+    Error::External {
+        context: "weights file",
+        source: ExternalError::new(WeightsFileError {
+            path: path.to_path_buf(),
+            fault: fault.to_string(),
+        }),
+    }
+}
+
+/// Reads a safetensors file into a state dict (in the file's key order). The file is memory
+/// mapped; each tensor is copied out once.
+pub fn load_safetensors(path: impl AsRef<Path>) -> Result<StateDict> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| file_error(path, e))?;
+    // SAFETY: the map is read-only and lives only inside this function; the bytes are copied
+    // into tensors before it is dropped. Another process truncating the file while we read
+    // could fault (a documented limit of memory mapping, shared with PyTorch's loader).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| file_error(path, e))?;
+    parse(&map).map_err(|fault| file_error(path, fault))
+}
+
+/// Parses safetensors bytes (from a file or memory).
+pub fn parse(bytes: &[u8]) -> std::result::Result<StateDict, String> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a valid safetensors file: {e:?}"))?;
+    let mut names: Vec<(usize, String)> = Vec::new();
+    // Keep the on-disk order (safetensors sorts by offset): stable and deterministic.
+    for (name, view) in st.tensors() {
+        let offset = view.data().as_ptr() as usize;
+        names.push((offset, name));
+    }
+    names.sort();
+    let mut sd = StateDict::new();
+    for (_, name) in names {
+        let view = st
+            .tensor(&name)
+            .map_err(|e| format!("tensor {name:?}: {e:?}"))?;
+        let t = to_tensor(&view).map_err(|e| format!("tensor {name:?}: {e}"))?;
+        sd.insert(name, t);
+    }
+    Ok(sd)
+}
+
+fn to_tensor(view: &TensorView<'_>) -> std::result::Result<Tensor, String> {
+    let shape = view.shape().to_vec();
+    let data = view.data();
+    let t = match view.dtype() {
+        Dtype::F32 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, f32>(data), shape),
+        Dtype::F64 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, f64>(data), shape),
+        Dtype::F16 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, f16>(data), shape),
+        Dtype::BF16 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, bf16>(data), shape),
+        Dtype::I64 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, i64>(data), shape),
+        Dtype::U8 => Tensor::from_vec(data.to_vec(), shape),
+        Dtype::BOOL => {
+            let bools: Vec<bool> = data.iter().map(|&b| b != 0).collect();
+            Tensor::from_vec(bools, shape)
+        }
+        other => return Err(format!("unsupported dtype {other:?}")),
+    };
+    t.map_err(|e| e.to_string())
+}
+
+/// Raw little-endian bytes and safetensors dtype of a tensor.
+fn to_bytes(t: &Tensor) -> Result<(Dtype, Vec<u8>)> {
+    let t = t.detach().contiguous()?;
+    Ok(match t.dtype() {
+        DType::F32 => (
+            Dtype::F32,
+            bytemuck::cast_slice(&t.to_vec::<f32>()?).to_vec(),
+        ),
+        DType::F64 => (
+            Dtype::F64,
+            bytemuck::cast_slice(&t.to_vec::<f64>()?).to_vec(),
+        ),
+        DType::F16 => (
+            Dtype::F16,
+            bytemuck::cast_slice(&t.to_vec::<f16>()?).to_vec(),
+        ),
+        DType::BF16 => (
+            Dtype::BF16,
+            bytemuck::cast_slice(&t.to_vec::<bf16>()?).to_vec(),
+        ),
+        DType::I64 => (
+            Dtype::I64,
+            bytemuck::cast_slice(&t.to_vec::<i64>()?).to_vec(),
+        ),
+        DType::U8 => (Dtype::U8, t.to_vec::<u8>()?),
+        DType::Bool => (
+            Dtype::BOOL,
+            t.to_vec::<bool>()?.into_iter().map(u8::from).collect(),
+        ),
+    })
+}
+
+/// Serialises a state dict to safetensors bytes.
+pub fn serialize(sd: &StateDict) -> Result<Vec<u8>> {
+    let raw = sd
+        .iter()
+        .map(|(n, t)| Ok((n.to_string(), to_bytes(t)?, t.dims().to_vec())))
+        .collect::<Result<Vec<_>>>()?;
+    let views = raw
+        .iter()
+        .map(|(n, (dtype, bytes), shape)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::invalid("save_safetensors", format!("tensor {n:?}: {e:?}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, &None)
+        .map_err(|e| Error::invalid("save_safetensors", format!("{e:?}")))
+}
+
+/// Writes `sd` to `path` atomically: the bytes go to a temporary file in the same directory,
+/// which is flushed to disk and then renamed over `path`, so a crash leaves either the old
+/// file or the new one, never a partial file.
+pub fn save_safetensors(sd: &StateDict, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = serialize(sd)?;
+    write_atomic(path, &bytes).map_err(|e| file_error(path, e))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Persist the rename itself (best effort: not every platform can open a directory).
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

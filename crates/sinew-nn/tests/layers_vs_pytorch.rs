@@ -1,0 +1,190 @@
+//! Every layer against PyTorch (values from `tests/reference/layers_ref.py`): output, input
+//! gradient, parameter gradients and buffers after the forward, in training or eval mode.
+
+mod common;
+
+use common::{assert_no_failures, get, mismatch, reference};
+use sinew_nn::*;
+use sinew_tensor::{Result, Tensor};
+
+fn build(case: &str) -> Result<Box<dyn Module>> {
+    let conv_opts = Conv2dOptions::default();
+    let pool = PoolOptions::new;
+    Ok(match case {
+        "linear" => Box::new(Linear::new(5, 3)?),
+        "linear_nobias" => Box::new(Linear::with_config(LinearConfig {
+            bias: false,
+            ..LinearConfig::new(5, 3)
+        })?),
+        "conv2d" => Box::new(Conv2d::with_options(3, 4, (3, 3), conv_opts.padding(1))?),
+        "conv2d_grouped" => Box::new(Conv2d::with_options(
+            4,
+            6,
+            (3, 3),
+            conv_opts.stride(2).padding(2).dilation(2).groups(2),
+        )?),
+        "conv2d_same" => Box::new(Conv2d::with_options(3, 4, (3, 4), conv_opts.same())?),
+        "conv1d" => Box::new(Conv1d::new(3, 4, 3, conv_opts.stride(2).padding(1))?),
+        "conv_transpose2d" => Box::new(ConvTranspose2d::new(
+            3,
+            4,
+            3,
+            conv_opts.stride(2).padding(1),
+            1,
+        )?),
+        "maxpool2d" => Box::new(MaxPool2d::new(2)),
+        "maxpool2d_ceil" => Box::new(MaxPool2d::with_options(pool(3).stride(2).ceil_mode(true))),
+        "maxpool1d" => Box::new(MaxPool1d::new(3, Some(2), 1)),
+        "avgpool2d" => Box::new(AvgPool2d::with_options(pool(3).stride(2).padding(1))),
+        "avgpool2d_nopad" => Box::new(AvgPool2d::with_options(
+            pool(3).stride(2).padding(1).count_include_pad(false),
+        )),
+        "avgpool2d_ceil" => Box::new(AvgPool2d::with_options(pool(3).stride(2).ceil_mode(true))),
+        "avgpool1d" => Box::new(AvgPool1d::new(2, None, 0)),
+        "adaptive_avg" => Box::new(AdaptiveAvgPool2d::new((2, 3))),
+        "adaptive_max" => Box::new(AdaptiveMaxPool2d::new((3, 3))),
+        "batchnorm2d" | "batchnorm2d_eval" => Box::new(BatchNorm2d::new_2d(3)?),
+        "batchnorm1d" | "batchnorm1d_3d" => Box::new(BatchNorm1d::new_1d(4)?),
+        "batchnorm2d_cumulative" => Box::new(BatchNorm::with_config(
+            BatchNormConfig {
+                momentum: None,
+                ..BatchNormConfig::new(3)
+            },
+            &[4],
+        )?),
+        "batchnorm2d_noaffine" => Box::new(BatchNorm::with_config(
+            BatchNormConfig {
+                affine: false,
+                ..BatchNormConfig::new(3)
+            },
+            &[4],
+        )?),
+        "layernorm" => Box::new(LayerNorm::new(&[4, 5])?),
+        "groupnorm" => Box::new(GroupNorm::new(2, 4)?),
+        "embedding" => Box::new(Embedding::new(10, 4, Some(0))?),
+        "relu" => Box::new(ReLU),
+        "leaky_relu" => Box::new(LeakyReLU {
+            negative_slope: 0.1,
+        }),
+        "elu" => Box::new(ELU::default()),
+        "gelu" => Box::new(GELU::default()),
+        "gelu_tanh" => Box::new(GELU {
+            tanh_approximation: true,
+        }),
+        "silu" => Box::new(SiLU),
+        "sigmoid" => Box::new(Sigmoid),
+        "tanh" => Box::new(Tanh),
+        "softmax" => Box::new(Softmax { dim: 1 }),
+        "log_softmax" => Box::new(LogSoftmax { dim: 1 }),
+        "softplus" => Box::new(Softplus {
+            beta: 2.0,
+            threshold: 10.0,
+        }),
+        "flatten" => Box::new(Flatten::new()),
+        "zeropad2d" => Box::new(ZeroPad2d::new([1, 2, 0, 1])),
+        "constantpad_crop" => Box::new(ConstantPad2d::new([-1, 1, 2, -1], 0.5)),
+        other => panic!("no Sinew module for reference case {other}"),
+    })
+}
+
+/// Runs one case, returning its mismatches.
+fn check_case(refs: &sinew_nn::StateDict, case: &str, checked: &mut usize) -> Result<Vec<String>> {
+    let mut failures = Vec::new();
+    let model = build(case)?;
+    let params = refs.select(&format!("{case}.p."));
+    model.load_state_dict(&params, true)?;
+    if case.ends_with("_eval") {
+        model.eval();
+    }
+    let x = get(refs, &format!("{case}.x"));
+    let x = if x.dtype().is_float() {
+        x.requires_grad_()
+    } else {
+        x
+    };
+    let y = model.forward(&x)?;
+    let (tol, rtol) = (2e-5, 2e-4);
+    let mut check = |what: String, got: Option<Tensor>| {
+        if let Some(want) = refs.get(&what) {
+            *checked += 1;
+            match got {
+                Some(g) => failures.extend(mismatch(&what, &g, want, tol, rtol)),
+                None => failures.push(format!("{what}: Sinew has no value")),
+            }
+        }
+    };
+    check(format!("{case}.y"), Some(y.clone()));
+    if let Some(gy) = refs.get(&format!("{case}.gy")) {
+        y.mul(gy)?.sum_all()?.backward()?;
+        check(format!("{case}.gx"), x.grad());
+        for (name, p) in model.named_parameters() {
+            check(format!("{case}.g.{name}"), p.grad());
+        }
+    }
+    if let Some(x2) = refs.get(&format!("{case}.x2")) {
+        let y2 = sinew_tensor::with_no_grad(|| model.forward(x2))?;
+        check(format!("{case}.y2"), Some(y2));
+    }
+    for (name, b) in model.named_buffers() {
+        check(format!("{case}.after.{name}"), Some(b.value()));
+    }
+    Ok(failures)
+}
+
+#[test]
+fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
+    let refs = reference("layers.safetensors");
+    let mut cases: Vec<String> = refs
+        .keys()
+        .filter_map(|k| k.strip_suffix(".x").map(String::from))
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 39,
+        "expected every reference case, found {}",
+        cases.len()
+    );
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for case in &cases {
+        match check_case(&refs, case, &mut checked) {
+            Ok(f) => failures.extend(f),
+            Err(e) => failures.push(format!("{case}: error {e}")),
+        }
+    }
+    assert_no_failures(&failures);
+    // Every reference tensor but the inputs, upstream gradients and parameters was compared.
+    let expected = refs
+        .keys()
+        .filter(|k| {
+            [".y", ".gx", ".y2"].iter().any(|s| k.ends_with(s))
+                || k.contains(".g.")
+                || k.contains(".after.")
+        })
+        .count();
+    assert_eq!(checked, expected, "every reference output was compared");
+    eprintln!(
+        "compared {checked} reference tensors over {} cases",
+        cases.len()
+    );
+}
+
+#[test]
+fn the_embedding_padding_row_gets_no_gradient() -> Result<()> {
+    let refs = reference("layers.safetensors");
+    let emb = Embedding::new(10, 4, Some(0))?;
+    emb.load_state_dict(&refs.select("embedding.p."), true)?;
+    let ids = get(&refs, "embedding.x");
+    emb.forward(&ids)?
+        .mul(&get(&refs, "embedding.gy"))?
+        .sum_all()?
+        .backward()?;
+    let g = emb
+        .weight
+        .grad()
+        .unwrap()
+        .narrow(0, 0, 1)?
+        .to_vec::<f32>()?;
+    assert_eq!(g, vec![0.0; 4]);
+    Ok(())
+}

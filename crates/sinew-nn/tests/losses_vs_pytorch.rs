@@ -1,0 +1,211 @@
+//! Every loss against PyTorch (values from `tests/reference/losses_ref.py`) for every
+//! reduction: the loss and the gradient of its sum with respect to the input(s).
+
+mod common;
+
+use common::{assert_no_failures, get, mismatch, reference};
+use sinew_nn::StateDict;
+use sinew_nn::loss::*;
+use sinew_tensor::{Result, Tensor};
+
+/// The loss of reference case `case` with `reduction`, on `input` (and `input2`).
+fn loss_of(
+    refs: &StateDict,
+    case: &str,
+    input: &Tensor,
+    input2: &Tensor,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    let target = get(refs, &format!("{case}.target"));
+    let weight = refs.get(&format!("{case}.weight")).cloned();
+    let r = reduction;
+    let ce = CrossEntropyLoss {
+        weight: weight.clone(),
+        reduction: r,
+        ..Default::default()
+    };
+    match case {
+        "mse" => mse_loss(input, &target, r),
+        "l1" => l1_loss(input, &target, r),
+        "smooth_l1" => smooth_l1_loss(input, &target, 0.5, r),
+        "huber" => huber_loss(input, &target, 2.0, r),
+        "ce_index" | "ce_weighted_ignore" | "ce_probs" | "ce_nchw" | "ce_extreme" => {
+            ce.forward(input, &target)
+        }
+        "ce_ignore_custom" => CrossEntropyLoss {
+            ignore_index: 2,
+            ..ce
+        }
+        .forward(input, &target),
+        "ce_smoothing" | "ce_probs_smoothing" => ce.label_smoothing(0.1).forward(input, &target),
+        "ce_smoothing_weighted" => ce.label_smoothing(0.2).forward(input, &target),
+        "nll" | "nll_weighted" => NllLoss {
+            weight,
+            reduction: r,
+            ..Default::default()
+        }
+        .forward(input, &target),
+        "bce" => BceLoss {
+            weight,
+            reduction: r,
+        }
+        .forward(input, &target),
+        "bce_logits" | "bce_logits_extreme" => BceWithLogitsLoss {
+            reduction: r,
+            ..Default::default()
+        }
+        .forward(input, &target),
+        "bce_logits_pos_weight" => BceWithLogitsLoss {
+            pos_weight: Some(get(refs, &format!("{case}.pos_weight"))),
+            reduction: r,
+            ..Default::default()
+        }
+        .forward(input, &target),
+        "kl_div" => kl_div(input, &target, r, false),
+        "kl_div_log_target" => kl_div(input, &target, r, true),
+        "cosine_embedding" => cosine_embedding_loss(input, input2, &target, 0.2, r),
+        "hinge_embedding" => hinge_embedding_loss(input, &target, 1.0, r),
+        "multi_margin" => MultiMarginLoss {
+            reduction: r,
+            ..Default::default()
+        }
+        .forward(input, &target),
+        "multi_margin_p2" => MultiMarginLoss {
+            p: 2,
+            margin: 0.5,
+            weight,
+            reduction: r,
+        }
+        .forward(input, &target),
+        other => panic!("no Sinew loss for reference case {other}"),
+    }
+}
+
+fn reduction_named(name: &str) -> Reduction {
+    match name {
+        "mean" => Reduction::Mean,
+        "sum" => Reduction::Sum,
+        "none" => Reduction::None,
+        "batchmean" => Reduction::BatchMean,
+        other => panic!("unknown reduction {other}"),
+    }
+}
+
+#[test]
+fn every_loss_matches_pytorch_for_every_reduction() {
+    let refs = reference("losses.safetensors");
+    let mut runs: Vec<(String, String)> = refs
+        .keys()
+        .filter_map(|k| k.strip_suffix(".loss"))
+        .filter_map(|k| k.rsplit_once('.'))
+        .map(|(case, r)| (case.to_string(), r.to_string()))
+        .collect();
+    runs.sort();
+    assert!(
+        runs.len() >= 25 * 3,
+        "expected every case and reduction, found {}",
+        runs.len()
+    );
+    let mut failures = Vec::new();
+    for (case, r) in &runs {
+        let input = get(&refs, &format!("{case}.input")).requires_grad_();
+        let input2 = refs
+            .get(&format!("{case}.input2"))
+            .cloned()
+            .unwrap_or_else(|| input.detach())
+            .requires_grad_();
+        let run = || -> Result<Vec<String>> {
+            let loss = loss_of(&refs, case, &input, &input2, reduction_named(r))?;
+            let mut out = Vec::new();
+            let key = format!("{case}.{r}");
+            out.extend(mismatch(
+                &format!("{key}.loss"),
+                &loss,
+                &get(&refs, &format!("{key}.loss")),
+                1e-5,
+                1e-4,
+            ));
+            loss.sum_all()?.backward()?;
+            let grad = input.grad().unwrap_or(input.zeros_like()?);
+            out.extend(mismatch(
+                &format!("{key}.grad"),
+                &grad,
+                &get(&refs, &format!("{key}.grad")),
+                1e-5,
+                1e-4,
+            ));
+            if let Some(want) = refs.get(&format!("{key}.grad2")) {
+                out.extend(mismatch(
+                    &format!("{key}.grad2"),
+                    &input2.grad().unwrap_or(input2.zeros_like()?),
+                    want,
+                    1e-5,
+                    1e-4,
+                ));
+            }
+            Ok(out)
+        };
+        match run() {
+            Ok(f) => failures.extend(f),
+            Err(e) => failures.push(format!("{case}.{r}: error {e}")),
+        }
+    }
+    assert_no_failures(&failures);
+}
+
+#[test]
+fn cosine_similarity_matches_pytorch() -> Result<()> {
+    let refs = reference("losses.safetensors");
+    let x1 = get(&refs, "cosine_similarity.x1").requires_grad_();
+    let x2 = get(&refs, "cosine_similarity.x2").requires_grad_();
+    let y = cosine_similarity(&x1, &x2, 1, 1e-8)?;
+    y.sum_all()?.backward()?;
+    let mut failures = Vec::new();
+    failures.extend(mismatch(
+        "y",
+        &y,
+        &get(&refs, "cosine_similarity.y"),
+        1e-6,
+        1e-5,
+    ));
+    failures.extend(mismatch(
+        "grad1",
+        &x1.grad().unwrap(),
+        &get(&refs, "cosine_similarity.grad1"),
+        1e-6,
+        1e-5,
+    ));
+    failures.extend(mismatch(
+        "grad2",
+        &x2.grad().unwrap(),
+        &get(&refs, "cosine_similarity.grad2"),
+        1e-6,
+        1e-5,
+    ));
+    assert_no_failures(&failures);
+    Ok(())
+}
+
+#[test]
+fn extreme_logits_give_finite_losses_and_gradients() -> Result<()> {
+    let logits =
+        Tensor::from_vec(vec![1e4f32, -1e4, 0.0, -1e4, 1e4, 3.0], [2, 3])?.requires_grad_();
+    let target = Tensor::from_vec(vec![1i64, 0], [2])?;
+    let loss = cross_entropy(&logits, &target)?;
+    loss.backward()?;
+    // Each row picks a class 2e4 below the best one.
+    assert!(
+        (loss.to_scalar::<f32>()? - 2e4).abs() < 1.0,
+        "loss {}",
+        loss.to_scalar::<f32>()?
+    );
+    assert!(
+        logits
+            .grad()
+            .unwrap()
+            .to_vec::<f32>()?
+            .iter()
+            .all(|g| g.is_finite())
+    );
+    Ok(())
+}

@@ -1,0 +1,153 @@
+"""layers.safetensors: forward/backward references for nn modules.
+
+Keys per case C (see README.md):
+  C.x, C.p.<state_dict key>, C.gy, C.y, C.gx, C.g.<param>, C.after.<buffer>
+"""
+import torch
+from torch import nn
+
+from common import t, write
+
+
+def randomise(m):
+    """Overwrite every parameter (and BN running stats) so defaults hide nothing."""
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            m.running_mean.copy_(torch.randn_like(m.running_mean) * 0.5)
+            m.running_var.copy_(torch.rand_like(m.running_var) + 0.5)
+
+
+def run_case(out, meta, name, module, x):
+    """Record one module: state before, y, gy, gx, parameter grads, buffers after."""
+    torch.manual_seed(0)  # every case starts from the same seed: independent of order
+    randomise(module)
+    if name.endswith("_eval"):
+        module.eval()
+    else:
+        module.train()
+    meta[name] = repr(module)
+    out[f"{name}.x"] = x
+    for k, v in module.state_dict().items():
+        out[f"{name}.p.{k}"] = t(v)
+    is_index = not x.is_floating_point()
+    xin = x.clone() if is_index else x.clone().requires_grad_(True)
+    y = module(xin)
+    gy = torch.randn_like(y)
+    (y * gy).sum().backward()
+    out[f"{name}.gy"] = gy
+    out[f"{name}.y"] = y
+    if not is_index:
+        out[f"{name}.gx"] = xin.grad
+    for k, p in module.named_parameters():
+        out[f"{name}.g.{k}"] = p.grad
+    if module.training:
+        for k, b in module.named_buffers():
+            out[f"{name}.after.{k}"] = b
+    return module
+
+
+def seeded_randn(*shape, scale=1.0):
+    torch.manual_seed(1)
+    return torch.randn(*shape) * scale
+
+
+def linear_conv_cases(out, meta):
+    r = seeded_randn
+    run_case(out, meta, "linear", nn.Linear(5, 3), r(4, 5))
+    run_case(out, meta, "linear_nobias", nn.Linear(5, 3, bias=False), r(2, 3, 5))
+    run_case(out, meta, "conv2d", nn.Conv2d(3, 4, 3, padding=1), r(2, 3, 6, 6))
+    run_case(out, meta, "conv2d_grouped",
+             nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2), r(2, 4, 7, 7))
+    # Even kernel width 4 with padding='same': PyTorch pads 1 left, 2 right.
+    run_case(out, meta, "conv2d_same", nn.Conv2d(3, 4, (3, 4), padding="same"), r(2, 3, 6, 7))
+    run_case(out, meta, "conv1d", nn.Conv1d(3, 4, 3, stride=2, padding=1), r(2, 3, 9))
+    run_case(out, meta, "conv_transpose2d",
+             nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1), r(2, 3, 4, 4))
+
+
+def pool_cases(out, meta):
+    r = seeded_randn  # continuous random values: no ties inside max windows
+    run_case(out, meta, "maxpool2d", nn.MaxPool2d(2), r(2, 3, 6, 6))
+    run_case(out, meta, "maxpool2d_ceil", nn.MaxPool2d(3, stride=2, ceil_mode=True), r(2, 3, 8, 8))
+    run_case(out, meta, "maxpool1d", nn.MaxPool1d(3, stride=2, padding=1), r(2, 3, 9))
+    run_case(out, meta, "avgpool2d", nn.AvgPool2d(3, stride=2, padding=1), r(2, 3, 7, 7))
+    run_case(out, meta, "avgpool2d_nopad",
+             nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), r(2, 3, 7, 7))
+    run_case(out, meta, "avgpool2d_ceil", nn.AvgPool2d(3, stride=2, ceil_mode=True), r(2, 3, 8, 8))
+    run_case(out, meta, "avgpool1d", nn.AvgPool1d(2), r(2, 3, 8))
+    run_case(out, meta, "adaptive_avg", nn.AdaptiveAvgPool2d((2, 3)), r(2, 3, 7, 8))
+    run_case(out, meta, "adaptive_max", nn.AdaptiveMaxPool2d(3), r(2, 3, 7, 8))
+
+
+def norm_cases(out, meta):
+    r = seeded_randn
+    x_bn = r(4, 3, 5, 5, scale=2.0) + 1.0  # non-zero mean, non-unit variance
+    run_case(out, meta, "batchnorm2d", nn.BatchNorm2d(3), x_bn)
+    run_case(out, meta, "batchnorm2d_eval", nn.BatchNorm2d(3), x_bn)
+    run_case(out, meta, "batchnorm1d", nn.BatchNorm1d(4), r(6, 4, scale=2.0) - 0.5)
+    run_case(out, meta, "batchnorm1d_3d", nn.BatchNorm1d(4), r(3, 4, 5, scale=2.0) + 0.5)
+    run_case(out, meta, "batchnorm2d_noaffine", nn.BatchNorm2d(3, affine=False), x_bn)
+
+    # momentum=None (cumulative moving average). gy/gx/g.* describe the FIRST
+    # forward only; the second forward (x2 -> y2) runs without grad, and
+    # after.* holds the buffers after BOTH forwards (num_batches_tracked == 2).
+    name = "batchnorm2d_cumulative"
+    m = run_case(out, meta, name, nn.BatchNorm2d(3, momentum=None), x_bn)
+    torch.manual_seed(2)
+    x2 = torch.randn(4, 3, 5, 5) * 0.7 - 0.3
+    with torch.no_grad():
+        y2 = m(x2)
+    out[f"{name}.x2"] = x2
+    out[f"{name}.y2"] = y2
+    for k, b in m.named_buffers():
+        out[f"{name}.after.{k}"] = b
+
+    run_case(out, meta, "layernorm", nn.LayerNorm([4, 5]), r(3, 4, 5, scale=2.0) + 1.0)
+    run_case(out, meta, "groupnorm", nn.GroupNorm(2, 4), r(2, 4, 3, 3, scale=2.0) + 1.0)
+
+
+def embedding_cases(out, meta):
+    # Row 0 (padding_idx) is randomised too: the forward still returns it,
+    # only its gradient must be zero.
+    x = torch.tensor([[0, 3, 9, 0, 3], [1, 0, 5, 5, 7]], dtype=torch.int64)
+    run_case(out, meta, "embedding", nn.Embedding(10, 4, padding_idx=0), x)
+
+
+def activation_cases(out, meta):
+    torch.manual_seed(3)
+    x = torch.randn(4, 6) * 3.0
+    x[0, 0] = 25.0
+    x[0, 1] = -25.0
+    acts = {
+        "relu": nn.ReLU(),
+        "leaky_relu": nn.LeakyReLU(0.1),
+        "elu": nn.ELU(alpha=1.0),
+        "gelu": nn.GELU(),
+        "gelu_tanh": nn.GELU(approximate="tanh"),
+        "silu": nn.SiLU(),
+        "sigmoid": nn.Sigmoid(),
+        "tanh": nn.Tanh(),
+        "softmax": nn.Softmax(dim=1),
+        "log_softmax": nn.LogSoftmax(dim=1),
+        "softplus": nn.Softplus(beta=2, threshold=10),
+    }
+    for name, m in acts.items():
+        run_case(out, meta, name, m, x)
+
+
+def shape_cases(out, meta):
+    r = seeded_randn
+    run_case(out, meta, "flatten", nn.Flatten(), r(2, 3, 2, 2))
+    run_case(out, meta, "zeropad2d", nn.ZeroPad2d((1, 2, 0, 1)), r(1, 2, 3, 3))
+    # Negative padding crops: left -1, right +1, top +2, bottom -1.
+    run_case(out, meta, "constantpad_crop", nn.ConstantPad2d((-1, 1, 2, -1), 0.5), r(1, 2, 4, 4))
+
+
+def make_layers():
+    out, meta = {}, {}
+    for group in (linear_conv_cases, pool_cases, norm_cases, embedding_cases,
+                  activation_cases, shape_cases):
+        group(out, meta)
+    return write("layers.safetensors", out, meta)
