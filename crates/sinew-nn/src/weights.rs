@@ -1,6 +1,7 @@
 //! State dicts in safetensors files, the format PyTorch (`safetensors.torch`) and Hugging Face
 //! use: memory-mapped loading, atomic saving, and errors that name the file and the fault.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
@@ -43,13 +44,27 @@ fn file_error(path: &Path, fault: impl fmt::Display) -> Error {
 /// Reads a safetensors file into a state dict (in the file's key order). The file is memory
 /// mapped; each tensor is copied out once.
 pub fn load_safetensors(path: impl AsRef<Path>) -> Result<StateDict> {
+    Ok(load_safetensors_with_metadata(path)?.0)
+}
+
+/// [`load_safetensors`] plus the header's string metadata (empty when there is none).
+pub fn load_safetensors_with_metadata(
+    path: impl AsRef<Path>,
+) -> Result<(StateDict, HashMap<String, String>)> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| file_error(path, e))?;
     // SAFETY: the map is read-only and lives only inside this function; the bytes are copied
     // into tensors before it is dropped. Another process truncating the file while we read
     // could fault (a documented limit of memory mapping, shared with PyTorch's loader).
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| file_error(path, e))?;
-    parse(&map).map_err(|fault| file_error(path, fault))
+    let sd = parse(&map).map_err(|fault| file_error(path, fault))?;
+    let metadata = SafeTensors::read_metadata(&map)
+        .map_err(|e| file_error(path, format!("{e:?}")))?
+        .1
+        .metadata()
+        .clone()
+        .unwrap_or_default();
+    Ok((sd, metadata))
 }
 
 /// Parses safetensors bytes (from a file or memory).
@@ -127,6 +142,14 @@ fn to_bytes(t: &Tensor) -> Result<(Dtype, Vec<u8>)> {
 
 /// Serialises a state dict to safetensors bytes.
 pub fn serialize(sd: &StateDict) -> Result<Vec<u8>> {
+    serialize_with_metadata(sd, None)
+}
+
+/// Serialises a state dict with string metadata in the header.
+pub fn serialize_with_metadata(
+    sd: &StateDict,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let raw = sd
         .iter()
         .map(|(n, t)| Ok((n.to_string(), to_bytes(t)?, t.dims().to_vec())))
@@ -139,7 +162,7 @@ pub fn serialize(sd: &StateDict) -> Result<Vec<u8>> {
                 .map_err(|e| Error::invalid("save_safetensors", format!("tensor {n:?}: {e:?}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, &None)
+    safetensors::serialize(views, &metadata)
         .map_err(|e| Error::invalid("save_safetensors", format!("{e:?}")))
 }
 
@@ -147,8 +170,17 @@ pub fn serialize(sd: &StateDict) -> Result<Vec<u8>> {
 /// which is flushed to disk and then renamed over `path`, so a crash leaves either the old
 /// file or the new one, never a partial file.
 pub fn save_safetensors(sd: &StateDict, path: impl AsRef<Path>) -> Result<()> {
+    save_safetensors_with_metadata(sd, None, path)
+}
+
+/// [`save_safetensors`] with string metadata in the header (atomic as well).
+pub fn save_safetensors_with_metadata(
+    sd: &StateDict,
+    metadata: Option<HashMap<String, String>>,
+    path: impl AsRef<Path>,
+) -> Result<()> {
     let path = path.as_ref();
-    let bytes = serialize(sd)?;
+    let bytes = serialize_with_metadata(sd, metadata)?;
     write_atomic(path, &bytes).map_err(|e| file_error(path, e))
 }
 

@@ -250,15 +250,20 @@ impl Tensor {
                 rhs: src.shape().clone(),
             });
         }
-        let src = if src.dtype != self.dtype {
-            src.to_dtype(self.dtype)?
+        // Borrow the source unless it must be converted or copied (no handle clone: an
+        // optimizer's step calls this per parameter and stays allocation-free).
+        let converted;
+        let src: &Tensor = if src.dtype != self.dtype {
+            converted = src.to_dtype(self.dtype)?;
+            &converted
         } else if src.same_storage(self) {
-            src.force_contiguous()?
+            converted = src.force_contiguous()?;
+            &converted
         } else {
-            src.clone()
+            src
         };
         let backend = self.device.backend();
-        self.write_with([&src], |dst, dst_layout, [src_storage]| {
+        self.write_with([src], |dst, dst_layout, [src_storage]| {
             backend.copy_into(dst, dst_layout, src_storage, src.layout())
         })
     }

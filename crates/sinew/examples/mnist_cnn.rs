@@ -1,5 +1,5 @@
-//! Defines a small CNN as a plain struct and trains it on MNIST for one epoch with plain SGD
-//! (the optimizers of `sinew-optim` come next). Reads `../shared/data/mnist` or `$SINEW_DATA/mnist`.
+//! Defines a small CNN as a plain struct and trains it on MNIST for one epoch with SGD and
+//! momentum. Reads `../shared/data/mnist` or `$SINEW_DATA/mnist`.
 //!
 //! `cargo run --release -p sinew --example mnist_cnn [-- --steps N]`
 
@@ -47,6 +47,7 @@ fn main() -> Result<()> {
         .skip_while(|a| a != "--steps")
         .nth(1)
         .and_then(|s| s.parse().ok());
+    let mut opt = sgd(model.named_parameters(), SgdConfig::new(0.05).momentum(0.9));
     model.train();
     for (step, batch) in loader
         .epoch(0)
@@ -55,14 +56,9 @@ fn main() -> Result<()> {
     {
         let batch = batch?;
         let loss = F::cross_entropy(&model.forward(&batch.inputs)?, &batch.targets)?;
-        model.zero_grad();
+        opt.zero_grad();
         loss.backward()?;
-        with_no_grad(|| {
-            model.parameters().iter().try_for_each(|p| match p.grad() {
-                Some(g) => p.value().axpy_(-0.05, &g),
-                None => Ok(()),
-            })
-        })?;
+        opt.step()?;
         if step % 100 == 0 {
             println!("step {step:4}  loss {:.4}", loss.item()?);
         }

@@ -9,7 +9,8 @@
 //!   is built into [`Tensor`]: `requires_grad_()`, `backward()`, `grad()`);
 //! - [`data`] (`sinew-data`): datasets, readers, the data loader, augmentation;
 //! - [`nn`] (`sinew-nn`): modules and layers, losses, initialisation, the model zoo and
-//!   safetensors weights with PyTorch's names and layouts.
+//!   safetensors weights with PyTorch's names and layouts;
+//! - [`optim`] (`sinew-optim`): optimizers, learning-rate schedules and gradient clipping.
 //!
 //! ```
 //! use sinew::prelude::*;
@@ -26,6 +27,7 @@
 pub use sinew_autograd as autograd;
 pub use sinew_data as data;
 pub use sinew_nn as nn;
+pub use sinew_optim as optim;
 pub use sinew_tensor as tensor;
 
 pub use sinew_tensor::{
@@ -44,6 +46,11 @@ pub mod prelude {
     pub use sinew_nn::{
         self as nn, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ModuleExt,
         ReLU, Sequential, Visit,
+    };
+
+    // Optimizers: `let mut opt = sgd(model.named_parameters(), SgdConfig::new(0.1).momentum(0.9));`
+    pub use sinew_optim::{
+        self as optim, AdamConfig, LrSchedule, Optimizer, SgdConfig, adam, adamw, sgd,
     };
 
     // Data: datasets, readers, the loader and the common transforms. `DataError` converts into

@@ -142,6 +142,15 @@ impl Tensor {
         meta.grad.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Runs `f` on the stored gradient without cloning its handle (the gradient's lock is held
+    /// while `f` runs: `f` must not set this tensor's gradient).
+    pub fn with_grad<R>(&self, f: impl FnOnce(Option<&Tensor>) -> R) -> R {
+        match self.grad_meta.as_ref() {
+            None => f(None),
+            Some(meta) => f(meta.grad.lock().unwrap_or_else(|e| e.into_inner()).as_ref()),
+        }
+    }
+
     /// Sets (or clears) the stored gradient.
     pub fn set_grad(&self, grad: Option<Tensor>) -> Result<()> {
         let Some(meta) = &self.grad_meta else {

@@ -38,6 +38,13 @@ impl Parameter {
         self.cell.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Runs `f` on the current value without cloning its handle (an optimizer's step uses it
+    /// to stay allocation-free). The value cannot be replaced while `f` runs: `f` must not call
+    /// [`set_value`](Self::set_value).
+    pub fn with_value<R>(&self, f: impl FnOnce(&Tensor) -> R) -> R {
+        f(&self.cell.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Replaces the value (any shape, dtype or device). The gradient is kept when the shape,
     /// dtype and device stay the same, and cleared otherwise; hooks and requires_grad stay.
     pub fn set_value(&self, value: Tensor) -> Result<()> {
@@ -64,7 +71,7 @@ impl Parameter {
 
     /// Whether backward computes a gradient for it.
     pub fn requires_grad(&self) -> bool {
-        self.value().requires_grad()
+        self.with_value(Tensor::requires_grad)
     }
 
     /// Freezes (`false`) or unfreezes (`true`) the parameter for every holder.

@@ -35,6 +35,12 @@ impl Tensor {
         self.inplace("div_", InplaceOp::Binary(BinaryOp::Div), [other])
     }
 
+    /// `self = max(self, other)` elementwise (broadcast; NaN propagates). PyTorch equivalent:
+    /// `torch.maximum(self, other, out=self)`. Used by AMSGrad and Adamax.
+    pub fn maximum_(&self, other: &Tensor) -> Result<()> {
+        self.inplace("maximum_", InplaceOp::Binary(BinaryOp::Maximum), [other])
+    }
+
     /// `self += s` (an integer `s` for i64 tensors). PyTorch equivalent: `self.add_(s)`.
     pub fn add_scalar_(&self, s: f64) -> Result<()> {
         self.inplace("add_scalar_", InplaceOp::Unary(UnaryOp::AddScalar(s)), [])

@@ -1,0 +1,365 @@
+//! The [`Optimizer`] trait and [`Optim`], the engine every optimizer shares: parameter groups
+//! chosen by name, the per-parameter state keyed by parameter name, skipping of frozen
+//! parameters and of parameters without a gradient, and in-place, allocation-free steps.
+
+use std::collections::BTreeMap;
+
+use sinew_tensor::{Error, Parameter, Result, Tensor, no_grad};
+
+use crate::state::{OptimizerState, ParamState, StateReport};
+
+/// What every optimizer offers (PyTorch's `torch.optim.Optimizer`).
+pub trait Optimizer: Send {
+    /// One update of every parameter that has a gradient and requires one.
+    fn step(&mut self) -> Result<()>;
+    /// Clears the gradients (set to none, PyTorch's default).
+    fn zero_grad(&self);
+    /// The learning rate of each group.
+    fn lrs(&self) -> Vec<f64>;
+    /// Sets the learning rate of group `group`.
+    fn set_lr(&mut self, group: usize, lr: f64) -> Result<()>;
+    /// The state (steps and buffers by parameter name, group hyper-parameters).
+    fn state_dict(&self) -> Result<OptimizerState>;
+    /// Restores a state saved by the same kind of optimizer; shapes and dtypes are checked, and
+    /// names the optimizer does not have are reported (and nothing is loaded for them).
+    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport>;
+}
+
+/// One named parameter of a group.
+#[derive(Clone)]
+pub struct NamedParameter {
+    /// Its name in the module tree (`features.0.weight`).
+    pub name: String,
+    /// The parameter.
+    pub param: Parameter,
+}
+
+/// Parameters sharing hyper-parameters.
+#[derive(Clone)]
+pub struct ParamGroup<C> {
+    /// The parameters.
+    pub params: Vec<NamedParameter>,
+    /// Their hyper-parameters.
+    pub config: C,
+}
+
+/// Scratch tensors and the parameter's saved state, handed to an update rule.
+pub struct Slot<'a> {
+    /// Steps taken so far, this one included.
+    pub step: u64,
+    /// Named state buffers (`exp_avg`, ...), created by [`UpdateRule::buffers`].
+    pub buffers: &'a [(String, Tensor)],
+    /// Named scalar state (NAdam's `mu_product`).
+    pub scalars: &'a mut BTreeMap<String, f64>,
+    /// Scratch tensors shaped like the parameter (not saved), as many as
+    /// [`UpdateRule::scratch`] asks for.
+    pub scratch: &'a [Tensor],
+}
+
+impl Slot<'_> {
+    /// The buffer called `name`.
+    pub fn buffer(&self, name: &str) -> Result<&Tensor> {
+        self.buffers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t)
+            .ok_or_else(|| Error::invalid("optimizer", format!("missing state buffer {name}")))
+    }
+}
+
+/// The math of one optimizer: PyTorch's update of one parameter.
+pub trait UpdateRule: Send + 'static {
+    /// Hyper-parameters of a group.
+    type Config: Clone + Send + serde::Serialize + serde::de::DeserializeOwned;
+    /// The optimizer's name (checked when loading a state).
+    const NAME: &'static str;
+    /// The group's learning rate.
+    fn lr(config: &Self::Config) -> f64;
+    /// Sets the group's learning rate.
+    fn set_lr(config: &mut Self::Config, lr: f64);
+    /// The state buffers a parameter needs under `config`, with their initial fill value.
+    fn buffers(config: &Self::Config) -> Vec<(&'static str, f64)>;
+    /// How many scratch tensors [`update`](Self::update) needs (default 2).
+    fn scratch(config: &Self::Config) -> usize {
+        let _ = config;
+        2
+    }
+    /// Updates `param` in place from `grad` (under `no_grad`).
+    fn update(config: &Self::Config, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()>;
+}
+
+struct Entry {
+    state: ParamState,
+    scratch: Vec<Tensor>,
+}
+
+fn scratch_for(value: &Tensor, n: usize) -> Result<Vec<Tensor>> {
+    (0..n).map(|_| value.zeros_like()).collect()
+}
+
+/// An optimizer: parameter groups plus an [`UpdateRule`].
+pub struct Optim<R: UpdateRule> {
+    groups: Vec<ParamGroup<R::Config>>,
+    state: BTreeMap<String, Entry>,
+}
+
+impl<R: UpdateRule> Optim<R> {
+    /// One group holding `params` (for example `model.named_parameters()`).
+    pub fn new(params: Vec<(String, Parameter)>, config: R::Config) -> Self {
+        let params = params
+            .into_iter()
+            .map(|(name, param)| NamedParameter { name, param })
+            .collect();
+        Optim {
+            groups: vec![ParamGroup { params, config }],
+            state: BTreeMap::new(),
+        }
+    }
+
+    /// Moves the parameters whose names satisfy `select` out of the existing groups into a new
+    /// group with `config` (PyTorch's per-group options: a smaller lr for the backbone, no
+    /// weight decay on biases). Returns the number of parameters moved.
+    pub fn add_group(&mut self, select: impl Fn(&str) -> bool, config: R::Config) -> usize {
+        let mut moved = Vec::new();
+        for g in &mut self.groups {
+            let (take, keep): (Vec<_>, Vec<_>) = g.params.drain(..).partition(|p| select(&p.name));
+            g.params = keep;
+            moved.extend(take);
+        }
+        let n = moved.len();
+        self.groups.push(ParamGroup {
+            params: moved,
+            config,
+        });
+        n
+    }
+
+    /// The groups.
+    pub fn groups(&self) -> &[ParamGroup<R::Config>] {
+        &self.groups
+    }
+
+    /// The groups, to change their hyper-parameters.
+    pub fn groups_mut(&mut self) -> &mut [ParamGroup<R::Config>] {
+        &mut self.groups
+    }
+}
+
+/// The state of parameter `name`, created (zeroed buffers, scratch) on its first step.
+fn entry<'m, R: UpdateRule>(
+    state: &'m mut BTreeMap<String, Entry>,
+    name: &str,
+    value: &Tensor,
+    config: &R::Config,
+) -> Result<&'m mut Entry> {
+    if !state.contains_key(name) {
+        let buffers = R::buffers(config)
+            .into_iter()
+            .map(|(n, fill)| Ok((n.to_string(), value.zeros_like()?.add_scalar(fill)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let scratch = scratch_for(value, R::scratch(config))?;
+        state.insert(
+            name.to_string(),
+            Entry {
+                state: ParamState {
+                    step: 0,
+                    buffers,
+                    scalars: BTreeMap::new(),
+                },
+                scratch,
+            },
+        );
+    }
+    Ok(state.get_mut(name).expect("inserted above"))
+}
+
+impl<R: UpdateRule> Optimizer for Optim<R> {
+    fn step(&mut self) -> Result<()> {
+        let _guard = no_grad();
+        let Optim { groups, state } = self;
+        for group in groups.iter() {
+            for p in &group.params {
+                // Borrow the value and the gradient: no handle clones, no allocation.
+                p.param.with_value(|value| {
+                    if !value.requires_grad() {
+                        return Ok(());
+                    }
+                    value.with_grad(|grad| {
+                        let Some(grad) = grad else { return Ok(()) };
+                        let e = entry::<R>(state, &p.name, value, &group.config)?;
+                        e.state.step += 1;
+                        let slot = Slot {
+                            step: e.state.step,
+                            buffers: &e.state.buffers,
+                            scalars: &mut e.state.scalars,
+                            scratch: &e.scratch,
+                        };
+                        R::update(&group.config, value, grad, slot)
+                    })
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn zero_grad(&self) {
+        for g in &self.groups {
+            for p in &g.params {
+                p.param.zero_grad();
+            }
+        }
+    }
+
+    fn lrs(&self) -> Vec<f64> {
+        self.groups.iter().map(|g| R::lr(&g.config)).collect()
+    }
+
+    fn set_lr(&mut self, group: usize, lr: f64) -> Result<()> {
+        let n = self.groups.len();
+        let g = self.groups.get_mut(group).ok_or(Error::IndexOutOfBounds {
+            op: "set_lr",
+            index: group as i64,
+            size: n,
+        })?;
+        R::set_lr(&mut g.config, lr);
+        Ok(())
+    }
+
+    fn state_dict(&self) -> Result<OptimizerState> {
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| {
+                let names = g.params.iter().map(|p| p.name.clone()).collect();
+                serde_json::to_value(&g.config)
+                    .map(|c| (names, c))
+                    .map_err(|e| Error::invalid("state_dict", e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let params = self
+            .state
+            .iter()
+            .map(|(n, e)| (n.clone(), e.state.clone()))
+            .collect();
+        Ok(OptimizerState {
+            optimizer: R::NAME.to_string(),
+            groups,
+            params,
+        })
+    }
+
+    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport> {
+        if state.optimizer != R::NAME {
+            return Err(Error::invalid(
+                "load_state_dict",
+                format!("the state is from {}, not {}", state.optimizer, R::NAME),
+            ));
+        }
+        if state.groups.len() != self.groups.len() {
+            return Err(Error::invalid(
+                "load_state_dict",
+                format!(
+                    "the state has {} groups, the optimizer {}",
+                    state.groups.len(),
+                    self.groups.len()
+                ),
+            ));
+        }
+        let mut configs = Vec::new();
+        for (_, c) in &state.groups {
+            configs.push(
+                serde_json::from_value::<R::Config>(c.clone()).map_err(|e| {
+                    Error::invalid("load_state_dict", format!("group options: {e}"))
+                })?,
+            );
+        }
+        let mut report = StateReport::default();
+        let mut loaded = Vec::new();
+        for (name, saved) in &state.params {
+            let Some(p) = self
+                .groups
+                .iter()
+                .flat_map(|g| &g.params)
+                .find(|p| &p.name == name)
+            else {
+                report.unknown.push(name.clone());
+                continue;
+            };
+            let value = p.param.value();
+            for (bn, t) in &saved.buffers {
+                if t.shape() != value.shape() || t.dtype() != value.dtype() {
+                    return Err(Error::invalid(
+                        "load_state_dict",
+                        format!(
+                            "state {bn} of {name} is {:?} {}, the parameter {:?} {}",
+                            t.dtype(),
+                            t.shape(),
+                            value.dtype(),
+                            value.shape()
+                        ),
+                    ));
+                }
+            }
+            let buffers = saved
+                .buffers
+                .iter()
+                .map(|(bn, t)| Ok((bn.clone(), t.to_device(value.device())?.force_contiguous()?)))
+                .collect::<Result<Vec<_>>>()?;
+            let state = ParamState {
+                step: saved.step,
+                buffers,
+                scalars: saved.scalars.clone(),
+            };
+            let group = self
+                .groups
+                .iter()
+                .find(|g| g.params.iter().any(|q| &q.name == name))
+                .map(|g| R::scratch(&g.config))
+                .unwrap_or(2);
+            loaded.push((name.clone(), state, scratch_for(&value, group)?));
+        }
+        for (g, c) in self.groups.iter_mut().zip(configs) {
+            g.config = c;
+        }
+        for (name, state, scratch) in loaded {
+            self.state.insert(name, Entry { state, scratch });
+        }
+        for g in &self.groups {
+            for p in &g.params {
+                if p.param.requires_grad() && !self.state.contains_key(&p.name) {
+                    report.fresh.push(p.name.clone());
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// `grad` with PyTorch's preprocessing: negated when maximizing, plus `weight_decay * param`
+/// (L2). Writes into `scratch` only when it has to, so a plain step reads the gradient as is.
+pub fn effective_grad<'a>(
+    grad: &'a Tensor,
+    param: &Tensor,
+    weight_decay: f64,
+    maximize: bool,
+    scratch: &'a Tensor,
+) -> Result<&'a Tensor> {
+    if weight_decay == 0.0 && !maximize {
+        return Ok(grad);
+    }
+    assign(scratch, grad)?;
+    if maximize {
+        scratch.mul_scalar_(-1.0)?;
+    }
+    if weight_decay != 0.0 {
+        scratch.axpy_(weight_decay, param)?;
+    }
+    Ok(scratch)
+}
+
+/// `dst = src` for a `src` that may be a strided view (a gradient of a transposed weight):
+/// `zero_` then `add_`, which stay allocation-free where a strided `copy_` does not.
+pub fn assign(dst: &Tensor, src: &Tensor) -> Result<()> {
+    dst.zero_()?;
+    dst.add_(src)
+}

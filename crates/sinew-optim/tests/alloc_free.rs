@@ -1,0 +1,101 @@
+//! After the first step (which creates the state), Adam and SGD-with-momentum steps over an
+//! MLP's parameters make no heap allocation. The global allocator counts while `COUNTING` is
+//! set; one test in this binary, so nothing else runs concurrently.
+//!
+//! The MLP is small enough that the in-place kernels run on the calling thread. Above the
+//! parallel threshold they hand chunks to rayon, whose global job queue allocates one block per
+//! 63 jobs injected from outside the pool (about one small allocation per parameter per step
+//! for Adam's ten kernels): amortised bookkeeping, never a buffer the size of a parameter.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use sinew_nn::ModuleExt;
+use sinew_nn::zoo::mlp;
+use sinew_optim::{AdamConfig, Optimizer, SgdConfig, adam, sgd};
+use sinew_tensor::{DType, Device, Tensor};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+fn count() {
+    if COUNTING.load(Ordering::Relaxed) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: as in `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: as in `alloc`; `ptr` came from this allocator, i.e. from `System`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn optimizer_steps_after_the_first_allocate_nothing() -> sinew_tensor::Result<()> {
+    let model = mlp(&[64, 32, 10])?;
+    let x = Tensor::rand([16, 64], DType::F32, &Device::cpu())?;
+    model.forward_loss(&x)?;
+    let mut optimizers: Vec<Box<dyn Optimizer>> = vec![
+        Box::new(adam(
+            model.named_parameters(),
+            AdamConfig::new(1e-3).amsgrad(true).weight_decay(0.01),
+        )),
+        Box::new(sgd(
+            model.named_parameters(),
+            SgdConfig::new(0.1).momentum(0.9).nesterov(true),
+        )),
+    ];
+    for opt in &mut optimizers {
+        opt.step()?; // creates the state
+        let before: Vec<f32> = model.parameters()[0].value().to_vec()?;
+        ALLOCATIONS.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        for _ in 0..5 {
+            opt.step()?;
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+        assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0);
+        let after: Vec<f32> = model.parameters()[0].value().to_vec()?;
+        assert_ne!(before, after, "the steps moved the parameters");
+    }
+    // The counter works: a control allocation is seen.
+    COUNTING.store(true, Ordering::Relaxed);
+    let control = std::hint::black_box(Vec::from([1u8; 64]));
+    COUNTING.store(false, Ordering::Relaxed);
+    assert_eq!(control.len(), 64);
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 1);
+    Ok(())
+}
+
+trait ForwardLoss {
+    fn forward_loss(&self, x: &Tensor) -> sinew_tensor::Result<()>;
+}
+
+impl<M: sinew_nn::Module> ForwardLoss for M {
+    /// One backward pass so every parameter has a gradient.
+    fn forward_loss(&self, x: &Tensor) -> sinew_tensor::Result<()> {
+        self.forward(x)?.square()?.mean_all()?.backward()
+    }
+}

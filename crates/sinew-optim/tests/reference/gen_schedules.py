@@ -1,0 +1,87 @@
+"""Learning-rate schedule sequences. Writes schedules.json; see README.md."""
+
+import json
+
+import torch
+from torch.optim import lr_scheduler as S
+
+from common import out_path
+
+START_LR = 0.1
+SCHED_STEPS = 30
+
+# name -> function(optimizer) -> scheduler
+SCHEDULES = {
+    "step_lr": lambda o: S.StepLR(o, step_size=5, gamma=0.5),
+    "multi_step_lr": lambda o: S.MultiStepLR(o, milestones=[3, 7, 12], gamma=0.1),
+    "exponential_lr": lambda o: S.ExponentialLR(o, gamma=0.9),
+    "cosine": lambda o: S.CosineAnnealingLR(o, T_max=10, eta_min=0.001),
+    "linear_warmup": lambda o: S.LinearLR(o, start_factor=0.1, end_factor=1.0, total_iters=5),
+    "warmup_then_cosine": lambda o: S.SequentialLR(
+        o,
+        [S.LinearLR(o, start_factor=0.1, total_iters=5),
+         S.CosineAnnealingLR(o, T_max=20, eta_min=0.0)],
+        milestones=[5]),
+}
+
+PLATEAU_METRICS = [1.0, 0.9, 0.95, 0.91, 0.905, 0.9, 0.89, 0.892, 0.893, 0.894,
+                   0.88, 0.881, 0.882, 0.883, 0.884, 0.885, 0.7, 0.71, 0.72, 0.73]
+
+# name -> (function(optimizer) -> scheduler, metric sequence fed to step())
+PLATEAUS = {
+    "plateau_min": (
+        lambda o: S.ReduceLROnPlateau(o, mode="min", factor=0.5, patience=2, threshold=0.01,
+                                      threshold_mode="rel", cooldown=1, min_lr=0.01),
+        PLATEAU_METRICS),
+    "plateau_max_abs": (
+        lambda o: S.ReduceLROnPlateau(o, mode="max", factor=0.1, patience=1, threshold=0.005,
+                                      threshold_mode="abs", cooldown=0, min_lr=0.0),
+        [-m for m in PLATEAU_METRICS]),
+}
+
+
+def make_optimizer():
+    param = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    return torch.optim.SGD([param], lr=START_LR, foreach=False)
+
+
+def current_lr(opt):
+    return float(opt.param_groups[0]["lr"])
+
+
+def run_schedule(make_sched):
+    """lr before any step, then after each of SCHED_STEPS scheduler steps (31 values)."""
+    opt = make_optimizer()
+    sched = make_sched(opt)
+    lrs = [current_lr(opt)]
+    for _ in range(SCHED_STEPS):
+        opt.step()
+        sched.step()
+        lrs.append(current_lr(opt))
+    return lrs
+
+
+def run_plateau(make_sched, metrics):
+    """lr before any step, then after each sched.step(metric) (len(metrics) + 1 values)."""
+    opt = make_optimizer()
+    sched = make_sched(opt)
+    lrs = [current_lr(opt)]
+    for m in metrics:
+        opt.step()
+        sched.step(m)
+        lrs.append(current_lr(opt))
+    return lrs
+
+
+def generate():
+    out = {"start_lr": START_LR, "torch_version": torch.__version__,
+           "plateau_metrics": PLATEAU_METRICS}
+    for name, make_sched in SCHEDULES.items():
+        out[name] = run_schedule(make_sched)
+    for name, (make_sched, metrics) in PLATEAUS.items():
+        out[name] = run_plateau(make_sched, metrics)
+    path = out_path("schedules.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    return path

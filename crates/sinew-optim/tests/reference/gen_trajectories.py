@@ -1,0 +1,125 @@
+"""Optimizer trajectories on a tiny 3-4-2 tanh MLP regression problem.
+
+Writes trajectories.safetensors; see README.md for the key layout.
+"""
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from common import metadata, out_path
+
+STEPS = 50
+SAVE_AFTER = (1, 2, 5, 10, 25, 50)
+DTYPES = {"f64": torch.float64, "f32": torch.float32}
+PARAM_NAMES = ("w1", "b1", "w2", "b2")
+
+# name -> function(w1, b1, w2, b2) -> optimizer. Parameter order is always [w1, b1, w2, b2].
+CONFIGS = {
+    "sgd": lambda w1, b1, w2, b2: torch.optim.SGD(
+        [w1, b1, w2, b2], lr=0.1, foreach=False),
+    "sgd_momentum": lambda w1, b1, w2, b2: torch.optim.SGD(
+        [w1, b1, w2, b2], lr=0.1, momentum=0.9, foreach=False),
+    "sgd_dampening_wd": lambda w1, b1, w2, b2: torch.optim.SGD(
+        [w1, b1, w2, b2], lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.01,
+        foreach=False),
+    "sgd_nesterov": lambda w1, b1, w2, b2: torch.optim.SGD(
+        [w1, b1, w2, b2], lr=0.1, momentum=0.9, nesterov=True, foreach=False),
+    "sgd_maximize": lambda w1, b1, w2, b2: torch.optim.SGD(
+        [w1, b1, w2, b2], lr=0.02, momentum=0.5, maximize=True, foreach=False),
+    "sgd_groups": lambda w1, b1, w2, b2: torch.optim.SGD(
+        [{"params": [w1, b1], "lr": 0.05, "weight_decay": 0.1},
+         {"params": [w2, b2]}],
+        lr=0.1, momentum=0.9, foreach=False),
+    "adagrad": lambda w1, b1, w2, b2: torch.optim.Adagrad(
+        [w1, b1, w2, b2], lr=0.1, foreach=False),
+    "adagrad_options": lambda w1, b1, w2, b2: torch.optim.Adagrad(
+        [w1, b1, w2, b2], lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1,
+        eps=1e-8, weight_decay=0.01, foreach=False),
+    "rmsprop": lambda w1, b1, w2, b2: torch.optim.RMSprop(
+        [w1, b1, w2, b2], lr=0.01, foreach=False),
+    "rmsprop_centered_momentum": lambda w1, b1, w2, b2: torch.optim.RMSprop(
+        [w1, b1, w2, b2], lr=0.01, alpha=0.9, eps=1e-6, momentum=0.5, centered=True,
+        weight_decay=0.01, foreach=False),
+    "adam": lambda w1, b1, w2, b2: torch.optim.Adam(
+        [w1, b1, w2, b2], lr=0.01, foreach=False),
+    "adam_wd_amsgrad": lambda w1, b1, w2, b2: torch.optim.Adam(
+        [w1, b1, w2, b2], lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01,
+        amsgrad=True, foreach=False),
+    "adamw": lambda w1, b1, w2, b2: torch.optim.AdamW(
+        [w1, b1, w2, b2], lr=0.01, foreach=False),
+    "adamw_amsgrad": lambda w1, b1, w2, b2: torch.optim.AdamW(
+        [w1, b1, w2, b2], lr=0.01, weight_decay=0.1, amsgrad=True, foreach=False),
+    "nadam": lambda w1, b1, w2, b2: torch.optim.NAdam(
+        [w1, b1, w2, b2], lr=0.01, foreach=False),
+    "nadam_options": lambda w1, b1, w2, b2: torch.optim.NAdam(
+        [w1, b1, w2, b2], lr=0.01, momentum_decay=0.01, weight_decay=0.01,
+        foreach=False),
+    "adadelta": lambda w1, b1, w2, b2: torch.optim.Adadelta(
+        [w1, b1, w2, b2], lr=1.0, foreach=False),
+    "adadelta_options": lambda w1, b1, w2, b2: torch.optim.Adadelta(
+        [w1, b1, w2, b2], lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.01, foreach=False),
+    "adamax": lambda w1, b1, w2, b2: torch.optim.Adamax(
+        [w1, b1, w2, b2], lr=0.01, foreach=False),
+    "adamax_wd": lambda w1, b1, w2, b2: torch.optim.Adamax(
+        [w1, b1, w2, b2], lr=0.01, betas=(0.8, 0.99), weight_decay=0.01, foreach=False),
+    # b2 is frozen (requires_grad=False) below, so it never gets a grad.
+    "adam_frozen_b2": lambda w1, b1, w2, b2: torch.optim.Adam(
+        [w1, b1, w2, b2], lr=0.01, foreach=False),
+}
+FROZEN = {"adam_frozen_b2": ("b2",)}
+
+
+def make_problem():
+    """The float64 problem: data and initial parameters (seed 0)."""
+    torch.manual_seed(0)
+    problem = {
+        "x": torch.randn(8, 3, dtype=torch.float64),
+        "y": torch.randn(8, 2, dtype=torch.float64),
+        "w1": torch.randn(4, 3, dtype=torch.float64) * 0.5,
+        "b1": torch.randn(4, dtype=torch.float64) * 0.5,
+        "w2": torch.randn(2, 4, dtype=torch.float64) * 0.5,
+        "b2": torch.randn(2, dtype=torch.float64) * 0.5,
+    }
+    return problem
+
+
+def loss_fn(x, y, w1, b1, w2, b2):
+    return F.mse_loss(torch.tanh(x @ w1.T + b1) @ w2.T + b2, y)
+
+
+def run_config(name, dtype_name, problem):
+    """Train STEPS steps; return {key: tensor} for this config and dtype."""
+    dtype = DTYPES[dtype_name]
+    x = problem["x"].to(dtype)
+    y = problem["y"].to(dtype)
+    params = {n: problem[n].to(dtype).clone().requires_grad_(True) for n in PARAM_NAMES}
+    for n in FROZEN.get(name, ()):
+        params[n].requires_grad_(False)
+    opt = CONFIGS[name](*(params[n] for n in PARAM_NAMES))
+
+    prefix = f"{name}.{dtype_name}"
+    out = {}
+    losses = []
+    for step in range(1, STEPS + 1):
+        opt.zero_grad()
+        loss = loss_fn(x, y, *(params[n] for n in PARAM_NAMES))
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach().clone())
+        if step in SAVE_AFTER:
+            for n in PARAM_NAMES:
+                out[f"{prefix}.step{step}.{n}"] = params[n].detach().clone().contiguous()
+    out[f"{prefix}.losses"] = torch.stack(losses)
+    return out
+
+
+def generate():
+    problem = make_problem()
+    tensors = {f"problem.{k}": v.contiguous() for k, v in problem.items()}
+    for name in CONFIGS:
+        for dtype_name in DTYPES:
+            tensors.update(run_config(name, dtype_name, problem))
+    path = out_path("trajectories.safetensors")
+    save_file(tensors, path, metadata=metadata())
+    return path
