@@ -49,7 +49,10 @@ pub use ops::matmul_with::MatmulOptions;
 pub use ops::{
     ArgReduceOp, BinaryOp, CmpOp, Conv1dConfig, Conv2dConfig, Pool2dConfig, ReduceOp, UnaryOp,
 };
-pub use random::{Generator, manual_seed, with_default_generator};
+pub use random::{
+    Generator, default_generator_state, manual_seed, set_default_generator_state,
+    with_default_generator,
+};
 pub use shape::{Shape, resolve_dim};
 pub use tensor::Tensor;
 

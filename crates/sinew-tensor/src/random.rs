@@ -41,6 +41,27 @@ pub fn manual_seed(seed: u64) {
         .unwrap_or_else(|e| e.into_inner()) = Generator::new(seed);
 }
 
+/// The default generator's state, `(seed, calls)`: with [`set_default_generator_state`] a
+/// checkpoint resumes the exact random stream (dropout masks, initialisation).
+pub fn default_generator_state() -> (u64, u64) {
+    let g = default_generator()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    (g.seed, g.calls)
+}
+
+/// Restores a state from [`default_generator_state`].
+pub fn set_default_generator_state(seed: u64, calls: u64) {
+    let mut g = default_generator()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    *g = Generator {
+        seed,
+        calls,
+        lent: false,
+    };
+}
+
 /// Runs `f` with a handle onto the default generator.
 ///
 /// No lock is held while `f` runs: each draw through the handle takes the next call number of

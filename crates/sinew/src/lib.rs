@@ -10,7 +10,9 @@
 //! - [`data`] (`sinew-data`): datasets, readers, the data loader, augmentation;
 //! - [`nn`] (`sinew-nn`): modules and layers, losses, initialisation, the model zoo and
 //!   safetensors weights with PyTorch's names and layouts;
-//! - [`optim`] (`sinew-optim`): optimizers, learning-rate schedules and gradient clipping.
+//! - [`optim`] (`sinew-optim`): optimizers, learning-rate schedules and gradient clipping;
+//! - [`train`] (`sinew-train`): `Trainer` (`fit`, `evaluate`, `predict`), metrics, callbacks,
+//!   checkpoints that resume bit-identically.
 //!
 //! ```
 //! use sinew::prelude::*;
@@ -29,6 +31,7 @@ pub use sinew_data as data;
 pub use sinew_nn as nn;
 pub use sinew_optim as optim;
 pub use sinew_tensor as tensor;
+pub use sinew_train as train;
 
 pub use sinew_tensor::{
     DType, Device, Error, Generator, Parameter, Result, Shape, Tensor, no_grad, with_no_grad,
@@ -52,6 +55,11 @@ pub mod prelude {
     pub use sinew_optim::{
         self as optim, AdamConfig, LrSchedule, Optimizer, SgdConfig, adam, adamw, sgd,
     };
+
+    // Training: `Trainer::new(&model, opt, F::cross_entropy).metric(accuracy()).fit(...)`.
+    pub use sinew_train::callbacks::{EarlyStopping, ModelCheckpoint};
+    pub use sinew_train::metrics::accuracy;
+    pub use sinew_train::{History, Trainer};
 
     // Data: datasets, readers, the loader and the common transforms. `DataError` converts into
     // `Error` with `?`, so a training program can use one `Result` throughout.

@@ -1,0 +1,61 @@
+//! Callbacks: code the trainer runs at the end of each batch and epoch, and at the end of
+//! training (Keras' callbacks). Built in: [`EarlyStopping`], [`ModelCheckpoint`], [`CsvLogger`],
+//! [`LrScheduler`] and [`PlateauScheduler`]; anything else implements [`Callback`].
+
+mod early_stopping;
+mod logging;
+mod model_checkpoint;
+mod scheduling;
+
+pub use early_stopping::{EarlyStopping, MonitorMode};
+pub use logging::CsvLogger;
+pub use model_checkpoint::ModelCheckpoint;
+pub use scheduling::{LrScheduler, PlateauScheduler};
+
+use sinew_nn::Module;
+use sinew_optim::Optimizer;
+use sinew_tensor::Result;
+
+use crate::Logs;
+
+/// What a callback can reach: the model, the optimizer, and the stop flag.
+pub struct Context<'a> {
+    /// The model being trained.
+    pub model: &'a dyn Module,
+    /// Its optimizer (to read or change learning rates).
+    pub optimizer: &'a mut dyn Optimizer,
+    /// Set to end training after this epoch.
+    pub stop_training: bool,
+}
+
+/// Hooks the trainer calls; all default to doing nothing.
+pub trait Callback: Send {
+    /// After each training batch, with its index in the epoch and its loss.
+    fn on_batch_end(&mut self, batch: usize, loss: f64, ctx: &mut Context<'_>) -> Result<()> {
+        let _ = (batch, loss, ctx);
+        Ok(())
+    }
+    /// After each epoch (0-based) with its logs (training and validation values, `lr`).
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctx: &mut Context<'_>) -> Result<()> {
+        let _ = (epoch, logs, ctx);
+        Ok(())
+    }
+    /// When training ends, whatever ended it.
+    fn on_train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+}
+
+/// Reads `monitor` from the logs; a missing key is an error naming the available ones.
+pub(crate) fn monitored(logs: &Logs, monitor: &str) -> Result<f64> {
+    logs.get(monitor).copied().ok_or_else(|| {
+        sinew_tensor::Error::invalid(
+            "callback",
+            format!(
+                "monitor {monitor:?} is not in the logs (available: {})",
+                logs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })
+}

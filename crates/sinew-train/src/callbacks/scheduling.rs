@@ -1,0 +1,36 @@
+//! Learning-rate schedules as callbacks: step a schedule each epoch, or reduce on a plateau of
+//! a logged value.
+
+use sinew_optim::{LrSchedule, ReduceLrOnPlateau};
+use sinew_tensor::Result;
+
+use super::{Callback, Context, monitored};
+use crate::Logs;
+
+/// Steps an [`LrSchedule`] after every epoch (for per-batch schedules, step it in
+/// `on_batch_end` of your own callback).
+pub struct LrScheduler {
+    /// The schedule.
+    pub schedule: LrSchedule,
+}
+
+impl Callback for LrScheduler {
+    fn on_epoch_end(&mut self, _: usize, _: &Logs, ctx: &mut Context<'_>) -> Result<()> {
+        self.schedule.step(ctx.optimizer)
+    }
+}
+
+/// Feeds a logged value (default `val_loss`) to [`ReduceLrOnPlateau`] after every epoch.
+pub struct PlateauScheduler {
+    /// The plateau rule.
+    pub plateau: ReduceLrOnPlateau,
+    /// The logged value it watches.
+    pub monitor: String,
+}
+
+impl Callback for PlateauScheduler {
+    fn on_epoch_end(&mut self, _: usize, logs: &Logs, ctx: &mut Context<'_>) -> Result<()> {
+        let v = monitored(logs, &self.monitor)?;
+        self.plateau.step(ctx.optimizer, v)
+    }
+}

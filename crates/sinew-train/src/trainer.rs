@@ -1,0 +1,217 @@
+//! [`Trainer`]: `fit`, `evaluate` and `predict` over data loaders, with metrics, callbacks and
+//! progress output (Keras' `model.fit`, written the PyTorch way inside).
+
+use std::path::PathBuf;
+
+use sinew_data::{DataLoader, Dataset, Sample};
+use sinew_nn::{Module, ModuleExt};
+use sinew_optim::Optimizer;
+use sinew_tensor::{Result, Tensor, no_grad};
+
+use crate::callbacks::{Callback, Context};
+use crate::metrics::Metric;
+use crate::progress::{Progress, Verbosity};
+use crate::{History, Logs, TrainingCheckpoint};
+
+/// A loss: model outputs and targets to a scalar tensor (`F::cross_entropy`, `F::mse_loss`...).
+pub type LossFn<'a> = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + 'a>;
+
+/// Trains a model with an optimizer and a loss.
+pub struct Trainer<'a> {
+    model: &'a dyn Module,
+    optimizer: Box<dyn Optimizer + 'a>,
+    loss: LossFn<'a>,
+    metrics: Vec<Box<dyn Metric>>,
+    callbacks: Vec<Box<dyn Callback + 'a>>,
+    verbosity: Verbosity,
+    checkpoint_dir: Option<PathBuf>,
+    start_epoch: usize,
+}
+
+impl<'a> Trainer<'a> {
+    /// `model` trained by `optimizer` on `loss`.
+    pub fn new(
+        model: &'a dyn Module,
+        optimizer: impl Optimizer + 'a,
+        loss: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + 'a,
+    ) -> Self {
+        Trainer {
+            model,
+            optimizer: Box::new(optimizer),
+            loss: Box::new(loss),
+            metrics: Vec::new(),
+            callbacks: Vec::new(),
+            verbosity: Verbosity::Auto,
+            checkpoint_dir: None,
+            start_epoch: 0,
+        }
+    }
+
+    /// Adds a metric (logged for training and, as `val_<name>`, validation).
+    pub fn metric(mut self, metric: impl Metric + 'static) -> Self {
+        self.metrics.push(Box::new(metric));
+        self
+    }
+
+    /// Adds a callback.
+    pub fn callback(mut self, callback: impl Callback + 'a) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// Sets the progress output.
+    pub fn verbosity(mut self, v: Verbosity) -> Self {
+        self.verbosity = v;
+        self
+    }
+
+    /// Saves a [`TrainingCheckpoint`] to `dir` after every epoch.
+    pub fn checkpoint_every_epoch(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.checkpoint_dir = Some(dir.into());
+        self
+    }
+
+    /// Loads a checkpoint (model, optimizer, generator) and continues from its epoch in the
+    /// next `fit`. Returns that epoch.
+    pub fn resume(&mut self, dir: impl AsRef<std::path::Path>) -> Result<usize> {
+        self.start_epoch = TrainingCheckpoint::load(dir, self.model, self.optimizer.as_mut())?;
+        Ok(self.start_epoch)
+    }
+
+    /// The optimizer (to read or set learning rates).
+    pub fn optimizer(&mut self) -> &mut dyn Optimizer {
+        self.optimizer.as_mut()
+    }
+
+    /// Trains until epoch `epochs` (counting from 0, or from a resumed checkpoint), evaluating
+    /// on `val` after each epoch when given. Stops early when a callback asks.
+    pub fn fit<D, V>(
+        &mut self,
+        train: &DataLoader<D>,
+        val: Option<&DataLoader<V>>,
+        epochs: usize,
+    ) -> Result<History>
+    where
+        D: Dataset<Item = Sample> + 'static,
+        V: Dataset<Item = Sample> + 'static,
+    {
+        let mut history = History::default();
+        let mut progress = Progress::new(self.verbosity);
+        let total = train.num_batches();
+        for epoch in self.start_epoch..epochs {
+            progress.epoch_start();
+            self.model.train();
+            self.metrics.iter_mut().for_each(|m| m.reset());
+            let (mut loss_sum, mut seen) = (0.0, 0usize);
+            let mut stop = false;
+            for (b, batch) in train.epoch(epoch as u64).enumerate() {
+                let batch = batch?;
+                let out = self.model.forward(&batch.inputs)?;
+                let loss = (self.loss)(&out, &batch.targets)?;
+                self.optimizer.zero_grad();
+                loss.backward()?;
+                self.optimizer.step()?;
+                let (value, n) = (
+                    loss.item()?,
+                    batch.targets.dims().first().copied().unwrap_or(1),
+                );
+                loss_sum += value * n as f64;
+                seen += n;
+                for m in &mut self.metrics {
+                    m.update(&out.detach(), &batch.targets)?;
+                }
+                let mut ctx = Context {
+                    model: self.model,
+                    optimizer: self.optimizer.as_mut(),
+                    stop_training: false,
+                };
+                for c in &mut self.callbacks {
+                    c.on_batch_end(b, value, &mut ctx)?;
+                }
+                stop |= ctx.stop_training;
+                progress.batch(epoch, epochs, b + 1, total, loss_sum / seen as f64, seen);
+            }
+            let mut logs = Logs::new();
+            logs.insert("loss".into(), loss_sum / seen.max(1) as f64);
+            for m in &self.metrics {
+                logs.insert(m.name(), m.value());
+            }
+            if let Some(lr) = self.optimizer.lrs().first() {
+                logs.insert("lr".into(), *lr);
+            }
+            if let Some(val) = val {
+                for (k, v) in self.evaluate(val)? {
+                    logs.insert(format!("val_{k}"), v);
+                }
+            }
+            progress.epoch_end(epoch, epochs, &logs, seen);
+            let mut ctx = Context {
+                model: self.model,
+                optimizer: self.optimizer.as_mut(),
+                stop_training: stop,
+            };
+            for c in &mut self.callbacks {
+                c.on_epoch_end(epoch, &logs, &mut ctx)?;
+            }
+            stop = ctx.stop_training;
+            history.epochs.push(logs);
+            self.start_epoch = epoch + 1;
+            if let Some(dir) = &self.checkpoint_dir {
+                TrainingCheckpoint::save(dir, self.model, self.optimizer.as_ref(), epoch + 1)?;
+            }
+            if stop {
+                break;
+            }
+        }
+        let mut ctx = Context {
+            model: self.model,
+            optimizer: self.optimizer.as_mut(),
+            stop_training: true,
+        };
+        for c in &mut self.callbacks {
+            c.on_train_end(&mut ctx)?;
+        }
+        Ok(history)
+    }
+
+    /// Mean loss and metrics over `loader`, in evaluation mode without gradients.
+    pub fn evaluate<D: Dataset<Item = Sample> + 'static>(
+        &mut self,
+        loader: &DataLoader<D>,
+    ) -> Result<Logs> {
+        self.model.eval();
+        let _guard = no_grad();
+        self.metrics.iter_mut().for_each(|m| m.reset());
+        let (mut loss_sum, mut seen) = (0.0, 0usize);
+        for batch in loader.epoch(0) {
+            let batch = batch?;
+            let out = self.model.forward(&batch.inputs)?;
+            let n = batch.targets.dims().first().copied().unwrap_or(1);
+            loss_sum += (self.loss)(&out, &batch.targets)?.item()? * n as f64;
+            seen += n;
+            for m in &mut self.metrics {
+                m.update(&out, &batch.targets)?;
+            }
+        }
+        let mut logs = Logs::new();
+        logs.insert("loss".into(), loss_sum / seen.max(1) as f64);
+        for m in &self.metrics {
+            logs.insert(m.name(), m.value());
+        }
+        Ok(logs)
+    }
+
+    /// The model's outputs for every example of `loader`, in order (evaluation mode).
+    pub fn predict<D: Dataset<Item = Sample> + 'static>(
+        &mut self,
+        loader: &DataLoader<D>,
+    ) -> Result<Tensor> {
+        self.model.eval();
+        let _guard = no_grad();
+        let outs = loader
+            .epoch(0)
+            .map(|b| self.model.forward(&b?.inputs))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&outs, 0)
+    }
+}
