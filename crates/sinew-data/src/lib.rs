@@ -42,6 +42,7 @@ pub mod collate;
 pub mod csv;
 pub mod dataset;
 pub mod error;
+pub mod folds;
 pub mod image_folder;
 pub mod io;
 pub mod loader;
@@ -59,6 +60,7 @@ pub use dataset::{
     Concat, Dataset, DatasetExt, Map, Subset, VecDataset, random_split, train_val_split,
 };
 pub use error::{DataError, Result};
+pub use folds::{Fold, k_fold, stratified_k_fold};
 pub use image_folder::{ColorMode, ImageFolder};
 pub use loader::{DataLoader, EpochIter, LoaderConfig};
 pub use mnist::{Mnist, Split};

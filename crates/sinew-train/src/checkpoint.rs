@@ -1,5 +1,6 @@
 //! Training checkpoints: one directory with the model (safetensors), the optimizer state, the
-//! random generator's state and the next epoch, replaced atomically. Resuming from one gives
+//! random generator's state, the callbacks' states (schedules, early stopping) and the next
+//! epoch, replaced atomically. Resuming from one gives
 //! bit-identical results to an uninterrupted run on the CPU (the data order is a function of
 //! the loader's seed and the epoch).
 //!
@@ -21,6 +22,9 @@ const MARKER: &str = "COMPLETE";
 struct Meta {
     next_epoch: usize,
     generator: (u64, u64),
+    /// Each callback's state, in the trainer's order (`null` for stateless ones).
+    #[serde(default)]
+    callbacks: Vec<Option<serde_json::Value>>,
 }
 
 /// Saving and loading whole training states.
@@ -48,6 +52,17 @@ impl TrainingCheckpoint {
         optimizer: &dyn Optimizer,
         next_epoch: usize,
     ) -> Result<()> {
+        Self::save_with_callbacks(dir, model, optimizer, next_epoch, Vec::new())
+    }
+
+    /// [`save`](Self::save) plus the callbacks' states (schedules, early stopping, ...).
+    pub fn save_with_callbacks(
+        dir: impl AsRef<Path>,
+        model: &dyn Module,
+        optimizer: &dyn Optimizer,
+        next_epoch: usize,
+        callbacks: Vec<Option<serde_json::Value>>,
+    ) -> Result<()> {
         let dir = dir.as_ref();
         let (new, old) = (sibling(dir, ".new"), sibling(dir, ".old"));
         if new.exists() {
@@ -61,6 +76,7 @@ impl TrainingCheckpoint {
         let meta = Meta {
             next_epoch,
             generator: default_generator_state(),
+            callbacks,
         };
         let json = serde_json::to_vec(&meta).map_err(|e| io(&new, e))?;
         sinew_nn::weights::write_atomic(&new.join("meta.json"), &json).map_err(|e| io(&new, e))?;
@@ -97,6 +113,15 @@ impl TrainingCheckpoint {
         model: &dyn Module,
         optimizer: &mut dyn Optimizer,
     ) -> Result<usize> {
+        Ok(Self::load_with_callbacks(dir, model, optimizer)?.0)
+    }
+
+    /// [`load`](Self::load), also returning the saved callback states.
+    pub fn load_with_callbacks(
+        dir: impl AsRef<Path>,
+        model: &dyn Module,
+        optimizer: &mut dyn Optimizer,
+    ) -> Result<(usize, Vec<Option<serde_json::Value>>)> {
         let dir = dir.as_ref();
         let found = Self::locate(dir).ok_or_else(|| io(dir, "no complete checkpoint here"))?;
         model.load_state_dict(&load_safetensors(found.join("model.safetensors"))?, true)?;
@@ -115,6 +140,6 @@ impl TrainingCheckpoint {
         let bytes = std::fs::read(&meta_path).map_err(|e| io(&meta_path, e))?;
         let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| io(&meta_path, e))?;
         set_default_generator_state(meta.generator.0, meta.generator.1);
-        Ok(meta.next_epoch)
+        Ok((meta.next_epoch, meta.callbacks))
     }
 }

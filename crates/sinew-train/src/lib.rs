@@ -2,7 +2,8 @@
 //!
 //! The training loop: [`Trainer`] (`fit`, `evaluate`, `predict`) with [`metrics`],
 //! [`callbacks`] (early stopping, checkpoints, CSV logs, learning-rate schedules), progress
-//! output, and [`TrainingCheckpoint`]s that resume bit-identically.
+//! output, [`TrainingCheckpoint`]s that resume bit-identically, and k-fold
+//! [`cross_validate`].
 //!
 //! ```no_run
 //! use sinew_nn::{ModuleExt, functional as F, zoo::lenet5};
@@ -21,12 +22,14 @@
 
 pub mod callbacks;
 mod checkpoint;
+mod cross_validation;
 mod history;
 pub mod metrics;
 mod progress;
 mod trainer;
 
 pub use checkpoint::TrainingCheckpoint;
+pub use cross_validation::{CvReport, FoldLoaders, cross_validate};
 pub use history::{History, Logs};
 pub use progress::Verbosity;
 pub use trainer::{LossFn, Trainer};

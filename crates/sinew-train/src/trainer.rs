@@ -71,11 +71,20 @@ impl<'a> Trainer<'a> {
         self
     }
 
-    /// Loads a checkpoint (model, optimizer, generator) and continues from its epoch in the
-    /// next `fit`. Returns that epoch.
+    /// Loads a checkpoint (model, optimizer, generator, callback states) and continues from its
+    /// epoch in the next `fit`. Returns that epoch.
     pub fn resume(&mut self, dir: impl AsRef<std::path::Path>) -> Result<usize> {
-        self.start_epoch = TrainingCheckpoint::load(dir, self.model, self.optimizer.as_mut())?;
-        Ok(self.start_epoch)
+        let (epoch, states) =
+            TrainingCheckpoint::load_with_callbacks(dir, self.model, self.optimizer.as_mut())?;
+        // Callbacks are matched by position: add the same callbacks, in the same order, before
+        // resuming.
+        for (c, state) in self.callbacks.iter_mut().zip(states) {
+            if let Some(state) = state {
+                c.load_state(state)?;
+            }
+        }
+        self.start_epoch = epoch;
+        Ok(epoch)
     }
 
     /// The optimizer (to read or set learning rates).
@@ -157,7 +166,14 @@ impl<'a> Trainer<'a> {
             history.epochs.push(logs);
             self.start_epoch = epoch + 1;
             if let Some(dir) = &self.checkpoint_dir {
-                TrainingCheckpoint::save(dir, self.model, self.optimizer.as_ref(), epoch + 1)?;
+                let states = self.callbacks.iter().map(|c| c.state()).collect();
+                TrainingCheckpoint::save_with_callbacks(
+                    dir,
+                    self.model,
+                    self.optimizer.as_ref(),
+                    epoch + 1,
+                    states,
+                )?;
             }
             if stop {
                 break;

@@ -3,7 +3,7 @@
 use sinew_nn::{ModuleExt, StateDict};
 use sinew_tensor::Result;
 
-use super::{Callback, Context, monitored};
+use super::{Callback, Context, decode, monitored};
 use crate::Logs;
 
 /// Whether lower or higher monitored values are better.
@@ -146,6 +146,17 @@ impl Callback for EarlyStopping {
             self.stopped_epoch = Some(epoch);
             ctx.stop_training = true;
         }
+        Ok(())
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        // The best weights themselves are not kept: after a resume, only epochs from then on
+        // can be restored.
+        serde_json::to_value((self.best, self.wait, self.best_epoch)).ok()
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        (self.best, self.wait, self.best_epoch) = decode("EarlyStopping", state)?;
         Ok(())
     }
 

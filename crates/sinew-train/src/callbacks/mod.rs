@@ -45,6 +45,25 @@ pub trait Callback: Send {
         let _ = ctx;
         Ok(())
     }
+    /// State to keep in a training checkpoint (a schedule's epoch, the best value so far), as
+    /// JSON; `None` when there is none.
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Restores what [`state`](Self::state) returned.
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        let _ = state;
+        Ok(())
+    }
+}
+
+/// Decodes a callback state saved by [`Callback::state`].
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    v: serde_json::Value,
+) -> Result<T> {
+    serde_json::from_value(v)
+        .map_err(|e| sinew_tensor::Error::invalid("checkpoint", format!("{what} state: {e}")))
 }
 
 /// Reads `monitor` from the logs; a missing key is an error naming the available ones.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use sinew_nn::{ModuleExt, save_safetensors};
 use sinew_tensor::Result;
 
-use super::{Callback, Context, MonitorMode, monitored};
+use super::{Callback, Context, MonitorMode, decode, monitored};
 use crate::Logs;
 
 /// Saves `model.state_dict()` as safetensors (atomically) to a path made from a template:
@@ -71,6 +71,15 @@ impl ModelCheckpoint {
 }
 
 impl Callback for ModelCheckpoint {
+    fn state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value((self.best, &self.written)).ok()
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        (self.best, self.written) = decode("ModelCheckpoint", state)?;
+        Ok(())
+    }
+
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctx: &mut Context<'_>) -> Result<()> {
         if self.save_best_only {
             let current = monitored(logs, &self.monitor)?;

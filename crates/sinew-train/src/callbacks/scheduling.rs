@@ -4,7 +4,7 @@
 use sinew_optim::{LrSchedule, ReduceLrOnPlateau};
 use sinew_tensor::Result;
 
-use super::{Callback, Context, monitored};
+use super::{Callback, Context, decode, monitored};
 use crate::Logs;
 
 /// Steps an [`LrSchedule`] after every epoch (for per-batch schedules, step it in
@@ -17,6 +17,13 @@ pub struct LrScheduler {
 impl Callback for LrScheduler {
     fn on_epoch_end(&mut self, _: usize, _: &Logs, ctx: &mut Context<'_>) -> Result<()> {
         self.schedule.step(ctx.optimizer)
+    }
+    fn state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.schedule.state_dict()).ok()
+    }
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.schedule.load_state_dict(decode("LrScheduler", state)?);
+        Ok(())
     }
 }
 
@@ -32,5 +39,12 @@ impl Callback for PlateauScheduler {
     fn on_epoch_end(&mut self, _: usize, logs: &Logs, ctx: &mut Context<'_>) -> Result<()> {
         let v = monitored(logs, &self.monitor)?;
         self.plateau.step(ctx.optimizer, v)
+    }
+    fn state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(&self.plateau).ok()
+    }
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.plateau = decode("PlateauScheduler", state)?;
+        Ok(())
     }
 }
