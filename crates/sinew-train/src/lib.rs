@@ -25,6 +25,7 @@ mod checkpoint;
 mod cross_validation;
 mod history;
 pub mod metrics;
+pub mod plot;
 mod progress;
 mod trainer;
 

@@ -1,7 +1,7 @@
 //! LeNet-5 on MNIST with `Trainer`: SGD with momentum, accuracy, early stopping.
 //! Reads `../shared/data/mnist` or `$SINEW_DATA/mnist`.
 //!
-//! `cargo run --release -p sinew --example lenet_mnist [-- --epochs N]`
+//! `cargo run --release -p sinew --example lenet_mnist [-- --epochs N] [--plot history.png]`
 
 use std::sync::Arc;
 
@@ -10,10 +10,8 @@ use sinew::prelude::*;
 
 fn main() -> Result<()> {
     let data = std::env::var("SINEW_DATA").unwrap_or_else(|_| "../shared/data".into());
-    let epochs = std::env::args()
-        .skip_while(|a| a != "--epochs")
-        .nth(1)
-        .and_then(|s| s.parse().ok());
+    let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
+    let epochs = arg("--epochs").and_then(|s| s.parse().ok());
     let load = |split, shuffle| -> Result<DataLoader<Mnist>> {
         let config = LoaderConfig {
             batch_size: 64,
@@ -33,5 +31,9 @@ fn main() -> Result<()> {
         .callback(EarlyStopping::new("val_loss", 2).restore_best_weights(true));
     let history = trainer.fit(&train, Some(&test), epochs.unwrap_or(5))?;
     println!("test accuracy per epoch: {:?}", history.get("val_accuracy"));
+    if let Some(path) = arg("--plot") {
+        sinew::train::plot::plot_history(&history, &path)?;
+        println!("wrote {path}");
+    }
     Ok(())
 }
