@@ -107,7 +107,6 @@ fn same_split(dilation: usize, kernel: usize) -> (usize, usize) {
 fn conv_parameters(
     op: &'static str,
     weight_shape: Vec<usize>,
-    fan_in_channels: usize,
     bias_len: Option<usize>,
     channels: (usize, usize),
     groups: usize,
@@ -125,8 +124,8 @@ fn conv_parameters(
     let bias = match bias_len {
         Some(n) => {
             let b = Tensor::zeros([n], DType::F32, &cpu)?;
+            // PyTorch takes the bias bound from the weight's fan-in as stored.
             let (fan_in, _) = init::fans(&weight)?;
-            let _ = fan_in_channels;
             init::default_bias_(&b, fan_in)?;
             Some(Parameter::new(b))
         }
@@ -163,7 +162,6 @@ impl Conv2d {
         let (weight, bias) = conv_parameters(
             "Conv2d",
             vec![out_channels, in_channels / g, kernel.0, kernel.1],
-            in_channels / g,
             options.bias.then_some(out_channels),
             (in_channels, out_channels),
             options.groups,
@@ -258,7 +256,6 @@ impl Conv1d {
         let (weight, bias) = conv_parameters(
             "Conv1d",
             vec![out_channels, in_channels / g, kernel],
-            in_channels / g,
             options.bias.then_some(out_channels),
             (in_channels, out_channels),
             options.groups,
@@ -351,7 +348,6 @@ impl ConvTranspose2d {
         let (weight, bias) = conv_parameters(
             "ConvTranspose2d",
             vec![in_channels, out_channels, kernel, kernel],
-            out_channels,
             options.bias.then_some(out_channels),
             (in_channels, out_channels),
             1,

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Every `sinew` subcommand in a short mode, so none can rot. Expects the release binary built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sinew=target/release/sinew
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+$sinew datasets | tee "$out/datasets.txt"
+grep -q "spirals .*generated" "$out/datasets.txt"
+
+$sinew summary --model lenet5 --dataset mnist | tee "$out/summary.txt"
+grep -q "Total params: 61706" "$out/summary.txt"
+
+$sinew train --dataset xor --epochs 5 --optimizer nesterov --schedule cosine \
+    --early-stopping 3 --save "$out/xor.safetensors" --plot "$out/xor.png" \
+    --checkpoint-dir "$out/ckpt" | tee "$out/train.txt"
+grep -q "^test accuracy: " "$out/train.txt"
+test -s "$out/xor.png"
+
+$sinew train --dataset xor --epochs 7 --optimizer nesterov --schedule cosine \
+    --early-stopping 3 --checkpoint-dir "$out/ckpt" --resume | tee "$out/resume.txt"
+grep -q "^test accuracy: " "$out/resume.txt"
+
+$sinew eval --dataset xor --weights "$out/xor.safetensors" | tee "$out/eval.txt"
+grep -q "^test accuracy: " "$out/eval.txt"
+
+# Errors are one line and a non-zero status, never a panic.
+if $sinew eval --dataset xor --weights "$out/missing.safetensors" 2> "$out/err.txt"; then
+    echo "eval of a missing file succeeded"; exit 1
+fi
+grep -q "missing.safetensors" "$out/err.txt"
+! grep -q "panicked" "$out/err.txt"
+echo "cli: all subcommands ran"

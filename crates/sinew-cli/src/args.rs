@@ -1,0 +1,196 @@
+//! Command-line arguments (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Sinew: train, evaluate and inspect neural networks.
+#[derive(Parser, Debug)]
+#[command(name = "sinew", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model (with no --dataset: an MLP on two spirals, no download needed).
+    Train(TrainArgs),
+    /// Evaluate saved weights on a dataset's test split.
+    Eval(EvalArgs),
+    /// Print the layer table and parameter count of a model.
+    Summary(ModelArgs),
+    /// Show where each dataset is looked for and whether it was found.
+    Datasets(DataArgs),
+}
+
+/// The models the CLI can build.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelName {
+    /// One linear layer (multinomial logistic regression).
+    Logreg,
+    /// Flatten, then two hidden ReLU layers.
+    Mlp,
+    /// LeNet-5 (28x28 grey inputs).
+    Lenet5,
+    /// ResNet-20 for CIFAR (32x32 colour inputs).
+    Resnet20,
+    /// torchvision's ResNet-18.
+    Resnet18,
+    /// VGG-11 with batch norm.
+    Vgg11,
+}
+
+/// The datasets.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetName {
+    /// Two interleaved spirals (generated, 2 classes).
+    Spirals,
+    /// XOR of the signs of two coordinates (generated, 2 classes).
+    Xor,
+    /// Two half moons (generated, 2 classes).
+    Moons,
+    /// y = sin(x) on [-pi, pi] (generated, regression).
+    Sin,
+    /// MNIST digits.
+    Mnist,
+    /// Fashion-MNIST.
+    FashionMnist,
+    /// CIFAR-10.
+    Cifar10,
+}
+
+/// Optimizers.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerName {
+    /// Plain SGD.
+    Sgd,
+    /// SGD with momentum 0.9.
+    Momentum,
+    /// SGD with Nesterov momentum 0.9.
+    Nesterov,
+    /// Adagrad.
+    Adagrad,
+    /// RMSprop.
+    Rmsprop,
+    /// Adam.
+    Adam,
+    /// Adam with AMSGrad.
+    Amsgrad,
+    /// NAdam.
+    Nadam,
+    /// AdamW (decoupled weight decay).
+    Adamw,
+}
+
+/// Learning-rate schedules (stepped per epoch).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleName {
+    /// Halve every third of the epochs.
+    Step,
+    /// Multiply by 0.9 each epoch.
+    Exponential,
+    /// Keras' inverse-time decay, rate 0.5 per epoch.
+    InverseTime,
+    /// Cosine annealing to 0 over the run.
+    Cosine,
+    /// Divide by 10 when the validation loss stalls for 2 epochs.
+    Plateau,
+}
+
+/// Where the data lives.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Dataset root (default: $SINEW_DATA, else ../shared/data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+/// A model and its input.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The model.
+    #[arg(long, value_enum, default_value = "mlp")]
+    pub model: ModelName,
+    /// The dataset whose inputs and classes size the model.
+    #[arg(long, value_enum, default_value = "spirals")]
+    pub dataset: DatasetName,
+}
+
+/// `sinew train`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// The model and dataset.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Where the data lives.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// The optimizer.
+    #[arg(long, value_enum, default_value = "adam")]
+    pub optimizer: OptimizerName,
+    /// Learning rate (default: 0.01 for adaptive optimizers, 0.05 for SGD ones).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Weight decay (L2; decoupled for AdamW).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// A learning-rate schedule.
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleName>,
+    /// Fraction of the training data held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_split: f64,
+    /// Stop after this many epochs without a better validation loss (restores the best weights).
+    #[arg(long)]
+    pub early_stopping: Option<usize>,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Seed of initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Data-loading threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Save a training checkpoint here after every epoch.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the checkpoint in --checkpoint-dir.
+    #[arg(long)]
+    pub resume: bool,
+    /// Write the training curves to this PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Save the trained weights (safetensors) here.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Use at most this many training examples (quick runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// `sinew eval`.
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// The model and dataset.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Where the data lives.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The weights to load (safetensors, e.g. from `train --save`).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+}
