@@ -25,6 +25,10 @@ grep -q "^test accuracy: " "$out/resume.txt"
 $sinew eval --dataset xor --weights "$out/xor.safetensors" | tee "$out/eval.txt"
 grep -q "^test accuracy: " "$out/eval.txt"
 
+printf 'x,y\n0.5,0.5\n-0.5,0.5\n' > "$out/points.csv"
+$sinew predict --dataset xor --weights "$out/xor.safetensors" "$out/points.csv" | tee "$out/predict.txt"
+test "$(grep -c "class " "$out/predict.txt")" -eq 2
+
 # Errors are one line and a non-zero status, never a panic.
 if $sinew eval --dataset xor --weights "$out/missing.safetensors" 2> "$out/err.txt"; then
     echo "eval of a missing file succeeded"; exit 1

@@ -20,6 +20,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate saved weights on a dataset's test split.
     Eval(EvalArgs),
+    /// Print the top classes for image files (PNG/JPEG) or CSV rows, with saved weights.
+    Predict(PredictArgs),
     /// Print the layer table and parameter count of a model.
     Summary(ModelArgs),
     /// Show where each dataset is looked for and whether it was found.
@@ -193,4 +195,21 @@ pub struct EvalArgs {
     /// Examples per batch.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+}
+
+/// `sinew predict`.
+#[derive(Args, Debug, Clone)]
+pub struct PredictArgs {
+    /// The model and the dataset it was trained on (input size, classes).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The weights to load (safetensors).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// How many classes to print per input.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+    /// Image files, or CSV files with one example per row.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
 }

@@ -7,6 +7,7 @@
 mod args;
 mod datasets;
 mod models;
+mod predict;
 mod train;
 
 use clap::Parser;
@@ -18,6 +19,7 @@ fn run(cli: Cli) -> sinew::Result<()> {
     match cli.command {
         Command::Train(a) => train::train(&a),
         Command::Eval(a) => train::eval(&a),
+        Command::Predict(a) => predict::predict(&a),
         Command::Summary(a) => models::summary(a.model, &datasets::info(a.dataset)),
         Command::Datasets(a) => {
             let root = datasets::root(&a.data);
