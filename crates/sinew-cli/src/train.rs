@@ -89,30 +89,6 @@ fn optimizer(args: &TrainArgs, params: Vec<(String, Parameter)>) -> Box<dyn Opti
     }
 }
 
-/// Forwards an `Optimizer` trait object (so a boxed optimizer can be handed to `Trainer`).
-struct Boxed(Box<dyn Optimizer>);
-
-impl Optimizer for Boxed {
-    fn step(&mut self) -> Result<()> {
-        self.0.step()
-    }
-    fn zero_grad(&self) {
-        self.0.zero_grad()
-    }
-    fn lrs(&self) -> Vec<f64> {
-        self.0.lrs()
-    }
-    fn set_lr(&mut self, group: usize, lr: f64) -> Result<()> {
-        self.0.set_lr(group, lr)
-    }
-    fn state_dict(&self) -> Result<OptimizerState> {
-        self.0.state_dict()
-    }
-    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport> {
-        self.0.load_state_dict(state)
-    }
-}
-
 fn check_device(device: &str) -> Result<Device> {
     match device {
         "cpu" => Ok(Device::cpu()),
@@ -179,7 +155,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let test_loader = loader(test, 256, false, args.seed, workers)?;
 
     let model = models::build(args.model.model, &info)?;
-    let mut opt = Boxed(optimizer(args, model.named_parameters()));
+    let mut opt = optimizer(args, model.named_parameters());
     let schedule = match args.schedule {
         Some(ScheduleName::Step) => Some(LrSchedule::new(
             &mut opt,
@@ -275,7 +251,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let params = model.named_parameters();
     let mut trainer = Trainer::new(
         model.as_ref(),
-        Boxed(Box::new(sgd(params, SgdConfig::new(0.0)))),
+        sgd(params, SgdConfig::new(0.0)),
         loss_for(info),
     )
     .verbosity(Verbosity::Silent);

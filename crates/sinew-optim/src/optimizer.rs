@@ -25,6 +25,28 @@ pub trait Optimizer: Send {
     fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport>;
 }
 
+/// A boxed optimizer is an optimizer (choose one at run time, hand it to a `Trainer`).
+impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
+    fn step(&mut self) -> Result<()> {
+        (**self).step()
+    }
+    fn zero_grad(&self) {
+        (**self).zero_grad()
+    }
+    fn lrs(&self) -> Vec<f64> {
+        (**self).lrs()
+    }
+    fn set_lr(&mut self, group: usize, lr: f64) -> Result<()> {
+        (**self).set_lr(group, lr)
+    }
+    fn state_dict(&self) -> Result<OptimizerState> {
+        (**self).state_dict()
+    }
+    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport> {
+        (**self).load_state_dict(state)
+    }
+}
+
 /// One named parameter of a group.
 #[derive(Clone)]
 pub struct NamedParameter {
