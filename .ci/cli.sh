@@ -29,6 +29,14 @@ printf 'x,y\n0.5,0.5\n-0.5,0.5\n' > "$out/points.csv"
 $sinew predict --dataset xor --weights "$out/xor.safetensors" "$out/points.csv" | tee "$out/predict.txt"
 test "$(grep -c "class " "$out/predict.txt")" -eq 2
 
+# A real dataset with augmentation, and the perceptron's own training rule.
+$sinew train --model lenet5 --dataset mnist --limit 512 --epochs 1 --augment crop,rotate \
+    | tee "$out/mnist.txt"
+grep -q "^test accuracy: " "$out/mnist.txt"
+$sinew train --model perceptron --dataset moons --epochs 5 | tee "$out/perceptron.txt"
+grep -q "^test accuracy: " "$out/perceptron.txt"
+$sinew summary --model alexnet --dataset cifar10 | grep -q "Total params: 57044810"
+
 # Errors are one line and a non-zero status, never a panic.
 if $sinew eval --dataset xor --weights "$out/missing.safetensors" 2> "$out/err.txt"; then
     echo "eval of a missing file succeeded"; exit 1

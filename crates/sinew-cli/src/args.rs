@@ -23,7 +23,7 @@ pub enum Command {
     /// Print the top classes for image files (PNG/JPEG) or CSV rows, with saved weights.
     Predict(PredictArgs),
     /// Print the layer table and parameter count of a model.
-    Summary(ModelArgs),
+    Summary(SummaryArgs),
     /// Show where each dataset is looked for and whether it was found.
     Datasets(DataArgs),
 }
@@ -31,6 +31,8 @@ pub enum Command {
 /// The models the CLI can build.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelName {
+    /// Rosenblatt's perceptron (two classes, feature rows; trained by the perceptron rule).
+    Perceptron,
     /// One linear layer (multinomial logistic regression).
     Logreg,
     /// Flatten, then two hidden ReLU layers.
@@ -41,8 +43,12 @@ pub enum ModelName {
     Resnet20,
     /// torchvision's ResNet-18.
     Resnet18,
+    /// torchvision's AlexNet (images smaller than 63x63 are resized to 64x64).
+    Alexnet,
     /// VGG-11 with batch norm.
     Vgg11,
+    /// VGG-16 with batch norm.
+    Vgg16,
 }
 
 /// The datasets.
@@ -62,6 +68,21 @@ pub enum DatasetName {
     FashionMnist,
     /// CIFAR-10.
     Cifar10,
+    /// CIFAR-100 (fine labels).
+    Cifar100,
+    /// Your CSV file (--data FILE.csv): numeric features, the target in the last column.
+    Csv,
+    /// Your images (--data DIR): DIR/<class>/*.png|jpg, or DIR/train/... and DIR/test/....
+    Folder,
+}
+
+/// Numeric precision of training.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// 32-bit floats throughout.
+    F32,
+    /// Mixed precision: 16-bit compute with f32 master weights (needs a GPU).
+    Mixed,
 }
 
 /// Optimizers.
@@ -102,12 +123,30 @@ pub enum ScheduleName {
     Plateau,
 }
 
-/// Where the data lives.
-#[derive(Args, Debug, Clone)]
+/// Where the data lives and how to read the user's own.
+#[derive(Args, Debug, Clone, Default)]
 pub struct DataArgs {
-    /// Dataset root (default: $SINEW_DATA, else ../shared/data).
+    /// Dataset root (default: $SINEW_DATA, else ../shared/data); the file for `--dataset csv`,
+    /// the directory for `--dataset folder`.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Side of the square images `--dataset folder` is resized to.
+    #[arg(long, default_value_t = 32)]
+    pub image_size: usize,
+    /// For `--dataset csv`: the target column holds real values (regression), not classes.
+    #[arg(long)]
+    pub regression: bool,
+}
+
+/// `sinew summary`.
+#[derive(Args, Debug, Clone)]
+pub struct SummaryArgs {
+    /// The model and dataset.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Where the data lives (for `csv` and `folder`, which are opened to size the model).
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// A model and its input.
@@ -148,6 +187,10 @@ pub struct TrainArgs {
     /// A learning-rate schedule.
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleName>,
+    /// Random augmentation of training images: a comma-separated list of flip, crop, jitter,
+    /// rotate.
+    #[arg(long)]
+    pub augment: Option<String>,
     /// Fraction of the training data held out for validation.
     #[arg(long, default_value_t = 0.1)]
     pub val_split: f64,
@@ -157,6 +200,9 @@ pub struct TrainArgs {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Numeric precision.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: Precision,
     /// Seed of initialisation, shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -203,6 +249,9 @@ pub struct PredictArgs {
     /// The model and the dataset it was trained on (input size, classes).
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Where the data lives (for `csv` and `folder`, which size the model).
+    #[command(flatten)]
+    pub data: DataArgs,
     /// The weights to load (safetensors).
     #[arg(long)]
     pub weights: PathBuf,

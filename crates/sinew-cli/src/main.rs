@@ -5,8 +5,13 @@
 //! exit with clap's status 2.
 
 mod args;
+mod augment;
 mod datasets;
+mod device;
+mod generated;
 mod models;
+mod optimizers;
+mod perceptron;
 mod predict;
 mod train;
 
@@ -20,9 +25,11 @@ fn run(cli: Cli) -> sinew::Result<()> {
         Command::Train(a) => train::train(&a),
         Command::Eval(a) => train::eval(&a),
         Command::Predict(a) => predict::predict(&a),
-        Command::Summary(a) => models::summary(a.model, &datasets::info(a.dataset)),
+        Command::Summary(a) => {
+            models::summary(a.model.model, &datasets::info(a.model.dataset, &a.data)?)
+        }
         Command::Datasets(a) => {
-            let root = datasets::root(&a.data);
+            let root = datasets::root(&a);
             println!("data root: {}", root.display());
             for name in DatasetName::value_variants() {
                 let label = name
@@ -30,6 +37,12 @@ fn run(cli: Cli) -> sinew::Result<()> {
                     .map(|v| v.get_name().to_string())
                     .unwrap_or_default();
                 match datasets::location(*name, &root) {
+                    None if *name == DatasetName::Csv => {
+                        println!("  {label:<14} yours    --data FILE.csv")
+                    }
+                    None if *name == DatasetName::Folder => {
+                        println!("  {label:<14} yours    --data DIR (DIR/<class>/*.png|jpg)")
+                    }
                     None => println!("  {label:<14} generated (no download)"),
                     Some((dir, _)) => {
                         let state = if datasets::found(*name, &root) {

@@ -94,7 +94,10 @@ fn inputs_of(path: &Path, info: &DataInfo) -> Result<Vec<(String, Tensor)>> {
 
 /// Runs `sinew predict`.
 pub fn predict(args: &PredictArgs) -> Result<()> {
-    let info = datasets::info(args.model.dataset);
+    let info = models::input_for(
+        args.model.model,
+        datasets::info(args.model.dataset, &args.data)?,
+    );
     let model = models::build(args.model.model, &info)?;
     model.load_state_dict(&sinew::nn::load_safetensors(&args.weights)?, true)?;
     model.eval();
@@ -103,6 +106,10 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         for (name, x) in inputs_of(path, &info)? {
             let out = model.forward(&x)?;
             match info.classes {
+                // The perceptron's one 0/1 output is the class itself.
+                Some(_) if out.elem_count() == 1 => {
+                    println!("{name}: class {}", out.flatten_all()?.to_vec::<f32>()?[0])
+                }
                 None => println!("{name}: {:.6}", out.flatten_all()?.to_vec::<f32>()?[0]),
                 Some(_) => {
                     let probs = out.softmax(-1)?.flatten_all()?.to_vec::<f32>()?;

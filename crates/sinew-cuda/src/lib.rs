@@ -30,10 +30,10 @@
 //!
 //! Another crate can allocate device memory from Sinew's caching allocator and run its own PTX
 //! on the device's stream, ordered with Sinew's work: downcast the device with
-//! [`CudaBackend::of`], then [`CudaBackend::alloc`] / [`zeros`](CudaBackend::zeros) /
-//! [`upload`](CudaBackend::upload), [`CudaBackend::load_module`] (JIT once, functions cached by
-//! name) and [`CudaBackend::launch_custom`] with [`kernel_args!`]. A tensor's device memory is
-//! reached with `Tensor::with_storage` and [`CudaStorage::downcast`]; a storage becomes a tensor
+//! `CudaBackend::of`, then `CudaBackend::alloc` / `zeros` /
+//! `upload`, `CudaBackend::load_module` (JIT once, functions cached by
+//! name) and `CudaBackend::launch_custom` with [`kernel_args!`]. A tensor's device memory is
+//! reached with `Tensor::with_storage` and `CudaStorage::downcast`; a storage becomes a tensor
 //! with `Tensor::from_storage`.
 //!
 //! ```no_run
@@ -87,7 +87,7 @@
 //! ```
 
 /// Pointers to a kernel's argument values, in parameter order: the `args` of
-/// [`CudaBackend::launch_custom`] (each argument must be a named value that outlives the launch
+/// `CudaBackend::launch_custom` (each argument must be a named value that outlives the launch
 /// call, e.g. a local `let n = 5u32;`, not a temporary).
 #[macro_export]
 macro_rules! kernel_args {

@@ -97,6 +97,21 @@ impl Default for LoaderConfig {
 }
 
 /// Batches of a dataset of [`Sample`]s, optionally transformed, shared with workers by `Arc`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sinew_data::{DataLoader, LoaderConfig, Sample, VecDataset};
+///
+/// let rows = (0..10).map(|i| Sample::features(vec![i as f32, 1.0], i % 2)).collect();
+/// let config = LoaderConfig { batch_size: 4, ..Default::default() };
+/// let loader = DataLoader::new(Arc::new(VecDataset::new(rows)), config)?;
+/// assert_eq!(loader.num_batches(), 3); // 4 + 4 + 2 (the last batch is kept)
+/// for batch in loader.epoch(0) {
+///     let batch = batch?;
+///     assert_eq!(batch.inputs.dims()[1], 2); // [batch, features]
+/// }
+/// # Ok::<(), sinew_data::DataError>(())
+/// ```
 pub struct DataLoader<D> {
     dataset: Arc<D>,
     transform: Option<Arc<dyn Transform>>,

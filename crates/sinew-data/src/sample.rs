@@ -288,6 +288,14 @@ impl Sample {
         }
     }
 
+    /// A sample of a row of features and a class (tabular data).
+    pub fn features(values: Vec<f32>, class: i64) -> Self {
+        Sample {
+            input: Input::Features(values),
+            target: Target::Class(class),
+        }
+    }
+
     /// A sample of an f32 CHW image and a class.
     pub fn image_f32(image: ImageF32, class: i64) -> Self {
         Sample {

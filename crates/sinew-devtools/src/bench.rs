@@ -3,6 +3,7 @@
 //!
 //! A debug build re-runs itself in release first (timings of unoptimised code mean nothing).
 //! GPU: `cargo xtask bench --cuda` (= `cargo run --release -p sinew-devtools --features cuda -- bench`).
+//! `bench --cpu ...` runs the PyTorch CPU reference's workloads instead ([`crate::cpu_bench`]).
 
 use std::time::Instant;
 
@@ -161,6 +162,10 @@ pub fn run(args: &[String]) -> std::result::Result<(), String> {
         } else {
             Err("bench: the release run failed".into())
         };
+    }
+    if args.iter().any(|a| a == "--cpu") {
+        let rest: Vec<String> = args.iter().filter(|a| *a != "--cpu").cloned().collect();
+        return crate::cpu_bench::run(&rest);
     }
     let fail = |e: sinew_tensor::Error| format!("bench: {e}");
     let cpu = Device::cpu();

@@ -1,12 +1,16 @@
 //! `sinew-devtools <command>`: developer commands that need the framework itself.
 //!
 //! Commands: `gradcheck [--cases N] [--op NAME]` (finite-difference checks of every
-//! differentiable op) and `bench` (CPU vs GPU timings). Usually run through `cargo xtask
-//! gradcheck ...` / `cargo xtask bench ...`, which spawn this binary so that the `xtask` package
-//! itself (kernels, cuda-stub) never compiles the framework.
+//! differentiable op) and `bench` (CPU vs GPU timings; `bench --cpu [--only PATTERN]
+//! [--vs-torch PYTHON [--rounds N]]`: the PyTorch CPU reference's workloads). Usually run
+//! through `cargo xtask gradcheck ...` / `cargo xtask bench ...`, which spawn this binary so
+//! that the `xtask` package itself (kernels, cuda-stub) never compiles the framework.
 
 mod bench;
+mod cpu_bench;
+mod cpu_workloads;
 mod gradcheck;
+mod vs_torch;
 
 use std::process::ExitCode;
 
@@ -18,7 +22,7 @@ fn main() -> ExitCode {
         "gradcheck" => gradcheck::run(&rest),
         "bench" => bench::run(&rest),
         _ => Err(format!(
-            "unknown command {command:?}; usage: sinew-devtools <gradcheck [--cases N] [--op NAME] | bench>"
+            "unknown command {command:?}; usage: sinew-devtools <gradcheck [--cases N] [--op NAME] | bench [--cpu] ...>"
         )),
     };
     match result {

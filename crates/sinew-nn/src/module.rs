@@ -37,7 +37,7 @@ use sinew_tensor::{Parameter, Result, Tensor};
 /// A layer or a network: a forward function plus the state it lists in [`visit`](Self::visit).
 ///
 /// Everything else (names, `state_dict`, `train`/`eval`, `freeze`, moving to a device, counting
-/// parameters) comes from [`ModuleExt`], implemented for every module.
+/// parameters) comes from [`ModuleExt`](crate::ModuleExt), implemented for every module.
 pub trait Module: Send + Sync {
     /// Applies the module. Modules that behave differently in training (dropout, batch norm)
     /// read their [`Mode`].

@@ -6,6 +6,19 @@ use sinew_tensor::{DType, Device, Parameter, Result};
 use crate::module::{Buffer, Entry, Mode, Module, Visit};
 
 /// Methods every module has (PyTorch's `nn.Module` methods). Names are dotted paths.
+///
+/// ```
+/// use sinew_nn::{Linear, ModuleExt, Sequential};
+///
+/// let model = Sequential::new().append(Linear::new(2, 3)?).append(Linear::new(3, 1)?);
+/// let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias"]);
+/// // Copy weights between models by name, as `load_state_dict` in PyTorch.
+/// let twin = Sequential::new().append(Linear::new(2, 3)?).append(Linear::new(3, 1)?);
+/// twin.load_state_dict(&model.state_dict(), true)?;
+/// model.eval(); // dropout off, batch norm uses running statistics
+/// # Ok::<(), sinew_tensor::Error>(())
+/// ```
 pub trait ModuleExt: Module {
     /// Every parameter with its name, in registration order. A parameter shared by two
     /// modules is listed once, under its first name (PyTorch's `named_parameters()`).

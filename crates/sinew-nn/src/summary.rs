@@ -38,8 +38,12 @@ pub struct Summary {
     pub trainable_parameters: usize,
 }
 
+/// Layers are found by address and type. Zero-sized layers (`ReLU`, `Flatten`) all share one
+/// address, so each (address, type) key holds its paths in tree order and hands them out in
+/// call order: the n-th `ReLU` called is the n-th `ReLU` of the tree (true of `Sequential`
+/// and of every model that calls its layers in the order it declares them).
 struct Recorder {
-    names: HashMap<usize, String>,
+    names: HashMap<(usize, &'static str), (Vec<String>, usize)>,
     rows: Vec<SummaryRow>,
 }
 
@@ -55,11 +59,15 @@ fn address<M: Module + ?Sized>(m: &M) -> usize {
 pub fn note<M: Module>(module: &M, output: &Tensor) {
     RECORDER.with(|r| {
         if let Some(rec) = r.borrow_mut().as_mut() {
-            let name = rec
-                .names
-                .get(&address(module))
-                .cloned()
-                .unwrap_or_else(|| "?".to_string());
+            let key = (address(module), module.type_name());
+            let name = match rec.names.get_mut(&key) {
+                Some((paths, next)) if !paths.is_empty() => {
+                    let name = paths[*next % paths.len()].clone();
+                    *next += 1;
+                    name
+                }
+                _ => "?".to_string(),
+            };
             let parameters = own_parameters(module);
             rec.rows.push(SummaryRow {
                 name,
@@ -84,20 +92,16 @@ fn own_parameters(m: &dyn Module) -> usize {
 /// Runs `model` on zeros of `input_shape` (f32, CPU, no gradient, evaluation mode restored
 /// afterwards to what it was) and tabulates every layer call.
 pub fn summary(model: &dyn Module, input_shape: impl Into<Shape>) -> Result<Summary> {
-    let names = model
-        .named_modules()
-        .into_iter()
-        .map(|(path, m)| {
-            (
-                address(m),
-                if path.is_empty() {
-                    "(model)".into()
-                } else {
-                    path
-                },
-            )
-        })
-        .collect();
+    let mut names: HashMap<(usize, &'static str), (Vec<String>, usize)> = HashMap::new();
+    for (path, m) in model.named_modules() {
+        let path = if path.is_empty() {
+            "(model)".into()
+        } else {
+            path
+        };
+        let key = (address(m), m.type_name());
+        names.entry(key).or_default().0.push(path);
+    }
     let device = model
         .parameters()
         .first()

@@ -170,6 +170,12 @@ fn summary_lists_layers_with_output_shapes_and_parameter_counts() -> Result<()> 
     assert_eq!(rows[2], ("2".to_string(), vec![1, 6, 14, 14], 0));
     assert_eq!(rows[3], ("3".to_string(), vec![1, 16, 10, 10], 2416));
     assert_eq!(rows.len(), 12);
+    // Every row is named by its own path, the parameterless (zero-sized) layers included.
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]
+    );
     assert_eq!(s.total_parameters, 61_706);
     assert_eq!(s.output_shape.dims(), &[1, 10]);
     let text = s.to_string();

@@ -27,6 +27,7 @@
 
 mod adam;
 mod adaptive;
+mod builders;
 pub mod clip;
 mod nadam;
 mod optimizer;

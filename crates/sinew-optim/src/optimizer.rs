@@ -9,6 +9,25 @@ use sinew_tensor::{Error, Parameter, Result, Tensor, no_grad};
 use crate::state::{OptimizerState, ParamState, StateReport};
 
 /// What every optimizer offers (PyTorch's `torch.optim.Optimizer`).
+///
+/// ```
+/// use sinew_nn::{Linear, Module, ModuleExt};
+/// use sinew_optim::{Optimizer, SgdConfig, sgd};
+/// use sinew_tensor::{DType, Device, Tensor};
+///
+/// let model = Linear::new(3, 1)?;
+/// let mut opt = sgd(model.named_parameters(), SgdConfig::new(0.1).momentum(0.9));
+/// let x = Tensor::ones([4, 3], DType::F32, &Device::cpu())?;
+/// let before = model.forward(&x)?.square()?.mean_all()?.item()?;
+/// for _ in 0..5 {
+///     opt.zero_grad();
+///     model.forward(&x)?.square()?.mean_all()?.backward()?; // drive the outputs to 0
+///     opt.step()?;
+/// }
+/// let after = model.forward(&x)?.square()?.mean_all()?.item()?;
+/// assert!(after < before);
+/// # Ok::<(), sinew_tensor::Error>(())
+/// ```
 pub trait Optimizer: Send {
     /// One update of every parameter that has a gradient and requires one.
     fn step(&mut self) -> Result<()>;

@@ -17,6 +17,32 @@ use crate::{History, Logs, TrainingCheckpoint};
 pub type LossFn<'a> = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + 'a>;
 
 /// Trains a model with an optimizer and a loss.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sinew_data::{DataLoader, LoaderConfig, Sample, VecDataset};
+/// use sinew_nn::{Linear, ModuleExt, functional as F};
+/// use sinew_optim::{SgdConfig, sgd};
+/// use sinew_train::{Trainer, Verbosity, metrics::accuracy};
+///
+/// // Points on a line, labelled by their side of x = 0.
+/// let points = (0..64)
+///     .map(|i| {
+///         let x = i as f32 / 32.0 - 1.0;
+///         Sample::features(vec![x, 1.0], i64::from(x > 0.0))
+///     })
+///     .collect();
+/// let config = LoaderConfig { batch_size: 16, shuffle: true, ..Default::default() };
+/// let data = DataLoader::new(Arc::new(VecDataset::new(points)), config)?;
+/// let model = Linear::new(2, 2)?;
+/// let opt = sgd(model.named_parameters(), SgdConfig::new(0.5));
+/// let mut trainer = Trainer::new(&model, opt, F::cross_entropy)
+///     .metric(accuracy())
+///     .verbosity(Verbosity::Silent);
+/// let history = trainer.fit(&data, Some(&data), 20)?;
+/// assert!(history.get("val_accuracy").last().copied().unwrap_or(0.0) > 0.9);
+/// # Ok::<(), sinew_tensor::Error>(())
+/// ```
 pub struct Trainer<'a> {
     model: &'a dyn Module,
     optimizer: Box<dyn Optimizer + 'a>,

@@ -240,3 +240,24 @@ fn a_callback_can_stop_training_and_change_the_learning_rate() -> Result<()> {
     assert_eq!(trainer.optimizer().lrs(), vec![0.05]);
     Ok(())
 }
+
+#[test]
+fn a_lent_early_stopping_can_be_read_after_fit() -> Result<()> {
+    // The stopper is lent (`&mut`), so its epochs are readable after `fit`.
+    let model = common::model()?;
+    let train = common::loader(common::blobs(60, 3), 20, true);
+    let val = common::loader(common::blobs(30, 4), 30, false);
+    let mut stopper = EarlyStopping::new("val_loss", 1).min_delta(10.0);
+    {
+        let opt = sgd(model.named_parameters(), SgdConfig::new(0.1));
+        let mut trainer = Trainer::new(&model, opt, F::cross_entropy)
+            .verbosity(Verbosity::Silent)
+            .callback(&mut stopper);
+        let history = trainer.fit(&train, Some(&val), 20)?;
+        // min_delta 10 makes no epoch after the first an improvement: stop after epoch 2.
+        assert_eq!(history.epochs.len(), 2);
+    }
+    assert_eq!(stopper.best_epoch(), Some(0));
+    assert_eq!(stopper.stopped_epoch(), Some(1));
+    Ok(())
+}

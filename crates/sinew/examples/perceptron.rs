@@ -1,16 +1,17 @@
 //! Rosenblatt's perceptron on linearly separable 2-D points: the perceptron rule until an epoch
-//! makes no mistake, then the decision regions as a PNG (`perceptron.png`, or the path given).
+//! makes no mistake, then the decision regions as a PNG (`target/examples-out/perceptron.png`,
+//! or under `--out DIR`).
 //!
-//! `cargo run --release -p sinew --example perceptron [-- OUT.png]`
+//! `cargo run --release -p sinew --example perceptron [-- --out DIR]`
+
+mod common;
 
 use sinew::nn::zoo::Perceptron;
 use sinew::prelude::*;
 use sinew::train::plot::heatmap;
 
 fn main() -> Result<()> {
-    let out = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "perceptron.png".into());
+    let out = common::out_path("perceptron.png")?;
     // 200 points in [-1, 1]^2, labelled by the line 0.8 x - y + 0.1 > 0, with a margin of 0.1.
     let mut g = Generator::new(7);
     let raw = g
@@ -62,6 +63,6 @@ fn main() -> Result<()> {
         picture[r.min(99) * 100 + c.min(99)] = if label > 0.5 { 1.0 } else { 0.0 };
     }
     heatmap(&Tensor::from_vec(picture, [100, 100])?, 4, &out)?;
-    println!("decision regions: {out}");
+    println!("wrote {}", out.display());
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Fits `y = sin(x)` on [-π, π] with a 1-32-32-1 tanh MLP written with tensors and autograd,
 //! trained full-batch with SGD + momentum. Needs no download.
 //!
-//! `cargo run --release -p sinew --example sin_regression [-- --steps N --seed S]`
+//! `cargo run --release -p sinew --example sin_regression [-- --steps N --seed S] [--quick]`
+//! (`--quick`: 300 steps, without the convergence check)
 
 use std::f64::consts::PI;
 
@@ -39,7 +40,8 @@ fn arg(name: &str, default: u64) -> u64 {
 }
 
 fn main() -> Result<()> {
-    let steps = arg("--steps", 3000);
+    let quick = std::env::args().any(|a| a == "--quick");
+    let steps = if quick { 300 } else { arg("--steps", 3000) };
     let mut rng = Generator::new(arg("--seed", 0));
     let cpu = Device::cpu();
     let x = Tensor::linspace(-PI, PI, 256, DType::F32, &cpu)?.reshape([256, 1])?;
@@ -88,7 +90,7 @@ fn main() -> Result<()> {
         "final mse {loss_value:.6} after {steps} steps in {:.2?}",
         start.elapsed()
     );
-    if loss_value > 0.01 {
+    if loss_value > 0.01 && !quick {
         eprintln!("the fit did not converge (mse {loss_value:.4} > 0.01)");
         std::process::exit(1);
     }

@@ -78,3 +78,14 @@ pub mod prelude {
 pub mod cuda {
     pub use sinew_cuda::*;
 }
+
+// The user guide (docs/guide.md), one section per concept of the course. It is included here so
+// that `cargo test -p sinew --doc` compiles and runs every code block in it.
+#[doc = include_str!("../../../docs/guide.md")]
+pub mod guide {}
+
+// The README's Rust blocks, compiled (and run, except the `no_run` training program) by
+// `cargo test -p sinew --doc`, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

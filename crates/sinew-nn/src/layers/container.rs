@@ -7,6 +7,22 @@ use crate::{Module, Visit};
 
 /// Runs its children in order. Children keep their positional index as their name even when
 /// they have no parameters, so `state_dict` keys match PyTorch's `nn.Sequential`.
+///
+/// ```
+/// use sinew_nn::{Linear, Module, ModuleExt, ReLU, Sequential};
+/// use sinew_tensor::{DType, Device, Tensor};
+///
+/// let mlp = Sequential::new()
+///     .append(Linear::new(4, 8)?)
+///     .append(ReLU)
+///     .append(Linear::new(8, 2)?);
+/// let state = mlp.state_dict();
+/// assert_eq!(state.keys().collect::<Vec<_>>(), ["0.weight", "0.bias", "2.weight", "2.bias"]);
+/// assert_eq!(mlp.num_parameters(), 4 * 8 + 8 + 8 * 2 + 2);
+/// let y = mlp.forward(&Tensor::ones([5, 4], DType::F32, &Device::cpu())?)?;
+/// assert_eq!(y.dims(), &[5, 2]);
+/// # Ok::<(), sinew_tensor::Error>(())
+/// ```
 #[derive(Default)]
 pub struct Sequential {
     layers: Vec<Box<dyn Module>>,

@@ -88,6 +88,18 @@ impl Conv2dOptions {
 }
 
 /// A 2-d convolution: weight `[out, in/groups, kh, kw]`, bias `[out]`.
+///
+/// ```
+/// use sinew_nn::{Conv2d, Conv2dOptions, Module};
+/// use sinew_tensor::{DType, Device, Tensor};
+///
+/// // PyTorch: nn.Conv2d(3, 16, 3, stride=2, padding=1)
+/// let conv = Conv2d::with_options(3, 16, (3, 3), Conv2dOptions::default().stride(2).padding(1))?;
+/// assert_eq!(conv.weight.value().dims(), &[16, 3, 3, 3]);
+/// let y = conv.forward(&Tensor::zeros([8, 3, 32, 32], DType::F32, &Device::cpu())?)?;
+/// assert_eq!(y.dims(), &[8, 16, 16, 16]);
+/// # Ok::<(), sinew_tensor::Error>(())
+/// ```
 pub struct Conv2d {
     /// `[out_channels, in_channels / groups, kh, kw]`.
     pub weight: Parameter,

@@ -37,6 +37,19 @@ impl LinearConfig {
 
 /// A fully connected layer: `weight` `[out, in]`, `bias` `[out]`, initialised as PyTorch does
 /// (uniform on `+-1/sqrt(in)`).
+///
+/// ```
+/// use sinew_nn::{Linear, Module, ModuleExt};
+/// use sinew_tensor::{DType, Device, Tensor};
+///
+/// let fc = Linear::new(784, 10)?;
+/// let state = fc.state_dict();
+/// assert_eq!(state.keys().collect::<Vec<_>>(), ["weight", "bias"]); // PyTorch's names
+/// assert_eq!(state.get("weight").map(|w| w.dims().to_vec()), Some(vec![10, 784])); // [out, in]
+/// let y = fc.forward(&Tensor::zeros([32, 784], DType::F32, &Device::cpu())?)?;
+/// assert_eq!(y.dims(), &[32, 10]);
+/// # Ok::<(), sinew_tensor::Error>(())
+/// ```
 pub struct Linear {
     /// `[out_features, in_features]`.
     pub weight: Parameter,

@@ -1,7 +1,7 @@
 //! Reverse-mode automatic differentiation, built into [`Tensor`](crate::Tensor).
 //!
 //! A tensor made with [`requires_grad_`](crate::Tensor::requires_grad_) is a leaf that requires
-//! a gradient; every differentiable op records its result's [`Node`](graph) when an input
+//! a gradient; every differentiable op records its result's `Node` when an input
 //! requires a gradient and recording is on ([`no_grad`] turns it off), and
 //! [`backward`](crate::Tensor::backward) accumulates gradients into the leaves, as in PyTorch.
 //! Untracked tensors carry no autograd state and pay one branch per op.

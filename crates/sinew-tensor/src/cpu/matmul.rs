@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::alloc::try_vec;
+use super::gemv;
 use super::{CpuStorage, through_f32};
 use crate::backend::MatmulDims;
 use crate::{Error, Layout, Result, Shape, StridedOffsets};
@@ -52,8 +53,14 @@ impl<'a> Operand<'a> {
     }
 }
 
+/// Up to this many rows, a product of contiguous rows or columns runs as matrix-vector products
+/// (`gemv.rs`) instead of GEMM: packing the right operand would cost as much as the arithmetic.
+const GEMV_MAX_ROWS: usize = 2;
+
 /// One GEMM kernel: `c[m, n] = a[m, k] @ b[k, n]` with `c` row-major.
-trait Gemm: Copy + Send + Sync + Default + 'static {
+trait Gemm:
+    Copy + Send + Sync + Default + std::ops::Mul<Output = Self> + std::ops::Add<Output = Self> + 'static
+{
     /// # Safety
     /// `a`, `b` and `c` must be valid for the given sizes and strides.
     unsafe fn gemm(
@@ -171,6 +178,23 @@ fn batched<T: Gemm>(
     let product = |i: usize, r0: usize, r1: usize, c: &mut [T]| {
         if k == 0 {
             return;
+        }
+        if r1 - r0 <= GEMV_MAX_ROWS {
+            let rows = gemv::Rows {
+                data: a,
+                start: lhs.starts[i] + r0 * lhs.row_stride as usize,
+                row_stride: lhs.row_stride as usize,
+                col_stride: lhs.col_stride as usize,
+            };
+            let right = gemv::Rows {
+                data: b,
+                start: rhs.starts[i],
+                row_stride: rhs.row_stride as usize,
+                col_stride: rhs.col_stride as usize,
+            };
+            if gemv::product(rows, right, r1 - r0, k, n, c) {
+                return;
+            }
         }
         // SAFETY: `check_operands` (run in every build, above) verified that `la` is
         // [batch.., m, k] and `lb` [batch.., k, n] and that every element of both views lies

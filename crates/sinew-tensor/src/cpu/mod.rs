@@ -7,6 +7,7 @@ pub(crate) mod alloc;
 mod cast;
 mod conv;
 mod elementwise;
+mod gemv;
 mod index;
 mod inplace;
 mod inplace_walk;

@@ -1,7 +1,7 @@
 //! In-place updates (`add_`, `axpy_`, `addcmul_`, `clamp_`, `fill_`, ...): the optimizer's
 //! building blocks. CPU kernels: `cpu/inplace.rs`.
 //!
-//! Each method checks its operands, then writes through [`Tensor::write_with`] (which refuses
+//! Each method checks its operands, then writes through `Tensor::write_with` (which refuses
 //! expanded destinations and bumps the version counter) via one private helper,
 //! `Tensor::inplace`. Sources broadcast to the destination's shape; the destination never
 //! broadcasts. A source sharing the destination's storage (`x.add_(&x)`) is copied first.

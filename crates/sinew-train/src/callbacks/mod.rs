@@ -57,6 +57,26 @@ pub trait Callback: Send {
     }
 }
 
+/// A callback lent to the trainer, so the caller can read it after `fit` (e.g.
+/// `EarlyStopping::best_epoch`): `trainer.callback(&mut stopper)`.
+impl<C: Callback + ?Sized> Callback for &mut C {
+    fn on_batch_end(&mut self, batch: usize, loss: f64, ctx: &mut Context<'_>) -> Result<()> {
+        (**self).on_batch_end(batch, loss, ctx)
+    }
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctx: &mut Context<'_>) -> Result<()> {
+        (**self).on_epoch_end(epoch, logs, ctx)
+    }
+    fn on_train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        (**self).on_train_end(ctx)
+    }
+    fn state(&self) -> Option<serde_json::Value> {
+        (**self).state()
+    }
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        (**self).load_state(state)
+    }
+}
+
 /// Decodes a callback state saved by [`Callback::state`].
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     what: &'static str,

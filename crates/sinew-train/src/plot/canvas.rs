@@ -19,14 +19,18 @@ pub struct Canvas {
     pixels: Vec<u8>,
 }
 
-/// Colours of successive series (a colour-blind-safe palette).
-pub const PALETTE: [Rgb888; 6] = [
+/// Colours of successive series: the colour-blind-safe Okabe-Ito colours, then two more.
+pub const PALETTE: [Rgb888; 10] = [
     Rgb888::new(0, 114, 178),
     Rgb888::new(213, 94, 0),
     Rgb888::new(0, 158, 115),
     Rgb888::new(204, 121, 167),
     Rgb888::new(230, 159, 0),
     Rgb888::new(86, 180, 233),
+    Rgb888::new(0, 0, 0),
+    Rgb888::new(240, 228, 66),
+    Rgb888::new(148, 103, 189),
+    Rgb888::new(140, 86, 75),
 ];
 
 impl Canvas {

@@ -1,4 +1,4 @@
-//! Plots as PNG files: a training [`History`](crate::History) (loss and metric curves for
+//! Plots as PNG files: a training [`History`] (loss and metric curves for
 //! training and validation, the learning rate), a grid of images (samples, filters), and a
 //! heat map (saliency maps, decision boundaries). Drawn with embedded-graphics' bitmap fonts,
 //! so no system font or library is needed; written atomically.

@@ -1,0 +1,86 @@
+//! The optimizer and learning-rate schedule that `--optimizer` and `--schedule` name.
+
+use sinew::optim::schedule::{CosineAnnealingLr, ExponentialLr, InverseTimeDecay, StepLr};
+use sinew::optim::*;
+use sinew::prelude::*;
+
+use crate::args::{OptimizerName, ScheduleName, TrainArgs};
+
+/// The optimizer over `params`; the default learning rate is 0.05 for the SGD family and 0.01
+/// for adaptive methods.
+pub fn optimizer(args: &TrainArgs, params: Vec<(String, Parameter)>) -> Box<dyn Optimizer> {
+    let sgd_like = matches!(
+        args.optimizer,
+        OptimizerName::Sgd | OptimizerName::Momentum | OptimizerName::Nesterov
+    );
+    let lr = args.lr.unwrap_or(if sgd_like { 0.05 } else { 0.01 });
+    let wd = args.weight_decay;
+    let sgd_cfg = SgdConfig::new(lr).weight_decay(wd);
+    match args.optimizer {
+        OptimizerName::Sgd => Box::new(sgd(params, sgd_cfg)),
+        OptimizerName::Momentum => Box::new(sgd(params, sgd_cfg.momentum(0.9))),
+        OptimizerName::Nesterov => Box::new(sgd(params, sgd_cfg.momentum(0.9).nesterov(true))),
+        OptimizerName::Adagrad => Box::new(adagrad(
+            params,
+            AdagradConfig {
+                lr,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )),
+        OptimizerName::Rmsprop => Box::new(rmsprop(
+            params,
+            RmspropConfig {
+                lr,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )),
+        OptimizerName::Adam => Box::new(adam(params, AdamConfig::new(lr).weight_decay(wd))),
+        OptimizerName::Amsgrad => Box::new(adam(
+            params,
+            AdamConfig::new(lr).weight_decay(wd).amsgrad(true),
+        )),
+        OptimizerName::Nadam => Box::new(nadam(
+            params,
+            NadamConfig {
+                lr,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )),
+        OptimizerName::Adamw => Box::new(adamw(params, AdamConfig::adamw(lr).weight_decay(wd))),
+    }
+}
+
+/// The per-epoch schedule of `--schedule` (`plateau` is a callback, see `train`), if any.
+pub fn schedule(args: &TrainArgs, opt: &mut Box<dyn Optimizer>) -> Result<Option<LrSchedule>> {
+    Ok(match args.schedule {
+        Some(ScheduleName::Step) => Some(LrSchedule::new(
+            opt,
+            StepLr {
+                step_size: (args.epochs / 3).max(1) as u64,
+                gamma: 0.5,
+            },
+        )?),
+        Some(ScheduleName::Exponential) => {
+            Some(LrSchedule::new(opt, ExponentialLr { gamma: 0.9 })?)
+        }
+        Some(ScheduleName::InverseTime) => Some(LrSchedule::new(
+            opt,
+            InverseTimeDecay {
+                decay_rate: 0.5,
+                decay_steps: 1,
+                staircase: false,
+            },
+        )?),
+        Some(ScheduleName::Cosine) => Some(LrSchedule::new(
+            opt,
+            CosineAnnealingLr {
+                t_max: args.epochs.max(1) as u64,
+                eta_min: 0.0,
+            },
+        )?),
+        _ => None,
+    })
+}

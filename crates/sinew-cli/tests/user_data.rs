@@ -1,0 +1,191 @@
+//! `sinew train` on the user's own data (`--dataset csv`, `--dataset folder`), augmentation,
+//! the perceptron, and the one-line errors, run through the built binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sinew(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sinew"))
+        .args(args)
+        .output()
+        .expect("the sinew binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The percentage on the final `test accuracy: NN.NN%` line.
+fn test_accuracy(out: &Output) -> f64 {
+    assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
+    let text = stdout(out);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("test accuracy: "))
+        .unwrap_or_else(|| panic!("no accuracy line in {text}"));
+    line.trim_end_matches('%').parse().expect("a percentage")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sinew-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// 200 rows `a,b,label`: the label is whether a + b > 0 (or the value a - 2b with `regression`).
+fn write_csv(path: &Path, regression: bool) {
+    let mut text = String::from("a,b,target\n");
+    for i in 0..200 {
+        let a = ((i * 37) % 101) as f32 / 50.0 - 1.0;
+        let b = ((i * 59) % 97) as f32 / 48.0 - 1.0;
+        let target = if regression {
+            format!("{}", a - 2.0 * b)
+        } else {
+            format!("{}", u8::from(a + b > 0.0))
+        };
+        text.push_str(&format!("{a},{b},{target}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// `dir/<dark|light>/k.png`: 12x10 images, dark ones near black and light ones near white.
+fn write_folder(dir: &Path) {
+    for (class, base) in [("dark", 20u8), ("light", 230u8)] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for k in 0..20u8 {
+            let img = image::RgbImage::from_fn(12, 10, |x, y| {
+                let v = base.wrapping_add(((x + y) as u8 + k) % 16);
+                image::Rgb([v, v / 2 + 10, v])
+            });
+            img.save(dir.join(class).join(format!("{k}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_csv_file_trains_a_classifier_and_a_regressor() {
+    let dir = scratch("csv");
+    let csv = dir.join("points.csv");
+    write_csv(&csv, false);
+    let csv_arg = csv.to_str().unwrap();
+    let out = sinew(&[
+        "train",
+        "--dataset",
+        "csv",
+        "--data",
+        csv_arg,
+        "--epochs",
+        "30",
+    ]);
+    assert!(test_accuracy(&out) >= 90.0, "{}", stdout(&out));
+    let out = sinew(&[
+        "summary",
+        "--model",
+        "logreg",
+        "--dataset",
+        "csv",
+        "--data",
+        csv_arg,
+    ]);
+    assert!(stdout(&out).contains("Total params: 6"), "{}", stdout(&out)); // 2x2 + 2
+
+    write_csv(&csv, true);
+    let args = [
+        "train",
+        "--dataset",
+        "csv",
+        "--data",
+        csv_arg,
+        "--regression",
+    ];
+    let out = sinew(
+        &[
+            &args[..],
+            &["--epochs", "60", "--lr", "0.1", "--model", "logreg"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let loss: f64 = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("test loss: "))
+        .expect("a test loss line")
+        .parse()
+        .unwrap();
+    // A linear target: the fitted line is close (the target's variance is about 1.7).
+    assert!(loss < 0.05, "test loss {loss}");
+}
+
+#[test]
+fn an_image_folder_trains_with_augmentation() {
+    let dir = scratch("folder");
+    write_folder(&dir);
+    let out = sinew(&[
+        "train",
+        "--dataset",
+        "folder",
+        "--data",
+        dir.to_str().unwrap(),
+        "--image-size",
+        "8",
+        "--epochs",
+        "10",
+        "--augment",
+        "flip,crop,jitter,rotate",
+        "--val-split",
+        "0.2",
+    ]);
+    assert!(test_accuracy(&out) >= 99.0, "{}", stdout(&out));
+}
+
+#[test]
+fn the_perceptron_learns_separable_data_with_its_rule() {
+    let dir = scratch("perceptron");
+    let csv = dir.join("points.csv");
+    write_csv(&csv, false);
+    let weights = dir.join("p.safetensors");
+    let (csv_arg, w_arg) = (csv.to_str().unwrap(), weights.to_str().unwrap());
+    let base = [
+        "--model",
+        "perceptron",
+        "--dataset",
+        "csv",
+        "--data",
+        csv_arg,
+    ];
+    let out = sinew(&[&["train"][..], &base, &["--epochs", "100", "--save", w_arg]].concat());
+    let trained = test_accuracy(&out);
+    assert!(stdout(&out).contains("converged"), "{}", stdout(&out));
+    assert!(trained >= 95.0, "{trained}");
+    let out = sinew(&[&["eval"][..], &base, &["--weights", w_arg]].concat());
+    assert_eq!(test_accuracy(&out), trained);
+}
+
+#[test]
+fn bad_requests_are_one_line_errors() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["train", "--dataset", "csv"], "needs --data FILE.csv"),
+        (
+            &["train", "--dataset", "xor", "--augment", "flip"],
+            "image datasets",
+        ),
+        (&["train", "--precision", "mixed"], "mixed precision"),
+        (
+            &["train", "--model", "perceptron", "--dataset", "sin"],
+            "two classes",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = sinew(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
