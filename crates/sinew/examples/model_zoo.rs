@@ -2,7 +2,7 @@
 //! the others). Where torchvision has the model, the count is torchvision's (checked in
 //! `crates/sinew-nn/tests/zoo.rs`).
 //!
-//! `cargo run --release -p sinew --example model_zoo`
+//! `cargo run --release -p sinew --example model_zoo [-- --quick]`
 
 use sinew::nn::zoo::*;
 use sinew::prelude::*;
@@ -36,8 +36,15 @@ fn main() -> Result<()> {
         ("resnet20 (CIFAR)", || Ok(Box::new(resnet20(10)?))),
         ("resnet56 (CIFAR)", || Ok(Box::new(resnet56(10)?))),
     ];
+    // `--quick` (CI) skips the ImageNet-sized models: initialising their 0.1-1.3 billion
+    // weights takes most of a minute on two cores.
+    let quick = std::env::args().any(|a| a == "--quick");
     println!("{:<26} {:>12}", "model", "parameters");
     for (name, build) in models {
+        let imagenet = ["alexnet", "vgg", "resnet18", "resnet34", "resnet50"];
+        if quick && imagenet.iter().any(|m| name.starts_with(m)) {
+            continue;
+        }
         println!("{:<26} {:>12}", name, build()?.num_parameters());
     }
     Ok(())
