@@ -16,11 +16,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use sinew::nn::zoo::lenet5;
-use sinew::nn::{load_safetensors, save_safetensors};
 use sinew::prelude::*;
 use sinew::train::plot::image_grid;
 
@@ -28,44 +23,11 @@ fn main() -> Result<()> {
     manual_seed(0);
     let quick = common::quick();
     let steps = common::arg("--steps", if quick { 30 } else { 300 })?; // of gradient ascent
-    let dir = common::dataset_dir("mnist", "train-images-idx3-ubyte")?;
-    let test = Mnist::load(&dir, Split::Test)?;
-    let test = Arc::new(test.subset((0..if quick { 500 } else { 10_000 }).collect())?);
-    let config = LoaderConfig {
-        batch_size: 250,
-        ..Default::default()
-    };
-    let test = DataLoader::new(test, config)?;
-
-    // 1. A trained LeNet-5: loaded, or trained for one epoch (4,000 examples with --quick:
-    // enough for the gradient ascent below to get somewhere).
-    let model = lenet5(10)?;
-    let opt = sgd(model.named_parameters(), SgdConfig::new(0.05).momentum(0.9));
-    let mut trainer = Trainer::new(&model, opt, F::cross_entropy).metric(accuracy());
-    if common::flag("--weights") {
-        let path: PathBuf = common::arg("--weights", PathBuf::new())?;
-        let report = model.load_state_dict(&load_safetensors(&path)?, true)?;
-        println!("loaded {} ({report})", path.display());
-    } else {
-        let train = Mnist::load(&dir, Split::Train)?;
-        let n = if quick { 4000 } else { train.len() };
-        let train = Arc::new(train.subset((0..n).collect())?);
-        let config = LoaderConfig {
-            batch_size: 64,
-            shuffle: true,
-            ..Default::default()
-        };
-        let train = DataLoader::new(train, config)?;
-        trainer.fit(&train, None::<&DataLoader<Mnist>>, 1)?;
-    }
-    let logs = trainer.evaluate(&test)?;
-    let accuracy = logs.get("accuracy").copied().unwrap_or(f64::NAN);
-    println!("test accuracy {accuracy:.4}");
-    if common::flag("--save") {
-        let path: PathBuf = common::arg("--save", PathBuf::new())?;
-        save_safetensors(&model.state_dict(), &path)?;
-        println!("wrote {}", path.display());
-    }
+    // 1. A trained LeNet-5: loaded, or trained for one epoch (4000 examples with --quick).
+    let (model, test) = common::trained_lenet(
+        if quick { 4000 } else { usize::MAX },
+        if quick { 500 } else { 10_000 },
+    )?;
     model.eval();
     model.freeze()?; // from here on, gradients flow to the input images only
 

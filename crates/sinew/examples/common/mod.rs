@@ -3,7 +3,11 @@
 #![allow(dead_code)] // each example uses a different part
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use sinew::data::Subset;
+use sinew::nn::zoo::lenet5;
+use sinew::nn::{load_safetensors, save_safetensors};
 use sinew::prelude::*;
 
 /// True when `--NAME` was passed (e.g. `flag("--quick")`).
@@ -67,4 +71,51 @@ pub fn out_path(file: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::invalid("--out", format!("{}: {e}", dir.display())))?;
     Ok(dir.join(file))
+}
+
+/// The LeNet-5 that `saliency` and `filters` look inside: loaded from `--weights FILE`, or
+/// trained for one epoch (SGD, momentum 0.9, batch 64) on the first `train_examples` MNIST
+/// training images; saved to `--save FILE` when asked. Prints its accuracy on the first
+/// `test_examples` test images and returns it with their loader (batches of 250).
+pub fn trained_lenet(
+    train_examples: usize,
+    test_examples: usize,
+) -> Result<(Sequential, DataLoader<Subset<Mnist>>)> {
+    let dir = dataset_dir("mnist", "train-images-idx3-ubyte")?;
+    let first = |split, n: usize| -> Result<Arc<Subset<Mnist>>> {
+        let data = Mnist::load(&dir, split)?;
+        let n = n.min(data.len());
+        Ok(Arc::new(data.subset((0..n).collect())?))
+    };
+    let config = |batch_size, shuffle| LoaderConfig {
+        batch_size,
+        shuffle,
+        ..Default::default()
+    };
+    let test = DataLoader::new(first(Split::Test, test_examples)?, config(250, false))?;
+    let model = lenet5(10)?;
+    let accuracy = {
+        let opt = sgd(model.named_parameters(), SgdConfig::new(0.05).momentum(0.9));
+        let mut trainer = Trainer::new(&model, opt, F::cross_entropy).metric(accuracy());
+        if flag("--weights") {
+            let path: PathBuf = arg("--weights", PathBuf::new())?;
+            let report = model.load_state_dict(&load_safetensors(&path)?, true)?;
+            println!("loaded {} ({report})", path.display());
+        } else {
+            let train = DataLoader::new(first(Split::Train, train_examples)?, config(64, true))?;
+            trainer.fit(&train, None::<&DataLoader<Mnist>>, 1)?;
+        }
+        let logs = trainer.evaluate(&test)?;
+        logs.get("accuracy").copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "test accuracy {accuracy:.4} ({} test images)",
+        test.dataset().len()
+    );
+    if flag("--save") {
+        let path: PathBuf = arg("--save", PathBuf::new())?;
+        save_safetensors(&model.state_dict(), &path)?;
+        println!("wrote {}", path.display());
+    }
+    Ok((model, test))
 }
