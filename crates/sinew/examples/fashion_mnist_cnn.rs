@@ -13,24 +13,12 @@ mod common;
 use std::sync::Arc;
 
 use sinew::data::Subset;
+use sinew::data::mnist::FASHION_MNIST_CLASSES as CLASSES;
 use sinew::nn::Conv2dOptions;
 use sinew::optim::schedule::CosineAnnealingLr;
 use sinew::prelude::*;
 use sinew::train::callbacks::LrScheduler;
 use sinew::train::metrics::confusion_matrix;
-
-const CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
 
 /// The first `n` examples of `split` (all when `None`); training images are flipped at random.
 fn loader(split: Split, n: Option<usize>) -> Result<DataLoader<Subset<Mnist>>> {
