@@ -20,35 +20,18 @@ pub fn optimizer(args: &TrainArgs, params: Vec<(String, Parameter)>) -> Box<dyn 
         OptimizerName::Sgd => Box::new(sgd(params, sgd_cfg)),
         OptimizerName::Momentum => Box::new(sgd(params, sgd_cfg.momentum(0.9))),
         OptimizerName::Nesterov => Box::new(sgd(params, sgd_cfg.momentum(0.9).nesterov(true))),
-        OptimizerName::Adagrad => Box::new(adagrad(
-            params,
-            AdagradConfig {
-                lr,
-                weight_decay: wd,
-                ..Default::default()
-            },
-        )),
-        OptimizerName::Rmsprop => Box::new(rmsprop(
-            params,
-            RmspropConfig {
-                lr,
-                weight_decay: wd,
-                ..Default::default()
-            },
-        )),
+        OptimizerName::Adagrad => {
+            Box::new(adagrad(params, AdagradConfig::new(lr).weight_decay(wd)))
+        }
+        OptimizerName::Rmsprop => {
+            Box::new(rmsprop(params, RmspropConfig::new(lr).weight_decay(wd)))
+        }
         OptimizerName::Adam => Box::new(adam(params, AdamConfig::new(lr).weight_decay(wd))),
         OptimizerName::Amsgrad => Box::new(adam(
             params,
             AdamConfig::new(lr).weight_decay(wd).amsgrad(true),
         )),
-        OptimizerName::Nadam => Box::new(nadam(
-            params,
-            NadamConfig {
-                lr,
-                weight_decay: wd,
-                ..Default::default()
-            },
-        )),
+        OptimizerName::Nadam => Box::new(nadam(params, NadamConfig::new(lr).weight_decay(wd))),
         OptimizerName::Adamw => Box::new(adamw(params, AdamConfig::adamw(lr).weight_decay(wd))),
     }
 }
