@@ -215,6 +215,11 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in --checkpoint-dir.
     #[arg(long)]
     pub resume: bool,
+    /// Train data-parallel as one rank of `mpirun -np N sinew train ...` (implied under
+    /// mpirun): each rank reads its shard, gradients are averaged, rank 0 prints and saves.
+    /// --batch-size is per rank, as in PyTorch. Needs the `mpi` feature for N > 1.
+    #[arg(long)]
+    pub distributed: bool,
     /// Write the training curves to this PNG.
     #[arg(long)]
     pub plot: Option<PathBuf>,

@@ -1,6 +1,7 @@
 //! `sinew train` and `sinew eval`.
 
-use sinew::data::{DataLoader, LoaderConfig, Split, train_val_split};
+use sinew::data::{DataLoader, DistributedSampler, LoaderConfig, Split, train_val_split};
+use sinew::dist::{DistributedDataParallel, ProcessGroup};
 use sinew::nn::functional as F;
 use sinew::optim::*;
 use sinew::prelude::*;
@@ -23,6 +24,7 @@ pub fn loader(
     seed: u64,
     workers: usize,
     device: &Device,
+    sampler: Option<DistributedSampler>,
 ) -> Result<Loader> {
     let config = LoaderConfig {
         batch_size: batch,
@@ -30,6 +32,7 @@ pub fn loader(
         seed,
         num_workers: workers,
         device: (*device != Device::cpu()).then(|| device.clone()),
+        sampler,
         ..Default::default()
     };
     Ok(DataLoader::new(Arc::new(data), config)?)
@@ -43,6 +46,16 @@ fn loss_for(info: DataInfo) -> impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Sen
         } else {
             F::mse_loss(&out.flatten_all()?, target, F::Reduction::Mean)
         }
+    }
+}
+
+/// The process group when training data-parallel: asked for with `--distributed`, or implied
+/// by a launcher's environment (`mpirun`).
+fn process_group(args: &TrainArgs) -> Result<Option<ProcessGroup>> {
+    if args.distributed || sinew::dist::launch_info()?.is_some() {
+        Ok(Some(sinew::dist::init_process_group()?))
+    } else {
+        Ok(None)
     }
 }
 
@@ -68,6 +81,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if args.model.model == ModelName::Perceptron {
         return perceptron::train(args, &info, full, test);
     }
+    let group = process_group(args)?;
+    let main = group.as_ref().is_none_or(ProcessGroup::is_main);
+    // Each rank trains on its shard (padded to equal length) and evaluates on its part of the
+    // validation and test sets (each example once over all ranks).
+    let shard = group
+        .as_ref()
+        .map(|g| DistributedSampler::new(g.rank(), g.world_size()))
+        .transpose()?;
+    let eval_shard = shard.map(DistributedSampler::without_padding);
     let (train_part, val_part) = train_val_split(full, args.val_split, args.seed)?;
     let (seed, workers) = (args.seed, args.workers);
     let mut train_loader = loader(
@@ -77,20 +99,35 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         seed,
         workers,
         &device,
+        shard,
     )?;
     if let Some(list) = &args.augment {
         train_loader = train_loader.with_transform(augment::parse(list, &info)?);
     }
-    let val_loader = loader(Arc::new(val_part), 256, false, seed, workers, &device)?;
-    let test_loader = loader(test, 256, false, seed, workers, &device)?;
+    let val_loader = loader(
+        Arc::new(val_part),
+        256,
+        false,
+        seed,
+        workers,
+        &device,
+        eval_shard,
+    )?;
+    let test_loader = loader(test, 256, false, seed, workers, &device, eval_shard)?;
 
-    let model = models::build(args.model.model, &info)?;
+    let mut model = models::build(args.model.model, &info)?;
     if device != Device::cpu() {
         model.to_device(&device)?;
+    }
+    if let Some(g) = &group {
+        model = Box::new(DistributedDataParallel::new(model, g)?);
     }
     let mut opt = optimizers::optimizer(args, model.named_parameters());
     let schedule = optimizers::schedule(args, &mut opt)?;
     let mut trainer = Trainer::new(model.as_ref(), opt, loss_for(info));
+    if let Some(g) = &group {
+        trainer = trainer.distributed(g.clone());
+    }
     trainer = if info.classes.is_some() {
         trainer.metric(accuracy())
     } else {
@@ -115,12 +152,27 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         trainer = trainer.checkpoint_every_epoch(dir);
         if args.resume {
             let epoch = trainer.resume(dir)?;
-            eprintln!("resuming at epoch {}", epoch + 1);
+            if main {
+                eprintln!("resuming at epoch {}", epoch + 1);
+            }
         }
     } else if args.resume {
         return Err(Error::invalid("--resume", "needs --checkpoint-dir"));
     }
     let history = trainer.fit(&train_loader, Some(&val_loader), args.epochs)?;
+    if !main {
+        // The test set is evaluated over all ranks together; rank 0 reports.
+        trainer.evaluate(&test_loader)?;
+        return Ok(());
+    }
+    if let Some(g) = &group {
+        println!(
+            "data-parallel: {} processes ({}), batch {} per process",
+            g.world_size(),
+            g.backend(),
+            args.batch_size
+        );
+    }
     if let Some(path) = &args.plot {
         sinew::train::plot::plot_history(&history, path)?;
         println!("training curves: {}", path.display());
@@ -151,7 +203,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     if args.model.model == ModelName::Perceptron {
         return perceptron::report(model.as_ref(), &test);
     }
-    let test = loader(test, args.batch_size, false, 0, 2, &Device::cpu())?;
+    let test = loader(test, args.batch_size, false, 0, 2, &Device::cpu(), None)?;
     let params = model.named_parameters();
     let mut trainer = Trainer::new(
         model.as_ref(),

@@ -41,6 +41,7 @@ pub mod cifar;
 pub mod collate;
 pub mod csv;
 pub mod dataset;
+pub mod distributed;
 pub mod error;
 pub mod folds;
 pub mod image_folder;
@@ -59,6 +60,7 @@ pub use csv::{CsvDataset, CsvOptions, TargetColumn, TargetKind};
 pub use dataset::{
     Concat, Dataset, DatasetExt, Map, Subset, VecDataset, random_split, train_val_split,
 };
+pub use distributed::DistributedSampler;
 pub use error::{DataError, Result};
 pub use folds::{Fold, k_fold, stratified_k_fold};
 pub use image_folder::{ColorMode, ImageFolder};

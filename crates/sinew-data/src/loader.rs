@@ -19,6 +19,7 @@ use sinew_tensor::Device;
 
 use crate::collate::{Batch, collate};
 use crate::dataset::Dataset;
+use crate::distributed::DistributedSampler;
 use crate::error::{DataError, Result};
 use crate::rng::{permutation, sample_rng};
 use crate::sample::Sample;
@@ -46,6 +47,9 @@ pub struct LoaderConfig {
     /// is the backend's job: `sinew-cuda` uploads through pinned buffers; `sinew-tensor` has no
     /// API for collating straight into pinned host memory, so the batch is built in pageable memory.
     pub device: Option<Device>,
+    /// This process's shard of every epoch in data-parallel training (`None`: the whole dataset).
+    /// PyTorch: `DataLoader(ds, sampler=DistributedSampler(ds))`.
+    pub sampler: Option<DistributedSampler>,
 }
 
 /// The most worker threads a loader may start.
@@ -92,6 +96,7 @@ impl Default for LoaderConfig {
             num_workers: 2,
             prefetch: 2,
             device: None,
+            sampler: None,
         }
     }
 }
@@ -128,6 +133,7 @@ struct EpochPlan<D> {
     seed: u64,
     epoch: u64,
     device: Option<Device>,
+    sampler: Option<DistributedSampler>,
 }
 
 impl<D: Dataset<Item = Sample>> EpochPlan<D> {
@@ -141,7 +147,12 @@ impl<D: Dataset<Item = Sample>> EpochPlan<D> {
             .map(|pos| {
                 let sample = self.dataset.get(self.order[pos])?;
                 match &self.transform {
-                    Some(t) => t.apply(sample, &mut sample_rng(self.seed, self.epoch, pos as u64)),
+                    Some(t) => {
+                        // Under a sampler, the position in the whole epoch: ranks never share a
+                        // random stream.
+                        let stream = self.sampler.map_or(pos as u64, |s| s.global_position(pos));
+                        t.apply(sample, &mut sample_rng(self.seed, self.epoch, stream))
+                    }
                     None => Ok(sample),
                 }
             })
@@ -207,9 +218,18 @@ impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
         &self.dataset
     }
 
+    /// Examples this process reads per epoch (its shard under a [`DistributedSampler`]).
+    pub fn num_samples(&self) -> usize {
+        let n = self.dataset.len();
+        match &self.config.sampler {
+            Some(sampler) => sampler.num_samples(n),
+            None => n,
+        }
+    }
+
     /// Batches per epoch.
     pub fn num_batches(&self) -> usize {
-        let n = self.dataset.len();
+        let n = self.num_samples();
         if self.config.drop_last {
             n / self.config.batch_size
         } else {
@@ -217,13 +237,18 @@ impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
         }
     }
 
-    /// Dataset indices in the order epoch `epoch` visits them.
+    /// Dataset indices in the order epoch `epoch` visits them (this process's shard of it under
+    /// a [`DistributedSampler`]).
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let n = self.dataset.len();
-        if self.config.shuffle {
+        let order = if self.config.shuffle {
             permutation(n, self.config.seed, epoch)
         } else {
             (0..n).collect()
+        };
+        match &self.config.sampler {
+            Some(sampler) => sampler.shard(&order),
+            None => order,
         }
     }
 
@@ -237,6 +262,7 @@ impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
             seed: self.config.seed,
             epoch,
             device: self.config.device.clone(),
+            sampler: self.config.sampler,
         })
     }
 

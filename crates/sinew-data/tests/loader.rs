@@ -232,3 +232,44 @@ fn batches_move_to_the_configured_device() {
     assert!(b.inputs.device().is_cpu());
     assert_eq!(b.inputs.dims(), &[8, 3, 8, 6]);
 }
+
+#[test]
+fn sharded_batches_of_all_ranks_make_the_single_process_batch() {
+    use sinew_data::DistributedSampler;
+    let (n, world, batch) = (23, 3, 4);
+    let single = DataLoader::new(dataset(n), config(batch * world, 0)).unwrap();
+    let ranks: Vec<_> = (0..world)
+        .map(|r| {
+            let mut cfg = config(batch, 1);
+            cfg.sampler = Some(DistributedSampler::new(r, world).unwrap());
+            DataLoader::new(dataset(n), cfg).unwrap()
+        })
+        .collect();
+    // 23 examples padded to 24: 8 per rank, 2 batches of 4 each.
+    assert!(
+        ranks
+            .iter()
+            .all(|l| l.num_batches() == 2 && l.num_samples() == 8)
+    );
+    for epoch in 0..2 {
+        let whole = single.order(epoch);
+        let shards: Vec<Vec<usize>> = ranks.iter().map(|l| l.order(epoch)).collect();
+        for k in 0..2 {
+            // Batch k of the single process (padded by its own start) is the union of the
+            // ranks' batches k.
+            let mut expected: Vec<usize> = (k * batch * world..(k + 1) * batch * world)
+                .map(|p| whole[p % n])
+                .collect();
+            let mut got: Vec<usize> = shards
+                .iter()
+                .flat_map(|s| s[k * batch..(k + 1) * batch].to_vec())
+                .collect();
+            expected.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, expected, "epoch {epoch} batch {k}");
+        }
+        let batches: Vec<Batch> = collect(&ranks[1], epoch);
+        assert_eq!(batches[0].indices, shards[1][..batch].to_vec());
+    }
+    assert_ne!(ranks[0].order(0), ranks[0].order(1), "reshuffled per epoch");
+}

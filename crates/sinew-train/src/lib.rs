@@ -23,6 +23,7 @@
 pub mod callbacks;
 mod checkpoint;
 mod cross_validation;
+mod distributed;
 mod history;
 pub mod metrics;
 pub mod plot;
@@ -31,6 +32,7 @@ mod trainer;
 
 pub use checkpoint::TrainingCheckpoint;
 pub use cross_validation::{CvReport, FoldLoaders, cross_validate};
+pub use distributed::Distributed;
 pub use history::{History, Logs};
 pub use progress::Verbosity;
 pub use trainer::{LossFn, Trainer};

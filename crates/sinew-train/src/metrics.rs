@@ -13,6 +13,16 @@ pub trait Metric: Send {
     fn update(&mut self, output: &Tensor, target: &Tensor) -> Result<()>;
     /// The value over everything seen since `reset` (NaN before any update).
     fn value(&self) -> f64;
+    /// Running totals from which `value` is computed (hits and count, error sum and count), so
+    /// that data-parallel ranks can sum them; empty when the metric has none (ranks then
+    /// average its value).
+    fn totals(&self) -> Vec<f64> {
+        Vec::new()
+    }
+    /// Replaces the running totals with `totals` (the sums over ranks).
+    fn set_totals(&mut self, totals: &[f64]) {
+        let _ = totals;
+    }
 }
 
 /// Fraction of samples whose target class is among the `k` highest scores (`k = 1`: accuracy).
@@ -95,6 +105,14 @@ impl Metric for TopKAccuracy {
     fn value(&self) -> f64 {
         self.hits as f64 / self.seen as f64
     }
+    fn totals(&self) -> Vec<f64> {
+        vec![self.hits as f64, self.seen as f64]
+    }
+    fn set_totals(&mut self, totals: &[f64]) {
+        if let [hits, seen] = totals {
+            (self.hits, self.seen) = (*hits as u64, *seen as u64);
+        }
+    }
 }
 
 /// Mean absolute (`Mae`) or squared (`Mse`) error of a regression output.
@@ -157,6 +175,14 @@ impl Metric for RegressionError {
     }
     fn value(&self) -> f64 {
         self.sum / self.seen as f64
+    }
+    fn totals(&self) -> Vec<f64> {
+        vec![self.sum, self.seen as f64]
+    }
+    fn set_totals(&mut self, totals: &[f64]) {
+        if let [sum, seen] = totals {
+            (self.sum, self.seen) = (*sum, *seen as u64);
+        }
     }
 }
 

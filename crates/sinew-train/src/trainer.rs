@@ -8,6 +8,7 @@ use sinew_nn::{Module, ModuleExt};
 use sinew_optim::Optimizer;
 use sinew_tensor::{Result, Tensor, no_grad};
 
+use crate::Distributed;
 use crate::callbacks::{Callback, Context};
 use crate::metrics::Metric;
 use crate::progress::{Progress, Verbosity};
@@ -52,6 +53,7 @@ pub struct Trainer<'a> {
     verbosity: Verbosity,
     checkpoint_dir: Option<PathBuf>,
     start_epoch: usize,
+    distributed: Option<Box<dyn Distributed + 'a>>,
 }
 
 impl<'a> Trainer<'a> {
@@ -70,7 +72,56 @@ impl<'a> Trainer<'a> {
             verbosity: Verbosity::Auto,
             checkpoint_dir: None,
             start_epoch: 0,
+            distributed: None,
         }
+    }
+
+    /// Trains as one process of a data-parallel run (`sinew_dist::DistributedDataParallel` implements it): only
+    /// rank 0 prints, checkpoints and runs file-writing callbacks; epoch losses and metrics are
+    /// reduced over ranks. Give each rank its shard of the data with a `DistributedSampler`.
+    pub fn distributed(mut self, run: impl Distributed + 'a) -> Self {
+        self.distributed = Some(Box::new(run));
+        self
+    }
+
+    /// Whether this process prints and writes files (rank 0, or the only process).
+    fn is_main(&self) -> bool {
+        self.distributed.as_ref().is_none_or(|d| d.rank() == 0)
+    }
+
+    /// The loss sum, sample count and metric values over all ranks, so that every rank logs
+    /// the same numbers: metrics with totals sum them, others average their values.
+    fn reduce_over_ranks(&mut self, loss_sum: f64, seen: usize) -> Result<(f64, usize, Vec<f64>)> {
+        let Some(d) = &self.distributed else {
+            let values = self.metrics.iter().map(|m| m.value()).collect();
+            return Ok((loss_sum, seen, values));
+        };
+        let mut sums = vec![loss_sum, seen as f64];
+        let mut widths = Vec::with_capacity(self.metrics.len());
+        for m in &self.metrics {
+            let totals = m.totals();
+            let part = if totals.is_empty() {
+                vec![m.value()]
+            } else {
+                totals
+            };
+            widths.push(part.len());
+            sums.extend(part);
+        }
+        d.all_reduce_sum(&mut sums)?;
+        let ranks = d.world_size() as f64;
+        let (mut at, mut values) = (2, Vec::with_capacity(self.metrics.len()));
+        for (m, w) in self.metrics.iter_mut().zip(widths) {
+            let part = &sums[at..at + w];
+            if m.totals().is_empty() {
+                values.push(part[0] / ranks);
+            } else {
+                m.set_totals(part);
+                values.push(m.value());
+            }
+            at += w;
+        }
+        Ok((sums[0], sums[1] as usize, values))
     }
 
     /// Adds a metric (logged for training and, as `val_<name>`, validation).
@@ -131,7 +182,13 @@ impl<'a> Trainer<'a> {
         V: Dataset<Item = Sample> + 'static,
     {
         let mut history = History::default();
-        let mut progress = Progress::new(self.verbosity);
+        let verbosity = if self.is_main() {
+            self.verbosity
+        } else {
+            Verbosity::Silent
+        };
+        let mut progress = Progress::new(verbosity);
+        let main = self.is_main();
         let total = train.num_batches();
         for epoch in self.start_epoch..epochs {
             progress.epoch_start();
@@ -145,6 +202,9 @@ impl<'a> Trainer<'a> {
                 let loss = (self.loss)(&out, &batch.targets)?;
                 self.optimizer.zero_grad();
                 loss.backward()?;
+                if let Some(d) = &self.distributed {
+                    d.after_backward()?;
+                }
                 self.optimizer.step()?;
                 let (value, n) = (
                     loss.item()?,
@@ -160,16 +220,21 @@ impl<'a> Trainer<'a> {
                     optimizer: self.optimizer.as_mut(),
                     stop_training: false,
                 };
-                for c in &mut self.callbacks {
+                for c in self
+                    .callbacks
+                    .iter_mut()
+                    .filter(|c| main || !c.main_process_only())
+                {
                     c.on_batch_end(b, value, &mut ctx)?;
                 }
                 stop |= ctx.stop_training;
                 progress.batch(epoch, epochs, b + 1, total, loss_sum / seen as f64, seen);
             }
+            let (loss_sum, seen, values) = self.reduce_over_ranks(loss_sum, seen)?;
             let mut logs = Logs::new();
             logs.insert("loss".into(), loss_sum / seen.max(1) as f64);
-            for m in &self.metrics {
-                logs.insert(m.name(), m.value());
+            for (m, v) in self.metrics.iter().zip(values) {
+                logs.insert(m.name(), v);
             }
             if let Some(lr) = self.optimizer.lrs().first() {
                 logs.insert("lr".into(), *lr);
@@ -185,13 +250,17 @@ impl<'a> Trainer<'a> {
                 optimizer: self.optimizer.as_mut(),
                 stop_training: stop,
             };
-            for c in &mut self.callbacks {
+            for c in self
+                .callbacks
+                .iter_mut()
+                .filter(|c| main || !c.main_process_only())
+            {
                 c.on_epoch_end(epoch, &logs, &mut ctx)?;
             }
             stop = ctx.stop_training;
             history.epochs.push(logs);
             self.start_epoch = epoch + 1;
-            if let Some(dir) = &self.checkpoint_dir {
+            if let Some(dir) = self.checkpoint_dir.as_ref().filter(|_| main) {
                 let states = self.callbacks.iter().map(|c| c.state()).collect();
                 TrainingCheckpoint::save_with_callbacks(
                     dir,
@@ -210,13 +279,19 @@ impl<'a> Trainer<'a> {
             optimizer: self.optimizer.as_mut(),
             stop_training: true,
         };
-        for c in &mut self.callbacks {
+        for c in self
+            .callbacks
+            .iter_mut()
+            .filter(|c| main || !c.main_process_only())
+        {
             c.on_train_end(&mut ctx)?;
         }
         Ok(history)
     }
 
-    /// Mean loss and metrics over `loader`, in evaluation mode without gradients.
+    /// Mean loss and metrics over `loader`, in evaluation mode without gradients. In a
+    /// distributed run, over all ranks' loaders (shard them with
+    /// `DistributedSampler::without_padding` so each example counts once).
     pub fn evaluate<D: Dataset<Item = Sample> + 'static>(
         &mut self,
         loader: &DataLoader<D>,
@@ -235,15 +310,17 @@ impl<'a> Trainer<'a> {
                 m.update(&out, &batch.targets)?;
             }
         }
+        let (loss_sum, seen, values) = self.reduce_over_ranks(loss_sum, seen)?;
         let mut logs = Logs::new();
         logs.insert("loss".into(), loss_sum / seen.max(1) as f64);
-        for m in &self.metrics {
-            logs.insert(m.name(), m.value());
+        for (m, v) in self.metrics.iter().zip(values) {
+            logs.insert(m.name(), v);
         }
         Ok(logs)
     }
 
-    /// The model's outputs for every example of `loader`, in order (evaluation mode).
+    /// The model's outputs for every example of `loader`, in order (evaluation mode; this
+    /// process's loader only, in a distributed run).
     pub fn predict<D: Dataset<Item = Sample> + 'static>(
         &mut self,
         loader: &DataLoader<D>,

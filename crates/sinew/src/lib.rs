@@ -28,6 +28,7 @@
 
 pub use sinew_autograd as autograd;
 pub use sinew_data as data;
+pub use sinew_dist as dist;
 pub use sinew_nn as nn;
 pub use sinew_optim as optim;
 pub use sinew_tensor as tensor;

@@ -36,6 +36,49 @@ fn topological_order(root: &Arc<Meta>) -> Result<Vec<Arc<Meta>>> {
     Ok(order)
 }
 
+/// The order backward visits metas in: each meta once all its users are done (so its gradient
+/// is complete), choosing among those the leaves first and then the most recently created node,
+/// as PyTorch's engine does. Backward then reaches each layer's parameters right after that
+/// layer's gradient rule, so their hooks (the data-parallel all-reduce) start while the earlier
+/// layers are still to compute, instead of all at the end.
+fn backward_order(metas: Vec<Arc<Meta>>) -> Result<Vec<Arc<Meta>>> {
+    use std::collections::BinaryHeap;
+    let index: HashMap<u64, usize> = metas.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
+    // Inputs of each meta (as indices), and how many users each meta still waits for.
+    let mut inputs: Vec<Vec<usize>> = Vec::with_capacity(metas.len());
+    let mut waiting = vec![0usize; metas.len()];
+    for meta in &metas {
+        let ins: Vec<usize> = match &meta.node {
+            Some(node) => node
+                .tracked_inputs()?
+                .iter()
+                .filter_map(|m| index.get(&m.id).copied())
+                .collect(),
+            None => Vec::new(),
+        };
+        for &i in &ins {
+            waiting[i] += 1;
+        }
+        inputs.push(ins);
+    }
+    let priority = |i: usize| (metas[i].node.is_none(), metas[i].id, i);
+    let mut ready: BinaryHeap<(bool, u64, usize)> = (0..metas.len())
+        .filter(|&i| waiting[i] == 0)
+        .map(priority)
+        .collect();
+    let mut order = Vec::with_capacity(metas.len());
+    while let Some((_, _, i)) = ready.pop() {
+        order.push(metas[i].clone());
+        for &input in &inputs[i] {
+            waiting[input] -= 1;
+            if waiting[input] == 0 {
+                ready.push(priority(input));
+            }
+        }
+    }
+    Ok(order)
+}
+
 fn accumulate(slot: Option<Tensor>, grad: Tensor) -> Result<Tensor> {
     match slot {
         None => Ok(grad),
@@ -105,10 +148,10 @@ pub(crate) fn backward(
     } else {
         no_grad()
     };
-    let order = topological_order(root_meta)?;
+    let order = backward_order(topological_order(root_meta)?)?;
     let mut grads: HashMap<u64, Tensor> = HashMap::new();
     grads.insert(root_meta.id, seed);
-    for meta in order.iter().rev() {
+    for meta in &order {
         let Some(grad) = grads.remove(&meta.id) else {
             continue;
         };
@@ -200,6 +243,34 @@ mod tests {
         assert_eq!(node(&x.mul(&b).unwrap()), 2); // mul: both inputs
         assert_eq!(node(&x.sum_all().unwrap()), 0); // sum: shapes only
         assert_eq!(node(&x.reshape([2, 1]).unwrap()), 0);
+    }
+
+    #[test]
+    fn a_leaf_hook_runs_right_after_its_last_user() {
+        use std::sync::Mutex;
+        // Two layers: y = tanh(x * w1) * w2. Backward reaches w2 before computing tanh's
+        // gradient, so w2's hook must run before the first layer's leaf w1 has a gradient.
+        let x = leaf(&[0.5, -1.0]);
+        let (w1, w2) = (leaf(&[1.0, 2.0]), leaf(&[3.0, 4.0]));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (l1, l2) = (log.clone(), log.clone());
+        let w1_seen = w1.clone();
+        w2.register_grad_hook(move |_| {
+            l2.lock().unwrap().push(("w2", w1_seen.grad().is_some()));
+            Ok(())
+        })
+        .unwrap();
+        w1.register_grad_hook(move |_| {
+            l1.lock().unwrap().push(("w1", true));
+            Ok(())
+        })
+        .unwrap();
+        let y = x.mul(&w1).unwrap().tanh().unwrap().mul(&w2).unwrap();
+        y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(*log.lock().unwrap(), vec![("w2", false), ("w1", true)]);
+        // Gradients are unchanged by the order: d/dw2 = tanh(x * w1).
+        let g2 = w2.grad().unwrap().to_vec::<f32>().unwrap();
+        assert!((g2[0] - 0.5f32.tanh()).abs() < 1e-6 && (g2[1] - (-2.0f32).tanh()).abs() < 1e-6);
     }
 
     #[test]

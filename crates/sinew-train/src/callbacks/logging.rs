@@ -26,6 +26,9 @@ impl CsvLogger {
 }
 
 impl Callback for CsvLogger {
+    fn main_process_only(&self) -> bool {
+        true
+    }
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _: &mut Context<'_>) -> Result<()> {
         let io = |e: std::io::Error| {
             Error::invalid("CsvLogger", format!("{}: {e}", self.path.display()))

@@ -45,6 +45,10 @@ pub trait Callback: Send {
         let _ = ctx;
         Ok(())
     }
+    /// Whether only rank 0 of a data-parallel run should call it (callbacks that write files).
+    fn main_process_only(&self) -> bool {
+        false
+    }
     /// State to keep in a training checkpoint (a schedule's epoch, the best value so far), as
     /// JSON; `None` when there is none.
     fn state(&self) -> Option<serde_json::Value> {
@@ -68,6 +72,9 @@ impl<C: Callback + ?Sized> Callback for &mut C {
     }
     fn on_train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         (**self).on_train_end(ctx)
+    }
+    fn main_process_only(&self) -> bool {
+        (**self).main_process_only()
     }
     fn state(&self) -> Option<serde_json::Value> {
         (**self).state()

@@ -71,6 +71,9 @@ impl ModelCheckpoint {
 }
 
 impl Callback for ModelCheckpoint {
+    fn main_process_only(&self) -> bool {
+        true
+    }
     fn state(&self) -> Option<serde_json::Value> {
         serde_json::to_value((self.best, &self.written)).ok()
     }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Data-parallel checks under mpirun on this machine: installs OpenMPI from the Debian packages
+# when missing, lints and tests sinew-dist with its MPI backend (2 and 4 ranks over loopback),
+# and trains the CLI's default model with 2 ranks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v mpirun >/dev/null || ! command -v mpicc >/dev/null \
+    || ! compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q openmpi-bin libopenmpi-dev libclang-dev
+fi
+mpirun --version | head -1
+
+# OpenMPI in containers: allow root, more ranks than cores, and yield while waiting.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
+
+cargo clippy -p sinew-dist -p sinew-cli --features mpi --all-targets -- -D warnings
+cargo test -p sinew-dist --features mpi
+cargo build -p sinew-cli --features mpi
+out=$(mpirun -np 2 target/debug/sinew train --epochs 3 --workers 0 2>&1)
+echo "$out"
+echo "$out" | grep -q "data-parallel: 2 processes (mpi)"
+[ "$(echo "$out" | grep -c "^test accuracy")" -eq 1 ]
