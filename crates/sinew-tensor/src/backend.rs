@@ -483,6 +483,45 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         missing(self, "unfold2d")
     }
 
+    /// Max pooling of a float `[n, c, h, w]` view over `spec`'s windows (its `pad_value` is
+    /// ignored: padding never wins): the maxima `[n, c, oh, ow]` and, like PyTorch's
+    /// `return_indices`, the i64 flat index `y * w + x` into each `h*w` plane of every maximum
+    /// (the first maximal tap; the first in-bounds tap of a window whose values are all -inf).
+    ///
+    /// Default: composed from `unfold2d`, `reduce`, `arg_reduce` and `gather` (allocates the
+    /// unfolded windows).
+    fn max_pool2d(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<(BoxedStorage, BoxedStorage)> {
+        crate::composite_pool::max_pool2d(self, src, layout, spec)
+    }
+
+    /// Backward of [`Backend::max_pool2d`]: a `[n, c, h, w]` gradient that is zero except for
+    /// each element of `grad` (`[n, c, oh, ow]`) added at its index in `indices` (same shape,
+    /// i64). An index outside the `h*w` plane is an error.
+    ///
+    /// Default: `full` zeros and a `scatter` add.
+    fn max_pool2d_backward(
+        &self,
+        grad: &dyn BackendStorage,
+        grad_layout: &Layout,
+        indices: &dyn BackendStorage,
+        indices_layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        crate::composite_pool::max_pool2d_backward(
+            self,
+            grad,
+            grad_layout,
+            indices,
+            indices_layout,
+            spec,
+        )
+    }
+
     /// col2im: sums `[n, c*kh*kw, oh*ow]` columns back into `[n, c, h, w]` (adjoint of unfold2d).
     fn fold2d(
         &self,

@@ -21,6 +21,7 @@ mod host;
 pub mod autograd;
 pub mod backend;
 mod composite;
+mod composite_pool;
 pub mod cpu;
 mod device;
 mod display;

@@ -129,7 +129,7 @@ impl Generator {
 
     /// `n` values, block-parallel, each block from its own stream; allocated fallibly (an
     /// out-of-memory error names `op`).
-    fn sample<T: Copy + Default + Send>(
+    fn sample<T: Copy + Default + Send + 'static>(
         &mut self,
         op: &'static str,
         n: usize,

@@ -33,6 +33,16 @@ impl Storage {
     }
 }
 
+impl Drop for Storage {
+    /// Hands a large host buffer to the CPU buffer pool for the next output of its size.
+    fn drop(&mut self) {
+        let data = self.data.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(host) = data.as_any_mut().downcast_mut::<CpuStorage>() {
+            crate::cpu::buffer_pool::recycle(host);
+        }
+    }
+}
+
 /// An n-dimensional array with a run-time dtype, living on a [`Device`].
 ///
 /// Cloning a tensor (and every view op) is cheap: it shares storage. Operations return new

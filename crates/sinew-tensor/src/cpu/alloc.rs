@@ -11,8 +11,12 @@ pub(crate) fn out_of_memory<T>(op: &'static str, len: usize) -> Error {
     }
 }
 
-/// An empty vector with room for exactly `len` elements, or an out-of-memory error.
-pub(crate) fn try_with_capacity<T>(op: &'static str, len: usize) -> Result<Vec<T>> {
+/// An empty vector with room for exactly `len` elements, or an out-of-memory error. Large
+/// requests reuse a freed buffer of the same size when one is kept (`buffer_pool`).
+pub(crate) fn try_with_capacity<T: 'static>(op: &'static str, len: usize) -> Result<Vec<T>> {
+    if let Some(v) = super::buffer_pool::take(len) {
+        return Ok(v);
+    }
     let mut v = Vec::new();
     v.try_reserve_exact(len)
         .map_err(|_| out_of_memory::<T>(op, len))?;
@@ -21,7 +25,11 @@ pub(crate) fn try_with_capacity<T>(op: &'static str, len: usize) -> Result<Vec<T
 
 /// `len` copies of `value`, or an out-of-memory error (the fallible `vec![value; len]`).
 /// Every CPU kernel allocates its output through here.
-pub(crate) fn try_vec<T: Clone>(op: &'static str, len: usize, value: T) -> Result<Vec<T>> {
+pub(crate) fn try_vec<T: Clone + 'static>(
+    op: &'static str,
+    len: usize,
+    value: T,
+) -> Result<Vec<T>> {
     let mut v = try_with_capacity(op, len)?;
     v.resize(len, value);
     Ok(v)

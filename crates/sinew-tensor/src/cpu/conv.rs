@@ -5,7 +5,9 @@
 
 use rayon::prelude::*;
 
-use super::alloc::try_vec;
+use std::mem::MaybeUninit;
+
+use super::alloc::{try_vec, try_with_capacity};
 use super::{CpuStorage, contiguous_slice};
 use crate::backend::Unfold2d;
 use crate::{Element, Error, Layout, Result, Shape};
@@ -23,6 +25,23 @@ fn source(
     (o * stride + t * dilation)
         .checked_sub(pad)
         .filter(|&i| i < size)
+}
+
+/// The output positions `o < out` whose tap `t` reads inside the input (`o * stride + t *
+/// dilation - pad` in `[0, size)`): a range, empty when none does.
+#[inline]
+fn valid_range(
+    t: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+    size: usize,
+    out: usize,
+) -> (usize, usize) {
+    let off = t * dilation;
+    let lo = pad.saturating_sub(off).div_ceil(stride).min(out);
+    let hi = (size + pad).saturating_sub(off).div_ceil(stride).min(out);
+    (lo, hi.max(lo))
 }
 
 /// Checks the spec and that `layout` has the shape `expected` derives from it; returns
@@ -53,30 +72,57 @@ fn unfold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -
     // Products below are bounded by the column shape's element count, checked by `s.check`.
     let plane_out = kh * kw * oh * ow;
     let pad = T::from_f64(s.pad_value);
-    let mut out = try_vec(OP, s.n * s.c * plane_out, T::default())?;
+    let total = s.n * s.c * plane_out;
+    // Every element is written below, so the buffer is not zero-filled first.
+    let mut out = try_with_capacity::<T>(OP, total)?;
     if plane_out == 0 {
         return Ok(out);
     }
-    out.par_chunks_mut(plane_out)
+    // Per tap column kj: the output columns reading inside the image, and the first one's x.
+    let (sw, pw, dw) = (s.stride.1, s.padding.1, s.dilation.1);
+    let ranges: Vec<(usize, usize)> = (0..kw)
+        .map(|kj| valid_range(kj, sw, pw, dw, s.w, ow))
+        .collect();
+    let pad = MaybeUninit::new(pad);
+    out.spare_capacity_mut()[..total]
+        .par_chunks_mut(plane_out)
         .enumerate()
         .for_each(|(plane, cols)| {
             let img = &data[plane * s.h * s.w..(plane + 1) * s.h * s.w];
             for ki in 0..kh {
-                for kj in 0..kw {
+                for (kj, &(lo, hi)) in ranges.iter().enumerate() {
                     let row = &mut cols[(ki * kw + kj) * oh * ow..][..oh * ow];
-                    for oy in 0..oh {
+                    for (oy, seg) in row.chunks_mut(ow).enumerate() {
                         let y = source(oy, ki, s.stride.0, s.padding.0, s.dilation.0, s.h);
-                        for ox in 0..ow {
-                            let x = source(ox, kj, s.stride.1, s.padding.1, s.dilation.1, s.w);
-                            row[oy * ow + ox] = match (y, x) {
-                                (Some(y), Some(x)) => img[y * s.w + x],
-                                _ => pad,
-                            };
+                        let Some(y) = y.filter(|_| lo < hi) else {
+                            seg.fill(pad);
+                            continue;
+                        };
+                        seg[..lo].fill(pad);
+                        seg[hi..].fill(pad);
+                        // In bounds: `valid_range` keeps x = o * sw + kj * dw - pw in [0, w).
+                        let src = &img[y * s.w..(y + 1) * s.w];
+                        let x0 = lo * sw + kj * dw - pw;
+                        let taps = src[x0..].iter().step_by(sw);
+                        let mut written = 0;
+                        for (o, &v) in seg[lo..hi].iter_mut().zip(taps) {
+                            o.write(v);
+                            written += 1;
                         }
+                        // Never runs (the row holds every tap); keeps the segment initialised
+                        // whatever the arithmetic above.
+                        seg[lo + written..hi].fill(pad);
                     }
                 }
             }
         });
+    // SAFETY: `spare_capacity_mut()[..total]` exists (the capacity is at least `total`, from
+    // `try_with_capacity`; slicing checks it), and the loop above initialised all of it: each
+    // of the `n * c` chunks of `plane_out = kh * kw * oh * ow` elements is split into `kh * kw`
+    // rows of `oh` segments of `ow`, and every segment is written whole: all padding, or
+    // padding on `[..lo]` and `[hi..]`, taps on `[lo, lo + written)` and padding on the rest
+    // of `[lo, hi)`. A panic before this line leaves the length 0, exposing nothing.
+    unsafe { out.set_len(total) };
     Ok(out)
 }
 
@@ -120,6 +166,55 @@ fn fold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -> 
     Ok(out)
 }
 
+/// col2im of f32/f64 columns, accumulating in the element type (as PyTorch does) straight
+/// into the output, a contiguous row segment per window row.
+fn fold_planes_float<T>(v: &[T], layout: &Layout, s: &Unfold2d) -> Result<Vec<T>>
+where
+    T: Element + Default + std::ops::AddAssign,
+{
+    const OP: &str = "fold2d";
+    let (oh, ow) = checked_geometry(OP, layout, s, |oh, ow| s.cols_shape(OP, oh, ow))?;
+    let cols = contiguous_slice(OP, v, layout)?;
+    let (kh, kw) = s.kernel;
+    let plane_in = kh * kw * oh * ow;
+    let mut out = try_vec(OP, s.n * s.c * s.h * s.w, T::default())?;
+    if out.is_empty() || plane_in == 0 {
+        return Ok(out);
+    }
+    let (sw, pw, dw) = (s.stride.1, s.padding.1, s.dilation.1);
+    let ranges: Vec<(usize, usize)> = (0..kw)
+        .map(|kj| valid_range(kj, sw, pw, dw, s.w, ow))
+        .collect();
+    out.par_chunks_mut(s.h * s.w)
+        .zip(cols.par_chunks(plane_in))
+        .for_each(|(img, src)| {
+            for ki in 0..kh {
+                for (kj, &(lo, hi)) in ranges.iter().enumerate() {
+                    let row = &src[(ki * kw + kj) * oh * ow..][..oh * ow];
+                    for (oy, seg) in row.chunks(ow).enumerate() {
+                        let y = source(oy, ki, s.stride.0, s.padding.0, s.dilation.0, s.h);
+                        let Some(y) = y.filter(|_| lo < hi) else {
+                            continue;
+                        };
+                        // In bounds: `valid_range` keeps x = o * sw + kj * dw - pw in [0, w).
+                        let dst = &mut img[y * s.w..(y + 1) * s.w];
+                        let x0 = lo * sw + kj * dw - pw;
+                        if sw == 1 {
+                            for (d, &c) in dst[x0..x0 + (hi - lo)].iter_mut().zip(&seg[lo..hi]) {
+                                *d += c;
+                            }
+                        } else {
+                            for (i, &c) in seg[lo..hi].iter().enumerate() {
+                                dst[x0 + i * sw] += c;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    Ok(out)
+}
+
 /// im2col of a `[n, c, h, w]` view.
 pub(super) fn unfold2d(src: &CpuStorage, layout: &Layout, spec: &Unfold2d) -> Result<CpuStorage> {
     Ok(with_cpu_storage!(src, v => Element::into_storage(unfold_planes(v, layout, spec)?)))
@@ -132,6 +227,8 @@ pub(super) fn fold2d(cols: &CpuStorage, layout: &Layout, spec: &Unfold2d) -> Res
             op: "fold2d",
             dtype: cols.dtype(),
         }),
+        CpuStorage::F32(v) => Ok(CpuStorage::F32(fold_planes_float(v, layout, spec)?)),
+        CpuStorage::F64(v) => Ok(CpuStorage::F64(fold_planes_float(v, layout, spec)?)),
         other => {
             Ok(with_cpu_storage!(other, v => Element::into_storage(fold_planes(v, layout, spec)?)))
         }

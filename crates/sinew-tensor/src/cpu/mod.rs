@@ -4,6 +4,7 @@
 //! above [`PARALLEL_THRESHOLD`] elements, and compute f16/bf16 through f32.
 
 pub(crate) mod alloc;
+pub mod buffer_pool;
 mod cast;
 mod conv;
 mod elementwise;
@@ -13,6 +14,7 @@ mod inplace;
 mod inplace_walk;
 mod matmul;
 mod matmul_spec;
+mod pool;
 mod reduce;
 mod softmax;
 mod strided;
@@ -67,7 +69,7 @@ pub(crate) fn through_f32(
 
 /// Converts an f32 result back to f16/bf16 (other results pass through).
 pub(crate) fn narrow(op: &'static str, out: CpuStorage, dtype: DType) -> Result<CpuStorage> {
-    fn convert<T>(op: &'static str, v: Vec<f32>, f: impl Fn(f32) -> T) -> Result<Vec<T>> {
+    fn convert<T: 'static>(op: &'static str, v: Vec<f32>, f: impl Fn(f32) -> T) -> Result<Vec<T>> {
         let mut out = alloc::try_with_capacity(op, v.len())?;
         out.extend(v.into_iter().map(f));
         Ok(out)
@@ -114,7 +116,7 @@ impl Backend for CpuBackend {
     }
 
     fn upload(&self, data: &CpuStorage) -> Result<BoxedStorage> {
-        fn copy<T: Copy>(v: &[T]) -> Result<Vec<T>> {
+        fn copy<T: Copy + 'static>(v: &[T]) -> Result<Vec<T>> {
             let mut out = alloc::try_with_capacity("upload", v.len())?;
             out.extend_from_slice(v);
             Ok(out)
@@ -357,5 +359,32 @@ impl Backend for CpuBackend {
         spec: &Unfold2d,
     ) -> Result<BoxedStorage> {
         Ok(Box::new(conv::fold2d(cpu(cols), layout, spec)?))
+    }
+
+    fn max_pool2d(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<(BoxedStorage, BoxedStorage)> {
+        let (values, indices) = pool::max_pool2d(cpu(src), layout, spec)?;
+        Ok((Box::new(values), Box::new(indices)))
+    }
+
+    fn max_pool2d_backward(
+        &self,
+        grad: &dyn BackendStorage,
+        grad_layout: &Layout,
+        indices: &dyn BackendStorage,
+        indices_layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(pool::max_pool2d_backward(
+            cpu(grad),
+            grad_layout,
+            cpu(indices),
+            indices_layout,
+            spec,
+        )?))
     }
 }

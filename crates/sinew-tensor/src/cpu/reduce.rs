@@ -110,7 +110,7 @@ fn runs(dims: &[usize], reduced: &[usize]) -> Vec<(usize, bool)> {
 }
 
 /// Reduces every reduced run, innermost first, each time shrinking it to size 1.
-fn reduce_runs<T: Copy + Send + Sync, A: Copy + Send + Sync>(
+fn reduce_runs<T: Copy + Send + Sync + 'static, A: Copy + Send + Sync>(
     op: &'static str,
     data: &[T],
     dims: &[usize],

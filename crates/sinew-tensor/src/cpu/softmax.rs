@@ -7,7 +7,7 @@ use super::alloc::try_vec;
 use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, through_f32};
 use crate::{Error, Layout, Result};
 
-fn softmax_float<T: Float + Send + Sync + Default>(
+fn softmax_float<T: Float + Send + Sync + Default + 'static>(
     v: &[T],
     layout: &Layout,
     dim: usize,

@@ -102,7 +102,7 @@ fn for_rows<U, const K: usize>(
 }
 
 /// Maps a slice in parallel above the threshold into a fallibly allocated vector.
-fn map_slice<T: Copy + Sync, U: Copy + Default + Send + Sync>(
+fn map_slice<T: Copy + Sync, U: Copy + Default + Send + Sync + 'static>(
     op: &'static str,
     src: &[T],
     f: impl Fn(T) -> U + Sync + Send,
@@ -130,7 +130,7 @@ pub(crate) fn map_view<T, U, F>(
 ) -> Result<Vec<U>>
 where
     T: Copy + Send + Sync,
-    U: Copy + Send + Sync + Default,
+    U: Copy + Send + Sync + Default + 'static,
     F: Fn(T) -> U + Sync + Send,
 {
     let n = layout.elem_count();
@@ -175,7 +175,7 @@ pub(crate) fn zip_views<A, B, U, F>(
 where
     A: Copy + Send + Sync,
     B: Copy + Send + Sync,
-    U: Copy + Send + Sync + Default,
+    U: Copy + Send + Sync + Default + 'static,
     F: Fn(A, B) -> U + Sync + Send,
 {
     let n = la.elem_count();
@@ -249,7 +249,7 @@ pub(crate) fn select_views<T>(
     lf: &Layout,
 ) -> Result<Vec<T>>
 where
-    T: Copy + Send + Sync + Default,
+    T: Copy + Send + Sync + Default + 'static,
 {
     let n = lc.elem_count();
     if n == 0 {
@@ -286,7 +286,7 @@ where
 
 /// A contiguous copy of a view (or a borrow when it already is contiguous); the copy is
 /// allocated fallibly (a huge broadcast view is an out-of-memory error naming `op`).
-pub(crate) fn contiguous_slice<'a, T: Copy + Send + Sync + Default>(
+pub(crate) fn contiguous_slice<'a, T: Copy + Send + Sync + Default + 'static>(
     op: &'static str,
     data: &'a [T],
     layout: &Layout,

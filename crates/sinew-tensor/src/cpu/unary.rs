@@ -42,7 +42,7 @@ pub(super) trait MapWith<T> {
 /// A view read into a new row-major vector (allocated fallibly; errors name the op).
 pub(super) struct ViewMap<'a, T>(&'static str, &'a [T], &'a Layout);
 
-impl<T: Copy + Send + Sync + Default> MapWith<T> for ViewMap<'_, T> {
+impl<T: Copy + Send + Sync + Default + 'static> MapWith<T> for ViewMap<'_, T> {
     type Out = Result<Vec<T>>;
     fn map<F: Fn(T) -> T + Sync + Send>(self, f: F) -> Result<Vec<T>> {
         map_view(self.0, self.1, self.2, f)

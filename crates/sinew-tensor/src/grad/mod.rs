@@ -1,12 +1,13 @@
 //! The differentiable primitives: each public method here runs the op's untracked forward
 //! (`ops/` or `tensor.rs`, `*_untracked`) and records its backward rule with
 //! [`Tensor::from_op`]. One file per op family, mirroring `src/ops/`; each rule says what it
-//! saves. Composites (mean, conv2d, logsumexp, ...) live in `ops/` and are differentiable by
+//! saves. Composites (mean, logsumexp, ...) live in `ops/` and are differentiable by
 //! being built from these.
 
 mod binary;
 mod cast;
 mod conv;
+mod conv2d;
 mod index;
 mod matmul;
 mod pool;

@@ -1,5 +1,5 @@
-//! Convolutions (im2col + matrix product) and the unfold/fold primitives they are built from.
-//! CPU kernels: `cpu/conv.rs`.
+//! Convolution options and checks, and the unfold/fold primitives convolution is built from
+//! (`grad/conv2d.rs` composes them with matmul). CPU kernels: `cpu/conv.rs`.
 
 use crate::backend::Unfold2d;
 use crate::{Error, Result, Shape, Tensor};
@@ -169,29 +169,6 @@ impl Tensor {
         }
         let shape = Shape::new([spec.n, spec.c, spec.h, spec.w]);
         self.map_storage(shape, |b, s, l| b.fold2d(s, l, spec))
-    }
-
-    /// 2-d convolution (cross-correlation, as in PyTorch) of `[n, c, h, w]` with weight
-    /// `[o, c/groups, kh, kw]` and optional bias `[o]`. PyTorch equivalent: `F.conv2d`.
-    pub fn conv2d(
-        &self,
-        weight: &Tensor,
-        bias: Option<&Tensor>,
-        cfg: Conv2dConfig,
-    ) -> Result<Tensor> {
-        let spec = self.conv2d_spec(weight, bias, cfg)?;
-        let (g, o) = (cfg.groups, weight.dims()[0]);
-        let (oh, ow) = spec.out_hw();
-        let taps = spec.c / g * spec.kernel.0 * spec.kernel.1;
-        let cols = self.unfold2d(&spec)?.reshape([spec.n, g, taps, oh * ow])?;
-        let out = weight
-            .reshape([g, o / g, taps])?
-            .matmul(&cols)?
-            .reshape([spec.n, o, oh, ow])?;
-        match bias {
-            None => Ok(out),
-            Some(b) => out.add(&b.reshape([1, o, 1, 1])?),
-        }
     }
 
     /// Checks a convolution's operands (`[n, c, h, w]` input, `[o, c/groups, kh, kw]` weight,

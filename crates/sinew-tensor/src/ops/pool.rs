@@ -67,75 +67,57 @@ impl Pool2dConfig {
 impl Tensor {
     /// Max pooling of `[n, c, h, w]`; returns the values and, like PyTorch's `return_indices`,
     /// the flat index (into each `h*w` plane) of every maximum. PyTorch: `F.max_pool2d`.
+    /// The work is [`crate::Backend::max_pool2d`] (a direct kernel on the CPU).
     pub(crate) fn max_pool2d_untracked(&self, cfg: Pool2dConfig) -> Result<(Tensor, Tensor)> {
         const OP: &str = "max_pool2d";
         self.check_float(OP)?;
         let spec = cfg.spec(OP, self, f64::NEG_INFINITY)?;
         let (oh, ow) = spec.out_hw();
-        let (kh, kw) = spec.kernel;
-        let (n, c, l) = (spec.n, spec.c, oh * ow);
-        let cols = self.unfold2d(&spec)?.reshape([n, c, kh * kw, l])?;
-        let values = cols.max(&[2], false)?.reshape([n, c, oh, ow])?;
-        let window = cols.argmax(2, false)?;
-        // Window tap t = ki * kw + kj of output l = (oy, ox) reads input (y, x) =
-        // (oy*sh - ph + ki*dh, ox*sw - pw + kj*dw); PyTorch reports y * w + x.
-        // Checked in i128 (every factor is below 2^64): an index past i64 is an error.
-        let flat = |p: usize| -> Option<i64> {
-            let [oy, ox, sh, sw, ph, pw, w] = [
-                p / ow,
-                p % ow,
-                spec.stride.0,
-                spec.stride.1,
-                spec.padding.0,
-                spec.padding.1,
-                spec.w,
-            ]
-            .map(|v| v as i128);
-            let y = oy.checked_mul(sh)? - ph;
-            let x = ox.checked_mul(sw)? - pw;
-            i64::try_from(y.checked_mul(w)?.checked_add(x)?).ok()
-        };
-        let base = (0..l)
-            .map(flat)
-            .collect::<Option<Vec<i64>>>()
-            .ok_or_else(|| Error::Overflow {
-                op: OP,
-                what: format!(
-                    "the flat input index of a {}x{} input's windows",
-                    spec.h, spec.w
-                ),
-            })?;
-        let base = Tensor::from_vec_on(base, [l], self.device())?;
-        let ki = window.div(&Tensor::full((), kw as f64, DType::I64, self.device())?)?;
-        let kj = window.sub(&ki.mul_scalar(kw as f64)?)?;
-        let offset = ki
-            .mul_scalar(spec.dilation.0 as f64 * spec.w as f64)?
-            .add(&kj.mul_scalar(spec.dilation.1 as f64)?)?;
-        let indices = offset.add(&base)?.reshape([n, c, oh, ow])?;
-        // A window whose in-bounds values are all -inf ties with its -inf padding, and argmax
-        // keeps the first tap, which may be padding. PyTorch reports the first in-bounds tap
-        // (its kernel starts at the first tap at or past row/column 0), so use that there.
-        let first_tap = |o: usize, s: usize, p: usize, d: usize| -> i64 {
-            match (o * s).checked_sub(p) {
-                Some(start) => start as i64,
-                None => {
-                    let deficit = p - o * s;
-                    (deficit.div_ceil(d) * d - deficit) as i64
-                }
+        let device = self.device();
+        let backend = device.backend();
+        let (values, indices) = self.with_storage(|s, l| backend.max_pool2d(s, l, &spec))?;
+        let shape = [spec.n, spec.c, oh, ow];
+        Ok((
+            Tensor::from_storage(values, shape, device.clone())?,
+            Tensor::from_storage(indices, shape, device.clone())?,
+        ))
+    }
+
+    /// The gradient of max pooling's input: this `[n, c, oh, ow]` gradient added at `indices`
+    /// (from [`Tensor::max_pool2d`] with the window `spec`) into `[n, c, h, w]` zeros.
+    pub(crate) fn max_pool2d_backward_untracked(
+        &self,
+        indices: &Tensor,
+        spec: &Unfold2d,
+    ) -> Result<Tensor> {
+        const OP: &str = "max_pool2d backward";
+        let (oh, ow) = spec.check(OP)?;
+        let expected = crate::Shape::new([spec.n, spec.c, oh, ow]);
+        for t in [self, indices] {
+            if t.shape() != &expected {
+                return Err(Error::ShapeMismatch {
+                    op: OP,
+                    lhs: t.shape().clone(),
+                    rhs: expected,
+                });
             }
-        };
-        let first: Vec<i64> = (0..l)
-            .map(|p| {
-                let y = first_tap(p / ow, spec.stride.0, spec.padding.0, spec.dilation.0);
-                let x = first_tap(p % ow, spec.stride.1, spec.padding.1, spec.dilation.1);
-                y * spec.w as i64 + x
-            })
-            .collect();
-        let first = Tensor::from_vec_on(first, [oh, ow], self.device())?;
-        let indices = values
-            .eq_scalar(f64::NEG_INFINITY)?
-            .where_cond(&first, &indices)?;
-        Ok((values, indices))
+        }
+        if indices.dtype() != DType::I64 || self.device() != indices.device() {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "expects i64 indices on the gradient's device, got {:?} on {:?}",
+                    indices.dtype(),
+                    indices.device()
+                ),
+            ));
+        }
+        let device = self.device();
+        let backend = device.backend();
+        let out = Tensor::with_storages([self, indices], |[g, i]| {
+            backend.max_pool2d_backward(g, self.layout(), i, indices.layout(), spec)
+        })?;
+        Tensor::from_storage(out, [spec.n, spec.c, spec.h, spec.w], device.clone())
     }
 
     /// Average pooling of `[n, c, h, w]`. PyTorch equivalent: `F.avg_pool2d`.
