@@ -116,12 +116,13 @@ fn unfold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -
                 }
             }
         });
-    // SAFETY: `spare_capacity_mut()[..total]` exists (the capacity is at least `total`, from
-    // `try_with_capacity`; slicing checks it), and the loop above initialised all of it: each
-    // of the `n * c` chunks of `plane_out = kh * kw * oh * ow` elements is split into `kh * kw`
-    // rows of `oh` segments of `ow`, and every segment is written whole: all padding, or
-    // padding on `[..lo]` and `[hi..]`, taps on `[lo, lo + written)` and padding on the rest
-    // of `[lo, hi)`. A panic before this line leaves the length 0, exposing nothing.
+    // The loop above initialised all of `spare_capacity_mut()[..total]` (slicing checks that
+    // it exists): each of the `n * c` chunks of `plane_out = kh * kw * oh * ow` elements is
+    // split into `kh * kw` rows of `oh` segments of `ow`, and every segment is written whole:
+    // all padding, or padding on `[..lo]` and `[hi..]`, taps on `[lo, lo + written)` and
+    // padding on the rest of `[lo, hi)`.
+    // SAFETY: capacity >= total (`try_with_capacity`), the first `total` elements are
+    // initialised (above), and a panic before this line leaves the length 0, exposing nothing.
     unsafe { out.set_len(total) };
     Ok(out)
 }
