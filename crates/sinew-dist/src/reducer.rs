@@ -14,6 +14,10 @@ use crate::backend::ReduceOp;
 use crate::buffer::CommBuffer;
 use crate::group::{ProcessGroup, Work};
 
+/// Cap of the first bucket (the last layers' gradients), PyTorch's
+/// `_DEFAULT_FIRST_BUCKET_BYTES`: 1 MiB.
+pub(crate) const FIRST_BUCKET_BYTES: usize = 1 << 20;
+
 /// One parameter's place in its bucket.
 pub(crate) struct Slot {
     pub(crate) name: String,
@@ -71,7 +75,9 @@ pub(crate) struct Reducer {
 }
 
 impl Reducer {
-    /// Buckets of at most `cap_bytes` (a larger parameter gets its own), one dtype and device
+    /// Buckets of at most `cap_bytes`, the first of at most [`FIRST_BUCKET_BYTES`] so that
+    /// communication starts early even in small models (a larger parameter gets its own
+    /// bucket), one dtype and device
     /// each, filled in reverse registration order.
     pub(crate) fn new(
         group: ProcessGroup,
@@ -95,7 +101,12 @@ impl Reducer {
             let fits = buckets.last().is_some_and(|b| {
                 b.dtype == dtype
                     && slots[b.slots[0]].device == *value.device()
-                    && bucket_bytes.saturating_add(bytes) <= cap_bytes
+                    && bucket_bytes.saturating_add(bytes)
+                        <= if buckets.len() == 1 {
+                            cap_bytes.min(FIRST_BUCKET_BYTES)
+                        } else {
+                            cap_bytes
+                        }
             });
             if !fits {
                 buckets.push(Bucket {

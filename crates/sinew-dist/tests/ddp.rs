@@ -54,6 +54,28 @@ fn names_are_the_wrapped_modules_and_buckets_run_last_layer_first() {
 }
 
 #[test]
+fn the_first_bucket_is_small_so_communication_starts_early() {
+    let group = ProcessGroup::single().unwrap();
+    let model = Sequential::new()
+        .append(Linear::new(784, 512).unwrap())
+        .append(ReLU)
+        .append(Linear::new(512, 512).unwrap())
+        .append(ReLU)
+        .append(Linear::new(512, 10).unwrap());
+    let ddp = DistributedDataParallel::new(model, &group).unwrap();
+    // 4.* and 2.bias come to 22.5 KB; adding 2.weight (1 MiB) would pass the first bucket's
+    // 1 MiB cap, and everything else fits the 25 MiB default.
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        ddp.buckets(),
+        vec![
+            names(&["4.bias", "4.weight", "2.bias"]),
+            names(&["2.weight", "0.bias", "0.weight"]),
+        ]
+    );
+}
+
+#[test]
 fn gradients_match_the_plain_model_and_no_sync_accumulates() {
     let group = ProcessGroup::single().unwrap();
     let plain = mlp();
