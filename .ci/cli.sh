@@ -35,6 +35,10 @@ $sinew train --model lenet5 --dataset mnist --limit 512 --epochs 1 --augment cro
 grep -q "^test accuracy: " "$out/mnist.txt"
 $sinew train --model perceptron --dataset moons --epochs 5 | tee "$out/perceptron.txt"
 grep -q "^test accuracy: " "$out/perceptron.txt"
+# Mixed precision (bf16 autocast on the CPU) through the same command.
+$sinew train --model lenet5 --dataset mnist --limit 256 --epochs 1 --precision mixed \
+    | tee "$out/mixed.txt"
+grep -q "^test accuracy: " "$out/mixed.txt"
 $sinew summary --model alexnet --dataset cifar10 | grep -q "Total params: 57044810"
 
 # Errors are one line and a non-zero status, never a panic.

@@ -3,12 +3,13 @@
 //! broadcast), and sum reductions (all, over rows, over columns).
 //!
 //! Matmul throughput is reported as FLOP/s (criterion's "elem/s" counts 2·n³ flops); add and sum
-//! as bytes moved per second (criterion's "B/s"). Two direct baselines bracket sinew's matmul:
-//! `sgemm_into_reused` writes into one preallocated output (the bare kernel), and
+//! as bytes moved per second (criterion's "B/s"). Direct baselines bracket sinew's matmul:
+//! `sgemm_into_reused` writes into one preallocated output (the bare matrixmultiply kernel, which
+//! with its `threading` feature uses up to four threads inside one call), `packed_into_reused`
+//! the same through sinew's own packed kernel (`sinew_tensor::cpu::gemm`, which f32 matmul
+//! uses on CPUs with AVX2 + FMA, threaded over rayon for large products), and
 //! `sgemm_alloc_output` allocates a zeroed output per call, which is what any tensor op must do,
-//! so it is the fair comparison. With the `threading` feature matrixmultiply already uses up to
-//! four threads inside one call; sinew additionally splits large products by row blocks over
-//! rayon.
+//! so it is the fair comparison for `sinew`.
 //!
 //! `cargo bench -p sinew-benches --bench tensor -- --warm-up-time 1 --measurement-time 3`
 
@@ -46,6 +47,34 @@ fn sgemm(n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
             1,
         );
     }
+}
+
+/// `c = a @ b` for square row-major `n x n` matrices through sinew's packed kernel
+/// (`sinew_tensor::cpu::gemm`, threaded over rayon for large products).
+fn packed_sgemm(n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    use sinew_tensor::cpu::gemm::{MatMut, MatRef, sgemm};
+    assert!(a.len() == n * n && b.len() == n * n && c.len() == n * n);
+    let s = n as isize;
+    let (a, b) = (
+        MatRef {
+            ptr: a.as_ptr(),
+            row_stride: s,
+            col_stride: 1,
+        },
+        MatRef {
+            ptr: b.as_ptr(),
+            row_stride: s,
+            col_stride: 1,
+        },
+    );
+    let c = MatMut {
+        ptr: c.as_mut_ptr(),
+        row_stride: s,
+        col_stride: 1,
+    };
+    // SAFETY: the three slices hold n*n elements each, read and written with row-major strides,
+    // and `c` (borrowed mutably) overlaps neither input.
+    unsafe { sgemm(n, n, n, a, b, c, false, true) }.expect("packed sgemm");
 }
 
 fn matmul(c: &mut Criterion) {
@@ -90,6 +119,17 @@ fn matmul(c: &mut Criterion) {
                 black_box(&out);
             })
         });
+        // The packed kernel behind sinew's f32 matmul, called directly into the same output.
+        group.bench_with_input(
+            BenchmarkId::new("packed_into_reused", n),
+            &n,
+            |bench, &n| {
+                bench.iter(|| {
+                    packed_sgemm(n, &av, &bv, &mut out);
+                    black_box(&out);
+                })
+            },
+        );
         // The transposed right operand is read in place (no copy), as linear layers do.
         let bt = b.t().expect("t");
         group.bench_with_input(

@@ -81,7 +81,8 @@ pub enum DatasetName {
 pub enum Precision {
     /// 32-bit floats throughout.
     F32,
-    /// Mixed precision: 16-bit compute with f32 master weights (needs a GPU).
+    /// Mixed precision: autocast compute in f16 on a GPU (with loss scaling) or bf16 on the
+    /// CPU, f32 master weights.
     Mixed,
 }
 

@@ -62,12 +62,6 @@ fn process_group(args: &TrainArgs) -> Result<Option<ProcessGroup>> {
 /// Runs `sinew train`; prints the final `test accuracy: NN.NN%` (or `test loss:`).
 pub fn train(args: &TrainArgs) -> Result<()> {
     let device = device::parse(&args.device)?;
-    if args.precision == Precision::Mixed {
-        return Err(Error::invalid(
-            "--precision",
-            "mixed precision training is not available yet (it needs the CUDA kernels of sinew-cuda part 2); use --precision f32",
-        ));
-    }
     manual_seed(args.seed);
     let name = args.model.dataset;
     let info = models::input_for(args.model.model, datasets::info(name, &args.data)?);
@@ -125,6 +119,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let mut opt = optimizers::optimizer(args, model.named_parameters());
     let schedule = optimizers::schedule(args, &mut opt)?;
     let mut trainer = Trainer::new(model.as_ref(), opt, loss_for(info));
+    if args.precision == Precision::Mixed {
+        trainer = trainer.precision(sinew::train::Precision::mixed_for(&device));
+    }
     if let Some(g) = &group {
         trainer = trainer.distributed(g.clone());
     }

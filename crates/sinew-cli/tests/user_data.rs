@@ -168,13 +168,12 @@ fn the_perceptron_learns_separable_data_with_its_rule() {
 
 #[test]
 fn bad_requests_are_one_line_errors() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 3] = [
         (&["train", "--dataset", "csv"], "needs --data FILE.csv"),
         (
             &["train", "--dataset", "xor", "--augment", "flip"],
             "image datasets",
         ),
-        (&["train", "--precision", "mixed"], "mixed precision"),
         (
             &["train", "--model", "perceptron", "--dataset", "sin"],
             "two classes",

@@ -29,6 +29,7 @@ mod adam;
 mod adaptive;
 mod builders;
 pub mod clip;
+mod grad_scaler;
 mod nadam;
 mod optimizer;
 pub mod schedule;
@@ -43,6 +44,7 @@ pub use adaptive::{
     RmspropConfig, RmspropRule, adadelta, adagrad, rmsprop,
 };
 pub use clip::{clip_grad_norm_, clip_grad_value_};
+pub use grad_scaler::{GradScaler, GradScalerConfig, GradScalerState};
 pub use nadam::{Nadam, NadamConfig, NadamRule, nadam};
 pub use optimizer::{
     NamedParameter, Optim, Optimizer, ParamGroup, Slot, UpdateRule, assign, effective_grad,

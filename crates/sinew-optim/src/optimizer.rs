@@ -42,6 +42,8 @@ pub trait Optimizer: Send {
     /// Restores a state saved by the same kind of optimizer; shapes and dtypes are checked, and
     /// names the optimizer does not have are reported (and nothing is loaded for them).
     fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport>;
+    /// The parameters of every group, in order (PyTorch's `param_groups[i]["params"]`).
+    fn parameters(&self) -> Vec<Parameter>;
 }
 
 /// A boxed optimizer is an optimizer (choose one at run time, hand it to a `Trainer`).
@@ -63,6 +65,9 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     }
     fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport> {
         (**self).load_state_dict(state)
+    }
+    fn parameters(&self) -> Vec<Parameter> {
+        (**self).parameters()
     }
 }
 
@@ -241,6 +246,13 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
             }
         }
         Ok(())
+    }
+
+    fn parameters(&self) -> Vec<Parameter> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.params.iter().map(|p| p.param.clone()))
+            .collect()
     }
 
     fn zero_grad(&self) {

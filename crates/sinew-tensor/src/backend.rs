@@ -249,6 +249,18 @@ impl Unfold2d {
         let cols = oh.checked_mul(ow).ok_or_else(overflow)?;
         Ok(crate::Shape::new([self.n, rows, cols]))
     }
+
+    /// Shape `[c*kh*kw, n*oh*ow]` of the wide columns ([`Backend::unfold2d_wide`]), with
+    /// checked products.
+    pub fn wide_cols_shape(&self, op: &'static str, oh: usize, ow: usize) -> Result<crate::Shape> {
+        let cols = self.cols_shape(op, oh, ow)?;
+        let (rows, l) = (cols.dims()[1], cols.dims()[2]);
+        let wide = self.n.checked_mul(l).ok_or_else(|| Error::Overflow {
+            op,
+            what: format!("the wide column count of {} images x {l} windows", self.n),
+        })?;
+        Ok(crate::Shape::new([rows, wide]))
+    }
 }
 
 /// How [`Backend::scatter`] combines values that land on the same slot.
@@ -520,6 +532,33 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             indices_layout,
             spec,
         )
+    }
+
+    /// im2col into wide columns: a `[n, c, h, w]` view to `[c*kh*kw, n*oh*ow]`, the columns of
+    /// the images side by side (column `i * oh*ow + p` is window `p` of image `i`), so that a
+    /// convolution of the whole batch is one matrix product.
+    ///
+    /// Default: `unfold2d` and a `copy_strided` transposing the image axis (one temporary).
+    fn unfold2d_wide(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        crate::composite_conv::unfold2d_wide(self, src, layout, spec)
+    }
+
+    /// col2im from wide columns `[c*kh*kw, n*oh*ow]` (see [`Backend::unfold2d_wide`]) into
+    /// `[n, c, h, w]`: the adjoint of `unfold2d_wide`.
+    ///
+    /// Default: a `copy_strided` into `[n, c*kh*kw, oh*ow]` and `fold2d` (one temporary).
+    fn fold2d_wide(
+        &self,
+        cols: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        crate::composite_conv::fold2d_wide(self, cols, layout, spec)
     }
 
     /// col2im: sums `[n, c*kh*kw, oh*ow]` columns back into `[n, c, h, w]` (adjoint of unfold2d).

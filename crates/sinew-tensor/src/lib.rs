@@ -18,9 +18,11 @@
 
 #[macro_use]
 mod host;
+pub mod autocast;
 pub mod autograd;
 pub mod backend;
 mod composite;
+mod composite_conv;
 mod composite_pool;
 pub mod cpu;
 mod device;
@@ -35,6 +37,7 @@ mod random;
 mod shape;
 mod tensor;
 
+pub use autocast::{AutocastGuard, autocast, autocast_off, with_autocast};
 pub use backend::{
     Activation, Backend, BackendStorage, BoxedStorage, InplaceOp, MatmulDims, MatmulSpec,
     ScatterMode, Unfold2d,

@@ -27,6 +27,7 @@ mod distributed;
 mod history;
 pub mod metrics;
 pub mod plot;
+mod precision;
 mod progress;
 mod trainer;
 
@@ -34,5 +35,6 @@ pub use checkpoint::TrainingCheckpoint;
 pub use cross_validation::{CvReport, FoldLoaders, cross_validate};
 pub use distributed::Distributed;
 pub use history::{History, Logs};
+pub use precision::Precision;
 pub use progress::Verbosity;
 pub use trainer::{LossFn, Trainer};

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 
 use sinew_data::{DataLoader, Dataset, Sample};
 use sinew_nn::{Module, ModuleExt};
-use sinew_optim::Optimizer;
-use sinew_tensor::{Result, Tensor, no_grad};
+use sinew_optim::{GradScaler, Optimizer};
+use sinew_tensor::{DType, Result, Tensor, no_grad};
 
-use crate::Distributed;
 use crate::callbacks::{Callback, Context};
 use crate::metrics::Metric;
 use crate::progress::{Progress, Verbosity};
+use crate::{Distributed, Precision};
 use crate::{History, Logs, TrainingCheckpoint};
 
 /// A loss: model outputs and targets to a scalar tensor (`F::cross_entropy`, `F::mse_loss`...).
@@ -54,6 +54,8 @@ pub struct Trainer<'a> {
     checkpoint_dir: Option<PathBuf>,
     start_epoch: usize,
     distributed: Option<Box<dyn Distributed + 'a>>,
+    precision: Precision,
+    scaler: GradScaler,
 }
 
 impl<'a> Trainer<'a> {
@@ -73,7 +75,23 @@ impl<'a> Trainer<'a> {
             checkpoint_dir: None,
             start_epoch: 0,
             distributed: None,
+            precision: Precision::F32,
+            scaler: Precision::F32.scaler(),
         }
+    }
+
+    /// Trains in `precision`: [`Precision::Mixed`] runs the forward pass and the loss under
+    /// autocast, keeps the parameters and optimizer in f32 and, for f16, scales the loss with a
+    /// `GradScaler` (skipping steps whose gradients overflowed). Evaluation stays in f32.
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self.scaler = precision.scaler();
+        self
+    }
+
+    /// The loss scaler of mixed-precision training (disabled unless f16).
+    pub fn grad_scaler(&self) -> &GradScaler {
+        &self.scaler
     }
 
     /// Trains as one process of a data-parallel run (`sinew_dist::DistributedDataParallel` implements it): only
@@ -198,14 +216,23 @@ impl<'a> Trainer<'a> {
             let mut stop = false;
             for (b, batch) in train.epoch(epoch as u64).enumerate() {
                 let batch = batch?;
-                let out = self.model.forward(&batch.inputs)?;
-                let loss = (self.loss)(&out, &batch.targets)?;
+                let (out, loss) = {
+                    let _amp = self.precision.forward_scope()?;
+                    let out = self.model.forward(&batch.inputs)?;
+                    let loss = (self.loss)(&out, &batch.targets)?;
+                    (out, loss)
+                };
                 self.optimizer.zero_grad();
-                loss.backward()?;
+                self.scaler.scale(&loss)?.backward()?;
                 if let Some(d) = &self.distributed {
                     d.after_backward()?;
                 }
-                self.optimizer.step()?;
+                self.scaler.step(self.optimizer.as_mut())?;
+                self.scaler.update();
+                let out = match out.dtype() {
+                    DType::F16 | DType::BF16 => out.to_dtype(DType::F32)?,
+                    _ => out,
+                };
                 let (value, n) = (
                     loss.item()?,
                     batch.targets.dims().first().copied().unwrap_or(1),

@@ -35,14 +35,16 @@ pub use sinew_tensor as tensor;
 pub use sinew_train as train;
 
 pub use sinew_tensor::{
-    DType, Device, Error, Generator, Parameter, Result, Shape, Tensor, no_grad, with_no_grad,
+    DType, Device, Error, Generator, Parameter, Result, Shape, Tensor, autocast, no_grad,
+    with_no_grad,
 };
 
 /// The names most programs need: `use sinew::prelude::*;`.
 pub mod prelude {
     pub use sinew_tensor::{
         BackwardOptions, Conv1dConfig, Conv2dConfig, DType, Device, Error, Generator, PadMode,
-        Parameter, Pool2dConfig, Result, Shape, Tensor, manual_seed, no_grad, with_no_grad,
+        Parameter, Pool2dConfig, Result, Shape, Tensor, autocast, manual_seed, no_grad,
+        with_no_grad,
     };
 
     // Modules: `nn::Linear`, `F::cross_entropy` as in PyTorch, plus the traits every model uses.
@@ -54,13 +56,13 @@ pub mod prelude {
 
     // Optimizers: `let mut opt = sgd(model.named_parameters(), SgdConfig::new(0.1).momentum(0.9));`
     pub use sinew_optim::{
-        self as optim, AdamConfig, LrSchedule, Optimizer, SgdConfig, adam, adamw, sgd,
+        self as optim, AdamConfig, GradScaler, LrSchedule, Optimizer, SgdConfig, adam, adamw, sgd,
     };
 
     // Training: `Trainer::new(&model, opt, F::cross_entropy).metric(accuracy()).fit(...)`.
     pub use sinew_train::callbacks::{EarlyStopping, ModelCheckpoint};
     pub use sinew_train::metrics::accuracy;
-    pub use sinew_train::{History, Trainer};
+    pub use sinew_train::{History, Precision, Trainer};
 
     // Data: datasets, readers, the loader and the common transforms. `DataError` converts into
     // `Error` with `?`, so a training program can use one `Result` throughout.

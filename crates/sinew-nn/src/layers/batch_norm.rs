@@ -2,7 +2,7 @@
 //! the batch's biased variance in training and update the running statistics with the unbiased
 //! one; normalise with the running statistics in evaluation mode.
 
-use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor, no_grad};
+use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor, autocast, no_grad};
 
 use crate::{Buffer, Mode, Module, Visit, summary};
 
@@ -56,6 +56,8 @@ pub fn batch_norm(
     eps: f64,
 ) -> Result<Tensor> {
     const OP: &str = "batch_norm";
+    // Under autocast the statistics and the normalisation run in f32 (the output is f32).
+    let x = &autocast::full_precision(x)?;
     if x.rank() < 2 {
         return Err(Error::invalid(
             OP,

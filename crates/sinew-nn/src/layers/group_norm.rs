@@ -1,7 +1,7 @@
 //! Normalisation over features of each sample: `LayerNorm` and `GroupNorm` (biased variance,
 //! the same in training and evaluation).
 
-use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor};
+use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor, autocast};
 
 use crate::{Module, Visit, summary};
 
@@ -13,6 +13,8 @@ pub fn layer_norm(
     bias: Option<&Tensor>,
     eps: f64,
 ) -> Result<Tensor> {
+    // Under autocast the statistics and the normalisation run in f32 (the output is f32).
+    let x = &autocast::full_precision(x)?;
     let k = normalized_shape.len();
     if k == 0 || x.rank() < k || x.dims()[x.rank() - k..] != *normalized_shape {
         return Err(Error::invalid(
@@ -94,6 +96,8 @@ pub fn group_norm(
     bias: Option<&Tensor>,
     eps: f64,
 ) -> Result<Tensor> {
+    // Under autocast the statistics and the normalisation run in f32 (the output is f32).
+    let x = &autocast::full_precision(x)?;
     if x.rank() < 2 || groups == 0 || x.dims()[1] % groups != 0 {
         return Err(Error::invalid(
             "group_norm",

@@ -1,14 +1,15 @@
 //! `Linear` (`y = x Wᵀ + b`, weight `[out, in]` as in PyTorch) and its functional form.
 
-use sinew_tensor::{DType, Device, Parameter, Result, Tensor};
+use sinew_tensor::{DType, Device, Parameter, Result, Tensor, autocast};
 
 use crate::{Module, Visit, init, summary};
 
-/// `y = x Wᵀ + b` over the last dimension (PyTorch's `F.linear`).
+/// `y = x Wᵀ + b` over the last dimension (PyTorch's `F.linear`). Under autocast all three
+/// run in its dtype, as PyTorch's `linear` does.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let y = x.matmul(&weight.t()?)?;
     match bias {
-        Some(b) => y.add(b),
+        Some(b) => y.add(&autocast::lower_precision(b)?),
         None => Ok(y),
     }
 }

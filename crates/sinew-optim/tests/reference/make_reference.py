@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 import gen_clip  # noqa: E402
+import gen_grad_scaler  # noqa: E402
 import gen_schedules  # noqa: E402
 import gen_trajectories  # noqa: E402
 from common import make_deterministic  # noqa: E402
@@ -22,7 +23,7 @@ from common import make_deterministic  # noqa: E402
 def main():
     make_deterministic()
     print(f"torch {torch.__version__}")
-    for gen in (gen_trajectories, gen_schedules, gen_clip):
+    for gen in (gen_trajectories, gen_schedules, gen_clip, gen_grad_scaler):
         path = gen.generate()
         print(f"wrote {os.path.relpath(path)} ({os.path.getsize(path)} bytes)")
 

@@ -148,6 +148,8 @@ pub(crate) fn backward(
     } else {
         no_grad()
     };
+    // Gradient rules work in the dtypes their forward saw, whatever the caller's scope.
+    let _autocast = crate::autocast::autocast_off();
     let order = backward_order(topological_order(root_meta)?)?;
     let mut grads: HashMap<u64, Tensor> = HashMap::new();
     grads.insert(root_meta.id, seed);

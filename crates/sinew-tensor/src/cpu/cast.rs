@@ -2,6 +2,7 @@
 
 use half::{bf16, f16};
 
+use super::inplace_walk::Walk;
 use super::{CpuStorage, map_view};
 use crate::{DType, Element, Layout, Result, StridedOffsets};
 
@@ -22,9 +23,28 @@ pub(super) fn copy_into(
             dst[ds..de].copy_from_slice(&src[ss..se]);
             return;
         }
+        // Row by row (rows in parallel when large), e.g. a transposed block into a slice of a
+        // batch; checked above: same dims, both views inside their storages.
+        if let Some(walk) = Walk::new(dl, [sl]) {
+            walk.run(dst, [src], &|_, [s]| s);
+            return;
+        }
         for (d, s) in StridedOffsets::starting_at(dl, 0).zip(StridedOffsets::starting_at(sl, 0)) {
             dst[d] = src[s];
         }
+    }
+    if dst_layout.dims() != src_layout.dims() {
+        return Err(crate::Error::ShapeMismatch {
+            op: "copy_",
+            lhs: dst_layout.shape().clone(),
+            rhs: src_layout.shape().clone(),
+        });
+    }
+    if dst_layout.storage_extent() > dst.len() || src_layout.storage_extent() > src.len() {
+        return Err(crate::Error::invalid("copy_", "a view exceeds its storage"));
+    }
+    if dst_layout.elem_count() == 0 {
+        return Ok(());
     }
     match (dst, src) {
         (CpuStorage::F32(d), CpuStorage::F32(s)) => write(d, dst_layout, s, src_layout),

@@ -44,9 +44,94 @@ fn valid_range(
     (lo, hi.max(lo))
 }
 
+/// Per tap column `kj < kw`: the output columns whose tap reads inside the image
+/// ([`valid_range`]).
+pub(super) fn tap_ranges(s: &Unfold2d, ow: usize) -> Vec<(usize, usize)> {
+    let (sw, pw, dw) = (s.stride.1, s.padding.1, s.dilation.1);
+    (0..s.kernel.1)
+        .map(|kj| valid_range(kj, sw, pw, dw, s.w, ow))
+        .collect()
+}
+
+/// Writes the im2col row of tap `(ki, kj)` of one `h x w` image plane `img`: `row` holds
+/// `oh * ow` values (`ow` per output row), every one written (a tap or `pad`); `range` is
+/// [`tap_ranges`]`[kj]`.
+#[inline]
+pub(super) fn unfold_row<T: Copy>(
+    row: &mut [MaybeUninit<T>],
+    img: &[T],
+    s: &Unfold2d,
+    ow: usize,
+    (ki, kj): (usize, usize),
+    (lo, hi): (usize, usize),
+    pad: MaybeUninit<T>,
+) {
+    let (sw, pw, dw) = (s.stride.1, s.padding.1, s.dilation.1);
+    for (oy, seg) in row.chunks_mut(ow).enumerate() {
+        let y = source(oy, ki, s.stride.0, s.padding.0, s.dilation.0, s.h);
+        let Some(y) = y.filter(|_| lo < hi) else {
+            seg.fill(pad);
+            continue;
+        };
+        seg[..lo].fill(pad);
+        seg[hi..].fill(pad);
+        // In bounds: `valid_range` keeps x = o * sw + kj * dw - pw in [0, w).
+        let src = &img[y * s.w..(y + 1) * s.w];
+        let x0 = lo * sw + kj * dw - pw;
+        let mut written = 0;
+        if sw == 1 {
+            // A contiguous run: a plain copy loop the compiler vectorises.
+            for (o, &v) in seg[lo..hi].iter_mut().zip(&src[x0..]) {
+                o.write(v);
+                written += 1;
+            }
+        } else {
+            for (o, &v) in seg[lo..hi].iter_mut().zip(src[x0..].iter().step_by(sw)) {
+                o.write(v);
+                written += 1;
+            }
+        }
+        // Never runs (the row holds every tap); keeps the segment initialised whatever the
+        // arithmetic above.
+        seg[lo + written..hi].fill(pad);
+    }
+}
+
+/// Adds the col2im row of tap `(ki, kj)` (`oh * ow` values, `ow` per output row) into one
+/// `h x w` image plane `img`; `range` is [`tap_ranges`]`[kj]`.
+#[inline]
+pub(super) fn fold_row<T: Copy + std::ops::AddAssign>(
+    img: &mut [T],
+    row: &[T],
+    s: &Unfold2d,
+    ow: usize,
+    (ki, kj): (usize, usize),
+    (lo, hi): (usize, usize),
+) {
+    let (sw, pw, dw) = (s.stride.1, s.padding.1, s.dilation.1);
+    for (oy, seg) in row.chunks(ow).enumerate() {
+        let y = source(oy, ki, s.stride.0, s.padding.0, s.dilation.0, s.h);
+        let Some(y) = y.filter(|_| lo < hi) else {
+            continue;
+        };
+        // In bounds: `valid_range` keeps x = o * sw + kj * dw - pw in [0, w).
+        let dst = &mut img[y * s.w..(y + 1) * s.w];
+        let x0 = lo * sw + kj * dw - pw;
+        if sw == 1 {
+            for (d, &c) in dst[x0..x0 + (hi - lo)].iter_mut().zip(&seg[lo..hi]) {
+                *d += c;
+            }
+        } else {
+            for (i, &c) in seg[lo..hi].iter().enumerate() {
+                dst[x0 + i * sw] += c;
+            }
+        }
+    }
+}
+
 /// Checks the spec and that `layout` has the shape `expected` derives from it; returns
 /// `(oh, ow)`. Kernels index with the spec's sizes, so a mismatch must be an error, not a panic.
-fn checked_geometry(
+pub(super) fn checked_geometry(
     op: &'static str,
     layout: &Layout,
     s: &Unfold2d,
@@ -78,11 +163,7 @@ fn unfold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -
     if plane_out == 0 {
         return Ok(out);
     }
-    // Per tap column kj: the output columns reading inside the image, and the first one's x.
-    let (sw, pw, dw) = (s.stride.1, s.padding.1, s.dilation.1);
-    let ranges: Vec<(usize, usize)> = (0..kw)
-        .map(|kj| valid_range(kj, sw, pw, dw, s.w, ow))
-        .collect();
+    let ranges = tap_ranges(s, ow);
     let pad = MaybeUninit::new(pad);
     out.spare_capacity_mut()[..total]
         .par_chunks_mut(plane_out)
@@ -90,37 +171,17 @@ fn unfold_planes<T: Element + Default>(v: &[T], layout: &Layout, s: &Unfold2d) -
         .for_each(|(plane, cols)| {
             let img = &data[plane * s.h * s.w..(plane + 1) * s.h * s.w];
             for ki in 0..kh {
-                for (kj, &(lo, hi)) in ranges.iter().enumerate() {
+                for (kj, &range) in ranges.iter().enumerate() {
                     let row = &mut cols[(ki * kw + kj) * oh * ow..][..oh * ow];
-                    for (oy, seg) in row.chunks_mut(ow).enumerate() {
-                        let y = source(oy, ki, s.stride.0, s.padding.0, s.dilation.0, s.h);
-                        let Some(y) = y.filter(|_| lo < hi) else {
-                            seg.fill(pad);
-                            continue;
-                        };
-                        seg[..lo].fill(pad);
-                        seg[hi..].fill(pad);
-                        // In bounds: `valid_range` keeps x = o * sw + kj * dw - pw in [0, w).
-                        let src = &img[y * s.w..(y + 1) * s.w];
-                        let x0 = lo * sw + kj * dw - pw;
-                        let taps = src[x0..].iter().step_by(sw);
-                        let mut written = 0;
-                        for (o, &v) in seg[lo..hi].iter_mut().zip(taps) {
-                            o.write(v);
-                            written += 1;
-                        }
-                        // Never runs (the row holds every tap); keeps the segment initialised
-                        // whatever the arithmetic above.
-                        seg[lo + written..hi].fill(pad);
-                    }
+                    unfold_row(row, img, s, ow, (ki, kj), range, pad);
                 }
             }
         });
     // The loop above initialised all of `spare_capacity_mut()[..total]` (slicing checks that
     // it exists): each of the `n * c` chunks of `plane_out = kh * kw * oh * ow` elements is
-    // split into `kh * kw` rows of `oh` segments of `ow`, and every segment is written whole:
-    // all padding, or padding on `[..lo]` and `[hi..]`, taps on `[lo, lo + written)` and
-    // padding on the rest of `[lo, hi)`.
+    // split into `kh * kw` rows of `oh * ow`, and `unfold_row` writes every element of its row
+    // (each segment of `ow` whole: all padding, or padding on `[..lo]` and `[hi..]`, taps on
+    // `[lo, lo + written)` and padding on the rest of `[lo, hi)`).
     // SAFETY: capacity >= total (`try_with_capacity`), the first `total` elements are
     // initialised (above), and a panic before this line leaves the length 0, exposing nothing.
     unsafe { out.set_len(total) };
@@ -182,34 +243,14 @@ where
     if out.is_empty() || plane_in == 0 {
         return Ok(out);
     }
-    let (sw, pw, dw) = (s.stride.1, s.padding.1, s.dilation.1);
-    let ranges: Vec<(usize, usize)> = (0..kw)
-        .map(|kj| valid_range(kj, sw, pw, dw, s.w, ow))
-        .collect();
+    let ranges = tap_ranges(s, ow);
     out.par_chunks_mut(s.h * s.w)
         .zip(cols.par_chunks(plane_in))
         .for_each(|(img, src)| {
             for ki in 0..kh {
-                for (kj, &(lo, hi)) in ranges.iter().enumerate() {
+                for (kj, &range) in ranges.iter().enumerate() {
                     let row = &src[(ki * kw + kj) * oh * ow..][..oh * ow];
-                    for (oy, seg) in row.chunks(ow).enumerate() {
-                        let y = source(oy, ki, s.stride.0, s.padding.0, s.dilation.0, s.h);
-                        let Some(y) = y.filter(|_| lo < hi) else {
-                            continue;
-                        };
-                        // In bounds: `valid_range` keeps x = o * sw + kj * dw - pw in [0, w).
-                        let dst = &mut img[y * s.w..(y + 1) * s.w];
-                        let x0 = lo * sw + kj * dw - pw;
-                        if sw == 1 {
-                            for (d, &c) in dst[x0..x0 + (hi - lo)].iter_mut().zip(&seg[lo..hi]) {
-                                *d += c;
-                            }
-                        } else {
-                            for (i, &c) in seg[lo..hi].iter().enumerate() {
-                                dst[x0 + i * sw] += c;
-                            }
-                        }
-                    }
+                    fold_row(img, row, s, ow, (ki, kj), range);
                 }
             }
         });

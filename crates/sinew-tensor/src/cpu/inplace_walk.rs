@@ -155,7 +155,7 @@ impl<const K: usize> Walk<K> {
             for j in 0..inner {
                 let v: [T; K] = std::array::from_fn(|k| srcs[k][os[k] + j * ss[k]]);
                 // SAFETY: `od + j * sd` is an element of the destination view, inside the
-                // buffer (`storage_extent() <= len` checked in release builds by `inplace`);
+                // buffer (`storage_extent() <= len` checked in release builds by `inplace` and `copy_into`);
                 // concurrent tasks touch other rows, hence other slots (`injective`).
                 unsafe {
                     let p = ptr.0.add(od + j * sd);

@@ -1,5 +1,6 @@
-//! CPU matrix product through `matrixmultiply`, with rayon over batches and row blocks of the
-//! products matrixmultiply would run on one thread.
+//! CPU matrix product: f32 through the packed kernel of `gemm` (which falls back to
+//! `matrixmultiply` on CPUs without AVX2 + FMA), f64 through `matrixmultiply`, with rayon over
+//! batches and row blocks of the products the kernels run on one thread.
 //!
 //! Operands are read in place through their strides, so transposed views cost no copy.
 
@@ -17,6 +18,16 @@ const SPLIT_WORK: usize = 1 << 21;
 /// From this operand size (`m*k + k*n` elements) on, matrixmultiply's `threading` feature runs one
 /// product on several threads by itself (its heuristic: 2^14 per thread, at least two threads).
 const GEMM_THREADING_SIZE: usize = 1 << 15;
+
+/// Whether the product of one `m x k` and one `k x n` matrix runs on several threads inside the
+/// kernel (so rayon must not split it again).
+fn gemm_threads_itself<T: Gemm>(m: usize, k: usize, n: usize) -> bool {
+    if T::PACKED && super::gemm::packed_kernel_available() {
+        super::gemm::splits_itself(m, k, n)
+    } else {
+        m * k + k * n >= GEMM_THREADING_SIZE
+    }
+}
 
 /// Strides and start offsets of each matrix in a batched operand.
 struct Operand<'a> {
@@ -61,6 +72,11 @@ const GEMV_MAX_ROWS: usize = 2;
 trait Gemm:
     Copy + Send + Sync + Default + std::ops::Mul<Output = Self> + std::ops::Add<Output = Self> + 'static
 {
+    /// Whether products go through `gemm::sgemm` (which decides its own threading).
+    const PACKED: bool;
+
+    /// `c = a @ b`; with `parallel`, the kernel may split one large product over rayon.
+    ///
     /// # Safety
     /// `a`, `b` and `c` must be valid for the given sizes and strides.
     unsafe fn gemm(
@@ -75,10 +91,13 @@ trait Gemm:
         csb: isize,
         c: *mut Self,
         rsc: isize,
-    );
+        parallel: bool,
+    ) -> Result<()>;
 }
 
 impl Gemm for f32 {
+    const PACKED: bool = true;
+
     // SAFETY contract: the trait method's (pointers valid for the sizes and strides).
     unsafe fn gemm(
         m: usize,
@@ -92,14 +111,35 @@ impl Gemm for f32 {
         csb: isize,
         c: *mut f32,
         rsc: isize,
-    ) {
+        parallel: bool,
+    ) -> Result<()> {
+        let (a, b) = (
+            super::gemm::MatRef {
+                ptr: a,
+                row_stride: rsa,
+                col_stride: csa,
+            },
+            super::gemm::MatRef {
+                ptr: b,
+                row_stride: rsb,
+                col_stride: csb,
+            },
+        );
+        let c = super::gemm::MatMut {
+            ptr: c,
+            row_stride: rsc,
+            col_stride: 1,
+        };
         // SAFETY: the caller upholds this function's contract (pointers valid for the sizes
-        // and strides), which is exactly sgemm's; `batched` establishes it via `check_operands`.
-        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, 1) }
+        // and strides, `c` a distinct row-major output), which is `gemm::sgemm`'s; `batched`
+        // establishes it via `check_operands`.
+        unsafe { super::gemm::sgemm(m, k, n, a, b, c, false, parallel) }
     }
 }
 
 impl Gemm for f64 {
+    const PACKED: bool = false;
+
     // SAFETY contract: the trait method's (pointers valid for the sizes and strides).
     unsafe fn gemm(
         m: usize,
@@ -113,10 +153,12 @@ impl Gemm for f64 {
         csb: isize,
         c: *mut f64,
         rsc: isize,
-    ) {
+        _parallel: bool,
+    ) -> Result<()> {
         // SAFETY: the caller upholds this function's contract (pointers valid for the sizes
         // and strides), which is exactly dgemm's; `batched` establishes it via `check_operands`.
-        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, 1) }
+        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, 1) };
+        Ok(())
     }
 }
 
@@ -175,9 +217,10 @@ fn batched<T: Gemm>(
     }
     let (lhs, rhs) = (Operand::new(la), Operand::new(lb));
     // One matrix product of rows [r0, r1) of batch `i` into `c` (those rows of the output).
-    let product = |i: usize, r0: usize, r1: usize, c: &mut [T]| {
+    // With `parallel`, the kernel may split the product over rayon itself.
+    let product = |i: usize, r0: usize, r1: usize, c: &mut [T], parallel: bool| -> Result<()> {
         if k == 0 {
-            return;
+            return Ok(());
         }
         if r1 - r0 <= GEMV_MAX_ROWS {
             let rows = gemv::Rows {
@@ -193,7 +236,7 @@ fn batched<T: Gemm>(
                 col_stride: rhs.col_stride as usize,
             };
             if gemv::product(rows, right, r1 - r0, k, n, c) {
-                return;
+                return Ok(());
             }
         }
         // SAFETY: `check_operands` (run in every build, above) verified that `la` is
@@ -217,31 +260,35 @@ fn batched<T: Gemm>(
                 rhs.col_stride,
                 c.as_mut_ptr(),
                 n as isize,
+                parallel,
             )
         }
     };
-    // matrixmultiply (built with its `threading` feature) already splits one product over up to
-    // four threads once `m*k + k*n` passes its own threshold; splitting such a product again by
-    // row blocks over rayon oversubscribes the cores and repacks the right operand per block
-    // (measured 10-40% slower at 256-1024). So rayon takes the work matrixmultiply runs on one
+    // The kernels split one large product over threads themselves (the packed f32 kernel over
+    // rayon above `gemm::PARALLEL_WORK`, matrixmultiply's `threading` feature once `m*k + k*n`
+    // passes its own threshold); splitting such a product again by row blocks over rayon
+    // oversubscribes the cores and repacks the right operand per block (measured 10-40% slower
+    // at 256-1024 with matrixmultiply). So rayon here takes the work the kernels run on one
     // thread: many small matrices (split over batches) and large outputs of thin operands (split
     // over row blocks).
     let threads = rayon::current_num_threads();
-    let gemm_threads_itself = m * k + k * n >= GEMM_THREADING_SIZE;
-    if batch > 1 && !gemm_threads_itself && batch * m * n * k >= super::PARALLEL_THRESHOLD {
+    let threads_itself = gemm_threads_itself::<T>(m, k, n);
+    if batch > 1 && !threads_itself && batch * m * n * k >= super::PARALLEL_THRESHOLD {
         out.par_chunks_mut(m * n)
             .enumerate()
-            .for_each(|(i, c)| product(i, 0, m, c));
-    } else if !gemm_threads_itself && m * n * k >= SPLIT_WORK && m >= 2 * threads && n > 0 {
+            .try_for_each(|(i, c)| product(i, 0, m, c, false))?;
+    } else if !threads_itself && m * n * k >= SPLIT_WORK && m >= 2 * threads && n > 0 {
         let rows = m.div_ceil(threads * 2).max(16);
         for (i, c) in out.chunks_mut(m * n).enumerate() {
             c.par_chunks_mut(rows * n)
                 .enumerate()
-                .for_each(|(blk, c)| product(i, blk * rows, (blk * rows + rows).min(m), c));
+                .try_for_each(|(blk, c)| {
+                    product(i, blk * rows, (blk * rows + rows).min(m), c, false)
+                })?;
         }
     } else {
         for (i, c) in out.chunks_mut(m * n).enumerate() {
-            product(i, 0, m, c);
+            product(i, 0, m, c, true)?;
         }
     }
     Ok(out)

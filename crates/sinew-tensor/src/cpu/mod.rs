@@ -7,7 +7,9 @@ pub(crate) mod alloc;
 pub mod buffer_pool;
 mod cast;
 mod conv;
+mod conv_wide;
 mod elementwise;
+pub mod gemm;
 mod gemv;
 mod index;
 mod inplace;
@@ -359,6 +361,27 @@ impl Backend for CpuBackend {
         spec: &Unfold2d,
     ) -> Result<BoxedStorage> {
         Ok(Box::new(conv::fold2d(cpu(cols), layout, spec)?))
+    }
+
+    fn unfold2d_wide(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(conv_wide::unfold2d_wide(cpu(src), layout, spec)?))
+    }
+
+    fn fold2d_wide(
+        &self,
+        cols: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        match conv_wide::fold2d_wide(cpu(cols), layout, spec) {
+            Some(out) => Ok(Box::new(out?)),
+            None => crate::composite_conv::fold2d_wide(self, cols, layout, spec),
+        }
     }
 
     fn max_pool2d(

@@ -86,7 +86,22 @@ fn grads(op: BinaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<[Option<Tens
 
 impl Tensor {
     /// Any [`BinaryOp`] with broadcasting, differentiable in both inputs.
+    /// Float operands of different dtypes are promoted to the wider one first (PyTorch's type
+    /// promotion; f16 with bf16 gives f32), the casts recorded so each gradient keeps its
+    /// input's dtype.
     pub fn binary(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
+        if self.dtype() != rhs.dtype()
+            && let Some(common) = crate::autocast::promote_floats(self.dtype(), rhs.dtype())
+        {
+            let widen = |t: &Tensor| {
+                if t.dtype() == common {
+                    Ok(t.clone())
+                } else {
+                    t.to_dtype(common)
+                }
+            };
+            return widen(self)?.binary(op, &widen(rhs)?);
+        }
         let out = untracked(|| self.binary_untracked(op, rhs))?;
         Ok(Tensor::from_op(
             out,

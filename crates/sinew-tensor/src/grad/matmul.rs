@@ -7,6 +7,9 @@ impl Tensor {
     /// Matrix product with `torch.matmul`'s rules (1-d promotion, broadcast batch dims).
     /// Backward: `ga = g @ bᵀ`, `gb = aᵀ @ g`, summed over broadcast batch dims.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some(cast) = crate::autocast::lowered(&[self, rhs])? {
+            return cast[0].matmul(&cast[1]);
+        }
         if self.rank() == 0 || rhs.rank() == 0 {
             return Err(Error::ShapeMismatch {
                 op: "matmul",

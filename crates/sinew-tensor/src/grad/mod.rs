@@ -8,6 +8,7 @@ mod binary;
 mod cast;
 mod conv;
 mod conv2d;
+mod conv2d_chunks;
 mod index;
 mod matmul;
 mod pool;

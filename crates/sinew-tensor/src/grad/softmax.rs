@@ -6,6 +6,9 @@ use crate::{Result, Save, Tensor};
 impl Tensor {
     /// Softmax along `dim`. Backward: `y * (g - sum(g * y))`.
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {
+        if let Some(x) = crate::autocast::widened(self)? {
+            return x.softmax(dim);
+        }
         let out = untracked(|| self.softmax_untracked(dim))?;
         Ok(Tensor::from_op(
             out,
@@ -22,6 +25,9 @@ impl Tensor {
 
     /// Log-softmax along `dim`. Backward: `g - exp(y) * sum(g)`.
     pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
+        if let Some(x) = crate::autocast::widened(self)? {
+            return x.log_softmax(dim);
+        }
         let out = untracked(|| self.log_softmax_untracked(dim))?;
         Ok(Tensor::from_op(
             out,

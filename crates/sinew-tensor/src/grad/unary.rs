@@ -28,9 +28,15 @@ fn saves(op: UnaryOp) -> Save {
         | UnaryOp::RSubScalar(_)
         | UnaryOp::Step { .. }
         | UnaryOp::Sign => Save::NOTHING,
-        UnaryOp::Exp | UnaryOp::Sqrt | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Recip => {
-            Save::OUTPUT
-        }
+        // ReLU reads its output (`y > 0` exactly where `x > 0`), like PyTorch: the output is
+        // usually saved by the next layer anyway, so the input (a convolution's or linear
+        // layer's output) is freed after the forward pass.
+        UnaryOp::Exp
+        | UnaryOp::Sqrt
+        | UnaryOp::Tanh
+        | UnaryOp::Sigmoid
+        | UnaryOp::Recip
+        | UnaryOp::Relu => Save::OUTPUT,
         UnaryOp::Rsqrt | UnaryOp::RDivScalar(_) => Save::input(0).and_output(),
         _ => Save::input(0),
     }
@@ -73,7 +79,7 @@ fn input_grad(op: UnaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Tensor> 
         UnaryOp::Tanh => y().square()?.rsub_scalar(1.0)?,
         UnaryOp::Sigmoid => y().mul(&y().rsub_scalar(1.0)?)?,
         // PyTorch: relu'(0) = 0, leaky_relu'(0) = slope, elu'(0) = alpha.
-        UnaryOp::Relu => mask(x().gt_scalar(0.0)?, x())?,
+        UnaryOp::Relu => mask(y().gt_scalar(0.0)?, y())?,
         UnaryOp::LeakyRelu(slope) => {
             let pos = x().gt_scalar(0.0)?;
             pos.where_cond(&x().full_like(1.0)?, &x().full_like(slope)?)?
@@ -121,9 +127,28 @@ fn input_grad(op: UnaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Tensor> 
     g.mul(&derivative)
 }
 
+/// The ops autocast runs in f32 (PyTorch's fp32 list: range or accuracy suffers in half).
+fn runs_in_f32_under_autocast(op: UnaryOp) -> bool {
+    matches!(
+        op,
+        UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Log1p
+            | UnaryOp::Rsqrt
+            | UnaryOp::Recip
+            | UnaryOp::Powf(_)
+            | UnaryOp::Softplus { .. }
+    )
+}
+
 impl Tensor {
     /// Any [`UnaryOp`], differentiable. Backward reads the input and/or output (see `saves`).
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        if runs_in_f32_under_autocast(op)
+            && let Some(x) = crate::autocast::widened(self)?
+        {
+            return x.unary(op);
+        }
         let y = untracked(|| self.unary_untracked(op))?;
         Ok(Tensor::from_op(
             y,

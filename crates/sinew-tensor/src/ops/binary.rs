@@ -237,10 +237,10 @@ mod tests {
             a.mul(&b).unwrap_err().to_string(),
             "mul: shape mismatch between [2, 3] and [4]"
         );
-        let c = Tensor::zeros([2, 3], DType::F64, &Device::cpu()).unwrap();
+        let c = Tensor::zeros([2, 3], DType::I64, &Device::cpu()).unwrap();
         assert_eq!(
             a.add(&c).unwrap_err().to_string(),
-            "add: dtype mismatch between F32 and F64"
+            "add: dtype mismatch between F32 and I64"
         );
     }
 

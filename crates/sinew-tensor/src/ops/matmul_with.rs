@@ -67,6 +67,19 @@ impl Tensor {
         if opts.out_dtype.is_none() && opts.bias.is_none() && opts.activation.is_none() {
             return self.matmul(rhs);
         }
+        if let Some(cast) = crate::autocast::lowered(&[self, rhs])? {
+            // Under autocast the operands run in its dtype; a bias without an explicit output
+            // dtype follows the product's.
+            let bias = match (opts.bias, opts.out_dtype) {
+                (Some(b), None) => Some(crate::autocast::lower_precision(b)?),
+                _ => None,
+            };
+            let opts = MatmulOptions {
+                bias: bias.as_ref().or(opts.bias),
+                ..opts
+            };
+            return cast[0].matmul_with(&cast[1], opts);
+        }
         let tracked = self.requires_grad()
             || rhs.requires_grad()
             || opts.bias.is_some_and(|b| b.requires_grad());

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod conv;
+mod conv_wide;
 pub mod creation;
 pub mod custom;
 pub mod index;

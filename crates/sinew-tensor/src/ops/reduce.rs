@@ -81,6 +81,9 @@ impl Tensor {
         if matches!(self.dtype(), crate::DType::Bool | crate::DType::U8) {
             return self.to_dtype(crate::DType::I64)?.sum(dims, keepdim);
         }
+        if let Some(x) = crate::autocast::widened(self)? {
+            return x.sum(dims, keepdim);
+        }
         self.reduce(ReduceOp::Sum, dims, keepdim)
     }
 
@@ -91,6 +94,9 @@ impl Tensor {
 
     /// Product over `dims`. PyTorch equivalent: `torch.prod`.
     pub fn prod(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        if let Some(x) = crate::autocast::widened(self)? {
+            return x.prod(dims, keepdim);
+        }
         self.reduce(ReduceOp::Prod, dims, keepdim)
     }
 

@@ -1,0 +1,251 @@
+//! [`GradScaler`]: loss scaling for f16 mixed precision, with PyTorch's semantics
+//! (`torch.amp.GradScaler`).
+//!
+//! Small f16 gradients underflow to zero; multiplying the loss by a large scale before
+//! `backward` keeps them representable. The scaler divides the gradients by the scale before
+//! the optimizer step, skips the step when any gradient is inf or NaN (the scale was too large),
+//! and adapts the scale: halved after an overflow, doubled after `growth_interval` clean steps.
+
+use serde::{Deserialize, Serialize};
+use sinew_tensor::{DType, Error, Parameter, Result, Tensor, no_grad};
+
+use crate::Optimizer;
+
+/// Options of a [`GradScaler`], with PyTorch's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GradScalerConfig {
+    /// The first scale (2^16).
+    pub init_scale: f64,
+    /// Factor applied after `growth_interval` steps without inf/NaN (2.0).
+    pub growth_factor: f64,
+    /// Factor applied after a step with inf/NaN gradients (0.5).
+    pub backoff_factor: f64,
+    /// Clean steps between growths (2000).
+    pub growth_interval: u64,
+    /// When false every method is a pass-through (bf16 or f32 training).
+    pub enabled: bool,
+}
+
+impl Default for GradScalerConfig {
+    fn default() -> Self {
+        GradScalerConfig {
+            init_scale: 65536.0,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 2000,
+            enabled: true,
+        }
+    }
+}
+
+/// What [`GradScaler::state_dict`] saves; PyTorch's keys (`scale`, `growth_factor`,
+/// `backoff_factor`, `growth_interval`, `_growth_tracker`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradScalerState {
+    /// The current scale.
+    pub scale: f64,
+    /// See [`GradScalerConfig::growth_factor`].
+    pub growth_factor: f64,
+    /// See [`GradScalerConfig::backoff_factor`].
+    pub backoff_factor: f64,
+    /// See [`GradScalerConfig::growth_interval`].
+    pub growth_interval: u64,
+    /// Clean steps since the last growth or backoff.
+    #[serde(rename = "_growth_tracker")]
+    pub growth_tracker: u64,
+}
+
+/// Scales the loss, unscales the gradients, skips steps that overflowed and adapts the scale.
+///
+/// ```
+/// use sinew_nn::{Linear, Module, ModuleExt};
+/// use sinew_optim::{GradScaler, Optimizer, SgdConfig, sgd};
+/// use sinew_tensor::{DType, Device, Tensor};
+///
+/// let model = Linear::new(3, 1)?;
+/// let mut opt = sgd(model.named_parameters(), SgdConfig::new(0.1));
+/// let mut scaler = GradScaler::new();
+/// let x = Tensor::ones([4, 3], DType::F32, &Device::cpu())?;
+/// opt.zero_grad();
+/// let loss = model.forward(&x)?.square()?.mean_all()?;
+/// scaler.scale(&loss)?.backward()?;
+/// assert!(scaler.step(&mut opt)?); // gradients were finite: the step ran
+/// scaler.update();
+/// assert_eq!(scaler.scale_value(), 65536.0);
+/// # Ok::<(), sinew_tensor::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct GradScaler {
+    config: GradScalerConfig,
+    scale: f64,
+    growth_tracker: u64,
+    /// Whether any optimizer unscaled inf/NaN gradients since the last `update`.
+    found_inf: bool,
+    /// The optimizers already unscaled since the last `update` (by address, never read
+    /// through), so a second `unscale_` of the same one is an error as in PyTorch.
+    unscaled: Vec<usize>,
+}
+
+impl Default for GradScaler {
+    fn default() -> Self {
+        GradScaler::new()
+    }
+}
+
+fn address(opt: &dyn Optimizer) -> usize {
+    (opt as *const dyn Optimizer).cast::<()>() as usize
+}
+
+/// Multiplies the gradient of `param` by `inv_scale` (in place when it owns its memory, else by
+/// replacing it: backward may leave an expanded view) and tells whether it holds an inf or NaN.
+fn unscale_and_check(param: &Parameter, grad: &Tensor, inv_scale: f64) -> Result<bool> {
+    let grad = if grad.is_contiguous() {
+        grad.mul_scalar_(inv_scale)?;
+        grad.clone()
+    } else {
+        let scaled = grad.mul_scalar(inv_scale)?;
+        param.value().set_grad(Some(scaled.clone()))?;
+        scaled
+    };
+    // 0 * x is 0 for every finite x and NaN for inf and NaN, so the sum is finite exactly
+    // when every element is (a plain sum could overflow on large finite values).
+    let probe = grad.mul_scalar(0.0)?.sum_all()?.item()?;
+    Ok(!probe.is_finite())
+}
+
+impl GradScaler {
+    /// A scaler with PyTorch's defaults.
+    pub fn new() -> Self {
+        GradScaler::with_config(GradScalerConfig::default())
+    }
+
+    /// A scaler with `config`.
+    pub fn with_config(config: GradScalerConfig) -> Self {
+        GradScaler {
+            config,
+            scale: config.init_scale,
+            growth_tracker: 0,
+            found_inf: false,
+            unscaled: Vec::new(),
+        }
+    }
+
+    /// Whether scaling is on.
+    pub fn is_enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// The current scale (1.0 when disabled). PyTorch: `get_scale()`.
+    pub fn scale_value(&self) -> f64 {
+        if self.config.enabled { self.scale } else { 1.0 }
+    }
+
+    /// `loss * scale` (the loss itself when disabled); call `backward` on the result.
+    pub fn scale(&self, loss: &Tensor) -> Result<Tensor> {
+        if !self.config.enabled {
+            return Ok(loss.clone());
+        }
+        loss.mul_scalar(self.scale)
+    }
+
+    /// Divides the gradients of `opt`'s parameters by the scale in place and records whether
+    /// any is inf or NaN. Call it before clipping gradients; [`step`](Self::step) then does
+    /// not unscale again. A second call for the same optimizer before [`update`](Self::update)
+    /// is an error, as are f16/bf16 gradients (keep f32 master weights).
+    pub fn unscale_(&mut self, opt: &dyn Optimizer) -> Result<()> {
+        if !self.config.enabled {
+            return Ok(());
+        }
+        let id = address(opt);
+        if self.unscaled.contains(&id) {
+            return Err(Error::invalid(
+                "GradScaler::unscale_",
+                "unscale_() has already been called on this optimizer since the last update()",
+            ));
+        }
+        let inv_scale = 1.0 / self.scale;
+        let _guard = no_grad();
+        let mut found = false;
+        for param in opt.parameters() {
+            let Some(grad) = param.grad() else { continue };
+            if matches!(grad.dtype(), DType::F16 | DType::BF16) {
+                return Err(Error::invalid(
+                    "GradScaler::unscale_",
+                    format!(
+                        "attempting to unscale {} gradients: keep the parameters in f32",
+                        grad.dtype()
+                    ),
+                ));
+            }
+            found |= unscale_and_check(&param, &grad, inv_scale)?;
+        }
+        self.unscaled.push(id);
+        self.found_inf |= found;
+        Ok(())
+    }
+
+    /// Unscales (unless [`unscale_`](Self::unscale_) already did) and runs `opt.step()` unless
+    /// a gradient was inf or NaN. Returns whether the step ran.
+    pub fn step(&mut self, opt: &mut dyn Optimizer) -> Result<bool> {
+        if !self.config.enabled {
+            opt.step()?;
+            return Ok(true);
+        }
+        if !self.unscaled.contains(&address(opt)) {
+            self.unscale_(opt)?;
+        }
+        if self.found_inf {
+            return Ok(false);
+        }
+        opt.step()?;
+        Ok(true)
+    }
+
+    /// Adapts the scale after the iteration's steps: times `backoff_factor` if any gradient
+    /// overflowed (and the growth count restarts), else one more clean step, and times
+    /// `growth_factor` after `growth_interval` of them.
+    pub fn update(&mut self) {
+        if !self.config.enabled {
+            return;
+        }
+        if self.found_inf {
+            self.scale *= self.config.backoff_factor;
+            self.growth_tracker = 0;
+        } else {
+            self.growth_tracker += 1;
+            if self.growth_tracker == self.config.growth_interval {
+                self.scale *= self.config.growth_factor;
+                self.growth_tracker = 0;
+            }
+        }
+        self.found_inf = false;
+        self.unscaled.clear();
+    }
+
+    /// The state to save with a checkpoint (PyTorch's keys).
+    pub fn state_dict(&self) -> GradScalerState {
+        GradScalerState {
+            scale: self.scale,
+            growth_factor: self.config.growth_factor,
+            backoff_factor: self.config.backoff_factor,
+            growth_interval: self.config.growth_interval,
+            growth_tracker: self.growth_tracker,
+        }
+    }
+
+    /// Restores a saved state; a non-positive or non-finite scale is an error.
+    pub fn load_state_dict(&mut self, state: &GradScalerState) -> Result<()> {
+        if !(state.scale.is_finite() && state.scale > 0.0) {
+            return Err(Error::invalid(
+                "GradScaler::load_state_dict",
+                format!("the scale must be positive and finite, got {}", state.scale),
+            ));
+        }
+        self.scale = state.scale;
+        self.config.growth_factor = state.growth_factor;
+        self.config.backoff_factor = state.backoff_factor;
+        self.config.growth_interval = state.growth_interval;
+        self.growth_tracker = state.growth_tracker;
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! The tiles of one packed block of `C`: work items of row panels times column panels, each
+//! `B` micro-panel swept over the item's `A` panels by the micro-kernel, run over rayon when the
+//! product is split.
+
+use rayon::prelude::*;
+
+use super::pack::{MR, NR};
+use super::{MC, MatMut, kernel_avx2};
+
+/// The tiles of one `mc x nc` block of `C` over packed `A` (`mc` rows) and `B` (`nc` columns).
+pub(super) struct Tiles<'a> {
+    pub(super) a: &'a [f32],
+    pub(super) b: &'a [f32],
+    pub(super) kc: usize,
+    pub(super) c: MatMut,
+    pub(super) accumulate: bool,
+}
+
+impl Tiles<'_> {
+    /// Runs the block as row blocks of at most `MC` rows times column blocks, in parallel when
+    /// asked: at least one work item per thread, their count a multiple of the threads.
+    pub(super) fn run(&self, mc: usize, nc: usize, parallel: bool) {
+        let threads = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        let row_panels = mc.div_ceil(MR);
+        let col_panels = nc.div_ceil(NR);
+        let mut row_blocks = mc.div_ceil(MC);
+        let mut col_blocks = 1;
+        if threads > 1 {
+            if row_blocks >= threads {
+                row_blocks = row_blocks.div_ceil(threads) * threads;
+            } else {
+                col_blocks = threads;
+            }
+        }
+        let rows_per = row_panels.div_ceil(row_blocks.min(row_panels));
+        let cols_per = col_panels.div_ceil(col_blocks.min(col_panels));
+        let items = row_panels.div_ceil(rows_per) * col_panels.div_ceil(cols_per);
+        let item = |t: usize| {
+            let (rb, cb) = (
+                t % row_panels.div_ceil(rows_per),
+                t / row_panels.div_ceil(rows_per),
+            );
+            let rows = rb * rows_per..((rb + 1) * rows_per).min(row_panels);
+            let cols = cb * cols_per..((cb + 1) * cols_per).min(col_panels);
+            self.block(rows, cols, mc, nc);
+        };
+        if threads > 1 && items > 1 {
+            (0..items).into_par_iter().for_each(item);
+        } else {
+            (0..items).for_each(item);
+        }
+    }
+
+    /// Row panels `rows` times column panels `cols` of the block (`mc x nc` elements).
+    fn block(
+        &self,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        mc: usize,
+        nc: usize,
+    ) {
+        let kc = self.kc;
+        let c = self.c;
+        for jp in cols {
+            let b = &self.b[jp * kc * NR..][..kc * NR];
+            let nr = NR.min(nc - jp * NR);
+            for ip in rows.clone() {
+                let a = &self.a[ip * kc * MR..][..kc * MR];
+                let mr = MR.min(mc - ip * MR);
+                let off = (ip * MR) as isize * c.row_stride + (jp * NR) as isize * c.col_stride;
+                if mr == MR && nr == NR && c.col_stride == 1 {
+                    // SAFETY: `a` and `b` hold `kc * MR` and `kc * NR` packed elements (sliced
+                    // above); the tile's MR rows of NR contiguous columns (column stride 1) lie
+                    // inside the `mc x nc` block of C, valid by `sgemm`'s contract, and this
+                    // work item is the only one writing them (items cover disjoint panels);
+                    // `sgemm` takes this path only when `kernel_avx2::available()`.
+                    unsafe {
+                        kernel_avx2::kernel_6x16(
+                            kc,
+                            a.as_ptr(),
+                            b.as_ptr(),
+                            c.ptr.offset(off),
+                            c.row_stride,
+                            self.accumulate,
+                        )
+                    };
+                } else {
+                    let mut tile = [0.0f32; MR * NR];
+                    // SAFETY: as above for `a` and `b`; `tile` holds MR rows of NR elements.
+                    unsafe {
+                        kernel_avx2::kernel_6x16(
+                            kc,
+                            a.as_ptr(),
+                            b.as_ptr(),
+                            tile.as_mut_ptr(),
+                            NR as isize,
+                            false,
+                        )
+                    };
+                    for (r, row) in tile.chunks_exact(NR).take(mr).enumerate() {
+                        for (j, &v) in row[..nr].iter().enumerate() {
+                            // SAFETY: `r < mr` and `j < nr`: an element of this tile inside the
+                            // `mc x nc` block of C (valid, written by this work item only).
+                            unsafe {
+                                let p = c.ptr.offset(
+                                    off + r as isize * c.row_stride + j as isize * c.col_stride,
+                                );
+                                *p = if self.accumulate { *p + v } else { v };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

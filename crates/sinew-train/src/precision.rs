@@ -1,0 +1,44 @@
+//! [`Precision`]: f32 training or mixed precision (autocast + loss scaling) in the `Trainer`.
+
+use sinew_optim::{GradScaler, GradScalerConfig};
+use sinew_tensor::{AutocastGuard, DType, Device, Result, autocast};
+
+/// The numeric precision a `Trainer` trains in (Lightning's `precision="32"`, `"16-mixed"`,
+/// `"bf16-mixed"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// f32 throughout (the default).
+    #[default]
+    F32,
+    /// Forward and loss under autocast in `dtype` (f16 or bf16), f32 master weights and
+    /// optimizer; with f16 the loss is scaled by a [`GradScaler`] (PyTorch's defaults).
+    Mixed(DType),
+}
+
+impl Precision {
+    /// Mixed precision in the usual half type of `device`: f16 on a GPU (with loss scaling),
+    /// bf16 on the CPU (whose f32 range needs no scaling).
+    pub fn mixed_for(device: &Device) -> Precision {
+        if device.is_cpu() {
+            Precision::Mixed(DType::BF16)
+        } else {
+            Precision::Mixed(DType::F16)
+        }
+    }
+
+    /// The autocast scope for a forward pass (`None` in f32).
+    pub(crate) fn forward_scope(self) -> Result<Option<AutocastGuard>> {
+        match self {
+            Precision::F32 => Ok(None),
+            Precision::Mixed(dtype) => autocast(dtype).map(Some),
+        }
+    }
+
+    /// The loss scaler: enabled for f16 only.
+    pub(crate) fn scaler(self) -> GradScaler {
+        GradScaler::with_config(GradScalerConfig {
+            enabled: self == Precision::Mixed(DType::F16),
+            ..GradScalerConfig::default()
+        })
+    }
+}
