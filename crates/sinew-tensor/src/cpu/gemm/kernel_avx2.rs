@@ -26,6 +26,7 @@ pub(super) fn available() -> bool {
 /// other thread may access those elements during the call.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+// SAFETY contract: the `# Safety` section above; `tiles.rs` checks it before each call.
 pub(super) unsafe fn kernel_6x16(
     kc: usize,
     a: *const f32,

@@ -94,6 +94,7 @@ pub fn splits_itself(m: usize, k: usize, n: usize) -> bool {
 /// columns, and `c` for reads and writes of `m` rows and `n` columns, whose elements are all
 /// distinct (no two `(i, j)` at one address) and overlap neither `a` nor `b`; nothing else may
 /// write `a` or `b` or access `c` during the call.
+// SAFETY contract: the `# Safety` section above; `cpu/matmul.rs` derives it from the layouts.
 pub unsafe fn sgemm(
     m: usize,
     k: usize,

@@ -73,11 +73,10 @@ impl Tiles<'_> {
                 let mr = MR.min(mc - ip * MR);
                 let off = (ip * MR) as isize * c.row_stride + (jp * NR) as isize * c.col_stride;
                 if mr == MR && nr == NR && c.col_stride == 1 {
-                    // SAFETY: `a` and `b` hold `kc * MR` and `kc * NR` packed elements (sliced
-                    // above); the tile's MR rows of NR contiguous columns (column stride 1) lie
-                    // inside the `mc x nc` block of C, valid by `sgemm`'s contract, and this
-                    // work item is the only one writing them (items cover disjoint panels);
-                    // `sgemm` takes this path only when `kernel_avx2::available()`.
+                    // SAFETY: `a`, `b` hold `kc * MR`, `kc * NR` packed elements (sliced above);
+                    // the tile's MR rows of NR contiguous columns lie in C's `mc x nc` block
+                    // (`sgemm`'s contract), written by this work item only (disjoint panels);
+                    // `sgemm` comes here only when `kernel_avx2::available()` (safe intrinsics).
                     unsafe {
                         kernel_avx2::kernel_6x16(
                             kc,
