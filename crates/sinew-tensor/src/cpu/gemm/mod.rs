@@ -1,8 +1,8 @@
 //! Packed f32 GEMM in the BLIS style: `C (+)= A @ B` for strided operands.
 //!
 //! The loops, outermost first: columns of `C` in blocks of [`NC`]; `k` in blocks of [`KC`], for
-//! which the `KC x NC` block of `B` is packed once into [`NR`]-column panels (kept in L3);
-//! rows of `C` in chunks whose `A` rows are packed into [`MR`]-row panels; then the chunk's tiles,
+//! which the `KC x NC` block of `B` is packed once into `NR`-column panels (kept in L3);
+//! rows of `C` in chunks whose `A` rows are packed into `MR`-row panels; then the chunk's tiles,
 //! grouped into row blocks of at most [`MC`] rows (their packed `A`, `MC x KC`, stays in L2) and
 //! column blocks, each `B` micro-panel (`KC x NR`, in L1) swept over all row panels of its block
 //! by the micro-kernel. On two threads or more, products above [`PARALLEL_WORK`] multiply-adds

@@ -1,6 +1,6 @@
-//! Packing of GEMM operands into the layouts the micro-kernel streams: `A` in panels of [`MR`]
+//! Packing of GEMM operands into the layouts the micro-kernel streams: `A` in panels of `MR`
 //! rows (for each step of `k`, the panel's `MR` values next to each other) and `B` in panels of
-//! [`NR`] columns (for each step of `k`, the panel's `NR` values next to each other). Rows or
+//! `NR` columns (for each step of `k`, the panel's `NR` values next to each other). Rows or
 //! columns past the edge of the matrix are packed as zeros, so the kernel always runs full tiles.
 //! Any row and column strides are read, so transposed or sliced operands cost no extra copy.
 
