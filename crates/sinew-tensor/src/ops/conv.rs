@@ -128,23 +128,54 @@ impl Tensor {
         Ok(spec)
     }
 
-    /// im2col: `[n, c, h, w]` to `[n, c*kh*kw, oh*ow]`. PyTorch equivalent: `F.unfold`.
-    ///
-    /// Errors (never panics) when `spec` does not describe this tensor's shape or its
-    /// geometry is invalid (zero stride, overflowing sizes).
-    pub(crate) fn unfold2d_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
-        const OP: &str = "unfold2d";
-        let (oh, ow) = spec.check(OP)?;
+    /// Checks `spec` (for op `op`) and that it describes this `[n, c, h, w]` tensor; returns
+    /// the output height and width. Shared by the per-image and the wide im2col.
+    pub(crate) fn check_unfold_input(
+        &self,
+        op: &'static str,
+        spec: &Unfold2d,
+    ) -> Result<(usize, usize)> {
+        let out_hw = spec.check(op)?;
         let input = Shape::new([spec.n, spec.c, spec.h, spec.w]);
         if self.shape() != &input {
             return Err(Error::invalid(
-                OP,
+                op,
                 format!(
                     "window spec for input {input} does not match the tensor's shape {}",
                     self.shape()
                 ),
             ));
         }
+        Ok(out_hw)
+    }
+
+    /// Checks that this tensor has the column shape `cols` (`what`: "columns" or "wide
+    /// columns", for the message). Shared by the per-image and the wide col2im.
+    pub(crate) fn check_unfold_columns(
+        &self,
+        op: &'static str,
+        what: &str,
+        cols: &Shape,
+    ) -> Result<()> {
+        if self.shape() != cols {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "window spec expects {what} {cols}, the tensor has shape {}",
+                    self.shape()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// im2col: `[n, c, h, w]` to `[n, c*kh*kw, oh*ow]`. PyTorch equivalent: `F.unfold`.
+    ///
+    /// Errors (never panics) when `spec` does not describe this tensor's shape or its
+    /// geometry is invalid (zero stride, overflowing sizes).
+    pub(crate) fn unfold2d_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
+        const OP: &str = "unfold2d";
+        let (oh, ow) = self.check_unfold_input(OP, spec)?;
         let shape = spec.cols_shape(OP, oh, ow)?;
         self.map_storage(shape, |b, s, l| b.unfold2d(s, l, spec))
     }
@@ -157,16 +188,7 @@ impl Tensor {
     pub(crate) fn fold2d_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
         const OP: &str = "fold2d";
         let (oh, ow) = spec.check(OP)?;
-        let cols = spec.cols_shape(OP, oh, ow)?;
-        if self.shape() != &cols {
-            return Err(Error::invalid(
-                OP,
-                format!(
-                    "window spec expects columns {cols}, the tensor has shape {}",
-                    self.shape()
-                ),
-            ));
-        }
+        self.check_unfold_columns(OP, "columns", &spec.cols_shape(OP, oh, ow)?)?;
         let shape = Shape::new([spec.n, spec.c, spec.h, spec.w]);
         self.map_storage(shape, |b, s, l| b.fold2d(s, l, spec))
     }

@@ -2,7 +2,7 @@
 //! side by side, `[c*kh*kw, n*oh*ow]`. CPU kernels: `cpu/conv_wide.rs`.
 
 use crate::backend::Unfold2d;
-use crate::{Error, Result, Shape, Tensor};
+use crate::{Result, Shape, Tensor};
 
 impl Tensor {
     /// im2col into wide columns: `[n, c, h, w]` to `[c*kh*kw, n*oh*ow]`, the images' columns
@@ -12,17 +12,7 @@ impl Tensor {
     /// geometry is invalid.
     pub(crate) fn unfold2d_wide_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
         const OP: &str = "unfold2d_wide";
-        let (oh, ow) = spec.check(OP)?;
-        let input = Shape::new([spec.n, spec.c, spec.h, spec.w]);
-        if self.shape() != &input {
-            return Err(Error::invalid(
-                OP,
-                format!(
-                    "window spec for input {input} does not match the tensor's shape {}",
-                    self.shape()
-                ),
-            ));
-        }
+        let (oh, ow) = self.check_unfold_input(OP, spec)?;
         let shape = spec.wide_cols_shape(OP, oh, ow)?;
         self.map_storage(shape, |b, s, l| b.unfold2d_wide(s, l, spec))
     }
@@ -34,16 +24,7 @@ impl Tensor {
     pub(crate) fn fold2d_wide_untracked(&self, spec: &Unfold2d) -> Result<Tensor> {
         const OP: &str = "fold2d_wide";
         let (oh, ow) = spec.check(OP)?;
-        let cols = spec.wide_cols_shape(OP, oh, ow)?;
-        if self.shape() != &cols {
-            return Err(Error::invalid(
-                OP,
-                format!(
-                    "window spec expects wide columns {cols}, the tensor has shape {}",
-                    self.shape()
-                ),
-            ));
-        }
+        self.check_unfold_columns(OP, "wide columns", &spec.wide_cols_shape(OP, oh, ow)?)?;
         let shape = Shape::new([spec.n, spec.c, spec.h, spec.w]);
         self.map_storage(shape, |b, s, l| b.fold2d_wide(s, l, spec))
     }
