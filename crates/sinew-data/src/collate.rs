@@ -42,6 +42,12 @@ impl Batch {
 /// Stacks samples of one shape into a [`Batch`]; u8 images become f32 in `[0, 1]`.
 /// PyTorch equivalent: `default_collate` after `ToTensor`.
 pub fn collate(samples: &[Sample], indices: Vec<usize>) -> Result<Batch> {
+    collate_on(samples, indices, true)
+}
+
+/// [`collate`], copying the samples in parallel on rayon's pool only when `parallel` (a loader
+/// worker copies on its own thread).
+pub(crate) fn collate_on(samples: &[Sample], indices: Vec<usize>, parallel: bool) -> Result<Batch> {
     let first = samples
         .first()
         .ok_or_else(|| DataError::invalid("collate", "no samples"))?;
@@ -70,10 +76,14 @@ pub fn collate(samples: &[Sample], indices: Vec<usize>) -> Result<Batch> {
     }
     let total = checked_numel("collate", &[per, samples.len()])?;
     let mut data = try_filled("collate", total, 0.0f32)?;
-    if per > 0 {
+    if per > 0 && parallel {
         data.par_chunks_mut(per)
             .zip(samples.par_iter())
             .with_min_len(16)
+            .try_for_each(|(out, s)| s.input.write_f32(out))?;
+    } else if per > 0 {
+        data.chunks_mut(per)
+            .zip(samples)
             .try_for_each(|(out, s)| s.input.write_f32(out))?;
     }
     let mut shape = vec![samples.len()];

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 use sinew_tensor::Device;
 
-use crate::collate::{Batch, collate};
+use crate::collate::{Batch, collate_on};
 use crate::dataset::Dataset;
 use crate::distributed::DistributedSampler;
 use crate::error::{DataError, Result};
@@ -137,27 +137,35 @@ struct EpochPlan<D> {
 }
 
 impl<D: Dataset<Item = Sample>> EpochPlan<D> {
-    /// Builds batch `b`.
-    fn build(&self, b: usize) -> Result<Batch> {
+    /// Builds batch `b`: its samples in parallel on rayon's pool when `parallel` (the calling
+    /// thread, with no workers), else on this thread. A loader worker builds its batch alone, as
+    /// PyTorch's do: workers are the parallelism, and handing their samples to the shared pool
+    /// would only add contention (2 workers were slower than the calling thread this way).
+    fn build(&self, b: usize, parallel: bool) -> Result<Batch> {
         // `b < num_batches`, so `start < order.len()`; the end saturates for huge batch sizes.
         let start = b * self.batch_size;
         let end = start.saturating_add(self.batch_size).min(self.order.len());
-        let samples: Vec<Sample> = (start..end)
-            .into_par_iter()
-            .map(|pos| {
-                let sample = self.dataset.get(self.order[pos])?;
-                match &self.transform {
-                    Some(t) => {
-                        // Under a sampler, the position in the whole epoch: ranks never share a
-                        // random stream.
-                        let stream = self.sampler.map_or(pos as u64, |s| s.global_position(pos));
-                        t.apply(sample, &mut sample_rng(self.seed, self.epoch, stream))
-                    }
-                    None => Ok(sample),
+        let one = |pos: usize| {
+            let sample = self.dataset.get(self.order[pos])?;
+            match &self.transform {
+                Some(t) => {
+                    // Under a sampler, the position in the whole epoch: ranks never share a
+                    // random stream.
+                    let stream = self.sampler.map_or(pos as u64, |s| s.global_position(pos));
+                    t.apply(sample, &mut sample_rng(self.seed, self.epoch, stream))
                 }
-            })
-            .collect::<Result<_>>()?;
-        let batch = collate(&samples, self.order[start..end].to_vec())?;
+                None => Ok(sample),
+            }
+        };
+        let samples: Vec<Sample> = if parallel {
+            (start..end)
+                .into_par_iter()
+                .map(one)
+                .collect::<Result<_>>()?
+        } else {
+            (start..end).map(one).collect::<Result<_>>()?
+        };
+        let batch = collate_on(&samples, self.order[start..end].to_vec(), parallel)?;
         match &self.device {
             Some(device) => batch.to_device(device),
             None => Ok(batch),
@@ -165,8 +173,8 @@ impl<D: Dataset<Item = Sample>> EpochPlan<D> {
     }
 
     /// Builds batch `b`, turning a panic into an error that keeps the panic's message.
-    fn build_caught(&self, b: usize) -> Result<Batch> {
-        catch_unwind(AssertUnwindSafe(|| self.build(b))).unwrap_or_else(|payload| {
+    fn build_caught(&self, b: usize, parallel: bool) -> Result<Batch> {
+        catch_unwind(AssertUnwindSafe(|| self.build(b, parallel))).unwrap_or_else(|payload| {
             Err(DataError::invalid(
                 "DataLoader",
                 format!(
@@ -274,7 +282,7 @@ impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
                 len: self.num_batches(),
             });
         }
-        self.plan(epoch).build(b)
+        self.plan(epoch).build(b, true)
     }
 
     /// The batches of `epoch`, in order; workers start at once and stop when this is dropped.
@@ -376,7 +384,7 @@ fn worker<D: Dataset<Item = Sample>>(plan: &EpochPlan<D>, shared: &Shared) {
             st.next_claim += 1;
             st.next_claim - 1
         };
-        let batch = plan.build_caught(b);
+        let batch = plan.build_caught(b, false);
         shared.lock().ready.insert(b, batch);
         shared.wake.notify_all();
     }
@@ -400,7 +408,7 @@ impl<D: Dataset<Item = Sample>> Iterator for EpochIter<D> {
         let b = self.next;
         self.next += 1;
         if self.handles.is_empty() {
-            return Some(self.plan.build_caught(b));
+            return Some(self.plan.build_caught(b, true));
         }
         let mut st = self.shared.lock();
         let batch = loop {

@@ -15,6 +15,7 @@
 use std::process::{Command, Stdio};
 
 use crate::cpu_workloads::{self, NAMES};
+use crate::op1_workloads;
 use crate::vs_torch;
 
 /// What one workload's child process reported.
@@ -41,10 +42,15 @@ pub struct CpuOptions {
     pub torch_script: String,
 }
 
+/// Every workload: the reference's, then the fixed per-op costs (no PyTorch counterpart).
+fn all_names() -> Vec<&'static str> {
+    NAMES.iter().chain(&op1_workloads::NAMES).copied().collect()
+}
+
 /// Entry point of `bench --cpu ARGS` (`--cpu` already removed from `args`).
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut opts = CpuOptions {
-        names: NAMES.to_vec(),
+        names: all_names(),
         threads: 2,
         vs_torch: None,
         rounds: 3,
@@ -69,7 +75,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 if opts.names.is_empty() {
                     return Err(format!(
                         "bench --cpu: no workload matches {pattern:?} (workloads: {})",
-                        NAMES.join(", ")
+                        all_names().join(", ")
                     ));
                 }
             }
@@ -151,9 +157,9 @@ pub fn run_workload(name: &str, threads: usize) -> Result<WorkloadRun, String> {
 /// The child's side: runs one workload on a pool of `threads` and prints its line, then
 /// `peak-rss-kib N`.
 fn worker(name: &str, threads: usize) -> Result<(), String> {
-    let name = NAMES
-        .iter()
-        .find(|n| **n == name)
+    let name = all_names()
+        .into_iter()
+        .find(|n| *n == name)
         .ok_or_else(|| format!("bench --cpu: unknown workload {name:?}"))?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

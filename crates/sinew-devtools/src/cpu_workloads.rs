@@ -50,7 +50,7 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// The reference's `timeit(fn, warm, reps)`: `warm` untimed runs, then `reps` timed ones (ms).
-fn timeit(mut f: impl FnMut() -> Result<()>, warm: usize, reps: usize) -> Result<Stats> {
+pub fn timeit(mut f: impl FnMut() -> Result<()>, warm: usize, reps: usize) -> Result<Stats> {
     for _ in 0..warm {
         f()?;
     }
@@ -76,8 +76,12 @@ pub fn format_line(name: &str, s: Stats, extra: &str) -> String {
     )
 }
 
-/// Runs the workload called `name` (one of [`NAMES`]) and returns its output line.
+/// Runs the workload called `name` (one of [`NAMES`] or of the fixed-cost workloads of
+/// [`crate::op1_workloads`]) and returns its output line.
 pub fn run(name: &str) -> Result<String> {
+    if let Some(line) = crate::op1_workloads::run(name) {
+        return line;
+    }
     let cpu = Device::cpu();
     // Parameters are initialised from the default generator, data from per-workload ones.
     manual_seed(0);

@@ -10,6 +10,7 @@ mod bench;
 mod cpu_bench;
 mod cpu_workloads;
 mod gradcheck;
+mod op1_workloads;
 mod vs_torch;
 
 use std::process::ExitCode;

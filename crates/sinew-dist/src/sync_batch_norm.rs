@@ -3,7 +3,7 @@
 //! built from. PyTorch: `torch.nn.SyncBatchNorm`.
 
 use sinew_nn::{BatchNorm, Buffer, Module, Visit};
-use sinew_tensor::{DType, Result, Save, Tensor, with_no_grad};
+use sinew_tensor::{Result, Save, Tensor, with_no_grad};
 
 use crate::backend::ReduceOp;
 use crate::buffer::CommBuffer;
@@ -50,21 +50,6 @@ impl SyncBatchNorm {
     pub fn inner(&self) -> &BatchNorm {
         &self.inner
     }
-
-    fn momentum(&self) -> Result<f64> {
-        let config = &self.inner.config;
-        let Some(count) = &self.inner.num_batches_tracked else {
-            return Ok(config.momentum.unwrap_or(0.0));
-        };
-        let n = count.value().to_scalar::<i64>()? + 1;
-        count.set_value(Tensor::full(
-            (),
-            n as f64,
-            DType::I64,
-            count.value().device(),
-        )?);
-        Ok(config.momentum.unwrap_or(1.0 / n as f64))
-    }
 }
 
 fn update(buffer: &Option<Buffer>, batch: &Tensor, momentum: f64) -> Result<()> {
@@ -104,7 +89,7 @@ impl Module for SyncBatchNorm {
             .mul_scalar(1.0 / total)?
             .sub(&mean.square()?)?;
         if bn.mode.updates_statistics() {
-            let momentum = self.momentum()?;
+            let momentum = bn.next_momentum()?;
             let unbiased = total / (total - 1.0).max(1.0);
             update(&bn.running_mean, &mean.detach(), momentum)?;
             update(

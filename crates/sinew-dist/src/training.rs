@@ -2,7 +2,7 @@
 //! `Trainer::distributed` and the trainer runs as one rank of the job.
 
 use sinew_nn::Module;
-use sinew_tensor::Result;
+use sinew_tensor::{Result, Tensor};
 use sinew_train::Distributed;
 
 use crate::ReduceOp;
@@ -22,6 +22,9 @@ impl<M: Module> Distributed for DistributedDataParallel<M> {
     fn after_backward(&self) -> Result<()> {
         self.finish_gradient_sync()
     }
+    fn all_gather(&self, tensor: &Tensor) -> Result<Vec<Tensor>> {
+        self.group().all_gather(tensor)
+    }
 }
 
 /// A process group alone (a model whose gradients are reduced some other way, or evaluation):
@@ -38,5 +41,8 @@ impl Distributed for ProcessGroup {
     }
     fn after_backward(&self) -> Result<()> {
         Ok(())
+    }
+    fn all_gather(&self, tensor: &Tensor) -> Result<Vec<Tensor>> {
+        ProcessGroup::all_gather(self, tensor)
     }
 }

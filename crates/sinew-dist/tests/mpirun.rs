@@ -130,6 +130,42 @@ fn the_trainer_reports_on_rank_zero_only_and_resumes() {
 }
 
 #[test]
+fn predict_gathers_every_ranks_rows_in_the_order_of_one_process() {
+    for np in [2, 3] {
+        let run = mpirun(np, &["predict", "--examples", "101"], &[]);
+        assert!(run.ok, "{}", run.output);
+        for rank in 0..np {
+            for case in ["padded", "unpadded"] {
+                let rows = number_after(&run.output, &format!("rank {rank} predict {case} rows"));
+                assert_eq!(rows, 101.0, "{case} on {np} ranks:\n{}", run.output);
+            }
+            // batch 7, ceil(101 / np) examples per rank, whole batches only.
+            let per_rank = 101usize.div_ceil(np) / 7 * 7;
+            let rows = number_after(&run.output, &format!("rank {rank} predict drop_last rows"));
+            assert_eq!(rows, (per_rank * np) as f64, "{}", run.output);
+        }
+    }
+}
+
+#[test]
+fn torchrun_variables_without_mpirun_fail_with_the_launch_command_to_use() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sinew-dist-check"))
+        .arg("equality")
+        .envs([("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")])
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", "29500")
+        .output()
+        .expect("run sinew-dist-check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("RANK=0 WORLD_SIZE=2 without mpirun"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mpirun -np 2"), "{stderr}");
+}
+
+#[test]
 fn buckets_are_reduced_while_backward_still_runs() {
     let run = mpirun(2, &["timeline", "--bucket-mb", "1"], &[]);
     assert!(run.ok, "{}", run.output);

@@ -534,6 +534,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         )
     }
 
+    /// ReLU's input gradient from its output: `grad * (output > 0)`, the multiplier 1 or 0 in
+    /// the gradient's dtype, for two views of one shape and float dtype.
+    ///
+    /// Default: `compare`, `cast` and `binary` (two temporaries).
+    fn relu_backward(
+        &self,
+        grad: &dyn BackendStorage,
+        grad_layout: &Layout,
+        output: &dyn BackendStorage,
+        output_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        crate::composite::relu_backward(self, grad, grad_layout, output, output_layout)
+    }
+
     /// im2col into wide columns: a `[n, c, h, w]` view to `[c*kh*kw, n*oh*ow]`, the columns of
     /// the images side by side (column `i * oh*ow + p` is window `p` of image `i`), so that a
     /// convolution of the whole batch is one matrix product.

@@ -3,7 +3,7 @@
 //! override the trait methods with fused kernels (the CPU backend does for all of them).
 
 use crate::backend::{Activation, Backend, BackendStorage, BoxedStorage, InplaceOp, MatmulSpec};
-use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, Error, Layout, Result, Shape};
 
 /// [`Backend::inplace`] computed out of place with `unary`/`binary`, then `copy_into` the
@@ -158,4 +158,21 @@ pub(crate) fn check_bias(
         });
     }
     Ok(())
+}
+
+/// [`Backend::relu_backward`]: `grad * (output > 0)` as a comparison with a broadcast zero, a
+/// cast of the Bool mask to the gradient's dtype and a product.
+pub(crate) fn relu_backward<B: Backend + ?Sized>(
+    b: &B,
+    grad: &dyn BackendStorage,
+    gl: &Layout,
+    output: &dyn BackendStorage,
+    ol: &Layout,
+) -> Result<BoxedStorage> {
+    let zero = b.full(output.dtype(), 1, 0.0)?;
+    let zl = Layout::contiguous(Shape::scalar()).broadcast_to(ol.shape())?;
+    let mask = b.compare(CmpOp::Gt, output, ol, &*zero, &zl)?;
+    let dense = Layout::contiguous(ol.shape().clone());
+    let mask = b.cast(&*mask, &dense, grad.dtype())?;
+    b.binary(BinaryOp::Mul, grad, gl, &*mask, &dense)
 }

@@ -223,19 +223,31 @@ impl Tensor {
         tensors: [&Tensor; N],
         f: impl FnOnce([&dyn crate::BackendStorage; N]) -> R,
     ) -> R {
-        let mut guards: Vec<(&Arc<Storage>, RwLockReadGuard<'_, BoxedStorage>)> =
-            Vec::with_capacity(N);
+        // On the stack, not in a `Vec`: no allocation per op.
+        let mut guards: [Option<(&Arc<Storage>, RwLockReadGuard<'_, BoxedStorage>)>; N] =
+            std::array::from_fn(|_| None);
+        let mut used = 0;
         let mut slots = [0usize; N];
         for (slot, t) in slots.iter_mut().zip(tensors) {
-            *slot = match guards.iter().position(|(s, _)| Arc::ptr_eq(s, &t.storage)) {
+            let shared = guards[..used]
+                .iter()
+                .position(|g| g.as_ref().is_some_and(|(s, _)| Arc::ptr_eq(s, &t.storage)));
+            *slot = match shared {
                 Some(j) => j,
                 None => {
-                    guards.push((&t.storage, t.storage.read()));
-                    guards.len() - 1
+                    guards[used] = Some((&t.storage, t.storage.read()));
+                    used += 1;
+                    used - 1
                 }
             };
         }
-        f(std::array::from_fn(|i| &**guards[slots[i]].1))
+        f(std::array::from_fn(|i| {
+            let (_, guard) = guards[slots[i]]
+                .as_ref()
+                .expect("every slot names a held guard");
+            let storage: &dyn crate::BackendStorage = &***guard;
+            storage
+        }))
     }
 
     /// Runs `f` with this tensor's storage and layout, wrapping the new storage into a tensor of `shape`.

@@ -1,6 +1,6 @@
 //! Training checkpoints: one directory with the model (safetensors), the optimizer state, the
-//! random generator's state, the callbacks' states (schedules, early stopping) and the next
-//! epoch, replaced atomically. Resuming from one gives
+//! random generator's state, the callbacks' states (schedules, early stopping), the loss
+//! scaler's state (mixed precision) and the next epoch, replaced atomically. Resuming from one gives
 //! bit-identical results to an uninterrupted run on the CPU (the data order is a function of
 //! the loader's seed and the epoch).
 //!
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sinew_nn::{Module, ModuleExt, load_safetensors, save_safetensors};
-use sinew_optim::{Optimizer, OptimizerState};
+use sinew_optim::{GradScalerState, Optimizer, OptimizerState};
 use sinew_tensor::{Error, Result, default_generator_state, set_default_generator_state};
 
 const MARKER: &str = "COMPLETE";
@@ -25,6 +25,20 @@ struct Meta {
     /// Each callback's state, in the trainer's order (`null` for stateless ones).
     #[serde(default)]
     callbacks: Vec<Option<serde_json::Value>>,
+    /// The loss scaler's state, when mixed precision scales the loss.
+    #[serde(default)]
+    grad_scaler: Option<GradScalerState>,
+}
+
+/// What a checkpoint keeps besides the model, the optimizer and the generator: the trainer's
+/// own state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointExtras {
+    /// Each callback's state, in the trainer's order (`None` for stateless ones).
+    pub callbacks: Vec<Option<serde_json::Value>>,
+    /// The [`GradScaler`](sinew_optim::GradScaler)'s state, when mixed precision scales the
+    /// loss (PyTorch saves `scaler.state_dict()` beside the optimizer's).
+    pub grad_scaler: Option<GradScalerState>,
 }
 
 /// Saving and loading whole training states.
@@ -52,16 +66,23 @@ impl TrainingCheckpoint {
         optimizer: &dyn Optimizer,
         next_epoch: usize,
     ) -> Result<()> {
-        Self::save_with_callbacks(dir, model, optimizer, next_epoch, Vec::new())
+        Self::save_with_extras(
+            dir,
+            model,
+            optimizer,
+            next_epoch,
+            CheckpointExtras::default(),
+        )
     }
 
-    /// [`save`](Self::save) plus the callbacks' states (schedules, early stopping, ...).
-    pub fn save_with_callbacks(
+    /// [`save`](Self::save) plus the trainer's state: callbacks (schedules, early stopping,
+    /// ...) and the loss scaler.
+    pub fn save_with_extras(
         dir: impl AsRef<Path>,
         model: &dyn Module,
         optimizer: &dyn Optimizer,
         next_epoch: usize,
-        callbacks: Vec<Option<serde_json::Value>>,
+        extras: CheckpointExtras,
     ) -> Result<()> {
         let dir = dir.as_ref();
         let (new, old) = (sibling(dir, ".new"), sibling(dir, ".old"));
@@ -76,7 +97,8 @@ impl TrainingCheckpoint {
         let meta = Meta {
             next_epoch,
             generator: default_generator_state(),
-            callbacks,
+            callbacks: extras.callbacks,
+            grad_scaler: extras.grad_scaler,
         };
         let json = serde_json::to_vec(&meta).map_err(|e| io(&new, e))?;
         sinew_nn::weights::write_atomic(&new.join("meta.json"), &json).map_err(|e| io(&new, e))?;
@@ -113,15 +135,15 @@ impl TrainingCheckpoint {
         model: &dyn Module,
         optimizer: &mut dyn Optimizer,
     ) -> Result<usize> {
-        Ok(Self::load_with_callbacks(dir, model, optimizer)?.0)
+        Ok(Self::load_with_extras(dir, model, optimizer)?.0)
     }
 
-    /// [`load`](Self::load), also returning the saved callback states.
-    pub fn load_with_callbacks(
+    /// [`load`](Self::load), also returning the saved trainer state (callbacks, loss scaler).
+    pub fn load_with_extras(
         dir: impl AsRef<Path>,
         model: &dyn Module,
         optimizer: &mut dyn Optimizer,
-    ) -> Result<(usize, Vec<Option<serde_json::Value>>)> {
+    ) -> Result<(usize, CheckpointExtras)> {
         let dir = dir.as_ref();
         let found = Self::locate(dir).ok_or_else(|| io(dir, "no complete checkpoint here"))?;
         model.load_state_dict(&load_safetensors(found.join("model.safetensors"))?, true)?;
@@ -140,6 +162,10 @@ impl TrainingCheckpoint {
         let bytes = std::fs::read(&meta_path).map_err(|e| io(&meta_path, e))?;
         let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| io(&meta_path, e))?;
         set_default_generator_state(meta.generator.0, meta.generator.1);
-        Ok((meta.next_epoch, meta.callbacks))
+        let extras = CheckpointExtras {
+            callbacks: meta.callbacks,
+            grad_scaler: meta.grad_scaler,
+        };
+        Ok((meta.next_epoch, extras))
     }
 }

@@ -31,7 +31,7 @@ mod precision;
 mod progress;
 mod trainer;
 
-pub use checkpoint::TrainingCheckpoint;
+pub use checkpoint::{CheckpointExtras, TrainingCheckpoint};
 pub use cross_validation::{CvReport, FoldLoaders, cross_validate};
 pub use distributed::Distributed;
 pub use history::{History, Logs};

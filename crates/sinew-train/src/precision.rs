@@ -34,11 +34,11 @@ impl Precision {
         }
     }
 
-    /// The loss scaler: enabled for f16 only.
-    pub(crate) fn scaler(self) -> GradScaler {
+    /// The loss scaler from `config`: enabled for f16 only (and only if `config` enables it).
+    pub(crate) fn scaler(self, config: GradScalerConfig) -> GradScaler {
         GradScaler::with_config(GradScalerConfig {
-            enabled: self == Precision::Mixed(DType::F16),
-            ..GradScalerConfig::default()
+            enabled: config.enabled && self == Precision::Mixed(DType::F16),
+            ..config
         })
     }
 }

@@ -5,14 +5,15 @@ use std::path::PathBuf;
 
 use sinew_data::{DataLoader, Dataset, Sample};
 use sinew_nn::{Module, ModuleExt};
-use sinew_optim::{GradScaler, Optimizer};
+use sinew_optim::{GradScaler, GradScalerConfig, Optimizer};
 use sinew_tensor::{DType, Result, Tensor, no_grad};
 
 use crate::callbacks::{Callback, Context};
+use crate::distributed::gather_predictions;
 use crate::metrics::Metric;
 use crate::progress::{Progress, Verbosity};
+use crate::{CheckpointExtras, History, Logs, TrainingCheckpoint};
 use crate::{Distributed, Precision};
-use crate::{History, Logs, TrainingCheckpoint};
 
 /// A loss: model outputs and targets to a scalar tensor (`F::cross_entropy`, `F::mse_loss`...).
 pub type LossFn<'a> = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + 'a>;
@@ -55,6 +56,7 @@ pub struct Trainer<'a> {
     start_epoch: usize,
     distributed: Option<Box<dyn Distributed + 'a>>,
     precision: Precision,
+    scaler_config: GradScalerConfig,
     scaler: GradScaler,
 }
 
@@ -76,7 +78,8 @@ impl<'a> Trainer<'a> {
             start_epoch: 0,
             distributed: None,
             precision: Precision::F32,
-            scaler: Precision::F32.scaler(),
+            scaler_config: GradScalerConfig::default(),
+            scaler: Precision::F32.scaler(GradScalerConfig::default()),
         }
     }
 
@@ -85,7 +88,15 @@ impl<'a> Trainer<'a> {
     /// `GradScaler` (skipping steps whose gradients overflowed). Evaluation stays in f32.
     pub fn precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
-        self.scaler = precision.scaler();
+        self.scaler = precision.scaler(self.scaler_config);
+        self
+    }
+
+    /// The loss scaler's settings (PyTorch: `GradScaler(init_scale, growth_factor, ...)`); it
+    /// scales only in f16 mixed precision, whatever the order of the calls.
+    pub fn grad_scaler_config(mut self, config: GradScalerConfig) -> Self {
+        self.scaler_config = config;
+        self.scaler = self.precision.scaler(config);
         self
     }
 
@@ -166,17 +177,21 @@ impl<'a> Trainer<'a> {
         self
     }
 
-    /// Loads a checkpoint (model, optimizer, generator, callback states) and continues from its
-    /// epoch in the next `fit`. Returns that epoch.
+    /// Loads a checkpoint (model, optimizer, generator, callback states, loss scaler) and
+    /// continues from its epoch in the next `fit`. Returns that epoch. Set the precision and add
+    /// the callbacks, in the same order, before resuming.
     pub fn resume(&mut self, dir: impl AsRef<std::path::Path>) -> Result<usize> {
-        let (epoch, states) =
-            TrainingCheckpoint::load_with_callbacks(dir, self.model, self.optimizer.as_mut())?;
-        // Callbacks are matched by position: add the same callbacks, in the same order, before
-        // resuming.
-        for (c, state) in self.callbacks.iter_mut().zip(states) {
+        let (epoch, extras) =
+            TrainingCheckpoint::load_with_extras(dir, self.model, self.optimizer.as_mut())?;
+        // Callbacks are matched by position.
+        for (c, state) in self.callbacks.iter_mut().zip(extras.callbacks) {
             if let Some(state) = state {
                 c.load_state(state)?;
             }
+        }
+        // A scaler state saved by an f16 run; an f32 or bf16 trainer has no scaler to restore.
+        if let Some(state) = extras.grad_scaler.filter(|_| self.scaler.is_enabled()) {
+            self.scaler.load_state_dict(&state)?;
         }
         self.start_epoch = epoch;
         Ok(epoch)
@@ -288,13 +303,16 @@ impl<'a> Trainer<'a> {
             history.epochs.push(logs);
             self.start_epoch = epoch + 1;
             if let Some(dir) = self.checkpoint_dir.as_ref().filter(|_| main) {
-                let states = self.callbacks.iter().map(|c| c.state()).collect();
-                TrainingCheckpoint::save_with_callbacks(
+                let extras = CheckpointExtras {
+                    callbacks: self.callbacks.iter().map(|c| c.state()).collect(),
+                    grad_scaler: self.scaler.is_enabled().then(|| self.scaler.state_dict()),
+                };
+                TrainingCheckpoint::save_with_extras(
                     dir,
                     self.model,
                     self.optimizer.as_ref(),
                     epoch + 1,
-                    states,
+                    extras,
                 )?;
             }
             if stop {
@@ -346,8 +364,11 @@ impl<'a> Trainer<'a> {
         Ok(logs)
     }
 
-    /// The model's outputs for every example of `loader`, in order (evaluation mode; this
-    /// process's loader only, in a distributed run).
+    /// The model's outputs for every example of `loader`, in order (evaluation mode).
+    ///
+    /// In a distributed run whose loader has a `DistributedSampler`, every rank gets all ranks'
+    /// outputs, in the order one process reading the whole loader would produce them (the
+    /// sampler's padding repeats dropped); without a sampler, this rank's outputs.
     pub fn predict<D: Dataset<Item = Sample> + 'static>(
         &mut self,
         loader: &DataLoader<D>,
@@ -358,6 +379,12 @@ impl<'a> Trainer<'a> {
             .epoch(0)
             .map(|b| self.model.forward(&b?.inputs))
             .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&outs, 0)
+        let local = Tensor::cat(&outs, 0)?;
+        match &self.distributed {
+            Some(run) if loader.config().sampler.is_some() => {
+                gather_predictions(run.as_ref(), &local, loader.dataset().len())
+            }
+            _ => Ok(local),
+        }
     }
 }

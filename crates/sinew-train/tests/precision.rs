@@ -4,7 +4,7 @@
 mod common;
 
 use sinew_nn::{ModuleExt, functional as F};
-use sinew_optim::{SgdConfig, sgd};
+use sinew_optim::{GradScalerConfig, SgdConfig, sgd};
 use sinew_tensor::{DType, Device, Result, manual_seed};
 use sinew_train::metrics::accuracy;
 use sinew_train::{History, Precision, Trainer, Verbosity};
@@ -93,5 +93,52 @@ fn a_full_precision_dtype_is_rejected_at_fit() -> Result<()> {
         .unwrap_err()
         .to_string();
     assert!(err.contains("autocast"), "{err}");
+    Ok(())
+}
+
+/// f16 training resumed from a checkpoint continues with the saved loss scale, exactly as the
+/// uninterrupted run.
+#[test]
+fn a_resumed_f16_run_restores_the_loss_scale() -> Result<()> {
+    let _seeded = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("sinew-precision-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let train = common::loader(common::blobs(240, 1), 16, true);
+    let precision = Precision::Mixed(DType::F16);
+    let fit = |epochs: usize, resume: bool| -> Result<(History, f64, f64)> {
+        manual_seed(7);
+        let model = common::model()?;
+        let opt = sgd(model.named_parameters(), SgdConfig::new(0.05).momentum(0.5));
+        let mut trainer = Trainer::new(&model, opt, F::cross_entropy)
+            .precision(precision)
+            // Grows every 3 clean steps, so the scale overflows and backs off within an epoch.
+            .grad_scaler_config(GradScalerConfig {
+                growth_interval: 3,
+                ..Default::default()
+            })
+            .checkpoint_every_epoch(&dir)
+            .verbosity(Verbosity::Silent);
+        if resume {
+            trainer.resume(&dir)?;
+        }
+        let start_scale = trainer.grad_scaler().scale_value();
+        let history = trainer.fit(&train, Some(&train), epochs)?;
+        Ok((history, start_scale, trainer.grad_scaler().scale_value()))
+    };
+    let (whole, _, whole_scale) = fit(6, false)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (first, _, saved_scale) = fit(3, false)?;
+    let (rest, resumed_scale, final_scale) = fit(6, true)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    // The scale moved in the first half, so a fresh scaler (2^16) would differ.
+    assert_ne!(saved_scale, 65536.0);
+    assert_eq!(resumed_scale, saved_scale);
+    assert_eq!(final_scale, whole_scale);
+    let losses: Vec<f64> = first
+        .get("loss")
+        .into_iter()
+        .chain(rest.get("loss"))
+        .collect();
+    assert_eq!(losses, whole.get("loss"));
     Ok(())
 }

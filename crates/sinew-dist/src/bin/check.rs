@@ -373,6 +373,55 @@ fn train(group: &ProcessGroup) -> Result<bool> {
     Ok(true)
 }
 
+/// `Trainer::predict` on sharded loaders (padded, unpadded, and with `drop_last`) against one
+/// process predicting the whole loader: every rank must get all rows, in the same order.
+fn predict(group: &ProcessGroup) -> Result<bool> {
+    let data = Arc::new(points(arg("--examples", 101))?);
+    let model = small_model(DType::F32)?;
+    let whole = loader(&data, 7, None)?;
+    let expected = Trainer::new(
+        &model,
+        sgd(model.named_parameters(), SgdConfig::new(0.1)),
+        F::cross_entropy,
+    )
+    .predict(&whole)?
+    .to_vec_f64()?;
+    let sampler = DistributedSampler::new(group.rank(), group.world_size())?;
+    let mut ok = true;
+    for (name, sampler, drop_last) in [
+        ("padded", sampler, false),
+        ("unpadded", sampler.without_padding(), false),
+        ("drop_last", sampler, true),
+    ] {
+        let mut sharded = loader(&data, 7, Some(sampler))?;
+        if drop_last {
+            let config = LoaderConfig {
+                drop_last: true,
+                ..sharded.config().clone()
+            };
+            sharded = DataLoader::new(data.clone(), config)?;
+        }
+        let opt = sgd(model.named_parameters(), SgdConfig::new(0.1));
+        let got = Trainer::new(&model, opt, F::cross_entropy)
+            .distributed(group)
+            .predict(&sharded)?
+            .to_vec_f64()?;
+        let rows = got.len() / 3;
+        let diff = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        println!(
+            "rank {} predict {name} rows {rows} max_diff {diff:e}",
+            group.rank()
+        );
+        // drop_last predicts a prefix of the sequence; the others all of it.
+        ok &= diff <= 1e-6 && (drop_last || rows * 3 == expected.len()) && rows > 0;
+    }
+    Ok(ok)
+}
+
 /// One rank fails (exits, or stops answering) after `--after` steps; the others keep training.
 fn failure(group: &ProcessGroup, hang: bool) -> Result<bool> {
     let (victim, after) = (arg("--rank", 1), arg("--after", 3));
@@ -399,12 +448,13 @@ fn main() {
             "timeline" => timeline(&group),
             "scaling" => scaling(&group),
             "train" => train(&group),
+            "predict" => predict(&group),
             "syncbn" => syncbn(&group),
             "collectives" => collectives(&group),
             "die" => failure(&group, false),
             "hang" => failure(&group, true),
             other => {
-                eprintln!("unknown mode {other:?}: equality, collectives, timeline, scaling, syncbn, train, die or hang");
+                eprintln!("unknown mode {other:?}: equality, collectives, timeline, scaling, syncbn, train, predict, die or hang");
                 Ok(false)
             }
         }?;

@@ -178,9 +178,11 @@ impl BatchNorm {
         })
     }
 
-    /// The momentum for the next training batch (cumulative average when `momentum` is None),
-    /// after counting the batch.
-    fn next_momentum(&self) -> Result<f64> {
+    /// Counts one more training batch in `num_batches_tracked` and returns the momentum for
+    /// its running-statistics update: the configured one, or the cumulative average `1/n` when
+    /// `momentum` is `None` (PyTorch's rule). For layers that compute the batch statistics
+    /// themselves, such as a synchronised batch norm.
+    pub fn next_momentum(&self) -> Result<f64> {
         let Some(count) = &self.num_batches_tracked else {
             return Ok(self.config.momentum.unwrap_or(0.0));
         };

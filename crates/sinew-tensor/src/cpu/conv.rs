@@ -14,7 +14,7 @@ use crate::{Element, Error, Layout, Result, Shape};
 
 /// Input coordinate read by output position `o` at window tap `t`, if inside the image.
 #[inline]
-fn source(
+pub(super) fn source(
     o: usize,
     t: usize,
     stride: usize,

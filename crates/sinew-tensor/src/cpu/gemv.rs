@@ -9,8 +9,9 @@
 //!
 //! Anything else falls back to GEMM. The left operand's rows must be contiguous too.
 
-/// Lanes of the dot-product accumulators (one AVX-512 register of f32, two of AVX2).
-const LANES: usize = 16;
+/// Lanes of the dot-product accumulators: four AVX2 registers of f32 (eight SSE ones), enough
+/// independent sums to hide the adds' latency. The summation order is the same on every CPU.
+const LANES: usize = 32;
 
 /// A strided matrix inside a slice: element `(r, c)` is `data[start + r*row_stride +
 /// c*col_stride]` (strides of size-1 dims are 0).
@@ -37,39 +38,44 @@ impl<'a, T> Rows<'a, T> {
     }
 }
 
+/// The element types of the products: what the loops below need.
+pub(super) trait Scalar:
+    Copy + Send + Sync + Default + std::ops::Mul<Output = Self> + std::ops::Add<Output = Self>
+{
+}
+
+impl<T> Scalar for T where
+    T: Copy + Send + Sync + Default + std::ops::Mul<Output = T> + std::ops::Add<Output = T>
+{
+}
+
 /// `c[rows, n] = a[rows, k] @ b[k, n]` (`c` row-major, zeroed) when the layouts allow; returns
 /// false, leaving `c` untouched, when they do not.
-pub(super) fn product<T>(
+///
+/// One thread: the right operand streams from cache at memory speed. Splitting the output
+/// columns over two rayon threads measured 62 us against 64 us (mlp infer b1) with one other
+/// busy process on the 2-core bench machine, but 92 us with two: not worth the risk.
+pub(super) fn product<T: Scalar>(
     a: Rows<T>,
     b: Rows<T>,
     rows: usize,
     k: usize,
     n: usize,
     c: &mut [T],
-) -> bool
-where
-    T: Copy + Default + std::ops::Mul<Output = T> + std::ops::Add<Output = T>,
-{
-    if c.len() < rows * n || (0..rows).any(|r| a.row(r, k).is_none()) {
+) -> bool {
+    let Some(len) = rows.checked_mul(n) else {
+        return false;
+    };
+    if c.len() < len || (0..rows).any(|r| a.row(r, k).is_none()) {
         return false;
     }
-    if b.col_stride == 1 || n == 1 {
+    let layout = if b.col_stride == 1 || n == 1 {
         // Rows of b contiguous: c[r, :] = sum_j a[r, j] * b[j, :].
         if (0..k).any(|j| b.row(j, n).is_none()) {
             return false;
         }
-        for (r, out) in c.chunks_mut(n).take(rows).enumerate() {
-            let x = a.row(r, k).unwrap_or_default();
-            for (j, &scale) in x.iter().enumerate() {
-                let row = b.row(j, n).unwrap_or_default();
-                for (o, &v) in out.iter_mut().zip(row) {
-                    *o = *o + scale * v;
-                }
-            }
-        }
-        return true;
-    }
-    if b.row_stride == 1 || k == 1 {
+        Layout::Axpy(b)
+    } else if b.row_stride == 1 || k == 1 {
         // Columns of b contiguous: b's column j is row j of the transposed view.
         let columns = Rows {
             data: b.data,
@@ -80,27 +86,72 @@ where
         if (0..n).any(|j| columns.row(j, k).is_none()) {
             return false;
         }
-        for (r, out) in c.chunks_mut(n).take(rows).enumerate() {
-            let x = a.row(r, k).unwrap_or_default();
-            let fill = |first: usize, out: &mut [T]| {
-                for (j, o) in out.iter_mut().enumerate() {
-                    *o = dot(x, columns.row(first + j, k).unwrap_or_default());
-                }
-            };
-            // One thread: the operand streams from cache at memory speed, and a second thread
-            // measured no faster under load (median 108-148 us against 91-98 us, mlp infer b1).
-            fill(0, out);
-        }
-        return true;
+        Layout::Dot(columns)
+    } else {
+        return false;
+    };
+    for (r, out) in c[..len].chunks_mut(n).enumerate() {
+        layout.fill(a.row(r, k).unwrap_or_default(), out);
     }
-    false
+    true
 }
 
-/// `x · y` with `LANES` independent accumulators, so the loop vectorises.
-fn dot<T>(x: &[T], y: &[T]) -> T
-where
-    T: Copy + Default + std::ops::Mul<Output = T> + std::ops::Add<Output = T>,
-{
+/// How the right operand is read, its rows or columns checked to lie inside the storage.
+enum Layout<'a, T> {
+    /// Rows of `b` contiguous.
+    Axpy(Rows<'a, T>),
+    /// Columns of `b` contiguous, as the rows of this view.
+    Dot(Rows<'a, T>),
+}
+
+impl<T: Scalar> Layout<'_, T> {
+    /// The output row of the row `x` of `a`, through the widest vector unit this CPU has.
+    fn fill(&self, x: &[T], out: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: `fill_avx2` only needs the AVX2 instructions it was compiled with, and
+            // the line above checked at run time that this CPU has them.
+            unsafe { self.fill_avx2(x, out) };
+            return;
+        }
+        self.fill_any(x, out);
+    }
+
+    /// [`Self::fill_any`] compiled for AVX2 (same operations, same order, same values: Rust
+    /// never fuses a multiply and an add on its own).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn fill_avx2(&self, x: &[T], out: &mut [T]) {
+        self.fill_any(x, out);
+    }
+
+    /// The portable loops.
+    #[inline(always)]
+    fn fill_any(&self, x: &[T], out: &mut [T]) {
+        let k = x.len();
+        match self {
+            Layout::Axpy(b) => {
+                let n = out.len();
+                for (j, &scale) in x.iter().enumerate() {
+                    let row = b.row(j, n).unwrap_or_default();
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o = *o + scale * v;
+                    }
+                }
+            }
+            Layout::Dot(columns) => {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = dot(x, columns.row(j, k).unwrap_or_default());
+                }
+            }
+        }
+    }
+}
+
+/// `x · y` with `LANES` independent accumulators, so the loop vectorises. (Summing the lanes
+/// pairwise instead of in one chain made the compiler stop vectorising the main loop.)
+#[inline(always)]
+fn dot<T: Scalar>(x: &[T], y: &[T]) -> T {
     let mut acc = [T::default(); LANES];
     let (xc, yc) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
     let (xr, yr) = (xc.remainder(), yc.remainder());

@@ -6,7 +6,9 @@
 
 use rayon::prelude::*;
 
-use super::alloc::try_vec;
+use std::mem::MaybeUninit;
+
+use super::alloc::try_with_capacity;
 use super::gemv;
 use super::{CpuStorage, through_f32};
 use crate::backend::MatmulDims;
@@ -211,59 +213,70 @@ fn batched<T: Gemm>(
 ) -> Result<Vec<T>> {
     let MatmulDims { batch, m, n, k } = dims;
     let len = check_operands(a, la, b, lb, dims)?;
-    let mut out = try_vec("matmul", len, T::default())?;
-    if out.is_empty() {
-        return Ok(out);
+    // Not zero-filled: every product below writes all of its output rows (see `product`).
+    let mut buffer = try_with_capacity::<T>("matmul", len)?;
+    if len == 0 {
+        return Ok(buffer);
     }
+    let out = &mut buffer.spare_capacity_mut()[..len];
     let (lhs, rhs) = (Operand::new(la), Operand::new(lb));
     // One matrix product of rows [r0, r1) of batch `i` into `c` (those rows of the output).
     // With `parallel`, the kernel may split the product over rayon itself.
-    let product = |i: usize, r0: usize, r1: usize, c: &mut [T], parallel: bool| -> Result<()> {
-        if k == 0 {
-            return Ok(());
-        }
-        if r1 - r0 <= GEMV_MAX_ROWS {
-            let rows = gemv::Rows {
-                data: a,
-                start: lhs.starts[i] + r0 * lhs.row_stride as usize,
-                row_stride: lhs.row_stride as usize,
-                col_stride: lhs.col_stride as usize,
-            };
-            let right = gemv::Rows {
-                data: b,
-                start: rhs.starts[i],
-                row_stride: rhs.row_stride as usize,
-                col_stride: rhs.col_stride as usize,
-            };
-            if gemv::product(rows, right, r1 - r0, k, n, c) {
+    let product =
+        |i: usize, r0: usize, r1: usize, c: &mut [MaybeUninit<T>], parallel: bool| -> Result<()> {
+            if k == 0 || r1 - r0 <= GEMV_MAX_ROWS {
+                // The empty sum is zero, and `gemv::product` accumulates into a zeroed output.
+                c.fill(MaybeUninit::new(T::default()));
+            }
+            if k == 0 {
                 return Ok(());
             }
-        }
-        // SAFETY: `check_operands` (run in every build, above) verified that `la` is
-        // [batch.., m, k] and `lb` [batch.., k, n] and that every element of both views lies
-        // inside `a` and `b`; so the start of matrix `i` row `r0` and every (row, col) read from
-        // there with the views' strides stay inside the slices (strides of dims longer than 1
-        // are at most the storage length, so the `isize` casts are exact; `Operand::new` zeroes
-        // the others). `c` is a row-major chunk of
-        // (r1 - r0) * n output elements, the rows written with row stride `n`.
-        // (SAFETY: established above.)
-        unsafe {
-            T::gemm(
-                r1 - r0,
-                k,
-                n,
-                a.as_ptr().add(lhs.starts[i] + r0 * lhs.row_stride as usize),
-                lhs.row_stride,
-                lhs.col_stride,
-                b.as_ptr().add(rhs.starts[i]),
-                rhs.row_stride,
-                rhs.col_stride,
-                c.as_mut_ptr(),
-                n as isize,
-                parallel,
-            )
-        }
-    };
+            if r1 - r0 <= GEMV_MAX_ROWS {
+                // SAFETY: every element of `c` was initialised just above, so viewing the slice
+                // as initialised `T`s (same size and alignment as `MaybeUninit<T>`) is sound.
+                let c = unsafe { &mut *(std::ptr::from_mut(c) as *mut [T]) };
+                let rows = gemv::Rows {
+                    data: a,
+                    start: lhs.starts[i] + r0 * lhs.row_stride as usize,
+                    row_stride: lhs.row_stride as usize,
+                    col_stride: lhs.col_stride as usize,
+                };
+                let right = gemv::Rows {
+                    data: b,
+                    start: rhs.starts[i],
+                    row_stride: rhs.row_stride as usize,
+                    col_stride: rhs.col_stride as usize,
+                };
+                if gemv::product(rows, right, r1 - r0, k, n, c) {
+                    return Ok(());
+                }
+            }
+            // SAFETY: `check_operands` (run in every build, above) verified that `la` is
+            // [batch.., m, k] and `lb` [batch.., k, n] and that every element of both views
+            // lies inside `a` and `b`; so the start of matrix `i` row `r0` and every (row, col)
+            // read from there with the views' strides stay inside the slices (strides of dims
+            // longer than 1 are at most the storage length, so the `isize` casts are exact;
+            // `Operand::new` zeroes the others). `c` is a row-major chunk of (r1 - r0) * n
+            // output elements, the rows written with row stride `n`; with `k > 0` the kernels
+            // overwrite every one of them without reading it (beta 0), so `c` may be
+            // uninitialised. (SAFETY: established above.)
+            unsafe {
+                T::gemm(
+                    r1 - r0,
+                    k,
+                    n,
+                    a.as_ptr().add(lhs.starts[i] + r0 * lhs.row_stride as usize),
+                    lhs.row_stride,
+                    lhs.col_stride,
+                    b.as_ptr().add(rhs.starts[i]),
+                    rhs.row_stride,
+                    rhs.col_stride,
+                    c.as_mut_ptr().cast::<T>(),
+                    n as isize,
+                    parallel,
+                )
+            }
+        };
     // The kernels split one large product over threads themselves (the packed f32 kernel over
     // rayon above `gemm::PARALLEL_WORK`, matrixmultiply's `threading` feature once `m*k + k*n`
     // passes its own threshold); splitting such a product again by row blocks over rayon
@@ -291,7 +304,12 @@ fn batched<T: Gemm>(
             product(i, 0, m, c, true)?;
         }
     }
-    Ok(out)
+    // SAFETY: capacity >= len (`try_with_capacity`), and every one of the first `len`
+    // elements was written above: the loops cover all `batch * m` rows, each filled by
+    // `product` (zeros, gemv on a zeroed chunk, or a beta-0 GEMM); on an error we returned
+    // early with the length still 0, exposing nothing.
+    unsafe { buffer.set_len(len) };
+    Ok(buffer)
 }
 
 /// Batched matrix product of two views.

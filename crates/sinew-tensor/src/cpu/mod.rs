@@ -18,6 +18,7 @@ mod matmul;
 mod matmul_spec;
 mod pool;
 mod reduce;
+mod relu_grad;
 mod softmax;
 mod strided;
 mod unary;
@@ -408,6 +409,21 @@ impl Backend for CpuBackend {
             cpu(indices),
             indices_layout,
             spec,
+        )?))
+    }
+
+    fn relu_backward(
+        &self,
+        grad: &dyn BackendStorage,
+        grad_layout: &Layout,
+        output: &dyn BackendStorage,
+        output_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(relu_grad::relu_backward(
+            cpu(grad),
+            grad_layout,
+            cpu(output),
+            output_layout,
         )?))
     }
 }

@@ -78,12 +78,55 @@ mod tests {
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        let (a, b) = (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
+        let (a, b) = (a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap());
         assert_eq!(a.len(), b.len());
         a.iter()
             .zip(&b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f64::max)
+    }
+
+    type ConvFn = fn(&Tensor, &Tensor, &Tensor, Conv2dConfig) -> Result<Tensor>;
+
+    /// The output and the gradients of x, w and b of a cosine-weighted sum of the output (every
+    /// output position gets a different gradient), from the fused op and from [`composed`].
+    fn outputs_and_grads(
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        cfg: Conv2dConfig,
+    ) -> Vec<[Tensor; 4]> {
+        let fused: ConvFn = |x, w, b, cfg| x.conv2d(w, Some(b), cfg);
+        [fused, composed as ConvFn]
+            .into_iter()
+            .map(|f| {
+                let (x, w, b) = (
+                    x.detach().requires_grad_(),
+                    w.detach().requires_grad_(),
+                    b.detach().requires_grad_(),
+                );
+                let y = f(&x, &w, &b, cfg).unwrap();
+                let weights =
+                    Tensor::arange(0.0, y.elem_count() as f64, 1.0, y.dtype(), y.device())
+                        .unwrap()
+                        .reshape(y.shape().clone())
+                        .unwrap()
+                        .cos()
+                        .unwrap();
+                y.mul(&weights)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                [
+                    y.detach(),
+                    x.grad().unwrap(),
+                    w.grad().unwrap(),
+                    b.grad().unwrap(),
+                ]
+            })
+            .collect()
     }
 
     #[test]
@@ -108,43 +151,52 @@ mod tests {
         let spec = x.conv2d_spec(&w, Some(&b), cfg).unwrap();
         let geo = Geometry::new(spec, 2, 6, 8);
         assert_eq!(geo.chunks().map(|c| c.1).collect::<Vec<_>>(), [4, 3]);
-        let mut grads = Vec::new();
-        for f in [
-            |x: &Tensor, w: &Tensor, b: &Tensor, cfg| x.conv2d(w, Some(b), cfg),
-            composed,
-        ] {
-            let (x, w, b) = (
-                x.detach().requires_grad_(),
-                w.detach().requires_grad_(),
-                b.detach().requires_grad_(),
-            );
-            let y = f(&x, &w, &b, cfg).unwrap();
-            // A weighted sum, so every output position gets a different gradient.
-            let weights = Tensor::arange(0.0, y.elem_count() as f64, 1.0, DType::F64, &cpu)
-                .unwrap()
-                .reshape(y.shape().clone())
-                .unwrap()
-                .cos()
-                .unwrap();
-            y.mul(&weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            grads.push([
-                y.detach(),
-                x.grad().unwrap(),
-                w.grad().unwrap(),
-                b.grad().unwrap(),
-            ]);
-        }
+        let grads = outputs_and_grads(&x, &w, &b, cfg);
         for (i, (a, b)) in grads[0].iter().zip(&grads[1]).enumerate() {
             assert!(
                 max_diff(a, b) < 1e-9,
                 "tensor {i} differs by {}",
                 max_diff(a, b)
             );
+        }
+    }
+
+    #[test]
+    fn f32_fused_passes_equal_the_composition() {
+        // f32 on the CPU: the fused forward, the input gradient as a convolution (stride 1,
+        // one group, "same" padding, 16+ channels) and the fused weight gradient, against
+        // unfold + matmul; 4 channels, no padding, stride 2 and groups take the general
+        // backward.
+        let cpu = Device::cpu();
+        let cfgs = [
+            ((1, 1), (1, 2), (1, 2), 1, 4),
+            ((1, 1), (0, 0), (1, 1), 1, 4),
+            ((2, 1), (1, 1), (1, 1), 1, 4),
+            ((1, 1), (1, 1), (1, 1), 2, 4),
+            ((1, 1), (1, 1), (1, 1), 1, 16),
+            ((1, 1), (1, 2), (1, 2), 1, 16),
+            ((1, 1), (0, 0), (1, 1), 1, 16),
+        ];
+        for (stride, padding, dilation, groups, channels) in cfgs {
+            let cfg = Conv2dConfig {
+                stride,
+                padding,
+                dilation,
+                groups,
+            };
+            let mut rng = Generator::new(13);
+            let x = rng
+                .uniform([3, channels, 9, 11], -1.0, 1.0, DType::F32, &cpu)
+                .unwrap();
+            let w = rng
+                .uniform([6, channels / groups, 3, 3], -1.0, 1.0, DType::F32, &cpu)
+                .unwrap();
+            let b = rng.uniform([6], -1.0, 1.0, DType::F32, &cpu).unwrap();
+            let results = outputs_and_grads(&x, &w, &b, cfg);
+            for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
+                let d = max_diff(a, b);
+                assert!(d < 1e-4, "{cfg:?}: tensor {i} differs by {d}");
+            }
         }
     }
 

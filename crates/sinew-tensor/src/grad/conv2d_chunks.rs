@@ -7,8 +7,14 @@
 //! gradient of a chunk is one product `grad [out, len*l] @ columns^T` and the input gradient
 //! the wide col2im of `weight^T @ grad`. The backward is written with differentiable tensor
 //! ops, so higher-order gradients still work.
+//!
+//! On the CPU in f32 with the packed kernel, three faster paths replace those: the forward
+//! makes the columns while packing the product's operand and writes the output in place
+//! (`cpu::gemm::im2col`); the input gradient of a stride-1, one-group convolution is itself
+//! such a convolution of the output gradient (differentiable, no col2im); and, when no graph is
+//! recorded, the weight gradient makes both operands while packing (`cpu::gemm::im2col_grad`).
 
-use crate::{Result, Tensor, Unfold2d};
+use crate::{Conv2dConfig, DType, Result, Tensor, Unfold2d};
 
 /// Most bytes of im2col columns unfolded at once.
 pub(super) const CHUNK_BYTES: usize = 10 << 20;
@@ -98,6 +104,27 @@ fn cat(mut parts: Vec<Tensor>) -> Result<Tensor> {
     Tensor::cat(&parts, 0)
 }
 
+/// The CPU f32 forward with the im2col done while packing the products' operand
+/// (`cpu::gemm::im2col`), written straight into the `[n, out, oh, ow]` output; `None` where
+/// that path does not apply.
+fn fused_forward(x: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Option<Tensor>> {
+    use crate::cpu::CpuStorage;
+    if !x.device().is_cpu() || !w.device().is_cpu() {
+        return Ok(None);
+    }
+    let out = Tensor::with_storages([x, w], |[xs, ws]| {
+        let xs = xs.as_any().downcast_ref::<CpuStorage>()?;
+        let ws = ws.as_any().downcast_ref::<CpuStorage>()?;
+        crate::cpu::gemm::im2col::conv2d_f32(xs, x.layout(), ws, w.layout(), &geo.spec, geo.groups)
+    });
+    let Some(out) = out.transpose()? else {
+        return Ok(None);
+    };
+    let (oh, ow) = geo.hw;
+    let shape = [geo.spec.n, geo.out, oh, ow];
+    Tensor::from_storage(Box::new(CpuStorage::F32(out)), shape, x.device().clone()).map(Some)
+}
+
 /// The forward pass (no graph), chunk by chunk into one output, plus the bias in place.
 pub(super) fn forward(
     x: &Tensor,
@@ -105,9 +132,15 @@ pub(super) fn forward(
     bias: Option<&Tensor>,
     geo: &Geometry,
 ) -> Result<Tensor> {
-    let wm = geo.weight(w)?;
     let (oh, ow) = geo.hw;
     let (n, o) = (geo.spec.n, geo.out);
+    if let Some(out) = fused_forward(x, w, geo)? {
+        if let Some(b) = bias {
+            out.add_(&b.reshape([1, o, 1, 1])?)?;
+        }
+        return Ok(out);
+    }
+    let wm = geo.weight(w)?;
     let mut out = None;
     for (start, len, spec) in geo.chunks() {
         // [groups, out/groups, len*l] is [out, len, oh, ow]; the output wants [len, out, ..].
@@ -135,6 +168,84 @@ pub(super) fn forward(
     Ok(out)
 }
 
+/// Whether the input gradient runs as a convolution of the output gradient
+/// ([`input_grad_as_conv`]): CPU f32 with the packed kernel (whose forward fuses the im2col),
+/// stride 1, one group, padding at most the dilated window's reach and at least half of it,
+/// and 16 or more input channels. A "valid" convolution (little padding) would make the
+/// gradient's convolution pad by nearly the whole window and multiply mostly zeros, and few input
+/// channels make a product too thin to pay for packing its columns (LeNet-5's second layer,
+/// 6 channels without padding, was twice as slow this way); the columns + col2im path is faster
+/// there.
+fn input_grad_is_conv(x: &Tensor, geo: &Geometry) -> bool {
+    let s = &geo.spec;
+    x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && crate::cpu::gemm::packed_kernel_available()
+        && s.stride == (1, 1)
+        && geo.groups == 1
+        && s.c >= 16
+        && s.padding.0 <= s.dilation.0 * (s.kernel.0 - 1)
+        && s.padding.1 <= s.dilation.1 * (s.kernel.1 - 1)
+        && 2 * s.padding.0 >= s.dilation.0 * (s.kernel.0 - 1)
+        && 2 * s.padding.1 >= s.dilation.1 * (s.kernel.1 - 1)
+}
+
+/// The input gradient of a stride-1 convolution as the convolution of the output gradient
+/// with the weight's channels swapped and its window flipped, padded by the dilated window's
+/// reach minus the padding: `dx[c, y, x] = sum g[o, y + p - i*d, x + p - j*d] w[o, c, i, j]`.
+/// One differentiable op, its forward fused (no columns stored, no col2im).
+fn input_grad_as_conv(g: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Tensor> {
+    let s = &geo.spec;
+    let (kh, kw) = s.kernel;
+    let taps = kh * kw;
+    let reversed: Vec<i64> = (0..taps as i64).rev().collect();
+    let reversed = Tensor::from_vec(reversed, [taps])?;
+    let flipped = w
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape([s.c, geo.out, taps])?
+        .index_select(2, &reversed)?
+        .reshape([s.c, geo.out, kh, kw])?;
+    let cfg = Conv2dConfig {
+        stride: (1, 1),
+        padding: (
+            s.dilation.0 * (kh - 1) - s.padding.0,
+            s.dilation.1 * (kw - 1) - s.padding.1,
+        ),
+        dilation: s.dilation,
+        groups: 1,
+    };
+    g.conv2d(&flipped, None, cfg)
+}
+
+/// The weight gradient from the CPU f32 kernel that makes the columns and reads `g` while
+/// packing (`cpu::gemm::im2col_grad`), for one group and when no graph is recorded (the
+/// result is not differentiable); `None` where that path does not apply.
+fn fused_weight_grad(x: &Tensor, g: &Tensor, geo: &Geometry) -> Result<Option<Tensor>> {
+    use crate::cpu::CpuStorage;
+    let recorded = crate::is_grad_enabled() && (x.requires_grad() || g.requires_grad());
+    if recorded || geo.groups != 1 || !x.device().is_cpu() || !g.device().is_cpu() {
+        return Ok(None);
+    }
+    let dw = Tensor::with_storages([x, g], |[xs, gs]| {
+        let xs = xs.as_any().downcast_ref::<CpuStorage>()?;
+        let gs = gs.as_any().downcast_ref::<CpuStorage>()?;
+        crate::cpu::gemm::im2col_grad::conv2d_weight_grad_f32(
+            xs,
+            x.layout(),
+            gs,
+            g.layout(),
+            &geo.spec,
+        )
+    });
+    let Some(dw) = dw.transpose()? else {
+        return Ok(None);
+    };
+    let (kh, kw) = geo.spec.kernel;
+    let shape = [geo.out, geo.spec.c, kh, kw];
+    Tensor::from_storage(Box::new(CpuStorage::F32(dw)), shape, x.device().clone()).map(Some)
+}
+
 /// Gradients of the input and the weight from the output gradient `g` `[n, out, oh, ow]`.
 pub(super) fn backward(
     x: &Tensor,
@@ -147,6 +258,19 @@ pub(super) fn backward(
     let per_group = geo.out / geo.groups;
     let l = geo.hw.0 * geo.hw.1;
     let (mut dxs, mut dw) = (Vec::new(), None::<Tensor>);
+    let dx_as_conv = need.0 && input_grad_is_conv(x, geo);
+    if dx_as_conv {
+        dxs.push(input_grad_as_conv(g, w, geo)?);
+    }
+    let fused_dw = if need.1 {
+        fused_weight_grad(x, g, geo)?
+    } else {
+        None
+    };
+    let need_w = need.1 && fused_dw.is_none();
+    if !need_w && (!need.0 || dx_as_conv) {
+        return Ok((dxs.pop(), fused_dw));
+    }
     for (start, len, spec) in geo.chunks() {
         // [len, out, oh, ow] to [out, len, oh, ow], i.e. [groups, out/groups, len*l].
         let gs = geo
@@ -154,15 +278,18 @@ pub(super) fn backward(
             .permute(&[1, 0, 2, 3])?
             .contiguous()?
             .reshape([geo.groups, per_group, len * l])?;
-        if need.1 {
+        if need_w {
+            // Computed transposed, `columns @ grad^T`: the columns (the larger operand, `taps`
+            // rows against `out/groups`) are then the GEMM's row-major left operand, packed
+            // with contiguous reads, and only the smaller gradient is read across its rows.
             let cols = geo.cols(x, start, len, &spec)?;
-            let part = gs.matmul(&cols.transpose(-1, -2)?)?;
+            let part = cols.matmul(&gs.transpose(-1, -2)?)?.transpose(-1, -2)?;
             dw = Some(match dw {
                 None => part,
                 Some(acc) => acc.add(&part)?,
             });
         }
-        if need.0 {
+        if need.0 && !dx_as_conv {
             let dcols = wm.transpose(-1, -2)?.matmul(&gs)?;
             let dcols = dcols.reshape([geo.groups * geo.taps, len * l])?;
             dxs.push(dcols.fold2d_wide(&Unfold2d {
@@ -172,6 +299,11 @@ pub(super) fn backward(
         }
     }
     let dx = if need.0 { Some(cat(dxs)?) } else { None };
-    let dw = dw.map(|d| d.reshape(w.shape().clone())).transpose()?;
+    let dw = match fused_dw {
+        Some(dw) => Some(dw),
+        None => dw
+            .map(|d| d.contiguous()?.reshape(w.shape().clone()))
+            .transpose()?,
+    };
     Ok((dx, dw))
 }

@@ -18,6 +18,24 @@ fn mask(m: Tensor, like: &Tensor) -> Result<Tensor> {
     m.to_dtype(like.dtype())
 }
 
+/// ReLU's input gradient `g * (y > 0)`: one fused pass (`Backend::relu_backward`) unless the
+/// gradient is itself recorded (double backward) or the operands differ in dtype or shape,
+/// where the composed ops run (same values).
+fn relu_input_grad(g: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let recorded = g.requires_grad() && crate::is_grad_enabled();
+    let same = g.dtype() == y.dtype()
+        && g.shape() == y.shape()
+        && g.check_same_device("relu backward", y).is_ok();
+    if recorded || !same {
+        return g.mul(&mask(y.gt_scalar(0.0)?, y)?);
+    }
+    let backend = g.device().backend();
+    let out = g.with_two_storages(y, |a, b| {
+        backend.relu_backward(a, g.layout(), b, y.layout())
+    })?;
+    Tensor::from_storage(out, g.shape().clone(), g.device().clone())
+}
+
 /// The values each op's rule reads: the input, the output, both, or neither.
 fn saves(op: UnaryOp) -> Save {
     match op {
@@ -79,7 +97,7 @@ fn input_grad(op: UnaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Tensor> 
         UnaryOp::Tanh => y().square()?.rsub_scalar(1.0)?,
         UnaryOp::Sigmoid => y().mul(&y().rsub_scalar(1.0)?)?,
         // PyTorch: relu'(0) = 0, leaky_relu'(0) = slope, elu'(0) = alpha.
-        UnaryOp::Relu => mask(y().gt_scalar(0.0)?, y())?,
+        UnaryOp::Relu => return relu_input_grad(g, y()),
         UnaryOp::LeakyRelu(slope) => {
             let pos = x().gt_scalar(0.0)?;
             pos.where_cond(&x().full_like(1.0)?, &x().full_like(slope)?)?

@@ -37,8 +37,16 @@ impl Tensor {
             &Layout,
         ) -> Result<BoxedStorage>,
     ) -> Result<Tensor> {
-        let (shape, ll, rl) = self.broadcast_pair(op, rhs)?;
         let backend = self.device().backend();
+        if self.shape() == rhs.shape() {
+            // Same shape: no broadcast views to build (the fixed cost of small ops).
+            self.check_same_device(op, rhs)?;
+            self.check_same_dtype(op, rhs)?;
+            let (ll, rl) = (self.layout(), rhs.layout());
+            let out = self.with_two_storages(rhs, |a, b| kernel(backend, a, ll, b, rl))?;
+            return Tensor::from_storage(out, self.shape().clone(), self.device().clone());
+        }
+        let (shape, ll, rl) = self.broadcast_pair(op, rhs)?;
         let out = self.with_two_storages(rhs, |a, b| kernel(backend, a, &ll, b, &rl))?;
         Tensor::from_storage(out, shape, self.device().clone())
     }

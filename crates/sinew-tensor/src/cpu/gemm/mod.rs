@@ -8,11 +8,17 @@
 //! by the micro-kernel. On two threads or more, products above [`PARALLEL_WORK`] multiply-adds
 //! pack both operands and run the tile blocks over rayon, on one pool worker throughout.
 //!
+//! Operands can also be made while packing (`operands.rs`): the convolutions' im2col columns
+//! go straight into the packed panels (`im2col.rs`, `im2col_grad.rs`).
+//!
 //! The micro-kernel is x86_64 AVX2 + FMA (6 x 16, `kernel_avx2.rs`), chosen at run time; other
 //! CPUs and architectures use `matrixmultiply`. Packing buffers are kept per thread, aligned to
 //! a cache line, grown fallibly: a failed allocation is an error, never an abort.
 
+pub(crate) mod im2col;
+pub(crate) mod im2col_grad;
 mod kernel_avx2;
+mod operands;
 mod pack;
 #[cfg(test)]
 mod tests;
@@ -22,7 +28,9 @@ use std::cell::Cell;
 
 use rayon::prelude::*;
 
-use self::pack::{MR, NR, View, pack_a_panel, pack_b_panel};
+pub(crate) use self::operands::{PackA, PackB, sgemm_packed, sgemm_packed_b};
+use self::operands::{StridedA, StridedB};
+use self::pack::{MR, NR, View};
 use self::tiles::Tiles;
 use crate::{Error, Result};
 
@@ -143,37 +151,37 @@ pub unsafe fn sgemm(
         };
         return Ok(());
     }
+    let (a, b) = (StridedA(a), StridedB(b));
     let job = Job {
         m,
         k,
         n,
-        a,
-        b,
+        a: &a,
+        b: &b,
         c,
         accumulate,
     };
-    if parallel && splits_itself(m, k, n) {
-        if rayon::current_thread_index().is_none() {
-            // Run the whole product on one pool worker, so that each parallel step below is a
-            // cheap fork inside the pool instead of a wake-up from outside it.
-            return rayon::scope(|_| job.run(true));
-        }
-        return job.run(true);
-    }
-    job.run(false)
+    job.start(parallel)
 }
 
 /// One product with its checked-valid operands (the contract of [`sgemm`]).
-#[derive(Clone, Copy)]
-struct Job {
+struct Job<'o, A, B> {
     m: usize,
     k: usize,
     n: usize,
-    a: View,
-    b: View,
+    a: &'o A,
+    b: &'o B,
     c: MatMut,
     accumulate: bool,
 }
+
+impl<A, B> Clone for Job<'_, A, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A, B> Copy for Job<'_, A, B> {}
 
 thread_local! {
     /// This thread's packing buffers for `A` and `B`, taken out while in use (a nested product
@@ -223,7 +231,21 @@ fn mul(x: usize, y: usize) -> Result<usize> {
     })
 }
 
-impl Job {
+impl<A: PackA, B: PackB> Job<'_, A, B> {
+    /// Runs the product, split over rayon's threads when `parallel` and large enough.
+    fn start(self, parallel: bool) -> Result<()> {
+        let Job { m, k, n, .. } = self;
+        if parallel && splits_itself(m, k, n) {
+            if rayon::current_thread_index().is_none() {
+                // Run the whole product on one pool worker, so that each parallel step below
+                // is a cheap fork inside the pool instead of a wake-up from outside it.
+                return rayon::scope(|_| self.run(true));
+            }
+            return self.run(true);
+        }
+        self.run(false)
+    }
+
     fn run(self, parallel: bool) -> Result<()> {
         let (mut pa, mut pb) = BUFFERS.with(Cell::take).unwrap_or_default();
         let result = self.blocks(&mut pa, &mut pb, parallel);
@@ -242,13 +264,12 @@ impl Job {
             let nc = NC.min(n - jc);
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
-                // SAFETY: `pc < k` and `jc < n`: element (pc, jc) of the valid `k x n` B.
-                let b = unsafe { self.b.at(pc, jc) };
+                let b = self.b;
                 let b_packed = &mut b_buf[..kc * nc.div_ceil(NR) * NR];
+                // Panel `j`: columns `jc + j * NR..` (at most NR, below `jc + nc <= n`) and rows
+                // `pc..pc + kc` (below `k`), inside the `k x n` B.
                 let pack_b = |(j, dst): (usize, &mut [f32])| {
-                    // SAFETY: panel `j` covers columns `j * NR..` (at most NR, below `nc`) and
-                    // rows `0..kc` of the block at (pc, jc), inside the valid `k x n` B.
-                    unsafe { pack_b_panel(b.at(0, j * NR), kc, NR.min(nc - j * NR), dst) }
+                    b.pack_panel(pc, kc, jc + j * NR, NR.min(nc - j * NR), dst)
                 };
                 if parallel {
                     b_packed
@@ -262,13 +283,12 @@ impl Job {
                 let accumulate = self.accumulate || pc > 0;
                 for ic in (0..m).step_by(chunk) {
                     let mc = chunk.min(m - ic);
-                    // SAFETY: `ic < m` and `pc < k`: element (ic, pc) of the valid `m x k` A.
-                    let a = unsafe { self.a.at(ic, pc) };
+                    let a = self.a;
                     let a_packed = &mut a_buf[..kc * mc.div_ceil(MR) * MR];
+                    // Panel `i`: rows `ic + i * MR..` (at most MR, below `ic + mc <= m`) and
+                    // columns `pc..pc + kc` (below `k`), inside the `m x k` A.
                     let pack_a = |(i, dst): (usize, &mut [f32])| {
-                        // SAFETY: panel `i` covers rows `i * MR..` (at most MR, below `mc`) and
-                        // columns `0..kc` of the block at (ic, pc), inside the valid `m x k` A.
-                        unsafe { pack_a_panel(a.at(i * MR, 0), MR.min(mc - i * MR), kc, dst) }
+                        a.pack_panel(ic + i * MR, MR.min(mc - i * MR), pc, kc, dst)
                     };
                     if parallel {
                         a_packed
