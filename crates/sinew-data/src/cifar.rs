@@ -130,7 +130,7 @@ impl Cifar {
         if bytes.is_empty() {
             return Err(DataError::format(path, "empty file: no CIFAR records"));
         }
-        if bytes.len() % record != 0 {
+        if !bytes.len().is_multiple_of(record) {
             return Err(DataError::Truncated {
                 path: path.into(),
                 expected: bytes.len().div_ceil(record) * record,

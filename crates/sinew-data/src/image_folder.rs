@@ -49,10 +49,10 @@ impl ImageFolder {
         let root = root.as_ref().to_path_buf();
         let mut classes: Vec<String> = Vec::new();
         for entry in read_dir_sorted(&root)? {
-            if entry.is_dir() {
-                if let Some(name) = entry.file_name().and_then(|n| n.to_str()) {
-                    classes.push(name.to_string());
-                }
+            if entry.is_dir()
+                && let Some(name) = entry.file_name().and_then(|n| n.to_str())
+            {
+                classes.push(name.to_string());
             }
         }
         if classes.is_empty() {

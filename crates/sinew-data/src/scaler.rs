@@ -184,7 +184,9 @@ fn for_each_slot(
 ) -> Result<()> {
     let group = match axis {
         ScaleAxis::Element if values.len() == slots => 1,
-        ScaleAxis::Channel if slots > 0 && values.len() % slots == 0 => values.len() / slots,
+        ScaleAxis::Channel if slots > 0 && values.len().is_multiple_of(slots) => {
+            values.len() / slots
+        }
         _ => {
             return Err(DataError::invalid(
                 op,

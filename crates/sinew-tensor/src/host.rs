@@ -105,7 +105,7 @@ impl CpuStorage {
     /// Storage of `dtype` from little-endian bytes (the inverse of [`CpuStorage::as_bytes`]).
     pub fn from_bytes(dtype: DType, bytes: &[u8]) -> Result<CpuStorage> {
         let size = dtype.size_in_bytes();
-        if bytes.len() % size != 0 {
+        if !bytes.len().is_multiple_of(size) {
             return Err(Error::invalid(
                 "from_bytes",
                 format!(

@@ -160,7 +160,7 @@ fn apply(op: &ViewOp, t: &Tensor, m: &Model) -> (Tensor, Model, bool) {
             });
             (t.expand(dims).unwrap(), model, true)
         }
-        ViewOp::SplitDim(d, f) if r > 0 && m.dims[d % r] % f == 0 => {
+        ViewOp::SplitDim(d, f) if r > 0 && m.dims[d % r].is_multiple_of(f) => {
             let d = d % r;
             let mut dims = m.dims.clone();
             let size = dims[d];
@@ -309,7 +309,7 @@ proptest! {
         }
         let l = Layout::contiguous(dims.clone()).permute(&order).unwrap();
         let n = l.elem_count();
-        let targets = [vec![n], vec![1, n, 1], if n % split == 0 { vec![split, n / split] } else { vec![n] }];
+        let targets = [vec![n], vec![1, n, 1], if n.is_multiple_of(split) { vec![split, n / split] } else { vec![n] }];
         for target in targets {
             if let Some(r) = l.reshape(&Shape::new(target.clone())) {
                 prop_assert_eq!(r.dims(), &target[..]);

@@ -138,7 +138,7 @@ fn vector_ok(layout: &Layout) -> bool {
         .iter()
         .zip(&layout.strides()[..rank - 2])
         .all(|(&d, &s)| d == 1 || s % 8 == 0);
-    axis && batch && layout.offset() % 8 == 0
+    axis && batch && layout.offset().is_multiple_of(8)
 }
 
 fn batch_layout(layout: &Layout) -> Layout {

@@ -50,13 +50,13 @@ impl RandomErasing {
     /// Erases (or not) one image with randomness from `rng`.
     pub fn erase(&self, mut img: ImageF32, rng: &mut DataRng) -> Result<ImageF32> {
         check_probability("RandomErasing", self.p)?;
-        if let EraseValue::PerChannel(v) = &self.value {
-            if v.len() != img.channels {
-                return Err(DataError::invalid(
-                    "RandomErasing",
-                    format!("{} fill values for {} channels", v.len(), img.channels),
-                ));
-            }
+        if let EraseValue::PerChannel(v) = &self.value
+            && v.len() != img.channels
+        {
+            return Err(DataError::invalid(
+                "RandomErasing",
+                format!("{} fill values for {} channels", v.len(), img.channels),
+            ));
         }
         if !coin(rng, self.p) {
             return Ok(img);

@@ -141,7 +141,7 @@ pub struct GroupNorm {
 impl GroupNorm {
     /// `num_groups` groups over `num_channels` channels, affine.
     pub fn new(num_groups: usize, num_channels: usize) -> Result<Self> {
-        if num_groups == 0 || num_channels % num_groups != 0 {
+        if num_groups == 0 || !num_channels.is_multiple_of(num_groups) {
             return Err(Error::invalid(
                 "GroupNorm",
                 format!("num_channels {num_channels} must divide by num_groups {num_groups}"),

@@ -313,7 +313,7 @@ pub struct CifarResNet {
 impl CifarResNet {
     /// Depth `6n + 2` (20, 32, 44, 56, 110).
     pub fn new(depth: usize, num_classes: usize) -> Result<Self> {
-        if depth < 8 || (depth - 2) % 6 != 0 {
+        if depth < 8 || !(depth - 2).is_multiple_of(6) {
             return Err(sinew_tensor::Error::invalid(
                 "CifarResNet",
                 format!("depth must be 6n + 2, got {depth}"),

@@ -24,7 +24,7 @@ pub struct StepLr {
 
 impl ScheduleRule for StepLr {
     fn next(&self, epoch: u64, lr: f64, _: f64) -> f64 {
-        if self.step_size > 0 && epoch % self.step_size == 0 {
+        if self.step_size > 0 && epoch.is_multiple_of(self.step_size) {
             lr * self.gamma
         } else {
             lr

@@ -66,12 +66,12 @@ impl Drop for Meta {
         };
         let mut pending = node.take_input_metas();
         while let Some(meta) = pending.pop() {
-            if let Ok(mut meta) = Arc::try_unwrap(meta) {
-                if let Some(node) = meta.node.as_mut() {
-                    pending.extend(node.take_input_metas());
-                }
-                // `meta` drops here with its node emptied: no recursion.
+            if let Ok(mut meta) = Arc::try_unwrap(meta)
+                && let Some(node) = meta.node.as_mut()
+            {
+                pending.extend(node.take_input_metas());
             }
+            // `meta` drops here with its node emptied: no recursion.
         }
     }
 }

@@ -108,10 +108,9 @@ impl Pool {
             .buffers
             .get(&key)
             .is_some_and(|l| l.len() >= MAX_PER_SIZE)
+            && let Some(old) = self.remove(key, 0)
         {
-            if let Some(old) = self.remove(key, 0) {
-                evicted.push(old.buffer);
-            }
+            evicted.push(old.buffer);
         }
         if self.bytes + bytes > MAX_POOLED_BYTES {
             self.evict(self.bytes + bytes - MAX_POOLED_BYTES, evicted);

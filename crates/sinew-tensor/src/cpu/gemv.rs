@@ -29,7 +29,7 @@ pub(super) struct Rows<'a, T> {
 impl<'a, T> Rows<'a, T> {
     /// Row `r` as a contiguous slice of `len` elements, when the columns are contiguous (or
     /// there is one column) and the row lies inside the storage.
-    fn row(&self, r: usize, len: usize) -> Option<&'a [T]> {
+    pub(super) fn row(&self, r: usize, len: usize) -> Option<&'a [T]> {
         if self.col_stride != 1 && len > 1 {
             return None;
         }

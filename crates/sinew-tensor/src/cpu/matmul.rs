@@ -95,10 +95,34 @@ trait Gemm:
         rsc: isize,
         parallel: bool,
     ) -> Result<()>;
+
+    /// `c[rows, n] = a[rows, k] @ b[k, n]` through the matrix-vector loops when the layouts
+    /// allow (see [`gemv::product`]); false, `c` untouched, otherwise.
+    fn gemv(
+        a: gemv::Rows<Self>,
+        b: gemv::Rows<Self>,
+        rows: usize,
+        k: usize,
+        n: usize,
+        c: &mut [Self],
+    ) -> bool {
+        gemv::product(a, b, rows, k, n, c)
+    }
 }
 
 impl Gemm for f32 {
     const PACKED: bool = true;
+
+    fn gemv(
+        a: gemv::Rows<f32>,
+        b: gemv::Rows<f32>,
+        rows: usize,
+        k: usize,
+        n: usize,
+        c: &mut [f32],
+    ) -> bool {
+        super::gemv_f32::product(a, b, rows, k, n, c)
+    }
 
     // SAFETY contract: the trait method's (pointers valid for the sizes and strides).
     unsafe fn gemm(
@@ -247,7 +271,7 @@ fn batched<T: Gemm>(
                     row_stride: rhs.row_stride as usize,
                     col_stride: rhs.col_stride as usize,
                 };
-                if gemv::product(rows, right, r1 - r0, k, n, c) {
+                if T::gemv(rows, right, r1 - r0, k, n, c) {
                     return Ok(());
                 }
             }

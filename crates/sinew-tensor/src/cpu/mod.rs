@@ -11,6 +11,7 @@ mod conv_wide;
 mod elementwise;
 pub mod gemm;
 mod gemv;
+mod gemv_f32;
 mod index;
 mod inplace;
 mod inplace_walk;

@@ -43,7 +43,9 @@ impl Geometry {
         // Equal chunks when a divisor of the batch is not much smaller: every chunk's buffers
         // then have one size, which the buffer pool serves again (a last, smaller chunk's
         // sizes would be fresh memory every step).
-        let even = (most.div_ceil(2)..=most).rev().find(|d| spec.n % d == 0);
+        let even = (most.div_ceil(2)..=most)
+            .rev()
+            .find(|d| spec.n.is_multiple_of(*d));
         let chunk = even.unwrap_or(most);
         Geometry {
             spec,
@@ -96,10 +98,10 @@ impl Geometry {
 }
 
 fn cat(mut parts: Vec<Tensor>) -> Result<Tensor> {
-    if parts.len() == 1 {
-        if let Some(only) = parts.pop() {
-            return Ok(only);
-        }
+    if parts.len() == 1
+        && let Some(only) = parts.pop()
+    {
+        return Ok(only);
     }
     Tensor::cat(&parts, 0)
 }

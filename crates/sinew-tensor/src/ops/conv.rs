@@ -222,14 +222,14 @@ impl Tensor {
                 rhs: weight.shape().clone(),
             });
         }
-        if let Some(b) = bias {
-            if b.dims() != [o] {
-                return Err(Error::ShapeMismatch {
-                    op: "conv2d (bias)",
-                    lhs: weight.shape().clone(),
-                    rhs: b.shape().clone(),
-                });
-            }
+        if let Some(b) = bias
+            && b.dims() != [o]
+        {
+            return Err(Error::ShapeMismatch {
+                op: "conv2d (bias)",
+                lhs: weight.shape().clone(),
+                rhs: b.shape().clone(),
+            });
         }
         Ok(spec)
     }

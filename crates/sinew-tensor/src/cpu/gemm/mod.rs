@@ -11,13 +11,16 @@
 //! Operands can also be made while packing (`operands.rs`): the convolutions' im2col columns
 //! go straight into the packed panels (`im2col.rs`, `im2col_grad.rs`).
 //!
-//! The micro-kernel is x86_64 AVX2 + FMA (6 x 16, `kernel_avx2.rs`), chosen at run time; other
-//! CPUs and architectures use `matrixmultiply`. Packing buffers are kept per thread, aligned to
+//! The micro-kernel is x86_64 AVX2 + FMA (6 x 16, `kernel_avx2.rs`), chosen at run time, and on
+//! CPUs with AVX-512F two full column panels at a time go through a 6 x 32 zmm kernel
+//! (`kernel_avx512.rs`) that gives the same bits; other CPUs and architectures use
+//! `matrixmultiply`. Packing buffers are kept per thread, aligned to
 //! a cache line, grown fallibly: a failed allocation is an error, never an abort.
 
 pub(crate) mod im2col;
 pub(crate) mod im2col_grad;
 mod kernel_avx2;
+mod kernel_avx512;
 mod operands;
 mod pack;
 #[cfg(test)]

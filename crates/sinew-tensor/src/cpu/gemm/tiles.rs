@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::pack::{MR, NR};
-use super::{MC, MatMut, kernel_avx2};
+use super::{MC, MatMut, kernel_avx2, kernel_avx512};
 
 /// The tiles of one `mc x nc` block of `C` over packed `A` (`mc` rows) and `B` (`nc` columns).
 pub(super) struct Tiles<'a> {
@@ -55,7 +55,9 @@ impl Tiles<'_> {
         }
     }
 
-    /// Row panels `rows` times column panels `cols` of the block (`mc x nc` elements).
+    /// Row panels `rows` times column panels `cols` of the block (`mc x nc` elements): pairs
+    /// of full column panels through the AVX-512 6 x 32 kernel where the CPU has it, the rest
+    /// one panel at a time.
     fn block(
         &self,
         rows: std::ops::Range<usize>,
@@ -63,54 +65,94 @@ impl Tiles<'_> {
         mc: usize,
         nc: usize,
     ) {
+        let wide = self.c.col_stride == 1 && kernel_avx512::available();
+        let mut jp = cols.start;
+        while jp < cols.end {
+            let pair = wide && jp + 1 < cols.end && nc >= (jp + 2) * NR;
+            if !pair {
+                for ip in rows.clone() {
+                    self.tile(ip, jp, mc, nc);
+                }
+                jp += 1;
+                continue;
+            }
+            let kc = self.kc;
+            let b = &self.b[jp * kc * NR..][..2 * kc * NR];
+            for ip in rows.clone() {
+                if mc - ip * MR < MR {
+                    self.tile(ip, jp, mc, nc);
+                    self.tile(ip, jp + 1, mc, nc);
+                    continue;
+                }
+                let a = &self.a[ip * kc * MR..][..kc * MR];
+                let off = (ip * MR) as isize * self.c.row_stride + (jp * NR) as isize;
+                // SAFETY: `a` holds `kc * MR` packed elements and `b` the two consecutive
+                // panels' `2 * kc * NR` (sliced above); the tile's MR rows of 2 * NR contiguous
+                // columns (`col_stride == 1`, both panels full: `nc >= (jp + 2) * NR`) lie in
+                // C's `mc x nc` block (`sgemm`'s contract), written by this work item only;
+                // `wide` checked `kernel_avx512::available()`.
+                unsafe {
+                    kernel_avx512::kernel_6x32(
+                        kc,
+                        a.as_ptr(),
+                        b.as_ptr(),
+                        self.c.ptr.offset(off),
+                        self.c.row_stride,
+                        self.accumulate,
+                    )
+                };
+            }
+            jp += 2;
+        }
+    }
+
+    /// The tile of row panel `ip` and column panel `jp` through the 6 x 16 kernel (partial
+    /// tiles and strided columns through a scratch tile).
+    fn tile(&self, ip: usize, jp: usize, mc: usize, nc: usize) {
         let kc = self.kc;
         let c = self.c;
-        for jp in cols {
-            let b = &self.b[jp * kc * NR..][..kc * NR];
-            let nr = NR.min(nc - jp * NR);
-            for ip in rows.clone() {
-                let a = &self.a[ip * kc * MR..][..kc * MR];
-                let mr = MR.min(mc - ip * MR);
-                let off = (ip * MR) as isize * c.row_stride + (jp * NR) as isize * c.col_stride;
-                if mr == MR && nr == NR && c.col_stride == 1 {
-                    // SAFETY: `a`, `b` hold `kc * MR`, `kc * NR` packed elements (sliced above);
-                    // the tile's MR rows of NR contiguous columns lie in C's `mc x nc` block
-                    // (`sgemm`'s contract), written by this work item only (disjoint panels);
-                    // `sgemm` comes here only when `kernel_avx2::available()` (safe intrinsics).
+        let b = &self.b[jp * kc * NR..][..kc * NR];
+        let nr = NR.min(nc - jp * NR);
+        let a = &self.a[ip * kc * MR..][..kc * MR];
+        let mr = MR.min(mc - ip * MR);
+        let off = (ip * MR) as isize * c.row_stride + (jp * NR) as isize * c.col_stride;
+        if mr == MR && nr == NR && c.col_stride == 1 {
+            // SAFETY: `a`, `b` hold `kc * MR`, `kc * NR` packed elements (sliced above);
+            // the tile's MR rows of NR contiguous columns lie in C's `mc x nc` block
+            // (`sgemm`'s contract), written by this work item only (disjoint panels);
+            // `sgemm` comes here only when `kernel_avx2::available()` (safe intrinsics).
+            unsafe {
+                kernel_avx2::kernel_6x16(
+                    kc,
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    c.ptr.offset(off),
+                    c.row_stride,
+                    self.accumulate,
+                )
+            };
+        } else {
+            let mut tile = [0.0f32; MR * NR];
+            // SAFETY: as above for `a` and `b`; `tile` holds MR rows of NR elements.
+            unsafe {
+                kernel_avx2::kernel_6x16(
+                    kc,
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    tile.as_mut_ptr(),
+                    NR as isize,
+                    false,
+                )
+            };
+            for (r, row) in tile.chunks_exact(NR).take(mr).enumerate() {
+                for (j, &v) in row[..nr].iter().enumerate() {
+                    // SAFETY: `r < mr` and `j < nr`: an element of this tile inside the
+                    // `mc x nc` block of C (valid, written by this work item only).
                     unsafe {
-                        kernel_avx2::kernel_6x16(
-                            kc,
-                            a.as_ptr(),
-                            b.as_ptr(),
-                            c.ptr.offset(off),
-                            c.row_stride,
-                            self.accumulate,
-                        )
-                    };
-                } else {
-                    let mut tile = [0.0f32; MR * NR];
-                    // SAFETY: as above for `a` and `b`; `tile` holds MR rows of NR elements.
-                    unsafe {
-                        kernel_avx2::kernel_6x16(
-                            kc,
-                            a.as_ptr(),
-                            b.as_ptr(),
-                            tile.as_mut_ptr(),
-                            NR as isize,
-                            false,
-                        )
-                    };
-                    for (r, row) in tile.chunks_exact(NR).take(mr).enumerate() {
-                        for (j, &v) in row[..nr].iter().enumerate() {
-                            // SAFETY: `r < mr` and `j < nr`: an element of this tile inside the
-                            // `mc x nc` block of C (valid, written by this work item only).
-                            unsafe {
-                                let p = c.ptr.offset(
-                                    off + r as isize * c.row_stride + j as isize * c.col_stride,
-                                );
-                                *p = if self.accumulate { *p + v } else { v };
-                            }
-                        }
+                        let p = c
+                            .ptr
+                            .offset(off + r as isize * c.row_stride + j as isize * c.col_stride);
+                        *p = if self.accumulate { *p + v } else { v };
                     }
                 }
             }
