@@ -86,11 +86,9 @@ impl Tiles<'_> {
                 }
                 let a = &self.a[ip * kc * MR..][..kc * MR];
                 let off = (ip * MR) as isize * self.c.row_stride + (jp * NR) as isize;
-                // SAFETY: `a` holds `kc * MR` packed elements and `b` the two consecutive
-                // panels' `2 * kc * NR` (sliced above); the tile's MR rows of 2 * NR contiguous
-                // columns (`col_stride == 1`, both panels full: `nc >= (jp + 2) * NR`) lie in
-                // C's `mc x nc` block (`sgemm`'s contract), written by this work item only;
-                // `wide` checked `kernel_avx512::available()`.
+                // SAFETY: `a`, `b` hold `kc * MR` and two panels' `2 * kc * NR` elements (sliced
+                // above); the MR x 2NR tile (`col_stride == 1`, `nc >= (jp + 2) * NR`) lies in C's
+                // block (`sgemm`'s contract), this item's only; `wide` checked AVX-512F.
                 unsafe {
                     kernel_avx512::kernel_6x32(
                         kc,
