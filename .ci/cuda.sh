@@ -16,5 +16,7 @@ fi
 cargo xtask cuda-stub
 export CUDA_LIBRARY_PATH="$PWD/target/cuda-stub"
 export LD_LIBRARY_PATH="$PWD/target/cuda-stub/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-cargo clippy -p sinew-cuda --features cuda --all-targets -- -D warnings
-cargo test -p sinew-cuda --features cuda
+# `sinew-autograd/testing` as in the workspace test build, so it and sinew-tensor are reused.
+features=cuda,sinew-autograd/testing
+cargo clippy -p sinew-cuda --features "$features" --all-targets -- -D warnings
+cargo test -p sinew-cuda --features "$features"
