@@ -18,12 +18,14 @@ mpirun --version | head -1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
 
-# With the `testing` features the workspace test build turned on, so the crates below sinew-dist
-# are reused from it instead of rebuilt (cargo resolves features per invocation).
-features=mpi,sinew-nn/testing,sinew-autograd/testing
+# With the `testing` feature the workspace test build turned on (sinew-nn's, which turns on
+# sinew-autograd's), so the crates below sinew-dist are reused from it instead of rebuilt: cargo
+# resolves features per invocation. `pkg/feature` must name a dependency of a selected package,
+# hence sinew-dist beside sinew-cli.
+features=mpi,sinew-nn/testing
 cargo clippy -p sinew-dist -p sinew-cli --features "$features" --all-targets -- -D warnings
 cargo test -p sinew-dist --features "$features"
-cargo build -p sinew-cli --features "$features"
+cargo build -p sinew-dist -p sinew-cli --features "$features"
 out=$(mpirun -np 2 target/debug/sinew train --epochs 3 --workers 0 2>&1)
 echo "$out"
 echo "$out" | grep -q "data-parallel: 2 processes (mpi)"
