@@ -56,8 +56,8 @@ impl Tiles<'_> {
     }
 
     /// Row panels `rows` times column panels `cols` of the block (`mc x nc` elements): pairs
-    /// of full column panels through the AVX-512 6 x 32 kernel where the CPU has it, the rest
-    /// one panel at a time.
+    /// of full column panels through the AVX-512 kernels where the CPU has it (12 x 32 on two
+    /// full row panels, 6 x 32 on a last one), the rest one panel at a time.
     fn block(
         &self,
         rows: std::ops::Range<usize>,
@@ -78,27 +78,39 @@ impl Tiles<'_> {
             }
             let kc = self.kc;
             let b = &self.b[jp * kc * NR..][..2 * kc * NR];
-            for ip in rows.clone() {
-                if mc - ip * MR < MR {
+            // Row panel `i` is full when MR rows of the block remain from its first (`i` is a
+            // panel of the block, so `i * MR < mc`).
+            let full = |i: usize| mc - i * MR >= MR;
+            let mut ip = rows.start;
+            while ip < rows.end {
+                if !full(ip) {
                     self.tile(ip, jp, mc, nc);
                     self.tile(ip, jp + 1, mc, nc);
+                    ip += 1;
                     continue;
                 }
-                let a = &self.a[ip * kc * MR..][..kc * MR];
-                let off = (ip * MR) as isize * self.c.row_stride + (jp * NR) as isize;
-                // SAFETY: `a`, `b` hold `kc * MR` and two panels' `2 * kc * NR` elements (sliced
-                // above); the MR x 2NR tile (`col_stride == 1`, `nc >= (jp + 2) * NR`) lies in C's
-                // block (`sgemm`'s contract), this item's only; `wide` checked AVX-512F.
-                unsafe {
-                    kernel_avx512::kernel_6x32(
-                        kc,
-                        a.as_ptr(),
-                        b.as_ptr(),
-                        self.c.ptr.offset(off),
-                        self.c.row_stride,
-                        self.accumulate,
-                    )
+                // Two full row panels at once where there are two: a 12 x 32 tile.
+                let panels = if ip + 1 < rows.end && full(ip + 1) {
+                    2
+                } else {
+                    1
                 };
+                let a = &self.a[ip * kc * MR..][..panels * kc * MR];
+                let off = (ip * MR) as isize * self.c.row_stride + (jp * NR) as isize;
+                let (a, b, c) = (a.as_ptr(), b.as_ptr(), self.c.ptr.wrapping_offset(off));
+                let (rs, acc) = (self.c.row_stride, self.accumulate);
+                // SAFETY: `a` holds `panels` packed panels of `kc * MR` elements and `b` two of
+                // `kc * NR` (sliced above); the `panels * MR x 2NR` tile (`col_stride == 1`, full
+                // rows checked by `full`, `nc >= (jp + 2) * NR`) lies in C's block (`sgemm`'s
+                // contract), this item's only; `wide` checked AVX-512F.
+                unsafe {
+                    if panels == 2 {
+                        kernel_avx512::kernel_x32::<{ 2 * MR }>(kc, a, b, c, rs, acc);
+                    } else {
+                        kernel_avx512::kernel_x32::<MR>(kc, a, b, c, rs, acc);
+                    }
+                };
+                ip += panels;
             }
             jp += 2;
         }
