@@ -3,19 +3,14 @@
 //! weight rows per pass share each load of `x`, one fused multiply-add chain per row, the
 //! lanes summed as a tree. The generic loops of `gemv.rs` serve every other case.
 //!
-//! A large product called from outside rayon's pool is split by output columns over the
-//! pool's threads with [`rayon::broadcast`], thread `i` always taking part `i`: each core then
-//! reads the same rows of the weight on every call and keeps them in its own L2 cache. On the
-//! 2-core Xeon bench machine one core reads a 2.6 MB weight from L3 in 84 us, two cores their
-//! halves in 23 us. Each output is one thread's dot product, so the split does not change the
-//! values.
-
-use std::sync::Mutex;
+//! A large product called from outside rayon's pool is split by output columns into one part
+//! per thread: the calling thread computes the first part itself while pool workers take the
+//! others ([`rayon::in_place_scope`]), so it does not sleep on the pool's latch and wait to be
+//! woken, as it did with [`rayon::broadcast`] (the 784-512-512-10 MLP at batch 1 went from
+//! ~110 to ~67 us on the 2-core Xeon bench machine). Each output is one thread's dot product, so
+//! the split does not change the values.
 
 use super::gemv::{self, Rows};
-
-/// One thread's part of a split product: its weight rows and their outputs.
-type Part<'a> = Mutex<(&'a [&'a [f32]], &'a mut [f32])>;
 
 /// From this many multiply-adds on, a product called from outside rayon's pool is split.
 const SPLIT_WORK: usize = 1 << 16;
@@ -58,15 +53,16 @@ pub(super) fn product(
         fill(x, &weight, out);
         return true;
     }
+    // One part per thread: the calling thread computes the first while pool workers compute
+    // the others, so the caller sleeps waiting for the pool only when a worker is late.
     let per = n.div_ceil(threads);
-    let parts: Vec<Part> = weight
-        .chunks(per)
-        .zip(out.chunks_mut(per))
-        .map(Mutex::new)
-        .collect();
-    rayon::broadcast(|ctx| {
-        if let Some(Ok(mut part)) = parts.get(ctx.index()).map(|p| p.lock()) {
-            let (rows, out) = &mut *part;
+    rayon::in_place_scope(|scope| {
+        let mut parts = weight.chunks(per).zip(out.chunks_mut(per));
+        let first = parts.next();
+        for (rows, out) in parts {
+            scope.spawn(move |_| fill(x, rows, out));
+        }
+        if let Some((rows, out)) = first {
             fill(x, rows, out);
         }
     });
