@@ -9,12 +9,11 @@
 
 use half::{bf16, f16};
 use num_traits::Float;
-use rayon::prelude::*;
 
 use super::elementwise::float_op;
 use super::inplace_walk::{CHUNK, Walk};
 use super::unary::{MapWith, unary_float, unary_int};
-use super::{CpuStorage, PARALLEL_THRESHOLD, cpu};
+use super::{CpuStorage, PARALLEL_THRESHOLD, cpu, par};
 use crate::backend::{BackendStorage, InplaceOp};
 use crate::ops::BinaryOp;
 use crate::{DType, Element, Error, Layout, Result, StridedOffsets};
@@ -292,38 +291,63 @@ fn apply<T, const K: usize>(
     if n == 0 {
         return;
     }
-    if let Some((start, end)) = dl.contiguous_offset() {
-        let dense: Option<[&[T]; K]> = srcs
-            .iter()
-            .all(|(_, l)| l.is_contiguous())
-            .then(|| std::array::from_fn(|k| &srcs[k].0[srcs[k].1.offset()..][..n]));
-        if let Some(s) = dense {
-            let body = |(i, chunk): (usize, &mut [T])| {
-                let base = i * CHUNK;
-                let s: [&[T]; K] = std::array::from_fn(|k| &s[k][base..base + chunk.len()]);
-                for (j, x) in chunk.iter_mut().enumerate() {
-                    *x = f(*x, std::array::from_fn(|k| s[k][j]));
-                }
-            };
-            let d = &mut d[start..end];
-            if n >= PARALLEL_THRESHOLD {
-                d.par_chunks_mut(CHUNK).enumerate().for_each(body);
-            } else {
-                d.chunks_mut(CHUNK).enumerate().for_each(body);
+    let (datas, layouts) = split_sources(srcs);
+    if let Some((start, end)) = dl.contiguous_offset()
+        && let Some(s) = dense_sources(srcs, n)
+    {
+        let body = |i: usize, chunk: &mut [T]| {
+            let base = i * CHUNK;
+            let mut s = s;
+            for sk in &mut s {
+                *sk = &sk[base..base + chunk.len()];
             }
-            return;
-        }
+            for (j, x) in chunk.iter_mut().enumerate() {
+                let mut v = [*x; K];
+                for (vk, sk) in v.iter_mut().zip(&s) {
+                    *vk = sk[j];
+                }
+                *x = f(*x, v);
+            }
+        };
+        par::for_each_chunk_mut(&mut d[start..end], CHUNK, n >= PARALLEL_THRESHOLD, &body);
+        return;
     }
-    match Walk::new(dl, std::array::from_fn(|k| srcs[k].1)) {
-        Some(walk) => walk.run(d, std::array::from_fn(|k| srcs[k].0), &f),
+    match Walk::new(dl, layouts) {
+        Some(walk) => walk.run(d, datas, &f),
         None => {
             // More than MAX_RANK dims that do not merge: offsets iterators (allocate).
-            let mut its: [StridedOffsets<'_>; K] =
-                std::array::from_fn(|k| StridedOffsets::starting_at(srcs[k].1, 0));
+            let mut its = layouts.map(|l| StridedOffsets::starting_at(l, 0));
             for o in StridedOffsets::starting_at(dl, 0) {
-                let v = std::array::from_fn(|k| srcs[k].0[its[k].next().expect("same dims")]);
-                d[o] = f(d[o], v);
+                d[o] = f(d[o], read_next(&datas, &mut its));
             }
         }
     }
+}
+
+// The helpers below depend on the element type and `K` only, not on the kernel closure, so
+// each is compiled a few times instead of once per in-place kernel.
+
+/// The sources' buffers and layouts, apart.
+fn split_sources<'a, T, const K: usize>(
+    srcs: [(&'a [T], &'a Layout); K],
+) -> ([&'a [T]; K], [&'a Layout; K]) {
+    (srcs.map(|s| s.0), srcs.map(|s| s.1))
+}
+
+/// Each source's `n` elements as one slice, when every source is contiguous.
+fn dense_sources<'a, T, const K: usize>(
+    srcs: [(&'a [T], &'a Layout); K],
+    n: usize,
+) -> Option<[&'a [T]; K]> {
+    srcs.iter()
+        .all(|(_, l)| l.is_contiguous())
+        .then(|| srcs.map(|(data, l)| &data[l.offset()..][..n]))
+}
+
+/// The next element of each source, read through its offsets iterator.
+fn read_next<T: Copy, const K: usize>(
+    datas: &[&[T]; K],
+    its: &mut [StridedOffsets<'_>; K],
+) -> [T; K] {
+    std::array::from_fn(|k| datas[k][its[k].next().expect("same dims")])
 }

@@ -2,8 +2,6 @@
 //! walked row by row with all state on the stack (no allocation), rows split over rayon when
 //! the destination provably has no two elements in one slot.
 
-use rayon::prelude::*;
-
 use super::PARALLEL_THRESHOLD;
 use crate::Layout;
 
@@ -118,7 +116,7 @@ impl<const K: usize> Walk<K> {
         let rows_per_task = (CHUNK / inner).max(1);
         if rows * inner >= PARALLEL_THRESHOLD && self.injective {
             let tasks = rows.div_ceil(rows_per_task);
-            (0..tasks).into_par_iter().for_each(|t| {
+            super::par::for_each_index(tasks, true, &|t| {
                 let r0 = t * rows_per_task;
                 self.rows(ptr, srcs, f, r0, (r0 + rows_per_task).min(rows));
             });
@@ -153,7 +151,7 @@ impl<const K: usize> Walk<K> {
         }
         for _ in r0..r1 {
             for j in 0..inner {
-                let v: [T; K] = std::array::from_fn(|k| srcs[k][os[k] + j * ss[k]]);
+                let v = gather(&srcs, &os, &ss, j);
                 // SAFETY: `od + j * sd` is an element of the destination view, inside the
                 // buffer (`storage_extent() <= len` checked in release builds by `inplace` and `copy_into`);
                 // concurrent tasks touch other rows, hence other slots (`injective`).
@@ -179,4 +177,15 @@ impl<const K: usize> Walk<K> {
             }
         }
     }
+}
+
+/// Element `j` of each source row: `srcs[k][os[k] + j * ss[k]]` (a function of its own so that
+/// it is compiled once per element type, not once per kernel closure).
+fn gather<T: Copy, const K: usize>(
+    srcs: &[&[T]; K],
+    os: &[usize; K],
+    ss: &[usize; K],
+    j: usize,
+) -> [T; K] {
+    std::array::from_fn(|k| srcs[k][os[k] + j * ss[k]])
 }

@@ -17,6 +17,7 @@ mod inplace;
 mod inplace_walk;
 mod matmul;
 mod matmul_spec;
+mod par;
 mod pool;
 mod reduce;
 mod relu_grad;

@@ -4,10 +4,8 @@
 //! as the middle axis of `[outer, len, inner]`: rows when `inner == 1`, vectorisable column
 //! accumulation otherwise. Float accumulation happens in f64.
 
-use rayon::prelude::*;
-
 use super::alloc::try_with_capacity;
-use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, through_f32};
+use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, par, through_f32};
 use crate::ops::{ArgReduceOp, ReduceOp};
 use crate::{DType, Element, Error, Layout, Result};
 
@@ -52,48 +50,55 @@ where
             .iter()
             .fold(total, |acc, &x| combine(acc, load(x)))
     };
+    let parallel = work >= PARALLEL_THRESHOLD;
     if inner == 1 {
-        if outer == 1 && work >= PARALLEL_THRESHOLD {
-            let total = data
-                .par_chunks(PARALLEL_THRESHOLD / 4)
-                .map(fold_row)
-                .reduce(|| init, &combine);
-            return vec![total];
-        }
-        if work >= PARALLEL_THRESHOLD && len > 0 {
-            return data.par_chunks(len).map(fold_row).collect();
-        }
         if len == 0 {
             return vec![init; outer];
         }
-        return data.chunks(len).map(fold_row).collect();
+        if outer == 1 && parallel {
+            // Partial folds of fixed chunks, combined in order: the same grouping on any
+            // number of threads.
+            let part = PARALLEL_THRESHOLD / 4;
+            let mut partials = vec![init; len.div_ceil(part)];
+            par::for_each_chunk_mut(&mut partials, 1, true, &|t, p| {
+                p[0] = fold_row(&data[t * part..((t + 1) * part).min(len)]);
+            });
+            return vec![partials.into_iter().fold(init, &combine)];
+        }
+        let rows_per_task = (PARALLEL_THRESHOLD / 4 / len).max(1);
+        let mut out = vec![init; outer];
+        par::for_each_chunk_mut(&mut out, rows_per_task, parallel, &|t, rows| {
+            let first = t * rows_per_task;
+            for (i, o) in rows.iter_mut().enumerate() {
+                *o = fold_row(&data[(first + i) * len..][..len]);
+            }
+        });
+        return out;
     }
-    let columns = |o: usize, cols: std::ops::Range<usize>| -> Vec<A> {
-        let mut acc = vec![init; cols.len()];
+    // Column block starting at `(o, s)` of the output, accumulated into `acc`.
+    let columns = |o: usize, s: usize, acc: &mut [A]| {
         for j in 0..len {
-            let row = &data[(o * len + j) * inner..][cols.clone()];
+            let row = &data[(o * len + j) * inner + s..][..acc.len()];
             for (a, &x) in acc.iter_mut().zip(row) {
                 *a = combine(*a, load(x));
             }
         }
-        acc
     };
-    if work < PARALLEL_THRESHOLD {
-        return (0..outer).flat_map(|o| columns(o, 0..inner)).collect();
-    }
-    if outer >= rayon::current_num_threads() {
-        return (0..outer)
-            .into_par_iter()
-            .flat_map_iter(|o| columns(o, 0..inner))
-            .collect();
+    let mut out = vec![init; outer * inner];
+    if !parallel || outer >= rayon::current_num_threads() {
+        par::for_each_chunk_mut(&mut out, inner, parallel, &|o, acc| columns(o, 0, acc));
+        return out;
     }
     let block = 1024.min(inner);
-    (0..outer)
-        .flat_map(|o| (0..inner).step_by(block).map(move |s| (o, s)))
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .flat_map_iter(|(o, s)| columns(o, s..(s + block).min(inner)))
-        .collect()
+    let mut blocks: Vec<&mut [A]> = out
+        .chunks_mut(inner)
+        .flat_map(|r| r.chunks_mut(block))
+        .collect();
+    let per_row = inner.div_ceil(block);
+    par::for_each_chunk_mut(&mut blocks, 1, true, &|t, acc| {
+        columns(t / per_row, (t % per_row) * block, acc[0]);
+    });
+    out
 }
 
 /// Splits a shape into alternating runs of kept and reduced dims: `(size, reduced)` per run.

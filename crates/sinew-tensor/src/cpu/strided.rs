@@ -7,10 +7,8 @@
 //! scalars get dedicated loops the compiler vectorises; rows run in parallel above
 //! [`PARALLEL_THRESHOLD`] elements.
 
-use rayon::prelude::*;
-
-use super::PARALLEL_THRESHOLD;
 use super::alloc::try_vec;
+use super::{PARALLEL_THRESHOLD, par};
 use crate::{Layout, Result, Shape, StridedOffsets};
 
 /// Elements per parallel work item (whole rows are grouped up to about this many).
@@ -56,6 +54,46 @@ fn simplify<const K: usize>(dims: &[usize], strides: [&[usize]; K]) -> Simplifie
     }
 }
 
+/// The row walk of [`for_rows`], independent of the element type and the row closure: the
+/// innermost dim's length and strides, and the outer dims as one layout per operand.
+struct RowPlan<const K: usize> {
+    inner: usize,
+    inner_strides: [usize; K],
+    outer: [Layout; K],
+}
+
+impl<const K: usize> RowPlan<K> {
+    fn new(dims: &[usize], layouts: [&Layout; K]) -> Self {
+        let mut strides: [&[usize]; K] = [&[]; K];
+        for (s, l) in strides.iter_mut().zip(layouts) {
+            *s = l.strides();
+        }
+        let s: Simplified<K> = simplify(dims, strides);
+        let rank = s.dims.len();
+        let mut inner_strides = [0; K];
+        for (i, st) in inner_strides.iter_mut().zip(&s.strides) {
+            *i = st[rank - 1];
+        }
+        let outer = std::array::from_fn(|k| {
+            Layout::from_parts(
+                Shape::new(s.dims[..rank - 1].to_vec()),
+                s.strides[k][..rank - 1].to_vec(),
+                layouts[k].offset(),
+            )
+        });
+        RowPlan {
+            inner: s.dims[rank - 1],
+            inner_strides,
+            outer,
+        }
+    }
+
+    /// Each operand's offset iterator from row `row` on.
+    fn starts(&self, row: usize) -> [StridedOffsets<'_>; K] {
+        std::array::from_fn(|k| StridedOffsets::starting_at(&self.outer[k], row))
+    }
+}
+
 /// Fills `out` (row-major over `dims`) row by row. For each row, `row` gets the output row, the
 /// storage offset of the row's first element in each operand, and each operand's inner stride.
 fn for_rows<U, const K: usize>(
@@ -70,35 +108,20 @@ fn for_rows<U, const K: usize>(
     if n == 0 {
         return;
     }
-    let s: Simplified<K> = simplify(dims, std::array::from_fn(|k| layouts[k].strides()));
-    let rank = s.dims.len();
-    let inner = s.dims[rank - 1];
-    let inner_strides: [usize; K] = std::array::from_fn(|k| s.strides[k][rank - 1]);
-    let outer: [Layout; K] = std::array::from_fn(|k| {
-        Layout::from_parts(
-            Shape::new(s.dims[..rank - 1].to_vec()),
-            s.strides[k][..rank - 1].to_vec(),
-            layouts[k].offset(),
-        )
-    });
+    let plan = RowPlan::new(dims, layouts);
+    let inner = plan.inner;
     let rows_per_task = (CHUNK / inner).max(1);
-    let task = |(t, chunk): (usize, &mut [U])| {
-        let mut starts: [StridedOffsets<'_>; K] =
-            std::array::from_fn(|k| StridedOffsets::starting_at(&outer[k], t * rows_per_task));
+    let task = |t: usize, chunk: &mut [U]| {
+        let mut starts = plan.starts(t * rows_per_task);
         for out_row in chunk.chunks_mut(inner) {
-            let offsets = std::array::from_fn(|k| starts[k].next().expect("one offset per row"));
-            row(out_row, offsets, inner_strides);
+            let mut offsets = [0; K];
+            for (o, s) in offsets.iter_mut().zip(&mut starts) {
+                *o = s.next().expect("one offset per row");
+            }
+            row(out_row, offsets, plan.inner_strides);
         }
     };
-    if n >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(rows_per_task * inner)
-            .enumerate()
-            .for_each(task);
-    } else {
-        out.chunks_mut(rows_per_task * inner)
-            .enumerate()
-            .for_each(task);
-    }
+    par::for_each_chunk_mut(out, rows_per_task * inner, n >= PARALLEL_THRESHOLD, &task);
 }
 
 /// Maps a slice in parallel above the threshold into a fallibly allocated vector.
@@ -108,15 +131,12 @@ fn map_slice<T: Copy + Sync, U: Copy + Default + Send + Sync + 'static>(
     f: impl Fn(T) -> U + Sync + Send,
 ) -> Result<Vec<U>> {
     let mut out = try_vec(op, src.len(), U::default())?;
-    if src.len() >= PARALLEL_THRESHOLD {
-        out.par_iter_mut()
-            .zip(src.par_iter())
-            .for_each(|(o, &x)| *o = f(x));
-    } else {
-        for (o, &x) in out.iter_mut().zip(src) {
+    let task = |t: usize, chunk: &mut [U]| {
+        for (o, &x) in chunk.iter_mut().zip(&src[t * CHUNK..]) {
             *o = f(x);
         }
-    }
+    };
+    par::for_each_chunk_mut(&mut out, CHUNK, src.len() >= PARALLEL_THRESHOLD, &task);
     Ok(out)
 }
 
@@ -186,15 +206,13 @@ where
         (Some((sa, ea)), Some((sb, eb))) => {
             let (a, b) = (&a[sa..ea], &b[sb..eb]);
             let mut out = try_vec(op, n, U::default())?;
-            if n >= PARALLEL_THRESHOLD {
-                out.par_iter_mut()
-                    .zip(a.par_iter().zip(b.par_iter()))
-                    .for_each(|(o, (&x, &y))| *o = f(x, y));
-            } else {
-                for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
+            let task = |t: usize, chunk: &mut [U]| {
+                let (a, b) = (&a[t * CHUNK..], &b[t * CHUNK..]);
+                for (o, (&x, &y)) in chunk.iter_mut().zip(a.iter().zip(b)) {
                     *o = f(x, y);
                 }
-            }
+            };
+            par::for_each_chunk_mut(&mut out, CHUNK, n >= PARALLEL_THRESHOLD, &task);
             return Ok(out);
         }
         (Some((sa, ea)), None) if reads_one_element(lb) => {
