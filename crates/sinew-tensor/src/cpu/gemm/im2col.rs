@@ -7,6 +7,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::im2col_avx2::{PanelRows, pack_rows};
 use super::pack::NR;
 use super::{MatMut, MatRef, PackB, packed_kernel_available, sgemm_packed_b};
 use crate::backend::Unfold2d;
@@ -68,6 +70,19 @@ impl PackB for Im2colB<'_> {
             j += len;
         }
         let segs = &segs[..count];
+        #[cfg(target_arch = "x86_64")]
+        if s.stride.1 == 1 && super::kernel_avx2::available() {
+            let rows = PanelRows {
+                img: self.img,
+                spec: s,
+                ranges: self.ranges,
+                row,
+                segs,
+            };
+            // SAFETY: AVX2 checked just above; `pack_rows` checks every read against `img`.
+            unsafe { pack_rows(&rows, dst) };
+            return;
+        }
         let (sw, pw, dw) = (s.stride.1, s.padding.1, s.dilation.1);
         let (ph, dh) = (s.padding.0, s.dilation.0);
         // Row `row` is tap (ki, kj) of channel `ch`; advanced without divisions.

@@ -18,6 +18,8 @@
 //! a cache line, grown fallibly: a failed allocation is an error, never an abort.
 
 pub(crate) mod im2col;
+#[cfg(target_arch = "x86_64")]
+mod im2col_avx2;
 pub(crate) mod im2col_grad;
 mod kernel_avx2;
 mod kernel_avx512;
