@@ -84,8 +84,7 @@ impl Tiles<'_> {
             let mut ip = rows.start;
             while ip < rows.end {
                 if !full(ip) {
-                    self.tile(ip, jp, mc, nc);
-                    self.tile(ip, jp + 1, mc, nc);
+                    self.partial_pair(ip, jp, mc - ip * MR, b);
                     ip += 1;
                     continue;
                 }
@@ -113,6 +112,41 @@ impl Tiles<'_> {
                 ip += panels;
             }
             jp += 2;
+        }
+    }
+
+    /// The last, partial row panel `ip` (`rows < MR` rows) times the full column panels `jp`
+    /// and `jp + 1` (`b`, packed): one 6 x 32 AVX-512 kernel call into a scratch tile, whose
+    /// first `rows` rows go to C (same bits as two 6 x 16 tiles).
+    fn partial_pair(&self, ip: usize, jp: usize, rows: usize, b: &[f32]) {
+        let kc = self.kc;
+        let a = &self.a[ip * kc * MR..][..kc * MR];
+        let mut tile = [0.0f32; MR * 2 * NR];
+        // SAFETY: `a` holds one packed panel of `kc * MR` elements and `b` two of `kc * NR`
+        // (sliced here and by `block`); `tile` holds MR rows of 2NR contiguous elements; only
+        // `block` calls this, after checking AVX-512F (`wide`).
+        unsafe {
+            kernel_avx512::kernel_x32::<MR>(
+                kc,
+                a.as_ptr(),
+                b.as_ptr(),
+                tile.as_mut_ptr(),
+                (2 * NR) as isize,
+                false,
+            )
+        };
+        let c = self.c;
+        let off = (ip * MR) as isize * c.row_stride + (jp * NR) as isize;
+        for (r, row) in tile.chunks_exact(2 * NR).take(rows).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                // SAFETY: `r < rows` and `j < 2NR`: an element of the block's full column
+                // panels `jp, jp + 1` (`col_stride == 1`, checked by `block`) in a row of this
+                // partial panel, inside C's block and written by this work item only.
+                unsafe {
+                    let p = c.ptr.offset(off + r as isize * c.row_stride + j as isize);
+                    *p = if self.accumulate { *p + v } else { v };
+                }
+            }
         }
     }
 
