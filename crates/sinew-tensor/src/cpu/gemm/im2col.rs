@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 use super::im2col_avx2::{PanelRows, pack_rows};
+use super::im2col_pad::{padded_spec, with_padded};
 use super::pack::NR;
 use super::{MatMut, MatRef, PackB, packed_kernel_available, sgemm_packed_b};
 use crate::backend::Unfold2d;
@@ -228,20 +229,21 @@ fn forward(
     if total == 0 {
         return Ok(buffer);
     }
-    let ranges = tap_ranges(spec, ow);
+    // Width-stride-1 convolutions read their input with the padding written out (see
+    // `im2col_pad.rs`), through the same windows.
+    let padded = padded_spec(spec);
+    let read_spec = padded.as_ref().unwrap_or(spec);
+    let ranges = tap_ranges(read_spec, ow);
+    let read_plane = read_spec.h * read_spec.w;
     let x = &x[..];
     let w = &w[..];
-    let image = |(i, dst): (usize, &mut [MaybeUninit<f32>]), parallel: bool| -> Result<()> {
-        let img = x
-            .get(i * spec.c * plane..(i + 1) * spec.c * plane)
-            .ok_or_else(|| Error::invalid(OP, "input shorter than its shape"))?;
+    // The image's groups from its (padded or not) planes `img`.
+    let groups_of = |img: &[f32], dst: &mut [MaybeUninit<f32>], parallel: bool| -> Result<()> {
         for g in 0..groups {
-            let b = Im2colB::new(
-                &img[g * cg * plane..(g + 1) * cg * plane],
-                spec,
-                ow,
-                &ranges,
-            );
+            let planes = img
+                .get(g * cg * read_plane..(g + 1) * cg * read_plane)
+                .ok_or_else(|| Error::invalid(OP, "input shorter than its shape"))?;
+            let b = Im2colB::new(planes, read_spec, ow, &ranges);
             let wg = w
                 .get(g * og * taps..(g + 1) * og * taps)
                 .ok_or_else(|| Error::invalid(OP, "weight shorter than its shape"))?;
@@ -263,6 +265,15 @@ fn forward(
             unsafe { sgemm_packed_b(og, taps, l, a, &b, c, false, parallel)? };
         }
         Ok(())
+    };
+    let image = |(i, dst): (usize, &mut [MaybeUninit<f32>]), parallel: bool| -> Result<()> {
+        let img = x
+            .get(i * spec.c * plane..(i + 1) * spec.c * plane)
+            .ok_or_else(|| Error::invalid(OP, "input shorter than its shape"))?;
+        match &padded {
+            Some(p) => with_padded(img, spec, p, |img| groups_of(img, dst, parallel)),
+            None => groups_of(img, dst, parallel),
+        }
     };
     let out = &mut buffer.spare_capacity_mut()[..total];
     let threads = rayon::current_num_threads();

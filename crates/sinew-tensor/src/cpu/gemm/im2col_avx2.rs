@@ -40,6 +40,36 @@ pub(super) unsafe fn pack_rows(rows: &PanelRows<'_>, dst: &mut [f32]) {
     let lanes1 = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
     let (img, len) = (rows.img.as_ptr(), rows.img.len());
     let (mut ch, mut ki, mut kj) = (rows.row / taps, rows.row % taps / kw, rows.row % kw);
+    if let &[(oy_s, ox, 0, NR)] = rows.segs
+        && (ph, pw) == (0, 0)
+    {
+        // No padding (written out by `im2col_pad.rs`) and the panel inside one output row:
+        // row (ch, ki, kj) is img[ch * plane + (oy_s + ki * dh) * w + ox + kj * dw..][..NR].
+        let base = oy_s * s.w + ox;
+        let last = (rows.row + dst.len() / NR).saturating_sub(1) / taps;
+        let end = last * plane + (kh - 1) * dh * s.w + (kw - 1) * dw + base + NR;
+        if end <= len {
+            for out in dst.chunks_exact_mut(NR) {
+                let off = ch * plane + ki * dh * s.w + kj * dw + base;
+                // SAFETY: `off + NR <= end <= len` (`ch <= last`, `ki < kh`, `kj < kw`), so
+                // both 8-lane loads read inside `img`; `out` holds NR = 16 elements.
+                unsafe {
+                    let p = img.add(off);
+                    _mm256_storeu_ps(out.as_mut_ptr(), _mm256_loadu_ps(p));
+                    _mm256_storeu_ps(out.as_mut_ptr().add(8), _mm256_loadu_ps(p.add(8)));
+                }
+                kj += 1;
+                if kj == kw {
+                    kj = 0;
+                    ki += 1;
+                    if ki == kh {
+                        (ki, ch) = (0, ch + 1);
+                    }
+                }
+            }
+            return;
+        }
+    }
     for out in dst.chunks_exact_mut(NR) {
         let (lo, hi) = match rows.ranges.get(kj) {
             Some(&r) => r,
@@ -140,6 +170,8 @@ mod tests {
             (2, 9, 21, (2, 3), (2, 1), (1, 2), (1, 2)),
             (1, 6, 20, (3, 2), (1, 3), (2, 0), (2, 1)),
             (4, 5, 40, (1, 5), (1, 1), (0, 2), (1, 1)),
+            (3, 6, 40, (3, 3), (1, 1), (0, 0), (1, 2)),
+            (2, 34, 34, (3, 3), (1, 1), (0, 0), (1, 1)),
         ];
         for (c, h, w, kernel, stride, padding, dilation) in specs {
             let s = Unfold2d {

@@ -21,6 +21,7 @@ pub(crate) mod im2col;
 #[cfg(target_arch = "x86_64")]
 mod im2col_avx2;
 pub(crate) mod im2col_grad;
+mod im2col_pad;
 mod kernel_avx2;
 mod kernel_avx512;
 mod operands;
