@@ -19,6 +19,7 @@ mod matmul;
 mod matmul_spec;
 mod par;
 mod pool;
+mod pool_2x2_avx2;
 mod reduce;
 mod relu_grad;
 mod softmax;

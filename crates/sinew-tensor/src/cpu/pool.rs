@@ -37,7 +37,13 @@ fn geometry(
 /// every window is inside the image): the taps in PyTorch's order (row by row), a tap
 /// replacing the running maximum when it is larger or NaN, by selects rather than branches.
 #[inline(always)]
-fn plane_2x2<T: Element>(img: &[T], w: usize, ow: usize, vals: &mut [T], idxs: &mut [i64]) {
+pub(super) fn plane_2x2<T: Element>(
+    img: &[T],
+    w: usize,
+    ow: usize,
+    vals: &mut [T],
+    idxs: &mut [i64],
+) {
     let outs = vals.chunks_mut(ow).zip(idxs.chunks_mut(ow));
     for (oy, (vals, idxs)) in outs.enumerate() {
         let base = 2 * oy * w;
@@ -97,6 +103,9 @@ fn forward_planes<T: Element + Default>(
     let two_by_two =
         s.kernel == (2, 2) && s.stride == (2, 2) && s.padding == (0, 0) && s.dilation == (1, 1);
     let pool_2x2 = |(img, (vals, idxs)): (&[T], (&mut [T], &mut [i64]))| {
+        if super::pool_2x2_avx2::try_plane_2x2(img, w, ow, vals, idxs) {
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: `plane_2x2_avx2` only needs the AVX2 instructions it was compiled with,
