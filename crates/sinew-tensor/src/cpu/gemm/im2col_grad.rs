@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::KC;
 use super::im2col::{copy_short, zero};
+use super::im2col_pad::{padded_spec, with_padded};
 use super::pack::MR;
 use super::{MatMut, PackA, PackB, packed_kernel_available, sgemm_packed};
 use crate::backend::Unfold2d;
@@ -43,6 +44,11 @@ impl PackA for Im2colA<'_> {
         let mut tmp = [[0.0f32; KC]; MR];
         for (c0, dst) in (col..col + kc).step_by(KC).zip(dst.chunks_mut(KC * MR)) {
             let kc = dst.len() / MR;
+            if s.padding == (0, 0) && sw == 1 {
+                self.unpadded_rows(row, rows.min(MR), c0, &mut tmp, kc);
+                interleave(&tmp, dst);
+                continue;
+            }
             for (r, buf) in tmp.iter_mut().enumerate().take(rows.min(MR)) {
                 let (ch, tap) = ((row + r) / taps, (row + r) % taps);
                 let (ki, kj) = (tap / kw, tap % kw);
@@ -81,11 +87,63 @@ impl PackA for Im2colA<'_> {
                     }
                 }
             }
-            for (p, out) in dst.chunks_exact_mut(MR).enumerate() {
-                for (o, buf) in out.iter_mut().zip(&tmp) {
-                    *o = buf[p];
+            interleave(&tmp, dst);
+        }
+    }
+}
+
+impl Im2colA<'_> {
+    /// Rows `row..row + rows` of positions `c0..c0 + kc` into `tmp`, for a spec without
+    /// padding and width stride 1 (the padding written out by `im2col_pad.rs`): every run of
+    /// positions inside one output row is a plain run of one input row, and positions advance
+    /// by counters instead of divisions.
+    fn unpadded_rows(
+        &self,
+        row: usize,
+        rows: usize,
+        c0: usize,
+        tmp: &mut [[f32; KC]; MR],
+        kc: usize,
+    ) {
+        let s = self.spec;
+        let (kh, kw) = s.kernel;
+        let (taps, plane, l, ow) = (kh * kw, s.h * s.w, self.oh * self.ow, self.ow);
+        for (r, buf) in tmp.iter_mut().enumerate().take(rows) {
+            let (ch, tap) = ((row + r) / taps, (row + r) % taps);
+            let (ki, kj) = (tap / kw, tap % kw);
+            let (mut img, q) = (c0 / l, c0 % l);
+            let (mut oy, mut ox) = (q / ow, q % ow);
+            let mut p = 0;
+            while p < kc {
+                let len = (ow - ox).min(kc - p);
+                let start = (img * s.c + ch) * plane
+                    + (oy * s.stride.0 + ki * s.dilation.0) * s.w
+                    + ox
+                    + kj * s.dilation.1;
+                let run = &mut buf[p..p + len];
+                match self.x.get(start..start + len) {
+                    Some(src) => run.copy_from_slice(src),
+                    None => zero(run),
+                }
+                p += len;
+                ox += len;
+                if ox == ow {
+                    ox = 0;
+                    oy += 1;
+                    if oy == self.oh {
+                        (oy, img) = (0, img + 1);
+                    }
                 }
             }
+        }
+    }
+}
+
+/// The `MR` unfolded rows `tmp` interleaved into the packed panel `dst` (`kc * MR`).
+fn interleave(tmp: &[[f32; KC]; MR], dst: &mut [f32]) {
+    for (p, out) in dst.chunks_exact_mut(MR).enumerate() {
+        for (o, buf) in out.iter_mut().zip(tmp) {
+            *o = buf[p];
         }
     }
 }
@@ -178,6 +236,12 @@ fn weight_grad(
         what: format!("the weight gradient {out} x {taps}"),
     })?;
     let ranges = tap_ranges(spec, ow);
+    // Width-stride-1 convolutions read their input with the padding written out.
+    let padded = padded_spec(spec);
+    let padded_ranges = padded
+        .as_ref()
+        .map(|p| tap_ranges(p, ow))
+        .unwrap_or_default();
     let threads = rayon::current_num_threads();
     let blocks = threads.min(spec.n).max(1);
     let per = spec.n.div_ceil(blocks);
@@ -191,23 +255,41 @@ fn weight_grad(
         let gs = g
             .get(i0 * out * l..(i0 + len) * out * l)
             .ok_or_else(|| Error::invalid(OP, "gradient shorter than its shape"))?;
-        let sub = Unfold2d { n: len, ..*spec };
-        let a = Im2colA {
-            x: xs,
-            spec: &sub,
-            oh,
-            ow,
-            ranges: &ranges,
-        };
         let b = GradB { g: gs, out, l };
         let c = MatMut {
             ptr: acc.as_mut_ptr(),
             row_stride: out as isize,
             col_stride: 1,
         };
-        // SAFETY: `c` is the row-major `taps x out` buffer `acc` (zeroed, `size` elements),
-        // written by this call only; `a` and `b` check their own reads.
-        unsafe { sgemm_packed(taps, len * l, out, &a, &b, c, false, parallel)? };
+        let product = |xs: &[f32], sub: &Unfold2d, ranges: &[(usize, usize)]| -> Result<()> {
+            let a = Im2colA {
+                x: xs,
+                spec: sub,
+                oh,
+                ow,
+                ranges,
+            };
+            // SAFETY: `c` is the row-major `taps x out` buffer `acc` (zeroed, `size`
+            // elements), written by this call only; `a` and `b` check their own reads.
+            unsafe { sgemm_packed(taps, len * l, out, &a, &b, c, false, parallel) }
+        };
+        let sub = Unfold2d { n: len, ..*spec };
+        match &padded {
+            // The block's `len * c` planes padded at once, read without padding.
+            Some(p) => with_padded(
+                xs,
+                &Unfold2d {
+                    c: len * spec.c,
+                    ..*spec
+                },
+                &Unfold2d {
+                    c: len * spec.c,
+                    ..*p
+                },
+                |xp| product(xp, &Unfold2d { n: len, ..*p }, &padded_ranges),
+            )?,
+            None => product(xs, &sub, &ranges)?,
+        }
         Ok(acc)
     };
     let parts: Vec<Vec<f32>> = if blocks > 1 {
@@ -245,6 +327,7 @@ mod tests {
             ([1, 2, 5, 5], [17, 2, 1, 1], (3, 2), (0, 0), (1, 1)),
             ([3, 1, 6, 20], [4, 1, 3, 2], (1, 3), (2, 0), (2, 1)),
             ([9, 2, 4, 4], [2, 2, 3, 3], (1, 1), (3, 3), (1, 1)),
+            ([3, 3, 7, 9], [5, 3, 2, 3], (2, 1), (0, 0), (1, 2)),
         ];
         for (xs, ws, stride, padding, dilation) in cases {
             let x = rng.uniform(xs, -1.0, 1.0, DType::F32, &cpu).unwrap();

@@ -47,10 +47,17 @@ pub(super) fn with_padded<R>(
     f: impl FnOnce(&[f32]) -> Result<R>,
 ) -> Result<R> {
     const OP: &str = "conv2d";
+    let size = |c: usize, h: usize, w: usize| {
+        c.checked_mul(h)
+            .and_then(|x| x.checked_mul(w))
+            .ok_or_else(|| Error::Overflow {
+                op: OP,
+                what: format!("{c} padded planes of {h} x {w}"),
+            })
+    };
     let (plane, padded_plane) = (s.h * s.w, p.h * p.w);
-    // Checked by `padded_spec`.
-    let len = s.c * padded_plane;
-    if img.len() < s.c * plane {
+    let len = size(s.c, p.h, p.w)?;
+    if img.len() < size(s.c, s.h, s.w)? {
         return Err(Error::invalid(OP, "input shorter than its shape"));
     }
     let mut buf = PADDED.with(Cell::take);
