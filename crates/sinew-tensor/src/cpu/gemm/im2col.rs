@@ -87,8 +87,9 @@ impl PackB for Im2colB<'_> {
         let (sw, pw, dw) = (s.stride.1, s.padding.1, s.dilation.1);
         let (ph, dh) = (s.padding.0, s.dilation.0);
         // Row `row` is tap (ki, kj) of channel `ch`; advanced without divisions.
-        let (mut ch, mut ki, mut kj) = (row / taps, row % taps / kw, row % kw);
+        let mut tap = Tap::of_row(row, s.kernel);
         for out in dst.chunks_exact_mut(NR) {
+            let Tap { ch, ki, kj } = tap;
             let (lo, hi) = self.ranges.get(kj).copied().unwrap_or((0, 0));
             let chan = ch * plane;
             for &(oy_s, ox, j, len) in segs {
@@ -116,13 +117,39 @@ impl PackB for Im2colB<'_> {
                 }
             }
             zero(&mut out[cols.min(NR)..]);
-            kj += 1;
-            if kj == kw {
-                kj = 0;
-                ki += 1;
-                if ki == kh {
-                    (ki, ch) = (0, ch + 1);
-                }
+            tap.advance(s.kernel);
+        }
+    }
+}
+
+/// The channel and kernel tap `(ki, kj)` of one im2col row, stepped to the next row without
+/// divisions (rows run over taps, channel by channel).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Tap {
+    pub(super) ch: usize,
+    pub(super) ki: usize,
+    pub(super) kj: usize,
+}
+
+impl Tap {
+    /// The tap of row `row` for a `kernel` window.
+    pub(super) fn of_row(row: usize, (kh, kw): (usize, usize)) -> Tap {
+        let taps = kh * kw;
+        Tap {
+            ch: row / taps,
+            ki: row % taps / kw,
+            kj: row % kw,
+        }
+    }
+
+    /// Steps to the next row's tap.
+    pub(super) fn advance(&mut self, (kh, kw): (usize, usize)) {
+        self.kj += 1;
+        if self.kj == kw {
+            self.kj = 0;
+            self.ki += 1;
+            if self.ki == kh {
+                (self.ki, self.ch) = (0, self.ch + 1);
             }
         }
     }

@@ -3,6 +3,7 @@
 //! outside the image read as zero, without touching memory), instead of a scalar loop that
 //! clips, zero-fills and copies each run. The general path in `im2col.rs` keeps other strides.
 
+use super::im2col::Tap;
 use super::pack::NR;
 use crate::backend::Unfold2d;
 
@@ -39,7 +40,7 @@ pub(super) unsafe fn pack_rows(rows: &PanelRows<'_>, dst: &mut [f32]) {
     let lanes0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let lanes1 = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
     let (img, len) = (rows.img.as_ptr(), rows.img.len());
-    let (mut ch, mut ki, mut kj) = (rows.row / taps, rows.row % taps / kw, rows.row % kw);
+    let mut tap = Tap::of_row(rows.row, s.kernel);
     if let &[(oy_s, ox, 0, NR)] = rows.segs
         && (ph, pw) == (0, 0)
     {
@@ -50,6 +51,7 @@ pub(super) unsafe fn pack_rows(rows: &PanelRows<'_>, dst: &mut [f32]) {
         let end = last * plane + (kh - 1) * dh * s.w + (kw - 1) * dw + base + NR;
         if end <= len {
             for out in dst.chunks_exact_mut(NR) {
+                let Tap { ch, ki, kj } = tap;
                 let off = ch * plane + ki * dh * s.w + kj * dw + base;
                 // SAFETY: `off + NR <= end <= len` (`ch <= last`, `ki < kh`, `kj < kw`), so
                 // both 8-lane loads read inside `img`; `out` holds NR = 16 elements.
@@ -58,19 +60,13 @@ pub(super) unsafe fn pack_rows(rows: &PanelRows<'_>, dst: &mut [f32]) {
                     _mm256_storeu_ps(out.as_mut_ptr(), _mm256_loadu_ps(p));
                     _mm256_storeu_ps(out.as_mut_ptr().add(8), _mm256_loadu_ps(p.add(8)));
                 }
-                kj += 1;
-                if kj == kw {
-                    kj = 0;
-                    ki += 1;
-                    if ki == kh {
-                        (ki, ch) = (0, ch + 1);
-                    }
-                }
+                tap.advance(s.kernel);
             }
             return;
         }
     }
     for out in dst.chunks_exact_mut(NR) {
+        let Tap { ch, ki, kj } = tap;
         let (lo, hi) = match rows.ranges.get(kj) {
             Some(&r) => r,
             None => (0, 0),
@@ -127,14 +123,7 @@ pub(super) unsafe fn pack_rows(rows: &PanelRows<'_>, dst: &mut [f32]) {
             _mm256_storeu_ps(out.as_mut_ptr(), v0);
             _mm256_storeu_ps(out.as_mut_ptr().add(8), v1);
         }
-        kj += 1;
-        if kj == kw {
-            kj = 0;
-            ki += 1;
-            if ki == kh {
-                (ki, ch) = (0, ch + 1);
-            }
-        }
+        tap.advance(s.kernel);
     }
 }
 
