@@ -46,10 +46,23 @@ pub(super) unsafe fn pack_rows(rows: &PanelRows<'_>, dst: &mut [f32]) {
     {
         // No padding (written out by `im2col_pad.rs`) and the panel inside one output row:
         // row (ch, ki, kj) is img[ch * plane + (oy_s + ki * dh) * w + ox + kj * dw..][..NR].
-        let base = oy_s * s.w + ox;
         let last = (rows.row + dst.len() / NR).saturating_sub(1) / taps;
-        let end = last * plane + (kh - 1) * dh * s.w + (kw - 1) * dw + base + NR;
-        if end <= len {
+        // One past the last element read, computed checked: every row's offset is at most
+        // this, so none of them overflows either.
+        let end = (|| {
+            let window = (kh - 1)
+                .checked_mul(dh)?
+                .checked_mul(s.w)?
+                .checked_add((kw - 1).checked_mul(dw)?)?;
+            last.checked_mul(plane)?
+                .checked_add(window)?
+                .checked_add(oy_s.checked_mul(s.w)?.checked_add(ox)?)?
+                .checked_add(NR)
+        })();
+        if let Some(end) = end
+            && end <= len
+        {
+            let base = oy_s * s.w + ox;
             for out in dst.chunks_exact_mut(NR) {
                 let Tap { ch, ki, kj } = tap;
                 let off = ch * plane + ki * dh * s.w + kj * dw + base;
