@@ -166,10 +166,11 @@ fn worker(name: &str, threads: usize) -> Result<(), String> {
         .build_global()
         .map_err(|e| format!("bench --cpu: rayon pool: {e}"))?;
     let line = cpu_workloads::run(name).map_err(|e| format!("bench --cpu: {name}: {e}"))?;
-    println!("{line}");
-    if let Some(kib) = peak_rss_kib() {
-        println!("{}{kib}", vs_torch::PEAK_RSS_MARKER);
-    }
+    // Written, not `println!`: a reader that closes the pipe early (`| head -1`) is no panic.
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let rss = peak_rss_kib().map(|kib| format!("{}{kib}\n", vs_torch::PEAK_RSS_MARKER));
+    let _ = write!(out, "{line}\n{}", rss.unwrap_or_default());
     Ok(())
 }
 

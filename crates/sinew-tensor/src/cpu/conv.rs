@@ -105,8 +105,28 @@ pub(super) fn fold_row<T: Copy + std::ops::AddAssign>(
     row: &[T],
     s: &Unfold2d,
     ow: usize,
+    tap: (usize, usize),
+    range: (usize, usize),
+) {
+    let add = |dst: &mut [T], src: &[T]| {
+        for (d, &c) in dst.iter_mut().zip(src) {
+            *d += c;
+        }
+    };
+    fold_row_with(img, row, s, ow, tap, range, add);
+}
+
+/// [`fold_row`] with `add(dst, src)` (`dst[i] += src[i]`, equal lengths) adding the contiguous
+/// segments of a width-stride-1 window row (a vectorised add for the f32 kernels).
+#[inline]
+pub(super) fn fold_row_with<T: Copy + std::ops::AddAssign>(
+    img: &mut [T],
+    row: &[T],
+    s: &Unfold2d,
+    ow: usize,
     (ki, kj): (usize, usize),
     (lo, hi): (usize, usize),
+    add: impl Fn(&mut [T], &[T]),
 ) {
     let (sw, pw, dw) = (s.stride.1, s.padding.1, s.dilation.1);
     for (oy, seg) in row.chunks(ow).enumerate() {
@@ -118,9 +138,7 @@ pub(super) fn fold_row<T: Copy + std::ops::AddAssign>(
         let dst = &mut img[y * s.w..(y + 1) * s.w];
         let x0 = lo * sw + kj * dw - pw;
         if sw == 1 {
-            for (d, &c) in dst[x0..x0 + (hi - lo)].iter_mut().zip(&seg[lo..hi]) {
-                *d += c;
-            }
+            add(&mut dst[x0..x0 + (hi - lo)], &seg[lo..hi]);
         } else {
             for (i, &c) in seg[lo..hi].iter().enumerate() {
                 dst[x0 + i * sw] += c;

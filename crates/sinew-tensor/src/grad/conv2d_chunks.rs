@@ -8,11 +8,12 @@
 //! the wide col2im of `weight^T @ grad`. The backward is written with differentiable tensor
 //! ops, so higher-order gradients still work.
 //!
-//! On the CPU in f32 with the packed kernel, three faster paths replace those: the forward
-//! makes the columns while packing the product's operand and writes the output in place
+//! On the CPU in f32 with the packed kernel, faster paths replace those: the forward makes the
+//! columns while packing the product's operand and writes the output in place
 //! (`cpu::gemm::im2col`); the input gradient of a stride-1, one-group convolution is itself
 //! such a convolution of the output gradient (differentiable, no col2im); and, when no graph is
-//! recorded, the weight gradient makes both operands while packing (`cpu::gemm::im2col_grad`).
+//! recorded, the weight gradient makes both operands while packing (`cpu::gemm::im2col_grad`)
+//! and the other input gradients multiply and fold image by image (`cpu::gemm::col2im_grad`).
 
 use crate::{Conv2dConfig, DType, Result, Tensor, Unfold2d};
 
@@ -248,6 +249,34 @@ fn fused_weight_grad(x: &Tensor, g: &Tensor, geo: &Geometry) -> Result<Option<Te
     Tensor::from_storage(Box::new(CpuStorage::F32(dw)), shape, x.device().clone()).map(Some)
 }
 
+/// The input gradient from the CPU f32 kernel that multiplies and folds image by image
+/// (`cpu::gemm::col2im_grad`), for one group and when no graph is recorded (the result is not
+/// differentiable); `None` where that path does not apply.
+fn fused_input_grad(g: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Option<Tensor>> {
+    use crate::cpu::CpuStorage;
+    let recorded = crate::is_grad_enabled() && (w.requires_grad() || g.requires_grad());
+    if recorded || geo.groups != 1 || !w.device().is_cpu() || !g.device().is_cpu() {
+        return Ok(None);
+    }
+    let dx = Tensor::with_storages([g, w], |[gs, ws]| {
+        let gs = gs.as_any().downcast_ref::<CpuStorage>()?;
+        let ws = ws.as_any().downcast_ref::<CpuStorage>()?;
+        crate::cpu::gemm::col2im_grad::conv2d_input_grad_f32(
+            gs,
+            g.layout(),
+            ws,
+            w.layout(),
+            &geo.spec,
+        )
+    });
+    let Some(dx) = dx.transpose()? else {
+        return Ok(None);
+    };
+    let s = &geo.spec;
+    let shape = [s.n, s.c, s.h, s.w];
+    Tensor::from_storage(Box::new(CpuStorage::F32(dx)), shape, w.device().clone()).map(Some)
+}
+
 /// Gradients of the input and the weight from the output gradient `g` `[n, out, oh, ow]`.
 pub(super) fn backward(
     x: &Tensor,
@@ -264,13 +293,20 @@ pub(super) fn backward(
     if dx_as_conv {
         dxs.push(input_grad_as_conv(g, w, geo)?);
     }
+    let dx_fused = need.0 && !dx_as_conv && {
+        let fused = fused_input_grad(g, w, geo)?;
+        let found = fused.is_some();
+        dxs.extend(fused);
+        found
+    };
+    let dx_cols = need.0 && !dx_as_conv && !dx_fused;
     let fused_dw = if need.1 {
         fused_weight_grad(x, g, geo)?
     } else {
         None
     };
     let need_w = need.1 && fused_dw.is_none();
-    if !need_w && (!need.0 || dx_as_conv) {
+    if !need_w && !dx_cols {
         return Ok((dxs.pop(), fused_dw));
     }
     for (start, len, spec) in geo.chunks() {
@@ -291,7 +327,7 @@ pub(super) fn backward(
                 Some(acc) => acc.add(&part)?,
             });
         }
-        if need.0 && !dx_as_conv {
+        if dx_cols {
             let dcols = wm.transpose(-1, -2)?.matmul(&gs)?;
             let dcols = dcols.reshape([geo.groups * geo.taps, len * l])?;
             dxs.push(dcols.fold2d_wide(&Unfold2d {

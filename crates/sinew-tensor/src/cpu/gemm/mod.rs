@@ -9,7 +9,8 @@
 //! pack both operands and run the tile blocks over rayon, on one pool worker throughout.
 //!
 //! Operands can also be made while packing (`operands.rs`): the convolutions' im2col columns
-//! go straight into the packed panels (`im2col.rs`, `im2col_grad.rs`).
+//! go straight into the packed panels (`im2col.rs`, `im2col_grad.rs`), and the input gradient
+//! folds each image's product while it is in the cache (`col2im_grad.rs`).
 //!
 //! The micro-kernel is x86_64 AVX2 + FMA (6 x 16, `kernel_avx2.rs`), chosen at run time, and on
 //! CPUs with AVX-512F two full column panels at a time go through a 6 x 32 zmm kernel
@@ -17,6 +18,7 @@
 //! `matrixmultiply`. Packing buffers are kept per thread, aligned to
 //! a cache line, grown fallibly: a failed allocation is an error, never an abort.
 
+pub(crate) mod col2im_grad;
 pub(crate) mod im2col;
 #[cfg(target_arch = "x86_64")]
 mod im2col_avx2;
