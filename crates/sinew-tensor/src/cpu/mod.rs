@@ -7,6 +7,7 @@ pub(crate) mod alloc;
 pub mod buffer_pool;
 mod cast;
 mod conv;
+mod conv_direct;
 mod conv_wide;
 mod elementwise;
 pub mod gemm;

@@ -16,6 +16,7 @@ use crate::backend::Unfold2d;
 use crate::cpu::CpuStorage;
 use crate::cpu::alloc::try_with_capacity;
 use crate::cpu::conv::tap_ranges;
+use crate::cpu::conv_direct;
 use crate::{Error, Layout, Result, Shape};
 
 /// The im2col columns `[cg*kh*kw, oh*ow]` of `cg` channels of one image, as a packed `B`.
@@ -262,6 +263,7 @@ fn forward(
     let read_spec = padded.as_ref().unwrap_or(spec);
     let ranges = tap_ranges(read_spec, ow);
     let read_plane = read_spec.h * read_spec.w;
+    let direct = conv_direct::applies(read_spec, og);
     let x = &x[..];
     let w = &w[..];
     // The image's groups from its (padded or not) planes `img`.
@@ -270,11 +272,15 @@ fn forward(
             let planes = img
                 .get(g * cg * read_plane..(g + 1) * cg * read_plane)
                 .ok_or_else(|| Error::invalid(OP, "input shorter than its shape"))?;
-            let b = Im2colB::new(planes, read_spec, ow, &ranges);
             let wg = w
                 .get(g * og * taps..(g + 1) * og * taps)
                 .ok_or_else(|| Error::invalid(OP, "weight shorter than its shape"))?;
             let c = &mut dst[g * og * l..(g + 1) * og * l];
+            // Few output channels: the direct kernel, without columns (`conv_direct.rs`).
+            if direct && conv_direct::conv_group(planes, read_spec, wg, og, cg, c) {
+                continue;
+            }
+            let b = Im2colB::new(planes, read_spec, ow, &ranges);
             let a = MatRef {
                 ptr: wg.as_ptr(),
                 row_stride: taps as isize,
