@@ -28,6 +28,7 @@ mod kernel_avx2;
 mod kernel_avx512;
 mod operands;
 mod pack;
+mod pack_avx512;
 #[cfg(test)]
 mod tests;
 mod tiles;

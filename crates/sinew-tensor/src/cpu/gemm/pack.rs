@@ -86,10 +86,20 @@ pub(super) unsafe fn pack_b_panel(b: View, kc: usize, cols: usize, dst: &mut [f3
         return;
     }
     if b.rs == 1 {
-        // Column-major B (a transposed row-major matrix): walk each column contiguously.
+        // Column-major B (a transposed row-major matrix): blocks of 16 full rows transposed
+        // in AVX-512 registers, the rest by walking each column contiguously.
+        let done = if cols == NR && super::pack_avx512::available() {
+            // SAFETY: AVX-512F checked; `b` has row stride 1 and is valid for `kc x NR`
+            // (this function's contract, `cols == NR`); `dst` holds `kc * NR` elements.
+            unsafe { super::pack_avx512::pack_b_columns(b, kc, dst) }
+        } else {
+            0
+        };
+        let dst = &mut dst[done * NR..];
         dst.fill(0.0);
         for j in 0..cols {
             for (p, out) in dst.chunks_exact_mut(NR).enumerate() {
+                let p = p + done;
                 // SAFETY: `p < kc` and `j < cols`, an element of the valid `kc x cols` matrix.
                 out[j] = unsafe { *b.ptr.offset(p as isize + j as isize * b.cs) };
             }
