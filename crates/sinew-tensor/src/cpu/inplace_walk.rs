@@ -150,14 +150,26 @@ impl<const K: usize> Walk<K> {
             }
         }
         for _ in r0..r1 {
-            for j in 0..inner {
-                let v = gather(&srcs, &os, &ss, j);
-                // SAFETY: `od + j * sd` is an element of the destination view, inside the
-                // buffer (`storage_extent() <= len` checked in release builds by `inplace` and `copy_into`);
-                // concurrent tasks touch other rows, hence other slots (`injective`).
-                unsafe {
-                    let p = ptr.0.add(od + j * sd);
-                    *p = f(*p, v);
+            if K == 1 && sd == 1 && ss[0] <= 1 {
+                // One source read along the row or broadcast over it (a bias added to the
+                // rows of an activation): plain slices, which the compiler vectorises.
+                // SAFETY: `od..od + inner` is one row of the destination view (unit stride),
+                // inside the buffer as for the general loop below; the caller's exclusive
+                // `&mut` makes the slice the only access to it, other tasks take other rows.
+                let dst = unsafe { std::slice::from_raw_parts_mut(ptr.0.add(od), inner) };
+                row_with_one_source(dst, srcs[0], os[0], ss[0], |x, s| {
+                    f(x, std::array::from_fn(|_| s))
+                });
+            } else {
+                for j in 0..inner {
+                    let v = gather(&srcs, &os, &ss, j);
+                    // SAFETY: `od + j * sd` is an element of the destination view, inside the
+                    // buffer (`storage_extent() <= len` checked in release builds by `inplace` and `copy_into`);
+                    // concurrent tasks touch other rows, hence other slots (`injective`).
+                    unsafe {
+                        let p = ptr.0.add(od + j * sd);
+                        *p = f(*p, v);
+                    }
                 }
             }
             for i in (0..outer).rev() {
@@ -175,6 +187,28 @@ impl<const K: usize> Walk<K> {
                 }
                 idx[i] = 0;
             }
+        }
+    }
+}
+
+/// `dst[j] = f(dst[j], src[start + j * stride])` for a `stride` of 0 (one value broadcast over
+/// the row) or 1.
+fn row_with_one_source<T: Copy>(
+    dst: &mut [T],
+    src: &[T],
+    start: usize,
+    stride: usize,
+    f: impl Fn(T, T) -> T,
+) {
+    if stride == 0 {
+        let v = src[start];
+        for x in dst.iter_mut() {
+            *x = f(*x, v);
+        }
+    } else {
+        let n = dst.len();
+        for (x, &v) in dst.iter_mut().zip(&src[start..start + n]) {
+            *x = f(*x, v);
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod buffer_pool;
 mod cast;
 mod conv;
 mod conv_direct;
+mod conv_direct_grad;
 mod conv_wide;
 mod elementwise;
 pub mod gemm;

@@ -15,6 +15,7 @@ use crate::backend::Unfold2d;
 use crate::cpu::CpuStorage;
 use crate::cpu::alloc::try_vec;
 use crate::cpu::conv::{source, tap_ranges};
+use crate::cpu::conv_direct_grad;
 use crate::{Error, Layout, Result, Shape};
 
 /// The im2col columns `[c*kh*kw, len*oh*ow]` of `len` whole images, as a packed `A`.
@@ -262,6 +263,15 @@ fn weight_grad(
             col_stride: 1,
         };
         let product = |xs: &[f32], sub: &Unfold2d, ranges: &[(usize, usize)]| -> Result<()> {
+            // Few output channels: the direct kernel, without columns (`conv_direct_grad.rs`).
+            if conv_direct_grad::applies(sub, out) {
+                // SAFETY: `c` is `acc`'s `size` elements (made just above), not otherwise
+                // borrowed while this slice lives.
+                let acc = unsafe { std::slice::from_raw_parts_mut(c.ptr, size) };
+                if conv_direct_grad::weight_grad(xs, sub, gs, out, acc)? {
+                    return Ok(());
+                }
+            }
             let a = Im2colA {
                 x: xs,
                 spec: sub,
