@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::KC;
 use super::im2col::{copy_short, zero};
 use super::im2col_pad::{padded_spec, with_padded};
-use super::pack::MR;
+use super::pack::{MR, View};
 use super::{MatMut, PackA, PackB, packed_kernel_available, sgemm_packed};
 use crate::backend::Unfold2d;
 use crate::cpu::CpuStorage;
@@ -168,19 +168,40 @@ impl PackB for GradB<'_> {
         if self.l == 0 {
             return;
         }
-        for j in 0..cols.min(NR) {
-            let mut p = 0;
-            while p < kc {
-                let pos = row + p;
-                let (img, q) = (pos / self.l, pos % self.l);
-                let len = (self.l - q).min(kc - p);
-                let start = (img * self.out + col + j) * self.l + q;
-                let src = self.g.get(start..start + len).unwrap_or(&[]);
-                for (d, &v) in dst[p * NR + j..].iter_mut().step_by(NR).zip(src) {
+        let cols = cols.min(NR);
+        let mut p = 0;
+        while p < kc {
+            // A run of positions inside one image: for each of the panel's channels, `len`
+            // contiguous gradient values (`l` apart from one channel to the next).
+            let pos = row + p;
+            let (img, q) = (pos / self.l, pos % self.l);
+            let len = (self.l - q).min(kc - p);
+            let start = (img * self.out + col) * self.l + q;
+            let run = &mut dst[p * NR..(p + len) * NR];
+            let whole = cols.saturating_sub(1) * self.l + len;
+            // Full panels in whole blocks of 16 positions: transposed in registers.
+            let done = match self.g.get(start..start + whole) {
+                Some(src) if cols == NR && super::pack_avx512::available() => {
+                    let b = View {
+                        ptr: src.as_ptr(),
+                        rs: 1,
+                        cs: self.l as isize,
+                    };
+                    // SAFETY: AVX-512F checked; `src` holds the `NR` channels' `len` values,
+                    // `l` apart (`whole` elements, checked by `get`): a `len x NR` view with
+                    // row stride 1; `run` holds `len * NR` elements.
+                    unsafe { super::pack_avx512::pack_b_columns(b, len, run) }
+                }
+                _ => 0,
+            };
+            for j in (0..cols).filter(|_| done < len) {
+                let from = start + j * self.l + done;
+                let src = self.g.get(from..from + (len - done)).unwrap_or(&[]);
+                for (d, &v) in run[done * NR + j..].iter_mut().step_by(NR).zip(src) {
                     *d = v;
                 }
-                p += len;
             }
+            p += len;
         }
     }
 }
@@ -338,6 +359,8 @@ mod tests {
             ([3, 1, 6, 20], [4, 1, 3, 2], (1, 3), (2, 0), (2, 1)),
             ([9, 2, 4, 4], [2, 2, 3, 3], (1, 1), (3, 3), (1, 1)),
             ([3, 3, 7, 9], [5, 3, 2, 3], (2, 1), (0, 0), (1, 2)),
+            // Full 16-channel panels over runs of 16 positions and more (register transpose).
+            ([3, 3, 12, 12], [20, 3, 3, 3], (1, 1), (1, 1), (1, 1)),
         ];
         for (xs, ws, stride, padding, dilation) in cases {
             let x = rng.uniform(xs, -1.0, 1.0, DType::F32, &cpu).unwrap();
