@@ -7,12 +7,32 @@
 //! scalars get dedicated loops the compiler vectorises; rows run in parallel above
 //! [`PARALLEL_THRESHOLD`] elements.
 
-use super::alloc::try_vec;
+use std::mem::MaybeUninit;
+
+use super::alloc::try_with_capacity;
 use super::{PARALLEL_THRESHOLD, par};
 use crate::{Layout, Result, Shape, StridedOffsets};
 
 /// Elements per parallel work item (whole rows are grouped up to about this many).
 const CHUNK: usize = 1 << 13;
+
+/// A fallibly allocated vector of `n` elements written by `fill`, which gets them
+/// uninitialised and must write every one (the kernels' outputs are not zero-filled first: a
+/// pooled buffer would be written twice).
+fn filled<U: 'static>(
+    op: &'static str,
+    n: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<U>]),
+) -> Result<Vec<U>> {
+    let mut out = try_with_capacity::<U>(op, n)?;
+    fill(&mut out.spare_capacity_mut()[..n]);
+    // SAFETY: capacity >= n (`try_with_capacity`, and the slice above checks it); every caller
+    // passes a `fill` that writes all `n` elements (`for_rows` and `par::for_each_chunk_mut`
+    // hand each element to exactly one row or chunk, and each row or chunk loop below writes
+    // its whole slice); a panic in `fill` leaves the length 0, exposing nothing.
+    unsafe { out.set_len(n) };
+    Ok(out)
+}
 
 /// Dims and per-operand strides of a view after dropping size-1 dims and merging dims that
 /// are adjacent in memory for every operand. Never empty: a single element becomes `[1]`.
@@ -130,14 +150,14 @@ fn map_slice<T: Copy + Sync, U: Copy + Default + Send + Sync + 'static>(
     src: &[T],
     f: impl Fn(T) -> U + Sync + Send,
 ) -> Result<Vec<U>> {
-    let mut out = try_vec(op, src.len(), U::default())?;
-    let task = |t: usize, chunk: &mut [U]| {
-        for (o, &x) in chunk.iter_mut().zip(&src[t * CHUNK..]) {
-            *o = f(x);
-        }
-    };
-    par::for_each_chunk_mut(&mut out, CHUNK, src.len() >= PARALLEL_THRESHOLD, &task);
-    Ok(out)
+    filled(op, src.len(), |out| {
+        let task = |t: usize, chunk: &mut [MaybeUninit<U>]| {
+            for (o, &x) in chunk.iter_mut().zip(&src[t * CHUNK..]) {
+                o.write(f(x));
+            }
+        };
+        par::for_each_chunk_mut(out, CHUNK, src.len() >= PARALLEL_THRESHOLD, &task);
+    })
 }
 
 /// Copies the elements of a view into a new row-major vector, applying `f` to each; the
@@ -160,22 +180,25 @@ where
     if let Some((start, end)) = layout.contiguous_offset() {
         return map_slice(op, &data[start..end], f);
     }
-    let mut out = try_vec(op, n, U::default())?;
-    for_rows(&mut out, layout.dims(), [layout], |row, [p], [s]| {
-        if s == 1 {
-            let len = row.len();
-            for (o, &x) in row.iter_mut().zip(&data[p..p + len]) {
-                *o = f(x);
+    filled(op, n, |out| {
+        for_rows(out, layout.dims(), [layout], |row, [p], [s]| {
+            if s == 1 {
+                let len = row.len();
+                for (o, &x) in row.iter_mut().zip(&data[p..p + len]) {
+                    o.write(f(x));
+                }
+            } else if s == 0 {
+                let v = f(data[p]);
+                for o in row {
+                    o.write(v);
+                }
+            } else {
+                for (j, o) in row.iter_mut().enumerate() {
+                    o.write(f(data[p + j * s]));
+                }
             }
-        } else if s == 0 {
-            row.fill(f(data[p]));
-        } else {
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = f(data[p + j * s]);
-            }
-        }
-    });
-    Ok(out)
+        })
+    })
 }
 
 /// True when every stride is 0: the view reads one element (a scalar or an expanded scalar).
@@ -205,15 +228,15 @@ where
     match (la.contiguous_offset(), lb.contiguous_offset()) {
         (Some((sa, ea)), Some((sb, eb))) => {
             let (a, b) = (&a[sa..ea], &b[sb..eb]);
-            let mut out = try_vec(op, n, U::default())?;
-            let task = |t: usize, chunk: &mut [U]| {
-                let (a, b) = (&a[t * CHUNK..], &b[t * CHUNK..]);
-                for (o, (&x, &y)) in chunk.iter_mut().zip(a.iter().zip(b)) {
-                    *o = f(x, y);
-                }
-            };
-            par::for_each_chunk_mut(&mut out, CHUNK, n >= PARALLEL_THRESHOLD, &task);
-            return Ok(out);
+            return filled(op, n, |out| {
+                let task = |t: usize, chunk: &mut [MaybeUninit<U>]| {
+                    let (a, b) = (&a[t * CHUNK..], &b[t * CHUNK..]);
+                    for (o, (&x, &y)) in chunk.iter_mut().zip(a.iter().zip(b)) {
+                        o.write(f(x, y));
+                    }
+                };
+                par::for_each_chunk_mut(out, CHUNK, n >= PARALLEL_THRESHOLD, &task);
+            });
         }
         (Some((sa, ea)), None) if reads_one_element(lb) => {
             let y = b[lb.offset()];
@@ -225,35 +248,36 @@ where
         }
         _ => {}
     }
-    let mut out = try_vec(op, n, U::default())?;
-    for_rows(&mut out, la.dims(), [la, lb], |row, [pa, pb], [sa, sb]| {
-        let len = row.len();
-        match (sa, sb) {
-            (1, 1) => {
-                for ((o, &x), &y) in row.iter_mut().zip(&a[pa..pa + len]).zip(&b[pb..pb + len]) {
-                    *o = f(x, y);
+    filled(op, n, |out| {
+        for_rows(out, la.dims(), [la, lb], |row, [pa, pb], [sa, sb]| {
+            let len = row.len();
+            match (sa, sb) {
+                (1, 1) => {
+                    let rows = a[pa..pa + len].iter().zip(&b[pb..pb + len]);
+                    for (o, (&x, &y)) in row.iter_mut().zip(rows) {
+                        o.write(f(x, y));
+                    }
+                }
+                (1, 0) => {
+                    let y = b[pb];
+                    for (o, &x) in row.iter_mut().zip(&a[pa..pa + len]) {
+                        o.write(f(x, y));
+                    }
+                }
+                (0, 1) => {
+                    let x = a[pa];
+                    for (o, &y) in row.iter_mut().zip(&b[pb..pb + len]) {
+                        o.write(f(x, y));
+                    }
+                }
+                _ => {
+                    for (j, o) in row.iter_mut().enumerate() {
+                        o.write(f(a[pa + j * sa], b[pb + j * sb]));
+                    }
                 }
             }
-            (1, 0) => {
-                let y = b[pb];
-                for (o, &x) in row.iter_mut().zip(&a[pa..pa + len]) {
-                    *o = f(x, y);
-                }
-            }
-            (0, 1) => {
-                let x = a[pa];
-                for (o, &y) in row.iter_mut().zip(&b[pb..pb + len]) {
-                    *o = f(x, y);
-                }
-            }
-            _ => {
-                for (j, o) in row.iter_mut().enumerate() {
-                    *o = f(a[pa + j * sa], b[pb + j * sb]);
-                }
-            }
-        }
-    });
-    Ok(out)
+        })
+    })
 }
 
 /// `cond ? on_true : on_false` over three same-shape views, in row-major order.
@@ -273,33 +297,33 @@ where
     if n == 0 {
         return Ok(Vec::new());
     }
-    let mut out = try_vec(op, n, T::default())?;
-    for_rows(
-        &mut out,
-        lc.dims(),
-        [lc, lt, lf],
-        |row, [pc, pt, pf], [sc, st, sf]| {
-            if (sc, st, sf) == (1, 1, 1) {
-                let len = row.len();
-                let rows = cond[pc..pc + len]
-                    .iter()
-                    .zip(&t[pt..pt + len])
-                    .zip(&f[pf..pf + len]);
-                for (o, ((&c, &x), &y)) in row.iter_mut().zip(rows) {
-                    *o = if c { x } else { y };
+    filled(op, n, |out| {
+        for_rows(
+            out,
+            lc.dims(),
+            [lc, lt, lf],
+            |row, [pc, pt, pf], [sc, st, sf]| {
+                if (sc, st, sf) == (1, 1, 1) {
+                    let len = row.len();
+                    let rows = cond[pc..pc + len]
+                        .iter()
+                        .zip(&t[pt..pt + len])
+                        .zip(&f[pf..pf + len]);
+                    for (o, ((&c, &x), &y)) in row.iter_mut().zip(rows) {
+                        o.write(if c { x } else { y });
+                    }
+                } else {
+                    for (j, o) in row.iter_mut().enumerate() {
+                        o.write(if cond[pc + j * sc] {
+                            t[pt + j * st]
+                        } else {
+                            f[pf + j * sf]
+                        });
+                    }
                 }
-            } else {
-                for (j, o) in row.iter_mut().enumerate() {
-                    *o = if cond[pc + j * sc] {
-                        t[pt + j * st]
-                    } else {
-                        f[pf + j * sf]
-                    };
-                }
-            }
-        },
-    );
-    Ok(out)
+            },
+        )
+    })
 }
 
 /// A contiguous copy of a view (or a borrow when it already is contiguous); the copy is
