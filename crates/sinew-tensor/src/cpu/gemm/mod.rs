@@ -266,13 +266,16 @@ impl<A: PackA, B: PackB> Job<'_, A, B> {
         let Job { m, k, n, .. } = self;
         // Rows per packed chunk of A: equal chunks of at most M_CHUNK rows, MR-aligned.
         let chunk = round_up(m.div_ceil(m.div_ceil(M_CHUNK)), MR)?;
-        let kc_max = k.min(KC);
+        // Depth blocks of equal size, at most KC: a 288-deep product runs as two blocks of
+        // 144, not 256 and a 32-deep remainder whose tiles would spend most of their time
+        // loading and storing C.
+        let kc_max = k.div_ceil(k.div_ceil(KC).max(1));
         let a_buf = pa.slice(mul(kc_max, round_up(chunk.min(round_up(m, MR)?), MR)?)?)?;
         let b_buf = pb.slice(mul(kc_max, round_up(n.min(NC), NR)?)?)?;
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
-            for pc in (0..k).step_by(KC) {
-                let kc = KC.min(k - pc);
+            for pc in (0..k).step_by(kc_max.max(1)) {
+                let kc = kc_max.min(k - pc);
                 let b = self.b;
                 let b_packed = &mut b_buf[..kc * nc.div_ceil(NR) * NR];
                 // Panel `j`: columns `jc + j * NR..` (at most NR, below `jc + nc <= n`) and rows
