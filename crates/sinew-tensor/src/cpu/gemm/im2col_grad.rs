@@ -142,7 +142,15 @@ impl Im2colA<'_> {
 
 /// The `MR` unfolded rows `tmp` interleaved into the packed panel `dst` (`kc * MR`).
 fn interleave(tmp: &[[f32; KC]; MR], dst: &mut [f32]) {
-    for (p, out) in dst.chunks_exact_mut(MR).enumerate() {
+    let kc = (dst.len() / MR).min(KC);
+    let done = if super::pack_avx512::available() {
+        // SAFETY: AVX-512F checked; each `tmp` row holds `KC >= kc` elements; `dst` holds
+        // `kc * MR` (at least; only those are written).
+        unsafe { super::pack_avx512::pack_a_rows(tmp.each_ref().map(|r| r.as_ptr()), kc, dst) }
+    } else {
+        0
+    };
+    for (p, out) in dst.chunks_exact_mut(MR).enumerate().take(kc).skip(done) {
         for (o, buf) in out.iter_mut().zip(tmp) {
             *o = buf[p];
         }
