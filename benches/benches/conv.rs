@@ -1,6 +1,6 @@
 //! Convolution and pooling kernels at the shapes of the CPU workloads (issue 13): max pooling
 //! forward and forward+backward, im2col (`unfold2d`) and its adjoint, and one conv2d
-//! forward+backward step, for LeNet-5's first layer and the CIFAR CNN's second.
+//! forward+backward step, for LeNet-5's two layers (direct kernels) and the CIFAR CNN's second.
 //!
 //! `cargo bench -p sinew-benches --bench conv`
 
@@ -17,8 +17,9 @@ fn random(dims: &[usize], seed: u64) -> Tensor {
 }
 
 /// (name, input [n, c, h, w], output channels, kernel, padding) of the workloads' conv layers.
-const LAYERS: [(&str, [usize; 4], usize, usize, usize); 2] = [
+const LAYERS: [(&str, [usize; 4], usize, usize, usize); 3] = [
     ("lenet5_conv1", [64, 1, 28, 28], 6, 5, 2),
+    ("lenet5_conv2", [64, 6, 14, 14], 16, 5, 0),
     ("cifar_conv2", [64, 32, 32, 32], 64, 3, 1),
 ];
 
