@@ -32,18 +32,7 @@ pub(crate) fn applies(s: &Unfold2d, og: usize) -> bool {
         && s.padding == (0, 0)
         && s.stride == (1, 1)
         && s.dilation == (1, 1)
-        && avx512_available()
-}
-
-fn avx512_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+        && crate::cpu::has_avx512f()
 }
 
 /// One output segment: row `y`, columns `x..x + len` (`0 < len <= LANES`).
@@ -115,11 +104,11 @@ pub(crate) fn conv_group(
             _ => Geometry::block::<BLOCK>,
         };
         for pair in segments.chunks(2) {
-            // SAFETY: AVX-512F is present (`applies`); every segment lies in the `oh x ow`
-            // output (`x + len <= ow`, `y < oh`), so its reads `planes[c][y + ki][x + kj ..
-            // x + kj + len]` stay inside the `cg` planes of `h x w` (`y + ki < oh + kh - 1 = h`,
-            // `x + kj + len <= ow + kw - 1 = w`) and its writes inside `dst`'s `og` rows of `l`;
-            // the weights read are `w[(o0 + o) * taps + t]`, `o < block`, `t < taps`.
+            // Every segment lies in the `oh x ow` output (`x + len <= ow`, `y < oh`), so its
+            // reads `planes[c][y + ki][x + kj..x + kj + len]` stay inside the `cg` planes of
+            // `h x w` (`y + ki < oh + kh - 1 = h`, `x + kj + len <= ow + kw - 1 = w`).
+            // SAFETY: AVX-512F (`applies`); reads as just above, writes in `dst`'s `og` rows of
+            // `l`, weights `w[(o0 + o) * taps + t]` for `o < block`, `t < taps` (`fits`).
             unsafe { run(&geometry, planes, w, o0, pair, dst) };
         }
     }
@@ -221,7 +210,7 @@ mod tests {
     /// odd row counts (an unpaired last segment) and up to `MAX_OUT` channels.
     #[test]
     fn direct_convolution_equals_the_definition() {
-        if !avx512_available() {
+        if !crate::cpu::has_avx512f() {
             return; // Not this CPU's path.
         }
         let value = |i: usize| ((i * 7919 % 211) as f32 - 105.0) / 37.0;

@@ -28,18 +28,7 @@ pub(crate) fn applies(s: &Unfold2d, out: usize) -> bool {
         && s.padding == (0, 0)
         && s.stride == (1, 1)
         && s.dilation == (1, 1)
-        && avx512_available()
-}
-
-fn avx512_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+        && crate::cpu::has_avx512f()
 }
 
 /// Adds the weight gradient of `s.n` images `x` (`[n, c, h, w]` of `s`) and their output
@@ -102,12 +91,11 @@ pub(crate) fn weight_grad(
                     };
                     let at = ((o0 * s.c + ch) * kh + ki) * kw * LANES;
                     let o_stride = taps * LANES;
-                    // SAFETY: AVX-512F (`applies`); `rows.x` starts at row `ki` of plane
-                    // `(n, ch)` and the kernel reads rows `y < oh` of it (`ki + y < h`), columns
-                    // `x0 + kj + lane < ow + kw - 1 = w` (masked); `rows.g` starts at channel
-                    // `o0` of image `n` and the kernel reads channels `o0 + o < out` (`o <
-                    // block`), `l` each; `sums` from `at` holds `block` channels `o_stride`
-                    // apart of `kw * LANES` lanes (`lanes` in all).
+                    // `rows.x` starts at row `ki` of plane `(n, ch)`: the kernel reads rows
+                    // `y < oh` (`ki + y < h`), columns `x0 + kj + lane < ow + kw - 1 = w`
+                    // (masked); `rows.g` starts at channel `o0` of image `n`.
+                    // SAFETY: AVX-512F (`applies`); reads as just above, channels `o0 + o < out`
+                    // of `l` each; `sums[at..]` holds `block` channels `o_stride` apart (`fits`).
                     unsafe { run(&rows, &segments, &mut sums[at..], o_stride) };
                 }
             }
@@ -133,6 +121,8 @@ struct Rows<'a> {
     oh: usize,
 }
 
+/// One instance of [`rows`].
+// SAFETY: only a type; each call is under `rows`' contract (see `weight_grad`).
 type Kernel = unsafe fn(&Rows<'_>, &[(usize, usize)], &mut [f32], usize);
 
 /// The kernel for kernel width `kw` (3 or 5) and `b` output channels.
@@ -222,7 +212,7 @@ mod tests {
     /// channel blocks, rows wider than a vector and more than one image.
     #[test]
     fn direct_weight_grad_equals_the_definition() {
-        if !avx512_available() {
+        if !crate::cpu::has_avx512f() {
             return; // Not this CPU's path.
         }
         let value = |i: usize| ((i * 7919 % 211) as f32 - 105.0) / 37.0;

@@ -25,7 +25,7 @@ pub(super) fn product(
     n: usize,
     c: &mut [f32],
 ) -> bool {
-    if rows != 1 || k == 0 || (b.row_stride != 1 && k > 1) || !avx512_available() {
+    if rows != 1 || k == 0 || (b.row_stride != 1 && k > 1) || !crate::cpu::has_avx512f() {
         return gemv::product(a, b, rows, k, n, c);
     }
     let columns = Rows {
@@ -69,22 +69,10 @@ pub(super) fn product(
     true
 }
 
-/// Whether the CPU has AVX-512F (cached by the standard library).
-fn avx512_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// `out[j] = x · weight[j]` for each row (every row `x.len()` long).
 fn fill(x: &[f32], weight: &[&[f32]], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if avx512_available() {
+    if crate::cpu::has_avx512f() {
         // SAFETY: `fill_avx512` needs AVX-512F, checked on the line above.
         unsafe { fill_avx512(x, weight, out) };
         return;

@@ -39,6 +39,19 @@ pub(crate) use strided::{contiguous_slice, map_view, select_views, zip_views};
 /// Below this many elements kernels run on the calling thread.
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;
 
+/// Whether the CPU running this process has AVX-512F, for the kernels that use it (the
+/// standard library caches the answer, so this costs a load after the first call).
+pub(crate) fn has_avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Downcasts a storage that the CPU backend was handed.
 pub(crate) fn cpu(storage: &dyn BackendStorage) -> &CpuStorage {
     storage

@@ -132,7 +132,7 @@ fn input_grad(
 /// vector for a short segment) where the CPU has it, else the plain loop.
 fn add_assign_fn() -> fn(&mut [f32], &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if crate::cpu::has_avx512f() {
         return |dst, src| {
             let n = dst.len().min(src.len());
             // SAFETY: this closure is returned only after AVX-512F was detected just above;

@@ -12,14 +12,7 @@ use super::pack::{MR, NR, View};
 
 /// Whether the CPU running this process has AVX-512F (cached by the standard library).
 pub(super) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu::has_avx512f()
 }
 
 /// Packs the first `kc / 16 * 16` rows of the `kc x NR` column-major panel `b` (row stride 1)
