@@ -4,13 +4,16 @@
 //! lanes summed as a tree. The generic loops of `gemv.rs` serve every other case.
 //!
 //! A large product called from outside rayon's pool is split by output columns into one part
-//! per thread: the calling thread computes the first part itself while pool workers take the
-//! others ([`rayon::in_place_scope`]), so it does not sleep on the pool's latch and wait to be
-//! woken, as it did with [`rayon::broadcast`] (the 784-512-512-10 MLP at batch 1 went from
-//! ~110 to ~67 us on the 2-core Xeon bench machine). Each output is one thread's dot product, so
-//! the split does not change the values.
+//! per thread: the calling thread computes the first part itself while spinning helper threads
+//! compute the others (`spin_split.rs`; through rayon's pool the 784-512-512-10 MLP at batch 1
+//! took ~39-62 us on the 2-core EPYC bench machine, its idle workers sleeping between layers
+//! and a third thread spinning beside the two computing). Each output is one thread's dot
+//! product, so the split does not change the values.
+
+use std::sync::{Mutex, PoisonError};
 
 use super::gemv::{self, Rows};
+use super::spin_split;
 
 /// From this many multiply-adds on, a product called from outside rayon's pool is split.
 const SPLIT_WORK: usize = 1 << 16;
@@ -34,13 +37,8 @@ pub(super) fn product(
         row_stride: b.col_stride,
         col_stride: 1,
     };
-    let (Some(x), Some(out)) = (a.row(0, k), c.get_mut(..n)) else {
-        return false;
-    };
-    // Every weight row inside its storage, checked once here.
-    let Some(weight) = (0..n)
-        .map(|j| columns.row(j, k))
-        .collect::<Option<Vec<&[f32]>>>()
+    let (Some(x), Some(out), Some(weight)) =
+        (a.row(0, k), c.get_mut(..n), WeightRows::new(columns, k, n))
     else {
         return false;
     };
@@ -49,36 +47,82 @@ pub(super) fn product(
         && n >= 8 * threads
         && k.saturating_mul(n) >= SPLIT_WORK
         && rayon::current_thread_index().is_none();
-    if !split {
-        fill(x, &weight, out);
+    let parts = if split { spin_split::parts() } else { 1 };
+    if parts < 2 {
+        fill(x, weight, out);
         return true;
     }
-    // One part per thread: the calling thread computes the first while pool workers compute
-    // the others, so the caller sleeps waiting for the pool only when a worker is late.
-    let per = n.div_ceil(threads);
-    rayon::in_place_scope(|scope| {
-        let mut parts = weight.chunks(per).zip(out.chunks_mut(per));
-        let first = parts.next();
-        for (rows, out) in parts {
-            scope.spawn(move |_| fill(x, rows, out));
-        }
-        if let Some((rows, out)) = first {
-            fill(x, rows, out);
+    // One part per thread, the calling thread computing the first (`spin_split`).
+    let per = n.div_ceil(parts);
+    let chunks: Vec<Mutex<(WeightRows, &mut [f32])>> = out
+        .chunks_mut(per)
+        .enumerate()
+        .map(|(i, out)| Mutex::new((weight.part(i * per, out.len()), out)))
+        .collect();
+    spin_split::run(&|part| {
+        if let Some(chunk) = chunks.get(part) {
+            // Each part runs once, so its lock is never contended.
+            let mut chunk = chunk.lock().unwrap_or_else(PoisonError::into_inner);
+            let (rows, out) = &mut *chunk;
+            fill(x, *rows, out);
         }
     });
     true
 }
 
-/// `out[j] = x · weight[j]` for each row (every row `x.len()` long).
-fn fill(x: &[f32], weight: &[&[f32]], out: &mut [f32]) {
+/// `n` weight rows of `k` contiguous elements, `stride` apart from `start`, every one inside
+/// `data` (checked once, by [`WeightRows::new`]).
+#[derive(Clone, Copy)]
+struct WeightRows<'a> {
+    data: &'a [f32],
+    start: usize,
+    stride: usize,
+    k: usize,
+    n: usize,
+}
+
+impl<'a> WeightRows<'a> {
+    /// The first `n` rows of `columns`, `None` unless the last one lies inside the storage
+    /// (rows lie at increasing offsets, so then all do).
+    fn new(columns: Rows<'a, f32>, k: usize, n: usize) -> Option<Self> {
+        columns.row(n.checked_sub(1)?, k)?;
+        Some(WeightRows {
+            data: columns.data,
+            start: columns.start,
+            stride: columns.row_stride,
+            k,
+            n,
+        })
+    }
+
+    /// Rows `from..from + n` (inside `0..self.n`).
+    fn part(self, from: usize, n: usize) -> Self {
+        WeightRows {
+            start: self.start + from * self.stride,
+            n: n.min(self.n - from),
+            ..self
+        }
+    }
+
+    /// Row `j < n` (`None` past the end: not reached, the rows were checked).
+    fn row(&self, j: usize) -> Option<&'a [f32]> {
+        let from = self.start.checked_add(j.checked_mul(self.stride)?)?;
+        self.data.get(from..from.checked_add(self.k)?)
+    }
+}
+
+/// `out[j] = x · weight[j]` for each row `j < weight.n` (every row `x.len()` long).
+fn fill(x: &[f32], weight: WeightRows, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::has_avx512f() {
         // SAFETY: `fill_avx512` needs AVX-512F, checked on the line above.
         unsafe { fill_avx512(x, weight, out) };
         return;
     }
-    for (o, w) in out.iter_mut().zip(weight) {
-        *o = x.iter().zip(*w).map(|(p, q)| p * q).sum();
+    for (j, o) in out.iter_mut().enumerate().take(weight.n) {
+        if let Some(w) = weight.row(j) {
+            *o = x.iter().zip(w).map(|(p, q)| p * q).sum();
+        }
     }
 }
 
@@ -89,7 +133,7 @@ fn fill(x: &[f32], weight: &[&[f32]], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 // SAFETY contract: the `# Safety` section above; `fill` checks it.
-unsafe fn fill_avx512(x: &[f32], weight: &[&[f32]], out: &mut [f32]) {
+unsafe fn fill_avx512(x: &[f32], weight: WeightRows, out: &mut [f32]) {
     use std::arch::x86_64::*;
     let k = x.len();
     let body = k - k % 16;
@@ -100,12 +144,16 @@ unsafe fn fill_avx512(x: &[f32], weight: &[&[f32]], out: &mut [f32]) {
         }
         s
     };
-    let mut rows = weight.chunks_exact(4);
+    let len = weight.n.min(out.len());
+    let out = &mut out[..len];
+    let done = len - len % 4;
     let mut outs = out.chunks_exact_mut(4);
-    for (w, o) in (&mut rows).zip(&mut outs) {
-        if w.iter().any(|r| r.len() < k) {
-            return; // Not reached: `product` hands rows of length `k` only.
-        }
+    for (q, o) in (&mut outs).enumerate() {
+        let rows = [0, 1, 2, 3].map(|r| weight.row(4 * q + r).filter(|w| w.len() >= k));
+        let [Some(w0), Some(w1), Some(w2), Some(w3)] = rows else {
+            return; // Not reached: `product` checked every row, `k` elements long.
+        };
+        let w = [w0, w1, w2, w3];
         let mut acc = [_mm512_setzero_ps(); 4];
         for i in (0..body).step_by(16) {
             // SAFETY: `i + 16 <= body <= k`, and `x` and every row hold at least `k` elements
@@ -121,10 +169,10 @@ unsafe fn fill_avx512(x: &[f32], weight: &[&[f32]], out: &mut [f32]) {
             *o = _mm512_reduce_add_ps(a) + tail(r);
         }
     }
-    for (o, r) in outs.into_remainder().iter_mut().zip(rows.remainder()) {
-        if r.len() < k {
+    for (j, o) in out.iter_mut().enumerate().skip(done) {
+        let Some(r) = weight.row(j).filter(|w| w.len() >= k) else {
             return; // Not reached, as above.
-        }
+        };
         let mut acc = _mm512_setzero_ps();
         for i in (0..body).step_by(16) {
             // SAFETY: as above: `i + 16 <= k <= x.len(), r.len()`.
