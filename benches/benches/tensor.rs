@@ -141,6 +141,21 @@ fn matmul(c: &mut Criterion) {
     group.finish();
 }
 
+/// Batch-1 inference's products: one row times a linear layer's transposed weight (the
+/// 784-512-512-10 MLP's two large layers), split over the spinning helpers.
+fn batch1_linear(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch1_linear_f32");
+    for (inputs, outputs) in [(784usize, 512usize), (512, 512)] {
+        let (x, w) = (random(&[1, inputs], 3), random(&[outputs, inputs], 4));
+        let wt = w.t().expect("t");
+        group.throughput(Throughput::Elements(2 * (inputs * outputs) as u64));
+        group.bench_function(format!("{inputs}x{outputs}"), |bench| {
+            bench.iter(|| black_box(x.matmul(&wt).expect("matmul")))
+        });
+    }
+    group.finish();
+}
+
 fn elementwise(c: &mut Criterion) {
     const N: usize = 1 << 20;
     let mut group = c.benchmark_group("elementwise_f32");
@@ -182,8 +197,8 @@ fn reduce(c: &mut Criterion) {
 
 /// The benchmark group, in a private module so the macro's undocumented function stays internal.
 mod group {
-    use super::{elementwise, matmul, reduce};
-    criterion::criterion_group!(benches, matmul, elementwise, reduce);
+    use super::{batch1_linear, elementwise, matmul, reduce};
+    criterion::criterion_group!(benches, matmul, batch1_linear, elementwise, reduce);
 }
 
 criterion_main!(group::benches);
