@@ -12,7 +12,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 /// How long a helper keeps spinning for the next job before it parks.
@@ -62,14 +62,18 @@ pub(crate) fn run(job: &(dyn Fn(usize) + Sync)) {
         job(0);
         return;
     };
-    let Ok(_busy) = pool.busy.try_lock() else {
-        (0..=pool.helpers.len()).for_each(job);
-        return;
+    // One caller at a time; another (or a part calling back in) runs its parts itself. A
+    // poisoned lock (a part 0 that panicked) still hands the helpers out.
+    let _busy = match pool.busy.try_lock() {
+        Ok(busy) => busy,
+        Err(TryLockError::Poisoned(busy)) => busy.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            (0..=pool.helpers.len()).for_each(job);
+            return;
+        }
     };
-    // SAFETY: only the lifetime changes (same fat-pointer layout). The helpers dereference
-    // the pointer only between `post` and their `finished` update, and `wait` below (also run
-    // on unwinding, by the guard's `Drop`) returns only after every posted job has finished,
-    // so `job` outlives every use.
+    // SAFETY: only the lifetime changes (same layout); the `WaitAll` guard below returns, also
+    // when unwinding, only once every helper has finished the posted job, so `job` outlives it.
     let f: *const (dyn Fn(usize) + Sync + 'static) =
         unsafe { std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), _>(job as *const _) };
     let guard = WaitAll(&pool.helpers);
