@@ -1,5 +1,5 @@
-//! The x86_64 AVX-512 micro-kernels: a 6 x 32 or 12 x 32 tile of `C` (one or two packed `A`
-//! panels times two adjacent packed `B` panels) kept in 12 or 24 zmm accumulators, updated per
+//! The x86_64 AVX-512 micro-kernels: a tile of up to 12 x 32 of `C` (one or two packed `A`
+//! panels times two adjacent packed `B` panels) kept in up to 24 zmm accumulators, updated per
 //! step of `k` with two loads of packed `B`, one broadcast of packed `A` per row and two fused
 //! multiply-adds per row: twice the work per instruction of the AVX2 kernel, on the same packed
 //! layouts (`pack.rs`), so packing is unchanged.
@@ -23,17 +23,20 @@ pub(super) fn available() -> bool {
     }
 }
 
-/// `C[0..ROWS, 0..2*NR] (+)= A @ [B_panel, B_panel_next]` over `kc` steps, for `ROWS` = 6 (one
-/// packed `A` panel) or 12 (two consecutive panels, the second `kc * MR` elements after the
-/// first), where the second `B` panel starts `kc * NR` elements after the first (the next panel
-/// of the packed block). Twelve rows keep 24 accumulators busy per pair of `B` loads: on the
-/// Ice Lake bench machine a 12 x 32 tile runs at ~89% of the FMA peak in L1, a 6 x 32 one ~68%.
+/// `C[0..ROWS, 0..2*NR] (+)= A @ [B_panel, B_panel_next]` over `kc` steps, for `ROWS` from 1
+/// to 12: rows `0..6` from one packed `A` panel and rows `6..` from the next (`kc * MR`
+/// elements after the first; a partial panel's padding rows are not read), where the second
+/// `B` panel starts `kc * NR` elements after the first (the next panel of the packed block).
+/// Twelve rows keep 24 accumulators busy per pair of `B` loads: on the Ice Lake bench machine
+/// a 12 x 32 tile runs at ~82% of the FMA peak in L1, a 6 x 32 one ~68%; on the EPYC (Zen 4)
+/// every shape reaches ~99%.
 ///
 /// # Safety
-/// AVX-512F must be available ([`available`]); `ROWS` must be 6 or 12; `a` must be valid for
-/// `ROWS * kc` reads and `b` for `2 * kc * NR` reads (two consecutive packed micro-panels); `c`
-/// must be valid for reads and writes of `ROWS` rows of `2 * NR` contiguous elements, row `r`
-/// starting at `c + r * rsc`, and no other thread may access those elements during the call.
+/// AVX-512F must be available ([`available`]); `1 <= ROWS <= 12`; `a` must be valid for
+/// `ROWS.div_ceil(MR) * kc * MR` reads and `b` for `2 * kc * NR` reads (two consecutive packed
+/// micro-panels); `c` must be valid for reads and writes of `ROWS` rows of `2 * NR` contiguous
+/// elements, row `r` starting at `c + r * rsc`, and no other thread may access those elements
+/// during the call.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 // SAFETY contract: the `# Safety` section above; `tiles.rs` checks it before each call.
@@ -47,10 +50,10 @@ pub(super) unsafe fn kernel_x32<const ROWS: usize>(
 ) {
     use std::arch::x86_64::*;
     const _: () = assert!(MR == 6 && NR == 16);
-    const { assert!(ROWS == MR || ROWS == 2 * MR) };
-    // Steps per loop pass: four for six rows (LLVM hoists the eight `B` loads), two for twelve
+    const { assert!(ROWS >= 1 && ROWS <= 2 * MR) };
+    // Steps per loop pass: four up to six rows (LLVM hoists the eight `B` loads), two above
     // (24 accumulators, four `B` vectors and a broadcast fill 29 of the 32 zmm registers).
-    let unroll: usize = if ROWS == MR { 4 } else { 2 };
+    let unroll: usize = if ROWS <= MR { 4 } else { 2 };
 
     // Start fetching the tile of C (three cache lines per row at most) while the products run.
     for r in 0..ROWS {
@@ -107,8 +110,34 @@ pub(super) unsafe fn kernel_x32<const ROWS: usize>(
     }
 }
 
+/// [`kernel_x32`] for a row count known at run time, `rows` from 1 to 12 (others do nothing).
+///
+/// # Safety
+/// As for [`kernel_x32`] with `ROWS = rows`.
+pub(super) unsafe fn kernel_x32_rows(
+    rows: usize,
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rsc: isize,
+    accumulate: bool,
+) {
+    macro_rules! by_rows {
+        ($($n:literal)*) => {
+            match rows {
+                // SAFETY: `ROWS = rows`, under this function's contract.
+                $($n => unsafe { kernel_x32::<$n>(kc, a, b, c, rsc, accumulate) },)*
+                _ => {}
+            }
+        };
+    }
+    by_rows!(1 2 3 4 5 6 7 8 9 10 11 12);
+}
+
 /// The stand-in on other architectures, never reached: [`available`] is false there. Same
-/// contract as the x86_64 kernel; runs the portable 6 x 16 kernel on each panel pair.
+/// contract as the x86_64 kernel; runs the portable 6 x 16 kernel on each panel pair into a
+/// scratch tile and writes its first rows.
 ///
 /// # Safety
 /// As for the x86_64 kernel, without the CPU features.
@@ -121,16 +150,27 @@ pub(super) unsafe fn kernel_x32<const ROWS: usize>(
     rsc: isize,
     accumulate: bool,
 ) {
-    for panel in 0..ROWS / MR {
-        // SAFETY: each call reads one `A` panel and one of the two `B` panels and writes one
-        // 6 x 16 quarter or half of the tile, inside what this function's contract makes valid.
+    for panel in 0..ROWS.div_ceil(MR) {
+        let mut tile = [0.0f32; MR * 2 * NR];
+        // SAFETY: each call reads one `A` panel and one of the two `B` panels, inside what
+        // this function's contract makes valid, and writes the scratch tile (MR rows of 2NR).
         unsafe {
-            let (a, c) = (
-                a.add(panel * kc * MR),
-                c.offset((panel * MR) as isize * rsc),
-            );
-            super::kernel_avx2::kernel_6x16(kc, a, b, c, rsc, accumulate);
-            super::kernel_avx2::kernel_6x16(kc, a, b.add(kc * NR), c.add(NR), rsc, accumulate);
+            let a = a.add(panel * kc * MR);
+            let t = tile.as_mut_ptr();
+            let rs = (2 * NR) as isize;
+            super::kernel_avx2::kernel_6x16(kc, a, b, t, rs, false);
+            super::kernel_avx2::kernel_6x16(kc, a, b.add(kc * NR), t.add(NR), rs, false);
+        }
+        let rows = MR.min(ROWS - panel * MR);
+        for (r, row) in tile.chunks_exact(2 * NR).take(rows).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                // SAFETY: row `panel * MR + r < ROWS`, column `j < 2 * NR`: inside the tile
+                // the contract makes valid for reads and writes.
+                unsafe {
+                    let p = c.offset((panel * MR + r) as isize * rsc + j as isize);
+                    *p = if accumulate { *p + v } else { v };
+                }
+            }
         }
     }
 }
@@ -141,18 +181,26 @@ mod tests {
     use super::*;
 
     /// `ROWS` x 32 through the AVX-512 kernel and through the 6 x 16 kernel on each of its
-    /// panel pairs, overwriting and accumulating, on a tile whose rows are `2 * NR + 3` apart.
+    /// panel pairs (into a scratch tile whose first rows are kept), overwriting and
+    /// accumulating, on a tile whose rows are `2 * NR + 3` apart with a guard row below. The
+    /// packed panels' padding rows hold NaN: the wide kernel must not read them.
     fn wide_and_narrow<const ROWS: usize>(kc: usize, accumulate: bool) -> (Vec<f32>, Vec<f32>) {
         let value = |i: usize| ((i * 7919 % 211) as f32 - 105.0) / 37.0;
-        let a: Vec<f32> = (0..kc * ROWS).map(value).collect();
+        let panels = ROWS.div_ceil(MR);
+        let a: Vec<f32> = (0..panels * kc * MR)
+            .map(|i| {
+                let row = i / (kc * MR) * MR + i % MR;
+                if row < ROWS { value(i) } else { f32::NAN }
+            })
+            .collect();
         let b: Vec<f32> = (0..2 * kc * NR).map(|i| value(i + 13)).collect();
         let rsc = 2 * NR + 3;
-        let start: Vec<f32> = (0..ROWS * rsc).map(|i| value(i + 5)).collect();
+        let start: Vec<f32> = (0..(ROWS + 1) * rsc).map(|i| value(i + 5)).collect();
         let (mut wide, mut narrow) = (start.clone(), start);
         let rs = rsc as isize;
-        // SAFETY: the caller checked AVX-512F and AVX2 + FMA; `a` holds `ROWS / MR` panels of
-        // `kc * MR` elements, `b` two panels of `kc * NR`; the tiles are `ROWS` rows of
-        // `rsc >= 2 * NR` elements, owned by this test.
+        // SAFETY: the caller checked AVX-512F and AVX2 + FMA; `a` holds `panels` panels of
+        // `kc * MR` elements, `b` two panels of `kc * NR`; `wide` holds `ROWS + 1` rows of
+        // `rsc >= 2 * NR` elements and the scratch tile MR rows of `2 * NR`, owned by this test.
         unsafe {
             kernel_x32::<ROWS>(
                 kc,
@@ -162,31 +210,59 @@ mod tests {
                 rs,
                 accumulate,
             );
-            for panel in 0..ROWS / MR {
-                let a = a.as_ptr().add(panel * kc * MR);
-                let c = narrow.as_mut_ptr().add(panel * MR * rsc);
-                kernel_avx2::kernel_6x16(kc, a, b.as_ptr(), c, rs, accumulate);
-                let (b1, c1) = (b.as_ptr().add(kc * NR), c.add(NR));
-                kernel_avx2::kernel_6x16(kc, a, b1, c1, rs, accumulate);
+            for panel in 0..panels {
+                let mut tile = [0.0f32; MR * 2 * NR];
+                let (a, t, ts) = (
+                    a.as_ptr().add(panel * kc * MR),
+                    tile.as_mut_ptr(),
+                    (2 * NR) as isize,
+                );
+                kernel_avx2::kernel_6x16(kc, a, b.as_ptr(), t, ts, false);
+                kernel_avx2::kernel_6x16(kc, a, b.as_ptr().add(kc * NR), t.add(NR), ts, false);
+                let rows = MR.min(ROWS - panel * MR);
+                for (r, row) in tile.chunks_exact(2 * NR).take(rows).enumerate() {
+                    let out = &mut narrow[(panel * MR + r) * rsc..][..2 * NR];
+                    for (o, v) in out.iter_mut().zip(row) {
+                        *o = if accumulate { *o + v } else { *v };
+                    }
+                }
             }
         }
         (wide, narrow)
     }
 
-    /// The 6 x 32 and 12 x 32 kernels give bit for bit what the 6 x 16 kernel gives on each
-    /// of their panel pairs (same fused multiply-adds in the same order).
+    /// Every row count from 1 to 12 gives bit for bit what the 6 x 16 kernel gives on each of
+    /// its panel pairs (same fused multiply-adds in the same order), and leaves the row below
+    /// and the columns right of the tile alone.
     #[test]
     fn wide_kernels_match_the_narrow_one_exactly() {
         if !available() || !kernel_avx2::available() {
             return; // Not this CPU's path.
         }
-        for kc in [1, 2, 3, 4, 7, 64, 257] {
-            for accumulate in [false, true] {
-                let (wide, narrow) = wide_and_narrow::<6>(kc, accumulate);
-                assert_eq!(wide, narrow, "6 rows, kc {kc}, accumulate {accumulate}");
-                let (wide, narrow) = wide_and_narrow::<12>(kc, accumulate);
-                assert_eq!(wide, narrow, "12 rows, kc {kc}, accumulate {accumulate}");
+        fn rows<const ROWS: usize>() {
+            for kc in [1, 2, 3, 4, 7, 64, 257] {
+                for accumulate in [false, true] {
+                    let (wide, narrow) = wide_and_narrow::<ROWS>(kc, accumulate);
+                    assert!(
+                        wide.iter()
+                            .zip(&narrow)
+                            .all(|(w, n)| w.to_bits() == n.to_bits()),
+                        "{ROWS} rows, kc {kc}, accumulate {accumulate}"
+                    );
+                }
             }
         }
+        rows::<1>();
+        rows::<2>();
+        rows::<3>();
+        rows::<4>();
+        rows::<5>();
+        rows::<6>();
+        rows::<7>();
+        rows::<8>();
+        rows::<9>();
+        rows::<10>();
+        rows::<11>();
+        rows::<12>();
     }
 }

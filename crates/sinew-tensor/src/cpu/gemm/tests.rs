@@ -132,6 +132,23 @@ fn small_and_prime_shapes() {
     }
 }
 
+/// Every row count up to four panels next to pairs of full column panels: the wide tiles take
+/// 1 to 12 rows, a partial last panel included.
+#[test]
+fn row_remainders_of_the_wide_tiles() {
+    for m in 1..=4 * MR + 1 {
+        check(
+            m,
+            7,
+            4 * NR + 3,
+            Form::Rows(0),
+            Form::Rows(0),
+            m % 2 == 0,
+            false,
+        );
+    }
+}
+
 #[test]
 fn blocking_edges() {
     for &(m, k, n) in &[

@@ -56,8 +56,8 @@ impl Tiles<'_> {
     }
 
     /// Row panels `rows` times column panels `cols` of the block (`mc x nc` elements): pairs
-    /// of full column panels through the AVX-512 kernels where the CPU has it (12 x 32 on two
-    /// full row panels, 6 x 32 on a last one), the rest one panel at a time.
+    /// of full column panels through the AVX-512 kernels where the CPU has it (tiles of up to
+    /// 12 x 32, the last one taking whatever rows remain), the rest one panel at a time.
     fn block(
         &self,
         rows: std::ops::Range<usize>,
@@ -78,75 +78,24 @@ impl Tiles<'_> {
             }
             let kc = self.kc;
             let b = &self.b[jp * kc * NR..][..2 * kc * NR];
-            // Row panel `i` is full when MR rows of the block remain from its first (`i` is a
-            // panel of the block, so `i * MR < mc`).
-            let full = |i: usize| mc - i * MR >= MR;
             let mut ip = rows.start;
             while ip < rows.end {
-                if !full(ip) {
-                    self.partial_pair(ip, jp, mc - ip * MR, b);
-                    ip += 1;
-                    continue;
-                }
-                // Two full row panels at once where there are two: a 12 x 32 tile.
-                let panels = if ip + 1 < rows.end && full(ip + 1) {
-                    2
-                } else {
-                    1
-                };
+                // The item's next rows, up to two row panels (a partial last panel included):
+                // `ip` is a panel of the block, so `ip * MR < mc` and there is at least one.
+                let tile_rows = ((rows.end - ip) * MR).min(mc - ip * MR).min(2 * MR);
+                let panels = tile_rows.div_ceil(MR);
                 let a = &self.a[ip * kc * MR..][..panels * kc * MR];
                 let off = (ip * MR) as isize * self.c.row_stride + (jp * NR) as isize;
                 let (a, b, c) = (a.as_ptr(), b.as_ptr(), self.c.ptr.wrapping_offset(off));
                 let (rs, acc) = (self.c.row_stride, self.accumulate);
                 // SAFETY: `a` holds `panels` packed panels of `kc * MR` elements and `b` two of
-                // `kc * NR` (sliced above); the `panels * MR x 2NR` tile (`col_stride == 1`, full
-                // rows checked by `full`, `nc >= (jp + 2) * NR`) lies in C's block (`sgemm`'s
+                // `kc * NR` (sliced above); the `tile_rows x 2NR` tile (`col_stride == 1`,
+                // rows inside `mc`, `nc >= (jp + 2) * NR`) lies in C's block (`sgemm`'s
                 // contract), this item's only; `wide` checked AVX-512F.
-                unsafe {
-                    if panels == 2 {
-                        kernel_avx512::kernel_x32::<{ 2 * MR }>(kc, a, b, c, rs, acc);
-                    } else {
-                        kernel_avx512::kernel_x32::<MR>(kc, a, b, c, rs, acc);
-                    }
-                };
+                unsafe { kernel_avx512::kernel_x32_rows(tile_rows, kc, a, b, c, rs, acc) };
                 ip += panels;
             }
             jp += 2;
-        }
-    }
-
-    /// The last, partial row panel `ip` (`rows < MR` rows) times the full column panels `jp`
-    /// and `jp + 1` (`b`, packed): one 6 x 32 AVX-512 kernel call into a scratch tile, whose
-    /// first `rows` rows go to C (same bits as two 6 x 16 tiles).
-    fn partial_pair(&self, ip: usize, jp: usize, rows: usize, b: &[f32]) {
-        let kc = self.kc;
-        let a = &self.a[ip * kc * MR..][..kc * MR];
-        let mut tile = [0.0f32; MR * 2 * NR];
-        // SAFETY: `a` holds one packed panel of `kc * MR` elements and `b` two of `kc * NR`
-        // (sliced here and by `block`); `tile` holds MR rows of 2NR contiguous elements; only
-        // `block` calls this, after checking AVX-512F (`wide`).
-        unsafe {
-            kernel_avx512::kernel_x32::<MR>(
-                kc,
-                a.as_ptr(),
-                b.as_ptr(),
-                tile.as_mut_ptr(),
-                (2 * NR) as isize,
-                false,
-            )
-        };
-        let c = self.c;
-        let off = (ip * MR) as isize * c.row_stride + (jp * NR) as isize;
-        for (r, row) in tile.chunks_exact(2 * NR).take(rows).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                // SAFETY: `r < rows` and `j < 2NR`: an element of the block's full column
-                // panels `jp, jp + 1` (`col_stride == 1`, checked by `block`) in a row of this
-                // partial panel, inside C's block and written by this work item only.
-                unsafe {
-                    let p = c.ptr.offset(off + r as isize * c.row_stride + j as isize);
-                    *p = if self.accumulate { *p + v } else { v };
-                }
-            }
         }
     }
 
