@@ -162,6 +162,24 @@ pub struct Unfold2d {
     pub pad_value: f64,
 }
 
+#[cfg(test)]
+impl Unfold2d {
+    /// Windows at stride 1 without padding or dilation (the direct kernels' test geometry).
+    pub(crate) fn dense(n: usize, c: usize, h: usize, w: usize, kernel: (usize, usize)) -> Self {
+        Unfold2d {
+            n,
+            c,
+            h,
+            w,
+            kernel,
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            pad_value: 0.0,
+        }
+    }
+}
+
 impl Unfold2d {
     /// Output height and width, as PyTorch computes them (floor mode).
     ///

@@ -221,17 +221,7 @@ mod tests {
             (3, 9, 40, 1, 1, 1),
             (1, 3, 3, 3, 3, 13),
         ] {
-            let s = Unfold2d {
-                n: 1,
-                c: cg,
-                h,
-                w,
-                kernel: (kh, kw),
-                stride: (1, 1),
-                padding: (0, 0),
-                dilation: (1, 1),
-                pad_value: 0.0,
-            };
+            let s = Unfold2d::dense(1, cg, h, w, (kh, kw));
             let (oh, ow) = (h + 1 - kh, w + 1 - kw);
             let planes: Vec<f32> = (0..cg * h * w).map(value).collect();
             let weight: Vec<f32> = (0..og * cg * kh * kw).map(|i| value(i + 3)).collect();
@@ -264,17 +254,7 @@ mod tests {
     /// Sizes that do not fit are refused, not read past.
     #[test]
     fn short_buffers_are_refused() {
-        let s = Unfold2d {
-            n: 1,
-            c: 1,
-            h: 8,
-            w: 8,
-            kernel: (3, 3),
-            stride: (1, 1),
-            padding: (0, 0),
-            dilation: (1, 1),
-            pad_value: 0.0,
-        };
+        let s = Unfold2d::dense(1, 1, 8, 8, (3, 3));
         let mut dst = vec![MaybeUninit::new(0.0f32); 36];
         assert!(!conv_group(&[0.0; 63], &s, &[0.0; 9], 1, 1, &mut dst));
         assert!(!conv_group(&[0.0; 64], &s, &[0.0; 8], 1, 1, &mut dst));

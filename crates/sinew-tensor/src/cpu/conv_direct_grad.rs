@@ -222,17 +222,7 @@ mod tests {
             (2, 2, 6, 20, 2, 3, 7),
             (1, 3, 5, 40, 3, 3, 13),
         ] {
-            let s = Unfold2d {
-                n,
-                c,
-                h,
-                w,
-                kernel: (kh, kw),
-                stride: (1, 1),
-                padding: (0, 0),
-                dilation: (1, 1),
-                pad_value: 0.0,
-            };
+            let s = Unfold2d::dense(n, c, h, w, (kh, kw));
             let (oh, ow) = (h + 1 - kh, w + 1 - kw);
             let x: Vec<f32> = (0..n * c * h * w).map(value).collect();
             let g: Vec<f32> = (0..n * out * oh * ow).map(|i| value(i + 5)).collect();
@@ -267,17 +257,7 @@ mod tests {
     /// Sizes that do not fit are refused, not read past.
     #[test]
     fn short_buffers_are_refused() {
-        let s = Unfold2d {
-            n: 1,
-            c: 1,
-            h: 8,
-            w: 8,
-            kernel: (3, 3),
-            stride: (1, 1),
-            padding: (0, 0),
-            dilation: (1, 1),
-            pad_value: 0.0,
-        };
+        let s = Unfold2d::dense(1, 1, 8, 8, (3, 3));
         let mut acc = [0.0f32; 9];
         assert!(!weight_grad(&[0.0; 63], &s, &[0.0; 36], 1, &mut acc).unwrap());
         assert!(!weight_grad(&[0.0; 64], &s, &[0.0; 35], 1, &mut acc).unwrap());
