@@ -156,6 +156,20 @@ fn batch1_linear(c: &mut Criterion) {
     group.finish();
 }
 
+/// Softmax and log-softmax along the last dimension (the vectorised `exp` kernel).
+fn softmax(c: &mut Criterion) {
+    let mut group = c.benchmark_group("softmax_f32");
+    let x = random(&[4096, 1024], 5);
+    group.throughput(Throughput::Elements(4096 * 1024));
+    group.bench_function("softmax_4096x1024", |bench| {
+        bench.iter(|| black_box(x.softmax(-1).expect("softmax")))
+    });
+    group.bench_function("log_softmax_4096x1024", |bench| {
+        bench.iter(|| black_box(x.log_softmax(-1).expect("log_softmax")))
+    });
+    group.finish();
+}
+
 fn elementwise(c: &mut Criterion) {
     const N: usize = 1 << 20;
     let mut group = c.benchmark_group("elementwise_f32");
@@ -197,8 +211,8 @@ fn reduce(c: &mut Criterion) {
 
 /// The benchmark group, in a private module so the macro's undocumented function stays internal.
 mod group {
-    use super::{batch1_linear, elementwise, matmul, reduce};
-    criterion::criterion_group!(benches, matmul, batch1_linear, elementwise, reduce);
+    use super::{batch1_linear, elementwise, matmul, reduce, softmax};
+    criterion::criterion_group!(benches, matmul, batch1_linear, softmax, elementwise, reduce);
 }
 
 criterion_main!(group::benches);

@@ -25,6 +25,7 @@ mod pool_2x2_avx2;
 mod reduce;
 mod relu_grad;
 mod softmax;
+mod softmax_f32;
 mod spin_split;
 mod strided;
 mod unary;

@@ -4,7 +4,7 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 use super::alloc::try_vec;
-use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, through_f32};
+use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, par, softmax_f32, through_f32};
 use crate::{Error, Layout, Result};
 
 fn softmax_float<T: Float + Send + Sync + Default + 'static>(
@@ -56,6 +56,26 @@ fn softmax_float<T: Float + Send + Sync + Default + 'static>(
     Ok(out)
 }
 
+/// Softmax (or log-softmax) of f32 along `dim`, the last dimension (or followed by sizes of 1
+/// only): contiguous rows through the vectorised kernel of `softmax_f32.rs`, enough rows per
+/// work item for at least [`PARALLEL_THRESHOLD`] elements.
+fn last_dim_f32(v: &[f32], layout: &Layout, dim: usize, log: bool) -> Result<Vec<f32>> {
+    let op = if log { "log_softmax" } else { "softmax" };
+    let data = contiguous_slice(op, v, layout)?;
+    let len = layout.dims()[dim];
+    let mut out = try_vec(op, data.len(), 0.0f32)?;
+    if len == 0 || data.is_empty() {
+        return Ok(out);
+    }
+    let chunk = len.saturating_mul(PARALLEL_THRESHOLD.div_ceil(len));
+    let parallel = data.len() >= PARALLEL_THRESHOLD;
+    par::for_each_chunk_mut(&mut out, chunk, parallel, &|t, dst| {
+        let src = &data[t * chunk..][..dst.len()];
+        softmax_f32::softmax_rows(src, dst, len, log);
+    });
+    Ok(out)
+}
+
 /// Softmax (or log-softmax) of a view along `dim`.
 pub(super) fn softmax(
     src: &CpuStorage,
@@ -67,6 +87,9 @@ pub(super) fn softmax(
         return out;
     }
     Ok(match src {
+        CpuStorage::F32(v) if layout.dims()[dim + 1..].iter().all(|&d| d == 1) => {
+            CpuStorage::F32(last_dim_f32(v, layout, dim, log)?)
+        }
         CpuStorage::F32(v) => CpuStorage::F32(softmax_float(v, layout, dim, log)?),
         CpuStorage::F64(v) => CpuStorage::F64(softmax_float(v, layout, dim, log)?),
         other => {

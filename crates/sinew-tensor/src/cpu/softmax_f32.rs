@@ -1,0 +1,253 @@
+//! Softmax and log-softmax of contiguous f32 rows (the last dimension) with a vectorised `exp`:
+//! one pass for the maximum, one computing `exp(x - max)` (stored for softmax) and its sum,
+//! one scaling. The generic kernel (`softmax.rs`) called the C library's scalar `expf` twice
+//! per element and summed in f64; on the 2-core EPYC bench machine a 4096 x 1024 softmax took
+//! 22 ms that way.
+//!
+//! `exp` is Cephes' single-precision polynomial (Moshier's `expf`: range reduction by `ln 2` in
+//! two parts, a degree-7 polynomial; `n` rounded to nearest), written with plain arithmetic and bit operations so that
+//! LLVM vectorises the loops; the loops are compiled for AVX-512 and for AVX2 + FMA and chosen
+//! at run time. Within 2 ulp of the exact value over the whole range, subnormal results
+//! included (the scale `2^n` is applied in two halves); `exp(-inf) = 0` exactly, NaN stays NaN.
+
+/// `exp(x)` for f32, branch-free (see the module docs).
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Below -110 the result rounds to 0 and above 89 to infinity; the clamps keep `n` small.
+    // Comparisons are false for NaN, which therefore passes through.
+    let x = if x < -110.0 { -110.0 } else { x };
+    let x = if x > 89.0 { 89.0 } else { x };
+    // n = x / ln 2 rounded to the nearest integer, by adding 1.5 * 2^23 (whose unit in the
+    // last place is 1): the sum's low mantissa bits are then n itself, read without a float to
+    // integer conversion (Rust's saturating `as` kept LLVM from vectorising this loop).
+    const ROUNDER: f32 = 12_582_912.0;
+    let t = x.mul_add(LOG2E, ROUNDER);
+    let n = t - ROUNDER;
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
+    let mut p = 1.987_569_1e-4f32;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 0.166_666_65);
+    p = p.mul_add(r, 0.5);
+    let p = p.mul_add(r * r, r) + 1.0;
+    // 2^n as two factors 2^h and 2^(n - h), each a normal float for |n| <= 160 (for NaN the
+    // bits are meaningless and `p` is NaN).
+    let n = (t.to_bits() as i32).wrapping_sub(ROUNDER.to_bits() as i32);
+    let h = n >> 1;
+    let pow2 = |e: i32| f32::from_bits((e.wrapping_add(127) as u32) << 23);
+    p * pow2(h) * pow2(n - h)
+}
+
+/// Lanes per accumulator: the sums and maxima run over this many partial results.
+const LANES: usize = 16;
+
+/// The largest element, NaN if any is NaN (as `softmax.rs` defines it).
+#[inline(always)]
+fn max_of(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (m, &x) in acc.iter_mut().zip(chunk) {
+            *m = if x > *m || x.is_nan() { x } else { *m };
+        }
+    }
+    let pick = |m: f32, x: f32| if x > m || x.is_nan() { x } else { m };
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| pick(m, x));
+    acc.iter().fold(tail, |m, &x| pick(m, x))
+}
+
+/// `Σ exp(x - shift)`, writing each term to `out` when it is given.
+#[inline(always)]
+fn sum_exp(row: &[f32], shift: f32, out: Option<&mut [f32]>) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut tail = 0.0f32;
+    match out {
+        Some(out) => {
+            let mut outs = out.chunks_exact_mut(LANES);
+            let mut chunks = row.chunks_exact(LANES);
+            for (chunk, o) in (&mut chunks).zip(&mut outs) {
+                for ((s, d), &x) in acc.iter_mut().zip(o.iter_mut()).zip(chunk) {
+                    *d = exp(x - shift);
+                    *s += *d;
+                }
+            }
+            for (d, &x) in outs.into_remainder().iter_mut().zip(chunks.remainder()) {
+                *d = exp(x - shift);
+                tail += *d;
+            }
+        }
+        None => {
+            let mut chunks = row.chunks_exact(LANES);
+            for chunk in &mut chunks {
+                for (s, &x) in acc.iter_mut().zip(chunk) {
+                    *s += exp(x - shift);
+                }
+            }
+            tail = chunks.remainder().iter().map(|&x| exp(x - shift)).sum();
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Softmax (or log-softmax) of each `len`-long row of `src` into `dst`.
+#[inline(always)]
+fn rows(src: &[f32], dst: &mut [f32], len: usize, log: bool) {
+    for (row, out) in src.chunks_exact(len).zip(dst.chunks_exact_mut(len)) {
+        let max = max_of(row);
+        // An all -inf row has no finite maximum; shift by 0 (NaN-free where PyTorch is).
+        let shift = if max.is_finite() { max } else { 0.0 };
+        if log {
+            let log_sum = sum_exp(row, shift, None).ln();
+            for (d, &x) in out.iter_mut().zip(row) {
+                *d = x - shift - log_sum;
+            }
+        } else {
+            let sum = sum_exp(row, shift, Some(out));
+            for d in out.iter_mut() {
+                *d /= sum;
+            }
+        }
+    }
+}
+
+/// [`rows`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must have AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+// SAFETY contract: the `# Safety` section above; `softmax_rows` checks it.
+unsafe fn rows_avx512(src: &[f32], dst: &mut [f32], len: usize, log: bool) {
+    rows(src, dst, len, log)
+}
+
+/// [`rows`] compiled for AVX2 + FMA.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+// SAFETY contract: the `# Safety` section above; `softmax_rows` checks it.
+unsafe fn rows_avx2(src: &[f32], dst: &mut [f32], len: usize, log: bool) {
+    rows(src, dst, len, log)
+}
+
+/// Softmax (or log-softmax) of each `len`-long row of `src` into `dst` (same length, a
+/// multiple of `len > 0`), with the widest vector code this CPU runs.
+pub(super) fn softmax_rows(src: &[f32], dst: &mut [f32], len: usize, log: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if super::has_avx512f()
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+        {
+            // SAFETY: AVX-512F, AVX2 and FMA checked on the lines above.
+            unsafe { rows_avx512(src, dst, len, log) };
+            return;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: AVX2 and FMA checked on the line above.
+            unsafe { rows_avx2(src, dst, len, log) };
+            return;
+        }
+    }
+    rows(src, dst, len, log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance in units in the last place between two finite floats of the same sign.
+    fn ulps(a: f32, b: f32) -> u32 {
+        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+    }
+
+    /// `exp` within 2 ulp of the correctly rounded value from -104 (subnormal results) to 88.7,
+    /// and the special values.
+    #[test]
+    fn exp_is_within_two_ulp() {
+        let mut worst = 0;
+        let mut x = -104.0f32;
+        while x < 88.7 {
+            let want = (x as f64).exp() as f32;
+            let got = exp(x);
+            let tol = if want < f32::MIN_POSITIVE { 1 } else { 2 };
+            assert!(ulps(got, want) <= tol, "exp({x}) = {got}, want {want}");
+            worst = worst.max(ulps(got, want));
+            x += 0.000_731;
+        }
+        assert!(worst >= 1, "the sweep compared nothing inexact");
+        assert_eq!(exp(f32::NEG_INFINITY).to_bits(), 0);
+        assert_eq!(exp(-200.0).to_bits(), 0);
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp(89.0), f32::INFINITY);
+        assert!(exp(f32::NAN).is_nan());
+    }
+
+    /// Rows of several lengths (with and without a remainder of 16) against an f64 reference,
+    /// through the dispatched kernel, both forms.
+    #[test]
+    fn rows_match_the_definition() {
+        for len in [1, 3, 16, 17, 100, 1024] {
+            let src: Vec<f32> = (0..3 * len)
+                .map(|i| ((i * 7919 % 211) as f32 - 105.0) / 9.0)
+                .collect();
+            for log in [false, true] {
+                let mut dst = vec![f32::NAN; src.len()];
+                softmax_rows(&src, &mut dst, len, log);
+                for (row, out) in src.chunks(len).zip(dst.chunks(len)) {
+                    let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
+                    let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+                    for (&x, &got) in row.iter().zip(out) {
+                        let z = x as f64 - max;
+                        let want = if log { z - sum.ln() } else { z.exp() / sum };
+                        let tol = 2e-6 * want.abs().max(if log { 1.0 } else { 1e-30 });
+                        assert!(
+                            (got as f64 - want).abs() <= tol,
+                            "len {len} log {log}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// -inf entries give exact zeros, an all -inf row NaN, a NaN poisons its row only.
+    #[test]
+    fn special_rows() {
+        let inf = f32::INFINITY;
+        let src = [
+            0.5,
+            -inf,
+            1.5,
+            -inf, // masked entries
+            -inf,
+            -inf,
+            -inf,
+            -inf, // nothing left
+            1.0,
+            f32::NAN,
+            2.0,
+            3.0, // NaN
+        ];
+        let mut dst = [0.0f32; 12];
+        softmax_rows(&src, &mut dst, 4, false);
+        assert_eq!(dst[1], 0.0);
+        assert_eq!(dst[3], 0.0);
+        assert!((dst[0] + dst[2] - 1.0).abs() < 1e-6);
+        assert!(dst[4..].iter().all(|v| v.is_nan()));
+        let mut logs = [0.0f32; 12];
+        softmax_rows(&src, &mut logs, 4, true);
+        assert_eq!(logs[1], -inf);
+        assert!(logs[8..].iter().all(|v| v.is_nan()));
+    }
+}
