@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use sinew_nn::functional::cross_entropy;
-use sinew_nn::zoo::{lenet5, mlp};
+use sinew_nn::zoo::{lenet5, mlp, resnet20};
 use sinew_nn::{
     AdaptiveAvgPool2d, Conv2d, Conv2dOptions, Flatten, Linear, MaxPool2d, Module, ModuleExt, ReLU,
     Sequential,
@@ -14,7 +14,7 @@ use sinew_optim::{AdamConfig, Optimizer, SgdConfig, adam, sgd};
 use sinew_tensor::{DType, Device, Generator, Result, Tensor, manual_seed, no_grad};
 
 /// The workload names, in the reference's order (and spelling).
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "sgemm 256",
     "sgemm 512",
     "sgemm 1024",
@@ -24,6 +24,7 @@ pub const NAMES: [&str; 9] = [
     "lenet5 step b64",
     "cifar-cnn step b64",
     "mlp infer b1",
+    "resnet20 step b64",
 ];
 
 /// Median, min and max of the timed runs, in milliseconds (the reference's `timeit` result).
@@ -95,6 +96,9 @@ pub fn run(name: &str) -> Result<String> {
         let gflops = 2.0 * (n as f64).powi(3) / s.median / 1e6;
         return Ok(format_line(name, s, &format!("{gflops:.1} GFLOP/s")));
     }
+    if name == "resnet20 step b64" {
+        return resnet20_step(&mut g);
+    }
     let (model, bs, adam_opt, warm, reps): (Sequential, usize, bool, usize, usize) = match name {
         "mlp step b64" => (mlp(&[784, 512, 512, 10])?, 64, false, 5, 50),
         "mlp step b256" => (mlp(&[784, 512, 512, 10])?, 256, false, 5, 50),
@@ -142,6 +146,29 @@ fn cifar_cnn() -> Result<Sequential> {
         .append(AdaptiveAvgPool2d::new((1, 1)))
         .append(Flatten::new())
         .append(Linear::new(128, 10)?))
+}
+
+/// ResNet-20 for CIFAR-10 (batch norm after every convolution) at batch 64, cross-entropy, SGD
+/// momentum: a course model with no line in the PyTorch reference script; its PyTorch
+/// counterpart is `scripts/torch_resnet20_step.py`.
+fn resnet20_step(g: &mut Generator) -> Result<String> {
+    let cpu = Device::cpu();
+    let model = resnet20(10)?;
+    let x = g.randn([64, 3, 32, 32], DType::F32, &cpu)?;
+    let y = g.randint([64], 0, 10, &cpu)?;
+    let mut opt = sgd(model.named_parameters(), SgdConfig::new(0.01).momentum(0.9));
+    let step = || -> Result<()> {
+        opt.zero_grad();
+        cross_entropy(&model.forward(&x)?, &y)?.backward()?;
+        opt.step()
+    };
+    let s = timeit(step, 3, 20)?;
+    let rate = 64.0 / s.median * 1e3;
+    Ok(format_line(
+        "resnet20 step b64",
+        s,
+        &format!("{rate:.0} samples/s"),
+    ))
 }
 
 /// The 784-512-512-10 MLP in eval mode at batch 1 without a graph; the throughput column is the

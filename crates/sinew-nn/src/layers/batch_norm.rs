@@ -67,7 +67,9 @@ pub fn batch_norm(
     let rank = x.rank();
     let dims: Vec<isize> = std::iter::once(0).chain(2..rank as isize).collect();
     let use_batch = training || running_mean.is_none() || running_var.is_none();
-    let (mean, var) = if use_batch {
+    // `x - mean` and `1 / sqrt(var + eps)`: batch statistics from one centred copy of `x`
+    // (the centred values give both the variance and the output), or the running ones.
+    let (centered, invstd) = if use_batch {
         let count = x.elem_count() / x.dims()[1].max(1);
         if training && count <= 1 {
             return Err(Error::invalid(
@@ -79,7 +81,8 @@ pub fn batch_norm(
             ));
         }
         let mean = x.mean(&dims, true)?;
-        let var = x.var(&dims, 0, true)?;
+        let centered = x.sub(&mean)?;
+        let var = centered.square()?.mean(&dims, true)?;
         if training && let (Some(rm), Some(rv)) = (running_mean, running_var) {
             let _guard = no_grad();
             let unbiased = var
@@ -92,15 +95,18 @@ pub fn batch_norm(
             )?;
             rv.lerp_(&unbiased.to_dtype(rv.dtype())?, momentum)?;
         }
-        (mean, var)
+        (centered, var.add_scalar(eps)?.rsqrt()?)
     } else {
         let (rm, rv) = (running_mean.unwrap_or(x), running_var.unwrap_or(x));
-        (per_channel(rm, rank)?, per_channel(rv, rank)?)
+        let invstd = per_channel(rv, rank)?.add_scalar(eps)?.rsqrt()?;
+        (x.sub(&per_channel(rm, rank)?)?, invstd)
     };
-    let mut y = x.sub(&mean)?.mul(&var.add_scalar(eps)?.rsqrt()?)?;
-    if let Some(w) = weight {
-        y = y.mul(&per_channel(w, rank)?)?;
-    }
+    // The weight folds into the per-channel scale, so the full-size tensor is multiplied once.
+    let scale = match weight {
+        Some(w) => invstd.mul(&per_channel(w, rank)?)?,
+        None => invstd,
+    };
+    let mut y = centered.mul(&scale)?;
     if let Some(b) = bias {
         y = y.add(&per_channel(b, rank)?)?;
     }
