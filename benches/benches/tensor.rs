@@ -170,6 +170,25 @@ fn softmax(c: &mut Criterion) {
     group.finish();
 }
 
+/// Exp, sigmoid and tanh of 1M contiguous elements (the vectorised formulas).
+fn transcendental(c: &mut Criterion) {
+    const N: usize = 1 << 20;
+    let mut group = c.benchmark_group("transcendental_f32");
+    let a = random(&[N], 3).mul_scalar(8.0).expect("scale");
+    group.throughput(Throughput::Elements(N as u64));
+    for (name, op) in [
+        (
+            "exp_1M",
+            Tensor::exp as fn(&Tensor) -> sinew_tensor::Result<Tensor>,
+        ),
+        ("sigmoid_1M", Tensor::sigmoid),
+        ("tanh_1M", Tensor::tanh),
+    ] {
+        group.bench_function(name, |bench| bench.iter(|| black_box(op(&a).expect(name))));
+    }
+    group.finish();
+}
+
 fn elementwise(c: &mut Criterion) {
     const N: usize = 1 << 20;
     let mut group = c.benchmark_group("elementwise_f32");
@@ -211,8 +230,16 @@ fn reduce(c: &mut Criterion) {
 
 /// The benchmark group, in a private module so the macro's undocumented function stays internal.
 mod group {
-    use super::{batch1_linear, elementwise, matmul, reduce, softmax};
-    criterion::criterion_group!(benches, matmul, batch1_linear, softmax, elementwise, reduce);
+    use super::{batch1_linear, elementwise, matmul, reduce, softmax, transcendental};
+    criterion::criterion_group!(
+        benches,
+        matmul,
+        batch1_linear,
+        softmax,
+        transcendental,
+        elementwise,
+        reduce
+    );
 }
 
 criterion_main!(group::benches);

@@ -11,6 +11,7 @@ mod conv_direct;
 mod conv_direct_grad;
 mod conv_wide;
 mod elementwise;
+mod exp_f32;
 pub mod gemm;
 mod gemv;
 mod gemv_f32;
@@ -29,6 +30,7 @@ mod softmax_f32;
 mod spin_split;
 mod strided;
 mod unary;
+mod unary_f32;
 
 use crate::backend::{Backend, BackendStorage, BoxedStorage, ScatterMode, Unfold2d};
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};

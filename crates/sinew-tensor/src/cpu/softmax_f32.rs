@@ -4,43 +4,10 @@
 //! per element and summed in f64; on the 2-core EPYC bench machine a 4096 x 1024 softmax took
 //! 22 ms that way.
 //!
-//! `exp` is Cephes' single-precision polynomial (Moshier's `expf`: range reduction by `ln 2` in
-//! two parts, a degree-7 polynomial; `n` rounded to nearest), written with plain arithmetic and bit operations so that
-//! LLVM vectorises the loops; the loops are compiled for AVX-512 and for AVX2 + FMA and chosen
-//! at run time. Within 2 ulp of the exact value over the whole range, subnormal results
-//! included (the scale `2^n` is applied in two halves); `exp(-inf) = 0` exactly, NaN stays NaN.
+//! `exp` is `exp_f32.rs`'s; the loops are compiled for AVX-512 and for AVX2 + FMA and chosen at
+//! run time.
 
-/// `exp(x)` for f32, branch-free (see the module docs).
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Below -110 the result rounds to 0 and above 89 to infinity; the clamps keep `n` small.
-    // Comparisons are false for NaN, which therefore passes through.
-    let x = if x < -110.0 { -110.0 } else { x };
-    let x = if x > 89.0 { 89.0 } else { x };
-    // n = x / ln 2 rounded to the nearest integer, by adding 1.5 * 2^23 (whose unit in the
-    // last place is 1): the sum's low mantissa bits are then n itself, read without a float to
-    // integer conversion (Rust's saturating `as` kept LLVM from vectorising this loop).
-    const ROUNDER: f32 = 12_582_912.0;
-    let t = x.mul_add(LOG2E, ROUNDER);
-    let n = t - ROUNDER;
-    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
-    let mut p = 1.987_569_1e-4f32;
-    p = p.mul_add(r, 1.398_199_9e-3);
-    p = p.mul_add(r, 8.333_452e-3);
-    p = p.mul_add(r, 4.166_579_6e-2);
-    p = p.mul_add(r, 0.166_666_65);
-    p = p.mul_add(r, 0.5);
-    let p = p.mul_add(r * r, r) + 1.0;
-    // 2^n as two factors 2^h and 2^(n - h), each a normal float for |n| <= 160 (for NaN the
-    // bits are meaningless and `p` is NaN).
-    let n = (t.to_bits() as i32).wrapping_sub(ROUNDER.to_bits() as i32);
-    let h = n >> 1;
-    let pow2 = |e: i32| f32::from_bits((e.wrapping_add(127) as u32) << 23);
-    p * pow2(h) * pow2(n - h)
-}
+use super::exp_f32::exp;
 
 /// Lanes per accumulator: the sums and maxima run over this many partial results.
 const LANES: usize = 16;
@@ -164,34 +131,6 @@ pub(super) fn softmax_rows(src: &[f32], dst: &mut [f32], len: usize, log: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Distance in units in the last place between two finite floats of the same sign.
-    fn ulps(a: f32, b: f32) -> u32 {
-        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
-    }
-
-    /// `exp` within 2 ulp of the correctly rounded value from -104 (subnormal results) to 88.7,
-    /// and the special values.
-    #[test]
-    fn exp_is_within_two_ulp() {
-        let mut worst = 0;
-        let mut x = -104.0f32;
-        while x < 88.7 {
-            let want = (x as f64).exp() as f32;
-            let got = exp(x);
-            let tol = if want < f32::MIN_POSITIVE { 1 } else { 2 };
-            assert!(ulps(got, want) <= tol, "exp({x}) = {got}, want {want}");
-            worst = worst.max(ulps(got, want));
-            x += 0.000_731;
-        }
-        assert!(worst >= 1, "the sweep compared nothing inexact");
-        assert_eq!(exp(f32::NEG_INFINITY).to_bits(), 0);
-        assert_eq!(exp(-200.0).to_bits(), 0);
-        assert_eq!(exp(0.0), 1.0);
-        assert_eq!(exp(f32::INFINITY), f32::INFINITY);
-        assert_eq!(exp(89.0), f32::INFINITY);
-        assert!(exp(f32::NAN).is_nan());
-    }
 
     /// Rows of several lengths (with and without a remainder of 16) against an f64 reference,
     /// through the dispatched kernel, both forms.

@@ -12,7 +12,10 @@ pub(super) fn unary(op: UnaryOp, src: &CpuStorage, layout: &Layout) -> Result<Cp
         return out;
     }
     Ok(match src {
-        CpuStorage::F32(v) => CpuStorage::F32(unary_float(op, ViewMap(op.name(), v, layout))?),
+        CpuStorage::F32(v) => match super::unary_f32::unary(op, v, layout) {
+            Some(out) => CpuStorage::F32(out?),
+            None => CpuStorage::F32(unary_float(op, ViewMap(op.name(), v, layout))?),
+        },
         CpuStorage::F64(v) => CpuStorage::F64(unary_float(op, ViewMap(op.name(), v, layout))?),
         CpuStorage::I64(v) => CpuStorage::I64(unary_int(op, ViewMap(op.name(), v, layout))??),
         other => {
