@@ -43,6 +43,34 @@ pub(crate) use strided::{contiguous_slice, map_view, select_views, zip_views};
 /// Below this many elements kernels run on the calling thread.
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;
 
+/// The widest instruction set that loops compiled once per level (`#[target_feature]`
+/// copies of one generic loop, as in `softmax_f32.rs`) may use on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VectorLevel {
+    /// AVX-512F with AVX2 and FMA.
+    Avx512,
+    /// AVX2 with FMA.
+    Avx2Fma,
+    /// Neither: the loop as compiled for the baseline target.
+    Portable,
+}
+
+/// This CPU's [`VectorLevel`] (the standard library caches the feature tests).
+pub(crate) fn vector_level() -> VectorLevel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2_fma = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        if avx2_fma && has_avx512f() {
+            return VectorLevel::Avx512;
+        }
+        if avx2_fma {
+            return VectorLevel::Avx2Fma;
+        }
+    }
+    VectorLevel::Portable
+}
+
 /// Whether the CPU running this process has AVX-512F, for the kernels that use it (the
 /// standard library caches the answer, so this costs a load after the first call).
 pub(crate) fn has_avx512f() -> bool {

@@ -109,23 +109,15 @@ unsafe fn rows_avx2(src: &[f32], dst: &mut [f32], len: usize, log: bool) {
 /// Softmax (or log-softmax) of each `len`-long row of `src` into `dst` (same length, a
 /// multiple of `len > 0`), with the widest vector code this CPU runs.
 pub(super) fn softmax_rows(src: &[f32], dst: &mut [f32], len: usize, log: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if super::has_avx512f()
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-        {
-            // SAFETY: AVX-512F, AVX2 and FMA checked on the lines above.
-            unsafe { rows_avx512(src, dst, len, log) };
-            return;
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: AVX2 and FMA checked on the line above.
-            unsafe { rows_avx2(src, dst, len, log) };
-            return;
-        }
+    match super::vector_level() {
+        // SAFETY: `vector_level` found AVX-512F, AVX2 and FMA on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        super::VectorLevel::Avx512 => unsafe { rows_avx512(src, dst, len, log) },
+        // SAFETY: `vector_level` found AVX2 and FMA on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        super::VectorLevel::Avx2Fma => unsafe { rows_avx2(src, dst, len, log) },
+        _ => rows(src, dst, len, log),
     }
-    rows(src, dst, len, log)
 }
 
 #[cfg(test)]

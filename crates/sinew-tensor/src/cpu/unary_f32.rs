@@ -40,23 +40,15 @@ pub(super) fn unary(op: UnaryOp, v: &[f32], layout: &Layout) -> Option<Result<Ve
 
 /// `dst[i] = formula(src[i])` with the widest vector code this CPU runs.
 fn map(formula: Formula, src: &[f32], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if super::has_avx512f()
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-        {
-            // SAFETY: AVX-512F, AVX2 and FMA checked on the lines above.
-            unsafe { map_avx512(formula, src, dst) };
-            return;
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: AVX2 and FMA checked on the line above.
-            unsafe { map_avx2(formula, src, dst) };
-            return;
-        }
+    match super::vector_level() {
+        // SAFETY: `vector_level` found AVX-512F, AVX2 and FMA on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        super::VectorLevel::Avx512 => unsafe { map_avx512(formula, src, dst) },
+        // SAFETY: `vector_level` found AVX2 and FMA on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        super::VectorLevel::Avx2Fma => unsafe { map_avx2(formula, src, dst) },
+        _ => map_with(formula, src, dst),
     }
-    map_with(formula, src, dst)
 }
 
 /// The loop itself, one per formula so each vectorises on its own.
