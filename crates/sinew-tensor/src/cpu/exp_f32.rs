@@ -1,13 +1,15 @@
-//! The f32 exponential, sigmoid and tanh as branch-free formulas of plain arithmetic and bit
-//! operations, so that loops over them vectorise (the C library's `expf`, `tanhf` are scalar
-//! calls). Used by the softmax kernel (`softmax_f32.rs`) and the elementwise kernels of
+//! The f32 exponential and sigmoid as branch-free formulas of plain arithmetic and bit
+//! operations, so that loops over them vectorise (the C library's `expf` is a scalar call). Used by the softmax kernel (`softmax_f32.rs`) and the elementwise kernels of
 //! `unary_f32.rs`, whose loops are compiled for AVX-512 and AVX2 + FMA.
 //!
 //! `exp` is Cephes' single-precision polynomial (Moshier's `expf`: range reduction by `ln 2` in
 //! two parts, a degree-7 polynomial; `n` rounded to nearest): within 2 ulp of the exact value
 //! over the whole range, subnormal results included (the scale `2^n` is applied in two
-//! halves); `exp(-inf) = 0` exactly, NaN stays NaN. `tanh` is Cephes' `tanhf`: an odd
-//! polynomial below 0.625 in magnitude, `1 - 2 / (exp(2|x|) + 1)` above.
+//! halves); `exp(-inf) = 0` exactly, NaN stays NaN.
+//!
+//! `tanh` stays with the C library: a vectorised one (Cephes' `tanhf`, or even one computed in
+//! f64 and rounded once) moved f32 training runs of the optimizer tests away from PyTorch's
+//! trajectories by 1.4e-4 relative, past their 1e-4 tolerance (the C library's: 8.3e-5).
 
 /// `exp(x)` for f32, branch-free (see the module docs).
 #[inline(always)]
@@ -50,22 +52,6 @@ pub(super) fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 { s } else { e * s }
 }
 
-/// The hyperbolic tangent (see the module docs); odd, ±1 beyond ~9, NaN stays NaN.
-#[inline(always)]
-pub(super) fn tanh(x: f32) -> f32 {
-    let a = x.abs();
-    let z = a * a;
-    let mut p = -5.704_988_7e-3f32;
-    p = p.mul_add(z, 2.063_909e-2);
-    p = p.mul_add(z, -5.373_971_6e-2);
-    p = p.mul_add(z, 0.133_314_42);
-    p = p.mul_add(z, -0.333_332_8);
-    let small = (p * z).mul_add(a, a);
-    let large = 1.0 - 2.0 / (exp(a + a) + 1.0);
-    let t = if a < 0.625 { small } else { large };
-    t.copysign(x)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,30 +84,20 @@ mod tests {
         assert!(exp(f32::NAN).is_nan());
     }
 
-    /// `sigmoid` and `tanh` within 4 ulp of the f64 value over [-100, 100] (subnormal
-    /// sigmoids included), tiny arguments, signed zeros and the special values.
+    /// `sigmoid` within 4 ulp of the f64 value over [-100, 100] (subnormal results
+    /// included) and its special values.
     #[test]
-    fn sigmoid_and_tanh_are_close() {
+    fn sigmoid_is_close() {
         let mut x = -100.0f32;
         while x < 100.0 {
             let s = (1.0 / (1.0 + (-(x as f64)).exp())) as f32;
-            let t = (x as f64).tanh() as f32;
             assert!(
                 ulps(sigmoid(x), s) <= 4,
                 "sigmoid({x}) = {}, want {s}",
                 sigmoid(x)
             );
-            assert!(ulps(tanh(x), t) <= 4, "tanh({x}) = {}, want {t}", tanh(x));
             x += 0.000_37;
         }
-        for tiny in [1e-30f32, -1e-20, 1e-8, -3e-5] {
-            assert_eq!(tanh(tiny), tiny);
-        }
-        assert_eq!(tanh(0.0).to_bits(), 0.0f32.to_bits());
-        assert_eq!(tanh(-0.0).to_bits(), (-0.0f32).to_bits());
-        assert_eq!(tanh(f32::INFINITY), 1.0);
-        assert_eq!(tanh(f32::NEG_INFINITY), -1.0);
-        assert!(tanh(f32::NAN).is_nan());
         assert_eq!(sigmoid(f32::INFINITY), 1.0);
         assert_eq!(sigmoid(f32::NEG_INFINITY), 0.0);
         assert_eq!(sigmoid(0.0), 0.5);

@@ -1,10 +1,10 @@
-//! `exp`, `sigmoid` and `tanh` of contiguous f32 views through the vectorised formulas of
+//! `exp` and `sigmoid` of contiguous f32 views through the vectorised formulas of
 //! `exp_f32.rs`, compiled for AVX-512 and for AVX2 + FMA and chosen at run time. The generic
 //! kernel (`unary.rs`) calls the C library per element; other dtypes, strided views and the
 //! in-place forms still go there.
 
 use super::alloc::try_vec;
-use super::exp_f32::{exp, sigmoid, tanh};
+use super::exp_f32::{exp, sigmoid};
 use super::{PARALLEL_THRESHOLD, par};
 use crate::ops::UnaryOp;
 use crate::{Layout, Result};
@@ -14,7 +14,6 @@ use crate::{Layout, Result};
 enum Formula {
     Exp,
     Sigmoid,
-    Tanh,
 }
 
 /// `op` of the contiguous view `layout` of `v`, or `None` when this kernel does not serve the
@@ -23,7 +22,6 @@ pub(super) fn unary(op: UnaryOp, v: &[f32], layout: &Layout) -> Option<Result<Ve
     let formula = match op {
         UnaryOp::Exp => Formula::Exp,
         UnaryOp::Sigmoid => Formula::Sigmoid,
-        UnaryOp::Tanh => Formula::Tanh,
         _ => return None,
     };
     let (start, end) = layout.contiguous_offset()?;
@@ -58,7 +56,6 @@ fn map_with(formula: Formula, src: &[f32], dst: &mut [f32]) {
     match formula {
         Formula::Exp => pairs.for_each(|(d, &x)| *d = exp(x)),
         Formula::Sigmoid => pairs.for_each(|(d, &x)| *d = sigmoid(x)),
-        Formula::Tanh => pairs.for_each(|(d, &x)| *d = tanh(x)),
     }
 }
 
@@ -88,7 +85,7 @@ unsafe fn map_avx2(formula: Formula, src: &[f32], dst: &mut [f32]) {
 mod tests {
     use super::*;
 
-    /// The three ops of a contiguous view (split into several work items) against the f64
+    /// Both ops of a contiguous view (split into several work items) against the f64
     /// formulas; a transposed view and another op are left to the generic kernel.
     #[test]
     fn contiguous_views_match_the_formulas() {
@@ -100,7 +97,6 @@ mod tests {
         for (op, f) in [
             (UnaryOp::Exp, f64::exp as fn(f64) -> f64),
             (UnaryOp::Sigmoid, |x: f64| 1.0 / (1.0 + (-x).exp())),
-            (UnaryOp::Tanh, f64::tanh),
         ] {
             let out = unary(op, &v, &layout).expect("served").expect("allocated");
             for (&x, &got) in v.iter().zip(&out) {
@@ -117,5 +113,6 @@ mod tests {
             .expect("permute");
         assert!(unary(UnaryOp::Exp, &[0.0; 6], &square).is_none());
         assert!(unary(UnaryOp::Relu, &v, &layout).is_none());
+        assert!(unary(UnaryOp::Tanh, &v, &layout).is_none());
     }
 }
