@@ -95,7 +95,8 @@ impl<'a> WeightRows<'a> {
         })
     }
 
-    /// Rows `from..from + n` (inside `0..self.n`).
+    /// Rows `from..from + n` (inside `0..self.n`). No overflow: for `from < self.n` the new
+    /// start is at most the last row's, which `new` computed with checked arithmetic.
     fn part(self, from: usize, n: usize) -> Self {
         WeightRows {
             start: self.start + from * self.stride,
