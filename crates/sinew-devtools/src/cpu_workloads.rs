@@ -96,18 +96,19 @@ pub fn run(name: &str) -> Result<String> {
         let gflops = 2.0 * (n as f64).powi(3) / s.median / 1e6;
         return Ok(format_line(name, s, &format!("{gflops:.1} GFLOP/s")));
     }
-    if name == "resnet20 step b64" {
-        return resnet20_step(&mut g);
-    }
-    let (model, bs, adam_opt, warm, reps): (Sequential, usize, bool, usize, usize) = match name {
-        "mlp step b64" => (mlp(&[784, 512, 512, 10])?, 64, false, 5, 50),
-        "mlp step b256" => (mlp(&[784, 512, 512, 10])?, 256, false, 5, 50),
-        "lenet5 step b64" => (lenet5(10)?, 64, false, 5, 50),
-        "cifar-cnn step b64" => (cifar_cnn()?, 64, true, 3, 20),
+    type Step = (Box<dyn Module>, usize, bool, usize, usize);
+    let (model, bs, adam_opt, warm, reps): Step = match name {
+        "mlp step b64" => (Box::new(mlp(&[784, 512, 512, 10])?), 64, false, 5, 50),
+        "mlp step b256" => (Box::new(mlp(&[784, 512, 512, 10])?), 256, false, 5, 50),
+        "lenet5 step b64" => (Box::new(lenet5(10)?), 64, false, 5, 50),
+        "cifar-cnn step b64" => (Box::new(cifar_cnn()?), 64, true, 3, 20),
+        // ResNet-20 for CIFAR-10 (batch norm after every convolution): no line in the PyTorch
+        // reference script; its counterpart is `scripts/torch_resnet20_step.py`.
+        "resnet20 step b64" => (Box::new(resnet20(10)?), 64, false, 3, 20),
         "mlp infer b1" => return mlp_infer(&mut g),
         _ => panic!("unknown workload {name:?}"),
     };
-    let input: &[usize] = if name.starts_with("cifar") {
+    let input: &[usize] = if name.starts_with("cifar") || name.starts_with("resnet") {
         &[bs, 3, 32, 32]
     } else {
         &[bs, 1, 28, 28]
@@ -146,29 +147,6 @@ fn cifar_cnn() -> Result<Sequential> {
         .append(AdaptiveAvgPool2d::new((1, 1)))
         .append(Flatten::new())
         .append(Linear::new(128, 10)?))
-}
-
-/// ResNet-20 for CIFAR-10 (batch norm after every convolution) at batch 64, cross-entropy, SGD
-/// momentum: a course model with no line in the PyTorch reference script; its PyTorch
-/// counterpart is `scripts/torch_resnet20_step.py`.
-fn resnet20_step(g: &mut Generator) -> Result<String> {
-    let cpu = Device::cpu();
-    let model = resnet20(10)?;
-    let x = g.randn([64, 3, 32, 32], DType::F32, &cpu)?;
-    let y = g.randint([64], 0, 10, &cpu)?;
-    let mut opt = sgd(model.named_parameters(), SgdConfig::new(0.01).momentum(0.9));
-    let step = || -> Result<()> {
-        opt.zero_grad();
-        cross_entropy(&model.forward(&x)?, &y)?.backward()?;
-        opt.step()
-    };
-    let s = timeit(step, 3, 20)?;
-    let rate = 64.0 / s.median * 1e3;
-    Ok(format_line(
-        "resnet20 step b64",
-        s,
-        &format!("{rate:.0} samples/s"),
-    ))
 }
 
 /// The 784-512-512-10 MLP in eval mode at batch 1 without a graph; the throughput column is the
