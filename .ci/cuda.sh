@@ -19,4 +19,7 @@ export LD_LIBRARY_PATH="$PWD/target/cuda-stub/lib64${LD_LIBRARY_PATH:+:$LD_LIBRA
 # `sinew-autograd/testing` as in the workspace test build, so it and sinew-tensor are reused.
 features=cuda,sinew-autograd/testing
 cargo clippy -p sinew-cuda --features "$features" --all-targets -- -D warnings
+# The GPU bench and the whole-model GPU tests live above sinew-cuda (devtools, the facade).
+cargo clippy -p sinew -p sinew-devtools --features sinew/cuda,sinew-devtools/cuda,sinew-autograd/testing \
+    --all-targets -- -D warnings
 cargo test -p sinew-cuda --features "$features"

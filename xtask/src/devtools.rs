@@ -6,7 +6,9 @@ use std::process::Command;
 /// Runs `cargo run -p sinew-devtools -- <command> <args>`: the dev profile for `gradcheck`
 /// (like the tests), release for `bench`. `bench --cuda` builds the GPU column
 /// (`--features cuda`; needs the CUDA driver or `cargo xtask cuda-stub`). Other arguments are
-/// forwarded: `bench --cpu [--only PATTERN] [--threads N] [--vs-torch PYTHON [--rounds N]
+/// forwarded: `bench [--only PATTERN] [--no-cpu] [--cpu-all] [--quick] [--vs-torch PYTHON]`
+/// prints issue 14's table (GEMM, convolutions and training steps, CPU vs GPU vs PyTorch
+/// eager); `bench --cpu [--only PATTERN] [--threads N] [--vs-torch PYTHON [--rounds N]
 /// [--torch-script PATH]]` runs the PyTorch CPU reference's workloads, one child process per
 /// workload (for its peak RSS), on 2 threads by default, and with `--vs-torch` alternates with
 /// the reference script and prints the median ratio Sinew/PyTorch per workload.

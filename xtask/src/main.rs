@@ -2,7 +2,8 @@
 //!
 //! Commands: `kernels [--check] [-v]` (CUDA C to PTX), `cuda-stub` (stub driver library for
 //! building the `cuda` feature without a GPU), and `gradcheck [--cases N] [--op NAME]`,
-//! `bench [--cuda]` (CPU vs GPU) and `bench --cpu [--only PATTERN] [--threads N]
+//! `bench [--cuda] [--only PATTERN] [--no-cpu] [--cpu-all] [--quick] [--vs-torch PYTHON]` (CPU vs
+//! GPU vs PyTorch eager) and `bench --cpu [--only PATTERN] [--threads N]
 //! [--vs-torch PYTHON [--rounds N]]` (the workloads of `../shared/bench/torch_cpu_reference.py`
 //! in its output format, optionally interleaved with it), which run the `sinew-devtools` binary
 //! (this package has no dependencies, so the kernel commands never compile the framework).
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         "cuda-stub" => cuda_stub::run(&rest),
         "gradcheck" | "bench" => devtools::run(&command, &rest),
         _ => Err(format!(
-            "unknown command {command:?}; usage: cargo xtask <kernels [--check] [-v] | cuda-stub | gradcheck [--cases N] [--op NAME] | bench [--cuda | --cpu [--only PATTERN] [--vs-torch PYTHON [--rounds N]]]>"
+            "unknown command {command:?}; usage: cargo xtask <kernels [--check] [-v] | cuda-stub | gradcheck [--cases N] [--op NAME] | bench [--cuda] [--only P] [--no-cpu] [--quick] [--vs-torch PYTHON] | bench --cpu [--only P] [--vs-torch PYTHON [--rounds N]]>"
         )),
     };
     match result {

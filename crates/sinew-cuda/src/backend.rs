@@ -8,7 +8,9 @@ use sinew_tensor::{
 };
 
 use crate::device::CudaBackend;
-use crate::ops::{binary, cast, compare, conv, gemm, index, inplace, reduce, softmax, unary};
+use crate::ops::{
+    binary, cast, compare, conv, gemm, index, inplace, random, reduce, softmax, unary,
+};
 use crate::storage::{CudaStorage, cuda, cuda_mut};
 
 impl Backend for CudaBackend {
@@ -31,6 +33,10 @@ impl Backend for CudaBackend {
 
     fn upload(&self, data: &CpuStorage) -> Result<BoxedStorage> {
         Ok(Box::new(cast::upload(self, data)?))
+    }
+
+    fn philox_uniform(&self, len: usize, key: u64) -> Result<BoxedStorage> {
+        Ok(Box::new(random::philox_uniform(self, len, key)?))
     }
 
     fn download(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage> {

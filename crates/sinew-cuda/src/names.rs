@@ -43,11 +43,13 @@ pub enum Family {
     Conv,
     /// `cuda/inplace.cu`: in-place updates of strided views (`add_`, `axpy_`, `fill_`, ...).
     Inplace,
+    /// `cuda/random.cu`: counter-based random numbers (Philox4x32-10).
+    Random,
 }
 
 impl Family {
     /// Every family, in module-table order.
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 12] = [
         Family::Unary,
         Family::Binary,
         Family::Compare,
@@ -59,6 +61,7 @@ impl Family {
         Family::Index,
         Family::Conv,
         Family::Inplace,
+        Family::Random,
     ];
 
     /// File stem of the `.cu` source and the `.ptx` output.
@@ -75,6 +78,7 @@ impl Family {
             Family::Index => "index",
             Family::Conv => "conv",
             Family::Inplace => "inplace",
+            Family::Random => "random",
         }
     }
 
@@ -317,6 +321,11 @@ pub fn fold2d(dtype: DType) -> Option<Kernel> {
     (is_float(dtype) || dtype == DType::I64).then(|| kernel(Family::Conv, "fold2d", "", dtype))
 }
 
+/// `philox_uniform_f32`: f32 uniforms from Philox4x32-10 (the backend's `philox_uniform`).
+pub fn philox_uniform() -> Kernel {
+    kernel(Family::Random, "philox_uniform", "", DType::F32)
+}
+
 /// Every kernel the Rust side can launch, from the op table's lists and every dtype.
 pub fn every_kernel() -> Vec<Kernel> {
     let mut out = Vec::new();
@@ -359,6 +368,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(DType::ALL.iter().map(|&to| cast(dtype, to)));
     }
     out.push(scatter_claim());
+    out.push(philox_uniform());
     out.sort_by_key(Kernel::name);
     out.dedup();
     out

@@ -1,132 +1,61 @@
-//! `bench` (`cargo xtask bench`): the same workloads timed on the CPU and, when built with
-//! `--features cuda` and a GPU is present, on CUDA device 0, side by side in one run.
+//! `bench` (`cargo xtask bench`): issue 14's one table. Every workload of
+//! [`crate::gpu_workloads`] on the CPU and, when built with `--features cuda` and a GPU is
+//! present, on CUDA device 0, and with `--vs-torch PYTHON` the same workloads in PyTorch eager
+//! (`scripts/torch_gpu_bench.py`, on the GPU when there is one), with the ratio Sinew/PyTorch.
 //!
-//! A debug build re-runs itself in release first (timings of unoptimised code mean nothing).
-//! GPU: `cargo xtask bench --cuda` (= `cargo run --release -p sinew-devtools --features cuda -- bench`).
+//! Options: `--only PATTERN` (workloads whose name contains it), `--no-cpu` (skip the CPU
+//! column), `--cpu-all` (also time the whole-model steps on the CPU: seconds each), `--quick`
+//! (batch 2, tiny GEMMs, one run: checks that everything runs), `--vs-torch PYTHON`,
+//! `--torch-script PATH`. A debug build re-runs itself in release first (timings of
+//! unoptimised code mean nothing). GPU: `cargo xtask bench --cuda`.
 //! `bench --cpu ...` runs the PyTorch CPU reference's workloads instead ([`crate::cpu_bench`]).
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
 
-use sinew_tensor::{DType, Device, Generator, Result, Tensor};
+use sinew_tensor::{Device, Result};
 
-/// One timed workload: its name, work per run (for throughput) and the closure to time.
-struct Workload {
-    name: &'static str,
-    unit: &'static str,
-    work: f64,
-    run: Box<dyn Fn() -> Result<()>>,
+use crate::gpu_workloads::{self, NAMES, cheap_on_cpu};
+use crate::vs_torch::{Line, parse_line};
+
+/// Where the PyTorch counterpart lives, relative to the workspace root.
+const TORCH_SCRIPT: &str = "crates/sinew-devtools/scripts/torch_gpu_bench.py";
+
+#[derive(Debug, Default)]
+struct Options {
+    only: Option<String>,
+    no_cpu: bool,
+    cpu_all: bool,
+    quick: bool,
+    vs_torch: Option<String>,
+    torch_script: Option<String>,
 }
 
-fn workloads(device: &Device) -> Result<Vec<Workload>> {
-    let mut g = Generator::new(0);
-    let mut out = Vec::new();
-    for n in [512usize, 1024, 2048] {
-        let a = g
-            .randn([n, n], DType::F32, &Device::cpu())?
-            .to_device(device)?;
-        let b = g
-            .randn([n, n], DType::F32, &Device::cpu())?
-            .to_device(device)?;
-        let name = match n {
-            512 => "matmul f32 512",
-            1024 => "matmul f32 1024",
-            _ => "matmul f32 2048",
+fn parse(args: &[String]) -> std::result::Result<Options, String> {
+    let mut opts = Options::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("bench: {arg} needs a value"))
         };
-        out.push(Workload {
-            name,
-            unit: "GFLOP/s",
-            work: 2.0 * (n * n * n) as f64 / 1e9,
-            run: Box::new(move || a.matmul(&b).map(drop)),
-        });
-    }
-    let n = 1 << 22;
-    let x = g
-        .randn([n], DType::F32, &Device::cpu())?
-        .to_device(device)?;
-    let y = g
-        .randn([n], DType::F32, &Device::cpu())?
-        .to_device(device)?;
-    let (x2, x3) = (x.clone(), x.clone());
-    out.push(Workload {
-        name: "add f32 4M",
-        unit: "GB/s",
-        work: 12.0 * n as f64 / 1e9,
-        run: Box::new(move || x.add(&y).map(drop)),
-    });
-    out.push(Workload {
-        name: "sum f32 4M",
-        unit: "GB/s",
-        work: 4.0 * n as f64 / 1e9,
-        run: Box::new(move || x2.sum_all().map(drop)),
-    });
-    let logits = x3.reshape([4096, 1024])?;
-    out.push(Workload {
-        name: "softmax 4096x1024",
-        unit: "GB/s",
-        work: 8.0 * n as f64 / 1e9,
-        run: Box::new(move || logits.softmax(-1).map(drop)),
-    });
-    out.push(mlp_step(&mut g, device)?);
-    Ok(out)
-}
-
-/// Forward+backward of a 784-512-512-10 ReLU MLP at batch 64 with an MSE loss.
-fn mlp_step(g: &mut Generator, device: &Device) -> Result<Workload> {
-    let sizes = [784usize, 512, 512, 10];
-    let mut params = Vec::new();
-    for w in sizes.windows(2) {
-        let bound = 1.0 / (w[0] as f64).sqrt();
-        params.push((
-            g.uniform([w[0], w[1]], -bound, bound, DType::F32, &Device::cpu())?
-                .to_device(device)?,
-            g.uniform([w[1]], -bound, bound, DType::F32, &Device::cpu())?
-                .to_device(device)?,
-        ));
-    }
-    let x = g
-        .rand([64, 784], DType::F32, &Device::cpu())?
-        .to_device(device)?;
-    let target = g
-        .rand([64, 10], DType::F32, &Device::cpu())?
-        .to_device(device)?;
-    let flops =
-        3.0 * 2.0 * 64.0 * sizes.windows(2).map(|w| (w[0] * w[1]) as f64).sum::<f64>() / 1e9;
-    let run = move || -> Result<()> {
-        let vars: Vec<(Tensor, Tensor)> = params
-            .iter()
-            .map(|(w, b)| (w.clone().requires_grad_(), b.clone().requires_grad_()))
-            .collect();
-        let mut h = x.clone();
-        for (i, (w, b)) in vars.iter().enumerate() {
-            h = h.matmul(w)?.add(b)?;
-            if i + 1 < vars.len() {
-                h = h.relu()?;
+        match arg.as_str() {
+            "--only" => opts.only = Some(value()?),
+            "--no-cpu" => opts.no_cpu = true,
+            "--cpu-all" => opts.cpu_all = true,
+            "--quick" => opts.quick = true,
+            "--vs-torch" => opts.vs_torch = Some(value()?),
+            "--torch-script" => opts.torch_script = Some(value()?),
+            _ => {
+                return Err(format!(
+                    "bench: unknown option {arg:?}; usage: bench [--only PATTERN] [--no-cpu] \
+                     [--cpu-all] [--quick] [--vs-torch PYTHON [--torch-script PATH]] | bench --cpu ..."
+                ));
             }
         }
-        h.sub(&target.clone())?.square()?.mean_all()?.backward()
-    };
-    Ok(Workload {
-        name: "mlp 784-512-512-10 b64 step",
-        unit: "GFLOP/s",
-        work: flops,
-        run: Box::new(run),
-    })
-}
-
-/// Median seconds per run (after a warm-up), synchronising the device inside the timed region.
-fn time(device: &Device, w: &Workload) -> Result<f64> {
-    (w.run)()?;
-    device.synchronize()?;
-    let mut samples = Vec::new();
-    let start = Instant::now();
-    while samples.len() < 5 || (start.elapsed().as_secs_f64() < 1.0 && samples.len() < 200) {
-        let t = Instant::now();
-        (w.run)()?;
-        device.synchronize()?;
-        samples.push(t.elapsed().as_secs_f64());
     }
-    samples.sort_by(f64::total_cmp);
-    Ok(samples[samples.len() / 2])
+    Ok(opts)
 }
 
 #[cfg(feature = "cuda")]
@@ -141,77 +70,150 @@ fn gpu() -> Result<Option<Device>> {
     Ok(None)
 }
 
-/// Times every workload on each available device and prints one row per workload.
+/// Re-runs this command in a release build (a debug build's timings mean nothing).
+fn rerun_in_release(args: &[String]) -> std::result::Result<(), String> {
+    let features: &[&str] = if cfg!(feature = "cuda") {
+        &["--features", "cuda"]
+    } else {
+        &[]
+    };
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["run", "--quiet", "--release", "-p", "sinew-devtools"])
+            .args(features)
+            .args(["--", "bench"])
+            .args(args)
+            .status()
+            .map_err(|e| format!("bench: could not re-run in release: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("bench: the release run failed".into())
+    }
+}
+
+/// Runs the PyTorch script on `device` (`cuda` or `cpu`) and returns its lines by name.
+fn torch_lines(
+    python: &str,
+    script: &str,
+    device: &str,
+    opts: &Options,
+) -> std::result::Result<(String, HashMap<String, Line>), String> {
+    let mut cmd = Command::new(python);
+    cmd.args([script, "--device", device]);
+    if opts.quick {
+        cmd.arg("--quick");
+    }
+    if let Some(only) = &opts.only {
+        cmd.args(["--only", only]);
+    }
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("bench --vs-torch: could not run {python}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "bench --vs-torch: {script} failed ({})",
+            out.status
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let version = stdout
+        .lines()
+        .find(|l| l.starts_with("torch "))
+        .unwrap_or("torch (version not printed)")
+        .to_string();
+    let lines = stdout
+        .lines()
+        .filter_map(parse_line)
+        .map(|l| (l.name.clone(), l))
+        .collect();
+    Ok((version, lines))
+}
+
+/// The rate column, short: `12.3 TFLOP/s` stays, `5402 samples/s` becomes `5402/s`.
+fn rate(line: &Line) -> String {
+    line.extra.replace(" samples", "")
+}
+
+fn ms(line: Option<&Line>) -> String {
+    line.map_or("-".into(), |l| format!("{:.3}", l.stats.median))
+}
+
+/// Times every selected workload on each available device and prints one row per workload.
 pub fn run(args: &[String]) -> std::result::Result<(), String> {
     if cfg!(debug_assertions) {
-        let features: &[&str] = if cfg!(feature = "cuda") {
-            &["--features", "cuda"]
-        } else {
-            &[]
-        };
-        let status =
-            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["run", "--quiet", "--release", "-p", "sinew-devtools"])
-                .args(features)
-                .args(["--", "bench"])
-                .args(args)
-                .status()
-                .map_err(|e| format!("bench: could not re-run in release: {e}"))?;
-        return if status.success() {
-            Ok(())
-        } else {
-            Err("bench: the release run failed".into())
-        };
+        return rerun_in_release(args);
     }
     if args.iter().any(|a| a == "--cpu") {
         let rest: Vec<String> = args.iter().filter(|a| *a != "--cpu").cloned().collect();
         return crate::cpu_bench::run(&rest);
     }
-    let fail = |e: sinew_tensor::Error| format!("bench: {e}");
-    let cpu = Device::cpu();
-    let gpu = gpu().map_err(fail)?;
-    println!(
-        "threads: {}  gpu: {}",
-        rayon_threads(),
-        gpu.as_ref().map_or("none".to_string(), |d| d.to_string())
-    );
-    println!(
-        "{:<30} {:>10} {:>12} {:>10} {:>12} {:>9}",
-        "workload", "cpu ms", "cpu rate", "gpu ms", "gpu rate", "gpu/cpu"
-    );
-    let cpu_loads = workloads(&cpu).map_err(fail)?;
-    let gpu_loads = match &gpu {
-        Some(d) => Some(workloads(d).map_err(fail)?),
+    let opts = parse(args)?;
+    let fail = |name: &str, e: sinew_tensor::Error| format!("bench: {name}: {e}");
+    let gpu = gpu().map_err(|e| fail("opening the GPU", e))?;
+    let names: Vec<&str> = NAMES
+        .iter()
+        .copied()
+        .filter(|n| opts.only.as_ref().is_none_or(|p| n.contains(p.as_str())))
+        .collect();
+    let torch = match &opts.vs_torch {
+        Some(python) => {
+            let script = opts
+                .torch_script
+                .clone()
+                .unwrap_or_else(|| TORCH_SCRIPT.into());
+            let device = if gpu.is_some() { "cuda" } else { "cpu" };
+            Some(torch_lines(python, &script, device, &opts)?)
+        }
         None => None,
     };
-    for (i, w) in cpu_loads.iter().enumerate() {
-        let c = time(&cpu, w).map_err(fail)?;
-        let mut row = format!(
-            "{:<30} {:>10.3} {:>8.1} {:<3}",
-            w.name,
-            c * 1e3,
-            w.work / c,
-            short(w.unit)
+    println!(
+        "sinew {}  threads: {}  gpu: {}  {}",
+        env!("CARGO_PKG_VERSION"),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        gpu.as_ref().map_or("none".to_string(), |d| d.to_string()),
+        torch.as_ref().map_or("", |(v, _)| v.as_str()),
+    );
+    println!(
+        "{:<26} {:>10} {:>10} {:>15} {:>10} {:>15} {:>11}",
+        "workload", "cpu ms", "gpu ms", "rate", "torch ms", "torch rate", "sinew/torch"
+    );
+    for name in names {
+        let cpu_line = if opts.no_cpu || !(opts.quick || opts.cpu_all || cheap_on_cpu(name)) {
+            None
+        } else {
+            let line =
+                gpu_workloads::run(name, &Device::cpu(), opts.quick).map_err(|e| fail(name, e))?;
+            parse_line(&line)
+        };
+        let gpu_line = match &gpu {
+            Some(d) => {
+                parse_line(&gpu_workloads::run(name, d, opts.quick).map_err(|e| fail(name, e))?)
+            }
+            None => None,
+        };
+        let torch_line = torch.as_ref().and_then(|(_, t)| t.get(name));
+        // Ours against PyTorch's on the same device: the GPU row when there is a GPU.
+        let ours = gpu_line.as_ref().or(cpu_line.as_ref());
+        let ratio = match (ours, torch_line) {
+            (Some(a), Some(b)) => format!("{:.2}", a.stats.median / b.stats.median),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<26} {:>10} {:>10} {:>15} {:>10} {:>15} {:>11}",
+            name,
+            ms(cpu_line.as_ref()),
+            ms(gpu_line.as_ref()),
+            ours.map_or("-".into(), rate),
+            ms(torch_line),
+            torch_line.map_or("-".into(), rate),
+            ratio
         );
-        if let (Some(d), Some(loads)) = (&gpu, &gpu_loads) {
-            let gt = time(d, &loads[i]).map_err(fail)?;
-            row += &format!(
-                " {:>10.3} {:>8.1} {:<3} {:>8.1}x",
-                gt * 1e3,
-                w.work / gt,
-                short(w.unit),
-                c / gt
-            );
-        }
-        println!("{row}");
+    }
+    #[cfg(feature = "cuda")]
+    if let Some(cuda) = gpu.as_ref().and_then(sinew_cuda::CudaBackend::of) {
+        println!("gpu memory: {:?}", cuda.memory_stats());
     }
     Ok(())
-}
-
-fn short(unit: &str) -> &str {
-    unit.trim_end_matches("/s")
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

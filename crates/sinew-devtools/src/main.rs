@@ -9,6 +9,7 @@
 mod bench;
 mod cpu_bench;
 mod cpu_workloads;
+mod gpu_workloads;
 mod gradcheck;
 mod op1_workloads;
 mod vs_torch;

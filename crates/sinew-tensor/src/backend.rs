@@ -319,6 +319,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Copies host data onto this device.
     fn upload(&self, data: &CpuStorage) -> Result<BoxedStorage>;
 
+    /// `len` f32 uniforms on `[0, 1)` from Philox4x32-10 under `key`, laid out as
+    /// [`crate::philox`] describes (element `i` depends only on `key` and `i`). Default: computed
+    /// on the host and uploaded; a GPU backend overrides it with a kernel giving the same bits.
+    fn philox_uniform(&self, len: usize, key: u64) -> Result<BoxedStorage> {
+        let values = crate::philox::philox_uniform_values(len, key)?;
+        self.upload(&CpuStorage::F32(values))
+    }
+
     /// Copies the elements of a view to host memory, contiguous, in row-major order.
     fn download(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage>;
 

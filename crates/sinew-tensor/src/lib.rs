@@ -33,6 +33,7 @@ mod grad;
 mod layout;
 pub mod op_table;
 pub mod ops;
+pub mod philox;
 mod random;
 mod shape;
 mod tensor;

@@ -262,6 +262,39 @@ impl Generator {
         })
     }
 
+    /// A fresh key for the counter-based generator ([`crate::philox`]), taken like a sampling
+    /// call (it advances the call counter): the same seed and call order give the same keys.
+    pub fn philox_key(&mut self) -> u64 {
+        let (seed, call) = self.next_call();
+        mix(seed ^ mix(call.wrapping_add(0x5851_F42D_4C95_7F2D)))
+    }
+
+    /// Dropout's keep mask: 1 with probability `keep`, else 0, as `dtype`, drawn on `device`
+    /// itself from Philox4x32-10 under a fresh [`philox_key`](Self::philox_key) (element `i` is
+    /// kept when its uniform is below `keep`). The same seed gives the same mask on every run,
+    /// thread count and device, and a GPU draws it without a host round trip.
+    pub fn keep_mask(
+        &mut self,
+        shape: impl Into<Shape>,
+        keep: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        if !(0.0..=1.0).contains(&keep) {
+            return Err(Error::invalid(
+                "keep_mask",
+                format!("probability {keep} is outside [0, 1]"),
+            ));
+        }
+        let key = self.philox_key();
+        // The threshold rounded to f32 first, so that comparing in f32 (a GPU kernel) or in f64
+        // gives the same mask: uniforms are multiples of 2^-24 and can equal it.
+        let threshold = f64::from(keep as f32);
+        Tensor::philox_uniform(shape, key, device)?
+            .lt_scalar(threshold)?
+            .to_dtype(dtype)
+    }
+
     /// 1 with probability `p`, else 0, as `dtype`. PyTorch equivalent: `torch.bernoulli(full(p))`.
     pub fn bernoulli(
         &mut self,

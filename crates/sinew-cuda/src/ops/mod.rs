@@ -8,6 +8,7 @@ pub(crate) mod conv;
 pub(crate) mod gemm;
 pub(crate) mod index;
 pub(crate) mod inplace;
+pub(crate) mod random;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
 pub(crate) mod unary;

@@ -1,5 +1,7 @@
 //! Dropout (elements) and Dropout2d (whole channels): inverted scaling by `1 / (1 - p)` in
-//! training, the identity in evaluation. Masks come from the seeded default generator.
+//! training, the identity in evaluation. Masks come from the seeded default generator's
+//! counter-based stream (`Generator::keep_mask`): drawn on the input's device, and the same on
+//! the CPU and a GPU for the same seed.
 
 use sinew_tensor::{Error, Result, Tensor, with_default_generator};
 
@@ -21,7 +23,7 @@ fn dropout_with_mask(x: &Tensor, p: f64, training: bool, mask_shape: Vec<usize>)
     if p == 1.0 {
         return x.mul_scalar(0.0);
     }
-    let keep = with_default_generator(|g| g.bernoulli(mask_shape, 1.0 - p, x.dtype(), x.device()))?;
+    let keep = with_default_generator(|g| g.keep_mask(mask_shape, 1.0 - p, x.dtype(), x.device()))?;
     x.mul(&keep.mul_scalar(1.0 / (1.0 - p))?)
 }
 

@@ -168,6 +168,11 @@ impl Backend for CpuBackend {
         }))
     }
 
+    fn philox_uniform(&self, len: usize, key: u64) -> Result<BoxedStorage> {
+        let values = crate::philox::philox_uniform_values(len, key)?;
+        Ok(Box::new(CpuStorage::F32(values)))
+    }
+
     fn upload(&self, data: &CpuStorage) -> Result<BoxedStorage> {
         fn copy<T: Copy + 'static>(v: &[T]) -> Result<Vec<T>> {
             let mut out = alloc::try_with_capacity("upload", v.len())?;

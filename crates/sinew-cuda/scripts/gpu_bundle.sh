@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds, on a machine without a GPU (against the stub driver), everything the GPU machine runs:
+# the release GPU test binaries (sinew-cuda's and the facade's whole-model tests), the bench
+# binary and gemm_tflops with the cuda feature, the PyTorch scripts and gpu_run.sh, stripped,
+# into target/gpu-bundle, and packs it as target/gpu-bundle.tar.xz (about 20 MB; the folder is
+# about 170 MB). Carry the archive to the GPU machine, unpack it and run `bash gpu_run.sh` in it:
+#   tar xJf target/gpu-bundle.tar.xz -C /tmp && OUT=$OUT bash /tmp/gpu-bundle/gpu_run.sh
+# (see crates/sinew-cuda/src/lib.rs and ../shared/docs/cuda-toolchain.md).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+cargo xtask cuda-stub
+export CUDA_LIBRARY_PATH="$PWD/target/cuda-stub"
+export LD_LIBRARY_PATH="$PWD/target/cuda-stub/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+out=target/gpu-bundle
+rm -rf "$out"
+mkdir -p "$out"
+features=cuda,sinew-autograd/testing
+# Test binaries: their paths come from cargo's JSON messages ("executable" of each test target).
+{
+    cargo test --release -p sinew-cuda --features "$features" --no-run --message-format=json
+    cargo test --release -p sinew --features sinew/cuda,sinew-autograd/testing --test gpu_models \
+        --no-run --message-format=json
+} | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/' | while read -r exe; do
+    name=$(basename "$exe" | sed 's/-[0-9a-f]*$//')
+    cp "$exe" "$out/$name"
+done
+cargo build --release -p sinew-devtools --features cuda,sinew-autograd/testing
+cargo build --release -p sinew-cuda --features cuda --example gemm_tflops
+cp target/release/sinew-devtools target/release/examples/gemm_tflops "$out/"
+strip "$out"/* 2>/dev/null || true
+cp crates/sinew-cuda/scripts/gpu_run.sh crates/sinew-cuda/scripts/torch_matmul.py \
+    crates/sinew-devtools/scripts/torch_gpu_bench.py "$out/"
+du -sh "$out"
+tar -C target -cf - gpu-bundle | xz -T0 -6 >target/gpu-bundle.tar.xz
+ls -l target/gpu-bundle.tar.xz

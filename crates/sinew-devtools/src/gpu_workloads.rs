@@ -1,0 +1,301 @@
+//! The workloads of `bench` (issue 14's table): GEMM, ResNet-shaped convolutions and whole
+//! training steps in f32 and mixed precision, on any device. `scripts/torch_gpu_bench.py` has the
+//! same workloads under the same names for the PyTorch column; both print the reference's line
+//! format ([`crate::cpu_workloads::format_line`]).
+
+use std::time::Instant;
+
+use sinew_nn::functional::cross_entropy;
+use sinew_nn::zoo::{lenet5, mlp, resnet18, vgg16};
+use sinew_nn::{Conv2d, Conv2dOptions, Module, ModuleExt};
+use sinew_optim::{GradScaler, GradScalerConfig, Optimizer, SgdConfig, sgd};
+use sinew_tensor::{DType, Device, Error, Generator, Result, autocast, manual_seed};
+
+use crate::cpu_workloads::{Stats, format_line, median};
+
+/// The workload names, in table order.
+pub const NAMES: [&str; 19] = [
+    "gemm f32 1024",
+    "gemm f32 2048",
+    "gemm f32 4096",
+    "gemm f16 1024",
+    "gemm f16 2048",
+    "gemm f16 4096",
+    "conv 64c 32x32 b128 f+b",
+    "conv 128c 16x16 b128 f+b",
+    "conv 256c 8x8 b128 f+b",
+    "mlp step b64 f32",
+    "mlp step b64 mixed",
+    "lenet5 step b64 f32",
+    "lenet5 step b64 mixed",
+    "resnet18 step b128 f32",
+    "resnet18 step b128 mixed",
+    "vgg16 step b128 f32",
+    "vgg16 step b128 mixed",
+    "resnet18 infer b128 f32",
+    "resnet18 infer b128 mixed",
+];
+
+/// Whether a workload is cheap enough for the CPU column by default (the whole-model steps at
+/// batch 128 take seconds per run on a CPU).
+pub fn cheap_on_cpu(name: &str) -> bool {
+    !(name.starts_with("resnet18") || name.starts_with("vgg16") || name.ends_with("4096"))
+}
+
+/// Run counts: the real ones, or one untimed and one timed run in `quick` mode (where the
+/// workloads also shrink to batch 2 and 64-sized GEMMs, to check that everything runs).
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Untimed runs first.
+    pub warm: usize,
+    /// Timed runs.
+    pub reps: usize,
+}
+
+impl Plan {
+    /// The timing plan for `name` on `device` (fewer runs on a CPU), or the quick one.
+    pub fn for_workload(name: &str, device: &Device, quick: bool) -> Plan {
+        if quick {
+            return Plan { warm: 1, reps: 1 };
+        }
+        let heavy = name.contains("resnet18") || name.contains("vgg16") || name.ends_with("4096");
+        let (warm, reps) = match (device.is_cpu(), heavy) {
+            (true, true) => (1, 3),
+            (true, false) => (2, 10),
+            (false, true) => (5, 20),
+            (false, false) => (10, 50),
+        };
+        Plan { warm, reps }
+    }
+}
+
+/// `warm` + `reps` runs of `f`, each followed by a device synchronisation (inside the timed
+/// region, so queued GPU work is counted); milliseconds.
+pub fn time_synced(
+    device: &Device,
+    plan: Plan,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<Stats> {
+    for _ in 0..plan.warm {
+        f()?;
+        device.synchronize()?;
+    }
+    let mut ts = Vec::with_capacity(plan.reps);
+    for _ in 0..plan.reps {
+        let t = Instant::now();
+        f()?;
+        device.synchronize()?;
+        ts.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Stats {
+        median: median(&ts),
+        min: ts.iter().copied().fold(f64::INFINITY, f64::min),
+        max: ts.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    })
+}
+
+fn unknown(name: &str) -> Error {
+    Error::invalid("bench", format!("unknown workload {name:?}"))
+}
+
+/// Runs workload `name` on `device` and returns its line in the reference format.
+pub fn run(name: &str, device: &Device, quick: bool) -> Result<String> {
+    let plan = Plan::for_workload(name, device, quick);
+    manual_seed(0);
+    let mut g = Generator::new(0);
+    let words: Vec<&str> = name.split(' ').collect();
+    match words.as_slice() {
+        ["gemm", dtype, n] => {
+            let n: usize = n.parse().map_err(|_| unknown(name))?;
+            let n = if quick { 64 } else { n };
+            let dtype = if *dtype == "f16" {
+                DType::F16
+            } else {
+                DType::F32
+            };
+            let cpu = Device::cpu();
+            let a = g.randn([n, n], DType::F32, &cpu)?.to_dtype(dtype)?;
+            let b = g.randn([n, n], DType::F32, &cpu)?.to_dtype(dtype)?;
+            let (a, b) = (a.to_device(device)?, b.to_device(device)?);
+            let s = time_synced(device, plan, || a.matmul(&b).map(drop))?;
+            let tflops = 2.0 * (n as f64).powi(3) / s.median / 1e9;
+            Ok(format_line(name, s, &format!("{tflops:.2} TFLOP/s")))
+        }
+        ["conv", channels, hw, _, _] => {
+            let c: usize = channels
+                .trim_end_matches('c')
+                .parse()
+                .map_err(|_| unknown(name))?;
+            let side: usize = hw
+                .split('x')
+                .next()
+                .unwrap_or("")
+                .parse()
+                .map_err(|_| unknown(name))?;
+            let (bs, c) = if quick { (2, c.min(8)) } else { (128, c) };
+            conv_fwd_bwd(name, &mut g, device, plan, bs, c, side)
+        }
+        [model, "step", batch, precision] => {
+            let bs = batch_size(name, batch, quick)?;
+            training_step(name, model, bs, *precision == "mixed", &mut g, device, plan)
+        }
+        [model, "infer", batch, precision] => {
+            let bs = batch_size(name, batch, quick)?;
+            inference(name, model, bs, *precision == "mixed", &mut g, device, plan)
+        }
+        _ => Err(unknown(name)),
+    }
+}
+
+fn batch_size(name: &str, word: &str, quick: bool) -> Result<usize> {
+    let bs: usize = word
+        .strip_prefix('b')
+        .and_then(|b| b.parse().ok())
+        .ok_or_else(|| unknown(name))?;
+    Ok(if quick { 2 } else { bs })
+}
+
+/// A 3x3, padding-1 convolution of `c` to `c` channels on `[bs, c, side, side]`: forward, then
+/// backward of the output's sum (input and weight gradients).
+fn conv_fwd_bwd(
+    name: &str,
+    g: &mut Generator,
+    device: &Device,
+    plan: Plan,
+    bs: usize,
+    c: usize,
+    side: usize,
+) -> Result<String> {
+    let conv = Conv2d::with_options(c, c, (3, 3), Conv2dOptions::default().padding(1))?;
+    conv.to_device(device)?;
+    let x = g
+        .randn([bs, c, side, side], DType::F32, &Device::cpu())?
+        .to_device(device)?
+        .requires_grad_();
+    let s = time_synced(device, plan, || {
+        conv.zero_grad();
+        conv.forward(&x)?.sum_all()?.backward()
+    })?;
+    // Forward, input gradient and weight gradient: three GEMMs of 2 * bs*side^2 * c * 9c.
+    let flops = 3.0 * 2.0 * (bs * side * side) as f64 * (c * c * 9) as f64;
+    let tflops = flops / s.median / 1e9;
+    Ok(format_line(name, s, &format!("{tflops:.2} TFLOP/s")))
+}
+
+/// The model called `model` for `[bs, ...]` inputs, and that input shape. ResNet-18 and
+/// VGG-16 (with batch norm) are torchvision's, with 10 classes, on 32x32 CIFAR images.
+fn model_and_input(name: &str, model: &str, bs: usize) -> Result<(Box<dyn Module>, Vec<usize>)> {
+    Ok(match model {
+        "mlp" => (Box::new(mlp(&[784, 512, 512, 10])?), vec![bs, 1, 28, 28]),
+        "lenet5" => (Box::new(lenet5(10)?), vec![bs, 1, 28, 28]),
+        "resnet18" => (Box::new(resnet18(10)?), vec![bs, 3, 32, 32]),
+        "vgg16" => (Box::new(vgg16(true, 10)?), vec![bs, 3, 32, 32]),
+        _ => return Err(unknown(name)),
+    })
+}
+
+/// The autocast type of mixed precision: f16 on a GPU, bf16 on the CPU (as PyTorch's CPU
+/// autocast; its f32 range needs no loss scaling).
+fn half_type(device: &Device) -> DType {
+    if device.is_cpu() {
+        DType::BF16
+    } else {
+        DType::F16
+    }
+}
+
+/// One SGD (momentum 0.9) training step with cross-entropy: f32, or mixed precision (forward
+/// and loss under autocast, and on a GPU the loss scaled by a [`GradScaler`] with PyTorch's
+/// defaults).
+/// `loss.item()` is the step's one host synchronisation, as in a real loop.
+fn training_step(
+    name: &str,
+    model: &str,
+    bs: usize,
+    mixed: bool,
+    g: &mut Generator,
+    device: &Device,
+    plan: Plan,
+) -> Result<String> {
+    let (model, input) = model_and_input(name, model, bs)?;
+    model.to_device(device)?;
+    let cpu = Device::cpu();
+    let x = g.randn(input, DType::F32, &cpu)?.to_device(device)?;
+    let y = g.randint([bs], 0, 10, &cpu)?.to_device(device)?;
+    let mut opt = sgd(model.named_parameters(), SgdConfig::new(0.01).momentum(0.9));
+    let half = half_type(device);
+    let mut scaler = GradScaler::with_config(GradScalerConfig {
+        enabled: mixed && half == DType::F16,
+        ..GradScalerConfig::default()
+    });
+    let s = time_synced(device, plan, || {
+        opt.zero_grad();
+        let loss = {
+            let _autocast = if mixed { Some(autocast(half)?) } else { None };
+            cross_entropy(&model.forward(&x)?, &y)?
+        };
+        scaler.scale(&loss)?.backward()?;
+        scaler.step(&mut opt)?;
+        scaler.update();
+        loss.item().map(drop)
+    })?;
+    let rate = bs as f64 / s.median * 1e3;
+    Ok(format_line(name, s, &format!("{rate:.0} samples/s")))
+}
+
+/// A forward pass in eval mode without a graph (f32, or under autocast).
+fn inference(
+    name: &str,
+    model: &str,
+    bs: usize,
+    mixed: bool,
+    g: &mut Generator,
+    device: &Device,
+    plan: Plan,
+) -> Result<String> {
+    let (model, input) = model_and_input(name, model, bs)?;
+    model.to_device(device)?;
+    model.eval();
+    let x = g
+        .randn(input, DType::F32, &Device::cpu())?
+        .to_device(device)?;
+    let half = half_type(device);
+    let _no_grad = sinew_tensor::no_grad();
+    let s = time_synced(device, plan, || {
+        let _autocast = if mixed { Some(autocast(half)?) } else { None };
+        model.forward(&x).map(drop)
+    })?;
+    let rate = bs as f64 / s.median * 1e3;
+    Ok(format_line(name, s, &format!("{rate:.0} samples/s")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vs_torch::parse_line;
+
+    /// Every cheap workload runs in quick mode on the CPU and prints a parseable line under its
+    /// own name (the whole-model ones are run by `bench --quick`).
+    #[test]
+    fn cheap_workloads_run_on_the_cpu_in_quick_mode() {
+        for name in NAMES.iter().filter(|n| cheap_on_cpu(n)) {
+            let line = run(name, &Device::cpu(), true).unwrap();
+            let parsed = parse_line(&line).unwrap();
+            assert_eq!(parsed.name, *name);
+            assert!(parsed.stats.median > 0.0, "{line}");
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_errors() {
+        for name in ["gemm f32 x", "conv 64c", "mlp step bx f32", "nothing"] {
+            assert!(run(name, &Device::cpu(), true).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_whole_models_and_4096_skip_the_cpu() {
+        let skipped: Vec<_> = NAMES.iter().filter(|n| !cheap_on_cpu(n)).collect();
+        assert_eq!(skipped.len(), 8, "{skipped:?}");
+    }
+}
