@@ -19,6 +19,10 @@
 // scatter_add_<dtype>(n, g, values, idx, out, step, bound, bad)
 //   atomicAdd into the output: native atomics for f32, f64, f16 (sm_70+), bf16 (sm_80+) and i64
 //   (wrapping, as unsigned). Sums of colliding values land in an unspecified order.
+// index_first_bad(g, idx, bad)
+//   Queued after any of the above with the same geometry: when bad[0] holds a position, copies
+//   the index found there into bad[1], so the host can name it at its next synchronisation
+//   without keeping the index storage alive.
 #include "common.cuh"
 
 // The index at position i, or -1 (recording i in *bad) when it is outside [0, bound).
@@ -105,3 +109,12 @@ SCATTER_ADD_KERNEL(f64, double)
 SCATTER_ADD_KERNEL(f16, __half)
 SCATTER_ADD_KERNEL(bf16, __nv_bfloat16)
 SCATTER_ADD_KERNEL(i64, int64_t)
+
+extern "C" __global__ void index_first_bad(Geometry g, const int64_t *idx, unsigned long long *bad) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    const unsigned long long pos = bad[0];
+    if (pos == ~0ull) return;
+    uint64_t off[2];
+    element_offsets<2>(g, (uint32_t)pos, off);
+    bad[1] = (unsigned long long)idx[off[1]];
+}

@@ -23,8 +23,7 @@ impl Backend for CudaBackend {
     }
 
     fn synchronize(&self) -> Result<()> {
-        self.bind()?;
-        self.stream().synchronize()
+        self.synchronize_stream()
     }
 
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage> {
@@ -40,7 +39,10 @@ impl Backend for CudaBackend {
     }
 
     fn download(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage> {
-        cast::download(self, cuda(src, self.location())?, layout)
+        let host = cast::download(self, cuda(src, self.location())?, layout)?;
+        // The copy waited for the stream: report an index error queued before it (see deferred).
+        self.check_deferred()?;
+        Ok(host)
     }
 
     fn copy_strided(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<BoxedStorage> {

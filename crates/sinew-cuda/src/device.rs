@@ -17,6 +17,7 @@ use sinew_tensor::{Backend, CpuStorage, DType, Device, DeviceLocation, Error, Re
 
 use crate::allocator::{Allocator, MemoryStats};
 use crate::custom::CustomModules;
+use crate::deferred::DeferredChecks;
 use crate::driver::{CustResultExt, from_cust};
 use crate::functions::{FunctionCache, RawFunction};
 use crate::names::{Family, Kernel};
@@ -42,6 +43,7 @@ pub struct CudaBackend {
     modules: [OnceLock<Module>; Family::ALL.len()],
     functions: FunctionCache,
     pub(crate) custom: CustomModules,
+    pub(crate) deferred: DeferredChecks,
     pub(crate) allocator: Arc<Allocator>,
     stream: DeviceStream,
     // Last field: released after the modules, stream and buffers that need it.
@@ -104,6 +106,7 @@ impl CudaBackend {
             modules: Default::default(),
             functions: FunctionCache::default(),
             custom: CustomModules::default(),
+            deferred: DeferredChecks::default(),
             allocator: Arc::new(Allocator::new(loc)),
             stream: DeviceStream::new(loc)?,
             context,
@@ -183,10 +186,12 @@ impl CudaBackend {
         self.stream.stream.as_inner()
     }
 
-    /// Waits until every kernel and copy queued on the device's stream has finished.
+    /// Waits until every kernel and copy queued on the device's stream has finished, then
+    /// reports the first index error of the ops queued since the last check, if any.
     pub fn synchronize_stream(&self) -> Result<()> {
         self.bind()?;
-        self.stream.synchronize()
+        self.stream.synchronize()?;
+        self.check_deferred()
     }
 
     /// Uninitialized device storage for `len` elements of `dtype` (from the caching

@@ -22,9 +22,11 @@
 //! ```
 //!
 //! Every `Backend` method runs on the GPU, including indexing (`index_select`, `gather`,
-//! `scatter`) and im2col/col2im (so convolution and pooling). Errors that depend on the data (an
-//! index out of range, an i64 division by zero) are detected on the device and cost one stream
-//! synchronization. Not supported: i64 `pow` (`Error::UnsupportedDType`), scatter-add of u8/bool.
+//! `scatter`) and im2col/col2im (so convolution and pooling). Errors that depend on the data are
+//! detected on the device: an index out of range is reported at the next synchronisation (any
+//! download, `item`, `synchronize`) without a stream sync of its own; an i64 division by zero
+//! costs one stream synchronization and fails at the call. Not supported: i64 `pow`
+//! (`Error::UnsupportedDType`), scatter-add of u8/bool.
 //!
 //! ## Your own kernels on Sinew's GPU
 //!
@@ -106,6 +108,8 @@ mod allocator;
 mod backend;
 #[cfg(feature = "cuda")]
 mod custom;
+#[cfg(feature = "cuda")]
+mod deferred;
 #[cfg(feature = "cuda")]
 mod device;
 #[cfg(feature = "cuda")]

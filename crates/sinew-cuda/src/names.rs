@@ -306,6 +306,16 @@ pub fn scatter_claim() -> Kernel {
     }
 }
 
+/// `index_first_bad`: copies the index at the recorded bad position next to it (dtype-free).
+pub fn index_first_bad() -> Kernel {
+    Kernel {
+        family: Family::Index,
+        prefix: "index",
+        op: "first_bad",
+        suffixes: [Suffix::None; 2],
+    }
+}
+
 /// `scatter_add_<dtype>` (atomic adds): floats and i64.
 pub fn scatter_add(dtype: DType) -> Option<Kernel> {
     (is_float(dtype) || dtype == DType::I64).then(|| kernel(Family::Index, "scatter", "add", dtype))
@@ -368,6 +378,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(DType::ALL.iter().map(|&to| cast(dtype, to)));
     }
     out.push(scatter_claim());
+    out.push(index_first_bad());
     out.push(philox_uniform());
     out.sort_by_key(Kernel::name);
     out.dedup();

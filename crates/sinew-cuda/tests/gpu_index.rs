@@ -225,11 +225,12 @@ fn scatter_add_matches_the_cpu() {
     );
 }
 
-/// The CPU's error and the GPU's, as text.
+/// The CPU's error and the GPU's, as text. The GPU reports index errors at the next
+/// synchronisation, here the download of the result.
 fn errors(dev: &Device, inputs: &[&Tensor], f: impl Fn(&[Tensor]) -> sinew_tensor::Result<Tensor>) {
     let cpu = f(&inputs.iter().map(|t| (*t).clone()).collect::<Vec<_>>());
     let on_gpu: Vec<Tensor> = inputs.iter().map(|t| t.to_device(dev).unwrap()).collect();
-    let gpu = f(&on_gpu);
+    let gpu = f(&on_gpu).and_then(|t| t.to_device(&Device::cpu()));
     let (Err(c), Err(g)) = (cpu, gpu) else {
         panic!("expected both to fail");
     };
@@ -259,6 +260,50 @@ fn out_of_range_indices_are_the_cpus_errors() {
     let good = Tensor::from_vec(vec![8i64, 0, 3], [3]).unwrap();
     let (c, g) = both(&dev, &[&x, &good], |t| t[0].index_select(0, &t[1]));
     exact("index_select after an error", &c, &g);
+}
+
+/// Index errors cost no synchronisation at the call: the op returns, later ops queue behind it,
+/// and the first failure in queue order is reported once, by the next synchronisation.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn index_errors_wait_for_the_next_synchronisation() {
+    let dev = gpu();
+    let x = randn(150, &[9, 7], DType::F32).to_device(&dev).unwrap();
+    let first = Tensor::from_vec(vec![2i64, 11], [2])
+        .unwrap()
+        .to_device(&dev)
+        .unwrap();
+    let second = Tensor::from_vec(vec![-4i64], [1])
+        .unwrap()
+        .to_device(&dev)
+        .unwrap();
+    let a = x.index_select(0, &first).expect("no error at the call");
+    let b = x.index_select(0, &second).expect("no error at the call");
+    let sum = a.sum_all().unwrap().add(&b.sum_all().unwrap()).unwrap();
+    let err = dev.synchronize().unwrap_err().to_string();
+    let cpu_err = randn(150, &[9, 7], DType::F32)
+        .index_select(0, &Tensor::from_vec(vec![2i64, 11], [2]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, cpu_err, "the first queued failure");
+    println!("deferred index error: {err}");
+    // Reported once: the device works on, and the failed op's dependants still download.
+    dev.synchronize().unwrap();
+    assert!(sum.to_vec::<f32>().is_ok());
+    let good = Tensor::from_vec(vec![8i64, 0], [2])
+        .unwrap()
+        .to_device(&dev)
+        .unwrap();
+    assert_eq!(x.index_select(0, &good).unwrap().dims(), &[2, 7]);
+    // A loop that never synchronises stays bounded: old slots are checked past 256 pending.
+    let cols = Tensor::from_vec(vec![3i64, 0], [2, 1])
+        .unwrap()
+        .to_device(&dev)
+        .unwrap();
+    for _ in 0..600 {
+        x.gather(1, &cols).unwrap();
+    }
+    dev.synchronize().unwrap();
 }
 
 #[test]

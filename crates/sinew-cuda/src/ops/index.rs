@@ -5,10 +5,11 @@
 //!
 //! Indices are validated **on the device**: each kernel checks every index against its bound and
 //! records the lowest bad position (see [`FirstBad`]), skipping it so nothing out of range is read
-//! or written. The host then reads that word (one stream synchronization per op) and, when set,
-//! the one offending index, and returns the CPU backend's `Error::IndexOutOfBounds` naming the
-//! first bad index in row-major order and the bound. Only an `index_select` whose output is empty
-//! (so no kernel runs) validates its indices on the host, from a download.
+//! or written; `index_first_bad` then copies the index found there into the slot. No op waits for
+//! that: the slot is read at the backend's next synchronisation ([`crate::deferred`]), which
+//! returns the CPU backend's `Error::IndexOutOfBounds` naming the first bad index in row-major
+//! order and the bound. Only an `index_select` whose output is empty (so no kernel runs) validates
+//! its indices on the host, from a download, and fails at the call.
 //!
 //! Scatter-replace is deterministic: when two positions can hit one slot (the index is longer than
 //! 1 along `dim`), a first pass claims each slot for its last writer in row-major order (what the
@@ -19,7 +20,7 @@
 use sinew_tensor::{CpuStorage, DType, Error, Layout, Result, ScatterMode, Shape};
 
 use super::cast::{copy_strided, download, fill_pattern};
-use super::{FirstBad, LaunchConfig, count_u32, need, read_word};
+use super::{FirstBad, LaunchConfig, count_u32, need};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
 use crate::names;
@@ -37,37 +38,30 @@ fn view(dims: &[usize], strides: Vec<usize>, offset: usize) -> Layout {
     Layout::from_parts(Shape::new(dims.to_vec()), strides, offset)
 }
 
-/// Storage offset of row-major position `pos` of a view.
-fn offset_at(layout: &Layout, mut pos: usize) -> usize {
-    let mut off = layout.offset();
-    for (&d, &s) in layout.dims().iter().zip(layout.strides()).rev() {
-        off += (pos % d) * s;
-        pos /= d;
-    }
-    off
-}
-
-/// Turns a recorded bad position into the CPU's error; `index_offset` maps the position to the
-/// storage offset of its index.
-fn report(
+/// Queues `index_first_bad` over the geometry `g` of a checked launch (index view = operand 1)
+/// and leaves the slot to the next synchronisation.
+fn defer_check(
     dev: &CudaBackend,
     op: &'static str,
-    bad: &FirstBad,
+    g: Geometry,
     index: &CudaStorage,
     bound: usize,
-    index_offset: impl Fn(usize) -> usize,
+    bad: FirstBad,
 ) -> Result<()> {
-    match bad.position(dev)? {
-        None => Ok(()),
-        Some(pos) => Err(Error::IndexOutOfBounds {
-            op,
-            index: read_word(dev, index.ptr_at(index_offset(pos)))? as i64,
-            size: bound,
-        }),
-    }
+    let (i, b) = (index.device_ptr(), bad.ptr());
+    dev.launch(
+        &names::index_first_bad(),
+        LaunchConfig {
+            grid: (1, 1, 1),
+            block: (1, 1, 1),
+        },
+        kernel_args![g, i, b],
+    )?;
+    dev.defer_index_check(op, bound, bad)
 }
 
-/// Launches `gather_b<bytes>` over the positions of `idx_view` (same shape as `src_view`).
+/// Launches `gather_b<bytes>` over the positions of `idx_view` (same shape as `src_view`), its
+/// index check deferred.
 fn launch_gather(
     dev: &CudaBackend,
     op: &'static str,
@@ -76,11 +70,11 @@ fn launch_gather(
     out: &CudaStorage,
     step: usize,
     bound: usize,
-) -> Result<FirstBad> {
+) -> Result<()> {
     let n = idx_view.elem_count();
     let g = Geometry::new(op, &[src_view, idx_view])?;
     let bad = FirstBad::new(dev)?;
-    let (count, step, bound) = (count_u32(op, n)?, step as u64, bound as u64);
+    let (count, step, bound64) = (count_u32(op, n)?, step as u64, bound as u64);
     let (s, i, o, b) = (
         src.device_ptr(),
         index.device_ptr(),
@@ -90,9 +84,9 @@ fn launch_gather(
     dev.launch(
         &names::gather(src.dtype_of()),
         LaunchConfig::elementwise(n),
-        kernel_args![count, g, s, i, o, step, bound, b],
+        kernel_args![count, g, s, i, o, step, bound64, b],
     )?;
-    Ok(bad)
+    defer_check(dev, op, g, index, bound, bad)
 }
 
 /// `out[p] = src[p with dim replaced by index[p]]`; the output has the index's shape.
@@ -114,8 +108,7 @@ pub(crate) fn gather(
     let step = std::mem::take(&mut strides[dim]);
     let src_view = view(il.dims(), strides, layout.offset());
     let bound = layout.dims()[dim];
-    let bad = launch_gather(dev, OP, (src, &src_view), (index, il), &out, step, bound)?;
-    report(dev, OP, &bad, index, bound, |p| offset_at(il, p))?;
+    launch_gather(dev, OP, (src, &src_view), (index, il), &out, step, bound)?;
     Ok(out)
 }
 
@@ -155,7 +148,7 @@ pub(crate) fn index_select(
     let mut idx_strides = vec![0; dims.len()];
     idx_strides[dim] = il.strides()[0];
     let idx_view = view(&out_dims, idx_strides, il.offset());
-    let bad = launch_gather(
+    launch_gather(
         dev,
         OP,
         (src, &src_view),
@@ -164,10 +157,6 @@ pub(crate) fn index_select(
         step,
         bound,
     )?;
-    let inner: usize = dims[dim + 1..].iter().product();
-    report(dev, OP, &bad, index, bound, |p| {
-        il.offset() + (p / inner % count) * il.strides()[0]
-    })?;
     Ok(out)
 }
 
@@ -245,21 +234,6 @@ pub(crate) fn scatter(
             kernel_args![count, g, v, i, o, step64, bound64, b, w],
         )?;
     }
-    report(dev, OP, &bad, index, bound, |p| offset_at(il, p))?;
+    defer_check(dev, OP, g, index, bound, bad)?;
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offsets_of_positions_follow_the_strides() {
-        let l = Layout::contiguous([3, 4, 5]).permute(&[2, 0, 1]).unwrap();
-        let expect: Vec<usize> = l.offsets().collect();
-        let got: Vec<usize> = (0..l.elem_count()).map(|p| offset_at(&l, p)).collect();
-        assert_eq!(got, expect);
-        let narrowed = Layout::contiguous([6, 7]).slice(1, 2, 3, 2).unwrap();
-        assert_eq!(offset_at(&narrowed, 4), 2 + 7 + 2); // row 1, column 1
-    }
 }

@@ -1,0 +1,75 @@
+//! Index errors reported at the next synchronisation point instead of costing a stream
+//! synchronisation per op (issue 14: `loss.item()` is the only sync in a training step; PyTorch's
+//! device-side index errors are asynchronous the same way).
+//!
+//! An index op (`gather`, `index_select`, `scatter`, `scatter_add`) queues its kernels and then
+//! `index_first_bad`, which copies the first bad index next to its position in the op's
+//! [`FirstBad`] slot; the slot is kept here. Whenever the host waits for the device anyway (the
+//! backend's `synchronize`, every download: `to_vec`, `item`, `to_device(cpu)`) the slots are read
+//! in the order their ops were queued, and the first fault comes back as that op's error, the
+//! same `Error::IndexOutOfBounds` the CPU backend returns at the call. The failed op's output
+//! has the bad positions unwritten (nothing out of range is ever read or written).
+
+use std::sync::Mutex;
+
+use sinew_tensor::{Error, Result};
+
+use crate::device::CudaBackend;
+use crate::ops::FirstBad;
+
+/// Slots kept before a check is forced (a loop that never synchronises stays bounded).
+const MAX_PENDING: usize = 256;
+
+/// One queued check: the op, the bound its indices must stay under, and its device slot.
+struct Pending {
+    op: &'static str,
+    bound: usize,
+    slot: FirstBad,
+}
+
+/// The checks queued on one device and not yet read.
+#[derive(Default)]
+pub(crate) struct DeferredChecks(Mutex<Vec<Pending>>);
+
+impl std::fmt::Debug for DeferredChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |p| p.len());
+        write!(f, "DeferredChecks({n} pending)")
+    }
+}
+
+impl CudaBackend {
+    /// Keeps `slot` (filled by kernels already queued) to be read at the next synchronisation;
+    /// past [`MAX_PENDING`] slots, reads them now.
+    pub(crate) fn defer_index_check(
+        &self,
+        op: &'static str,
+        bound: usize,
+        slot: FirstBad,
+    ) -> Result<()> {
+        let full = {
+            let mut pending = self.deferred.0.lock().unwrap_or_else(|e| e.into_inner());
+            pending.push(Pending { op, bound, slot });
+            pending.len() >= MAX_PENDING
+        };
+        if full { self.check_deferred() } else { Ok(()) }
+    }
+
+    /// Waits for the queued work, reads every pending slot in queue order and returns the first
+    /// fault as its op's error (the remaining slots are dropped: one error per check, as the
+    /// first failing call would have returned on the CPU). Cheap when nothing is pending.
+    pub(crate) fn check_deferred(&self) -> Result<()> {
+        let pending =
+            std::mem::take(&mut *self.deferred.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for p in pending {
+            if let Some((_, index)) = p.slot.first_bad_index(self)? {
+                return Err(Error::IndexOutOfBounds {
+                    op: p.op,
+                    index,
+                    size: p.bound,
+                });
+            }
+        }
+        Ok(())
+    }
+}
