@@ -23,3 +23,6 @@ cargo clippy -p sinew-cuda --features "$features" --all-targets -- -D warnings
 cargo clippy -p sinew -p sinew-devtools --features sinew/cuda,sinew-devtools/cuda,sinew-autograd/testing \
     --all-targets -- -D warnings
 cargo test -p sinew-cuda --features "$features"
+# sinew-dist's NCCL backend: it links the CUDA driver (stub here); libnccl.so.2 loads at run time.
+cargo clippy -p sinew-dist --features nccl --all-targets -- -D warnings
+cargo test -p sinew-dist --features nccl --lib

@@ -127,10 +127,13 @@ impl DeviceStream {
     }
 }
 
-/// Times work queued on a device's stream with a pair of CUDA events.
+/// Times work queued on a device's stream with CUDA events: start to [`stop`](Self::stop), or
+/// a trace of labelled [`lap`](Self::lap)s that costs no host synchronisation until
+/// [`laps`](Self::laps) reads it.
 pub struct EventTimer {
     start: Event,
     stop: Event,
+    marks: Vec<(String, Event)>,
     location: DeviceLocation,
 }
 
@@ -143,8 +146,39 @@ impl EventTimer {
         Ok(EventTimer {
             start,
             stop,
+            marks: Vec::new(),
             location,
         })
+    }
+
+    /// Marks the end of a phase called `label` on the stream (after everything queued so far),
+    /// without waiting.
+    pub fn lap(&mut self, stream_owner: &crate::CudaBackend, label: &str) -> Result<()> {
+        let event = Event::new(EventFlags::DEFAULT).on(self.location, "cuEventCreate")?;
+        event
+            .record(&stream_owner.stream().stream)
+            .on(self.location, "cuEventRecord")?;
+        self.marks.push((label.to_string(), event));
+        Ok(())
+    }
+
+    /// Waits for the last [`lap`](Self::lap) and returns each phase's label and its stream
+    /// time in milliseconds (from the previous mark, the first from the timer's start).
+    pub fn laps(&self) -> Result<Vec<(String, f32)>> {
+        let Some((_, last)) = self.marks.last() else {
+            return Ok(Vec::new());
+        };
+        last.synchronize().on(self.location, "cuEventSynchronize")?;
+        let mut previous = &self.start;
+        let mut out = Vec::with_capacity(self.marks.len());
+        for (label, event) in &self.marks {
+            let ms = event
+                .elapsed_time_f32(previous)
+                .on(self.location, "cuEventElapsedTime")?;
+            out.push((label.clone(), ms));
+            previous = event;
+        }
+        Ok(out)
     }
 
     /// Milliseconds of stream time since the timer started; waits for the queued work.

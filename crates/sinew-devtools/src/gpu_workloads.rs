@@ -184,7 +184,11 @@ fn conv_fwd_bwd(
 
 /// The model called `model` for `[bs, ...]` inputs, and that input shape. ResNet-18 and
 /// VGG-16 (with batch norm) are torchvision's, with 10 classes, on 32x32 CIFAR images.
-fn model_and_input(name: &str, model: &str, bs: usize) -> Result<(Box<dyn Module>, Vec<usize>)> {
+pub(crate) fn model_and_input(
+    name: &str,
+    model: &str,
+    bs: usize,
+) -> Result<(Box<dyn Module>, Vec<usize>)> {
     Ok(match model {
         "mlp" => (Box::new(mlp(&[784, 512, 512, 10])?), vec![bs, 1, 28, 28]),
         "lenet5" => (Box::new(lenet5(10)?), vec![bs, 1, 28, 28]),
@@ -196,7 +200,7 @@ fn model_and_input(name: &str, model: &str, bs: usize) -> Result<(Box<dyn Module
 
 /// The autocast type of mixed precision: f16 on a GPU, bf16 on the CPU (as PyTorch's CPU
 /// autocast; its f32 range needs no loss scaling).
-fn half_type(device: &Device) -> DType {
+pub(crate) fn half_type(device: &Device) -> DType {
     if device.is_cpu() {
         DType::BF16
     } else {

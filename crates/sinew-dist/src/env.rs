@@ -119,25 +119,83 @@ pub fn timeout_from_env() -> Result<Duration> {
     }
 }
 
+/// The transport of a launched job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// MPI (CPU tensors; GPU tensors through host copies).
+    Mpi,
+    /// NCCL on this rank's GPU (`cuda:LOCAL_RANK`), bootstrapped over the TCP rendezvous.
+    Nccl,
+}
+
+/// The transport for `info`: `SINEW_DIST_BACKEND` (`mpi` or `nccl`) from `vars` when set, else
+/// MPI under `mpirun` and, for `torchrun`-style variables, NCCL when this build has it (feature
+/// `nccl`) and MPI otherwise (which then asks for `mpirun`).
+pub fn backend_kind_from(
+    vars: &dyn Fn(&str) -> Option<String>,
+    info: &LaunchInfo,
+) -> Result<BackendKind> {
+    match vars("SINEW_DIST_BACKEND").as_deref().map(str::trim) {
+        Some("mpi") => Ok(BackendKind::Mpi),
+        Some("nccl") => Ok(BackendKind::Nccl),
+        Some(other) => Err(DistError::Launch(format!(
+            "SINEW_DIST_BACKEND={other:?}: expected \"mpi\" or \"nccl\""
+        ))
+        .into()),
+        None if info.launcher == Launcher::Torchrun && cfg!(feature = "nccl") => {
+            Ok(BackendKind::Nccl)
+        }
+        None => Ok(BackendKind::Mpi),
+    }
+}
+
 /// The process group of this job, from the launcher's environment (PyTorch:
-/// `dist.init_process_group()`): MPI under `mpirun`, the world of one without a launcher.
+/// `dist.init_process_group()`): MPI under `mpirun`, NCCL for `torchrun`-style variables (or
+/// whenever `SINEW_DIST_BACKEND=nccl`), the world of one without a launcher.
 ///
-/// `torchrun`-style variables alone name a job with no MPI runtime behind it: on CPUs that is an
-/// error that says to launch with `mpirun -np N` (the NCCL backend for GPUs is not built yet).
+/// `torchrun`-style variables with the MPI backend name a job with no MPI runtime behind it: an
+/// error that says to launch with `mpirun -np N` (or to use NCCL on GPUs).
 pub fn init_process_group() -> Result<ProcessGroup> {
     let timeout = timeout_from_env()?;
-    match launch_info()? {
-        None => ProcessGroup::single(),
-        Some(info) if info.launcher == Launcher::Mpi => init_mpi(info, timeout),
-        Some(info) if info.world_size == 1 => ProcessGroup::single(),
-        Some(info) => Err(DistError::Launch(format!(
+    let Some(info) = launch_info()? else {
+        return ProcessGroup::single();
+    };
+    match backend_kind_from(&|name| std::env::var(name).ok(), &info)? {
+        BackendKind::Nccl => init_nccl(info, timeout),
+        BackendKind::Mpi if info.launcher == Launcher::Mpi => init_mpi(info, timeout),
+        BackendKind::Mpi if info.world_size == 1 => ProcessGroup::single(),
+        BackendKind::Mpi => Err(DistError::Launch(format!(
             "RANK={} WORLD_SIZE={} without mpirun: the CPU backend is MPI, so launch with \
-             `mpirun -np {} ...` (a torchrun-style rendezvous is for the NCCL backend, which is \
-             not built yet)",
+             `mpirun -np {} ...`; on GPUs use NCCL (build with `--features nccl`, \
+             SINEW_DIST_BACKEND=nccl)",
             info.rank, info.world_size, info.world_size
         ))
         .into()),
     }
+}
+
+#[cfg(feature = "nccl")]
+fn init_nccl(info: LaunchInfo, timeout: Duration) -> Result<ProcessGroup> {
+    ProcessGroup::new(
+        move || {
+            crate::NcclBackend::init(&info, timeout).map(|b| Box::new(b) as Box<dyn crate::Backend>)
+        },
+        timeout,
+    )
+}
+
+#[cfg(not(feature = "nccl"))]
+fn init_nccl(info: LaunchInfo, _timeout: Duration) -> Result<ProcessGroup> {
+    Err(DistError::Backend {
+        backend: "nccl",
+        msg: format!(
+            "rank {} of {} asked for NCCL, but this build has no NCCL backend: rebuild with \
+             `--features nccl` (needs the CUDA driver) and install libnccl.so.2 \
+             (`pip install nvidia-nccl-cu12`, then SINEW_NCCL_LIB=.../nvidia/nccl/lib/libnccl.so.2)",
+            info.rank, info.world_size
+        ),
+    }
+    .into())
 }
 
 #[cfg(feature = "mpi")]
@@ -219,6 +277,43 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((pmi.rank, pmi.world_size), (0, 3));
+    }
+
+    #[test]
+    fn the_backend_follows_the_launcher_unless_named() {
+        let torch = launch_info_from(&env(&[("RANK", "0"), ("WORLD_SIZE", "2")]))
+            .unwrap()
+            .unwrap();
+        let mpi = launch_info_from(&env(&[
+            ("OMPI_COMM_WORLD_RANK", "0"),
+            ("OMPI_COMM_WORLD_SIZE", "2"),
+        ]))
+        .unwrap()
+        .unwrap();
+        let default_for_torchrun = if cfg!(feature = "nccl") {
+            BackendKind::Nccl
+        } else {
+            BackendKind::Mpi
+        };
+        assert_eq!(
+            backend_kind_from(&env(&[]), &torch).unwrap(),
+            default_for_torchrun
+        );
+        assert_eq!(
+            backend_kind_from(&env(&[]), &mpi).unwrap(),
+            BackendKind::Mpi
+        );
+        let nccl = env(&[("SINEW_DIST_BACKEND", "nccl")]);
+        assert_eq!(backend_kind_from(&nccl, &mpi).unwrap(), BackendKind::Nccl);
+        let named_mpi = env(&[("SINEW_DIST_BACKEND", "mpi")]);
+        assert_eq!(
+            backend_kind_from(&named_mpi, &torch).unwrap(),
+            BackendKind::Mpi
+        );
+        let err = backend_kind_from(&env(&[("SINEW_DIST_BACKEND", "gloo")]), &torch)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected \"mpi\" or \"nccl\""), "{err}");
     }
 
     #[test]

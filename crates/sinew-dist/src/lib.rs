@@ -1,9 +1,11 @@
 //! Data-parallel training for Sinew on existing transports: MPI for CPU clusters (feature
-//! `mpi`), with a [`Backend`] trait for others.
+//! `mpi`) and NCCL for GPUs (feature `nccl`; NVIDIA's `libnccl.so.2` opened at run time,
+//! bootstrapped over a `MASTER_ADDR`/`MASTER_PORT` TCP rendezvous), with a [`Backend`] trait for
+//! others.
 //!
 //! The pieces, as in PyTorch's `torch.distributed`:
-//! - [`init_process_group`] reads the launcher's environment (`mpirun`, or none: a world of one)
-//!   and returns a [`ProcessGroup`] with `rank`, `world_size`, `barrier`, `broadcast`,
+//! - [`init_process_group`] reads the launcher's environment (`mpirun`, `torchrun`-style
+//!   variables, or none: a world of one) and returns a [`ProcessGroup`] with `rank`, `world_size`, `barrier`, `broadcast`,
 //!   `all_reduce` (sum, mean, max) and `all_gather` on f32/f64/f16/bf16 tensors;
 //! - [`DistributedDataParallel`] wraps any module: rank 0's weights are broadcast, gradients are
 //!   averaged in buckets from gradient hooks while backward runs;
@@ -32,7 +34,9 @@ mod error;
 mod group;
 #[cfg(feature = "mpi")]
 mod mpi_backend;
+pub mod nccl;
 mod reducer;
+pub mod rendezvous;
 mod sync_batch_norm;
 mod training;
 
@@ -40,11 +44,14 @@ pub use backend::{Backend, ReduceOp, SingleProcess};
 pub use buffer::CommBuffer;
 pub use ddp::{DdpConfig, DistributedDataParallel, NoSync};
 pub use env::{
-    LaunchInfo, Launcher, init_process_group, launch_info, launch_info_from, timeout_from_env,
+    BackendKind, LaunchInfo, Launcher, backend_kind_from, init_process_group, launch_info,
+    launch_info_from, timeout_from_env,
 };
 pub use error::DistError;
 pub use group::{DEFAULT_TIMEOUT, ProcessGroup, Work};
 #[cfg(feature = "mpi")]
 pub use mpi_backend::MpiBackend;
+#[cfg(feature = "nccl")]
+pub use nccl::NcclBackend;
 pub use reducer::StepEvent;
 pub use sync_batch_norm::{SyncBatchNorm, all_reduce_sum};

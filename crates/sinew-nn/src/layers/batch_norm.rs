@@ -192,17 +192,21 @@ impl BatchNorm {
         let Some(count) = &self.num_batches_tracked else {
             return Ok(self.config.momentum.unwrap_or(0.0));
         };
-        let n = count.value().to_scalar::<i64>()? + 1;
-        count.set_value(Tensor::full(
-            (),
-            n as f64,
-            DType::I64,
-            count.value().device(),
-        )?);
-        Ok(match self.config.momentum {
-            Some(m) => m,
-            None => 1.0 / n as f64,
-        })
+        let count = count.value();
+        match self.config.momentum {
+            // Counted in place on the buffer's device: no host read, so no GPU synchronisation
+            // per layer and step.
+            Some(m) => {
+                count.add_scalar_(1.0)?;
+                Ok(m)
+            }
+            // The cumulative average needs the count on the host (PyTorch reads it too).
+            None => {
+                let n = count.to_scalar::<i64>()? + 1;
+                count.add_scalar_(1.0)?;
+                Ok(1.0 / n as f64)
+            }
+        }
     }
 }
 

@@ -1,0 +1,158 @@
+//! `trace [--model NAME] [--batch N] [--mixed] [--steps N]` (GPU builds): one training step at a
+//! time on `cuda:0`, each phase (batch upload, forward and loss, backward, optimizer, the
+//! `loss.item()` read) timed on the stream with CUDA events and next to the host time the phase
+//! took to queue. A phase whose host time matches its stream time made the host wait (a
+//! synchronisation); in a sync-free step only `item` does. Issue 14's event-timer trace of one
+//! ResNet step: `sinew-devtools trace --model resnet18 --batch 128`.
+
+/// Parses the options and prints the trace (an error without the `cuda` feature or a GPU).
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut model = "resnet18".to_string();
+    let (mut batch, mut steps, mut mixed) = (128usize, 5usize, false);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("trace: {arg} needs a value"))
+        };
+        match arg.as_str() {
+            "--model" => model = value()?,
+            "--batch" => {
+                batch = value()?
+                    .parse()
+                    .map_err(|e| format!("trace: --batch: {e}"))?
+            }
+            "--steps" => {
+                steps = value()?
+                    .parse()
+                    .map_err(|e| format!("trace: --steps: {e}"))?
+            }
+            "--mixed" => mixed = true,
+            _ => {
+                return Err(format!(
+                    "trace: unknown option {arg:?}; usage: trace [--model mlp|lenet5|resnet18|vgg16] \
+                     [--batch N] [--steps N] [--mixed]"
+                ));
+            }
+        }
+    }
+    if batch == 0 || steps == 0 {
+        return Err("trace: --batch and --steps must be positive".into());
+    }
+    imp::trace(&model, batch, steps, mixed)
+}
+
+#[cfg(not(feature = "cuda"))]
+mod imp {
+    pub fn trace(_: &str, _: usize, _: usize, _: bool) -> Result<(), String> {
+        Err("trace: needs a GPU build (`cargo run --release -p sinew-devtools --features cuda -- trace`)".into())
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod imp {
+    use std::time::Instant;
+
+    use sinew_cuda::CudaBackend;
+    use sinew_nn::ModuleExt;
+    use sinew_nn::functional::cross_entropy;
+    use sinew_optim::{GradScaler, GradScalerConfig, Optimizer, SgdConfig, sgd};
+    use sinew_tensor::{DType, Device, Generator, autocast};
+
+    use crate::gpu_workloads::{half_type, model_and_input};
+
+    const PHASES: [&str; 5] = [
+        "upload",
+        "forward+loss",
+        "backward",
+        "optimizer",
+        "loss.item",
+    ];
+
+    pub fn trace(model: &str, batch: usize, steps: usize, mixed: bool) -> Result<(), String> {
+        let fail = |e: sinew_tensor::Error| format!("trace: {e}");
+        sinew_cuda::register();
+        let gpu = Device::cuda(0).map_err(fail)?;
+        let cuda = CudaBackend::of(&gpu).ok_or("trace: cuda:0 is not a CUDA device")?;
+        let (net, input) = model_and_input("trace", model, batch).map_err(fail)?;
+        net.to_device(&gpu).map_err(fail)?;
+        let mut g = Generator::new(0);
+        let cpu = Device::cpu();
+        let x = g.randn(input, DType::F32, &cpu).map_err(fail)?;
+        let y = g.randint([batch], 0, 10, &cpu).map_err(fail)?;
+        let mut opt = sgd(net.named_parameters(), SgdConfig::new(0.01).momentum(0.9));
+        let half = half_type(&gpu);
+        let mut scaler = GradScaler::with_config(GradScalerConfig {
+            enabled: mixed && half == DType::F16,
+            ..GradScalerConfig::default()
+        });
+        let mut host = vec![0.0f64; PHASES.len()];
+        let mut stream = vec![0.0f64; PHASES.len()];
+        let traced = steps;
+        for step in 0..3 + traced {
+            let mut timer = cuda.timer().map_err(fail)?;
+            let mut marks = Vec::with_capacity(PHASES.len());
+            let mut t = Instant::now();
+            let mut lap = |timer: &mut sinew_cuda::EventTimer, label: &str| {
+                timer.lap(cuda, label).map_err(fail)?;
+                marks.push(t.elapsed().as_secs_f64() * 1e3);
+                t = Instant::now();
+                Ok::<(), String>(())
+            };
+            let (xs, ys) = (
+                x.to_device(&gpu).map_err(fail)?,
+                y.to_device(&gpu).map_err(fail)?,
+            );
+            lap(&mut timer, PHASES[0])?;
+            opt.zero_grad();
+            let loss = {
+                let _autocast = if mixed {
+                    Some(autocast(half).map_err(fail)?)
+                } else {
+                    None
+                };
+                cross_entropy(&net.forward(&xs).map_err(fail)?, &ys).map_err(fail)?
+            };
+            lap(&mut timer, PHASES[1])?;
+            scaler
+                .scale(&loss)
+                .map_err(fail)?
+                .backward()
+                .map_err(fail)?;
+            lap(&mut timer, PHASES[2])?;
+            scaler.step(&mut opt).map_err(fail)?;
+            scaler.update();
+            lap(&mut timer, PHASES[3])?;
+            let value = loss.item().map_err(fail)?;
+            lap(&mut timer, PHASES[4])?;
+            let laps = timer.laps().map_err(fail)?;
+            if step >= 3 {
+                for (k, (_, ms)) in laps.iter().enumerate() {
+                    host[k] += marks[k] / traced as f64;
+                    stream[k] += f64::from(*ms) / traced as f64;
+                }
+            }
+            if step + 1 == 3 + traced {
+                println!("last loss {value:.4}");
+            }
+        }
+        let precision = if mixed { "mixed" } else { "f32" };
+        println!(
+            "{model} b{batch} {precision} on {gpu} ({}), mean of {traced} steps after 3 warm-up:",
+            cuda.name()
+        );
+        println!("{:<14} {:>12} {:>12}", "phase", "host ms", "stream ms");
+        for (k, phase) in PHASES.iter().enumerate() {
+            println!("{phase:<14} {:>12.3} {:>12.3}", host[k], stream[k]);
+        }
+        println!(
+            "{:<14} {:>12.3} {:>12.3}",
+            "step",
+            host.iter().sum::<f64>(),
+            stream.iter().sum::<f64>()
+        );
+        println!("memory: {:?}", cuda.memory_stats());
+        Ok(())
+    }
+}
