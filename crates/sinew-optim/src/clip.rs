@@ -16,24 +16,31 @@ pub fn clip_grad_norm_(
     if grads.is_empty() {
         return Ok(0.0);
     }
-    let mut per_tensor = Vec::with_capacity(grads.len());
+    // Per-tensor norms stay on their device as 0-d f64 tensors and are combined there; the
+    // host reads one number per device (one synchronisation per call on a GPU, not one per
+    // parameter).
+    let mut per_device: Vec<sinew_tensor::Tensor> = Vec::new();
     for g in &grads {
         let g64 = g.to_dtype(DType::F64)?;
-        let n = if norm_type == f64::INFINITY {
-            g64.abs()?.max(&[], false)?.to_scalar::<f64>()?
+        let part = if norm_type == f64::INFINITY {
+            g64.abs()?.max(&[], false)?
         } else {
-            g64.norm(norm_type, &[], false)?.to_scalar::<f64>()?
+            g64.norm(norm_type, &[], false)?.powf(norm_type)?
         };
-        per_tensor.push(n);
+        match per_device.iter_mut().find(|t| t.device() == part.device()) {
+            Some(acc) if norm_type == f64::INFINITY => *acc = acc.maximum(&part)?,
+            Some(acc) => *acc = acc.add(&part)?,
+            None => per_device.push(part),
+        }
+    }
+    let mut parts = Vec::with_capacity(per_device.len());
+    for t in per_device {
+        parts.push(t.to_scalar::<f64>()?);
     }
     let total = if norm_type == f64::INFINITY {
-        per_tensor.iter().copied().fold(0.0, f64::max)
+        parts.iter().copied().fold(0.0, f64::max)
     } else {
-        per_tensor
-            .iter()
-            .map(|n| n.powf(norm_type))
-            .sum::<f64>()
-            .powf(1.0 / norm_type)
+        parts.iter().sum::<f64>().powf(1.0 / norm_type)
     };
     if error_if_nonfinite && !total.is_finite() {
         return Err(Error::invalid(

@@ -97,8 +97,11 @@ fn address(opt: &dyn Optimizer) -> usize {
 }
 
 /// Multiplies the gradient of `param` by `inv_scale` (in place when it owns its memory, else by
-/// replacing it: backward may leave an expanded view) and tells whether it holds an inf or NaN.
-fn unscale_and_check(param: &Parameter, grad: &Tensor, inv_scale: f64) -> Result<bool> {
+/// replacing it: backward may leave an expanded view) and returns a 0-d probe on the gradient's
+/// device that is 0 when every element is finite and NaN otherwise (`0 * x` is 0 for every
+/// finite `x` and NaN for inf and NaN, so a sum of probes cannot overflow as a plain sum could).
+/// Nothing is read back here: the probes are summed on the device and read once per call.
+fn unscale_and_probe(param: &Parameter, grad: &Tensor, inv_scale: f64) -> Result<Tensor> {
     let grad = if grad.is_contiguous() {
         grad.mul_scalar_(inv_scale)?;
         grad.clone()
@@ -107,10 +110,16 @@ fn unscale_and_check(param: &Parameter, grad: &Tensor, inv_scale: f64) -> Result
         param.value().set_grad(Some(scaled.clone()))?;
         scaled
     };
-    // 0 * x is 0 for every finite x and NaN for inf and NaN, so the sum is finite exactly
-    // when every element is (a plain sum could overflow on large finite values).
-    let probe = grad.mul_scalar(0.0)?.sum_all()?.item()?;
-    Ok(!probe.is_finite())
+    grad.mul_scalar(0.0)?.sum_all()
+}
+
+/// Adds `probe` to the running probe sum of its device.
+fn accumulate(sums: &mut Vec<Tensor>, probe: Tensor) -> Result<()> {
+    match sums.iter_mut().find(|s| s.device() == probe.device()) {
+        Some(sum) => *sum = sum.add(&probe.to_dtype(sum.dtype())?)?,
+        None => sums.push(probe),
+    }
+    Ok(())
 }
 
 impl GradScaler {
@@ -165,7 +174,9 @@ impl GradScaler {
         }
         let inv_scale = 1.0 / self.scale;
         let _guard = no_grad();
-        let mut found = false;
+        // One probe sum per device, read back once at the end (one synchronisation per call
+        // on a GPU, as PyTorch's found_inf tensor).
+        let mut sums: Vec<Tensor> = Vec::new();
         for param in opt.parameters() {
             let Some(grad) = param.grad() else { continue };
             if matches!(grad.dtype(), DType::F16 | DType::BF16) {
@@ -177,7 +188,11 @@ impl GradScaler {
                     ),
                 ));
             }
-            found |= unscale_and_check(&param, &grad, inv_scale)?;
+            accumulate(&mut sums, unscale_and_probe(&param, &grad, inv_scale)?)?;
+        }
+        let mut found = false;
+        for sum in sums {
+            found |= !sum.item()?.is_finite();
         }
         self.unscaled.push(id);
         self.found_inf |= found;
