@@ -11,6 +11,9 @@
 //   inplace_addcdiv_<dtype>(n, g, dst, s0, s1, value)      dst += value * (s0 / s1)
 //   inplace_lerp_<dtype>(n, g, dst, src, weight)           dst += weight * (src - dst) (two-sided)
 //   inplace_fill_b<bytes>(n, g, dst, pattern)              dst = low <bytes> bytes of pattern
+//   inplace_mul_axpy_<dtype>(n, g, dst, src, s0, s1)       dst = s0 * dst + s1 * src
+//   inplace_mul_addcmul_<dtype>(n, g, dst, a, b, s0, s1, _) dst = s0 * dst + s1 * a * b
+//   inplace_addcdiv_sqrt_<dtype>(n, g, dst, a, b, s0, s1, s2) dst += s0 * a / (sqrt(b) * s1 + s2)
 #include "binary_ops.cuh"
 #include "unary_ops.cuh"
 
@@ -118,6 +121,49 @@ FOR_FLOATS(INPLACE_SCALED1, axpy, x + s * y)
 FOR_FLOATS(INPLACE_SCALED1, lerp, (s < (C)0.5 && s > (C)-0.5) ? x + s * (y - x) : y - (y - x) * ((C)1 - s))
 FOR_FLOATS(INPLACE_SCALED2, addcmul, x + s * y * z)
 FOR_FLOATS(INPLACE_SCALED2, addcdiv, x + s * (y / z))
+
+// ---- fused optimizer updates with two or three scalars s0, s1[, s2]; each step rounds where
+// the CPU backend's does (separate multiplies and adds, no FMA contraction: __fmul_rn/__fadd_rn
+// for f32, __dmul_rn/__dadd_rn for f64 via the rn() overloads), so results match it bit for bit.
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+#define INPLACE_FUSED1(NAME, T, EXPR)                                                             \
+    extern "C" __global__ void inplace_##NAME(uint32_t n, Geometry g, T *dst, const T *src,       \
+                                              double scalar0, double scalar1) {                   \
+        typedef Num<T>::C C;                                                                      \
+        const C s0 = (C)scalar0, s1 = (C)scalar1;                                                 \
+        GRID_STRIDE(i, n) {                                                                       \
+            uint64_t off[2];                                                                      \
+            element_offsets<2>(g, i, off);                                                        \
+            const C x = Num<T>::up(dst[off[0]]);                                                  \
+            const C y = Num<T>::up(src[off[1]]);                                                  \
+            dst[off[0]] = Num<T>::down(EXPR);                                                     \
+        }                                                                                         \
+    }
+#define INPLACE_FUSED2(NAME, T, EXPR)                                                             \
+    extern "C" __global__ void inplace_##NAME(uint32_t n, Geometry g, T *dst, const T *src0,      \
+                                              const T *src1, double scalar0, double scalar1,      \
+                                              double scalar2) {                                   \
+        typedef Num<T>::C C;                                                                      \
+        const C s0 = (C)scalar0, s1 = (C)scalar1, s2 = (C)scalar2;                                \
+        (void)s2;                                                                                 \
+        GRID_STRIDE(i, n) {                                                                       \
+            uint64_t off[3];                                                                      \
+            element_offsets<3>(g, i, off);                                                        \
+            const C x = Num<T>::up(dst[off[0]]);                                                  \
+            const C y = Num<T>::up(src0[off[1]]);                                                 \
+            const C z = Num<T>::up(src1[off[2]]);                                                 \
+            dst[off[0]] = Num<T>::down(EXPR);                                                     \
+        }                                                                                         \
+    }
+// dst = s0 * dst + s1 * y (SGD's momentum buffer).
+FOR_FLOATS(INPLACE_FUSED1, mul_axpy, add_rn(mul_rn(x, s0), mul_rn(s1, y)))
+// dst = s0 * dst + s1 * y * z (squared-gradient averages); s2 unused.
+FOR_FLOATS(INPLACE_FUSED2, mul_addcmul, add_rn(mul_rn(x, s0), mul_rn(mul_rn(s1, y), z)))
+// dst += s0 * y / (sqrt(z) * s1 + s2) (the Adam/RMSprop/Adagrad step).
+FOR_FLOATS(INPLACE_FUSED2, addcdiv_sqrt, add_rn(x, mul_rn(s0, y / add_rn(mul_rn(m_sqrt(z), s1), s2))))
 
 // ---- dst = value (its bits, converted on the host as the CPU backend converts) ----
 #define INPLACE_FILL(B, T)                                                                         \

@@ -276,6 +276,9 @@ pub fn inplace_scaled(op: InplaceOp, dtype: DType) -> Option<Kernel> {
         InplaceOp::Addcmul(_) => "addcmul",
         InplaceOp::Addcdiv(_) => "addcdiv",
         InplaceOp::Lerp(_) => "lerp",
+        InplaceOp::MulAxpy { .. } => "mul_axpy",
+        InplaceOp::MulAddcmul { .. } => "mul_addcmul",
+        InplaceOp::AddcdivSqrt { .. } => "addcdiv_sqrt",
         _ => return None,
     };
     is_float(dtype).then(|| kernel(Family::Inplace, "inplace", stem, dtype))
@@ -366,6 +369,19 @@ pub fn every_kernel() -> Vec<Kernel> {
                 InplaceOp::Addcmul(1.0),
                 InplaceOp::Addcdiv(1.0),
                 InplaceOp::Lerp(0.5),
+                InplaceOp::MulAxpy {
+                    scale: 1.0,
+                    alpha: 1.0,
+                },
+                InplaceOp::MulAddcmul {
+                    scale: 1.0,
+                    value: 1.0,
+                },
+                InplaceOp::AddcdivSqrt {
+                    value: 1.0,
+                    scale: 1.0,
+                    eps: 0.0,
+                },
             ]
             .into_iter()
             .filter_map(|op| inplace_scaled(op, dtype)),

@@ -180,6 +180,25 @@ fn scaled_updates_and_fill_match_the_cpu() {
         parity(&dev, InplaceOp::Lerp(0.25), dtype, false);
         parity(&dev, InplaceOp::Lerp(0.8), dtype, false);
         parity(&dev, InplaceOp::Fill(2.5), dtype, false);
+        // The fused optimizer updates (positive sources: the square root's argument).
+        let fused = [
+            InplaceOp::MulAxpy {
+                scale: 0.9,
+                alpha: 0.75,
+            },
+            InplaceOp::MulAddcmul {
+                scale: 0.999,
+                value: 1e-3,
+            },
+            InplaceOp::AddcdivSqrt {
+                value: -1e-2,
+                scale: 1.3,
+                eps: 1e-8,
+            },
+        ];
+        for op in fused {
+            parity(&dev, op, dtype, true);
+        }
     }
     for dtype in [DType::I64, DType::U8, DType::Bool] {
         parity(&dev, InplaceOp::Fill(3.0), dtype, false);

@@ -90,8 +90,7 @@ fn adam_update(
     };
     let (m, v) = (slot.buffer("exp_avg")?, slot.buffer("exp_avg_sq")?);
     m.lerp_(g, 1.0 - b1)?;
-    v.mul_scalar_(b2)?;
-    v.addcmul_(1.0 - b2, g, g)?;
+    v.mul_addcmul_(b2, 1.0 - b2, g, g)?;
     let t = slot.step as f64;
     let bias1 = 1.0 - b1.powf(t);
     let bias2_sqrt = (1.0 - b2.powf(t)).sqrt();
@@ -102,12 +101,8 @@ fn adam_update(
     } else {
         v
     };
-    let denom = &slot.scratch[1];
-    denom.copy_(second)?;
-    denom.unary_(UnaryOp::Sqrt)?;
-    denom.mul_scalar_(1.0 / bias2_sqrt)?;
-    denom.add_scalar_(c.eps)?;
-    param.addcdiv_(-c.lr / bias1, m, denom)
+    // p -= lr / bias1 * m / (sqrt(v) / sqrt(bias2) + eps), one pass, no denominator buffer.
+    param.addcdiv_sqrt_(-c.lr / bias1, m, second, 1.0 / bias2_sqrt, c.eps)
 }
 
 /// Adam's rule: L2 weight decay in the gradient.
@@ -143,6 +138,10 @@ macro_rules! adam_like {
             }
             fn buffers(c: &AdamConfig) -> Vec<(&'static str, f64)> {
                 adam_buffers(c)
+            }
+            // The weight-decayed gradient only: the step needs no denominator buffer.
+            fn scratch(_: &AdamConfig) -> usize {
+                1
             }
             fn update(c: &AdamConfig, p: &Tensor, g: &Tensor, slot: Slot<'_>) -> Result<()> {
                 adam_update(c, $decoupled, p, g, slot)

@@ -69,11 +69,11 @@ impl UpdateRule for AdagradRule {
         let clr = c.lr / (1.0 + (slot.step - 1) as f64 * c.lr_decay);
         let sum = slot.buffer("sum")?;
         sum.addcmul_(1.0, g, g)?;
-        let denom = &slot.scratch[1];
-        denom.copy_(sum)?;
-        denom.unary_(UnaryOp::Sqrt)?;
-        denom.add_scalar_(c.eps)?;
-        param.addcdiv_(-clr, g, denom)
+        // p -= clr * g / (sqrt(sum) + eps), one pass, no denominator buffer.
+        param.addcdiv_sqrt_(-clr, g, sum, 1.0, c.eps)
+    }
+    fn scratch(_: &AdagradConfig) -> usize {
+        1
     }
 }
 
@@ -137,8 +137,11 @@ impl UpdateRule for RmspropRule {
     fn update(c: &RmspropConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
         let g = effective_grad(grad, param, c.weight_decay, c.maximize, &slot.scratch[0])?;
         let v = slot.buffer("square_avg")?;
-        v.mul_scalar_(c.alpha)?;
-        v.addcmul_(1.0 - c.alpha, g, g)?;
+        v.mul_addcmul_(c.alpha, 1.0 - c.alpha, g, g)?;
+        if !c.centered && c.momentum == 0.0 {
+            // p -= lr * g / (sqrt(v) + eps), one pass, no denominator buffer.
+            return param.addcdiv_sqrt_(-c.lr, g, v, 1.0, c.eps);
+        }
         let avg = &slot.scratch[1];
         avg.copy_(v)?;
         if c.centered {

@@ -99,8 +99,7 @@ impl UpdateRule for SgdRule {
         if slot.step == 1 {
             assign(buf, g)?;
         } else {
-            buf.mul_scalar_(c.momentum)?;
-            buf.axpy_(1.0 - c.dampening, g)?;
+            buf.mul_axpy_(c.momentum, 1.0 - c.dampening, g)?;
         }
         if c.nesterov {
             let d = &slot.scratch[1];

@@ -125,6 +125,33 @@ pub enum InplaceOp {
     Lerp(f64),
     /// `dst = value` everywhere.
     Fill(f64),
+    /// `dst = scale * dst + alpha * src[0]`: SGD's momentum buffer in one pass (the rounding of
+    /// `mul_(scale)` then `add_(src, alpha)` in f32/f64).
+    MulAxpy {
+        /// Factor on the destination.
+        scale: f64,
+        /// Factor on the source.
+        alpha: f64,
+    },
+    /// `dst = scale * dst + value * src[0] * src[1]`: the squared-gradient averages of Adam
+    /// and RMSprop in one pass (the rounding of `mul_(scale)` then `addcmul_`).
+    MulAddcmul {
+        /// Factor on the destination.
+        scale: f64,
+        /// Factor on the product.
+        value: f64,
+    },
+    /// `dst += value * src[0] / (sqrt(src[1]) * scale + eps)`: the parameter step of Adam,
+    /// RMSprop and Adagrad in one pass, without a denominator buffer (the rounding of
+    /// `sqrt`, `mul_(scale)`, `add_(eps)` then `addcdiv_`).
+    AddcdivSqrt {
+        /// Factor on the quotient (the negative step size).
+        value: f64,
+        /// Factor on the square root (Adam: `1 / sqrt(1 - beta2^t)`).
+        scale: f64,
+        /// Added to the scaled square root.
+        eps: f64,
+    },
 }
 
 impl InplaceOp {
@@ -132,8 +159,14 @@ impl InplaceOp {
     pub fn num_sources(&self) -> usize {
         match self {
             InplaceOp::Unary(_) | InplaceOp::Fill(_) => 0,
-            InplaceOp::Binary(_) | InplaceOp::Axpy(_) | InplaceOp::Lerp(_) => 1,
-            InplaceOp::Addcmul(_) | InplaceOp::Addcdiv(_) => 2,
+            InplaceOp::Binary(_)
+            | InplaceOp::Axpy(_)
+            | InplaceOp::Lerp(_)
+            | InplaceOp::MulAxpy { .. } => 1,
+            InplaceOp::Addcmul(_)
+            | InplaceOp::Addcdiv(_)
+            | InplaceOp::MulAddcmul { .. }
+            | InplaceOp::AddcdivSqrt { .. } => 2,
         }
     }
 }

@@ -51,6 +51,25 @@ pub(crate) fn inplace<B: Backend + ?Sized>(
                 bin(BinaryOp::Add, d, dl, &*t, &dense)?
             }
             InplaceOp::Fill(v) => b.full(d.dtype(), dl.elem_count(), v)?,
+            InplaceOp::MulAxpy { scale, alpha } => {
+                let kept = b.unary(UnaryOp::MulScalar(scale), d, dl)?;
+                let t = b.unary(UnaryOp::MulScalar(alpha), srcs[0].0, srcs[0].1)?;
+                bin(BinaryOp::Add, &*kept, &dense, &*t, &dense)?
+            }
+            InplaceOp::MulAddcmul { scale, value } => {
+                let kept = b.unary(UnaryOp::MulScalar(scale), d, dl)?;
+                let t = bin(BinaryOp::Mul, srcs[0].0, srcs[0].1, srcs[1].0, srcs[1].1)?;
+                let t = b.unary(UnaryOp::MulScalar(value), &*t, &dense)?;
+                bin(BinaryOp::Add, &*kept, &dense, &*t, &dense)?
+            }
+            InplaceOp::AddcdivSqrt { value, scale, eps } => {
+                let den = b.unary(UnaryOp::Sqrt, srcs[1].0, srcs[1].1)?;
+                let den = b.unary(UnaryOp::MulScalar(scale), &*den, &dense)?;
+                let den = b.unary(UnaryOp::AddScalar(eps), &*den, &dense)?;
+                let t = bin(BinaryOp::Div, srcs[0].0, srcs[0].1, &*den, &dense)?;
+                let t = b.unary(UnaryOp::MulScalar(value), &*t, &dense)?;
+                bin(BinaryOp::Add, d, dl, &*t, &dense)?
+            }
         }
     };
     b.copy_into(dst, dl, &*out, &dense)

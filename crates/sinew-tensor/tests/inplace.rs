@@ -66,6 +66,33 @@ const OPS: &[(&str, usize, InplaceFn, RefFn, bool)] = &[
         false,
     ),
     (
+        "mul_axpy_",
+        1,
+        |d, s| d.mul_axpy_(0.9, 0.7, &s[0]),
+        |d, s| d.mul_scalar(0.9)?.add(&s[0].mul_scalar(0.7)?),
+        false,
+    ),
+    (
+        "mul_addcmul_",
+        2,
+        |d, s| d.mul_addcmul_(0.999, 0.001, &s[0], &s[1]),
+        |d, s| {
+            d.mul_scalar(0.999)?
+                .add(&s[0].mul(&s[1])?.mul_scalar(0.001)?)
+        },
+        false,
+    ),
+    (
+        "addcdiv_sqrt_",
+        2,
+        |d, s| d.addcdiv_sqrt_(-0.5, &s[0], &s[1].abs()?, 1.25, 1e-3),
+        |d, s| {
+            let den = s[1].abs()?.sqrt()?.mul_scalar(1.25)?.add_scalar(1e-3)?;
+            d.add(&s[0].div(&den)?.mul_scalar(-0.5)?)
+        },
+        true,
+    ),
+    (
         "clamp_",
         0,
         |d, _| d.clamp_(-0.4, 0.3),
@@ -229,6 +256,42 @@ fn float_ops_match_out_of_place_parallel_sizes() {
     // 300 * 130 = 39000 elements: above the parallel threshold, contiguous and strided.
     check_all(DType::F32, 300, 130);
     check_all(DType::BF16, 300, 130);
+}
+
+/// The fused optimizer updates round where the op-by-op sequences do: equal bit for bit in f32
+/// and f64 (what keeps the optimizers' trajectories unchanged by the fusion).
+#[test]
+fn fused_updates_equal_their_op_by_op_sequences_exactly() {
+    let mut g = Generator::new(21);
+    for dtype in [DType::F32, DType::F64] {
+        let d = rand(&mut g, &[37, 29], dtype, false);
+        let x = rand(&mut g, &[37, 29], dtype, false);
+        let v = rand(&mut g, &[37, 29], dtype, true).abs().unwrap();
+        let bits = |t: &Tensor| t.to_vec_f64().unwrap();
+        // A fresh tensor with the same values (times 1 is exact).
+        let copy = |t: &Tensor| t.mul_scalar(1.0).unwrap();
+        let (a, b) = (copy(&d), copy(&d));
+        a.mul_axpy_(0.9, 0.75, &x).unwrap();
+        b.mul_scalar_(0.9).unwrap();
+        b.axpy_(0.75, &x).unwrap();
+        assert_eq!(bits(&a), bits(&b), "{dtype} mul_axpy_");
+        let (a, b) = (copy(&d), copy(&d));
+        a.mul_addcmul_(0.999, 1.0 - 0.999, &x, &x).unwrap();
+        b.mul_scalar_(0.999).unwrap();
+        b.addcmul_(1.0 - 0.999, &x, &x).unwrap();
+        assert_eq!(bits(&a), bits(&b), "{dtype} mul_addcmul_");
+        let (a, b) = (copy(&d), copy(&d));
+        let (scale, eps) = (1.0 / (1.0f64 - 0.999f64.powi(3)).sqrt(), 1e-8);
+        a.addcdiv_sqrt_(-1e-3 / 0.271, &x, &v, scale, eps).unwrap();
+        let den = copy(&v);
+        den.unary_(UnaryOp::Sqrt).unwrap();
+        den.mul_scalar_(scale).unwrap();
+        den.add_scalar_(eps).unwrap();
+        b.addcdiv_(-1e-3 / 0.271, &x, &den).unwrap();
+        assert_eq!(bits(&a), bits(&b), "{dtype} addcdiv_sqrt_");
+    }
+    let ints = Tensor::zeros([3], DType::I64, &Device::cpu()).unwrap();
+    assert!(ints.mul_axpy_(1.0, 1.0, &ints.clone()).is_err());
 }
 
 #[test]

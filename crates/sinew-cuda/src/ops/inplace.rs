@@ -23,6 +23,9 @@ fn op_name(op: &InplaceOp) -> &'static str {
         InplaceOp::Addcdiv(_) => "addcdiv_",
         InplaceOp::Lerp(_) => "lerp_",
         InplaceOp::Fill(_) => "fill_",
+        InplaceOp::MulAxpy { .. } => "mul_axpy_",
+        InplaceOp::MulAddcmul { .. } => "mul_addcmul_",
+        InplaceOp::AddcdivSqrt { .. } => "addcdiv_sqrt_",
         _ => "inplace",
     }
 }
@@ -156,6 +159,25 @@ pub(crate) fn inplace(
             let g = Geometry::new(name, &[dl, l0, l1])?;
             let (p0, p1) = (s0.device_ptr(), s1.device_ptr());
             dev.launch(&kernel, cfg, kernel_args![count, g, d, p0, p1, v])
+        }
+        InplaceOp::MulAxpy { scale, alpha } => {
+            let kernel = need(names::inplace_scaled(op, dtype), name, dtype)?;
+            let (src, sl) = srcs[0];
+            let g = Geometry::new(name, &[dl, sl])?;
+            let p = src.device_ptr();
+            dev.launch(&kernel, cfg, kernel_args![count, g, d, p, scale, alpha])
+        }
+        InplaceOp::MulAddcmul { .. } | InplaceOp::AddcdivSqrt { .. } => {
+            let kernel = need(names::inplace_scaled(op, dtype), name, dtype)?;
+            let [s0, s1, s2] = match op {
+                InplaceOp::MulAddcmul { scale, value } => [scale, value, 0.0],
+                InplaceOp::AddcdivSqrt { value, scale, eps } => [value, scale, eps],
+                _ => unreachable!("matched above"),
+            };
+            let ((a, la), (b, lb)) = (srcs[0], srcs[1]);
+            let g = Geometry::new(name, &[dl, la, lb])?;
+            let (pa, pb) = (a.device_ptr(), b.device_ptr());
+            dev.launch(&kernel, cfg, kernel_args![count, g, d, pa, pb, s0, s1, s2])
         }
         InplaceOp::Fill(v) => {
             let bits = fill_bits(dtype, v);

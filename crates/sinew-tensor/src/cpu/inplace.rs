@@ -121,6 +121,9 @@ fn op_name(op: InplaceOp) -> &'static str {
         InplaceOp::Addcdiv(_) => "addcdiv_",
         InplaceOp::Lerp(_) => "lerp_",
         InplaceOp::Fill(_) => "fill_",
+        InplaceOp::MulAxpy { .. } => "mul_axpy_",
+        InplaceOp::MulAddcmul { .. } => "mul_addcmul_",
+        InplaceOp::AddcdivSqrt { .. } => "addcdiv_sqrt_",
     }
 }
 
@@ -193,6 +196,31 @@ where
                 } else {
                     y - (y - x) * (one - w)
                 })
+            })
+        }
+        // The fused optimizer updates: each step rounds where the unfused ops would (no FMA),
+        // so f32 and f64 results equal the op-by-op ones bit for bit.
+        InplaceOp::MulAxpy { scale, alpha } => {
+            let (s, a) = (c(scale), c(alpha));
+            apply(d, dl, [src::<T>(srcs, 0)], move |x, [y]| {
+                let kept = x.load() * s;
+                T::store(kept + a * y.load())
+            })
+        }
+        InplaceOp::MulAddcmul { scale, value } => {
+            let (s, v) = (c(scale), c(value));
+            let srcs = [src::<T>(srcs, 0), src::<T>(srcs, 1)];
+            apply(d, dl, srcs, move |x, [y, z]| {
+                let kept = x.load() * s;
+                T::store(kept + v * y.load() * z.load())
+            })
+        }
+        InplaceOp::AddcdivSqrt { value, scale, eps } => {
+            let (v, s, e) = (c(value), c(scale), c(eps));
+            let srcs = [src::<T>(srcs, 0), src::<T>(srcs, 1)];
+            apply(d, dl, srcs, move |x, [y, z]| {
+                let den = z.load().sqrt() * s + e;
+                T::store(x.load() + v * (y.load() / den))
             })
         }
         // Handled for every dtype by `inplace`.

@@ -76,6 +76,42 @@ impl Tensor {
         self.inplace("lerp_", InplaceOp::Lerp(weight), [end])
     }
 
+    /// `self = scale * self + alpha * x` (broadcast; floats) in one pass: SGD's momentum
+    /// buffer. Equals `mul_scalar_(scale)` then `axpy_(alpha, x)` bit for bit in f32 and f64.
+    pub fn mul_axpy_(&self, scale: f64, alpha: f64, x: &Tensor) -> Result<()> {
+        self.check_float("mul_axpy_")?;
+        self.inplace("mul_axpy_", InplaceOp::MulAxpy { scale, alpha }, [x])
+    }
+
+    /// `self = scale * self + value * t1 * t2` (broadcast; floats) in one pass: Adam's and
+    /// RMSprop's squared-gradient average. Equals `mul_scalar_(scale)` then
+    /// `addcmul_(value, t1, t2)` bit for bit in f32 and f64.
+    pub fn mul_addcmul_(&self, scale: f64, value: f64, t1: &Tensor, t2: &Tensor) -> Result<()> {
+        self.check_float("mul_addcmul_")?;
+        self.inplace(
+            "mul_addcmul_",
+            InplaceOp::MulAddcmul { scale, value },
+            [t1, t2],
+        )
+    }
+
+    /// `self += value * t1 / (sqrt(t2) * scale + eps)` (broadcast; floats) in one pass and
+    /// without a denominator buffer: the parameter step of Adam (`scale = 1 / sqrt(1 -
+    /// beta2^t)`), RMSprop and Adagrad (`scale = 1`). Equals building the denominator with
+    /// `sqrt`, `mul_scalar_`, `add_scalar_` and then `addcdiv_` bit for bit in f32 and f64.
+    pub fn addcdiv_sqrt_(
+        &self,
+        value: f64,
+        t1: &Tensor,
+        t2: &Tensor,
+        scale: f64,
+        eps: f64,
+    ) -> Result<()> {
+        self.check_float("addcdiv_sqrt_")?;
+        let op = InplaceOp::AddcdivSqrt { value, scale, eps };
+        self.inplace("addcdiv_sqrt_", op, [t1, t2])
+    }
+
     /// Clamps into `[min, max]` in place (NaN stays NaN). PyTorch equivalent:
     /// `self.clamp_(min, max)`.
     pub fn clamp_(&self, min: f64, max: f64) -> Result<()> {
