@@ -9,7 +9,7 @@ use sinew_tensor::{
 
 use crate::device::CudaBackend;
 use crate::ops::{
-    binary, cast, compare, conv, gemm, index, inplace, random, reduce, softmax, unary,
+    binary, cast, channel, compare, conv, gemm, index, inplace, random, reduce, softmax, unary,
 };
 use crate::storage::{CudaStorage, cuda, cuda_mut};
 
@@ -320,6 +320,47 @@ impl Backend for CudaBackend {
             values_layout,
             dim,
             mode,
+        )?))
+    }
+
+    fn channel_sums(
+        &self,
+        a: &dyn BackendStorage,
+        a_layout: &Layout,
+        b: Option<(&dyn BackendStorage, &Layout)>,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        let b = match b {
+            Some((s, l)) => Some((cuda(s, loc)?, l)),
+            None => None,
+        };
+        Ok(Box::new(channel::channel_sums(
+            self,
+            cuda(a, loc)?,
+            a_layout,
+            b,
+        )?))
+    }
+
+    fn channel_lincomb(
+        &self,
+        a: &dyn BackendStorage,
+        a_layout: &Layout,
+        b: Option<(&dyn BackendStorage, &Layout)>,
+        coef: &dyn BackendStorage,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        let b = match b {
+            Some((s, l)) => Some((cuda(s, loc)?, l)),
+            None => None,
+        };
+        let coef = cuda(coef, loc)?;
+        Ok(Box::new(channel::channel_lincomb(
+            self,
+            cuda(a, loc)?,
+            a_layout,
+            b,
+            coef,
         )?))
     }
 

@@ -45,11 +45,13 @@ pub enum Family {
     Inplace,
     /// `cuda/random.cu`: counter-based random numbers (Philox4x32-10).
     Random,
+    /// `cuda/channel.cu`: batch norm's per-channel sums and affine maps.
+    Channel,
 }
 
 impl Family {
     /// Every family, in module-table order.
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 13] = [
         Family::Unary,
         Family::Binary,
         Family::Compare,
@@ -62,6 +64,7 @@ impl Family {
         Family::Conv,
         Family::Inplace,
         Family::Random,
+        Family::Channel,
     ];
 
     /// File stem of the `.cu` source and the `.ptx` output.
@@ -79,6 +82,7 @@ impl Family {
             Family::Conv => "conv",
             Family::Inplace => "inplace",
             Family::Random => "random",
+            Family::Channel => "channel",
         }
     }
 
@@ -339,6 +343,13 @@ pub fn philox_uniform() -> Kernel {
     kernel(Family::Random, "philox_uniform", "", DType::F32)
 }
 
+/// `channel_sums_<dtype>` and `channel_lincomb_<dtype>` (`lincomb` true): f32 and f64.
+pub fn channel(lincomb: bool, dtype: DType) -> Option<Kernel> {
+    let stem = if lincomb { "lincomb" } else { "sums" };
+    matches!(dtype, DType::F32 | DType::F64)
+        .then(|| kernel(Family::Channel, "channel", stem, dtype))
+}
+
 /// Every kernel the Rust side can launch, from the op table's lists and every dtype.
 pub fn every_kernel() -> Vec<Kernel> {
     let mut out = Vec::new();
@@ -392,6 +403,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(scatter_add(dtype));
         out.extend(fold2d(dtype));
         out.extend(DType::ALL.iter().map(|&to| cast(dtype, to)));
+        out.extend([false, true].iter().filter_map(|&l| channel(l, dtype)));
     }
     out.push(scatter_claim());
     out.push(index_first_bad());

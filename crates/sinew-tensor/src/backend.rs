@@ -607,6 +607,41 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         crate::composite::relu_backward(self, grad, grad_layout, output, output_layout)
     }
 
+    /// Per-channel sums of a `[n, C, ...]` float view `a` over every dim but 1, accumulated in
+    /// f64: a contiguous f64 `[2, C]` storage holding `sum(a)` then `sum(a * b)` (`b` another
+    /// view of `a`'s shape and dtype; `a * a` when `None`). Batch norm's statistics (`b = a`)
+    /// and its backward reductions (`a = dy`, `b = x`) in one read.
+    ///
+    /// Default: [`Error::NotImplemented`] (batch norm then uses its op-by-op form).
+    fn channel_sums(
+        &self,
+        a: &dyn BackendStorage,
+        a_layout: &Layout,
+        b: Option<(&dyn BackendStorage, &Layout)>,
+    ) -> Result<BoxedStorage> {
+        let _ = (a, a_layout, b);
+        missing(self, "channel_sums")
+    }
+
+    /// `alpha[c] * a + beta[c] * b + gamma[c]` for each element of channel `c` (dim 1) of a
+    /// `[n, C, ...]` float view `a` (and `b`, same shape and dtype; the `beta` term is dropped
+    /// when `None`), with `coef` a contiguous f64 `[3, C]` storage of `alpha`, `beta`, `gamma`,
+    /// computed in `a`'s compute type: a contiguous storage of `a`'s shape and dtype. Batch
+    /// norm's output (`x * scale + shift`) and input gradient (`dy * k1 + x * k2 + k3`) in one
+    /// pass.
+    ///
+    /// Default: [`Error::NotImplemented`].
+    fn channel_lincomb(
+        &self,
+        a: &dyn BackendStorage,
+        a_layout: &Layout,
+        b: Option<(&dyn BackendStorage, &Layout)>,
+        coef: &dyn BackendStorage,
+    ) -> Result<BoxedStorage> {
+        let _ = (a, a_layout, b, coef);
+        missing(self, "channel_lincomb")
+    }
+
     /// im2col into wide columns: a `[n, c, h, w]` view to `[c*kh*kw, n*oh*ow]`, the columns of
     /// the images side by side (column `i * oh*ow + p` is window `p` of image `i`), so that a
     /// convolution of the whole batch is one matrix product.

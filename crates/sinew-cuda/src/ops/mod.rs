@@ -3,6 +3,7 @@
 
 pub(crate) mod binary;
 pub(crate) mod cast;
+pub(crate) mod channel;
 pub(crate) mod compare;
 pub(crate) mod conv;
 pub(crate) mod gemm;

@@ -80,6 +80,14 @@ pub fn batch_norm(
                 ),
             ));
         }
+        // One read for the statistics and one pass for the output where the backend has
+        // per-channel kernels (f32/f64 on the CPU and CUDA backends).
+        let running = running_mean.zip(running_var).filter(|_| training);
+        if let Some(y) = super::batch_norm_fused::batch_norm_batch_stats(
+            x, running, weight, bias, momentum, eps,
+        )? {
+            return Ok(y);
+        }
         let mean = x.mean(&dims, true)?;
         let centered = x.sub(&mean)?;
         let var = centered.square()?.mean(&dims, true)?;

@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod batch_norm;
+mod batch_norm_fused;
 pub mod container;
 pub mod conv;
 pub mod dropout;

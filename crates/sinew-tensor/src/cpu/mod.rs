@@ -6,6 +6,7 @@
 pub(crate) mod alloc;
 pub mod buffer_pool;
 mod cast;
+mod channel;
 mod conv;
 mod conv_direct;
 mod conv_direct_grad;
@@ -438,6 +439,32 @@ impl Backend for CpuBackend {
             Some(out) => Ok(Box::new(out?)),
             None => crate::composite_conv::fold2d_wide(self, cols, layout, spec),
         }
+    }
+
+    fn channel_sums(
+        &self,
+        a: &dyn BackendStorage,
+        a_layout: &Layout,
+        b: Option<(&dyn BackendStorage, &Layout)>,
+    ) -> Result<BoxedStorage> {
+        let b = b.map(|(s, l)| (cpu(s), l));
+        Ok(Box::new(channel::channel_sums(cpu(a), a_layout, b)?))
+    }
+
+    fn channel_lincomb(
+        &self,
+        a: &dyn BackendStorage,
+        a_layout: &Layout,
+        b: Option<(&dyn BackendStorage, &Layout)>,
+        coef: &dyn BackendStorage,
+    ) -> Result<BoxedStorage> {
+        let b = b.map(|(s, l)| (cpu(s), l));
+        Ok(Box::new(channel::channel_lincomb(
+            cpu(a),
+            a_layout,
+            b,
+            cpu(coef),
+        )?))
     }
 
     fn max_pool2d(

@@ -5,6 +5,7 @@
 //! the same-named files under `cpu/`.
 
 pub mod binary;
+pub mod channel;
 pub mod conv;
 mod conv_wide;
 pub mod creation;

@@ -1,0 +1,149 @@
+//! Host side of `cuda/channel.cu`: batch norm's per-channel sums and affine maps on `[n, C,
+//! ...]` tensors (f32, f64). Strided inputs are made contiguous first.
+
+use sinew_tensor::{DType, Error, Layout, Result};
+
+use super::LaunchConfig;
+use super::cast::{copy_strided, fill_pattern};
+use crate::device::CudaBackend;
+use crate::names;
+use crate::storage::CudaStorage;
+
+/// Threads per block of the per-channel kernels.
+const THREADS: u32 = 256;
+
+/// `(n, C, inner)` of a `[n, C, ...]` layout, with `n` and `C` as the kernels' u32.
+fn split(op: &'static str, layout: &Layout) -> Result<(u32, u32, u64)> {
+    let dims = layout.dims();
+    if dims.len() < 2 {
+        return Err(Error::invalid(
+            op,
+            format!("expects [n, C, ...], got {}", layout.shape()),
+        ));
+    }
+    let narrow = |v: usize| {
+        u32::try_from(v).map_err(|_| Error::invalid(op, format!("dimension {v} exceeds 2^32")))
+    };
+    let inner: usize = dims[2..].iter().product();
+    Ok((narrow(dims[0])?, narrow(dims[1])?, inner as u64))
+}
+
+/// The device address of a view's first element when it is one dense run, else of a dense copy
+/// (kept in `holder` until the kernel has been queued).
+fn dense_ptr(
+    dev: &CudaBackend,
+    s: &CudaStorage,
+    l: &Layout,
+    holder: &mut Option<CudaStorage>,
+) -> Result<u64> {
+    if let Some((start, _)) = l.contiguous_offset() {
+        return Ok(s.ptr_at(start));
+    }
+    let copy = copy_strided(dev, s, l)?;
+    let ptr = copy.device_ptr();
+    *holder = Some(copy);
+    Ok(ptr)
+}
+
+fn check_pair(
+    op: &'static str,
+    a: &CudaStorage,
+    al: &Layout,
+    b: &CudaStorage,
+    bl: &Layout,
+) -> Result<()> {
+    if a.dtype_of() != b.dtype_of() {
+        return Err(Error::DTypeMismatch {
+            op,
+            lhs: a.dtype_of(),
+            rhs: b.dtype_of(),
+        });
+    }
+    if al.dims() != bl.dims() {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: al.shape().clone(),
+            rhs: bl.shape().clone(),
+        });
+    }
+    Ok(())
+}
+
+/// `Backend::channel_sums` on the GPU: a zeroed f64 `[2, C]` output, then one kernel.
+pub(crate) fn channel_sums(
+    dev: &CudaBackend,
+    a: &CudaStorage,
+    al: &Layout,
+    b: Option<(&CudaStorage, &Layout)>,
+) -> Result<CudaStorage> {
+    const OP: &str = "channel_sums";
+    let dtype = a.dtype_of();
+    let kernel = names::channel(false, dtype).ok_or(Error::UnsupportedDType { op: OP, dtype })?;
+    let (n, c, inner) = split(OP, al)?;
+    let out = fill_pattern(dev, DType::F64, 2 * c as usize, 0)?;
+    let per_channel = u64::from(n) * inner;
+    if c == 0 || per_channel == 0 {
+        return Ok(out);
+    }
+    let (mut keep_a, mut keep_b) = (None, None);
+    let pa = dense_ptr(dev, a, al, &mut keep_a)?;
+    let pb = match b {
+        Some((bs, bl)) => {
+            check_pair(OP, a, al, bs, bl)?;
+            dense_ptr(dev, bs, bl, &mut keep_b)?
+        }
+        None => 0,
+    };
+    let splits = per_channel.div_ceil(u64::from(THREADS) * 8).clamp(1, 1024) as u32;
+    let po = out.device_ptr();
+    dev.launch(
+        &kernel,
+        LaunchConfig {
+            grid: (c, splits, 1),
+            block: (THREADS, 1, 1),
+        },
+        kernel_args![pa, pb, po, n, c, inner],
+    )?;
+    Ok(out)
+}
+
+/// `Backend::channel_lincomb` on the GPU: one elementwise kernel into a fresh contiguous output.
+pub(crate) fn channel_lincomb(
+    dev: &CudaBackend,
+    a: &CudaStorage,
+    al: &Layout,
+    b: Option<(&CudaStorage, &Layout)>,
+    coef: &CudaStorage,
+) -> Result<CudaStorage> {
+    const OP: &str = "channel_lincomb";
+    let dtype = a.dtype_of();
+    let kernel = names::channel(true, dtype).ok_or(Error::UnsupportedDType { op: OP, dtype })?;
+    let (_, c, inner) = split(OP, al)?;
+    if coef.dtype_of() != DType::F64 || coef.elem_count() != 3 * c as usize {
+        return Err(Error::invalid(
+            OP,
+            format!("coefficients must be f64 [3, {c}]"),
+        ));
+    }
+    let total = al.elem_count();
+    let out = dev.alloc(dtype, total)?;
+    if total == 0 {
+        return Ok(out);
+    }
+    let (mut keep_a, mut keep_b) = (None, None);
+    let pa = dense_ptr(dev, a, al, &mut keep_a)?;
+    let pb = match b {
+        Some((bs, bl)) => {
+            check_pair(OP, a, al, bs, bl)?;
+            dense_ptr(dev, bs, bl, &mut keep_b)?
+        }
+        None => 0,
+    };
+    let (pk, po, total64) = (coef.device_ptr(), out.device_ptr(), total as u64);
+    dev.launch(
+        &kernel,
+        LaunchConfig::elementwise(total),
+        kernel_args![pa, pb, pk, po, total64, c, inner],
+    )?;
+    Ok(out)
+}

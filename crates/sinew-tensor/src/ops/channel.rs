@@ -1,0 +1,199 @@
+//! Per-channel reductions and affine maps over `[n, C, ...]` tensors, batch norm's kernels
+//! (`Backend::channel_sums`, `Backend::channel_lincomb`; CPU: `cpu/channel.rs`, CUDA:
+//! `cuda/channel.cu`). Not recorded by autograd: batch norm records its own backward rule,
+//! written with these same two ops.
+
+use crate::{DType, Error, Result, Tensor};
+
+impl Tensor {
+    /// Checks `self` is a float `[n, C, ...]` tensor and `other` (if any) matches it.
+    fn check_channel_operands(&self, op: &'static str, other: Option<&Tensor>) -> Result<usize> {
+        self.check_float(op)?;
+        if self.rank() < 2 {
+            return Err(Error::invalid(
+                op,
+                format!("expects [n, C, ...], got {}", self.shape()),
+            ));
+        }
+        if let Some(o) = other {
+            self.check_same_device(op, o)?;
+            self.check_same_dtype(op, o)?;
+            if o.shape() != self.shape() {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    lhs: self.shape().clone(),
+                    rhs: o.shape().clone(),
+                });
+            }
+        }
+        if crate::is_grad_enabled()
+            && (self.requires_grad() || other.is_some_and(Tensor::requires_grad))
+        {
+            return Err(Error::invalid(
+                op,
+                "is not differentiable: call it under no_grad or on detached tensors",
+            ));
+        }
+        Ok(self.dims()[1])
+    }
+
+    /// Per-channel sums over every dim but 1, in f64: a `[2, C]` f64 tensor holding
+    /// `sum(self)` and `sum(self * other)` (`self * self` without `other`). Not differentiable.
+    pub fn channel_sums(&self, other: Option<&Tensor>) -> Result<Tensor> {
+        const OP: &str = "channel_sums";
+        let c = self.check_channel_operands(OP, other)?;
+        let backend = self.device().backend();
+        let storage = match other {
+            None => self.with_storage(|s, l| backend.channel_sums(s, l, None))?,
+            Some(o) => Tensor::with_storages([self, o], |[s, t]| {
+                backend.channel_sums(s, self.layout(), Some((t, o.layout())))
+            })?,
+        };
+        Tensor::from_storage(storage, [2, c], self.device().clone())
+    }
+
+    /// `alpha[c] * self + beta[c] * other + gamma[c]` for channel `c` (dim 1), `coef` an f64
+    /// `[3, C]` tensor of the rows `alpha`, `beta`, `gamma` (`beta` unused without `other`),
+    /// computed in `self`'s dtype; a contiguous tensor of `self`'s shape. Not differentiable.
+    pub fn channel_lincomb(&self, other: Option<&Tensor>, coef: &Tensor) -> Result<Tensor> {
+        const OP: &str = "channel_lincomb";
+        let c = self.check_channel_operands(OP, other)?;
+        self.check_same_device(OP, coef)?;
+        if coef.dtype() != DType::F64 || coef.dims() != [3, c] {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "coefficients must be f64 [3, {c}], got {} {}",
+                    coef.dtype(),
+                    coef.shape()
+                ),
+            ));
+        }
+        let coef = coef.contiguous()?;
+        let backend = self.device().backend();
+        let storage = match other {
+            None => Tensor::with_storages([self, &coef], |[s, k]| {
+                backend.channel_lincomb(s, self.layout(), None, k)
+            })?,
+            Some(o) => Tensor::with_storages([self, o, &coef], |[s, t, k]| {
+                backend.channel_lincomb(s, self.layout(), Some((t, o.layout())), k)
+            })?,
+        };
+        Tensor::from_storage(storage, self.shape().clone(), self.device().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{DType, Device, Generator, Tensor};
+
+    fn reference_sums(a: &Tensor, b: &Tensor) -> (Vec<f64>, Vec<f64>) {
+        let dims: Vec<isize> = std::iter::once(0).chain(2..a.rank() as isize).collect();
+        let a64 = a.to_dtype(DType::F64).unwrap();
+        let b64 = b.to_dtype(DType::F64).unwrap();
+        let s = a64.sum(&dims, false).unwrap().to_vec::<f64>().unwrap();
+        let p = a64
+            .mul(&b64)
+            .unwrap()
+            .sum(&dims, false)
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap();
+        (s, p)
+    }
+
+    #[test]
+    fn sums_match_the_op_by_op_reductions_on_any_layout() {
+        let mut g = Generator::new(3);
+        let cpu = Device::cpu();
+        for dtype in [DType::F32, DType::F64] {
+            let a = g.randn([5, 3, 4, 6], dtype, &cpu).unwrap();
+            let b = g.randn([5, 3, 4, 6], dtype, &cpu).unwrap();
+            // A non-contiguous view too: channels last, permuted back.
+            let a_t = a
+                .permute(&[0, 2, 3, 1])
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .permute(&[0, 3, 1, 2])
+                .unwrap();
+            for (x, y) in [(&a, &b), (&a_t, &b)] {
+                let sums = x.channel_sums(Some(y)).unwrap().to_vec::<f64>().unwrap();
+                let (s, p) = reference_sums(x, y);
+                for k in 0..3 {
+                    assert!((sums[k] - s[k]).abs() < 1e-9, "{dtype} sum {k}");
+                    assert!((sums[3 + k] - p[k]).abs() < 1e-9, "{dtype} product {k}");
+                }
+            }
+            let squares = a.channel_sums(None).unwrap().to_vec::<f64>().unwrap();
+            let (_, p) = reference_sums(&a, &a);
+            for k in 0..3 {
+                assert!((squares[3 + k] - p[k]).abs() < 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn lincomb_is_the_per_channel_affine_map() {
+        let mut g = Generator::new(4);
+        let cpu = Device::cpu();
+        let a = g.randn([2, 3, 5], DType::F32, &cpu).unwrap();
+        let b = g.randn([2, 3, 5], DType::F32, &cpu).unwrap();
+        let coef = Tensor::from_vec(
+            vec![1.5, -2.0, 0.5, 0.25, 1.0, -1.0, 0.1, 0.2, -0.3],
+            [3, 3],
+        )
+        .unwrap();
+        let out = a
+            .channel_lincomb(Some(&b), &coef)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        let one = a
+            .channel_lincomb(None, &coef)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        let (av, bv, k) = (
+            a.to_vec::<f32>().unwrap(),
+            b.to_vec::<f32>().unwrap(),
+            coef.to_vec::<f64>().unwrap(),
+        );
+        for i in 0..av.len() {
+            let ch = (i / 5) % 3;
+            let (al, be, ga) = (k[ch] as f32, k[3 + ch] as f32, k[6 + ch] as f32);
+            assert_eq!(out[i], av[i] * al + bv[i] * be + ga, "element {i}");
+            assert_eq!(one[i], av[i] * al + ga, "element {i}");
+        }
+    }
+
+    #[test]
+    fn bad_operands_are_errors() {
+        let cpu = Device::cpu();
+        let x = Tensor::zeros([2, 3, 4], DType::F32, &cpu).unwrap();
+        let flat = Tensor::zeros([6], DType::F32, &cpu).unwrap();
+        assert!(flat.channel_sums(None).is_err());
+        let other = Tensor::zeros([2, 3, 5], DType::F32, &cpu).unwrap();
+        assert!(x.channel_sums(Some(&other)).is_err());
+        let ints = Tensor::zeros([2, 3], DType::I64, &cpu).unwrap();
+        assert!(ints.channel_sums(None).is_err());
+        let coef = Tensor::zeros([3, 4], DType::F64, &cpu).unwrap();
+        assert!(
+            x.channel_lincomb(None, &coef).is_err(),
+            "wrong channel count"
+        );
+        let f32_coef = Tensor::zeros([3, 3], DType::F32, &cpu).unwrap();
+        assert!(
+            x.channel_lincomb(None, &f32_coef).is_err(),
+            "coefficients must be f64"
+        );
+        let tracked = x.clone().requires_grad_();
+        assert!(tracked.channel_sums(None).is_err(), "not differentiable");
+        let half = x.to_dtype(DType::F16).unwrap();
+        let err = half.channel_sums(None).unwrap_err();
+        assert!(
+            matches!(err, crate::Error::UnsupportedDType { .. }),
+            "{err}"
+        );
+    }
+}
