@@ -180,7 +180,9 @@ mod tests {
         let w0 = g.randn([3], DType::F64, &cpu)?;
         let b0 = g.randn([3], DType::F64, &cpu)?;
         let probe = g.randn([4, 3, 5], DType::F64, &cpu)?;
-        let run = |fused: bool| -> Result<(Vec<f64>, Vec<Vec<f64>>, Vec<f64>)> {
+        // (output, first-order gradients of x, w, b, second-order gradient of x)
+        type Run = (Vec<f64>, Vec<Vec<f64>>, Vec<f64>);
+        let run = |fused: bool| -> Result<Run> {
             let (x, w, b) = (
                 x0.clone().requires_grad_(),
                 w0.clone().requires_grad_(),
