@@ -12,8 +12,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT
 ldd ./gpu_mlp | grep libcuda | tee -a "$OUT/gpu.txt"
 # NCCL for sinew-dist's test: the copy that PyTorch's wheels install, unless SINEW_NCCL_LIB is set.
 if [ -z "${SINEW_NCCL_LIB:-}" ] && command -v python3 >/dev/null; then
-    SINEW_NCCL_LIB=$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib', 'libnccl.so.2'))" 2>/dev/null || true)
-    export SINEW_NCCL_LIB
+    lib=$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib', 'libnccl.so.2'))" 2>/dev/null || true)
+    if [ -n "$lib" ] && [ -f "$lib" ]; then export SINEW_NCCL_LIB="$lib"; fi
 fi
 echo "SINEW_NCCL_LIB=${SINEW_NCCL_LIB:-}" | tee -a "$OUT/gpu.txt"
 status=0

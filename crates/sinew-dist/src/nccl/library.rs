@@ -128,6 +128,9 @@ unsafe fn symbol<F: Copy>(library: &Library, path: &str, name: &str) -> Result<F
 impl NcclLibrary {
     /// Opens the library at `path` (a file path or a bare name for the loader's search).
     pub fn open(path: &str) -> Result<NcclLibrary> {
+        if path.trim().is_empty() {
+            return Err(error(format!("an empty library path; {INSTALL_HINT}")));
+        }
         // SAFETY: loading runs the library's initialisers; libnccl's only set up its own state.
         let library = unsafe { Library::new(path) }
             .map_err(|e| error(format!("cannot load {path}: {e}; {INSTALL_HINT}")))?;
@@ -165,8 +168,11 @@ impl NcclLibrary {
         static LIBRARY: OnceLock<std::result::Result<NcclLibrary, String>> = OnceLock::new();
         LIBRARY
             .get_or_init(|| {
-                let path =
-                    std::env::var("SINEW_NCCL_LIB").unwrap_or_else(|_| "libnccl.so.2".into());
+                // An empty value counts as unset (dlopen("") would return the program itself).
+                let path = std::env::var("SINEW_NCCL_LIB")
+                    .ok()
+                    .filter(|p| !p.trim().is_empty())
+                    .unwrap_or_else(|| "libnccl.so.2".into());
                 NcclLibrary::open(&path).map_err(|e| e.to_string())
             })
             .as_ref()
