@@ -57,10 +57,10 @@ mod imp {
     use sinew_cuda::CudaBackend;
     use sinew_nn::ModuleExt;
     use sinew_nn::functional::cross_entropy;
-    use sinew_optim::{GradScaler, GradScalerConfig, Optimizer, SgdConfig, sgd};
-    use sinew_tensor::{DType, Device, Generator, autocast};
+    use sinew_optim::Optimizer;
+    use sinew_tensor::{Device, Generator, autocast};
 
-    use crate::gpu_workloads::{half_type, model_and_input};
+    use crate::gpu_workloads::{half_type, model_on, sgd_and_scaler};
 
     const PHASES: [&str; 5] = [
         "upload",
@@ -75,18 +75,14 @@ mod imp {
         sinew_cuda::register();
         let gpu = Device::cuda(0).map_err(fail)?;
         let cuda = CudaBackend::of(&gpu).ok_or("trace: cuda:0 is not a CUDA device")?;
-        let (net, input) = model_and_input("trace", model, batch).map_err(fail)?;
-        net.to_device(&gpu).map_err(fail)?;
         let mut g = Generator::new(0);
         let cpu = Device::cpu();
-        let x = g.randn(input, DType::F32, &cpu).map_err(fail)?;
+        // The batch stays on the host: its upload is the first traced phase.
+        let (net, x) = model_on("trace", model, batch, &cpu, &mut g).map_err(fail)?;
+        net.to_device(&gpu).map_err(fail)?;
         let y = g.randint([batch], 0, 10, &cpu).map_err(fail)?;
-        let mut opt = sgd(net.named_parameters(), SgdConfig::new(0.01).momentum(0.9));
+        let (mut opt, mut scaler) = sgd_and_scaler(net.as_ref(), &gpu, mixed);
         let half = half_type(&gpu);
-        let mut scaler = GradScaler::with_config(GradScalerConfig {
-            enabled: mixed && half == DType::F16,
-            ..GradScalerConfig::default()
-        });
         let mut host = vec![0.0f64; PHASES.len()];
         let mut stream = vec![0.0f64; PHASES.len()];
         let traced = steps;

@@ -8,8 +8,8 @@ use std::time::Instant;
 use sinew_nn::functional::cross_entropy;
 use sinew_nn::zoo::{lenet5, mlp, resnet18, vgg16};
 use sinew_nn::{Conv2d, Conv2dOptions, Module, ModuleExt};
-use sinew_optim::{GradScaler, GradScalerConfig, Optimizer, SgdConfig, sgd};
-use sinew_tensor::{DType, Device, Error, Generator, Result, autocast, manual_seed};
+use sinew_optim::{GradScaler, GradScalerConfig, Optimizer, Sgd, SgdConfig, sgd};
+use sinew_tensor::{DType, Device, Error, Generator, Result, Tensor, autocast, manual_seed};
 
 use crate::cpu_workloads::{Stats, format_line, median};
 
@@ -184,11 +184,7 @@ fn conv_fwd_bwd(
 
 /// The model called `model` for `[bs, ...]` inputs, and that input shape. ResNet-18 and
 /// VGG-16 (with batch norm) are torchvision's, with 10 classes, on 32x32 CIFAR images.
-pub(crate) fn model_and_input(
-    name: &str,
-    model: &str,
-    bs: usize,
-) -> Result<(Box<dyn Module>, Vec<usize>)> {
+fn model_and_input(name: &str, model: &str, bs: usize) -> Result<(Box<dyn Module>, Vec<usize>)> {
     Ok(match model {
         "mlp" => (Box::new(mlp(&[784, 512, 512, 10])?), vec![bs, 1, 28, 28]),
         "lenet5" => (Box::new(lenet5(10)?), vec![bs, 1, 28, 28]),
@@ -208,6 +204,37 @@ pub(crate) fn half_type(device: &Device) -> DType {
     }
 }
 
+/// Model `model` on `device` and a standard-normal batch of `bs` inputs for it.
+pub(crate) fn model_on(
+    name: &str,
+    model: &str,
+    bs: usize,
+    device: &Device,
+    g: &mut Generator,
+) -> Result<(Box<dyn Module>, Tensor)> {
+    let (model, input) = model_and_input(name, model, bs)?;
+    model.to_device(device)?;
+    let x = g
+        .randn(input, DType::F32, &Device::cpu())?
+        .to_device(device)?;
+    Ok((model, x))
+}
+
+/// SGD with momentum 0.9 at lr 0.01 over `model`, and the loss scaler of the precision: on
+/// with PyTorch's defaults for f16 mixed precision, a pass-through otherwise.
+pub(crate) fn sgd_and_scaler(
+    model: &dyn Module,
+    device: &Device,
+    mixed: bool,
+) -> (Sgd, GradScaler) {
+    let opt = sgd(model.named_parameters(), SgdConfig::new(0.01).momentum(0.9));
+    let scaler = GradScaler::with_config(GradScalerConfig {
+        enabled: mixed && half_type(device) == DType::F16,
+        ..GradScalerConfig::default()
+    });
+    (opt, scaler)
+}
+
 /// One SGD (momentum 0.9) training step with cross-entropy: f32, or mixed precision (forward
 /// and loss under autocast, and on a GPU the loss scaled by a [`GradScaler`] with PyTorch's
 /// defaults).
@@ -221,17 +248,10 @@ fn training_step(
     device: &Device,
     plan: Plan,
 ) -> Result<String> {
-    let (model, input) = model_and_input(name, model, bs)?;
-    model.to_device(device)?;
-    let cpu = Device::cpu();
-    let x = g.randn(input, DType::F32, &cpu)?.to_device(device)?;
-    let y = g.randint([bs], 0, 10, &cpu)?.to_device(device)?;
-    let mut opt = sgd(model.named_parameters(), SgdConfig::new(0.01).momentum(0.9));
+    let (model, x) = model_on(name, model, bs, device, g)?;
+    let y = g.randint([bs], 0, 10, &Device::cpu())?.to_device(device)?;
+    let (mut opt, mut scaler) = sgd_and_scaler(model.as_ref(), device, mixed);
     let half = half_type(device);
-    let mut scaler = GradScaler::with_config(GradScalerConfig {
-        enabled: mixed && half == DType::F16,
-        ..GradScalerConfig::default()
-    });
     let s = time_synced(device, plan, || {
         opt.zero_grad();
         let loss = {
@@ -257,12 +277,8 @@ fn inference(
     device: &Device,
     plan: Plan,
 ) -> Result<String> {
-    let (model, input) = model_and_input(name, model, bs)?;
-    model.to_device(device)?;
+    let (model, x) = model_on(name, model, bs, device, g)?;
     model.eval();
-    let x = g
-        .randn(input, DType::F32, &Device::cpu())?
-        .to_device(device)?;
     let half = half_type(device);
     let _no_grad = sinew_tensor::no_grad();
     let s = time_synced(device, plan, || {

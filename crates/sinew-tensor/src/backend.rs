@@ -323,6 +323,30 @@ pub enum ScatterMode {
     Add,
 }
 
+/// Checks that the second operand `b` of a backend primitive has the dtype and dims of the
+/// first, `a` (for backends validating the views they are handed).
+pub fn check_operand_pair(
+    op: &'static str,
+    a: (DType, &Layout),
+    b: (DType, &Layout),
+) -> Result<()> {
+    if a.0 != b.0 {
+        return Err(Error::DTypeMismatch {
+            op,
+            lhs: a.0,
+            rhs: b.0,
+        });
+    }
+    if a.1.dims() != b.1.dims() {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: a.1.shape().clone(),
+            rhs: b.1.shape().clone(),
+        });
+    }
+    Ok(())
+}
+
 fn missing<T>(backend: &(impl Backend + ?Sized), op: &'static str) -> Result<T> {
     Err(Error::NotImplemented {
         op,

@@ -1,6 +1,7 @@
 //! Host side of `cuda/channel.cu`: batch norm's per-channel sums and affine maps on `[n, C,
 //! ...]` tensors (f32, f64). Strided inputs are made contiguous first.
 
+use sinew_tensor::backend::check_operand_pair;
 use sinew_tensor::{DType, Error, Layout, Result};
 
 use super::LaunchConfig;
@@ -45,28 +46,25 @@ fn dense_ptr(
     Ok(ptr)
 }
 
-fn check_pair(
+/// Device addresses of `a` and `b` (0 when absent) as dense runs, after checking `b` against
+/// `a`; strided views are copied into `keep` first, which must outlive the launch.
+fn operands(
+    dev: &CudaBackend,
     op: &'static str,
-    a: &CudaStorage,
-    al: &Layout,
-    b: &CudaStorage,
-    bl: &Layout,
-) -> Result<()> {
-    if a.dtype_of() != b.dtype_of() {
-        return Err(Error::DTypeMismatch {
-            op,
-            lhs: a.dtype_of(),
-            rhs: b.dtype_of(),
-        });
-    }
-    if al.dims() != bl.dims() {
-        return Err(Error::ShapeMismatch {
-            op,
-            lhs: al.shape().clone(),
-            rhs: bl.shape().clone(),
-        });
-    }
-    Ok(())
+    (a, al): (&CudaStorage, &Layout),
+    b: Option<(&CudaStorage, &Layout)>,
+    keep: &mut [Option<CudaStorage>; 2],
+) -> Result<(u64, u64)> {
+    let [keep_a, keep_b] = keep;
+    let pa = dense_ptr(dev, a, al, keep_a)?;
+    let pb = match b {
+        Some((bs, bl)) => {
+            check_operand_pair(op, (a.dtype_of(), al), (bs.dtype_of(), bl))?;
+            dense_ptr(dev, bs, bl, keep_b)?
+        }
+        None => 0,
+    };
+    Ok((pa, pb))
 }
 
 /// `Backend::channel_sums` on the GPU: a zeroed f64 `[2, C]` output, then one kernel.
@@ -85,15 +83,8 @@ pub(crate) fn channel_sums(
     if c == 0 || per_channel == 0 {
         return Ok(out);
     }
-    let (mut keep_a, mut keep_b) = (None, None);
-    let pa = dense_ptr(dev, a, al, &mut keep_a)?;
-    let pb = match b {
-        Some((bs, bl)) => {
-            check_pair(OP, a, al, bs, bl)?;
-            dense_ptr(dev, bs, bl, &mut keep_b)?
-        }
-        None => 0,
-    };
+    let mut keep = [None, None];
+    let (pa, pb) = operands(dev, OP, (a, al), b, &mut keep)?;
     let splits = per_channel.div_ceil(u64::from(THREADS) * 8).clamp(1, 1024) as u32;
     let po = out.device_ptr();
     dev.launch(
@@ -130,15 +121,8 @@ pub(crate) fn channel_lincomb(
     if total == 0 {
         return Ok(out);
     }
-    let (mut keep_a, mut keep_b) = (None, None);
-    let pa = dense_ptr(dev, a, al, &mut keep_a)?;
-    let pb = match b {
-        Some((bs, bl)) => {
-            check_pair(OP, a, al, bs, bl)?;
-            dense_ptr(dev, bs, bl, &mut keep_b)?
-        }
-        None => 0,
-    };
+    let mut keep = [None, None];
+    let (pa, pb) = operands(dev, OP, (a, al), b, &mut keep)?;
     let (pk, po, total64) = (coef.device_ptr(), out.device_ptr(), total as u64);
     dev.launch(
         &kernel,

@@ -7,7 +7,10 @@ use rayon::prelude::*;
 
 use crate::cpu::CpuStorage;
 use crate::cpu::alloc::try_vec;
-use crate::{Error, Layout, Result};
+use std::borrow::Cow;
+
+use crate::backend::check_operand_pair;
+use crate::{DType, Element, Error, Layout, Result};
 
 /// `(n, C, inner)` of a `[n, C, ...]` layout, checked.
 fn split(op: &'static str, layout: &Layout) -> Result<(usize, usize, usize)> {
@@ -30,11 +33,11 @@ fn dense<'a, T: Copy + Default + Send + Sync + 'static>(
     op: &'static str,
     v: &'a [T],
     l: &Layout,
-) -> Result<std::borrow::Cow<'a, [T]>> {
+) -> Result<Cow<'a, [T]>> {
     if let Some((start, end)) = l.contiguous_offset() {
         return v
             .get(start..end)
-            .map(std::borrow::Cow::Borrowed)
+            .map(Cow::Borrowed)
             .ok_or_else(|| Error::invalid(op, "view exceeds its storage"));
     }
     if l.storage_extent() > v.len() {
@@ -44,7 +47,7 @@ fn dense<'a, T: Copy + Default + Send + Sync + 'static>(
     for (o, off) in out.iter_mut().zip(l.offsets()) {
         *o = v[off];
     }
-    Ok(std::borrow::Cow::Owned(out))
+    Ok(Cow::Owned(out))
 }
 
 /// A float element: widened to f64 for sums, and the per-channel formulas in its own type.
@@ -120,6 +123,38 @@ fn sums_typed<T: ChannelFloat>(
     Ok(out)
 }
 
+/// The contiguous elements of a host view of type `T` (the dtype was checked by the caller).
+fn typed<'a, T: Element + Default>(
+    op: &'static str,
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> Result<Cow<'a, [T]>> {
+    let v = T::slice_of(s).ok_or(Error::UnsupportedDType {
+        op,
+        dtype: s.dtype(),
+    })?;
+    dense(op, v, l)
+}
+
+/// The dense elements of the first operand and of the optional second one.
+type Operands<'a, T> = (Cow<'a, [T]>, Option<Cow<'a, [T]>>);
+
+/// Checks `b` against `a` and returns the dense elements of both.
+fn operands<'a, T: Element + Default>(
+    op: &'static str,
+    (a, al): (&'a CpuStorage, &Layout),
+    b: Option<(&'a CpuStorage, &Layout)>,
+) -> Result<Operands<'a, T>> {
+    let b = match b {
+        Some((bs, bl)) => {
+            check_operand_pair(op, (a.dtype(), al), (bs.dtype(), bl))?;
+            Some(typed(op, bs, bl)?)
+        }
+        None => None,
+    };
+    Ok((typed(op, a, al)?, b))
+}
+
 /// `Backend::channel_sums` on host storages.
 pub(crate) fn channel_sums(
     a: &CpuStorage,
@@ -128,58 +163,18 @@ pub(crate) fn channel_sums(
 ) -> Result<CpuStorage> {
     const OP: &str = "channel_sums";
     let dims = split(OP, al)?;
-    if let Some((bs, bl)) = b {
-        check_pair(OP, a, al, bs, bl)?;
-    }
-    let out = match a {
-        CpuStorage::F32(v) => {
-            let a = dense(OP, v, al)?;
-            let b = match b {
-                Some((CpuStorage::F32(w), bl)) => Some(dense(OP, w, bl)?),
-                _ => None,
-            };
+    let out = match a.dtype() {
+        DType::F32 => {
+            let (a, b) = operands::<f32>(OP, (a, al), b)?;
             sums_typed(&a, b.as_deref(), dims)?
         }
-        CpuStorage::F64(v) => {
-            let a = dense(OP, v, al)?;
-            let b = match b {
-                Some((CpuStorage::F64(w), bl)) => Some(dense(OP, w, bl)?),
-                _ => None,
-            };
+        DType::F64 => {
+            let (a, b) = operands::<f64>(OP, (a, al), b)?;
             sums_typed(&a, b.as_deref(), dims)?
         }
-        other => {
-            return Err(Error::UnsupportedDType {
-                op: OP,
-                dtype: other.dtype(),
-            });
-        }
+        dtype => return Err(Error::UnsupportedDType { op: OP, dtype }),
     };
     Ok(CpuStorage::F64(out))
-}
-
-fn check_pair(
-    op: &'static str,
-    a: &CpuStorage,
-    al: &Layout,
-    b: &CpuStorage,
-    bl: &Layout,
-) -> Result<()> {
-    if a.dtype() != b.dtype() {
-        return Err(Error::DTypeMismatch {
-            op,
-            lhs: a.dtype(),
-            rhs: b.dtype(),
-        });
-    }
-    if al.dims() != bl.dims() {
-        return Err(Error::ShapeMismatch {
-            op,
-            lhs: al.shape().clone(),
-            rhs: bl.shape().clone(),
-        });
-    }
-    Ok(())
 }
 
 fn lincomb_typed<T: ChannelFloat>(
@@ -224,9 +219,6 @@ pub(crate) fn channel_lincomb(
 ) -> Result<CpuStorage> {
     const OP: &str = "channel_lincomb";
     let dims = split(OP, al)?;
-    if let Some((bs, bl)) = b {
-        check_pair(OP, a, al, bs, bl)?;
-    }
     let CpuStorage::F64(coef) = coef else {
         return Err(Error::UnsupportedDType {
             op: OP,
@@ -243,28 +235,15 @@ pub(crate) fn channel_lincomb(
             ),
         ));
     }
-    Ok(match a {
-        CpuStorage::F32(v) => {
-            let a = dense(OP, v, al)?;
-            let b = match b {
-                Some((CpuStorage::F32(w), bl)) => Some(dense(OP, w, bl)?),
-                _ => None,
-            };
+    Ok(match a.dtype() {
+        DType::F32 => {
+            let (a, b) = operands::<f32>(OP, (a, al), b)?;
             CpuStorage::F32(lincomb_typed(&a, b.as_deref(), coef, dims)?)
         }
-        CpuStorage::F64(v) => {
-            let a = dense(OP, v, al)?;
-            let b = match b {
-                Some((CpuStorage::F64(w), bl)) => Some(dense(OP, w, bl)?),
-                _ => None,
-            };
+        DType::F64 => {
+            let (a, b) = operands::<f64>(OP, (a, al), b)?;
             CpuStorage::F64(lincomb_typed(&a, b.as_deref(), coef, dims)?)
         }
-        other => {
-            return Err(Error::UnsupportedDType {
-                op: OP,
-                dtype: other.dtype(),
-            });
-        }
+        dtype => return Err(Error::UnsupportedDType { op: OP, dtype }),
     })
 }
