@@ -12,7 +12,7 @@ if ! command -v mpirun >/dev/null || ! command -v mpicc >/dev/null \
     $sudo apt-get update -q
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q openmpi-bin libopenmpi-dev libclang-dev
 fi
-mpirun --version | head -1
+mpirun --version | sed -n 1p
 
 # OpenMPI in containers: allow root, more ranks than cores, and yield while waiting.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -59,7 +59,20 @@ fn run(cli: Cli) -> sinew::Result<()> {
     }
 }
 
+/// Restores the default action of SIGPIPE (the Rust runtime ignores it, which turns a closed
+/// pipe, as in `sinew summary | head`, into a panic at the next `println!`): the process ends
+/// quietly when its reader goes away, as `cat` or `ls` do.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with a valid signal number and `SIG_DFL` only changes this process's
+    // disposition of SIGPIPE; it runs first in `main`, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("sinew: {e}");
