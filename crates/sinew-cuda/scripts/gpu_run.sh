@@ -18,7 +18,7 @@ fi
 echo "SINEW_NCCL_LIB=${SINEW_NCCL_LIB:-}" | tee -a "$OUT/gpu.txt"
 status=0
 for t in no_device gpu_device gpu_elementwise gpu_reduce gpu_matmul gpu_matmul_spec gpu_mlp \
-    gpu_index gpu_conv gpu_inplace gpu_custom gpu_autograd gpu_random gpu_channel gpu_models nccl; do
+    gpu_index gpu_conv gpu_inplace gpu_custom gpu_autograd gpu_random gpu_channel gpu_xent gpu_models nccl; do
     [ -x "./$t" ] || { echo "=== $t: missing"; status=1; continue; }
     echo "=== $t"
     timeout 300 "./$t" --include-ignored --test-threads=1 --nocapture >"$OUT/$t.log" 2>&1 || status=1

@@ -10,6 +10,7 @@ use sinew_tensor::{
 use crate::device::CudaBackend;
 use crate::ops::{
     binary, cast, channel, compare, conv, gemm, index, inplace, random, reduce, softmax, unary,
+    xent,
 };
 use crate::storage::{CudaStorage, cuda, cuda_mut};
 
@@ -362,6 +363,24 @@ impl Backend for CudaBackend {
             b,
             coef,
         )?))
+    }
+
+    fn softmax_xent_forward(
+        &self,
+        ops: sinew_tensor::XentOperands<'_>,
+        options: sinew_tensor::SoftmaxXentOptions,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(xent::forward(self, ops, options)?))
+    }
+
+    fn softmax_xent_backward(
+        &self,
+        ops: sinew_tensor::XentOperands<'_>,
+        stats: (&dyn BackendStorage, &Layout),
+        grad: (&dyn BackendStorage, &Layout),
+        options: sinew_tensor::SoftmaxXentOptions,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(xent::backward(self, ops, stats, grad, options)?))
     }
 
     fn unfold2d(

@@ -47,11 +47,13 @@ pub enum Family {
     Random,
     /// `cuda/channel.cu`: batch norm's per-channel sums and affine maps.
     Channel,
+    /// `cuda/xent.cu`: fused softmax cross-entropy, forward and backward.
+    Xent,
 }
 
 impl Family {
     /// Every family, in module-table order.
-    pub const ALL: [Family; 13] = [
+    pub const ALL: [Family; 14] = [
         Family::Unary,
         Family::Binary,
         Family::Compare,
@@ -65,6 +67,7 @@ impl Family {
         Family::Inplace,
         Family::Random,
         Family::Channel,
+        Family::Xent,
     ];
 
     /// File stem of the `.cu` source and the `.ptx` output.
@@ -83,6 +86,7 @@ impl Family {
             Family::Inplace => "inplace",
             Family::Random => "random",
             Family::Channel => "channel",
+            Family::Xent => "xent",
         }
     }
 
@@ -350,6 +354,22 @@ pub fn channel(lincomb: bool, dtype: DType) -> Option<Kernel> {
         .then(|| kernel(Family::Channel, "channel", stem, dtype))
 }
 
+/// `xent_forward_<dtype>` and `xent_backward_<dtype>` (`backward` true): f32 and f64.
+pub fn xent(backward: bool, dtype: DType) -> Option<Kernel> {
+    let stem = if backward { "backward" } else { "forward" };
+    matches!(dtype, DType::F32 | DType::F64).then(|| kernel(Family::Xent, "xent", stem, dtype))
+}
+
+/// `xent_first_bad`: the target of the first bad row of `xent_forward_*`, for the error.
+pub fn xent_first_bad() -> Kernel {
+    Kernel {
+        family: Family::Xent,
+        prefix: "xent",
+        op: "first_bad",
+        suffixes: [Suffix::None; 2],
+    }
+}
+
 /// Every kernel the Rust side can launch, from the op table's lists and every dtype.
 pub fn every_kernel() -> Vec<Kernel> {
     let mut out = Vec::new();
@@ -404,10 +424,12 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(fold2d(dtype));
         out.extend(DType::ALL.iter().map(|&to| cast(dtype, to)));
         out.extend([false, true].iter().filter_map(|&l| channel(l, dtype)));
+        out.extend([false, true].iter().filter_map(|&b| xent(b, dtype)));
     }
     out.push(scatter_claim());
     out.push(index_first_bad());
     out.push(philox_uniform());
+    out.push(xent_first_bad());
     out.sort_by_key(Kernel::name);
     out.dedup();
     out

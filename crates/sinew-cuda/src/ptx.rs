@@ -6,7 +6,7 @@
 use crate::names::Family;
 
 /// `(family, PTX text)` for every kernel module, in [`Family::ALL`] order.
-pub const MODULES: [(Family, &str); 13] = [
+pub const MODULES: [(Family, &str); 14] = [
     (Family::Unary, include_str!("../kernels/unary.ptx")),
     (Family::Binary, include_str!("../kernels/binary.ptx")),
     (Family::Compare, include_str!("../kernels/compare.ptx")),
@@ -20,6 +20,7 @@ pub const MODULES: [(Family, &str); 13] = [
     (Family::Inplace, include_str!("../kernels/inplace.ptx")),
     (Family::Random, include_str!("../kernels/random.ptx")),
     (Family::Channel, include_str!("../kernels/channel.ptx")),
+    (Family::Xent, include_str!("../kernels/xent.ptx")),
 ];
 
 /// The PTX text of a family's module.

@@ -11,6 +11,7 @@
 use std::any::Any;
 
 use crate::host::CpuStorage;
+use crate::ops::softmax_xent::{SoftmaxXentOptions, XentOperands};
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
 
@@ -664,6 +665,41 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<BoxedStorage> {
         let _ = (a, a_layout, b, coef);
         missing(self, "channel_lincomb")
+    }
+
+    /// Fused softmax cross-entropy of the rows of `ops.logits` `[M, C]` (f32/f64) against the
+    /// i64 class indices `ops.target` `[M]` (module docs of `ops/softmax_xent.rs` for the
+    /// formula): a contiguous `[4, M]` storage of the logits' dtype holding each row's loss, its
+    /// weight (`w_t`, 0 when ignored), its maximum (`shift`; 0 when not finite) and
+    /// `log_sum = ln(sum exp(x - shift))`, sums accumulated in f64. A target
+    /// outside `[0, C)` other than `ignore_index` is `Error::IndexOutOfBounds` (a GPU backend may
+    /// report it at its next synchronisation, with that row's output zeroed).
+    ///
+    /// Default: [`Error::NotImplemented`] (`CrossEntropyLoss` then uses its op-by-op form).
+    fn softmax_xent_forward(
+        &self,
+        ops: XentOperands<'_>,
+        options: SoftmaxXentOptions,
+    ) -> Result<BoxedStorage> {
+        let _ = (ops, options);
+        missing(self, "softmax_xent_forward")
+    }
+
+    /// The gradient `[M, C]` (contiguous, the logits' dtype) of the row losses of
+    /// [`Backend::softmax_xent_forward`] with respect to the logits, given its `[4, M]` output
+    /// `stats` and the gradient `grad` `[M]` of each row's loss (contiguous views). Targets are
+    /// not checked again: invalid ones give zero rows.
+    ///
+    /// Default: [`Error::NotImplemented`].
+    fn softmax_xent_backward(
+        &self,
+        ops: XentOperands<'_>,
+        stats: (&dyn BackendStorage, &Layout),
+        grad: (&dyn BackendStorage, &Layout),
+        options: SoftmaxXentOptions,
+    ) -> Result<BoxedStorage> {
+        let _ = (ops, stats, grad, options);
+        missing(self, "softmax_xent_backward")
     }
 
     /// im2col into wide columns: a `[n, c, h, w]` view to `[c*kh*kw, n*oh*ow]`, the columns of

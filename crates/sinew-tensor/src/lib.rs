@@ -51,6 +51,7 @@ pub use layout::{Layout, StridedOffsets};
 pub use ops::custom::{CustomInplaceOp, CustomOp};
 pub use ops::index::PadMode;
 pub use ops::matmul_with::MatmulOptions;
+pub use ops::softmax_xent::{SoftmaxXentOptions, XentOperands};
 pub use ops::{
     ArgReduceOp, BinaryOp, CmpOp, Conv1dConfig, Conv2dConfig, Pool2dConfig, ReduceOp, UnaryOp,
 };

@@ -13,6 +13,7 @@ pub(crate) mod random;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
 pub(crate) mod unary;
+pub(crate) mod xent;
 
 use std::ffi::c_void;
 

@@ -3,8 +3,9 @@
 //! The formulas, including how `mean` is normalised with weights and smoothing, are PyTorch's
 //! (`cross_entropy_loss_label_smoothing` in ATen).
 
-use sinew_tensor::{DType, Error, Result, Tensor};
+use sinew_tensor::{DType, Error, Result, SoftmaxXentOptions, Tensor};
 
+use super::cross_entropy_fused::fused_cross_entropy;
 use super::{Reduction, reduce};
 
 /// `[N, C, d...]` (or `[C]`) -> `[M, C]` with the class dim last, and the shape of one loss per
@@ -73,7 +74,7 @@ fn picked_nll(
 }
 
 /// Reduces per-row losses: `mean` divides by the total weight of the rows that count.
-fn reduce_weighted(
+pub(super) fn reduce_weighted(
     loss: Tensor,
     row_weight: &Tensor,
     rows_shape: &[usize],
@@ -185,6 +186,17 @@ impl CrossEntropyLoss {
 
     /// The loss of `input` (logits, class dim 1) against `target`.
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
+        self.forward_with(input, target, true)
+    }
+
+    /// The loss, through the fused softmax cross-entropy kernels when `try_fused` and they
+    /// apply (index targets, f32/f64), else op by op.
+    pub(super) fn forward_with(
+        &self,
+        input: &Tensor,
+        target: &Tensor,
+        try_fused: bool,
+    ) -> Result<Tensor> {
         let e = self.label_smoothing;
         if !(0.0..=1.0).contains(&e) {
             return Err(Error::invalid(
@@ -193,13 +205,30 @@ impl CrossEntropyLoss {
             ));
         }
         let (logits, rows_shape) = class_rows(input)?;
-        let logp = logits.log_softmax(1)?;
-        let c = logp.dims()[1];
         let weight = self
             .weight
             .as_ref()
-            .map(|w| w.to_dtype(logp.dtype()))
+            .map(|w| w.to_dtype(logits.dtype()))
             .transpose()?;
+        if try_fused && !target.dtype().is_float() {
+            let options = SoftmaxXentOptions {
+                ignore_index: self.ignore_index,
+                label_smoothing: e,
+            };
+            let fused = fused_cross_entropy(
+                &logits,
+                target,
+                &rows_shape,
+                weight.as_ref(),
+                options,
+                self.reduction,
+            )?;
+            if let Some(loss) = fused {
+                return Ok(loss);
+            }
+        }
+        let logp = logits.log_softmax(1)?;
+        let c = logp.dims()[1];
         if target.dtype().is_float() {
             return self.probability_targets(input, target, &logp, &rows_shape, weight.as_ref());
         }

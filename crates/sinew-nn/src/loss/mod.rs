@@ -4,6 +4,7 @@
 
 mod classification;
 mod cross_entropy;
+mod cross_entropy_fused;
 mod margin;
 mod penalty;
 mod regression;

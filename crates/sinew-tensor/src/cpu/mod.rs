@@ -28,6 +28,7 @@ mod reduce;
 mod relu_grad;
 mod softmax;
 mod softmax_f32;
+mod softmax_xent;
 mod spin_split;
 mod strided;
 mod unary;
@@ -465,6 +466,24 @@ impl Backend for CpuBackend {
             b,
             cpu(coef),
         )?))
+    }
+
+    fn softmax_xent_forward(
+        &self,
+        ops: crate::XentOperands<'_>,
+        options: crate::SoftmaxXentOptions,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(softmax_xent::forward(ops, options)?))
+    }
+
+    fn softmax_xent_backward(
+        &self,
+        ops: crate::XentOperands<'_>,
+        stats: (&dyn BackendStorage, &Layout),
+        grad: (&dyn BackendStorage, &Layout),
+        options: crate::SoftmaxXentOptions,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(softmax_xent::backward(ops, stats, grad, options)?))
     }
 
     fn max_pool2d(

@@ -120,6 +120,50 @@ pub(super) fn softmax_rows(src: &[f32], dst: &mut [f32], len: usize, log: bool) 
     }
 }
 
+/// `(shift, ln Σ exp(x - shift))` of one row, `shift` its maximum (0 when not finite).
+#[inline(always)]
+fn shift_log_sum(row: &[f32]) -> (f32, f32) {
+    let max = max_of(row);
+    let shift = if max.is_finite() { max } else { 0.0 };
+    (shift, sum_exp(row, shift, None).ln())
+}
+
+/// [`shift_log_sum`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must have AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+// SAFETY contract: the `# Safety` section above; `row_log_sum_exp` checks it.
+unsafe fn shift_log_sum_avx512(row: &[f32]) -> (f32, f32) {
+    shift_log_sum(row)
+}
+
+/// [`shift_log_sum`] compiled for AVX2 + FMA.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+// SAFETY contract: the `# Safety` section above; `row_log_sum_exp` checks it.
+unsafe fn shift_log_sum_avx2(row: &[f32]) -> (f32, f32) {
+    shift_log_sum(row)
+}
+
+/// A row's log-sum-exp as `(shift, log_sum)` (`lse = shift + log_sum`; `shift` the maximum,
+/// 0 when that is not finite), with the vectorised `exp` (the fused cross-entropy's forward).
+pub(super) fn row_log_sum_exp(row: &[f32]) -> (f32, f32) {
+    match super::vector_level() {
+        // SAFETY: `vector_level` found AVX-512F, AVX2 and FMA on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        super::VectorLevel::Avx512 => unsafe { shift_log_sum_avx512(row) },
+        // SAFETY: `vector_level` found AVX2 and FMA on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        super::VectorLevel::Avx2Fma => unsafe { shift_log_sum_avx2(row) },
+        _ => shift_log_sum(row),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod matmul;
 pub mod matmul_with;
 pub mod pool;
 pub mod reduce;
+pub mod softmax_xent;
 pub mod unary;
 pub mod view;
 

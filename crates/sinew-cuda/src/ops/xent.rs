@@ -1,0 +1,169 @@
+//! Host side of `cuda/xent.cu`: the fused softmax cross-entropy over `[M, C]` logits with i64
+//! targets (f32, f64), forward and backward, one warp per row. A target out of range is
+//! reported at the next synchronisation (`deferred.rs`), not by a sync here: `loss.item()`
+//! stays the only wait of a training step.
+
+use sinew_tensor::backend::BackendStorage;
+use sinew_tensor::{
+    DType, DeviceLocation, Error, Layout, Result, SoftmaxXentOptions, XentOperands,
+};
+
+use super::{FirstBad, LaunchConfig};
+use crate::device::CudaBackend;
+use crate::names;
+use crate::storage::{CudaStorage, cuda};
+
+/// Rows per 256-thread block (one warp each), as `XENT_ROWS_PER_BLOCK` in `cuda/xent.cu`.
+const ROWS_PER_BLOCK: u32 = 8;
+
+/// The device address of a dense view's first element of type `dtype`.
+fn dense(
+    op: &'static str,
+    loc: DeviceLocation,
+    (s, l): (&dyn BackendStorage, &Layout),
+    dtype: DType,
+) -> Result<u64> {
+    let s: &CudaStorage = cuda(s, loc)?;
+    if s.dtype_of() != dtype {
+        return Err(Error::DTypeMismatch {
+            op,
+            lhs: dtype,
+            rhs: s.dtype_of(),
+        });
+    }
+    let (start, end) = l
+        .contiguous_offset()
+        .ok_or_else(|| Error::invalid(op, "expects contiguous views"))?;
+    if end > s.elem_count() {
+        return Err(Error::invalid(op, "view exceeds its storage"));
+    }
+    Ok(s.ptr_at(start))
+}
+
+/// The logits' dtype and kernel, `(M, C)` as the kernels' u32, and the addresses of the
+/// logits, targets and weights (0 when absent).
+struct Operands {
+    dtype: DType,
+    kernel: names::Kernel,
+    rows: u32,
+    classes: u32,
+    ptrs: [u64; 3],
+}
+
+impl Operands {
+    fn new(
+        dev: &CudaBackend,
+        op: &'static str,
+        ops: XentOperands<'_>,
+        backward: bool,
+    ) -> Result<Self> {
+        let loc = dev.location();
+        let dtype = cuda(ops.logits.0, loc)?.dtype_of();
+        let kernel = names::xent(backward, dtype).ok_or(Error::UnsupportedDType { op, dtype })?;
+        let &[m, c] = ops.logits.1.dims() else {
+            return Err(Error::invalid(op, "expects [M, C] logits"));
+        };
+        if ops.target.1.dims() != [m] || ops.weight.is_some_and(|w| w.1.dims() != [c]) {
+            return Err(Error::invalid(op, "expects targets [M] and weights [C]"));
+        }
+        let narrow = |v: usize| {
+            u32::try_from(v).map_err(|_| Error::invalid(op, format!("dimension {v} exceeds 2^32")))
+        };
+        let weight = match ops.weight {
+            Some(w) => dense(op, loc, w, dtype)?,
+            None => 0,
+        };
+        Ok(Operands {
+            dtype,
+            kernel,
+            rows: narrow(m)?,
+            classes: narrow(c)?,
+            ptrs: [
+                dense(op, loc, ops.logits, dtype)?,
+                dense(op, loc, ops.target, DType::I64)?,
+                weight,
+            ],
+        })
+    }
+
+    fn launch_config(&self) -> LaunchConfig {
+        LaunchConfig {
+            grid: (self.rows.div_ceil(ROWS_PER_BLOCK), 1, 1),
+            block: (32 * ROWS_PER_BLOCK, 1, 1),
+        }
+    }
+}
+
+/// `Backend::softmax_xent_forward` on the GPU: one kernel into a fresh `[4, M]` output, then
+/// the one-thread kernel naming a bad target, its slot kept for the next synchronisation.
+pub(crate) fn forward(
+    dev: &CudaBackend,
+    ops: XentOperands<'_>,
+    options: SoftmaxXentOptions,
+) -> Result<CudaStorage> {
+    const OP: &str = "softmax_xent_forward";
+    let o = Operands::new(dev, OP, ops, false)?;
+    let out = dev.alloc(o.dtype, 4 * o.rows as usize)?;
+    if o.rows == 0 {
+        return Ok(out);
+    }
+    let bad = FirstBad::new(dev)?;
+    let [x, t, w] = o.ptrs;
+    let (po, pb, rows, c) = (out.device_ptr(), bad.ptr(), o.rows, o.classes);
+    let (ignore, e) = (options.ignore_index, options.label_smoothing);
+    dev.launch(
+        &o.kernel,
+        o.launch_config(),
+        kernel_args![x, t, w, po, rows, c, ignore, e, pb],
+    )?;
+    dev.launch(
+        &names::xent_first_bad(),
+        LaunchConfig {
+            grid: (1, 1, 1),
+            block: (1, 1, 1),
+        },
+        kernel_args![t, pb],
+    )?;
+    dev.defer_index_check("cross_entropy", o.classes as usize, bad)?;
+    Ok(out)
+}
+
+/// `Backend::softmax_xent_backward` on the GPU: one kernel into a fresh `[M, C]` output.
+pub(crate) fn backward(
+    dev: &CudaBackend,
+    ops: XentOperands<'_>,
+    stats: (&dyn BackendStorage, &Layout),
+    grad: (&dyn BackendStorage, &Layout),
+    options: SoftmaxXentOptions,
+) -> Result<CudaStorage> {
+    const OP: &str = "softmax_xent_backward";
+    let o = Operands::new(dev, OP, ops, true)?;
+    let (rows, c) = (o.rows, o.classes);
+    if stats.1.dims() != [4, rows as usize] || grad.1.dims() != [rows as usize] {
+        return Err(Error::invalid(
+            OP,
+            format!("stats must be [4, {rows}] and grad [{rows}]"),
+        ));
+    }
+    let loc = dev.location();
+    let (ps, pg) = (
+        dense(OP, loc, stats, o.dtype)?,
+        dense(OP, loc, grad, o.dtype)?,
+    );
+    let total = (rows as usize)
+        .checked_mul(c as usize)
+        .ok_or_else(|| Error::invalid(OP, "M * C overflows usize"))?;
+    let out = dev.alloc(o.dtype, total)?;
+    if total == 0 {
+        return Ok(out);
+    }
+    let [x, t, w] = o.ptrs;
+    let pd = out.device_ptr();
+    let (ignore, e) = (options.ignore_index, options.label_smoothing);
+    dev.launch(
+        &o.kernel,
+        o.launch_config(),
+        kernel_args![x, t, w, ps, pg, pd, rows, c, ignore, e],
+    )?;
+    Ok(out)
+}

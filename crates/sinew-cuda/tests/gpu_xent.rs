@@ -1,0 +1,94 @@
+//! The fused softmax cross-entropy on the GPU against the CPU backend: the `[4, M]` row
+//! statistics and the gradient, f32 and f64, with and without class weights and smoothing,
+//! ignored rows, short and long rows; a bad target reported at the next synchronisation.
+
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use common::{check, gpu, poison, randn};
+use sinew_tensor::{DType, Device, SoftmaxXentOptions, Tensor};
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn softmax_xent_rows_and_gradient_match_the_cpu() {
+    let dev = gpu();
+    let cpu = Device::cpu();
+    for dtype in [DType::F32, DType::F64] {
+        let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
+        // MNIST-like, a long row (warp loops), a single class, one row.
+        for (m, c) in [(64usize, 10usize), (37, 1000), (5, 1), (1, 33)] {
+            let x = randn(170, &[m, c], dtype).mul_scalar(4.0).unwrap();
+            let targets: Vec<i64> = (0..m)
+                .map(|i| {
+                    if i % 7 == 3 {
+                        -100
+                    } else {
+                        ((i * 31) % c) as i64
+                    }
+                })
+                .collect();
+            let t = Tensor::from_vec(targets, [m]).unwrap();
+            let w = randn(171, &[c], dtype)
+                .abs()
+                .unwrap()
+                .add_scalar(0.1)
+                .unwrap();
+            let g = randn(172, &[m], dtype);
+            let (gx, gt, gw, gg) = (
+                x.to_device(&dev).unwrap(),
+                t.to_device(&dev).unwrap(),
+                w.to_device(&dev).unwrap(),
+                g.to_device(&dev).unwrap(),
+            );
+            for (weighted, e) in [(false, 0.0), (true, 0.0), (false, 0.1), (true, 0.3)] {
+                let o = SoftmaxXentOptions {
+                    ignore_index: -100,
+                    label_smoothing: e,
+                };
+                let (cw, dw) = if weighted {
+                    (Some(&w), Some(&gw))
+                } else {
+                    (None, None)
+                };
+                poison(&dev, 4 * m * c * 8);
+                let want = x.softmax_xent_rows(&t, cw, o).unwrap();
+                let got = gx.softmax_xent_rows(&gt, dw, o).unwrap();
+                let what = format!("xent {dtype} [{m}, {c}] weighted={weighted} e={e}");
+                let err = check(&what, &want, &got.to_device(&cpu).unwrap(), tol);
+                let want_dx = x.softmax_xent_rows_backward(&t, cw, &want, &g, o).unwrap();
+                let got_dx = gx
+                    .softmax_xent_rows_backward(&gt, dw, &got, &gg, o)
+                    .unwrap();
+                let err_dx = check(&what, &want_dx, &got_dx.to_device(&cpu).unwrap(), tol);
+                println!("{what}: max error {err:e}, gradient {err_dx:e}");
+            }
+        }
+    }
+}
+
+/// A bad class index costs no synchronisation at the call and comes back as the CPU's error
+/// at the next one.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn a_bad_target_is_reported_at_the_next_synchronisation() {
+    let dev = gpu();
+    let x = randn(173, &[4, 6], DType::F32);
+    let t = Tensor::from_vec(vec![1i64, -100, 6, 2], [4]).unwrap();
+    let o = SoftmaxXentOptions {
+        ignore_index: -100,
+        label_smoothing: 0.0,
+    };
+    let cpu_err = x.softmax_xent_rows(&t, None, o).unwrap_err().to_string();
+    let gx = x.to_device(&dev).unwrap();
+    let gt = t.to_device(&dev).unwrap();
+    let stats = gx
+        .softmax_xent_rows(&gt, None, o)
+        .expect("no error at the call");
+    let err = dev.synchronize().unwrap_err().to_string();
+    assert_eq!(err, cpu_err);
+    // The bad row counts as ignored: loss and weight 0.
+    let rows = stats.to_vec::<f32>().unwrap();
+    assert_eq!((rows[2], rows[4 + 2]), (0.0, 0.0));
+    println!("deferred cross-entropy error: {err}");
+}

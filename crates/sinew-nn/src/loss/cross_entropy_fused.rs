@@ -1,0 +1,205 @@
+//! Cross entropy of logits against class indices through the fused softmax cross-entropy
+//! kernels (`Tensor::softmax_xent_rows` and its backward): each row's loss in one pass over the
+//! logits, the gradient in one more, with a recorded backward rule, where the op-by-op form
+//! (log-softmax, gather, masks, weights, smoothing) launches a dozen kernels each way. Used for
+//! f32/f64 logits on backends with those kernels (the CPU and CUDA ones); `None` sends the
+//! caller to the op-by-op form, which stays the reference (the tests below hold the two equal,
+//! to second order).
+
+use sinew_tensor::{
+    DType, Error, Result, Save, SoftmaxXentOptions, Tensor, is_grad_enabled, no_grad,
+};
+
+use super::Reduction;
+use super::cross_entropy::reduce_weighted;
+
+/// The loss of `[M, C]` logits `logits` against i64 class indices `target` (shaped
+/// `rows_shape`, `M` elements) with optional class weights of the logits' dtype, reduced;
+/// `Ok(None)` when the fused kernels do not apply (dtype, device, a weight needing a gradient).
+pub(super) fn fused_cross_entropy(
+    logits: &Tensor,
+    target: &Tensor,
+    rows_shape: &[usize],
+    weight: Option<&Tensor>,
+    options: SoftmaxXentOptions,
+    reduction: Reduction,
+) -> Result<Option<Tensor>> {
+    let applies = matches!(logits.dtype(), DType::F32 | DType::F64)
+        && target.dtype() == DType::I64
+        && target.dims() == rows_shape
+        && !weight.is_some_and(|w| w.requires_grad() && is_grad_enabled());
+    if !applies {
+        return Ok(None);
+    }
+    let t = target.flatten_all()?.detach();
+    let w = weight.map(Tensor::detach);
+    let stats = {
+        let _guard = no_grad();
+        match logits.detach().softmax_xent_rows(&t, w.as_ref(), options) {
+            Ok(s) => s,
+            Err(Error::NotImplemented { .. } | Error::UnsupportedDType { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    };
+    let m = logits.dims()[0];
+    let row = |k: usize| stats.narrow(0, k, 1)?.reshape([m]);
+    let (loss, row_weight) = (row(0)?, row(1)?);
+    let loss = Tensor::from_op(
+        loss,
+        "cross_entropy",
+        &[logits],
+        Save::INPUTS,
+        move |ctx, dy| {
+            let x = ctx.input(0)?;
+            let dx = if is_grad_enabled() {
+                // create_graph: the same gradient written with recorded ops.
+                differentiable_gradient(&x, &t, w.as_ref(), dy, options)?
+            } else {
+                x.softmax_xent_rows_backward(&t, w.as_ref(), &stats, dy, options)?
+            };
+            Ok(vec![Some(dx)])
+        },
+    );
+    reduce_weighted(loss, &row_weight, rows_shape, reduction).map(Some)
+}
+
+/// `dy_i * ((1 - e) w_t (p_ic - [c = t]) + e / C (W p_ic - w_c))` for counted rows (0 for
+/// ignored ones), written with differentiable tensor ops of `x`.
+fn differentiable_gradient(
+    x: &Tensor,
+    t: &Tensor,
+    w: Option<&Tensor>,
+    dy: &Tensor,
+    options: SoftmaxXentOptions,
+) -> Result<Tensor> {
+    let c = x.dims()[1];
+    let e = options.label_smoothing;
+    let p = x.softmax(1)?;
+    let valid = t.ne_scalar(options.ignore_index as f64)?;
+    let safe = valid.where_cond(t, &t.zeros_like()?)?;
+    let onehot = safe.one_hot(c)?.to_dtype(x.dtype())?;
+    let mut row_scale = dy.mul(&valid.to_dtype(x.dtype())?)?;
+    let hard_scale = match w {
+        Some(w) => row_scale.mul(&w.index_select(0, &safe)?)?,
+        None => row_scale.clone(),
+    };
+    let mut grad = p
+        .sub(&onehot)?
+        .mul(&hard_scale.mul_scalar(1.0 - e)?.unsqueeze(1)?)?;
+    if e > 0.0 {
+        let soft = match w {
+            Some(w) => p.mul(&w.sum_all()?)?.sub(&w.reshape([1, c])?)?,
+            None => p.mul_scalar(c as f64)?.sub_scalar(1.0)?,
+        };
+        row_scale = row_scale.mul_scalar(e / c as f64)?;
+        grad = grad.add(&soft.mul(&row_scale.unsqueeze(1)?)?)?;
+    }
+    Ok(grad)
+}
+
+#[cfg(test)]
+mod tests {
+    use sinew_tensor::{BackwardOptions, DType, Device, Generator, Result, Tensor};
+
+    use crate::loss::{CrossEntropyLoss, Reduction};
+
+    /// (loss, first-order gradient of the logits, second-order gradient through create_graph)
+    type Run = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+    fn run(loss: &CrossEntropyLoss, x0: &Tensor, t: &Tensor, fused: bool) -> Result<Run> {
+        let x = x0.clone().requires_grad_();
+        let forward = || loss.forward_with(&x, t, fused);
+        let y = forward()?;
+        let probe = Tensor::ones(y.shape().clone(), DType::F64, &Device::cpu())?.mul_scalar(0.7)?;
+        y.mul(&probe)?.sum_all()?.backward()?;
+        let first = x.grad().unwrap().to_vec::<f64>()?;
+        x.zero_grad();
+        let options = BackwardOptions {
+            create_graph: true,
+            ..Default::default()
+        };
+        forward()?
+            .mul(&probe)?
+            .sum_all()?
+            .backward_with(None, options)?;
+        let gx = x.grad().unwrap();
+        x.zero_grad();
+        gx.square()?.sum_all()?.backward()?;
+        Ok((
+            y.flatten_all()?.to_vec::<f64>()?,
+            first,
+            x.grad().unwrap().to_vec::<f64>()?,
+        ))
+    }
+
+    /// Every option and reduction, on `[N, C]` and `[N, C, d]` logits with ignored targets:
+    /// the fused loss and its first and second gradients equal the op-by-op ones.
+    #[test]
+    fn fused_loss_and_gradients_match_the_op_by_op_form() -> Result<()> {
+        let mut g = Generator::new(5);
+        let cpu = Device::cpu();
+        let weight = g.rand([4], DType::F64, &cpu)?.add_scalar(0.5)?;
+        let cases = [
+            (vec![6, 4], vec![0i64, 3, -100, 2, 1, 3], vec![6]),
+            (vec![2, 4, 3], vec![1, 0, 3, -100, 2, 2], vec![2, 3]),
+        ];
+        for (shape, targets, target_shape) in cases {
+            let x0 = g.randn(shape, DType::F64, &cpu)?.mul_scalar(2.0)?;
+            let t = Tensor::from_vec(targets, target_shape)?;
+            if x0.rank() == 2 {
+                // The fused kernels do apply here (f64 on the CPU), so the two paths differ.
+                let options = sinew_tensor::SoftmaxXentOptions {
+                    ignore_index: -100,
+                    label_smoothing: 0.0,
+                };
+                let rows = t.dims().to_vec();
+                let fused =
+                    super::fused_cross_entropy(&x0, &t, &rows, None, options, Reduction::Sum)?;
+                assert!(fused.is_some());
+            }
+            for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+                for (weighted, e) in [(false, 0.0), (true, 0.0), (false, 0.1), (true, 0.25)] {
+                    let mut loss = CrossEntropyLoss::new()
+                        .reduction(reduction)
+                        .label_smoothing(e);
+                    if weighted {
+                        loss = loss.weight(weight.clone());
+                    }
+                    let fused = run(&loss, &x0, &t, true)?;
+                    let reference = run(&loss, &x0, &t, false)?;
+                    let what = format!("{reduction:?} weighted={weighted} e={e}");
+                    for (k, (a, b)) in [
+                        (&fused.0, &reference.0),
+                        (&fused.1, &reference.1),
+                        (&fused.2, &reference.2),
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    {
+                        assert_eq!(a.len(), b.len());
+                        for (p, q) in a.iter().zip(b) {
+                            assert!(
+                                (p - q).abs() <= 1e-10 * (1.0 + q.abs()),
+                                "{what} order {k}: {p} vs {q}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An out-of-range class index is the same error on both paths.
+    #[test]
+    fn a_bad_target_is_an_index_error() -> Result<()> {
+        let x = Tensor::zeros([2, 3], DType::F32, &Device::cpu())?;
+        let t = Tensor::from_vec(vec![0i64, 7], [2])?;
+        let err = CrossEntropyLoss::new().forward(&x, &t).unwrap_err();
+        assert!(
+            matches!(err, sinew_tensor::Error::IndexOutOfBounds { index: 7, .. }),
+            "{err}"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,329 @@
+//! Fused softmax cross-entropy over the rows of `[M, C]` logits with i64 class targets
+//! (`Backend::softmax_xent_forward`, `Backend::softmax_xent_backward`; CPU:
+//! `cpu/softmax_xent.rs`, CUDA: `cuda/xent.cu`): the loss of each row in one pass over the
+//! logits and its gradient in one more, where the op-by-op form (log-softmax, gather, weights,
+//! masks, smoothing) takes a dozen kernels each way. PyTorch's formula, with class weights `w`,
+//! `ignore_index` and label smoothing `e`: for a counted row `i` with target `t`,
+//!
+//! `loss_i = (1 - e) w_t (lse_i - x_it) + e / C * sum_c w_c (lse_i - x_ic)`, and
+//! `dloss_i / dx_ic = (1 - e) w_t (p_ic - [c = t]) + e / C * (W p_ic - w_c)`,
+//!
+//! with `lse_i` the row's log-sum-exp, `p = softmax(x)`, `W = sum_c w_c` (`w = 1` without
+//! weights); ignored rows give 0. Not recorded by autograd: `CrossEntropyLoss` records its own
+//! backward rule with the second op.
+
+use crate::{DType, Error, Layout, Result, Tensor, backend::BackendStorage};
+
+/// The options of the fused softmax cross-entropy (PyTorch's `ignore_index`, `label_smoothing`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SoftmaxXentOptions {
+    /// Rows whose target equals this contribute nothing (PyTorch's default is -100).
+    pub ignore_index: i64,
+    /// `e` in `[0, 1]`: the target mixed with the uniform distribution, `(1 - e) onehot + e / C`.
+    pub label_smoothing: f64,
+}
+
+/// The views a backend's softmax cross-entropy reads: logits `[M, C]`, targets i64 `[M]`, and
+/// class weights `[C]` of the logits' dtype (all contiguous, possibly at an offset).
+#[derive(Clone, Copy)]
+pub struct XentOperands<'a> {
+    /// The logits `[M, C]`.
+    pub logits: (&'a dyn BackendStorage, &'a Layout),
+    /// The class indices `[M]`.
+    pub target: (&'a dyn BackendStorage, &'a Layout),
+    /// The class weights `[C]`, if any.
+    pub weight: Option<(&'a dyn BackendStorage, &'a Layout)>,
+}
+
+impl std::fmt::Debug for XentOperands<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XentOperands")
+            .field("logits", &self.logits.1.shape())
+            .field("target", &self.target.1.shape())
+            .field("weight", &self.weight.map(|w| w.1.shape().clone()))
+            .finish()
+    }
+}
+
+impl Tensor {
+    /// Checks `self` as `[M, C]` float logits against `target` and `weight`; returns `(M, C)`.
+    fn check_xent_operands(
+        &self,
+        op: &'static str,
+        target: &Tensor,
+        weight: Option<&Tensor>,
+        options: SoftmaxXentOptions,
+    ) -> Result<(usize, usize)> {
+        self.check_float(op)?;
+        let &[m, c] = self.dims() else {
+            return Err(Error::invalid(
+                op,
+                format!("expects [M, C] logits, got {}", self.shape()),
+            ));
+        };
+        self.check_same_device(op, target)?;
+        if target.dtype() != DType::I64 || target.dims() != [m] {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "expects i64 targets [{m}], got {} {}",
+                    target.dtype(),
+                    target.shape()
+                ),
+            ));
+        }
+        if let Some(w) = weight {
+            self.check_same_device(op, w)?;
+            self.check_same_dtype(op, w)?;
+            if w.dims() != [c] {
+                return Err(Error::invalid(
+                    op,
+                    format!("weight must have {c} elements, got shape {}", w.shape()),
+                ));
+            }
+        }
+        let e = options.label_smoothing;
+        if !(0.0..=1.0).contains(&e) {
+            return Err(Error::invalid(
+                op,
+                format!("label_smoothing must be in [0, 1], got {e}"),
+            ));
+        }
+        let tracked = [Some(self), Some(target), weight]
+            .into_iter()
+            .flatten()
+            .any(Tensor::requires_grad);
+        if crate::is_grad_enabled() && tracked {
+            return Err(Error::invalid(
+                op,
+                "is not differentiable: call it under no_grad or on detached tensors",
+            ));
+        }
+        Ok((m, c))
+    }
+
+    /// Runs `f` on the contiguous storages of the logits, targets and weights, and of up to
+    /// two more tensors (`extra`, handed to `f` as contiguous views in order).
+    fn with_xent_operands<R>(
+        &self,
+        target: &Tensor,
+        weight: Option<&Tensor>,
+        extra: [Option<&Tensor>; 2],
+        f: impl FnOnce(XentOperands<'_>, [(&dyn BackendStorage, &Layout); 2]) -> Result<R>,
+    ) -> Result<R> {
+        let x = self.contiguous()?;
+        let t = target.contiguous()?;
+        let w = weight.map(Tensor::contiguous).transpose()?;
+        let [e0, e1] = extra.map(|e| e.map(Tensor::contiguous).transpose());
+        let (e0, e1) = (e0?, e1?);
+        // Absent operands are stood in for by the logits (a storage shared is locked once).
+        let pick = |o: &Option<Tensor>| -> Tensor { o.clone().unwrap_or_else(|| x.clone()) };
+        let all = [x.clone(), t, pick(&w), pick(&e0), pick(&e1)];
+        Tensor::with_storages([&all[0], &all[1], &all[2], &all[3], &all[4]], |s| {
+            let view = |k: usize| (s[k], all[k].layout());
+            f(
+                XentOperands {
+                    logits: view(0),
+                    target: view(1),
+                    weight: w.is_some().then(|| view(2)),
+                },
+                [view(3), view(4)],
+            )
+        })
+    }
+
+    /// Fused softmax cross-entropy of the rows of `[M, C]` logits `self` against i64 class
+    /// indices `target` `[M]`, with optional class weights `[C]` (`self`'s dtype): a `[4, M]`
+    /// tensor of `self`'s dtype holding each row's loss, its weight (`w_t`, 0 for ignored
+    /// rows: the divisor of the `mean` reduction), and for the backward its log-sum-exp in two
+    /// parts, `lse = shift + log_sum` (`shift` the row's maximum, 0 when that is not finite;
+    /// kept apart so that the rounding of a large `lse` to f32 does not reach the gradient).
+    /// Sums run in f64. A target outside `[0, C)` that is not `ignore_index` is an
+    /// `IndexOutOfBounds` error (on the GPU, reported at the next synchronisation). Not
+    /// differentiable.
+    pub fn softmax_xent_rows(
+        &self,
+        target: &Tensor,
+        weight: Option<&Tensor>,
+        options: SoftmaxXentOptions,
+    ) -> Result<Tensor> {
+        const OP: &str = "softmax_xent_rows";
+        let (m, _) = self.check_xent_operands(OP, target, weight, options)?;
+        let backend = self.device().backend();
+        let storage = self.with_xent_operands(target, weight, [None, None], |ops, _| {
+            backend.softmax_xent_forward(ops, options)
+        })?;
+        Tensor::from_storage(storage, [4, m], self.device().clone())
+    }
+
+    /// The gradient of [`Tensor::softmax_xent_rows`]'s row losses with respect to the logits
+    /// `self`, given the `[4, M]` `stats` it returned and the gradient `grad` `[M]` of each
+    /// row's loss: `[M, C]` of `self`'s dtype. Not differentiable.
+    pub fn softmax_xent_rows_backward(
+        &self,
+        target: &Tensor,
+        weight: Option<&Tensor>,
+        stats: &Tensor,
+        grad: &Tensor,
+        options: SoftmaxXentOptions,
+    ) -> Result<Tensor> {
+        const OP: &str = "softmax_xent_rows_backward";
+        let (m, c) = self.check_xent_operands(OP, target, weight, options)?;
+        for (what, t, dims) in [("stats", stats, vec![4, m]), ("grad", grad, vec![m])] {
+            self.check_same_device(OP, t)?;
+            self.check_same_dtype(OP, t)?;
+            if t.dims() != dims.as_slice() {
+                return Err(Error::invalid(
+                    OP,
+                    format!("{what} must be {dims:?}, got {}", t.shape()),
+                ));
+            }
+        }
+        let backend = self.device().backend();
+        let storage =
+            self.with_xent_operands(target, weight, [Some(stats), Some(grad)], |ops, [s, g]| {
+                backend.softmax_xent_backward(ops, s, g, options)
+            })?;
+        Tensor::from_storage(storage, [m, c], self.device().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SoftmaxXentOptions;
+    use crate::{DType, Device, Error, Generator, Tensor};
+
+    fn options(ignore_index: i64, label_smoothing: f64) -> SoftmaxXentOptions {
+        SoftmaxXentOptions {
+            ignore_index,
+            label_smoothing,
+        }
+    }
+
+    /// Loss, row weight and log-sum-exp of every row, and the gradient for row gradients `g`,
+    /// computed directly from the formula in f64.
+    fn reference(
+        x: &[f64],
+        t: &[i64],
+        w: &[f64],
+        g: &[f64],
+        o: SoftmaxXentOptions,
+    ) -> (Vec<[f64; 3]>, Vec<f64>) {
+        let c = w.len();
+        let e = o.label_smoothing;
+        let total: f64 = w.iter().sum();
+        let mut stats = vec![];
+        let mut dx = vec![0.0; x.len()];
+        for (i, row) in x.chunks(c).enumerate() {
+            let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+            let valid = t[i] != o.ignore_index;
+            if !valid {
+                stats.push([0.0, 0.0, lse]);
+                continue;
+            }
+            let k = t[i] as usize;
+            let smooth: f64 = (0..c).map(|j| w[j] * (lse - row[j])).sum();
+            let loss = (1.0 - e) * w[k] * (lse - row[k]) + e / c as f64 * smooth;
+            stats.push([loss, w[k], lse]);
+            for j in 0..c {
+                let p = (row[j] - lse).exp();
+                let hot = if j == k { 1.0 } else { 0.0 };
+                dx[i * c + j] =
+                    g[i] * ((1.0 - e) * w[k] * (p - hot) + e / c as f64 * (total * p - w[j]));
+            }
+        }
+        (stats, dx)
+    }
+
+    #[test]
+    fn rows_and_gradient_match_the_formula() {
+        let cpu = Device::cpu();
+        let mut rng = Generator::new(11);
+        let (m, c) = (7, 5);
+        let t = [0i64, 4, -100, 2, 1, 3, 4];
+        for dtype in [DType::F32, DType::F64] {
+            let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
+            // Logits as a transposed view, to go through the contiguous copy.
+            let x = rng
+                .randn([c, m], dtype, &cpu)
+                .unwrap()
+                .mul_scalar(3.0)
+                .unwrap()
+                .t()
+                .unwrap();
+            let w = rng.rand([c], dtype, &cpu).unwrap().add_scalar(0.5).unwrap();
+            let g = rng.randn([m], dtype, &cpu).unwrap();
+            let target = Tensor::from_vec(t.to_vec(), [m]).unwrap();
+            let (xv, wv, gv) = (
+                x.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap(),
+                w.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap(),
+                g.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap(),
+            );
+            for (weighted, e) in [(false, 0.0), (true, 0.0), (false, 0.2), (true, 0.3)] {
+                let o = options(-100, e);
+                let weight = weighted.then_some(&w);
+                let ones = vec![1.0; c];
+                let (want, want_dx) =
+                    reference(&xv, &t, if weighted { &wv } else { &ones }, &gv, o);
+                let stats = x.softmax_xent_rows(&target, weight, o).unwrap();
+                let got = stats.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+                for (i, row) in want.iter().enumerate() {
+                    let lse = got[2 * m + i] + got[3 * m + i];
+                    for (k, &v) in row.iter().enumerate() {
+                        let got = if k == 2 { lse } else { got[k * m + i] };
+                        let diff = (got - v).abs();
+                        assert!(
+                            diff <= tol * (1.0 + v.abs()),
+                            "{dtype} row {i} stat {k}: {got} vs {v}"
+                        );
+                    }
+                }
+                let dx = x
+                    .softmax_xent_rows_backward(&target, weight, &stats, &g, o)
+                    .unwrap();
+                let got_dx = dx.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+                for (a, b) in got_dx.iter().zip(&want_dx) {
+                    assert!(
+                        (a - b).abs() <= tol * (1.0 + b.abs()),
+                        "{dtype} dx {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_target_out_of_range_is_an_error_naming_it() {
+        let cpu = Device::cpu();
+        let x = Tensor::zeros([2, 3], DType::F32, &cpu).unwrap();
+        let target = Tensor::from_vec(vec![1i64, 3], [2]).unwrap();
+        let err = x
+            .softmax_xent_rows(&target, None, options(-100, 0.0))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::IndexOutOfBounds {
+                    index: 3,
+                    size: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let bad_smoothing = x.softmax_xent_rows(&target, None, options(-100, 1.5));
+        assert!(bad_smoothing.is_err());
+        let wrong_weight = Tensor::ones([2], DType::F32, &cpu).unwrap();
+        let target = Tensor::from_vec(vec![1i64, 2], [2]).unwrap();
+        assert!(
+            x.softmax_xent_rows(&target, Some(&wrong_weight), options(-100, 0.0))
+                .is_err()
+        );
+        let tracked = x.clone().requires_grad_();
+        assert!(
+            tracked
+                .softmax_xent_rows(&target, None, options(-100, 0.0))
+                .is_err()
+        );
+    }
+}
