@@ -205,6 +205,9 @@ impl CrossEntropyLoss {
             ));
         }
         let (logits, rows_shape) = class_rows(input)?;
+        // Under autocast, f16/bf16 logits are widened to f32 here (losses run in f32), so
+        // that mixed precision takes the fused kernels too.
+        let logits = sinew_tensor::autocast::full_precision(&logits)?;
         let weight = self
             .weight
             .as_ref()

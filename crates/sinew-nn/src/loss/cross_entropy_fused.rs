@@ -190,6 +190,26 @@ mod tests {
         Ok(())
     }
 
+    /// Under autocast, f16 logits are widened first: the loss is f32, equal to the loss of the
+    /// widened logits, and the gradient reaches the f16 logits.
+    #[test]
+    fn autocast_logits_are_widened_to_f32() -> Result<()> {
+        let mut g = Generator::new(8);
+        let half = g
+            .randn([8, 5], DType::F32, &Device::cpu())?
+            .to_dtype(DType::F16)?
+            .requires_grad_();
+        let t = Tensor::from_vec(vec![0i64, 1, 2, 3, 4, 0, 1, 2], [8])?;
+        let want = crate::loss::cross_entropy(&half.detach().to_dtype(DType::F32)?, &t)?;
+        let got =
+            sinew_tensor::with_autocast(DType::F16, || crate::loss::cross_entropy(&half, &t))?;
+        assert_eq!(got.dtype(), DType::F32);
+        assert_eq!(got.to_vec::<f32>()?, want.to_vec::<f32>()?);
+        got.backward()?;
+        assert_eq!(half.grad().unwrap().dtype(), DType::F16);
+        Ok(())
+    }
+
     /// An out-of-range class index is the same error on both paths.
     #[test]
     fn a_bad_target_is_an_index_error() -> Result<()> {
