@@ -8,12 +8,12 @@
 use sinew_tensor::{DType, Error, Result, Save, Tensor, is_grad_enabled, no_grad};
 
 /// `[3, C]` f64 coefficients from three `[C]` rows.
-fn coefficients(alpha: &Tensor, beta: &Tensor, gamma: &Tensor) -> Result<Tensor> {
+pub(crate) fn coefficients(alpha: &Tensor, beta: &Tensor, gamma: &Tensor) -> Result<Tensor> {
     Tensor::stack(&[alpha.clone(), beta.clone(), gamma.clone()], 0)
 }
 
 /// Row `k` of a `[2, C]` sums tensor, as `[C]`.
-fn row(sums: &Tensor, k: usize) -> Result<Tensor> {
+pub(crate) fn row(sums: &Tensor, k: usize) -> Result<Tensor> {
     let c = sums.dims()[1];
     sums.narrow(0, k, 1)?.reshape([c])
 }
@@ -40,33 +40,19 @@ pub(crate) fn batch_norm_batch_stats(
     if !matches!(x.dtype(), DType::F32 | DType::F64) {
         return Ok(None);
     }
-    let c = x.dims()[1];
-    let count = x.elem_count() / c.max(1);
     let guard = no_grad();
-    let sums = match x.detach().channel_sums(None) {
-        Ok(s) => s,
-        Err(Error::NotImplemented { .. } | Error::UnsupportedDType { .. }) => return Ok(None),
-        Err(e) => return Err(e),
+    let Some((stats, var)) = Stats::of(&x.detach(), eps)? else {
+        return Ok(None);
     };
-    let n = count as f64;
-    let mean = row(&sums, 0)?.div_scalar(n)?;
-    // Biased variance E[x^2] - mean^2, in f64 (clamped: rounding can make it slightly negative).
-    let var = row(&sums, 1)?
-        .div_scalar(n)?
-        .sub(&mean.square()?)?
-        .clamp(0.0, f64::INFINITY)?;
+    let n = stats.count;
     if let Some((rm, rv)) = running {
         let unbiased = var.mul_scalar(n / (n - 1.0).max(1.0))?;
-        rm.lerp_(&mean.to_dtype(rm.dtype())?, momentum)?;
+        rm.lerp_(&stats.mean.to_dtype(rm.dtype())?, momentum)?;
         rv.lerp_(&unbiased.to_dtype(rv.dtype())?, momentum)?;
     }
-    let invstd = var.add_scalar(eps)?.rsqrt()?;
-    let w64 = as_f64(weight, 1.0, &invstd)?;
-    let scale = invstd.mul(&w64)?;
-    let shift = as_f64(bias, 0.0, &invstd)?.sub(&mean.mul(&scale)?)?;
-    let y = x
-        .detach()
-        .channel_lincomb(None, &coefficients(&scale, &scale.zeros_like()?, &shift)?)?;
+    let w64 = as_f64(weight, 1.0, &stats.invstd)?;
+    let b64 = as_f64(bias, 0.0, &stats.invstd)?;
+    let y = stats.normalise(&x.detach(), &w64, &b64)?;
     drop(guard);
     let mut inputs = vec![x];
     inputs.extend(weight);
@@ -86,22 +72,13 @@ pub(crate) fn batch_norm_batch_stats(
             };
             if is_grad_enabled() {
                 // create_graph: the op-by-op rule, itself differentiable.
-                return differentiable_backward(&x, w.as_ref(), dy, eps, has_bias);
+                let dims = NormDims::batch_norm(&x);
+                return differentiable_backward(&x, w.as_ref(), dy, eps, has_bias, &dims);
             }
-            let sums = dy.channel_sums(Some(&x))?;
-            let (sum_dy, sum_dy_x) = (row(&sums, 0)?, row(&sums, 1)?);
-            // sum(dy * (x - mean)) per channel.
-            let sum_dy_xmu = sum_dy_x.sub(&mean.mul(&sum_dy)?)?;
-            let k1 = invstd.mul(&w64)?;
-            let k2 = k1
-                .mul(&invstd.square()?)?
-                .mul(&sum_dy_xmu)?
-                .div_scalar(-n)?;
-            let k3 = k1.mul(&sum_dy)?.div_scalar(-n)?.sub(&k2.mul(&mean)?)?;
-            let dx = dy.channel_lincomb(Some(&x), &coefficients(&k1, &k2, &k3)?)?;
+            let (dx, sum_dy, sum_dy_xmu) = stats.input_gradient(dy, &x, &w64)?;
             let mut grads = vec![Some(dx)];
             if let Some(w) = &w {
-                grads.push(Some(sum_dy_xmu.mul(&invstd)?.to_dtype(w.dtype())?));
+                grads.push(Some(sum_dy_xmu.mul(&stats.invstd)?.to_dtype(w.dtype())?));
             }
             if has_bias {
                 let b = ctx.input(1 + usize::from(has_weight))?;
@@ -112,39 +89,148 @@ pub(crate) fn batch_norm_batch_stats(
     )))
 }
 
-/// The batch-statistics backward written with recorded tensor ops (for `create_graph`).
-fn differentiable_backward(
+/// Per-channel statistics of a normalisation over `[n, C, ...]` (channel = the group of values
+/// normalised together: a channel for batch norm, a row for layer norm), f64 `[C]`.
+pub(crate) struct Stats {
+    /// The mean of each channel.
+    pub(crate) mean: Tensor,
+    /// `1 / sqrt(var + eps)` of each channel (biased variance).
+    pub(crate) invstd: Tensor,
+    /// Values per channel.
+    pub(crate) count: f64,
+}
+
+impl Stats {
+    /// The statistics of `x` (detached, f32/f64) in one read; `Ok(None)` when its backend has
+    /// no per-channel kernels. Also returns the biased variance.
+    pub(crate) fn of(x: &Tensor, eps: f64) -> Result<Option<(Stats, Tensor)>> {
+        let c = x.dims()[1];
+        let count = (x.elem_count() / c.max(1)) as f64;
+        let sums = match x.channel_sums(None) {
+            Ok(s) => s,
+            Err(Error::NotImplemented { .. } | Error::UnsupportedDType { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mean = row(&sums, 0)?.div_scalar(count)?;
+        // Biased variance E[x^2] - mean^2, in f64 (clamped: rounding can make it slightly
+        // negative).
+        let var = row(&sums, 1)?
+            .div_scalar(count)?
+            .sub(&mean.square()?)?
+            .clamp(0.0, f64::INFINITY)?;
+        let invstd = var.add_scalar(eps)?.rsqrt()?;
+        Ok(Some((
+            Stats {
+                mean,
+                invstd,
+                count,
+            },
+            var,
+        )))
+    }
+
+    /// `(x - mean) * invstd * scale + shift` per channel, in one pass (`scale`, `shift`: f64
+    /// `[C]`).
+    pub(crate) fn normalise(&self, x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        let k = self.invstd.mul(scale)?;
+        let b = shift.sub(&self.mean.mul(&k)?)?;
+        x.channel_lincomb(None, &coefficients(&k, &k.zeros_like()?, &b)?)
+    }
+
+    /// The gradient of `x` for the gradient `dy` of `(x - mean) * invstd * scale` (statistics
+    /// of `x` itself), in one read of `dy` and `x` and one pass: `dx`, and per channel
+    /// `sum(dy)` and `sum(dy * (x - mean))` (for the affine parameters' gradients).
+    pub(crate) fn input_gradient(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        scale: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (mean, invstd, n) = (&self.mean, &self.invstd, self.count);
+        let sums = dy.channel_sums(Some(x))?;
+        let (sum_dy, sum_dy_x) = (row(&sums, 0)?, row(&sums, 1)?);
+        let sum_dy_xmu = sum_dy_x.sub(&mean.mul(&sum_dy)?)?;
+        let k1 = invstd.mul(scale)?;
+        let k2 = k1
+            .mul(&invstd.square()?)?
+            .mul(&sum_dy_xmu)?
+            .div_scalar(-n)?;
+        let k3 = k1.mul(&sum_dy)?.div_scalar(-n)?.sub(&k2.mul(mean)?)?;
+        let dx = dy.channel_lincomb(Some(x), &coefficients(&k1, &k2, &k3)?)?;
+        Ok((dx, sum_dy, sum_dy_xmu))
+    }
+}
+
+/// Where a normalisation's values group, for its op-by-op backward: the dims its statistics
+/// reduce over, the dims its affine parameters' gradients reduce over, and the shape the
+/// parameters take to broadcast against the input.
+pub(crate) struct NormDims {
+    /// Reduced for the mean and variance.
+    pub(crate) stat: Vec<isize>,
+    /// Reduced for the weight's and bias's gradients.
+    pub(crate) param: Vec<isize>,
+    /// The weight reshaped to this broadcasts against the input.
+    pub(crate) param_view: Vec<usize>,
+}
+
+impl NormDims {
+    /// Batch norm's over `[n, C, ...]`: statistics and parameter gradients over every dim
+    /// but 1, the parameters `[1, C, 1, ...]`.
+    fn batch_norm(x: &Tensor) -> Self {
+        let rank = x.rank();
+        let dims: Vec<isize> = std::iter::once(0).chain(2..rank as isize).collect();
+        let mut view = vec![1; rank];
+        view[1] = x.dims()[1];
+        NormDims {
+            stat: dims.clone(),
+            param: dims,
+            param_view: view,
+        }
+    }
+}
+
+/// `t` summed over `dims`, or `t` itself when there are none (a sum over no dims would be a
+/// sum over all).
+pub(crate) fn sum_over(t: &Tensor, dims: &[isize]) -> Result<Tensor> {
+    if dims.is_empty() {
+        Ok(t.clone())
+    } else {
+        t.sum(dims, false)
+    }
+}
+
+/// A normalisation's backward written with recorded tensor ops (for `create_graph`): the
+/// gradients of `x`, then of the weight and bias when present.
+pub(crate) fn differentiable_backward(
     x: &Tensor,
     w: Option<&Tensor>,
     dy: &Tensor,
     eps: f64,
     has_bias: bool,
+    dims: &NormDims,
 ) -> Result<Vec<Option<Tensor>>> {
-    let rank = x.rank();
-    let dims: Vec<isize> = std::iter::once(0).chain(2..rank as isize).collect();
-    let per_channel = |v: &Tensor| {
-        let mut shape = vec![1; rank];
-        shape[1] = v.elem_count();
-        v.reshape(shape)
-    };
-    let mean = x.mean(&dims, true)?;
+    let mean = x.mean(&dims.stat, true)?;
     let xmu = x.sub(&mean)?;
-    let invstd = xmu.square()?.mean(&dims, true)?.add_scalar(eps)?.rsqrt()?;
+    let invstd = xmu
+        .square()?
+        .mean(&dims.stat, true)?
+        .add_scalar(eps)?
+        .rsqrt()?;
     let xhat = xmu.mul(&invstd)?;
     let dxhat = match w {
-        Some(w) => dy.mul(&per_channel(w)?)?,
+        Some(w) => dy.mul(&w.reshape(dims.param_view.clone())?)?,
         None => dy.clone(),
     };
     let dx = dxhat
-        .sub(&dxhat.mean(&dims, true)?)?
-        .sub(&xhat.mul(&dxhat.mul(&xhat)?.mean(&dims, true)?)?)?
+        .sub(&dxhat.mean(&dims.stat, true)?)?
+        .sub(&xhat.mul(&dxhat.mul(&xhat)?.mean(&dims.stat, true)?)?)?
         .mul(&invstd)?;
     let mut grads = vec![Some(dx)];
     if w.is_some() {
-        grads.push(Some(dy.mul(&xhat)?.sum(&dims, false)?));
+        grads.push(Some(sum_over(&dy.mul(&xhat)?, &dims.param)?));
     }
     if has_bias {
-        grads.push(Some(dy.sum(&dims, false)?));
+        grads.push(Some(sum_over(dy, &dims.param)?));
     }
     Ok(grads)
 }

@@ -25,6 +25,21 @@ pub fn layer_norm(
             ),
         ));
     }
+    if let Some(y) = super::layer_norm_fused::layer_norm_rows(x, k, weight, bias, eps)? {
+        return Ok(y);
+    }
+    layer_norm_op_by_op(x, k, weight, bias, eps)
+}
+
+/// [`layer_norm`] written op by op (other dtypes and backends; the reference of the fused
+/// form's tests).
+pub(crate) fn layer_norm_op_by_op(
+    x: &Tensor,
+    k: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
     let dims: Vec<isize> = (-(k as isize)..0).collect();
     let mean = x.mean(&dims, true)?;
     let var = x.var(&dims, 0, true)?;

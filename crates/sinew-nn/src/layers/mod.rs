@@ -8,6 +8,7 @@ pub mod conv;
 pub mod dropout;
 pub mod embedding;
 pub mod group_norm;
+mod layer_norm_fused;
 pub mod linear;
 pub mod pool;
 pub mod reshape;
