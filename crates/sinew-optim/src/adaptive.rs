@@ -212,8 +212,7 @@ impl UpdateRule for AdadeltaRule {
     fn update(c: &AdadeltaConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
         let g = effective_grad(grad, param, c.weight_decay, c.maximize, &slot.scratch[0])?;
         let (v, u) = (slot.buffer("square_avg")?, slot.buffer("acc_delta")?);
-        v.mul_scalar_(c.rho)?;
-        v.addcmul_(1.0 - c.rho, g, g)?;
+        v.mul_addcmul_(c.rho, 1.0 - c.rho, g, g)?;
         let std = &slot.scratch[1];
         std.copy_(v)?;
         std.add_scalar_(c.eps)?;
@@ -224,8 +223,7 @@ impl UpdateRule for AdadeltaRule {
         delta.unary_(UnaryOp::Sqrt)?;
         delta.div_(std)?;
         delta.mul_(g)?;
-        u.mul_scalar_(c.rho)?;
-        u.addcmul_(1.0 - c.rho, delta, delta)?;
+        u.mul_addcmul_(c.rho, 1.0 - c.rho, delta, delta)?;
         param.axpy_(-c.lr, delta)
     }
 }

@@ -85,8 +85,7 @@ impl UpdateRule for NadamRule {
         }
         let (m, v) = (slot.buffer("exp_avg")?, slot.buffer("exp_avg_sq")?);
         m.lerp_(g, 1.0 - b1)?;
-        v.mul_scalar_(b2)?;
-        v.addcmul_(1.0 - b2, g, g)?;
+        v.mul_addcmul_(b2, 1.0 - b2, g, g)?;
         let denom = &slot.scratch[1];
         denom.copy_(v)?;
         denom.mul_scalar_(1.0 / (1.0 - b2.powf(t)))?;
