@@ -92,23 +92,10 @@ fn ddp_on_the_gpu_with_nccl_gives_the_plain_gradients() {
         .unwrap()
         .to_device(&gpu)
         .unwrap();
-    plain
-        .forward(&x)
-        .unwrap()
-        .square()
-        .unwrap()
-        .mean_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    ddp.forward(&x)
-        .unwrap()
-        .square()
-        .unwrap()
-        .mean_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    // The same loss through the plain model and through the wrapper (gradients all-reduced).
+    let mean_square = |y: Tensor| y.square().unwrap().mean_all().unwrap();
+    mean_square(plain.forward(&x).unwrap()).backward().unwrap();
+    mean_square(ddp.forward(&x).unwrap()).backward().unwrap();
     for ((name, p), (_, q)) in plain.named_parameters().iter().zip(ddp.named_parameters()) {
         let a = p.grad().unwrap().to_vec::<f32>().unwrap();
         let b = q.grad().unwrap().to_vec::<f32>().unwrap();

@@ -24,6 +24,8 @@
 //! # Ok::<(), sinew_tensor::Error>(())
 //! ```
 
+#[cfg(test)]
+mod fused_testing;
 #[cfg(feature = "testing")]
 pub mod gradcheck_cases;
 pub mod init;

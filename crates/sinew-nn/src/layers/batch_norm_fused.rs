@@ -237,9 +237,10 @@ pub(crate) fn differentiable_backward(
 
 #[cfg(test)]
 mod tests {
-    use sinew_tensor::{BackwardOptions, DType, Device, Generator, Result, Tensor};
+    use sinew_tensor::{DType, Device, Generator, Result, Tensor};
 
     use super::batch_norm_batch_stats;
+    use crate::fused_testing::Orders;
 
     /// Batch norm with batch statistics written op by op (the reference).
     fn reference(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -266,9 +267,7 @@ mod tests {
         let w0 = g.randn([3], DType::F64, &cpu)?;
         let b0 = g.randn([3], DType::F64, &cpu)?;
         let probe = g.randn([4, 3, 5], DType::F64, &cpu)?;
-        // (output, first-order gradients of x, w, b, second-order gradient of x)
-        type Run = (Vec<f64>, Vec<Vec<f64>>, Vec<f64>);
-        let run = |fused: bool| -> Result<Run> {
+        let run = |fused: bool| -> Result<Orders> {
             let (x, w, b) = (
                 x0.clone().requires_grad_(),
                 w0.clone().requires_grad_(),
@@ -284,48 +283,9 @@ mod tests {
                     reference(&x, &w, &b)
                 }
             };
-            // A plain backward (the fused rule), then one recording the graph (second order).
-            let y = forward()?;
-            y.mul(&probe)?.sum_all()?.backward()?;
-            let firsts: Vec<Vec<f64>> = [&x, &w, &b]
-                .iter()
-                .map(|t| t.grad().unwrap().to_vec::<f64>())
-                .collect::<Result<_>>()?;
-            for t in [&x, &w, &b] {
-                t.zero_grad();
-            }
-            let options = BackwardOptions {
-                create_graph: true,
-                ..Default::default()
-            };
-            forward()?
-                .mul(&probe)?
-                .sum_all()?
-                .backward_with(None, options)?;
-            let gx = x.grad().unwrap();
-            x.zero_grad();
-            gx.square()?.sum_all()?.backward()?;
-            Ok((
-                y.to_vec::<f64>()?,
-                firsts,
-                x.grad().unwrap().to_vec::<f64>()?,
-            ))
+            Orders::of(forward, Some(&probe), &[&x, &w, &b])
         };
-        let (y_fused, first_fused, second_fused) = run(true)?;
-        let (y_ref, first_ref, second_ref) = run(false)?;
-        let close = |a: &[f64], b: &[f64], what: &str| {
-            for (i, (p, q)) in a.iter().zip(b).enumerate() {
-                assert!(
-                    (p - q).abs() <= 1e-9 * (1.0 + q.abs()),
-                    "{what}[{i}]: {p} vs {q}"
-                );
-            }
-        };
-        close(&y_fused, &y_ref, "y");
-        for (k, (f, r)) in first_fused.iter().zip(&first_ref).enumerate() {
-            close(f, r, &format!("grad {k}"));
-        }
-        close(&second_fused, &second_ref, "second-order grad of x");
+        run(true)?.assert_close(&run(false)?, 1e-9, "batch norm");
         Ok(())
     }
 }

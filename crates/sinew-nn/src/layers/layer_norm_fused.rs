@@ -107,13 +107,11 @@ pub(crate) fn layer_norm_rows(
 
 #[cfg(test)]
 mod tests {
-    use sinew_tensor::{BackwardOptions, DType, Device, Generator, Result, Tensor};
+    use sinew_tensor::{DType, Device, Generator, Result, Tensor};
 
     use super::layer_norm_rows;
+    use crate::fused_testing::Orders;
     use crate::layers::group_norm::layer_norm_op_by_op;
-
-    /// (output, first-order gradients of x, w, b, second-order gradient of x)
-    type Run = (Vec<f64>, Vec<Vec<f64>>, Vec<f64>);
 
     /// Output, first gradients of every input and (through create_graph) second gradients of
     /// `x` agree with the op-by-op form: leading dims or none, one or two normalised dims,
@@ -136,7 +134,7 @@ mod tests {
             let b0 = g.randn(norm.clone(), DType::F64, &cpu)?;
             let probe = g.randn(shape.clone(), DType::F64, &cpu)?;
             for affine in [true, false] {
-                let run = |fused: bool| -> Result<Run> {
+                let run = |fused: bool| -> Result<Orders> {
                     let (x, w, b) = (
                         x0.clone().requires_grad_(),
                         w0.clone().requires_grad_(),
@@ -155,48 +153,11 @@ mod tests {
                             layer_norm_op_by_op(&x, k, wo, bo, 1e-5)
                         }
                     };
-                    let y = forward()?;
-                    y.mul(&probe)?.sum_all()?.backward()?;
-                    let params: Vec<&Tensor> = if affine { vec![&x, &w, &b] } else { vec![&x] };
-                    let firsts = params
-                        .iter()
-                        .map(|t| t.grad().unwrap().to_vec::<f64>())
-                        .collect::<Result<Vec<_>>>()?;
-                    for t in &params {
-                        t.zero_grad();
-                    }
-                    let options = BackwardOptions {
-                        create_graph: true,
-                        ..Default::default()
-                    };
-                    forward()?
-                        .mul(&probe)?
-                        .sum_all()?
-                        .backward_with(None, options)?;
-                    let gx = x.grad().unwrap();
-                    x.zero_grad();
-                    gx.square()?.sum_all()?.backward()?;
-                    Ok((
-                        y.to_vec::<f64>()?,
-                        firsts,
-                        x.grad().unwrap().to_vec::<f64>()?,
-                    ))
+                    let inputs: Vec<&Tensor> = if affine { vec![&x, &w, &b] } else { vec![&x] };
+                    Orders::of(forward, Some(&probe), &inputs)
                 };
-                let (fused, reference) = (run(true)?, run(false)?);
-                let close = |a: &[f64], b: &[f64], what: &str| {
-                    assert_eq!(a.len(), b.len(), "{what}");
-                    for (i, (p, q)) in a.iter().zip(b).enumerate() {
-                        assert!(
-                            (p - q).abs() <= 1e-9 * (1.0 + q.abs()),
-                            "{shape:?} k={k} affine={affine} {what}[{i}]: {p} vs {q}"
-                        );
-                    }
-                };
-                close(&fused.0, &reference.0, "y");
-                for (i, (f, r)) in fused.1.iter().zip(&reference.1).enumerate() {
-                    close(f, r, &format!("grad {i}"));
-                }
-                close(&fused.2, &reference.2, "second-order grad of x");
+                let what = format!("{shape:?} k={k} affine={affine}");
+                run(true)?.assert_close(&run(false)?, 1e-9, &what);
             }
         }
         Ok(())

@@ -99,37 +99,15 @@ fn differentiable_gradient(
 
 #[cfg(test)]
 mod tests {
-    use sinew_tensor::{BackwardOptions, DType, Device, Generator, Result, Tensor};
+    use sinew_tensor::{DType, Device, Generator, Result, Tensor};
 
+    use crate::fused_testing::Orders;
     use crate::loss::{CrossEntropyLoss, Reduction};
 
-    /// (loss, first-order gradient of the logits, second-order gradient through create_graph)
-    type Run = (Vec<f64>, Vec<f64>, Vec<f64>);
-
-    fn run(loss: &CrossEntropyLoss, x0: &Tensor, t: &Tensor, fused: bool) -> Result<Run> {
+    /// The loss of `x0` (a fresh leaf) to second order, fused or op by op.
+    fn run(loss: &CrossEntropyLoss, x0: &Tensor, t: &Tensor, fused: bool) -> Result<Orders> {
         let x = x0.clone().requires_grad_();
-        let forward = || loss.forward_with(&x, t, fused);
-        let y = forward()?;
-        let probe = Tensor::ones(y.shape().clone(), DType::F64, &Device::cpu())?.mul_scalar(0.7)?;
-        y.mul(&probe)?.sum_all()?.backward()?;
-        let first = x.grad().unwrap().to_vec::<f64>()?;
-        x.zero_grad();
-        let options = BackwardOptions {
-            create_graph: true,
-            ..Default::default()
-        };
-        forward()?
-            .mul(&probe)?
-            .sum_all()?
-            .backward_with(None, options)?;
-        let gx = x.grad().unwrap();
-        x.zero_grad();
-        gx.square()?.sum_all()?.backward()?;
-        Ok((
-            y.flatten_all()?.to_vec::<f64>()?,
-            first,
-            x.grad().unwrap().to_vec::<f64>()?,
-        ))
+        Orders::of(|| loss.forward_with(&x, t, fused), None, &[&x])
     }
 
     /// Every option and reduction, on `[N, C]` and `[N, C, d]` logits with ignored targets:
@@ -165,25 +143,12 @@ mod tests {
                     if weighted {
                         loss = loss.weight(weight.clone());
                     }
-                    let fused = run(&loss, &x0, &t, true)?;
-                    let reference = run(&loss, &x0, &t, false)?;
                     let what = format!("{reduction:?} weighted={weighted} e={e}");
-                    for (k, (a, b)) in [
-                        (&fused.0, &reference.0),
-                        (&fused.1, &reference.1),
-                        (&fused.2, &reference.2),
-                    ]
-                    .into_iter()
-                    .enumerate()
-                    {
-                        assert_eq!(a.len(), b.len());
-                        for (p, q) in a.iter().zip(b) {
-                            assert!(
-                                (p - q).abs() <= 1e-10 * (1.0 + q.abs()),
-                                "{what} order {k}: {p} vs {q}"
-                            );
-                        }
-                    }
+                    run(&loss, &x0, &t, true)?.assert_close(
+                        &run(&loss, &x0, &t, false)?,
+                        1e-10,
+                        &what,
+                    );
                 }
             }
         }
