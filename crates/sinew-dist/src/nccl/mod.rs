@@ -1,5 +1,5 @@
 //! NCCL, the GPU transport: the library opened at run time ([`NcclLibrary`], always built, so
-//! its loading is checked without a GPU) and, with the `nccl` feature, [`NcclBackend`], which
+//! its loading is checked without a GPU) and, with the `nccl` feature, `NcclBackend`, which
 //! runs the process group's collectives on this rank's GPU.
 
 #[cfg(feature = "nccl")]
