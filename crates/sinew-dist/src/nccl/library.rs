@@ -111,6 +111,7 @@ const INSTALL_HINT: &str = "install NVIDIA's wheel (`pip install nvidia-nccl-cu1
 ///
 /// # Safety
 /// `F` must be the C signature of the symbol `name` (the types above follow `nccl.h`).
+// SAFETY contract: the `# Safety` section above; every caller names a type alias of this file.
 unsafe fn symbol<F: Copy>(library: &Library, path: &str, name: &str) -> Result<F> {
     let mut c_name = name.as_bytes().to_vec();
     c_name.push(0);
