@@ -3,8 +3,8 @@
 # the release GPU test binaries (sinew-cuda's, the facade's whole-model tests, sinew-dist's NCCL
 # test), the bench
 # binary and gemm_tflops with the cuda feature, the PyTorch scripts and gpu_run.sh, stripped,
-# into target/gpu-bundle, and packs it as target/gpu-bundle.tar.xz (about 20 MB; the folder is
-# about 170 MB). Carry the archive to the GPU machine, unpack it and run `bash gpu_run.sh` in it:
+# into target/gpu-bundle, and packs it as target/gpu-bundle.tar.xz (about 27 MB; the folder is
+# about 220 MB). Carry the archive to the GPU machine, unpack it and run `bash gpu_run.sh` in it:
 #   tar xJf target/gpu-bundle.tar.xz -C /tmp && OUT=$OUT bash /tmp/gpu-bundle/gpu_run.sh
 # (see crates/sinew-cuda/src/lib.rs and ../shared/docs/cuda-toolchain.md).
 set -euo pipefail
