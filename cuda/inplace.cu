@@ -14,6 +14,7 @@
 //   inplace_mul_axpy_<dtype>(n, g, dst, src, s0, s1)       dst = s0 * dst + s1 * src
 //   inplace_mul_addcmul_<dtype>(n, g, dst, a, b, s0, s1, _) dst = s0 * dst + s1 * a * b
 //   inplace_addcdiv_sqrt_<dtype>(n, g, dst, a, b, s0, s1, s2) dst += s0 * a / (sqrt(b) * s1 + s2)
+//   inplace_mul_max_abs_<dtype>(n, g, dst, src, s0, s1)    dst = max(s0 * dst, |src| + s1)
 #include "binary_ops.cuh"
 #include "unary_ops.cuh"
 
@@ -164,6 +165,10 @@ FOR_FLOATS(INPLACE_FUSED1, mul_axpy, add_rn(mul_rn(x, s0), mul_rn(s1, y)))
 FOR_FLOATS(INPLACE_FUSED2, mul_addcmul, add_rn(mul_rn(x, s0), mul_rn(mul_rn(s1, y), z)))
 // dst += s0 * y / (sqrt(z) * s1 + s2) (the Adam/RMSprop/Adagrad step).
 FOR_FLOATS(INPLACE_FUSED2, addcdiv_sqrt, add_rn(x, mul_rn(s0, y / add_rn(mul_rn(m_sqrt(z), s1), s2))))
+// The maximum as `maximum_` takes it: NaN when either side is NaN.
+template <typename C> __device__ __forceinline__ C max_nan(C a, C b) { return (is_nan(a) || is_nan(b)) ? a + b : m_max(a, b); }
+// dst = max(s0 * dst, |y| + s1) (Adamax's infinity-norm buffer).
+FOR_FLOATS(INPLACE_FUSED1, mul_max_abs, max_nan(mul_rn(x, s0), add_rn(m_fabs(y), s1)))
 
 // ---- dst = value (its bits, converted on the host as the CPU backend converts) ----
 #define INPLACE_FILL(B, T)                                                                         \

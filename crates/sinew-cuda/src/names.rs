@@ -287,6 +287,7 @@ pub fn inplace_scaled(op: InplaceOp, dtype: DType) -> Option<Kernel> {
         InplaceOp::MulAxpy { .. } => "mul_axpy",
         InplaceOp::MulAddcmul { .. } => "mul_addcmul",
         InplaceOp::AddcdivSqrt { .. } => "addcdiv_sqrt",
+        InplaceOp::MulMaxAbs { .. } => "mul_max_abs",
         _ => return None,
     };
     is_float(dtype).then(|| kernel(Family::Inplace, "inplace", stem, dtype))
@@ -410,6 +411,10 @@ pub fn every_kernel() -> Vec<Kernel> {
                 },
                 InplaceOp::AddcdivSqrt {
                     value: 1.0,
+                    scale: 1.0,
+                    eps: 0.0,
+                },
+                InplaceOp::MulMaxAbs {
                     scale: 1.0,
                     eps: 0.0,
                 },

@@ -199,6 +199,12 @@ fn scaled_updates_and_fill_match_the_cpu() {
         for op in fused {
             parity(&dev, op, dtype, true);
         }
+        // Adamax's buffer, with sources of both signs (the magnitude matters).
+        let max_abs = InplaceOp::MulMaxAbs {
+            scale: 0.999,
+            eps: 1e-3,
+        };
+        parity(&dev, max_abs, dtype, false);
     }
     for dtype in [DType::I64, DType::U8, DType::Bool] {
         parity(&dev, InplaceOp::Fill(3.0), dtype, false);

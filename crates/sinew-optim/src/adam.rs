@@ -1,9 +1,9 @@
 //! Adam, AdamW (decoupled weight decay), both with AMSGrad, and Adamax (PyTorch's formulas).
 
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{Parameter, Result, Tensor, UnaryOp};
+use sinew_tensor::{Parameter, Result, Tensor};
 
-use crate::optimizer::{Optim, Slot, UpdateRule, assign, effective_grad};
+use crate::optimizer::{Optim, Slot, UpdateRule, effective_grad};
 
 /// Options of Adam, AdamW and Adamax, with PyTorch's Adam defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -177,17 +177,16 @@ impl UpdateRule for AdamaxRule {
     fn buffers(_: &AdamConfig) -> Vec<(&'static str, f64)> {
         vec![("exp_avg", 0.0), ("exp_inf", 0.0)]
     }
+    // The weight-decayed gradient only: `mul_max_abs_` needs no buffer for |g| + eps.
+    fn scratch(_: &AdamConfig) -> usize {
+        1
+    }
     fn update(c: &AdamConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
         let (b1, b2) = c.betas;
         let g = effective_grad(grad, param, c.weight_decay, c.maximize, &slot.scratch[0])?;
         let (m, u) = (slot.buffer("exp_avg")?, slot.buffer("exp_inf")?);
         m.lerp_(g, 1.0 - b1)?;
-        u.mul_scalar_(b2)?;
-        let abs = &slot.scratch[1];
-        assign(abs, g)?;
-        abs.unary_(UnaryOp::Abs)?;
-        abs.add_scalar_(c.eps)?;
-        u.maximum_(abs)?;
+        u.mul_max_abs_(b2, c.eps, g)?;
         let clr = c.lr / (1.0 - b1.powf(slot.step as f64));
         param.addcdiv_(-clr, m, u)
     }

@@ -153,6 +153,15 @@ pub enum InplaceOp {
         /// Added to the scaled square root.
         eps: f64,
     },
+    /// `dst = max(scale * dst, |src[0]| + eps)`: Adamax's infinity-norm buffer in one pass
+    /// (the rounding of `mul_(scale)`, `abs`, `add_(eps)` then `maximum_`; NaN if either side
+    /// is NaN).
+    MulMaxAbs {
+        /// Factor on the destination (Adamax: `beta2`).
+        scale: f64,
+        /// Added to the source's magnitude.
+        eps: f64,
+    },
 }
 
 impl InplaceOp {
@@ -163,7 +172,8 @@ impl InplaceOp {
             InplaceOp::Binary(_)
             | InplaceOp::Axpy(_)
             | InplaceOp::Lerp(_)
-            | InplaceOp::MulAxpy { .. } => 1,
+            | InplaceOp::MulAxpy { .. }
+            | InplaceOp::MulMaxAbs { .. } => 1,
             InplaceOp::Addcmul(_)
             | InplaceOp::Addcdiv(_)
             | InplaceOp::MulAddcmul { .. }

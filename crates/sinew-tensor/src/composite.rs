@@ -70,6 +70,12 @@ pub(crate) fn inplace<B: Backend + ?Sized>(
                 let t = b.unary(UnaryOp::MulScalar(value), &*t, &dense)?;
                 bin(BinaryOp::Add, d, dl, &*t, &dense)?
             }
+            InplaceOp::MulMaxAbs { scale, eps } => {
+                let kept = b.unary(UnaryOp::MulScalar(scale), d, dl)?;
+                let t = b.unary(UnaryOp::Abs, srcs[0].0, srcs[0].1)?;
+                let t = b.unary(UnaryOp::AddScalar(eps), &*t, &dense)?;
+                bin(BinaryOp::Maximum, &*kept, &dense, &*t, &dense)?
+            }
         }
     };
     b.copy_into(dst, dl, &*out, &dense)

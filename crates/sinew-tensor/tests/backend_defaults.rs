@@ -144,7 +144,7 @@ fn pair(g: &mut Generator, dims: &[usize], lo: f64) -> (Tensor, Tensor) {
 fn composite_inplace_matches_the_cpu_kernels() {
     let mut g = Generator::new(11);
     type Op = fn(&Tensor, &Tensor, &Tensor) -> Result<()>;
-    let ops: [(&str, Op); 12] = [
+    let ops: [(&str, Op); 13] = [
         ("add_", |d, s, _| d.add_(s)),
         ("div_", |d, s, _| d.div_(s)),
         ("mul_scalar_", |d, _, _| d.mul_scalar_(0.9)),
@@ -155,6 +155,7 @@ fn composite_inplace_matches_the_cpu_kernels() {
         ("clamp_", |d, _, _| d.clamp_(0.0, 1.0)),
         ("fill_", |d, _, _| d.fill_(2.5)),
         ("mul_axpy_", |d, s, _| d.mul_axpy_(0.9, -0.5, s)),
+        ("mul_max_abs_", |d, s, _| d.mul_max_abs_(0.9, 0.25, s)),
         ("mul_addcmul_", |d, s, t| d.mul_addcmul_(0.99, 0.01, s, t)),
         ("addcdiv_sqrt_", |d, s, t| {
             d.addcdiv_sqrt_(-0.1, s, t, 2.0, 1e-3)

@@ -73,6 +73,13 @@ const OPS: &[(&str, usize, InplaceFn, RefFn, bool)] = &[
         false,
     ),
     (
+        "mul_max_abs_",
+        1,
+        |d, s| d.mul_max_abs_(0.999, 1e-3, &s[0]),
+        |d, s| d.mul_scalar(0.999)?.maximum(&s[0].abs()?.add_scalar(1e-3)?),
+        false,
+    ),
+    (
         "mul_addcmul_",
         2,
         |d, s| d.mul_addcmul_(0.999, 0.001, &s[0], &s[1]),
@@ -289,6 +296,12 @@ fn fused_updates_equal_their_op_by_op_sequences_exactly() {
         den.add_scalar_(eps).unwrap();
         b.addcdiv_(-1e-3 / 0.271, &x, &den).unwrap();
         assert_eq!(bits(&a), bits(&b), "{dtype} addcdiv_sqrt_");
+        let (a, b) = (copy(&d), copy(&d));
+        a.mul_max_abs_(0.999, 1e-8, &x).unwrap();
+        b.mul_scalar_(0.999).unwrap();
+        let magnitude = x.abs().unwrap().add_scalar(1e-8).unwrap();
+        b.maximum_(&magnitude).unwrap();
+        assert_eq!(bits(&a), bits(&b), "{dtype} mul_max_abs_");
     }
     let ints = Tensor::zeros([3], DType::I64, &Device::cpu()).unwrap();
     assert!(ints.mul_axpy_(1.0, 1.0, &ints.clone()).is_err());

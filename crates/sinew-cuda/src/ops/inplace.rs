@@ -26,6 +26,7 @@ fn op_name(op: &InplaceOp) -> &'static str {
         InplaceOp::MulAxpy { .. } => "mul_axpy_",
         InplaceOp::MulAddcmul { .. } => "mul_addcmul_",
         InplaceOp::AddcdivSqrt { .. } => "addcdiv_sqrt_",
+        InplaceOp::MulMaxAbs { .. } => "mul_max_abs_",
         _ => "inplace",
     }
 }
@@ -160,12 +161,17 @@ pub(crate) fn inplace(
             let (p0, p1) = (s0.device_ptr(), s1.device_ptr());
             dev.launch(&kernel, cfg, kernel_args![count, g, d, p0, p1, v])
         }
-        InplaceOp::MulAxpy { scale, alpha } => {
+        InplaceOp::MulAxpy { .. } | InplaceOp::MulMaxAbs { .. } => {
             let kernel = need(names::inplace_scaled(op, dtype), name, dtype)?;
+            let [s0, s1] = match op {
+                InplaceOp::MulAxpy { scale, alpha } => [scale, alpha],
+                InplaceOp::MulMaxAbs { scale, eps } => [scale, eps],
+                _ => unreachable!("matched above"),
+            };
             let (src, sl) = srcs[0];
             let g = Geometry::new(name, &[dl, sl])?;
             let p = src.device_ptr();
-            dev.launch(&kernel, cfg, kernel_args![count, g, d, p, scale, alpha])
+            dev.launch(&kernel, cfg, kernel_args![count, g, d, p, s0, s1])
         }
         InplaceOp::MulAddcmul { .. } | InplaceOp::AddcdivSqrt { .. } => {
             let kernel = need(names::inplace_scaled(op, dtype), name, dtype)?;

@@ -124,6 +124,7 @@ fn op_name(op: InplaceOp) -> &'static str {
         InplaceOp::MulAxpy { .. } => "mul_axpy_",
         InplaceOp::MulAddcmul { .. } => "mul_addcmul_",
         InplaceOp::AddcdivSqrt { .. } => "addcdiv_sqrt_",
+        InplaceOp::MulMaxAbs { .. } => "mul_max_abs_",
     }
 }
 
@@ -221,6 +222,13 @@ where
             apply(d, dl, srcs, move |x, [y, z]| {
                 let den = z.load().sqrt() * s + e;
                 T::store(x.load() + v * (y.load() / den))
+            })
+        }
+        InplaceOp::MulMaxAbs { scale, eps } => {
+            let (s, e) = (c(scale), c(eps));
+            let maximum = float_op::<T::C>(BinaryOp::Maximum);
+            apply(d, dl, [src::<T>(srcs, 0)], move |x, [y]| {
+                T::store(maximum(x.load() * s, y.load().abs() + e))
             })
         }
         // Handled for every dtype by `inplace`.

@@ -112,6 +112,14 @@ impl Tensor {
         self.inplace("addcdiv_sqrt_", op, [t1, t2])
     }
 
+    /// `self = max(scale * self, |x| + eps)` (broadcast; floats) in one pass: Adamax's
+    /// infinity-norm buffer. Equals `mul_scalar_(scale)` then `maximum_` with `|x| + eps` bit
+    /// for bit in f32 and f64 (NaN when either side is NaN).
+    pub fn mul_max_abs_(&self, scale: f64, eps: f64, x: &Tensor) -> Result<()> {
+        self.check_float("mul_max_abs_")?;
+        self.inplace("mul_max_abs_", InplaceOp::MulMaxAbs { scale, eps }, [x])
+    }
+
     /// Clamps into `[min, max]` in place (NaN stays NaN). PyTorch equivalent:
     /// `self.clamp_(min, max)`.
     pub fn clamp_(&self, min: f64, max: f64) -> Result<()> {
