@@ -54,39 +54,60 @@ pub(crate) fn batch_norm_batch_stats(
     let b64 = as_f64(bias, 0.0, &stats.invstd)?;
     let y = stats.normalise(&x.detach(), &w64, &b64)?;
     drop(guard);
+    let bias_dtype = bias.map(Tensor::dtype);
+    let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor| {
+        let (dx, sum_dy, sum_dy_xmu) = stats.input_gradient(dy, x, &w64)?;
+        let mut grads = vec![Some(dx)];
+        if let Some(w) = w {
+            grads.push(Some(sum_dy_xmu.mul(&stats.invstd)?.to_dtype(w.dtype())?));
+        }
+        if let Some(dtype) = bias_dtype {
+            grads.push(Some(sum_dy.to_dtype(dtype)?));
+        }
+        Ok(grads)
+    };
+    let inputs = (x, weight, bias);
+    Ok(Some(record_normalisation(
+        y,
+        "batch_norm",
+        inputs,
+        eps,
+        NormDims::batch_norm,
+        fused,
+    )))
+}
+
+/// Records `y` as a normalisation of `x` with the optional affine `weight` and `bias`: the
+/// backward runs `fused` (`(x, weight, dy)` to the gradients of `x`, then of the weight and
+/// the bias when present), or under create_graph the op-by-op rule over `dims(x)`.
+pub(crate) fn record_normalisation(
+    y: Tensor,
+    op: &'static str,
+    (x, weight, bias): (&Tensor, Option<&Tensor>, Option<&Tensor>),
+    eps: f64,
+    dims: impl Fn(&Tensor) -> NormDims + Send + Sync + 'static,
+    fused: impl Fn(&Tensor, Option<&Tensor>, &Tensor) -> Result<Vec<Option<Tensor>>>
+    + Send
+    + Sync
+    + 'static,
+) -> Tensor {
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);
     let (has_weight, has_bias) = (weight.is_some(), bias.is_some());
-    Ok(Some(Tensor::from_op(
-        y,
-        "batch_norm",
-        &inputs,
-        Save::INPUTS,
-        move |ctx, dy| {
-            let x = ctx.input(0)?;
-            let w = if has_weight {
-                Some(ctx.input(1)?)
-            } else {
-                None
-            };
-            if is_grad_enabled() {
-                // create_graph: the op-by-op rule, itself differentiable.
-                let dims = NormDims::batch_norm(&x);
-                return differentiable_backward(&x, w.as_ref(), dy, eps, has_bias, &dims);
-            }
-            let (dx, sum_dy, sum_dy_xmu) = stats.input_gradient(dy, &x, &w64)?;
-            let mut grads = vec![Some(dx)];
-            if let Some(w) = &w {
-                grads.push(Some(sum_dy_xmu.mul(&stats.invstd)?.to_dtype(w.dtype())?));
-            }
-            if has_bias {
-                let b = ctx.input(1 + usize::from(has_weight))?;
-                grads.push(Some(sum_dy.to_dtype(b.dtype())?));
-            }
-            Ok(grads)
-        },
-    )))
+    Tensor::from_op(y, op, &inputs, Save::INPUTS, move |ctx, dy| {
+        let x = ctx.input(0)?;
+        let w = if has_weight {
+            Some(ctx.input(1)?)
+        } else {
+            None
+        };
+        if is_grad_enabled() {
+            // create_graph: the op-by-op rule, itself differentiable.
+            return differentiable_backward(&x, w.as_ref(), dy, eps, has_bias, &dims(&x));
+        }
+        fused(&x, w.as_ref(), dy)
+    })
 }
 
 /// Per-channel statistics of a normalisation over `[n, C, ...]` (channel = the group of values

@@ -5,9 +5,9 @@
 //! way. The elementwise affine stays an op on top. Used for f32/f64 inputs on backends with
 //! those kernels; `None` sends the caller to the op-by-op form.
 
-use sinew_tensor::{DType, Result, Save, Tensor, is_grad_enabled, no_grad};
+use sinew_tensor::{DType, Result, Tensor, no_grad};
 
-use super::batch_norm_fused::{NormDims, Stats, differentiable_backward, sum_over};
+use super::batch_norm_fused::{NormDims, Stats, record_normalisation, sum_over};
 
 /// `x * w + b` for the parameters present.
 fn affine(x: Tensor, w: Option<&Tensor>, b: Option<&Tensor>) -> Result<Tensor> {
@@ -58,50 +58,41 @@ pub(crate) fn layer_norm_rows(
     let (w, b) = (weight.map(Tensor::detach), bias.map(Tensor::detach));
     let y = affine(xhat, w.as_ref(), b.as_ref())?;
     drop(guard);
-    let mut inputs = vec![x];
-    inputs.extend(weight);
-    inputs.extend(bias);
     let (has_weight, has_bias) = (weight.is_some(), bias.is_some());
     let lead_dims: Vec<isize> = (0..(rank - k) as isize).collect();
-    Ok(Some(Tensor::from_op(
+    let param_dims = lead_dims.clone();
+    let dims = move |x: &Tensor| NormDims {
+        stat: (-(k as isize)..0).collect(),
+        param: param_dims.clone(),
+        param_view: x.dims()[rank - k..].to_vec(),
+    };
+    let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor| {
+        let dxhat = match w {
+            Some(w) => dy.mul(w)?,
+            None => dy.clone(),
+        };
+        let xr = x.reshape([1, m, n])?;
+        let (dx, _, _) = stats.input_gradient(&dxhat.reshape([1, m, n])?, &xr, &ones)?;
+        let mut grads = vec![Some(dx.reshape(x.shape().clone())?)];
+        if has_weight {
+            let xhat = stats
+                .normalise(&xr, &ones, &zeros)?
+                .reshape(x.shape().clone())?;
+            grads.push(Some(sum_over(&dy.mul(&xhat)?, &lead_dims)?));
+        }
+        if has_bias {
+            grads.push(Some(sum_over(dy, &lead_dims)?));
+        }
+        Ok(grads)
+    };
+    let inputs = (x, weight, bias);
+    Ok(Some(record_normalisation(
         y,
         "layer_norm",
-        &inputs,
-        Save::INPUTS,
-        move |ctx, dy| {
-            let x = ctx.input(0)?;
-            let w = if has_weight {
-                Some(ctx.input(1)?)
-            } else {
-                None
-            };
-            if is_grad_enabled() {
-                // create_graph: the op-by-op rule, itself differentiable.
-                let dims = NormDims {
-                    stat: (-(k as isize)..0).collect(),
-                    param: lead_dims.clone(),
-                    param_view: x.dims()[rank - k..].to_vec(),
-                };
-                return differentiable_backward(&x, w.as_ref(), dy, eps, has_bias, &dims);
-            }
-            let dxhat = match &w {
-                Some(w) => dy.mul(w)?,
-                None => dy.clone(),
-            };
-            let xr = x.reshape([1, m, n])?;
-            let (dx, _, _) = stats.input_gradient(&dxhat.reshape([1, m, n])?, &xr, &ones)?;
-            let mut grads = vec![Some(dx.reshape(x.shape().clone())?)];
-            if has_weight {
-                let xhat = stats
-                    .normalise(&xr, &ones, &zeros)?
-                    .reshape(x.shape().clone())?;
-                grads.push(Some(sum_over(&dy.mul(&xhat)?, &lead_dims)?));
-            }
-            if has_bias {
-                grads.push(Some(sum_over(dy, &lead_dims)?));
-            }
-            Ok(grads)
-        },
+        inputs,
+        eps,
+        dims,
+        fused,
     )))
 }
 
