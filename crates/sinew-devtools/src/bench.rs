@@ -11,7 +11,7 @@
 //! `bench --cpu ...` runs the PyTorch CPU reference's workloads instead ([`crate::cpu_bench`]).
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use sinew_tensor::{Device, Result};
 
@@ -107,17 +107,7 @@ fn torch_lines(
     if let Some(only) = &opts.only {
         cmd.args(["--only", only]);
     }
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("bench --vs-torch: could not run {python}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "bench --vs-torch: {script} failed ({})",
-            out.status
-        ));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = crate::vs_torch::python_output(cmd, python, script)?;
     let version = stdout
         .lines()
         .find(|l| l.starts_with("torch "))

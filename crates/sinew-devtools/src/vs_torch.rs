@@ -70,9 +70,10 @@ struct TorchRun {
     version: Option<String>,
 }
 
-fn run_torch(python: &str, script: &str) -> Result<TorchRun, String> {
-    let out = Command::new(python)
-        .args(["-c", TORCH_WRAPPER, script])
+/// Runs `cmd` (the interpreter `python` on `script`, stderr passed through) and returns its
+/// standard output; an error names the interpreter or the script when it cannot run or fails.
+pub fn python_output(mut cmd: Command, python: &str, script: &str) -> Result<String, String> {
+    let out = cmd
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("bench --vs-torch: could not run {python}: {e}"))?;
@@ -82,7 +83,13 @@ fn run_torch(python: &str, script: &str) -> Result<TorchRun, String> {
             out.status
         ));
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn run_torch(python: &str, script: &str) -> Result<TorchRun, String> {
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", TORCH_WRAPPER, script]);
+    let stdout = python_output(cmd, python, script)?;
     Ok(TorchRun {
         lines: stdout.lines().filter_map(parse_line).collect(),
         peak_rss_kib: parse_peak_rss(&stdout),
