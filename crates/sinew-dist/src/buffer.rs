@@ -1,7 +1,7 @@
 //! [`CommBuffer`]: the flat, typed host buffer that collectives send and receive.
 
 use half::{bf16, f16};
-use sinew_tensor::{DType, Device, Error, Result, Tensor};
+use sinew_tensor::{DType, Device, Error, Result, Tensor, with_no_grad};
 
 /// Elements of one floating-point dtype, contiguous on the host.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +69,13 @@ impl CommBuffer {
     /// The whole buffer as a tensor of shape `dims` on `device`.
     pub fn to_tensor(&self, dims: &[usize], device: &Device) -> Result<Tensor> {
         self.slice_to_tensor(0, dims, device)
+    }
+
+    /// Writes the whole buffer into `tensor` (same element count) in place, on its device and
+    /// in its dtype, without recording it for autograd.
+    pub fn copy_to(&self, tensor: &Tensor) -> Result<()> {
+        let value = self.to_tensor(tensor.dims(), tensor.device())?;
+        with_no_grad(|| tensor.copy_(&value))
     }
 
     /// Copies `tensor`'s elements (same dtype) to positions `start..`.

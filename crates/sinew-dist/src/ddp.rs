@@ -204,9 +204,9 @@ fn broadcast_float_buffers(module: &dyn Module, group: &ProcessGroup) -> Result<
     for (_, b) in module.named_buffers() {
         let value = b.value();
         if value.dtype().is_float() {
-            let ours = crate::CommBuffer::from_tensor(&value)?;
-            let root = group.broadcast_buffer(ours, 0)?;
-            b.set_value(root.to_tensor(value.dims(), value.device())?);
+            let root = sinew_tensor::with_no_grad(|| value.detach().force_contiguous())?;
+            group.broadcast(&root, 0)?;
+            b.set_value(root);
         }
     }
     Ok(())

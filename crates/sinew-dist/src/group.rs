@@ -22,6 +22,10 @@ enum Collective {
     Broadcast(usize),
     AllReduce(ReduceOp),
     AllGather,
+    /// Reduces the (contiguous, detached) tensor where it lives, in place.
+    AllReduceTensor(ReduceOp, Tensor),
+    /// Broadcasts into the (contiguous, detached) tensor where it lives, in place.
+    BroadcastTensor(usize, Tensor),
 }
 
 struct Job {
@@ -158,22 +162,23 @@ impl ProcessGroup {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(|tx| {
+            .is_some_and(|tx| {
                 tx.send(Job {
                     collective,
                     buffer,
                     reply,
                 })
+                .is_ok()
             });
-        match sent {
-            Some(Ok(())) => Ok(Work {
-                reply: rx,
-                op,
-                seq,
-                group: self.clone(),
-            }),
-            _ => Err(self.fail(format!("{op}: the communication thread has ended"))),
+        if !sent {
+            return Err(self.fail(format!("{op}: the communication thread has ended")));
         }
+        Ok(Work {
+            reply: rx,
+            op,
+            seq,
+            group: self.clone(),
+        })
     }
 
     /// Marks the group failed (every later collective errors at once) and returns the error.
@@ -208,15 +213,44 @@ impl ProcessGroup {
     /// Replaces `tensor`'s values (in place, any float dtype and device) with rank `root`'s.
     /// PyTorch: `dist.broadcast(tensor, src=root)`.
     pub fn broadcast(&self, tensor: &Tensor, root: usize) -> Result<()> {
-        let out = self.broadcast_buffer(CommBuffer::from_tensor(tensor)?, root)?;
-        write_back(tensor, &out)
+        in_contiguous(tensor, |t| {
+            self.submit(
+                "broadcast",
+                Collective::BroadcastTensor(root, t),
+                CommBuffer::F32(Vec::new()),
+            )?
+            .wait()
+            .map(drop)
+        })
     }
 
     /// Combines `tensor` over all ranks, in place: every rank ends with the same result.
     /// PyTorch: `dist.all_reduce(tensor, op)` (with `ReduceOp::Mean` as `AVG`).
+    ///
+    /// The backend reduces the tensor where it lives when it can (NCCL on its GPU, MPI on host
+    /// memory; see [`Backend::all_reduce_tensor`]); a strided view goes through a contiguous copy.
     pub fn all_reduce(&self, tensor: &Tensor, op: ReduceOp) -> Result<()> {
-        let out = self.all_reduce_buffer(CommBuffer::from_tensor(tensor)?, op)?;
-        write_back(tensor, &out)
+        in_contiguous(tensor, |t| {
+            self.all_reduce_tensor_async(&t, op)?.wait().map(drop)
+        })
+    }
+
+    /// Starts an in-place all-reduce of a contiguous `tensor` and returns at once; the values
+    /// are final after [`Work::wait`]. Until then the tensor belongs to the collective: reading
+    /// it blocks while the backend holds it, and writing it races with the reduction.
+    /// PyTorch: `dist.all_reduce(tensor, op, async_op=True)`.
+    pub fn all_reduce_tensor_async(&self, tensor: &Tensor, op: ReduceOp) -> Result<Work> {
+        if !tensor.is_contiguous() {
+            return Err(sinew_tensor::Error::invalid(
+                "all_reduce_tensor_async",
+                "the tensor must be contiguous (reduce `tensor.contiguous()` and copy it back)",
+            ));
+        }
+        self.submit(
+            "all_reduce",
+            Collective::AllReduceTensor(op, tensor.detach()),
+            CommBuffer::F32(Vec::new()),
+        )
     }
 
     /// Sums (or averages, or maximises) host values over all ranks, in place: the trainer's
@@ -271,10 +305,15 @@ impl ProcessGroup {
     }
 }
 
-/// Copies a collective's result into `tensor` without recording it for autograd.
-fn write_back(tensor: &Tensor, out: &CommBuffer) -> Result<()> {
-    let value = out.to_tensor(tensor.dims(), tensor.device())?;
-    with_no_grad(|| tensor.copy_(&value))
+/// Runs the in-place collective `run` on `tensor`, or on a contiguous copy of a strided view
+/// that is then written back, without recording anything for autograd.
+fn in_contiguous(tensor: &Tensor, run: impl FnOnce(Tensor) -> Result<()>) -> Result<()> {
+    if tensor.is_contiguous() {
+        return run(tensor.detach());
+    }
+    let copy = with_no_grad(|| tensor.detach().force_contiguous())?;
+    run(copy.clone())?;
+    with_no_grad(|| tensor.copy_(&copy))
 }
 
 impl Work {
@@ -339,6 +378,16 @@ fn serve(backend: &mut dyn Backend, jobs: &Receiver<Job>) {
                 vec![buffer]
             }),
             Collective::AllGather => backend.all_gather(&buffer),
+            Collective::AllReduceTensor(op, tensor) => backend
+                .all_reduce_tensor(&tensor, op)
+                .and_then(|()| match op {
+                    ReduceOp::Mean => with_no_grad(|| tensor.mul_scalar_(1.0 / world)),
+                    _ => Ok(()),
+                })
+                .map(|()| vec![]),
+            Collective::BroadcastTensor(root, tensor) => {
+                backend.broadcast_tensor(&tensor, root).map(|()| vec![])
+            }
         };
         let _ = reply.send(result.map(|buffers| Done {
             buffers,
@@ -389,6 +438,72 @@ mod tests {
         let all = g.all_gather(&t.to_dtype(DType::F64).unwrap()).unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].to_vec::<f64>().unwrap(), vec![1.0, -2.0]);
+    }
+
+    /// Two ranks holding the same values, on the host path only (no tensor overrides): a
+    /// sum doubles, a broadcast from rank 1 adds one.
+    struct Mirrored;
+    impl Backend for Mirrored {
+        fn name(&self) -> &'static str {
+            "mirrored"
+        }
+        fn rank(&self) -> usize {
+            0
+        }
+        fn world_size(&self) -> usize {
+            2
+        }
+        fn barrier(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn broadcast(&mut self, b: &mut CommBuffer, root: usize) -> Result<()> {
+            if let (1, CommBuffer::F32(v)) = (root, b) {
+                v.iter_mut().for_each(|x| *x += 1.0);
+            }
+            Ok(())
+        }
+        fn all_reduce(&mut self, b: &mut CommBuffer, op: ReduceOp) -> Result<()> {
+            assert!(matches!(op, ReduceOp::Sum | ReduceOp::Mean));
+            b.scale(2.0);
+            Ok(())
+        }
+        fn all_gather(&mut self, b: &CommBuffer) -> Result<Vec<CommBuffer>> {
+            Ok(vec![b.clone(), b.clone()])
+        }
+    }
+
+    #[test]
+    fn tensors_reach_a_host_only_backend_in_place_and_views_are_written_back() {
+        let g = ProcessGroup::new(
+            || Ok(Box::new(Mirrored) as Box<dyn Backend>),
+            DEFAULT_TIMEOUT,
+        )
+        .unwrap();
+        let t = Tensor::from_vec(vec![1.0f32, -2.0, 3.0, 4.0], [2, 2]).unwrap();
+        g.all_reduce(&t, ReduceOp::Sum).unwrap();
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![2.0, -4.0, 6.0, 8.0]);
+        g.all_reduce(&t, ReduceOp::Mean).unwrap();
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![2.0, -4.0, 6.0, 8.0]);
+        // A strided view (a column) is reduced through a copy and written back into place.
+        let column = t.narrow(1, 1, 1).unwrap();
+        assert!(!column.is_contiguous());
+        g.all_reduce(&column, ReduceOp::Sum).unwrap();
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![2.0, -8.0, 6.0, 16.0]);
+        g.broadcast(&column, 1).unwrap();
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![2.0, -7.0, 6.0, 17.0]);
+        // The asynchronous form: the tensor holds the result once the work is waited for.
+        let bf = Tensor::from_vec(vec![0.5f32, 1.5], [2])
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let work = g.all_reduce_tensor_async(&bf, ReduceOp::Sum).unwrap();
+        work.wait().unwrap();
+        assert_eq!(bf.to_vec_f64().unwrap(), vec![1.0, 3.0]);
+        let err = g
+            .all_reduce_tensor_async(&column, ReduceOp::Sum)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("contiguous"), "{err}");
     }
 
     /// A backend whose collectives never finish, like a peer that stopped.

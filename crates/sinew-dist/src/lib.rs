@@ -40,7 +40,9 @@ pub mod rendezvous;
 mod sync_batch_norm;
 mod training;
 
-pub use backend::{Backend, ReduceOp, SingleProcess};
+pub use backend::{
+    Backend, ReduceOp, SingleProcess, all_reduce_through_host, broadcast_through_host,
+};
 pub use buffer::CommBuffer;
 pub use ddp::{DdpConfig, DistributedDataParallel, NoSync};
 pub use env::{

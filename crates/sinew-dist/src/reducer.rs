@@ -3,12 +3,17 @@
 //! their gradients), each bucket all-reduced (averaged) as soon as its last gradient arrives,
 //! in bucket order, while backward goes on; the averaged gradients are written back when the
 //! last bucket is done.
+//!
+//! A bucket is a flat tensor on its parameters' device (PyTorch's bucket views): gradients are
+//! copied into it there, the backend reduces it where it lives (NCCL in GPU memory, MPI in host
+//! memory) and each parameter's averaged gradient is a view of it, so a GPU gradient never
+//! travels through the host.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use sinew_tensor::{DType, Device, Parameter, Result, Tensor};
+use sinew_tensor::{DType, Device, Parameter, Result, Tensor, with_no_grad};
 
 use crate::backend::ReduceOp;
 use crate::buffer::CommBuffer;
@@ -26,6 +31,17 @@ pub(crate) struct Slot {
     offset: usize,
     dims: Vec<usize>,
     device: Device,
+}
+
+impl Slot {
+    /// This parameter's part of its bucket, shaped like the parameter (a view: it shares the
+    /// bucket's storage).
+    fn view_of(&self, bucket: &Tensor) -> Result<Tensor> {
+        let numel = self.dims.iter().product::<usize>();
+        bucket
+            .narrow(0, self.offset, numel)?
+            .reshape(self.dims.as_slice())
+    }
 }
 
 /// Parameters reduced together, by index into the slots.
@@ -59,9 +75,9 @@ pub enum StepEvent {
 struct State {
     ready: Vec<bool>,
     pending: Vec<usize>,
-    buffers: Vec<Option<CommBuffer>>,
+    buffers: Vec<Option<Tensor>>,
     next_launch: usize,
-    in_flight: Vec<(usize, Work)>,
+    in_flight: Vec<(usize, Tensor, Work)>,
     events: Vec<(Instant, StepEvent)>,
     last_events: Vec<(Instant, StepEvent)>,
 }
@@ -217,10 +233,11 @@ impl Reducer {
         let slot = &self.slots[i];
         let bucket = &self.buckets[slot.bucket];
         if st.buffers[slot.bucket].is_none() {
-            st.buffers[slot.bucket] = Some(CommBuffer::zeros(bucket.dtype, bucket.len)?);
+            st.buffers[slot.bucket] =
+                Some(Tensor::zeros([bucket.len], bucket.dtype, &slot.device)?);
         }
-        if let (Some(buffer), Some(grad)) = (st.buffers[slot.bucket].as_mut(), grad) {
-            buffer.write_at(slot.offset, grad)?;
+        if let (Some(buffer), Some(grad)) = (st.buffers[slot.bucket].as_ref(), grad) {
+            with_no_grad(|| slot.view_of(buffer)?.copy_(grad))?;
         }
         st.ready[i] = true;
         st.pending[slot.bucket] -= 1;
@@ -234,9 +251,12 @@ impl Reducer {
             let buffer = st.buffers[b].take().ok_or_else(|| {
                 sinew_tensor::Error::invalid("DistributedDataParallel", "bucket without buffer")
             })?;
-            let (bytes, launched) = (buffer.byte_len(), Instant::now());
-            let work = self.group.all_reduce_async(buffer, ReduceOp::Mean)?;
-            st.in_flight.push((b, work));
+            let bytes = self.buckets[b].len * self.buckets[b].dtype.size_in_bytes();
+            let launched = Instant::now();
+            let work = self
+                .group
+                .all_reduce_tensor_async(&buffer, ReduceOp::Mean)?;
+            st.in_flight.push((b, buffer, work));
             st.events
                 .push((launched, StepEvent::BucketLaunched { bucket: b, bytes }));
             st.next_launch += 1;
@@ -246,12 +266,12 @@ impl Reducer {
 
     /// Waits for every bucket and stores the averaged gradients.
     fn write_back(&self, st: &mut State) -> Result<()> {
-        for (b, work) in std::mem::take(&mut st.in_flight) {
-            let (buffer, finished) = work.wait_timed()?;
+        for (b, buffer, work) in std::mem::take(&mut st.in_flight) {
+            let (_, finished) = work.wait_timed()?;
             st.events.push((finished, StepEvent::BucketReduced(b)));
             for &i in &self.buckets[b].slots {
                 let slot = &self.slots[i];
-                let grad = buffer.slice_to_tensor(slot.offset, &slot.dims, &slot.device)?;
+                let grad = with_no_grad(|| slot.view_of(&buffer))?;
                 slot.param.value().set_grad(Some(grad))?;
             }
         }

@@ -6,26 +6,28 @@ use sinew_nn::{BatchNorm, Buffer, Module, Visit};
 use sinew_tensor::{Result, Save, Tensor, with_no_grad};
 
 use crate::backend::ReduceOp;
-use crate::buffer::CommBuffer;
 use crate::group::ProcessGroup;
 
 /// The sum of `x` over all ranks, recorded for autograd: its gradient is the sum of the
 /// ranks' output gradients (every rank's loss depends on every rank's `x`). All ranks must call
 /// it, in forward and in backward, in the same order.
 pub fn all_reduce_sum(group: &ProcessGroup, x: &Tensor) -> Result<Tensor> {
-    let summed = group.all_reduce_buffer(CommBuffer::from_tensor(x)?, ReduceOp::Sum)?;
-    let value = summed.to_tensor(x.dims(), x.device())?;
+    let value = summed_copy(group, x)?;
     let group = group.clone();
     Ok(Tensor::from_op(
         value,
         "all_reduce_sum",
         &[x],
         Save::NOTHING,
-        move |_, grad| {
-            let g = group.all_reduce_buffer(CommBuffer::from_tensor(grad)?, ReduceOp::Sum)?;
-            Ok(vec![Some(g.to_tensor(grad.dims(), grad.device())?)])
-        },
+        move |_, grad| Ok(vec![Some(summed_copy(&group, grad)?)]),
     ))
+}
+
+/// A fresh copy of `x`, summed over all ranks where it lives (on the GPU under NCCL).
+fn summed_copy(group: &ProcessGroup, x: &Tensor) -> Result<Tensor> {
+    let copy = with_no_grad(|| x.detach().force_contiguous())?;
+    group.all_reduce(&copy, ReduceOp::Sum)?;
+    Ok(copy)
 }
 
 /// A [`BatchNorm`] that, in training, normalises with the mean and variance of the batch of all

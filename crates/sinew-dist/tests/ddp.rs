@@ -115,6 +115,13 @@ fn gradients_match_the_plain_model_and_no_sync_accumulates() {
             );
         }
     }
+    // The averaged gradients are views of one bucket (one bucket holds this small model).
+    let grads: Vec<Tensor> = ddp
+        .named_parameters()
+        .iter()
+        .map(|(_, p)| p.grad().unwrap())
+        .collect();
+    assert!(grads.iter().all(|g| g.same_storage(&grads[0])));
     let timeline = ddp.last_step_timeline();
     assert_eq!(
         timeline.first().map(|e| &e.1),

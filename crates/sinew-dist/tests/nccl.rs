@@ -57,6 +57,8 @@ fn every_collective_runs_through_nccl() {
         for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
             group.all_reduce(&t, op).unwrap();
         }
+        // A strided view goes through a contiguous copy, written back into place.
+        group.all_reduce(&t.t().unwrap(), ReduceOp::Sum).unwrap();
         group.broadcast(&t, 0).unwrap();
         let gathered = group.all_gather(&t).unwrap();
         assert_eq!(gathered.len(), 1);
@@ -107,4 +109,15 @@ fn ddp_on_the_gpu_with_nccl_gives_the_plain_gradients() {
         println!("ddp+nccl {name}: max gradient difference {worst:e}");
         assert!(worst < 1e-6, "{name}: {worst}");
     }
+    // Reduced where they live: the gradients are views of one bucket on the GPU.
+    let grads: Vec<Tensor> = ddp
+        .named_parameters()
+        .iter()
+        .map(|(_, p)| p.grad().unwrap())
+        .collect();
+    assert!(
+        grads
+            .iter()
+            .all(|g| g.device() == &gpu && g.same_storage(&grads[0]))
+    );
 }

@@ -126,3 +126,35 @@ fn inplace_custom_op_goes_through_the_write_path() {
     let err = expanded.apply_inplace_op(&[&src], &MaxInto).unwrap_err();
     assert!(err.to_string().contains("single memory location"));
 }
+
+#[test]
+fn storage_written_through_a_closure_goes_through_the_write_path() {
+    let base = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], [6]).unwrap();
+    let middle = base.narrow(0, 2, 3).unwrap();
+    // Negate the view's elements where they live, as a collective reducing a bucket would.
+    let seen = middle
+        .with_storage_mut(|storage, layout| {
+            let Some(CpuStorage::F64(values)) = storage.as_any_mut().downcast_mut::<CpuStorage>()
+            else {
+                return Err(Error::invalid("test", "expected f64 host storage"));
+            };
+            let range = layout.offset()..layout.offset() + layout.shape().elem_count();
+            values[range.clone()].iter_mut().for_each(|v| *v = -*v);
+            Ok(range)
+        })
+        .unwrap();
+    assert_eq!(seen, 2..5);
+    assert_eq!(
+        base.to_vec::<f64>().unwrap(),
+        vec![1.0, 2.0, -3.0, -4.0, -5.0, 6.0]
+    );
+    assert_eq!(base.version(), 1);
+    // A leaf that requires a gradient is refused outside no_grad, and the closure never runs.
+    let leaf = Tensor::from_vec(vec![1.0f32], [1])
+        .unwrap()
+        .requires_grad_();
+    let err = leaf
+        .with_storage_mut(|_, _| -> Result<()> { panic!("must not run") })
+        .unwrap_err();
+    assert!(err.to_string().contains("no_grad"), "{err}");
+}

@@ -1,19 +1,23 @@
 //! [`NcclBackend`]: collectives through NCCL on the GPU of this rank (`LOCAL_RANK`), queued on
 //! sinew-cuda's stream so they are ordered with the tensor work.
 //!
-//! The process group hands collectives host [`CommBuffer`]s (as to every backend): each one is
-//! uploaded, reduced in place on the device by NCCL and downloaded. Waits poll the stream and
-//! NCCL's asynchronous error with the group's timeout, and abort the communicator when a peer
-//! fails or the time runs out, so a dead rank ends the others with an error instead of a hang.
+//! A tensor on this rank's GPU (a gradient bucket, a parameter being broadcast) is reduced in
+//! place in its own device memory, with no copy: NCCL is handed the address of its elements.
+//! Host [`CommBuffer`]s (the trainer's metric totals) and tensors on other devices are uploaded
+//! first and downloaded after. An event recorded behind each collective is polled with the
+//! group's timeout together with NCCL's asynchronous error, and the communicator is aborted
+//! when a peer fails or the time runs out, so a dead rank ends the others with an error instead
+//! of a hang; the poll waits for the collective only, not for work queued after it.
 
 use std::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
 
+use cust::event::{Event, EventFlags, EventStatus};
 use sinew_cuda::{CudaBackend, CudaStorage};
-use sinew_tensor::{CpuStorage, DType, Device, Result};
+use sinew_tensor::{DType, Device, Result, Tensor};
 
-use super::library::{NcclComm, NcclLibrary, NcclResult, SUCCESS, UniqueId, error};
-use crate::backend::{Backend, ReduceOp};
+use super::library::{NcclComm, NcclLibrary, NcclResult, SUCCESS, Stream, UniqueId, error};
+use crate::backend::{Backend, ReduceOp, all_reduce_through_host, broadcast_through_host};
 use crate::buffer::CommBuffer;
 use crate::env::LaunchInfo;
 use crate::rendezvous;
@@ -29,45 +33,42 @@ pub struct NcclBackend {
     rank: usize,
     world_size: usize,
     timeout: Duration,
+    /// Recorded on the stream behind each collective; polled by [`NcclBackend::wait`].
+    done: Event,
 }
 
-/// `ncclDataType_t` of a buffer's dtype.
-fn nccl_dtype(buffer: &CommBuffer) -> c_int {
-    match buffer {
-        CommBuffer::F16(_) => 6,
-        CommBuffer::F32(_) => 7,
-        CommBuffer::F64(_) => 8,
-        CommBuffer::BF16(_) => 9,
-    }
-}
-
-fn to_storage(buffer: &CommBuffer) -> CpuStorage {
-    match buffer {
-        CommBuffer::F32(v) => CpuStorage::F32(v.clone()),
-        CommBuffer::F64(v) => CpuStorage::F64(v.clone()),
-        CommBuffer::F16(v) => CpuStorage::F16(v.clone()),
-        CommBuffer::BF16(v) => CpuStorage::BF16(v.clone()),
-    }
-}
-
-fn from_storage(storage: CpuStorage) -> Result<CommBuffer> {
-    Ok(match storage {
-        CpuStorage::F32(v) => CommBuffer::F32(v),
-        CpuStorage::F64(v) => CommBuffer::F64(v),
-        CpuStorage::F16(v) => CommBuffer::F16(v),
-        CpuStorage::BF16(v) => CommBuffer::BF16(v),
-        other => return Err(error(format!("unexpected {} buffer", other.dtype()))),
+/// `ncclDataType_t` of a float dtype.
+fn nccl_dtype(dtype: DType) -> Result<c_int> {
+    Ok(match dtype {
+        DType::F16 => 6,
+        DType::F32 => 7,
+        DType::F64 => 8,
+        DType::BF16 => 9,
+        other => {
+            return Err(error(format!(
+                "NCCL collectives take float tensors, not {other}"
+            )));
+        }
     })
 }
 
-/// The dtype of a buffer (for allocating the all-gather output).
-fn dtype_of(buffer: &CommBuffer) -> DType {
-    match buffer {
-        CommBuffer::F32(_) => DType::F32,
-        CommBuffer::F64(_) => DType::F64,
-        CommBuffer::F16(_) => DType::F16,
-        CommBuffer::BF16(_) => DType::BF16,
+/// `ncclRedOp_t` of a reduction (a mean is a sum, divided by the process group).
+fn nccl_op(op: ReduceOp) -> c_int {
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => 0,
+        ReduceOp::Max => 2,
+        ReduceOp::Min => 3,
     }
+}
+
+/// What a collective is handed: the device address of the elements, their count and NCCL
+/// dtype, the communicator and the stream.
+struct Operand {
+    ptr: *mut c_void,
+    count: usize,
+    dtype: c_int,
+    comm: NcclComm,
+    stream: Stream,
 }
 
 impl NcclBackend {
@@ -99,6 +100,8 @@ impl NcclBackend {
         // this thread has the device's context current (bind above).
         let code = unsafe { (lib.comm_init_rank)(&mut comm, world, id, rank) };
         lib.check(code, "ncclCommInitRank")?;
+        let done = Event::new(EventFlags::DISABLE_TIMING)
+            .map_err(|e| error(format!("cuEventCreate on {device}: {e}")))?;
         Ok(NcclBackend {
             lib,
             comm,
@@ -106,6 +109,7 @@ impl NcclBackend {
             rank: info.rank,
             world_size: info.world_size,
             timeout,
+            done,
         })
     }
 
@@ -119,20 +123,23 @@ impl NcclBackend {
         self.lib
     }
 
-    /// Waits for the queued collective `what`: polls the stream and NCCL's asynchronous error
-    /// until it is done; on a failure or after the timeout, aborts the communicator.
+    /// Waits for the queued collective `what`: records [`done`](Self::done) behind it and polls
+    /// it and NCCL's asynchronous error until it is done; on a failure or after the timeout,
+    /// aborts the communicator.
     fn wait(&mut self, what: &str) -> Result<()> {
-        let stream = cuda(&self.device)?.raw_stream();
+        let stream = cuda(&self.device)?.cuda_stream();
+        if let Err(e) = self.done.record(stream) {
+            self.abort_comm();
+            return Err(error(format!("{what}: cuEventRecord failed ({e})")));
+        }
         let start = Instant::now();
         loop {
-            // SAFETY: the stream handle belongs to the live backend; querying has no effects.
-            let status = unsafe { cust::sys::cuStreamQuery(stream) };
-            match status {
-                cust::sys::cudaError_enum::CUDA_SUCCESS => return Ok(()),
-                cust::sys::cudaError_enum::CUDA_ERROR_NOT_READY => {}
-                other => {
+            match self.done.query() {
+                Ok(EventStatus::Ready) => return Ok(()),
+                Ok(EventStatus::NotReady) => {}
+                Err(other) => {
                     self.abort_comm();
-                    return Err(error(format!("{what}: the CUDA stream failed ({other:?})")));
+                    return Err(error(format!("{what}: the CUDA stream failed ({other})")));
                 }
             }
             let mut async_error: NcclResult = SUCCESS;
@@ -175,31 +182,50 @@ impl NcclBackend {
         Ok(self.comm)
     }
 
-    /// Uploads `buffer`, runs `collective(device pointer, count, dtype, comm, stream)` on it in
-    /// place, waits and downloads the result into `buffer`.
+    /// Runs `collective` in place on the elements of `tensor` (contiguous, on this rank's GPU)
+    /// where they live, then waits for it. The storage is write-locked while NCCL is handed its
+    /// address; later work on the tensor is queued behind the collective on the same stream.
     fn in_place(
         &mut self,
         what: &str,
-        buffer: &mut CommBuffer,
-        collective: impl FnOnce(*mut c_void, usize, c_int, NcclComm, *mut c_void) -> NcclResult,
+        tensor: &Tensor,
+        collective: impl FnOnce(Operand) -> NcclResult,
     ) -> Result<()> {
         let comm = self.live(what)?;
+        let dtype = nccl_dtype(tensor.dtype())?;
         let device = self.device.clone();
         let cuda = cuda(&device)?;
-        let on_device = cuda.upload(&to_storage(buffer))?;
         cuda.bind()?;
-        let ptr = on_device.device_ptr() as *mut c_void;
-        let code = collective(
-            ptr,
-            buffer.len(),
-            nccl_dtype(buffer),
-            comm,
-            cuda.raw_stream().cast(),
-        );
+        let stream: Stream = cuda.raw_stream().cast();
+        let code = tensor.with_storage_mut(|storage, layout| {
+            let (start, end) = layout
+                .contiguous_offset()
+                .ok_or_else(|| error(format!("{what}: the tensor is not contiguous")))?;
+            let storage = CudaStorage::downcast_mut(storage)
+                .ok_or_else(|| error(format!("{what}: the tensor has no CUDA storage")))?;
+            if end > storage.elem_count() {
+                return Err(error(format!("{what}: the view lies outside its storage")));
+            }
+            Ok(collective(Operand {
+                ptr: storage.ptr_at(start) as *mut c_void,
+                count: end - start,
+                dtype,
+                comm,
+                stream,
+            }))
+        })?;
         self.lib.check(code, what)?;
-        self.wait(what)?;
-        *buffer = from_storage(cuda.download(&on_device)?)?;
-        Ok(())
+        self.wait(what)
+    }
+
+    /// Whether `tensor` can be handed to NCCL as it is: on this rank's GPU.
+    fn is_local(&self, tensor: &Tensor) -> bool {
+        tensor.device() == &self.device
+    }
+
+    /// `buffer` as a one-dimensional tensor on this rank's GPU.
+    fn upload(&self, buffer: &CommBuffer) -> Result<Tensor> {
+        buffer.to_tensor(&[buffer.len()], &self.device)
     }
 }
 
@@ -228,70 +254,71 @@ impl Backend for NcclBackend {
     }
 
     fn broadcast(&mut self, buffer: &mut CommBuffer, root: usize) -> Result<()> {
-        let (lib, root) = (self.lib, c_int_of(root)?);
-        self.in_place(
-            "ncclBroadcast",
-            buffer,
-            |ptr, count, dtype, comm, stream| {
-                // SAFETY: `ptr` holds `count` elements of `dtype` on this rank's device (uploaded
-                // by in_place, alive until it downloads), used as both send and receive buffer.
-                unsafe { (lib.broadcast)(ptr, ptr, count, dtype, root, comm, stream) }
-            },
-        )
+        let on_device = self.upload(buffer)?;
+        self.broadcast_tensor(&on_device, root)?;
+        *buffer = CommBuffer::from_tensor(&on_device)?;
+        Ok(())
     }
 
     fn all_reduce(&mut self, buffer: &mut CommBuffer, op: ReduceOp) -> Result<()> {
-        let op: c_int = match op {
-            ReduceOp::Sum | ReduceOp::Mean => 0,
-            ReduceOp::Max => 2,
-            ReduceOp::Min => 3,
-        };
-        let lib = self.lib;
-        self.in_place(
-            "ncclAllReduce",
-            buffer,
-            |ptr, count, dtype, comm, stream| {
-                // SAFETY: as in broadcast: `count` elements of `dtype` on the device, in place.
-                unsafe { (lib.all_reduce)(ptr, ptr, count, dtype, op, comm, stream) }
-            },
-        )
+        let on_device = self.upload(buffer)?;
+        self.all_reduce_tensor(&on_device, op)?;
+        *buffer = CommBuffer::from_tensor(&on_device)?;
+        Ok(())
+    }
+
+    fn all_reduce_tensor(&mut self, tensor: &Tensor, op: ReduceOp) -> Result<()> {
+        if !self.is_local(tensor) {
+            return all_reduce_through_host(self, tensor, op);
+        }
+        let (lib, op) = (self.lib, nccl_op(op));
+        self.in_place("ncclAllReduce", tensor, |x| {
+            // SAFETY: `x.ptr` addresses `x.count` elements of dtype `x.dtype` in this rank's
+            // device memory (the tensor's contiguous view, bounds checked in in_place, write-
+            // locked there), used as both send and receive buffer; `x.comm` is live (checked).
+            unsafe { (lib.all_reduce)(x.ptr, x.ptr, x.count, x.dtype, op, x.comm, x.stream) }
+        })
+    }
+
+    fn broadcast_tensor(&mut self, tensor: &Tensor, root: usize) -> Result<()> {
+        if !self.is_local(tensor) {
+            return broadcast_through_host(self, tensor, root);
+        }
+        let (lib, root) = (self.lib, c_int_of(root)?);
+        self.in_place("ncclBroadcast", tensor, |x| {
+            // SAFETY: as in all_reduce_tensor: the tensor's elements on this rank's device.
+            unsafe { (lib.broadcast)(x.ptr, x.ptr, x.count, x.dtype, root, x.comm, x.stream) }
+        })
     }
 
     fn all_gather(&mut self, buffer: &CommBuffer) -> Result<Vec<CommBuffer>> {
         const WHAT: &str = "ncclAllGather";
-        let comm = self.live(WHAT)?;
-        let device = self.device.clone();
-        let cuda = cuda(&device)?;
         let count = buffer.len();
         let total = count
             .checked_mul(self.world_size)
             .ok_or_else(|| error("all_gather: the gathered size overflows"))?;
-        let send = cuda.upload(&to_storage(buffer))?;
-        let recv: CudaStorage = cuda.alloc(dtype_of(buffer), total)?;
-        cuda.bind()?;
-        // SAFETY: `send` holds `count` elements and `recv` `count * world_size` of the buffer's
-        // dtype on this rank's device; both live until after the wait and download below.
-        let code = unsafe {
-            (self.lib.all_gather)(
-                send.device_ptr() as *const c_void,
-                recv.device_ptr() as *mut c_void,
-                count,
-                nccl_dtype(buffer),
-                comm,
-                cuda.raw_stream().cast(),
-            )
-        };
-        self.lib.check(code, WHAT)?;
-        self.wait(WHAT)?;
-        let all = from_storage(cuda.download(&recv)?)?;
-        Ok((0..self.world_size)
-            .map(|r| match &all {
-                CommBuffer::F32(v) => CommBuffer::F32(v[r * count..(r + 1) * count].to_vec()),
-                CommBuffer::F64(v) => CommBuffer::F64(v[r * count..(r + 1) * count].to_vec()),
-                CommBuffer::F16(v) => CommBuffer::F16(v[r * count..(r + 1) * count].to_vec()),
-                CommBuffer::BF16(v) => CommBuffer::BF16(v[r * count..(r + 1) * count].to_vec()),
+        let send = self.upload(buffer)?;
+        let gathered = Tensor::zeros([total], buffer.dtype(), &self.device)?;
+        let lib = self.lib;
+        send.with_storage(|storage, layout| {
+            let send = CudaStorage::downcast(storage)
+                .filter(|s| layout.offset() == 0 && s.elem_count() == count)
+                .ok_or_else(|| error("all_gather: the upload is not a whole CUDA buffer"))?;
+            let send_ptr = send.device_ptr() as *const c_void;
+            self.in_place(WHAT, &gathered, |x| {
+                // SAFETY: `send_ptr` holds `count` elements (checked above) and `x.ptr`
+                // `count * world_size` = `x.count` of the same dtype on this rank's device;
+                // `send` is read-locked and `gathered` write-locked while NCCL is queued.
+                unsafe { (lib.all_gather)(send_ptr, x.ptr, count, x.dtype, x.comm, x.stream) }
             })
-            .collect())
+        })?;
+        let all = CommBuffer::from_tensor(&gathered)?;
+        (0..self.world_size)
+            .map(|r| {
+                let part = all.slice_to_tensor(r * count, &[count], &Device::cpu())?;
+                CommBuffer::from_tensor(&part)
+            })
+            .collect()
     }
 
     fn abort(&mut self, code: i32) {

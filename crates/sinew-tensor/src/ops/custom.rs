@@ -1,5 +1,6 @@
 //! User-defined ops: [`CustomOp`] (out of place, any number of inputs) and [`CustomInplaceOp`]
-//! (writes into a tensor), applied with [`Tensor::apply_op`] and [`Tensor::apply_inplace_op`].
+//! (writes into a tensor), applied with [`Tensor::apply_op`] and [`Tensor::apply_inplace_op`];
+//! [`Tensor::with_storage_mut`] for a source-less in-place kernel written as a closure.
 //!
 //! One trait per kind for every arity (Candle's `CustomOp1/2/3` and `InplaceOp1/2` in one
 //! family): each has a CPU forward over host storages and an optional per-backend forward that a
@@ -175,6 +176,18 @@ impl Tensor {
             });
         }
         Tensor::from_storage(storage, shape, device)
+    }
+
+    /// Write access to this tensor's storage for an in-place kernel that needs no sources and
+    /// is not worth a [`CustomInplaceOp`] (a collective that reduces a buffer where it lives):
+    /// `f(storage, layout)` runs on the in-place write path (expanded views and leaves that
+    /// require a gradient refused, the version counter bumped afterwards). `f` must stay inside
+    /// `layout`'s view of the storage.
+    pub fn with_storage_mut<R>(
+        &self,
+        f: impl FnOnce(&mut dyn BackendStorage, &Layout) -> Result<R>,
+    ) -> Result<R> {
+        self.write_with([], |dst, layout, []| f(dst, layout))
     }
 
     /// Applies a custom in-place op to this tensor with `srcs` (same device) through the
