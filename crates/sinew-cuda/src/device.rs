@@ -206,13 +206,25 @@ impl CudaBackend {
             )
         })?;
         let block = self.allocator.alloc(bytes)?;
-        Ok(CudaStorage::new(
-            block,
-            len,
-            dtype,
-            self.location(),
-            self.allocator.clone(),
-        ))
+        Ok(self.storage(block, len, dtype))
+    }
+
+    /// Like [`alloc`](Self::alloc), from the copy pool: storage that no queued kernel uses,
+    /// for the copy stream to fill while the kernels run (see the allocator).
+    pub(crate) fn alloc_for_copy(&self, dtype: DType, len: usize) -> Result<CudaStorage> {
+        self.bind()?;
+        let bytes = len.checked_mul(dtype.size_in_bytes()).ok_or_else(|| {
+            Error::invalid(
+                "upload",
+                format!("{len} elements of {dtype} overflow the address space"),
+            )
+        })?;
+        let block = self.allocator.alloc_for_copy(bytes, &self.stream.stream)?;
+        Ok(self.storage(block, len, dtype))
+    }
+
+    fn storage(&self, block: crate::allocator::Block, len: usize, dtype: DType) -> CudaStorage {
+        CudaStorage::new(block, len, dtype, self.location(), self.allocator.clone())
     }
 
     /// Device storage of `len` zeros of `dtype` (queued on the stream).

@@ -5,10 +5,12 @@
 //!
 //! With the `cuda` feature (off by default) the crate drives the GPU through the driver API
 //! (cust): a primary context per GPU made current on each thread that uses it, one non-blocking
-//! stream, a caching allocator, pinned staging buffers for copies, and kernels compiled from
-//! `cuda/<family>.cu` to PTX that is embedded here and loaded lazily per device. Without the
-//! feature only the host-side parts remain: the PTX table, the kernel naming contract and the view
-//! geometry, which the tests check without a GPU.
+//! stream for the kernels and a copy stream on which batch-sized uploads (64 KiB to 64 MiB) run
+//! beside them (the kernel stream waits for each with an event, and the caching allocator hands
+//! such uploads blocks that no queued kernel uses), pinned staging buffers for copies, and
+//! kernels compiled from `cuda/<family>.cu` to PTX that is embedded here and loaded lazily per
+//! device. Without the feature only the host-side parts remain: the PTX table, the kernel naming
+//! contract and the view geometry, which the tests check without a GPU.
 //!
 //! ```no_run
 //! # #[cfg(feature = "cuda")] {

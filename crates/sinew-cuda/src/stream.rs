@@ -1,22 +1,28 @@
-//! The device's stream, pinned staging buffers for host<->device copies, and event timers.
+//! The device's streams, pinned staging buffers for host<->device copies, and event timers.
 //!
-//! Every kernel and copy of a device is queued on one non-blocking stream, so work is ordered
-//! without host synchronization. Uploads copy into a pinned (page-locked) buffer and return as soon
-//! as the DMA is queued; an event guards the buffer's reuse. Downloads go through a second pinned
-//! buffer and wait for the stream, since the caller needs the data.
+//! Every kernel of a device is queued on one non-blocking stream, so work is ordered without
+//! host synchronization. Uploads copy into a pinned (page-locked) buffer and return as soon as the
+//! DMA is queued; an event guards the buffer's reuse. A batch-sized upload goes on a second, copy
+//! stream, so that it runs while the kernels queued before it do, and the kernel stream waits
+//! for it with an event ([`DeviceStream::upload_beside`]). Downloads go through a third pinned
+//! buffer and wait for the kernel stream, since the caller needs the data.
 
 use std::sync::Mutex;
 
 use cust::event::{Event, EventFlags};
 use cust::memory::LockedBuffer;
-use cust::stream::{Stream, StreamFlags};
+use cust::stream::{Stream, StreamFlags, StreamWaitEventFlags};
 use cust::sys::{CUdeviceptr, cuMemcpyDtoHAsync_v2, cuMemcpyHtoDAsync_v2};
 use sinew_tensor::{DeviceLocation, Result};
 
 use crate::driver::{CustResultExt, check};
 
 /// Transfers above this size skip the staging copy and hand pageable memory to the driver.
-const STAGING_LIMIT: usize = 64 << 20;
+pub(crate) const STAGING_LIMIT: usize = 64 << 20;
+
+/// Uploads from this size up to [`STAGING_LIMIT`] go on the copy stream (a batch: 64 MNIST
+/// images are 200 KB); smaller ones stay on the kernel stream, where they cost no events.
+pub(crate) const COPY_STREAM_MIN: usize = 64 << 10;
 
 /// A pinned host buffer and the event marking the end of its last copy.
 struct Staging {
@@ -51,7 +57,12 @@ pub(crate) struct DeviceStream {
     location: DeviceLocation,
     upload: Mutex<Staging>,
     download: Mutex<Staging>,
+    /// Staging for [`upload_beside`](Self::upload_beside); its event is on the copy stream.
+    copy_upload: Mutex<Staging>,
+    /// The kernel stream.
     pub(crate) stream: Stream,
+    /// Where batch uploads run beside the kernels.
+    copy: Stream,
 }
 
 impl std::fmt::Debug for DeviceStream {
@@ -67,7 +78,9 @@ impl DeviceStream {
             location,
             upload: Mutex::new(Staging::new(location)?),
             download: Mutex::new(Staging::new(location)?),
+            copy_upload: Mutex::new(Staging::new(location)?),
             stream: Stream::new(StreamFlags::NON_BLOCKING, None).on(location, "cuStreamCreate")?,
+            copy: Stream::new(StreamFlags::NON_BLOCKING, None).on(location, "cuStreamCreate")?,
         })
     }
 
@@ -100,6 +113,45 @@ impl DeviceStream {
             .done
             .record(&self.stream)
             .on(self.location, "cuEventRecord")
+    }
+
+    /// Queues a copy of `data` (at most [`STAGING_LIMIT`] bytes) to device address `dst` on the
+    /// copy stream, where it runs beside the kernels already queued, and makes the kernel stream
+    /// wait for it: work queued from now on sees the data. Returns once `data` may be reused.
+    /// `dst` must be used by no queued work (a block of the allocator's copy pool).
+    pub(crate) fn upload_beside(&self, dst: CUdeviceptr, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data.len() > STAGING_LIMIT {
+            return Err(sinew_tensor::Error::invalid(
+                "upload",
+                format!(
+                    "{} bytes exceed the copy stream's staging buffer",
+                    data.len()
+                ),
+            ));
+        }
+        let location = self.location;
+        let mut staging = self.copy_upload.lock().unwrap_or_else(|e| e.into_inner());
+        let buffer = staging.take(data.len(), location)?;
+        buffer[..data.len()].copy_from_slice(data);
+        let src = buffer.as_ptr();
+        // SAFETY: the pinned buffer holds `data.len()` bytes and stays untouched until `done`
+        // fires (take waits for it); `dst` holds at least as many (the caller allocated it for
+        // `data`) and no queued work uses it (a copy-pool block, see Allocator::alloc_for_copy).
+        let code =
+            unsafe { cuMemcpyHtoDAsync_v2(dst, src.cast(), data.len(), self.copy.as_inner()) };
+        check(code, location, "cuMemcpyHtoDAsync")?;
+        staging
+            .done
+            .record(&self.copy)
+            .on(location, "cuEventRecord")?;
+        let copied = Event::new(EventFlags::DISABLE_TIMING).on(location, "cuEventCreate")?;
+        copied.record(&self.copy).on(location, "cuEventRecord")?;
+        self.stream
+            .wait_event(copied, StreamWaitEventFlags::DEFAULT)
+            .on(location, "cuStreamWaitEvent")
     }
 
     /// Copies `out.len()` bytes from device address `src` after all queued work, and waits.

@@ -1,5 +1,5 @@
 //! Device-level behaviour on a real GPU: transfers, the caching allocator, out-of-memory as an
-//! error, use from other threads.
+//! error, use from other threads, batch uploads on the copy stream.
 
 #![cfg(feature = "cuda")]
 
@@ -121,4 +121,57 @@ fn other_threads_use_the_device() {
         );
     }
     dev.synchronize().unwrap();
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn batch_uploads_run_beside_the_kernels_and_reuse_blocks_only_when_idle() {
+    let dev = gpu();
+    let backend = sinew_cuda::cuda_backend(0).unwrap();
+    // Milliseconds of kernels queued first, so that the uploads below are copied while the
+    // kernel stream is still busy.
+    let a = randn(4, &[1024, 1024], DType::F32).to_device(&dev).unwrap();
+    let mut busy = a.clone();
+    for _ in 0..20 {
+        busy = busy.matmul(&a).unwrap().mul_scalar(1e-3).unwrap();
+    }
+    // 256 KiB batches go on the copy stream. Each is read by a kernel and dropped at once, so
+    // its block is released while that kernel is still queued: a block handed to a later
+    // upload before the kernel ran would change an earlier result.
+    let batches: Vec<Tensor> = (0..32)
+        .map(|i| randn(100 + i, &[64, 1024], DType::F32))
+        .collect();
+    let doubled: Vec<Tensor> = batches
+        .iter()
+        .map(|b| b.to_device(&dev).unwrap().mul_scalar(2.0).unwrap())
+        .collect();
+    for (i, (b, d)) in batches.iter().zip(&doubled).enumerate() {
+        let want: Vec<f32> = b.to_vec::<f32>().unwrap().iter().map(|x| 2.0 * x).collect();
+        assert_eq!(d.to_vec::<f32>().unwrap(), want, "batch {i}");
+    }
+    assert!(
+        busy.sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .is_finite()
+    );
+    // With the stream drained, an upload of the same size reuses an idle copy-pool block.
+    dev.synchronize().unwrap();
+    let warm = backend.memory_stats();
+    for b in &batches[..16] {
+        let x = b.to_device(&dev).unwrap();
+        assert_eq!(x.dims(), b.dims());
+        drop(x);
+        dev.synchronize().unwrap();
+    }
+    let after = backend.memory_stats();
+    println!(
+        "copy-stream uploads: {} driver allocations for 16 batches after warm-up, {} reuses",
+        after.driver_allocs - warm.driver_allocs,
+        after.reuses - warm.reuses
+    );
+    assert!(after.driver_allocs - warm.driver_allocs <= 1);
+    assert!(after.reuses - warm.reuses >= 15);
+    assert_eq!(after.allocated, warm.allocated, "memory is flat");
 }

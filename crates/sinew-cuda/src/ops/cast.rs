@@ -9,6 +9,7 @@ use crate::driver::check;
 use crate::geometry::Geometry;
 use crate::names;
 use crate::storage::CudaStorage;
+use crate::stream::{COPY_STREAM_MIN, STAGING_LIMIT};
 
 /// `len` elements equal to `value` converted as the CPU backend converts it.
 pub(crate) fn full(dev: &CudaBackend, dtype: DType, len: usize, value: f64) -> Result<CudaStorage> {
@@ -49,8 +50,15 @@ pub(crate) fn fill_pattern(
 
 /// A device copy of host data (queued; the host data may be dropped on return).
 pub(crate) fn upload(dev: &CudaBackend, data: &CpuStorage) -> Result<CudaStorage> {
+    let bytes = data.as_bytes();
+    if (COPY_STREAM_MIN..=STAGING_LIMIT).contains(&bytes.len()) {
+        // A batch: copied beside the kernels already queued instead of after them.
+        let out = dev.alloc_for_copy(data.dtype(), data.len())?;
+        dev.stream().upload_beside(out.device_ptr(), bytes)?;
+        return Ok(out);
+    }
     let out = dev.alloc(data.dtype(), data.len())?;
-    dev.stream().upload(out.device_ptr(), data.as_bytes())?;
+    dev.stream().upload(out.device_ptr(), bytes)?;
     Ok(out)
 }
 
