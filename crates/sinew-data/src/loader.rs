@@ -43,9 +43,11 @@ pub struct LoaderConfig {
     pub prefetch: usize,
     /// Device the workers copy each batch to before handing it over (`None`: stay on the CPU).
     ///
-    /// The copy happens on the worker thread, off the training loop. Page-locked (pinned) staging
-    /// is the backend's job: `sinew-cuda` uploads through pinned buffers; `sinew-tensor` has no
-    /// API for collating straight into pinned host memory, so the batch is built in pageable memory.
+    /// The copy happens on the worker thread, off the training loop, and on the GPU beside the
+    /// training step's kernels (sinew-cuda queues batch-sized uploads on its copy stream).
+    /// Page-locked (pinned) staging is the backend's job: `sinew-cuda` uploads through pinned
+    /// buffers; `sinew-tensor` has no API for collating straight into pinned host memory, so the
+    /// batch is built in pageable memory.
     pub device: Option<Device>,
     /// This process's shard of every epoch in data-parallel training (`None`: the whole dataset).
     /// PyTorch: `DataLoader(ds, sampler=DistributedSampler(ds))`.
