@@ -1,5 +1,8 @@
-//! [`NcclBackend`]: collectives through NCCL on the GPU of this rank (`LOCAL_RANK`), queued on
-//! sinew-cuda's stream so they are ordered with the tensor work.
+//! [`NcclBackend`]: collectives through NCCL on the GPU of this rank (`LOCAL_RANK`), on a
+//! communication stream of their own, as PyTorch does: each waits (with an event) for the work
+//! queued so far on sinew-cuda's kernel stream, so it sees its tensor's values, and then runs
+//! beside the kernels queued after it; a gradient bucket is reduced while backward computes the
+//! next one. Its result is used only after the host has seen it complete (`wait`).
 //!
 //! A tensor on this rank's GPU (a gradient bucket, a parameter being broadcast) is reduced in
 //! place in its own device memory, with no copy: NCCL is handed the address of its elements.
@@ -13,6 +16,7 @@ use std::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
 
 use cust::event::{Event, EventFlags, EventStatus};
+use cust::stream::{Stream as CudaStream, StreamFlags, StreamWaitEventFlags};
 use sinew_cuda::{CudaBackend, CudaStorage};
 use sinew_tensor::{DType, Device, Result, Tensor};
 
@@ -33,7 +37,10 @@ pub struct NcclBackend {
     rank: usize,
     world_size: usize,
     timeout: Duration,
-    /// Recorded on the stream behind each collective; polled by [`NcclBackend::wait`].
+    /// Where the collectives run, beside sinew-cuda's kernel stream.
+    comm_stream: CudaStream,
+    /// Recorded on the communication stream behind each collective; polled by
+    /// [`NcclBackend::wait`].
     done: Event,
 }
 
@@ -102,6 +109,8 @@ impl NcclBackend {
         lib.check(code, "ncclCommInitRank")?;
         let done = Event::new(EventFlags::DISABLE_TIMING)
             .map_err(|e| error(format!("cuEventCreate on {device}: {e}")))?;
+        let comm_stream = CudaStream::new(StreamFlags::NON_BLOCKING, None)
+            .map_err(|e| error(format!("cuStreamCreate on {device}: {e}")))?;
         Ok(NcclBackend {
             lib,
             comm,
@@ -109,6 +118,7 @@ impl NcclBackend {
             rank: info.rank,
             world_size: info.world_size,
             timeout,
+            comm_stream,
             done,
         })
     }
@@ -127,8 +137,7 @@ impl NcclBackend {
     /// it and NCCL's asynchronous error until it is done; on a failure or after the timeout,
     /// aborts the communicator.
     fn wait(&mut self, what: &str) -> Result<()> {
-        let stream = cuda(&self.device)?.cuda_stream();
-        if let Err(e) = self.done.record(stream) {
+        if let Err(e) = self.done.record(&self.comm_stream) {
             self.abort_comm();
             return Err(error(format!("{what}: cuEventRecord failed ({e})")));
         }
@@ -183,8 +192,9 @@ impl NcclBackend {
     }
 
     /// Runs `collective` in place on the elements of `tensor` (contiguous, on this rank's GPU)
-    /// where they live, then waits for it. The storage is write-locked while NCCL is handed its
-    /// address; later work on the tensor is queued behind the collective on the same stream.
+    /// where they live, on the communication stream after the kernel stream's work queued so
+    /// far (which computed the values), then waits for it. The storage is write-locked while
+    /// NCCL is handed its address.
     fn in_place(
         &mut self,
         what: &str,
@@ -196,7 +206,15 @@ impl NcclBackend {
         let device = self.device.clone();
         let cuda = cuda(&device)?;
         cuda.bind()?;
-        let stream: Stream = cuda.raw_stream().cast();
+        // The values are final once the kernel stream's work queued so far has run.
+        Event::new(EventFlags::DISABLE_TIMING)
+            .and_then(|computed| computed.record(cuda.cuda_stream()).map(|()| computed))
+            .and_then(|computed| {
+                self.comm_stream
+                    .wait_event(computed, StreamWaitEventFlags::DEFAULT)
+            })
+            .map_err(|e| error(format!("{what}: ordering after the kernel stream: {e}")))?;
+        let stream: Stream = self.comm_stream.as_inner().cast();
         let code = tensor.with_storage_mut(|storage, layout| {
             let (start, end) = layout
                 .contiguous_offset()
