@@ -20,7 +20,8 @@ struct GemmArgs {
     uint64_t a_rs, a_cs, b_rs, b_cs;
     // Bit 0: A may be loaded 8 elements at a time along its unit-stride axis; bit 1: B.
     uint32_t vector;
-    // matmul_fast_f16/bf16 only: 1 = 64-row block tiles (small problems), 0 = 128-row.
+    // matmul_fast_f16/bf16 only: 1 = 64-row block tiles (m not a multiple of 128, or a small
+    // problem), 0 = 128-row.
     uint32_t small_m;
     // Epilogue: bias address (its element 0; output dtype) and its stride in elements; bit 0 of
     // `epilogue` = add bias[col], bit 1 = ReLU (NaN kept, like the unary relu).
@@ -372,10 +373,11 @@ __device__ __forceinline__ void gemm(const T *A, const T *B, TO *C, const GemmAr
 }
 }  // namespace tc
 
-// matmul_fast_f16 / matmul_fast_bf16: fast path for m, n multiples of 128 and k a multiple of 32 with
-// both operands 16-byte loadable (GemmArgs.vector == 3). mma.sync m16n8k16 (f32 accumulation) fed
-// by ldmatrix from a 3-stage cp.async pipeline, 128x128x32 block tiles, 4 warps of 64x64 (64x128
-// tiles and warps of 32x64 when GemmArgs.small_m says 128-row tiles would not fill the GPU), XOR
+// matmul_fast_f16 / matmul_fast_bf16: fast path for n a multiple of 128, m of 128 (or of 64 with
+// GemmArgs.small_m) and k of 32 with both operands 16-byte loadable (GemmArgs.vector == 3).
+// mma.sync m16n8k16 (f32 accumulation) fed by ldmatrix from a 3-stage cp.async pipeline,
+// 128x128x32 block tiles, 4 warps of 64x64 (64x128 tiles and warps of 32x64 when
+// GemmArgs.small_m says m is not a multiple of 128 or 128-row tiles would not fill the GPU), XOR
 // swizzled shared memory (no padding, no bank conflicts). Each operand is staged in its own
 // orientation: k-inner ([rows][32], when k is the unit stride) or k-outer ([32][128]).
 namespace tcf {

@@ -37,6 +37,11 @@ fn matmul_matches_the_cpu_at_awkward_sizes() {
         (255, 64, 128),
         // Enough 128x128 tiles to fill an H100 (132 SMs): the 128-row f16/bf16 fast path.
         (1536, 96, 1408),
+        // m a multiple of 64 only: the 64-row f16/bf16 fast path (ResNet's 64-channel stage:
+        // the forward, weight [64, 576] @ columns, and the input gradient, [576, 64] @ grad).
+        (64, 576, 1024),
+        (576, 64, 512),
+        (192, 96, 256),
     ];
     for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64] {
         let mut worst = 0.0f64;

@@ -4,8 +4,8 @@
 //! copy); broadcast batch dims reach the kernel as a [`Geometry`] of batch offsets. f16/bf16 run
 //! on tensor cores with f32 accumulation; 16-byte loads are enabled per operand when its unit-stride
 //! axis, other stride, offset and batch strides are all multiples of 8 elements. When both operands
-//! allow them and m, n are multiples of 128 (k of 8 for f32, 32 for f16/bf16), the `matmul_fast_*`
-//! kernels run instead: double-buffered float4 SIMT tiles for f32, a cp.async + ldmatrix +
+//! allow them, n is a multiple of 128, m of 128 (f32) or 64 (f16/bf16) and k of 8 (f32) or 32
+//! (f16/bf16), the `matmul_fast_*` kernels run instead: double-buffered float4 SIMT tiles for f32, a cp.async + ldmatrix +
 //! `mma.sync` pipeline for f16/bf16.
 //!
 //! A [`MatmulSpec`]'s extras run inside every kernel: f16/bf16 operands may write f32 (the
@@ -23,9 +23,16 @@ use crate::storage::CudaStorage;
 
 /// Output tile edge of every GEMM kernel.
 const TILE: usize = 128;
-/// K step of the `matmul_fast_*` kernels, which need m, n multiples of [`TILE`] and k of this.
+/// K step of the `matmul_fast_*` kernels, which need n a multiple of [`TILE`], m of
+/// [`fast_m_step`] and k of this.
 fn fast_k_step(dtype: DType) -> usize {
     if dtype == DType::F32 { 8 } else { 32 }
+}
+
+/// Row step of the `matmul_fast_*` kernels: [`TILE`] for f32, 64 for f16/bf16 (whose fast
+/// kernel also runs 64-row tiles).
+fn fast_m_step(dtype: DType) -> usize {
+    if dtype == DType::F32 { TILE } else { TILE / 2 }
 }
 
 /// Kernel arguments (mirrors `GemmArgs` in `cuda/gemm.cu`).
@@ -187,12 +194,18 @@ pub(crate) fn matmul(
     let (bias, bias_stride, epilogue) = epilogue_args(dev, spec, out_dtype)?;
     let vector = vector_ok(ll) as u32 | (vector_ok(rl) as u32) << 1;
     let fast_kernel = names::matmul_fast(dtype, out_dtype).filter(|_| {
-        vector == 3 && m % TILE == 0 && n % TILE == 0 && k > 0 && k % fast_k_step(dtype) == 0
+        vector == 3
+            && m % fast_m_step(dtype) == 0
+            && n % TILE == 0
+            && k > 0
+            && k % fast_k_step(dtype) == 0
     });
-    // The f16/bf16 fast path (tensor cores) runs 4 warps of 64x64, and 64-row tiles when 128-row
-    // ones would leave SMs idle; every other kernel runs 8 warps on 128x128 tiles.
+    // The f16/bf16 fast path (tensor cores) runs 4 warps of 64x64, and 64-row tiles when m is
+    // not a multiple of 128 (a ResNet stage of 64 channels) or 128-row ones would leave SMs
+    // idle; every other kernel runs 8 warps on 128x128 tiles.
     let tensor_fast = fast_kernel.is_some() && dtype != DType::F32;
-    let small_m = tensor_fast && (m / TILE) * (n / TILE) * batch < dev.multiprocessors() as usize;
+    let small_m = tensor_fast
+        && (m % TILE != 0 || (m / TILE) * (n / TILE) * batch < dev.multiprocessors() as usize);
     let kernel = fast_kernel.unwrap_or(general);
     let total = batch
         .checked_mul(m)
