@@ -6,8 +6,9 @@
 //   to the dtype by the host) where the window hangs over the border.
 // fold2d_<dtype>(total, win, cols, out): one thread per pixel of the contiguous [n, c, h, w]
 //   output; gathers every (window tap, position) that reads the pixel from the columns view
-//   (win.strides = batch, row, column; win.offset), summing in f64 in tap order (ki, then kj) and
-//   rounding once: the CPU backend's order, so results match it bit for bit. No atomics.
+//   (win.strides = batch, row, column; win.offset), summing in tap order (ki, then kj) in the
+//   element type for f32 and f64 and in f64 (rounded once) for the others: the CPU backend's
+//   order and arithmetic, so results match it bit for bit. No atomics.
 #include "common.cuh"
 
 // Mirrors `Window` in crates/sinew-cuda/src/ops/conv.rs (#[repr(C)]).
@@ -51,13 +52,22 @@ UNFOLD_KERNEL(2, uint16_t)
 UNFOLD_KERNEL(4, uint32_t)
 UNFOLD_KERNEL(8, uint64_t)
 
+// fold2d's accumulator: the element type for f32 and f64, f64 for the rest (as the CPU backend).
+template <typename T> struct FoldAcc {
+    typedef double A;
+};
+template <> struct FoldAcc<float> {
+    typedef float A;
+};
+
 template <typename T> __device__ void fold_pixels(uint32_t total, const Window &win, const T *cols, T *out) {
+    typedef typename FoldAcc<T>::A A;
     GRID_STRIDE(i, total) {
         const uint32_t x = i % win.w, y = (i / win.w) % win.h;
         const uint32_t plane = i / (win.w * win.h);
         const uint32_t ci = plane % win.c, ni = plane / win.c;
         const T *base = cols + win.offset + ni * win.strides[0];
-        double acc = 0.0;
+        A acc = (A)0;
         for (uint32_t ki = 0; ki < win.kh; ++ki) {
             const int64_t ty = (int64_t)y + win.ph - (int64_t)ki * win.dh;
             if (ty < 0 || ty % win.sh != 0 || ty / win.sh >= win.oh) continue;
@@ -67,10 +77,10 @@ template <typename T> __device__ void fold_pixels(uint32_t total, const Window &
                 if (tx < 0 || tx % win.sw != 0 || tx / win.sw >= win.ow) continue;
                 const uint64_t ox = (uint64_t)(tx / win.sw);
                 const uint64_t row = ((uint64_t)ci * win.kh + ki) * win.kw + kj;
-                acc += to_f64(base[row * win.strides[1] + (oy * win.ow + ox) * win.strides[2]]);
+                acc += (A)to_f64(base[row * win.strides[1] + (oy * win.ow + ox) * win.strides[2]]);
             }
         }
-        out[i] = from_f64<T>(acc);
+        out[i] = from_f64<T>((double)acc);
     }
 }
 

@@ -2,9 +2,9 @@
 //!
 //! Both read their input in place through its strides (no contiguous copy). `unfold2d` moves
 //! elements by width, so it serves every dtype, with the padding value converted on the host as the
-//! CPU backend converts it. `fold2d` is a gather over output pixels: each pixel sums, in f64 and in
-//! window-tap order, the column entries that read it, so it needs no atomics and matches the CPU
-//! bit for bit.
+//! CPU backend converts it. `fold2d` is a gather over output pixels: each pixel sums, in window-tap
+//! order and in the CPU backend's arithmetic (the element type for f32 and f64, f64 for the
+//! rest), the column entries that read it, so it needs no atomics and matches the CPU bit for bit.
 
 use sinew_tensor::{Error, Layout, Result, Unfold2d};
 
