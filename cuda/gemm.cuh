@@ -384,6 +384,10 @@ namespace tcf {
 constexpr int BN = 128, BK = 32, STAGES = 3, NT = 128, NJ = 8;
 constexpr int TILE_ELEMS = 128 * 32;  // the largest stage tile of either operand
 
+#ifdef SINEW_EMU
+// The CPU emulator's cp.async, ldmatrix and mma.sync (`cargo xtask cuda-emu`).
+#include "emu_tensor_core.h"
+#else
 __device__ __forceinline__ uint32_t smem_u32(const void *p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -421,6 +425,8 @@ template <> struct Mma<__nv_bfloat16> {
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
     }
 };
+#endif
+
 // Stores two adjacent outputs (an even column, so 4- or 8-byte aligned) of type TO.
 template <typename TO> struct Pair;
 template <> struct Pair<__half> {

@@ -35,20 +35,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("cuda-stub: unexpected argument {a:?}"));
     }
     let root = workspace_root();
-    let bindings = cust_raw_bindings(&root)?;
-    let text =
-        std::fs::read_to_string(&bindings).map_err(|e| format!("{}: {e}", bindings.display()))?;
-    let mut names: Vec<&str> = text
-        .split("pub fn ")
-        .skip(1)
-        .filter_map(|rest| {
-            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
-            Some(&rest[..end])
-        })
-        .filter(|n| n.starts_with("cu") && *n != "cuGetErrorString" && *n != "cuGetErrorName")
+    let names: Vec<String> = driver_entry_points(&root)?
+        .into_iter()
+        .filter(|n| n != "cuGetErrorString" && n != "cuGetErrorName")
         .collect();
-    names.sort_unstable();
-    names.dedup();
     let mut source = PRELUDE.to_string();
     for n in &names {
         source.push_str(&format!("int {n}(void) {{ return 100; }}\n"));
@@ -86,6 +76,25 @@ pub fn run(args: &[String]) -> Result<(), String> {
     eprintln!("  build with CUDA_LIBRARY_PATH={}", out.display());
     eprintln!("  run with   LD_LIBRARY_PATH={}", lib64.display());
     Ok(())
+}
+
+/// Every driver API entry point cust_raw declares (`cu...`), sorted, without duplicates.
+pub fn driver_entry_points(root: &Path) -> Result<Vec<String>, String> {
+    let bindings = cust_raw_bindings(root)?;
+    let text =
+        std::fs::read_to_string(&bindings).map_err(|e| format!("{}: {e}", bindings.display()))?;
+    let mut names: Vec<String> = text
+        .split("pub fn ")
+        .skip(1)
+        .filter_map(|rest| {
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+            Some(rest[..end].to_string())
+        })
+        .filter(|n| n.starts_with("cu"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    Ok(names)
 }
 
 /// `src/cuda.rs` of the cust_raw crate in the lock file, found through `cargo metadata`.
