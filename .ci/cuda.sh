@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CUDA checks that need no GPU: committed PTX up to date (nvcc 13.0 from PyPI wheels, ptxas for
-# sm_80 and sm_90), then build, lint and host-test the `cuda` feature against a stub libcuda.
+# sm_80 and sm_90), then build, lint and host-test the `cuda` feature against a stub libcuda, and
+# run sinew-cuda's GPU tests on the CPU emulator of `cargo xtask cuda-emu`.
 # Idempotent; fast once the wheels are cached under target/cuda-toolchain.
 # Under CI=true a missing python3/pip/network fails the run; elsewhere the kernel step is skipped.
 set -euo pipefail
@@ -23,6 +24,21 @@ cargo clippy -p sinew-cuda --features "$features" --all-targets -- -D warnings
 cargo clippy -p sinew -p sinew-devtools --features sinew/cuda,sinew-devtools/cuda,sinew-autograd/testing \
     --all-targets -- -D warnings
 cargo test -p sinew-cuda --features "$features"
+# The GPU tests on the CPU: every kernel of cuda/ compiled for the host and run by an emulated
+# driver (cargo xtask cuda-emu), which checks the kernels' logic and the host code around them
+# without a GPU. gpu_custom is left out: it runs a test's own PTX, which only a GPU can.
+if ! command -v c++ >/dev/null; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q g++
+fi
+cargo xtask cuda-emu
+gpu_tests=$(find crates/sinew-cuda/tests -maxdepth 1 -name 'gpu_*.rs' ! -name gpu_custom.rs \
+    -printf '--test %f\n' | sed 's/\.rs$//' | sort)
+# shellcheck disable=SC2086 # one word per option
+LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda --features "$features" \
+    $gpu_tests -- --include-ignored --test-threads=1
 # sinew-dist's NCCL backend: it links the CUDA driver (stub here); libnccl.so.2 loads at run time.
 cargo clippy -p sinew-dist --features nccl --all-targets -- -D warnings
 cargo test -p sinew-dist --features nccl --lib

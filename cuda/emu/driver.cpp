@@ -15,7 +15,6 @@
 #include <vector>
 
 #include <sys/mman.h>
-#include <ucontext.h>
 
 #include "include/emu_runtime.h"
 #include "registry.h"
@@ -30,6 +29,36 @@ enum : CUresult {
     LAUNCH_FAILED = 719,
 };
 
+// Saves the callee-saved registers and the stack pointer into *save, then continues on the
+// stack `next` (x86-64 System V; a few instructions instead of ucontext's signal-mask calls).
+extern "C" void emu_switch(void **save, void *next);
+#if defined(__x86_64__)
+asm(R"(
+    .text
+    .globl emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+#else
+#error "cuda-emu switches fibers with x86-64 assembly"
+#endif
+
 namespace emu {
 thread_local dim3 thread_idx;
 thread_local dim3 block_idx;
@@ -43,13 +72,13 @@ namespace {
 // at the same kind of barrier.
 enum class Wait { Running, Block, Warp, Done };
 struct Fiber {
-    ucontext_t context;
+    void *sp = nullptr;  // saved stack pointer while switched out
     Wait wait = Wait::Running;
 };
 constexpr size_t STACK_BYTES = 256 << 10;
 constexpr uint32_t MAX_THREADS = 1024;
 
-thread_local ucontext_t scheduler;
+thread_local void *scheduler = nullptr;
 thread_local Fiber fibers[MAX_THREADS];
 thread_local char *stacks[MAX_THREADS];
 thread_local uint32_t running = 0;
@@ -62,13 +91,25 @@ std::mutex atomics;
 
 void yield(Wait w) {
     fibers[running].wait = w;
-    swapcontext(&fibers[running].context, &scheduler);
+    emu_switch(&fibers[running].sp, scheduler);
 }
 
-void fiber_entry() {
+[[noreturn]] void fiber_entry() {
     current_kernel(current_params);
     fibers[running].wait = Wait::Done;
-    setcontext(&scheduler);
+    emu_switch(&fibers[running].sp, scheduler);
+    std::abort();  // a finished fiber is never resumed
+}
+
+// A fresh fiber's stack: emu_switch pops six callee-saved registers and returns into
+// fiber_entry, which then sees the stack of a function just called (rsp % 16 == 8).
+void *fresh_stack(char *stack) {
+    uintptr_t top = ((uintptr_t)stack + STACK_BYTES) & ~(uintptr_t)15;
+    void **sp = (void **)top;
+    *--sp = nullptr;                                  // fiber_entry's (unused) return address
+    *--sp = reinterpret_cast<void *>(&fiber_entry);  // where emu_switch returns
+    for (int r = 0; r < 6; ++r) *--sp = nullptr;      // rbp, rbx, r12..r15
+    return sp;
 }
 
 [[noreturn]] void deadlock(const char *why) {
@@ -84,20 +125,19 @@ void run_block(uint32_t threads) {
             if (mem == MAP_FAILED) deadlock("cannot map a fiber stack");
             stacks[t] = static_cast<char *>(mem);
         }
-        getcontext(&fibers[t].context);
-        fibers[t].context.uc_stack.ss_sp = stacks[t];
-        fibers[t].context.uc_stack.ss_size = STACK_BYTES;
-        fibers[t].context.uc_link = nullptr;
-        makecontext(&fibers[t].context, fiber_entry, 0);
+        fibers[t].sp = fresh_stack(stacks[t]);
         fibers[t].wait = Wait::Running;
     }
     const uint32_t warps = (threads + 31) / 32;
-    for (;;) {
-        for (uint32_t t = 0; t < threads; ++t) {
+    // Rounds alternate between ascending and descending thread order, so that a missing
+    // barrier shows whichever thread's write the kernel reads too early.
+    for (uint32_t round = 0;; ++round) {
+        for (uint32_t i = 0; i < threads; ++i) {
+            const uint32_t t = (round & 1u) ? threads - 1 - i : i;
             if (fibers[t].wait != Wait::Running) continue;
             running = t;
             thread_idx = dim3{t % block_dim.x, (t / block_dim.x) % block_dim.y, t / (block_dim.x * block_dim.y)};
-            swapcontext(&scheduler, &fibers[t].context);
+            emu_switch(&scheduler, fibers[t].sp);
         }
         bool live = false, released = false;
         for (uint32_t w = 0; w < warps; ++w) {

@@ -24,6 +24,7 @@ const FLAGS: &[&str] = &[
     "-fPIC",
     "-ffp-contract=off",
     "-fno-fast-math",
+    "-fno-strict-aliasing",
     "-DSINEW_EMU",
     "-Wno-unknown-pragmas",
 ];
@@ -49,7 +50,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let driver = obj.join("driver.cpp");
     write(
         &driver,
-        &format!("#include \"{}\"\n", root.join("cuda/emu/driver.cpp").display()),
+        &format!(
+            "#include \"{}\"\n",
+            root.join("cuda/emu/driver.cpp").display()
+        ),
     )?;
     sources.push(driver);
     let stubs = obj.join("stubs.cpp");
@@ -80,7 +84,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         for (o, mut child) in children {
             let status = child.wait().map_err(|e| format!("{cxx}: {e}"))?;
             if !status.success() {
-                return Err(format!("{cxx} failed on {}", o.with_extension("cpp").display()));
+                return Err(format!(
+                    "{cxx} failed on {}",
+                    o.with_extension("cpp").display()
+                ));
             }
             objects.push(o);
         }

@@ -130,10 +130,10 @@ fn batch_uploads_run_beside_the_kernels_and_reuse_blocks_only_when_idle() {
     let backend = sinew_cuda::cuda_backend(0).unwrap();
     // Milliseconds of kernels queued first, so that the uploads below are copied while the
     // kernel stream is still busy.
-    let a = randn(4, &[1024, 1024], DType::F32).to_device(&dev).unwrap();
+    let a = randn(4, &[512, 512], DType::F32).to_device(&dev).unwrap();
     let mut busy = a.clone();
-    for _ in 0..20 {
-        busy = busy.matmul(&a).unwrap().mul_scalar(1e-3).unwrap();
+    for _ in 0..8 {
+        busy = busy.matmul(&a).unwrap().mul_scalar(1e-2).unwrap();
     }
     // 256 KiB batches go on the copy stream. Each is read by a kernel and dropped at once, so
     // its block is released while that kernel is still queued: a block handed to a later

@@ -48,15 +48,21 @@ fn matmul_matches_the_cpu_at_awkward_sizes() {
         for (m, k, n) in sizes {
             let a = randn(81 + m as u64, &[m, k], dtype);
             let b = randn(82 + n as u64, &[k, n], dtype);
-            let at = randn(83, &[k, m], dtype).t().unwrap();
-            let bt = randn(84, &[n, k], dtype).t().unwrap();
-            for (name, lhs, rhs) in [
-                ("nn", &a, &b),
-                ("tn", &at, &b),
-                ("nt", &a, &bt),
-                ("tt", &at, &bt),
+            // Stored transposed; the transposing view is taken on each device, so the GPU
+            // kernels read column-major operands in place (a linear layer's `weight.t()`).
+            let at = randn(83, &[k, m], dtype);
+            let bt = randn(84, &[n, k], dtype);
+            for (name, lhs, rhs, (t_lhs, t_rhs)) in [
+                ("nn", &a, &b, (false, false)),
+                ("tn", &at, &b, (true, false)),
+                ("nt", &a, &bt, (false, true)),
+                ("tt", &at, &bt, (true, true)),
             ] {
-                let (c, g) = both(&dev, &[lhs, rhs], |t| t[0].matmul(&t[1]));
+                let view =
+                    |x: &Tensor, transposed: bool| if transposed { x.t() } else { Ok(x.clone()) };
+                let (c, g) = both(&dev, &[lhs, rhs], |t| {
+                    view(&t[0], t_lhs)?.matmul(&view(&t[1], t_rhs)?)
+                });
                 worst = worst.max(check(
                     &format!("matmul {dtype} {m}x{k}x{n} {name}"),
                     &c,
