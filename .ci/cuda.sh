@@ -42,3 +42,7 @@ LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda --features
 # sinew-dist's NCCL backend: it links the CUDA driver (stub here); libnccl.so.2 loads at run time.
 cargo clippy -p sinew-dist --features nccl --all-targets -- -D warnings
 cargo test -p sinew-dist --features nccl --lib
+# Its GPU test (a world of one rank: every collective, DDP's gradients) on the emulator, with the
+# emulator's NCCL (worlds of one rank).
+LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" SINEW_NCCL_LIB="$PWD/target/cuda-emu/lib64/libnccl.so.2" \
+    cargo test -p sinew-dist --features nccl --test nccl -- --include-ignored --test-threads=1

@@ -7,7 +7,8 @@
 //! on the CPU) and registered under the kernel names of its committed PTX; `cuda/emu/driver.cpp`
 //! implements the driver API over host memory and runs each launch's blocks as fibers. Entry
 //! points it does not implement print their name and fail. Kernels a test loads from its own PTX
-//! (a custom module) cannot run here. Run a GPU test binary with
+//! (a custom module) cannot run here. `cuda/emu/nccl.cpp` becomes a `libnccl.so.2` whose
+//! communicators have one rank, for sinew-dist's NCCL backend. Run a GPU test binary with
 //! `LD_LIBRARY_PATH=target/cuda-emu/lib64` (built against the stub of `cargo xtask cuda-stub`).
 
 use std::path::{Path, PathBuf};
@@ -104,7 +105,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("libcuda.so.1", &link)
         .map_err(|e| format!("{}: {e}", link.display()))?;
+    let nccl = lib64.join("libnccl.so.2");
+    run_capture(
+        Command::new(&cxx)
+            .args(FLAGS)
+            .args(["-shared", "-Wl,-soname,libnccl.so.2", "-o"])
+            .arg(&nccl)
+            .arg(root.join("cuda/emu/nccl.cpp")),
+    )?;
     eprintln!("xtask: wrote {} (the CUDA emulator)", lib.display());
+    eprintln!(
+        "xtask: wrote {} (NCCL for worlds of one rank on it)",
+        nccl.display()
+    );
     eprintln!(
         "  run GPU test binaries with LD_LIBRARY_PATH={} (built against cargo xtask cuda-stub)",
         lib64.display()
