@@ -5,7 +5,8 @@
 //! Every `cuda/<family>.cu` is compiled by the host C++ compiler (`CXX`, default `c++`) with
 //! `cuda/emu/include` (the device built-ins, half types, WMMA and the tensor-core instructions
 //! on the CPU) and registered under the kernel names of its committed PTX; `cuda/emu/driver.cpp`
-//! implements the driver API over host memory and runs each launch's blocks as fibers. Entry
+//! implements the driver API over host memory and `cuda/emu/fibers.cpp` runs each launch's
+//! blocks, their threads as fibers. Entry
 //! points it does not implement print their name and fail. Kernels a test loads from its own PTX
 //! (a custom module) cannot run here. `cuda/emu/nccl.cpp` becomes a `libnccl.so.2` whose
 //! communicators have one rank, for sinew-dist's NCCL backend. Run a GPU test binary with
@@ -48,15 +49,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         write(&wrapper, &registration(&root, &family)?)?;
         sources.push(wrapper);
     }
-    let driver = obj.join("driver.cpp");
-    write(
-        &driver,
-        &format!(
-            "#include \"{}\"\n",
-            root.join("cuda/emu/driver.cpp").display()
-        ),
-    )?;
-    sources.push(driver);
+    for part in ["driver", "fibers"] {
+        let unit = obj.join(format!("{part}.cpp"));
+        let source = root.join(format!("cuda/emu/{part}.cpp"));
+        write(&unit, &format!("#include \"{}\"\n", source.display()))?;
+        sources.push(unit);
+    }
     let stubs = obj.join("stubs.cpp");
     write(&stubs, &stub_source(&root)?)?;
     sources.push(stubs);
@@ -99,7 +97,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .args(["-shared", "-Wl,-soname,libcuda.so.1", "-o"])
             .arg(&lib)
             .args(&objects)
-            .arg("-lpthread"),
+            .args(["-lpthread", "-Wl,--no-undefined"]),
     )?;
     let link = lib64.join("libcuda.so");
     let _ = std::fs::remove_file(&link);

@@ -1,0 +1,206 @@
+// The device side of the CPU emulator (`cargo xtask cuda-emu`): a launch runs its blocks in
+// order, each block's threads as fibers on the calling thread that meet at __syncthreads, warp
+// barriers and warp exchanges (emu_runtime.h), and the kernels registered by name (registry.h).
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include <sys/mman.h>
+
+#include "include/emu_runtime.h"
+#include "registry.h"
+
+// Saves the callee-saved registers and the stack pointer into *save, then continues on the
+// stack `next` (x86-64 System V; a few instructions instead of ucontext's signal-mask calls).
+extern "C" void emu_switch(void **save, void *next);
+#if defined(__x86_64__)
+asm(R"(
+    .text
+    .globl emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+#else
+#error "cuda-emu switches fibers with x86-64 assembly"
+#endif
+
+namespace emu {
+thread_local dim3 thread_idx;
+thread_local dim3 block_idx;
+dim3 block_dim;
+dim3 grid_dim;
+
+namespace {
+// A block's threads are fibers run one at a time on the launching OS thread; a fiber runs until
+// it waits (at __syncthreads, a warp barrier or exchange) or returns, then the scheduler runs
+// the next. A wait ends when every thread of the block (or warp) that has not returned waits
+// at the same kind of barrier.
+enum class Wait { Running, Block, Warp, Done };
+struct Fiber {
+    void *sp = nullptr;  // saved stack pointer while switched out
+    Wait wait = Wait::Running;
+};
+constexpr size_t STACK_BYTES = 256 << 10;
+constexpr uint32_t MAX_THREADS = 1024;
+
+thread_local void *scheduler = nullptr;
+thread_local Fiber fibers[MAX_THREADS];
+thread_local char *stacks[MAX_THREADS];
+thread_local uint32_t running = 0;
+thread_local KernelFn current_kernel = nullptr;
+thread_local void **current_params = nullptr;
+thread_local uint64_t warp_slots[MAX_THREADS / 32][32];
+constexpr int MAX_GATHER = 8;
+thread_local uint64_t gather_slots[MAX_THREADS / 32][32][MAX_GATHER];
+std::mutex atomics;
+
+void yield(Wait w) {
+    fibers[running].wait = w;
+    emu_switch(&fibers[running].sp, scheduler);
+}
+
+[[noreturn]] void fiber_entry() {
+    current_kernel(current_params);
+    fibers[running].wait = Wait::Done;
+    emu_switch(&fibers[running].sp, scheduler);
+    std::abort();  // a finished fiber is never resumed
+}
+
+// A fresh fiber's stack: emu_switch pops six callee-saved registers and returns into
+// fiber_entry, which then sees the stack of a function just called (rsp % 16 == 8).
+void *fresh_stack(char *stack) {
+    uintptr_t top = ((uintptr_t)stack + STACK_BYTES) & ~(uintptr_t)15;
+    void **sp = (void **)top;
+    *--sp = nullptr;                                  // fiber_entry's (unused) return address
+    *--sp = reinterpret_cast<void *>(&fiber_entry);  // where emu_switch returns
+    for (int r = 0; r < 6; ++r) *--sp = nullptr;      // rbp, rbx, r12..r15
+    return sp;
+}
+
+[[noreturn]] void deadlock(const char *why) {
+    std::fprintf(stderr, "cuda-emu: %s (block %u,%u,%u)\n", why, block_idx.x, block_idx.y, block_idx.z);
+    std::abort();
+}
+
+// Runs one block to completion.
+void run_block(uint32_t threads) {
+    for (uint32_t t = 0; t < threads; ++t) {
+        if (stacks[t] == nullptr) {
+            void *mem = mmap(nullptr, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (mem == MAP_FAILED) deadlock("cannot map a fiber stack");
+            stacks[t] = static_cast<char *>(mem);
+        }
+        fibers[t].sp = fresh_stack(stacks[t]);
+        fibers[t].wait = Wait::Running;
+    }
+    const uint32_t warps = (threads + 31) / 32;
+    // Rounds alternate between ascending and descending thread order, so that a missing
+    // barrier shows whichever thread's write the kernel reads too early.
+    for (uint32_t round = 0;; ++round) {
+        for (uint32_t i = 0; i < threads; ++i) {
+            const uint32_t t = (round & 1u) ? threads - 1 - i : i;
+            if (fibers[t].wait != Wait::Running) continue;
+            running = t;
+            thread_idx = dim3{t % block_dim.x, (t / block_dim.x) % block_dim.y, t / (block_dim.x * block_dim.y)};
+            emu_switch(&scheduler, fibers[t].sp);
+        }
+        bool live = false, released = false;
+        for (uint32_t w = 0; w < warps; ++w) {
+            bool any = false, all_warp = true;
+            for (uint32_t t = w * 32; t < std::min(threads, w * 32 + 32); ++t) {
+                if (fibers[t].wait == Wait::Done) continue;
+                any = true;
+                all_warp &= fibers[t].wait == Wait::Warp;
+            }
+            live |= any;
+            if (any && all_warp) {
+                for (uint32_t t = w * 32; t < std::min(threads, w * 32 + 32); ++t)
+                    if (fibers[t].wait == Wait::Warp) fibers[t].wait = Wait::Running;
+                released = true;
+            }
+        }
+        if (!live) return;
+        if (released) continue;
+        for (uint32_t t = 0; t < threads; ++t) {
+            if (fibers[t].wait == Wait::Warp) deadlock("a warp waits at a warp barrier while others wait at __syncthreads");
+            if (fibers[t].wait == Wait::Block) fibers[t].wait = Wait::Running;
+        }
+    }
+}
+}  // namespace
+
+uint32_t linear_thread() { return running; }
+void sync_block() { yield(Wait::Block); }
+void sync_warp() { yield(Wait::Warp); }
+uint64_t exchange(uint64_t bits, int src) {
+    const uint32_t warp = running >> 5;
+    const uint32_t size = std::min(32u, block_dim.x * block_dim.y * block_dim.z - warp * 32u);
+    warp_slots[warp][running & 31u] = bits;
+    yield(Wait::Warp);
+    const uint64_t got = (src >= 0 && (uint32_t)src < size) ? warp_slots[warp][src] : bits;
+    yield(Wait::Warp);
+    return got;
+}
+void gather(const uint64_t *mine, int n, uint64_t *all) {
+    if (n > MAX_GATHER) deadlock("gather of too many words");
+    const uint32_t warp = running >> 5;
+    const uint32_t size = std::min(32u, block_dim.x * block_dim.y * block_dim.z - warp * 32u);
+    std::memcpy(gather_slots[warp][running & 31u], mine, sizeof(uint64_t) * (size_t)n);
+    yield(Wait::Warp);
+    for (uint32_t l = 0; l < 32; ++l)
+        for (int i = 0; i < n; ++i) all[l * (uint32_t)n + (uint32_t)i] = l < size ? gather_slots[warp][l][i] : 0;
+    yield(Wait::Warp);
+}
+void lock_atomics() { atomics.lock(); }
+void unlock_atomics() { atomics.unlock(); }
+
+// Runs `kernel(params)` over the grid: blocks in order, each block's threads as fibers.
+void launch(KernelFn kernel, dim3 grid, dim3 block, void **params) {
+    static std::mutex one_launch;
+    std::lock_guard<std::mutex> guard(one_launch);
+    const uint32_t threads = block.x * block.y * block.z;
+    block_dim = block;
+    grid_dim = grid;
+    current_kernel = kernel;
+    current_params = params;
+    for (uint32_t bz = 0; bz < grid.z; ++bz)
+        for (uint32_t by = 0; by < grid.y; ++by)
+            for (uint32_t bx = 0; bx < grid.x; ++bx) {
+                block_idx = dim3{bx, by, bz};
+                run_block(threads);
+            }
+}
+}  // namespace emu
+
+namespace emu {
+namespace {
+std::map<std::string, KernelFn> &kernels() {
+    static std::map<std::string, KernelFn> table;
+    return table;
+}
+}  // namespace
+void register_kernel(const char *name, KernelFn f) { kernels()[name] = f; }
+KernelFn find_kernel(const char *name) {
+    auto it = kernels().find(name);
+    return it == kernels().end() ? nullptr : it->second;
+}
+}  // namespace emu
