@@ -20,8 +20,8 @@ struct GemmArgs {
     uint64_t a_rs, a_cs, b_rs, b_cs;
     // Bit 0: A may be loaded 8 elements at a time along its unit-stride axis; bit 1: B.
     uint32_t vector;
-    // matmul_fast_f16/bf16 only: 1 = 64-row block tiles (m not a multiple of 128, or a small
-    // problem), 0 = 128-row.
+    // matmul_fast_f16/bf16 only: 1 = 64-row block tiles that handle edges (m, n or k not a tile
+    // multiple, m not a multiple of 128, or a small problem), 0 = 128-row tiles of exact shapes.
     uint32_t small_m;
     // Epilogue: bias address (its element 0; output dtype) and its stride in elements; bit 0 of
     // `epilogue` = add bias[col], bit 1 = ReLU (NaN kept, like the unary relu).
@@ -373,11 +373,13 @@ __device__ __forceinline__ void gemm(const T *A, const T *B, TO *C, const GemmAr
 }
 }  // namespace tc
 
-// matmul_fast_f16 / matmul_fast_bf16: fast path for n a multiple of 128, m of 128 (or of 64 with
-// GemmArgs.small_m) and k of 32 with both operands 16-byte loadable (GemmArgs.vector == 3).
+// matmul_fast_f16 / matmul_fast_bf16: fast path with both operands 16-byte loadable
+// (GemmArgs.vector == 3): 128-row tiles for m, n multiples of 128 and k of 32; with
+// GemmArgs.small_m, 64-row tiles for any m, n and k a multiple of 8 (and m or n too when A or B is
+// read k-outer), whose loads past the edges are zero-filled and stores guarded.
 // mma.sync m16n8k16 (f32 accumulation) fed by ldmatrix from a 3-stage cp.async pipeline,
 // 128x128x32 block tiles, 4 warps of 64x64 (64x128 tiles and warps of 32x64 when
-// GemmArgs.small_m says m is not a multiple of 128 or 128-row tiles would not fill the GPU), XOR
+// GemmArgs.small_m says the shape has edges or 128-row tiles would not fill the GPU), XOR
 // swizzled shared memory (no padding, no bank conflicts). Each operand is staged in its own
 // orientation: k-inner ([rows][32], when k is the unit stride) or k-outer ([32][128]).
 namespace tcf {
@@ -393,6 +395,10 @@ __device__ __forceinline__ uint32_t smem_u32(const void *p) {
 }
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+// 16 bytes from `src` when `full`, else 16 zero bytes (src-size 0: nothing is read).
+__device__ __forceinline__ void cp_async16_zfill(uint32_t dst, const void *src, bool full) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(full ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() {
@@ -451,25 +457,43 @@ __device__ __forceinline__ int inner_off(int row, int chunk) { return row * 32 +
 template <int R> __device__ __forceinline__ int outer_off(int k, int chunk) { return k * R + ((chunk ^ (k & 7)) << 3); }
 
 // One operand's Rx32 tile (rows r0.., k k0..) into a stage. K_INNER: element (r, k) at
-// g[r * rs + k]; else at g[k * ks + r].
-template <bool K_INNER, int R, typename T>
-__device__ __forceinline__ void load_tile(T *s, const T *g, uint64_t stride, uint32_t r0, uint32_t k0) {
+// g[r * rs + k]; else at g[k * ks + r]. EDGE: chunks of 8 past `rows` or `k` are zero-filled
+// (every chunk is wholly inside or outside: k, and `rows` of a k-outer operand, are multiples of
+// 8, which the host checks).
+template <bool K_INNER, int R, bool EDGE, typename T>
+__device__ __forceinline__ void load_tile(T *s, const T *g, uint64_t stride, uint32_t r0, uint32_t k0, uint32_t rows,
+                                          uint32_t k) {
     const int tid = threadIdx.x;
 #pragma unroll
     for (int l = 0; l < R * 4 / NT; ++l) {
         const int e = tid + l * NT;
         if (K_INNER) {
             const int row = e >> 2, ch = e & 3;
-            cp_async16(smem_u32(s + inner_off(row, ch)), g + (uint64_t)(r0 + row) * stride + k0 + ch * 8);
+            const T *src = g + (uint64_t)(r0 + row) * stride + k0 + ch * 8;
+            const uint32_t dst = smem_u32(s + inner_off(row, ch));
+            if (EDGE) {
+                const bool full = r0 + row < rows && k0 + ch * 8 < k;
+                cp_async16_zfill(dst, full ? src : g, full);
+            } else {
+                cp_async16(dst, src);
+            }
         } else {
-            const int k = e / (R / 8), ch = e % (R / 8);
-            cp_async16(smem_u32(s + outer_off<R>(k, ch)), g + (uint64_t)(k0 + k) * stride + r0 + ch * 8);
+            const int kk = e / (R / 8), ch = e % (R / 8);
+            const T *src = g + (uint64_t)(k0 + kk) * stride + r0 + ch * 8;
+            const uint32_t dst = smem_u32(s + outer_off<R>(kk, ch));
+            if (EDGE) {
+                const bool full = k0 + kk < k && r0 + ch * 8 < rows;
+                cp_async16_zfill(dst, full ? src : g, full);
+            } else {
+                cp_async16(dst, src);
+            }
         }
     }
 }
 
-// MI: 16-row MMA tiles per warp (4: 128-row block tiles, 2: 64-row).
-template <typename T, typename TO, bool A_KIN, bool B_KIN, int MI>
+// MI: 16-row MMA tiles per warp (4: 128-row block tiles, 2: 64-row). EDGE: m, n and k need not be
+// tile multiples: loads past the edges are zero-filled and stores are guarded.
+template <typename T, typename TO, bool A_KIN, bool B_KIN, int MI, bool EDGE>
 __device__ __forceinline__ void gemm(T *smem, const T *A, const T *B, TO *C, const GemmArgs &p) {
     constexpr int BM = 32 * MI, A_ELEMS = BM * BK;
     T *As = smem;
@@ -479,7 +503,7 @@ __device__ __forceinline__ void gemm(T *smem, const T *A, const T *B, TO *C, con
     const uint32_t m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const uint64_t a_st = A_KIN ? p.a_rs : p.a_cs;
     const uint64_t b_st = B_KIN ? p.b_cs : p.b_rs;
-    const int KT = p.k / BK;
+    const int KT = EDGE ? (int)((p.k + BK - 1) / BK) : (int)(p.k / BK);
     for (uint32_t batch = blockIdx.z; batch < p.batch; batch += gridDim.z) {
         uint64_t off[2];
         element_offsets<2>(p.batch_geom, batch, off);
@@ -495,8 +519,8 @@ __device__ __forceinline__ void gemm(T *smem, const T *A, const T *B, TO *C, con
 #pragma unroll
         for (int s = 0; s < STAGES - 1; ++s) {
             if (s < KT) {
-                load_tile<A_KIN, BM>(As + s * A_ELEMS, a, a_st, m0, s * BK);
-                load_tile<B_KIN, BN>(Bs + s * TILE_ELEMS, b, b_st, n0, s * BK);
+                load_tile<A_KIN, BM, EDGE>(As + s * A_ELEMS, a, a_st, m0, s * BK, p.m, p.k);
+                load_tile<B_KIN, BN, EDGE>(Bs + s * TILE_ELEMS, b, b_st, n0, s * BK, p.n, p.k);
             }
             cp_async_commit();
         }
@@ -507,8 +531,8 @@ __device__ __forceinline__ void gemm(T *smem, const T *A, const T *B, TO *C, con
                 const int nk = kt + STAGES - 1;
                 if (nk < KT) {
                     const int st = nk % STAGES;
-                    load_tile<A_KIN, BM>(As + st * A_ELEMS, a, a_st, m0, nk * BK);
-                    load_tile<B_KIN, BN>(Bs + st * TILE_ELEMS, b, b_st, n0, nk * BK);
+                    load_tile<A_KIN, BM, EDGE>(As + st * A_ELEMS, a, a_st, m0, nk * BK, p.m, p.k);
+                    load_tile<B_KIN, BN, EDGE>(Bs + st * TILE_ELEMS, b, b_st, n0, nk * BK, p.n, p.k);
                 }
                 cp_async_commit();
             }
@@ -557,6 +581,15 @@ __device__ __forceinline__ void gemm(T *smem, const T *A, const T *B, TO *C, con
                 const uint32_t row = m0 + wm * 16 * MI + i * 16 + g;
                 const uint32_t col = n0 + wn * 64 + j * 8 + t4 * 2;
                 float v[4] = {acc[i][j][0], acc[i][j][1], acc[i][j][2], acc[i][j][3]};
+                if (EDGE) {
+#pragma unroll
+                    for (int t = 0; t < 4; ++t) {
+                        const uint32_t r = row + (t >> 1) * 8, cl = col + (t & 1);
+                        if (r < p.m && cl < p.n)
+                            c[(uint64_t)r * p.n + cl] = Num<TO>::down(p.epilogue ? epilogue<TO>(v[t], p, cl) : v[t]);
+                    }
+                    continue;
+                }
                 if (p.epilogue) {
 #pragma unroll
                     for (int t = 0; t < 4; ++t) v[t] = epilogue<TO>(v[t], p, col + (t & 1));
@@ -571,28 +604,28 @@ template <typename T, typename TO>
 __device__ __forceinline__ void dispatch(const T *A, const T *B, TO *C, const GemmArgs &p) {
     __shared__ __align__(128) T smem[2 * STAGES * TILE_ELEMS];
     const bool a_kin = p.a_cs == 1, b_kin = p.b_cs != 1;
-    if (p.small_m) {
+    if (p.small_m) {  // 64-row tiles, with edges
         if (a_kin) {
             if (b_kin)
-                gemm<T, TO, true, true, 2>(smem, A, B, C, p);
+                gemm<T, TO, true, true, 2, true>(smem, A, B, C, p);
             else
-                gemm<T, TO, true, false, 2>(smem, A, B, C, p);
+                gemm<T, TO, true, false, 2, true>(smem, A, B, C, p);
         } else {
             if (b_kin)
-                gemm<T, TO, false, true, 2>(smem, A, B, C, p);
+                gemm<T, TO, false, true, 2, true>(smem, A, B, C, p);
             else
-                gemm<T, TO, false, false, 2>(smem, A, B, C, p);
+                gemm<T, TO, false, false, 2, true>(smem, A, B, C, p);
         }
     } else if (a_kin) {
         if (b_kin)
-            gemm<T, TO, true, true, 4>(smem, A, B, C, p);
+            gemm<T, TO, true, true, 4, false>(smem, A, B, C, p);
         else
-            gemm<T, TO, true, false, 4>(smem, A, B, C, p);
+            gemm<T, TO, true, false, 4, false>(smem, A, B, C, p);
     } else {
         if (b_kin)
-            gemm<T, TO, false, true, 4>(smem, A, B, C, p);
+            gemm<T, TO, false, true, 4, false>(smem, A, B, C, p);
         else
-            gemm<T, TO, false, false, 4>(smem, A, B, C, p);
+            gemm<T, TO, false, false, 4, false>(smem, A, B, C, p);
     }
 }
 }  // namespace tcf

@@ -42,6 +42,13 @@ fn matmul_matches_the_cpu_at_awkward_sizes() {
         (64, 576, 1024),
         (576, 64, 512),
         (192, 96, 256),
+        // Not tile multiples, k a multiple of 8: the f16/bf16 fast path with edge tiles (an
+        // MLP's layers, a ResNet weight gradient with n = 576 taps).
+        (64, 784, 128),
+        (128, 64, 784),
+        (72, 96, 136),
+        (200, 520, 264),
+        (64, 64, 576),
     ];
     for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64] {
         let mut worst = 0.0f64;

@@ -18,6 +18,10 @@ inline unsigned char *emu_shared_ptr(uint32_t addr) {
     return (unsigned char *)(uintptr_t)((emu_shared_high() << 32) | addr);
 }
 inline void cp_async16(uint32_t dst, const void *src) { std::memcpy(emu_shared_ptr(dst), src, 16); }
+inline void cp_async16_zfill(uint32_t dst, const void *src, bool full) {
+    if (full) std::memcpy(emu_shared_ptr(dst), src, 16);
+    else std::memset(emu_shared_ptr(dst), 0, 16);
+}
 inline void cp_async_commit() {}
 template <int N> inline void cp_async_wait() {}
 

@@ -5,8 +5,10 @@
 //! on tensor cores with f32 accumulation; 16-byte loads are enabled per operand when its unit-stride
 //! axis, other stride, offset and batch strides are all multiples of 8 elements. When both operands
 //! allow them, n is a multiple of 128, m of 128 (f32) or 64 (f16/bf16) and k of 8 (f32) or 32
-//! (f16/bf16), the `matmul_fast_*` kernels run instead: double-buffered float4 SIMT tiles for f32, a cp.async + ldmatrix +
-//! `mma.sync` pipeline for f16/bf16.
+//! (f16/bf16), the `matmul_fast_*` kernels run instead: double-buffered float4 SIMT tiles for f32,
+//! a cp.async + ldmatrix + `mma.sync` pipeline for f16/bf16, which also takes other sizes with
+//! edge tiles (zero-filled loads, guarded stores) when k is a multiple of 8 and so is m (n) where
+//! A (B) is read along it.
 //!
 //! A [`MatmulSpec`]'s extras run inside every kernel: f16/bf16 operands may write f32 (the
 //! accumulator, unrounded: `matmul_*_f32` kernels), and the epilogue (bias `[n]` of the output
@@ -148,6 +150,17 @@ fn vector_ok(layout: &Layout) -> bool {
     axis && batch && layout.offset().is_multiple_of(8)
 }
 
+/// Whether the f16/bf16 fast kernel can run `[m, k] @ [k, n]` with edge tiles: its 16-byte
+/// chunks must lie wholly inside or outside each operand, so k must be a multiple of 8, and so
+/// must m (n) when A (B) is read along m (n), i.e. its unit stride is not along k. (Both
+/// operands have passed [`vector_ok`].)
+fn edge_tiles_ok(a: &Layout, b: &Layout, (m, n, k): (usize, usize, usize)) -> bool {
+    let unit_col = |l: &Layout| l.strides()[l.dims().len() - 1] == 1;
+    let a_along_k = unit_col(a);
+    let b_along_k = !unit_col(b);
+    k % 8 == 0 && (a_along_k || m % 8 == 0) && (b_along_k || n % 8 == 0)
+}
+
 fn batch_layout(layout: &Layout) -> Layout {
     let rank = layout.dims().len();
     Layout::from_parts(
@@ -193,19 +206,19 @@ pub(crate) fn matmul(
     };
     let (bias, bias_stride, epilogue) = epilogue_args(dev, spec, out_dtype)?;
     let vector = vector_ok(ll) as u32 | (vector_ok(rl) as u32) << 1;
-    let fast_kernel = names::matmul_fast(dtype, out_dtype).filter(|_| {
-        vector == 3
-            && m % fast_m_step(dtype) == 0
-            && n % TILE == 0
-            && k > 0
-            && k % fast_k_step(dtype) == 0
-    });
+    let tiles_fit = m % fast_m_step(dtype) == 0 && n % TILE == 0 && k % fast_k_step(dtype) == 0;
+    let edge = dtype != DType::F32 && !tiles_fit && edge_tiles_ok(ll, rl, (m, n, k));
+    let fast_kernel = names::matmul_fast(dtype, out_dtype)
+        .filter(|_| vector == 3 && k > 0 && (tiles_fit || edge));
     // The f16/bf16 fast path (tensor cores) runs 4 warps of 64x64, and 64-row tiles when m is
-    // not a multiple of 128 (a ResNet stage of 64 channels) or 128-row ones would leave SMs
-    // idle; every other kernel runs 8 warps on 128x128 tiles.
+    // not a multiple of 128 (a ResNet stage of 64 channels), when 128-row ones would leave SMs
+    // idle, or at the edges of shapes that are not tile multiples; every other kernel runs 8
+    // warps on 128x128 tiles.
     let tensor_fast = fast_kernel.is_some() && dtype != DType::F32;
     let small_m = tensor_fast
-        && (m % TILE != 0 || (m / TILE) * (n / TILE) * batch < dev.multiprocessors() as usize);
+        && (edge
+            || m % TILE != 0
+            || (m / TILE) * (n / TILE) * batch < dev.multiprocessors() as usize);
     let kernel = fast_kernel.unwrap_or(general);
     let total = batch
         .checked_mul(m)
