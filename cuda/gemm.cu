@@ -7,7 +7,10 @@ extern "C" __global__ void __launch_bounds__(256) matmul_f32(const float *A, con
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) matmul_fast_f32(const float *A, const float *B, float *C, GemmArgs p) {
-    simt_fast_gemm(A, B, C, p);
+    if (p.edge)
+        simt_fast_gemm<true>(A, B, C, p);
+    else
+        simt_fast_gemm<false>(A, B, C, p);
 }
 
 extern "C" __global__ void __launch_bounds__(256) matmul_f64(const double *A, const double *B, double *C, GemmArgs p) {

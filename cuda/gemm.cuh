@@ -28,7 +28,9 @@ struct GemmArgs {
     uint64_t bias;
     uint64_t bias_stride;
     uint32_t epilogue;
-    uint32_t pad;
+    // matmul_fast_f32 only: 1 = m, n or k is not a tile multiple (loads past the edges read
+    // zeros, stores are guarded).
+    uint32_t edge;
     // Batch dims: operand 0 = A's offsets, 1 = B's (strides in elements; no contiguous bits).
     Geometry batch_geom;
 };
@@ -123,6 +125,9 @@ __device__ __forceinline__ void simt_gemm(const T *A, const T *B, T *C, const Ge
 // matmul_fast_f32: m, n multiples of 128, k of 8, both operands 16-byte loadable (vector == 3).
 // 128x128x8 tiles, 8x8 outputs per thread, float4 global loads prefetched into registers one tile
 // ahead, double-buffered shared memory ([k][m] and [k][n], so the inner loop reads float4s).
+// EDGE (GemmArgs.edge): any m, n and k a multiple of 4 (m or n too when A or B is read along it):
+// float4 loads past the edges read zeros and stores are guarded.
+template <bool EDGE>
 __device__ __forceinline__ void simt_fast_gemm(const float *A, const float *B, float *C, const GemmArgs &p) {
     __shared__ __align__(16) float As[2][8][128];
     __shared__ __align__(16) float Bs[2][8][128];
@@ -132,7 +137,15 @@ __device__ __forceinline__ void simt_fast_gemm(const float *A, const float *B, f
     // Per-thread load coordinates: k-inner operands take rows tid/2, k chunk (tid&1)*4; others
     // take k row tid/32, chunk (tid&31)*4 along m or n.
     const int r_in = tid >> 1, k_in = (tid & 1) * 4, k_out = tid >> 5, c_out = (tid & 31) * 4;
-    const int KT = p.k / 8;
+    const int KT = EDGE ? (int)((p.k + 7) / 8) : (int)(p.k / 8);
+    // Whether this thread's float4 of A (of B) in k-tile kt lies inside the operand.
+    auto a_inside = [&](int kt) {
+        return a_kin ? (m0 + r_in < p.m && kt * 8 + k_in < (int)p.k) : (kt * 8 + k_out < (int)p.k && m0 + c_out < p.m);
+    };
+    auto b_inside = [&](int kt) {
+        return b_nin ? (kt * 8 + k_out < (int)p.k && n0 + c_out < p.n) : (n0 + r_in < p.n && kt * 8 + k_in < (int)p.k);
+    };
+    const float4 zero4 = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     for (uint32_t batch = blockIdx.z; batch < p.batch; batch += gridDim.z) {
         uint64_t off[2];
         element_offsets<2>(p.batch_geom, batch, off);
@@ -147,8 +160,8 @@ __device__ __forceinline__ void simt_fast_gemm(const float *A, const float *B, f
         for (int i = 0; i < 8; ++i)
 #pragma unroll
             for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
-        float4 ra = *reinterpret_cast<const float4 *>(ga);
-        float4 rb = *reinterpret_cast<const float4 *>(gb);
+        float4 ra = (!EDGE || a_inside(0)) ? *reinterpret_cast<const float4 *>(ga) : zero4;
+        float4 rb = (!EDGE || b_inside(0)) ? *reinterpret_cast<const float4 *>(gb) : zero4;
         auto store = [&](int buf) {
             if (a_kin) {
                 As[buf][k_in + 0][r_in] = ra.x;
@@ -174,8 +187,8 @@ __device__ __forceinline__ void simt_fast_gemm(const float *A, const float *B, f
             if (kt + 1 < KT) {
                 ga += a_step;
                 gb += b_step;
-                ra = *reinterpret_cast<const float4 *>(ga);
-                rb = *reinterpret_cast<const float4 *>(gb);
+                ra = (!EDGE || a_inside(kt + 1)) ? *reinterpret_cast<const float4 *>(ga) : zero4;
+                rb = (!EDGE || b_inside(kt + 1)) ? *reinterpret_cast<const float4 *>(gb) : zero4;
             }
 #pragma unroll
             for (int kk = 0; kk < 8; ++kk) {
@@ -197,6 +210,15 @@ __device__ __forceinline__ void simt_fast_gemm(const float *A, const float *B, f
         for (int i = 0; i < 8; ++i) {
             const uint32_t row = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
             float *cr = c + (uint64_t)row * p.n + n0;
+            if (EDGE) {
+                if (row >= p.m) continue;
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    const uint32_t col = n0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
+                    if (col < p.n) c[(uint64_t)row * p.n + col] = p.epilogue ? epilogue<float>(acc[i][j], p, col) : acc[i][j];
+                }
+                continue;
+            }
             if (p.epilogue) {
 #pragma unroll
                 for (int j = 0; j < 8; ++j) acc[i][j] = epilogue<float>(acc[i][j], p, n0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4));

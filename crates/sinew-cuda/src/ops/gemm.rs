@@ -6,9 +6,9 @@
 //! axis, other stride, offset and batch strides are all multiples of 8 elements. When both operands
 //! allow them, n is a multiple of 128, m of 128 (f32) or 64 (f16/bf16) and k of 8 (f32) or 32
 //! (f16/bf16), the `matmul_fast_*` kernels run instead: double-buffered float4 SIMT tiles for f32,
-//! a cp.async + ldmatrix + `mma.sync` pipeline for f16/bf16, which also takes other sizes with
-//! edge tiles (zero-filled loads, guarded stores) when k is a multiple of 8 and so is m (n) where
-//! A (B) is read along it.
+//! a cp.async + ldmatrix + `mma.sync` pipeline for f16/bf16. Both also take other sizes with edge
+//! tiles (zero-filled loads, guarded stores) when k is a multiple of one 16-byte load (4 f32, 8
+//! f16/bf16) and so is m (n) where A (B) is read along it.
 //!
 //! A [`MatmulSpec`]'s extras run inside every kernel: f16/bf16 operands may write f32 (the
 //! accumulator, unrounded: `matmul_*_f32` kernels), and the epilogue (bias `[n]` of the output
@@ -54,7 +54,7 @@ struct GemmArgs {
     bias: u64,
     bias_stride: u64,
     epilogue: u32,
-    pad: u32,
+    edge: u32,
     batch_geom: Geometry,
 }
 
@@ -150,15 +150,20 @@ fn vector_ok(layout: &Layout) -> bool {
     axis && batch && layout.offset().is_multiple_of(8)
 }
 
-/// Whether the f16/bf16 fast kernel can run `[m, k] @ [k, n]` with edge tiles: its 16-byte
-/// chunks must lie wholly inside or outside each operand, so k must be a multiple of 8, and so
-/// must m (n) when A (B) is read along m (n), i.e. its unit stride is not along k. (Both
-/// operands have passed [`vector_ok`].)
-fn edge_tiles_ok(a: &Layout, b: &Layout, (m, n, k): (usize, usize, usize)) -> bool {
+/// Elements in one 16-byte load of the fast kernels.
+fn chunk_elems(dtype: DType) -> usize {
+    16 / dtype.size_in_bytes()
+}
+
+/// Whether the fast kernels can run `[m, k] @ [k, n]` with edge tiles: their 16-byte loads of
+/// `chunk` elements must lie wholly inside or outside each operand, so k must be a multiple of
+/// `chunk`, and so must m (n) when A (B) is read along m (n), i.e. its unit stride is not along
+/// k. (Both operands have passed [`vector_ok`].)
+fn edge_tiles_ok(a: &Layout, b: &Layout, (m, n, k): (usize, usize, usize), chunk: usize) -> bool {
     let unit_col = |l: &Layout| l.strides()[l.dims().len() - 1] == 1;
     let a_along_k = unit_col(a);
     let b_along_k = !unit_col(b);
-    k % 8 == 0 && (a_along_k || m % 8 == 0) && (b_along_k || n % 8 == 0)
+    k % chunk == 0 && (a_along_k || m % chunk == 0) && (b_along_k || n % chunk == 0)
 }
 
 fn batch_layout(layout: &Layout) -> Layout {
@@ -207,7 +212,7 @@ pub(crate) fn matmul(
     let (bias, bias_stride, epilogue) = epilogue_args(dev, spec, out_dtype)?;
     let vector = vector_ok(ll) as u32 | (vector_ok(rl) as u32) << 1;
     let tiles_fit = m % fast_m_step(dtype) == 0 && n % TILE == 0 && k % fast_k_step(dtype) == 0;
-    let edge = dtype != DType::F32 && !tiles_fit && edge_tiles_ok(ll, rl, (m, n, k));
+    let edge = !tiles_fit && edge_tiles_ok(ll, rl, (m, n, k), chunk_elems(dtype));
     let fast_kernel = names::matmul_fast(dtype, out_dtype)
         .filter(|_| vector == 3 && k > 0 && (tiles_fit || edge));
     // The f16/bf16 fast path (tensor cores) runs 4 warps of 64x64, and 64-row tiles when m is
@@ -251,7 +256,7 @@ pub(crate) fn matmul(
         bias,
         bias_stride,
         epilogue,
-        pad: 0,
+        edge: (fast_kernel.is_some() && edge) as u32,
         batch_geom,
     };
     let cfg = LaunchConfig {
