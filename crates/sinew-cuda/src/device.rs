@@ -15,7 +15,7 @@ use cust::error::CudaError;
 use cust::module::Module;
 use sinew_tensor::{Backend, CpuStorage, DType, Device, DeviceLocation, Error, Result};
 
-use crate::allocator::{Allocator, MemoryStats};
+use crate::allocator::{Allocator, MemoryStats, Pool};
 use crate::custom::CustomModules;
 use crate::deferred::DeferredChecks;
 use crate::driver::{CustResultExt, from_cust};
@@ -198,6 +198,16 @@ impl CudaBackend {
     /// allocator; returned to it on drop). Errors when the size overflows or the GPU is out
     /// of memory.
     pub fn alloc(&self, dtype: DType, len: usize) -> Result<CudaStorage> {
+        self.alloc_in(Pool::Stream, dtype, len)
+    }
+
+    /// Like [`alloc`](Self::alloc), from the copy pool: storage that no queued kernel uses,
+    /// for the copy stream to fill while the kernels run (see the allocator).
+    pub(crate) fn alloc_for_copy(&self, dtype: DType, len: usize) -> Result<CudaStorage> {
+        self.alloc_in(Pool::Copy, dtype, len)
+    }
+
+    fn alloc_in(&self, pool: Pool, dtype: DType, len: usize) -> Result<CudaStorage> {
         self.bind()?;
         let bytes = len.checked_mul(dtype.size_in_bytes()).ok_or_else(|| {
             Error::invalid(
@@ -205,26 +215,17 @@ impl CudaBackend {
                 format!("{len} elements of {dtype} overflow the address space"),
             )
         })?;
-        let block = self.allocator.alloc(bytes)?;
-        Ok(self.storage(block, len, dtype))
-    }
-
-    /// Like [`alloc`](Self::alloc), from the copy pool: storage that no queued kernel uses,
-    /// for the copy stream to fill while the kernels run (see the allocator).
-    pub(crate) fn alloc_for_copy(&self, dtype: DType, len: usize) -> Result<CudaStorage> {
-        self.bind()?;
-        let bytes = len.checked_mul(dtype.size_in_bytes()).ok_or_else(|| {
-            Error::invalid(
-                "upload",
-                format!("{len} elements of {dtype} overflow the address space"),
-            )
-        })?;
-        let block = self.allocator.alloc_for_copy(bytes, &self.stream.stream)?;
-        Ok(self.storage(block, len, dtype))
-    }
-
-    fn storage(&self, block: crate::allocator::Block, len: usize, dtype: DType) -> CudaStorage {
-        CudaStorage::new(block, len, dtype, self.location(), self.allocator.clone())
+        let block = match pool {
+            Pool::Stream => self.allocator.alloc(bytes)?,
+            Pool::Copy => self.allocator.alloc_for_copy(bytes, &self.stream.stream)?,
+        };
+        Ok(CudaStorage::new(
+            block,
+            len,
+            dtype,
+            self.location(),
+            self.allocator.clone(),
+        ))
     }
 
     /// Device storage of `len` zeros of `dtype` (queued on the stream).

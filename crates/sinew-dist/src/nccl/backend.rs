@@ -330,12 +330,8 @@ impl Backend for NcclBackend {
                 unsafe { (lib.all_gather)(send_ptr, x.ptr, count, x.dtype, x.comm, x.stream) }
             })
         })?;
-        let all = CommBuffer::from_tensor(&gathered)?;
         (0..self.world_size)
-            .map(|r| {
-                let part = all.slice_to_tensor(r * count, &[count], &Device::cpu())?;
-                CommBuffer::from_tensor(&part)
-            })
+            .map(|r| CommBuffer::from_tensor(&gathered.narrow(0, r * count, count)?))
             .collect()
     }
 
