@@ -9,8 +9,8 @@ use sinew_tensor::{
 
 use crate::device::CudaBackend;
 use crate::ops::{
-    binary, cast, channel, compare, conv, gemm, index, inplace, random, reduce, softmax, unary,
-    xent,
+    binary, cast, channel, compare, conv, conv_gemm, conv_wgrad, gemm, index, inplace, random,
+    reduce, softmax, unary, xent,
 };
 use crate::storage::{CudaStorage, cuda, cuda_mut};
 
@@ -395,6 +395,48 @@ impl Backend for CudaBackend {
             layout,
             spec,
         )?))
+    }
+
+    fn conv2d(
+        &self,
+        x: (&dyn BackendStorage, &Layout),
+        w: (&dyn BackendStorage, &Layout),
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let loc = self.location();
+        let out = conv_gemm::conv2d(
+            self,
+            (cuda(x.0, loc)?, x.1),
+            (cuda(w.0, loc)?, w.1),
+            spec,
+            groups,
+        )?;
+        Ok(out.map(|s| Box::new(s) as BoxedStorage))
+    }
+
+    fn conv2d_weight_grad(
+        &self,
+        x: (&dyn BackendStorage, &Layout),
+        grad: (&dyn BackendStorage, &Layout),
+        weight_dims: &[usize],
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let loc = self.location();
+        let out = conv_wgrad::conv2d_weight_grad(
+            self,
+            (cuda(x.0, loc)?, x.1),
+            (cuda(grad.0, loc)?, grad.1),
+            weight_dims,
+            spec,
+            groups,
+        )?;
+        Ok(out.map(|s| Box::new(s) as BoxedStorage))
+    }
+
+    fn has_direct_conv2d(&self, dtype: DType) -> bool {
+        self.implicit_gemm_conv() && crate::names::conv_gemm(dtype).is_some()
     }
 
     fn fold2d(

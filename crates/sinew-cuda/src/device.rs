@@ -6,6 +6,7 @@
 //! ordinals come back as [`Error::Device`].
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cust::CudaFlags;
@@ -45,6 +46,8 @@ pub struct CudaBackend {
     pub(crate) custom: CustomModules,
     pub(crate) deferred: DeferredChecks,
     pub(crate) allocator: Arc<Allocator>,
+    /// Whether `conv2d` runs the implicit-GEMM kernel (true) or im2col and a GEMM.
+    implicit_conv: AtomicBool,
     stream: DeviceStream,
     // Last field: released after the modules, stream and buffers that need it.
     context: Context,
@@ -108,9 +111,23 @@ impl CudaBackend {
             custom: CustomModules::default(),
             deferred: DeferredChecks::default(),
             allocator: Arc::new(Allocator::new(loc)),
+            implicit_conv: AtomicBool::new(true),
             stream: DeviceStream::new(loc)?,
             context,
         })
+    }
+
+    /// Chooses how 2-d convolutions run their forward pass (and a stride-1 convolution its
+    /// input gradient): `true` (the default) the implicit-GEMM kernels of `cuda/conv_gemm.cu`
+    /// (f32, f16, bf16; no column buffer), `false` im2col and a GEMM per chunk of images. For
+    /// comparing the two (`cargo xtask bench --cuda`).
+    pub fn set_implicit_gemm_conv(&self, on: bool) {
+        self.implicit_conv.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether convolutions run the implicit-GEMM kernels ([`Self::set_implicit_gemm_conv`]).
+    pub fn implicit_gemm_conv(&self) -> bool {
+        self.implicit_conv.load(Ordering::Relaxed)
     }
 
     /// The device ordinal.

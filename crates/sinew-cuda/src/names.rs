@@ -49,11 +49,15 @@ pub enum Family {
     Channel,
     /// `cuda/xent.cu`: fused softmax cross-entropy, forward and backward.
     Xent,
+    /// `cuda/conv_gemm.cu`: implicit-GEMM convolution (no column buffer).
+    ConvGemm,
+    /// `cuda/conv_wgrad.cu`: implicit-GEMM convolution weight gradient.
+    ConvWgrad,
 }
 
 impl Family {
     /// Every family, in module-table order.
-    pub const ALL: [Family; 14] = [
+    pub const ALL: [Family; 16] = [
         Family::Unary,
         Family::Binary,
         Family::Compare,
@@ -68,6 +72,8 @@ impl Family {
         Family::Random,
         Family::Channel,
         Family::Xent,
+        Family::ConvGemm,
+        Family::ConvWgrad,
     ];
 
     /// File stem of the `.cu` source and the `.ptx` output.
@@ -87,6 +93,8 @@ impl Family {
             Family::Random => "random",
             Family::Channel => "channel",
             Family::Xent => "xent",
+            Family::ConvGemm => "conv_gemm",
+            Family::ConvWgrad => "conv_wgrad",
         }
     }
 
@@ -341,6 +349,20 @@ pub fn unfold2d(dtype: DType) -> Kernel {
 /// `fold2d_<dtype>` (col2im, summing in f64): floats and i64, like the CPU backend.
 pub fn fold2d(dtype: DType) -> Option<Kernel> {
     (is_float(dtype) || dtype == DType::I64).then(|| kernel(Family::Conv, "fold2d", "", dtype))
+}
+
+/// `conv_gemm_<dtype>` (implicit-GEMM convolution): f32, f16 and bf16.
+pub fn conv_gemm(dtype: DType) -> Option<Kernel> {
+    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+        .then(|| kernel(Family::ConvGemm, "conv_gemm", "", dtype))
+}
+
+/// `conv_wgrad_<dtype>` (implicit-GEMM weight gradient into f32 partials) or, with `sum`,
+/// `conv_wgrad_sum_<dtype>` (the partials added and rounded): f32, f16 and bf16.
+pub fn conv_wgrad(sum: bool, dtype: DType) -> Option<Kernel> {
+    let op = if sum { "sum" } else { "" };
+    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+        .then(|| kernel(Family::ConvWgrad, "conv_wgrad", op, dtype))
 }
 
 /// `philox_uniform_f32`: f32 uniforms from Philox4x32-10 (the backend's `philox_uniform`).

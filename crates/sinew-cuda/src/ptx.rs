@@ -6,7 +6,7 @@
 use crate::names::Family;
 
 /// `(family, PTX text)` for every kernel module, in [`Family::ALL`] order.
-pub const MODULES: [(Family, &str); 14] = [
+pub const MODULES: [(Family, &str); 16] = [
     (Family::Unary, include_str!("../kernels/unary.ptx")),
     (Family::Binary, include_str!("../kernels/binary.ptx")),
     (Family::Compare, include_str!("../kernels/compare.ptx")),
@@ -21,6 +21,8 @@ pub const MODULES: [(Family, &str); 14] = [
     (Family::Random, include_str!("../kernels/random.ptx")),
     (Family::Channel, include_str!("../kernels/channel.ptx")),
     (Family::Xent, include_str!("../kernels/xent.ptx")),
+    (Family::ConvGemm, include_str!("../kernels/conv_gemm.ptx")),
+    (Family::ConvWgrad, include_str!("../kernels/conv_wgrad.ptx")),
 ];
 
 /// The PTX text of a family's module.

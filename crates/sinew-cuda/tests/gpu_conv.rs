@@ -6,7 +6,7 @@
 mod common;
 
 use common::{both, check, gpu, randn, tol};
-use sinew_tensor::{Conv2dConfig, DType, Pool2dConfig, Tensor, Unfold2d};
+use sinew_tensor::{Conv2dConfig, DType, Device, Pool2dConfig, Tensor, Unfold2d};
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
 
@@ -91,7 +91,17 @@ fn conv_tol(dtype: DType) -> f64 {
     match dtype {
         DType::F32 => 1e-4,
         DType::F64 => 1e-10,
-        _ => 2e-2,
+        DType::F16 => 2e-2,
+        _ => 4e-2,
+    }
+}
+
+/// The distance from 1 to the next float of `dtype` (f16 or bf16).
+fn eps(dtype: DType) -> f64 {
+    if dtype == DType::F16 {
+        2f64.powi(-10)
+    } else {
+        2f64.powi(-7)
     }
 }
 
@@ -192,5 +202,105 @@ fn pooling_matches_the_cpu() {
         println!(
             "max_pool2d {dtype}: max error {worst_max:e} (indices equal); avg_pool2d: {worst_avg:e}"
         );
+    }
+}
+
+/// The output and the input and weight gradients of a cosine-weighted sum of `x.conv2d(w)`,
+/// the cosines rounded to `round` (the dtype under test, also for an f64 reference).
+fn conv_and_grads(x: &Tensor, w: &Tensor, cfg: Conv2dConfig, round: DType) -> [Tensor; 3] {
+    let (x, w) = (x.detach().requires_grad_(), w.detach().requires_grad_());
+    let y = x.conv2d(&w, None, cfg).unwrap();
+    let n = y.elem_count() as f64;
+    let weights = Tensor::arange(0.0, n, 1.0, DType::F32, y.device())
+        .unwrap()
+        .cos()
+        .unwrap()
+        .to_dtype(round)
+        .unwrap()
+        .to_dtype(y.dtype())
+        .unwrap()
+        .reshape(y.shape().clone())
+        .unwrap();
+    y.mul(&weights)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    [y.detach(), x.grad().unwrap(), w.grad().unwrap()]
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
+    // Implicit-GEMM kernels (cuda/conv_gemm.cu) over several tiles of every axis: 72 output
+    // channels (two 64-row tensor-core tiles), 2*12*13 = 312 columns (three 128-column tiles),
+    // 16-channel inputs (144 taps: 16-byte weight loads in f16/bf16; 100 taps with 5x5 in 4
+    // groups: element loads), read in place from a channels-last view made on the device. The
+    // stride-1 "same" configs also take their input gradient as a convolution.
+    let dev = gpu();
+    let backend = sinew_cuda::CudaBackend::of(&dev).unwrap();
+    // (kernel, stride, padding, dilation, groups)
+    let configs = [
+        ((3, 3), (1, 1), (1, 1), (1, 1), 1),
+        ((3, 2), (2, 1), (1, 0), (2, 1), 2),
+        ((1, 1), (1, 1), (0, 0), (1, 1), 1),
+        ((5, 5), (1, 1), (2, 2), (1, 1), 4),
+    ];
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        let mut worst = 0.0f64;
+        let x = randn(60, &[2, 16, 12, 13], dtype);
+        let x_nhwc = randn(61, &[2, 12, 13, 16], dtype);
+        let x_view_gpu = x_nhwc
+            .to_device(&dev)
+            .unwrap()
+            .permute(&[0, 3, 1, 2])
+            .unwrap();
+        let x_view_cpu = x_nhwc.permute(&[0, 3, 1, 2]).unwrap();
+        for (i, (kernel, stride, padding, dilation, groups)) in configs.into_iter().enumerate() {
+            let cfg = Conv2dConfig {
+                stride,
+                padding,
+                dilation,
+                groups,
+            };
+            let w = randn(70 + i as u64, &[72, 16 / groups, kernel.0, kernel.1], dtype)
+                .mul_scalar(0.2)
+                .unwrap();
+            let w_gpu = w.to_device(&dev).unwrap();
+            let inputs = [
+                ("nchw", x.clone(), x.to_device(&dev).unwrap()),
+                ("nhwc view", x_view_cpu.clone(), x_view_gpu.clone()),
+            ];
+            for (name, x_cpu, x_gpu) in inputs {
+                let what = format!("{dtype} {name} config {i}");
+                let f64_of = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+                let exact = conv_and_grads(&f64_of(&x_cpu), &f64_of(&w), cfg, dtype);
+                let cpu = conv_and_grads(&x_cpu, &w, cfg, dtype);
+                let implicit = conv_and_grads(&x_gpu, &w_gpu, cfg, dtype);
+                backend.set_implicit_gemm_conv(false);
+                let im2col = conv_and_grads(&x_gpu, &w_gpu, cfg, dtype);
+                backend.set_implicit_gemm_conv(true);
+                for (t, part) in ["output", "input grad", "weight grad"].iter().enumerate() {
+                    let got = implicit[t].to_device(&Device::cpu()).unwrap();
+                    let other = im2col[t].to_device(&Device::cpu()).unwrap();
+                    let what = format!("conv2d {what} {part}");
+                    // f32 accumulation and one rounding: f16/bf16 results within a few units
+                    // of the last place of the exact result (the CPU and the im2col path
+                    // round partial sums too, so they get looser bounds); f32 within its
+                    // accumulated rounding.
+                    let exact = exact[t].to_dtype(dtype).unwrap();
+                    let bound = if dtype == DType::F32 {
+                        3e-5
+                    } else {
+                        4.0 * eps(dtype)
+                    };
+                    worst = worst.max(check(&what, &exact, &got, bound));
+                    check(&format!("{what} (cpu)"), &cpu[t], &got, conv_tol(dtype));
+                    check(&format!("{what} (im2col)"), &other, &got, conv_tol(dtype));
+                }
+            }
+        }
+        println!("implicit-GEMM conv2d {dtype}: max error {worst:e} (output and gradients)");
     }
 }

@@ -14,7 +14,7 @@ use sinew_tensor::{DType, Device, Error, Generator, Result, Tensor, autocast, ma
 use crate::cpu_workloads::{Stats, format_line, median};
 
 /// The workload names, in table order.
-pub const NAMES: [&str; 19] = [
+pub const NAMES: [&str; 24] = [
     "gemm f32 1024",
     "gemm f32 2048",
     "gemm f32 4096",
@@ -34,12 +34,24 @@ pub const NAMES: [&str; 19] = [
     "vgg16 step b128 mixed",
     "resnet18 infer b128 f32",
     "resnet18 infer b128 mixed",
+    "conv 64c 32x32 b128 f+b im2col",
+    "conv 128c 16x16 b128 f+b im2col",
+    "conv 256c 8x8 b128 f+b im2col",
+    "resnet18 step b128 f32 im2col",
+    "resnet18 step b128 mixed im2col",
 ];
+
+/// The suffix of a workload that runs with the GPU's convolutions on im2col and a GEMM
+/// instead of the implicit-GEMM kernels (the side-by-side comparison of the two).
+const IM2COL: &str = " im2col";
 
 /// Whether a workload is cheap enough for the CPU column by default (the whole-model steps at
 /// batch 128 take seconds per run on a CPU).
 pub fn cheap_on_cpu(name: &str) -> bool {
-    !(name.starts_with("resnet18") || name.starts_with("vgg16") || name.ends_with("4096"))
+    !(name.starts_with("resnet18")
+        || name.starts_with("vgg16")
+        || name.ends_with("4096")
+        || name.ends_with(IM2COL))
 }
 
 /// Run counts: the real ones, or one untimed and one timed run in `quick` mode (where the
@@ -100,6 +112,34 @@ fn unknown(name: &str) -> Error {
 
 /// Runs workload `name` on `device` and returns its line in the reference format.
 pub fn run(name: &str, device: &Device, quick: bool) -> Result<String> {
+    let Some(base) = name.strip_suffix(IM2COL) else {
+        return run_workload(name, device, quick);
+    };
+    let line = with_implicit_conv(device, false, || run_workload(base, device, quick))?;
+    Ok(line.replacen(base, name, 1))
+}
+
+/// Runs `f` with the GPU's implicit-GEMM convolutions switched on or off (no switch elsewhere:
+/// the CPU always has one convolution kernel).
+#[cfg(feature = "cuda")]
+fn with_implicit_conv<R>(device: &Device, on: bool, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    let Some(backend) = sinew_cuda::CudaBackend::of(device) else {
+        return f();
+    };
+    let before = backend.implicit_gemm_conv();
+    backend.set_implicit_gemm_conv(on);
+    let result = f();
+    backend.set_implicit_gemm_conv(before);
+    result
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_implicit_conv<R>(device: &Device, on: bool, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    let _ = (device, on);
+    f()
+}
+
+fn run_workload(name: &str, device: &Device, quick: bool) -> Result<String> {
     let plan = Plan::for_workload(name, device, quick);
     manual_seed(0);
     let mut g = Generator::new(0);
@@ -307,6 +347,15 @@ mod tests {
     }
 
     #[test]
+    fn im2col_variants_run_under_their_own_name() {
+        let name = "conv 64c 32x32 b128 f+b im2col";
+        let line = run(name, &Device::cpu(), true).unwrap();
+        let parsed = parse_line(&line).unwrap();
+        assert_eq!(parsed.name, name);
+        assert!(parsed.extra.ends_with("TFLOP/s"), "{line}");
+    }
+
+    #[test]
     fn unknown_names_are_errors() {
         for name in ["gemm f32 x", "conv 64c", "mlp step bx f32", "nothing"] {
             assert!(run(name, &Device::cpu(), true).is_err(), "{name}");
@@ -314,8 +363,8 @@ mod tests {
     }
 
     #[test]
-    fn only_whole_models_and_4096_skip_the_cpu() {
+    fn only_whole_models_4096_and_im2col_skip_the_cpu() {
         let skipped: Vec<_> = NAMES.iter().filter(|n| !cheap_on_cpu(n)).collect();
-        assert_eq!(skipped.len(), 8, "{skipped:?}");
+        assert_eq!(skipped.len(), 13, "{skipped:?}");
     }
 }

@@ -739,6 +739,51 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         crate::composite_conv::fold2d_wide(self, cols, layout, spec)
     }
 
+    /// A whole 2-d convolution (cross-correlation) without a column buffer: the `[n, c, h, w]`
+    /// view `x` (padded with zeros; `spec.pad_value` is 0) with the `[o, c/groups, kh, kw]`
+    /// view `w` in `groups` channel groups, into a contiguous `[n, o, oh, ow]` storage (no
+    /// bias). `Ok(None)` where the backend has no direct kernel for these operands; the caller
+    /// then runs im2col and a matrix product.
+    ///
+    /// Default: `Ok(None)`.
+    fn conv2d(
+        &self,
+        x: (&dyn BackendStorage, &Layout),
+        w: (&dyn BackendStorage, &Layout),
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (x, w, spec, groups);
+        Ok(None)
+    }
+
+    /// The weight gradient of [`Backend::conv2d`] without a column buffer: from the input view
+    /// `x` and the `[n, o, oh, ow]` output gradient view `grad` (same dtype), a contiguous
+    /// storage of `weight_dims` (`[o, c/groups, kh, kw]`). `Ok(None)` where the backend has no
+    /// direct kernel for these operands.
+    ///
+    /// Default: `Ok(None)`.
+    fn conv2d_weight_grad(
+        &self,
+        x: (&dyn BackendStorage, &Layout),
+        grad: (&dyn BackendStorage, &Layout),
+        weight_dims: &[usize],
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (x, grad, weight_dims, spec, groups);
+        Ok(None)
+    }
+
+    /// Whether [`Backend::conv2d`] runs a direct kernel for one-group convolutions in `dtype`
+    /// (autograd then computes a stride-1 convolution's input gradient as a convolution too).
+    ///
+    /// Default: false.
+    fn has_direct_conv2d(&self, dtype: DType) -> bool {
+        let _ = dtype;
+        false
+    }
+
     /// col2im: sums `[n, c*kh*kw, oh*ow]` columns back into `[n, c, h, w]` (adjoint of unfold2d).
     fn fold2d(
         &self,

@@ -6,6 +6,8 @@ pub(crate) mod cast;
 pub(crate) mod channel;
 pub(crate) mod compare;
 pub(crate) mod conv;
+pub(crate) mod conv_gemm;
+pub(crate) mod conv_wgrad;
 pub(crate) mod gemm;
 pub(crate) mod index;
 pub(crate) mod inplace;

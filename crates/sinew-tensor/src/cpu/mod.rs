@@ -421,6 +421,43 @@ impl Backend for CpuBackend {
         Ok(Box::new(conv::fold2d(cpu(cols), layout, spec)?))
     }
 
+    fn conv2d(
+        &self,
+        x: (&dyn BackendStorage, &Layout),
+        w: (&dyn BackendStorage, &Layout),
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let Some(out) = gemm::im2col::conv2d_f32(cpu(x.0), x.1, cpu(w.0), w.1, spec, groups) else {
+            return Ok(None);
+        };
+        Ok(Some(Box::new(CpuStorage::F32(out?))))
+    }
+
+    fn conv2d_weight_grad(
+        &self,
+        x: (&dyn BackendStorage, &Layout),
+        grad: (&dyn BackendStorage, &Layout),
+        weight_dims: &[usize],
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = weight_dims;
+        if groups != 1 {
+            return Ok(None);
+        }
+        let dw =
+            gemm::im2col_grad::conv2d_weight_grad_f32(cpu(x.0), x.1, cpu(grad.0), grad.1, spec);
+        let Some(dw) = dw else {
+            return Ok(None);
+        };
+        Ok(Some(Box::new(CpuStorage::F32(dw?))))
+    }
+
+    fn has_direct_conv2d(&self, dtype: DType) -> bool {
+        dtype == DType::F32 && gemm::packed_kernel_available()
+    }
+
     fn unfold2d_wide(
         &self,
         src: &dyn BackendStorage,

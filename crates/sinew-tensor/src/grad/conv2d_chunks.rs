@@ -15,7 +15,7 @@
 //! recorded, the weight gradient makes both operands while packing (`cpu::gemm::im2col_grad`)
 //! and the other input gradients multiply and fold image by image (`cpu::gemm::col2im_grad`).
 
-use crate::{Conv2dConfig, DType, Result, Tensor, Unfold2d};
+use crate::{Conv2dConfig, Result, Tensor, Unfold2d};
 
 /// Most bytes of im2col columns unfolded at once.
 pub(super) const CHUNK_BYTES: usize = 10 << 20;
@@ -107,25 +107,24 @@ fn cat(mut parts: Vec<Tensor>) -> Result<Tensor> {
     Tensor::cat(&parts, 0)
 }
 
-/// The CPU f32 forward with the im2col done while packing the products' operand
-/// (`cpu::gemm::im2col`), written straight into the `[n, out, oh, ow]` output; `None` where
-/// that path does not apply.
+/// The forward by the backend's direct kernel ([`crate::Backend::conv2d`]: on the CPU in f32
+/// the im2col done while packing the products' operand, `cpu::gemm::im2col`; on a GPU an
+/// implicit GEMM), written straight into the `[n, out, oh, ow]` output; `None` where the
+/// backend has none for these operands.
 fn fused_forward(x: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Option<Tensor>> {
-    use crate::cpu::CpuStorage;
-    if !x.device().is_cpu() || !w.device().is_cpu() {
+    if x.device() != w.device() {
         return Ok(None);
     }
+    let backend = x.device().backend();
     let out = Tensor::with_storages([x, w], |[xs, ws]| {
-        let xs = xs.as_any().downcast_ref::<CpuStorage>()?;
-        let ws = ws.as_any().downcast_ref::<CpuStorage>()?;
-        crate::cpu::gemm::im2col::conv2d_f32(xs, x.layout(), ws, w.layout(), &geo.spec, geo.groups)
-    });
-    let Some(out) = out.transpose()? else {
+        backend.conv2d((xs, x.layout()), (ws, w.layout()), &geo.spec, geo.groups)
+    })?;
+    let Some(out) = out else {
         return Ok(None);
     };
     let (oh, ow) = geo.hw;
     let shape = [geo.spec.n, geo.out, oh, ow];
-    Tensor::from_storage(Box::new(CpuStorage::F32(out)), shape, x.device().clone()).map(Some)
+    Tensor::from_storage(out, shape, x.device().clone()).map(Some)
 }
 
 /// The forward pass (no graph), chunk by chunk into one output, plus the bias in place.
@@ -172,8 +171,8 @@ pub(super) fn forward(
 }
 
 /// Whether the input gradient runs as a convolution of the output gradient
-/// ([`input_grad_as_conv`]): CPU f32 with the packed kernel (whose forward fuses the im2col),
-/// stride 1, one group, padding at most the dilated window's reach and at least half of it,
+/// ([`input_grad_as_conv`]): a backend with a direct convolution kernel for the dtype (CPU f32
+/// with the packed kernel, whose forward fuses the im2col; a GPU's implicit GEMM), stride 1, one group, padding at most the dilated window's reach and at least half of it,
 /// and 16 or more input channels. A "valid" convolution (little padding) would make the
 /// gradient's convolution pad by nearly the whole window and multiply mostly zeros, and few input
 /// channels make a product too thin to pay for packing its columns (LeNet-5's second layer,
@@ -181,9 +180,7 @@ pub(super) fn forward(
 /// there.
 fn input_grad_is_conv(x: &Tensor, geo: &Geometry) -> bool {
     let s = &geo.spec;
-    x.device().is_cpu()
-        && x.dtype() == DType::F32
-        && crate::cpu::gemm::packed_kernel_available()
+    x.device().backend().has_direct_conv2d(x.dtype())
         && s.stride == (1, 1)
         && geo.groups == 1
         && s.c >= 16
@@ -202,7 +199,7 @@ fn input_grad_as_conv(g: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Tensor> 
     let (kh, kw) = s.kernel;
     let taps = kh * kw;
     let reversed: Vec<i64> = (0..taps as i64).rev().collect();
-    let reversed = Tensor::from_vec(reversed, [taps])?;
+    let reversed = Tensor::from_vec(reversed, [taps])?.to_device(w.device())?;
     let flipped = w
         .transpose(0, 1)?
         .contiguous()?
@@ -221,32 +218,29 @@ fn input_grad_as_conv(g: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Tensor> 
     g.conv2d(&flipped, None, cfg)
 }
 
-/// The weight gradient from the CPU f32 kernel that makes the columns and reads `g` while
-/// packing (`cpu::gemm::im2col_grad`), for one group and when no graph is recorded (the
-/// result is not differentiable); `None` where that path does not apply.
+/// The weight gradient from the backend's direct kernel ([`crate::Backend::conv2d_weight_grad`]:
+/// on the CPU in f32 and one group the kernel that makes the columns and reads `g` while
+/// packing, `cpu::gemm::im2col_grad`; on a GPU an implicit GEMM), when no graph is recorded
+/// (the result is not differentiable); `None` where that path does not apply.
 fn fused_weight_grad(x: &Tensor, g: &Tensor, geo: &Geometry) -> Result<Option<Tensor>> {
-    use crate::cpu::CpuStorage;
     let recorded = crate::is_grad_enabled() && (x.requires_grad() || g.requires_grad());
-    if recorded || geo.groups != 1 || !x.device().is_cpu() || !g.device().is_cpu() {
+    if recorded || x.device() != g.device() {
         return Ok(None);
     }
-    let dw = Tensor::with_storages([x, g], |[xs, gs]| {
-        let xs = xs.as_any().downcast_ref::<CpuStorage>()?;
-        let gs = gs.as_any().downcast_ref::<CpuStorage>()?;
-        crate::cpu::gemm::im2col_grad::conv2d_weight_grad_f32(
-            xs,
-            x.layout(),
-            gs,
-            g.layout(),
-            &geo.spec,
-        )
-    });
-    let Some(dw) = dw.transpose()? else {
-        return Ok(None);
-    };
     let (kh, kw) = geo.spec.kernel;
-    let shape = [geo.out, geo.spec.c, kh, kw];
-    Tensor::from_storage(Box::new(CpuStorage::F32(dw)), shape, x.device().clone()).map(Some)
+    let dims = [geo.out, geo.spec.c / geo.groups, kh, kw];
+    let backend = x.device().backend();
+    let dw = Tensor::with_storages([x, g], |[xs, gs]| {
+        backend.conv2d_weight_grad(
+            (xs, x.layout()),
+            (gs, g.layout()),
+            &dims,
+            &geo.spec,
+            geo.groups,
+        )
+    })?;
+    dw.map(|dw| Tensor::from_storage(dw, dims, x.device().clone()))
+        .transpose()
 }
 
 /// The input gradient from the CPU f32 kernel that multiplies and folds image by image

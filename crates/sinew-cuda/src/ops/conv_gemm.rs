@@ -1,0 +1,252 @@
+//! Host side of `cuda/conv_gemm.cu`: a whole 2-d convolution as one implicit-GEMM launch, with
+//! no im2col buffer and the output written straight into `[n, o, oh, ow]`.
+//!
+//! The input is read in place through its strides; the weight must be a contiguous
+//! `[o, c/groups, kh, kw]` (a strided weight is copied first). f32 runs on the SIMT kernel,
+//! f16 and bf16 on the tensor cores (f32 accumulation, one rounding per output).
+
+use sinew_tensor::{DType, Error, Layout, Result, Unfold2d};
+
+use super::{LaunchConfig, cast};
+use crate::device::CudaBackend;
+use crate::names;
+use crate::storage::CudaStorage;
+
+/// Mirrors `ConvArgs` in `cuda/conv_gemm.cu` (#[repr(C)]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvArgs {
+    /// n, cg, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, og, groups, taps, cols.
+    sizes: [u32; 18],
+    vector: u32,
+    unused: u32,
+    x_strides: [u64; 4],
+    x_offset: u64,
+    w_offset: u64,
+}
+
+/// Product columns per block (both kernels) and output channels per block (f32, tensor cores).
+const TILE_N: usize = 128;
+const TILE_M_SIMT: usize = 128;
+const TILE_M_TC: usize = 64;
+
+fn too_large(op: &'static str, spec: &Unfold2d) -> Error {
+    Error::invalid(op, format!("{spec:?} is too large for the CUDA kernels"))
+}
+
+/// A convolution's sizes, checked against its input view and weight shape.
+pub(crate) struct ConvShape {
+    args: ConvArgs,
+    /// Output channels (all groups).
+    pub(crate) out: usize,
+    /// Taps per output channel (`c/groups * kh * kw`).
+    pub(crate) taps: usize,
+    /// Output positions of the batch (`n * oh * ow`).
+    pub(crate) cols: usize,
+}
+
+impl ConvShape {
+    /// Checks the `[n, c, h, w]` view `x` and the weight dims `[o, c/groups, kh, kw]` against
+    /// `spec` and the u32 limits of the kernels.
+    pub(crate) fn new(
+        op: &'static str,
+        x: &Layout,
+        w_dims: &[usize],
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<ConvShape> {
+        let (oh, ow) = spec.check(op)?;
+        let (kh, kw) = spec.kernel;
+        let &[o, cg, wkh, wkw] = w_dims else {
+            return Err(Error::invalid(op, format!("weight dims {w_dims:?}")));
+        };
+        if x.dims() != [spec.n, spec.c, spec.h, spec.w]
+            || groups == 0
+            || (wkh, wkw) != (kh, kw)
+            || cg.checked_mul(groups) != Some(spec.c)
+            || !o.is_multiple_of(groups)
+        {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "input {} and weight {w_dims:?} do not fit {spec:?} in {groups} groups",
+                    x.shape()
+                ),
+            ));
+        }
+        let big = || too_large(op, spec);
+        let cols = oh
+            .checked_mul(ow)
+            .and_then(|l| l.checked_mul(spec.n))
+            .ok_or_else(big)?;
+        let taps = cg
+            .checked_mul(kh)
+            .and_then(|t| t.checked_mul(kw))
+            .ok_or_else(big)?;
+        cols.checked_mul(o).ok_or_else(big)?;
+        o.checked_mul(taps).ok_or_else(big)?;
+        let sizes = [
+            spec.n,
+            cg,
+            spec.h,
+            spec.w,
+            kh,
+            kw,
+            oh,
+            ow,
+            spec.stride.0,
+            spec.stride.1,
+            spec.padding.0,
+            spec.padding.1,
+            spec.dilation.0,
+            spec.dilation.1,
+            o / groups,
+            groups,
+            taps,
+            cols,
+        ];
+        let mut args = ConvArgs {
+            sizes: [0; 18],
+            vector: 0,
+            unused: 0,
+            x_strides: [0; 4],
+            x_offset: x.offset() as u64,
+            w_offset: 0,
+        };
+        for (slot, &size) in args.sizes.iter_mut().zip(&sizes) {
+            *slot = u32::try_from(size).map_err(|_| big())?;
+        }
+        for (slot, &s) in args.x_strides.iter_mut().zip(x.strides()) {
+            *slot = s as u64;
+        }
+        Ok(ConvShape {
+            args,
+            out: o,
+            taps,
+            cols,
+        })
+    }
+
+    /// The kernel arguments with the second operand's first element and the vector flag.
+    pub(crate) fn args(&self, offset: usize, vector: bool) -> ConvArgs {
+        ConvArgs {
+            w_offset: offset as u64,
+            vector: vector as u32,
+            ..self.args
+        }
+    }
+
+    /// The launch grid for blocks of `tile_m` output channels and 128 columns of `cols`
+    /// (positions for the forward, taps for the weight gradient), `depth` blocks deep.
+    pub(crate) fn grid(
+        &self,
+        op: &'static str,
+        spec: &Unfold2d,
+        cols: usize,
+        tile_m: usize,
+        depth: usize,
+    ) -> Result<(u32, u32, u32)> {
+        let groups = self.args.sizes[15] as usize;
+        let per_group = self.out / groups;
+        let dim = |n: usize, most: u32| {
+            u32::try_from(n)
+                .ok()
+                .filter(|&d| d <= most)
+                .ok_or_else(|| too_large(op, spec))
+        };
+        Ok((
+            dim(cols.div_ceil(TILE_N), i32::MAX as u32)?,
+            dim(per_group.div_ceil(tile_m), 65535)?,
+            dim(depth, 65535)?,
+        ))
+    }
+}
+
+/// `(storage, element offset)` of a contiguous copy of the view (the view itself when it is).
+pub(crate) fn contiguous<'a>(
+    dev: &CudaBackend,
+    view: (&'a CudaStorage, &Layout),
+    copied: &'a mut Option<CudaStorage>,
+) -> Result<(&'a CudaStorage, usize)> {
+    if view.1.is_contiguous() {
+        return Ok((view.0, view.1.offset()));
+    }
+    Ok((copied.insert(cast::copy_strided(dev, view.0, view.1)?), 0))
+}
+
+/// Output channels per block and threads per block of the kernels for `dtype`.
+pub(crate) fn tiling(dtype: DType) -> (usize, u32) {
+    if dtype == DType::F32 {
+        (TILE_M_SIMT, 256)
+    } else {
+        (TILE_M_TC, 128)
+    }
+}
+
+/// Checks that `other` has `dtype`.
+pub(crate) fn same_dtype(op: &'static str, dtype: DType, other: &CudaStorage) -> Result<()> {
+    if other.dtype_of() == dtype {
+        return Ok(());
+    }
+    Err(Error::DTypeMismatch {
+        op,
+        lhs: dtype,
+        rhs: other.dtype_of(),
+    })
+}
+
+/// The convolution of the `[n, c, h, w]` view `x` with the `[o, c/groups, kh, kw]` view `w` into
+/// a fresh contiguous `[n, o, oh, ow]`; `None` for dtypes without a kernel (f64, integers), a
+/// non-zero padding value or when switched off ([`CudaBackend::set_implicit_gemm_conv`]), which
+/// the caller computes by im2col instead.
+pub(crate) fn conv2d(
+    dev: &CudaBackend,
+    x: (&CudaStorage, &Layout),
+    w: (&CudaStorage, &Layout),
+    spec: &Unfold2d,
+    groups: usize,
+) -> Result<Option<CudaStorage>> {
+    const OP: &str = "conv2d";
+    let dtype = x.0.dtype_of();
+    let Some(kernel) = names::conv_gemm(dtype) else {
+        return Ok(None);
+    };
+    if spec.pad_value != 0.0 || !dev.implicit_gemm_conv() {
+        return Ok(None);
+    }
+    same_dtype(OP, dtype, w.0)?;
+    let shape = ConvShape::new(OP, x.1, w.1.dims(), spec, groups)?;
+    let out = dev.alloc(dtype, shape.cols * shape.out)?;
+    if shape.cols * shape.out == 0 {
+        return Ok(Some(out));
+    }
+    // The kernel reads the weight as contiguous rows of `taps` elements.
+    let mut copied = None;
+    let (wst, w_offset) = contiguous(dev, w, &mut copied)?;
+    let bytes = dtype.size_in_bytes() as u64;
+    let vector = dtype != DType::F32
+        && shape.taps.is_multiple_of(8)
+        && (wst.device_ptr() + w_offset as u64 * bytes).is_multiple_of(16);
+    let args = shape.args(w_offset, vector);
+    let (tile_m, threads) = tiling(dtype);
+    let cfg = LaunchConfig {
+        grid: shape.grid(OP, spec, shape.cols, tile_m, groups)?,
+        block: (threads, 1, 1),
+    };
+    let (xp, wp, yp) = (x.0.device_ptr(), wst.device_ptr(), out.device_ptr());
+    dev.launch(&kernel, cfg, kernel_args![xp, wp, yp, args])?;
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_args_match_the_c_layout() {
+        assert_eq!(std::mem::size_of::<ConvArgs>(), 80 + 48);
+        assert_eq!(std::mem::offset_of!(ConvArgs, vector), 72);
+        assert_eq!(std::mem::offset_of!(ConvArgs, x_strides), 80);
+        assert_eq!(std::mem::offset_of!(ConvArgs, w_offset), 120);
+    }
+}

@@ -1,0 +1,156 @@
+// What the implicit-GEMM convolution kernels share (conv_gemm.cu: forward; conv_wgrad.cu: weight
+// gradient): the argument struct, window taps and the reader of one im2col column.
+#pragma once
+#include "gemm.cuh"
+
+// Mirrors `ConvArgs` in crates/sinew-cuda/src/ops/conv_gemm.rs (#[repr(C)]).
+struct ConvArgs {
+    uint32_t n, cg, h, w;       // images, input channels per group, input height and width
+    uint32_t kh, kw, oh, ow;    // window, output height and width
+    uint32_t sh, sw, ph, pw;    // stride, padding
+    uint32_t dh, dw, og, groups;  // dilation, output channels per group, groups
+    uint32_t taps;              // cg * kh * kw: the product's inner size
+    uint32_t cols;              // n * oh * ow: the product's columns
+    uint32_t vector;            // 1: weight rows may be loaded 16 bytes at a time
+    uint32_t unused;
+    uint64_t x_strides[4];      // the input view's n, c, h, w strides
+    uint64_t x_offset;
+    uint64_t w_offset;
+};
+
+// A window tap: input channel (within the group) and kernel row and column.
+struct Tap {
+    uint32_t c, i, j;
+};
+
+__device__ __forceinline__ Tap tap_of(const ConvArgs &p, uint32_t k) {
+    const uint32_t area = p.kh * p.kw, r = k % area;
+    return Tap{k / area, r / p.kw, r % p.kw};
+}
+
+// The tap after `t` (k + 1).
+__device__ __forceinline__ void advance(const ConvArgs &p, Tap &t) {
+    if (++t.j == p.kw) {
+        t.j = 0;
+        if (++t.i == p.kh) {
+            t.i = 0;
+            ++t.c;
+        }
+    }
+}
+
+// One column of the implicit im2col: output position `col` (image, oy, ox) of group g.
+template <typename T> struct ColumnReader {
+    const T *base;  // the image's group's first channel
+    int64_t y0, x0;  // the window's top-left corner (may be negative)
+    bool valid;     // col < cols
+
+    __device__ __forceinline__ void init(const T *x, const ConvArgs &p, uint32_t g, uint32_t col) {
+        valid = col < p.cols;
+        const uint32_t c = valid ? col : 0, l = p.oh * p.ow;
+        const uint32_t img = c / l, pos = c % l;
+        y0 = (int64_t)(pos / p.ow) * p.sh - p.ph;
+        x0 = (int64_t)(pos % p.ow) * p.sw - p.pw;
+        base = x + p.x_offset + (uint64_t)img * p.x_strides[0] + (uint64_t)g * p.cg * p.x_strides[1];
+    }
+
+    // The input under tap t, zero past the border, past the last tap and for invalid columns.
+    __device__ __forceinline__ T at(const ConvArgs &p, const Tap &t) const {
+        const int64_t y = y0 + (int64_t)t.i * p.dh, x = x0 + (int64_t)t.j * p.dw;
+        if (!valid || t.c >= p.cg || y < 0 || y >= p.h || x < 0 || x >= p.w) return T(0.0f);
+        return base[(uint64_t)t.c * p.x_strides[1] + (uint64_t)y * p.x_strides[2] + (uint64_t)x * p.x_strides[3]];
+    }
+};
+
+// Stores one accumulator of output row `r` (channel within the group) and product column `cl`
+// into the [n, o, oh, ow] output, when both are inside.
+template <typename T>
+__device__ __forceinline__ void store_out(T *y, const ConvArgs &p, uint32_t g, uint32_t r, uint32_t cl, float v) {
+    if (r >= p.og || cl >= p.cols) return;
+    const uint32_t l = p.oh * p.ow, img = cl / l, pos = cl % l;
+    y[((uint64_t)img * p.og * p.groups + (uint64_t)g * p.og + r) * l + pos] = Num<T>::down(v);
+}
+
+// The tensor-core kernels' tiles: 64 rows (k-inner, swizzled) by 128 columns (k-outer,
+// swizzled) by 32 of the inner size, 4 warps of 32x64 outputs.
+namespace cgt {
+using tcf::BK;
+using tcf::BN;
+using tcf::NJ;
+constexpr int MI = 2, BM = 32 * MI, A_ELEMS = BM * BK, B_ELEMS = BK * BN, THREADS = 128;
+
+// acc += one stage's tiles: `as` [BM][BK] k-inner, `bs` [BK][BN] k-outer (tcf's swizzles).
+template <typename T>
+__device__ __forceinline__ void mma_stage(float (&acc)[MI][NJ][4], const T *as, const T *bs) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = warp >> 1, wn = warp & 1;  // warp tile: rows wm*32..+32, cols wn*64..+64
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+        uint32_t af[MI][4], bf[NJ / 2][4];
+#pragma unroll
+        for (int i = 0; i < MI; ++i) {
+            const int mb = wm * 16 * MI + i * 16;
+            const int o = tcf::inner_off(mb + (lane & 15), (kk >> 3) + (lane >> 4));
+            tcf::ldmatrix_x4<false>(af[i], tcf::smem_u32(as + o));
+        }
+#pragma unroll
+        for (int j = 0; j < NJ / 2; ++j) {
+            const int nb = wn * 64 + j * 16;
+            const int o = tcf::outer_off<BN>(kk + (lane & 15), (nb >> 3) + (lane >> 4));
+            tcf::ldmatrix_x4<true>(bf[j], tcf::smem_u32(bs + o));
+        }
+#pragma unroll
+        for (int i = 0; i < MI; ++i)
+#pragma unroll
+            for (int j = 0; j < NJ; ++j)
+                tcf::Mma<T>::run(acc[i][j], af[i], bf[j >> 1][(j & 1) * 2], bf[j >> 1][(j & 1) * 2 + 1]);
+    }
+}
+
+// Calls f(row, col, value) for each of this thread's accumulators (row within the block's BM
+// rows, column within its BN columns).
+template <typename F> __device__ __forceinline__ void for_each_acc(const float (&acc)[MI][NJ][4], F f) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = warp >> 1, wn = warp & 1, gq = lane >> 2, t4 = lane & 3;
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NJ; ++j)
+#pragma unroll
+            for (int t = 0; t < 4; ++t)
+                f(wm * 16 * MI + i * 16 + gq + (t >> 1) * 8, wn * 64 + j * 8 + t4 * 2 + (t & 1), acc[i][j][t]);
+}
+
+// Zeroes the accumulators.
+__device__ __forceinline__ void zero(float (&acc)[MI][NJ][4]) {
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NJ; ++j)
+#pragma unroll
+            for (int t = 0; t < 4; ++t) acc[i][j][t] = 0.0f;
+}
+}  // namespace cgt
+
+// SIMT f32 tiles: 128x128x8, 256 threads of 8x8 outputs (rows ty*4.. and 64 + ty*4.., columns
+// tx*4.. and 64 + tx*4..). acc += one stage: `as` [8][ALD] (k, row), `bs` [8][128] (k, column).
+template <int ALD>
+__device__ __forceinline__ void simt_stage(float (&acc)[8][8], const float (*as)[ALD], const float (*bs)[128]) {
+    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) {
+        float av[8], bv[8];
+        *reinterpret_cast<float4 *>(&av[0]) = *reinterpret_cast<const float4 *>(&as[kk][ty * 4]);
+        *reinterpret_cast<float4 *>(&av[4]) = *reinterpret_cast<const float4 *>(&as[kk][64 + ty * 4]);
+        *reinterpret_cast<float4 *>(&bv[0]) = *reinterpret_cast<const float4 *>(&bs[kk][tx * 4]);
+        *reinterpret_cast<float4 *>(&bv[4]) = *reinterpret_cast<const float4 *>(&bs[kk][64 + tx * 4]);
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+}
+
+// The block-relative row of accumulator row i and column of accumulator column j (simt_stage).
+__device__ __forceinline__ int simt_row(int i) { return i < 4 ? (threadIdx.x >> 4) * 4 + i : 64 + (threadIdx.x >> 4) * 4 + i - 4; }
+__device__ __forceinline__ int simt_col(int j) { return j < 4 ? (threadIdx.x & 15) * 4 + j : 64 + (threadIdx.x & 15) * 4 + j - 4; }

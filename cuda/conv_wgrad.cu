@@ -1,0 +1,198 @@
+// Implicit-GEMM weight gradient of a 2-d convolution (the forward is conv_gemm.cu): for each
+// channel group g,
+//   dw[g*og + o, tap] = sum over output positions r = (n, oy, ox) of dy[n, g*og + o, oy, ox] * cols[tap, r]
+// with cols the im2col columns of the input, read from the input view while loading a tile
+// (never stored). The positions are split into `splits` ranges of `split_len` (blockIdx.z =
+// g * splits + s) so that small weights still fill the GPU; each range's f32 product goes to its
+// own slice of the workspace P [splits, o, taps], and conv_wgrad_sum_<dtype> adds the slices in
+// order (deterministic, no atomics) and rounds once to the weight's dtype.
+// ConvArgs.w_offset is the output gradient's first element; the gradient is a contiguous
+// [n, o, oh, ow].
+//
+// conv_wgrad_f32: SIMT 128x128x8 tiles (conv_gemm.cuh's simt_stage).
+// conv_wgrad_f16 / conv_wgrad_bf16: tensor cores, 64x128x32 tiles (cgt::mma_stage), both
+//   operands fetched into registers before a tile's MMAs and stored to shared memory after.
+#include "conv_gemm.cuh"
+
+// The input under tap t at output position r (image, oy, ox); zero past the border.
+template <typename T>
+__device__ __forceinline__ T input_at(const T *xg, const ConvArgs &p, const Tap &t, uint32_t r) {
+    const uint32_t l = p.oh * p.ow, img = r / l, pos = r % l;
+    const int64_t y = (int64_t)(pos / p.ow) * p.sh - p.ph + (int64_t)t.i * p.dh;
+    const int64_t x = (int64_t)(pos % p.ow) * p.sw - p.pw + (int64_t)t.j * p.dw;
+    if (y < 0 || y >= p.h || x < 0 || x >= p.w) return T(0.0f);
+    return xg[(uint64_t)img * p.x_strides[0] + (uint64_t)t.c * p.x_strides[1] + (uint64_t)y * p.x_strides[2] +
+              (uint64_t)x * p.x_strides[3]];
+}
+
+// The output gradient of channel o (within group g: `gg` points at channel g*og of image 0) at
+// output position r.
+template <typename T> __device__ __forceinline__ T grad_at(const T *gg, const ConvArgs &p, uint32_t o, uint32_t r) {
+    const uint32_t l = p.oh * p.ow;
+    return gg[((uint64_t)(r / l) * p.og * p.groups + o) * l + r % l];
+}
+
+// This block's group, split and position range [r_begin, r_end).
+struct Split {
+    uint32_t g, s, r_begin, r_end;
+};
+
+__device__ __forceinline__ Split split_of(const ConvArgs &p, uint32_t split_len, uint32_t splits) {
+    const uint32_t g = blockIdx.z / splits, s = blockIdx.z % splits;
+    const uint32_t begin = s * split_len;  // below cols: the host launches ceil(cols / split_len)
+    const uint32_t end = begin + split_len < p.cols ? begin + split_len : (begin < p.cols ? p.cols : begin);
+    return Split{g, s, begin, end};
+}
+
+// Stores one partial of row o (output channel within the group) and tap column k.
+__device__ __forceinline__ void store_partial(float *P, const ConvArgs &p, const Split &sp, uint32_t o, uint32_t k,
+                                              float v) {
+    if (o < p.og && k < p.taps) P[((uint64_t)sp.s * p.og * p.groups + (uint64_t)sp.g * p.og + o) * p.taps + k] = v;
+}
+
+__device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float *P, const ConvArgs &p,
+                                           uint32_t split_len, uint32_t splits) {
+    // As rows padded to 132: the k-major stores of 4 rows x 8 positions per warp hit 32 banks.
+    __shared__ __align__(16) float As[2][8][132];
+    __shared__ __align__(16) float Bs[2][8][128];
+    const int tid = threadIdx.x;
+    const Split sp = split_of(p, split_len, splits);
+    const uint32_t m0 = blockIdx.y * 128, n0 = blockIdx.x * 128;
+    const float *gg = G + p.w_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
+    const float *xg = X + p.x_offset + (uint64_t)sp.g * p.cg * p.x_strides[1];
+    // Loads: gradient rows m0 + (tid >> 3) + 32l at position tid & 7; tap n0 + (tid & 127) at
+    // positions (tid >> 7) + 2l.
+    const int a_row = tid >> 3, a_k = tid & 7, b_col = tid & 127, b_k = tid >> 7;
+    const bool tap_in = n0 + b_col < p.taps;
+    const Tap tap = tap_of(p, tap_in ? n0 + b_col : 0);
+    float ra[4], rb[4];
+    auto fetch = [&](uint32_t r0) {
+#pragma unroll
+        for (int l = 0; l < 4; ++l) {
+            const uint32_t o = m0 + a_row + 32 * l, r = r0 + a_k;
+            ra[l] = (o < p.og && r < sp.r_end) ? grad_at(gg, p, o, r) : 0.0f;
+            const uint32_t rk = r0 + b_k + 2 * l;
+            rb[l] = (tap_in && rk < sp.r_end) ? input_at(xg, p, tap, rk) : 0.0f;
+        }
+    };
+    auto stash = [&](int buf) {
+#pragma unroll
+        for (int l = 0; l < 4; ++l) {
+            As[buf][a_k][a_row + 32 * l] = ra[l];
+            Bs[buf][b_k + 2 * l][b_col] = rb[l];
+        }
+    };
+    float acc[8][8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+    const int KT = (int)((sp.r_end - sp.r_begin + 7) / 8);
+    if (KT > 0) {
+        fetch(sp.r_begin);
+        stash(0);
+    }
+    __syncthreads();
+    for (int kt = 0; kt < KT; ++kt) {
+        const int buf = kt & 1;
+        if (kt + 1 < KT) fetch(sp.r_begin + (kt + 1) * 8);
+        simt_stage<132>(acc, As[buf], Bs[buf]);
+        if (kt + 1 < KT) stash(buf ^ 1);
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) store_partial(P, p, sp, m0 + simt_row(i), n0 + simt_col(j), acc[i][j]);
+}
+
+namespace cgt {
+template <typename T>
+__device__ __forceinline__ void wgrad(const T *X, const T *G, float *P, const ConvArgs &p, uint32_t split_len,
+                                      uint32_t splits) {
+    __shared__ __align__(128) T smem[2 * (A_ELEMS + B_ELEMS)];
+    T *As = smem;
+    T *Bs = smem + 2 * A_ELEMS;
+    const Split sp = split_of(p, split_len, splits);
+    const uint32_t m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const T *gg = G + p.w_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
+    const T *xg = X + p.x_offset + (uint64_t)sp.g * p.cg * p.x_strides[1];
+    // Gradient tile [BM][BK]: element e = tid + l*THREADS at row e >> 5, position e & 31 (a warp
+    // reads 32 consecutive positions of one channel). Column tile [BK][BN]: thread n holds tap
+    // n0 + n at the BK positions.
+    const int n = threadIdx.x;
+    const bool tap_in = n0 + n < p.taps;
+    const Tap tap = tap_of(p, tap_in ? n0 + n : 0);
+    constexpr int A_PER = BM * BK / THREADS;
+    T ra[A_PER], rb[BK];
+    auto fetch = [&](uint32_t r0) {
+#pragma unroll
+        for (int l = 0; l < A_PER; ++l) {
+            const int e = n + l * THREADS;
+            const uint32_t o = m0 + (e >> 5), r = r0 + (e & 31);
+            ra[l] = (o < p.og && r < sp.r_end) ? grad_at(gg, p, o, r) : T(0.0f);
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            const uint32_t r = r0 + kk;
+            rb[kk] = (tap_in && r < sp.r_end) ? input_at(xg, p, tap, r) : T(0.0f);
+        }
+    };
+    auto stash = [&](T *as, T *bs) {
+#pragma unroll
+        for (int l = 0; l < A_PER; ++l) {
+            const int e = n + l * THREADS, kk = e & 31;
+            as[tcf::inner_off(e >> 5, kk >> 3) + (kk & 7)] = ra[l];
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) bs[tcf::outer_off<BN>(kk, n >> 3) + (n & 7)] = rb[kk];
+    };
+    float acc[MI][NJ][4];
+    zero(acc);
+    const int KT = (int)((sp.r_end - sp.r_begin + BK - 1) / BK);
+    if (KT > 0) {
+        fetch(sp.r_begin);
+        stash(As, Bs);
+    }
+    __syncthreads();
+    for (int kt = 0; kt < KT; ++kt) {
+        const int cur = kt & 1;
+        const bool more = kt + 1 < KT;
+        if (more) fetch(sp.r_begin + (kt + 1) * BK);
+        mma_stage<T>(acc, As + cur * A_ELEMS, Bs + cur * B_ELEMS);
+        if (more) stash(As + (cur ^ 1) * A_ELEMS, Bs + (cur ^ 1) * B_ELEMS);
+        __syncthreads();
+    }
+    for_each_acc(acc, [&](int row, int col, float v) { store_partial(P, p, sp, m0 + row, n0 + col, v); });
+}
+}  // namespace cgt
+
+extern "C" __global__ void __launch_bounds__(256, 2)
+    conv_wgrad_f32(const float *X, const float *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits) {
+    wgrad_simt(X, G, P, p, split_len, splits);
+}
+
+extern "C" __global__ void __launch_bounds__(128, 2)
+    conv_wgrad_f16(const __half *X, const __half *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits) {
+    cgt::wgrad<__half>(X, G, P, p, split_len, splits);
+}
+
+extern "C" __global__ void __launch_bounds__(128, 2) conv_wgrad_bf16(const __nv_bfloat16 *X, const __nv_bfloat16 *G,
+                                                                     float *P, ConvArgs p, uint32_t split_len,
+                                                                     uint32_t splits) {
+    cgt::wgrad<__nv_bfloat16>(X, G, P, p, split_len, splits);
+}
+
+// dw[i] = sum over s of P[s * total + i], in order of s, rounded once to the weight's dtype.
+#define WGRAD_SUM_KERNEL(SUFFIX, T)                                                                \
+    extern "C" __global__ void conv_wgrad_sum_##SUFFIX(uint32_t total, uint32_t splits, const float *P, T *out) { \
+        GRID_STRIDE(i, total) {                                                                   \
+            float acc = 0.0f;                                                                     \
+            for (uint32_t s = 0; s < splits; ++s) acc += P[(uint64_t)s * total + i];              \
+            out[i] = Num<T>::down(acc);                                                           \
+        }                                                                                         \
+    }
+
+WGRAD_SUM_KERNEL(f32, float)
+WGRAD_SUM_KERNEL(f16, __half)
+WGRAD_SUM_KERNEL(bf16, __nv_bfloat16)
