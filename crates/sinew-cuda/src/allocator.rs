@@ -251,6 +251,12 @@ impl Allocator {
     pub(crate) fn stats(&self) -> MemoryStats {
         self.lock().stats
     }
+
+    /// Starts the peak over: `peak_allocated` becomes the bytes allocated now.
+    pub(crate) fn reset_peak(&self) {
+        let mut state = self.lock();
+        state.stats.peak_allocated = state.stats.allocated;
+    }
 }
 
 impl Block {

@@ -155,6 +155,12 @@ impl CudaBackend {
         self.allocator.stats()
     }
 
+    /// Starts the peak of [`Self::memory_stats`] over from the bytes allocated now (PyTorch's
+    /// `torch.cuda.reset_peak_memory_stats`), to measure one piece of work's high-water mark.
+    pub fn reset_peak_memory_stats(&self) {
+        self.allocator.reset_peak();
+    }
+
     /// Gives every cached (freed) block back to the driver.
     pub fn empty_cache(&self) -> Result<()> {
         self.bind()?;

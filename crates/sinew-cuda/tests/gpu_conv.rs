@@ -304,3 +304,43 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
         println!("implicit-GEMM conv2d {dtype}: max error {worst:e} (output and gradients)");
     }
 }
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn implicit_gemm_conv_needs_no_column_buffer() {
+    // A training step's convolution (forward, input and weight gradients) of [4, 32, 24, 24]
+    // f32 with 32 3x3 filters: im2col makes 4 * 288 * 576 * 4 bytes = 2.65 MB of columns (and a
+    // transposed copy of the output), the implicit GEMM none; everything else (input, output,
+    // gradients, 1.2 MB together, and the weight gradient's partial sums) is shared.
+    let dev = gpu();
+    let backend = sinew_cuda::CudaBackend::of(&dev).unwrap();
+    let x = randn(80, &[4, 32, 24, 24], DType::F32).to_device(&dev).unwrap();
+    let w = randn(81, &[32, 32, 3, 3], DType::F32).to_device(&dev).unwrap();
+    let cfg = Conv2dConfig {
+        padding: (1, 1),
+        ..Conv2dConfig::default()
+    };
+    let mut peaks = Vec::new();
+    let mut grads = Vec::new();
+    for implicit in [true, false] {
+        backend.set_implicit_gemm_conv(implicit);
+        backend.synchronize_stream().unwrap();
+        let before = backend.memory_stats().allocated;
+        backend.reset_peak_memory_stats();
+        let out = conv_and_grads(&x, &w, cfg, DType::F32);
+        backend.synchronize_stream().unwrap();
+        peaks.push(backend.memory_stats().peak_allocated - before);
+        grads.push(out.map(|t| t.to_device(&Device::cpu()).unwrap()));
+    }
+    backend.set_implicit_gemm_conv(true);
+    let (implicit, im2col) = (peaks[0], peaks[1]);
+    println!("conv step peak memory: implicit GEMM {implicit} B, im2col {im2col} B");
+    let columns = 4 * 288 * 576 * 4;
+    assert!(
+        implicit + columns <= im2col,
+        "implicit GEMM peak {implicit} B is not a column buffer ({columns} B) below im2col's {im2col} B"
+    );
+    for (t, (a, b)) in grads[0].iter().zip(&grads[1]).enumerate() {
+        check(&format!("conv step tensor {t}"), b, a, 1e-4);
+    }
+}
