@@ -1,40 +1,136 @@
-// Implicit-GEMM 2-d convolution (cross-correlation): for each channel group g,
-//   out[n, g*og + o, oy, ox] = sum over (c, ki, kj) of
-//       w[g*og + o, c, ki, kj] * x[n, g*cg + c, oy*sh + ki*dh - ph, ox*sw + kj*dw - pw]
-// (x is zero outside the image) as the matrix product W [og, taps] @ cols [taps, n*oh*ow] whose
-// right operand, the im2col columns, is never stored: each thread reads its column's window taps
-// from the input view (any strides) while loading a tile. The output is written straight into a
-// contiguous [n, o, oh, ow] (no transposing copy). The weight is contiguous [o, cg, kh, kw]
-// from element `w_offset`.
+// Implicit-GEMM 2-d convolution (cross-correlation) and its input gradient, per channel group g:
 //
-// conv_gemm_f32: SIMT, 128x128x8 tiles, 256 threads of 8x8 outputs, register prefetch one tile
-//   ahead into double-buffered shared memory (simt_fast_gemm's inner loop), fmaf in k order.
-// conv_gemm_f16 / conv_gemm_bf16: tensor cores, mma.sync m16n8k16 with f32 accumulation fed by
-//   ldmatrix from XOR-swizzled, double-buffered shared memory (gemm.cuh's tcf layouts), 64x128x32
-//   tiles, 4 warps of 32x64. The weight tile comes by cp.async 16 bytes at a time when
-//   ConvArgs.vector says its rows allow that (taps a multiple of 8), else element by element; the
-//   column tile through registers, fetched before the tile's MMAs and stored after them.
-// Grid: (column tiles, output-channel tiles, groups).
+// conv_gemm_<dtype> (forward):
+//   y[n, g*og + o, oy, ox] = sum over (c, ki, kj) of
+//       w[g*og + o, c, ki, kj] * x[n, g*cg + c, oy*sh + ki*dh - ph, ox*sw + kj*dw - pw]
+//   the product W [og, cg*kh*kw] @ cols [cg*kh*kw, n*oh*ow];
+// conv_gemm_dgrad_<dtype> (input gradient; also conv_transpose2d's forward):
+//   dx[n, g*cg + c, y, x] = sum over (o, ki, kj) of
+//       w[g*og + o, c, ki, kj] * dy[n, g*og + o, (y + ph - ki*dh) / sh, (x + pw - kj*dw) / sw]
+//   over the taps whose division is exact and inside the output: W^T [cg, og*kh*kw] @
+//   [og*kh*kw, n*h*w].
+// The right operand (the im2col columns, or their adjoint's) is never stored: each thread reads its
+// column's taps from the strided view (x or dy, any strides) while loading a tile, with zeros
+// outside. The result is written straight into a contiguous [n, channels, height, width]. The
+// weight is the dense operand (contiguous [o, cg, kh, kw]).
+//
+// f32: SIMT, 128x128x8 tiles, 256 threads of 8x8 outputs, register prefetch one tile ahead into
+//   double-buffered shared memory (conv_gemm.cuh's simt_stage), fmaf in k order.
+// f16 / bf16: tensor cores, mma.sync m16n8k16 with f32 accumulation fed by ldmatrix from
+//   XOR-swizzled, double-buffered shared memory (cgt::mma_stage), 64x128x32 tiles, 4 warps of
+//   32x64. The forward's weight tile comes by cp.async 16 bytes at a time when ConvArgs.vector
+//   says its rows allow that (cg*kh*kw a multiple of 8), else element by element; the column tile
+//   through registers, fetched before the tile's MMAs and stored after them.
+// Grid: (column tiles, row tiles, groups).
 #include "conv_gemm.cuh"
 
-__device__ __forceinline__ void conv_simt(const float *X, const float *W, float *Y, const ConvArgs &p) {
+// The forward as a product: rows = output channels, columns = output positions.
+template <typename T> struct Forward {
+    const T *x, *wg;  // the input view's group g; the group's weight rows
+    T *y;
+    const ConvArgs &p;
+    uint32_t g, rows, inner, cols;
+
+    __device__ Forward(const T *X, const T *W, T *Y, const ConvArgs &a, uint32_t group)
+        : x(X + a.view_offset + (uint64_t)group * a.cg * a.view_strides[1]),
+          wg(W + a.dense_offset + (uint64_t)group * a.og * a.taps), y(Y), p(a), g(group), rows(a.og),
+          inner(a.taps), cols(a.cols) {}
+
+    __device__ __forceinline__ T a(uint32_t m, uint32_t k) const { return wg[(uint64_t)m * p.taps + k]; }
+    __device__ __forceinline__ const T *a_row(uint32_t m) const { return wg + (uint64_t)m * p.taps; }
+
+    // Output position `col` of the batch: the window's top-left corner in its image.
+    struct Column {
+        const T *base;
+        int64_t y0, x0;
+        bool valid;
+        const ConvArgs *p;
+        __device__ __forceinline__ T at(const Tap &t) const {
+            const int64_t yy = y0 + (int64_t)t.i * p->dh, xx = x0 + (int64_t)t.j * p->dw;
+            if (!valid || t.c >= p->cg || yy < 0 || yy >= p->h || xx < 0 || xx >= p->w) return T(0.0f);
+            return base[(uint64_t)t.c * p->view_strides[1] + (uint64_t)yy * p->view_strides[2] +
+                        (uint64_t)xx * p->view_strides[3]];
+        }
+    };
+    __device__ __forceinline__ Column column(uint32_t col) const {
+        const bool valid = col < cols;
+        const uint32_t c = valid ? col : 0, l = p.oh * p.ow, img = c / l, pos = c % l;
+        return Column{x + (uint64_t)img * p.view_strides[0], (int64_t)(pos / p.ow) * p.sh - p.ph,
+                      (int64_t)(pos % p.ow) * p.sw - p.pw, valid, &p};
+    }
+
+    __device__ __forceinline__ void store(uint32_t m, uint32_t col, float v) const {
+        if (m >= rows || col >= cols) return;
+        const uint32_t l = p.oh * p.ow, img = col / l, pos = col % l;
+        y[((uint64_t)img * p.og * p.groups + (uint64_t)g * p.og + m) * l + pos] = Num<T>::down(v);
+    }
+};
+
+// The input gradient as a product: rows = input channels, columns = input positions.
+template <typename T> struct InputGrad {
+    const T *dy, *wg;  // the output gradient view's group g; the group's weight
+    T *dx;
+    const ConvArgs &p;
+    uint32_t g, rows, inner, cols;
+
+    __device__ InputGrad(const T *DY, const T *W, T *DX, const ConvArgs &a, uint32_t group)
+        : dy(DY + a.view_offset + (uint64_t)group * a.og * a.view_strides[1]),
+          wg(W + a.dense_offset + (uint64_t)group * a.og * a.taps), dx(DX), p(a), g(group), rows(a.cg),
+          inner(a.og * a.kh * a.kw), cols(a.n * a.h * a.w) {}
+
+    // Element (c, k = (o, ki, kj)) of W^T: w[o, c, ki, kj].
+    __device__ __forceinline__ T a(uint32_t m, uint32_t k) const {
+        const uint32_t area = p.kh * p.kw;
+        return wg[((uint64_t)(k / area) * p.cg + m) * area + k % area];
+    }
+    __device__ __forceinline__ const T *a_row(uint32_t) const { return wg; }  // never vector-loaded
+
+    // Input position `col` of the batch, shifted by the padding.
+    struct Column {
+        const T *base;
+        int64_t yp, xp;
+        bool valid;
+        const ConvArgs *p;
+        __device__ __forceinline__ T at(const Tap &t) const {
+            const int64_t ty = yp - (int64_t)t.i * p->dh, tx = xp - (int64_t)t.j * p->dw;
+            if (!valid || t.c >= p->og || ty < 0 || tx < 0 || ty % p->sh || tx % p->sw) return T(0.0f);
+            const int64_t oy = ty / p->sh, ox = tx / p->sw;
+            if (oy >= p->oh || ox >= p->ow) return T(0.0f);
+            return base[(uint64_t)t.c * p->view_strides[1] + (uint64_t)oy * p->view_strides[2] +
+                        (uint64_t)ox * p->view_strides[3]];
+        }
+    };
+    __device__ __forceinline__ Column column(uint32_t col) const {
+        const bool valid = col < cols;
+        const uint32_t c = valid ? col : 0, l = p.h * p.w, img = c / l, pos = c % l;
+        return Column{dy + (uint64_t)img * p.view_strides[0], (int64_t)(pos / p.w) + p.ph,
+                      (int64_t)(pos % p.w) + p.pw, valid, &p};
+    }
+
+    __device__ __forceinline__ void store(uint32_t m, uint32_t col, float v) const {
+        if (m >= rows || col >= cols) return;
+        const uint32_t l = p.h * p.w, img = col / l, pos = col % l;
+        dx[((uint64_t)img * p.cg * p.groups + (uint64_t)g * p.cg + m) * l + pos] = Num<T>::down(v);
+    }
+};
+
+// The product of a problem (Forward or InputGrad) in f32 on the SIMT cores.
+template <class Prob> __device__ __forceinline__ void gemm_simt(const Prob &pr) {
     __shared__ __align__(16) float As[2][8][128];
     __shared__ __align__(16) float Bs[2][8][128];
     const int tid = threadIdx.x;
-    const uint32_t g = blockIdx.z, m0 = blockIdx.y * 128, n0 = blockIdx.x * 128;
-    const float *wg = W + p.w_offset + (uint64_t)g * p.og * p.taps;
-    // Loads: weight row m0 + (tid & 127) and column n0 + (tid & 127), taps (tid >> 7) + 2l.
+    const uint32_t m0 = blockIdx.y * 128, n0 = blockIdx.x * 128;
+    // Loads: row m0 + (tid & 127) and column n0 + (tid & 127), inner (tid >> 7) + 2l.
     const int row = tid & 127, k_first = tid >> 7;
-    ColumnReader<float> column;
-    column.init(X, p, g, n0 + row);
-    const bool row_in = m0 + row < p.og;
+    const auto column = pr.column(n0 + row);
+    const bool row_in = m0 + row < pr.rows;
     float ra[4], rb[4];
     auto fetch = [&](uint32_t k0) {
 #pragma unroll
         for (int l = 0; l < 4; ++l) {
             const uint32_t k = k0 + k_first + 2 * l;
-            ra[l] = (row_in && k < p.taps) ? wg[(uint64_t)(m0 + row) * p.taps + k] : 0.0f;
-            rb[l] = column.at(p, tap_of(p, k));
+            ra[l] = (row_in && k < pr.inner) ? pr.a(m0 + row, k) : 0.0f;
+            rb[l] = column.at(tap_of(pr.p, k));
         }
     };
     auto stash = [&](int buf) {
@@ -49,7 +145,7 @@ __device__ __forceinline__ void conv_simt(const float *X, const float *W, float 
     for (int i = 0; i < 8; ++i)
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
-    const int KT = (int)((p.taps + 7) / 8);
+    const int KT = (int)((pr.inner + 7) / 8);
     fetch(0);
     stash(0);
     __syncthreads();
@@ -63,51 +159,48 @@ __device__ __forceinline__ void conv_simt(const float *X, const float *W, float 
 #pragma unroll
     for (int i = 0; i < 8; ++i)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) store_out<float>(Y, p, g, m0 + simt_row(i), n0 + simt_col(j), acc[i][j]);
+        for (int j = 0; j < 8; ++j) pr.store(m0 + simt_row(i), n0 + simt_col(j), acc[i][j]);
 }
 
 namespace cgt {
 
-// The weight tile [BM rows][BK taps] (k-inner, swizzled) of rows m0.., taps k0.. of `wg`.
-template <bool VEC, typename T>
-__device__ __forceinline__ void load_weight(T *as, const T *wg, const ConvArgs &p, uint32_t m0, uint32_t k0) {
+// The left operand's tile [BM rows][BK] (k-inner, swizzled) of rows m0.., inner k0...
+template <bool VEC, class Prob, typename T>
+__device__ __forceinline__ void load_a(T *as, const Prob &pr, uint32_t m0, uint32_t k0) {
     const int tid = threadIdx.x;
-    if (VEC) {  // taps % 8 == 0: every 8-tap chunk is wholly inside or outside
+    if (VEC) {  // inner % 8 == 0: every 8-element chunk is wholly inside or outside
 #pragma unroll
         for (int l = 0; l < BM * 4 / THREADS; ++l) {
             const int e = tid + l * THREADS, row = e >> 2, ch = e & 3;
-            const bool full = m0 + row < p.og && k0 + ch * 8 < p.taps;
-            const T *src = wg + (uint64_t)(m0 + row) * p.taps + k0 + ch * 8;
-            tcf::cp_async16_zfill(tcf::smem_u32(as + tcf::inner_off(row, ch)), full ? src : wg, full);
+            const bool full = m0 + row < pr.rows && k0 + ch * 8 < pr.inner;
+            const T *src = full ? pr.a_row(m0 + row) + k0 + ch * 8 : pr.a_row(0);
+            tcf::cp_async16_zfill(tcf::smem_u32(as + tcf::inner_off(row, ch)), src, full);
         }
     } else {
 #pragma unroll 4
         for (int l = 0; l < BM * BK / THREADS; ++l) {
             const int e = tid + l * THREADS, row = e >> 5, kk = e & 31;
             const uint32_t gm = m0 + row, gk = k0 + kk;
-            as[tcf::inner_off(row, kk >> 3) + (kk & 7)] =
-                (gm < p.og && gk < p.taps) ? wg[(uint64_t)gm * p.taps + gk] : T(0.0f);
+            as[tcf::inner_off(row, kk >> 3) + (kk & 7)] = (gm < pr.rows && gk < pr.inner) ? pr.a(gm, gk) : T(0.0f);
         }
     }
 }
 
-template <bool VEC, typename T>
-__device__ __forceinline__ void conv(T *smem, const T *X, const T *W, T *Y, const ConvArgs &p) {
+// The product of a problem in f16/bf16 on the tensor cores.
+template <bool VEC, typename T, class Prob> __device__ __forceinline__ void gemm_tc(T *smem, const Prob &pr) {
     T *As = smem;
     T *Bs = smem + 2 * A_ELEMS;
-    const uint32_t g = blockIdx.z, m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    const T *wg = W + p.w_offset + (uint64_t)g * p.og * p.taps;
-    // Each thread fetches the BK taps of column n0 + threadIdx.x.
+    const uint32_t m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    // Each thread fetches the BK inner elements of column n0 + threadIdx.x.
     const int n = threadIdx.x;
-    ColumnReader<T> column;
-    column.init(X, p, g, n0 + n);
+    const auto column = pr.column(n0 + n);
     T rb[BK];
     auto fetch = [&](uint32_t k0) {
-        Tap t = tap_of(p, k0);
+        Tap t = tap_of(pr.p, k0);
 #pragma unroll
         for (int kk = 0; kk < BK; ++kk) {
-            rb[kk] = column.at(p, t);
-            advance(p, t);
+            rb[kk] = column.at(t);
+            advance(pr.p, t);
         }
     };
     auto stash = [&](T *bs) {
@@ -116,8 +209,8 @@ __device__ __forceinline__ void conv(T *smem, const T *X, const T *W, T *Y, cons
     };
     float acc[MI][NJ][4];
     zero(acc);
-    const int KT = (int)((p.taps + BK - 1) / BK);
-    load_weight<VEC>(As, wg, p, m0, 0);
+    const int KT = (int)((pr.inner + BK - 1) / BK);
+    load_a<VEC>(As, pr, m0, 0);
     tcf::cp_async_commit();
     fetch(0);
     stash(Bs);
@@ -127,7 +220,7 @@ __device__ __forceinline__ void conv(T *smem, const T *X, const T *W, T *Y, cons
         const int cur = kt & 1;
         const bool more = kt + 1 < KT;
         if (more) {
-            load_weight<VEC>(As + (cur ^ 1) * A_ELEMS, wg, p, m0, (kt + 1) * BK);
+            load_a<VEC>(As + (cur ^ 1) * A_ELEMS, pr, m0, (kt + 1) * BK);
             tcf::cp_async_commit();
             fetch((kt + 1) * BK);
         }
@@ -138,28 +231,49 @@ __device__ __forceinline__ void conv(T *smem, const T *X, const T *W, T *Y, cons
         }
         __syncthreads();
     }
-    for_each_acc(acc, [&](int row, int col, float v) { store_out<T>(Y, p, g, m0 + row, n0 + col, v); });
+    for_each_acc(acc, [&](int row, int col, float v) { pr.store(m0 + row, n0 + col, v); });
 }
 
-// One shared-memory block for both variants (two stages of each operand's tile).
-template <typename T> __device__ __forceinline__ void dispatch(const T *X, const T *W, T *Y, const ConvArgs &p) {
+// One shared-memory block for every variant (two stages of each operand's tile).
+template <typename T> __device__ __forceinline__ void forward(const T *X, const T *W, T *Y, const ConvArgs &p) {
     __shared__ __align__(128) T smem[2 * (A_ELEMS + B_ELEMS)];
+    const Forward<T> pr(X, W, Y, p, blockIdx.z);
     if (p.vector)
-        conv<true>(smem, X, W, Y, p);
+        gemm_tc<true>(smem, pr);
     else
-        conv<false>(smem, X, W, Y, p);
+        gemm_tc<false>(smem, pr);
+}
+
+template <typename T> __device__ __forceinline__ void input_grad(const T *DY, const T *W, T *DX, const ConvArgs &p) {
+    __shared__ __align__(128) T smem[2 * (A_ELEMS + B_ELEMS)];
+    gemm_tc<false>(smem, InputGrad<T>(DY, W, DX, p, blockIdx.z));
 }
 }  // namespace cgt
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_gemm_f32(const float *X, const float *W, float *Y, ConvArgs p) {
-    conv_simt(X, W, Y, p);
+    gemm_simt(Forward<float>(X, W, Y, p, blockIdx.z));
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2) conv_gemm_f16(const __half *X, const __half *W, __half *Y, ConvArgs p) {
-    cgt::dispatch<__half>(X, W, Y, p);
+    cgt::forward<__half>(X, W, Y, p);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)
     conv_gemm_bf16(const __nv_bfloat16 *X, const __nv_bfloat16 *W, __nv_bfloat16 *Y, ConvArgs p) {
-    cgt::dispatch<__nv_bfloat16>(X, W, Y, p);
+    cgt::forward<__nv_bfloat16>(X, W, Y, p);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 2)
+    conv_gemm_dgrad_f32(const float *DY, const float *W, float *DX, ConvArgs p) {
+    gemm_simt(InputGrad<float>(DY, W, DX, p, blockIdx.z));
+}
+
+extern "C" __global__ void __launch_bounds__(128, 2)
+    conv_gemm_dgrad_f16(const __half *DY, const __half *W, __half *DX, ConvArgs p) {
+    cgt::input_grad<__half>(DY, W, DX, p);
+}
+
+extern "C" __global__ void __launch_bounds__(128, 2)
+    conv_gemm_dgrad_bf16(const __nv_bfloat16 *DY, const __nv_bfloat16 *W, __nv_bfloat16 *DX, ConvArgs p) {
+    cgt::input_grad<__nv_bfloat16>(DY, W, DX, p);
 }

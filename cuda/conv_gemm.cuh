@@ -1,24 +1,29 @@
-// What the implicit-GEMM convolution kernels share (conv_gemm.cu: forward; conv_wgrad.cu: weight
-// gradient): the argument struct, window taps and the reader of one im2col column.
+// What the implicit-GEMM convolution kernels share (conv_gemm.cu: forward and input gradient;
+// conv_wgrad.cu: weight gradient): the argument struct, window taps, and the tile stages of the
+// SIMT (f32) and tensor-core (f16/bf16) products.
 #pragma once
 #include "gemm.cuh"
 
-// Mirrors `ConvArgs` in crates/sinew-cuda/src/ops/conv_gemm.rs (#[repr(C)]).
+// Mirrors `ConvArgs` in crates/sinew-cuda/src/ops/conv_gemm.rs (#[repr(C)]). Sizes are the
+// forward convolution's; the kernels read two operands: a strided view (the input for the forward
+// and the weight gradient, the output gradient for the input gradient) and a dense one (the
+// weight, contiguous [o, cg, kh, kw], or, for the weight gradient, the output gradient,
+// contiguous [n, o, oh, ow]).
 struct ConvArgs {
-    uint32_t n, cg, h, w;       // images, input channels per group, input height and width
-    uint32_t kh, kw, oh, ow;    // window, output height and width
-    uint32_t sh, sw, ph, pw;    // stride, padding
+    uint32_t n, cg, h, w;         // images, input channels per group, input height and width
+    uint32_t kh, kw, oh, ow;      // window, output height and width
+    uint32_t sh, sw, ph, pw;      // stride, padding
     uint32_t dh, dw, og, groups;  // dilation, output channels per group, groups
-    uint32_t taps;              // cg * kh * kw: the product's inner size
-    uint32_t cols;              // n * oh * ow: the product's columns
-    uint32_t vector;            // 1: weight rows may be loaded 16 bytes at a time
+    uint32_t taps;                // cg * kh * kw
+    uint32_t cols;                // n * oh * ow
+    uint32_t vector;              // 1: the dense operand's rows may be loaded 16 bytes at a time
     uint32_t unused;
-    uint64_t x_strides[4];      // the input view's n, c, h, w strides
-    uint64_t x_offset;
-    uint64_t w_offset;
+    uint64_t view_strides[4];     // the strided view's n, c, h, w strides
+    uint64_t view_offset;         // and its first element
+    uint64_t dense_offset;        // the dense operand's first element
 };
 
-// A window tap: input channel (within the group) and kernel row and column.
+// A tap of an inner sum: channel (within the group) and kernel row and column.
 struct Tap {
     uint32_t c, i, j;
 };
@@ -37,38 +42,6 @@ __device__ __forceinline__ void advance(const ConvArgs &p, Tap &t) {
             ++t.c;
         }
     }
-}
-
-// One column of the implicit im2col: output position `col` (image, oy, ox) of group g.
-template <typename T> struct ColumnReader {
-    const T *base;  // the image's group's first channel
-    int64_t y0, x0;  // the window's top-left corner (may be negative)
-    bool valid;     // col < cols
-
-    __device__ __forceinline__ void init(const T *x, const ConvArgs &p, uint32_t g, uint32_t col) {
-        valid = col < p.cols;
-        const uint32_t c = valid ? col : 0, l = p.oh * p.ow;
-        const uint32_t img = c / l, pos = c % l;
-        y0 = (int64_t)(pos / p.ow) * p.sh - p.ph;
-        x0 = (int64_t)(pos % p.ow) * p.sw - p.pw;
-        base = x + p.x_offset + (uint64_t)img * p.x_strides[0] + (uint64_t)g * p.cg * p.x_strides[1];
-    }
-
-    // The input under tap t, zero past the border, past the last tap and for invalid columns.
-    __device__ __forceinline__ T at(const ConvArgs &p, const Tap &t) const {
-        const int64_t y = y0 + (int64_t)t.i * p.dh, x = x0 + (int64_t)t.j * p.dw;
-        if (!valid || t.c >= p.cg || y < 0 || y >= p.h || x < 0 || x >= p.w) return T(0.0f);
-        return base[(uint64_t)t.c * p.x_strides[1] + (uint64_t)y * p.x_strides[2] + (uint64_t)x * p.x_strides[3]];
-    }
-};
-
-// Stores one accumulator of output row `r` (channel within the group) and product column `cl`
-// into the [n, o, oh, ow] output, when both are inside.
-template <typename T>
-__device__ __forceinline__ void store_out(T *y, const ConvArgs &p, uint32_t g, uint32_t r, uint32_t cl, float v) {
-    if (r >= p.og || cl >= p.cols) return;
-    const uint32_t l = p.oh * p.ow, img = cl / l, pos = cl % l;
-    y[((uint64_t)img * p.og * p.groups + (uint64_t)g * p.og + r) * l + pos] = Num<T>::down(v);
 }
 
 // The tensor-core kernels' tiles: 64 rows (k-inner, swizzled) by 128 columns (k-outer,

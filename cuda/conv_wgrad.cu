@@ -6,8 +6,7 @@
 // g * splits + s) so that small weights still fill the GPU; each range's f32 product goes to its
 // own slice of the workspace P [splits, o, taps], and conv_wgrad_sum_<dtype> adds the slices in
 // order (deterministic, no atomics) and rounds once to the weight's dtype.
-// ConvArgs.w_offset is the output gradient's first element; the gradient is a contiguous
-// [n, o, oh, ow].
+// The strided view is the input, the dense operand the contiguous [n, o, oh, ow] output gradient.
 //
 // conv_wgrad_f32: SIMT 128x128x8 tiles (conv_gemm.cuh's simt_stage).
 // conv_wgrad_f16 / conv_wgrad_bf16: tensor cores, 64x128x32 tiles (cgt::mma_stage), both
@@ -21,8 +20,8 @@ __device__ __forceinline__ T input_at(const T *xg, const ConvArgs &p, const Tap 
     const int64_t y = (int64_t)(pos / p.ow) * p.sh - p.ph + (int64_t)t.i * p.dh;
     const int64_t x = (int64_t)(pos % p.ow) * p.sw - p.pw + (int64_t)t.j * p.dw;
     if (y < 0 || y >= p.h || x < 0 || x >= p.w) return T(0.0f);
-    return xg[(uint64_t)img * p.x_strides[0] + (uint64_t)t.c * p.x_strides[1] + (uint64_t)y * p.x_strides[2] +
-              (uint64_t)x * p.x_strides[3]];
+    return xg[(uint64_t)img * p.view_strides[0] + (uint64_t)t.c * p.view_strides[1] + (uint64_t)y * p.view_strides[2] +
+              (uint64_t)x * p.view_strides[3]];
 }
 
 // The output gradient of channel o (within group g: `gg` points at channel g*og of image 0) at
@@ -58,8 +57,8 @@ __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float
     const int tid = threadIdx.x;
     const Split sp = split_of(p, split_len, splits);
     const uint32_t m0 = blockIdx.y * 128, n0 = blockIdx.x * 128;
-    const float *gg = G + p.w_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
-    const float *xg = X + p.x_offset + (uint64_t)sp.g * p.cg * p.x_strides[1];
+    const float *gg = G + p.dense_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
+    const float *xg = X + p.view_offset + (uint64_t)sp.g * p.cg * p.view_strides[1];
     // Loads: gradient rows m0 + (tid >> 3) + 32l at position tid & 7; tap n0 + (tid & 127) at
     // positions (tid >> 7) + 2l.
     const int a_row = tid >> 3, a_k = tid & 7, b_col = tid & 127, b_k = tid >> 7;
@@ -115,8 +114,8 @@ __device__ __forceinline__ void wgrad(const T *X, const T *G, float *P, const Co
     T *Bs = smem + 2 * A_ELEMS;
     const Split sp = split_of(p, split_len, splits);
     const uint32_t m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    const T *gg = G + p.w_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
-    const T *xg = X + p.x_offset + (uint64_t)sp.g * p.cg * p.x_strides[1];
+    const T *gg = G + p.dense_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
+    const T *xg = X + p.view_offset + (uint64_t)sp.g * p.cg * p.view_strides[1];
     // Gradient tile [BM][BK]: element e = tid + l*THREADS at row e >> 5, position e & 31 (a warp
     // reads 32 consecutive positions of one channel). Column tile [BK][BN]: thread n holds tap
     // n0 + n at the BK positions.

@@ -435,8 +435,22 @@ impl Backend for CudaBackend {
         Ok(out.map(|s| Box::new(s) as BoxedStorage))
     }
 
-    fn has_direct_conv2d(&self, dtype: DType) -> bool {
-        self.implicit_gemm_conv() && crate::names::conv_gemm(dtype).is_some()
+    fn conv2d_input_grad(
+        &self,
+        grad: (&dyn BackendStorage, &Layout),
+        w: (&dyn BackendStorage, &Layout),
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let loc = self.location();
+        let out = conv_gemm::conv2d_input_grad(
+            self,
+            (cuda(grad.0, loc)?, grad.1),
+            (cuda(w.0, loc)?, w.1),
+            spec,
+            groups,
+        )?;
+        Ok(out.map(|s| Box::new(s) as BoxedStorage))
     }
 
     fn fold2d(

@@ -357,6 +357,12 @@ pub fn conv_gemm(dtype: DType) -> Option<Kernel> {
         .then(|| kernel(Family::ConvGemm, "conv_gemm", "", dtype))
 }
 
+/// `conv_gemm_dgrad_<dtype>` (implicit-GEMM convolution input gradient): f32, f16 and bf16.
+pub fn conv_gemm_dgrad(dtype: DType) -> Option<Kernel> {
+    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+        .then(|| kernel(Family::ConvGemm, "conv_gemm", "dgrad", dtype))
+}
+
 /// `conv_wgrad_<dtype>` (implicit-GEMM weight gradient into f32 partials) or, with `sum`,
 /// `conv_wgrad_sum_<dtype>` (the partials added and rounded): f32, f16 and bf16.
 pub fn conv_wgrad(sum: bool, dtype: DType) -> Option<Kernel> {

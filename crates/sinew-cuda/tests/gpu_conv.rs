@@ -236,8 +236,9 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
     // Implicit-GEMM kernels (cuda/conv_gemm.cu) over several tiles of every axis: 72 output
     // channels (two 64-row tensor-core tiles), 2*12*13 = 312 columns (three 128-column tiles),
     // 16-channel inputs (144 taps: 16-byte weight loads in f16/bf16; 100 taps with 5x5 in 4
-    // groups: element loads), read in place from a channels-last view made on the device. The
-    // stride-1 "same" configs also take their input gradient as a convolution.
+    // groups: element loads), read in place from a channels-last view made on the device; the
+    // input gradients by conv_gemm_dgrad (strides 2 and 1, groups, dilation) and the weight
+    // gradients by conv_wgrad (two position splits).
     let dev = gpu();
     let backend = sinew_cuda::CudaBackend::of(&dev).unwrap();
     // (kernel, stride, padding, dilation, groups)
@@ -314,8 +315,12 @@ fn implicit_gemm_conv_needs_no_column_buffer() {
     // gradients, 1.2 MB together, and the weight gradient's partial sums) is shared.
     let dev = gpu();
     let backend = sinew_cuda::CudaBackend::of(&dev).unwrap();
-    let x = randn(80, &[4, 32, 24, 24], DType::F32).to_device(&dev).unwrap();
-    let w = randn(81, &[32, 32, 3, 3], DType::F32).to_device(&dev).unwrap();
+    let x = randn(80, &[4, 32, 24, 24], DType::F32)
+        .to_device(&dev)
+        .unwrap();
+    let w = randn(81, &[32, 32, 3, 3], DType::F32)
+        .to_device(&dev)
+        .unwrap();
     let cfg = Conv2dConfig {
         padding: (1, 1),
         ..Conv2dConfig::default()

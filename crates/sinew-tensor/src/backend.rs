@@ -775,11 +775,30 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
-    /// Whether [`Backend::conv2d`] runs a direct kernel for one-group convolutions in `dtype`
-    /// (autograd then computes a stride-1 convolution's input gradient as a convolution too).
+    /// The input gradient of [`Backend::conv2d`] without a column buffer: from the `[n, o, oh,
+    /// ow]` output gradient view `grad` and the `[o, c/groups, kh, kw]` weight view `w` (same
+    /// dtype), a contiguous `[n, c, h, w]` storage (`spec`'s input). `Ok(None)` where the
+    /// backend has no direct kernel for these operands.
+    ///
+    /// Default: `Ok(None)`.
+    fn conv2d_input_grad(
+        &self,
+        grad: (&dyn BackendStorage, &Layout),
+        w: (&dyn BackendStorage, &Layout),
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (grad, w, spec, groups);
+        Ok(None)
+    }
+
+    /// Whether autograd should compute the input gradient of a stride-1, one-group
+    /// convolution in `dtype` as a convolution of the output gradient (through
+    /// [`Backend::conv2d`]) rather than by [`Backend::conv2d_input_grad`] or col2im: for a
+    /// backend whose direct forward is faster than its input-gradient path.
     ///
     /// Default: false.
-    fn has_direct_conv2d(&self, dtype: DType) -> bool {
+    fn prefers_input_grad_as_conv(&self, dtype: DType) -> bool {
         let _ = dtype;
         false
     }

@@ -16,13 +16,16 @@ use crate::storage::CudaStorage;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConvArgs {
-    /// n, cg, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, og, groups, taps, cols.
+    /// n, cg, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, og, groups, taps, cols (the forward
+    /// convolution's sizes).
     sizes: [u32; 18],
     vector: u32,
     unused: u32,
-    x_strides: [u64; 4],
-    x_offset: u64,
-    w_offset: u64,
+    /// The strided operand (input or output gradient): its n, c, h, w strides and offset.
+    view_strides: [u64; 4],
+    view_offset: u64,
+    /// The dense operand's first element (weight, or the weight gradient's output gradient).
+    dense_offset: u64,
 }
 
 /// Product columns per block (both kernels) and output channels per block (f32, tensor cores).
@@ -46,11 +49,11 @@ pub(crate) struct ConvShape {
 }
 
 impl ConvShape {
-    /// Checks the `[n, c, h, w]` view `x` and the weight dims `[o, c/groups, kh, kw]` against
-    /// `spec` and the u32 limits of the kernels.
+    /// Checks the input dims `x` (`[n, c, h, w]`) and the weight dims `[o, c/groups, kh, kw]`
+    /// against `spec` and the u32 limits of the kernels.
     pub(crate) fn new(
         op: &'static str,
-        x: &Layout,
+        x: &[usize],
         w_dims: &[usize],
         spec: &Unfold2d,
         groups: usize,
@@ -60,7 +63,7 @@ impl ConvShape {
         let &[o, cg, wkh, wkw] = w_dims else {
             return Err(Error::invalid(op, format!("weight dims {w_dims:?}")));
         };
-        if x.dims() != [spec.n, spec.c, spec.h, spec.w]
+        if x != [spec.n, spec.c, spec.h, spec.w]
             || groups == 0
             || (wkh, wkw) != (kh, kw)
             || cg.checked_mul(groups) != Some(spec.c)
@@ -68,10 +71,7 @@ impl ConvShape {
         {
             return Err(Error::invalid(
                 op,
-                format!(
-                    "input {} and weight {w_dims:?} do not fit {spec:?} in {groups} groups",
-                    x.shape()
-                ),
+                format!("input {x:?} and weight {w_dims:?} do not fit {spec:?} in {groups} groups"),
             ));
         }
         let big = || too_large(op, spec);
@@ -85,6 +85,19 @@ impl ConvShape {
             .ok_or_else(big)?;
         cols.checked_mul(o).ok_or_else(big)?;
         o.checked_mul(taps).ok_or_else(big)?;
+        // The input gradient's columns (n*h*w) and inner size (o/groups * kh*kw) are u32 too,
+        // and its output (n*c*h*w) has a size.
+        let positions = spec
+            .n
+            .checked_mul(spec.h)
+            .and_then(|v| v.checked_mul(spec.w));
+        let inner = (o / groups).checked_mul(kh * kw);
+        for size in [positions, inner] {
+            u32::try_from(size.ok_or_else(big)?).map_err(|_| big())?;
+        }
+        positions
+            .and_then(|p| p.checked_mul(spec.c))
+            .ok_or_else(big)?;
         let sizes = [
             spec.n,
             cg,
@@ -109,15 +122,12 @@ impl ConvShape {
             sizes: [0; 18],
             vector: 0,
             unused: 0,
-            x_strides: [0; 4],
-            x_offset: x.offset() as u64,
-            w_offset: 0,
+            view_strides: [0; 4],
+            view_offset: 0,
+            dense_offset: 0,
         };
         for (slot, &size) in args.sizes.iter_mut().zip(&sizes) {
             *slot = u32::try_from(size).map_err(|_| big())?;
-        }
-        for (slot, &s) in args.x_strides.iter_mut().zip(x.strides()) {
-            *slot = s as u64;
         }
         Ok(ConvShape {
             args,
@@ -127,27 +137,31 @@ impl ConvShape {
         })
     }
 
-    /// The kernel arguments with the second operand's first element and the vector flag.
-    pub(crate) fn args(&self, offset: usize, vector: bool) -> ConvArgs {
+    /// The kernel arguments: the strided operand's view, the dense operand's first element and
+    /// whether its rows may be loaded 16 bytes at a time.
+    pub(crate) fn args(&self, view: &Layout, dense_offset: usize, vector: bool) -> ConvArgs {
+        let mut view_strides = [0u64; 4];
+        for (slot, &s) in view_strides.iter_mut().zip(view.strides()) {
+            *slot = s as u64;
+        }
         ConvArgs {
-            w_offset: offset as u64,
+            view_strides,
+            view_offset: view.offset() as u64,
+            dense_offset: dense_offset as u64,
             vector: vector as u32,
             ..self.args
         }
     }
 
-    /// The launch grid for blocks of `tile_m` output channels and 128 columns of `cols`
-    /// (positions for the forward, taps for the weight gradient), `depth` blocks deep.
+    /// The launch grid: 128-column tiles of `cols`, `tile_m`-row tiles of `rows` (per group)
+    /// and `depth` blocks deep.
     pub(crate) fn grid(
-        &self,
         op: &'static str,
         spec: &Unfold2d,
-        cols: usize,
+        (rows, cols): (usize, usize),
         tile_m: usize,
         depth: usize,
     ) -> Result<(u32, u32, u32)> {
-        let groups = self.args.sizes[15] as usize;
-        let per_group = self.out / groups;
         let dim = |n: usize, most: u32| {
             u32::try_from(n)
                 .ok()
@@ -156,7 +170,7 @@ impl ConvShape {
         };
         Ok((
             dim(cols.div_ceil(TILE_N), i32::MAX as u32)?,
-            dim(per_group.div_ceil(tile_m), 65535)?,
+            dim(rows.div_ceil(tile_m), 65535)?,
             dim(depth, 65535)?,
         ))
     }
@@ -215,7 +229,7 @@ pub(crate) fn conv2d(
         return Ok(None);
     }
     same_dtype(OP, dtype, w.0)?;
-    let shape = ConvShape::new(OP, x.1, w.1.dims(), spec, groups)?;
+    let shape = ConvShape::new(OP, x.1.dims(), w.1.dims(), spec, groups)?;
     let out = dev.alloc(dtype, shape.cols * shape.out)?;
     if shape.cols * shape.out == 0 {
         return Ok(Some(out));
@@ -227,14 +241,66 @@ pub(crate) fn conv2d(
     let vector = dtype != DType::F32
         && shape.taps.is_multiple_of(8)
         && (wst.device_ptr() + w_offset as u64 * bytes).is_multiple_of(16);
-    let args = shape.args(w_offset, vector);
+    let args = shape.args(x.1, w_offset, vector);
     let (tile_m, threads) = tiling(dtype);
     let cfg = LaunchConfig {
-        grid: shape.grid(OP, spec, shape.cols, tile_m, groups)?,
+        grid: ConvShape::grid(OP, spec, (shape.out / groups, shape.cols), tile_m, groups)?,
         block: (threads, 1, 1),
     };
     let (xp, wp, yp) = (x.0.device_ptr(), wst.device_ptr(), out.device_ptr());
     dev.launch(&kernel, cfg, kernel_args![xp, wp, yp, args])?;
+    Ok(Some(out))
+}
+
+/// The input gradient `[n, c, h, w]` (contiguous, `spec`'s input) of a convolution with the
+/// `[o, c/groups, kh, kw]` view `w`, from the `[n, o, oh, ow]` output gradient view `g`; `None`
+/// where [`conv2d`] would be `None`.
+pub(crate) fn conv2d_input_grad(
+    dev: &CudaBackend,
+    g: (&CudaStorage, &Layout),
+    w: (&CudaStorage, &Layout),
+    spec: &Unfold2d,
+    groups: usize,
+) -> Result<Option<CudaStorage>> {
+    const OP: &str = "conv2d input gradient";
+    let dtype = g.0.dtype_of();
+    let Some(kernel) = names::conv_gemm_dgrad(dtype) else {
+        return Ok(None);
+    };
+    if spec.pad_value != 0.0 || !dev.implicit_gemm_conv() {
+        return Ok(None);
+    }
+    same_dtype(OP, dtype, w.0)?;
+    let input = [spec.n, spec.c, spec.h, spec.w];
+    let shape = ConvShape::new(OP, &input, w.1.dims(), spec, groups)?;
+    let (oh, ow) = spec.out_hw();
+    if g.1.dims() != [spec.n, shape.out, oh, ow] {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "output gradient {} does not fit {spec:?} with {} channels",
+                g.1.shape(),
+                shape.out
+            ),
+        ));
+    }
+    let total = input.iter().product::<usize>();
+    let out = dev.alloc(dtype, total)?;
+    if total == 0 {
+        return Ok(Some(out));
+    }
+    let mut copied = None;
+    let (wst, w_offset) = contiguous(dev, w, &mut copied)?;
+    let args = shape.args(g.1, w_offset, false);
+    let (tile_m, threads) = tiling(dtype);
+    // Rows: a group's input channels; columns: the batch's input positions.
+    let positions = spec.n * spec.h * spec.w;
+    let cfg = LaunchConfig {
+        grid: ConvShape::grid(OP, spec, (spec.c / groups, positions), tile_m, groups)?,
+        block: (threads, 1, 1),
+    };
+    let (gp, wp, xp) = (g.0.device_ptr(), wst.device_ptr(), out.device_ptr());
+    dev.launch(&kernel, cfg, kernel_args![gp, wp, xp, args])?;
     Ok(Some(out))
 }
 
@@ -246,7 +312,7 @@ mod tests {
     fn conv_args_match_the_c_layout() {
         assert_eq!(std::mem::size_of::<ConvArgs>(), 80 + 48);
         assert_eq!(std::mem::offset_of!(ConvArgs, vector), 72);
-        assert_eq!(std::mem::offset_of!(ConvArgs, x_strides), 80);
-        assert_eq!(std::mem::offset_of!(ConvArgs, w_offset), 120);
+        assert_eq!(std::mem::offset_of!(ConvArgs, view_strides), 80);
+        assert_eq!(std::mem::offset_of!(ConvArgs, dense_offset), 120);
     }
 }

@@ -46,7 +46,7 @@ pub(crate) fn conv2d_weight_grad(
         return Ok(None);
     }
     same_dtype(OP, dtype, x.0)?;
-    let shape = ConvShape::new(OP, x.1, w_dims, spec, groups)?;
+    let shape = ConvShape::new(OP, x.1.dims(), w_dims, spec, groups)?;
     let (oh, ow) = spec.out_hw();
     if g.1.dims() != [spec.n, shape.out, oh, ow] {
         return Err(sinew_tensor::Error::invalid(
@@ -71,11 +71,11 @@ pub(crate) fn conv2d_weight_grad(
     let (split_len, count) = splits(shape.cols, tiles, dev.multiprocessors() as usize);
     let depth = groups * count;
     let cfg = LaunchConfig {
-        grid: shape.grid(OP, spec, shape.taps, tile_m, depth)?,
+        grid: ConvShape::grid(OP, spec, (per_group, shape.taps), tile_m, depth)?,
         block: (threads, 1, 1),
     };
     let partials = dev.alloc(DType::F32, count * total)?;
-    let args = shape.args(g_offset, false);
+    let args = shape.args(x.1, g_offset, false);
     let (len32, count32) = (count_u32(OP, split_len)?, count_u32(OP, count)?);
     let (xp, gp, pp) = (x.0.device_ptr(), gst.device_ptr(), partials.device_ptr());
     dev.launch(&kernel, cfg, kernel_args![xp, gp, pp, args, len32, count32])?;

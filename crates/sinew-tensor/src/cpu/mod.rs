@@ -454,7 +454,24 @@ impl Backend for CpuBackend {
         Ok(Some(Box::new(CpuStorage::F32(dw?))))
     }
 
-    fn has_direct_conv2d(&self, dtype: DType) -> bool {
+    fn conv2d_input_grad(
+        &self,
+        grad: (&dyn BackendStorage, &Layout),
+        w: (&dyn BackendStorage, &Layout),
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        if groups != 1 {
+            return Ok(None);
+        }
+        let dx = gemm::col2im_grad::conv2d_input_grad_f32(cpu(grad.0), grad.1, cpu(w.0), w.1, spec);
+        let Some(dx) = dx else {
+            return Ok(None);
+        };
+        Ok(Some(Box::new(CpuStorage::F32(dx?))))
+    }
+
+    fn prefers_input_grad_as_conv(&self, dtype: DType) -> bool {
         dtype == DType::F32 && gemm::packed_kernel_available()
     }
 

@@ -8,12 +8,15 @@
 //! the wide col2im of `weight^T @ grad`. The backward is written with differentiable tensor
 //! ops, so higher-order gradients still work.
 //!
-//! On the CPU in f32 with the packed kernel, faster paths replace those: the forward makes the
-//! columns while packing the product's operand and writes the output in place
+//! Where the backend has direct kernels, they replace those ([`crate::Backend::conv2d`],
+//! `conv2d_input_grad`, `conv2d_weight_grad`; the last two when no graph is recorded, as their
+//! results are not differentiable). On the CPU in f32 with the packed kernel: the forward makes
+//! the columns while packing the product's operand and writes the output in place
 //! (`cpu::gemm::im2col`); the input gradient of a stride-1, one-group convolution is itself
-//! such a convolution of the output gradient (differentiable, no col2im); and, when no graph is
-//! recorded, the weight gradient makes both operands while packing (`cpu::gemm::im2col_grad`)
-//! and the other input gradients multiply and fold image by image (`cpu::gemm::col2im_grad`).
+//! such a convolution of the output gradient (differentiable, no col2im;
+//! `Backend::prefers_input_grad_as_conv`); the weight gradient makes both operands while
+//! packing (`cpu::gemm::im2col_grad`) and the other input gradients multiply and fold image by
+//! image (`cpu::gemm::col2im_grad`). On a GPU: implicit GEMMs that never store the columns.
 
 use crate::{Conv2dConfig, Result, Tensor, Unfold2d};
 
@@ -171,16 +174,16 @@ pub(super) fn forward(
 }
 
 /// Whether the input gradient runs as a convolution of the output gradient
-/// ([`input_grad_as_conv`]): a backend with a direct convolution kernel for the dtype (CPU f32
-/// with the packed kernel, whose forward fuses the im2col; a GPU's implicit GEMM), stride 1, one group, padding at most the dilated window's reach and at least half of it,
-/// and 16 or more input channels. A "valid" convolution (little padding) would make the
+/// ([`input_grad_as_conv`]): a backend that prefers it for the dtype (CPU f32 with the packed
+/// kernel, whose forward fuses the im2col), stride 1, one group, padding at most the dilated
+/// window's reach and at least half of it, and 16 or more input channels. A "valid" convolution (little padding) would make the
 /// gradient's convolution pad by nearly the whole window and multiply mostly zeros, and few input
 /// channels make a product too thin to pay for packing its columns (LeNet-5's second layer,
 /// 6 channels without padding, was twice as slow this way); the columns + col2im path is faster
 /// there.
 fn input_grad_is_conv(x: &Tensor, geo: &Geometry) -> bool {
     let s = &geo.spec;
-    x.device().backend().has_direct_conv2d(x.dtype())
+    x.device().backend().prefers_input_grad_as_conv(x.dtype())
         && s.stride == (1, 1)
         && geo.groups == 1
         && s.c >= 16
@@ -243,32 +246,22 @@ fn fused_weight_grad(x: &Tensor, g: &Tensor, geo: &Geometry) -> Result<Option<Te
         .transpose()
 }
 
-/// The input gradient from the CPU f32 kernel that multiplies and folds image by image
-/// (`cpu::gemm::col2im_grad`), for one group and when no graph is recorded (the result is not
-/// differentiable); `None` where that path does not apply.
+/// The input gradient from the backend's direct kernel ([`crate::Backend::conv2d_input_grad`]:
+/// on the CPU in f32 and one group the kernel that multiplies and folds image by image,
+/// `cpu::gemm::col2im_grad`; on a GPU an implicit GEMM), when no graph is recorded (the result
+/// is not differentiable); `None` where that path does not apply.
 fn fused_input_grad(g: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Option<Tensor>> {
-    use crate::cpu::CpuStorage;
     let recorded = crate::is_grad_enabled() && (w.requires_grad() || g.requires_grad());
-    if recorded || geo.groups != 1 || !w.device().is_cpu() || !g.device().is_cpu() {
+    if recorded || w.device() != g.device() {
         return Ok(None);
     }
+    let backend = g.device().backend();
     let dx = Tensor::with_storages([g, w], |[gs, ws]| {
-        let gs = gs.as_any().downcast_ref::<CpuStorage>()?;
-        let ws = ws.as_any().downcast_ref::<CpuStorage>()?;
-        crate::cpu::gemm::col2im_grad::conv2d_input_grad_f32(
-            gs,
-            g.layout(),
-            ws,
-            w.layout(),
-            &geo.spec,
-        )
-    });
-    let Some(dx) = dx.transpose()? else {
-        return Ok(None);
-    };
+        backend.conv2d_input_grad((gs, g.layout()), (ws, w.layout()), &geo.spec, geo.groups)
+    })?;
     let s = &geo.spec;
-    let shape = [s.n, s.c, s.h, s.w];
-    Tensor::from_storage(Box::new(CpuStorage::F32(dx)), shape, w.device().clone()).map(Some)
+    dx.map(|dx| Tensor::from_storage(dx, [s.n, s.c, s.h, s.w], g.device().clone()))
+        .transpose()
 }
 
 /// Gradients of the input and the weight from the output gradient `g` `[n, out, oh, ow]`.
