@@ -397,6 +397,33 @@ impl Backend for CudaBackend {
         )?))
     }
 
+    fn max_pool2d(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<(BoxedStorage, BoxedStorage)> {
+        let (v, i) = conv::max_pool2d(self, cuda(src, self.location())?, layout, spec)?;
+        Ok((Box::new(v), Box::new(i)))
+    }
+
+    fn max_pool2d_backward(
+        &self,
+        grad: &dyn BackendStorage,
+        grad_layout: &Layout,
+        indices: &dyn BackendStorage,
+        indices_layout: &Layout,
+        spec: &Unfold2d,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        Ok(Box::new(conv::max_pool2d_backward(
+            self,
+            (cuda(grad, loc)?, grad_layout),
+            (cuda(indices, loc)?, indices_layout),
+            spec,
+        )?))
+    }
+
     fn conv2d(
         &self,
         x: (&dyn BackendStorage, &Layout),

@@ -20,10 +20,18 @@ use crate::ops::FirstBad;
 /// Slots kept before a check is forced (a loop that never synchronises stays bounded).
 const MAX_PENDING: usize = 256;
 
-/// One queued check: the op, the bound its indices must stay under, and its device slot.
+/// What a queued check's indices must satisfy.
+enum Rule {
+    /// Stay in `[0, bound)`.
+    Below(usize),
+    /// Name a tap of their own window (max pooling's backward); the text describes the window.
+    InWindow(String),
+}
+
+/// One queued check: the op, the rule its indices must follow, and its device slot.
 struct Pending {
     op: &'static str,
-    bound: usize,
+    rule: Rule,
     slot: FirstBad,
 }
 
@@ -47,9 +55,32 @@ impl CudaBackend {
         bound: usize,
         slot: FirstBad,
     ) -> Result<()> {
+        self.defer(Pending {
+            op,
+            rule: Rule::Below(bound),
+            slot,
+        })
+    }
+
+    /// As [`Self::defer_index_check`], for indices that must name a tap of their own window
+    /// (`window` describes it in the error).
+    pub(crate) fn defer_window_check(
+        &self,
+        op: &'static str,
+        window: String,
+        slot: FirstBad,
+    ) -> Result<()> {
+        self.defer(Pending {
+            op,
+            rule: Rule::InWindow(window),
+            slot,
+        })
+    }
+
+    fn defer(&self, check: Pending) -> Result<()> {
         let full = {
             let mut pending = self.deferred.0.lock().unwrap_or_else(|e| e.into_inner());
-            pending.push(Pending { op, bound, slot });
+            pending.push(check);
             pending.len() >= MAX_PENDING
         };
         if full { self.check_deferred() } else { Ok(()) }
@@ -62,11 +93,20 @@ impl CudaBackend {
         let pending =
             std::mem::take(&mut *self.deferred.0.lock().unwrap_or_else(|e| e.into_inner()));
         for p in pending {
-            if let Some((_, index)) = p.slot.first_bad_index(self)? {
-                return Err(Error::IndexOutOfBounds {
-                    op: p.op,
-                    index,
-                    size: p.bound,
+            if let Some((position, index)) = p.slot.first_bad_index(self)? {
+                return Err(match p.rule {
+                    Rule::Below(size) => Error::IndexOutOfBounds {
+                        op: p.op,
+                        index,
+                        size,
+                    },
+                    Rule::InWindow(window) => Error::invalid(
+                        p.op,
+                        format!(
+                            "index {index} at position {position} is not a tap of its own \
+                             window ({window})"
+                        ),
+                    ),
                 });
             }
         }

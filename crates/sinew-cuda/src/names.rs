@@ -371,6 +371,22 @@ pub fn conv_wgrad(sum: bool, dtype: DType) -> Option<Kernel> {
         .then(|| kernel(Family::ConvWgrad, "conv_wgrad", op, dtype))
 }
 
+/// `max_pool2d_<dtype>` or, with `backward`, `max_pool2d_backward_<dtype>`: floats.
+pub fn max_pool2d(backward: bool, dtype: DType) -> Option<Kernel> {
+    let op = if backward { "backward" } else { "" };
+    is_float(dtype).then(|| kernel(Family::Conv, "max_pool2d", op, dtype))
+}
+
+/// `max_pool2d_check`: flags max-pooling indices outside their own window (dtype-free).
+pub fn max_pool2d_check() -> Kernel {
+    Kernel {
+        family: Family::Conv,
+        prefix: "max_pool2d",
+        op: "check",
+        suffixes: [Suffix::None; 2],
+    }
+}
+
 /// `philox_uniform_f32`: f32 uniforms from Philox4x32-10 (the backend's `philox_uniform`).
 pub fn philox_uniform() -> Kernel {
     kernel(Family::Random, "philox_uniform", "", DType::F32)

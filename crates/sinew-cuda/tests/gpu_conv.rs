@@ -1,12 +1,13 @@
-//! GPU parity of im2col/col2im and of what sinew-tensor composes from them (conv2d with stride,
-//! padding, dilation and groups; max and average pooling) against the CPU backend.
+//! GPU parity with the CPU backend of im2col/col2im and of convolutions (the implicit-GEMM
+//! kernels and the im2col path, with stride, padding, dilation and groups; forward and
+//! gradients). Pooling: `gpu_pool.rs`.
 
 #![cfg(feature = "cuda")]
 
 mod common;
 
-use common::{both, check, gpu, randn, tol};
-use sinew_tensor::{Conv2dConfig, DType, Device, Pool2dConfig, Tensor, Unfold2d};
+use common::{both, check, gpu, randn};
+use sinew_tensor::{Conv2dConfig, DType, Device, Tensor, Unfold2d};
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
 
@@ -143,65 +144,6 @@ fn conv2d_matches_the_cpu() {
             }
         }
         println!("conv2d {dtype}: max error {worst:e}");
-    }
-}
-
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn pooling_matches_the_cpu() {
-    let dev = gpu();
-    let configs = [
-        Pool2dConfig::new(2),
-        Pool2dConfig::new(3),
-        Pool2dConfig {
-            kernel: (3, 2),
-            stride: Some((2, 1)),
-            padding: (1, 1),
-            dilation: (1, 1),
-            count_include_pad: false,
-        },
-        Pool2dConfig {
-            kernel: (3, 3),
-            stride: Some((1, 2)),
-            padding: (1, 0),
-            dilation: (2, 1),
-            count_include_pad: true,
-        },
-    ];
-    for dtype in FLOATS {
-        let (mut worst_max, mut worst_avg) = (0.0f64, 0.0f64);
-        let x = randn(50, &[3, 4, 15, 17], dtype);
-        let x_t = randn(51, &[3, 4, 17, 15], dtype)
-            .permute(&[0, 1, 3, 2])
-            .unwrap();
-        for (i, cfg) in configs.into_iter().enumerate() {
-            for (name, input) in [("contiguous", &x), ("transposed", &x_t)] {
-                let what = format!("{dtype} {name} config {i}");
-                let (c, g) = both(&dev, &[input], |t| t[0].max_pool2d(cfg).map(|r| r.0));
-                worst_max = worst_max.max(check(&format!("max_pool2d {what}"), &c, &g, 0.0));
-                let (c, g) = both(&dev, &[input], |t| t[0].max_pool2d(cfg).map(|r| r.1));
-                assert_eq!(
-                    c.to_vec::<i64>().unwrap(),
-                    g.to_vec::<i64>().unwrap(),
-                    "max_pool2d indices {what}"
-                );
-                if cfg.dilation != (1, 1) {
-                    continue;
-                }
-                for include in [true, false] {
-                    let cfg = Pool2dConfig {
-                        count_include_pad: include,
-                        ..cfg
-                    };
-                    let (c, g) = both(&dev, &[input], |t| t[0].avg_pool2d(cfg));
-                    let err = check(&format!("avg_pool2d {what}"), &c, &g, tol(dtype));
-                    worst_avg = worst_avg.max(err);
-                }
-            }
-        }
-        println!(
-            "max_pool2d {dtype}: max error {worst_max:e} (indices equal); avg_pool2d: {worst_avg:e}"
-        );
     }
 }
 

@@ -607,7 +607,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Backward of [`Backend::max_pool2d`]: a `[n, c, h, w]` gradient that is zero except for
     /// each element of `grad` (`[n, c, oh, ow]`) added at its index in `indices` (same shape,
-    /// i64). An index outside the `h*w` plane is an error.
+    /// i64). An index outside the `h*w` plane is an error; a backend may also refuse indices
+    /// that are not a tap of their own window (which `max_pool2d` never returns; the CUDA
+    /// backend gathers per pixel over the windows that cover it).
     ///
     /// Default: `full` zeros and a `scatter` add.
     fn max_pool2d_backward(

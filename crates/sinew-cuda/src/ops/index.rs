@@ -38,15 +38,13 @@ fn view(dims: &[usize], strides: Vec<usize>, offset: usize) -> Layout {
     Layout::from_parts(Shape::new(dims.to_vec()), strides, offset)
 }
 
-/// Queues `index_first_bad` over the geometry `g` of a checked launch (index view = operand 1)
-/// and leaves the slot to the next synchronisation.
-fn defer_check(
+/// Queues `index_first_bad` over the geometry `g` of a checked launch (index view = operand 1):
+/// the index at the slot's first bad position is copied next to it.
+pub(crate) fn queue_first_bad(
     dev: &CudaBackend,
-    op: &'static str,
     g: Geometry,
     index: &CudaStorage,
-    bound: usize,
-    bad: FirstBad,
+    bad: &FirstBad,
 ) -> Result<()> {
     let (i, b) = (index.device_ptr(), bad.ptr());
     dev.launch(
@@ -56,7 +54,19 @@ fn defer_check(
             block: (1, 1, 1),
         },
         kernel_args![g, i, b],
-    )?;
+    )
+}
+
+/// [`queue_first_bad`], then leaves the slot to the next synchronisation.
+fn defer_check(
+    dev: &CudaBackend,
+    op: &'static str,
+    g: Geometry,
+    index: &CudaStorage,
+    bound: usize,
+    bad: FirstBad,
+) -> Result<()> {
+    queue_first_bad(dev, g, index, &bad)?;
     dev.defer_index_check(op, bound, bad)
 }
 
