@@ -291,3 +291,66 @@ fn implicit_gemm_conv_needs_no_column_buffer() {
         check(&format!("conv step tensor {t}"), b, a, 1e-4);
     }
 }
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn conv_transpose2d_matches_the_cpu() {
+    // Forward by the implicit-GEMM input-gradient kernel, backward by the forward and
+    // weight-gradient kernels; stride 2 with output padding, dilation and groups.
+    let dev = gpu();
+    // (stride, padding, dilation, groups, output_padding)
+    let configs = [
+        ((2, 2), (1, 1), (1, 1), 1, (1, 1)),
+        ((2, 1), (0, 1), (2, 1), 2, (1, 0)),
+        ((1, 1), (1, 1), (1, 1), 1, (0, 0)),
+    ];
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        let mut worst = 0.0f64;
+        for (i, (stride, padding, dilation, groups, out_pad)) in configs.into_iter().enumerate() {
+            let cfg = Conv2dConfig {
+                stride,
+                padding,
+                dilation,
+                groups,
+            };
+            let x = randn(100 + i as u64, &[2, 8, 6, 7], dtype);
+            let w = randn(110 + i as u64, &[8, 12 / groups, 3, 3], dtype)
+                .mul_scalar(0.3)
+                .unwrap();
+            let b = randn(120 + i as u64, &[12], dtype);
+            let run = |dev: &Device| {
+                let leaf = |t: &Tensor| t.to_device(dev).unwrap().requires_grad_();
+                let (x, w, b) = (leaf(&x), leaf(&w), leaf(&b));
+                let y = x.conv_transpose2d(&w, Some(&b), cfg, out_pad).unwrap();
+                let n = y.elem_count() as f64;
+                let weights = Tensor::arange(0.0, n, 1.0, DType::F32, dev)
+                    .unwrap()
+                    .cos()
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap()
+                    .reshape(y.shape().clone())
+                    .unwrap();
+                y.mul(&weights)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                [
+                    y.detach(),
+                    x.grad().unwrap(),
+                    w.grad().unwrap(),
+                    b.grad().unwrap(),
+                ]
+                .map(|t| t.to_device(&Device::cpu()).unwrap())
+            };
+            let (cpu, gpu_out) = (run(&Device::cpu()), run(&dev));
+            for (t, (c, g)) in cpu.iter().zip(&gpu_out).enumerate() {
+                let what = format!("conv_transpose2d {dtype} config {i} tensor {t}");
+                worst = worst.max(check(&what, c, g, conv_tol(dtype)));
+            }
+        }
+        println!("conv_transpose2d {dtype}: max error {worst:e} (output and gradients)");
+    }
+}

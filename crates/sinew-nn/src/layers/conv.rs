@@ -1,7 +1,6 @@
 //! Convolutions: `Conv1d`, `Conv2d` (stride, padding incl. `same`, dilation, groups, bias) and
 //! `ConvTranspose2d`, with PyTorch's weight layouts and default initialisation.
 
-use sinew_tensor::backend::Unfold2d;
 use sinew_tensor::{
     Conv1dConfig, Conv2dConfig, DType, Device, Error, PadMode, Parameter, Result, Tensor,
 };
@@ -374,7 +373,8 @@ impl ConvTranspose2d {
 }
 
 /// Transposed convolution (PyTorch's `F.conv_transpose2d`, one group): every input pixel
-/// scatters `weight` into the output, implemented as a matrix product then `fold2d`.
+/// scatters `weight` into the output; [`Tensor::conv_transpose2d`] (the input gradient of a
+/// convolution, with no column buffer where the backend has a direct kernel).
 pub fn conv_transpose2d(
     x: &Tensor,
     weight: &Tensor,
@@ -383,56 +383,16 @@ pub fn conv_transpose2d(
     output_padding: (usize, usize),
 ) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d";
-    let (&[n, cin, h, w], &[win, cout, kh, kw]) = (x.dims(), weight.dims()) else {
-        return Err(Error::invalid(
-            OP,
-            format!(
-                "expects x [n, c, h, w] and weight [in, out, kh, kw], got {} and {}",
-                x.shape(),
-                weight.shape()
-            ),
-        ));
-    };
-    if cin != win {
-        return Err(Error::ShapeMismatch {
-            op: OP,
-            lhs: x.shape().clone(),
-            rhs: weight.shape().clone(),
-        });
-    }
     let Padding::Explicit(ph, pw) = options.padding else {
         return Err(Error::invalid(OP, "only explicit padding is supported"));
     };
-    let (sh, sw) = options.stride;
-    let (dh, dw) = options.dilation;
-    let out_size = |i: usize, s: usize, p: usize, d: usize, k: usize, op: usize| {
-        (i.max(1) - 1)
-            .checked_mul(s)
-            .and_then(|v| v.checked_add(d * (k.max(1) - 1) + op + 1))
-            .and_then(|v| v.checked_sub(2 * p))
-            .ok_or_else(|| Error::invalid(OP, "padding is larger than the output"))
-    };
-    let oh = out_size(h, sh, ph, dh, kh, output_padding.0)?;
-    let ow = out_size(w, sw, pw, dw, kw, output_padding.1)?;
-    // cols[n, cout*kh*kw, h*w] = Wᵀ x, then col2im into [n, cout, oh, ow].
-    let wmat = weight.reshape([cin, cout * kh * kw])?.t()?;
-    let cols = wmat.matmul(&x.reshape([n, cin, h * w])?)?;
-    let spec = Unfold2d {
-        n,
-        c: cout,
-        h: oh,
-        w: ow,
-        kernel: (kh, kw),
-        stride: (sh, sw),
+    let cfg = Conv2dConfig {
+        stride: options.stride,
         padding: (ph, pw),
-        dilation: (dh, dw),
-        pad_value: 0.0,
+        dilation: options.dilation,
+        groups: 1,
     };
-    let y = cols.fold2d(&spec)?;
-    match bias {
-        Some(b) => y.add(&b.reshape([1, cout, 1, 1])?),
-        None => Ok(y),
-    }
+    x.conv_transpose2d(weight, bias, cfg, output_padding)
 }
 
 impl Module for ConvTranspose2d {

@@ -9,6 +9,7 @@ mod cast;
 mod conv;
 mod conv2d;
 mod conv2d_chunks;
+mod conv_transpose2d;
 mod index;
 mod matmul;
 mod pool;
