@@ -19,6 +19,12 @@
 //   pixel, in row-major window order and in the CPU backend's arithmetic (each sum computed in
 //   f64 and rounded to the element type), so results match it bit for bit. A gather: no
 //   atomics, deterministic. grad and indices are contiguous [n, c, oh, ow].
+// avg_pool2d_<dtype>(total, win, src, out, include_pad): one thread per output of the
+//   contiguous [n, c, oh, ow]: the sum of the window's in-bounds taps (in f32, f64 for f64)
+//   divided by kh*kw (include_pad) or by the number of in-bounds taps; dilation 1.
+// avg_pool2d_backward_<dtype>(total, win, grad, out, include_pad): one thread per input pixel
+//   of the contiguous [n, c, h, w] gradient: the sum of grad / count over the windows that
+//   cover it (grad contiguous [n, c, oh, ow]). A gather: no atomics.
 // max_pool2d_check(total, win, indices, bad): one thread per index; records (atomicMin) the first
 //   position whose index is not an in-bounds tap of its own window (max_pool2d's indices
 //   always are; the gather above would drop any other), reported at the next synchronisation.
@@ -190,3 +196,59 @@ extern "C" __global__ void max_pool2d_check(uint32_t total, Window win, const in
         if (!ok) atomicMin(bad, (unsigned long long)i);
     }
 }
+
+// How many taps window (oy, ox) has inside the image (dilation 1).
+__device__ __forceinline__ uint32_t taps_inside(const Window &win, uint32_t oy, uint32_t ox) {
+    const int64_t y0 = (int64_t)oy * win.sh - win.ph, x0 = (int64_t)ox * win.sw - win.pw;
+    const int64_t y1 = y0 + win.kh < win.h ? y0 + win.kh : win.h, x1 = x0 + win.kw < win.w ? x0 + win.kw : win.w;
+    const int64_t rows = y1 - (y0 > 0 ? y0 : 0), cols = x1 - (x0 > 0 ? x0 : 0);
+    return rows > 0 && cols > 0 ? (uint32_t)(rows * cols) : 0;
+}
+
+#define AVG_POOL_KERNELS(SUFFIX, T)                                                               \
+    extern "C" __global__ void avg_pool2d_##SUFFIX(uint32_t total, Window win, const T *src, T *out, \
+                                                   uint32_t include_pad) {                        \
+        typedef typename Num<T>::C C;                                                             \
+        GRID_STRIDE(i, total) {                                                                   \
+            const uint32_t ox = i % win.ow, oy = (i / win.ow) % win.oh, plane = i / (win.ow * win.oh); \
+            const uint32_t ci = plane % win.c, ni = plane / win.c;                                \
+            const T *base = src + win.offset + ni * win.strides[0] + ci * win.strides[1];         \
+            C sum = (C)0;                                                                         \
+            for (uint32_t ki = 0; ki < win.kh; ++ki)                                              \
+                for (uint32_t kj = 0; kj < win.kw; ++kj) {                                        \
+                    const int64_t t = window_tap(win, oy, ox, ki, kj);                            \
+                    if (t >= 0)                                                                   \
+                        sum += Num<T>::up(base[(uint64_t)(t / win.w) * win.strides[2] +           \
+                                               (uint64_t)(t % win.w) * win.strides[3]]);          \
+                }                                                                                 \
+            const uint32_t count = include_pad ? win.kh * win.kw : taps_inside(win, oy, ox);      \
+            out[i] = Num<T>::down(count ? sum / (C)count : (C)0);                                 \
+        }                                                                                         \
+    }                                                                                             \
+    extern "C" __global__ void avg_pool2d_backward_##SUFFIX(uint32_t total, Window win, const T *grad, \
+                                                            T *out, uint32_t include_pad) {       \
+        typedef typename Num<T>::C C;                                                             \
+        GRID_STRIDE(i, total) {                                                                   \
+            const uint32_t x = i % win.w, y = (i / win.w) % win.h, plane = i / (win.w * win.h);   \
+            const uint64_t first = (uint64_t)plane * win.oh * win.ow;                             \
+            C acc = (C)0;                                                                         \
+            for (uint32_t ki = win.kh; ki-- > 0;) {                                               \
+                const int64_t ty = (int64_t)y + win.ph - ki;                                      \
+                if (ty < 0 || ty % win.sh != 0 || ty / win.sh >= win.oh) continue;                \
+                const uint32_t oy = (uint32_t)(ty / win.sh);                                      \
+                for (uint32_t kj = win.kw; kj-- > 0;) {                                           \
+                    const int64_t tx = (int64_t)x + win.pw - kj;                                  \
+                    if (tx < 0 || tx % win.sw != 0 || tx / win.sw >= win.ow) continue;            \
+                    const uint32_t ox = (uint32_t)(tx / win.sw);                                  \
+                    const uint32_t count = include_pad ? win.kh * win.kw : taps_inside(win, oy, ox); \
+                    acc += Num<T>::up(grad[first + (uint64_t)oy * win.ow + ox]) / (C)count;       \
+                }                                                                                 \
+            }                                                                                     \
+            out[i] = Num<T>::down(acc);                                                           \
+        }                                                                                         \
+    }
+
+AVG_POOL_KERNELS(f32, float)
+AVG_POOL_KERNELS(f64, double)
+AVG_POOL_KERNELS(f16, __half)
+AVG_POOL_KERNELS(bf16, __nv_bfloat16)

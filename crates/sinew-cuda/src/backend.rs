@@ -9,8 +9,8 @@ use sinew_tensor::{
 
 use crate::device::CudaBackend;
 use crate::ops::{
-    binary, cast, channel, compare, conv, conv_gemm, conv_wgrad, gemm, index, inplace, random,
-    reduce, softmax, unary, xent,
+    binary, cast, channel, compare, conv, conv_gemm, conv_wgrad, gemm, index, inplace, pool,
+    random, reduce, softmax, unary, xent,
 };
 use crate::storage::{CudaStorage, cuda, cuda_mut};
 
@@ -403,7 +403,7 @@ impl Backend for CudaBackend {
         layout: &Layout,
         spec: &Unfold2d,
     ) -> Result<(BoxedStorage, BoxedStorage)> {
-        let (v, i) = conv::max_pool2d(self, cuda(src, self.location())?, layout, spec)?;
+        let (v, i) = pool::max_pool2d(self, cuda(src, self.location())?, layout, spec)?;
         Ok((Box::new(v), Box::new(i)))
     }
 
@@ -416,12 +416,36 @@ impl Backend for CudaBackend {
         spec: &Unfold2d,
     ) -> Result<BoxedStorage> {
         let loc = self.location();
-        Ok(Box::new(conv::max_pool2d_backward(
+        Ok(Box::new(pool::max_pool2d_backward(
             self,
             (cuda(grad, loc)?, grad_layout),
             (cuda(indices, loc)?, indices_layout),
             spec,
         )?))
+    }
+
+    fn avg_pool2d(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+        count_include_pad: bool,
+    ) -> Result<Option<BoxedStorage>> {
+        let src = cuda(src, self.location())?;
+        let out = pool::avg_pool2d(self, src, layout, spec, count_include_pad)?;
+        Ok(Some(Box::new(out)))
+    }
+
+    fn avg_pool2d_backward(
+        &self,
+        grad: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+        count_include_pad: bool,
+    ) -> Result<Option<BoxedStorage>> {
+        let grad = (cuda(grad, self.location())?, layout);
+        let out = pool::avg_pool2d_backward(self, grad, spec, count_include_pad)?;
+        Ok(Some(Box::new(out)))
     }
 
     fn conv2d(

@@ -377,6 +377,12 @@ pub fn max_pool2d(backward: bool, dtype: DType) -> Option<Kernel> {
     is_float(dtype).then(|| kernel(Family::Conv, "max_pool2d", op, dtype))
 }
 
+/// `avg_pool2d_<dtype>` or, with `backward`, `avg_pool2d_backward_<dtype>`: floats.
+pub fn avg_pool2d(backward: bool, dtype: DType) -> Option<Kernel> {
+    let op = if backward { "backward" } else { "" };
+    is_float(dtype).then(|| kernel(Family::Conv, "avg_pool2d", op, dtype))
+}
+
 /// `max_pool2d_check`: flags max-pooling indices outside their own window (dtype-free).
 pub fn max_pool2d_check() -> Kernel {
     Kernel {

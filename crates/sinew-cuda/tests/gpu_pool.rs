@@ -169,3 +169,59 @@ fn max_pool_backward_reports_indices_outside_their_window() {
         assert!(text.contains("kernel (2, 2)"), "{what}: {err}");
     }
 }
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn avg_pool_gradients_match_the_cpu() {
+    // The GPU's direct kernels (forward and backward) against the CPU's composite (unfold, sum,
+    // divide, and autograd through them), with both divisors, overlapping windows and padding,
+    // on a transposed view made on the device.
+    let dev = gpu();
+    let windows = [
+        Pool2dConfig::new(2),
+        Pool2dConfig {
+            kernel: (3, 2),
+            stride: Some((2, 1)),
+            padding: (1, 1),
+            ..Pool2dConfig::new(3)
+        },
+    ];
+    for dtype in FLOATS {
+        let mut worst = 0.0f64;
+        let x = randn(95, &[2, 3, 9, 8], dtype);
+        for (i, window) in windows.into_iter().enumerate() {
+            for include in [true, false] {
+                let cfg = Pool2dConfig {
+                    count_include_pad: include,
+                    ..window
+                };
+                let run = |dev: &Device| {
+                    let leaf = x
+                        .to_device(dev)
+                        .unwrap()
+                        .transpose(2, 3)
+                        .unwrap()
+                        .requires_grad_();
+                    let y = leaf.avg_pool2d(cfg).unwrap();
+                    let n = y.elem_count() as f64;
+                    let w = Tensor::arange(0.0, n, 1.0, DType::F32, dev)
+                        .unwrap()
+                        .sin()
+                        .unwrap()
+                        .to_dtype(dtype)
+                        .unwrap()
+                        .reshape(y.shape().clone())
+                        .unwrap();
+                    y.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+                    [y.detach(), leaf.grad().unwrap()].map(|t| t.to_device(&Device::cpu()).unwrap())
+                };
+                let (c, g) = (run(&Device::cpu()), run(&dev));
+                for (t, part) in ["output", "input grad"].iter().enumerate() {
+                    let what = format!("avg_pool2d {dtype} window {i} include {include} {part}");
+                    worst = worst.max(check(&what, &c[t], &g[t], tol(dtype)));
+                }
+            }
+        }
+        println!("avg_pool2d {dtype}: max error {worst:e} (output and input gradient)");
+    }
+}

@@ -630,6 +630,40 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         )
     }
 
+    /// Average pooling of a float `[n, c, h, w]` view over `spec`'s windows (dilation 1; the
+    /// padding value ignored): each output is the sum of its window's in-bounds taps divided by
+    /// the window's size (`count_include_pad`) or by its number of in-bounds taps, into a
+    /// contiguous `[n, c, oh, ow]`. `Ok(None)` where the backend has no direct kernel; the
+    /// caller then composes `unfold2d`, a sum and a division.
+    ///
+    /// Default: `Ok(None)`.
+    fn avg_pool2d(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+        count_include_pad: bool,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (src, layout, spec, count_include_pad);
+        Ok(None)
+    }
+
+    /// Backward of [`Backend::avg_pool2d`]: from the `[n, c, oh, ow]` gradient view, the
+    /// contiguous `[n, c, h, w]` input gradient (each window's gradient divided as the forward
+    /// divides, added to its in-bounds taps). `Ok(None)` where the backend has no direct kernel.
+    ///
+    /// Default: `Ok(None)`.
+    fn avg_pool2d_backward(
+        &self,
+        grad: &dyn BackendStorage,
+        layout: &Layout,
+        spec: &Unfold2d,
+        count_include_pad: bool,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (grad, layout, spec, count_include_pad);
+        Ok(None)
+    }
+
     /// ReLU's input gradient from its output: `grad * (output > 0)`, the multiplier 1 or 0 in
     /// the gradient's dtype, for two views of one shape and float dtype.
     ///

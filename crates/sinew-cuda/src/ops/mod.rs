@@ -11,6 +11,7 @@ pub(crate) mod conv_wgrad;
 pub(crate) mod gemm;
 pub(crate) mod index;
 pub(crate) mod inplace;
+pub(crate) mod pool;
 pub(crate) mod random;
 pub(crate) mod reduce;
 pub(crate) mod softmax;

@@ -120,14 +120,35 @@ impl Tensor {
         Tensor::from_storage(out, [spec.n, spec.c, spec.h, spec.w], device.clone())
     }
 
-    /// Average pooling of `[n, c, h, w]`. PyTorch equivalent: `F.avg_pool2d`.
-    pub fn avg_pool2d(&self, cfg: Pool2dConfig) -> Result<Tensor> {
+    /// Checks an average pooling of this tensor and returns its window.
+    pub(crate) fn avg_pool2d_spec(&self, cfg: Pool2dConfig) -> Result<Unfold2d> {
         const OP: &str = "avg_pool2d";
         self.check_float(OP)?;
         if cfg.dilation != (1, 1) {
             return Err(Error::invalid(OP, "average pooling has no dilation"));
         }
-        let spec = cfg.spec(OP, self, 0.0)?;
+        cfg.spec(OP, self, 0.0)
+    }
+
+    /// The backend's direct average pooling ([`crate::Backend::avg_pool2d`]), untracked;
+    /// `None` where it has none.
+    pub(crate) fn avg_pool2d_direct(
+        &self,
+        spec: &Unfold2d,
+        count_include_pad: bool,
+    ) -> Result<Option<Tensor>> {
+        let device = self.device();
+        let backend = device.backend();
+        let out = self.with_storage(|s, l| backend.avg_pool2d(s, l, spec, count_include_pad))?;
+        let (oh, ow) = spec.out_hw();
+        out.map(|o| Tensor::from_storage(o, [spec.n, spec.c, oh, ow], device.clone()))
+            .transpose()
+    }
+
+    /// Average pooling composed from `unfold2d`, a sum over the window axis and a division
+    /// (differentiable through them).
+    pub(crate) fn avg_pool2d_composed(&self, cfg: Pool2dConfig) -> Result<Tensor> {
+        let spec = self.avg_pool2d_spec(cfg)?;
         let (oh, ow) = spec.out_hw();
         let (kh, kw) = spec.kernel;
         let sums = self
