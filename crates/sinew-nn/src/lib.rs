@@ -41,6 +41,7 @@ pub mod zoo;
 pub use layers::activation::{
     ELU, GELU, Identity, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh,
 };
+pub use layers::adaptive_pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d};
 pub use layers::batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use layers::container::{Concat, Sequential};
 pub use layers::conv::{Conv1d, Conv2d, Conv2dOptions, ConvTranspose2d, Padding};
@@ -48,10 +49,7 @@ pub use layers::dropout::{Dropout, Dropout2d};
 pub use layers::embedding::Embedding;
 pub use layers::group_norm::{GroupNorm, LayerNorm};
 pub use layers::linear::{Linear, LinearConfig};
-pub use layers::pool::{
-    AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d,
-    MaxPool2d, PoolOptions,
-};
+pub use layers::pool::{AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d, PoolOptions};
 pub use layers::reshape::{ConstantPad2d, Flatten, ZeroPad2d};
 pub use module::{Buffer, Entry, Mode, Module, Visit};
 pub use module_ext::ModuleExt;

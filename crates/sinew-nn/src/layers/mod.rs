@@ -1,6 +1,7 @@
 //! The layers: each file holds one family, its config, module and functional form.
 
 pub mod activation;
+pub mod adaptive_pool;
 pub mod batch_norm;
 mod batch_norm_fused;
 pub mod container;

@@ -1,5 +1,5 @@
-//! Pooling layers: max and average (1-d and 2-d, `ceil_mode`, `count_include_pad`), adaptive
-//! average and max, and global average pooling.
+//! Pooling layers: max and average (1-d and 2-d, `ceil_mode`, `count_include_pad`) and global
+//! average pooling (adaptive pooling: `adaptive_pool.rs`).
 
 use sinew_tensor::{DType, Error, PadMode, Pool2dConfig, Result, Tensor};
 
@@ -314,96 +314,6 @@ impl AvgPool1d {
 impl Module for AvgPool1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = avg_pool2d(&x.unsqueeze(2)?, &self.options)?.squeeze(2)?;
-        summary::note(self, &y);
-        Ok(y)
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Adaptive {
-    Avg,
-    Max,
-}
-
-/// Pools axis `dim` of `x` into `out` cells: cell `i` covers `[floor(i*len/out),
-/// ceil((i+1)*len/out))`, PyTorch's adaptive windows.
-fn adaptive_axis(x: &Tensor, dim: usize, out: usize, kind: Adaptive) -> Result<Tensor> {
-    let len = x.dims()[dim];
-    if out == 0 || len == 0 {
-        return Err(Error::invalid(
-            "adaptive pooling",
-            format!("cannot pool {len} values into {out} cells"),
-        ));
-    }
-    if len == out {
-        return Ok(x.clone());
-    }
-    let d = dim as isize;
-    let cells = (0..out)
-        .map(|i| {
-            let start = i * len / out;
-            let end = ((i + 1) * len).div_ceil(out);
-            let part = x.narrow(d, start, end - start)?;
-            match kind {
-                Adaptive::Avg => part.mean(&[d], true),
-                Adaptive::Max => part.max(&[d], true),
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Tensor::cat(&cells, d)
-}
-
-fn adaptive2d(x: &Tensor, out: (usize, usize), kind: Adaptive) -> Result<Tensor> {
-    if x.rank() != 4 {
-        return Err(Error::invalid(
-            "adaptive pooling",
-            format!("expects [n, c, h, w], got {}", x.shape()),
-        ));
-    }
-    adaptive_axis(&adaptive_axis(x, 2, out.0, kind)?, 3, out.1, kind)
-}
-
-/// Average pooling to a fixed output size (`AdaptiveAvgPool2d`).
-pub struct AdaptiveAvgPool2d {
-    /// Output (height, width).
-    pub output_size: (usize, usize),
-}
-
-impl AdaptiveAvgPool2d {
-    /// To `(h, w)`.
-    pub fn new(output_size: (usize, usize)) -> Self {
-        AdaptiveAvgPool2d { output_size }
-    }
-}
-
-impl Module for AdaptiveAvgPool2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = if self.output_size == (1, 1) && x.rank() == 4 {
-            x.mean(&[2, 3], true)?
-        } else {
-            adaptive2d(x, self.output_size, Adaptive::Avg)?
-        };
-        summary::note(self, &y);
-        Ok(y)
-    }
-}
-
-/// Max pooling to a fixed output size (`AdaptiveMaxPool2d`).
-pub struct AdaptiveMaxPool2d {
-    /// Output (height, width).
-    pub output_size: (usize, usize),
-}
-
-impl AdaptiveMaxPool2d {
-    /// To `(h, w)`.
-    pub fn new(output_size: (usize, usize)) -> Self {
-        AdaptiveMaxPool2d { output_size }
-    }
-}
-
-impl Module for AdaptiveMaxPool2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = adaptive2d(x, self.output_size, Adaptive::Max)?;
         summary::note(self, &y);
         Ok(y)
     }

@@ -1,0 +1,176 @@
+//! Adaptive pooling layers (`AdaptiveAvgPool2d`, `AdaptiveMaxPool2d`): PyTorch's windows, axis
+//! by axis; one reshape and reduction when the windows are equal, one gather when each is a
+//! single value, a narrow and reduction per cell otherwise.
+
+use sinew_tensor::{Error, Result, Tensor};
+
+use crate::{Module, summary};
+
+#[derive(Clone, Copy)]
+enum Adaptive {
+    Avg,
+    Max,
+}
+
+/// Pools axis `dim` of `x` into `out` cells: cell `i` covers `[floor(i*len/out),
+/// ceil((i+1)*len/out))`, PyTorch's adaptive windows.
+fn adaptive_axis(x: &Tensor, dim: usize, out: usize, kind: Adaptive) -> Result<Tensor> {
+    let len = x.dims()[dim];
+    if out == 0 || len == 0 {
+        return Err(Error::invalid(
+            "adaptive pooling",
+            format!("cannot pool {len} values into {out} cells"),
+        ));
+    }
+    if len == out {
+        return Ok(x.clone());
+    }
+    let d = dim as isize;
+    if len.is_multiple_of(out) {
+        // Equal windows of len/out side by side: one reshape and one reduction.
+        let mut dims = x.dims().to_vec();
+        dims.splice(dim..=dim, [out, len / out]);
+        let split = x.reshape(dims)?;
+        return match kind {
+            Adaptive::Avg => split.mean(&[d + 1], false),
+            Adaptive::Max => split.max(&[d + 1], false),
+        };
+    }
+    if out.is_multiple_of(len) {
+        // Every window is one value (upsampling): one gather along the axis.
+        let starts: Vec<i64> = (0..out).map(|i| (i * len / out) as i64).collect();
+        let index = Tensor::from_vec(starts, [out])?.to_device(x.device())?;
+        return x.index_select(d, &index);
+    }
+    adaptive_cells(x, dim, out, kind)
+}
+
+/// [`adaptive_axis`] cell by cell: a narrow and a reduction per cell, then a concatenation.
+fn adaptive_cells(x: &Tensor, dim: usize, out: usize, kind: Adaptive) -> Result<Tensor> {
+    let (len, d) = (x.dims()[dim], dim as isize);
+    let cells = (0..out)
+        .map(|i| {
+            let start = i * len / out;
+            let end = ((i + 1) * len).div_ceil(out);
+            let part = x.narrow(d, start, end - start)?;
+            match kind {
+                Adaptive::Avg => part.mean(&[d], true),
+                Adaptive::Max => part.max(&[d], true),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&cells, d)
+}
+
+fn adaptive2d(x: &Tensor, out: (usize, usize), kind: Adaptive) -> Result<Tensor> {
+    if x.rank() != 4 {
+        return Err(Error::invalid(
+            "adaptive pooling",
+            format!("expects [n, c, h, w], got {}", x.shape()),
+        ));
+    }
+    adaptive_axis(&adaptive_axis(x, 2, out.0, kind)?, 3, out.1, kind)
+}
+
+/// Average pooling to a fixed output size (`AdaptiveAvgPool2d`).
+pub struct AdaptiveAvgPool2d {
+    /// Output (height, width).
+    pub output_size: (usize, usize),
+}
+
+impl AdaptiveAvgPool2d {
+    /// To `(h, w)`.
+    pub fn new(output_size: (usize, usize)) -> Self {
+        AdaptiveAvgPool2d { output_size }
+    }
+}
+
+impl Module for AdaptiveAvgPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = if self.output_size == (1, 1) && x.rank() == 4 {
+            x.mean(&[2, 3], true)?
+        } else {
+            adaptive2d(x, self.output_size, Adaptive::Avg)?
+        };
+        summary::note(self, &y);
+        Ok(y)
+    }
+}
+
+/// Max pooling to a fixed output size (`AdaptiveMaxPool2d`).
+pub struct AdaptiveMaxPool2d {
+    /// Output (height, width).
+    pub output_size: (usize, usize),
+}
+
+impl AdaptiveMaxPool2d {
+    /// To `(h, w)`.
+    pub fn new(output_size: (usize, usize)) -> Self {
+        AdaptiveMaxPool2d { output_size }
+    }
+}
+
+impl Module for AdaptiveMaxPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = adaptive2d(x, self.output_size, Adaptive::Max)?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sinew_tensor::{DType, Device, Generator};
+
+    #[test]
+    fn shortcuts_equal_the_cell_by_cell_pooling() {
+        // Equal windows (12 -> 4, 12 -> 1), single values (3 -> 6, 1 -> 7), and uneven ones
+        // (12 -> 5), in values and gradients, for both kinds.
+        let mut rng = Generator::new(9);
+        let cpu = Device::cpu();
+        let x = rng
+            .uniform([2, 3, 12, 3], -1.0, 1.0, DType::F64, &cpu)
+            .unwrap();
+        let one = rng
+            .uniform([2, 3, 1, 3], -1.0, 1.0, DType::F64, &cpu)
+            .unwrap();
+        for kind in [Adaptive::Avg, Adaptive::Max] {
+            for (input, dim, out) in [(&x, 2, 4), (&x, 2, 1), (&x, 3, 6), (&one, 2, 7), (&x, 2, 5)]
+            {
+                let reference = input.detach().requires_grad_();
+                let y_ref = adaptive_cells(&reference, dim, out, kind).unwrap();
+                let w = rng
+                    .uniform(y_ref.dims().to_vec(), -1.0, 1.0, DType::F64, &cpu)
+                    .unwrap();
+                y_ref
+                    .mul(&w)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let leaf = input.detach().requires_grad_();
+                let y = adaptive_axis(&leaf, dim, out, kind).unwrap();
+                y.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+                assert_eq!(y.dims(), y_ref.dims(), "{dim} -> {out}");
+                for (what, a, b) in [
+                    ("values", &y, &y_ref),
+                    (
+                        "gradients",
+                        &leaf.grad().unwrap(),
+                        &reference.grad().unwrap(),
+                    ),
+                ] {
+                    let (a, b) = (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
+                    let worst = a
+                        .iter()
+                        .zip(&b)
+                        .map(|(p, q)| (p - q).abs())
+                        .fold(0.0, f64::max);
+                    assert!(worst < 1e-15, "{what} {dim} -> {out}: off by {worst}");
+                }
+            }
+        }
+    }
+}
