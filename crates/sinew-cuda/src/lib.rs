@@ -24,7 +24,12 @@
 //! ```
 //!
 //! Every `Backend` method runs on the GPU, including indexing (`index_select`, `gather`,
-//! `scatter`) and im2col/col2im (so convolution and pooling). Errors that depend on the data are
+//! `scatter`) and im2col/col2im. Convolutions (forward, input and weight gradients, and so
+//! transposed convolutions) run as implicit GEMMs that never store the im2col columns, on the
+//! tensor cores in f16/bf16 (`cuda/conv_gemm.cu`, `cuda/conv_wgrad.cu`;
+//! `CudaBackend::set_implicit_gemm_conv(false)` switches back to im2col and a GEMM per chunk of
+//! images, for comparison); max and average pooling have their own kernels, their backward
+//! passes gathering per pixel (deterministic, no atomics). Errors that depend on the data are
 //! detected on the device: an index out of range is reported at the next synchronisation (any
 //! download, `item`, `synchronize`) without a stream sync of its own; an i64 division by zero
 //! costs one stream synchronization and fails at the call. Not supported: i64 `pow`

@@ -50,7 +50,7 @@ impl Tensor {
 
     /// Average pooling of `[n, c, h, w]`. PyTorch equivalent: `F.avg_pool2d`. The backend's
     /// direct kernel ([`crate::Backend::avg_pool2d`]) where it has one, with the backward
-    /// [`Tensor::avg_pool2d_backward`]; else composed from unfold2d, a sum and a division.
+    /// `avg_pool2d_backward`; else composed from unfold2d, a sum and a division.
     /// Saved: the window.
     pub fn avg_pool2d(&self, cfg: Pool2dConfig) -> Result<Tensor> {
         let spec = self.avg_pool2d_spec(cfg)?;
