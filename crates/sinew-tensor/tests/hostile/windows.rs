@@ -66,6 +66,45 @@ fn conv2d_with_hostile_geometry() {
 }
 
 #[test]
+fn conv_transpose2d_with_hostile_geometry() {
+    let (x, w) = (image(), kernel(3));
+    let up = |stride, padding, dilation, extra| {
+        let cfg = Conv2dConfig {
+            stride,
+            padding,
+            dilation,
+            groups: 1,
+        };
+        x.conv_transpose2d(&w, None, cfg, extra)
+    };
+    assert!(matches!(
+        up((usize::MAX, 1), (0, 0), (1, 1), (0, 0)),
+        Err(Error::Overflow { .. })
+    ));
+    assert!(matches!(
+        up((1, 1), (0, 0), (usize::MAX / 2, 1), (0, 0)),
+        Err(Error::Overflow { .. })
+    ));
+    // (4 - 1) * 2^40 rows of 6: more than memory, refused before any allocation.
+    assert!(up((1 << 40, 1), (0, 0), (1, 1), (0, 0)).is_err());
+    assert_eq!(
+        err_text(up((1, 1), (5, 0), (1, 1), (0, 0))),
+        "conv_transpose2d: the padding is larger than the output"
+    );
+    assert_eq!(
+        err_text(up((0, 1), (0, 0), (1, 1), (0, 0))),
+        "conv_transpose2d: kernel size, stride and dilation must be positive"
+    );
+    assert!(up((2, 2), (0, 0), (1, 1), (2, 0)).is_err());
+    // Groups that do not divide the input channels.
+    let cfg = Conv2dConfig {
+        groups: 2,
+        ..Conv2dConfig::default()
+    };
+    assert!(x.conv_transpose2d(&w, None, cfg, (0, 0)).is_err());
+}
+
+#[test]
 fn pooling_with_hostile_geometry() {
     let x = image();
     let cfg = |k: usize, stride: Option<(usize, usize)>, padding: (usize, usize)| Pool2dConfig {
