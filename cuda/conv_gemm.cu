@@ -18,7 +18,7 @@
 //   double-buffered shared memory (conv_gemm.cuh's simt_stage), fmaf in k order.
 // f16 / bf16: tensor cores, mma.sync m16n8k16 with f32 accumulation fed by ldmatrix from
 //   XOR-swizzled, double-buffered shared memory (cgt::mma_stage), 64x128x32 tiles, 4 warps of
-//   32x64. The forward's weight tile comes by cp.async 16 bytes at a time when ConvArgs.vector
+//   32x64 (32x128x32 tiles, warps of 16x64, for 32 rows or fewer: ConvArgs.narrow). The forward's weight tile comes by cp.async 16 bytes at a time when ConvArgs.vector
 //   says its rows allow that (cg*kh*kw a multiple of 8), else element by element; the column tile
 //   through registers, fetched before the tile's MMAs and stored after them.
 // Grid: (column tiles, row tiles, groups).
@@ -165,8 +165,9 @@ template <class Prob> __device__ __forceinline__ void gemm_simt(const Prob &pr) 
 namespace cgt {
 
 // The left operand's tile [BM rows][BK] (k-inner, swizzled) of rows m0.., inner k0...
-template <bool VEC, class Prob, typename T>
+template <bool VEC, int MI, class Prob, typename T>
 __device__ __forceinline__ void load_a(T *as, const Prob &pr, uint32_t m0, uint32_t k0) {
+    constexpr int BM = Rows<MI>::BM;
     const int tid = threadIdx.x;
     if (VEC) {  // inner % 8 == 0: every 8-element chunk is wholly inside or outside
 #pragma unroll
@@ -187,10 +188,11 @@ __device__ __forceinline__ void load_a(T *as, const Prob &pr, uint32_t m0, uint3
 }
 
 // The product of a problem in f16/bf16 on the tensor cores.
-template <bool VEC, typename T, class Prob> __device__ __forceinline__ void gemm_tc(T *smem, const Prob &pr) {
+template <bool VEC, int MI, typename T, class Prob> __device__ __forceinline__ void gemm_tc(T *smem, const Prob &pr) {
+    constexpr int A_ELEMS = Rows<MI>::A_ELEMS;
     T *As = smem;
     T *Bs = smem + 2 * A_ELEMS;
-    const uint32_t m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const uint32_t m0 = blockIdx.y * Rows<MI>::BM, n0 = blockIdx.x * BN;
     // Each thread fetches the BK inner elements of column n0 + threadIdx.x.
     const int n = threadIdx.x;
     const auto column = pr.column(n0 + n);
@@ -208,9 +210,9 @@ template <bool VEC, typename T, class Prob> __device__ __forceinline__ void gemm
         for (int kk = 0; kk < BK; ++kk) bs[tcf::outer_off<BN>(kk, n >> 3) + (n & 7)] = rb[kk];
     };
     float acc[MI][NJ][4];
-    zero(acc);
+    zero<MI>(acc);
     const int KT = (int)((pr.inner + BK - 1) / BK);
-    load_a<VEC>(As, pr, m0, 0);
+    load_a<VEC, MI>(As, pr, m0, 0);
     tcf::cp_async_commit();
     fetch(0);
     stash(Bs);
@@ -220,33 +222,34 @@ template <bool VEC, typename T, class Prob> __device__ __forceinline__ void gemm
         const int cur = kt & 1;
         const bool more = kt + 1 < KT;
         if (more) {
-            load_a<VEC>(As + (cur ^ 1) * A_ELEMS, pr, m0, (kt + 1) * BK);
+            load_a<VEC, MI>(As + (cur ^ 1) * A_ELEMS, pr, m0, (kt + 1) * BK);
             tcf::cp_async_commit();
             fetch((kt + 1) * BK);
         }
-        mma_stage<T>(acc, As + cur * A_ELEMS, Bs + cur * B_ELEMS);
+        mma_stage<MI, T>(acc, As + cur * A_ELEMS, Bs + cur * B_ELEMS);
         if (more) {
             stash(Bs + (cur ^ 1) * B_ELEMS);
             tcf::cp_async_wait<0>();
         }
         __syncthreads();
     }
-    for_each_acc(acc, [&](int row, int col, float v) { pr.store(m0 + row, n0 + col, v); });
+    for_each_acc<MI>(acc, [&](int row, int col, float v) { pr.store(m0 + row, n0 + col, v); });
 }
 
 // One shared-memory block for every variant (two stages of each operand's tile).
 template <typename T> __device__ __forceinline__ void forward(const T *X, const T *W, T *Y, const ConvArgs &p) {
-    __shared__ __align__(128) T smem[2 * (A_ELEMS + B_ELEMS)];
+    __shared__ __align__(128) T smem[SMEM_ELEMS];
     const Forward<T> pr(X, W, Y, p, blockIdx.z);
     if (p.vector)
-        gemm_tc<true>(smem, pr);
+        p.narrow ? gemm_tc<true, 1>(smem, pr) : gemm_tc<true, 2>(smem, pr);
     else
-        gemm_tc<false>(smem, pr);
+        p.narrow ? gemm_tc<false, 1>(smem, pr) : gemm_tc<false, 2>(smem, pr);
 }
 
 template <typename T> __device__ __forceinline__ void input_grad(const T *DY, const T *W, T *DX, const ConvArgs &p) {
-    __shared__ __align__(128) T smem[2 * (A_ELEMS + B_ELEMS)];
-    gemm_tc<false>(smem, InputGrad<T>(DY, W, DX, p, blockIdx.z));
+    __shared__ __align__(128) T smem[SMEM_ELEMS];
+    const InputGrad<T> pr(DY, W, DX, p, blockIdx.z);
+    p.narrow ? gemm_tc<false, 1>(smem, pr) : gemm_tc<false, 2>(smem, pr);
 }
 }  // namespace cgt
 

@@ -17,7 +17,7 @@ struct ConvArgs {
     uint32_t taps;                // cg * kh * kw
     uint32_t cols;                // n * oh * ow
     uint32_t vector;              // 1: the dense operand's rows may be loaded 16 bytes at a time
-    uint32_t unused;
+    uint32_t narrow;              // tensor-core kernels: 1 = 32-row block tiles (cgt::Rows<1>)
     uint64_t view_strides[4];     // the strided view's n, c, h, w strides
     uint64_t view_offset;         // and its first element
     uint64_t dense_offset;        // the dense operand's first element
@@ -44,19 +44,26 @@ __device__ __forceinline__ void advance(const ConvArgs &p, Tap &t) {
     }
 }
 
-// The tensor-core kernels' tiles: 64 rows (k-inner, swizzled) by 128 columns (k-outer,
-// swizzled) by 32 of the inner size, 4 warps of 32x64 outputs.
+// The tensor-core kernels' tiles: 32*MI rows (k-inner, swizzled) by 128 columns (k-outer,
+// swizzled) by 32 of the inner size, 4 warps of 16*MI x 64 outputs. MI = 2 (64 rows), or 1
+// (32 rows, ConvArgs.narrow) when the rows (channels) are few, so less of a tile is wasted.
 namespace cgt {
 using tcf::BK;
 using tcf::BN;
 using tcf::NJ;
-constexpr int MI = 2, BM = 32 * MI, A_ELEMS = BM * BK, B_ELEMS = BK * BN, THREADS = 128;
+constexpr int B_ELEMS = BK * BN, THREADS = 128;
+// Rows and left-operand stage elements of a block tile of MI 16-row MMA tiles per warp.
+template <int MI> struct Rows {
+    static constexpr int BM = 32 * MI, A_ELEMS = BM * BK;
+};
+// Shared memory for two stages of both operands at the widest tile.
+constexpr int SMEM_ELEMS = 2 * (Rows<2>::A_ELEMS + B_ELEMS);
 
 // acc += one stage's tiles: `as` [BM][BK] k-inner, `bs` [BK][BN] k-outer (tcf's swizzles).
-template <typename T>
+template <int MI, typename T>
 __device__ __forceinline__ void mma_stage(float (&acc)[MI][NJ][4], const T *as, const T *bs) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int wm = warp >> 1, wn = warp & 1;  // warp tile: rows wm*32..+32, cols wn*64..+64
+    const int wm = warp >> 1, wn = warp & 1;  // warp tile: rows wm*16*MI.., cols wn*64..+64
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 16) {
         uint32_t af[MI][4], bf[NJ / 2][4];
@@ -82,7 +89,7 @@ __device__ __forceinline__ void mma_stage(float (&acc)[MI][NJ][4], const T *as, 
 
 // Calls f(row, col, value) for each of this thread's accumulators (row within the block's BM
 // rows, column within its BN columns).
-template <typename F> __device__ __forceinline__ void for_each_acc(const float (&acc)[MI][NJ][4], F f) {
+template <int MI, typename F> __device__ __forceinline__ void for_each_acc(const float (&acc)[MI][NJ][4], F f) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int wm = warp >> 1, wn = warp & 1, gq = lane >> 2, t4 = lane & 3;
 #pragma unroll
@@ -95,7 +102,7 @@ template <typename F> __device__ __forceinline__ void for_each_acc(const float (
 }
 
 // Zeroes the accumulators.
-__device__ __forceinline__ void zero(float (&acc)[MI][NJ][4]) {
+template <int MI> __device__ __forceinline__ void zero(float (&acc)[MI][NJ][4]) {
 #pragma unroll
     for (int i = 0; i < MI; ++i)
 #pragma unroll

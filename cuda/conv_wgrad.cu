@@ -9,8 +9,9 @@
 // The strided view is the input, the dense operand the contiguous [n, o, oh, ow] output gradient.
 //
 // conv_wgrad_f32: SIMT 128x128x8 tiles (conv_gemm.cuh's simt_stage).
-// conv_wgrad_f16 / conv_wgrad_bf16: tensor cores, 64x128x32 tiles (cgt::mma_stage), both
-//   operands fetched into registers before a tile's MMAs and stored to shared memory after.
+// conv_wgrad_f16 / conv_wgrad_bf16: tensor cores, 64x128x32 tiles (32-row with ConvArgs.narrow;
+//   cgt::mma_stage), both operands fetched into registers before a tile's MMAs and stored to
+//   shared memory after.
 #include "conv_gemm.cuh"
 
 // The input under tap t at output position r (image, oy, ox); zero past the border.
@@ -106,10 +107,10 @@ __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float
 }
 
 namespace cgt {
-template <typename T>
-__device__ __forceinline__ void wgrad(const T *X, const T *G, float *P, const ConvArgs &p, uint32_t split_len,
-                                      uint32_t splits) {
-    __shared__ __align__(128) T smem[2 * (A_ELEMS + B_ELEMS)];
+template <int MI, typename T>
+__device__ __forceinline__ void wgrad(T *smem, const T *X, const T *G, float *P, const ConvArgs &p,
+                                      uint32_t split_len, uint32_t splits) {
+    constexpr int BM = Rows<MI>::BM, A_ELEMS = Rows<MI>::A_ELEMS;
     T *As = smem;
     T *Bs = smem + 2 * A_ELEMS;
     const Split sp = split_of(p, split_len, splits);
@@ -147,7 +148,7 @@ __device__ __forceinline__ void wgrad(const T *X, const T *G, float *P, const Co
         for (int kk = 0; kk < BK; ++kk) bs[tcf::outer_off<BN>(kk, n >> 3) + (n & 7)] = rb[kk];
     };
     float acc[MI][NJ][4];
-    zero(acc);
+    zero<MI>(acc);
     const int KT = (int)((sp.r_end - sp.r_begin + BK - 1) / BK);
     if (KT > 0) {
         fetch(sp.r_begin);
@@ -158,11 +159,21 @@ __device__ __forceinline__ void wgrad(const T *X, const T *G, float *P, const Co
         const int cur = kt & 1;
         const bool more = kt + 1 < KT;
         if (more) fetch(sp.r_begin + (kt + 1) * BK);
-        mma_stage<T>(acc, As + cur * A_ELEMS, Bs + cur * B_ELEMS);
+        mma_stage<MI, T>(acc, As + cur * A_ELEMS, Bs + cur * B_ELEMS);
         if (more) stash(As + (cur ^ 1) * A_ELEMS, Bs + (cur ^ 1) * B_ELEMS);
         __syncthreads();
     }
-    for_each_acc(acc, [&](int row, int col, float v) { store_partial(P, p, sp, m0 + row, n0 + col, v); });
+    for_each_acc<MI>(acc, [&](int row, int col, float v) { store_partial(P, p, sp, m0 + row, n0 + col, v); });
+}
+
+template <typename T>
+__device__ __forceinline__ void wgrad_tc(const T *X, const T *G, float *P, const ConvArgs &p, uint32_t split_len,
+                                         uint32_t splits) {
+    __shared__ __align__(128) T smem[SMEM_ELEMS];
+    if (p.narrow)
+        wgrad<1>(smem, X, G, P, p, split_len, splits);
+    else
+        wgrad<2>(smem, X, G, P, p, split_len, splits);
 }
 }  // namespace cgt
 
@@ -173,13 +184,13 @@ extern "C" __global__ void __launch_bounds__(256, 2)
 
 extern "C" __global__ void __launch_bounds__(128, 2)
     conv_wgrad_f16(const __half *X, const __half *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits) {
-    cgt::wgrad<__half>(X, G, P, p, split_len, splits);
+    cgt::wgrad_tc<__half>(X, G, P, p, split_len, splits);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2) conv_wgrad_bf16(const __nv_bfloat16 *X, const __nv_bfloat16 *G,
                                                                      float *P, ConvArgs p, uint32_t split_len,
                                                                      uint32_t splits) {
-    cgt::wgrad<__nv_bfloat16>(X, G, P, p, split_len, splits);
+    cgt::wgrad_tc<__nv_bfloat16>(X, G, P, p, split_len, splits);
 }
 
 // dw[i] = sum over s of P[s * total + i], in order of s, rounded once to the weight's dtype.

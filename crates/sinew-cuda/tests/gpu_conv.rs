@@ -175,12 +175,13 @@ fn conv_and_grads(x: &Tensor, w: &Tensor, cfg: Conv2dConfig, round: DType) -> [T
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
-    // Implicit-GEMM kernels (cuda/conv_gemm.cu) over several tiles of every axis: 72 output
-    // channels (two 64-row tensor-core tiles), 2*12*13 = 312 columns (three 128-column tiles),
-    // 16-channel inputs (144 taps: 16-byte weight loads in f16/bf16; 100 taps with 5x5 in 4
-    // groups: element loads), read in place from a channels-last view made on the device; the
-    // input gradients by conv_gemm_dgrad (strides 2 and 1, groups, dilation) and the weight
-    // gradients by conv_wgrad (two position splits).
+    // Implicit-GEMM kernels (cuda/conv_gemm.cu, conv_wgrad.cu) over several tiles of every
+    // axis: 72 output channels (two 64-row tensor-core tiles; 18 per group in 4 groups: a
+    // 32-row tile), 2*12*13 = 312 columns (three 128-column tiles), 40-channel inputs (360
+    // taps: 16-byte weight loads in f16/bf16; 250 taps with 5x5 in 4 groups: element loads),
+    // read in place from a channels-last view made on the device; the input gradients by
+    // conv_gemm_dgrad (strides 2 and 1, groups, dilation; 40 rows or, grouped, 20 and 10 in
+    // 32-row tiles) and the weight gradients by conv_wgrad (two position splits).
     let dev = gpu();
     let backend = sinew_cuda::CudaBackend::of(&dev).unwrap();
     // (kernel, stride, padding, dilation, groups)
@@ -192,8 +193,8 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
     ];
     for dtype in [DType::F32, DType::F16, DType::BF16] {
         let mut worst = 0.0f64;
-        let x = randn(60, &[2, 16, 12, 13], dtype);
-        let x_nhwc = randn(61, &[2, 12, 13, 16], dtype);
+        let x = randn(60, &[2, 40, 12, 13], dtype);
+        let x_nhwc = randn(61, &[2, 12, 13, 40], dtype);
         let x_view_gpu = x_nhwc
             .to_device(&dev)
             .unwrap()
@@ -207,7 +208,7 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
                 dilation,
                 groups,
             };
-            let w = randn(70 + i as u64, &[72, 16 / groups, kernel.0, kernel.1], dtype)
+            let w = randn(70 + i as u64, &[72, 40 / groups, kernel.0, kernel.1], dtype)
                 .mul_scalar(0.2)
                 .unwrap();
             let w_gpu = w.to_device(&dev).unwrap();

@@ -65,8 +65,8 @@ pub(crate) fn conv2d_weight_grad(
     let out = dev.alloc(dtype, total)?;
     let mut copied = None;
     let (gst, g_offset) = contiguous(dev, g, &mut copied)?;
-    let (tile_m, threads) = tiling(dtype);
     let per_group = shape.out / groups;
+    let (tile_m, threads) = tiling(dtype, per_group);
     let tiles = shape.taps.div_ceil(128) * per_group.div_ceil(tile_m) * groups;
     let (split_len, count) = splits(shape.cols, tiles, dev.multiprocessors() as usize);
     let depth = groups * count;
@@ -75,7 +75,7 @@ pub(crate) fn conv2d_weight_grad(
         block: (threads, 1, 1),
     };
     let partials = dev.alloc(DType::F32, count * total)?;
-    let args = shape.args(x.1, g_offset, false);
+    let args = shape.args(x.1, g_offset, false, tile_m);
     let (len32, count32) = (count_u32(OP, split_len)?, count_u32(OP, count)?);
     let (xp, gp, pp) = (x.0.device_ptr(), gst.device_ptr(), partials.device_ptr());
     dev.launch(&kernel, cfg, kernel_args![xp, gp, pp, args, len32, count32])?;
