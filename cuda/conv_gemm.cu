@@ -14,8 +14,9 @@
 // outside. The result is written straight into a contiguous [n, channels, height, width]. The
 // weight is the dense operand (contiguous [o, cg, kh, kw]).
 //
-// f32: SIMT, 128x128x8 tiles, 256 threads of 8x8 outputs, register prefetch one tile ahead into
-//   double-buffered shared memory (conv_gemm.cuh's simt_stage), fmaf in k order.
+// f32: SIMT, 128x128x8 tiles (32x128x8 for 32 rows or fewer: ConvArgs.narrow), 256 threads,
+//   register prefetch one tile ahead into double-buffered shared memory (conv_gemm.cuh's
+//   simt_stage), fmaf in k order.
 // f16 / bf16: tensor cores, mma.sync m16n8k16 with f32 accumulation fed by ldmatrix from
 //   XOR-swizzled, double-buffered shared memory (cgt::mma_stage), 64x128x32 tiles, 4 warps of
 //   32x64 (32x128x32 tiles, warps of 16x64, for 32 rows or fewer: ConvArgs.narrow). The forward's weight tile comes by cp.async 16 bytes at a time when ConvArgs.vector
@@ -114,35 +115,39 @@ template <typename T> struct InputGrad {
     }
 };
 
-// The product of a problem (Forward or InputGrad) in f32 on the SIMT cores.
-template <class Prob> __device__ __forceinline__ void gemm_simt(const Prob &pr) {
-    __shared__ __align__(16) float As[2][8][128];
+// The product of a problem (Forward or InputGrad) in f32 on the SIMT cores, in block tiles of
+// 16*RM rows (RM = 8 or 2).
+template <int RM, class Prob> __device__ __forceinline__ void gemm_simt(const Prob &pr) {
+    constexpr int BM = 16 * RM, A_PER = BM * 8 / 256;
+    __shared__ __align__(16) float As[2][8][BM];
     __shared__ __align__(16) float Bs[2][8][128];
     const int tid = threadIdx.x;
-    const uint32_t m0 = blockIdx.y * 128, n0 = blockIdx.x * 128;
-    // Loads: row m0 + (tid & 127) and column n0 + (tid & 127), inner (tid >> 7) + 2l.
-    const int row = tid & 127, k_first = tid >> 7;
-    const auto column = pr.column(n0 + row);
+    const uint32_t m0 = blockIdx.y * BM, n0 = blockIdx.x * 128;
+    // Loads: left row m0 + (tid % BM) at inner tid / BM + (256 / BM) l; column n0 + (tid &
+    // 127) at inner (tid >> 7) + 2l.
+    constexpr int A_STEP = 256 / BM;
+    const int row = tid % BM, a_k = tid / BM, col = tid & 127, k_first = tid >> 7;
     const bool row_in = m0 + row < pr.rows;
-    float ra[4], rb[4];
+    const auto column = pr.column(n0 + col);
+    float ra[A_PER], rb[4];
     auto fetch = [&](uint32_t k0) {
 #pragma unroll
-        for (int l = 0; l < 4; ++l) {
-            const uint32_t k = k0 + k_first + 2 * l;
+        for (int l = 0; l < A_PER; ++l) {
+            const uint32_t k = k0 + a_k + A_STEP * l;
             ra[l] = (row_in && k < pr.inner) ? pr.a(m0 + row, k) : 0.0f;
-            rb[l] = column.at(tap_of(pr.p, k));
         }
+#pragma unroll
+        for (int l = 0; l < 4; ++l) rb[l] = column.at(tap_of(pr.p, k0 + k_first + 2 * l));
     };
     auto stash = [&](int buf) {
 #pragma unroll
-        for (int l = 0; l < 4; ++l) {
-            As[buf][k_first + 2 * l][row] = ra[l];
-            Bs[buf][k_first + 2 * l][row] = rb[l];
-        }
-    };
-    float acc[8][8];
+        for (int l = 0; l < A_PER; ++l) As[buf][a_k + A_STEP * l][row] = ra[l];
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
+        for (int l = 0; l < 4; ++l) Bs[buf][k_first + 2 * l][col] = rb[l];
+    };
+    float acc[RM][8];
+#pragma unroll
+    for (int i = 0; i < RM; ++i)
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
     const int KT = (int)((pr.inner + 7) / 8);
@@ -152,14 +157,22 @@ template <class Prob> __device__ __forceinline__ void gemm_simt(const Prob &pr) 
     for (int kt = 0; kt < KT; ++kt) {
         const int buf = kt & 1;
         if (kt + 1 < KT) fetch((kt + 1) * 8);
-        simt_stage<128>(acc, As[buf], Bs[buf]);
+        simt_stage<RM, BM>(acc, As[buf], Bs[buf]);
         if (kt + 1 < KT) stash(buf ^ 1);
         __syncthreads();
     }
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < RM; ++i)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) pr.store(m0 + simt_row(i), n0 + simt_col(j), acc[i][j]);
+        for (int j = 0; j < 8; ++j) pr.store(m0 + simt_row<RM>(i), n0 + simt_col(j), acc[i][j]);
+}
+
+// The f32 product at the block height the host chose.
+template <class Prob> __device__ __forceinline__ void simt(const Prob &pr) {
+    if (pr.p.narrow)
+        gemm_simt<2>(pr);
+    else
+        gemm_simt<8>(pr);
 }
 
 namespace cgt {
@@ -254,7 +267,7 @@ template <typename T> __device__ __forceinline__ void input_grad(const T *DY, co
 }  // namespace cgt
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_gemm_f32(const float *X, const float *W, float *Y, ConvArgs p) {
-    gemm_simt(Forward<float>(X, W, Y, p, blockIdx.z));
+    simt(Forward<float>(X, W, Y, p, blockIdx.z));
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2) conv_gemm_f16(const __half *X, const __half *W, __half *Y, ConvArgs p) {
@@ -268,7 +281,7 @@ extern "C" __global__ void __launch_bounds__(128, 2)
 
 extern "C" __global__ void __launch_bounds__(256, 2)
     conv_gemm_dgrad_f32(const float *DY, const float *W, float *DX, ConvArgs p) {
-    gemm_simt(InputGrad<float>(DY, W, DX, p, blockIdx.z));
+    simt(InputGrad<float>(DY, W, DX, p, blockIdx.z));
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)

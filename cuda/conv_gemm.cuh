@@ -17,7 +17,7 @@ struct ConvArgs {
     uint32_t taps;                // cg * kh * kw
     uint32_t cols;                // n * oh * ow
     uint32_t vector;              // 1: the dense operand's rows may be loaded 16 bytes at a time
-    uint32_t narrow;              // tensor-core kernels: 1 = 32-row block tiles (cgt::Rows<1>)
+    uint32_t narrow;              // 1: 32-row block tiles (cgt::Rows<1>, SIMT RM = 2)
     uint64_t view_strides[4];     // the strided view's n, c, h, w strides
     uint64_t view_offset;         // and its first element
     uint64_t dense_offset;        // the dense operand's first element
@@ -112,25 +112,33 @@ template <int MI> __device__ __forceinline__ void zero(float (&acc)[MI][NJ][4]) 
 }
 }  // namespace cgt
 
-// SIMT f32 tiles: 128x128x8, 256 threads of 8x8 outputs (rows ty*4.. and 64 + ty*4.., columns
-// tx*4.. and 64 + tx*4..). acc += one stage: `as` [8][ALD] (k, row), `bs` [8][128] (k, column).
-template <int ALD>
-__device__ __forceinline__ void simt_stage(float (&acc)[8][8], const float (*as)[ALD], const float (*bs)[128]) {
+// SIMT f32 tiles: (16*RM)x128x8, 256 threads of RM x 8 outputs: RM = 8 (128 rows: rows ty*4..
+// and 64 + ty*4..) or 2 (32 rows, ConvArgs.narrow: rows ty*2..); columns tx*4.. and 64 + tx*4...
+// acc += one stage: `as` [8][ALD] (k, row), `bs` [8][128] (k, column).
+template <int RM, int ALD>
+__device__ __forceinline__ void simt_stage(float (&acc)[RM][8], const float (*as)[ALD], const float (*bs)[128]) {
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
 #pragma unroll
     for (int kk = 0; kk < 8; ++kk) {
-        float av[8], bv[8];
-        *reinterpret_cast<float4 *>(&av[0]) = *reinterpret_cast<const float4 *>(&as[kk][ty * 4]);
-        *reinterpret_cast<float4 *>(&av[4]) = *reinterpret_cast<const float4 *>(&as[kk][64 + ty * 4]);
+        float av[RM], bv[8];
+        if (RM == 8) {
+            *reinterpret_cast<float4 *>(&av[0]) = *reinterpret_cast<const float4 *>(&as[kk][ty * 4]);
+            *reinterpret_cast<float4 *>(&av[RM - 4]) = *reinterpret_cast<const float4 *>(&as[kk][64 + ty * 4]);
+        } else {
+            *reinterpret_cast<float2 *>(&av[0]) = *reinterpret_cast<const float2 *>(&as[kk][ty * 2]);
+        }
         *reinterpret_cast<float4 *>(&bv[0]) = *reinterpret_cast<const float4 *>(&bs[kk][tx * 4]);
         *reinterpret_cast<float4 *>(&bv[4]) = *reinterpret_cast<const float4 *>(&bs[kk][64 + tx * 4]);
 #pragma unroll
-        for (int i = 0; i < 8; ++i)
+        for (int i = 0; i < RM; ++i)
 #pragma unroll
             for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
     }
 }
 
 // The block-relative row of accumulator row i and column of accumulator column j (simt_stage).
-__device__ __forceinline__ int simt_row(int i) { return i < 4 ? (threadIdx.x >> 4) * 4 + i : 64 + (threadIdx.x >> 4) * 4 + i - 4; }
+template <int RM> __device__ __forceinline__ int simt_row(int i) {
+    const int ty = threadIdx.x >> 4;
+    return RM == 8 ? (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4) : ty * RM + i;
+}
 __device__ __forceinline__ int simt_col(int j) { return j < 4 ? (threadIdx.x & 15) * 4 + j : 64 + (threadIdx.x & 15) * 4 + j - 4; }

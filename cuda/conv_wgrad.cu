@@ -8,7 +8,8 @@
 // order (deterministic, no atomics) and rounds once to the weight's dtype.
 // The strided view is the input, the dense operand the contiguous [n, o, oh, ow] output gradient.
 //
-// conv_wgrad_f32: SIMT 128x128x8 tiles (conv_gemm.cuh's simt_stage).
+// conv_wgrad_f32: SIMT 128x128x8 tiles, 32x128x8 with ConvArgs.narrow (conv_gemm.cuh's
+//   simt_stage).
 // conv_wgrad_f16 / conv_wgrad_bf16: tensor cores, 64x128x32 tiles (32-row with ConvArgs.narrow;
 //   cgt::mma_stage), both operands fetched into registers before a tile's MMAs and stored to
 //   shared memory after.
@@ -50,14 +51,16 @@ __device__ __forceinline__ void store_partial(float *P, const ConvArgs &p, const
     if (o < p.og && k < p.taps) P[((uint64_t)sp.s * p.og * p.groups + (uint64_t)sp.g * p.og + o) * p.taps + k] = v;
 }
 
+template <int RM>
 __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float *P, const ConvArgs &p,
                                            uint32_t split_len, uint32_t splits) {
-    // As rows padded to 132: the k-major stores of 4 rows x 8 positions per warp hit 32 banks.
-    __shared__ __align__(16) float As[2][8][132];
+    constexpr int BM = 16 * RM, A_PER = BM / 32;
+    // As rows padded by 4: the k-major stores of 4 rows x 8 positions per warp hit 32 banks.
+    __shared__ __align__(16) float As[2][8][BM + 4];
     __shared__ __align__(16) float Bs[2][8][128];
     const int tid = threadIdx.x;
     const Split sp = split_of(p, split_len, splits);
-    const uint32_t m0 = blockIdx.y * 128, n0 = blockIdx.x * 128;
+    const uint32_t m0 = blockIdx.y * BM, n0 = blockIdx.x * 128;
     const float *gg = G + p.dense_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
     const float *xg = X + p.view_offset + (uint64_t)sp.g * p.cg * p.view_strides[1];
     // Loads: gradient rows m0 + (tid >> 3) + 32l at position tid & 7; tap n0 + (tid & 127) at
@@ -65,26 +68,28 @@ __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float
     const int a_row = tid >> 3, a_k = tid & 7, b_col = tid & 127, b_k = tid >> 7;
     const bool tap_in = n0 + b_col < p.taps;
     const Tap tap = tap_of(p, tap_in ? n0 + b_col : 0);
-    float ra[4], rb[4];
+    float ra[A_PER], rb[4];
     auto fetch = [&](uint32_t r0) {
 #pragma unroll
-        for (int l = 0; l < 4; ++l) {
+        for (int l = 0; l < A_PER; ++l) {
             const uint32_t o = m0 + a_row + 32 * l, r = r0 + a_k;
             ra[l] = (o < p.og && r < sp.r_end) ? grad_at(gg, p, o, r) : 0.0f;
+        }
+#pragma unroll
+        for (int l = 0; l < 4; ++l) {
             const uint32_t rk = r0 + b_k + 2 * l;
             rb[l] = (tap_in && rk < sp.r_end) ? input_at(xg, p, tap, rk) : 0.0f;
         }
     };
     auto stash = [&](int buf) {
 #pragma unroll
-        for (int l = 0; l < 4; ++l) {
-            As[buf][a_k][a_row + 32 * l] = ra[l];
-            Bs[buf][b_k + 2 * l][b_col] = rb[l];
-        }
-    };
-    float acc[8][8];
+        for (int l = 0; l < A_PER; ++l) As[buf][a_k][a_row + 32 * l] = ra[l];
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
+        for (int l = 0; l < 4; ++l) Bs[buf][b_k + 2 * l][b_col] = rb[l];
+    };
+    float acc[RM][8];
+#pragma unroll
+    for (int i = 0; i < RM; ++i)
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
     const int KT = (int)((sp.r_end - sp.r_begin + 7) / 8);
@@ -96,14 +101,14 @@ __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float
     for (int kt = 0; kt < KT; ++kt) {
         const int buf = kt & 1;
         if (kt + 1 < KT) fetch(sp.r_begin + (kt + 1) * 8);
-        simt_stage<132>(acc, As[buf], Bs[buf]);
+        simt_stage<RM, BM + 4>(acc, As[buf], Bs[buf]);
         if (kt + 1 < KT) stash(buf ^ 1);
         __syncthreads();
     }
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < RM; ++i)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) store_partial(P, p, sp, m0 + simt_row(i), n0 + simt_col(j), acc[i][j]);
+        for (int j = 0; j < 8; ++j) store_partial(P, p, sp, m0 + simt_row<RM>(i), n0 + simt_col(j), acc[i][j]);
 }
 
 namespace cgt {
@@ -179,7 +184,10 @@ __device__ __forceinline__ void wgrad_tc(const T *X, const T *G, float *P, const
 
 extern "C" __global__ void __launch_bounds__(256, 2)
     conv_wgrad_f32(const float *X, const float *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits) {
-    wgrad_simt(X, G, P, p, split_len, splits);
+    if (p.narrow)
+        wgrad_simt<2>(X, G, P, p, split_len, splits);
+    else
+        wgrad_simt<8>(X, G, P, p, split_len, splits);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)

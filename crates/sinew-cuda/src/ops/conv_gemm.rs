@@ -20,7 +20,7 @@ pub(crate) struct ConvArgs {
     /// convolution's sizes).
     sizes: [u32; 18],
     vector: u32,
-    /// Tensor-core kernels: 1 = 32-row block tiles (few channels), 0 = 64-row.
+    /// 1 = 32-row block tiles (few channels), 0 = 128-row (f32) or 64-row (f16/bf16).
     narrow: u32,
     /// The strided operand (input or output gradient): its n, c, h, w strides and offset.
     view_strides: [u64; 4],
@@ -33,7 +33,7 @@ pub(crate) struct ConvArgs {
 const TILE_N: usize = 128;
 const TILE_M_SIMT: usize = 128;
 const TILE_M_TC: usize = 64;
-/// Output channels per block of the tensor-core kernels' narrow tiles.
+/// Output channels per block of the narrow tiles (both kernels).
 const TILE_M_NARROW: usize = 32;
 
 fn too_large(op: &'static str, spec: &Unfold2d) -> Error {
@@ -199,15 +199,16 @@ pub(crate) fn contiguous<'a>(
 }
 
 /// Rows (channels) per block and threads per block of the kernels for `dtype` when the
-/// product has `rows` rows per group: the tensor-core kernels take 32-row tiles for 32 rows or
-/// fewer (ResNet-20's 16- and 32-channel stages), wasting less of each tile.
+/// product has `rows` rows per group: 32-row tiles for 32 rows or fewer (ResNet-20's 16- and
+/// 32-channel stages), wasting less of each tile.
 pub(crate) fn tiling(dtype: DType, rows: usize) -> (usize, u32) {
-    if dtype == DType::F32 {
-        (TILE_M_SIMT, 256)
-    } else if rows <= TILE_M_NARROW {
-        (TILE_M_NARROW, 128)
+    let threads = if dtype == DType::F32 { 256 } else { 128 };
+    if rows <= TILE_M_NARROW {
+        (TILE_M_NARROW, threads)
+    } else if dtype == DType::F32 {
+        (TILE_M_SIMT, threads)
     } else {
-        (TILE_M_TC, 128)
+        (TILE_M_TC, threads)
     }
 }
 
