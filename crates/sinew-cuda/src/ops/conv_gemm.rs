@@ -9,7 +9,7 @@ use sinew_tensor::{DType, Error, Layout, Result, Unfold2d};
 
 use super::{LaunchConfig, cast};
 use crate::device::CudaBackend;
-use crate::names;
+use crate::names::{self, Kernel};
 use crate::storage::CudaStorage;
 
 /// Mirrors `ConvArgs` in `cuda/conv_gemm.cu` (#[repr(C)]).
@@ -212,6 +212,16 @@ pub(crate) fn tiling(dtype: DType, rows: usize) -> (usize, u32) {
     }
 }
 
+/// `kernel` where the implicit-GEMM path applies: a kernel for the dtype, a zero padding value,
+/// and the path switched on ([`CudaBackend::set_implicit_gemm_conv`]).
+pub(crate) fn applicable(
+    dev: &CudaBackend,
+    spec: &Unfold2d,
+    kernel: Option<Kernel>,
+) -> Option<Kernel> {
+    kernel.filter(|_| spec.pad_value == 0.0 && dev.implicit_gemm_conv())
+}
+
 /// Checks that `other` has `dtype`.
 pub(crate) fn same_dtype(op: &'static str, dtype: DType, other: &CudaStorage) -> Result<()> {
     if other.dtype_of() == dtype {
@@ -237,12 +247,9 @@ pub(crate) fn conv2d(
 ) -> Result<Option<CudaStorage>> {
     const OP: &str = "conv2d";
     let dtype = x.0.dtype_of();
-    let Some(kernel) = names::conv_gemm(dtype) else {
+    let Some(kernel) = applicable(dev, spec, names::conv_gemm(dtype)) else {
         return Ok(None);
     };
-    if spec.pad_value != 0.0 || !dev.implicit_gemm_conv() {
-        return Ok(None);
-    }
     same_dtype(OP, dtype, w.0)?;
     let shape = ConvShape::new(OP, x.1.dims(), w.1.dims(), spec, groups)?;
     let out = dev.alloc(dtype, shape.cols * shape.out)?;
@@ -279,12 +286,9 @@ pub(crate) fn conv2d_input_grad(
 ) -> Result<Option<CudaStorage>> {
     const OP: &str = "conv2d input gradient";
     let dtype = g.0.dtype_of();
-    let Some(kernel) = names::conv_gemm_dgrad(dtype) else {
+    let Some(kernel) = applicable(dev, spec, names::conv_gemm_dgrad(dtype)) else {
         return Ok(None);
     };
-    if spec.pad_value != 0.0 || !dev.implicit_gemm_conv() {
-        return Ok(None);
-    }
     same_dtype(OP, dtype, w.0)?;
     let input = [spec.n, spec.c, spec.h, spec.w];
     let shape = ConvShape::new(OP, &input, w.1.dims(), spec, groups)?;

@@ -4,7 +4,7 @@
 
 use sinew_tensor::{DType, Layout, Result, Unfold2d};
 
-use super::conv_gemm::{ConvShape, contiguous, same_dtype, tiling};
+use super::conv_gemm::{ConvShape, applicable, contiguous, same_dtype, tiling};
 use super::{LaunchConfig, count_u32};
 use crate::device::CudaBackend;
 use crate::names;
@@ -37,14 +37,11 @@ pub(crate) fn conv2d_weight_grad(
     const OP: &str = "conv2d weight gradient";
     let dtype = g.0.dtype_of();
     let (Some(kernel), Some(sum)) = (
-        names::conv_wgrad(false, dtype),
+        applicable(dev, spec, names::conv_wgrad(false, dtype)),
         names::conv_wgrad(true, dtype),
     ) else {
         return Ok(None);
     };
-    if spec.pad_value != 0.0 || !dev.implicit_gemm_conv() {
-        return Ok(None);
-    }
     same_dtype(OP, dtype, x.0)?;
     let shape = ConvShape::new(OP, x.1.dims(), w_dims, spec, groups)?;
     let (oh, ow) = spec.out_hw();
