@@ -176,11 +176,11 @@ pub(super) fn forward(
 /// Whether the input gradient runs as a convolution of the output gradient
 /// ([`input_grad_as_conv`]): a backend that prefers it for the dtype (CPU f32 with the packed
 /// kernel, whose forward fuses the im2col), stride 1, one group, padding at most the dilated
-/// window's reach and at least half of it, and 16 or more input channels. A "valid" convolution (little padding) would make the
-/// gradient's convolution pad by nearly the whole window and multiply mostly zeros, and few input
-/// channels make a product too thin to pay for packing its columns (LeNet-5's second layer,
-/// 6 channels without padding, was twice as slow this way); the columns + col2im path is faster
-/// there.
+/// window's reach and at least half of it, and 16 or more input channels. A "valid"
+/// convolution (little padding) would make the gradient's convolution pad by nearly the whole
+/// window and multiply mostly zeros, and few input channels make a product too thin to pay for
+/// packing its columns (LeNet-5's second layer, 6 channels without padding, was twice as slow
+/// this way); the columns + col2im path is faster there.
 fn input_grad_is_conv(x: &Tensor, geo: &Geometry) -> bool {
     let s = &geo.spec;
     x.device().backend().prefers_input_grad_as_conv(x.dtype())

@@ -126,6 +126,9 @@ impl Tensor {
         }
         let geo = Geometry::new(spec, cfg.groups, cin, self.dtype().size_in_bytes());
         let out = untracked(|| {
+            // The adjoint convolution's input gradient, `self` as its output gradient (its
+            // input, the first argument, is only asked for its device and dtype when no weight
+            // gradient is wanted).
             let (y, _) = backward(self, weight, self, (true, false), &geo)?;
             let y = y.ok_or_else(|| Error::invalid(OP, "no input gradient was computed"))?;
             if let Some(b) = bias {
