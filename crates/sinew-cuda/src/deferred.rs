@@ -12,7 +12,7 @@
 
 use std::sync::Mutex;
 
-use sinew_tensor::{Error, Result};
+use sinew_tensor::{Error, Result, Unfold2d};
 
 use crate::device::CudaBackend;
 use crate::ops::FirstBad;
@@ -24,8 +24,8 @@ const MAX_PENDING: usize = 256;
 enum Rule {
     /// Stay in `[0, bound)`.
     Below(usize),
-    /// Name a tap of their own window (max pooling's backward); the text describes the window.
-    InWindow(String),
+    /// Name a tap of their own window of this geometry (max pooling's backward).
+    InWindow(Unfold2d),
 }
 
 /// One queued check: the op, the rule its indices must follow, and its device slot.
@@ -62,12 +62,12 @@ impl CudaBackend {
         })
     }
 
-    /// As [`Self::defer_index_check`], for indices that must name a tap of their own window
-    /// (`window` describes it in the error).
+    /// As [`Self::defer_index_check`], for indices that must name a tap of their own window of
+    /// `window` (max pooling's).
     pub(crate) fn defer_window_check(
         &self,
         op: &'static str,
-        window: String,
+        window: Unfold2d,
         slot: FirstBad,
     ) -> Result<()> {
         self.defer(Pending {
@@ -100,11 +100,13 @@ impl CudaBackend {
                         index,
                         size,
                     },
-                    Rule::InWindow(window) => Error::invalid(
+                    Rule::InWindow(s) => Error::invalid(
                         p.op,
                         format!(
                             "index {index} at position {position} is not a tap of its own \
-                             window ({window})"
+                             window (kernel {:?}, stride {:?}, padding {:?}, dilation {:?} on a \
+                             {}x{} plane)",
+                            s.kernel, s.stride, s.padding, s.dilation, s.h, s.w
                         ),
                     ),
                 });

@@ -109,11 +109,7 @@ pub(crate) fn max_pool2d_backward(
     )?;
     let geometry = Geometry::new(OP, &[&i_layout, &i_layout])?;
     queue_first_bad(dev, geometry, idx, &bad)?;
-    let window = format!(
-        "kernel {:?}, stride {:?}, padding {:?}, dilation {:?} on a {}x{} plane",
-        spec.kernel, spec.stride, spec.padding, spec.dilation, spec.h, spec.w
-    );
-    dev.defer_window_check(OP, window, bad)?;
+    dev.defer_window_check(OP, *spec, bad)?;
     let (count, gp, o) = (count_u32(OP, total)?, g.device_ptr(), out.device_ptr());
     dev.launch(
         &kernel,
