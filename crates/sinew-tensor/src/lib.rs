@@ -37,6 +37,7 @@ pub mod philox;
 mod random;
 mod shape;
 mod tensor;
+mod unfold2d;
 
 pub use autocast::{AutocastGuard, autocast, autocast_off, with_autocast};
 pub use backend::{

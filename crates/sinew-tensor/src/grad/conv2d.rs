@@ -8,7 +8,7 @@
 //! the matrix products). The bias is added in place into the fresh output. The passes are in
 //! `conv2d_chunks.rs`.
 
-use super::conv2d_chunks::{Geometry, backward, forward};
+use super::conv2d_chunks::{Geometry, backward, bias_grad, forward};
 use super::untracked;
 use crate::{Conv2dConfig, Result, Save, Tensor};
 
@@ -47,11 +47,7 @@ impl Tensor {
                 let (dx, dw) = backward(&x, &w, g, need, &geo)?;
                 let mut grads = vec![dx, dw];
                 if has_bias {
-                    let db = ctx
-                        .needs_grad(2)
-                        .then(|| g.sum(&[0, 2, 3], false))
-                        .transpose()?;
-                    grads.push(db);
+                    grads.push(bias_grad(ctx.needs_grad(2), g)?);
                 }
                 Ok(grads)
             },

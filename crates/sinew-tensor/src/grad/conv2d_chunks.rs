@@ -264,6 +264,12 @@ fn fused_input_grad(g: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Option<Ten
         .transpose()
 }
 
+/// The bias gradient of a convolution (or transposed convolution) from its `[n, out, oh, ow]`
+/// output gradient: `g` summed over images and positions, when `needed`.
+pub(super) fn bias_grad(needed: bool, g: &Tensor) -> Result<Option<Tensor>> {
+    needed.then(|| g.sum(&[0, 2, 3], false)).transpose()
+}
+
 /// Gradients of the input and the weight from the output gradient `g` `[n, out, oh, ow]`.
 pub(super) fn backward(
     x: &Tensor,

@@ -4,7 +4,7 @@
 //! chunks, `conv2d_chunks.rs`), so no column buffer of the whole batch is made. Its backward
 //! is the convolution's forward (input gradient) and weight gradient with the roles swapped.
 
-use super::conv2d_chunks::{Geometry, backward};
+use super::conv2d_chunks::{Geometry, backward, bias_grad};
 use super::untracked;
 use crate::{Conv2dConfig, Error, Result, Save, Tensor, Unfold2d};
 
@@ -155,11 +155,7 @@ impl Tensor {
                 };
                 let mut grads = vec![dx, dw];
                 if has_bias {
-                    let db = ctx
-                        .needs_grad(2)
-                        .then(|| g.sum(&[0, 2, 3], false))
-                        .transpose()?;
-                    grads.push(db);
+                    grads.push(bias_grad(ctx.needs_grad(2), g)?);
                 }
                 Ok(grads)
             },
