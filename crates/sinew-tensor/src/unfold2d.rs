@@ -133,8 +133,8 @@ impl Unfold2d {
         Ok(crate::Shape::new([self.n, rows, cols]))
     }
 
-    /// Shape `[c*kh*kw, n*oh*ow]` of the wide columns ([`Backend::unfold2d_wide`]), with
-    /// checked products.
+    /// Shape `[c*kh*kw, n*oh*ow]` of the wide columns
+    /// ([`crate::Backend::unfold2d_wide`]), with checked products.
     pub fn wide_cols_shape(&self, op: &'static str, oh: usize, ow: usize) -> Result<crate::Shape> {
         let cols = self.cols_shape(op, oh, ow)?;
         let (rows, l) = (cols.dims()[1], cols.dims()[2]);
