@@ -2,7 +2,7 @@
 // conv_wgrad.cu: weight gradient): the argument struct, window taps, and the tile stages of the
 // SIMT (f32) and tensor-core (f16/bf16) products.
 #pragma once
-#include "gemm.cuh"
+#include "gemm_tc.cuh"
 
 // Mirrors `ConvArgs` in crates/sinew-cuda/src/ops/conv_gemm.rs (#[repr(C)]). Sizes are the
 // forward convolution's; the kernels read two operands: a strided view (the input for the forward

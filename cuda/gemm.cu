@@ -1,12 +1,9 @@
-// GEMM kernels writing the operands' dtype: matmul_<dtype> (general) and matmul_fast_<dtype> (tile
-// multiples). The bodies and the argument struct are in gemm.cuh.
-#include "gemm.cuh"
+// GEMM kernels writing the operands' dtype, one per dtype for every shape and layout: matmul_f32
+// (SIMT), matmul_f16 / matmul_bf16 (tensor cores) and matmul_f64. Bodies and the argument struct
+// are in gemm.cuh and gemm_tc.cuh.
+#include "gemm_tc.cuh"
 
-extern "C" __global__ void __launch_bounds__(256) matmul_f32(const float *A, const float *B, float *C, GemmArgs p) {
-    simt_gemm<float>(A, B, C, p);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 2) matmul_fast_f32(const float *A, const float *B, float *C, GemmArgs p) {
+extern "C" __global__ void __launch_bounds__(256, 2) matmul_f32(const float *A, const float *B, float *C, GemmArgs p) {
     if (p.edge)
         simt_fast_gemm<true>(A, B, C, p);
     else
@@ -17,22 +14,12 @@ extern "C" __global__ void __launch_bounds__(256) matmul_f64(const double *A, co
     simt_gemm<double>(A, B, C, p);
 }
 
-// Two blocks per SM (128 registers, no spills) so one block's loads overlap the other's MMAs.
-extern "C" __global__ void __launch_bounds__(256, 2) matmul_f16(const __half *A, const __half *B, __half *C, GemmArgs p) {
-    tc::gemm<__half, __half>(A, B, C, p);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 2)
-    matmul_bf16(const __nv_bfloat16 *A, const __nv_bfloat16 *B, __nv_bfloat16 *C, GemmArgs p) {
-    tc::gemm<__nv_bfloat16, __nv_bfloat16>(A, B, C, p);
-}
-
-extern "C" __global__ void __launch_bounds__(128, 2)
-    matmul_fast_f16(const __half *A, const __half *B, __half *C, GemmArgs p) {
+// Two blocks per SM so one block's loads overlap the other's MMAs.
+extern "C" __global__ void __launch_bounds__(128, 2) matmul_f16(const __half *A, const __half *B, __half *C, GemmArgs p) {
     tcf::dispatch<__half, __half>(A, B, C, p);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)
-    matmul_fast_bf16(const __nv_bfloat16 *A, const __nv_bfloat16 *B, __nv_bfloat16 *C, GemmArgs p) {
+    matmul_bf16(const __nv_bfloat16 *A, const __nv_bfloat16 *B, __nv_bfloat16 *C, GemmArgs p) {
     tcf::dispatch<__nv_bfloat16, __nv_bfloat16>(A, B, C, p);
 }

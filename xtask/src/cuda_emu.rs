@@ -19,7 +19,7 @@ use crate::cuda_stub::driver_entry_points;
 use crate::nvcc::{run_capture, workspace_root};
 
 /// Host compiler flags: IEEE arithmetic without contraction, as the kernels' explicit roundings
-/// assume; `SINEW_EMU` selects the emulated tensor-core instructions in `gemm.cuh`.
+/// assume; `SINEW_EMU` selects the emulated tensor-core instructions in `gemm_tc.cuh`.
 const FLAGS: &[&str] = &[
     "-std=c++20",
     "-O2",

@@ -239,15 +239,15 @@ fn gemm_out_ok(dtype: DType, out: DType) -> bool {
     out == dtype || (out == DType::F32 && matches!(dtype, DType::F16 | DType::BF16))
 }
 
-fn gemm_kernel(prefix: &'static str, op: &'static str, dtype: DType, out: DType) -> Kernel {
+fn gemm_kernel(dtype: DType, out: DType) -> Kernel {
     Kernel {
         family: if out == dtype {
             Family::Gemm
         } else {
             Family::GemmMixed
         },
-        prefix,
-        op,
+        prefix: "matmul",
+        op: "",
         suffixes: [
             Suffix::DType(dtype),
             if out == dtype {
@@ -259,18 +259,11 @@ fn gemm_kernel(prefix: &'static str, op: &'static str, dtype: DType, out: DType)
     }
 }
 
-/// `matmul_<dtype>` (SIMT tiles for f32/f64, tensor cores for f16/bf16), or
-/// `matmul_<dtype>_f32` for f16/bf16 operands written as f32 (accumulated in f32 either way).
+/// `matmul_<dtype>`, the one GEMM kernel of a dtype, for every shape and layout (SIMT tiles for
+/// f32/f64, pipelined `mma.sync` tensor cores for f16/bf16), or `matmul_<dtype>_f32` for f16/bf16
+/// operands written as f32 (accumulated in f32 either way).
 pub fn matmul(dtype: DType, out: DType) -> Option<Kernel> {
-    (is_float(dtype) && gemm_out_ok(dtype, out)).then(|| gemm_kernel("matmul", "", dtype, out))
-}
-
-/// `matmul_fast_<dtype>[_f32]`: the fast path for tile-multiple shapes with 16-byte loadable
-/// operands; f32 (SIMT, double-buffered) and f16/bf16 (pipelined `mma.sync` tensor cores, also
-/// writing f32).
-pub fn matmul_fast(dtype: DType, out: DType) -> Option<Kernel> {
-    (matches!(dtype, DType::F32 | DType::F16 | DType::BF16) && gemm_out_ok(dtype, out))
-        .then(|| gemm_kernel("matmul", "fast", dtype, out))
+    (is_float(dtype) && gemm_out_ok(dtype, out)).then(|| gemm_kernel(dtype, out))
 }
 
 /// `inplace_binary_<op>_<dtype>` (`dst = dst op src`): floats, and i64 without `div` and `pow`.
@@ -437,7 +430,6 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend([false, true].iter().filter_map(|&log| softmax(log, dtype)));
         for out_dtype in [dtype, DType::F32] {
             out.extend(matmul(dtype, out_dtype));
-            out.extend(matmul_fast(dtype, out_dtype));
         }
         out.extend(
             BINARY_OPS
@@ -522,8 +514,8 @@ mod tests {
         assert!(matmul(DType::U8, DType::U8).is_none());
         assert_eq!(matmul(DType::F16, DType::F16).unwrap().name(), "matmul_f16");
         assert_eq!(
-            matmul_fast(DType::BF16, DType::F32).unwrap().name(),
-            "matmul_fast_bf16_f32"
+            matmul(DType::BF16, DType::F32).unwrap().name(),
+            "matmul_bf16_f32"
         );
         assert!(matmul(DType::F32, DType::F16).is_none());
         assert_eq!(

@@ -49,6 +49,11 @@ fn matmul_matches_the_cpu_at_awkward_sizes() {
         (72, 96, 136),
         (200, 520, 264),
         (64, 64, 576),
+        // k or m not whole 16-byte loads: one operand element-wise, the other vector-loaded
+        // (a 10-class layer's backward passes), and both element-wise at 128-row multiples.
+        (64, 10, 128),
+        (10, 64, 784),
+        (256, 27, 256),
     ];
     for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64] {
         let mut worst = 0.0f64;

@@ -1,14 +1,16 @@
 //! Host side of `cuda/gemm.cu`: batched matrix products.
 //!
 //! Operands are read in place through their row and column strides (transposed views cost no
-//! copy); broadcast batch dims reach the kernel as a [`Geometry`] of batch offsets. f16/bf16 run
-//! on tensor cores with f32 accumulation; 16-byte loads are enabled per operand when its unit-stride
-//! axis, other stride, offset and batch strides are all multiples of 8 elements. When both operands
-//! allow them, n is a multiple of 128, m of 128 (f32) or 64 (f16/bf16) and k of 8 (f32) or 32
-//! (f16/bf16), the `matmul_fast_*` kernels run instead: double-buffered float4 SIMT tiles for f32,
-//! a cp.async + ldmatrix + `mma.sync` pipeline for f16/bf16. Both also take other sizes with edge
-//! tiles (zero-filled loads, guarded stores) when k is a multiple of one 16-byte load (4 f32, 8
-//! f16/bf16) and so is m (n) where A (B) is read along it.
+//! copy); broadcast batch dims reach the kernel as a [`Geometry`] of batch offsets. One kernel per
+//! dtype takes every shape and layout: f32 on double-buffered SIMT tiles, f16/bf16 on tensor cores
+//! (a cp.async + ldmatrix + `mma.sync` pipeline, f32 accumulation), f64 on plain SIMT tiles. An
+//! operand is loaded 16 bytes at a time along its unit stride when its other stride, offset and
+//! batch strides are multiples of one load and each load lies wholly inside or outside it (so k,
+//! or m for an A read along m, n for a B read along n, is a multiple of one load: 4 f32, 8
+//! f16/bf16); any other operand is loaded element by element through both strides, in the same
+//! kernel and tiles. Exact tiles (m, n multiples of 128, k of 8 (f32) or 32 (f16/bf16), both
+//! operands 16-byte loaded) skip the edge guards; every other shape runs edge tiles whose loads
+//! past the edges read zeros and whose stores are guarded ([`plan`]).
 //!
 //! A [`MatmulSpec`]'s extras run inside every kernel: f16/bf16 operands may write f32 (the
 //! accumulator, unrounded: `matmul_*_f32` kernels), and the epilogue (bias `[n]` of the output
@@ -23,19 +25,10 @@ use crate::geometry::Geometry;
 use crate::names;
 use crate::storage::CudaStorage;
 
-/// Output tile edge of every GEMM kernel.
+/// Output tile edge of every GEMM kernel (columns; rows too unless [`Plan::small_m`]).
 const TILE: usize = 128;
-/// K step of the `matmul_fast_*` kernels, which need n a multiple of [`TILE`], m of
-/// [`fast_m_step`] and k of this.
-fn fast_k_step(dtype: DType) -> usize {
-    if dtype == DType::F32 { 8 } else { 32 }
-}
-
-/// Row step of the `matmul_fast_*` kernels: [`TILE`] for f32, 64 for f16/bf16 (whose fast
-/// kernel also runs 64-row tiles).
-fn fast_m_step(dtype: DType) -> usize {
-    if dtype == DType::F32 { TILE } else { TILE / 2 }
-}
+/// Row tiles of one launch (a grid's y limit); more take further launches.
+const MAX_ROW_TILES: usize = 65535;
 
 /// Kernel arguments (mirrors `GemmArgs` in `cuda/gemm.cu`).
 #[repr(C)]
@@ -55,6 +48,7 @@ struct GemmArgs {
     bias_stride: u64,
     epilogue: u32,
     edge: u32,
+    row_tile0: u32,
     batch_geom: Geometry,
 }
 
@@ -130,40 +124,81 @@ fn epilogue_args(dev: &CudaBackend, spec: &Epilogue<'_>, out: DType) -> Result<(
     ))
 }
 
-/// Whether an operand of `rows x cols` may be loaded 8 elements at a time along its unit stride,
-/// with the kernel's preference for a unit column stride.
-fn vector_ok(layout: &Layout) -> bool {
+/// Whether an operand of `rows x cols` may be loaded `chunk` elements (16 bytes) at a time along
+/// its unit stride (the kernels prefer a unit column stride): the other stride, the offset and the
+/// batch strides are multiples of `chunk`, and so is the length along the unit stride (each load
+/// lies wholly inside or outside the operand). `len_along_rows` is that length when the rows are
+/// the unit stride.
+fn vector_ok(layout: &Layout, chunk: usize) -> bool {
     let rank = layout.dims().len();
     let (rows, cols) = (layout.dims()[rank - 2], layout.dims()[rank - 1]);
     let (rs, cs) = (layout.strides()[rank - 2], layout.strides()[rank - 1]);
     let axis = if cs == 1 {
-        rows == 1 || rs % 8 == 0
+        (rows == 1 || rs % chunk == 0) && cols % chunk == 0
     } else if rs == 1 {
-        cols == 1 || cs % 8 == 0
+        (cols == 1 || cs % chunk == 0) && rows % chunk == 0
     } else {
         false
     };
     let batch = layout.dims()[..rank - 2]
         .iter()
         .zip(&layout.strides()[..rank - 2])
-        .all(|(&d, &s)| d == 1 || s % 8 == 0);
-    axis && batch && layout.offset().is_multiple_of(8)
+        .all(|(&d, &s)| d == 1 || s % chunk == 0);
+    axis && batch && layout.offset().is_multiple_of(chunk)
 }
 
-/// Elements in one 16-byte load of the fast kernels.
+/// Elements in one 16-byte load.
 fn chunk_elems(dtype: DType) -> usize {
     16 / dtype.size_in_bytes()
 }
 
-/// Whether the fast kernels can run `[m, k] @ [k, n]` with edge tiles: their 16-byte loads of
-/// `chunk` elements must lie wholly inside or outside each operand, so k must be a multiple of
-/// `chunk`, and so must m (n) when A (B) is read along m (n), i.e. its unit stride is not along
-/// k. (Both operands have passed [`vector_ok`].)
-fn edge_tiles_ok(a: &Layout, b: &Layout, (m, n, k): (usize, usize, usize), chunk: usize) -> bool {
-    let unit_col = |l: &Layout| l.strides()[l.dims().len() - 1] == 1;
-    let a_along_k = unit_col(a);
-    let b_along_k = !unit_col(b);
-    k % chunk == 0 && (a_along_k || m % chunk == 0) && (b_along_k || n % chunk == 0)
+/// How one GEMM runs: which loads are vectorised and which tiles run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    /// Bit 0: A is loaded 16 bytes at a time ([`vector_ok`]); bit 1: B. A clear bit: element by
+    /// element.
+    vector: u32,
+    /// Loads and stores are guarded: m, n or k is not a tile multiple, or an operand is loaded
+    /// element-wise (f32 reads this; f16/bf16 run such shapes on [`Plan::small_m`] tiles).
+    edge: bool,
+    /// f16/bf16: 64-row block tiles of 4 warps, which also take the edges (and small problems,
+    /// where 128-row tiles would leave multiprocessors idle).
+    small_m: bool,
+}
+
+impl Plan {
+    /// Rows of one block tile.
+    fn rows(&self) -> usize {
+        if self.small_m { TILE / 2 } else { TILE }
+    }
+}
+
+/// The plan of `[batch.., m, k] @ [batch.., k, n]` with operands `a`, `b` of `dtype` on a GPU with
+/// `multiprocessors` SMs. f64 runs the plain SIMT kernel, which reads everything element-wise.
+fn plan(dtype: DType, a: &Layout, b: &Layout, dims: MatmulDims, multiprocessors: usize) -> Plan {
+    let MatmulDims { batch, m, n, k } = dims;
+    if dtype == DType::F64 {
+        return Plan {
+            vector: 0,
+            edge: true,
+            small_m: false,
+        };
+    }
+    let chunk = chunk_elems(dtype);
+    let vector = vector_ok(a, chunk) as u32 | (vector_ok(b, chunk) as u32) << 1;
+    let k_step = if dtype == DType::F32 { 8 } else { 32 };
+    let exact = vector == 3
+        && k > 0
+        && m.is_multiple_of(TILE)
+        && n.is_multiple_of(TILE)
+        && k.is_multiple_of(k_step);
+    // The tensor-core kernel runs 128-row tiles only where they fill the GPU.
+    let fills = (m / TILE) * (n / TILE) * batch >= multiprocessors;
+    Plan {
+        vector,
+        edge: !exact,
+        small_m: dtype != DType::F32 && !(exact && fills),
+    }
 }
 
 fn batch_layout(layout: &Layout) -> Layout {
@@ -196,35 +231,14 @@ pub(crate) fn matmul(
     }
     let MatmulDims { batch, m, n, k } = dims;
     let out_dtype = spec.out_dtype.unwrap_or(dtype);
-    let general = need(names::matmul(dtype, dtype), OP, dtype)?;
-    let general = if out_dtype == dtype {
-        general
-    } else {
-        names::matmul(dtype, out_dtype).ok_or_else(|| {
-            Error::invalid(
-                OP,
-                format!(
-                    "{dtype} operands cannot be written as {out_dtype} (f16/bf16 may write f32)"
-                ),
-            )
-        })?
-    };
+    need(names::matmul(dtype, dtype), OP, dtype)?;
+    let kernel = names::matmul(dtype, out_dtype).ok_or_else(|| {
+        Error::invalid(
+            OP,
+            format!("{dtype} operands cannot be written as {out_dtype} (f16/bf16 may write f32)"),
+        )
+    })?;
     let (bias, bias_stride, epilogue) = epilogue_args(dev, spec, out_dtype)?;
-    let vector = vector_ok(ll) as u32 | (vector_ok(rl) as u32) << 1;
-    let tiles_fit = m % fast_m_step(dtype) == 0 && n % TILE == 0 && k % fast_k_step(dtype) == 0;
-    let edge = !tiles_fit && edge_tiles_ok(ll, rl, (m, n, k), chunk_elems(dtype));
-    let fast_kernel = names::matmul_fast(dtype, out_dtype)
-        .filter(|_| vector == 3 && k > 0 && (tiles_fit || edge));
-    // The f16/bf16 fast path (tensor cores) runs 4 warps of 64x64, and 64-row tiles when m is
-    // not a multiple of 128 (a ResNet stage of 64 channels), when 128-row ones would leave SMs
-    // idle, or at the edges of shapes that are not tile multiples; every other kernel runs 8
-    // warps on 128x128 tiles.
-    let tensor_fast = fast_kernel.is_some() && dtype != DType::F32;
-    let small_m = tensor_fast
-        && (edge
-            || m % TILE != 0
-            || (m / TILE) * (n / TILE) * batch < dev.multiprocessors() as usize);
-    let kernel = fast_kernel.unwrap_or(general);
     let total = batch
         .checked_mul(m)
         .and_then(|bm| bm.checked_mul(n))
@@ -233,16 +247,20 @@ pub(crate) fn matmul(
     if total == 0 {
         return Ok(out);
     }
+    // The kernels index rows, columns and k in 32 bits, past the last tile too.
     let too_big =
         |what: &str| Error::invalid(OP, format!("{what} too large for the CUDA GEMM ({dims:?})"));
-    let u32_of = |v: usize, what: &str| u32::try_from(v).map_err(|_| too_big(what));
-    if m.div_ceil(TILE) > 65535 {
-        return Err(too_big("m"));
-    }
+    let u32_of = |v: usize, what: &str| {
+        u32::try_from(v)
+            .ok()
+            .filter(|&v| v <= i32::MAX as u32)
+            .ok_or_else(|| too_big(what))
+    };
+    let plan = plan(dtype, ll, rl, dims, dev.multiprocessors() as usize);
     let mut batch_geom = Geometry::new(OP, &[&batch_layout(ll), &batch_layout(rl)])?;
     batch_geom.contiguous = 0; // batch offsets always go through the strides
     let rank = ll.dims().len();
-    let args = GemmArgs {
+    let mut args = GemmArgs {
         m: u32_of(m, "m")?,
         n: u32_of(n, "n")?,
         k: u32_of(k, "k")?,
@@ -251,24 +269,30 @@ pub(crate) fn matmul(
         a_cs: ll.strides()[rank - 1] as u64,
         b_rs: rl.strides()[rank - 2] as u64,
         b_cs: rl.strides()[rank - 1] as u64,
-        vector,
-        small_m: small_m as u32,
+        vector: plan.vector,
+        small_m: plan.small_m as u32,
         bias,
         bias_stride,
         epilogue,
-        edge: (fast_kernel.is_some() && edge) as u32,
+        edge: plan.edge as u32,
+        row_tile0: 0,
         batch_geom,
     };
-    let cfg = LaunchConfig {
-        grid: (
-            n.div_ceil(TILE) as u32,
-            m.div_ceil(if small_m { TILE / 2 } else { TILE }) as u32,
-            batch.min(65535) as u32,
-        ),
-        block: (if tensor_fast { 128 } else { 256 }, 1, 1),
-    };
+    let tensor_cores = dtype != DType::F32 && dtype != DType::F64;
+    let row_tiles = m.div_ceil(plan.rows());
     let (a, b, c) = (lhs.device_ptr(), rhs.device_ptr(), out.device_ptr());
-    dev.launch(&kernel, cfg, kernel_args![a, b, c, args])?;
+    for tile0 in (0..row_tiles).step_by(MAX_ROW_TILES) {
+        args.row_tile0 = tile0 as u32; // < row_tiles <= m, which fits (checked above)
+        let cfg = LaunchConfig {
+            grid: (
+                n.div_ceil(TILE) as u32,
+                (row_tiles - tile0).min(MAX_ROW_TILES) as u32,
+                batch.min(65535) as u32,
+            ),
+            block: (if tensor_cores { 128 } else { 256 }, 1, 1),
+        };
+        dev.launch(&kernel, cfg, kernel_args![a, b, c, args])?;
+    }
     Ok(out)
 }
 
@@ -278,19 +302,164 @@ mod tests {
 
     #[test]
     fn gemm_args_match_the_c_layout() {
-        assert_eq!(std::mem::size_of::<GemmArgs>(), 80 + 256);
+        assert_eq!(std::mem::size_of::<GemmArgs>(), 88 + 256);
         assert_eq!(std::mem::offset_of!(GemmArgs, bias), 56);
         assert_eq!(std::mem::offset_of!(GemmArgs, epilogue), 72);
-        assert_eq!(std::mem::offset_of!(GemmArgs, batch_geom), 80);
+        assert_eq!(std::mem::offset_of!(GemmArgs, row_tile0), 80);
+        assert_eq!(std::mem::offset_of!(GemmArgs, batch_geom), 88);
     }
 
     #[test]
-    fn vector_loads_need_aligned_strides() {
+    fn vector_loads_need_aligned_strides_and_whole_loads() {
         let l = Layout::contiguous([4, 64, 32]);
-        assert!(vector_ok(&l));
-        assert!(vector_ok(&l.permute(&[0, 2, 1]).unwrap()));
-        assert!(!vector_ok(&Layout::contiguous([4, 64, 30])));
-        assert!(!vector_ok(&l.slice(2, 1, 16, 1).unwrap()));
-        assert!(!vector_ok(&l.slice(2, 0, 16, 2).unwrap()));
+        assert!(vector_ok(&l, 8));
+        assert!(vector_ok(&l.permute(&[0, 2, 1]).unwrap(), 8));
+        assert!(!vector_ok(&Layout::contiguous([4, 64, 30]), 8));
+        assert!(!vector_ok(&l.slice(2, 1, 16, 1).unwrap(), 8));
+        assert!(!vector_ok(&l.slice(2, 0, 16, 2).unwrap(), 8));
+        // 12 columns: whole f32 loads (4) but not f16 ones (8); 10 columns: neither.
+        assert!(vector_ok(&Layout::contiguous([64, 12]), 4));
+        assert!(!vector_ok(&Layout::contiguous([64, 12]), 8));
+        assert!(!vector_ok(&Layout::contiguous([64, 10]), 4));
+        // Read along the rows (a transposed view): the row count must be whole loads.
+        let t = Layout::contiguous([10, 64]).permute(&[1, 0]).unwrap();
+        assert!(
+            vector_ok(&t, 4)
+                && !vector_ok(
+                    &Layout::contiguous([10, 64])
+                        .permute(&[1, 0])
+                        .unwrap()
+                        .slice(0, 0, 62, 1)
+                        .unwrap(),
+                    4
+                )
+        );
+    }
+
+    fn dims(batch: usize, m: usize, k: usize, n: usize) -> MatmulDims {
+        MatmulDims { batch, m, n, k }
+    }
+
+    #[test]
+    fn every_shape_runs_the_one_kernel_with_a_plan_for_its_loads() {
+        let c = Layout::contiguous;
+        // Tile multiples, aligned: the exact tiles, 128 rows where they fill 132 SMs.
+        let p = plan(
+            DType::F32,
+            &c([256, 64]),
+            &c([64, 256]),
+            dims(1, 256, 64, 256),
+            132,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                vector: 3,
+                edge: false,
+                small_m: false
+            }
+        );
+        let p = plan(
+            DType::F16,
+            &c([1536, 96]),
+            &c([96, 1408]),
+            dims(1, 1536, 96, 1408),
+            132,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                vector: 3,
+                edge: false,
+                small_m: false
+            }
+        );
+        assert_eq!(p.rows(), 128);
+        // The same shape on too few tiles: 64-row tiles (which guard their edges anyway).
+        let p = plan(
+            DType::F16,
+            &c([256, 96]),
+            &c([96, 256]),
+            dims(1, 256, 96, 256),
+            132,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                vector: 3,
+                edge: false,
+                small_m: true
+            }
+        );
+        assert_eq!(p.rows(), 64);
+        // An MLP's 10-class layer, backward: dY [64, 10] @ W [10, 128] (k = 10 is no whole
+        // load: A element-wise, B vector) and dY^T [10, 64] @ X [64, 784] (A read along its
+        // 10 rows, element-wise).
+        let p = plan(
+            DType::F32,
+            &c([64, 10]),
+            &c([10, 128]),
+            dims(1, 64, 10, 128),
+            132,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                vector: 2,
+                edge: true,
+                small_m: false
+            }
+        );
+        let dyt = c([64, 10]).permute(&[1, 0]).unwrap();
+        let p = plan(DType::BF16, &dyt, &c([64, 784]), dims(1, 10, 64, 784), 132);
+        assert_eq!(
+            p,
+            Plan {
+                vector: 2,
+                edge: true,
+                small_m: true
+            }
+        );
+        // A first convolution's columns, k = 27: both element-wise in f16, B vector in f32.
+        let p = plan(
+            DType::F16,
+            &c([64, 27]),
+            &c([27, 100]),
+            dims(1, 64, 27, 100),
+            132,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                vector: 0,
+                edge: true,
+                small_m: true
+            }
+        );
+        // k = 0 never runs the unguarded exact tiles (they would load a first k-tile).
+        let p = plan(
+            DType::F32,
+            &c([128, 0]),
+            &c([0, 128]),
+            dims(1, 128, 0, 128),
+            132,
+        );
+        assert!(p.edge);
+        // f64: the plain SIMT kernel.
+        let p = plan(
+            DType::F64,
+            &c([256, 64]),
+            &c([64, 256]),
+            dims(1, 256, 64, 256),
+            132,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                vector: 0,
+                edge: true,
+                small_m: false
+            }
+        );
     }
 }
