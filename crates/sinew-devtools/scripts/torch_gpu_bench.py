@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 NAMES = [
     "gemm f32 1024", "gemm f32 2048", "gemm f32 4096",
-    "gemm f16 1024", "gemm f16 2048", "gemm f16 4096",
+    "gemm f16 1024", "gemm f16 2048", "gemm f16 4096", "gemm f32 4095", "gemm f16 4095",
     "conv 64c 32x32 b128 f+b", "conv 128c 16x16 b128 f+b", "conv 256c 8x8 b128 f+b",
     "mlp step b64 f32", "mlp step b64 mixed", "lenet5 step b64 f32", "lenet5 step b64 mixed",
     "resnet18 step b128 f32", "resnet18 step b128 mixed",
@@ -24,7 +24,7 @@ NAMES = [
 
 
 def heavy(name):
-    return "resnet18" in name or "vgg16" in name or name.endswith("4096")
+    return "resnet18" in name or "vgg16" in name or name.endswith(("4096", "4095"))
 
 
 def plan(name, device, quick):
