@@ -23,18 +23,7 @@
 //   Queued after any of the above with the same geometry: when bad[0] holds a position, copies
 //   the index found there into bad[1], so the host can name it at its next synchronisation
 //   without keeping the index storage alive.
-#include "common.cuh"
-
-// The index at position i, or -1 (recording i in *bad) when it is outside [0, bound).
-__device__ __forceinline__ int64_t checked_index(const int64_t *idx, uint64_t off, uint32_t i, uint64_t bound,
-                                                 unsigned long long *bad) {
-    const int64_t j = idx[off];
-    if (j < 0 || (uint64_t)j >= bound) {
-        atomicMin(bad, (unsigned long long)i);
-        return -1;
-    }
-    return j;
-}
+#include "index_check.cuh"
 
 #define GATHER_KERNEL(BYTES, T)                                                                   \
     extern "C" __global__ void gather_b##BYTES(uint32_t n, Geometry g, const T *src,              \

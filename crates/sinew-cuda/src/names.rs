@@ -53,11 +53,13 @@ pub enum Family {
     ConvGemm,
     /// `cuda/conv_wgrad.cu`: implicit-GEMM convolution weight gradient.
     ConvWgrad,
+    /// `cuda/index_grad.cu`: index_select's gradient by a stable radix sort of the index.
+    IndexGrad,
 }
 
 impl Family {
     /// Every family, in module-table order.
-    pub const ALL: [Family; 16] = [
+    pub const ALL: [Family; 17] = [
         Family::Unary,
         Family::Binary,
         Family::Compare,
@@ -74,6 +76,7 @@ impl Family {
         Family::Xent,
         Family::ConvGemm,
         Family::ConvWgrad,
+        Family::IndexGrad,
     ];
 
     /// File stem of the `.cu` source and the `.ptx` output.
@@ -95,6 +98,7 @@ impl Family {
             Family::Xent => "xent",
             Family::ConvGemm => "conv_gemm",
             Family::ConvWgrad => "conv_wgrad",
+            Family::IndexGrad => "index_grad",
         }
     }
 
@@ -414,6 +418,22 @@ pub fn xent_first_bad() -> Kernel {
     }
 }
 
+/// `radix_<step>`, a step of the stable radix sort of a 1-d i64 index (dtype-free): `keys`,
+/// `histogram`, `scan`, `scatter`.
+pub fn radix(step: &'static str) -> Kernel {
+    Kernel {
+        family: Family::IndexGrad,
+        prefix: "radix",
+        op: step,
+        suffixes: [Suffix::None; 2],
+    }
+}
+
+/// `index_grad_<dtype>`: index_select's input gradient summed over the sorted index: floats.
+pub fn index_grad(dtype: DType) -> Option<Kernel> {
+    is_float(dtype).then(|| kernel(Family::IndexGrad, "index_grad", "", dtype))
+}
+
 /// Every kernel the Rust side can launch, from the op table's lists and every dtype.
 pub fn every_kernel() -> Vec<Kernel> {
     let mut out = Vec::new();
@@ -472,7 +492,9 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(DType::ALL.iter().map(|&to| cast(dtype, to)));
         out.extend([false, true].iter().filter_map(|&l| channel(l, dtype)));
         out.extend([false, true].iter().filter_map(|&b| xent(b, dtype)));
+        out.extend(index_grad(dtype));
     }
+    out.extend(["keys", "histogram", "scan", "scatter"].map(radix));
     out.push(scatter_claim());
     out.push(index_first_bad());
     out.push(philox_uniform());

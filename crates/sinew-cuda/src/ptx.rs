@@ -6,7 +6,7 @@
 use crate::names::Family;
 
 /// `(family, PTX text)` for every kernel module, in [`Family::ALL`] order.
-pub const MODULES: [(Family, &str); 16] = [
+pub const MODULES: [(Family, &str); 17] = [
     (Family::Unary, include_str!("../kernels/unary.ptx")),
     (Family::Binary, include_str!("../kernels/binary.ptx")),
     (Family::Compare, include_str!("../kernels/compare.ptx")),
@@ -23,6 +23,7 @@ pub const MODULES: [(Family, &str); 16] = [
     (Family::Xent, include_str!("../kernels/xent.ptx")),
     (Family::ConvGemm, include_str!("../kernels/conv_gemm.ptx")),
     (Family::ConvWgrad, include_str!("../kernels/conv_wgrad.ptx")),
+    (Family::IndexGrad, include_str!("../kernels/index_grad.ptx")),
 ];
 
 /// The PTX text of a family's module.

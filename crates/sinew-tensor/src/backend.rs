@@ -399,6 +399,24 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         crate::composite::index_select(self, src, layout, indices, indices_layout, dim)
     }
 
+    /// The input gradient of `index_select(dim, indices)` for an input of `input_dims`: zeros
+    /// with each row `p` of `grad` (the output gradient, `input_dims` with `indices.len()` along
+    /// `dim`) added at `indices[p]`, rows sharing an index summed in ascending `p` order with
+    /// each addition rounded to the dtype (what the CPU's sequential scatter-add computes, so the
+    /// result is the same on every run). Indices are already known to be i64 and 1-d.
+    ///
+    /// Default: `Ok(None)`, and the caller runs a scatter-add into zeros.
+    fn index_select_backward(
+        &self,
+        grad: (&dyn BackendStorage, &Layout),
+        indices: (&dyn BackendStorage, &Layout),
+        dim: usize,
+        input_dims: &[usize],
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (grad, indices, dim, input_dims);
+        Ok(None)
+    }
+
     /// `out[i][j] = src[i][index[i][j]]` along `dim` (PyTorch `gather`); output has index's shape.
     fn gather(
         &self,

@@ -15,7 +15,8 @@
 //! 1 along `dim`), a first pass claims each slot for its last writer in row-major order (what the
 //! CPU keeps). Scatter-add uses atomics (f16 and bf16 included, native on sm_80), so colliding
 //! values are summed in an unspecified order: f32/f64 results may differ from the CPU in the last
-//! bits, f16/bf16 by a rounding per collision; without collisions they are exact.
+//! bits, f16/bf16 by a rounding per collision; without collisions they are exact. index_select's
+//! gradient does not go through it: [`super::index_grad`] sums in a fixed order.
 
 use sinew_tensor::{CpuStorage, DType, Error, Layout, Result, ScatterMode, Shape};
 
@@ -26,7 +27,8 @@ use crate::geometry::Geometry;
 use crate::names;
 use crate::storage::CudaStorage;
 
-fn check_index_dtype(op: &'static str, index: &CudaStorage) -> Result<()> {
+/// The error for an index that is not i64.
+pub(crate) fn check_index_dtype(op: &'static str, index: &CudaStorage) -> Result<()> {
     match index.dtype_of() {
         DType::I64 => Ok(()),
         dtype => Err(Error::UnsupportedDType { op, dtype }),
@@ -58,7 +60,7 @@ pub(crate) fn queue_first_bad(
 }
 
 /// [`queue_first_bad`], then leaves the slot to the next synchronisation.
-fn defer_check(
+pub(crate) fn defer_check(
     dev: &CudaBackend,
     op: &'static str,
     g: Geometry,

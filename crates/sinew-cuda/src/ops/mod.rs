@@ -10,6 +10,7 @@ pub(crate) mod conv_gemm;
 pub(crate) mod conv_wgrad;
 pub(crate) mod gemm;
 pub(crate) mod index;
+pub(crate) mod index_grad;
 pub(crate) mod inplace;
 pub(crate) mod pool;
 pub(crate) mod random;

@@ -29,7 +29,8 @@ impl Tensor {
         ))
     }
 
-    /// Entries along `dim` at 1-d i64 `indices`. Backward: scatter-add of the gradient.
+    /// Entries along `dim` at 1-d i64 `indices`. Backward: the gradient rows summed back at the
+    /// indices, in position order (deterministic).
     pub fn index_select(&self, dim: isize, indices: &Tensor) -> Result<Tensor> {
         let out = untracked(|| self.index_select_untracked(dim, indices))?;
         let indices = indices.clone();
@@ -41,16 +42,46 @@ impl Tensor {
             move |ctx, g| {
                 let shape = ctx.input_shape(0);
                 let d = shape.dim("index_select", dim)?;
-                // Spread the 1-d index over the gradient's shape, then scatter-add into zeros.
-                let mut view = vec![1; g.rank()];
-                view[d] = indices.elem_count();
-                let full = indices
-                    .reshape(view)?
-                    .broadcast_to(g.shape().clone())?
-                    .contiguous()?;
-                let zeros = Tensor::zeros(shape.clone(), g.dtype(), g.device())?;
-                Ok(vec![Some(zeros.scatter_add(dim, &full, g)?)])
+                Ok(vec![Some(g.index_select_backward(&indices, d, shape)?)])
             },
+        ))
+    }
+
+    /// `index_select`'s input gradient from the output gradient `self`, differentiable (its own
+    /// backward selects the incoming gradient at the same indices): the backend's direct
+    /// kernel ([`crate::Backend::index_select_backward`]) where it has one, else a scatter-add
+    /// into zeros.
+    fn index_select_backward(&self, indices: &Tensor, d: usize, input: &Shape) -> Result<Tensor> {
+        let out = untracked(|| {
+            let backend = self.device().backend();
+            let direct = self.with_two_storages(indices, |g, i| {
+                backend.index_select_backward(
+                    (g, self.layout()),
+                    (i, indices.layout()),
+                    d,
+                    input.dims(),
+                )
+            })?;
+            if let Some(storage) = direct {
+                return Tensor::from_storage(storage, input.clone(), self.device().clone());
+            }
+            // Spread the 1-d index over the gradient's shape, then scatter-add into zeros.
+            let mut view = vec![1; self.rank()];
+            view[d] = indices.elem_count();
+            let full = indices
+                .reshape(view)?
+                .broadcast_to(self.shape().clone())?
+                .contiguous()?;
+            let zeros = Tensor::zeros(input.clone(), self.dtype(), self.device())?;
+            zeros.scatter_add_untracked(d as isize, &full, self)
+        })?;
+        let idx = indices.clone();
+        Ok(Tensor::from_op(
+            out,
+            "index_select_backward",
+            &[self],
+            Save::NOTHING,
+            move |_, gg| Ok(vec![Some(gg.index_select(d as isize, &idx)?)]),
         ))
     }
 
