@@ -8,7 +8,9 @@
 //   dx[n, g*cg + c, y, x] = sum over (o, ki, kj) of
 //       w[g*og + o, c, ki, kj] * dy[n, g*og + o, (y + ph - ki*dh) / sh, (x + pw - kj*dw) / sw]
 //   over the taps whose division is exact and inside the output: W^T [cg, og*kh*kw] @
-//   [og*kh*kw, n*h*w].
+//   [og*kh*kw, n*h*w]; with dilation 1, one launch per phase (y mod sh, x mod sw), over that
+//   phase's positions and the taps the division leaves (ConvArgs.py..wkw): a 3x3 stride-2
+//   convolution's input gradient multiplies 9/4 taps per position instead of 9.
 // The right operand (the im2col columns, or their adjoint's) is never stored: each thread reads its
 // column's taps from the strided view (x or dy, any strides) while loading a tile, with zeros
 // outside. The result is written straight into a contiguous [n, channels, height, width]. The
@@ -67,7 +69,8 @@ template <typename T> struct Forward {
     }
 };
 
-// The input gradient as a product: rows = input channels, columns = input positions.
+// The input gradient as a product: rows = input channels, columns = the phase's input positions
+// (ConvArgs.py..wkw; every position with the identity phase).
 template <typename T> struct InputGrad {
     const T *dy, *wg;  // the output gradient view's group g; the group's weight
     T *dx;
@@ -77,23 +80,34 @@ template <typename T> struct InputGrad {
     __device__ InputGrad(const T *DY, const T *W, T *DX, const ConvArgs &a, uint32_t group)
         : dy(DY + a.view_offset + (uint64_t)group * a.og * a.view_strides[1]),
           wg(W + a.dense_offset + (uint64_t)group * a.og * a.taps), dx(DX), p(a), g(group), rows(a.cg),
-          inner(a.og * a.kh * a.kw), cols(a.n * a.h * a.w) {}
+          inner(a.og * a.kh * a.kw), cols(a.n * a.hp * a.wp) {}
 
-    // Element (c, k = (o, ki, kj)) of W^T: w[o, c, ki, kj].
+    // Element (c, k = (o, i, j)) of W^T: w[o, c, ry + i*step_y, rx + j*step_x].
     __device__ __forceinline__ T a(uint32_t m, uint32_t k) const {
-        const uint32_t area = p.kh * p.kw;
-        return wg[((uint64_t)(k / area) * p.cg + m) * area + k % area];
+        const uint32_t area = p.kh * p.kw, r = k % area;
+        const uint32_t ki = p.ry + r / p.kw * p.step_y, kj = p.rx + r % p.kw * p.step_x;
+        return wg[(((uint64_t)(k / area) * p.cg + m) * p.wkh + ki) * p.wkw + kj];
     }
     __device__ __forceinline__ const T *a_row(uint32_t) const { return wg; }  // never vector-loaded
 
-    // Input position `col` of the batch, shifted by the padding.
+    // Input position `col` of the phase: its image and row and column in the input.
+    struct Position {
+        uint32_t img, y, x;
+    };
+    __device__ __forceinline__ Position position(uint32_t col) const {
+        const uint32_t l = p.hp * p.wp, img = col / l, pos = col % l;
+        return Position{img, p.py + pos / p.wp * p.step_y, p.px + pos % p.wp * p.step_x};
+    }
+
+    // The position, shifted by the padding.
     struct Column {
         const T *base;
         int64_t yp, xp;
         bool valid;
         const ConvArgs *p;
         __device__ __forceinline__ T at(const Tap &t) const {
-            const int64_t ty = yp - (int64_t)t.i * p->dh, tx = xp - (int64_t)t.j * p->dw;
+            const int64_t ty = yp - (int64_t)(p->ry + t.i * p->step_y) * p->dh;
+            const int64_t tx = xp - (int64_t)(p->rx + t.j * p->step_x) * p->dw;
             if (!valid || t.c >= p->og || ty < 0 || tx < 0 || ty % p->sh || tx % p->sw) return T(0.0f);
             const int64_t oy = ty / p->sh, ox = tx / p->sw;
             if (oy >= p->oh || ox >= p->ow) return T(0.0f);
@@ -103,15 +117,16 @@ template <typename T> struct InputGrad {
     };
     __device__ __forceinline__ Column column(uint32_t col) const {
         const bool valid = col < cols;
-        const uint32_t c = valid ? col : 0, l = p.h * p.w, img = c / l, pos = c % l;
-        return Column{dy + (uint64_t)img * p.view_strides[0], (int64_t)(pos / p.w) + p.ph,
-                      (int64_t)(pos % p.w) + p.pw, valid, &p};
+        const Position at = position(valid ? col : 0);
+        return Column{dy + (uint64_t)at.img * p.view_strides[0], (int64_t)at.y + p.ph, (int64_t)at.x + p.pw,
+                      valid, &p};
     }
 
     __device__ __forceinline__ void store(uint32_t m, uint32_t col, float v) const {
         if (m >= rows || col >= cols) return;
-        const uint32_t l = p.h * p.w, img = col / l, pos = col % l;
-        dx[((uint64_t)img * p.cg * p.groups + (uint64_t)g * p.cg + m) * l + pos] = Num<T>::down(v);
+        const Position at = position(col);
+        dx[(((uint64_t)at.img * p.cg * p.groups + (uint64_t)g * p.cg + m) * p.h + at.y) * p.w + at.x] =
+            Num<T>::down(v);
     }
 };
 

@@ -18,6 +18,13 @@ struct ConvArgs {
     uint32_t cols;                // n * oh * ow
     uint32_t vector;              // 1: the dense operand's rows may be loaded 16 bytes at a time
     uint32_t narrow;              // 1: 32-row block tiles (cgt::Rows<1>, SIMT RM = 2)
+    // The input gradient's phase (conv_gemm_dgrad; the identity elsewhere): the input positions
+    // y = py + yy*step_y (yy < hp) and x = px + xx*step_x (xx < wp), whose taps are the kernel
+    // rows ry + i*step_y (i < kh) and columns rx + j*step_x (j < kw) of the weight's wkh x wkw
+    // window. With dilation 1 the host runs one phase per (y mod sh, x mod sw) with steps = the
+    // stride, so no tap that the stride skips is multiplied; kh, kw are then the phase's tap
+    // counts (`taps` stays the weight's cg * wkh * wkw).
+    uint32_t py, px, ry, rx, step_y, step_x, hp, wp, wkh, wkw;
     uint64_t view_strides[4];     // the strided view's n, c, h, w strides
     uint64_t view_offset;         // and its first element
     uint64_t dense_offset;        // the dense operand's first element

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{both, check, gpu, randn};
+use common::{both, check, gpu, poison, randn};
 use sinew_tensor::{Conv2dConfig, DType, Device, Tensor, Unfold2d};
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
@@ -181,7 +181,8 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
     // taps: 16-byte weight loads in f16/bf16; 250 taps with 5x5 in 4 groups: element loads),
     // read in place from a channels-last view made on the device; the input gradients by
     // conv_gemm_dgrad (strides 2 and 1, groups, dilation; 40 rows or, grouped, 20 and 10 in
-    // 32-row tiles) and the weight gradients by conv_wgrad (two position splits).
+    // 32-row tiles; one launch per stride phase without dilation) and the weight gradients by
+    // conv_wgrad (two position splits).
     let dev = gpu();
     let backend = sinew_cuda::CudaBackend::of(&dev).unwrap();
     // (kernel, stride, padding, dilation, groups)
@@ -190,6 +191,11 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
         ((3, 2), (2, 1), (1, 0), (2, 1), 2),
         ((1, 1), (1, 1), (0, 0), (1, 1), 1),
         ((5, 5), (1, 1), (2, 2), (1, 1), 4),
+        // Strided, dilation 1: the input gradient in phases (a ResNet downsampling 3x3, a 1x1
+        // shortcut whose odd positions no tap reaches, a 2x3 window at strides 3 and 2).
+        ((3, 3), (2, 2), (1, 1), (1, 1), 1),
+        ((1, 1), (2, 2), (0, 0), (1, 1), 2),
+        ((2, 3), (3, 2), (0, 1), (1, 1), 1),
     ];
     for dtype in [DType::F32, DType::F16, DType::BF16] {
         let mut worst = 0.0f64;
@@ -221,6 +227,8 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
                 let f64_of = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
                 let exact = conv_and_grads(&f64_of(&x_cpu), &f64_of(&w), cfg, dtype);
                 let cpu = conv_and_grads(&x_cpu, &w, cfg, dtype);
+                // Input-sized blocks start as NaN: a position no phase writes shows up.
+                poison(&dev, x.elem_count() * dtype.size_in_bytes());
                 let implicit = conv_and_grads(&x_gpu, &w_gpu, cfg, dtype);
                 backend.set_implicit_gemm_conv(false);
                 let im2col = conv_and_grads(&x_gpu, &w_gpu, cfg, dtype);

@@ -3,10 +3,12 @@
 //!
 //! The input is read in place through its strides; the weight must be a contiguous
 //! `[o, c/groups, kh, kw]` (a strided weight is copied first). f32 runs on the SIMT kernel,
-//! f16 and bf16 on the tensor cores (f32 accumulation, one rounding per output).
+//! f16 and bf16 on the tensor cores (f32 accumulation, one rounding per output). The input
+//! gradient runs one launch per phase of the stride ([`super::conv_phase`]).
 
 use sinew_tensor::{DType, Error, Layout, Result, Unfold2d};
 
+use super::conv_phase::{Phase, dgrad_phases};
 use super::{LaunchConfig, cast};
 use crate::device::CudaBackend;
 use crate::names::{self, Kernel};
@@ -22,11 +24,39 @@ pub(crate) struct ConvArgs {
     vector: u32,
     /// 1 = 32-row block tiles (few channels), 0 = 128-row (f32) or 64-row (f16/bf16).
     narrow: u32,
+    /// The input gradient's phase: py, px, ry, rx, step_y, step_x, hp, wp, wkh, wkw (see
+    /// [`Phase`]; the identity phase for the other kernels).
+    phase: [u32; 10],
     /// The strided operand (input or output gradient): its n, c, h, w strides and offset.
     view_strides: [u64; 4],
     view_offset: u64,
     /// The dense operand's first element (weight, or the weight gradient's output gradient).
     dense_offset: u64,
+}
+
+impl ConvArgs {
+    /// These arguments for one phase of the input gradient: its positions and taps (kh and kw
+    /// become the phase's tap counts; the weight keeps its window in the phase fields).
+    fn with_phase(mut self, phase: &Phase) -> ConvArgs {
+        let (kh, kw) = (self.sizes[4], self.sizes[5]);
+        // Every phase value is at most the spec's sizes, which fit u32 (ConvShape::new).
+        let v = |x: usize| x as u32;
+        self.sizes[4] = v(phase.taps.0);
+        self.sizes[5] = v(phase.taps.1);
+        self.phase = [
+            v(phase.start.0),
+            v(phase.start.1),
+            v(phase.first_tap.0),
+            v(phase.first_tap.1),
+            v(phase.step.0),
+            v(phase.step.1),
+            v(phase.positions.0),
+            v(phase.positions.1),
+            kh,
+            kw,
+        ];
+        self
+    }
 }
 
 /// Product columns per block (both kernels) and output channels per block (f32, tensor cores).
@@ -125,6 +155,7 @@ impl ConvShape {
             sizes: [0; 18],
             vector: 0,
             narrow: 0,
+            phase: [0; 10],
             view_strides: [0; 4],
             view_offset: 0,
             dense_offset: 0,
@@ -132,6 +163,9 @@ impl ConvShape {
         for (slot, &size) in args.sizes.iter_mut().zip(&sizes) {
             *slot = u32::try_from(size).map_err(|_| big())?;
         }
+        // The identity phase: every position, every tap (sizes fit u32: checked above).
+        let [_, _, h, w, kh, kw, ..] = args.sizes;
+        args.phase = [0, 0, 0, 0, 1, 1, h, w, kh, kw];
         Ok(ConvShape {
             args,
             out: o,
@@ -304,7 +338,13 @@ pub(crate) fn conv2d_input_grad(
         ));
     }
     let total = input.iter().product::<usize>();
-    let out = dev.alloc(dtype, total)?;
+    // One launch per phase with taps; positions no tap reaches keep zeros.
+    let phases = dgrad_phases(spec);
+    let out = if phases.iter().all(Phase::has_taps) {
+        dev.alloc(dtype, total)?
+    } else {
+        dev.zeros(dtype, total)?
+    };
     if total == 0 {
         return Ok(Some(out));
     }
@@ -312,14 +352,17 @@ pub(crate) fn conv2d_input_grad(
     let (wst, w_offset) = contiguous(dev, w, &mut copied)?;
     let (tile_m, threads) = tiling(dtype, spec.c / groups);
     let args = shape.args(g.1, w_offset, false, tile_m);
-    // Rows: a group's input channels; columns: the batch's input positions.
-    let positions = spec.n * spec.h * spec.w;
-    let cfg = LaunchConfig {
-        grid: ConvShape::grid(OP, spec, (spec.c / groups, positions), tile_m, groups)?,
-        block: (threads, 1, 1),
-    };
     let (gp, wp, xp) = (g.0.device_ptr(), wst.device_ptr(), out.device_ptr());
-    dev.launch(&kernel, cfg, kernel_args![gp, wp, xp, args])?;
+    for phase in phases.iter().filter(|p| p.has_taps()) {
+        // Rows: a group's input channels; columns: the phase's input positions in the batch.
+        let positions = spec.n * phase.positions.0 * phase.positions.1;
+        let cfg = LaunchConfig {
+            grid: ConvShape::grid(OP, spec, (spec.c / groups, positions), tile_m, groups)?,
+            block: (threads, 1, 1),
+        };
+        let args = args.with_phase(phase);
+        dev.launch(&kernel, cfg, kernel_args![gp, wp, xp, args])?;
+    }
     Ok(Some(out))
 }
 
@@ -329,10 +372,11 @@ mod tests {
 
     #[test]
     fn conv_args_match_the_c_layout() {
-        assert_eq!(std::mem::size_of::<ConvArgs>(), 80 + 48);
+        assert_eq!(std::mem::size_of::<ConvArgs>(), 120 + 48);
         assert_eq!(std::mem::offset_of!(ConvArgs, vector), 72);
         assert_eq!(std::mem::offset_of!(ConvArgs, narrow), 76);
-        assert_eq!(std::mem::offset_of!(ConvArgs, view_strides), 80);
-        assert_eq!(std::mem::offset_of!(ConvArgs, dense_offset), 120);
+        assert_eq!(std::mem::offset_of!(ConvArgs, phase), 80);
+        assert_eq!(std::mem::offset_of!(ConvArgs, view_strides), 120);
+        assert_eq!(std::mem::offset_of!(ConvArgs, dense_offset), 160);
     }
 }

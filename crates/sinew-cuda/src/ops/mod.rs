@@ -7,6 +7,7 @@ pub(crate) mod channel;
 pub(crate) mod compare;
 pub(crate) mod conv;
 pub(crate) mod conv_gemm;
+pub(crate) mod conv_phase;
 pub(crate) mod conv_wgrad;
 pub(crate) mod gemm;
 pub(crate) mod index;
