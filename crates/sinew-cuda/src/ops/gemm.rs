@@ -152,6 +152,13 @@ fn chunk_elems(dtype: DType) -> usize {
     16 / dtype.size_in_bytes()
 }
 
+/// The launches of `row_tiles` row tiles: `(first tile, tiles)`, at most [`MAX_ROW_TILES`] each.
+fn row_launches(row_tiles: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..row_tiles)
+        .step_by(MAX_ROW_TILES)
+        .map(move |first| (first, (row_tiles - first).min(MAX_ROW_TILES)))
+}
+
 /// How one GEMM runs: which loads are vectorised and which tiles run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Plan {
@@ -281,12 +288,12 @@ pub(crate) fn matmul(
     let tensor_cores = dtype != DType::F32 && dtype != DType::F64;
     let row_tiles = m.div_ceil(plan.rows());
     let (a, b, c) = (lhs.device_ptr(), rhs.device_ptr(), out.device_ptr());
-    for tile0 in (0..row_tiles).step_by(MAX_ROW_TILES) {
+    for (tile0, tiles) in row_launches(row_tiles) {
         args.row_tile0 = tile0 as u32; // < row_tiles <= m, which fits (checked above)
         let cfg = LaunchConfig {
             grid: (
                 n.div_ceil(TILE) as u32,
-                (row_tiles - tile0).min(MAX_ROW_TILES) as u32,
+                tiles as u32,
                 batch.min(65535) as u32,
             ),
             block: (if tensor_cores { 128 } else { 256 }, 1, 1),
@@ -334,6 +341,27 @@ mod tests {
                     4
                 )
         );
+    }
+
+    #[test]
+    fn tall_products_take_one_launch_per_65535_row_tiles() {
+        let launches = |t: usize| row_launches(t).collect::<Vec<_>>();
+        assert_eq!(launches(1), [(0, 1)]);
+        assert_eq!(launches(65535), [(0, 65535)]);
+        assert_eq!(launches(65536), [(0, 65535), (65535, 1)]);
+        assert_eq!(
+            launches(140_000),
+            [(0, 65535), (65535, 65535), (131_070, 8930)]
+        );
+        // f16 rows beyond 65535 64-row tiles (4,194,240 rows): two launches.
+        let p = plan(
+            DType::F16,
+            &Layout::contiguous([5_000_000, 27]),
+            &Layout::contiguous([27, 8]),
+            dims(1, 5_000_000, 27, 8),
+            132,
+        );
+        assert_eq!(launches(5_000_000usize.div_ceil(p.rows())).len(), 2);
     }
 
     fn dims(batch: usize, m: usize, k: usize, n: usize) -> MatmulDims {
