@@ -58,6 +58,7 @@ namespace cgt {
 using tcf::BK;
 using tcf::BN;
 using tcf::NJ;
+using tcf::zero;
 constexpr int B_ELEMS = BK * BN, THREADS = 128;
 // Rows and left-operand stage elements of a block tile of MI 16-row MMA tiles per warp.
 template <int MI> struct Rows {
@@ -69,29 +70,7 @@ constexpr int SMEM_ELEMS = 2 * (Rows<2>::A_ELEMS + B_ELEMS);
 // acc += one stage's tiles: `as` [BM][BK] k-inner, `bs` [BK][BN] k-outer (tcf's swizzles).
 template <int MI, typename T>
 __device__ __forceinline__ void mma_stage(float (&acc)[MI][NJ][4], const T *as, const T *bs) {
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int wm = warp >> 1, wn = warp & 1;  // warp tile: rows wm*16*MI.., cols wn*64..+64
-#pragma unroll
-    for (int kk = 0; kk < BK; kk += 16) {
-        uint32_t af[MI][4], bf[NJ / 2][4];
-#pragma unroll
-        for (int i = 0; i < MI; ++i) {
-            const int mb = wm * 16 * MI + i * 16;
-            const int o = tcf::inner_off(mb + (lane & 15), (kk >> 3) + (lane >> 4));
-            tcf::ldmatrix_x4<false>(af[i], tcf::smem_u32(as + o));
-        }
-#pragma unroll
-        for (int j = 0; j < NJ / 2; ++j) {
-            const int nb = wn * 64 + j * 16;
-            const int o = tcf::outer_off<BN>(kk + (lane & 15), (nb >> 3) + (lane >> 4));
-            tcf::ldmatrix_x4<true>(bf[j], tcf::smem_u32(bs + o));
-        }
-#pragma unroll
-        for (int i = 0; i < MI; ++i)
-#pragma unroll
-            for (int j = 0; j < NJ; ++j)
-                tcf::Mma<T>::run(acc[i][j], af[i], bf[j >> 1][(j & 1) * 2], bf[j >> 1][(j & 1) * 2 + 1]);
-    }
+    tcf::mma_stage<MI, true, false>(acc, as, bs);
 }
 
 // Calls f(row, col, value) for each of this thread's accumulators (row within the block's BM
@@ -108,15 +87,6 @@ template <int MI, typename F> __device__ __forceinline__ void for_each_acc(const
                 f(wm * 16 * MI + i * 16 + gq + (t >> 1) * 8, wn * 64 + j * 8 + t4 * 2 + (t & 1), acc[i][j][t]);
 }
 
-// Zeroes the accumulators.
-template <int MI> __device__ __forceinline__ void zero(float (&acc)[MI][NJ][4]) {
-#pragma unroll
-    for (int i = 0; i < MI; ++i)
-#pragma unroll
-        for (int j = 0; j < NJ; ++j)
-#pragma unroll
-            for (int t = 0; t < 4; ++t) acc[i][j][t] = 0.0f;
-}
 }  // namespace cgt
 
 // SIMT f32 tiles: (16*RM)x128x8, 256 threads of RM x 8 outputs: RM = 8 (128 rows: rows ty*4..

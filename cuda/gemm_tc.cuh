@@ -81,6 +81,16 @@ template <> struct Pair<float> {
     }
 };
 
+// Zeroes a warp's accumulators (MI 16-row by NJ 8-column MMA tiles).
+template <int MI> __device__ __forceinline__ void zero(float (&acc)[MI][NJ][4]) {
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NJ; ++j)
+#pragma unroll
+            for (int t = 0; t < 4; ++t) acc[i][j][t] = 0.0f;
+}
+
 // Element offsets inside one stage tile of R rows. k-inner: [R rows][32 k], 4 chunks of 8 per row,
 // chunk swizzled by bits 1..2 of the row. k-outer: [32 k][R], R/8 chunks per row, swizzled by k.
 __device__ __forceinline__ int inner_off(int row, int chunk) { return row * 32 + ((chunk ^ ((row >> 1) & 3)) << 3); }
@@ -122,6 +132,46 @@ __device__ __forceinline__ void load_tile(T *s, const T *g, uint64_t stride, uin
     }
 }
 
+// acc += one stage's tiles: `as` the A tile of BM = 32*MI rows, `bs` the B tile of 128 columns,
+// each k-inner ([rows][32]) or k-outer ([32][rows]) in the swizzles above; warps of 16*MI x 64.
+template <int MI, bool A_KIN, bool B_KIN, typename T>
+__device__ __forceinline__ void mma_stage(float (&acc)[MI][NJ][4], const T *as, const T *bs) {
+    constexpr int BM = 32 * MI;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = warp >> 1, wn = warp & 1;  // warp tile: rows wm*16*MI..+16*MI, cols wn*64..+64
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+        uint32_t af[MI][4], bf[NJ / 2][4];
+#pragma unroll
+        for (int i = 0; i < MI; ++i) {
+            const int mb = wm * 16 * MI + i * 16;
+            int o;
+            if (A_KIN) {  // lanes: rows mb + (l & 15), k chunk kk/8 + (l >> 4)
+                o = inner_off(mb + (lane & 15), (kk >> 3) + (lane >> 4));
+            } else {  // lanes: k = kk + (l & 7) + (l >> 4) * 8, m chunk (mb >> 3) + ((l >> 3) & 1)
+                o = outer_off<BM>(kk + (lane & 7) + ((lane >> 4) << 3), (mb >> 3) + ((lane >> 3) & 1));
+            }
+            ldmatrix_x4<!A_KIN>(af[i], smem_u32(as + o));
+        }
+#pragma unroll
+        for (int j = 0; j < NJ / 2; ++j) {
+            const int nb = wn * 64 + j * 16;
+            int o;
+            if (B_KIN) {  // lanes: n = nb + (l & 7) + (l >> 4) * 8, k chunk kk/8 + ((l >> 3) & 1)
+                o = inner_off(nb + (lane & 7) + ((lane >> 4) << 3), (kk >> 3) + ((lane >> 3) & 1));
+            } else {  // lanes: k = kk + (l & 15), n chunk (nb >> 3) + (l >> 4)
+                o = outer_off<BN>(kk + (lane & 15), (nb >> 3) + (lane >> 4));
+            }
+            ldmatrix_x4<!B_KIN>(bf[j], smem_u32(bs + o));
+        }
+#pragma unroll
+        for (int i = 0; i < MI; ++i)
+#pragma unroll
+            for (int j = 0; j < NJ; ++j)
+                Mma<T>::run(acc[i][j], af[i], bf[j >> 1][(j & 1) * 2], bf[j >> 1][(j & 1) * 2 + 1]);
+    }
+}
+
 // MI: 16-row MMA tiles per warp (4: 128-row block tiles, 2: 64-row). EDGE: m, n and k need not be
 // tile multiples: loads past the edges are zero-filled and stores are guarded.
 template <typename T, typename TO, bool A_KIN, bool B_KIN, int MI, bool EDGE>
@@ -142,12 +192,7 @@ __device__ __forceinline__ void gemm(T *smem, const T *A, const T *B, TO *C, con
         const T *a = A + off[0];
         const T *b = B + off[1];
         float acc[MI][NJ][4];
-#pragma unroll
-        for (int i = 0; i < MI; ++i)
-#pragma unroll
-            for (int j = 0; j < NJ; ++j)
-#pragma unroll
-                for (int t = 0; t < 4; ++t) acc[i][j][t] = 0.0f;
+        zero<MI>(acc);
 #pragma unroll
         for (int s = 0; s < STAGES - 1; ++s) {
             if (s < KT) {
@@ -170,37 +215,7 @@ __device__ __forceinline__ void gemm(T *smem, const T *A, const T *B, TO *C, con
             }
             const T *as = As + (kt % STAGES) * A_ELEMS;
             const T *bs = Bs + (kt % STAGES) * TILE_ELEMS;
-#pragma unroll
-            for (int kk = 0; kk < BK; kk += 16) {
-                uint32_t af[MI][4], bf[NJ / 2][4];
-#pragma unroll
-                for (int i = 0; i < MI; ++i) {
-                    const int mb = wm * 16 * MI + i * 16;
-                    int o;
-                    if (A_KIN) {  // lanes: rows mb + (l & 15), k chunk kk/8 + (l >> 4)
-                        o = inner_off(mb + (lane & 15), (kk >> 3) + (lane >> 4));
-                    } else {  // lanes: k = kk + (l & 7) + (l >> 4) * 8, m chunk (mb >> 3) + ((l >> 3) & 1)
-                        o = outer_off<BM>(kk + (lane & 7) + ((lane >> 4) << 3), (mb >> 3) + ((lane >> 3) & 1));
-                    }
-                    ldmatrix_x4<!A_KIN>(af[i], smem_u32(as + o));
-                }
-#pragma unroll
-                for (int j = 0; j < NJ / 2; ++j) {
-                    const int nb = wn * 64 + j * 16;
-                    int o;
-                    if (B_KIN) {  // lanes: n = nb + (l & 7) + (l >> 4) * 8, k chunk kk/8 + ((l >> 3) & 1)
-                        o = inner_off(nb + (lane & 7) + ((lane >> 4) << 3), (kk >> 3) + ((lane >> 3) & 1));
-                    } else {  // lanes: k = kk + (l & 15), n chunk (nb >> 3) + (l >> 4)
-                        o = outer_off<BN>(kk + (lane & 15), (nb >> 3) + (lane >> 4));
-                    }
-                    ldmatrix_x4<!B_KIN>(bf[j], smem_u32(bs + o));
-                }
-#pragma unroll
-                for (int i = 0; i < MI; ++i)
-#pragma unroll
-                    for (int j = 0; j < NJ; ++j)
-                        Mma<T>::run(acc[i][j], af[i], bf[j >> 1][(j & 1) * 2], bf[j >> 1][(j & 1) * 2 + 1]);
-            }
+            mma_stage<MI, A_KIN, B_KIN>(acc, as, bs);
         }
         cp_async_wait<0>();
         __syncthreads();  // the next batch's prologue reuses the stages

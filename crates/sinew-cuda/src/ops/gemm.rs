@@ -370,124 +370,46 @@ mod tests {
 
     #[test]
     fn every_shape_runs_the_one_kernel_with_a_plan_for_its_loads() {
-        let c = Layout::contiguous;
-        // Tile multiples, aligned: the exact tiles, 128 rows where they fill 132 SMs.
-        let p = plan(
-            DType::F32,
-            &c([256, 64]),
-            &c([64, 256]),
-            dims(1, 256, 64, 256),
-            132,
-        );
-        assert_eq!(
-            p,
-            Plan {
-                vector: 3,
-                edge: false,
-                small_m: false
-            }
-        );
-        let p = plan(
-            DType::F16,
-            &c([1536, 96]),
-            &c([96, 1408]),
-            dims(1, 1536, 96, 1408),
-            132,
-        );
-        assert_eq!(
-            p,
-            Plan {
-                vector: 3,
-                edge: false,
-                small_m: false
-            }
-        );
-        assert_eq!(p.rows(), 128);
-        // The same shape on too few tiles: 64-row tiles (which guard their edges anyway).
-        let p = plan(
-            DType::F16,
-            &c([256, 96]),
-            &c([96, 256]),
-            dims(1, 256, 96, 256),
-            132,
-        );
-        assert_eq!(
-            p,
-            Plan {
-                vector: 3,
-                edge: false,
-                small_m: true
-            }
-        );
-        assert_eq!(p.rows(), 64);
-        // An MLP's 10-class layer, backward: dY [64, 10] @ W [10, 128] (k = 10 is no whole
-        // load: A element-wise, B vector) and dY^T [10, 64] @ X [64, 784] (A read along its
-        // 10 rows, element-wise).
-        let p = plan(
-            DType::F32,
-            &c([64, 10]),
-            &c([10, 128]),
-            dims(1, 64, 10, 128),
-            132,
-        );
-        assert_eq!(
-            p,
-            Plan {
-                vector: 2,
-                edge: true,
-                small_m: false
-            }
-        );
-        let dyt = c([64, 10]).permute(&[1, 0]).unwrap();
-        let p = plan(DType::BF16, &dyt, &c([64, 784]), dims(1, 10, 64, 784), 132);
-        assert_eq!(
-            p,
-            Plan {
-                vector: 2,
-                edge: true,
-                small_m: true
-            }
-        );
-        // A first convolution's columns, k = 27: both element-wise in f16, B vector in f32.
-        let p = plan(
-            DType::F16,
-            &c([64, 27]),
-            &c([27, 100]),
-            dims(1, 64, 27, 100),
-            132,
-        );
-        assert_eq!(
-            p,
-            Plan {
-                vector: 0,
-                edge: true,
-                small_m: true
-            }
-        );
-        // k = 0 never runs the unguarded exact tiles (they would load a first k-tile).
-        let p = plan(
-            DType::F32,
-            &c([128, 0]),
-            &c([0, 128]),
-            dims(1, 128, 0, 128),
-            132,
-        );
-        assert!(p.edge);
-        // f64: the plain SIMT kernel.
-        let p = plan(
-            DType::F64,
-            &c([256, 64]),
-            &c([64, 256]),
-            dims(1, 256, 64, 256),
-            132,
-        );
-        assert_eq!(
-            p,
-            Plan {
-                vector: 0,
-                edge: true,
-                small_m: false
-            }
-        );
+        // (dtype, A stored transposed, (m, k, n), (vector bits, edge, small_m)) on 132 SMs; B is
+        // a contiguous [k, n].
+        let cases = [
+            // Tile multiples, aligned: the exact tiles, 128 rows where they fill the SMs...
+            (DType::F32, false, (256, 64, 256), (3, false, false)),
+            (DType::F16, false, (1536, 96, 1408), (3, false, false)),
+            // ... and 64-row tiles where they would not (which guard their edges anyway).
+            (DType::F16, false, (256, 96, 256), (3, false, true)),
+            // A 10-class layer's backward: dY [64, 10] @ W [10, 128] (k = 10 is no whole load:
+            // A element-wise, B vector) and dY^T [10, 64] @ X [64, 784] (A read along its 10
+            // rows: element-wise).
+            (DType::F32, false, (64, 10, 128), (2, true, false)),
+            (DType::BF16, true, (10, 64, 784), (2, true, true)),
+            // A first convolution's columns, k = 27: both element-wise in f16.
+            (DType::F16, false, (64, 27, 100), (0, true, true)),
+            // k = 0 never runs the unguarded exact tiles (they would load a first k-tile).
+            (DType::F32, false, (128, 0, 128), (3, true, false)),
+            // f64: the plain SIMT kernel.
+            (DType::F64, false, (256, 64, 256), (0, true, false)),
+        ];
+        for (dtype, transposed, (m, k, n), (vector, edge, small_m)) in cases {
+            let a = if transposed {
+                Layout::contiguous([k, m]).permute(&[1, 0]).unwrap()
+            } else {
+                Layout::contiguous([m, k])
+            };
+            let p = plan(
+                dtype,
+                &a,
+                &Layout::contiguous([k, n]),
+                dims(1, m, k, n),
+                132,
+            );
+            let want = Plan {
+                vector,
+                edge,
+                small_m,
+            };
+            assert_eq!(p, want, "{dtype} {m}x{k}x{n}");
+            assert_eq!(p.rows(), if small_m { 64 } else { 128 });
+        }
     }
 }
