@@ -16,9 +16,9 @@
 // scatter_b<bytes>(n, g, values, idx, out, step, bound, bad, winner)
 //   g: 0 = target, 1 = index view, 2 = values view. Writes values where winner[target] == i + 1,
 //   or unconditionally when winner is null (no two positions can share a target).
-// scatter_add_<dtype>(n, g, values, idx, out, step, bound, bad)
-//   atomicAdd into the output: native atomics for f32, f64, f16 (sm_70+), bf16 (sm_80+) and i64
-//   (wrapping, as unsigned). Sums of colliding values land in an unspecified order.
+// scatter_add_i64(n, g, values, idx, out, step, bound, bad)
+//   atomicAdd into the output (wrapping, as unsigned; integer sums do not depend on the order).
+//   Float scatter-adds sum in position order instead (sorted_sum.cu).
 // index_first_bad(g, idx, bad)
 //   Queued after any of the above with the same geometry: when bad[0] holds a position, copies
 //   the index found there into bad[1], so the host can name it at its next synchronisation
@@ -73,10 +73,6 @@ SCATTER_KERNEL(2, uint16_t)
 SCATTER_KERNEL(4, uint32_t)
 SCATTER_KERNEL(8, uint64_t)
 
-__device__ __forceinline__ void atomic_add(float *p, float v) { atomicAdd(p, v); }
-__device__ __forceinline__ void atomic_add(double *p, double v) { atomicAdd(p, v); }
-__device__ __forceinline__ void atomic_add(__half *p, __half v) { atomicAdd(p, v); }
-__device__ __forceinline__ void atomic_add(__nv_bfloat16 *p, __nv_bfloat16 v) { atomicAdd(p, v); }
 __device__ __forceinline__ void atomic_add(int64_t *p, int64_t v) {
     atomicAdd((unsigned long long *)p, (unsigned long long)v);
 }
@@ -93,10 +89,6 @@ __device__ __forceinline__ void atomic_add(int64_t *p, int64_t v) {
         }                                                                                         \
     }
 
-SCATTER_ADD_KERNEL(f32, float)
-SCATTER_ADD_KERNEL(f64, double)
-SCATTER_ADD_KERNEL(f16, __half)
-SCATTER_ADD_KERNEL(bf16, __nv_bfloat16)
 SCATTER_ADD_KERNEL(i64, int64_t)
 
 extern "C" __global__ void index_first_bad(Geometry g, const int64_t *idx, unsigned long long *bad) {

@@ -1,4 +1,4 @@
-// The bounds check every index kernel shares (index.cu, index_grad.cu).
+// The bounds check every index kernel shares (index.cu, sorted_sum.cu).
 #pragma once
 #include "common.cuh"
 

@@ -9,8 +9,8 @@ use sinew_tensor::{
 
 use crate::device::CudaBackend;
 use crate::ops::{
-    binary, cast, channel, compare, conv, conv_gemm, conv_wgrad, gemm, index, index_grad, inplace,
-    pool, random, reduce, softmax, unary, xent,
+    binary, cast, channel, compare, conv, conv_gemm, conv_wgrad, gemm, index, inplace, pool,
+    random, reduce, softmax, sorted_sum, unary, xent,
 };
 use crate::storage::{CudaStorage, cuda, cuda_mut};
 
@@ -288,7 +288,7 @@ impl Backend for CudaBackend {
         input_dims: &[usize],
     ) -> Result<Option<BoxedStorage>> {
         let loc = self.location();
-        let out = index_grad::index_select_backward(
+        let out = sorted_sum::index_select_backward(
             self,
             (cuda(grad.0, loc)?, grad.1),
             (cuda(indices.0, loc)?, indices.1),

@@ -5,7 +5,7 @@
 //! `binary_add_f16`, `cmp_lt_bf16`, `reduce_sum_f64`, `argreduce_argmax_f32`, `softmax_f32`,
 //! `log_softmax_f16`, `matmul_bf16`. Dtype-agnostic data movement is named by element width:
 //! `copy_b4`, `fill_b2`, `where_b8`, `gather_b8`, `scatter_b2`, `unfold2d_b4`; casts by both
-//! dtypes: `cast_f32_f16`; ops that do arithmetic by dtype: `scatter_add_f16`, `fold2d_f32`.
+//! dtypes: `cast_f32_f16`; ops that do arithmetic by dtype: `index_grad_f16`, `fold2d_f32`.
 //! GEMMs that change the dtype name both: `matmul_f16_f32`. In-place updates of a strided view:
 //! `inplace_binary_add_f32`, `inplace_unary_clamp_f16`, `inplace_axpy_bf16`, `inplace_fill_b4`.
 //!
@@ -53,8 +53,9 @@ pub enum Family {
     ConvGemm,
     /// `cuda/conv_wgrad.cu`: implicit-GEMM convolution weight gradient.
     ConvWgrad,
-    /// `cuda/index_grad.cu`: index_select's gradient by a stable radix sort of the index.
-    IndexGrad,
+    /// `cuda/sorted_sum.cu`: sums over an index in position order (a stable radix sort of the
+    /// positions by output slot): index_select's gradient and float scatter-adds.
+    SortedSum,
 }
 
 impl Family {
@@ -76,7 +77,7 @@ impl Family {
         Family::Xent,
         Family::ConvGemm,
         Family::ConvWgrad,
-        Family::IndexGrad,
+        Family::SortedSum,
     ];
 
     /// File stem of the `.cu` source and the `.ptx` output.
@@ -98,7 +99,7 @@ impl Family {
             Family::Xent => "xent",
             Family::ConvGemm => "conv_gemm",
             Family::ConvWgrad => "conv_wgrad",
-            Family::IndexGrad => "index_grad",
+            Family::SortedSum => "sorted_sum",
         }
     }
 
@@ -333,9 +334,9 @@ pub fn index_first_bad() -> Kernel {
     }
 }
 
-/// `scatter_add_<dtype>` (atomic adds): floats and i64.
+/// `scatter_add_i64` (atomic adds; floats sum in order: [`scatter_add_runs`]).
 pub fn scatter_add(dtype: DType) -> Option<Kernel> {
-    (is_float(dtype) || dtype == DType::I64).then(|| kernel(Family::Index, "scatter", "add", dtype))
+    (dtype == DType::I64).then(|| kernel(Family::Index, "scatter", "add", dtype))
 }
 
 /// `unfold2d_b<bytes>` (im2col), by element width, every dtype.
@@ -422,7 +423,7 @@ pub fn xent_first_bad() -> Kernel {
 /// `histogram`, `scan`, `scatter`.
 pub fn radix(step: &'static str) -> Kernel {
     Kernel {
-        family: Family::IndexGrad,
+        family: Family::SortedSum,
         prefix: "radix",
         op: step,
         suffixes: [Suffix::None; 2],
@@ -431,7 +432,12 @@ pub fn radix(step: &'static str) -> Kernel {
 
 /// `index_grad_<dtype>`: index_select's input gradient summed over the sorted index: floats.
 pub fn index_grad(dtype: DType) -> Option<Kernel> {
-    is_float(dtype).then(|| kernel(Family::IndexGrad, "index_grad", "", dtype))
+    is_float(dtype).then(|| kernel(Family::SortedSum, "index_grad", "", dtype))
+}
+
+/// `scatter_add_runs_<dtype>`: a float scatter-add over the positions sorted by output slot.
+pub fn scatter_add_runs(dtype: DType) -> Option<Kernel> {
+    is_float(dtype).then(|| kernel(Family::SortedSum, "scatter", "add_runs", dtype))
 }
 
 /// Every kernel the Rust side can launch, from the op table's lists and every dtype.
@@ -493,6 +499,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend([false, true].iter().filter_map(|&l| channel(l, dtype)));
         out.extend([false, true].iter().filter_map(|&b| xent(b, dtype)));
         out.extend(index_grad(dtype));
+        out.extend(scatter_add_runs(dtype));
     }
     out.extend(["keys", "histogram", "scan", "scatter"].map(radix));
     out.push(scatter_claim());
@@ -528,8 +535,13 @@ mod tests {
             "binary_div_i64"
         );
         assert_eq!(gather(DType::Bool).name(), "gather_b1");
-        assert_eq!(scatter_add(DType::BF16).unwrap().name(), "scatter_add_bf16");
-        assert!(scatter_add(DType::U8).is_none());
+        assert_eq!(scatter_add(DType::I64).unwrap().name(), "scatter_add_i64");
+        assert!(scatter_add(DType::BF16).is_none());
+        assert_eq!(
+            scatter_add_runs(DType::BF16).unwrap().name(),
+            "scatter_add_runs_bf16"
+        );
+        assert!(scatter_add_runs(DType::U8).is_none());
         assert_eq!(unfold2d(DType::F16).name(), "unfold2d_b2");
         assert_eq!(fold2d(DType::F64).unwrap().name(), "fold2d_f64");
         assert!(fold2d(DType::Bool).is_none());

@@ -23,7 +23,7 @@ pub const MODULES: [(Family, &str); 17] = [
     (Family::Xent, include_str!("../kernels/xent.ptx")),
     (Family::ConvGemm, include_str!("../kernels/conv_gemm.ptx")),
     (Family::ConvWgrad, include_str!("../kernels/conv_wgrad.ptx")),
-    (Family::IndexGrad, include_str!("../kernels/index_grad.ptx")),
+    (Family::SortedSum, include_str!("../kernels/sorted_sum.ptx")),
 ];
 
 /// The PTX text of a family's module.

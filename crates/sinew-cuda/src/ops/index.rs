@@ -13,15 +13,15 @@
 //!
 //! Scatter-replace is deterministic: when two positions can hit one slot (the index is longer than
 //! 1 along `dim`), a first pass claims each slot for its last writer in row-major order (what the
-//! CPU keeps). Scatter-add uses atomics (f16 and bf16 included, native on sm_80), so colliding
-//! values are summed in an unspecified order: f32/f64 results may differ from the CPU in the last
-//! bits, f16/bf16 by a rounding per collision; without collisions they are exact. index_select's
-//! gradient does not go through it: [`super::index_grad`] sums in a fixed order.
+//! CPU keeps). Float scatter-adds sort the positions by output slot and add each slot's values
+//! in position order ([`super::sorted_sum`]), so they equal the CPU's bit for bit; i64 adds are
+//! atomic (integer sums do not depend on the order). index_select's gradient has its own
+//! sorted sum.
 
 use sinew_tensor::{CpuStorage, DType, Error, Layout, Result, ScatterMode, Shape};
 
 use super::cast::{copy_strided, download, fill_pattern};
-use super::{FirstBad, LaunchConfig, count_u32, need};
+use super::{FirstBad, LaunchConfig, count_u32, need, sorted_sum};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
 use crate::names;
@@ -36,7 +36,7 @@ pub(crate) fn check_index_dtype(op: &'static str, index: &CudaStorage) -> Result
 }
 
 /// A view of `shape` with the given strides and offset.
-fn view(dims: &[usize], strides: Vec<usize>, offset: usize) -> Layout {
+pub(crate) fn view(dims: &[usize], strides: Vec<usize>, offset: usize) -> Layout {
     Layout::from_parts(Shape::new(dims.to_vec()), strides, offset)
 }
 
@@ -194,9 +194,12 @@ pub(crate) fn scatter(
             rhs: values.dtype_of(),
         });
     }
-    let add_kernel = match mode {
-        ScatterMode::Add => Some(need(names::scatter_add(dtype), "scatter_add", dtype)?),
-        ScatterMode::Replace => None,
+    // Float adds sum in position order (sorted_sum.rs); i64 adds are atomic (order-free).
+    let atomic_add = match mode {
+        ScatterMode::Add if names::scatter_add_runs(dtype).is_none() => {
+            Some(need(names::scatter_add(dtype), "scatter_add", dtype)?)
+        }
+        _ => None,
     };
     let out = copy_strided(dev, base, bl)?;
     let n = il.elem_count();
@@ -219,11 +222,21 @@ pub(crate) fn scatter(
         out.device_ptr(),
         bad.ptr(),
     );
-    if let Some(kernel) = add_kernel {
+    if let Some(kernel) = atomic_add {
         dev.launch(
             &kernel,
             cfg,
             kernel_args![count, g, v, i, o, step64, bound64, b],
+        )?;
+    } else if matches!(mode, ScatterMode::Add) {
+        let out_len = bl.elem_count() as u64;
+        sorted_sum::scatter_add(
+            dev,
+            (count, g),
+            index,
+            (values, &out),
+            (step64, bound64, out_len),
+            &bad,
         )?;
     } else {
         // Claims (last writer per output slot) are needed only when two positions can collide.

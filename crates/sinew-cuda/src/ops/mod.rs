@@ -11,12 +11,12 @@ pub(crate) mod conv_phase;
 pub(crate) mod conv_wgrad;
 pub(crate) mod gemm;
 pub(crate) mod index;
-pub(crate) mod index_grad;
 pub(crate) mod inplace;
 pub(crate) mod pool;
 pub(crate) mod random;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
+pub(crate) mod sorted_sum;
 pub(crate) mod unary;
 pub(crate) mod xent;
 

@@ -1,13 +1,14 @@
-// index_select's input gradient without atomics: the gradient rows that share an index are summed
-// in ascending position order, each addition rounded to the dtype, which is what the CPU's
-// sequential scatter-add computes, so the result is the CPU's bit for bit and the same on every
-// run (an atomic scatter-add sums colliding rows in whatever order the threads land).
+// Sums over an index without atomics: the values that land on one output slot are added in
+// ascending position order, each addition rounded to the dtype, which is what the CPU's
+// sequential loops compute, so the results are the CPU's bit for bit and the same on every run
+// (atomic adds sum colliding values in whatever order the threads land).
 //
-// The 1-d index (n positions) is sorted stably, with the positions carried along, by a
-// least-significant-digit radix sort of 8 bits a pass over tiles of 256 positions:
-// radix_keys(n, g, idx, bound, bad, keys, perm)
-//   keys[i] = the index at position i (operand 1 of g), checked against `bound` as index.cu does
-//   (a bad one is recorded in *bad and gets the key `bound`, after every row); perm[i] = i.
+// The positions (n of them) are sorted stably by their output slot, with the positions carried
+// along, by a least-significant-digit radix sort of 8 bits a pass over tiles of 256 positions:
+// radix_keys(n, g, idx, step, bound, sentinel, bad, keys, perm)
+//   keys[i] = off0 + j * step, the output slot of position i (operand 0 of g: the slot with the
+//   indexed dim's stride 0; operand 1: the index view, j its index checked against `bound` as
+//   index.cu does), or `sentinel` (after every slot) for a bad index; perm[i] = i.
 // radix_histogram(n, keys, shift, hist)
 //   hist[digit * tiles + tile] = how many of the tile's keys have that digit ((key >> shift) & 255).
 // radix_scan(len, hist)
@@ -16,21 +17,25 @@
 // radix_scatter(n, keys, perm, shift, hist, keys_out, perm_out)
 //   each key and its position go to their tile's start for the digit plus the count of the tile's
 //   earlier keys with the same digit.
+// Then, over the sorted positions:
 // index_grad_<dtype>(total, rows, inner, n, keys, perm, grad, out)
-//   out[o, r, e] (contiguous [outer, rows, inner], `total` elements) = the sum, in sorted order,
-//   of grad[o, perm[s], e] (contiguous [outer, n, inner]) over the s with keys[s] == r, found by
-//   binary search.
+//   index_select's input gradient: out[o, r, e] (contiguous [outer, rows, inner], `total`
+//   elements) = the sum of grad[o, perm[s], e] (contiguous [outer, n, inner]) over the s with
+//   keys[s] == r (found by binary search); keys are the 1-d index itself.
+// scatter_add_runs_<dtype>(n, keys, perm, g, values, sentinel, out)
+//   scatter-add: the first position of each run of equal keys adds the run's values (operand 2
+//   of g at each position) to out[key] (a copy of the base) in order.
 #include "index_check.cuh"
 
 constexpr uint32_t RADIX_TILE = 256;
 
-extern "C" __global__ void radix_keys(uint32_t n, Geometry g, const int64_t *idx, uint64_t bound,
-                                      unsigned long long *bad, int64_t *keys, int64_t *perm) {
+extern "C" __global__ void radix_keys(uint32_t n, Geometry g, const int64_t *idx, uint64_t step, uint64_t bound,
+                                      uint64_t sentinel, unsigned long long *bad, int64_t *keys, int64_t *perm) {
     GRID_STRIDE(i, n) {
         uint64_t off[2];
         element_offsets<2>(g, i, off);
         const int64_t j = checked_index(idx, off[1], i, bound, bad);
-        keys[i] = j >= 0 ? j : (int64_t)bound;
+        keys[i] = (int64_t)(j >= 0 ? off[0] + (uint64_t)j * step : sentinel);
         perm[i] = i;
     }
 }
@@ -104,10 +109,13 @@ __device__ __forceinline__ uint32_t lower_bound(const int64_t *keys, uint32_t n,
     return lo;
 }
 
-// Each addition rounded to T: the f32 sum of two f16/bf16 values rounded once more is the
-// correctly rounded sum (f32 carries more than twice their precision), as on the CPU (which adds
-// in f64).
-#define INDEX_GRAD_KERNEL(SUFFIX, T)                                                               \
+// a + b rounded to T: the f32 sum of two f16/bf16 values rounded once more is the correctly
+// rounded sum (f32 carries more than twice their precision), as on the CPU (which adds in f64).
+template <typename T> __device__ __forceinline__ T add_rounded(T a, T b) {
+    return Num<T>::down(Num<T>::up(a) + Num<T>::up(b));
+}
+
+#define SORTED_SUM_KERNELS(SUFFIX, T)                                                               \
     extern "C" __global__ void index_grad_##SUFFIX(uint64_t total, uint64_t rows, uint64_t inner,  \
                                                    uint32_t n, const int64_t *keys,                \
                                                    const int64_t *perm, const T *grad, T *out) {   \
@@ -117,12 +125,28 @@ __device__ __forceinline__ uint32_t lower_bound(const int64_t *keys, uint32_t n,
             const uint32_t end = lower_bound(keys, n, (int64_t)r + 1);                             \
             T acc = Num<T>::down(0.0f);                                                            \
             for (uint32_t s = lower_bound(keys, n, (int64_t)r); s < end; ++s)                      \
-                acc = Num<T>::down(Num<T>::up(acc) + Num<T>::up(grad[(o * n + perm[s]) * inner + e])); \
+                acc = add_rounded(acc, grad[(o * n + perm[s]) * inner + e]);                       \
             out[at] = acc;                                                                         \
+        }                                                                                          \
+    }                                                                                              \
+    extern "C" __global__ void scatter_add_runs_##SUFFIX(uint32_t n, const int64_t *keys,          \
+                                                         const int64_t *perm, Geometry g,          \
+                                                         const T *values, uint64_t sentinel,       \
+                                                         T *out) {                                 \
+        GRID_STRIDE(s, n) {                                                                        \
+            const int64_t key = keys[s];                                                           \
+            if ((uint64_t)key == sentinel || (s > 0 && keys[s - 1] == key)) continue;              \
+            T acc = out[key];                                                                      \
+            for (uint32_t t = s; t < n && keys[t] == key; ++t) {                                   \
+                uint64_t off[3];                                                                   \
+                element_offsets<3>(g, (uint32_t)perm[t], off);                                     \
+                acc = add_rounded(acc, values[off[2]]);                                            \
+            }                                                                                      \
+            out[key] = acc;                                                                        \
         }                                                                                          \
     }
 
-INDEX_GRAD_KERNEL(f32, float)
-INDEX_GRAD_KERNEL(f64, double)
-INDEX_GRAD_KERNEL(f16, __half)
-INDEX_GRAD_KERNEL(bf16, __nv_bfloat16)
+SORTED_SUM_KERNELS(f32, float)
+SORTED_SUM_KERNELS(f64, double)
+SORTED_SUM_KERNELS(f16, __half)
+SORTED_SUM_KERNELS(bf16, __nv_bfloat16)
