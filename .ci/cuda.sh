@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CUDA checks that need no GPU: committed PTX up to date (nvcc 13.0 from PyPI wheels, ptxas for
-# sm_80 and sm_90), then build, lint and host-test the `cuda` feature against a stub libcuda, and
-# run sinew-cuda's GPU tests on the CPU emulator of `cargo xtask cuda-emu`.
+# sm_80 and sm_90, sm_90a for the Hopper GEMM), then build, lint and host-test the `cuda`
+# feature against a stub libcuda, and run sinew-cuda's GPU tests on the CPU emulator of
+# `cargo xtask cuda-emu`.
 # Idempotent; fast once the wheels are cached under target/cuda-toolchain.
 # Under CI=true a missing python3/pip/network fails the run; elsewhere the kernel step is skipped.
 set -euo pipefail
@@ -39,6 +40,11 @@ gpu_tests=$(find crates/sinew-cuda/tests -maxdepth 1 -name 'gpu_*.rs' ! -name gp
 # shellcheck disable=SC2086 # one word per option
 LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda --features "$features" \
     $gpu_tests -- --include-ignored --test-threads=1
+# The GEMM tests again as on an A100 (compute capability 8.0; the emulator reports 9.0, an
+# H100's): exact f16/bf16 shapes then take the mma.sync kernel instead of the wgmma one.
+SINEW_EMU_COMPUTE_CAPABILITY=8.0 LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda \
+    --features "$features" --test gpu_matmul --test gpu_matmul_spec --test gpu_matmul_sm90 -- \
+    --include-ignored --test-threads=1
 # sinew-dist's NCCL backend: it links the CUDA driver (stub here); libnccl.so.2 loads at run time.
 cargo clippy -p sinew-dist --features nccl --all-targets -- -D warnings
 cargo test -p sinew-dist --features nccl --lib

@@ -54,6 +54,17 @@ CUresult release(void *p) {
 struct Event {
     float time_ms = 0.0f;
 };
+
+// The compute capability the device reports, as 10 * major + minor: 9.0 (an H100), or
+// SINEW_EMU_COMPUTE_CAPABILITY ("8.0", "8.6", ...) to take an older GPU's kernel paths.
+int capability() {
+    const char *s = std::getenv("SINEW_EMU_COMPUTE_CAPABILITY");
+    int major = 0, minor = 0;
+    if (s == nullptr || std::sscanf(s, "%d.%d", &major, &minor) != 2 || major < 1 || major > 99 || minor < 0 ||
+        minor > 9)
+        return 90;
+    return major * 10 + minor;
+}
 }  // namespace
 
 extern "C" {
@@ -89,8 +100,8 @@ CUresult cuDeviceGetAttribute(int *v, int attr, int) {
     case 8: *v = 48 << 10; break;          // shared memory per block
     case 10: *v = 32; break;               // warp size
     case 16: *v = 4; break;                // multiprocessors
-    case 75: *v = 9; break;                // compute capability major
-    case 76: *v = 0; break;                // minor
+    case 75: *v = capability() / 10; break;  // compute capability major
+    case 76: *v = capability() % 10; break;  // minor
     default: *v = 0;
     }
     return OK;
@@ -213,9 +224,10 @@ CUresult cuFuncGetAttribute(int *v, int, void *) {
     return OK;
 }
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                        unsigned, void *, void **params, void **extra) {
+                        unsigned shared_bytes, void *, void **params, void **extra) {
     if (extra != nullptr || f == nullptr || bx * by * bz == 0 || bx * by * bz > 1024) return INVALID_VALUE;
-    emu::launch(reinterpret_cast<emu::KernelFn>(f), dim3{gx, gy, gz}, dim3{bx, by, bz}, params);
+    if (shared_bytes > emu::DYNAMIC_SHARED_MAX) return INVALID_VALUE;
+    emu::launch(reinterpret_cast<emu::KernelFn>(f), dim3{gx, gy, gz}, dim3{bx, by, bz}, params, shared_bytes);
     return OK;
 }
 

@@ -173,10 +173,20 @@ void gather(const uint64_t *mine, int n, uint64_t *all) {
 void lock_atomics() { atomics.lock(); }
 void unlock_atomics() { atomics.unlock(); }
 
-// Runs `kernel(params)` over the grid: blocks in order, each block's threads as fibers.
-void launch(KernelFn kernel, dim3 grid, dim3 block, void **params) {
+unsigned char *dynamic_shared() {
+    static unsigned char *buffer = static_cast<unsigned char *>(std::aligned_alloc(1u << 18, 1u << 18));
+    return buffer;
+}
+
+// Runs `kernel(params)` over the grid: blocks in order, each block's threads as fibers, with
+// `shared_bytes` (at most DYNAMIC_SHARED_MAX) of dynamic shared memory.
+void launch(KernelFn kernel, dim3 grid, dim3 block, void **params, uint32_t shared_bytes) {
     static std::mutex one_launch;
     std::lock_guard<std::mutex> guard(one_launch);
+    if (shared_bytes > 0) {
+        if (dynamic_shared() == nullptr) deadlock("cannot allocate dynamic shared memory");
+        std::memset(dynamic_shared(), 0xff, shared_bytes);
+    }
     const uint32_t threads = block.x * block.y * block.z;
     block_dim = block;
     grid_dim = grid;

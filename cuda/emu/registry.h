@@ -12,7 +12,7 @@ namespace emu {
 using KernelFn = void (*)(void **);
 KernelFn find_kernel(const char *name);
 void register_kernel(const char *name, KernelFn f);
-void launch(KernelFn kernel, dim3 grid, dim3 block, void **params);
+void launch(KernelFn kernel, dim3 grid, dim3 block, void **params, uint32_t shared_bytes);
 
 template <typename... A> constexpr std::size_t arity(void (*)(A...)) { return sizeof...(A); }
 

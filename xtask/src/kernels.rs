@@ -2,8 +2,10 @@
 //!
 //! Each file becomes `crates/sinew-cuda/kernels/<family>.ptx` (compute_80, PTX ISA <= 9.0, no
 //! line info, so the output is byte-for-byte reproducible), then is assembled by ptxas for sm_80
-//! and sm_90 with spills treated as errors; the committed files change only when all pass. `--check` compiles into a scratch folder and fails
-//! when a committed file is stale, missing or left over; `-v` prints ptxas register usage.
+//! and sm_90 with spills treated as errors; a `<family>_sm90.cu` file (Hopper-only instructions)
+//! targets compute_90a and is assembled for sm_90a alone. The committed files change only when
+//! all pass. `--check` compiles into a scratch folder and fails when a committed file is stale,
+//! missing or left over; `-v` prints ptxas register usage.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +14,18 @@ use crate::nvcc::{Toolchain, find_or_fetch, run_capture, workspace_root};
 
 /// Architectures every PTX file must assemble for.
 const SM_TARGETS: [&str; 2] = ["sm_80", "sm_90"];
+
+/// The virtual architecture a kernel file compiles for and the GPUs its PTX must assemble for:
+/// compute_80 for every GPU since the A100, except `*_sm90.cu` files (wgmma and other
+/// instructions of sm_90a, loaded only on compute capability 9.0).
+fn targets(src: &Path) -> (&'static str, &'static [&'static str]) {
+    let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if stem.ends_with("_sm90") {
+        ("compute_90a", &["sm_90a"])
+    } else {
+        ("compute_80", &SM_TARGETS)
+    }
+}
 
 /// Entry point of the `kernels` subcommand.
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -129,12 +143,13 @@ fn compile_one(
     let out = out_dir.join(ptx_name(src));
     // Relative paths keep absolute directories out of nvcc's messages; the PTX has none either way.
     let rel = src.strip_prefix(root).unwrap_or(src);
+    let (arch, sms) = targets(src);
     run_capture(
         Command::new(&tools.nvcc)
             .current_dir(root)
             .args([
                 "-ptx",
-                "-arch=compute_80",
+                &format!("-arch={arch}"),
                 "-std=c++17",
                 "-O3",
                 "-Werror",
@@ -148,7 +163,7 @@ fn compile_one(
     )?;
     let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     check_isa_version(&out, &text)?;
-    for sm in SM_TARGETS {
+    for sm in sms {
         let mut cmd = Command::new(&tools.ptxas);
         cmd.arg(format!("-arch={sm}"))
             .args(["-O3", "--warn-on-spills", "--warning-as-error"])

@@ -17,12 +17,13 @@ if [ -z "${SINEW_NCCL_LIB:-}" ] && command -v python3 >/dev/null; then
 fi
 echo "SINEW_NCCL_LIB=${SINEW_NCCL_LIB:-}" | tee -a "$OUT/gpu.txt"
 status=0
-for t in no_device gpu_device gpu_elementwise gpu_reduce gpu_matmul gpu_matmul_spec gpu_mlp \
-    gpu_index gpu_conv gpu_inplace gpu_custom gpu_autograd gpu_random gpu_channel gpu_xent gpu_models nccl; do
+# Every GPU test binary of the bundle (so none is forgotten), the whole-model curves last.
+kernels=$(ls gpu_* | grep -v -e '^gpu_run\.sh$' -e '^gpu_models$' | sort)
+for t in no_device $kernels gpu_models nccl; do
     [ -x "./$t" ] || { echo "=== $t: missing"; status=1; continue; }
     echo "=== $t"
     timeout 300 "./$t" --include-ignored --test-threads=1 --nocapture >"$OUT/$t.log" 2>&1 || status=1
-    grep -E "max error|^test |test result|panicked|GPU:|allocation|loss|memory|nccl|keep_mask|philox|deferred" "$OUT/$t.log" | head -60
+    grep -E "max error|wgmma|^test |test result|panicked|GPU:|allocation|loss|memory|nccl|keep_mask|philox|deferred" "$OUT/$t.log" | head -60
 done
 echo "=== gemm_tflops"
 timeout 200 ./gemm_tflops 2>&1 | tee "$OUT/gemm.log" || status=1

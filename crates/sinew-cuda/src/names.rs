@@ -56,11 +56,14 @@ pub enum Family {
     /// `cuda/sorted_sum.cu`: sums over an index in position order (a stable radix sort of the
     /// positions by output slot): index_select's gradient and float scatter-adds.
     SortedSum,
+    /// `cuda/gemm_sm90.cu`: the Hopper GEMM (wgmma; PTX for sm_90a, loaded only on compute
+    /// capability 9.0).
+    GemmSm90,
 }
 
 impl Family {
     /// Every family, in module-table order.
-    pub const ALL: [Family; 17] = [
+    pub const ALL: [Family; 18] = [
         Family::Unary,
         Family::Binary,
         Family::Compare,
@@ -78,6 +81,7 @@ impl Family {
         Family::ConvGemm,
         Family::ConvWgrad,
         Family::SortedSum,
+        Family::GemmSm90,
     ];
 
     /// File stem of the `.cu` source and the `.ptx` output.
@@ -100,6 +104,7 @@ impl Family {
             Family::ConvGemm => "conv_gemm",
             Family::ConvWgrad => "conv_wgrad",
             Family::SortedSum => "sorted_sum",
+            Family::GemmSm90 => "gemm_sm90",
         }
     }
 
@@ -244,14 +249,10 @@ fn gemm_out_ok(dtype: DType, out: DType) -> bool {
     out == dtype || (out == DType::F32 && matches!(dtype, DType::F16 | DType::BF16))
 }
 
-fn gemm_kernel(dtype: DType, out: DType) -> Kernel {
+fn gemm_kernel(family: Family, prefix: &'static str, dtype: DType, out: DType) -> Kernel {
     Kernel {
-        family: if out == dtype {
-            Family::Gemm
-        } else {
-            Family::GemmMixed
-        },
-        prefix: "matmul",
+        family,
+        prefix,
         op: "",
         suffixes: [
             Suffix::DType(dtype),
@@ -268,7 +269,19 @@ fn gemm_kernel(dtype: DType, out: DType) -> Kernel {
 /// f32/f64, pipelined `mma.sync` tensor cores for f16/bf16), or `matmul_<dtype>_f32` for f16/bf16
 /// operands written as f32 (accumulated in f32 either way).
 pub fn matmul(dtype: DType, out: DType) -> Option<Kernel> {
-    (is_float(dtype) && gemm_out_ok(dtype, out)).then(|| gemm_kernel(dtype, out))
+    let family = if out == dtype {
+        Family::Gemm
+    } else {
+        Family::GemmMixed
+    };
+    (is_float(dtype) && gemm_out_ok(dtype, out)).then(|| gemm_kernel(family, "matmul", dtype, out))
+}
+
+/// `matmul_sm90_<f16|bf16>[_f32]`: the Hopper (wgmma) GEMM of f16/bf16 operands writing their
+/// dtype or f32, for exact shapes on compute capability 9.0 only (`ops::gemm_sm90`).
+pub fn matmul_sm90(dtype: DType, out: DType) -> Option<Kernel> {
+    (matches!(dtype, DType::F16 | DType::BF16) && gemm_out_ok(dtype, out))
+        .then(|| gemm_kernel(Family::GemmSm90, "matmul_sm90", dtype, out))
 }
 
 /// `inplace_binary_<op>_<dtype>` (`dst = dst op src`): floats, and i64 without `div` and `pow`.
@@ -456,6 +469,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend([false, true].iter().filter_map(|&log| softmax(log, dtype)));
         for out_dtype in [dtype, DType::F32] {
             out.extend(matmul(dtype, out_dtype));
+            out.extend(matmul_sm90(dtype, out_dtype));
         }
         out.extend(
             BINARY_OPS

@@ -14,7 +14,7 @@ use sinew_tensor::{DType, Device, Error, Generator, Result, Tensor, autocast, ma
 use crate::cpu_workloads::{Stats, format_line, median};
 
 /// The workload names, in table order.
-pub const NAMES: [&str; 26] = [
+pub const NAMES: [&str; 28] = [
     "gemm f32 1024",
     "gemm f32 2048",
     "gemm f32 4096",
@@ -42,11 +42,17 @@ pub const NAMES: [&str; 26] = [
     "conv 256c 8x8 b128 f+b im2col",
     "resnet18 step b128 f32 im2col",
     "resnet18 step b128 mixed im2col",
+    "gemm f16 2048 mma.sync",
+    "gemm f16 4096 mma.sync",
 ];
 
 /// The suffix of a workload that runs with the GPU's convolutions on im2col and a GEMM
 /// instead of the implicit-GEMM kernels (the side-by-side comparison of the two).
 const IM2COL: &str = " im2col";
+
+/// The suffix of a workload that runs f16/bf16 GEMMs on the `mma.sync` kernel where a Hopper
+/// GPU would run the wgmma one (the side-by-side comparison of the two).
+const MMA_SYNC: &str = " mma.sync";
 
 /// Whether a workload is cheap enough for the CPU column by default (the whole-model steps at
 /// batch 128 take seconds per run on a CPU).
@@ -55,7 +61,8 @@ pub fn cheap_on_cpu(name: &str) -> bool {
         || name.starts_with("vgg16")
         || name.ends_with("4096")
         || name.ends_with("4095")
-        || name.ends_with(IM2COL))
+        || name.ends_with(IM2COL)
+        || name.ends_with(MMA_SYNC))
 }
 
 /// Run counts: the real ones, or one untimed and one timed run in `quick` mode (where the
@@ -119,30 +126,49 @@ fn unknown(name: &str) -> Error {
 
 /// Runs workload `name` on `device` and returns its line in the reference format.
 pub fn run(name: &str, device: &Device, quick: bool) -> Result<String> {
-    let Some(base) = name.strip_suffix(IM2COL) else {
+    // (base workload, implicit-GEMM convolutions, wgmma GEMMs) of a comparison row.
+    let (base, implicit_conv, wgmma) = if let Some(base) = name.strip_suffix(IM2COL) {
+        (base, false, true)
+    } else if let Some(base) = name.strip_suffix(MMA_SYNC) {
+        (base, true, false)
+    } else {
         return run_workload(name, device, quick);
     };
-    let line = with_implicit_conv(device, false, || run_workload(base, device, quick))?;
+    let line = with_kernel_choices(device, implicit_conv, wgmma, || {
+        run_workload(base, device, quick)
+    })?;
     Ok(line.replacen(base, name, 1))
 }
 
-/// Runs `f` with the GPU's implicit-GEMM convolutions switched on or off (no switch elsewhere:
-/// the CPU always has one convolution kernel).
+/// Runs `f` with the GPU's implicit-GEMM convolutions and wgmma GEMMs switched on or off (no
+/// switches elsewhere: the CPU has one kernel for each).
 #[cfg(feature = "cuda")]
-fn with_implicit_conv<R>(device: &Device, on: bool, f: impl FnOnce() -> Result<R>) -> Result<R> {
+fn with_kernel_choices<R>(
+    device: &Device,
+    implicit_conv: bool,
+    wgmma: bool,
+    f: impl FnOnce() -> Result<R>,
+) -> Result<R> {
     let Some(backend) = sinew_cuda::CudaBackend::of(device) else {
         return f();
     };
-    let before = backend.implicit_gemm_conv();
-    backend.set_implicit_gemm_conv(on);
+    let before = (backend.implicit_gemm_conv(), backend.wgmma_gemm());
+    backend.set_implicit_gemm_conv(implicit_conv);
+    backend.set_wgmma_gemm(wgmma);
     let result = f();
-    backend.set_implicit_gemm_conv(before);
+    backend.set_implicit_gemm_conv(before.0);
+    backend.set_wgmma_gemm(before.1);
     result
 }
 
 #[cfg(not(feature = "cuda"))]
-fn with_implicit_conv<R>(device: &Device, on: bool, f: impl FnOnce() -> Result<R>) -> Result<R> {
-    let _ = (device, on);
+fn with_kernel_choices<R>(
+    device: &Device,
+    implicit_conv: bool,
+    wgmma: bool,
+    f: impl FnOnce() -> Result<R>,
+) -> Result<R> {
+    let _ = (device, implicit_conv, wgmma);
     f()
 }
 
@@ -370,8 +396,8 @@ mod tests {
     }
 
     #[test]
-    fn only_whole_models_4096_4095_and_im2col_skip_the_cpu() {
+    fn only_whole_models_4096_4095_and_comparison_rows_skip_the_cpu() {
         let skipped: Vec<_> = NAMES.iter().filter(|n| !cheap_on_cpu(n)).collect();
-        assert_eq!(skipped.len(), 15, "{skipped:?}");
+        assert_eq!(skipped.len(), 17, "{skipped:?}");
     }
 }

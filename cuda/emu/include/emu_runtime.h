@@ -44,6 +44,12 @@ void gather(const uint64_t *mine, int n, uint64_t *all);
 // Linear thread index in the block, and lane.
 uint32_t linear_thread();
 inline uint32_t lane() { return linear_thread() & 31u; }
+// The launch's dynamic shared memory (`extern __shared__`): one buffer aligned to 256 KiB (so
+// the low 18 bits of an address are its shared-window offset), poisoned with 0xff bytes at each
+// launch that asks for any.
+unsigned char *dynamic_shared();
+// Most dynamic shared memory a launch may ask for (an H100's opt-in limit).
+constexpr uint32_t DYNAMIC_SHARED_MAX = 227u << 10;
 // One global lock for atomics.
 void lock_atomics();
 void unlock_atomics();

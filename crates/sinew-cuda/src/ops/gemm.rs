@@ -10,7 +10,8 @@
 //! f16/bf16); any other operand is loaded element by element through both strides, in the same
 //! kernel and tiles. Exact tiles (m, n multiples of 128, k of 8 (f32) or 32 (f16/bf16), both
 //! operands 16-byte loaded) skip the edge guards; every other shape runs edge tiles whose loads
-//! past the edges read zeros and whose stores are guarded ([`plan`]).
+//! past the edges read zeros and whose stores are guarded ([`plan`]). On an H100/H200, exact
+//! f16/bf16 shapes that fill the GPU run the wgmma kernel instead ([`gemm_sm90`]).
 //!
 //! A [`MatmulSpec`]'s extras run inside every kernel: f16/bf16 operands may write f32 (the
 //! accumulator, unrounded: `matmul_*_f32` kernels), and the epilogue (bias `[n]` of the output
@@ -19,10 +20,10 @@
 
 use sinew_tensor::{Activation, DType, Error, Layout, MatmulDims, MatmulSpec, Result, Shape};
 
-use super::{LaunchConfig, need};
+use super::{LaunchConfig, gemm_sm90, need};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
-use crate::names;
+use crate::names::{self, Kernel};
 use crate::storage::CudaStorage;
 
 /// Output tile edge of every GEMM kernel (columns; rows too unless [`Plan::small_m`]).
@@ -30,10 +31,10 @@ const TILE: usize = 128;
 /// Row tiles of one launch (a grid's y limit); more take further launches.
 const MAX_ROW_TILES: usize = 65535;
 
-/// Kernel arguments (mirrors `GemmArgs` in `cuda/gemm.cu`).
+/// Kernel arguments (mirrors `GemmArgs` in `cuda/gemm.cuh`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-struct GemmArgs {
+pub(super) struct GemmArgs {
     m: u32,
     n: u32,
     k: u32,
@@ -161,28 +162,34 @@ fn row_launches(row_tiles: usize) -> impl Iterator<Item = (usize, usize)> {
 
 /// How one GEMM runs: which loads are vectorised and which tiles run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Plan {
+pub(super) struct Plan {
     /// Bit 0: A is loaded 16 bytes at a time ([`vector_ok`]); bit 1: B. A clear bit: element by
     /// element.
-    vector: u32,
+    pub(super) vector: u32,
     /// Loads and stores are guarded: m, n or k is not a tile multiple, or an operand is loaded
     /// element-wise (f32 reads this; f16/bf16 run such shapes on [`Plan::small_m`] tiles).
     edge: bool,
     /// f16/bf16: 64-row block tiles of 4 warps, which also take the edges (and small problems,
     /// where 128-row tiles would leave multiprocessors idle).
-    small_m: bool,
+    pub(super) small_m: bool,
 }
 
 impl Plan {
     /// Rows of one block tile.
-    fn rows(&self) -> usize {
+    pub(super) fn rows(&self) -> usize {
         if self.small_m { TILE / 2 } else { TILE }
     }
 }
 
 /// The plan of `[batch.., m, k] @ [batch.., k, n]` with operands `a`, `b` of `dtype` on a GPU with
 /// `multiprocessors` SMs. f64 runs the plain SIMT kernel, which reads everything element-wise.
-fn plan(dtype: DType, a: &Layout, b: &Layout, dims: MatmulDims, multiprocessors: usize) -> Plan {
+pub(super) fn plan(
+    dtype: DType,
+    a: &Layout,
+    b: &Layout,
+    dims: MatmulDims,
+    multiprocessors: usize,
+) -> Plan {
     let MatmulDims { batch, m, n, k } = dims;
     if dtype == DType::F64 {
         return Plan {
@@ -236,7 +243,7 @@ pub(crate) fn matmul(
             rhs: rhs.dtype_of(),
         });
     }
-    let MatmulDims { batch, m, n, k } = dims;
+    let MatmulDims { batch, m, n, .. } = dims;
     let out_dtype = spec.out_dtype.unwrap_or(dtype);
     need(names::matmul(dtype, dtype), OP, dtype)?;
     let kernel = names::matmul(dtype, out_dtype).ok_or_else(|| {
@@ -254,6 +261,47 @@ pub(crate) fn matmul(
     if total == 0 {
         return Ok(out);
     }
+    let plan = plan(dtype, ll, rl, dims, dev.multiprocessors() as usize);
+    let args = gemm_args(ll, rl, dims, plan, (bias, bias_stride, epilogue))?;
+    // Exact f16/bf16 shapes on a Hopper GPU: the wgmma kernel (once it has passed its check).
+    let hopper = match names::matmul_sm90(dtype, out_dtype) {
+        Some(k) if gemm_sm90::fits(&plan, dims) && gemm_sm90::ready(dev)? => Some(k),
+        _ => None,
+    };
+    let (a, b, c) = (lhs.device_ptr(), rhs.device_ptr(), out.device_ptr());
+    let launch = match hopper {
+        Some(k) => Launch {
+            kernel: k,
+            rows: TILE,
+            threads: 256,
+            shared_bytes: gemm_sm90::SHARED_BYTES,
+        },
+        None => Launch {
+            kernel,
+            rows: plan.rows(),
+            threads: if dtype == DType::F32 || dtype == DType::F64 {
+                256
+            } else {
+                128
+            },
+            shared_bytes: 0,
+        },
+    };
+    run(dev, &launch, args, dims, [a, b, c])?;
+    Ok(out)
+}
+
+/// The kernel arguments of `[batch.., m, k] @ [batch.., k, n]` under `plan`, with the epilogue's
+/// `(bias address, bias stride, flags)`.
+pub(super) fn gemm_args(
+    ll: &Layout,
+    rl: &Layout,
+    dims: MatmulDims,
+    plan: Plan,
+    (bias, bias_stride, epilogue): (u64, u64, u32),
+) -> Result<GemmArgs> {
+    const OP: &str = "matmul";
+    let MatmulDims { batch, m, n, k } = dims;
     // The kernels index rows, columns and k in 32 bits, past the last tile too.
     let too_big =
         |what: &str| Error::invalid(OP, format!("{what} too large for the CUDA GEMM ({dims:?})"));
@@ -263,11 +311,10 @@ pub(crate) fn matmul(
             .filter(|&v| v <= i32::MAX as u32)
             .ok_or_else(|| too_big(what))
     };
-    let plan = plan(dtype, ll, rl, dims, dev.multiprocessors() as usize);
     let mut batch_geom = Geometry::new(OP, &[&batch_layout(ll), &batch_layout(rl)])?;
     batch_geom.contiguous = 0; // batch offsets always go through the strides
     let rank = ll.dims().len();
-    let mut args = GemmArgs {
+    Ok(GemmArgs {
         m: u32_of(m, "m")?,
         n: u32_of(n, "n")?,
         k: u32_of(k, "k")?,
@@ -284,23 +331,46 @@ pub(crate) fn matmul(
         edge: plan.edge as u32,
         row_tile0: 0,
         batch_geom,
-    };
-    let tensor_cores = dtype != DType::F32 && dtype != DType::F64;
-    let row_tiles = m.div_ceil(plan.rows());
-    let (a, b, c) = (lhs.device_ptr(), rhs.device_ptr(), out.device_ptr());
-    for (tile0, tiles) in row_launches(row_tiles) {
-        args.row_tile0 = tile0 as u32; // < row_tiles <= m, which fits (checked above)
+    })
+}
+
+/// Which GEMM kernel runs and how: rows of one block tile, threads per block, dynamic shared
+/// memory.
+pub(super) struct Launch {
+    pub(super) kernel: Kernel,
+    pub(super) rows: usize,
+    pub(super) threads: u32,
+    pub(super) shared_bytes: u32,
+}
+
+/// Queues the launches of one GEMM: `[a, b, c]` are the operands' and the output's device
+/// addresses (the output contiguous `[batch, m, n]`).
+pub(super) fn run(
+    dev: &CudaBackend,
+    launch: &Launch,
+    mut args: GemmArgs,
+    dims: MatmulDims,
+    [a, b, c]: [u64; 3],
+) -> Result<()> {
+    let MatmulDims { batch, m, n, .. } = dims;
+    for (tile0, tiles) in row_launches(m.div_ceil(launch.rows)) {
+        args.row_tile0 = tile0 as u32; // < row tiles <= m, which fits (gemm_args checks)
         let cfg = LaunchConfig {
             grid: (
                 n.div_ceil(TILE) as u32,
                 tiles as u32,
                 batch.min(65535) as u32,
             ),
-            block: (if tensor_cores { 128 } else { 256 }, 1, 1),
+            block: (launch.threads, 1, 1),
         };
-        dev.launch(&kernel, cfg, kernel_args![a, b, c, args])?;
+        dev.launch_with_shared(
+            &launch.kernel,
+            cfg,
+            launch.shared_bytes,
+            kernel_args![a, b, c, args],
+        )?;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

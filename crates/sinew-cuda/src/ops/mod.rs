@@ -10,6 +10,7 @@ pub(crate) mod conv_gemm;
 pub(crate) mod conv_phase;
 pub(crate) mod conv_wgrad;
 pub(crate) mod gemm;
+pub(crate) mod gemm_sm90;
 pub(crate) mod index;
 pub(crate) mod inplace;
 pub(crate) mod pool;
@@ -76,6 +77,18 @@ impl CudaBackend {
         cfg: LaunchConfig,
         args: &[*mut c_void],
     ) -> Result<()> {
+        self.launch_with_shared(kernel, cfg, 0, args)
+    }
+
+    /// [`Self::launch`] with `shared_bytes` of dynamic shared memory (a kernel that needs more
+    /// than 48 KiB has it allowed first: `ops::gemm_sm90`).
+    pub(crate) fn launch_with_shared(
+        &self,
+        kernel: &Kernel,
+        cfg: LaunchConfig,
+        shared_bytes: u32,
+        args: &[*mut c_void],
+    ) -> Result<()> {
         let function = self.function(kernel)?;
         // SAFETY: the typed wrappers in ops/ pass one pointer per kernel parameter, each to a value
         // of the parameter's C type, and device addresses inside live storages; the function
@@ -89,7 +102,7 @@ impl CudaBackend {
                 cfg.block.0,
                 cfg.block.1,
                 cfg.block.2,
-                0,
+                shared_bytes,
                 self.stream().stream.as_inner(),
                 args.as_ptr() as *mut *mut c_void,
                 std::ptr::null_mut(),

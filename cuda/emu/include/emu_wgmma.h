@@ -1,0 +1,57 @@
+// wgmma.mma_async m64n128k16 and its fences for the CPU emulator, included by gemm_sm90.cu
+// inside namespace wg under SINEW_EMU. The multiply runs when it is issued (fences, commits and
+// waits have nothing to order); each thread computes its own 64 accumulators, reading both
+// operands from shared memory through their descriptors with the PTX ISA's canonical 128-byte
+// swizzled layouts (K-major: ((8,m),(T,2k)):((8T,SBO),(1,T)); MN-major:
+// ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO)); then Swizzle<3,4,3> on the byte address). Descriptor
+// addresses are 18-bit shared-window offsets: the emulator's dynamic shared memory is one 256 KiB
+// aligned buffer, so the low 18 bits of a host address are its offset there.
+
+inline void fence_proxy_async() {}
+inline void wgmma_fence() {}
+inline void wgmma_commit() {}
+template <int N> inline void wgmma_wait() {}
+inline void fence_acc(float (&)[64]) {}
+
+// The host address of element (x, k) of a 16-bit operand: x along M (or N), k along K.
+inline const unsigned char *emu_wgmma_elem(uint64_t desc, bool mn_major, uint32_t x, uint32_t k) {
+    if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0) {
+        std::fprintf(stderr, "cuda-emu: wgmma descriptor %#llx: only 128-byte swizzling, base offset 0\n",
+                     (unsigned long long)desc);
+        std::abort();
+    }
+    const uint32_t start = (uint32_t)(desc & 0x3FFF) << 4;
+    const uint32_t lbo = (uint32_t)((desc >> 16) & 0x3FFF) << 4, sbo = (uint32_t)((desc >> 32) & 0x3FFF) << 4;
+    uint32_t addr;
+    if (mn_major)  // 64 elements (128 bytes) along x per row, blocks of 64 x at LBO; k-rows 128 bytes apart, 8-row groups at SBO
+        addr = start + (x % 64) * 2 + (x / 64) * lbo + (k % 8) * 128 + (k / 8) * sbo;
+    else  // k contiguous (16 elements in 32 bytes); x-rows 128 bytes apart, 8-row groups at SBO
+        addr = start + k * 2 + (x % 8) * 128 + (x / 8) * sbo;
+    addr ^= ((addr >> 7) & 7u) << 4;  // the 16-byte chunk XOR the row within the 1 KiB pattern
+    return emu::dynamic_shared() + (addr & 0x3FFFFu);
+}
+
+// d += A (64x16) * B (16x128): this thread holds rows 16 * warp + lane / 4 (+ 8) of the
+// warpgroup's tile and columns 8 * j + 2 * (lane % 4) (+ 1); TA / TB: the operand is MN-major.
+template <typename T> struct Wgmma {
+    template <int TA, int TB> static inline void run(float (&d)[64], uint64_t a, uint64_t b) {
+        const uint32_t lane = emu::lane(), warp = (emu::linear_thread() >> 5) & 3u;
+        const uint32_t rows[2] = {warp * 16 + lane / 4, warp * 16 + lane / 4 + 8};
+        float A[2][16];
+        for (int h = 0; h < 2; ++h)
+            for (uint32_t k = 0; k < 16; ++k)
+                A[h][k] = tcf::emu_b16_value<T>(tcf::emu_b16_at(emu_wgmma_elem(a, TA, rows[h], k)));
+        for (uint32_t j = 0; j < 16; ++j)
+            for (uint32_t e = 0; e < 2; ++e) {
+                const uint32_t col = j * 8 + (lane & 3u) * 2 + e;
+                float B[16];
+                for (uint32_t k = 0; k < 16; ++k)
+                    B[k] = tcf::emu_b16_value<T>(tcf::emu_b16_at(emu_wgmma_elem(b, TB, col, k)));
+                for (int h = 0; h < 2; ++h) {
+                    float acc = d[4 * j + 2 * h + e];
+                    for (int k = 0; k < 16; ++k) acc += A[h][k] * B[k];
+                    d[4 * j + 2 * h + e] = acc;
+                }
+            }
+    }
+};
