@@ -142,32 +142,22 @@ pub fn run(name: &str, device: &Device, quick: bool) -> Result<String> {
 
 /// Runs `f` with the GPU's implicit-GEMM convolutions and wgmma GEMMs switched on or off (no
 /// switches elsewhere: the CPU has one kernel for each).
-#[cfg(feature = "cuda")]
 fn with_kernel_choices<R>(
     device: &Device,
     implicit_conv: bool,
     wgmma: bool,
     f: impl FnOnce() -> Result<R>,
 ) -> Result<R> {
-    let Some(backend) = sinew_cuda::CudaBackend::of(device) else {
-        return f();
-    };
-    let before = (backend.implicit_gemm_conv(), backend.wgmma_gemm());
-    backend.set_implicit_gemm_conv(implicit_conv);
-    backend.set_wgmma_gemm(wgmma);
-    let result = f();
-    backend.set_implicit_gemm_conv(before.0);
-    backend.set_wgmma_gemm(before.1);
-    result
-}
-
-#[cfg(not(feature = "cuda"))]
-fn with_kernel_choices<R>(
-    device: &Device,
-    implicit_conv: bool,
-    wgmma: bool,
-    f: impl FnOnce() -> Result<R>,
-) -> Result<R> {
+    #[cfg(feature = "cuda")]
+    if let Some(backend) = sinew_cuda::CudaBackend::of(device) {
+        let before = (backend.implicit_gemm_conv(), backend.wgmma_gemm());
+        backend.set_implicit_gemm_conv(implicit_conv);
+        backend.set_wgmma_gemm(wgmma);
+        let result = f();
+        backend.set_implicit_gemm_conv(before.0);
+        backend.set_wgmma_gemm(before.1);
+        return result;
+    }
     let _ = (device, implicit_conv, wgmma);
     f()
 }
