@@ -177,12 +177,17 @@ unsigned char *dynamic_shared() {
     static unsigned char *buffer = static_cast<unsigned char *>(std::aligned_alloc(1u << 18, 1u << 18));
     return buffer;
 }
+namespace {
+uint32_t shared_bytes_now = 0;
+}  // namespace
+uint32_t dynamic_shared_bytes() { return shared_bytes_now; }
 
 // Runs `kernel(params)` over the grid: blocks in order, each block's threads as fibers, with
 // `shared_bytes` (at most DYNAMIC_SHARED_MAX) of dynamic shared memory.
 void launch(KernelFn kernel, dim3 grid, dim3 block, void **params, uint32_t shared_bytes) {
     static std::mutex one_launch;
     std::lock_guard<std::mutex> guard(one_launch);
+    shared_bytes_now = shared_bytes;
     if (shared_bytes > 0) {
         if (dynamic_shared() == nullptr) deadlock("cannot allocate dynamic shared memory");
         std::memset(dynamic_shared(), 0xff, shared_bytes);

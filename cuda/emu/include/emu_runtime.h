@@ -48,6 +48,8 @@ inline uint32_t lane() { return linear_thread() & 31u; }
 // the low 18 bits of an address are its shared-window offset), poisoned with 0xff bytes at each
 // launch that asks for any.
 unsigned char *dynamic_shared();
+// Bytes of dynamic shared memory the running launch asked for.
+uint32_t dynamic_shared_bytes();
 // Most dynamic shared memory a launch may ask for (an H100's opt-in limit).
 constexpr uint32_t DYNAMIC_SHARED_MAX = 227u << 10;
 // One global lock for atomics.

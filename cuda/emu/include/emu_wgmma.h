@@ -23,12 +23,21 @@ inline const unsigned char *emu_wgmma_elem(uint64_t desc, bool mn_major, uint32_
     const uint32_t start = (uint32_t)(desc & 0x3FFF) << 4;
     const uint32_t lbo = (uint32_t)((desc >> 16) & 0x3FFF) << 4, sbo = (uint32_t)((desc >> 32) & 0x3FFF) << 4;
     uint32_t addr;
-    if (mn_major)  // 64 elements (128 bytes) along x per row, blocks of 64 x at LBO; k-rows 128 bytes apart, 8-row groups at SBO
+    // MN-major: 64 elements (128 bytes) along x per k-row, blocks of 64 x at LBO; k-rows 128
+    // bytes apart, groups of 8 k-rows at SBO. K-major: k contiguous (16 elements in 32 bytes),
+    // x-rows 128 bytes apart, groups of 8 x-rows at SBO.
+    if (mn_major)
         addr = start + (x % 64) * 2 + (x / 64) * lbo + (k % 8) * 128 + (k / 8) * sbo;
-    else  // k contiguous (16 elements in 32 bytes); x-rows 128 bytes apart, 8-row groups at SBO
+    else
         addr = start + k * 2 + (x % 8) * 128 + (x / 8) * sbo;
     addr ^= ((addr >> 7) & 7u) << 4;  // the 16-byte chunk XOR the row within the 1 KiB pattern
-    return emu::dynamic_shared() + (addr & 0x3FFFFu);
+    addr &= 0x3FFFFu;
+    if (addr + 2 > emu::dynamic_shared_bytes()) {
+        std::fprintf(stderr, "cuda-emu: wgmma reads shared byte %u of the launch's %u\n", addr,
+                     emu::dynamic_shared_bytes());
+        std::abort();
+    }
+    return emu::dynamic_shared() + addr;
 }
 
 // d += A (64x16) * B (16x128): this thread holds rows 16 * warp + lane / 4 (+ 8) of the
