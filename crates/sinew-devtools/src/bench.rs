@@ -204,6 +204,15 @@ pub fn run(args: &[String]) -> std::result::Result<(), String> {
     #[cfg(feature = "cuda")]
     if let Some(cuda) = gpu.as_ref().and_then(sinew_cuda::CudaBackend::of) {
         println!("gpu memory: {:?}", cuda.memory_stats());
+        // Which f16 GEMM kernel the rows ran: the wgmma one only where it passed its check.
+        let (major, minor) = cuda.compute_capability();
+        let wgmma = match cuda.wgmma_gemm_checked() {
+            Some(true) => "wgmma kernel (passed its first-use check)".to_string(),
+            Some(false) => "mma.sync kernel (the wgmma kernel failed its check: see stderr)".into(),
+            None if (major, minor) == (9, 0) => "mma.sync kernel (none had the wgmma shape)".into(),
+            None => format!("mma.sync kernel (no wgmma on compute capability {major}.{minor})"),
+        };
+        println!("exact f16/bf16 GEMMs: {wgmma}");
     }
     Ok(())
 }
