@@ -12,7 +12,7 @@
 //! follows the PTX ISA's description, but never on a GPU when it was written.
 
 use half::{bf16, f16};
-use sinew_tensor::{CpuStorage, DType, Layout, MatmulDims, Result};
+use sinew_tensor::{CpuStorage, DType, Device, Generator, Layout, MatmulDims, Result};
 
 use super::gemm::{Launch, Plan, gemm_args, plan, run};
 use crate::device::CudaBackend;
@@ -105,19 +105,16 @@ const CHECK: MatmulDims = MatmulDims {
 /// device error (allocation, launch, copy).
 fn self_check(dev: &CudaBackend) -> Result<std::result::Result<(), String>> {
     let MatmulDims { m, n, k, .. } = CHECK;
-    // Values in {-2, ..., 2} from a fixed sequence: sums of at most 512 * 4 are exact in f32.
-    let values = |len: usize, seed: u64| -> Vec<f32> {
-        let mut x = seed;
-        (0..len)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((x >> 33) % 5) as f32 - 2.0
-            })
-            .collect()
+    // Values in {-2, ..., 2} from a fixed seed: sums of at most 512 * 4 are exact in f32.
+    let values = |len: usize, seed: u64| -> Result<Vec<f32>> {
+        let ints = Generator::new(seed).randint([len], -2, 3, &Device::cpu())?;
+        Ok(ints
+            .to_vec::<i64>()?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect())
     };
-    let (a, b) = (values(m * k, 1), values(k * n, 2));
+    let (a, b) = (values(m * k, 1)?, values(k * n, 2)?);
     // A as [m, k] and as its transpose stored [k, m]; B as [k, n] and stored [n, k].
     let transpose = |x: &[f32], rows: usize, cols: usize| -> Vec<f32> {
         (0..rows * cols)
