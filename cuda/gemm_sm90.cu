@@ -4,10 +4,11 @@
 // runs gemm_tc.cuh's mma.sync kernel.
 // 128x128x64 block tiles, 2 warpgroups of 64x128 each issuing wgmma.mma_async m64n128k16 (f32
 // accumulation) straight from shared memory, a 6-stage cp.async ring in dynamic shared memory
-// (193 KiB; loads run 4 k-tiles ahead of the multiplies). Each operand is staged in the 128-byte-swizzled canonical layout of its orientation:
-// K-major ([128 rows][64 k], the 16-byte chunk c of row r at c ^ (r % 8)) when k is its unit
-// stride, else MN-major (two [64 k][64 rows] halves, the chunk c of k-row kk at c ^ (kk % 8)),
-// which wgmma reads transposed. The store stage (epilogue, rounding) is gemm_tc.cuh's.
+// (193 KiB; loads run 4 k-tiles ahead of the multiplies). Each operand is staged in the
+// 128-byte-swizzled canonical layout of its orientation: K-major ([128 rows][64 k], the 16-byte
+// chunk c of row r at c ^ (r % 8)) when k is its unit stride, else MN-major (two [64 k][64 rows]
+// halves, the chunk c of k-row kk at c ^ (kk % 8)), which wgmma reads transposed. The store
+// stage (epilogue, rounding) is gemm_tc.cuh's.
 #include "gemm_tc.cuh"
 
 namespace wg {
@@ -197,7 +198,8 @@ __device__ __forceinline__ void dispatch(const T *A, const T *B, TO *C, const Ge
 }
 }  // namespace wg
 
-extern "C" __global__ void __launch_bounds__(256, 1) matmul_sm90_f16(const __half *A, const __half *B, __half *C, GemmArgs p) {
+extern "C" __global__ void __launch_bounds__(256, 1)
+    matmul_sm90_f16(const __half *A, const __half *B, __half *C, GemmArgs p) {
     wg::dispatch<__half, __half>(A, B, C, p);
 }
 
@@ -206,7 +208,8 @@ extern "C" __global__ void __launch_bounds__(256, 1)
     wg::dispatch<__nv_bfloat16, __nv_bfloat16>(A, B, C, p);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 1) matmul_sm90_f16_f32(const __half *A, const __half *B, float *C, GemmArgs p) {
+extern "C" __global__ void __launch_bounds__(256, 1)
+    matmul_sm90_f16_f32(const __half *A, const __half *B, float *C, GemmArgs p) {
     wg::dispatch<__half, float>(A, B, C, p);
 }
 
