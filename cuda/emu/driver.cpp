@@ -231,6 +231,53 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
     return OK;
 }
 
+// cuTensorMapEncodeTiled with the real driver's checks, for 16-bit elements without interleaving
+// (what gemm_sm90.cu loads): the map is an EmuTensorMap (emu_runtime.h) that the emulated TMA
+// reads back.
+CUresult cuTensorMapEncodeTiled(void *map, int dtype, uint32_t rank, void *address, const uint64_t *dims,
+                                const uint64_t *strides, const uint32_t *box, const uint32_t *element_strides,
+                                int interleave, int swizzle, int l2_promotion, int oob_fill) {
+    constexpr int UINT16 = 1, FLOAT16 = 6, BFLOAT16 = 9;
+    if (map == nullptr || (uintptr_t)map % 64 != 0 || rank == 0 || rank > 5 || (uintptr_t)address % 16 != 0)
+        return INVALID_VALUE;
+    if ((dtype != UINT16 && dtype != FLOAT16 && dtype != BFLOAT16) || interleave != 0 || swizzle < 0 || swizzle > 3 ||
+        l2_promotion < 0 || l2_promotion > 3 || oob_fill != 0)
+        return INVALID_VALUE;
+    EmuTensorMap m{};
+    m.magic = EMU_TENSOR_MAP_MAGIC;
+    m.address = (uint64_t)(uintptr_t)address;
+    m.rank = rank;
+    m.elem_bytes = 2;
+    m.swizzle_bytes = swizzle == 0 ? 0 : 16u << swizzle;
+    m.strides[0] = 2;
+    for (uint32_t i = 0; i < rank; ++i) {
+        if (dims[i] == 0 || dims[i] > (1ull << 32) || box[i] == 0 || box[i] > 256 || element_strides[i] != 1)
+            return INVALID_VALUE;
+        if (i > 0 && (strides[i - 1] % 16 != 0 || strides[i - 1] >= (1ull << 40))) return INVALID_VALUE;
+        m.dims[i] = dims[i];
+        m.box[i] = box[i];
+        if (i > 0) m.strides[i] = strides[i - 1];
+    }
+    const uint64_t inner = (uint64_t)box[0] * 2;
+    if (inner % 16 != 0 || (m.swizzle_bytes != 0 && inner > m.swizzle_bytes)) return INVALID_VALUE;
+    for (uint32_t i = rank; i < 5; ++i) {
+        m.dims[i] = 1;
+        m.box[i] = 1;
+    }
+    std::memcpy(map, &m, sizeof m);
+    return OK;
+}
+// The entry points the host asks for by name: cuTensorMapEncodeTiled.
+CUresult cuGetProcAddress(const char *symbol, void **fn, int, unsigned long long) {
+    if (fn == nullptr || symbol == nullptr) return INVALID_VALUE;
+    if (std::strcmp(symbol, "cuTensorMapEncodeTiled") != 0) {
+        *fn = nullptr;
+        return NOT_FOUND;
+    }
+    *fn = reinterpret_cast<void *>(&cuTensorMapEncodeTiled);
+    return OK;
+}
+
 CUresult cuGetErrorString(CUresult e, const char **s) {
     *s = e == OK ? "no error" : "CUDA emulator error";
     return OK;

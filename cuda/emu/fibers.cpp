@@ -51,10 +51,10 @@ dim3 grid_dim;
 
 namespace {
 // A block's threads are fibers run one at a time on the launching OS thread; a fiber runs until
-// it waits (at __syncthreads, a warp barrier or exchange) or returns, then the scheduler runs
-// the next. A wait ends when every thread of the block (or warp) that has not returned waits
-// at the same kind of barrier.
-enum class Wait { Running, Block, Warp, Done };
+// it waits (at __syncthreads, a warp barrier or exchange, an mbarrier poll) or returns, then the
+// scheduler runs the next. A wait ends when every thread of the block (or warp) that has not
+// returned waits at the same kind of barrier; a poll (Spin) is retried the next round.
+enum class Wait { Running, Block, Warp, Spin, Done };
 struct Fiber {
     void *sp = nullptr;  // saved stack pointer while switched out
     Wait wait = Wait::Running;
@@ -72,6 +72,18 @@ thread_local uint64_t warp_slots[MAX_THREADS / 32][32];
 constexpr int MAX_GATHER = 8;
 thread_local uint64_t gather_slots[MAX_THREADS / 32][32][MAX_GATHER];
 std::mutex atomics;
+
+// The emulated mbarriers of the running block, by host address: arrivals a phase waits for,
+// arrivals still pending, transaction bytes still pending, phases completed. Every change bumps
+// `barrier_moves`, which tells a poll that may now succeed from a deadlock.
+struct Barrier {
+    uint32_t count = 0, pending = 0;
+    int64_t tx = 0;
+    uint32_t phase = 0;
+};
+constexpr uint64_t BARRIER_MAGIC = 0x7265697272616272ull;  // written where a barrier is initialised
+thread_local std::map<uintptr_t, Barrier> barriers;
+thread_local uint64_t barrier_moves = 0;
 
 void yield(Wait w) {
     fibers[running].wait = w;
@@ -113,15 +125,20 @@ void run_block(uint32_t threads) {
         fibers[t].wait = Wait::Running;
     }
     const uint32_t warps = (threads + 31) / 32;
+    barriers.clear();
     // Rounds alternate between ascending and descending thread order, so that a missing
     // barrier shows whichever thread's write the kernel reads too early.
     for (uint32_t round = 0;; ++round) {
+        const uint64_t moves = barrier_moves;
+        bool settled = false;  // a fiber stopped at something other than a poll
         for (uint32_t i = 0; i < threads; ++i) {
             const uint32_t t = (round & 1u) ? threads - 1 - i : i;
+            if (fibers[t].wait == Wait::Spin) fibers[t].wait = Wait::Running;
             if (fibers[t].wait != Wait::Running) continue;
             running = t;
             thread_idx = dim3{t % block_dim.x, (t / block_dim.x) % block_dim.y, t / (block_dim.x * block_dim.y)};
             emu_switch(&scheduler, fibers[t].sp);
+            settled |= fibers[t].wait != Wait::Spin;
         }
         bool live = false, released = false;
         for (uint32_t w = 0; w < warps; ++w) {
@@ -140,6 +157,12 @@ void run_block(uint32_t threads) {
         }
         if (!live) return;
         if (released) continue;
+        bool polling = false;
+        for (uint32_t t = 0; t < threads; ++t) polling |= fibers[t].wait == Wait::Spin;
+        if (polling) {
+            if (settled || barrier_moves != moves) continue;
+            deadlock("threads poll mbarriers that no thread or copy can complete any more");
+        }
         for (uint32_t t = 0; t < threads; ++t) {
             if (fibers[t].wait == Wait::Warp) deadlock("a warp waits at a warp barrier while others wait at __syncthreads");
             if (fibers[t].wait == Wait::Block) fibers[t].wait = Wait::Running;
@@ -169,6 +192,51 @@ void gather(const uint64_t *mine, int n, uint64_t *all) {
     for (uint32_t l = 0; l < 32; ++l)
         for (int i = 0; i < n; ++i) all[l * (uint32_t)n + (uint32_t)i] = l < size ? gather_slots[warp][l][i] : 0;
     yield(Wait::Warp);
+}
+namespace {
+Barrier &barrier_at(void *bar, const char *what) {
+    uint64_t magic;
+    std::memcpy(&magic, bar, sizeof magic);
+    auto it = barriers.find((uintptr_t)bar);
+    if (magic != BARRIER_MAGIC || it == barriers.end()) {
+        std::fprintf(stderr, "cuda-emu: %s on shared byte %ld, which mbarrier.init has not set up\n", what,
+                     (long)((unsigned char *)bar - dynamic_shared()));
+        std::abort();
+    }
+    return it->second;
+}
+// Completes the phase once its arrivals and transactions are all in.
+void advance(Barrier &b) {
+    ++barrier_moves;
+    if (b.pending == 0 && b.tx == 0) {
+        ++b.phase;
+        b.pending = b.count;
+    }
+}
+}  // namespace
+void mbarrier_init(void *bar, uint32_t count) {
+    if (count == 0 || count >= (1u << 20) || (uintptr_t)bar % 8 != 0) deadlock("mbarrier.init: bad count or address");
+    std::memcpy(bar, &BARRIER_MAGIC, sizeof BARRIER_MAGIC);
+    barriers[(uintptr_t)bar] = Barrier{count, count, 0, 0};
+    ++barrier_moves;
+}
+void mbarrier_arrive(void *bar, uint32_t tx_bytes) {
+    Barrier &b = barrier_at(bar, "mbarrier.arrive");
+    if (b.pending == 0) deadlock("mbarrier.arrive: more arrivals than the phase expects");
+    b.tx += tx_bytes;
+    --b.pending;
+    advance(b);
+}
+void mbarrier_complete_tx(void *bar, uint32_t bytes) {
+    Barrier &b = barrier_at(bar, "a TMA copy's completion");
+    b.tx -= bytes;
+    advance(b);
+}
+bool mbarrier_try_wait(void *bar, uint32_t parity) {
+    // The phase of parity `parity` has completed when the current (incomplete) one has the other.
+    if ((barrier_at(bar, "mbarrier.try_wait").phase & 1u) != (parity & 1u)) return true;
+    yield(Wait::Spin);
+    return false;
 }
 void lock_atomics() { atomics.lock(); }
 void unlock_atomics() { atomics.unlock(); }

@@ -48,7 +48,7 @@ pub struct CudaBackend {
     pub(crate) allocator: Arc<Allocator>,
     /// Whether `conv2d` runs the implicit-GEMM kernel (true) or im2col and a GEMM.
     implicit_conv: AtomicBool,
-    /// Whether exact f16/bf16 GEMMs may run the Hopper (wgmma) kernel ([`Self::set_wgmma_gemm`]).
+    /// Whether f16/bf16 GEMMs may run the Hopper (wgmma) kernel ([`Self::set_wgmma_gemm`]).
     wgmma_on: AtomicBool,
     /// Whether this GPU runs the wgmma kernel correctly: decided once, at the first GEMM that
     /// could use it (`ops::gemm_sm90::ready`).
@@ -137,22 +137,22 @@ impl CudaBackend {
         self.implicit_conv.load(Ordering::Relaxed)
     }
 
-    /// Chooses whether exact f16/bf16 GEMMs (m, n multiples of 128, k of 64, aligned operands)
-    /// on a compute-capability-9.0 GPU (H100, H200) run the wgmma kernel of `cuda/gemm_sm90.cu`
+    /// Chooses whether f16/bf16 GEMMs whose operands TMA can load (16-byte aligned, one batch
+    /// stride) on a compute-capability-9.0 GPU (H100, H200) run the wgmma kernel of `cuda/gemm_sm90.cu`
     /// (`true`, the default) or the `mma.sync` kernel every other shape and GPU runs. For
     /// comparing the two (`cargo xtask bench --cuda`).
     pub fn set_wgmma_gemm(&self, on: bool) {
         self.wgmma_on.store(on, Ordering::Relaxed);
     }
 
-    /// Whether exact f16/bf16 GEMMs may run the wgmma kernel ([`Self::set_wgmma_gemm`]; it also
+    /// Whether f16/bf16 GEMMs may run the wgmma kernel ([`Self::set_wgmma_gemm`]; it also
     /// needs compute capability 9.0 and its first-use check to pass).
     pub fn wgmma_gemm(&self) -> bool {
         self.wgmma_on.load(Ordering::Relaxed)
     }
 
     /// `Some(passed)` once a GEMM that could run the wgmma kernel has made this GPU check it
-    /// (against the `mma.sync` kernel, on exact integer products); `None` before that, on GPUs
+    /// (against the `mma.sync` kernel, on integer products, which both compute exactly); `None` before that, on GPUs
     /// other than compute capability 9.0 and while [`Self::set_wgmma_gemm`] is off.
     pub fn wgmma_gemm_checked(&self) -> Option<bool> {
         self.wgmma_ok.get().copied()

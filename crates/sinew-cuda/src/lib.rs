@@ -25,8 +25,8 @@
 //!
 //! Every `Backend` method runs on the GPU, including indexing (`index_select`, `gather`,
 //! `scatter`) and im2col/col2im. f16/bf16 matrix products run on the tensor cores (`mma.sync`,
-//! `cuda/gemm_tc.cuh`); on an H100/H200 (compute capability 9.0) the exact shapes (m, n
-//! multiples of 128, k of 64, aligned operands) run a `wgmma` kernel instead
+//! `cuda/gemm_tc.cuh`); on an H100/H200 (compute capability 9.0) products whose operands TMA
+//! can load (16-byte aligned, one batch stride) run a TMA + `wgmma` kernel instead, at any size
 //! (`cuda/gemm_sm90.cu`), once the GPU has checked it against the `mma.sync` kernel at first use
 //! (`CudaBackend::set_wgmma_gemm(false)` keeps `mma.sync`, for comparison). Convolutions (forward, input and weight gradients, and so
 //! transposed convolutions) run as implicit GEMMs that never store the im2col columns, on the

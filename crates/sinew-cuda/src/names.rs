@@ -56,8 +56,8 @@ pub enum Family {
     /// `cuda/sorted_sum.cu`: sums over an index in position order (a stable radix sort of the
     /// positions by output slot): index_select's gradient and float scatter-adds.
     SortedSum,
-    /// `cuda/gemm_sm90.cu`: the Hopper GEMM (wgmma; PTX for sm_90a, loaded only on compute
-    /// capability 9.0).
+    /// `cuda/gemm_sm90.cu`: the Hopper GEMM (TMA + wgmma; PTX for sm_90a, loaded only on
+    /// compute capability 9.0).
     GemmSm90,
 }
 
@@ -278,7 +278,7 @@ pub fn matmul(dtype: DType, out: DType) -> Option<Kernel> {
 }
 
 /// `matmul_sm90_<f16|bf16>[_f32]`: the Hopper (wgmma) GEMM of f16/bf16 operands writing their
-/// dtype or f32, for exact shapes on compute capability 9.0 only (`ops::gemm_sm90`).
+/// dtype or f32, for operands TMA can load on compute capability 9.0 only (`ops::gemm_sm90`).
 pub fn matmul_sm90(dtype: DType, out: DType) -> Option<Kernel> {
     (matches!(dtype, DType::F16 | DType::BF16) && gemm_out_ok(dtype, out))
         .then(|| gemm_kernel(Family::GemmSm90, "matmul_sm90", dtype, out))

@@ -1,5 +1,6 @@
-//! The Hopper GEMM (`cuda/gemm_sm90.cu`: wgmma, for exact f16/bf16 shapes on compute capability
-//! 9.0; the CPU emulator reports 9.0 unless `SINEW_EMU_COMPUTE_CAPABILITY` says otherwise): it
+//! The Hopper GEMM (`cuda/gemm_sm90.cu`: TMA + wgmma, for f16/bf16 operands TMA can load on
+//! compute capability 9.0; the CPU emulator reports 9.0 unless `SINEW_EMU_COMPUTE_CAPABILITY`
+//! says otherwise): it
 //! passes its first-use check, and in every operand orientation, batched and broadcast, with and
 //! without the epilogue's output dtype, it matches the CPU and the `mma.sync` kernel
 //! (`set_wgmma_gemm(false)`). On other GPUs the check never runs.
@@ -12,15 +13,17 @@ use common::{both, check, gpu, max_error, randn};
 use sinew_cuda::CudaBackend;
 use sinew_tensor::{Activation, DType, MatmulOptions, Tensor};
 
-/// `(batch, m, k, n)`: every shape takes the wgmma kernel (m, n multiples of 128, k of 64), with
-/// at least one 128x128 tile per multiprocessor (`batch` is scaled up to reach that); 7 k-tiles
-/// reuse stages of the 6-stage ring, 1 and 2 leave it partly unused.
+/// `(batch, m, k, n)`: every shape takes the wgmma kernel (m, n and k multiples of 8, so every
+/// orientation loads by TMA), with a 128x256 tile for at least every other multiprocessor
+/// (`batch` is scaled up to reach that). Exact tiles with 7 k-tiles (the 4-stage ring reused);
+/// edges in m, n and k (the second row and column tiles 8 wide, the last k-tile 8 deep); and a
+/// product smaller than one tile with a single, partial k-tile.
 fn shapes(multiprocessors: usize) -> Vec<(usize, usize, usize, usize)> {
-    [(256, 448, 256), (128, 64, 384), (384, 128, 128)]
+    [(256usize, 448, 512usize), (136, 520, 264), (72, 8, 200)]
         .iter()
         .map(|&(m, k, n)| {
-            let tiles = (m / 128) * (n / 128);
-            (multiprocessors.div_ceil(tiles), m, k, n)
+            let tiles = m.div_ceil(128) * n.div_ceil(256);
+            (multiprocessors.div_ceil(2 * tiles), m, k, n)
         })
         .collect()
 }

@@ -209,10 +209,12 @@ pub fn run(args: &[String]) -> std::result::Result<(), String> {
         let wgmma = match cuda.wgmma_gemm_checked() {
             Some(true) => "wgmma kernel (passed its first-use check)".to_string(),
             Some(false) => "mma.sync kernel (the wgmma kernel failed its check: see stderr)".into(),
-            None if (major, minor) == (9, 0) => "mma.sync kernel (none had the wgmma shape)".into(),
+            None if (major, minor) == (9, 0) => {
+                "mma.sync kernel (none was large enough or TMA-loadable for the wgmma one)".into()
+            }
             None => format!("mma.sync kernel (no wgmma on compute capability {major}.{minor})"),
         };
-        println!("exact f16/bf16 GEMMs: {wgmma}");
+        println!("f16/bf16 GEMMs: {wgmma}");
     }
     Ok(())
 }

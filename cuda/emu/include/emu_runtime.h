@@ -52,11 +52,35 @@ unsigned char *dynamic_shared();
 uint32_t dynamic_shared_bytes();
 // Most dynamic shared memory a launch may ask for (an H100's opt-in limit).
 constexpr uint32_t DYNAMIC_SHARED_MAX = 227u << 10;
+// mbarriers (the 8 shared bytes at `bar`; their state is kept aside): init with the arrivals a
+// phase waits for; an arrival that also expects `tx_bytes` of transactions; transactions
+// completing (TMA); whether the phase of parity `parity` has completed (if not, the thread
+// yields to the others first: a caller polls in a loop, and a block whose threads all poll
+// without any barrier moving is reported as a deadlock).
+void mbarrier_init(void *bar, uint32_t count);
+void mbarrier_arrive(void *bar, uint32_t tx_bytes);
+void mbarrier_complete_tx(void *bar, uint32_t bytes);
+bool mbarrier_try_wait(void *bar, uint32_t parity);
 // One global lock for atomics.
 void lock_atomics();
 void unlock_atomics();
 }  // namespace emu
 
+// A TMA tensor map as the emulated cuTensorMapEncodeTiled writes it into CUtensorMap's 128
+// opaque bytes: global address, sizes and byte strides (innermost first; strides[0] is the
+// element size), box sizes, the 16-byte-chunk swizzle span in bytes (0, 32, 64 or 128).
+constexpr uint64_t EMU_TENSOR_MAP_MAGIC = 0x70616d726f736e74ull;  // "tnsormap"
+struct EmuTensorMap {
+    uint64_t magic;
+    uint64_t address;
+    uint64_t dims[5];
+    uint64_t strides[5];
+    uint32_t box[5];
+    uint32_t rank, elem_bytes, swizzle_bytes;
+};
+static_assert(sizeof(EmuTensorMap) == 128, "a CUtensorMap is 128 bytes");
+
+#define __grid_constant__
 #define threadIdx (emu::thread_idx)
 #define blockIdx (emu::block_idx)
 #define blockDim (emu::block_dim)

@@ -10,8 +10,9 @@
 //! f16/bf16); any other operand is loaded element by element through both strides, in the same
 //! kernel and tiles. Exact tiles (m, n multiples of 128, k of 8 (f32) or 32 (f16/bf16), both
 //! operands 16-byte loaded) skip the edge guards; every other shape runs edge tiles whose loads
-//! past the edges read zeros and whose stores are guarded ([`plan`]). On an H100/H200, exact
-//! f16/bf16 shapes that fill the GPU run the wgmma kernel instead ([`gemm_sm90`]).
+//! past the edges read zeros and whose stores are guarded ([`plan`]). On an H100/H200, f16/bf16
+//! products whose operands TMA can load (the 16-byte-loaded ones with one batch stride) and that
+//! fill half the GPU run the wgmma kernel instead, at any size ([`gemm_sm90`]).
 //!
 //! A [`MatmulSpec`]'s extras run inside every kernel: f16/bf16 operands may write f32 (the
 //! accumulator, unrounded: `matmul_*_f32` kernels), and the epilogue (bias `[n]` of the output
@@ -49,7 +50,8 @@ pub(super) struct GemmArgs {
     bias_stride: u64,
     epilogue: u32,
     edge: u32,
-    row_tile0: u32,
+    /// The first row tile of a launch (set per launch of a tall product).
+    pub(super) row_tile0: u32,
     batch_geom: Geometry,
 }
 
@@ -154,7 +156,7 @@ fn chunk_elems(dtype: DType) -> usize {
 }
 
 /// The launches of `row_tiles` row tiles: `(first tile, tiles)`, at most [`MAX_ROW_TILES`] each.
-fn row_launches(row_tiles: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(super) fn row_launches(row_tiles: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..row_tiles)
         .step_by(MAX_ROW_TILES)
         .map(move |first| (first, (row_tiles - first).min(MAX_ROW_TILES)))
@@ -263,28 +265,23 @@ pub(crate) fn matmul(
     }
     let plan = plan(dtype, ll, rl, dims, dev.multiprocessors() as usize);
     let args = gemm_args(ll, rl, dims, plan, (bias, bias_stride, epilogue))?;
-    // Exact f16/bf16 shapes on a Hopper GPU: the wgmma kernel (once it has passed its check).
-    let hopper = match names::matmul_sm90(dtype, out_dtype) {
-        Some(k) if gemm_sm90::fits(&plan, dims) && gemm_sm90::ready(dev)? => Some(k),
-        _ => None,
-    };
     let (a, b, c) = (lhs.device_ptr(), rhs.device_ptr(), out.device_ptr());
-    let launch = match hopper {
-        Some(k) => Launch {
-            kernel: k,
-            rows: TILE,
-            threads: 256,
-            shared_bytes: gemm_sm90::SHARED_BYTES,
-        },
-        None => Launch {
-            kernel,
-            rows: plan.rows(),
-            threads: if dtype == DType::F32 || dtype == DType::F64 {
-                256
-            } else {
-                128
-            },
-            shared_bytes: 0,
+    // f16/bf16 on a Hopper GPU: the wgmma kernel (once it has passed its check), where TMA can
+    // load the operands.
+    if let Some(k) = names::matmul_sm90(dtype, out_dtype)
+        && gemm_sm90::fits(&plan, ll, rl, dims, dev.multiprocessors() as usize)
+        && gemm_sm90::ready(dev)?
+        && gemm_sm90::launch(dev, &k, (ll, rl), args, dims, [a, b, c])?
+    {
+        return Ok(out);
+    }
+    let launch = Launch {
+        kernel,
+        rows: plan.rows(),
+        threads: if dtype == DType::F32 || dtype == DType::F64 {
+            256
+        } else {
+            128
         },
     };
     run(dev, &launch, args, dims, [a, b, c])?;
@@ -334,13 +331,11 @@ pub(super) fn gemm_args(
     })
 }
 
-/// Which GEMM kernel runs and how: rows of one block tile, threads per block, dynamic shared
-/// memory.
+/// Which GEMM kernel runs and how: rows of one block tile, threads per block.
 pub(super) struct Launch {
     pub(super) kernel: Kernel,
     pub(super) rows: usize,
     pub(super) threads: u32,
-    pub(super) shared_bytes: u32,
 }
 
 /// Queues the launches of one GEMM: `[a, b, c]` are the operands' and the output's device
@@ -363,12 +358,7 @@ pub(super) fn run(
             ),
             block: (launch.threads, 1, 1),
         };
-        dev.launch_with_shared(
-            &launch.kernel,
-            cfg,
-            launch.shared_bytes,
-            kernel_args![a, b, c, args],
-        )?;
+        dev.launch(&launch.kernel, cfg, kernel_args![a, b, c, args])?;
     }
     Ok(())
 }

@@ -1,44 +1,177 @@
-//! Host side of `cuda/gemm_sm90.cu`: the Hopper GEMM (`wgmma.mma_async` from a 6-stage cp.async
-//! ring, 128x128x64 tiles) for exact f16/bf16 shapes on compute capability 9.0.
+//! Host side of `cuda/gemm_sm90.cu`: the Hopper GEMM (TMA loads into a 4-stage ring, a producer
+//! warpgroup and two consumer warpgroups of `wgmma.mma_async`, 128x256x64 tiles) for f16/bf16
+//! operands TMA can load, on compute capability 9.0.
 //!
-//! The kernel is chosen per GEMM ([`fits`]) once the GPU has passed [`ready`]: compute
-//! capability 9.0 (its PTX targets sm_90a, which no other GPU loads), the switch
-//! [`CudaBackend::set_wgmma_gemm`] on, the module loaded, 193 KiB of dynamic shared memory
-//! allowed, and a check that the kernel's products equal the `mma.sync` kernel's. The check runs
-//! once per GPU, at the first GEMM that could use the kernel, on integer-valued operands (whose
-//! f32 sums are exact in any order, so both kernels must agree bit for bit), for each dtype,
-//! operand orientation and output dtype. A GPU that fails it keeps the `mma.sync` kernel, with
-//! one line on stderr saying so: the kernel has been checked on the CPU emulator, whose wgmma
-//! follows the PTX ISA's description, but never on a GPU when it was written.
+//! The kernel is chosen per GEMM ([`fits`], then [`launch`] encodes the operands' tensor maps)
+//! once the GPU has passed [`ready`]: compute capability 9.0 (its PTX targets sm_90a, which no
+//! other GPU loads), the switch [`CudaBackend::set_wgmma_gemm`] on, the module loaded, its
+//! dynamic shared memory allowed, the driver's `cuTensorMapEncodeTiled` found, and a check that
+//! the kernel's products equal the `mma.sync` kernel's. The check runs once per GPU, at the first
+//! GEMM that could use the kernel, on integer-valued operands (whose f32 sums are exact in any
+//! order, so both kernels must agree bit for bit) of a shape with edges in m, n and k, for each
+//! dtype, operand orientation and output dtype. A GPU that fails it keeps the `mma.sync` kernel,
+//! with one line on stderr saying so: the kernel has been checked on the CPU emulator, whose
+//! wgmma, TMA and mbarriers follow the PTX ISA's description, but never on a GPU when it was
+//! written.
 
-use half::{bf16, f16};
-use sinew_tensor::{CpuStorage, DType, Device, Generator, Layout, MatmulDims, Result};
+use sinew_tensor::{DType, Layout, MatmulDims, Result};
 
-use super::gemm::{Launch, Plan, gemm_args, plan, run};
+use super::gemm::{GemmArgs, Plan, row_launches};
+use super::tensor_map::{self, TiledView};
+use super::{LaunchConfig, gemm_sm90_check};
 use crate::device::CudaBackend;
-use crate::names;
+use crate::names::{self, Kernel};
 
-/// Dynamic shared memory of one block: 6 stages of two 128x64 16-bit tiles, and 1 KiB to align
-/// them to the swizzle pattern's period (`cuda/gemm_sm90.cu`); an H100 allows 227 KiB.
-pub(super) const SHARED_BYTES: u32 = 6 * 2 * 128 * 64 * 2 + 1024;
+/// Rows and columns of one block tile, and the k of one stage.
+const TILE_M: usize = 128;
+const TILE_N: usize = 256;
+const TILE_K: u32 = 64;
+/// Threads of one block: the producer warpgroup and two consumer warpgroups.
+const THREADS: u32 = 384;
+
+/// Dynamic shared memory of one block: 4 stages of a 128x64 and a 256x64 16-bit tile, 8
+/// mbarriers, the producer's flag (16 bytes), and 1 KiB to align the ring to the swizzle
+/// pattern's period (`cuda/gemm_sm90.cu`); an H100 allows 227 KiB.
+pub(super) const SHARED_BYTES: u32 = 4 * (128 + 256) * 64 * 2 + 8 * 8 + 16 + 1024;
 
 /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`.
 const MAX_DYNAMIC_SHARED: cust::sys::CUfunction_attribute =
     cust::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
 
-/// Whether a GEMM planned as `plan` has the wgmma kernel's shape: both operands 16-byte loaded,
-/// m and n multiples of 128, k a positive multiple of 64, and 128-row tiles (exact, and enough of
-/// them to fill the GPU). The dtype is the caller's ([`names::matmul_sm90`]).
-pub(super) fn fits(plan: &Plan, dims: MatmulDims) -> bool {
+/// Whether a GEMM planned as `plan` may take the wgmma kernel on a GPU of `multiprocessors`
+/// SMs: both operands 16-byte loadable (aligned, a unit stride, the other strides multiples of
+/// 16 bytes), each with one batch stride or none ([`batch_stride`]), k > 0, and enough 128x256
+/// tiles to keep at least half the SMs busy (smaller products run the `mma.sync` kernel's
+/// 64-row tiles). m, n and k need not be tile multiples. The dtype is the caller's
+/// ([`names::matmul_sm90`]).
+pub(super) fn fits(
+    plan: &Plan,
+    a: &Layout,
+    b: &Layout,
+    dims: MatmulDims,
+    multiprocessors: usize,
+) -> bool {
+    let tiles = dims
+        .m
+        .div_ceil(TILE_M)
+        .saturating_mul(dims.n.div_ceil(TILE_N))
+        .saturating_mul(dims.batch);
     plan.vector == 3
-        && !plan.small_m
         && dims.k > 0
-        && dims.k.is_multiple_of(64)
-        && dims.m.is_multiple_of(128)
-        && dims.n.is_multiple_of(128)
+        && tiles.saturating_mul(2) >= multiprocessors
+        && batch_stride(a).is_some()
+        && batch_stride(b).is_some()
 }
 
-/// Whether exact f16/bf16 GEMMs on `dev` run the wgmma kernel (see the module docs). Decided at
+/// The one stride (in elements) that steps through `layout`'s batch dimensions in order, `Some(0)`
+/// when none has more than one element or all are broadcast, `None` when they do not form one
+/// progression (the kernel's tensor maps have a single batch dimension).
+fn batch_stride(layout: &Layout) -> Option<usize> {
+    let rank = layout.dims().len();
+    let batch: Vec<(usize, usize)> = layout.dims()[..rank - 2]
+        .iter()
+        .zip(&layout.strides()[..rank - 2])
+        .filter(|&(&d, _)| d > 1)
+        .map(|(&d, &s)| (d, s))
+        .collect();
+    if batch.iter().all(|&(_, s)| s == 0) {
+        return Some(0);
+    }
+    let inner = batch.last()?.1;
+    let mut step = inner;
+    for &(d, s) in batch.iter().rev() {
+        if s != step {
+            return None;
+        }
+        step = step.checked_mul(d)?;
+    }
+    Some(inner)
+}
+
+/// The TMA view of one operand of `[batch.., rows, k]` (A, `rows` = m) or `[batch.., k, rows]`
+/// (B, `rows` = n) at device address `ptr`: `[k, rows, batch]` when k is its unit stride (boxes
+/// of 64 k by all the tile's rows), else `[rows, k, batch]` (boxes of 64 rows by 64 k). A
+/// dimension of one element gets a packed stride (the layout's is arbitrary there), and so does
+/// the batch of an operand every batch shares.
+fn view(ptr: u64, layout: &Layout, is_b: bool, tile_rows: u32, batch: usize) -> Option<TiledView> {
+    let rank = layout.dims().len();
+    let (d, s) = (&layout.dims()[rank - 2..], &layout.strides()[rank - 2..]);
+    // (rows, k) and their strides, whichever operand this is.
+    let (rows, k, rs, ks) = if is_b {
+        (d[1], d[0], s[1], s[0])
+    } else {
+        (d[0], d[1], s[0], s[1])
+    };
+    let k_major = if is_b { s[1] != 1 } else { s[1] == 1 };
+    let (inner, outer, outer_stride, boxed) = if k_major {
+        (k, rows, rs, [TILE_K, tile_rows, 1])
+    } else {
+        (rows, k, ks, [64, TILE_K, 1])
+    };
+    let packed = (inner as u64 * 2).div_ceil(16) * 16;
+    let stride1 = if outer == 1 {
+        packed
+    } else {
+        outer_stride as u64 * 2
+    };
+    let step = batch_stride(layout)?;
+    let (batches, stride2) = if step == 0 || batch == 1 {
+        (1, stride1.checked_mul(outer as u64)?)
+    } else {
+        (batch as u64, step as u64 * 2)
+    };
+    Some(TiledView {
+        address: ptr.checked_add(layout.offset() as u64 * 2)?,
+        dims: [inner as u64, outer as u64, batches],
+        strides: [stride1, stride2],
+        boxed,
+    })
+}
+
+/// Queues `[batch.., m, k] @ [batch.., k, n]` on the wgmma kernel `kernel`, `[a, b, c]` the
+/// operands' and the contiguous output's device addresses. `Ok(false)`: the driver would not
+/// encode a tensor map for these operands (nothing was queued; the caller runs the `mma.sync`
+/// kernel).
+pub(super) fn launch(
+    dev: &CudaBackend,
+    kernel: &Kernel,
+    (a_layout, b_layout): (&Layout, &Layout),
+    mut args: GemmArgs,
+    dims: MatmulDims,
+    [a, b, c]: [u64; 3],
+) -> Result<bool> {
+    let views = (
+        view(a, a_layout, false, TILE_M as u32, dims.batch),
+        view(b, b_layout, true, TILE_N as u32, dims.batch),
+    );
+    let (Some(av), Some(bv)) = views else {
+        return Ok(false);
+    };
+    let (Ok(ta), Ok(tb)) = (tensor_map::encode(&av), tensor_map::encode(&bv)) else {
+        return Ok(false);
+    };
+    let batched = (av.dims[2] > 1) as u32 | ((bv.dims[2] > 1) as u32) << 1;
+    for (tile0, tiles) in row_launches(dims.m.div_ceil(TILE_M)) {
+        args.row_tile0 = tile0 as u32; // < row tiles <= m, which fits (gemm_args checks)
+        let cfg = LaunchConfig {
+            grid: (
+                dims.n.div_ceil(TILE_N) as u32,
+                tiles as u32,
+                dims.batch.min(65535) as u32,
+            ),
+            block: (THREADS, 1, 1),
+        };
+        dev.launch_with_shared(
+            kernel,
+            cfg,
+            SHARED_BYTES,
+            crate::kernel_args![ta, tb, c, args, batched],
+        )?;
+    }
+    Ok(true)
+}
+
+/// Whether f16/bf16 GEMMs on `dev` may run the wgmma kernel (see the module docs). Decided at
 /// the first call and kept; an error (out of memory during the check) is returned and decides
 /// nothing.
 pub(super) fn ready(dev: &CudaBackend) -> Result<bool> {
@@ -49,7 +182,7 @@ pub(super) fn ready(dev: &CudaBackend) -> Result<bool> {
         return Ok(ok);
     }
     let verdict = match allow_shared(dev) {
-        Ok(()) => self_check(dev)?,
+        Ok(()) => gemm_sm90_check::self_check(dev)?,
         Err(e) => Err(format!("cannot load it: {e}")),
     };
     if let Err(why) = &verdict {
@@ -84,127 +217,95 @@ fn allow_shared(dev: &CudaBackend) -> Result<()> {
 }
 
 /// `(operand dtype, output dtype)` of each wgmma kernel.
-const KERNELS: [(DType, DType); 4] = [
+pub(super) const KERNELS: [(DType, DType); 4] = [
     (DType::F16, DType::F16),
     (DType::F16, DType::F32),
     (DType::BF16, DType::BF16),
     (DType::BF16, DType::F32),
 ];
 
-/// Sizes of the check's products: one block tile of rows and columns, 8 k-tiles (more than the
-/// ring's 6 stages, so stages are reused).
-const CHECK: MatmulDims = MatmulDims {
-    batch: 1,
-    m: 128,
-    n: 128,
-    k: 512,
-};
-
-/// Runs every wgmma kernel in every operand orientation beside the `mma.sync` kernel on the same
-/// integer-valued operands; `Err(why)` on the first difference. `Err` of the outer result: a
-/// device error (allocation, launch, copy).
-fn self_check(dev: &CudaBackend) -> Result<std::result::Result<(), String>> {
-    let MatmulDims { m, n, k, .. } = CHECK;
-    // Values in {-2, ..., 2} from a fixed seed: sums of at most 512 * 4 are exact in f32.
-    let values = |len: usize, seed: u64| -> Result<Vec<f32>> {
-        let ints = Generator::new(seed).randint([len], -2, 3, &Device::cpu())?;
-        Ok(ints
-            .to_vec::<i64>()?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect())
-    };
-    let (a, b) = (values(m * k, 1)?, values(k * n, 2)?);
-    // A as [m, k] and as its transpose stored [k, m]; B as [k, n] and stored [n, k].
-    let transpose = |x: &[f32], rows: usize, cols: usize| -> Vec<f32> {
-        (0..rows * cols)
-            .map(|i| x[(i % rows) * cols + i / rows])
-            .collect()
-    };
-    let (a_t, b_t) = (transpose(&a, m, k), transpose(&b, k, n));
-    for (dtype, out) in KERNELS {
-        let upload = |x: &[f32]| {
-            dev.upload(&match dtype {
-                DType::F16 => CpuStorage::F16(x.iter().map(|&v| f16::from_f32(v)).collect()),
-                _ => CpuStorage::BF16(x.iter().map(|&v| bf16::from_f32(v)).collect()),
-            })
-        };
-        let (a_km, a_mn, b_mn, b_km) = (upload(&a)?, upload(&a_t)?, upload(&b)?, upload(&b_t)?);
-        let a_layouts = [
-            (&a_km, Layout::contiguous([m, k])),
-            (&a_mn, Layout::contiguous([k, m]).permute(&[1, 0])?),
-        ];
-        let b_layouts = [
-            (&b_mn, Layout::contiguous([k, n])),
-            (&b_km, Layout::contiguous([n, k]).permute(&[1, 0])?),
-        ];
-        for (a_store, al) in &a_layouts {
-            for (b_store, bl) in &b_layouts {
-                let plan = plan(dtype, al, bl, CHECK, 1);
-                let args = gemm_args(al, bl, CHECK, plan, (0, 0, 0))?;
-                let mut products = Vec::new();
-                for kernel in [names::matmul_sm90(dtype, out), names::matmul(dtype, out)] {
-                    let Some(kernel) = kernel else { continue };
-                    let hopper = kernel.family == names::Family::GemmSm90;
-                    let launch = Launch {
-                        kernel,
-                        rows: if hopper { 128 } else { plan.rows() },
-                        threads: if hopper { 256 } else { 128 },
-                        shared_bytes: if hopper { SHARED_BYTES } else { 0 },
-                    };
-                    let c = dev.alloc(out, m * n)?;
-                    let ptrs = [a_store.device_ptr(), b_store.device_ptr(), c.device_ptr()];
-                    run(dev, &launch, args, CHECK, ptrs)?;
-                    products.push(dev.download(&c)?.to_f64_vec());
-                }
-                if products.len() != 2 || products[0] != products[1] {
-                    let at = products
-                        .get(1)
-                        .and_then(|p| p.iter().zip(&products[0]).position(|(x, y)| x != y));
-                    return Ok(Err(format!(
-                        "self-check: {dtype} -> {out}, A strides {:?}, B strides {:?}: \
-                         product differs from the mma.sync kernel's at element {at:?}",
-                        al.strides(),
-                        bl.strides()
-                    )));
-                }
-            }
-        }
-    }
-    Ok(Ok(()))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::gemm::plan;
     use super::*;
 
     #[test]
-    fn only_exact_aligned_shapes_that_fill_the_gpu_take_the_wgmma_kernel() {
-        let dims = |m, k, n| MatmulDims { batch: 1, m, n, k };
-        // (A's storage, (m, k, n), fits) on 132 SMs; B is a contiguous [k, n].
+    fn aligned_products_that_fill_half_the_gpu_take_the_wgmma_kernel_at_any_size() {
+        let dims = |batch, m, k, n| MatmulDims { batch, m, n, k };
+        // (A's storage, (batch, m, k, n), fits) on 132 SMs; B is a contiguous [k, n] (shared by
+        // every batch).
         let cases = [
-            (Stored::Rows, (1536, 512, 1408), true),
-            (Stored::Transposed, (1536, 512, 1408), true),
-            // k a multiple of 32 but not of 64: the mma.sync kernel's 128-row tiles.
-            (Stored::Rows, (1536, 96, 1408), false),
-            // Exact but too few tiles to fill 132 SMs: the 64-row tiles.
-            (Stored::Rows, (256, 512, 256), false),
-            // Not tile multiples.
-            (Stored::Rows, (1536, 512, 1400), false),
-            (Stored::Rows, (1500, 512, 1408), false),
+            (Stored::Rows, (1, 1536, 512, 1408), true),
+            (Stored::Transposed, (1, 1536, 512, 1408), true),
+            // Not tile multiples: TMA zero-fills past the edges.
+            (Stored::Rows, (1, 1500, 520, 1400), true),
+            (Stored::Rows, (1, 1536, 96, 1408), true),
+            // 16 x 8 = 128 tiles: on 132 SMs, enough.
+            (Stored::Rows, (1, 2048, 2048, 2048), true),
+            // 8 x 4 = 32 tiles: too few; the mma.sync kernel's 64-row tiles.
+            (Stored::Rows, (1, 1024, 1024, 1024), false),
+            // ... unless batches make up the rest.
+            (Stored::Rows, (4, 1024, 1024, 1024), true),
             // A loaded element-wise: its rows 513 elements apart, not whole 16-byte loads.
-            (Stored::Padded, (1536, 512, 1408), false),
+            (Stored::Padded, (1, 1536, 512, 1408), false),
+            // A's batches in no one progression.
+            (Stored::Gapped, (4, 1536, 512, 1408), false),
         ];
-        for (stored, (m, k, n), want) in cases {
+        for (stored, (batch, m, k, n), want) in cases {
             let a = match stored {
-                Stored::Rows => Layout::contiguous([m, k]),
-                Stored::Transposed => Layout::contiguous([k, m]).permute(&[1, 0]).unwrap(),
-                Stored::Padded => Layout::contiguous([m, k + 1]).slice(1, 0, k, 1).unwrap(),
+                Stored::Rows => Layout::contiguous([batch, m, k]),
+                Stored::Transposed => Layout::contiguous([batch, k, m])
+                    .permute(&[0, 2, 1])
+                    .unwrap(),
+                Stored::Padded => Layout::contiguous([batch, m, k + 1])
+                    .slice(2, 0, k, 1)
+                    .unwrap(),
+                Stored::Gapped => Layout::from_parts(
+                    sinew_tensor::Shape::new(vec![2, 2, m, k]),
+                    vec![3 * m * k, m * k, k, 1],
+                    0,
+                ),
             };
-            let b = Layout::contiguous([k, n]);
-            let p = plan(DType::F16, &a, &b, dims(m, k, n), 132);
-            assert_eq!(fits(&p, dims(m, k, n)), want, "{m}x{k}x{n} {stored:?}");
+            let b = Layout::from_parts(
+                sinew_tensor::Shape::new(vec![batch, k, n]),
+                vec![0, n, 1],
+                0,
+            );
+            let d = dims(batch, m, k, n);
+            let p = plan(DType::F16, &a, &b, d, 132);
+            assert_eq!(
+                fits(&p, &a, &b, d, 132),
+                want,
+                "{batch}x{m}x{k}x{n} {stored:?}"
+            );
         }
+    }
+
+    #[test]
+    fn tensor_map_views_follow_each_operands_unit_stride_and_batch() {
+        let (m, k, n) = (136, 520, 264);
+        // A [2, m, k] contiguous: k-major boxes of 64 k by 128 rows, batch stride m * k.
+        let a = Layout::contiguous([2, m, k]);
+        let v = view(4096, &a, false, 128, 2).unwrap();
+        assert_eq!(v.dims, [k as u64, m as u64, 2]);
+        assert_eq!(v.strides, [k as u64 * 2, (m * k) as u64 * 2]);
+        assert_eq!(v.boxed, [64, 128, 1]);
+        // B [k, n] (n its unit stride) shared by 2 batches: MN-major boxes of 64 by 64, one batch
+        // with a packed stride.
+        let b = Layout::from_parts(sinew_tensor::Shape::new(vec![2, k, n]), vec![0, n, 1], 8);
+        let v = view(4096, &b, true, 256, 2).unwrap();
+        assert_eq!(v.address, 4096 + 16);
+        assert_eq!(v.dims, [n as u64, k as u64, 1]);
+        assert_eq!(v.strides, [n as u64 * 2, (k * n) as u64 * 2]);
+        assert_eq!(v.boxed, [64, 64, 1]);
+        // B stored [n, k] and transposed: k-major boxes of 64 k by 256 columns.
+        let bt = Layout::contiguous([n, k]).permute(&[1, 0]).unwrap();
+        let v = view(0, &bt, true, 256, 1).unwrap();
+        assert_eq!(v.dims, [k as u64, n as u64, 1]);
+        assert_eq!(v.boxed, [64, 256, 1]);
+        // One row: its (arbitrary) stride is replaced by a packed one.
+        let row = Layout::from_parts(sinew_tensor::Shape::new(vec![1, 12]), vec![7, 1], 0);
+        assert_eq!(view(0, &row, false, 128, 1).unwrap().strides, [32, 32]);
     }
 
     /// How a test stores A.
@@ -213,5 +314,6 @@ mod tests {
         Rows,
         Transposed,
         Padded,
+        Gapped,
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod conv_phase;
 pub(crate) mod conv_wgrad;
 pub(crate) mod gemm;
 pub(crate) mod gemm_sm90;
+pub(crate) mod gemm_sm90_check;
 pub(crate) mod index;
 pub(crate) mod inplace;
 pub(crate) mod pool;
@@ -18,6 +19,7 @@ pub(crate) mod random;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
 pub(crate) mod sorted_sum;
+pub(crate) mod tensor_map;
 pub(crate) mod unary;
 pub(crate) mod xent;
 
