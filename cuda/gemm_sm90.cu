@@ -14,7 +14,7 @@
 // ([64 k][64 rows] boxes, 64 rows each), read transposed. Loads past the operands' edges are
 // zero-filled by TMA, so edges cost nothing but the guarded stores. Every mbarrier wait is
 // bounded: a pipeline that never completes (a GPU that disagrees with this file) ends instead of
-// hanging, and its outputs are NaN.
+// hanging, and its outputs are NaN, which the first-use check sees.
 #include "gemm_tc.cuh"
 
 // The 128-byte tensor map (CUtensorMap) the host encodes with cuTensorMapEncodeTiled.
@@ -26,12 +26,16 @@ namespace wg {
 constexpr int BM = 128, BN = 256, BK = 64, STAGES = 4;
 constexpr uint32_t A_BYTES = BM * BK * 2, B_BYTES = BN * BK * 2;  // one stage's operand tiles
 // Dynamic shared memory: STAGES * (A_BYTES + B_BYTES) for the ring, 2 * STAGES mbarriers of 8
-// bytes, a 4-byte flag (16 bytes kept), 1 KiB to align the ring to the swizzle pattern's
-// period: 197712 bytes,
+// bytes, 1 KiB to align the ring to the swizzle pattern's period: 197696 bytes,
 // `ops::gemm_sm90::SHARED_BYTES` on the host.
-// Unanswered polls of an mbarrier before a thread gives up on it (far beyond any wait of a
-// working pipeline, which lasts microseconds).
+// Unanswered polls of an mbarrier before a thread gives up on it: far beyond any wait of a
+// working pipeline, which lasts microseconds (on the emulator, where a poll is a round of the
+// block's threads, a few rounds).
+#ifdef SINEW_EMU
+constexpr uint32_t SPIN_LIMIT = 64;
+#else
 constexpr uint32_t SPIN_LIMIT = 1u << 24;
+#endif
 
 #ifdef SINEW_EMU
 // The CPU emulator's wgmma, mbarriers, TMA and fences (`cargo xtask cuda-emu`).
@@ -80,11 +84,12 @@ __device__ __forceinline__ void load_operand(uint32_t dst, const TensorMap &map,
 }
 
 // The producer: one thread queues every k-tile of this block's tiles, a stage at a time, once
-// both consumers have released it. A wait that gave up sets `*broken` before the next stage's
-// arrival, which the consumers' waits then see.
+// both consumers have released it and its previous loads have completed. It stops at a wait
+// that gives up (so it never arrives on a phase still waiting for bytes); the consumers' waits
+// for the stages it did not fill then give up too.
 template <bool A_KM, bool B_KM>
 __device__ __forceinline__ void produce(const TensorMap &ta, const TensorMap &tb, uint32_t ring, uint32_t bars,
-                                        volatile uint32_t *broken, const GemmArgs &p, uint32_t batched) {
+                                        const GemmArgs &p, uint32_t batched) {
     const uint32_t m0 = (blockIdx.y + p.row_tile0) * BM, n0 = blockIdx.x * BN;
     const int KT = (int)((p.k + BK - 1) / BK);
     uint32_t it = 0;
@@ -95,7 +100,8 @@ __device__ __forceinline__ void produce(const TensorMap &ta, const TensorMap &tb
             const uint32_t full = bars + s * 8, empty = bars + (STAGES + s) * 8;
             // A fresh barrier counts as having completed the phase before its first: the first
             // pass over the ring does not wait.
-            if (!wait_phase(empty, ((it / STAGES) & 1u) ^ 1u)) *broken = 1;
+            const uint32_t before = ((it / STAGES) & 1u) ^ 1u;
+            if (!wait_phase(empty, before) || (it >= STAGES && !wait_phase(full, before))) return;
             mbar_arrive_expect_tx(full, A_BYTES + B_BYTES);
             const uint32_t a_dst = ring + s * A_BYTES, b_dst = ring + STAGES * A_BYTES + s * B_BYTES;
             load_operand<A_KM, BM>(a_dst, ta, m0, kt, za, full);
@@ -106,10 +112,10 @@ __device__ __forceinline__ void produce(const TensorMap &ta, const TensorMap &tb
 
 // A consumer warpgroup (`group` 0 or 1: rows 64 * group.. of the block tile): multiplies each
 // stage once it is full, releases it once those multiplies are done, then stores its 64x256
-// tile (NaN everywhere when its own wait or the producer's gave up).
+// tile. A wait that gives up does not change the warpgroup's instructions (wgmma needs all its
+// threads), only what it stores: NaN everywhere.
 template <typename T, typename TO, bool A_KM, bool B_KM>
-__device__ __forceinline__ void consume(TO *C, uint32_t ring, uint32_t bars, const volatile uint32_t *broken,
-                                        const GemmArgs &p, int group) {
+__device__ __forceinline__ void consume(TO *C, uint32_t ring, uint32_t bars, const GemmArgs &p, int group) {
     const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
     const bool leader = (threadIdx.x & 127) == 0;
     const uint32_t m0 = (blockIdx.y + p.row_tile0) * BM, n0 = blockIdx.x * BN;
@@ -137,7 +143,6 @@ __device__ __forceinline__ void consume(TO *C, uint32_t ring, uint32_t bars, con
         wgmma_wait<0>();
         fence_acc(acc);
         if (KT > 0 && leader) mbar_arrive(bars + (STAGES + (it - 1) % STAGES) * 8);
-        ok &= *broken == 0;
         // Accumulator i of this thread: row 16 * warp + lane / 4 (+ 8 for i % 4 >= 2) of the
         // warpgroup's 64, column 8 * (i / 4) + 2 * (lane % 4) + i % 2.
         TO *c = C + (uint64_t)batch * p.m * p.n;
@@ -171,14 +176,10 @@ __device__ __forceinline__ void consume(TO *C, uint32_t ring, uint32_t bars, con
 template <typename T, typename TO, bool A_KM, bool B_KM>
 __device__ __forceinline__ void gemm(unsigned char *dyn, const TensorMap &ta, const TensorMap &tb, TO *C,
                                      const GemmArgs &p, uint32_t batched) {
-    // The ring starts on a 1 KiB boundary (the swizzle pattern's period); the mbarriers follow,
-    // then the producer's flag.
-    unsigned char *base = dyn + ((1024u - (tcf::smem_u32(dyn) & 1023u)) & 1023u);
-    const uint32_t ring = tcf::smem_u32(base);
+    // The ring starts on a 1 KiB boundary (the swizzle pattern's period); the mbarriers follow.
+    const uint32_t ring = tcf::smem_u32(dyn + ((1024u - (tcf::smem_u32(dyn) & 1023u)) & 1023u));
     const uint32_t bars = ring + STAGES * (A_BYTES + B_BYTES);
-    volatile uint32_t *broken = reinterpret_cast<volatile uint32_t *>(base + STAGES * (A_BYTES + B_BYTES) + 16 * STAGES);
     if (threadIdx.x == 0) {
-        *broken = 0;
         for (int s = 0; s < STAGES; ++s) {
             mbar_init(bars + s * 8, 1);                 // full: the producer's arrival + the bytes
             mbar_init(bars + (STAGES + s) * 8, 2);      // empty: one arrival per consumer warpgroup
@@ -190,10 +191,10 @@ __device__ __forceinline__ void gemm(unsigned char *dyn, const TensorMap &ta, co
     const int role = threadIdx.x >> 7;
     if (role == 0) {
         setmaxnreg_dec<40>();
-        if (threadIdx.x == 0) produce<A_KM, B_KM>(ta, tb, ring, bars, broken, p, batched);
+        if (threadIdx.x == 0) produce<A_KM, B_KM>(ta, tb, ring, bars, p, batched);
     } else {
         setmaxnreg_inc<232>();
-        consume<T, TO, A_KM, B_KM>(C, ring, bars, broken, p, role - 1);
+        consume<T, TO, A_KM, B_KM>(C, ring, bars, p, role - 1);
     }
 }
 

@@ -160,7 +160,7 @@ void run_block(uint32_t threads) {
         bool polling = false;
         for (uint32_t t = 0; t < threads; ++t) polling |= fibers[t].wait == Wait::Spin;
         if (polling) {
-            if (settled || barrier_moves != moves) continue;
+            if (settled || barrier_moves != moves || lose_tma()) continue;
             deadlock("threads poll mbarriers that no thread or copy can complete any more");
         }
         for (uint32_t t = 0; t < threads; ++t) {
@@ -214,6 +214,10 @@ void advance(Barrier &b) {
     }
 }
 }  // namespace
+bool lose_tma() {
+    static const bool lose = std::getenv("SINEW_EMU_LOSE_TMA") != nullptr;
+    return lose;
+}
 void mbarrier_init(void *bar, uint32_t count) {
     if (count == 0 || count >= (1u << 20) || (uintptr_t)bar % 8 != 0) deadlock("mbarrier.init: bad count or address");
     std::memcpy(bar, &BARRIER_MAGIC, sizeof BARRIER_MAGIC);

@@ -3,7 +3,10 @@
 //! says otherwise): it
 //! passes its first-use check, and in every operand orientation, batched and broadcast, with and
 //! without the epilogue's output dtype, it matches the CPU and the `mma.sync` kernel
-//! (`set_wgmma_gemm(false)`). On other GPUs the check never runs.
+//! (`set_wgmma_gemm(false)`). On other GPUs the check never runs. With `SINEW_EMU_LOSE_TMA` set
+//! (the emulator's TMA copies never complete on their mbarrier), the kernel's bounded waits end
+//! its stalled pipeline instead of hanging, the check fails on its NaN outputs, and GEMMs run
+//! the `mma.sync` kernel.
 
 #![cfg(feature = "cuda")]
 
@@ -92,4 +95,22 @@ fn wgmma_gemm_matches_the_cpu_and_the_mma_sync_kernel() {
     // On a Hopper GPU the shapes above made it check the kernel, which passed; elsewhere the
     // kernel is never considered.
     assert_eq!(backend.wgmma_gemm_checked(), hopper.then_some(true));
+}
+
+/// One product with edges: right on any GPU. With `SINEW_EMU_LOSE_TMA` set (CI runs this test
+/// so on the emulator) its pipeline stalls, so the check must have failed (and the product come
+/// from the `mma.sync` kernel); otherwise, on a Hopper GPU, passed.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn a_stalled_pipeline_ends_and_leaves_the_product_to_the_mma_sync_kernel() {
+    let dev = gpu();
+    let backend = CudaBackend::of(&dev).unwrap();
+    let hopper = backend.compute_capability() == (9, 0);
+    let stalled = std::env::var_os("SINEW_EMU_LOSE_TMA").is_some();
+    let (batch, m, k, n) = shapes(backend.multiprocessors() as usize)[1];
+    let a = randn(97, &[batch, m, k], DType::BF16);
+    let b = randn(98, &[batch, k, n], DType::BF16);
+    let (cpu, gpu) = both(&dev, &[&a, &b], |t: &[Tensor]| t[0].matmul(&t[1]));
+    check("bf16 product with edges", &cpu, &gpu, 1e-2);
+    assert_eq!(backend.wgmma_gemm_checked(), hopper.then_some(!stalled));
 }

@@ -57,6 +57,10 @@ constexpr uint32_t DYNAMIC_SHARED_MAX = 227u << 10;
 // completing (TMA); whether the phase of parity `parity` has completed (if not, the thread
 // yields to the others first: a caller polls in a loop, and a block whose threads all poll
 // without any barrier moving is reported as a deadlock).
+// SINEW_EMU_LOSE_TMA set: TMA copies land but never complete their bytes on the mbarrier (a
+// pipeline that stalls, to check that a kernel's bounded waits end it), and threads may poll
+// without end.
+bool lose_tma();
 void mbarrier_init(void *bar, uint32_t count);
 void mbarrier_arrive(void *bar, uint32_t tx_bytes);
 void mbarrier_complete_tx(void *bar, uint32_t bytes);

@@ -112,5 +112,5 @@ inline void tma_load_3d(uint32_t dst, const TensorMap *map, uint32_t c0, uint32_
                 const uint64_t from = m.address + g[0] * m.elem_bytes + g[1] * m.strides[1] + g[2] * m.strides[2];
                 std::memcpy(to, (const void *)(uintptr_t)from, m.elem_bytes);
             }
-    emu::mbarrier_complete_tx(tcf::emu_shared_ptr(bar), (uint32_t)bytes);
+    if (!emu::lose_tma()) emu::mbarrier_complete_tx(tcf::emu_shared_ptr(bar), (uint32_t)bytes);
 }

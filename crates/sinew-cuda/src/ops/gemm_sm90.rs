@@ -30,9 +30,9 @@ const TILE_K: u32 = 64;
 const THREADS: u32 = 384;
 
 /// Dynamic shared memory of one block: 4 stages of a 128x64 and a 256x64 16-bit tile, 8
-/// mbarriers, the producer's flag (16 bytes), and 1 KiB to align the ring to the swizzle
-/// pattern's period (`cuda/gemm_sm90.cu`); an H100 allows 227 KiB.
-pub(super) const SHARED_BYTES: u32 = 4 * (128 + 256) * 64 * 2 + 8 * 8 + 16 + 1024;
+/// mbarriers, and 1 KiB to align the ring to the swizzle pattern's period
+/// (`cuda/gemm_sm90.cu`); an H100 allows 227 KiB.
+pub(super) const SHARED_BYTES: u32 = 4 * (128 + 256) * 64 * 2 + 8 * 8 + 1024;
 
 /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`.
 const MAX_DYNAMIC_SHARED: cust::sys::CUfunction_attribute =
