@@ -3,7 +3,7 @@
 // stride on one axis, the other strides multiples of 16 bytes, one regular batch stride or
 // none): any m, n and k. Every other shape, and every other GPU, runs gemm_tc.cuh's mma.sync
 // kernel.
-// 128x256x64 block tiles and warp specialisation: warpgroup 0 is the producer, one thread of it
+// 128x256x64 block tiles on a persistent grid, and warp specialisation: warpgroup 0 is the producer, one thread of it
 // issuing the TMA loads (cp.async.bulk.tensor) of each k-tile into a 4-stage ring; warpgroups 1
 // and 2 are the consumers, each computing 64 rows x 256 columns with wgmma.mma_async m64n256k16
 // (f32 accumulation, 128 registers a thread) straight from shared memory. A stage passes
@@ -83,6 +83,21 @@ __device__ __forceinline__ void load_operand(uint32_t dst, const TensorMap &map,
     }
 }
 
+// The product's output tiles, (batch, row tile, column tile) with column tiles fastest. The grid
+// is persistent (one block per SM, each taking every gridDim.x-th tile from blockIdx.x), so the
+// producer loads a block's next tile while its consumers store the last one.
+struct Tile {
+    uint32_t batch, m0, n0;
+};
+__device__ __forceinline__ uint32_t tile_count(const GemmArgs &p) {
+    return p.batch * ((p.m + BM - 1) / BM) * ((p.n + BN - 1) / BN);
+}
+__device__ __forceinline__ Tile tile_at(const GemmArgs &p, uint32_t t) {
+    const uint32_t cols = (p.n + BN - 1) / BN, per_batch = cols * ((p.m + BM - 1) / BM);
+    const uint32_t r = t % per_batch;
+    return Tile{t / per_batch, r / cols * BM, r % cols * BN};
+}
+
 // The producer: one thread queues every k-tile of this block's tiles, a stage at a time, once
 // both consumers have released it and its previous loads have completed. It stops at a wait
 // that gives up (so it never arrives on a phase still waiting for bytes); the consumers' waits
@@ -90,11 +105,12 @@ __device__ __forceinline__ void load_operand(uint32_t dst, const TensorMap &map,
 template <bool A_KM, bool B_KM>
 __device__ __forceinline__ void produce(const TensorMap &ta, const TensorMap &tb, uint32_t ring, uint32_t bars,
                                         const GemmArgs &p, uint32_t batched) {
-    const uint32_t m0 = (blockIdx.y + p.row_tile0) * BM, n0 = blockIdx.x * BN;
     const int KT = (int)((p.k + BK - 1) / BK);
+    const uint32_t tiles = tile_count(p);
     uint32_t it = 0;
-    for (uint32_t batch = blockIdx.z; batch < p.batch; batch += gridDim.z) {
-        const uint32_t za = (batched & 1u) ? batch : 0, zb = (batched & 2u) ? batch : 0;
+    for (uint32_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+        const Tile tile = tile_at(p, t);
+        const uint32_t za = (batched & 1u) ? tile.batch : 0, zb = (batched & 2u) ? tile.batch : 0;
         for (int kt = 0; kt < KT; ++kt, ++it) {
             const uint32_t s = it % STAGES;
             const uint32_t full = bars + s * 8, empty = bars + (STAGES + s) * 8;
@@ -104,8 +120,8 @@ __device__ __forceinline__ void produce(const TensorMap &ta, const TensorMap &tb
             if (!wait_phase(empty, before) || (it >= STAGES && !wait_phase(full, before))) return;
             mbar_arrive_expect_tx(full, A_BYTES + B_BYTES);
             const uint32_t a_dst = ring + s * A_BYTES, b_dst = ring + STAGES * A_BYTES + s * B_BYTES;
-            load_operand<A_KM, BM>(a_dst, ta, m0, kt, za, full);
-            load_operand<B_KM, BN>(b_dst, tb, n0, kt, zb, full);
+            load_operand<A_KM, BM>(a_dst, ta, tile.m0, kt, za, full);
+            load_operand<B_KM, BN>(b_dst, tb, tile.n0, kt, zb, full);
         }
     }
 }
@@ -118,11 +134,12 @@ template <typename T, typename TO, bool A_KM, bool B_KM>
 __device__ __forceinline__ void consume(TO *C, uint32_t ring, uint32_t bars, const GemmArgs &p, int group) {
     const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
     const bool leader = (threadIdx.x & 127) == 0;
-    const uint32_t m0 = (blockIdx.y + p.row_tile0) * BM, n0 = blockIdx.x * BN;
     const int KT = (int)((p.k + BK - 1) / BK);
+    const uint32_t tiles = tile_count(p);
     bool ok = true;
     uint32_t it = 0;
-    for (uint32_t batch = blockIdx.z; batch < p.batch; batch += gridDim.z) {
+    for (uint32_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+        const Tile tile = tile_at(p, t);
         float acc[128];
 #pragma unroll
         for (int i = 0; i < 128; ++i) acc[i] = 0.0f;
@@ -145,12 +162,12 @@ __device__ __forceinline__ void consume(TO *C, uint32_t ring, uint32_t bars, con
         if (KT > 0 && leader) mbar_arrive(bars + (STAGES + (it - 1) % STAGES) * 8);
         // Accumulator i of this thread: row 16 * warp + lane / 4 (+ 8 for i % 4 >= 2) of the
         // warpgroup's 64, column 8 * (i / 4) + 2 * (lane % 4) + i % 2.
-        TO *c = C + (uint64_t)batch * p.m * p.n;
-        const uint32_t row0 = m0 + group * 64 + warp * 16 + (lane >> 2);
+        TO *c = C + (uint64_t)tile.batch * p.m * p.n;
+        const uint32_t row0 = tile.m0 + group * 64 + warp * 16 + (lane >> 2);
         const bool pairs = (p.n & 1u) == 0;  // every even column's output 4- or 8-byte aligned
 #pragma unroll
         for (int j = 0; j < BN / 8; ++j) {
-            const uint32_t col = n0 + j * 8 + (lane & 3) * 2;
+            const uint32_t col = tile.n0 + j * 8 + (lane & 3) * 2;
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const uint32_t row = row0 + h * 8;

@@ -19,16 +19,22 @@ use sinew_tensor::{Activation, DType, MatmulOptions, Tensor};
 /// `(batch, m, k, n)`: every shape takes the wgmma kernel (m, n and k multiples of 8, so every
 /// orientation loads by TMA), with a 128x256 tile for at least every other multiprocessor
 /// (`batch` is scaled up to reach that). Exact tiles with 7 k-tiles (the 4-stage ring reused);
-/// edges in m, n and k (the second row and column tiles 8 wide, the last k-tile 8 deep); and a
-/// product smaller than one tile with a single, partial k-tile.
+/// edges in m, n and k (the second row and column tiles 8 wide, the last k-tile 8 deep); and
+/// products smaller than one tile with a single, partial k-tile, in 2.25 tiles per
+/// multiprocessor (the persistent grid's blocks take 2 or 3 tiles each, across batches).
 fn shapes(multiprocessors: usize) -> Vec<(usize, usize, usize, usize)> {
-    [(256usize, 448, 512usize), (136, 520, 264), (72, 8, 200)]
-        .iter()
-        .map(|&(m, k, n)| {
-            let tiles = m.div_ceil(128) * n.div_ceil(256);
-            (multiprocessors.div_ceil(2 * tiles), m, k, n)
-        })
-        .collect()
+    // (m, k, n, tiles per multiprocessor in quarters)
+    [
+        (256usize, 448, 512usize, 2),
+        (136, 520, 264, 2),
+        (72, 8, 200, 9),
+    ]
+    .iter()
+    .map(|&(m, k, n, quarters)| {
+        let tiles = m.div_ceil(128) * n.div_ceil(256);
+        ((quarters * multiprocessors).div_ceil(4 * tiles), m, k, n)
+    })
+    .collect()
 }
 
 #[test]

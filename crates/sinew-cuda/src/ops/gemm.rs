@@ -50,8 +50,7 @@ pub(super) struct GemmArgs {
     bias_stride: u64,
     epilogue: u32,
     edge: u32,
-    /// The first row tile of a launch (set per launch of a tall product).
-    pub(super) row_tile0: u32,
+    row_tile0: u32,
     batch_geom: Geometry,
 }
 
@@ -156,7 +155,7 @@ fn chunk_elems(dtype: DType) -> usize {
 }
 
 /// The launches of `row_tiles` row tiles: `(first tile, tiles)`, at most [`MAX_ROW_TILES`] each.
-pub(super) fn row_launches(row_tiles: usize) -> impl Iterator<Item = (usize, usize)> {
+fn row_launches(row_tiles: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..row_tiles)
         .step_by(MAX_ROW_TILES)
         .map(move |first| (first, (row_tiles - first).min(MAX_ROW_TILES)))

@@ -1,6 +1,6 @@
 //! Host side of `cuda/gemm_sm90.cu`: the Hopper GEMM (TMA loads into a 4-stage ring, a producer
-//! warpgroup and two consumer warpgroups of `wgmma.mma_async`, 128x256x64 tiles) for f16/bf16
-//! operands TMA can load, on compute capability 9.0.
+//! warpgroup and two consumer warpgroups of `wgmma.mma_async`, 128x256x64 tiles on a persistent
+//! grid) for f16/bf16 operands TMA can load, on compute capability 9.0.
 //!
 //! The kernel is chosen per GEMM ([`fits`], then [`launch`] encodes the operands' tensor maps)
 //! once the GPU has passed [`ready`]: compute capability 9.0 (its PTX targets sm_90a, which no
@@ -16,7 +16,7 @@
 
 use sinew_tensor::{DType, Layout, MatmulDims, Result};
 
-use super::gemm::{GemmArgs, Plan, row_launches};
+use super::gemm::{GemmArgs, Plan};
 use super::tensor_map::{self, TiledView};
 use super::{LaunchConfig, gemm_sm90_check};
 use crate::device::CudaBackend;
@@ -51,16 +51,21 @@ pub(super) fn fits(
     dims: MatmulDims,
     multiprocessors: usize,
 ) -> bool {
-    let tiles = dims
-        .m
-        .div_ceil(TILE_M)
-        .saturating_mul(dims.n.div_ceil(TILE_N))
-        .saturating_mul(dims.batch);
+    let tiles = tiles(dims);
     plan.vector == 3
         && dims.k > 0
         && tiles.saturating_mul(2) >= multiprocessors
+        && tiles <= i32::MAX as usize
         && batch_stride(a).is_some()
         && batch_stride(b).is_some()
+}
+
+/// Output tiles of the product (saturating).
+fn tiles(dims: MatmulDims) -> usize {
+    dims.m
+        .div_ceil(TILE_M)
+        .saturating_mul(dims.n.div_ceil(TILE_N))
+        .saturating_mul(dims.batch)
 }
 
 /// The one stride (in elements) that steps through `layout`'s batch dimensions in order, `Some(0)`
@@ -136,7 +141,7 @@ pub(super) fn launch(
     dev: &CudaBackend,
     kernel: &Kernel,
     (a_layout, b_layout): (&Layout, &Layout),
-    mut args: GemmArgs,
+    args: GemmArgs,
     dims: MatmulDims,
     [a, b, c]: [u64; 3],
 ) -> Result<bool> {
@@ -151,23 +156,19 @@ pub(super) fn launch(
         return Ok(false);
     };
     let batched = (av.dims[2] > 1) as u32 | ((bv.dims[2] > 1) as u32) << 1;
-    for (tile0, tiles) in row_launches(dims.m.div_ceil(TILE_M)) {
-        args.row_tile0 = tile0 as u32; // < row tiles <= m, which fits (gemm_args checks)
-        let cfg = LaunchConfig {
-            grid: (
-                dims.n.div_ceil(TILE_N) as u32,
-                tiles as u32,
-                dims.batch.min(65535) as u32,
-            ),
-            block: (THREADS, 1, 1),
-        };
-        dev.launch_with_shared(
-            kernel,
-            cfg,
-            SHARED_BYTES,
-            crate::kernel_args![ta, tb, c, args, batched],
-        )?;
-    }
+    // A persistent grid: one block per SM (each uses most of its shared memory), each taking
+    // every grid-th tile. `fits` checked the tile count fits the kernel's 32 bits.
+    let blocks = tiles(dims).min(dev.multiprocessors().max(1) as usize) as u32;
+    let cfg = LaunchConfig {
+        grid: (blocks, 1, 1),
+        block: (THREADS, 1, 1),
+    };
+    dev.launch_with_shared(
+        kernel,
+        cfg,
+        SHARED_BYTES,
+        crate::kernel_args![ta, tb, c, args, batched],
+    )?;
     Ok(true)
 }
 
