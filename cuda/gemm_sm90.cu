@@ -28,15 +28,6 @@ constexpr uint32_t A_BYTES = BM * BK * 2, B_BYTES = BN * BK * 2;  // one stage's
 // Dynamic shared memory: STAGES * (A_BYTES + B_BYTES) for the ring, 2 * STAGES mbarriers of 8
 // bytes, 1 KiB to align the ring to the swizzle pattern's period: 197696 bytes,
 // `ops::gemm_sm90::SHARED_BYTES` on the host.
-// Unanswered polls of an mbarrier before a thread gives up on it: far beyond any wait of a
-// working pipeline, which lasts microseconds (on the emulator, where a poll is a round of the
-// block's threads, a few rounds).
-#ifdef SINEW_EMU
-constexpr uint32_t SPIN_LIMIT = 64;
-#else
-constexpr uint32_t SPIN_LIMIT = 1u << 24;
-#endif
-
 #ifdef SINEW_EMU
 // The CPU emulator's wgmma, mbarriers, TMA and fences (`cargo xtask cuda-emu`).
 #include "emu_wgmma.h"
@@ -58,15 +49,6 @@ __device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t s
 template <bool K_MAJOR> __device__ __forceinline__ uint64_t tile_desc(uint32_t tile, int x0, int j) {
     if (K_MAJOR) return desc(tile + x0 * BK * 2 + j * 32, 16, 1024);
     return desc(tile + x0 * BK * 2 + j * 16 * 64 * 2, 64 * BK * 2, 1024);
-}
-
-// Waits for the phase of parity `parity` of the mbarrier at `bar` to complete; false when it
-// did not within SPIN_LIMIT polls.
-__device__ __forceinline__ bool wait_phase(uint32_t bar, uint32_t parity) {
-#pragma unroll 1
-    for (uint32_t i = 0; i < SPIN_LIMIT; ++i)
-        if (mbar_try_wait(bar, parity)) return true;
-    return false;
 }
 
 // One operand's rows x0..x0+ROWS of k-tile kt into the stage at `dst`, completing on `bar`: one
@@ -117,7 +99,7 @@ __device__ __forceinline__ void produce(const TensorMap &ta, const TensorMap &tb
             // A fresh barrier counts as having completed the phase before its first: the first
             // pass over the ring does not wait.
             const uint32_t before = ((it / STAGES) & 1u) ^ 1u;
-            if (!wait_phase(empty, before) || (it >= STAGES && !wait_phase(full, before))) return;
+            if (!wait_phase(empty, before, true) || (it >= STAGES && !wait_phase(full, before, true))) return;
             mbar_arrive_expect_tx(full, A_BYTES + B_BYTES);
             const uint32_t a_dst = ring + s * A_BYTES, b_dst = ring + STAGES * A_BYTES + s * B_BYTES;
             load_operand<A_KM, BM>(a_dst, ta, tile.m0, kt, za, full);
@@ -146,7 +128,8 @@ __device__ __forceinline__ void consume(TO *C, uint32_t ring, uint32_t bars, con
         fence_acc(acc);
         for (int kt = 0; kt < KT; ++kt, ++it) {
             const uint32_t s = it % STAGES;
-            ok &= wait_phase(bars + s * 8, (it / STAGES) & 1u);
+            // After one wait has given up, the rest only look (the pipeline is broken).
+            ok &= wait_phase(bars + s * 8, (it / STAGES) & 1u, ok);
             const uint32_t at = ring + s * A_BYTES, bt = ring + STAGES * A_BYTES + s * B_BYTES;
             wgmma_fence();
 #pragma unroll

@@ -72,6 +72,22 @@ __device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
     return done != 0;
 }
 
+// Waits for the phase of parity `parity` of the mbarrier at `bar` to complete; false when it has
+// not after 2 seconds (a working pipeline waits microseconds; a GPU that disagrees with the
+// kernel would otherwise hang it), or at once when not `patient`.
+__device__ __forceinline__ bool wait_phase(uint32_t bar, uint32_t parity, bool patient) {
+    constexpr uint64_t LIMIT_NS = 2000000000ull;
+    uint64_t start;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(start));
+#pragma unroll 1
+    for (;;) {
+        if (mbar_try_wait(bar, parity)) return true;
+        uint64_t now;
+        asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(now));
+        if (!patient || now - start > LIMIT_NS) return false;
+    }
+}
+
 // The box of `map` at coordinates (c0, c1, c2) into shared memory at `dst`, completing its bytes
 // on the mbarrier at `bar`; elements outside the tensor arrive as zeros.
 __device__ __forceinline__ void tma_load_3d(uint32_t dst, const TensorMap *map, uint32_t c0, uint32_t c1,

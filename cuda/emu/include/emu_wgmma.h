@@ -26,6 +26,13 @@ inline void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
 inline bool mbar_try_wait(uint32_t bar, uint32_t parity) {
     return emu::mbarrier_try_wait(tcf::emu_shared_ptr(bar), parity);
 }
+// gemm_sm90_ptx.cuh's bounded wait, counted in polls (a poll is a round of the block's threads:
+// a working pipeline waits a few).
+inline bool wait_phase(uint32_t bar, uint32_t parity, bool patient) {
+    for (int i = 0; i < (patient ? 64 : 1); ++i)
+        if (mbar_try_wait(bar, parity)) return true;
+    return false;
+}
 
 // The host address of element (x, k) of a 16-bit operand: x along M (or N), k along K.
 inline const unsigned char *emu_wgmma_elem(uint64_t desc, bool mn_major, uint32_t x, uint32_t k) {
