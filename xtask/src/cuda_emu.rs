@@ -7,7 +7,8 @@
 //! on the CPU) and registered under the kernel names of its committed PTX; `cuda/emu/driver.cpp`
 //! implements the driver API over host memory and `cuda/emu/fibers.cpp` runs each launch's
 //! blocks, their threads as fibers. The device reports compute capability 9.0 (so the Hopper
-//! kernels run, their wgmma emulated in `cuda/emu/include/emu_wgmma.h`), or what
+//! kernels run, their wgmma, mbarriers and TMA loads emulated in
+//! `cuda/emu/include/emu_wgmma.h` and `fibers.cpp`), or what
 //! `SINEW_EMU_COMPUTE_CAPABILITY` says ("8.0": an A100's kernel choices). Entry
 //! points it does not implement print their name and fail. Kernels a test loads from its own PTX
 //! (a custom module) cannot run here. `cuda/emu/nccl.cpp` becomes a `libnccl.so.2` whose
