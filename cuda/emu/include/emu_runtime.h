@@ -3,9 +3,9 @@
 // (driver.cpp) runs a launch's blocks one after another, each block's threads as fibers.
 // Built-ins (threadIdx, __syncthreads, warp shuffles, atomics, the _rn arithmetic) and the
 // tensor-core instructions the GEMM kernels use (cp.async, ldmatrix, mma.sync, wgmma, mbarriers,
-// TMA tensor loads) are
-// implemented with their documented semantics; floating point is IEEE with no contraction, as
-// the kernels' explicit roundings assume. Slow and only for checking kernels' logic.
+// TMA tensor loads) are implemented with their documented semantics; floating point is IEEE
+// with no contraction, as the kernels' explicit roundings assume. Slow and only for checking
+// kernels' logic.
 #pragma once
 #include <algorithm>
 #include <cmath>
