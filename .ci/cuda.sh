@@ -46,10 +46,13 @@ LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda --features
 SINEW_EMU_COMPUTE_CAPABILITY=8.0 LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda \
     --features "$features" --test gpu_matmul_spec --test gpu_matmul_sm90 -- \
     --include-ignored --test-threads=1
-# The Hopper GEMM with its pipeline stalled (the emulator's TMA copies never complete): it must
-# end, not hang, fail its first-use check and leave the product to the mma.sync kernel.
-SINEW_EMU_LOSE_TMA=1 LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda \
-    --features "$features" --test gpu_matmul_sm90 -- --include-ignored --test-threads=1 a_stalled_pipeline
+# The Hopper GEMM with its pipeline stalled (the emulator's TMA copies never complete), then with
+# its launches failing: it must end, not hang, fail its first-use check and leave the product to
+# the mma.sync kernel.
+for fault in SINEW_EMU_LOSE_TMA=1 SINEW_EMU_FAIL_LAUNCH=matmul_sm90; do
+    env "$fault" LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda \
+        --features "$features" --test gpu_matmul_sm90 -- --include-ignored --test-threads=1 a_failing
+done
 # sinew-dist's NCCL backend: it links the CUDA driver (stub here); libnccl.so.2 loads at run time.
 cargo clippy -p sinew-dist --features nccl --all-targets -- -D warnings
 cargo test -p sinew-dist --features nccl --lib

@@ -113,6 +113,16 @@ CUresult cuDevicePrimaryCtxRetain(void **ctx, int) {
 CUresult cuDevicePrimaryCtxRelease_v2(int) { return OK; }
 CUresult cuDevicePrimaryCtxRelease(int) { return OK; }
 CUresult cuCtxSetCurrent(void *) { return OK; }
+// Contexts of their own (the Hopper GEMM's check) share the one address space.
+CUresult cuCtxCreate_v2(void **ctx, unsigned, int dev) {
+    if (dev != 0) return INVALID_VALUE;
+    *ctx = new int(0);
+    return OK;
+}
+CUresult cuCtxDestroy_v2(void *ctx) {
+    delete static_cast<int *>(ctx);
+    return OK;
+}
 CUresult cuCtxGetCurrent(void **ctx) {
     *ctx = fake_handle();
     return OK;
@@ -227,6 +237,12 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
                         unsigned shared_bytes, void *, void **params, void **extra) {
     if (extra != nullptr || f == nullptr || bx * by * bz == 0 || bx * by * bz > 1024) return INVALID_VALUE;
     if (shared_bytes > emu::DYNAMIC_SHARED_MAX) return INVALID_VALUE;
+    // SINEW_EMU_FAIL_LAUNCH=<prefix>: launches of kernels whose names start with it fail, as a
+    // faulting kernel's would (to check the host's handling).
+    const char *fail = std::getenv("SINEW_EMU_FAIL_LAUNCH");
+    if (fail != nullptr && *fail != 0 &&
+        std::strncmp(emu::kernel_name(reinterpret_cast<emu::KernelFn>(f)), fail, std::strlen(fail)) == 0)
+        return LAUNCH_FAILED;
     emu::launch(reinterpret_cast<emu::KernelFn>(f), dim3{gx, gy, gz}, dim3{bx, by, bz}, params, shared_bytes);
     return OK;
 }

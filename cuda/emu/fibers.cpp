@@ -286,6 +286,11 @@ std::map<std::string, KernelFn> &kernels() {
 }
 }  // namespace
 void register_kernel(const char *name, KernelFn f) { kernels()[name] = f; }
+const char *kernel_name(KernelFn f) {
+    for (const auto &entry : kernels())
+        if (entry.second == f) return entry.first.c_str();
+    return "";
+}
 KernelFn find_kernel(const char *name) {
     auto it = kernels().find(name);
     return it == kernels().end() ? nullptr : it->second;

@@ -11,6 +11,8 @@ struct dim3;
 namespace emu {
 using KernelFn = void (*)(void **);
 KernelFn find_kernel(const char *name);
+// The name a kernel was registered under ("" for none).
+const char *kernel_name(KernelFn f);
 void register_kernel(const char *name, KernelFn f);
 void launch(KernelFn kernel, dim3 grid, dim3 block, void **params, uint32_t shared_bytes);
 

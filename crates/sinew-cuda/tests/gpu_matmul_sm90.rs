@@ -6,7 +6,7 @@
 //! (`set_wgmma_gemm(false)`). On other GPUs the check never runs. With `SINEW_EMU_LOSE_TMA` set
 //! (the emulator's TMA copies never complete on their mbarrier), the kernel's bounded waits end
 //! its stalled pipeline instead of hanging, the check fails on its NaN outputs, and GEMMs run
-//! the `mma.sync` kernel.
+//! the `mma.sync` kernel; likewise when its launches fail (`SINEW_EMU_FAIL_LAUNCH=matmul_sm90`).
 
 #![cfg(feature = "cuda")]
 
@@ -103,16 +103,19 @@ fn wgmma_gemm_matches_the_cpu_and_the_mma_sync_kernel() {
     assert_eq!(backend.wgmma_gemm_checked(), hopper.then_some(true));
 }
 
-/// One product with edges: right on any GPU. With `SINEW_EMU_LOSE_TMA` set (CI runs this test
-/// so on the emulator) its pipeline stalls, so the check must have failed (and the product come
-/// from the `mma.sync` kernel); otherwise, on a Hopper GPU, passed.
+/// One product with edges: right on any GPU. With an emulator fault set (CI runs this test so:
+/// `SINEW_EMU_LOSE_TMA`, the pipeline stalls; `SINEW_EMU_FAIL_LAUNCH=matmul_sm90`, the kernel's
+/// launches fail) the check must have failed, and the product come from the `mma.sync` kernel;
+/// otherwise, on a Hopper GPU, passed.
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn a_stalled_pipeline_ends_and_leaves_the_product_to_the_mma_sync_kernel() {
+fn a_failing_wgmma_kernel_leaves_the_product_to_the_mma_sync_kernel() {
     let dev = gpu();
     let backend = CudaBackend::of(&dev).unwrap();
     let hopper = backend.compute_capability() == (9, 0);
-    let stalled = std::env::var_os("SINEW_EMU_LOSE_TMA").is_some();
+    let stalled = ["SINEW_EMU_LOSE_TMA", "SINEW_EMU_FAIL_LAUNCH"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
     let (batch, m, k, n) = shapes(backend.multiprocessors() as usize)[1];
     let a = randn(97, &[batch, m, k], DType::BF16);
     let b = randn(98, &[batch, k, n], DType::BF16);

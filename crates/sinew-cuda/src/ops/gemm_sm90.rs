@@ -4,20 +4,20 @@
 //!
 //! The kernel is chosen per GEMM ([`fits`], then [`launch`] encodes the operands' tensor maps)
 //! once the GPU has passed [`ready`]: compute capability 9.0 (its PTX targets sm_90a, which no
-//! other GPU loads), the switch [`CudaBackend::set_wgmma_gemm`] on, the module loaded, its
-//! dynamic shared memory allowed, the driver's `cuTensorMapEncodeTiled` found, and a check that
-//! the kernel's products equal the `mma.sync` kernel's. The check runs once per GPU, at the first
-//! GEMM that could use the kernel, on integer-valued operands (whose f32 sums are exact in any
-//! order, so both kernels must agree bit for bit) of a shape with edges in m, n and k, for each
-//! dtype, operand orientation and output dtype. A GPU that fails it keeps the `mma.sync` kernel,
-//! with one line on stderr saying so: the kernel has been checked on the CPU emulator, whose
-//! wgmma, TMA and mbarriers follow the PTX ISA's description, but never on a GPU when it was
-//! written.
+//! other GPU loads), the switch [`CudaBackend::set_wgmma_gemm`] on, the driver's
+//! `cuTensorMapEncodeTiled` found, a check that the kernel's products are exact, then the module
+//! loaded and its dynamic shared memory allowed. The check (`ops::gemm_sm90_check`) runs once per
+//! GPU, at the first GEMM that could use the kernel, in a CUDA context of its own (a fault there
+//! cannot poison the backend's), on integer-valued operands (whose f32 sums are exact in any
+//! order) of a shape with edges in m, n and k, for each dtype, operand orientation and output
+//! dtype. A GPU that fails it keeps the `mma.sync` kernel, with one line on stderr saying so: the
+//! kernel has been checked on the CPU emulator, whose wgmma, TMA and mbarriers follow the PTX
+//! ISA's description, but never on a GPU when it was written.
 
 use sinew_tensor::{DType, Layout, MatmulDims, Result};
 
 use super::gemm::{GemmArgs, Plan};
-use super::tensor_map::{self, TiledView};
+use super::tensor_map::{self, TensorMap, TiledView};
 use super::{LaunchConfig, gemm_sm90_check};
 use crate::device::CudaBackend;
 use crate::names::{self, Kernel};
@@ -27,7 +27,7 @@ const TILE_M: usize = 128;
 const TILE_N: usize = 256;
 const TILE_K: u32 = 64;
 /// Threads of one block: the producer warpgroup and two consumer warpgroups.
-const THREADS: u32 = 384;
+pub(super) const THREADS: u32 = 384;
 
 /// Dynamic shared memory of one block: 4 stages of a 128x64 and a 256x64 16-bit tile, 8
 /// mbarriers, and 1 KiB to align the ring to the swizzle pattern's period
@@ -35,7 +35,7 @@ const THREADS: u32 = 384;
 pub(super) const SHARED_BYTES: u32 = 4 * (128 + 256) * 64 * 2 + 8 * 8 + 1024;
 
 /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`.
-const MAX_DYNAMIC_SHARED: cust::sys::CUfunction_attribute =
+pub(super) const MAX_DYNAMIC_SHARED: cust::sys::CUfunction_attribute =
     cust::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
 
 /// Whether a GEMM planned as `plan` may take the wgmma kernel on a GPU of `multiprocessors`
@@ -133,6 +133,31 @@ fn view(ptr: u64, layout: &Layout, is_b: bool, tile_rows: u32, batch: usize) -> 
     })
 }
 
+/// The kernel's parameters for operands at device addresses `a`, `b` with `layouts`: A's and B's
+/// tensor maps and the batched bits (bit 0: A has a batch stride, bit 1: B), or `None` when the
+/// driver will not encode a map for them.
+pub(super) fn maps(
+    a: u64,
+    b: u64,
+    (a_layout, b_layout): (&Layout, &Layout),
+    batch: usize,
+) -> Option<(TensorMap, TensorMap, u32)> {
+    let av = view(a, a_layout, false, TILE_M as u32, batch)?;
+    let bv = view(b, b_layout, true, TILE_N as u32, batch)?;
+    let (ta, tb) = (tensor_map::encode(&av).ok()?, tensor_map::encode(&bv).ok()?);
+    Some((
+        ta,
+        tb,
+        (av.dims[2] > 1) as u32 | ((bv.dims[2] > 1) as u32) << 1,
+    ))
+}
+
+/// Blocks of the persistent grid: one per SM (each uses most of its shared memory), or one per
+/// tile when there are fewer. `fits` checked the tile count fits the kernel's 32 bits.
+pub(super) fn blocks(dims: MatmulDims, multiprocessors: u32) -> u32 {
+    tiles(dims).min(multiprocessors.max(1) as usize) as u32
+}
+
 /// Queues `[batch.., m, k] @ [batch.., k, n]` on the wgmma kernel `kernel`, `[a, b, c]` the
 /// operands' and the contiguous output's device addresses. `Ok(false)`: the driver would not
 /// encode a tensor map for these operands (nothing was queued; the caller runs the `mma.sync`
@@ -140,27 +165,16 @@ fn view(ptr: u64, layout: &Layout, is_b: bool, tile_rows: u32, batch: usize) -> 
 pub(super) fn launch(
     dev: &CudaBackend,
     kernel: &Kernel,
-    (a_layout, b_layout): (&Layout, &Layout),
+    layouts: (&Layout, &Layout),
     args: GemmArgs,
     dims: MatmulDims,
     [a, b, c]: [u64; 3],
 ) -> Result<bool> {
-    let views = (
-        view(a, a_layout, false, TILE_M as u32, dims.batch),
-        view(b, b_layout, true, TILE_N as u32, dims.batch),
-    );
-    let (Some(av), Some(bv)) = views else {
+    let Some((ta, tb, batched)) = maps(a, b, layouts, dims.batch) else {
         return Ok(false);
     };
-    let (Ok(ta), Ok(tb)) = (tensor_map::encode(&av), tensor_map::encode(&bv)) else {
-        return Ok(false);
-    };
-    let batched = (av.dims[2] > 1) as u32 | ((bv.dims[2] > 1) as u32) << 1;
-    // A persistent grid: one block per SM (each uses most of its shared memory), each taking
-    // every grid-th tile. `fits` checked the tile count fits the kernel's 32 bits.
-    let blocks = tiles(dims).min(dev.multiprocessors().max(1) as usize) as u32;
     let cfg = LaunchConfig {
-        grid: (blocks, 1, 1),
+        grid: (blocks(dims, dev.multiprocessors()), 1, 1),
         block: (THREADS, 1, 1),
     };
     dev.launch_with_shared(
@@ -182,9 +196,10 @@ pub(super) fn ready(dev: &CudaBackend) -> Result<bool> {
     if let Some(&ok) = dev.wgmma_ok.get() {
         return Ok(ok);
     }
-    let verdict = match allow_shared(dev) {
-        Ok(()) => gemm_sm90_check::self_check(dev)?,
-        Err(e) => Err(format!("cannot load it: {e}")),
+    // The check first, in a context of its own; only then is the kernel loaded here.
+    let verdict = match gemm_sm90_check::self_check(dev)? {
+        Ok(()) => allow_shared(dev).map_err(|e| format!("cannot load it: {e}")),
+        Err(why) => Err(why),
     };
     if let Err(why) = &verdict {
         eprintln!(

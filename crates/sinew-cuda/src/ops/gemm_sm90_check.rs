@@ -1,14 +1,22 @@
 //! The Hopper GEMM's first-use check (`ops::gemm_sm90::ready`): every wgmma kernel, in every
-//! operand orientation, against the `mma.sync` kernel on integer-valued operands, whose f32
-//! sums both kernels compute exactly, so they must agree bit for bit.
+//! operand orientation, on integer-valued operands whose exact product is computed here (f32
+//! sums of small integers are exact in any order, so the kernel must match it bit for bit, once
+//! rounded to the output dtype). It runs in a CUDA context of its own, destroyed after: the
+//! kernel had never run on a GPU when it was written, and a fault in it (an address or
+//! instruction the GPU rejects) poisons only that context, not the backend's, which runs the
+//! kernel only once it has passed.
 
+use cust::context::legacy::{Context, ContextFlags, ContextStack};
+use cust::memory::{CopyDestination, DeviceBuffer, DeviceCopy};
+use cust::module::Module;
+use cust::sys::CUresult;
 use half::{bf16, f16};
-use sinew_tensor::{CpuStorage, DType, Device, Generator, Layout, MatmulDims, Result};
+use sinew_tensor::{DType, Device, Generator, Layout, MatmulDims, Result};
 
-use super::gemm::{Launch, gemm_args, plan, run};
-use super::gemm_sm90::{KERNELS, launch};
+use super::gemm::{gemm_args, plan};
+use super::gemm_sm90::{KERNELS, MAX_DYNAMIC_SHARED, SHARED_BYTES, THREADS, blocks, maps};
 use crate::device::CudaBackend;
-use crate::names;
+use crate::names::{self, Family};
 
 /// Sizes of the check's products: two tiles of rows and of columns, the second of each with
 /// only 8 in the operands, and 9 k-tiles (the last with 8 k; more than the ring's 4 stages, so
@@ -20,12 +28,11 @@ const CHECK: MatmulDims = MatmulDims {
     k: 520,
 };
 
-/// Runs every wgmma kernel in every operand orientation beside the `mma.sync` kernel on the same
-/// integer-valued operands; `Err(why)` on the first difference. `Err` of the outer result: a
-/// device error (allocation, launch, copy).
+/// Runs the check on `dev`'s GPU: `Ok(Err(why))` when a kernel's product differs from the exact
+/// one, or the probe's context, module, memory or launch failed. `Err`: only host-side errors.
 pub(super) fn self_check(dev: &CudaBackend) -> Result<std::result::Result<(), String>> {
     let MatmulDims { m, n, k, .. } = CHECK;
-    // Values in {-2, ..., 2} from a fixed seed: sums of at most 512 * 4 are exact in f32.
+    // Values in {-2, ..., 2} from a fixed seed: sums of at most 520 * 4 are exact in f32.
     let values = |len: usize, seed: u64| -> Result<Vec<f32>> {
         let ints = Generator::new(seed).randint([len], -2, 3, &Device::cpu())?;
         Ok(ints
@@ -35,70 +42,184 @@ pub(super) fn self_check(dev: &CudaBackend) -> Result<std::result::Result<(), St
             .collect())
     };
     let (a, b) = (values(m * k, 1)?, values(k * n, 2)?);
-    // A as [m, k] and as its transpose stored [k, m]; B as [k, n] and stored [n, k].
+    let mut exact = vec![0.0f32; m * n];
+    for (i, row) in exact.chunks_mut(n).enumerate() {
+        for (kk, &x) in a[i * k..(i + 1) * k].iter().enumerate() {
+            for (o, &y) in row.iter_mut().zip(&b[kk * n..(kk + 1) * n]) {
+                *o += x * y;
+            }
+        }
+    }
+    Ok(probe(dev, &a, &b, &exact))
+}
+
+/// A context of the check's own, current on this thread while it lives; dropping it makes the
+/// backend's context current again, then destroys it (with whatever a fault left in it).
+struct ProbeContext {
+    _context: Context,
+}
+
+impl Drop for ProbeContext {
+    fn drop(&mut self) {
+        let _ = ContextStack::pop();
+    }
+}
+
+/// The check proper, in a fresh context of `dev`'s GPU: `a` `[m, k]` and `b` `[k, n]`, their
+/// exact product `exact`.
+fn probe(
+    dev: &CudaBackend,
+    a: &[f32],
+    b: &[f32],
+    exact: &[f32],
+) -> std::result::Result<(), String> {
+    let MatmulDims { m, n, k, .. } = CHECK;
+    let fail =
+        |what: &str, e: &dyn std::fmt::Debug| format!("{what} in the check's context: {e:?}");
+    let device = cust::device::Device::get_device(dev.ordinal() as u32)
+        .map_err(|e| fail("cuDeviceGet", &e))?;
+    // Declared first, so dropped last: everything below lives in this context.
+    let _probe = ProbeContext {
+        _context: Context::create_and_push(ContextFlags::SCHED_AUTO, device)
+            .map_err(|e| fail("cuCtxCreate", &e))?,
+    };
+    let module = Module::from_ptx(crate::ptx::ptx(Family::GemmSm90), &[])
+        .map_err(|e| fail("loading the PTX", &e))?;
     let transpose = |x: &[f32], rows: usize, cols: usize| -> Vec<f32> {
         (0..rows * cols)
             .map(|i| x[(i % rows) * cols + i / rows])
             .collect()
     };
-    let (a_t, b_t) = (transpose(&a, m, k), transpose(&b, k, n));
+    // A as [m, k] and as its transpose stored [k, m]; B as [k, n] and stored [n, k].
+    let stored = [
+        a.to_vec(),
+        transpose(a, m, k),
+        b.to_vec(),
+        transpose(b, k, n),
+    ];
+    let layouts = |t: bool, rows: usize, cols: usize| -> std::result::Result<Layout, String> {
+        if t {
+            Layout::contiguous([cols, rows])
+                .permute(&[1, 0])
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(Layout::contiguous([rows, cols]))
+        }
+    };
     for (dtype, out) in KERNELS {
-        let upload = |x: &[f32]| {
-            dev.upload(&match dtype {
-                DType::F16 => CpuStorage::F16(x.iter().map(|&v| f16::from_f32(v)).collect()),
-                _ => CpuStorage::BF16(x.iter().map(|&v| bf16::from_f32(v)).collect()),
-            })
+        let Some(kernel) = names::matmul_sm90(dtype, out) else {
+            continue;
         };
-        let (a_km, a_mn, b_mn, b_km) = (upload(&a)?, upload(&a_t)?, upload(&b)?, upload(&b_t)?);
-        let a_layouts = [
-            (&a_km, Layout::contiguous([m, k])),
-            (&a_mn, Layout::contiguous([k, m]).permute(&[1, 0])?),
-        ];
-        let b_layouts = [
-            (&b_mn, Layout::contiguous([k, n])),
-            (&b_km, Layout::contiguous([n, k]).permute(&[1, 0])?),
-        ];
-        for (a_store, al) in &a_layouts {
-            for (b_store, bl) in &b_layouts {
-                let plan = plan(dtype, al, bl, CHECK, 1);
-                let args = gemm_args(al, bl, CHECK, plan, (0, 0, 0))?;
-                let mut products = Vec::new();
-                for kernel in [names::matmul_sm90(dtype, out), names::matmul(dtype, out)] {
-                    let Some(kernel) = kernel else { continue };
-                    let c = dev.alloc(out, m * n)?;
-                    let ptrs = [a_store.device_ptr(), b_store.device_ptr(), c.device_ptr()];
-                    if kernel.family == names::Family::GemmSm90 {
-                        if !launch(dev, &kernel, (al, bl), args, CHECK, ptrs)? {
-                            return Ok(Err(format!(
-                                "the driver encoded no tensor maps for the check's operands \
-                                 (A strides {:?}, B strides {:?})",
-                                al.strides(),
-                                bl.strides()
-                            )));
-                        }
-                    } else {
-                        let launch = Launch {
-                            kernel,
-                            rows: plan.rows(),
-                            threads: 128,
-                        };
-                        run(dev, &launch, args, CHECK, ptrs)?;
-                    }
-                    products.push(dev.download(&c)?.to_f64_vec());
+        let function = module
+            .get_function(kernel.name())
+            .map_err(|e| fail("cuModuleGetFunction", &e))?;
+        // SAFETY: `function` belongs to `module`, loaded in the current (probe) context; the
+        // attribute takes a byte count, which the launch below stays within.
+        let code = unsafe {
+            cust::sys::cuFuncSetAttribute(
+                function.to_raw(),
+                MAX_DYNAMIC_SHARED,
+                SHARED_BYTES as i32,
+            )
+        };
+        if code != CUresult::CUDA_SUCCESS {
+            return Err(fail("cuFuncSetAttribute", &code));
+        }
+        let bits = |x: &[f32]| -> Vec<u16> {
+            match dtype {
+                DType::F16 => x.iter().map(|&v| f16::from_f32(v).to_bits()).collect(),
+                _ => x.iter().map(|&v| bf16::from_f32(v).to_bits()).collect(),
+            }
+        };
+        let buffers = stored
+            .iter()
+            .map(|x| DeviceBuffer::from_slice(&bits(x)))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| fail("uploading the operands", &e))?;
+        for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (al, bl) = (layouts(a_t, m, k)?, layouts(b_t, k, n)?);
+            let (a_buf, b_buf) = (&buffers[a_t as usize], &buffers[2 + b_t as usize]);
+            let what = format!(
+                "{dtype} -> {out}, A strides {:?}, B strides {:?}",
+                al.strides(),
+                bl.strides()
+            );
+            let run = |c: u64| -> std::result::Result<(), String> {
+                let args = gemm_args(&al, &bl, CHECK, plan(dtype, &al, &bl, CHECK, 1), (0, 0, 0))
+                    .map_err(|e| e.to_string())?;
+                let (ta, tb, batched) = maps(
+                    a_buf.as_device_ptr().as_raw(),
+                    b_buf.as_device_ptr().as_raw(),
+                    (&al, &bl),
+                    1,
+                )
+                .ok_or_else(|| format!("{what}: the driver encoded no tensor maps"))?;
+                let params = crate::kernel_args![ta, tb, c, args, batched];
+                let grid = blocks(CHECK, dev.multiprocessors());
+                // SAFETY: one pointer per kernel parameter, each to a value of its C type (two
+                // CUtensorMaps of live buffers, the output's address, GemmArgs, the batch bits);
+                // the output holds m * n elements of the kernel's output dtype; the function's
+                // context is current and the stream is its default one.
+                let code = unsafe {
+                    cust::sys::cuLaunchKernel(
+                        function.to_raw(),
+                        grid,
+                        1,
+                        1,
+                        THREADS,
+                        1,
+                        1,
+                        SHARED_BYTES,
+                        std::ptr::null_mut(),
+                        params.as_ptr() as *mut *mut std::ffi::c_void,
+                        std::ptr::null_mut(),
+                    )
+                };
+                // SAFETY: a plain synchronisation of the current (probe) context.
+                let sync = unsafe { cust::sys::cuCtxSynchronize() };
+                match (code, sync) {
+                    (CUresult::CUDA_SUCCESS, CUresult::CUDA_SUCCESS) => Ok(()),
+                    _ => Err(format!(
+                        "{what}: the kernel failed (launch {code:?}, run {sync:?})"
+                    )),
                 }
-                if products.len() != 2 || products[0] != products[1] {
-                    let at = products
-                        .get(1)
-                        .and_then(|p| p.iter().zip(&products[0]).position(|(x, y)| x != y));
-                    return Ok(Err(format!(
-                        "self-check: {dtype} -> {out}, A strides {:?}, B strides {:?}: \
-                         product differs from the mma.sync kernel's at element {at:?}",
-                        al.strides(),
-                        bl.strides()
-                    )));
+            };
+            let got: Vec<f32> = if out == DType::F32 {
+                download(&vec![f32::NAN; m * n], run)?
+            } else {
+                let raw = download(&vec![0xffffu16; m * n], run)?;
+                match out {
+                    DType::F16 => raw.iter().map(|&v| f16::from_bits(v).to_f32()).collect(),
+                    _ => raw.iter().map(|&v| bf16::from_bits(v).to_f32()).collect(),
                 }
+            };
+            let want = |v: f32| match out {
+                DType::F16 => f16::from_f32(v).to_f32(),
+                DType::BF16 => bf16::from_f32(v).to_f32(),
+                _ => v,
+            };
+            if let Some(i) = (0..m * n).find(|&i| got[i].to_bits() != want(exact[i]).to_bits()) {
+                return Err(format!(
+                    "self-check: {what}: element {i} is {}, the exact product {}",
+                    got[i],
+                    want(exact[i])
+                ));
             }
         }
     }
-    Ok(Ok(()))
+    Ok(())
+}
+
+/// Uploads `poison` as the output, runs `run` on its device address, and downloads it.
+fn download<T: DeviceCopy + Default + Clone>(
+    poison: &[T],
+    run: impl FnOnce(u64) -> std::result::Result<(), String>,
+) -> std::result::Result<Vec<T>, String> {
+    let c =
+        DeviceBuffer::from_slice(poison).map_err(|e| format!("allocating the output: {e:?}"))?;
+    run(c.as_device_ptr().as_raw())?;
+    let mut host = vec![T::default(); poison.len()];
+    c.copy_to(&mut host[..])
+        .map_err(|e| format!("downloading the output: {e:?}"))?;
+    Ok(host)
 }
