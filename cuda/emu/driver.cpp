@@ -229,8 +229,9 @@ CUresult cuModuleGetFunction(void **f, void *, const char *name) {
     return OK;
 }
 CUresult cuFuncSetAttribute(void *, int, int) { return OK; }
-CUresult cuFuncGetAttribute(int *v, int, void *) {
-    *v = 0;
+// Registers a thread (attribute 4): 255, an emulated thread has no limit; others 0.
+CUresult cuFuncGetAttribute(int *v, int attr, void *) {
+    *v = attr == 4 ? 255 : 0;
     return OK;
 }
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,

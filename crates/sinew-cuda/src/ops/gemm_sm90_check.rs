@@ -7,6 +7,7 @@
 //! kernel only once it has passed.
 
 use cust::context::legacy::{Context, ContextFlags, ContextStack};
+use cust::function::FunctionAttribute;
 use cust::memory::{CopyDestination, DeviceBuffer, DeviceCopy};
 use cust::module::Module;
 use cust::sys::CUresult;
@@ -17,6 +18,10 @@ use super::gemm::{gemm_args, plan};
 use super::gemm_sm90::{KERNELS, MAX_DYNAMIC_SHARED, SHARED_BYTES, THREADS, blocks, maps};
 use crate::device::CudaBackend;
 use crate::names::{self, Family};
+
+/// Registers a thread the kernel must be launched with: what the producer (40) and the two
+/// consumer warpgroups (232) hold after `setmaxnreg`, over 384 threads.
+const MIN_REGISTERS: i32 = (128 * 40 + 256 * 232) / 384;
 
 /// Sizes of the check's products: two tiles of rows and of columns, the second of each with
 /// only 8 in the operands, and 9 k-tiles (the last with 8 k; more than the ring's 4 stages, so
@@ -113,6 +118,18 @@ fn probe(
         let function = module
             .get_function(kernel.name())
             .map_err(|e| fail("cuModuleGetFunction", &e))?;
+        // The producer hands back registers (setmaxnreg 40) that the consumers take (232): a
+        // block launched with fewer than 168 a thread would leave `setmaxnreg.inc` waiting for
+        // ever (128 x 40 + 256 x 232 = 168 x 384).
+        let regs = function
+            .get_attribute(FunctionAttribute::NumRegisters)
+            .map_err(|e| fail("cuFuncGetAttribute", &e))?;
+        if regs < MIN_REGISTERS {
+            return Err(format!(
+                "the driver compiled {kernel} to {regs} registers a thread; its warpgroups' \
+                 split needs {MIN_REGISTERS}"
+            ));
+        }
         // SAFETY: `function` belongs to `module`, loaded in the current (probe) context; the
         // attribute takes a byte count, which the launch below stays within.
         let code = unsafe {
