@@ -1,5 +1,7 @@
 //! GEMM throughput on GPU 0: TFLOP/s of square `matmul`s at 1024, 2048 and 4096 for f32 (SIMT
-//! tiles), f16 and bf16 (tensor cores, f32 accumulation), timed with CUDA events around a loop.
+//! tiles), f16 and bf16 (tensor cores, f32 accumulation), timed with CUDA events around a loop,
+//! after a line saying which kernel runs the f16/bf16 products (on an H100/H200, the wgmma one
+//! once it has passed its first-use check, whose time that line includes).
 //!
 //! Run: `cargo run --release -p sinew-cuda --features cuda --example gemm_tflops`.
 //! Compare with `python3 crates/sinew-cuda/scripts/torch_matmul.py` on the same GPU.
@@ -60,6 +62,21 @@ fn run() -> Result<bool> {
     dev.synchronize()?;
     println!(
         "first fill + matmul (PTX JIT of the cast and gemm modules): {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    // On an H100/H200 the first product large enough for the wgmma kernel runs its first-use
+    // check (a context of its own, the module's JIT, 16 products) before it.
+    let start = Instant::now();
+    let y = Tensor::ones([2048, 2048], DType::F16, &dev)?;
+    y.matmul(&y)?;
+    dev.synchronize()?;
+    let verdict = match backend.wgmma_gemm_checked() {
+        Some(true) => "wgmma kernel (passed its first-use check)",
+        Some(false) => "mma.sync kernel (the wgmma kernel failed its check: see stderr)",
+        None => "mma.sync kernel (no wgmma kernel on this GPU)",
+    };
+    println!(
+        "first 2048 f16 matmul: {:.1} ms; f16/bf16 GEMMs run the {verdict}",
         start.elapsed().as_secs_f64() * 1e3
     );
     for dtype in [DType::F32, DType::F16, DType::BF16] {
