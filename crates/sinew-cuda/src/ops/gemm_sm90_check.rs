@@ -7,7 +7,7 @@
 //! kernel only once it has passed.
 
 use cust::context::legacy::{Context, ContextFlags, ContextStack};
-use cust::function::FunctionAttribute;
+use cust::function::{Function, FunctionAttribute};
 use cust::memory::{CopyDestination, DeviceBuffer, DeviceCopy};
 use cust::module::Module;
 use cust::sys::CUresult;
@@ -17,7 +17,7 @@ use sinew_tensor::{DType, Device, Generator, Layout, MatmulDims, Result};
 use super::gemm::{gemm_args, plan};
 use super::gemm_sm90::{KERNELS, MAX_DYNAMIC_SHARED, SHARED_BYTES, THREADS, blocks, maps};
 use crate::device::CudaBackend;
-use crate::names::{self, Family};
+use crate::names::{self, Family, Kernel};
 
 /// Registers a thread the kernel must be launched with: what the producer (40) and the two
 /// consumer warpgroups (232) hold after `setmaxnreg`, over 384 threads.
@@ -79,17 +79,15 @@ fn probe(
     exact: &[f32],
 ) -> std::result::Result<(), String> {
     let MatmulDims { m, n, k, .. } = CHECK;
-    let fail =
-        |what: &str, e: &dyn std::fmt::Debug| format!("{what} in the check's context: {e:?}");
     let device = cust::device::Device::get_device(dev.ordinal() as u32)
-        .map_err(|e| fail("cuDeviceGet", &e))?;
+        .map_err(|e| in_probe("cuDeviceGet", &e))?;
     // Declared first, so dropped last: everything below lives in this context.
     let _probe = ProbeContext {
         _context: Context::create_and_push(ContextFlags::SCHED_AUTO, device)
-            .map_err(|e| fail("cuCtxCreate", &e))?,
+            .map_err(|e| in_probe("cuCtxCreate", &e))?,
     };
     let module = Module::from_ptx(crate::ptx::ptx(Family::GemmSm90), &[])
-        .map_err(|e| fail("loading the PTX", &e))?;
+        .map_err(|e| in_probe("loading the PTX", &e))?;
     let transpose = |x: &[f32], rows: usize, cols: usize| -> Vec<f32> {
         (0..rows * cols)
             .map(|i| x[(i % rows) * cols + i / rows])
@@ -102,7 +100,7 @@ fn probe(
         b.to_vec(),
         transpose(b, k, n),
     ];
-    let layouts = |t: bool, rows: usize, cols: usize| -> std::result::Result<Layout, String> {
+    let layout = |t: bool, rows: usize, cols: usize| -> std::result::Result<Layout, String> {
         if t {
             Layout::contiguous([cols, rows])
                 .permute(&[1, 0])
@@ -117,99 +115,36 @@ fn probe(
         };
         let function = module
             .get_function(kernel.name())
-            .map_err(|e| fail("cuModuleGetFunction", &e))?;
-        // The producer hands back registers (setmaxnreg 40) that the consumers take (232): a
-        // block launched with fewer than 168 a thread would leave `setmaxnreg.inc` waiting for
-        // ever (128 x 40 + 256 x 232 = 168 x 384).
-        let regs = function
-            .get_attribute(FunctionAttribute::NumRegisters)
-            .map_err(|e| fail("cuFuncGetAttribute", &e))?;
-        if regs < MIN_REGISTERS {
-            return Err(format!(
-                "the driver compiled {kernel} to {regs} registers a thread; its warpgroups' \
-                 split needs {MIN_REGISTERS}"
-            ));
-        }
-        // SAFETY: `function` belongs to `module`, loaded in the current (probe) context; the
-        // attribute takes a byte count, which the launch below stays within.
-        let code = unsafe {
-            cust::sys::cuFuncSetAttribute(
-                function.to_raw(),
-                MAX_DYNAMIC_SHARED,
-                SHARED_BYTES as i32,
-            )
-        };
-        if code != CUresult::CUDA_SUCCESS {
-            return Err(fail("cuFuncSetAttribute", &code));
-        }
-        let bits = |x: &[f32]| -> Vec<u16> {
-            match dtype {
-                DType::F16 => x.iter().map(|&v| f16::from_f32(v).to_bits()).collect(),
-                _ => x.iter().map(|&v| bf16::from_f32(v).to_bits()).collect(),
-            }
-        };
+            .map_err(|e| in_probe("cuModuleGetFunction", &e))?;
+        prepare(&function, &kernel)?;
         let buffers = stored
             .iter()
-            .map(|x| DeviceBuffer::from_slice(&bits(x)))
+            .map(|x| DeviceBuffer::from_slice(&bits(dtype, x)))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| fail("uploading the operands", &e))?;
+            .map_err(|e| in_probe("uploading the operands", &e))?;
         for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
-            let (al, bl) = (layouts(a_t, m, k)?, layouts(b_t, k, n)?);
-            let (a_buf, b_buf) = (&buffers[a_t as usize], &buffers[2 + b_t as usize]);
+            let layouts = (layout(a_t, m, k)?, layout(b_t, k, n)?);
             let what = format!(
                 "{dtype} -> {out}, A strides {:?}, B strides {:?}",
-                al.strides(),
-                bl.strides()
+                layouts.0.strides(),
+                layouts.1.strides()
             );
-            let run = |c: u64| -> std::result::Result<(), String> {
-                let args = gemm_args(&al, &bl, CHECK, plan(dtype, &al, &bl, CHECK, 1), (0, 0, 0))
-                    .map_err(|e| e.to_string())?;
-                let (ta, tb, batched) = maps(
-                    a_buf.as_device_ptr().as_raw(),
-                    b_buf.as_device_ptr().as_raw(),
-                    (&al, &bl),
-                    1,
+            let operands = [
+                buffers[a_t as usize].as_device_ptr().as_raw(),
+                buffers[2 + b_t as usize].as_device_ptr().as_raw(),
+            ];
+            let run = |c: u64| {
+                let [a, b] = operands;
+                launch(
+                    &function,
+                    (&layouts.0, &layouts.1),
+                    [a, b, c],
+                    dtype,
+                    dev.multiprocessors(),
                 )
-                .ok_or_else(|| format!("{what}: the driver encoded no tensor maps"))?;
-                let params = crate::kernel_args![ta, tb, c, args, batched];
-                let grid = blocks(CHECK, dev.multiprocessors());
-                // SAFETY: one pointer per kernel parameter, each to a value of its C type (two
-                // CUtensorMaps of live buffers, the output's address, GemmArgs, the batch bits);
-                // the output holds m * n elements of the kernel's output dtype; the function's
-                // context is current and the stream is its default one.
-                let code = unsafe {
-                    cust::sys::cuLaunchKernel(
-                        function.to_raw(),
-                        grid,
-                        1,
-                        1,
-                        THREADS,
-                        1,
-                        1,
-                        SHARED_BYTES,
-                        std::ptr::null_mut(),
-                        params.as_ptr() as *mut *mut std::ffi::c_void,
-                        std::ptr::null_mut(),
-                    )
-                };
-                // SAFETY: a plain synchronisation of the current (probe) context.
-                let sync = unsafe { cust::sys::cuCtxSynchronize() };
-                match (code, sync) {
-                    (CUresult::CUDA_SUCCESS, CUresult::CUDA_SUCCESS) => Ok(()),
-                    _ => Err(format!(
-                        "{what}: the kernel failed (launch {code:?}, run {sync:?})"
-                    )),
-                }
+                .map_err(|e| format!("{what}: {e}"))
             };
-            let got: Vec<f32> = if out == DType::F32 {
-                download(&vec![f32::NAN; m * n], run)?
-            } else {
-                let raw = download(&vec![0xffffu16; m * n], run)?;
-                match out {
-                    DType::F16 => raw.iter().map(|&v| f16::from_bits(v).to_f32()).collect(),
-                    _ => raw.iter().map(|&v| bf16::from_bits(v).to_f32()).collect(),
-                }
-            };
+            let got = product(out, m * n, run)?;
             let want = |v: f32| match out {
                 DType::F16 => f16::from_f32(v).to_f32(),
                 DType::BF16 => bf16::from_f32(v).to_f32(),
@@ -225,6 +160,103 @@ fn probe(
         }
     }
     Ok(())
+}
+
+/// What failed in the check's context, and the driver's answer.
+fn in_probe(what: &str, e: &dyn std::fmt::Debug) -> String {
+    format!("{what} in the check's context: {e:?}")
+}
+
+/// `x` as the 16-bit patterns of `dtype` (f16 or bf16).
+fn bits(dtype: DType, x: &[f32]) -> Vec<u16> {
+    match dtype {
+        DType::F16 => x.iter().map(|&v| f16::from_f32(v).to_bits()).collect(),
+        _ => x.iter().map(|&v| bf16::from_f32(v).to_bits()).collect(),
+    }
+}
+
+/// Readies `function` (the kernel `kernel`) to launch: its compiled register count leaves the
+/// warpgroups' split room, and it may use [`SHARED_BYTES`] of dynamic shared memory.
+fn prepare(function: &Function<'_>, kernel: &Kernel) -> std::result::Result<(), String> {
+    // The producer hands back registers (setmaxnreg 40) that the consumers take (232): a
+    // block launched with fewer than 168 a thread would leave `setmaxnreg.inc` waiting for
+    // ever (128 x 40 + 256 x 232 = 168 x 384).
+    let regs = function
+        .get_attribute(FunctionAttribute::NumRegisters)
+        .map_err(|e| in_probe("cuFuncGetAttribute", &e))?;
+    if regs < MIN_REGISTERS {
+        return Err(format!(
+            "the driver compiled {kernel} to {regs} registers a thread; its warpgroups' \
+             split needs {MIN_REGISTERS}"
+        ));
+    }
+    // SAFETY: `function` belongs to a module loaded in the current (probe) context; the
+    // attribute takes a byte count, which the launches stay within.
+    let code = unsafe {
+        cust::sys::cuFuncSetAttribute(function.to_raw(), MAX_DYNAMIC_SHARED, SHARED_BYTES as i32)
+    };
+    if code != CUresult::CUDA_SUCCESS {
+        return Err(in_probe("cuFuncSetAttribute", &code));
+    }
+    Ok(())
+}
+
+/// Runs `function` on `dtype` operands at `[a, b]` with `layouts` into `c`, on the check's
+/// shape, and waits for it.
+fn launch(
+    function: &Function<'_>,
+    (al, bl): (&Layout, &Layout),
+    [a, b, c]: [u64; 3],
+    dtype: DType,
+    multiprocessors: u32,
+) -> std::result::Result<(), String> {
+    let args = gemm_args(al, bl, CHECK, plan(dtype, al, bl, CHECK, 1), (0, 0, 0))
+        .map_err(|e| e.to_string())?;
+    let (ta, tb, batched) =
+        maps(a, b, (al, bl), 1).ok_or_else(|| "the driver encoded no tensor maps".to_string())?;
+    let params = crate::kernel_args![ta, tb, c, args, batched];
+    // SAFETY: one pointer per kernel parameter, each to a value of its C type (two CUtensorMaps
+    // of the caller's live buffers, the output's address, GemmArgs, the batch bits); the
+    // output holds the check's m * n elements of the kernel's output dtype; the function's
+    // context is current and the stream is its default one.
+    let code = unsafe {
+        cust::sys::cuLaunchKernel(
+            function.to_raw(),
+            blocks(CHECK, multiprocessors),
+            1,
+            1,
+            THREADS,
+            1,
+            1,
+            SHARED_BYTES,
+            std::ptr::null_mut(),
+            params.as_ptr() as *mut *mut std::ffi::c_void,
+            std::ptr::null_mut(),
+        )
+    };
+    // SAFETY: a plain synchronisation of the current (probe) context.
+    let sync = unsafe { cust::sys::cuCtxSynchronize() };
+    match (code, sync) {
+        (CUresult::CUDA_SUCCESS, CUresult::CUDA_SUCCESS) => Ok(()),
+        _ => Err(format!("the kernel failed (launch {code:?}, run {sync:?})")),
+    }
+}
+
+/// The `len` outputs of `run` (which writes them at the address it is given) as f32, read as
+/// `out` values, into an output poisoned with NaN first.
+fn product(
+    out: DType,
+    len: usize,
+    run: impl FnOnce(u64) -> std::result::Result<(), String>,
+) -> std::result::Result<Vec<f32>, String> {
+    if out == DType::F32 {
+        return download(&vec![f32::NAN; len], run);
+    }
+    let raw = download(&vec![0xffffu16; len], run)?;
+    Ok(match out {
+        DType::F16 => raw.iter().map(|&v| f16::from_bits(v).to_f32()).collect(),
+        _ => raw.iter().map(|&v| bf16::from_bits(v).to_f32()).collect(),
+    })
 }
 
 /// Uploads `poison` as the output, runs `run` on its device address, and downloads it.
