@@ -19,6 +19,10 @@
 // f32: SIMT, 128x128x8 tiles (32x128x8 for 32 rows or fewer: ConvArgs.narrow), 256 threads,
 //   register prefetch one tile ahead into double-buffered shared memory (conv_gemm.cuh's
 //   simt_stage), fmaf in k order.
+// f32 with TF32 allowed (conv_gemm_tf32_f32, conv_gemm_dgrad_tf32_f32; PyTorch's default for
+//   convolutions): tensor cores, mma.sync m16n8k8 on inputs rounded to TF32, f32 accumulation,
+//   64x128x16 tiles (32x128x16 narrow), 4 warps, both operands through registers (conv_gemm.cuh's
+//   ctf).
 // f16 / bf16: tensor cores, mma.sync m16n8k16 with f32 accumulation fed by ldmatrix from
 //   XOR-swizzled, double-buffered shared memory (cgt::mma_stage), 64x128x32 tiles, 4 warps of
 //   32x64 (32x128x32 tiles, warps of 16x64, for 32 rows or fewer: ConvArgs.narrow). The forward's weight tile comes by cp.async 16 bytes at a time when ConvArgs.vector
@@ -190,6 +194,62 @@ template <class Prob> __device__ __forceinline__ void simt(const Prob &pr) {
         gemm_simt<8>(pr);
 }
 
+// The product of a problem in f32 on the tensor cores with TF32 inputs (ctf's tiles): like
+// cgt::gemm_tc, both operands through registers, fetched before a stage's MMAs and stored
+// (rounded to TF32) after them.
+template <int MI, class Prob> __device__ __forceinline__ void gemm_tf32(float *smem, const Prob &pr) {
+    using ctf::BK;
+    using R = ctf::Rows<MI>;
+    float *As = smem;
+    float *Bs = smem + 2 * R::A_ELEMS;
+    const uint32_t m0 = blockIdx.y * R::BM, n0 = blockIdx.x * ctf::BN;
+    const int n = threadIdx.x;
+    const auto column = pr.column(n0 + n);
+    float ra[R::A_PER], rb[BK];
+    auto fetch = [&](uint32_t k0) {
+#pragma unroll
+        for (int l = 0; l < R::A_PER; ++l) {
+            const int e = n + l * ctf::THREADS;
+            const uint32_t gm = m0 + e / BK, gk = k0 + e % BK;
+            ra[l] = (gm < pr.rows && gk < pr.inner) ? pr.a(gm, gk) : 0.0f;
+        }
+        Tap t = tap_of(pr.p, k0);
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            rb[kk] = column.at(t);
+            advance(pr.p, t);
+        }
+    };
+    auto stash = [&](float *as, float *bs) {
+        ctf::stash_a<MI>(as, ra);
+        ctf::stash_column(bs, n, rb);
+    };
+    float acc[MI][ctf::NJ][4];
+    cgt::zero<MI>(acc);
+    const int KT = (int)((pr.inner + BK - 1) / BK);
+    fetch(0);
+    stash(As, Bs);
+    __syncthreads();
+    for (int kt = 0; kt < KT; ++kt) {
+        const int cur = kt & 1;
+        const bool more = kt + 1 < KT;
+        if (more) fetch((kt + 1) * BK);
+        ctf::mma_stage<MI>(acc, As + cur * R::A_ELEMS, Bs + cur * ctf::B_ELEMS);
+        if (more) stash(As + (cur ^ 1) * R::A_ELEMS, Bs + (cur ^ 1) * ctf::B_ELEMS);
+        __syncthreads();
+    }
+    cgt::for_each_acc<MI>(acc, [&](int row, int col, float v) { pr.store(m0 + row, n0 + col, v); });
+}
+
+// The f32 product on the tensor cores (TF32) at the block height the host chose.
+template <class Prob> __device__ __forceinline__ void tf32(const Prob &pr) {
+    __shared__ __align__(128) float smem[ctf::SMEM_ELEMS];
+    if (pr.p.narrow)
+        gemm_tf32<1>(smem, pr);
+    else
+        gemm_tf32<2>(smem, pr);
+}
+
 namespace cgt {
 
 // The left operand's tile [BM rows][BK] (k-inner, swizzled) of rows m0.., inner k0...
@@ -285,6 +345,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_gemm_f32(const float *
     simt(Forward<float>(X, W, Y, p, blockIdx.z));
 }
 
+extern "C" __global__ void __launch_bounds__(128, 2)
+    conv_gemm_tf32_f32(const float *X, const float *W, float *Y, ConvArgs p) {
+    tf32(Forward<float>(X, W, Y, p, blockIdx.z));
+}
+
 extern "C" __global__ void __launch_bounds__(128, 2) conv_gemm_f16(const __half *X, const __half *W, __half *Y, ConvArgs p) {
     cgt::forward<__half>(X, W, Y, p);
 }
@@ -297,6 +362,11 @@ extern "C" __global__ void __launch_bounds__(128, 2)
 extern "C" __global__ void __launch_bounds__(256, 2)
     conv_gemm_dgrad_f32(const float *DY, const float *W, float *DX, ConvArgs p) {
     simt(InputGrad<float>(DY, W, DX, p, blockIdx.z));
+}
+
+extern "C" __global__ void __launch_bounds__(128, 2)
+    conv_gemm_dgrad_tf32_f32(const float *DY, const float *W, float *DX, ConvArgs p) {
+    tf32(InputGrad<float>(DY, W, DX, p, blockIdx.z));
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)

@@ -10,6 +10,8 @@
 //
 // conv_wgrad_f32: SIMT 128x128x8 tiles, 32x128x8 with ConvArgs.narrow (conv_gemm.cuh's
 //   simt_stage).
+// conv_wgrad_tf32_f32 (f32 with TF32 allowed): tensor cores on inputs rounded to TF32, 64x128x16
+//   tiles (32-row narrow; conv_gemm.cuh's ctf), both operands through registers.
 // conv_wgrad_f16 / conv_wgrad_bf16: tensor cores, 64x128x32 tiles (32-row with ConvArgs.narrow;
 //   cgt::mma_stage), both operands fetched into registers before a tile's MMAs and stored to
 //   shared memory after.
@@ -111,6 +113,61 @@ __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float
         for (int j = 0; j < 8; ++j) store_partial(P, p, sp, m0 + simt_row<RM>(i), n0 + simt_col(j), acc[i][j]);
 }
 
+// The weight gradient in f32 on the tensor cores with TF32 inputs (conv_gemm.cuh's ctf): both
+// operands fetched into registers before a stage's MMAs and stored (rounded) after them.
+template <int MI>
+__device__ __forceinline__ void wgrad_tf32(float *smem, const float *X, const float *G, float *P, const ConvArgs &p,
+                                           uint32_t split_len, uint32_t splits) {
+    using ctf::BK;
+    using R = ctf::Rows<MI>;
+    float *As = smem;
+    float *Bs = smem + 2 * R::A_ELEMS;
+    const Split sp = split_of(p, split_len, splits);
+    const uint32_t m0 = blockIdx.y * R::BM, n0 = blockIdx.x * ctf::BN;
+    const float *gg = G + p.dense_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
+    const float *xg = X + p.view_offset + (uint64_t)sp.g * p.cg * p.view_strides[1];
+    // Gradient tile: element e = tid + l*THREADS at row e / BK, position e % BK. Column tile:
+    // thread n holds tap n0 + n at the BK positions.
+    const int n = threadIdx.x;
+    const bool tap_in = n0 + n < p.taps;
+    const Tap tap = tap_of(p, tap_in ? n0 + n : 0);
+    float ra[R::A_PER], rb[BK];
+    auto fetch = [&](uint32_t r0) {
+#pragma unroll
+        for (int l = 0; l < R::A_PER; ++l) {
+            const int e = n + l * ctf::THREADS;
+            const uint32_t o = m0 + e / BK, r = r0 + e % BK;
+            ra[l] = (o < p.og && r < sp.r_end) ? grad_at(gg, p, o, r) : 0.0f;
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            const uint32_t r = r0 + kk;
+            rb[kk] = (tap_in && r < sp.r_end) ? input_at(xg, p, tap, r) : 0.0f;
+        }
+    };
+    auto stash = [&](float *as, float *bs) {
+        ctf::stash_a<MI>(as, ra);
+        ctf::stash_column(bs, n, rb);
+    };
+    float acc[MI][ctf::NJ][4];
+    cgt::zero<MI>(acc);
+    const int KT = (int)((sp.r_end - sp.r_begin + BK - 1) / BK);
+    if (KT > 0) {
+        fetch(sp.r_begin);
+        stash(As, Bs);
+    }
+    __syncthreads();
+    for (int kt = 0; kt < KT; ++kt) {
+        const int cur = kt & 1;
+        const bool more = kt + 1 < KT;
+        if (more) fetch(sp.r_begin + (kt + 1) * BK);
+        ctf::mma_stage<MI>(acc, As + cur * R::A_ELEMS, Bs + cur * ctf::B_ELEMS);
+        if (more) stash(As + (cur ^ 1) * R::A_ELEMS, Bs + (cur ^ 1) * ctf::B_ELEMS);
+        __syncthreads();
+    }
+    cgt::for_each_acc<MI>(acc, [&](int row, int col, float v) { store_partial(P, p, sp, m0 + row, n0 + col, v); });
+}
+
 namespace cgt {
 template <int MI, typename T>
 __device__ __forceinline__ void wgrad(T *smem, const T *X, const T *G, float *P, const ConvArgs &p,
@@ -188,6 +245,15 @@ extern "C" __global__ void __launch_bounds__(256, 2)
         wgrad_simt<2>(X, G, P, p, split_len, splits);
     else
         wgrad_simt<8>(X, G, P, p, split_len, splits);
+}
+
+extern "C" __global__ void __launch_bounds__(128, 2)
+    conv_wgrad_tf32_f32(const float *X, const float *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits) {
+    __shared__ __align__(128) float smem[ctf::SMEM_ELEMS];
+    if (p.narrow)
+        wgrad_tf32<1>(smem, X, G, P, p, split_len, splits);
+    else
+        wgrad_tf32<2>(smem, X, G, P, p, split_len, splits);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)

@@ -48,6 +48,8 @@ pub struct CudaBackend {
     pub(crate) allocator: Arc<Allocator>,
     /// Whether `conv2d` runs the implicit-GEMM kernel (true) or im2col and a GEMM.
     implicit_conv: AtomicBool,
+    /// Whether f32 convolutions may run on the tensor cores in TF32 ([`Self::set_conv_tf32`]).
+    conv_tf32: AtomicBool,
     /// Whether f16/bf16 GEMMs may run the Hopper (wgmma) kernel ([`Self::set_wgmma_gemm`]).
     wgmma_on: AtomicBool,
     /// Whether this GPU runs the wgmma kernel correctly: decided once, at the first GEMM that
@@ -117,6 +119,7 @@ impl CudaBackend {
             deferred: DeferredChecks::default(),
             allocator: Arc::new(Allocator::new(loc)),
             implicit_conv: AtomicBool::new(true),
+            conv_tf32: AtomicBool::new(true),
             wgmma_on: AtomicBool::new(true),
             wgmma_ok: OnceLock::new(),
             stream: DeviceStream::new(loc)?,
@@ -135,6 +138,23 @@ impl CudaBackend {
     /// Whether convolutions run the implicit-GEMM kernels ([`Self::set_implicit_gemm_conv`]).
     pub fn implicit_gemm_conv(&self) -> bool {
         self.implicit_conv.load(Ordering::Relaxed)
+    }
+
+    /// Chooses whether f32 convolutions (forward, input and weight gradients, and
+    /// `conv_transpose2d`) on the implicit-GEMM kernels may run on the tensor cores with their
+    /// inputs rounded to TF32 (10 mantissa bits, f32's range; products summed in f32): `true`,
+    /// the default, as PyTorch's `torch.backends.cudnn.allow_tf32`, or `false` for full f32
+    /// products on the SIMT cores. TF32 multiplies several times faster; each product then
+    /// carries a relative error up to about 1e-3 (2^-11 from each input), as in PyTorch. f32
+    /// matrix products never use TF32 (PyTorch's `torch.backends.cuda.matmul.allow_tf32` is
+    /// off by default), nor do convolutions on the im2col path.
+    pub fn set_conv_tf32(&self, on: bool) {
+        self.conv_tf32.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether f32 convolutions may run in TF32 ([`Self::set_conv_tf32`]).
+    pub fn conv_tf32(&self) -> bool {
+        self.conv_tf32.load(Ordering::Relaxed)
     }
 
     /// Chooses whether f16/bf16 GEMMs whose operands TMA can load (16-byte aligned, one batch

@@ -362,24 +362,40 @@ pub fn fold2d(dtype: DType) -> Option<Kernel> {
     (is_float(dtype) || dtype == DType::I64).then(|| kernel(Family::Conv, "fold2d", "", dtype))
 }
 
-/// `conv_gemm_<dtype>` (implicit-GEMM convolution): f32, f16 and bf16.
-pub fn conv_gemm(dtype: DType) -> Option<Kernel> {
-    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
-        .then(|| kernel(Family::ConvGemm, "conv_gemm", "", dtype))
+/// Whether the implicit-GEMM convolution kernels take `dtype`: f32, f16 and bf16, or with
+/// `tf32` (f32 on the tensor cores, inputs rounded to TF32) f32 only.
+fn conv_dtype(dtype: DType, tf32: bool) -> bool {
+    match dtype {
+        DType::F32 => true,
+        DType::F16 | DType::BF16 => !tf32,
+        _ => false,
+    }
 }
 
-/// `conv_gemm_dgrad_<dtype>` (implicit-GEMM convolution input gradient): f32, f16 and bf16.
-pub fn conv_gemm_dgrad(dtype: DType) -> Option<Kernel> {
-    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
-        .then(|| kernel(Family::ConvGemm, "conv_gemm", "dgrad", dtype))
+/// `conv_gemm_<dtype>` (implicit-GEMM convolution): f32, f16 and bf16; with `tf32`,
+/// `conv_gemm_tf32_f32`.
+pub fn conv_gemm(dtype: DType, tf32: bool) -> Option<Kernel> {
+    let op = if tf32 { "tf32" } else { "" };
+    conv_dtype(dtype, tf32).then(|| kernel(Family::ConvGemm, "conv_gemm", op, dtype))
 }
 
-/// `conv_wgrad_<dtype>` (implicit-GEMM weight gradient into f32 partials) or, with `sum`,
-/// `conv_wgrad_sum_<dtype>` (the partials added and rounded): f32, f16 and bf16.
-pub fn conv_wgrad(sum: bool, dtype: DType) -> Option<Kernel> {
-    let op = if sum { "sum" } else { "" };
-    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
-        .then(|| kernel(Family::ConvWgrad, "conv_wgrad", op, dtype))
+/// `conv_gemm_dgrad_<dtype>` (implicit-GEMM convolution input gradient): f32, f16 and bf16;
+/// with `tf32`, `conv_gemm_dgrad_tf32_f32`.
+pub fn conv_gemm_dgrad(dtype: DType, tf32: bool) -> Option<Kernel> {
+    let op = if tf32 { "dgrad_tf32" } else { "dgrad" };
+    conv_dtype(dtype, tf32).then(|| kernel(Family::ConvGemm, "conv_gemm", op, dtype))
+}
+
+/// `conv_wgrad_<dtype>` (implicit-GEMM weight gradient into f32 partials; with `tf32`,
+/// `conv_wgrad_tf32_f32`) or, with `sum`, `conv_wgrad_sum_<dtype>` (the partials added and
+/// rounded, whichever kernel made them): f32, f16 and bf16.
+pub fn conv_wgrad(sum: bool, dtype: DType, tf32: bool) -> Option<Kernel> {
+    let op = match (sum, tf32) {
+        (true, _) => "sum",
+        (false, true) => "tf32",
+        (false, false) => "",
+    };
+    conv_dtype(dtype, tf32 && !sum).then(|| kernel(Family::ConvWgrad, "conv_wgrad", op, dtype))
 }
 
 /// `max_pool2d_<dtype>` or, with `backward`, `max_pool2d_backward_<dtype>`: floats.
@@ -512,12 +528,26 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(DType::ALL.iter().map(|&to| cast(dtype, to)));
         out.extend([false, true].iter().filter_map(|&l| channel(l, dtype)));
         out.extend([false, true].iter().filter_map(|&b| xent(b, dtype)));
+        for tf32 in [false, true] {
+            out.extend(conv_gemm(dtype, tf32));
+            out.extend(conv_gemm_dgrad(dtype, tf32));
+            out.extend(
+                [false, true]
+                    .iter()
+                    .filter_map(|&s| conv_wgrad(s, dtype, tf32)),
+            );
+        }
+        for backward in [false, true] {
+            out.extend(max_pool2d(backward, dtype));
+            out.extend(avg_pool2d(backward, dtype));
+        }
         out.extend(index_grad(dtype));
         out.extend(scatter_add_runs(dtype));
     }
     out.extend(["keys", "histogram", "scan", "scatter"].map(radix));
     out.push(scatter_claim());
     out.push(index_first_bad());
+    out.push(max_pool2d_check());
     out.push(philox_uniform());
     out.push(xent_first_bad());
     out.sort_by_key(Kernel::name);

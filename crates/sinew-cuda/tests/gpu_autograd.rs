@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{check, gpu, randn};
+use common::{FullF32Conv, check, gpu, randn};
 
 use sinew_tensor::{Conv2dConfig, DType, Device, Generator, Pool2dConfig, Result, Tensor};
 
@@ -98,6 +98,7 @@ fn mlp_784_64_10_gradients_match_the_cpu() {
 #[ignore = "needs a CUDA GPU"]
 fn cnn_gradients_match_the_cpu() {
     let dev = gpu();
+    let _f32 = FullF32Conv::new(&dev);
     let batch = 9;
     let x = randn(11, &[batch, 1, 14, 14], DType::F32);
     let y = labels(12, batch, 10);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{both, check, gpu, poison, randn};
+use common::{FullF32Conv, both, check, gpu, max_error, poison, randn};
 use sinew_tensor::{Conv2dConfig, DType, Device, Tensor, Unfold2d};
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
@@ -110,6 +110,7 @@ fn eps(dtype: DType) -> f64 {
 #[ignore = "needs a CUDA GPU"]
 fn conv2d_matches_the_cpu() {
     let dev = gpu();
+    let _f32 = FullF32Conv::new(&dev);
     // (kernel, stride, padding, dilation, groups) on a [3, 6, 17, 19] input.
     let configs = [
         ((3, 3), (1, 1), (0, 0), (1, 1), 1),
@@ -172,6 +173,44 @@ fn conv_and_grads(x: &Tensor, w: &Tensor, cfg: Conv2dConfig, round: DType) -> [T
     [y.detach(), x.grad().unwrap(), w.grad().unwrap()]
 }
 
+/// (kernel, stride, padding, dilation, groups) of the implicit-GEMM tests, on [2, 40, 12, 13]
+/// inputs with 72 output channels.
+const CONFIGS: [(Pair, Pair, Pair, Pair, usize); 7] = [
+    ((3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((3, 2), (2, 1), (1, 0), (2, 1), 2),
+    ((1, 1), (1, 1), (0, 0), (1, 1), 1),
+    ((5, 5), (1, 1), (2, 2), (1, 1), 4),
+    // Strided, dilation 1: the input gradient in phases (a ResNet downsampling 3x3, a 1x1
+    // shortcut whose odd positions no tap reaches, a 2x3 window at strides 3 and 2).
+    ((3, 3), (2, 2), (1, 1), (1, 1), 1),
+    ((1, 1), (2, 2), (0, 0), (1, 1), 2),
+    ((2, 3), (3, 2), (0, 1), (1, 1), 1),
+];
+
+/// The implicit-GEMM tests' input as `(name, cpu, gpu)`: contiguous, and a channels-last view
+/// (made on each device).
+fn implicit_inputs(dev: &Device, dtype: DType) -> [(&'static str, Tensor, Tensor); 2] {
+    let x = randn(60, &[2, 40, 12, 13], dtype);
+    let x_nhwc = randn(61, &[2, 12, 13, 40], dtype);
+    let nchw = |t: Tensor| t.permute(&[0, 3, 1, 2]).unwrap();
+    [
+        ("nchw", x.clone(), x.to_device(dev).unwrap()),
+        (
+            "nhwc view",
+            nchw(x_nhwc.clone()),
+            nchw(x_nhwc.to_device(dev).unwrap()),
+        ),
+    ]
+}
+
+/// The weight of the implicit-GEMM tests' config `i`.
+fn implicit_weight(i: usize, dtype: DType) -> Tensor {
+    let (kernel, _, _, _, groups) = CONFIGS[i];
+    randn(70 + i as u64, &[72, 40 / groups, kernel.0, kernel.1], dtype)
+        .mul_scalar(0.2)
+        .unwrap()
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
@@ -184,54 +223,30 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
     // 32-row tiles; one launch per stride phase without dilation) and the weight gradients by
     // conv_wgrad (two position splits).
     let dev = gpu();
+    let _f32 = FullF32Conv::new(&dev);
     let backend = sinew_cuda::CudaBackend::of(&dev).unwrap();
-    // (kernel, stride, padding, dilation, groups)
-    let configs = [
-        ((3, 3), (1, 1), (1, 1), (1, 1), 1),
-        ((3, 2), (2, 1), (1, 0), (2, 1), 2),
-        ((1, 1), (1, 1), (0, 0), (1, 1), 1),
-        ((5, 5), (1, 1), (2, 2), (1, 1), 4),
-        // Strided, dilation 1: the input gradient in phases (a ResNet downsampling 3x3, a 1x1
-        // shortcut whose odd positions no tap reaches, a 2x3 window at strides 3 and 2).
-        ((3, 3), (2, 2), (1, 1), (1, 1), 1),
-        ((1, 1), (2, 2), (0, 0), (1, 1), 2),
-        ((2, 3), (3, 2), (0, 1), (1, 1), 1),
-    ];
     for dtype in [DType::F32, DType::F16, DType::BF16] {
         let mut worst = 0.0f64;
-        let x = randn(60, &[2, 40, 12, 13], dtype);
-        let x_nhwc = randn(61, &[2, 12, 13, 40], dtype);
-        let x_view_gpu = x_nhwc
-            .to_device(&dev)
-            .unwrap()
-            .permute(&[0, 3, 1, 2])
-            .unwrap();
-        let x_view_cpu = x_nhwc.permute(&[0, 3, 1, 2]).unwrap();
-        for (i, (kernel, stride, padding, dilation, groups)) in configs.into_iter().enumerate() {
+        let inputs = implicit_inputs(&dev, dtype);
+        for (i, (_, stride, padding, dilation, groups)) in CONFIGS.into_iter().enumerate() {
             let cfg = Conv2dConfig {
                 stride,
                 padding,
                 dilation,
                 groups,
             };
-            let w = randn(70 + i as u64, &[72, 40 / groups, kernel.0, kernel.1], dtype)
-                .mul_scalar(0.2)
-                .unwrap();
+            let w = implicit_weight(i, dtype);
             let w_gpu = w.to_device(&dev).unwrap();
-            let inputs = [
-                ("nchw", x.clone(), x.to_device(&dev).unwrap()),
-                ("nhwc view", x_view_cpu.clone(), x_view_gpu.clone()),
-            ];
-            for (name, x_cpu, x_gpu) in inputs {
+            for (name, x_cpu, x_gpu) in inputs.iter() {
                 let what = format!("{dtype} {name} config {i}");
                 let f64_of = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-                let exact = conv_and_grads(&f64_of(&x_cpu), &f64_of(&w), cfg, dtype);
-                let cpu = conv_and_grads(&x_cpu, &w, cfg, dtype);
+                let exact = conv_and_grads(&f64_of(x_cpu), &f64_of(&w), cfg, dtype);
+                let cpu = conv_and_grads(x_cpu, &w, cfg, dtype);
                 // Input-sized blocks start as NaN: a position no phase writes shows up.
-                poison(&dev, x.elem_count() * dtype.size_in_bytes());
-                let implicit = conv_and_grads(&x_gpu, &w_gpu, cfg, dtype);
+                poison(&dev, x_cpu.elem_count() * dtype.size_in_bytes());
+                let implicit = conv_and_grads(x_gpu, &w_gpu, cfg, dtype);
                 backend.set_implicit_gemm_conv(false);
-                let im2col = conv_and_grads(&x_gpu, &w_gpu, cfg, dtype);
+                let im2col = conv_and_grads(x_gpu, &w_gpu, cfg, dtype);
                 backend.set_implicit_gemm_conv(true);
                 for (t, part) in ["output", "input grad", "weight grad"].iter().enumerate() {
                     let got = implicit[t].to_device(&Device::cpu()).unwrap();
@@ -257,6 +272,69 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
     }
 }
 
+/// `t` (f32) rounded to TF32 as `cvt.rna.tf32.f32` rounds it for the tensor cores: 10 mantissa
+/// bits, to nearest, ties away from zero; infinities and NaNs unchanged.
+fn tf32_rounded(t: &Tensor) -> Tensor {
+    let bits = |x: f32| {
+        let b = x.to_bits();
+        if b & 0x7f80_0000 == 0x7f80_0000 {
+            x
+        } else {
+            f32::from_bits((b + 0x1000) & 0xffff_e000)
+        }
+    };
+    let values: Vec<f32> = t.to_vec::<f32>().unwrap().into_iter().map(bits).collect();
+    Tensor::from_vec(values, t.shape().clone()).unwrap()
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn tf32_conv_rounds_its_inputs_and_sums_in_f32() {
+    // f32 convolutions with TF32 allowed (the default, as PyTorch's cudnn.allow_tf32) run the
+    // *_tf32_f32 kernels on the implicit-GEMM tests' shapes (64- and 32-row tiles, 16-deep
+    // stages, edges on every axis, the input-gradient phases, two weight-gradient splits). Each
+    // result must be the exact one of the TF32-rounded input and weight (the output gradient's
+    // cosines are f16 values, exact in TF32) up to f32 accumulation, and differ from the exact
+    // result of the unrounded operands by about TF32's rounding, which shows the tensor cores ran.
+    let dev = gpu();
+    assert!(sinew_cuda::CudaBackend::of(&dev).unwrap().conv_tf32());
+    let (mut worst, mut rounding) = (0.0f64, 0.0f64);
+    let inputs = implicit_inputs(&dev, DType::F32);
+    for (i, (_, stride, padding, dilation, groups)) in CONFIGS.into_iter().enumerate() {
+        let cfg = Conv2dConfig {
+            stride,
+            padding,
+            dilation,
+            groups,
+        };
+        let w = implicit_weight(i, DType::F32);
+        let w_gpu = w.to_device(&dev).unwrap();
+        for (name, x_cpu, x_gpu) in inputs.iter() {
+            let f64_of = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+            let exact = conv_and_grads(&f64_of(x_cpu), &f64_of(&w), cfg, DType::F16);
+            let (x_tf32, w_tf32) = (tf32_rounded(x_cpu), tf32_rounded(&w));
+            let of_tf32 = conv_and_grads(&f64_of(&x_tf32), &f64_of(&w_tf32), cfg, DType::F16);
+            poison(&dev, x_cpu.elem_count() * 4);
+            let got = conv_and_grads(x_gpu, &w_gpu, cfg, DType::F16);
+            for (t, part) in ["output", "input grad", "weight grad"].iter().enumerate() {
+                let got = got[t].to_device(&Device::cpu()).unwrap();
+                let what = format!("tf32 conv2d {name} config {i} {part}");
+                let f32_of = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+                worst = worst.max(check(&what, &f32_of(&of_tf32[t]), &got, 3e-5));
+                rounding = rounding.max(max_error(&f32_of(&exact[t]), &got));
+            }
+        }
+    }
+    println!(
+        "TF32 conv2d: max error {worst:e} against the rounded operands' exact result, \
+         {rounding:e} against the unrounded ones'"
+    );
+    assert!(
+        (1e-4..2e-2).contains(&rounding),
+        "TF32 results differ from the exact f32 ones by {rounding:e}: not TF32's rounding"
+    );
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn implicit_gemm_conv_needs_no_column_buffer() {
@@ -265,6 +343,7 @@ fn implicit_gemm_conv_needs_no_column_buffer() {
     // transposed copy of the output), the implicit GEMM none; everything else (input, output,
     // gradients, 1.2 MB together, and the weight gradient's partial sums) is shared.
     let dev = gpu();
+    let _f32 = FullF32Conv::new(&dev);
     let backend = sinew_cuda::CudaBackend::of(&dev).unwrap();
     let x = randn(80, &[4, 32, 24, 24], DType::F32)
         .to_device(&dev)
@@ -307,6 +386,7 @@ fn conv_transpose2d_matches_the_cpu() {
     // Forward by the implicit-GEMM input-gradient kernel, backward by the forward and
     // weight-gradient kernels; stride 2 with output padding, dilation and groups.
     let dev = gpu();
+    let _f32 = FullF32Conv::new(&dev);
     // (stride, padding, dilation, groups, output_padding)
     let configs = [
         ((2, 2), (1, 1), (1, 1), 1, (1, 1)),

@@ -20,7 +20,10 @@ NAMES = [
     "resnet18 step b128 f32", "resnet18 step b128 mixed",
     "vgg16 step b128 f32", "vgg16 step b128 mixed",
     "resnet18 infer b128 f32", "resnet18 infer b128 mixed",
+    # Full-f32 convolutions (cudnn.allow_tf32 off; on by default, as in Sinew).
+    "conv 64c 32x32 b128 f+b no-tf32", "resnet18 step b128 f32 no-tf32",
 ]
+NO_TF32 = " no-tf32"
 
 
 def heavy(name):
@@ -117,9 +120,22 @@ MODELS = {"mlp": (mlp, (1, 28, 28)), "lenet5": (lenet5, (1, 28, 28)),
 
 
 def run(name, device, quick):
-    warm, reps = plan(name, device, quick)
+    if name.endswith(NO_TF32):
+        before = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False
+        try:
+            run_workload(name, name[:-len(NO_TF32)], device, quick)
+        finally:
+            torch.backends.cudnn.allow_tf32 = before
+    else:
+        run_workload(name, name, device, quick)
+
+
+def run_workload(name, base, device, quick):
+    """Runs workload `base`, printing its line as `name`."""
+    warm, reps = plan(base, device, quick)
     torch.manual_seed(0)
-    words = name.split(" ")
+    words = base.split(" ")
     if words[0] == "gemm":
         n = 64 if quick else int(words[2])
         dtype = torch.float16 if words[1] == "f16" else torch.float32

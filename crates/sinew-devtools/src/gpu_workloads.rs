@@ -14,7 +14,7 @@ use sinew_tensor::{DType, Device, Error, Generator, Result, Tensor, autocast, ma
 use crate::cpu_workloads::{Stats, format_line, median};
 
 /// The workload names, in table order.
-pub const NAMES: [&str; 28] = [
+pub const NAMES: [&str; 30] = [
     "gemm f32 1024",
     "gemm f32 2048",
     "gemm f32 4096",
@@ -44,6 +44,8 @@ pub const NAMES: [&str; 28] = [
     "resnet18 step b128 mixed im2col",
     "gemm f16 2048 mma.sync",
     "gemm f16 4096 mma.sync",
+    "conv 64c 32x32 b128 f+b no-tf32",
+    "resnet18 step b128 f32 no-tf32",
 ];
 
 /// The suffix of a workload that runs with the GPU's convolutions on im2col and a GEMM
@@ -54,6 +56,10 @@ const IM2COL: &str = " im2col";
 /// GPU would run the wgmma one (the side-by-side comparison of the two).
 const MMA_SYNC: &str = " mma.sync";
 
+/// The suffix of a workload whose f32 convolutions run in full f32 instead of TF32 (PyTorch's
+/// default and ours: `CudaBackend::set_conv_tf32`), the side-by-side comparison of the two.
+const NO_TF32: &str = " no-tf32";
+
 /// Whether a workload is cheap enough for the CPU column by default (the whole-model steps at
 /// batch 128 take seconds per run on a CPU).
 pub fn cheap_on_cpu(name: &str) -> bool {
@@ -62,7 +68,8 @@ pub fn cheap_on_cpu(name: &str) -> bool {
         || name.ends_with("4096")
         || name.ends_with("4095")
         || name.ends_with(IM2COL)
-        || name.ends_with(MMA_SYNC))
+        || name.ends_with(MMA_SYNC)
+        || name.ends_with(NO_TF32))
 }
 
 /// Run counts: the real ones, or one untimed and one timed run in `quick` mode (where the
@@ -124,41 +131,71 @@ fn unknown(name: &str) -> Error {
     Error::invalid("bench", format!("unknown workload {name:?}"))
 }
 
+/// The GPU's kernel choices a workload runs under (each on by default; the CPU has one kernel
+/// for each).
+#[derive(Clone, Copy, Debug)]
+struct Choices {
+    /// Implicit-GEMM convolutions (off: im2col and a GEMM).
+    implicit_conv: bool,
+    /// The wgmma GEMM on a Hopper GPU (off: `mma.sync`).
+    wgmma: bool,
+    /// TF32 f32 convolutions (off: full f32).
+    tf32: bool,
+}
+
 /// Runs workload `name` on `device` and returns its line in the reference format.
 pub fn run(name: &str, device: &Device, quick: bool) -> Result<String> {
-    // (base workload, implicit-GEMM convolutions, wgmma GEMMs) of a comparison row.
-    let (base, implicit_conv, wgmma) = if let Some(base) = name.strip_suffix(IM2COL) {
-        (base, false, true)
+    let on = Choices {
+        implicit_conv: true,
+        wgmma: true,
+        tf32: true,
+    };
+    // (base workload, kernel choices) of a comparison row.
+    let (base, choices) = if let Some(base) = name.strip_suffix(IM2COL) {
+        let implicit_conv = false;
+        (
+            base,
+            Choices {
+                implicit_conv,
+                ..on
+            },
+        )
     } else if let Some(base) = name.strip_suffix(MMA_SYNC) {
-        (base, true, false)
+        (base, Choices { wgmma: false, ..on })
+    } else if let Some(base) = name.strip_suffix(NO_TF32) {
+        (base, Choices { tf32: false, ..on })
     } else {
         return run_workload(name, device, quick);
     };
-    let line = with_kernel_choices(device, implicit_conv, wgmma, || {
-        run_workload(base, device, quick)
-    })?;
+    let line = with_kernel_choices(device, choices, || run_workload(base, device, quick))?;
     Ok(line.replacen(base, name, 1))
 }
 
-/// Runs `f` with the GPU's implicit-GEMM convolutions and wgmma GEMMs switched on or off (no
-/// switches elsewhere: the CPU has one kernel for each).
+/// Runs `f` under the GPU kernel `choices` (no switches elsewhere: the CPU has one kernel for
+/// each), restoring the GPU's own after.
 fn with_kernel_choices<R>(
     device: &Device,
-    implicit_conv: bool,
-    wgmma: bool,
+    choices: Choices,
     f: impl FnOnce() -> Result<R>,
 ) -> Result<R> {
     #[cfg(feature = "cuda")]
     if let Some(backend) = sinew_cuda::CudaBackend::of(device) {
-        let before = (backend.implicit_gemm_conv(), backend.wgmma_gemm());
-        backend.set_implicit_gemm_conv(implicit_conv);
-        backend.set_wgmma_gemm(wgmma);
+        let set = |c: Choices| {
+            backend.set_implicit_gemm_conv(c.implicit_conv);
+            backend.set_wgmma_gemm(c.wgmma);
+            backend.set_conv_tf32(c.tf32);
+        };
+        let before = Choices {
+            implicit_conv: backend.implicit_gemm_conv(),
+            wgmma: backend.wgmma_gemm(),
+            tf32: backend.conv_tf32(),
+        };
+        set(choices);
         let result = f();
-        backend.set_implicit_gemm_conv(before.0);
-        backend.set_wgmma_gemm(before.1);
+        set(before);
         return result;
     }
-    let _ = (device, implicit_conv, wgmma);
+    let _ = (device, choices);
     f()
 }
 
@@ -370,12 +407,17 @@ mod tests {
     }
 
     #[test]
-    fn im2col_variants_run_under_their_own_name() {
-        let name = "conv 64c 32x32 b128 f+b im2col";
-        let line = run(name, &Device::cpu(), true).unwrap();
-        let parsed = parse_line(&line).unwrap();
-        assert_eq!(parsed.name, name);
-        assert!(parsed.extra.ends_with("TFLOP/s"), "{line}");
+    fn comparison_variants_run_under_their_own_name() {
+        for name in [
+            "conv 64c 32x32 b128 f+b im2col",
+            "conv 64c 32x32 b128 f+b no-tf32",
+            "gemm f16 2048 mma.sync",
+        ] {
+            let line = run(name, &Device::cpu(), true).unwrap();
+            let parsed = parse_line(&line).unwrap();
+            assert_eq!(parsed.name, name);
+            assert!(parsed.extra.ends_with("TFLOP/s"), "{line}");
+        }
     }
 
     #[test]
@@ -388,6 +430,6 @@ mod tests {
     #[test]
     fn only_whole_models_4096_4095_and_comparison_rows_skip_the_cpu() {
         let skipped: Vec<_> = NAMES.iter().filter(|n| !cheap_on_cpu(n)).collect();
-        assert_eq!(skipped.len(), 17, "{skipped:?}");
+        assert_eq!(skipped.len(), 19, "{skipped:?}");
     }
 }

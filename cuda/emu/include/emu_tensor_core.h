@@ -3,7 +3,8 @@
 // addresses; the high bits, the same for the one shared array of a kernel, are kept aside.
 // ldmatrix and mma.sync are warp-collective: each lane gathers the whole warp's operands and
 // computes its own part with the fragment layouts of the PTX ISA (m8n8 .b16 matrices; m16n8k16
-// with row-major A and column-major B, f32 accumulators), accumulating in k order.
+// f16/bf16 and m16n8k8 TF32 with row-major A and column-major B, f32 accumulators), accumulating
+// in k order.
 
 inline uint64_t &emu_shared_high() {
     static uint64_t high = ~0ull;
@@ -89,3 +90,44 @@ template <typename T> struct Mma {
         }
     }
 };
+
+// cvt.rna.tf32.f32: the 13 low mantissa bits rounded off (to nearest, ties away from zero: half
+// a TF32 unit added to the magnitude, then truncated); infinities and NaNs unchanged.
+inline float tf32_round(float x) {
+    uint32_t b;
+    std::memcpy(&b, &x, 4);
+    if ((b & 0x7f800000u) != 0x7f800000u) b = (b + 0x1000u) & 0xffffe000u;
+    std::memcpy(&x, &b, 4);
+    return x;
+}
+
+inline float emu_f32_of(uint32_t bits) {
+    float v;
+    std::memcpy(&v, &bits, 4);
+    return v;
+}
+
+// d (16x8, f32) += a (16x8 TF32) * b (8x8 TF32) over the warp: a0..a3 hold (g, t), (g + 8, t),
+// (g, t + 4), (g + 8, t + 4); b0, b1 hold (k t, n g), (k t + 4, n g); d as in Mma above.
+inline void mma_tf32(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    uint64_t mine[3] = {(uint64_t)a[0] | ((uint64_t)a[1] << 32), (uint64_t)a[2] | ((uint64_t)a[3] << 32),
+                        (uint64_t)b0 | ((uint64_t)b1 << 32)};
+    uint64_t all[32 * 3];
+    emu::gather(mine, 3, all);
+    float A[16][8], B[8][8];
+    for (uint32_t l = 0; l < 32; ++l) {
+        const uint32_t g = l >> 2, t = l & 3u;
+        const uint32_t regs[4] = {(uint32_t)all[l * 3], (uint32_t)(all[l * 3] >> 32), (uint32_t)all[l * 3 + 1],
+                                  (uint32_t)(all[l * 3 + 1] >> 32)};
+        for (int j = 0; j < 4; ++j) A[g + (j & 1 ? 8 : 0)][t + (j & 2 ? 4 : 0)] = emu_f32_of(regs[j]);
+        B[t][g] = emu_f32_of((uint32_t)all[l * 3 + 2]);
+        B[t + 4][g] = emu_f32_of((uint32_t)(all[l * 3 + 2] >> 32));
+    }
+    const uint32_t lane = emu::lane(), g = lane >> 2, t = lane & 3u;
+    for (int j = 0; j < 4; ++j) {
+        const uint32_t row = g + (j & 2 ? 8 : 0), col = 2 * t + (j & 1);
+        float acc = d[j];
+        for (int k = 0; k < 8; ++k) acc += A[row][k] * B[k][col];
+        d[j] = acc;
+    }
+}

@@ -2,8 +2,9 @@
 //! no im2col buffer and the output written straight into `[n, o, oh, ow]`.
 //!
 //! The input is read in place through its strides; the weight must be a contiguous
-//! `[o, c/groups, kh, kw]` (a strided weight is copied first). f32 runs on the SIMT kernel,
-//! f16 and bf16 on the tensor cores (f32 accumulation, one rounding per output). The input
+//! `[o, c/groups, kh, kw]` (a strided weight is copied first). f16 and bf16 run on the tensor
+//! cores (f32 accumulation, one rounding per output); f32 too, in TF32, while
+//! [`CudaBackend::set_conv_tf32`] allows it (the default), else on the SIMT kernel. The input
 //! gradient runs one launch per phase of the stride ([`super::conv_phase`]).
 
 use sinew_tensor::{DType, Error, Layout, Result, Unfold2d};
@@ -59,7 +60,8 @@ impl ConvArgs {
     }
 }
 
-/// Product columns per block (both kernels) and output channels per block (f32, tensor cores).
+/// Product columns per block (every kernel) and output channels per block (f32 on the SIMT
+/// cores, tensor cores).
 const TILE_N: usize = 128;
 const TILE_M_SIMT: usize = 128;
 const TILE_M_TC: usize = 64;
@@ -232,14 +234,21 @@ pub(crate) fn contiguous<'a>(
     Ok((copied.insert(cast::copy_strided(dev, view.0, view.1)?), 0))
 }
 
-/// Rows (channels) per block and threads per block of the kernels for `dtype` when the
-/// product has `rows` rows per group: 32-row tiles for 32 rows or fewer (ResNet-20's 16- and
-/// 32-channel stages), wasting less of each tile.
-pub(crate) fn tiling(dtype: DType, rows: usize) -> (usize, u32) {
-    let threads = if dtype == DType::F32 { 256 } else { 128 };
+/// Whether a convolution of `dtype` runs on the tensor cores: f16 and bf16 always, f32 in TF32
+/// while [`CudaBackend::set_conv_tf32`] allows it.
+pub(crate) fn tf32(dev: &CudaBackend, dtype: DType) -> bool {
+    dtype == DType::F32 && dev.conv_tf32()
+}
+
+/// Rows (channels) per block and threads per block of the kernels for `dtype` (`tf32`: f32 on
+/// the tensor cores) when the product has `rows` rows per group: 32-row tiles for 32 rows or
+/// fewer (ResNet-20's 16- and 32-channel stages), wasting less of each tile.
+pub(crate) fn tiling(dtype: DType, tf32: bool, rows: usize) -> (usize, u32) {
+    let simt = dtype == DType::F32 && !tf32;
+    let threads = if simt { 256 } else { 128 };
     if rows <= TILE_M_NARROW {
         (TILE_M_NARROW, threads)
-    } else if dtype == DType::F32 {
+    } else if simt {
         (TILE_M_SIMT, threads)
     } else {
         (TILE_M_TC, threads)
@@ -281,7 +290,8 @@ pub(crate) fn conv2d(
 ) -> Result<Option<CudaStorage>> {
     const OP: &str = "conv2d";
     let dtype = x.0.dtype_of();
-    let Some(kernel) = applicable(dev, spec, names::conv_gemm(dtype)) else {
+    let tf32 = tf32(dev, dtype);
+    let Some(kernel) = applicable(dev, spec, names::conv_gemm(dtype, tf32)) else {
         return Ok(None);
     };
     same_dtype(OP, dtype, w.0)?;
@@ -290,14 +300,15 @@ pub(crate) fn conv2d(
     if shape.cols * shape.out == 0 {
         return Ok(Some(out));
     }
-    // The kernel reads the weight as contiguous rows of `taps` elements.
+    // The kernel reads the weight as contiguous rows of `taps` elements (16 bytes at a time in
+    // f16/bf16 where the rows allow it).
     let mut copied = None;
     let (wst, w_offset) = contiguous(dev, w, &mut copied)?;
     let bytes = dtype.size_in_bytes() as u64;
     let vector = dtype != DType::F32
         && shape.taps.is_multiple_of(8)
         && (wst.device_ptr() + w_offset as u64 * bytes).is_multiple_of(16);
-    let (tile_m, threads) = tiling(dtype, shape.out / groups);
+    let (tile_m, threads) = tiling(dtype, tf32, shape.out / groups);
     let args = shape.args(x.1, w_offset, vector, tile_m);
     let cfg = LaunchConfig {
         grid: ConvShape::grid(OP, spec, (shape.out / groups, shape.cols), tile_m, groups)?,
@@ -320,7 +331,8 @@ pub(crate) fn conv2d_input_grad(
 ) -> Result<Option<CudaStorage>> {
     const OP: &str = "conv2d input gradient";
     let dtype = g.0.dtype_of();
-    let Some(kernel) = applicable(dev, spec, names::conv_gemm_dgrad(dtype)) else {
+    let tf32 = tf32(dev, dtype);
+    let Some(kernel) = applicable(dev, spec, names::conv_gemm_dgrad(dtype, tf32)) else {
         return Ok(None);
     };
     same_dtype(OP, dtype, w.0)?;
@@ -350,7 +362,7 @@ pub(crate) fn conv2d_input_grad(
     }
     let mut copied = None;
     let (wst, w_offset) = contiguous(dev, w, &mut copied)?;
-    let (tile_m, threads) = tiling(dtype, spec.c / groups);
+    let (tile_m, threads) = tiling(dtype, tf32, spec.c / groups);
     let args = shape.args(g.1, w_offset, false, tile_m);
     let (gp, wp, xp) = (g.0.device_ptr(), wst.device_ptr(), out.device_ptr());
     for phase in phases.iter().filter(|p| p.has_taps()) {

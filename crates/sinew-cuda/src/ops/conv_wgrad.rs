@@ -4,7 +4,7 @@
 
 use sinew_tensor::{DType, Layout, Result, Unfold2d};
 
-use super::conv_gemm::{ConvShape, applicable, contiguous, same_dtype, tiling};
+use super::conv_gemm::{ConvShape, applicable, contiguous, same_dtype, tf32, tiling};
 use super::{LaunchConfig, count_u32};
 use crate::device::CudaBackend;
 use crate::names;
@@ -36,9 +36,10 @@ pub(crate) fn conv2d_weight_grad(
 ) -> Result<Option<CudaStorage>> {
     const OP: &str = "conv2d weight gradient";
     let dtype = g.0.dtype_of();
+    let tf32 = tf32(dev, dtype);
     let (Some(kernel), Some(sum)) = (
-        applicable(dev, spec, names::conv_wgrad(false, dtype)),
-        names::conv_wgrad(true, dtype),
+        applicable(dev, spec, names::conv_wgrad(false, dtype, tf32)),
+        names::conv_wgrad(true, dtype, tf32),
     ) else {
         return Ok(None);
     };
@@ -63,7 +64,7 @@ pub(crate) fn conv2d_weight_grad(
     let mut copied = None;
     let (gst, g_offset) = contiguous(dev, g, &mut copied)?;
     let per_group = shape.out / groups;
-    let (tile_m, threads) = tiling(dtype, per_group);
+    let (tile_m, threads) = tiling(dtype, tf32, per_group);
     let tiles = shape.taps.div_ceil(128) * per_group.div_ceil(tile_m) * groups;
     let (split_len, count) = splits(shape.cols, tiles, dev.multiprocessors() as usize);
     let depth = groups * count;

@@ -12,6 +12,29 @@ pub fn gpu() -> Device {
     Device::cuda(0).expect("needs a CUDA GPU")
 }
 
+/// Full-f32 convolutions while it lives (TF32 off: [`sinew_cuda::CudaBackend::set_conv_tf32`]),
+/// for comparisons with the CPU at f32 tolerances; dropping it restores the default (TF32 on),
+/// also when a failed assertion unwinds.
+pub struct FullF32Conv(Device);
+
+impl FullF32Conv {
+    /// Switches TF32 convolutions off on `dev`.
+    pub fn new(dev: &Device) -> Self {
+        sinew_cuda::CudaBackend::of(dev)
+            .expect("a CUDA device")
+            .set_conv_tf32(false);
+        FullF32Conv(dev.clone())
+    }
+}
+
+impl Drop for FullF32Conv {
+    fn drop(&mut self) {
+        if let Some(backend) = sinew_cuda::CudaBackend::of(&self.0) {
+            backend.set_conv_tf32(true);
+        }
+    }
+}
+
 /// Standard-normal values of `dtype` on the CPU, from a fixed seed.
 pub fn randn(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
     let t = Generator::new(seed)
