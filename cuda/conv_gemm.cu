@@ -169,17 +169,8 @@ template <int RM, class Prob> __device__ __forceinline__ void gemm_simt(const Pr
     for (int i = 0; i < RM; ++i)
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
-    const int KT = (int)((pr.inner + 7) / 8);
-    fetch(0);
-    stash(0);
-    __syncthreads();
-    for (int kt = 0; kt < KT; ++kt) {
-        const int buf = kt & 1;
-        if (kt + 1 < KT) fetch((kt + 1) * 8);
-        simt_stage<RM, BM>(acc, As[buf], Bs[buf]);
-        if (kt + 1 < KT) stash(buf ^ 1);
-        __syncthreads();
-    }
+    run_stages((int)((pr.inner + 7) / 8), 0, 8, fetch, stash,
+               [&](int buf) { simt_stage<RM, BM>(acc, As[buf], Bs[buf]); });
 #pragma unroll
     for (int i = 0; i < RM; ++i)
 #pragma unroll
@@ -220,24 +211,14 @@ template <int MI, class Prob> __device__ __forceinline__ void gemm_tf32(float *s
             advance(pr.p, t);
         }
     };
-    auto stash = [&](float *as, float *bs) {
-        ctf::stash_a<MI>(as, ra);
-        ctf::stash_column(bs, n, rb);
+    auto stash = [&](int buf) {
+        ctf::stash_a<MI>(As + buf * R::A_ELEMS, ra);
+        ctf::stash_column(Bs + buf * ctf::B_ELEMS, n, rb);
     };
     float acc[MI][ctf::NJ][4];
     cgt::zero<MI>(acc);
-    const int KT = (int)((pr.inner + BK - 1) / BK);
-    fetch(0);
-    stash(As, Bs);
-    __syncthreads();
-    for (int kt = 0; kt < KT; ++kt) {
-        const int cur = kt & 1;
-        const bool more = kt + 1 < KT;
-        if (more) fetch((kt + 1) * BK);
-        ctf::mma_stage<MI>(acc, As + cur * R::A_ELEMS, Bs + cur * ctf::B_ELEMS);
-        if (more) stash(As + (cur ^ 1) * R::A_ELEMS, Bs + (cur ^ 1) * ctf::B_ELEMS);
-        __syncthreads();
-    }
+    run_stages((int)((pr.inner + BK - 1) / BK), 0, BK, fetch, stash,
+               [&](int buf) { ctf::mma_stage<MI>(acc, As + buf * R::A_ELEMS, Bs + buf * ctf::B_ELEMS); });
     cgt::for_each_acc<MI>(acc, [&](int row, int col, float v) { pr.store(m0 + row, n0 + col, v); });
 }
 

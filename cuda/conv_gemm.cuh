@@ -51,6 +51,28 @@ __device__ __forceinline__ void advance(const ConvArgs &p, Tap &t) {
     }
 }
 
+// Runs the `stages` stages of a product whose tiles go through registers into double-buffered
+// shared memory: fetch(k0) loads the stage that starts at inner index k0 (first + stage * depth)
+// into registers, stash(buf) stores them into buffer buf (0 or 1), multiply(buf) adds buffer
+// buf's product to the accumulators. A stage's loads are in flight while the one before it
+// multiplies; the barrier after each stage frees its buffer for the stage after next.
+template <class Fetch, class Stash, class Multiply>
+__device__ __forceinline__ void run_stages(int stages, uint32_t first, uint32_t depth, Fetch fetch, Stash stash,
+                                           Multiply multiply) {
+    if (stages > 0) {
+        fetch(first);
+        stash(0);
+    }
+    __syncthreads();
+    for (int kt = 0; kt < stages; ++kt) {
+        const bool more = kt + 1 < stages;
+        if (more) fetch(first + (kt + 1) * depth);
+        multiply(kt & 1);
+        if (more) stash((kt + 1) & 1);
+        __syncthreads();
+    }
+}
+
 // The tensor-core kernels' tiles: 32*MI rows (k-inner, swizzled) by 128 columns (k-outer,
 // swizzled) by 32 of the inner size, 4 warps of 16*MI x 64 outputs. MI = 2 (64 rows), or 1
 // (32 rows, ConvArgs.narrow) when the rows (channels) are few, so less of a tile is wasted.

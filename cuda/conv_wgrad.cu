@@ -94,19 +94,8 @@ __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float
     for (int i = 0; i < RM; ++i)
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
-    const int KT = (int)((sp.r_end - sp.r_begin + 7) / 8);
-    if (KT > 0) {
-        fetch(sp.r_begin);
-        stash(0);
-    }
-    __syncthreads();
-    for (int kt = 0; kt < KT; ++kt) {
-        const int buf = kt & 1;
-        if (kt + 1 < KT) fetch(sp.r_begin + (kt + 1) * 8);
-        simt_stage<RM, BM + 4>(acc, As[buf], Bs[buf]);
-        if (kt + 1 < KT) stash(buf ^ 1);
-        __syncthreads();
-    }
+    run_stages((int)((sp.r_end - sp.r_begin + 7) / 8), sp.r_begin, 8, fetch, stash,
+               [&](int buf) { simt_stage<RM, BM + 4>(acc, As[buf], Bs[buf]); });
 #pragma unroll
     for (int i = 0; i < RM; ++i)
 #pragma unroll
@@ -145,26 +134,14 @@ __device__ __forceinline__ void wgrad_tf32(float *smem, const float *X, const fl
             rb[kk] = (tap_in && r < sp.r_end) ? input_at(xg, p, tap, r) : 0.0f;
         }
     };
-    auto stash = [&](float *as, float *bs) {
-        ctf::stash_a<MI>(as, ra);
-        ctf::stash_column(bs, n, rb);
+    auto stash = [&](int buf) {
+        ctf::stash_a<MI>(As + buf * R::A_ELEMS, ra);
+        ctf::stash_column(Bs + buf * ctf::B_ELEMS, n, rb);
     };
     float acc[MI][ctf::NJ][4];
     cgt::zero<MI>(acc);
-    const int KT = (int)((sp.r_end - sp.r_begin + BK - 1) / BK);
-    if (KT > 0) {
-        fetch(sp.r_begin);
-        stash(As, Bs);
-    }
-    __syncthreads();
-    for (int kt = 0; kt < KT; ++kt) {
-        const int cur = kt & 1;
-        const bool more = kt + 1 < KT;
-        if (more) fetch(sp.r_begin + (kt + 1) * BK);
-        ctf::mma_stage<MI>(acc, As + cur * R::A_ELEMS, Bs + cur * ctf::B_ELEMS);
-        if (more) stash(As + (cur ^ 1) * R::A_ELEMS, Bs + (cur ^ 1) * ctf::B_ELEMS);
-        __syncthreads();
-    }
+    run_stages((int)((sp.r_end - sp.r_begin + BK - 1) / BK), sp.r_begin, BK, fetch, stash,
+               [&](int buf) { ctf::mma_stage<MI>(acc, As + buf * R::A_ELEMS, Bs + buf * ctf::B_ELEMS); });
     cgt::for_each_acc<MI>(acc, [&](int row, int col, float v) { store_partial(P, p, sp, m0 + row, n0 + col, v); });
 }
 
@@ -200,7 +177,8 @@ __device__ __forceinline__ void wgrad(T *smem, const T *X, const T *G, float *P,
             rb[kk] = (tap_in && r < sp.r_end) ? input_at(xg, p, tap, r) : T(0.0f);
         }
     };
-    auto stash = [&](T *as, T *bs) {
+    auto stash = [&](int buf) {
+        T *as = As + buf * A_ELEMS, *bs = Bs + buf * B_ELEMS;
 #pragma unroll
         for (int l = 0; l < A_PER; ++l) {
             const int e = n + l * THREADS, kk = e & 31;
@@ -211,20 +189,8 @@ __device__ __forceinline__ void wgrad(T *smem, const T *X, const T *G, float *P,
     };
     float acc[MI][NJ][4];
     zero<MI>(acc);
-    const int KT = (int)((sp.r_end - sp.r_begin + BK - 1) / BK);
-    if (KT > 0) {
-        fetch(sp.r_begin);
-        stash(As, Bs);
-    }
-    __syncthreads();
-    for (int kt = 0; kt < KT; ++kt) {
-        const int cur = kt & 1;
-        const bool more = kt + 1 < KT;
-        if (more) fetch(sp.r_begin + (kt + 1) * BK);
-        mma_stage<MI, T>(acc, As + cur * A_ELEMS, Bs + cur * B_ELEMS);
-        if (more) stash(As + (cur ^ 1) * A_ELEMS, Bs + (cur ^ 1) * B_ELEMS);
-        __syncthreads();
-    }
+    run_stages((int)((sp.r_end - sp.r_begin + BK - 1) / BK), sp.r_begin, BK, fetch, stash,
+               [&](int buf) { mma_stage<MI, T>(acc, As + buf * A_ELEMS, Bs + buf * B_ELEMS); });
     for_each_acc<MI>(acc, [&](int row, int col, float v) { store_partial(P, p, sp, m0 + row, n0 + col, v); });
 }
 

@@ -203,12 +203,19 @@ fn implicit_inputs(dev: &Device, dtype: DType) -> [(&'static str, Tensor, Tensor
     ]
 }
 
-/// The weight of the implicit-GEMM tests' config `i`.
-fn implicit_weight(i: usize, dtype: DType) -> Tensor {
-    let (kernel, _, _, _, groups) = CONFIGS[i];
-    randn(70 + i as u64, &[72, 40 / groups, kernel.0, kernel.1], dtype)
+/// The implicit-GEMM tests' config `i` and its weight.
+fn implicit_case(i: usize, dtype: DType) -> (Conv2dConfig, Tensor) {
+    let (kernel, stride, padding, dilation, groups) = CONFIGS[i];
+    let cfg = Conv2dConfig {
+        stride,
+        padding,
+        dilation,
+        groups,
+    };
+    let w = randn(70 + i as u64, &[72, 40 / groups, kernel.0, kernel.1], dtype)
         .mul_scalar(0.2)
-        .unwrap()
+        .unwrap();
+    (cfg, w)
 }
 
 #[test]
@@ -228,14 +235,8 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
     for dtype in [DType::F32, DType::F16, DType::BF16] {
         let mut worst = 0.0f64;
         let inputs = implicit_inputs(&dev, dtype);
-        for (i, (_, stride, padding, dilation, groups)) in CONFIGS.into_iter().enumerate() {
-            let cfg = Conv2dConfig {
-                stride,
-                padding,
-                dilation,
-                groups,
-            };
-            let w = implicit_weight(i, dtype);
+        for i in 0..CONFIGS.len() {
+            let (cfg, w) = implicit_case(i, dtype);
             let w_gpu = w.to_device(&dev).unwrap();
             for (name, x_cpu, x_gpu) in inputs.iter() {
                 let what = format!("{dtype} {name} config {i}");
@@ -300,14 +301,8 @@ fn tf32_conv_rounds_its_inputs_and_sums_in_f32() {
     assert!(sinew_cuda::CudaBackend::of(&dev).unwrap().conv_tf32());
     let (mut worst, mut rounding) = (0.0f64, 0.0f64);
     let inputs = implicit_inputs(&dev, DType::F32);
-    for (i, (_, stride, padding, dilation, groups)) in CONFIGS.into_iter().enumerate() {
-        let cfg = Conv2dConfig {
-            stride,
-            padding,
-            dilation,
-            groups,
-        };
-        let w = implicit_weight(i, DType::F32);
+    for i in 0..CONFIGS.len() {
+        let (cfg, w) = implicit_case(i, DType::F32);
         let w_gpu = w.to_device(&dev).unwrap();
         for (name, x_cpu, x_gpu) in inputs.iter() {
             let f64_of = |t: &Tensor| t.to_dtype(DType::F64).unwrap();

@@ -134,6 +134,8 @@ fn unknown(name: &str) -> Error {
 /// The GPU's kernel choices a workload runs under (each on by default; the CPU has one kernel
 /// for each).
 #[derive(Clone, Copy, Debug)]
+// Only a GPU build reads the fields (the CPU has one kernel for each).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 struct Choices {
     /// Implicit-GEMM convolutions (off: im2col and a GEMM).
     implicit_conv: bool,
