@@ -104,6 +104,20 @@ template <int MI> __device__ __forceinline__ void zero(float (&acc)[MI][NJ][4]) 
             for (int t = 0; t < 4; ++t) acc[i][j][t] = 0.0f;
 }
 
+// Calls f(row, col, value) for each of this thread's accumulators (row within the block's BM
+// rows, column within its BN columns): a warp tile of 16*MI x 64 per warp, warps 2 wide.
+template <int MI, typename F> __device__ __forceinline__ void for_each_acc(const float (&acc)[MI][NJ][4], F f) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = warp >> 1, wn = warp & 1, gq = lane >> 2, t4 = lane & 3;
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NJ; ++j)
+#pragma unroll
+            for (int t = 0; t < 4; ++t)
+                f(wm * 16 * MI + i * 16 + gq + (t >> 1) * 8, wn * 64 + j * 8 + t4 * 2 + (t & 1), acc[i][j][t]);
+}
+
 // Element offsets inside one stage tile of R rows. k-inner: [R rows][32 k], 4 chunks of 8 per row,
 // chunk swizzled by bits 1..2 of the row. k-outer: [32 k][R], R/8 chunks per row, swizzled by k.
 __device__ __forceinline__ int inner_off(int row, int chunk) { return row * 32 + ((chunk ^ ((row >> 1) & 3)) << 3); }

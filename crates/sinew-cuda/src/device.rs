@@ -50,6 +50,9 @@ pub struct CudaBackend {
     implicit_conv: AtomicBool,
     /// Whether f32 convolutions may run on the tensor cores in TF32 ([`Self::set_conv_tf32`]).
     conv_tf32: AtomicBool,
+    /// Whether f32 matrix products may run on the tensor cores in TF32
+    /// ([`Self::set_matmul_tf32`]).
+    matmul_tf32: AtomicBool,
     /// Whether f16/bf16 GEMMs may run the Hopper (wgmma) kernel ([`Self::set_wgmma_gemm`]).
     wgmma_on: AtomicBool,
     /// Whether this GPU runs the wgmma kernel correctly: decided once, at the first GEMM that
@@ -120,6 +123,7 @@ impl CudaBackend {
             allocator: Arc::new(Allocator::new(loc)),
             implicit_conv: AtomicBool::new(true),
             conv_tf32: AtomicBool::new(true),
+            matmul_tf32: AtomicBool::new(false),
             wgmma_on: AtomicBool::new(true),
             wgmma_ok: OnceLock::new(),
             stream: DeviceStream::new(loc)?,
@@ -145,9 +149,8 @@ impl CudaBackend {
     /// inputs rounded to TF32 (10 mantissa bits, f32's range; products summed in f32): `true`,
     /// the default, as PyTorch's `torch.backends.cudnn.allow_tf32`, or `false` for full f32
     /// products on the SIMT cores. TF32 multiplies several times faster; each product then
-    /// carries a relative error up to about 1e-3 (2^-11 from each input), as in PyTorch. f32
-    /// matrix products never use TF32 (PyTorch's `torch.backends.cuda.matmul.allow_tf32` is
-    /// off by default), nor do convolutions on the im2col path.
+    /// carries a relative error up to about 1e-3 (2^-11 from each input), as in PyTorch.
+    /// Convolutions on the im2col path follow [`Self::set_matmul_tf32`] instead.
     pub fn set_conv_tf32(&self, on: bool) {
         self.conv_tf32.store(on, Ordering::Relaxed);
     }
@@ -155,6 +158,20 @@ impl CudaBackend {
     /// Whether f32 convolutions may run in TF32 ([`Self::set_conv_tf32`]).
     pub fn conv_tf32(&self) -> bool {
         self.conv_tf32.load(Ordering::Relaxed)
+    }
+
+    /// Chooses whether f32 matrix products (`matmul`, linear layers and their gradients) run
+    /// on the tensor cores with their operands rounded to TF32 (`cuda/tf32_tc.cuh`): `false`,
+    /// the default, as PyTorch's `torch.backends.cuda.matmul.allow_tf32`, keeps full f32
+    /// products; `true` is PyTorch's `torch.set_float32_matmul_precision("high")`, several
+    /// times faster at about 1e-3 relative error per product.
+    pub fn set_matmul_tf32(&self, on: bool) {
+        self.matmul_tf32.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether f32 matrix products run in TF32 ([`Self::set_matmul_tf32`]).
+    pub fn matmul_tf32(&self) -> bool {
+        self.matmul_tf32.load(Ordering::Relaxed)
     }
 
     /// Chooses whether f16/bf16 GEMMs whose operands TMA can load (16-byte aligned, one batch

@@ -28,7 +28,9 @@
 //! `cuda/gemm_tc.cuh`); on an H100/H200 (compute capability 9.0) products whose operands TMA
 //! can load (16-byte aligned, one batch stride) run a TMA + `wgmma` kernel instead, at any size
 //! (`cuda/gemm_sm90.cu`), once the GPU has checked it against the `mma.sync` kernel at first use
-//! (`CudaBackend::set_wgmma_gemm(false)` keeps `mma.sync`, for comparison). Convolutions (forward, input and weight gradients, and so
+//! (`CudaBackend::set_wgmma_gemm(false)` keeps `mma.sync`, for comparison); f32 products run
+//! on the tensor cores with TF32 operands when `CudaBackend::set_matmul_tf32(true)` asks (off by
+//! default, as in PyTorch). Convolutions (forward, input and weight gradients, and so
 //! transposed convolutions) run as implicit GEMMs that never store the im2col columns, on the
 //! tensor cores in f16/bf16, and in f32 with the inputs rounded to TF32 as PyTorch does by default
 //! (`CudaBackend::set_conv_tf32(false)`: full f32 on the SIMT cores) (`cuda/conv_gemm.cu`,

@@ -277,6 +277,11 @@ pub fn matmul(dtype: DType, out: DType) -> Option<Kernel> {
     (is_float(dtype) && gemm_out_ok(dtype, out)).then(|| gemm_kernel(family, "matmul", dtype, out))
 }
 
+/// `matmul_tf32_f32`: f32 operands on the tensor cores, rounded to TF32, writing f32.
+pub fn matmul_tf32() -> Kernel {
+    kernel(Family::Gemm, "matmul", "tf32", DType::F32)
+}
+
 /// `matmul_sm90_<f16|bf16>[_f32]`: the Hopper (wgmma) GEMM of f16/bf16 operands writing their
 /// dtype or f32, for operands TMA can load on compute capability 9.0 only (`ops::gemm_sm90`).
 pub fn matmul_sm90(dtype: DType, out: DType) -> Option<Kernel> {
@@ -548,6 +553,7 @@ pub fn every_kernel() -> Vec<Kernel> {
     out.push(scatter_claim());
     out.push(index_first_bad());
     out.push(max_pool2d_check());
+    out.push(matmul_tf32());
     out.push(philox_uniform());
     out.push(xent_first_bad());
     out.sort_by_key(Kernel::name);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{FullF32Conv, both, check, gpu, max_error, poison, randn};
+use common::{FullF32Conv, both, check, gpu, max_error, poison, randn, tf32_rounded};
 use sinew_tensor::{Conv2dConfig, DType, Device, Tensor, Unfold2d};
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
@@ -271,21 +271,6 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
         }
         println!("implicit-GEMM conv2d {dtype}: max error {worst:e} (output and gradients)");
     }
-}
-
-/// `t` (f32) rounded to TF32 as `cvt.rna.tf32.f32` rounds it for the tensor cores: 10 mantissa
-/// bits, to nearest, ties away from zero; infinities and NaNs unchanged.
-fn tf32_rounded(t: &Tensor) -> Tensor {
-    let bits = |x: f32| {
-        let b = x.to_bits();
-        if b & 0x7f80_0000 == 0x7f80_0000 {
-            x
-        } else {
-            f32::from_bits((b + 0x1000) & 0xffff_e000)
-        }
-    };
-    let values: Vec<f32> = t.to_vec::<f32>().unwrap().into_iter().map(bits).collect();
-    Tensor::from_vec(values, t.shape().clone()).unwrap()
 }
 
 #[test]

@@ -22,8 +22,11 @@ NAMES = [
     "resnet18 infer b128 f32", "resnet18 infer b128 mixed",
     # Full-f32 convolutions (cudnn.allow_tf32 off; on by default, as in Sinew).
     "conv 64c 32x32 b128 f+b no-tf32", "resnet18 step b128 f32 no-tf32",
+    # f32 matrix products in TF32 (cuda.matmul.allow_tf32 on; off by default, as in Sinew).
+    "gemm f32 4096 tf32",
 ]
 NO_TF32 = " no-tf32"
+TF32 = " tf32"
 
 
 def heavy(name):
@@ -127,6 +130,13 @@ def run(name, device, quick):
             run_workload(name, name[:-len(NO_TF32)], device, quick)
         finally:
             torch.backends.cudnn.allow_tf32 = before
+    elif name.endswith(TF32):
+        before = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            run_workload(name, name[:-len(TF32)], device, quick)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = before
     else:
         run_workload(name, name, device, quick)
 

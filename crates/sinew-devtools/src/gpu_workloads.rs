@@ -14,7 +14,7 @@ use sinew_tensor::{DType, Device, Error, Generator, Result, Tensor, autocast, ma
 use crate::cpu_workloads::{Stats, format_line, median};
 
 /// The workload names, in table order.
-pub const NAMES: [&str; 30] = [
+pub const NAMES: [&str; 31] = [
     "gemm f32 1024",
     "gemm f32 2048",
     "gemm f32 4096",
@@ -46,6 +46,7 @@ pub const NAMES: [&str; 30] = [
     "gemm f16 4096 mma.sync",
     "conv 64c 32x32 b128 f+b no-tf32",
     "resnet18 step b128 f32 no-tf32",
+    "gemm f32 4096 tf32",
 ];
 
 /// The suffix of a workload that runs with the GPU's convolutions on im2col and a GEMM
@@ -60,6 +61,10 @@ const MMA_SYNC: &str = " mma.sync";
 /// default and ours: `CudaBackend::set_conv_tf32`), the side-by-side comparison of the two.
 const NO_TF32: &str = " no-tf32";
 
+/// The suffix of a workload whose f32 matrix products run in TF32 (off by default, in PyTorch
+/// too: `CudaBackend::set_matmul_tf32`), the side-by-side comparison of the two.
+const TF32: &str = " tf32";
+
 /// Whether a workload is cheap enough for the CPU column by default (the whole-model steps at
 /// batch 128 take seconds per run on a CPU).
 pub fn cheap_on_cpu(name: &str) -> bool {
@@ -69,7 +74,8 @@ pub fn cheap_on_cpu(name: &str) -> bool {
         || name.ends_with("4095")
         || name.ends_with(IM2COL)
         || name.ends_with(MMA_SYNC)
-        || name.ends_with(NO_TF32))
+        || name.ends_with(NO_TF32)
+        || name.ends_with(TF32))
 }
 
 /// Run counts: the real ones, or one untimed and one timed run in `quick` mode (where the
@@ -143,6 +149,8 @@ struct Choices {
     wgmma: bool,
     /// TF32 f32 convolutions (off: full f32).
     tf32: bool,
+    /// TF32 f32 matrix products (off, the default: full f32).
+    matmul_tf32: bool,
 }
 
 /// Runs workload `name` on `device` and returns its line in the reference format.
@@ -151,6 +159,7 @@ pub fn run(name: &str, device: &Device, quick: bool) -> Result<String> {
         implicit_conv: true,
         wgmma: true,
         tf32: true,
+        matmul_tf32: false,
     };
     // (base workload, kernel choices) of a comparison row.
     let (base, choices) = if let Some(base) = name.strip_suffix(IM2COL) {
@@ -166,6 +175,9 @@ pub fn run(name: &str, device: &Device, quick: bool) -> Result<String> {
         (base, Choices { wgmma: false, ..on })
     } else if let Some(base) = name.strip_suffix(NO_TF32) {
         (base, Choices { tf32: false, ..on })
+    } else if let Some(base) = name.strip_suffix(TF32) {
+        let matmul_tf32 = true;
+        (base, Choices { matmul_tf32, ..on })
     } else {
         return run_workload(name, device, quick);
     };
@@ -186,11 +198,13 @@ fn with_kernel_choices<R>(
             backend.set_implicit_gemm_conv(c.implicit_conv);
             backend.set_wgmma_gemm(c.wgmma);
             backend.set_conv_tf32(c.tf32);
+            backend.set_matmul_tf32(c.matmul_tf32);
         };
         let before = Choices {
             implicit_conv: backend.implicit_gemm_conv(),
             wgmma: backend.wgmma_gemm(),
             tf32: backend.conv_tf32(),
+            matmul_tf32: backend.matmul_tf32(),
         };
         set(choices);
         let result = f();
@@ -414,6 +428,7 @@ mod tests {
             "conv 64c 32x32 b128 f+b im2col",
             "conv 64c 32x32 b128 f+b no-tf32",
             "gemm f16 2048 mma.sync",
+            "gemm f32 4096 tf32",
         ] {
             let line = run(name, &Device::cpu(), true).unwrap();
             let parsed = parse_line(&line).unwrap();
@@ -432,6 +447,6 @@ mod tests {
     #[test]
     fn only_whole_models_4096_4095_and_comparison_rows_skip_the_cpu() {
         let skipped: Vec<_> = NAMES.iter().filter(|n| !cheap_on_cpu(n)).collect();
-        assert_eq!(skipped.len(), 19, "{skipped:?}");
+        assert_eq!(skipped.len(), 20, "{skipped:?}");
     }
 }

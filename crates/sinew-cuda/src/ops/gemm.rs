@@ -12,7 +12,9 @@
 //! operands 16-byte loaded) skip the edge guards; every other shape runs edge tiles whose loads
 //! past the edges read zeros and whose stores are guarded ([`plan`]). On an H100/H200, f16/bf16
 //! products whose operands TMA can load (the 16-byte-loaded ones with one batch stride) and that
-//! fill half the GPU run the wgmma kernel instead, at any size ([`gemm_sm90`]).
+//! fill half the GPU run the wgmma kernel instead, at any size ([`gemm_sm90`]). f32 products
+//! run on the tensor cores with TF32 operands instead while
+//! [`CudaBackend::set_matmul_tf32`] allows it (off by default, as in PyTorch).
 //!
 //! A [`MatmulSpec`]'s extras run inside every kernel: f16/bf16 operands may write f32 (the
 //! accumulator, unrounded: `matmul_*_f32` kernels), and the epilogue (bias `[n]` of the output
@@ -265,6 +267,16 @@ pub(crate) fn matmul(
     let plan = plan(dtype, ll, rl, dims, dev.multiprocessors() as usize);
     let args = gemm_args(ll, rl, dims, plan, (bias, bias_stride, epilogue))?;
     let (a, b, c) = (lhs.device_ptr(), rhs.device_ptr(), out.device_ptr());
+    // f32 in TF32 where allowed: the tensor cores' 64-row tiles, every shape and layout.
+    if dtype == DType::F32 && dev.matmul_tf32() {
+        let launch = Launch {
+            kernel: names::matmul_tf32(),
+            rows: TILE / 2,
+            threads: 128,
+        };
+        run(dev, &launch, args, dims, [a, b, c])?;
+        return Ok(out);
+    }
     // f16/bf16 on a Hopper GPU: the wgmma kernel (once it has passed its check), where TMA can
     // load the operands.
     if let Some(k) = names::matmul_sm90(dtype, out_dtype)

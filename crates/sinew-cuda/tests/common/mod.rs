@@ -35,6 +35,21 @@ impl Drop for FullF32Conv {
     }
 }
 
+/// `t` (f32) rounded to TF32 as `cvt.rna.tf32.f32` rounds it for the tensor cores: 10 mantissa
+/// bits, to nearest, ties away from zero; infinities and NaNs unchanged.
+pub fn tf32_rounded(t: &Tensor) -> Tensor {
+    let bits = |x: f32| {
+        let b = x.to_bits();
+        if b & 0x7f80_0000 == 0x7f80_0000 {
+            x
+        } else {
+            f32::from_bits((b + 0x1000) & 0xffff_e000)
+        }
+    };
+    let values: Vec<f32> = t.to_vec::<f32>().unwrap().into_iter().map(bits).collect();
+    Tensor::from_vec(values, t.shape().clone()).unwrap()
+}
+
 /// Standard-normal values of `dtype` on the CPU, from a fixed seed.
 pub fn randn(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
     let t = Generator::new(seed)
