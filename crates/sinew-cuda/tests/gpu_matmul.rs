@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{both, check, gpu, randn};
+use common::{both, check, gpu, orientations, oriented, randn};
 use sinew_tensor::{DType, Tensor};
 
 fn gemm_tol(dtype: DType) -> f64 {
@@ -58,23 +58,8 @@ fn matmul_matches_the_cpu_at_awkward_sizes() {
     for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64] {
         let mut worst = 0.0f64;
         for (m, k, n) in sizes {
-            let a = randn(81 + m as u64, &[m, k], dtype);
-            let b = randn(82 + n as u64, &[k, n], dtype);
-            // Stored transposed; the transposing view is taken on each device, so the GPU
-            // kernels read column-major operands in place (a linear layer's `weight.t()`).
-            let at = randn(83, &[k, m], dtype);
-            let bt = randn(84, &[n, k], dtype);
-            for (name, lhs, rhs, (t_lhs, t_rhs)) in [
-                ("nn", &a, &b, (false, false)),
-                ("tn", &at, &b, (true, false)),
-                ("nt", &a, &bt, (false, true)),
-                ("tt", &at, &bt, (true, true)),
-            ] {
-                let view =
-                    |x: &Tensor, transposed: bool| if transposed { x.t() } else { Ok(x.clone()) };
-                let (c, g) = both(&dev, &[lhs, rhs], |t| {
-                    view(&t[0], t_lhs)?.matmul(&view(&t[1], t_rhs)?)
-                });
+            for (name, [lhs, rhs], transposed) in orientations(81, (m, k, n), dtype) {
+                let (c, g) = both(&dev, &[&lhs, &rhs], |t| oriented(t, transposed));
                 worst = worst.max(check(
                     &format!("matmul {dtype} {m}x{k}x{n} {name}"),
                     &c,

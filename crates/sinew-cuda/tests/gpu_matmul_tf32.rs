@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{check, gpu, max_error, poison, randn, tf32_rounded};
+use common::{check, gpu, max_error, orientations, oriented, poison, randn, tf32_rounded};
 use sinew_cuda::CudaBackend;
 use sinew_tensor::{Activation, DType, Device, MatmulOptions, Result, Tensor};
 
@@ -90,22 +90,10 @@ fn tf32_matmul_multiplies_rounded_operands_when_allowed() {
         (200, 16, 264),
     ];
     for (m, k, n) in sizes {
-        let a = randn(81 + m as u64, &[m, k], DType::F32);
-        let b = randn(82 + n as u64, &[k, n], DType::F32);
-        // Stored transposed and viewed back on each device: column-major operands in place.
-        let at = randn(83, &[k, m], DType::F32);
-        let bt = randn(84, &[n, k], DType::F32);
-        for (name, lhs, rhs, (t_lhs, t_rhs)) in [
-            ("nn", &a, &b, (false, false)),
-            ("tn", &at, &b, (true, false)),
-            ("nt", &a, &bt, (false, true)),
-            ("tt", &at, &bt, (true, true)),
-        ] {
-            let view =
-                |x: &Tensor, transposed: bool| if transposed { x.t() } else { Ok(x.clone()) };
+        for (name, [lhs, rhs], transposed) in orientations(81, (m, k, n), DType::F32) {
             let what = format!("tf32 matmul {m}x{k}x{n} {name}");
-            note(tf32_errors(&dev, &what, &[lhs, rhs], |t| {
-                view(&t[0], t_lhs)?.matmul(&view(&t[1], t_rhs)?)
+            note(tf32_errors(&dev, &what, &[&lhs, &rhs], |t| {
+                oriented(t, transposed)
             }));
         }
     }

@@ -50,6 +50,32 @@ pub fn tf32_rounded(t: &Tensor) -> Tensor {
     Tensor::from_vec(values, t.shape().clone()).unwrap()
 }
 
+/// The operands of an `[m, k] @ [k, n]` product in its four orientations, as `(name, lhs, rhs)`
+/// from seeds `seed..seed + 4`: row-major, or stored transposed and viewed back by `f` on each
+/// device by [`oriented`] (the GPU kernels then read column-major operands in place, as a linear
+/// layer's `weight.t()`).
+pub fn orientations(seed: u64, (m, k, n): (usize, usize, usize), dtype: DType) -> [Oriented; 4] {
+    let a = randn(seed, &[m, k], dtype);
+    let b = randn(seed + 1, &[k, n], dtype);
+    let at = randn(seed + 2, &[k, m], dtype);
+    let bt = randn(seed + 3, &[n, k], dtype);
+    [
+        ("nn", [a.clone(), b.clone()], [false, false]),
+        ("tn", [at.clone(), b], [true, false]),
+        ("nt", [a, bt.clone()], [false, true]),
+        ("tt", [at, bt], [true, true]),
+    ]
+}
+
+/// One orientation of [`orientations`]: its name, the stored operands and which are transposed.
+pub type Oriented = (&'static str, [Tensor; 2], [bool; 2]);
+
+/// The product of stored operands `t` (on any device) in the orientation `transposed`.
+pub fn oriented(t: &[Tensor], transposed: [bool; 2]) -> Result<Tensor> {
+    let view = |x: &Tensor, tr: bool| if tr { x.t() } else { Ok(x.clone()) };
+    view(&t[0], transposed[0])?.matmul(&view(&t[1], transposed[1])?)
+}
+
 /// Standard-normal values of `dtype` on the CPU, from a fixed seed.
 pub fn randn(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
     let t = Generator::new(seed)
