@@ -21,7 +21,7 @@
 //   simt_stage), fmaf in k order.
 // f32 with TF32 allowed (conv_gemm_tf32_f32, conv_gemm_dgrad_tf32_f32; PyTorch's default for
 //   convolutions): tensor cores, mma.sync m16n8k8 on inputs rounded to TF32, f32 accumulation,
-//   64x128x16 tiles (32x128x16 narrow), 4 warps, both operands through registers (conv_gemm.cuh's
+//   64x128x16 tiles (32x128x16 narrow), 4 warps, both operands through registers (tf32_tc.cuh's
 //   ctf).
 // f16 / bf16: tensor cores, mma.sync m16n8k16 with f32 accumulation fed by ldmatrix from
 //   XOR-swizzled, double-buffered shared memory (cgt::mma_stage), 64x128x32 tiles, 4 warps of

@@ -11,7 +11,7 @@
 // conv_wgrad_f32: SIMT 128x128x8 tiles, 32x128x8 with ConvArgs.narrow (conv_gemm.cuh's
 //   simt_stage).
 // conv_wgrad_tf32_f32 (f32 with TF32 allowed): tensor cores on inputs rounded to TF32, 64x128x16
-//   tiles (32-row narrow; conv_gemm.cuh's ctf), both operands through registers.
+//   tiles (32-row narrow; tf32_tc.cuh's ctf), both operands through registers.
 // conv_wgrad_f16 / conv_wgrad_bf16: tensor cores, 64x128x32 tiles (32-row with ConvArgs.narrow;
 //   cgt::mma_stage), both operands fetched into registers before a tile's MMAs and stored to
 //   shared memory after.
@@ -102,7 +102,7 @@ __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float
         for (int j = 0; j < 8; ++j) store_partial(P, p, sp, m0 + simt_row<RM>(i), n0 + simt_col(j), acc[i][j]);
 }
 
-// The weight gradient in f32 on the tensor cores with TF32 inputs (conv_gemm.cuh's ctf): both
+// The weight gradient in f32 on the tensor cores with TF32 inputs (tf32_tc.cuh's ctf): both
 // operands fetched into registers before a stage's MMAs and stored (rounded) after them.
 template <int MI>
 __device__ __forceinline__ void wgrad_tf32(float *smem, const float *X, const float *G, float *P, const ConvArgs &p,

@@ -32,9 +32,9 @@
 //! on the tensor cores with TF32 operands when `CudaBackend::set_matmul_tf32(true)` asks (off by
 //! default, as in PyTorch). Convolutions (forward, input and weight gradients, and so
 //! transposed convolutions) run as implicit GEMMs that never store the im2col columns, on the
-//! tensor cores in f16/bf16, and in f32 with the inputs rounded to TF32 as PyTorch does by default
-//! (`CudaBackend::set_conv_tf32(false)`: full f32 on the SIMT cores) (`cuda/conv_gemm.cu`,
-//! `cuda/conv_wgrad.cu`;
+//! tensor cores in f16/bf16, and in f32 too with the inputs rounded to TF32, as PyTorch does by
+//! default (`cuda/conv_gemm.cu`, `cuda/conv_wgrad.cu`; `CudaBackend::set_conv_tf32(false)` keeps
+//! full f32 products on the SIMT cores;
 //! `CudaBackend::set_implicit_gemm_conv(false)` switches back to im2col and a GEMM per chunk of
 //! images, for comparison); max and average pooling have their own kernels, their backward
 //! passes gathering per pixel (deterministic, no atomics). Errors that depend on the data are

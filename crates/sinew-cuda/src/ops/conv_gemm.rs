@@ -234,8 +234,8 @@ pub(crate) fn contiguous<'a>(
     Ok((copied.insert(cast::copy_strided(dev, view.0, view.1)?), 0))
 }
 
-/// Whether a convolution of `dtype` runs on the tensor cores: f16 and bf16 always, f32 in TF32
-/// while [`CudaBackend::set_conv_tf32`] allows it.
+/// Whether a convolution of `dtype` runs the TF32 kernels: f32 while
+/// [`CudaBackend::set_conv_tf32`] allows it (f16 and bf16 have tensor-core kernels of their own).
 pub(crate) fn tf32(dev: &CudaBackend, dtype: DType) -> bool {
     dtype == DType::F32 && dev.conv_tf32()
 }
