@@ -111,14 +111,30 @@ fn tail_mean(v: &[f64], n: usize) -> f64 {
     v[v.len() - n..].iter().sum::<f64>() / n as f64
 }
 
+/// TF32 convolutions on a device switched on or off while it lives; dropping it restores the
+/// default (on), also when a failed step unwinds.
+struct ConvTf32(Device);
+
+impl ConvTf32 {
+    fn set(dev: &Device, on: bool) -> Self {
+        sinew_cuda::CudaBackend::of(dev).unwrap().set_conv_tf32(on);
+        ConvTf32(dev.clone())
+    }
+}
+
+impl Drop for ConvTf32 {
+    fn drop(&mut self) {
+        if let Some(backend) = sinew_cuda::CudaBackend::of(&self.0) {
+            backend.set_conv_tf32(true);
+        }
+    }
+}
+
 /// The curve of [`loss_curve`] in f32 on `dev` with its convolutions in full f32 (`tf32`
 /// false) or in TF32 (true, the default, as in PyTorch).
 fn f32_curve(name: &str, dev: &Device, tf32: bool, batch: usize) -> Vec<f64> {
-    let backend = sinew_cuda::CudaBackend::of(dev).unwrap();
-    backend.set_conv_tf32(tf32);
-    let curve = loss_curve(name, dev, false, batch, STEPS);
-    backend.set_conv_tf32(true);
-    curve
+    let _tf32 = ConvTf32::set(dev, tf32);
+    loss_curve(name, dev, false, batch, STEPS)
 }
 
 fn curves_agree(name: &str, batch: usize) {
