@@ -58,3 +58,25 @@ extern "C" __global__ void binary_div_i64(uint32_t n, Geometry g, const int64_t 
         }
     }
 }
+
+// ReLU's input gradient from its output: relu_backward_<dtype>(n, geometry, grad, output, out) =
+// grad * (output > 0 ? 1 : 0) in the compute type, rounded once: the values of the CPU backend's
+// relu_backward and of the composed mask, cast and product (NaN or infinite gradients where the
+// output is not positive stay NaN; a negative gradient there gives -0).
+#define RELU_BACKWARD(SUFFIX, T)                                                                       \
+    extern "C" __global__ void relu_backward_##SUFFIX(uint32_t n, Geometry g, const T *grad, const T *output, \
+                                                      T *out) {                                            \
+        typedef Num<T>::C C;                                                                               \
+        GRID_STRIDE(i, n) {                                                                                \
+            uint64_t off[2];                                                                               \
+            element_offsets<2>(g, i, off);                                                                 \
+            const C x = Num<T>::up(grad[off[0]]);                                                          \
+            const C y = Num<T>::up(output[off[1]]);                                                        \
+            out[i] = Num<T>::down(x * (y > C(0) ? C(1) : C(0)));                                           \
+        }                                                                                                  \
+    }
+
+RELU_BACKWARD(f32, float)
+RELU_BACKWARD(f64, double)
+RELU_BACKWARD(f16, __half)
+RELU_BACKWARD(bf16, __nv_bfloat16)

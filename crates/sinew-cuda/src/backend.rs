@@ -118,6 +118,23 @@ impl Backend for CudaBackend {
         )?))
     }
 
+    fn relu_backward(
+        &self,
+        grad: &dyn BackendStorage,
+        grad_layout: &Layout,
+        output: &dyn BackendStorage,
+        output_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        Ok(Box::new(binary::relu_backward(
+            self,
+            cuda(grad, loc)?,
+            grad_layout,
+            cuda(output, loc)?,
+            output_layout,
+        )?))
+    }
+
     fn compare(
         &self,
         op: CmpOp,

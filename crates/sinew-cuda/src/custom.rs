@@ -2,6 +2,7 @@
 //! device's stream so they are ordered with Sinew's own work (see the crate docs for an example).
 
 use std::ffi::c_void;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use cust::module::Module;
@@ -149,6 +150,8 @@ impl CudaBackend {
                 std::ptr::null_mut(),
             )
         };
-        check_with(code, loc, || "launching a custom kernel".to_string())
+        check_with(code, loc, || "launching a custom kernel".to_string())?;
+        self.launches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }

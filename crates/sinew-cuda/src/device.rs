@@ -6,7 +6,7 @@
 //! ordinals come back as [`Error::Device`].
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cust::CudaFlags;
@@ -58,6 +58,8 @@ pub struct CudaBackend {
     /// Whether this GPU runs the wgmma kernel correctly: decided once, at the first GEMM that
     /// could use it (`ops::gemm_sm90::ready`).
     pub(crate) wgmma_ok: OnceLock<bool>,
+    /// Kernels queued so far ([`Self::kernel_launches`]).
+    pub(crate) launches: AtomicU64,
     stream: DeviceStream,
     // Last field: released after the modules, stream and buffers that need it.
     context: Context,
@@ -126,6 +128,7 @@ impl CudaBackend {
             matmul_tf32: AtomicBool::new(false),
             wgmma_on: AtomicBool::new(true),
             wgmma_ok: OnceLock::new(),
+            launches: AtomicU64::new(0),
             stream: DeviceStream::new(loc)?,
             context,
         })
@@ -231,6 +234,14 @@ impl CudaBackend {
         self.bind()?;
         self.stream.synchronize()?;
         self.allocator.empty_cache()
+    }
+
+    /// Kernels queued on this device's stream since it was opened: Sinew's own and those of
+    /// [`Self::launch_custom`] (copies and fills by the driver's `cuMemcpy`/`cuMemset` are not
+    /// kernels and do not count). The difference over a piece of work is its launch count,
+    /// which bounds how fast small batches can go (each launch costs the host microseconds).
+    pub fn kernel_launches(&self) -> u64 {
+        self.launches.load(Ordering::Relaxed)
     }
 
     /// Starts an event timer on the device's stream (see [`EventTimer::stop`]).

@@ -196,6 +196,11 @@ pub fn binary(op: BinaryOp, dtype: DType) -> Option<Kernel> {
     ok.then(|| kernel(Family::Binary, "binary", op.name(), dtype))
 }
 
+/// `relu_backward_<dtype>`: floats.
+pub fn relu_backward(dtype: DType) -> Option<Kernel> {
+    is_float(dtype).then(|| kernel(Family::Binary, "relu_backward", "", dtype))
+}
+
 /// `cmp_<op>_<dtype>`, every dtype.
 pub fn compare(op: CmpOp, dtype: DType) -> Kernel {
     kernel(Family::Compare, "cmp", op.name(), dtype)
@@ -480,6 +485,7 @@ pub fn every_kernel() -> Vec<Kernel> {
     for dtype in DType::ALL {
         out.extend(unary_ops().iter().filter_map(|op| unary(op, dtype)));
         out.extend(BINARY_OPS.iter().filter_map(|&op| binary(op, dtype)));
+        out.extend(relu_backward(dtype));
         out.extend(CMP_OPS.iter().map(|&op| compare(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce(op, dtype)));
         out.extend(

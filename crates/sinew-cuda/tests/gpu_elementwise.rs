@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{both, check, gpu, randn, tol};
+use common::{both, check, gpu, kernel_launches, poison, randn, tol};
 use sinew_tensor::op_table::{BINARY_OPS, CMP_OPS, unary_ops};
 use sinew_tensor::{DType, Device, Tensor, UnaryOp};
 
@@ -288,4 +288,79 @@ fn casts_fills_and_copies_match_the_cpu() {
         &base.to_device(&Device::cpu()).unwrap(),
         0.0,
     );
+}
+
+/// `len` values cycling through -2, -1, 0, 1, 2 (exact in every float dtype), then NaN, +inf
+/// and -inf at every 11th, 13th and 17th position when `specials`.
+fn ladder(len: usize, specials: bool) -> Vec<f64> {
+    (0..len)
+        .map(|i| match i {
+            _ if specials && i % 11 == 3 => f64::NAN,
+            _ if specials && i % 13 == 4 => f64::INFINITY,
+            _ if specials && i % 17 == 5 => f64::NEG_INFINITY,
+            _ => ((i * 7) % 5) as f64 - 2.0 + 0.25 * (i % 3) as f64,
+        })
+        .collect()
+}
+
+/// ReLU's backward on the GPU is one kernel (`relu_backward_<dtype>`), with the CPU's values bit
+/// for bit: gradients in a transposed and a stepped layout, outputs with exact zeros, and NaN
+/// and infinite gradients where the output is zero (NaN) and positive (kept).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn relu_backward_is_one_kernel_with_the_cpus_values() {
+    let dev = gpu();
+    let cpu = Device::cpu();
+    let (rows, cols) = (37, 53);
+    for dtype in FLOATS {
+        let x = Tensor::from_vec(ladder(rows * cols, false), [rows, cols])
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        let specials = Tensor::from_vec(ladder(rows * cols * 2, true), [cols, 2 * rows])
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        let grads = [
+            (
+                "transposed",
+                specials.narrow(1, 0, rows).unwrap().t().unwrap(),
+            ),
+            (
+                "stepped",
+                specials
+                    .reshape([rows, 2 * cols])
+                    .unwrap()
+                    .slice(1, 1, 2 * cols, 2)
+                    .unwrap(),
+            ),
+        ];
+        for (layout, g) in grads {
+            assert!(!g.is_contiguous(), "{layout}");
+            let input_grad = |device: &Device| {
+                let x = x.to_device(device).unwrap().requires_grad_();
+                let y = x.relu().unwrap();
+                let g = g.to_device(device).unwrap();
+                let before = kernel_launches(device);
+                y.backward_with(Some(g), Default::default()).unwrap();
+                let launches = kernel_launches(device) - before;
+                (x.grad().unwrap().to_device(&cpu).unwrap(), launches)
+            };
+            let (want, _) = input_grad(&cpu);
+            poison(&dev, rows * cols * dtype.size_in_bytes());
+            let (got, launches) = input_grad(&dev);
+            same(&format!("relu backward {dtype} {layout}"), &want, &got);
+            assert_eq!(
+                launches, 1,
+                "relu backward {dtype} {layout}: kernels launched"
+            );
+            let nans = want
+                .to_vec_f64()
+                .unwrap()
+                .iter()
+                .filter(|v| v.is_nan())
+                .count();
+            assert!(nans > 0, "the case must carry NaN gradients through");
+        }
+    }
 }

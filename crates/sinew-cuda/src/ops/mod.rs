@@ -24,6 +24,7 @@ pub(crate) mod unary;
 pub(crate) mod xent;
 
 use std::ffi::c_void;
+use std::sync::atomic::Ordering;
 
 use sinew_tensor::{DType, Error, Result};
 
@@ -110,7 +111,9 @@ impl CudaBackend {
                 std::ptr::null_mut(),
             )
         };
-        check_with(code, self.location(), || format!("launching {kernel}"))
+        check_with(code, self.location(), || format!("launching {kernel}"))?;
+        self.launches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -12,6 +12,12 @@ pub fn gpu() -> Device {
     Device::cuda(0).expect("needs a CUDA GPU")
 }
 
+/// Kernels launched on `device` so far (0 on the CPU): the difference over a piece of work is
+/// how many kernels it queued.
+pub fn kernel_launches(device: &Device) -> u64 {
+    sinew_cuda::CudaBackend::of(device).map_or(0, |c| c.kernel_launches())
+}
+
 /// Full-f32 convolutions while it lives (TF32 off: [`sinew_cuda::CudaBackend::set_conv_tf32`]),
 /// for comparisons with the CPU at f32 tolerances; dropping it restores the default (TF32 on),
 /// also when a failed assertion unwinds.
