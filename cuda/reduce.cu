@@ -1,7 +1,9 @@
-// Row reductions of a contiguous [rows, cols] array.
-// reduce_<op>_<dtype>(in, out, rows, cols, chunk): each group of blockDim.x threads folds
+// Row reductions of a contiguous [rows, cols] array (and, below, of the middle axis of an
+// [outer, len, inner] one).
+// reduce_<op>_<dtype>(in, out, rows, cols, chunk, pass): each group of blockDim.x threads folds
 // cols [part * chunk, min(cols, (part + 1) * chunk)) of one row into out[row * parts + part],
-// parts = ceil(cols / chunk) (chunk >= cols gives one value per row). blockDim.y groups per block.
+// parts = ceil(cols / chunk) (chunk >= cols gives one value per row). blockDim.y groups per
+// block. `pass` (by_pass) picks the types read and written.
 // Sums and products accumulate in f64 (i64: wrapping u64), max/min propagate NaN.
 // argreduce_<op>_<dtype>(in, out_i64, rows, cols): index of the first extreme per row (NaN counts
 // as the extreme), one group per row.
@@ -43,8 +45,8 @@ struct MinOp {
     }
 };
 
-template <typename T, typename A, typename F>
-__device__ void reduce_rows(const T *in, T *out, uint32_t rows, uint32_t cols, uint32_t chunk, A identity,
+template <typename In, typename Out, typename A, typename F>
+__device__ void reduce_rows(const In *in, Out *out, uint32_t rows, uint32_t cols, uint32_t chunk, A identity,
                             F f) {
     const uint32_t parts = cols == 0 ? 1 : (cols + chunk - 1) / chunk;
     const uint64_t group = (uint64_t)blockIdx.x * blockDim.y + threadIdx.y;
@@ -56,17 +58,33 @@ __device__ void reduce_rows(const T *in, T *out, uint32_t rows, uint32_t cols, u
         part = group % parts;
         const uint64_t start = part * chunk;
         const uint64_t end = min((uint64_t)cols, start + chunk);
-        const T *src = in + row * cols;
-        for (uint64_t c = start + threadIdx.x; c < end; c += blockDim.x) acc = f(acc, (A)Num<T>::up(src[c]));
+        const In *src = in + row * cols;
+        for (uint64_t c = start + threadIdx.x; c < end; c += blockDim.x) acc = f(acc, (A)Num<In>::up(src[c]));
     }
     acc = group_fold(acc, identity, f);
-    if (active && threadIdx.x == 0) out[row * parts + part] = Num<T>::down((typename Num<T>::C)acc);
+    if (active && threadIdx.x == 0) out[row * parts + part] = Num<Out>::down((typename Num<Out>::C)acc);
 }
 
-#define REDUCE_KERNEL(OP, FN, SUFFIX, T, A, IDENTITY)                                             \
-    extern "C" __global__ void reduce_##OP##_##SUFFIX(const T *in, T *out, uint32_t rows,         \
-                                                      uint32_t cols, uint32_t chunk) {            \
-        reduce_rows<T, A>(in, out, rows, cols, chunk, (A)(IDENTITY), FN());                       \
+// The passes of a row or middle-axis reduction (`pass` of the kernels): 0 reads and writes the
+// dtype (one pass); 1 writes the chunks' partial results in the compute type (f32 for f16/bf16),
+// which 2 reads to write the dtype, so a long half-precision reduction is rounded once.
+template <typename T, typename Run> __device__ __forceinline__ void by_pass(const void *in, void *out, uint32_t pass,
+                                                                         Run run) {
+    typedef typename Num<T>::C P;
+    if (pass == 1)
+        run((const T *)in, (P *)out);
+    else if (pass == 2)
+        run((const P *)in, (T *)out);
+    else
+        run((const T *)in, (T *)out);
+}
+
+#define REDUCE_KERNEL(OP, FN, SUFFIX, T, A, IDENTITY)                                                          \
+    extern "C" __global__ void reduce_##OP##_##SUFFIX(const void *in, void *out, uint32_t rows, uint32_t cols, \
+                                                      uint32_t chunk, uint32_t pass) {                         \
+        by_pass<T>(in, out, pass, [&](auto src, auto dst) {                                                    \
+            reduce_rows(src, dst, rows, cols, chunk, (A)(IDENTITY), FN());                                      \
+        });                                                                                                    \
     }
 
 #define REDUCE_FLOAT(SUFFIX, T, EXT)                                  \
@@ -83,6 +101,53 @@ REDUCE_KERNEL(sum, SumOp, i64, int64_t, uint64_t, 0)
 REDUCE_KERNEL(prod, ProdOp, i64, int64_t, uint64_t, 1)
 REDUCE_KERNEL(max, MaxOp, i64, int64_t, int64_t, INT64_MIN)
 REDUCE_KERNEL(min, MinOp, i64, int64_t, int64_t, INT64_MAX)
+
+// Middle-axis reductions of a contiguous [outer, len, inner] array (reduced dims that are not
+// the last ones: a bias gradient's sum over the batch), read in place instead of copied to rows.
+// reduce_mid_<op>_<dtype>(in, out, outer, len, inner, chunk, pass): thread j of
+// outer * parts * inner (parts = ceil(len / chunk)) folds l in [p * chunk, min(len, (p + 1) *
+// chunk)) of in[(o * len + l) * inner + i] into out[j], laid out [outer, parts, inner];
+// neighbouring threads take neighbouring i, so each step of the fold is one coalesced row of
+// loads (`pass` as for the rows). Same accumulators as the row kernels, l ascending.
+template <typename In, typename Out, typename A, typename F>
+__device__ void reduce_mid(const In *in, Out *out, uint32_t outer, uint32_t len, uint32_t inner, uint32_t chunk,
+                           A identity, F f) {
+    const uint64_t parts = len == 0 ? 1 : (len + chunk - 1) / chunk;
+    const uint64_t total = (uint64_t)outer * parts * inner;
+    for (uint64_t j = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; j < total;
+         j += (uint64_t)gridDim.x * blockDim.x) {
+        const uint64_t i = j % inner, p = (j / inner) % parts, o = j / (inner * parts);
+        const uint64_t start = p * chunk, end = min((uint64_t)len, start + chunk);
+        const In *src = in + o * len * inner + i;
+        A acc = identity;
+        for (uint64_t l = start; l < end; ++l) acc = f(acc, (A)Num<In>::up(src[l * inner]));
+        out[j] = Num<Out>::down((typename Num<Out>::C)acc);
+    }
+}
+
+#define REDUCE_MID_KERNEL(OP, FN, SUFFIX, T, A, IDENTITY)                                                       \
+    extern "C" __global__ void reduce_mid_##OP##_##SUFFIX(const void *in, void *out, uint32_t outer,            \
+                                                          uint32_t len, uint32_t inner, uint32_t chunk,          \
+                                                          uint32_t pass) {                                       \
+        by_pass<T>(in, out, pass, [&](auto src, auto dst) {                                                     \
+            reduce_mid(src, dst, outer, len, inner, chunk, (A)(IDENTITY), FN());                                \
+        });                                                                                                     \
+    }
+
+#define REDUCE_MID_FLOAT(SUFFIX, T, EXT)                                  \
+    REDUCE_MID_KERNEL(sum, SumOp, SUFFIX, T, double, 0.0)                 \
+    REDUCE_MID_KERNEL(prod, ProdOp, SUFFIX, T, double, 1.0)               \
+    REDUCE_MID_KERNEL(max, MaxOp, SUFFIX, T, EXT, -INFINITY)              \
+    REDUCE_MID_KERNEL(min, MinOp, SUFFIX, T, EXT, INFINITY)
+
+REDUCE_MID_FLOAT(f32, float, float)
+REDUCE_MID_FLOAT(f64, double, double)
+REDUCE_MID_FLOAT(f16, __half, float)
+REDUCE_MID_FLOAT(bf16, __nv_bfloat16, float)
+REDUCE_MID_KERNEL(sum, SumOp, i64, int64_t, uint64_t, 0)
+REDUCE_MID_KERNEL(prod, ProdOp, i64, int64_t, uint64_t, 1)
+REDUCE_MID_KERNEL(max, MaxOp, i64, int64_t, int64_t, INT64_MIN)
+REDUCE_MID_KERNEL(min, MinOp, i64, int64_t, int64_t, INT64_MAX)
 
 // (value, index) candidates; index UINT32_MAX means "none yet".
 template <typename V> struct Cand {

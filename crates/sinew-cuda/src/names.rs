@@ -237,6 +237,12 @@ pub fn reduce(op: ReduceOp, dtype: DType) -> Option<Kernel> {
         .then(|| kernel(Family::Reduce, "reduce", op.name(), dtype))
 }
 
+/// `reduce_mid_<op>_<dtype>` (the middle axis of `[outer, len, inner]`): floats and i64.
+pub fn reduce_middle(op: ReduceOp, dtype: DType) -> Option<Kernel> {
+    (is_float(dtype) || dtype == DType::I64)
+        .then(|| kernel(Family::Reduce, "reduce_mid", op.name(), dtype))
+}
+
 /// `argreduce_<op>_<dtype>`: floats, i64 and u8.
 pub fn arg_reduce(op: ArgReduceOp, dtype: DType) -> Option<Kernel> {
     (is_float(dtype) || matches!(dtype, DType::I64 | DType::U8))
@@ -488,6 +494,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(relu_backward(dtype));
         out.extend(CMP_OPS.iter().map(|&op| compare(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce(op, dtype)));
+        out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce_middle(op, dtype)));
         out.extend(
             ARG_REDUCE_OPS
                 .iter()

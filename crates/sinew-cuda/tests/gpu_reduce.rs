@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{both, check, gpu, randn, tol};
+use common::{both, check, gpu, kernel_launches, poison, randn, tol};
 use sinew_tensor::op_table::{ARG_REDUCE_OPS, REDUCE_OPS};
 use sinew_tensor::{DType, Tensor};
 
@@ -42,8 +42,9 @@ fn reductions_over_any_dims_match_the_cpu() {
         worst = worst.max(check(&format!("mean {dtype}"), &c, &g, tol(dtype)));
         println!("reduce {dtype}: max error {worst:e}");
     }
-    // Long rows take the two-pass path: a sum over 300k elements and one over all 1.2M.
-    for dtype in [DType::F32, DType::F16] {
+    // Long rows take the two-pass path: a sum over 300k elements and one over all 1.2M (the
+    // partial sums in f32 for f16/bf16, so the result is rounded once).
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
         let long = randn(53, &[4, 300_001], dtype);
         for dims in [&[1isize][..], &[]] {
             let (c, g) = both(&dev, &[&long], |t| t[0].sum(dims, false));
@@ -70,6 +71,63 @@ fn reductions_over_any_dims_match_the_cpu() {
     let with_nan = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0, 2.0, 5.0, -1.0], [2, 3]).unwrap();
     let (c, g) = both(&dev, &[&with_nan], |t| t[0].max(&[1], false));
     check("max with NaN", &c, &g, 0.0);
+}
+
+/// Reductions over leading dims of a contiguous view (a bias gradient's sum over the batch) read
+/// it in place: one launch, or two when the axis is long and the outputs few (the parts summed
+/// by a second launch), never a transposing copy first; values as the CPU's.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn leading_dim_reductions_read_in_place() {
+    let dev = gpu();
+    let launched = |f: &dyn Fn() -> Tensor| {
+        let before = kernel_launches(&dev);
+        let out = f();
+        (out, kernel_launches(&dev) - before)
+    };
+    for dtype in FLOATS {
+        // (shape, dims, launches): a linear layer's bias gradient, a sum over two leading dims
+        // of a rank-4 view, and a long batch with few outputs (two passes).
+        let cases: [(&[usize], &[isize], u64); 3] = [
+            (&[64, 512], &[0], 1),
+            (&[5, 6, 7, 9], &[1, 2], 1),
+            (&[300_001, 3], &[0], 2),
+        ];
+        for (shape, dims, launches) in cases {
+            let x = randn(61, shape, dtype);
+            for op in REDUCE_OPS.into_iter().filter(|op| op.name() != "prod") {
+                let want = x.reduce(op, dims, true).unwrap();
+                let on_gpu = x.to_device(&dev).unwrap();
+                poison(&dev, want.elem_count() * dtype.size_in_bytes());
+                let (got, n) = launched(&|| on_gpu.reduce(op, dims, true).unwrap());
+                let what = format!("{} {dtype} {shape:?} {dims:?}", op.name());
+                let got = got.to_device(&sinew_tensor::Device::cpu()).unwrap();
+                check(
+                    &what,
+                    &want,
+                    &got,
+                    if op.name() == "sum" { tol(dtype) } else { 0.0 },
+                );
+                assert_eq!(n, launches, "{what}: kernels launched");
+            }
+        }
+    }
+    // i64 sums wrap like the CPU's; a NaN in a column is that column's max.
+    let ints = randn(62, &[1000, 9], DType::F64)
+        .mul_scalar(1e18)
+        .unwrap()
+        .to_dtype(DType::I64)
+        .unwrap();
+    let (c, g) = both(&dev, &[&ints], |t| t[0].sum(&[0], false));
+    assert_eq!(
+        c.to_vec::<i64>().unwrap(),
+        g.to_vec::<i64>().unwrap(),
+        "i64 sum"
+    );
+    let with_nan = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0, 2.0, 5.0, -1.0], [3, 2]).unwrap();
+    let (c, g) = both(&dev, &[&with_nan], |t| t[0].max(&[0], false));
+    assert!(c.to_vec::<f32>().unwrap()[1].is_nan());
+    check("max with NaN over dim 0", &c, &g, 0.0);
 }
 
 #[test]

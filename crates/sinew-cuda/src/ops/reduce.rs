@@ -2,7 +2,9 @@
 //!
 //! The reduced dims are permuted last and the view made contiguous (a copy only when needed), so
 //! one row kernel serves every case: `[rows, cols]` with `cols` the reduced elements. Long rows with
-//! few of them are split into chunks reduced in two passes, so the whole GPU takes part.
+//! few of them are split into chunks reduced in two passes, so the whole GPU takes part. A
+//! contiguous view whose reduced dims are one run before the last dim (a sum over the batch) is
+//! read in place by the middle-axis kernel instead, without that copy.
 
 use sinew_tensor::{ArgReduceOp, DType, Error, Layout, ReduceOp, Result};
 
@@ -65,6 +67,9 @@ pub(crate) fn reduce(
     dims: &[usize],
 ) -> Result<CudaStorage> {
     let dtype = src.dtype_of();
+    if let Some(axis) = middle_axis(layout, dims) {
+        return reduce_middle(dev, op, src, axis);
+    }
     let kernel = need(names::reduce(op, dtype), op.name(), dtype)?;
     let view = rows_view(dev, src, layout, dims)?;
     let out = dev.alloc(dtype, view.rows)?;
@@ -78,28 +83,120 @@ pub(crate) fn reduce(
     let (src_ptr, out_ptr) = (view.ptr, out.device_ptr());
     if view.cols >= 16 * CHUNK && view.rows < 2 * dev.multiprocessors() as usize {
         let parts = view.cols.div_ceil(CHUNK);
-        let partial = dev.alloc(dtype, view.rows * parts)?;
+        let partial = dev.alloc(partial_dtype(dtype), view.rows * parts)?;
         let (chunk, part_ptr, parts32) = (CHUNK as u32, partial.device_ptr(), parts as u32);
-        let first = LaunchConfig::rows(view.rows * parts, CHUNK);
+        let (first, second) = (1u32, 2u32);
         dev.launch(
             &kernel,
-            first,
-            kernel_args![src_ptr, part_ptr, rows, cols, chunk],
+            LaunchConfig::rows(view.rows * parts, CHUNK),
+            kernel_args![src_ptr, part_ptr, rows, cols, chunk, first],
         )?;
-        let second = LaunchConfig::rows(view.rows, parts);
         dev.launch(
             &kernel,
-            second,
-            kernel_args![part_ptr, out_ptr, rows, parts32, parts32],
+            LaunchConfig::rows(view.rows, parts),
+            kernel_args![part_ptr, out_ptr, rows, parts32, parts32, second],
         )?;
     } else {
-        let chunk = cols.max(1);
+        let (chunk, pass) = (cols.max(1), 0u32);
         dev.launch(
             &kernel,
             LaunchConfig::rows(view.rows, view.cols),
-            kernel_args![src_ptr, out_ptr, rows, cols, chunk],
+            kernel_args![src_ptr, out_ptr, rows, cols, chunk, pass],
         )?;
     }
+    Ok(out)
+}
+
+/// The dtype of a two-pass reduction's partial results (pass 1 of the kernels): the compute type,
+/// f32 for f16/bf16, so the result is rounded once.
+fn partial_dtype(dtype: DType) -> DType {
+    if matches!(dtype, DType::F16 | DType::BF16) {
+        DType::F32
+    } else {
+        dtype
+    }
+}
+
+/// A contiguous view whose reduced dims are one run before its last dim: `[outer, len, inner]`
+/// elements from `start`, `len` the run's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MiddleAxis {
+    start: usize,
+    outer: usize,
+    len: usize,
+    inner: usize,
+}
+
+/// The [`MiddleAxis`] of reducing `dims` (sorted, unique) of `layout`, when they are one run of
+/// consecutive dims followed by more than one element, in a contiguous view: the sums over a
+/// batch (a bias gradient), which the rows kernel could only read after a transposing copy.
+fn middle_axis(layout: &Layout, dims: &[usize]) -> Option<MiddleAxis> {
+    let (&first, &last) = (dims.first()?, dims.last()?);
+    let (start, _) = layout.contiguous_offset()?;
+    let sizes = layout.dims();
+    let inner: usize = sizes[last + 1..].iter().product();
+    (last - first + 1 == dims.len() && inner > 1).then(|| MiddleAxis {
+        start,
+        outer: sizes[..first].iter().product(),
+        len: sizes[first..=last].iter().product(),
+        inner,
+    })
+}
+
+/// Parts the middle axis is split into (each folded by its own threads, then the parts folded
+/// in a second launch): one, unless the outputs are too few to fill the GPU and the axis is
+/// long; then enough for about four threads per core, each folding at least 64 elements.
+fn middle_parts(outputs: usize, len: usize, multiprocessors: u32) -> usize {
+    let target = 4 * 256 * multiprocessors.max(1) as usize;
+    if len <= 256 || outputs >= target {
+        return 1;
+    }
+    (target / outputs.max(1)).clamp(1, len.div_ceil(64))
+}
+
+/// [`reduce`] of a [`MiddleAxis`] by the `reduce_mid` kernels, without a copy.
+fn reduce_middle(
+    dev: &CudaBackend,
+    op: ReduceOp,
+    src: &CudaStorage,
+    axis: MiddleAxis,
+) -> Result<CudaStorage> {
+    let dtype = src.dtype_of();
+    let kernel = need(names::reduce_middle(op, dtype), op.name(), dtype)?;
+    let outputs = axis.outer * axis.inner;
+    let out = dev.alloc(dtype, outputs)?;
+    if outputs == 0 {
+        return Ok(out);
+    }
+    let u32_of = |n: usize| count_u32(op.name(), n);
+    let (outer, len, inner) = (u32_of(axis.outer)?, u32_of(axis.len)?, u32_of(axis.inner)?);
+    let parts = middle_parts(outputs, axis.len, dev.multiprocessors());
+    let chunk = axis.len.div_ceil(parts).max(1);
+    let parts = axis.len.div_ceil(chunk).max(1);
+    let src_ptr = src.ptr_at(axis.start);
+    if parts == 1 {
+        let (out_ptr, chunk, pass) = (out.device_ptr(), len.max(1), 0u32);
+        return dev
+            .launch(
+                &kernel,
+                LaunchConfig::elementwise(outputs),
+                kernel_args![src_ptr, out_ptr, outer, len, inner, chunk, pass],
+            )
+            .map(|()| out);
+    }
+    let partial = dev.alloc(partial_dtype(dtype), outputs * parts)?;
+    let (part_ptr, out_ptr) = (partial.device_ptr(), out.device_ptr());
+    let (chunk, parts, first, second) = (u32_of(chunk)?, u32_of(parts)?, 1u32, 2u32);
+    dev.launch(
+        &kernel,
+        LaunchConfig::elementwise(outputs * parts as usize),
+        kernel_args![src_ptr, part_ptr, outer, len, inner, chunk, first],
+    )?;
+    dev.launch(
+        &kernel,
+        LaunchConfig::elementwise(outputs),
+        kernel_args![part_ptr, out_ptr, outer, parts, inner, parts, second],
+    )?;
     Ok(out)
 }
 
@@ -135,4 +232,37 @@ pub(crate) fn arg_reduce(
         kernel_args![src_ptr, out_ptr, rows, cols],
     )?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sinew_tensor::Shape;
+
+    fn axis(dims: &[usize], reduced: &[usize]) -> Option<(usize, usize, usize)> {
+        let layout = Layout::contiguous(Shape::new(dims.to_vec()));
+        middle_axis(&layout, reduced).map(|a| (a.outer, a.len, a.inner))
+    }
+
+    #[test]
+    fn leading_and_middle_runs_are_read_in_place() {
+        assert_eq!(axis(&[64, 512], &[0]), Some((1, 64, 512)));
+        assert_eq!(axis(&[5, 6, 7, 9], &[1, 2]), Some((5, 42, 9)));
+        // The last dims (rows), a split run and a transposed view take the rows kernel.
+        assert_eq!(axis(&[64, 512], &[1]), None);
+        assert_eq!(axis(&[7, 33, 129], &[0, 2]), None);
+        let t = Layout::contiguous(Shape::new(vec![512, 64]))
+            .permute(&[1, 0])
+            .unwrap();
+        assert_eq!(middle_axis(&t, &[0]), None);
+    }
+
+    #[test]
+    fn long_axes_with_few_outputs_split_into_parts() {
+        // 132 SMs: 135,168 threads wanted.
+        assert_eq!(middle_parts(512, 64, 132), 1);
+        assert_eq!(middle_parts(200_000, 10_000, 132), 1);
+        assert_eq!(middle_parts(3, 300_001, 132), 4688);
+        assert_eq!(middle_parts(512, 100_000, 132), 264);
+    }
 }
