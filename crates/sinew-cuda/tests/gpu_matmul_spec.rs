@@ -150,3 +150,49 @@ fn bad_specs_are_errors() {
         assert!(err.is_err());
     }
 }
+
+/// A linear layer through `matmul_with` under autograd (`x @ w.t() + b`, then ReLU in the
+/// epilogue or not): the forward is one kernel, the backward three (the two products and the
+/// bias's sum over the batch, read in place) plus ReLU's one, and the values are the CPU's.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn recorded_linear_layers_launch_one_kernel_forward() {
+    use sinew_tensor::MatmulOptions;
+    let dev = gpu();
+    let cpu = Device::cpu();
+    let (batch, inputs, outputs) = (37, 29, 50);
+    let x = randn(81, &[batch, inputs], DType::F32);
+    let w = randn(82, &[outputs, inputs], DType::F32);
+    let b = randn(83, &[outputs], DType::F32);
+    let g = randn(84, &[batch, outputs], DType::F32);
+    for relu in [false, true] {
+        let run = |device: &Device| {
+            let leaf = |t: &Tensor| t.to_device(device).unwrap().requires_grad_();
+            let (x, w, b) = (leaf(&x), leaf(&w), leaf(&b));
+            let opts = MatmulOptions::new().with_bias(&b);
+            let opts = if relu {
+                opts.with_activation(Activation::Relu)
+            } else {
+                opts
+            };
+            let before = common::kernel_launches(device);
+            let y = x.matmul_with(&w.t().unwrap(), opts).unwrap();
+            let forward = common::kernel_launches(device) - before;
+            let g = g.to_device(device).unwrap();
+            let before = common::kernel_launches(device);
+            y.backward_with(Some(g), Default::default()).unwrap();
+            let backward = common::kernel_launches(device) - before;
+            let host = |t: Tensor| t.to_device(&cpu).unwrap();
+            let grads = [x.grad(), w.grad(), b.grad()].map(|t| host(t.unwrap()));
+            (host(y.detach()), grads, forward, backward)
+        };
+        let (want_y, want, _, _) = run(&cpu);
+        let (got_y, got, forward, backward) = run(&dev);
+        check(&format!("linear relu={relu} output"), &want_y, &got_y, 1e-5);
+        for (name, (c, g)) in ["dx", "dw", "db"].iter().zip(want.iter().zip(&got)) {
+            check(&format!("linear relu={relu} {name}"), c, g, 1e-4);
+        }
+        assert_eq!(forward, 1, "relu={relu}: forward kernels");
+        assert_eq!(backward, 3 + relu as u64, "relu={relu}: backward kernels");
+    }
+}

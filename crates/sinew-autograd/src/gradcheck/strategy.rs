@@ -178,3 +178,17 @@ pub fn check2(
 ) -> Result<GradcheckReport> {
     gradcheck(|v| f(&v[0], &v[1]), &[a.clone(), b.clone()], CASE_OPTIONS)
 }
+
+/// Gradcheck of a three-input function with the case tolerances.
+pub fn check3(
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    f: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<GradcheckReport> {
+    gradcheck(
+        |v| f(&v[0], &v[1], &v[2]),
+        &[a.clone(), b.clone(), c.clone()],
+        CASE_OPTIONS,
+    )
+}

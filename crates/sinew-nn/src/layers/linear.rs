@@ -1,16 +1,22 @@
 //! `Linear` (`y = x Wᵀ + b`, weight `[out, in]` as in PyTorch) and its functional form.
 
-use sinew_tensor::{DType, Device, Parameter, Result, Tensor, autocast};
+use sinew_tensor::{DType, Device, MatmulOptions, Parameter, Result, Tensor, autocast};
 
 use crate::{Module, Visit, init, summary};
 
 /// `y = x Wᵀ + b` over the last dimension (PyTorch's `F.linear`). Under autocast all three
 /// run in its dtype, as PyTorch's `linear` does.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let y = x.matmul(&weight.t()?)?;
+    let w = weight.t()?;
     match bias {
-        Some(b) => y.add(&autocast::lower_precision(b)?),
-        None => Ok(y),
+        // PyTorch's `addmm`: the bias added in the product's epilogue (one kernel), one op
+        // for autograd.
+        Some(b) if x.rank() >= 2 => {
+            let b = autocast::lower_precision(b)?;
+            x.matmul_with(&w, MatmulOptions::new().with_bias(&b))
+        }
+        Some(b) => x.matmul(&w)?.add(&autocast::lower_precision(b)?),
+        None => x.matmul(&w),
     }
 }
 

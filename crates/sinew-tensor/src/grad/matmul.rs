@@ -1,6 +1,8 @@
-//! Matrix products. Saved: both inputs (each gradient needs the other operand).
+//! Matrix products, plain and with a fused bias + activation epilogue. Saved: both operands
+//! (each gradient needs the other), and the output where an activation follows.
 
 use super::untracked;
+use crate::backend::Activation;
 use crate::{Error, Result, Save, Tensor};
 
 impl Tensor {
@@ -31,25 +33,7 @@ impl Tensor {
         let out = untracked(|| a.matmul_untracked(&b))?;
         let mut out = Tensor::from_op(out, "matmul", &[&a, &b], Save::INPUTS, |ctx, g| {
             let (a, b) = (ctx.input(0)?, ctx.input(1)?);
-            // A transposed 2-d operand (a linear layer's `weight.t()`) gets its gradient
-            // computed transposed too, `(g^T @ a)^T`, in its own layout: the gradient of the
-            // weight under the view is then contiguous, and the optimizer's in-place updates
-            // read it in order instead of striding across rows (as PyTorch's `mm` backward).
-            let plain = a.rank() == 2 && b.rank() == 2;
-            let ga = if !a.requires_grad() {
-                None
-            } else if plain && is_transposed(&a) {
-                Some(b.matmul(&g.t()?)?.t()?)
-            } else {
-                Some(g.matmul(&b.transpose(-2, -1)?)?.sum_to(a.shape())?)
-            };
-            let gb = if !b.requires_grad() {
-                None
-            } else if plain && is_transposed(&b) {
-                Some(g.t()?.matmul(&a)?.t()?)
-            } else {
-                Some(a.transpose(-2, -1)?.matmul(g)?.sum_to(b.shape())?)
-            };
+            let (ga, gb) = matmul_grads(&a, &b, g)?;
             Ok(vec![ga, gb])
         });
         if rhs.rank() == 1 {
@@ -60,6 +44,74 @@ impl Tensor {
         }
         Ok(out)
     }
+}
+
+/// Records `value = act(a @ b + bias)` (computed by [`Tensor::matmul_with`]'s fused forward;
+/// `a`, `b` at least 2-d, output in their dtype) as one op, `matmul_with`: the gradient through
+/// the activation (ReLU: `g * (y > 0)`, from the output), then [`matmul_grads`], and the bias's
+/// `g` summed to `[n]`. PyTorch's `addmm` (+ `relu`) backward, same formulas.
+pub(crate) fn record_matmul_epilogue(
+    value: Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    activation: Option<Activation>,
+) -> Tensor {
+    let mut inputs = vec![a, b];
+    inputs.extend(bias);
+    let save = Save::input(0).and_input(1);
+    let save = if activation.is_some() {
+        save.and_output()
+    } else {
+        save
+    };
+    let bias_shape = bias.map(|t| t.shape().clone());
+    Tensor::from_op(value, "matmul_with", &inputs, save, move |ctx, g| {
+        let g = match activation {
+            Some(Activation::Relu) => super::unary::relu_input_grad(g, &ctx.output()?)?,
+            None => g.clone(),
+        };
+        let (a, b) = (ctx.input(0)?, ctx.input(1)?);
+        let (ga, gb) = matmul_grads(&a, &b, &g)?;
+        let mut grads = vec![ga, gb];
+        if let Some(shape) = &bias_shape {
+            grads.push(if ctx.needs_grad(2) {
+                Some(g.sum_to(shape)?)
+            } else {
+                None
+            });
+        }
+        Ok(grads)
+    })
+}
+
+/// The gradients of `a @ b` (both at least 2-d) from the output's gradient `g`, for the
+/// operands that require one: `ga = g @ bᵀ`, `gb = aᵀ @ g`, summed over broadcast batch dims.
+pub(crate) fn matmul_grads(
+    a: &Tensor,
+    b: &Tensor,
+    g: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    // A transposed 2-d operand (a linear layer's `weight.t()`) gets its gradient computed
+    // transposed too, `(g^T @ a)^T`, in its own layout: the gradient of the weight under the
+    // view is then contiguous, and the optimizer's in-place updates read it in order instead of
+    // striding across rows (as PyTorch's `mm` backward).
+    let plain = a.rank() == 2 && b.rank() == 2;
+    let ga = if !a.requires_grad() {
+        None
+    } else if plain && is_transposed(a) {
+        Some(b.matmul(&g.t()?)?.t()?)
+    } else {
+        Some(g.matmul(&b.transpose(-2, -1)?)?.sum_to(a.shape())?)
+    };
+    let gb = if !b.requires_grad() {
+        None
+    } else if plain && is_transposed(b) {
+        Some(g.t()?.matmul(a)?.t()?)
+    } else {
+        Some(a.transpose(-2, -1)?.matmul(g)?.sum_to(b.shape())?)
+    };
+    Ok((ga, gb))
 }
 
 /// Whether the 2-d `t` is laid out column by column (the transpose of a contiguous matrix),

@@ -18,6 +18,8 @@ mod softmax;
 mod unary;
 mod view;
 
+pub(crate) use matmul::record_matmul_epilogue;
+
 use crate::{Result, Shape, Tensor, no_grad};
 
 /// Runs an op's untracked forward with recording off, so helper ops inside it record nothing.

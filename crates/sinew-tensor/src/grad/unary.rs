@@ -21,7 +21,7 @@ fn mask(m: Tensor, like: &Tensor) -> Result<Tensor> {
 /// ReLU's input gradient `g * (y > 0)`: one fused pass (`Backend::relu_backward`) unless the
 /// gradient is itself recorded (double backward) or the operands differ in dtype or shape,
 /// where the composed ops run (same values).
-fn relu_input_grad(g: &Tensor, y: &Tensor) -> Result<Tensor> {
+pub(crate) fn relu_input_grad(g: &Tensor, y: &Tensor) -> Result<Tensor> {
     let recorded = g.requires_grad() && crate::is_grad_enabled();
     let same = g.dtype() == y.dtype()
         && g.shape() == y.shape()

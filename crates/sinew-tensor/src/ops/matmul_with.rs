@@ -57,8 +57,10 @@ impl<'a> MatmulOptions<'a> {
 impl Tensor {
     /// `act(self @ rhs + bias)` as `opts.out_dtype`, with [`Tensor::matmul`]'s shape rules
     /// (1-d promotion, broadcast batch dims), in one backend call where the backend fuses the
-    /// epilogue (the CPU does), else through [`crate::Backend::matmul_unfused`].
-    /// With default options it is [`Tensor::matmul`]. Not differentiable (yet).
+    /// epilogue (the CPU and CUDA backends do), else through [`crate::Backend::matmul_unfused`].
+    /// With default options it is [`Tensor::matmul`]. Differentiable: with operands of at least
+    /// 2 dims and no change of dtype it is recorded as one op (its backward PyTorch's `addmm`
+    /// and `relu` rules); otherwise as the composed product, cast, sum and ReLU.
     ///
     /// PyTorch equivalent: `torch.relu(torch.addmm(bias, a, b))` /
     /// `F.linear(x, w.T, bias).relu()`, with `out_dtype` as in `torch._scaled_mm`.
@@ -84,7 +86,21 @@ impl Tensor {
             || rhs.requires_grad()
             || opts.bias.is_some_and(|b| b.requires_grad());
         if tracked && crate::is_grad_enabled() {
-            // The fused kernel has no backward rule yet: compose recorded ops instead (the
+            if opts.out_dtype.is_none_or(|d| d == self.dtype())
+                && self.rank() >= 2
+                && rhs.rank() >= 2
+            {
+                // The fused forward, recorded as one op (`grad/matmul.rs`).
+                let value = crate::grad::untracked(|| self.matmul_with(rhs, opts))?;
+                return Ok(crate::grad::record_matmul_epilogue(
+                    value,
+                    self,
+                    rhs,
+                    opts.bias,
+                    opts.activation,
+                ));
+            }
+            // Another output dtype or a 1-d operand: compose recorded ops instead (the
             // f16 -> f32 case then rounds the product through the operands' dtype once).
             let mut out = self.matmul(rhs)?;
             if let Some(dtype) = opts.out_dtype {

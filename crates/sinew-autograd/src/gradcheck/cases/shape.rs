@@ -2,10 +2,10 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use sinew_tensor::{PadMode, Result, Shape, Tensor};
+use sinew_tensor::{Activation, MatmulOptions, PadMode, Result, Shape, Tensor};
 
 use super::GradcheckEntry;
-use crate::gradcheck::strategy::{Domain, check1, check2, drive, shape, tensor, tensor_of};
+use crate::gradcheck::strategy::{Domain, check1, check2, check3, drive, shape, tensor, tensor_of};
 
 fn i64s(v: Vec<i64>, dims: impl Into<Shape>) -> Result<Tensor> {
     Tensor::from_vec(v, dims)
@@ -57,6 +57,41 @@ fn matmul_entry() -> GradcheckEntry {
                 } else {
                     x.matmul(y)
                 }
+            })
+        })
+    })
+}
+
+/// `matmul_with`'s recorded op: `act(a @ b + bias)` with a bias, with ReLU after it, with the
+/// right operand transposed (a linear layer's `x @ w.t()`), and with a batch of left operands.
+/// The product is scaled by 0.01 (|a @ b| <= 0.16) and the bias drawn away from zero (>= 0.2),
+/// so no pre-activation sits at ReLU's kink.
+fn matmul_with_entry() -> GradcheckEntry {
+    GradcheckEntry::new("matmul_with", |cases| {
+        // (batch, m, k, n, variant): 0 bias, 1 bias + relu, 2 transposed rhs + relu, 3 batched.
+        let dims = (0..=1usize, 1..=4usize, 1..=4usize, 1..=4usize, 0..4usize);
+        let strategy = dims.prop_flat_map(|(batch, m, k, n, variant)| {
+            let batch = if variant == 3 { batch + 1 } else { 0 };
+            let a_dims = [vec![2; batch], vec![m, k]].concat();
+            let b_dims = if variant == 2 { vec![n, k] } else { vec![k, n] };
+            (
+                tensor_of(a_dims, Domain::Any),
+                tensor_of(b_dims, Domain::Any),
+                tensor_of(vec![n], Domain::AwayFromZero),
+                Just(variant),
+            )
+        });
+        drive(cases, strategy, |(a, b, bias, variant)| {
+            check3(a, b, bias, |x, y, c| {
+                let x = x.mul_scalar(0.01)?;
+                let y = if *variant == 2 { y.t()? } else { y.clone() };
+                let opts = MatmulOptions::new().with_bias(c);
+                let opts = if matches!(variant, 1 | 2) {
+                    opts.with_activation(Activation::Relu)
+                } else {
+                    opts
+                };
+                x.matmul_with(&y, opts)
             })
         })
     })
@@ -138,6 +173,7 @@ fn indexed() -> impl Strategy<Value = (Tensor, usize, Tensor)> {
 pub(super) fn entries() -> Vec<GradcheckEntry> {
     vec![
         matmul_entry(),
+        matmul_with_entry(),
         view("reshape", |x, _| {
             x.reshape(x.dims().iter().rev().copied().collect::<Vec<_>>())
         }),
