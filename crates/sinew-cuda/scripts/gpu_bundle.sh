@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds, on a machine without a GPU (against the stub driver), everything the GPU machine runs:
-# the release GPU test binaries (sinew-cuda's, the facade's whole-model tests, sinew-dist's NCCL
-# test), the bench
-# binary and gemm_tflops with the cuda feature, the PyTorch scripts and gpu_run.sh, stripped,
+# the release GPU test binaries (sinew-cuda's, the facade's whole-model and optimizer tests,
+# sinew-dist's NCCL test), the bench binary and gemm_tflops with the cuda feature, the PyTorch
+# scripts and gpu_run.sh, stripped,
 # into target/gpu-bundle, and packs it as target/gpu-bundle.tar.xz (about 27 MB; the folder is
 # about 220 MB). Carry the archive to the GPU machine, unpack it and run `bash gpu_run.sh` in it:
 #   tar xJf target/gpu-bundle.tar.xz -C /tmp && OUT=$OUT bash /tmp/gpu-bundle/gpu_run.sh
@@ -20,7 +20,7 @@ features=cuda,sinew-autograd/testing
 {
     cargo test --release -p sinew-cuda --features "$features" --no-run --message-format=json
     cargo test --release -p sinew --features sinew/cuda,sinew-autograd/testing --test gpu_models \
-        --no-run --message-format=json
+        --test gpu_optim --no-run --message-format=json
     cargo test --release -p sinew-dist --features nccl --test nccl --no-run --message-format=json
 } | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/' | while read -r exe; do
     name=$(basename "$exe" | sed 's/-[0-9a-f]*$//')

@@ -3,14 +3,14 @@
 
 use sinew_tensor::{
     ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, CmpOp, CpuStorage, DType,
-    DeviceLocation, InplaceOp, Layout, MatmulSpec, ReduceOp, Result, ScatterMode, UnaryOp,
-    Unfold2d,
+    DeviceLocation, FusedStep, InplaceOp, Layout, MatmulSpec, ReduceOp, Result, ScatterMode,
+    UnaryOp, Unfold2d,
 };
 
 use crate::device::CudaBackend;
 use crate::ops::{
-    binary, cast, channel, compare, conv, conv_gemm, conv_wgrad, gemm, index, inplace, pool,
-    random, reduce, softmax, sorted_sum, unary, xent,
+    binary, cast, channel, compare, conv, conv_gemm, conv_wgrad, fused_step, gemm, index, inplace,
+    pool, random, reduce, softmax, sorted_sum, unary, xent,
 };
 use crate::storage::{CudaStorage, cuda, cuda_mut};
 
@@ -241,6 +241,20 @@ impl Backend for CudaBackend {
             rhs_layout,
             &gemm::Epilogue::of(spec, bias),
         )?))
+    }
+
+    fn fuses(&self, step: &FusedStep, dtype: DType) -> bool {
+        crate::names::fused_step(step, dtype).is_some()
+    }
+
+    fn fused_step(
+        &self,
+        step: &FusedStep,
+        dsts: &mut [(&mut dyn BackendStorage, usize)],
+        grad: (&dyn BackendStorage, usize),
+        len: usize,
+    ) -> Result<bool> {
+        fused_step::fused_step(self, step, dsts, grad, len)
     }
 
     fn inplace(

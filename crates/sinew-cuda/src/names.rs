@@ -15,7 +15,9 @@
 //! its name, not a string, so naming a kernel per launch formats nothing.
 
 use sinew_tensor::op_table::{ARG_REDUCE_OPS, BINARY_OPS, CMP_OPS, REDUCE_OPS, unary_ops};
-use sinew_tensor::{ArgReduceOp, BinaryOp, CmpOp, DType, InplaceOp, ReduceOp, UnaryOp};
+use sinew_tensor::{
+    AdamStep, ArgReduceOp, BinaryOp, CmpOp, DType, FusedStep, InplaceOp, ReduceOp, SgdStep, UnaryOp,
+};
 
 /// A `.cu` file in `cuda/` and its PTX module; one per op family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,11 +61,13 @@ pub enum Family {
     /// `cuda/gemm_sm90.cu`: the Hopper GEMM (TMA + wgmma; PTX for sm_90a, loaded only on
     /// compute capability 9.0).
     GemmSm90,
+    /// `cuda/fused_step.cu`: optimizer steps in one pass (SGD, Adam/AdamW).
+    FusedStep,
 }
 
 impl Family {
     /// Every family, in module-table order.
-    pub const ALL: [Family; 18] = [
+    pub const ALL: [Family; 19] = [
         Family::Unary,
         Family::Binary,
         Family::Compare,
@@ -82,6 +86,7 @@ impl Family {
         Family::ConvWgrad,
         Family::SortedSum,
         Family::GemmSm90,
+        Family::FusedStep,
     ];
 
     /// File stem of the `.cu` source and the `.ptx` output.
@@ -105,6 +110,7 @@ impl Family {
             Family::ConvWgrad => "conv_wgrad",
             Family::SortedSum => "sorted_sum",
             Family::GemmSm90 => "gemm_sm90",
+            Family::FusedStep => "fused_step",
         }
     }
 
@@ -241,6 +247,16 @@ pub fn reduce(op: ReduceOp, dtype: DType) -> Option<Kernel> {
 pub fn reduce_middle(op: ReduceOp, dtype: DType) -> Option<Kernel> {
     (is_float(dtype) || dtype == DType::I64)
         .then(|| kernel(Family::Reduce, "reduce_mid", op.name(), dtype))
+}
+
+/// `fused_sgd_<dtype>` / `fused_adam_<dtype>` (an optimizer step in one pass): floats.
+pub fn fused_step(step: &FusedStep, dtype: DType) -> Option<Kernel> {
+    let stem = match step {
+        FusedStep::Sgd(_) => "fused_sgd",
+        FusedStep::Adam(_) => "fused_adam",
+        _ => return None,
+    };
+    is_float(dtype).then(|| kernel(Family::FusedStep, stem, "", dtype))
 }
 
 /// `argreduce_<op>_<dtype>`: floats, i64 and u8.
@@ -492,6 +508,28 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(unary_ops().iter().filter_map(|op| unary(op, dtype)));
         out.extend(BINARY_OPS.iter().filter_map(|&op| binary(op, dtype)));
         out.extend(relu_backward(dtype));
+        for step in [
+            FusedStep::Sgd(SgdStep {
+                lr: 0.1,
+                weight_decay: 0.0,
+                momentum: 0.0,
+                dampening: 0.0,
+                nesterov: false,
+                maximize: false,
+                first: false,
+            }),
+            FusedStep::Adam(AdamStep {
+                lr: 0.1,
+                betas: (0.9, 0.999),
+                eps: 1e-8,
+                weight_decay: 0.0,
+                decoupled: false,
+                maximize: false,
+                step: 1,
+            }),
+        ] {
+            out.extend(fused_step(&step, dtype));
+        }
         out.extend(CMP_OPS.iter().map(|&op| compare(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce_middle(op, dtype)));

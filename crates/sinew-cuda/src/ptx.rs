@@ -7,7 +7,7 @@
 use crate::names::Family;
 
 /// `(family, PTX text)` for every kernel module, in [`Family::ALL`] order.
-pub const MODULES: [(Family, &str); 18] = [
+pub const MODULES: [(Family, &str); 19] = [
     (Family::Unary, include_str!("../kernels/unary.ptx")),
     (Family::Binary, include_str!("../kernels/binary.ptx")),
     (Family::Compare, include_str!("../kernels/compare.ptx")),
@@ -26,6 +26,7 @@ pub const MODULES: [(Family, &str); 18] = [
     (Family::ConvWgrad, include_str!("../kernels/conv_wgrad.ptx")),
     (Family::SortedSum, include_str!("../kernels/sorted_sum.ptx")),
     (Family::GemmSm90, include_str!("../kernels/gemm_sm90.ptx")),
+    (Family::FusedStep, include_str!("../kernels/fused_step.ptx")),
 ];
 
 /// The PTX text of a family's module.

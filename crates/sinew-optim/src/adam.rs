@@ -1,7 +1,7 @@
 //! Adam, AdamW (decoupled weight decay), both with AMSGrad, and Adamax (PyTorch's formulas).
 
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{Parameter, Result, Tensor};
+use sinew_tensor::{AdamStep, FusedStep, Parameter, Result, Tensor};
 
 use crate::optimizer::{Optim, Slot, UpdateRule, effective_grad};
 
@@ -79,6 +79,23 @@ fn adam_update(
     grad: &Tensor,
     slot: Slot<'_>,
 ) -> Result<()> {
+    // One kernel where the device has it (the GPU; not with amsgrad), with the values of the
+    // ops below.
+    if !c.amsgrad {
+        let step = FusedStep::Adam(AdamStep {
+            lr: c.lr,
+            betas: c.betas,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            decoupled,
+            maximize: c.maximize,
+            step: slot.step,
+        });
+        let buffers = [slot.buffer("exp_avg")?, slot.buffer("exp_avg_sq")?];
+        if param.fused_step_(&step, &buffers, grad)? {
+            return Ok(());
+        }
+    }
     let (b1, b2) = c.betas;
     let g = if decoupled {
         if c.weight_decay != 0.0 {

@@ -2,7 +2,7 @@
 //! (PyTorch's `torch.optim.SGD`).
 
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{Parameter, Result, Tensor};
+use sinew_tensor::{FusedStep, Parameter, Result, SgdStep, Tensor};
 
 use crate::optimizer::{Optim, Slot, UpdateRule, assign, effective_grad};
 
@@ -91,6 +91,26 @@ impl UpdateRule for SgdRule {
     }
 
     fn update(c: &SgdConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
+        // One kernel where the device has it (the GPU), with the values of the ops below.
+        let step = FusedStep::Sgd(SgdStep {
+            lr: c.lr,
+            weight_decay: c.weight_decay,
+            momentum: c.momentum,
+            dampening: c.dampening,
+            nesterov: c.nesterov,
+            maximize: c.maximize,
+            first: slot.step == 1,
+        });
+        let momentum;
+        let buffers: &[&Tensor] = if c.momentum != 0.0 {
+            momentum = [slot.buffer("momentum_buffer")?];
+            &momentum
+        } else {
+            &[]
+        };
+        if param.fused_step_(&step, buffers, grad)? {
+            return Ok(());
+        }
         let g = effective_grad(grad, param, c.weight_decay, c.maximize, &slot.scratch[0])?;
         if c.momentum == 0.0 {
             return param.axpy_(-c.lr, g);

@@ -11,6 +11,7 @@
 use std::any::Any;
 
 use crate::host::CpuStorage;
+use crate::ops::fused_step::FusedStep;
 use crate::ops::softmax_xent::{SoftmaxXentOptions, XentOperands};
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
@@ -383,6 +384,31 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         srcs: &[(&dyn BackendStorage, &Layout)],
     ) -> Result<()> {
         crate::composite::inplace(self, op, dst, dst_layout, srcs)
+    }
+
+    /// Whether [`Backend::fused_step`] has a kernel for `step` on `dtype` tensors (asked
+    /// first, so that a backend without one costs its callers no locking). Default: `false`.
+    fn fuses(&self, step: &FusedStep, dtype: DType) -> bool {
+        let _ = (step, dtype);
+        false
+    }
+
+    /// One optimizer step in one pass ([`crate::Tensor::fused_step_`]): `dsts` are the
+    /// parameter then its state buffers, `grad` the gradient, each a dense run of `len`
+    /// elements of one float dtype starting at the given element. Returns `false`, writing
+    /// nothing, where the backend has no kernel for the step (the caller then runs it as
+    /// separate in-place ops, whose values a kernel must reproduce bit for bit in f32/f64).
+    ///
+    /// Default: `false` (the CPU's in-place ops already make no temporaries).
+    fn fused_step(
+        &self,
+        step: &FusedStep,
+        dsts: &mut [(&mut dyn BackendStorage, usize)],
+        grad: (&dyn BackendStorage, usize),
+        len: usize,
+    ) -> Result<bool> {
+        let _ = (step, dsts, grad, len);
+        Ok(false)
     }
 
     /// Picks entries of `src` along `dim` by a 1-d i64 `indices` view.

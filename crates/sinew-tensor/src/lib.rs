@@ -50,6 +50,7 @@ pub use dtype::{DType, Element};
 pub use error::{Error, ExternalError, Result};
 pub use layout::{Layout, StridedOffsets};
 pub use ops::custom::{CustomInplaceOp, CustomOp};
+pub use ops::fused_step::{AdamStep, FusedStep, SgdStep};
 pub use ops::index::PadMode;
 pub use ops::matmul_with::MatmulOptions;
 pub use ops::softmax_xent::{SoftmaxXentOptions, XentOperands};

@@ -347,6 +347,51 @@ impl Tensor {
         result
     }
 
+    /// Runs `f` with the storages of `dsts` locked for writing and `src`'s for reading, in
+    /// address order (no deadlock beside other writers): several tensors updated by one kernel
+    /// (a fused optimizer step). `f` returns whether it wrote; if so, the written storages'
+    /// versions are bumped. `Ok(false)`, with nothing locked or run, when two of the tensors
+    /// share a storage.
+    pub(crate) fn write_many(
+        dsts: &[&Tensor],
+        src: &Tensor,
+        f: impl FnOnce(
+            &mut [&mut dyn crate::BackendStorage],
+            &dyn crate::BackendStorage,
+        ) -> Result<bool>,
+    ) -> Result<bool> {
+        let all: Vec<&Tensor> = dsts.iter().copied().chain([src]).collect();
+        for (i, t) in all.iter().enumerate() {
+            if all[..i].iter().any(|u| u.same_storage(t)) {
+                return Ok(false);
+            }
+        }
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by_key(|&i| Arc::as_ptr(&all[i].storage) as usize);
+        let mut writes: Vec<Option<RwLockWriteGuard<'_, BoxedStorage>>> =
+            dsts.iter().map(|_| None).collect();
+        let mut read = None;
+        for i in order {
+            if i < dsts.len() {
+                writes[i] = Some(all[i].storage.write());
+            } else {
+                read = Some(src.storage.read());
+            }
+        }
+        let mut storages: Vec<&mut dyn crate::BackendStorage> = writes
+            .iter_mut()
+            .map(|g| &mut ***g.as_mut().expect("every destination is locked"))
+            .collect();
+        let read = read.expect("the source is locked");
+        let wrote = f(&mut storages, &**read)?;
+        if wrote {
+            for t in dsts {
+                t.storage.version.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        Ok(wrote)
+    }
+
     /// Runs `f` with the storages of a run-time number of tensors read-locked (each distinct
     /// storage once, in address order).
     pub(crate) fn with_storage_slice<R>(

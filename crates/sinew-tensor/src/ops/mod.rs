@@ -10,6 +10,7 @@ pub mod conv;
 mod conv_wide;
 pub mod creation;
 pub mod custom;
+pub mod fused_step;
 pub mod index;
 pub mod inplace;
 pub mod matmul;

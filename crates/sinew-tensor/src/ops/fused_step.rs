@@ -1,0 +1,134 @@
+//! Fused optimizer steps ([`Tensor::fused_step_`]): one parameter and its state buffers updated
+//! by one kernel where the backend has one (CUDA: `cuda/fused_step.cu`), PyTorch's
+//! `_fused_sgd_` / `_fused_adam_`. The steps are PyTorch's formulas as sinew-optim writes them
+//! with in-place ops (`mul_axpy_`, `lerp_`, `addcdiv_sqrt_`, ...); a fused kernel rounds to the
+//! dtype wherever one of those ops would, without FMA contraction, so both give the same values
+//! bit for bit in f32 and f64, and the in-place ops stay the reference and the fallback.
+
+use crate::{Error, Result, Tensor};
+
+/// SGD on one parameter `p` with gradient `g` (PyTorch's `torch.optim.SGD`):
+/// `d = ±g + wd p`; with momentum `b = d` at the first step, else `b = mu b + (1 - dampening) d`,
+/// then `d = d + mu b` (Nesterov) or `d = b`; finally `p -= lr d`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdStep {
+    /// Learning rate.
+    pub lr: f64,
+    /// L2 penalty added to the gradient (`wd`).
+    pub weight_decay: f64,
+    /// Momentum factor (`mu`); 0 for plain SGD (no buffer).
+    pub momentum: f64,
+    /// Dampening of the gradient in the buffer.
+    pub dampening: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// Ascend instead of descend (`-g`).
+    pub maximize: bool,
+    /// The first step (the buffer takes `d` as it is).
+    pub first: bool,
+}
+
+/// Adam or AdamW on one parameter at step `t` (PyTorch's `torch.optim.Adam` / `AdamW`, without
+/// amsgrad): `d = ±g` (+ `wd p` for Adam; AdamW first scales `p *= 1 - lr wd`),
+/// `m = lerp(m, d, 1 - b1)`, `v = b2 v + (1 - b2) d d`,
+/// `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamStep {
+    /// Learning rate.
+    pub lr: f64,
+    /// `(b1, b2)`.
+    pub betas: (f64, f64),
+    /// Added to the denominator.
+    pub eps: f64,
+    /// Weight decay: in the gradient (Adam) or decoupled (AdamW).
+    pub weight_decay: f64,
+    /// AdamW's decoupled weight decay.
+    pub decoupled: bool,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+    /// The step count `t` (1 at the first step).
+    pub step: u64,
+}
+
+/// One optimizer step a backend may run as one kernel ([`Tensor::fused_step_`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum FusedStep {
+    /// SGD; state: the momentum buffer when `momentum != 0`, else none.
+    Sgd(SgdStep),
+    /// Adam / AdamW; state: `exp_avg`, `exp_avg_sq`.
+    Adam(AdamStep),
+}
+
+impl FusedStep {
+    /// The op's name (in errors).
+    pub fn name(&self) -> &'static str {
+        match self {
+            FusedStep::Sgd(_) => "fused_sgd_",
+            FusedStep::Adam(_) => "fused_adam_",
+        }
+    }
+
+    /// How many state buffers the step updates besides the parameter.
+    pub fn num_buffers(&self) -> usize {
+        match self {
+            FusedStep::Sgd(s) => usize::from(s.momentum != 0.0),
+            FusedStep::Adam(_) => 2,
+        }
+    }
+}
+
+impl Tensor {
+    /// Runs `step` on this parameter, its `buffers` (as [`FusedStep::num_buffers`] lists
+    /// them) and its gradient `grad` in one kernel, in place, when the device's backend has
+    /// one and every tensor is a dense view of one float dtype, shape and device in a storage
+    /// of its own. `Ok(false)`, with nothing written, otherwise: the caller then runs the same
+    /// step as separate in-place ops (sinew-optim does), which give the same values. Run it
+    /// under `no_grad`, as optimizers do.
+    pub fn fused_step_(
+        &self,
+        step: &FusedStep,
+        buffers: &[&Tensor],
+        grad: &Tensor,
+    ) -> Result<bool> {
+        if buffers.len() != step.num_buffers() {
+            return Err(Error::invalid(
+                step.name(),
+                format!(
+                    "expects {} state buffers, got {}",
+                    step.num_buffers(),
+                    buffers.len()
+                ),
+            ));
+        }
+        let tensors = || {
+            std::iter::once(self)
+                .chain(buffers.iter().copied())
+                .chain([grad])
+        };
+        let fits = |t: &Tensor| {
+            t.shape() == self.shape()
+                && t.dtype() == self.dtype()
+                && t.device() == self.device()
+                && t.is_contiguous()
+                && !(crate::is_grad_enabled() && t.requires_grad())
+        };
+        let backend = self.device().backend();
+        if !backend.fuses(step, self.dtype()) || !tensors().all(fits) {
+            return Ok(false);
+        }
+        let start = |t: &Tensor| t.layout().contiguous_offset().map_or(0, |(s, _)| s);
+        let mut dsts: Vec<&Tensor> = vec![self];
+        dsts.extend(buffers);
+        let starts: Vec<usize> = dsts.iter().map(|t| start(t)).collect();
+        let len = self.elem_count();
+        Tensor::write_many(&dsts, grad, |storages, g| {
+            let mut views: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
+                .iter_mut()
+                .zip(&starts)
+                .map(|(s, &at)| (&mut **s, at))
+                .collect();
+            backend.fused_step(step, &mut views, (g, start(grad)), len)
+        })
+    }
+}

@@ -1,0 +1,146 @@
+//! The fused optimizer steps on the GPU (issue 14, item 1: one launch per parameter): SGD in
+//! every variant and Adam/AdamW take one kernel per parameter and step, and give the CPU's
+//! values (the op-by-op in-place form) bit for bit in every float dtype over five steps.
+//! Run on a GPU machine, or the CPU emulator, with `--include-ignored`.
+
+#![cfg(feature = "cuda")]
+
+use sinew::optim::{AdamConfig, Optimizer, SgdConfig, adam, adamw, sgd};
+use sinew::tensor::{DType, Device, Generator, Parameter};
+
+fn gpu() -> Device {
+    sinew_cuda::register();
+    Device::cuda(0).expect("needs a CUDA GPU")
+}
+
+/// Builds an optimizer over the named parameters.
+type Build = Box<dyn Fn(Vec<(String, Parameter)>) -> Box<dyn Optimizer>>;
+
+/// Five steps of the optimizer `build` makes over three parameters (a matrix, a vector, a
+/// scalar) of `dtype` on `device`, from fixed values and per-step gradients; the parameters'
+/// and the optimizer state's values after them, and the kernels the last step launched.
+fn run(build: &Build, dtype: DType, device: &Device) -> (Vec<Vec<f64>>, u64) {
+    let mut g = Generator::new(7);
+    let cpu = Device::cpu();
+    let shapes: [&[usize]; 3] = [&[13, 7], &[29], &[]];
+    let params: Vec<(String, Parameter)> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &shape)| {
+            let value = g.randn(shape.to_vec(), DType::F32, &cpu).unwrap();
+            let value = value.to_dtype(dtype).unwrap().to_device(device).unwrap();
+            (format!("p{i}"), Parameter::new(value))
+        })
+        .collect();
+    let mut opt = build(params.clone());
+    let cuda = sinew_cuda::CudaBackend::of(device);
+    let mut launches = 0;
+    for _ in 0..5 {
+        for (_, p) in &params {
+            let grad = g
+                .randn(p.value().dims().to_vec(), DType::F32, &cpu)
+                .unwrap();
+            let grad = grad.to_dtype(dtype).unwrap().to_device(device).unwrap();
+            p.value().set_grad(Some(grad)).unwrap();
+        }
+        let before = cuda.map_or(0, |c| c.kernel_launches());
+        opt.step().unwrap();
+        launches = cuda.map_or(0, |c| c.kernel_launches()) - before;
+    }
+    let mut values: Vec<Vec<f64>> = params
+        .iter()
+        .map(|(_, p)| p.value().to_device(&cpu).unwrap().to_vec_f64().unwrap())
+        .collect();
+    for state in opt.state_dict().unwrap().params.values() {
+        for (_, buffer) in &state.buffers {
+            values.push(buffer.to_device(&cpu).unwrap().to_vec_f64().unwrap());
+        }
+    }
+    (values, launches)
+}
+
+fn sgd_with(config: SgdConfig) -> Build {
+    Box::new(move |p| Box::new(sgd(p, config.clone())))
+}
+
+fn adam_with(config: AdamConfig, decoupled: bool) -> Build {
+    Box::new(move |p| {
+        if decoupled {
+            Box::new(adamw(p, config.clone()))
+        } else {
+            Box::new(adam(p, config.clone()))
+        }
+    })
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn fused_steps_launch_once_per_parameter_with_the_cpus_values() {
+    let dev = gpu();
+    let adam_config = AdamConfig {
+        lr: 0.01,
+        ..AdamConfig::default()
+    };
+    let cases: Vec<(&str, Build)> = vec![
+        ("sgd", sgd_with(SgdConfig::new(0.1))),
+        ("sgd momentum", sgd_with(SgdConfig::new(0.1).momentum(0.9))),
+        (
+            "sgd nesterov + weight decay",
+            sgd_with(
+                SgdConfig::new(0.1)
+                    .momentum(0.9)
+                    .nesterov(true)
+                    .weight_decay(5e-4),
+            ),
+        ),
+        (
+            "sgd dampening + maximize",
+            sgd_with(SgdConfig {
+                dampening: 0.3,
+                maximize: true,
+                ..SgdConfig::new(0.05).momentum(0.8)
+            }),
+        ),
+        ("adam", adam_with(adam_config.clone(), false)),
+        (
+            "adam weight decay + maximize",
+            adam_with(
+                AdamConfig {
+                    weight_decay: 0.1,
+                    maximize: true,
+                    ..adam_config.clone()
+                },
+                false,
+            ),
+        ),
+        (
+            "adamw",
+            adam_with(
+                AdamConfig {
+                    weight_decay: 0.1,
+                    ..adam_config.clone()
+                },
+                true,
+            ),
+        ),
+    ];
+    for (name, build) in &cases {
+        for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+            let (want, _) = run(build, dtype, &Device::cpu());
+            let (got, launches) = run(build, dtype, &dev);
+            assert_eq!(got.len(), want.len(), "{name} {dtype}: state entries");
+            for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+                let same =
+                    w.len() == g.len() && w.iter().zip(g).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{name} {dtype}: entry {k} differs: cpu {w:?}, gpu {g:?}"
+                );
+            }
+            assert_eq!(
+                launches, 3,
+                "{name} {dtype}: kernels of one step (3 parameters)"
+            );
+        }
+    }
+}
