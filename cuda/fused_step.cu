@@ -1,6 +1,7 @@
-// Fused optimizer steps (Backend::fused_step): one parameter and its state buffers updated in one
-// pass over dense runs of n elements, in place of the 2 to 7 in-place launches sinew-optim's
-// rules take. Each stage rounds to the dtype where the in-place op it replaces writes (round()),
+// Fused optimizer steps (Backend::fused_step) and the loss scaler's unscale
+// (Backend::amp_unscale). A step updates one parameter and its state buffers in one pass over
+// dense runs of n elements, in place of the 2 to 7 in-place launches sinew-optim's rules take
+// (the unscale: 4 launches a gradient before). Each stage rounds to the dtype where the in-place op it replaces writes (round()),
 // with the in-place kernels' formulas and the CPU backend's operation order, and no FMA
 // contraction (products by mul_rn, which is never merged into an FMA; sums of two products by
 // add_rn), so f32 and f64 results equal the CPU's op-by-op ones bit for bit.
@@ -10,6 +11,10 @@
 //                      inv_bias2_sqrt, eps, flags)
 //     flags: 1 decoupled weight decay (AdamW), 2 |1 - b1| < 0.5 (lerp's branch, decided in f64
 //     on the host as the CPU backend decides it), 4 maximize
+//   amp_unscale_<dtype>(n, geometry, grad, found, inv_scale): the loss scaler's unscale of one
+//     gradient view (grad *= inv_scale, the in-place mul_scalar's values) and its non-finite
+//     check: *found = 1 if an element of the result is infinite or NaN (every writer stores the
+//     same value, so the order of the stores does not matter)
 #include "common.cuh"
 
 namespace fs {
@@ -87,9 +92,25 @@ template <typename T, typename C> __device__ __forceinline__ C effective_grad(C 
         }                                                                                                  \
     }
 
+#define AMP_UNSCALE(SUFFIX, T)                                                                          \
+    extern "C" __global__ void amp_unscale_##SUFFIX(uint32_t n, Geometry g, T *grad, float *found,      \
+                                                    double inv_scale) {                                 \
+        typedef Num<T>::C C;                                                                            \
+        const C s = (C)inv_scale;                                                                       \
+        GRID_STRIDE(i, n) {                                                                             \
+            uint64_t off[1];                                                                            \
+            element_offsets<1>(g, i, off);                                                              \
+            const T v = Num<T>::down(Num<T>::up(grad[off[0]]) * s);                                     \
+            grad[off[0]] = v;                                                                           \
+            const C back = Num<T>::up(v);                                                               \
+            if (!(back - back == (C)0)) *found = 1.0f;                                                  \
+        }                                                                                               \
+    }
+
 #define FUSED_STEPS(SUFFIX, T) \
     FUSED_SGD(SUFFIX, T)       \
-    FUSED_ADAM(SUFFIX, T)
+    FUSED_ADAM(SUFFIX, T)      \
+    AMP_UNSCALE(SUFFIX, T)
 
 FUSED_STEPS(f32, float)
 FUSED_STEPS(f64, double)

@@ -243,6 +243,16 @@ impl Backend for CudaBackend {
         )?))
     }
 
+    fn amp_unscale(
+        &self,
+        grad: &mut dyn BackendStorage,
+        grad_layout: &Layout,
+        found: (&mut dyn BackendStorage, usize),
+        inv_scale: f64,
+    ) -> Result<()> {
+        fused_step::amp_unscale(self, grad, grad_layout, found, inv_scale)
+    }
+
     fn fuses(&self, step: &FusedStep, dtype: DType) -> bool {
         crate::names::fused_step(step, dtype).is_some()
     }

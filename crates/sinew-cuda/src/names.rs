@@ -61,7 +61,8 @@ pub enum Family {
     /// `cuda/gemm_sm90.cu`: the Hopper GEMM (TMA + wgmma; PTX for sm_90a, loaded only on
     /// compute capability 9.0).
     GemmSm90,
-    /// `cuda/fused_step.cu`: optimizer steps in one pass (SGD, Adam/AdamW).
+    /// `cuda/fused_step.cu`: optimizer steps in one pass (SGD, Adam/AdamW) and the loss
+    /// scaler's unscale.
     FusedStep,
 }
 
@@ -257,6 +258,11 @@ pub fn fused_step(step: &FusedStep, dtype: DType) -> Option<Kernel> {
         _ => return None,
     };
     is_float(dtype).then(|| kernel(Family::FusedStep, stem, "", dtype))
+}
+
+/// `amp_unscale_<dtype>` (the loss scaler's unscale and non-finite check): floats.
+pub fn amp_unscale(dtype: DType) -> Option<Kernel> {
+    is_float(dtype).then(|| kernel(Family::FusedStep, "amp_unscale", "", dtype))
 }
 
 /// `argreduce_<op>_<dtype>`: floats, i64 and u8.
@@ -530,6 +536,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         ] {
             out.extend(fused_step(&step, dtype));
         }
+        out.extend(amp_unscale(dtype));
         out.extend(CMP_OPS.iter().map(|&op| compare(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce_middle(op, dtype)));

@@ -271,3 +271,61 @@ fn bad_in_place_calls_are_errors() {
     let host = flat(&dev, &*dst).to_vec_f64().unwrap();
     assert_eq!(host, vec![1.0; 12]);
 }
+
+/// The loss scaler's unscale (`Tensor::amp_unscale_`) is one kernel a gradient, with the CPU's
+/// values, on a contiguous and a transposed gradient; the flag stays 0 while every result is
+/// finite and becomes 1 for an infinite or NaN gradient, and for a finite f16 one that the
+/// scaling takes past f16's range (as on the CPU).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn amp_unscale_is_one_kernel_and_flags_non_finite_results() {
+    let dev = gpu();
+    let cpu = Device::cpu();
+    let launches = |d: &Device| sinew_cuda::CudaBackend::of(d).map_or(0, |c| c.kernel_launches());
+    // (what, a value put at element 5, inv_scale, flagged)
+    let cases = [
+        ("finite", None, 0.25, false),
+        ("inf", Some(f64::INFINITY), 0.25, true),
+        ("nan", Some(f64::NAN), 0.25, true),
+        ("overflow", Some(40000.0), 4.0, true),
+    ];
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+        for (what, special, inv_scale, flagged) in cases {
+            // bf16 and f32 reach 160000 without overflow: only f16 flags it.
+            let flagged = flagged && !(what == "overflow" && dtype != DType::F16);
+            for transposed in [false, true] {
+                let mut values = randn(71, &[6, 9], DType::F64).to_vec_f64().unwrap();
+                if let Some(v) = special {
+                    values[5] = v;
+                }
+                let run = |d: &Device| {
+                    // A fresh tensor each run: the CPU's would otherwise share its storage.
+                    let g = Tensor::from_vec(values.clone(), [6, 9])
+                        .unwrap()
+                        .to_dtype(dtype)
+                        .unwrap()
+                        .to_device(d)
+                        .unwrap();
+                    let g = if transposed { g.t().unwrap() } else { g };
+                    let found = Tensor::zeros([1], DType::F32, d).unwrap();
+                    let before = launches(d);
+                    g.amp_unscale_(inv_scale, &found).unwrap();
+                    let n = launches(d) - before;
+                    let host = |t: &Tensor| t.to_device(&cpu).unwrap().to_vec_f64().unwrap();
+                    (host(&g), host(&found)[0], n)
+                };
+                let (want, want_flag, _) = run(&cpu);
+                let (got, got_flag, n) = run(&dev);
+                let label = format!("{what} {dtype} transposed={transposed}");
+                let same = want
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+                assert!(same, "{label}: cpu {want:?}, gpu {got:?}");
+                assert_eq!(want_flag, f64::from(u8::from(flagged)), "{label}: cpu flag");
+                assert_eq!(got_flag, want_flag, "{label}: gpu flag");
+                assert_eq!(n, 1, "{label}: kernels");
+            }
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! `trace [--model NAME] [--batch N] [--mixed] [--steps N]` (GPU builds): one training step at a
 //! time on `cuda:0`, each phase (batch upload, forward and loss, backward, optimizer, the
 //! `loss.item()` read) timed on the stream with CUDA events and next to the host time the phase
-//! took to queue. A phase whose host time matches its stream time made the host wait (a
-//! synchronisation); in a sync-free step only `item` does. Issue 14's event-timer trace of one
+//! took to queue, and the kernels it launched (of the last traced step). A phase whose host time
+//! matches its stream time made the host wait (a synchronisation); in a sync-free step only
+//! `item` does. Issue 14's event-timer trace of one
 //! ResNet step: `sinew-devtools trace --model resnet18 --batch 128`.
 
 /// Parses the options and prints the trace (an error without the `cuda` feature or a GPU).
@@ -85,15 +86,20 @@ mod imp {
         let half = half_type(&gpu);
         let mut host = vec![0.0f64; PHASES.len()];
         let mut stream = vec![0.0f64; PHASES.len()];
+        let mut kernels = vec![0u64; PHASES.len()];
         let traced = steps;
         for step in 0..3 + traced {
             let mut timer = cuda.timer().map_err(fail)?;
             let mut marks = Vec::with_capacity(PHASES.len());
+            let mut launched = Vec::with_capacity(PHASES.len());
             let mut t = Instant::now();
+            let mut launches = cuda.kernel_launches();
             let mut lap = |timer: &mut sinew_cuda::EventTimer, label: &str| {
                 timer.lap(cuda, label).map_err(fail)?;
                 marks.push(t.elapsed().as_secs_f64() * 1e3);
+                launched.push(cuda.kernel_launches() - launches);
                 t = Instant::now();
+                launches = cuda.kernel_launches();
                 Ok::<(), String>(())
             };
             let (xs, ys) = (
@@ -127,6 +133,7 @@ mod imp {
                 for (k, (_, ms)) in laps.iter().enumerate() {
                     host[k] += marks[k] / traced as f64;
                     stream[k] += f64::from(*ms) / traced as f64;
+                    kernels[k] = launched[k];
                 }
             }
             if step + 1 == 3 + traced {
@@ -138,15 +145,22 @@ mod imp {
             "{model} b{batch} {precision} on {gpu} ({}), mean of {traced} steps after 3 warm-up:",
             cuda.name()
         );
-        println!("{:<14} {:>12} {:>12}", "phase", "host ms", "stream ms");
+        println!(
+            "{:<14} {:>12} {:>12} {:>8}",
+            "phase", "host ms", "stream ms", "kernels"
+        );
         for (k, phase) in PHASES.iter().enumerate() {
-            println!("{phase:<14} {:>12.3} {:>12.3}", host[k], stream[k]);
+            println!(
+                "{phase:<14} {:>12.3} {:>12.3} {:>8}",
+                host[k], stream[k], kernels[k]
+            );
         }
         println!(
-            "{:<14} {:>12.3} {:>12.3}",
+            "{:<14} {:>12.3} {:>12.3} {:>8}",
             "step",
             host.iter().sum::<f64>(),
-            stream.iter().sum::<f64>()
+            stream.iter().sum::<f64>(),
+            kernels.iter().sum::<u64>()
         );
         println!("memory: {:?}", cuda.memory_stats());
         Ok(())

@@ -72,6 +72,24 @@ fn adam_buffers(c: &AdamConfig) -> Vec<(&'static str, f64)> {
     b
 }
 
+/// Adam's (AdamW's) step as one fused kernel: not with amsgrad.
+fn adam_fused(
+    c: &AdamConfig,
+    decoupled: bool,
+    step: u64,
+) -> Option<(FusedStep, &'static [&'static str])> {
+    let fused = FusedStep::Adam(AdamStep {
+        lr: c.lr,
+        betas: c.betas,
+        eps: c.eps,
+        weight_decay: c.weight_decay,
+        decoupled,
+        maximize: c.maximize,
+        step,
+    });
+    (!c.amsgrad).then_some((fused, &["exp_avg", "exp_avg_sq"][..]))
+}
+
 fn adam_update(
     c: &AdamConfig,
     decoupled: bool,
@@ -79,23 +97,6 @@ fn adam_update(
     grad: &Tensor,
     slot: Slot<'_>,
 ) -> Result<()> {
-    // One kernel where the device has it (the GPU; not with amsgrad), with the values of the
-    // ops below.
-    if !c.amsgrad {
-        let step = FusedStep::Adam(AdamStep {
-            lr: c.lr,
-            betas: c.betas,
-            eps: c.eps,
-            weight_decay: c.weight_decay,
-            decoupled,
-            maximize: c.maximize,
-            step: slot.step,
-        });
-        let buffers = [slot.buffer("exp_avg")?, slot.buffer("exp_avg_sq")?];
-        if param.fused_step_(&step, &buffers, grad)? {
-            return Ok(());
-        }
-    }
     let (b1, b2) = c.betas;
     let g = if decoupled {
         if c.weight_decay != 0.0 {
@@ -159,6 +160,9 @@ macro_rules! adam_like {
             // The weight-decayed gradient only: the step needs no denominator buffer.
             fn scratch(_: &AdamConfig) -> usize {
                 1
+            }
+            fn fused(c: &AdamConfig, step: u64) -> Option<(FusedStep, &'static [&'static str])> {
+                adam_fused(c, $decoupled, step)
             }
             fn update(c: &AdamConfig, p: &Tensor, g: &Tensor, slot: Slot<'_>) -> Result<()> {
                 adam_update(c, $decoupled, p, g, slot)

@@ -97,29 +97,32 @@ fn address(opt: &dyn Optimizer) -> usize {
 }
 
 /// Multiplies the gradient of `param` by `inv_scale` (in place when it owns its memory, else by
-/// replacing it: backward may leave an expanded view) and returns a 0-d probe on the gradient's
-/// device that is 0 when every element is finite and NaN otherwise (`0 * x` is 0 for every
-/// finite `x` and NaN for inf and NaN, so a sum of probes cannot overflow as a plain sum could).
-/// Nothing is read back here: the probes are summed on the device and read once per call.
-fn unscale_and_probe(param: &Parameter, grad: &Tensor, inv_scale: f64) -> Result<Tensor> {
-    let grad = if grad.is_contiguous() {
-        grad.mul_scalar_(inv_scale)?;
-        grad.clone()
+/// replacing it: backward may leave an expanded view) and sets `found_inf` (one f32 element on
+/// the gradient's device) to 1 if a result is infinite or NaN: `Tensor::amp_unscale_`, one
+/// kernel on a GPU. Nothing is read back here: each device's flag is read once per call.
+fn unscale_and_check(
+    param: &Parameter,
+    grad: &Tensor,
+    inv_scale: f64,
+    found_inf: &Tensor,
+) -> Result<()> {
+    if grad.is_contiguous() {
+        grad.amp_unscale_(inv_scale, found_inf)
     } else {
         let scaled = grad.mul_scalar(inv_scale)?;
         param.value().set_grad(Some(scaled.clone()))?;
-        scaled
-    };
-    grad.mul_scalar(0.0)?.sum_all()
+        scaled.amp_unscale_(1.0, found_inf)
+    }
 }
 
-/// Adds `probe` to the running probe sum of its device.
-fn accumulate(sums: &mut Vec<Tensor>, probe: Tensor) -> Result<()> {
-    match sums.iter_mut().find(|s| s.device() == probe.device()) {
-        Some(sum) => *sum = sum.add(&probe.to_dtype(sum.dtype())?)?,
-        None => sums.push(probe),
+/// The non-finite flag of `device` in `flags`, made (0) on first use.
+fn flag_of(flags: &mut Vec<Tensor>, device: &sinew_tensor::Device) -> Result<Tensor> {
+    if let Some(flag) = flags.iter().find(|f| f.device() == device) {
+        return Ok(flag.clone());
     }
-    Ok(())
+    let flag = Tensor::zeros([1], DType::F32, device)?;
+    flags.push(flag.clone());
+    Ok(flag)
 }
 
 impl GradScaler {
@@ -174,9 +177,9 @@ impl GradScaler {
         }
         let inv_scale = 1.0 / self.scale;
         let _guard = no_grad();
-        // One probe sum per device, read back once at the end (one synchronisation per call
-        // on a GPU, as PyTorch's found_inf tensor).
-        let mut sums: Vec<Tensor> = Vec::new();
+        // One non-finite flag per device, read back once at the end (one synchronisation per
+        // call on a GPU, as PyTorch's found_inf tensor).
+        let mut flags: Vec<Tensor> = Vec::new();
         for param in opt.parameters() {
             let Some(grad) = param.grad() else { continue };
             if matches!(grad.dtype(), DType::F16 | DType::BF16) {
@@ -188,11 +191,12 @@ impl GradScaler {
                     ),
                 ));
             }
-            accumulate(&mut sums, unscale_and_probe(&param, &grad, inv_scale)?)?;
+            let flag = flag_of(&mut flags, grad.device())?;
+            unscale_and_check(&param, &grad, inv_scale, &flag)?;
         }
         let mut found = false;
-        for sum in sums {
-            found |= !sum.item()?.is_finite();
+        for flag in flags {
+            found |= flag.item()? != 0.0;
         }
         self.unscaled.push(id);
         self.found_inf |= found;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sinew_tensor::{Error, Parameter, Result, Tensor, no_grad};
+use sinew_tensor::{Error, FusedStep, Parameter, Result, Tensor, no_grad};
 
 use crate::state::{OptimizerState, ParamState, StateReport};
 
@@ -125,10 +125,19 @@ pub trait UpdateRule: Send + 'static {
     fn set_lr(config: &mut Self::Config, lr: f64);
     /// The state buffers a parameter needs under `config`, with their initial fill value.
     fn buffers(config: &Self::Config) -> Vec<(&'static str, f64)>;
-    /// How many scratch tensors [`update`](Self::update) needs (default 2).
+    /// How many scratch tensors [`update`](Self::update) needs (default 2; made on the first
+    /// update that runs, so a parameter whose steps all run fused never has them).
     fn scratch(config: &Self::Config) -> usize {
         let _ = config;
         2
+    }
+    /// The update at step `step` (1 for the first) as one [`FusedStep`], and the names of the
+    /// buffers it updates, in its order, for a device with such a kernel
+    /// ([`Tensor::fused_step_`]: the GPU's); [`update`](Self::update) runs where it has none
+    /// and stays the reference (a fused kernel gives its values). Default: `None`.
+    fn fused(config: &Self::Config, step: u64) -> Option<(FusedStep, &'static [&'static str])> {
+        let _ = (config, step);
+        None
     }
     /// Updates `param` in place from `grad` (under `no_grad`).
     fn update(config: &Self::Config, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()>;
@@ -191,7 +200,7 @@ impl<R: UpdateRule> Optim<R> {
     }
 }
 
-/// The state of parameter `name`, created (zeroed buffers, scratch) on its first step.
+/// The state of parameter `name`, created (zeroed buffers) on its first step.
 fn entry<'m, R: UpdateRule>(
     state: &'m mut BTreeMap<String, Entry>,
     name: &str,
@@ -203,7 +212,6 @@ fn entry<'m, R: UpdateRule>(
             .into_iter()
             .map(|(n, fill)| Ok((n.to_string(), value.zeros_like()?.add_scalar(fill)?)))
             .collect::<Result<Vec<_>>>()?;
-        let scratch = scratch_for(value, R::scratch(config))?;
         state.insert(
             name.to_string(),
             Entry {
@@ -212,11 +220,35 @@ fn entry<'m, R: UpdateRule>(
                     buffers,
                     scalars: BTreeMap::new(),
                 },
-                scratch,
+                scratch: Vec::new(),
             },
         );
     }
     Ok(state.get_mut(name).expect("inserted above"))
+}
+
+/// Runs `R`'s update of `value` as one fused kernel where the rule and the device have one
+/// (see [`UpdateRule::fused`]); `false` when it did not run. Allocation-free.
+fn fused_update<R: UpdateRule>(
+    config: &R::Config,
+    e: &Entry,
+    value: &Tensor,
+    grad: &Tensor,
+) -> Result<bool> {
+    let Some((step, names)) = R::fused(config, e.state.step) else {
+        return Ok(false);
+    };
+    let mut buffers: [&Tensor; 4] = [value; 4];
+    if names.len() > buffers.len() {
+        return Ok(false);
+    }
+    for (slot, name) in buffers.iter_mut().zip(names) {
+        *slot = match e.state.buffers.iter().find(|(n, _)| n == name) {
+            Some((_, t)) => t,
+            None => return Ok(false),
+        };
+    }
+    value.fused_step_(&step, &buffers[..names.len()], grad)
 }
 
 impl<R: UpdateRule> Optimizer for Optim<R> {
@@ -234,6 +266,13 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                         let Some(grad) = grad else { return Ok(()) };
                         let e = entry::<R>(state, &p.name, value, &group.config)?;
                         e.state.step += 1;
+                        if fused_update::<R>(&group.config, e, value, grad)? {
+                            return Ok(());
+                        }
+                        let wanted = R::scratch(&group.config);
+                        if e.scratch.len() < wanted {
+                            e.scratch = scratch_for(value, wanted)?;
+                        }
                         let slot = Slot {
                             step: e.state.step,
                             buffers: &e.state.buffers,
@@ -363,13 +402,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                 buffers,
                 scalars: saved.scalars.clone(),
             };
-            let group = self
-                .groups
-                .iter()
-                .find(|g| g.params.iter().any(|q| &q.name == name))
-                .map(|g| R::scratch(&g.config))
-                .unwrap_or(2);
-            loaded.push((name.clone(), state, scratch_for(&value, group)?));
+            loaded.push((name.clone(), state, Vec::new()));
         }
         for (g, c) in self.groups.iter_mut().zip(configs) {
             g.config = c;

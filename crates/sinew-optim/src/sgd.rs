@@ -90,27 +90,25 @@ impl UpdateRule for SgdRule {
         }
     }
 
-    fn update(c: &SgdConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
-        // One kernel where the device has it (the GPU), with the values of the ops below.
-        let step = FusedStep::Sgd(SgdStep {
+    fn fused(c: &SgdConfig, step: u64) -> Option<(FusedStep, &'static [&'static str])> {
+        let fused = FusedStep::Sgd(SgdStep {
             lr: c.lr,
             weight_decay: c.weight_decay,
             momentum: c.momentum,
             dampening: c.dampening,
             nesterov: c.nesterov,
             maximize: c.maximize,
-            first: slot.step == 1,
+            first: step == 1,
         });
-        let momentum;
-        let buffers: &[&Tensor] = if c.momentum != 0.0 {
-            momentum = [slot.buffer("momentum_buffer")?];
-            &momentum
+        let buffers: &'static [&'static str] = if c.momentum != 0.0 {
+            &["momentum_buffer"]
         } else {
             &[]
         };
-        if param.fused_step_(&step, buffers, grad)? {
-            return Ok(());
-        }
+        Some((fused, buffers))
+    }
+
+    fn update(c: &SgdConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
         let g = effective_grad(grad, param, c.weight_decay, c.maximize, &slot.scratch[0])?;
         if c.momentum == 0.0 {
             return param.axpy_(-c.lr, g);

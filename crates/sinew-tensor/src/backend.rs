@@ -411,6 +411,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(false)
     }
 
+    /// The loss scaler's unscale of one gradient view ([`crate::Tensor::amp_unscale_`]):
+    /// `grad *= inv_scale` in place (the in-place `mul_scalar_`'s values), and the f32 element
+    /// `found.1` of `found.0` set to 1 if any element of the result is not finite.
+    ///
+    /// Default: the in-place product, then `found = max(found, probe != probe)` with `probe`
+    /// the sum of `grad * 0` (NaN exactly when an element is infinite or NaN).
+    fn amp_unscale(
+        &self,
+        grad: &mut dyn BackendStorage,
+        grad_layout: &Layout,
+        found: (&mut dyn BackendStorage, usize),
+        inv_scale: f64,
+    ) -> Result<()> {
+        crate::composite::amp_unscale(self, grad, grad_layout, found, inv_scale)
+    }
+
     /// Picks entries of `src` along `dim` by a 1-d i64 `indices` view.
     ///
     /// Default: a [`Backend::gather`] with `indices` broadcast over the other dims.

@@ -201,3 +201,35 @@ pub(crate) fn relu_backward<B: Backend + ?Sized>(
     let mask = b.cast(&*mask, &dense, grad.dtype())?;
     b.binary(BinaryOp::Mul, grad, gl, &*mask, &dense)
 }
+
+/// [`Backend::amp_unscale`] from the in-place `mul_scalar`, a product by zero, a sum, a
+/// comparison, a cast and an in-place maximum.
+pub(crate) fn amp_unscale<B: Backend + ?Sized>(
+    b: &B,
+    grad: &mut dyn BackendStorage,
+    gl: &Layout,
+    found: (&mut dyn BackendStorage, usize),
+    inv_scale: f64,
+) -> Result<()> {
+    b.inplace(
+        InplaceOp::Unary(UnaryOp::MulScalar(inv_scale)),
+        grad,
+        gl,
+        &[],
+    )?;
+    let zeroed = b.unary(UnaryOp::MulScalar(0.0), &*grad, gl)?;
+    let dense = Layout::contiguous(gl.shape().clone());
+    let all: Vec<usize> = (0..gl.dims().len()).collect();
+    let probe = b.reduce(ReduceOp::Sum, &*zeroed, &dense, &all)?;
+    let one = Layout::contiguous(Shape::new([1]));
+    let bad = b.compare(CmpOp::Ne, &*probe, &one, &*probe, &one)?;
+    let bad = b.cast(&*bad, &one, DType::F32)?;
+    let (found, at) = found;
+    let slot = Layout::from_parts(Shape::new([1]), vec![1], at);
+    b.inplace(
+        InplaceOp::Binary(BinaryOp::Maximum),
+        found,
+        &slot,
+        &[(&*bad, &one)],
+    )
+}

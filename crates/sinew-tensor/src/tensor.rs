@@ -347,20 +347,20 @@ impl Tensor {
         result
     }
 
-    /// Runs `f` with the storages of `dsts` locked for writing and `src`'s for reading, in
-    /// address order (no deadlock beside other writers): several tensors updated by one kernel
-    /// (a fused optimizer step). `f` returns whether it wrote; if so, the written storages'
-    /// versions are bumped. `Ok(false)`, with nothing locked or run, when two of the tensors
-    /// share a storage.
+    /// Runs `f` with the storages of `dsts` locked for writing and those of `srcs` for reading,
+    /// in address order (no deadlock beside other writers): several tensors updated by one
+    /// kernel (a fused optimizer step). `f` returns whether it wrote; if so, the written
+    /// storages' versions are bumped. `Ok(false)`, with nothing locked or run, when two of the
+    /// tensors share a storage.
     pub(crate) fn write_many(
         dsts: &[&Tensor],
-        src: &Tensor,
+        srcs: &[&Tensor],
         f: impl FnOnce(
             &mut [&mut dyn crate::BackendStorage],
-            &dyn crate::BackendStorage,
+            &[&dyn crate::BackendStorage],
         ) -> Result<bool>,
     ) -> Result<bool> {
-        let all: Vec<&Tensor> = dsts.iter().copied().chain([src]).collect();
+        let all: Vec<&Tensor> = dsts.iter().chain(srcs).copied().collect();
         for (i, t) in all.iter().enumerate() {
             if all[..i].iter().any(|u| u.same_storage(t)) {
                 return Ok(false);
@@ -370,20 +370,23 @@ impl Tensor {
         order.sort_by_key(|&i| Arc::as_ptr(&all[i].storage) as usize);
         let mut writes: Vec<Option<RwLockWriteGuard<'_, BoxedStorage>>> =
             dsts.iter().map(|_| None).collect();
-        let mut read = None;
+        let mut reads: Vec<Option<RwLockReadGuard<'_, BoxedStorage>>> =
+            srcs.iter().map(|_| None).collect();
         for i in order {
-            if i < dsts.len() {
-                writes[i] = Some(all[i].storage.write());
-            } else {
-                read = Some(src.storage.read());
+            match i.checked_sub(dsts.len()) {
+                None => writes[i] = Some(all[i].storage.write()),
+                Some(j) => reads[j] = Some(all[i].storage.read()),
             }
         }
         let mut storages: Vec<&mut dyn crate::BackendStorage> = writes
             .iter_mut()
             .map(|g| &mut ***g.as_mut().expect("every destination is locked"))
             .collect();
-        let read = read.expect("the source is locked");
-        let wrote = f(&mut storages, &**read)?;
+        let sources: Vec<&dyn crate::BackendStorage> = reads
+            .iter()
+            .map(|g| &***g.as_ref().expect("every source is locked"))
+            .collect();
+        let wrote = f(&mut storages, &sources)?;
         if wrote {
             for t in dsts {
                 t.storage.version.fetch_add(1, Ordering::AcqRel);

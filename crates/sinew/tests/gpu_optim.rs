@@ -144,3 +144,86 @@ fn fused_steps_launch_once_per_parameter_with_the_cpus_values() {
         }
     }
 }
+
+/// A `GradScaler` step over SGD with momentum: its unscale is one kernel a gradient (after
+/// one fill of the device's flag), so a step launches 1 + 3 + 3 kernels for three
+/// parameters once the state exists, and 1 + 3 when a gradient is infinite and the step is
+/// skipped; parameters,
+/// scale and skip decisions equal the CPU's bit for bit.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn grad_scaler_unscales_in_one_kernel_per_gradient() {
+    use sinew::optim::{GradScaler, GradScalerConfig};
+    let dev = gpu();
+    let run = |device: &Device| {
+        let mut g = Generator::new(11);
+        let cpu = Device::cpu();
+        let params: Vec<(String, Parameter)> = [&[13usize, 7][..], &[29], &[]]
+            .iter()
+            .enumerate()
+            .map(|(i, &shape)| {
+                let value = g.randn(shape.to_vec(), DType::F32, &cpu).unwrap();
+                (
+                    format!("p{i}"),
+                    Parameter::new(value.to_device(device).unwrap()),
+                )
+            })
+            .collect();
+        let mut opt = sgd(params.clone(), SgdConfig::new(0.1).momentum(0.9));
+        let mut scaler = GradScaler::with_config(GradScalerConfig {
+            init_scale: 1024.0,
+            ..GradScalerConfig::default()
+        });
+        let cuda = sinew_cuda::CudaBackend::of(device);
+        let mut log = Vec::new();
+        for step in 0..4 {
+            for (k, (_, p)) in params.iter().enumerate() {
+                let shape = p.value().dims().to_vec();
+                let mut grad = g.randn(shape, DType::F32, &cpu).unwrap();
+                grad = grad.mul_scalar(scaler.scale_value()).unwrap();
+                if step == 2 && k == 1 {
+                    let mut v = grad.to_vec::<f32>().unwrap();
+                    v[3] = f32::INFINITY;
+                    grad = sinew::tensor::Tensor::from_vec(v, [29]).unwrap();
+                }
+                p.value()
+                    .set_grad(Some(grad.to_device(device).unwrap()))
+                    .unwrap();
+            }
+            let before = cuda.map_or(0, |c| c.kernel_launches());
+            let stepped = scaler.step(&mut opt).unwrap();
+            let launches = cuda.map_or(0, |c| c.kernel_launches()) - before;
+            scaler.update();
+            log.push((stepped, scaler.scale_value(), launches));
+        }
+        let values: Vec<Vec<f32>> = params
+            .iter()
+            .map(|(_, p)| p.value().to_device(&cpu).unwrap().to_vec::<f32>().unwrap())
+            .collect();
+        (values, log)
+    };
+    let (want, want_log) = run(&Device::cpu());
+    let (got, got_log) = run(&dev);
+    for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+        let same = w.iter().zip(g).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "parameter {k}: cpu {w:?}, gpu {g:?}");
+    }
+    let decisions = |log: &[(bool, f64, u64)]| log.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>();
+    assert_eq!(decisions(&got_log), decisions(&want_log));
+    assert_eq!(
+        decisions(&want_log),
+        [
+            (true, 1024.0),
+            (true, 1024.0),
+            (false, 512.0),
+            (true, 512.0)
+        ]
+    );
+    // The first step also creates the optimizer's state (fills).
+    let launches: Vec<u64> = got_log[1..].iter().map(|e| e.2).collect();
+    assert_eq!(
+        launches,
+        [7, 4, 7],
+        "kernels of the scaler steps after the first"
+    );
+}

@@ -1,11 +1,13 @@
 //! Host side of `cuda/fused_step.cu`: an optimizer step over one parameter in one launch
 //! (`Backend::fused_step`), where sinew-optim's in-place form takes two (SGD with momentum) to
-//! seven (SGD with weight decay and Nesterov momentum at its first step) launches.
+//! seven (SGD with weight decay and Nesterov momentum at its first step) launches, and the loss
+//! scaler's unscale of a gradient with its non-finite check in one (`Backend::amp_unscale`).
 
-use sinew_tensor::{BackendStorage, DType, Error, FusedStep, Result};
+use sinew_tensor::{BackendStorage, DType, Error, FusedStep, Layout, Result};
 
-use super::{LaunchConfig, count_u32};
+use super::{LaunchConfig, count_u32, need};
 use crate::device::CudaBackend;
+use crate::geometry::Geometry;
 use crate::names;
 use crate::storage::{CudaStorage, cuda, cuda_mut};
 
@@ -118,4 +120,32 @@ pub(crate) fn fused_step(
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// `grad *= inv_scale` over a view, and `found` (an f32 element) set to 1 if a result is not
+/// finite.
+pub(crate) fn amp_unscale(
+    dev: &CudaBackend,
+    grad: &mut dyn BackendStorage,
+    layout: &Layout,
+    found: (&mut dyn BackendStorage, usize),
+    inv_scale: f64,
+) -> Result<()> {
+    const OP: &str = "amp_unscale_";
+    let loc = dev.location();
+    let grad = cuda_mut(grad, loc)?;
+    let dtype = grad.dtype_of();
+    let kernel = need(names::amp_unscale(dtype), OP, dtype)?;
+    let found_ptr = run_at(cuda_mut(found.0, loc)?, found.1, 1, DType::F32, OP)?;
+    let n = layout.elem_count();
+    if n == 0 {
+        return Ok(());
+    }
+    let g = Geometry::new(OP, &[layout])?;
+    let (count, ptr) = (count_u32(OP, n)?, grad.device_ptr());
+    dev.launch(
+        &kernel,
+        LaunchConfig::elementwise(n),
+        kernel_args![count, g, ptr, found_ptr, inv_scale],
+    )
 }

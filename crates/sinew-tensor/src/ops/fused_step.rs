@@ -122,13 +122,74 @@ impl Tensor {
         dsts.extend(buffers);
         let starts: Vec<usize> = dsts.iter().map(|t| start(t)).collect();
         let len = self.elem_count();
-        Tensor::write_many(&dsts, grad, |storages, g| {
+        Tensor::write_many(&dsts, &[grad], |storages, g| {
             let mut views: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
                 .iter_mut()
                 .zip(&starts)
                 .map(|(s, &at)| (&mut **s, at))
                 .collect();
-            backend.fused_step(step, &mut views, (g, start(grad)), len)
+            backend.fused_step(step, &mut views, (g[0], start(grad)), len)
         })
+    }
+}
+
+impl Tensor {
+    /// The loss scaler's unscale of this gradient (PyTorch's
+    /// `torch._amp_foreach_non_finite_check_and_unscale_`, one tensor at a time): `self *=
+    /// inv_scale` in place, and `found_inf` (one f32 element on the same device) set to 1 if
+    /// any element of the result is infinite or NaN, left as it is otherwise. One kernel on the
+    /// GPU; no host synchronisation (read `found_inf` once after every gradient).
+    pub fn amp_unscale_(&self, inv_scale: f64, found_inf: &Tensor) -> Result<()> {
+        const OP: &str = "amp_unscale_";
+        self.check_float(OP)?;
+        self.check_same_device(OP, found_inf)?;
+        if found_inf.dtype() != crate::DType::F32
+            || found_inf.elem_count() != 1
+            || !found_inf.is_contiguous()
+        {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "found_inf must be one contiguous f32 element, got {} {}",
+                    found_inf.dtype(),
+                    found_inf.shape()
+                ),
+            ));
+        }
+        let expanded = self
+            .dims()
+            .iter()
+            .zip(self.layout().strides())
+            .any(|(&d, &s)| d > 1 && s == 0);
+        let recorded =
+            crate::is_grad_enabled() && (self.requires_grad() || found_inf.requires_grad());
+        if expanded || recorded {
+            return Err(Error::invalid(
+                OP,
+                "writes its gradient in place: pass a gradient that is not an expanded view, \
+                 under no_grad",
+            ));
+        }
+        let backend = self.device().backend();
+        let found_at = found_inf.layout().contiguous_offset().map_or(0, |(s, _)| s);
+        let wrote = Tensor::write_many(&[self, found_inf], &[], |storages, _| {
+            let [grad, found] = storages else {
+                unreachable!("two destinations")
+            };
+            backend.amp_unscale(
+                &mut **grad,
+                self.layout(),
+                (&mut **found, found_at),
+                inv_scale,
+            )?;
+            Ok(true)
+        })?;
+        if !wrote {
+            return Err(Error::invalid(
+                OP,
+                "found_inf shares the gradient's storage",
+            ));
+        }
+        Ok(())
     }
 }
