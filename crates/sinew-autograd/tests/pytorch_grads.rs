@@ -17,7 +17,8 @@ use cases::{CASES, Case};
 
 use sinew_tensor::op_table::OP_TABLE;
 use sinew_tensor::{
-    Conv1dConfig, Conv2dConfig, DType, PadMode, Pool2dConfig, Result, Shape, Tensor,
+    Activation, Conv1dConfig, Conv2dConfig, DType, MatmulOptions, PadMode, Pool2dConfig, Result,
+    Shape, Tensor,
 };
 
 /// Relative tolerance of every comparison (plus [`ATOL`] for values near zero).
@@ -197,6 +198,19 @@ const RUNNERS: &[(&str, Run)] = &[
     ("matmul/dot", |x, _| one(x[0].matmul(&x[1]))),
     ("matmul/transposed", |x, _| {
         one(x[0].transpose(-2, -1)?.matmul(&x[1]))
+    }),
+    // Matmul with an epilogue (addmm, linear).
+    ("matmul_with", |x, _| {
+        one(x[0].matmul_with(&x[1], MatmulOptions::new().with_bias(&x[2])))
+    }),
+    ("matmul_with/relu", |x, _| {
+        let opts = MatmulOptions::new()
+            .with_bias(&x[2])
+            .with_activation(Activation::Relu);
+        one(x[0].matmul_with(&x[1], opts))
+    }),
+    ("matmul_with/linear", |x, _| {
+        one(x[0].matmul_with(&x[1].t()?, MatmulOptions::new().with_bias(&x[2])))
     }),
     // Views.
     ("reshape", |x, _| one(x[0].reshape([4, 6]))),

@@ -115,6 +115,7 @@ pub const OP_TABLE: &[OpInfo] = &[
     op("softmax", Softmax, true),
     op("log_softmax", Softmax, true),
     op("matmul", Matmul, true),
+    op("matmul_with", Matmul, true),
     op("reshape", View, true),
     op("permute", View, true),
     op("transpose", View, true),

@@ -225,6 +225,14 @@ case("matmul/dot", "matmul", torch.matmul, [vals((4,), -1, 1), vals((4,), -1, 1)
 case("matmul/transposed", "matmul", lambda a, b: a.transpose(-2, -1) @ b,
      [vals((2, 4, 3), -1, 1), vals((4, 2), -1, 1)])
 
+# matmul_with: the product with a fused bias (+ ReLU) epilogue, i.e. addmm and linear.
+case("matmul_with", "matmul_with", lambda a, b, c: torch.addmm(c, a, b),
+     [vals((3, 4), -1, 1), vals((4, 5), -1, 1), vals((5,), -1, 1)])
+case("matmul_with/relu", "matmul_with", lambda a, b, c: torch.relu(torch.addmm(c, a, b)),
+     [vals((3, 4), -1, 1), vals((4, 5), -0.5, 1), vals((5,), -0.3, 0.2)])
+case("matmul_with/linear", "matmul_with", lambda x, w, b: F.linear(x, w, b),
+     [vals((2, 3, 4), -1, 1), vals((5, 4), -1, 1), vals((5,), -1, 1)])
+
 # ---------------------------------------------------------------- views
 case("reshape", "reshape", lambda x: x.reshape(4, 6), [vals(R, -1, 1)])
 case("reshape/transposed", "reshape", lambda x: x.t().reshape(12), [vals((3, 4), -1, 1)])
