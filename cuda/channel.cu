@@ -83,3 +83,52 @@ __device__ void channel_lincomb(const T *a, const T *b, const double *coef, T *o
 
 CHANNEL_KERNELS(f32, float)
 CHANNEL_KERNELS(f64, double)
+
+// Batch and layer norm's per-channel step (Backend::channel_norm, sinew-tensor's
+// ops/channel_norm.rs), one thread a channel, in f64 with one rounding per operation in the
+// order of the tensor ops it replaces (products by __dmul_rn, so none is contracted into an FMA):
+// channel_norm_forward_f64(c, sums, scale, shift, count, eps, flags, out)
+//   sums [2, C] (sum x, sum x^2); flags 1: scale given, 2: shift given; out [6, C]: k, 0, b,
+//   mean, invstd, var with mean = s0 / count, var = max(s1 / count - mean^2, 0) (NaN kept),
+//   invstd = 1 / sqrt(var + eps), k = invstd * scale, b = shift - mean * k.
+// channel_norm_backward_f64(c, sums, mean, invstd, scale, count, flags, out)
+//   sums [2, C] (sum dy, sum dy x); flags 1: scale given; out [6, C]: k1, k2, k3, sum dy,
+//   sum dy (x - mean), sum dy (x - mean) * invstd, with sdxm = s1 - mean * s0,
+//   k1 = invstd * scale, k2 = k1 * invstd^2 * sdxm / -count, k3 = k1 * s0 / -count - k2 * mean.
+extern "C" __global__ void channel_norm_forward_f64(uint32_t c, const double *sums, const double *scale,
+                                                    const double *shift, double count, double eps,
+                                                    uint32_t flags, double *out) {
+    GRID_STRIDE(i, c) {
+        const double s0 = sums[i], s1 = sums[c + i];
+        const double mean = s0 / count;
+        const double spread = s1 / count - __dmul_rn(mean, mean);
+        const double var = is_nan(spread) ? spread : (spread < 0.0 ? 0.0 : spread);
+        const double invstd = 1.0 / sqrt(var + eps);
+        const double k = (flags & 1u) ? __dmul_rn(invstd, scale[i]) : invstd;
+        const double mk = __dmul_rn(mean, k);
+        out[i] = k;
+        out[c + i] = 0.0;
+        out[2 * c + i] = ((flags & 2u) ? shift[i] : 0.0) - mk;
+        out[3 * c + i] = mean;
+        out[4 * c + i] = invstd;
+        out[5 * c + i] = var;
+    }
+}
+
+extern "C" __global__ void channel_norm_backward_f64(uint32_t c, const double *sums, const double *mean,
+                                                     const double *invstd, const double *scale, double count,
+                                                     uint32_t flags, double *out) {
+    GRID_STRIDE(i, c) {
+        const double s0 = sums[i], s1 = sums[c + i], m = mean[i], is = invstd[i];
+        const double sdxm = s1 - __dmul_rn(m, s0);
+        const double k1 = (flags & 1u) ? __dmul_rn(is, scale[i]) : is;
+        const double k2 = __dmul_rn(__dmul_rn(k1, __dmul_rn(is, is)), sdxm) / -count;
+        const double k3 = __dmul_rn(k1, s0) / -count - __dmul_rn(k2, m);
+        out[i] = k1;
+        out[c + i] = k2;
+        out[2 * c + i] = k3;
+        out[3 * c + i] = s0;
+        out[4 * c + i] = sdxm;
+        out[5 * c + i] = __dmul_rn(sdxm, is);
+    }
+}

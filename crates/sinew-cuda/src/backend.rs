@@ -2,9 +2,9 @@
 //! Every method of the trait has a CUDA implementation.
 
 use sinew_tensor::{
-    ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, CmpOp, CpuStorage, DType,
-    DeviceLocation, FusedStep, InplaceOp, Layout, MatmulSpec, ReduceOp, Result, ScatterMode,
-    UnaryOp, Unfold2d,
+    ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, ChannelNormStep, CmpOp,
+    CpuStorage, DType, DeviceLocation, FusedStep, InplaceOp, Layout, MatmulSpec, ReduceOp, Result,
+    ScatterMode, UnaryOp, Unfold2d,
 };
 
 use crate::device::CudaBackend;
@@ -422,6 +422,30 @@ impl Backend for CudaBackend {
             b,
             coef,
         )?))
+    }
+
+    fn channel_norm(
+        &self,
+        step: ChannelNormStep,
+        rows: &[(&dyn BackendStorage, usize)],
+        c: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let loc = self.location();
+        let Some(&(first, _)) = rows.first() else {
+            return Err(sinew_tensor::Error::invalid("channel_norm", "no operands"));
+        };
+        let mut views: [(&CudaStorage, usize); 5] = [(cuda(first, loc)?, 0); 5];
+        if rows.len() > views.len() {
+            return Err(sinew_tensor::Error::invalid(
+                "channel_norm",
+                format!("{} operands", rows.len()),
+            ));
+        }
+        for (view, &(storage, start)) in views.iter_mut().zip(rows) {
+            *view = (cuda(storage, loc)?, start);
+        }
+        let out = channel::channel_norm(self, step, &views[..rows.len()], c)?;
+        Ok(Some(Box::new(out)))
     }
 
     fn softmax_xent_forward(

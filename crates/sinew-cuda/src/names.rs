@@ -470,6 +470,13 @@ pub fn channel(lincomb: bool, dtype: DType) -> Option<Kernel> {
         .then(|| kernel(Family::Channel, "channel", stem, dtype))
 }
 
+/// `channel_norm_forward_f64` / `channel_norm_backward_f64`: a normalisation's per-channel
+/// step (f64 only).
+pub fn channel_norm(forward: bool) -> Kernel {
+    let op = if forward { "forward" } else { "backward" };
+    kernel(Family::Channel, "channel_norm", op, DType::F64)
+}
+
 /// `xent_forward_<dtype>` and `xent_backward_<dtype>` (`backward` true): f32 and f64.
 pub fn xent(backward: bool, dtype: DType) -> Option<Kernel> {
     let stem = if backward { "backward" } else { "forward" };
@@ -537,6 +544,9 @@ pub fn every_kernel() -> Vec<Kernel> {
             out.extend(fused_step(&step, dtype));
         }
         out.extend(amp_unscale(dtype));
+        if dtype == DType::F64 {
+            out.extend([channel_norm(true), channel_norm(false)]);
+        }
         out.extend(CMP_OPS.iter().map(|&op| compare(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce_middle(op, dtype)));

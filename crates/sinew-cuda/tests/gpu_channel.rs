@@ -81,3 +81,96 @@ fn channel_sums_and_lincomb_match_the_cpu() {
         "f16 has no per-channel kernel"
     );
 }
+
+/// A normalisation's per-channel step (`Tensor::channel_norm`) is one kernel on the GPU with
+/// the CPU's values (the composed tensor ops) bit for bit, forward (with and without scale and
+/// shift, a channel whose variance comes out negative, one with NaN sums) and backward (with and
+/// without scale), and the rows in a narrowed (offset) view read where they start.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn channel_norm_is_one_kernel_with_the_cpus_values() {
+    use sinew_tensor::ChannelNormStep;
+    let dev = gpu();
+    let cpu = Device::cpu();
+    let c = 37;
+    let mut sums = randn(170, &[2, c], DType::F64).to_vec_f64().unwrap();
+    for (k, v) in sums[c..].iter_mut().enumerate() {
+        *v = v.abs() * 9.0 + 0.1 * k as f64;
+    }
+    // Channel 3: sum x^2 / n below mean^2 (a negative variance, clamped to 0).
+    sums[3] = 3.0;
+    sums[c + 3] = 0.9 * 2.9999999999999996;
+    sums[5] = f64::NAN;
+    let sums = Tensor::from_vec(sums, [2, c]).unwrap();
+    let rows = randn(171, &[4, c], DType::F64);
+    let row = |k: usize| rows.narrow(0, k, 1).unwrap().reshape([c]).unwrap();
+    let invstd = row(1).abs().unwrap().add_scalar(0.5).unwrap();
+    let (scale, shift, mean) = (row(0), row(2), row(3));
+    let cases: Vec<(&str, ChannelNormStep, Vec<&Tensor>)> = vec![
+        (
+            "forward",
+            ChannelNormStep::Forward {
+                count: 3.0,
+                eps: 1e-5,
+            },
+            vec![],
+        ),
+        (
+            "forward scale",
+            ChannelNormStep::Forward {
+                count: 3.0,
+                eps: 1e-5,
+            },
+            vec![&scale],
+        ),
+        (
+            "forward scale shift",
+            ChannelNormStep::Forward {
+                count: 3.0,
+                eps: 1e-5,
+            },
+            vec![&scale, &shift],
+        ),
+        (
+            "backward",
+            ChannelNormStep::Backward { count: 7.0 },
+            vec![&mean, &invstd],
+        ),
+        (
+            "backward scale",
+            ChannelNormStep::Backward { count: 7.0 },
+            vec![&mean, &invstd, &scale],
+        ),
+    ];
+    for (what, step, args) in cases {
+        let want = Tensor::channel_norm(step, &sums, &args).unwrap();
+        let on_gpu: Vec<Tensor> = args.iter().map(|t| t.to_device(&dev).unwrap()).collect();
+        let refs: Vec<&Tensor> = on_gpu.iter().collect();
+        let gsums = sums.to_device(&dev).unwrap();
+        poison(&dev, 6 * c * 8);
+        let cuda = sinew_cuda::CudaBackend::of(&dev).unwrap();
+        let before = cuda.kernel_launches();
+        let got = Tensor::channel_norm(step, &gsums, &refs).unwrap();
+        assert_eq!(cuda.kernel_launches() - before, 1, "{what}: kernels");
+        let (w, g) = (
+            want.to_vec_f64().unwrap(),
+            got.to_device(&cpu).unwrap().to_vec_f64().unwrap(),
+        );
+        for (k, (a, b)) in w.iter().zip(&g).enumerate() {
+            let same = a == b || (a.is_nan() && b.is_nan());
+            assert!(
+                same,
+                "{what}: row {} channel {}: cpu {a:e}, gpu {b:e}",
+                k / c,
+                k % c
+            );
+        }
+        if matches!(step, ChannelNormStep::Forward { .. }) {
+            assert_eq!(
+                w[5 * c + 3],
+                0.0,
+                "{what}: a negative variance is clamped to 0"
+            );
+        }
+    }
+}

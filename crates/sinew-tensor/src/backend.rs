@@ -11,6 +11,7 @@
 use std::any::Any;
 
 use crate::host::CpuStorage;
+use crate::ops::channel_norm::ChannelNormStep;
 use crate::ops::fused_step::FusedStep;
 use crate::ops::softmax_xent::{SoftmaxXentOptions, XentOperands};
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
@@ -615,7 +616,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// `alpha[c] * a + beta[c] * b + gamma[c]` for each element of channel `c` (dim 1) of a
     /// `[n, C, ...]` float view `a` (and `b`, same shape and dtype; the `beta` term is dropped
-    /// when `None`), with `coef` a contiguous f64 `[3, C]` storage of `alpha`, `beta`, `gamma`,
+    /// when `None`), with `coef` an f64 storage starting with `[3, C]` rows `alpha`, `beta`, `gamma`,
     /// computed in `a`'s compute type: a contiguous storage of `a`'s shape and dtype. Batch
     /// norm's output (`x * scale + shift`) and input gradient (`dy * k1 + x * k2 + k3`) in one
     /// pass.
@@ -630,6 +631,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<BoxedStorage> {
         let _ = (a, a_layout, b, coef);
         missing(self, "channel_lincomb")
+    }
+
+    /// A normalisation's per-channel step ([`crate::Tensor::channel_norm`]) in one kernel:
+    /// `rows` are the f64 operands, `sums` (`[2, C]`) then the `[C]` rows, each a dense run
+    /// from the given element; a contiguous f64 `[6, C]` storage of the step's rows, equal bit
+    /// for bit to the composed tensor ops.
+    ///
+    /// Default: `Ok(None)` (the tensor ops run instead).
+    fn channel_norm(
+        &self,
+        step: ChannelNormStep,
+        rows: &[(&dyn BackendStorage, usize)],
+        c: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (step, rows, c);
+        Ok(None)
     }
 
     /// Fused softmax cross-entropy of the rows of `ops.logits` `[M, C]` (f32/f64) against the

@@ -49,6 +49,7 @@ pub use device::{Device, DeviceFactory, DeviceLocation, register_backend};
 pub use dtype::{DType, Element};
 pub use error::{Error, ExternalError, Result};
 pub use layout::{Layout, StridedOffsets};
+pub use ops::channel_norm::ChannelNormStep;
 pub use ops::custom::{CustomInplaceOp, CustomOp};
 pub use ops::fused_step::{AdamStep, FusedStep, SgdStep};
 pub use ops::index::PadMode;

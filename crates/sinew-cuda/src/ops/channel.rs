@@ -1,11 +1,12 @@
 //! Host side of `cuda/channel.cu`: batch norm's per-channel sums and affine maps on `[n, C,
-//! ...]` tensors (f32, f64). Strided inputs are made contiguous first.
+//! ...]` tensors (f32, f64), and the per-channel step between them (`channel_norm`). Strided
+//! inputs are made contiguous first.
 
 use sinew_tensor::backend::check_operand_pair;
-use sinew_tensor::{DType, Error, Layout, Result};
+use sinew_tensor::{ChannelNormStep, DType, Error, Layout, Result};
 
-use super::LaunchConfig;
 use super::cast::{copy_strided, fill_pattern};
+use super::{LaunchConfig, count_u32};
 use crate::device::CudaBackend;
 use crate::names;
 use crate::storage::CudaStorage;
@@ -110,7 +111,7 @@ pub(crate) fn channel_lincomb(
     let dtype = a.dtype_of();
     let kernel = names::channel(true, dtype).ok_or(Error::UnsupportedDType { op: OP, dtype })?;
     let (_, c, inner) = split(OP, al)?;
-    if coef.dtype_of() != DType::F64 || coef.elem_count() != 3 * c as usize {
+    if coef.dtype_of() != DType::F64 || coef.elem_count() < 3 * c as usize {
         return Err(Error::invalid(
             OP,
             format!("coefficients must be f64 [3, {c}]"),
@@ -129,5 +130,69 @@ pub(crate) fn channel_lincomb(
         LaunchConfig::elementwise(total),
         kernel_args![pa, pb, pk, po, total64, c, inner],
     )?;
+    Ok(out)
+}
+
+/// `Backend::channel_norm` on the GPU: one thread a channel (`channel_norm_forward_f64`,
+/// `channel_norm_backward_f64`). `rows`: `sums` `[2, C]`, then the `[C]` rows (mean and
+/// invstd backward; the optional scale, then shift), each f64 from the given element.
+pub(crate) fn channel_norm(
+    dev: &CudaBackend,
+    step: ChannelNormStep,
+    rows: &[(&CudaStorage, usize)],
+    c: usize,
+) -> Result<CudaStorage> {
+    const OP: &str = "channel_norm";
+    let (forward, fixed) = match step {
+        ChannelNormStep::Forward { .. } => (true, 1),
+        ChannelNormStep::Backward { .. } => (false, 3),
+    };
+    let optional = rows
+        .len()
+        .checked_sub(fixed)
+        .filter(|&o| o <= 2 && (forward || o <= 1));
+    let Some(optional) = optional else {
+        return Err(Error::invalid(OP, format!("{} operands", rows.len())));
+    };
+    let mut ptrs = [0u64; 5];
+    for (k, ((storage, start), ptr)) in rows.iter().zip(ptrs.iter_mut()).enumerate() {
+        let len = if k == 0 { 2 * c } else { c };
+        let fits = start
+            .checked_add(len)
+            .is_some_and(|end| end <= storage.elem_count());
+        if storage.dtype_of() != DType::F64 || !fits {
+            return Err(Error::invalid(
+                OP,
+                format!("operand {k} is not {len} f64 elements from element {start}"),
+            ));
+        }
+        *ptr = storage.ptr_at(*start);
+    }
+    let out = dev.alloc(DType::F64, 6 * c)?;
+    if c == 0 {
+        return Ok(out);
+    }
+    let (c32, po) = (count_u32(OP, c)?, out.device_ptr());
+    let cfg = LaunchConfig::elementwise(c);
+    let flags = (1u32 << optional) - 1;
+    let kernel = names::channel_norm(forward);
+    match step {
+        ChannelNormStep::Forward { count, eps } => {
+            let [sums, scale, shift, ..] = ptrs;
+            dev.launch(
+                &kernel,
+                cfg,
+                kernel_args![c32, sums, scale, shift, count, eps, flags, po],
+            )?;
+        }
+        ChannelNormStep::Backward { count } => {
+            let [sums, mean, invstd, scale, _] = ptrs;
+            dev.launch(
+                &kernel,
+                cfg,
+                kernel_args![c32, sums, mean, invstd, scale, count, flags, po],
+            )?;
+        }
+    }
     Ok(out)
 }

@@ -5,25 +5,17 @@
 //! backward. Used for f32/f64 inputs on backends with those kernels (the CPU and CUDA ones);
 //! `None` sends the caller to the op-by-op form.
 
-use sinew_tensor::{DType, Error, Result, Save, Tensor, is_grad_enabled, no_grad};
+use sinew_tensor::{ChannelNormStep, DType, Error, Result, Save, Tensor, is_grad_enabled, no_grad};
 
-/// `[3, C]` f64 coefficients from three `[C]` rows.
-pub(crate) fn coefficients(alpha: &Tensor, beta: &Tensor, gamma: &Tensor) -> Result<Tensor> {
-    Tensor::stack(&[alpha.clone(), beta.clone(), gamma.clone()], 0)
+/// Row `k` of a `[R, C]` tensor, as `[C]`.
+pub(crate) fn row(t: &Tensor, k: usize) -> Result<Tensor> {
+    let c = t.dims()[1];
+    t.narrow(0, k, 1)?.reshape([c])
 }
 
-/// Row `k` of a `[2, C]` sums tensor, as `[C]`.
-pub(crate) fn row(sums: &Tensor, k: usize) -> Result<Tensor> {
-    let c = sums.dims()[1];
-    sums.narrow(0, k, 1)?.reshape([c])
-}
-
-/// `t` as f64 `[C]` (detached), or `fill` everywhere when absent.
-fn as_f64(t: Option<&Tensor>, fill: f64, like: &Tensor) -> Result<Tensor> {
-    match t {
-        Some(t) => t.detach().to_dtype(DType::F64),
-        None => like.full_like(fill),
-    }
+/// `t` as f64 `[C]` (detached).
+fn as_f64(t: Option<&Tensor>) -> Result<Option<Tensor>> {
+    t.map(|t| t.detach().to_dtype(DType::F64)).transpose()
 }
 
 /// Training-mode (batch statistics) batch norm of `x` `[n, C, ...]`, updating `running` (mean,
@@ -41,7 +33,8 @@ pub(crate) fn batch_norm_batch_stats(
         return Ok(None);
     }
     let guard = no_grad();
-    let Some((stats, var)) = Stats::of(&x.detach(), eps)? else {
+    let (w64, b64) = (as_f64(weight)?, as_f64(bias)?);
+    let Some((stats, var)) = Stats::of(&x.detach(), eps, w64.as_ref(), b64.as_ref())? else {
         return Ok(None);
     };
     let n = stats.count;
@@ -50,17 +43,16 @@ pub(crate) fn batch_norm_batch_stats(
         rm.lerp_(&stats.mean.to_dtype(rm.dtype())?, momentum)?;
         rv.lerp_(&unbiased.to_dtype(rv.dtype())?, momentum)?;
     }
-    let w64 = as_f64(weight, 1.0, &stats.invstd)?;
-    let b64 = as_f64(bias, 0.0, &stats.invstd)?;
-    let y = stats.normalise(&x.detach(), &w64, &b64)?;
+    let y = stats.normalise(&x.detach())?;
     drop(guard);
     let bias_dtype = bias.map(Tensor::dtype);
     let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor| {
-        let (dx, sum_dy, sum_dy_xmu) = stats.input_gradient(dy, x, &w64)?;
-        let mut grads = vec![Some(dx)];
+        let grads_of = stats.input_gradient(dy, x, w64.as_ref())?;
+        let mut grads = vec![Some(grads_of.dx)];
         if let Some(w) = w {
-            grads.push(Some(sum_dy_xmu.mul(&stats.invstd)?.to_dtype(w.dtype())?));
+            grads.push(Some(grads_of.dscale.to_dtype(w.dtype())?));
         }
+        let sum_dy = grads_of.sum_dy;
         if let Some(dtype) = bias_dtype {
             grads.push(Some(sum_dy.to_dtype(dtype)?));
         }
@@ -111,7 +103,8 @@ pub(crate) fn record_normalisation(
 }
 
 /// Per-channel statistics of a normalisation over `[n, C, ...]` (channel = the group of values
-/// normalised together: a channel for batch norm, a row for layer norm), f64 `[C]`.
+/// normalised together: a channel for batch norm, a row for layer norm), f64 `[C]`, and the
+/// coefficients of its output.
 pub(crate) struct Stats {
     /// The mean of each channel.
     pub(crate) mean: Tensor,
@@ -119,12 +112,31 @@ pub(crate) struct Stats {
     pub(crate) invstd: Tensor,
     /// Values per channel.
     pub(crate) count: f64,
+    /// `channel_lincomb`'s `[3, C]` coefficients of `(x - mean) * invstd * scale + shift`.
+    coef: Tensor,
+}
+
+/// What [`Stats::input_gradient`] returns (f64 `[C]` rows besides `dx`).
+pub(crate) struct InputGradient {
+    /// The input's gradient.
+    pub(crate) dx: Tensor,
+    /// `sum(dy)` per channel (the shift's gradient).
+    pub(crate) sum_dy: Tensor,
+    /// `sum(dy * (x - mean)) * invstd` per channel (the scale's gradient).
+    pub(crate) dscale: Tensor,
 }
 
 impl Stats {
-    /// The statistics of `x` (detached, f32/f64) in one read; `Ok(None)` when its backend has
-    /// no per-channel kernels. Also returns the biased variance.
-    pub(crate) fn of(x: &Tensor, eps: f64) -> Result<Option<(Stats, Tensor)>> {
+    /// The statistics of `x` (detached, f32/f64) in one read, and the coefficients of its
+    /// normalisation with `scale` and `shift` (f64 `[C]`; 1 and 0 when absent) in one
+    /// `Tensor::channel_norm`; `Ok(None)` when its backend has no per-channel kernels. Also
+    /// returns the biased variance.
+    pub(crate) fn of(
+        x: &Tensor,
+        eps: f64,
+        scale: Option<&Tensor>,
+        shift: Option<&Tensor>,
+    ) -> Result<Option<(Stats, Tensor)>> {
         let c = x.dims()[1];
         let count = (x.elem_count() / c.max(1)) as f64;
         let sums = match x.channel_sums(None) {
@@ -132,53 +144,51 @@ impl Stats {
             Err(Error::NotImplemented { .. } | Error::UnsupportedDType { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mean = row(&sums, 0)?.div_scalar(count)?;
-        // Biased variance E[x^2] - mean^2, in f64 (clamped: rounding can make it slightly
-        // negative).
-        let var = row(&sums, 1)?
-            .div_scalar(count)?
-            .sub(&mean.square()?)?
-            .clamp(0.0, f64::INFINITY)?;
-        let invstd = var.add_scalar(eps)?.rsqrt()?;
-        Ok(Some((
-            Stats {
-                mean,
-                invstd,
-                count,
-            },
-            var,
-        )))
+        let ones;
+        let rows: Vec<&Tensor> = match (scale, shift) {
+            (Some(w), Some(b)) => vec![w, b],
+            (Some(w), None) => vec![w],
+            (None, Some(b)) => {
+                ones = b.ones_like()?;
+                vec![&ones, b]
+            }
+            (None, None) => vec![],
+        };
+        let out = Tensor::channel_norm(ChannelNormStep::Forward { count, eps }, &sums, &rows)?;
+        let stats = Stats {
+            mean: row(&out, 3)?,
+            invstd: row(&out, 4)?,
+            count,
+            coef: out.narrow(0, 0, 3)?,
+        };
+        Ok(Some((stats, row(&out, 5)?)))
     }
 
-    /// `(x - mean) * invstd * scale + shift` per channel, in one pass (`scale`, `shift`: f64
-    /// `[C]`).
-    pub(crate) fn normalise(&self, x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
-        let k = self.invstd.mul(scale)?;
-        let b = shift.sub(&self.mean.mul(&k)?)?;
-        x.channel_lincomb(None, &coefficients(&k, &k.zeros_like()?, &b)?)
+    /// `(x - mean) * invstd * scale + shift` per channel, in one pass.
+    pub(crate) fn normalise(&self, x: &Tensor) -> Result<Tensor> {
+        x.channel_lincomb(None, &self.coef)
     }
 
     /// The gradient of `x` for the gradient `dy` of `(x - mean) * invstd * scale` (statistics
-    /// of `x` itself), in one read of `dy` and `x` and one pass: `dx`, and per channel
-    /// `sum(dy)` and `sum(dy * (x - mean))` (for the affine parameters' gradients).
+    /// of `x` itself; `scale` f64 `[C]`, 1 when absent), in one read of `dy` and `x`, one
+    /// `Tensor::channel_norm` and one pass; with the per-channel sums the affine parameters'
+    /// gradients need.
     pub(crate) fn input_gradient(
         &self,
         dy: &Tensor,
         x: &Tensor,
-        scale: &Tensor,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
-        let (mean, invstd, n) = (&self.mean, &self.invstd, self.count);
+        scale: Option<&Tensor>,
+    ) -> Result<InputGradient> {
         let sums = dy.channel_sums(Some(x))?;
-        let (sum_dy, sum_dy_x) = (row(&sums, 0)?, row(&sums, 1)?);
-        let sum_dy_xmu = sum_dy_x.sub(&mean.mul(&sum_dy)?)?;
-        let k1 = invstd.mul(scale)?;
-        let k2 = k1
-            .mul(&invstd.square()?)?
-            .mul(&sum_dy_xmu)?
-            .div_scalar(-n)?;
-        let k3 = k1.mul(&sum_dy)?.div_scalar(-n)?.sub(&k2.mul(mean)?)?;
-        let dx = dy.channel_lincomb(Some(x), &coefficients(&k1, &k2, &k3)?)?;
-        Ok((dx, sum_dy, sum_dy_xmu))
+        let mut rows = vec![&self.mean, &self.invstd];
+        rows.extend(scale);
+        let step = ChannelNormStep::Backward { count: self.count };
+        let out = Tensor::channel_norm(step, &sums, &rows)?;
+        Ok(InputGradient {
+            dx: dy.channel_lincomb(Some(x), &out.narrow(0, 0, 3)?)?,
+            sum_dy: row(&out, 3)?,
+            dscale: row(&out, 5)?,
+        })
     }
 }
 

@@ -48,13 +48,10 @@ pub(crate) fn layer_norm_rows(
     }
     let guard = no_grad();
     let xr = x.detach().reshape([1, m, n])?;
-    let Some((stats, _)) = Stats::of(&xr, eps)? else {
+    let Some((stats, _)) = Stats::of(&xr, eps, None, None)? else {
         return Ok(None);
     };
-    let (ones, zeros) = (stats.invstd.full_like(1.0)?, stats.invstd.zeros_like()?);
-    let xhat = stats
-        .normalise(&xr, &ones, &zeros)?
-        .reshape(x.shape().clone())?;
+    let xhat = stats.normalise(&xr)?.reshape(x.shape().clone())?;
     let (w, b) = (weight.map(Tensor::detach), bias.map(Tensor::detach));
     let y = affine(xhat, w.as_ref(), b.as_ref())?;
     drop(guard);
@@ -72,12 +69,12 @@ pub(crate) fn layer_norm_rows(
             None => dy.clone(),
         };
         let xr = x.reshape([1, m, n])?;
-        let (dx, _, _) = stats.input_gradient(&dxhat.reshape([1, m, n])?, &xr, &ones)?;
+        let dx = stats
+            .input_gradient(&dxhat.reshape([1, m, n])?, &xr, None)?
+            .dx;
         let mut grads = vec![Some(dx.reshape(x.shape().clone())?)];
         if has_weight {
-            let xhat = stats
-                .normalise(&xr, &ones, &zeros)?
-                .reshape(x.shape().clone())?;
+            let xhat = stats.normalise(&xr)?.reshape(x.shape().clone())?;
             grads.push(Some(sum_over(&dy.mul(&xhat)?, &lead_dims)?));
         }
         if has_bias {

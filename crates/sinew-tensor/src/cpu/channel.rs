@@ -225,7 +225,7 @@ pub(crate) fn channel_lincomb(
             dtype: coef.dtype(),
         });
     };
-    if coef.len() != 3 * dims.1 {
+    if coef.len() < 3 * dims.1 {
         return Err(Error::invalid(
             OP,
             format!(

@@ -69,7 +69,12 @@ impl Tensor {
                 ),
             ));
         }
-        let coef = coef.contiguous()?;
+        // The backends read the first 3C elements of the coefficients' storage.
+        let coef = if coef.is_contiguous() && coef.layout().offset() == 0 {
+            coef.clone()
+        } else {
+            coef.force_contiguous()?
+        };
         let backend = self.device().backend();
         let storage = match other {
             None => Tensor::with_storages([self, &coef], |[s, k]| {

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod channel;
+pub mod channel_norm;
 pub mod conv;
 mod conv_wide;
 pub mod creation;

@@ -1,0 +1,157 @@
+//! The per-channel arithmetic of batch and layer norm between their full-size passes
+//! ([`Tensor::channel_norm`]): from the channel sums (`Tensor::channel_sums`) to the mean, the
+//! inverse standard deviation and the `channel_lincomb` coefficients, forward and backward, on
+//! f64 `[C]` rows. One kernel on the GPU (`Backend::channel_norm`, `cuda/channel.cu`) where the
+//! same formulas as tensor ops (below: the reference, and the default of every backend) launch
+//! a dozen kernels of `C` elements. Same values bit for bit: each step is one IEEE f64 operation
+//! in the same order.
+
+use crate::{DType, Error, Result, Tensor};
+
+/// Which half of a normalisation [`Tensor::channel_norm`] computes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ChannelNormStep {
+    /// Rows `[sums, scale?, shift?]`: `sums` `[2, C]` holds `sum x` and `sum x²` over `count`
+    /// values a channel; `scale`, `shift` `[C]` (1 and 0 when absent). Result rows: `k`, `0`,
+    /// `b` (so `k x + b` is the normalised, scaled and shifted `x`: `channel_lincomb`'s
+    /// coefficients), `mean`, `invstd = 1 / sqrt(var + eps)`, and the biased `var`
+    /// (`sum x² / count - mean²`, at least 0).
+    Forward {
+        /// Values a channel.
+        count: f64,
+        /// Added to the variance.
+        eps: f64,
+    },
+    /// Rows `[sums, mean, invstd, scale?]`: `sums` `[2, C]` holds `sum dy` and `sum dy x`.
+    /// Result rows: `k1`, `k2`, `k3` (`dx = k1 dy + k2 x + k3`), `sum dy`, `sum dy (x - mean)`,
+    /// and `sum dy (x - mean) * invstd` (the scale's gradient).
+    Backward {
+        /// Values a channel.
+        count: f64,
+    },
+}
+
+impl ChannelNormStep {
+    /// The `[C]` rows the step reads after `sums` when `scale` (and, forward, `shift`) are
+    /// given.
+    fn rows(&self) -> usize {
+        match self {
+            ChannelNormStep::Forward { .. } => 2,
+            ChannelNormStep::Backward { .. } => 3,
+        }
+    }
+}
+
+/// Row `k` of a `[R, C]` tensor, as `[C]`.
+fn row(t: &Tensor, k: usize) -> Result<Tensor> {
+    let c = t.dims()[1];
+    t.narrow(0, k, 1)?.reshape([c])
+}
+
+impl Tensor {
+    /// The per-channel step `step` of a normalisation (see [`ChannelNormStep`] for the rows it
+    /// reads and the `[6, C]` f64 rows it returns): `sums` `[2, C]` and `rows` the `[C]` ones,
+    /// all f64 on one device; the absent trailing rows (`scale`, `shift`) count as 1 and 0. Not
+    /// differentiable (batch and layer norm record their own backward rule).
+    pub fn channel_norm(step: ChannelNormStep, sums: &Tensor, rows: &[&Tensor]) -> Result<Tensor> {
+        const OP: &str = "channel_norm";
+        let &[two, c] = sums.dims() else {
+            return Err(Error::invalid(
+                OP,
+                format!("sums must be [2, C], got {}", sums.shape()),
+            ));
+        };
+        let need = step.rows();
+        let fixed = need
+            - if matches!(step, ChannelNormStep::Forward { .. }) {
+                2
+            } else {
+                1
+            };
+        if two != 2 || rows.len() < fixed || rows.len() > need {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "expects sums [2, C] and {fixed} to {need} rows, got {} rows",
+                    rows.len()
+                ),
+            ));
+        }
+        for t in std::iter::once(sums).chain(rows.iter().copied()) {
+            sums.check_same_device(OP, t)?;
+            let recorded = crate::is_grad_enabled() && t.requires_grad();
+            if t.dtype() != DType::F64 || recorded {
+                return Err(Error::invalid(
+                    OP,
+                    "expects f64 operands that do not require grad",
+                ));
+            }
+        }
+        if let Some(t) = rows.iter().find(|t| t.dims() != [c]) {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                lhs: crate::Shape::new([c]),
+                rhs: t.shape().clone(),
+            });
+        }
+        let dense: Vec<Tensor> = std::iter::once(sums)
+            .chain(rows.iter().copied())
+            .map(Tensor::contiguous)
+            .collect::<Result<_>>()?;
+        let refs: Vec<&Tensor> = dense.iter().collect();
+        let backend = sums.device().backend();
+        let fused = Tensor::with_storage_slice(&refs, |storages| {
+            let views: Vec<_> = storages
+                .iter()
+                .zip(&refs)
+                .map(|(s, t)| (*s, t.layout().offset()))
+                .collect();
+            backend.channel_norm(step, &views, c)
+        })?;
+        match fused {
+            Some(storage) => Tensor::from_storage(storage, [6, c], sums.device().clone()),
+            None => composed(step, sums, rows),
+        }
+    }
+}
+
+/// [`Tensor::channel_norm`] with tensor ops (each an f64 operation per element).
+fn composed(step: ChannelNormStep, sums: &Tensor, rows: &[&Tensor]) -> Result<Tensor> {
+    let (s0, s1) = (row(sums, 0)?, row(sums, 1)?);
+    let out = match step {
+        ChannelNormStep::Forward { count, eps } => {
+            let mean = s0.div_scalar(count)?;
+            let var = s1
+                .div_scalar(count)?
+                .sub(&mean.square()?)?
+                .clamp(0.0, f64::INFINITY)?;
+            let invstd = var.add_scalar(eps)?.rsqrt()?;
+            let k = match rows.first() {
+                Some(scale) => invstd.mul(scale)?,
+                None => invstd.clone(),
+            };
+            let mk = mean.mul(&k)?;
+            let b = match rows.get(1) {
+                Some(shift) => shift.sub(&mk)?,
+                None => mk.rsub_scalar(0.0)?,
+            };
+            [k.clone(), k.zeros_like()?, b, mean, invstd, var]
+        }
+        ChannelNormStep::Backward { count } => {
+            let (mean, invstd) = (rows[0], rows[1]);
+            let sum_dy_xmu = s1.sub(&mean.mul(&s0)?)?;
+            let k1 = match rows.get(2) {
+                Some(scale) => invstd.mul(scale)?,
+                None => invstd.clone(),
+            };
+            let k2 = k1
+                .mul(&invstd.square()?)?
+                .mul(&sum_dy_xmu)?
+                .div_scalar(-count)?;
+            let k3 = k1.mul(&s0)?.div_scalar(-count)?.sub(&k2.mul(mean)?)?;
+            let dscale = sum_dy_xmu.mul(invstd)?;
+            [k1, k2, k3, s0, sum_dy_xmu, dscale]
+        }
+    };
+    Tensor::stack(&out, 0)
+}
