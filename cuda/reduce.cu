@@ -87,20 +87,24 @@ template <typename T, typename Run> __device__ __forceinline__ void by_pass(cons
         });                                                                                                    \
     }
 
-#define REDUCE_FLOAT(SUFFIX, T, EXT)                                  \
-    REDUCE_KERNEL(sum, SumOp, SUFFIX, T, double, 0.0)                 \
-    REDUCE_KERNEL(prod, ProdOp, SUFFIX, T, double, 1.0)               \
-    REDUCE_KERNEL(max, MaxOp, SUFFIX, T, EXT, -INFINITY)              \
-    REDUCE_KERNEL(min, MinOp, SUFFIX, T, EXT, INFINITY)
+// Every (op, combine, dtype suffix, storage type, accumulator, identity) a reduction kernel
+// family is built for: K is REDUCE_KERNEL (rows) or REDUCE_MID_KERNEL (middle axis).
+#define REDUCE_FLOAT(K, SUFFIX, T, EXT)         \
+    K(sum, SumOp, SUFFIX, T, double, 0.0)       \
+    K(prod, ProdOp, SUFFIX, T, double, 1.0)     \
+    K(max, MaxOp, SUFFIX, T, EXT, -INFINITY)    \
+    K(min, MinOp, SUFFIX, T, EXT, INFINITY)
+#define REDUCE_INSTANCES(K)                          \
+    REDUCE_FLOAT(K, f32, float, float)               \
+    REDUCE_FLOAT(K, f64, double, double)             \
+    REDUCE_FLOAT(K, f16, __half, float)              \
+    REDUCE_FLOAT(K, bf16, __nv_bfloat16, float)      \
+    K(sum, SumOp, i64, int64_t, uint64_t, 0)         \
+    K(prod, ProdOp, i64, int64_t, uint64_t, 1)       \
+    K(max, MaxOp, i64, int64_t, int64_t, INT64_MIN)  \
+    K(min, MinOp, i64, int64_t, int64_t, INT64_MAX)
 
-REDUCE_FLOAT(f32, float, float)
-REDUCE_FLOAT(f64, double, double)
-REDUCE_FLOAT(f16, __half, float)
-REDUCE_FLOAT(bf16, __nv_bfloat16, float)
-REDUCE_KERNEL(sum, SumOp, i64, int64_t, uint64_t, 0)
-REDUCE_KERNEL(prod, ProdOp, i64, int64_t, uint64_t, 1)
-REDUCE_KERNEL(max, MaxOp, i64, int64_t, int64_t, INT64_MIN)
-REDUCE_KERNEL(min, MinOp, i64, int64_t, int64_t, INT64_MAX)
+REDUCE_INSTANCES(REDUCE_KERNEL)
 
 // Middle-axis reductions of a contiguous [outer, len, inner] array (reduced dims that are not
 // the last ones: a bias gradient's sum over the batch), read in place instead of copied to rows.
@@ -134,20 +138,7 @@ __device__ void reduce_mid(const In *in, Out *out, uint32_t outer, uint32_t len,
         });                                                                                                     \
     }
 
-#define REDUCE_MID_FLOAT(SUFFIX, T, EXT)                                  \
-    REDUCE_MID_KERNEL(sum, SumOp, SUFFIX, T, double, 0.0)                 \
-    REDUCE_MID_KERNEL(prod, ProdOp, SUFFIX, T, double, 1.0)               \
-    REDUCE_MID_KERNEL(max, MaxOp, SUFFIX, T, EXT, -INFINITY)              \
-    REDUCE_MID_KERNEL(min, MinOp, SUFFIX, T, EXT, INFINITY)
-
-REDUCE_MID_FLOAT(f32, float, float)
-REDUCE_MID_FLOAT(f64, double, double)
-REDUCE_MID_FLOAT(f16, __half, float)
-REDUCE_MID_FLOAT(bf16, __nv_bfloat16, float)
-REDUCE_MID_KERNEL(sum, SumOp, i64, int64_t, uint64_t, 0)
-REDUCE_MID_KERNEL(prod, ProdOp, i64, int64_t, uint64_t, 1)
-REDUCE_MID_KERNEL(max, MaxOp, i64, int64_t, int64_t, INT64_MIN)
-REDUCE_MID_KERNEL(min, MinOp, i64, int64_t, int64_t, INT64_MAX)
+REDUCE_INSTANCES(REDUCE_MID_KERNEL)
 
 // (value, index) candidates; index UINT32_MAX means "none yet".
 template <typename V> struct Cand {

@@ -9,7 +9,7 @@ use sinew_tensor::{BinaryOp, DType, Error, Layout, Result};
 use super::{FirstBad, LaunchConfig, count_u32, need};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
-use crate::names;
+use crate::names::{self, Kernel};
 use crate::storage::CudaStorage;
 
 /// Elementwise `op` of two same-shape views (broadcast dims have stride 0).
@@ -21,45 +21,15 @@ pub(crate) fn binary(
     rhs: &CudaStorage,
     rl: &Layout,
 ) -> Result<CudaStorage> {
-    let dtype = lhs.dtype_of();
-    if rhs.dtype_of() != dtype {
-        return Err(Error::DTypeMismatch {
-            op: op.name(),
-            lhs: dtype,
-            rhs: rhs.dtype_of(),
-        });
+    let kernel = |dtype| names::binary(op, dtype);
+    if op != BinaryOp::Div || lhs.dtype_of() != DType::I64 || ll.elem_count() == 0 {
+        return pair(dev, op.name(), kernel, (lhs, ll), (rhs, rl), None);
     }
-    let kernel = need(names::binary(op, dtype), op.name(), dtype)?;
-    let n = ll.elem_count();
-    let out = dev.alloc(dtype, n)?;
-    if n == 0 {
-        return Ok(out);
+    let bad = FirstBad::new(dev)?;
+    let out = pair(dev, op.name(), kernel, (lhs, ll), (rhs, rl), Some(&bad))?;
+    if bad.position(dev)?.is_some() {
+        return Err(Error::invalid("div", "integer division by zero"));
     }
-    let g = Geometry::new(op.name(), &[ll, rl])?;
-    let (count, a, b, o) = (
-        count_u32(op.name(), n)?,
-        lhs.device_ptr(),
-        rhs.device_ptr(),
-        out.device_ptr(),
-    );
-    if op == BinaryOp::Div && dtype == DType::I64 {
-        let bad = FirstBad::new(dev)?;
-        let bad_ptr = bad.ptr();
-        dev.launch(
-            &kernel,
-            LaunchConfig::elementwise(n),
-            kernel_args![count, g, a, b, o, bad_ptr],
-        )?;
-        if bad.position(dev)?.is_some() {
-            return Err(Error::invalid("div", "integer division by zero"));
-        }
-        return Ok(out);
-    }
-    dev.launch(
-        &kernel,
-        LaunchConfig::elementwise(n),
-        kernel_args![count, g, a, b, o],
-    )?;
     Ok(out)
 }
 
@@ -73,14 +43,6 @@ pub(crate) fn relu_backward(
     ol: &Layout,
 ) -> Result<CudaStorage> {
     const OP: &str = "relu backward";
-    let dtype = grad.dtype_of();
-    if output.dtype_of() != dtype {
-        return Err(Error::DTypeMismatch {
-            op: OP,
-            lhs: dtype,
-            rhs: output.dtype_of(),
-        });
-    }
     if gl.shape() != ol.shape() {
         return Err(Error::ShapeMismatch {
             op: OP,
@@ -88,23 +50,52 @@ pub(crate) fn relu_backward(
             rhs: ol.shape().clone(),
         });
     }
-    let kernel = need(names::relu_backward(dtype), OP, dtype)?;
-    let n = gl.elem_count();
+    pair(
+        dev,
+        OP,
+        names::relu_backward,
+        (grad, gl),
+        (output, ol),
+        None,
+    )
+}
+
+/// Launches `kernel(n, geometry, lhs, rhs, out[, bad])` (the kernel `kernel_for` names for the
+/// operands' dtype) over two same-shape views of one dtype, into a fresh contiguous output;
+/// `bad` is the error slot of a kernel that takes one.
+fn pair(
+    dev: &CudaBackend,
+    op: &'static str,
+    kernel_for: impl FnOnce(DType) -> Option<Kernel>,
+    (lhs, ll): (&CudaStorage, &Layout),
+    (rhs, rl): (&CudaStorage, &Layout),
+    bad: Option<&FirstBad>,
+) -> Result<CudaStorage> {
+    let dtype = lhs.dtype_of();
+    if rhs.dtype_of() != dtype {
+        return Err(Error::DTypeMismatch {
+            op,
+            lhs: dtype,
+            rhs: rhs.dtype_of(),
+        });
+    }
+    let kernel = need(kernel_for(dtype), op, dtype)?;
+    let n = ll.elem_count();
     let out = dev.alloc(dtype, n)?;
     if n == 0 {
         return Ok(out);
     }
-    let g = Geometry::new(OP, &[gl, ol])?;
+    let g = Geometry::new(op, &[ll, rl])?;
     let (count, a, b, o) = (
-        count_u32(OP, n)?,
-        grad.device_ptr(),
-        output.device_ptr(),
+        count_u32(op, n)?,
+        lhs.device_ptr(),
+        rhs.device_ptr(),
         out.device_ptr(),
     );
-    dev.launch(
-        &kernel,
-        LaunchConfig::elementwise(n),
-        kernel_args![count, g, a, b, o],
-    )?;
+    let cfg = LaunchConfig::elementwise(n);
+    match bad.map(FirstBad::ptr) {
+        Some(slot) => dev.launch(&kernel, cfg, kernel_args![count, g, a, b, o, slot])?,
+        None => dev.launch(&kernel, cfg, kernel_args![count, g, a, b, o])?,
+    }
     Ok(out)
 }
