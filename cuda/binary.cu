@@ -1,11 +1,11 @@
-// Elementwise binary arithmetic on broadcast views: binary_<op>_<dtype>(n, geometry, lhs, rhs, out).
+// Elementwise binary arithmetic on broadcast views: binary_<op>_<dtype>(n, geometry, lhs, rhs, out),
 // Geometry operands: 0 = lhs, 1 = rhs (stride 0 where broadcast); the output is contiguous.
-// f16/bf16 compute in f32 and round once, like the CPU backend.
+// f16/bf16 compute in f32 and round once, like the CPU backend; and ReLU's backward (at the end).
 #include "binary_ops.cuh"
 
-#define BINARY_KERNEL(NAME, T, EXPR)                                                               \
-    extern "C" __global__ void binary_##NAME(uint32_t n, Geometry g, const T *lhs, const T *rhs,  \
-                                             T *out) {                                             \
+// ENTRY(n, g, lhs, rhs, out): out = EXPR of x = lhs and y = rhs in the compute type C.
+#define ELEMENTWISE2(ENTRY, T, EXPR)                                                               \
+    extern "C" __global__ void ENTRY(uint32_t n, Geometry g, const T *lhs, const T *rhs, T *out) { \
         typedef Num<T>::C C;                                                                       \
         GRID_STRIDE(i, n) {                                                                        \
             uint64_t off[2];                                                                       \
@@ -16,11 +16,14 @@
         }                                                                                          \
     }
 
-#define BINARY_FLOAT(OP, EXPR)                 \
-    BINARY_KERNEL(OP##_f32, float, EXPR)       \
-    BINARY_KERNEL(OP##_f64, double, EXPR)      \
-    BINARY_KERNEL(OP##_f16, __half, EXPR)      \
-    BINARY_KERNEL(OP##_bf16, __nv_bfloat16, EXPR)
+// STEM_<dtype> for the four float dtypes.
+#define FLOAT_KERNELS(STEM, EXPR)                        \
+    ELEMENTWISE2(STEM##_f32, float, EXPR)                \
+    ELEMENTWISE2(STEM##_f64, double, EXPR)               \
+    ELEMENTWISE2(STEM##_f16, __half, EXPR)               \
+    ELEMENTWISE2(STEM##_bf16, __nv_bfloat16, EXPR)
+
+#define BINARY_FLOAT(OP, EXPR) FLOAT_KERNELS(binary_##OP, EXPR)
 
 BINARY_FLOAT_OPS(BINARY_FLOAT)
 
@@ -63,20 +66,4 @@ extern "C" __global__ void binary_div_i64(uint32_t n, Geometry g, const int64_t 
 // grad * (output > 0 ? 1 : 0) in the compute type, rounded once: the values of the CPU backend's
 // relu_backward and of the composed mask, cast and product (NaN or infinite gradients where the
 // output is not positive stay NaN; a negative gradient there gives -0).
-#define RELU_BACKWARD(SUFFIX, T)                                                                       \
-    extern "C" __global__ void relu_backward_##SUFFIX(uint32_t n, Geometry g, const T *grad, const T *output, \
-                                                      T *out) {                                            \
-        typedef Num<T>::C C;                                                                               \
-        GRID_STRIDE(i, n) {                                                                                \
-            uint64_t off[2];                                                                               \
-            element_offsets<2>(g, i, off);                                                                 \
-            const C x = Num<T>::up(grad[off[0]]);                                                          \
-            const C y = Num<T>::up(output[off[1]]);                                                        \
-            out[i] = Num<T>::down(x * (y > C(0) ? C(1) : C(0)));                                           \
-        }                                                                                                  \
-    }
-
-RELU_BACKWARD(f32, float)
-RELU_BACKWARD(f64, double)
-RELU_BACKWARD(f16, __half)
-RELU_BACKWARD(bf16, __nv_bfloat16)
+FLOAT_KERNELS(relu_backward, x * (y > C(0) ? C(1) : C(0)))
