@@ -52,11 +52,6 @@ __device__ void channel_sums(const T *a, const T *b, double *out, uint32_t n, ui
     }
 }
 
-__device__ __forceinline__ float mul_rn(float x, float y) { return __fmul_rn(x, y); }
-__device__ __forceinline__ double mul_rn(double x, double y) { return __dmul_rn(x, y); }
-__device__ __forceinline__ float add_rn(float x, float y) { return __fadd_rn(x, y); }
-__device__ __forceinline__ double add_rn(double x, double y) { return __dadd_rn(x, y); }
-
 template <typename T>
 __device__ void channel_lincomb(const T *a, const T *b, const double *coef, T *out, uint64_t total, uint32_t c,
                                 uint64_t inner) {

@@ -81,6 +81,14 @@ __device__ __forceinline__ double m_min(double x, double y) { return fmin(x, y);
 
 template <typename T> __device__ __forceinline__ bool is_nan(T x) { return x != x; }
 
+// A product and a sum rounded on their own (__fmul_rn/__fadd_rn, __dmul_rn/__dadd_rn): never
+// contracted into an FMA, so a kernel built from them rounds where the CPU backend does (Rust
+// never contracts). sinew-cuda's tests/ptx_rounding.rs checks the kernels that rely on it.
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+
 // Every dtype to f64 and back, with Rust `as` semantics (truncate, saturate, NaN -> 0) for
 // integers and round-to-nearest-even for floats: the CPU backend's cast rules.
 __device__ __forceinline__ double to_f64(float x) { return (double)x; }

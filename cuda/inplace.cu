@@ -117,19 +117,16 @@ UNARY_I64_OPS(INPLACE_UNARY_I64)
             dst[off[0]] = Num<T>::down(EXPR);                                                     \
         }                                                                                         \
     }
-FOR_FLOATS(INPLACE_SCALED1, axpy, x + s * y)
+// Products and sums by mul_rn/add_rn, never an FMA: the CPU backend's values bit for bit.
+FOR_FLOATS(INPLACE_SCALED1, axpy, add_rn(x, mul_rn(s, y)))
 // PyTorch's two-sided lerp (exact at weight 0 and 1), as the CPU backend computes it.
-FOR_FLOATS(INPLACE_SCALED1, lerp, (s < (C)0.5 && s > (C)-0.5) ? x + s * (y - x) : y - (y - x) * ((C)1 - s))
-FOR_FLOATS(INPLACE_SCALED2, addcmul, x + s * y * z)
-FOR_FLOATS(INPLACE_SCALED2, addcdiv, x + s * (y / z))
+FOR_FLOATS(INPLACE_SCALED1, lerp, (s < (C)0.5 && s > (C)-0.5) ? add_rn(x, mul_rn(s, y - x)) : y - mul_rn(y - x, (C)1 - s))
+FOR_FLOATS(INPLACE_SCALED2, addcmul, add_rn(x, mul_rn(mul_rn(s, y), z)))
+FOR_FLOATS(INPLACE_SCALED2, addcdiv, add_rn(x, mul_rn(s, y / z)))
 
 // ---- fused optimizer updates with two or three scalars s0, s1[, s2]; each step rounds where
-// the CPU backend's does (separate multiplies and adds, no FMA contraction: __fmul_rn/__fadd_rn
-// for f32, __dmul_rn/__dadd_rn for f64 via the rn() overloads), so results match it bit for bit.
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+// the CPU backend's does (separate multiplies and adds, no FMA contraction: mul_rn/add_rn), so
+// results match it bit for bit.
 #define INPLACE_FUSED1(NAME, T, EXPR)                                                             \
     extern "C" __global__ void inplace_##NAME(uint32_t n, Geometry g, T *dst, const T *src,       \
                                               double scalar0, double scalar1) {                   \

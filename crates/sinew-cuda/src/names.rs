@@ -15,9 +15,7 @@
 //! its name, not a string, so naming a kernel per launch formats nothing.
 
 use sinew_tensor::op_table::{ARG_REDUCE_OPS, BINARY_OPS, CMP_OPS, REDUCE_OPS, unary_ops};
-use sinew_tensor::{
-    AdamStep, ArgReduceOp, BinaryOp, CmpOp, DType, FusedStep, InplaceOp, ReduceOp, SgdStep, UnaryOp,
-};
+use sinew_tensor::{ArgReduceOp, BinaryOp, CmpOp, DType, FusedStep, InplaceOp, ReduceOp, UnaryOp};
 
 /// A `.cu` file in `cuda/` and its PTX module; one per op family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,8 +59,8 @@ pub enum Family {
     /// `cuda/gemm_sm90.cu`: the Hopper GEMM (TMA + wgmma; PTX for sm_90a, loaded only on
     /// compute capability 9.0).
     GemmSm90,
-    /// `cuda/fused_step.cu`: optimizer steps in one pass (SGD, Adam/AdamW) and the loss
-    /// scaler's unscale.
+    /// `cuda/fused_step.cu`: optimizer steps in one pass (every optimizer of sinew-optim) and
+    /// the loss scaler's unscale.
     FusedStep,
 }
 
@@ -250,13 +248,30 @@ pub fn reduce_middle(op: ReduceOp, dtype: DType) -> Option<Kernel> {
         .then(|| kernel(Family::Reduce, "reduce_mid", op.name(), dtype))
 }
 
-/// `fused_sgd_<dtype>` / `fused_adam_<dtype>` (an optimizer step in one pass): floats.
+/// The stem of each fused optimizer step's kernels, in [`FusedStep`]'s order.
+const FUSED_STEP_STEMS: [&str; 7] = [
+    "fused_sgd",
+    "fused_adam",
+    "fused_adamax",
+    "fused_adagrad",
+    "fused_rmsprop",
+    "fused_adadelta",
+    "fused_nadam",
+];
+
+/// `fused_<optimizer>_<dtype>` (an optimizer step in one pass): floats.
 pub fn fused_step(step: &FusedStep, dtype: DType) -> Option<Kernel> {
-    let stem = match step {
-        FusedStep::Sgd(_) => "fused_sgd",
-        FusedStep::Adam(_) => "fused_adam",
+    let index = match step {
+        FusedStep::Sgd(_) => 0,
+        FusedStep::Adam(_) => 1,
+        FusedStep::Adamax(_) => 2,
+        FusedStep::Adagrad(_) => 3,
+        FusedStep::Rmsprop(_) => 4,
+        FusedStep::Adadelta(_) => 5,
+        FusedStep::Nadam(_) => 6,
         _ => return None,
     };
+    let stem = FUSED_STEP_STEMS[index];
     is_float(dtype).then(|| kernel(Family::FusedStep, stem, "", dtype))
 }
 
@@ -521,27 +536,12 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(unary_ops().iter().filter_map(|op| unary(op, dtype)));
         out.extend(BINARY_OPS.iter().filter_map(|&op| binary(op, dtype)));
         out.extend(relu_backward(dtype));
-        for step in [
-            FusedStep::Sgd(SgdStep {
-                lr: 0.1,
-                weight_decay: 0.0,
-                momentum: 0.0,
-                dampening: 0.0,
-                nesterov: false,
-                maximize: false,
-                first: false,
-            }),
-            FusedStep::Adam(AdamStep {
-                lr: 0.1,
-                betas: (0.9, 0.999),
-                eps: 1e-8,
-                weight_decay: 0.0,
-                decoupled: false,
-                maximize: false,
-                step: 1,
-            }),
-        ] {
-            out.extend(fused_step(&step, dtype));
+        if is_float(dtype) {
+            out.extend(
+                FUSED_STEP_STEMS
+                    .iter()
+                    .map(|stem| kernel(Family::FusedStep, stem, "", dtype)),
+            );
         }
         out.extend(amp_unscale(dtype));
         if dtype == DType::F64 {

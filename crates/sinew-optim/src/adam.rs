@@ -1,7 +1,9 @@
 //! Adam, AdamW (decoupled weight decay), both with AMSGrad, and Adamax (PyTorch's formulas).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{AdamStep, FusedStep, Parameter, Result, Tensor};
+use sinew_tensor::{AdamStep, AdamaxStep, FusedStep, Parameter, Result, Tensor};
 
 use crate::optimizer::{Optim, Slot, UpdateRule, effective_grad};
 
@@ -72,22 +74,24 @@ fn adam_buffers(c: &AdamConfig) -> Vec<(&'static str, f64)> {
     b
 }
 
-/// Adam's (AdamW's) step as one fused kernel: not with amsgrad.
-fn adam_fused(
-    c: &AdamConfig,
-    decoupled: bool,
-    step: u64,
-) -> Option<(FusedStep, &'static [&'static str])> {
+/// Adam's (AdamW's) step as one fused kernel.
+fn adam_fused(c: &AdamConfig, decoupled: bool, step: u64) -> (FusedStep, &'static [&'static str]) {
     let fused = FusedStep::Adam(AdamStep {
         lr: c.lr,
         betas: c.betas,
         eps: c.eps,
         weight_decay: c.weight_decay,
         decoupled,
+        amsgrad: c.amsgrad,
         maximize: c.maximize,
         step,
     });
-    (!c.amsgrad).then_some((fused, &["exp_avg", "exp_avg_sq"][..]))
+    let names: &'static [&'static str] = if c.amsgrad {
+        &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+    } else {
+        &["exp_avg", "exp_avg_sq"]
+    };
+    (fused, names)
 }
 
 fn adam_update(
@@ -161,8 +165,12 @@ macro_rules! adam_like {
             fn scratch(_: &AdamConfig) -> usize {
                 1
             }
-            fn fused(c: &AdamConfig, step: u64) -> Option<(FusedStep, &'static [&'static str])> {
-                adam_fused(c, $decoupled, step)
+            fn fused(
+                c: &AdamConfig,
+                step: u64,
+                _: &BTreeMap<String, f64>,
+            ) -> Option<(FusedStep, &'static [&'static str])> {
+                Some(adam_fused(c, $decoupled, step))
             }
             fn update(c: &AdamConfig, p: &Tensor, g: &Tensor, slot: Slot<'_>) -> Result<()> {
                 adam_update(c, $decoupled, p, g, slot)
@@ -201,6 +209,21 @@ impl UpdateRule for AdamaxRule {
     // The weight-decayed gradient only: `mul_max_abs_` needs no buffer for |g| + eps.
     fn scratch(_: &AdamConfig) -> usize {
         1
+    }
+    fn fused(
+        c: &AdamConfig,
+        step: u64,
+        _: &BTreeMap<String, f64>,
+    ) -> Option<(FusedStep, &'static [&'static str])> {
+        let fused = FusedStep::Adamax(AdamaxStep {
+            lr: c.lr,
+            betas: c.betas,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            maximize: c.maximize,
+            step,
+        });
+        Some((fused, &["exp_avg", "exp_inf"]))
     }
     fn update(c: &AdamConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
         let (b1, b2) = c.betas;

@@ -1,8 +1,12 @@
 //! Per-coordinate adaptive methods: Adagrad (`lr_decay`, `initial_accumulator_value`), RMSprop
 //! (`alpha`, `momentum`, `centered`) and Adadelta (`rho`), with PyTorch's formulas.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{Parameter, Result, Tensor, UnaryOp};
+use sinew_tensor::{
+    AdadeltaStep, AdagradStep, FusedStep, Parameter, Result, RmspropStep, Tensor, UnaryOp,
+};
 
 use crate::optimizer::{Optim, Slot, UpdateRule, effective_grad};
 
@@ -57,6 +61,11 @@ pub fn adagrad(params: Vec<(String, Parameter)>, config: AdagradConfig) -> Adagr
     Optim::new(params, config)
 }
 
+/// Adagrad's learning rate at step `step`: `lr / (1 + (step - 1) lr_decay)`.
+fn adagrad_lr(c: &AdagradConfig, step: u64) -> f64 {
+    c.lr / (1.0 + step.saturating_sub(1) as f64 * c.lr_decay)
+}
+
 impl UpdateRule for AdagradRule {
     type Config = AdagradConfig;
     const NAME: &'static str = "Adagrad";
@@ -64,9 +73,22 @@ impl UpdateRule for AdagradRule {
     fn buffers(c: &AdagradConfig) -> Vec<(&'static str, f64)> {
         vec![("sum", c.initial_accumulator_value)]
     }
+    fn fused(
+        c: &AdagradConfig,
+        step: u64,
+        _: &BTreeMap<String, f64>,
+    ) -> Option<(FusedStep, &'static [&'static str])> {
+        let fused = FusedStep::Adagrad(AdagradStep {
+            lr: adagrad_lr(c, step),
+            weight_decay: c.weight_decay,
+            eps: c.eps,
+            maximize: c.maximize,
+        });
+        Some((fused, &["sum"]))
+    }
     fn update(c: &AdagradConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
         let g = effective_grad(grad, param, c.weight_decay, c.maximize, &slot.scratch[0])?;
-        let clr = c.lr / (1.0 + (slot.step - 1) as f64 * c.lr_decay);
+        let clr = adagrad_lr(c, slot.step);
         let sum = slot.buffer("sum")?;
         sum.addcmul_(1.0, g, g)?;
         // p -= clr * g / (sqrt(sum) + eps), one pass, no denominator buffer.
@@ -133,6 +155,28 @@ impl UpdateRule for RmspropRule {
             b.push(("grad_avg", 0.0));
         }
         b
+    }
+    fn fused(
+        c: &RmspropConfig,
+        _: u64,
+        _: &BTreeMap<String, f64>,
+    ) -> Option<(FusedStep, &'static [&'static str])> {
+        let fused = FusedStep::Rmsprop(RmspropStep {
+            lr: c.lr,
+            alpha: c.alpha,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            momentum: c.momentum,
+            centered: c.centered,
+            maximize: c.maximize,
+        });
+        let names: &'static [&'static str] = match (c.momentum > 0.0, c.centered) {
+            (false, false) => &["square_avg"],
+            (true, false) => &["square_avg", "momentum_buffer"],
+            (false, true) => &["square_avg", "grad_avg"],
+            (true, true) => &["square_avg", "momentum_buffer", "grad_avg"],
+        };
+        Some((fused, names))
     }
     fn update(c: &RmspropConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
         let g = effective_grad(grad, param, c.weight_decay, c.maximize, &slot.scratch[0])?;
@@ -208,6 +252,20 @@ impl UpdateRule for AdadeltaRule {
     }
     fn scratch(_: &AdadeltaConfig) -> usize {
         3
+    }
+    fn fused(
+        c: &AdadeltaConfig,
+        _: u64,
+        _: &BTreeMap<String, f64>,
+    ) -> Option<(FusedStep, &'static [&'static str])> {
+        let fused = FusedStep::Adadelta(AdadeltaStep {
+            lr: c.lr,
+            rho: c.rho,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            maximize: c.maximize,
+        });
+        Some((fused, &["square_avg", "acc_delta"]))
     }
     fn update(c: &AdadeltaConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
         let g = effective_grad(grad, param, c.weight_decay, c.maximize, &slot.scratch[0])?;

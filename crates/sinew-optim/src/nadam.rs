@@ -1,8 +1,10 @@
 //! NAdam: Adam with Nesterov momentum and the momentum-decay schedule of Dozat (PyTorch's
 //! `torch.optim.NAdam`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{Parameter, Result, Tensor, UnaryOp};
+use sinew_tensor::{FusedStep, NadamStep, Parameter, Result, Tensor, UnaryOp};
 
 use crate::optimizer::{Optim, Slot, UpdateRule, effective_grad};
 
@@ -49,6 +51,29 @@ pub fn nadam(params: Vec<(String, Parameter)>, config: NadamConfig) -> Nadam {
     Optim::new(params, config)
 }
 
+/// The momentum coefficient of step `t`: `mu_t = beta1 (1 - 0.5 * 0.96^(t psi))`.
+fn momentum(c: &NadamConfig, t: u64) -> f64 {
+    c.betas.0 * (1.0 - 0.5 * 0.96f64.powf(t as f64 * c.momentum_decay))
+}
+
+/// The step's [`NadamStep`] from the config and the advanced `mu_product`.
+fn nadam_step(c: &NadamConfig, step: u64, scalars: &BTreeMap<String, f64>) -> NadamStep {
+    NadamStep {
+        lr: c.lr,
+        betas: c.betas,
+        eps: c.eps,
+        weight_decay: c.weight_decay,
+        decoupled: c.decoupled_weight_decay,
+        maximize: c.maximize,
+        step,
+        mu: momentum(c, step),
+        mu_next: momentum(c, step + 1),
+        mu_product: scalars.get(MU_PRODUCT).copied().unwrap_or(1.0),
+    }
+}
+
+const MU_PRODUCT: &str = "mu_product";
+
 impl UpdateRule for NadamRule {
     type Config = NadamConfig;
     const NAME: &'static str = "NAdam";
@@ -61,7 +86,28 @@ impl UpdateRule for NadamRule {
     fn buffers(_: &NadamConfig) -> Vec<(&'static str, f64)> {
         vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)]
     }
+    fn advance(c: &NadamConfig, step: u64, scalars: &mut BTreeMap<String, f64>) {
+        // PyTorch keeps mu_product in a float32 scalar tensor (its default scalar dtype), so
+        // the product is rounded to f32 at each step; doing the same keeps the trajectories equal.
+        let previous = scalars.get(MU_PRODUCT).copied().unwrap_or(1.0);
+        let mu_product = ((previous as f32) * (momentum(c, step) as f32)) as f64;
+        match scalars.get_mut(MU_PRODUCT) {
+            Some(v) => *v = mu_product,
+            None => {
+                scalars.insert(MU_PRODUCT.to_string(), mu_product);
+            }
+        }
+    }
+    fn fused(
+        c: &NadamConfig,
+        step: u64,
+        scalars: &BTreeMap<String, f64>,
+    ) -> Option<(FusedStep, &'static [&'static str])> {
+        let fused = FusedStep::Nadam(nadam_step(c, step, scalars));
+        Some((fused, &["exp_avg", "exp_avg_sq"]))
+    }
     fn update(c: &NadamConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
+        let s = nadam_step(c, slot.step, slot.scalars);
         let (b1, b2) = c.betas;
         let l2 = if c.decoupled_weight_decay {
             param.mul_scalar_(1.0 - c.lr * c.weight_decay)?;
@@ -70,28 +116,16 @@ impl UpdateRule for NadamRule {
             c.weight_decay
         };
         let g = effective_grad(grad, param, l2, c.maximize, &slot.scratch[0])?;
-        let t = slot.step as f64;
-        let mu = b1 * (1.0 - 0.5 * 0.96f64.powf(t * c.momentum_decay));
-        let mu_next = b1 * (1.0 - 0.5 * 0.96f64.powf((t + 1.0) * c.momentum_decay));
-        // PyTorch keeps mu_product in a float32 scalar tensor (its default scalar dtype), so
-        // the product is rounded to f32 at each step; doing the same keeps the trajectories equal.
-        let previous = slot.scalars.get("mu_product").copied().unwrap_or(1.0);
-        let mu_product = ((previous as f32) * (mu as f32)) as f64;
-        match slot.scalars.get_mut("mu_product") {
-            Some(v) => *v = mu_product,
-            None => {
-                slot.scalars.insert("mu_product".to_string(), mu_product);
-            }
-        }
         let (m, v) = (slot.buffer("exp_avg")?, slot.buffer("exp_avg_sq")?);
         m.lerp_(g, 1.0 - b1)?;
         v.mul_addcmul_(b2, 1.0 - b2, g, g)?;
         let denom = &slot.scratch[1];
         denom.copy_(v)?;
-        denom.mul_scalar_(1.0 / (1.0 - b2.powf(t)))?;
+        denom.mul_scalar_(1.0 / (1.0 - b2.powf(slot.step as f64)))?;
         denom.unary_(UnaryOp::Sqrt)?;
         denom.add_scalar_(c.eps)?;
-        param.addcdiv_(-c.lr * (1.0 - mu) / (1.0 - mu_product), g, denom)?;
-        param.addcdiv_(-c.lr * mu_next / (1.0 - mu_product * mu_next), m, denom)
+        param.addcdiv_(-c.lr * (1.0 - s.mu) / (1.0 - s.mu_product), g, denom)?;
+        let next = s.mu_product * s.mu_next;
+        param.addcdiv_(-c.lr * s.mu_next / (1.0 - next), m, denom)
     }
 }

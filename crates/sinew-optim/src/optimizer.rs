@@ -95,8 +95,9 @@ pub struct Slot<'a> {
     pub step: u64,
     /// Named state buffers (`exp_avg`, ...), created by [`UpdateRule::buffers`].
     pub buffers: &'a [(String, Tensor)],
-    /// Named scalar state (NAdam's `mu_product`).
-    pub scalars: &'a mut BTreeMap<String, f64>,
+    /// Named scalar state (NAdam's `mu_product`), advanced to this step by
+    /// [`UpdateRule::advance`].
+    pub scalars: &'a BTreeMap<String, f64>,
     /// Scratch tensors shaped like the parameter (not saved), as many as
     /// [`UpdateRule::scratch`] asks for.
     pub scratch: &'a [Tensor],
@@ -131,12 +132,21 @@ pub trait UpdateRule: Send + 'static {
         let _ = config;
         2
     }
+    /// Advances the parameter's host-side scalar state (NAdam's `mu_product`) to step `step`,
+    /// once a step, before the update runs (fused or not). Default: nothing.
+    fn advance(config: &Self::Config, step: u64, scalars: &mut BTreeMap<String, f64>) {
+        let _ = (config, step, scalars);
+    }
     /// The update at step `step` (1 for the first) as one [`FusedStep`], and the names of the
     /// buffers it updates, in its order, for a device with such a kernel
     /// ([`Tensor::fused_step_`]: the GPU's); [`update`](Self::update) runs where it has none
     /// and stays the reference (a fused kernel gives its values). Default: `None`.
-    fn fused(config: &Self::Config, step: u64) -> Option<(FusedStep, &'static [&'static str])> {
-        let _ = (config, step);
+    fn fused(
+        config: &Self::Config,
+        step: u64,
+        scalars: &BTreeMap<String, f64>,
+    ) -> Option<(FusedStep, &'static [&'static str])> {
+        let _ = (config, step, scalars);
         None
     }
     /// Updates `param` in place from `grad` (under `no_grad`).
@@ -235,7 +245,7 @@ fn fused_update<R: UpdateRule>(
     value: &Tensor,
     grad: &Tensor,
 ) -> Result<bool> {
-    let Some((step, names)) = R::fused(config, e.state.step) else {
+    let Some((step, names)) = R::fused(config, e.state.step, &e.state.scalars) else {
         return Ok(false);
     };
     let mut buffers: [&Tensor; 4] = [value; 4];
@@ -266,6 +276,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                         let Some(grad) = grad else { return Ok(()) };
                         let e = entry::<R>(state, &p.name, value, &group.config)?;
                         e.state.step += 1;
+                        R::advance(&group.config, e.state.step, &mut e.state.scalars);
                         if fused_update::<R>(&group.config, e, value, grad)? {
                             return Ok(());
                         }
@@ -276,7 +287,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                         let slot = Slot {
                             step: e.state.step,
                             buffers: &e.state.buffers,
-                            scalars: &mut e.state.scalars,
+                            scalars: &e.state.scalars,
                             scratch: &e.scratch,
                         };
                         R::update(&group.config, value, grad, slot)

@@ -1,6 +1,8 @@
 //! SGD with momentum, dampening, Nesterov momentum, weight decay and `maximize`
 //! (PyTorch's `torch.optim.SGD`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sinew_tensor::{FusedStep, Parameter, Result, SgdStep, Tensor};
 
@@ -90,7 +92,11 @@ impl UpdateRule for SgdRule {
         }
     }
 
-    fn fused(c: &SgdConfig, step: u64) -> Option<(FusedStep, &'static [&'static str])> {
+    fn fused(
+        c: &SgdConfig,
+        step: u64,
+        _: &BTreeMap<String, f64>,
+    ) -> Option<(FusedStep, &'static [&'static str])> {
         let fused = FusedStep::Sgd(SgdStep {
             lr: c.lr,
             weight_decay: c.weight_decay,

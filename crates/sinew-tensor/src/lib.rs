@@ -51,7 +51,9 @@ pub use error::{Error, ExternalError, Result};
 pub use layout::{Layout, StridedOffsets};
 pub use ops::channel_norm::ChannelNormStep;
 pub use ops::custom::{CustomInplaceOp, CustomOp};
-pub use ops::fused_step::{AdamStep, FusedStep, SgdStep};
+pub use ops::fused_step::{
+    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, FusedStep, NadamStep, RmspropStep, SgdStep,
+};
 pub use ops::index::PadMode;
 pub use ops::matmul_with::MatmulOptions;
 pub use ops::softmax_xent::{SoftmaxXentOptions, XentOperands};

@@ -1,11 +1,15 @@
-//! The fused optimizer steps on the GPU (issue 14, item 1: one launch per parameter): SGD in
-//! every variant and Adam/AdamW take one kernel per parameter and step, and give the CPU's
-//! values (the op-by-op in-place form) bit for bit in every float dtype over five steps.
-//! Run on a GPU machine, or the CPU emulator, with `--include-ignored`.
+//! The fused optimizer steps on the GPU (issue 14, item 1: one launch per parameter): every
+//! optimizer of sinew-optim, in each of its variants, takes one kernel per parameter and step,
+//! and gives the CPU's values (the op-by-op in-place form) bit for bit in every float dtype
+//! over five steps. Run on a GPU machine, or the CPU emulator, with `--include-ignored`.
 
 #![cfg(feature = "cuda")]
 
-use sinew::optim::{AdamConfig, Optimizer, SgdConfig, adam, adamw, sgd};
+use sinew::optim::{
+    AdadeltaConfig, AdadeltaRule, AdagradConfig, AdagradRule, AdamConfig, AdamRule, AdamWRule,
+    AdamaxRule, NadamConfig, NadamRule, Optim, Optimizer, RmspropConfig, RmspropRule, SgdConfig,
+    SgdRule, UpdateRule, sgd,
+};
 use sinew::tensor::{DType, Device, Generator, Parameter};
 
 fn gpu() -> Device {
@@ -59,72 +63,143 @@ fn run(build: &Build, dtype: DType, device: &Device) -> (Vec<Vec<f64>>, u64) {
     (values, launches)
 }
 
-fn sgd_with(config: SgdConfig) -> Build {
-    Box::new(move |p| Box::new(sgd(p, config.clone())))
+/// An optimizer of rule `R` with `config`.
+fn with<R: UpdateRule>(config: R::Config) -> Build
+where
+    R::Config: 'static,
+{
+    Box::new(move |p| Box::new(Optim::<R>::new(p, config.clone())))
 }
 
-fn adam_with(config: AdamConfig, decoupled: bool) -> Build {
-    Box::new(move |p| {
-        if decoupled {
-            Box::new(adamw(p, config.clone()))
-        } else {
-            Box::new(adam(p, config.clone()))
-        }
-    })
+/// Every optimizer in the variants whose fused kernels take different paths.
+fn cases() -> Vec<(&'static str, Build)> {
+    let sgd = SgdConfig::new(0.1);
+    let adam = AdamConfig {
+        lr: 0.01,
+        ..AdamConfig::default()
+    };
+    let decayed_adam = AdamConfig {
+        weight_decay: 0.1,
+        ..adam.clone()
+    };
+    let rmsprop = RmspropConfig::default();
+    let nadam = NadamConfig::default();
+    vec![
+        ("sgd", with::<SgdRule>(sgd.clone())),
+        ("sgd momentum", with::<SgdRule>(sgd.clone().momentum(0.9))),
+        (
+            "sgd nesterov + weight decay",
+            with::<SgdRule>(sgd.clone().momentum(0.9).nesterov(true).weight_decay(5e-4)),
+        ),
+        (
+            "sgd dampening + maximize",
+            with::<SgdRule>(SgdConfig {
+                dampening: 0.3,
+                maximize: true,
+                ..SgdConfig::new(0.05).momentum(0.8)
+            }),
+        ),
+        ("adam", with::<AdamRule>(adam.clone())),
+        (
+            "adam weight decay + maximize",
+            with::<AdamRule>(AdamConfig {
+                maximize: true,
+                ..decayed_adam.clone()
+            }),
+        ),
+        ("adam amsgrad", with::<AdamRule>(adam.clone().amsgrad(true))),
+        ("adamw", with::<AdamWRule>(decayed_adam.clone())),
+        (
+            "adamw amsgrad + maximize",
+            with::<AdamWRule>(AdamConfig {
+                maximize: true,
+                ..decayed_adam.clone().amsgrad(true)
+            }),
+        ),
+        ("adamax", with::<AdamaxRule>(adam.clone())),
+        (
+            "adamax weight decay + maximize",
+            with::<AdamaxRule>(AdamConfig {
+                maximize: true,
+                ..decayed_adam.clone()
+            }),
+        ),
+        (
+            "adagrad lr decay + initial accumulator",
+            with::<AdagradRule>(AdagradConfig {
+                lr_decay: 0.1,
+                initial_accumulator_value: 0.1,
+                ..AdagradConfig::default()
+            }),
+        ),
+        (
+            "adagrad weight decay + maximize",
+            with::<AdagradRule>(AdagradConfig {
+                weight_decay: 0.1,
+                maximize: true,
+                ..AdagradConfig::default()
+            }),
+        ),
+        ("rmsprop", with::<RmspropRule>(rmsprop.clone())),
+        (
+            "rmsprop momentum",
+            with::<RmspropRule>(RmspropConfig {
+                momentum: 0.9,
+                ..rmsprop.clone()
+            }),
+        ),
+        (
+            "rmsprop centred",
+            with::<RmspropRule>(RmspropConfig {
+                centered: true,
+                ..rmsprop.clone()
+            }),
+        ),
+        (
+            "rmsprop centred + momentum + weight decay + maximize",
+            with::<RmspropRule>(RmspropConfig {
+                centered: true,
+                momentum: 0.5,
+                weight_decay: 0.1,
+                maximize: true,
+                alpha: 0.3,
+                ..rmsprop
+            }),
+        ),
+        ("adadelta", with::<AdadeltaRule>(AdadeltaConfig::default())),
+        (
+            "adadelta weight decay + maximize",
+            with::<AdadeltaRule>(AdadeltaConfig {
+                weight_decay: 0.1,
+                maximize: true,
+                ..AdadeltaConfig::default()
+            }),
+        ),
+        ("nadam", with::<NadamRule>(nadam.clone())),
+        (
+            "nadam weight decay + maximize",
+            with::<NadamRule>(NadamConfig {
+                weight_decay: 0.1,
+                maximize: true,
+                ..nadam.clone()
+            }),
+        ),
+        (
+            "nadam decoupled weight decay",
+            with::<NadamRule>(NadamConfig {
+                weight_decay: 0.1,
+                decoupled_weight_decay: true,
+                ..nadam
+            }),
+        ),
+    ]
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn fused_steps_launch_once_per_parameter_with_the_cpus_values() {
     let dev = gpu();
-    let adam_config = AdamConfig {
-        lr: 0.01,
-        ..AdamConfig::default()
-    };
-    let cases: Vec<(&str, Build)> = vec![
-        ("sgd", sgd_with(SgdConfig::new(0.1))),
-        ("sgd momentum", sgd_with(SgdConfig::new(0.1).momentum(0.9))),
-        (
-            "sgd nesterov + weight decay",
-            sgd_with(
-                SgdConfig::new(0.1)
-                    .momentum(0.9)
-                    .nesterov(true)
-                    .weight_decay(5e-4),
-            ),
-        ),
-        (
-            "sgd dampening + maximize",
-            sgd_with(SgdConfig {
-                dampening: 0.3,
-                maximize: true,
-                ..SgdConfig::new(0.05).momentum(0.8)
-            }),
-        ),
-        ("adam", adam_with(adam_config.clone(), false)),
-        (
-            "adam weight decay + maximize",
-            adam_with(
-                AdamConfig {
-                    weight_decay: 0.1,
-                    maximize: true,
-                    ..adam_config.clone()
-                },
-                false,
-            ),
-        ),
-        (
-            "adamw",
-            adam_with(
-                AdamConfig {
-                    weight_decay: 0.1,
-                    ..adam_config.clone()
-                },
-                true,
-            ),
-        ),
-    ];
-    for (name, build) in &cases {
+    for (name, build) in &cases() {
         for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
             let (want, _) = run(build, dtype, &Device::cpu());
             let (got, launches) = run(build, dtype, &dev);

@@ -1,54 +1,15 @@
 //! Fused optimizer steps ([`Tensor::fused_step_`]): one parameter and its state buffers updated
-//! by one kernel where the backend has one (CUDA: `cuda/fused_step.cu`), PyTorch's
-//! `_fused_sgd_` / `_fused_adam_`. The steps are PyTorch's formulas as sinew-optim writes them
+//! by one kernel where the backend has one (CUDA: `cuda/fused_step.cu`, every optimizer of
+//! sinew-optim), as PyTorch's `fused=True` SGD/Adam/AdamW steps are. The steps are PyTorch's formulas as sinew-optim writes them
 //! with in-place ops (`mul_axpy_`, `lerp_`, `addcdiv_sqrt_`, ...); a fused kernel rounds to the
 //! dtype wherever one of those ops would, without FMA contraction, so both give the same values
 //! bit for bit in f32 and f64, and the in-place ops stay the reference and the fallback.
 
+mod steps;
+
+pub use steps::{AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, RmspropStep, SgdStep};
+
 use crate::{Error, Result, Tensor};
-
-/// SGD on one parameter `p` with gradient `g` (PyTorch's `torch.optim.SGD`):
-/// `d = ±g + wd p`; with momentum `b = d` at the first step, else `b = mu b + (1 - dampening) d`,
-/// then `d = d + mu b` (Nesterov) or `d = b`; finally `p -= lr d`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SgdStep {
-    /// Learning rate.
-    pub lr: f64,
-    /// L2 penalty added to the gradient (`wd`).
-    pub weight_decay: f64,
-    /// Momentum factor (`mu`); 0 for plain SGD (no buffer).
-    pub momentum: f64,
-    /// Dampening of the gradient in the buffer.
-    pub dampening: f64,
-    /// Nesterov momentum.
-    pub nesterov: bool,
-    /// Ascend instead of descend (`-g`).
-    pub maximize: bool,
-    /// The first step (the buffer takes `d` as it is).
-    pub first: bool,
-}
-
-/// Adam or AdamW on one parameter at step `t` (PyTorch's `torch.optim.Adam` / `AdamW`, without
-/// amsgrad): `d = ±g` (+ `wd p` for Adam; AdamW first scales `p *= 1 - lr wd`),
-/// `m = lerp(m, d, 1 - b1)`, `v = b2 v + (1 - b2) d d`,
-/// `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AdamStep {
-    /// Learning rate.
-    pub lr: f64,
-    /// `(b1, b2)`.
-    pub betas: (f64, f64),
-    /// Added to the denominator.
-    pub eps: f64,
-    /// Weight decay: in the gradient (Adam) or decoupled (AdamW).
-    pub weight_decay: f64,
-    /// AdamW's decoupled weight decay.
-    pub decoupled: bool,
-    /// Ascend instead of descend.
-    pub maximize: bool,
-    /// The step count `t` (1 at the first step).
-    pub step: u64,
-}
 
 /// One optimizer step a backend may run as one kernel ([`Tensor::fused_step_`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,8 +17,19 @@ pub struct AdamStep {
 pub enum FusedStep {
     /// SGD; state: the momentum buffer when `momentum != 0`, else none.
     Sgd(SgdStep),
-    /// Adam / AdamW; state: `exp_avg`, `exp_avg_sq`.
+    /// Adam / AdamW; state: `exp_avg`, `exp_avg_sq`, and `max_exp_avg_sq` with AMSGrad.
     Adam(AdamStep),
+    /// Adamax; state: `exp_avg`, `exp_inf`.
+    Adamax(AdamaxStep),
+    /// Adagrad; state: `sum`.
+    Adagrad(AdagradStep),
+    /// RMSprop; state: `square_avg`, then `momentum_buffer` when `momentum > 0`, then
+    /// `grad_avg` when centred.
+    Rmsprop(RmspropStep),
+    /// Adadelta; state: `square_avg`, `acc_delta`.
+    Adadelta(AdadeltaStep),
+    /// NAdam; state: `exp_avg`, `exp_avg_sq`.
+    Nadam(NadamStep),
 }
 
 impl FusedStep {
@@ -66,6 +38,11 @@ impl FusedStep {
         match self {
             FusedStep::Sgd(_) => "fused_sgd_",
             FusedStep::Adam(_) => "fused_adam_",
+            FusedStep::Adamax(_) => "fused_adamax_",
+            FusedStep::Adagrad(_) => "fused_adagrad_",
+            FusedStep::Rmsprop(_) => "fused_rmsprop_",
+            FusedStep::Adadelta(_) => "fused_adadelta_",
+            FusedStep::Nadam(_) => "fused_nadam_",
         }
     }
 
@@ -73,7 +50,10 @@ impl FusedStep {
     pub fn num_buffers(&self) -> usize {
         match self {
             FusedStep::Sgd(s) => usize::from(s.momentum != 0.0),
-            FusedStep::Adam(_) => 2,
+            FusedStep::Adam(a) => 2 + usize::from(a.amsgrad),
+            FusedStep::Adamax(_) | FusedStep::Adadelta(_) | FusedStep::Nadam(_) => 2,
+            FusedStep::Adagrad(_) => 1,
+            FusedStep::Rmsprop(r) => 1 + usize::from(r.momentum > 0.0) + usize::from(r.centered),
         }
     }
 }

@@ -1,0 +1,95 @@
+//! Every optimizer offers its step as one fused kernel ([`UpdateRule::fused`]) whose buffers
+//! are the rule's own state buffers, as many as the step updates, so a device with the kernels
+//! (CUDA) runs each parameter's step in one launch. The kernels' values are checked against the
+//! in-place rules on the GPU (or its emulator) by the facade's `gpu_optim` test.
+
+use std::collections::BTreeMap;
+
+use sinew_optim::{
+    AdadeltaConfig, AdadeltaRule, AdagradConfig, AdagradRule, AdamConfig, AdamRule, AdamWRule,
+    AdamaxRule, NadamConfig, NadamRule, RmspropConfig, RmspropRule, SgdConfig, SgdRule, UpdateRule,
+};
+use sinew_tensor::{DType, Device, FusedStep, Tensor};
+
+/// Checks `R`'s fused plan under `config` at steps 1 and 2: present, naming `R`'s buffers in
+/// their declared order, as many as the step updates. Returns the first step's plan.
+fn plan<R: UpdateRule>(config: R::Config) -> FusedStep {
+    let mut scalars = BTreeMap::new();
+    let declared: Vec<&str> = R::buffers(&config).into_iter().map(|(n, _)| n).collect();
+    let mut first = None;
+    for step in 1..=2 {
+        R::advance(&config, step, &mut scalars);
+        let (fused, names) = R::fused(&config, step, &scalars)
+            .unwrap_or_else(|| panic!("{} has no fused step", R::NAME));
+        assert_eq!(names, declared.as_slice(), "{}: buffers", R::NAME);
+        assert_eq!(
+            fused.num_buffers(),
+            names.len(),
+            "{}: buffer count",
+            R::NAME
+        );
+        first.get_or_insert(fused);
+    }
+    first.expect("two steps ran")
+}
+
+#[test]
+fn every_optimizer_has_a_fused_step_over_its_own_buffers() {
+    let sgd = plan::<SgdRule>(SgdConfig::new(0.1).momentum(0.9));
+    assert!(matches!(sgd, FusedStep::Sgd(s) if s.first && s.momentum == 0.9));
+    assert_eq!(plan::<SgdRule>(SgdConfig::new(0.1)).num_buffers(), 0);
+    for amsgrad in [false, true] {
+        let adam = plan::<AdamRule>(AdamConfig::new(1e-3).amsgrad(amsgrad));
+        assert!(matches!(adam, FusedStep::Adam(a) if !a.decoupled && a.amsgrad == amsgrad));
+        let adamw = plan::<AdamWRule>(AdamConfig::adamw(1e-3).amsgrad(amsgrad));
+        assert!(matches!(adamw, FusedStep::Adam(a) if a.decoupled && a.step == 1));
+    }
+    assert!(matches!(
+        plan::<AdamaxRule>(AdamConfig::new(2e-3)),
+        FusedStep::Adamax(_)
+    ));
+    let adagrad = plan::<AdagradRule>(AdagradConfig {
+        lr_decay: 0.5,
+        ..AdagradConfig::default()
+    });
+    // The first step's learning rate is not decayed yet.
+    assert!(matches!(adagrad, FusedStep::Adagrad(a) if a.lr == 1e-2));
+    for (momentum, centered, buffers) in [
+        (0.0, false, 1),
+        (0.9, false, 2),
+        (0.0, true, 2),
+        (0.9, true, 3),
+    ] {
+        let rmsprop = plan::<RmspropRule>(RmspropConfig {
+            momentum,
+            centered,
+            ..RmspropConfig::default()
+        });
+        assert_eq!(rmsprop.num_buffers(), buffers);
+    }
+    assert!(matches!(
+        plan::<AdadeltaRule>(AdadeltaConfig::default()),
+        FusedStep::Adadelta(_)
+    ));
+    let nadam = plan::<NadamRule>(NadamConfig::default());
+    let FusedStep::Nadam(n) = nadam else {
+        panic!("NAdam's plan is {nadam:?}")
+    };
+    // mu_product after step 1 is mu_1 (rounded to f32 as PyTorch keeps it).
+    assert_eq!(n.mu_product, (n.mu as f32) as f64);
+    assert!(n.mu < n.mu_next && n.mu_next < 0.9);
+}
+
+#[test]
+fn the_cpu_runs_fused_steps_as_separate_ops() {
+    let cpu = Device::cpu();
+    let p = Tensor::ones([3], DType::F32, &cpu).unwrap();
+    let g = Tensor::ones([3], DType::F32, &cpu).unwrap();
+    let m = Tensor::zeros([3], DType::F32, &cpu).unwrap();
+    let step = plan::<AdamRule>(AdamConfig::new(1e-3));
+    // No kernel on the CPU: nothing written, the rule's in-place ops run instead.
+    assert!(!p.fused_step_(&step, &[&m, &m], &g).unwrap());
+    assert_eq!(p.to_vec::<f32>().unwrap(), [1.0; 3]);
+    let err = p.fused_step_(&step, &[&m], &g).unwrap_err().to_string();
+    assert!(err.contains("expects 2 state buffers, got 1"), "{err}");
+}
