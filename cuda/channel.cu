@@ -81,17 +81,26 @@ CHANNEL_KERNELS(f64, double)
 
 // Batch and layer norm's per-channel step (Backend::channel_norm, sinew-tensor's
 // ops/channel_norm.rs), one thread a channel, in f64 with one rounding per operation in the
-// order of the tensor ops it replaces (products by __dmul_rn, so none is contracted into an FMA):
+// order of the tensor ops it replaces (products by __dmul_rn, so none is contracted into an FMA).
+// The scale and shift rows are f64, or f32 where flags say so (a layer's parameters, widened
+// exactly on read, as their cast to f64 would):
 // channel_norm_forward_f64(c, sums, scale, shift, count, eps, flags, out)
-//   sums [2, C] (sum x, sum x^2); flags 1: scale given, 2: shift given; out [6, C]: k, 0, b,
-//   mean, invstd, var with mean = s0 / count, var = max(s1 / count - mean^2, 0) (NaN kept),
-//   invstd = 1 / sqrt(var + eps), k = invstd * scale, b = shift - mean * k.
+//   sums [2, C] (sum x, sum x^2); flags 1: scale given, 2: shift given, 4: scale is f32,
+//   8: shift is f32; out [6, C]: k, 0, b, mean, invstd, var with mean = s0 / count,
+//   var = max(s1 / count - mean^2, 0) (NaN kept), invstd = 1 / sqrt(var + eps),
+//   k = invstd * scale, b = shift - mean * k.
 // channel_norm_backward_f64(c, sums, mean, invstd, scale, count, flags, out)
-//   sums [2, C] (sum dy, sum dy x); flags 1: scale given; out [6, C]: k1, k2, k3, sum dy,
-//   sum dy (x - mean), sum dy (x - mean) * invstd, with sdxm = s1 - mean * s0,
+//   sums [2, C] (sum dy, sum dy x); flags 1: scale given, 2: scale is f32; out [6, C]: k1, k2,
+//   k3, sum dy, sum dy (x - mean), sum dy (x - mean) * invstd, with sdxm = s1 - mean * s0,
 //   k1 = invstd * scale, k2 = k1 * invstd^2 * sdxm / -count, k3 = k1 * s0 / -count - k2 * mean.
-extern "C" __global__ void channel_norm_forward_f64(uint32_t c, const double *sums, const double *scale,
-                                                    const double *shift, double count, double eps,
+
+// Element i of a parameter row: f32 when `narrow`, else f64.
+__device__ __forceinline__ double param_at(const void *row, uint32_t i, bool narrow) {
+    return narrow ? (double)((const float *)row)[i] : ((const double *)row)[i];
+}
+
+extern "C" __global__ void channel_norm_forward_f64(uint32_t c, const double *sums, const void *scale,
+                                                    const void *shift, double count, double eps,
                                                     uint32_t flags, double *out) {
     GRID_STRIDE(i, c) {
         const double s0 = sums[i], s1 = sums[c + i];
@@ -99,11 +108,11 @@ extern "C" __global__ void channel_norm_forward_f64(uint32_t c, const double *su
         const double spread = s1 / count - __dmul_rn(mean, mean);
         const double var = is_nan(spread) ? spread : (spread < 0.0 ? 0.0 : spread);
         const double invstd = 1.0 / sqrt(var + eps);
-        const double k = (flags & 1u) ? __dmul_rn(invstd, scale[i]) : invstd;
+        const double k = (flags & 1u) ? __dmul_rn(invstd, param_at(scale, i, flags & 4u)) : invstd;
         const double mk = __dmul_rn(mean, k);
         out[i] = k;
         out[c + i] = 0.0;
-        out[2 * c + i] = ((flags & 2u) ? shift[i] : 0.0) - mk;
+        out[2 * c + i] = ((flags & 2u) ? param_at(shift, i, flags & 8u) : 0.0) - mk;
         out[3 * c + i] = mean;
         out[4 * c + i] = invstd;
         out[5 * c + i] = var;
@@ -111,12 +120,12 @@ extern "C" __global__ void channel_norm_forward_f64(uint32_t c, const double *su
 }
 
 extern "C" __global__ void channel_norm_backward_f64(uint32_t c, const double *sums, const double *mean,
-                                                     const double *invstd, const double *scale, double count,
+                                                     const double *invstd, const void *scale, double count,
                                                      uint32_t flags, double *out) {
     GRID_STRIDE(i, c) {
         const double s0 = sums[i], s1 = sums[c + i], m = mean[i], is = invstd[i];
         const double sdxm = s1 - __dmul_rn(m, s0);
-        const double k1 = (flags & 1u) ? __dmul_rn(is, scale[i]) : is;
+        const double k1 = (flags & 1u) ? __dmul_rn(is, param_at(scale, i, flags & 2u)) : is;
         const double k2 = __dmul_rn(__dmul_rn(k1, __dmul_rn(is, is)), sdxm) / -count;
         const double k3 = __dmul_rn(k1, s0) / -count - __dmul_rn(k2, m);
         out[i] = k1;
@@ -127,3 +136,29 @@ extern "C" __global__ void channel_norm_backward_f64(uint32_t c, const double *s
         out[5 * c + i] = __dmul_rn(sdxm, is);
     }
 }
+
+// Batch norm's running statistics update (Backend::update_running_stats, sinew-tensor's
+// ops/running_stats.rs), one thread a channel, as its in-place ops compute it:
+// running_stats_<dtype>(c, mean, var, running_mean, running_var, momentum, unbias, flags)
+//   mean, var [C] f64 (the batch's biased variance); running_* [C] of the dtype;
+//   running_mean = lerp(running_mean, (T)mean, momentum),
+//   running_var = lerp(running_var, (T)(var * unbias), momentum), lerp being PyTorch's
+//   two-sided formula with flags 1 for its first branch (|momentum| < 0.5, decided on the host).
+template <typename T>
+__device__ __forceinline__ T lerp_rn(T x, T y, T w, bool small) {
+    return small ? add_rn(x, mul_rn(w, y - x)) : y - mul_rn(y - x, (T)1 - w);
+}
+
+#define RUNNING_STATS(SUFFIX, T)                                                                      \
+    extern "C" __global__ void running_stats_##SUFFIX(uint32_t c, const double *mean, const double *var, \
+                                                      T *running_mean, T *running_var, double momentum,  \
+                                                      double unbias, uint32_t flags) {                    \
+        const T w = (T)momentum;                                                                          \
+        const bool small = flags & 1u;                                                                    \
+        GRID_STRIDE(i, c) {                                                                               \
+            running_mean[i] = lerp_rn(running_mean[i], (T)mean[i], w, small);                             \
+            running_var[i] = lerp_rn(running_var[i], (T)__dmul_rn(var[i], unbias), w, small);             \
+        }                                                                                                 \
+    }
+RUNNING_STATS(f32, float)
+RUNNING_STATS(f64, double)

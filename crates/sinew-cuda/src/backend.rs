@@ -448,6 +448,23 @@ impl Backend for CudaBackend {
         Ok(Some(Box::new(out)))
     }
 
+    fn update_running_stats(
+        &self,
+        running: [(&mut dyn BackendStorage, usize); 2],
+        stats: [(&dyn BackendStorage, usize); 2],
+        c: usize,
+        momentum: f64,
+        unbias: f64,
+    ) -> Result<bool> {
+        let loc = self.location();
+        let [(rm, rm_at), (rv, rv_at)] = running;
+        // Written by the kernel: borrowed mutably, as every destination is.
+        let running = [(&*cuda_mut(rm, loc)?, rm_at), (&*cuda_mut(rv, loc)?, rv_at)];
+        let [(mean, mean_at), (var, var_at)] = stats;
+        let stats = [(cuda(mean, loc)?, mean_at), (cuda(var, loc)?, var_at)];
+        channel::update_running_stats(self, running, stats, c, momentum, unbias)
+    }
+
     fn softmax_xent_forward(
         &self,
         ops: sinew_tensor::XentOperands<'_>,

@@ -492,6 +492,13 @@ pub fn channel_norm(forward: bool) -> Kernel {
     kernel(Family::Channel, "channel_norm", op, DType::F64)
 }
 
+/// `running_stats_<dtype>` (batch norm's running statistics update from f64 statistics): f32
+/// and f64 running buffers.
+pub fn running_stats(dtype: DType) -> Option<Kernel> {
+    matches!(dtype, DType::F32 | DType::F64)
+        .then(|| kernel(Family::Channel, "running_stats", "", dtype))
+}
+
 /// `xent_forward_<dtype>` and `xent_backward_<dtype>` (`backward` true): f32 and f64.
 pub fn xent(backward: bool, dtype: DType) -> Option<Kernel> {
     let stem = if backward { "backward" } else { "forward" };
@@ -547,6 +554,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         if dtype == DType::F64 {
             out.extend([channel_norm(true), channel_norm(false)]);
         }
+        out.extend(running_stats(dtype));
         out.extend(CMP_OPS.iter().map(|&op| compare(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce_middle(op, dtype)));

@@ -84,8 +84,9 @@ fn channel_sums_and_lincomb_match_the_cpu() {
 
 /// A normalisation's per-channel step (`Tensor::channel_norm`) is one kernel on the GPU with
 /// the CPU's values (the composed tensor ops) bit for bit, forward (with and without scale and
-/// shift, a channel whose variance comes out negative, one with NaN sums) and backward (with and
-/// without scale), and the rows in a narrowed (offset) view read where they start.
+/// shift, f64 or f32, a channel whose variance comes out negative, one with NaN sums) and
+/// backward (with and without scale), and the rows in a narrowed (offset) view read where they
+/// start.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn channel_norm_is_one_kernel_with_the_cpus_values() {
@@ -106,6 +107,9 @@ fn channel_norm_is_one_kernel_with_the_cpus_values() {
     let row = |k: usize| rows.narrow(0, k, 1).unwrap().reshape([c]).unwrap();
     let invstd = row(1).abs().unwrap().add_scalar(0.5).unwrap();
     let (scale, shift, mean) = (row(0), row(2), row(3));
+    // A layer's f32 parameters, read by the kernel without a cast of their own.
+    let f32s = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+    let (scale32, shift32) = (f32s(&scale), f32s(&shift));
     let cases: Vec<(&str, ChannelNormStep, Vec<&Tensor>)> = vec![
         (
             "forward",
@@ -132,9 +136,30 @@ fn channel_norm_is_one_kernel_with_the_cpus_values() {
             vec![&scale, &shift],
         ),
         (
+            "forward f32 scale, f64 shift",
+            ChannelNormStep::Forward {
+                count: 3.0,
+                eps: 1e-5,
+            },
+            vec![&scale32, &shift],
+        ),
+        (
+            "forward f32 scale shift",
+            ChannelNormStep::Forward {
+                count: 3.0,
+                eps: 1e-5,
+            },
+            vec![&scale32, &shift32],
+        ),
+        (
             "backward",
             ChannelNormStep::Backward { count: 7.0 },
             vec![&mean, &invstd],
+        ),
+        (
+            "backward f32 scale",
+            ChannelNormStep::Backward { count: 7.0 },
+            vec![&mean, &invstd, &scale32],
         ),
         (
             "backward scale",
@@ -171,6 +196,50 @@ fn channel_norm_is_one_kernel_with_the_cpus_values() {
                 0.0,
                 "{what}: a negative variance is clamped to 0"
             );
+        }
+    }
+}
+
+/// Batch norm's running statistics update from f64 statistics (two rows of one `[6, C]`
+/// tensor, as batch norm passes them, or two tensors) is one kernel with the CPU's values (the in-place ops)
+/// bit for bit, f32 and f64 buffers, both branches of `lerp_` (momentum 0.1 and 0.7).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn running_stats_update_is_one_kernel_with_the_cpus_values() {
+    let dev = gpu();
+    let cpu = Device::cpu();
+    let c = 45;
+    let stats = randn(180, &[6, c], DType::F64);
+    let row = |t: &Tensor, k: usize| t.narrow(0, k, 1).unwrap().reshape([c]).unwrap();
+    for dtype in [DType::F32, DType::F64] {
+        for momentum in [0.1, 0.7] {
+            let rm = randn(181, &[c], dtype);
+            let rv = randn(182, &[c], dtype).abs().unwrap();
+            let (gm, gv) = (rm.to_device(&dev).unwrap(), rv.to_device(&dev).unwrap());
+            let gstats = stats.to_device(&dev).unwrap();
+            // Momentum 0.1: the variance is another row of the mean's storage; 0.7: its own.
+            let (var, gvar) = if momentum < 0.5 {
+                (row(&stats, 5), row(&gstats, 5))
+            } else {
+                let var = row(&stats, 5).abs().unwrap();
+                let gvar = var.to_device(&dev).unwrap();
+                (var, gvar)
+            };
+            Tensor::update_running_stats_(&rm, &rv, &row(&stats, 3), &var, momentum, 1.25).unwrap();
+            let cuda = sinew_cuda::CudaBackend::of(&dev).unwrap();
+            let before = cuda.kernel_launches();
+            Tensor::update_running_stats_(&gm, &gv, &row(&gstats, 3), &gvar, momentum, 1.25)
+                .unwrap();
+            assert_eq!(cuda.kernel_launches() - before, 1, "{dtype} {momentum}");
+            for (name, want, got) in [("mean", &rm, &gm), ("var", &rv, &gv)] {
+                let want = want.to_vec_f64().unwrap();
+                let got = got.to_device(&cpu).unwrap().to_vec_f64().unwrap();
+                let same = want
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{dtype} {momentum} {name}: cpu {want:?}, gpu {got:?}");
+            }
         }
     }
 }

@@ -102,6 +102,18 @@ fn in_place_optimizer_ops_round_every_product() {
 }
 
 #[test]
+fn batch_norm_statistics_round_every_product() {
+    assert_rounded(
+        "channel",
+        &[
+            "channel_norm_forward_",
+            "channel_norm_backward_",
+            "running_stats_",
+        ],
+    );
+}
+
+#[test]
 fn the_checker_finds_a_contractible_product() {
     let body = "\tmul.f32 \t%f3, %f1, %f2;\n\tadd.f32 \t%f4, %f3, %f0;\n\
                 \tmul.rn.f64 \t%fd3, %fd1, %fd2;\n\tfma.rn.f64 \t%fd4, %fd1, %fd2, %fd3;\n\

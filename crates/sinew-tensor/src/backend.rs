@@ -634,9 +634,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 
     /// A normalisation's per-channel step ([`crate::Tensor::channel_norm`]) in one kernel:
-    /// `rows` are the f64 operands, `sums` (`[2, C]`) then the `[C]` rows, each a dense run
-    /// from the given element; a contiguous f64 `[6, C]` storage of the step's rows, equal bit
-    /// for bit to the composed tensor ops.
+    /// `rows` are the operands, `sums` (`[2, C]`) then the `[C]` rows, each a dense run from
+    /// the given element, f64 but for the scale and shift rows, which may be f32 (read as f64);
+    /// a contiguous f64 `[6, C]` storage of the step's rows, equal bit for bit to the composed
+    /// tensor ops.
     ///
     /// Default: `Ok(None)` (the tensor ops run instead).
     fn channel_norm(
@@ -647,6 +648,26 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<BoxedStorage>> {
         let _ = (step, rows, c);
         Ok(None)
+    }
+
+    /// Batch norm's running statistics update in one pass
+    /// ([`crate::Tensor::update_running_stats_`]): `running` the running mean's and variance's
+    /// buffers (one float dtype), `stats` the batch's mean and biased variance (f64), each a
+    /// dense run of `c` elements from the given element (the two statistics may share a
+    /// storage). Returns `false`, writing nothing, where the backend has no kernel for them (the
+    /// caller then runs the in-place ops, whose values a kernel must give bit for bit).
+    ///
+    /// Default: `false`.
+    fn update_running_stats(
+        &self,
+        running: [(&mut dyn BackendStorage, usize); 2],
+        stats: [(&dyn BackendStorage, usize); 2],
+        c: usize,
+        momentum: f64,
+        unbias: f64,
+    ) -> Result<bool> {
+        let _ = (running, stats, c, momentum, unbias);
+        Ok(false)
     }
 
     /// Fused softmax cross-entropy of the rows of `ops.logits` `[M, C]` (f32/f64) against the

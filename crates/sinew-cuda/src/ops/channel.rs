@@ -155,17 +155,22 @@ pub(crate) fn channel_norm(
         return Err(Error::invalid(OP, format!("{} operands", rows.len())));
     };
     let mut ptrs = [0u64; 5];
+    // Bit j: the j-th optional (parameter) row is f32 rather than f64.
+    let mut narrow = 0u32;
     for (k, ((storage, start), ptr)) in rows.iter().zip(ptrs.iter_mut()).enumerate() {
         let len = if k == 0 { 2 * c } else { c };
         let fits = start
             .checked_add(len)
             .is_some_and(|end| end <= storage.elem_count());
-        if storage.dtype_of() != DType::F64 || !fits {
+        let dtype = storage.dtype_of();
+        let parameter_f32 = k >= fixed && dtype == DType::F32;
+        if !(dtype == DType::F64 || parameter_f32) || !fits {
             return Err(Error::invalid(
                 OP,
                 format!("operand {k} is not {len} f64 elements from element {start}"),
             ));
         }
+        narrow |= u32::from(parameter_f32) << (k.saturating_sub(fixed));
         *ptr = storage.ptr_at(*start);
     }
     let out = dev.alloc(DType::F64, 6 * c)?;
@@ -174,7 +179,8 @@ pub(crate) fn channel_norm(
     }
     let (c32, po) = (count_u32(OP, c)?, out.device_ptr());
     let cfg = LaunchConfig::elementwise(c);
-    let flags = (1u32 << optional) - 1;
+    // Forward: 1 scale, 2 shift given, 4 scale, 8 shift f32; backward: 1 scale given, 2 f32.
+    let flags = ((1u32 << optional) - 1) | narrow << if forward { 2 } else { 1 };
     let kernel = names::channel_norm(forward);
     match step {
         ChannelNormStep::Forward { count, eps } => {
@@ -195,4 +201,58 @@ pub(crate) fn channel_norm(
         }
     }
     Ok(out)
+}
+
+/// Device address of element `start` of `storage` after checking that it holds `c` elements
+/// of `dtype` from there.
+fn run_of(
+    storage: &CudaStorage,
+    start: usize,
+    c: usize,
+    dtype: DType,
+    op: &'static str,
+) -> Result<u64> {
+    let fits = start
+        .checked_add(c)
+        .is_some_and(|end| end <= storage.elem_count());
+    if storage.dtype_of() != dtype || !fits {
+        return Err(Error::invalid(
+            op,
+            format!("an operand is not {c} {dtype} elements from element {start}"),
+        ));
+    }
+    Ok(storage.ptr_at(start))
+}
+
+/// Batch norm's running statistics update (`running_stats_<dtype>`): `running` the mean's and
+/// variance's buffers (f32 or f64), `stats` the batch's f64 mean and biased variance, dense
+/// runs of `c` elements. `false` for a dtype without a kernel.
+pub(crate) fn update_running_stats(
+    dev: &CudaBackend,
+    running: [(&CudaStorage, usize); 2],
+    stats: [(&CudaStorage, usize); 2],
+    c: usize,
+    momentum: f64,
+    unbias: f64,
+) -> Result<bool> {
+    const OP: &str = "update_running_stats_";
+    let dtype = running[0].0.dtype_of();
+    let Some(kernel) = names::running_stats(dtype) else {
+        return Ok(false);
+    };
+    let [rm, rv] = running.map(|(s, at)| run_of(s, at, c, dtype, OP));
+    let [mean, var] = stats.map(|(s, at)| run_of(s, at, c, DType::F64, OP));
+    let (rm, rv, mean, var) = (rm?, rv?, mean?, var?);
+    if c == 0 {
+        return Ok(true);
+    }
+    let c32 = count_u32(OP, c)?;
+    // lerp_'s branch, decided in f64 as the CPU backend decides it.
+    let flags = u32::from(momentum.abs() < 0.5);
+    dev.launch(
+        &kernel,
+        LaunchConfig::elementwise(c),
+        kernel_args![c32, mean, var, rm, rv, momentum, unbias, flags],
+    )?;
+    Ok(true)
 }

@@ -2,7 +2,7 @@
 //! the batch's biased variance in training and update the running statistics with the unbiased
 //! one; normalise with the running statistics in evaluation mode.
 
-use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor, autocast, no_grad};
+use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor, autocast};
 
 use crate::{Buffer, Mode, Module, Visit, summary};
 
@@ -92,16 +92,9 @@ pub fn batch_norm(
         let centered = x.sub(&mean)?;
         let var = centered.square()?.mean(&dims, true)?;
         if training && let (Some(rm), Some(rv)) = (running_mean, running_var) {
-            let _guard = no_grad();
-            let unbiased = var
-                .detach()
-                .mul_scalar(count as f64 / (count - 1) as f64)?
-                .flatten_all()?;
-            rm.lerp_(
-                &mean.detach().flatten_all()?.to_dtype(rm.dtype())?,
-                momentum,
-            )?;
-            rv.lerp_(&unbiased.to_dtype(rv.dtype())?, momentum)?;
+            let (mean, var) = (mean.detach().flatten_all()?, var.detach().flatten_all()?);
+            let unbias = count as f64 / (count - 1) as f64;
+            Tensor::update_running_stats_(rm, rv, &mean, &var, momentum, unbias)?;
         }
         (centered, var.add_scalar(eps)?.rsqrt()?)
     } else {

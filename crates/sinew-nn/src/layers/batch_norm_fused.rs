@@ -13,9 +13,14 @@ pub(crate) fn row(t: &Tensor, k: usize) -> Result<Tensor> {
     t.narrow(0, k, 1)?.reshape([c])
 }
 
-/// `t` as f64 `[C]` (detached).
-fn as_f64(t: Option<&Tensor>) -> Result<Option<Tensor>> {
-    t.map(|t| t.detach().to_dtype(DType::F64)).transpose()
+/// A scale or shift parameter as `Tensor::channel_norm` reads it (detached): f32 and f64 as
+/// they are (no cast kernel), other dtypes cast to f64.
+fn param_row(t: Option<&Tensor>) -> Result<Option<Tensor>> {
+    t.map(|t| match t.dtype() {
+        DType::F32 | DType::F64 => Ok(t.detach()),
+        _ => t.detach().to_dtype(DType::F64),
+    })
+    .transpose()
 }
 
 /// Training-mode (batch statistics) batch norm of `x` `[n, C, ...]`, updating `running` (mean,
@@ -33,21 +38,20 @@ pub(crate) fn batch_norm_batch_stats(
         return Ok(None);
     }
     let guard = no_grad();
-    let (w64, b64) = (as_f64(weight)?, as_f64(bias)?);
-    let Some((stats, var)) = Stats::of(&x.detach(), eps, w64.as_ref(), b64.as_ref())? else {
+    let (scale, shift) = (param_row(weight)?, param_row(bias)?);
+    let Some((stats, var)) = Stats::of(&x.detach(), eps, scale.as_ref(), shift.as_ref())? else {
         return Ok(None);
     };
     let n = stats.count;
     if let Some((rm, rv)) = running {
-        let unbiased = var.mul_scalar(n / (n - 1.0).max(1.0))?;
-        rm.lerp_(&stats.mean.to_dtype(rm.dtype())?, momentum)?;
-        rv.lerp_(&unbiased.to_dtype(rv.dtype())?, momentum)?;
+        let unbias = n / (n - 1.0).max(1.0);
+        Tensor::update_running_stats_(rm, rv, &stats.mean, &var, momentum, unbias)?;
     }
     let y = stats.normalise(&x.detach())?;
     drop(guard);
     let bias_dtype = bias.map(Tensor::dtype);
     let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor| {
-        let grads_of = stats.input_gradient(dy, x, w64.as_ref())?;
+        let grads_of = stats.input_gradient(dy, x, param_row(w)?.as_ref())?;
         let mut grads = vec![Some(grads_of.dx)];
         if let Some(w) = w {
             grads.push(Some(grads_of.dscale.to_dtype(w.dtype())?));
@@ -128,7 +132,7 @@ pub(crate) struct InputGradient {
 
 impl Stats {
     /// The statistics of `x` (detached, f32/f64) in one read, and the coefficients of its
-    /// normalisation with `scale` and `shift` (f64 `[C]`; 1 and 0 when absent) in one
+    /// normalisation with `scale` and `shift` (f32 or f64 `[C]`; 1 and 0 when absent) in one
     /// `Tensor::channel_norm`; `Ok(None)` when its backend has no per-channel kernels. Also
     /// returns the biased variance.
     pub(crate) fn of(
@@ -170,7 +174,7 @@ impl Stats {
     }
 
     /// The gradient of `x` for the gradient `dy` of `(x - mean) * invstd * scale` (statistics
-    /// of `x` itself; `scale` f64 `[C]`, 1 when absent), in one read of `dy` and `x`, one
+    /// of `x` itself; `scale` f32 or f64 `[C]`, 1 when absent), in one read of `dy` and `x`, one
     /// `Tensor::channel_norm` and one pass; with the per-channel sums the affine parameters'
     /// gradients need.
     pub(crate) fn input_gradient(

@@ -51,8 +51,9 @@ fn row(t: &Tensor, k: usize) -> Result<Tensor> {
 impl Tensor {
     /// The per-channel step `step` of a normalisation (see [`ChannelNormStep`] for the rows it
     /// reads and the `[6, C]` f64 rows it returns): `sums` `[2, C]` and `rows` the `[C]` ones,
-    /// all f64 on one device; the absent trailing rows (`scale`, `shift`) count as 1 and 0. Not
-    /// differentiable (batch and layer norm record their own backward rule).
+    /// all on one device and f64, but for `scale` and `shift`, which may be f32 (a layer's
+    /// parameters, read exactly as f64: no cast of its own); the absent trailing rows count as
+    /// 1 and 0. Not differentiable (batch and layer norm record their own backward rule).
     pub fn channel_norm(step: ChannelNormStep, sums: &Tensor, rows: &[&Tensor]) -> Result<Tensor> {
         const OP: &str = "channel_norm";
         let &[two, c] = sums.dims() else {
@@ -77,13 +78,18 @@ impl Tensor {
                 ),
             ));
         }
-        for t in std::iter::once(sums).chain(rows.iter().copied()) {
+        for (k, t) in std::iter::once(sums)
+            .chain(rows.iter().copied())
+            .enumerate()
+        {
             sums.check_same_device(OP, t)?;
             let recorded = crate::is_grad_enabled() && t.requires_grad();
-            if t.dtype() != DType::F64 || recorded {
+            let f32_allowed = k > fixed;
+            let dtype_ok = t.dtype() == DType::F64 || (f32_allowed && t.dtype() == DType::F32);
+            if !dtype_ok || recorded {
                 return Err(Error::invalid(
                     OP,
-                    "expects f64 operands that do not require grad",
+                    "expects f64 operands (the scale and shift may be f32) that do not require grad",
                 ));
             }
         }
@@ -110,7 +116,17 @@ impl Tensor {
         })?;
         match fused {
             Some(storage) => Tensor::from_storage(storage, [6, c], sums.device().clone()),
-            None => composed(step, sums, rows),
+            None => {
+                // f32 scale and shift rows, widened exactly.
+                let wide: Vec<Tensor> = rows
+                    .iter()
+                    .map(|t| match t.dtype() {
+                        DType::F64 => Ok((*t).clone()),
+                        _ => t.to_dtype(DType::F64),
+                    })
+                    .collect::<Result<_>>()?;
+                composed(step, sums, &wide.iter().collect::<Vec<_>>())
+            }
         }
     }
 }
