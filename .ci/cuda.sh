@@ -40,10 +40,10 @@ gpu_tests=$(find crates/sinew-cuda/tests -maxdepth 1 -name 'gpu_*.rs' ! -name gp
 # shellcheck disable=SC2086 # one word per option
 LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda --features "$features" \
     $gpu_tests -- --include-ignored --test-threads=1
-# The fused optimizer steps, through sinew-optim (the facade's GPU test that the emulator runs in
-# seconds; gpu_models' whole-model curves are for a real GPU).
+# The fused optimizer steps through sinew-optim, and batch norm through sinew-nn (the facade's
+# GPU tests that the emulator runs in seconds; gpu_models' whole-model curves are for a real GPU).
 LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew --features "$features" \
-    --test gpu_optim -- --include-ignored --test-threads=1
+    --test gpu_optim --test gpu_layers -- --include-ignored --test-threads=1
 # The exact-shape GEMM tests again as on an A100 (compute capability 8.0; the emulator reports
 # 9.0, an H100's): those shapes then take the mma.sync kernel's 128-row tiles instead of the
 # wgmma kernel (gpu_matmul's other shapes run the same kernels either way).

@@ -91,7 +91,7 @@ CHANNEL_KERNELS(f64, double)
 //   k = invstd * scale, b = shift - mean * k.
 // channel_norm_backward_f64(c, sums, mean, invstd, scale, count, flags, out)
 //   sums [2, C] (sum dy, sum dy x); flags 1: scale given, 2: scale is f32; out [6, C]: k1, k2,
-//   k3, sum dy, sum dy (x - mean), sum dy (x - mean) * invstd, with sdxm = s1 - mean * s0,
+//   k3, sum dy (x - mean), sum dy (x - mean) * invstd, sum dy, with sdxm = s1 - mean * s0,
 //   k1 = invstd * scale, k2 = k1 * invstd^2 * sdxm / -count, k3 = k1 * s0 / -count - k2 * mean.
 
 // Element i of a parameter row: f32 when `narrow`, else f64.
@@ -131,9 +131,9 @@ extern "C" __global__ void channel_norm_backward_f64(uint32_t c, const double *s
         out[i] = k1;
         out[c + i] = k2;
         out[2 * c + i] = k3;
-        out[3 * c + i] = s0;
-        out[4 * c + i] = sdxm;
-        out[5 * c + i] = __dmul_rn(sdxm, is);
+        out[3 * c + i] = sdxm;
+        out[4 * c + i] = __dmul_rn(sdxm, is);
+        out[5 * c + i] = s0;
     }
 }
 

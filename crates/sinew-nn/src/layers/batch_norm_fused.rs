@@ -53,12 +53,19 @@ pub(crate) fn batch_norm_batch_stats(
     let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor| {
         let grads_of = stats.input_gradient(dy, x, param_row(w)?.as_ref())?;
         let mut grads = vec![Some(grads_of.dx)];
-        if let Some(w) = w {
-            grads.push(Some(grads_of.dscale.to_dtype(w.dtype())?));
-        }
-        let sum_dy = grads_of.sum_dy;
-        if let Some(dtype) = bias_dtype {
-            grads.push(Some(sum_dy.to_dtype(dtype)?));
+        // The weight's and bias's gradients, in one cast where their dtypes agree.
+        let dtypes = [w.map(Tensor::dtype), bias_dtype];
+        let both = match dtypes {
+            [Some(a), Some(b)] if a == b => Some(grads_of.params.to_dtype(a)?),
+            _ => None,
+        };
+        for (k, dtype) in dtypes.into_iter().enumerate() {
+            if let Some(dtype) = dtype {
+                grads.push(Some(match &both {
+                    Some(both) => row(both, k)?,
+                    None => row(&grads_of.params, k)?.to_dtype(dtype)?,
+                }));
+            }
         }
         Ok(grads)
     };
@@ -124,10 +131,9 @@ pub(crate) struct Stats {
 pub(crate) struct InputGradient {
     /// The input's gradient.
     pub(crate) dx: Tensor,
-    /// `sum(dy)` per channel (the shift's gradient).
-    pub(crate) sum_dy: Tensor,
-    /// `sum(dy * (x - mean)) * invstd` per channel (the scale's gradient).
-    pub(crate) dscale: Tensor,
+    /// `[2, C]`: the scale's gradient, `sum(dy * (x - mean)) * invstd` per channel, then the
+    /// shift's, `sum(dy)` (rows of one tensor, so that one cast takes both).
+    pub(crate) params: Tensor,
 }
 
 impl Stats {
@@ -190,8 +196,7 @@ impl Stats {
         let out = Tensor::channel_norm(step, &sums, &rows)?;
         Ok(InputGradient {
             dx: dy.channel_lincomb(Some(x), &out.narrow(0, 0, 3)?)?,
-            sum_dy: row(&out, 3)?,
-            dscale: row(&out, 5)?,
+            params: out.narrow(0, 4, 2)?,
         })
     }
 }

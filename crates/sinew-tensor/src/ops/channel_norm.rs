@@ -23,8 +23,9 @@ pub enum ChannelNormStep {
         eps: f64,
     },
     /// Rows `[sums, mean, invstd, scale?]`: `sums` `[2, C]` holds `sum dy` and `sum dy x`.
-    /// Result rows: `k1`, `k2`, `k3` (`dx = k1 dy + k2 x + k3`), `sum dy`, `sum dy (x - mean)`,
-    /// and `sum dy (x - mean) * invstd` (the scale's gradient).
+    /// Result rows: `k1`, `k2`, `k3` (`dx = k1 dy + k2 x + k3`), `sum dy (x - mean)`, then the
+    /// affine parameters' gradients side by side (one cast takes both): the scale's,
+    /// `sum dy (x - mean) * invstd`, and the shift's, `sum dy`.
     Backward {
         /// Values a channel.
         count: f64,
@@ -166,7 +167,7 @@ fn composed(step: ChannelNormStep, sums: &Tensor, rows: &[&Tensor]) -> Result<Te
                 .div_scalar(-count)?;
             let k3 = k1.mul(&s0)?.div_scalar(-count)?.sub(&k2.mul(mean)?)?;
             let dscale = sum_dy_xmu.mul(invstd)?;
-            [k1, k2, k3, s0, sum_dy_xmu, dscale]
+            [k1, k2, k3, sum_dy_xmu, dscale, s0]
         }
     };
     Tensor::stack(&out, 0)

@@ -1,0 +1,96 @@
+//! Batch norm through sinew-nn on the GPU (issue 14, item 1): a `BatchNorm2d` training step
+//! gives the CPU's output, gradients, running statistics and batch count, and takes six
+//! kernels forward (the batch count, the channel sums and their zero fill, the per-channel
+//! step, the running statistics, the output) and five backward (the sums and their fill, the
+//! per-channel step, the input gradient, one cast of both parameter gradients). Run on a GPU
+//! machine, or the CPU emulator, with `--include-ignored`.
+
+#![cfg(feature = "cuda")]
+
+use sinew::nn::{BatchNorm2d, Module, ModuleExt};
+use sinew::tensor::{BackwardOptions, DType, Device, Generator, Tensor};
+
+fn gpu() -> Device {
+    sinew_cuda::register();
+    Device::cuda(0).expect("needs a CUDA GPU")
+}
+
+/// Two training steps of a `BatchNorm2d(5)` (fresh, then with non-trivial weights) on `[6, 5,
+/// 4, 3]` inputs on `device`: the second step's output, input gradient, parameters' gradients,
+/// and the running statistics and batch count after it; with the kernels of its forward and
+/// of its backward (0 on the CPU).
+fn train_steps(device: &Device) -> (Vec<Vec<f64>>, [u64; 2]) {
+    let mut g = Generator::new(21);
+    let cpu = Device::cpu();
+    let bn = BatchNorm2d::new_2d(5).unwrap();
+    let weight = g.randn([5], DType::F32, &cpu).unwrap();
+    bn.weight.as_ref().unwrap().set_value(weight).unwrap();
+    bn.to_device(device).unwrap();
+    bn.train();
+    let cuda = sinew_cuda::CudaBackend::of(device);
+    let launches = || cuda.map_or(0, |c| c.kernel_launches());
+    let mut out = Vec::new();
+    let mut kernels = [0; 2];
+    for _ in 0..2 {
+        let x = g
+            .randn([6, 5, 4, 3], DType::F32, &cpu)
+            .unwrap()
+            .mul_scalar(3.0)
+            .unwrap();
+        let x = x
+            .add_scalar(1.5)
+            .unwrap()
+            .to_device(device)
+            .unwrap()
+            .requires_grad_();
+        let probe = g.randn([6, 5, 4, 3], DType::F32, &cpu).unwrap();
+        let probe = probe.to_device(device).unwrap();
+        bn.zero_grad();
+        let before = launches();
+        let y = bn.forward(&x).unwrap();
+        let after_forward = launches();
+        y.backward_with(Some(probe), BackwardOptions::default())
+            .unwrap();
+        kernels = [after_forward - before, launches() - after_forward];
+        let host = |t: &Tensor| t.to_device(&cpu).unwrap().to_vec_f64().unwrap();
+        let grad = |p: &Option<sinew::tensor::Parameter>| p.as_ref().unwrap().grad().unwrap();
+        out = vec![
+            host(&y),
+            host(&x.grad().unwrap()),
+            host(&grad(&bn.weight)),
+            host(&grad(&bn.bias)),
+        ];
+        for (_, buffer) in bn.named_buffers() {
+            out.push(host(&buffer.value().to_dtype(DType::F64).unwrap()));
+        }
+    }
+    (out, kernels)
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn batch_norm_trains_with_the_cpus_values_in_eleven_kernels() {
+    let dev = gpu();
+    let (want, _) = train_steps(&Device::cpu());
+    let (got, kernels) = train_steps(&dev);
+    let names = [
+        "output",
+        "input gradient",
+        "weight gradient",
+        "bias gradient",
+        "running_mean",
+        "running_var",
+        "num_batches_tracked",
+    ];
+    assert_eq!(got.len(), names.len());
+    for ((name, w), g) in names.iter().zip(&want).zip(&got) {
+        assert_eq!(w.len(), g.len(), "{name}");
+        for (a, b) in w.iter().zip(g) {
+            // Sums in f64 in another order: agreement to f32 rounding.
+            let tolerance = 2e-6 * a.abs().max(1.0);
+            assert!((a - b).abs() <= tolerance, "{name}: cpu {w:?}, gpu {g:?}");
+        }
+    }
+    assert_eq!(want[6], [2.0], "two batches counted");
+    assert_eq!(kernels, [6, 5], "kernels of the forward and the backward");
+}
