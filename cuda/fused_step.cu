@@ -25,6 +25,8 @@
 //   fused_nadam_<dtype>(n, p, m, v, g, shrink, wd, one_minus_b1, b2, one_minus_b2,
 //                       inv_bias2, eps, grad_coef, avg_coef, flags)
 //     flags: 1 decoupled weight decay, 2 lerp's branch
+//   fused_<step>_many_<dtype>(table, <the scalars and flags above>): the step over every
+//     parameter of a StepTable (below) in one launch, PyTorch's multi-tensor (foreach) form
 //   amp_unscale_<dtype>(n, geometry, grad, found, inv_scale): the loss scaler's unscale of one
 //     gradient view (grad *= inv_scale, the in-place mul_scalar's values) and its non-finite
 //     check: *found = 1 if an element of the result is infinite or NaN (every writer stores the
@@ -68,17 +70,50 @@ template <typename C> __device__ __forceinline__ C max_nan(C a, C b) {
 }
 }  // namespace fs
 
+// The elements a thread updates: first, first + stride, ... below n. A single-tensor kernel's
+// threads cover one tensor (whole()); a multi-tensor kernel's blocks split among the tensors of
+// its table (in_table()).
+struct Span {
+    uint32_t first, stride, n;
+};
+#define SPAN_LOOP(i, s) for (uint32_t i = (s).first; i < (s).n; i += (s).stride)
+
+__device__ __forceinline__ Span whole(uint32_t n) {
+    return Span{blockIdx.x * blockDim.x + threadIdx.x, blockDim.x * gridDim.x, n};
+}
+
+// Up to STEP_TABLE_LEN parameters of one multi-tensor step (sinew-cuda's StepTable, the same
+// layout): parameter j has n[j] elements at p[j], its state buffers at slot0..slot2[j] (in the
+// order of the single-tensor kernel's buffer arguments; 0 for a slot the step does not use), its
+// gradient at g[j], and is updated by blocks start[j] to start[j + 1] - 1.
+#define STEP_TABLE_LEN 32
+struct StepTable {
+    uint64_t p[STEP_TABLE_LEN], slot0[STEP_TABLE_LEN], slot1[STEP_TABLE_LEN], slot2[STEP_TABLE_LEN],
+        g[STEP_TABLE_LEN];
+    uint32_t n[STEP_TABLE_LEN];
+    uint32_t start[STEP_TABLE_LEN + 1];
+    uint32_t count;
+};
+
+// The parameter of `t` this block updates, and this thread's elements of it.
+__device__ __forceinline__ Span in_table(const StepTable &t, uint32_t &j) {
+    j = 0;
+    while (j + 1 < t.count && blockIdx.x >= t.start[j + 1]) ++j;
+    const uint32_t blocks = t.start[j + 1] - t.start[j];
+    return Span{(blockIdx.x - t.start[j]) * blockDim.x + threadIdx.x, blocks * blockDim.x, t.n[j]};
+}
+
 // SGD: effective_grad; with momentum, buf = d at the first step (zero_ + add_), else mul_axpy_
 // (buf * momentum + (1 - dampening) * d); Nesterov's d + momentum * buf (assign + axpy_) or buf;
 // p += -lr * that (axpy_).
 template <typename T>
-__device__ void sgd(uint32_t n, T *p, T *buf, const T *g, double lr, double wd, double momentum,
+__device__ void sgd(Span s, T *p, T *buf, const T *g, double lr, double wd, double momentum,
                     double one_minus_dampening, uint32_t flags) {
     typedef typename Num<T>::C C;
     const C neg_lr = (C)(-lr), decay = (C)wd, mu = (C)momentum, keep = (C)one_minus_dampening;
     const bool has_momentum = flags & 1u, nesterov = flags & 2u, maximize = flags & 4u,
                first = flags & 8u;
-    GRID_STRIDE(i, n) {
+    SPAN_LOOP(i, s) {
         const C x = Num<T>::up(p[i]);
         C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, wd != 0.0, maximize);
         if (has_momentum) {
@@ -94,14 +129,14 @@ __device__ void sgd(uint32_t n, T *p, T *buf, const T *g, double lr, double wd, 
 // m = lerp_(m, d, 1 - b1); v = mul_addcmul_(v, b2, 1 - b2, d, d); AMSGrad's vmax =
 // maximum_(vmax, v), used for v below; p = addcdiv_sqrt_(p, -lr / bias1, m, v, 1 / sqrt(bias2), eps).
 template <typename T>
-__device__ void adam(uint32_t n, T *p, T *m, T *v, T *vmax, const T *g, double shrink, double wd,
+__device__ void adam(Span s, T *p, T *m, T *v, T *vmax, const T *g, double shrink, double wd,
                      double one_minus_b1, double b2, double one_minus_b2, double step_size,
                      double inv_bias2_sqrt, double eps, uint32_t flags) {
     typedef typename Num<T>::C C;
     const bool decoupled = flags & 1u, small = flags & 2u, maximize = flags & 4u, amsgrad = flags & 8u;
     const C keep = (C)shrink, decay = (C)wd, w = (C)one_minus_b1, beta2 = (C)b2;
     const C fresh = (C)one_minus_b2, value = (C)(-step_size), scale = (C)inv_bias2_sqrt, e = (C)eps;
-    GRID_STRIDE(i, n) {
+    SPAN_LOOP(i, s) {
         C x = Num<T>::up(p[i]);
         if (decoupled && wd != 0.0) x = fs::round<T>(mul_rn(x, keep));
         const C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, !decoupled && wd != 0.0, maximize);
@@ -122,12 +157,12 @@ __device__ void adam(uint32_t n, T *p, T *m, T *v, T *vmax, const T *g, double s
 // Adamax: effective_grad; m = lerp_(m, d, 1 - b1); u = mul_max_abs_(u, b2, eps, d);
 // p = addcdiv_(p, -lr / bias1, m, u).
 template <typename T>
-__device__ void adamax(uint32_t n, T *p, T *m, T *u, const T *g, double wd, double one_minus_b1,
+__device__ void adamax(Span s, T *p, T *m, T *u, const T *g, double wd, double one_minus_b1,
                        double b2, double eps, double neg_step_size, uint32_t flags) {
     typedef typename Num<T>::C C;
     const bool small = flags & 2u, maximize = flags & 4u;
     const C decay = (C)wd, w = (C)one_minus_b1, beta2 = (C)b2, e = (C)eps, value = (C)neg_step_size;
-    GRID_STRIDE(i, n) {
+    SPAN_LOOP(i, s) {
         const C x = Num<T>::up(p[i]);
         const C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, wd != 0.0, maximize);
         const C mi = fs::lerp<T>(Num<T>::up(m[i]), d, w, small);
@@ -140,12 +175,12 @@ __device__ void adamax(uint32_t n, T *p, T *m, T *u, const T *g, double wd, doub
 
 // Adagrad: effective_grad; sum = addcmul_(sum, 1, d, d); p = addcdiv_sqrt_(p, -clr, d, sum, 1, eps).
 template <typename T>
-__device__ void adagrad(uint32_t n, T *p, T *sum, const T *g, double wd, double neg_lr, double eps,
+__device__ void adagrad(Span s, T *p, T *sum, const T *g, double wd, double neg_lr, double eps,
                         uint32_t flags) {
     typedef typename Num<T>::C C;
     const bool maximize = flags & 4u;
     const C decay = (C)wd, value = (C)neg_lr, e = (C)eps, one = (C)1.0;
-    GRID_STRIDE(i, n) {
+    SPAN_LOOP(i, s) {
         const C x = Num<T>::up(p[i]);
         const C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, wd != 0.0, maximize);
         const C si = fs::round<T>(add_rn(Num<T>::up(sum[i]), mul_rn(mul_rn(one, d), d)));
@@ -161,7 +196,7 @@ __device__ void adagrad(uint32_t n, T *p, T *sum, const T *g, double wd, double 
 // buf = buf * mu (mul_scalar_), addcdiv_(buf, 1, d, avg), p = axpy_(p, -lr, buf); else
 // p = addcdiv_(p, -lr, d, avg).
 template <typename T>
-__device__ void rmsprop(uint32_t n, T *p, T *v, T *buf, T *ga, const T *g, double wd, double alpha,
+__device__ void rmsprop(Span s, T *p, T *v, T *buf, T *ga, const T *g, double wd, double alpha,
                         double one_minus_alpha, double eps, double neg_lr, double momentum,
                         uint32_t flags) {
     typedef typename Num<T>::C C;
@@ -169,7 +204,7 @@ __device__ void rmsprop(uint32_t n, T *p, T *v, T *buf, T *ga, const T *g, doubl
                small = flags & 8u, direct = flags & 16u;
     const C decay = (C)wd, a = (C)alpha, fresh = (C)one_minus_alpha, e = (C)eps, value = (C)neg_lr;
     const C mu = (C)momentum, one = (C)1.0;
-    GRID_STRIDE(i, n) {
+    SPAN_LOOP(i, s) {
         const C x = Num<T>::up(p[i]);
         const C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, wd != 0.0, maximize);
         const C vi = fs::decay_square<T>(Num<T>::up(v[i]), a, fresh, d);
@@ -201,12 +236,12 @@ __device__ void rmsprop(uint32_t n, T *p, T *v, T *buf, T *ga, const T *g, doubl
 // delta = sqrt(u + eps) (copy_, add_scalar_, unary_ each); delta = delta / std * d (div_, mul_);
 // u = mul_addcmul_(u, rho, 1 - rho, delta, delta); p = axpy_(p, -lr, delta).
 template <typename T>
-__device__ void adadelta(uint32_t n, T *p, T *v, T *u, const T *g, double wd, double rho,
+__device__ void adadelta(Span s, T *p, T *v, T *u, const T *g, double wd, double rho,
                          double one_minus_rho, double eps, double neg_lr, uint32_t flags) {
     typedef typename Num<T>::C C;
     const bool maximize = flags & 4u;
     const C decay = (C)wd, r = (C)rho, fresh = (C)one_minus_rho, e = (C)eps, value = (C)neg_lr;
-    GRID_STRIDE(i, n) {
+    SPAN_LOOP(i, s) {
         const C x = Num<T>::up(p[i]);
         const C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, wd != 0.0, maximize);
         const C vi = fs::decay_square<T>(Num<T>::up(v[i]), r, fresh, d);
@@ -225,14 +260,14 @@ __device__ void adadelta(uint32_t n, T *p, T *v, T *u, const T *g, double wd, do
 // (unary_), + eps (add_scalar_); p = addcdiv_(p, grad_coef, d, den), then addcdiv_(p, avg_coef,
 // m, den).
 template <typename T>
-__device__ void nadam(uint32_t n, T *p, T *m, T *v, const T *g, double shrink, double wd,
+__device__ void nadam(Span s, T *p, T *m, T *v, const T *g, double shrink, double wd,
                       double one_minus_b1, double b2, double one_minus_b2, double inv_bias2,
                       double eps, double grad_coef, double avg_coef, uint32_t flags) {
     typedef typename Num<T>::C C;
     const bool decoupled = flags & 1u, small = flags & 2u, maximize = flags & 4u;
     const C keep = (C)shrink, decay = (C)wd, w = (C)one_minus_b1, beta2 = (C)b2, fresh = (C)one_minus_b2;
     const C unbias = (C)inv_bias2, e = (C)eps, cg = (C)grad_coef, cm = (C)avg_coef;
-    GRID_STRIDE(i, n) {
+    SPAN_LOOP(i, s) {
         C x = Num<T>::up(p[i]);
         if (decoupled) x = fs::round<T>(mul_rn(x, keep));
         const C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, !decoupled && wd != 0.0, maximize);
@@ -260,42 +295,95 @@ __device__ void amp_unscale(uint32_t n, Geometry g, T *grad, float *found, doubl
     }
 }
 
-// The entry points, one per step and dtype: each forwards its arguments to the template above.
+// The entry points, one per step and dtype, each in two forms: fused_<step>_<dtype> over one
+// parameter and fused_<step>_many_<dtype> over a StepTable of them (the same scalars after the
+// pointers); each forwards to the template above.
+#define TABLE_PTR(T, slot) ((T *)t.slot[j])
 #define FUSED_STEPS(S, T)                                                                                \
     extern "C" __global__ void fused_sgd_##S(uint32_t n, T *p, T *buf, const T *g, double lr, double wd, \
                                              double mu, double keep, uint32_t flags) {                  \
-        sgd<T>(n, p, buf, g, lr, wd, mu, keep, flags);                                                   \
+        sgd<T>(whole(n), p, buf, g, lr, wd, mu, keep, flags);                                            \
+    }                                                                                                    \
+    extern "C" __global__ void fused_sgd_many_##S(StepTable t, double lr, double wd, double mu,          \
+                                                  double keep, uint32_t flags) {                         \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        sgd<T>(s, TABLE_PTR(T, p), TABLE_PTR(T, slot0), TABLE_PTR(T, g), lr, wd, mu, keep, flags);       \
     }                                                                                                    \
     extern "C" __global__ void fused_adam_##S(uint32_t n, T *p, T *m, T *v, T *vmax, const T *g,         \
                                               double shrink, double wd, double w, double b2,             \
                                               double fresh, double step, double scale, double eps,       \
                                               uint32_t flags) {                                          \
-        adam<T>(n, p, m, v, vmax, g, shrink, wd, w, b2, fresh, step, scale, eps, flags);                 \
+        adam<T>(whole(n), p, m, v, vmax, g, shrink, wd, w, b2, fresh, step, scale, eps, flags);          \
+    }                                                                                                    \
+    extern "C" __global__ void fused_adam_many_##S(StepTable t, double shrink, double wd, double w,     \
+                                                   double b2, double fresh, double step, double scale,   \
+                                                   double eps, uint32_t flags) {                         \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        adam<T>(s, TABLE_PTR(T, p), TABLE_PTR(T, slot0), TABLE_PTR(T, slot1), TABLE_PTR(T, slot2),       \
+                TABLE_PTR(T, g), shrink, wd, w, b2, fresh, step, scale, eps, flags);                     \
     }                                                                                                    \
     extern "C" __global__ void fused_adamax_##S(uint32_t n, T *p, T *m, T *u, const T *g, double wd,     \
                                                 double w, double b2, double eps, double value,           \
                                                 uint32_t flags) {                                        \
-        adamax<T>(n, p, m, u, g, wd, w, b2, eps, value, flags);                                          \
+        adamax<T>(whole(n), p, m, u, g, wd, w, b2, eps, value, flags);                                   \
+    }                                                                                                    \
+    extern "C" __global__ void fused_adamax_many_##S(StepTable t, double wd, double w, double b2,       \
+                                                     double eps, double value, uint32_t flags) {         \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        adamax<T>(s, TABLE_PTR(T, p), TABLE_PTR(T, slot0), TABLE_PTR(T, slot1), TABLE_PTR(T, g), wd, w,  \
+                  b2, eps, value, flags);                                                                \
     }                                                                                                    \
     extern "C" __global__ void fused_adagrad_##S(uint32_t n, T *p, T *sum, const T *g, double wd,        \
                                                  double value, double eps, uint32_t flags) {             \
-        adagrad<T>(n, p, sum, g, wd, value, eps, flags);                                                 \
+        adagrad<T>(whole(n), p, sum, g, wd, value, eps, flags);                                          \
+    }                                                                                                    \
+    extern "C" __global__ void fused_adagrad_many_##S(StepTable t, double wd, double value, double eps, \
+                                                      uint32_t flags) {                                  \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        adagrad<T>(s, TABLE_PTR(T, p), TABLE_PTR(T, slot0), TABLE_PTR(T, g), wd, value, eps, flags);     \
     }                                                                                                    \
     extern "C" __global__ void fused_rmsprop_##S(uint32_t n, T *p, T *v, T *buf, T *ga, const T *g,     \
                                                  double wd, double a, double fresh, double eps,          \
                                                  double value, double mu, uint32_t flags) {              \
-        rmsprop<T>(n, p, v, buf, ga, g, wd, a, fresh, eps, value, mu, flags);                            \
+        rmsprop<T>(whole(n), p, v, buf, ga, g, wd, a, fresh, eps, value, mu, flags);                     \
+    }                                                                                                    \
+    extern "C" __global__ void fused_rmsprop_many_##S(StepTable t, double wd, double a, double fresh,   \
+                                                      double eps, double value, double mu,               \
+                                                      uint32_t flags) {                                  \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        rmsprop<T>(s, TABLE_PTR(T, p), TABLE_PTR(T, slot0), TABLE_PTR(T, slot1), TABLE_PTR(T, slot2),    \
+                   TABLE_PTR(T, g), wd, a, fresh, eps, value, mu, flags);                                \
     }                                                                                                    \
     extern "C" __global__ void fused_adadelta_##S(uint32_t n, T *p, T *v, T *u, const T *g, double wd,  \
                                                   double rho, double fresh, double eps, double value,    \
                                                   uint32_t flags) {                                      \
-        adadelta<T>(n, p, v, u, g, wd, rho, fresh, eps, value, flags);                                   \
+        adadelta<T>(whole(n), p, v, u, g, wd, rho, fresh, eps, value, flags);                            \
+    }                                                                                                    \
+    extern "C" __global__ void fused_adadelta_many_##S(StepTable t, double wd, double rho, double fresh,\
+                                                       double eps, double value, uint32_t flags) {       \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        adadelta<T>(s, TABLE_PTR(T, p), TABLE_PTR(T, slot0), TABLE_PTR(T, slot1), TABLE_PTR(T, g), wd,   \
+                    rho, fresh, eps, value, flags);                                                      \
     }                                                                                                    \
     extern "C" __global__ void fused_nadam_##S(uint32_t n, T *p, T *m, T *v, const T *g, double shrink, \
                                                double wd, double w, double b2, double fresh,             \
                                                double unbias, double eps, double cg, double cm,          \
                                                uint32_t flags) {                                         \
-        nadam<T>(n, p, m, v, g, shrink, wd, w, b2, fresh, unbias, eps, cg, cm, flags);                   \
+        nadam<T>(whole(n), p, m, v, g, shrink, wd, w, b2, fresh, unbias, eps, cg, cm, flags);            \
+    }                                                                                                    \
+    extern "C" __global__ void fused_nadam_many_##S(StepTable t, double shrink, double wd, double w,    \
+                                                    double b2, double fresh, double unbias, double eps,  \
+                                                    double cg, double cm, uint32_t flags) {              \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        nadam<T>(s, TABLE_PTR(T, p), TABLE_PTR(T, slot0), TABLE_PTR(T, slot1), TABLE_PTR(T, g), shrink,  \
+                 wd, w, b2, fresh, unbias, eps, cg, cm, flags);                                          \
     }                                                                                                    \
     extern "C" __global__ void amp_unscale_##S(uint32_t n, Geometry g, T *grad, float *found,            \
                                                double inv_scale) {                                       \

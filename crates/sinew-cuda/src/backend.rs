@@ -254,7 +254,7 @@ impl Backend for CudaBackend {
     }
 
     fn fuses(&self, step: &FusedStep, dtype: DType) -> bool {
-        crate::names::fused_step(step, dtype).is_some()
+        crate::names::fused_step(step, dtype, false).is_some()
     }
 
     fn fused_step(
@@ -265,6 +265,16 @@ impl Backend for CudaBackend {
         len: usize,
     ) -> Result<bool> {
         fused_step::fused_step(self, step, dsts, grad, len)
+    }
+
+    fn fused_step_many(
+        &self,
+        step: &FusedStep,
+        dsts: &mut [(&mut dyn BackendStorage, usize)],
+        grads: &[(&dyn BackendStorage, usize)],
+        lens: &[usize],
+    ) -> Result<bool> {
+        fused_step::fused_step_many(self, step, dsts, grads, lens)
     }
 
     fn inplace(

@@ -259,8 +259,9 @@ const FUSED_STEP_STEMS: [&str; 7] = [
     "fused_nadam",
 ];
 
-/// `fused_<optimizer>_<dtype>` (an optimizer step in one pass): floats.
-pub fn fused_step(step: &FusedStep, dtype: DType) -> Option<Kernel> {
+/// `fused_<optimizer>_<dtype>` (an optimizer step over one parameter in one pass), or with
+/// `many` `fused_<optimizer>_many_<dtype>` (over a table of parameters): floats.
+pub fn fused_step(step: &FusedStep, dtype: DType, many: bool) -> Option<Kernel> {
     let index = match step {
         FusedStep::Sgd(_) => 0,
         FusedStep::Adam(_) => 1,
@@ -272,7 +273,8 @@ pub fn fused_step(step: &FusedStep, dtype: DType) -> Option<Kernel> {
         _ => return None,
     };
     let stem = FUSED_STEP_STEMS[index];
-    is_float(dtype).then(|| kernel(Family::FusedStep, stem, "", dtype))
+    let op = if many { "many" } else { "" };
+    is_float(dtype).then(|| kernel(Family::FusedStep, stem, op, dtype))
 }
 
 /// `amp_unscale_<dtype>` (the loss scaler's unscale and non-finite check): floats.
@@ -544,11 +546,13 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(BINARY_OPS.iter().filter_map(|&op| binary(op, dtype)));
         out.extend(relu_backward(dtype));
         if is_float(dtype) {
-            out.extend(
-                FUSED_STEP_STEMS
-                    .iter()
-                    .map(|stem| kernel(Family::FusedStep, stem, "", dtype)),
-            );
+            for op in ["", "many"] {
+                out.extend(
+                    FUSED_STEP_STEMS
+                        .iter()
+                        .map(|stem| kernel(Family::FusedStep, stem, op, dtype)),
+                );
+            }
         }
         out.extend(amp_unscale(dtype));
         if dtype == DType::F64 {

@@ -69,19 +69,15 @@ fn assert_rounded(file: &str, prefixes: &[&str]) {
 
 #[test]
 fn fused_optimizer_steps_round_every_product() {
-    assert_rounded(
-        "fused_step",
-        &[
-            "fused_sgd_",
-            "fused_adam_",
-            "fused_adamax_",
-            "fused_adagrad_",
-            "fused_rmsprop_",
-            "fused_adadelta_",
-            "fused_nadam_",
-            "amp_unscale_",
-        ],
-    );
+    let steps = [
+        "sgd", "adam", "adamax", "adagrad", "rmsprop", "adadelta", "nadam",
+    ];
+    // Each step over one parameter and over a table of them.
+    let mut prefixes: Vec<String> = steps.iter().map(|s| format!("fused_{s}_")).collect();
+    prefixes.extend(steps.iter().map(|s| format!("fused_{s}_many_")));
+    prefixes.push("amp_unscale_".to_string());
+    let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    assert_rounded("fused_step", &prefixes);
 }
 
 #[test]

@@ -35,6 +35,7 @@ mod optimizer;
 pub mod schedule;
 mod sgd;
 mod state;
+mod step;
 
 pub use adam::{
     Adam, AdamConfig, AdamRule, AdamW, AdamWRule, Adamax, AdamaxRule, adam, adamax, adamw,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use sinew_tensor::{Error, FusedStep, Parameter, Result, Tensor, no_grad};
 
 use crate::state::{OptimizerState, ParamState, StateReport};
+use crate::step::Entry;
 
 /// What every optimizer offers (PyTorch's `torch.optim.Optimizer`).
 ///
@@ -153,15 +154,6 @@ pub trait UpdateRule: Send + 'static {
     fn update(config: &Self::Config, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()>;
 }
 
-struct Entry {
-    state: ParamState,
-    scratch: Vec<Tensor>,
-}
-
-fn scratch_for(value: &Tensor, n: usize) -> Result<Vec<Tensor>> {
-    (0..n).map(|_| value.zeros_like()).collect()
-}
-
 /// An optimizer: parameter groups plus an [`UpdateRule`].
 pub struct Optim<R: UpdateRule> {
     groups: Vec<ParamGroup<R::Config>>,
@@ -210,90 +202,12 @@ impl<R: UpdateRule> Optim<R> {
     }
 }
 
-/// The state of parameter `name`, created (zeroed buffers) on its first step.
-fn entry<'m, R: UpdateRule>(
-    state: &'m mut BTreeMap<String, Entry>,
-    name: &str,
-    value: &Tensor,
-    config: &R::Config,
-) -> Result<&'m mut Entry> {
-    if !state.contains_key(name) {
-        let buffers = R::buffers(config)
-            .into_iter()
-            .map(|(n, fill)| Ok((n.to_string(), value.zeros_like()?.add_scalar(fill)?)))
-            .collect::<Result<Vec<_>>>()?;
-        state.insert(
-            name.to_string(),
-            Entry {
-                state: ParamState {
-                    step: 0,
-                    buffers,
-                    scalars: BTreeMap::new(),
-                },
-                scratch: Vec::new(),
-            },
-        );
-    }
-    Ok(state.get_mut(name).expect("inserted above"))
-}
-
-/// Runs `R`'s update of `value` as one fused kernel where the rule and the device have one
-/// (see [`UpdateRule::fused`]); `false` when it did not run. Allocation-free.
-fn fused_update<R: UpdateRule>(
-    config: &R::Config,
-    e: &Entry,
-    value: &Tensor,
-    grad: &Tensor,
-) -> Result<bool> {
-    let Some((step, names)) = R::fused(config, e.state.step, &e.state.scalars) else {
-        return Ok(false);
-    };
-    let mut buffers: [&Tensor; 4] = [value; 4];
-    if names.len() > buffers.len() {
-        return Ok(false);
-    }
-    for (slot, name) in buffers.iter_mut().zip(names) {
-        *slot = match e.state.buffers.iter().find(|(n, _)| n == name) {
-            Some((_, t)) => t,
-            None => return Ok(false),
-        };
-    }
-    value.fused_step_(&step, &buffers[..names.len()], grad)
-}
-
 impl<R: UpdateRule> Optimizer for Optim<R> {
     fn step(&mut self) -> Result<()> {
         let _guard = no_grad();
         let Optim { groups, state } = self;
         for group in groups.iter() {
-            for p in &group.params {
-                // Borrow the value and the gradient: no handle clones, no allocation.
-                p.param.with_value(|value| {
-                    if !value.requires_grad() {
-                        return Ok(());
-                    }
-                    value.with_grad(|grad| {
-                        let Some(grad) = grad else { return Ok(()) };
-                        let e = entry::<R>(state, &p.name, value, &group.config)?;
-                        e.state.step += 1;
-                        R::advance(&group.config, e.state.step, &mut e.state.scalars);
-                        if fused_update::<R>(&group.config, e, value, grad)? {
-                            return Ok(());
-                        }
-                        let wanted = R::scratch(&group.config);
-                        if e.scratch.len() < wanted {
-                            e.scratch = scratch_for(value, wanted)?;
-                        }
-                        let slot = Slot {
-                            step: e.state.step,
-                            buffers: &e.state.buffers,
-                            scalars: &e.state.scalars,
-                            scratch: &e.scratch,
-                        };
-                        R::update(&group.config, value, grad, slot)
-                    })
-                })?;
-            }
+            crate::step::step_group::<R>(state, group)?;
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Every optimizer offers its step as one fused kernel ([`UpdateRule::fused`]) whose buffers
 //! are the rule's own state buffers, as many as the step updates, so a device with the kernels
-//! (CUDA) runs each parameter's step in one launch. The kernels' values are checked against the
+//! (CUDA) runs a whole group's step in one multi-tensor launch. The kernels' values are checked against the
 //! in-place rules on the GPU (or its emulator) by the facade's `gpu_optim` test.
 
 use std::collections::BTreeMap;

@@ -412,6 +412,29 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(false)
     }
 
+    /// [`Backend::fused_step`] over several parameters ([`crate::Tensor::fused_step_many_`]):
+    /// `dsts` holds each parameter's `1 + step.num_buffers()` destinations in turn, `grads` and
+    /// `lens` its gradient and length, all of one dtype. Returns `false`, writing nothing,
+    /// where the backend has no kernel for the step.
+    ///
+    /// Default: [`Backend::fused_step`] for each parameter in turn (whose answer depends on the
+    /// step and the dtype only, so a `false` comes at the first).
+    fn fused_step_many(
+        &self,
+        step: &FusedStep,
+        dsts: &mut [(&mut dyn BackendStorage, usize)],
+        grads: &[(&dyn BackendStorage, usize)],
+        lens: &[usize],
+    ) -> Result<bool> {
+        let per = 1 + step.num_buffers();
+        for ((dsts, &grad), &len) in dsts.chunks_mut(per).zip(grads).zip(lens) {
+            if !self.fused_step(step, dsts, grad, len)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The loss scaler's unscale of one gradient view ([`crate::Tensor::amp_unscale_`]):
     /// `grad *= inv_scale` in place (the in-place `mul_scalar_`'s values), and the f32 element
     /// `found.1` of `found.0` set to 1 if any element of the result is not finite.

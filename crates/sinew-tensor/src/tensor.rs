@@ -350,8 +350,9 @@ impl Tensor {
     /// Runs `f` with the storages of `dsts` locked for writing and those of `srcs` for reading,
     /// in address order (no deadlock beside other writers): several tensors updated by one
     /// kernel (a fused optimizer step). `f` returns whether it wrote; if so, the written
-    /// storages' versions are bumped. `Ok(false)`, with nothing locked or run, when two of the
-    /// tensors share a storage.
+    /// storages' versions are bumped. Sources may share a storage (it is locked once and
+    /// handed to `f` for each); `Ok(false)`, with nothing locked or run, when a destination
+    /// shares its storage with another tensor.
     pub(crate) fn write_many(
         dsts: &[&Tensor],
         srcs: &[&Tensor],
@@ -361,12 +362,20 @@ impl Tensor {
         ) -> Result<bool>,
     ) -> Result<bool> {
         let all: Vec<&Tensor> = dsts.iter().chain(srcs).copied().collect();
+        // A destination may share with nothing (destinations come first in `all`, so each
+        // tensor is checked against every destination before it).
         for (i, t) in all.iter().enumerate() {
-            if all[..i].iter().any(|u| u.same_storage(t)) {
+            if all[..i.min(dsts.len())].iter().any(|u| u.same_storage(t)) {
                 return Ok(false);
             }
         }
-        let mut order: Vec<usize> = (0..all.len()).collect();
+        // Each source's first source sharing its storage: the one that is locked.
+        let first_of: Vec<usize> = (0..srcs.len())
+            .map(|j| (0..j).find(|&k| srcs[k].same_storage(srcs[j])).unwrap_or(j))
+            .collect();
+        let mut order: Vec<usize> = (0..all.len())
+            .filter(|&i| i < dsts.len() || first_of[i - dsts.len()] == i - dsts.len())
+            .collect();
         order.sort_by_key(|&i| Arc::as_ptr(&all[i].storage) as usize);
         let mut writes: Vec<Option<RwLockWriteGuard<'_, BoxedStorage>>> =
             dsts.iter().map(|_| None).collect();
@@ -382,9 +391,9 @@ impl Tensor {
             .iter_mut()
             .map(|g| &mut ***g.as_mut().expect("every destination is locked"))
             .collect();
-        let sources: Vec<&dyn crate::BackendStorage> = reads
+        let sources: Vec<&dyn crate::BackendStorage> = first_of
             .iter()
-            .map(|g| &***g.as_ref().expect("every source is locked"))
+            .map(|&k| &***reads[k].as_ref().expect("every first sharer is locked"))
             .collect();
         let wrote = f(&mut storages, &sources)?;
         if wrote {

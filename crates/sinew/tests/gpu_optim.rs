@@ -1,7 +1,8 @@
-//! The fused optimizer steps on the GPU (issue 14, item 1: one launch per parameter): every
-//! optimizer of sinew-optim, in each of its variants, takes one kernel per parameter and step,
-//! and gives the CPU's values (the op-by-op in-place form) bit for bit in every float dtype
-//! over five steps. Run on a GPU machine, or the CPU emulator, with `--include-ignored`.
+//! The fused optimizer steps on the GPU (issue 14, item 1: one multi-tensor launch per
+//! group): every optimizer of sinew-optim, in each of its variants, steps a group of parameters
+//! in one kernel (one per 32 parameters), and gives the CPU's values (the op-by-op in-place
+//! form) bit for bit in every float dtype over five steps. Run on a GPU machine, or the CPU
+//! emulator, with `--include-ignored`.
 
 #![cfg(feature = "cuda")]
 
@@ -10,7 +11,7 @@ use sinew::optim::{
     AdamaxRule, NadamConfig, NadamRule, Optim, Optimizer, RmspropConfig, RmspropRule, SgdConfig,
     SgdRule, UpdateRule, sgd,
 };
-use sinew::tensor::{DType, Device, Generator, Parameter};
+use sinew::tensor::{DType, Device, Generator, Parameter, Tensor};
 
 fn gpu() -> Device {
     sinew_cuda::register();
@@ -20,13 +21,19 @@ fn gpu() -> Device {
 /// Builds an optimizer over the named parameters.
 type Build = Box<dyn Fn(Vec<(String, Parameter)>) -> Box<dyn Optimizer>>;
 
-/// Five steps of the optimizer `build` makes over three parameters (a matrix, a vector, a
-/// scalar) of `dtype` on `device`, from fixed values and per-step gradients; the parameters'
-/// and the optimizer state's values after them, and the kernels the last step launched.
-fn run(build: &Build, dtype: DType, device: &Device) -> (Vec<Vec<f64>>, u64) {
+/// Five steps of the optimizer `build` makes over parameters of `shapes` and `dtype` on
+/// `device`, from fixed values and per-step gradients (those of matrices transposed views
+/// when `strided`); the parameters' and the optimizer state's values after them, and the
+/// kernels the last step launched.
+fn run_shapes(
+    build: &Build,
+    shapes: &[&[usize]],
+    dtype: DType,
+    device: &Device,
+    strided: bool,
+) -> (Vec<Vec<f64>>, u64) {
     let mut g = Generator::new(7);
     let cpu = Device::cpu();
-    let shapes: [&[usize]; 3] = [&[13, 7], &[29], &[]];
     let params: Vec<(String, Parameter)> = shapes
         .iter()
         .enumerate()
@@ -41,10 +48,14 @@ fn run(build: &Build, dtype: DType, device: &Device) -> (Vec<Vec<f64>>, u64) {
     let mut launches = 0;
     for _ in 0..5 {
         for (_, p) in &params {
-            let grad = g
-                .randn(p.value().dims().to_vec(), DType::F32, &cpu)
-                .unwrap();
-            let grad = grad.to_dtype(dtype).unwrap().to_device(device).unwrap();
+            let dims = p.value().dims().to_vec();
+            let on_device = |t: Tensor| t.to_dtype(dtype).unwrap().to_device(device).unwrap();
+            let grad = match (strided, dims.as_slice()) {
+                (true, &[a, b]) => on_device(g.randn([b, a], DType::F32, &cpu).unwrap())
+                    .t()
+                    .unwrap(),
+                _ => on_device(g.randn(dims, DType::F32, &cpu).unwrap()),
+            };
             p.value().set_grad(Some(grad)).unwrap();
         }
         let before = cuda.map_or(0, |c| c.kernel_launches());
@@ -61,6 +72,20 @@ fn run(build: &Build, dtype: DType, device: &Device) -> (Vec<Vec<f64>>, u64) {
         }
     }
     (values, launches)
+}
+
+/// [`run_shapes`] over three parameters: a matrix, a vector and a scalar.
+fn run(build: &Build, dtype: DType, device: &Device) -> (Vec<Vec<f64>>, u64) {
+    run_shapes(build, &[&[13, 7], &[29], &[]], dtype, device, false)
+}
+
+/// Asserts that `got` equals `want` bit for bit, entry by entry.
+fn assert_same_bits(want: &[Vec<f64>], got: &[Vec<f64>], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: state entries");
+    for (k, (w, g)) in want.iter().zip(got).enumerate() {
+        let same = w.len() == g.len() && w.iter().zip(g).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{what}: entry {k} differs: cpu {w:?}, gpu {g:?}");
+    }
 }
 
 /// An optimizer of rule `R` with `config`.
@@ -197,31 +222,54 @@ fn cases() -> Vec<(&'static str, Build)> {
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn fused_steps_launch_once_per_parameter_with_the_cpus_values() {
+fn fused_steps_launch_once_per_group_with_the_cpus_values() {
     let dev = gpu();
     for (name, build) in &cases() {
         for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
             let (want, _) = run(build, dtype, &Device::cpu());
             let (got, launches) = run(build, dtype, &dev);
-            assert_eq!(got.len(), want.len(), "{name} {dtype}: state entries");
-            for (k, (w, g)) in want.iter().zip(&got).enumerate() {
-                let same =
-                    w.len() == g.len() && w.iter().zip(g).all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(
-                    same,
-                    "{name} {dtype}: entry {k} differs: cpu {w:?}, gpu {g:?}"
-                );
-            }
+            assert_same_bits(&want, &got, &format!("{name} {dtype}"));
             assert_eq!(
-                launches, 3,
+                launches, 1,
                 "{name} {dtype}: kernels of one step (3 parameters)"
             );
         }
     }
 }
 
+/// A group of 70 parameters takes three launches a step (32 parameters a launch), with the
+/// CPU's values.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn a_large_group_takes_one_launch_per_32_parameters() {
+    let dev = gpu();
+    let shapes: Vec<Vec<usize>> = (0..70).map(|k| vec![1 + k % 5, 1 + k % 3]).collect();
+    let shapes: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
+    let build = with::<AdamRule>(AdamConfig::new(0.01).amsgrad(true));
+    let (want, _) = run_shapes(&build, &shapes, DType::F32, &Device::cpu(), false);
+    let (got, launches) = run_shapes(&build, &shapes, DType::F32, &dev, false);
+    assert_same_bits(&want, &got, "70 parameters");
+    assert_eq!(launches, 3, "kernels of one step");
+}
+
+/// A gradient that is a strided view cannot join the group's launch: the group's other
+/// parameters then take one kernel each and that one the rule's in-place ops, with the CPU's
+/// values all the same.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn a_strided_gradient_falls_back_to_the_in_place_ops() {
+    let dev = gpu();
+    let build = with::<SgdRule>(SgdConfig::new(0.1).momentum(0.9).weight_decay(0.01));
+    let shapes: [&[usize]; 3] = [&[13, 7], &[29], &[]];
+    let (want, _) = run_shapes(&build, &shapes, DType::F32, &Device::cpu(), true);
+    let (got, launches) = run_shapes(&build, &shapes, DType::F32, &dev, true);
+    assert_same_bits(&want, &got, "strided gradient");
+    // Two fused kernels, and effective_grad (zero_, add_, axpy_), mul_axpy_ and axpy_.
+    assert_eq!(launches, 2 + 5, "kernels of one step");
+}
+
 /// A `GradScaler` step over SGD with momentum: its unscale is one kernel a gradient (after
-/// one fill of the device's flag), so a step launches 1 + 3 + 3 kernels for three
+/// one fill of the device's flag), so a step launches 1 + 3 + 1 kernels for three
 /// parameters once the state exists, and 1 + 3 when a gradient is infinite and the step is
 /// skipped; parameters,
 /// scale and skip decisions equal the CPU's bit for bit.
@@ -298,7 +346,51 @@ fn grad_scaler_unscales_in_one_kernel_per_gradient() {
     let launches: Vec<u64> = got_log[1..].iter().map(|e| e.2).collect();
     assert_eq!(
         launches,
-        [7, 4, 7],
+        [5, 4, 5],
         "kernels of the scaler steps after the first"
     );
+}
+
+/// Gradients that are rows of one tensor (as batch norm's weight and bias gradients are) step
+/// in one launch, with the CPU's values.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gradients_sharing_a_storage_step_in_one_launch() {
+    let dev = gpu();
+    let run = |device: &Device| {
+        let mut g = Generator::new(3);
+        let cpu = Device::cpu();
+        let params: Vec<(String, Parameter)> = (0..2)
+            .map(|k| {
+                let value = g.randn([9], DType::F32, &cpu).unwrap();
+                (
+                    format!("p{k}"),
+                    Parameter::new(value.to_device(device).unwrap()),
+                )
+            })
+            .collect();
+        let mut opt = sgd(params.clone(), SgdConfig::new(0.1).momentum(0.9));
+        let cuda = sinew_cuda::CudaBackend::of(device);
+        let mut launches = 0;
+        for _ in 0..3 {
+            let both = g.randn([2, 9], DType::F32, &cpu).unwrap();
+            let both = both.to_device(device).unwrap();
+            for (k, (_, p)) in params.iter().enumerate() {
+                let row = both.narrow(0, k, 1).unwrap().reshape([9]).unwrap();
+                p.value().set_grad(Some(row)).unwrap();
+            }
+            let before = cuda.map_or(0, |c| c.kernel_launches());
+            opt.step().unwrap();
+            launches = cuda.map_or(0, |c| c.kernel_launches()) - before;
+        }
+        let values: Vec<Vec<f64>> = params
+            .iter()
+            .map(|(_, p)| p.value().to_device(&cpu).unwrap().to_vec_f64().unwrap())
+            .collect();
+        (values, launches)
+    };
+    let (want, _) = run(&Device::cpu());
+    let (got, launches) = run(&dev);
+    assert_same_bits(&want, &got, "shared gradients");
+    assert_eq!(launches, 1, "kernels of one step");
 }

@@ -3,6 +3,8 @@
 //! takes two (SGD with momentum) to fifteen (Adadelta with weight decay and `maximize`) launches, and the loss
 //! scaler's unscale of a gradient with its non-finite check in one (`Backend::amp_unscale`).
 
+use std::ffi::c_void;
+
 use sinew_tensor::{BackendStorage, DType, Error, FusedStep, Layout, Result};
 
 use super::{LaunchConfig, count_u32, need};
@@ -34,23 +36,155 @@ fn run_at(
     Ok(storage.ptr_at(start))
 }
 
-/// Runs `step` over dense runs of `len` elements: `dsts` the parameter and its buffers (as
-/// [`FusedStep::num_buffers`] counts them), `grad` the gradient. `false` for a step without a
-/// kernel here.
-pub(crate) fn fused_step(
+/// The most state slots a step kernel takes (Adam's `m`, `v`, `vmax`; RMSprop's `v`, `buf`,
+/// `ga`).
+const SLOTS: usize = 3;
+
+/// A step kernel's arguments besides the tensors: its f64 scalars in order, its flags, and
+/// which of the parameter's buffers (in [`FusedStep::num_buffers`]' order) each of its state
+/// slots takes (`None`: a null pointer, a slot the step does not use).
+struct StepArgs {
+    scalars: [f64; 9],
+    count: usize,
+    flags: u32,
+    slots: [Option<usize>; SLOTS],
+    slot_count: usize,
+}
+
+impl StepArgs {
+    fn new(scalars: &[f64], flags: u32, slots: &[Option<usize>]) -> StepArgs {
+        let mut args = StepArgs {
+            scalars: [0.0; 9],
+            count: scalars.len(),
+            flags,
+            slots: [None; SLOTS],
+            slot_count: slots.len(),
+        };
+        args.scalars[..scalars.len()].copy_from_slice(scalars);
+        args.slots[..slots.len()].copy_from_slice(slots);
+        args
+    }
+
+    /// The kernel's state-slot pointers for a parameter whose buffers are at `buffers`.
+    fn slot_ptrs(&self, buffers: &[u64]) -> [u64; SLOTS] {
+        self.slots.map(|slot| slot.map_or(0, |k| buffers[k]))
+    }
+}
+
+/// The maximize bit (4) of every step's flags.
+fn maximize(on: bool) -> u32 {
+    u32::from(on) << 2
+}
+
+/// The bit `bit` set when `lerp_` with weight `w` takes its first branch (`|w| < 0.5`),
+/// decided in f64 as the CPU backend decides it.
+fn lerp_branch(w: f64, bit: u32) -> u32 {
+    u32::from(w.abs() < 0.5) << bit
+}
+
+/// The arguments of `step`'s kernels (`cuda/fused_step.cu` lists them), with the scalars
+/// derived on the host as sinew-optim's rules derive them, in f64; `None` for a step without
+/// a kernel.
+fn step_args(step: &FusedStep) -> Option<StepArgs> {
+    Some(match *step {
+        FusedStep::Sgd(s) => {
+            let flags = u32::from(s.momentum != 0.0)
+                | u32::from(s.nesterov) << 1
+                | maximize(s.maximize)
+                | u32::from(s.first) << 3;
+            let buf = (s.momentum != 0.0).then_some(0);
+            let scalars = [s.lr, s.weight_decay, s.momentum, 1.0 - s.dampening];
+            StepArgs::new(&scalars, flags, &[buf])
+        }
+        FusedStep::Adam(a) => {
+            let (b1, b2) = a.betas;
+            let t = a.step as f64;
+            let flags = u32::from(a.decoupled)
+                | lerp_branch(1.0 - b1, 1)
+                | maximize(a.maximize)
+                | u32::from(a.amsgrad) << 3;
+            let scalars = [
+                1.0 - a.lr * a.weight_decay,
+                a.weight_decay,
+                1.0 - b1,
+                b2,
+                1.0 - b2,
+                a.lr / (1.0 - b1.powf(t)),
+                1.0 / (1.0 - b2.powf(t)).sqrt(),
+                a.eps,
+            ];
+            StepArgs::new(&scalars, flags, &[Some(0), Some(1), a.amsgrad.then_some(2)])
+        }
+        FusedStep::Adamax(a) => {
+            let (b1, b2) = a.betas;
+            let flags = lerp_branch(1.0 - b1, 1) | maximize(a.maximize);
+            let neg_step_size = -(a.lr / (1.0 - b1.powf(a.step as f64)));
+            let scalars = [a.weight_decay, 1.0 - b1, b2, a.eps, neg_step_size];
+            StepArgs::new(&scalars, flags, &[Some(0), Some(1)])
+        }
+        FusedStep::Adagrad(a) => {
+            let scalars = [a.weight_decay, -a.lr, a.eps];
+            StepArgs::new(&scalars, maximize(a.maximize), &[Some(0)])
+        }
+        FusedStep::Rmsprop(r) => {
+            let has_momentum = r.momentum > 0.0;
+            let flags = u32::from(has_momentum)
+                | u32::from(r.centered) << 1
+                | maximize(r.maximize)
+                | lerp_branch(1.0 - r.alpha, 3)
+                | u32::from(!r.centered && r.momentum == 0.0) << 4;
+            let buf = has_momentum.then_some(1);
+            let ga = r.centered.then_some(1 + usize::from(has_momentum));
+            let scalars = [
+                r.weight_decay,
+                r.alpha,
+                1.0 - r.alpha,
+                r.eps,
+                -r.lr,
+                r.momentum,
+            ];
+            StepArgs::new(&scalars, flags, &[Some(0), buf, ga])
+        }
+        FusedStep::Adadelta(a) => {
+            let scalars = [a.weight_decay, a.rho, 1.0 - a.rho, a.eps, -a.lr];
+            StepArgs::new(&scalars, maximize(a.maximize), &[Some(0), Some(1)])
+        }
+        FusedStep::Nadam(a) => {
+            let (b1, b2) = a.betas;
+            let flags = u32::from(a.decoupled) | lerp_branch(1.0 - b1, 1) | maximize(a.maximize);
+            // sinew-optim's NAdam rule computes these the same way.
+            let next = a.mu_product * a.mu_next;
+            let scalars = [
+                1.0 - a.lr * a.weight_decay,
+                a.weight_decay,
+                1.0 - b1,
+                b2,
+                1.0 - b2,
+                1.0 / (1.0 - b2.powf(a.step as f64)),
+                a.eps,
+                -a.lr * (1.0 - a.mu) / (1.0 - a.mu_product),
+                -a.lr * a.mu_next / (1.0 - next),
+            ];
+            StepArgs::new(&scalars, flags, &[Some(0), Some(1)])
+        }
+        _ => return None,
+    })
+}
+
+/// Checks the parameter's operands, `1 + num_buffers` destinations and its gradient, as
+/// dense runs of `len` elements of the gradient's dtype; their device addresses, the
+/// parameter's first.
+fn operand_ptrs(
     dev: &CudaBackend,
     step: &FusedStep,
     dsts: &mut [(&mut dyn BackendStorage, usize)],
     grad: (&dyn BackendStorage, usize),
     len: usize,
-) -> Result<bool> {
+) -> Result<([u64; 1 + SLOTS], u64, DType)> {
     let op = step.name();
     let loc = dev.location();
     let g = cuda(grad.0, loc)?;
     let dtype = g.dtype_of();
-    let Some(kernel) = names::fused_step(step, dtype) else {
-        return Ok(false);
-    };
     if dsts.len() != 1 + step.num_buffers() {
         return Err(Error::invalid(
             op,
@@ -61,181 +195,141 @@ pub(crate) fn fused_step(
             ),
         ));
     }
-    let g = run_at(g, grad.1, len, dtype, op)?;
-    // The parameter, then its buffers; 0 for a buffer the step does not have.
-    let mut ptrs = [0u64; 4];
+    let g_ptr = run_at(g, grad.1, len, dtype, op)?;
+    let mut ptrs = [0u64; 1 + SLOTS];
     for (ptr, (storage, start)) in ptrs.iter_mut().zip(dsts.iter_mut()) {
         *ptr = run_at(cuda_mut(&mut **storage, loc)?, *start, len, dtype, op)?;
     }
+    Ok((ptrs, g_ptr, dtype))
+}
+
+/// Runs `step` over dense runs of `len` elements: `dsts` the parameter and its buffers (as
+/// [`FusedStep::num_buffers`] counts them), `grad` the gradient. `false` for a step without a
+/// kernel here.
+pub(crate) fn fused_step(
+    dev: &CudaBackend,
+    step: &FusedStep,
+    dsts: &mut [(&mut dyn BackendStorage, usize)],
+    grad: (&dyn BackendStorage, usize),
+    len: usize,
+) -> Result<bool> {
+    let Some(args) = step_args(step) else {
+        return Ok(false);
+    };
+    let (ptrs, g, dtype) = operand_ptrs(dev, step, dsts, grad, len)?;
+    let Some(kernel) = names::fused_step(step, dtype, false) else {
+        return Ok(false);
+    };
     if len == 0 {
         return Ok(true);
     }
-    let n = count_u32(op, len)?;
-    let cfg = LaunchConfig::elementwise(len);
-    let launch = |args: &[*mut std::ffi::c_void]| dev.launch(&kernel, cfg, args);
-    match *step {
-        FusedStep::Sgd(s) => {
-            let flags = u32::from(s.momentum != 0.0)
-                | u32::from(s.nesterov) << 1
-                | maximize(s.maximize)
-                | u32::from(s.first) << 3;
-            let [p, buf, ..] = ptrs;
-            let (lr, wd, momentum, keep) = (s.lr, s.weight_decay, s.momentum, 1.0 - s.dampening);
-            launch(kernel_args![n, p, buf, g, lr, wd, momentum, keep, flags])?;
+    let n = count_u32(step.name(), len)?;
+    let slots = args.slot_ptrs(&ptrs[1..]);
+    // The kernel's parameters in order: n, p, its state slots, g, the scalars, the flags.
+    let mut params: Vec<*mut c_void> = vec![ptr_to(&n), ptr_to(&ptrs[0])];
+    params.extend(slots[..args.slot_count].iter().map(ptr_to));
+    params.push(ptr_to(&g));
+    params.extend(args.scalars[..args.count].iter().map(ptr_to));
+    params.push(ptr_to(&args.flags));
+    dev.launch(&kernel, LaunchConfig::elementwise(len), &params)?;
+    Ok(true)
+}
+
+/// The most parameters one multi-tensor launch takes (`STEP_TABLE_LEN` in the kernel).
+const TABLE_LEN: usize = 32;
+
+/// `StepTable` of `cuda/fused_step.cu`, field for field (1,544 bytes, passed by value as a
+/// kernel parameter): the parameters of one multi-tensor launch.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct StepTable {
+    p: [u64; TABLE_LEN],
+    slots: [[u64; TABLE_LEN]; SLOTS],
+    g: [u64; TABLE_LEN],
+    n: [u32; TABLE_LEN],
+    start: [u32; TABLE_LEN + 1],
+    count: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<StepTable>() == 1544);
+
+/// Runs `step` over several parameters, each as [`fused_step`] takes one (`dsts` holds
+/// `1 + num_buffers` destinations per parameter, in order), in one launch per
+/// [`TABLE_LEN`] parameters. `false`, with nothing written, for a step without a kernel here.
+pub(crate) fn fused_step_many(
+    dev: &CudaBackend,
+    step: &FusedStep,
+    dsts: &mut [(&mut dyn BackendStorage, usize)],
+    grads: &[(&dyn BackendStorage, usize)],
+    lens: &[usize],
+) -> Result<bool> {
+    let Some(args) = step_args(step) else {
+        return Ok(false);
+    };
+    let per = 1 + step.num_buffers();
+    if dsts.len() != per * grads.len() || lens.len() != grads.len() {
+        return Err(Error::invalid(
+            step.name(),
+            format!(
+                "{} destinations, {} gradients and {} lengths",
+                dsts.len(),
+                grads.len(),
+                lens.len()
+            ),
+        ));
+    }
+    // Every operand checked before the first launch, so that an error writes nothing.
+    let mut operands = Vec::with_capacity(grads.len());
+    for ((dsts, &grad), &len) in dsts.chunks_mut(per).zip(grads).zip(lens) {
+        operands.push((operand_ptrs(dev, step, dsts, grad, len)?, len));
+    }
+    let Some(&((_, _, dtype), _)) = operands.first() else {
+        return Ok(true);
+    };
+    if operands.iter().any(|((_, _, d), _)| *d != dtype) {
+        return Err(Error::invalid(
+            step.name(),
+            "parameters of different dtypes",
+        ));
+    }
+    let Some(kernel) = names::fused_step(step, dtype, true) else {
+        return Ok(false);
+    };
+    for chunk in operands.chunks(TABLE_LEN) {
+        let mut table = StepTable {
+            p: [0; TABLE_LEN],
+            slots: [[0; TABLE_LEN]; SLOTS],
+            g: [0; TABLE_LEN],
+            n: [0; TABLE_LEN],
+            start: [0; TABLE_LEN + 1],
+            count: 0,
+        };
+        for (j, &((ptrs, g, _), len)) in chunk.iter().enumerate() {
+            table.p[j] = ptrs[0];
+            for (slot, ptr) in table.slots.iter_mut().zip(args.slot_ptrs(&ptrs[1..])) {
+                slot[j] = ptr;
+            }
+            table.g[j] = g;
+            table.n[j] = count_u32(step.name(), len)?;
+            // At most 2^20 blocks a parameter, 32 parameters: no overflow.
+            table.start[j + 1] = table.start[j] + LaunchConfig::elementwise(len).grid.0;
         }
-        FusedStep::Adam(a) => {
-            let (b1, b2) = a.betas;
-            let t = a.step as f64;
-            let (one_minus_b1, one_minus_b2) = (1.0 - b1, 1.0 - b2);
-            let flags = u32::from(a.decoupled)
-                | lerp_branch(one_minus_b1, 1)
-                | maximize(a.maximize)
-                | u32::from(a.amsgrad) << 3;
-            let shrink = 1.0 - a.lr * a.weight_decay;
-            let step_size = a.lr / (1.0 - b1.powf(t));
-            let inv_bias2_sqrt = 1.0 / (1.0 - b2.powf(t)).sqrt();
-            let [p, m, v, vmax] = ptrs;
-            let (wd, eps) = (a.weight_decay, a.eps);
-            launch(kernel_args![
-                n,
-                p,
-                m,
-                v,
-                vmax,
-                g,
-                shrink,
-                wd,
-                one_minus_b1,
-                b2,
-                one_minus_b2,
-                step_size,
-                inv_bias2_sqrt,
-                eps,
-                flags
-            ])?;
-        }
-        FusedStep::Adamax(a) => {
-            let (b1, b2) = a.betas;
-            let one_minus_b1 = 1.0 - b1;
-            let flags = lerp_branch(one_minus_b1, 1) | maximize(a.maximize);
-            let neg_step_size = -(a.lr / (1.0 - b1.powf(a.step as f64)));
-            let [p, m, u, _] = ptrs;
-            let (wd, eps) = (a.weight_decay, a.eps);
-            launch(kernel_args![
-                n,
-                p,
-                m,
-                u,
-                g,
-                wd,
-                one_minus_b1,
-                b2,
-                eps,
-                neg_step_size,
-                flags
-            ])?;
-        }
-        FusedStep::Adagrad(a) => {
-            let [p, sum, ..] = ptrs;
-            let (wd, neg_lr, eps, flags) = (a.weight_decay, -a.lr, a.eps, maximize(a.maximize));
-            launch(kernel_args![n, p, sum, g, wd, neg_lr, eps, flags])?;
-        }
-        FusedStep::Rmsprop(r) => {
-            let has_momentum = r.momentum > 0.0;
-            let one_minus_alpha = 1.0 - r.alpha;
-            let flags = u32::from(has_momentum)
-                | u32::from(r.centered) << 1
-                | maximize(r.maximize)
-                | lerp_branch(one_minus_alpha, 3)
-                | u32::from(!r.centered && r.momentum == 0.0) << 4;
-            let [p, v, third, fourth] = ptrs;
-            let (buf, ga) = match (has_momentum, r.centered) {
-                (true, true) => (third, fourth),
-                (true, false) => (third, 0),
-                (false, true) => (0, third),
-                (false, false) => (0, 0),
-            };
-            let (wd, alpha, eps, neg_lr, momentum) =
-                (r.weight_decay, r.alpha, r.eps, -r.lr, r.momentum);
-            launch(kernel_args![
-                n,
-                p,
-                v,
-                buf,
-                ga,
-                g,
-                wd,
-                alpha,
-                one_minus_alpha,
-                eps,
-                neg_lr,
-                momentum,
-                flags
-            ])?;
-        }
-        FusedStep::Adadelta(a) => {
-            let [p, v, u, _] = ptrs;
-            let (wd, rho, one_minus_rho, eps) = (a.weight_decay, a.rho, 1.0 - a.rho, a.eps);
-            let (neg_lr, flags) = (-a.lr, maximize(a.maximize));
-            launch(kernel_args![
-                n,
-                p,
-                v,
-                u,
-                g,
-                wd,
-                rho,
-                one_minus_rho,
-                eps,
-                neg_lr,
-                flags
-            ])?;
-        }
-        FusedStep::Nadam(a) => {
-            let (b1, b2) = a.betas;
-            let (one_minus_b1, one_minus_b2) = (1.0 - b1, 1.0 - b2);
-            let flags =
-                u32::from(a.decoupled) | lerp_branch(one_minus_b1, 1) | maximize(a.maximize);
-            // sinew-optim's NAdam rule computes these the same way, in f64.
-            let shrink = 1.0 - a.lr * a.weight_decay;
-            let inv_bias2 = 1.0 / (1.0 - b2.powf(a.step as f64));
-            let grad_coef = -a.lr * (1.0 - a.mu) / (1.0 - a.mu_product);
-            let next = a.mu_product * a.mu_next;
-            let avg_coef = -a.lr * a.mu_next / (1.0 - next);
-            let [p, m, v, _] = ptrs;
-            let (wd, eps) = (a.weight_decay, a.eps);
-            launch(kernel_args![
-                n,
-                p,
-                m,
-                v,
-                g,
-                shrink,
-                wd,
-                one_minus_b1,
-                b2,
-                one_minus_b2,
-                inv_bias2,
-                eps,
-                grad_coef,
-                avg_coef,
-                flags
-            ])?;
-        }
-        _ => return Ok(false),
+        table.count = chunk.len() as u32;
+        let cfg = LaunchConfig {
+            grid: (table.start[chunk.len()], 1, 1),
+            block: LaunchConfig::elementwise(1).block,
+        };
+        let mut params: Vec<*mut c_void> = vec![ptr_to(&table)];
+        params.extend(args.scalars[..args.count].iter().map(ptr_to));
+        params.push(ptr_to(&args.flags));
+        dev.launch(&kernel, cfg, &params)?;
     }
     Ok(true)
 }
 
-/// The `maximize` bit (4) of every step's flags.
-fn maximize(on: bool) -> u32 {
-    u32::from(on) << 2
-}
-
-/// The bit `bit` set when `lerp_` with weight `w` takes its first branch (`|w| < 0.5`),
-/// decided in f64 as the CPU backend decides it.
-fn lerp_branch(w: f64, bit: u32) -> u32 {
-    u32::from(w.abs() < 0.5) << bit
+/// A kernel parameter: the address of its value.
+fn ptr_to<T>(value: &T) -> *mut c_void {
+    value as *const T as *mut c_void
 }
 
 /// `grad *= inv_scale` over a view, and `found` (an f32 element) set to 1 if a result is not

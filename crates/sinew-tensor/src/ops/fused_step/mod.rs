@@ -5,8 +5,10 @@
 //! dtype wherever one of those ops would, without FMA contraction, so both give the same values
 //! bit for bit in f32 and f64, and the in-place ops stay the reference and the fallback.
 
+mod many;
 mod steps;
 
+pub use many::StepOperands;
 pub use steps::{AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, RmspropStep, SgdStep};
 
 use crate::{Error, Result, Tensor};

@@ -1,0 +1,182 @@
+//! One optimizer step over a parameter group ([`Optim`](crate::Optim)'s `step`): each
+//! parameter's state is created on its first step and its host scalars advanced, then it is
+//! updated. On a device with fused step kernels (the GPU) the group's parameters are gathered
+//! and stepped in one multi-tensor launch per distinct step (`Tensor::fused_step_many_`,
+//! PyTorch's `foreach` form), falling back to one kernel a parameter (`Tensor::fused_step_`)
+//! and then to the rule's in-place ops; elsewhere (the CPU) each parameter runs the rule's
+//! in-place ops at once, with no allocation.
+
+use std::collections::BTreeMap;
+
+use sinew_tensor::{FusedStep, Result, StepOperands, Tensor};
+
+use crate::optimizer::{ParamGroup, Slot, UpdateRule};
+use crate::state::ParamState;
+
+/// A parameter's saved state and its scratch tensors (made on the first unfused update).
+pub(crate) struct Entry {
+    /// Step count, buffers, scalars.
+    pub(crate) state: ParamState,
+    /// Tensors shaped like the parameter for the rule's in-place ops (not saved).
+    pub(crate) scratch: Vec<Tensor>,
+}
+
+/// A parameter whose fused step waits for its group's multi-tensor launch.
+struct Pending {
+    step: FusedStep,
+    name: String,
+    value: Tensor,
+    grad: Tensor,
+    buffers: Vec<Tensor>,
+}
+
+/// Steps every parameter of `group` that requires and has a gradient.
+pub(crate) fn step_group<R: UpdateRule>(
+    state: &mut BTreeMap<String, Entry>,
+    group: &ParamGroup<R::Config>,
+) -> Result<()> {
+    let config = &group.config;
+    let mut pending: Vec<Pending> = Vec::new();
+    for p in &group.params {
+        // Borrow the value and the gradient: no handle clones, no allocation on the CPU.
+        p.param.with_value(|value| {
+            if !value.requires_grad() {
+                return Ok(());
+            }
+            value.with_grad(|grad| {
+                let Some(grad) = grad else { return Ok(()) };
+                let e = entry::<R>(state, &p.name, value, config)?;
+                e.state.step += 1;
+                R::advance(config, e.state.step, &mut e.state.scalars);
+                match gather::<R>(config, e, &p.name, value, grad) {
+                    Some(waiting) => {
+                        pending.push(waiting);
+                        Ok(())
+                    }
+                    None => update::<R>(config, e, value, grad),
+                }
+            })
+        })?;
+    }
+    run_pending::<R>(state, config, pending)
+}
+
+/// The state of parameter `name`, created (zeroed buffers) on its first step.
+fn entry<'m, R: UpdateRule>(
+    state: &'m mut BTreeMap<String, Entry>,
+    name: &str,
+    value: &Tensor,
+    config: &R::Config,
+) -> Result<&'m mut Entry> {
+    if !state.contains_key(name) {
+        let buffers = R::buffers(config)
+            .into_iter()
+            .map(|(n, fill)| Ok((n.to_string(), value.zeros_like()?.add_scalar(fill)?)))
+            .collect::<Result<Vec<_>>>()?;
+        state.insert(
+            name.to_string(),
+            Entry {
+                state: ParamState {
+                    step: 0,
+                    buffers,
+                    scalars: BTreeMap::new(),
+                },
+                scratch: Vec::new(),
+            },
+        );
+    }
+    Ok(state.get_mut(name).expect("inserted above"))
+}
+
+/// The parameter's fused step, to run with its group's, when the rule has one and the
+/// parameter's device has a kernel for it (never on the CPU, so nothing is allocated there).
+fn gather<R: UpdateRule>(
+    config: &R::Config,
+    e: &Entry,
+    name: &str,
+    value: &Tensor,
+    grad: &Tensor,
+) -> Option<Pending> {
+    let (step, names) = R::fused(config, e.state.step, &e.state.scalars)?;
+    if !value.device().backend().fuses(&step, value.dtype()) {
+        return None;
+    }
+    let buffer = |wanted: &&str| {
+        let found = e.state.buffers.iter().find(|(n, _)| n == wanted);
+        found.map(|(_, t)| t.clone())
+    };
+    Some(Pending {
+        step,
+        name: name.to_string(),
+        value: value.clone(),
+        grad: grad.clone(),
+        buffers: names.iter().map(buffer).collect::<Option<_>>()?,
+    })
+}
+
+/// The rule's in-place update of one parameter (its scratch tensors made on first use).
+fn update<R: UpdateRule>(
+    config: &R::Config,
+    e: &mut Entry,
+    value: &Tensor,
+    grad: &Tensor,
+) -> Result<()> {
+    let wanted = R::scratch(config);
+    if e.scratch.len() < wanted {
+        e.scratch = (0..wanted)
+            .map(|_| value.zeros_like())
+            .collect::<Result<_>>()?;
+    }
+    let slot = Slot {
+        step: e.state.step,
+        buffers: &e.state.buffers,
+        scalars: &e.state.scalars,
+        scratch: &e.scratch,
+    };
+    R::update(config, value, grad, slot)
+}
+
+/// Runs the gathered steps: those sharing a step (hyper-parameters and step count), dtype and
+/// device in one `fused_step_many_`; where that cannot run, each parameter's fused kernel or,
+/// failing that, the rule's update.
+fn run_pending<R: UpdateRule>(
+    state: &mut BTreeMap<String, Entry>,
+    config: &R::Config,
+    pending: Vec<Pending>,
+) -> Result<()> {
+    let mut rest = pending;
+    while !rest.is_empty() {
+        let mut queue = std::mem::take(&mut rest).into_iter();
+        let head = queue.next().expect("not empty");
+        let alike = |q: &Pending| {
+            q.step == head.step
+                && q.value.dtype() == head.value.dtype()
+                && q.value.device() == head.value.device()
+        };
+        let (mut batch, others): (Vec<Pending>, Vec<Pending>) = queue.partition(alike);
+        rest = others;
+        batch.insert(0, head);
+        let buffers: Vec<Vec<&Tensor>> = batch.iter().map(|q| q.buffers.iter().collect()).collect();
+        let operands: Vec<StepOperands<'_>> = batch
+            .iter()
+            .zip(&buffers)
+            .map(|(q, b)| StepOperands {
+                param: &q.value,
+                buffers: b,
+                grad: &q.grad,
+            })
+            .collect();
+        if Tensor::fused_step_many_(&batch[0].step, &operands)? {
+            continue;
+        }
+        for (q, b) in batch.iter().zip(&buffers) {
+            if !q.value.fused_step_(&q.step, b, &q.grad)? {
+                let e = state
+                    .get_mut(&q.name)
+                    .expect("every gathered parameter has its state");
+                update::<R>(config, e, &q.value, &q.grad)?;
+            }
+        }
+    }
+    Ok(())
+}
