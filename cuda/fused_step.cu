@@ -31,6 +31,8 @@
 //     gradient view (grad *= inv_scale, the in-place mul_scalar's values) and its non-finite
 //     check: *found = 1 if an element of the result is infinite or NaN (every writer stores the
 //     same value, so the order of the stores does not matter)
+//   amp_unscale_many_<dtype>(table, found, inv_scale): the same over the dense gradients of a
+//     StepTable (its p and n; the slots and g unused)
 #include "common.cuh"
 
 namespace fs {
@@ -281,6 +283,18 @@ __device__ void nadam(Span s, T *p, T *m, T *v, const T *g, double shrink, doubl
     }
 }
 
+// grad *= inv_scale over a span of a dense gradient, with the non-finite check.
+template <typename T> __device__ void amp_unscale_dense(Span s, T *grad, float *found, double inv_scale) {
+    typedef typename Num<T>::C C;
+    const C k = (C)inv_scale;
+    SPAN_LOOP(i, s) {
+        const T v = Num<T>::down(mul_rn(Num<T>::up(grad[i]), k));
+        grad[i] = v;
+        const C back = Num<T>::up(v);
+        if (!(back - back == (C)0)) *found = 1.0f;
+    }
+}
+
 template <typename T>
 __device__ void amp_unscale(uint32_t n, Geometry g, T *grad, float *found, double inv_scale) {
     typedef typename Num<T>::C C;
@@ -388,6 +402,11 @@ __device__ void amp_unscale(uint32_t n, Geometry g, T *grad, float *found, doubl
     extern "C" __global__ void amp_unscale_##S(uint32_t n, Geometry g, T *grad, float *found,            \
                                                double inv_scale) {                                       \
         amp_unscale<T>(n, g, grad, found, inv_scale);                                                    \
+    }                                                                                                    \
+    extern "C" __global__ void amp_unscale_many_##S(StepTable t, float *found, double inv_scale) {       \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        amp_unscale_dense<T>(s, TABLE_PTR(T, p), found, inv_scale);                                      \
     }
 
 FUSED_STEPS(f32, float)

@@ -253,6 +253,16 @@ impl Backend for CudaBackend {
         fused_step::amp_unscale(self, grad, grad_layout, found, inv_scale)
     }
 
+    fn amp_unscale_many(
+        &self,
+        grads: &mut [(&mut dyn BackendStorage, usize)],
+        lens: &[usize],
+        found: (&mut dyn BackendStorage, usize),
+        inv_scale: f64,
+    ) -> Result<bool> {
+        fused_step::amp_unscale_many(self, grads, lens, found, inv_scale)
+    }
+
     fn fuses(&self, step: &FusedStep, dtype: DType) -> bool {
         crate::names::fused_step(step, dtype, false).is_some()
     }

@@ -277,9 +277,11 @@ pub fn fused_step(step: &FusedStep, dtype: DType, many: bool) -> Option<Kernel> 
     is_float(dtype).then(|| kernel(Family::FusedStep, stem, op, dtype))
 }
 
-/// `amp_unscale_<dtype>` (the loss scaler's unscale and non-finite check): floats.
-pub fn amp_unscale(dtype: DType) -> Option<Kernel> {
-    is_float(dtype).then(|| kernel(Family::FusedStep, "amp_unscale", "", dtype))
+/// `amp_unscale_<dtype>` (the loss scaler's unscale and non-finite check of a view), or with
+/// `many` `amp_unscale_many_<dtype>` (of a table of dense gradients): floats.
+pub fn amp_unscale(dtype: DType, many: bool) -> Option<Kernel> {
+    let op = if many { "many" } else { "" };
+    is_float(dtype).then(|| kernel(Family::FusedStep, "amp_unscale", op, dtype))
 }
 
 /// `argreduce_<op>_<dtype>`: floats, i64 and u8.
@@ -554,7 +556,8 @@ pub fn every_kernel() -> Vec<Kernel> {
                 );
             }
         }
-        out.extend(amp_unscale(dtype));
+        out.extend(amp_unscale(dtype, false));
+        out.extend(amp_unscale(dtype, true));
         if dtype == DType::F64 {
             out.extend([channel_norm(true), channel_norm(false)]);
         }

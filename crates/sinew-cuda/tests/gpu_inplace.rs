@@ -329,3 +329,58 @@ fn amp_unscale_is_one_kernel_and_flags_non_finite_results() {
         }
     }
 }
+
+/// The loss scaler's unscale of many gradients (`Tensor::amp_unscale_many_`): the dense ones
+/// in one multi-tensor kernel, except that of two gradients sharing a storage (rows of one
+/// tensor, as batch norm's weight and bias gradients are) the second goes to a second launch;
+/// a transposed one on its own; the CPU's values, and the flag set by an infinite element of
+/// any of them.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn amp_unscale_many_takes_one_kernel_for_dense_gradients() {
+    let dev = gpu();
+    let cpu = Device::cpu();
+    let launches = |d: &Device| sinew_cuda::CudaBackend::of(d).map_or(0, |c| c.kernel_launches());
+    for dtype in [DType::F32, DType::F16] {
+        for inf_at in [None, Some(1usize), Some(3)] {
+            let run = |d: &Device| {
+                let make = |seed: u64, dims: &[usize], k: usize| {
+                    let mut v = randn(seed, dims, DType::F64).to_vec_f64().unwrap();
+                    if inf_at == Some(k) {
+                        v[2] = f64::INFINITY;
+                    }
+                    let t = Tensor::from_vec(v, dims.to_vec()).unwrap();
+                    t.to_dtype(dtype).unwrap().to_device(d).unwrap()
+                };
+                let pair = make(80, &[2, 7], 1);
+                let rows = [0, 1].map(|k| pair.narrow(0, k, 1).unwrap().reshape([7]).unwrap());
+                let grads = [
+                    make(81, &[5, 3], 0),
+                    rows[0].clone(),
+                    rows[1].clone(),
+                    make(82, &[4, 6], 3).t().unwrap(),
+                    make(83, &[], 4),
+                ];
+                let found = Tensor::zeros([1], DType::F32, d).unwrap();
+                let before = launches(d);
+                let refs: Vec<&Tensor> = grads.iter().collect();
+                Tensor::amp_unscale_many_(&refs, 0.125, &found).unwrap();
+                let n = launches(d) - before;
+                let host = |t: &Tensor| t.to_device(&cpu).unwrap().to_vec_f64().unwrap();
+                let values: Vec<Vec<f64>> = grads.iter().map(host).collect();
+                (values, host(&found)[0], n)
+            };
+            let (want, want_flag, _) = run(&cpu);
+            let (got, got_flag, n) = run(&dev);
+            let label = format!("{dtype} inf in gradient {inf_at:?}");
+            for (w, g) in want.iter().zip(&got) {
+                let same = w.iter().zip(g).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{label}: cpu {w:?}, gpu {g:?}");
+            }
+            assert_eq!(want_flag, f64::from(u8::from(inf_at.is_some())), "{label}");
+            assert_eq!(got_flag, want_flag, "{label}: gpu flag");
+            // The transposed gradient, the dense ones, the second row.
+            assert_eq!(n, 3, "{label}: kernels");
+        }
+    }
+}

@@ -76,6 +76,7 @@ fn fused_optimizer_steps_round_every_product() {
     let mut prefixes: Vec<String> = steps.iter().map(|s| format!("fused_{s}_")).collect();
     prefixes.extend(steps.iter().map(|s| format!("fused_{s}_many_")));
     prefixes.push("amp_unscale_".to_string());
+    prefixes.push("amp_unscale_many_".to_string());
     let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
     assert_rounded("fused_step", &prefixes);
 }

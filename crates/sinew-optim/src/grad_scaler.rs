@@ -96,23 +96,16 @@ fn address(opt: &dyn Optimizer) -> usize {
     (opt as *const dyn Optimizer).cast::<()>() as usize
 }
 
-/// Multiplies the gradient of `param` by `inv_scale` (in place when it owns its memory, else by
-/// replacing it: backward may leave an expanded view) and sets `found_inf` (one f32 element on
-/// the gradient's device) to 1 if a result is infinite or NaN: `Tensor::amp_unscale_`, one
-/// kernel on a GPU. Nothing is read back here: each device's flag is read once per call.
-fn unscale_and_check(
-    param: &Parameter,
-    grad: &Tensor,
-    inv_scale: f64,
-    found_inf: &Tensor,
-) -> Result<()> {
+/// The gradient of `param`, made dense if it is not (backward may leave an expanded view) by
+/// replacing it with a dense copy multiplied by `inv_scale`; the dense gradient, and whether it
+/// still needs the multiplication.
+fn dense_grad(param: &Parameter, grad: Tensor, inv_scale: f64) -> Result<(Tensor, bool)> {
     if grad.is_contiguous() {
-        grad.amp_unscale_(inv_scale, found_inf)
-    } else {
-        let scaled = grad.mul_scalar(inv_scale)?;
-        param.value().set_grad(Some(scaled.clone()))?;
-        scaled.amp_unscale_(1.0, found_inf)
+        return Ok((grad, true));
     }
+    let scaled = grad.mul_scalar(inv_scale)?;
+    param.value().set_grad(Some(scaled.clone()))?;
+    Ok((scaled, false))
 }
 
 /// The non-finite flag of `device` in `flags`, made (0) on first use.
@@ -180,6 +173,9 @@ impl GradScaler {
         // One non-finite flag per device, read back once at the end (one synchronisation per
         // call on a GPU, as PyTorch's found_inf tensor).
         let mut flags: Vec<Tensor> = Vec::new();
+        // Each device's dense gradients, unscaled together: one multi-tensor kernel a few dozen
+        // on a GPU (`Tensor::amp_unscale_many_`); a copied gradient is checked on its own.
+        let mut dense: Vec<(Tensor, Vec<Tensor>)> = Vec::new();
         for param in opt.parameters() {
             let Some(grad) = param.grad() else { continue };
             if matches!(grad.dtype(), DType::F16 | DType::BF16) {
@@ -192,7 +188,19 @@ impl GradScaler {
                 ));
             }
             let flag = flag_of(&mut flags, grad.device())?;
-            unscale_and_check(&param, &grad, inv_scale, &flag)?;
+            let (grad, unscale) = dense_grad(&param, grad, inv_scale)?;
+            if !unscale {
+                grad.amp_unscale_(1.0, &flag)?;
+                continue;
+            }
+            match dense.iter_mut().find(|(f, _)| f.same_storage(&flag)) {
+                Some((_, grads)) => grads.push(grad),
+                None => dense.push((flag, vec![grad])),
+            }
+        }
+        for (flag, grads) in &dense {
+            let grads: Vec<&Tensor> = grads.iter().collect();
+            Tensor::amp_unscale_many_(&grads, inv_scale, flag)?;
         }
         let mut found = false;
         for flag in flags {

@@ -451,6 +451,24 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         crate::composite::amp_unscale(self, grad, grad_layout, found, inv_scale)
     }
 
+    /// [`Backend::amp_unscale`] over several dense gradients at once
+    /// ([`crate::Tensor::amp_unscale_many_`]): `grads` each a dense run of `lens[i]` elements
+    /// of one float dtype from the given element, in distinct storages. Returns `false`,
+    /// writing nothing, where the backend has no multi-tensor kernel (the caller then unscales
+    /// them one by one).
+    ///
+    /// Default: `false`.
+    fn amp_unscale_many(
+        &self,
+        grads: &mut [(&mut dyn BackendStorage, usize)],
+        lens: &[usize],
+        found: (&mut dyn BackendStorage, usize),
+        inv_scale: f64,
+    ) -> Result<bool> {
+        let _ = (grads, lens, found, inv_scale);
+        Ok(false)
+    }
+
     /// Picks entries of `src` along `dim` by a 1-d i64 `indices` view.
     ///
     /// Default: a [`Backend::gather`] with `indices` broadcast over the other dims.

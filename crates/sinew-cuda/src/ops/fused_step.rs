@@ -253,6 +253,26 @@ struct StepTable {
 
 const _: () = assert!(std::mem::size_of::<StepTable>() == 1544);
 
+/// A table of no parameters.
+fn empty_table() -> StepTable {
+    StepTable {
+        p: [0; TABLE_LEN],
+        slots: [[0; TABLE_LEN]; SLOTS],
+        g: [0; TABLE_LEN],
+        n: [0; TABLE_LEN],
+        start: [0; TABLE_LEN + 1],
+        count: 0,
+    }
+}
+
+/// The launch of a filled table: its blocks, of the elementwise launches' size.
+fn table_config(table: &StepTable) -> LaunchConfig {
+    LaunchConfig {
+        grid: (table.start[table.count as usize], 1, 1),
+        block: LaunchConfig::elementwise(1).block,
+    }
+}
+
 /// Runs `step` over several parameters, each as [`fused_step`] takes one (`dsts` holds
 /// `1 + num_buffers` destinations per parameter, in order), in one launch per
 /// [`TABLE_LEN`] parameters. `false`, with nothing written, for a step without a kernel here.
@@ -296,14 +316,7 @@ pub(crate) fn fused_step_many(
         return Ok(false);
     };
     for chunk in operands.chunks(TABLE_LEN) {
-        let mut table = StepTable {
-            p: [0; TABLE_LEN],
-            slots: [[0; TABLE_LEN]; SLOTS],
-            g: [0; TABLE_LEN],
-            n: [0; TABLE_LEN],
-            start: [0; TABLE_LEN + 1],
-            count: 0,
-        };
+        let mut table = empty_table();
         for (j, &((ptrs, g, _), len)) in chunk.iter().enumerate() {
             table.p[j] = ptrs[0];
             for (slot, ptr) in table.slots.iter_mut().zip(args.slot_ptrs(&ptrs[1..])) {
@@ -315,14 +328,10 @@ pub(crate) fn fused_step_many(
             table.start[j + 1] = table.start[j] + LaunchConfig::elementwise(len).grid.0;
         }
         table.count = chunk.len() as u32;
-        let cfg = LaunchConfig {
-            grid: (table.start[chunk.len()], 1, 1),
-            block: LaunchConfig::elementwise(1).block,
-        };
         let mut params: Vec<*mut c_void> = vec![ptr_to(&table)];
         params.extend(args.scalars[..args.count].iter().map(ptr_to));
         params.push(ptr_to(&args.flags));
-        dev.launch(&kernel, cfg, &params)?;
+        dev.launch(&kernel, table_config(&table), &params)?;
     }
     Ok(true)
 }
@@ -345,7 +354,7 @@ pub(crate) fn amp_unscale(
     let loc = dev.location();
     let grad = cuda_mut(grad, loc)?;
     let dtype = grad.dtype_of();
-    let kernel = need(names::amp_unscale(dtype), OP, dtype)?;
+    let kernel = need(names::amp_unscale(dtype, false), OP, dtype)?;
     let found_ptr = run_at(cuda_mut(found.0, loc)?, found.1, 1, DType::F32, OP)?;
     let n = layout.elem_count();
     if n == 0 {
@@ -358,4 +367,50 @@ pub(crate) fn amp_unscale(
         LaunchConfig::elementwise(n),
         kernel_args![count, g, ptr, found_ptr, inv_scale],
     )
+}
+
+/// `grad *= inv_scale` over dense gradients of one dtype (`grads[i]` a run of `lens[i]`
+/// elements), in one launch per [`TABLE_LEN`], and `found` (an f32 element) set to 1 if a
+/// result is not finite. `false` for a dtype without a kernel.
+pub(crate) fn amp_unscale_many(
+    dev: &CudaBackend,
+    grads: &mut [(&mut dyn BackendStorage, usize)],
+    lens: &[usize],
+    found: (&mut dyn BackendStorage, usize),
+    inv_scale: f64,
+) -> Result<bool> {
+    const OP: &str = "amp_unscale_";
+    let loc = dev.location();
+    let found_ptr = run_at(cuda_mut(found.0, loc)?, found.1, 1, DType::F32, OP)?;
+    if grads.len() != lens.len() {
+        return Err(Error::invalid(OP, "one length a gradient"));
+    }
+    let mut runs = Vec::with_capacity(grads.len());
+    let mut dtype = None;
+    for ((storage, start), &len) in grads.iter_mut().zip(lens) {
+        let storage = cuda_mut(&mut **storage, loc)?;
+        let d = *dtype.get_or_insert(storage.dtype_of());
+        runs.push((run_at(storage, *start, len, d, OP)?, len));
+    }
+    let Some(dtype) = dtype else {
+        return Ok(true);
+    };
+    let Some(kernel) = names::amp_unscale(dtype, true) else {
+        return Ok(false);
+    };
+    for chunk in runs.chunks(TABLE_LEN) {
+        let mut table = empty_table();
+        for (j, &(ptr, len)) in chunk.iter().enumerate() {
+            table.p[j] = ptr;
+            table.n[j] = count_u32(OP, len)?;
+            table.start[j + 1] = table.start[j] + LaunchConfig::elementwise(len).grid.0;
+        }
+        table.count = chunk.len() as u32;
+        dev.launch(
+            &kernel,
+            table_config(&table),
+            kernel_args![table, found_ptr, inv_scale],
+        )?;
+    }
+    Ok(true)
 }

@@ -5,6 +5,7 @@
 //! dtype wherever one of those ops would, without FMA contraction, so both give the same values
 //! bit for bit in f32 and f64, and the in-place ops stay the reference and the fallback.
 
+mod amp_unscale;
 mod many;
 mod steps;
 
@@ -112,66 +113,5 @@ impl Tensor {
                 .collect();
             backend.fused_step(step, &mut views, (g[0], start(grad)), len)
         })
-    }
-}
-
-impl Tensor {
-    /// The loss scaler's unscale of this gradient (PyTorch's
-    /// `torch._amp_foreach_non_finite_check_and_unscale_`, one tensor at a time): `self *=
-    /// inv_scale` in place, and `found_inf` (one f32 element on the same device) set to 1 if
-    /// any element of the result is infinite or NaN, left as it is otherwise. One kernel on the
-    /// GPU; no host synchronisation (read `found_inf` once after every gradient).
-    pub fn amp_unscale_(&self, inv_scale: f64, found_inf: &Tensor) -> Result<()> {
-        const OP: &str = "amp_unscale_";
-        self.check_float(OP)?;
-        self.check_same_device(OP, found_inf)?;
-        if found_inf.dtype() != crate::DType::F32
-            || found_inf.elem_count() != 1
-            || !found_inf.is_contiguous()
-        {
-            return Err(Error::invalid(
-                OP,
-                format!(
-                    "found_inf must be one contiguous f32 element, got {} {}",
-                    found_inf.dtype(),
-                    found_inf.shape()
-                ),
-            ));
-        }
-        let expanded = self
-            .dims()
-            .iter()
-            .zip(self.layout().strides())
-            .any(|(&d, &s)| d > 1 && s == 0);
-        let recorded =
-            crate::is_grad_enabled() && (self.requires_grad() || found_inf.requires_grad());
-        if expanded || recorded {
-            return Err(Error::invalid(
-                OP,
-                "writes its gradient in place: pass a gradient that is not an expanded view, \
-                 under no_grad",
-            ));
-        }
-        let backend = self.device().backend();
-        let found_at = found_inf.layout().contiguous_offset().map_or(0, |(s, _)| s);
-        let wrote = Tensor::write_many(&[self, found_inf], &[], |storages, _| {
-            let [grad, found] = storages else {
-                unreachable!("two destinations")
-            };
-            backend.amp_unscale(
-                &mut **grad,
-                self.layout(),
-                (&mut **found, found_at),
-                inv_scale,
-            )?;
-            Ok(true)
-        })?;
-        if !wrote {
-            return Err(Error::invalid(
-                OP,
-                "found_inf shares the gradient's storage",
-            ));
-        }
-        Ok(())
     }
 }
