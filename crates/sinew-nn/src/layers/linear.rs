@@ -7,7 +7,9 @@ use crate::{Module, Visit, init, summary};
 /// `y = x Wᵀ + b` over the last dimension (PyTorch's `F.linear`). Under autocast all three
 /// run in its dtype, as PyTorch's `linear` does.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let w = weight.t()?;
+    // Cast before transposing: the weight's gradient then comes out of the cast's backward as
+    // a dense tensor (a transposed view would cost the loss scaler a copy per weight).
+    let w = autocast::lower_precision(weight)?.t()?;
     match bias {
         // PyTorch's `addmm`: the bias added in the product's epilogue (one kernel), one op
         // for autograd.
