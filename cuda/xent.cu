@@ -10,8 +10,8 @@
 //   synchronisation.
 // xent_first_bad(t, bad)
 //   One thread: when bad[0] holds a row, copies that row's target into bad[1].
-// xent_backward_<dtype>(x, t, w, stats, grad, dx, rows, c, ignore, smoothing)
-//   dx = grad[row] * ((1 - e) w_t (p - [k = t]) + e / c (W p - w_k)), p = exp(x - shift - log_sum),
+// xent_backward_<dtype>(x, t, w, stats, grad, grad_stride, dx, rows, c, ignore, smoothing)
+//   grad_stride 1, or 0 for one gradient for every row (a mean's); dx = grad[row] * ((1 - e) w_t (p - [k = t]) + e / c (W p - w_k)), p = exp(x - shift - log_sum),
 //   W = sum of the weights; rows that do not count are zeroed.
 #include "common.cuh"
 
@@ -90,8 +90,8 @@ __device__ void xent_forward(const T *x, const int64_t *t, const T *w, T *out, u
 }
 
 template <typename T>
-__device__ void xent_backward(const T *x, const int64_t *t, const T *w, const T *stats, const T *grad, T *dx,
-                              uint32_t rows, uint32_t c, int64_t ignore, double e) {
+__device__ void xent_backward(const T *x, const int64_t *t, const T *w, const T *stats, const T *grad,
+                              uint32_t grad_stride, T *dx, uint32_t rows, uint32_t c, int64_t ignore, double e) {
     const uint32_t row = warp_row(rows), lane = threadIdx.x & 31u;
     if (row == rows) return;
     T *dr = dx + (uint64_t)row * c;
@@ -107,7 +107,7 @@ __device__ void xent_backward(const T *x, const int64_t *t, const T *w, const T 
         total = warp_sum_f64(total);
     }
     const T *xr = x + (uint64_t)row * c;
-    const double g = (double)grad[row], shift = (double)stats[2ull * rows + row],
+    const double g = (double)grad[(uint64_t)row * grad_stride], shift = (double)stats[2ull * rows + row],
                  log_sum = (double)stats[3ull * rows + row];
     const double hard = (1.0 - e) * class_weight(w, (uint32_t)target), soft = e / (double)c;
     for (uint32_t k = lane; k < c; k += 32u) {
@@ -132,9 +132,9 @@ extern "C" __global__ void xent_first_bad(const int64_t *t, unsigned long long *
     }                                                                                             \
     extern "C" __global__ void __launch_bounds__(256)                                             \
         xent_backward_##SUFFIX(const T *x, const int64_t *t, const T *w, const T *stats,          \
-                               const T *grad, T *dx, uint32_t rows, uint32_t c, int64_t ignore,   \
-                               double e) {                                                        \
-        xent_backward<T>(x, t, w, stats, grad, dx, rows, c, ignore, e);                           \
+                               const T *grad, uint32_t grad_stride, T *dx, uint32_t rows,         \
+                               uint32_t c, int64_t ignore, double e) {                            \
+        xent_backward<T>(x, t, w, stats, grad, grad_stride, dx, rows, c, ignore, e);              \
     }
 
 XENT_KERNELS(f32, float)

@@ -1,6 +1,7 @@
 //! The fused softmax cross-entropy on the GPU against the CPU backend: the `[4, M]` row
-//! statistics and the gradient, f32 and f64, with and without class weights and smoothing,
-//! ignored rows, short and long rows; a bad target reported at the next synchronisation.
+//! statistics and the gradient (for per-row gradients and for one broadcast to every row), f32
+//! and f64, with and without class weights and smoothing, ignored rows, short and long rows; a
+//! bad target reported at the next synchronisation.
 
 #![cfg(feature = "cuda")]
 
@@ -62,6 +63,24 @@ fn softmax_xent_rows_and_gradient_match_the_cpu() {
                     .unwrap();
                 let err_dx = check(&what, &want_dx, &got_dx.to_device(&cpu).unwrap(), tol);
                 println!("{what}: max error {err:e}, gradient {err_dx:e}");
+                // One gradient broadcast to every row (a mean's), read without a copy: one
+                // kernel.
+                let one = g.narrow(0, 0, 1).unwrap().expand([m]).unwrap();
+                let gone = gg.narrow(0, 0, 1).unwrap().expand([m]).unwrap();
+                let want_dx = x
+                    .softmax_xent_rows_backward(&t, cw, &want, &one, o)
+                    .unwrap();
+                let cuda = sinew_cuda::CudaBackend::of(&dev).unwrap();
+                let before = cuda.kernel_launches();
+                let got_dx = gx
+                    .softmax_xent_rows_backward(&gt, dw, &got, &gone, o)
+                    .unwrap();
+                assert_eq!(
+                    cuda.kernel_launches() - before,
+                    1,
+                    "{what}: broadcast kernels"
+                );
+                check(&what, &want_dx, &got_dx.to_device(&cpu).unwrap(), tol);
             }
         }
     }

@@ -731,8 +731,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// The gradient `[M, C]` (contiguous, the logits' dtype) of the row losses of
     /// [`Backend::softmax_xent_forward`] with respect to the logits, given its `[4, M]` output
-    /// `stats` and the gradient `grad` `[M]` of each row's loss (contiguous views). Targets are
-    /// not checked again: invalid ones give zero rows.
+    /// `stats` and the gradient `grad` `[M]` of each row's loss (contiguous views, but `grad`
+    /// may also be one value broadcast, stride 0). Targets are not checked again: invalid ones
+    /// give zero rows.
     ///
     /// Default: [`Error::NotImplemented`].
     fn softmax_xent_backward(

@@ -17,6 +17,20 @@ use crate::storage::{CudaStorage, cuda};
 const ROWS_PER_BLOCK: u32 = 8;
 
 /// The device address of a dense view's first element of type `dtype`.
+/// The device address of the one element a broadcast (stride 0) view of `dtype` reads.
+fn one_value(
+    op: &'static str,
+    loc: DeviceLocation,
+    (s, l): (&dyn BackendStorage, &Layout),
+    dtype: DType,
+) -> Result<u64> {
+    let s: &CudaStorage = cuda(s, loc)?;
+    if s.dtype_of() != dtype || l.offset() >= s.elem_count() {
+        return Err(Error::invalid(op, "a broadcast view outside its storage"));
+    }
+    Ok(s.ptr_at(l.offset()))
+}
+
 fn dense(
     op: &'static str,
     loc: DeviceLocation,
@@ -146,10 +160,12 @@ pub(crate) fn backward(
         ));
     }
     let loc = dev.location();
-    let (ps, pg) = (
-        dense(OP, loc, stats, o.dtype)?,
-        dense(OP, loc, grad, o.dtype)?,
-    );
+    let ps = dense(OP, loc, stats, o.dtype)?;
+    // One gradient for every row (stride 0: a mean's) is read in place; else a dense run.
+    let (pg, grad_stride) = match grad.1.strides() {
+        [0] => (one_value(OP, loc, grad, o.dtype)?, 0u32),
+        _ => (dense(OP, loc, grad, o.dtype)?, 1u32),
+    };
     let total = (rows as usize)
         .checked_mul(c as usize)
         .ok_or_else(|| Error::invalid(OP, "M * C overflows usize"))?;
@@ -163,7 +179,7 @@ pub(crate) fn backward(
     dev.launch(
         &o.kernel,
         o.launch_config(),
-        kernel_args![x, t, w, ps, pg, pd, rows, c, ignore, e],
+        kernel_args![x, t, w, ps, pg, grad_stride, pd, rows, c, ignore, e],
     )?;
     Ok(out)
 }

@@ -42,6 +42,9 @@ pub(super) fn fused_cross_entropy(
         }
     };
     let m = logits.dims()[0];
+    if reduction == Reduction::Mean {
+        return fused_mean(logits, t, w, stats, options).map(Some);
+    }
     let row = |k: usize| stats.narrow(0, k, 1)?.reshape([m]);
     let (loss, row_weight) = (row(0)?, row(1)?);
     let loss = Tensor::from_op(
@@ -61,6 +64,44 @@ pub(super) fn fused_cross_entropy(
         },
     );
     reduce_weighted(loss, &row_weight, rows_shape, reduction).map(Some)
+}
+
+/// The `mean` reduction of the row losses in `stats` (`sum loss / sum w_t`, PyTorch's
+/// weighted mean): both sums in one reduction and their ratio, recorded as one op of
+/// `logits` whose backward hands the row gradient to the fused backward kernel as one value
+/// broadcast to every row (no `[M]` tensor is built).
+fn fused_mean(
+    logits: &Tensor,
+    t: Tensor,
+    w: Option<Tensor>,
+    stats: Tensor,
+    options: SoftmaxXentOptions,
+) -> Result<Tensor> {
+    let m = logits.dims()[0];
+    let (mean, denominator) = {
+        let _guard = no_grad();
+        let totals = stats.narrow(0, 0, 2)?.sum(&[1], false)?;
+        let denominator = totals.narrow(0, 1, 1)?;
+        let mean = totals.narrow(0, 0, 1)?.div(&denominator)?.reshape([])?;
+        (mean, denominator)
+    };
+    Ok(Tensor::from_op(
+        mean,
+        "cross_entropy",
+        &[logits],
+        Save::INPUTS,
+        move |ctx, dy| {
+            let x = ctx.input(0)?;
+            let row_grad = dy.reshape([1])?.div(&denominator)?.expand([m])?;
+            let dx = if is_grad_enabled() {
+                // create_graph: the same gradient written with recorded ops.
+                differentiable_gradient(&x, &t, w.as_ref(), &row_grad, options)?
+            } else {
+                x.softmax_xent_rows_backward(&t, w.as_ref(), &stats, &row_grad, options)?
+            };
+            Ok(vec![Some(dx)])
+        },
+    ))
 }
 
 /// `dy_i * ((1 - e) w_t (p_ic - [c = t]) + e / C (W p_ic - w_c))` for counted rows (0 for

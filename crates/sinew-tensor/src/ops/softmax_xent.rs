@@ -114,7 +114,12 @@ impl Tensor {
         let x = self.contiguous()?;
         let t = target.contiguous()?;
         let w = weight.map(Tensor::contiguous).transpose()?;
-        let [e0, e1] = extra.map(|e| e.map(Tensor::contiguous).transpose());
+        // A broadcast extra (a mean's gradient, one value for every row) is read as it is.
+        let dense_or_broadcast = |e: &Tensor| match e.layout().strides() {
+            [0] => Ok(e.clone()),
+            _ => e.contiguous(),
+        };
+        let [e0, e1] = extra.map(|e| e.map(dense_or_broadcast).transpose());
         let (e0, e1) = (e0?, e1?);
         // Absent operands are stood in for by the logits (a storage shared is locked once).
         let pick = |o: &Option<Tensor>| -> Tensor { o.clone().unwrap_or_else(|| x.clone()) };
@@ -158,7 +163,8 @@ impl Tensor {
 
     /// The gradient of [`Tensor::softmax_xent_rows`]'s row losses with respect to the logits
     /// `self`, given the `[4, M]` `stats` it returned and the gradient `grad` `[M]` of each
-    /// row's loss: `[M, C]` of `self`'s dtype. Not differentiable.
+    /// row's loss (one value broadcast to every row, as a mean's gradient is, is read without a
+    /// copy): `[M, C]` of `self`'s dtype. Not differentiable.
     pub fn softmax_xent_rows_backward(
         &self,
         target: &Tensor,
