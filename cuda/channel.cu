@@ -139,8 +139,9 @@ extern "C" __global__ void channel_norm_backward_f64(uint32_t c, const double *s
 
 // Batch norm's running statistics update (Backend::update_running_stats, sinew-tensor's
 // ops/running_stats.rs), one thread a channel, as its in-place ops compute it:
-// running_stats_<dtype>(c, mean, var, running_mean, running_var, momentum, unbias, flags)
-//   mean, var [C] f64 (the batch's biased variance); running_* [C] of the dtype;
+// running_stats_<dtype>(c, mean, var, running_mean, running_var, momentum, unbias, flags, count)
+//   mean, var [C] f64 (the batch's biased variance); running_* [C] of the dtype; count an i64
+//   (num_batches_tracked) that the first thread increments, or null;
 //   running_mean = lerp(running_mean, (T)mean, momentum),
 //   running_var = lerp(running_var, (T)(var * unbias), momentum), lerp being PyTorch's
 //   two-sided formula with flags 1 for its first branch (|momentum| < 0.5, decided on the host).
@@ -152,9 +153,10 @@ __device__ __forceinline__ T lerp_rn(T x, T y, T w, bool small) {
 #define RUNNING_STATS(SUFFIX, T)                                                                      \
     extern "C" __global__ void running_stats_##SUFFIX(uint32_t c, const double *mean, const double *var, \
                                                       T *running_mean, T *running_var, double momentum,  \
-                                                      double unbias, uint32_t flags) {                    \
+                                                      double unbias, uint32_t flags, int64_t *count) {    \
         const T w = (T)momentum;                                                                          \
         const bool small = flags & 1u;                                                                    \
+        if (count != nullptr && blockIdx.x == 0 && threadIdx.x == 0) *count += 1;                         \
         GRID_STRIDE(i, c) {                                                                               \
             running_mean[i] = lerp_rn(running_mean[i], (T)mean[i], w, small);                             \
             running_var[i] = lerp_rn(running_var[i], (T)__dmul_rn(var[i], unbias), w, small);             \

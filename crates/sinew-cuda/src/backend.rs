@@ -473,16 +473,20 @@ impl Backend for CudaBackend {
         running: [(&mut dyn BackendStorage, usize); 2],
         stats: [(&dyn BackendStorage, usize); 2],
         c: usize,
-        momentum: f64,
-        unbias: f64,
+        scalars: (f64, f64),
+        count: Option<(&mut dyn BackendStorage, usize)>,
     ) -> Result<bool> {
         let loc = self.location();
         let [(rm, rm_at), (rv, rv_at)] = running;
         // Written by the kernel: borrowed mutably, as every destination is.
         let running = [(&*cuda_mut(rm, loc)?, rm_at), (&*cuda_mut(rv, loc)?, rv_at)];
+        let count = match count {
+            Some((n, at)) => Some((&*cuda_mut(n, loc)?, at)),
+            None => None,
+        };
         let [(mean, mean_at), (var, var_at)] = stats;
         let stats = [(cuda(mean, loc)?, mean_at), (cuda(var, loc)?, var_at)];
-        channel::update_running_stats(self, running, stats, c, momentum, unbias)
+        channel::update_running_stats(self, running, stats, c, scalars, count)
     }
 
     fn softmax_xent_forward(

@@ -201,8 +201,9 @@ fn channel_norm_is_one_kernel_with_the_cpus_values() {
 }
 
 /// Batch norm's running statistics update from f64 statistics (two rows of one `[6, C]`
-/// tensor, as batch norm passes them, or two tensors) is one kernel with the CPU's values (the in-place ops)
-/// bit for bit, f32 and f64 buffers, both branches of `lerp_` (momentum 0.1 and 0.7).
+/// tensor, as batch norm passes them, or two tensors), with the batch count, is one kernel
+/// with the CPU's values (the in-place ops) bit for bit, f32 and f64 buffers, both branches of
+/// `lerp_` (momentum 0.1 and 0.7).
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn running_stats_update_is_one_kernel_with_the_cpus_values() {
@@ -225,12 +226,26 @@ fn running_stats_update_is_one_kernel_with_the_cpus_values() {
                 let gvar = var.to_device(&dev).unwrap();
                 (var, gvar)
             };
-            Tensor::update_running_stats_(&rm, &rv, &row(&stats, 3), &var, momentum, 1.25).unwrap();
+            let count = Tensor::zeros((), DType::I64, &cpu).unwrap();
+            let gcount = count.to_device(&dev).unwrap();
+            let scalars = (momentum, 1.25);
+            Tensor::update_running_stats_(&rm, &rv, &row(&stats, 3), &var, scalars, Some(&count))
+                .unwrap();
             let cuda = sinew_cuda::CudaBackend::of(&dev).unwrap();
             let before = cuda.kernel_launches();
-            Tensor::update_running_stats_(&gm, &gv, &row(&gstats, 3), &gvar, momentum, 1.25)
-                .unwrap();
+            Tensor::update_running_stats_(
+                &gm,
+                &gv,
+                &row(&gstats, 3),
+                &gvar,
+                scalars,
+                Some(&gcount),
+            )
+            .unwrap();
             assert_eq!(cuda.kernel_launches() - before, 1, "{dtype} {momentum}");
+            let counted = gcount.to_device(&cpu).unwrap().to_vec::<i64>().unwrap();
+            assert_eq!(counted, count.to_vec::<i64>().unwrap(), "the batch count");
+            assert_eq!(counted, [1]);
             for (name, want, got) in [("mean", &rm, &gm), ("var", &rv, &gv)] {
                 let want = want.to_vec_f64().unwrap();
                 let got = got.to_device(&cpu).unwrap().to_vec_f64().unwrap();

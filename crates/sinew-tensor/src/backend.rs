@@ -695,8 +695,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// ([`crate::Tensor::update_running_stats_`]): `running` the running mean's and variance's
     /// buffers (one float dtype), `stats` the batch's mean and biased variance (f64), each a
     /// dense run of `c` elements from the given element (the two statistics may share a
-    /// storage). Returns `false`, writing nothing, where the backend has no kernel for them (the
-    /// caller then runs the in-place ops, whose values a kernel must give bit for bit).
+    /// storage), `(momentum, unbias)` the update's scalars, and `count` an i64 element to
+    /// increment (batch norm's `num_batches_tracked`). Returns `false`, writing nothing, where
+    /// the backend has no kernel for them (the caller then runs the in-place ops, whose values a
+    /// kernel must give bit for bit).
     ///
     /// Default: `false`.
     fn update_running_stats(
@@ -704,10 +706,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         running: [(&mut dyn BackendStorage, usize); 2],
         stats: [(&dyn BackendStorage, usize); 2],
         c: usize,
-        momentum: f64,
-        unbias: f64,
+        scalars: (f64, f64),
+        count: Option<(&mut dyn BackendStorage, usize)>,
     ) -> Result<bool> {
-        let _ = (running, stats, c, momentum, unbias);
+        let _ = (running, stats, c, scalars, count);
         Ok(false)
     }
 

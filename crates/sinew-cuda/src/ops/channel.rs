@@ -226,14 +226,15 @@ fn run_of(
 
 /// Batch norm's running statistics update (`running_stats_<dtype>`): `running` the mean's and
 /// variance's buffers (f32 or f64), `stats` the batch's f64 mean and biased variance, dense
-/// runs of `c` elements. `false` for a dtype without a kernel.
+/// runs of `c` elements, and `count` an i64 element incremented by the same kernel. `false`
+/// for a dtype without a kernel.
 pub(crate) fn update_running_stats(
     dev: &CudaBackend,
     running: [(&CudaStorage, usize); 2],
     stats: [(&CudaStorage, usize); 2],
     c: usize,
-    momentum: f64,
-    unbias: f64,
+    (momentum, unbias): (f64, f64),
+    count: Option<(&CudaStorage, usize)>,
 ) -> Result<bool> {
     const OP: &str = "update_running_stats_";
     let dtype = running[0].0.dtype_of();
@@ -243,16 +244,21 @@ pub(crate) fn update_running_stats(
     let [rm, rv] = running.map(|(s, at)| run_of(s, at, c, dtype, OP));
     let [mean, var] = stats.map(|(s, at)| run_of(s, at, c, DType::F64, OP));
     let (rm, rv, mean, var) = (rm?, rv?, mean?, var?);
-    if c == 0 {
+    let counter = match count {
+        Some((n, at)) => run_of(n, at, 1, DType::I64, OP)?,
+        None => 0,
+    };
+    if c == 0 && count.is_none() {
         return Ok(true);
     }
     let c32 = count_u32(OP, c)?;
     // lerp_'s branch, decided in f64 as the CPU backend decides it.
     let flags = u32::from(momentum.abs() < 0.5);
+    // At least one block (elementwise launches have one), so the count goes up for C = 0 too.
     dev.launch(
         &kernel,
         LaunchConfig::elementwise(c),
-        kernel_args![c32, mean, var, rm, rv, momentum, unbias, flags],
+        kernel_args![c32, mean, var, rm, rv, momentum, unbias, flags, counter],
     )?;
     Ok(true)
 }

@@ -55,6 +55,21 @@ pub fn batch_norm(
     momentum: f64,
     eps: f64,
 ) -> Result<Tensor> {
+    let running = (running_mean, running_var, None);
+    batch_norm_counting(x, running, weight, bias, training, momentum, eps)
+}
+
+/// [`batch_norm`] whose running statistics' update (when it happens) also counts the batch in
+/// `batches` (the module's i64 `num_batches_tracked`; one kernel for both on the GPU).
+fn batch_norm_counting(
+    x: &Tensor,
+    (running_mean, running_var, batches): (Option<&Tensor>, Option<&Tensor>, Option<&Tensor>),
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> Result<Tensor> {
     const OP: &str = "batch_norm";
     // Under autocast the statistics and the normalisation run in f32 (the output is f32).
     let x = &autocast::full_precision(x)?;
@@ -84,7 +99,11 @@ pub fn batch_norm(
         // per-channel kernels (f32/f64 on the CPU and CUDA backends).
         let running = running_mean.zip(running_var).filter(|_| training);
         if let Some(y) = super::batch_norm_fused::batch_norm_batch_stats(
-            x, running, weight, bias, momentum, eps,
+            x,
+            running.map(|(m, v)| (m, v, batches)),
+            weight,
+            bias,
+            (momentum, eps),
         )? {
             return Ok(y);
         }
@@ -94,7 +113,7 @@ pub fn batch_norm(
         if training && let (Some(rm), Some(rv)) = (running_mean, running_var) {
             let (mean, var) = (mean.detach().flatten_all()?, var.detach().flatten_all()?);
             let unbias = count as f64 / (count - 1) as f64;
-            Tensor::update_running_stats_(rm, rv, &mean, &var, momentum, unbias)?;
+            Tensor::update_running_stats_(rm, rv, &mean, &var, (momentum, unbias), batches)?;
         }
         (centered, var.add_scalar(eps)?.rsqrt()?)
     } else {
@@ -211,6 +230,18 @@ impl BatchNorm {
     }
 }
 
+impl BatchNorm {
+    /// The momentum of this training batch's running-statistics update and, with a fixed
+    /// momentum, the batch counter that update increments (in the same kernel on the GPU);
+    /// with the cumulative average the count is taken here ([`BatchNorm::next_momentum`]).
+    fn momentum_and_count(&self) -> Result<(f64, Option<Tensor>)> {
+        match (&self.num_batches_tracked, self.config.momentum) {
+            (Some(count), Some(m)) => Ok((m, Some(count.value()))),
+            _ => Ok((self.next_momentum()?, None)),
+        }
+    }
+}
+
 impl Module for BatchNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if !self.ranks.contains(&x.rank()) || x.dims()[1] != self.config.num_features {
@@ -225,10 +256,10 @@ impl Module for BatchNorm {
             ));
         }
         let training = self.mode.updates_statistics() || self.running_mean.is_none();
-        let momentum = if self.mode.updates_statistics() {
-            self.next_momentum()?
+        let (momentum, count) = if self.mode.updates_statistics() {
+            self.momentum_and_count()?
         } else {
-            0.0
+            (0.0, None)
         };
         let (rm, rv) = (
             self.running_mean.as_ref().map(Buffer::value),
@@ -238,10 +269,9 @@ impl Module for BatchNorm {
             self.weight.as_ref().map(Parameter::value),
             self.bias.as_ref().map(Parameter::value),
         );
-        let y = batch_norm(
+        let y = batch_norm_counting(
             x,
-            rm.as_ref(),
-            rv.as_ref(),
+            (rm.as_ref(), rv.as_ref(), count.as_ref()),
             w.as_ref(),
             b.as_ref(),
             training,

@@ -24,15 +24,14 @@ fn param_row(t: Option<&Tensor>) -> Result<Option<Tensor>> {
 }
 
 /// Training-mode (batch statistics) batch norm of `x` `[n, C, ...]`, updating `running` (mean,
-/// variance) with `momentum` when given. `Ok(None)` when the input's dtype or device has no
-/// per-channel kernels.
+/// variance, and a batch count to increment) with `momentum` when given. `Ok(None)` when the
+/// input's dtype or device has no per-channel kernels.
 pub(crate) fn batch_norm_batch_stats(
     x: &Tensor,
-    running: Option<(&Tensor, &Tensor)>,
+    running: Option<(&Tensor, &Tensor, Option<&Tensor>)>,
     weight: Option<&Tensor>,
     bias: Option<&Tensor>,
-    momentum: f64,
-    eps: f64,
+    (momentum, eps): (f64, f64),
 ) -> Result<Option<Tensor>> {
     if !matches!(x.dtype(), DType::F32 | DType::F64) {
         return Ok(None);
@@ -43,9 +42,9 @@ pub(crate) fn batch_norm_batch_stats(
         return Ok(None);
     };
     let n = stats.count;
-    if let Some((rm, rv)) = running {
+    if let Some((rm, rv, count)) = running {
         let unbias = n / (n - 1.0).max(1.0);
-        Tensor::update_running_stats_(rm, rv, &stats.mean, &var, momentum, unbias)?;
+        Tensor::update_running_stats_(rm, rv, &stats.mean, &var, (momentum, unbias), count)?;
     }
     let y = stats.normalise(&x.detach())?;
     drop(guard);
@@ -316,7 +315,7 @@ mod tests {
             let forward = || -> Result<Tensor> {
                 if fused {
                     Ok(
-                        batch_norm_batch_stats(&x, None, Some(&w), Some(&b), 0.1, 1e-5)?
+                        batch_norm_batch_stats(&x, None, Some(&w), Some(&b), (0.1, 1e-5))?
                             .expect("f64 on the CPU has per-channel kernels"),
                     )
                 } else {
