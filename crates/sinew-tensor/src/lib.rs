@@ -21,6 +21,7 @@ mod host;
 pub mod autocast;
 pub mod autograd;
 pub mod backend;
+mod backend_ops;
 mod composite;
 mod composite_conv;
 mod composite_pool;
