@@ -3,6 +3,7 @@
 //! `torch._amp_foreach_non_finite_check_and_unscale_`, one kernel a gradient or, for dense
 //! gradients, one multi-tensor kernel for many.
 
+use super::many::dense_start;
 use crate::{DType, Error, Result, Tensor};
 
 impl Tensor {
@@ -31,7 +32,7 @@ impl Tensor {
             ));
         }
         let backend = self.device().backend();
-        let found_at = found_inf.layout().contiguous_offset().map_or(0, |(s, _)| s);
+        let found_at = dense_start(found_inf);
         let wrote = Tensor::write_many(&[self, found_inf], &[], |storages, _| {
             let [grad, found] = storages else {
                 unreachable!("two destinations")
@@ -97,7 +98,6 @@ impl Tensor {
         for grad in others {
             grad.amp_unscale_(inv_scale, found_inf)?;
         }
-        let start = |t: &Tensor| t.layout().contiguous_offset().map_or(0, |(s, _)| s);
         while !batch.is_empty() {
             // The first gradient of each storage now, the rest in a later launch.
             let mut now: Vec<&Tensor> = Vec::new();
@@ -112,13 +112,13 @@ impl Tensor {
             let lens: Vec<usize> = now.iter().map(|t| t.elem_count()).collect();
             let mut dsts = now.clone();
             dsts.push(found_inf);
-            let found_at = start(found_inf);
+            let found_at = dense_start(found_inf);
             let wrote = Tensor::write_many(&dsts, &[], |storages, _| {
                 let (found, grads) = storages.split_last_mut().expect("found_inf is last");
                 let mut views: Vec<(&mut dyn crate::BackendStorage, usize)> = grads
                     .iter_mut()
                     .zip(&now)
-                    .map(|(s, t)| (&mut **s, start(t)))
+                    .map(|(s, t)| (&mut **s, dense_start(t)))
                     .collect();
                 backend.amp_unscale_many(&mut views, &lens, (&mut **found, found_at), inv_scale)
             })?;

@@ -4,7 +4,7 @@
 //! each.
 
 use super::FusedStep;
-use crate::{Error, Result, Tensor};
+use crate::{DType, Device, Error, Result, Tensor};
 
 /// One parameter's operands of a fused step.
 #[derive(Clone, Copy)]
@@ -15,6 +15,43 @@ pub struct StepOperands<'a> {
     pub buffers: &'a [&'a Tensor],
     /// Its gradient.
     pub grad: &'a Tensor,
+}
+
+impl StepOperands<'_> {
+    /// An error unless these operands hold as many buffers as `step` updates.
+    pub(super) fn check_buffers(&self, step: &FusedStep) -> Result<()> {
+        if self.buffers.len() == step.num_buffers() {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            step.name(),
+            format!(
+                "expects {} state buffers, got {}",
+                step.num_buffers(),
+                self.buffers.len()
+            ),
+        ))
+    }
+
+    /// Whether every operand is a dense view of the parameter's shape, of `dtype` on
+    /// `device`, that autograd does not record (what a fused kernel takes).
+    pub(super) fn fit(&self, dtype: DType, device: &Device) -> bool {
+        std::iter::once(self.param)
+            .chain(self.buffers.iter().copied())
+            .chain([self.grad])
+            .all(|t| {
+                t.shape() == self.param.shape()
+                    && t.dtype() == dtype
+                    && t.device() == device
+                    && t.is_contiguous()
+                    && !(crate::is_grad_enabled() && t.requires_grad())
+            })
+    }
+}
+
+/// The first element of a dense view in its storage.
+pub(super) fn dense_start(t: &Tensor) -> usize {
+    t.layout().contiguous_offset().map_or(0, |(s, _)| s)
 }
 
 impl Tensor {
@@ -28,38 +65,14 @@ impl Tensor {
         let Some(first) = operands.first() else {
             return Ok(true);
         };
-        if let Some(bad) = operands
-            .iter()
-            .find(|o| o.buffers.len() != step.num_buffers())
-        {
-            return Err(Error::invalid(
-                step.name(),
-                format!(
-                    "expects {} state buffers, got {}",
-                    step.num_buffers(),
-                    bad.buffers.len()
-                ),
-            ));
+        for o in operands {
+            o.check_buffers(step)?;
         }
         let (dtype, device) = (first.param.dtype(), first.param.device());
-        let fits = |o: &StepOperands<'_>| {
-            let fits_param = |t: &Tensor| {
-                t.shape() == o.param.shape()
-                    && t.dtype() == dtype
-                    && t.device() == device
-                    && t.is_contiguous()
-                    && !(crate::is_grad_enabled() && t.requires_grad())
-            };
-            std::iter::once(o.param)
-                .chain(o.buffers.iter().copied())
-                .chain([o.grad])
-                .all(fits_param)
-        };
         let backend = device.backend();
-        if !backend.fuses(step, dtype) || !operands.iter().all(fits) {
+        if !backend.fuses(step, dtype) || !operands.iter().all(|o| o.fit(dtype, device)) {
             return Ok(false);
         }
-        let start = |t: &Tensor| t.layout().contiguous_offset().map_or(0, |(s, _)| s);
         let mut dsts: Vec<&Tensor> = Vec::with_capacity(operands.len() * (1 + step.num_buffers()));
         for o in operands {
             dsts.push(o.param);
@@ -71,10 +84,13 @@ impl Tensor {
             let mut views: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
                 .iter_mut()
                 .zip(&dsts)
-                .map(|(s, t)| (&mut **s, start(t)))
+                .map(|(s, t)| (&mut **s, dense_start(t)))
                 .collect();
-            let grad_views: Vec<(&dyn crate::BackendStorage, usize)> =
-                g.iter().zip(&grads).map(|(s, t)| (*s, start(t))).collect();
+            let grad_views: Vec<(&dyn crate::BackendStorage, usize)> = g
+                .iter()
+                .zip(&grads)
+                .map(|(s, t)| (*s, dense_start(t)))
+                .collect();
             backend.fused_step_many(step, &mut views, &grad_views, &lens)
         })
     }

@@ -12,7 +12,7 @@ mod steps;
 pub use many::StepOperands;
 pub use steps::{AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, RmspropStep, SgdStep};
 
-use crate::{Error, Result, Tensor};
+use crate::{Result, Tensor};
 
 /// One optimizer step a backend may run as one kernel ([`Tensor::fused_step_`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,36 +74,19 @@ impl Tensor {
         buffers: &[&Tensor],
         grad: &Tensor,
     ) -> Result<bool> {
-        if buffers.len() != step.num_buffers() {
-            return Err(Error::invalid(
-                step.name(),
-                format!(
-                    "expects {} state buffers, got {}",
-                    step.num_buffers(),
-                    buffers.len()
-                ),
-            ));
-        }
-        let tensors = || {
-            std::iter::once(self)
-                .chain(buffers.iter().copied())
-                .chain([grad])
+        let operands = StepOperands {
+            param: self,
+            buffers,
+            grad,
         };
-        let fits = |t: &Tensor| {
-            t.shape() == self.shape()
-                && t.dtype() == self.dtype()
-                && t.device() == self.device()
-                && t.is_contiguous()
-                && !(crate::is_grad_enabled() && t.requires_grad())
-        };
+        operands.check_buffers(step)?;
         let backend = self.device().backend();
-        if !backend.fuses(step, self.dtype()) || !tensors().all(fits) {
+        if !backend.fuses(step, self.dtype()) || !operands.fit(self.dtype(), self.device()) {
             return Ok(false);
         }
-        let start = |t: &Tensor| t.layout().contiguous_offset().map_or(0, |(s, _)| s);
         let mut dsts: Vec<&Tensor> = vec![self];
         dsts.extend(buffers);
-        let starts: Vec<usize> = dsts.iter().map(|t| start(t)).collect();
+        let starts: Vec<usize> = dsts.iter().map(|t| many::dense_start(t)).collect();
         let len = self.elem_count();
         Tensor::write_many(&dsts, &[grad], |storages, g| {
             let mut views: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
@@ -111,7 +94,7 @@ impl Tensor {
                 .zip(&starts)
                 .map(|(s, &at)| (&mut **s, at))
                 .collect();
-            backend.fused_step(step, &mut views, (g[0], start(grad)), len)
+            backend.fused_step(step, &mut views, (g[0], many::dense_start(grad)), len)
         })
     }
 }
