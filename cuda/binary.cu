@@ -45,8 +45,8 @@ BINARY_FLOAT_OPS(BINARY_FLOAT)
 BINARY_I64_OPS(BINARY_I64)
 
 // i64 division truncates like Rust (i64::MIN / -1 wraps to i64::MIN). A zero divisor records the
-// lowest such position in *bad (initialised to UINT64_MAX by the host), which turns into the CPU
-// backend's "integer division by zero" error.
+// lowest such position in the failure slot `bad` (common.cuh's record_bad), which turns into the
+// CPU backend's "integer division by zero" error.
 extern "C" __global__ void binary_div_i64(uint32_t n, Geometry g, const int64_t *lhs, const int64_t *rhs,
                                           int64_t *out, unsigned long long *bad) {
     GRID_STRIDE(i, n) {
@@ -54,7 +54,7 @@ extern "C" __global__ void binary_div_i64(uint32_t n, Geometry g, const int64_t 
         element_offsets<2>(g, i, off);
         const int64_t x = lhs[off[0]], y = rhs[off[1]];
         if (y == 0) {
-            atomicMin(bad, (unsigned long long)i);
+            record_bad(bad, i, 0);
             out[i] = 0;
         } else {
             out[i] = (x == INT64_MIN && y == -1) ? INT64_MIN : x / y;

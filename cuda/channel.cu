@@ -1,15 +1,18 @@
-// Per-channel kernels of batch norm on contiguous [n, C, inner] tensors (f32 and f64), the
-// same arithmetic as sinew-tensor's cpu/channel.rs.
+// Per-channel kernels of batch norm on contiguous [n, C, inner] tensors (f32, f64, f16, bf16),
+// the same arithmetic as sinew-tensor's cpu/channel.rs.
 //
-// channel_sums_<dtype>(a, b, out, n, c, inner)
-//   grid (C, splits), 256 threads: block (ch, s) sums its share of channel ch in double and
-//   atomically adds sum(a) to out[ch] and sum(a * b) (a * a when b is null) to out[C + ch];
-//   `out` is zeroed by the host.
+// channel_sums_<dtype>(a, b, out, n, c, inner, partials, tickets)
+//   out [2, C] f64 = sum(a) and sum(a * b) (a * a when b is null) per channel. Grid (C, splits),
+//   256 threads: block (ch, s) sums its share of channel ch in double; with one split it writes
+//   out, else it stores its two sums in partials [C, splits, 2] and the last block of the channel
+//   to arrive (tickets.cuh) adds the splits' sums in order of s, so the result does not depend
+//   on the order the blocks ran in.
 // channel_lincomb_<dtype>(a, b, coef, out, total, c, inner)
 //   out = alpha[ch] * a + beta[ch] * b + gamma[ch] (the beta term dropped when b is null),
-//   coef = [alpha | beta | gamma] as double [3, C], computed in the element type with separate
-//   roundings (no FMA contraction), as the CPU backend computes it.
-#include "common.cuh"
+//   coef = [alpha | beta | gamma] as double [3, C], computed in the element type (f32 for f16
+//   and bf16, rounded once at the end) with separate roundings (no FMA contraction), as the CPU
+//   backend computes it.
+#include "tickets.cuh"
 
 __device__ __forceinline__ double warp_sum_f64(double v) {
 #pragma unroll
@@ -17,58 +20,87 @@ __device__ __forceinline__ double warp_sum_f64(double v) {
     return v;
 }
 
-template <typename T>
-__device__ void channel_sums(const T *a, const T *b, double *out, uint32_t n, uint32_t c, uint64_t inner) {
-    const uint32_t ch = blockIdx.x;
-    const uint64_t per_channel = (uint64_t)n * inner;
-    const uint64_t step = (uint64_t)gridDim.y * blockDim.x;
-    double s = 0.0, p = 0.0;
-    for (uint64_t i = (uint64_t)blockIdx.y * blockDim.x + threadIdx.x; i < per_channel; i += step) {
-        const uint64_t img = i / inner, k = i - img * inner;
-        const uint64_t off = (img * c + ch) * inner + k;
-        const double x = (double)a[off];
-        s += x;
-        p += x * (b != nullptr ? (double)b[off] : x);
-    }
+// The sums of v and w over the block, in thread 0 (a fixed order: warps, then their results).
+__device__ __forceinline__ void block_sum2(double &v, double &w) {
     __shared__ double partial[2][32];
-    s = warp_sum_f64(s);
-    p = warp_sum_f64(p);
+    v = warp_sum_f64(v);
+    w = warp_sum_f64(w);
     const uint32_t lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     if (lane == 0) {
-        partial[0][warp] = s;
-        partial[1][warp] = p;
+        partial[0][warp] = v;
+        partial[1][warp] = w;
     }
     __syncthreads();
     if (warp == 0) {
         const uint32_t warps = (blockDim.x + 31u) >> 5;
-        s = lane < warps ? partial[0][lane] : 0.0;
-        p = lane < warps ? partial[1][lane] : 0.0;
-        s = warp_sum_f64(s);
-        p = warp_sum_f64(p);
-        if (lane == 0) {
-            atomicAdd(&out[ch], s);
-            atomicAdd(&out[c + ch], p);
-        }
+        v = warp_sum_f64(lane < warps ? partial[0][lane] : 0.0);
+        w = warp_sum_f64(lane < warps ? partial[1][lane] : 0.0);
     }
+}
+
+template <typename T>
+__device__ void channel_sums(const T *a, const T *b, double *out, uint32_t n, uint32_t c, uint64_t inner,
+                             double *partials, unsigned long long *tickets) {
+    const uint32_t ch = blockIdx.x, splits = gridDim.y;
+    const uint64_t per_channel = (uint64_t)n * inner;
+    const uint64_t step = (uint64_t)splits * blockDim.x;
+    double s = 0.0, p = 0.0;
+    for (uint64_t i = (uint64_t)blockIdx.y * blockDim.x + threadIdx.x; i < per_channel; i += step) {
+        const uint64_t img = i / inner, k = i - img * inner;
+        const uint64_t off = (img * c + ch) * inner + k;
+        const double x = to_f64(a[off]);
+        s += x;
+        p += x * (b != nullptr ? to_f64(b[off]) : x);
+    }
+    block_sum2(s, p);
+    if (splits == 1) {
+        if (threadIdx.x == 0) {
+            out[ch] = s;
+            out[c + ch] = p;
+        }
+        return;
+    }
+    double *mine = partials + 2 * ((uint64_t)ch * splits + blockIdx.y);
+    if (threadIdx.x == 0) {
+        mine[0] = s;
+        mine[1] = p;
+    }
+    if (!last_to_arrive(tickets, ch, splits)) return;
+    const double *row = partials + 2 * (uint64_t)ch * splits;
+    s = 0.0;
+    p = 0.0;
+    for (uint32_t k = threadIdx.x; k < splits; k += blockDim.x) {
+        s += fresh_load(row + 2 * k);
+        p += fresh_load(row + 2 * k + 1);
+    }
+    __syncthreads();  // block_sum2's shared rows are reused
+    block_sum2(s, p);
+    if (threadIdx.x == 0) {
+        out[ch] = s;
+        out[c + ch] = p;
+    }
+    reset_ticket(tickets, ch);
 }
 
 template <typename T>
 __device__ void channel_lincomb(const T *a, const T *b, const double *coef, T *out, uint64_t total, uint32_t c,
                                 uint64_t inner) {
+    typedef typename Num<T>::C C;
     const uint64_t step = (uint64_t)gridDim.x * blockDim.x;
     for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step) {
         const uint32_t ch = (uint32_t)((i / inner) % c);
-        const T alpha = (T)coef[ch], gamma = (T)coef[2 * c + ch];
-        T v = mul_rn(a[i], alpha);
-        if (b != nullptr) v = add_rn(v, mul_rn(b[i], (T)coef[c + ch]));
-        out[i] = add_rn(v, gamma);
+        const C alpha = (C)coef[ch], gamma = (C)coef[2 * c + ch];
+        C v = mul_rn(Num<T>::up(a[i]), alpha);
+        if (b != nullptr) v = add_rn(v, mul_rn(Num<T>::up(b[i]), (C)coef[c + ch]));
+        out[i] = Num<T>::down(add_rn(v, gamma));
     }
 }
 
 #define CHANNEL_KERNELS(SUFFIX, T)                                                                \
     extern "C" __global__ void channel_sums_##SUFFIX(const T *a, const T *b, double *out,         \
-                                                     uint32_t n, uint32_t c, uint64_t inner) {    \
-        channel_sums<T>(a, b, out, n, c, inner);                                                  \
+                                                     uint32_t n, uint32_t c, uint64_t inner,      \
+                                                     double *partials, unsigned long long *tickets) { \
+        channel_sums<T>(a, b, out, n, c, inner, partials, tickets);                               \
     }                                                                                             \
     extern "C" __global__ void channel_lincomb_##SUFFIX(const T *a, const T *b, const double *coef, \
                                                         T *out, uint64_t total, uint32_t c,       \
@@ -78,6 +110,8 @@ __device__ void channel_lincomb(const T *a, const T *b, const double *coef, T *o
 
 CHANNEL_KERNELS(f32, float)
 CHANNEL_KERNELS(f64, double)
+CHANNEL_KERNELS(f16, __half)
+CHANNEL_KERNELS(bf16, __nv_bfloat16)
 
 // Batch and layer norm's per-channel step (Backend::channel_norm, sinew-tensor's
 // ops/channel_norm.rs), one thread a channel, in f64 with one rounding per operation in the

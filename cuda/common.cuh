@@ -36,6 +36,17 @@ __device__ __forceinline__ void element_offsets(const Geometry &g, uint32_t i, u
     }
 }
 
+// A failure slot (crates/sinew-cuda/src/check_slots.rs): two words the host sets to UINT64_MAX,
+// in which a kernel records the lowest position i (row-major, below 2^32 - 1) of an element that
+// makes its op fail and the value v found there. bad[0] takes the minimum of (i << 32 | low word
+// of v), bad[1] of (i << 32 | high word of v): both come from the lowest bad position whatever
+// order the threads ran in, so no second kernel has to look the value up.
+__device__ __forceinline__ void record_bad(unsigned long long *bad, uint32_t i, int64_t v) {
+    const unsigned long long key = (unsigned long long)i << 32, bits = (unsigned long long)v;
+    atomicMin(&bad[0], key | (bits & 0xffffffffull));
+    atomicMin(&bad[1], key | (bits >> 32));
+}
+
 #define GRID_STRIDE(i, n) \
     for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += blockDim.x * gridDim.x)
 

@@ -25,8 +25,8 @@
 // avg_pool2d_backward_<dtype>(total, win, grad, out, include_pad): one thread per input pixel
 //   of the contiguous [n, c, h, w] gradient: the sum of grad / count over the windows that
 //   cover it (grad contiguous [n, c, oh, ow]). A gather: no atomics.
-// max_pool2d_check(total, win, indices, bad): one thread per index; records (atomicMin) the first
-//   position whose index is not an in-bounds tap of its own window (max_pool2d's indices
+// max_pool2d_check(total, win, indices, bad): one thread per index; records (record_bad) the
+//   first position whose index, and that index, is not an in-bounds tap of its own window (max_pool2d's indices
 //   always are; the gather above would drop any other), reported at the next synchronisation.
 #include "common.cuh"
 
@@ -193,7 +193,7 @@ extern "C" __global__ void max_pool2d_check(uint32_t total, Window win, const in
             ok = ry >= 0 && rx >= 0 && ry % win.dh == 0 && rx % win.dw == 0 && ry / win.dh < win.kh &&
                  rx / win.dw < win.kw;
         }
-        if (!ok) atomicMin(bad, (unsigned long long)i);
+        if (!ok) record_bad(bad, i, j);
     }
 }
 

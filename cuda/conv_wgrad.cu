@@ -4,8 +4,9 @@
 // with cols the im2col columns of the input, read from the input view while loading a tile
 // (never stored). The positions are split into `splits` ranges of `split_len` (blockIdx.z =
 // g * splits + s) so that small weights still fill the GPU; each range's f32 product goes to its
-// own slice of the workspace P [splits, o, taps], and conv_wgrad_sum_<dtype> adds the slices in
-// order (deterministic, no atomics) and rounds once to the weight's dtype.
+// own slice of the workspace P [splits, o, taps]. The last block of a weight tile to arrive
+// (tickets.cuh; one counter a tile) adds the tile's slices in order of the split (so the sum does
+// not depend on which block finished last) and rounds once to the weight's dtype: one kernel.
 // The strided view is the input, the dense operand the contiguous [n, o, oh, ow] output gradient.
 //
 // conv_wgrad_f32: SIMT 128x128x8 tiles, 32x128x8 with ConvArgs.narrow (conv_gemm.cuh's
@@ -16,6 +17,7 @@
 //   cgt::mma_stage), both operands fetched into registers before a tile's MMAs and stored to
 //   shared memory after.
 #include "conv_gemm.cuh"
+#include "tickets.cuh"
 
 // The input under tap t at output position r (image, oy, ox); zero past the border.
 template <typename T>
@@ -205,44 +207,60 @@ __device__ __forceinline__ void wgrad_tc(const T *X, const T *G, float *P, const
 }
 }  // namespace cgt
 
+// After the block's partials are stored: in the last block of this weight tile (BM rows x 128
+// taps of group g) to arrive, dw = the sum of the tile's slices of P in order of the split,
+// rounded once to T.
+template <typename T>
+__device__ __forceinline__ void finish_tile(const float *P, T *dw, const ConvArgs &p, uint32_t bm, uint32_t splits,
+                                            unsigned long long *tickets) {
+    const uint32_t g = blockIdx.z / splits;
+    const uint64_t tile = ((uint64_t)g * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    if (!last_to_arrive(tickets, tile, splits)) return;
+    const uint32_t m0 = blockIdx.y * bm, n0 = blockIdx.x * 128u;
+    const uint64_t slice = (uint64_t)p.og * p.groups * p.taps;
+    for (uint32_t e = threadIdx.x; e < bm * 128u; e += blockDim.x) {
+        const uint32_t o = m0 + e / 128u, k = n0 + e % 128u;
+        if (o >= p.og || k >= p.taps) continue;
+        const uint64_t i = ((uint64_t)g * p.og + o) * p.taps + k;
+        float acc = 0.0f;
+        for (uint32_t s = 0; s < splits; ++s) acc += fresh_load(P + s * slice + i);
+        dw[i] = Num<T>::down(acc);
+    }
+    reset_ticket(tickets, tile);
+}
+
 extern "C" __global__ void __launch_bounds__(256, 2)
-    conv_wgrad_f32(const float *X, const float *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits) {
+    conv_wgrad_f32(const float *X, const float *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits,
+                   float *dw, unsigned long long *tickets) {
     if (p.narrow)
         wgrad_simt<2>(X, G, P, p, split_len, splits);
     else
         wgrad_simt<8>(X, G, P, p, split_len, splits);
+    finish_tile(P, dw, p, p.narrow ? 32u : 128u, splits, tickets);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)
-    conv_wgrad_tf32_f32(const float *X, const float *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits) {
+    conv_wgrad_tf32_f32(const float *X, const float *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits,
+                        float *dw, unsigned long long *tickets) {
     __shared__ __align__(128) float smem[ctf::SMEM_ELEMS];
     if (p.narrow)
         wgrad_tf32<1>(smem, X, G, P, p, split_len, splits);
     else
         wgrad_tf32<2>(smem, X, G, P, p, split_len, splits);
+    finish_tile(P, dw, p, p.narrow ? (uint32_t)ctf::Rows<1>::BM : (uint32_t)ctf::Rows<2>::BM, splits, tickets);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)
-    conv_wgrad_f16(const __half *X, const __half *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits) {
+    conv_wgrad_f16(const __half *X, const __half *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits,
+                   __half *dw, unsigned long long *tickets) {
     cgt::wgrad_tc<__half>(X, G, P, p, split_len, splits);
+    finish_tile(P, dw, p, p.narrow ? (uint32_t)cgt::Rows<1>::BM : (uint32_t)cgt::Rows<2>::BM, splits, tickets);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2) conv_wgrad_bf16(const __nv_bfloat16 *X, const __nv_bfloat16 *G,
                                                                      float *P, ConvArgs p, uint32_t split_len,
-                                                                     uint32_t splits) {
+                                                                     uint32_t splits, __nv_bfloat16 *dw,
+                                                                     unsigned long long *tickets) {
     cgt::wgrad_tc<__nv_bfloat16>(X, G, P, p, split_len, splits);
+    finish_tile(P, dw, p, p.narrow ? (uint32_t)cgt::Rows<1>::BM : (uint32_t)cgt::Rows<2>::BM, splits, tickets);
 }
-
-// dw[i] = sum over s of P[s * total + i], in order of s, rounded once to the weight's dtype.
-#define WGRAD_SUM_KERNEL(SUFFIX, T)                                                                \
-    extern "C" __global__ void conv_wgrad_sum_##SUFFIX(uint32_t total, uint32_t splits, const float *P, T *out) { \
-        GRID_STRIDE(i, total) {                                                                   \
-            float acc = 0.0f;                                                                     \
-            for (uint32_t s = 0; s < splits; ++s) acc += P[(uint64_t)s * total + i];              \
-            out[i] = Num<T>::down(acc);                                                           \
-        }                                                                                         \
-    }
-
-WGRAD_SUM_KERNEL(f32, float)
-WGRAD_SUM_KERNEL(f16, __half)
-WGRAD_SUM_KERNEL(bf16, __nv_bfloat16)

@@ -3,8 +3,8 @@
 //
 // Every kernel walks the positions of the index view (row-major, `n` of them) through a Geometry
 // and checks each index against `bound`; the first bad position (lowest, so the one the CPU
-// reports) is recorded with atomicMin in `*bad` (initialised to UINT64_MAX by the host) and that
-// position is skipped, so no out-of-range address is ever touched.
+// reports) and its index are recorded in the failure slot `*bad` (common.cuh's record_bad) and
+// that position is skipped, so no out-of-range address is ever touched.
 //
 // gather_b<bytes>(n, g, src, idx, out, step, bound, bad)
 //   g: 0 = src view with the gathered dim's stride 0, 1 = index view; out is contiguous.
@@ -19,10 +19,6 @@
 // scatter_add_i64(n, g, values, idx, out, step, bound, bad)
 //   atomicAdd into the output (wrapping, as unsigned; integer sums do not depend on the order).
 //   Float scatter-adds sum in position order instead (sorted_sum.cu).
-// index_first_bad(g, idx, bad)
-//   Queued after any of the above with the same geometry: when bad[0] holds a position, copies
-//   the index found there into bad[1], so the host can name it at its next synchronisation
-//   without keeping the index storage alive.
 #include "index_check.cuh"
 
 #define GATHER_KERNEL(BYTES, T)                                                                   \
@@ -90,12 +86,3 @@ __device__ __forceinline__ void atomic_add(int64_t *p, int64_t v) {
     }
 
 SCATTER_ADD_KERNEL(i64, int64_t)
-
-extern "C" __global__ void index_first_bad(Geometry g, const int64_t *idx, unsigned long long *bad) {
-    if (blockIdx.x != 0 || threadIdx.x != 0) return;
-    const unsigned long long pos = bad[0];
-    if (pos == ~0ull) return;
-    uint64_t off[2];
-    element_offsets<2>(g, (uint32_t)pos, off);
-    bad[1] = (unsigned long long)idx[off[1]];
-}

@@ -5,11 +5,9 @@
 //
 // xent_forward_<dtype>(x, t, w, out, rows, c, ignore, smoothing, bad)
 //   out = [loss | row weight | shift | log_sum], each [rows]; w may be null (weights 1). A
-//   target outside [0, c) other than `ignore` records its row in bad[0] (atomicMin) and the row
-//   counts as ignored; the host queues xent_first_bad next and reads the slot at its next
-//   synchronisation.
-// xent_first_bad(t, bad)
-//   One thread: when bad[0] holds a row, copies that row's target into bad[1].
+//   target outside [0, c) other than `ignore` records its row and itself in the failure slot
+//   `bad` (common.cuh's record_bad) and the row counts as ignored; the host reads the slot at
+//   its next synchronisation.
 // xent_backward_<dtype>(x, t, w, stats, grad, grad_stride, dx, rows, c, ignore, smoothing)
 //   grad_stride 1, or 0 for one gradient for every row (a mean's); dx = grad[row] * ((1 - e) w_t (p - [k = t]) + e / c (W p - w_k)), p = exp(x - shift - log_sum),
 //   W = sum of the weights; rows that do not count are zeroed.
@@ -69,7 +67,7 @@ __device__ void xent_forward(const T *x, const int64_t *t, const T *w, T *out, u
     const double lse = shift + log_sum;
     const int64_t target = t[row];
     const bool in_range = target >= 0 && (uint64_t)target < c;
-    if (target != ignore && !in_range && lane == 0) atomicMin(bad, (unsigned long long)row);
+    if (target != ignore && !in_range && lane == 0) record_bad(bad, row, target);
     const bool counts = target != ignore && in_range;
     double smooth = 0.0;
     if (counts && e > 0.0) {
@@ -116,12 +114,6 @@ __device__ void xent_backward(const T *x, const int64_t *t, const T *w, const T 
         if (e > 0.0) v += soft * (total * p - class_weight(w, k));
         dr[k] = (T)(g * v);
     }
-}
-
-extern "C" __global__ void xent_first_bad(const int64_t *t, unsigned long long *bad) {
-    if (blockIdx.x != 0 || threadIdx.x != 0) return;
-    const unsigned long long row = bad[0];
-    if (row != ~0ull) bad[1] = (unsigned long long)t[row];
 }
 
 #define XENT_KERNELS(SUFFIX, T)                                                                   \

@@ -2,20 +2,21 @@
 //! synchronisation per op (issue 14: `loss.item()` is the only sync in a training step; PyTorch's
 //! device-side index errors are asynchronous the same way).
 //!
-//! An index op (`gather`, `index_select`, `scatter`, `scatter_add`) queues its kernels and then
-//! `index_first_bad`, which copies the first bad index next to its position in the op's
-//! [`FirstBad`] slot; the slot is kept here. Whenever the host waits for the device anyway (the
-//! backend's `synchronize`, every download: `to_vec`, `item`, `to_device(cpu)`) the slots are read
-//! in the order their ops were queued, and the first fault comes back as that op's error, the
-//! same `Error::IndexOutOfBounds` the CPU backend returns at the call. The failed op's output
+//! An index op (`gather`, `index_select`, `scatter`, `scatter_add`, cross-entropy's targets, max
+//! pooling's backward) queues its kernels, which record the first bad index and its position in
+//! the op's [`FirstBad`] slot ([`crate::check_slots`]); the slot is kept here. Whenever the host
+//! waits for the device anyway (the backend's `synchronize`, every download: `to_vec`, `item`,
+//! `to_device(cpu)`) the slots are read (one copy for each run of slots from one ring) in the
+//! order their ops were queued, and the first fault comes back as that op's error, the same
+//! `Error::IndexOutOfBounds` the CPU backend returns at the call. The failed op's output
 //! has the bad positions unwritten (nothing out of range is ever read or written).
 
 use std::sync::Mutex;
 
 use sinew_tensor::{Error, Result, Unfold2d};
 
+use crate::check_slots::{FirstBad, read_slots};
 use crate::device::CudaBackend;
-use crate::ops::FirstBad;
 
 /// Slots kept before a check is forced (a loop that never synchronises stays bounded).
 const MAX_PENDING: usize = 256;
@@ -92,10 +93,15 @@ impl CudaBackend {
     pub(crate) fn check_deferred(&self) -> Result<()> {
         let pending =
             std::mem::take(&mut *self.deferred.0.lock().unwrap_or_else(|e| e.into_inner()));
-        for p in pending {
-            if let Some((position, index)) = p.slot.first_bad_index(self)? {
-                return Err(match p.rule {
-                    Rule::Below(size) => Error::IndexOutOfBounds {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let slots: Vec<&FirstBad> = pending.iter().map(|p| &p.slot).collect();
+        let faults = read_slots(self, &slots)?;
+        for (p, fault) in pending.iter().zip(faults) {
+            if let Some((position, index)) = fault {
+                return Err(match &p.rule {
+                    &Rule::Below(size) => Error::IndexOutOfBounds {
                         op: p.op,
                         index,
                         size,

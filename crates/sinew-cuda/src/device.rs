@@ -17,6 +17,7 @@ use cust::module::Module;
 use sinew_tensor::{Backend, CpuStorage, DType, Device, DeviceLocation, Error, Result};
 
 use crate::allocator::{Allocator, MemoryStats, Pool};
+use crate::check_slots::SlotRing;
 use crate::custom::CustomModules;
 use crate::deferred::DeferredChecks;
 use crate::driver::{CustResultExt, from_cust};
@@ -24,6 +25,7 @@ use crate::functions::{FunctionCache, RawFunction};
 use crate::names::{Family, Kernel};
 use crate::storage::CudaStorage;
 use crate::stream::{DeviceStream, EventTimer};
+use crate::tickets::Tickets;
 
 thread_local! {
     /// Ordinal whose primary context this thread made current last.
@@ -45,6 +47,10 @@ pub struct CudaBackend {
     functions: FunctionCache,
     pub(crate) custom: CustomModules,
     pub(crate) deferred: DeferredChecks,
+    /// Arrival counters of single-kernel reductions across blocks ([`crate::tickets`]).
+    pub(crate) tickets: Tickets,
+    /// The ring that failure slots are handed out from ([`crate::check_slots`]).
+    pub(crate) slot_ring: SlotRing,
     pub(crate) allocator: Arc<Allocator>,
     /// Whether `conv2d` runs the implicit-GEMM kernel (true) or im2col and a GEMM.
     implicit_conv: AtomicBool,
@@ -122,6 +128,8 @@ impl CudaBackend {
             functions: FunctionCache::default(),
             custom: CustomModules::default(),
             deferred: DeferredChecks::default(),
+            tickets: Tickets::default(),
+            slot_ring: SlotRing::default(),
             allocator: Arc::new(Allocator::new(loc)),
             implicit_conv: AtomicBool::new(true),
             conv_tf32: AtomicBool::new(true),

@@ -122,6 +122,8 @@ mod allocator;
 #[cfg(feature = "cuda")]
 mod backend;
 #[cfg(feature = "cuda")]
+mod check_slots;
+#[cfg(feature = "cuda")]
 mod custom;
 #[cfg(feature = "cuda")]
 mod deferred;
@@ -137,6 +139,8 @@ mod ops;
 mod storage;
 #[cfg(feature = "cuda")]
 mod stream;
+#[cfg(feature = "cuda")]
+mod tickets;
 
 #[cfg(feature = "cuda")]
 pub use allocator::{MemoryStats, size_class};

@@ -394,16 +394,6 @@ pub fn scatter_claim() -> Kernel {
     }
 }
 
-/// `index_first_bad`: copies the index at the recorded bad position next to it (dtype-free).
-pub fn index_first_bad() -> Kernel {
-    Kernel {
-        family: Family::Index,
-        prefix: "index",
-        op: "first_bad",
-        suffixes: [Suffix::None; 2],
-    }
-}
-
 /// `scatter_add_i64` (atomic adds; floats sum in order: [`scatter_add_runs`]).
 pub fn scatter_add(dtype: DType) -> Option<Kernel> {
     (dtype == DType::I64).then(|| kernel(Family::Index, "scatter", "add", dtype))
@@ -443,16 +433,11 @@ pub fn conv_gemm_dgrad(dtype: DType, tf32: bool) -> Option<Kernel> {
     conv_dtype(dtype, tf32).then(|| kernel(Family::ConvGemm, "conv_gemm", op, dtype))
 }
 
-/// `conv_wgrad_<dtype>` (implicit-GEMM weight gradient into f32 partials; with `tf32`,
-/// `conv_wgrad_tf32_f32`) or, with `sum`, `conv_wgrad_sum_<dtype>` (the partials added and
-/// rounded, whichever kernel made them): f32, f16 and bf16.
-pub fn conv_wgrad(sum: bool, dtype: DType, tf32: bool) -> Option<Kernel> {
-    let op = match (sum, tf32) {
-        (true, _) => "sum",
-        (false, true) => "tf32",
-        (false, false) => "",
-    };
-    conv_dtype(dtype, tf32 && !sum).then(|| kernel(Family::ConvWgrad, "conv_wgrad", op, dtype))
+/// `conv_wgrad_<dtype>` (implicit-GEMM weight gradient, its split partials added in the same
+/// kernel) or, with `tf32`, `conv_wgrad_tf32_f32`: f32, f16 and bf16.
+pub fn conv_wgrad(dtype: DType, tf32: bool) -> Option<Kernel> {
+    let op = if tf32 { "tf32" } else { "" };
+    conv_dtype(dtype, tf32).then(|| kernel(Family::ConvWgrad, "conv_wgrad", op, dtype))
 }
 
 /// `max_pool2d_<dtype>` or, with `backward`, `max_pool2d_backward_<dtype>`: floats.
@@ -482,11 +467,10 @@ pub fn philox_uniform() -> Kernel {
     kernel(Family::Random, "philox_uniform", "", DType::F32)
 }
 
-/// `channel_sums_<dtype>` and `channel_lincomb_<dtype>` (`lincomb` true): f32 and f64.
+/// `channel_sums_<dtype>` and `channel_lincomb_<dtype>` (`lincomb` true): floats.
 pub fn channel(lincomb: bool, dtype: DType) -> Option<Kernel> {
     let stem = if lincomb { "lincomb" } else { "sums" };
-    matches!(dtype, DType::F32 | DType::F64)
-        .then(|| kernel(Family::Channel, "channel", stem, dtype))
+    is_float(dtype).then(|| kernel(Family::Channel, "channel", stem, dtype))
 }
 
 /// `channel_norm_forward_f64` / `channel_norm_backward_f64`: a normalisation's per-channel
@@ -507,16 +491,6 @@ pub fn running_stats(dtype: DType) -> Option<Kernel> {
 pub fn xent(backward: bool, dtype: DType) -> Option<Kernel> {
     let stem = if backward { "backward" } else { "forward" };
     matches!(dtype, DType::F32 | DType::F64).then(|| kernel(Family::Xent, "xent", stem, dtype))
-}
-
-/// `xent_first_bad`: the target of the first bad row of `xent_forward_*`, for the error.
-pub fn xent_first_bad() -> Kernel {
-    Kernel {
-        family: Family::Xent,
-        prefix: "xent",
-        op: "first_bad",
-        suffixes: [Suffix::None; 2],
-    }
 }
 
 /// `radix_<step>`, a step of the stable radix sort of a 1-d i64 index (dtype-free): `keys`,
@@ -619,11 +593,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         for tf32 in [false, true] {
             out.extend(conv_gemm(dtype, tf32));
             out.extend(conv_gemm_dgrad(dtype, tf32));
-            out.extend(
-                [false, true]
-                    .iter()
-                    .filter_map(|&s| conv_wgrad(s, dtype, tf32)),
-            );
+            out.extend(conv_wgrad(dtype, tf32));
         }
         for backward in [false, true] {
             out.extend(max_pool2d(backward, dtype));
@@ -634,11 +604,9 @@ pub fn every_kernel() -> Vec<Kernel> {
     }
     out.extend(["keys", "histogram", "scan", "scatter"].map(radix));
     out.push(scatter_claim());
-    out.push(index_first_bad());
     out.push(max_pool2d_check());
     out.push(matmul_tf32());
     out.push(philox_uniform());
-    out.push(xent_first_bad());
     out.sort_by_key(Kernel::name);
     out.dedup();
     out

@@ -1,11 +1,11 @@
 //! Batch norm's per-channel kernels on the GPU against the CPU backend: sums (one and two
-//! operands, strided views) and the per-channel affine map, f32 and f64.
+//! operands, strided views) and the per-channel affine map, f32, f64, f16 and bf16.
 
 #![cfg(feature = "cuda")]
 
 mod common;
 
-use common::{check, gpu, poison, randn};
+use common::{check, gpu, kernel_launches, poison, randn};
 use sinew_tensor::{DType, Device, Tensor};
 
 #[test]
@@ -13,7 +13,7 @@ use sinew_tensor::{DType, Device, Tensor};
 fn channel_sums_and_lincomb_match_the_cpu() {
     let dev = gpu();
     let cpu = Device::cpu();
-    for dtype in [DType::F32, DType::F64] {
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
         // ResNet-like and awkward shapes; the permuted view is not contiguous.
         for dims in [
             vec![128usize, 64, 8, 8],
@@ -75,11 +75,44 @@ fn channel_sums_and_lincomb_match_the_cpu() {
         let got = ga.channel_sums(None).unwrap().to_device(&cpu).unwrap();
         check("strided sums", &want, &got, 1e-9);
     }
-    let half = Tensor::zeros([2, 3], DType::F16, &dev).unwrap();
-    assert!(
-        half.channel_sums(None).is_err(),
-        "f16 has no per-channel kernel"
-    );
+    let ints = Tensor::zeros([2, 3], DType::I64, &dev).unwrap();
+    assert!(ints.channel_sums(None).is_err(), "integers have no sums");
+}
+
+/// The sums are one kernel however many blocks share a channel (the last block to arrive adds
+/// the others' partial sums), and the same bits on every run: the partials are added in a fixed
+/// order, never atomically. Runs back to back so each launch relies on the one before it having
+/// put its counters back to 0.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn channel_sums_are_one_deterministic_kernel() {
+    let dev = gpu();
+    // 1, 4, 32 and 1024 blocks a channel (8 * 256 elements each, at most 1024).
+    for dims in [
+        vec![2usize, 5, 7, 11],
+        vec![128, 64, 8, 8],
+        vec![64, 3, 32, 32],
+        vec![512, 2, 64, 64],
+    ] {
+        let a = randn(170, &dims, DType::F32).add_scalar(3.0).unwrap();
+        let b = randn(171, &dims, DType::F32);
+        let (ga, gb) = (a.to_device(&dev).unwrap(), b.to_device(&dev).unwrap());
+        let first = ga.channel_sums(Some(&gb)).unwrap().to_vec::<f64>().unwrap();
+        for _ in 0..3 {
+            let before = kernel_launches(&dev);
+            let again = ga.channel_sums(Some(&gb)).unwrap();
+            assert_eq!(kernel_launches(&dev) - before, 1, "{dims:?}: kernels");
+            let again = again.to_vec::<f64>().unwrap();
+            let same = first
+                .iter()
+                .zip(&again)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{dims:?}: {first:?} then {again:?}");
+        }
+        let want = a.channel_sums(Some(&b)).unwrap();
+        let got = Tensor::from_vec(first, [2, dims[1]]).unwrap();
+        check(&format!("sums {dims:?}"), &want, &got, 1e-9);
+    }
 }
 
 /// A normalisation's per-channel step (`Tensor::channel_norm`) is one kernel on the GPU with

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{FullF32Conv, both, check, gpu, max_error, poison, randn, tf32_rounded};
+use common::{
+    FullF32Conv, both, check, gpu, kernel_launches, max_error, poison, randn, tf32_rounded,
+};
 use sinew_tensor::{Conv2dConfig, DType, Device, Tensor, Unfold2d};
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
@@ -357,6 +359,51 @@ fn implicit_gemm_conv_needs_no_column_buffer() {
     );
     for (t, (a, b)) in grads[0].iter().zip(&grads[1]).enumerate() {
         check(&format!("conv step tensor {t}"), b, a, 1e-4);
+    }
+}
+
+/// The weight gradient is one kernel however many blocks split the output positions (the last
+/// block of each weight tile adds the splits' partial sums, in order), with the same bits on
+/// every run and the CPU's values.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn weight_gradient_is_one_deterministic_kernel() {
+    let dev = gpu();
+    let _f32 = FullF32Conv::new(&dev);
+    let cpu = Device::cpu();
+    // One weight tile (16 filters x 72 taps) over 8,192 positions: split into several ranges.
+    let w_dims = [16usize, 8, 3, 3];
+    let wgrad = |x: &Tensor, g: &Tensor, spec: &Unfold2d| {
+        let backend = x.device().backend();
+        let dw = x
+            .with_storage(|xs, xl| {
+                g.with_storage(|gs, gl| {
+                    backend.conv2d_weight_grad((xs, xl), (gs, gl), &w_dims, spec, 1)
+                })
+            })
+            .unwrap()
+            .expect("a weight-gradient kernel");
+        Tensor::from_storage(dw, w_dims, x.device().clone()).unwrap()
+    };
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        let x = randn(90, &[32, 8, 16, 16], dtype);
+        let g = randn(91, &[32, 16, 16, 16], dtype);
+        let spec = x
+            .unfold_spec("test", (3, 3), (1, 1), (1, 1), (1, 1), 0.0)
+            .unwrap();
+        let (gx, gg) = (x.to_device(&dev).unwrap(), g.to_device(&dev).unwrap());
+        let first = wgrad(&gx, &gg, &spec).to_device(&cpu).unwrap();
+        for _ in 0..2 {
+            let before = kernel_launches(&dev);
+            let again = wgrad(&gx, &gg, &spec);
+            assert_eq!(kernel_launches(&dev) - before, 1, "{dtype}: kernels");
+            let again = again.to_device(&cpu).unwrap();
+            let bits = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+            assert_eq!(bits(&first), bits(&again), "{dtype}: run to run");
+        }
+        if dtype == DType::F32 {
+            check("weight gradient", &wgrad(&x, &g, &spec), &first, 1e-3);
+        }
     }
 }
 

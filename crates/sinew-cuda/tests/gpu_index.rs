@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{both, check, gpu, randn};
+use common::{both, check, gpu, kernel_launches, randn};
 use sinew_tensor::{DType, Device, Generator, Tensor};
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
@@ -263,6 +263,39 @@ fn index_errors_wait_for_the_next_synchronisation() {
         x.gather(1, &cols).unwrap();
     }
     dev.synchronize().unwrap();
+}
+
+/// An index op queues only its own kernel: its failure slot comes from a ring set up by one fill
+/// per 256 slots, and the bad index is recorded by the op's kernel itself. A fault in any slot,
+/// the ring it is in full or not, comes back at the next synchronisation with the CPU's error.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn index_checks_queue_no_kernels_of_their_own() {
+    let dev = gpu();
+    let host = randn(151, &[9, 7], DType::F32);
+    let x = host.to_device(&dev).unwrap();
+    let cols = Tensor::from_vec(vec![3i64, 0], [2, 1]).unwrap();
+    let bad = Tensor::from_vec(vec![5i64, -9], [2, 1]).unwrap();
+    let cpu_err = host.gather(1, &bad).unwrap_err().to_string();
+    let (cols, bad) = (cols.to_device(&dev).unwrap(), bad.to_device(&dev).unwrap());
+    let before = kernel_launches(&dev);
+    // 512 slots from wherever the ring stands: exactly two new rings.
+    for k in 0..512 {
+        x.gather(1, if k == 300 { &bad } else { &cols }).unwrap();
+        if k % 128 == 127 {
+            let checked = dev.synchronize();
+            if k == 383 {
+                assert_eq!(checked.unwrap_err().to_string(), cpu_err, "op {k}");
+            } else {
+                checked.unwrap();
+            }
+        }
+    }
+    assert_eq!(
+        kernel_launches(&dev) - before,
+        512 + 2,
+        "one gather kernel an op"
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 // kernels' logic.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -93,6 +94,8 @@ static_assert(sizeof(EmuTensorMap) == 128, "a CUtensorMap is 128 bytes");
 
 inline void __syncthreads() { emu::sync_block(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::sync_warp(); }
+// Blocks run one after another on one OS thread: a fence only has to stop compiler reordering.
+inline void __threadfence() { std::atomic_signal_fence(std::memory_order_seq_cst); }
 
 template <typename T> inline uint64_t emu_bits(T v) {
     static_assert(sizeof(T) <= 8, "shuffles move at most 8 bytes");

@@ -27,7 +27,7 @@ pub(crate) fn binary(
     }
     let bad = FirstBad::new(dev)?;
     let out = pair(dev, op.name(), kernel, (lhs, ll), (rhs, rl), Some(&bad))?;
-    if bad.position(dev)?.is_some() {
+    if bad.first_bad(dev)?.is_some() {
         return Err(Error::invalid("div", "integer division by zero"));
     }
     Ok(out)

@@ -1,5 +1,5 @@
 //! Host side of `cuda/channel.cu`: batch norm's per-channel sums and affine maps on `[n, C,
-//! ...]` tensors (f32, f64), and the per-channel step between them (`channel_norm`). Strided
+//! ...]` tensors (floats), and the per-channel step between them (`channel_norm`). Strided
 //! inputs are made contiguous first.
 
 use sinew_tensor::backend::check_operand_pair;
@@ -68,7 +68,8 @@ fn operands(
     Ok((pa, pb))
 }
 
-/// `Backend::channel_sums` on the GPU: a zeroed f64 `[2, C]` output, then one kernel.
+/// `Backend::channel_sums` on the GPU: one kernel, its blocks' partial sums added by the last
+/// block of each channel (in a fixed order: the same sums on every run).
 pub(crate) fn channel_sums(
     dev: &CudaBackend,
     a: &CudaStorage,
@@ -79,14 +80,23 @@ pub(crate) fn channel_sums(
     let dtype = a.dtype_of();
     let kernel = names::channel(false, dtype).ok_or(Error::UnsupportedDType { op: OP, dtype })?;
     let (n, c, inner) = split(OP, al)?;
-    let out = fill_pattern(dev, DType::F64, 2 * c as usize, 0)?;
     let per_channel = u64::from(n) * inner;
     if c == 0 || per_channel == 0 {
-        return Ok(out);
+        return fill_pattern(dev, DType::F64, 2 * c as usize, 0);
     }
+    let out = dev.alloc(DType::F64, 2 * c as usize)?;
     let mut keep = [None, None];
     let (pa, pb) = operands(dev, OP, (a, al), b, &mut keep)?;
     let splits = per_channel.div_ceil(u64::from(THREADS) * 8).clamp(1, 1024) as u32;
+    // One split writes `out` directly; more share a workspace and the channel's counter.
+    let (partials, tickets) = if splits > 1 {
+        let partials = dev.alloc(DType::F64, 2 * c as usize * splits as usize)?;
+        (Some(partials), Some(dev.tickets(c as usize)?))
+    } else {
+        (None, None)
+    };
+    let pp = partials.as_ref().map_or(0, CudaStorage::device_ptr);
+    let pt = tickets.as_ref().map_or(0, |t| t.device_ptr());
     let po = out.device_ptr();
     dev.launch(
         &kernel,
@@ -94,7 +104,7 @@ pub(crate) fn channel_sums(
             grid: (c, splits, 1),
             block: (THREADS, 1, 1),
         },
-        kernel_args![pa, pb, po, n, c, inner],
+        kernel_args![pa, pb, po, n, c, inner, pp, pt],
     )?;
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Host side of `cuda/conv_wgrad.cu`: a convolution's weight gradient as an implicit GEMM over
-//! the output positions, split into ranges whose f32 partial products are then added in order
-//! (deterministic, no atomics) and rounded once to the weight's dtype.
+//! the output positions, split into ranges whose f32 partial products the last block of each
+//! weight tile adds in order (deterministic, no atomics; [`crate::tickets`]) and rounds once to
+//! the weight's dtype: one kernel.
 
 use sinew_tensor::{DType, Layout, Result, Unfold2d};
 
@@ -37,10 +38,7 @@ pub(crate) fn conv2d_weight_grad(
     const OP: &str = "conv2d weight gradient";
     let dtype = g.0.dtype_of();
     let tf32 = tf32(dev, dtype);
-    let (Some(kernel), Some(sum)) = (
-        applicable(dev, spec, names::conv_wgrad(false, dtype, tf32)),
-        names::conv_wgrad(true, dtype, tf32),
-    ) else {
+    let Some(kernel) = applicable(dev, spec, names::conv_wgrad(dtype, tf32)) else {
         return Ok(None);
     };
     same_dtype(OP, dtype, x.0)?;
@@ -73,16 +71,15 @@ pub(crate) fn conv2d_weight_grad(
         block: (threads, 1, 1),
     };
     let partials = dev.alloc(DType::F32, count * total)?;
+    let tickets = dev.tickets(tiles)?;
     let args = shape.args(x.1, g_offset, false, tile_m);
     let (len32, count32) = (count_u32(OP, split_len)?, count_u32(OP, count)?);
     let (xp, gp, pp) = (x.0.device_ptr(), gst.device_ptr(), partials.device_ptr());
-    dev.launch(&kernel, cfg, kernel_args![xp, gp, pp, args, len32, count32])?;
-    let total32 = count_u32(OP, total)?;
-    let op = out.device_ptr();
+    let (op, tp) = (out.device_ptr(), tickets.device_ptr());
     dev.launch(
-        &sum,
-        LaunchConfig::elementwise(total),
-        kernel_args![total32, count32, pp, op],
+        &kernel,
+        cfg,
+        kernel_args![xp, gp, pp, args, len32, count32, op, tp],
     )?;
     Ok(Some(out))
 }

@@ -4,9 +4,8 @@
 //! broadcast over the output (stride 0 everywhere but the selected dim), so one kernel serves both.
 //!
 //! Indices are validated **on the device**: each kernel checks every index against its bound and
-//! records the lowest bad position (see [`FirstBad`]), skipping it so nothing out of range is read
-//! or written; `index_first_bad` then copies the index found there into the slot. No op waits for
-//! that: the slot is read at the backend's next synchronisation ([`crate::deferred`]), which
+//! records the lowest bad position and its index (see [`FirstBad`]), skipping it so nothing out
+//! of range is read or written. No op waits for that: the slot is read at the backend's next synchronisation ([`crate::deferred`]), which
 //! returns the CPU backend's `Error::IndexOutOfBounds` naming the first bad index in row-major
 //! order and the bound. Only an `index_select` whose output is empty (so no kernel runs) validates
 //! its indices on the host, from a download, and fails at the call.
@@ -40,38 +39,6 @@ pub(crate) fn view(dims: &[usize], strides: Vec<usize>, offset: usize) -> Layout
     Layout::from_parts(Shape::new(dims.to_vec()), strides, offset)
 }
 
-/// Queues `index_first_bad` over the geometry `g` of a checked launch (index view = operand 1):
-/// the index at the slot's first bad position is copied next to it.
-pub(crate) fn queue_first_bad(
-    dev: &CudaBackend,
-    g: Geometry,
-    index: &CudaStorage,
-    bad: &FirstBad,
-) -> Result<()> {
-    let (i, b) = (index.device_ptr(), bad.ptr());
-    dev.launch(
-        &names::index_first_bad(),
-        LaunchConfig {
-            grid: (1, 1, 1),
-            block: (1, 1, 1),
-        },
-        kernel_args![g, i, b],
-    )
-}
-
-/// [`queue_first_bad`], then leaves the slot to the next synchronisation.
-pub(crate) fn defer_check(
-    dev: &CudaBackend,
-    op: &'static str,
-    g: Geometry,
-    index: &CudaStorage,
-    bound: usize,
-    bad: FirstBad,
-) -> Result<()> {
-    queue_first_bad(dev, g, index, &bad)?;
-    dev.defer_index_check(op, bound, bad)
-}
-
 /// Launches `gather_b<bytes>` over the positions of `idx_view` (same shape as `src_view`), its
 /// index check deferred.
 fn launch_gather(
@@ -98,7 +65,7 @@ fn launch_gather(
         LaunchConfig::elementwise(n),
         kernel_args![count, g, s, i, o, step, bound64, b],
     )?;
-    defer_check(dev, op, g, index, bound, bad)
+    dev.defer_index_check(op, bound, bad)
 }
 
 /// `out[p] = src[p with dim replaced by index[p]]`; the output has the index's shape.
@@ -259,6 +226,6 @@ pub(crate) fn scatter(
             kernel_args![count, g, v, i, o, step64, bound64, b, w],
         )?;
     }
-    defer_check(dev, OP, g, index, bound, bad)?;
+    dev.defer_index_check(OP, bound, bad)?;
     Ok(out)
 }

@@ -29,10 +29,10 @@ use std::sync::atomic::Ordering;
 
 use sinew_tensor::{DType, Error, Result};
 
+pub(crate) use crate::check_slots::FirstBad;
 use crate::device::CudaBackend;
 use crate::driver::check_with;
 use crate::names::Kernel;
-use crate::storage::CudaStorage;
 
 /// Threads per block of the elementwise kernels.
 pub(crate) const BLOCK: u32 = 256;
@@ -131,52 +131,4 @@ pub(crate) fn count_u32(op: &'static str, n: usize) -> Result<u32> {
             format!("{n} elements exceed the CUDA kernels' 2^32 limit"),
         )
     })
-}
-
-/// Two device words in which kernels record, first, the lowest position (row-major,
-/// `atomicMin`) of an element that makes the op fail (an index out of range, a zero divisor), for
-/// errors that only the data reveals, and second (index ops, `index_first_bad`) the index found
-/// there. Reading it waits for the stream: i64 division reads it at once; index ops leave it to
-/// the next synchronisation ([`crate::deferred`]).
-pub(crate) struct FirstBad(CudaStorage);
-
-impl FirstBad {
-    /// A fresh slot holding "none" (`u64::MAX`) in both words.
-    pub(crate) fn new(dev: &CudaBackend) -> Result<Self> {
-        cast::fill_pattern(dev, DType::I64, 2, u64::MAX).map(FirstBad)
-    }
-
-    /// Device address of the slot (the kernels' `unsigned long long *bad`).
-    pub(crate) fn ptr(&self) -> u64 {
-        self.0.device_ptr()
-    }
-
-    /// Waits for the queued kernels and returns the first bad position, if any.
-    pub(crate) fn position(&self, dev: &CudaBackend) -> Result<Option<usize>> {
-        let value = read_word(dev, self.ptr())?;
-        Ok((value != u64::MAX).then_some(value as usize))
-    }
-
-    /// Waits for the queued kernels and returns the first bad position and the index recorded
-    /// there by `index_first_bad`, if any (one 16-byte copy).
-    pub(crate) fn first_bad_index(&self, dev: &CudaBackend) -> Result<Option<(usize, i64)>> {
-        let mut bytes = [0u8; 16];
-        dev.bind()?;
-        dev.stream().download(self.ptr(), &mut bytes)?;
-        let word = |k: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[8 * k..8 * k + 8]);
-            u64::from_le_bytes(w)
-        };
-        let position = word(0);
-        Ok((position != u64::MAX).then_some((position as usize, word(1) as i64)))
-    }
-}
-
-/// The 8 bytes at a device address, after all queued work.
-pub(crate) fn read_word(dev: &CudaBackend, ptr: u64) -> Result<u64> {
-    let mut bytes = [0u8; 8];
-    dev.bind()?;
-    dev.stream().download(ptr, &mut bytes)?;
-    Ok(u64::from_le_bytes(bytes))
 }

@@ -7,10 +7,8 @@ use sinew_tensor::{DType, Error, Layout, Result, Unfold2d};
 
 use super::cast::copy_strided;
 use super::conv::{Window, check_dims};
-use super::index::queue_first_bad;
 use super::{FirstBad, LaunchConfig, count_u32, need};
 use crate::device::CudaBackend;
-use crate::geometry::Geometry;
 use crate::names;
 use crate::storage::CudaStorage;
 
@@ -95,7 +93,7 @@ pub(crate) fn max_pool2d_backward(
         };
     }
     let (g_copy, g_layout) = dense(dev, grad.0, grad.1)?;
-    let (i_copy, i_layout) = dense(dev, indices.0, indices.1)?;
+    let (i_copy, _) = dense(dev, indices.0, indices.1)?;
     let g = g_copy.as_ref().unwrap_or(grad.0);
     let idx = i_copy.as_ref().unwrap_or(indices.0);
     let win = Window::new(OP, spec, &g_layout)?;
@@ -107,8 +105,6 @@ pub(crate) fn max_pool2d_backward(
         LaunchConfig::elementwise(outputs),
         kernel_args![outputs32, win, i, b],
     )?;
-    let geometry = Geometry::new(OP, &[&i_layout, &i_layout])?;
-    queue_first_bad(dev, geometry, idx, &bad)?;
     dev.defer_window_check(OP, *spec, bad)?;
     let (count, gp, o) = (count_u32(OP, total)?, g.device_ptr(), out.device_ptr());
     dev.launch(

@@ -14,7 +14,7 @@
 use sinew_tensor::{DType, Error, Layout, Result, Shape};
 
 use super::cast::copy_strided;
-use super::index::{check_index_dtype, defer_check, view};
+use super::index::{check_index_dtype, view};
 use super::{FirstBad, LaunchConfig, count_u32};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
@@ -96,7 +96,7 @@ pub(crate) fn index_select_backward(
             kernel_args![t, r, e, count, k, p, g, o],
         )?;
     }
-    defer_check(dev, OP, geom, index, rows, bad)?;
+    dev.defer_index_check(OP, rows, bad)?;
     Ok(Some(out))
 }
 

@@ -108,8 +108,8 @@ impl Operands {
     }
 }
 
-/// `Backend::softmax_xent_forward` on the GPU: one kernel into a fresh `[4, M]` output, then
-/// the one-thread kernel naming a bad target, its slot kept for the next synchronisation.
+/// `Backend::softmax_xent_forward` on the GPU: one kernel into a fresh `[4, M]` output; a bad
+/// target is recorded in a failure slot kept for the next synchronisation.
 pub(crate) fn forward(
     dev: &CudaBackend,
     ops: XentOperands<'_>,
@@ -129,14 +129,6 @@ pub(crate) fn forward(
         &o.kernel,
         o.launch_config(),
         kernel_args![x, t, w, po, rows, c, ignore, e, pb],
-    )?;
-    dev.launch(
-        &names::xent_first_bad(),
-        LaunchConfig {
-            grid: (1, 1, 1),
-            block: (1, 1, 1),
-        },
-        kernel_args![t, pb],
     )?;
     dev.defer_index_check("cross_entropy", o.classes as usize, bad)?;
     Ok(out)

@@ -2,7 +2,7 @@
 //! the batch's biased variance in training and update the running statistics with the unbiased
 //! one; normalise with the running statistics in evaluation mode.
 
-use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor, autocast};
+use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor};
 
 use crate::{Buffer, Mode, Module, Visit, summary};
 
@@ -43,7 +43,10 @@ fn per_channel(v: &Tensor, rank: usize) -> Result<Tensor> {
 }
 
 /// Functional batch normalisation (PyTorch's `F.batch_norm`). In training, `running_mean` and
-/// `running_var` (if given) are updated in place with weight `momentum`.
+/// `running_var` (if given) are updated in place with weight `momentum`. The output has `x`'s
+/// dtype: an f16 or bf16 input (a convolution's output under autocast) is normalised with f64
+/// statistics and f32 arithmetic and stays half precision, as in PyTorch, where batch norm is on
+/// neither autocast list.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm(
     x: &Tensor,
@@ -71,8 +74,6 @@ fn batch_norm_counting(
     eps: f64,
 ) -> Result<Tensor> {
     const OP: &str = "batch_norm";
-    // Under autocast the statistics and the normalisation run in f32 (the output is f32).
-    let x = &autocast::full_precision(x)?;
     if x.rank() < 2 {
         return Err(Error::invalid(
             OP,
@@ -96,7 +97,7 @@ fn batch_norm_counting(
             ));
         }
         // One read for the statistics and one pass for the output where the backend has
-        // per-channel kernels (f32/f64 on the CPU and CUDA backends).
+        // per-channel kernels (floats on the CPU and CUDA backends).
         let running = running_mean.zip(running_var).filter(|_| training);
         if let Some(y) = super::batch_norm_fused::batch_norm_batch_stats(
             x,
@@ -105,6 +106,12 @@ fn batch_norm_counting(
             bias,
             (momentum, eps),
         )? {
+            return Ok(y);
+        }
+        if let Some(y) = in_f32(x, |x| {
+            let running = (running_mean, running_var, batches);
+            batch_norm_counting(x, running, weight, bias, training, momentum, eps)
+        })? {
             return Ok(y);
         }
         let mean = x.mean(&dims, true)?;
@@ -117,6 +124,12 @@ fn batch_norm_counting(
         }
         (centered, var.add_scalar(eps)?.rsqrt()?)
     } else {
+        if let Some(y) = in_f32(x, |x| {
+            let running = (running_mean, running_var, batches);
+            batch_norm_counting(x, running, weight, bias, training, momentum, eps)
+        })? {
+            return Ok(y);
+        }
         let (rm, rv) = (running_mean.unwrap_or(x), running_var.unwrap_or(x));
         let invstd = per_channel(rv, rank)?.add_scalar(eps)?.rsqrt()?;
         (x.sub(&per_channel(rm, rank)?)?, invstd)
@@ -131,6 +144,18 @@ fn batch_norm_counting(
         y = y.add(&per_channel(b, rank)?)?;
     }
     Ok(y)
+}
+
+/// For an f16 or bf16 `x`: `norm` of `x` in f32, cast back to `x`'s dtype (batch norm keeps its
+/// input's dtype, as PyTorch's does; its statistics need f32's range and precision). `None` for
+/// other dtypes.
+fn in_f32(x: &Tensor, norm: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Option<Tensor>> {
+    if !matches!(x.dtype(), DType::F16 | DType::BF16) {
+        return Ok(None);
+    }
+    norm(&x.to_dtype(DType::F32)?)?
+        .to_dtype(x.dtype())
+        .map(Some)
 }
 
 /// Batch normalisation over the channel dim of `[n, C]`, `[n, C, L]` (1-d) or
@@ -303,5 +328,68 @@ impl Module for BatchNorm {
             [2, 3] => "BatchNorm1d",
             _ => "BatchNorm",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sinew_tensor::{DType, Device, Generator, Result, Tensor};
+
+    use super::batch_norm;
+
+    /// Output, input and weight gradients, running mean and variance of one batch norm step.
+    fn step(x: &Tensor, w: &Tensor, probe: &Tensor, training: bool) -> Result<[Tensor; 5]> {
+        let cpu = Device::cpu();
+        let (x, w) = (x.detach().requires_grad_(), w.detach().requires_grad_());
+        let b = w.mul_scalar(0.5)?.detach();
+        let rm = Tensor::full([3], 0.25, DType::F32, &cpu)?;
+        let rv = Tensor::full([3], 2.0, DType::F32, &cpu)?;
+        let y = batch_norm(
+            &x,
+            Some(&rm),
+            Some(&rv),
+            Some(&w),
+            Some(&b),
+            training,
+            0.1,
+            1e-5,
+        )?;
+        y.to_dtype(DType::F32)?.mul(probe)?.sum_all()?.backward()?;
+        Ok([y, x.grad().unwrap(), w.grad().unwrap(), rm, rv])
+    }
+
+    /// An f16 or bf16 input stays in its dtype (PyTorch's batch norm, on neither autocast
+    /// list), in training (the per-channel kernels: f64 statistics, the map in f32 rounded once)
+    /// and in eval (f32, cast back): on values exact in both dtypes its output and input
+    /// gradient are the f32 ones rounded once, and the weight gradient and running statistics
+    /// are the f32 ones exactly.
+    #[test]
+    fn half_inputs_stay_half_with_f32_statistics() -> Result<()> {
+        let cpu = Device::cpu();
+        let mut g = Generator::new(21);
+        // Values with 8 significant bits: exact in f16 and in bf16.
+        let exact = |t: Tensor| t.to_dtype(DType::BF16)?.to_dtype(DType::F32);
+        let x = exact(g.randn([6, 3, 4, 4], DType::F32, &cpu)?.mul_scalar(2.0)?)?;
+        let probe = exact(g.randn([6, 3, 4, 4], DType::F32, &cpu)?)?;
+        let w = g.randn([3], DType::F32, &cpu)?;
+        for dtype in [DType::F16, DType::BF16] {
+            for training in [true, false] {
+                let half = step(&x.to_dtype(dtype)?, &w, &probe, training)?;
+                let full = step(&x, &w, &probe, training)?;
+                let what = format!("{dtype} training={training}");
+                assert_eq!(half[0].dtype(), dtype, "{what}: output dtype");
+                assert_eq!(half[1].dtype(), dtype, "{what}: gradient dtype");
+                for k in 0..5 {
+                    let want = if k < 2 {
+                        full[k].to_dtype(dtype)?.to_dtype(DType::F32)?
+                    } else {
+                        full[k].clone()
+                    };
+                    let got = half[k].to_dtype(DType::F32)?.to_vec::<f32>()?;
+                    assert_eq!(got, want.to_vec::<f32>()?, "{what}: tensor {k}");
+                }
+            }
+        }
+        Ok(())
     }
 }

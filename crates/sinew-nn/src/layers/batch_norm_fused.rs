@@ -2,8 +2,9 @@
 //! (`Tensor::channel_sums`, `Tensor::channel_lincomb`): the statistics in one read of `x`, the
 //! output in one pass, and a recorded backward rule that needs one read of `dy` and `x` and one
 //! pass for `dx`, where the op-by-op form makes about six full-size passes forward and more
-//! backward. Used for f32/f64 inputs on backends with those kernels (the CPU and CUDA ones);
-//! `None` sends the caller to the op-by-op form.
+//! backward. Used for float inputs on backends with those kernels (the CPU and CUDA ones; an
+//! f16/bf16 input stays in its dtype, its statistics in f64); `None` sends the caller to the
+//! op-by-op form.
 
 use sinew_tensor::{ChannelNormStep, DType, Error, Result, Save, Tensor, is_grad_enabled, no_grad};
 
@@ -33,7 +34,7 @@ pub(crate) fn batch_norm_batch_stats(
     bias: Option<&Tensor>,
     (momentum, eps): (f64, f64),
 ) -> Result<Option<Tensor>> {
-    if !matches!(x.dtype(), DType::F32 | DType::F64) {
+    if !x.dtype().is_float() {
         return Ok(None);
     }
     let guard = no_grad();
@@ -50,6 +51,7 @@ pub(crate) fn batch_norm_batch_stats(
     drop(guard);
     let bias_dtype = bias.map(Tensor::dtype);
     let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor| {
+        let dy = &dy.to_dtype(x.dtype())?;
         let grads_of = stats.input_gradient(dy, x, param_row(w)?.as_ref())?;
         let mut grads = vec![Some(grads_of.dx)];
         // The weight's and bias's gradients, in one cast where their dtypes agree.

@@ -1,8 +1,10 @@
 //! Per-channel kernels of batch norm (`Backend::channel_sums`, `Backend::channel_lincomb`) on
 //! `[n, C, inner]` views: the statistics and the backward reductions in one read, the output
-//! and the input gradient in one pass. f32 and f64; other dtypes are `UnsupportedDType` (batch
-//! norm then takes its op-by-op form).
+//! and the input gradient in one pass. Floats: sums in f64; f16 and bf16 map in f32 and round
+//! once (batch norm keeps a half-precision input's dtype, as PyTorch's does under autocast);
+//! other dtypes are `UnsupportedDType`.
 
+use half::{bf16, f16};
 use rayon::prelude::*;
 
 use crate::cpu::CpuStorage;
@@ -82,6 +84,26 @@ impl ChannelFloat for f64 {
         a * alpha + b * beta + gamma
     }
 }
+
+/// f16 and bf16: exact in f64; the map in f32 (each product and sum rounded to f32, as the GPU's
+/// `mul_rn`/`add_rn` do), rounded once to the half type.
+macro_rules! half_channel_float {
+    ($t:ty) => {
+        impl ChannelFloat for $t {
+            fn wide(self) -> f64 {
+                self.to_f64()
+            }
+            fn affine(a: $t, alpha: f64, gamma: f64) -> $t {
+                <$t>::from_f32(f32::affine(a.to_f32(), alpha, gamma))
+            }
+            fn affine2(a: $t, alpha: f64, b: $t, beta: f64, gamma: f64) -> $t {
+                <$t>::from_f32(f32::affine2(a.to_f32(), alpha, b.to_f32(), beta, gamma))
+            }
+        }
+    };
+}
+half_channel_float!(f16);
+half_channel_float!(bf16);
 
 fn sums_typed<T: ChannelFloat>(
     a: &[T],
@@ -172,6 +194,14 @@ pub(crate) fn channel_sums(
             let (a, b) = operands::<f64>(OP, (a, al), b)?;
             sums_typed(&a, b.as_deref(), dims)?
         }
+        DType::F16 => {
+            let (a, b) = operands::<f16>(OP, (a, al), b)?;
+            sums_typed(&a, b.as_deref(), dims)?
+        }
+        DType::BF16 => {
+            let (a, b) = operands::<bf16>(OP, (a, al), b)?;
+            sums_typed(&a, b.as_deref(), dims)?
+        }
         dtype => return Err(Error::UnsupportedDType { op: OP, dtype }),
     };
     Ok(CpuStorage::F64(out))
@@ -243,6 +273,14 @@ pub(crate) fn channel_lincomb(
         DType::F64 => {
             let (a, b) = operands::<f64>(OP, (a, al), b)?;
             CpuStorage::F64(lincomb_typed(&a, b.as_deref(), coef, dims)?)
+        }
+        DType::F16 => {
+            let (a, b) = operands::<f16>(OP, (a, al), b)?;
+            CpuStorage::F16(lincomb_typed(&a, b.as_deref(), coef, dims)?)
+        }
+        DType::BF16 => {
+            let (a, b) = operands::<bf16>(OP, (a, al), b)?;
+            CpuStorage::BF16(lincomb_typed(&a, b.as_deref(), coef, dims)?)
         }
         dtype => return Err(Error::UnsupportedDType { op: OP, dtype }),
     })

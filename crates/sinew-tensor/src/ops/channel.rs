@@ -54,7 +54,8 @@ impl Tensor {
 
     /// `alpha[c] * self + beta[c] * other + gamma[c]` for channel `c` (dim 1), `coef` an f64
     /// `[3, C]` tensor of the rows `alpha`, `beta`, `gamma` (`beta` unused without `other`),
-    /// computed in `self`'s dtype; a contiguous tensor of `self`'s shape. Not differentiable.
+    /// computed in `self`'s dtype (f32 for f16 and bf16, rounded once at the end), each product
+    /// and sum rounded on its own; a contiguous tensor of `self`'s shape. Not differentiable.
     pub fn channel_lincomb(&self, other: Option<&Tensor>, coef: &Tensor) -> Result<Tensor> {
         const OP: &str = "channel_lincomb";
         let c = self.check_channel_operands(OP, other)?;
@@ -111,7 +112,7 @@ mod tests {
     fn sums_match_the_op_by_op_reductions_on_any_layout() {
         let mut g = Generator::new(3);
         let cpu = Device::cpu();
-        for dtype in [DType::F32, DType::F64] {
+        for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
             let a = g.randn([5, 3, 4, 6], dtype, &cpu).unwrap();
             let b = g.randn([5, 3, 4, 6], dtype, &cpu).unwrap();
             // A non-contiguous view too: channels last, permuted back.
@@ -195,10 +196,49 @@ mod tests {
         let tracked = x.clone().requires_grad_();
         assert!(tracked.channel_sums(None).is_err(), "not differentiable");
         let half = x.to_dtype(DType::F16).unwrap();
-        let err = half.channel_sums(None).unwrap_err();
         assert!(
-            matches!(err, crate::Error::UnsupportedDType { .. }),
-            "{err}"
+            half.channel_sums(Some(&x)).is_err(),
+            "operands of one dtype"
         );
+    }
+
+    /// f16 and bf16 map in f32, each product and sum rounded to f32, then round once.
+    #[test]
+    fn half_lincomb_maps_in_f32_and_rounds_once() {
+        let mut g = Generator::new(5);
+        let cpu = Device::cpu();
+        let coef = Tensor::from_vec(
+            vec![1.5, -2.0, 0.3, 0.25, 1.0, -1.0, 0.1, 0.2, -0.3],
+            [3, 3],
+        )
+        .unwrap();
+        let k = coef.to_vec::<f64>().unwrap();
+        for dtype in [DType::F16, DType::BF16] {
+            let a = g.randn([2, 3, 5], dtype, &cpu).unwrap();
+            let b = g.randn([2, 3, 5], dtype, &cpu).unwrap();
+            let out = a.channel_lincomb(Some(&b), &coef).unwrap();
+            assert_eq!(out.dtype(), dtype);
+            let [out, av, bv] =
+                [out, a, b].map(|t| t.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap());
+            let round = |v: f32| {
+                Tensor::from_vec(vec![v], [1])
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap()
+                    .to_dtype(DType::F32)
+                    .unwrap()
+                    .to_vec::<f32>()
+                    .unwrap()[0]
+            };
+            for i in 0..av.len() {
+                let ch = (i / 5) % 3;
+                let (al, be, ga) = (k[ch] as f32, k[3 + ch] as f32, k[6 + ch] as f32);
+                assert_eq!(
+                    out[i],
+                    round(av[i] * al + bv[i] * be + ga),
+                    "{dtype} element {i}"
+                );
+            }
+        }
     }
 }
