@@ -38,13 +38,16 @@ __device__ __forceinline__ void block_sum2(double &v, double &w) {
     }
 }
 
+// True in thread 0 of the block that finishes channel blockIdx.x (the only block with one split,
+// else the last to arrive), with the channel's sum(a) in s and sum(a * b) in p.
 template <typename T>
-__device__ void channel_sums(const T *a, const T *b, double *out, uint32_t n, uint32_t c, uint64_t inner,
-                             double *partials, unsigned long long *tickets) {
+__device__ bool channel_totals(const T *a, const T *b, uint32_t n, uint32_t c, uint64_t inner, double *partials,
+                               unsigned long long *tickets, double &s, double &p) {
     const uint32_t ch = blockIdx.x, splits = gridDim.y;
     const uint64_t per_channel = (uint64_t)n * inner;
     const uint64_t step = (uint64_t)splits * blockDim.x;
-    double s = 0.0, p = 0.0;
+    s = 0.0;
+    p = 0.0;
     for (uint64_t i = (uint64_t)blockIdx.y * blockDim.x + threadIdx.x; i < per_channel; i += step) {
         const uint64_t img = i / inner, k = i - img * inner;
         const uint64_t off = (img * c + ch) * inner + k;
@@ -53,19 +56,13 @@ __device__ void channel_sums(const T *a, const T *b, double *out, uint32_t n, ui
         p += x * (b != nullptr ? to_f64(b[off]) : x);
     }
     block_sum2(s, p);
-    if (splits == 1) {
-        if (threadIdx.x == 0) {
-            out[ch] = s;
-            out[c + ch] = p;
-        }
-        return;
-    }
+    if (splits == 1) return threadIdx.x == 0;
     double *mine = partials + 2 * ((uint64_t)ch * splits + blockIdx.y);
     if (threadIdx.x == 0) {
         mine[0] = s;
         mine[1] = p;
     }
-    if (!last_to_arrive(tickets, ch, splits)) return;
+    if (!last_to_arrive(tickets, ch, splits)) return false;
     const double *row = partials + 2 * (uint64_t)ch * splits;
     s = 0.0;
     p = 0.0;
@@ -75,11 +72,8 @@ __device__ void channel_sums(const T *a, const T *b, double *out, uint32_t n, ui
     }
     __syncthreads();  // block_sum2's shared rows are reused
     block_sum2(s, p);
-    if (threadIdx.x == 0) {
-        out[ch] = s;
-        out[c + ch] = p;
-    }
     reset_ticket(tickets, ch);
+    return threadIdx.x == 0;
 }
 
 template <typename T>
@@ -100,7 +94,11 @@ __device__ void channel_lincomb(const T *a, const T *b, const double *coef, T *o
     extern "C" __global__ void channel_sums_##SUFFIX(const T *a, const T *b, double *out,         \
                                                      uint32_t n, uint32_t c, uint64_t inner,      \
                                                      double *partials, unsigned long long *tickets) { \
-        channel_sums<T>(a, b, out, n, c, inner, partials, tickets);                               \
+        double s, p;                                                                              \
+        if (channel_totals<T>(a, b, n, c, inner, partials, tickets, s, p)) {                      \
+            out[blockIdx.x] = s;                                                                  \
+            out[c + blockIdx.x] = p;                                                              \
+        }                                                                                         \
     }                                                                                             \
     extern "C" __global__ void channel_lincomb_##SUFFIX(const T *a, const T *b, const double *coef, \
                                                         T *out, uint64_t total, uint32_t c,       \
@@ -133,43 +131,83 @@ __device__ __forceinline__ double param_at(const void *row, uint32_t i, bool nar
     return narrow ? (double)((const float *)row)[i] : ((const double *)row)[i];
 }
 
+// The forward step for channel i from its sums s0 = sum x, s1 = sum x^2.
+__device__ __forceinline__ void norm_forward_at(uint32_t i, uint32_t c, double s0, double s1, const void *scale,
+                                                const void *shift, double count, double eps, uint32_t flags,
+                                                double *out) {
+    const double mean = s0 / count;
+    const double spread = s1 / count - __dmul_rn(mean, mean);
+    const double var = is_nan(spread) ? spread : (spread < 0.0 ? 0.0 : spread);
+    const double invstd = 1.0 / sqrt(var + eps);
+    const double k = (flags & 1u) ? __dmul_rn(invstd, param_at(scale, i, flags & 4u)) : invstd;
+    const double mk = __dmul_rn(mean, k);
+    out[i] = k;
+    out[c + i] = 0.0;
+    out[2 * c + i] = ((flags & 2u) ? param_at(shift, i, flags & 8u) : 0.0) - mk;
+    out[3 * c + i] = mean;
+    out[4 * c + i] = invstd;
+    out[5 * c + i] = var;
+}
+
+// The backward step for channel i from its sums s0 = sum dy, s1 = sum dy x.
+__device__ __forceinline__ void norm_backward_at(uint32_t i, uint32_t c, double s0, double s1, const double *mean,
+                                                 const double *invstd, const void *scale, double count,
+                                                 uint32_t flags, double *out) {
+    const double m = mean[i], is = invstd[i];
+    const double sdxm = s1 - __dmul_rn(m, s0);
+    const double k1 = (flags & 1u) ? __dmul_rn(is, param_at(scale, i, flags & 2u)) : is;
+    const double k2 = __dmul_rn(__dmul_rn(k1, __dmul_rn(is, is)), sdxm) / -count;
+    const double k3 = __dmul_rn(k1, s0) / -count - __dmul_rn(k2, m);
+    out[i] = k1;
+    out[c + i] = k2;
+    out[2 * c + i] = k3;
+    out[3 * c + i] = sdxm;
+    out[4 * c + i] = __dmul_rn(sdxm, is);
+    out[5 * c + i] = s0;
+}
+
 extern "C" __global__ void channel_norm_forward_f64(uint32_t c, const double *sums, const void *scale,
                                                     const void *shift, double count, double eps,
                                                     uint32_t flags, double *out) {
-    GRID_STRIDE(i, c) {
-        const double s0 = sums[i], s1 = sums[c + i];
-        const double mean = s0 / count;
-        const double spread = s1 / count - __dmul_rn(mean, mean);
-        const double var = is_nan(spread) ? spread : (spread < 0.0 ? 0.0 : spread);
-        const double invstd = 1.0 / sqrt(var + eps);
-        const double k = (flags & 1u) ? __dmul_rn(invstd, param_at(scale, i, flags & 4u)) : invstd;
-        const double mk = __dmul_rn(mean, k);
-        out[i] = k;
-        out[c + i] = 0.0;
-        out[2 * c + i] = ((flags & 2u) ? param_at(shift, i, flags & 8u) : 0.0) - mk;
-        out[3 * c + i] = mean;
-        out[4 * c + i] = invstd;
-        out[5 * c + i] = var;
-    }
+    GRID_STRIDE(i, c) { norm_forward_at(i, c, sums[i], sums[c + i], scale, shift, count, eps, flags, out); }
 }
 
 extern "C" __global__ void channel_norm_backward_f64(uint32_t c, const double *sums, const double *mean,
                                                      const double *invstd, const void *scale, double count,
                                                      uint32_t flags, double *out) {
-    GRID_STRIDE(i, c) {
-        const double s0 = sums[i], s1 = sums[c + i], m = mean[i], is = invstd[i];
-        const double sdxm = s1 - __dmul_rn(m, s0);
-        const double k1 = (flags & 1u) ? __dmul_rn(is, param_at(scale, i, flags & 2u)) : is;
-        const double k2 = __dmul_rn(__dmul_rn(k1, __dmul_rn(is, is)), sdxm) / -count;
-        const double k3 = __dmul_rn(k1, s0) / -count - __dmul_rn(k2, m);
-        out[i] = k1;
-        out[c + i] = k2;
-        out[2 * c + i] = k3;
-        out[3 * c + i] = sdxm;
-        out[4 * c + i] = __dmul_rn(sdxm, is);
-        out[5 * c + i] = s0;
-    }
+    GRID_STRIDE(i, c) { norm_backward_at(i, c, sums[i], sums[c + i], mean, invstd, scale, count, flags, out); }
 }
+
+// channel_stats_<dtype>(a, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags,
+//                       backward, out)
+//   channel_sums and then channel_norm's step (forward: r0 = scale, r1 = shift; backward:
+//   r0 = mean, r1 = invstd, r2 = scale; flags as theirs) in one kernel: the block that finishes
+//   a channel's sums computes that channel's [6, C] rows, the same bits as the two kernels.
+template <typename T>
+__device__ void channel_stats(const T *a, const T *b, uint32_t n, uint32_t c, uint64_t inner, double *partials,
+                              unsigned long long *tickets, const void *r0, const void *r1, const void *r2,
+                              double count, double eps, uint32_t flags, uint32_t backward, double *out) {
+    double s, p;
+    if (!channel_totals(a, b, n, c, inner, partials, tickets, s, p)) return;
+    if (backward)
+        norm_backward_at(blockIdx.x, c, s, p, (const double *)r0, (const double *)r1, r2, count, flags, out);
+    else
+        norm_forward_at(blockIdx.x, c, s, p, r0, r1, count, eps, flags, out);
+}
+
+#define CHANNEL_STATS_KERNEL(SUFFIX, T)                                                                    \
+    extern "C" __global__ void channel_stats_##SUFFIX(const T *a, const T *b, uint32_t n, uint32_t c,     \
+                                                      uint64_t inner, double *partials,                   \
+                                                      unsigned long long *tickets, const void *r0,        \
+                                                      const void *r1, const void *r2, double count,       \
+                                                      double eps, uint32_t flags, uint32_t backward,      \
+                                                      double *out) {                                      \
+        channel_stats<T>(a, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags, backward, out); \
+    }
+CHANNEL_STATS_KERNEL(f32, float)
+CHANNEL_STATS_KERNEL(f64, double)
+CHANNEL_STATS_KERNEL(f16, __half)
+CHANNEL_STATS_KERNEL(bf16, __nv_bfloat16)
 
 // Batch norm's running statistics update (Backend::update_running_stats, sinew-tensor's
 // ops/running_stats.rs), one thread a channel, as its in-place ops compute it:

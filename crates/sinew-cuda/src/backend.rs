@@ -9,8 +9,8 @@ use sinew_tensor::{
 
 use crate::device::CudaBackend;
 use crate::ops::{
-    binary, cast, channel, compare, conv, conv_gemm, conv_wgrad, fused_step, gemm, index, inplace,
-    pool, random, reduce, softmax, sorted_sum, unary, xent,
+    binary, cast, channel, channel_stats, compare, conv, conv_gemm, conv_wgrad, fused_step, gemm,
+    index, inplace, pool, random, reduce, softmax, sorted_sum, unary, xent,
 };
 use crate::storage::{CudaStorage, cuda, cuda_mut};
 
@@ -466,6 +466,26 @@ impl Backend for CudaBackend {
         }
         let out = channel::channel_norm(self, step, &views[..rows.len()], c)?;
         Ok(Some(Box::new(out)))
+    }
+
+    fn channel_norm_of(
+        &self,
+        a: (&dyn BackendStorage, &Layout),
+        b: Option<(&dyn BackendStorage, &Layout)>,
+        step: ChannelNormStep,
+        rows: &[(&dyn BackendStorage, usize)],
+    ) -> Result<Option<BoxedStorage>> {
+        let loc = self.location();
+        let b = match b {
+            Some((s, l)) => Some((cuda(s, loc)?, l)),
+            None => None,
+        };
+        let views: Vec<(&CudaStorage, usize)> = rows
+            .iter()
+            .map(|&(s, at)| Ok((cuda(s, loc)?, at)))
+            .collect::<Result<_>>()?;
+        let out = channel_stats::channel_norm_of(self, (cuda(a.0, loc)?, a.1), b, step, &views)?;
+        Ok(out.map(|s| Box::new(s) as BoxedStorage))
     }
 
     fn update_running_stats(

@@ -480,6 +480,12 @@ pub fn channel_norm(forward: bool) -> Kernel {
     kernel(Family::Channel, "channel_norm", op, DType::F64)
 }
 
+/// `channel_stats_<dtype>`: per-channel sums and a normalisation's step on them in one kernel
+/// (`Backend::channel_norm_of`): floats.
+pub fn channel_stats(dtype: DType) -> Option<Kernel> {
+    is_float(dtype).then(|| kernel(Family::Channel, "channel_stats", "", dtype))
+}
+
 /// `running_stats_<dtype>` (batch norm's running statistics update from f64 statistics): f32
 /// and f64 running buffers.
 pub fn running_stats(dtype: DType) -> Option<Kernel> {
@@ -536,6 +542,7 @@ pub fn every_kernel() -> Vec<Kernel> {
             out.extend([channel_norm(true), channel_norm(false)]);
         }
         out.extend(running_stats(dtype));
+        out.extend(channel_stats(dtype));
         out.extend(CMP_OPS.iter().map(|&op| compare(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce_middle(op, dtype)));

@@ -115,6 +115,61 @@ fn channel_sums_are_one_deterministic_kernel() {
     }
 }
 
+/// A tensor's per-channel sums and the normalisation step on them (`channel_norm_of`) are one
+/// kernel, with the bits of the two kernels it replaces (the sums are deterministic): forward
+/// with f32 or f64 scale and shift or none, backward with and without a scale, for every float
+/// dtype, with one split a channel and with many.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn channel_norm_of_a_tensor_is_one_kernel() {
+    use sinew_tensor::ChannelNormStep;
+    let dev = gpu();
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+        for dims in [vec![3usize, 5, 7, 11], vec![64, 6, 16, 16]] {
+            let c = dims[1];
+            let count = (dims.iter().product::<usize>() / c) as f64;
+            let on_gpu = |seed: u64, shape: &[usize], dtype: DType| {
+                randn(seed, shape, dtype).to_device(&dev).unwrap()
+            };
+            let x = on_gpu(180, &dims, dtype).add_scalar(1.0).unwrap();
+            let dy = on_gpu(181, &dims, dtype);
+            let scale64 = on_gpu(182, &[c], DType::F64);
+            let shift32 = on_gpu(183, &[c], DType::F32);
+            let forward = ChannelNormStep::Forward { count, eps: 1e-5 };
+            let bits = |t: &Tensor| -> Vec<u64> {
+                let v = t.to_vec::<f64>().unwrap();
+                v.iter().map(|x| x.to_bits()).collect()
+            };
+            let one_kernel = |what: &str, run: &dyn Fn() -> Tensor, want: Tensor| {
+                run(); // the first run may set up the device's counters
+                let before = kernel_launches(&dev);
+                let got = run();
+                assert_eq!(kernel_launches(&dev) - before, 1, "{what}: kernels");
+                assert_eq!(bits(&got), bits(&want), "{what}: values");
+                got
+            };
+            let what = format!("{dtype} {dims:?}");
+            let mut stats = None;
+            for rows in [vec![], vec![&scale64, &shift32], vec![&shift32]] {
+                let sums = x.channel_sums(None).unwrap();
+                let want = Tensor::channel_norm(forward, &sums, &rows).unwrap();
+                let run = || x.channel_norm_of(None, forward, &rows).unwrap();
+                stats = Some(one_kernel(&format!("{what} forward"), &run, want));
+            }
+            let stats = stats.unwrap();
+            let row = |k: usize| stats.narrow(0, k, 1).unwrap().reshape([c]).unwrap();
+            let (mean, invstd) = (row(3), row(4));
+            let backward = ChannelNormStep::Backward { count };
+            for rows in [vec![&mean, &invstd], vec![&mean, &invstd, &shift32]] {
+                let sums = dy.channel_sums(Some(&x)).unwrap();
+                let want = Tensor::channel_norm(backward, &sums, &rows).unwrap();
+                let run = || dy.channel_norm_of(Some(&x), backward, &rows).unwrap();
+                one_kernel(&format!("{what} backward"), &run, want);
+            }
+        }
+    }
+}
+
 /// A normalisation's per-channel step (`Tensor::channel_norm`) is one kernel on the GPU with
 /// the CPU's values (the composed tensor ops) bit for bit, forward (with and without scale and
 /// shift, f64 or f32, a channel whose variance comes out negative, one with NaN sums) and

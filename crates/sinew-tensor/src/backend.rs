@@ -535,6 +535,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// [`Backend::channel_sums`] of `a` (and `b`) followed by [`Backend::channel_norm`]'s
+    /// `step` on those sums, in one kernel ([`crate::Tensor::channel_norm_of`]): `rows` are the
+    /// step's `[C]` rows after the sums, as there; the same `[6, C]` storage, bit for bit, as
+    /// the two calls.
+    ///
+    /// Default: `Ok(None)` (the two calls run instead).
+    fn channel_norm_of(
+        &self,
+        a: (&dyn BackendStorage, &Layout),
+        b: Option<(&dyn BackendStorage, &Layout)>,
+        step: ChannelNormStep,
+        rows: &[(&dyn BackendStorage, usize)],
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (a, b, step, rows);
+        Ok(None)
+    }
+
     /// Batch norm's running statistics update in one pass
     /// ([`crate::Tensor::update_running_stats_`]): `running` the running mean's and variance's
     /// buffers (one float dtype), `stats` the batch's mean and biased variance (f64), each a

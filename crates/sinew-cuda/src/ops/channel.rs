@@ -2,6 +2,8 @@
 //! ...]` tensors (floats), and the per-channel step between them (`channel_norm`). Strided
 //! inputs are made contiguous first.
 
+use std::sync::Arc;
+
 use sinew_tensor::backend::check_operand_pair;
 use sinew_tensor::{ChannelNormStep, DType, Error, Layout, Result};
 
@@ -12,10 +14,10 @@ use crate::names;
 use crate::storage::CudaStorage;
 
 /// Threads per block of the per-channel kernels.
-const THREADS: u32 = 256;
+pub(super) const THREADS: u32 = 256;
 
 /// `(n, C, inner)` of a `[n, C, ...]` layout, with `n` and `C` as the kernels' u32.
-fn split(op: &'static str, layout: &Layout) -> Result<(u32, u32, u64)> {
+pub(super) fn split(op: &'static str, layout: &Layout) -> Result<(u32, u32, u64)> {
     let dims = layout.dims();
     if dims.len() < 2 {
         return Err(Error::invalid(
@@ -49,7 +51,7 @@ fn dense_ptr(
 
 /// Device addresses of `a` and `b` (0 when absent) as dense runs, after checking `b` against
 /// `a`; strided views are copied into `keep` first, which must outlive the launch.
-fn operands(
+pub(super) fn operands(
     dev: &CudaBackend,
     op: &'static str,
     (a, al): (&CudaStorage, &Layout),
@@ -68,6 +70,62 @@ fn operands(
     Ok((pa, pb))
 }
 
+/// What a per-channel sums kernel (`channel_sums_*`, `channel_stats_*`) is launched with: grid
+/// (C, splits) of [`THREADS`], the operands as dense runs, `(n, C, inner)` and, with more than
+/// one split, the partial sums' workspace and the device's counters (0 when unused). Holds the
+/// buffers those addresses point into until dropped (after the launch is queued).
+pub(super) struct SumsLaunch {
+    pub(super) cfg: LaunchConfig,
+    pub(super) operands: [u64; 2],
+    pub(super) dims: (u32, u32, u64),
+    pub(super) scratch: [u64; 2],
+    _keep: (
+        [Option<CudaStorage>; 2],
+        Option<CudaStorage>,
+        Option<Arc<CudaStorage>>,
+    ),
+}
+
+impl SumsLaunch {
+    /// The launch over `a` (and `b`); `None` when there is nothing to add (no channel, or no
+    /// value in one).
+    pub(super) fn new(
+        dev: &CudaBackend,
+        op: &'static str,
+        a: (&CudaStorage, &Layout),
+        b: Option<(&CudaStorage, &Layout)>,
+    ) -> Result<Option<Self>> {
+        let (n, c, inner) = split(op, a.1)?;
+        let per_channel = u64::from(n) * inner;
+        if c == 0 || per_channel == 0 {
+            return Ok(None);
+        }
+        let mut keep = [None, None];
+        let (pa, pb) = operands(dev, op, a, b, &mut keep)?;
+        let splits = per_channel.div_ceil(u64::from(THREADS) * 8).clamp(1, 1024) as u32;
+        // One split finishes on its own; more share a workspace and the channel's counter.
+        let (partials, tickets) = if splits > 1 {
+            let partials = dev.alloc(DType::F64, 2 * c as usize * splits as usize)?;
+            (Some(partials), Some(dev.tickets(c as usize)?))
+        } else {
+            (None, None)
+        };
+        Ok(Some(SumsLaunch {
+            cfg: LaunchConfig {
+                grid: (c, splits, 1),
+                block: (THREADS, 1, 1),
+            },
+            operands: [pa, pb],
+            dims: (n, c, inner),
+            scratch: [
+                partials.as_ref().map_or(0, CudaStorage::device_ptr),
+                tickets.as_ref().map_or(0, |t| t.device_ptr()),
+            ],
+            _keep: (keep, partials, tickets),
+        }))
+    }
+}
+
 /// `Backend::channel_sums` on the GPU: one kernel, its blocks' partial sums added by the last
 /// block of each channel (in a fixed order: the same sums on every run).
 pub(crate) fn channel_sums(
@@ -79,31 +137,16 @@ pub(crate) fn channel_sums(
     const OP: &str = "channel_sums";
     let dtype = a.dtype_of();
     let kernel = names::channel(false, dtype).ok_or(Error::UnsupportedDType { op: OP, dtype })?;
-    let (n, c, inner) = split(OP, al)?;
-    let per_channel = u64::from(n) * inner;
-    if c == 0 || per_channel == 0 {
-        return fill_pattern(dev, DType::F64, 2 * c as usize, 0);
-    }
-    let out = dev.alloc(DType::F64, 2 * c as usize)?;
-    let mut keep = [None, None];
-    let (pa, pb) = operands(dev, OP, (a, al), b, &mut keep)?;
-    let splits = per_channel.div_ceil(u64::from(THREADS) * 8).clamp(1, 1024) as u32;
-    // One split writes `out` directly; more share a workspace and the channel's counter.
-    let (partials, tickets) = if splits > 1 {
-        let partials = dev.alloc(DType::F64, 2 * c as usize * splits as usize)?;
-        (Some(partials), Some(dev.tickets(c as usize)?))
-    } else {
-        (None, None)
+    let c = split(OP, al)?.1 as usize;
+    let Some(launch) = SumsLaunch::new(dev, OP, (a, al), b)? else {
+        return fill_pattern(dev, DType::F64, 2 * c, 0);
     };
-    let pp = partials.as_ref().map_or(0, CudaStorage::device_ptr);
-    let pt = tickets.as_ref().map_or(0, |t| t.device_ptr());
+    let out = dev.alloc(DType::F64, 2 * c)?;
+    let ([pa, pb], (n, c, inner), [pp, pt]) = (launch.operands, launch.dims, launch.scratch);
     let po = out.device_ptr();
     dev.launch(
         &kernel,
-        LaunchConfig {
-            grid: (c, splits, 1),
-            block: (THREADS, 1, 1),
-        },
+        launch.cfg,
         kernel_args![pa, pb, po, n, c, inner, pp, pt],
     )?;
     Ok(out)
@@ -143,6 +186,52 @@ pub(crate) fn channel_lincomb(
     Ok(out)
 }
 
+/// The kernel arguments of a normalisation's step from its `[C]` rows after the sums (each a
+/// dense run from the given element): the rows' addresses (0 when absent; forward scale and
+/// shift, backward mean, invstd and scale) and the flags (forward: 1 scale, 2 shift given, 4
+/// scale, 8 shift f32; backward: 1 scale given, 2 scale f32).
+pub(super) fn norm_args(
+    op: &'static str,
+    step: ChannelNormStep,
+    rows: &[(&CudaStorage, usize)],
+    c: usize,
+) -> Result<([u64; 3], u32)> {
+    let (forward, fixed) = match step {
+        ChannelNormStep::Forward { .. } => (true, 0),
+        ChannelNormStep::Backward { .. } => (false, 2),
+    };
+    let optional = rows
+        .len()
+        .checked_sub(fixed)
+        .filter(|&o| o <= 2 && (forward || o <= 1));
+    let Some(optional) = optional else {
+        return Err(Error::invalid(
+            op,
+            format!("{} rows after the sums", rows.len()),
+        ));
+    };
+    let mut ptrs = [0u64; 3];
+    // Bit j: the j-th optional (parameter) row is f32 rather than f64.
+    let mut narrow = 0u32;
+    for (k, ((storage, start), ptr)) in rows.iter().zip(ptrs.iter_mut()).enumerate() {
+        let fits = start
+            .checked_add(c)
+            .is_some_and(|end| end <= storage.elem_count());
+        let dtype = storage.dtype_of();
+        let parameter_f32 = k >= fixed && dtype == DType::F32;
+        if !(dtype == DType::F64 || parameter_f32) || !fits {
+            return Err(Error::invalid(
+                op,
+                format!("row {k} is not {c} f64 elements from element {start}"),
+            ));
+        }
+        narrow |= u32::from(parameter_f32) << (k.saturating_sub(fixed));
+        *ptr = storage.ptr_at(*start);
+    }
+    let flags = ((1u32 << optional) - 1) | narrow << if forward { 2 } else { 1 };
+    Ok((ptrs, flags))
+}
+
 /// `Backend::channel_norm` on the GPU: one thread a channel (`channel_norm_forward_f64`,
 /// `channel_norm_backward_f64`). `rows`: `sums` `[2, C]`, then the `[C]` rows (mean and
 /// invstd backward; the optional scale, then shift), each f64 from the given element.
@@ -153,62 +242,33 @@ pub(crate) fn channel_norm(
     c: usize,
 ) -> Result<CudaStorage> {
     const OP: &str = "channel_norm";
-    let (forward, fixed) = match step {
-        ChannelNormStep::Forward { .. } => (true, 1),
-        ChannelNormStep::Backward { .. } => (false, 3),
+    let Some(((sums, at), rest)) = rows.split_first() else {
+        return Err(Error::invalid(OP, "no sums"));
     };
-    let optional = rows
-        .len()
-        .checked_sub(fixed)
-        .filter(|&o| o <= 2 && (forward || o <= 1));
-    let Some(optional) = optional else {
-        return Err(Error::invalid(OP, format!("{} operands", rows.len())));
-    };
-    let mut ptrs = [0u64; 5];
-    // Bit j: the j-th optional (parameter) row is f32 rather than f64.
-    let mut narrow = 0u32;
-    for (k, ((storage, start), ptr)) in rows.iter().zip(ptrs.iter_mut()).enumerate() {
-        let len = if k == 0 { 2 * c } else { c };
-        let fits = start
-            .checked_add(len)
-            .is_some_and(|end| end <= storage.elem_count());
-        let dtype = storage.dtype_of();
-        let parameter_f32 = k >= fixed && dtype == DType::F32;
-        if !(dtype == DType::F64 || parameter_f32) || !fits {
-            return Err(Error::invalid(
-                OP,
-                format!("operand {k} is not {len} f64 elements from element {start}"),
-            ));
-        }
-        narrow |= u32::from(parameter_f32) << (k.saturating_sub(fixed));
-        *ptr = storage.ptr_at(*start);
+    let fits = at
+        .checked_add(2 * c)
+        .is_some_and(|end| end <= sums.elem_count());
+    if sums.dtype_of() != DType::F64 || !fits {
+        return Err(Error::invalid(OP, "sums are not [2, C] f64"));
     }
+    let ([r0, r1, r2], flags) = norm_args(OP, step, rest, c)?;
     let out = dev.alloc(DType::F64, 6 * c)?;
     if c == 0 {
         return Ok(out);
     }
-    let (c32, po) = (count_u32(OP, c)?, out.device_ptr());
+    let (c32, po, sums) = (count_u32(OP, c)?, out.device_ptr(), sums.ptr_at(*at));
     let cfg = LaunchConfig::elementwise(c);
-    // Forward: 1 scale, 2 shift given, 4 scale, 8 shift f32; backward: 1 scale given, 2 f32.
-    let flags = ((1u32 << optional) - 1) | narrow << if forward { 2 } else { 1 };
-    let kernel = names::channel_norm(forward);
     match step {
-        ChannelNormStep::Forward { count, eps } => {
-            let [sums, scale, shift, ..] = ptrs;
-            dev.launch(
-                &kernel,
-                cfg,
-                kernel_args![c32, sums, scale, shift, count, eps, flags, po],
-            )?;
-        }
-        ChannelNormStep::Backward { count } => {
-            let [sums, mean, invstd, scale, _] = ptrs;
-            dev.launch(
-                &kernel,
-                cfg,
-                kernel_args![c32, sums, mean, invstd, scale, count, flags, po],
-            )?;
-        }
+        ChannelNormStep::Forward { count, eps } => dev.launch(
+            &names::channel_norm(true),
+            cfg,
+            kernel_args![c32, sums, r0, r1, count, eps, flags, po],
+        )?,
+        ChannelNormStep::Backward { count } => dev.launch(
+            &names::channel_norm(false),
+            cfg,
+            kernel_args![c32, sums, r0, r1, r2, count, flags, po],
+        )?,
     }
     Ok(out)
 }

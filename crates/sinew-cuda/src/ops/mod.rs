@@ -4,6 +4,7 @@
 pub(crate) mod binary;
 pub(crate) mod cast;
 pub(crate) mod channel;
+pub(crate) mod channel_stats;
 pub(crate) mod compare;
 pub(crate) mod conv;
 pub(crate) mod conv_gemm;

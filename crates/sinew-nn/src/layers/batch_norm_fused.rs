@@ -1,5 +1,5 @@
 //! Batch normalisation with batch statistics through the per-channel kernels
-//! (`Tensor::channel_sums`, `Tensor::channel_lincomb`): the statistics in one read of `x`, the
+//! (`Tensor::channel_norm_of`, `Tensor::channel_lincomb`): the statistics in one read of `x`, the
 //! output in one pass, and a recorded backward rule that needs one read of `dy` and `x` and one
 //! pass for `dx`, where the op-by-op form makes about six full-size passes forward and more
 //! backward. Used for float inputs on backends with those kernels (the CPU and CUDA ones; an
@@ -138,10 +138,10 @@ pub(crate) struct InputGradient {
 }
 
 impl Stats {
-    /// The statistics of `x` (detached, f32/f64) in one read, and the coefficients of its
-    /// normalisation with `scale` and `shift` (f32 or f64 `[C]`; 1 and 0 when absent) in one
-    /// `Tensor::channel_norm`; `Ok(None)` when its backend has no per-channel kernels. Also
-    /// returns the biased variance.
+    /// The statistics of `x` (detached, a float) and the coefficients of its normalisation
+    /// with `scale` and `shift` (f32 or f64 `[C]`; 1 and 0 when absent) from one read of `x`
+    /// (`Tensor::channel_norm_of`: one kernel on the GPU); `Ok(None)` when its backend has no
+    /// per-channel kernels. Also returns the biased variance.
     pub(crate) fn of(
         x: &Tensor,
         eps: f64,
@@ -150,11 +150,6 @@ impl Stats {
     ) -> Result<Option<(Stats, Tensor)>> {
         let c = x.dims()[1];
         let count = (x.elem_count() / c.max(1)) as f64;
-        let sums = match x.channel_sums(None) {
-            Ok(s) => s,
-            Err(Error::NotImplemented { .. } | Error::UnsupportedDType { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
         let ones;
         let rows: Vec<&Tensor> = match (scale, shift) {
             (Some(w), Some(b)) => vec![w, b],
@@ -165,7 +160,11 @@ impl Stats {
             }
             (None, None) => vec![],
         };
-        let out = Tensor::channel_norm(ChannelNormStep::Forward { count, eps }, &sums, &rows)?;
+        let out = match x.channel_norm_of(None, ChannelNormStep::Forward { count, eps }, &rows) {
+            Ok(out) => out,
+            Err(Error::NotImplemented { .. } | Error::UnsupportedDType { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let stats = Stats {
             mean: row(&out, 3)?,
             invstd: row(&out, 4)?,
@@ -181,20 +180,19 @@ impl Stats {
     }
 
     /// The gradient of `x` for the gradient `dy` of `(x - mean) * invstd * scale` (statistics
-    /// of `x` itself; `scale` f32 or f64 `[C]`, 1 when absent), in one read of `dy` and `x`, one
-    /// `Tensor::channel_norm` and one pass; with the per-channel sums the affine parameters'
-    /// gradients need.
+    /// of `x` itself; `scale` f32 or f64 `[C]`, 1 when absent), in one read of `dy` and `x`
+    /// (`Tensor::channel_norm_of`) and one pass; with the per-channel sums the affine
+    /// parameters' gradients need.
     pub(crate) fn input_gradient(
         &self,
         dy: &Tensor,
         x: &Tensor,
         scale: Option<&Tensor>,
     ) -> Result<InputGradient> {
-        let sums = dy.channel_sums(Some(x))?;
         let mut rows = vec![&self.mean, &self.invstd];
         rows.extend(scale);
         let step = ChannelNormStep::Backward { count: self.count };
-        let out = Tensor::channel_norm(step, &sums, &rows)?;
+        let out = dy.channel_norm_of(Some(x), step, &rows)?;
         Ok(InputGradient {
             dx: dy.channel_lincomb(Some(x), &out.narrow(0, 0, 3)?)?,
             params: out.narrow(0, 4, 2)?,

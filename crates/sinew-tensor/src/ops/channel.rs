@@ -7,7 +7,11 @@ use crate::{DType, Error, Result, Tensor};
 
 impl Tensor {
     /// Checks `self` is a float `[n, C, ...]` tensor and `other` (if any) matches it.
-    fn check_channel_operands(&self, op: &'static str, other: Option<&Tensor>) -> Result<usize> {
+    pub(crate) fn check_channel_operands(
+        &self,
+        op: &'static str,
+        other: Option<&Tensor>,
+    ) -> Result<usize> {
         self.check_float(op)?;
         if self.rank() < 2 {
             return Err(Error::invalid(

@@ -49,6 +49,50 @@ fn row(t: &Tensor, k: usize) -> Result<Tensor> {
     t.narrow(0, k, 1)?.reshape([c])
 }
 
+/// Checks the `[C]` rows of `step` after the sums (on `device`, f64 but for an f32 scale or
+/// shift, none recorded for autograd) and returns them dense.
+fn checked_rows(
+    op: &'static str,
+    step: ChannelNormStep,
+    device: &Tensor,
+    c: usize,
+    rows: &[&Tensor],
+) -> Result<Vec<Tensor>> {
+    let need = step.rows();
+    let fixed = match step {
+        ChannelNormStep::Forward { .. } => 0,
+        ChannelNormStep::Backward { .. } => 2,
+    };
+    if rows.len() < fixed || rows.len() > need {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "expects {fixed} to {need} rows after the sums, got {}",
+                rows.len()
+            ),
+        ));
+    }
+    for (k, t) in rows.iter().enumerate() {
+        device.check_same_device(op, t)?;
+        let recorded = crate::is_grad_enabled() && t.requires_grad();
+        let dtype_ok = t.dtype() == DType::F64 || (k >= fixed && t.dtype() == DType::F32);
+        if !dtype_ok || recorded {
+            return Err(Error::invalid(
+                op,
+                "expects f64 operands (the scale and shift may be f32) that do not require grad",
+            ));
+        }
+        if t.dims() != [c] {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: crate::Shape::new([c]),
+                rhs: t.shape().clone(),
+            });
+        }
+    }
+    rows.iter().map(|t| t.contiguous()).collect()
+}
+
 impl Tensor {
     /// The per-channel step `step` of a normalisation (see [`ChannelNormStep`] for the rows it
     /// reads and the `[6, C]` f64 rows it returns): `sums` `[2, C]` and `rows` the `[C]` ones,
@@ -57,55 +101,21 @@ impl Tensor {
     /// 1 and 0. Not differentiable (batch and layer norm record their own backward rule).
     pub fn channel_norm(step: ChannelNormStep, sums: &Tensor, rows: &[&Tensor]) -> Result<Tensor> {
         const OP: &str = "channel_norm";
-        let &[two, c] = sums.dims() else {
+        let &[2, c] = sums.dims() else {
             return Err(Error::invalid(
                 OP,
                 format!("sums must be [2, C], got {}", sums.shape()),
             ));
         };
-        let need = step.rows();
-        let fixed = need
-            - if matches!(step, ChannelNormStep::Forward { .. }) {
-                2
-            } else {
-                1
-            };
-        if two != 2 || rows.len() < fixed || rows.len() > need {
+        if sums.dtype() != DType::F64 || (crate::is_grad_enabled() && sums.requires_grad()) {
             return Err(Error::invalid(
                 OP,
-                format!(
-                    "expects sums [2, C] and {fixed} to {need} rows, got {} rows",
-                    rows.len()
-                ),
+                "expects f64 sums that do not require grad",
             ));
         }
-        for (k, t) in std::iter::once(sums)
-            .chain(rows.iter().copied())
-            .enumerate()
-        {
-            sums.check_same_device(OP, t)?;
-            let recorded = crate::is_grad_enabled() && t.requires_grad();
-            let f32_allowed = k > fixed;
-            let dtype_ok = t.dtype() == DType::F64 || (f32_allowed && t.dtype() == DType::F32);
-            if !dtype_ok || recorded {
-                return Err(Error::invalid(
-                    OP,
-                    "expects f64 operands (the scale and shift may be f32) that do not require grad",
-                ));
-            }
-        }
-        if let Some(t) = rows.iter().find(|t| t.dims() != [c]) {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: crate::Shape::new([c]),
-                rhs: t.shape().clone(),
-            });
-        }
-        let dense: Vec<Tensor> = std::iter::once(sums)
-            .chain(rows.iter().copied())
-            .map(Tensor::contiguous)
-            .collect::<Result<_>>()?;
-        let refs: Vec<&Tensor> = dense.iter().collect();
+        let dense_rows = checked_rows(OP, step, sums, c, rows)?;
+        let sums = sums.contiguous()?;
+        let refs: Vec<&Tensor> = std::iter::once(&sums).chain(&dense_rows).collect();
         let backend = sums.device().backend();
         let fused = Tensor::with_storage_slice(&refs, |storages| {
             let views: Vec<_> = storages
@@ -126,8 +136,42 @@ impl Tensor {
                         _ => t.to_dtype(DType::F64),
                     })
                     .collect::<Result<_>>()?;
-                composed(step, sums, &wide.iter().collect::<Vec<_>>())
+                composed(step, &sums, &wide.iter().collect::<Vec<_>>())
             }
+        }
+    }
+
+    /// `Tensor::channel_norm(step, &self.channel_sums(other)?, rows)`: the per-channel step of
+    /// this `[n, C, ...]` tensor's channel sums, in one kernel where the backend has one (the
+    /// block that finishes a channel's sums computes its rows; the same bits as the two ops).
+    /// Not differentiable.
+    pub fn channel_norm_of(
+        &self,
+        other: Option<&Tensor>,
+        step: ChannelNormStep,
+        rows: &[&Tensor],
+    ) -> Result<Tensor> {
+        const OP: &str = "channel_norm_of";
+        let c = self.check_channel_operands(OP, other)?;
+        let dense_rows = checked_rows(OP, step, self, c, rows)?;
+        let mut refs: Vec<&Tensor> = vec![self];
+        refs.extend(other);
+        refs.extend(&dense_rows);
+        let backend = self.device().backend();
+        let fused = Tensor::with_storage_slice(&refs, |storages| {
+            let (a, rest) = (storages[0], &storages[1..]);
+            let b = other.map(|o| (rest[0], o.layout()));
+            let skip = usize::from(other.is_some());
+            let views: Vec<_> = rest[skip..]
+                .iter()
+                .zip(&dense_rows)
+                .map(|(s, t)| (*s, t.layout().offset()))
+                .collect();
+            backend.channel_norm_of((a, self.layout()), b, step, &views)
+        })?;
+        match fused {
+            Some(storage) => Tensor::from_storage(storage, [6, c], self.device().clone()),
+            None => Tensor::channel_norm(step, &self.channel_sums(other)?, rows),
         }
     }
 }
@@ -171,4 +215,44 @@ fn composed(step: ChannelNormStep, sums: &Tensor, rows: &[&Tensor]) -> Result<Te
         }
     };
     Tensor::stack(&out, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{ChannelNormStep, DType, Device, Generator, Tensor};
+
+    /// `channel_norm_of` is `channel_norm` of the tensor's sums (the CPU composes the two), and
+    /// both check their rows the same way.
+    #[test]
+    fn norm_of_a_tensor_is_the_norm_of_its_sums() {
+        let mut g = Generator::new(8);
+        let cpu = Device::cpu();
+        let x = g.randn([4, 3, 5], DType::F32, &cpu).unwrap();
+        let dy = g.randn([4, 3, 5], DType::F32, &cpu).unwrap();
+        let scale = g.randn([3], DType::F32, &cpu).unwrap();
+        let forward = ChannelNormStep::Forward {
+            count: 20.0,
+            eps: 1e-5,
+        };
+        let fwd = x.channel_norm_of(None, forward, &[&scale]).unwrap();
+        let sums = x.channel_sums(None).unwrap();
+        let want = Tensor::channel_norm(forward, &sums, &[&scale]).unwrap();
+        assert_eq!(fwd.to_vec::<f64>().unwrap(), want.to_vec::<f64>().unwrap());
+        let row = |k: usize| fwd.narrow(0, k, 1).unwrap().reshape([3]).unwrap();
+        let (mean, invstd) = (row(3), row(4));
+        let backward = ChannelNormStep::Backward { count: 20.0 };
+        let rows = [&mean, &invstd, &scale];
+        let got = dy.channel_norm_of(Some(&x), backward, &rows).unwrap();
+        let sums = dy.channel_sums(Some(&x)).unwrap();
+        let want = Tensor::channel_norm(backward, &sums, &rows).unwrap();
+        assert_eq!(got.to_vec::<f64>().unwrap(), want.to_vec::<f64>().unwrap());
+        // Backward needs the mean and invstd rows, in f64.
+        assert!(dy.channel_norm_of(Some(&x), backward, &[&mean]).is_err());
+        let narrow_mean = mean.to_dtype(DType::F32).unwrap();
+        let bad = [&narrow_mean, &invstd];
+        assert!(dy.channel_norm_of(Some(&x), backward, &bad).is_err());
+        assert!(Tensor::channel_norm(backward, &sums, &bad).is_err());
+        let short = Tensor::zeros([2], DType::F64, &cpu).unwrap();
+        assert!(x.channel_norm_of(None, forward, &[&short]).is_err());
+    }
 }
