@@ -223,6 +223,7 @@ __device__ __forceinline__ void finish_tile(const float *P, T *dw, const ConvArg
         if (o >= p.og || k >= p.taps) continue;
         const uint64_t i = ((uint64_t)g * p.og + o) * p.taps + k;
         float acc = 0.0f;
+#pragma unroll 8
         for (uint32_t s = 0; s < splits; ++s) acc += fresh_load(P + s * slice + i);
         dw[i] = Num<T>::down(acc);
     }

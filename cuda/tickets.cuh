@@ -3,8 +3,9 @@
 // then every thread calls last_to_arrive, which makes those stores visible to the whole device
 // and takes the block's ticket from tickets[group]. It returns true, in every thread, only in the
 // last of the group's `blocks` blocks to arrive; that block reads the partials with fresh_load
-// (from L2, past this multiprocessor's L1), adds them in a fixed order and calls reset_ticket so
-// the next launch finds the counter at 0 again.
+// (`ld.global.cg`: from L2, past this multiprocessor's L1, which may hold stale lines; not
+// volatile, so a loop's loads can be in flight together), adds them in a fixed order and calls
+// reset_ticket so the next launch finds the counter at 0 again.
 #pragma once
 #include "common.cuh"
 
@@ -23,4 +24,4 @@ __device__ __forceinline__ void reset_ticket(unsigned long long *tickets, uint64
     if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) tickets[group] = 0ull;
 }
 
-template <typename T> __device__ __forceinline__ T fresh_load(const T *p) { return *(const volatile T *)p; }
+template <typename T> __device__ __forceinline__ T fresh_load(const T *p) { return __ldcg(p); }

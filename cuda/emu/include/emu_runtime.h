@@ -94,6 +94,8 @@ static_assert(sizeof(EmuTensorMap) == 128, "a CUtensorMap is 128 bytes");
 
 inline void __syncthreads() { emu::sync_block(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::sync_warp(); }
+// Loads past L1 are plain loads here (one memory).
+template <typename T> inline T __ldcg(const T *p) { return *p; }
 // Blocks run one after another on one OS thread: a fence only has to stop compiler reordering.
 inline void __threadfence() { std::atomic_signal_fence(std::memory_order_seq_cst); }
 
