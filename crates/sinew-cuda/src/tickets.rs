@@ -5,12 +5,14 @@
 //! workspace, then takes a ticket from its group's counter (`atomicAdd(&tickets[group], 1)` after
 //! a `__threadfence`); the block that draws the last ticket adds the partials in a fixed order
 //! (so the result does not depend on which block finished last), writes the output and puts the
-//! counter back to 0 (`cuda/common.cuh`'s `last_to_arrive` and `reset_ticket`). Users:
-//! `channel_sums_<dtype>` (one group a channel) and `conv_wgrad_<dtype>` (one a weight tile).
+//! counter back to 0 (`cuda/tickets.cuh`'s `last_to_arrive` and `reset_ticket`). Users:
+//! `channel_sums_<dtype>` and `channel_stats_<dtype>` (one group a channel) and
+//! `conv_wgrad_<dtype>` (one a weight tile).
 //!
-//! The counters are one zeroed buffer of u64 (i64 storage) per device, grown (a fresh zeroed buffer) when a launch
-//! needs more groups than it holds. Every kernel runs on the device's one stream, so each launch
-//! finds all counters at 0: the launch before it has finished and put back every counter it used.
+//! The counters are one zeroed buffer of u64 (i64 storage) per device, grown (a fresh zeroed
+//! buffer) when a launch needs more groups than it holds. Every kernel runs on the device's one
+//! stream, so each launch finds all counters at 0: the launch before it has finished and put back
+//! every counter it used.
 
 use std::sync::{Arc, Mutex};
 

@@ -5,10 +5,11 @@
 //!
 //! Indices are validated **on the device**: each kernel checks every index against its bound and
 //! records the lowest bad position and its index (see [`FirstBad`]), skipping it so nothing out
-//! of range is read or written. No op waits for that: the slot is read at the backend's next synchronisation ([`crate::deferred`]), which
-//! returns the CPU backend's `Error::IndexOutOfBounds` naming the first bad index in row-major
-//! order and the bound. Only an `index_select` whose output is empty (so no kernel runs) validates
-//! its indices on the host, from a download, and fails at the call.
+//! of range is read or written. No op waits for that: the slot is read at the backend's next
+//! synchronisation ([`crate::deferred`]), which returns the CPU backend's
+//! `Error::IndexOutOfBounds` naming the first bad index in row-major order and the bound. Only an
+//! `index_select` whose output is empty (so no kernel runs) validates its indices on the host,
+//! from a download, and fails at the call.
 //!
 //! Scatter-replace is deterministic: when two positions can hit one slot (the index is longer than
 //! 1 along `dim`), a first pass claims each slot for its last writer in row-major order (what the
