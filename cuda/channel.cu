@@ -5,8 +5,9 @@
 //   out [2, C] f64 = sum(a) and sum(a * b) (a * a when b is null) per channel. Grid (C, splits),
 //   256 threads: block (ch, s) sums its share of channel ch in double; with one split it writes
 //   out, else it stores its two sums in partials [C, splits, 2] and the last block of the channel
-//   to arrive (tickets.cuh) adds the splits' sums in order of s, so the result does not depend
-//   on the order the blocks ran in.
+//   to arrive (tickets.cuh) adds the splits' sums in a fixed order (thread t the splits t,
+//   t + 256, ... in turn, then the block's tree), so the result does not depend on the order
+//   the blocks ran in.
 // channel_lincomb_<dtype>(a, b, coef, out, total, c, inner)
 //   out = alpha[ch] * a + beta[ch] * b + gamma[ch] (the beta term dropped when b is null),
 //   coef = [alpha | beta | gamma] as double [3, C], computed in the element type (f32 for f16
