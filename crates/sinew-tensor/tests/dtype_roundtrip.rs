@@ -167,3 +167,24 @@ fn special_values_convert_like_pytorch() {
     );
     assert!(CpuStorage::from_bytes(DType::F32, &[0, 0, 0]).is_err());
 }
+
+/// The case `half_unary_ops_are_the_f32_op_rounded_once` once found: sigmoid of -0.16394043 (f16
+/// bits 0xb13f) in a strided view, where the f32 op took the C library's `exp` and the f16 op
+/// (through a contiguous f32 copy) the vectorised one, an ulp apart that f16's rounding kept.
+/// Both now take the vectorised formula whatever the layout.
+#[test]
+fn half_sigmoid_of_a_strided_view_is_the_f32_op_rounded_once() {
+    let wide = [f16::from_bits(0xb13f).to_f64(), 0.0];
+    let x16 = with_layout(&wide, &[2], DType::F16, LayoutKind::Strided);
+    let x32 = with_layout(&wide, &[2], DType::F32, LayoutKind::Strided);
+    let got = x16.sigmoid().unwrap().to_vec::<f16>().unwrap();
+    let want: Vec<f16> = x32
+        .sigmoid()
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f16::from_f32)
+        .collect();
+    assert_eq!(got, want);
+}

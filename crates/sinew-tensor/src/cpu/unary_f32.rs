@@ -1,7 +1,8 @@
-//! `exp` and `sigmoid` of contiguous f32 views through the vectorised formulas of
-//! `exp_f32.rs`, compiled for AVX-512 and for AVX2 + FMA and chosen at run time. The generic
-//! kernel (`unary.rs`) calls the C library per element; other dtypes, strided views and the
-//! in-place forms still go there.
+//! `exp` and `sigmoid` of f32 views through the vectorised formulas of `exp_f32.rs`, compiled
+//! for AVX-512 and for AVX2 + FMA and chosen at run time. A strided view is gathered first, so
+//! an op's f32 values do not depend on the layout (and f16/bf16, computed through a contiguous
+//! f32 copy, are the f32 values rounded once whatever their layout). The generic kernel
+//! (`unary.rs`) calls the C library per element; other dtypes and the in-place forms go there.
 
 use super::alloc::try_vec;
 use super::exp_f32::{exp, sigmoid};
@@ -16,16 +17,33 @@ enum Formula {
     Sigmoid,
 }
 
-/// `op` of the contiguous view `layout` of `v`, or `None` when this kernel does not serve the
-/// op or the layout (the caller then runs the generic one).
+/// `op` of the view `layout` of `v`, or `None` when this kernel does not serve the op or the
+/// view does not fit in `v` (the caller then runs the generic one, which reports it).
 pub(super) fn unary(op: UnaryOp, v: &[f32], layout: &Layout) -> Option<Result<Vec<f32>>> {
     let formula = match op {
         UnaryOp::Exp => Formula::Exp,
         UnaryOp::Sigmoid => Formula::Sigmoid,
         _ => return None,
     };
-    let (start, end) = layout.contiguous_offset()?;
-    let src = v.get(start..end)?;
+    let gathered;
+    let src = match layout.contiguous_offset() {
+        Some((start, end)) => v.get(start..end)?,
+        None => {
+            if layout.storage_extent() > v.len() {
+                return None;
+            }
+            gathered = match try_vec(op.name(), layout.elem_count(), 0.0f32) {
+                Ok(mut g) => {
+                    g.iter_mut()
+                        .zip(layout.offsets())
+                        .for_each(|(d, at)| *d = v[at]);
+                    g
+                }
+                Err(e) => return Some(Err(e)),
+            };
+            &gathered[..]
+        }
+    };
     Some(try_vec(op.name(), src.len(), 0.0f32).map(|mut out| {
         let parallel = src.len() >= PARALLEL_THRESHOLD;
         par::for_each_chunk_mut(&mut out, PARALLEL_THRESHOLD, parallel, &|t, dst| {
@@ -86,9 +104,10 @@ mod tests {
     use super::*;
 
     /// Both ops of a contiguous view (split into several work items) against the f64
-    /// formulas; a transposed view and another op are left to the generic kernel.
+    /// formulas, a transposed view as its contiguous copy; other ops are left to the generic
+    /// kernel.
     #[test]
-    fn contiguous_views_match_the_formulas() {
+    fn views_match_the_formulas_whatever_their_layout() {
         let n = 3 * PARALLEL_THRESHOLD + 17;
         let v: Vec<f32> = (0..n)
             .map(|i| ((i * 7919 % 2003) as f32 - 1001.0) / 97.0)
@@ -108,10 +127,24 @@ mod tests {
                 );
             }
         }
+        // A transposed view is gathered: the bits of its contiguous copy.
         let square = Layout::contiguous([2, 3])
             .permute(&[1, 0])
             .expect("permute");
-        assert!(unary(UnaryOp::Exp, &[0.0; 6], &square).is_none());
+        let data: Vec<f32> = (0..6).map(|i| i as f32 * 0.7 - 2.0).collect();
+        let copy: Vec<f32> = square.offsets().map(|at| data[at]).collect();
+        let dense = Layout::contiguous([3, 2]);
+        for op in [UnaryOp::Exp, UnaryOp::Sigmoid] {
+            let got = unary(op, &data, &square)
+                .expect("served")
+                .expect("allocated");
+            let want = unary(op, &copy, &dense)
+                .expect("served")
+                .expect("allocated");
+            assert_eq!(got, want, "{}", op.name());
+        }
+        // A view past its storage is left to the generic kernel, which reports it.
+        assert!(unary(UnaryOp::Exp, &[0.0; 4], &square).is_none());
         assert!(unary(UnaryOp::Relu, &v, &layout).is_none());
         assert!(unary(UnaryOp::Tanh, &v, &layout).is_none());
     }
