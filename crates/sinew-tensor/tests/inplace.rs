@@ -267,6 +267,46 @@ fn float_ops_match_out_of_place_parallel_sizes() {
 
 /// The fused optimizer updates round where the op-by-op sequences do: equal bit for bit in f32
 /// and f64 (what keeps the optimizers' trajectories unchanged by the fusion).
+/// `exp_` and `sigmoid_` give their out-of-place ops' bits (one formula each, whatever the
+/// layout): f32, f16 and bf16 on contiguous (large enough to split across threads),
+/// transposed and narrowed destinations; the values outside a narrowed view stay as they were.
+#[test]
+fn exp_and_sigmoid_in_place_are_their_out_of_place_ops_bit_for_bit() {
+    let mut g = Generator::new(11);
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        for (r, c) in [(5, 7), (300, 257)] {
+            for kind in [DstKind::Contiguous, DstKind::Transposed, DstKind::Narrowed] {
+                for (op, out_of_place) in [
+                    (UnaryOp::Exp, Tensor::exp as fn(&Tensor) -> Result<Tensor>),
+                    (UnaryOp::Sigmoid, Tensor::sigmoid),
+                ] {
+                    let (base, view) = destination(&mut g, r, c, dtype, kind);
+                    // Values in [-8, 8): sigmoid's and exp's whole useful range.
+                    base.mul_scalar_(8.0).unwrap();
+                    let before = base.to_vec_f64().unwrap();
+                    let want = out_of_place(&view).unwrap().to_vec_f64().unwrap();
+                    view.unary_(op).unwrap();
+                    let got = view.to_vec_f64().unwrap();
+                    let ctx = format!("{}_ {dtype:?} {kind:?} [{r}, {c}]", op.name());
+                    assert!(want.iter().any(|&v| !(0.01..=0.99).contains(&v)), "{ctx}");
+                    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{ctx}: element {i}");
+                    }
+                    if let DstKind::Narrowed = kind {
+                        let after = base.to_vec_f64().unwrap();
+                        for row in 0..r {
+                            for col in [0, c + 1, c + 2] {
+                                let i = row * (c + 3) + col;
+                                assert_eq!(after[i].to_bits(), before[i].to_bits(), "{ctx}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn fused_updates_equal_their_op_by_op_sequences_exactly() {
     let mut g = Generator::new(21);

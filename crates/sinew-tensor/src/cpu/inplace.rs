@@ -5,7 +5,8 @@
 //! slice loop the compiler vectorises; anything else walks rows like `strided.rs`, with the
 //! walk state on the stack (`inplace_walk.rs`; views with more dims than it holds after merging
 //! take a slower path that allocates). Both run on rayon above [`PARALLEL_THRESHOLD`] elements.
-//! f16/bf16 compute through f32; unary formulas come from `unary.rs` (one formula per op).
+//! f16/bf16 compute through f32; unary formulas come from `unary.rs` (one formula per op), and
+//! `exp_`/`sigmoid_` of f32, f16 and bf16 from `unary_f32.rs` (the out-of-place ops' ones).
 
 use half::{bf16, f16};
 use num_traits::Float;
@@ -13,6 +14,7 @@ use num_traits::Float;
 use super::elementwise::float_op;
 use super::inplace_walk::{CHUNK, Walk};
 use super::unary::{MapWith, unary_float, unary_int};
+use super::unary_f32::InPlaceFormula;
 use super::{CpuStorage, PARALLEL_THRESHOLD, cpu, par};
 use crate::backend::{BackendStorage, InplaceOp};
 use crate::ops::BinaryOp;
@@ -92,6 +94,21 @@ pub(super) fn inplace(
         });
         return Ok(());
     }
+    // `exp_` and `sigmoid_` of f32, f16 and bf16: the formulas of the out-of-place ops, so both
+    // forms give the same bits.
+    if let InplaceOp::Unary(u) = op
+        && let Some(formula) = super::unary_f32::in_place_formula(u)
+    {
+        let served = match dst {
+            CpuStorage::F32(d) => formula_in_place(formula, d, dl, |x| x, |x| x),
+            CpuStorage::F16(d) => formula_in_place(formula, d, dl, f16::to_f32, f16::from_f32),
+            CpuStorage::BF16(d) => formula_in_place(formula, d, dl, bf16::to_f32, bf16::from_f32),
+            _ => false,
+        };
+        if served {
+            return Ok(());
+        }
+    }
     match dst {
         CpuStorage::F32(d) => float_kernel(op, d, dl, srcs),
         CpuStorage::F64(d) => float_kernel(op, d, dl, srcs),
@@ -103,6 +120,32 @@ pub(super) fn inplace(
             dtype: other.dtype(),
         }),
     }
+}
+
+/// `x = formula(x)` over the view `dl` of `d` (checked inside `d`): dense runs vectorised, on
+/// rayon above [`PARALLEL_THRESHOLD`] elements; other views element by element. Returns `true`
+/// (served).
+fn formula_in_place<T: Copy + Send + Sync>(
+    formula: InPlaceFormula,
+    d: &mut [T],
+    dl: &Layout,
+    load: fn(T) -> f32,
+    store: fn(f32) -> T,
+) -> bool {
+    match dl.contiguous_offset() {
+        Some((start, end)) => {
+            let dense = &mut d[start..end];
+            let parallel = dense.len() >= PARALLEL_THRESHOLD;
+            par::for_each_chunk_mut(dense, CHUNK, parallel, &|_, chunk| {
+                formula.map_in_place(chunk, load, store)
+            });
+        }
+        None => {
+            let f = formula.scalar();
+            apply(d, dl, [], move |x, []| store(f(load(x))));
+        }
+    }
+    true
 }
 
 /// The op's name in error messages.

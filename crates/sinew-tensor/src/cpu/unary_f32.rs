@@ -1,8 +1,9 @@
 //! `exp` and `sigmoid` of f32 views through the vectorised formulas of `exp_f32.rs`, compiled
 //! for AVX-512 and for AVX2 + FMA and chosen at run time. A strided view is gathered first, so
 //! an op's f32 values do not depend on the layout (and f16/bf16, computed through a contiguous
-//! f32 copy, are the f32 values rounded once whatever their layout). The generic kernel
-//! (`unary.rs`) calls the C library per element; other dtypes and the in-place forms go there.
+//! f32 copy, are the f32 values rounded once whatever their layout); the in-place forms
+//! (`exp_`, `sigmoid_`) use the same formulas. The generic kernel (`unary.rs`) calls the C
+//! library per element; other dtypes go there.
 
 use super::alloc::try_vec;
 use super::exp_f32::{exp, sigmoid};
@@ -52,6 +53,57 @@ pub(super) fn unary(op: UnaryOp, v: &[f32], layout: &Layout) -> Option<Result<Ve
         });
         out
     }))
+}
+
+/// Elements per block of [`map_in_place`]: its values go through a stack buffer.
+const BLOCK: usize = 256;
+
+/// The formula of `op` for in-place use (`exp_`, `sigmoid_`), or `None` when this kernel does
+/// not serve `op`.
+pub(super) fn in_place_formula(op: UnaryOp) -> Option<InPlaceFormula> {
+    match op {
+        UnaryOp::Exp => Some(InPlaceFormula(Formula::Exp)),
+        UnaryOp::Sigmoid => Some(InPlaceFormula(Formula::Sigmoid)),
+        _ => None,
+    }
+}
+
+/// One of this kernel's formulas, applied in place by `cpu/inplace.rs` so that an in-place op
+/// gives the bits of its out-of-place form.
+#[derive(Clone, Copy)]
+pub(super) struct InPlaceFormula(Formula);
+
+impl InPlaceFormula {
+    /// The formula of one element (for strided views; the same bits as [`Self::map_in_place`],
+    /// which runs it vectorised).
+    pub(super) fn scalar(self) -> fn(f32) -> f32 {
+        match self.0 {
+            Formula::Exp => exp,
+            Formula::Sigmoid => sigmoid,
+        }
+    }
+
+    /// `x = formula(x)` over a dense run, each element read as f32 by `load` and written back by
+    /// `store` (f16 and bf16 round once, as their out-of-place ops do).
+    pub(super) fn map_in_place<T: Copy>(
+        self,
+        values: &mut [T],
+        load: fn(T) -> f32,
+        store: fn(f32) -> T,
+    ) {
+        let (mut src, mut dst) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+        for chunk in values.chunks_mut(BLOCK) {
+            let (src, dst) = (&mut src[..chunk.len()], &mut dst[..chunk.len()]);
+            src.iter_mut()
+                .zip(chunk.iter())
+                .for_each(|(s, &x)| *s = load(x));
+            map(self.0, src, dst);
+            chunk
+                .iter_mut()
+                .zip(dst.iter())
+                .for_each(|(x, &y)| *x = store(y));
+        }
+    }
 }
 
 /// `dst[i] = formula(src[i])` with the widest vector code this CPU runs.
