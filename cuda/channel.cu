@@ -179,21 +179,73 @@ extern "C" __global__ void channel_norm_backward_f64(uint32_t c, const double *s
     GRID_STRIDE(i, c) { norm_backward_at(i, c, sums[i], sums[c + i], mean, invstd, scale, count, flags, out); }
 }
 
+// Batch norm's running statistics update (Backend::update_running_stats, sinew-tensor's
+// ops/running_stats.rs), as its in-place ops compute it: for channel i from the batch's mean and
+// biased variance (f64), running_mean = lerp(running_mean, (T)mean, momentum),
+// running_var = lerp(running_var, (T)(var * unbias), momentum), lerp being PyTorch's two-sided
+// formula with `small` for its first branch (|momentum| < 0.5, decided on the host).
+// running_stats_<dtype>(c, mean, var, running_mean, running_var, momentum, unbias, flags, count)
+//   mean, var [C] f64; running_* [C] of the dtype; count an i64 (num_batches_tracked) that the
+//   first thread increments, or null; flags 1: small.
+template <typename T>
+__device__ __forceinline__ T lerp_rn(T x, T y, T w, bool small) {
+    return small ? add_rn(x, mul_rn(w, y - x)) : y - mul_rn(y - x, (T)1 - w);
+}
+
+template <typename T>
+__device__ __forceinline__ void running_at(uint32_t i, double mean, double var, T *running_mean, T *running_var,
+                                           double momentum, double unbias, bool small) {
+    const T w = (T)momentum;
+    running_mean[i] = lerp_rn(running_mean[i], (T)mean, w, small);
+    running_var[i] = lerp_rn(running_var[i], (T)__dmul_rn(var, unbias), w, small);
+}
+
+#define RUNNING_STATS(SUFFIX, T)                                                                      \
+    extern "C" __global__ void running_stats_##SUFFIX(uint32_t c, const double *mean, const double *var, \
+                                                      T *running_mean, T *running_var, double momentum,  \
+                                                      double unbias, uint32_t flags, int64_t *count) {    \
+        if (count != nullptr && blockIdx.x == 0 && threadIdx.x == 0) *count += 1;                         \
+        GRID_STRIDE(i, c) { running_at(i, mean[i], var[i], running_mean, running_var, momentum, unbias, flags & 1u); } \
+    }
+RUNNING_STATS(f32, float)
+RUNNING_STATS(f64, double)
+
+// The running statistics' update a forward channel_stats launch makes (run.flags 1: update,
+// 2: the buffers are f64 (else f32), 4: lerp's first branch), count incremented with channel 0.
+struct RunningArgs {
+    void *mean, *var;
+    int64_t *count;
+    double momentum, unbias;
+    uint32_t flags;
+};
+
 // channel_stats_<dtype>(a, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags,
-//                       backward, out)
+//                       backward, out, run)
 //   channel_sums and then channel_norm's step (forward: r0 = scale, r1 = shift; backward:
 //   r0 = mean, r1 = invstd, r2 = scale; flags as theirs) in one kernel: the block that finishes
-//   a channel's sums computes that channel's [6, C] rows, the same bits as the two kernels.
+//   a channel's sums computes that channel's [6, C] rows, the same bits as the two kernels, and
+//   (forward, run.flags 1) updates its running statistics from them as running_stats does.
 template <typename T>
 __device__ void channel_stats(const T *a, const T *b, uint32_t n, uint32_t c, uint64_t inner, double *partials,
                               unsigned long long *tickets, const void *r0, const void *r1, const void *r2,
-                              double count, double eps, uint32_t flags, uint32_t backward, double *out) {
+                              double count, double eps, uint32_t flags, uint32_t backward, double *out,
+                              RunningArgs run) {
     double s, p;
     if (!channel_totals(a, b, n, c, inner, partials, tickets, s, p)) return;
-    if (backward)
-        norm_backward_at(blockIdx.x, c, s, p, (const double *)r0, (const double *)r1, r2, count, flags, out);
+    const uint32_t i = blockIdx.x;
+    if (backward) {
+        norm_backward_at(i, c, s, p, (const double *)r0, (const double *)r1, r2, count, flags, out);
+        return;
+    }
+    norm_forward_at(i, c, s, p, r0, r1, count, eps, flags, out);
+    if (!(run.flags & 1u)) return;
+    if (run.count != nullptr && i == 0) *run.count += 1;
+    const bool small = run.flags & 4u;
+    const double mean = out[3 * c + i], var = out[5 * c + i];
+    if (run.flags & 2u)
+        running_at(i, mean, var, (double *)run.mean, (double *)run.var, run.momentum, run.unbias, small);
     else
-        norm_forward_at(blockIdx.x, c, s, p, r0, r1, count, eps, flags, out);
+        running_at(i, mean, var, (float *)run.mean, (float *)run.var, run.momentum, run.unbias, small);
 }
 
 #define CHANNEL_STATS_KERNEL(SUFFIX, T)                                                                    \
@@ -202,38 +254,10 @@ __device__ void channel_stats(const T *a, const T *b, uint32_t n, uint32_t c, ui
                                                       unsigned long long *tickets, const void *r0,        \
                                                       const void *r1, const void *r2, double count,       \
                                                       double eps, uint32_t flags, uint32_t backward,      \
-                                                      double *out) {                                      \
-        channel_stats<T>(a, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags, backward, out); \
+                                                      double *out, RunningArgs run) {                     \
+        channel_stats<T>(a, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags, backward, out, run); \
     }
 CHANNEL_STATS_KERNEL(f32, float)
 CHANNEL_STATS_KERNEL(f64, double)
 CHANNEL_STATS_KERNEL(f16, __half)
 CHANNEL_STATS_KERNEL(bf16, __nv_bfloat16)
-
-// Batch norm's running statistics update (Backend::update_running_stats, sinew-tensor's
-// ops/running_stats.rs), one thread a channel, as its in-place ops compute it:
-// running_stats_<dtype>(c, mean, var, running_mean, running_var, momentum, unbias, flags, count)
-//   mean, var [C] f64 (the batch's biased variance); running_* [C] of the dtype; count an i64
-//   (num_batches_tracked) that the first thread increments, or null;
-//   running_mean = lerp(running_mean, (T)mean, momentum),
-//   running_var = lerp(running_var, (T)(var * unbias), momentum), lerp being PyTorch's
-//   two-sided formula with flags 1 for its first branch (|momentum| < 0.5, decided on the host).
-template <typename T>
-__device__ __forceinline__ T lerp_rn(T x, T y, T w, bool small) {
-    return small ? add_rn(x, mul_rn(w, y - x)) : y - mul_rn(y - x, (T)1 - w);
-}
-
-#define RUNNING_STATS(SUFFIX, T)                                                                      \
-    extern "C" __global__ void running_stats_##SUFFIX(uint32_t c, const double *mean, const double *var, \
-                                                      T *running_mean, T *running_var, double momentum,  \
-                                                      double unbias, uint32_t flags, int64_t *count) {    \
-        const T w = (T)momentum;                                                                          \
-        const bool small = flags & 1u;                                                                    \
-        if (count != nullptr && blockIdx.x == 0 && threadIdx.x == 0) *count += 1;                         \
-        GRID_STRIDE(i, c) {                                                                               \
-            running_mean[i] = lerp_rn(running_mean[i], (T)mean[i], w, small);                             \
-            running_var[i] = lerp_rn(running_var[i], (T)__dmul_rn(var[i], unbias), w, small);             \
-        }                                                                                                 \
-    }
-RUNNING_STATS(f32, float)
-RUNNING_STATS(f64, double)

@@ -4,7 +4,7 @@
 use sinew_tensor::{
     ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, ChannelNormStep, CmpOp,
     CpuStorage, DType, DeviceLocation, FusedStep, InplaceOp, Layout, MatmulSpec, ReduceOp, Result,
-    ScatterMode, UnaryOp, Unfold2d,
+    RunningStorages, ScatterMode, UnaryOp, Unfold2d,
 };
 
 use crate::device::CudaBackend;
@@ -484,7 +484,37 @@ impl Backend for CudaBackend {
             .iter()
             .map(|&(s, at)| Ok((cuda(s, loc)?, at)))
             .collect::<Result<_>>()?;
-        let out = channel_stats::channel_norm_of(self, (cuda(a.0, loc)?, a.1), b, step, &views)?;
+        let a = (cuda(a.0, loc)?, a.1);
+        let out = channel_stats::channel_norm_of(self, a, b, step, &views, None)?;
+        Ok(out.map(|s| Box::new(s) as BoxedStorage))
+    }
+
+    fn channel_norm_updating(
+        &self,
+        a: (&dyn BackendStorage, &Layout),
+        (count, eps): (f64, f64),
+        rows: &[(&dyn BackendStorage, usize)],
+        running: RunningStorages<'_>,
+    ) -> Result<Option<BoxedStorage>> {
+        let loc = self.location();
+        let views: Vec<(&CudaStorage, usize)> = rows
+            .iter()
+            .map(|&(s, at)| Ok((cuda(s, loc)?, at)))
+            .collect::<Result<_>>()?;
+        let [(rm, rm_at), (rv, rv_at)] = running.running;
+        // Written by the kernel: borrowed mutably, as every destination is.
+        let count_storage = match running.count {
+            Some((n, at)) => Some((&*cuda_mut(n, loc)?, at)),
+            None => None,
+        };
+        let target = channel_stats::Running {
+            stats: [(&*cuda_mut(rm, loc)?, rm_at), (&*cuda_mut(rv, loc)?, rv_at)],
+            count: count_storage,
+            scalars: running.scalars,
+        };
+        let step = ChannelNormStep::Forward { count, eps };
+        let a = (cuda(a.0, loc)?, a.1);
+        let out = channel_stats::channel_norm_of(self, a, None, step, &views, Some(target))?;
         Ok(out.map(|s| Box::new(s) as BoxedStorage))
     }
 

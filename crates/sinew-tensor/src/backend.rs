@@ -20,6 +20,18 @@ use crate::{DType, DeviceLocation, Error, Layout, Result};
 pub use crate::backend_ops::{Activation, InplaceOp, MatmulDims, MatmulSpec, ScatterMode};
 pub use crate::unfold2d::Unfold2d;
 
+/// Batch norm's running statistics as [`Backend::channel_norm_updating`] writes them.
+pub struct RunningStorages<'s> {
+    /// The running mean's and variance's buffers (one float dtype), each a dense run of `C`
+    /// elements from the given element.
+    pub running: [(&'s mut dyn BackendStorage, usize); 2],
+    /// An i64 element to increment (batch norm's `num_batches_tracked`), if any.
+    pub count: Option<(&'s mut dyn BackendStorage, usize)>,
+    /// The update's momentum and the variance's unbiasing factor, `n / (n - 1)` for `n` values
+    /// a channel.
+    pub scalars: (f64, f64),
+}
+
 /// A block of device memory holding elements of one dtype.
 pub trait BackendStorage: Send + Sync + std::fmt::Debug + Any {
     /// Element type.
@@ -572,6 +584,26 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<bool> {
         let _ = (running, stats, c, scalars, count);
         Ok(false)
+    }
+
+    /// [`Backend::channel_norm_of`]'s forward step on one tensor, `(count, eps)` its scalars,
+    /// that also updates batch norm's running statistics from the mean and biased variance it
+    /// computes (rows 3 and 5 of its result) as [`Backend::update_running_stats`] would: one
+    /// kernel for a training step's statistics and their update
+    /// ([`crate::Tensor::channel_norm_updating`]). Returns `None`, writing nothing, where the
+    /// backend has no kernel for them (the caller then runs the two steps, whose values a kernel
+    /// must give bit for bit).
+    ///
+    /// Default: `None`.
+    fn channel_norm_updating(
+        &self,
+        a: (&dyn BackendStorage, &Layout),
+        scalars: (f64, f64),
+        rows: &[(&dyn BackendStorage, usize)],
+        running: RunningStorages<'_>,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (a, scalars, rows, running);
+        Ok(None)
     }
 
     /// Fused softmax cross-entropy of the rows of `ops.logits` `[M, C]` (f32/f64) against the

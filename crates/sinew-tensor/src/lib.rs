@@ -43,7 +43,7 @@ mod unfold2d;
 pub use autocast::{AutocastGuard, autocast, autocast_off, with_autocast};
 pub use backend::{
     Activation, Backend, BackendStorage, BoxedStorage, InplaceOp, MatmulDims, MatmulSpec,
-    ScatterMode, Unfold2d,
+    RunningStorages, ScatterMode, Unfold2d,
 };
 pub use cpu::{CpuBackend, CpuStorage};
 pub use device::{Device, DeviceFactory, DeviceLocation, register_backend};
@@ -58,6 +58,7 @@ pub use ops::fused_step::{
 };
 pub use ops::index::PadMode;
 pub use ops::matmul_with::MatmulOptions;
+pub use ops::running_stats::RunningStats;
 pub use ops::softmax_xent::{SoftmaxXentOptions, XentOperands};
 pub use ops::{
     ArgReduceOp, BinaryOp, CmpOp, Conv1dConfig, Conv2dConfig, Pool2dConfig, ReduceOp, UnaryOp,

@@ -275,7 +275,7 @@ pub(crate) fn channel_norm(
 
 /// Device address of element `start` of `storage` after checking that it holds `c` elements
 /// of `dtype` from there.
-fn run_of(
+pub(super) fn run_of(
     storage: &CudaStorage,
     start: usize,
     c: usize,

@@ -1,27 +1,109 @@
 //! Host side of `channel_stats_<dtype>` (`cuda/channel.cu`): `Backend::channel_norm_of`, a
 //! tensor's per-channel sums and the normalisation step on them in one kernel, the block that
 //! finishes a channel's sums computing that channel's rows (batch norm's statistics forward and
-//! its backward coefficients: one launch each instead of two).
+//! its backward coefficients: one launch each instead of two), and in a training step's forward
+//! the update of batch norm's running statistics from them (`Backend::channel_norm_updating`:
+//! one launch instead of two more).
 
 use sinew_tensor::{ChannelNormStep, DType, Layout, Result};
 
-use super::channel::{SumsLaunch, norm_args};
+use super::channel::{SumsLaunch, norm_args, run_of};
 use crate::device::CudaBackend;
 use crate::names;
 use crate::storage::CudaStorage;
 
-/// The `[6, C]` f64 rows of `step` on the channel sums of `a` (and `b`); `None` for a dtype
-/// without a kernel or a tensor with no value in a channel (the two ops run instead).
+/// `RunningArgs` of `cuda/channel.cu`, field for field (passed by value): the running
+/// statistics a forward launch updates.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RunningArgs {
+    mean: u64,
+    var: u64,
+    count: u64,
+    momentum: f64,
+    unbias: f64,
+    /// 1: update, 2: the buffers are f64 (else f32), 4: lerp's first branch.
+    flags: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<RunningArgs>() == 48);
+
+/// Batch norm's running statistics as the kernel updates them: the mean's and variance's
+/// buffers and the batch count, each from the given element, and `(momentum, unbias)`.
+pub(crate) struct Running<'s> {
+    /// The running mean and variance (f32 or f64, one dtype), `C` elements each.
+    pub(crate) stats: [(&'s CudaStorage, usize); 2],
+    /// The i64 `num_batches_tracked`, if any.
+    pub(crate) count: Option<(&'s CudaStorage, usize)>,
+    /// The update's momentum and the variance's unbiasing factor.
+    pub(crate) scalars: (f64, f64),
+}
+
+impl Running<'_> {
+    /// The kernel's argument for `c` channels; `None` for buffers of a dtype it does not
+    /// update (f16, bf16: the ops run instead).
+    fn args(&self, c: usize) -> Result<Option<RunningArgs>> {
+        const OP: &str = "channel_norm_updating";
+        let dtype = self.stats[0].0.dtype_of();
+        if !matches!(dtype, DType::F32 | DType::F64) {
+            return Ok(None);
+        }
+        let [mean, var] = self.stats.map(|(s, at)| run_of(s, at, c, dtype, OP));
+        let count = match self.count {
+            Some((n, at)) => run_of(n, at, 1, DType::I64, OP)?,
+            None => 0,
+        };
+        let (momentum, unbias) = self.scalars;
+        // lerp_'s branch, decided in f64 as the CPU backend decides it.
+        let small = u32::from(momentum.abs() < 0.5);
+        Ok(Some(RunningArgs {
+            mean: mean?,
+            var: var?,
+            count,
+            momentum,
+            unbias,
+            flags: 1 | u32::from(dtype == DType::F64) << 1 | small << 2,
+        }))
+    }
+}
+
+/// The `[6, C]` f64 rows of `step` on the channel sums of `a` (and `b`), updating `running`
+/// from a forward step's statistics when given; `None`, with nothing written, for a dtype
+/// without a kernel or a tensor with no value in a channel (the ops run instead).
 pub(crate) fn channel_norm_of(
     dev: &CudaBackend,
     a: (&CudaStorage, &Layout),
     b: Option<(&CudaStorage, &Layout)>,
     step: ChannelNormStep,
     rows: &[(&CudaStorage, usize)],
+    running: Option<Running<'_>>,
 ) -> Result<Option<CudaStorage>> {
     const OP: &str = "channel_norm_of";
     let Some(kernel) = names::channel_stats(a.0.dtype_of()) else {
         return Ok(None);
+    };
+    let run = match (&running, step) {
+        (None, _) => RunningArgs {
+            mean: 0,
+            var: 0,
+            count: 0,
+            momentum: 0.0,
+            unbias: 0.0,
+            flags: 0,
+        },
+        (Some(running), ChannelNormStep::Forward { .. }) => {
+            let c = a.1.dims().get(1).copied().unwrap_or(0);
+            match running.args(c)? {
+                Some(args) => args,
+                None => return Ok(None),
+            }
+        }
+        (Some(_), ChannelNormStep::Backward { .. }) => {
+            return Err(sinew_tensor::Error::invalid(
+                OP,
+                "updates running statistics after a forward step only",
+            ));
+        }
     };
     let Some(launch) = SumsLaunch::new(dev, OP, a, b)? else {
         return Ok(None);
@@ -38,7 +120,7 @@ pub(crate) fn channel_norm_of(
         &kernel,
         launch.cfg,
         kernel_args![
-            pa, pb, n, c, inner, pp, pt, r0, r1, r2, count, eps, flags, backward, po
+            pa, pb, n, c, inner, pp, pt, r0, r1, r2, count, eps, flags, backward, po, run
         ],
     )?;
     Ok(Some(out))

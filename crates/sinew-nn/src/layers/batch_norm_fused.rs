@@ -6,7 +6,9 @@
 //! f16/bf16 input stays in its dtype, its statistics in f64); `None` sends the caller to the
 //! op-by-op form.
 
-use sinew_tensor::{ChannelNormStep, DType, Error, Result, Save, Tensor, is_grad_enabled, no_grad};
+use sinew_tensor::{
+    ChannelNormStep, DType, Error, Result, RunningStats, Save, Tensor, is_grad_enabled, no_grad,
+};
 
 /// Row `k` of a `[R, C]` tensor, as `[C]`.
 pub(crate) fn row(t: &Tensor, k: usize) -> Result<Tensor> {
@@ -39,14 +41,19 @@ pub(crate) fn batch_norm_batch_stats(
     }
     let guard = no_grad();
     let (scale, shift) = (param_row(weight)?, param_row(bias)?);
-    let Some((stats, var)) = Stats::of(&x.detach(), eps, scale.as_ref(), shift.as_ref())? else {
+    // The running statistics' update rides on the statistics' kernel (one launch on the GPU).
+    let n = (x.elem_count() / x.dims()[1].max(1)) as f64;
+    let running = running.map(|(mean, var, count)| RunningStats {
+        mean,
+        var,
+        count,
+        momentum,
+        unbias: n / (n - 1.0).max(1.0),
+    });
+    let Some(stats) = Stats::of(&x.detach(), eps, (scale.as_ref(), shift.as_ref()), running)?
+    else {
         return Ok(None);
     };
-    let n = stats.count;
-    if let Some((rm, rv, count)) = running {
-        let unbias = n / (n - 1.0).max(1.0);
-        Tensor::update_running_stats_(rm, rv, &stats.mean, &var, (momentum, unbias), count)?;
-    }
     let y = stats.normalise(&x.detach())?;
     drop(guard);
     let bias_dtype = bias.map(Tensor::dtype);
@@ -140,14 +147,15 @@ pub(crate) struct InputGradient {
 impl Stats {
     /// The statistics of `x` (detached, a float) and the coefficients of its normalisation
     /// with `scale` and `shift` (f32 or f64 `[C]`; 1 and 0 when absent) from one read of `x`
-    /// (`Tensor::channel_norm_of`: one kernel on the GPU); `Ok(None)` when its backend has no
-    /// per-channel kernels. Also returns the biased variance.
+    /// (`Tensor::channel_norm_of`: one kernel on the GPU), updating batch norm's `running`
+    /// statistics from them when given (in the same kernel: `Tensor::channel_norm_updating`);
+    /// `Ok(None)` when its backend has no per-channel kernels.
     pub(crate) fn of(
         x: &Tensor,
         eps: f64,
-        scale: Option<&Tensor>,
-        shift: Option<&Tensor>,
-    ) -> Result<Option<(Stats, Tensor)>> {
+        (scale, shift): (Option<&Tensor>, Option<&Tensor>),
+        running: Option<RunningStats<'_>>,
+    ) -> Result<Option<Stats>> {
         let c = x.dims()[1];
         let count = (x.elem_count() / c.max(1)) as f64;
         let ones;
@@ -160,7 +168,12 @@ impl Stats {
             }
             (None, None) => vec![],
         };
-        let out = match x.channel_norm_of(None, ChannelNormStep::Forward { count, eps }, &rows) {
+        let step = ChannelNormStep::Forward { count, eps };
+        let out = match running {
+            Some(running) => x.channel_norm_updating(step, &rows, running),
+            None => x.channel_norm_of(None, step, &rows),
+        };
+        let out = match out {
             Ok(out) => out,
             Err(Error::NotImplemented { .. } | Error::UnsupportedDType { .. }) => return Ok(None),
             Err(e) => return Err(e),
@@ -171,7 +184,7 @@ impl Stats {
             count,
             coef: out.narrow(0, 0, 3)?,
         };
-        Ok(Some((stats, row(&out, 5)?)))
+        Ok(Some(stats))
     }
 
     /// `(x - mean) * invstd * scale + shift` per channel, in one pass.

@@ -48,7 +48,7 @@ pub(crate) fn layer_norm_rows(
     }
     let guard = no_grad();
     let xr = x.detach().reshape([1, m, n])?;
-    let Some((stats, _)) = Stats::of(&xr, eps, None, None)? else {
+    let Some(stats) = Stats::of(&xr, eps, (None, None), None)? else {
         return Ok(None);
     };
     let xhat = stats.normalise(&xr)?.reshape(x.shape().clone())?;

@@ -51,7 +51,7 @@ fn row(t: &Tensor, k: usize) -> Result<Tensor> {
 
 /// Checks the `[C]` rows of `step` after the sums (on `device`, f64 but for an f32 scale or
 /// shift, none recorded for autograd) and returns them dense.
-fn checked_rows(
+pub(crate) fn checked_rows(
     op: &'static str,
     step: ChannelNormStep,
     device: &Tensor,

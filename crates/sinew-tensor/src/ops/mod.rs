@@ -18,7 +18,7 @@ pub mod matmul;
 pub mod matmul_with;
 pub mod pool;
 pub mod reduce;
-mod running_stats;
+pub mod running_stats;
 pub mod softmax_xent;
 pub mod unary;
 pub mod view;
