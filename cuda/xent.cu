@@ -3,15 +3,21 @@
 // its ops/softmax_xent.rs): per row the maximum, the log-sum-exp and the loss in double,
 // rounded once. One warp per row, 8 rows per 256-thread block.
 //
-// xent_forward_<dtype>(x, t, w, out, rows, c, ignore, smoothing, bad)
-//   out = [loss | row weight | shift | log_sum], each [rows]; w may be null (weights 1). A
-//   target outside [0, c) other than `ignore` records its row and itself in the failure slot
-//   `bad` (common.cuh's record_bad) and the row counts as ignored; the host reads the slot at
-//   its next synchronisation.
-// xent_backward_<dtype>(x, t, w, stats, grad, grad_stride, dx, rows, c, ignore, smoothing)
-//   grad_stride 1, or 0 for one gradient for every row (a mean's); dx = grad[row] * ((1 - e) w_t (p - [k = t]) + e / c (W p - w_k)), p = exp(x - shift - log_sum),
-//   W = sum of the weights; rows that do not count are zeroed.
-#include "common.cuh"
+// xent_forward_<dtype>(x, t, w, out, rows, c, ignore, smoothing, bad, partials, tickets)
+//   out = [loss | row weight | shift | log_sum], each [rows], then the sum of the losses, the
+//   sum of the row weights and their ratio (the weighted mean), the sums taken in double over
+//   the rounded row values and rounded once: each block adds its rows in order and, with more
+//   than one block, stores its sums in partials [blocks, 2]; the last block to arrive
+//   (tickets.cuh) adds those in a fixed order. w may be null (weights 1). A target outside
+//   [0, c) other than `ignore` records its row and itself in the failure slot `bad`
+//   (common.cuh's record_bad) and the row counts as ignored; the host reads the slot at its
+//   next synchronisation.
+// xent_backward_<dtype>(x, t, w, stats, grad, grad_stride, divisor, dx, rows, c, ignore, smoothing)
+//   grad_stride 1, or 0 for one gradient for every row (a mean's); with a divisor (else null)
+//   the row gradient is grad[row] / divisor[0], divided in the element type (a mean's gradient
+//   over the sum of the row weights); dx = g * ((1 - e) w_t (p - [k = t]) + e / c (W p - w_k)),
+//   p = exp(x - shift - log_sum), W = sum of the weights; rows that do not count are zeroed.
+#include "tickets.cuh"
 
 #define XENT_ROWS_PER_BLOCK 8u
 
@@ -56,11 +62,12 @@ template <typename T> __device__ void row_log_sum_exp(const T *xr, uint32_t c, d
     log_sum = log(warp_sum_f64(s));
 }
 
+// Row `row`'s (loss, row weight), computed by the warp and written by its lane 0; (0, 0) for a
+// row that does not count.
 template <typename T>
-__device__ void xent_forward(const T *x, const int64_t *t, const T *w, T *out, uint32_t rows, uint32_t c,
-                             int64_t ignore, double e, unsigned long long *bad) {
-    const uint32_t row = warp_row(rows), lane = threadIdx.x & 31u;
-    if (row == rows) return;
+__device__ void xent_row(const T *x, const int64_t *t, const T *w, T *out, uint32_t row, uint32_t rows, uint32_t c,
+                         int64_t ignore, double e, unsigned long long *bad, double &loss, double &wt) {
+    const uint32_t lane = threadIdx.x & 31u;
     const T *xr = x + (uint64_t)row * c;
     double shift, log_sum;
     row_log_sum_exp(xr, c, shift, log_sum);
@@ -74,22 +81,82 @@ __device__ void xent_forward(const T *x, const int64_t *t, const T *w, T *out, u
         for (uint32_t k = lane; k < c; k += 32u) smooth += class_weight(w, k) * (lse - (double)xr[k]);
         smooth = warp_sum_f64(smooth);
     }
-    if (lane != 0) return;
-    double loss = 0.0, wt = 0.0;
+    loss = 0.0;
+    wt = 0.0;
     if (counts) {
         wt = class_weight(w, (uint32_t)target);
         loss = (1.0 - e) * wt * (lse - (double)xr[target]);
         if (e > 0.0) loss += e / (double)c * smooth;
     }
+    // The values as stored, which the totals add.
+    loss = (double)(T)loss;
+    wt = (double)(T)wt;
+    if (lane != 0) return;
     out[row] = (T)loss;
     out[rows + row] = (T)wt;
     out[2ull * rows + row] = (T)shift;
     out[3ull * rows + row] = (T)log_sum;
 }
 
+// The sums of s and v over the block, in thread 0 (a fixed order: each warp's, then the warps' in
+// order).
+__device__ __forceinline__ void block_sum2(double &s, double &v) {
+    __shared__ double warp_sums[2][XENT_ROWS_PER_BLOCK];
+    const uint32_t lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    s = warp_sum_f64(s);
+    v = warp_sum_f64(v);
+    if (lane == 0) {
+        warp_sums[0][warp] = s;
+        warp_sums[1][warp] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        s = 0.0;
+        v = 0.0;
+        for (uint32_t k = 0; k < XENT_ROWS_PER_BLOCK; k++) {
+            s += warp_sums[0][k];
+            v += warp_sums[1][k];
+        }
+    }
+}
+
+template <typename T>
+__device__ void xent_forward(const T *x, const int64_t *t, const T *w, T *out, uint32_t rows, uint32_t c,
+                             int64_t ignore, double e, unsigned long long *bad, double *partials,
+                             unsigned long long *tickets) {
+    const uint32_t row = warp_row(rows), lane = threadIdx.x & 31u;
+    double loss = 0.0, wt = 0.0;
+    if (row < rows) xent_row(x, t, w, out, row, rows, c, ignore, e, bad, loss, wt);
+    // Lane 0 carries its row's values into the block's sums (the other lanes add 0).
+    if (lane != 0) loss = wt = 0.0;
+    block_sum2(loss, wt);
+    if (gridDim.x > 1) {
+        if (threadIdx.x == 0) {
+            partials[2ull * blockIdx.x] = loss;
+            partials[2ull * blockIdx.x + 1] = wt;
+        }
+        if (!last_to_arrive(tickets, 0, gridDim.x)) return;
+        loss = 0.0;
+        wt = 0.0;
+        for (uint32_t k = threadIdx.x; k < gridDim.x; k += blockDim.x) {
+            loss += fresh_load(partials + 2ull * k);
+            wt += fresh_load(partials + 2ull * k + 1);
+        }
+        __syncthreads();  // block_sum2's shared sums are reused
+        block_sum2(loss, wt);
+        reset_ticket(tickets, 0);
+    }
+    if (threadIdx.x != 0) return;
+    T *totals = out + 4ull * rows;
+    totals[0] = (T)loss;
+    totals[1] = (T)wt;
+    totals[2] = (T)(loss / wt);
+}
+
 template <typename T>
 __device__ void xent_backward(const T *x, const int64_t *t, const T *w, const T *stats, const T *grad,
-                              uint32_t grad_stride, T *dx, uint32_t rows, uint32_t c, int64_t ignore, double e) {
+                              uint32_t grad_stride, const T *divisor, T *dx, uint32_t rows, uint32_t c,
+                              int64_t ignore, double e) {
     const uint32_t row = warp_row(rows), lane = threadIdx.x & 31u;
     if (row == rows) return;
     T *dr = dx + (uint64_t)row * c;
@@ -105,7 +172,8 @@ __device__ void xent_backward(const T *x, const int64_t *t, const T *w, const T 
         total = warp_sum_f64(total);
     }
     const T *xr = x + (uint64_t)row * c;
-    const double g = (double)grad[(uint64_t)row * grad_stride], shift = (double)stats[2ull * rows + row],
+    const T row_grad = grad[(uint64_t)row * grad_stride];
+    const double g = (double)(divisor != nullptr ? row_grad / divisor[0] : row_grad), shift = (double)stats[2ull * rows + row],
                  log_sum = (double)stats[3ull * rows + row];
     const double hard = (1.0 - e) * class_weight(w, (uint32_t)target), soft = e / (double)c;
     for (uint32_t k = lane; k < c; k += 32u) {
@@ -119,14 +187,15 @@ __device__ void xent_backward(const T *x, const int64_t *t, const T *w, const T 
 #define XENT_KERNELS(SUFFIX, T)                                                                   \
     extern "C" __global__ void __launch_bounds__(256)                                             \
         xent_forward_##SUFFIX(const T *x, const int64_t *t, const T *w, T *out, uint32_t rows,    \
-                              uint32_t c, int64_t ignore, double e, unsigned long long *bad) {    \
-        xent_forward<T>(x, t, w, out, rows, c, ignore, e, bad);                                   \
+                              uint32_t c, int64_t ignore, double e, unsigned long long *bad,      \
+                              double *partials, unsigned long long *tickets) {                    \
+        xent_forward<T>(x, t, w, out, rows, c, ignore, e, bad, partials, tickets);                \
     }                                                                                             \
     extern "C" __global__ void __launch_bounds__(256)                                             \
         xent_backward_##SUFFIX(const T *x, const int64_t *t, const T *w, const T *stats,          \
-                               const T *grad, uint32_t grad_stride, T *dx, uint32_t rows,         \
-                               uint32_t c, int64_t ignore, double e) {                            \
-        xent_backward<T>(x, t, w, stats, grad, grad_stride, dx, rows, c, ignore, e);              \
+                               const T *grad, uint32_t grad_stride, const T *divisor, T *dx,      \
+                               uint32_t rows, uint32_t c, int64_t ignore, double e) {             \
+        xent_backward<T>(x, t, w, stats, grad, grad_stride, divisor, dx, rows, c, ignore, e);     \
     }
 
 XENT_KERNELS(f32, float)

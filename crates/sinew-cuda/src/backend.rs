@@ -552,9 +552,12 @@ impl Backend for CudaBackend {
         ops: sinew_tensor::XentOperands<'_>,
         stats: (&dyn BackendStorage, &Layout),
         grad: (&dyn BackendStorage, &Layout),
+        divisor: Option<(&dyn BackendStorage, &Layout)>,
         options: sinew_tensor::SoftmaxXentOptions,
     ) -> Result<BoxedStorage> {
-        Ok(Box::new(xent::backward(self, ops, stats, grad, options)?))
+        Ok(Box::new(xent::backward(
+            self, ops, stats, grad, divisor, options,
+        )?))
     }
 
     fn unfold2d(

@@ -1,7 +1,8 @@
 //! The fused softmax cross-entropy on the GPU against the CPU backend: the `[4, M]` row
-//! statistics and the gradient (for per-row gradients and for one broadcast to every row), f32
-//! and f64, with and without class weights and smoothing, ignored rows, short and long rows; a
-//! bad target reported at the next synchronisation.
+//! statistics with their totals (the mean) from one kernel, and the gradient (for per-row
+//! gradients, for one broadcast to every row, and for the mean's), f32 and f64, with and
+//! without class weights and smoothing, ignored rows, short and long rows, one block and
+//! hundreds; a bad target reported at the next synchronisation.
 
 #![cfg(feature = "cuda")]
 
@@ -18,7 +19,8 @@ fn softmax_xent_rows_and_gradient_match_the_cpu() {
     for dtype in [DType::F32, DType::F64] {
         let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
         // MNIST-like, a long row (warp loops), a single class, one row.
-        for (m, c) in [(64usize, 10usize), (37, 1000), (5, 1), (1, 33)] {
+        // Many rows: 375 blocks, more than one thread of the last block sums per block.
+        for (m, c) in [(64usize, 10usize), (37, 1000), (5, 1), (1, 33), (3000, 3)] {
             let x = randn(170, &[m, c], dtype).mul_scalar(4.0).unwrap();
             let targets: Vec<i64> = (0..m)
                 .map(|i| {
@@ -53,10 +55,21 @@ fn softmax_xent_rows_and_gradient_match_the_cpu() {
                     (None, None)
                 };
                 poison(&dev, 4 * m * c * 8);
-                let want = x.softmax_xent_rows(&t, cw, o).unwrap();
-                let got = gx.softmax_xent_rows(&gt, dw, o).unwrap();
+                let cuda = sinew_cuda::CudaBackend::of(&dev).unwrap();
+                let (want, want_totals) = x.softmax_xent_totals(&t, cw, o).unwrap();
+                // The first run may set up the device's counters (tickets.rs).
+                gx.softmax_xent_totals(&gt, dw, o).unwrap();
+                let before = cuda.kernel_launches();
+                let (got, gtotals) = gx.softmax_xent_totals(&gt, dw, o).unwrap();
                 let what = format!("xent {dtype} [{m}, {c}] weighted={weighted} e={e}");
+                assert_eq!(
+                    cuda.kernel_launches() - before,
+                    1,
+                    "{what}: forward kernels"
+                );
                 let err = check(&what, &want, &got.to_device(&cpu).unwrap(), tol);
+                let got_totals = gtotals.to_device(&cpu).unwrap();
+                check(&format!("{what} totals"), &want_totals, &got_totals, tol);
                 let want_dx = x.softmax_xent_rows_backward(&t, cw, &want, &g, o).unwrap();
                 let got_dx = gx
                     .softmax_xent_rows_backward(&gt, dw, &got, &gg, o)
@@ -70,7 +83,6 @@ fn softmax_xent_rows_and_gradient_match_the_cpu() {
                 let want_dx = x
                     .softmax_xent_rows_backward(&t, cw, &want, &one, o)
                     .unwrap();
-                let cuda = sinew_cuda::CudaBackend::of(&dev).unwrap();
                 let before = cuda.kernel_launches();
                 let got_dx = gx
                     .softmax_xent_rows_backward(&gt, dw, &got, &gone, o)
@@ -81,6 +93,22 @@ fn softmax_xent_rows_and_gradient_match_the_cpu() {
                     "{what}: broadcast kernels"
                 );
                 check(&what, &want_dx, &got_dx.to_device(&cpu).unwrap(), tol);
+                // The mean's gradient, divided by the weights' sum in the same kernel.
+                let (dmean, gdmean) = (one.narrow(0, 0, 1).unwrap(), gone.narrow(0, 0, 1).unwrap());
+                let want_dx = x
+                    .softmax_xent_mean_backward(&t, cw, (&want, &want_totals), &dmean, o)
+                    .unwrap();
+                let before = cuda.kernel_launches();
+                let got_dx = gx
+                    .softmax_xent_mean_backward(&gt, dw, (&got, &gtotals), &gdmean, o)
+                    .unwrap();
+                assert_eq!(cuda.kernel_launches() - before, 1, "{what}: mean kernels");
+                check(
+                    &format!("{what} mean"),
+                    &want_dx,
+                    &got_dx.to_device(&cpu).unwrap(),
+                    tol,
+                );
             }
         }
     }

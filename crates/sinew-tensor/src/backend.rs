@@ -608,9 +608,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Fused softmax cross-entropy of the rows of `ops.logits` `[M, C]` (f32/f64) against the
     /// i64 class indices `ops.target` `[M]` (module docs of `ops/softmax_xent.rs` for the
-    /// formula): a contiguous `[4, M]` storage of the logits' dtype holding each row's loss, its
-    /// weight (`w_t`, 0 when ignored), its maximum (`shift`; 0 when not finite) and
-    /// `log_sum = ln(sum exp(x - shift))`, sums accumulated in f64. A target
+    /// formula): a contiguous storage of the logits' dtype holding, as `[4, M]`, each row's
+    /// loss, its weight (`w_t`, 0 when ignored), its maximum (`shift`; 0 when not finite) and
+    /// `log_sum = ln(sum exp(x - shift))`, sums accumulated in f64; then 3 totals: the sum of
+    /// the row losses, the sum of the row weights, and their ratio (the `mean` reduction), the
+    /// sums taken in f64 over the stored row values (in any order) and rounded once. A target
     /// outside `[0, C)` other than `ignore_index` is `Error::IndexOutOfBounds` (a GPU backend may
     /// report it at its next synchronisation, with that row's output zeroed).
     ///
@@ -625,10 +627,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 
     /// The gradient `[M, C]` (contiguous, the logits' dtype) of the row losses of
-    /// [`Backend::softmax_xent_forward`] with respect to the logits, given its `[4, M]` output
+    /// [`Backend::softmax_xent_forward`] with respect to the logits, given its `[4, M]` rows
     /// `stats` and the gradient `grad` `[M]` of each row's loss (contiguous views, but `grad`
-    /// may also be one value broadcast, stride 0). Targets are not checked again: invalid ones
-    /// give zero rows.
+    /// may also be one value broadcast, stride 0), divided by `divisor` (one element, in the
+    /// logits' dtype: a mean's gradient over the sum of the row weights) when given. Targets
+    /// are not checked again: invalid ones give zero rows.
     ///
     /// Default: [`Error::NotImplemented`].
     fn softmax_xent_backward(
@@ -636,9 +639,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         ops: XentOperands<'_>,
         stats: (&dyn BackendStorage, &Layout),
         grad: (&dyn BackendStorage, &Layout),
+        divisor: Option<(&dyn BackendStorage, &Layout)>,
         options: SoftmaxXentOptions,
     ) -> Result<BoxedStorage> {
-        let _ = (ops, stats, grad, options);
+        let _ = (ops, stats, grad, divisor, options);
         missing(self, "softmax_xent_backward")
     }
 

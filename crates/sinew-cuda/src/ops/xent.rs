@@ -108,8 +108,9 @@ impl Operands {
     }
 }
 
-/// `Backend::softmax_xent_forward` on the GPU: one kernel into a fresh `[4, M]` output; a bad
-/// target is recorded in a failure slot kept for the next synchronisation.
+/// `Backend::softmax_xent_forward` on the GPU: one kernel into a fresh `[4M + 3]` output (the
+/// rows, then the totals, which the last block to finish adds); a bad target is recorded in a
+/// failure slot kept for the next synchronisation.
 pub(crate) fn forward(
     dev: &CudaBackend,
     ops: XentOperands<'_>,
@@ -117,18 +118,33 @@ pub(crate) fn forward(
 ) -> Result<CudaStorage> {
     const OP: &str = "softmax_xent_forward";
     let o = Operands::new(dev, OP, ops, false)?;
-    let out = dev.alloc(o.dtype, 4 * o.rows as usize)?;
-    if o.rows == 0 {
-        return Ok(out);
-    }
+    let out = dev.alloc(o.dtype, 4 * o.rows as usize + 3)?;
+    let cfg = o.launch_config();
+    let blocks = cfg.grid.0.max(1);
+    // Each block's two sums, added by the last block to arrive (none with one block).
+    let (partials, tickets) = if blocks > 1 {
+        (
+            Some(dev.alloc(DType::F64, 2 * blocks as usize)?),
+            Some(dev.tickets(1)?),
+        )
+    } else {
+        (None, None)
+    };
     let bad = FirstBad::new(dev)?;
     let [x, t, w] = o.ptrs;
     let (po, pb, rows, c) = (out.device_ptr(), bad.ptr(), o.rows, o.classes);
+    let pp = partials.as_ref().map_or(0, CudaStorage::device_ptr);
+    let pt = tickets.as_ref().map_or(0, |t| t.device_ptr());
     let (ignore, e) = (options.ignore_index, options.label_smoothing);
+    // At least one block, so that no rows still give their totals (0, 0 and 0 / 0).
+    let cfg = LaunchConfig {
+        grid: (blocks, 1, 1),
+        ..cfg
+    };
     dev.launch(
         &o.kernel,
-        o.launch_config(),
-        kernel_args![x, t, w, po, rows, c, ignore, e, pb],
+        cfg,
+        kernel_args![x, t, w, po, rows, c, ignore, e, pb, pp, pt],
     )?;
     dev.defer_index_check("cross_entropy", o.classes as usize, bad)?;
     Ok(out)
@@ -140,6 +156,7 @@ pub(crate) fn backward(
     ops: XentOperands<'_>,
     stats: (&dyn BackendStorage, &Layout),
     grad: (&dyn BackendStorage, &Layout),
+    divisor: Option<(&dyn BackendStorage, &Layout)>,
     options: SoftmaxXentOptions,
 ) -> Result<CudaStorage> {
     const OP: &str = "softmax_xent_backward";
@@ -158,6 +175,10 @@ pub(crate) fn backward(
         [0] => (one_value(OP, loc, grad, o.dtype)?, 0u32),
         _ => (dense(OP, loc, grad, o.dtype)?, 1u32),
     };
+    let pv = match divisor {
+        Some(d) => one_value(OP, loc, d, o.dtype)?,
+        None => 0,
+    };
     let total = (rows as usize)
         .checked_mul(c as usize)
         .ok_or_else(|| Error::invalid(OP, "M * C overflows usize"))?;
@@ -171,7 +192,7 @@ pub(crate) fn backward(
     dev.launch(
         &o.kernel,
         o.launch_config(),
-        kernel_args![x, t, w, ps, pg, grad_stride, pd, rows, c, ignore, e],
+        kernel_args![x, t, w, ps, pg, grad_stride, pv, pd, rows, c, ignore, e],
     )?;
     Ok(out)
 }

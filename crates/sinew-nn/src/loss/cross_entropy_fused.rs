@@ -33,9 +33,9 @@ pub(super) fn fused_cross_entropy(
     }
     let t = target.flatten_all()?.detach();
     let w = weight.map(Tensor::detach);
-    let stats = {
+    let (stats, totals) = {
         let _guard = no_grad();
-        match logits.detach().softmax_xent_rows(&t, w.as_ref(), options) {
+        match logits.detach().softmax_xent_totals(&t, w.as_ref(), options) {
             Ok(s) => s,
             Err(Error::NotImplemented { .. } | Error::UnsupportedDType { .. }) => return Ok(None),
             Err(e) => return Err(e),
@@ -43,7 +43,7 @@ pub(super) fn fused_cross_entropy(
     };
     let m = logits.dims()[0];
     if reduction == Reduction::Mean {
-        return fused_mean(logits, t, w, stats, options).map(Some);
+        return fused_mean(logits, t, w, (stats, totals), options).map(Some);
     }
     let row = |k: usize| stats.narrow(0, k, 1)?.reshape([m]);
     let (loss, row_weight) = (row(0)?, row(1)?);
@@ -66,25 +66,19 @@ pub(super) fn fused_cross_entropy(
     reduce_weighted(loss, &row_weight, rows_shape, reduction).map(Some)
 }
 
-/// The `mean` reduction of the row losses in `stats` (`sum loss / sum w_t`, PyTorch's
-/// weighted mean): both sums in one reduction and their ratio, recorded as one op of
-/// `logits` whose backward hands the row gradient to the fused backward kernel as one value
-/// broadcast to every row (no `[M]` tensor is built).
+/// The `mean` reduction of the row losses (`sum loss / sum w_t`, PyTorch's weighted mean), which
+/// the forward kernel computed with them (`totals`: the sums and their ratio), recorded as one
+/// op of `logits` whose backward hands the mean's gradient and the weights' sum to the backward
+/// kernel, which divides them (no `[M]` tensor is built, no other kernel runs).
 fn fused_mean(
     logits: &Tensor,
     t: Tensor,
     w: Option<Tensor>,
-    stats: Tensor,
+    (stats, totals): (Tensor, Tensor),
     options: SoftmaxXentOptions,
 ) -> Result<Tensor> {
     let m = logits.dims()[0];
-    let (mean, denominator) = {
-        let _guard = no_grad();
-        let totals = stats.narrow(0, 0, 2)?.sum(&[1], false)?;
-        let denominator = totals.narrow(0, 1, 1)?;
-        let mean = totals.narrow(0, 0, 1)?.div(&denominator)?.reshape([])?;
-        (mean, denominator)
-    };
+    let mean = totals.narrow(0, 2, 1)?.reshape([])?;
     Ok(Tensor::from_op(
         mean,
         "cross_entropy",
@@ -92,12 +86,14 @@ fn fused_mean(
         Save::INPUTS,
         move |ctx, dy| {
             let x = ctx.input(0)?;
-            let row_grad = dy.reshape([1])?.div(&denominator)?.expand([m])?;
             let dx = if is_grad_enabled() {
                 // create_graph: the same gradient written with recorded ops.
+                let denominator = totals.narrow(0, 1, 1)?;
+                let row_grad = dy.reshape([1])?.div(&denominator)?.expand([m])?;
                 differentiable_gradient(&x, &t, w.as_ref(), &row_grad, options)?
             } else {
-                x.softmax_xent_rows_backward(&t, w.as_ref(), &stats, &row_grad, options)?
+                let operands = (&stats, &totals);
+                x.softmax_xent_mean_backward(&t, w.as_ref(), operands, dy, options)?
             };
             Ok(vec![Some(dx)])
         },

@@ -535,9 +535,12 @@ impl Backend for CpuBackend {
         ops: crate::XentOperands<'_>,
         stats: (&dyn BackendStorage, &Layout),
         grad: (&dyn BackendStorage, &Layout),
+        divisor: Option<(&dyn BackendStorage, &Layout)>,
         options: crate::SoftmaxXentOptions,
     ) -> Result<BoxedStorage> {
-        Ok(Box::new(softmax_xent::backward(ops, stats, grad, options)?))
+        Ok(Box::new(softmax_xent::backward(
+            ops, stats, grad, divisor, options,
+        )?))
     }
 
     fn max_pool2d(

@@ -1,7 +1,8 @@
 //! CPU kernels of the fused softmax cross-entropy (`Backend::softmax_xent_forward`,
 //! `Backend::softmax_xent_backward`; formula in `ops/softmax_xent.rs`): per row, the maximum,
-//! the log-sum-exp and the loss in f64, rounded once to the element type. f32 and f64; other
-//! dtypes are `UnsupportedDType` (`CrossEntropyLoss` then takes its op-by-op form).
+//! the log-sum-exp and the loss in f64, rounded once to the element type, and the totals of the
+//! row losses and weights (in row order, in f64). f32 and f64; other dtypes are
+//! `UnsupportedDType` (`CrossEntropyLoss` then takes its op-by-op form).
 
 use std::borrow::Cow;
 
@@ -177,10 +178,11 @@ fn for_rows<I: Send>(
 fn forward_typed<T: XentFloat>(rows: &Rows<'_, T>, o: SoftmaxXentOptions) -> Result<Vec<T>> {
     rows.check_targets(o.ignore_index)?;
     let (m, c, e) = (rows.t.len(), rows.c, o.label_smoothing);
-    let mut out = try_vec("softmax_xent_forward", 4 * m, T::default())?;
+    let mut out = try_vec("softmax_xent_forward", 4 * m + 3, T::default())?;
     let (loss, rest) = out.split_at_mut(m);
     let (row_weight, rest) = rest.split_at_mut(m);
-    let (shift_out, log_sum_out) = rest.split_at_mut(m);
+    let (shift_out, rest) = rest.split_at_mut(m);
+    let log_sum_out = &mut rest[..m];
     let items = loss
         .par_iter_mut()
         .zip(row_weight.par_iter_mut())
@@ -202,13 +204,24 @@ fn forward_typed<T: XentFloat>(rows: &Rows<'_, T>, o: SoftmaxXentOptions) -> Res
         *loss = T::narrow(l);
         *rw = T::narrow(wt);
     });
+    // The totals of the stored values, rounded once.
+    let sum = |v: &[T]| v.iter().map(|x| x.wide()).sum::<f64>();
+    let (loss_sum, weight_sum) = (sum(&out[..m]), sum(&out[m..2 * m]));
+    out[4 * m..].copy_from_slice(&[
+        T::narrow(loss_sum),
+        T::narrow(weight_sum),
+        T::narrow(loss_sum / weight_sum),
+    ]);
     Ok(out)
 }
 
+/// The gradient for row gradients `grad`, each divided by `divisor` when given (in `T`:
+/// f64's quotient of two f32 values rounds to f32's).
 fn backward_typed<T: XentFloat>(
     rows: &Rows<'_, T>,
     stats: &[T],
     grad: &[T],
+    divisor: Option<T>,
     o: SoftmaxXentOptions,
 ) -> Result<Vec<T>> {
     let (m, c, e) = (rows.t.len(), rows.c, o.label_smoothing);
@@ -227,7 +240,11 @@ fn backward_typed<T: XentFloat>(
         let Some(t) = rows.target(i, o.ignore_index) else {
             return;
         };
-        let (x, g) = (rows.row(i), grad[i].wide());
+        let g = match divisor {
+            Some(d) => T::narrow(grad[i].wide() / d.wide()).wide(),
+            None => grad[i].wide(),
+        };
+        let x = rows.row(i);
         let (shift, log_sum) = (stats[2 * m + i].wide(), stats[3 * m + i].wide());
         let hard = (1.0 - e) * rows.weight(t);
         let soft = e / c as f64;
@@ -259,18 +276,37 @@ pub(crate) fn backward(
     ops: XentOperands<'_>,
     stats: (&dyn BackendStorage, &Layout),
     grad: (&dyn BackendStorage, &Layout),
+    divisor: Option<(&dyn BackendStorage, &Layout)>,
     o: SoftmaxXentOptions,
 ) -> Result<CpuStorage> {
-    const OP: &str = "softmax_xent_backward";
     Ok(match cpu(ops.logits.0).dtype() {
-        DType::F32 => {
-            let (s, g) = (view::<f32>(OP, stats)?, view::<f32>(OP, grad)?);
-            CpuStorage::F32(backward_typed(&Rows::new(OP, ops)?, &s, &g, o)?)
+        DType::F32 => CpuStorage::F32(backward_of::<f32>(ops, stats, grad, divisor, o)?),
+        DType::F64 => CpuStorage::F64(backward_of::<f64>(ops, stats, grad, divisor, o)?),
+        dtype => {
+            return Err(Error::UnsupportedDType {
+                op: "softmax_xent_backward",
+                dtype,
+            });
         }
-        DType::F64 => {
-            let (s, g) = (view::<f64>(OP, stats)?, view::<f64>(OP, grad)?);
-            CpuStorage::F64(backward_typed(&Rows::new(OP, ops)?, &s, &g, o)?)
-        }
-        dtype => return Err(Error::UnsupportedDType { op: OP, dtype }),
     })
+}
+
+/// [`backward`] for logits of type `T`.
+fn backward_of<T: XentFloat>(
+    ops: XentOperands<'_>,
+    stats: (&dyn BackendStorage, &Layout),
+    grad: (&dyn BackendStorage, &Layout),
+    divisor: Option<(&dyn BackendStorage, &Layout)>,
+    o: SoftmaxXentOptions,
+) -> Result<Vec<T>> {
+    const OP: &str = "softmax_xent_backward";
+    let (s, g) = (view::<T>(OP, stats)?, view::<T>(OP, grad)?);
+    let divisor = match divisor {
+        Some(d) => match view::<T>(OP, d)?.first() {
+            Some(&d) => Some(d),
+            None => return Err(Error::invalid(OP, "an empty divisor")),
+        },
+        None => None,
+    };
+    backward_typed(&Rows::new(OP, ops)?, &s, &g, divisor, o)
 }

@@ -103,13 +103,14 @@ impl Tensor {
     }
 
     /// Runs `f` on the contiguous storages of the logits, targets and weights, and of up to
-    /// two more tensors (`extra`, handed to `f` as contiguous views in order).
+    /// three more tensors (`extra`, handed to `f` as contiguous views in order; an absent one
+    /// as `None`).
     fn with_xent_operands<R>(
         &self,
         target: &Tensor,
         weight: Option<&Tensor>,
-        extra: [Option<&Tensor>; 2],
-        f: impl FnOnce(XentOperands<'_>, [(&dyn BackendStorage, &Layout); 2]) -> Result<R>,
+        extra: [Option<&Tensor>; 3],
+        f: impl FnOnce(XentOperands<'_>, [Option<(&dyn BackendStorage, &Layout)>; 3]) -> Result<R>,
     ) -> Result<R> {
         let x = self.contiguous()?;
         let t = target.contiguous()?;
@@ -119,12 +120,20 @@ impl Tensor {
             [0] => Ok(e.clone()),
             _ => e.contiguous(),
         };
-        let [e0, e1] = extra.map(|e| e.map(dense_or_broadcast).transpose());
-        let (e0, e1) = (e0?, e1?);
+        let [e0, e1, e2] = extra.map(|e| e.map(dense_or_broadcast).transpose());
+        let extra = [e0?, e1?, e2?];
         // Absent operands are stood in for by the logits (a storage shared is locked once).
         let pick = |o: &Option<Tensor>| -> Tensor { o.clone().unwrap_or_else(|| x.clone()) };
-        let all = [x.clone(), t, pick(&w), pick(&e0), pick(&e1)];
-        Tensor::with_storages([&all[0], &all[1], &all[2], &all[3], &all[4]], |s| {
+        let all = [
+            x.clone(),
+            t,
+            pick(&w),
+            pick(&extra[0]),
+            pick(&extra[1]),
+            pick(&extra[2]),
+        ];
+        let refs = [&all[0], &all[1], &all[2], &all[3], &all[4], &all[5]];
+        Tensor::with_storages(refs, |s| {
             let view = |k: usize| (s[k], all[k].layout());
             f(
                 XentOperands {
@@ -132,7 +141,7 @@ impl Tensor {
                     target: view(1),
                     weight: w.is_some().then(|| view(2)),
                 },
-                [view(3), view(4)],
+                std::array::from_fn(|k| extra[k].is_some().then(|| view(3 + k))),
             )
         })
     }
@@ -152,13 +161,41 @@ impl Tensor {
         weight: Option<&Tensor>,
         options: SoftmaxXentOptions,
     ) -> Result<Tensor> {
+        Ok(self.softmax_xent_totals(target, weight, options)?.0)
+    }
+
+    /// [`Tensor::softmax_xent_rows`] and, from the same kernel, a `[3]` tensor of the totals:
+    /// the sum of the row losses, the sum of the row weights, and their ratio, the `mean`
+    /// reduction (PyTorch's weighted mean; NaN when no row counts). The sums run in f64 over
+    /// the rows' stored values and are rounded once. Not differentiable.
+    pub fn softmax_xent_totals(
+        &self,
+        target: &Tensor,
+        weight: Option<&Tensor>,
+        options: SoftmaxXentOptions,
+    ) -> Result<(Tensor, Tensor)> {
         const OP: &str = "softmax_xent_rows";
         let (m, _) = self.check_xent_operands(OP, target, weight, options)?;
         let backend = self.device().backend();
-        let storage = self.with_xent_operands(target, weight, [None, None], |ops, _| {
+        let storage = self.with_xent_operands(target, weight, [None; 3], |ops, _| {
             backend.softmax_xent_forward(ops, options)
         })?;
-        Tensor::from_storage(storage, [4, m], self.device().clone())
+        let rows = 4 * m;
+        if storage.len() != rows + 3 {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "the backend returned {} elements, not {}",
+                    storage.len(),
+                    rows + 3
+                ),
+            ));
+        }
+        let all = Tensor::from_storage(storage, [rows + 3], self.device().clone())?;
+        Ok((
+            all.narrow(0, 0, rows)?.reshape([4, m])?,
+            all.narrow(0, rows, 3)?,
+        ))
     }
 
     /// The gradient of [`Tensor::softmax_xent_rows`]'s row losses with respect to the logits
@@ -171,6 +208,51 @@ impl Tensor {
         weight: Option<&Tensor>,
         stats: &Tensor,
         grad: &Tensor,
+        options: SoftmaxXentOptions,
+    ) -> Result<Tensor> {
+        self.xent_backward(target, weight, stats, grad, None, options)
+    }
+
+    /// The gradient of the `mean` reduction [`Tensor::softmax_xent_totals`] returned (its
+    /// `totals`, with the rows `stats`) with respect to the logits `self`, for the gradient
+    /// `grad` of the mean (one element): every row's gradient is `grad / sum of the row
+    /// weights`, divided in `self`'s dtype, in the same kernel as the rest. Not
+    /// differentiable.
+    pub fn softmax_xent_mean_backward(
+        &self,
+        target: &Tensor,
+        weight: Option<&Tensor>,
+        (stats, totals): (&Tensor, &Tensor),
+        grad: &Tensor,
+        options: SoftmaxXentOptions,
+    ) -> Result<Tensor> {
+        const OP: &str = "softmax_xent_mean_backward";
+        if grad.elem_count() != 1 || totals.dims() != [3] {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "expects one gradient and [3] totals, got {} and {}",
+                    grad.shape(),
+                    totals.shape()
+                ),
+            ));
+        }
+        self.check_same_dtype(OP, totals)?;
+        self.check_same_device(OP, totals)?;
+        let m = self.dims().first().copied().unwrap_or(0);
+        let row_grad = grad.reshape([1])?.expand([m])?;
+        let divisor = totals.narrow(0, 1, 1)?;
+        self.xent_backward(target, weight, stats, &row_grad, Some(&divisor), options)
+    }
+
+    /// The backward kernel for row gradients `grad`, divided by `divisor` when given.
+    fn xent_backward(
+        &self,
+        target: &Tensor,
+        weight: Option<&Tensor>,
+        stats: &Tensor,
+        grad: &Tensor,
+        divisor: Option<&Tensor>,
         options: SoftmaxXentOptions,
     ) -> Result<Tensor> {
         const OP: &str = "softmax_xent_rows_backward";
@@ -186,10 +268,13 @@ impl Tensor {
             }
         }
         let backend = self.device().backend();
-        let storage =
-            self.with_xent_operands(target, weight, [Some(stats), Some(grad)], |ops, [s, g]| {
-                backend.softmax_xent_backward(ops, s, g, options)
-            })?;
+        let extra = [Some(stats), Some(grad), divisor];
+        let storage = self.with_xent_operands(target, weight, extra, |ops, [s, g, d]| {
+            let (Some(s), Some(g)) = (s, g) else {
+                unreachable!("stats and grad are given")
+            };
+            backend.softmax_xent_backward(ops, s, g, d, options)
+        })?;
         Tensor::from_storage(storage, [m, c], self.device().clone())
     }
 }
@@ -331,5 +416,64 @@ mod tests {
                 .softmax_xent_rows(&target, None, options(-100, 0.0))
                 .is_err()
         );
+    }
+
+    /// The totals are the f64 sums of the stored row losses and weights and their ratio, and
+    /// the mean's gradient is the row gradient `grad / sum w_t` (divided in the logits' dtype)
+    /// for every row, bit for bit.
+    #[test]
+    fn totals_and_the_means_gradient() {
+        let cpu = Device::cpu();
+        let mut rng = Generator::new(12);
+        let (m, c) = (9, 4);
+        let target = Tensor::from_vec(vec![0i64, 3, -100, 2, 1, 3, 0, -100, 1], [m]).unwrap();
+        for dtype in [DType::F32, DType::F64] {
+            let x = rng
+                .randn([m, c], dtype, &cpu)
+                .unwrap()
+                .mul_scalar(2.0)
+                .unwrap();
+            let w = rng.rand([c], dtype, &cpu).unwrap().add_scalar(0.5).unwrap();
+            let o = options(-100, 0.1);
+            let (stats, totals) = x.softmax_xent_totals(&target, Some(&w), o).unwrap();
+            let rows = stats.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+            let (loss, weight): (f64, f64) = (rows[..m].iter().sum(), rows[m..2 * m].iter().sum());
+            let narrow = |v: f64| {
+                Tensor::from_vec(vec![v], [1])
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap()
+            };
+            let want =
+                Tensor::cat(&[narrow(loss), narrow(weight), narrow(loss / weight)], 0).unwrap();
+            assert_eq!(
+                totals.to_vec_f64().unwrap(),
+                want.to_vec_f64().unwrap(),
+                "{dtype}"
+            );
+            assert!(loss > 0.0 && weight > 1.0, "{dtype}: rows counted");
+            let dmean = rng.randn([], dtype, &cpu).unwrap();
+            let got = x
+                .softmax_xent_mean_backward(&target, Some(&w), (&stats, &totals), &dmean, o)
+                .unwrap();
+            let divisor = totals.narrow(0, 1, 1).unwrap();
+            let row_grad = dmean
+                .reshape([1])
+                .unwrap()
+                .div(&divisor)
+                .unwrap()
+                .expand([m])
+                .unwrap();
+            let want = x
+                .softmax_xent_rows_backward(&target, Some(&w), &stats, &row_grad, o)
+                .unwrap();
+            assert_eq!(
+                got.to_vec_f64().unwrap(),
+                want.to_vec_f64().unwrap(),
+                "{dtype}"
+            );
+            let bad = x.softmax_xent_mean_backward(&target, None, (&stats, &stats), &dmean, o);
+            assert!(bad.is_err(), "{dtype}: totals must be [3]");
+        }
     }
 }
