@@ -220,21 +220,27 @@ struct RunningArgs {
 };
 
 // channel_stats_<dtype>(a, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags,
-//                       backward, out, run)
+//                       backward, out, run, params)
 //   channel_sums and then channel_norm's step (forward: r0 = scale, r1 = shift; backward:
 //   r0 = mean, r1 = invstd, r2 = scale; flags as theirs) in one kernel: the block that finishes
 //   a channel's sums computes that channel's [6, C] rows, the same bits as the two kernels, and
-//   (forward, run.flags 1) updates its running statistics from them as running_stats does.
+//   (forward, run.flags 1) updates its running statistics from them as running_stats does, or
+//   (backward, params not null) writes the affine parameters' gradients, rows 4 and 5, as f32
+//   [2, C] (rounded once, as their cast would be).
 template <typename T>
 __device__ void channel_stats(const T *a, const T *b, uint32_t n, uint32_t c, uint64_t inner, double *partials,
                               unsigned long long *tickets, const void *r0, const void *r1, const void *r2,
                               double count, double eps, uint32_t flags, uint32_t backward, double *out,
-                              RunningArgs run) {
+                              RunningArgs run, float *params) {
     double s, p;
     if (!channel_totals(a, b, n, c, inner, partials, tickets, s, p)) return;
     const uint32_t i = blockIdx.x;
     if (backward) {
         norm_backward_at(i, c, s, p, (const double *)r0, (const double *)r1, r2, count, flags, out);
+        if (params != nullptr) {
+            params[i] = (float)out[4 * c + i];
+            params[c + i] = (float)out[5 * c + i];
+        }
         return;
     }
     norm_forward_at(i, c, s, p, r0, r1, count, eps, flags, out);
@@ -254,8 +260,9 @@ __device__ void channel_stats(const T *a, const T *b, uint32_t n, uint32_t c, ui
                                                       unsigned long long *tickets, const void *r0,        \
                                                       const void *r1, const void *r2, double count,       \
                                                       double eps, uint32_t flags, uint32_t backward,      \
-                                                      double *out, RunningArgs run) {                     \
-        channel_stats<T>(a, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags, backward, out, run); \
+                                                      double *out, RunningArgs run, float *params) {      \
+        channel_stats<T>(a, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags, backward, out, run, \
+                         params);                                                                          \
     }
 CHANNEL_STATS_KERNEL(f32, float)
 CHANNEL_STATS_KERNEL(f64, double)

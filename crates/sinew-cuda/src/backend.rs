@@ -8,6 +8,7 @@ use sinew_tensor::{
 };
 
 use crate::device::CudaBackend;
+use crate::ops::channel_stats::Extra;
 use crate::ops::{
     binary, cast, channel, channel_stats, compare, conv, conv_gemm, conv_wgrad, fused_step, gemm,
     index, inplace, pool, random, reduce, softmax, sorted_sum, unary, xent,
@@ -485,8 +486,34 @@ impl Backend for CudaBackend {
             .map(|&(s, at)| Ok((cuda(s, loc)?, at)))
             .collect::<Result<_>>()?;
         let a = (cuda(a.0, loc)?, a.1);
-        let out = channel_stats::channel_norm_of(self, a, b, step, &views, None)?;
-        Ok(out.map(|s| Box::new(s) as BoxedStorage))
+        let out = channel_stats::channel_norm_of(self, a, b, step, &views, Extra::None)?;
+        Ok(out.map(|(s, _)| Box::new(s) as BoxedStorage))
+    }
+
+    fn channel_norm_grads_of(
+        &self,
+        dy: (&dyn BackendStorage, &Layout),
+        x: (&dyn BackendStorage, &Layout),
+        count: f64,
+        rows: &[(&dyn BackendStorage, usize)],
+        params: DType,
+    ) -> Result<Option<(BoxedStorage, BoxedStorage)>> {
+        if params != DType::F32 {
+            return Ok(None);
+        }
+        let loc = self.location();
+        let views: Vec<(&CudaStorage, usize)> = rows
+            .iter()
+            .map(|&(s, at)| Ok((cuda(s, loc)?, at)))
+            .collect::<Result<_>>()?;
+        let (dy, x) = ((cuda(dy.0, loc)?, dy.1), (cuda(x.0, loc)?, x.1));
+        let step = ChannelNormStep::Backward { count };
+        let extra = Extra::ParamGrads;
+        let out = channel_stats::channel_norm_of(self, dy, Some(x), step, &views, extra)?;
+        Ok(match out {
+            Some((rows, Some(params))) => Some((Box::new(rows), Box::new(params))),
+            _ => None,
+        })
     }
 
     fn channel_norm_updating(
@@ -514,8 +541,9 @@ impl Backend for CudaBackend {
         };
         let step = ChannelNormStep::Forward { count, eps };
         let a = (cuda(a.0, loc)?, a.1);
-        let out = channel_stats::channel_norm_of(self, a, None, step, &views, Some(target))?;
-        Ok(out.map(|s| Box::new(s) as BoxedStorage))
+        let extra = Extra::Running(target);
+        let out = channel_stats::channel_norm_of(self, a, None, step, &views, extra)?;
+        Ok(out.map(|(s, _)| Box::new(s) as BoxedStorage))
     }
 
     fn update_running_stats(

@@ -117,8 +117,9 @@ fn channel_sums_are_one_deterministic_kernel() {
 
 /// A tensor's per-channel sums and the normalisation step on them (`channel_norm_of`) are one
 /// kernel, with the bits of the two kernels it replaces (the sums are deterministic): forward
-/// with f32 or f64 scale and shift or none, backward with and without a scale, for every float
-/// dtype, with one split a channel and with many.
+/// with f32 or f64 scale and shift or none, backward with and without a scale (and with the
+/// affine parameters' f32 gradients from the same kernel), for every float dtype, with one
+/// split a channel and with many.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn channel_norm_of_a_tensor_is_one_kernel() {
@@ -164,7 +165,29 @@ fn channel_norm_of_a_tensor_is_one_kernel() {
                 let sums = dy.channel_sums(Some(&x)).unwrap();
                 let want = Tensor::channel_norm(backward, &sums, &rows).unwrap();
                 let run = || dy.channel_norm_of(Some(&x), backward, &rows).unwrap();
-                one_kernel(&format!("{what} backward"), &run, want);
+                let got = one_kernel(&format!("{what} backward"), &run, want);
+                // With the parameters' gradients as f32 from the same kernel: rows 4 and 5
+                // rounded once, as their cast.
+                let before = kernel_launches(&dev);
+                let (rows_again, grads) = dy
+                    .channel_norm_grads_of(&x, count, &rows, DType::F32)
+                    .unwrap();
+                assert_eq!(
+                    kernel_launches(&dev) - before,
+                    1,
+                    "{what}: with the gradients"
+                );
+                assert_eq!(
+                    bits(&rows_again),
+                    bits(&got),
+                    "{what}: rows with the gradients"
+                );
+                let cast = got.narrow(0, 4, 2).unwrap().to_dtype(DType::F32).unwrap();
+                let f32_bits = |t: &Tensor| -> Vec<u32> {
+                    let v = t.to_vec::<f32>().unwrap();
+                    v.iter().map(|x| x.to_bits()).collect()
+                };
+                assert_eq!(f32_bits(&grads), f32_bits(&cast), "{what}: the gradients");
             }
         }
     }

@@ -586,6 +586,26 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(false)
     }
 
+    /// [`Backend::channel_norm_of`]'s backward step on `dy` and `x` (`count` values a channel)
+    /// that also returns the affine parameters' gradients, rows 4 and 5 of its result, as a
+    /// `[2, C]` storage of dtype `params`, each rounded once as their cast would be: one kernel
+    /// for batch norm's backward statistics and its weight's and bias's gradients
+    /// ([`crate::Tensor::channel_norm_grads_of`]). Returns `None` where the backend has no
+    /// kernel for them (the caller then casts the rows).
+    ///
+    /// Default: `None`.
+    fn channel_norm_grads_of(
+        &self,
+        dy: (&dyn BackendStorage, &Layout),
+        x: (&dyn BackendStorage, &Layout),
+        count: f64,
+        rows: &[(&dyn BackendStorage, usize)],
+        params: DType,
+    ) -> Result<Option<(BoxedStorage, BoxedStorage)>> {
+        let _ = (dy, x, count, rows, params);
+        Ok(None)
+    }
+
     /// [`Backend::channel_norm_of`]'s forward step on one tensor, `(count, eps)` its scalars,
     /// that also updates batch norm's running statistics from the mean and biased variance it
     /// computes (rows 3 and 5 of its result) as [`Backend::update_running_stats`] would: one

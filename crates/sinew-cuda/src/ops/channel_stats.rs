@@ -5,7 +5,7 @@
 //! the update of batch norm's running statistics from them (`Backend::channel_norm_updating`:
 //! one launch instead of two more).
 
-use sinew_tensor::{ChannelNormStep, DType, Layout, Result};
+use sinew_tensor::{ChannelNormStep, DType, Error, Layout, Result};
 
 use super::channel::{SumsLaunch, norm_args, run_of};
 use crate::device::CudaBackend;
@@ -67,8 +67,18 @@ impl Running<'_> {
     }
 }
 
-/// The `[6, C]` f64 rows of `step` on the channel sums of `a` (and `b`), updating `running`
-/// from a forward step's statistics when given; `None`, with nothing written, for a dtype
+/// What a launch does besides the `[6, C]` rows.
+pub(crate) enum Extra<'s> {
+    /// Nothing.
+    None,
+    /// A forward step updates these running statistics.
+    Running(Running<'s>),
+    /// A backward step also writes the affine parameters' gradients, as f32 `[2, C]`.
+    ParamGrads,
+}
+
+/// The `[6, C]` f64 rows of `step` on the channel sums of `a` (and `b`), with `extra`'s work
+/// (and, for [`Extra::ParamGrads`], that storage); `None`, with nothing written, for a dtype
 /// without a kernel or a tensor with no value in a channel (the ops run instead).
 pub(crate) fn channel_norm_of(
     dev: &CudaBackend,
@@ -76,35 +86,38 @@ pub(crate) fn channel_norm_of(
     b: Option<(&CudaStorage, &Layout)>,
     step: ChannelNormStep,
     rows: &[(&CudaStorage, usize)],
-    running: Option<Running<'_>>,
-) -> Result<Option<CudaStorage>> {
+    extra: Extra<'_>,
+) -> Result<Option<(CudaStorage, Option<CudaStorage>)>> {
     const OP: &str = "channel_norm_of";
     let Some(kernel) = names::channel_stats(a.0.dtype_of()) else {
         return Ok(None);
     };
-    let run = match (&running, step) {
-        (None, _) => RunningArgs {
-            mean: 0,
-            var: 0,
-            count: 0,
-            momentum: 0.0,
-            unbias: 0.0,
-            flags: 0,
-        },
-        (Some(running), ChannelNormStep::Forward { .. }) => {
+    let forward = matches!(step, ChannelNormStep::Forward { .. });
+    let mut run = RunningArgs {
+        mean: 0,
+        var: 0,
+        count: 0,
+        momentum: 0.0,
+        unbias: 0.0,
+        flags: 0,
+    };
+    match (&extra, forward) {
+        (Extra::None, _) => {}
+        (Extra::Running(running), true) => {
             let c = a.1.dims().get(1).copied().unwrap_or(0);
             match running.args(c)? {
-                Some(args) => args,
+                Some(args) => run = args,
                 None => return Ok(None),
             }
         }
-        (Some(_), ChannelNormStep::Backward { .. }) => {
-            return Err(sinew_tensor::Error::invalid(
+        (Extra::ParamGrads, false) => {}
+        (Extra::Running(_), false) | (Extra::ParamGrads, true) => {
+            return Err(Error::invalid(
                 OP,
-                "updates running statistics after a forward step only",
+                "running statistics go with a forward step, parameter gradients a backward one",
             ));
         }
-    };
+    }
     let Some(launch) = SumsLaunch::new(dev, OP, a, b)? else {
         return Ok(None);
     };
@@ -115,13 +128,18 @@ pub(crate) fn channel_norm_of(
         ChannelNormStep::Backward { count } => (count, 0.0, 1u32),
     };
     let out = dev.alloc(DType::F64, 6 * c as usize)?;
+    let params = match extra {
+        Extra::ParamGrads => Some(dev.alloc(DType::F32, 2 * c as usize)?),
+        _ => None,
+    };
     let po = out.device_ptr();
+    let pg = params.as_ref().map_or(0, CudaStorage::device_ptr);
     dev.launch(
         &kernel,
         launch.cfg,
         kernel_args![
-            pa, pb, n, c, inner, pp, pt, r0, r1, r2, count, eps, flags, backward, po, run
+            pa, pb, n, c, inner, pp, pt, r0, r1, r2, count, eps, flags, backward, po, run, pg
         ],
     )?;
-    Ok(Some(out))
+    Ok(Some((out, params)))
 }

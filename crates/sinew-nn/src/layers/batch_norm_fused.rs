@@ -59,20 +59,19 @@ pub(crate) fn batch_norm_batch_stats(
     let bias_dtype = bias.map(Tensor::dtype);
     let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor| {
         let dy = &dy.to_dtype(x.dtype())?;
-        let grads_of = stats.input_gradient(dy, x, param_row(w)?.as_ref())?;
-        let mut grads = vec![Some(grads_of.dx)];
-        // The weight's and bias's gradients, in one cast where their dtypes agree.
+        // The weight's and bias's gradients, from the statistics' kernel where their dtypes
+        // agree (else cast one by one from f64).
         let dtypes = [w.map(Tensor::dtype), bias_dtype];
-        let both = match dtypes {
-            [Some(a), Some(b)] if a == b => Some(grads_of.params.to_dtype(a)?),
+        let shared = match dtypes {
+            [Some(a), Some(b)] if a == b => Some(a),
             _ => None,
         };
+        let grads_of = stats.input_gradient(dy, x, param_row(w)?.as_ref(), shared)?;
+        let mut grads = vec![Some(grads_of.dx)];
         for (k, dtype) in dtypes.into_iter().enumerate() {
             if let Some(dtype) = dtype {
-                grads.push(Some(match &both {
-                    Some(both) => row(both, k)?,
-                    None => row(&grads_of.params, k)?.to_dtype(dtype)?,
-                }));
+                // A no-op where the kernel gave them in that dtype.
+                grads.push(Some(row(&grads_of.params, k)?.to_dtype(dtype)?));
             }
         }
         Ok(grads)
@@ -135,12 +134,12 @@ pub(crate) struct Stats {
     coef: Tensor,
 }
 
-/// What [`Stats::input_gradient`] returns (f64 `[C]` rows besides `dx`).
+/// What [`Stats::input_gradient`] returns.
 pub(crate) struct InputGradient {
     /// The input's gradient.
     pub(crate) dx: Tensor,
-    /// `[2, C]`: the scale's gradient, `sum(dy * (x - mean)) * invstd` per channel, then the
-    /// shift's, `sum(dy)` (rows of one tensor, so that one cast takes both).
+    /// `[2, C]` (f64, or the dtype asked for): the scale's gradient,
+    /// `sum(dy * (x - mean)) * invstd` per channel, then the shift's, `sum(dy)`.
     pub(crate) params: Tensor,
 }
 
@@ -195,20 +194,29 @@ impl Stats {
     /// The gradient of `x` for the gradient `dy` of `(x - mean) * invstd * scale` (statistics
     /// of `x` itself; `scale` f32 or f64 `[C]`, 1 when absent), in one read of `dy` and `x`
     /// (`Tensor::channel_norm_of`) and one pass; with the per-channel sums the affine
-    /// parameters' gradients need.
+    /// parameters' gradients need, in dtype `params` when given (from the same kernel:
+    /// `Tensor::channel_norm_grads_of`), else as f64.
     pub(crate) fn input_gradient(
         &self,
         dy: &Tensor,
         x: &Tensor,
         scale: Option<&Tensor>,
+        params: Option<DType>,
     ) -> Result<InputGradient> {
         let mut rows = vec![&self.mean, &self.invstd];
         rows.extend(scale);
-        let step = ChannelNormStep::Backward { count: self.count };
-        let out = dy.channel_norm_of(Some(x), step, &rows)?;
+        let (out, params) = match params {
+            Some(dtype) => dy.channel_norm_grads_of(x, self.count, &rows, dtype)?,
+            None => {
+                let step = ChannelNormStep::Backward { count: self.count };
+                let out = dy.channel_norm_of(Some(x), step, &rows)?;
+                let params = out.narrow(0, 4, 2)?;
+                (out, params)
+            }
+        };
         Ok(InputGradient {
             dx: dy.channel_lincomb(Some(x), &out.narrow(0, 0, 3)?)?,
-            params: out.narrow(0, 4, 2)?,
+            params,
         })
     }
 }

@@ -70,7 +70,7 @@ pub(crate) fn layer_norm_rows(
         };
         let xr = x.reshape([1, m, n])?;
         let dx = stats
-            .input_gradient(&dxhat.reshape([1, m, n])?, &xr, None)?
+            .input_gradient(&dxhat.reshape([1, m, n])?, &xr, None, None)?
             .dx;
         let mut grads = vec![Some(dx.reshape(x.shape().clone())?)];
         if has_weight {

@@ -174,6 +174,55 @@ impl Tensor {
             None => Tensor::channel_norm(step, &self.channel_sums(other)?, rows),
         }
     }
+
+    /// [`Tensor::channel_norm_of`]'s backward step on the gradient `self` and the input `x`
+    /// (`count` values a channel; `rows` as there) and the affine parameters' gradients, rows 4
+    /// and 5 of its `[6, C]` result, as `[2, C]` of dtype `params`: one kernel where the
+    /// backend has one (CUDA, f32 parameters), else the step and a cast, with the same values.
+    /// Not differentiable.
+    pub fn channel_norm_grads_of(
+        &self,
+        x: &Tensor,
+        count: f64,
+        rows: &[&Tensor],
+        params: DType,
+    ) -> Result<(Tensor, Tensor)> {
+        const OP: &str = "channel_norm_grads_of";
+        let c = self.check_channel_operands(OP, Some(x))?;
+        let step = ChannelNormStep::Backward { count };
+        let dense_rows = checked_rows(OP, step, self, c, rows)?;
+        let mut refs: Vec<&Tensor> = vec![self, x];
+        refs.extend(&dense_rows);
+        let backend = self.device().backend();
+        let fused = Tensor::with_storage_slice(&refs, |storages| {
+            let views: Vec<_> = storages[2..]
+                .iter()
+                .zip(&dense_rows)
+                .map(|(s, t)| (*s, t.layout().offset()))
+                .collect();
+            let (dy, x) = ((storages[0], self.layout()), (storages[1], x.layout()));
+            backend.channel_norm_grads_of(dy, x, count, &views, params)
+        })?;
+        let device = self.device();
+        match fused {
+            Some((out, grads)) if grads.dtype() == params => Ok((
+                Tensor::from_storage(out, [6, c], device.clone())?,
+                Tensor::from_storage(grads, [2, c], device.clone())?,
+            )),
+            Some((_, grads)) => Err(Error::invalid(
+                OP,
+                format!(
+                    "the backend returned {} gradients, not {params}",
+                    grads.dtype()
+                ),
+            )),
+            None => {
+                let out = self.channel_norm_of(Some(x), step, rows)?;
+                let grads = out.narrow(0, 4, 2)?.to_dtype(params)?;
+                Ok((out, grads))
+            }
+        }
+    }
 }
 
 /// [`Tensor::channel_norm`] with tensor ops (each an f64 operation per element).
@@ -254,5 +303,23 @@ mod tests {
         assert!(Tensor::channel_norm(backward, &sums, &bad).is_err());
         let short = Tensor::zeros([2], DType::F64, &cpu).unwrap();
         assert!(x.channel_norm_of(None, forward, &[&short]).is_err());
+        // With the parameters' gradients: the same rows, and rows 4 and 5 cast.
+        let (rows_again, grads) = dy
+            .channel_norm_grads_of(&x, 20.0, &rows, DType::F32)
+            .unwrap();
+        assert_eq!(
+            rows_again.to_vec::<f64>().unwrap(),
+            got.to_vec::<f64>().unwrap()
+        );
+        let cast = got.narrow(0, 4, 2).unwrap().to_dtype(DType::F32).unwrap();
+        assert_eq!(grads.dims(), [2, 3]);
+        assert_eq!(
+            grads.to_vec::<f32>().unwrap(),
+            cast.to_vec::<f32>().unwrap()
+        );
+        assert!(
+            dy.channel_norm_grads_of(&x, 20.0, &bad, DType::F32)
+                .is_err()
+        );
     }
 }
