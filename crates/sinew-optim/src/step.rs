@@ -137,8 +137,9 @@ fn update<R: UpdateRule>(
 }
 
 /// Runs the gathered steps: those sharing a step (hyper-parameters and step count), dtype and
-/// device in one `fused_step_many_`; where that cannot run, each parameter's fused kernel or,
-/// failing that, the rule's update.
+/// device whose operands a fused kernel takes in one `fused_step_many_`; the others, and all of
+/// them where that launch cannot run, each parameter's fused kernel or, failing that, the
+/// rule's update.
 fn run_pending<R: UpdateRule>(
     state: &mut BTreeMap<String, Entry>,
     config: &R::Config,
@@ -166,10 +167,18 @@ fn run_pending<R: UpdateRule>(
                 grad: &q.grad,
             })
             .collect();
-        if Tensor::fused_step_many_(&batch[0].step, &operands)? {
-            continue;
-        }
-        for (q, b) in batch.iter().zip(&buffers) {
+        // The parameters a fused kernel takes go together; one that it cannot (a strided
+        // gradient) does not hold the others back.
+        let step = &batch[0].step;
+        let fits: Vec<bool> = operands.iter().map(|o| o.fits(step)).collect();
+        let fitting: Vec<StepOperands<'_>> = (operands.iter().zip(&fits))
+            .filter_map(|(o, &fits)| fits.then_some(*o))
+            .collect();
+        let together = !fitting.is_empty() && Tensor::fused_step_many_(step, &fitting)?;
+        for ((q, b), &fits) in batch.iter().zip(&buffers).zip(&fits) {
+            if together && fits {
+                continue;
+            }
             if !q.value.fused_step_(&q.step, b, &q.grad)? {
                 let e = state
                     .get_mut(&q.name)

@@ -33,6 +33,15 @@ impl StepOperands<'_> {
         ))
     }
 
+    /// Whether [`Tensor::fused_step_many_`] (and [`Tensor::fused_step_`]) can run `step` on
+    /// these operands: the backend fuses `step` for the parameter's dtype, and every operand
+    /// is a dense view of the parameter's shape, dtype and device that autograd does not
+    /// record. (A launch may still decline operands that share a storage.)
+    pub fn fits(&self, step: &FusedStep) -> bool {
+        let (dtype, device) = (self.param.dtype(), self.param.device());
+        device.backend().fuses(step, dtype) && self.fit(dtype, device)
+    }
+
     /// Whether every operand is a dense view of the parameter's shape, of `dtype` on
     /// `device`, that autograd does not record (what a fused kernel takes).
     pub(super) fn fit(&self, dtype: DType, device: &Device) -> bool {
