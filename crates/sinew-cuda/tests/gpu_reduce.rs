@@ -130,6 +130,51 @@ fn leading_dim_reductions_read_in_place() {
     check("max with NaN over dim 0", &c, &g, 0.0);
 }
 
+/// A reduction over a leading and a trailing run of dims with dims kept between (a
+/// convolution's bias gradient: `[n, c, h, w]` over `(0, 2, 3)`) reads the view in place, in two
+/// launches (the trailing run, then the leading one; three where the leading run is long for
+/// few outputs and folds in two passes): nothing near the input's size is allocated, as the
+/// transposing copy would be; values as the CPU's (i64 sums exactly).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn bias_gradient_sums_read_in_place() {
+    let dev = gpu();
+    let cuda = sinew_cuda::CudaBackend::of(&dev).unwrap();
+    let shape = [64usize, 6, 24, 24];
+    for dtype in [DType::F32, DType::F64, DType::I64] {
+        let x = randn(63, &shape, DType::F64).mul_scalar(100.0).unwrap();
+        let x = x.to_dtype(dtype).unwrap();
+        let on_gpu = x.to_device(&dev).unwrap();
+        for (dims, kernels) in [(&[0isize, 2, 3][..], 2), (&[0, 1, 3][..], 3)] {
+            for op in REDUCE_OPS.into_iter().filter(|op| op.name() != "prod") {
+                let want = x.reduce(op, dims, false).unwrap();
+                let input_bytes = x.elem_count() * dtype.size_in_bytes();
+                cuda.reset_peak_memory_stats();
+                let before = cuda.memory_stats().allocated;
+                let launches = kernel_launches(&dev);
+                let got = on_gpu.reduce(op, dims, false).unwrap();
+                let what = format!("{} {dtype} {dims:?}", op.name());
+                assert_eq!(kernel_launches(&dev) - launches, kernels, "{what}: kernels");
+                let extra = cuda.memory_stats().peak_allocated - before;
+                assert!(
+                    extra < input_bytes / 8,
+                    "{what}: {extra} bytes for {input_bytes}"
+                );
+                let got = got.to_device(&sinew_tensor::Device::cpu()).unwrap();
+                if dtype == DType::I64 || op.name() != "sum" {
+                    assert_eq!(
+                        got.to_vec_f64().unwrap(),
+                        want.to_vec_f64().unwrap(),
+                        "{what}"
+                    );
+                } else {
+                    check(&what, &want, &got, tol(dtype));
+                }
+            }
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn argmax_and_argmin_match_the_cpu() {

@@ -4,7 +4,11 @@
 //! one row kernel serves every case: `[rows, cols]` with `cols` the reduced elements. Long rows with
 //! few of them are split into chunks reduced in two passes, so the whole GPU takes part. A
 //! contiguous view whose reduced dims are one run before the last dim (a sum over the batch) is
-//! read in place by the middle-axis kernel instead, without that copy.
+//! read in place by the middle-axis kernel instead, without that copy; one reduced over a
+//! leading and a trailing run of dims (a convolution's bias gradient, `[n, c, h, w]` over
+//! `(0, 2, 3)`) by the rows kernel over the trailing run and then the middle-axis kernel over
+//! the leading one, both in place (f32, f64 and i64; f16/bf16 would round the partial
+//! results, so they keep the copy).
 
 use sinew_tensor::{ArgReduceOp, DType, Error, Layout, ReduceOp, Result};
 
@@ -69,6 +73,18 @@ pub(crate) fn reduce(
     let dtype = src.dtype_of();
     if let Some(axis) = middle_axis(layout, dims) {
         return reduce_middle(dev, op, src, axis);
+    }
+    if matches!(dtype, DType::F32 | DType::F64 | DType::I64)
+        && let Some(split) = outer_and_inner_runs(layout, dims)
+    {
+        // The trailing run first (rows, in place), then the leading run of what is left.
+        let (leading, trailing) = dims.split_at(split);
+        let partial = reduce(dev, op, src, layout, trailing)?;
+        let mut kept: Vec<usize> = layout.dims().to_vec();
+        for &d in trailing {
+            kept[d] = 1;
+        }
+        return reduce(dev, op, &partial, &Layout::contiguous(kept), leading);
     }
     let kernel = need(names::reduce(op, dtype), op.name(), dtype)?;
     let view = rows_view(dev, src, layout, dims)?;
@@ -141,6 +157,20 @@ fn middle_axis(layout: &Layout, dims: &[usize]) -> Option<MiddleAxis> {
         len: sizes[first..=last].iter().product(),
         inner,
     })
+}
+
+/// Where `dims` (sorted, unique) of a contiguous `layout` split into a leading run from dim 0
+/// and a trailing run to the last dim, with kept dims between (the index of the trailing run's
+/// first entry in `dims`); `None` for any other pattern.
+fn outer_and_inner_runs(layout: &Layout, dims: &[usize]) -> Option<usize> {
+    layout.contiguous_offset()?;
+    let rank = layout.dims().len();
+    let split = dims.iter().enumerate().position(|(i, &d)| d != i)?;
+    let trailing = &dims[split..];
+    let consecutive = trailing.windows(2).all(|w| w[1] == w[0] + 1);
+    let kept_between = trailing[0] > split;
+    (split > 0 && consecutive && kept_between && trailing.last() == Some(&(rank - 1)))
+        .then_some(split)
 }
 
 /// Parts the middle axis is split into (each folded by its own threads, then the parts folded
@@ -255,6 +285,21 @@ mod tests {
             .permute(&[1, 0])
             .unwrap();
         assert_eq!(middle_axis(&t, &[0]), None);
+    }
+
+    #[test]
+    fn leading_and_trailing_runs_split_where_dims_are_kept_between() {
+        let nchw = Layout::contiguous(Shape::new(vec![8, 6, 5, 5]));
+        assert_eq!(outer_and_inner_runs(&nchw, &[0, 2, 3]), Some(1));
+        assert_eq!(outer_and_inner_runs(&nchw, &[0, 1, 3]), Some(2));
+        assert_eq!(outer_and_inner_runs(&nchw, &[0, 3]), Some(1));
+        // One run, or a gap in the trailing one, or no trailing run to the last dim.
+        assert_eq!(outer_and_inner_runs(&nchw, &[0, 1, 2, 3]), None);
+        assert_eq!(outer_and_inner_runs(&nchw, &[1, 3]), None);
+        assert_eq!(outer_and_inner_runs(&nchw, &[0, 2]), None);
+        assert_eq!(outer_and_inner_runs(&nchw, &[2, 3]), None);
+        let transposed = nchw.permute(&[1, 0, 2, 3]).unwrap();
+        assert_eq!(outer_and_inner_runs(&transposed, &[0, 2, 3]), None);
     }
 
     #[test]
