@@ -28,6 +28,7 @@ struct ConvArgs {
     uint64_t view_strides[4];     // the strided view's n, c, h, w strides
     uint64_t view_offset;         // and its first element
     uint64_t dense_offset;        // the dense operand's first element
+    uint64_t bias;                // the forward's bias [o] (the operands' type), or 0 for none
 };
 
 // A tap of an inner sum: channel (within the group) and kernel row and column.

@@ -661,13 +661,23 @@ impl Backend for CudaBackend {
         groups: usize,
     ) -> Result<Option<BoxedStorage>> {
         let loc = self.location();
-        let out = conv_gemm::conv2d(
-            self,
-            (cuda(x.0, loc)?, x.1),
-            (cuda(w.0, loc)?, w.1),
-            spec,
-            groups,
-        )?;
+        let (x, w) = ((cuda(x.0, loc)?, x.1), (cuda(w.0, loc)?, w.1));
+        let out = conv_gemm::conv2d(self, x, w, None, spec, groups)?;
+        Ok(out.map(|s| Box::new(s) as BoxedStorage))
+    }
+
+    fn conv2d_bias(
+        &self,
+        x: (&dyn BackendStorage, &Layout),
+        w: (&dyn BackendStorage, &Layout),
+        bias: (&dyn BackendStorage, &Layout),
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let loc = self.location();
+        let (x, w) = ((cuda(x.0, loc)?, x.1), (cuda(w.0, loc)?, w.1));
+        let bias = Some((cuda(bias.0, loc)?, bias.1));
+        let out = conv_gemm::conv2d(self, x, w, bias, spec, groups)?;
         Ok(out.map(|s| Box::new(s) as BoxedStorage))
     }
 

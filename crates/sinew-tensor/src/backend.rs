@@ -711,6 +711,24 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// [`Backend::conv2d`] with the bias `[o]` view `bias` (the operands' dtype) added to every
+    /// output position in the same kernel, before the output's one rounding (for f32 the same
+    /// bits as adding it after). `Ok(None)` where the backend has no such kernel for these
+    /// operands; the caller then runs the convolution and adds the bias in place.
+    ///
+    /// Default: `Ok(None)`.
+    fn conv2d_bias(
+        &self,
+        x: (&dyn BackendStorage, &Layout),
+        w: (&dyn BackendStorage, &Layout),
+        bias: (&dyn BackendStorage, &Layout),
+        spec: &Unfold2d,
+        groups: usize,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (x, w, bias, spec, groups);
+        Ok(None)
+    }
+
     /// The weight gradient of [`Backend::conv2d`] without a column buffer: from the input view
     /// `x` and the `[n, o, oh, ow]` output gradient view `grad` (same dtype), a contiguous
     /// storage of `weight_dims` (`[o, c/groups, kh, kw]`). `Ok(None)` where the backend has no

@@ -33,6 +33,8 @@ pub(crate) struct ConvArgs {
     view_offset: u64,
     /// The dense operand's first element (weight, or the weight gradient's output gradient).
     dense_offset: u64,
+    /// The forward's bias `[o]` (device address), or 0 for none.
+    bias: u64,
 }
 
 impl ConvArgs {
@@ -161,6 +163,7 @@ impl ConvShape {
             view_strides: [0; 4],
             view_offset: 0,
             dense_offset: 0,
+            bias: 0,
         };
         for (slot, &size) in args.sizes.iter_mut().zip(&sizes) {
             *slot = u32::try_from(size).map_err(|_| big())?;
@@ -278,13 +281,15 @@ pub(crate) fn same_dtype(op: &'static str, dtype: DType, other: &CudaStorage) ->
 }
 
 /// The convolution of the `[n, c, h, w]` view `x` with the `[o, c/groups, kh, kw]` view `w` into
-/// a fresh contiguous `[n, o, oh, ow]`; `None` for dtypes without a kernel (f64, integers), a
-/// non-zero padding value or when switched off ([`CudaBackend::set_implicit_gemm_conv`]), which
-/// the caller computes by im2col instead.
+/// a fresh contiguous `[n, o, oh, ow]`, plus `bias` (a dense `[o]` of their dtype, added to the
+/// accumulator before its one rounding) when given; `None` for dtypes without a kernel (f64,
+/// integers), a non-zero padding value, a bias that is not a dense `[o]`, or when switched off
+/// ([`CudaBackend::set_implicit_gemm_conv`]), which the caller computes otherwise.
 pub(crate) fn conv2d(
     dev: &CudaBackend,
     x: (&CudaStorage, &Layout),
     w: (&CudaStorage, &Layout),
+    bias: Option<(&CudaStorage, &Layout)>,
     spec: &Unfold2d,
     groups: usize,
 ) -> Result<Option<CudaStorage>> {
@@ -296,6 +301,19 @@ pub(crate) fn conv2d(
     };
     same_dtype(OP, dtype, w.0)?;
     let shape = ConvShape::new(OP, x.1.dims(), w.1.dims(), spec, groups)?;
+    let bias_ptr = match bias {
+        None => 0,
+        Some((b, l)) => {
+            let dense = l.dims() == [shape.out]
+                && b.dtype_of() == dtype
+                && l.contiguous_offset()
+                    .is_some_and(|(_, end)| end <= b.elem_count());
+            if !dense {
+                return Ok(None);
+            }
+            b.ptr_at(l.offset())
+        }
+    };
     let out = dev.alloc(dtype, shape.cols * shape.out)?;
     if shape.cols * shape.out == 0 {
         return Ok(Some(out));
@@ -309,7 +327,10 @@ pub(crate) fn conv2d(
         && shape.taps.is_multiple_of(8)
         && (wst.device_ptr() + w_offset as u64 * bytes).is_multiple_of(16);
     let (tile_m, threads) = tiling(dtype, tf32, shape.out / groups);
-    let args = shape.args(x.1, w_offset, vector, tile_m);
+    let args = ConvArgs {
+        bias: bias_ptr,
+        ..shape.args(x.1, w_offset, vector, tile_m)
+    };
     let cfg = LaunchConfig {
         grid: ConvShape::grid(OP, spec, (shape.out / groups, shape.cols), tile_m, groups)?,
         block: (threads, 1, 1),
@@ -384,11 +405,12 @@ mod tests {
 
     #[test]
     fn conv_args_match_the_c_layout() {
-        assert_eq!(std::mem::size_of::<ConvArgs>(), 120 + 48);
+        assert_eq!(std::mem::size_of::<ConvArgs>(), 120 + 56);
         assert_eq!(std::mem::offset_of!(ConvArgs, vector), 72);
         assert_eq!(std::mem::offset_of!(ConvArgs, narrow), 76);
         assert_eq!(std::mem::offset_of!(ConvArgs, phase), 80);
         assert_eq!(std::mem::offset_of!(ConvArgs, view_strides), 120);
         assert_eq!(std::mem::offset_of!(ConvArgs, dense_offset), 160);
+        assert_eq!(std::mem::offset_of!(ConvArgs, bias), 168);
     }
 }

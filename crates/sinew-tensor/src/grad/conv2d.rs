@@ -5,8 +5,9 @@
 //! alive until backward: `kh * kw` times the input (75 MB for 64 images of 32 channels at 32x32
 //! with a 3x3 kernel). Here the forward unfolds at most `CHUNK_BYTES` (10 MB) of columns at a time and
 //! the node saves only its input and weight (the backward unfolds again, a small cost next to
-//! the matrix products). The bias is added in place into the fresh output. The passes are in
-//! `conv2d_chunks.rs`.
+//! the matrix products). The bias is added by the convolution's own kernel where the backend has
+//! one (`Backend::conv2d_bias`: the GPU's implicit GEMM), else in place into the fresh output.
+//! The passes are in `conv2d_chunks.rs`.
 
 use super::conv2d_chunks::{Geometry, backward, bias_grad, forward};
 use super::untracked;

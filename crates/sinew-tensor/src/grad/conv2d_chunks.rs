@@ -139,6 +139,11 @@ pub(super) fn forward(
 ) -> Result<Tensor> {
     let (oh, ow) = geo.hw;
     let (n, o) = (geo.spec.n, geo.out);
+    if let Some(b) = bias
+        && let Some(out) = fused_forward_with_bias(x, w, b, geo)?
+    {
+        return Ok(out);
+    }
     if let Some(out) = fused_forward(x, w, geo)? {
         if let Some(b) = bias {
             out.add_(&b.reshape([1, o, 1, 1])?)?;
@@ -171,6 +176,30 @@ pub(super) fn forward(
         out.add_(&b.reshape([1, o, 1, 1])?)?;
     }
     Ok(out)
+}
+
+/// [`fused_forward`] with the bias added by the same kernel ([`crate::Backend::conv2d_bias`]:
+/// the GPU's implicit GEMM); `None` where the backend has no such kernel.
+fn fused_forward_with_bias(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    geo: &Geometry,
+) -> Result<Option<Tensor>> {
+    if x.device() != w.device() || x.device() != b.device() || x.dtype() != b.dtype() {
+        return Ok(None);
+    }
+    let backend = x.device().backend();
+    let out = Tensor::with_storages([x, w, b], |[xs, ws, bs]| {
+        let (x, w, b) = ((xs, x.layout()), (ws, w.layout()), (bs, b.layout()));
+        backend.conv2d_bias(x, w, b, &geo.spec, geo.groups)
+    })?;
+    let Some(out) = out else {
+        return Ok(None);
+    };
+    let (oh, ow) = geo.hw;
+    let shape = [geo.spec.n, geo.out, oh, ow];
+    Tensor::from_storage(out, shape, x.device().clone()).map(Some)
 }
 
 /// Whether the input gradient runs as a convolution of the output gradient
