@@ -619,6 +619,7 @@ impl Backend for CudaBackend {
         indices: &dyn BackendStorage,
         indices_layout: &Layout,
         spec: &Unfold2d,
+        trusted: bool,
     ) -> Result<BoxedStorage> {
         let loc = self.location();
         Ok(Box::new(pool::max_pool2d_backward(
@@ -626,6 +627,7 @@ impl Backend for CudaBackend {
             (cuda(grad, loc)?, grad_layout),
             (cuda(indices, loc)?, indices_layout),
             spec,
+            trusted,
         )?))
     }
 

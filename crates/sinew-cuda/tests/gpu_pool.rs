@@ -156,7 +156,7 @@ fn max_pool_backward_reports_indices_outside_their_window() {
             .unwrap();
         let backend = dev.backend();
         let out = grad.with_storage(|g, gl| {
-            indices.with_storage(|i, il| backend.max_pool2d_backward(g, gl, i, il, &spec))
+            indices.with_storage(|i, il| backend.max_pool2d_backward(g, gl, i, il, &spec, false))
         });
         assert!(out.is_ok(), "{what}: queued without a synchronisation");
         let err = dev.synchronize().unwrap_err();
@@ -168,6 +168,42 @@ fn max_pool_backward_reports_indices_outside_their_window() {
         );
         assert!(text.contains("kernel (2, 2)"), "{what}: {err}");
     }
+}
+
+/// Max pooling's backward checks its indices only when they were written to after the
+/// forward: its own unmodified indices cost no check kernel (the backward is one launch), and
+/// indices changed in place to another window's pixel are reported at the next
+/// synchronisation.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn max_pool_backward_checks_only_modified_indices() {
+    use sinew_tensor::BackwardOptions;
+    let dev = gpu();
+    let x = randn(77, &[2, 3, 8, 8], DType::F32)
+        .to_device(&dev)
+        .unwrap();
+    let launches = || sinew_cuda::CudaBackend::of(&dev).unwrap().kernel_launches();
+    let backward = |modify: bool| {
+        let leaf = x.clone().requires_grad_();
+        let (y, indices) = leaf.max_pool2d(Pool2dConfig::new(2)).unwrap();
+        if modify {
+            // Pixel 5 of the plane lies outside window (0, 0).
+            indices.fill_(5.0).unwrap();
+        }
+        let grad = Tensor::ones([2, 3, 4, 4], DType::F32, &dev).unwrap();
+        let before = launches();
+        y.backward_with(Some(grad), BackwardOptions::default())
+            .unwrap();
+        (launches() - before, dev.synchronize())
+    };
+    let (kernels, synced) = backward(false);
+    assert!(synced.is_ok(), "{synced:?}");
+    assert_eq!(kernels, 1, "the backward kernel alone");
+    // The check kernel (and, the first time, the fill of a ring of failure slots).
+    let (checked, synced) = backward(true);
+    assert!(checked > kernels, "modified indices: {checked} kernels");
+    let err = synced.unwrap_err().to_string();
+    assert!(err.contains("index 5"), "{err}");
 }
 
 #[test]

@@ -426,7 +426,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// each element of `grad` (`[n, c, oh, ow]`) added at its index in `indices` (same shape,
     /// i64). An index outside the `h*w` plane is an error; a backend may also refuse indices
     /// that are not a tap of their own window (which `max_pool2d` never returns; the CUDA
-    /// backend gathers per pixel over the windows that cover it).
+    /// backend gathers per pixel over the windows that cover it). `trusted`: the indices are
+    /// this backend's `max_pool2d` output for `spec`, unmodified since (max pooling's autograd
+    /// rule knows it from their version counter), so a backend may skip checking them.
     ///
     /// Default: `full` zeros and a `scatter` add.
     fn max_pool2d_backward(
@@ -436,7 +438,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         indices: &dyn BackendStorage,
         indices_layout: &Layout,
         spec: &Unfold2d,
+        trusted: bool,
     ) -> Result<BoxedStorage> {
+        let _ = trusted;
         crate::composite_pool::max_pool2d_backward(
             self,
             grad,

@@ -9,25 +9,32 @@ use crate::{Error, Pool2dConfig, Result, Save, Shape, Tensor, Unfold2d};
 
 impl Tensor {
     /// Max pooling of `[n, c, h, w]`: values and PyTorch-style flat indices. Backward: the
-    /// gradient added at the indices ([`crate::Backend::max_pool2d_backward`]). Saved: the
-    /// indices and the window.
+    /// gradient added at the indices ([`crate::Backend::max_pool2d_backward`]), which are
+    /// checked again only if they were written to since (the returned indices share their
+    /// storage: their version counter tells). Saved: the indices and the window.
     pub fn max_pool2d(&self, cfg: Pool2dConfig) -> Result<(Tensor, Tensor)> {
         let (values, indices) = untracked(|| self.max_pool2d_untracked(cfg))?;
         if !self.requires_grad() {
             return Ok((values, indices));
         }
         let spec = cfg.spec("max_pool2d", self, f64::NEG_INFINITY)?;
-        let saved = indices.clone();
+        let (saved, version) = (indices.clone(), indices.version());
         let out = Tensor::from_op(values, "max_pool2d", &[self], Save::NOTHING, move |_, g| {
-            Ok(vec![Some(g.max_pool2d_backward(&saved, &spec)?)])
+            let trusted = saved.version() == version;
+            Ok(vec![Some(g.max_pool2d_backward(&saved, &spec, trusted)?)])
         });
         Ok((out, indices))
     }
 
     /// Max pooling's input gradient from the output gradient `self`, differentiable: its own
     /// backward gathers the incoming gradient at the same indices.
-    fn max_pool2d_backward(&self, indices: &Tensor, spec: &Unfold2d) -> Result<Tensor> {
-        let out = untracked(|| self.max_pool2d_backward_untracked(indices, spec))?;
+    fn max_pool2d_backward(
+        &self,
+        indices: &Tensor,
+        spec: &Unfold2d,
+        trusted: bool,
+    ) -> Result<Tensor> {
+        let out = untracked(|| self.max_pool2d_backward_untracked(indices, spec, trusted))?;
         let (idx, plane) = (indices.clone(), spec.h * spec.w);
         Ok(Tensor::from_op(
             out,

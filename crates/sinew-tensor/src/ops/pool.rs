@@ -84,11 +84,13 @@ impl Tensor {
     }
 
     /// The gradient of max pooling's input: this `[n, c, oh, ow]` gradient added at `indices`
-    /// (from [`Tensor::max_pool2d`] with the window `spec`) into `[n, c, h, w]` zeros.
+    /// (from [`Tensor::max_pool2d`] with the window `spec`; `trusted` when unmodified since,
+    /// see [`crate::Backend::max_pool2d_backward`]) into `[n, c, h, w]` zeros.
     pub(crate) fn max_pool2d_backward_untracked(
         &self,
         indices: &Tensor,
         spec: &Unfold2d,
+        trusted: bool,
     ) -> Result<Tensor> {
         const OP: &str = "max_pool2d backward";
         let (oh, ow) = spec.check(OP)?;
@@ -115,7 +117,7 @@ impl Tensor {
         let device = self.device();
         let backend = device.backend();
         let out = Tensor::with_storages([self, indices], |[g, i]| {
-            backend.max_pool2d_backward(g, self.layout(), i, indices.layout(), spec)
+            backend.max_pool2d_backward(g, self.layout(), i, indices.layout(), spec, trusted)
         })?;
         Tensor::from_storage(out, [spec.n, spec.c, spec.h, spec.w], device.clone())
     }
