@@ -7,14 +7,8 @@
 
 mod common;
 
-use common::{check, gpu, kernel_launches, randn};
-use sinew_tensor::{Conv2dConfig, DType, Device, Tensor};
-
-/// The bits of each element, as f64.
-fn bits(t: &Tensor) -> Vec<u64> {
-    let v = t.to_device(&Device::cpu()).unwrap().to_vec_f64().unwrap();
-    v.iter().map(|x| x.to_bits()).collect()
-}
+use common::{bits, check, gpu, kernel_launches, randn};
+use sinew_tensor::{Conv2dConfig, DType, Device};
 
 #[test]
 #[ignore = "needs a CUDA GPU"]

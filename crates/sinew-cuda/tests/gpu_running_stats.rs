@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{gpu, kernel_launches, randn};
+use common::{bits, gpu, kernel_launches, randn};
 use sinew_tensor::{ChannelNormStep, DType, Device, RunningStats, Tensor};
 
 /// Batch norm's running statistics update from f64 statistics (two rows of one `[6, C]`
@@ -66,12 +66,6 @@ fn running_stats_update_is_one_kernel_with_the_cpus_values() {
             }
         }
     }
-}
-
-/// The bits of each element, as f64.
-fn bits(t: &Tensor) -> Vec<u64> {
-    let v = t.to_device(&Device::cpu()).unwrap().to_vec_f64().unwrap();
-    v.iter().map(|x| x.to_bits()).collect()
 }
 
 /// A training step's statistics and the running statistics' update from them

@@ -151,3 +151,9 @@ pub fn check(what: &str, cpu: &Tensor, gpu: &Tensor, tol: f64) -> f64 {
     assert!(err <= tol, "{what}: max error {err:e} > {tol:e}");
     err
 }
+
+/// The bits of each element (as f64, on the host), for bit-for-bit comparisons.
+pub fn bits(t: &Tensor) -> Vec<u64> {
+    let v = t.to_device(&Device::cpu()).unwrap().to_vec_f64().unwrap();
+    v.iter().map(|x| x.to_bits()).collect()
+}

@@ -112,16 +112,30 @@ fn cat(mut parts: Vec<Tensor>) -> Result<Tensor> {
 
 /// The forward by the backend's direct kernel ([`crate::Backend::conv2d`]: on the CPU in f32
 /// the im2col done while packing the products' operand, `cpu::gemm::im2col`; on a GPU an
-/// implicit GEMM), written straight into the `[n, out, oh, ow]` output; `None` where the
-/// backend has none for these operands.
-fn fused_forward(x: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Option<Tensor>> {
-    if x.device() != w.device() {
+/// implicit GEMM), written straight into the `[n, out, oh, ow]` output, with `bias` added by
+/// the same kernel when given ([`crate::Backend::conv2d_bias`]: the GPU's); `None` where the
+/// backend has no such kernel for these operands.
+fn fused_forward(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    geo: &Geometry,
+) -> Result<Option<Tensor>> {
+    let others_fit = |t: &Tensor| t.device() == x.device() && t.dtype() == x.dtype();
+    if x.device() != w.device() || bias.is_some_and(|b| !others_fit(b)) {
         return Ok(None);
     }
     let backend = x.device().backend();
-    let out = Tensor::with_storages([x, w], |[xs, ws]| {
-        backend.conv2d((xs, x.layout()), (ws, w.layout()), &geo.spec, geo.groups)
-    })?;
+    let (spec, groups) = (&geo.spec, geo.groups);
+    let out = match bias {
+        None => Tensor::with_storages([x, w], |[xs, ws]| {
+            backend.conv2d((xs, x.layout()), (ws, w.layout()), spec, groups)
+        }),
+        Some(b) => Tensor::with_storages([x, w, b], |[xs, ws, bs]| {
+            let (x, w, b) = ((xs, x.layout()), (ws, w.layout()), (bs, b.layout()));
+            backend.conv2d_bias(x, w, b, spec, groups)
+        }),
+    }?;
     let Some(out) = out else {
         return Ok(None);
     };
@@ -139,12 +153,12 @@ pub(super) fn forward(
 ) -> Result<Tensor> {
     let (oh, ow) = geo.hw;
     let (n, o) = (geo.spec.n, geo.out);
-    if let Some(b) = bias
-        && let Some(out) = fused_forward_with_bias(x, w, b, geo)?
+    if bias.is_some()
+        && let Some(out) = fused_forward(x, w, bias, geo)?
     {
         return Ok(out);
     }
-    if let Some(out) = fused_forward(x, w, geo)? {
+    if let Some(out) = fused_forward(x, w, None, geo)? {
         if let Some(b) = bias {
             out.add_(&b.reshape([1, o, 1, 1])?)?;
         }
@@ -176,30 +190,6 @@ pub(super) fn forward(
         out.add_(&b.reshape([1, o, 1, 1])?)?;
     }
     Ok(out)
-}
-
-/// [`fused_forward`] with the bias added by the same kernel ([`crate::Backend::conv2d_bias`]:
-/// the GPU's implicit GEMM); `None` where the backend has no such kernel.
-fn fused_forward_with_bias(
-    x: &Tensor,
-    w: &Tensor,
-    b: &Tensor,
-    geo: &Geometry,
-) -> Result<Option<Tensor>> {
-    if x.device() != w.device() || x.device() != b.device() || x.dtype() != b.dtype() {
-        return Ok(None);
-    }
-    let backend = x.device().backend();
-    let out = Tensor::with_storages([x, w, b], |[xs, ws, bs]| {
-        let (x, w, b) = ((xs, x.layout()), (ws, w.layout()), (bs, b.layout()));
-        backend.conv2d_bias(x, w, b, &geo.spec, geo.groups)
-    })?;
-    let Some(out) = out else {
-        return Ok(None);
-    };
-    let (oh, ow) = geo.hw;
-    let shape = [geo.spec.n, geo.out, oh, ow];
-    Tensor::from_storage(out, shape, x.device().clone()).map(Some)
 }
 
 /// Whether the input gradient runs as a convolution of the output gradient
