@@ -8,11 +8,11 @@
 //   to arrive (tickets.cuh) adds the splits' sums in a fixed order (thread t the splits t,
 //   t + 256, ... in turn, then the block's tree), so the result does not depend on the order
 //   the blocks ran in.
-// channel_lincomb_<dtype>(a, b, coef, out, total, c, inner)
+// channel_lincomb_<dtype>(a, b, coef, out, total, c, inner, relu)
 //   out = alpha[ch] * a + beta[ch] * b + gamma[ch] (the beta term dropped when b is null),
 //   coef = [alpha | beta | gamma] as double [3, C], computed in the element type (f32 for f16
 //   and bf16, rounded once at the end) with separate roundings (no FMA contraction), as the CPU
-//   backend computes it.
+//   backend computes it; with relu != 0, then ReLU (NaN kept: the unary relu's values).
 #include "tickets.cuh"
 
 __device__ __forceinline__ double warp_sum_f64(double v) {
@@ -79,7 +79,7 @@ __device__ bool channel_totals(const T *a, const T *b, uint32_t n, uint32_t c, u
 
 template <typename T>
 __device__ void channel_lincomb(const T *a, const T *b, const double *coef, T *out, uint64_t total, uint32_t c,
-                                uint64_t inner) {
+                                uint64_t inner, uint32_t relu) {
     typedef typename Num<T>::C C;
     const uint64_t step = (uint64_t)gridDim.x * blockDim.x;
     for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step) {
@@ -87,7 +87,11 @@ __device__ void channel_lincomb(const T *a, const T *b, const double *coef, T *o
         const C alpha = (C)coef[ch], gamma = (C)coef[2 * c + ch];
         C v = mul_rn(Num<T>::up(a[i]), alpha);
         if (b != nullptr) v = add_rn(v, mul_rn(Num<T>::up(b[i]), (C)coef[c + ch]));
-        out[i] = Num<T>::down(add_rn(v, gamma));
+        v = add_rn(v, gamma);
+        // ReLU before the rounding gives the relu of the rounded value (0 and NaN round to
+        // themselves; a value rounding to -0 or +0 gives +0 either way).
+        if (relu != 0u && !(v > (C)0) && !is_nan(v)) v = (C)0;
+        out[i] = Num<T>::down(v);
     }
 }
 
@@ -103,8 +107,8 @@ __device__ void channel_lincomb(const T *a, const T *b, const double *coef, T *o
     }                                                                                             \
     extern "C" __global__ void channel_lincomb_##SUFFIX(const T *a, const T *b, const double *coef, \
                                                         T *out, uint64_t total, uint32_t c,       \
-                                                        uint64_t inner) {                         \
-        channel_lincomb<T>(a, b, coef, out, total, c, inner);                                     \
+                                                        uint64_t inner, uint32_t relu) {          \
+        channel_lincomb<T>(a, b, coef, out, total, c, inner, relu);                               \
     }
 
 CHANNEL_KERNELS(f32, float)

@@ -442,7 +442,20 @@ impl Backend for CudaBackend {
             a_layout,
             b,
             coef,
+            false,
         )?))
+    }
+
+    fn channel_lincomb_relu(
+        &self,
+        a: &dyn BackendStorage,
+        a_layout: &Layout,
+        coef: &dyn BackendStorage,
+    ) -> Result<Option<BoxedStorage>> {
+        let loc = self.location();
+        let (a, coef) = (cuda(a, loc)?, cuda(coef, loc)?);
+        let out = channel::channel_lincomb(self, a, a_layout, None, coef, true)?;
+        Ok(Some(Box::new(out)))
     }
 
     fn channel_norm(

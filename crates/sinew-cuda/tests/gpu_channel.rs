@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{check, gpu, kernel_launches, poison, randn};
+use common::{bits, check, gpu, kernel_launches, poison, randn};
 use sinew_tensor::{DType, Device, Tensor};
 
 #[test]
@@ -65,7 +65,31 @@ fn channel_sums_and_lincomb_match_the_cpu() {
                 &got.to_device(&cpu).unwrap(),
                 0.0,
             );
+            // With the ReLU in the same pass: the CPU's lincomb then relu, bit for bit (one
+            // launch; NaN kept).
+            let want = want.relu().unwrap();
+            let before = kernel_launches(&dev);
+            let got = ga.channel_lincomb_relu(&gcoef).unwrap();
+            assert_eq!(kernel_launches(&dev) - before, 1, "lincomb relu {dtype}");
+            let got = got.to_device(&cpu).unwrap();
+            assert_eq!(bits(&got), bits(&want), "lincomb relu {dtype} {dims:?}");
         }
+        let nan = Tensor::from_vec(vec![f64::NAN, -1.0, 2.0, -0.0], [4, 1])
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        let unit = Tensor::from_vec(vec![1.0f64, 0.0, 0.0], [3, 1]).unwrap();
+        let want = nan.channel_lincomb(None, &unit).unwrap().relu().unwrap();
+        let got = nan
+            .to_device(&dev)
+            .unwrap()
+            .channel_lincomb_relu(&unit.to_device(&dev).unwrap())
+            .unwrap();
+        assert_eq!(
+            bits(&got),
+            bits(&want),
+            "lincomb relu {dtype} of NaN, -1, 2, -0"
+        );
         // A strided (channels-last) view.
         let a = randn(163, &[4, 6, 5, 3], dtype)
             .permute(&[0, 3, 1, 2])

@@ -534,6 +534,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         missing(self, "channel_lincomb")
     }
 
+    /// [`Backend::channel_lincomb`] of `a` alone followed by ReLU (NaN kept, as the unary
+    /// `relu`), in one pass ([`crate::Tensor::channel_lincomb_relu`]: batch norm followed by
+    /// ReLU); the values of the two ops bit for bit.
+    ///
+    /// Default: `Ok(None)` (the two ops run instead).
+    fn channel_lincomb_relu(
+        &self,
+        a: &dyn BackendStorage,
+        a_layout: &Layout,
+        coef: &dyn BackendStorage,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (a, a_layout, coef);
+        Ok(None)
+    }
+
     /// A normalisation's per-channel step ([`crate::Tensor::channel_norm`]) in one kernel:
     /// `rows` are the operands, `sums` (`[2, C]`) then the `[C]` rows, each a dense run from
     /// the given element, f64 but for the scale and shift rows, which may be f32 (read as f64);

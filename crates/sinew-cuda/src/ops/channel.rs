@@ -152,13 +152,15 @@ pub(crate) fn channel_sums(
     Ok(out)
 }
 
-/// `Backend::channel_lincomb` on the GPU: one elementwise kernel into a fresh contiguous output.
+/// `Backend::channel_lincomb` on the GPU (and, with `relu`, `Backend::channel_lincomb_relu`):
+/// one elementwise kernel into a fresh contiguous output.
 pub(crate) fn channel_lincomb(
     dev: &CudaBackend,
     a: &CudaStorage,
     al: &Layout,
     b: Option<(&CudaStorage, &Layout)>,
     coef: &CudaStorage,
+    relu: bool,
 ) -> Result<CudaStorage> {
     const OP: &str = "channel_lincomb";
     let dtype = a.dtype_of();
@@ -178,10 +180,11 @@ pub(crate) fn channel_lincomb(
     let mut keep = [None, None];
     let (pa, pb) = operands(dev, OP, (a, al), b, &mut keep)?;
     let (pk, po, total64) = (coef.device_ptr(), out.device_ptr(), total as u64);
+    let relu = u32::from(relu);
     dev.launch(
         &kernel,
         LaunchConfig::elementwise(total),
-        kernel_args![pa, pb, pk, po, total64, c, inner],
+        kernel_args![pa, pb, pk, po, total64, c, inner, relu],
     )?;
     Ok(out)
 }

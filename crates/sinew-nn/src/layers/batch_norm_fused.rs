@@ -27,14 +27,16 @@ fn param_row(t: Option<&Tensor>) -> Result<Option<Tensor>> {
 }
 
 /// Training-mode (batch statistics) batch norm of `x` `[n, C, ...]`, updating `running` (mean,
-/// variance, and a batch count to increment) with `momentum` when given. `Ok(None)` when the
-/// input's dtype or device has no per-channel kernels.
+/// variance, and a batch count to increment) with `momentum` when given, followed by ReLU in
+/// the same output pass when `relu`. `Ok(None)` when the input's dtype or device has no
+/// per-channel kernels.
 pub(crate) fn batch_norm_batch_stats(
     x: &Tensor,
     running: Option<(&Tensor, &Tensor, Option<&Tensor>)>,
     weight: Option<&Tensor>,
     bias: Option<&Tensor>,
     (momentum, eps): (f64, f64),
+    relu: bool,
 ) -> Result<Option<Tensor>> {
     if !x.dtype().is_float() {
         return Ok(None);
@@ -54,7 +56,11 @@ pub(crate) fn batch_norm_batch_stats(
     else {
         return Ok(None);
     };
-    let y = stats.normalise(&x.detach())?;
+    let y = if relu {
+        x.detach().channel_lincomb_relu(&stats.coef)?
+    } else {
+        stats.normalise(&x.detach())?
+    };
     drop(guard);
     let bias_dtype = bias.map(Tensor::dtype);
     let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor| {
@@ -81,20 +87,22 @@ pub(crate) fn batch_norm_batch_stats(
         y,
         "batch_norm",
         inputs,
-        eps,
+        (eps, relu),
         NormDims::batch_norm,
         fused,
     )))
 }
 
-/// Records `y` as a normalisation of `x` with the optional affine `weight` and `bias`: the
-/// backward runs `fused` (`(x, weight, dy)` to the gradients of `x`, then of the weight and
-/// the bias when present), or under create_graph the op-by-op rule over `dims(x)`.
+/// Records `y` as a normalisation of `x` with the optional affine `weight` and `bias`, followed
+/// by ReLU when `relu` (`y` is then the ReLU's output, saved for its mask): the backward runs
+/// `fused` (`(x, weight, dy)` to the gradients of `x`, then of the weight and the bias when
+/// present), or under create_graph the op-by-op rule over `dims(x)`, on `dy` masked where the
+/// ReLU was 0.
 pub(crate) fn record_normalisation(
     y: Tensor,
     op: &'static str,
     (x, weight, bias): (&Tensor, Option<&Tensor>, Option<&Tensor>),
-    eps: f64,
+    (eps, relu): (f64, bool),
     dims: impl Fn(&Tensor) -> NormDims + Send + Sync + 'static,
     fused: impl Fn(&Tensor, Option<&Tensor>, &Tensor) -> Result<Vec<Option<Tensor>>>
     + Send
@@ -105,7 +113,19 @@ pub(crate) fn record_normalisation(
     inputs.extend(weight);
     inputs.extend(bias);
     let (has_weight, has_bias) = (weight.is_some(), bias.is_some());
-    Tensor::from_op(y, op, &inputs, Save::INPUTS, move |ctx, dy| {
+    let save = if relu {
+        Save::INPUTS.and_output()
+    } else {
+        Save::INPUTS
+    };
+    Tensor::from_op(y, op, &inputs, save, move |ctx, dy| {
+        let masked;
+        let dy = if relu {
+            masked = dy.relu_grad(&ctx.output()?)?;
+            &masked
+        } else {
+            dy
+        };
         let x = ctx.input(0)?;
         let w = if has_weight {
             Some(ctx.input(1)?)
@@ -336,7 +356,7 @@ mod tests {
             let forward = || -> Result<Tensor> {
                 if fused {
                     Ok(
-                        batch_norm_batch_stats(&x, None, Some(&w), Some(&b), (0.1, 1e-5))?
+                        batch_norm_batch_stats(&x, None, Some(&w), Some(&b), (0.1, 1e-5), false)?
                             .expect("f64 on the CPU has per-channel kernels"),
                     )
                 } else {

@@ -87,7 +87,7 @@ pub(crate) fn layer_norm_rows(
         y,
         "layer_norm",
         inputs,
-        eps,
+        (eps, false),
         dims,
         fused,
     )))

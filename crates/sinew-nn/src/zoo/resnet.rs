@@ -102,7 +102,7 @@ impl BasicBlock {
 
 impl Module for BasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let out = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
+        let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         let out = self.bn2.forward(&self.conv2.forward(&out)?)?;
         out.add(&self.shortcut.apply(x)?)?.relu()
     }
@@ -162,8 +162,8 @@ impl Bottleneck {
 
 impl Module for Bottleneck {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let out = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
-        let out = self.bn2.forward(&self.conv2.forward(&out)?)?.relu()?;
+        let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
+        let out = self.bn2.forward_relu(&self.conv2.forward(&out)?)?;
         let out = self.bn3.forward(&self.conv3.forward(&out)?)?;
         let identity = match &self.downsample {
             Some(d) => d.forward(x)?,
@@ -262,7 +262,7 @@ impl ResNet {
 
 impl Module for ResNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut y = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
+        let mut y = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         y = self.maxpool.forward(&y)?;
         for layer in &self.layers {
             y = layer.forward(&y)?;
@@ -351,7 +351,7 @@ impl CifarResNet {
 
 impl Module for CifarResNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut y = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
+        let mut y = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         for layer in &self.layers {
             y = layer.forward(&y)?;
         }

@@ -36,6 +36,15 @@ pub(crate) fn relu_input_grad(g: &Tensor, y: &Tensor) -> Result<Tensor> {
     Tensor::from_storage(out, g.shape().clone(), g.device().clone())
 }
 
+impl Tensor {
+    /// ReLU's input gradient for this output gradient, given ReLU's output `y`:
+    /// `self * (y > 0)`, in one pass where the backend has it (composed, and differentiable in
+    /// `self`, when `self` is recorded). For rules of fused ops that end in a ReLU.
+    pub fn relu_grad(&self, y: &Tensor) -> Result<Tensor> {
+        relu_input_grad(self, y)
+    }
+}
+
 /// The values each op's rule reads: the input, the output, both, or neither.
 fn saves(op: UnaryOp) -> Save {
     match op {

@@ -61,6 +61,18 @@ impl Tensor {
     /// computed in `self`'s dtype (f32 for f16 and bf16, rounded once at the end), each product
     /// and sum rounded on its own; a contiguous tensor of `self`'s shape. Not differentiable.
     pub fn channel_lincomb(&self, other: Option<&Tensor>, coef: &Tensor) -> Result<Tensor> {
+        self.lincomb(other, coef, false)
+    }
+
+    /// `self.channel_lincomb(None, coef)?.relu()` in one pass where the backend has the kernel
+    /// ([`crate::Backend::channel_lincomb_relu`]: batch norm's output map followed by ReLU),
+    /// else the two ops; the same values. Not differentiable.
+    pub fn channel_lincomb_relu(&self, coef: &Tensor) -> Result<Tensor> {
+        self.lincomb(None, coef, true)
+    }
+
+    /// [`Tensor::channel_lincomb`], followed by ReLU when `relu`.
+    fn lincomb(&self, other: Option<&Tensor>, coef: &Tensor, relu: bool) -> Result<Tensor> {
         const OP: &str = "channel_lincomb";
         let c = self.check_channel_operands(OP, other)?;
         self.check_same_device(OP, coef)?;
@@ -81,6 +93,18 @@ impl Tensor {
             coef.force_contiguous()?
         };
         let backend = self.device().backend();
+        if relu {
+            let fused = Tensor::with_storages([self, &coef], |[s, k]| {
+                backend.channel_lincomb_relu(s, self.layout(), k)
+            })?;
+            return match fused {
+                Some(s) => Tensor::from_storage(s, self.shape().clone(), self.device().clone()),
+                None => {
+                    let _guard = crate::no_grad();
+                    self.lincomb(None, &coef, false)?.relu()
+                }
+            };
+        }
         let storage = match other {
             None => Tensor::with_storages([self, &coef], |[s, k]| {
                 backend.channel_lincomb(s, self.layout(), None, k)
