@@ -85,6 +85,12 @@ fn batch_norm_counting(
     }
     let rank = x.rank();
     let dims: Vec<isize> = std::iter::once(0).chain(2..rank as isize).collect();
+    // This function again on a half input widened to f32 (see `in_f32`).
+    let in_f32_form = |x: &Tensor| {
+        let running = (running_mean, running_var, batches);
+        let scalars = (training, momentum, eps);
+        batch_norm_counting(x, running, (weight, bias), scalars, relu)
+    };
     let use_batch = training || running_mean.is_none() || running_var.is_none();
     // `x - mean` and `1 / sqrt(var + eps)`: batch statistics from one centred copy of `x`
     // (the centred values give both the variance and the output), or the running ones.
@@ -112,11 +118,7 @@ fn batch_norm_counting(
         )? {
             return Ok(y);
         }
-        if let Some(y) = in_f32(x, |x| {
-            let running = (running_mean, running_var, batches);
-            let scalars = (training, momentum, eps);
-            batch_norm_counting(x, running, (weight, bias), scalars, relu)
-        })? {
+        if let Some(y) = in_f32(x, in_f32_form)? {
             return Ok(y);
         }
         let mean = x.mean(&dims, true)?;
@@ -129,11 +131,7 @@ fn batch_norm_counting(
         }
         (centered, var.add_scalar(eps)?.rsqrt()?)
     } else {
-        if let Some(y) = in_f32(x, |x| {
-            let running = (running_mean, running_var, batches);
-            let scalars = (training, momentum, eps);
-            batch_norm_counting(x, running, (weight, bias), scalars, relu)
-        })? {
+        if let Some(y) = in_f32(x, in_f32_form)? {
             return Ok(y);
         }
         let (rm, rv) = (running_mean.unwrap_or(x), running_var.unwrap_or(x));
