@@ -17,20 +17,10 @@ use crate::ops::softmax_xent::{SoftmaxXentOptions, XentOperands};
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
 
-pub use crate::backend_ops::{Activation, InplaceOp, MatmulDims, MatmulSpec, ScatterMode};
+pub use crate::backend_ops::{
+    Activation, InplaceOp, MatmulDims, MatmulSpec, RunningStorages, ScatterMode,
+};
 pub use crate::unfold2d::Unfold2d;
-
-/// Batch norm's running statistics as [`Backend::channel_norm_updating`] writes them.
-pub struct RunningStorages<'s> {
-    /// The running mean's and variance's buffers (one float dtype), each a dense run of `C`
-    /// elements from the given element.
-    pub running: [(&'s mut dyn BackendStorage, usize); 2],
-    /// An i64 element to increment (batch norm's `num_batches_tracked`), if any.
-    pub count: Option<(&'s mut dyn BackendStorage, usize)>,
-    /// The update's momentum and the variance's unbiasing factor, `n / (n - 1)` for `n` values
-    /// a channel.
-    pub scalars: (f64, f64),
-}
 
 /// A block of device memory holding elements of one dtype.
 pub trait BackendStorage: Send + Sync + std::fmt::Debug + Any {

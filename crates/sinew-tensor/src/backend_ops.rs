@@ -1,6 +1,7 @@
 //! The descriptors [`Backend`](crate::Backend) methods receive besides storages and layouts:
 //! a matrix product's sizes and epilogue ([`MatmulSpec`]), an in-place update
-//! ([`InplaceOp`]) and a scatter's combining rule ([`ScatterMode`]).
+//! ([`InplaceOp`]), a scatter's combining rule ([`ScatterMode`]) and the running statistics a
+//! batch-norm step updates ([`RunningStorages`]).
 
 use crate::backend::BackendStorage;
 use crate::ops::{BinaryOp, UnaryOp};
@@ -161,4 +162,16 @@ pub enum ScatterMode {
     Replace,
     /// Values are summed into the base (PyTorch `scatter_add`).
     Add,
+}
+
+/// Batch norm's running statistics as [`Backend::channel_norm_updating`](crate::Backend::channel_norm_updating) writes them.
+pub struct RunningStorages<'s> {
+    /// The running mean's and variance's buffers (one float dtype), each a dense run of `C`
+    /// elements from the given element.
+    pub running: [(&'s mut dyn BackendStorage, usize); 2],
+    /// An i64 element to increment (batch norm's `num_batches_tracked`), if any.
+    pub count: Option<(&'s mut dyn BackendStorage, usize)>,
+    /// The update's momentum and the variance's unbiasing factor, `n / (n - 1)` for `n` values
+    /// a channel.
+    pub scalars: (f64, f64),
 }
