@@ -1,6 +1,7 @@
 // Elementwise binary arithmetic on broadcast views: binary_<op>_<dtype>(n, geometry, lhs, rhs, out),
 // Geometry operands: 0 = lhs, 1 = rhs (stride 0 where broadcast); the output is contiguous.
-// f16/bf16 compute in f32 and round once, like the CPU backend; and ReLU's backward (at the end).
+// f16/bf16 compute in f32 and round once, like the CPU backend; and ReLU fused with its neighbours
+// (at the end): its backward, and a residual connection's relu(a + b).
 #include "binary_ops.cuh"
 
 // ENTRY(n, g, lhs, rhs, out): out = EXPR of x = lhs and y = rhs in the compute type C.
@@ -67,3 +68,12 @@ extern "C" __global__ void binary_div_i64(uint32_t n, Geometry g, const int64_t 
 // relu_backward and of the composed mask, cast and product (NaN or infinite gradients where the
 // output is not positive stay NaN; a negative gradient there gives -0).
 FLOAT_KERNELS(relu_backward, x * (y > C(0) ? C(1) : C(0)))
+
+// A residual connection's sum and ReLU: add_relu_<dtype>(n, geometry, lhs, rhs, out) =
+// relu(lhs + rhs), the sum in the compute type and ReLU as the unary kernel has it (NaN kept,
+// -0 to +0), rounded once: the values of binary_add then unary relu (rounding commutes with ReLU).
+template <typename C> __device__ __forceinline__ C relu_of_sum(C x, C y) {
+    const C s = x + y;
+    return (s > C(0) || is_nan(s)) ? s : C(0);
+}
+FLOAT_KERNELS(add_relu, relu_of_sum<C>(x, y))

@@ -66,12 +66,14 @@ template <typename T> struct Forward {
                       (int64_t)(pos % p.ow) * p.sw - p.pw, valid, &p};
     }
 
-    // The accumulator plus the channel's bias (when given), rounded once.
+    // The accumulator plus the channel's bias (when given), then ReLU (when asked: NaN kept, as
+    // the unary relu; it commutes with the rounding), rounded once.
     __device__ __forceinline__ void store(uint32_t m, uint32_t col, float v) const {
         if (m >= rows || col >= cols) return;
         const uint32_t l = p.oh * p.ow, img = col / l, pos = col % l;
         const uint64_t channel = (uint64_t)g * p.og + m;
         if (p.bias != 0) v += (float)Num<T>::up(reinterpret_cast<const T *>(p.bias)[channel]);
+        if (p.relu != 0 && !(v > 0.0f || is_nan(v))) v = 0.0f;
         y[((uint64_t)img * p.og * p.groups + channel) * l + pos] = Num<T>::down(v);
     }
 };

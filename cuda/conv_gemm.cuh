@@ -25,6 +25,8 @@ struct ConvArgs {
     // stride, so no tap that the stride skips is multiplied; kh, kw are then the phase's tap
     // counts (`taps` stays the weight's cg * wkh * wkw).
     uint32_t py, px, ry, rx, step_y, step_x, hp, wp, wkh, wkw;
+    uint32_t relu;                // 1: ReLU after the bias (the forward's epilogue)
+    uint32_t unused;              // (alignment of what follows)
     uint64_t view_strides[4];     // the strided view's n, c, h, w strides
     uint64_t view_offset;         // and its first element
     uint64_t dense_offset;        // the dense operand's first element

@@ -137,6 +137,7 @@ const RUNNERS: &[(&str, Run)] = &[
     ("minimum", |x, _| one(x[0].minimum(&x[1]))),
     ("maximum/ties", |x, _| one(x[0].maximum(&x[1]))),
     ("minimum/ties", |x, _| one(x[0].minimum(&x[1]))),
+    ("add_relu", |x, _| one(x[0].add_relu(&x[1]))),
     // Select.
     ("where_cond", |x, a| {
         one((a.masks[0]).where_cond(&x[0], &x[1]))
@@ -297,6 +298,14 @@ const RUNNERS: &[(&str, Run)] = &[
             ..Default::default()
         };
         one(x[0].conv2d(&x[1], None, cfg))
+    }),
+    ("conv2d/relu", |x, _| {
+        let cfg = Conv2dConfig {
+            stride: (1, 2),
+            padding: (1, 1),
+            ..Default::default()
+        };
+        one(x[0].conv2d_then(&x[1], Some(&x[2]), cfg, Some(Activation::Relu)))
     }),
     ("conv1d", |x, _| {
         let cfg = Conv1dConfig {

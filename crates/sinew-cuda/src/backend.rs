@@ -2,9 +2,9 @@
 //! Every method of the trait has a CUDA implementation.
 
 use sinew_tensor::{
-    ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, ChannelNormStep, CmpOp,
-    CpuStorage, DType, DeviceLocation, FusedStep, InplaceOp, Layout, MatmulSpec, ReduceOp, Result,
-    RunningStorages, ScatterMode, UnaryOp, Unfold2d,
+    Activation, ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, ChannelNormStep,
+    CmpOp, CpuStorage, DType, DeviceLocation, FusedStep, InplaceOp, Layout, MatmulSpec, ReduceOp,
+    Result, RunningStorages, ScatterMode, UnaryOp, Unfold2d,
 };
 
 use crate::device::CudaBackend;
@@ -133,6 +133,23 @@ impl Backend for CudaBackend {
             grad_layout,
             cuda(output, loc)?,
             output_layout,
+        )?))
+    }
+
+    fn add_relu(
+        &self,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        let loc = self.location();
+        Ok(Box::new(binary::add_relu(
+            self,
+            cuda(lhs, loc)?,
+            lhs_layout,
+            cuda(rhs, loc)?,
+            rhs_layout,
         )?))
     }
 
@@ -677,22 +694,31 @@ impl Backend for CudaBackend {
     ) -> Result<Option<BoxedStorage>> {
         let loc = self.location();
         let (x, w) = ((cuda(x.0, loc)?, x.1), (cuda(w.0, loc)?, w.1));
-        let out = conv_gemm::conv2d(self, x, w, None, spec, groups)?;
+        let out = conv_gemm::conv2d(self, x, w, (None, false), spec, groups)?;
         Ok(out.map(|s| Box::new(s) as BoxedStorage))
     }
 
-    fn conv2d_bias(
+    fn conv2d_epilogue(
         &self,
         x: (&dyn BackendStorage, &Layout),
         w: (&dyn BackendStorage, &Layout),
-        bias: (&dyn BackendStorage, &Layout),
+        bias: Option<(&dyn BackendStorage, &Layout)>,
+        activation: Option<Activation>,
         spec: &Unfold2d,
         groups: usize,
     ) -> Result<Option<BoxedStorage>> {
+        let relu = match activation {
+            None => false,
+            Some(Activation::Relu) => true,
+            Some(_) => return Ok(None),
+        };
         let loc = self.location();
         let (x, w) = ((cuda(x.0, loc)?, x.1), (cuda(w.0, loc)?, w.1));
-        let bias = Some((cuda(bias.0, loc)?, bias.1));
-        let out = conv_gemm::conv2d(self, x, w, bias, spec, groups)?;
+        let bias = match bias {
+            Some((b, l)) => Some((cuda(b, loc)?, l)),
+            None => None,
+        };
+        let out = conv_gemm::conv2d(self, x, w, (bias, relu), spec, groups)?;
         Ok(out.map(|s| Box::new(s) as BoxedStorage))
     }
 

@@ -206,6 +206,11 @@ pub fn relu_backward(dtype: DType) -> Option<Kernel> {
     is_float(dtype).then(|| kernel(Family::Binary, "relu_backward", "", dtype))
 }
 
+/// `add_relu_<dtype>`: floats.
+pub fn add_relu(dtype: DType) -> Option<Kernel> {
+    is_float(dtype).then(|| kernel(Family::Binary, "add_relu", "", dtype))
+}
+
 /// `cmp_<op>_<dtype>`, every dtype.
 pub fn compare(op: CmpOp, dtype: DType) -> Kernel {
     kernel(Family::Compare, "cmp", op.name(), dtype)
@@ -527,6 +532,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(unary_ops().iter().filter_map(|op| unary(op, dtype)));
         out.extend(BINARY_OPS.iter().filter_map(|&op| binary(op, dtype)));
         out.extend(relu_backward(dtype));
+        out.extend(add_relu(dtype));
         if is_float(dtype) {
             for op in ["", "many"] {
                 out.extend(

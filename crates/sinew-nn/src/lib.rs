@@ -61,11 +61,11 @@ pub use weights::{WeightsFileError, load_safetensors, save_safetensors};
 pub mod functional {
     pub use crate::layers::activation::{gelu_tanh, silu};
     pub use crate::layers::batch_norm::batch_norm;
-    pub use crate::layers::conv::{conv_transpose2d, conv2d};
+    pub use crate::layers::conv::{conv_transpose2d, conv2d, conv2d_then};
     pub use crate::layers::dropout::{dropout, dropout2d};
     pub use crate::layers::embedding::embedding;
     pub use crate::layers::group_norm::{group_norm, layer_norm};
-    pub use crate::layers::linear::linear;
+    pub use crate::layers::linear::{linear, linear_then};
     pub use crate::layers::pool::{avg_pool2d, max_pool2d_with_indices};
     pub use crate::layers::reshape::constant_pad2d;
     pub use crate::loss::*;

@@ -53,6 +53,20 @@ pub trait Module: Send + Sync {
     fn type_name(&self) -> &'static str {
         short_type_name(std::any::type_name::<Self>())
     }
+
+    /// The forward followed by ReLU, `self.forward(x)?.relu()`. A layer with a fused form
+    /// overrides it with the same values in fewer passes ([`Linear`](crate::Linear): ReLU in the
+    /// matrix product's epilogue; [`BatchNorm`](crate::BatchNorm): in its output pass);
+    /// [`Sequential`](crate::Sequential) calls it for a layer followed by [`ReLU`](crate::ReLU).
+    fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward(x)?.relu()
+    }
+
+    /// Whether the module is a plain [`ReLU`](crate::ReLU), which
+    /// [`Sequential`](crate::Sequential) folds into the layer before it (default false).
+    fn is_relu(&self) -> bool {
+        false
+    }
 }
 
 /// `a::b::Conv2d<T>` -> `Conv2d`.
@@ -70,6 +84,12 @@ impl<M: Module + ?Sized> Module for Box<M> {
     }
     fn type_name(&self) -> &'static str {
         (**self).type_name()
+    }
+    fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        (**self).forward_relu(x)
+    }
+    fn is_relu(&self) -> bool {
+        (**self).is_relu()
     }
 }
 

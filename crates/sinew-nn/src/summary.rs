@@ -56,7 +56,7 @@ fn address<M: Module + ?Sized>(m: &M) -> usize {
 }
 
 /// Called by layers after their forward: adds a row when a summary is being recorded.
-pub fn note<M: Module>(module: &M, output: &Tensor) {
+pub fn note(module: &dyn Module, output: &Tensor) {
     RECORDER.with(|r| {
         if let Some(rec) = r.borrow_mut().as_mut() {
             let key = (address(module), module.type_name());

@@ -18,7 +18,7 @@ use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
 
 pub use crate::backend_ops::{
-    Activation, InplaceOp, MatmulDims, MatmulSpec, RunningStorages, ScatterMode,
+    Activation, InplaceOp, MatmulDims, MatmulSpec, RunningStorages, ScatterMode, check_operand_pair,
 };
 pub use crate::unfold2d::Unfold2d;
 
@@ -40,30 +40,6 @@ pub trait BackendStorage: Send + Sync + std::fmt::Debug + Any {
 
 /// An owned storage of any backend.
 pub type BoxedStorage = Box<dyn BackendStorage>;
-
-/// Checks that the second operand `b` of a backend primitive has the dtype and dims of the
-/// first, `a` (for backends validating the views they are handed).
-pub fn check_operand_pair(
-    op: &'static str,
-    a: (DType, &Layout),
-    b: (DType, &Layout),
-) -> Result<()> {
-    if a.0 != b.0 {
-        return Err(Error::DTypeMismatch {
-            op,
-            lhs: a.0,
-            rhs: b.0,
-        });
-    }
-    if a.1.dims() != b.1.dims() {
-        return Err(Error::ShapeMismatch {
-            op,
-            lhs: a.1.shape().clone(),
-            rhs: b.1.shape().clone(),
-        });
-    }
-    Ok(())
-}
 
 fn missing<T>(backend: &(impl Backend + ?Sized), op: &'static str) -> Result<T> {
     Err(Error::NotImplemented {
@@ -489,6 +465,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         crate::composite::relu_backward(self, grad, grad_layout, output, output_layout)
     }
 
+    /// `relu(lhs + rhs)` of two views of one shape and float dtype (broadcast dims have stride
+    /// 0) in one pass ([`crate::Tensor::add_relu`]: a residual connection's sum and ReLU), the
+    /// values of `binary(Add)` then `unary(Relu)`.
+    ///
+    /// Default: those two ops (one temporary).
+    fn add_relu(
+        &self,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        crate::composite::add_relu(self, lhs, lhs_layout, rhs, rhs_layout)
+    }
+
     /// Per-channel sums of a `[n, C, ...]` float view `a` over every dim but 1, accumulated in
     /// f64: a contiguous f64 `[2, C]` storage holding `sum(a)` then `sum(a * b)` (`b` another
     /// view of `a`'s shape and dtype; `a * a` when `None`). Batch norm's statistics (`b = a`)
@@ -720,21 +711,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
-    /// [`Backend::conv2d`] with the bias `[o]` view `bias` (the operands' dtype) added to every
-    /// output position in the same kernel, before the output's one rounding (for f32 the same
-    /// bits as adding it after). `Ok(None)` where the backend has no such kernel for these
-    /// operands; the caller then runs the convolution and adds the bias in place.
+    /// [`Backend::conv2d`] with an epilogue in the same kernel: the bias `[o]` view `bias` (the
+    /// operands' dtype) added to every output position when given, then `activation`, before
+    /// the output's one rounding (for f32 the same bits as adding it after; ReLU commutes with
+    /// rounding). `Ok(None)` where the backend has no such kernel for these operands; the caller
+    /// then runs the convolution and applies the epilogue in place.
     ///
     /// Default: `Ok(None)`.
-    fn conv2d_bias(
+    fn conv2d_epilogue(
         &self,
         x: (&dyn BackendStorage, &Layout),
         w: (&dyn BackendStorage, &Layout),
-        bias: (&dyn BackendStorage, &Layout),
+        bias: Option<(&dyn BackendStorage, &Layout)>,
+        activation: Option<Activation>,
         spec: &Unfold2d,
         groups: usize,
     ) -> Result<Option<BoxedStorage>> {
-        let _ = (x, w, bias, spec, groups);
+        let _ = (x, w, bias, activation, spec, groups);
         Ok(None)
     }
 

@@ -1,11 +1,12 @@
 //! The descriptors [`Backend`](crate::Backend) methods receive besides storages and layouts:
 //! a matrix product's sizes and epilogue ([`MatmulSpec`]), an in-place update
 //! ([`InplaceOp`]), a scatter's combining rule ([`ScatterMode`]) and the running statistics a
-//! batch-norm step updates ([`RunningStorages`]).
+//! batch-norm step updates ([`RunningStorages`]); and [`check_operand_pair`] for backends
+//! validating the views they are handed.
 
 use crate::backend::BackendStorage;
 use crate::ops::{BinaryOp, UnaryOp};
-use crate::{DType, Layout};
+use crate::{DType, Error, Layout, Result};
 
 /// Sizes of a (batched) matrix product `[batch.., m, k] @ [batch.., k, n]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,4 +175,28 @@ pub struct RunningStorages<'s> {
     /// The update's momentum and the variance's unbiasing factor, `n / (n - 1)` for `n` values
     /// a channel.
     pub scalars: (f64, f64),
+}
+
+/// Checks that the second operand `b` of a backend primitive has the dtype and dims of the
+/// first, `a` (for backends validating the views they are handed).
+pub fn check_operand_pair(
+    op: &'static str,
+    a: (DType, &Layout),
+    b: (DType, &Layout),
+) -> Result<()> {
+    if a.0 != b.0 {
+        return Err(Error::DTypeMismatch {
+            op,
+            lhs: a.0,
+            rhs: b.0,
+        });
+    }
+    if a.1.dims() != b.1.dims() {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: a.1.shape().clone(),
+            rhs: b.1.shape().clone(),
+        });
+    }
+    Ok(())
 }

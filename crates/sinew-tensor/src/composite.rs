@@ -202,6 +202,22 @@ pub(crate) fn relu_backward<B: Backend + ?Sized>(
     b.binary(BinaryOp::Mul, grad, gl, &*mask, &dense)
 }
 
+/// [`Backend::add_relu`]: the sum, then ReLU over it.
+pub(crate) fn add_relu<B: Backend + ?Sized>(
+    b: &B,
+    lhs: &dyn BackendStorage,
+    ll: &Layout,
+    rhs: &dyn BackendStorage,
+    rl: &Layout,
+) -> Result<BoxedStorage> {
+    let sum = b.binary(BinaryOp::Add, lhs, ll, rhs, rl)?;
+    b.unary(
+        UnaryOp::Relu,
+        &*sum,
+        &Layout::contiguous(ll.shape().clone()),
+    )
+}
+
 /// [`Backend::amp_unscale`] from the in-place `mul_scalar`, a product by zero, a sum, a
 /// comparison, a cast and an in-place maximum.
 pub(crate) fn amp_unscale<B: Backend + ?Sized>(

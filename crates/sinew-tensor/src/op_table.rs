@@ -93,6 +93,7 @@ pub const OP_TABLE: &[OpInfo] = &[
     op("pow", Binary, true),
     op("maximum", Binary, true),
     op("minimum", Binary, true),
+    op("add_relu", Binary, true),
     op("eq", Compare, false),
     op("ne", Compare, false),
     op("lt", Compare, false),

@@ -151,6 +151,10 @@ case("minimum", "minimum", torch.minimum, [vals(A, -1, 1), vals(B, -1.1, 0.9)])
 TA, TB = tensor([1.0, 2.0, -0.5, 3.0]), tensor([1.0, 1.5, -0.5, 4.0])
 case("maximum/ties", "maximum", torch.maximum, [TA, TB])
 case("minimum/ties", "minimum", torch.minimum, [TA, TB])
+# add_relu: a residual connection's sum and ReLU; half the sums are negative, none near the kink.
+RA, RB = vals(A, -1, 1), vals(B, -2, 2)
+away(RA + RB, 0)
+case("add_relu", "add_relu", lambda a, b: torch.relu(a + b), [RA, RB])
 
 # ---------------------------------------------------------------- select
 COND = torch.tensor([True, False, False, True, True, False, True, True]).reshape(2, 4, 1)
@@ -306,6 +310,11 @@ case("conv2d/strided_grouped", "conv2d",
      [vals((2, 4, 5, 5), -1, 1), vals((6, 2, 3, 3), -0.5, 0.5), vals((6,), -1, 1)])
 case("conv2d/no_bias", "conv2d", lambda x, w: F.conv2d(x, w, padding=1),
      [vals((1, 2, 4, 3), -1, 1), vals((3, 2, 2, 2), -0.5, 0.5)])
+# conv2d_then(.., Relu): the ReLU in the convolution's epilogue (no output within 0.05 of 0).
+CX, CW, CB = vals((2, 3, 5, 5), -1, 1), vals((4, 3, 3, 3), -0.5, 0.5), vals((4,), -1, 1)
+away(F.conv2d(CX, CW, CB, stride=(1, 2), padding=1), 0)
+case("conv2d/relu", "conv2d", lambda x, w, b: torch.relu(F.conv2d(x, w, b, stride=(1, 2), padding=1)),
+     [CX, CW, CB])
 case("conv1d", "conv1d", lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1),
      [vals((2, 3, 7), -1, 1), vals((4, 3, 3), -0.5, 0.5), vals((4,), -1, 1)])
 case("conv1d/dilated_grouped", "conv1d", lambda x, w: F.conv1d(x, w, dilation=2, groups=2),

@@ -1,5 +1,5 @@
 //! Host side of `cuda/binary.cu`: elementwise arithmetic on broadcast views, and ReLU's
-//! gradient in one pass.
+//! gradient and a residual connection's `relu(a + b)` in one pass each.
 //!
 //! i64 division checks its divisors on the device (see [`FirstBad`]): a zero divisor is the CPU
 //! backend's "integer division by zero" error, at the cost of one stream synchronization.
@@ -58,6 +58,17 @@ pub(crate) fn relu_backward(
         (output, ol),
         None,
     )
+}
+
+/// `relu(lhs + rhs)` of two same-shape float views (broadcast dims have stride 0), in one pass.
+pub(crate) fn add_relu(
+    dev: &CudaBackend,
+    lhs: &CudaStorage,
+    ll: &Layout,
+    rhs: &CudaStorage,
+    rl: &Layout,
+) -> Result<CudaStorage> {
+    pair(dev, "add_relu", names::add_relu, (lhs, ll), (rhs, rl), None)
 }
 
 /// Launches `kernel(n, geometry, lhs, rhs, out[, bad])` (the kernel `kernel_for` names for the

@@ -28,6 +28,10 @@ pub(crate) struct ConvArgs {
     /// The input gradient's phase: py, px, ry, rx, step_y, step_x, hp, wp, wkh, wkw (see
     /// [`Phase`]; the identity phase for the other kernels).
     phase: [u32; 10],
+    /// 1: ReLU after the bias (the forward's epilogue).
+    relu: u32,
+    /// Alignment of the 64-bit fields that follow.
+    unused: u32,
     /// The strided operand (input or output gradient): its n, c, h, w strides and offset.
     view_strides: [u64; 4],
     view_offset: u64,
@@ -160,6 +164,8 @@ impl ConvShape {
             vector: 0,
             narrow: 0,
             phase: [0; 10],
+            relu: 0,
+            unused: 0,
             view_strides: [0; 4],
             view_offset: 0,
             dense_offset: 0,
@@ -282,14 +288,14 @@ pub(crate) fn same_dtype(op: &'static str, dtype: DType, other: &CudaStorage) ->
 
 /// The convolution of the `[n, c, h, w]` view `x` with the `[o, c/groups, kh, kw]` view `w` into
 /// a fresh contiguous `[n, o, oh, ow]`, plus `bias` (a dense `[o]` of their dtype, added to the
-/// accumulator before its one rounding) when given; `None` for dtypes without a kernel (f64,
+/// accumulator before its one rounding) when given, then ReLU when `relu`; `None` for dtypes without a kernel (f64,
 /// integers), a non-zero padding value, a bias that is not a dense `[o]`, or when switched off
 /// ([`CudaBackend::set_implicit_gemm_conv`]), which the caller computes otherwise.
 pub(crate) fn conv2d(
     dev: &CudaBackend,
     x: (&CudaStorage, &Layout),
     w: (&CudaStorage, &Layout),
-    bias: Option<(&CudaStorage, &Layout)>,
+    (bias, relu): (Option<(&CudaStorage, &Layout)>, bool),
     spec: &Unfold2d,
     groups: usize,
 ) -> Result<Option<CudaStorage>> {
@@ -329,6 +335,7 @@ pub(crate) fn conv2d(
     let (tile_m, threads) = tiling(dtype, tf32, shape.out / groups);
     let args = ConvArgs {
         bias: bias_ptr,
+        relu: relu as u32,
         ..shape.args(x.1, w_offset, vector, tile_m)
     };
     let cfg = LaunchConfig {
@@ -405,12 +412,13 @@ mod tests {
 
     #[test]
     fn conv_args_match_the_c_layout() {
-        assert_eq!(std::mem::size_of::<ConvArgs>(), 120 + 56);
+        assert_eq!(std::mem::size_of::<ConvArgs>(), 128 + 56);
         assert_eq!(std::mem::offset_of!(ConvArgs, vector), 72);
         assert_eq!(std::mem::offset_of!(ConvArgs, narrow), 76);
         assert_eq!(std::mem::offset_of!(ConvArgs, phase), 80);
-        assert_eq!(std::mem::offset_of!(ConvArgs, view_strides), 120);
-        assert_eq!(std::mem::offset_of!(ConvArgs, dense_offset), 160);
-        assert_eq!(std::mem::offset_of!(ConvArgs, bias), 168);
+        assert_eq!(std::mem::offset_of!(ConvArgs, relu), 120);
+        assert_eq!(std::mem::offset_of!(ConvArgs, view_strides), 128);
+        assert_eq!(std::mem::offset_of!(ConvArgs, dense_offset), 168);
+        assert_eq!(std::mem::offset_of!(ConvArgs, bias), 176);
     }
 }

@@ -36,9 +36,29 @@ macro_rules! plain_activation {
     };
 }
 
+/// `max(x, 0)` (NaN kept). In a [`Sequential`](crate::Sequential) it runs inside the layer
+/// before it ([`Module::forward_relu`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReLU;
+
+impl Module for ReLU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.relu()?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+
+    fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        // ReLU is idempotent.
+        self.forward(x)
+    }
+
+    fn is_relu(&self) -> bool {
+        true
+    }
+}
+
 plain_activation! {
-    /// `max(x, 0)`.
-    ReLU => |x| x.relu();
     /// `1 / (1 + exp(-x))`.
     Sigmoid => |x| x.sigmoid();
     /// Hyperbolic tangent.

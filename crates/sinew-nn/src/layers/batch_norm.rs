@@ -275,13 +275,6 @@ impl BatchNorm {
 }
 
 impl BatchNorm {
-    /// `self.forward(x)?.relu()` (a ResNet block's `relu(bn(conv(x)))`), with the ReLU in batch
-    /// norm's output pass where the fused kernels run (training: one kernel on the GPU instead
-    /// of two, one full-size pass fewer); the same values.
-    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, true)
-    }
-
     /// The forward, followed by ReLU when `relu`.
     fn run(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         if !self.ranks.contains(&x.rank()) || x.dims()[1] != self.config.num_features {
@@ -324,6 +317,13 @@ impl BatchNorm {
 impl Module for BatchNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.run(x, false)
+    }
+
+    /// `self.forward(x)?.relu()` (a ResNet block's `relu(bn(conv(x)))`), with the ReLU in batch
+    /// norm's output pass where the fused kernels run (training: one kernel on the GPU instead
+    /// of two, one full-size pass fewer); the same values.
+    fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, true)
     }
 
     fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {

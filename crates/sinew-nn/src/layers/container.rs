@@ -3,7 +3,7 @@
 
 use sinew_tensor::{Error, Result, Tensor};
 
-use crate::{Module, Visit};
+use crate::{Module, Visit, summary};
 
 /// Runs its children in order. Children keep their positional index as their name even when
 /// they have no parameters, so `state_dict` keys match PyTorch's `nn.Sequential`.
@@ -73,10 +73,19 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    /// Runs the layers in order; a layer followed by [`ReLU`](crate::ReLU) runs as one step,
+    /// [`Module::forward_relu`] (the same values; a fused kernel where the layer has one).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();
-        for layer in &self.layers {
-            y = layer.forward(&y)?;
+        let mut layers = self.layers.iter().peekable();
+        while let Some(layer) = layers.next() {
+            match layers.next_if(|next| next.is_relu()) {
+                Some(relu) => {
+                    y = layer.forward_relu(&y)?;
+                    summary::note(relu.as_ref(), &y);
+                }
+                None => y = layer.forward(&y)?,
+            }
         }
         Ok(y)
     }

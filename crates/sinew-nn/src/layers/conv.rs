@@ -2,7 +2,8 @@
 //! `ConvTranspose2d`, with PyTorch's weight layouts and default initialisation.
 
 use sinew_tensor::{
-    Conv1dConfig, Conv2dConfig, DType, Device, Error, PadMode, Parameter, Result, Tensor,
+    Activation, Conv1dConfig, Conv2dConfig, DType, Device, Error, PadMode, Parameter, Result,
+    Tensor,
 };
 
 use crate::{Module, Visit, init, summary};
@@ -192,6 +193,18 @@ pub fn conv2d(
     bias: Option<&Tensor>,
     options: &Conv2dOptions,
 ) -> Result<Tensor> {
+    conv2d_then(x, weight, bias, options, None)
+}
+
+/// [`conv2d`] followed by `activation`, in the convolution's epilogue where the backend has one
+/// (`Tensor::conv2d_then`); the values of the two ops.
+pub fn conv2d_then(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    options: &Conv2dOptions,
+    activation: Option<Activation>,
+) -> Result<Tensor> {
     let (kh, kw) = match weight.dims() {
         [_, _, kh, kw] => (*kh, *kw),
         _ => {
@@ -227,13 +240,22 @@ pub fn conv2d(
             }
         }
     };
-    input.conv2d(weight, bias, cfg)
+    input.conv2d_then(weight, bias, cfg, activation)
 }
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let bias = self.bias.as_ref().map(Parameter::value);
         let y = conv2d(x, &self.weight.value(), bias.as_ref(), &self.options)?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+
+    /// ReLU in the convolution's epilogue.
+    fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        let bias = self.bias.as_ref().map(Parameter::value);
+        let relu = Some(Activation::Relu);
+        let y = conv2d_then(x, &self.weight.value(), bias.as_ref(), &self.options, relu)?;
         summary::note(self, &y);
         Ok(y)
     }

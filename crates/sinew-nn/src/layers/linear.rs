@@ -1,25 +1,53 @@
 //! `Linear` (`y = x Wᵀ + b`, weight `[out, in]` as in PyTorch) and its functional form.
 
-use sinew_tensor::{DType, Device, MatmulOptions, Parameter, Result, Tensor, autocast};
+use sinew_tensor::{Activation, DType, Device, MatmulOptions, Parameter, Result, Tensor, autocast};
 
 use crate::{Module, Visit, init, summary};
 
 /// `y = x Wᵀ + b` over the last dimension (PyTorch's `F.linear`). Under autocast all three
 /// run in its dtype, as PyTorch's `linear` does.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    linear_then(x, weight, bias, None)
+}
+
+/// [`linear`] followed by `activation`, which runs in the product's epilogue (one kernel, one
+/// autograd node) for inputs of rank 2 and more; the values of the two ops.
+pub fn linear_then(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    activation: Option<Activation>,
+) -> Result<Tensor> {
     // Cast before transposing: the weight's gradient then comes out of the cast's backward as
     // a dense tensor (a transposed view would cost the loss scaler a copy per weight).
     let w = autocast::lower_precision(weight)?.t()?;
-    match bias {
-        // PyTorch's `addmm`: the bias added in the product's epilogue (one kernel), one op
-        // for autograd.
-        Some(b) if x.rank() >= 2 => {
-            let b = autocast::lower_precision(b)?;
-            x.matmul_with(&w, MatmulOptions::new().with_bias(&b))
-        }
-        Some(b) => x.matmul(&w)?.add(&autocast::lower_precision(b)?),
-        None => x.matmul(&w),
+    let b = bias.map(autocast::lower_precision).transpose()?;
+    if x.rank() < 2 {
+        // A vector input: the product, then the bias and the activation as ops of their own.
+        let y = x.matmul(&w)?;
+        let y = match &b {
+            Some(b) => y.add(b)?,
+            None => y,
+        };
+        return match activation {
+            Some(Activation::Relu) => y.relu(),
+            Some(other) => Err(sinew_tensor::Error::invalid(
+                "linear",
+                format!("no activation {other:?} for a vector input"),
+            )),
+            None => Ok(y),
+        };
     }
+    // PyTorch's `addmm`: the bias (and the activation) in the product's epilogue (one kernel),
+    // one op for autograd.
+    let mut opts = MatmulOptions::new();
+    if let Some(b) = &b {
+        opts = opts.with_bias(b);
+    }
+    if let Some(activation) = activation {
+        opts = opts.with_activation(activation);
+    }
+    x.matmul_with(&w, opts)
 }
 
 /// Options of [`Linear`], with PyTorch's defaults.
@@ -95,6 +123,19 @@ impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let bias = self.bias.as_ref().map(Parameter::value);
         let y = linear(x, &self.weight.value(), bias.as_ref())?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+
+    /// ReLU in the matrix product's epilogue.
+    fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        let bias = self.bias.as_ref().map(Parameter::value);
+        let y = linear_then(
+            x,
+            &self.weight.value(),
+            bias.as_ref(),
+            Some(Activation::Relu),
+        )?;
         summary::note(self, &y);
         Ok(y)
     }

@@ -104,7 +104,7 @@ impl Module for BasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         let out = self.bn2.forward(&self.conv2.forward(&out)?)?;
-        out.add(&self.shortcut.apply(x)?)?.relu()
+        out.add_relu(&self.shortcut.apply(x)?)
     }
 
     fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
@@ -169,7 +169,7 @@ impl Module for Bottleneck {
             Some(d) => d.forward(x)?,
             None => x.clone(),
         };
-        out.add(&identity)?.relu()
+        out.add_relu(&identity)
     }
 
     fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {

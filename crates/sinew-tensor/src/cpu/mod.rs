@@ -25,7 +25,7 @@ mod par;
 mod pool;
 mod pool_2x2_avx2;
 mod reduce;
-mod relu_grad;
+mod relu_fused;
 mod softmax;
 mod softmax_f32;
 mod softmax_xent;
@@ -579,11 +579,26 @@ impl Backend for CpuBackend {
         output: &dyn BackendStorage,
         output_layout: &Layout,
     ) -> Result<BoxedStorage> {
-        Ok(Box::new(relu_grad::relu_backward(
+        Ok(Box::new(relu_fused::relu_backward(
             cpu(grad),
             grad_layout,
             cpu(output),
             output_layout,
+        )?))
+    }
+
+    fn add_relu(
+        &self,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(relu_fused::add_relu(
+            cpu(lhs),
+            lhs_layout,
+            cpu(rhs),
+            rhs_layout,
         )?))
     }
 }

@@ -1,7 +1,8 @@
 //! Broadcasting binary ops and `where`: forward and gradients side by side.
 //!
 //! Gradients are computed at the broadcast shape and summed back to each input's shape.
-//! Saved: nothing for add/sub, the inputs for mul/max/min, divisor and output for div.
+//! Saved: nothing for add/sub, the inputs for mul/max/min, divisor and output for div, the
+//! output for `add_relu` (a sum and ReLU in one node).
 
 use super::untracked;
 use crate::{BackwardCtx, BinaryOp, Result, Save, Tensor};
@@ -114,6 +115,33 @@ impl Tensor {
                     ga.map(|ga| ga.sum_to(ctx.input_shape(0))).transpose()?,
                     gb.map(|gb| gb.sum_to(ctx.input_shape(1))).transpose()?,
                 ])
+            },
+        ))
+    }
+
+    /// `relu(self + rhs)` with broadcasting: a residual connection's sum and ReLU (ResNet's
+    /// blocks) in one pass where the backend has it ([`crate::Backend::add_relu`]), with the
+    /// values and gradients of `self.add(rhs)?.relu()` (PyTorch: `torch.relu(a + b)`). Recorded
+    /// as one node that saves only its output (the sum is never kept); the backward is ReLU's,
+    /// `g * (out > 0)`, summed to each input's shape. Operands of different dtypes, or not
+    /// floats, take the two ops.
+    pub fn add_relu(&self, rhs: &Tensor) -> Result<Tensor> {
+        if self.dtype() != rhs.dtype() || !self.dtype().is_float() {
+            return self.add(rhs)?.relu();
+        }
+        let out = untracked(|| self.add_relu_untracked(rhs))?;
+        Ok(Tensor::from_op(
+            out,
+            "add_relu",
+            &[self, rhs],
+            Save::OUTPUT,
+            |ctx, g| {
+                let g = super::unary::relu_input_grad(g, &ctx.output()?)?;
+                let to = |i: usize| {
+                    let need = ctx.needs_grad(i);
+                    need.then(|| g.sum_to(ctx.input_shape(i))).transpose()
+                };
+                Ok(vec![to(0)?, to(1)?])
             },
         ))
     }

@@ -5,13 +5,14 @@
 //! alive until backward: `kh * kw` times the input (75 MB for 64 images of 32 channels at 32x32
 //! with a 3x3 kernel). Here the forward unfolds at most `CHUNK_BYTES` (10 MB) of columns at a time and
 //! the node saves only its input and weight (the backward unfolds again, a small cost next to
-//! the matrix products). The bias is added by the convolution's own kernel where the backend has
-//! one (`Backend::conv2d_bias`: the GPU's implicit GEMM), else in place into the fresh output.
+//! the matrix products). The bias, and a ReLU after it (`conv2d_then`), are applied by the
+//! convolution's own kernel where the backend has that epilogue (`Backend::conv2d_epilogue`: the
+//! GPU's implicit GEMM), else in place on the fresh output.
 //! The passes are in `conv2d_chunks.rs`.
 
 use super::conv2d_chunks::{Geometry, backward, bias_grad, forward};
 use super::untracked;
-use crate::{Conv2dConfig, Result, Save, Tensor};
+use crate::{Activation, Conv2dConfig, Result, Save, Tensor};
 
 impl Tensor {
     /// 2-d convolution (cross-correlation, as in PyTorch) of `[n, c, h, w]` with weight
@@ -27,22 +28,50 @@ impl Tensor {
         bias: Option<&Tensor>,
         cfg: Conv2dConfig,
     ) -> Result<Tensor> {
+        self.conv2d_then(weight, bias, cfg, None)
+    }
+
+    /// [`Tensor::conv2d`] followed by `activation` (a convolution followed by ReLU), applied in
+    /// the convolution's epilogue where the backend has one
+    /// ([`crate::Backend::conv2d_epilogue`]: one kernel on the GPU), else in place on its fresh
+    /// output; the values of the two ops, recorded as one node that also saves its output (the
+    /// backward masks the gradient with it first, ReLU's rule). PyTorch equivalent:
+    /// `F.relu(F.conv2d(...))`.
+    pub fn conv2d_then(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        cfg: Conv2dConfig,
+        activation: Option<Activation>,
+    ) -> Result<Tensor> {
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
         if let Some(cast) = crate::autocast::lowered(&inputs)? {
-            return cast[0].conv2d(&cast[1], cast.get(2), cfg);
+            return cast[0].conv2d_then(&cast[1], cast.get(2), cfg, activation);
         }
         let spec = self.conv2d_spec(weight, bias, cfg)?;
         let o = weight.dims()[0];
         let geo = Geometry::new(spec, cfg.groups, o, self.dtype().size_in_bytes());
-        let out = untracked(|| forward(self, weight, bias, &geo))?;
+        let relu = match activation {
+            None => false,
+            Some(Activation::Relu) => true,
+        };
+        let out = untracked(|| forward(self, weight, (bias, relu), &geo))?;
         let has_bias = bias.is_some();
+        let save = Save::input(0).and_input(1);
         Ok(Tensor::from_op(
             out,
             "conv2d",
             &inputs,
-            Save::input(0).and_input(1),
+            if relu { save.and_output() } else { save },
             move |ctx, g| {
+                let masked;
+                let g = if relu {
+                    masked = super::unary::relu_input_grad(g, &ctx.output()?)?;
+                    &masked
+                } else {
+                    g
+                };
                 let (x, w) = (ctx.input(0)?, ctx.input(1)?);
                 let need = (ctx.needs_grad(0), ctx.needs_grad(1));
                 let (dx, dw) = backward(&x, &w, g, need, &geo)?;
@@ -276,5 +305,44 @@ mod tests {
         // 67 is prime: 8 per chunk and the rest.
         assert_eq!(chunks(67, 32), [8, 8, 8, 8, 8, 8, 8, 8, 3]);
         assert_eq!(chunks(0, 32), [0]);
+    }
+
+    #[test]
+    fn relu_epilogue_has_the_values_and_gradients_of_conv_then_relu() {
+        let cfg = Conv2dConfig {
+            padding: (1, 0),
+            stride: (1, 2),
+            ..Conv2dConfig::default()
+        };
+        let mut g = Generator::new(77);
+        let cpu = Device::cpu();
+        for dtype in [DType::F32, DType::F64] {
+            let x = g.randn([2, 3, 7, 8], dtype, &cpu).unwrap();
+            let w = g.randn([4, 3, 3, 3], dtype, &cpu).unwrap();
+            let b = g.randn([4], dtype, &cpu).unwrap();
+            let run = |fused: bool| {
+                let (x, w, b) = (
+                    x.detach().requires_grad_(),
+                    w.detach().requires_grad_(),
+                    b.detach().requires_grad_(),
+                );
+                let y = if fused {
+                    x.conv2d_then(&w, Some(&b), cfg, Some(Activation::Relu))
+                } else {
+                    x.conv2d(&w, Some(&b), cfg).and_then(|y| y.relu())
+                }
+                .unwrap();
+                y.square().unwrap().sum_all().unwrap().backward().unwrap();
+                [y, x.grad().unwrap(), w.grad().unwrap(), b.grad().unwrap()]
+                    .map(|t| t.to_vec_f64().unwrap())
+            };
+            let (want, got) = (run(false), run(true));
+            let zeros = got[0].iter().filter(|&&v| v == 0.0).count();
+            assert!(zeros > 0 && zeros < got[0].len(), "{dtype}: {zeros} zeros");
+            for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(a), bits(b), "{dtype}: tensor {k}");
+            }
+        }
     }
 }

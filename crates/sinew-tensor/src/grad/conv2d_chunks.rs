@@ -18,7 +18,7 @@
 //! packing (`cpu::gemm::im2col_grad`) and the other input gradients multiply and fold image by
 //! image (`cpu::gemm::col2im_grad`). On a GPU: implicit GEMMs that never store the columns.
 
-use crate::{Conv2dConfig, Result, Tensor, Unfold2d};
+use crate::{Activation, Conv2dConfig, Result, Tensor, UnaryOp, Unfold2d};
 
 /// Most bytes of im2col columns unfolded at once.
 pub(super) const CHUNK_BYTES: usize = 10 << 20;
@@ -112,13 +112,14 @@ fn cat(mut parts: Vec<Tensor>) -> Result<Tensor> {
 
 /// The forward by the backend's direct kernel ([`crate::Backend::conv2d`]: on the CPU in f32
 /// the im2col done while packing the products' operand, `cpu::gemm::im2col`; on a GPU an
-/// implicit GEMM), written straight into the `[n, out, oh, ow]` output, with `bias` added by
-/// the same kernel when given ([`crate::Backend::conv2d_bias`]: the GPU's); `None` where the
-/// backend has no such kernel for these operands.
+/// implicit GEMM), written straight into the `[n, out, oh, ow]` output, with `bias` added and
+/// ReLU applied (when `relu`) by the same kernel where it has that epilogue
+/// ([`crate::Backend::conv2d_epilogue`]: the GPU's); `None` where the backend has no such kernel
+/// for these operands.
 fn fused_forward(
     x: &Tensor,
     w: &Tensor,
-    bias: Option<&Tensor>,
+    (bias, relu): (Option<&Tensor>, bool),
     geo: &Geometry,
 ) -> Result<Option<Tensor>> {
     let others_fit = |t: &Tensor| t.device() == x.device() && t.dtype() == x.dtype();
@@ -127,13 +128,18 @@ fn fused_forward(
     }
     let backend = x.device().backend();
     let (spec, groups) = (&geo.spec, geo.groups);
+    let activation = relu.then_some(Activation::Relu);
     let out = match bias {
-        None => Tensor::with_storages([x, w], |[xs, ws]| {
+        None if !relu => Tensor::with_storages([x, w], |[xs, ws]| {
             backend.conv2d((xs, x.layout()), (ws, w.layout()), spec, groups)
         }),
+        None => Tensor::with_storages([x, w], |[xs, ws]| {
+            let (x, w) = ((xs, x.layout()), (ws, w.layout()));
+            backend.conv2d_epilogue(x, w, None, activation, spec, groups)
+        }),
         Some(b) => Tensor::with_storages([x, w, b], |[xs, ws, bs]| {
-            let (x, w, b) = ((xs, x.layout()), (ws, w.layout()), (bs, b.layout()));
-            backend.conv2d_bias(x, w, b, spec, groups)
+            let (x, w) = ((xs, x.layout()), (ws, w.layout()));
+            backend.conv2d_epilogue(x, w, Some((bs, b.layout())), activation, spec, groups)
         }),
     }?;
     let Some(out) = out else {
@@ -144,25 +150,34 @@ fn fused_forward(
     Tensor::from_storage(out, shape, x.device().clone()).map(Some)
 }
 
-/// The forward pass (no graph), chunk by chunk into one output, plus the bias in place.
+/// Adds `bias` (`[o]`) to the fresh output `out` and applies ReLU when `relu`, in place.
+fn epilogue_in_place(out: Tensor, (bias, relu): (Option<&Tensor>, bool)) -> Result<Tensor> {
+    if let Some(b) = bias {
+        out.add_(&b.reshape([1, b.elem_count(), 1, 1])?)?;
+    }
+    if relu {
+        out.unary_(UnaryOp::Relu)?;
+    }
+    Ok(out)
+}
+
+/// The forward pass (no graph), chunk by chunk into one output, plus the bias and ReLU (when
+/// `relu`) in the kernel's epilogue or in place.
 pub(super) fn forward(
     x: &Tensor,
     w: &Tensor,
-    bias: Option<&Tensor>,
+    epilogue: (Option<&Tensor>, bool),
     geo: &Geometry,
 ) -> Result<Tensor> {
     let (oh, ow) = geo.hw;
     let (n, o) = (geo.spec.n, geo.out);
-    if bias.is_some()
-        && let Some(out) = fused_forward(x, w, bias, geo)?
+    if (epilogue.0.is_some() || epilogue.1)
+        && let Some(out) = fused_forward(x, w, epilogue, geo)?
     {
         return Ok(out);
     }
-    if let Some(out) = fused_forward(x, w, None, geo)? {
-        if let Some(b) = bias {
-            out.add_(&b.reshape([1, o, 1, 1])?)?;
-        }
-        return Ok(out);
+    if let Some(out) = fused_forward(x, w, (None, false), geo)? {
+        return epilogue_in_place(out, epilogue);
     }
     let wm = geo.weight(w)?;
     let mut out = None;
@@ -186,10 +201,7 @@ pub(super) fn forward(
         Some(out) => out,
         None => Tensor::zeros([n, o, oh, ow], x.dtype(), x.device())?,
     };
-    if let Some(b) = bias {
-        out.add_(&b.reshape([1, o, 1, 1])?)?;
-    }
-    Ok(out)
+    epilogue_in_place(out, epilogue)
 }
 
 /// Whether the input gradient runs as a convolution of the output gradient

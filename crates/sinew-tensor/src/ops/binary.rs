@@ -56,6 +56,12 @@ impl Tensor {
         self.pair_kernel(op.name(), rhs, |b, x, xl, y, yl| b.binary(op, x, xl, y, yl))
     }
 
+    /// `relu(self + rhs)` with broadcasting, one kernel ([`Backend::add_relu`]); float operands
+    /// of one dtype.
+    pub(crate) fn add_relu_untracked(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.pair_kernel("add_relu", rhs, |b, x, xl, y, yl| b.add_relu(x, xl, y, yl))
+    }
+
     /// Applies any [`CmpOp`] with broadcasting, giving a `Bool` tensor.
     pub fn compare(&self, op: CmpOp, rhs: &Tensor) -> Result<Tensor> {
         self.pair_kernel(op.name(), rhs, |b, x, xl, y, yl| {

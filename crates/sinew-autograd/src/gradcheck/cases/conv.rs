@@ -1,7 +1,7 @@
 //! Gradcheck entries of convolution, unfold/fold and pooling.
 
 use proptest::prelude::*;
-use sinew_tensor::{Conv1dConfig, Conv2dConfig, Pool2dConfig, Tensor};
+use sinew_tensor::{Activation, Conv1dConfig, Conv2dConfig, Pool2dConfig, Tensor};
 
 use super::GradcheckEntry;
 use crate::gradcheck::gradcheck;
@@ -49,15 +49,19 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 },
             )
         }),
+        // Half the cases with ReLU in the epilogue (`conv2d_then`): the input is then scaled by
+        // 0.001 (|conv| <= 0.15) and the bias drawn away from zero (>= 0.2), so no output sits
+        // at ReLU's kink.
         GradcheckEntry::new("conv2d", |cases| {
             let strategy = (
                 image(4, Domain::Any),
                 1..=2usize,
                 window(),
                 tensor_of(vec![4, 4, 3, 3], Domain::Any),
-                tensor_of(vec![4], Domain::Any),
+                tensor_of(vec![4], Domain::AwayFromZero),
+                any::<bool>(),
             );
-            drive(cases, strategy, |(x, groups, (k, s, p, d), w, b)| {
+            drive(cases, strategy, |(x, groups, (k, s, p, d), w, b, relu)| {
                 let w = w
                     .narrow(1, 0, 4 / groups)?
                     .narrow(2, 0, k.0)?
@@ -69,8 +73,16 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                     dilation: *d,
                     groups: *groups,
                 };
+                let relu = *relu;
                 gradcheck(
-                    |v| v[0].conv2d(&v[1], Some(&v[2]), cfg),
+                    |v| {
+                        if relu {
+                            let x = v[0].mul_scalar(0.001)?;
+                            x.conv2d_then(&v[1], Some(&v[2]), cfg, Some(Activation::Relu))
+                        } else {
+                            v[0].conv2d(&v[1], Some(&v[2]), cfg)
+                        }
+                    },
                     &[x.clone(), w, b.clone()],
                     CASE_OPTIONS,
                 )

@@ -81,6 +81,10 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
         binary("pow", Positive, Any, |a, b| a.pow(b)),
         binary("maximum", Any, Any, |a, b| a.maximum(b)),
         binary("minimum", Any, Any, |a, b| a.minimum(b)),
+        // |a| >= 0.2 and |0.05 b| <= 0.1 keep every sum at least 0.1 from ReLU's kink.
+        binary("add_relu", AwayFromZero, Any, |a, b| {
+            a.add_relu(&b.mul_scalar(0.05)?)
+        }),
         GradcheckEntry::new("where_cond", |cases| {
             drive(
                 cases,
