@@ -55,8 +55,9 @@ pub trait Module: Send + Sync {
     }
 
     /// The forward followed by ReLU, `self.forward(x)?.relu()`. A layer with a fused form
-    /// overrides it with the same values in fewer passes ([`Linear`](crate::Linear): ReLU in the
-    /// matrix product's epilogue; [`BatchNorm`](crate::BatchNorm): in its output pass);
+    /// overrides it with the same values in fewer passes ([`Linear`](crate::Linear) and
+    /// [`Conv2d`](crate::Conv2d): ReLU in their kernel's epilogue; [`BatchNorm`](crate::BatchNorm):
+    /// in its output pass);
     /// [`Sequential`](crate::Sequential) calls it for a layer followed by [`ReLU`](crate::ReLU).
     fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
         self.forward(x)?.relu()
