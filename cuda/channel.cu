@@ -8,8 +8,10 @@
 //   to arrive (tickets.cuh) adds the splits' sums in a fixed order (thread t the splits t,
 //   t + 256, ... in turn, then the block's tree), so the result does not depend on the order
 //   the blocks ran in.
-// channel_lincomb_<dtype>(a, b, coef, out, total, c, inner, relu)
+// channel_lincomb_<dtype>(a, mask, b, coef, out, total, c, inner, relu)
 //   out = alpha[ch] * a + beta[ch] * b + gamma[ch] (the beta term dropped when b is null),
+//   a read as a * (mask > 0 ? 1 : 0) when mask is not null (the gradient of a ReLU's output
+//   mask taken back through the ReLU, as relu_backward computes it: exact, so no rounding),
 //   coef = [alpha | beta | gamma] as double [3, C], computed in the element type (f32 for f16
 //   and bf16, rounded once at the end) with separate roundings (no FMA contraction), as the CPU
 //   backend computes it; with relu != 0, then ReLU (NaN kept: the unary relu's values).
@@ -39,11 +41,20 @@ __device__ __forceinline__ void block_sum2(double &v, double &w) {
     }
 }
 
-// True in thread 0 of the block that finishes channel blockIdx.x (the only block with one split,
-// else the last to arrive), with the channel's sum(a) in s and sum(a * b) in p.
+// Element off of a, times 0 where mask (when not null) is not above 0: ReLU's input gradient
+// from its output, relu_backward's product (exact: NaN and infinite elements of a give NaN).
 template <typename T>
-__device__ bool channel_totals(const T *a, const T *b, uint32_t n, uint32_t c, uint64_t inner, double *partials,
-                               unsigned long long *tickets, double &s, double &p) {
+__device__ __forceinline__ double masked_f64(const T *a, const T *mask, uint64_t off) {
+    const double v = to_f64(a[off]);
+    return mask == nullptr ? v : v * (to_f64(mask[off]) > 0.0 ? 1.0 : 0.0);
+}
+
+// True in thread 0 of the block that finishes channel blockIdx.x (the only block with one split,
+// else the last to arrive), with the channel's sum(a) in s and sum(a * b) in p (a masked by
+// mask when not null, as masked_f64 reads it).
+template <typename T>
+__device__ bool channel_totals(const T *a, const T *mask, const T *b, uint32_t n, uint32_t c, uint64_t inner,
+                               double *partials, unsigned long long *tickets, double &s, double &p) {
     const uint32_t ch = blockIdx.x, splits = gridDim.y;
     const uint64_t per_channel = (uint64_t)n * inner;
     const uint64_t step = (uint64_t)splits * blockDim.x;
@@ -52,7 +63,7 @@ __device__ bool channel_totals(const T *a, const T *b, uint32_t n, uint32_t c, u
     for (uint64_t i = (uint64_t)blockIdx.y * blockDim.x + threadIdx.x; i < per_channel; i += step) {
         const uint64_t img = i / inner, k = i - img * inner;
         const uint64_t off = (img * c + ch) * inner + k;
-        const double x = to_f64(a[off]);
+        const double x = masked_f64(a, mask, off);
         s += x;
         p += x * (b != nullptr ? to_f64(b[off]) : x);
     }
@@ -78,14 +89,16 @@ __device__ bool channel_totals(const T *a, const T *b, uint32_t n, uint32_t c, u
 }
 
 template <typename T>
-__device__ void channel_lincomb(const T *a, const T *b, const double *coef, T *out, uint64_t total, uint32_t c,
-                                uint64_t inner, uint32_t relu) {
+__device__ void channel_lincomb(const T *a, const T *mask, const T *b, const double *coef, T *out, uint64_t total,
+                                uint32_t c, uint64_t inner, uint32_t relu) {
     typedef typename Num<T>::C C;
     const uint64_t step = (uint64_t)gridDim.x * blockDim.x;
     for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step) {
         const uint32_t ch = (uint32_t)((i / inner) % c);
         const C alpha = (C)coef[ch], gamma = (C)coef[2 * c + ch];
-        C v = mul_rn(Num<T>::up(a[i]), alpha);
+        C x = Num<T>::up(a[i]);
+        if (mask != nullptr) x = mul_rn(x, Num<T>::up(mask[i]) > (C)0 ? (C)1 : (C)0);
+        C v = mul_rn(x, alpha);
         if (b != nullptr) v = add_rn(v, mul_rn(Num<T>::up(b[i]), (C)coef[c + ch]));
         v = add_rn(v, gamma);
         // ReLU before the rounding gives the relu of the rounded value (0 and NaN round to
@@ -100,15 +113,15 @@ __device__ void channel_lincomb(const T *a, const T *b, const double *coef, T *o
                                                      uint32_t n, uint32_t c, uint64_t inner,      \
                                                      double *partials, unsigned long long *tickets) { \
         double s, p;                                                                              \
-        if (channel_totals<T>(a, b, n, c, inner, partials, tickets, s, p)) {                      \
+        if (channel_totals<T>(a, nullptr, b, n, c, inner, partials, tickets, s, p)) {             \
             out[blockIdx.x] = s;                                                                  \
             out[c + blockIdx.x] = p;                                                              \
         }                                                                                         \
     }                                                                                             \
-    extern "C" __global__ void channel_lincomb_##SUFFIX(const T *a, const T *b, const double *coef, \
-                                                        T *out, uint64_t total, uint32_t c,       \
-                                                        uint64_t inner, uint32_t relu) {          \
-        channel_lincomb<T>(a, b, coef, out, total, c, inner, relu);                               \
+    extern "C" __global__ void channel_lincomb_##SUFFIX(const T *a, const T *mask, const T *b,    \
+                                                        const double *coef, T *out, uint64_t total, \
+                                                        uint32_t c, uint64_t inner, uint32_t relu) { \
+        channel_lincomb<T>(a, mask, b, coef, out, total, c, inner, relu);                         \
     }
 
 CHANNEL_KERNELS(f32, float)
@@ -223,21 +236,22 @@ struct RunningArgs {
     uint32_t flags;
 };
 
-// channel_stats_<dtype>(a, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags,
+// channel_stats_<dtype>(a, mask, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags,
 //                       backward, out, run, params)
-//   channel_sums and then channel_norm's step (forward: r0 = scale, r1 = shift; backward:
+//   channel_sums (a masked by mask when not null, as channel_totals reads it) and then
+//   channel_norm's step (forward: r0 = scale, r1 = shift; backward:
 //   r0 = mean, r1 = invstd, r2 = scale; flags as theirs) in one kernel: the block that finishes
 //   a channel's sums computes that channel's [6, C] rows, the same bits as the two kernels, and
 //   (forward, run.flags 1) updates its running statistics from them as running_stats does, or
 //   (backward, params not null) writes the affine parameters' gradients, rows 4 and 5, as f32
 //   [2, C] (rounded once, as their cast would be).
 template <typename T>
-__device__ void channel_stats(const T *a, const T *b, uint32_t n, uint32_t c, uint64_t inner, double *partials,
-                              unsigned long long *tickets, const void *r0, const void *r1, const void *r2,
-                              double count, double eps, uint32_t flags, uint32_t backward, double *out,
+__device__ void channel_stats(const T *a, const T *mask, const T *b, uint32_t n, uint32_t c, uint64_t inner,
+                              double *partials, unsigned long long *tickets, const void *r0, const void *r1,
+                              const void *r2, double count, double eps, uint32_t flags, uint32_t backward, double *out,
                               RunningArgs run, float *params) {
     double s, p;
-    if (!channel_totals(a, b, n, c, inner, partials, tickets, s, p)) return;
+    if (!channel_totals(a, mask, b, n, c, inner, partials, tickets, s, p)) return;
     const uint32_t i = blockIdx.x;
     if (backward) {
         norm_backward_at(i, c, s, p, (const double *)r0, (const double *)r1, r2, count, flags, out);
@@ -259,14 +273,14 @@ __device__ void channel_stats(const T *a, const T *b, uint32_t n, uint32_t c, ui
 }
 
 #define CHANNEL_STATS_KERNEL(SUFFIX, T)                                                                    \
-    extern "C" __global__ void channel_stats_##SUFFIX(const T *a, const T *b, uint32_t n, uint32_t c,     \
-                                                      uint64_t inner, double *partials,                   \
+    extern "C" __global__ void channel_stats_##SUFFIX(const T *a, const T *mask, const T *b, uint32_t n,  \
+                                                      uint32_t c, uint64_t inner, double *partials,       \
                                                       unsigned long long *tickets, const void *r0,        \
                                                       const void *r1, const void *r2, double count,       \
                                                       double eps, uint32_t flags, uint32_t backward,      \
                                                       double *out, RunningArgs run, float *params) {      \
-        channel_stats<T>(a, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags, backward, out, run, \
-                         params);                                                                          \
+        channel_stats<T>(a, mask, b, n, c, inner, partials, tickets, r0, r1, r2, count, eps, flags,      \
+                         backward, out, run, params);                                                      \
     }
 CHANNEL_STATS_KERNEL(f32, float)
 CHANNEL_STATS_KERNEL(f64, double)

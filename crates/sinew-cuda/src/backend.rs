@@ -13,7 +13,7 @@ use crate::ops::{
     binary, cast, channel, channel_stats, compare, conv, conv_gemm, conv_wgrad, fused_step, gemm,
     index, inplace, pool, random, reduce, softmax, sorted_sum, unary, xent,
 };
-use crate::storage::{CudaStorage, cuda, cuda_mut};
+use crate::storage::{CudaStorage, cuda, cuda_mut, cuda_view};
 
 impl Backend for CudaBackend {
     fn location(&self) -> DeviceLocation {
@@ -428,10 +428,7 @@ impl Backend for CudaBackend {
         b: Option<(&dyn BackendStorage, &Layout)>,
     ) -> Result<BoxedStorage> {
         let loc = self.location();
-        let b = match b {
-            Some((s, l)) => Some((cuda(s, loc)?, l)),
-            None => None,
-        };
+        let b = cuda_view(b, loc)?;
         Ok(Box::new(channel::channel_sums(
             self,
             cuda(a, loc)?,
@@ -448,16 +445,13 @@ impl Backend for CudaBackend {
         coef: &dyn BackendStorage,
     ) -> Result<BoxedStorage> {
         let loc = self.location();
-        let b = match b {
-            Some((s, l)) => Some((cuda(s, loc)?, l)),
-            None => None,
-        };
+        let b = cuda_view(b, loc)?;
         let coef = cuda(coef, loc)?;
+        let a = (cuda(a, loc)?, a_layout);
         Ok(Box::new(channel::channel_lincomb(
             self,
-            cuda(a, loc)?,
-            a_layout,
-            b,
+            a,
+            [None, b],
             coef,
             false,
         )?))
@@ -471,7 +465,22 @@ impl Backend for CudaBackend {
     ) -> Result<Option<BoxedStorage>> {
         let loc = self.location();
         let (a, coef) = (cuda(a, loc)?, cuda(coef, loc)?);
-        let out = channel::channel_lincomb(self, a, a_layout, None, coef, true)?;
+        let out = channel::channel_lincomb(self, (a, a_layout), [None, None], coef, true)?;
+        Ok(Some(Box::new(out)))
+    }
+
+    fn channel_lincomb_masked(
+        &self,
+        (a, mask): (&dyn BackendStorage, &dyn BackendStorage),
+        (a_layout, mask_layout): (&Layout, &Layout),
+        b: Option<(&dyn BackendStorage, &Layout)>,
+        coef: &dyn BackendStorage,
+    ) -> Result<Option<BoxedStorage>> {
+        let loc = self.location();
+        let b = cuda_view(b, loc)?;
+        let (a, mask) = ((cuda(a, loc)?, a_layout), (cuda(mask, loc)?, mask_layout));
+        let coef = cuda(coef, loc)?;
+        let out = channel::channel_lincomb(self, a, [Some(mask), b], coef, false)?;
         Ok(Some(Box::new(out)))
     }
 
@@ -507,22 +516,20 @@ impl Backend for CudaBackend {
         rows: &[(&dyn BackendStorage, usize)],
     ) -> Result<Option<BoxedStorage>> {
         let loc = self.location();
-        let b = match b {
-            Some((s, l)) => Some((cuda(s, loc)?, l)),
-            None => None,
-        };
+        let b = cuda_view(b, loc)?;
         let views: Vec<(&CudaStorage, usize)> = rows
             .iter()
             .map(|&(s, at)| Ok((cuda(s, loc)?, at)))
             .collect::<Result<_>>()?;
         let a = (cuda(a.0, loc)?, a.1);
-        let out = channel_stats::channel_norm_of(self, a, b, step, &views, Extra::None)?;
+        let out = channel_stats::channel_norm_of(self, a, [None, b], step, &views, Extra::None)?;
         Ok(out.map(|(s, _)| Box::new(s) as BoxedStorage))
     }
 
     fn channel_norm_grads_of(
         &self,
         dy: (&dyn BackendStorage, &Layout),
+        mask: Option<(&dyn BackendStorage, &Layout)>,
         x: (&dyn BackendStorage, &Layout),
         count: f64,
         rows: &[(&dyn BackendStorage, usize)],
@@ -532,6 +539,7 @@ impl Backend for CudaBackend {
             return Ok(None);
         }
         let loc = self.location();
+        let mask = cuda_view(mask, loc)?;
         let views: Vec<(&CudaStorage, usize)> = rows
             .iter()
             .map(|&(s, at)| Ok((cuda(s, loc)?, at)))
@@ -539,7 +547,8 @@ impl Backend for CudaBackend {
         let (dy, x) = ((cuda(dy.0, loc)?, dy.1), (cuda(x.0, loc)?, x.1));
         let step = ChannelNormStep::Backward { count };
         let extra = Extra::ParamGrads;
-        let out = channel_stats::channel_norm_of(self, dy, Some(x), step, &views, extra)?;
+        let operands = [mask, Some(x)];
+        let out = channel_stats::channel_norm_of(self, dy, operands, step, &views, extra)?;
         Ok(match out {
             Some((rows, Some(params))) => Some((Box::new(rows), Box::new(params))),
             _ => None,
@@ -572,7 +581,7 @@ impl Backend for CudaBackend {
         let step = ChannelNormStep::Forward { count, eps };
         let a = (cuda(a.0, loc)?, a.1);
         let extra = Extra::Running(target);
-        let out = channel_stats::channel_norm_of(self, a, None, step, &views, extra)?;
+        let out = channel_stats::channel_norm_of(self, a, [None, None], step, &views, extra)?;
         Ok(out.map(|(s, _)| Box::new(s) as BoxedStorage))
     }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cust::sys::CUdeviceptr;
-use sinew_tensor::{BackendStorage, DType, DeviceLocation, Error, Result};
+use sinew_tensor::{BackendStorage, DType, DeviceLocation, Error, Layout, Result};
 
 use crate::allocator::{Allocator, Block};
 
@@ -120,6 +120,14 @@ pub(crate) fn cuda(storage: &dyn BackendStorage, location: DeviceLocation) -> Re
             device: location,
             msg: format!("expected a CUDA storage, got {storage:?}"),
         })
+}
+
+/// [`cuda`] of an optional view's storage, the layout kept.
+pub(crate) fn cuda_view<'a>(
+    view: Option<(&'a dyn BackendStorage, &'a Layout)>,
+    location: DeviceLocation,
+) -> Result<Option<(&'a CudaStorage, &'a Layout)>> {
+    view.map(|(s, l)| Ok((cuda(s, location)?, l))).transpose()
 }
 
 /// Mutable form of [`cuda`].

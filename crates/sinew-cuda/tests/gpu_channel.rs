@@ -334,3 +334,79 @@ fn channel_norm_is_one_kernel_with_the_cpus_values() {
         }
     }
 }
+
+/// Batch norm followed by ReLU, backward: the output gradient taken back through the ReLU
+/// inside the sums kernel (`channel_norm_grads_masked`) and inside the input gradient's map
+/// (`channel_lincomb_masked`), one kernel each, with the values of `relu_grad` followed by the
+/// unmasked kernels (NaN compared as NaN): for every float dtype, one split a channel and many,
+/// with an infinite gradient where the ReLU gave 0 (a NaN channel, as the product gives), a
+/// negative one where it gave -0, and a NaN ReLU output (masked out).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn relu_masked_batch_norm_backward_is_two_kernels_with_masking_first_values() {
+    let dev = gpu();
+    let same = |t: &Tensor| -> Vec<u64> {
+        let v = t.to_device(&Device::cpu()).unwrap().to_vec_f64().unwrap();
+        v.iter()
+            .map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() })
+            .collect()
+    };
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+        for dims in [vec![3usize, 5, 7, 11], vec![64, 6, 16, 16]] {
+            let (c, inner) = (dims[1], dims[2] * dims[3]);
+            let count = (dims.iter().product::<usize>() / c) as f64;
+            let mut dy = randn(190, &dims, DType::F64).to_vec_f64().unwrap();
+            let mut y = randn(191, &dims, DType::F64).to_vec_f64().unwrap();
+            for (at, (g, out)) in [(f64::INFINITY, 0.0), (-2.5, -0.0), (1.0, f64::NAN)]
+                .into_iter()
+                .enumerate()
+            {
+                (dy[at * inner], y[at * inner]) = (g, out);
+            }
+            let on_gpu = |v: Vec<f64>| {
+                let t = Tensor::from_vec(v, dims.clone()).unwrap();
+                t.to_dtype(dtype).unwrap().to_device(&dev).unwrap()
+            };
+            let (dy, y) = (on_gpu(dy), on_gpu(y).relu().unwrap());
+            let x = randn(192, &dims, dtype).to_device(&dev).unwrap();
+            let mean = randn(193, &[c], DType::F64).to_device(&dev).unwrap();
+            let invstd = randn(194, &[c], DType::F64).abs().unwrap().add_scalar(0.5);
+            let invstd = invstd.unwrap().to_device(&dev).unwrap();
+            let scale = randn(195, &[c], DType::F32).to_device(&dev).unwrap();
+            let rows = [&mean, &invstd, &scale];
+            let what = format!("{dtype} {dims:?}");
+
+            let masked = dy.relu_grad(&y).unwrap();
+            let (want_rows, want_grads) = masked
+                .channel_norm_grads_of(&x, count, &rows, DType::F32)
+                .unwrap();
+            let before = kernel_launches(&dev);
+            let (got_rows, got_grads) = dy
+                .channel_norm_grads_masked(&y, &x, count, &rows, DType::F32)
+                .unwrap()
+                .expect("the GPU has the masked kernel");
+            assert_eq!(kernel_launches(&dev) - before, 1, "{what}: sums kernels");
+            assert_eq!(same(&got_rows), same(&want_rows), "{what}: rows");
+            assert_eq!(same(&got_grads), same(&want_grads), "{what}: gradients");
+            assert!(
+                same(&got_rows).contains(&u64::MAX),
+                "{what}: the infinite gradient gives a NaN channel"
+            );
+
+            let coef = want_rows.narrow(0, 0, 3).unwrap();
+            for other in [Some(&x), None] {
+                poison(&dev, dy.elem_count() * dtype.size_in_bytes());
+                let want = masked.channel_lincomb(other, &coef).unwrap();
+                let before = kernel_launches(&dev);
+                let got = dy.channel_lincomb_masked(&y, other, &coef).unwrap();
+                assert_eq!(kernel_launches(&dev) - before, 1, "{what}: map kernels");
+                assert_eq!(
+                    same(&got),
+                    same(&want),
+                    "{what}: map, x {}",
+                    other.is_some()
+                );
+            }
+        }
+    }
+}

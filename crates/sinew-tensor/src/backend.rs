@@ -530,6 +530,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// [`Backend::channel_lincomb`] with `a` read as [`Backend::relu_backward`]`(a, mask)`
+    /// (`mask` a view of `a`'s shape and dtype: the output of a ReLU that followed), in one
+    /// pass ([`crate::Tensor::channel_lincomb_masked`]: the input gradient of batch norm
+    /// followed by ReLU); the values of the two ops bit for bit.
+    ///
+    /// Default: `Ok(None)` (the two ops run instead).
+    fn channel_lincomb_masked(
+        &self,
+        (a, mask): (&dyn BackendStorage, &dyn BackendStorage),
+        (a_layout, mask_layout): (&Layout, &Layout),
+        b: Option<(&dyn BackendStorage, &Layout)>,
+        coef: &dyn BackendStorage,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (a, mask, a_layout, mask_layout, b, coef);
+        Ok(None)
+    }
+
     /// A normalisation's per-channel step ([`crate::Tensor::channel_norm`]) in one kernel:
     /// `rows` are the operands, `sums` (`[2, C]`) then the `[C]` rows, each a dense run from
     /// the given element, f64 but for the scale and shift rows, which may be f32 (read as f64);
@@ -590,19 +607,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// that also returns the affine parameters' gradients, rows 4 and 5 of its result, as a
     /// `[2, C]` storage of dtype `params`, each rounded once as their cast would be: one kernel
     /// for batch norm's backward statistics and its weight's and bias's gradients
-    /// ([`crate::Tensor::channel_norm_grads_of`]). Returns `None` where the backend has no
-    /// kernel for them (the caller then casts the rows).
+    /// ([`crate::Tensor::channel_norm_grads_of`]). With a `mask` (a view of `dy`'s shape and
+    /// dtype: the output of a ReLU that followed), `dy` is read as
+    /// [`Backend::relu_backward`]`(dy, mask)` ([`crate::Tensor::channel_norm_grads_masked`]).
+    /// Returns `None` where the backend has no kernel for them (the caller then casts the rows,
+    /// or masks `dy` first).
     ///
     /// Default: `None`.
     fn channel_norm_grads_of(
         &self,
         dy: (&dyn BackendStorage, &Layout),
+        mask: Option<(&dyn BackendStorage, &Layout)>,
         x: (&dyn BackendStorage, &Layout),
         count: f64,
         rows: &[(&dyn BackendStorage, usize)],
         params: DType,
     ) -> Result<Option<(BoxedStorage, BoxedStorage)>> {
-        let _ = (dy, x, count, rows, params);
+        let _ = (dy, mask, x, count, rows, params);
         Ok(None)
     }
 

@@ -49,59 +49,67 @@ fn dense_ptr(
     Ok(ptr)
 }
 
-/// Device addresses of `a` and `b` (0 when absent) as dense runs, after checking `b` against
-/// `a`; strided views are copied into `keep` first, which must outlive the launch.
-pub(super) fn operands(
+/// Device addresses of `a` and of each of `others` (0 when absent) as dense runs, after
+/// checking each of `others` against `a`; strided views are copied into `keep` first, which must
+/// outlive the launch.
+pub(super) fn operands<const N: usize>(
     dev: &CudaBackend,
     op: &'static str,
     (a, al): (&CudaStorage, &Layout),
-    b: Option<(&CudaStorage, &Layout)>,
-    keep: &mut [Option<CudaStorage>; 2],
-) -> Result<(u64, u64)> {
-    let [keep_a, keep_b] = keep;
-    let pa = dense_ptr(dev, a, al, keep_a)?;
-    let pb = match b {
-        Some((bs, bl)) => {
+    others: [Option<(&CudaStorage, &Layout)>; N],
+    keep: &mut Kept<N>,
+) -> Result<(u64, [u64; N])> {
+    let pa = dense_ptr(dev, a, al, &mut keep.0)?;
+    let mut ptrs = [0u64; N];
+    for ((other, ptr), holder) in others.into_iter().zip(&mut ptrs).zip(&mut keep.1) {
+        if let Some((bs, bl)) = other {
             check_operand_pair(op, (a.dtype_of(), al), (bs.dtype_of(), bl))?;
-            dense_ptr(dev, bs, bl, keep_b)?
+            *ptr = dense_ptr(dev, bs, bl, holder)?;
         }
-        None => 0,
-    };
-    Ok((pa, pb))
+    }
+    Ok((pa, ptrs))
+}
+
+/// The dense copies [`operands`] made of a first operand and `N` others (none where a view was
+/// already one dense run), to keep until the launch is queued.
+pub(super) struct Kept<const N: usize>(Option<CudaStorage>, [Option<CudaStorage>; N]);
+
+impl<const N: usize> Kept<N> {
+    /// Nothing kept yet.
+    pub(super) fn new() -> Self {
+        Kept(None, std::array::from_fn(|_| None))
+    }
 }
 
 /// What a per-channel sums kernel (`channel_sums_*`, `channel_stats_*`) is launched with: grid
-/// (C, splits) of [`THREADS`], the operands as dense runs, `(n, C, inner)` and, with more than
-/// one split, the partial sums' workspace and the device's counters (0 when unused). Holds the
-/// buffers those addresses point into until dropped (after the launch is queued).
+/// (C, splits) of [`THREADS`], the operands `a`, its mask and `b` as dense runs (0 when absent),
+/// `(n, C, inner)` and, with more than one split, the partial sums' workspace and the device's
+/// counters (0 when unused). Holds the buffers those addresses point into until dropped (after
+/// the launch is queued).
 pub(super) struct SumsLaunch {
     pub(super) cfg: LaunchConfig,
-    pub(super) operands: [u64; 2],
+    pub(super) operands: [u64; 3],
     pub(super) dims: (u32, u32, u64),
     pub(super) scratch: [u64; 2],
-    _keep: (
-        [Option<CudaStorage>; 2],
-        Option<CudaStorage>,
-        Option<Arc<CudaStorage>>,
-    ),
+    _keep: (Kept<2>, Option<CudaStorage>, Option<Arc<CudaStorage>>),
 }
 
 impl SumsLaunch {
-    /// The launch over `a` (and `b`); `None` when there is nothing to add (no channel, or no
-    /// value in one).
+    /// The launch over `a` (read as `a * (mask > 0)` with a mask) and `b`; `None` when there
+    /// is nothing to add (no channel, or no value in one).
     pub(super) fn new(
         dev: &CudaBackend,
         op: &'static str,
         a: (&CudaStorage, &Layout),
-        b: Option<(&CudaStorage, &Layout)>,
+        [mask, b]: [Option<(&CudaStorage, &Layout)>; 2],
     ) -> Result<Option<Self>> {
         let (n, c, inner) = split(op, a.1)?;
         let per_channel = u64::from(n) * inner;
         if c == 0 || per_channel == 0 {
             return Ok(None);
         }
-        let mut keep = [None, None];
-        let (pa, pb) = operands(dev, op, a, b, &mut keep)?;
+        let mut keep = Kept::new();
+        let (pa, [pm, pb]) = operands(dev, op, a, [mask, b], &mut keep)?;
         let splits = per_channel.div_ceil(u64::from(THREADS) * 8).clamp(1, 1024) as u32;
         // One split finishes on its own; more share a workspace and the channel's counter.
         let (partials, tickets) = if splits > 1 {
@@ -115,7 +123,7 @@ impl SumsLaunch {
                 grid: (c, splits, 1),
                 block: (THREADS, 1, 1),
             },
-            operands: [pa, pb],
+            operands: [pa, pm, pb],
             dims: (n, c, inner),
             scratch: [
                 partials.as_ref().map_or(0, CudaStorage::device_ptr),
@@ -138,11 +146,11 @@ pub(crate) fn channel_sums(
     let dtype = a.dtype_of();
     let kernel = names::channel(false, dtype).ok_or(Error::UnsupportedDType { op: OP, dtype })?;
     let c = split(OP, al)?.1 as usize;
-    let Some(launch) = SumsLaunch::new(dev, OP, (a, al), b)? else {
+    let Some(launch) = SumsLaunch::new(dev, OP, (a, al), [None, b])? else {
         return fill_pattern(dev, DType::F64, 2 * c, 0);
     };
     let out = dev.alloc(DType::F64, 2 * c)?;
-    let ([pa, pb], (n, c, inner), [pp, pt]) = (launch.operands, launch.dims, launch.scratch);
+    let ([pa, _, pb], (n, c, inner), [pp, pt]) = (launch.operands, launch.dims, launch.scratch);
     let po = out.device_ptr();
     dev.launch(
         &kernel,
@@ -152,13 +160,13 @@ pub(crate) fn channel_sums(
     Ok(out)
 }
 
-/// `Backend::channel_lincomb` on the GPU (and, with `relu`, `Backend::channel_lincomb_relu`):
-/// one elementwise kernel into a fresh contiguous output.
+/// `Backend::channel_lincomb` on the GPU (with `relu`, `Backend::channel_lincomb_relu`; with a
+/// `mask`, `Backend::channel_lincomb_masked`): one elementwise kernel into a fresh contiguous
+/// output.
 pub(crate) fn channel_lincomb(
     dev: &CudaBackend,
-    a: &CudaStorage,
-    al: &Layout,
-    b: Option<(&CudaStorage, &Layout)>,
+    (a, al): (&CudaStorage, &Layout),
+    [mask, b]: [Option<(&CudaStorage, &Layout)>; 2],
     coef: &CudaStorage,
     relu: bool,
 ) -> Result<CudaStorage> {
@@ -177,14 +185,14 @@ pub(crate) fn channel_lincomb(
     if total == 0 {
         return Ok(out);
     }
-    let mut keep = [None, None];
-    let (pa, pb) = operands(dev, OP, (a, al), b, &mut keep)?;
+    let mut keep = Kept::new();
+    let (pa, [pm, pb]) = operands(dev, OP, (a, al), [mask, b], &mut keep)?;
     let (pk, po, total64) = (coef.device_ptr(), out.device_ptr(), total as u64);
     let relu = u32::from(relu);
     dev.launch(
         &kernel,
         LaunchConfig::elementwise(total),
-        kernel_args![pa, pb, pk, po, total64, c, inner, relu],
+        kernel_args![pa, pm, pb, pk, po, total64, c, inner, relu],
     )?;
     Ok(out)
 }

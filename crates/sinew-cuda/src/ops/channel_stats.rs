@@ -77,13 +77,14 @@ pub(crate) enum Extra<'s> {
     ParamGrads,
 }
 
-/// The `[6, C]` f64 rows of `step` on the channel sums of `a` (and `b`), with `extra`'s work
+/// The `[6, C]` f64 rows of `step` on the channel sums of `a` (read as `a * (mask > 0)` with a
+/// mask: a ReLU's output gradient taken back through it) and `b`, with `extra`'s work
 /// (and, for [`Extra::ParamGrads`], that storage); `None`, with nothing written, for a dtype
 /// without a kernel or a tensor with no value in a channel (the ops run instead).
 pub(crate) fn channel_norm_of(
     dev: &CudaBackend,
     a: (&CudaStorage, &Layout),
-    b: Option<(&CudaStorage, &Layout)>,
+    [mask, b]: [Option<(&CudaStorage, &Layout)>; 2],
     step: ChannelNormStep,
     rows: &[(&CudaStorage, usize)],
     extra: Extra<'_>,
@@ -118,10 +119,10 @@ pub(crate) fn channel_norm_of(
             ));
         }
     }
-    let Some(launch) = SumsLaunch::new(dev, OP, a, b)? else {
+    let Some(launch) = SumsLaunch::new(dev, OP, a, [mask, b])? else {
         return Ok(None);
     };
-    let ([pa, pb], (n, c, inner), [pp, pt]) = (launch.operands, launch.dims, launch.scratch);
+    let ([pa, pm, pb], (n, c, inner), [pp, pt]) = (launch.operands, launch.dims, launch.scratch);
     let ([r0, r1, r2], flags) = norm_args(OP, step, rows, c as usize)?;
     let (count, eps, backward) = match step {
         ChannelNormStep::Forward { count, eps } => (count, eps, 0u32),
@@ -138,7 +139,7 @@ pub(crate) fn channel_norm_of(
         &kernel,
         launch.cfg,
         kernel_args![
-            pa, pb, n, c, inner, pp, pt, r0, r1, r2, count, eps, flags, backward, po, run, pg
+            pa, pm, pb, n, c, inner, pp, pt, r0, r1, r2, count, eps, flags, backward, po, run, pg
         ],
     )?;
     Ok(Some((out, params)))

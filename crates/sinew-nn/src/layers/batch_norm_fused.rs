@@ -63,7 +63,7 @@ pub(crate) fn batch_norm_batch_stats(
     };
     drop(guard);
     let bias_dtype = bias.map(Tensor::dtype);
-    let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor| {
+    let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor, relu_output: Option<&Tensor>| {
         let dy = &dy.to_dtype(x.dtype())?;
         // The weight's and bias's gradients, from the statistics' kernel where their dtypes
         // agree (else cast one by one from f64).
@@ -72,7 +72,8 @@ pub(crate) fn batch_norm_batch_stats(
             [Some(a), Some(b)] if a == b => Some(a),
             _ => None,
         };
-        let grads_of = stats.input_gradient(dy, x, param_row(w)?.as_ref(), shared)?;
+        let scale = param_row(w)?;
+        let grads_of = stats.input_gradient((dy, relu_output), x, scale.as_ref(), shared)?;
         let mut grads = vec![Some(grads_of.dx)];
         for (k, dtype) in dtypes.into_iter().enumerate() {
             if let Some(dtype) = dtype {
@@ -95,16 +96,17 @@ pub(crate) fn batch_norm_batch_stats(
 
 /// Records `y` as a normalisation of `x` with the optional affine `weight` and `bias`, followed
 /// by ReLU when `relu` (`y` is then the ReLU's output, saved for its mask): the backward runs
-/// `fused` (`(x, weight, dy)` to the gradients of `x`, then of the weight and the bias when
-/// present), or under create_graph the op-by-op rule over `dims(x)`, on `dy` masked where the
-/// ReLU was 0.
+/// `fused` (`(x, weight, dy, the ReLU's output when relu)` to the gradients of `x`, then of the
+/// weight and the bias when present; `dy` is to be taken back through the ReLU first, which
+/// `fused` may do inside its own kernels), or under create_graph the op-by-op rule over
+/// `dims(x)` on `dy` masked where the ReLU was 0.
 pub(crate) fn record_normalisation(
     y: Tensor,
     op: &'static str,
     (x, weight, bias): (&Tensor, Option<&Tensor>, Option<&Tensor>),
     (eps, relu): (f64, bool),
     dims: impl Fn(&Tensor) -> NormDims + Send + Sync + 'static,
-    fused: impl Fn(&Tensor, Option<&Tensor>, &Tensor) -> Result<Vec<Option<Tensor>>>
+    fused: impl Fn(&Tensor, Option<&Tensor>, &Tensor, Option<&Tensor>) -> Result<Vec<Option<Tensor>>>
     + Send
     + Sync
     + 'static,
@@ -119,13 +121,7 @@ pub(crate) fn record_normalisation(
         Save::INPUTS
     };
     Tensor::from_op(y, op, &inputs, save, move |ctx, dy| {
-        let masked;
-        let dy = if relu {
-            masked = dy.relu_grad(&ctx.output()?)?;
-            &masked
-        } else {
-            dy
-        };
+        let relu_output = if relu { Some(ctx.output()?) } else { None };
         let x = ctx.input(0)?;
         let w = if has_weight {
             Some(ctx.input(1)?)
@@ -134,9 +130,13 @@ pub(crate) fn record_normalisation(
         };
         if is_grad_enabled() {
             // create_graph: the op-by-op rule, itself differentiable.
+            let dy = match &relu_output {
+                Some(y) => &dy.relu_grad(y)?,
+                None => dy,
+            };
             return differentiable_backward(&x, w.as_ref(), dy, eps, has_bias, &dims(&x));
         }
-        fused(&x, w.as_ref(), dy)
+        fused(&x, w.as_ref(), dy, relu_output.as_ref())
     })
 }
 
@@ -215,16 +215,30 @@ impl Stats {
     /// of `x` itself; `scale` f32 or f64 `[C]`, 1 when absent), in one read of `dy` and `x`
     /// (`Tensor::channel_norm_of`) and one pass; with the per-channel sums the affine
     /// parameters' gradients need, in dtype `params` when given (from the same kernel:
-    /// `Tensor::channel_norm_grads_of`), else as f64.
+    /// `Tensor::channel_norm_grads_of`), else as f64. With a ReLU's output `y` (of `dy`'s shape
+    /// and dtype), `dy` is the gradient of that output, taken back through the ReLU inside
+    /// both kernels where the backend has them (`Tensor::channel_norm_grads_masked`,
+    /// `Tensor::channel_lincomb_masked`), else in a pass of its own first.
     pub(crate) fn input_gradient(
         &self,
-        dy: &Tensor,
+        (dy, relu_output): (&Tensor, Option<&Tensor>),
         x: &Tensor,
         scale: Option<&Tensor>,
         params: Option<DType>,
     ) -> Result<InputGradient> {
         let mut rows = vec![&self.mean, &self.invstd];
         rows.extend(scale);
+        if let (Some(y), Some(dtype)) = (relu_output, params)
+            && let Some((out, params)) =
+                dy.channel_norm_grads_masked(y, x, self.count, &rows, dtype)?
+        {
+            let dx = dy.channel_lincomb_masked(y, Some(x), &out.narrow(0, 0, 3)?)?;
+            return Ok(InputGradient { dx, params });
+        }
+        let dy = match relu_output {
+            Some(y) => &dy.relu_grad(y)?,
+            None => dy,
+        };
         let (out, params) = match params {
             Some(dtype) => dy.channel_norm_grads_of(x, self.count, &rows, dtype)?,
             None => {

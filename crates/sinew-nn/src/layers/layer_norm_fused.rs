@@ -63,14 +63,15 @@ pub(crate) fn layer_norm_rows(
         param: param_dims.clone(),
         param_view: x.dims()[rank - k..].to_vec(),
     };
-    let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor| {
+    // No ReLU follows (`relu` false below): the fourth argument is always `None`.
+    let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor, _: Option<&Tensor>| {
         let dxhat = match w {
             Some(w) => dy.mul(w)?,
             None => dy.clone(),
         };
         let xr = x.reshape([1, m, n])?;
         let dx = stats
-            .input_gradient(&dxhat.reshape([1, m, n])?, &xr, None, None)?
+            .input_gradient((&dxhat.reshape([1, m, n])?, None), &xr, None, None)?
             .dx;
         let mut grads = vec![Some(dx.reshape(x.shape().clone())?)];
         if has_weight {

@@ -61,18 +61,32 @@ impl Tensor {
     /// computed in `self`'s dtype (f32 for f16 and bf16, rounded once at the end), each product
     /// and sum rounded on its own; a contiguous tensor of `self`'s shape. Not differentiable.
     pub fn channel_lincomb(&self, other: Option<&Tensor>, coef: &Tensor) -> Result<Tensor> {
-        self.lincomb(other, coef, false)
+        self.lincomb(other, coef, Around::Nothing)
     }
 
     /// `self.channel_lincomb(None, coef)?.relu()` in one pass where the backend has the kernel
     /// ([`crate::Backend::channel_lincomb_relu`]: batch norm's output map followed by ReLU),
     /// else the two ops; the same values. Not differentiable.
     pub fn channel_lincomb_relu(&self, coef: &Tensor) -> Result<Tensor> {
-        self.lincomb(None, coef, true)
+        self.lincomb(None, coef, Around::Relu)
     }
 
-    /// [`Tensor::channel_lincomb`], followed by ReLU when `relu`.
-    fn lincomb(&self, other: Option<&Tensor>, coef: &Tensor, relu: bool) -> Result<Tensor> {
+    /// `self.relu_grad(mask)?.channel_lincomb(other, coef)` (`mask` of `self`'s shape and
+    /// dtype: the output of a ReLU that followed) in one pass where the backend has the kernel
+    /// ([`crate::Backend::channel_lincomb_masked`]: the input gradient of batch norm followed
+    /// by ReLU), else the two ops; the same values. Not differentiable.
+    pub fn channel_lincomb_masked(
+        &self,
+        mask: &Tensor,
+        other: Option<&Tensor>,
+        coef: &Tensor,
+    ) -> Result<Tensor> {
+        self.check_channel_operands("channel_lincomb_masked", Some(mask))?;
+        self.lincomb(other, coef, Around::Mask(mask))
+    }
+
+    /// [`Tensor::channel_lincomb`] with `around`'s ReLU step.
+    fn lincomb(&self, other: Option<&Tensor>, coef: &Tensor, around: Around<'_>) -> Result<Tensor> {
         const OP: &str = "channel_lincomb";
         let c = self.check_channel_operands(OP, other)?;
         self.check_same_device(OP, coef)?;
@@ -93,28 +107,57 @@ impl Tensor {
             coef.force_contiguous()?
         };
         let backend = self.device().backend();
-        if relu {
-            let fused = Tensor::with_storages([self, &coef], |[s, k]| {
+        let fused = match around {
+            Around::Nothing => None,
+            Around::Relu => Tensor::with_storages([self, &coef], |[s, k]| {
                 backend.channel_lincomb_relu(s, self.layout(), k)
-            })?;
-            return match fused {
-                Some(s) => Tensor::from_storage(s, self.shape().clone(), self.device().clone()),
-                None => {
-                    let _guard = crate::no_grad();
-                    self.lincomb(None, &coef, false)?.relu()
-                }
-            };
-        }
-        let storage = match other {
-            None => Tensor::with_storages([self, &coef], |[s, k]| {
-                backend.channel_lincomb(s, self.layout(), None, k)
             })?,
-            Some(o) => Tensor::with_storages([self, o, &coef], |[s, t, k]| {
-                backend.channel_lincomb(s, self.layout(), Some((t, o.layout())), k)
+            Around::Mask(mask) => {
+                let layouts = (self.layout(), mask.layout());
+                match other {
+                    None => Tensor::with_storages([self, mask, &coef], |[s, m, k]| {
+                        backend.channel_lincomb_masked((s, m), layouts, None, k)
+                    })?,
+                    Some(o) => Tensor::with_storages([self, mask, o, &coef], |[s, m, t, k]| {
+                        backend.channel_lincomb_masked((s, m), layouts, Some((t, o.layout())), k)
+                    })?,
+                }
+            }
+        };
+        if let Some(storage) = fused {
+            return Tensor::from_storage(storage, self.shape().clone(), self.device().clone());
+        }
+        let _guard = crate::no_grad();
+        let a = match around {
+            Around::Mask(mask) => &self.relu_grad(mask)?,
+            _ => self,
+        };
+        let storage = match other {
+            None => Tensor::with_storages([a, &coef], |[s, k]| {
+                backend.channel_lincomb(s, a.layout(), None, k)
+            })?,
+            Some(o) => Tensor::with_storages([a, o, &coef], |[s, t, k]| {
+                backend.channel_lincomb(s, a.layout(), Some((t, o.layout())), k)
             })?,
         };
-        Tensor::from_storage(storage, self.shape().clone(), self.device().clone())
+        let out = Tensor::from_storage(storage, self.shape().clone(), self.device().clone())?;
+        match around {
+            Around::Relu => out.relu(),
+            _ => Ok(out),
+        }
     }
+}
+
+/// The ReLU step around a [`Tensor::channel_lincomb`]: none, a ReLU of its result, or its
+/// first operand taken as a gradient back through a ReLU whose output is the mask.
+#[derive(Clone, Copy)]
+enum Around<'t> {
+    /// The map alone.
+    Nothing,
+    /// ReLU of the map.
+    Relu,
+    /// The map of `relu_grad(self, mask)`.
+    Mask(&'t Tensor),
 }
 
 #[cfg(test)]
@@ -199,6 +242,47 @@ mod tests {
             assert_eq!(out[i], av[i] * al + bv[i] * be + ga, "element {i}");
             assert_eq!(one[i], av[i] * al + ga, "element {i}");
         }
+    }
+
+    /// The map of a gradient taken back through a ReLU (`channel_lincomb_masked`): the element
+    /// itself where the ReLU's output is above 0, else the element times 0 (NaN and -0 as the
+    /// product gives them); the CPU runs `relu_grad` and the map.
+    #[test]
+    fn masked_lincomb_maps_the_gradient_through_the_relu() {
+        let cpu = Device::cpu();
+        let dy =
+            Tensor::from_vec(vec![1.5f32, -2.0, f32::INFINITY, 3.0, -1.0, 0.5], [1, 2, 3]).unwrap();
+        let y = Tensor::from_vec(vec![1.0f32, 0.0, 0.0, f32::NAN, 2.0, -0.0], [1, 2, 3]).unwrap();
+        let b = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [1, 2, 3]).unwrap();
+        let coef = Tensor::from_vec(vec![2.0, -1.0, 0.5, 0.25, 0.0, 1.0], [3, 2]).unwrap();
+        let out = dy.channel_lincomb_masked(&y, Some(&b), &coef).unwrap();
+        let out = out.to_vec::<f32>().unwrap();
+        // dy * (y > 0): the NaN mask and -0 give 0 (or -0), the infinity times 0 NaN.
+        let masked = [1.5f32, -0.0, f32::NAN, 0.0, -1.0, -0.0];
+        let (alpha, beta, gamma) = ([2.0f32, -1.0], [0.5f32, 0.25], [0.0f32, 1.0]);
+        let want: Vec<f32> = masked
+            .iter()
+            .enumerate()
+            .map(|(i, g)| g * alpha[i / 3] + (i + 1) as f32 * beta[i / 3] + gamma[i / 3])
+            .collect();
+        for (i, (o, w)) in out.iter().zip(want).enumerate() {
+            assert!(
+                o == &w || (o.is_nan() && w.is_nan()),
+                "element {i}: {o} {w}"
+            );
+        }
+        let alone = dy.channel_lincomb_masked(&y, None, &coef).unwrap();
+        assert_eq!(alone.to_vec::<f32>().unwrap()[0], 1.5 * 2.0 + 0.0);
+        let wrong = Tensor::zeros([1, 2, 2], DType::F32, &cpu).unwrap();
+        assert!(
+            dy.channel_lincomb_masked(&wrong, None, &coef).is_err(),
+            "a mask of another shape"
+        );
+        let half = y.to_dtype(DType::F16).unwrap();
+        assert!(
+            dy.channel_lincomb_masked(&half, None, &coef).is_err(),
+            "a mask of another dtype"
+        );
     }
 
     #[test]

@@ -187,28 +187,67 @@ impl Tensor {
         rows: &[&Tensor],
         params: DType,
     ) -> Result<(Tensor, Tensor)> {
+        if let Some(both) = self.grads_kernel(None, x, count, rows, params)? {
+            return Ok(both);
+        }
+        let step = ChannelNormStep::Backward { count };
+        let out = self.channel_norm_of(Some(x), step, rows)?;
+        let grads = out.narrow(0, 4, 2)?.to_dtype(params)?;
+        Ok((out, grads))
+    }
+
+    /// [`Tensor::channel_norm_grads_of`] of `self.relu_grad(mask)` (`mask` of `self`'s shape
+    /// and dtype: the output of a ReLU that followed) in one kernel, with the same values;
+    /// `Ok(None)` where the backend has no kernel for it (the caller then masks the gradient
+    /// once and runs the unmasked ops: see [`Tensor::channel_lincomb_masked`] for the other
+    /// half of the input gradient). Not differentiable.
+    pub fn channel_norm_grads_masked(
+        &self,
+        mask: &Tensor,
+        x: &Tensor,
+        count: f64,
+        rows: &[&Tensor],
+        params: DType,
+    ) -> Result<Option<(Tensor, Tensor)>> {
+        self.check_channel_operands("channel_norm_grads_masked", Some(mask))?;
+        self.grads_kernel(Some(mask), x, count, rows, params)
+    }
+
+    /// [`Backend::channel_norm_grads_of`](crate::Backend::channel_norm_grads_of) on these
+    /// operands, after checking them; `None` where the backend has no kernel for them.
+    fn grads_kernel(
+        &self,
+        mask: Option<&Tensor>,
+        x: &Tensor,
+        count: f64,
+        rows: &[&Tensor],
+        params: DType,
+    ) -> Result<Option<(Tensor, Tensor)>> {
         const OP: &str = "channel_norm_grads_of";
         let c = self.check_channel_operands(OP, Some(x))?;
         let step = ChannelNormStep::Backward { count };
         let dense_rows = checked_rows(OP, step, self, c, rows)?;
         let mut refs: Vec<&Tensor> = vec![self, x];
+        refs.extend(mask);
         refs.extend(&dense_rows);
         let backend = self.device().backend();
         let fused = Tensor::with_storage_slice(&refs, |storages| {
-            let views: Vec<_> = storages[2..]
+            let skip = 2 + usize::from(mask.is_some());
+            let views: Vec<_> = storages[skip..]
                 .iter()
                 .zip(&dense_rows)
                 .map(|(s, t)| (*s, t.layout().offset()))
                 .collect();
             let (dy, x) = ((storages[0], self.layout()), (storages[1], x.layout()));
-            backend.channel_norm_grads_of(dy, x, count, &views, params)
+            let mask = mask.map(|m| (storages[2], m.layout()));
+            backend.channel_norm_grads_of(dy, mask, x, count, &views, params)
         })?;
         let device = self.device();
         match fused {
-            Some((out, grads)) if grads.dtype() == params => Ok((
+            Some((out, grads)) if grads.dtype() == params => Ok(Some((
                 Tensor::from_storage(out, [6, c], device.clone())?,
                 Tensor::from_storage(grads, [2, c], device.clone())?,
-            )),
+            ))),
             Some((_, grads)) => Err(Error::invalid(
                 OP,
                 format!(
@@ -216,11 +255,7 @@ impl Tensor {
                     grads.dtype()
                 ),
             )),
-            None => {
-                let out = self.channel_norm_of(Some(x), step, rows)?;
-                let grads = out.narrow(0, 4, 2)?.to_dtype(params)?;
-                Ok((out, grads))
-            }
+            None => Ok(None),
         }
     }
 }
@@ -321,5 +356,12 @@ mod tests {
             dy.channel_norm_grads_of(&x, 20.0, &bad, DType::F32)
                 .is_err()
         );
+        // The CPU has no masked kernel (its caller masks first), but checks the mask.
+        let y = x.relu().unwrap();
+        let masked = dy.channel_norm_grads_masked(&y, &x, 20.0, &rows, DType::F32);
+        assert!(masked.unwrap().is_none(), "no masked kernel on the CPU");
+        let wrong = Tensor::zeros([4, 3, 4], DType::F32, &cpu).unwrap();
+        let wrong = dy.channel_norm_grads_masked(&wrong, &x, 20.0, &rows, DType::F32);
+        assert!(wrong.is_err(), "a mask of another shape");
     }
 }
