@@ -131,11 +131,17 @@ template <typename T> struct InputGrad {
                       valid, &p};
     }
 
+    // The value at its position and, with ConvArgs.zero_rest, zeros at the other positions of
+    // its step_y x step_x block (inside the input), which no tap reaches.
     __device__ __forceinline__ void store(uint32_t m, uint32_t col, float v) const {
         if (m >= rows || col >= cols) return;
         const Position at = position(col);
-        dx[(((uint64_t)at.img * p.cg * p.groups + (uint64_t)g * p.cg + m) * p.h + at.y) * p.w + at.x] =
-            Num<T>::down(v);
+        T *plane = dx + ((uint64_t)at.img * p.cg * p.groups + (uint64_t)g * p.cg + m) * p.h * p.w;
+        plane[(uint64_t)at.y * p.w + at.x] = Num<T>::down(v);
+        if (p.zero_rest == 0u) return;
+        for (uint32_t by = 0; by < p.step_y && at.y + by < p.h; ++by)
+            for (uint32_t bx = 0; bx < p.step_x && at.x + bx < p.w; ++bx)
+                if ((by | bx) != 0u) plane[(uint64_t)(at.y + by) * p.w + at.x + bx] = Num<T>::down(0.0f);
     }
 };
 

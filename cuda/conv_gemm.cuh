@@ -26,7 +26,10 @@ struct ConvArgs {
     // counts (`taps` stays the weight's cg * wkh * wkw).
     uint32_t py, px, ry, rx, step_y, step_x, hp, wp, wkh, wkw;
     uint32_t relu;                // 1: ReLU after the bias (the forward's epilogue)
-    uint32_t unused;              // (alignment of what follows)
+    // 1 (conv_gemm_dgrad): the phase starting at (0, 0) is the only one with taps (a 1x1
+    // stride-2 shortcut's), so the kernel also writes the zeros of the other positions of each
+    // step_y x step_x block it writes, instead of the host zero-filling the gradient first.
+    uint32_t zero_rest;
     uint64_t view_strides[4];     // the strided view's n, c, h, w strides
     uint64_t view_offset;         // and its first element
     uint64_t dense_offset;        // the dense operand's first element

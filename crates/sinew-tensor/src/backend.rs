@@ -18,28 +18,10 @@ use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
 
 pub use crate::backend_ops::{
-    Activation, InplaceOp, MatmulDims, MatmulSpec, RunningStorages, ScatterMode, check_operand_pair,
+    Activation, BackendStorage, BoxedStorage, InplaceOp, MatmulDims, MatmulSpec, RunningStorages,
+    ScatterMode, check_operand_pair,
 };
 pub use crate::unfold2d::Unfold2d;
-
-/// A block of device memory holding elements of one dtype.
-pub trait BackendStorage: Send + Sync + std::fmt::Debug + Any {
-    /// Element type.
-    fn dtype(&self) -> DType;
-    /// Number of elements.
-    fn len(&self) -> usize;
-    /// True when it holds no elements.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Upcast for the owning backend to downcast to its concrete type.
-    fn as_any(&self) -> &dyn Any;
-    /// Mutable upcast for in-place kernels.
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-}
-
-/// An owned storage of any backend.
-pub type BoxedStorage = Box<dyn BackendStorage>;
 
 fn missing<T>(backend: &(impl Backend + ?Sized), op: &'static str) -> Result<T> {
     Err(Error::NotImplemented {

@@ -1,12 +1,33 @@
-//! The descriptors [`Backend`](crate::Backend) methods receive besides storages and layouts:
-//! a matrix product's sizes and epilogue ([`MatmulSpec`]), an in-place update
-//! ([`InplaceOp`]), a scatter's combining rule ([`ScatterMode`]) and the running statistics a
-//! batch-norm step updates ([`RunningStorages`]); and [`check_operand_pair`] for backends
-//! validating the views they are handed.
+//! What [`Backend`](crate::Backend) methods receive: storages ([`BackendStorage`], a block of
+//! device memory of one dtype) and, besides them and layouts, descriptors: a matrix product's
+//! sizes and epilogue ([`MatmulSpec`]), an in-place update ([`InplaceOp`]), a scatter's
+//! combining rule ([`ScatterMode`]) and the running statistics a batch-norm step updates
+//! ([`RunningStorages`]); and [`check_operand_pair`] for backends validating the views they are
+//! handed.
 
-use crate::backend::BackendStorage;
+use std::any::Any;
+
 use crate::ops::{BinaryOp, UnaryOp};
 use crate::{DType, Error, Layout, Result};
+
+/// A block of device memory holding elements of one dtype.
+pub trait BackendStorage: Send + Sync + std::fmt::Debug + Any {
+    /// Element type.
+    fn dtype(&self) -> DType;
+    /// Number of elements.
+    fn len(&self) -> usize;
+    /// True when it holds no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Upcast for the owning backend to downcast to its concrete type.
+    fn as_any(&self) -> &dyn Any;
+    /// Mutable upcast for in-place kernels.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// An owned storage of any backend.
+pub type BoxedStorage = Box<dyn BackendStorage>;
 
 /// Sizes of a (batched) matrix product `[batch.., m, k] @ [batch.., k, n]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,8 +30,9 @@ pub(crate) struct ConvArgs {
     phase: [u32; 10],
     /// 1: ReLU after the bias (the forward's epilogue).
     relu: u32,
-    /// Alignment of the 64-bit fields that follow.
-    unused: u32,
+    /// 1: the input gradient's launch also writes the zeros of each step block's positions
+    /// besides the one it computes (the only phase with taps starts at (0, 0)); 0 otherwise.
+    zero_rest: u32,
     /// The strided operand (input or output gradient): its n, c, h, w strides and offset.
     view_strides: [u64; 4],
     view_offset: u64,
@@ -165,7 +166,7 @@ impl ConvShape {
             narrow: 0,
             phase: [0; 10],
             relu: 0,
-            unused: 0,
+            zero_rest: 0,
             view_strides: [0; 4],
             view_offset: 0,
             dense_offset: 0,
@@ -378,9 +379,13 @@ pub(crate) fn conv2d_input_grad(
         ));
     }
     let total = input.iter().product::<usize>();
-    // One launch per phase with taps; positions no tap reaches keep zeros.
+    // One launch per phase with taps; positions no tap reaches are zeros, written by the launch
+    // of the only phase with taps when it starts at (0, 0) (its step blocks cover the input),
+    // else filled first.
     let phases = dgrad_phases(spec);
-    let out = if phases.iter().all(Phase::has_taps) {
+    let tapped: Vec<&Phase> = phases.iter().filter(|p| p.has_taps()).collect();
+    let zero_rest = tapped.len() < phases.len() && tapped.len() == 1 && tapped[0].start == (0, 0);
+    let out = if tapped.len() == phases.len() || zero_rest {
         dev.alloc(dtype, total)?
     } else {
         dev.zeros(dtype, total)?
@@ -393,14 +398,15 @@ pub(crate) fn conv2d_input_grad(
     let (tile_m, threads) = tiling(dtype, tf32, spec.c / groups);
     let args = shape.args(g.1, w_offset, false, tile_m);
     let (gp, wp, xp) = (g.0.device_ptr(), wst.device_ptr(), out.device_ptr());
-    for phase in phases.iter().filter(|p| p.has_taps()) {
+    for phase in tapped {
         // Rows: a group's input channels; columns: the phase's input positions in the batch.
         let positions = spec.n * phase.positions.0 * phase.positions.1;
         let cfg = LaunchConfig {
             grid: ConvShape::grid(OP, spec, (spec.c / groups, positions), tile_m, groups)?,
             block: (threads, 1, 1),
         };
-        let args = args.with_phase(phase);
+        let mut args = args.with_phase(phase);
+        args.zero_rest = u32::from(zero_rest);
         dev.launch(&kernel, cfg, kernel_args![gp, wp, xp, args])?;
     }
     Ok(Some(out))
