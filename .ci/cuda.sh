@@ -40,6 +40,17 @@ gpu_tests=$(find crates/sinew-cuda/tests -maxdepth 1 -name 'gpu_*.rs' ! -name gp
 # shellcheck disable=SC2086 # one word per option
 LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda --features "$features" \
     $gpu_tests -- --include-ignored --test-threads=1
+# The kernels whose blocks meet (the last block of a channel, a weight tile or the batch adds
+# the others' partial sums: tickets.cuh; the first bad index wins a failure slot) with their
+# blocks run in shuffled and in reverse order, as a GPU may run them: the emulator otherwise
+# runs them in grid order, where the last to arrive is always the last in the grid.
+for order in shuffle reverse; do
+    SINEW_EMU_BLOCK_ORDER=$order LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda \
+        --features "$features" --test gpu_channel --test gpu_xent --test gpu_index \
+        --test gpu_running_stats -- --include-ignored --test-threads=1
+    SINEW_EMU_BLOCK_ORDER=$order LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda \
+        --features "$features" --test gpu_conv -- --include-ignored --test-threads=1 weight_gradient
+done
 # The fused optimizer steps through sinew-optim, and batch norm through sinew-nn (the facade's
 # GPU tests that the emulator runs in seconds; gpu_models' whole-model curves are for a real GPU).
 LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew --features "$features" \

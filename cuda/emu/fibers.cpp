@@ -1,12 +1,16 @@
-// The device side of the CPU emulator (`cargo xtask cuda-emu`): a launch runs its blocks in
-// order, each block's threads as fibers on the calling thread that meet at __syncthreads, warp
-// barriers and warp exchanges (emu_runtime.h), and the kernels registered by name (registry.h).
+// The device side of the CPU emulator (`cargo xtask cuda-emu`): a launch runs its blocks one
+// after another (in grid order, or as SINEW_EMU_BLOCK_ORDER says), each block's threads as
+// fibers on the calling thread that meet at __syncthreads, warp barriers and warp exchanges
+// (emu_runtime.h), and the kernels registered by name (registry.h).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <string>
+#include <vector>
 
 #include <sys/mman.h>
 
@@ -254,8 +258,45 @@ uint32_t shared_bytes_now = 0;
 }  // namespace
 uint32_t dynamic_shared_bytes() { return shared_bytes_now; }
 
-// Runs `kernel(params)` over the grid: blocks in order, each block's threads as fibers, with
-// `shared_bytes` (at most DYNAMIC_SHARED_MAX) of dynamic shared memory.
+// The order a launch runs its blocks in. SINEW_EMU_BLOCK_ORDER=reverse: last to first;
+// =shuffle: a pseudo-random permutation, another for each launch (the same sequence on every
+// run of a process); unset: grid order. A GPU runs blocks concurrently in any order, so a
+// kernel's results must not depend on it: the last block to arrive at a cross-block reduction
+// (tickets.cuh) is then not the one with the highest index, and every partial it adds must
+// already be there.
+enum class BlockOrder { Grid, Reverse, Shuffle };
+
+BlockOrder block_order() {
+    static const BlockOrder order = [] {
+        const char *s = std::getenv("SINEW_EMU_BLOCK_ORDER");
+        if (s == nullptr || std::strcmp(s, "") == 0 || std::strcmp(s, "grid") == 0) return BlockOrder::Grid;
+        if (std::strcmp(s, "reverse") == 0) return BlockOrder::Reverse;
+        if (std::strcmp(s, "shuffle") == 0) return BlockOrder::Shuffle;
+        std::fprintf(stderr, "cuda-emu: SINEW_EMU_BLOCK_ORDER=%s is not grid, reverse or shuffle\n", s);
+        std::abort();
+    }();
+    return order;
+}
+
+// The linear block indices (x fastest) of a grid of `blocks`, in the order to run them.
+std::vector<uint64_t> blocks_in_order(uint64_t blocks, BlockOrder order) {
+    static uint64_t state = 0x9e3779b97f4a7c15ull;
+    std::vector<uint64_t> out(blocks);
+    std::iota(out.begin(), out.end(), 0ull);
+    if (order == BlockOrder::Reverse) std::reverse(out.begin(), out.end());
+    if (order == BlockOrder::Shuffle)
+        for (uint64_t k = blocks; k > 1; --k) {
+            // splitmix64, then Fisher-Yates.
+            uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+            std::swap(out[k - 1], out[(z ^ (z >> 31)) % k]);
+        }
+    return out;
+}
+
+// Runs `kernel(params)` over the grid: blocks one after another (block_order), each block's
+// threads as fibers, with `shared_bytes` (at most DYNAMIC_SHARED_MAX) of dynamic shared memory.
 void launch(KernelFn kernel, dim3 grid, dim3 block, void **params, uint32_t shared_bytes) {
     static std::mutex one_launch;
     std::lock_guard<std::mutex> guard(one_launch);
@@ -269,12 +310,21 @@ void launch(KernelFn kernel, dim3 grid, dim3 block, void **params, uint32_t shar
     grid_dim = grid;
     current_kernel = kernel;
     current_params = params;
-    for (uint32_t bz = 0; bz < grid.z; ++bz)
-        for (uint32_t by = 0; by < grid.y; ++by)
-            for (uint32_t bx = 0; bx < grid.x; ++bx) {
-                block_idx = dim3{bx, by, bz};
-                run_block(threads);
-            }
+    const BlockOrder order = block_order();
+    if (order == BlockOrder::Grid) {
+        for (uint32_t bz = 0; bz < grid.z; ++bz)
+            for (uint32_t by = 0; by < grid.y; ++by)
+                for (uint32_t bx = 0; bx < grid.x; ++bx) {
+                    block_idx = dim3{bx, by, bz};
+                    run_block(threads);
+                }
+        return;
+    }
+    const uint64_t plane = (uint64_t)grid.x * grid.y;
+    for (const uint64_t k : blocks_in_order(plane * grid.z, order)) {
+        block_idx = dim3{(uint32_t)(k % grid.x), (uint32_t)(k / grid.x % grid.y), (uint32_t)(k / plane)};
+        run_block(threads);
+    }
 }
 }  // namespace emu
 

@@ -258,7 +258,7 @@ mod tests {
         let out = dy.channel_lincomb_masked(&y, Some(&b), &coef).unwrap();
         let out = out.to_vec::<f32>().unwrap();
         // dy * (y > 0): the NaN mask and -0 give 0 (or -0), the infinity times 0 NaN.
-        let masked = [1.5f32, -0.0, f32::NAN, 0.0, -1.0, -0.0];
+        let masked = [1.5f32, -0.0, f32::NAN, 0.0, -1.0, 0.0];
         let (alpha, beta, gamma) = ([2.0f32, -1.0], [0.5f32, 0.25], [0.0f32, 1.0]);
         let want: Vec<f32> = masked
             .iter()
