@@ -8,13 +8,15 @@
 //   to arrive (tickets.cuh) adds the splits' sums in a fixed order (thread t the splits t,
 //   t + 256, ... in turn, then the block's tree), so the result does not depend on the order
 //   the blocks ran in.
-// channel_lincomb_<dtype>(a, mask, b, coef, out, total, c, inner, relu)
+// channel_lincomb_<dtype>(a, mask, b, coef, out, masked, total, c, inner, flags)
 //   out = alpha[ch] * a + beta[ch] * b + gamma[ch] (the beta term dropped when b is null),
-//   a read as a * (mask > 0 ? 1 : 0) when mask is not null (the gradient of a ReLU's output
-//   mask taken back through the ReLU, as relu_backward computes it: exact, so no rounding),
 //   coef = [alpha | beta | gamma] as double [3, C], computed in the element type (f32 for f16
 //   and bf16, rounded once at the end) with separate roundings (no FMA contraction), as the CPU
-//   backend computes it; with relu != 0, then ReLU (NaN kept: the unary relu's values).
+//   backend computes it. a is read as a * (mask > 0 ? 1 : 0) when mask is not null (the
+//   gradient of a ReLU's output mask taken back through the ReLU, as relu_backward computes it:
+//   exact, so no rounding), and that product is also stored in masked when not null. flags 1:
+//   then ReLU (NaN kept: the unary relu's values); flags 2: b is a residual, added to the map
+//   rounded to the element type (beta unused), as binary_add or add_relu would add it.
 #include "tickets.cuh"
 
 __device__ __forceinline__ double warp_sum_f64(double v) {
@@ -89,21 +91,26 @@ __device__ bool channel_totals(const T *a, const T *mask, const T *b, uint32_t n
 }
 
 template <typename T>
-__device__ void channel_lincomb(const T *a, const T *mask, const T *b, const double *coef, T *out, uint64_t total,
-                                uint32_t c, uint64_t inner, uint32_t relu) {
+__device__ void channel_lincomb(const T *a, const T *mask, const T *b, const double *coef, T *out, T *masked,
+                                uint64_t total, uint32_t c, uint64_t inner, uint32_t flags) {
     typedef typename Num<T>::C C;
     const uint64_t step = (uint64_t)gridDim.x * blockDim.x;
+    const bool residual = flags & 2u;
     for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += step) {
         const uint32_t ch = (uint32_t)((i / inner) % c);
         const C alpha = (C)coef[ch], gamma = (C)coef[2 * c + ch];
         C x = Num<T>::up(a[i]);
-        if (mask != nullptr) x = mul_rn(x, Num<T>::up(mask[i]) > (C)0 ? (C)1 : (C)0);
+        if (mask != nullptr) {
+            x = mul_rn(x, Num<T>::up(mask[i]) > (C)0 ? (C)1 : (C)0);
+            if (masked != nullptr) masked[i] = Num<T>::down(x);
+        }
         C v = mul_rn(x, alpha);
-        if (b != nullptr) v = add_rn(v, mul_rn(Num<T>::up(b[i]), (C)coef[c + ch]));
+        if (b != nullptr && !residual) v = add_rn(v, mul_rn(Num<T>::up(b[i]), (C)coef[c + ch]));
         v = add_rn(v, gamma);
+        if (residual) v = add_rn(Num<T>::up(Num<T>::down(v)), Num<T>::up(b[i]));
         // ReLU before the rounding gives the relu of the rounded value (0 and NaN round to
         // themselves; a value rounding to -0 or +0 gives +0 either way).
-        if (relu != 0u && !(v > (C)0) && !is_nan(v)) v = (C)0;
+        if ((flags & 1u) && !(v > (C)0) && !is_nan(v)) v = (C)0;
         out[i] = Num<T>::down(v);
     }
 }
@@ -119,9 +126,10 @@ __device__ void channel_lincomb(const T *a, const T *mask, const T *b, const dou
         }                                                                                         \
     }                                                                                             \
     extern "C" __global__ void channel_lincomb_##SUFFIX(const T *a, const T *mask, const T *b,    \
-                                                        const double *coef, T *out, uint64_t total, \
-                                                        uint32_t c, uint64_t inner, uint32_t relu) { \
-        channel_lincomb<T>(a, mask, b, coef, out, total, c, inner, relu);                         \
+                                                        const double *coef, T *out, T *masked,    \
+                                                        uint64_t total, uint32_t c, uint64_t inner, \
+                                                        uint32_t flags) {                         \
+        channel_lincomb<T>(a, mask, b, coef, out, masked, total, c, inner, flags);                \
     }
 
 CHANNEL_KERNELS(f32, float)

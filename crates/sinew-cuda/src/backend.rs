@@ -3,11 +3,12 @@
 
 use sinew_tensor::{
     Activation, ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, ChannelNormStep,
-    CmpOp, CpuStorage, DType, DeviceLocation, FusedStep, InplaceOp, Layout, MatmulSpec, ReduceOp,
-    Result, RunningStorages, ScatterMode, UnaryOp, Unfold2d,
+    CmpOp, CpuStorage, DType, DeviceLocation, FusedStep, InplaceOp, Layout, MaskedLincomb,
+    MatmulSpec, ReduceOp, Result, RunningStorages, ScatterMode, UnaryOp, Unfold2d,
 };
 
 use crate::device::CudaBackend;
+use crate::ops::channel::Around;
 use crate::ops::channel_stats::Extra;
 use crate::ops::{
     binary, cast, channel, channel_stats, compare, conv, conv_gemm, conv_wgrad, fused_step, gemm,
@@ -445,27 +446,28 @@ impl Backend for CudaBackend {
         coef: &dyn BackendStorage,
     ) -> Result<BoxedStorage> {
         let loc = self.location();
-        let b = cuda_view(b, loc)?;
-        let coef = cuda(coef, loc)?;
+        let (b, coef) = (cuda_view(b, loc)?, cuda(coef, loc)?);
         let a = (cuda(a, loc)?, a_layout);
-        Ok(Box::new(channel::channel_lincomb(
-            self,
-            a,
-            [None, b],
-            coef,
-            false,
-        )?))
+        let (out, _) = channel::channel_lincomb(self, a, [None, b], coef, Around::default())?;
+        Ok(Box::new(out))
     }
 
     fn channel_lincomb_relu(
         &self,
         a: &dyn BackendStorage,
         a_layout: &Layout,
+        residual: Option<(&dyn BackendStorage, &Layout)>,
         coef: &dyn BackendStorage,
     ) -> Result<Option<BoxedStorage>> {
         let loc = self.location();
-        let (a, coef) = (cuda(a, loc)?, cuda(coef, loc)?);
-        let out = channel::channel_lincomb(self, (a, a_layout), [None, None], coef, true)?;
+        let (a, coef) = ((cuda(a, loc)?, a_layout), cuda(coef, loc)?);
+        let around = Around {
+            relu: true,
+            residual: residual.is_some(),
+            keep_masked: false,
+        };
+        let residual = cuda_view(residual, loc)?;
+        let (out, _) = channel::channel_lincomb(self, a, [None, residual], coef, around)?;
         Ok(Some(Box::new(out)))
     }
 
@@ -475,13 +477,21 @@ impl Backend for CudaBackend {
         (a_layout, mask_layout): (&Layout, &Layout),
         b: Option<(&dyn BackendStorage, &Layout)>,
         coef: &dyn BackendStorage,
-    ) -> Result<Option<BoxedStorage>> {
+        keep_masked: bool,
+    ) -> Result<Option<MaskedLincomb>> {
         let loc = self.location();
         let b = cuda_view(b, loc)?;
         let (a, mask) = ((cuda(a, loc)?, a_layout), (cuda(mask, loc)?, mask_layout));
+        let around = Around {
+            keep_masked,
+            ..Around::default()
+        };
         let coef = cuda(coef, loc)?;
-        let out = channel::channel_lincomb(self, a, [Some(mask), b], coef, false)?;
-        Ok(Some(Box::new(out)))
+        let (out, masked) = channel::channel_lincomb(self, a, [Some(mask), b], coef, around)?;
+        Ok(Some((
+            Box::new(out),
+            masked.map(|m| Box::new(m) as BoxedStorage),
+        )))
     }
 
     fn channel_norm(

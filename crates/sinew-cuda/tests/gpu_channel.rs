@@ -73,6 +73,22 @@ fn channel_sums_and_lincomb_match_the_cpu() {
             assert_eq!(kernel_launches(&dev) - before, 1, "lincomb relu {dtype}");
             let got = got.to_device(&cpu).unwrap();
             assert_eq!(bits(&got), bits(&want), "lincomb relu {dtype} {dims:?}");
+            // With a residual's sum before the ReLU (a ResNet block's end): the CPU's lincomb,
+            // then add_relu, bit for bit, in one launch.
+            let want = a
+                .channel_lincomb(None, &coef)
+                .unwrap()
+                .add_relu(&b)
+                .unwrap();
+            let before = kernel_launches(&dev);
+            let got = ga.channel_lincomb_add_relu(&gb, &gcoef).unwrap();
+            assert_eq!(
+                kernel_launches(&dev) - before,
+                1,
+                "lincomb add relu {dtype}"
+            );
+            let got = got.to_device(&cpu).unwrap();
+            assert_eq!(bits(&got), bits(&want), "lincomb add relu {dtype} {dims:?}");
         }
         let nan = Tensor::from_vec(vec![f64::NAN, -1.0, 2.0, -0.0], [4, 1])
             .unwrap()
@@ -406,6 +422,13 @@ fn relu_masked_batch_norm_backward_is_two_kernels_with_masking_first_values() {
                     "{what}: map, x {}",
                     other.is_some()
                 );
+                // Keeping the masked gradient too (a residual's): the same pass writes it.
+                poison(&dev, dy.elem_count() * dtype.size_in_bytes());
+                let before = kernel_launches(&dev);
+                let (kept, map) = dy.relu_grad_channel_lincomb(&y, other, &coef).unwrap();
+                assert_eq!(kernel_launches(&dev) - before, 1, "{what}: kept kernels");
+                assert_eq!(same(&map), same(&want), "{what}: map with the mask kept");
+                assert_eq!(same(&kept), same(&masked), "{what}: the masked gradient");
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Layers followed by ReLU in one step (`Module::forward_relu`) against `forward` followed by
-//! `relu`, bit for bit: `BatchNorm` (ReLU in its output pass) in training and in eval, for f32,
+//! `relu`, bit for bit: `BatchNorm` (ReLU in its output pass, and with a residual's sum before
+//! it: `forward_add_relu`) in training and in eval, for f32,
 //! f64 and f16 inputs, with the gradients of the input, weight and bias, the running statistics
 //! and the batch count, and second-order gradients (create_graph); `Linear` (ReLU in the
 //! product's epilogue); and `Sequential`, which folds each `ReLU` into the layer before it and
@@ -73,6 +74,77 @@ fn forward_relu_is_forward_then_relu_bit_for_bit() -> Result<()> {
     Ok(())
 }
 
+/// `BatchNorm::forward_add_relu` (a ResNet block's last batch norm, shortcut sum and ReLU in
+/// one node) against `forward` then `add_relu`, bit for bit: output, the gradients of the input,
+/// weight, bias and residual, and the buffers; training and eval, f32, f64 and f16; and a
+/// residual that broadcasts (added by its own op).
+#[test]
+fn forward_add_relu_is_forward_then_add_relu_bit_for_bit() -> Result<()> {
+    let cpu = Device::cpu();
+    let mut g = Generator::new(33);
+    let run = |x: &Tensor, r: &Tensor, probe: &Tensor, training: bool, fused: bool| {
+        let bn = BatchNorm2d::new_2d(3)?;
+        let mut g = Generator::new(6);
+        bn.weight
+            .as_ref()
+            .unwrap()
+            .set_value(g.randn([3], DType::F32, &cpu)?)?;
+        bn.bias
+            .as_ref()
+            .unwrap()
+            .set_value(g.randn([3], DType::F32, &cpu)?)?;
+        if training {
+            bn.train();
+        } else {
+            bn.eval();
+        }
+        let (x, r) = (x.detach().requires_grad_(), r.detach().requires_grad_());
+        let y = if fused {
+            bn.forward_add_relu(&x, &r)?
+        } else {
+            bn.forward(&x)?.add_relu(&r)?
+        };
+        y.backward_with(Some(probe.clone()), BackwardOptions::default())?;
+        let grad = |p: &Option<sinew_tensor::Parameter>| p.as_ref().unwrap().grad().unwrap();
+        let mut out = vec![
+            y.to_vec_f64()?,
+            x.grad().unwrap().to_vec_f64()?,
+            grad(&bn.weight).to_vec_f64()?,
+            grad(&bn.bias).to_vec_f64()?,
+            r.grad().unwrap().to_vec_f64()?,
+        ];
+        for (_, buffer) in bn.named_buffers() {
+            out.push(buffer.value().to_vec_f64()?);
+        }
+        Ok::<_, sinew_tensor::Error>(out)
+    };
+    for dtype in [DType::F32, DType::F64, DType::F16] {
+        let x = g.randn([4, 3, 5, 5], DType::F32, &cpu)?.to_dtype(dtype)?;
+        let probe = g.randn([4, 3, 5, 5], DType::F32, &cpu)?.to_dtype(dtype)?;
+        let full = g.randn([4, 3, 5, 5], DType::F32, &cpu)?.to_dtype(dtype)?;
+        let broadcast = g.randn([1, 3, 1, 5], DType::F32, &cpu)?.to_dtype(dtype)?;
+        for (residual, name) in [(&full, "residual"), (&broadcast, "broadcast residual")] {
+            for training in [true, false] {
+                let want = run(&x, residual, &probe, training, false)?;
+                let got = run(&x, residual, &probe, training, true)?;
+                let what = format!("{dtype} {name} training={training}");
+                assert_eq!(got.len(), 8, "{what}");
+                let zeros = got[0].iter().filter(|&&v| v == 0.0).count();
+                let all = got[0].len();
+                assert!(
+                    zeros > all / 5 && zeros < 4 * all / 5,
+                    "{what}: {zeros} of {all}"
+                );
+                for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(a), bits(b), "{what}: tensor {k}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Second order: the gradient of `|d sum(y * probe) / dx|^2` with respect to `x`, through the
 /// create_graph rule (the op-by-op batch norm on the masked gradient).
 #[test]
@@ -81,14 +153,18 @@ fn second_order_gradients_agree() -> Result<()> {
     let mut g = Generator::new(32);
     let x0 = g.randn([4, 3, 3, 3], DType::F64, &cpu)?;
     let probe = g.randn([4, 3, 3, 3], DType::F64, &cpu)?;
-    let run = |fused: bool| -> Result<Vec<f64>> {
+    let residual = g.randn([4, 3, 3, 3], DType::F64, &cpu)?;
+    // With and without a residual (whose first-order gradient also flows into x's).
+    let run = |fused: bool, add: bool| -> Result<Vec<f64>> {
         let bn = BatchNorm2d::new_2d(3)?;
         bn.train();
         let x = x0.detach().requires_grad_();
-        let y = if fused {
-            bn.forward_relu(&x)?
-        } else {
-            bn.forward(&x)?.relu()?
+        let r = x.mul_scalar(0.5)?.add(&residual)?;
+        let y = match (fused, add) {
+            (true, false) => bn.forward_relu(&x)?,
+            (false, false) => bn.forward(&x)?.relu()?,
+            (true, true) => bn.forward_add_relu(&x, &r)?,
+            (false, true) => bn.forward(&x)?.add_relu(&r)?,
         };
         let options = BackwardOptions {
             create_graph: true,
@@ -100,10 +176,15 @@ fn second_order_gradients_agree() -> Result<()> {
         gx.square()?.sum_all()?.backward()?;
         x.grad().expect("a gradient").to_vec_f64()
     };
-    let (a, b) = (run(true)?, run(false)?);
-    assert!(a.iter().any(|v| v.abs() > 1e-3), "non-trivial second order");
-    for (x, y) in a.iter().zip(&b) {
-        assert!((x - y).abs() <= 1e-9 * (1.0 + y.abs()), "{x} vs {y}");
+    for add in [false, true] {
+        let (a, b) = (run(true, add)?, run(false, add)?);
+        assert!(a.iter().any(|v| v.abs() > 1e-3), "non-trivial second order");
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x - y).abs() <= 1e-9 * (1.0 + y.abs()),
+                "{x} vs {y} (add {add})"
+            );
+        }
     }
     Ok(())
 }

@@ -18,8 +18,8 @@ use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
 
 pub use crate::backend_ops::{
-    Activation, BackendStorage, BoxedStorage, InplaceOp, MatmulDims, MatmulSpec, RunningStorages,
-    ScatterMode, check_operand_pair,
+    Activation, BackendStorage, BoxedStorage, InplaceOp, MaskedLincomb, MatmulDims, MatmulSpec,
+    RunningStorages, ScatterMode, check_operand_pair,
 };
 pub use crate::unfold2d::Unfold2d;
 
@@ -499,23 +499,28 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// [`Backend::channel_lincomb`] of `a` alone followed by ReLU (NaN kept, as the unary
     /// `relu`), in one pass ([`crate::Tensor::channel_lincomb_relu`]: batch norm followed by
-    /// ReLU); the values of the two ops bit for bit.
+    /// ReLU), or with a `residual` (a view of `a`'s shape and dtype) that map and then
+    /// [`Backend::add_relu`] of it and the residual ([`crate::Tensor::channel_lincomb_add_relu`]:
+    /// a ResNet block's last batch norm, shortcut and ReLU); the values of the ops bit for bit.
     ///
-    /// Default: `Ok(None)` (the two ops run instead).
+    /// Default: `Ok(None)` (the ops run instead).
     fn channel_lincomb_relu(
         &self,
         a: &dyn BackendStorage,
         a_layout: &Layout,
+        residual: Option<(&dyn BackendStorage, &Layout)>,
         coef: &dyn BackendStorage,
     ) -> Result<Option<BoxedStorage>> {
-        let _ = (a, a_layout, coef);
+        let _ = (a, a_layout, residual, coef);
         Ok(None)
     }
 
     /// [`Backend::channel_lincomb`] with `a` read as [`Backend::relu_backward`]`(a, mask)`
     /// (`mask` a view of `a`'s shape and dtype: the output of a ReLU that followed), in one
     /// pass ([`crate::Tensor::channel_lincomb_masked`]: the input gradient of batch norm
-    /// followed by ReLU); the values of the two ops bit for bit.
+    /// followed by ReLU); the values of the two ops bit for bit. With `keep_masked`, also the
+    /// masked `a` itself, written by the same pass
+    /// ([`crate::Tensor::relu_grad_channel_lincomb`]: the gradient a residual gets too).
     ///
     /// Default: `Ok(None)` (the two ops run instead).
     fn channel_lincomb_masked(
@@ -524,8 +529,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         (a_layout, mask_layout): (&Layout, &Layout),
         b: Option<(&dyn BackendStorage, &Layout)>,
         coef: &dyn BackendStorage,
-    ) -> Result<Option<BoxedStorage>> {
-        let _ = (a, mask, a_layout, mask_layout, b, coef);
+        keep_masked: bool,
+    ) -> Result<Option<MaskedLincomb>> {
+        let _ = (a, mask, a_layout, mask_layout, b, coef, keep_masked);
         Ok(None)
     }
 

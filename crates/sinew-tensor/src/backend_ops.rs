@@ -29,6 +29,10 @@ pub trait BackendStorage: Send + Sync + std::fmt::Debug + Any {
 /// An owned storage of any backend.
 pub type BoxedStorage = Box<dyn BackendStorage>;
 
+/// What [`Backend::channel_lincomb_masked`](crate::Backend::channel_lincomb_masked) returns:
+/// the map, and the masked first operand when asked for.
+pub type MaskedLincomb = (BoxedStorage, Option<BoxedStorage>);
+
 /// Sizes of a (batched) matrix product `[batch.., m, k] @ [batch.., k, n]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MatmulDims {

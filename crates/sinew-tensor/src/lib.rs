@@ -42,8 +42,8 @@ mod unfold2d;
 
 pub use autocast::{AutocastGuard, autocast, autocast_off, with_autocast};
 pub use backend::{
-    Activation, Backend, BackendStorage, BoxedStorage, InplaceOp, MatmulDims, MatmulSpec,
-    RunningStorages, ScatterMode, Unfold2d,
+    Activation, Backend, BackendStorage, BoxedStorage, InplaceOp, MaskedLincomb, MatmulDims,
+    MatmulSpec, RunningStorages, ScatterMode, Unfold2d,
 };
 pub use cpu::{CpuBackend, CpuStorage};
 pub use device::{Device, DeviceFactory, DeviceLocation, register_backend};

@@ -160,16 +160,27 @@ pub(crate) fn channel_sums(
     Ok(out)
 }
 
-/// `Backend::channel_lincomb` on the GPU (with `relu`, `Backend::channel_lincomb_relu`; with a
-/// `mask`, `Backend::channel_lincomb_masked`): one elementwise kernel into a fresh contiguous
-/// output.
+/// What [`channel_lincomb`] does besides the map (the kernel's `flags` and `masked`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Around {
+    /// ReLU of the result.
+    pub(crate) relu: bool,
+    /// The second operand is a residual added to the rounded map (not a `beta` term).
+    pub(crate) residual: bool,
+    /// With a mask: also return the masked first operand.
+    pub(crate) keep_masked: bool,
+}
+
+/// `Backend::channel_lincomb` on the GPU (with `around.relu`, `Backend::channel_lincomb_relu`;
+/// with a `mask`, `Backend::channel_lincomb_masked`): one elementwise kernel into a fresh
+/// contiguous output, and the masked first operand when `around.keep_masked` asks for it.
 pub(crate) fn channel_lincomb(
     dev: &CudaBackend,
     (a, al): (&CudaStorage, &Layout),
     [mask, b]: [Option<(&CudaStorage, &Layout)>; 2],
     coef: &CudaStorage,
-    relu: bool,
-) -> Result<CudaStorage> {
+    around: Around,
+) -> Result<(CudaStorage, Option<CudaStorage>)> {
     const OP: &str = "channel_lincomb";
     let dtype = a.dtype_of();
     let kernel = names::channel(true, dtype).ok_or(Error::UnsupportedDType { op: OP, dtype })?;
@@ -180,21 +191,29 @@ pub(crate) fn channel_lincomb(
             format!("coefficients must be f64 [3, {c}]"),
         ));
     }
+    if around.residual && b.is_none() {
+        return Err(Error::invalid(OP, "a residual map needs its residual"));
+    }
     let total = al.elem_count();
     let out = dev.alloc(dtype, total)?;
+    let masked = match mask {
+        Some(_) if around.keep_masked => Some(dev.alloc(dtype, total)?),
+        _ => None,
+    };
     if total == 0 {
-        return Ok(out);
+        return Ok((out, masked));
     }
     let mut keep = Kept::new();
     let (pa, [pm, pb]) = operands(dev, OP, (a, al), [mask, b], &mut keep)?;
     let (pk, po, total64) = (coef.device_ptr(), out.device_ptr(), total as u64);
-    let relu = u32::from(relu);
+    let pmo = masked.as_ref().map_or(0, CudaStorage::device_ptr);
+    let flags = u32::from(around.relu) | u32::from(around.residual) << 1;
     dev.launch(
         &kernel,
         LaunchConfig::elementwise(total),
-        kernel_args![pa, pm, pb, pk, po, total64, c, inner, relu],
+        kernel_args![pa, pm, pb, pk, po, pmo, total64, c, inner, flags],
     )?;
-    Ok(out)
+    Ok((out, masked))
 }
 
 /// The kernel arguments of a normalisation's step from its `[C]` rows after the sums (each a

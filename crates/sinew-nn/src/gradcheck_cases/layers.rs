@@ -128,6 +128,27 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 )
             })
         }),
+        // A ResNet block's last batch norm, shortcut sum and ReLU as one node (training).
+        GradcheckEntry::new("nn.batch_norm_add_relu", |cases| {
+            let s = (3..=4usize).prop_flat_map(|n| {
+                let shape = vec![n, 2, 3, 3];
+                (
+                    tensor_of(shape.clone(), Domain::Any),
+                    tensor_of(shape, Domain::Any),
+                )
+            });
+            drive(cases, s, |(x, residual)| {
+                let bn = crate::BatchNorm2d::new_2d(2)?;
+                crate::ModuleExt::to_dtype(&bn, DType::F64)?;
+                let weight = Tensor::from_vec(vec![1.5f64, -0.75], [2])?;
+                bn.weight.as_ref().expect("affine").set_value(weight)?;
+                gradcheck(
+                    |v| bn.forward_add_relu(&v[0], &v[1]),
+                    &[x.clone(), residual.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
         GradcheckEntry::new("nn.layer_norm", |cases| {
             let s = (
                 tensor_of(vec![2, 3, 4], Domain::Any),

@@ -4,6 +4,7 @@
 
 use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor};
 
+use super::norm_node::Tail;
 use crate::{Buffer, Mode, Module, Visit, summary};
 
 /// Options of batch normalisation, with PyTorch's defaults.
@@ -60,7 +61,7 @@ pub fn batch_norm(
 ) -> Result<Tensor> {
     let running = (running_mean, running_var, None);
     let scalars = (training, momentum, eps);
-    batch_norm_counting(x, running, (weight, bias), scalars, false)
+    batch_norm_counting(x, running, (weight, bias), scalars, Tail::None)
 }
 
 /// The running statistics and batch count of [`batch_norm_counting`].
@@ -68,13 +69,14 @@ type Running<'a> = (Option<&'a Tensor>, Option<&'a Tensor>, Option<&'a Tensor>);
 
 /// [`batch_norm`] whose running statistics' update (when it happens) also counts the batch in
 /// `batches` (the module's i64 `num_batches_tracked`; one kernel for both on the GPU), followed
-/// by ReLU when `relu` (in the output's pass where the fused kernels run).
+/// by `tail` (a ReLU, or a residual's sum and a ReLU: in the output's pass where the fused
+/// kernels run).
 fn batch_norm_counting(
     x: &Tensor,
     (running_mean, running_var, batches): Running<'_>,
     (weight, bias): (Option<&Tensor>, Option<&Tensor>),
     (training, momentum, eps): (bool, f64, f64),
-    relu: bool,
+    tail: Tail<'_>,
 ) -> Result<Tensor> {
     const OP: &str = "batch_norm";
     if x.rank() < 2 {
@@ -85,11 +87,21 @@ fn batch_norm_counting(
     }
     let rank = x.rank();
     let dims: Vec<isize> = std::iter::once(0).chain(2..rank as isize).collect();
+    // A residual's sum rides in the fused output pass; on every other path it follows batch
+    // norm (and the ReLU then follows it), as the ops.
+    let (inner, residual) = match tail {
+        Tail::AddRelu(r) => (Tail::None, Some(r)),
+        other => (other, None),
+    };
+    let then_add_relu = |y: Tensor| match residual {
+        Some(r) => y.add_relu(r),
+        None => Ok(y),
+    };
     // This function again on a half input widened to f32 (see `in_f32`).
     let in_f32_form = |x: &Tensor| {
         let running = (running_mean, running_var, batches);
         let scalars = (training, momentum, eps);
-        batch_norm_counting(x, running, (weight, bias), scalars, relu)
+        batch_norm_counting(x, running, (weight, bias), scalars, inner)
     };
     let use_batch = training || running_mean.is_none() || running_var.is_none();
     // `x - mean` and `1 / sqrt(var + eps)`: batch statistics from one centred copy of `x`
@@ -114,12 +126,12 @@ fn batch_norm_counting(
             weight,
             bias,
             (momentum, eps),
-            relu,
+            tail,
         )? {
             return Ok(y);
         }
         if let Some(y) = in_f32(x, in_f32_form)? {
-            return Ok(y);
+            return then_add_relu(y);
         }
         let mean = x.mean(&dims, true)?;
         let centered = x.sub(&mean)?;
@@ -132,7 +144,7 @@ fn batch_norm_counting(
         (centered, var.add_scalar(eps)?.rsqrt()?)
     } else {
         if let Some(y) = in_f32(x, in_f32_form)? {
-            return Ok(y);
+            return then_add_relu(y);
         }
         let (rm, rv) = (running_mean.unwrap_or(x), running_var.unwrap_or(x));
         let invstd = per_channel(rv, rank)?.add_scalar(eps)?.rsqrt()?;
@@ -147,10 +159,7 @@ fn batch_norm_counting(
     if let Some(b) = bias {
         y = y.add(&per_channel(b, rank)?)?;
     }
-    if relu {
-        y = y.relu()?;
-    }
-    Ok(y)
+    then_add_relu(inner.apply(y)?)
 }
 
 /// For an f16 or bf16 `x`: `norm` of `x` in f32, cast back to `x`'s dtype (batch norm keeps its
@@ -275,8 +284,17 @@ impl BatchNorm {
 }
 
 impl BatchNorm {
-    /// The forward, followed by ReLU when `relu`.
-    fn run(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+    /// `relu(self.forward(x)? + residual)` (a ResNet block's last batch norm, the sum with its
+    /// shortcut and the ReLU), with the sum and the ReLU in batch norm's output pass where the
+    /// fused kernels run (training: one kernel on the GPU instead of two, and in the backward
+    /// the ReLU's mask inside batch norm's two kernels, one of which also writes the residual's
+    /// gradient); the same values. `residual` has the output's shape and dtype.
+    pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.run(x, Tail::AddRelu(residual))
+    }
+
+    /// The forward, followed by `tail`.
+    fn run(&self, x: &Tensor, tail: Tail<'_>) -> Result<Tensor> {
         if !self.ranks.contains(&x.rank()) || x.dims()[1] != self.config.num_features {
             return Err(Error::invalid(
                 "BatchNorm",
@@ -307,7 +325,7 @@ impl BatchNorm {
             (rm.as_ref(), rv.as_ref(), count.as_ref()),
             (w.as_ref(), b.as_ref()),
             (training, momentum, self.config.eps),
-            relu,
+            tail,
         )?;
         summary::note(self, &y);
         Ok(y)
@@ -316,14 +334,14 @@ impl BatchNorm {
 
 impl Module for BatchNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, false)
+        self.run(x, Tail::None)
     }
 
     /// `self.forward(x)?.relu()` (a ResNet block's `relu(bn(conv(x)))`), with the ReLU in batch
     /// norm's output pass where the fused kernels run (training: one kernel on the GPU instead
     /// of two, one full-size pass fewer); the same values.
     fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x, true)
+        self.run(x, Tail::Relu)
     }
 
     fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {

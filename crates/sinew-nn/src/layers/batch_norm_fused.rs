@@ -4,11 +4,12 @@
 //! pass for `dx`, where the op-by-op form makes about six full-size passes forward and more
 //! backward. Used for float inputs on backends with those kernels (the CPU and CUDA ones; an
 //! f16/bf16 input stays in its dtype, its statistics in f64); `None` sends the caller to the
-//! op-by-op form.
+//! op-by-op form. A following ReLU, or a residual's sum and a ReLU, ride in the output pass and
+//! in the same node (`norm_node.rs` records it), their mask inside the backward's two passes.
 
-use sinew_tensor::{
-    ChannelNormStep, DType, Error, Result, RunningStats, Save, Tensor, is_grad_enabled, no_grad,
-};
+use sinew_tensor::{ChannelNormStep, DType, Error, Result, RunningStats, Tensor, no_grad};
+
+use super::norm_node::{NormDims, ReluOutput, Tail, record_normalisation};
 
 /// Row `k` of a `[R, C]` tensor, as `[C]`.
 pub(crate) fn row(t: &Tensor, k: usize) -> Result<Tensor> {
@@ -27,19 +28,27 @@ fn param_row(t: Option<&Tensor>) -> Result<Option<Tensor>> {
 }
 
 /// Training-mode (batch statistics) batch norm of `x` `[n, C, ...]`, updating `running` (mean,
-/// variance, and a batch count to increment) with `momentum` when given, followed by ReLU in
-/// the same output pass when `relu`. `Ok(None)` when the input's dtype or device has no
-/// per-channel kernels.
+/// variance, and a batch count to increment) with `momentum` when given, followed by `tail` in
+/// the same output pass (a residual of another shape, dtype or device than `x` is added by its
+/// own op instead). `Ok(None)` when the input's dtype or device has no per-channel kernels.
 pub(crate) fn batch_norm_batch_stats(
     x: &Tensor,
     running: Option<(&Tensor, &Tensor, Option<&Tensor>)>,
     weight: Option<&Tensor>,
     bias: Option<&Tensor>,
     (momentum, eps): (f64, f64),
-    relu: bool,
+    tail: Tail<'_>,
 ) -> Result<Option<Tensor>> {
     if !x.dtype().is_float() {
         return Ok(None);
+    }
+    if let Tail::AddRelu(residual) = tail
+        && (residual.shape() != x.shape()
+            || residual.dtype() != x.dtype()
+            || residual.device() != x.device())
+    {
+        let alone = batch_norm_batch_stats(x, running, weight, bias, (momentum, eps), Tail::None)?;
+        return alone.map(|y| y.add_relu(residual)).transpose();
     }
     let guard = no_grad();
     let (scale, shift) = (param_row(weight)?, param_row(bias)?);
@@ -56,14 +65,16 @@ pub(crate) fn batch_norm_batch_stats(
     else {
         return Ok(None);
     };
-    let y = if relu {
-        x.detach().channel_lincomb_relu(&stats.coef)?
-    } else {
-        stats.normalise(&x.detach())?
+    let y = match tail {
+        Tail::None => stats.normalise(&x.detach())?,
+        Tail::Relu => x.detach().channel_lincomb_relu(&stats.coef)?,
+        Tail::AddRelu(residual) => x
+            .detach()
+            .channel_lincomb_add_relu(&residual.detach(), &stats.coef)?,
     };
     drop(guard);
     let bias_dtype = bias.map(Tensor::dtype);
-    let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor, relu_output: Option<&Tensor>| {
+    let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor, relu: Option<ReluOutput<'_>>| {
         let dy = &dy.to_dtype(x.dtype())?;
         // The weight's and bias's gradients, from the statistics' kernel where their dtypes
         // agree (else cast one by one from f64).
@@ -73,7 +84,7 @@ pub(crate) fn batch_norm_batch_stats(
             _ => None,
         };
         let scale = param_row(w)?;
-        let grads_of = stats.input_gradient((dy, relu_output), x, scale.as_ref(), shared)?;
+        let grads_of = stats.input_gradient((dy, relu), x, scale.as_ref(), shared)?;
         let mut grads = vec![Some(grads_of.dx)];
         for (k, dtype) in dtypes.into_iter().enumerate() {
             if let Some(dtype) = dtype {
@@ -81,6 +92,8 @@ pub(crate) fn batch_norm_batch_stats(
                 grads.push(Some(row(&grads_of.params, k)?.to_dtype(dtype)?));
             }
         }
+        // The residual's: the gradient taken back through the ReLU.
+        grads.extend(grads_of.masked.map(Some));
         Ok(grads)
     };
     let inputs = (x, weight, bias);
@@ -88,56 +101,10 @@ pub(crate) fn batch_norm_batch_stats(
         y,
         "batch_norm",
         inputs,
-        (eps, relu),
+        (eps, tail),
         NormDims::batch_norm,
         fused,
     )))
-}
-
-/// Records `y` as a normalisation of `x` with the optional affine `weight` and `bias`, followed
-/// by ReLU when `relu` (`y` is then the ReLU's output, saved for its mask): the backward runs
-/// `fused` (`(x, weight, dy, the ReLU's output when relu)` to the gradients of `x`, then of the
-/// weight and the bias when present; `dy` is to be taken back through the ReLU first, which
-/// `fused` may do inside its own kernels), or under create_graph the op-by-op rule over
-/// `dims(x)` on `dy` masked where the ReLU was 0.
-pub(crate) fn record_normalisation(
-    y: Tensor,
-    op: &'static str,
-    (x, weight, bias): (&Tensor, Option<&Tensor>, Option<&Tensor>),
-    (eps, relu): (f64, bool),
-    dims: impl Fn(&Tensor) -> NormDims + Send + Sync + 'static,
-    fused: impl Fn(&Tensor, Option<&Tensor>, &Tensor, Option<&Tensor>) -> Result<Vec<Option<Tensor>>>
-    + Send
-    + Sync
-    + 'static,
-) -> Tensor {
-    let mut inputs = vec![x];
-    inputs.extend(weight);
-    inputs.extend(bias);
-    let (has_weight, has_bias) = (weight.is_some(), bias.is_some());
-    let save = if relu {
-        Save::INPUTS.and_output()
-    } else {
-        Save::INPUTS
-    };
-    Tensor::from_op(y, op, &inputs, save, move |ctx, dy| {
-        let relu_output = if relu { Some(ctx.output()?) } else { None };
-        let x = ctx.input(0)?;
-        let w = if has_weight {
-            Some(ctx.input(1)?)
-        } else {
-            None
-        };
-        if is_grad_enabled() {
-            // create_graph: the op-by-op rule, itself differentiable.
-            let dy = match &relu_output {
-                Some(y) => &dy.relu_grad(y)?,
-                None => dy,
-            };
-            return differentiable_backward(&x, w.as_ref(), dy, eps, has_bias, &dims(&x));
-        }
-        fused(&x, w.as_ref(), dy, relu_output.as_ref())
-    })
 }
 
 /// Per-channel statistics of a normalisation over `[n, C, ...]` (channel = the group of values
@@ -161,6 +128,9 @@ pub(crate) struct InputGradient {
     /// `[2, C]` (f64, or the dtype asked for): the scale's gradient,
     /// `sum(dy * (x - mean)) * invstd` per channel, then the shift's, `sum(dy)`.
     pub(crate) params: Tensor,
+    /// With a ReLU that had a residual added before it: `dy` taken back through the ReLU (the
+    /// residual's gradient).
+    pub(crate) masked: Option<Tensor>,
 }
 
 impl Stats {
@@ -215,30 +185,35 @@ impl Stats {
     /// of `x` itself; `scale` f32 or f64 `[C]`, 1 when absent), in one read of `dy` and `x`
     /// (`Tensor::channel_norm_of`) and one pass; with the per-channel sums the affine
     /// parameters' gradients need, in dtype `params` when given (from the same kernel:
-    /// `Tensor::channel_norm_grads_of`), else as f64. With a ReLU's output `y` (of `dy`'s shape
-    /// and dtype), `dy` is the gradient of that output, taken back through the ReLU inside
-    /// both kernels where the backend has them (`Tensor::channel_norm_grads_masked`,
-    /// `Tensor::channel_lincomb_masked`), else in a pass of its own first.
+    /// `Tensor::channel_norm_grads_of`), else as f64. With a ReLU's output (of `dy`'s shape and
+    /// dtype), `dy` is the gradient of that output, taken back through the ReLU inside both
+    /// kernels where the backend has them (`Tensor::channel_norm_grads_masked`,
+    /// `Tensor::channel_lincomb_masked`; the second also writes that masked gradient when a
+    /// residual needs it, `Tensor::relu_grad_channel_lincomb`), else in a pass of its own first.
     pub(crate) fn input_gradient(
         &self,
-        (dy, relu_output): (&Tensor, Option<&Tensor>),
+        (dy, relu): (&Tensor, Option<ReluOutput<'_>>),
         x: &Tensor,
         scale: Option<&Tensor>,
         params: Option<DType>,
     ) -> Result<InputGradient> {
         let mut rows = vec![&self.mean, &self.invstd];
         rows.extend(scale);
-        if let (Some(y), Some(dtype)) = (relu_output, params)
+        if let (Some(relu), Some(dtype)) = (relu, params)
             && let Some((out, params)) =
-                dy.channel_norm_grads_masked(y, x, self.count, &rows, dtype)?
+                dy.channel_norm_grads_masked(relu.output, x, self.count, &rows, dtype)?
         {
-            let dx = dy.channel_lincomb_masked(y, Some(x), &out.narrow(0, 0, 3)?)?;
-            return Ok(InputGradient { dx, params });
+            let (y, coef) = (relu.output, &out.narrow(0, 0, 3)?);
+            let (dx, masked) = if relu.residual {
+                let (masked, dx) = dy.relu_grad_channel_lincomb(y, Some(x), coef)?;
+                (dx, Some(masked))
+            } else {
+                (dy.channel_lincomb_masked(y, Some(x), coef)?, None)
+            };
+            return Ok(InputGradient { dx, params, masked });
         }
-        let dy = match relu_output {
-            Some(y) => &dy.relu_grad(y)?,
-            None => dy,
-        };
+        let masked = relu.map(|r| dy.relu_grad(r.output)).transpose()?;
+        let dy = masked.as_ref().unwrap_or(dy);
         let (out, params) = match params {
             Some(dtype) => dy.channel_norm_grads_of(x, self.count, &rows, dtype)?,
             None => {
@@ -251,82 +226,9 @@ impl Stats {
         Ok(InputGradient {
             dx: dy.channel_lincomb(Some(x), &out.narrow(0, 0, 3)?)?,
             params,
+            masked: masked.filter(|_| relu.is_some_and(|r| r.residual)),
         })
     }
-}
-
-/// Where a normalisation's values group, for its op-by-op backward: the dims its statistics
-/// reduce over, the dims its affine parameters' gradients reduce over, and the shape the
-/// parameters take to broadcast against the input.
-pub(crate) struct NormDims {
-    /// Reduced for the mean and variance.
-    pub(crate) stat: Vec<isize>,
-    /// Reduced for the weight's and bias's gradients.
-    pub(crate) param: Vec<isize>,
-    /// The weight reshaped to this broadcasts against the input.
-    pub(crate) param_view: Vec<usize>,
-}
-
-impl NormDims {
-    /// Batch norm's over `[n, C, ...]`: statistics and parameter gradients over every dim
-    /// but 1, the parameters `[1, C, 1, ...]`.
-    fn batch_norm(x: &Tensor) -> Self {
-        let rank = x.rank();
-        let dims: Vec<isize> = std::iter::once(0).chain(2..rank as isize).collect();
-        let mut view = vec![1; rank];
-        view[1] = x.dims()[1];
-        NormDims {
-            stat: dims.clone(),
-            param: dims,
-            param_view: view,
-        }
-    }
-}
-
-/// `t` summed over `dims`, or `t` itself when there are none (a sum over no dims would be a
-/// sum over all).
-pub(crate) fn sum_over(t: &Tensor, dims: &[isize]) -> Result<Tensor> {
-    if dims.is_empty() {
-        Ok(t.clone())
-    } else {
-        t.sum(dims, false)
-    }
-}
-
-/// A normalisation's backward written with recorded tensor ops (for `create_graph`): the
-/// gradients of `x`, then of the weight and bias when present.
-pub(crate) fn differentiable_backward(
-    x: &Tensor,
-    w: Option<&Tensor>,
-    dy: &Tensor,
-    eps: f64,
-    has_bias: bool,
-    dims: &NormDims,
-) -> Result<Vec<Option<Tensor>>> {
-    let mean = x.mean(&dims.stat, true)?;
-    let xmu = x.sub(&mean)?;
-    let invstd = xmu
-        .square()?
-        .mean(&dims.stat, true)?
-        .add_scalar(eps)?
-        .rsqrt()?;
-    let xhat = xmu.mul(&invstd)?;
-    let dxhat = match w {
-        Some(w) => dy.mul(&w.reshape(dims.param_view.clone())?)?,
-        None => dy.clone(),
-    };
-    let dx = dxhat
-        .sub(&dxhat.mean(&dims.stat, true)?)?
-        .sub(&xhat.mul(&dxhat.mul(&xhat)?.mean(&dims.stat, true)?)?)?
-        .mul(&invstd)?;
-    let mut grads = vec![Some(dx)];
-    if w.is_some() {
-        grads.push(Some(sum_over(&dy.mul(&xhat)?, &dims.param)?));
-    }
-    if has_bias {
-        grads.push(Some(sum_over(dy, &dims.param)?));
-    }
-    Ok(grads)
 }
 
 #[cfg(test)]
@@ -335,6 +237,7 @@ mod tests {
 
     use super::batch_norm_batch_stats;
     use crate::fused_testing::Orders;
+    use crate::layers::norm_node::Tail;
 
     /// Batch norm with batch statistics written op by op (the reference).
     fn reference(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -369,10 +272,15 @@ mod tests {
             );
             let forward = || -> Result<Tensor> {
                 if fused {
-                    Ok(
-                        batch_norm_batch_stats(&x, None, Some(&w), Some(&b), (0.1, 1e-5), false)?
-                            .expect("f64 on the CPU has per-channel kernels"),
-                    )
+                    Ok(batch_norm_batch_stats(
+                        &x,
+                        None,
+                        Some(&w),
+                        Some(&b),
+                        (0.1, 1e-5),
+                        Tail::None,
+                    )?
+                    .expect("f64 on the CPU has per-channel kernels"))
                 } else {
                     reference(&x, &w, &b)
                 }

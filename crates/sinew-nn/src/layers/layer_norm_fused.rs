@@ -7,7 +7,8 @@
 
 use sinew_tensor::{DType, Result, Tensor, no_grad};
 
-use super::batch_norm_fused::{NormDims, Stats, record_normalisation, sum_over};
+use super::batch_norm_fused::Stats;
+use super::norm_node::{NormDims, ReluOutput, Tail, record_normalisation, sum_over};
 
 /// `x * w + b` for the parameters present.
 fn affine(x: Tensor, w: Option<&Tensor>, b: Option<&Tensor>) -> Result<Tensor> {
@@ -63,8 +64,8 @@ pub(crate) fn layer_norm_rows(
         param: param_dims.clone(),
         param_view: x.dims()[rank - k..].to_vec(),
     };
-    // No ReLU follows (`relu` false below): the fourth argument is always `None`.
-    let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor, _: Option<&Tensor>| {
+    // No ReLU follows (`Tail::None` below): the fourth argument is always `None`.
+    let fused = move |x: &Tensor, w: Option<&Tensor>, dy: &Tensor, _: Option<ReluOutput<'_>>| {
         let dxhat = match w {
             Some(w) => dy.mul(w)?,
             None => dy.clone(),
@@ -88,7 +89,7 @@ pub(crate) fn layer_norm_rows(
         y,
         "layer_norm",
         inputs,
-        (eps, false),
+        (eps, Tail::None),
         dims,
         fused,
     )))

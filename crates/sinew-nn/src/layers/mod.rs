@@ -11,5 +11,6 @@ pub mod embedding;
 pub mod group_norm;
 mod layer_norm_fused;
 pub mod linear;
+mod norm_node;
 pub mod pool;
 pub mod reshape;

@@ -103,8 +103,10 @@ impl BasicBlock {
 impl Module for BasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
-        let out = self.bn2.forward(&self.conv2.forward(&out)?)?;
-        out.add_relu(&self.shortcut.apply(x)?)
+        let out = self.conv2.forward(&out)?;
+        // relu(bn2(out) + shortcut(x)) with the sum and the ReLU in batch norm's output pass
+        // (the shortcut therefore runs before bn2).
+        self.bn2.forward_add_relu(&out, &self.shortcut.apply(x)?)
     }
 
     fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
@@ -164,12 +166,13 @@ impl Module for Bottleneck {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         let out = self.bn2.forward_relu(&self.conv2.forward(&out)?)?;
-        let out = self.bn3.forward(&self.conv3.forward(&out)?)?;
+        let out = self.conv3.forward(&out)?;
         let identity = match &self.downsample {
             Some(d) => d.forward(x)?,
             None => x.clone(),
         };
-        out.add_relu(&identity)
+        // relu(bn3(out) + identity), the sum and the ReLU in batch norm's output pass.
+        self.bn3.forward_add_relu(&out, &identity)
     }
 
     fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {

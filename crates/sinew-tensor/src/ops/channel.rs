@@ -3,7 +3,7 @@
 //! `cuda/channel.cu`). Not recorded by autograd: batch norm records its own backward rule,
 //! written with these same two ops.
 
-use crate::{DType, Error, Result, Tensor};
+use crate::{DType, Error, MaskedLincomb, Result, Tensor};
 
 impl Tensor {
     /// Checks `self` is a float `[n, C, ...]` tensor and `other` (if any) matches it.
@@ -61,14 +61,23 @@ impl Tensor {
     /// computed in `self`'s dtype (f32 for f16 and bf16, rounded once at the end), each product
     /// and sum rounded on its own; a contiguous tensor of `self`'s shape. Not differentiable.
     pub fn channel_lincomb(&self, other: Option<&Tensor>, coef: &Tensor) -> Result<Tensor> {
-        self.lincomb(other, coef, Around::Nothing)
+        Ok(self.lincomb(other, coef, Around::Nothing)?.0)
     }
 
     /// `self.channel_lincomb(None, coef)?.relu()` in one pass where the backend has the kernel
     /// ([`crate::Backend::channel_lincomb_relu`]: batch norm's output map followed by ReLU),
     /// else the two ops; the same values. Not differentiable.
     pub fn channel_lincomb_relu(&self, coef: &Tensor) -> Result<Tensor> {
-        self.lincomb(None, coef, Around::Relu)
+        Ok(self.lincomb(None, coef, Around::Relu(None))?.0)
+    }
+
+    /// `self.channel_lincomb(None, coef)?.add_relu(residual)` (`residual` of `self`'s shape and
+    /// dtype) in one pass where the backend has the kernel
+    /// ([`crate::Backend::channel_lincomb_relu`]: a ResNet block's last batch norm, its
+    /// shortcut's sum and the ReLU), else the two ops; the same values. Not differentiable.
+    pub fn channel_lincomb_add_relu(&self, residual: &Tensor, coef: &Tensor) -> Result<Tensor> {
+        self.check_channel_operands("channel_lincomb_add_relu", Some(residual))?;
+        Ok(self.lincomb(None, coef, Around::Relu(Some(residual)))?.0)
     }
 
     /// `self.relu_grad(mask)?.channel_lincomb(other, coef)` (`mask` of `self`'s shape and
@@ -82,11 +91,38 @@ impl Tensor {
         coef: &Tensor,
     ) -> Result<Tensor> {
         self.check_channel_operands("channel_lincomb_masked", Some(mask))?;
-        self.lincomb(other, coef, Around::Mask(mask))
+        Ok(self.lincomb(other, coef, Around::Mask(mask, false))?.0)
     }
 
-    /// [`Tensor::channel_lincomb`] with `around`'s ReLU step.
-    fn lincomb(&self, other: Option<&Tensor>, coef: &Tensor, around: Around<'_>) -> Result<Tensor> {
+    /// `self.relu_grad(mask)` and [`Tensor::channel_lincomb_masked`] of it, both from one pass
+    /// where the backend has the kernel (the input gradients of batch norm followed by a
+    /// residual's sum and ReLU: the residual's is the masked gradient itself); the same
+    /// values. Not differentiable.
+    pub fn relu_grad_channel_lincomb(
+        &self,
+        mask: &Tensor,
+        other: Option<&Tensor>,
+        coef: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        self.check_channel_operands("relu_grad_channel_lincomb", Some(mask))?;
+        let (out, masked) = self.lincomb(other, coef, Around::Mask(mask, true))?;
+        let masked = masked.ok_or_else(|| {
+            Error::invalid(
+                "relu_grad_channel_lincomb",
+                "the backend kept no masked gradient",
+            )
+        })?;
+        Ok((masked, out))
+    }
+
+    /// [`Tensor::channel_lincomb`] with `around`'s ReLU step, and the masked `self` when
+    /// `around` asks to keep it.
+    fn lincomb(
+        &self,
+        other: Option<&Tensor>,
+        coef: &Tensor,
+        around: Around<'_>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         const OP: &str = "channel_lincomb";
         let c = self.check_channel_operands(OP, other)?;
         self.check_same_device(OP, coef)?;
@@ -106,32 +142,24 @@ impl Tensor {
         } else {
             coef.force_contiguous()?
         };
-        let backend = self.device().backend();
-        let fused = match around {
-            Around::Nothing => None,
-            Around::Relu => Tensor::with_storages([self, &coef], |[s, k]| {
-                backend.channel_lincomb_relu(s, self.layout(), k)
-            })?,
-            Around::Mask(mask) => {
-                let layouts = (self.layout(), mask.layout());
-                match other {
-                    None => Tensor::with_storages([self, mask, &coef], |[s, m, k]| {
-                        backend.channel_lincomb_masked((s, m), layouts, None, k)
-                    })?,
-                    Some(o) => Tensor::with_storages([self, mask, o, &coef], |[s, m, t, k]| {
-                        backend.channel_lincomb_masked((s, m), layouts, Some((t, o.layout())), k)
-                    })?,
-                }
-            }
-        };
-        if let Some(storage) = fused {
-            return Tensor::from_storage(storage, self.shape().clone(), self.device().clone());
+        let (shape, device) = (self.shape(), self.device());
+        let fused = self.fused_lincomb(other, &coef, around)?;
+        if let Some((out, masked)) = fused {
+            let masked = masked
+                .map(|m| Tensor::from_storage(m, shape.clone(), device.clone()))
+                .transpose()?;
+            return Ok((
+                Tensor::from_storage(out, shape.clone(), device.clone())?,
+                masked,
+            ));
         }
         let _guard = crate::no_grad();
-        let a = match around {
-            Around::Mask(mask) => &self.relu_grad(mask)?,
-            _ => self,
+        let masked = match around {
+            Around::Mask(mask, _) => Some(self.relu_grad(mask)?),
+            _ => None,
         };
+        let a = masked.as_ref().unwrap_or(self);
+        let backend = device.backend();
         let storage = match other {
             None => Tensor::with_storages([a, &coef], |[s, k]| {
                 backend.channel_lincomb(s, a.layout(), None, k)
@@ -140,24 +168,61 @@ impl Tensor {
                 backend.channel_lincomb(s, a.layout(), Some((t, o.layout())), k)
             })?,
         };
-        let out = Tensor::from_storage(storage, self.shape().clone(), self.device().clone())?;
+        let out = Tensor::from_storage(storage, shape.clone(), device.clone())?;
         match around {
-            Around::Relu => out.relu(),
-            _ => Ok(out),
+            Around::Relu(None) => Ok((out.relu()?, None)),
+            Around::Relu(Some(residual)) => Ok((out.add_relu(residual)?, None)),
+            Around::Mask(_, keep) => Ok((out, masked.filter(|_| keep))),
+            Around::Nothing => Ok((out, None)),
+        }
+    }
+
+    /// The backend's one-pass kernel for `around`, if it has one (`None` for a plain map).
+    fn fused_lincomb(
+        &self,
+        other: Option<&Tensor>,
+        coef: &Tensor,
+        around: Around<'_>,
+    ) -> Result<Option<MaskedLincomb>> {
+        let backend = self.device().backend();
+        let layout = self.layout();
+        match around {
+            Around::Nothing => Ok(None),
+            Around::Relu(None) => Ok(Tensor::with_storages([self, coef], |[s, k]| {
+                backend.channel_lincomb_relu(s, layout, None, k)
+            })?
+            .map(|out| (out, None))),
+            Around::Relu(Some(r)) => Ok(Tensor::with_storages([self, r, coef], |[s, t, k]| {
+                backend.channel_lincomb_relu(s, layout, Some((t, r.layout())), k)
+            })?
+            .map(|out| (out, None))),
+            Around::Mask(mask, keep) => {
+                let layouts = (layout, mask.layout());
+                match other {
+                    None => Tensor::with_storages([self, mask, coef], |[s, m, k]| {
+                        backend.channel_lincomb_masked((s, m), layouts, None, k, keep)
+                    }),
+                    Some(o) => Tensor::with_storages([self, mask, o, coef], |[s, m, t, k]| {
+                        let other = Some((t, o.layout()));
+                        backend.channel_lincomb_masked((s, m), layouts, other, k, keep)
+                    }),
+                }
+            }
         }
     }
 }
 
-/// The ReLU step around a [`Tensor::channel_lincomb`]: none, a ReLU of its result, or its
-/// first operand taken as a gradient back through a ReLU whose output is the mask.
+/// The ReLU step around a [`Tensor::channel_lincomb`]: none, a ReLU of its result (after adding
+/// a residual, when given), or its first operand taken as a gradient back through a ReLU whose
+/// output is the mask (and that masked gradient kept too, when asked).
 #[derive(Clone, Copy)]
 enum Around<'t> {
     /// The map alone.
     Nothing,
-    /// ReLU of the map.
-    Relu,
-    /// The map of `relu_grad(self, mask)`.
-    Mask(&'t Tensor),
+    /// ReLU of the map, or of the map plus a residual.
+    Relu(Option<&'t Tensor>),
+    /// The map of `relu_grad(self, mask)`; `true`: that masked gradient returned too.
+    Mask(&'t Tensor, bool),
 }
 
 #[cfg(test)]
@@ -283,6 +348,29 @@ mod tests {
             dy.channel_lincomb_masked(&half, None, &coef).is_err(),
             "a mask of another dtype"
         );
+    }
+
+    /// The residual form (`channel_lincomb_add_relu`) is the map then `add_relu`, and the
+    /// kept-mask form (`relu_grad_channel_lincomb`) gives `relu_grad` and the masked map.
+    #[test]
+    fn residual_and_kept_mask_forms_are_their_ops() {
+        let mut g = Generator::new(6);
+        let cpu = Device::cpu();
+        let [a, r, y] = [0, 1, 2].map(|_| g.randn([2, 3, 4], DType::F32, &cpu).unwrap());
+        let coef = g.randn([3, 3], DType::F64, &cpu).unwrap();
+        let vals = |t: &Tensor| t.to_vec::<f32>().unwrap();
+        let map = a.channel_lincomb(None, &coef).unwrap();
+        let sum = a.channel_lincomb_add_relu(&r, &coef).unwrap();
+        assert_eq!(vals(&sum), vals(&map.add_relu(&r).unwrap()));
+        assert!(vals(&sum).contains(&0.0) && vals(&sum).iter().any(|&v| v > 0.0));
+        let y = y.relu().unwrap();
+        let (masked, out) = a.relu_grad_channel_lincomb(&y, Some(&r), &coef).unwrap();
+        let want_masked = a.relu_grad(&y).unwrap();
+        assert_eq!(vals(&masked), vals(&want_masked));
+        let want = want_masked.channel_lincomb(Some(&r), &coef).unwrap();
+        assert_eq!(vals(&out), vals(&want));
+        let short = Tensor::zeros([2, 3, 3], DType::F32, &cpu).unwrap();
+        assert!(a.channel_lincomb_add_relu(&short, &coef).is_err());
     }
 
     #[test]
