@@ -12,9 +12,17 @@ use sinew_nn::{
 };
 use sinew_tensor::{BackwardOptions, DType, Device, Generator, Result, Tensor, manual_seed};
 
-/// One step of a fresh `BatchNorm2d(3)` with fixed non-trivial weights on `x`: the output, the
-/// gradients of `x`, the weight and the bias for the gradient `probe`, then the buffers.
-fn step(x: &Tensor, probe: &Tensor, training: bool, fused: bool) -> Result<Vec<Vec<f64>>> {
+/// One step of a fresh `BatchNorm2d(3)` with fixed non-trivial weights on `x`, followed by ReLU
+/// (after adding `residual`, when given), fused into batch norm's node or as the ops: the
+/// output, the gradients of `x`, the weight and the bias (and the residual) for the gradient
+/// `probe`, then the buffers.
+fn step(
+    x: &Tensor,
+    probe: &Tensor,
+    training: bool,
+    fused: bool,
+    residual: Option<&Tensor>,
+) -> Result<Vec<Vec<f64>>> {
     let mut g = Generator::new(5);
     let cpu = Device::cpu();
     let bn = BatchNorm2d::new_2d(3)?;
@@ -28,10 +36,12 @@ fn step(x: &Tensor, probe: &Tensor, training: bool, fused: bool) -> Result<Vec<V
         bn.eval();
     }
     let x = x.detach().requires_grad_();
-    let y = if fused {
-        bn.forward_relu(&x)?
-    } else {
-        bn.forward(&x)?.relu()?
+    let r = residual.map(|r| r.detach().requires_grad_());
+    let y = match (&r, fused) {
+        (None, true) => bn.forward_relu(&x)?,
+        (None, false) => bn.forward(&x)?.relu()?,
+        (Some(r), true) => bn.forward_add_relu(&x, r)?,
+        (Some(r), false) => bn.forward(&x)?.add_relu(r)?,
     };
     y.backward_with(Some(probe.clone()), BackwardOptions::default())?;
     let grad = |p: &Option<sinew_tensor::Parameter>| p.as_ref().unwrap().grad().unwrap();
@@ -41,6 +51,9 @@ fn step(x: &Tensor, probe: &Tensor, training: bool, fused: bool) -> Result<Vec<V
         grad(&bn.weight).to_vec_f64()?,
         grad(&bn.bias).to_vec_f64()?,
     ];
+    if let Some(r) = &r {
+        out.push(r.grad().unwrap().to_vec_f64()?);
+    }
     for (_, buffer) in bn.named_buffers() {
         out.push(buffer.value().to_vec_f64()?);
     }
@@ -55,8 +68,8 @@ fn forward_relu_is_forward_then_relu_bit_for_bit() -> Result<()> {
         let x = g.randn([4, 3, 5, 5], DType::F32, &cpu)?.to_dtype(dtype)?;
         let probe = g.randn([4, 3, 5, 5], DType::F32, &cpu)?.to_dtype(dtype)?;
         for training in [true, false] {
-            let want = step(&x, &probe, training, false)?;
-            let got = step(&x, &probe, training, true)?;
+            let want = step(&x, &probe, training, false, None)?;
+            let got = step(&x, &probe, training, true, None)?;
             let what = format!("{dtype} training={training}");
             assert_eq!(got.len(), 7, "{what}");
             // About half the outputs are clamped, the rest are not.
@@ -82,42 +95,6 @@ fn forward_relu_is_forward_then_relu_bit_for_bit() -> Result<()> {
 fn forward_add_relu_is_forward_then_add_relu_bit_for_bit() -> Result<()> {
     let cpu = Device::cpu();
     let mut g = Generator::new(33);
-    let run = |x: &Tensor, r: &Tensor, probe: &Tensor, training: bool, fused: bool| {
-        let bn = BatchNorm2d::new_2d(3)?;
-        let mut g = Generator::new(6);
-        bn.weight
-            .as_ref()
-            .unwrap()
-            .set_value(g.randn([3], DType::F32, &cpu)?)?;
-        bn.bias
-            .as_ref()
-            .unwrap()
-            .set_value(g.randn([3], DType::F32, &cpu)?)?;
-        if training {
-            bn.train();
-        } else {
-            bn.eval();
-        }
-        let (x, r) = (x.detach().requires_grad_(), r.detach().requires_grad_());
-        let y = if fused {
-            bn.forward_add_relu(&x, &r)?
-        } else {
-            bn.forward(&x)?.add_relu(&r)?
-        };
-        y.backward_with(Some(probe.clone()), BackwardOptions::default())?;
-        let grad = |p: &Option<sinew_tensor::Parameter>| p.as_ref().unwrap().grad().unwrap();
-        let mut out = vec![
-            y.to_vec_f64()?,
-            x.grad().unwrap().to_vec_f64()?,
-            grad(&bn.weight).to_vec_f64()?,
-            grad(&bn.bias).to_vec_f64()?,
-            r.grad().unwrap().to_vec_f64()?,
-        ];
-        for (_, buffer) in bn.named_buffers() {
-            out.push(buffer.value().to_vec_f64()?);
-        }
-        Ok::<_, sinew_tensor::Error>(out)
-    };
     for dtype in [DType::F32, DType::F64, DType::F16] {
         let x = g.randn([4, 3, 5, 5], DType::F32, &cpu)?.to_dtype(dtype)?;
         let probe = g.randn([4, 3, 5, 5], DType::F32, &cpu)?.to_dtype(dtype)?;
@@ -125,8 +102,8 @@ fn forward_add_relu_is_forward_then_add_relu_bit_for_bit() -> Result<()> {
         let broadcast = g.randn([1, 3, 1, 5], DType::F32, &cpu)?.to_dtype(dtype)?;
         for (residual, name) in [(&full, "residual"), (&broadcast, "broadcast residual")] {
             for training in [true, false] {
-                let want = run(&x, residual, &probe, training, false)?;
-                let got = run(&x, residual, &probe, training, true)?;
+                let want = step(&x, &probe, training, false, Some(residual))?;
+                let got = step(&x, &probe, training, true, Some(residual))?;
                 let what = format!("{dtype} {name} training={training}");
                 assert_eq!(got.len(), 8, "{what}");
                 let zeros = got[0].iter().filter(|&&v| v == 0.0).count();
