@@ -78,10 +78,7 @@ fn forward_relu_is_forward_then_relu_bit_for_bit() -> Result<()> {
                 zeros > all / 4 && zeros < 3 * all / 4,
                 "{what}: {zeros} zeros of {all}"
             );
-            for (k, (a, b)) in got.iter().zip(&want).enumerate() {
-                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(a), bits(b), "{what}: tensor {k}");
-            }
+            assert_same_bits(&got, &want, &what);
         }
     }
     Ok(())
@@ -112,14 +109,18 @@ fn forward_add_relu_is_forward_then_add_relu_bit_for_bit() -> Result<()> {
                     zeros > all / 5 && zeros < 4 * all / 5,
                     "{what}: {zeros} of {all}"
                 );
-                for (k, (a, b)) in got.iter().zip(&want).enumerate() {
-                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(a), bits(b), "{what}: tensor {k}");
-                }
+                assert_same_bits(&got, &want, &what);
             }
         }
     }
     Ok(())
+}
+
+/// Each tensor of `got` has the bits of the same one of `want`.
+fn assert_same_bits(got: &[Vec<f64>], want: &[Vec<f64>], what: &str) {
+    for (k, (a, b)) in got.iter().zip(want).enumerate() {
+        assert_eq!(bits(a), bits(b), "{what}: tensor {k}");
+    }
 }
 
 /// Second order: the gradient of `|d sum(y * probe) / dx|^2` with respect to `x`, through the
