@@ -131,17 +131,30 @@ template <typename T> struct InputGrad {
                       valid, &p};
     }
 
+    // The rounded gradient `v` of element `i`, plus ConvArgs.add's element `i` when given (in
+    // the compute type, rounded once: binary add's values).
+    __device__ __forceinline__ T plus_add(uint64_t i, T v) const {
+        if (p.add == 0) return v;
+        const T a = reinterpret_cast<const T *>(p.add)[i];
+        return Num<T>::down((float)Num<T>::up(a) + (float)Num<T>::up(v));
+    }
+
     // The value at its position and, with ConvArgs.zero_rest, zeros at the other positions of
-    // its step_y x step_x block (inside the input), which no tap reaches.
+    // its step_y x step_x block (inside the input), which no tap reaches; each plus
+    // ConvArgs.add's element there when given.
     __device__ __forceinline__ void store(uint32_t m, uint32_t col, float v) const {
         if (m >= rows || col >= cols) return;
         const Position at = position(col);
-        T *plane = dx + ((uint64_t)at.img * p.cg * p.groups + (uint64_t)g * p.cg + m) * p.h * p.w;
-        plane[(uint64_t)at.y * p.w + at.x] = Num<T>::down(v);
+        const uint64_t plane = ((uint64_t)at.img * p.cg * p.groups + (uint64_t)g * p.cg + m) * p.h * p.w;
+        const uint64_t i = plane + (uint64_t)at.y * p.w + at.x;
+        dx[i] = plus_add(i, Num<T>::down(v));
         if (p.zero_rest == 0u) return;
         for (uint32_t by = 0; by < p.step_y && at.y + by < p.h; ++by)
             for (uint32_t bx = 0; bx < p.step_x && at.x + bx < p.w; ++bx)
-                if ((by | bx) != 0u) plane[(uint64_t)(at.y + by) * p.w + at.x + bx] = Num<T>::down(0.0f);
+                if ((by | bx) != 0u) {
+                    const uint64_t j = plane + (uint64_t)(at.y + by) * p.w + at.x + bx;
+                    dx[j] = plus_add(j, Num<T>::down(0.0f));
+                }
     }
 };
 

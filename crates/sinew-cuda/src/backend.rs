@@ -767,14 +767,20 @@ impl Backend for CudaBackend {
         w: (&dyn BackendStorage, &Layout),
         spec: &Unfold2d,
         groups: usize,
+        add: Option<(&dyn BackendStorage, &Layout)>,
     ) -> Result<Option<BoxedStorage>> {
         let loc = self.location();
+        let add = match add {
+            Some((a, l)) => Some((cuda(a, loc)?, l)),
+            None => None,
+        };
         let out = conv_gemm::conv2d_input_grad(
             self,
             (cuda(grad.0, loc)?, grad.1),
             (cuda(w.0, loc)?, w.1),
             spec,
             groups,
+            add,
         )?;
         Ok(out.map(|s| Box::new(s) as BoxedStorage))
     }

@@ -485,7 +485,9 @@ fn a_strided_shortcuts_input_gradient_writes_its_own_zeros() {
         let backend = g.device().backend();
         let dx = g
             .with_storage(|gs, gl| {
-                w.with_storage(|ws, wl| backend.conv2d_input_grad((gs, gl), (ws, wl), spec, 1))
+                w.with_storage(|ws, wl| {
+                    backend.conv2d_input_grad((gs, gl), (ws, wl), spec, 1, None)
+                })
             })
             .unwrap()
             .expect("an input-gradient kernel");

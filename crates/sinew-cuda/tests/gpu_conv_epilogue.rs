@@ -3,14 +3,17 @@
 //! accumulator is f32 either way), in f16 and bf16 rounded once, near the CPU's values; a bias
 //! the kernel cannot read in place (a strided view) takes the in-place add, with the same values.
 //! A ReLU after it (`conv2d_then`) joins the same kernel, with the bits of the convolution
-//! followed by `relu` and the same gradients.
+//! followed by `relu` and the same gradients. The input gradient's kernel adds autograd's sum so
+//! far (a residual block's shortcut gradient) in its store, with the bits of the separate add.
 
 #![cfg(feature = "cuda")]
 
 mod common;
 
-use common::{bits, check, gpu, kernel_launches, randn};
-use sinew_tensor::{Activation, BackwardOptions, Conv2dConfig, DType, Device, Tensor};
+use common::{bits, check, gpu, kernel_launches, poison, randn};
+use sinew_tensor::{
+    Activation, BackwardOptions, Conv2dConfig, DType, Device, Result, Tensor, Unfold2d,
+};
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
@@ -135,5 +138,104 @@ fn relu_joins_the_convolutions_kernel() {
             };
             assert_eq!(grads(true), grads(false), "{what}: gradients");
         }
+    }
+}
+
+/// The input gradient of the `[n, o, oh, ow]` gradient `g` through the weight `w` by the
+/// backend's kernel, plus `add` when given (an error where the backend refuses it).
+fn input_grad(g: &Tensor, w: &Tensor, spec: &Unfold2d, add: Option<&Tensor>) -> Result<Tensor> {
+    let backend = g.device().backend();
+    let dims = [spec.n, spec.c, spec.h, spec.w];
+    let dx = g.with_storage(|gs, gl| {
+        w.with_storage(|ws, wl| match add {
+            None => backend.conv2d_input_grad((gs, gl), (ws, wl), spec, 1, None),
+            Some(a) => a.with_storage(|s, l| {
+                backend.conv2d_input_grad((gs, gl), (ws, wl), spec, 1, Some((s, l)))
+            }),
+        })
+    })?;
+    let dx = dx.expect("an input-gradient kernel");
+    Tensor::from_storage(dx, dims, g.device().clone())
+}
+
+/// With an addend the input-gradient kernel stores `add + gradient`, bit for bit the GPU's
+/// separate add of its gradient, on poisoned memory, in the launches of the gradient alone: a
+/// 3x3 stride-1 convolution (one phase), a 1x1 stride-2 shortcut (one launch that also writes
+/// the sums at the positions no tap reaches), and a padded one whose gradient is zero-filled
+/// first (then the add is a launch of its own). An addend of another shape is an error.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn an_addend_joins_the_input_gradients_kernel() {
+    let dev = gpu();
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        for (k, stride, pad, launches) in [(3, 1, 1, 1u64), (1, 2, 0, 1), (1, 2, 1, 3)] {
+            let what = format!("{dtype} {k}x{k} stride {stride} padding {pad}");
+            let x = randn(96, &[3, 16, 9, 9], dtype);
+            let spec = x
+                .unfold_spec("test", (k, k), (stride, stride), (pad, pad), (1, 1), 0.0)
+                .unwrap();
+            let (oh, ow) = spec.out_hw();
+            let on_gpu = |t: Tensor| t.to_device(&dev).unwrap();
+            let g = on_gpu(randn(97, &[3, 24, oh, ow], dtype));
+            let w = on_gpu(randn(98, &[24, 16, k, k], dtype));
+            let add = on_gpu(randn(99, &[3, 16, 9, 9], dtype));
+            let want = add.add(&input_grad(&g, &w, &spec, None).unwrap()).unwrap();
+            poison(&dev, x.elem_count() * dtype.size_in_bytes());
+            let before = kernel_launches(&dev);
+            let got = input_grad(&g, &w, &spec, Some(&add)).unwrap();
+            assert_eq!(kernel_launches(&dev) - before, launches, "{what}: kernels");
+            assert_eq!(bits(&got), bits(&want), "{what}: values");
+            let narrow = add.narrow(3, 0, 8).unwrap().contiguous().unwrap();
+            assert!(input_grad(&g, &w, &spec, Some(&narrow)).is_err(), "{what}");
+        }
+    }
+}
+
+/// A residual block's input on the GPU: the 3x3 convolution is recorded before the 1x1
+/// shortcut, so its rule finds the shortcut's gradient pending and its input-gradient kernel
+/// adds it; the input's gradient is bit for bit the GPU's sum of the two paths' gradients.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn a_residual_inputs_gradient_is_summed_in_the_kernel() {
+    let dev = gpu();
+    for (dtype, stride) in [(DType::F32, 1), (DType::F32, 2), (DType::F16, 2)] {
+        let on_gpu = |t: Tensor| t.to_device(&dev).unwrap();
+        let x = on_gpu(randn(100, &[2, 16, 9, 9], dtype));
+        let w3 = on_gpu(randn(101, &[8, 16, 3, 3], dtype));
+        let w1 = on_gpu(randn(102, &[8, 16, 1, 1], dtype));
+        let main = Conv2dConfig {
+            stride: (stride, stride),
+            padding: (1, 1),
+            ..Conv2dConfig::default()
+        };
+        let shortcut = Conv2dConfig {
+            stride: (stride, stride),
+            ..Conv2dConfig::default()
+        };
+        let grad = |paths: [bool; 2]| {
+            let x = x.detach().requires_grad_();
+            let ys: Vec<Tensor> = [(&w3, main), (&w1, shortcut)]
+                .into_iter()
+                .zip(paths)
+                .filter(|p| p.1)
+                .map(|((w, cfg), _)| x.conv2d(w, None, cfg).unwrap())
+                .collect();
+            let y = ys[1..].iter().fold(ys[0].clone(), |y, s| y.add(s).unwrap());
+            let probe = Tensor::arange(0.0, y.elem_count() as f64, 1.0, dtype, &dev)
+                .unwrap()
+                .reshape(y.shape().clone())
+                .unwrap()
+                .cos()
+                .unwrap();
+            y.backward_with(Some(probe), BackwardOptions::default())
+                .unwrap();
+            x.grad().unwrap()
+        };
+        let sum = grad([true, false]).add(&grad([false, true])).unwrap();
+        assert_eq!(
+            bits(&grad([true, true])),
+            bits(&sum),
+            "{dtype} stride {stride}"
+        );
     }
 }

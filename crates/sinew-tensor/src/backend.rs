@@ -760,8 +760,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// The input gradient of [`Backend::conv2d`] without a column buffer: from the `[n, o, oh,
     /// ow]` output gradient view `grad` and the `[o, c/groups, kh, kw]` weight view `w` (same
-    /// dtype), a contiguous `[n, c, h, w]` storage (`spec`'s input). `Ok(None)` where the
-    /// backend has no direct kernel for these operands.
+    /// dtype), a contiguous `[n, c, h, w]` storage (`spec`'s input), plus `add` when given (a
+    /// contiguous view of that shape and dtype, autograd's sum so far: binary add's values, the
+    /// gradient rounded and the sum rounded once). `Ok(None)` where the backend has no direct
+    /// kernel for these operands, whether or not `add` is given.
     ///
     /// Default: `Ok(None)`.
     fn conv2d_input_grad(
@@ -770,8 +772,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         w: (&dyn BackendStorage, &Layout),
         spec: &Unfold2d,
         groups: usize,
+        add: Option<(&dyn BackendStorage, &Layout)>,
     ) -> Result<Option<BoxedStorage>> {
-        let _ = (grad, w, spec, groups);
+        let _ = (grad, w, spec, groups, add);
         Ok(None)
     }
 

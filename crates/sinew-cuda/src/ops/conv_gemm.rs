@@ -7,7 +7,7 @@
 //! [`CudaBackend::set_conv_tf32`] allows it (the default), else on the SIMT kernel. The input
 //! gradient runs one launch per phase of the stride ([`super::conv_phase`]).
 
-use sinew_tensor::{DType, Error, Layout, Result, Unfold2d};
+use sinew_tensor::{BinaryOp, DType, Error, Layout, Result, Unfold2d};
 
 use super::conv_phase::{Phase, dgrad_phases};
 use super::{LaunchConfig, cast};
@@ -40,6 +40,9 @@ pub(crate) struct ConvArgs {
     dense_offset: u64,
     /// The forward's bias `[o]` (device address), or 0 for none.
     bias: u64,
+    /// The input gradient's addend: a contiguous `[n, c, h, w]` of the dtype added to the
+    /// gradient (autograd's sum so far, device address), or 0 for none.
+    add: u64,
 }
 
 impl ConvArgs {
@@ -171,6 +174,7 @@ impl ConvShape {
             view_offset: 0,
             dense_offset: 0,
             bias: 0,
+            add: 0,
         };
         for (slot, &size) in args.sizes.iter_mut().zip(&sizes) {
             *slot = u32::try_from(size).map_err(|_| big())?;
@@ -349,14 +353,16 @@ pub(crate) fn conv2d(
 }
 
 /// The input gradient `[n, c, h, w]` (contiguous, `spec`'s input) of a convolution with the
-/// `[o, c/groups, kh, kw]` view `w`, from the `[n, o, oh, ow]` output gradient view `g`; `None`
-/// where [`conv2d`] would be `None`.
+/// `[o, c/groups, kh, kw]` view `w`, from the `[n, o, oh, ow]` output gradient view `g`, plus
+/// `add` (a contiguous view of that shape and dtype) when given, in the kernel's store (binary
+/// add's values); `None` where [`conv2d`] would be `None`.
 pub(crate) fn conv2d_input_grad(
     dev: &CudaBackend,
     g: (&CudaStorage, &Layout),
     w: (&CudaStorage, &Layout),
     spec: &Unfold2d,
     groups: usize,
+    add: Option<(&CudaStorage, &Layout)>,
 ) -> Result<Option<CudaStorage>> {
     const OP: &str = "conv2d input gradient";
     let dtype = g.0.dtype_of();
@@ -378,14 +384,28 @@ pub(crate) fn conv2d_input_grad(
             ),
         ));
     }
+    let add_ptr = match add {
+        None => 0,
+        Some((a, l)) => {
+            same_dtype(OP, dtype, a)?;
+            match l.contiguous_offset() {
+                Some((start, end)) if l.dims() == input && end <= a.elem_count() => a.ptr_at(start),
+                _ => {
+                    let why = format!("the gradient to add {} is not a dense {input:?}", l.shape());
+                    return Err(Error::invalid(OP, why));
+                }
+            }
+        }
+    };
     let total = input.iter().product::<usize>();
-    // One launch per phase with taps; positions no tap reaches are zeros, written by the launch
-    // of the only phase with taps when it starts at (0, 0) (its step blocks cover the input),
-    // else filled first.
+    // One launch per phase with taps; positions no tap reaches are zeros (plus the addend),
+    // written by the launch of the only phase with taps when it starts at (0, 0) (its step
+    // blocks cover the input), else filled first (and the addend added after).
     let phases = dgrad_phases(spec);
     let tapped: Vec<&Phase> = phases.iter().filter(|p| p.has_taps()).collect();
     let zero_rest = tapped.len() < phases.len() && tapped.len() == 1 && tapped[0].start == (0, 0);
-    let out = if tapped.len() == phases.len() || zero_rest {
+    let covered = tapped.len() == phases.len() || zero_rest;
+    let out = if covered {
         dev.alloc(dtype, total)?
     } else {
         dev.zeros(dtype, total)?
@@ -407,9 +427,16 @@ pub(crate) fn conv2d_input_grad(
         };
         let mut args = args.with_phase(phase);
         args.zero_rest = u32::from(zero_rest);
+        args.add = if covered { add_ptr } else { 0 };
         dev.launch(&kernel, cfg, kernel_args![gp, wp, xp, args])?;
     }
-    Ok(Some(out))
+    match add {
+        Some((a, l)) if !covered => {
+            let dense = Layout::contiguous(input);
+            super::binary::binary(dev, BinaryOp::Add, a, l, &out, &dense).map(Some)
+        }
+        _ => Ok(Some(out)),
+    }
 }
 
 #[cfg(test)]
@@ -418,7 +445,7 @@ mod tests {
 
     #[test]
     fn conv_args_match_the_c_layout() {
-        assert_eq!(std::mem::size_of::<ConvArgs>(), 128 + 56);
+        assert_eq!(std::mem::size_of::<ConvArgs>(), 128 + 64);
         assert_eq!(std::mem::offset_of!(ConvArgs, vector), 72);
         assert_eq!(std::mem::offset_of!(ConvArgs, narrow), 76);
         assert_eq!(std::mem::offset_of!(ConvArgs, phase), 80);
@@ -426,5 +453,6 @@ mod tests {
         assert_eq!(std::mem::offset_of!(ConvArgs, view_strides), 128);
         assert_eq!(std::mem::offset_of!(ConvArgs, dense_offset), 168);
         assert_eq!(std::mem::offset_of!(ConvArgs, bias), 176);
+        assert_eq!(std::mem::offset_of!(ConvArgs, add), 184);
     }
 }

@@ -1,7 +1,9 @@
 //! The backward pass: walks the recorded nodes in reverse topological order, runs each rule,
-//! sums gradients per input, stores leaf (and retained) gradients and runs leaf hooks. Without
+//! sums gradients per input (or lets a rule take an input's sum so far and return the total),
+//! stores leaf (and retained) gradients and runs leaf hooks. Without
 //! `retain_graph` each node's saved tensors and closure are dropped once used.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use crate::{BackwardOptions, Error, Result, Tensor};
 /// Hashes the ids of metas (distinct counter values) with one multiplication: SipHash's
 /// flooding resistance buys nothing for them and was a visible share of a small backward.
 #[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -34,6 +36,10 @@ impl Hasher for IdHasher {
 
 /// Maps and sets keyed by meta ids.
 type Ids = BuildHasherDefault<IdHasher>;
+
+/// Backward's running sums: each meta's gradient so far, by meta id, until the meta's turn
+/// (rules may take an input's sum out, [`crate::BackwardCtx::take_pending_grad`]).
+pub(crate) type PendingGrads = RefCell<HashMap<u64, Tensor, Ids>>;
 
 /// Every meta reachable from `root` through tracked inputs, inputs before their users.
 fn topological_order(root: &Arc<Meta>) -> Result<Vec<Arc<Meta>>> {
@@ -177,10 +183,10 @@ pub(crate) fn backward(
     // Gradient rules work in the dtypes their forward saw, whatever the caller's scope.
     let _autocast = crate::autocast::autocast_off();
     let order = backward_order(topological_order(root_meta)?)?;
-    let mut grads: HashMap<u64, Tensor, Ids> = HashMap::default();
-    grads.insert(root_meta.id, seed);
+    let grads: PendingGrads = RefCell::default();
+    grads.borrow_mut().insert(root_meta.id, seed);
     for meta in &order {
-        let Some(grad) = grads.remove(&meta.id) else {
+        let Some(grad) = grads.borrow_mut().remove(&meta.id) else {
             continue;
         };
         if meta.keeps_grad() {
@@ -201,7 +207,7 @@ pub(crate) fn backward(
             (Some(live), _) | (None, Some(live)) => live,
             (None, None) => return Err(freed(node.op())),
         };
-        let ctx = live.ctx(node.op(), meta);
+        let ctx = live.ctx(node.op(), meta, &grads);
         let input_grads = (live.backward)(&ctx, &grad)?;
         if input_grads.len() != live.edges.len() {
             return Err(Error::invalid(
@@ -225,6 +231,7 @@ pub(crate) fn backward(
                     rhs: g.shape().clone(),
                 });
             }
+            let mut grads = grads.borrow_mut();
             let slot = grads.remove(&input.id);
             grads.insert(input.id, accumulate(slot, g)?);
         }
@@ -299,6 +306,59 @@ mod tests {
         // Gradients are unchanged by the order: d/dw2 = tanh(x * w1).
         let g2 = w2.grad().unwrap().to_vec::<f32>().unwrap();
         assert!((g2[0] - 0.5f32.tanh()).abs() < 1e-6 && (g2[1] - (-2.0f32).tanh()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_rule_that_takes_the_pending_gradient_returns_the_total() {
+        use crate::Save;
+        use std::sync::Mutex;
+        // y = identity(x) by a rule that takes x's pending gradient; loss = sum(3 * y) +
+        // sum(x²). x² is recorded last, so backward runs its rule first: the identity's rule
+        // finds 2x pending and returns 2x + 3.
+        let x = leaf(&[1.0, 2.0]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let y = Tensor::from_op(
+            x.detach(),
+            "identity",
+            &[&x],
+            Save::NOTHING,
+            move |ctx, g| {
+                let pending = ctx.take_pending_grad(0);
+                log.lock()
+                    .unwrap()
+                    .push(pending.as_ref().map(|p| p.to_vec::<f32>().unwrap()));
+                // Taken once: a second take finds nothing.
+                assert!(ctx.take_pending_grad(0).is_none());
+                Ok(vec![Some(match pending {
+                    Some(p) => p.add(g)?,
+                    None => g.clone(),
+                })])
+            },
+        );
+        let scaled = y.mul_scalar(3.0).unwrap().sum_all().unwrap();
+        let loss = scaled.add(&x.square().unwrap().sum_all().unwrap()).unwrap();
+        loss.backward().unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![Some(vec![2.0, 4.0])]);
+        assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![5.0, 7.0]);
+        // With no other user of x, nothing is pending.
+        let x = leaf(&[1.0, 2.0]);
+        let log = seen.clone();
+        let y = Tensor::from_op(
+            x.detach(),
+            "identity",
+            &[&x],
+            Save::NOTHING,
+            move |ctx, g| {
+                log.lock()
+                    .unwrap()
+                    .push(ctx.take_pending_grad(0).map(|_| vec![]));
+                Ok(vec![Some(g.clone())])
+            },
+        );
+        y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(seen.lock().unwrap().last(), Some(&None));
+        assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![1.0, 1.0]);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::autograd::engine::PendingGrads;
 use crate::autograd::meta::Meta;
 use crate::autograd::no_grad::is_grad_enabled;
 use crate::{DType, Error, Result, Shape, Tensor};
@@ -130,12 +131,14 @@ impl Edge {
     }
 }
 
-/// What a backward rule can read: the saved inputs and output, and every input's shape.
+/// What a backward rule can read: the saved inputs and output, every input's shape, and the
+/// gradients other users of its inputs have already contributed.
 pub struct BackwardCtx<'a> {
     pub(crate) op: &'static str,
     pub(crate) edges: &'a [Edge],
     pub(crate) output_meta: &'a Arc<Meta>,
     pub(crate) output: Option<&'a Saved>,
+    pending: &'a PendingGrads,
 }
 
 impl BackwardCtx<'_> {
@@ -186,6 +189,17 @@ impl BackwardCtx<'_> {
     pub fn needs_grad(&self, i: usize) -> bool {
         self.edges[i].tracked().is_some()
     }
+
+    /// The gradient of input `i` summed so far from its other users, taken out of backward's
+    /// running sum: the rule then owes the total, its own gradient for input `i` added to this
+    /// one (`pending + own`, the sum backward would have made), so a kernel can write the sum
+    /// in its epilogue instead of backward adding the two in a pass of their own (a residual
+    /// block's input: its shortcut's gradient and its first convolution's). `None` when no
+    /// other user has contributed yet or the input takes no gradient.
+    pub fn take_pending_grad(&self, i: usize) -> Option<Tensor> {
+        let input = self.edges[i].tracked()?;
+        self.pending.borrow_mut().remove(&input.id)
+    }
 }
 
 pub(crate) struct LiveNode {
@@ -199,12 +213,14 @@ impl LiveNode {
         &'a self,
         op: &'static str,
         output_meta: &'a Arc<Meta>,
+        pending: &'a PendingGrads,
     ) -> BackwardCtx<'a> {
         BackwardCtx {
             op,
             edges: &self.edges,
             output_meta,
             output: self.output.as_ref(),
+            pending,
         }
     }
 }

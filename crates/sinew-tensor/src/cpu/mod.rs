@@ -460,11 +460,14 @@ impl Backend for CpuBackend {
         w: (&dyn BackendStorage, &Layout),
         spec: &Unfold2d,
         groups: usize,
+        add: Option<(&dyn BackendStorage, &Layout)>,
     ) -> Result<Option<BoxedStorage>> {
         if groups != 1 {
             return Ok(None);
         }
-        let dx = gemm::col2im_grad::conv2d_input_grad_f32(cpu(grad.0), grad.1, cpu(w.0), w.1, spec);
+        let add = add.map(|(a, l)| (cpu(a), l));
+        let (g, w) = ((cpu(grad.0), grad.1), (cpu(w.0), w.1));
+        let dx = gemm::col2im_grad::conv2d_input_grad_f32(g.0, g.1, w.0, w.1, spec, add);
         let Some(dx) = dx else {
             return Ok(None);
         };

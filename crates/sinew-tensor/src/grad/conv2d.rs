@@ -74,7 +74,10 @@ impl Tensor {
                 };
                 let (x, w) = (ctx.input(0)?, ctx.input(1)?);
                 let need = (ctx.needs_grad(0), ctx.needs_grad(1));
-                let (dx, dw) = backward(&x, &w, g, need, &geo)?;
+                // The input's gradient from its other users (a residual block's shortcut) is
+                // added by the input-gradient kernel where it can.
+                let pending = ctx.take_pending_grad(0);
+                let (dx, dw) = backward(&x, &w, g, need, &geo, pending)?;
                 let mut grads = vec![dx, dw];
                 if has_bias {
                     grads.push(bias_grad(ctx.needs_grad(2), g)?);
@@ -305,6 +308,67 @@ mod tests {
         // 67 is prime: 8 per chunk and the rest.
         assert_eq!(chunks(67, 32), [8, 8, 8, 8, 8, 8, 8, 8, 3]);
         assert_eq!(chunks(0, 32), [0]);
+    }
+
+    #[test]
+    fn a_residual_inputs_gradient_is_the_bitwise_sum_of_its_paths() {
+        // A residual block's input: the 3x3 convolution is recorded before the 1x1 shortcut, so
+        // backward runs the shortcut's rule first and the 3x3 rule takes that gradient as
+        // pending and adds it (inside the CPU's f32 input-gradient kernel at stride 2; after
+        // the input gradient as a convolution at stride 1, and after col2im in f64).
+        let mut rng = Generator::new(31);
+        let cpu = Device::cpu();
+        for (dtype, stride) in [(DType::F32, 1), (DType::F32, 2), (DType::F64, 2)] {
+            let x = rng.randn([2, 16, 9, 9], dtype, &cpu).unwrap();
+            let w3 = rng.randn([8, 16, 3, 3], dtype, &cpu).unwrap();
+            let w1 = rng.randn([8, 16, 1, 1], dtype, &cpu).unwrap();
+            let main = Conv2dConfig {
+                stride: (stride, stride),
+                padding: (1, 1),
+                ..Conv2dConfig::default()
+            };
+            let shortcut = Conv2dConfig {
+                stride: (stride, stride),
+                ..Conv2dConfig::default()
+            };
+            // x's gradient through the 3x3 path, the shortcut, or both (summed by backward),
+            // from the same output gradient.
+            let grad = |paths: [bool; 2]| {
+                let x = x.detach().requires_grad_();
+                let ys: Vec<Tensor> = [(&w3, main), (&w1, shortcut)]
+                    .into_iter()
+                    .zip(paths)
+                    .filter(|p| p.1)
+                    .map(|((w, cfg), _)| x.conv2d(w, None, cfg).unwrap())
+                    .collect();
+                let y = ys[1..].iter().fold(ys[0].clone(), |y, s| y.add(s).unwrap());
+                let n = y.elem_count() as f64;
+                let weights = Tensor::arange(0.0, n, 1.0, dtype, &cpu)
+                    .unwrap()
+                    .cos()
+                    .unwrap();
+                let weights = weights.reshape(y.shape().clone()).unwrap();
+                y.mul(&weights)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                x.grad().unwrap()
+            };
+            let sum = grad([true, false]).add(&grad([false, true])).unwrap();
+            let both = grad([true, true]);
+            let (both, sum) = (both.to_vec_f64().unwrap(), sum.to_vec_f64().unwrap());
+            assert_eq!(both.len(), sum.len());
+            let differs = both
+                .iter()
+                .zip(&sum)
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(
+                differs, None,
+                "{dtype} stride {stride}: first differing element"
+            );
+        }
     }
 
     #[test]

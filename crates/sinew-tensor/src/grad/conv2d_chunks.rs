@@ -280,19 +280,54 @@ fn fused_weight_grad(x: &Tensor, g: &Tensor, geo: &Geometry) -> Result<Option<Te
 /// The input gradient from the backend's direct kernel ([`crate::Backend::conv2d_input_grad`]:
 /// on the CPU in f32 and one group the kernel that multiplies and folds image by image,
 /// `cpu::gemm::col2im_grad`; on a GPU an implicit GEMM), when no graph is recorded (the result
-/// is not differentiable); `None` where that path does not apply.
-fn fused_input_grad(g: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Option<Tensor>> {
+/// is not differentiable); `None` where that path does not apply. The kernel also adds
+/// `pending` (the input's gradient from its other users) when it is a contiguous tensor of the
+/// gradient's dtype and device, and then takes it out of `pending`.
+fn fused_input_grad(
+    g: &Tensor,
+    w: &Tensor,
+    geo: &Geometry,
+    pending: &mut Option<Tensor>,
+) -> Result<Option<Tensor>> {
     let recorded = crate::is_grad_enabled() && (w.requires_grad() || g.requires_grad());
     if recorded || w.device() != g.device() {
         return Ok(None);
     }
-    let backend = g.device().backend();
-    let dx = Tensor::with_storages([g, w], |[gs, ws]| {
-        backend.conv2d_input_grad((gs, g.layout()), (ws, w.layout()), &geo.spec, geo.groups)
-    })?;
     let s = &geo.spec;
-    dx.map(|dx| Tensor::from_storage(dx, [s.n, s.c, s.h, s.w], g.device().clone()))
+    let input = [s.n, s.c, s.h, s.w];
+    let add = pending.as_ref().filter(|p| {
+        p.dims() == input
+            && p.dtype() == g.dtype()
+            && p.device() == g.device()
+            && p.layout().is_contiguous()
+    });
+    let backend = g.device().backend();
+    let dx = match add {
+        None => Tensor::with_storages([g, w], |[gs, ws]| {
+            backend.conv2d_input_grad((gs, g.layout()), (ws, w.layout()), s, geo.groups, None)
+        })?,
+        Some(add) => Tensor::with_storages([g, w, add], |[gs, ws, adds]| {
+            let add = Some((adds, add.layout()));
+            backend.conv2d_input_grad((gs, g.layout()), (ws, w.layout()), s, geo.groups, add)
+        })?,
+    };
+    if dx.is_some() && add.is_some() {
+        *pending = None;
+    }
+    dx.map(|dx| Tensor::from_storage(dx, input, g.device().clone()))
         .transpose()
+}
+
+/// `pending + dx` (backward's sum, which the kernel did not make), or `dx`.
+fn with_pending(dx: Option<Tensor>, pending: Option<Tensor>) -> Result<Option<Tensor>> {
+    match (dx, pending) {
+        (Some(dx), Some(pending)) => pending.add(&dx).map(Some),
+        (None, Some(_)) => Err(crate::Error::invalid(
+            "conv2d backward",
+            "a pending input gradient without an input gradient",
+        )),
+        (dx, None) => Ok(dx),
+    }
 }
 
 /// The bias gradient of a convolution (or transposed convolution) from its `[n, out, oh, ow]`
@@ -301,13 +336,16 @@ pub(super) fn bias_grad(needed: bool, g: &Tensor) -> Result<Option<Tensor>> {
     needed.then(|| g.sum(&[0, 2, 3], false)).transpose()
 }
 
-/// Gradients of the input and the weight from the output gradient `g` `[n, out, oh, ow]`.
+/// Gradients of the input and the weight from the output gradient `g` `[n, out, oh, ow]`; the
+/// input's gradient plus `pending` (its sum from the input's other users, taken from backward's
+/// running sum) when given: `pending + dx`, in the input-gradient kernel where it can.
 pub(super) fn backward(
     x: &Tensor,
     w: &Tensor,
     g: &Tensor,
     need: (bool, bool),
     geo: &Geometry,
+    mut pending: Option<Tensor>,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let wm = geo.weight(w)?;
     let per_group = geo.out / geo.groups;
@@ -318,7 +356,7 @@ pub(super) fn backward(
         dxs.push(input_grad_as_conv(g, w, geo)?);
     }
     let dx_fused = need.0 && !dx_as_conv && {
-        let fused = fused_input_grad(g, w, geo)?;
+        let fused = fused_input_grad(g, w, geo, &mut pending)?;
         let found = fused.is_some();
         dxs.extend(fused);
         found
@@ -331,7 +369,7 @@ pub(super) fn backward(
     };
     let need_w = need.1 && fused_dw.is_none();
     if !need_w && !dx_cols {
-        return Ok((dxs.pop(), fused_dw));
+        return Ok((with_pending(dxs.pop(), pending)?, fused_dw));
     }
     for (start, len, spec) in geo.chunks() {
         // [len, out, oh, ow] to [out, len, oh, ow], i.e. [groups, out/groups, len*l].
@@ -361,6 +399,7 @@ pub(super) fn backward(
         }
     }
     let dx = if need.0 { Some(cat(dxs)?) } else { None };
+    let dx = with_pending(dx, pending)?;
     let dw = match fused_dw {
         Some(dw) => Some(dw),
         None => dw

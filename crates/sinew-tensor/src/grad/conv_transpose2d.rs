@@ -129,7 +129,7 @@ impl Tensor {
             // The adjoint convolution's input gradient, `self` as its output gradient (its
             // input, the first argument, is only asked for its device and dtype when no weight
             // gradient is wanted).
-            let (y, _) = backward(self, weight, self, (true, false), &geo)?;
+            let (y, _) = backward(self, weight, self, (true, false), &geo, None)?;
             let y = y.ok_or_else(|| Error::invalid(OP, "no input gradient was computed"))?;
             if let Some(b) = bias {
                 y.add_(&b.reshape([1, spec.c, 1, 1])?)?;
@@ -149,7 +149,7 @@ impl Tensor {
                     .then(|| g.conv2d(&w, None, cfg))
                     .transpose()?;
                 let dw = if ctx.needs_grad(1) {
-                    backward(g, &w, &x, (false, true), &geo)?.1
+                    backward(g, &w, &x, (false, true), &geo, None)?.1
                 } else {
                     None
                 };

@@ -19,7 +19,8 @@ use crate::{Error, Layout, Result, Shape};
 const OP: &str = "conv2d (input gradient)";
 
 /// The input gradient `[n, c, h, w]` of a one-group convolution of `spec` from the f32 output
-/// gradient `g` (`[n, out, oh, ow]`) and weight `w` (`[out, c, kh, kw]`). `None` where this
+/// gradient `g` (`[n, out, oh, ow]`) and weight `w` (`[out, c, kh, kw]`), plus `add` (an f32
+/// `[n, c, h, w]` view) when given, image by image while it is in the cache. `None` where this
 /// path does not apply (other dtypes, no packed kernel).
 pub(crate) fn conv2d_input_grad_f32(
     g: &CpuStorage,
@@ -27,6 +28,7 @@ pub(crate) fn conv2d_input_grad_f32(
     w: &CpuStorage,
     wl: &Layout,
     spec: &Unfold2d,
+    add: Option<(&CpuStorage, &Layout)>,
 ) -> Option<Result<Vec<f32>>> {
     let (CpuStorage::F32(gv), CpuStorage::F32(wv)) = (g, w) else {
         return None;
@@ -34,7 +36,32 @@ pub(crate) fn conv2d_input_grad_f32(
     if !super::packed_kernel_available() {
         return None;
     }
-    Some(input_grad(gv, gl, wv, wl, spec))
+    Some(input_grad(gv, gl, wv, wl, spec, add))
+}
+
+/// The values of `add` (an f32 view of the input's shape), contiguous.
+fn addend<'a>(
+    add: Option<(&'a CpuStorage, &Layout)>,
+    spec: &Unfold2d,
+) -> Result<Option<std::borrow::Cow<'a, [f32]>>> {
+    let Some((storage, layout)) = add else {
+        return Ok(None);
+    };
+    let input = [spec.n, spec.c, spec.h, spec.w];
+    match storage {
+        CpuStorage::F32(values) if layout.dims() == input => {
+            crate::cpu::contiguous_slice(OP, values, layout).map(Some)
+        }
+        _ => Err(Error::invalid(
+            OP,
+            format!(
+                "the gradient to add is {:?} {}, not f32 {:?}",
+                storage.dtype(),
+                layout.shape(),
+                input
+            ),
+        )),
+    }
 }
 
 fn input_grad(
@@ -43,6 +70,7 @@ fn input_grad(
     wv: &[f32],
     wl: &Layout,
     spec: &Unfold2d,
+    add: Option<(&CpuStorage, &Layout)>,
 ) -> Result<Vec<f32>> {
     let (oh, ow) = spec.check(OP)?;
     let &[gn, out, goh, gow] = gl.dims() else {
@@ -70,8 +98,13 @@ fn input_grad(
         op: OP,
         what: format!("the input gradient of {} images of {image}", spec.n),
     })?;
+    let add = addend(add, spec)?;
+    let add = add.as_deref();
     let mut dx = try_vec(OP, total, 0.0f32)?;
     if total == 0 || l == 0 || rows == 0 || out == 0 {
+        if let Some(add) = add {
+            dx.iter_mut().zip(add).for_each(|(d, a)| *d += a);
+        }
         return Ok(dx);
     }
     let (g, w) = (&g[..], &w[..]);
@@ -79,7 +112,7 @@ fn input_grad(
         return Err(Error::invalid(OP, "operands shorter than their shapes"));
     }
     let ranges = tap_ranges(spec, ow);
-    let add = add_assign_fn();
+    let add_assign = add_assign_fn();
     let blocks = rayon::current_num_threads().min(spec.n).max(1);
     let per = spec.n.div_ceil(blocks);
     // Images `[i0, i0 + len)` into `dx_block`, through one column buffer.
@@ -111,9 +144,13 @@ fn input_grad(
                 for ki in 0..kh {
                     for (kj, &range) in ranges.iter().enumerate() {
                         let row = &cols[(ch * taps + ki * kw + kj) * l..][..l];
-                        fold_row_with(dst, row, spec, ow, (ki, kj), range, add);
+                        fold_row_with(dst, row, spec, ow, (ki, kj), range, add_assign);
                     }
                 }
+            }
+            if let Some(add) = add {
+                let add_img = &add[(i0 + i) * image..][..image];
+                dx_img.iter_mut().zip(add_img).for_each(|(d, a)| *d += a);
             }
         }
         Ok(())
@@ -231,6 +268,7 @@ mod tests {
                 &w.to_vec::<f32>().unwrap(),
                 w.layout(),
                 &spec,
+                None,
             )
             .unwrap();
             assert_eq!(got.len(), want.len(), "{cfg:?}");
@@ -272,6 +310,7 @@ mod tests {
             &w.to_vec::<f32>().unwrap(),
             w.layout(),
             &spec,
+            None,
         );
         assert!(got.is_err());
     }
