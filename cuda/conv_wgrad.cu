@@ -209,10 +209,11 @@ __device__ __forceinline__ void wgrad_tc(const T *X, const T *G, float *P, const
 
 // After the block's partials are stored: in the last block of this weight tile (BM rows x 128
 // taps of group g) to arrive, dw = the sum of the tile's slices of P in order of the split,
-// rounded once to T.
+// rounded once to T; with `wide`, dw is f32 and holds that rounded value (the gradient of an f32
+// weight cast to T for the product, without the cast's own kernel).
 template <typename T>
-__device__ __forceinline__ void finish_tile(const float *P, T *dw, const ConvArgs &p, uint32_t bm, uint32_t splits,
-                                            unsigned long long *tickets) {
+__device__ __forceinline__ void finish_tile(const float *P, void *dw, uint32_t wide, const ConvArgs &p, uint32_t bm,
+                                            uint32_t splits, unsigned long long *tickets) {
     const uint32_t g = blockIdx.z / splits;
     const uint64_t tile = ((uint64_t)g * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
     if (!last_to_arrive(tickets, tile, splits)) return;
@@ -225,43 +226,50 @@ __device__ __forceinline__ void finish_tile(const float *P, T *dw, const ConvArg
         float acc = 0.0f;
 #pragma unroll 8
         for (uint32_t s = 0; s < splits; ++s) acc += fresh_load(P + s * slice + i);
-        dw[i] = Num<T>::down(acc);
+        const T rounded = Num<T>::down(acc);
+        if (wide)
+            static_cast<float *>(dw)[i] = (float)Num<T>::up(rounded);
+        else
+            static_cast<T *>(dw)[i] = rounded;
     }
     reset_ticket(tickets, tile);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2)
     conv_wgrad_f32(const float *X, const float *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits,
-                   float *dw, unsigned long long *tickets) {
+                   void *dw, uint32_t wide, unsigned long long *tickets) {
     if (p.narrow)
         wgrad_simt<2>(X, G, P, p, split_len, splits);
     else
         wgrad_simt<8>(X, G, P, p, split_len, splits);
-    finish_tile(P, dw, p, p.narrow ? 32u : 128u, splits, tickets);
+    finish_tile<float>(P, dw, wide, p, p.narrow ? 32u : 128u, splits, tickets);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)
     conv_wgrad_tf32_f32(const float *X, const float *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits,
-                        float *dw, unsigned long long *tickets) {
+                        void *dw, uint32_t wide, unsigned long long *tickets) {
     __shared__ __align__(128) float smem[ctf::SMEM_ELEMS];
     if (p.narrow)
         wgrad_tf32<1>(smem, X, G, P, p, split_len, splits);
     else
         wgrad_tf32<2>(smem, X, G, P, p, split_len, splits);
-    finish_tile(P, dw, p, p.narrow ? (uint32_t)ctf::Rows<1>::BM : (uint32_t)ctf::Rows<2>::BM, splits, tickets);
+    finish_tile<float>(P, dw, wide, p, p.narrow ? (uint32_t)ctf::Rows<1>::BM : (uint32_t)ctf::Rows<2>::BM, splits,
+                       tickets);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)
     conv_wgrad_f16(const __half *X, const __half *G, float *P, ConvArgs p, uint32_t split_len, uint32_t splits,
-                   __half *dw, unsigned long long *tickets) {
+                   void *dw, uint32_t wide, unsigned long long *tickets) {
     cgt::wgrad_tc<__half>(X, G, P, p, split_len, splits);
-    finish_tile(P, dw, p, p.narrow ? (uint32_t)cgt::Rows<1>::BM : (uint32_t)cgt::Rows<2>::BM, splits, tickets);
+    finish_tile<__half>(P, dw, wide, p, p.narrow ? (uint32_t)cgt::Rows<1>::BM : (uint32_t)cgt::Rows<2>::BM, splits,
+                        tickets);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2) conv_wgrad_bf16(const __nv_bfloat16 *X, const __nv_bfloat16 *G,
                                                                      float *P, ConvArgs p, uint32_t split_len,
-                                                                     uint32_t splits, __nv_bfloat16 *dw,
+                                                                     uint32_t splits, void *dw, uint32_t wide,
                                                                      unsigned long long *tickets) {
     cgt::wgrad_tc<__nv_bfloat16>(X, G, P, p, split_len, splits);
-    finish_tile(P, dw, p, p.narrow ? (uint32_t)cgt::Rows<1>::BM : (uint32_t)cgt::Rows<2>::BM, splits, tickets);
+    finish_tile<__nv_bfloat16>(P, dw, wide, p, p.narrow ? (uint32_t)cgt::Rows<1>::BM : (uint32_t)cgt::Rows<2>::BM,
+                               splits, tickets);
 }

@@ -745,7 +745,7 @@ impl Backend for CudaBackend {
         &self,
         x: (&dyn BackendStorage, &Layout),
         grad: (&dyn BackendStorage, &Layout),
-        weight_dims: &[usize],
+        weight: (&[usize], DType),
         spec: &Unfold2d,
         groups: usize,
     ) -> Result<Option<BoxedStorage>> {
@@ -754,7 +754,7 @@ impl Backend for CudaBackend {
             self,
             (cuda(x.0, loc)?, x.1),
             (cuda(grad.0, loc)?, grad.1),
-            weight_dims,
+            weight,
             spec,
             groups,
         )?;

@@ -373,18 +373,20 @@ fn weight_gradient_is_one_deterministic_kernel() {
     let cpu = Device::cpu();
     // One weight tile (16 filters x 72 taps) over 8,192 positions: split into several ranges.
     let w_dims = [16usize, 8, 3, 3];
-    let wgrad = |x: &Tensor, g: &Tensor, spec: &Unfold2d| {
+    let wgrad_in = |x: &Tensor, g: &Tensor, spec: &Unfold2d, out: DType| {
         let backend = x.device().backend();
         let dw = x
             .with_storage(|xs, xl| {
                 g.with_storage(|gs, gl| {
-                    backend.conv2d_weight_grad((xs, xl), (gs, gl), &w_dims, spec, 1)
+                    backend.conv2d_weight_grad((xs, xl), (gs, gl), (&w_dims, out), spec, 1)
                 })
             })
             .unwrap()
             .expect("a weight-gradient kernel");
         Tensor::from_storage(dw, w_dims, x.device().clone()).unwrap()
     };
+    let wgrad = |x: &Tensor, g: &Tensor, spec: &Unfold2d| wgrad_in(x, g, spec, x.dtype());
+    let bits = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
     for dtype in [DType::F32, DType::F16, DType::BF16] {
         let x = randn(90, &[32, 8, 16, 16], dtype);
         let g = randn(91, &[32, 16, 16, 16], dtype);
@@ -398,8 +400,21 @@ fn weight_gradient_is_one_deterministic_kernel() {
             let again = wgrad(&gx, &gg, &spec);
             assert_eq!(kernel_launches(&dev) - before, 1, "{dtype}: kernels");
             let again = again.to_device(&cpu).unwrap();
-            let bits = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
             assert_eq!(bits(&first), bits(&again), "{dtype}: run to run");
+        }
+        if dtype != DType::F32 {
+            // The gradient of an f32 weight cast down for the product: the same kernel writes
+            // its rounded values widened to f32 (no cast after it).
+            let before = kernel_launches(&dev);
+            let wide = wgrad_in(&gx, &gg, &spec, DType::F32);
+            assert_eq!(
+                kernel_launches(&dev) - before,
+                1,
+                "{dtype}: widened kernels"
+            );
+            let wide = wide.to_device(&cpu).unwrap();
+            assert_eq!(wide.dtype(), DType::F32);
+            assert_eq!(bits(&first), bits(&wide), "{dtype}: widened");
         }
         if dtype == DType::F32 {
             check("weight gradient", &wgrad(&x, &g, &spec), &first, 1e-3);

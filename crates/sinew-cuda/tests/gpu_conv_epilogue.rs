@@ -4,7 +4,9 @@
 //! the kernel cannot read in place (a strided view) takes the in-place add, with the same values.
 //! A ReLU after it (`conv2d_then`) joins the same kernel, with the bits of the convolution
 //! followed by `relu` and the same gradients. The input gradient's kernel adds autograd's sum so
-//! far (a residual block's shortcut gradient) in its store, with the bits of the separate add.
+//! far (a residual block's shortcut gradient) in its store, with the bits of the separate add;
+//! the weight-gradient kernel writes an f32 weight's gradient when the weight was cast down for
+//! the product (autocast), with the bits of the cast after it.
 
 #![cfg(feature = "cuda")]
 
@@ -237,5 +239,63 @@ fn a_residual_inputs_gradient_is_summed_in_the_kernel() {
             bits(&sum),
             "{dtype} stride {stride}"
         );
+    }
+}
+
+/// Autocast's form of a convolution, `conv2d(x16, w32.to_dtype(f16))`: backward launches the
+/// kernels of the convolution with an f16 leaf weight and no cast after, and the f32 weight's
+/// gradient is bit for bit that leaf's gradient converted to f32 (f16 and bf16). With a second
+/// use of the cast weight the cast runs (the uses' sum is in f16).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn a_cast_weights_gradient_comes_from_the_kernel_in_f32() {
+    let dev = gpu();
+    let cfg = Conv2dConfig {
+        padding: (1, 1),
+        ..Conv2dConfig::default()
+    };
+    for dtype in [DType::F16, DType::BF16] {
+        let x = randn(103, &[2, 8, 9, 9], dtype).to_device(&dev).unwrap();
+        let w32 = randn(104, &[16, 8, 3, 3], DType::F32)
+            .to_device(&dev)
+            .unwrap();
+        let probe = Tensor::arange(0.0, 2.0 * 16.0 * 81.0, 1.0, dtype, &dev)
+            .unwrap()
+            .reshape([2, 16, 9, 9])
+            .unwrap()
+            .cos()
+            .unwrap();
+        // The weight's gradient and backward's launches, from a leaf in `dtype` or a cast f32
+        // leaf, used `uses` times.
+        let run = |cast: bool, uses: usize| {
+            let w = w32.detach().requires_grad_();
+            let leaf = w.to_dtype(dtype).unwrap().detach().requires_grad_();
+            let used = if cast {
+                w.to_dtype(dtype).unwrap()
+            } else {
+                leaf.clone()
+            };
+            let mut y = x.conv2d(&used, None, cfg).unwrap();
+            if uses == 2 {
+                y = y.add(&x.conv2d(&used, None, cfg).unwrap()).unwrap();
+            }
+            let before = kernel_launches(&dev);
+            y.backward_with(Some(probe.clone()), BackwardOptions::default())
+                .unwrap();
+            let launches = kernel_launches(&dev) - before;
+            let grad = if cast { w.grad() } else { leaf.grad() };
+            (grad.unwrap(), launches)
+        };
+        run(false, 2); // loads the kernels and makes the weight gradient's tickets
+        for uses in [1, 2] {
+            let what = format!("{dtype} with {uses} uses");
+            let (leaf_grad, leaf_launches) = run(false, uses);
+            let (grad, launches) = run(true, uses);
+            assert_eq!(grad.dtype(), DType::F32, "{what}");
+            let casts = uses - 1; // the cast of the uses' f16 sum
+            assert_eq!(launches, leaf_launches + casts as u64, "{what}: kernels");
+            let want = leaf_grad.to_dtype(DType::F32).unwrap();
+            assert_eq!(bits(&grad), bits(&want), "{what}: values");
+        }
     }
 }

@@ -742,19 +742,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// The weight gradient of [`Backend::conv2d`] without a column buffer: from the input view
     /// `x` and the `[n, o, oh, ow]` output gradient view `grad` (same dtype), a contiguous
-    /// storage of `weight_dims` (`[o, c/groups, kh, kw]`). `Ok(None)` where the backend has no
-    /// direct kernel for these operands.
+    /// storage of `weight`'s dims (`[o, c/groups, kh, kw]`) and dtype: the operands', or a wider
+    /// float holding the values rounded to theirs (an f32 weight's, cast down for the product:
+    /// [`crate::BackwardCtx::cast_from_dtype`]). `Ok(None)` where the backend has no direct
+    /// kernel for these operands and dtype.
     ///
     /// Default: `Ok(None)`.
     fn conv2d_weight_grad(
         &self,
         x: (&dyn BackendStorage, &Layout),
         grad: (&dyn BackendStorage, &Layout),
-        weight_dims: &[usize],
+        weight: (&[usize], DType),
         spec: &Unfold2d,
         groups: usize,
     ) -> Result<Option<BoxedStorage>> {
-        let _ = (x, grad, weight_dims, spec, groups);
+        let _ = (x, grad, weight, spec, groups);
         Ok(None)
     }
 

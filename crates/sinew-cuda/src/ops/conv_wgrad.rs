@@ -25,13 +25,13 @@ fn splits(cols: usize, tiles: usize, multiprocessors: usize) -> (usize, usize) {
 
 /// The gradient of the `[o, c/groups, kh, kw]` weight of `w_dims` from the `[n, c, h, w]` input
 /// view `x` and the `[n, o, oh, ow]` output gradient view `g`: a fresh contiguous storage of
-/// `g`'s dtype; `None` for dtypes without a kernel or when switched off
-/// ([`CudaBackend::set_implicit_gemm_conv`]).
+/// `out` dtype, `g`'s or f32 (f16/bf16 operands: their rounded values, widened); `None` for
+/// dtypes without a kernel or when switched off ([`CudaBackend::set_implicit_gemm_conv`]).
 pub(crate) fn conv2d_weight_grad(
     dev: &CudaBackend,
     x: (&CudaStorage, &Layout),
     g: (&CudaStorage, &Layout),
-    w_dims: &[usize],
+    (w_dims, out_dtype): (&[usize], DType),
     spec: &Unfold2d,
     groups: usize,
 ) -> Result<Option<CudaStorage>> {
@@ -41,6 +41,9 @@ pub(crate) fn conv2d_weight_grad(
     let Some(kernel) = applicable(dev, spec, names::conv_wgrad(dtype, tf32)) else {
         return Ok(None);
     };
+    if out_dtype != dtype && out_dtype != DType::F32 {
+        return Ok(None);
+    }
     same_dtype(OP, dtype, x.0)?;
     let shape = ConvShape::new(OP, x.1.dims(), w_dims, spec, groups)?;
     let (oh, ow) = spec.out_hw();
@@ -56,9 +59,9 @@ pub(crate) fn conv2d_weight_grad(
     }
     let total = shape.out * shape.taps;
     if total == 0 || shape.cols == 0 {
-        return super::cast::full(dev, dtype, total, 0.0).map(Some);
+        return super::cast::full(dev, out_dtype, total, 0.0).map(Some);
     }
-    let out = dev.alloc(dtype, total)?;
+    let out = dev.alloc(out_dtype, total)?;
     let mut copied = None;
     let (gst, g_offset) = contiguous(dev, g, &mut copied)?;
     let per_group = shape.out / groups;
@@ -76,10 +79,11 @@ pub(crate) fn conv2d_weight_grad(
     let (len32, count32) = (count_u32(OP, split_len)?, count_u32(OP, count)?);
     let (xp, gp, pp) = (x.0.device_ptr(), gst.device_ptr(), partials.device_ptr());
     let (op, tp) = (out.device_ptr(), tickets.device_ptr());
+    let wide = u32::from(out_dtype != dtype);
     dev.launch(
         &kernel,
         cfg,
-        kernel_args![xp, gp, pp, args, len32, count32, op, tp],
+        kernel_args![xp, gp, pp, args, len32, count32, op, wide, tp],
     )?;
     Ok(Some(out))
 }

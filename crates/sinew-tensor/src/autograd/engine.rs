@@ -37,9 +37,17 @@ impl Hasher for IdHasher {
 /// Maps and sets keyed by meta ids.
 type Ids = BuildHasherDefault<IdHasher>;
 
-/// Backward's running sums: each meta's gradient so far, by meta id, until the meta's turn
-/// (rules may take an input's sum out, [`crate::BackwardCtx::take_pending_grad`]).
-pub(crate) type PendingGrads = RefCell<HashMap<u64, Tensor, Ids>>;
+/// What rules may learn of the backward in progress beyond their own node.
+pub(crate) struct Running {
+    /// Each meta's gradient so far, by meta id, until the meta's turn (rules may take an
+    /// input's sum out, [`crate::BackwardCtx::take_pending_grad`]).
+    pub(crate) pending: RefCell<HashMap<u64, Tensor, Ids>>,
+    /// How many recorded uses each meta has in the graph being walked, by meta id.
+    pub(crate) users: UseCounts,
+}
+
+/// How many recorded uses each meta has in a graph, by meta id.
+pub(crate) type UseCounts = HashMap<u64, usize, Ids>;
 
 /// Every meta reachable from `root` through tracked inputs, inputs before their users.
 fn topological_order(root: &Arc<Meta>) -> Result<Vec<Arc<Meta>>> {
@@ -72,7 +80,8 @@ fn topological_order(root: &Arc<Meta>) -> Result<Vec<Arc<Meta>>> {
 /// as PyTorch's engine does. Backward then reaches each layer's parameters right after that
 /// layer's gradient rule, so their hooks (the data-parallel all-reduce) start while the earlier
 /// layers are still to compute, instead of all at the end.
-fn backward_order(metas: Vec<Arc<Meta>>) -> Result<Vec<Arc<Meta>>> {
+/// Also returns how many uses each meta has (its users' edges to it).
+fn backward_order(metas: Vec<Arc<Meta>>) -> Result<(Vec<Arc<Meta>>, UseCounts)> {
     use std::collections::BinaryHeap;
     let index: HashMap<u64, usize, Ids> =
         metas.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
@@ -93,6 +102,11 @@ fn backward_order(metas: Vec<Arc<Meta>>) -> Result<Vec<Arc<Meta>>> {
         }
         inputs.push(ins);
     }
+    let users = metas
+        .iter()
+        .zip(&waiting)
+        .map(|(m, &n)| (m.id, n))
+        .collect();
     let priority = |i: usize| (metas[i].node.is_none(), metas[i].id, i);
     let mut ready: BinaryHeap<(bool, u64, usize)> = (0..metas.len())
         .filter(|&i| waiting[i] == 0)
@@ -108,7 +122,7 @@ fn backward_order(metas: Vec<Arc<Meta>>) -> Result<Vec<Arc<Meta>>> {
             }
         }
     }
-    Ok(order)
+    Ok((order, users))
 }
 
 fn accumulate(slot: Option<Tensor>, grad: Tensor) -> Result<Tensor> {
@@ -182,8 +196,12 @@ pub(crate) fn backward(
     };
     // Gradient rules work in the dtypes their forward saw, whatever the caller's scope.
     let _autocast = crate::autocast::autocast_off();
-    let order = backward_order(topological_order(root_meta)?)?;
-    let grads: PendingGrads = RefCell::default();
+    let (order, users) = backward_order(topological_order(root_meta)?)?;
+    let running = Running {
+        pending: RefCell::default(),
+        users,
+    };
+    let grads = &running.pending;
     grads.borrow_mut().insert(root_meta.id, seed);
     for meta in &order {
         let Some(grad) = grads.borrow_mut().remove(&meta.id) else {
@@ -207,7 +225,7 @@ pub(crate) fn backward(
             (Some(live), _) | (None, Some(live)) => live,
             (None, None) => return Err(freed(node.op())),
         };
-        let ctx = live.ctx(node.op(), meta, &grads);
+        let ctx = live.ctx(node.op(), meta, &running);
         let input_grads = (live.backward)(&ctx, &grad)?;
         if input_grads.len() != live.edges.len() {
             return Err(Error::invalid(
@@ -359,6 +377,73 @@ mod tests {
         y.sum_all().unwrap().backward().unwrap();
         assert_eq!(seen.lock().unwrap().last(), Some(&None));
         assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn a_rule_may_return_a_cast_inputs_gradient_in_the_source_dtype() {
+        use crate::{DType, Save};
+        use std::sync::Mutex;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        // The gradient of w (f32) through `to_dtype(to)` and an op that doubles its input,
+        // whose rule widens its gradient where `cast_from_dtype` allows; `uses` uses of the
+        // cast, the cast's gradient retained or not.
+        let run = |to: DType, uses: usize, retain: bool| {
+            let w = leaf(&[1.5, -2.0]).to_dtype(DType::F64).unwrap();
+            let w = w.detach().requires_grad_();
+            let cast = w.to_dtype(to).unwrap();
+            if retain {
+                cast.retain_grad().unwrap();
+            }
+            let log = seen.clone();
+            let double = |x: &Tensor| {
+                let log = log.clone();
+                let out = x.mul_scalar(2.0).unwrap();
+                Tensor::from_op(out, "double", &[x], Save::NOTHING, move |ctx, g| {
+                    let wide = ctx.cast_from_dtype(0);
+                    log.lock().unwrap().push(wide);
+                    let g = g.mul_scalar(2.0)?;
+                    Ok(vec![Some(match wide {
+                        Some(dtype) => g.to_dtype(dtype)?,
+                        None => g,
+                    })])
+                })
+            };
+            let y = (1..uses).fold(double(&cast), |y, _| y.add(&double(&cast)).unwrap());
+            y.sum_all().unwrap().backward().unwrap();
+            let grad = w.grad().unwrap();
+            assert_eq!(grad.dtype(), DType::F64);
+            grad.to_vec::<f64>().unwrap()
+        };
+        let expect = |got: Vec<f64>, want: Vec<f64>, wide: Vec<Option<DType>>| {
+            assert_eq!(got, want);
+            assert_eq!(std::mem::take(&mut *seen.lock().unwrap()), wide);
+        };
+        // One use of an f64 -> f32 cast: the rule may answer in f64.
+        expect(
+            run(DType::F32, 1, false),
+            vec![2.0, 2.0],
+            vec![Some(DType::F64)],
+        );
+        // Two uses (their sum is in f32), or the cast's gradient retained (in f32): not allowed.
+        expect(run(DType::F32, 2, false), vec![4.0, 4.0], vec![None, None]);
+        expect(run(DType::F32, 1, true), vec![2.0, 2.0], vec![None]);
+        // A cast to a wider dtype: its gradient rounds, so the rule must not answer for it.
+        let w = leaf(&[1.0]);
+        let cast = w.to_dtype(DType::F64).unwrap();
+        let log = seen.clone();
+        let y = Tensor::from_op(
+            cast.clone(),
+            "id",
+            &[&cast],
+            Save::NOTHING,
+            move |ctx, g| {
+                log.lock().unwrap().push(ctx.cast_from_dtype(0));
+                Ok(vec![Some(g.clone())])
+            },
+        );
+        y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(w.grad().unwrap().dtype(), DType::F32);
+        expect(vec![], vec![], vec![None]);
     }
 
     #[test]

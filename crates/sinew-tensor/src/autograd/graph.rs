@@ -9,10 +9,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::autograd::engine::PendingGrads;
+use crate::autograd::engine::Running;
 use crate::autograd::meta::Meta;
 use crate::autograd::no_grad::is_grad_enabled;
 use crate::{DType, Error, Result, Shape, Tensor};
+
+/// The op name of a dtype conversion ([`Tensor::to_dtype`]).
+pub(crate) const CAST: &str = "to_dtype";
 
 /// A backward rule: given the context and the gradient of the output, one gradient per input.
 pub type BackwardFn =
@@ -138,7 +141,7 @@ pub struct BackwardCtx<'a> {
     pub(crate) edges: &'a [Edge],
     pub(crate) output_meta: &'a Arc<Meta>,
     pub(crate) output: Option<&'a Saved>,
-    pending: &'a PendingGrads,
+    running: &'a Running,
 }
 
 impl BackwardCtx<'_> {
@@ -198,7 +201,29 @@ impl BackwardCtx<'_> {
     /// other user has contributed yet or the input takes no gradient.
     pub fn take_pending_grad(&self, i: usize) -> Option<Tensor> {
         let input = self.edges[i].tracked()?;
-        self.pending.borrow_mut().remove(&input.id)
+        self.running.pending.borrow_mut().remove(&input.id)
+    }
+
+    /// The dtype input `i` was cast from, where the rule may return input `i`'s gradient in
+    /// that dtype, holding its values rounded to input `i`'s dtype (so that the kernel making
+    /// the gradient writes the cast's result, autocast's f32 weight gradient, and the cast's
+    /// rule passes it on unchanged): when input `i` is the result of `to_dtype` from a wider
+    /// float (every value of input `i`'s dtype exact in it), this op is its only use, it does
+    /// not retain its gradient, and no graph of the backward is recorded. `None` otherwise;
+    /// the gradient in input `i`'s dtype is always right.
+    pub fn cast_from_dtype(&self, i: usize) -> Option<DType> {
+        let edge = &self.edges[i];
+        let input = edge.tracked()?;
+        let node = input.node.as_ref()?;
+        let only_use = self.running.users.get(&input.id) == Some(&1);
+        if is_grad_enabled() || input.keeps_grad() || !only_use || node.op() != CAST {
+            return None;
+        }
+        let from = node.input_dtype(0)?;
+        let exact = from.is_float()
+            && edge.dtype.is_float()
+            && from.size_in_bytes() > edge.dtype.size_in_bytes();
+        exact.then_some(from)
     }
 }
 
@@ -213,14 +238,14 @@ impl LiveNode {
         &'a self,
         op: &'static str,
         output_meta: &'a Arc<Meta>,
-        pending: &'a PendingGrads,
+        running: &'a Running,
     ) -> BackwardCtx<'a> {
         BackwardCtx {
             op,
             edges: &self.edges,
             output_meta,
             output: self.output.as_ref(),
-            pending,
+            running,
         }
     }
 }
@@ -234,6 +259,12 @@ pub(crate) struct Node {
 impl Node {
     pub(crate) fn op(&self) -> &'static str {
         self.op
+    }
+
+    /// The dtype of input `i` (`None` once the node is freed).
+    pub(crate) fn input_dtype(&self, i: usize) -> Option<DType> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.as_ref()?.edges.get(i).map(|e| e.dtype)
     }
 
     /// The metas of the inputs that need a gradient.

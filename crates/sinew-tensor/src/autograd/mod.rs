@@ -15,6 +15,7 @@ mod meta;
 mod no_grad;
 mod parameter;
 
+pub(crate) use graph::CAST;
 pub use graph::{BackwardCtx, BackwardFn, BackwardOptions, Save};
 pub(crate) use meta::Meta;
 pub use meta::{GradHook, HookHandle};

@@ -438,12 +438,11 @@ impl Backend for CpuBackend {
         &self,
         x: (&dyn BackendStorage, &Layout),
         grad: (&dyn BackendStorage, &Layout),
-        weight_dims: &[usize],
+        (_, dtype): (&[usize], DType),
         spec: &Unfold2d,
         groups: usize,
     ) -> Result<Option<BoxedStorage>> {
-        let _ = weight_dims;
-        if groups != 1 {
+        if groups != 1 || dtype != DType::F32 {
             return Ok(None);
         }
         let dw =

@@ -13,9 +13,11 @@ impl Tensor {
             });
         }
         let out = untracked(|| self.to_dtype_untracked(dtype))?;
+        // A rule that knew the gradient would be converted back may have returned it in the
+        // input's dtype already ([`crate::BackwardCtx::cast_from_dtype`]): then no conversion.
         Ok(Tensor::from_op(
             out,
-            "to_dtype",
+            crate::autograd::CAST,
             &[self],
             Save::NOTHING,
             |ctx, g| Ok(vec![Some(g.to_dtype(ctx.input_dtype(0))?)]),

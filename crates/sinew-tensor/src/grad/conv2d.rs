@@ -74,10 +74,9 @@ impl Tensor {
                 };
                 let (x, w) = (ctx.input(0)?, ctx.input(1)?);
                 let need = (ctx.needs_grad(0), ctx.needs_grad(1));
-                // The input's gradient from its other users (a residual block's shortcut) is
-                // added by the input-gradient kernel where it can.
-                let pending = ctx.take_pending_grad(0);
-                let (dx, dw) = backward(&x, &w, g, need, &geo, pending)?;
+                // Also the input's gradient from its other users (a residual block's shortcut),
+                // and the weight's in the dtype it was cast from (autocast's f32 weight).
+                let (dx, dw) = backward(&x, &w, g, need, &geo, Some(ctx))?;
                 let mut grads = vec![dx, dw];
                 if has_bias {
                     grads.push(bias_grad(ctx.needs_grad(2), g)?);

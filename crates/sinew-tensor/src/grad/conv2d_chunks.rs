@@ -18,7 +18,7 @@
 //! packing (`cpu::gemm::im2col_grad`) and the other input gradients multiply and fold image by
 //! image (`cpu::gemm::col2im_grad`). On a GPU: implicit GEMMs that never store the columns.
 
-use crate::{Activation, Conv2dConfig, Result, Tensor, UnaryOp, Unfold2d};
+use crate::{Activation, BackwardCtx, Conv2dConfig, DType, Result, Tensor, UnaryOp, Unfold2d};
 
 /// Most bytes of im2col columns unfolded at once.
 pub(super) const CHUNK_BYTES: usize = 10 << 20;
@@ -255,8 +255,15 @@ fn input_grad_as_conv(g: &Tensor, w: &Tensor, geo: &Geometry) -> Result<Tensor> 
 /// The weight gradient from the backend's direct kernel ([`crate::Backend::conv2d_weight_grad`]:
 /// on the CPU in f32 and one group the kernel that makes the columns and reads `g` while
 /// packing, `cpu::gemm::im2col_grad`; on a GPU an implicit GEMM), when no graph is recorded
-/// (the result is not differentiable); `None` where that path does not apply.
-fn fused_weight_grad(x: &Tensor, g: &Tensor, geo: &Geometry) -> Result<Option<Tensor>> {
+/// (the result is not differentiable), in `dtype` where the backend writes it (the weight's
+/// source dtype before a cast, see [`crate::BackwardCtx::cast_from_dtype`]), else in the
+/// operands'; `None` where that path does not apply.
+fn fused_weight_grad(
+    x: &Tensor,
+    g: &Tensor,
+    geo: &Geometry,
+    dtype: DType,
+) -> Result<Option<Tensor>> {
     let recorded = crate::is_grad_enabled() && (x.requires_grad() || g.requires_grad());
     if recorded || x.device() != g.device() {
         return Ok(None);
@@ -264,15 +271,16 @@ fn fused_weight_grad(x: &Tensor, g: &Tensor, geo: &Geometry) -> Result<Option<Te
     let (kh, kw) = geo.spec.kernel;
     let dims = [geo.out, geo.spec.c / geo.groups, kh, kw];
     let backend = x.device().backend();
-    let dw = Tensor::with_storages([x, g], |[xs, gs]| {
-        backend.conv2d_weight_grad(
-            (xs, x.layout()),
-            (gs, g.layout()),
-            &dims,
-            &geo.spec,
-            geo.groups,
-        )
-    })?;
+    let run = |dtype| {
+        Tensor::with_storages([x, g], |[xs, gs]| {
+            let (x, g) = ((xs, x.layout()), (gs, g.layout()));
+            backend.conv2d_weight_grad(x, g, (&dims, dtype), &geo.spec, geo.groups)
+        })
+    };
+    let dw = match run(dtype)? {
+        None if dtype != g.dtype() => run(g.dtype())?,
+        dw => dw,
+    };
     dw.map(|dw| Tensor::from_storage(dw, dims, x.device().clone()))
         .transpose()
 }
@@ -336,17 +344,22 @@ pub(super) fn bias_grad(needed: bool, g: &Tensor) -> Result<Option<Tensor>> {
     needed.then(|| g.sum(&[0, 2, 3], false)).transpose()
 }
 
-/// Gradients of the input and the weight from the output gradient `g` `[n, out, oh, ow]`; the
-/// input's gradient plus `pending` (its sum from the input's other users, taken from backward's
-/// running sum) when given: `pending + dx`, in the input-gradient kernel where it can.
+/// Gradients of the input and the weight from the output gradient `g` `[n, out, oh, ow]`. With
+/// the context of a convolution's rule (input 0 the input, input 1 the weight), the input's
+/// gradient includes its sum so far from the input's other users
+/// ([`crate::BackwardCtx::take_pending_grad`]: `pending + dx`, in the input-gradient kernel
+/// where it can), and the weight's comes in the dtype it was cast from where the kernel writes
+/// that ([`crate::BackwardCtx::cast_from_dtype`]).
 pub(super) fn backward(
     x: &Tensor,
     w: &Tensor,
     g: &Tensor,
     need: (bool, bool),
     geo: &Geometry,
-    mut pending: Option<Tensor>,
+    ctx: Option<&BackwardCtx<'_>>,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let mut pending = ctx.and_then(|c| c.take_pending_grad(0));
+    let dw_dtype = ctx.and_then(|c| c.cast_from_dtype(1)).unwrap_or(w.dtype());
     let wm = geo.weight(w)?;
     let per_group = geo.out / geo.groups;
     let l = geo.hw.0 * geo.hw.1;
@@ -363,7 +376,7 @@ pub(super) fn backward(
     };
     let dx_cols = need.0 && !dx_as_conv && !dx_fused;
     let fused_dw = if need.1 {
-        fused_weight_grad(x, g, geo)?
+        fused_weight_grad(x, g, geo, dw_dtype)?
     } else {
         None
     };
