@@ -46,7 +46,7 @@ LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda --features
 # runs them in grid order, where the last to arrive is always the last in the grid.
 for order in shuffle reverse; do
     SINEW_EMU_BLOCK_ORDER=$order LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda \
-        --features "$features" --test gpu_channel --test gpu_xent --test gpu_index \
+        --features "$features" --test gpu_channel --test gpu_xent --test gpu_index --test gpu_conv_epilogue \
         --test gpu_running_stats -- --include-ignored --test-threads=1
     SINEW_EMU_BLOCK_ORDER=$order LD_LIBRARY_PATH="$PWD/target/cuda-emu/lib64" cargo test -p sinew-cuda \
         --features "$features" --test gpu_conv -- --include-ignored --test-threads=1 weight_gradient

@@ -35,6 +35,7 @@ struct ConvArgs {
     uint64_t dense_offset;        // the dense operand's first element
     uint64_t bias;                // the forward's bias [o] (the operands' type), or 0 for none
     uint64_t add;                 // conv_gemm_dgrad: a dense [n, c, h, w] added to the gradient, or 0
+    uint64_t first_slice;         // conv_wgrad: split 0's partials (the f32 weight gradient itself), or 0
 };
 
 // A tap of an inner sum: channel (within the group) and kernel row and column.

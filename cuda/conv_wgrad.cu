@@ -4,7 +4,8 @@
 // with cols the im2col columns of the input, read from the input view while loading a tile
 // (never stored). The positions are split into `splits` ranges of `split_len` (blockIdx.z =
 // g * splits + s) so that small weights still fill the GPU; each range's f32 product goes to its
-// own slice of the workspace P [splits, o, taps]. The last block of a weight tile to arrive
+// own slice of the workspace P [splits, o, taps] (split 0's in the output itself when that is f32,
+// ConvArgs.first_slice). The last block of a weight tile to arrive
 // (tickets.cuh; one counter a tile) adds the tile's slices in order of the split (so the sum does
 // not depend on which block finished last) and rounds once to the weight's dtype: one kernel.
 // The strided view is the input, the dense operand the contiguous [n, o, oh, ow] output gradient.
@@ -49,10 +50,20 @@ __device__ __forceinline__ Split split_of(const ConvArgs &p, uint32_t split_len,
     return Split{g, s, begin, end};
 }
 
-// Stores one partial of row o (output channel within the group) and tap column k.
-__device__ __forceinline__ void store_partial(float *P, const ConvArgs &p, const Split &sp, uint32_t o, uint32_t k,
-                                              float v) {
-    if (o < p.og && k < p.taps) P[((uint64_t)sp.s * p.og * p.groups + (uint64_t)sp.g * p.og + o) * p.taps + k] = v;
+// Split s's slice [o, taps] of the partial products: at ConvArgs.first_slice for split 0 when set
+// (the f32 weight gradient itself: the last block of a tile reads each element's partials before
+// it writes the element), the others after it in P; else every slice in P.
+__device__ __forceinline__ float *partial_slice(float *P, const ConvArgs &p, uint32_t s) {
+    const uint64_t slice = (uint64_t)p.og * p.groups * p.taps;
+    if (p.first_slice == 0) return P + s * slice;
+    return s == 0 ? reinterpret_cast<float *>(p.first_slice) : P + (s - 1) * slice;
+}
+
+// Stores one partial of row o (output channel within the group) and tap column k in the block's
+// slice (partial_slice of its split).
+__device__ __forceinline__ void store_partial(float *slice, const ConvArgs &p, const Split &sp, uint32_t o,
+                                              uint32_t k, float v) {
+    if (o < p.og && k < p.taps) slice[((uint64_t)sp.g * p.og + o) * p.taps + k] = v;
 }
 
 template <int RM>
@@ -64,6 +75,7 @@ __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float
     __shared__ __align__(16) float Bs[2][8][128];
     const int tid = threadIdx.x;
     const Split sp = split_of(p, split_len, splits);
+    float *const slice = partial_slice(P, p, sp.s);
     const uint32_t m0 = blockIdx.y * BM, n0 = blockIdx.x * 128;
     const float *gg = G + p.dense_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
     const float *xg = X + p.view_offset + (uint64_t)sp.g * p.cg * p.view_strides[1];
@@ -101,7 +113,7 @@ __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float
 #pragma unroll
     for (int i = 0; i < RM; ++i)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) store_partial(P, p, sp, m0 + simt_row<RM>(i), n0 + simt_col(j), acc[i][j]);
+        for (int j = 0; j < 8; ++j) store_partial(slice, p, sp, m0 + simt_row<RM>(i), n0 + simt_col(j), acc[i][j]);
 }
 
 // The weight gradient in f32 on the tensor cores with TF32 inputs (tf32_tc.cuh's ctf): both
@@ -114,6 +126,7 @@ __device__ __forceinline__ void wgrad_tf32(float *smem, const float *X, const fl
     float *As = smem;
     float *Bs = smem + 2 * R::A_ELEMS;
     const Split sp = split_of(p, split_len, splits);
+    float *const slice = partial_slice(P, p, sp.s);
     const uint32_t m0 = blockIdx.y * R::BM, n0 = blockIdx.x * ctf::BN;
     const float *gg = G + p.dense_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
     const float *xg = X + p.view_offset + (uint64_t)sp.g * p.cg * p.view_strides[1];
@@ -144,7 +157,7 @@ __device__ __forceinline__ void wgrad_tf32(float *smem, const float *X, const fl
     cgt::zero<MI>(acc);
     run_stages((int)((sp.r_end - sp.r_begin + BK - 1) / BK), sp.r_begin, BK, fetch, stash,
                [&](int buf) { ctf::mma_stage<MI>(acc, As + buf * R::A_ELEMS, Bs + buf * ctf::B_ELEMS); });
-    cgt::for_each_acc<MI>(acc, [&](int row, int col, float v) { store_partial(P, p, sp, m0 + row, n0 + col, v); });
+    cgt::for_each_acc<MI>(acc, [&](int row, int col, float v) { store_partial(slice, p, sp, m0 + row, n0 + col, v); });
 }
 
 namespace cgt {
@@ -155,6 +168,7 @@ __device__ __forceinline__ void wgrad(T *smem, const T *X, const T *G, float *P,
     T *As = smem;
     T *Bs = smem + 2 * A_ELEMS;
     const Split sp = split_of(p, split_len, splits);
+    float *const slice = partial_slice(P, p, sp.s);
     const uint32_t m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const T *gg = G + p.dense_offset + (uint64_t)sp.g * p.og * p.oh * p.ow;
     const T *xg = X + p.view_offset + (uint64_t)sp.g * p.cg * p.view_strides[1];
@@ -193,7 +207,7 @@ __device__ __forceinline__ void wgrad(T *smem, const T *X, const T *G, float *P,
     zero<MI>(acc);
     run_stages((int)((sp.r_end - sp.r_begin + BK - 1) / BK), sp.r_begin, BK, fetch, stash,
                [&](int buf) { mma_stage<MI, T>(acc, As + buf * A_ELEMS, Bs + buf * B_ELEMS); });
-    for_each_acc<MI>(acc, [&](int row, int col, float v) { store_partial(P, p, sp, m0 + row, n0 + col, v); });
+    for_each_acc<MI>(acc, [&](int row, int col, float v) { store_partial(slice, p, sp, m0 + row, n0 + col, v); });
 }
 
 template <typename T>
@@ -212,20 +226,19 @@ __device__ __forceinline__ void wgrad_tc(const T *X, const T *G, float *P, const
 // rounded once to T; with `wide`, dw is f32 and holds that rounded value (the gradient of an f32
 // weight cast to T for the product, without the cast's own kernel).
 template <typename T>
-__device__ __forceinline__ void finish_tile(const float *P, void *dw, uint32_t wide, const ConvArgs &p, uint32_t bm,
+__device__ __forceinline__ void finish_tile(float *P, void *dw, uint32_t wide, const ConvArgs &p, uint32_t bm,
                                             uint32_t splits, unsigned long long *tickets) {
     const uint32_t g = blockIdx.z / splits;
     const uint64_t tile = ((uint64_t)g * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
     if (!last_to_arrive(tickets, tile, splits)) return;
     const uint32_t m0 = blockIdx.y * bm, n0 = blockIdx.x * 128u;
-    const uint64_t slice = (uint64_t)p.og * p.groups * p.taps;
     for (uint32_t e = threadIdx.x; e < bm * 128u; e += blockDim.x) {
         const uint32_t o = m0 + e / 128u, k = n0 + e % 128u;
         if (o >= p.og || k >= p.taps) continue;
         const uint64_t i = ((uint64_t)g * p.og + o) * p.taps + k;
         float acc = 0.0f;
 #pragma unroll 8
-        for (uint32_t s = 0; s < splits; ++s) acc += fresh_load(P + s * slice + i);
+        for (uint32_t s = 0; s < splits; ++s) acc += fresh_load(partial_slice(P, p, s) + i);
         const T rounded = Num<T>::down(acc);
         if (wide)
             static_cast<float *>(dw)[i] = (float)Num<T>::up(rounded);

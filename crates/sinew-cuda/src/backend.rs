@@ -770,10 +770,7 @@ impl Backend for CudaBackend {
         add: Option<(&dyn BackendStorage, &Layout)>,
     ) -> Result<Option<BoxedStorage>> {
         let loc = self.location();
-        let add = match add {
-            Some((a, l)) => Some((cuda(a, loc)?, l)),
-            None => None,
-        };
+        let add = add.map(|(a, l)| cuda(a, loc).map(|a| (a, l))).transpose()?;
         let out = conv_gemm::conv2d_input_grad(
             self,
             (cuda(grad.0, loc)?, grad.1),

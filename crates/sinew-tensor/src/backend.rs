@@ -703,10 +703,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 
     /// A whole 2-d convolution (cross-correlation) without a column buffer: the `[n, c, h, w]`
-    /// view `x` (padded with zeros; `spec.pad_value` is 0) with the `[o, c/groups, kh, kw]`
-    /// view `w` in `groups` channel groups, into a contiguous `[n, o, oh, ow]` storage (no
-    /// bias). `Ok(None)` where the backend has no direct kernel for these operands; the caller
-    /// then runs im2col and a matrix product.
+    /// view `x` (zero padding) with the `[o, c/groups, kh, kw]` view `w` in `groups` channel
+    /// groups, into a contiguous `[n, o, oh, ow]` storage (no bias). `Ok(None)` where the backend
+    /// has no direct kernel for these operands (the caller then runs im2col and a GEMM).
     ///
     /// Default: `Ok(None)`.
     fn conv2d(
@@ -722,9 +721,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// [`Backend::conv2d`] with an epilogue in the same kernel: the bias `[o]` view `bias` (the
     /// operands' dtype) added to every output position when given, then `activation`, before
-    /// the output's one rounding (for f32 the same bits as adding it after; ReLU commutes with
-    /// rounding). `Ok(None)` where the backend has no such kernel for these operands; the caller
-    /// then runs the convolution and applies the epilogue in place.
+    /// the output's one rounding (for f32 the bits of adding it after; ReLU commutes with
+    /// rounding). `Ok(None)` where the backend has no such kernel (the caller then applies the
+    /// epilogue in place after the convolution).
     ///
     /// Default: `Ok(None)`.
     fn conv2d_epilogue(
@@ -740,12 +739,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
-    /// The weight gradient of [`Backend::conv2d`] without a column buffer: from the input view
-    /// `x` and the `[n, o, oh, ow]` output gradient view `grad` (same dtype), a contiguous
-    /// storage of `weight`'s dims (`[o, c/groups, kh, kw]`) and dtype: the operands', or a wider
-    /// float holding the values rounded to theirs (an f32 weight's, cast down for the product:
-    /// [`crate::BackwardCtx::cast_from_dtype`]). `Ok(None)` where the backend has no direct
-    /// kernel for these operands and dtype.
+    /// The weight gradient of [`Backend::conv2d`] without a column buffer: from the input view `x`
+    /// and the `[n, o, oh, ow]` output gradient view `grad` (same dtype), a contiguous storage of
+    /// `weight`'s dims (`[o, c/groups, kh, kw]`) and dtype: theirs, or a wider float holding their
+    /// rounded values ([`crate::BackwardCtx::cast_from_dtype`]). `Ok(None)` where the backend has
+    /// no direct kernel for these operands and dtype.
     ///
     /// Default: `Ok(None)`.
     fn conv2d_weight_grad(
@@ -760,12 +758,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
-    /// The input gradient of [`Backend::conv2d`] without a column buffer: from the `[n, o, oh,
-    /// ow]` output gradient view `grad` and the `[o, c/groups, kh, kw]` weight view `w` (same
-    /// dtype), a contiguous `[n, c, h, w]` storage (`spec`'s input), plus `add` when given (a
-    /// contiguous view of that shape and dtype, autograd's sum so far: binary add's values, the
-    /// gradient rounded and the sum rounded once). `Ok(None)` where the backend has no direct
-    /// kernel for these operands, whether or not `add` is given.
+    /// The input gradient of [`Backend::conv2d`] without a column buffer: from the `[n, o, oh, ow]`
+    /// output gradient view `grad` and the `[o, c/groups, kh, kw]` weight view `w` (same dtype), a
+    /// contiguous `[n, c, h, w]` storage (`spec`'s input), plus `add` if given (a contiguous view
+    /// of that shape and dtype: binary add's values, the gradient rounded, then the sum).
+    /// `Ok(None)` where the backend has no direct kernel for these operands, with or without `add`.
     ///
     /// Default: `Ok(None)`.
     fn conv2d_input_grad(
@@ -780,10 +777,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
-    /// Whether autograd should compute the input gradient of a stride-1, one-group
-    /// convolution in `dtype` as a convolution of the output gradient (through
-    /// [`Backend::conv2d`]) rather than by [`Backend::conv2d_input_grad`] or col2im: for a
-    /// backend whose direct forward is faster than its input-gradient path.
+    /// Whether autograd should compute the input gradient of a stride-1, one-group convolution
+    /// in `dtype` as a convolution of the output gradient ([`Backend::conv2d`]) rather than by
+    /// [`Backend::conv2d_input_grad`] or col2im: where the direct forward is the faster path.
     ///
     /// Default: false.
     fn prefers_input_grad_as_conv(&self, dtype: DType) -> bool {

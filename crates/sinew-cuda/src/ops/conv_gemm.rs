@@ -43,6 +43,9 @@ pub(crate) struct ConvArgs {
     /// The input gradient's addend: a contiguous `[n, c, h, w]` of the dtype added to the
     /// gradient (autograd's sum so far, device address), or 0 for none.
     add: u64,
+    /// The weight gradient's split-0 partial products: the f32 output itself (device address),
+    /// or 0 when every split's are in the workspace.
+    pub(crate) first_slice: u64,
 }
 
 impl ConvArgs {
@@ -175,6 +178,7 @@ impl ConvShape {
             dense_offset: 0,
             bias: 0,
             add: 0,
+            first_slice: 0,
         };
         for (slot, &size) in args.sizes.iter_mut().zip(&sizes) {
             *slot = u32::try_from(size).map_err(|_| big())?;
@@ -445,7 +449,7 @@ mod tests {
 
     #[test]
     fn conv_args_match_the_c_layout() {
-        assert_eq!(std::mem::size_of::<ConvArgs>(), 128 + 64);
+        assert_eq!(std::mem::size_of::<ConvArgs>(), 128 + 72);
         assert_eq!(std::mem::offset_of!(ConvArgs, vector), 72);
         assert_eq!(std::mem::offset_of!(ConvArgs, narrow), 76);
         assert_eq!(std::mem::offset_of!(ConvArgs, phase), 80);
@@ -454,5 +458,6 @@ mod tests {
         assert_eq!(std::mem::offset_of!(ConvArgs, dense_offset), 168);
         assert_eq!(std::mem::offset_of!(ConvArgs, bias), 176);
         assert_eq!(std::mem::offset_of!(ConvArgs, add), 184);
+        assert_eq!(std::mem::offset_of!(ConvArgs, first_slice), 192);
     }
 }

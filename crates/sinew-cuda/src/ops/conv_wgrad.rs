@@ -1,9 +1,9 @@
 //! Host side of `cuda/conv_wgrad.cu`: a convolution's weight gradient as an implicit GEMM over
 //! the output positions, split into ranges whose f32 partial products the last block of each
 //! weight tile adds in order (deterministic, no atomics; [`crate::tickets`]) and rounds once to
-//! the weight's dtype: one kernel.
+//! the weight's dtype: one kernel. An f32 gradient holds the first range's partials itself.
 
-use sinew_tensor::{DType, Layout, Result, Unfold2d};
+use sinew_tensor::{DType, Error, Layout, Result, Unfold2d};
 
 use super::conv_gemm::{ConvShape, applicable, contiguous, same_dtype, tf32, tiling};
 use super::{LaunchConfig, count_u32};
@@ -48,7 +48,7 @@ pub(crate) fn conv2d_weight_grad(
     let shape = ConvShape::new(OP, x.1.dims(), w_dims, spec, groups)?;
     let (oh, ow) = spec.out_hw();
     if g.1.dims() != [spec.n, shape.out, oh, ow] {
-        return Err(sinew_tensor::Error::invalid(
+        return Err(Error::invalid(
             OP,
             format!(
                 "output gradient {} does not fit {spec:?} with {} channels",
@@ -73,9 +73,20 @@ pub(crate) fn conv2d_weight_grad(
         grid: ConvShape::grid(OP, spec, (per_group, shape.taps), tile_m, depth)?,
         block: (threads, 1, 1),
     };
-    let partials = dev.alloc(DType::F32, count * total)?;
+    // An f32 output holds split 0's partials itself (one weight's worth less workspace; none
+    // with one split).
+    let in_output = out_dtype == DType::F32;
+    let slices = count - usize::from(in_output);
+    let workspace = slices.checked_mul(total).ok_or_else(|| Error::Overflow {
+        op: OP,
+        what: format!("{slices} slices of {total} partial products"),
+    })?;
+    let partials = dev.alloc(DType::F32, workspace)?;
     let tickets = dev.tickets(tiles)?;
-    let args = shape.args(x.1, g_offset, false, tile_m);
+    let mut args = shape.args(x.1, g_offset, false, tile_m);
+    if in_output {
+        args.first_slice = out.device_ptr();
+    }
     let (len32, count32) = (count_u32(OP, split_len)?, count_u32(OP, count)?);
     let (xp, gp, pp) = (x.0.device_ptr(), gst.device_ptr(), partials.device_ptr());
     let (op, tp) = (out.device_ptr(), tickets.device_ptr());
