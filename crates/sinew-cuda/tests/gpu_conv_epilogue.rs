@@ -17,6 +17,16 @@ use sinew_tensor::{
     Activation, BackwardOptions, Conv2dConfig, DType, Device, Result, Tensor, Unfold2d,
 };
 
+/// An output gradient for `y` with a different value at every position: `cos` of the index.
+fn probe(y: &Tensor) -> Tensor {
+    Tensor::arange(0.0, y.elem_count() as f64, 1.0, y.dtype(), y.device())
+        .unwrap()
+        .reshape(y.shape().clone())
+        .unwrap()
+        .cos()
+        .unwrap()
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn bias_joins_the_convolutions_kernel() {
@@ -126,13 +136,7 @@ fn relu_joins_the_convolutions_kernel() {
                 } else {
                     x.conv2d(&w, b.as_ref(), cfg).unwrap().relu().unwrap()
                 };
-                let probe = Tensor::arange(0.0, y.elem_count() as f64, 1.0, dtype, &dev)
-                    .unwrap()
-                    .reshape(y.shape().clone())
-                    .unwrap()
-                    .cos()
-                    .unwrap();
-                y.backward_with(Some(probe), BackwardOptions::default())
+                y.backward_with(Some(probe(&y)), BackwardOptions::default())
                     .unwrap();
                 let mut out = vec![bits(&x.grad().unwrap()), bits(&w.grad().unwrap())];
                 out.extend(b.map(|b| bits(&b.grad().unwrap())));
@@ -223,13 +227,7 @@ fn a_residual_inputs_gradient_is_summed_in_the_kernel() {
                 .map(|((w, cfg), _)| x.conv2d(w, None, cfg).unwrap())
                 .collect();
             let y = ys[1..].iter().fold(ys[0].clone(), |y, s| y.add(s).unwrap());
-            let probe = Tensor::arange(0.0, y.elem_count() as f64, 1.0, dtype, &dev)
-                .unwrap()
-                .reshape(y.shape().clone())
-                .unwrap()
-                .cos()
-                .unwrap();
-            y.backward_with(Some(probe), BackwardOptions::default())
+            y.backward_with(Some(probe(&y)), BackwardOptions::default())
                 .unwrap();
             x.grad().unwrap()
         };
@@ -259,12 +257,6 @@ fn a_cast_weights_gradient_comes_from_the_kernel_in_f32() {
         let w32 = randn(104, &[16, 8, 3, 3], DType::F32)
             .to_device(&dev)
             .unwrap();
-        let probe = Tensor::arange(0.0, 2.0 * 16.0 * 81.0, 1.0, dtype, &dev)
-            .unwrap()
-            .reshape([2, 16, 9, 9])
-            .unwrap()
-            .cos()
-            .unwrap();
         // The weight's gradient and backward's launches, from a leaf in `dtype` or a cast f32
         // leaf, used `uses` times.
         let run = |cast: bool, uses: usize| {
@@ -279,8 +271,9 @@ fn a_cast_weights_gradient_comes_from_the_kernel_in_f32() {
             if uses == 2 {
                 y = y.add(&x.conv2d(&used, None, cfg).unwrap()).unwrap();
             }
+            let probe = probe(&y);
             let before = kernel_launches(&dev);
-            y.backward_with(Some(probe.clone()), BackwardOptions::default())
+            y.backward_with(Some(probe), BackwardOptions::default())
                 .unwrap();
             let launches = kernel_launches(&dev) - before;
             let grad = if cast { w.grad() } else { leaf.grad() };

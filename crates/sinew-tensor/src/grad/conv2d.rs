@@ -116,6 +116,17 @@ mod tests {
 
     type ConvFn = fn(&Tensor, &Tensor, &Tensor, Conv2dConfig) -> Result<Tensor>;
 
+    /// Weights of `y`'s shape with a different value at every position: `cos` of the index
+    /// (so every output position gets a different gradient).
+    fn cosine_weights(y: &Tensor) -> Tensor {
+        Tensor::arange(0.0, y.elem_count() as f64, 1.0, y.dtype(), y.device())
+            .unwrap()
+            .reshape(y.shape().clone())
+            .unwrap()
+            .cos()
+            .unwrap()
+    }
+
     /// The output and the gradients of x, w and b of a cosine-weighted sum of the output (every
     /// output position gets a different gradient), from the fused op and from [`composed`].
     fn outputs_and_grads(
@@ -134,14 +145,7 @@ mod tests {
                     b.detach().requires_grad_(),
                 );
                 let y = f(&x, &w, &b, cfg).unwrap();
-                let weights =
-                    Tensor::arange(0.0, y.elem_count() as f64, 1.0, y.dtype(), y.device())
-                        .unwrap()
-                        .reshape(y.shape().clone())
-                        .unwrap()
-                        .cos()
-                        .unwrap();
-                y.mul(&weights)
+                y.mul(&cosine_weights(&y))
                     .unwrap()
                     .sum_all()
                     .unwrap()
@@ -341,13 +345,7 @@ mod tests {
                     .map(|((w, cfg), _)| x.conv2d(w, None, cfg).unwrap())
                     .collect();
                 let y = ys[1..].iter().fold(ys[0].clone(), |y, s| y.add(s).unwrap());
-                let n = y.elem_count() as f64;
-                let weights = Tensor::arange(0.0, n, 1.0, dtype, &cpu)
-                    .unwrap()
-                    .cos()
-                    .unwrap();
-                let weights = weights.reshape(y.shape().clone()).unwrap();
-                y.mul(&weights)
+                y.mul(&cosine_weights(&y))
                     .unwrap()
                     .sum_all()
                     .unwrap()
