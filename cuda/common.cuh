@@ -50,6 +50,14 @@ __device__ __forceinline__ void record_bad(unsigned long long *bad, uint32_t i, 
 #define GRID_STRIDE(i, n) \
     for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += blockDim.x * gridDim.x)
 
+// Whether two types are the same, at compile time (code only some instantiations need).
+template <typename A, typename B> struct SameType {
+    static constexpr bool value = false;
+};
+template <typename A> struct SameType<A, A> {
+    static constexpr bool value = true;
+};
+
 // Compute type of a storage type: f16/bf16 compute in f32, the rest in themselves.
 template <typename T> struct Num {
     typedef T C;

@@ -25,7 +25,8 @@ struct GemmArgs {
     // 0 = 128-row tiles of exact shapes.
     uint32_t small_m;
     // Epilogue: bias address (its element 0; output dtype) and its stride in elements; bit 0 of
-    // `epilogue` = add bias[col], bit 1 = ReLU (NaN kept, like the unary relu).
+    // `epilogue` = add bias[col], bit 1 = ReLU (NaN kept, like the unary relu), bit 2 = round
+    // to the operands' type last (f16/bf16 operands writing f32).
     uint64_t bias;
     uint64_t bias_stride;
     uint32_t epilogue;
@@ -40,11 +41,14 @@ struct GemmArgs {
 };
 
 // The epilogue on one accumulator value of output column `col` (TO = the output type, which
-// is also the bias type; A = the accumulator type).
-template <typename TO, typename A>
+// is also the bias type; T = the operands' type; A = the accumulator type). Bit 2 (set only
+// where T is narrower than TO): the value rounded to T last, so a wider output holds the
+// product in T widened.
+template <typename TO, typename T = TO, typename A>
 __device__ __forceinline__ A epilogue(A v, const GemmArgs &p, uint32_t col) {
     if (p.epilogue & 1u) v += (A)Num<TO>::up(reinterpret_cast<const TO *>(p.bias)[(uint64_t)col * p.bias_stride]);
     if (p.epilogue & 2u) v = (v > (A)0 || v != v) ? v : (A)0;
+    if (!SameType<T, TO>::value && (p.epilogue & 4u)) v = (A)Num<T>::up(Num<T>::down(v));
     return v;
 }
 

@@ -158,7 +158,7 @@ __device__ __forceinline__ void consume(TO *C, uint32_t ring, uint32_t bars, con
                 float v[2] = {acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]};
 #pragma unroll
                 for (int t = 0; t < 2; ++t) {
-                    if (p.epilogue) v[t] = epilogue<TO>(v[t], p, col + t);
+                    if (p.epilogue) v[t] = epilogue<TO, T>(v[t], p, col + t);
                     if (!ok) v[t] = quiet_nan();
                 }
                 TO *out = c + (uint64_t)row * p.n + col;

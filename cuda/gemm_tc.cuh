@@ -260,13 +260,13 @@ __device__ __forceinline__ void gemm(T *smem, const T *A, const T *B, TO *C, con
                     for (int t = 0; t < 4; ++t) {
                         const uint32_t r = row + (t >> 1) * 8, cl = col + (t & 1);
                         if (r < p.m && cl < p.n)
-                            c[(uint64_t)r * p.n + cl] = Num<TO>::down(p.epilogue ? epilogue<TO>(v[t], p, cl) : v[t]);
+                            c[(uint64_t)r * p.n + cl] = Num<TO>::down(p.epilogue ? epilogue<TO, T>(v[t], p, cl) : v[t]);
                     }
                     continue;
                 }
                 if (p.epilogue) {
 #pragma unroll
-                    for (int t = 0; t < 4; ++t) v[t] = epilogue<TO>(v[t], p, col + (t & 1));
+                    for (int t = 0; t < 4; ++t) v[t] = epilogue<TO, T>(v[t], p, col + (t & 1));
                 }
                 Pair<TO>::store(c + (uint64_t)row * p.n + col, v[0], v[1]);
                 Pair<TO>::store(c + (uint64_t)(row + 8) * p.n + col, v[2], v[3]);

@@ -69,6 +69,11 @@ pub struct MatmulSpec<'a> {
     pub bias: Option<(&'a dyn BackendStorage, &'a Layout)>,
     /// An activation applied after the bias.
     pub activation: Option<Activation>,
+    /// With an output dtype wider than the operands' (f16/bf16 writing f32): each value is
+    /// rounded to the operands' dtype last, so the output holds exactly what the same product
+    /// in the operands' dtype, converted, would (a gradient whose cast back to f32 is folded
+    /// into the product). No effect when the output is the operands' dtype.
+    pub round_to_operands: bool,
 }
 
 impl<'a> MatmulSpec<'a> {
@@ -79,6 +84,7 @@ impl<'a> MatmulSpec<'a> {
             out_dtype: None,
             bias: None,
             activation: None,
+            round_to_operands: false,
         }
     }
 
@@ -97,6 +103,13 @@ impl<'a> MatmulSpec<'a> {
     /// The same spec applying `activation` last.
     pub fn with_activation(mut self, activation: Activation) -> Self {
         self.activation = Some(activation);
+        self
+    }
+
+    /// The same spec rounding each value to the operands' dtype before writing a wider output
+    /// ([`MatmulSpec::round_to_operands`]).
+    pub fn with_rounding_to_operands(mut self) -> Self {
+        self.round_to_operands = true;
         self
     }
 

@@ -145,15 +145,23 @@ pub(crate) fn matmul_unfused<B: Backend + ?Sized>(
 ) -> Result<BoxedStorage> {
     let dims = spec.dims;
     let mut out = b.matmul(lhs, lhs_layout, rhs, rhs_layout, &MatmulSpec::new(dims))?;
+    let operands = out.dtype();
     let rows = dims.batch * dims.m;
     let dense = Layout::contiguous([rows, dims.n]);
-    if let Some(dtype) = spec.out_dtype.filter(|&d| d != out.dtype()) {
+    if let Some(dtype) = spec.out_dtype.filter(|&d| d != operands) {
         out = b.cast(&*out, &dense, dtype)?;
     }
     if let Some((bias, bl)) = spec.bias {
         check_bias(out.dtype(), dims.n, bias, bl)?;
         let across_rows = bl.broadcast_to(&Shape::new([rows, dims.n]))?;
         out = b.binary(BinaryOp::Add, &*out, &dense, bias, &across_rows)?;
+        if spec.round_to_operands && out.dtype() != operands {
+            // Rounded last (ReLU commutes with the rounding); without a bias the product
+            // above was already in the operands' dtype.
+            let wide = out.dtype();
+            out = b.cast(&*out, &dense, operands)?;
+            out = b.cast(&*out, &dense, wide)?;
+        }
     }
     match spec.activation {
         Some(Activation::Relu) => b.unary(UnaryOp::Relu, &*out, &dense),

@@ -19,7 +19,8 @@
 //! A [`MatmulSpec`]'s extras run inside every kernel: f16/bf16 operands may write f32 (the
 //! accumulator, unrounded: `matmul_*_f32` kernels), and the epilogue (bias `[n]` of the output
 //! dtype added to every row, then ReLU) is applied in the store stage, on the accumulator,
-//! before the single rounding to the output dtype.
+//! before the single rounding to the output dtype (or, where the spec asks for it, a rounding
+//! to the operands' dtype before the f32 store: the values of the product in f16/bf16 widened).
 
 use sinew_tensor::{Activation, DType, Error, Layout, MatmulDims, MatmulSpec, Result, Shape};
 
@@ -60,6 +61,8 @@ pub(super) struct GemmArgs {
 const EPI_BIAS: u32 = 1;
 /// Bit of `GemmArgs::epilogue`: ReLU last.
 const EPI_RELU: u32 = 2;
+/// Bit of `GemmArgs::epilogue`: round to the operands' dtype before writing a wider output.
+const EPI_ROUND: u32 = 4;
 
 /// What one GEMM computes: sizes, output dtype and epilogue (a [`MatmulSpec`] with the bias
 /// resolved to a CUDA storage).
@@ -69,6 +72,7 @@ pub(crate) struct Epilogue<'a> {
     out_dtype: Option<DType>,
     bias: Option<(&'a CudaStorage, &'a Layout)>,
     activation: Option<Activation>,
+    round_to_operands: bool,
 }
 
 impl<'a> Epilogue<'a> {
@@ -79,13 +83,18 @@ impl<'a> Epilogue<'a> {
             out_dtype: spec.out_dtype,
             bias,
             activation: spec.activation,
+            round_to_operands: spec.round_to_operands,
         }
     }
 }
 
-/// The epilogue's `(bias address, bias stride, flags)` after checking the bias: `[n]`, of the
-/// output dtype, inside its storage.
-fn epilogue_args(dev: &CudaBackend, spec: &Epilogue<'_>, out: DType) -> Result<(u64, u64, u32)> {
+/// The epilogue's `(bias address, bias stride, flags)` for `dtype` operands writing `out`,
+/// after checking the bias: `[n]`, of the output dtype, inside its storage.
+fn epilogue_args(
+    dev: &CudaBackend,
+    spec: &Epilogue<'_>,
+    (dtype, out): (DType, DType),
+) -> Result<(u64, u64, u32)> {
     const OP: &str = "matmul";
     let mut flags = match spec.activation {
         None => 0,
@@ -97,6 +106,9 @@ fn epilogue_args(dev: &CudaBackend, spec: &Epilogue<'_>, out: DType) -> Result<(
             });
         }
     };
+    if spec.round_to_operands && out != dtype {
+        flags |= EPI_ROUND;
+    }
     let Some((bias, layout)) = spec.bias else {
         return Ok((0, 0, flags));
     };
@@ -255,7 +267,7 @@ pub(crate) fn matmul(
             format!("{dtype} operands cannot be written as {out_dtype} (f16/bf16 may write f32)"),
         )
     })?;
-    let (bias, bias_stride, epilogue) = epilogue_args(dev, spec, out_dtype)?;
+    let (bias, bias_stride, epilogue) = epilogue_args(dev, spec, (dtype, out_dtype))?;
     let total = batch
         .checked_mul(m)
         .and_then(|bm| bm.checked_mul(n))

@@ -16,6 +16,8 @@ use crate::{DType, Error, Result, Shape, Tensor};
 
 /// The op name of a dtype conversion ([`Tensor::to_dtype`]).
 pub(crate) const CAST: &str = "to_dtype";
+/// The op name of a reordering of dims ([`Tensor::permute`], also behind `transpose` and `t`).
+pub(crate) const PERMUTE: &str = "permute";
 
 /// A backward rule: given the context and the gradient of the output, one gradient per input.
 pub type BackwardFn =
@@ -208,15 +210,24 @@ impl BackwardCtx<'_> {
     /// that dtype, holding its values rounded to input `i`'s dtype (so that the kernel making
     /// the gradient writes the cast's result, autocast's f32 weight gradient, and the cast's
     /// rule passes it on unchanged): when input `i` is the result of `to_dtype` from a wider
-    /// float (every value of input `i`'s dtype exact in it), this op is its only use, it does
-    /// not retain its gradient, and no graph of the backward is recorded. `None` otherwise;
-    /// the gradient in input `i`'s dtype is always right.
+    /// float (every value of input `i`'s dtype exact in it), or a `permute` of such a result (a
+    /// linear layer's cast weight, transposed; the view's rule permutes a gradient of any
+    /// dtype), and each tensor on that path has this one use and does not retain its gradient
+    /// (nothing else sees the gradient's dtype; hooks run on leaves only), and no graph of the
+    /// backward is recorded. `None` otherwise; the gradient in input `i`'s dtype is always right.
     pub fn cast_from_dtype(&self, i: usize) -> Option<DType> {
         let edge = &self.edges[i];
-        let input = edge.tracked()?;
-        let node = input.node.as_ref()?;
-        let only_use = self.running.users.get(&input.id) == Some(&1);
-        if is_grad_enabled() || input.keeps_grad() || !only_use || node.op() != CAST {
+        if is_grad_enabled() {
+            return None;
+        }
+        let mut input = edge.tracked()?.clone();
+        let view = self.sole_use_node(&input)?;
+        if view.op() == PERMUTE {
+            let source = view.tracked_input(0)?;
+            input = source;
+        }
+        let node = self.sole_use_node(&input)?;
+        if node.op() != CAST {
             return None;
         }
         let from = node.input_dtype(0)?;
@@ -224,6 +235,16 @@ impl BackwardCtx<'_> {
             && edge.dtype.is_float()
             && from.size_in_bytes() > edge.dtype.size_in_bytes();
         exact.then_some(from)
+    }
+
+    /// The op that made `input`, when its gradient comes from one use and is not retained
+    /// (only that op's rule sees it).
+    fn sole_use_node<'m>(&self, input: &'m Meta) -> Option<&'m Node> {
+        let only_use = self.running.users.get(&input.id) == Some(&1);
+        if !only_use || input.keeps_grad() {
+            return None;
+        }
+        input.node.as_ref()
     }
 }
 
@@ -259,6 +280,12 @@ pub(crate) struct Node {
 impl Node {
     pub(crate) fn op(&self) -> &'static str {
         self.op
+    }
+
+    /// The meta of input `i` when it takes a gradient (`None` once the node is freed).
+    pub(crate) fn tracked_input(&self, i: usize) -> Option<Arc<Meta>> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.as_ref()?.edges.get(i)?.tracked().cloned()
     }
 
     /// The dtype of input `i` (`None` once the node is freed).

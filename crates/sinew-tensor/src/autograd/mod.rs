@@ -9,14 +9,16 @@
 //! The rules live in `src/grad/` (one file per op family, beside `src/ops/`), written with
 //! tensor ops so that they run on any device and can themselves be differentiated.
 
+#[cfg(test)]
+mod cast_from_dtype_tests;
 mod engine;
 mod graph;
 mod meta;
 mod no_grad;
 mod parameter;
 
-pub(crate) use graph::CAST;
 pub use graph::{BackwardCtx, BackwardFn, BackwardOptions, Save};
+pub(crate) use graph::{CAST, PERMUTE};
 pub(crate) use meta::Meta;
 pub use meta::{GradHook, HookHandle};
 pub use no_grad::{GradModeGuard, enable_grad, is_grad_enabled, no_grad, with_no_grad};

@@ -3,7 +3,8 @@
 //! f16/bf16 operands are multiplied in f32; the epilogue then runs in one pass over the output
 //! rows in the compute precision (f64 when the operands or the output are f64, else f32) and
 //! converts to the output dtype as it writes: f16 operands asking for an f32 output get the f32
-//! accumulator itself, never rounded through f16.
+//! accumulator itself, never rounded through f16, unless the spec asks for that rounding
+//! ([`MatmulSpec::round_to_operands`]: written in f16, then widened).
 
 use num_traits::Float;
 use rayon::prelude::*;
@@ -61,22 +62,30 @@ pub(super) fn matmul_spec(
     };
     let relu = matches!(spec.activation, Some(Activation::Relu));
     let wide = acc.dtype() == DType::F64 || out == DType::F64;
+    // Rounded to the operands' dtype last where the spec asks, then widened.
+    let rounded = spec.round_to_operands && out != lhs.dtype();
+    let target = if rounded { lhs.dtype() } else { out };
     // The bias in the compute precision, contiguous.
     let bias_in = |dtype: DType| bias.map(|(b, bl)| cast::cast(b, bl, dtype)).transpose();
-    Ok(match (acc, wide) {
-        (CpuStorage::F64(v), _) => finish(v, n, bias_in(DType::F64)?, relu, out)?,
+    let result = match (acc, wide) {
+        (CpuStorage::F64(v), _) => finish(v, n, bias_in(DType::F64)?, relu, target)?,
         (CpuStorage::F32(v), true) => {
             let v = v.into_iter().map(f64::from).collect();
-            finish(v, n, bias_in(DType::F64)?, relu, out)?
+            finish(v, n, bias_in(DType::F64)?, relu, target)?
         }
-        (CpuStorage::F32(v), false) => finish(v, n, bias_in(DType::F32)?, relu, out)?,
+        (CpuStorage::F32(v), false) => finish(v, n, bias_in(DType::F32)?, relu, target)?,
         (other, _) => {
             return Err(Error::UnsupportedDType {
                 op: "matmul",
                 dtype: other.dtype(),
             });
         }
-    })
+    };
+    if !rounded {
+        return Ok(result);
+    }
+    let len = Layout::contiguous([crate::BackendStorage::len(&result)]);
+    cast::cast(&result, &len, out)
 }
 
 /// Adds the bias, applies ReLU and converts to `out`, one pass over rows of `n`.

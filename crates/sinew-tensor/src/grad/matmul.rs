@@ -3,7 +3,7 @@
 
 use super::untracked;
 use crate::backend::Activation;
-use crate::{Error, Result, Save, Tensor};
+use crate::{DType, Error, MatmulOptions, Result, Save, Tensor};
 
 impl Tensor {
     /// Matrix product with `torch.matmul`'s rules (1-d promotion, broadcast batch dims).
@@ -33,7 +33,7 @@ impl Tensor {
         let out = untracked(|| a.matmul_untracked(&b))?;
         let mut out = Tensor::from_op(out, "matmul", &[&a, &b], Save::INPUTS, |ctx, g| {
             let (a, b) = (ctx.input(0)?, ctx.input(1)?);
-            let (ga, gb) = matmul_grads(&a, &b, g)?;
+            let (ga, gb) = matmul_grads(&a, &b, g, widened(ctx))?;
             Ok(vec![ga, gb])
         });
         if rhs.rank() == 1 {
@@ -72,7 +72,7 @@ pub(crate) fn record_matmul_epilogue(
             None => g.clone(),
         };
         let (a, b) = (ctx.input(0)?, ctx.input(1)?);
-        let (ga, gb) = matmul_grads(&a, &b, &g)?;
+        let (ga, gb) = matmul_grads(&a, &b, &g, widened(ctx))?;
         let mut grads = vec![ga, gb];
         if let Some(shape) = &bias_shape {
             grads.push(if ctx.needs_grad(2) {
@@ -85,31 +85,59 @@ pub(crate) fn record_matmul_epilogue(
     })
 }
 
+/// For each operand of a product: f32 where it is an f16/bf16 cast of an f32 tensor (perhaps
+/// transposed) whose gradient may come back in f32 ([`crate::BackwardCtx::cast_from_dtype`]:
+/// autocast's weight, whose cast back the GEMM then writes, rounded to the operands' dtype).
+fn widened(ctx: &crate::BackwardCtx<'_>) -> [Option<DType>; 2] {
+    [0, 1].map(|i| {
+        let half = matches!(ctx.input_dtype(i), DType::F16 | DType::BF16);
+        ctx.cast_from_dtype(i)
+            .filter(|&from| half && from == DType::F32)
+    })
+}
+
+/// `x @ y`, written as `wide` (each value rounded to the operands' dtype first) where given.
+fn product(x: &Tensor, y: &Tensor, wide: Option<DType>) -> Result<Tensor> {
+    match wide {
+        Some(dtype) => x.matmul_with(
+            y,
+            MatmulOptions::new()
+                .with_out_dtype(dtype)
+                .with_rounding_to_operands(),
+        ),
+        None => x.matmul(y),
+    }
+}
+
 /// The gradients of `a @ b` (both at least 2-d) from the output's gradient `g`, for the
 /// operands that require one: `ga = g @ bᵀ`, `gb = aᵀ @ g`, summed over broadcast batch dims.
+/// With 2-d operands, an operand's gradient comes in `wide[i]` where given (the values in the
+/// operands' dtype, widened by the GEMM's store).
 pub(crate) fn matmul_grads(
     a: &Tensor,
     b: &Tensor,
     g: &Tensor,
+    wide: [Option<DType>; 2],
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
     // A transposed 2-d operand (a linear layer's `weight.t()`) gets its gradient computed
     // transposed too, `(g^T @ a)^T`, in its own layout: the gradient of the weight under the
     // view is then contiguous, and the optimizer's in-place updates read it in order instead of
     // striding across rows (as PyTorch's `mm` backward).
     let plain = a.rank() == 2 && b.rank() == 2;
+    let wide = if plain { wide } else { [None, None] };
     let ga = if !a.requires_grad() {
         None
     } else if plain && is_transposed(a) {
-        Some(b.matmul(&g.t()?)?.t()?)
+        Some(product(b, &g.t()?, wide[0])?.t()?)
     } else {
-        Some(g.matmul(&b.transpose(-2, -1)?)?.sum_to(a.shape())?)
+        Some(product(g, &b.transpose(-2, -1)?, wide[0])?.sum_to(a.shape())?)
     };
     let gb = if !b.requires_grad() {
         None
     } else if plain && is_transposed(b) {
-        Some(g.t()?.matmul(a)?.t()?)
+        Some(product(&g.t()?, a, wide[1])?.t()?)
     } else {
-        Some(a.transpose(-2, -1)?.matmul(g)?.sum_to(b.shape())?)
+        Some(product(&a.transpose(-2, -1)?, g, wide[1])?.sum_to(b.shape())?)
     };
     Ok((ga, gb))
 }
@@ -165,5 +193,101 @@ mod tests {
         assert!(gxt.is_contiguous());
         let want = v.matmul(&g.t().unwrap()).unwrap();
         assert_eq!(gxt.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+    }
+}
+
+#[cfg(test)]
+mod widened_tests {
+    use crate::{DType, MatmulOptions, Tensor};
+
+    fn randn(seed: u64, dims: &[usize], dtype: DType) -> Tensor {
+        crate::Generator::new(seed)
+            .randn(dims, DType::F32, &crate::Device::cpu())
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap()
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f32::to_bits)
+            .collect()
+    }
+
+    /// An f16/bf16 product written as f32 with rounding holds the product in the operands'
+    /// dtype widened (after the bias and ReLU), which is not the accumulator itself.
+    #[test]
+    fn a_rounded_wide_product_is_the_narrow_product_widened() {
+        for dtype in [DType::F16, DType::BF16] {
+            let (a, b) = (randn(1, &[7, 33], dtype), randn(2, &[33, 5], dtype));
+            let bias = randn(3, &[5], DType::F32);
+            let wide = MatmulOptions::new().with_out_dtype(DType::F32);
+            let rounded = a.matmul_with(&b, wide.with_rounding_to_operands()).unwrap();
+            let want = a.matmul(&b).unwrap().to_dtype(DType::F32).unwrap();
+            assert_eq!(bits(&rounded), bits(&want), "{dtype}");
+            let unrounded = a.matmul_with(&b, wide).unwrap();
+            assert_ne!(bits(&unrounded), bits(&want), "{dtype}: the flag matters");
+            let opts = wide
+                .with_bias(&bias)
+                .with_activation(crate::Activation::Relu)
+                .with_rounding_to_operands();
+            let got = a.matmul_with(&b, opts).unwrap();
+            let want = unrounded
+                .add(&bias)
+                .unwrap()
+                .relu()
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap();
+            assert_eq!(bits(&got), bits(&want), "{dtype}: bias and ReLU");
+        }
+    }
+
+    /// A linear layer's f32 weight cast to f16/bf16 and transposed gets its f32 gradient from
+    /// the product bit for bit as the narrow gradient widened, contiguous, also through the
+    /// fused bias + ReLU product; the input's gradient stays narrow.
+    #[test]
+    fn a_cast_weights_gradient_is_the_narrow_gradient_widened() {
+        for dtype in [DType::F16, DType::BF16] {
+            for fused in [false, true] {
+                let x = randn(4, &[6, 9], dtype).requires_grad_();
+                let w = randn(5, &[4, 9], DType::F32).requires_grad_();
+                let b = randn(6, &[4], dtype);
+                let g = randn(7, &[6, 4], dtype);
+                let leaf = w.to_dtype(dtype).unwrap().detach().requires_grad_();
+                let forward = |w: &Tensor| {
+                    let wt = w.t().unwrap();
+                    if fused {
+                        let opts = MatmulOptions::new()
+                            .with_bias(&b)
+                            .with_activation(crate::Activation::Relu);
+                        x.matmul_with(&wt, opts).unwrap()
+                    } else {
+                        x.matmul(&wt).unwrap()
+                    }
+                };
+                let backward = |y: Tensor| {
+                    y.backward_with(Some(g.clone()), Default::default())
+                        .unwrap()
+                };
+                backward(forward(&leaf));
+                let narrow_dx = x.grad().unwrap();
+                x.zero_grad();
+                backward(forward(&w.to_dtype(dtype).unwrap()));
+                let what = format!("{dtype}, fused {fused}");
+                let gw = w.grad().unwrap();
+                assert!(gw.is_contiguous(), "{what}");
+                let want = leaf.grad().unwrap().to_dtype(DType::F32).unwrap();
+                assert_eq!(bits(&gw), bits(&want), "{what}");
+                let dx = x.grad().unwrap();
+                assert_eq!(dx.dtype(), dtype, "{what}");
+                let (dx, narrow_dx) = (dx.to_dtype(DType::F32), narrow_dx.to_dtype(DType::F32));
+                assert_eq!(bits(&dx.unwrap()), bits(&narrow_dx.unwrap()), "{what}");
+            }
+        }
     }
 }

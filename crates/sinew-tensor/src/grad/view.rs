@@ -25,7 +25,7 @@ impl Tensor {
         }
         Ok(Tensor::from_op(
             out,
-            "permute",
+            crate::autograd::PERMUTE,
             &[self],
             Save::NOTHING,
             move |_, g| Ok(vec![Some(g.permute(&inverse)?)]),

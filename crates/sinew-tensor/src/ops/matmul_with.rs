@@ -27,6 +27,10 @@ pub struct MatmulOptions<'a> {
     pub bias: Option<&'a Tensor>,
     /// An activation applied last.
     pub activation: Option<Activation>,
+    /// With an `out_dtype` wider than the operands': each value rounded to the operands' dtype
+    /// last, i.e. the product in the operands' dtype converted to `out_dtype` (default false:
+    /// the accumulator itself).
+    pub round_to_operands: bool,
 }
 
 impl<'a> MatmulOptions<'a> {
@@ -50,6 +54,13 @@ impl<'a> MatmulOptions<'a> {
     /// The same options applying `activation` last.
     pub fn with_activation(mut self, activation: Activation) -> Self {
         self.activation = Some(activation);
+        self
+    }
+
+    /// The same options rounding each value to the operands' dtype before writing a wider
+    /// `out_dtype` ([`MatmulOptions::round_to_operands`]).
+    pub fn with_rounding_to_operands(mut self) -> Self {
+        self.round_to_operands = true;
         self
     }
 }
@@ -108,6 +119,10 @@ impl Tensor {
             }
             if let Some(bias) = opts.bias {
                 out = out.add(bias)?;
+                if opts.round_to_operands && out.dtype() != self.dtype() {
+                    // Rounded last (ReLU commutes with the rounding).
+                    out = out.to_dtype(self.dtype())?.to_dtype(bias.dtype())?;
+                }
             }
             return match opts.activation {
                 Some(Activation::Relu) => out.relu(),
@@ -190,6 +205,9 @@ impl Tensor {
             }
             if let Some(act) = opts.activation {
                 spec = spec.with_activation(act);
+            }
+            if opts.round_to_operands {
+                spec = spec.with_rounding_to_operands();
             }
             match backend.matmul(a, &ll, b, &rl, &spec) {
                 Err(Error::NotImplemented { .. }) => backend.matmul_unfused(a, &ll, b, &rl, &spec),
