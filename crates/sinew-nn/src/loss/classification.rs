@@ -3,7 +3,7 @@
 
 use sinew_tensor::{Error, Result, Tensor};
 
-use super::{Reduction, reduce, same_shape};
+use super::{Reduction, in_f32, reduce, same_shape, weight_in_f32};
 
 /// `-w (t log p + (1 - t) log(1 - p))` with each log clamped at -100, as PyTorch does so that
 /// `p = 0` or `1` gives a finite loss.
@@ -19,14 +19,15 @@ impl BceLoss {
     /// The loss of probabilities `input` against `target` in `[0, 1]`.
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         same_shape("binary_cross_entropy", input, target)?;
+        let [input, target] = in_f32([input, target])?;
         let log_p = input.log()?.maximum_scalar(-100.0)?;
         let log_q = input.rsub_scalar(1.0)?.log()?.maximum_scalar(-100.0)?;
         let mut loss = target
             .mul(&log_p)?
             .add(&target.rsub_scalar(1.0)?.mul(&log_q)?)?
             .neg()?;
-        if let Some(w) = &self.weight {
-            loss = loss.mul(w)?;
+        if let Some(w) = weight_in_f32(self.weight.as_ref())? {
+            loss = loss.mul(&w)?;
         }
         reduce(loss, self.reduction)
     }
@@ -53,21 +54,22 @@ impl BceWithLogitsLoss {
     /// The loss of logits `input` against `target` in `[0, 1]`.
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         same_shape("binary_cross_entropy_with_logits", input, target)?;
+        let [input, target] = in_f32([input, target])?;
         // softplus(-x) = relu(-x) + log1p(exp(-|x|)), finite for any x.
         let softplus_neg = input
             .neg()?
             .relu()?
             .add(&input.abs()?.neg()?.exp()?.log1p()?)?;
-        let log_weight = match &self.pos_weight {
+        let log_weight = match weight_in_f32(self.pos_weight.as_ref())? {
             Some(pw) => target.mul(&pw.sub_scalar(1.0)?)?.add_scalar(1.0)?,
             None => target.ones_like()?,
         };
         let mut loss = target
             .rsub_scalar(1.0)?
-            .mul(input)?
+            .mul(&input)?
             .add(&log_weight.mul(&softplus_neg)?)?;
-        if let Some(w) = &self.weight {
-            loss = loss.mul(w)?;
+        if let Some(w) = weight_in_f32(self.weight.as_ref())? {
+            loss = loss.mul(&w)?;
         }
         reduce(loss, self.reduction)
     }
@@ -98,13 +100,14 @@ impl KlDivLoss {
                 dtype: input.dtype(),
             });
         }
+        let [input, target] = in_f32([input, target])?;
         let loss = if self.log_target {
-            target.exp()?.mul(&target.sub(input)?)?
+            target.exp()?.mul(&target.sub(&input)?)?
         } else {
             // xlogy: 0 where the target is 0.
             let positive = target.gt_scalar(0.0)?;
-            let safe = positive.where_cond(target, &target.ones_like()?)?;
-            target.mul(&safe.log()?.sub(input)?)?
+            let safe = positive.where_cond(&target, &target.ones_like()?)?;
+            target.mul(&safe.log()?.sub(&input)?)?
         };
         reduce(loss, self.reduction)
     }

@@ -112,7 +112,8 @@ impl Default for NllLoss {
 impl NllLoss {
     /// The loss of `input` (log-probabilities) against `target`.
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
-        let (logp, rows_shape) = class_rows(input)?;
+        let [input] = super::in_f32([input])?;
+        let (logp, rows_shape) = class_rows(&input)?;
         let (loss, w) = picked_nll(
             &logp,
             target,

@@ -3,11 +3,12 @@
 
 use sinew_tensor::{DType, Error, Result, Tensor};
 
-use super::{Reduction, reduce, same_shape};
+use super::{Reduction, in_f32, reduce, same_shape, weight_in_f32};
 
 /// `sum(x1 x2) / (max(|x1|, eps) max(|x2|, eps))` along `dim` (PyTorch's `F.cosine_similarity`,
 /// default eps 1e-8).
 pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, dim: isize, eps: f64) -> Result<Tensor> {
+    let [x1, x2] = in_f32([x1, x2])?;
     let n1 = x1
         .square()?
         .sum(&[dim], true)?
@@ -31,8 +32,9 @@ pub fn cosine_embedding_loss(
     reduction: Reduction,
 ) -> Result<Tensor> {
     same_shape("cosine_embedding_loss", x1, x2)?;
+    let [x1, x2] = in_f32([x1, x2])?;
     let dim = x1.rank() as isize - 1;
-    let dot = x1.mul(x2)?.sum(&[dim], false)?;
+    let dot = x1.mul(&x2)?.sum(&[dim], false)?;
     let m1 = x1.square()?.sum(&[dim], false)?.add_scalar(1e-12)?;
     let m2 = x2.square()?.sum(&[dim], false)?.add_scalar(1e-12)?;
     let cos = dot.div(&m1.mul(&m2)?.sqrt()?)?;
@@ -53,12 +55,13 @@ pub fn hinge_embedding_loss(
     reduction: Reduction,
 ) -> Result<Tensor> {
     same_shape("hinge_embedding_loss", input, target)?;
+    let [input] = in_f32([input])?;
     let t = target.to_dtype(input.dtype())?;
     let not_pos = t.ne_scalar(1.0)?.to_dtype(input.dtype())?;
     let not_neg = t.ne_scalar(-1.0)?.to_dtype(input.dtype())?;
     let loss = not_pos
         .mul(&input.rsub_scalar(margin)?.relu()?)?
-        .add(&not_neg.mul(input)?)?;
+        .add(&not_neg.mul(&input)?)?;
     reduce(loss, reduction)
 }
 
@@ -112,6 +115,7 @@ impl MultiMarginLoss {
                 format!("target must be [{n}], got {}", target.shape()),
             ));
         }
+        let [input] = in_f32([input])?;
         let idx = target.unsqueeze(1)?;
         let x_y = input.gather(1, &idx)?;
         let mut z = input.sub(&x_y)?.add_scalar(self.margin)?.relu()?;
@@ -123,7 +127,7 @@ impl MultiMarginLoss {
             .to_dtype(input.dtype())?
             .rsub_scalar(1.0)?;
         z = z.mul(&others)?;
-        if let Some(w) = &self.weight {
+        if let Some(w) = weight_in_f32(self.weight.as_ref())? {
             z = z.mul(
                 &w.to_dtype(input.dtype())?
                     .index_select(0, target)?

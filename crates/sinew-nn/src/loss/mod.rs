@@ -50,6 +50,24 @@ pub(crate) fn reduce(loss: Tensor, reduction: Reduction) -> Result<Tensor> {
     }
 }
 
+/// A loss's float inputs under autocast: f16/bf16 ones widened to f32, since losses run in f32
+/// (PyTorch's autocast lists every loss as an f32 op); outside a scope, and for other dtypes,
+/// unchanged.
+pub(crate) fn in_f32<const N: usize>(inputs: [&Tensor; N]) -> Result<[Tensor; N]> {
+    let mut out = inputs.map(Tensor::clone);
+    for t in &mut out {
+        *t = sinew_tensor::autocast::full_precision(t)?;
+    }
+    Ok(out)
+}
+
+/// [`in_f32`] of an optional weight.
+pub(crate) fn weight_in_f32(weight: Option<&Tensor>) -> Result<Option<Tensor>> {
+    weight
+        .map(sinew_tensor::autocast::full_precision)
+        .transpose()
+}
+
 /// Errors unless `input` and `target` have the same shape.
 pub(crate) fn same_shape(op: &'static str, input: &Tensor, target: &Tensor) -> Result<()> {
     if input.shape() != target.shape() {

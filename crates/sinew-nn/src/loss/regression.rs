@@ -2,18 +2,20 @@
 
 use sinew_tensor::{Error, Result, Tensor};
 
-use super::{Reduction, reduce, same_shape};
+use super::{Reduction, in_f32, reduce, same_shape};
 
 /// Mean squared error `(x - y)^2`.
 pub fn mse_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     same_shape("mse_loss", input, target)?;
-    reduce(input.sub(target)?.square()?, reduction)
+    let [input, target] = in_f32([input, target])?;
+    reduce(input.sub(&target)?.square()?, reduction)
 }
 
 /// Mean absolute error `|x - y|`.
 pub fn l1_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     same_shape("l1_loss", input, target)?;
-    reduce(input.sub(target)?.abs()?, reduction)
+    let [input, target] = in_f32([input, target])?;
+    reduce(input.sub(&target)?.abs()?, reduction)
 }
 
 /// `0.5 d^2 / beta` for `|d| < beta`, else `|d| - 0.5 beta` (`beta = 0` is L1). Written as
@@ -31,7 +33,8 @@ pub fn smooth_l1_loss(
             format!("beta must be >= 0, got {beta}"),
         ));
     }
-    let d = input.sub(target)?.abs()?;
+    let [input, target] = in_f32([input, target])?;
+    let d = input.sub(&target)?.abs()?;
     if beta == 0.0 {
         return reduce(d, reduction);
     }
