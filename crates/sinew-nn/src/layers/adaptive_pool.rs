@@ -1,8 +1,9 @@
 //! Adaptive pooling layers (`AdaptiveAvgPool2d`, `AdaptiveMaxPool2d`): PyTorch's windows, axis
 //! by axis; one reshape and reduction when the windows are equal, one gather when each is a
-//! single value, a narrow and reduction per cell otherwise.
+//! single value, a narrow and reduction per cell otherwise. Average pooling keeps an f16/bf16
+//! input's dtype under autocast, as PyTorch's does (`pooled_mean`).
 
-use sinew_tensor::{Error, Result, Tensor};
+use sinew_tensor::{Error, Result, Tensor, autocast_off};
 
 use crate::{Module, summary};
 
@@ -32,7 +33,7 @@ fn adaptive_axis(x: &Tensor, dim: usize, out: usize, kind: Adaptive) -> Result<T
         dims.splice(dim..=dim, [out, len / out]);
         let split = x.reshape(dims)?;
         return match kind {
-            Adaptive::Avg => split.mean(&[d + 1], false),
+            Adaptive::Avg => pooled_mean(&split, &[d + 1], false),
             Adaptive::Max => split.max(&[d + 1], false),
         };
     }
@@ -54,7 +55,7 @@ fn adaptive_cells(x: &Tensor, dim: usize, out: usize, kind: Adaptive) -> Result<
             let end = ((i + 1) * len).div_ceil(out);
             let part = x.narrow(d, start, end - start)?;
             match kind {
-                Adaptive::Avg => part.mean(&[d], true),
+                Adaptive::Avg => pooled_mean(&part, &[d], true),
                 Adaptive::Max => part.max(&[d], true),
             }
         })
@@ -70,6 +71,15 @@ fn adaptive2d(x: &Tensor, out: (usize, usize), kind: Adaptive) -> Result<Tensor>
         ));
     }
     adaptive_axis(&adaptive_axis(x, 2, out.0, kind)?, 3, out.1, kind)
+}
+
+/// The mean of `x` over `dims` for average pooling: an f16/bf16 input keeps its dtype under
+/// autocast (summed with a wide accumulator, rounded, then divided), as PyTorch's pooling does
+/// (it is on neither of autocast's lists; ResNet's global pooling then feeds the classifier's
+/// half-precision product directly), where [`Tensor::mean`], a sum, would widen it to f32.
+pub(crate) fn pooled_mean(x: &Tensor, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+    let _in_input_dtype = autocast_off();
+    x.mean(dims, keepdim)
 }
 
 /// Average pooling to a fixed output size (`AdaptiveAvgPool2d`).
@@ -88,7 +98,7 @@ impl AdaptiveAvgPool2d {
 impl Module for AdaptiveAvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = if self.output_size == (1, 1) && x.rank() == 4 {
-            x.mean(&[2, 3], true)?
+            pooled_mean(x, &[2, 3], true)?
         } else {
             adaptive2d(x, self.output_size, Adaptive::Avg)?
         };
@@ -172,5 +182,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Under autocast, average pooling of an f16/bf16 input stays in that dtype (PyTorch's), with
+    /// the values it has outside autocast: global (1x1), equal windows and uneven ones, and
+    /// `GlobalAvgPool2d`.
+    #[test]
+    fn average_pooling_keeps_a_half_inputs_dtype_under_autocast() -> Result<()> {
+        let cpu = Device::cpu();
+        let mut rng = Generator::new(4);
+        for dtype in [DType::F16, DType::BF16] {
+            let x = rng.randn([2, 3, 6, 5], DType::F32, &cpu)?.to_dtype(dtype)?;
+            let pools: [(&str, Box<dyn Module>); 4] = [
+                ("1x1", Box::new(AdaptiveAvgPool2d::new((1, 1)))),
+                ("3x5", Box::new(AdaptiveAvgPool2d::new((3, 5)))),
+                ("4x2", Box::new(AdaptiveAvgPool2d::new((4, 2)))),
+                ("global", Box::new(crate::GlobalAvgPool2d)),
+            ];
+            for (name, pool) in pools {
+                let outside = pool.forward(&x)?;
+                let inside = sinew_tensor::with_autocast(dtype, || pool.forward(&x))?;
+                assert_eq!(inside.dtype(), dtype, "{name} {dtype}");
+                let bits = |t: &Tensor| t.to_dtype(DType::F32)?.to_vec::<f32>();
+                assert_eq!(bits(&inside)?, bits(&outside)?, "{name} {dtype}");
+            }
+        }
+        Ok(())
     }
 }

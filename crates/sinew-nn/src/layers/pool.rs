@@ -324,7 +324,7 @@ pub struct GlobalAvgPool2d;
 
 impl Module for GlobalAvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.mean(&[-2, -1], false)?;
+        let y = super::adaptive_pool::pooled_mean(x, &[-2, -1], false)?;
         summary::note(self, &y);
         Ok(y)
     }

@@ -4,6 +4,8 @@
 
 use sinew_tensor::{PadMode, Result, Tensor};
 
+use crate::layers::adaptive_pool::pooled_mean;
+
 use crate::{
     AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Conv2dOptions, Linear, MaxPool2d, Module, PoolOptions,
     Sequential, Visit, init,
@@ -358,7 +360,7 @@ impl Module for CifarResNet {
         for layer in &self.layers {
             y = layer.forward(&y)?;
         }
-        self.fc.forward(&y.mean(&[2, 3], false)?)
+        self.fc.forward(&pooled_mean(&y, &[2, 3], false)?)
     }
 
     fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
