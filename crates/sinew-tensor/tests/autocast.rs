@@ -35,6 +35,7 @@ fn each_op_runs_in_its_policys_dtype() -> Result<()> {
         assert_eq!(y.sum_all()?.dtype(), DType::F32);
         assert_eq!(y.mean(&[0], false)?.dtype(), DType::F32);
         assert_eq!(y.exp()?.dtype(), DType::F32);
+        assert_eq!(y.square()?.dtype(), DType::F32, "PyTorch's pow(x, 2)");
         assert_eq!(
             y.relu()?.dtype(),
             half,

@@ -154,7 +154,8 @@ fn input_grad(op: UnaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Tensor> 
     g.mul(&derivative)
 }
 
-/// The ops autocast runs in f32 (PyTorch's fp32 list: range or accuracy suffers in half).
+/// The ops autocast runs in f32 (PyTorch's fp32 list: range or accuracy suffers in half;
+/// `square` is PyTorch's `pow(x, 2)`, on the list, and squares overflow f16 from 256 up).
 fn runs_in_f32_under_autocast(op: UnaryOp) -> bool {
     matches!(
         op,
@@ -164,6 +165,7 @@ fn runs_in_f32_under_autocast(op: UnaryOp) -> bool {
             | UnaryOp::Rsqrt
             | UnaryOp::Recip
             | UnaryOp::Powf(_)
+            | UnaryOp::Square
             | UnaryOp::Softplus { .. }
     )
 }
