@@ -295,6 +295,13 @@ pub(crate) fn same_dtype(op: &'static str, dtype: DType, other: &CudaStorage) ->
     })
 }
 
+/// The device address of the view `layout` of `storage` where it is a dense (contiguous) array
+/// of exactly `dims` lying inside its storage, which a kernel may then read by flat index.
+fn dense_ptr(storage: &CudaStorage, layout: &Layout, dims: &[usize]) -> Option<u64> {
+    let (start, end) = layout.contiguous_offset()?;
+    (layout.dims() == dims && end <= storage.elem_count()).then(|| storage.ptr_at(start))
+}
+
 /// The convolution of the `[n, c, h, w]` view `x` with the `[o, c/groups, kh, kw]` view `w` into
 /// a fresh contiguous `[n, o, oh, ow]`, plus `bias` (a dense `[o]` of their dtype, added to the
 /// accumulator before its one rounding) when given, then ReLU when `relu`; `None` for dtypes without a kernel (f64,
@@ -318,16 +325,10 @@ pub(crate) fn conv2d(
     let shape = ConvShape::new(OP, x.1.dims(), w.1.dims(), spec, groups)?;
     let bias_ptr = match bias {
         None => 0,
-        Some((b, l)) => {
-            let dense = l.dims() == [shape.out]
-                && b.dtype_of() == dtype
-                && l.contiguous_offset()
-                    .is_some_and(|(_, end)| end <= b.elem_count());
-            if !dense {
-                return Ok(None);
-            }
-            b.ptr_at(l.offset())
-        }
+        Some((b, l)) => match dense_ptr(b, l, &[shape.out]) {
+            Some(ptr) if b.dtype_of() == dtype => ptr,
+            _ => return Ok(None),
+        },
     };
     let out = dev.alloc(dtype, shape.cols * shape.out)?;
     if shape.cols * shape.out == 0 {
@@ -392,13 +393,10 @@ pub(crate) fn conv2d_input_grad(
         None => 0,
         Some((a, l)) => {
             same_dtype(OP, dtype, a)?;
-            match l.contiguous_offset() {
-                Some((start, end)) if l.dims() == input && end <= a.elem_count() => a.ptr_at(start),
-                _ => {
-                    let why = format!("the gradient to add {} is not a dense {input:?}", l.shape());
-                    return Err(Error::invalid(OP, why));
-                }
-            }
+            dense_ptr(a, l, &input).ok_or_else(|| {
+                let why = format!("the gradient to add {} is not a dense {input:?}", l.shape());
+                Error::invalid(OP, why)
+            })?
         }
     };
     let total = input.iter().product::<usize>();
