@@ -37,6 +37,11 @@ fn each_op_runs_in_its_policys_dtype() -> Result<()> {
         assert_eq!(y.exp()?.dtype(), DType::F32);
         assert_eq!(y.square()?.dtype(), DType::F32, "PyTorch's pow(x, 2)");
         assert_eq!(
+            y.rdiv_scalar(1.0)?.dtype(),
+            DType::F32,
+            "PyTorch's __rdiv__"
+        );
+        assert_eq!(
             y.relu()?.dtype(),
             half,
             "cheap elementwise ops stay in half"

@@ -155,7 +155,8 @@ fn input_grad(op: UnaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Tensor> 
 }
 
 /// The ops autocast runs in f32 (PyTorch's fp32 list: range or accuracy suffers in half;
-/// `square` is PyTorch's `pow(x, 2)`, on the list, and squares overflow f16 from 256 up).
+/// `square` is PyTorch's `pow(x, 2)`, on the list, and squares overflow f16 from 256 up;
+/// `rdiv_scalar` is its `__rdiv__`).
 fn runs_in_f32_under_autocast(op: UnaryOp) -> bool {
     matches!(
         op,
@@ -166,6 +167,7 @@ fn runs_in_f32_under_autocast(op: UnaryOp) -> bool {
             | UnaryOp::Recip
             | UnaryOp::Powf(_)
             | UnaryOp::Square
+            | UnaryOp::RDivScalar(_)
             | UnaryOp::Softplus { .. }
     )
 }
