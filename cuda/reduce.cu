@@ -65,9 +65,21 @@ __device__ void reduce_rows(const In *in, Out *out, uint32_t rows, uint32_t cols
     if (active && threadIdx.x == 0) out[row * parts + part] = Num<Out>::down((typename Num<Out>::C)acc);
 }
 
+// An f32 output holding values rounded to T (f16/bf16): what a reduction in T converted to
+// f32 holds, written by the reduction itself (autocast's bias gradients).
+template <typename T> struct Widened {
+    float v;
+};
+template <typename T> struct Num<Widened<T>> {
+    typedef float C;
+    __device__ static float up(Widened<T> x) { return x.v; }
+    __device__ static Widened<T> down(float x) { return Widened<T>{Num<T>::up(Num<T>::down(x))}; }
+};
+
 // The passes of a row or middle-axis reduction (`pass` of the kernels): 0 reads and writes the
 // dtype (one pass); 1 writes the chunks' partial results in the compute type (f32 for f16/bf16),
-// which 2 reads to write the dtype, so a long half-precision reduction is rounded once.
+// which 2 reads to write the dtype, so a long half-precision reduction is rounded once. 3 and 4
+// (f16/bf16 only) are 0 and 2 writing f32 rounded to the dtype (`Widened`).
 template <typename T, typename Run> __device__ __forceinline__ void by_pass(const void *in, void *out, uint32_t pass,
                                                                          Run run) {
     typedef typename Num<T>::C P;
@@ -75,7 +87,14 @@ template <typename T, typename Run> __device__ __forceinline__ void by_pass(cons
         run((const T *)in, (P *)out);
     else if (pass == 2)
         run((const P *)in, (T *)out);
-    else
+    else if (pass >= 3) {
+        if constexpr (!SameType<P, T>::value) {  // f16/bf16 only; the host sends 3 and 4 for nothing else
+            if (pass == 3)
+                run((const T *)in, (Widened<T> *)out);
+            else
+                run((const P *)in, (Widened<T> *)out);
+        }
+    } else
         run((const T *)in, (T *)out);
 }
 

@@ -207,6 +207,18 @@ impl Backend for CudaBackend {
         )?))
     }
 
+    fn reduce_widened(
+        &self,
+        op: ReduceOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dims: &[usize],
+    ) -> Result<Option<BoxedStorage>> {
+        let src = cuda(src, self.location())?;
+        let out = reduce::reduce_widened(self, op, src, layout, dims)?;
+        Ok(out.map(|s| Box::new(s) as BoxedStorage))
+    }
+
     fn arg_reduce(
         &self,
         op: ArgReduceOp,

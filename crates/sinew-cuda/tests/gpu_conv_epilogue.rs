@@ -240,10 +240,11 @@ fn a_residual_inputs_gradient_is_summed_in_the_kernel() {
     }
 }
 
-/// Autocast's form of a convolution, `conv2d(x16, w32.to_dtype(f16))`: backward launches the
-/// kernels of the convolution with an f16 leaf weight and no cast after, and the f32 weight's
-/// gradient is bit for bit that leaf's gradient converted to f32 (f16 and bf16). With a second
-/// use of the cast weight the cast runs (the uses' sum is in f16).
+/// Autocast's form of a convolution, `conv2d(x16, w32.to_dtype(f16), b32.to_dtype(f16))`:
+/// backward launches the kernels of the convolution with f16 leaf parameters and no casts
+/// after, and the f32 weight's and bias's gradients are bit for bit those leaves' gradients
+/// converted to f32 (f16 and bf16). With a second use of the cast parameters the casts run
+/// (the uses' sums are in f16).
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn a_cast_weights_gradient_comes_from_the_kernel_in_f32() {
@@ -257,38 +258,44 @@ fn a_cast_weights_gradient_comes_from_the_kernel_in_f32() {
         let w32 = randn(104, &[16, 8, 3, 3], DType::F32)
             .to_device(&dev)
             .unwrap();
-        // The weight's gradient and backward's launches, from a leaf in `dtype` or a cast f32
-        // leaf, used `uses` times.
+        let b32 = randn(105, &[16], DType::F32).to_device(&dev).unwrap();
+        // The weight's and bias's gradients and backward's launches, from leaves in `dtype` or
+        // cast f32 leaves, used `uses` times.
         let run = |cast: bool, uses: usize| {
-            let w = w32.detach().requires_grad_();
-            let leaf = w.to_dtype(dtype).unwrap().detach().requires_grad_();
+            let params = [&w32, &b32].map(|t| t.detach().requires_grad_());
+            let leaves = params
+                .each_ref()
+                .map(|p| p.to_dtype(dtype).unwrap().detach().requires_grad_());
             let used = if cast {
-                w.to_dtype(dtype).unwrap()
+                params.each_ref().map(|p| p.to_dtype(dtype).unwrap())
             } else {
-                leaf.clone()
+                leaves.clone()
             };
-            let mut y = x.conv2d(&used, None, cfg).unwrap();
+            let conv = || x.conv2d(&used[0], Some(&used[1]), cfg).unwrap();
+            let mut y = conv();
             if uses == 2 {
-                y = y.add(&x.conv2d(&used, None, cfg).unwrap()).unwrap();
+                y = y.add(&conv()).unwrap();
             }
             let probe = probe(&y);
             let before = kernel_launches(&dev);
             y.backward_with(Some(probe), BackwardOptions::default())
                 .unwrap();
             let launches = kernel_launches(&dev) - before;
-            let grad = if cast { w.grad() } else { leaf.grad() };
-            (grad.unwrap(), launches)
+            let grads = if cast { params } else { leaves };
+            (grads.each_ref().map(|p| p.grad().unwrap()), launches)
         };
         run(false, 2); // loads the kernels and makes the weight gradient's tickets
         for uses in [1, 2] {
             let what = format!("{dtype} with {uses} uses");
-            let (leaf_grad, leaf_launches) = run(false, uses);
-            let (grad, launches) = run(true, uses);
-            assert_eq!(grad.dtype(), DType::F32, "{what}");
-            let casts = uses - 1; // the cast of the uses' f16 sum
+            let (leaf_grads, leaf_launches) = run(false, uses);
+            let (grads, launches) = run(true, uses);
+            let casts = 2 * (uses - 1); // the casts of the uses' f16 sums
             assert_eq!(launches, leaf_launches + casts as u64, "{what}: kernels");
-            let want = leaf_grad.to_dtype(DType::F32).unwrap();
-            assert_eq!(bits(&grad), bits(&want), "{what}: values");
+            for (grad, leaf_grad) in grads.iter().zip(&leaf_grads) {
+                assert_eq!(grad.dtype(), DType::F32, "{what}");
+                let want = leaf_grad.to_dtype(DType::F32).unwrap();
+                assert_eq!(bits(grad), bits(&want), "{what}: values");
+            }
         }
     }
 }

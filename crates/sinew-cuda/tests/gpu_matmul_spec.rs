@@ -197,10 +197,11 @@ fn recorded_linear_layers_launch_one_kernel_forward() {
     }
 }
 
-/// A linear layer's f32 weight cast to f16/bf16 (autocast's) gets its f32 gradient from the
-/// GEMM itself, rounded to the narrow dtype in the store: backward launches as many kernels as
-/// with a narrow leaf weight (no cast after the product), and the gradient is that leaf's
-/// gradient widened, bit for bit, in the edge and the exact-tile kernels.
+/// A linear layer's f32 weight and bias cast to f16/bf16 (autocast's) get their f32 gradients
+/// from the GEMM and the bias's sum themselves, rounded to the narrow dtype in the store:
+/// backward launches as many kernels as with narrow leaf parameters (no casts after them), and
+/// the gradients are those leaves' gradients widened, bit for bit, in the edge and the
+/// exact-tile kernels.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn a_cast_weights_gradient_comes_from_the_gemm_in_f32() {
@@ -210,36 +211,49 @@ fn a_cast_weights_gradient_comes_from_the_gemm_in_f32() {
         for (batch, inputs, outputs) in [(37, 29, 50), (256, 128, 256)] {
             let x = randn(91, &[batch, inputs], dtype).to_device(&dev).unwrap();
             let w32 = randn(92, &[outputs, inputs], DType::F32);
-            let b = randn(93, &[outputs], dtype).to_device(&dev).unwrap();
+            let b32 = randn(93, &[outputs], DType::F32);
             let g = randn(94, &[batch, outputs], dtype).to_device(&dev).unwrap();
+            // The weight's and the bias's gradients, from leaves in `dtype` or cast f32 leaves.
             let run = |cast: bool| {
-                let w = w32.to_device(&dev).unwrap().requires_grad_();
-                let leaf = w.to_dtype(dtype).unwrap().detach().requires_grad_();
+                let params = [&w32, &b32].map(|t| t.to_device(&dev).unwrap().requires_grad_());
+                let leaves = params
+                    .each_ref()
+                    .map(|p| p.to_dtype(dtype).unwrap().detach().requires_grad_());
                 let used = if cast {
-                    w.to_dtype(dtype).unwrap()
+                    params.each_ref().map(|p| p.to_dtype(dtype).unwrap())
                 } else {
-                    leaf.clone()
+                    leaves.clone()
                 };
                 let opts = MatmulOptions::new()
-                    .with_bias(&b)
+                    .with_bias(&used[1])
                     .with_activation(Activation::Relu);
-                let y = x.matmul_with(&used.t().unwrap(), opts).unwrap();
+                let y = x.matmul_with(&used[0].t().unwrap(), opts).unwrap();
                 let before = common::kernel_launches(&dev);
                 y.backward_with(Some(g.clone()), Default::default())
                     .unwrap();
                 let launches = common::kernel_launches(&dev) - before;
-                let grad = if cast { w.grad() } else { leaf.grad() };
-                (grad.unwrap().to_device(&Device::cpu()).unwrap(), launches)
+                let grads = if cast { params } else { leaves };
+                let host = |t: &Tensor| t.grad().unwrap().to_device(&Device::cpu()).unwrap();
+                (grads.each_ref().map(host), launches)
             };
             run(false); // loads the kernels
             let what = format!("{dtype} {batch}x{inputs}x{outputs}");
-            let (leaf_grad, leaf_launches) = run(false);
-            let (grad, launches) = run(true);
-            assert_eq!(grad.dtype(), DType::F32, "{what}");
-            assert!(grad.is_contiguous(), "{what}");
+            let (leaf_grads, leaf_launches) = run(false);
+            let (grads, launches) = run(true);
             assert_eq!(launches, leaf_launches, "{what}: kernels");
-            let want = leaf_grad.to_dtype(DType::F32).unwrap();
-            assert_eq!(common::bits(&grad), common::bits(&want), "{what}: values");
+            for (name, grad, leaf_grad) in [
+                ("weight", &grads[0], &leaf_grads[0]),
+                ("bias", &grads[1], &leaf_grads[1]),
+            ] {
+                assert_eq!(grad.dtype(), DType::F32, "{what} {name}");
+                assert!(grad.is_contiguous(), "{what} {name}");
+                let want = leaf_grad.to_dtype(DType::F32).unwrap();
+                assert_eq!(
+                    common::bits(grad),
+                    common::bits(&want),
+                    "{what} {name}: values"
+                );
+            }
         }
     }
 }

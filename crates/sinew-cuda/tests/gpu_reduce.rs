@@ -175,6 +175,52 @@ fn bias_gradient_sums_read_in_place() {
     }
 }
 
+/// `Backend::reduce_widened` writes an f16/bf16 reduction as f32 holding the values `reduce`
+/// gives in the dtype, bit for bit, in as many launches (the cast folded in), through every path:
+/// rows in one and two passes, the middle axis in one and two, and a transposing copy first (a
+/// convolution's bias gradient); f32 input is left to the caller.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn widened_reductions_hold_the_narrow_results() {
+    use sinew_tensor::{Device, ReduceOp};
+    let dev = gpu();
+    let cases: [(&[usize], &[usize]); 5] = [
+        (&[7, 33, 129], &[2]),
+        (&[2, 70_000], &[1]),
+        (&[64, 512], &[0]),
+        (&[300_001, 3], &[0]),
+        (&[4, 6, 5, 5], &[0, 2, 3]),
+    ];
+    for dtype in [DType::F16, DType::BF16, DType::F32] {
+        for (shape, dims) in cases {
+            let x = randn(64, shape, dtype).to_device(&dev).unwrap();
+            for op in [ReduceOp::Sum, ReduceOp::Max] {
+                let what = format!("{} {dtype} {shape:?} {dims:?}", op.name());
+                let before = kernel_launches(&dev);
+                let signed: Vec<isize> = dims.iter().map(|&d| d as isize).collect();
+                let narrow = x.reduce(op, &signed, true).unwrap();
+                let narrow_launches = kernel_launches(&dev) - before;
+                poison(&dev, narrow.elem_count() * 4);
+                let before = kernel_launches(&dev);
+                let wide = x
+                    .with_storage(|s, l| dev.backend().reduce_widened(op, s, l, dims))
+                    .unwrap();
+                let launches = kernel_launches(&dev) - before;
+                let Some(wide) = wide else {
+                    assert_eq!(dtype, DType::F32, "{what}: no kernel");
+                    continue;
+                };
+                assert_eq!(wide.dtype(), DType::F32, "{what}");
+                assert_eq!(launches, narrow_launches, "{what}: kernels");
+                let wide = Tensor::from_storage(wide, narrow.shape().clone(), dev.clone()).unwrap();
+                let host = |t: &Tensor| t.to_device(&Device::cpu()).unwrap();
+                let want = host(&narrow.to_dtype(DType::F32).unwrap());
+                assert_eq!(common::bits(&host(&wide)), common::bits(&want), "{what}");
+            }
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn argmax_and_argmin_match_the_cpu() {

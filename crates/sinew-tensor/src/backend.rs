@@ -123,6 +123,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         dims: &[usize],
     ) -> Result<BoxedStorage>;
 
+    /// [`Backend::reduce`] of an f16/bf16 view written as f32 holding its values (the reduction
+    /// and a cast to f32 in one kernel: autocast's bias gradients). Default: `Ok(None)`, and
+    /// the caller reduces, then casts.
+    fn reduce_widened(
+        &self,
+        op: ReduceOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dims: &[usize],
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (op, src, layout, dims);
+        Ok(None)
+    }
+
     /// Index (i64) of the largest/smallest element along `dim` (kept with size 1); the first on ties.
     fn arg_reduce(
         &self,

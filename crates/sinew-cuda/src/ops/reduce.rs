@@ -70,9 +70,65 @@ pub(crate) fn reduce(
     layout: &Layout,
     dims: &[usize],
 ) -> Result<CudaStorage> {
+    reduce_into(dev, op, (src, layout), dims, Output::Dtype)
+}
+
+/// [`reduce`] of an f16/bf16 view written as f32, each value rounded to the view's dtype
+/// first: what [`reduce`] and a cast to f32 give, in the reduction's own kernels. `None` for
+/// other dtypes.
+pub(crate) fn reduce_widened(
+    dev: &CudaBackend,
+    op: ReduceOp,
+    src: &CudaStorage,
+    layout: &Layout,
+    dims: &[usize],
+) -> Result<Option<CudaStorage>> {
+    if !matches!(src.dtype_of(), DType::F16 | DType::BF16) {
+        return Ok(None);
+    }
+    reduce_into(dev, op, (src, layout), dims, Output::Widened).map(Some)
+}
+
+/// What the last pass of a reduction writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The input's dtype.
+    Dtype,
+    /// f32 holding values rounded to the input's dtype (f16/bf16 inputs; passes 3 and 4 of the
+    /// kernels in place of 0 and 2).
+    Widened,
+}
+
+impl Output {
+    /// The output dtype for `dtype` input.
+    fn dtype(self, dtype: DType) -> DType {
+        match self {
+            Output::Dtype => dtype,
+            Output::Widened => DType::F32,
+        }
+    }
+
+    /// The kernel's `pass` argument for a last pass that would be `pass` (0 or 2).
+    fn last_pass(self, pass: u32) -> u32 {
+        match self {
+            Output::Dtype => pass,
+            Output::Widened if pass == 0 => 3,
+            Output::Widened => 4,
+        }
+    }
+}
+
+/// [`reduce`] writing `output`.
+fn reduce_into(
+    dev: &CudaBackend,
+    op: ReduceOp,
+    (src, layout): (&CudaStorage, &Layout),
+    dims: &[usize],
+    output: Output,
+) -> Result<CudaStorage> {
     let dtype = src.dtype_of();
     if let Some(axis) = middle_axis(layout, dims) {
-        return reduce_middle(dev, op, src, axis);
+        return reduce_middle(dev, op, src, axis, output);
     }
     if matches!(dtype, DType::F32 | DType::F64 | DType::I64)
         && let Some(split) = outer_and_inner_runs(layout, dims)
@@ -84,11 +140,12 @@ pub(crate) fn reduce(
         for &d in trailing {
             kept[d] = 1;
         }
-        return reduce(dev, op, &partial, &Layout::contiguous(kept), leading);
+        let kept = Layout::contiguous(kept);
+        return reduce_into(dev, op, (&partial, &kept), leading, output);
     }
     let kernel = need(names::reduce(op, dtype), op.name(), dtype)?;
     let view = rows_view(dev, src, layout, dims)?;
-    let out = dev.alloc(dtype, view.rows)?;
+    let out = dev.alloc(output.dtype(dtype), view.rows)?;
     if view.rows == 0 {
         return Ok(out);
     }
@@ -101,7 +158,7 @@ pub(crate) fn reduce(
         let parts = view.cols.div_ceil(CHUNK);
         let partial = dev.alloc(partial_dtype(dtype), view.rows * parts)?;
         let (chunk, part_ptr, parts32) = (CHUNK as u32, partial.device_ptr(), parts as u32);
-        let (first, second) = (1u32, 2u32);
+        let (first, second) = (1u32, output.last_pass(2));
         dev.launch(
             &kernel,
             LaunchConfig::rows(view.rows * parts, CHUNK),
@@ -113,7 +170,7 @@ pub(crate) fn reduce(
             kernel_args![part_ptr, out_ptr, rows, parts32, parts32, second],
         )?;
     } else {
-        let (chunk, pass) = (cols.max(1), 0u32);
+        let (chunk, pass) = (cols.max(1), output.last_pass(0));
         dev.launch(
             &kernel,
             LaunchConfig::rows(view.rows, view.cols),
@@ -190,11 +247,12 @@ fn reduce_middle(
     op: ReduceOp,
     src: &CudaStorage,
     axis: MiddleAxis,
+    output: Output,
 ) -> Result<CudaStorage> {
     let dtype = src.dtype_of();
     let kernel = need(names::reduce_middle(op, dtype), op.name(), dtype)?;
     let outputs = axis.outer * axis.inner;
-    let out = dev.alloc(dtype, outputs)?;
+    let out = dev.alloc(output.dtype(dtype), outputs)?;
     if outputs == 0 {
         return Ok(out);
     }
@@ -205,7 +263,7 @@ fn reduce_middle(
     let parts = axis.len.div_ceil(chunk).max(1);
     let src_ptr = src.ptr_at(axis.start);
     if parts == 1 {
-        let (out_ptr, chunk, pass) = (out.device_ptr(), len.max(1), 0u32);
+        let (out_ptr, chunk, pass) = (out.device_ptr(), len.max(1), output.last_pass(0));
         return dev
             .launch(
                 &kernel,
@@ -216,7 +274,8 @@ fn reduce_middle(
     }
     let partial = dev.alloc(partial_dtype(dtype), outputs * parts)?;
     let (part_ptr, out_ptr) = (partial.device_ptr(), out.device_ptr());
-    let (chunk, parts, first, second) = (u32_of(chunk)?, u32_of(parts)?, 1u32, 2u32);
+    let (chunk, parts) = (u32_of(chunk)?, u32_of(parts)?);
+    let (first, second) = (1u32, output.last_pass(2));
     dev.launch(
         &kernel,
         LaunchConfig::elementwise(outputs * parts as usize),

@@ -5,7 +5,6 @@
 use sinew_tensor::{PadMode, Result, Tensor};
 
 use crate::layers::adaptive_pool::pooled_mean;
-
 use crate::{
     AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Conv2dOptions, Linear, MaxPool2d, Module, PoolOptions,
     Sequential, Visit, init,

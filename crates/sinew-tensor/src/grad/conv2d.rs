@@ -79,7 +79,7 @@ impl Tensor {
                 let (dx, dw) = backward(&x, &w, g, need, &geo, Some(ctx))?;
                 let mut grads = vec![dx, dw];
                 if has_bias {
-                    grads.push(bias_grad(ctx.needs_grad(2), g)?);
+                    grads.push(bias_grad(ctx, g)?);
                 }
                 Ok(grads)
             },

@@ -338,10 +338,14 @@ fn with_pending(dx: Option<Tensor>, pending: Option<Tensor>) -> Result<Option<Te
     }
 }
 
-/// The bias gradient of a convolution (or transposed convolution) from its `[n, out, oh, ow]`
-/// output gradient: `g` summed over images and positions, when `needed`.
-pub(super) fn bias_grad(needed: bool, g: &Tensor) -> Result<Option<Tensor>> {
-    needed.then(|| g.sum(&[0, 2, 3], false)).transpose()
+/// The bias gradient (input 2 of `ctx`'s op) of a convolution (or transposed convolution) from
+/// its `[n, out, oh, ow]` output gradient, when needed: `g` summed over images and positions, in
+/// f32 where the bias is autocast's cast of an f32 one (`grad/widened.rs`).
+pub(super) fn bias_grad(ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Option<Tensor>> {
+    let wide = super::widened::f32_gradient(ctx, 2);
+    ctx.needs_grad(2)
+        .then(|| g.sum_as(&[0, 2, 3], wide))
+        .transpose()
 }
 
 /// Gradients of the input and the weight from the output gradient `g` `[n, out, oh, ow]`. With

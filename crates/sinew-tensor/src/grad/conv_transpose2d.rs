@@ -155,7 +155,7 @@ impl Tensor {
                 };
                 let mut grads = vec![dx, dw];
                 if has_bias {
-                    grads.push(bias_grad(ctx.needs_grad(2), g)?);
+                    grads.push(bias_grad(ctx, g)?);
                 }
                 Ok(grads)
             },

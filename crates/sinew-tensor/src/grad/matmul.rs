@@ -2,6 +2,7 @@
 //! (each gradient needs the other), and the output where an activation follows.
 
 use super::untracked;
+use super::widened::f32_gradient;
 use crate::backend::Activation;
 use crate::{DType, Error, MatmulOptions, Result, Save, Tensor};
 
@@ -76,7 +77,7 @@ pub(crate) fn record_matmul_epilogue(
         let mut grads = vec![ga, gb];
         if let Some(shape) = &bias_shape {
             grads.push(if ctx.needs_grad(2) {
-                Some(g.sum_to(shape)?)
+                Some(g.sum_to_as(shape, f32_gradient(ctx, 2))?)
             } else {
                 None
             });
@@ -86,14 +87,10 @@ pub(crate) fn record_matmul_epilogue(
 }
 
 /// For each operand of a product: f32 where it is an f16/bf16 cast of an f32 tensor (perhaps
-/// transposed) whose gradient may come back in f32 ([`crate::BackwardCtx::cast_from_dtype`]:
-/// autocast's weight, whose cast back the GEMM then writes, rounded to the operands' dtype).
+/// transposed) whose gradient may come back in f32 (autocast's weight, whose cast back the
+/// GEMM then writes, rounded to the operands' dtype; `grad/widened.rs`).
 fn widened(ctx: &crate::BackwardCtx<'_>) -> [Option<DType>; 2] {
-    [0, 1].map(|i| {
-        let half = matches!(ctx.input_dtype(i), DType::F16 | DType::BF16);
-        ctx.cast_from_dtype(i)
-            .filter(|&from| half && from == DType::F32)
-    })
+    [0, 1].map(|i| f32_gradient(ctx, i))
 }
 
 /// `x @ y`, written as `wide` (each value rounded to the operands' dtype first) where given.
@@ -249,21 +246,23 @@ mod widened_tests {
 
     /// A linear layer's f32 weight cast to f16/bf16 and transposed gets its f32 gradient from
     /// the product bit for bit as the narrow gradient widened, contiguous, also through the
-    /// fused bias + ReLU product; the input's gradient stays narrow.
+    /// fused bias + ReLU product, whose cast f32 bias gets its f32 gradient the same way; the
+    /// input's gradient stays narrow.
     #[test]
     fn a_cast_weights_gradient_is_the_narrow_gradient_widened() {
         for dtype in [DType::F16, DType::BF16] {
             for fused in [false, true] {
                 let x = randn(4, &[6, 9], dtype).requires_grad_();
                 let w = randn(5, &[4, 9], DType::F32).requires_grad_();
-                let b = randn(6, &[4], dtype);
+                let b = randn(6, &[4], DType::F32).requires_grad_();
                 let g = randn(7, &[6, 4], dtype);
-                let leaf = w.to_dtype(dtype).unwrap().detach().requires_grad_();
-                let forward = |w: &Tensor| {
+                let narrow = |t: &Tensor| t.to_dtype(dtype).unwrap().detach().requires_grad_();
+                let (leaf, leaf_b) = (narrow(&w), narrow(&b));
+                let forward = |w: &Tensor, b: &Tensor| {
                     let wt = w.t().unwrap();
                     if fused {
                         let opts = MatmulOptions::new()
-                            .with_bias(&b)
+                            .with_bias(b)
                             .with_activation(crate::Activation::Relu);
                         x.matmul_with(&wt, opts).unwrap()
                     } else {
@@ -274,10 +273,11 @@ mod widened_tests {
                     y.backward_with(Some(g.clone()), Default::default())
                         .unwrap()
                 };
-                backward(forward(&leaf));
+                backward(forward(&leaf, &leaf_b));
                 let narrow_dx = x.grad().unwrap();
                 x.zero_grad();
-                backward(forward(&w.to_dtype(dtype).unwrap()));
+                let cast = |t: &Tensor| t.to_dtype(dtype).unwrap();
+                backward(forward(&cast(&w), &cast(&b)));
                 let what = format!("{dtype}, fused {fused}");
                 let gw = w.grad().unwrap();
                 assert!(gw.is_contiguous(), "{what}");
@@ -287,6 +287,11 @@ mod widened_tests {
                 assert_eq!(dx.dtype(), dtype, "{what}");
                 let (dx, narrow_dx) = (dx.to_dtype(DType::F32), narrow_dx.to_dtype(DType::F32));
                 assert_eq!(bits(&dx.unwrap()), bits(&narrow_dx.unwrap()), "{what}");
+                if fused {
+                    let gb = b.grad().unwrap();
+                    let want = leaf_b.grad().unwrap().to_dtype(DType::F32).unwrap();
+                    assert_eq!(bits(&gb), bits(&want), "{what}: bias");
+                }
             }
         }
     }

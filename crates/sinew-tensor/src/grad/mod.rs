@@ -17,6 +17,7 @@ mod reduce;
 mod softmax;
 mod unary;
 mod view;
+mod widened;
 
 pub(crate) use matmul::record_matmul_epilogue;
 
@@ -34,6 +35,16 @@ impl Tensor {
         if self.shape() == shape {
             return Ok(self.clone());
         }
+        let dims: Vec<isize> = self
+            .sum_to_dims(shape)?
+            .into_iter()
+            .map(|d| d as isize)
+            .collect();
+        self.sum(&dims, true)?.reshape(shape.clone())
+    }
+
+    /// The dims [`Tensor::sum_to`] sums: the leading ones and those that are 1 in `shape`.
+    fn sum_to_dims(&self, shape: &Shape) -> Result<Vec<usize>> {
         let lead =
             self.rank()
                 .checked_sub(shape.rank())
@@ -42,10 +53,8 @@ impl Tensor {
                     lhs: self.shape().clone(),
                     rhs: shape.clone(),
                 })?;
-        let dims: Vec<isize> = (0..self.rank())
+        Ok((0..self.rank())
             .filter(|&i| i < lead || (shape.dims()[i - lead] == 1 && self.dims()[i] != 1))
-            .map(|i| i as isize)
-            .collect();
-        self.sum(&dims, true)?.reshape(shape.clone())
+            .collect())
     }
 }
