@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{bits, check, gpu, kernel_launches, poison, randn};
+use common::{CastParams, bits, check, gpu, kernel_launches, poison, randn};
 use sinew_tensor::{
     Activation, BackwardOptions, Conv2dConfig, DType, Device, Result, Tensor, Unfold2d,
 };
@@ -262,15 +262,8 @@ fn a_cast_weights_gradient_comes_from_the_kernel_in_f32() {
         // The weight's and bias's gradients and backward's launches, from leaves in `dtype` or
         // cast f32 leaves, used `uses` times.
         let run = |cast: bool, uses: usize| {
-            let params = [&w32, &b32].map(|t| t.detach().requires_grad_());
-            let leaves = params
-                .each_ref()
-                .map(|p| p.to_dtype(dtype).unwrap().detach().requires_grad_());
-            let used = if cast {
-                params.each_ref().map(|p| p.to_dtype(dtype).unwrap())
-            } else {
-                leaves.clone()
-            };
+            let params = CastParams::new([&w32, &b32], dtype, cast);
+            let used = &params.used;
             let conv = || x.conv2d(&used[0], Some(&used[1]), cfg).unwrap();
             let mut y = conv();
             if uses == 2 {
@@ -281,8 +274,7 @@ fn a_cast_weights_gradient_comes_from_the_kernel_in_f32() {
             y.backward_with(Some(probe), BackwardOptions::default())
                 .unwrap();
             let launches = kernel_launches(&dev) - before;
-            let grads = if cast { params } else { leaves };
-            (grads.each_ref().map(|p| p.grad().unwrap()), launches)
+            (params.grads(), launches)
         };
         run(false, 2); // loads the kernels and makes the weight gradient's tickets
         for uses in [1, 2] {

@@ -210,20 +210,15 @@ fn a_cast_weights_gradient_comes_from_the_gemm_in_f32() {
     for dtype in [DType::F16, DType::BF16] {
         for (batch, inputs, outputs) in [(37, 29, 50), (256, 128, 256)] {
             let x = randn(91, &[batch, inputs], dtype).to_device(&dev).unwrap();
-            let w32 = randn(92, &[outputs, inputs], DType::F32);
-            let b32 = randn(93, &[outputs], DType::F32);
+            let w32 = randn(92, &[outputs, inputs], DType::F32)
+                .to_device(&dev)
+                .unwrap();
+            let b32 = randn(93, &[outputs], DType::F32).to_device(&dev).unwrap();
             let g = randn(94, &[batch, outputs], dtype).to_device(&dev).unwrap();
             // The weight's and the bias's gradients, from leaves in `dtype` or cast f32 leaves.
             let run = |cast: bool| {
-                let params = [&w32, &b32].map(|t| t.to_device(&dev).unwrap().requires_grad_());
-                let leaves = params
-                    .each_ref()
-                    .map(|p| p.to_dtype(dtype).unwrap().detach().requires_grad_());
-                let used = if cast {
-                    params.each_ref().map(|p| p.to_dtype(dtype).unwrap())
-                } else {
-                    leaves.clone()
-                };
+                let params = common::CastParams::new([&w32, &b32], dtype, cast);
+                let used = &params.used;
                 let opts = MatmulOptions::new()
                     .with_bias(&used[1])
                     .with_activation(Activation::Relu);
@@ -232,9 +227,8 @@ fn a_cast_weights_gradient_comes_from_the_gemm_in_f32() {
                 y.backward_with(Some(g.clone()), Default::default())
                     .unwrap();
                 let launches = common::kernel_launches(&dev) - before;
-                let grads = if cast { params } else { leaves };
-                let host = |t: &Tensor| t.grad().unwrap().to_device(&Device::cpu()).unwrap();
-                (grads.each_ref().map(host), launches)
+                let host = |t: &Tensor| t.to_device(&Device::cpu()).unwrap();
+                (params.grads().each_ref().map(host), launches)
             };
             run(false); // loads the kernels
             let what = format!("{dtype} {batch}x{inputs}x{outputs}");

@@ -157,3 +157,44 @@ pub fn bits(t: &Tensor) -> Vec<u64> {
     let v = t.to_device(&Device::cpu()).unwrap().to_vec_f64().unwrap();
     v.iter().map(|x| x.to_bits()).collect()
 }
+
+/// Autocast's parameters and their stand-ins, for checking that an op writes a cast
+/// parameter's f32 gradient itself: f32 leaves with `values`, leaves in `dtype` holding the same
+/// values rounded, and what the op is given: the f32 leaves cast to `dtype` (autocast's form,
+/// when `cast`) or the narrow leaves.
+pub struct CastParams<const N: usize> {
+    pub f32_leaves: [Tensor; N],
+    pub narrow_leaves: [Tensor; N],
+    pub used: [Tensor; N],
+    cast: bool,
+}
+
+impl<const N: usize> CastParams<N> {
+    pub fn new(values: [&Tensor; N], dtype: DType, cast: bool) -> Self {
+        let f32_leaves = values.map(|t| t.detach().requires_grad_());
+        let narrow_leaves = f32_leaves
+            .each_ref()
+            .map(|p| p.to_dtype(dtype).unwrap().detach().requires_grad_());
+        let used = if cast {
+            f32_leaves.each_ref().map(|p| p.to_dtype(dtype).unwrap())
+        } else {
+            narrow_leaves.clone()
+        };
+        CastParams {
+            f32_leaves,
+            narrow_leaves,
+            used,
+            cast,
+        }
+    }
+
+    /// The gradients backward left in the leaves the op's inputs came from.
+    pub fn grads(&self) -> [Tensor; N] {
+        let leaves = if self.cast {
+            &self.f32_leaves
+        } else {
+            &self.narrow_leaves
+        };
+        leaves.each_ref().map(|p| p.grad().unwrap())
+    }
+}
