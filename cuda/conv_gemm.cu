@@ -8,9 +8,10 @@
 //   dx[n, g*cg + c, y, x] = sum over (o, ki, kj) of
 //       w[g*og + o, c, ki, kj] * dy[n, g*og + o, (y + ph - ki*dh) / sh, (x + pw - kj*dw) / sw]
 //   over the taps whose division is exact and inside the output: W^T [cg, og*kh*kw] @
-//   [og*kh*kw, n*h*w]; with dilation 1, one launch per phase (y mod sh, x mod sw), over that
-//   phase's positions and the taps the division leaves (ConvArgs.py..wkw): a 3x3 stride-2
-//   convolution's input gradient multiplies 9/4 taps per position instead of 9.
+//   [og*kh*kw, n*h*w]; with dilation 1, per phase (y mod sh, x mod sw), over that phase's
+//   positions and the taps the division leaves (ConvArgs.phase, up to MAX_PHASES a launch): a
+//   3x3 stride-2 convolution's input gradient, one launch, multiplies 9/4 taps per position
+//   instead of 9.
 // The right operand (the im2col columns, or their adjoint's) is never stored: each thread reads its
 // column's taps from the strided view (x or dy, any strides) while loading a tile, with zeros
 // outside. The result is written straight into a contiguous [n, channels, height, width]. The
@@ -28,7 +29,8 @@
 //   32x64 (32x128x32 tiles, warps of 16x64, for 32 rows or fewer: ConvArgs.narrow). The forward's weight tile comes by cp.async 16 bytes at a time when ConvArgs.vector
 //   says its rows allow that (cg*kh*kw a multiple of 8), else element by element; the column tile
 //   through registers, fetched before the tile's MMAs and stored after them.
-// Grid: (column tiles, row tiles, groups).
+// Grid: (column tiles, row tiles, groups), times the phases in z for the input gradient (its
+// blocks past their phase's columns return at once).
 #include "conv_gemm.cuh"
 
 // The forward as a product: rows = output channels, columns = output positions.
@@ -37,11 +39,12 @@ template <typename T> struct Forward {
     T *y;
     const ConvArgs &p;
     uint32_t g, rows, inner, cols;
+    Window window;  // the inner index's taps per channel: the weight's
 
     __device__ Forward(const T *X, const T *W, T *Y, const ConvArgs &a, uint32_t group)
         : x(X + a.view_offset + (uint64_t)group * a.cg * a.view_strides[1]),
           wg(W + a.dense_offset + (uint64_t)group * a.og * a.taps), y(Y), p(a), g(group), rows(a.og),
-          inner(a.taps), cols(a.cols) {}
+          inner(a.taps), cols(a.cols), window{a.kh, a.kw} {}
 
     __device__ __forceinline__ T a(uint32_t m, uint32_t k) const { return wg[(uint64_t)m * p.taps + k]; }
     __device__ __forceinline__ const T *a_row(uint32_t m) const { return wg + (uint64_t)m * p.taps; }
@@ -78,24 +81,38 @@ template <typename T> struct Forward {
     }
 };
 
-// The input gradient as a product: rows = input channels, columns = the phase's input positions
-// (ConvArgs.py..wkw; every position with the identity phase).
+// Phase `i` of the launch (uniform branches on the few phases: a dynamic index would copy the
+// parameters to local memory).
+__device__ __forceinline__ DgradPhase phase_of(const ConvArgs &a, uint32_t i) {
+    return i == 0 ? a.phase[0] : i == 1 ? a.phase[1] : i == 2 ? a.phase[2] : a.phase[3];
+}
+
+// The input gradient as a product: rows = input channels, columns = the input positions of
+// the block's phase (blockIdx.z = group * phases + phase; every position with the identity
+// phase).
 template <typename T> struct InputGrad {
     const T *dy, *wg;  // the output gradient view's group g; the group's weight
     T *dx;
     const ConvArgs &p;
+    DgradPhase ph;
     uint32_t g, rows, inner, cols;
+    Window window;  // the inner index's taps per channel: the phase's
 
-    __device__ InputGrad(const T *DY, const T *W, T *DX, const ConvArgs &a, uint32_t group)
-        : dy(DY + a.view_offset + (uint64_t)group * a.og * a.view_strides[1]),
-          wg(W + a.dense_offset + (uint64_t)group * a.og * a.taps), dx(DX), p(a), g(group), rows(a.cg),
-          inner(a.og * a.kh * a.kw), cols(a.n * a.hp * a.wp) {}
+    __device__ InputGrad(const T *DY, const T *W, T *DX, const ConvArgs &a, uint32_t z)
+        : dy(DY + a.view_offset + (uint64_t)(z / a.phases) * a.og * a.view_strides[1]),
+          wg(W + a.dense_offset + (uint64_t)(z / a.phases) * a.og * a.taps), dx(DX), p(a),
+          ph(phase_of(a, z % a.phases)), g(z / a.phases), rows(a.cg), inner(a.og * ph.kh * ph.kw),
+          cols(a.n * ph.hp * ph.wp), window{ph.kh, ph.kw} {}
+
+    // Whether the block's columns (every variant's tiles are tcf::BN = 128 wide) lie past its
+    // phase's, leaving it nothing to do (the grid is as wide as the launch's widest phase).
+    __device__ __forceinline__ bool idle() const { return blockIdx.x * (uint32_t)tcf::BN >= cols; }
 
     // Element (c, k = (o, i, j)) of W^T: w[o, c, ry + i*step_y, rx + j*step_x].
     __device__ __forceinline__ T a(uint32_t m, uint32_t k) const {
-        const uint32_t area = p.kh * p.kw, r = k % area;
-        const uint32_t ki = p.ry + r / p.kw * p.step_y, kj = p.rx + r % p.kw * p.step_x;
-        return wg[(((uint64_t)(k / area) * p.cg + m) * p.wkh + ki) * p.wkw + kj];
+        const uint32_t area = ph.kh * ph.kw, r = k % area;
+        const uint32_t ki = ph.ry + r / ph.kw * p.step_y, kj = ph.rx + r % ph.kw * p.step_x;
+        return wg[(((uint64_t)(k / area) * p.cg + m) * p.kh + ki) * p.kw + kj];
     }
     __device__ __forceinline__ const T *a_row(uint32_t) const { return wg; }  // never vector-loaded
 
@@ -104,19 +121,20 @@ template <typename T> struct InputGrad {
         uint32_t img, y, x;
     };
     __device__ __forceinline__ Position position(uint32_t col) const {
-        const uint32_t l = p.hp * p.wp, img = col / l, pos = col % l;
-        return Position{img, p.py + pos / p.wp * p.step_y, p.px + pos % p.wp * p.step_x};
+        const uint32_t l = ph.hp * ph.wp, img = col / l, pos = col % l;
+        return Position{img, ph.py + pos / ph.wp * p.step_y, ph.px + pos % ph.wp * p.step_x};
     }
 
-    // The position, shifted by the padding.
+    // The position, shifted by the padding; ry, rx: the phase's first tap.
     struct Column {
         const T *base;
         int64_t yp, xp;
         bool valid;
+        uint32_t ry, rx;
         const ConvArgs *p;
         __device__ __forceinline__ T at(const Tap &t) const {
-            const int64_t ty = yp - (int64_t)(p->ry + t.i * p->step_y) * p->dh;
-            const int64_t tx = xp - (int64_t)(p->rx + t.j * p->step_x) * p->dw;
+            const int64_t ty = yp - (int64_t)(ry + t.i * p->step_y) * p->dh;
+            const int64_t tx = xp - (int64_t)(rx + t.j * p->step_x) * p->dw;
             if (!valid || t.c >= p->og || ty < 0 || tx < 0 || ty % p->sh || tx % p->sw) return T(0.0f);
             const int64_t oy = ty / p->sh, ox = tx / p->sw;
             if (oy >= p->oh || ox >= p->ow) return T(0.0f);
@@ -128,7 +146,7 @@ template <typename T> struct InputGrad {
         const bool valid = col < cols;
         const Position at = position(valid ? col : 0);
         return Column{dy + (uint64_t)at.img * p.view_strides[0], (int64_t)at.y + p.ph, (int64_t)at.x + p.pw,
-                      valid, &p};
+                      valid, ph.ry, ph.rx, &p};
     }
 
     // The rounded gradient `v` of element `i`, plus ConvArgs.add's element `i` when given (in
@@ -180,7 +198,7 @@ template <int RM, class Prob> __device__ __forceinline__ void gemm_simt(const Pr
             ra[l] = (row_in && k < pr.inner) ? pr.a(m0 + row, k) : 0.0f;
         }
 #pragma unroll
-        for (int l = 0; l < 4; ++l) rb[l] = column.at(tap_of(pr.p, k0 + k_first + 2 * l));
+        for (int l = 0; l < 4; ++l) rb[l] = column.at(tap_of(pr.window, k0 + k_first + 2 * l));
     };
     auto stash = [&](int buf) {
 #pragma unroll
@@ -228,11 +246,11 @@ template <int MI, class Prob> __device__ __forceinline__ void gemm_tf32(float *s
             const uint32_t gm = m0 + e / BK, gk = k0 + e % BK;
             ra[l] = (gm < pr.rows && gk < pr.inner) ? pr.a(gm, gk) : 0.0f;
         }
-        Tap t = tap_of(pr.p, k0);
+        Tap t = tap_of(pr.window, k0);
 #pragma unroll
         for (int kk = 0; kk < BK; ++kk) {
             rb[kk] = column.at(t);
-            advance(pr.p, t);
+            advance(pr.window, t);
         }
     };
     auto stash = [&](int buf) {
@@ -291,11 +309,11 @@ template <bool VEC, int MI, typename T, class Prob> __device__ __forceinline__ v
     const auto column = pr.column(n0 + n);
     T rb[BK];
     auto fetch = [&](uint32_t k0) {
-        Tap t = tap_of(pr.p, k0);
+        Tap t = tap_of(pr.window, k0);
 #pragma unroll
         for (int kk = 0; kk < BK; ++kk) {
             rb[kk] = column.at(t);
-            advance(pr.p, t);
+            advance(pr.window, t);
         }
     };
     auto stash = [&](T *bs) {
@@ -342,6 +360,7 @@ template <typename T> __device__ __forceinline__ void forward(const T *X, const 
 template <typename T> __device__ __forceinline__ void input_grad(const T *DY, const T *W, T *DX, const ConvArgs &p) {
     __shared__ __align__(128) T smem[SMEM_ELEMS];
     const InputGrad<T> pr(DY, W, DX, p, blockIdx.z);
+    if (pr.idle()) return;
     p.narrow ? gemm_tc<false, 1>(smem, pr) : gemm_tc<false, 2>(smem, pr);
 }
 }  // namespace cgt
@@ -366,12 +385,14 @@ extern "C" __global__ void __launch_bounds__(128, 2)
 
 extern "C" __global__ void __launch_bounds__(256, 2)
     conv_gemm_dgrad_f32(const float *DY, const float *W, float *DX, ConvArgs p) {
-    simt(InputGrad<float>(DY, W, DX, p, blockIdx.z));
+    const InputGrad<float> pr(DY, W, DX, p, blockIdx.z);
+    if (!pr.idle()) simt(pr);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)
     conv_gemm_dgrad_tf32_f32(const float *DY, const float *W, float *DX, ConvArgs p) {
-    tf32(InputGrad<float>(DY, W, DX, p, blockIdx.z));
+    const InputGrad<float> pr(DY, W, DX, p, blockIdx.z);
+    if (!pr.idle()) tf32(pr);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 2)

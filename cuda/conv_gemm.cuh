@@ -4,6 +4,14 @@
 #pragma once
 #include "tf32_tc.cuh"
 
+// One phase of an input gradient (ConvArgs.phase): its first input row and column, first tap
+// row and column, positions and taps per axis.
+struct DgradPhase {
+    uint32_t py, px, ry, rx, hp, wp, kh, kw;
+};
+// Phases per input-gradient launch: a stride of 2 (a ResNet's downsampling 3x3) in one.
+constexpr uint32_t MAX_PHASES = 4;
+
 // Mirrors `ConvArgs` in crates/sinew-cuda/src/ops/conv_gemm.rs (#[repr(C)]). Sizes are the
 // forward convolution's; the kernels read two operands: a strided view (the input for the forward
 // and the weight gradient, the output gradient for the input gradient) and a dense one (the
@@ -18,18 +26,21 @@ struct ConvArgs {
     uint32_t cols;                // n * oh * ow
     uint32_t vector;              // 1: the dense operand's rows may be loaded 16 bytes at a time
     uint32_t narrow;              // 1: 32-row block tiles (cgt::Rows<1>, SIMT RM = 2)
-    // The input gradient's phase (conv_gemm_dgrad; the identity elsewhere): the input positions
-    // y = py + yy*step_y (yy < hp) and x = px + xx*step_x (xx < wp), whose taps are the kernel
-    // rows ry + i*step_y (i < kh) and columns rx + j*step_x (j < kw) of the weight's wkh x wkw
-    // window. With dilation 1 the host runs one phase per (y mod sh, x mod sw) with steps = the
-    // stride, so no tap that the stride skips is multiplied; kh, kw are then the phase's tap
-    // counts (`taps` stays the weight's cg * wkh * wkw).
-    uint32_t py, px, ry, rx, step_y, step_x, hp, wp, wkh, wkw;
+    // The input gradient's phases (conv_gemm_dgrad; one identity phase elsewhere): input
+    // positions y = py + yy*step_y (yy < hp) and x = px + xx*step_x (xx < wp), whose taps are the
+    // kernel rows ry + i*step_y (i < kh) and columns rx + j*step_x (j < kw) of the weight's
+    // window. With dilation 1 the host groups the phases (y mod sh, x mod sw) with taps, steps =
+    // the stride, up to MAX_PHASES a launch (blockIdx.z = group * phases + phase), so no tap that
+    // the stride skips is multiplied; with dilation, one phase of every position and tap.
+    uint32_t step_y, step_x;
+    uint32_t phases;              // phases in this launch (1 to MAX_PHASES)
     uint32_t relu;                // 1: ReLU after the bias (the forward's epilogue)
     // 1 (conv_gemm_dgrad): the phase starting at (0, 0) is the only one with taps (a 1x1
     // stride-2 shortcut's), so the kernel also writes the zeros of the other positions of each
     // step_y x step_x block it writes, instead of the host zero-filling the gradient first.
     uint32_t zero_rest;
+    DgradPhase phase[MAX_PHASES];
+    uint32_t unused;              // keeps the 8-byte fields aligned
     uint64_t view_strides[4];     // the strided view's n, c, h, w strides
     uint64_t view_offset;         // and its first element
     uint64_t dense_offset;        // the dense operand's first element
@@ -43,16 +54,22 @@ struct Tap {
     uint32_t c, i, j;
 };
 
-__device__ __forceinline__ Tap tap_of(const ConvArgs &p, uint32_t k) {
-    const uint32_t area = p.kh * p.kw, r = k % area;
-    return Tap{k / area, r / p.kw, r % p.kw};
+// The taps a product's inner index runs over: per channel, kh x kw kernel rows and columns (the
+// weight's window, or an input-gradient phase's taps).
+struct Window {
+    uint32_t kh, kw;
+};
+
+__device__ __forceinline__ Tap tap_of(const Window &w, uint32_t k) {
+    const uint32_t area = w.kh * w.kw, r = k % area;
+    return Tap{k / area, r / w.kw, r % w.kw};
 }
 
 // The tap after `t` (k + 1).
-__device__ __forceinline__ void advance(const ConvArgs &p, Tap &t) {
-    if (++t.j == p.kw) {
+__device__ __forceinline__ void advance(const Window &w, Tap &t) {
+    if (++t.j == w.kw) {
         t.j = 0;
-        if (++t.i == p.kh) {
+        if (++t.i == w.kh) {
             t.i = 0;
             ++t.c;
         }

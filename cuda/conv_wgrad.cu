@@ -83,7 +83,7 @@ __device__ __forceinline__ void wgrad_simt(const float *X, const float *G, float
     // positions (tid >> 7) + 2l.
     const int a_row = tid >> 3, a_k = tid & 7, b_col = tid & 127, b_k = tid >> 7;
     const bool tap_in = n0 + b_col < p.taps;
-    const Tap tap = tap_of(p, tap_in ? n0 + b_col : 0);
+    const Tap tap = tap_of(Window{p.kh, p.kw}, tap_in ? n0 + b_col : 0);
     float ra[A_PER], rb[4];
     auto fetch = [&](uint32_t r0) {
 #pragma unroll
@@ -134,7 +134,7 @@ __device__ __forceinline__ void wgrad_tf32(float *smem, const float *X, const fl
     // thread n holds tap n0 + n at the BK positions.
     const int n = threadIdx.x;
     const bool tap_in = n0 + n < p.taps;
-    const Tap tap = tap_of(p, tap_in ? n0 + n : 0);
+    const Tap tap = tap_of(Window{p.kh, p.kw}, tap_in ? n0 + n : 0);
     float ra[R::A_PER], rb[BK];
     auto fetch = [&](uint32_t r0) {
 #pragma unroll
@@ -177,7 +177,7 @@ __device__ __forceinline__ void wgrad(T *smem, const T *X, const T *G, float *P,
     // n0 + n at the BK positions.
     const int n = threadIdx.x;
     const bool tap_in = n0 + n < p.taps;
-    const Tap tap = tap_of(p, tap_in ? n0 + n : 0);
+    const Tap tap = tap_of(Window{p.kh, p.kw}, tap_in ? n0 + n : 0);
     constexpr int A_PER = BM * BK / THREADS;
     T ra[A_PER], rb[BK];
     auto fetch = [&](uint32_t r0) {

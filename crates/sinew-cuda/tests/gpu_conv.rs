@@ -1,13 +1,15 @@
 //! GPU parity with the CPU backend of im2col/col2im and of convolutions (the implicit-GEMM
 //! kernels and the im2col path, with stride, padding, dilation and groups; forward and
-//! gradients). Pooling: `gpu_pool.rs`.
+//! gradients). Pooling: `gpu_pool.rs`; the input gradient's stride phases:
+//! `gpu_conv_phases.rs`.
 
 #![cfg(feature = "cuda")]
 
 mod common;
 
 use common::{
-    FullF32Conv, both, check, gpu, kernel_launches, max_error, poison, randn, tf32_rounded,
+    FullF32Conv, both, check, conv_tol, gpu, kernel_launches, max_error, poison, randn,
+    tf32_rounded,
 };
 use sinew_tensor::{Conv2dConfig, DType, Device, Tensor, Unfold2d};
 
@@ -88,15 +90,6 @@ fn unfold_and_fold_match_the_cpu_exactly() {
     }
     let bools = Tensor::ones([1, 1, 3, 3], DType::Bool, &gpu()).unwrap();
     assert!(bools.fold2d(&spec(&bools, 0, 0.0)).is_err(), "bool fold2d");
-}
-
-fn conv_tol(dtype: DType) -> f64 {
-    match dtype {
-        DType::F32 => 1e-4,
-        DType::F64 => 1e-10,
-        DType::F16 => 2e-2,
-        _ => 4e-2,
-    }
 }
 
 /// The distance from 1 to the next float of `dtype` (f16 or bf16).
@@ -229,7 +222,7 @@ fn implicit_gemm_conv_matches_the_cpu_and_im2col() {
     // taps: 16-byte weight loads in f16/bf16; 250 taps with 5x5 in 4 groups: element loads),
     // read in place from a channels-last view made on the device; the input gradients by
     // conv_gemm_dgrad (strides 2 and 1, groups, dilation; 40 rows or, grouped, 20 and 10 in
-    // 32-row tiles; one launch per stride phase without dilation) and the weight gradients by
+    // 32-row tiles; in stride phases, four a launch, without dilation) and the weight gradients by
     // conv_wgrad (two position splits).
     let dev = gpu();
     let _f32 = FullF32Conv::new(&dev);
@@ -483,67 +476,5 @@ fn conv_transpose2d_matches_the_cpu() {
             }
         }
         println!("conv_transpose2d {dtype}: max error {worst:e} (output and gradients)");
-    }
-}
-
-/// A 1x1 stride-2 shortcut's input gradient (only the even positions have a tap) is one kernel
-/// that also writes the zeros of the odd positions (no fill first), on poisoned memory, with the
-/// CPU's values, for even and odd sizes; with padding 1 the only phase with taps starts at
-/// (1, 1) and the gradient is filled with zeros first (two launches).
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn a_strided_shortcuts_input_gradient_writes_its_own_zeros() {
-    let dev = gpu();
-    let _f32 = FullF32Conv::new(&dev);
-    let cpu = Device::cpu();
-    let dgrad = |g: &Tensor, w: &Tensor, spec: &Unfold2d| {
-        let backend = g.device().backend();
-        let dx = g
-            .with_storage(|gs, gl| {
-                w.with_storage(|ws, wl| {
-                    backend.conv2d_input_grad((gs, gl), (ws, wl), spec, 1, None)
-                })
-            })
-            .unwrap()
-            .expect("an input-gradient kernel");
-        Tensor::from_storage(dx, [spec.n, spec.c, spec.h, spec.w], g.device().clone()).unwrap()
-    };
-    for dtype in [DType::F32, DType::F16] {
-        for (side, padding, launches) in [(8usize, 0usize, 1u64), (9, 0, 1), (9, 1, 2)] {
-            let x = randn(95, &[3, 16, side, side], dtype);
-            let spec = x
-                .unfold_spec("test", (1, 1), (2, 2), (padding, padding), (1, 1), 0.0)
-                .unwrap();
-            let (oh, ow) = spec.out_hw();
-            let g = randn(96, &[3, 24, oh, ow], dtype);
-            let w = randn(97, &[24, 16, 1, 1], dtype);
-            // The CPU's gradient, through autograd.
-            let cfg = Conv2dConfig {
-                stride: (2, 2),
-                padding: (padding, padding),
-                ..Conv2dConfig::default()
-            };
-            let xt = x.clone().requires_grad_();
-            let y = xt.conv2d(&w, None, cfg).unwrap();
-            y.backward_with(Some(g.clone()), Default::default())
-                .unwrap();
-            let want = xt.grad().unwrap();
-            let (gg, gw) = (g.to_device(&dev).unwrap(), w.to_device(&dev).unwrap());
-            let what = format!("{dtype} side {side} padding {padding}");
-            poison(&dev, x.elem_count() * dtype.size_in_bytes());
-            let before = kernel_launches(&dev);
-            let got = dgrad(&gg, &gw, &spec);
-            assert_eq!(kernel_launches(&dev) - before, launches, "{what}: kernels");
-            let got = got.to_device(&cpu).unwrap();
-            check(&what, &want, &got, conv_tol(dtype));
-            // The positions no tap reaches are exactly 0.
-            let values = got.to_vec_f64().unwrap();
-            let odd = (0..values.len()).filter(|i| {
-                let (y, x) = ((i / side) % side, i % side);
-                (y + padding) % 2 == 1 || (x + padding) % 2 == 1
-            });
-            assert!(odd.clone().count() > 0, "{what}: positions without taps");
-            assert!(odd.map(|i| values[i]).all(|v| v == 0.0), "{what}: zeros");
-        }
     }
 }

@@ -5,7 +5,7 @@
 //! `[o, c/groups, kh, kw]` (a strided weight is copied first). f16 and bf16 run on the tensor
 //! cores (f32 accumulation, one rounding per output); f32 too, in TF32, while
 //! [`CudaBackend::set_conv_tf32`] allows it (the default), else on the SIMT kernel. The input
-//! gradient runs one launch per phase of the stride ([`super::conv_phase`]).
+//! gradient runs the phases of the stride ([`super::conv_phase`]), up to four a launch.
 
 use sinew_tensor::{BinaryOp, DType, Error, Layout, Result, Unfold2d};
 
@@ -25,14 +25,19 @@ pub(crate) struct ConvArgs {
     vector: u32,
     /// 1 = 32-row block tiles (few channels), 0 = 128-row (f32) or 64-row (f16/bf16).
     narrow: u32,
-    /// The input gradient's phase: py, px, ry, rx, step_y, step_x, hp, wp, wkh, wkw (see
-    /// [`Phase`]; the identity phase for the other kernels).
-    phase: [u32; 10],
+    /// The input gradient's phase steps (the stride, or 1 for the identity phase).
+    step: [u32; 2],
+    /// Phases in this launch (grid z = groups * phases).
+    phases: u32,
     /// 1: ReLU after the bias (the forward's epilogue).
     relu: u32,
     /// 1: the input gradient's launch also writes the zeros of each step block's positions
     /// besides the one it computes (the only phase with taps starts at (0, 0)); 0 otherwise.
     zero_rest: u32,
+    /// The input gradient's phases (the identity phase for the other kernels).
+    phase: [DgradPhase; MAX_PHASES],
+    /// Keeps the 8-byte fields aligned as in C.
+    unused: u32,
     /// The strided operand (input or output gradient): its n, c, h, w strides and offset.
     view_strides: [u64; 4],
     view_offset: u64,
@@ -48,27 +53,46 @@ pub(crate) struct ConvArgs {
     pub(crate) first_slice: u64,
 }
 
+/// Mirrors `DgradPhase` in `cuda/conv_gemm.cuh`: one [`Phase`] of an input gradient (first
+/// input row and column, first tap row and column, positions and taps per axis).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct DgradPhase {
+    start: [u32; 2],
+    first_tap: [u32; 2],
+    positions: [u32; 2],
+    taps: [u32; 2],
+}
+
+impl DgradPhase {
+    /// The phase's values (each at most the spec's sizes, which fit u32: ConvShape::new).
+    fn of(phase: &Phase) -> DgradPhase {
+        let v = |(a, b): (usize, usize)| [a as u32, b as u32];
+        DgradPhase {
+            start: v(phase.start),
+            first_tap: v(phase.first_tap),
+            positions: v(phase.positions),
+            taps: v(phase.taps),
+        }
+    }
+}
+
+/// Phases per input-gradient launch (`MAX_PHASES` in `cuda/conv_gemm.cuh`): a stride of 2 in
+/// one launch.
+const MAX_PHASES: usize = 4;
+
 impl ConvArgs {
-    /// These arguments for one phase of the input gradient: its positions and taps (kh and kw
-    /// become the phase's tap counts; the weight keeps its window in the phase fields).
-    fn with_phase(mut self, phase: &Phase) -> ConvArgs {
-        let (kh, kw) = (self.sizes[4], self.sizes[5]);
-        // Every phase value is at most the spec's sizes, which fit u32 (ConvShape::new).
-        let v = |x: usize| x as u32;
-        self.sizes[4] = v(phase.taps.0);
-        self.sizes[5] = v(phase.taps.1);
-        self.phase = [
-            v(phase.start.0),
-            v(phase.start.1),
-            v(phase.first_tap.0),
-            v(phase.first_tap.1),
-            v(phase.step.0),
-            v(phase.step.1),
-            v(phase.positions.0),
-            v(phase.positions.1),
-            kh,
-            kw,
-        ];
+    /// These arguments for up to [`MAX_PHASES`] phases of the input gradient, which share the
+    /// spec's steps.
+    fn with_phases(mut self, phases: &[&Phase]) -> ConvArgs {
+        let mut count = 0;
+        for (slot, phase) in self.phase.iter_mut().zip(phases) {
+            *slot = DgradPhase::of(phase);
+            // Steps are at most the stride, which fits u32 (ConvShape::new).
+            self.step = [phase.step.0 as u32, phase.step.1 as u32];
+            count += 1;
+        }
+        self.phases = count;
         self
     }
 }
@@ -170,9 +194,12 @@ impl ConvShape {
             sizes: [0; 18],
             vector: 0,
             narrow: 0,
-            phase: [0; 10],
+            step: [1, 1],
+            phases: 1,
             relu: 0,
             zero_rest: 0,
+            phase: [DgradPhase::default(); MAX_PHASES],
+            unused: 0,
             view_strides: [0; 4],
             view_offset: 0,
             dense_offset: 0,
@@ -185,7 +212,11 @@ impl ConvShape {
         }
         // The identity phase: every position, every tap (sizes fit u32: checked above).
         let [_, _, h, w, kh, kw, ..] = args.sizes;
-        args.phase = [0, 0, 0, 0, 1, 1, h, w, kh, kw];
+        args.phase[0] = DgradPhase {
+            positions: [h, w],
+            taps: [kh, kw],
+            ..DgradPhase::default()
+        };
         Ok(ConvShape {
             args,
             out: o,
@@ -400,8 +431,8 @@ pub(crate) fn conv2d_input_grad(
         }
     };
     let total = input.iter().product::<usize>();
-    // One launch per phase with taps; positions no tap reaches are zeros (plus the addend),
-    // written by the launch of the only phase with taps when it starts at (0, 0) (its step
+    // One launch per MAX_PHASES phases with taps; positions no tap reaches are zeros (plus the
+    // addend), written by the launch of the only phase with taps when it starts at (0, 0) (its step
     // blocks cover the input), else filled first (and the addend added after).
     let phases = dgrad_phases(spec);
     let tapped: Vec<&Phase> = phases.iter().filter(|p| p.has_taps()).collect();
@@ -420,14 +451,22 @@ pub(crate) fn conv2d_input_grad(
     let (tile_m, threads) = tiling(dtype, tf32, spec.c / groups);
     let args = shape.args(g.1, w_offset, false, tile_m);
     let (gp, wp, xp) = (g.0.device_ptr(), wst.device_ptr(), out.device_ptr());
-    for phase in tapped {
-        // Rows: a group's input channels; columns: the phase's input positions in the batch.
-        let positions = spec.n * phase.positions.0 * phase.positions.1;
+    for launch in tapped.chunks(MAX_PHASES) {
+        // Rows: a group's input channels; columns: each phase's input positions in the batch,
+        // as many column tiles as the widest phase needs.
+        let positions = launch
+            .iter()
+            .map(|p| spec.n * p.positions.0 * p.positions.1)
+            .max()
+            .unwrap_or(0);
+        let depth = groups
+            .checked_mul(launch.len())
+            .ok_or_else(|| too_large(OP, spec))?;
         let cfg = LaunchConfig {
-            grid: ConvShape::grid(OP, spec, (spec.c / groups, positions), tile_m, groups)?,
+            grid: ConvShape::grid(OP, spec, (spec.c / groups, positions), tile_m, depth)?,
             block: (threads, 1, 1),
         };
-        let mut args = args.with_phase(phase);
+        let mut args = args.with_phases(launch);
         args.zero_rest = u32::from(zero_rest);
         args.add = if covered { add_ptr } else { 0 };
         dev.launch(&kernel, cfg, kernel_args![gp, wp, xp, args])?;
@@ -447,15 +486,19 @@ mod tests {
 
     #[test]
     fn conv_args_match_the_c_layout() {
-        assert_eq!(std::mem::size_of::<ConvArgs>(), 128 + 72);
+        assert_eq!(std::mem::size_of::<DgradPhase>(), 32);
+        assert_eq!(std::mem::size_of::<ConvArgs>(), 232 + 72);
         assert_eq!(std::mem::offset_of!(ConvArgs, vector), 72);
         assert_eq!(std::mem::offset_of!(ConvArgs, narrow), 76);
-        assert_eq!(std::mem::offset_of!(ConvArgs, phase), 80);
-        assert_eq!(std::mem::offset_of!(ConvArgs, relu), 120);
-        assert_eq!(std::mem::offset_of!(ConvArgs, view_strides), 128);
-        assert_eq!(std::mem::offset_of!(ConvArgs, dense_offset), 168);
-        assert_eq!(std::mem::offset_of!(ConvArgs, bias), 176);
-        assert_eq!(std::mem::offset_of!(ConvArgs, add), 184);
-        assert_eq!(std::mem::offset_of!(ConvArgs, first_slice), 192);
+        assert_eq!(std::mem::offset_of!(ConvArgs, step), 80);
+        assert_eq!(std::mem::offset_of!(ConvArgs, phases), 88);
+        assert_eq!(std::mem::offset_of!(ConvArgs, relu), 92);
+        assert_eq!(std::mem::offset_of!(ConvArgs, zero_rest), 96);
+        assert_eq!(std::mem::offset_of!(ConvArgs, phase), 100);
+        assert_eq!(std::mem::offset_of!(ConvArgs, view_strides), 232);
+        assert_eq!(std::mem::offset_of!(ConvArgs, dense_offset), 272);
+        assert_eq!(std::mem::offset_of!(ConvArgs, bias), 280);
+        assert_eq!(std::mem::offset_of!(ConvArgs, add), 288);
+        assert_eq!(std::mem::offset_of!(ConvArgs, first_slice), 296);
     }
 }

@@ -1,10 +1,11 @@
 //! The phases of an implicit-GEMM input gradient: with stride `s` and dilation 1, the input rows
 //! `y` with one value of `y mod s` all take their gradient from the same kernel rows (those with
-//! `(y + pad - ki) mod s == 0`), so one launch per phase over those positions and taps skips
+//! `(y + pad - ki) mod s == 0`), so a product per phase over those positions and taps skips
 //! every tap the stride would make zero (the identity phase, for dilated convolutions, tests each
-//! tap in the kernel instead). A 3x3 stride-2 convolution multiplies 9/4 taps per position
-//! instead of 9; a 1x1 stride-2 one (a ResNet shortcut) launches one phase of four, the other
-//! positions' gradient being zero.
+//! tap in the kernel instead). The kernel runs up to four phases a launch (each block's phase is
+//! its grid z). A 3x3 stride-2 convolution multiplies 9/4 taps per position instead of 9, in one
+//! launch; a 1x1 stride-2 one (a ResNet shortcut) runs one phase of four, the other positions'
+//! gradient being zero.
 
 use sinew_tensor::Unfold2d;
 
