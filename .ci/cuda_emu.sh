@@ -14,7 +14,8 @@ emu="$PWD/target/cuda-emu/lib64"
 exes=$(
     {
         cargo test -p sinew-cuda --features "$features" --no-run --message-format=json
-        cargo test -p sinew --features "$features" --test gpu_optim --test gpu_layers --no-run \
+        cargo test -p sinew --features "$features" --test gpu_optim --test gpu_layers \
+            --test gpu_loss --no-run \
             --message-format=json
     } | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/'
 )
@@ -55,11 +56,12 @@ lane1() {
         done
         emulate SINEW_EMU_BLOCK_ORDER=$order gpu_conv weight_gradient
     done
-    # The fused optimizer steps through sinew-optim, and batch norm through sinew-nn (the
-    # facade's GPU tests that the emulator runs in seconds; gpu_models' whole-model curves are
-    # for a real GPU).
+    # The fused optimizer steps through sinew-optim, batch norm and cross entropy through
+    # sinew-nn (the facade's GPU tests that the emulator runs in seconds; gpu_models'
+    # whole-model curves are for a real GPU).
     emulate gpu_optim
     emulate gpu_layers
+    emulate gpu_loss
 }
 
 lane2() {

@@ -1,7 +1,10 @@
 // Fused softmax cross-entropy over the rows of contiguous [rows, c] logits with int64 class
-// targets (f32 and f64), the same arithmetic as sinew-tensor's cpu/softmax_xent.rs (formula in
-// its ops/softmax_xent.rs): per row the maximum, the log-sum-exp and the loss in double,
-// rounded once. One warp per row, 8 rows per 256-thread block.
+// targets, the same arithmetic as sinew-tensor's cpu/softmax_xent.rs (formula in its
+// ops/softmax_xent.rs): per row the maximum, the log-sum-exp and the loss in double, rounded
+// once. One warp per row, 8 rows per 256-thread block. Logits of type T (f32, f64, f16, bf16);
+// the class weights, the outputs of the forward, and the statistics, row gradients and divisor
+// the backward reads are of type S: T itself, f32 for f16/bf16 logits (whose gradient is
+// rounded to T from its S value, as a cast of the f32 gradient would).
 //
 // xent_forward_<dtype>(x, t, w, out, rows, c, ignore, smoothing, bad, partials, tickets)
 //   out = [loss | row weight | shift | log_sum], each [rows], then the sum of the losses, the
@@ -43,7 +46,7 @@ __device__ __forceinline__ uint32_t warp_row(uint32_t rows) {
     return row < rows ? (uint32_t)row : rows;
 }
 
-template <typename T> __device__ __forceinline__ double class_weight(const T *w, uint32_t k) {
+template <typename S> __device__ __forceinline__ double class_weight(const S *w, uint32_t k) {
     return w != nullptr ? (double)w[k] : 1.0;
 }
 
@@ -52,20 +55,20 @@ template <typename T> __device__ void row_log_sum_exp(const T *xr, uint32_t c, d
     const uint32_t lane = threadIdx.x & 31u;
     double m = -INFINITY;
     for (uint32_t k = lane; k < c; k += 32u) {
-        const double v = (double)xr[k];
+        const double v = to_f64(xr[k]);
         m = (is_nan(v) || is_nan(m)) ? v + m : (v > m ? v : m);
     }
     m = warp_max_f64(m);
     shift = isfinite(m) ? m : 0.0;
     double s = 0.0;
-    for (uint32_t k = lane; k < c; k += 32u) s += exp((double)xr[k] - shift);
+    for (uint32_t k = lane; k < c; k += 32u) s += exp(to_f64(xr[k]) - shift);
     log_sum = log(warp_sum_f64(s));
 }
 
 // Row `row`'s (loss, row weight), computed by the warp and written by its lane 0; (0, 0) for a
 // row that does not count.
-template <typename T>
-__device__ void xent_row(const T *x, const int64_t *t, const T *w, T *out, uint32_t row, uint32_t rows, uint32_t c,
+template <typename T, typename S>
+__device__ void xent_row(const T *x, const int64_t *t, const S *w, S *out, uint32_t row, uint32_t rows, uint32_t c,
                          int64_t ignore, double e, unsigned long long *bad, double &loss, double &wt) {
     const uint32_t lane = threadIdx.x & 31u;
     const T *xr = x + (uint64_t)row * c;
@@ -78,24 +81,24 @@ __device__ void xent_row(const T *x, const int64_t *t, const T *w, T *out, uint3
     const bool counts = target != ignore && in_range;
     double smooth = 0.0;
     if (counts && e > 0.0) {
-        for (uint32_t k = lane; k < c; k += 32u) smooth += class_weight(w, k) * (lse - (double)xr[k]);
+        for (uint32_t k = lane; k < c; k += 32u) smooth += class_weight(w, k) * (lse - to_f64(xr[k]));
         smooth = warp_sum_f64(smooth);
     }
     loss = 0.0;
     wt = 0.0;
     if (counts) {
         wt = class_weight(w, (uint32_t)target);
-        loss = (1.0 - e) * wt * (lse - (double)xr[target]);
+        loss = (1.0 - e) * wt * (lse - to_f64(xr[target]));
         if (e > 0.0) loss += e / (double)c * smooth;
     }
     // The values as stored, which the totals add.
-    loss = (double)(T)loss;
-    wt = (double)(T)wt;
+    loss = (double)(S)loss;
+    wt = (double)(S)wt;
     if (lane != 0) return;
-    out[row] = (T)loss;
-    out[rows + row] = (T)wt;
-    out[2ull * rows + row] = (T)shift;
-    out[3ull * rows + row] = (T)log_sum;
+    out[row] = (S)loss;
+    out[rows + row] = (S)wt;
+    out[2ull * rows + row] = (S)shift;
+    out[3ull * rows + row] = (S)log_sum;
 }
 
 // The sums of s and v over the block, in thread 0 (a fixed order: each warp's, then the warps' in
@@ -120,8 +123,8 @@ __device__ __forceinline__ void block_sum2(double &s, double &v) {
     }
 }
 
-template <typename T>
-__device__ void xent_forward(const T *x, const int64_t *t, const T *w, T *out, uint32_t rows, uint32_t c,
+template <typename T, typename S>
+__device__ void xent_forward(const T *x, const int64_t *t, const S *w, S *out, uint32_t rows, uint32_t c,
                              int64_t ignore, double e, unsigned long long *bad, double *partials,
                              unsigned long long *tickets) {
     const uint32_t row = warp_row(rows), lane = threadIdx.x & 31u;
@@ -147,22 +150,22 @@ __device__ void xent_forward(const T *x, const int64_t *t, const T *w, T *out, u
         reset_ticket(tickets, 0);
     }
     if (threadIdx.x != 0) return;
-    T *totals = out + 4ull * rows;
-    totals[0] = (T)loss;
-    totals[1] = (T)wt;
-    totals[2] = (T)(loss / wt);
+    S *totals = out + 4ull * rows;
+    totals[0] = (S)loss;
+    totals[1] = (S)wt;
+    totals[2] = (S)(loss / wt);
 }
 
-template <typename T>
-__device__ void xent_backward(const T *x, const int64_t *t, const T *w, const T *stats, const T *grad,
-                              uint32_t grad_stride, const T *divisor, T *dx, uint32_t rows, uint32_t c,
+template <typename T, typename S>
+__device__ void xent_backward(const T *x, const int64_t *t, const S *w, const S *stats, const S *grad,
+                              uint32_t grad_stride, const S *divisor, T *dx, uint32_t rows, uint32_t c,
                               int64_t ignore, double e) {
     const uint32_t row = warp_row(rows), lane = threadIdx.x & 31u;
     if (row == rows) return;
     T *dr = dx + (uint64_t)row * c;
     const int64_t target = t[row];
     if (target == ignore || target < 0 || (uint64_t)target >= c) {
-        for (uint32_t k = lane; k < c; k += 32u) dr[k] = (T)0;
+        for (uint32_t k = lane; k < c; k += 32u) dr[k] = from_f64<T>(0.0);
         return;
     }
     double total = (double)c;
@@ -172,31 +175,34 @@ __device__ void xent_backward(const T *x, const int64_t *t, const T *w, const T 
         total = warp_sum_f64(total);
     }
     const T *xr = x + (uint64_t)row * c;
-    const T row_grad = grad[(uint64_t)row * grad_stride];
+    const S row_grad = grad[(uint64_t)row * grad_stride];
     const double g = (double)(divisor != nullptr ? row_grad / divisor[0] : row_grad), shift = (double)stats[2ull * rows + row],
                  log_sum = (double)stats[3ull * rows + row];
     const double hard = (1.0 - e) * class_weight(w, (uint32_t)target), soft = e / (double)c;
     for (uint32_t k = lane; k < c; k += 32u) {
-        const double p = exp(((double)xr[k] - shift) - log_sum);
+        const double p = exp((to_f64(xr[k]) - shift) - log_sum);
         double v = hard * (p - (k == (uint64_t)target ? 1.0 : 0.0));
         if (e > 0.0) v += soft * (total * p - class_weight(w, k));
-        dr[k] = (T)(g * v);
+        // Rounded to S, then (exactly, or once more for f16/bf16) to T.
+        dr[k] = from_f64<T>((double)(S)(g * v));
     }
 }
 
-#define XENT_KERNELS(SUFFIX, T)                                                                   \
+#define XENT_KERNELS(SUFFIX, T, S)                                                                \
     extern "C" __global__ void __launch_bounds__(256)                                             \
-        xent_forward_##SUFFIX(const T *x, const int64_t *t, const T *w, T *out, uint32_t rows,    \
+        xent_forward_##SUFFIX(const T *x, const int64_t *t, const S *w, S *out, uint32_t rows,    \
                               uint32_t c, int64_t ignore, double e, unsigned long long *bad,      \
                               double *partials, unsigned long long *tickets) {                    \
-        xent_forward<T>(x, t, w, out, rows, c, ignore, e, bad, partials, tickets);                \
+        xent_forward<T, S>(x, t, w, out, rows, c, ignore, e, bad, partials, tickets);             \
     }                                                                                             \
     extern "C" __global__ void __launch_bounds__(256)                                             \
-        xent_backward_##SUFFIX(const T *x, const int64_t *t, const T *w, const T *stats,          \
-                               const T *grad, uint32_t grad_stride, const T *divisor, T *dx,      \
+        xent_backward_##SUFFIX(const T *x, const int64_t *t, const S *w, const S *stats,          \
+                               const S *grad, uint32_t grad_stride, const S *divisor, T *dx,      \
                                uint32_t rows, uint32_t c, int64_t ignore, double e) {             \
-        xent_backward<T>(x, t, w, stats, grad, grad_stride, divisor, dx, rows, c, ignore, e);     \
+        xent_backward<T, S>(x, t, w, stats, grad, grad_stride, divisor, dx, rows, c, ignore, e);  \
     }
 
-XENT_KERNELS(f32, float)
-XENT_KERNELS(f64, double)
+XENT_KERNELS(f32, float, float)
+XENT_KERNELS(f64, double, double)
+XENT_KERNELS(f16, __half, float)
+XENT_KERNELS(bf16, __nv_bfloat16, float)

@@ -498,10 +498,13 @@ pub fn running_stats(dtype: DType) -> Option<Kernel> {
         .then(|| kernel(Family::Channel, "running_stats", "", dtype))
 }
 
-/// `xent_forward_<dtype>` and `xent_backward_<dtype>` (`backward` true): f32 and f64.
+/// `xent_forward_<dtype>` and `xent_backward_<dtype>` (`backward` true) for logits of `dtype`:
+/// the float dtypes.
 pub fn xent(backward: bool, dtype: DType) -> Option<Kernel> {
     let stem = if backward { "backward" } else { "forward" };
-    matches!(dtype, DType::F32 | DType::F64).then(|| kernel(Family::Xent, "xent", stem, dtype))
+    dtype
+        .is_float()
+        .then(|| kernel(Family::Xent, "xent", stem, dtype))
 }
 
 /// `radix_<step>`, a step of the stable radix sort of a 1-d i64 index (dtype-free): `keys`,

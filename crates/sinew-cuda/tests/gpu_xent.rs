@@ -1,7 +1,8 @@
 //! The fused softmax cross-entropy on the GPU against the CPU backend: the `[4, M]` row
 //! statistics with their totals (the mean) from one kernel, and the gradient (for per-row
-//! gradients, for one broadcast to every row, and for the mean's), f32 and f64, with and
-//! without class weights and smoothing, ignored rows, short and long rows, one block and
+//! gradients, for one broadcast to every row, and for the mean's), f32 and f64, and f16/bf16
+//! logits (f32 statistics, weights and row gradients; the gradient in the logits' dtype), with
+//! and without class weights and smoothing, ignored rows, short and long rows, one block and
 //! hundreds; a bad target reported at the next synchronisation.
 
 #![cfg(feature = "cuda")]
@@ -9,15 +10,27 @@
 mod common;
 
 use common::{check, gpu, poison, randn};
-use sinew_tensor::{DType, Device, SoftmaxXentOptions, Tensor};
+use sinew_tensor::{DType, Device, SoftmaxXentOptions, Tensor, xent_stats_dtype};
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn softmax_xent_rows_and_gradient_match_the_cpu() {
     let dev = gpu();
     let cpu = Device::cpu();
-    for dtype in [DType::F32, DType::F64] {
-        let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+        // The statistics' dtype, and the tolerances of the statistics and of the gradient (one
+        // rounding step of f16/bf16 apart: the CPU rounds f32 values, the GPU f64 ones to f32).
+        let stats_dtype = xent_stats_dtype(dtype);
+        let tol = if stats_dtype == DType::F32 {
+            1e-5
+        } else {
+            1e-12
+        };
+        let tol_dx = match dtype {
+            DType::F16 => 1e-3,
+            DType::BF16 => 8e-3,
+            _ => tol,
+        };
         // MNIST-like, a long row (warp loops), a single class, one row.
         // Many rows: 375 blocks, more than one thread of the last block sums per block.
         for (m, c) in [(64usize, 10usize), (37, 1000), (5, 1), (1, 33), (3000, 3)] {
@@ -32,12 +45,12 @@ fn softmax_xent_rows_and_gradient_match_the_cpu() {
                 })
                 .collect();
             let t = Tensor::from_vec(targets, [m]).unwrap();
-            let w = randn(171, &[c], dtype)
+            let w = randn(171, &[c], stats_dtype)
                 .abs()
                 .unwrap()
                 .add_scalar(0.1)
                 .unwrap();
-            let g = randn(172, &[m], dtype);
+            let g = randn(172, &[m], stats_dtype);
             let (gx, gt, gw, gg) = (
                 x.to_device(&dev).unwrap(),
                 t.to_device(&dev).unwrap(),
@@ -74,7 +87,8 @@ fn softmax_xent_rows_and_gradient_match_the_cpu() {
                 let got_dx = gx
                     .softmax_xent_rows_backward(&gt, dw, &got, &gg, o)
                     .unwrap();
-                let err_dx = check(&what, &want_dx, &got_dx.to_device(&cpu).unwrap(), tol);
+                assert_eq!(got_dx.dtype(), dtype, "{what}: the gradient's dtype");
+                let err_dx = check(&what, &want_dx, &got_dx.to_device(&cpu).unwrap(), tol_dx);
                 println!("{what}: max error {err:e}, gradient {err_dx:e}");
                 // One gradient broadcast to every row (a mean's), read without a copy: one
                 // kernel.
@@ -92,7 +106,7 @@ fn softmax_xent_rows_and_gradient_match_the_cpu() {
                     1,
                     "{what}: broadcast kernels"
                 );
-                check(&what, &want_dx, &got_dx.to_device(&cpu).unwrap(), tol);
+                check(&what, &want_dx, &got_dx.to_device(&cpu).unwrap(), tol_dx);
                 // The mean's gradient, divided by the weights' sum in the same kernel.
                 let (dmean, gdmean) = (one.narrow(0, 0, 1).unwrap(), gone.narrow(0, 0, 1).unwrap());
                 let want_dx = x
@@ -107,7 +121,7 @@ fn softmax_xent_rows_and_gradient_match_the_cpu() {
                     &format!("{what} mean"),
                     &want_dx,
                     &got_dx.to_device(&cpu).unwrap(),
-                    tol,
+                    tol_dx,
                 );
             }
         }

@@ -649,9 +649,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
-    /// Fused softmax cross-entropy of the rows of `ops.logits` `[M, C]` (f32/f64) against the
+    /// Fused softmax cross-entropy of the rows of `ops.logits` `[M, C]` (float) against the
     /// i64 class indices `ops.target` `[M]` (module docs of `ops/softmax_xent.rs` for the
-    /// formula): a contiguous storage of the logits' dtype holding, as `[4, M]`, each row's
+    /// formula): a contiguous storage of the logits' [`crate::xent_stats_dtype`] (their own, f32
+    /// for f16/bf16, as are the class weights) holding, as `[4, M]`, each row's
     /// loss, its weight (`w_t`, 0 when ignored), its maximum (`shift`; 0 when not finite) and
     /// `log_sum = ln(sum exp(x - shift))`, sums accumulated in f64; then 3 totals: the sum of
     /// the row losses, the sum of the row weights, and their ratio (the `mean` reduction), the
@@ -672,8 +673,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The gradient `[M, C]` (contiguous, the logits' dtype) of the row losses of
     /// [`Backend::softmax_xent_forward`] with respect to the logits, given its `[4, M]` rows
     /// `stats` and the gradient `grad` `[M]` of each row's loss (contiguous views, but `grad`
-    /// may also be one value broadcast, stride 0), divided by `divisor` (one element, in the
-    /// logits' dtype: a mean's gradient over the sum of the row weights) when given. Targets
+    /// may also be one value broadcast, stride 0), divided by `divisor` (one element: a mean's
+    /// gradient over the sum of the row weights) when given; these three and the division are
+    /// of the stats dtype, and f16/bf16 gradients are rounded from their f32 values. Targets
     /// are not checked again: invalid ones give zero rows.
     ///
     /// Default: [`Error::NotImplemented`].

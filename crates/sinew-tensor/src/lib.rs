@@ -59,7 +59,7 @@ pub use ops::fused_step::{
 pub use ops::index::PadMode;
 pub use ops::matmul_with::MatmulOptions;
 pub use ops::running_stats::RunningStats;
-pub use ops::softmax_xent::{SoftmaxXentOptions, XentOperands};
+pub use ops::softmax_xent::{SoftmaxXentOptions, XentOperands, xent_stats_dtype};
 pub use ops::{
     ArgReduceOp, BinaryOp, CmpOp, Conv1dConfig, Conv2dConfig, Pool2dConfig, ReduceOp, UnaryOp,
 };

@@ -1,11 +1,13 @@
 //! Host side of `cuda/xent.cu`: the fused softmax cross-entropy over `[M, C]` logits with i64
-//! targets (f32, f64), forward and backward, one warp per row. A target out of range is
+//! targets (f32, f64, f16, bf16; the statistics, weights and row gradients of
+//! `xent_stats_dtype`: f32 for the half types), forward and backward, one warp per row. A target out of range is
 //! reported at the next synchronisation (`deferred.rs`), not by a sync here: `loss.item()`
 //! stays the only wait of a training step.
 
 use sinew_tensor::backend::BackendStorage;
 use sinew_tensor::{
     DType, DeviceLocation, Error, Layout, Result, SoftmaxXentOptions, XentOperands,
+    xent_stats_dtype,
 };
 
 use super::{FirstBad, LaunchConfig};
@@ -16,7 +18,6 @@ use crate::storage::{CudaStorage, cuda};
 /// Rows per 256-thread block (one warp each), as `XENT_ROWS_PER_BLOCK` in `cuda/xent.cu`.
 const ROWS_PER_BLOCK: u32 = 8;
 
-/// The device address of a dense view's first element of type `dtype`.
 /// The device address of the one element a broadcast (stride 0) view of `dtype` reads.
 fn one_value(
     op: &'static str,
@@ -31,6 +32,7 @@ fn one_value(
     Ok(s.ptr_at(l.offset()))
 }
 
+/// The device address of a dense view's first element of type `dtype`.
 fn dense(
     op: &'static str,
     loc: DeviceLocation,
@@ -54,10 +56,11 @@ fn dense(
     Ok(s.ptr_at(start))
 }
 
-/// The logits' dtype and kernel, `(M, C)` as the kernels' u32, and the addresses of the
-/// logits, targets and weights (0 when absent).
+/// The logits' dtype, the statistics' dtype, the kernel, `(M, C)` as the kernels' u32, and the
+/// addresses of the logits, targets and weights (0 when absent).
 struct Operands {
     dtype: DType,
+    stats: DType,
     kernel: names::Kernel,
     rows: u32,
     classes: u32,
@@ -83,12 +86,14 @@ impl Operands {
         let narrow = |v: usize| {
             u32::try_from(v).map_err(|_| Error::invalid(op, format!("dimension {v} exceeds 2^32")))
         };
+        let stats = xent_stats_dtype(dtype);
         let weight = match ops.weight {
-            Some(w) => dense(op, loc, w, dtype)?,
+            Some(w) => dense(op, loc, w, stats)?,
             None => 0,
         };
         Ok(Operands {
             dtype,
+            stats,
             kernel,
             rows: narrow(m)?,
             classes: narrow(c)?,
@@ -118,7 +123,7 @@ pub(crate) fn forward(
 ) -> Result<CudaStorage> {
     const OP: &str = "softmax_xent_forward";
     let o = Operands::new(dev, OP, ops, false)?;
-    let out = dev.alloc(o.dtype, 4 * o.rows as usize + 3)?;
+    let out = dev.alloc(o.stats, 4 * o.rows as usize + 3)?;
     let cfg = o.launch_config();
     let blocks = cfg.grid.0.max(1);
     // Each block's two sums, added by the last block to arrive (none with one block).
@@ -169,14 +174,14 @@ pub(crate) fn backward(
         ));
     }
     let loc = dev.location();
-    let ps = dense(OP, loc, stats, o.dtype)?;
+    let ps = dense(OP, loc, stats, o.stats)?;
     // One gradient for every row (stride 0: a mean's) is read in place; else a dense run.
     let (pg, grad_stride) = match grad.1.strides() {
-        [0] => (one_value(OP, loc, grad, o.dtype)?, 0u32),
-        _ => (dense(OP, loc, grad, o.dtype)?, 1u32),
+        [0] => (one_value(OP, loc, grad, o.stats)?, 0u32),
+        _ => (dense(OP, loc, grad, o.stats)?, 1u32),
     };
     let pv = match divisor {
-        Some(d) => one_value(OP, loc, d, o.dtype)?,
+        Some(d) => one_value(OP, loc, d, o.stats)?,
         None => 0,
     };
     let total = (rows as usize)

@@ -3,7 +3,7 @@
 //! The formulas, including how `mean` is normalised with weights and smoothing, are PyTorch's
 //! (`cross_entropy_loss_label_smoothing` in ATen).
 
-use sinew_tensor::{DType, Error, Result, SoftmaxXentOptions, Tensor};
+use sinew_tensor::{DType, Error, Result, SoftmaxXentOptions, Tensor, xent_stats_dtype};
 
 use super::cross_entropy_fused::fused_cross_entropy;
 use super::{Reduction, reduce};
@@ -190,8 +190,13 @@ impl CrossEntropyLoss {
         self.forward_with(input, target, true)
     }
 
+    /// The class weights, if any, in `dtype`.
+    fn weight_as(&self, dtype: DType) -> Result<Option<Tensor>> {
+        self.weight.as_ref().map(|w| w.to_dtype(dtype)).transpose()
+    }
+
     /// The loss, through the fused softmax cross-entropy kernels when `try_fused` and they
-    /// apply (index targets, f32/f64), else op by op.
+    /// apply (index targets; f32/f64 logits, or f16/bf16 ones under autocast), else op by op.
     pub(super) fn forward_with(
         &self,
         input: &Tensor,
@@ -206,31 +211,37 @@ impl CrossEntropyLoss {
             ));
         }
         let (logits, rows_shape) = class_rows(input)?;
-        // Under autocast, f16/bf16 logits are widened to f32 here (losses run in f32), so
-        // that mixed precision takes the fused kernels too.
-        let logits = sinew_tensor::autocast::full_precision(&logits)?;
-        let weight = self
-            .weight
-            .as_ref()
-            .map(|w| w.to_dtype(logits.dtype()))
-            .transpose()?;
-        if try_fused && !target.dtype().is_float() {
+        let fused = |logits: &Tensor| -> Result<Option<Tensor>> {
+            if !try_fused || target.dtype().is_float() {
+                return Ok(None);
+            }
             let options = SoftmaxXentOptions {
                 ignore_index: self.ignore_index,
                 label_smoothing: e,
             };
-            let fused = fused_cross_entropy(
-                &logits,
-                target,
-                &rows_shape,
-                weight.as_ref(),
-                options,
-                self.reduction,
-            )?;
-            if let Some(loss) = fused {
-                return Ok(loss);
-            }
+            let weight = self.weight_as(xent_stats_dtype(logits.dtype()))?;
+            let w = weight.as_ref();
+            fused_cross_entropy(logits, target, &rows_shape, w, options, self.reduction)
+        };
+        // Losses run in f32 under autocast: the fused kernels read f16/bf16 logits as they are
+        // and compute in f32 (an f32 loss); a backend without their half kernels gets them
+        // widened, as does the op-by-op form. Outside autocast, half logits take the op-by-op
+        // form in their own dtype, as in PyTorch.
+        let half = matches!(logits.dtype(), DType::F16 | DType::BF16);
+        let autocast = sinew_tensor::autocast::autocast_dtype().is_some();
+        if (!half || autocast)
+            && let Some(loss) = fused(&logits)?
+        {
+            return Ok(loss);
         }
+        let logits = sinew_tensor::autocast::full_precision(&logits)?;
+        if half
+            && autocast
+            && let Some(loss) = fused(&logits)?
+        {
+            return Ok(loss);
+        }
+        let weight = self.weight_as(logits.dtype())?;
         let logp = logits.log_softmax(1)?;
         let c = logp.dims()[1];
         if target.dtype().is_float() {

@@ -2,20 +2,24 @@
 //! kernels (`Tensor::softmax_xent_rows` and its backward): each row's loss in one pass over the
 //! logits, the gradient in one more, with a recorded backward rule, where the op-by-op form
 //! (log-softmax, gather, masks, weights, smoothing) launches a dozen kernels each way. Used for
-//! f32/f64 logits on backends with those kernels (the CPU and CUDA ones); `None` sends the
-//! caller to the op-by-op form, which stays the reference (the tests below hold the two equal,
-//! to second order).
+//! f32/f64 logits, and f16/bf16 ones under autocast (read as they are, the loss computed in f32
+//! as that of the widened logits, the gradient rounded to their dtype: no cast either way), on
+//! backends with those kernels (the CPU and CUDA ones); `None` sends the caller to the op-by-op
+//! form, which stays the reference (the tests below hold the two equal, to second order).
 
 use sinew_tensor::{
     DType, Error, Result, Save, SoftmaxXentOptions, Tensor, is_grad_enabled, no_grad,
+    xent_stats_dtype,
 };
 
 use super::Reduction;
 use super::cross_entropy::reduce_weighted;
 
 /// The loss of `[M, C]` logits `logits` against i64 class indices `target` (shaped
-/// `rows_shape`, `M` elements) with optional class weights of the logits' dtype, reduced;
-/// `Ok(None)` when the fused kernels do not apply (dtype, device, a weight needing a gradient).
+/// `rows_shape`, `M` elements) with optional class weights of [`xent_stats_dtype`], reduced
+/// (a loss of that dtype: f32 for f16/bf16 logits, which the caller passes only under
+/// autocast); `Ok(None)` when the fused kernels do not apply (dtype, device, a weight needing a
+/// gradient).
 pub(super) fn fused_cross_entropy(
     logits: &Tensor,
     target: &Tensor,
@@ -24,7 +28,7 @@ pub(super) fn fused_cross_entropy(
     options: SoftmaxXentOptions,
     reduction: Reduction,
 ) -> Result<Option<Tensor>> {
-    let applies = matches!(logits.dtype(), DType::F32 | DType::F64)
+    let applies = logits.dtype().is_float()
         && target.dtype() == DType::I64
         && target.dims() == rows_shape
         && !weight.is_some_and(|w| w.requires_grad() && is_grad_enabled());
@@ -101,14 +105,20 @@ fn fused_mean(
 }
 
 /// `dy_i * ((1 - e) w_t (p_ic - [c = t]) + e / C (W p_ic - w_c))` for counted rows (0 for
-/// ignored ones), written with differentiable tensor ops of `x`.
+/// ignored ones), written with differentiable tensor ops of `x` (f16/bf16 logits widened to
+/// f32 for it, the result rounded back).
 fn differentiable_gradient(
-    x: &Tensor,
+    logits: &Tensor,
     t: &Tensor,
     w: Option<&Tensor>,
     dy: &Tensor,
     options: SoftmaxXentOptions,
 ) -> Result<Tensor> {
+    let wide = xent_stats_dtype(logits.dtype());
+    let x = &match wide == logits.dtype() {
+        true => logits.clone(),
+        false => logits.to_dtype(wide)?,
+    };
     let c = x.dims()[1];
     let e = options.label_smoothing;
     let p = x.softmax(1)?;
@@ -131,7 +141,10 @@ fn differentiable_gradient(
         row_scale = row_scale.mul_scalar(e / c as f64)?;
         grad = grad.add(&soft.mul(&row_scale.unsqueeze(1)?)?)?;
     }
-    Ok(grad)
+    match wide == logits.dtype() {
+        true => Ok(grad),
+        false => grad.to_dtype(logits.dtype()),
+    }
 }
 
 #[cfg(test)]
@@ -192,23 +205,73 @@ mod tests {
         Ok(())
     }
 
-    /// Under autocast, f16 logits are widened first: the loss is f32, equal to the loss of the
-    /// widened logits, and the gradient reaches the f16 logits.
+    /// The values of a float tensor, widened to f32 (exactly, from f16/bf16).
+    fn values(t: &Tensor) -> Result<Vec<f32>> {
+        t.to_dtype(DType::F32)?.to_vec::<f32>()
+    }
+
+    /// Under autocast, f16/bf16 logits go to the fused kernels as they are: the loss is f32,
+    /// equal bit for bit to the loss of the widened logits, and their gradient is the widened
+    /// logits' gradient rounded to their dtype; the recorded gradient (create_graph) agrees
+    /// and differentiates again.
     #[test]
-    fn autocast_logits_are_widened_to_f32() -> Result<()> {
+    fn autocast_half_logits_take_the_fused_kernels() -> Result<()> {
         let mut g = Generator::new(8);
-        let half = g
-            .randn([8, 5], DType::F32, &Device::cpu())?
-            .to_dtype(DType::F16)?
-            .requires_grad_();
-        let t = Tensor::from_vec(vec![0i64, 1, 2, 3, 4, 0, 1, 2], [8])?;
-        let want = crate::loss::cross_entropy(&half.detach().to_dtype(DType::F32)?, &t)?;
-        let got =
-            sinew_tensor::with_autocast(DType::F16, || crate::loss::cross_entropy(&half, &t))?;
-        assert_eq!(got.dtype(), DType::F32);
-        assert_eq!(got.to_vec::<f32>()?, want.to_vec::<f32>()?);
-        got.backward()?;
-        assert_eq!(half.grad().unwrap().dtype(), DType::F16);
+        let cpu = Device::cpu();
+        let t = Tensor::from_vec(vec![0i64, 1, 2, -100, 4, 0, 1, 2], [8])?;
+        let weight = g.rand([5], DType::F32, &cpu)?.add_scalar(0.5)?;
+        for dtype in [DType::F16, DType::BF16] {
+            let x0 = g
+                .randn([8, 5], DType::F32, &cpu)?
+                .mul_scalar(3.0)?
+                .to_dtype(dtype)?;
+            for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+                let what = format!("{dtype} {reduction:?}");
+                let loss = CrossEntropyLoss::new()
+                    .reduction(reduction)
+                    .label_smoothing(0.1)
+                    .weight(weight.clone());
+                let half = x0.clone().requires_grad_();
+                let got = sinew_tensor::with_autocast(dtype, || loss.forward(&half, &t))?;
+                let wide = x0.to_dtype(DType::F32)?.requires_grad_();
+                let want = loss.forward(&wide, &t)?;
+                assert_eq!(got.dtype(), DType::F32, "{what}");
+                assert_eq!(values(&got)?, values(&want)?, "{what}: loss");
+                if reduction == Reduction::Mean {
+                    assert_eq!(got.op_name(), Some("cross_entropy"), "{what}: fused");
+                }
+                got.sum_all()?.backward()?;
+                want.sum_all()?.backward()?;
+                let grad = half.grad().expect("a gradient");
+                assert_eq!(grad.dtype(), dtype, "{what}");
+                let rounded = wide.grad().expect("a gradient").to_dtype(dtype)?;
+                assert_eq!(values(&grad)?, values(&rounded)?, "{what}: gradient");
+
+                half.zero_grad();
+                let options = sinew_tensor::BackwardOptions {
+                    create_graph: true,
+                    ..Default::default()
+                };
+                let y = sinew_tensor::with_autocast(dtype, || loss.forward(&half, &t))?;
+                y.sum_all()?.backward_with(None, options)?;
+                let recorded = half.grad().expect("a gradient");
+                assert_eq!(recorded.dtype(), dtype, "{what}");
+                for (a, b) in values(&recorded)?.iter().zip(values(&grad)?) {
+                    assert!(
+                        (a - b).abs() <= 2e-2 * (1.0 + b.abs()),
+                        "{what}: {a} vs {b}"
+                    );
+                }
+                half.zero_grad();
+                recorded
+                    .to_dtype(DType::F32)?
+                    .square()?
+                    .sum_all()?
+                    .backward()?;
+                let second = values(&half.grad().expect("a second-order gradient"))?;
+                assert!(second.iter().any(|v| *v != 0.0), "{what}: second order");
+            }
+        }
         Ok(())
     }
 

@@ -1,8 +1,9 @@
 //! CPU kernels of the fused softmax cross-entropy (`Backend::softmax_xent_forward`,
 //! `Backend::softmax_xent_backward`; formula in `ops/softmax_xent.rs`): per row, the maximum,
 //! the log-sum-exp and the loss in f64, rounded once to the element type, and the totals of the
-//! row losses and weights (in row order, in f64). f32 and f64; other dtypes are
-//! `UnsupportedDType` (`CrossEntropyLoss` then takes its op-by-op form).
+//! row losses and weights (in row order, in f64). f32 and f64, and f16/bf16 logits widened to
+//! f32 here (exactly) for the f32 kernels, their gradient rounded from f32 at the end; other
+//! dtypes are `UnsupportedDType` (`CrossEntropyLoss` then takes its op-by-op form).
 
 use std::borrow::Cow;
 
@@ -12,6 +13,7 @@ use super::alloc::try_vec;
 use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, cpu, softmax_f32};
 use crate::backend::BackendStorage;
 use crate::{DType, Element, Error, Layout, Result, SoftmaxXentOptions, XentOperands};
+use half::{bf16, f16};
 
 /// A float element the kernels widen to f64 and round back, with its row primitives.
 trait XentFloat: Element + Copy + Default + Send + Sync + 'static {
@@ -94,6 +96,11 @@ struct Rows<'a, T: Clone> {
 
 impl<'a, T: XentFloat> Rows<'a, T> {
     fn new(op: &'static str, ops: XentOperands<'a>) -> Result<Self> {
+        Self::with_logits(op, ops, view::<T>(op, ops.logits)?)
+    }
+
+    /// The operands with the logits `x` given (read from `ops.logits` by the caller).
+    fn with_logits(op: &'static str, ops: XentOperands<'a>, x: Cow<'a, [T]>) -> Result<Self> {
         let dims = ops.logits.1.dims();
         let &[m, c] = dims else {
             return Err(Error::invalid(op, format!("expects [M, C], got {dims:?}")));
@@ -118,12 +125,10 @@ impl<'a, T: XentFloat> Rows<'a, T> {
             }
             None => None,
         };
-        Ok(Rows {
-            x: view::<T>(op, ops.logits)?,
-            t,
-            w,
-            c,
-        })
+        if x.len() != m * c {
+            return Err(Error::invalid(op, "the logits are not [M, C]"));
+        }
+        Ok(Rows { x, t, w, c })
     }
 
     /// Class `k`'s weight.
@@ -157,6 +162,39 @@ impl<'a, T: XentFloat> Rows<'a, T> {
     fn row(&self, i: usize) -> &[T] {
         &self.x[i * self.c..(i + 1) * self.c]
     }
+}
+
+/// The operands of f16/bf16 logits, widened to f32 (exactly) for the f32 kernels.
+fn widened<'a>(op: &'static str, ops: XentOperands<'a>) -> Result<Rows<'a, f32>> {
+    fn widen<H: Element + Copy + Default + Send + Sync + 'static>(
+        op: &'static str,
+        logits: (&dyn BackendStorage, &Layout),
+        to_f32: fn(H) -> f32,
+    ) -> Result<Vec<f32>> {
+        let h = view::<H>(op, logits)?;
+        let mut x = try_vec(op, h.len(), 0.0f32)?;
+        x.iter_mut()
+            .zip(h.iter())
+            .for_each(|(o, &v)| *o = to_f32(v));
+        Ok(x)
+    }
+    let x = match cpu(ops.logits.0).dtype() {
+        DType::F16 => widen::<f16>(op, ops.logits, f16::to_f32)?,
+        DType::BF16 => widen::<bf16>(op, ops.logits, bf16::to_f32)?,
+        dtype => return Err(Error::UnsupportedDType { op, dtype }),
+    };
+    Rows::with_logits(op, ops, Cow::Owned(x))
+}
+
+/// `v` rounded to a half type (to nearest, ties to even: the CPU cast's rounding).
+fn narrowed<H: Copy + 'static>(
+    op: &'static str,
+    v: &[f32],
+    from_f32: fn(f32) -> H,
+) -> Result<Vec<H>> {
+    let mut out = try_vec(op, v.len(), from_f32(0.0))?;
+    out.iter_mut().zip(v).for_each(|(o, &x)| *o = from_f32(x));
+    Ok(out)
 }
 
 /// Runs `f(i, item)` over row-indexed items, in parallel for large inputs.
@@ -267,6 +305,7 @@ pub(crate) fn forward(ops: XentOperands<'_>, o: SoftmaxXentOptions) -> Result<Cp
     Ok(match cpu(ops.logits.0).dtype() {
         DType::F32 => CpuStorage::F32(forward_typed(&Rows::<f32>::new(OP, ops)?, o)?),
         DType::F64 => CpuStorage::F64(forward_typed(&Rows::<f64>::new(OP, ops)?, o)?),
+        DType::F16 | DType::BF16 => CpuStorage::F32(forward_typed(&widened(OP, ops)?, o)?),
         dtype => return Err(Error::UnsupportedDType { op: OP, dtype }),
     })
 }
@@ -279,24 +318,34 @@ pub(crate) fn backward(
     divisor: Option<(&dyn BackendStorage, &Layout)>,
     o: SoftmaxXentOptions,
 ) -> Result<CpuStorage> {
+    const OP: &str = "softmax_xent_backward";
+    let sgd = (stats, grad, divisor);
     Ok(match cpu(ops.logits.0).dtype() {
-        DType::F32 => CpuStorage::F32(backward_of::<f32>(ops, stats, grad, divisor, o)?),
-        DType::F64 => CpuStorage::F64(backward_of::<f64>(ops, stats, grad, divisor, o)?),
-        dtype => {
-            return Err(Error::UnsupportedDType {
-                op: "softmax_xent_backward",
-                dtype,
-            });
+        DType::F32 => CpuStorage::F32(backward_of(&Rows::<f32>::new(OP, ops)?, sgd, o)?),
+        DType::F64 => CpuStorage::F64(backward_of(&Rows::<f64>::new(OP, ops)?, sgd, o)?),
+        DType::F16 => {
+            let dx = backward_of(&widened(OP, ops)?, sgd, o)?;
+            CpuStorage::F16(narrowed(OP, &dx, f16::from_f32)?)
         }
+        DType::BF16 => {
+            let dx = backward_of(&widened(OP, ops)?, sgd, o)?;
+            CpuStorage::BF16(narrowed(OP, &dx, bf16::from_f32)?)
+        }
+        dtype => return Err(Error::UnsupportedDType { op: OP, dtype }),
     })
 }
 
-/// [`backward`] for logits of type `T`.
+/// The stats, row gradients and divisor views of [`backward`].
+type BackwardViews<'a> = (
+    (&'a dyn BackendStorage, &'a Layout),
+    (&'a dyn BackendStorage, &'a Layout),
+    Option<(&'a dyn BackendStorage, &'a Layout)>,
+);
+
+/// [`backward`] over rows of type `T` (the stats, gradients and divisor are `T` too).
 fn backward_of<T: XentFloat>(
-    ops: XentOperands<'_>,
-    stats: (&dyn BackendStorage, &Layout),
-    grad: (&dyn BackendStorage, &Layout),
-    divisor: Option<(&dyn BackendStorage, &Layout)>,
+    rows: &Rows<'_, T>,
+    (stats, grad, divisor): BackwardViews<'_>,
     o: SoftmaxXentOptions,
 ) -> Result<Vec<T>> {
     const OP: &str = "softmax_xent_backward";
@@ -308,5 +357,5 @@ fn backward_of<T: XentFloat>(
         },
         None => None,
     };
-    backward_typed(&Rows::new(OP, ops)?, &s, &g, divisor, o)
+    backward_typed(rows, &s, &g, divisor, o)
 }

@@ -11,6 +11,11 @@
 //! with `lse_i` the row's log-sum-exp, `p = softmax(x)`, `W = sum_c w_c` (`w = 1` without
 //! weights); ignored rows give 0. Not recorded by autograd: `CrossEntropyLoss` records its own
 //! backward rule with the second op.
+//!
+//! f16/bf16 logits are read as they are and their losses computed as those of the logits
+//! widened to f32 (exactly: widening rounds nothing): the row statistics, totals, class weights
+//! and row gradients are f32 ([`xent_stats_dtype`]), the logits' gradient is rounded from f32 to
+//! their dtype. So autocast's f32 loss of f16 logits needs no cast of the logits either way.
 
 use crate::{DType, Error, Layout, Result, Tensor, backend::BackendStorage};
 
@@ -23,8 +28,17 @@ pub struct SoftmaxXentOptions {
     pub label_smoothing: f64,
 }
 
+/// The dtype of the fused cross-entropy's row statistics, totals, class weights and row
+/// gradients for logits of dtype `logits`: f32 for f16/bf16 logits, else the logits' own.
+pub fn xent_stats_dtype(logits: DType) -> DType {
+    match logits {
+        DType::F16 | DType::BF16 => DType::F32,
+        other => other,
+    }
+}
+
 /// The views a backend's softmax cross-entropy reads: logits `[M, C]`, targets i64 `[M]`, and
-/// class weights `[C]` of the logits' dtype (all contiguous, possibly at an offset).
+/// class weights `[C]` of [`xent_stats_dtype`] (all contiguous, possibly at an offset).
 #[derive(Clone, Copy)]
 pub struct XentOperands<'a> {
     /// The logits `[M, C]`.
@@ -74,7 +88,7 @@ impl Tensor {
         }
         if let Some(w) = weight {
             self.check_same_device(op, w)?;
-            self.check_same_dtype(op, w)?;
+            self.check_stats_dtype(op, w)?;
             if w.dims() != [c] {
                 return Err(Error::invalid(
                     op,
@@ -100,6 +114,20 @@ impl Tensor {
             ));
         }
         Ok((m, c))
+    }
+
+    /// Checks that `t` (weights, statistics, gradients) has the [`xent_stats_dtype`] of the
+    /// logits `self`.
+    fn check_stats_dtype(&self, op: &'static str, t: &Tensor) -> Result<()> {
+        let want = xent_stats_dtype(self.dtype());
+        if t.dtype() != want {
+            return Err(Error::DTypeMismatch {
+                op,
+                lhs: want,
+                rhs: t.dtype(),
+            });
+        }
+        Ok(())
     }
 
     /// Runs `f` on the contiguous storages of the logits, targets and weights, and of up to
@@ -147,8 +175,8 @@ impl Tensor {
     }
 
     /// Fused softmax cross-entropy of the rows of `[M, C]` logits `self` against i64 class
-    /// indices `target` `[M]`, with optional class weights `[C]` (`self`'s dtype): a `[4, M]`
-    /// tensor of `self`'s dtype holding each row's loss, its weight (`w_t`, 0 for ignored
+    /// indices `target` `[M]`, with optional class weights `[C]` (of [`xent_stats_dtype`]): a
+    /// `[4, M]` tensor of [`xent_stats_dtype`] (`self`'s dtype, f32 for f16/bf16) holding each row's loss, its weight (`w_t`, 0 for ignored
     /// rows: the divisor of the `mean` reduction), and for the backward its log-sum-exp in two
     /// parts, `lse = shift + log_sum` (`shift` the row's maximum, 0 when that is not finite;
     /// kept apart so that the rounding of a large `lse` to f32 does not reach the gradient).
@@ -201,7 +229,7 @@ impl Tensor {
     /// The gradient of [`Tensor::softmax_xent_rows`]'s row losses with respect to the logits
     /// `self`, given the `[4, M]` `stats` it returned and the gradient `grad` `[M]` of each
     /// row's loss (one value broadcast to every row, as a mean's gradient is, is read without a
-    /// copy): `[M, C]` of `self`'s dtype. Not differentiable.
+    /// copy), both of [`xent_stats_dtype`]: `[M, C]` of `self`'s dtype. Not differentiable.
     pub fn softmax_xent_rows_backward(
         &self,
         target: &Tensor,
@@ -216,7 +244,7 @@ impl Tensor {
     /// The gradient of the `mean` reduction [`Tensor::softmax_xent_totals`] returned (its
     /// `totals`, with the rows `stats`) with respect to the logits `self`, for the gradient
     /// `grad` of the mean (one element): every row's gradient is `grad / sum of the row
-    /// weights`, divided in `self`'s dtype, in the same kernel as the rest. Not
+    /// weights`, divided in [`xent_stats_dtype`], in the same kernel as the rest. Not
     /// differentiable.
     pub fn softmax_xent_mean_backward(
         &self,
@@ -237,7 +265,7 @@ impl Tensor {
                 ),
             ));
         }
-        self.check_same_dtype(OP, totals)?;
+        self.check_stats_dtype(OP, totals)?;
         self.check_same_device(OP, totals)?;
         let m = self.dims().first().copied().unwrap_or(0);
         let row_grad = grad.reshape([1])?.expand([m])?;
@@ -259,7 +287,7 @@ impl Tensor {
         let (m, c) = self.check_xent_operands(OP, target, weight, options)?;
         for (what, t, dims) in [("stats", stats, vec![4, m]), ("grad", grad, vec![m])] {
             self.check_same_device(OP, t)?;
-            self.check_same_dtype(OP, t)?;
+            self.check_stats_dtype(OP, t)?;
             if t.dims() != dims.as_slice() {
                 return Err(Error::invalid(
                     OP,
@@ -276,204 +304,5 @@ impl Tensor {
             backend.softmax_xent_backward(ops, s, g, d, options)
         })?;
         Tensor::from_storage(storage, [m, c], self.device().clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SoftmaxXentOptions;
-    use crate::{DType, Device, Error, Generator, Tensor};
-
-    fn options(ignore_index: i64, label_smoothing: f64) -> SoftmaxXentOptions {
-        SoftmaxXentOptions {
-            ignore_index,
-            label_smoothing,
-        }
-    }
-
-    /// Loss, row weight and log-sum-exp of every row, and the gradient for row gradients `g`,
-    /// computed directly from the formula in f64.
-    fn reference(
-        x: &[f64],
-        t: &[i64],
-        w: &[f64],
-        g: &[f64],
-        o: SoftmaxXentOptions,
-    ) -> (Vec<[f64; 3]>, Vec<f64>) {
-        let c = w.len();
-        let e = o.label_smoothing;
-        let total: f64 = w.iter().sum();
-        let mut stats = vec![];
-        let mut dx = vec![0.0; x.len()];
-        for (i, row) in x.chunks(c).enumerate() {
-            let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
-            let valid = t[i] != o.ignore_index;
-            if !valid {
-                stats.push([0.0, 0.0, lse]);
-                continue;
-            }
-            let k = t[i] as usize;
-            let smooth: f64 = (0..c).map(|j| w[j] * (lse - row[j])).sum();
-            let loss = (1.0 - e) * w[k] * (lse - row[k]) + e / c as f64 * smooth;
-            stats.push([loss, w[k], lse]);
-            for j in 0..c {
-                let p = (row[j] - lse).exp();
-                let hot = if j == k { 1.0 } else { 0.0 };
-                dx[i * c + j] =
-                    g[i] * ((1.0 - e) * w[k] * (p - hot) + e / c as f64 * (total * p - w[j]));
-            }
-        }
-        (stats, dx)
-    }
-
-    #[test]
-    fn rows_and_gradient_match_the_formula() {
-        let cpu = Device::cpu();
-        let mut rng = Generator::new(11);
-        let (m, c) = (7, 5);
-        let t = [0i64, 4, -100, 2, 1, 3, 4];
-        for dtype in [DType::F32, DType::F64] {
-            let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
-            // Logits as a transposed view, to go through the contiguous copy.
-            let x = rng
-                .randn([c, m], dtype, &cpu)
-                .unwrap()
-                .mul_scalar(3.0)
-                .unwrap()
-                .t()
-                .unwrap();
-            let w = rng.rand([c], dtype, &cpu).unwrap().add_scalar(0.5).unwrap();
-            let g = rng.randn([m], dtype, &cpu).unwrap();
-            let target = Tensor::from_vec(t.to_vec(), [m]).unwrap();
-            let (xv, wv, gv) = (
-                x.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap(),
-                w.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap(),
-                g.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap(),
-            );
-            for (weighted, e) in [(false, 0.0), (true, 0.0), (false, 0.2), (true, 0.3)] {
-                let o = options(-100, e);
-                let weight = weighted.then_some(&w);
-                let ones = vec![1.0; c];
-                let (want, want_dx) =
-                    reference(&xv, &t, if weighted { &wv } else { &ones }, &gv, o);
-                let stats = x.softmax_xent_rows(&target, weight, o).unwrap();
-                let got = stats.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
-                for (i, row) in want.iter().enumerate() {
-                    let lse = got[2 * m + i] + got[3 * m + i];
-                    for (k, &v) in row.iter().enumerate() {
-                        let got = if k == 2 { lse } else { got[k * m + i] };
-                        let diff = (got - v).abs();
-                        assert!(
-                            diff <= tol * (1.0 + v.abs()),
-                            "{dtype} row {i} stat {k}: {got} vs {v}"
-                        );
-                    }
-                }
-                let dx = x
-                    .softmax_xent_rows_backward(&target, weight, &stats, &g, o)
-                    .unwrap();
-                let got_dx = dx.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
-                for (a, b) in got_dx.iter().zip(&want_dx) {
-                    assert!(
-                        (a - b).abs() <= tol * (1.0 + b.abs()),
-                        "{dtype} dx {a} vs {b}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_target_out_of_range_is_an_error_naming_it() {
-        let cpu = Device::cpu();
-        let x = Tensor::zeros([2, 3], DType::F32, &cpu).unwrap();
-        let target = Tensor::from_vec(vec![1i64, 3], [2]).unwrap();
-        let err = x
-            .softmax_xent_rows(&target, None, options(-100, 0.0))
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::IndexOutOfBounds {
-                    index: 3,
-                    size: 3,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let bad_smoothing = x.softmax_xent_rows(&target, None, options(-100, 1.5));
-        assert!(bad_smoothing.is_err());
-        let wrong_weight = Tensor::ones([2], DType::F32, &cpu).unwrap();
-        let target = Tensor::from_vec(vec![1i64, 2], [2]).unwrap();
-        assert!(
-            x.softmax_xent_rows(&target, Some(&wrong_weight), options(-100, 0.0))
-                .is_err()
-        );
-        let tracked = x.clone().requires_grad_();
-        assert!(
-            tracked
-                .softmax_xent_rows(&target, None, options(-100, 0.0))
-                .is_err()
-        );
-    }
-
-    /// The totals are the f64 sums of the stored row losses and weights and their ratio, and
-    /// the mean's gradient is the row gradient `grad / sum w_t` (divided in the logits' dtype)
-    /// for every row, bit for bit.
-    #[test]
-    fn totals_and_the_means_gradient() {
-        let cpu = Device::cpu();
-        let mut rng = Generator::new(12);
-        let (m, c) = (9, 4);
-        let target = Tensor::from_vec(vec![0i64, 3, -100, 2, 1, 3, 0, -100, 1], [m]).unwrap();
-        for dtype in [DType::F32, DType::F64] {
-            let x = rng
-                .randn([m, c], dtype, &cpu)
-                .unwrap()
-                .mul_scalar(2.0)
-                .unwrap();
-            let w = rng.rand([c], dtype, &cpu).unwrap().add_scalar(0.5).unwrap();
-            let o = options(-100, 0.1);
-            let (stats, totals) = x.softmax_xent_totals(&target, Some(&w), o).unwrap();
-            let rows = stats.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
-            let (loss, weight): (f64, f64) = (rows[..m].iter().sum(), rows[m..2 * m].iter().sum());
-            let narrow = |v: f64| {
-                Tensor::from_vec(vec![v], [1])
-                    .unwrap()
-                    .to_dtype(dtype)
-                    .unwrap()
-            };
-            let want =
-                Tensor::cat(&[narrow(loss), narrow(weight), narrow(loss / weight)], 0).unwrap();
-            assert_eq!(
-                totals.to_vec_f64().unwrap(),
-                want.to_vec_f64().unwrap(),
-                "{dtype}"
-            );
-            assert!(loss > 0.0 && weight > 1.0, "{dtype}: rows counted");
-            let dmean = rng.randn([], dtype, &cpu).unwrap();
-            let got = x
-                .softmax_xent_mean_backward(&target, Some(&w), (&stats, &totals), &dmean, o)
-                .unwrap();
-            let divisor = totals.narrow(0, 1, 1).unwrap();
-            let row_grad = dmean
-                .reshape([1])
-                .unwrap()
-                .div(&divisor)
-                .unwrap()
-                .expand([m])
-                .unwrap();
-            let want = x
-                .softmax_xent_rows_backward(&target, Some(&w), &stats, &row_grad, o)
-                .unwrap();
-            assert_eq!(
-                got.to_vec_f64().unwrap(),
-                want.to_vec_f64().unwrap(),
-                "{dtype}"
-            );
-            let bad = x.softmax_xent_mean_backward(&target, None, (&stats, &stats), &dmean, o);
-            assert!(bad.is_err(), "{dtype}: totals must be [3]");
-        }
     }
 }
