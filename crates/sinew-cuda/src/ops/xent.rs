@@ -1,8 +1,8 @@
 //! Host side of `cuda/xent.cu`: the fused softmax cross-entropy over `[M, C]` logits with i64
 //! targets (f32, f64, f16, bf16; the statistics, weights and row gradients of
-//! `xent_stats_dtype`: f32 for the half types), forward and backward, one warp per row. A target out of range is
-//! reported at the next synchronisation (`deferred.rs`), not by a sync here: `loss.item()`
-//! stays the only wait of a training step.
+//! `xent_stats_dtype`: f32 for the half types), forward and backward, one warp per row. A
+//! target out of range is reported at the next synchronisation (`deferred.rs`), not by a sync
+//! here: `loss.item()` stays the only wait of a training step.
 
 use sinew_tensor::backend::BackendStorage;
 use sinew_tensor::{

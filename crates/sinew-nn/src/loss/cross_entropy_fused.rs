@@ -115,9 +115,10 @@ fn differentiable_gradient(
     options: SoftmaxXentOptions,
 ) -> Result<Tensor> {
     let wide = xent_stats_dtype(logits.dtype());
-    let x = &match wide == logits.dtype() {
-        true => logits.clone(),
-        false => logits.to_dtype(wide)?,
+    let x = &if wide == logits.dtype() {
+        logits.clone()
+    } else {
+        logits.to_dtype(wide)?
     };
     let c = x.dims()[1];
     let e = options.label_smoothing;
@@ -141,9 +142,10 @@ fn differentiable_gradient(
         row_scale = row_scale.mul_scalar(e / c as f64)?;
         grad = grad.add(&soft.mul(&row_scale.unsqueeze(1)?)?)?;
     }
-    match wide == logits.dtype() {
-        true => Ok(grad),
-        false => grad.to_dtype(logits.dtype()),
+    if wide == logits.dtype() {
+        Ok(grad)
+    } else {
+        grad.to_dtype(logits.dtype())
     }
 }
 

@@ -40,7 +40,7 @@ use crate::{DType, DeviceLocation, Layout, Result};
 use half::{bf16, f16};
 
 pub use crate::host::CpuStorage;
-pub(crate) use strided::{contiguous_slice, map_view, select_views, zip_views};
+pub(crate) use strided::{contiguous_slice, map_slice, map_view, select_views, zip_views};
 
 /// Below this many elements kernels run on the calling thread.
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;

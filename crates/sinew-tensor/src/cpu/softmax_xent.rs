@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::alloc::try_vec;
-use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, cpu, softmax_f32};
+use super::{CpuStorage, PARALLEL_THRESHOLD, contiguous_slice, cpu, map_slice, softmax_f32};
 use crate::backend::BackendStorage;
 use crate::{DType, Element, Error, Layout, Result, SoftmaxXentOptions, XentOperands};
 use half::{bf16, f16};
@@ -166,35 +166,12 @@ impl<'a, T: XentFloat> Rows<'a, T> {
 
 /// The operands of f16/bf16 logits, widened to f32 (exactly) for the f32 kernels.
 fn widened<'a>(op: &'static str, ops: XentOperands<'a>) -> Result<Rows<'a, f32>> {
-    fn widen<H: Element + Copy + Default + Send + Sync + 'static>(
-        op: &'static str,
-        logits: (&dyn BackendStorage, &Layout),
-        to_f32: fn(H) -> f32,
-    ) -> Result<Vec<f32>> {
-        let h = view::<H>(op, logits)?;
-        let mut x = try_vec(op, h.len(), 0.0f32)?;
-        x.iter_mut()
-            .zip(h.iter())
-            .for_each(|(o, &v)| *o = to_f32(v));
-        Ok(x)
-    }
     let x = match cpu(ops.logits.0).dtype() {
-        DType::F16 => widen::<f16>(op, ops.logits, f16::to_f32)?,
-        DType::BF16 => widen::<bf16>(op, ops.logits, bf16::to_f32)?,
+        DType::F16 => map_slice(op, &view::<f16>(op, ops.logits)?, f16::to_f32)?,
+        DType::BF16 => map_slice(op, &view::<bf16>(op, ops.logits)?, bf16::to_f32)?,
         dtype => return Err(Error::UnsupportedDType { op, dtype }),
     };
     Rows::with_logits(op, ops, Cow::Owned(x))
-}
-
-/// `v` rounded to a half type (to nearest, ties to even: the CPU cast's rounding).
-fn narrowed<H: Copy + 'static>(
-    op: &'static str,
-    v: &[f32],
-    from_f32: fn(f32) -> H,
-) -> Result<Vec<H>> {
-    let mut out = try_vec(op, v.len(), from_f32(0.0))?;
-    out.iter_mut().zip(v).for_each(|(o, &x)| *o = from_f32(x));
-    Ok(out)
 }
 
 /// Runs `f(i, item)` over row-indexed items, in parallel for large inputs.
@@ -325,11 +302,11 @@ pub(crate) fn backward(
         DType::F64 => CpuStorage::F64(backward_of(&Rows::<f64>::new(OP, ops)?, sgd, o)?),
         DType::F16 => {
             let dx = backward_of(&widened(OP, ops)?, sgd, o)?;
-            CpuStorage::F16(narrowed(OP, &dx, f16::from_f32)?)
+            CpuStorage::F16(map_slice(OP, &dx, f16::from_f32)?)
         }
         DType::BF16 => {
             let dx = backward_of(&widened(OP, ops)?, sgd, o)?;
-            CpuStorage::BF16(narrowed(OP, &dx, bf16::from_f32)?)
+            CpuStorage::BF16(map_slice(OP, &dx, bf16::from_f32)?)
         }
         dtype => return Err(Error::UnsupportedDType { op: OP, dtype }),
     })

@@ -145,7 +145,7 @@ fn for_rows<U, const K: usize>(
 }
 
 /// Maps a slice in parallel above the threshold into a fallibly allocated vector.
-fn map_slice<T: Copy + Sync, U: Copy + Default + Send + Sync + 'static>(
+pub(crate) fn map_slice<T: Copy + Sync, U: Copy + Default + Send + Sync + 'static>(
     op: &'static str,
     src: &[T],
     f: impl Fn(T) -> U + Sync + Send,

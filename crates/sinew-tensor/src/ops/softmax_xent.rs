@@ -176,8 +176,9 @@ impl Tensor {
 
     /// Fused softmax cross-entropy of the rows of `[M, C]` logits `self` against i64 class
     /// indices `target` `[M]`, with optional class weights `[C]` (of [`xent_stats_dtype`]): a
-    /// `[4, M]` tensor of [`xent_stats_dtype`] (`self`'s dtype, f32 for f16/bf16) holding each row's loss, its weight (`w_t`, 0 for ignored
-    /// rows: the divisor of the `mean` reduction), and for the backward its log-sum-exp in two
+    /// `[4, M]` tensor of [`xent_stats_dtype`] (`self`'s dtype, f32 for f16/bf16) holding
+    /// each row's loss, its weight (`w_t`, 0 for ignored rows: the divisor of the `mean`
+    /// reduction), and for the backward its log-sum-exp in two
     /// parts, `lse = shift + log_sum` (`shift` the row's maximum, 0 when that is not finite;
     /// kept apart so that the rounding of a large `lse` to f32 does not reach the gradient).
     /// Sums run in f64. A target outside `[0, C)` that is not `ignore_index` is an
