@@ -42,10 +42,9 @@ impl Backend for CudaBackend {
     }
 
     fn download(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage> {
-        let host = cast::download(self, cuda(src, self.location())?, layout)?;
-        // The copy waited for the stream: report an index error queued before it (see deferred).
-        self.check_deferred()?;
-        Ok(host)
+        // The copy waits for the stream and reads the pending index checks in the same wait:
+        // an index error queued before it is reported here (see deferred).
+        cast::download(self, cuda(src, self.location())?, layout)
     }
 
     fn copy_strided(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<BoxedStorage> {

@@ -73,38 +73,71 @@ impl FirstBad {
     }
 }
 
+/// The device-to-host copies that read a list of slots, one for each run of slots from the same
+/// ring (its slots' span), and their decoding in the list's order.
+pub(crate) struct SlotReads {
+    /// Each run's first device address, its lowest slot, its bytes and its slots in order.
+    runs: Vec<(u64, usize, Vec<u8>, Vec<usize>)>,
+}
+
+impl SlotReads {
+    /// The copies for `slots`.
+    pub(crate) fn plan(slots: &[&FirstBad]) -> Self {
+        let mut runs = Vec::new();
+        let mut rest = slots;
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .take_while(|s| Arc::ptr_eq(&s.ring, &first.ring))
+                .count();
+            let (lo, hi) = rest[..run].iter().fold((usize::MAX, 0), |(lo, hi), s| {
+                (lo.min(s.slot), hi.max(s.slot))
+            });
+            let bytes = vec![0u8; 16 * (hi - lo + 1)];
+            let members = rest[..run].iter().map(|s| s.slot).collect();
+            runs.push((first.ring.ptr_at(2 * lo), lo, bytes, members));
+            rest = &rest[run..];
+        }
+        SlotReads { runs }
+    }
+
+    /// The copies, `(device address, host bytes)`, for [`DeviceStream::download_all`]
+    /// (`crate::stream`).
+    pub(crate) fn copies(&mut self) -> impl Iterator<Item = (u64, &mut [u8])> {
+        self.runs
+            .iter_mut()
+            .map(|(src, _, bytes, _)| (*src, bytes.as_mut_slice()))
+    }
+
+    /// Each slot's fault, in the order of the list planned, once the copies have landed.
+    pub(crate) fn decode(&self) -> Vec<Option<(usize, i64)>> {
+        let mut out = Vec::new();
+        for (_, lo, bytes, members) in &self.runs {
+            let word = |at: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&bytes[at..at + 8]);
+                u64::from_le_bytes(w)
+            };
+            for slot in members {
+                let at = 16 * (slot - lo);
+                out.push(decode([word(at), word(at + 8)]));
+            }
+        }
+        out
+    }
+}
+
 /// Waits for the queued kernels and decodes `slots` (in order), with one copy for each run of
-/// slots from the same ring.
+/// slots from the same ring and one wait for all.
 pub(crate) fn read_slots(
     dev: &CudaBackend,
     slots: &[&FirstBad],
 ) -> Result<Vec<Option<(usize, i64)>>> {
-    let mut out = Vec::with_capacity(slots.len());
-    let mut rest = slots;
-    while let Some(first) = rest.first() {
-        let run = rest
-            .iter()
-            .take_while(|s| Arc::ptr_eq(&s.ring, &first.ring))
-            .count();
-        let (lo, hi) = rest[..run].iter().fold((usize::MAX, 0), |(lo, hi), s| {
-            (lo.min(s.slot), hi.max(s.slot))
-        });
-        let mut bytes = vec![0u8; 16 * (hi - lo + 1)];
-        dev.bind()?;
-        dev.stream()
-            .download(first.ring.ptr_at(2 * lo), &mut bytes)?;
-        let word = |at: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[at..at + 8]);
-            u64::from_le_bytes(w)
-        };
-        for s in &rest[..run] {
-            let at = 16 * (s.slot - lo);
-            out.push(decode([word(at), word(at + 8)]));
-        }
-        rest = &rest[run..];
-    }
-    Ok(out)
+    let mut reads = SlotReads::plan(slots);
+    dev.bind()?;
+    dev.stream()
+        .download_all(&mut reads.copies().collect::<Vec<_>>())?;
+    Ok(reads.decode())
 }
 
 #[cfg(test)]

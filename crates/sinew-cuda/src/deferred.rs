@@ -6,8 +6,9 @@
 //! pooling's backward) queues its kernels, which record the first bad index and its position in
 //! the op's [`FirstBad`] slot ([`crate::check_slots`]); the slot is kept here. Whenever the host
 //! waits for the device anyway (the backend's `synchronize`, every download: `to_vec`, `item`,
-//! `to_device(cpu)`) the slots are read (one copy for each run of slots from one ring) in the
-//! order their ops were queued, and the first fault comes back as that op's error, the same
+//! `to_device(cpu)`) the slots are read (one copy for each run of slots from one ring, queued
+//! with the download's own copy, so that the host still waits once) in the order their ops
+//! were queued, and the first fault comes back as that op's error, the same
 //! `Error::IndexOutOfBounds` the CPU backend returns at the call. The failed op's output
 //! has the bad positions unwritten (nothing out of range is ever read or written).
 
@@ -15,7 +16,7 @@ use std::sync::Mutex;
 
 use sinew_tensor::{Error, Result, Unfold2d};
 
-use crate::check_slots::{FirstBad, read_slots};
+use crate::check_slots::{FirstBad, SlotReads};
 use crate::device::CudaBackend;
 
 /// Slots kept before a check is forced (a loop that never synchronises stays bounded).
@@ -91,14 +92,53 @@ impl CudaBackend {
     /// fault as its op's error (the remaining slots are dropped: one error per check, as the
     /// first failing call would have returned on the CPU). Cheap when nothing is pending.
     pub(crate) fn check_deferred(&self) -> Result<()> {
-        let pending =
-            std::mem::take(&mut *self.deferred.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let pending = self.take_pending();
         if pending.is_empty() {
             return Ok(());
         }
+        self.read_with_pending(pending, &mut [])
+    }
+
+    /// Waits for the queued work (once), then reports the pending checks' first fault.
+    pub(crate) fn synchronize_checked(&self) -> Result<()> {
+        let pending = self.take_pending();
+        if pending.is_empty() {
+            self.bind()?;
+            return self.stream().synchronize();
+        }
+        self.read_with_pending(pending, &mut [])
+    }
+
+    /// Copies each part `(device address, host bytes)` and reads the pending checks' slots
+    /// with one wait for the stream (a download is a synchronisation point: `item()` waits
+    /// once), then reports the first fault.
+    pub(crate) fn download_checked(&self, parts: &mut [(u64, &mut [u8])]) -> Result<()> {
+        let pending = self.take_pending();
+        self.read_with_pending(pending, parts)
+    }
+
+    /// The pending checks, taken (none are left pending).
+    fn take_pending(&self) -> Vec<Pending> {
+        std::mem::take(&mut *self.deferred.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// [`Self::download_checked`] with the pending checks taken.
+    fn read_with_pending(
+        &self,
+        pending: Vec<Pending>,
+        parts: &mut [(u64, &mut [u8])],
+    ) -> Result<()> {
         let slots: Vec<&FirstBad> = pending.iter().map(|p| &p.slot).collect();
-        let faults = read_slots(self, &slots)?;
-        for (p, fault) in pending.iter().zip(faults) {
+        let mut reads = SlotReads::plan(&slots);
+        let mut copies: Vec<(u64, &mut [u8])> = parts
+            .iter_mut()
+            .map(|(src, out)| (*src, &mut **out))
+            .collect();
+        copies.extend(reads.copies());
+        self.bind()?;
+        self.stream().download_all(&mut copies)?;
+        drop(copies);
+        for (p, fault) in pending.iter().zip(reads.decode()) {
             if let Some((position, index)) = fault {
                 return Err(match &p.rule {
                     &Rule::Below(size) => Error::IndexOutOfBounds {

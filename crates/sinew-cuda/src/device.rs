@@ -252,6 +252,15 @@ impl CudaBackend {
         self.launches.load(Ordering::Relaxed)
     }
 
+    /// How many times the host has waited for this device's kernel stream to drain: every
+    /// download (`item()`, `to_vec`, a copy to the CPU), [`Self::synchronize_stream`] and
+    /// [`Self::empty_cache`]. The difference over a training step counts its synchronisations:
+    /// one, its `loss.item()`, when nothing else makes the host wait for the GPU. (Waits for an
+    /// earlier upload's staging buffer, which do not drain the stream, are not counted.)
+    pub fn stream_synchronizations(&self) -> u64 {
+        self.stream.synchronizations()
+    }
+
     /// Starts an event timer on the device's stream (see [`EventTimer::stop`]).
     pub fn timer(&self) -> Result<EventTimer> {
         self.bind()?;
@@ -294,11 +303,10 @@ impl CudaBackend {
     }
 
     /// Waits until every kernel and copy queued on the device's stream has finished, then
-    /// reports the first index error of the ops queued since the last check, if any.
+    /// reports the first index error of the ops queued since the last check, if any (read in
+    /// the same wait).
     pub fn synchronize_stream(&self) -> Result<()> {
-        self.bind()?;
-        self.stream.synchronize()?;
-        self.check_deferred()
+        self.synchronize_checked()
     }
 
     /// Uninitialized device storage for `len` elements of `dtype` (from the caching

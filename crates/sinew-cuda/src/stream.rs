@@ -5,9 +5,11 @@
 //! DMA is queued; an event guards the buffer's reuse. A batch-sized upload goes on a second, copy
 //! stream, so that it runs while the kernels queued before it do, and the kernel stream waits
 //! for it with an event ([`DeviceStream::upload_beside`]). Downloads go through a third pinned
-//! buffer and wait for the kernel stream, since the caller needs the data.
+//! buffer and wait for the kernel stream, since the caller needs the data (several reads at
+//! once wait once: [`DeviceStream::download_all`]).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cust::event::{Event, EventFlags};
 use cust::memory::LockedBuffer;
@@ -63,6 +65,8 @@ pub(crate) struct DeviceStream {
     pub(crate) stream: Stream,
     /// Where batch uploads run beside the kernels.
     copy: Stream,
+    /// Calls of [`synchronize`](Self::synchronize): the host's waits for the kernel stream.
+    syncs: AtomicU64,
 }
 
 impl std::fmt::Debug for DeviceStream {
@@ -81,14 +85,22 @@ impl DeviceStream {
             copy_upload: Mutex::new(Staging::new(location)?),
             stream: Stream::new(StreamFlags::NON_BLOCKING, None).on(location, "cuStreamCreate")?,
             copy: Stream::new(StreamFlags::NON_BLOCKING, None).on(location, "cuStreamCreate")?,
+            syncs: AtomicU64::new(0),
         })
     }
 
-    /// Waits until everything queued has finished.
+    /// Waits until everything queued has finished (counted in [`Self::synchronizations`]).
     pub(crate) fn synchronize(&self) -> Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         self.stream
             .synchronize()
             .on(self.location, "cuStreamSynchronize")
+    }
+
+    /// How many times the host has waited for the kernel stream to drain
+    /// ([`Self::synchronize`]: downloads, explicit synchronisations, cache releases).
+    pub(crate) fn synchronizations(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Queues a copy of `data` to device address `dst`; returns once `data` may be reused.
@@ -154,27 +166,44 @@ impl DeviceStream {
             .on(location, "cuStreamWaitEvent")
     }
 
-    /// Copies `out.len()` bytes from device address `src` after all queued work, and waits.
-    pub(crate) fn download(&self, src: CUdeviceptr, out: &mut [u8]) -> Result<()> {
-        if out.is_empty() {
+    /// Copies each part `(src, out)`, `out.len()` bytes from device address `src`, after all
+    /// queued work, with one wait for the stream (so several reads cost one synchronisation):
+    /// through the pinned buffer, or straight into `out` when the parts exceed
+    /// [`STAGING_LIMIT`]. Nothing is copied, and nothing waited for, when the parts are empty.
+    pub(crate) fn download_all(&self, parts: &mut [(CUdeviceptr, &mut [u8])]) -> Result<()> {
+        // Host slices: their lengths cannot overflow in total.
+        let total: usize = parts.iter().map(|(_, out)| out.len()).sum();
+        if total == 0 {
             return Ok(());
         }
         let raw = self.stream.as_inner();
-        if out.len() > STAGING_LIMIT {
-            // SAFETY: `out` is valid for its length; the stream is synchronized before returning.
-            let code =
-                unsafe { cuMemcpyDtoHAsync_v2(out.as_mut_ptr().cast(), src, out.len(), raw) };
-            check(code, self.location, "cuMemcpyDtoHAsync")?;
+        if total > STAGING_LIMIT {
+            for (src, out) in parts.iter_mut().filter(|(_, out)| !out.is_empty()) {
+                // SAFETY: `out` is valid for its length; the stream is synchronized before
+                // returning, so the copy has landed before the caller can touch `out`.
+                let code =
+                    unsafe { cuMemcpyDtoHAsync_v2(out.as_mut_ptr().cast(), *src, out.len(), raw) };
+                check(code, self.location, "cuMemcpyDtoHAsync")?;
+            }
             return self.synchronize();
         }
         let mut staging = self.download.lock().unwrap_or_else(|e| e.into_inner());
-        let buffer = staging.take(out.len(), self.location)?;
-        let dst = buffer.as_mut_ptr();
-        // SAFETY: the pinned buffer holds at least `out.len()` bytes and is read only after the sync.
-        let code = unsafe { cuMemcpyDtoHAsync_v2(dst.cast(), src, out.len(), raw) };
-        check(code, self.location, "cuMemcpyDtoHAsync")?;
+        let buffer = staging.take(total, self.location)?;
+        let base = buffer.as_mut_ptr();
+        let mut at = 0;
+        for (src, out) in parts.iter().filter(|(_, out)| !out.is_empty()) {
+            // SAFETY: the pinned buffer holds at least `total` bytes and `at + out.len()` is at
+            // most `total` (the parts' lengths add up to it); it is read only after the sync.
+            let code = unsafe { cuMemcpyDtoHAsync_v2(base.add(at).cast(), *src, out.len(), raw) };
+            check(code, self.location, "cuMemcpyDtoHAsync")?;
+            at += out.len();
+        }
         self.synchronize()?;
-        out.copy_from_slice(&buffer[..out.len()]);
+        let mut at = 0;
+        for (_, out) in parts.iter_mut() {
+            out.copy_from_slice(&buffer[at..at + out.len()]);
+            at += out.len();
+        }
         Ok(())
     }
 }

@@ -1,9 +1,9 @@
 //! `trace [--model NAME] [--batch N] [--mixed] [--steps N]` (GPU builds): one training step at a
 //! time on `cuda:0`, each phase (batch upload, forward and loss, backward, optimizer, the
 //! `loss.item()` read) timed on the stream with CUDA events and next to the host time the phase
-//! took to queue, and the kernels it launched (of the last traced step). A phase whose host time
-//! matches its stream time made the host wait (a synchronisation); in a sync-free step only
-//! `item` does. Issue 14's event-timer trace of one
+//! took to queue, the kernels it launched and the host's waits for the stream it made
+//! (`CudaBackend::stream_synchronizations`; both of the last traced step). A phase whose host
+//! time matches its stream time made the host wait too; in a sync-free step only `item` does. Issue 14's event-timer trace of one
 //! ResNet step: `sinew-devtools trace --model resnet18 --batch 128`.
 
 /// Parses the options and prints the trace (an error without the `cuda` feature or a GPU).
@@ -87,19 +87,24 @@ mod imp {
         let mut host = vec![0.0f64; PHASES.len()];
         let mut stream = vec![0.0f64; PHASES.len()];
         let mut kernels = vec![0u64; PHASES.len()];
+        let mut syncs = vec![0u64; PHASES.len()];
         let traced = steps;
         for step in 0..3 + traced {
             let mut timer = cuda.timer().map_err(fail)?;
             let mut marks = Vec::with_capacity(PHASES.len());
             let mut launched = Vec::with_capacity(PHASES.len());
+            let mut waited = Vec::with_capacity(PHASES.len());
             let mut t = Instant::now();
             let mut launches = cuda.kernel_launches();
+            let mut waits = cuda.stream_synchronizations();
             let mut lap = |timer: &mut sinew_cuda::EventTimer, label: &str| {
                 timer.lap(cuda, label).map_err(fail)?;
                 marks.push(t.elapsed().as_secs_f64() * 1e3);
                 launched.push(cuda.kernel_launches() - launches);
+                waited.push(cuda.stream_synchronizations() - waits);
                 t = Instant::now();
                 launches = cuda.kernel_launches();
+                waits = cuda.stream_synchronizations();
                 Ok::<(), String>(())
             };
             let (xs, ys) = (
@@ -134,6 +139,7 @@ mod imp {
                     host[k] += marks[k] / traced as f64;
                     stream[k] += f64::from(*ms) / traced as f64;
                     kernels[k] = launched[k];
+                    syncs[k] = waited[k];
                 }
             }
             if step + 1 == 3 + traced {
@@ -146,21 +152,22 @@ mod imp {
             cuda.name()
         );
         println!(
-            "{:<14} {:>12} {:>12} {:>8}",
-            "phase", "host ms", "stream ms", "kernels"
+            "{:<14} {:>12} {:>12} {:>8} {:>6}",
+            "phase", "host ms", "stream ms", "kernels", "syncs"
         );
         for (k, phase) in PHASES.iter().enumerate() {
             println!(
-                "{phase:<14} {:>12.3} {:>12.3} {:>8}",
-                host[k], stream[k], kernels[k]
+                "{phase:<14} {:>12.3} {:>12.3} {:>8} {:>6}",
+                host[k], stream[k], kernels[k], syncs[k]
             );
         }
         println!(
-            "{:<14} {:>12.3} {:>12.3} {:>8}",
+            "{:<14} {:>12.3} {:>12.3} {:>8} {:>6}",
             "step",
             host.iter().sum::<f64>(),
             stream.iter().sum::<f64>(),
-            kernels.iter().sum::<u64>()
+            kernels.iter().sum::<u64>(),
+            syncs.iter().sum::<u64>()
         );
         println!("memory: {:?}", cuda.memory_stats());
         Ok(())

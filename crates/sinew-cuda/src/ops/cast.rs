@@ -62,7 +62,8 @@ pub(crate) fn upload(dev: &CudaBackend, data: &CpuStorage) -> Result<CudaStorage
     Ok(out)
 }
 
-/// The elements of a view, row-major, on the host.
+/// The elements of a view, row-major, on the host; reports the pending index checks' first
+/// fault, read in the same wait (`deferred.rs`).
 pub(crate) fn download(
     dev: &CudaBackend,
     src: &CudaStorage,
@@ -72,11 +73,10 @@ pub(crate) fn download(
     let n = layout.elem_count();
     let mut bytes = vec![0u8; n * dtype.size_in_bytes()];
     if let Some((start, _)) = layout.contiguous_offset() {
-        dev.bind()?;
-        dev.stream().download(src.ptr_at(start), &mut bytes)?;
+        dev.download_checked(&mut [(src.ptr_at(start), &mut bytes)])?;
     } else {
         let dense = copy_strided(dev, src, layout)?;
-        dev.stream().download(dense.device_ptr(), &mut bytes)?;
+        dev.download_checked(&mut [(dense.device_ptr(), &mut bytes)])?;
     }
     CpuStorage::from_bytes(dtype, &bytes)
 }
