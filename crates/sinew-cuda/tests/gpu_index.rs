@@ -265,6 +265,45 @@ fn index_errors_wait_for_the_next_synchronisation() {
     dev.synchronize().unwrap();
 }
 
+/// A download is a synchronisation point that reads the pending index checks in its own wait:
+/// the first queued fault comes back from `to_vec` as the CPU's error, and the host waits for
+/// the stream once, for a download through the pinned buffer and for one past the staging
+/// limit (64 MiB), which goes straight to its destination; the next download brings the data.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn a_download_reports_pending_index_errors_in_its_own_wait() {
+    let dev = gpu();
+    let cuda = sinew_cuda::CudaBackend::of(&dev).unwrap();
+    let host = randn(152, &[9, 7], DType::F32);
+    let x = host.to_device(&dev).unwrap();
+    let bad = Tensor::from_vec(vec![5i64, -9], [2, 1]).unwrap();
+    let cpu_err = host.gather(1, &bad).unwrap_err().to_string();
+    let bad = bad.to_device(&dev).unwrap();
+    // 68 MiB, past the staging limit.
+    let big: Vec<f32> = (0..17usize << 20).map(|i| (i % 1000) as f32).collect();
+    let big_host = Tensor::from_vec(big, [17usize << 20]).unwrap();
+    let big_gpu = big_host.to_device(&dev).unwrap();
+    for (what, data, want) in [("small", &x, &host), ("large", &big_gpu, &big_host)] {
+        x.gather(1, &bad).expect("no error at the call");
+        let waits = cuda.stream_synchronizations();
+        let err = data.to_vec::<f32>().unwrap_err().to_string();
+        assert_eq!(err, cpu_err, "{what}: the queued fault");
+        assert_eq!(
+            cuda.stream_synchronizations() - waits,
+            1,
+            "{what}: one wait"
+        );
+        let waits = cuda.stream_synchronizations();
+        let got = data.to_vec::<f32>().expect("reported once");
+        assert_eq!(
+            cuda.stream_synchronizations() - waits,
+            1,
+            "{what}: one wait"
+        );
+        assert!(got == want.to_vec::<f32>().unwrap(), "{what}: the data");
+    }
+}
+
 /// An index op queues only its own kernel: its failure slot comes from a ring set up by one fill
 /// per 256 slots, and the bad index is recorded by the op's kernel itself. A fault in any slot,
 /// the ring it is in full or not, comes back at the next synchronisation with the CPU's error.
