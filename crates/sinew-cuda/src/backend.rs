@@ -29,6 +29,15 @@ impl Backend for CudaBackend {
         self.synchronize_stream()
     }
 
+    fn defer_read(
+        &self,
+        src: &dyn BackendStorage,
+        start: usize,
+        target: std::sync::Arc<sinew_tensor::ReadTarget>,
+    ) -> Result<bool> {
+        self.defer_scalar_read(cuda(src, self.location())?, start, target)
+    }
+
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage> {
         Ok(Box::new(cast::full(self, dtype, len, value)?))
     }
@@ -313,8 +322,9 @@ impl Backend for CudaBackend {
         dsts: &mut [(&mut dyn BackendStorage, usize)],
         grads: &[(&dyn BackendStorage, usize)],
         lens: &[usize],
+        skip: Option<(&dyn BackendStorage, usize)>,
     ) -> Result<bool> {
-        fused_step::fused_step_many(self, step, dsts, grads, lens)
+        fused_step::fused_step_many(self, step, dsts, grads, lens, skip)
     }
 
     fn inplace(

@@ -11,13 +11,18 @@
 //! were queued, and the first fault comes back as that op's error, the same
 //! `Error::IndexOutOfBounds` the CPU backend returns at the call. The failed op's output
 //! has the bad positions unwritten (nothing out of range is ever read or written).
+//!
+//! The same waits deliver the deferred scalar reads (`Backend::defer_read`,
+//! `sinew_tensor::DeferredScalar`: the loss scaler's inf/NaN flag), each one more small copy
+//! queued with the others.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use sinew_tensor::{Error, Result, Unfold2d};
+use sinew_tensor::{CpuStorage, DType, Error, ReadTarget, Result, Unfold2d};
 
 use crate::check_slots::{FirstBad, SlotReads};
 use crate::device::CudaBackend;
+use crate::storage::CudaStorage;
 
 /// Slots kept before a check is forced (a loop that never synchronises stays bounded).
 const MAX_PENDING: usize = 256;
@@ -37,14 +42,28 @@ struct Pending {
     slot: FirstBad,
 }
 
-/// The checks queued on one device and not yet read.
+/// One queued scalar read: the device address and dtype of the element, and where its value
+/// goes (which holds the tensor, so the element outlives the read).
+struct ScalarRead {
+    ptr: u64,
+    dtype: DType,
+    target: Arc<ReadTarget>,
+}
+
+/// The contents of `list`, taken.
+fn taken<T>(list: &Mutex<Vec<T>>) -> Vec<T> {
+    std::mem::take(&mut *list.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The checks and scalar reads queued on one device and not yet read.
 #[derive(Default)]
-pub(crate) struct DeferredChecks(Mutex<Vec<Pending>>);
+pub(crate) struct DeferredChecks(Mutex<Vec<Pending>>, Mutex<Vec<ScalarRead>>);
 
 impl std::fmt::Debug for DeferredChecks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.0.lock().map_or(0, |p| p.len());
-        write!(f, "DeferredChecks({n} pending)")
+        let r = self.1.lock().map_or(0, |p| p.len());
+        write!(f, "DeferredChecks({n} checks, {r} reads pending)")
     }
 }
 
@@ -79,6 +98,38 @@ impl CudaBackend {
         })
     }
 
+    /// Queues the read of element `start` of `src` for the next wait (see the module docs);
+    /// past [`MAX_PENDING`] reads, waits now.
+    pub(crate) fn defer_scalar_read(
+        &self,
+        src: &CudaStorage,
+        start: usize,
+        target: Arc<ReadTarget>,
+    ) -> Result<bool> {
+        if start >= src.elem_count() {
+            return Err(Error::invalid(
+                "defer_read",
+                format!(
+                    "element {start} of a storage of {} elements",
+                    src.elem_count()
+                ),
+            ));
+        }
+        let full = {
+            let mut reads = self.deferred.1.lock().unwrap_or_else(|e| e.into_inner());
+            reads.push(ScalarRead {
+                ptr: src.ptr_at(start),
+                dtype: src.dtype_of(),
+                target,
+            });
+            reads.len() >= MAX_PENDING
+        };
+        if full {
+            self.check_deferred()?
+        }
+        Ok(true)
+    }
+
     fn defer(&self, check: Pending) -> Result<()> {
         let full = {
             let mut pending = self.deferred.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -92,52 +143,69 @@ impl CudaBackend {
     /// fault as its op's error (the remaining slots are dropped: one error per check, as the
     /// first failing call would have returned on the CPU). Cheap when nothing is pending.
     pub(crate) fn check_deferred(&self) -> Result<()> {
-        let pending = self.take_pending();
-        if pending.is_empty() {
+        let (pending, reads) = self.take_pending();
+        if pending.is_empty() && reads.is_empty() {
             return Ok(());
         }
-        self.read_with_pending(pending, &mut [])
+        self.read_with_pending(pending, reads, &mut [])
     }
 
-    /// Waits for the queued work (once), then reports the pending checks' first fault.
+    /// Waits for the queued work (once), delivers the pending reads and reports the pending
+    /// checks' first fault.
     pub(crate) fn synchronize_checked(&self) -> Result<()> {
-        let pending = self.take_pending();
-        if pending.is_empty() {
+        let (pending, reads) = self.take_pending();
+        if pending.is_empty() && reads.is_empty() {
             self.bind()?;
             return self.stream().synchronize();
         }
-        self.read_with_pending(pending, &mut [])
+        self.read_with_pending(pending, reads, &mut [])
     }
 
     /// Copies each part `(device address, host bytes)` and reads the pending checks' slots
     /// with one wait for the stream (a download is a synchronisation point: `item()` waits
     /// once), then reports the first fault.
     pub(crate) fn download_checked(&self, parts: &mut [(u64, &mut [u8])]) -> Result<()> {
-        let pending = self.take_pending();
-        self.read_with_pending(pending, parts)
+        let (pending, reads) = self.take_pending();
+        self.read_with_pending(pending, reads, parts)
     }
 
-    /// The pending checks, taken (none are left pending).
-    fn take_pending(&self) -> Vec<Pending> {
-        std::mem::take(&mut *self.deferred.0.lock().unwrap_or_else(|e| e.into_inner()))
+    /// The pending checks and reads, taken (none are left pending).
+    fn take_pending(&self) -> (Vec<Pending>, Vec<ScalarRead>) {
+        (taken(&self.deferred.0), taken(&self.deferred.1))
     }
 
-    /// [`Self::download_checked`] with the pending checks taken.
+    /// [`Self::download_checked`] with the pending checks and reads taken: every copy in one
+    /// wait, the reads delivered, then the checks' first fault reported.
     fn read_with_pending(
         &self,
         pending: Vec<Pending>,
+        scalars: Vec<ScalarRead>,
         parts: &mut [(u64, &mut [u8])],
     ) -> Result<()> {
         let slots: Vec<&FirstBad> = pending.iter().map(|p| &p.slot).collect();
         let mut reads = SlotReads::plan(&slots);
+        let mut values: Vec<Vec<u8>> = scalars
+            .iter()
+            .map(|r| vec![0u8; r.dtype.size_in_bytes()])
+            .collect();
         let mut copies: Vec<(u64, &mut [u8])> = parts
             .iter_mut()
             .map(|(src, out)| (*src, &mut **out))
             .collect();
         copies.extend(reads.copies());
+        copies.extend(
+            scalars
+                .iter()
+                .zip(&mut values)
+                .map(|(r, v)| (r.ptr, v.as_mut_slice())),
+        );
         self.bind()?;
         self.stream().download_all(&mut copies)?;
         drop(copies);
+        for (r, bytes) in scalars.iter().zip(&values) {
+            let value = CpuStorage::from_bytes(r.dtype, bytes)?.try_to_f64_vec("defer_read")?;
+            r.target.deliver(value[0]);
+        }
         for (p, fault) in pending.iter().zip(reads.decode()) {
             if let Some((position, index)) = fault {
                 return Err(match &p.rule {

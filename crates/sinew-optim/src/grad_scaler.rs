@@ -7,7 +7,7 @@
 //! and adapts the scale: halved after an overflow, doubled after `growth_interval` clean steps.
 
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{DType, Error, Parameter, Result, Tensor, no_grad};
+use sinew_tensor::{DType, DeferredScalar, Error, Parameter, Result, Tensor, no_grad};
 
 use crate::Optimizer;
 
@@ -57,6 +57,12 @@ pub struct GradScalerState {
 
 /// Scales the loss, unscales the gradients, skips steps that overflowed and adapts the scale.
 ///
+/// On a GPU the scaler never waits for the device: the inf/NaN flag its unscale computes
+/// decides on the device whether the optimizer's kernels write ([`Optimizer::step_unless`]),
+/// and the host reads it at its next wait for the device anyway (`loss.item()`) to adapt the
+/// scale before the next [`scale`](Self::scale). A loop that never waits reads it there
+/// instead (one wait a step, as PyTorch's scaler with a non-fused optimizer).
+///
 /// ```
 /// use sinew_nn::{Linear, Module, ModuleExt};
 /// use sinew_optim::{GradScaler, Optimizer, SgdConfig, sgd};
@@ -69,21 +75,25 @@ pub struct GradScalerState {
 /// opt.zero_grad();
 /// let loss = model.forward(&x)?.square()?.mean_all()?;
 /// scaler.scale(&loss)?.backward()?;
-/// assert!(scaler.step(&mut opt)?); // gradients were finite: the step ran
+/// scaler.step(&mut opt)?;
+/// assert!(!scaler.found_inf()?); // gradients were finite: the step ran
 /// scaler.update();
-/// assert_eq!(scaler.scale_value(), 65536.0);
+/// assert_eq!(scaler.scale_value()?, 65536.0);
 /// # Ok::<(), sinew_tensor::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct GradScaler {
     config: GradScalerConfig,
+    /// The scale and growth count as of the last update whose flags the host has read.
     scale: f64,
     growth_tracker: u64,
-    /// Whether any optimizer unscaled inf/NaN gradients since the last `update`.
-    found_inf: bool,
-    /// The optimizers already unscaled since the last `update` (by address, never read
-    /// through), so a second `unscale_` of the same one is an error as in PyTorch.
-    unscaled: Vec<usize>,
+    /// The optimizers unscaled since the last `update` (by address, never read through: a
+    /// second `unscale_` of one is an error, as in PyTorch), each with its inf/NaN flags (one
+    /// per device).
+    unscaled: Vec<(usize, Vec<DeferredScalar>)>,
+    /// The flags of each `update` not yet applied to the scale, oldest first (read at the
+    /// next wait for the device; see the type's docs).
+    unsettled: Vec<Vec<DeferredScalar>>,
 }
 
 impl Default for GradScaler {
@@ -94,6 +104,16 @@ impl Default for GradScaler {
 
 fn address(opt: &dyn Optimizer) -> usize {
     (opt as *const dyn Optimizer).cast::<()>() as usize
+}
+
+/// Whether any of `flags` is set (reads them: no wait once a download has fetched them).
+fn any_set(flags: &[DeferredScalar]) -> Result<bool> {
+    for flag in flags {
+        if flag.get()? != 0.0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The gradient of `param`, made dense if it is not (backward may leave an expanded view) by
@@ -130,8 +150,8 @@ impl GradScaler {
             config,
             scale: config.init_scale,
             growth_tracker: 0,
-            found_inf: false,
             unscaled: Vec::new(),
+            unsettled: Vec::new(),
         }
     }
 
@@ -140,9 +160,39 @@ impl GradScaler {
         self.config.enabled
     }
 
-    /// The current scale (1.0 when disabled). PyTorch: `get_scale()`.
-    pub fn scale_value(&self) -> f64 {
-        if self.config.enabled { self.scale } else { 1.0 }
+    /// The scale and growth count after every `update` so far: PyTorch's rule applied to
+    /// each update's flags in turn (reads them).
+    fn current(&self) -> Result<(f64, u64)> {
+        let (mut scale, mut tracker) = (self.scale, self.growth_tracker);
+        for flags in &self.unsettled {
+            if any_set(flags)? {
+                scale *= self.config.backoff_factor;
+                tracker = 0;
+            } else {
+                tracker += 1;
+                if tracker == self.config.growth_interval {
+                    scale *= self.config.growth_factor;
+                    tracker = 0;
+                }
+            }
+        }
+        Ok((scale, tracker))
+    }
+
+    /// Applies the updates whose flags were pending.
+    fn settle(&mut self) -> Result<()> {
+        (self.scale, self.growth_tracker) = self.current()?;
+        self.unsettled.clear();
+        Ok(())
+    }
+
+    /// The current scale (1.0 when disabled). PyTorch: `get_scale()`. Reads the last
+    /// update's flags (a wait for the device unless a download has fetched them).
+    pub fn scale_value(&self) -> Result<f64> {
+        if !self.config.enabled {
+            return Ok(1.0);
+        }
+        Ok(self.current()?.0)
     }
 
     /// `loss * scale` (the loss itself when disabled); call `backward` on the result.
@@ -150,28 +200,29 @@ impl GradScaler {
         if !self.config.enabled {
             return Ok(loss.clone());
         }
-        loss.mul_scalar(self.scale)
+        loss.mul_scalar(self.current()?.0)
     }
 
     /// Divides the gradients of `opt`'s parameters by the scale in place and records whether
-    /// any is inf or NaN. Call it before clipping gradients; [`step`](Self::step) then does
-    /// not unscale again. A second call for the same optimizer before [`update`](Self::update)
-    /// is an error, as are f16/bf16 gradients (keep f32 master weights).
+    /// any is inf or NaN (on their device; nothing waits for it). Call it before clipping
+    /// gradients; [`step`](Self::step) then does not unscale again. A second call for the
+    /// same optimizer before [`update`](Self::update) is an error, as are f16/bf16 gradients
+    /// (keep f32 master weights).
     pub fn unscale_(&mut self, opt: &dyn Optimizer) -> Result<()> {
         if !self.config.enabled {
             return Ok(());
         }
         let id = address(opt);
-        if self.unscaled.contains(&id) {
+        if self.unscaled.iter().any(|(o, _)| *o == id) {
             return Err(Error::invalid(
                 "GradScaler::unscale_",
                 "unscale_() has already been called on this optimizer since the last update()",
             ));
         }
+        self.settle()?;
         let inv_scale = 1.0 / self.scale;
         let _guard = no_grad();
-        // One non-finite flag per device, read back once at the end (one synchronisation per
-        // call on a GPU, as PyTorch's found_inf tensor).
+        // One non-finite flag per device.
         let mut flags: Vec<Tensor> = Vec::new();
         // Each device's dense gradients, unscaled together: one multi-tensor kernel a few dozen
         // on a GPU (`Tensor::amp_unscale_many_`); a copied gradient is checked on its own.
@@ -202,62 +253,76 @@ impl GradScaler {
             let grads: Vec<&Tensor> = grads.iter().collect();
             Tensor::amp_unscale_many_(&grads, inv_scale, flag)?;
         }
-        let mut found = false;
-        for flag in flags {
-            found |= flag.item()? != 0.0;
-        }
-        self.unscaled.push(id);
-        self.found_inf |= found;
+        let reads = flags
+            .iter()
+            .map(DeferredScalar::new)
+            .collect::<Result<Vec<_>>>()?;
+        self.unscaled.push((id, reads));
         Ok(())
     }
 
     /// Unscales (unless [`unscale_`](Self::unscale_) already did) and runs `opt.step()` unless
-    /// a gradient was inf or NaN. Returns whether the step ran.
-    pub fn step(&mut self, opt: &mut dyn Optimizer) -> Result<bool> {
+    /// one of its gradients was inf or NaN ([`Optimizer::step_unless`]: decided on the device,
+    /// with no wait, where the gradients are on one GPU).
+    pub fn step(&mut self, opt: &mut dyn Optimizer) -> Result<()> {
         if !self.config.enabled {
-            opt.step()?;
-            return Ok(true);
+            return opt.step();
         }
-        if !self.unscaled.contains(&address(opt)) {
+        let id = address(opt);
+        if !self.unscaled.iter().any(|(o, _)| *o == id) {
             self.unscale_(opt)?;
         }
-        if self.found_inf {
-            return Ok(false);
+        let (_, flags) = self
+            .unscaled
+            .iter()
+            .find(|(o, _)| *o == id)
+            .expect("unscaled above");
+        match flags.as_slice() {
+            [] => opt.step(),
+            [flag] => opt.step_unless(flag),
+            several => {
+                if !any_set(several)? {
+                    opt.step()?;
+                }
+                Ok(())
+            }
         }
-        opt.step()?;
-        Ok(true)
+    }
+
+    /// Whether a gradient unscaled since the last [`update`](Self::update) was inf or NaN,
+    /// that is whether [`step`](Self::step) skipped (or will skip) the optimizer's step. Reads
+    /// the flags: a wait for the device unless a download has fetched them.
+    pub fn found_inf(&self) -> Result<bool> {
+        for (_, flags) in &self.unscaled {
+            if any_set(flags)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Adapts the scale after the iteration's steps: times `backoff_factor` if any gradient
     /// overflowed (and the growth count restarts), else one more clean step, and times
-    /// `growth_factor` after `growth_interval` of them.
+    /// `growth_factor` after `growth_interval` of them. Applied when the flags are read (see
+    /// the type's docs).
     pub fn update(&mut self) {
         if !self.config.enabled {
             return;
         }
-        if self.found_inf {
-            self.scale *= self.config.backoff_factor;
-            self.growth_tracker = 0;
-        } else {
-            self.growth_tracker += 1;
-            if self.growth_tracker == self.config.growth_interval {
-                self.scale *= self.config.growth_factor;
-                self.growth_tracker = 0;
-            }
-        }
-        self.found_inf = false;
-        self.unscaled.clear();
+        let flags = self.unscaled.drain(..).flat_map(|(_, f)| f).collect();
+        self.unsettled.push(flags);
     }
 
-    /// The state to save with a checkpoint (PyTorch's keys).
-    pub fn state_dict(&self) -> GradScalerState {
-        GradScalerState {
-            scale: self.scale,
+    /// The state to save with a checkpoint (PyTorch's keys). Reads the last update's flags.
+    pub fn state_dict(&self) -> Result<GradScalerState> {
+        let (scale, growth_tracker) = self.current()?;
+        Ok(GradScalerState {
+            scale,
             growth_factor: self.config.growth_factor,
             backoff_factor: self.config.backoff_factor,
             growth_interval: self.config.growth_interval,
-            growth_tracker: self.growth_tracker,
-        }
+            growth_tracker,
+        })
     }
 
     /// Restores a saved state; a non-positive or non-finite scale is an error.
@@ -268,6 +333,7 @@ impl GradScaler {
                 format!("the scale must be positive and finite, got {}", state.scale),
             ));
         }
+        self.unsettled.clear();
         self.scale = state.scale;
         self.config.growth_factor = state.growth_factor;
         self.config.backoff_factor = state.backoff_factor;

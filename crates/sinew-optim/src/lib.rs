@@ -34,6 +34,7 @@ mod nadam;
 mod optimizer;
 pub mod schedule;
 mod sgd;
+mod skip;
 mod state;
 mod step;
 

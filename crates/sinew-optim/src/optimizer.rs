@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use sinew_tensor::{Error, FusedStep, Parameter, Result, Tensor, no_grad};
+use sinew_tensor::{DeferredScalar, Error, FusedStep, Parameter, Result, Tensor, no_grad};
 
+use crate::skip::{Snapshot, Unsettled};
 use crate::state::{OptimizerState, ParamState, StateReport};
 use crate::step::Entry;
 
@@ -32,6 +33,18 @@ use crate::step::Entry;
 pub trait Optimizer: Send {
     /// One update of every parameter that has a gradient and requires one.
     fn step(&mut self) -> Result<()>;
+    /// [`step`](Self::step) unless `found_inf`, the loss scaler's inf/NaN flag, is non-zero
+    /// (the [`GradScaler`](crate::GradScaler) calls it). [`Optim`] queues the step on a GPU to
+    /// be skipped there, with no wait for the flag; its step counts follow once a later wait
+    /// (`loss.item()`) has read it.
+    ///
+    /// Default: reads the flag (a wait on a GPU), then steps if it is zero.
+    fn step_unless(&mut self, found_inf: &DeferredScalar) -> Result<()> {
+        if found_inf.get()? == 0.0 {
+            self.step()?;
+        }
+        Ok(())
+    }
     /// Clears the gradients (set to none, PyTorch's default).
     fn zero_grad(&self);
     /// The learning rate of each group.
@@ -51,6 +64,9 @@ pub trait Optimizer: Send {
 impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     fn step(&mut self) -> Result<()> {
         (**self).step()
+    }
+    fn step_unless(&mut self, found_inf: &DeferredScalar) -> Result<()> {
+        (**self).step_unless(found_inf)
     }
     fn zero_grad(&self) {
         (**self).zero_grad()
@@ -158,6 +174,9 @@ pub trait UpdateRule: Send + 'static {
 pub struct Optim<R: UpdateRule> {
     groups: Vec<ParamGroup<R::Config>>,
     state: BTreeMap<String, Entry>,
+    /// The last step, queued to be skipped on the device if its flag is set, until the flag
+    /// is read ([`crate::skip`]).
+    unsettled: Option<Unsettled>,
 }
 
 impl<R: UpdateRule> Optim<R> {
@@ -170,6 +189,7 @@ impl<R: UpdateRule> Optim<R> {
         Optim {
             groups: vec![ParamGroup { params, config }],
             state: BTreeMap::new(),
+            unsettled: None,
         }
     }
 
@@ -200,14 +220,47 @@ impl<R: UpdateRule> Optim<R> {
     pub fn groups_mut(&mut self) -> &mut [ParamGroup<R::Config>] {
         &mut self.groups
     }
+
+    /// Reads the flag of the last [`Optimizer::step_unless`] if the host has not yet, and
+    /// undoes that step's bookkeeping if it was skipped.
+    fn settle(&mut self) -> Result<()> {
+        if let Some(last) = self.unsettled.take()
+            && last.skipped()?
+        {
+            last.before.restore(&mut self.state);
+        }
+        Ok(())
+    }
+
+    /// Every group's step, given the scaler's flag (see [`crate::step`]).
+    fn step_groups(&mut self, skip: Option<&DeferredScalar>) -> Result<()> {
+        self.settle()?;
+        let _guard = no_grad();
+        for group in &self.groups {
+            crate::step::step_group::<R>(&mut self.state, group, skip)?;
+        }
+        Ok(())
+    }
 }
 
 impl<R: UpdateRule> Optimizer for Optim<R> {
     fn step(&mut self) -> Result<()> {
-        let _guard = no_grad();
-        let Optim { groups, state } = self;
-        for group in groups.iter() {
-            crate::step::step_group::<R>(state, group)?;
+        self.step_groups(None)
+    }
+
+    fn step_unless(&mut self, found_inf: &DeferredScalar) -> Result<()> {
+        self.settle()?;
+        let before = Snapshot::take(&self.state);
+        self.step_groups(Some(found_inf))?;
+        let last = Unsettled {
+            flag: found_inf.clone(),
+            before,
+        };
+        // Known already on the CPU, or when an update had to read it: settled now.
+        match found_inf.try_get() {
+            Some(_) if last.skipped()? => last.before.restore(&mut self.state),
+            Some(_) => {}
+            None => self.unsettled = Some(last),
         }
         Ok(())
     }
@@ -253,11 +306,16 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                     .map_err(|e| Error::invalid("state_dict", e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let params = self
+        let mut params = self
             .state
             .iter()
             .map(|(n, e)| (n.clone(), e.state.clone()))
             .collect();
+        if let Some(last) = &self.unsettled
+            && last.skipped()?
+        {
+            last.before.restore_params(&mut params);
+        }
         Ok(OptimizerState {
             optimizer: R::NAME.to_string(),
             groups,
@@ -266,6 +324,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
     }
 
     fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport> {
+        self.settle()?;
         if state.optimizer != R::NAME {
             return Err(Error::invalid(
                 "load_state_dict",

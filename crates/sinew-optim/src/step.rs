@@ -5,10 +5,16 @@
 //! PyTorch's `foreach` form), falling back to one kernel a parameter (`Tensor::fused_step_`)
 //! and then to the rule's in-place ops; elsewhere (the CPU) each parameter runs the rule's
 //! in-place ops at once, with no allocation.
+//!
+//! Given the loss scaler's flag ([`crate::Optimizer::step_unless`]), the multi-tensor launches
+//! are queued to write nothing when it is set, and what cannot be (the per-parameter kernels,
+//! the in-place ops) runs after the host reads the flag.
 
 use std::collections::BTreeMap;
 
-use sinew_tensor::{FusedStep, Result, StepOperands, Tensor};
+use sinew_tensor::{DeferredScalar, FusedStep, Result, StepOperands, Tensor};
+
+use crate::skip::skipped;
 
 use crate::optimizer::{ParamGroup, Slot, UpdateRule};
 use crate::state::ParamState;
@@ -30,10 +36,11 @@ struct Pending {
     buffers: Vec<Tensor>,
 }
 
-/// Steps every parameter of `group` that requires and has a gradient.
+/// Steps every parameter of `group` that requires and has a gradient, unless `skip` is set.
 pub(crate) fn step_group<R: UpdateRule>(
     state: &mut BTreeMap<String, Entry>,
     group: &ParamGroup<R::Config>,
+    skip: Option<&DeferredScalar>,
 ) -> Result<()> {
     let config = &group.config;
     let mut pending: Vec<Pending> = Vec::new();
@@ -53,12 +60,13 @@ pub(crate) fn step_group<R: UpdateRule>(
                         pending.push(waiting);
                         Ok(())
                     }
+                    None if skipped(skip)? => Ok(()),
                     None => update::<R>(config, e, value, grad),
                 }
             })
         })?;
     }
-    run_pending::<R>(state, config, pending)
+    run_pending::<R>(state, config, pending, skip)
 }
 
 /// The state of parameter `name`, created (zeroed buffers) on its first step.
@@ -137,13 +145,15 @@ fn update<R: UpdateRule>(
 }
 
 /// Runs the gathered steps: those sharing a step (hyper-parameters and step count), dtype and
-/// device whose operands a fused kernel takes in one `fused_step_many_`; the others, and all of
-/// them where that launch cannot run, each parameter's fused kernel or, failing that, the
-/// rule's update.
+/// device whose operands a fused kernel takes in one `fused_step_many_` (skipped on the device
+/// when `skip` is set); the others, and all of them where that launch cannot run, each
+/// parameter's fused kernel or, failing that, the rule's update (unless `skip` is set, read on
+/// the host).
 fn run_pending<R: UpdateRule>(
     state: &mut BTreeMap<String, Entry>,
     config: &R::Config,
     pending: Vec<Pending>,
+    skip: Option<&DeferredScalar>,
 ) -> Result<()> {
     let mut rest = pending;
     while !rest.is_empty() {
@@ -174,9 +184,10 @@ fn run_pending<R: UpdateRule>(
         let fitting: Vec<StepOperands<'_>> = (operands.iter().zip(&fits))
             .filter_map(|(o, &fits)| fits.then_some(*o))
             .collect();
-        let together = !fitting.is_empty() && Tensor::fused_step_many_(step, &fitting)?;
+        let flag = skip.map(DeferredScalar::tensor);
+        let together = !fitting.is_empty() && Tensor::fused_step_many_(step, &fitting, flag)?;
         for ((q, b), &fits) in batch.iter().zip(&buffers).zip(&fits) {
-            if together && fits {
+            if (together && fits) || skipped(skip)? {
                 continue;
             }
             if !q.value.fused_step_(&q.step, b, &q.grad)? {

@@ -49,11 +49,12 @@ fn scaler_skips_backs_off_and_grows_like_pytorch() -> Result<()> {
         let y = x.matmul(&w.value().t()?)?.add(&b.value())?;
         let loss = y.mul_scalar(k)?.square()?.mean_all()?;
         scaler.scale(&loss)?.backward()?;
-        let stepped = scaler.step(&mut opt)?;
+        scaler.step(&mut opt)?;
+        let stepped = !scaler.found_inf()?;
         scaler.update();
         assert_eq!(stepped, step["stepped"].as_bool().unwrap(), "step {i}");
         assert_eq!(
-            scaler.scale_value(),
+            scaler.scale_value()?,
             step["scale"].as_f64().unwrap(),
             "step {i}"
         );
@@ -66,7 +67,7 @@ fn scaler_skips_backs_off_and_grows_like_pytorch() -> Result<()> {
     };
     close(w.value().to_vec::<f32>()?, floats(&r["weight"]));
     close(b.value().to_vec::<f32>()?, floats(&r["bias"]));
-    let state = scaler.state_dict();
+    let state = scaler.state_dict()?;
     let want: GradScalerState = serde_json::from_value(r["state"].clone()).unwrap();
     assert_eq!(state, want);
     Ok(())
@@ -83,7 +84,8 @@ fn unscale_twice_and_half_gradients_are_errors() -> Result<()> {
     let err = scaler.unscale_(&opt).unwrap_err().to_string();
     assert!(err.contains("already been called"), "{err}");
     // step() after unscale_() does not divide again.
-    assert!(scaler.step(&mut opt)?);
+    scaler.step(&mut opt)?;
+    assert!(!scaler.found_inf()?);
     assert_eq!(w.value().to_vec::<f32>()?, vec![0.9, 0.9]);
     scaler.update();
 
@@ -107,9 +109,10 @@ fn a_disabled_scaler_passes_through() -> Result<()> {
     let scaled = scaler.scale(&loss)?;
     assert_eq!(scaled.item()?, 2.0);
     scaled.backward()?;
-    assert!(scaler.step(&mut opt)?);
+    scaler.step(&mut opt)?;
+    assert!(!scaler.found_inf()?);
     scaler.update();
-    assert_eq!(scaler.scale_value(), 1.0);
+    assert_eq!(scaler.scale_value()?, 1.0);
     assert_eq!(w.value().to_vec::<f32>()?, vec![0.0]);
     Ok(())
 }
@@ -117,12 +120,74 @@ fn a_disabled_scaler_passes_through() -> Result<()> {
 #[test]
 fn state_round_trips_and_rejects_a_bad_scale() -> Result<()> {
     let mut scaler = GradScaler::new();
-    let mut state = scaler.state_dict();
+    let mut state = scaler.state_dict()?;
     state.scale = 8.0;
     state.growth_tracker = 2;
     scaler.load_state_dict(&state)?;
-    assert_eq!(scaler.state_dict(), state);
+    assert_eq!(scaler.state_dict()?, state);
     state.scale = f64::NAN;
     assert!(scaler.load_state_dict(&state).is_err());
+    Ok(())
+}
+
+/// A step the scaler skips is forgotten by the optimizer, as PyTorch's never-called
+/// `optimizer.step()`: no state after a skipped first step, and Adam's and NAdam's step counts
+/// and NAdam's `mu_product` as if it had not happened, so the parameters equal those of a run
+/// without it, bit for bit.
+#[test]
+fn a_skipped_step_is_forgotten_by_the_optimizer() -> Result<()> {
+    use sinew_optim::{AdamConfig, NadamConfig, adam, nadam};
+    type Make = fn(Vec<(String, Parameter)>) -> Box<dyn Optimizer>;
+    let makers: [(&str, Make); 2] = [
+        ("adam", |p| Box::new(adam(p, AdamConfig::new(0.1)))),
+        ("nadam", |p| Box::new(nadam(p, NadamConfig::default()))),
+    ];
+    let grads = [
+        [f32::INFINITY, 1.0],
+        [0.5, -2.0],
+        [f32::NAN, 3.0],
+        [-1.0, 0.25],
+    ];
+    for (name, make) in makers {
+        let w = param(vec![0.3, -0.7], &[2])?;
+        let mut opt = make(vec![("w".into(), w.clone())]);
+        let mut scaler = GradScaler::with_config(GradScalerConfig {
+            init_scale: 8.0,
+            ..Default::default()
+        });
+        let plain_w = param(vec![0.3, -0.7], &[2])?;
+        let mut plain = make(vec![("w".into(), plain_w.clone())]);
+        for (i, g) in grads.iter().enumerate() {
+            let scale = scaler.scale_value()? as f32;
+            let scaled = Tensor::from_vec(g.map(|v| v * scale).to_vec(), [2])?;
+            w.value().set_grad(Some(scaled))?;
+            scaler.step(opt.as_mut())?;
+            let skipped = scaler.found_inf()?;
+            assert_eq!(skipped, g.iter().any(|v| !v.is_finite()), "{name} step {i}");
+            scaler.update();
+            if i == 0 {
+                let state = opt.state_dict()?;
+                assert!(
+                    state.params.is_empty(),
+                    "{name}: no state after a skipped first step"
+                );
+            }
+            if !skipped {
+                plain_w
+                    .value()
+                    .set_grad(Some(Tensor::from_vec(g.to_vec(), [2])?))?;
+                plain.step()?;
+            }
+        }
+        let (got, want) = (opt.state_dict()?, plain.state_dict()?);
+        assert_eq!(got.params["w"].step, 2, "{name}");
+        assert_eq!(got.params["w"].scalars, want.params["w"].scalars, "{name}");
+        assert_eq!(
+            w.value().to_vec::<f32>()?,
+            plain_w.value().to_vec::<f32>()?,
+            "{name}"
+        );
+        assert_eq!(scaler.scale_value()?, 2.0, "{name}: backed off twice");
+    }
     Ok(())
 }

@@ -46,6 +46,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Queues a read of element `start` of `src` for the next time the host waits for this
+    /// device (a download or a synchronize), delivered to `target`, so that the read costs no
+    /// wait of its own ([`crate::DeferredScalar`]). Returns `false` where reads are not
+    /// deferred (the caller reads at once).
+    ///
+    /// Default: `false` (the CPU's reads cost nothing).
+    fn defer_read(
+        &self,
+        src: &dyn BackendStorage,
+        start: usize,
+        target: std::sync::Arc<crate::ReadTarget>,
+    ) -> Result<bool> {
+        let _ = (src, start, target);
+        Ok(false)
+    }
+
     /// A storage of `len` elements, all equal to `value` converted to `dtype`.
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage>;
 
@@ -232,18 +248,25 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// [`Backend::fused_step`] over several parameters ([`crate::Tensor::fused_step_many_`]):
     /// `dsts` holds each parameter's `1 + step.num_buffers()` destinations in turn, `grads` and
-    /// `lens` its gradient and length, all of one dtype. Returns `false`, writing nothing,
-    /// where the backend has no kernel for the step.
+    /// `lens` its gradient and length, all of one dtype. With `skip` (an f32 element), the
+    /// kernels leave every operand untouched when it is non-zero as they run (the loss
+    /// scaler's inf/NaN flag, never read by the host). Returns `false`, writing nothing, where
+    /// the backend has no kernel for the step (or none that takes `skip`).
     ///
-    /// Default: [`Backend::fused_step`] for each parameter in turn (whose answer depends on the
-    /// step and the dtype only, so a `false` comes at the first).
+    /// Default: without `skip`, [`Backend::fused_step`] for each parameter in turn (whose
+    /// answer depends on the step and the dtype only, so a `false` comes at the first); with
+    /// it, `false`.
     fn fused_step_many(
         &self,
         step: &FusedStep,
         dsts: &mut [(&mut dyn BackendStorage, usize)],
         grads: &[(&dyn BackendStorage, usize)],
         lens: &[usize],
+        skip: Option<(&dyn BackendStorage, usize)>,
     ) -> Result<bool> {
+        if skip.is_some() {
+            return Ok(false);
+        }
         let per = 1 + step.num_buffers();
         for ((dsts, &grad), &len) in dsts.chunks_mut(per).zip(grads).zip(lens) {
             if !self.fused_step(step, dsts, grad, len)? {

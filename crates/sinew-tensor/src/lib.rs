@@ -26,6 +26,7 @@ mod composite;
 mod composite_conv;
 mod composite_pool;
 pub mod cpu;
+mod deferred_read;
 mod device;
 mod display;
 mod dtype;
@@ -46,6 +47,7 @@ pub use backend::{
     MatmulSpec, RunningStorages, ScatterMode, Unfold2d,
 };
 pub use cpu::{CpuBackend, CpuStorage};
+pub use deferred_read::{DeferredScalar, ReadTarget};
 pub use device::{Device, DeviceFactory, DeviceLocation, register_backend};
 pub use dtype::{DType, Element};
 pub use error::{Error, ExternalError, Result};

@@ -305,7 +305,9 @@ impl<'a> Trainer<'a> {
             if let Some(dir) = self.checkpoint_dir.as_ref().filter(|_| main) {
                 let extras = CheckpointExtras {
                     callbacks: self.callbacks.iter().map(|c| c.state()).collect(),
-                    grad_scaler: self.scaler.is_enabled().then(|| self.scaler.state_dict()),
+                    grad_scaler: (self.scaler.is_enabled())
+                        .then(|| self.scaler.state_dict())
+                        .transpose()?,
                 };
                 TrainingCheckpoint::save_with_extras(
                     dir,

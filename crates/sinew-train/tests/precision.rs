@@ -28,7 +28,7 @@ fn run(precision: Precision) -> Result<(History, Vec<DType>, f64)> {
         .precision(precision)
         .verbosity(Verbosity::Silent);
     let history = trainer.fit(&train, Some(&val), 6)?;
-    let scale = trainer.grad_scaler().scale_value();
+    let scale = trainer.grad_scaler().scale_value()?;
     let dtypes = model
         .named_parameters()
         .iter()
@@ -121,9 +121,9 @@ fn a_resumed_f16_run_restores_the_loss_scale() -> Result<()> {
         if resume {
             trainer.resume(&dir)?;
         }
-        let start_scale = trainer.grad_scaler().scale_value();
+        let start_scale = trainer.grad_scaler().scale_value()?;
         let history = trainer.fit(&train, Some(&train), epochs)?;
-        Ok((history, start_scale, trainer.grad_scaler().scale_value()))
+        Ok((history, start_scale, trainer.grad_scaler().scale_value()?))
     };
     let (whole, _, whole_scale) = fit(6, false)?;
     let _ = std::fs::remove_dir_all(&dir);

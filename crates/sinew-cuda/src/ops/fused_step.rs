@@ -238,20 +238,22 @@ pub(crate) fn fused_step(
 /// The most parameters one multi-tensor launch takes (`STEP_TABLE_LEN` in the kernel).
 const TABLE_LEN: usize = 32;
 
-/// `StepTable` of `cuda/fused_step.cu`, field for field (1,544 bytes, passed by value as a
-/// kernel parameter): the parameters of one multi-tensor launch.
+/// `StepTable` of `cuda/fused_step.cu`, field for field (1,552 bytes, passed by value as a
+/// kernel parameter): the parameters of one multi-tensor launch, and the address of the f32
+/// flag that makes it write nothing when set (0: none).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct StepTable {
     p: [u64; TABLE_LEN],
     slots: [[u64; TABLE_LEN]; SLOTS],
     g: [u64; TABLE_LEN],
+    skip: u64,
     n: [u32; TABLE_LEN],
     start: [u32; TABLE_LEN + 1],
     count: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<StepTable>() == 1544);
+const _: () = assert!(std::mem::size_of::<StepTable>() == 1552);
 
 /// A table of no parameters.
 fn empty_table() -> StepTable {
@@ -259,6 +261,7 @@ fn empty_table() -> StepTable {
         p: [0; TABLE_LEN],
         slots: [[0; TABLE_LEN]; SLOTS],
         g: [0; TABLE_LEN],
+        skip: 0,
         n: [0; TABLE_LEN],
         start: [0; TABLE_LEN + 1],
         count: 0,
@@ -275,16 +278,22 @@ fn table_config(table: &StepTable) -> LaunchConfig {
 
 /// Runs `step` over several parameters, each as [`fused_step`] takes one (`dsts` holds
 /// `1 + num_buffers` destinations per parameter, in order), in one launch per
-/// [`TABLE_LEN`] parameters. `false`, with nothing written, for a step without a kernel here.
+/// [`TABLE_LEN`] parameters, each writing nothing if the f32 element `skip` is set when it
+/// runs. `false`, with nothing written, for a step without a kernel here.
 pub(crate) fn fused_step_many(
     dev: &CudaBackend,
     step: &FusedStep,
     dsts: &mut [(&mut dyn BackendStorage, usize)],
     grads: &[(&dyn BackendStorage, usize)],
     lens: &[usize],
+    skip: Option<(&dyn BackendStorage, usize)>,
 ) -> Result<bool> {
     let Some(args) = step_args(step) else {
         return Ok(false);
+    };
+    let skip_ptr = match skip {
+        Some((flag, at)) => run_at(cuda(flag, dev.location())?, at, 1, DType::F32, step.name())?,
+        None => 0,
     };
     let per = 1 + step.num_buffers();
     if dsts.len() != per * grads.len() || lens.len() != grads.len() {
@@ -317,6 +326,7 @@ pub(crate) fn fused_step_many(
     };
     for chunk in operands.chunks(TABLE_LEN) {
         let mut table = empty_table();
+        table.skip = skip_ptr;
         for (j, &((ptrs, g, _), len)) in chunk.iter().enumerate() {
             table.p[j] = ptrs[0];
             for (slot, ptr) in table.slots.iter_mut().zip(args.slot_ptrs(&ptrs[1..])) {

@@ -70,10 +70,35 @@ impl Tensor {
     /// and all share one dtype and device; `Ok(false)`, with nothing written, otherwise (the
     /// caller then runs the parameters one by one). Gradients may share a storage (batch
     /// norm's weight and bias gradients do). Run it under `no_grad`, as optimizers do.
-    pub fn fused_step_many_(step: &FusedStep, operands: &[StepOperands<'_>]) -> Result<bool> {
+    ///
+    /// With `skip`, a one-element f32 tensor on the same device, the step is queued to do
+    /// nothing if `skip` is non-zero when it runs (the loss scaler's inf/NaN flag, decided on
+    /// the device with no wait for the host); `Ok(false)` where the backend cannot (the CPU).
+    pub fn fused_step_many_(
+        step: &FusedStep,
+        operands: &[StepOperands<'_>],
+        skip: Option<&Tensor>,
+    ) -> Result<bool> {
         let Some(first) = operands.first() else {
             return Ok(true);
         };
+        if let Some(flag) = skip {
+            let fits = flag.dtype() == DType::F32
+                && flag.elem_count() == 1
+                && flag.device() == first.param.device();
+            if !fits {
+                return Err(Error::invalid(
+                    step.name(),
+                    format!(
+                        "the skip flag must be one f32 element on {}, got {} {} on {}",
+                        first.param.device(),
+                        flag.dtype(),
+                        flag.shape(),
+                        flag.device()
+                    ),
+                ));
+            }
+        }
         for o in operands {
             o.check_buffers(step)?;
         }
@@ -87,20 +112,23 @@ impl Tensor {
             dsts.push(o.param);
             dsts.extend(o.buffers);
         }
-        let grads: Vec<&Tensor> = operands.iter().map(|o| o.grad).collect();
+        let mut grads: Vec<&Tensor> = operands.iter().map(|o| o.grad).collect();
         let lens: Vec<usize> = operands.iter().map(|o| o.param.elem_count()).collect();
+        // The flag is read as one more source, after the gradients.
+        grads.extend(skip);
         Tensor::write_many(&dsts, &grads, |storages, g| {
             let mut views: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
                 .iter_mut()
                 .zip(&dsts)
                 .map(|(s, t)| (&mut **s, dense_start(t)))
                 .collect();
-            let grad_views: Vec<(&dyn crate::BackendStorage, usize)> = g
+            let mut grad_views: Vec<(&dyn crate::BackendStorage, usize)> = g
                 .iter()
                 .zip(&grads)
                 .map(|(s, t)| (*s, dense_start(t)))
                 .collect();
-            backend.fused_step_many(step, &mut views, &grad_views, &lens)
+            let skip = skip.and_then(|_| grad_views.pop());
+            backend.fused_step_many(step, &mut views, &grad_views, &lens, skip)
         })
     }
 }
