@@ -65,7 +65,7 @@ pub(crate) struct Unsettled {
 impl Unsettled {
     /// Whether the step was skipped (reads the flag: no wait if a download has fetched it).
     pub(crate) fn skipped(&self) -> Result<bool> {
-        Ok(self.flag.get()? != 0.0)
+        skipped(Some(&self.flag))
     }
 }
 

@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::{Error, Result, Tensor};
+use crate::{Result, Tensor};
 
 /// Where a backend delivers a deferred read: the value once read, and the tensor read, held
 /// until then (its storage must outlive the queued copy).
@@ -54,16 +54,7 @@ impl DeferredScalar {
     /// (later writes to `tensor` may or may not be seen: do not write it again before reading).
     /// An error unless `tensor` has exactly one element.
     pub fn new(tensor: &Tensor) -> Result<Self> {
-        if tensor.elem_count() != 1 {
-            return Err(Error::invalid(
-                "DeferredScalar::new",
-                format!(
-                    "tensor of shape {} has {} elements, not 1",
-                    tensor.shape(),
-                    tensor.elem_count()
-                ),
-            ));
-        }
+        tensor.check_one_element("DeferredScalar::new")?;
         let target = Arc::new(ReadTarget {
             tensor: tensor.clone(),
             value: Mutex::new(None),

@@ -560,32 +560,29 @@ impl Tensor {
 
     /// The single value of a tensor with one element; `T` must match the dtype.
     pub fn to_scalar<T: Element>(&self) -> Result<T> {
-        if self.elem_count() != 1 {
-            return Err(Error::invalid(
-                "to_scalar",
-                format!(
-                    "tensor of shape {} has {} elements, not 1",
-                    self.shape(),
-                    self.elem_count()
-                ),
-            ));
-        }
+        self.check_one_element("to_scalar")?;
         Ok(self.to_vec::<T>()?[0])
     }
 
     /// The single value of a one-element tensor as f64 (any dtype). PyTorch equivalent: `item()`.
     pub fn item(&self) -> Result<f64> {
-        if self.elem_count() != 1 {
-            return Err(Error::invalid(
-                "item",
-                format!(
-                    "tensor of shape {} has {} elements, not 1",
-                    self.shape(),
-                    self.elem_count()
-                ),
-            ));
-        }
+        self.check_one_element("item")?;
         Ok(self.to_vec_f64()?[0])
+    }
+
+    /// An error from `op` unless the tensor has exactly one element.
+    pub(crate) fn check_one_element(&self, op: &'static str) -> Result<()> {
+        if self.elem_count() == 1 {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            op,
+            format!(
+                "tensor of shape {} has {} elements, not 1",
+                self.shape(),
+                self.elem_count()
+            ),
+        ))
     }
 }
 

@@ -18,6 +18,23 @@ fn gpu() -> Device {
     Device::cuda(0).expect("needs a CUDA GPU")
 }
 
+/// Parameters `p0`, `p1`, ... of `shapes`, standard normal f32 values drawn from `g` on the CPU,
+/// on `device`.
+fn random_params(
+    g: &mut Generator,
+    shapes: &[&[usize]],
+    device: &Device,
+) -> Vec<(String, Parameter)> {
+    let cpu = Device::cpu();
+    (shapes.iter().enumerate())
+        .map(|(i, &shape)| {
+            let value = g.randn(shape.to_vec(), DType::F32, &cpu).unwrap();
+            let value = value.to_device(device).unwrap();
+            (format!("p{i}"), Parameter::new(value))
+        })
+        .collect()
+}
+
 /// A `GradScaler` step over SGD with momentum: its unscale is one kernel for the three
 /// gradients (after one fill of the device's flag), so a step launches 1 + 1 + 1 kernels once
 /// the state exists, also when a gradient is infinite (the step's kernel then writes nothing),
@@ -30,17 +47,7 @@ fn grad_scaler_unscales_every_gradient_in_one_kernel() {
     let run = |device: &Device| {
         let mut g = Generator::new(11);
         let cpu = Device::cpu();
-        let params: Vec<(String, Parameter)> = [&[13usize, 7][..], &[29], &[]]
-            .iter()
-            .enumerate()
-            .map(|(i, &shape)| {
-                let value = g.randn(shape.to_vec(), DType::F32, &cpu).unwrap();
-                (
-                    format!("p{i}"),
-                    Parameter::new(value.to_device(device).unwrap()),
-                )
-            })
-            .collect();
+        let params = random_params(&mut g, &[&[13, 7], &[29], &[]], device);
         let mut opt = sgd(params.clone(), SgdConfig::new(0.1).momentum(0.9));
         let mut scaler = GradScaler::with_config(GradScalerConfig {
             init_scale: 1024.0,
@@ -122,30 +129,19 @@ where
     Box::new(move |params| Box::new(Optim::<R>::new(params, config.clone())))
 }
 
-/// Five scaled steps of the optimizer `build` makes, on `device`, whose gradients at steps 0
-/// and 3 hold an infinity (the first step skipped: no state is made). `p1`'s gradient is a
-/// transposed view when `strided` (the scaler's unscale makes it dense, so that the
-/// multi-tensor kernel takes it). After each step the loss is read (`item()`), as a training
-/// loop does. The
-/// parameters, the optimizer's state (steps, scalars, buffers), each step's scale, and the
-/// host's waits for the device beyond the loss reads.
+/// What [`scaled_steps`] gives: the parameters' values, each parameter's state (its step
+/// count, then its scalars and buffers' values), each step's scale, and the host's waits.
 type Outcome = (Vec<Vec<f64>>, Vec<(u64, Vec<f64>)>, Vec<f64>, u64);
 
+/// Five scaled steps of the optimizer `build` makes, on `device`, whose gradients at steps 0
+/// and 3 hold an infinity or a NaN (the first step skipped: no state is made). `p1`'s gradient
+/// is a transposed view when `strided` (the scaler's unscale makes it dense, so that the
+/// multi-tensor kernel takes it). After each step the loss is read (`item()`), as a training
+/// loop does; the waits counted are the others.
 fn scaled_steps(build: &Build, device: &Device, strided: bool) -> Outcome {
     let mut g = Generator::new(5);
     let cpu = Device::cpu();
-    let shapes: [&[usize]; 3] = [&[6, 5], &[7, 4], &[9]];
-    let params: Vec<(String, Parameter)> = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, &shape)| {
-            let value = g.randn(shape.to_vec(), DType::F32, &cpu).unwrap();
-            (
-                format!("p{i}"),
-                Parameter::new(value.to_device(device).unwrap()),
-            )
-        })
-        .collect();
+    let params = random_params(&mut g, &[&[6, 5], &[7, 4], &[9]], device);
     let mut opt = build(params.clone());
     let mut scaler = GradScaler::with_config(GradScalerConfig {
         init_scale: 256.0,
