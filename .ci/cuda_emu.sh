@@ -15,7 +15,7 @@ exes=$(
     {
         cargo test -p sinew-cuda --features "$features" --no-run --message-format=json
         cargo test -p sinew --features "$features" --test gpu_optim --test gpu_layers \
-            --test gpu_loss --test gpu_step --test gpu_scaler --no-run \
+            --test gpu_loss --test gpu_step --test gpu_scaler --test gpu_trainer --no-run \
             --message-format=json
     } | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/'
 )
@@ -57,11 +57,12 @@ lane1() {
         emulate SINEW_EMU_BLOCK_ORDER=$order gpu_conv weight_gradient
     done
     # The fused optimizer steps through sinew-optim, batch norm and cross entropy through
-    # sinew-nn, the loss scaler's steps skipped on the device, and whole MLP and LeNet-5 steps'
-    # kernels and synchronisations (the facade's GPU tests that the emulator runs in seconds;
-    # gpu_models' whole-model curves are for a real GPU).
+    # sinew-nn, the loss scaler's steps skipped on the device, the Trainer's steps with metrics,
+    # and whole MLP and LeNet-5 steps' kernels and synchronisations (the facade's GPU tests that
+    # the emulator runs in seconds; gpu_models' whole-model curves are for a real GPU).
     emulate gpu_optim
     emulate gpu_scaler
+    emulate gpu_trainer
     emulate gpu_layers
     emulate gpu_loss
     emulate gpu_step

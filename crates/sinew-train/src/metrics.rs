@@ -1,7 +1,12 @@
 //! Metrics accumulated over batches: accuracy, top-k accuracy, MAE, MSE, and the confusion
 //! matrix.
+//!
+//! Accuracy and the regression errors are computed where the outputs are: on a GPU each batch's
+//! count or error sum stays on the device and reaches the host in the next wait the training
+//! loop makes anyway (`loss.item()`; [`DeferredScalar`]), so a metric adds no wait for the GPU
+//! to a step (Keras computes its metrics on the device too).
 
-use sinew_tensor::{DType, Error, Result, Tensor};
+use sinew_tensor::{CmpOp, DType, DeferredScalar, Error, Result, Tensor};
 
 /// A metric fed batch by batch (`update`) and read at the end of an epoch (`value`).
 pub trait Metric: Send {
@@ -11,13 +16,14 @@ pub trait Metric: Send {
     fn reset(&mut self);
     /// Adds one batch: model outputs and targets.
     fn update(&mut self, output: &Tensor, target: &Tensor) -> Result<()>;
-    /// The value over everything seen since `reset` (NaN before any update).
-    fn value(&self) -> f64;
+    /// The value over everything seen since `reset` (NaN before any update). Reads what the
+    /// device still holds (a wait for a GPU unless a download has brought it).
+    fn value(&mut self) -> Result<f64>;
     /// Running totals from which `value` is computed (hits and count, error sum and count), so
     /// that data-parallel ranks can sum them; empty when the metric has none (ranks then
     /// average its value).
-    fn totals(&self) -> Vec<f64> {
-        Vec::new()
+    fn totals(&mut self) -> Result<Vec<f64>> {
+        Ok(Vec::new())
     }
     /// Replaces the running totals with `totals` (the sums over ranks).
     fn set_totals(&mut self, totals: &[f64]) {
@@ -25,11 +31,50 @@ pub trait Metric: Send {
     }
 }
 
+/// A running sum whose terms are computed on a device: the sum of the terms the host has read,
+/// and the reads still pending (each brought by the device's next wait).
+#[derive(Clone, Debug, Default)]
+struct DeviceSum {
+    read: f64,
+    pending: Vec<DeferredScalar>,
+}
+
+impl DeviceSum {
+    /// Adds the one-element tensor `term` (read later), first folding in the terms already
+    /// brought to the host (no wait).
+    fn add(&mut self, term: &Tensor) -> Result<()> {
+        let mut waiting = Vec::with_capacity(self.pending.len());
+        for p in self.pending.drain(..) {
+            match p.try_get() {
+                Some(v) => self.read += v,
+                None => waiting.push(p),
+            }
+        }
+        self.pending = waiting;
+        self.pending.push(DeferredScalar::new(term)?);
+        Ok(())
+    }
+
+    /// The whole sum (reads the pending terms, waiting where a download has not brought them).
+    fn total(&mut self) -> Result<f64> {
+        for p in self.pending.drain(..) {
+            self.read += p.get()?;
+        }
+        Ok(self.read)
+    }
+
+    /// Replaces the sum with `value`.
+    fn set(&mut self, value: f64) {
+        self.pending.clear();
+        self.read = value;
+    }
+}
+
 /// Fraction of samples whose target class is among the `k` highest scores (`k = 1`: accuracy).
 #[derive(Clone, Debug)]
 pub struct TopKAccuracy {
     k: usize,
-    hits: u64,
+    hits: DeviceSum,
     seen: u64,
 }
 
@@ -38,7 +83,7 @@ impl TopKAccuracy {
     pub fn new(k: usize) -> Self {
         TopKAccuracy {
             k: k.max(1),
-            hits: 0,
+            hits: DeviceSum::default(),
             seen: 0,
         }
     }
@@ -49,11 +94,8 @@ pub fn accuracy() -> TopKAccuracy {
     TopKAccuracy::new(1)
 }
 
-fn scores_and_labels(
-    op: &'static str,
-    output: &Tensor,
-    target: &Tensor,
-) -> Result<(Vec<f64>, Vec<i64>, usize)> {
+/// `N` and `C` of `[N, C]` outputs with `[N]` targets, else an error from `op`.
+fn rows_and_classes(op: &'static str, output: &Tensor, target: &Tensor) -> Result<(usize, usize)> {
     let (&[n, c], true) = (output.dims(), target.dims().len() == 1) else {
         return Err(Error::invalid(
             op,
@@ -70,9 +112,26 @@ fn scores_and_labels(
             format!("{n} outputs but {} targets", target.dims()[0]),
         ));
     }
-    let scores = output.detach().to_dtype(DType::F64)?.to_vec_f64()?;
-    let labels = target.to_dtype(DType::I64)?.to_vec::<i64>()?;
-    Ok((scores, labels, c))
+    Ok((n, c))
+}
+
+/// Targets as i64, checked against `0..classes` on the host when they are there (free); on
+/// a device, `gather` checks them and reports a bad one at the next wait.
+fn class_targets(op: &'static str, target: &Tensor, classes: usize) -> Result<Tensor> {
+    let labels = target.to_dtype(DType::I64)?;
+    if labels.device().is_cpu() {
+        let outside = labels
+            .to_vec::<i64>()?
+            .into_iter()
+            .find(|&l| usize::try_from(l).map_or(true, |l| l >= classes));
+        if let Some(label) = outside {
+            return Err(Error::invalid(
+                op,
+                format!("target class {label} is outside 0..{classes}"),
+            ));
+        }
+    }
+    Ok(labels)
 }
 
 impl Metric for TopKAccuracy {
@@ -84,33 +143,31 @@ impl Metric for TopKAccuracy {
         }
     }
     fn reset(&mut self) {
-        (self.hits, self.seen) = (0, 0);
+        (self.hits, self.seen) = (DeviceSum::default(), 0);
     }
     fn update(&mut self, output: &Tensor, target: &Tensor) -> Result<()> {
-        let (scores, labels, c) = scores_and_labels("accuracy", output, target)?;
-        for (row, &label) in scores.chunks(c.max(1)).zip(&labels) {
-            let Some(&own) = usize::try_from(label).ok().and_then(|l| row.get(l)) else {
-                return Err(Error::invalid(
-                    "accuracy",
-                    format!("target class {label} is outside 0..{c}"),
-                ));
-            };
-            // Rank = how many classes score strictly higher (ties count for the target).
-            let better = row.iter().filter(|&&s| s > own).count();
-            self.hits += u64::from(better < self.k);
-            self.seen += 1;
-        }
+        let (n, c) = rows_and_classes("accuracy", output, target)?;
+        let labels = class_targets("accuracy", target, c)?.reshape([n, 1])?;
+        let scores = output.detach();
+        // A sample's rank: how many classes score strictly higher than its target (ties count
+        // for the target); a hit when below k.
+        let own = scores.gather(1, &labels)?;
+        let higher = scores.compare(CmpOp::Gt, &own)?.sum(&[1], false)?;
+        let hits = higher.compare_scalar(CmpOp::Lt, self.k as f64)?.sum_all()?;
+        self.hits.add(&hits)?;
+        self.seen += n as u64;
         Ok(())
     }
-    fn value(&self) -> f64 {
-        self.hits as f64 / self.seen as f64
+    fn value(&mut self) -> Result<f64> {
+        Ok(self.hits.total()? / self.seen as f64)
     }
-    fn totals(&self) -> Vec<f64> {
-        vec![self.hits as f64, self.seen as f64]
+    fn totals(&mut self) -> Result<Vec<f64>> {
+        Ok(vec![self.hits.total()?, self.seen as f64])
     }
     fn set_totals(&mut self, totals: &[f64]) {
         if let [hits, seen] = totals {
-            (self.hits, self.seen) = (*hits as u64, *seen as u64);
+            self.hits.set(*hits);
+            self.seen = *seen as u64;
         }
     }
 }
@@ -119,7 +176,7 @@ impl Metric for TopKAccuracy {
 #[derive(Clone, Debug)]
 pub struct RegressionError {
     squared: bool,
-    sum: f64,
+    sum: DeviceSum,
     seen: u64,
 }
 
@@ -128,7 +185,7 @@ impl RegressionError {
     pub fn mae() -> Self {
         RegressionError {
             squared: false,
-            sum: 0.0,
+            sum: DeviceSum::default(),
             seen: 0,
         }
     }
@@ -136,52 +193,48 @@ impl RegressionError {
     pub fn mse() -> Self {
         RegressionError {
             squared: true,
-            sum: 0.0,
-            seen: 0,
+            ..RegressionError::mae()
         }
     }
 }
 
 impl Metric for RegressionError {
     fn name(&self) -> String {
-        if self.squared {
-            "mse".into()
-        } else {
-            "mae".into()
-        }
+        self.name_static().into()
     }
     fn reset(&mut self) {
-        (self.sum, self.seen) = (0.0, 0);
+        (self.sum, self.seen) = (DeviceSum::default(), 0);
     }
     fn update(&mut self, output: &Tensor, target: &Tensor) -> Result<()> {
-        let out = output
-            .detach()
-            .to_dtype(DType::F64)?
-            .flatten_all()?
-            .to_vec_f64()?;
-        let tgt = target.to_dtype(DType::F64)?.flatten_all()?.to_vec_f64()?;
-        if out.len() != tgt.len() {
+        let (n, m) = (output.elem_count(), target.elem_count());
+        if n != m {
             return Err(Error::invalid(
                 self.name_static(),
-                format!("{} outputs but {} targets", out.len(), tgt.len()),
+                format!("{n} outputs but {m} targets"),
             ));
         }
-        for (o, t) in out.iter().zip(&tgt) {
-            let d = o - t;
-            self.sum += if self.squared { d * d } else { d.abs() };
-        }
-        self.seen += out.len() as u64;
+        // In f64, as the host summed before: the errors of the batch, summed on its device.
+        let wide = |t: &Tensor| t.detach().to_dtype(DType::F64)?.flatten_all();
+        let diff = wide(output)?.sub(&wide(target)?)?;
+        let errors = if self.squared {
+            diff.square()?
+        } else {
+            diff.abs()?
+        };
+        self.sum.add(&errors.sum_all()?)?;
+        self.seen += n as u64;
         Ok(())
     }
-    fn value(&self) -> f64 {
-        self.sum / self.seen as f64
+    fn value(&mut self) -> Result<f64> {
+        Ok(self.sum.total()? / self.seen as f64)
     }
-    fn totals(&self) -> Vec<f64> {
-        vec![self.sum, self.seen as f64]
+    fn totals(&mut self) -> Result<Vec<f64>> {
+        Ok(vec![self.sum.total()?, self.seen as f64])
     }
     fn set_totals(&mut self, totals: &[f64]) {
         if let [sum, seen] = totals {
-            (self.sum, self.seen) = (*sum, *seen as u64);
+            self.sum.set(*sum);
+            self.seen = *seen as u64;
         }
     }
 }
@@ -194,7 +247,9 @@ impl RegressionError {
 
 /// `[classes, classes]` counts: row = true class, column = predicted (argmax) class.
 pub fn confusion_matrix(output: &Tensor, target: &Tensor, classes: usize) -> Result<Vec<Vec<u64>>> {
-    let (scores, labels, c) = scores_and_labels("confusion_matrix", output, target)?;
+    let (_, c) = rows_and_classes("confusion_matrix", output, target)?;
+    let scores = output.detach().to_dtype(DType::F64)?.to_vec_f64()?;
+    let labels = target.to_dtype(DType::I64)?.to_vec::<i64>()?;
     let mut m = vec![vec![0u64; classes]; classes];
     for (row, &label) in scores.chunks(c.max(1)).zip(&labels) {
         let predicted = row

@@ -122,31 +122,29 @@ impl<'a> Trainer<'a> {
     /// the same numbers: metrics with totals sum them, others average their values.
     fn reduce_over_ranks(&mut self, loss_sum: f64, seen: usize) -> Result<(f64, usize, Vec<f64>)> {
         let Some(d) = &self.distributed else {
-            let values = self.metrics.iter().map(|m| m.value()).collect();
-            return Ok((loss_sum, seen, values));
+            let values = self.metrics.iter_mut().map(|m| m.value());
+            return Ok((loss_sum, seen, values.collect::<Result<_>>()?));
         };
         let mut sums = vec![loss_sum, seen as f64];
-        let mut widths = Vec::with_capacity(self.metrics.len());
-        for m in &self.metrics {
-            let totals = m.totals();
-            let part = if totals.is_empty() {
-                vec![m.value()]
-            } else {
-                totals
-            };
-            widths.push(part.len());
+        // Each metric's width in `sums` and whether it gave totals (else its value).
+        let mut parts = Vec::with_capacity(self.metrics.len());
+        for m in &mut self.metrics {
+            let totals = m.totals()?;
+            let summed = !totals.is_empty();
+            let part = if summed { totals } else { vec![m.value()?] };
+            parts.push((part.len(), summed));
             sums.extend(part);
         }
         d.all_reduce_sum(&mut sums)?;
         let ranks = d.world_size() as f64;
         let (mut at, mut values) = (2, Vec::with_capacity(self.metrics.len()));
-        for (m, w) in self.metrics.iter_mut().zip(widths) {
+        for (m, (w, summed)) in self.metrics.iter_mut().zip(parts) {
             let part = &sums[at..at + w];
-            if m.totals().is_empty() {
-                values.push(part[0] / ranks);
-            } else {
+            if summed {
                 m.set_totals(part);
-                values.push(m.value());
+                values.push(m.value()?);
+            } else {
+                values.push(part[0] / ranks);
             }
             at += w;
         }

@@ -61,10 +61,10 @@ fn metrics_count_what_they_should() -> Result<()> {
     let labels = Tensor::from_vec(vec![1i64, 1, 2, 0], [4])?;
     let mut top1 = accuracy();
     top1.update(&scores, &labels)?;
-    assert_eq!(top1.value(), 0.5);
+    assert_eq!(top1.value()?, 0.5);
     let mut top2 = TopKAccuracy::new(2);
     top2.update(&scores, &labels)?;
-    assert_eq!(top2.value(), 0.75);
+    assert_eq!(top2.value()?, 0.75);
     assert_eq!(
         confusion_matrix(&scores, &labels, 3)?,
         vec![vec![0, 1, 0], vec![1, 1, 0], vec![0, 0, 1]]
@@ -76,7 +76,7 @@ fn metrics_count_what_they_should() -> Result<()> {
     let (mut mae, mut mse) = (RegressionError::mae(), RegressionError::mse());
     mae.update(&pred, &truth)?;
     mse.update(&pred, &truth)?;
-    assert_eq!((mae.value(), mse.value()), (1.0, 5.0 / 3.0));
+    assert_eq!((mae.value()?, mse.value()?), (1.0, 5.0 / 3.0));
     assert!(
         top1.update(&scores, &Tensor::from_vec(vec![5i64, 0, 0, 0], [4])?)
             .is_err()

@@ -1,0 +1,158 @@
+//! The `Trainer` on the GPU (issue 14, items 2 and 3): a `fit` step, in f32 and in mixed
+//! precision with loss scaling, with accuracy metrics, waits for the GPU once (`loss.item()`),
+//! because the metrics count on the device and the scaler's flag and the metrics' counts come
+//! back in that wait; the metrics give the CPU's values. Run on a GPU machine, or the CPU
+//! emulator, with `--include-ignored`.
+
+#![cfg(feature = "cuda")]
+
+use std::sync::{Arc, Mutex};
+
+use sinew::data::{DataLoader, Input, LoaderConfig, Sample, Target, VecDataset};
+use sinew::nn::functional::cross_entropy;
+use sinew::nn::{Linear, ModuleExt, ReLU, Sequential};
+use sinew::optim::{SgdConfig, sgd};
+use sinew::tensor::{DType, Device, Generator, Result, Tensor};
+use sinew::train::callbacks::{Callback, Context};
+use sinew::train::metrics::{Metric, RegressionError, TopKAccuracy, accuracy};
+use sinew::train::{Precision, Trainer, Verbosity};
+
+fn gpu() -> Device {
+    sinew_cuda::register();
+    Device::cuda(0).expect("needs a CUDA GPU")
+}
+
+/// The host's waits for the GPU so far.
+fn waits(dev: &Device) -> u64 {
+    sinew_cuda::CudaBackend::of(dev).map_or(0, |c| c.stream_synchronizations())
+}
+
+/// Records the host's waits at the end of every training batch.
+struct WaitLog {
+    device: Device,
+    log: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Callback for WaitLog {
+    fn on_batch_end(&mut self, _batch: usize, _loss: f64, _ctx: &mut Context<'_>) -> Result<()> {
+        self.log.lock().unwrap().push(waits(&self.device));
+        Ok(())
+    }
+}
+
+/// 48 samples of 8 features in 4 classes, in batches of 8 uploaded to `device` by the loader.
+fn loader(device: &Device) -> DataLoader<VecDataset<Sample>> {
+    let mut g = Generator::new(21);
+    let x = g.randn([48, 8], DType::F32, &Device::cpu()).unwrap();
+    let x = x.to_vec::<f32>().unwrap();
+    let items = (0..48)
+        .map(|i| Sample {
+            input: Input::Features(x[i * 8..(i + 1) * 8].to_vec()),
+            target: Target::Class((i % 4) as i64),
+        })
+        .collect();
+    let config = LoaderConfig {
+        batch_size: 8,
+        num_workers: 0,
+        device: Some(device.clone()),
+        ..Default::default()
+    };
+    DataLoader::new(Arc::new(VecDataset::new(items)), config).unwrap()
+}
+
+/// Two epochs of `fit` (six steps each) in f32 and in f16 mixed precision: after the first
+/// step of an epoch, every step waits for the GPU exactly once.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn a_fit_step_with_metrics_waits_once() {
+    let dev = gpu();
+    for precision in [Precision::F32, Precision::Mixed(DType::F16)] {
+        let model = Sequential::new()
+            .append(Linear::new(8, 16).unwrap())
+            .append(ReLU)
+            .append(Linear::new(16, 4).unwrap());
+        model.to_device(&dev).unwrap();
+        let opt = sgd(model.named_parameters(), SgdConfig::new(0.05).momentum(0.9));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut trainer = Trainer::new(&model, opt, cross_entropy)
+            .metric(accuracy())
+            .metric(TopKAccuracy::new(2))
+            .precision(precision)
+            .verbosity(Verbosity::Silent)
+            .callback(WaitLog {
+                device: dev.clone(),
+                log: log.clone(),
+            });
+        let none: Option<&DataLoader<VecDataset<Sample>>> = None;
+        let history = trainer.fit(&loader(&dev), none, 2).unwrap();
+        let at = log.lock().unwrap().clone();
+        let per_step: Vec<u64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        // Step 6 is the next epoch's first: the epoch's end read the metrics in between.
+        let (first, second) = (&per_step[..5], &per_step[6..]);
+        assert_eq!(first, [1; 5], "{precision:?}: waits per step");
+        assert_eq!(second, [1; 5], "{precision:?}: waits per step");
+        let top1 = history.last("accuracy").unwrap();
+        let top2 = history.last("top2_accuracy").unwrap();
+        assert!((0.0..=1.0).contains(&top1) && top1 <= top2, "{top1} {top2}");
+    }
+}
+
+/// Accuracy, top-3 accuracy, MAE and MSE of GPU tensors equal the CPU's over several batches
+/// (the counts exactly; the error sums to f64 rounding), with NaN and tied scores.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn device_metrics_give_the_cpus_values() {
+    let dev = gpu();
+    let cpu = Device::cpu();
+    let mut g = Generator::new(8);
+    let batches: Vec<(Tensor, Tensor, Tensor)> = (0..3)
+        .map(|_| {
+            let mut scores = g
+                .randn([16, 5], DType::F32, &cpu)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap();
+            scores[7] = f32::NAN;
+            scores[12] = scores[11]; // a tie
+            let scores = Tensor::from_vec(scores, [16, 5]).unwrap();
+            let labels = g.randint([16], 0, 5, &cpu).unwrap();
+            let truth = g.randn([16, 5], DType::F32, &cpu).unwrap();
+            (scores, labels, truth)
+        })
+        .collect();
+    let values = |device: &Device| -> Vec<f64> {
+        let mut metrics: Vec<Box<dyn Metric>> = vec![
+            Box::new(accuracy()),
+            Box::new(TopKAccuracy::new(3)),
+            Box::new(RegressionError::mae()),
+            Box::new(RegressionError::mse()),
+        ];
+        for (scores, labels, truth) in &batches {
+            let on = |t: &Tensor| t.to_device(device).unwrap();
+            for (k, m) in metrics.iter_mut().enumerate() {
+                let target = if k < 2 { on(labels) } else { on(truth) };
+                m.update(&on(scores), &target).unwrap();
+            }
+        }
+        metrics.iter_mut().map(|m| m.value().unwrap()).collect()
+    };
+    let (want, got) = (values(&cpu), values(&dev));
+    assert_eq!(got[..2], want[..2], "accuracies");
+    for (g, w) in got[2..].iter().zip(&want[2..]) {
+        assert!(w.is_nan() == g.is_nan(), "{got:?} vs {want:?}");
+    }
+    // The NaN score makes both error sums NaN; without it they agree to rounding.
+    let clean = |device: &Device| {
+        let mut mse = RegressionError::mse();
+        let (_, _, truth) = &batches[0];
+        let pred = truth.mul_scalar(0.5).unwrap();
+        mse.update(
+            &pred.to_device(device).unwrap(),
+            &truth.to_device(device).unwrap(),
+        )
+        .unwrap();
+        mse.value().unwrap()
+    };
+    let (w, g) = (clean(&cpu), clean(&dev));
+    assert!((w - g).abs() <= 1e-12 * w.abs(), "mse cpu {w}, gpu {g}");
+}
