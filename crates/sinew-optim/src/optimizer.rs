@@ -316,6 +316,8 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
         {
             last.before.restore_params(&mut params);
         }
+        // State at step 0 is that of a parameter whose steps were all skipped: none yet.
+        params.retain(|_, p: &mut ParamState| p.step > 0);
         Ok(OptimizerState {
             optimizer: R::NAME.to_string(),
             groups,
@@ -396,7 +398,8 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
         }
         for g in &self.groups {
             for p in &g.params {
-                if p.param.requires_grad() && !self.state.contains_key(&p.name) {
+                let stepped = self.state.get(&p.name).is_some_and(|e| e.state.step > 0);
+                if p.param.requires_grad() && !stepped {
                     report.fresh.push(p.name.clone());
                 }
             }

@@ -1,9 +1,12 @@
 //! Steps that the loss scaler queues to be skipped on the device ([`Optimizer::step_unless`]):
 //! on a GPU every update of the step is one multi-tensor kernel that writes nothing when the
 //! scaler's inf/NaN flag is set, so the host steps on without waiting for the flag; the host's
-//! bookkeeping (step counts, NAdam's `mu_product`, state made on a first step) advances as if
-//! the step ran, and the snapshot taken before it is restored once the flag, read at the next
-//! wait for the device (`loss.item()`), says it was skipped.
+//! bookkeeping (step counts, NAdam's `mu_product`) advances as if the step ran, and the
+//! snapshot taken before it is restored once the flag, read at the next wait for the device
+//! (`loss.item()`), says it was skipped. State that a skipped step made (its parameter's first)
+//! stays, at step 0 with its buffers as made (the kernels wrote nothing), for the next step to
+//! use instead of making it again; `state_dict` leaves it out, as PyTorch has no state for a
+//! parameter before its first step.
 //!
 //! [`Optimizer::step_unless`]: crate::Optimizer::step_unless
 
@@ -29,27 +32,34 @@ impl Snapshot {
         )
     }
 
-    /// Undoes a skipped step's bookkeeping in `state`: steps and scalars as they were, and
-    /// the state made by the step (zero buffers, never written) removed, as if the step had
-    /// never been called (PyTorch's skipped `optimizer.step()`).
+    /// Undoes a skipped step's bookkeeping in `state`: steps and scalars as they were, and the
+    /// state the step made back at step 0 (see the module docs).
     pub(crate) fn restore(&self, state: &mut BTreeMap<String, Entry>) {
-        state.retain(|name, e| self.restore_one(name, &mut e.state));
+        for (name, e) in state.iter_mut() {
+            self.restore_one(name, &mut e.state);
+        }
     }
 
     /// [`Self::restore`] on a copy of the state (`state_dict`).
     pub(crate) fn restore_params(&self, params: &mut BTreeMap<String, ParamState>) {
-        params.retain(|name, p| self.restore_one(name, p));
+        for (name, p) in params.iter_mut() {
+            self.restore_one(name, p);
+        }
     }
 
-    /// Puts back `name`'s step and scalars; `false` if it had no state before.
-    fn restore_one(&self, name: &str, state: &mut ParamState) -> bool {
-        let Ok(at) = self.0.binary_search_by(|(n, _, _)| n.as_str().cmp(name)) else {
-            return false;
-        };
-        let (_, step, scalars) = &self.0[at];
-        state.step = *step;
-        state.scalars.clone_from(scalars);
-        true
+    /// Puts back `name`'s step and scalars (step 0 and none if it had no state before).
+    fn restore_one(&self, name: &str, state: &mut ParamState) {
+        match self.0.binary_search_by(|(n, _, _)| n.as_str().cmp(name)) {
+            Ok(at) => {
+                let (_, step, scalars) = &self.0[at];
+                state.step = *step;
+                state.scalars.clone_from(scalars);
+            }
+            Err(_) => {
+                state.step = 0;
+                state.scalars.clear();
+            }
+        }
     }
 }
 

@@ -130,8 +130,9 @@ where
 }
 
 /// What [`scaled_steps`] gives: the parameters' values, each parameter's state (its step
-/// count, then its scalars and buffers' values), each step's scale, and the host's waits.
-type Outcome = (Vec<Vec<f64>>, Vec<(u64, Vec<f64>)>, Vec<f64>, u64);
+/// count, then its scalars and buffers' values), each step's scale, the host's waits, and the
+/// kernels each `scaler.step` launched.
+type Outcome = (Vec<Vec<f64>>, Vec<(u64, Vec<f64>)>, Vec<f64>, u64, Vec<u64>);
 
 /// Five scaled steps of the optimizer `build` makes, on `device`, whose gradients at steps 0
 /// and 3 hold an infinity or a NaN (the first step skipped: no state is made). `p1`'s gradient
@@ -150,7 +151,8 @@ fn scaled_steps(build: &Build, device: &Device, strided: bool) -> Outcome {
     });
     let cuda = sinew_cuda::CudaBackend::of(device);
     let waits = || cuda.map_or(0, |c| c.stream_synchronizations());
-    let (mut scales, mut extra_waits) = (Vec::new(), 0);
+    let launches = || cuda.map_or(0, |c| c.kernel_launches());
+    let (mut scales, mut extra_waits, mut kernels) = (Vec::new(), 0, Vec::new());
     for step in 0..5 {
         let before = waits();
         let scale = scaler.scale_value().unwrap();
@@ -171,7 +173,9 @@ fn scaled_steps(build: &Build, device: &Device, strided: bool) -> Outcome {
                 .set_grad(Some(grad.to_device(device).unwrap()))
                 .unwrap();
         }
+        let launched = launches();
         scaler.step(opt.as_mut()).unwrap();
+        kernels.push(launches() - launched);
         scaler.update();
         extra_waits += waits() - before;
         // The loop's loss read: the flag comes back in its wait.
@@ -193,12 +197,14 @@ fn scaled_steps(build: &Build, device: &Device, strided: bool) -> Outcome {
             (p.step, numbers)
         })
         .collect();
-    (values, states, scales, extra_waits)
+    (values, states, scales, extra_waits, kernels)
 }
 
 /// Every optimizer under the scaler, with two skipped steps (the first among them): the GPU
-/// gives the CPU's parameters, state and scales bit for bit, three counted steps, and no wait
-/// of its own, with dense gradients or a strided one.
+/// gives the CPU's parameters, state and scales bit for bit, three counted steps, no wait of
+/// its own, with dense gradients or a strided one, and the optimizer's state made once (by the
+/// skipped first step; every later step launches the same kernels: 3 with dense gradients,
+/// the flag's fill, the unscale and the step).
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn skipped_steps_are_forgotten_without_waiting() {
@@ -219,8 +225,20 @@ fn skipped_steps_are_forgotten_without_waiting() {
     for (name, build) in &optimizers {
         for strided in [false, true] {
             let what = format!("{name}, strided {strided}");
-            let (want, want_state, want_scales, _) = scaled_steps(build, &Device::cpu(), strided);
-            let (got, got_state, got_scales, waits) = scaled_steps(build, &dev, strided);
+            let (want, want_state, want_scales, _, _) =
+                scaled_steps(build, &Device::cpu(), strided);
+            let (got, got_state, got_scales, waits, kernels) = scaled_steps(build, &dev, strided);
+            assert!(
+                kernels[0] > kernels[1],
+                "{what}: the state made at first: {kernels:?}"
+            );
+            assert!(
+                kernels[1..].iter().all(|&k| k == kernels[1]),
+                "{what}: {kernels:?}"
+            );
+            if !strided {
+                assert_eq!(kernels[1], 3, "{what}");
+            }
             let bits = |v: &[Vec<f64>]| -> Vec<Vec<u64>> {
                 v.iter()
                     .map(|x| x.iter().map(|f| f.to_bits()).collect())
