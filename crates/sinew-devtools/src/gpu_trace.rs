@@ -89,7 +89,11 @@ mod imp {
         let mut kernels = vec![0u64; PHASES.len()];
         let mut syncs = vec![0u64; PHASES.len()];
         let traced = steps;
+        // Traced steps the loss scaler skipped (inf/NaN gradients: the optimizer's kernels ran
+        // and wrote nothing).
+        let mut skipped = 0;
         for step in 0..3 + traced {
+            let scale = scaler.scale_value().map_err(fail)?;
             let mut timer = cuda.timer().map_err(fail)?;
             let mut marks = Vec::with_capacity(PHASES.len());
             let mut launched = Vec::with_capacity(PHASES.len());
@@ -134,6 +138,10 @@ mod imp {
             let value = loss.item().map_err(fail)?;
             lap(&mut timer, PHASES[4])?;
             let laps = timer.laps().map_err(fail)?;
+            // The flag came back in loss.item()'s wait: reading the new scale waits for nothing.
+            if step >= 3 && scaler.scale_value().map_err(fail)? < scale {
+                skipped += 1;
+            }
             if step >= 3 {
                 for (k, (_, ms)) in laps.iter().enumerate() {
                     host[k] += marks[k] / traced as f64;
@@ -169,6 +177,9 @@ mod imp {
             kernels.iter().sum::<u64>(),
             syncs.iter().sum::<u64>()
         );
+        if mixed {
+            println!("steps skipped by the loss scaler: {skipped} of {traced}");
+        }
         println!("memory: {:?}", cuda.memory_stats());
         Ok(())
     }
