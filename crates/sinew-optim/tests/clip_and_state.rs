@@ -34,6 +34,36 @@ fn assert_close(a: &Tensor, b: &Tensor, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Non-finite norms as PyTorch treats them: an error with `error_if_nonfinite` (the gradients
+/// untouched), else an infinite total scales by 0 (the infinity becomes NaN) and a NaN total
+/// makes every gradient NaN; no gradients give a total of 0.
+#[test]
+fn non_finite_norms_follow_pytorch() -> Result<()> {
+    let with_grad = |v: Vec<f32>| -> Result<Parameter> {
+        let p = Parameter::new(Tensor::zeros([v.len()], DType::F32, &Device::cpu())?);
+        p.value().set_grad(Some(Tensor::from_vec(v, [2])?))?;
+        Ok(p)
+    };
+    let grad = |p: &Parameter| p.grad().unwrap().to_vec::<f32>().unwrap();
+    let p = [with_grad(vec![f32::INFINITY, 2.0])?];
+    let err = clip_grad_norm_(&p, 1.0, 2.0, true).unwrap_err().to_string();
+    assert!(err.contains("is inf"), "{err}");
+    assert_eq!(grad(&p[0]), [f32::INFINITY, 2.0]);
+    assert_eq!(clip_grad_norm_(&p, 1.0, 2.0, false)?.item()?, f64::INFINITY);
+    let g = grad(&p[0]);
+    assert!(g[0].is_nan() && g[1] == 0.0, "{g:?}");
+    let p = [with_grad(vec![f32::NAN, 2.0])?];
+    assert!(
+        clip_grad_norm_(&p, 1.0, f64::INFINITY, false)?
+            .item()?
+            .is_nan()
+    );
+    assert!(grad(&p[0]).iter().all(|v| v.is_nan()));
+    let none = clip_grad_norm_(&[], 1.0, 2.0, false)?;
+    assert_eq!((none.item()?, none.device().is_cpu()), (0.0, true));
+    Ok(())
+}
+
 #[test]
 fn clipping_matches_pytorch() -> Result<()> {
     let r = clip_reference();
@@ -44,6 +74,8 @@ fn clipping_matches_pytorch() -> Result<()> {
     ] {
         let params = params_with_grads(&r)?;
         let total = clip_grad_norm_(&params, max_norm, norm_type, false)?;
+        assert_eq!((total.dtype(), total.dims()), (DType::F64, &[][..]));
+        let total = total.item()?;
         if let Some(want) = r.get(&format!("{case}.total")) {
             assert!(
                 (total - want.to_scalar::<f64>()?).abs() < 1e-12,

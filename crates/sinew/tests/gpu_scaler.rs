@@ -260,3 +260,71 @@ fn skipped_steps_are_forgotten_without_waiting() {
         }
     }
 }
+
+/// The documented loop with clipping (`unscale_`, `clip_grad_norm_`, `step`; Adam, an infinity
+/// at step 1) waits for the GPU only when the loss is read: the norm stays on the device (a
+/// 0-d f64 tensor), as the clipping factor does; the parameters and norms agree with the CPU's.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn clipping_between_unscale_and_step_waits_for_nothing() {
+    use sinew::optim::{AdamConfig, adam, clip_grad_norm_};
+    let dev = gpu();
+    let run = |device: &Device| {
+        let mut g = Generator::new(17);
+        let cpu = Device::cpu();
+        let params = random_params(&mut g, &[&[6, 5], &[9]], device);
+        let values: Vec<Parameter> = params.iter().map(|(_, p)| p.clone()).collect();
+        let mut opt = adam(params.clone(), AdamConfig::new(0.01));
+        let mut scaler = GradScaler::with_config(GradScalerConfig {
+            init_scale: 64.0,
+            ..GradScalerConfig::default()
+        });
+        let cuda = sinew_cuda::CudaBackend::of(device);
+        let waits = || cuda.map_or(0, |c| c.stream_synchronizations());
+        let (mut norms, mut extra_waits) = (Vec::new(), 0);
+        for step in 0..4 {
+            let before = waits();
+            let scale = scaler.scale_value().unwrap();
+            for (k, (_, p)) in params.iter().enumerate() {
+                let dims = p.value().dims().to_vec();
+                let mut grad = g
+                    .randn(dims, DType::F32, &cpu)
+                    .unwrap()
+                    .mul_scalar(scale)
+                    .unwrap();
+                if step == 1 && k == 1 {
+                    let mut v = grad.to_vec::<f32>().unwrap();
+                    v[4] = f32::INFINITY;
+                    grad = Tensor::from_vec(v, [9]).unwrap();
+                }
+                p.value()
+                    .set_grad(Some(grad.to_device(device).unwrap()))
+                    .unwrap();
+            }
+            scaler.unscale_(&opt).unwrap();
+            let norm = clip_grad_norm_(&values, 0.5, 2.0, false).unwrap();
+            assert_eq!(norm.device(), device);
+            scaler.step(&mut opt).unwrap();
+            scaler.update();
+            extra_waits += waits() - before;
+            norms.push(norm.item().unwrap());
+        }
+        let values: Vec<Vec<f64>> = (values.iter())
+            .map(|p| p.value().to_device(&cpu).unwrap().to_vec_f64().unwrap())
+            .collect();
+        (values, norms, extra_waits)
+    };
+    let (want, want_norms, _) = run(&Device::cpu());
+    let (got, got_norms, waits) = run(&dev);
+    assert_eq!(waits, 0, "waits besides the norms' reads");
+    assert!(want_norms[1].is_infinite() && got_norms[1].is_infinite());
+    for (g, w) in got_norms.iter().zip(&want_norms) {
+        assert!(
+            g == w || (g - w).abs() <= 1e-12 * w.abs(),
+            "norms {got_norms:?} vs {want_norms:?}"
+        );
+    }
+    for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+        assert!((g - w).abs() <= 1e-6 * (1.0 + w.abs()), "gpu {g}, cpu {w}");
+    }
+}
