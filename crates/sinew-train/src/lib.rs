@@ -23,6 +23,7 @@
 pub mod callbacks;
 mod checkpoint;
 mod cross_validation;
+mod device_sum;
 mod distributed;
 mod history;
 pub mod metrics;

@@ -3,10 +3,12 @@
 //!
 //! Accuracy and the regression errors are computed where the outputs are: on a GPU each batch's
 //! count or error sum stays on the device and reaches the host in the next wait the training
-//! loop makes anyway (`loss.item()`; [`DeferredScalar`]), so a metric adds no wait for the GPU
+//! loop makes anyway (`loss.item()`; [`sinew_tensor::DeferredScalar`]), so a metric adds no wait for the GPU
 //! to a step (Keras computes its metrics on the device too).
 
-use sinew_tensor::{CmpOp, DType, DeferredScalar, Error, Result, Tensor};
+use sinew_tensor::{CmpOp, DType, Error, Result, Tensor};
+
+use crate::device_sum::DeviceSum;
 
 /// A metric fed batch by batch (`update`) and read at the end of an epoch (`value`).
 pub trait Metric: Send {
@@ -28,45 +30,6 @@ pub trait Metric: Send {
     /// Replaces the running totals with `totals` (the sums over ranks).
     fn set_totals(&mut self, totals: &[f64]) {
         let _ = totals;
-    }
-}
-
-/// A running sum whose terms are computed on a device: the sum of the terms the host has read,
-/// and the reads still pending (each brought by the device's next wait).
-#[derive(Clone, Debug, Default)]
-struct DeviceSum {
-    read: f64,
-    pending: Vec<DeferredScalar>,
-}
-
-impl DeviceSum {
-    /// Adds the one-element tensor `term` (read later), first folding in the terms already
-    /// brought to the host (no wait).
-    fn add(&mut self, term: &Tensor) -> Result<()> {
-        let mut waiting = Vec::with_capacity(self.pending.len());
-        for p in self.pending.drain(..) {
-            match p.try_get() {
-                Some(v) => self.read += v,
-                None => waiting.push(p),
-            }
-        }
-        self.pending = waiting;
-        self.pending.push(DeferredScalar::new(term)?);
-        Ok(())
-    }
-
-    /// The whole sum (reads the pending terms, waiting where a download has not brought them).
-    fn total(&mut self) -> Result<f64> {
-        for p in self.pending.drain(..) {
-            self.read += p.get()?;
-        }
-        Ok(self.read)
-    }
-
-    /// Replaces the sum with `value`.
-    fn set(&mut self, value: f64) {
-        self.pending.clear();
-        self.read = value;
     }
 }
 
@@ -154,7 +117,7 @@ impl Metric for TopKAccuracy {
         let own = scores.gather(1, &labels)?;
         let higher = scores.compare(CmpOp::Gt, &own)?.sum(&[1], false)?;
         let hits = higher.compare_scalar(CmpOp::Lt, self.k as f64)?.sum_all()?;
-        self.hits.add(&hits)?;
+        self.hits.add(&hits, 1.0)?;
         self.seen += n as u64;
         Ok(())
     }
@@ -221,7 +184,7 @@ impl Metric for RegressionError {
         } else {
             diff.abs()?
         };
-        self.sum.add(&errors.sum_all()?)?;
+        self.sum.add(&errors.sum_all()?, 1.0)?;
         self.seen += n as u64;
         Ok(())
     }

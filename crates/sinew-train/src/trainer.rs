@@ -9,6 +9,7 @@ use sinew_optim::{GradScaler, GradScalerConfig, Optimizer};
 use sinew_tensor::{DType, Result, Tensor, no_grad};
 
 use crate::callbacks::{Callback, Context};
+use crate::device_sum::DeviceSum;
 use crate::distributed::gather_predictions;
 use crate::metrics::Metric;
 use crate::progress::{Progress, Verbosity};
@@ -344,18 +345,20 @@ impl<'a> Trainer<'a> {
         self.model.eval();
         let _guard = no_grad();
         self.metrics.iter_mut().for_each(|m| m.reset());
-        let (mut loss_sum, mut seen) = (0.0, 0usize);
+        // The batches' losses are read when the host next waits for the device (on a GPU, once
+        // at the end rather than once a batch), summed in order as `item() * n` would be.
+        let (mut loss_sum, mut seen) = (DeviceSum::default(), 0usize);
         for batch in loader.epoch(0) {
             let batch = batch?;
             let out = self.model.forward(&batch.inputs)?;
             let n = batch.targets.dims().first().copied().unwrap_or(1);
-            loss_sum += (self.loss)(&out, &batch.targets)?.item()? * n as f64;
+            loss_sum.add(&(self.loss)(&out, &batch.targets)?, n as f64)?;
             seen += n;
             for m in &mut self.metrics {
                 m.update(&out, &batch.targets)?;
             }
         }
-        let (loss_sum, seen, values) = self.reduce_over_ranks(loss_sum, seen)?;
+        let (loss_sum, seen, values) = self.reduce_over_ranks(loss_sum.total()?, seen)?;
         let mut logs = Logs::new();
         logs.insert("loss".into(), loss_sum / seen.max(1) as f64);
         for (m, v) in self.metrics.iter().zip(values) {

@@ -97,6 +97,40 @@ fn a_fit_step_with_metrics_waits_once() {
     }
 }
 
+/// `evaluate` over six GPU batches waits for the GPU once, at the end (the batches' losses and
+/// counts come back together; it waited once a batch before), and gives the CPU's loss and
+/// accuracy for the same weights.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn evaluation_waits_once_for_all_batches() {
+    let dev = gpu();
+    let run = |device: &Device| {
+        sinew::tensor::manual_seed(4);
+        let model = Sequential::new()
+            .append(Linear::new(8, 16).unwrap())
+            .append(ReLU)
+            .append(Linear::new(16, 4).unwrap());
+        model.to_device(device).unwrap();
+        let opt = sgd(model.named_parameters(), SgdConfig::new(0.05));
+        let mut trainer = Trainer::new(&model, opt, cross_entropy).metric(accuracy());
+        let before = waits(device);
+        let logs = trainer.evaluate(&loader(device)).unwrap();
+        (logs["loss"], logs["accuracy"], waits(device) - before)
+    };
+    let (want_loss, want_accuracy, _) = run(&Device::cpu());
+    let (loss, accuracy, waited) = run(&dev);
+    assert_eq!(waited, 1, "waits for six batches");
+    assert!(
+        (loss - want_loss).abs() <= 1e-5 * want_loss,
+        "loss {loss} vs cpu {want_loss}"
+    );
+    // A near tie of two scores may round the other way on a GPU: one sample at most.
+    assert!(
+        (accuracy - want_accuracy).abs() <= 1.0 / 48.0,
+        "{accuracy} vs {want_accuracy}"
+    );
+}
+
 /// Accuracy, top-3 accuracy, MAE and MSE of GPU tensors equal the CPU's over several batches
 /// (the counts exactly; the error sums to f64 rounding), with NaN and tied scores.
 #[test]
