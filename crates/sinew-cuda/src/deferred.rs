@@ -57,12 +57,15 @@ fn taken<T>(list: &Mutex<Vec<T>>) -> Vec<T> {
 
 /// The checks and scalar reads queued on one device and not yet read.
 #[derive(Default)]
-pub(crate) struct DeferredChecks(Mutex<Vec<Pending>>, Mutex<Vec<ScalarRead>>);
+pub(crate) struct DeferredChecks {
+    checks: Mutex<Vec<Pending>>,
+    reads: Mutex<Vec<ScalarRead>>,
+}
 
 impl std::fmt::Debug for DeferredChecks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.lock().map_or(0, |p| p.len());
-        let r = self.1.lock().map_or(0, |p| p.len());
+        let n = self.checks.lock().map_or(0, |p| p.len());
+        let r = self.reads.lock().map_or(0, |p| p.len());
         write!(f, "DeferredChecks({n} checks, {r} reads pending)")
     }
 }
@@ -116,7 +119,11 @@ impl CudaBackend {
             ));
         }
         let full = {
-            let mut reads = self.deferred.1.lock().unwrap_or_else(|e| e.into_inner());
+            let mut reads = self
+                .deferred
+                .reads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             reads.push(ScalarRead {
                 ptr: src.ptr_at(start),
                 dtype: src.dtype_of(),
@@ -132,7 +139,11 @@ impl CudaBackend {
 
     fn defer(&self, check: Pending) -> Result<()> {
         let full = {
-            let mut pending = self.deferred.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pending = self
+                .deferred
+                .checks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             pending.push(check);
             pending.len() >= MAX_PENDING
         };
@@ -171,7 +182,7 @@ impl CudaBackend {
 
     /// The pending checks and reads, taken (none are left pending).
     fn take_pending(&self) -> (Vec<Pending>, Vec<ScalarRead>) {
-        (taken(&self.deferred.0), taken(&self.deferred.1))
+        (taken(&self.deferred.checks), taken(&self.deferred.reads))
     }
 
     /// [`Self::download_checked`] with the pending checks and reads taken: every copy in one

@@ -232,9 +232,9 @@ impl<R: UpdateRule> Optim<R> {
         Ok(())
     }
 
-    /// Every group's step, given the scaler's flag (see [`crate::step`]).
+    /// Every group's step, given the scaler's flag (see [`crate::step`]), once the last
+    /// `step_unless` is settled.
     fn step_groups(&mut self, skip: Option<&DeferredScalar>) -> Result<()> {
-        self.settle()?;
         let _guard = no_grad();
         for group in &self.groups {
             crate::step::step_group::<R>(&mut self.state, group, skip)?;
@@ -245,6 +245,7 @@ impl<R: UpdateRule> Optim<R> {
 
 impl<R: UpdateRule> Optimizer for Optim<R> {
     fn step(&mut self) -> Result<()> {
+        self.settle()?;
         self.step_groups(None)
     }
 
