@@ -33,6 +33,13 @@
 //     same value, so the order of the stores does not matter)
 //   amp_unscale_many_<dtype>(table, found, inv_scale): the same over the dense gradients of a
 //     StepTable (its p and n; the slots and g unused)
+// Gradient clipping's multi-tensor kernels (torch.nn.utils.clip_grad_norm_'s _foreach_norm and
+// _foreach_mul_), over the dense runs of a StepTable (p and n; the slots and g unused):
+//   pow_sum_many_<dtype>(table, partials, p, kind): block b of the launch folds its elements x
+//     into partials[b] in f64: kind 0 the sum of |x|^p, 1 of |x|, 2 of x * x, 3 the largest |x|
+//     (NaN wins); the host reduces the partials
+//   mul_many_<dtype>(table, factor): x *= *factor (one element of the dtype; the in-place
+//     mul's values)
 #include "common.cuh"
 
 namespace fs {
@@ -315,6 +322,33 @@ __device__ void amp_unscale(uint32_t n, Geometry g, T *grad, float *found, doubl
     }
 }
 
+// A fold of |x| (see pow_sum_many above) over this thread's elements, then over the block;
+// thread 0 writes the block's result to partials[blockIdx.x].
+template <typename T> __device__ void pow_sum_dense(Span s, const T *x, double *partials, double p, uint32_t kind) {
+    const auto fold = [kind](double a, double b) { return kind == 3 ? fs::max_nan(a, b) : add_rn(a, b); };
+    double acc = 0.0;
+    SPAN_LOOP(i, s) {
+        const double a = fabs((double)Num<T>::up(x[i]));
+        acc = fold(acc, kind == 2 ? mul_rn(a, a) : kind == 0 ? pow(a, p) : a);
+    }
+    __shared__ double warps[32];
+    for (int o = 16; o > 0; o >>= 1) acc = fold(acc, __shfl_down_sync(0xffffffffu, acc, o));
+    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    if (lane == 0) warps[warp] = acc;
+    __syncthreads();
+    if (warp == 0) {
+        acc = lane < (blockDim.x >> 5) ? warps[lane] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) acc = fold(acc, __shfl_down_sync(0xffffffffu, acc, o));
+        if (lane == 0) partials[blockIdx.x] = acc;
+    }
+}
+
+template <typename T> __device__ void mul_dense(Span s, T *x, const T *factor) {
+    typedef typename Num<T>::C C;
+    const C f = Num<T>::up(*factor);
+    SPAN_LOOP(i, s) x[i] = Num<T>::down(mul_rn(Num<T>::up(x[i]), f));
+}
+
 // The entry points, one per step and dtype, each in two forms: fused_<step>_<dtype> over one
 // parameter and fused_<step>_many_<dtype> over a StepTable of them (the same scalars after the
 // pointers); each forwards to the template above.
@@ -413,6 +447,16 @@ __device__ void amp_unscale(uint32_t n, Geometry g, T *grad, float *found, doubl
         uint32_t j;                                                                                      \
         const Span s = in_table(t, j);                                                                   \
         amp_unscale_dense<T>(s, TABLE_PTR(T, p), found, inv_scale);                                      \
+    }                                                                                                    \
+    extern "C" __global__ void pow_sum_many_##S(StepTable t, double *partials, double p, uint32_t kind) {  \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        pow_sum_dense<T>(s, TABLE_PTR(const T, p), partials, p, kind);                                   \
+    }                                                                                                    \
+    extern "C" __global__ void mul_many_##S(StepTable t, const T *factor) {                              \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        mul_dense<T>(s, TABLE_PTR(T, p), factor);                                                        \
     }
 
 FUSED_STEPS(f32, float)

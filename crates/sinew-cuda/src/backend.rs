@@ -11,8 +11,8 @@ use crate::device::CudaBackend;
 use crate::ops::channel::Around;
 use crate::ops::channel_stats::Extra;
 use crate::ops::{
-    binary, cast, channel, channel_stats, compare, conv, conv_gemm, conv_wgrad, fused_step, gemm,
-    index, inplace, pool, random, reduce, softmax, sorted_sum, unary, xent,
+    binary, cast, channel, channel_stats, compare, conv, conv_gemm, conv_wgrad, foreach,
+    fused_step, gemm, index, inplace, pool, random, reduce, softmax, sorted_sum, unary, xent,
 };
 use crate::storage::{CudaStorage, cuda, cuda_mut, cuda_view};
 
@@ -300,6 +300,24 @@ impl Backend for CudaBackend {
         inv_scale: f64,
     ) -> Result<bool> {
         fused_step::amp_unscale_many(self, grads, lens, found, inv_scale)
+    }
+
+    fn pow_sum_many(
+        &self,
+        runs: &[(&dyn BackendStorage, usize)],
+        lens: &[usize],
+        p: f64,
+    ) -> Result<Option<BoxedStorage>> {
+        foreach::pow_sum_many(self, runs, lens, p)
+    }
+
+    fn mul_many(
+        &self,
+        runs: &mut [(&mut dyn BackendStorage, usize)],
+        lens: &[usize],
+        factor: (&dyn BackendStorage, usize),
+    ) -> Result<bool> {
+        foreach::mul_many(self, runs, lens, factor)
     }
 
     fn fuses(&self, step: &FusedStep, dtype: DType) -> bool {

@@ -289,6 +289,17 @@ pub fn amp_unscale(dtype: DType, many: bool) -> Option<Kernel> {
     is_float(dtype).then(|| kernel(Family::FusedStep, "amp_unscale", op, dtype))
 }
 
+/// `pow_sum_many_<dtype>` (gradient clipping's per-block sums of `|x|^p` over a table of dense
+/// runs): floats.
+pub fn pow_sum_many(dtype: DType) -> Option<Kernel> {
+    is_float(dtype).then(|| kernel(Family::FusedStep, "pow_sum", "many", dtype))
+}
+
+/// `mul_many_<dtype>` (a table of dense runs scaled by one element in place): floats.
+pub fn mul_many(dtype: DType) -> Option<Kernel> {
+    is_float(dtype).then(|| kernel(Family::FusedStep, "mul", "many", dtype))
+}
+
 /// `argreduce_<op>_<dtype>`: floats, i64 and u8.
 pub fn arg_reduce(op: ArgReduceOp, dtype: DType) -> Option<Kernel> {
     (is_float(dtype) || matches!(dtype, DType::I64 | DType::U8))
@@ -547,6 +558,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         }
         out.extend(amp_unscale(dtype, false));
         out.extend(amp_unscale(dtype, true));
+        out.extend([pow_sum_many(dtype), mul_many(dtype)].into_iter().flatten());
         if dtype == DType::F64 {
             out.extend([channel_norm(true), channel_norm(false)]);
         }

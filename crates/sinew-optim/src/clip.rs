@@ -4,7 +4,7 @@ use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor, no_grad};
 
 /// Scales every gradient by `min(max_norm / (total + 1e-6), 1)`, where `total` is the
 /// `norm_type`-norm of all gradients together (`f64::INFINITY` for the max norm), computed in
-/// f64. Returns `total` as a 0-d f64 tensor on the first gradient's device, as PyTorch returns
+/// f64 (PyTorch's `_foreach_norm`, one multi-tensor kernel a few dozen gradients on a GPU). Returns `total` as a 0-d f64 tensor on the first gradient's device, as PyTorch returns
 /// it: nothing here waits for a GPU (read it with `item()`), unless `error_if_nonfinite`, which
 /// reads it to make a non-finite total an error, as PyTorch's does. Parameters without a
 /// gradient are skipped (none: a total of 0 on the CPU). A NaN total makes the gradients NaN,
@@ -19,32 +19,26 @@ pub fn clip_grad_norm_(
     let Some(first) = grads.first() else {
         return Tensor::zeros((), DType::F64, &Device::cpu());
     };
-    // Per-tensor norms stay on their device as 0-d f64 tensors and are combined there, then on
-    // the first gradient's device.
-    let combine = |acc: &Tensor, part: &Tensor| {
-        if norm_type == f64::INFINITY {
-            acc.maximum(part)
-        } else {
-            acc.add(part)
-        }
-    };
-    let mut per_device: Vec<Tensor> = Vec::new();
+    // Each device's `Σ |g|^p` (max |g| for p = ∞) stays there as a 0-d f64 tensor (one
+    // multi-tensor kernel a few dozen gradients on a GPU), and they are combined on the first
+    // gradient's device.
+    let mut devices: Vec<(&Device, Vec<&Tensor>)> = Vec::new();
     for g in &grads {
-        let g64 = g.to_dtype(DType::F64)?;
-        let part = if norm_type == f64::INFINITY {
-            g64.abs()?.max(&[], false)?
-        } else {
-            g64.norm(norm_type, &[], false)?.powf(norm_type)?
-        };
-        match per_device.iter_mut().find(|t| t.device() == part.device()) {
-            Some(acc) => *acc = combine(acc, &part)?,
-            None => per_device.push(part),
+        match devices.iter_mut().find(|(d, _)| *d == g.device()) {
+            Some((_, group)) => group.push(g),
+            None => devices.push((g.device(), vec![g])),
         }
     }
-    let mut total = per_device[0].clone();
-    for part in &per_device[1..] {
-        total = combine(&total, &part.to_device(first.device())?)?;
+    let mut total: Option<Tensor> = None;
+    for (_, group) in &devices {
+        let part = Tensor::pow_sum_many(group, norm_type)?.to_device(first.device())?;
+        total = Some(match total {
+            None => part,
+            Some(acc) if norm_type == f64::INFINITY => acc.maximum(&part)?,
+            Some(acc) => acc.add(&part)?,
+        });
     }
+    let mut total = total.expect("at least one gradient");
     if norm_type != f64::INFINITY {
         total = total.powf(1.0 / norm_type)?;
     }
@@ -62,22 +56,10 @@ pub fn clip_grad_norm_(
         .add_scalar(1e-6)?
         .rdiv_scalar(max_norm)?
         .minimum_scalar(1.0)?;
-    // The factor in each gradient's dtype on its device, made once for each.
-    let mut factors: Vec<Tensor> = Vec::new();
-    for g in &grads {
-        let found = factors
-            .iter()
-            .find(|f| f.device() == g.device() && f.dtype() == g.dtype());
-        let factor = match found {
-            Some(f) => f.clone(),
-            None => {
-                let f = coef.to_device(g.device())?.to_dtype(g.dtype())?;
-                factors.push(f.clone());
-                f
-            }
-        };
-        g.mul_(&factor)?;
-    }
+    // One multi-tensor kernel a few dozen gradients on a GPU; the factor is taken to each
+    // gradient's device and dtype once.
+    let refs: Vec<&Tensor> = grads.iter().collect();
+    Tensor::mul_many_(&refs, &coef)?;
     Ok(total)
 }
 

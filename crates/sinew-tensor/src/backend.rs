@@ -310,6 +310,38 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(false)
     }
 
+    /// `Σ |x|^p` over every element of several dense runs of one float dtype (`runs[i]` holds
+    /// `lens[i]` elements from the given element), the largest `|x|` for `p = ∞` (NaN wins),
+    /// computed in f64 ([`crate::Tensor::pow_sum_many`]): one f64 element, or `None` where the
+    /// backend has no multi-tensor kernel (the caller then reduces each tensor with its ops).
+    ///
+    /// Default: `None`.
+    fn pow_sum_many(
+        &self,
+        runs: &[(&dyn BackendStorage, usize)],
+        lens: &[usize],
+        p: f64,
+    ) -> Result<Option<BoxedStorage>> {
+        let _ = (runs, lens, p);
+        Ok(None)
+    }
+
+    /// `x *= factor` in place over several dense runs of one float dtype, in distinct
+    /// storages, `factor` one element of that dtype ([`crate::Tensor::mul_many_`]; the
+    /// in-place `mul_`'s values). Returns `false`, writing nothing, where the backend has no
+    /// multi-tensor kernel.
+    ///
+    /// Default: `false`.
+    fn mul_many(
+        &self,
+        runs: &mut [(&mut dyn BackendStorage, usize)],
+        lens: &[usize],
+        factor: (&dyn BackendStorage, usize),
+    ) -> Result<bool> {
+        let _ = (runs, lens, factor);
+        Ok(false)
+    }
+
     /// Picks entries of `src` along `dim` by a 1-d i64 `indices` view.
     ///
     /// Default: a [`Backend::gather`] with `indices` broadcast over the other dims.

@@ -311,3 +311,75 @@ fn gradients_sharing_a_storage_step_in_one_launch() {
     assert_same_bits(&want, &got, "shared gradients");
     assert_eq!(launches, 1, "kernels of one step");
 }
+
+/// `clip_grad_norm_` over 40 gradients (two of them rows of one storage, as batch norm's are):
+/// the CPU's total and clipped values (the f64 sums differ in order only), in a fixed number
+/// of launches where the tensor ops took about ten a gradient.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn clipping_takes_a_few_multi_tensor_launches() {
+    use sinew::optim::clip_grad_norm_;
+    let dev = gpu();
+    let cpu = Device::cpu();
+    for norm_type in [2.0, f64::INFINITY] {
+        let run = |d: &Device| {
+            let mut g = Generator::new(11);
+            let mut grads: Vec<Tensor> = (0..38)
+                .map(|i| g.randn([3 + 50 * i], DType::F32, &cpu).unwrap())
+                .collect();
+            let pair = g
+                .randn([2, 9], DType::F32, &cpu)
+                .unwrap()
+                .to_device(d)
+                .unwrap();
+            grads = grads.iter().map(|t| t.to_device(d).unwrap()).collect();
+            grads.extend([0, 1].map(|k| pair.narrow(0, k, 1).unwrap()));
+            let params: Vec<Parameter> = grads
+                .iter()
+                .map(|grad| {
+                    let p = Parameter::new(grad.zeros_like().unwrap());
+                    p.value().set_grad(Some(grad.clone())).unwrap();
+                    p
+                })
+                .collect();
+            let before = sinew_cuda::CudaBackend::of(d).map_or(0, |c| c.kernel_launches());
+            let total = clip_grad_norm_(&params, 1.0, norm_type, false).unwrap();
+            let launches = sinew_cuda::CudaBackend::of(d).map_or(0, |c| c.kernel_launches());
+            let values: Vec<Vec<f64>> = params
+                .iter()
+                .map(|p| {
+                    p.grad()
+                        .unwrap()
+                        .to_device(&cpu)
+                        .unwrap()
+                        .to_vec_f64()
+                        .unwrap()
+                })
+                .collect();
+            (total.item().unwrap(), values, launches - before)
+        };
+        let (want_total, want, _) = run(&cpu);
+        let (total, got, launches) = run(&dev);
+        assert!(
+            want_total > 1.5,
+            "{norm_type}: clipping must scale, total {want_total}"
+        );
+        assert!(
+            (total - want_total).abs() <= 1e-12 * want_total,
+            "{total} vs {want_total}"
+        );
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            for (a, b) in w.iter().zip(g) {
+                assert!(
+                    (a - b).abs() <= 1e-6 * a.abs(),
+                    "gradient {i}: cpu {a}, gpu {b}"
+                );
+            }
+        }
+        // Σ|g|^p: two tables (the pair's shared storage is only read) and one reduction;
+        // the root (p = 2); the factor: + 1e-6, max_norm / that, min(.., 1), its cast to f32;
+        // the scaling: 32 + 7 gradients, then the pair's second row.
+        let root = u64::from(norm_type != f64::INFINITY);
+        assert_eq!(launches, 3 + root + 4 + 3, "norm {norm_type}: kernels");
+    }
+}

@@ -15,7 +15,7 @@ use crate::storage::{CudaStorage, cuda, cuda_mut};
 
 /// Device address of element `start` of `storage`, after checking that `len` elements from
 /// there lie inside it and that it holds `dtype` (what the kernel reads and writes).
-fn run_at(
+pub(super) fn run_at(
     storage: &CudaStorage,
     start: usize,
     len: usize,
@@ -236,27 +236,27 @@ pub(crate) fn fused_step(
 }
 
 /// The most parameters one multi-tensor launch takes (`STEP_TABLE_LEN` in the kernel).
-const TABLE_LEN: usize = 32;
+pub(super) const TABLE_LEN: usize = 32;
 
 /// `StepTable` of `cuda/fused_step.cu`, field for field (1,552 bytes, passed by value as a
 /// kernel parameter): the parameters of one multi-tensor launch, and the address of the f32
 /// flag that makes it write nothing when set (0: none).
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct StepTable {
-    p: [u64; TABLE_LEN],
+pub(super) struct StepTable {
+    pub(super) p: [u64; TABLE_LEN],
     slots: [[u64; TABLE_LEN]; SLOTS],
     g: [u64; TABLE_LEN],
     skip: u64,
-    n: [u32; TABLE_LEN],
-    start: [u32; TABLE_LEN + 1],
-    count: u32,
+    pub(super) n: [u32; TABLE_LEN],
+    pub(super) start: [u32; TABLE_LEN + 1],
+    pub(super) count: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<StepTable>() == 1552);
 
 /// A table of no parameters.
-fn empty_table() -> StepTable {
+pub(super) fn empty_table() -> StepTable {
     StepTable {
         p: [0; TABLE_LEN],
         slots: [[0; TABLE_LEN]; SLOTS],
@@ -269,7 +269,7 @@ fn empty_table() -> StepTable {
 }
 
 /// The launch of a filled table: its blocks, of the elementwise launches' size.
-fn table_config(table: &StepTable) -> LaunchConfig {
+pub(super) fn table_config(table: &StepTable) -> LaunchConfig {
     LaunchConfig {
         grid: (table.start[table.count as usize], 1, 1),
         block: LaunchConfig::elementwise(1).block,

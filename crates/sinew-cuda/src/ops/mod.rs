@@ -10,6 +10,7 @@ pub(crate) mod conv;
 pub(crate) mod conv_gemm;
 pub(crate) mod conv_phase;
 pub(crate) mod conv_wgrad;
+pub(crate) mod foreach;
 pub(crate) mod fused_step;
 pub(crate) mod gemm;
 pub(crate) mod gemm_sm90;

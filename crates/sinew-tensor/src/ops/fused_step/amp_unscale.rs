@@ -3,7 +3,7 @@
 //! `torch._amp_foreach_non_finite_check_and_unscale_`, one kernel a gradient or, for dense
 //! gradients, one multi-tensor kernel for many.
 
-use super::many::dense_start;
+use super::many::{by_distinct_storage, dense_start};
 use crate::{DType, Error, Result, Tensor};
 
 impl Tensor {
@@ -93,22 +93,11 @@ impl Tensor {
                 )
                 && !(crate::is_grad_enabled() && t.requires_grad())
         };
-        let (mut batch, others): (Vec<&Tensor>, Vec<&Tensor>) =
-            grads.iter().copied().partition(dense);
+        let (batch, others): (Vec<&Tensor>, Vec<&Tensor>) = grads.iter().copied().partition(dense);
         for grad in others {
             grad.amp_unscale_(inv_scale, found_inf)?;
         }
-        while !batch.is_empty() {
-            // The first gradient of each storage now, the rest in a later launch.
-            let mut now: Vec<&Tensor> = Vec::new();
-            let mut later: Vec<&Tensor> = Vec::new();
-            for t in batch {
-                if now.iter().any(|u| u.same_storage(t)) {
-                    later.push(t);
-                } else {
-                    now.push(t);
-                }
-            }
+        for now in by_distinct_storage(batch) {
             let lens: Vec<usize> = now.iter().map(|t| t.elem_count()).collect();
             let mut dsts = now.clone();
             dsts.push(found_inf);
@@ -127,7 +116,6 @@ impl Tensor {
                     grad.amp_unscale_(inv_scale, found_inf)?;
                 }
             }
-            batch = later;
         }
         Ok(())
     }

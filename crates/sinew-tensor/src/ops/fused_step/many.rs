@@ -63,6 +63,27 @@ pub(super) fn dense_start(t: &Tensor) -> usize {
     t.layout().contiguous_offset().map_or(0, |(s, _)| s)
 }
 
+/// `batch` split into launches whose tensors each have a storage of their own: each storage's
+/// first tensor in the first launch, its second in the next, and so on (batch norm's weight and
+/// bias gradients share one).
+pub(super) fn by_distinct_storage(mut batch: Vec<&Tensor>) -> Vec<Vec<&Tensor>> {
+    let mut launches = Vec::new();
+    while !batch.is_empty() {
+        let mut now: Vec<&Tensor> = Vec::new();
+        let mut later: Vec<&Tensor> = Vec::new();
+        for t in batch {
+            if now.iter().any(|u| u.same_storage(t)) {
+                later.push(t);
+            } else {
+                now.push(t);
+            }
+        }
+        launches.push(now);
+        batch = later;
+    }
+    launches
+}
+
 impl Tensor {
     /// Runs `step` on every parameter of `operands` (each as [`Tensor::fused_step_`] takes
     /// one), in one kernel a few dozen parameters where the backend has a multi-tensor form

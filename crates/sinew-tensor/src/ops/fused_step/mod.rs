@@ -6,6 +6,7 @@
 //! bit for bit in f32 and f64, and the in-place ops stay the reference and the fallback.
 
 mod amp_unscale;
+mod foreach;
 mod many;
 mod steps;
 

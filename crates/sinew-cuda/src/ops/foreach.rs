@@ -1,0 +1,161 @@
+//! Host side of gradient clipping's multi-tensor kernels in `cuda/fused_step.cu`
+//! (`pow_sum_many_<dtype>`, `mul_many_<dtype>`; PyTorch's `_foreach_norm` and
+//! `_foreach_mul_`): the norm of many gradients together in one launch per [`TABLE_LEN`] of
+//! them and one reduction, and their scaling in one launch per [`TABLE_LEN`], where the
+//! tensor ops take several launches a gradient.
+
+use sinew_tensor::{BackendStorage, BoxedStorage, DType, Error, Layout, ReduceOp, Result};
+
+use super::fused_step::{StepTable, TABLE_LEN, empty_table, run_at, table_config};
+use super::{BLOCK, LaunchConfig, cast, count_u32, reduce};
+use crate::device::CudaBackend;
+use crate::names;
+use crate::storage::{cuda, cuda_mut};
+
+/// About how many elements each thread of `pow_sum_many` folds before the block's fold.
+const PER_THREAD: usize = 8;
+
+/// Blocks folding a run of `len` elements: at least one, at most 2^16 (threads loop beyond).
+fn fold_blocks(len: usize) -> u32 {
+    // At most 2^16 fits u32.
+    len.div_ceil(BLOCK as usize * PER_THREAD).clamp(1, 1 << 16) as u32
+}
+
+/// The table of up to [`TABLE_LEN`] runs `(address, length)`, run `j` taken by `blocks(len)`
+/// blocks.
+fn table_of(
+    op: &'static str,
+    runs: &[(u64, usize)],
+    blocks: impl Fn(usize) -> u32,
+) -> Result<StepTable> {
+    let mut table = empty_table();
+    for (j, &(ptr, len)) in runs.iter().take(TABLE_LEN).enumerate() {
+        table.p[j] = ptr;
+        table.n[j] = count_u32(op, len)?;
+        // At most 2^20 blocks a run, 32 runs: no overflow.
+        table.start[j + 1] = table.start[j] + blocks(len);
+        table.count = j as u32 + 1;
+    }
+    Ok(table)
+}
+
+/// The kernel's `kind` for the exponent `p` (see `cuda/fused_step.cu`).
+fn fold_kind(p: f64) -> Result<u32> {
+    match p {
+        f64::INFINITY => Ok(3),
+        2.0 => Ok(2),
+        1.0 => Ok(1),
+        _ if p > 0.0 && p.is_finite() => Ok(0),
+        _ => Err(Error::invalid(
+            "pow_sum_many",
+            format!("p must be positive, got {p}"),
+        )),
+    }
+}
+
+/// `Σ |x|^p` (the largest `|x|` for `p = ∞`) over dense runs of one float dtype, in f64, as
+/// one f64 element: per-block partial results of one launch per [`TABLE_LEN`] runs, then one
+/// reduction of them (so the result does not depend on how the blocks were scheduled).
+pub(crate) fn pow_sum_many(
+    dev: &CudaBackend,
+    runs: &[(&dyn BackendStorage, usize)],
+    lens: &[usize],
+    p: f64,
+) -> Result<Option<BoxedStorage>> {
+    const OP: &str = "pow_sum_many";
+    let kind = fold_kind(p)?;
+    if runs.len() != lens.len() {
+        return Err(Error::invalid(OP, "one length a run"));
+    }
+    let loc = dev.location();
+    let mut ptrs = Vec::with_capacity(runs.len());
+    let mut dtype = None;
+    for (&(storage, start), &len) in runs.iter().zip(lens) {
+        let storage = cuda(storage, loc)?;
+        let d = *dtype.get_or_insert(storage.dtype_of());
+        let ptr = run_at(storage, start, len, d, OP)?;
+        if len > 0 {
+            ptrs.push((ptr, len));
+        }
+    }
+    // The sum of no terms, and the largest of no |x| (each >= 0).
+    let zero = || -> Result<Option<BoxedStorage>> {
+        Ok(Some(Box::new(cast::full(dev, DType::F64, 1, 0.0)?)))
+    };
+    let Some(dtype) = dtype else {
+        return zero();
+    };
+    let Some(kernel) = names::pow_sum_many(dtype) else {
+        return Ok(None);
+    };
+    if ptrs.is_empty() {
+        return zero();
+    }
+    let tables = ptrs
+        .chunks(TABLE_LEN)
+        .map(|chunk| table_of(OP, chunk, fold_blocks))
+        .collect::<Result<Vec<_>>>()?;
+    let total: usize = tables
+        .iter()
+        .map(|t| t.start[t.count as usize] as usize)
+        .sum();
+    let partials = dev.alloc(DType::F64, total)?;
+    let mut at = 0;
+    for table in tables {
+        let out = partials.ptr_at(at);
+        dev.launch(
+            &kernel,
+            table_config(&table),
+            kernel_args![table, out, p, kind],
+        )?;
+        at += table.start[table.count as usize] as usize;
+    }
+    let op = if kind == 3 {
+        ReduceOp::Max
+    } else {
+        ReduceOp::Sum
+    };
+    let layout = Layout::contiguous(vec![total]);
+    Ok(Some(Box::new(reduce::reduce(
+        dev,
+        op,
+        &partials,
+        &layout,
+        &[0],
+    )?)))
+}
+
+/// `x *= factor` over dense runs of the dtype of `factor` (one element), in one launch per
+/// [`TABLE_LEN`] runs. `false`, with nothing written, for a dtype without a kernel.
+pub(crate) fn mul_many(
+    dev: &CudaBackend,
+    runs: &mut [(&mut dyn BackendStorage, usize)],
+    lens: &[usize],
+    factor: (&dyn BackendStorage, usize),
+) -> Result<bool> {
+    const OP: &str = "mul_many_";
+    if runs.len() != lens.len() {
+        return Err(Error::invalid(OP, "one length a run"));
+    }
+    let loc = dev.location();
+    let factor_storage = cuda(factor.0, loc)?;
+    let dtype = factor_storage.dtype_of();
+    let factor_ptr = run_at(factor_storage, factor.1, 1, dtype, OP)?;
+    let mut ptrs = Vec::with_capacity(runs.len());
+    for ((storage, start), &len) in runs.iter_mut().zip(lens) {
+        let storage = cuda_mut(&mut **storage, loc)?;
+        ptrs.push((run_at(storage, *start, len, dtype, OP)?, len));
+    }
+    let Some(kernel) = names::mul_many(dtype) else {
+        return Ok(false);
+    };
+    for chunk in ptrs.chunks(TABLE_LEN) {
+        let table = table_of(OP, chunk, |len| LaunchConfig::elementwise(len).grid.0)?;
+        dev.launch(
+            &kernel,
+            table_config(&table),
+            kernel_args![table, factor_ptr],
+        )?;
+    }
+    Ok(true)
+}
