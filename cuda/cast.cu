@@ -2,9 +2,13 @@
 // cast_<from>_<to>(n, geometry, in, out): operand 0 = input view, output contiguous. Every
 // conversion goes through f64 (exact for all source types but i64, where it is what the CPU
 // backend does too), so results match `sinew_tensor`'s CPU cast bit for bit.
+// cast_many_<from>_<to>(table): the same conversion over the dense runs of a StepTable (run j:
+// n[j] elements from g[j] into p[j]; the slots unused): autocast's weight casts in one launch,
+// f32 to f16 and bf16.
 // fill_b<bytes>(out, n, pattern): writes the low <bytes> bytes of `pattern` n times.
 // copy_b<bytes>(n, geometry, src, dst): operand 0 = source view, 1 = destination view.
 #include "common.cuh"
+#include "step_table.cuh"
 
 
 template <typename To> __device__ __forceinline__ To convert(double x) { return from_f64<To>(x); }
@@ -41,6 +45,18 @@ CAST_FROM(bf16, __nv_bfloat16)
 CAST_FROM(i64, int64_t)
 CAST_FROM(u8, uint8_t)
 CAST_FROM(bool, Bool8)
+
+#define CAST_MANY_KERNEL(FROM, FT, TO, TT)                                       \
+    extern "C" __global__ void cast_many_##FROM##_##TO(StepTable t) {           \
+        uint32_t j;                                                              \
+        const Span s = in_table(t, j);                                           \
+        const FT *in = (const FT *)t.g[j];                                       \
+        TT *out = (TT *)t.p[j];                                                  \
+        SPAN_LOOP(i, s) { out[i] = convert<TT>(to_f64(in[i])); }                 \
+    }
+
+CAST_MANY_KERNEL(f32, float, f16, __half)
+CAST_MANY_KERNEL(f32, float, bf16, __nv_bfloat16)
 
 #define FILL_KERNEL(BYTES, T)                                                                    \
     extern "C" __global__ void fill_b##BYTES(T *out, uint32_t n, uint64_t pattern) {             \

@@ -1,18 +1,19 @@
 //! `impl Backend for CudaBackend`: sinew-tensor's interface, forwarded to the kernel families.
-//! Every method of the trait has a CUDA implementation.
+//! Every method of the trait has a CUDA implementation (its supertrait `MultiTensorOps`:
+//! `backend_multi.rs`).
 
 use sinew_tensor::{
     Activation, ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, ChannelNormStep,
-    CmpOp, CpuStorage, DType, DeviceLocation, FusedStep, InplaceOp, Layout, MaskedLincomb,
-    MatmulSpec, ReduceOp, Result, RunningStorages, ScatterMode, UnaryOp, Unfold2d,
+    CmpOp, CpuStorage, DType, DeviceLocation, InplaceOp, Layout, MaskedLincomb, MatmulSpec,
+    ReduceOp, Result, RunningStorages, ScatterMode, UnaryOp, Unfold2d,
 };
 
 use crate::device::CudaBackend;
 use crate::ops::channel::Around;
 use crate::ops::channel_stats::Extra;
 use crate::ops::{
-    binary, cast, channel, channel_stats, compare, conv, conv_gemm, conv_wgrad, foreach,
-    fused_step, gemm, index, inplace, pool, random, reduce, softmax, sorted_sum, unary, xent,
+    binary, cast, channel, channel_stats, compare, conv, conv_gemm, conv_wgrad, fused_step, gemm,
+    index, inplace, pool, random, reduce, softmax, sorted_sum, unary, xent,
 };
 use crate::storage::{CudaStorage, cuda, cuda_mut, cuda_view};
 
@@ -290,59 +291,6 @@ impl Backend for CudaBackend {
         inv_scale: f64,
     ) -> Result<()> {
         fused_step::amp_unscale(self, grad, grad_layout, found, inv_scale)
-    }
-
-    fn amp_unscale_many(
-        &self,
-        grads: &mut [(&mut dyn BackendStorage, usize)],
-        lens: &[usize],
-        found: (&mut dyn BackendStorage, usize),
-        inv_scale: f64,
-    ) -> Result<bool> {
-        fused_step::amp_unscale_many(self, grads, lens, found, inv_scale)
-    }
-
-    fn pow_sum_many(
-        &self,
-        runs: &[(&dyn BackendStorage, usize)],
-        lens: &[usize],
-        p: f64,
-    ) -> Result<Option<BoxedStorage>> {
-        foreach::pow_sum_many(self, runs, lens, p)
-    }
-
-    fn mul_many(
-        &self,
-        runs: &mut [(&mut dyn BackendStorage, usize)],
-        lens: &[usize],
-        factor: (&dyn BackendStorage, usize),
-    ) -> Result<bool> {
-        foreach::mul_many(self, runs, lens, factor)
-    }
-
-    fn fuses(&self, step: &FusedStep, dtype: DType) -> bool {
-        crate::names::fused_step(step, dtype, false).is_some()
-    }
-
-    fn fused_step(
-        &self,
-        step: &FusedStep,
-        dsts: &mut [(&mut dyn BackendStorage, usize)],
-        grad: (&dyn BackendStorage, usize),
-        len: usize,
-    ) -> Result<bool> {
-        fused_step::fused_step(self, step, dsts, grad, len)
-    }
-
-    fn fused_step_many(
-        &self,
-        step: &FusedStep,
-        dsts: &mut [(&mut dyn BackendStorage, usize)],
-        grads: &[(&dyn BackendStorage, usize)],
-        lens: &[usize],
-        skip: Option<(&dyn BackendStorage, usize)>,
-    ) -> Result<bool> {
-        fused_step::fused_step_many(self, step, dsts, grads, lens, skip)
     }
 
     fn inplace(

@@ -231,6 +231,17 @@ pub fn cast(from: DType, to: DType) -> Kernel {
     }
 }
 
+/// `cast_many_<from>_<to>` (a table of dense runs converted in one launch): f32 to f16 and
+/// bf16, autocast's weight casts.
+pub fn cast_many(from: DType, to: DType) -> Option<Kernel> {
+    (from == DType::F32 && matches!(to, DType::F16 | DType::BF16)).then_some(Kernel {
+        family: Family::Cast,
+        prefix: "cast_many",
+        op: "",
+        suffixes: [Suffix::DType(from), Suffix::DType(to)],
+    })
+}
+
 /// `fill_b<bytes>`, by element width.
 pub fn fill(dtype: DType) -> Kernel {
     by_width(Family::Cast, "fill", dtype)
@@ -616,6 +627,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(scatter_add(dtype));
         out.extend(fold2d(dtype));
         out.extend(DType::ALL.iter().map(|&to| cast(dtype, to)));
+        out.extend(DType::ALL.iter().filter_map(|&to| cast_many(dtype, to)));
         out.extend([false, true].iter().filter_map(|&l| channel(l, dtype)));
         out.extend([false, true].iter().filter_map(|&b| xent(b, dtype)));
         for tf32 in [false, true] {
@@ -655,6 +667,11 @@ mod tests {
             "binary_maximum_bf16"
         );
         assert_eq!(cast(DType::F32, DType::Bool).name(), "cast_f32_bool");
+        assert_eq!(
+            cast_many(DType::F32, DType::BF16).map(|k| k.name()),
+            Some("cast_many_f32_bf16".to_string())
+        );
+        assert!(cast_many(DType::F16, DType::F32).is_none());
         assert_eq!(where_cond(DType::I64).name(), "where_b8");
         assert_eq!(softmax(true, DType::F32).unwrap().name(), "log_softmax_f32");
         assert!(unary(&UnaryOp::Exp, DType::I64).is_none());

@@ -125,3 +125,47 @@ fn mul_many_matches_mul_bit_for_bit() {
         assert_eq!(launches, cast + 4, "{dtype}: kernels");
     }
 }
+
+/// Autocast's weight casts (`Tensor::to_dtype_many`, `cast_many_f32_<half>`): 40 dense f32
+/// tensors in two launches, a transposed one and an f64 one on their own, every value the
+/// CPU's cast bit for bit (outputs poisoned first).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn to_dtype_many_casts_dense_tensors_in_one_kernel_a_table() {
+    let dev = gpu();
+    let cpu = Device::cpu();
+    for half in [DType::F16, DType::BF16] {
+        let run = |d: &Device| {
+            let mut tensors = dense(500, DType::F32, d);
+            tensors.push(
+                randn(600, &[5, 9], DType::F32)
+                    .to_device(d)
+                    .unwrap()
+                    .t()
+                    .unwrap(),
+            );
+            tensors.push(randn(601, &[33], DType::F64).to_device(d).unwrap());
+            if !d.is_cpu() {
+                common::poison(d, 70_000 * 2);
+            }
+            let refs: Vec<&Tensor> = tensors.iter().collect();
+            let before = kernel_launches(d);
+            let casts = Tensor::to_dtype_many(&refs, half).unwrap();
+            let launches = kernel_launches(d) - before;
+            let values: Vec<Vec<u64>> = casts
+                .iter()
+                .map(|t| {
+                    assert_eq!((t.dtype(), t.device()), (half, d));
+                    common::bits(&t.to_device(&cpu).unwrap())
+                })
+                .collect();
+            (values, launches)
+        };
+        let (want, _) = run(&cpu);
+        let (got, launches) = run(&dev);
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(w, g, "{half} tensor {i}");
+        }
+        assert_eq!(launches, 4, "{half}: kernels");
+    }
+}

@@ -61,7 +61,7 @@ mod imp {
     use sinew_optim::Optimizer;
     use sinew_tensor::{Device, Generator, autocast};
 
-    use crate::gpu_workloads::{half_type, model_on, sgd_and_scaler};
+    use crate::gpu_workloads::{half_type, mixed_scope, model_on, sgd_and_scaler};
 
     const PHASES: [&str; 5] = [
         "upload",
@@ -92,6 +92,8 @@ mod imp {
         // Traced steps the loss scaler skipped (inf/NaN gradients: the optimizer's kernels ran
         // and wrote nothing).
         let mut skipped = 0;
+        // The weights the last forward pass cast, cast ahead in the next (as the Trainer does).
+        let mut casts = Vec::new();
         for step in 0..3 + traced {
             let scale = scaler.scale_value().map_err(fail)?;
             let mut timer = cuda.timer().map_err(fail)?;
@@ -118,12 +120,10 @@ mod imp {
             lap(&mut timer, PHASES[0])?;
             opt.zero_grad();
             let loss = {
-                let _autocast = if mixed {
-                    Some(autocast(half).map_err(fail)?)
-                } else {
-                    None
-                };
-                cross_entropy(&net.forward(&xs).map_err(fail)?, &ys).map_err(fail)?
+                let _autocast = mixed_scope(mixed, half, &casts).map_err(fail)?;
+                let loss = cross_entropy(&net.forward(&xs).map_err(fail)?, &ys).map_err(fail)?;
+                casts = autocast::cached_sources();
+                loss
             };
             lap(&mut timer, PHASES[1])?;
             scaler

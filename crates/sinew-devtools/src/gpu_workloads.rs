@@ -368,11 +368,14 @@ fn training_step(
     let y = g.randint([bs], 0, 10, &Device::cpu())?.to_device(device)?;
     let (mut opt, mut scaler) = sgd_and_scaler(model.as_ref(), device, mixed);
     let half = half_type(device);
+    let mut casts = Vec::new();
     let s = time_synced(device, plan, || {
         opt.zero_grad();
         let loss = {
-            let _autocast = if mixed { Some(autocast(half)?) } else { None };
-            cross_entropy(&model.forward(&x)?, &y)?
+            let _autocast = mixed_scope(mixed, half, &casts)?;
+            let loss = cross_entropy(&model.forward(&x)?, &y)?;
+            casts = autocast::cached_sources();
+            loss
         };
         scaler.scale(&loss)?.backward()?;
         scaler.step(&mut opt)?;
@@ -381,6 +384,21 @@ fn training_step(
     })?;
     let rate = bs as f64 / s.median * 1e3;
     Ok(format_line(name, s, &format!("{rate:.0} samples/s")))
+}
+
+/// The autocast scope of a mixed-precision forward pass (`None` in f32) with `casts`, the
+/// weights the last one cast, cast ahead in one multi-tensor launch (as the `Trainer` does).
+pub fn mixed_scope(
+    mixed: bool,
+    half: DType,
+    casts: &[Tensor],
+) -> Result<Option<sinew_tensor::AutocastGuard>> {
+    if !mixed {
+        return Ok(None);
+    }
+    let guard = autocast(half)?;
+    autocast::cast_ahead(&casts.iter().collect::<Vec<_>>())?;
+    Ok(Some(guard))
 }
 
 /// A forward pass in eval mode without a graph (f32, or under autocast).
@@ -397,9 +415,12 @@ fn inference(
     model.eval();
     let half = half_type(device);
     let _no_grad = sinew_tensor::no_grad();
+    let mut casts = Vec::new();
     let s = time_synced(device, plan, || {
-        let _autocast = if mixed { Some(autocast(half)?) } else { None };
-        model.forward(&x).map(drop)
+        let _autocast = mixed_scope(mixed, half, &casts)?;
+        model.forward(&x)?;
+        casts = autocast::cached_sources();
+        Ok(())
     })?;
     let rate = bs as f64 / s.median * 1e3;
     Ok(format_line(name, s, &format!("{rate:.0} samples/s")))

@@ -12,11 +12,11 @@ use std::any::Any;
 
 use crate::host::CpuStorage;
 use crate::ops::channel_norm::ChannelNormStep;
-use crate::ops::fused_step::FusedStep;
 use crate::ops::softmax_xent::{SoftmaxXentOptions, XentOperands};
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
 
+pub use crate::backend_multi::MultiTensorOps;
 pub use crate::backend_ops::{
     Activation, BackendStorage, BoxedStorage, InplaceOp, MaskedLincomb, MatmulDims, MatmulSpec,
     RunningStorages, ScatterMode, check_operand_pair,
@@ -33,7 +33,7 @@ fn missing<T>(backend: &(impl Backend + ?Sized), op: &'static str) -> Result<T> 
 /// A device's memory and kernels. Implemented by the CPU backend here and by GPU crates.
 ///
 /// All outputs are fresh contiguous storages of the layout's shape unless said otherwise.
-pub trait Backend: Send + Sync + std::fmt::Debug {
+pub trait Backend: MultiTensorOps + Send + Sync + std::fmt::Debug {
     /// Which device this backend drives.
     fn location(&self) -> DeviceLocation;
 
@@ -221,61 +221,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         crate::composite::inplace(self, op, dst, dst_layout, srcs)
     }
 
-    /// Whether [`Backend::fused_step`] has a kernel for `step` on `dtype` tensors (asked
-    /// first, so that a backend without one costs its callers no locking). Default: `false`.
-    fn fuses(&self, step: &FusedStep, dtype: DType) -> bool {
-        let _ = (step, dtype);
-        false
-    }
-
-    /// One optimizer step in one pass ([`crate::Tensor::fused_step_`]): `dsts` are the
-    /// parameter then its state buffers, `grad` the gradient, each a dense run of `len`
-    /// elements of one float dtype starting at the given element. Returns `false`, writing
-    /// nothing, where the backend has no kernel for the step (the caller then runs it as
-    /// separate in-place ops, whose values a kernel must reproduce bit for bit in f32/f64).
-    ///
-    /// Default: `false` (the CPU's in-place ops already make no temporaries).
-    fn fused_step(
-        &self,
-        step: &FusedStep,
-        dsts: &mut [(&mut dyn BackendStorage, usize)],
-        grad: (&dyn BackendStorage, usize),
-        len: usize,
-    ) -> Result<bool> {
-        let _ = (step, dsts, grad, len);
-        Ok(false)
-    }
-
-    /// [`Backend::fused_step`] over several parameters ([`crate::Tensor::fused_step_many_`]):
-    /// `dsts` holds each parameter's `1 + step.num_buffers()` destinations in turn, `grads` and
-    /// `lens` its gradient and length, all of one dtype. With `skip` (an f32 element), the
-    /// kernels leave every operand untouched when it is non-zero as they run (the loss
-    /// scaler's inf/NaN flag, never read by the host). Returns `false`, writing nothing, where
-    /// the backend has no kernel for the step (or none that takes `skip`).
-    ///
-    /// Default: without `skip`, [`Backend::fused_step`] for each parameter in turn (whose
-    /// answer depends on the step and the dtype only, so a `false` comes at the first); with
-    /// it, `false`.
-    fn fused_step_many(
-        &self,
-        step: &FusedStep,
-        dsts: &mut [(&mut dyn BackendStorage, usize)],
-        grads: &[(&dyn BackendStorage, usize)],
-        lens: &[usize],
-        skip: Option<(&dyn BackendStorage, usize)>,
-    ) -> Result<bool> {
-        if skip.is_some() {
-            return Ok(false);
-        }
-        let per = 1 + step.num_buffers();
-        for ((dsts, &grad), &len) in dsts.chunks_mut(per).zip(grads).zip(lens) {
-            if !self.fused_step(step, dsts, grad, len)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
     /// The loss scaler's unscale of one gradient view ([`crate::Tensor::amp_unscale_`]):
     /// `grad *= inv_scale` in place (the in-place `mul_scalar_`'s values), and the f32 element
     /// `found.1` of `found.0` set to 1 if any element of the result is not finite.
@@ -290,56 +235,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         inv_scale: f64,
     ) -> Result<()> {
         crate::composite::amp_unscale(self, grad, grad_layout, found, inv_scale)
-    }
-
-    /// [`Backend::amp_unscale`] over several dense gradients at once
-    /// ([`crate::Tensor::amp_unscale_many_`]): `grads` each a dense run of `lens[i]` elements
-    /// of one float dtype from the given element, in distinct storages. Returns `false`,
-    /// writing nothing, where the backend has no multi-tensor kernel (the caller then unscales
-    /// them one by one).
-    ///
-    /// Default: `false`.
-    fn amp_unscale_many(
-        &self,
-        grads: &mut [(&mut dyn BackendStorage, usize)],
-        lens: &[usize],
-        found: (&mut dyn BackendStorage, usize),
-        inv_scale: f64,
-    ) -> Result<bool> {
-        let _ = (grads, lens, found, inv_scale);
-        Ok(false)
-    }
-
-    /// `Σ |x|^p` over every element of several dense runs of one float dtype (`runs[i]` holds
-    /// `lens[i]` elements from the given element), the largest `|x|` for `p = ∞` (NaN wins),
-    /// computed in f64 ([`crate::Tensor::pow_sum_many`]): one f64 element, or `None` where the
-    /// backend has no multi-tensor kernel (the caller then reduces each tensor with its ops).
-    ///
-    /// Default: `None`.
-    fn pow_sum_many(
-        &self,
-        runs: &[(&dyn BackendStorage, usize)],
-        lens: &[usize],
-        p: f64,
-    ) -> Result<Option<BoxedStorage>> {
-        let _ = (runs, lens, p);
-        Ok(None)
-    }
-
-    /// `x *= factor` in place over several dense runs of one float dtype, in distinct
-    /// storages, `factor` one element of that dtype ([`crate::Tensor::mul_many_`]; the
-    /// in-place `mul_`'s values). Returns `false`, writing nothing, where the backend has no
-    /// multi-tensor kernel.
-    ///
-    /// Default: `false`.
-    fn mul_many(
-        &self,
-        runs: &mut [(&mut dyn BackendStorage, usize)],
-        lens: &[usize],
-        factor: (&dyn BackendStorage, usize),
-    ) -> Result<bool> {
-        let _ = (runs, lens, factor);
-        Ok(false)
     }
 
     /// Picks entries of `src` along `dim` by a 1-d i64 `indices` view.

@@ -21,6 +21,7 @@ mod host;
 pub mod autocast;
 pub mod autograd;
 pub mod backend;
+mod backend_multi;
 mod backend_ops;
 mod composite;
 mod composite_conv;
@@ -44,7 +45,7 @@ mod unfold2d;
 pub use autocast::{AutocastGuard, autocast, autocast_off, with_autocast};
 pub use backend::{
     Activation, Backend, BackendStorage, BoxedStorage, InplaceOp, MaskedLincomb, MatmulDims,
-    MatmulSpec, RunningStorages, ScatterMode, Unfold2d,
+    MatmulSpec, MultiTensorOps, RunningStorages, ScatterMode, Unfold2d,
 };
 pub use cpu::{CpuBackend, CpuStorage};
 pub use deferred_read::{DeferredScalar, ReadTarget};

@@ -16,6 +16,8 @@ use sinew_tensor::{
 #[derive(Debug)]
 struct Minimal(CpuBackend);
 
+impl sinew_tensor::MultiTensorOps for Minimal {}
+
 impl Backend for Minimal {
     fn location(&self) -> DeviceLocation {
         DeviceLocation::Cuda(7)

@@ -20,6 +20,8 @@ use sinew_tensor::{
 #[derive(Debug)]
 struct OtherDevice;
 
+impl sinew_tensor::MultiTensorOps for OtherDevice {}
+
 impl Backend for OtherDevice {
     fn location(&self) -> DeviceLocation {
         DeviceLocation::Cuda(7)

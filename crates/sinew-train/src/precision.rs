@@ -1,7 +1,7 @@
 //! [`Precision`]: f32 training or mixed precision (autocast + loss scaling) in the `Trainer`.
 
 use sinew_optim::{GradScaler, GradScalerConfig};
-use sinew_tensor::{AutocastGuard, DType, Device, Result, autocast};
+use sinew_tensor::{AutocastGuard, DType, Device, Result, Tensor, autocast};
 
 /// The numeric precision a `Trainer` trains in (Lightning's `precision="32"`, `"16-mixed"`,
 /// `"bf16-mixed"`).
@@ -26,11 +26,17 @@ impl Precision {
         }
     }
 
-    /// The autocast scope for a forward pass (`None` in f32).
-    pub(crate) fn forward_scope(self) -> Result<Option<AutocastGuard>> {
+    /// The autocast scope for a forward pass (`None` in f32), with the weights the last one
+    /// cast already cast (one multi-tensor kernel a few dozen on a GPU).
+    pub(crate) fn forward_scope(self, casts: &WeightCasts) -> Result<Option<AutocastGuard>> {
         match self {
             Precision::F32 => Ok(None),
-            Precision::Mixed(dtype) => autocast(dtype).map(Some),
+            Precision::Mixed(dtype) => {
+                let guard = autocast(dtype)?;
+                let ahead: Vec<&Tensor> = casts.0.iter().collect();
+                autocast::cast_ahead(&ahead)?;
+                Ok(Some(guard))
+            }
         }
     }
 
@@ -40,5 +46,20 @@ impl Precision {
             enabled: config.enabled && self == Precision::Mixed(DType::F16),
             ..config
         })
+    }
+}
+
+/// The parameters the last mixed-precision forward pass cast (autocast's weight cache), which
+/// the next one casts ahead, all at once.
+#[derive(Debug, Default)]
+pub(crate) struct WeightCasts(Vec<Tensor>);
+
+impl WeightCasts {
+    /// Remembers what the current autocast scope cast so far (call it at the end of the
+    /// forward pass, inside the scope; outside one there is nothing to remember).
+    pub(crate) fn remember(&mut self) {
+        if autocast::is_autocast_enabled() {
+            self.0 = autocast::cached_sources();
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::callbacks::{Callback, Context};
 use crate::device_sum::DeviceSum;
 use crate::distributed::gather_predictions;
 use crate::metrics::Metric;
+use crate::precision::WeightCasts;
 use crate::progress::{Progress, Verbosity};
 use crate::{CheckpointExtras, History, Logs, TrainingCheckpoint};
 use crate::{Distributed, Precision};
@@ -59,6 +60,7 @@ pub struct Trainer<'a> {
     precision: Precision,
     scaler_config: GradScalerConfig,
     scaler: GradScaler,
+    weight_casts: WeightCasts,
 }
 
 impl<'a> Trainer<'a> {
@@ -81,6 +83,7 @@ impl<'a> Trainer<'a> {
             precision: Precision::F32,
             scaler_config: GradScalerConfig::default(),
             scaler: Precision::F32.scaler(GradScalerConfig::default()),
+            weight_casts: WeightCasts::default(),
         }
     }
 
@@ -231,9 +234,10 @@ impl<'a> Trainer<'a> {
             for (b, batch) in train.epoch(epoch as u64).enumerate() {
                 let batch = batch?;
                 let (out, loss) = {
-                    let _amp = self.precision.forward_scope()?;
+                    let _amp = self.precision.forward_scope(&self.weight_casts)?;
                     let out = self.model.forward(&batch.inputs)?;
                     let loss = (self.loss)(&out, &batch.targets)?;
+                    self.weight_casts.remember();
                     (out, loss)
                 };
                 self.optimizer.zero_grad();

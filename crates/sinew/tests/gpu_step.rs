@@ -13,6 +13,7 @@ use sinew::nn::functional::cross_entropy;
 use sinew::nn::zoo::{lenet5, mlp};
 use sinew::nn::{Module, ModuleExt};
 use sinew::optim::{GradScaler, GradScalerConfig, Optimizer, SgdConfig, sgd};
+use sinew::tensor::autocast::{cached_sources, cast_ahead};
 use sinew::tensor::{DType, Device, Generator, autocast, manual_seed};
 use sinew_cuda::CudaBackend;
 
@@ -26,8 +27,10 @@ const PHASES: [&str; 5] = [
 ];
 
 /// Kernels and host synchronisations of each phase of the third training step (the first two
-/// may set up counters and check kernels) of `model` on `[batch, 1, 28, 28]` inputs.
-fn step_counts(model: &dyn Module, batch: usize, mixed: bool) -> ([u64; 5], [u64; 5]) {
+/// may set up counters and check kernels) of `model` on `[batch, 1, 28, 28]` inputs; in mixed
+/// precision with `ahead`, the weights the last forward pass cast are cast ahead in one launch
+/// (`autocast::cast_ahead`, as the `Trainer` does).
+fn step_counts(model: &dyn Module, batch: usize, mixed: bool, ahead: bool) -> ([u64; 5], [u64; 5]) {
     sinew_cuda::register();
     let gpu = Device::cuda(0).expect("needs a CUDA GPU");
     let cuda = CudaBackend::of(&gpu).unwrap();
@@ -42,6 +45,7 @@ fn step_counts(model: &dyn Module, batch: usize, mixed: bool) -> ([u64; 5], [u64
         ..GradScalerConfig::default()
     });
     let (mut kernels, mut syncs) = ([0; 5], [0; 5]);
+    let mut casts = Vec::new();
     for _ in 0..3 {
         let mut at = [(cuda.kernel_launches(), cuda.stream_synchronizations()); 6];
         let (xs, ys) = (x.to_device(&gpu).unwrap(), y.to_device(&gpu).unwrap());
@@ -49,7 +53,12 @@ fn step_counts(model: &dyn Module, batch: usize, mixed: bool) -> ([u64; 5], [u64
         opt.zero_grad();
         let loss = {
             let _autocast = mixed.then(|| autocast(DType::F16).unwrap());
-            cross_entropy(&model.forward(&xs).unwrap(), &ys).unwrap()
+            if ahead {
+                cast_ahead(&casts.iter().collect::<Vec<_>>()).unwrap();
+            }
+            let loss = cross_entropy(&model.forward(&xs).unwrap(), &ys).unwrap();
+            casts = cached_sources();
+            loss
         };
         at[2] = (cuda.kernel_launches(), cuda.stream_synchronizations());
         scaler.scale(&loss).unwrap().backward().unwrap();
@@ -66,12 +75,14 @@ fn step_counts(model: &dyn Module, batch: usize, mixed: bool) -> ([u64; 5], [u64
     (kernels, syncs)
 }
 
-/// Checks one model's counts in f32 and mixed precision against `want` (kernels per phase).
-fn check(name: &str, build: impl Fn() -> Box<dyn Module>, batch: usize, want: [[u64; 5]; 2]) {
-    for (mixed, want) in [(false, want[0]), (true, want[1])] {
+/// Checks one model's counts in f32, mixed precision and mixed precision with the weights cast
+/// ahead against `want` (kernels per phase).
+fn check(name: &str, build: impl Fn() -> Box<dyn Module>, batch: usize, want: [[u64; 5]; 3]) {
+    let modes = [(false, false), (true, false), (true, true)];
+    for ((mixed, ahead), want) in modes.into_iter().zip(want) {
         manual_seed(0);
-        let (kernels, syncs) = step_counts(build().as_ref(), batch, mixed);
-        let what = format!("{name} mixed={mixed}");
+        let (kernels, syncs) = step_counts(build().as_ref(), batch, mixed, ahead);
+        let what = format!("{name} mixed={mixed} ahead={ahead}");
         println!("{what}: phases {PHASES:?}, kernels {kernels:?}, synchronisations {syncs:?}");
         // loss.item() only (which also brings the scaler's flag in mixed precision).
         assert_eq!(syncs, [0, 0, 0, 0, 1], "{what}: host synchronisations");
@@ -85,18 +96,30 @@ fn check(name: &str, build: impl Fn() -> Box<dyn Module>, batch: usize, want: [[
 /// bias's sum and ReLU's mask (not for the first); the optimizer one multi-tensor SGD step.
 /// Mixed adds the casts of the images and of each layer's weight and bias in the forward, the
 /// loss's scaling (a multiplication, and another in its backward), and before the step a fill
-/// of the inf/NaN flag and one multi-tensor unscale with its check.
+/// of the inf/NaN flag and one multi-tensor unscale with its check. Casting the weights ahead
+/// makes their six casts one launch.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn an_mlp_step_waits_once_and_launches_its_kernels() {
     let build = || Box::new(mlp(&[784, 64, 64, 10]).unwrap()) as Box<dyn Module>;
-    check("mlp", build, 8, [[0, 4, 12, 1, 0], [0, 11, 14, 3, 0]]);
+    check(
+        "mlp",
+        build,
+        8,
+        [[0, 4, 12, 1, 0], [0, 11, 14, 3, 0], [0, 6, 14, 3, 0]],
+    );
 }
 
-/// LeNet-5 (2 convolutions with max pooling, 3 linear layers), the same step.
+/// LeNet-5 (2 convolutions with max pooling, 3 linear layers), the same step; its ten weights
+/// and biases are cast in one launch when cast ahead.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn a_lenet5_step_waits_once_and_launches_its_kernels() {
     let build = || Box::new(lenet5(10).unwrap()) as Box<dyn Module>;
-    check("lenet5", build, 4, [[0, 8, 24, 1, 0], [0, 19, 26, 3, 0]]);
+    check(
+        "lenet5",
+        build,
+        4,
+        [[0, 8, 24, 1, 0], [0, 19, 26, 3, 0], [0, 10, 26, 3, 0]],
+    );
 }

@@ -22,20 +22,22 @@ fn gpu() -> Device {
     Device::cuda(0).expect("needs a CUDA GPU")
 }
 
-/// The host's waits for the GPU so far.
-fn waits(dev: &Device) -> u64 {
-    sinew_cuda::CudaBackend::of(dev).map_or(0, |c| c.stream_synchronizations())
+/// The host's waits for the GPU so far, and the kernels launched.
+fn counters(dev: &Device) -> (u64, u64) {
+    sinew_cuda::CudaBackend::of(dev).map_or((0, 0), |c| {
+        (c.stream_synchronizations(), c.kernel_launches())
+    })
 }
 
-/// Records the host's waits at the end of every training batch.
+/// Records the host's waits and the kernels launched at the end of every training batch.
 struct WaitLog {
     device: Device,
-    log: Arc<Mutex<Vec<u64>>>,
+    log: Arc<Mutex<Vec<(u64, u64)>>>,
 }
 
 impl Callback for WaitLog {
     fn on_batch_end(&mut self, _batch: usize, _loss: f64, _ctx: &mut Context<'_>) -> Result<()> {
-        self.log.lock().unwrap().push(waits(&self.device));
+        self.log.lock().unwrap().push(counters(&self.device));
         Ok(())
     }
 }
@@ -61,11 +63,13 @@ fn loader(device: &Device) -> DataLoader<VecDataset<Sample>> {
 }
 
 /// Two epochs of `fit` (six steps each) in f32 and in f16 mixed precision: after the first
-/// step of an epoch, every step waits for the GPU exactly once.
+/// step of an epoch, every step waits for the GPU exactly once, and launches as many kernels as
+/// the others (mixed precision casting the weights ahead in one launch).
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn a_fit_step_with_metrics_waits_once() {
     let dev = gpu();
+    let mut steady = Vec::new();
     for precision in [Precision::F32, Precision::Mixed(DType::F16)] {
         let model = Sequential::new()
             .append(Linear::new(8, 16).unwrap())
@@ -86,15 +90,26 @@ fn a_fit_step_with_metrics_waits_once() {
         let none: Option<&DataLoader<VecDataset<Sample>>> = None;
         let history = trainer.fit(&loader(&dev), none, 2).unwrap();
         let at = log.lock().unwrap().clone();
-        let per_step: Vec<u64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        let per_step: Vec<u64> = at.windows(2).map(|w| w[1].0 - w[0].0).collect();
         // Step 6 is the next epoch's first: the epoch's end read the metrics in between.
         let (first, second) = (&per_step[..5], &per_step[6..]);
         assert_eq!(first, [1; 5], "{precision:?}: waits per step");
         assert_eq!(second, [1; 5], "{precision:?}: waits per step");
+        let kernels: Vec<u64> = at.windows(2).map(|w| w[1].1 - w[0].1).collect();
+        println!("{precision:?}: kernels per step {kernels:?}");
+        steady.push(kernels[1]);
+        assert!(
+            kernels[1..5].iter().all(|&k| k == kernels[1]),
+            "{kernels:?}"
+        );
         let top1 = history.last("accuracy").unwrap();
         let top2 = history.last("top2_accuracy").unwrap();
         assert!((0.0..=1.0).contains(&top1) && top1 <= top2, "{top1} {top2}");
     }
+    // Mixed precision adds the casts of the inputs and (ahead, in one launch) of the two
+    // layers' weights and biases, the loss's scaling and its gradient's, the inf/NaN flag's
+    // fill and the unscale, and the f16 outputs' cast for the metrics.
+    assert_eq!(steady[1], steady[0] + 7, "kernels per step, f32 then mixed");
 }
 
 /// `evaluate` over six GPU batches waits for the GPU once, at the end (the batches' losses and
@@ -113,9 +128,9 @@ fn evaluation_waits_once_for_all_batches() {
         model.to_device(device).unwrap();
         let opt = sgd(model.named_parameters(), SgdConfig::new(0.05));
         let mut trainer = Trainer::new(&model, opt, cross_entropy).metric(accuracy());
-        let before = waits(device);
+        let before = counters(device).0;
         let logs = trainer.evaluate(&loader(device)).unwrap();
-        (logs["loss"], logs["accuracy"], waits(device) - before)
+        (logs["loss"], logs["accuracy"], counters(device).0 - before)
     };
     let (want_loss, want_accuracy, _) = run(&Device::cpu());
     let (loss, accuracy, waited) = run(&dev);

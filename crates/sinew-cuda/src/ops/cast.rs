@@ -1,8 +1,10 @@
-//! Host side of `cuda/cast.cu`: fills, uploads and downloads, strided copies and dtype casts.
+//! Host side of `cuda/cast.cu`: fills, uploads and downloads, strided copies and dtype casts
+//! (of one view, or of many dense runs in one launch).
 
 use cust::sys::{CUdeviceptr, cuMemcpyDtoDAsync_v2};
-use sinew_tensor::{Backend, CpuBackend, CpuStorage, DType, Error, Layout, Result};
+use sinew_tensor::{Backend, BackendStorage, CpuBackend, CpuStorage, DType, Error, Layout, Result};
 
+use super::step_table::{StepTable, TABLE_LEN, elementwise_blocks, run_at};
 use super::{LaunchConfig, count_u32};
 use crate::device::CudaBackend;
 use crate::driver::check;
@@ -176,4 +178,46 @@ pub(crate) fn cast(
         kernel_args![count, g, in_ptr, out_ptr],
     )?;
     Ok(out)
+}
+
+/// Dense runs of one dtype (`srcs[i]` holds `lens[i]` elements from the given element)
+/// converted to `to`, each into a new contiguous storage, in one launch per [`TABLE_LEN`] runs
+/// (`cast_many_<from>_<to>`: autocast's f32 weights to f16/bf16), with [`cast`]'s values.
+/// `None` for a pair of dtypes without a kernel.
+pub(crate) fn cast_many(
+    dev: &CudaBackend,
+    srcs: &[(&dyn BackendStorage, usize)],
+    lens: &[usize],
+    to: DType,
+) -> Result<Option<Vec<CudaStorage>>> {
+    const OP: &str = "cast_many";
+    if srcs.len() != lens.len() {
+        return Err(Error::invalid(OP, "one length a run"));
+    }
+    let loc = dev.location();
+    let mut ins = Vec::with_capacity(srcs.len());
+    let mut from = None;
+    for (&(storage, start), &len) in srcs.iter().zip(lens) {
+        let storage = crate::storage::cuda(storage, loc)?;
+        let d = *from.get_or_insert(storage.dtype_of());
+        ins.push((run_at(storage, start, len, d, OP)?, len));
+    }
+    let Some(from) = from else {
+        return Ok(Some(Vec::new()));
+    };
+    let Some(kernel) = names::cast_many(from, to) else {
+        return Ok(None);
+    };
+    let outs = lens
+        .iter()
+        .map(|&len| dev.alloc(to, len))
+        .collect::<Result<Vec<_>>>()?;
+    for (runs, chunk) in ins.chunks(TABLE_LEN).zip(outs.chunks(TABLE_LEN)) {
+        let mut table = StepTable::empty();
+        for (&(src, len), out) in runs.iter().zip(chunk) {
+            table.push(OP, (out.device_ptr(), src, len), elementwise_blocks(len))?;
+        }
+        dev.launch(&kernel, table.config(), kernel_args![table])?;
+    }
+    Ok(Some(outs))
 }

@@ -6,8 +6,8 @@
 
 use sinew_tensor::{BackendStorage, BoxedStorage, DType, Error, Layout, ReduceOp, Result};
 
-use super::fused_step::{StepTable, TABLE_LEN, empty_table, run_at, table_config};
-use super::{BLOCK, LaunchConfig, cast, count_u32, reduce};
+use super::step_table::{StepTable, TABLE_LEN, elementwise_blocks, run_at};
+use super::{BLOCK, cast, reduce};
 use crate::device::CudaBackend;
 use crate::names;
 use crate::storage::{cuda, cuda_mut};
@@ -28,13 +28,9 @@ fn table_of(
     runs: &[(u64, usize)],
     blocks: impl Fn(usize) -> u32,
 ) -> Result<StepTable> {
-    let mut table = empty_table();
-    for (j, &(ptr, len)) in runs.iter().take(TABLE_LEN).enumerate() {
-        table.p[j] = ptr;
-        table.n[j] = count_u32(op, len)?;
-        // At most 2^20 blocks a run, 32 runs: no overflow.
-        table.start[j + 1] = table.start[j] + blocks(len);
-        table.count = j as u32 + 1;
+    let mut table = StepTable::empty();
+    for &(ptr, len) in runs.iter().take(TABLE_LEN) {
+        table.push(op, (ptr, 0, len), blocks(len))?;
     }
     Ok(table)
 }
@@ -95,20 +91,13 @@ pub(crate) fn pow_sum_many(
         .chunks(TABLE_LEN)
         .map(|chunk| table_of(OP, chunk, fold_blocks))
         .collect::<Result<Vec<_>>>()?;
-    let total: usize = tables
-        .iter()
-        .map(|t| t.start[t.count as usize] as usize)
-        .sum();
+    let total: usize = tables.iter().map(|t| t.blocks() as usize).sum();
     let partials = dev.alloc(DType::F64, total)?;
     let mut at = 0;
     for table in tables {
         let out = partials.ptr_at(at);
-        dev.launch(
-            &kernel,
-            table_config(&table),
-            kernel_args![table, out, p, kind],
-        )?;
-        at += table.start[table.count as usize] as usize;
+        dev.launch(&kernel, table.config(), kernel_args![table, out, p, kind])?;
+        at += table.blocks() as usize;
     }
     let op = if kind == 3 {
         ReduceOp::Max
@@ -150,12 +139,8 @@ pub(crate) fn mul_many(
         return Ok(false);
     };
     for chunk in ptrs.chunks(TABLE_LEN) {
-        let table = table_of(OP, chunk, |len| LaunchConfig::elementwise(len).grid.0)?;
-        dev.launch(
-            &kernel,
-            table_config(&table),
-            kernel_args![table, factor_ptr],
-        )?;
+        let table = table_of(OP, chunk, elementwise_blocks)?;
+        dev.launch(&kernel, table.config(), kernel_args![table, factor_ptr])?;
     }
     Ok(true)
 }

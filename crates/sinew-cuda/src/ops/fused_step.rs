@@ -7,38 +7,12 @@ use std::ffi::c_void;
 
 use sinew_tensor::{BackendStorage, DType, Error, FusedStep, Layout, Result};
 
+use super::step_table::{SLOTS, StepTable, TABLE_LEN, elementwise_blocks, run_at};
 use super::{LaunchConfig, count_u32, need};
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
 use crate::names;
-use crate::storage::{CudaStorage, cuda, cuda_mut};
-
-/// Device address of element `start` of `storage`, after checking that `len` elements from
-/// there lie inside it and that it holds `dtype` (what the kernel reads and writes).
-pub(super) fn run_at(
-    storage: &CudaStorage,
-    start: usize,
-    len: usize,
-    dtype: DType,
-    op: &'static str,
-) -> Result<u64> {
-    let end = start.checked_add(len);
-    if storage.dtype_of() != dtype || end.is_none_or(|e| e > storage.elem_count()) {
-        return Err(Error::invalid(
-            op,
-            format!(
-                "a {} storage of {} elements cannot hold {len} {dtype} elements from {start}",
-                storage.dtype_of(),
-                storage.elem_count()
-            ),
-        ));
-    }
-    Ok(storage.ptr_at(start))
-}
-
-/// The most state slots a step kernel takes (Adam's `m`, `v`, `vmax`; RMSprop's `v`, `buf`,
-/// `ga`).
-const SLOTS: usize = 3;
+use crate::storage::{cuda, cuda_mut};
 
 /// A step kernel's arguments besides the tensors: its f64 scalars in order, its flags, and
 /// which of the parameter's buffers (in [`FusedStep::num_buffers`]' order) each of its state
@@ -235,47 +209,6 @@ pub(crate) fn fused_step(
     Ok(true)
 }
 
-/// The most parameters one multi-tensor launch takes (`STEP_TABLE_LEN` in the kernel).
-pub(super) const TABLE_LEN: usize = 32;
-
-/// `StepTable` of `cuda/fused_step.cu`, field for field (1,552 bytes, passed by value as a
-/// kernel parameter): the parameters of one multi-tensor launch, and the address of the f32
-/// flag that makes it write nothing when set (0: none).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub(super) struct StepTable {
-    pub(super) p: [u64; TABLE_LEN],
-    slots: [[u64; TABLE_LEN]; SLOTS],
-    g: [u64; TABLE_LEN],
-    skip: u64,
-    pub(super) n: [u32; TABLE_LEN],
-    pub(super) start: [u32; TABLE_LEN + 1],
-    pub(super) count: u32,
-}
-
-const _: () = assert!(std::mem::size_of::<StepTable>() == 1552);
-
-/// A table of no parameters.
-pub(super) fn empty_table() -> StepTable {
-    StepTable {
-        p: [0; TABLE_LEN],
-        slots: [[0; TABLE_LEN]; SLOTS],
-        g: [0; TABLE_LEN],
-        skip: 0,
-        n: [0; TABLE_LEN],
-        start: [0; TABLE_LEN + 1],
-        count: 0,
-    }
-}
-
-/// The launch of a filled table: its blocks, of the elementwise launches' size.
-pub(super) fn table_config(table: &StepTable) -> LaunchConfig {
-    LaunchConfig {
-        grid: (table.start[table.count as usize], 1, 1),
-        block: LaunchConfig::elementwise(1).block,
-    }
-}
-
 /// Runs `step` over several parameters, each as [`fused_step`] takes one (`dsts` holds
 /// `1 + num_buffers` destinations per parameter, in order), in one launch per
 /// [`TABLE_LEN`] parameters, each writing nothing if the f32 element `skip` is set when it
@@ -325,23 +258,18 @@ pub(crate) fn fused_step_many(
         return Ok(false);
     };
     for chunk in operands.chunks(TABLE_LEN) {
-        let mut table = empty_table();
+        let mut table = StepTable::empty();
         table.skip = skip_ptr;
         for (j, &((ptrs, g, _), len)) in chunk.iter().enumerate() {
-            table.p[j] = ptrs[0];
             for (slot, ptr) in table.slots.iter_mut().zip(args.slot_ptrs(&ptrs[1..])) {
                 slot[j] = ptr;
             }
-            table.g[j] = g;
-            table.n[j] = count_u32(step.name(), len)?;
-            // At most 2^20 blocks a parameter, 32 parameters: no overflow.
-            table.start[j + 1] = table.start[j] + LaunchConfig::elementwise(len).grid.0;
+            table.push(step.name(), (ptrs[0], g, len), elementwise_blocks(len))?;
         }
-        table.count = chunk.len() as u32;
         let mut params: Vec<*mut c_void> = vec![ptr_to(&table)];
         params.extend(args.scalars[..args.count].iter().map(ptr_to));
         params.push(ptr_to(&args.flags));
-        dev.launch(&kernel, table_config(&table), &params)?;
+        dev.launch(&kernel, table.config(), &params)?;
     }
     Ok(true)
 }
@@ -409,16 +337,13 @@ pub(crate) fn amp_unscale_many(
         return Ok(false);
     };
     for chunk in runs.chunks(TABLE_LEN) {
-        let mut table = empty_table();
-        for (j, &(ptr, len)) in chunk.iter().enumerate() {
-            table.p[j] = ptr;
-            table.n[j] = count_u32(OP, len)?;
-            table.start[j + 1] = table.start[j] + LaunchConfig::elementwise(len).grid.0;
+        let mut table = StepTable::empty();
+        for &(ptr, len) in chunk {
+            table.push(OP, (ptr, 0, len), elementwise_blocks(len))?;
         }
-        table.count = chunk.len() as u32;
         dev.launch(
             &kernel,
-            table_config(&table),
+            table.config(),
             kernel_args![table, found_ptr, inv_scale],
         )?;
     }

@@ -22,6 +22,7 @@ pub(crate) mod random;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
 pub(crate) mod sorted_sum;
+pub(crate) mod step_table;
 pub(crate) mod tensor_map;
 pub(crate) mod unary;
 pub(crate) mod xent;

@@ -140,6 +140,9 @@ pub(crate) fn narrow(op: &'static str, out: CpuStorage, dtype: DType) -> Result<
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuBackend;
 
+/// The CPU's in-place ops make no temporaries: no multi-tensor or fused kernels.
+impl crate::MultiTensorOps for CpuBackend {}
+
 impl Backend for CpuBackend {
     fn location(&self) -> DeviceLocation {
         DeviceLocation::Cpu

@@ -59,7 +59,7 @@ impl StepOperands<'_> {
 }
 
 /// The first element of a dense view in its storage.
-pub(super) fn dense_start(t: &Tensor) -> usize {
+pub(crate) fn dense_start(t: &Tensor) -> usize {
     t.layout().contiguous_offset().map_or(0, |(s, _)| s)
 }
 

@@ -7,7 +7,10 @@
 //! inputs to f32 and return f32. Binary ops promote mixed float dtypes to the wider one (f32 over
 //! f16/bf16, as PyTorch's type promotion does), so a bf16 activation plus an f32 residual is f32.
 //! f64 tensors are never cast (PyTorch's eligibility rule). Casts are recorded ops: gradients
-//! flow back to the f32 parameters in their own dtype (f32 master weights).
+//! flow back to the f32 parameters in their own dtype (f32 master weights). As in PyTorch, a
+//! parameter (a leaf that requires a gradient) is cast once a scope: its cast is cached until
+//! the outermost scope ends, and [`cast_ahead`] casts many at once (one multi-tensor kernel a
+//! few dozen on a GPU).
 //!
 //! The scope is per thread, like [`crate::no_grad`]. Backward runs with autocast off: each
 //! gradient rule works in the dtypes its forward saw.
@@ -29,7 +32,11 @@
 //! # Ok::<(), sinew_tensor::Error>(())
 //! ```
 
+mod weight_cache;
+
 use std::cell::Cell;
+
+pub use weight_cache::{cached_sources, cast_ahead};
 
 use crate::{DType, Error, Result, Tensor};
 
@@ -58,6 +65,9 @@ pub struct AutocastGuard {
 impl Drop for AutocastGuard {
     fn drop(&mut self) {
         AUTOCAST_DTYPE.with(|c| c.set(self.previous));
+        if self.previous.is_none() {
+            weight_cache::clear();
+        }
     }
 }
 
@@ -93,11 +103,16 @@ pub fn with_autocast<R>(dtype: DType, f: impl FnOnce() -> Result<R>) -> Result<R
     f()
 }
 
-/// Casts a float tensor other than f64 to `dtype`; anything else is returned as it is.
+/// Whether autocast casts `t` to `dtype`: a float other than f64 and `dtype`.
+fn eligible(t: &Tensor, dtype: DType) -> bool {
+    t.dtype().is_float() && t.dtype() != DType::F64 && t.dtype() != dtype
+}
+
+/// Casts a float tensor other than f64 to `dtype` (a parameter's cast once a scope, through
+/// the weight cache); anything else is returned as it is.
 fn cast_eligible(t: &Tensor, dtype: DType) -> Result<Tensor> {
-    let eligible = t.dtype().is_float() && t.dtype() != DType::F64 && t.dtype() != dtype;
-    if eligible {
-        t.to_dtype(dtype)
+    if eligible(t, dtype) {
+        weight_cache::cast_cached(t, dtype)
     } else {
         Ok(t.clone())
     }
@@ -127,9 +142,7 @@ pub(crate) fn lowered(inputs: &[&Tensor]) -> Result<Option<Vec<Tensor>>> {
     let Some(dtype) = autocast_dtype() else {
         return Ok(None);
     };
-    let changes =
-        |t: &Tensor| t.dtype().is_float() && t.dtype() != DType::F64 && t.dtype() != dtype;
-    if !inputs.iter().any(|t| changes(t)) {
+    if !inputs.iter().any(|t| eligible(t, dtype)) {
         return Ok(None);
     }
     inputs
