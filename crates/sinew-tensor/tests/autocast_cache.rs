@@ -84,8 +84,12 @@ fn grads(ahead: bool) -> Result<(Vec<f64>, Vec<f64>, usize)> {
         let _amp = autocast(DType::BF16)?;
         if ahead {
             let f64_weight = param(&[2], 7)?.to_dtype(DType::F64)?;
-            cast_ahead(&[&w1, &w2, &x, &f64_weight])?;
-            assert_eq!(cached_sources().len(), 2, "only w1 and w2 are cast ahead");
+            cast_ahead(&[&w1, &w2, &x, &f64_weight, &w1])?;
+            assert_eq!(
+                cached_sources().len(),
+                2,
+                "only w1 and w2 are cast ahead, once each"
+            );
         }
         let h = x.matmul(&w1)?;
         let y = h.matmul(&w2)?;

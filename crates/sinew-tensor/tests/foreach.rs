@@ -1,6 +1,6 @@
 //! Gradient clipping's multi-tensor ops on the CPU: `Tensor::pow_sum_many` against the sums
 //! of `|x|^p` written out over the host's f64 values (mixed dtypes, a transposed view, an
-//! empty tensor, NaN), and `Tensor::mul_many_` against `mul_` one tensor at a time (views
+//! empty tensor, a run long enough to be folded in parallel chunks, NaN), and `Tensor::mul_many_` against `mul_` one tensor at a time (views
 //! sharing a storage, a transposed view, a factor of another dtype); bad arguments.
 
 use sinew_tensor::{DType, Device, Generator, Result, Tensor, no_grad};
@@ -48,6 +48,21 @@ fn pow_sum_many_sums_every_element_in_f64() -> Result<()> {
         let (got, want) = (got.item()?, by_hand(&tensors, p)?);
         assert!((got - want).abs() <= 1e-13 * want, "p {p}: {got} vs {want}");
         assert!(want > 1.0, "p {p}: a sum of this size is no test");
+    }
+    // A long run (folded in chunks over threads) against the same values seen through a
+    // transposed view (folded by the tensor ops).
+    let big = randn(12, &[400, 250], DType::F32)?;
+    let strided = big.t()?.contiguous()?.t()?;
+    assert!(!strided.is_contiguous());
+    for p in [2.0, 3.0, f64::INFINITY] {
+        let a = Tensor::pow_sum_many(&[&big], p)?.item()?;
+        let b = Tensor::pow_sum_many(&[&strided], p)?.item()?;
+        assert!(
+            (a - b).abs() <= 1e-12 * b,
+            "p {p}: kernel {a}, tensor ops {b}"
+        );
+        let want = by_hand(std::slice::from_ref(&big), p)?;
+        assert!((a - want).abs() <= 1e-12 * want, "p {p}: {a} vs {want}");
     }
     // No tensors: 0 on the CPU; NaN anywhere wins, also over an infinity for the max.
     let none = Tensor::pow_sum_many(&[], 2.0)?;

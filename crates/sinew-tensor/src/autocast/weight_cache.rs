@@ -32,13 +32,17 @@ fn cacheable(t: &Tensor) -> bool {
     t.grad_meta.is_some() && t.is_leaf() && t.requires_grad()
 }
 
-/// Whether `entry` is the cast of `t` to `dtype`, and still usable.
-fn matches(entry: &CachedCast, t: &Tensor, dtype: DType) -> bool {
-    let same_tensor = match (&entry.source.grad_meta, &t.grad_meta) {
+/// Whether `a` and `b` are the same tracked tensor (one autograd identity).
+fn same_tensor(a: &Tensor, b: &Tensor) -> bool {
+    match (&a.grad_meta, &b.grad_meta) {
         (Some(a), Some(b)) => Arc::ptr_eq(a, b),
         _ => false,
-    };
-    same_tensor
+    }
+}
+
+/// Whether `entry` is the cast of `t` to `dtype`, and still usable.
+fn matches(entry: &CachedCast, t: &Tensor, dtype: DType) -> bool {
+    same_tensor(&entry.source, t)
         && entry.cast.dtype() == dtype
         && entry.source.same_storage(t)
         && entry.source.layout() == t.layout()
@@ -67,11 +71,7 @@ fn insert(source: &Tensor, cast: &Tensor) {
     CACHE.with(|c| {
         let mut cache = c.borrow_mut();
         // A stale or unrecorded cast of the same tensor to the same dtype gives way.
-        let same = |e: &CachedCast| match (&e.source.grad_meta, &source.grad_meta) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b) && e.cast.dtype() == cast.dtype(),
-            _ => false,
-        };
-        cache.retain(|e| !same(e));
+        cache.retain(|e| !(same_tensor(&e.source, source) && e.cast.dtype() == cast.dtype()));
         cache.push(entry);
     });
 }
@@ -113,11 +113,13 @@ pub fn cast_ahead(tensors: &[&Tensor]) -> Result<()> {
     let Some(dtype) = super::autocast_dtype() else {
         return Ok(());
     };
-    let wanted: Vec<&Tensor> = tensors
-        .iter()
-        .copied()
-        .filter(|t| super::eligible(t, dtype) && cacheable(t) && lookup(t, dtype).is_none())
-        .collect();
+    let mut wanted: Vec<&Tensor> = Vec::new();
+    for &t in tensors {
+        let listed = wanted.iter().any(|w| same_tensor(w, t));
+        if !listed && super::eligible(t, dtype) && cacheable(t) && lookup(t, dtype).is_none() {
+            wanted.push(t);
+        }
+    }
     let casts = Tensor::to_dtype_many(&wanted, dtype)?;
     for (source, cast) in wanted.iter().zip(&casts) {
         insert(source, cast);

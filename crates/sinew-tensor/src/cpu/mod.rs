@@ -24,6 +24,7 @@ mod matmul_spec;
 mod par;
 mod pool;
 mod pool_2x2_avx2;
+mod pow_sum;
 mod reduce;
 mod relu_fused;
 mod softmax;
@@ -140,8 +141,18 @@ pub(crate) fn narrow(op: &'static str, out: CpuStorage, dtype: DType) -> Result<
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuBackend;
 
-/// The CPU's in-place ops make no temporaries: no multi-tensor or fused kernels.
-impl crate::MultiTensorOps for CpuBackend {}
+/// The CPU's in-place ops make no temporaries, so of the multi-tensor and fused kernels only
+/// clipping's joint norm has one here (it replaces four f64 copies of each gradient).
+impl crate::MultiTensorOps for CpuBackend {
+    fn pow_sum_many(
+        &self,
+        runs: &[(&dyn BackendStorage, usize)],
+        lens: &[usize],
+        p: f64,
+    ) -> Result<Option<BoxedStorage>> {
+        pow_sum::pow_sum_many(runs, lens, p)
+    }
+}
 
 impl Backend for CpuBackend {
     fn location(&self) -> DeviceLocation {
