@@ -1,7 +1,7 @@
 //! dtype and device conversion. Saved: the input dtype or device.
 
 use super::untracked;
-use crate::ops::dense_start;
+use crate::ops::{groups_by, with_dense_runs};
 use crate::{DType, Device, Error, Result, Save, Tensor};
 
 /// A tracked tensor can only become a float.
@@ -32,29 +32,17 @@ fn record_cast(input: &Tensor, out: Tensor) -> Tensor {
 /// in one backend call where it has a multi-tensor kernel, the others one by one.
 fn cast_many_untracked(tensors: &[&Tensor], dtype: DType) -> Result<Vec<Tensor>> {
     let mut outs: Vec<Option<Tensor>> = tensors.iter().map(|_| None).collect();
-    let mut groups: Vec<(&Device, DType, Vec<usize>)> = Vec::new();
-    for (i, t) in tensors.iter().enumerate() {
-        if t.dtype() == dtype || !t.is_contiguous() {
+    let batched = |t: &&Tensor| {
+        (t.dtype() != dtype && t.is_contiguous()).then(|| (t.device().clone(), t.dtype()))
+    };
+    for (key, members) in groups_by(tensors, batched) {
+        let Some((device, _)) = key.filter(|_| members.len() > 1) else {
             continue;
-        }
-        let same = |(d, from, _): &&mut (&Device, DType, Vec<usize>)| {
-            *d == t.device() && *from == t.dtype()
         };
-        match groups.iter_mut().find(same) {
-            Some((_, _, members)) => members.push(i),
-            None => groups.push((t.device(), t.dtype(), vec![i])),
-        }
-    }
-    for (device, _, members) in groups.iter().filter(|(_, _, m)| m.len() > 1) {
         let group: Vec<&Tensor> = members.iter().map(|&i| tensors[i]).collect();
         let lens: Vec<usize> = group.iter().map(|t| t.elem_count()).collect();
-        let storages = Tensor::with_storage_slice(&group, |storages| {
-            let runs: Vec<(&dyn crate::BackendStorage, usize)> = storages
-                .iter()
-                .zip(&group)
-                .map(|(s, t)| (*s, dense_start(t)))
-                .collect();
-            device.backend().cast_many(&runs, &lens, dtype)
+        let storages = with_dense_runs(&group, |runs| {
+            device.backend().cast_many(runs, &lens, dtype)
         })?;
         for (storage, (&i, t)) in storages
             .into_iter()
@@ -64,7 +52,7 @@ fn cast_many_untracked(tensors: &[&Tensor], dtype: DType) -> Result<Vec<Tensor>>
             outs[i] = Some(Tensor::from_storage(
                 storage,
                 t.shape().clone(),
-                (*device).clone(),
+                device.clone(),
             )?);
         }
     }

@@ -24,7 +24,7 @@ pub mod unary;
 pub mod view;
 
 pub use conv::{Conv1dConfig, Conv2dConfig};
-pub(crate) use fused_step::dense_start;
+pub(crate) use fused_step::{groups_by, with_dense_runs};
 pub use pool::Pool2dConfig;
 
 /// Elementwise unary operations. Parameters are carried as `f64` and converted per dtype.

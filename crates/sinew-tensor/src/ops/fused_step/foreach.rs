@@ -1,10 +1,10 @@
 //! Gradient clipping's multi-tensor ops ([`Tensor::pow_sum_many`], [`Tensor::mul_many_`]):
 //! PyTorch's `torch._foreach_norm` and `torch._foreach_mul_`. On the GPU the dense tensors of
 //! one dtype take one multi-tensor kernel a few dozen (and, for the norm, one reduction), where
-//! each tensor's ops take several launches; elsewhere each tensor runs its own ops, which
-//! define the values.
+//! each tensor's ops take several launches; the CPU folds the norm where the tensors lie. A
+//! backend without such kernels runs each tensor's ops, which define the values.
 
-use super::many::{by_distinct_storage, dense_start};
+use super::many::{by_distinct_storage, dense_start, groups_by, with_dense_runs};
 use crate::{DType, Device, Error, Result, Tensor, no_grad};
 
 /// `Σ |x|^p` of one tensor in f64 (the largest `|x|` for `p = ∞`), with its own ops: what a
@@ -20,17 +20,6 @@ fn pow_sum_one(t: &Tensor, p: f64) -> Result<Tensor> {
     } else {
         a.powf(p)?.sum_all()
     }
-}
-
-/// The distinct dtypes of `tensors`, in order of appearance.
-fn dtypes_of(tensors: &[&Tensor]) -> Vec<DType> {
-    let mut out: Vec<DType> = Vec::new();
-    for t in tensors {
-        if !out.contains(&t.dtype()) {
-            out.push(t.dtype());
-        }
-    }
-    out
 }
 
 impl Tensor {
@@ -60,21 +49,10 @@ impl Tensor {
         let (dense, mut rest): (Vec<&Tensor>, Vec<&Tensor>) =
             tensors.iter().copied().partition(|t| t.is_contiguous());
         let mut parts: Vec<Tensor> = Vec::new();
-        for dtype in dtypes_of(&dense) {
-            let group: Vec<&Tensor> = dense
-                .iter()
-                .filter(|t| t.dtype() == dtype)
-                .copied()
-                .collect();
+        for (_, members) in groups_by(&dense, |t| t.dtype()) {
+            let group: Vec<&Tensor> = members.iter().map(|&i| dense[i]).collect();
             let lens: Vec<usize> = group.iter().map(|t| t.elem_count()).collect();
-            let sum = Tensor::with_storage_slice(&group, |storages| {
-                let runs: Vec<(&dyn crate::BackendStorage, usize)> = storages
-                    .iter()
-                    .zip(&group)
-                    .map(|(s, t)| (*s, dense_start(t)))
-                    .collect();
-                backend.pow_sum_many(&runs, &lens, p)
-            })?;
+            let sum = with_dense_runs(&group, |runs| backend.pow_sum_many(runs, &lens, p))?;
             match sum {
                 Some(storage) => parts.push(Tensor::from_storage(storage, (), device.clone())?),
                 None => rest.extend(group),
@@ -105,33 +83,23 @@ impl Tensor {
         const OP: &str = "mul_many_";
         factor.check_float(OP)?;
         factor.check_one_element(OP)?;
-        // Each device's tensors of each dtype, with the factor made for them.
-        let mut groups: Vec<(Tensor, Vec<&Tensor>)> = Vec::new();
-        for &t in tensors {
+        for t in tensors {
             t.check_float(OP)?;
-            let at = groups
-                .iter()
-                .position(|(f, _)| f.device() == t.device() && f.dtype() == t.dtype());
-            match at {
-                Some(i) => groups[i].1.push(t),
-                None => {
-                    let f = factor.to_device(t.device())?.to_dtype(t.dtype())?;
-                    groups.push((f.reshape(())?, vec![t]));
-                }
-            }
         }
-        for (factor, group) in &groups {
+        // Each device's tensors of each dtype, with the factor made for them.
+        for ((device, dtype), members) in groups_by(tensors, |t| (t.device().clone(), t.dtype())) {
+            let factor = factor.to_device(&device)?.to_dtype(dtype)?.reshape(())?;
+            let group = members.iter().map(|&i| tensors[i]);
             let batched =
                 |t: &&Tensor| t.is_contiguous() && !(crate::is_grad_enabled() && t.requires_grad());
-            let (batch, others): (Vec<&Tensor>, Vec<&Tensor>) =
-                group.iter().copied().partition(batched);
+            let (batch, others): (Vec<&Tensor>, Vec<&Tensor>) = group.partition(batched);
             for t in others {
-                t.mul_(factor)?;
+                t.mul_(&factor)?;
             }
             for launch in by_distinct_storage(batch) {
-                if !mul_launch(&launch, factor)? {
+                if !mul_launch(&launch, &factor)? {
                     for t in launch {
-                        t.mul_(factor)?;
+                        t.mul_(&factor)?;
                     }
                 }
             }

@@ -59,8 +59,41 @@ impl StepOperands<'_> {
 }
 
 /// The first element of a dense view in its storage.
-pub(crate) fn dense_start(t: &Tensor) -> usize {
+pub(super) fn dense_start(t: &Tensor) -> usize {
     t.layout().contiguous_offset().map_or(0, |(s, _)| s)
+}
+
+/// The indices of `items` grouped by `key`: the groups in the order of their first member,
+/// each group's indices ascending.
+pub(crate) fn groups_by<T, K: PartialEq>(
+    items: &[T],
+    key: impl Fn(&T) -> K,
+) -> Vec<(K, Vec<usize>)> {
+    let mut groups: Vec<(K, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let k = key(item);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((k, vec![i])),
+        }
+    }
+    groups
+}
+
+/// Runs `f` on the dense runs of `tensors` (each its storage, read-locked, and its first
+/// element there), as a multi-tensor backend method takes them.
+pub(crate) fn with_dense_runs<R>(
+    tensors: &[&Tensor],
+    f: impl FnOnce(&[(&dyn crate::BackendStorage, usize)]) -> R,
+) -> R {
+    Tensor::with_storage_slice(tensors, |storages| {
+        let runs: Vec<(&dyn crate::BackendStorage, usize)> = storages
+            .iter()
+            .zip(tensors)
+            .map(|(s, t)| (*s, dense_start(t)))
+            .collect();
+        f(&runs)
+    })
 }
 
 /// `batch` split into launches whose tensors each have a storage of their own: each storage's

@@ -11,7 +11,7 @@ mod many;
 mod steps;
 
 pub use many::StepOperands;
-pub(crate) use many::dense_start;
+pub(crate) use many::{groups_by, with_dense_runs};
 pub use steps::{AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, RmspropStep, SgdStep};
 
 use crate::{Result, Tensor};
