@@ -85,6 +85,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         .transpose()?;
     let eval_shard = shard.map(DistributedSampler::without_padding);
     let (train_part, val_part) = train_val_split(full, args.val_split, args.seed)?;
+    // No validation split (`--val-split 0`): no validation pass, and no val_* figures.
+    let validate = val_part.len() > 0;
+    if !validate && (args.schedule == Some(ScheduleName::Plateau) || args.early_stopping.is_some())
+    {
+        return Err(Error::invalid(
+            "--val-split",
+            "--schedule plateau and --early-stopping watch the validation loss: give a validation split above 0",
+        ));
+    }
     let (seed, workers) = (args.seed, args.workers);
     let mut train_loader = loader(
         Arc::new(train_part),
@@ -156,7 +165,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     } else if args.resume {
         return Err(Error::invalid("--resume", "needs --checkpoint-dir"));
     }
-    let history = trainer.fit(&train_loader, Some(&val_loader), args.epochs)?;
+    let history = trainer.fit(&train_loader, validate.then_some(&val_loader), args.epochs)?;
     if !main {
         // The test set is evaluated over all ranks together; rank 0 reports.
         trainer.evaluate(&test_loader)?;

@@ -168,7 +168,7 @@ fn the_perceptron_learns_separable_data_with_its_rule() {
 
 #[test]
 fn bad_requests_are_one_line_errors() {
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (&["train", "--dataset", "csv"], "needs --data FILE.csv"),
         (
             &["train", "--dataset", "xor", "--augment", "flip"],
@@ -177,6 +177,10 @@ fn bad_requests_are_one_line_errors() {
         (
             &["train", "--model", "perceptron", "--dataset", "sin"],
             "two classes",
+        ),
+        (
+            &["train", "--val-split", "0", "--early-stopping", "2"],
+            "give a validation split above 0",
         ),
     ];
     for (args, expected) in cases {
@@ -187,4 +191,15 @@ fn bad_requests_are_one_line_errors() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+/// `--val-split 0` trains on all the training data with no validation pass: no `val_*`
+/// figures (they read NaN and 0 from an empty split before).
+#[test]
+fn no_validation_split_reports_no_validation_figures() {
+    let out = sinew(&["train", "--epochs", "2", "--val-split", "0"]);
+    let accuracy = test_accuracy(&out);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!text.contains("val_"), "{text}");
+    assert!(accuracy > 50.0, "{accuracy}");
 }
