@@ -1,9 +1,12 @@
 // Row reductions of a contiguous [rows, cols] array (and, below, of the middle axis of an
 // [outer, len, inner] one).
-// reduce_<op>_<dtype>(in, out, rows, cols, chunk, pass): each group of blockDim.x threads folds
-// cols [part * chunk, min(cols, (part + 1) * chunk)) of one row into out[row * parts + part],
-// parts = ceil(cols / chunk) (chunk >= cols gives one value per row). blockDim.y groups per
-// block. `pass` (by_pass) picks the types read and written.
+// reduce_<op>_<dtype>(in, out, rows, cols, chunk, pass, divisor): each group of blockDim.x
+// threads folds cols [part * chunk, min(cols, (part + 1) * chunk)) of one row into
+// out[row * parts + part], parts = ceil(cols / chunk) (chunk >= cols gives one value per row).
+// blockDim.y groups per block. `pass` (by_pass) picks the types read and written; each value
+// written is the fold rounded to the output type, then divided by `divisor` in the compute type
+// and rounded again (`finish`): 1 for a plain reduction, the count for a mean, which so equals a
+// sum followed by div_scalar in one launch.
 // Sums and products accumulate in f64 (i64: wrapping u64), max/min propagate NaN.
 // argreduce_<op>_<dtype>(in, out_i64, rows, cols): index of the first extreme per row (NaN counts
 // as the extreme), one group per row.
@@ -45,9 +48,17 @@ struct MinOp {
     }
 };
 
+// The value a reduction writes: the fold `acc` rounded to Out, divided by `divisor` in Out's
+// compute type and rounded again (exact, so the plain rounding, for divisor 1).
+template <typename Out, typename A> __device__ __forceinline__ Out finish(A acc, double divisor) {
+    typedef typename Num<Out>::C C;
+    const C rounded = Num<Out>::up(Num<Out>::down((C)acc));
+    return Num<Out>::down(rounded / (C)divisor);
+}
+
 template <typename In, typename Out, typename A, typename F>
 __device__ void reduce_rows(const In *in, Out *out, uint32_t rows, uint32_t cols, uint32_t chunk, A identity,
-                            F f) {
+                            F f, double divisor) {
     const uint32_t parts = cols == 0 ? 1 : (cols + chunk - 1) / chunk;
     const uint64_t group = (uint64_t)blockIdx.x * blockDim.y + threadIdx.y;
     const bool active = group < (uint64_t)rows * parts;  // the whole group agrees
@@ -62,7 +73,7 @@ __device__ void reduce_rows(const In *in, Out *out, uint32_t rows, uint32_t cols
         for (uint64_t c = start + threadIdx.x; c < end; c += blockDim.x) acc = f(acc, (A)Num<In>::up(src[c]));
     }
     acc = group_fold(acc, identity, f);
-    if (active && threadIdx.x == 0) out[row * parts + part] = Num<Out>::down((typename Num<Out>::C)acc);
+    if (active && threadIdx.x == 0) out[row * parts + part] = finish<Out>(acc, divisor);
 }
 
 // An f32 output holding values rounded to T (f16/bf16): what a reduction in T converted to
@@ -100,9 +111,9 @@ template <typename T, typename Run> __device__ __forceinline__ void by_pass(cons
 
 #define REDUCE_KERNEL(OP, FN, SUFFIX, T, A, IDENTITY)                                                          \
     extern "C" __global__ void reduce_##OP##_##SUFFIX(const void *in, void *out, uint32_t rows, uint32_t cols, \
-                                                      uint32_t chunk, uint32_t pass) {                         \
+                                                      uint32_t chunk, uint32_t pass, double divisor) {         \
         by_pass<T>(in, out, pass, [&](auto src, auto dst) {                                                    \
-            reduce_rows(src, dst, rows, cols, chunk, (A)(IDENTITY), FN());                                      \
+            reduce_rows(src, dst, rows, cols, chunk, (A)(IDENTITY), FN(), divisor);                             \
         });                                                                                                    \
     }
 
@@ -127,14 +138,15 @@ REDUCE_INSTANCES(REDUCE_KERNEL)
 
 // Middle-axis reductions of a contiguous [outer, len, inner] array (reduced dims that are not
 // the last ones: a bias gradient's sum over the batch), read in place instead of copied to rows.
-// reduce_mid_<op>_<dtype>(in, out, outer, len, inner, chunk, pass): thread j of
+// reduce_mid_<op>_<dtype>(in, out, outer, len, inner, chunk, pass, divisor): thread j of
 // outer * parts * inner (parts = ceil(len / chunk)) folds l in [p * chunk, min(len, (p + 1) *
 // chunk)) of in[(o * len + l) * inner + i] into out[j], laid out [outer, parts, inner];
 // neighbouring threads take neighbouring i, so each step of the fold is one coalesced row of
-// loads (`pass` as for the rows). Same accumulators as the row kernels, l ascending.
+// loads (`pass` and `divisor` as for the rows). Same accumulators as the row kernels, l
+// ascending.
 template <typename In, typename Out, typename A, typename F>
 __device__ void reduce_mid(const In *in, Out *out, uint32_t outer, uint32_t len, uint32_t inner, uint32_t chunk,
-                           A identity, F f) {
+                           A identity, F f, double divisor) {
     const uint64_t parts = len == 0 ? 1 : (len + chunk - 1) / chunk;
     const uint64_t total = (uint64_t)outer * parts * inner;
     for (uint64_t j = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; j < total;
@@ -144,16 +156,16 @@ __device__ void reduce_mid(const In *in, Out *out, uint32_t outer, uint32_t len,
         const In *src = in + o * len * inner + i;
         A acc = identity;
         for (uint64_t l = start; l < end; ++l) acc = f(acc, (A)Num<In>::up(src[l * inner]));
-        out[j] = Num<Out>::down((typename Num<Out>::C)acc);
+        out[j] = finish<Out>(acc, divisor);
     }
 }
 
 #define REDUCE_MID_KERNEL(OP, FN, SUFFIX, T, A, IDENTITY)                                                       \
     extern "C" __global__ void reduce_mid_##OP##_##SUFFIX(const void *in, void *out, uint32_t outer,            \
                                                           uint32_t len, uint32_t inner, uint32_t chunk,          \
-                                                          uint32_t pass) {                                       \
+                                                          uint32_t pass, double divisor) {                       \
         by_pass<T>(in, out, pass, [&](auto src, auto dst) {                                                     \
-            reduce_mid(src, dst, outer, len, inner, chunk, (A)(IDENTITY), FN());                                \
+            reduce_mid(src, dst, outer, len, inner, chunk, (A)(IDENTITY), FN(), divisor);                       \
         });                                                                                                     \
     }
 

@@ -228,6 +228,16 @@ impl Backend for CudaBackend {
         Ok(out.map(|s| Box::new(s) as BoxedStorage))
     }
 
+    fn mean(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dims: &[usize],
+    ) -> Result<BoxedStorage> {
+        let src = cuda(src, self.location())?;
+        Ok(Box::new(reduce::mean(self, src, layout, dims)?))
+    }
+
     fn arg_reduce(
         &self,
         op: ArgReduceOp,

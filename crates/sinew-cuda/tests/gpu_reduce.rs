@@ -221,6 +221,55 @@ fn widened_reductions_hold_the_narrow_results() {
     }
 }
 
+/// `mean` is the sum's launches with the division folded into the last one (ResNet's global
+/// pooling: one launch, not two), bit for bit the sum followed by `div_scalar`, through every
+/// path: rows in one and two passes, the middle axis in one and two, a leading and a trailing
+/// run, a transposing copy first; an empty reduction is NaN, as the CPU's.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn means_fold_the_division_into_the_sum() {
+    let dev = gpu();
+    let cases: [(&[usize], &[isize]); 7] = [
+        (&[8, 64, 7, 7], &[2, 3]),
+        (&[4, 300_001], &[1]),
+        (&[64, 512], &[0]),
+        (&[300_001, 3], &[0]),
+        (&[16, 6, 12, 12], &[0, 2, 3]),
+        (&[7, 33, 129], &[0, 2]),
+        (&[5, 0, 3], &[1]),
+    ];
+    for dtype in FLOATS {
+        for (shape, dims) in cases {
+            let what = format!("mean {dtype} {shape:?} {dims:?}");
+            let x = randn(65, shape, dtype);
+            let on_gpu = x.to_device(&dev).unwrap();
+            let count: usize = dims.iter().map(|&d| shape[d as usize]).product();
+            let before = kernel_launches(&dev);
+            let sum = on_gpu.sum(dims, false).unwrap();
+            let sum_launches = kernel_launches(&dev) - before;
+            let divided = sum.div_scalar(count as f64).unwrap();
+            poison(&dev, divided.elem_count() * dtype.size_in_bytes());
+            let before = kernel_launches(&dev);
+            let mean = on_gpu.mean(dims, false).unwrap();
+            assert_eq!(kernel_launches(&dev) - before, sum_launches, "{what}");
+            assert_eq!(common::bits(&mean), common::bits(&divided), "{what}");
+            let cpu = x.mean(dims, false).unwrap();
+            let gpu_mean = mean.to_device(&sinew_tensor::Device::cpu()).unwrap();
+            check(&what, &cpu, &gpu_mean, tol(dtype));
+            if count == 0 {
+                let values = gpu_mean.to_vec_f64().unwrap();
+                assert!(values.iter().all(|v| v.is_nan()), "{what}: {values:?}");
+            }
+        }
+    }
+    let ints = Tensor::from_vec(vec![1i64, 2, 3], [3]).unwrap();
+    let on_gpu = ints.to_device(&dev).unwrap();
+    let err = on_gpu
+        .with_storage(|s, l| dev.backend().mean(s, l, &[0]))
+        .unwrap_err();
+    assert!(err.to_string().contains("mean"), "{err}");
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn argmax_and_argmin_match_the_cpu() {

@@ -153,6 +153,20 @@ pub trait Backend: MultiTensorOps + Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// Mean over `dims` (sorted, unique) of a float view; the output keeps them with size 1.
+    /// Its values are the sum's rounded to the dtype, then divided by the count (NaN for an
+    /// empty reduction).
+    ///
+    /// Default: `reduce` (sum), then `unary` (div_scalar); a backend may do both in one kernel.
+    fn mean(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dims: &[usize],
+    ) -> Result<BoxedStorage> {
+        crate::composite::mean(self, src, layout, dims)
+    }
+
     /// Index (i64) of the largest/smallest element along `dim` (kept with size 1); the first on ties.
     fn arg_reduce(
         &self,

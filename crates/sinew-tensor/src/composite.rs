@@ -106,6 +106,28 @@ pub(crate) fn softmax<B: Backend + ?Sized>(
     }
 }
 
+/// [`Backend::mean`] from `reduce` (sum) and `unary` (div_scalar by the count): the sum rounded
+/// to the dtype, then divided.
+pub(crate) fn mean<B: Backend + ?Sized>(
+    b: &B,
+    src: &dyn BackendStorage,
+    layout: &Layout,
+    dims: &[usize],
+) -> Result<BoxedStorage> {
+    let mut kept = layout.dims().to_vec();
+    let mut count = 1usize;
+    for &d in dims {
+        count = count.saturating_mul(kept[d]);
+        kept[d] = 1;
+    }
+    let sum = b.reduce(ReduceOp::Sum, src, layout, dims)?;
+    b.unary(
+        UnaryOp::DivScalar(count as f64),
+        &*sum,
+        &Layout::contiguous(kept),
+    )
+}
+
 fn kept_shape(layout: &Layout, dim: usize) -> Shape {
     let mut kept = layout.dims().to_vec();
     kept[dim] = 1;

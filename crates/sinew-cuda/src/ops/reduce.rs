@@ -70,7 +70,31 @@ pub(crate) fn reduce(
     layout: &Layout,
     dims: &[usize],
 ) -> Result<CudaStorage> {
-    reduce_into(dev, op, (src, layout), dims, Output::Dtype)
+    reduce_into(dev, op, (src, layout), dims, Output::Dtype, 1.0)
+}
+
+/// Mean over `dims` (sorted, unique) of a float view, the output keeping them as size 1: the
+/// sum rounded to the dtype, then divided by the count in the compute type (what [`reduce`]'s
+/// sum and `div_scalar` give), in the sum's own launches. An empty reduction gives NaN.
+pub(crate) fn mean(
+    dev: &CudaBackend,
+    src: &CudaStorage,
+    layout: &Layout,
+    dims: &[usize],
+) -> Result<CudaStorage> {
+    let dtype = src.dtype_of();
+    if !dtype.is_float() {
+        return Err(Error::UnsupportedDType { op: "mean", dtype });
+    }
+    let count: usize = dims.iter().map(|&d| layout.dims()[d]).product();
+    reduce_into(
+        dev,
+        ReduceOp::Sum,
+        (src, layout),
+        dims,
+        Output::Dtype,
+        count as f64,
+    )
 }
 
 /// [`reduce`] of an f16/bf16 view written as f32, each value rounded to the view's dtype
@@ -86,7 +110,7 @@ pub(crate) fn reduce_widened(
     if !matches!(src.dtype_of(), DType::F16 | DType::BF16) {
         return Ok(None);
     }
-    reduce_into(dev, op, (src, layout), dims, Output::Widened).map(Some)
+    reduce_into(dev, op, (src, layout), dims, Output::Widened, 1.0).map(Some)
 }
 
 /// What the last pass of a reduction writes.
@@ -118,17 +142,18 @@ impl Output {
     }
 }
 
-/// [`reduce`] writing `output`.
+/// [`reduce`] writing `output`, each value divided by `divisor` after its rounding (1: none).
 fn reduce_into(
     dev: &CudaBackend,
     op: ReduceOp,
     (src, layout): (&CudaStorage, &Layout),
     dims: &[usize],
     output: Output,
+    divisor: f64,
 ) -> Result<CudaStorage> {
     let dtype = src.dtype_of();
     if let Some(axis) = middle_axis(layout, dims) {
-        return reduce_middle(dev, op, src, axis, output);
+        return reduce_middle(dev, op, src, axis, (output, divisor));
     }
     if matches!(dtype, DType::F32 | DType::F64 | DType::I64)
         && let Some(split) = outer_and_inner_runs(layout, dims)
@@ -141,7 +166,7 @@ fn reduce_into(
             kept[d] = 1;
         }
         let kept = Layout::contiguous(kept);
-        return reduce_into(dev, op, (&partial, &kept), leading, output);
+        return reduce_into(dev, op, (&partial, &kept), leading, output, divisor);
     }
     let kernel = need(names::reduce(op, dtype), op.name(), dtype)?;
     let view = rows_view(dev, src, layout, dims)?;
@@ -162,19 +187,19 @@ fn reduce_into(
         dev.launch(
             &kernel,
             LaunchConfig::rows(view.rows * parts, CHUNK),
-            kernel_args![src_ptr, part_ptr, rows, cols, chunk, first],
+            kernel_args![src_ptr, part_ptr, rows, cols, chunk, first, 1.0f64],
         )?;
         dev.launch(
             &kernel,
             LaunchConfig::rows(view.rows, parts),
-            kernel_args![part_ptr, out_ptr, rows, parts32, parts32, second],
+            kernel_args![part_ptr, out_ptr, rows, parts32, parts32, second, divisor],
         )?;
     } else {
         let (chunk, pass) = (cols.max(1), output.last_pass(0));
         dev.launch(
             &kernel,
             LaunchConfig::rows(view.rows, view.cols),
-            kernel_args![src_ptr, out_ptr, rows, cols, chunk, pass],
+            kernel_args![src_ptr, out_ptr, rows, cols, chunk, pass, divisor],
         )?;
     }
     Ok(out)
@@ -241,13 +266,14 @@ fn middle_parts(outputs: usize, len: usize, multiprocessors: u32) -> usize {
     (target / outputs.max(1)).clamp(1, len.div_ceil(64))
 }
 
-/// [`reduce`] of a [`MiddleAxis`] by the `reduce_mid` kernels, without a copy.
+/// [`reduce`] of a [`MiddleAxis`] by the `reduce_mid` kernels, without a copy, writing
+/// `output` divided by `divisor` (as [`reduce_into`]).
 fn reduce_middle(
     dev: &CudaBackend,
     op: ReduceOp,
     src: &CudaStorage,
     axis: MiddleAxis,
-    output: Output,
+    (output, divisor): (Output, f64),
 ) -> Result<CudaStorage> {
     let dtype = src.dtype_of();
     let kernel = need(names::reduce_middle(op, dtype), op.name(), dtype)?;
@@ -268,7 +294,7 @@ fn reduce_middle(
             .launch(
                 &kernel,
                 LaunchConfig::elementwise(outputs),
-                kernel_args![src_ptr, out_ptr, outer, len, inner, chunk, pass],
+                kernel_args![src_ptr, out_ptr, outer, len, inner, chunk, pass, divisor],
             )
             .map(|()| out);
     }
@@ -279,12 +305,14 @@ fn reduce_middle(
     dev.launch(
         &kernel,
         LaunchConfig::elementwise(outputs * parts as usize),
-        kernel_args![src_ptr, part_ptr, outer, len, inner, chunk, first],
+        kernel_args![src_ptr, part_ptr, outer, len, inner, chunk, first, 1.0f64],
     )?;
     dev.launch(
         &kernel,
         LaunchConfig::elementwise(outputs),
-        kernel_args![part_ptr, out_ptr, outer, parts, inner, parts, second],
+        kernel_args![
+            part_ptr, out_ptr, outer, parts, inner, parts, second, divisor
+        ],
     )?;
     Ok(out)
 }

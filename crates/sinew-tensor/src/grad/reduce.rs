@@ -1,5 +1,5 @@
-//! Reductions: sum, prod, max/min (values, and with indices). Saved: nothing for sum; the
-//! input for prod; input and output for max/min. Composites built on them (mean, var, std,
+//! Reductions: sum, mean, prod, max/min (values, and with indices). Saved: nothing for sum and
+//! mean; the input for prod; input and output for max/min. Composites built on them (var, std,
 //! logsumexp, norm) live in `ops/reduce.rs`.
 
 use super::untracked;
@@ -34,6 +34,35 @@ impl Tensor {
             ReduceOp::Prod => Tensor::prod_node(self, out, resolved),
             ReduceOp::Max | ReduceOp::Min => Tensor::extreme_node(self, op, out, resolved),
         })
+    }
+
+    /// [`Tensor::mean`] of a float tensor past autocast, differentiably: the gradient divided
+    /// by the count and broadcast back (sum's and div_scalar's backward, in that order).
+    pub(crate) fn mean_recorded(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        let resolved = self.resolve_dims("mean", dims)?;
+        let count = self.reduced_count(&resolved) as f64;
+        let out = untracked(|| {
+            let kept = self.reduced_shape(&resolved, true);
+            let out = self.map_storage(kept, |b, s, l| b.mean(s, l, &resolved))?;
+            if keepdim {
+                Ok(out)
+            } else {
+                out.reshape(self.reduced_shape(&resolved, false))
+            }
+        })?;
+        Ok(Tensor::from_op(
+            out,
+            "mean",
+            &[self],
+            Save::NOTHING,
+            move |ctx, g| {
+                Ok(vec![Some(Tensor::expand_reduced(
+                    &g.div_scalar(count)?,
+                    ctx.input_shape(0),
+                    &resolved,
+                )?)])
+            },
+        ))
     }
 
     /// Records prod's node. Backward: the product of the other elements (exact with zeros).

@@ -116,10 +116,14 @@ impl Tensor {
     }
 
     /// Mean over `dims` (empty = all). PyTorch equivalent: `torch.mean`.
+    /// Its values are the sum's rounded to the dtype, then divided by the count (NaN for an
+    /// empty reduction); a backend may compute both in one kernel ([`crate::Backend::mean`]).
     pub fn mean(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.check_float("mean")?;
-        let count = self.reduced_count(&self.resolve_dims("mean", dims)?);
-        self.sum(dims, keepdim)?.div_scalar(count as f64)
+        if let Some(x) = crate::autocast::widened(self)? {
+            return x.mean(dims, keepdim);
+        }
+        self.mean_recorded(dims, keepdim)
     }
 
     /// Mean of every element, as a 0-d tensor.
