@@ -4,7 +4,7 @@
 use cust::sys::{CUdeviceptr, cuMemcpyDtoDAsync_v2};
 use sinew_tensor::{Backend, BackendStorage, CpuBackend, CpuStorage, DType, Error, Layout, Result};
 
-use super::step_table::{StepTable, TABLE_LEN, elementwise_blocks, run_at};
+use super::step_table::{StepTable, TABLE_LEN, elementwise_blocks, read_runs};
 use super::{LaunchConfig, count_u32};
 use crate::device::CudaBackend;
 use crate::driver::check;
@@ -191,17 +191,7 @@ pub(crate) fn cast_many(
     to: DType,
 ) -> Result<Option<Vec<CudaStorage>>> {
     const OP: &str = "cast_many";
-    if srcs.len() != lens.len() {
-        return Err(Error::invalid(OP, "one length a run"));
-    }
-    let loc = dev.location();
-    let mut ins = Vec::with_capacity(srcs.len());
-    let mut from = None;
-    for (&(storage, start), &len) in srcs.iter().zip(lens) {
-        let storage = crate::storage::cuda(storage, loc)?;
-        let d = *from.get_or_insert(storage.dtype_of());
-        ins.push((run_at(storage, start, len, d, OP)?, len));
-    }
+    let (ins, from) = read_runs(dev, srcs, lens, OP)?;
     let Some(from) = from else {
         return Ok(Some(Vec::new()));
     };

@@ -6,7 +6,7 @@
 
 use sinew_tensor::{BackendStorage, BoxedStorage, DType, Error, Layout, ReduceOp, Result};
 
-use super::step_table::{StepTable, TABLE_LEN, elementwise_blocks, run_at};
+use super::step_table::{Run, StepTable, TABLE_LEN, elementwise_blocks, read_runs, run_at};
 use super::{BLOCK, cast, reduce};
 use crate::device::CudaBackend;
 use crate::names;
@@ -23,11 +23,7 @@ fn fold_blocks(len: usize) -> u32 {
 
 /// The table of up to [`TABLE_LEN`] runs `(address, length)`, run `j` taken by `blocks(len)`
 /// blocks.
-fn table_of(
-    op: &'static str,
-    runs: &[(u64, usize)],
-    blocks: impl Fn(usize) -> u32,
-) -> Result<StepTable> {
+fn table_of(op: &'static str, runs: &[Run], blocks: impl Fn(usize) -> u32) -> Result<StepTable> {
     let mut table = StepTable::empty();
     for &(ptr, len) in runs.iter().take(TABLE_LEN) {
         table.push(op, (ptr, 0, len), blocks(len))?;
@@ -60,20 +56,8 @@ pub(crate) fn pow_sum_many(
 ) -> Result<Option<BoxedStorage>> {
     const OP: &str = "pow_sum_many";
     let kind = fold_kind(p)?;
-    if runs.len() != lens.len() {
-        return Err(Error::invalid(OP, "one length a run"));
-    }
-    let loc = dev.location();
-    let mut ptrs = Vec::with_capacity(runs.len());
-    let mut dtype = None;
-    for (&(storage, start), &len) in runs.iter().zip(lens) {
-        let storage = cuda(storage, loc)?;
-        let d = *dtype.get_or_insert(storage.dtype_of());
-        let ptr = run_at(storage, start, len, d, OP)?;
-        if len > 0 {
-            ptrs.push((ptr, len));
-        }
-    }
+    let (mut ptrs, dtype) = read_runs(dev, runs, lens, OP)?;
+    ptrs.retain(|&(_, len)| len > 0);
     // The sum of no terms, and the largest of no |x| (each >= 0).
     let zero = || -> Result<Option<BoxedStorage>> {
         Ok(Some(Box::new(cast::full(dev, DType::F64, 1, 0.0)?)))

@@ -3,10 +3,11 @@
 //! scaler's unscale, gradient clipping's norm and scaling (`fused_step.cu`) and autocast's
 //! weight casts (`cast.cu`).
 
-use sinew_tensor::{DType, Error, Result};
+use sinew_tensor::{BackendStorage, DType, Error, Result};
 
 use super::{LaunchConfig, count_u32};
-use crate::storage::CudaStorage;
+use crate::device::CudaBackend;
+use crate::storage::{CudaStorage, cuda};
 
 /// Device address of element `start` of `storage`, after checking that `len` elements from
 /// there lie inside it and that it holds `dtype` (what the kernel reads and writes).
@@ -29,6 +30,33 @@ pub(crate) fn run_at(
         ));
     }
     Ok(storage.ptr_at(start))
+}
+
+/// A dense run of a multi-tensor launch: its device address and its length in elements.
+pub(crate) type Run = (u64, usize);
+
+/// The runs a multi-tensor kernel reads, `(storage, start)` of `lens[i]` elements each, as
+/// `(address, length)` after [`run_at`]'s checks, all in the first one's dtype; that dtype is
+/// `None` for no runs. An error when the lengths are not one a run, or a storage is not on
+/// `dev`.
+pub(crate) fn read_runs(
+    dev: &CudaBackend,
+    runs: &[(&dyn BackendStorage, usize)],
+    lens: &[usize],
+    op: &'static str,
+) -> Result<(Vec<Run>, Option<DType>)> {
+    if runs.len() != lens.len() {
+        return Err(Error::invalid(op, "one length a run"));
+    }
+    let loc = dev.location();
+    let mut ptrs = Vec::with_capacity(runs.len());
+    let mut dtype = None;
+    for (&(storage, start), &len) in runs.iter().zip(lens) {
+        let storage = cuda(storage, loc)?;
+        let d = *dtype.get_or_insert(storage.dtype_of());
+        ptrs.push((run_at(storage, start, len, d, op)?, len));
+    }
+    Ok((ptrs, dtype))
 }
 
 /// The most runs one multi-tensor launch takes (`STEP_TABLE_LEN` in the kernels).
