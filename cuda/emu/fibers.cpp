@@ -334,12 +334,21 @@ std::map<std::string, KernelFn> &kernels() {
     static std::map<std::string, KernelFn> table;
     return table;
 }
+// Each kernel's name (the first in order of the names registered for it), for every launch to
+// look up in logarithmic time.
+std::map<KernelFn, const char *> &names() {
+    static std::map<KernelFn, const char *> table;
+    return table;
+}
 }  // namespace
-void register_kernel(const char *name, KernelFn f) { kernels()[name] = f; }
+void register_kernel(const char *name, KernelFn f) {
+    const auto entry = kernels().insert_or_assign(name, f).first;
+    const char *&known = names()[f];
+    if (known == nullptr || std::strcmp(entry->first.c_str(), known) < 0) known = entry->first.c_str();
+}
 const char *kernel_name(KernelFn f) {
-    for (const auto &entry : kernels())
-        if (entry.second == f) return entry.first.c_str();
-    return "";
+    const auto it = names().find(f);
+    return it == names().end() ? "" : it->second;
 }
 KernelFn find_kernel(const char *name) {
     auto it = kernels().find(name);
