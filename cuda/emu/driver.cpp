@@ -280,8 +280,9 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
           bx, by, bz);
     // SINEW_EMU_SKIP_KERNELS=1: launches are checked and counted but not run, so a program's
     // time is its host side alone (what a GPU's asynchronous launches leave the CPU to do), and
-    // results are garbage. Fills still happen, as plain loops (they set the failure slots that
-    // index checks read): fill_b<bytes>(out, n, pattern) writes pattern's low bytes n times.
+    // results are garbage. Small fills (up to 64 KiB) still happen, as plain loops, since they
+    // set the failure slots that index checks read: fill_b<bytes>(out, n, pattern) writes
+    // pattern's low bytes n times.
     static const bool skip = std::getenv("SINEW_EMU_SKIP_KERNELS") != nullptr;
     if (skip) {
         const char *name = emu::kernel_name(reinterpret_cast<emu::KernelFn>(f));
@@ -290,7 +291,8 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
             char *out = *static_cast<char **>(params[0]);
             const uint32_t n = *static_cast<uint32_t *>(params[1]);
             const uint64_t pattern = *static_cast<uint64_t *>(params[2]);
-            for (uint32_t i = 0; i < n; ++i) std::memcpy(out + i * width, &pattern, width);
+            if (n * width <= 65536)
+                for (uint32_t i = 0; i < n; ++i) std::memcpy(out + i * width, &pattern, width);
         }
         return OK;
     }
