@@ -114,10 +114,10 @@ pub(crate) fn mean<B: Backend + ?Sized>(
     layout: &Layout,
     dims: &[usize],
 ) -> Result<BoxedStorage> {
+    // At most the view's element count, which its shape's checks bound.
+    let count: usize = dims.iter().map(|&d| layout.dims()[d]).product();
     let mut kept = layout.dims().to_vec();
-    let mut count = 1usize;
     for &d in dims {
-        count = count.saturating_mul(kept[d]);
         kept[d] = 1;
     }
     let sum = b.reduce(ReduceOp::Sum, src, layout, dims)?;
