@@ -3,8 +3,10 @@
 # the release GPU test binaries (sinew-cuda's, the facade's whole-model and optimizer tests,
 # sinew-dist's NCCL test), the bench binary and gemm_tflops with the cuda feature, the PyTorch
 # scripts and gpu_run.sh, stripped,
-# into target/gpu-bundle, and packs it as target/gpu-bundle.tar.xz (about 27 MB; the folder is
-# about 220 MB). Carry the archive to the GPU machine, unpack it and run `bash gpu_run.sh` in it:
+# into target/gpu-bundle, and packs it as target/gpu-bundle.tar.xz (about 21 MB; the folder is
+# about 1 GB, as every test binary embeds the kernels' PTX, about 24 MB, which xz's 128 MiB
+# dictionary stores once: with xz's default 8 MiB the archive was 89 MB, more than a device call
+# carries). Carry the archive to the GPU machine, unpack it and run `bash gpu_run.sh` in it:
 #   tar xJf target/gpu-bundle.tar.xz -C /tmp && OUT=$OUT bash /tmp/gpu-bundle/gpu_run.sh
 # (see crates/sinew-cuda/src/lib.rs and ../shared/docs/cuda-toolchain.md).
 set -euo pipefail
@@ -35,5 +37,12 @@ strip "$out"/* 2>/dev/null || true
 cp crates/sinew-cuda/scripts/gpu_run.sh crates/sinew-cuda/scripts/torch_matmul.py \
     crates/sinew-devtools/scripts/torch_gpu_bench.py "$out/"
 du -sh "$out"
-tar -C target -cf - gpu-bundle | xz -T0 -6 >target/gpu-bundle.tar.xz
+tar -C target -cf - gpu-bundle |
+    xz -T0 --memlimit-compress=16GiB --lzma2=preset=2,dict=128MiB >target/gpu-bundle.tar.xz
 ls -l target/gpu-bundle.tar.xz
+# A device call carries 64 MiB with the working tree (about 26 MB).
+size=$(stat -c %s target/gpu-bundle.tar.xz)
+if [ "$size" -gt $((36 * 1024 * 1024)) ]; then
+    echo "target/gpu-bundle.tar.xz is $size bytes: more than the 36 MiB a device call can carry beside the tree"
+    exit 1
+fi
