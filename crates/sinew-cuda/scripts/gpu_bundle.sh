@@ -6,8 +6,10 @@
 # into target/gpu-bundle, and packs it as target/gpu-bundle.tar.xz (about 21 MB; the folder is
 # about 1 GB, as every test binary embeds the kernels' PTX, about 24 MB, which xz's 128 MiB
 # dictionary stores once: with xz's default 8 MiB the archive was 89 MB, more than a device call
-# carries). Carry the archive to the GPU machine, unpack it and run `bash gpu_run.sh` in it:
-#   tar xJf target/gpu-bundle.tar.xz -C /tmp && OUT=$OUT bash /tmp/gpu-bundle/gpu_run.sh
+# carries). Carry the archive to the GPU machine, unpack it and run `bash gpu_run.sh` in it, in
+# two calls of at most 10 minutes (the figures, then the tests):
+#   tar xJf target/gpu-bundle.tar.xz -C /tmp && OUT=$OUT bash /tmp/gpu-bundle/gpu_run.sh figures
+#   tar xJf target/gpu-bundle.tar.xz -C /tmp && OUT=$OUT bash /tmp/gpu-bundle/gpu_run.sh tests
 # (see crates/sinew-cuda/src/lib.rs and ../shared/docs/cuda-toolchain.md).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
