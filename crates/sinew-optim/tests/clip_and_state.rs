@@ -102,6 +102,31 @@ fn clipping_matches_pytorch() -> Result<()> {
     Ok(())
 }
 
+/// `a + b` passes one gradient to both parameters; clipping scales each once (backward stores
+/// a gradient of its own for each), and the gradient of `sum` (a broadcast) can be clamped.
+#[test]
+fn clipping_scales_shared_and_broadcast_gradients_once() -> Result<()> {
+    let leaf = |v: Vec<f32>| Parameter::new(Tensor::from_vec(v, [2]).unwrap());
+    let (a, b) = (leaf(vec![1.0, 2.0]), leaf(vec![3.0, 4.0]));
+    let loss = a.value().add(&b.value())?.square()?.sum_all()?;
+    loss.backward()?;
+    // Both gradients are 2 (a + b) = [8, 12]: the total 2-norm is sqrt(2 (64 + 144)).
+    let total = clip_grad_norm_(&[a.clone(), b.clone()], 1.0, 2.0, false)?.item()?;
+    assert!((total - 416f64.sqrt()).abs() < 1e-9, "{total}");
+    let coef = 1.0 / (total + 1e-6);
+    for p in [&a, &b] {
+        let g = p.grad().unwrap().to_vec_f64()?;
+        for (got, want) in g.iter().zip([8.0 * coef, 12.0 * coef]) {
+            assert!((got - want).abs() < 1e-6, "{g:?}");
+        }
+    }
+    let w = leaf(vec![1.0, 2.0]);
+    w.value().sum_all()?.mul_scalar(3.0)?.backward()?;
+    clip_grad_value_(std::slice::from_ref(&w), 0.5)?;
+    assert_eq!(w.grad().unwrap().to_vec::<f32>()?, vec![0.5, 0.5]);
+    Ok(())
+}
+
 fn train_steps(
     model: &sinew_nn::Sequential,
     opt: &mut dyn Optimizer,

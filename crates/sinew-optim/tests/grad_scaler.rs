@@ -73,6 +73,26 @@ fn scaler_skips_backs_off_and_grows_like_pytorch() -> Result<()> {
     Ok(())
 }
 
+/// `a + b` passes one gradient to both parameters; each is unscaled once (backward stores a
+/// gradient of its own for each, so unscaling one in place does not divide the other again).
+#[test]
+fn a_gradient_backward_gave_two_parameters_is_unscaled_once() -> Result<()> {
+    let a = param(vec![1.0, 2.0], &[2])?;
+    let b = param(vec![3.0, 4.0], &[2])?;
+    let opt = sgd(
+        vec![("a".into(), a.clone()), ("b".into(), b.clone())],
+        SgdConfig::new(0.1),
+    );
+    let mut scaler = GradScaler::new();
+    let loss = a.value().add(&b.value())?.square()?.sum_all()?;
+    scaler.scale(&loss)?.backward()?;
+    scaler.unscale_(&opt)?;
+    // d/da (a + b)² = 2 (a + b).
+    assert_eq!(a.grad().unwrap().to_vec::<f32>()?, vec![8.0, 12.0]);
+    assert_eq!(b.grad().unwrap().to_vec::<f32>()?, vec![8.0, 12.0]);
+    Ok(())
+}
+
 #[test]
 fn unscale_twice_and_half_gradients_are_errors() -> Result<()> {
     let w = Parameter::new(Tensor::ones([2], DType::F32, &Device::cpu())?);

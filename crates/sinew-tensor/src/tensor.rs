@@ -211,6 +211,13 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
+    /// True when no other tensor handle (a clone, a view, a saved copy) shares this one's
+    /// storage, so writing into it in place cannot change another tensor. The count cannot grow
+    /// behind the caller's back: only a holder of a handle can make another.
+    pub(crate) fn owns_storage_alone(&self) -> bool {
+        Arc::strong_count(&self.storage) == 1
+    }
+
     /// Read access to the storage for kernels: `f(storage, layout)`.
     pub fn with_storage<R>(&self, f: impl FnOnce(&dyn crate::BackendStorage, &Layout) -> R) -> R {
         let guard = self.storage.read();

@@ -125,13 +125,6 @@ fn backward_order(metas: Vec<Arc<Meta>>) -> Result<(Vec<Arc<Meta>>, UseCounts)> 
     Ok((order, users))
 }
 
-fn accumulate(slot: Option<Tensor>, grad: Tensor) -> Result<Tensor> {
-    match slot {
-        None => Ok(grad),
-        Some(prev) => prev.add(&grad),
-    }
-}
-
 /// The gradient backward starts from: the one given (same shape, dtype and device as the
 /// output), or ones for a one-element output.
 fn seed_gradient(root: &Tensor, grad: Option<Tensor>) -> Result<Tensor> {
@@ -164,14 +157,22 @@ fn seed_gradient(root: &Tensor, grad: Option<Tensor>) -> Result<Tensor> {
 }
 
 /// Adds `grad` into the `grad` slot of a leaf or a tensor that retains its gradient.
+///
+/// A first gradient is kept as it is only when it is contiguous and the engine holds the only
+/// handle to its storage; otherwise (a rule passed one gradient to two inputs, as `a + b` does,
+/// the caller gave the output gradient, or it is an expanded view of the seed) the slot gets a
+/// contiguous copy, as PyTorch's `AccumulateGrad` does. So each stored gradient owns its
+/// memory: updating one in place (unscaling, clipping, an optimizer) never changes another
+/// gradient or a caller's tensor.
 fn store(meta: &Arc<Meta>, grad: &Tensor, create_graph: bool) -> Result<()> {
-    let grad = if create_graph {
-        grad.clone()
-    } else {
-        grad.detach()
-    };
     let mut slot = meta.grad.lock().unwrap_or_else(|e| e.into_inner());
-    *slot = Some(accumulate(slot.take(), grad)?);
+    let total = match slot.take() {
+        // Under `create_graph` the sum is recorded; otherwise the scope is `no_grad`.
+        Some(prev) => prev.add(grad)?,
+        None if grad.is_contiguous() && grad.owns_storage_alone() => grad.clone(),
+        None => grad.force_contiguous()?,
+    };
+    *slot = Some(if create_graph { total } else { total.detach() });
     Ok(())
 }
 
@@ -250,8 +251,11 @@ pub(crate) fn backward(
                 });
             }
             let mut grads = grads.borrow_mut();
-            let slot = grads.remove(&input.id);
-            grads.insert(input.id, accumulate(slot, g)?);
+            let total = match grads.remove(&input.id) {
+                None => g,
+                Some(prev) => prev.add(&g)?,
+            };
+            grads.insert(input.id, total);
         }
     }
     Ok(())
@@ -377,6 +381,48 @@ mod tests {
         y.sum_all().unwrap().backward().unwrap();
         assert_eq!(seen.lock().unwrap().last(), Some(&None));
         assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn stored_gradients_own_their_memory() {
+        // `a + b` passes one gradient to both leaves: each stores its own, so scaling one in
+        // place (as clipping or unscaling does) leaves the other as it was.
+        let (a, b) = (leaf(&[1.0, 2.0]), leaf(&[3.0, 4.0]));
+        a.add(&b)
+            .unwrap()
+            .square()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (ga, gb) = (a.grad().unwrap(), b.grad().unwrap());
+        assert!(!ga.same_storage(&gb));
+        ga.mul_scalar_(0.5).unwrap();
+        assert_eq!(a.grad().unwrap().to_vec::<f32>().unwrap(), vec![4.0, 6.0]);
+        assert_eq!(b.grad().unwrap().to_vec::<f32>().unwrap(), vec![8.0, 12.0]);
+        // The caller's output gradient is copied, not stored.
+        let x = leaf(&[1.0, 2.0]);
+        let seed = Tensor::from_vec(vec![5.0f32, 7.0], [2]).unwrap();
+        x.backward_with(Some(seed.clone()), crate::BackwardOptions::default())
+            .unwrap();
+        x.grad().unwrap().mul_scalar_(2.0).unwrap();
+        assert_eq!(seed.to_vec::<f32>().unwrap(), vec![5.0, 7.0]);
+        assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![10.0, 14.0]);
+    }
+
+    #[test]
+    fn an_expanded_gradient_is_stored_contiguous() {
+        // `sum`'s gradient is the seed broadcast (stride 0); the stored one can be written.
+        let w = leaf(&[1.0, 2.0, 3.0]);
+        w.sum_all().unwrap().backward().unwrap();
+        let g = w.grad().unwrap();
+        assert!(g.is_contiguous());
+        g.mul_scalar_(3.0).unwrap();
+        assert_eq!(w.grad().unwrap().to_vec::<f32>().unwrap(), vec![3.0; 3]);
+        // A second backward adds into it.
+        w.sum_all().unwrap().backward().unwrap();
+        assert_eq!(w.grad().unwrap().to_vec::<f32>().unwrap(), vec![4.0; 3]);
     }
 
     #[test]
