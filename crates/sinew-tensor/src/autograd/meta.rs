@@ -151,14 +151,28 @@ impl Tensor {
         }
     }
 
-    /// Sets (or clears) the stored gradient.
+    /// Sets (or clears) the stored gradient. PyTorch: `t.grad = g`. As there, the gradient
+    /// must have this tensor's shape, dtype and device (an error names the difference), and it
+    /// is stored as it is: a view of another tensor's memory stays one.
     pub fn set_grad(&self, grad: Option<Tensor>) -> Result<()> {
+        const OP: &str = "set_grad";
         let Some(meta) = &self.grad_meta else {
             return Err(crate::Error::invalid(
-                "set_grad",
+                OP,
                 "the tensor does not require grad",
             ));
         };
+        if let Some(g) = &grad {
+            if g.shape() != self.shape() {
+                return Err(crate::Error::ShapeMismatch {
+                    op: OP,
+                    lhs: self.shape().clone(),
+                    rhs: g.shape().clone(),
+                });
+            }
+            self.check_same_dtype(OP, g)?;
+            self.check_same_device(OP, g)?;
+        }
         *meta.grad.lock().unwrap_or_else(|e| e.into_inner()) = grad;
         Ok(())
     }
@@ -244,5 +258,44 @@ impl Tensor {
         let mut t = self.clone();
         t.grad_meta = meta;
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{DType, Error, Tensor};
+
+    #[test]
+    fn a_set_gradient_must_match_the_tensor() {
+        let w = Tensor::from_vec(vec![1.0f32, 2.0], [2])
+            .unwrap()
+            .requires_grad_();
+        let err = w
+            .set_grad(Some(Tensor::from_vec(vec![1.0f32; 3], [3]).unwrap()))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::ShapeMismatch { op: "set_grad", .. }),
+            "{err}"
+        );
+        let err = w
+            .set_grad(Some(Tensor::from_vec(vec![1.0f64, 2.0], [2]).unwrap()))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::DTypeMismatch {
+                    rhs: DType::F64,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Nothing was stored by the refused calls; a matching gradient is.
+        assert!(w.grad().is_none());
+        w.set_grad(Some(Tensor::from_vec(vec![3.0f32, 4.0], [2]).unwrap()))
+            .unwrap();
+        assert_eq!(w.grad().unwrap().to_vec::<f32>().unwrap(), vec![3.0, 4.0]);
+        let untracked = Tensor::from_vec(vec![1.0f32], [1]).unwrap();
+        assert!(untracked.set_grad(None).is_err());
     }
 }
