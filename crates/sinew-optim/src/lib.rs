@@ -4,7 +4,9 @@
 //! Adadelta, Adamax), learning-rate schedules, and gradient clipping.
 //!
 //! - Parameters come by name (`model.named_parameters()`), and the state is keyed by those names:
-//!   a reloaded optimizer finds its moments again or reports what it could not match.
+//!   a reloaded optimizer finds its moments again or reports what it could not match. So each
+//!   parameter appears once, under its own name: the first step (and the first after
+//!   [`Optim::groups_mut`]) refuses a list that repeats a parameter or a name.
 //! - Groups: [`Optim::add_group`] moves the parameters whose names match into a group with their
 //!   own options (a lower lr for the backbone, no weight decay on biases).
 //! - Steps update the parameters in place under `no_grad` with the core's in-place ops, on
@@ -29,6 +31,7 @@ mod adam;
 mod adaptive;
 mod builders;
 pub mod clip;
+mod distinct;
 mod grad_scaler;
 mod nadam;
 mod optimizer;

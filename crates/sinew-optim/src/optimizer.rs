@@ -177,6 +177,9 @@ pub struct Optim<R: UpdateRule> {
     /// The last step, queued to be skipped on the device if its flag is set, until the flag
     /// is read ([`crate::skip`]).
     unsettled: Option<Unsettled>,
+    /// Whether the groups, as they are now, were found to list each parameter once under its
+    /// own name ([`crate::distinct`]); cleared when the groups may change.
+    distinct: bool,
 }
 
 impl<R: UpdateRule> Optim<R> {
@@ -190,6 +193,7 @@ impl<R: UpdateRule> Optim<R> {
             groups: vec![ParamGroup { params, config }],
             state: BTreeMap::new(),
             unsettled: None,
+            distinct: false,
         }
     }
 
@@ -216,9 +220,21 @@ impl<R: UpdateRule> Optim<R> {
         &self.groups
     }
 
-    /// The groups, to change their hyper-parameters.
+    /// The groups, to change their hyper-parameters (or their parameters: the next step
+    /// checks again that each is listed once under its own name).
     pub fn groups_mut(&mut self) -> &mut [ParamGroup<R::Config>] {
+        self.distinct = false;
         &mut self.groups
+    }
+
+    /// Errors unless every parameter is listed once and under its own name (checked once
+    /// after the groups change, before any state is touched).
+    fn check_distinct(&mut self) -> Result<()> {
+        if !self.distinct {
+            crate::distinct::check_distinct(self.groups.iter().flat_map(|g| &g.params))?;
+            self.distinct = true;
+        }
+        Ok(())
     }
 
     /// Reads the flag of the last [`Optimizer::step_unless`] if the host has not yet, and
@@ -235,6 +251,7 @@ impl<R: UpdateRule> Optim<R> {
     /// Every group's step, given the scaler's flag (see [`crate::step`]), once the last
     /// `step_unless` is settled.
     fn step_groups(&mut self, skip: Option<&DeferredScalar>) -> Result<()> {
+        self.check_distinct()?;
         let _guard = no_grad();
         for group in &self.groups {
             crate::step::step_group::<R>(&mut self.state, group, skip)?;
@@ -327,6 +344,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
     }
 
     fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport> {
+        self.check_distinct()?;
         self.settle()?;
         if state.optimizer != R::NAME {
             return Err(Error::invalid(
