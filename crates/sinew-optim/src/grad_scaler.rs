@@ -118,8 +118,7 @@ fn any_set(flags: &[DeferredScalar]) -> Result<bool> {
 
 /// The gradient of `param`, made dense if it is not (backward stores contiguous gradients, but
 /// one set with `set_grad` may be any view) by replacing it with a dense copy multiplied by
-/// `inv_scale`; the dense gradient, and whether it
-/// still needs the multiplication.
+/// `inv_scale`; the dense gradient, and whether it still needs the multiplication.
 fn dense_grad(param: &Parameter, grad: Tensor, inv_scale: f64) -> Result<(Tensor, bool)> {
     if grad.is_contiguous() {
         return Ok((grad, true));
