@@ -87,10 +87,10 @@ pub struct GradScaler {
     /// The scale and growth count as of the last update whose flags the host has read.
     scale: f64,
     growth_tracker: u64,
-    /// The optimizers unscaled since the last `update` (by address, never read through: a
-    /// second `unscale_` of one is an error, as in PyTorch), each with its inf/NaN flags (one
-    /// per device).
-    unscaled: Vec<(usize, Vec<DeferredScalar>)>,
+    /// The optimizers unscaled since the last `update` (by [`Optimizer::identity`]: a second
+    /// `unscale_` of one is an error, as in PyTorch), each with its inf/NaN flags (one per
+    /// device).
+    unscaled: Vec<(u64, Vec<DeferredScalar>)>,
     /// The flags of each `update` not yet applied to the scale, oldest first (read at the
     /// next wait for the device; see the type's docs).
     unsettled: Vec<Vec<DeferredScalar>>,
@@ -100,10 +100,6 @@ impl Default for GradScaler {
     fn default() -> Self {
         GradScaler::new()
     }
-}
-
-fn address(opt: &dyn Optimizer) -> usize {
-    (opt as *const dyn Optimizer).cast::<()>() as usize
 }
 
 /// Whether any of `flags` is set (reads them: no wait once a download has fetched them).
@@ -212,7 +208,7 @@ impl GradScaler {
         if !self.config.enabled {
             return Ok(());
         }
-        let id = address(opt);
+        let id = opt.identity();
         if self.unscaled.iter().any(|(o, _)| *o == id) {
             return Err(Error::invalid(
                 "GradScaler::unscale_",
@@ -268,7 +264,7 @@ impl GradScaler {
         if !self.config.enabled {
             return opt.step();
         }
-        let id = address(opt);
+        let id = opt.identity();
         if !self.unscaled.iter().any(|(o, _)| *o == id) {
             self.unscale_(opt)?;
         }

@@ -3,6 +3,7 @@
 //! parameters and of parameters without a gradient, and in-place, allocation-free steps.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sinew_tensor::{DeferredScalar, Error, FusedStep, Parameter, Result, Tensor, no_grad};
 
@@ -58,6 +59,14 @@ pub trait Optimizer: Send {
     fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport>;
     /// The parameters of every group, in order (PyTorch's `param_groups[i]["params"]`).
     fn parameters(&self) -> Vec<Parameter>;
+    /// A number that tells this optimizer apart from every other one while it lives (the
+    /// [`GradScaler`](crate::GradScaler) keys the optimizers it unscaled by it). The same through
+    /// a `Box`, which forwards it, and after a move for [`Optim`], which draws it when made.
+    ///
+    /// Default: the optimizer's address (stable while it is not moved).
+    fn identity(&self) -> u64 {
+        (self as *const Self).cast::<()>() as usize as u64
+    }
 }
 
 /// A boxed optimizer is an optimizer (choose one at run time, hand it to a `Trainer`).
@@ -85,6 +94,9 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     }
     fn parameters(&self) -> Vec<Parameter> {
         (**self).parameters()
+    }
+    fn identity(&self) -> u64 {
+        (**self).identity()
     }
 }
 
@@ -170,6 +182,9 @@ pub trait UpdateRule: Send + 'static {
     fn update(config: &Self::Config, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()>;
 }
 
+/// The next [`Optim`]'s identity (odd numbers; see [`Optimizer::identity`]).
+static NEXT_IDENTITY: AtomicU64 = AtomicU64::new(1);
+
 /// An optimizer: parameter groups plus an [`UpdateRule`].
 pub struct Optim<R: UpdateRule> {
     groups: Vec<ParamGroup<R::Config>>,
@@ -180,6 +195,9 @@ pub struct Optim<R: UpdateRule> {
     /// Whether the groups, as they are now, were found to list each parameter once under its
     /// own name ([`crate::distinct`]); cleared when the groups may change.
     distinct: bool,
+    /// [`Optimizer::identity`]: drawn from a process-wide count when made, odd, so that it
+    /// never equals the default's address of another optimizer (addresses are aligned).
+    identity: u64,
 }
 
 impl<R: UpdateRule> Optim<R> {
@@ -194,6 +212,7 @@ impl<R: UpdateRule> Optim<R> {
             state: BTreeMap::new(),
             unsettled: None,
             distinct: false,
+            identity: NEXT_IDENTITY.fetch_add(2, Ordering::Relaxed),
         }
     }
 
@@ -281,6 +300,10 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
             None => self.unsettled = Some(last),
         }
         Ok(())
+    }
+
+    fn identity(&self) -> u64 {
+        self.identity
     }
 
     fn parameters(&self) -> Vec<Parameter> {

@@ -93,6 +93,32 @@ fn a_gradient_backward_gave_two_parameters_is_unscaled_once() -> Result<()> {
     Ok(())
 }
 
+/// `unscale_` then `step` find the same optimizer however it is reached (boxed or not) and
+/// after a move: its gradients are divided by the scale once.
+#[test]
+fn an_optimizer_unscaled_through_a_box_or_moved_is_not_unscaled_again() -> Result<()> {
+    let w = param(vec![1.0, 2.0], &[2])?;
+    let mut boxed: Box<dyn Optimizer> =
+        Box::new(sgd(vec![("w".into(), w.clone())], SgdConfig::new(0.5)));
+    let mut scaler = GradScaler::new();
+    scaler.scale(&w.value().square()?.sum_all()?)?.backward()?;
+    scaler.unscale_(&boxed)?; // the box
+    scaler.step(boxed.as_mut())?; // the optimizer inside it
+    scaler.update();
+    // w - 0.5 * 2w = 0.
+    assert_eq!(w.value().to_vec::<f32>()?, vec![0.0, 0.0]);
+
+    let v = param(vec![1.0, 2.0], &[2])?;
+    let opt = sgd(vec![("v".into(), v.clone())], SgdConfig::new(0.25));
+    scaler.scale(&v.value().square()?.sum_all()?)?.backward()?;
+    scaler.unscale_(&opt)?;
+    let mut moved = Box::new(opt); // to the heap: a new address
+    scaler.step(&mut *moved)?;
+    // v - 0.25 * 2v = v / 2.
+    assert_eq!(v.value().to_vec::<f32>()?, vec![0.5, 1.0]);
+    Ok(())
+}
+
 #[test]
 fn unscale_twice_and_half_gradients_are_errors() -> Result<()> {
     let w = Parameter::new(Tensor::ones([2], DType::F32, &Device::cpu())?);
