@@ -35,9 +35,9 @@ $sinew train --model lenet5 --dataset mnist --limit 512 --epochs 1 --augment cro
 grep -q "^test accuracy: " "$out/mnist.txt"
 $sinew train --model perceptron --dataset moons --epochs 5 | tee "$out/perceptron.txt"
 grep -q "^test accuracy: " "$out/perceptron.txt"
-# Mixed precision (bf16 autocast on the CPU) through the same command.
+# Mixed precision (bf16 autocast on the CPU) through the same command, gradients clipped.
 $sinew train --model lenet5 --dataset mnist --limit 256 --epochs 1 --precision mixed \
-    | tee "$out/mixed.txt"
+    --clip-grad-norm 1.0 | tee "$out/mixed.txt"
 grep -q "^test accuracy: " "$out/mixed.txt"
 # Into a file, not `| grep -q`: grep exits at the match and the writer would meet a closed
 # pipe, which `pipefail` counts as a failure.

@@ -198,6 +198,9 @@ pub struct TrainArgs {
     /// Stop after this many epochs without a better validation loss (restores the best weights).
     #[arg(long)]
     pub early_stopping: Option<usize>,
+    /// Clip each step's gradients to this total 2-norm (PyTorch's `clip_grad_norm_`).
+    #[arg(long)]
+    pub clip_grad_norm: Option<f64>,
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,

@@ -131,6 +131,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if args.precision == Precision::Mixed {
         trainer = trainer.precision(sinew::train::Precision::mixed_for(&device));
     }
+    if let Some(max_norm) = args.clip_grad_norm {
+        trainer = trainer.clip_grad_norm(max_norm);
+    }
     if let Some(g) = &group {
         trainer = trainer.distributed(g.clone());
     }

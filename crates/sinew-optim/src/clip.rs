@@ -4,17 +4,24 @@ use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor, no_grad};
 
 /// Scales every gradient by `min(max_norm / (total + 1e-6), 1)`, where `total` is the
 /// `norm_type`-norm of all gradients together (`f64::INFINITY` for the max norm), computed in
-/// f64 (PyTorch's `_foreach_norm`, one multi-tensor kernel a few dozen gradients on a GPU). Returns `total` as a 0-d f64 tensor on the first gradient's device, as PyTorch returns
-/// it: nothing here waits for a GPU (read it with `item()`), unless `error_if_nonfinite`, which
+/// f64 (PyTorch's `_foreach_norm`, one multi-tensor kernel a few dozen gradients on a GPU).
+/// Returns `total` as a 0-d f64 tensor on the first gradient's device, as PyTorch returns it:
+/// nothing here waits for a GPU (read it with `item()`), unless `error_if_nonfinite`, which
 /// reads it to make a non-finite total an error, as PyTorch's does. Parameters without a
 /// gradient are skipped (none: a total of 0 on the CPU). A NaN total makes the gradients NaN,
-/// as in PyTorch.
+/// as in PyTorch. A negative or NaN `max_norm` is an error (PyTorch would scale by it).
 pub fn clip_grad_norm_(
     params: &[Parameter],
     max_norm: f64,
     norm_type: f64,
     error_if_nonfinite: bool,
 ) -> Result<Tensor> {
+    if max_norm.is_nan() || max_norm < 0.0 {
+        return Err(Error::invalid(
+            "clip_grad_norm_",
+            format!("max_norm must be zero or more, got {max_norm}"),
+        ));
+    }
     let grads: Vec<_> = params.iter().filter_map(Parameter::grad).collect();
     let Some(first) = grads.first() else {
         return Tensor::zeros((), DType::F64, &Device::cpu());

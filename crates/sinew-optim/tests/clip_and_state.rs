@@ -61,6 +61,16 @@ fn non_finite_norms_follow_pytorch() -> Result<()> {
     assert!(grad(&p[0]).iter().all(|v| v.is_nan()));
     let none = clip_grad_norm_(&[], 1.0, 2.0, false)?;
     assert_eq!((none.item()?, none.device().is_cpu()), (0.0, true));
+    // A negative or NaN bound is refused, the gradients untouched (PyTorch would flip or NaN
+    // them).
+    let p = [with_grad(vec![3.0, 4.0])?];
+    for bad in [-1.0, f64::NAN] {
+        let err = clip_grad_norm_(&p, bad, 2.0, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_norm must be zero or more"), "{err}");
+    }
+    assert_eq!(grad(&p[0]), [3.0, 4.0]);
     Ok(())
 }
 

@@ -61,6 +61,8 @@ pub struct Trainer<'a> {
     scaler_config: GradScalerConfig,
     scaler: GradScaler,
     weight_casts: WeightCasts,
+    /// The largest 2-norm of all gradients together a step may take ([`Trainer::clip_grad_norm`]).
+    clip_grad_norm: Option<f64>,
 }
 
 impl<'a> Trainer<'a> {
@@ -84,6 +86,7 @@ impl<'a> Trainer<'a> {
             scaler_config: GradScalerConfig::default(),
             scaler: Precision::F32.scaler(GradScalerConfig::default()),
             weight_casts: WeightCasts::default(),
+            clip_grad_norm: None,
         }
     }
 
@@ -101,6 +104,15 @@ impl<'a> Trainer<'a> {
     pub fn grad_scaler_config(mut self, config: GradScalerConfig) -> Self {
         self.scaler_config = config;
         self.scaler = self.precision.scaler(config);
+        self
+    }
+
+    /// Clips the gradients before every step so that their 2-norm, all together, is at most
+    /// `max_norm` ([`sinew_optim::clip_grad_norm_`]; PyTorch Lightning's
+    /// `gradient_clip_val`, Keras' `global_clipnorm`). In mixed precision the gradients are
+    /// unscaled first, as PyTorch's recipe does, so the norm is that of the true gradients.
+    pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
+        self.clip_grad_norm = Some(max_norm);
         self
     }
 
@@ -244,6 +256,11 @@ impl<'a> Trainer<'a> {
                 self.scaler.scale(&loss)?.backward()?;
                 if let Some(d) = &self.distributed {
                     d.after_backward()?;
+                }
+                if let Some(max_norm) = self.clip_grad_norm {
+                    self.scaler.unscale_(self.optimizer.as_ref())?;
+                    let params = self.optimizer.parameters();
+                    sinew_optim::clip_grad_norm_(&params, max_norm, 2.0, false)?;
                 }
                 self.scaler.step(self.optimizer.as_mut())?;
                 self.scaler.update();

@@ -261,3 +261,54 @@ fn a_lent_early_stopping_can_be_read_after_fit() -> Result<()> {
     assert_eq!(stopper.stopped_epoch(), Some(1));
     Ok(())
 }
+
+/// `clip_grad_norm` clips each step's gradients to the given total 2-norm before the optimizer
+/// steps: one step of the trainer equals a hand-written step with `clip_grad_norm_`, and moves
+/// the weights by exactly lr * max_norm (the unclipped gradient being larger).
+#[test]
+fn clipping_limits_each_step_as_a_hand_written_loop_does() -> Result<()> {
+    use sinew_nn::{Linear, Module};
+    use sinew_optim::{Optimizer, clip_grad_norm_};
+    let (lr, max_norm) = (0.5, 0.05);
+    let (model, twin) = (Linear::new(4, 3)?, Linear::new(4, 3)?);
+    twin.load_state_dict(&model.state_dict(), true)?;
+    let data = common::loader(common::blobs(32, 1), 32, false);
+    // The values, not the state dict: its tensors are the parameters themselves.
+    let before: Vec<Vec<f32>> = model
+        .state_dict()
+        .iter()
+        .map(|(_, t)| t.to_vec::<f32>())
+        .collect::<Result<_>>()?;
+
+    let opt = sgd(model.named_parameters(), SgdConfig::new(lr));
+    Trainer::new(&model, opt, F::cross_entropy)
+        .clip_grad_norm(max_norm)
+        .verbosity(Verbosity::Silent)
+        .fit(&data, Some(&data), 1)?;
+
+    let batch = data.batch(0, 0)?;
+    let mut opt = sgd(twin.named_parameters(), SgdConfig::new(lr));
+    F::cross_entropy(&twin.forward(&batch.inputs)?, &batch.targets)?.backward()?;
+    let total = clip_grad_norm_(&twin.parameters(), max_norm, 2.0, false)?.item()?;
+    assert!(
+        total > 10.0 * max_norm,
+        "the gradient's norm {total} needs no clipping"
+    );
+    opt.step()?;
+
+    let mut moved = 0.0;
+    let (trained, by_hand) = (model.state_dict(), twin.state_dict());
+    let pairs = trained.iter().zip(by_hand.iter());
+    for (((name, got), (_, want)), start) in pairs.zip(&before) {
+        assert_eq!(got.to_vec::<f32>()?, want.to_vec::<f32>()?, "{name}");
+        for (a, b) in got.to_vec::<f32>()?.iter().zip(start) {
+            moved += f64::from(a - b).powi(2);
+        }
+    }
+    assert!(
+        (moved.sqrt() - lr * max_norm).abs() < 1e-6,
+        "{}",
+        moved.sqrt()
+    );
+    Ok(())
+}
