@@ -218,3 +218,36 @@ fn saving_replaces_an_existing_file_whole() -> Result<()> {
     std::fs::remove_dir_all(dir).ok();
     Ok(())
 }
+
+/// Threads saving to one path at once each write a temporary file of their own: every save
+/// succeeds, the file left is one thread's whole state dict, and no temporary file remains.
+#[test]
+fn concurrent_saves_to_one_path_leave_one_whole_file() -> Result<()> {
+    let dir = temp_dir("concurrent");
+    let path = dir.join("w.safetensors");
+    std::thread::scope(|s| {
+        let path = &path;
+        let threads: Vec<_> = (0..6u8)
+            .map(|t| {
+                s.spawn(move || {
+                    let value = Tensor::full([50_000], f64::from(t), DType::F32, &Device::cpu())?;
+                    let sd: StateDict = [("a".to_string(), value)].into_iter().collect();
+                    for _ in 0..4 {
+                        save_safetensors(&sd, path)?;
+                    }
+                    Ok::<(), sinew_tensor::Error>(())
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .try_for_each(|t| t.join().expect("a saving thread panicked"))
+    })?;
+    let values = load_safetensors(&path)?.get("a").unwrap().to_vec::<f32>()?;
+    assert_eq!(values.len(), 50_000);
+    assert!(values.iter().all(|&v| v == values[0]) && values[0] < 6.0);
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::remove_dir_all(dir).ok();
+    Ok(())
+}
