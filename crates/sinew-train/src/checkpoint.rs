@@ -7,7 +7,8 @@
 //! Writing: everything goes to `<dir>.new`, a `COMPLETE` marker is written last and synced,
 //! then `<dir>` is renamed to `<dir>.old`, `<dir>.new` to `<dir>`, and `<dir>.old` removed. A
 //! kill at any point leaves a complete checkpoint: `<dir>`, or `<dir>.new` (complete, not yet
-//! renamed), or `<dir>.old` (the previous one); [`TrainingCheckpoint::load`] finds it.
+//! renamed), or `<dir>.old` (the previous one); [`TrainingCheckpoint::load`] finds it. The
+//! next save first completes a rename left undone, so it never deletes the latest complete one.
 
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,11 @@ impl TrainingCheckpoint {
     ) -> Result<()> {
         let dir = dir.as_ref();
         let (new, old) = (sibling(dir, ".new"), sibling(dir, ".old"));
+        // A save stopped between its two renames left the latest checkpoint in `<dir>.new`:
+        // finish that rename first, so that this save does not delete it to start over.
+        if !dir.exists() && new.join(MARKER).exists() {
+            std::fs::rename(&new, dir).map_err(|e| io(dir, e))?;
+        }
         if new.exists() {
             std::fs::remove_dir_all(&new).map_err(|e| io(&new, e))?;
         }

@@ -71,3 +71,51 @@ fn a_kill_during_a_save_leaves_a_loadable_checkpoint() -> Result<()> {
     }
     Ok(())
 }
+
+/// An optimizer whose state cannot be read: a save with it fails once it has started writing.
+struct Unsaveable;
+
+impl Optimizer for Unsaveable {
+    fn step(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn zero_grad(&self) {}
+    fn lrs(&self) -> Vec<f64> {
+        Vec::new()
+    }
+    fn set_lr(&mut self, _: usize, _: f64) -> Result<()> {
+        Ok(())
+    }
+    fn state_dict(&self) -> Result<sinew_optim::OptimizerState> {
+        Err(sinew_tensor::Error::invalid("state_dict", "unreadable"))
+    }
+    fn load_state_dict(
+        &mut self,
+        _: &sinew_optim::OptimizerState,
+    ) -> Result<sinew_optim::StateReport> {
+        Ok(sinew_optim::StateReport::default())
+    }
+    fn parameters(&self) -> Vec<sinew_tensor::Parameter> {
+        Vec::new()
+    }
+}
+
+/// A save killed between its two renames leaves the latest checkpoint in `<dir>.new` (and
+/// none at `<dir>`): the next save moves it in place before it starts, so even when that save
+/// fails too the checkpoint is still there to load.
+#[test]
+fn a_save_after_one_stopped_between_its_renames_keeps_the_latest_checkpoint() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("sinew-train-renames-{}", std::process::id()));
+    let new = std::path::PathBuf::from(format!("{}.new", dir.display()));
+    let model = common::model()?;
+    let opt = adam(model.named_parameters(), AdamConfig::new(0.01));
+    TrainingCheckpoint::save(&dir, &model, &opt, 7)?;
+    std::fs::rename(&dir, &new).unwrap();
+    let err = TrainingCheckpoint::save(&dir, &model, &Unsaveable, 8).unwrap_err();
+    assert!(err.to_string().contains("unreadable"), "{err}");
+    let mut opt = adam(model.named_parameters(), AdamConfig::new(0.01));
+    assert_eq!(TrainingCheckpoint::load(&dir, &model, &mut opt)?, 7);
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&new).ok();
+    Ok(())
+}
