@@ -7,7 +7,7 @@ use sinew::optim::*;
 use sinew::prelude::*;
 use sinew::train::callbacks::{EarlyStopping, LrScheduler, PlateauScheduler};
 use sinew::train::metrics::{RegressionError, accuracy};
-use sinew::train::{Trainer, Verbosity};
+use sinew::train::{Trainer, Validation, Verbosity};
 use std::sync::Arc;
 
 use crate::args::{EvalArgs, ModelName, Precision, ScheduleName, TrainArgs};
@@ -168,7 +168,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     } else if args.resume {
         return Err(Error::invalid("--resume", "needs --checkpoint-dir"));
     }
-    let history = trainer.fit(&train_loader, validate.then_some(&val_loader), args.epochs)?;
+    let val: &dyn Validation = &val_loader;
+    let history = trainer.fit(&train_loader, validate.then_some(val), args.epochs)?;
     if !main {
         // The test set is evaluated over all ranks together; rank 0 reports.
         trainer.evaluate(&test_loader)?;

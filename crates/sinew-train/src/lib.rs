@@ -38,4 +38,4 @@ pub use distributed::Distributed;
 pub use history::{History, Logs};
 pub use precision::Precision;
 pub use progress::Verbosity;
-pub use trainer::{LossFn, Trainer};
+pub use trainer::{LossFn, Trainer, Validation};

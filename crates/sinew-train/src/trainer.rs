@@ -17,6 +17,19 @@ use crate::progress::{Progress, Verbosity};
 use crate::{CheckpointExtras, History, Logs, TrainingCheckpoint};
 use crate::{Distributed, Precision};
 
+/// The validation data of [`Trainer::fit`]: any [`DataLoader`] of samples. `fit` takes it as
+/// `Option<&dyn Validation>`, so that `fit(&train, None, epochs)` names no loader type.
+pub trait Validation {
+    /// `trainer.evaluate(self)`: the mean loss and metrics over this data.
+    fn evaluate_on(&self, trainer: &mut Trainer<'_>) -> Result<Logs>;
+}
+
+impl<D: Dataset<Item = Sample> + 'static> Validation for DataLoader<D> {
+    fn evaluate_on(&self, trainer: &mut Trainer<'_>) -> Result<Logs> {
+        trainer.evaluate(self)
+    }
+}
+
 /// A loss: model outputs and targets to a scalar tensor (`F::cross_entropy`, `F::mse_loss`...).
 pub type LossFn<'a> = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + 'a>;
 
@@ -217,16 +230,16 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains until epoch `epochs` (counting from 0, or from a resumed checkpoint), evaluating
-    /// on `val` after each epoch when given. Stops early when a callback asks.
-    pub fn fit<D, V>(
+    /// on `val` after each epoch when given (`Some(&val_loader)`, any [`DataLoader`] of
+    /// samples; `None` needs no type). Stops early when a callback asks.
+    pub fn fit<D>(
         &mut self,
         train: &DataLoader<D>,
-        val: Option<&DataLoader<V>>,
+        val: Option<&dyn Validation>,
         epochs: usize,
     ) -> Result<History>
     where
         D: Dataset<Item = Sample> + 'static,
-        V: Dataset<Item = Sample> + 'static,
     {
         let mut history = History::default();
         let verbosity = if self.is_main() {
@@ -302,7 +315,7 @@ impl<'a> Trainer<'a> {
                 logs.insert("lr".into(), *lr);
             }
             if let Some(val) = val {
-                for (k, v) in self.evaluate(val)? {
+                for (k, v) in val.evaluate_on(self)? {
                     logs.insert(format!("val_{k}"), v);
                 }
             }

@@ -196,7 +196,7 @@ fn checkpoints_keep_the_last_files_and_csv_logs_every_epoch() -> Result<()> {
         .verbosity(Verbosity::Silent)
         .callback(ModelCheckpoint::new(&template).keep_last(2))
         .callback(CsvLogger::new(&csv));
-    let history = trainer.fit::<_, sinew_data::VecDataset<sinew_data::Sample>>(&train, None, 4)?;
+    let history = trainer.fit(&train, None, 4)?;
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -235,7 +235,7 @@ fn a_callback_can_stop_training_and_change_the_learning_rate() -> Result<()> {
     let mut trainer = Trainer::new(&model, opt, F::cross_entropy)
         .verbosity(Verbosity::Silent)
         .callback(HalveAndStop);
-    let history = trainer.fit::<_, sinew_data::VecDataset<sinew_data::Sample>>(&train, None, 10)?;
+    let history = trainer.fit(&train, None, 10)?;
     assert_eq!(history.get("lr"), vec![0.4, 0.2, 0.1]);
     assert_eq!(trainer.optimizer().lrs(), vec![0.05]);
     Ok(())

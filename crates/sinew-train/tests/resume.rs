@@ -39,19 +39,18 @@ fn weights(model: &sinew_nn::Sequential) -> Result<Vec<Vec<f32>>> {
 fn resuming_gives_bit_identical_weights() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("sinew-train-resume-{}", std::process::id()));
     let train = common::loader(common::blobs(90, 7), 16, true);
-    type D = sinew_data::VecDataset<sinew_data::Sample>;
 
     // Uninterrupted: 5 epochs.
     manual_seed(11);
     let a = common::model()?;
     let mut ta = trainer(&a, 0.01)?;
-    let history_a = ta.fit::<_, D>(&train, None, 5)?;
+    let history_a = ta.fit(&train, None, 5)?;
 
     // Interrupted after 2 epochs, checkpointed...
     manual_seed(11);
     let b = common::model()?;
     let mut tb = trainer(&b, 0.01)?.checkpoint_every_epoch(&dir);
-    tb.fit::<_, D>(&train, None, 2)?;
+    tb.fit(&train, None, 2)?;
     drop(tb);
 
     // ...and resumed in a fresh model and optimizer (different init, generator moved on).
@@ -59,7 +58,7 @@ fn resuming_gives_bit_identical_weights() -> Result<()> {
     let c = common::model()?;
     let mut tc = trainer(&c, 0.5)?;
     assert_eq!(tc.resume(&dir)?, 2);
-    let history_c = tc.fit::<_, D>(&train, None, 5)?;
+    let history_c = tc.fit(&train, None, 5)?;
     assert_eq!(weights(&a)?, weights(&c)?);
     // The schedule resumed too: the learning rates of epochs 3..5 and the final one agree.
     assert_eq!(history_a.get("lr")[2..], history_c.get("lr")[..]);

@@ -138,7 +138,7 @@ fn main() -> Result<()> {
             let mut trainer = Trainer::new(&model, opt, F::cross_entropy)
                 .metric(accuracy())
                 .verbosity(Verbosity::Silent);
-            trainer.fit(train, None::<&DataLoader<VecDataset<Sample>>>, cv_epochs)?;
+            trainer.fit(train, None, cv_epochs)?;
             trainer.evaluate(val)
         })?;
         let stat = |k: &str| {

@@ -107,7 +107,7 @@ fn fit(model: &Net, train: &Loader, test: &Loader, epochs: usize, v: Verbosity) 
     let mut trainer = Trainer::new(model, opt, F::cross_entropy)
         .metric(accuracy())
         .verbosity(v);
-    trainer.fit(train, None::<&Loader>, epochs)?;
+    trainer.fit(train, None, epochs)?;
     Ok(trainer
         .evaluate(test)?
         .get("accuracy")

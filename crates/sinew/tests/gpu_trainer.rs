@@ -87,8 +87,7 @@ fn a_fit_step_with_metrics_waits_once() {
                 device: dev.clone(),
                 log: log.clone(),
             });
-        let none: Option<&DataLoader<VecDataset<Sample>>> = None;
-        let history = trainer.fit(&loader(&dev), none, 2).unwrap();
+        let history = trainer.fit(&loader(&dev), None, 2).unwrap();
         let at = log.lock().unwrap().clone();
         let per_step: Vec<u64> = at.windows(2).map(|w| w[1].0 - w[0].0).collect();
         // Step 6 is the next epoch's first: the epoch's end read the metrics in between.

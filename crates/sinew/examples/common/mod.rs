@@ -103,7 +103,7 @@ pub fn trained_lenet(
             println!("loaded {} ({report})", path.display());
         } else {
             let train = DataLoader::new(first(Split::Train, train_examples)?, config(64, true))?;
-            trainer.fit(&train, None::<&DataLoader<Mnist>>, 1)?;
+            trainer.fit(&train, None, 1)?;
         }
         let logs = trainer.evaluate(&test)?;
         logs.get("accuracy").copied().unwrap_or(f64::NAN)
