@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -113,7 +114,8 @@ impl Default for LoaderConfig {
 /// let config = LoaderConfig { batch_size: 4, ..Default::default() };
 /// let loader = DataLoader::new(Arc::new(VecDataset::new(rows)), config)?;
 /// assert_eq!(loader.num_batches(), 3); // 4 + 4 + 2 (the last batch is kept)
-/// for batch in loader.epoch(0) {
+/// for batch in &loader {
+///     // The next epoch, as PyTorch's `for x, y in loader` (`loader.epoch(e)` for a given one).
 ///     let batch = batch?;
 ///     assert_eq!(batch.inputs.dims()[1], 2); // [batch, features]
 /// }
@@ -123,6 +125,8 @@ pub struct DataLoader<D> {
     dataset: Arc<D>,
     transform: Option<Arc<dyn Transform>>,
     config: LoaderConfig,
+    /// Epochs started by `for batch in &loader` (the next such loop runs this epoch).
+    passes: AtomicU64,
 }
 
 /// What workers need to build any batch of one epoch.
@@ -209,6 +213,7 @@ impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
             dataset,
             transform: None,
             config,
+            passes: AtomicU64::new(0),
         })
     }
 
@@ -389,6 +394,18 @@ fn worker<D: Dataset<Item = Sample>>(plan: &EpochPlan<D>, shared: &Shared) {
         let batch = plan.build_caught(b, false);
         shared.lock().ready.insert(b, batch);
         shared.wake.notify_all();
+    }
+}
+
+/// `for batch in &loader`, as PyTorch's `for x, y in loader`: each loop runs the loader's next
+/// epoch (0, then 1, ...), so a shuffled loader visits a new order every pass, the same orders
+/// on every run with the same seed. [`DataLoader::epoch`] runs a given epoch (resuming a run).
+impl<D: Dataset<Item = Sample> + 'static> IntoIterator for &DataLoader<D> {
+    type Item = Result<Batch>;
+    type IntoIter = EpochIter<D>;
+
+    fn into_iter(self) -> EpochIter<D> {
+        self.epoch(self.passes.fetch_add(1, Ordering::Relaxed))
     }
 }
 

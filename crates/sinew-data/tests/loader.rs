@@ -114,6 +114,33 @@ fn shuffle_is_seeded_and_changes_per_epoch() {
     assert_ne!(collect(&other, 0)[0].indices, e0);
 }
 
+/// `for batch in &loader` runs epoch 0, then 1, ...: a new order each pass, the same as
+/// `epoch(e)` gives.
+#[test]
+fn iterating_the_loader_runs_its_next_epoch() {
+    let loader = DataLoader::new(dataset(40), config(8, 2)).unwrap();
+    let indices = |batches: Vec<Batch>| batches.into_iter().flat_map(|b| b.indices).collect();
+    let mut passes: Vec<Vec<usize>> = Vec::new();
+    for _ in 0..3 {
+        let mut seen = Vec::new();
+        for batch in &loader {
+            seen.extend(batch.unwrap().indices);
+        }
+        passes.push(seen);
+    }
+    for (epoch, pass) in passes.iter().enumerate() {
+        let want: Vec<usize> = indices(collect(&loader, epoch as u64));
+        assert_eq!(pass, &want, "pass {epoch}");
+    }
+    assert_ne!(passes[0], passes[1]);
+    // `epoch(e)` does not move the count: the next loop is the fourth pass.
+    let fourth: Vec<usize> = (&loader)
+        .into_iter()
+        .flat_map(|b| b.unwrap().indices)
+        .collect();
+    assert_eq!(fourth, indices(collect(&loader, 3)));
+}
+
 #[test]
 fn same_batches_for_any_worker_count() {
     let reference: Vec<(Vec<usize>, Vec<f32>, Vec<i64>)> = {
