@@ -358,15 +358,15 @@ fn i64_division_matches_the_cpu() {
     rhs[0] = -1;
     let a = Tensor::from_vec(lhs, [37, 53]).unwrap();
     let b = Tensor::from_vec(rhs, [53]).unwrap();
-    let (c, g) = both(&dev, &[&a, &b], |t| t[0].div(&t[1]));
+    let (c, g) = both(&dev, &[&a, &b], |t| t[0].div_trunc(&t[1]));
     assert_eq!(c.to_vec::<i64>().unwrap(), g.to_vec::<i64>().unwrap());
     let (c, g) = both(&dev, &[&a.t().unwrap(), &b.unsqueeze(1).unwrap()], |t| {
-        t[0].div(&t[1])
+        t[0].div_trunc(&t[1])
     });
     assert_eq!(c.to_vec::<i64>().unwrap(), g.to_vec::<i64>().unwrap());
     let zeros = Tensor::from_vec(vec![3i64, 0, 5], [3]).unwrap();
     errors(&dev, &[&a.narrow(1, 0, 3).unwrap(), &zeros], |t| {
-        t[0].div(&t[1])
+        t[0].div_trunc(&t[1])
     });
     println!("div i64: max error 0 (exact), i64::MIN / -1 wraps");
 }

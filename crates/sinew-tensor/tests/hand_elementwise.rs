@@ -161,10 +161,18 @@ fn binary_ops_with_broadcasting() {
     );
     // torch.div(torch.tensor([7, -7]), 2, rounding_mode='trunc') = [3, -3]
     assert_eq!(
-        i.div(&Tensor::scalar(2i64))
+        i.div_trunc(&Tensor::scalar(2i64))
             .unwrap()
             .to_vec::<i64>()
             .unwrap(),
         vec![3, -3]
+    );
+    // torch.tensor([7, -7]) / 2 = [3.5, -3.5] (float32)
+    assert_eq!(
+        i.div(&Tensor::scalar(2i64))
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap(),
+        vec![3.5, -3.5]
     );
 }

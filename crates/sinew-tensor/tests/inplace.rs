@@ -355,7 +355,8 @@ fn integer_ops() {
     assert_eq!(t.to_vec::<i64>().unwrap(), vec![3, 0, 5, 6, 7, -4]);
     t.mul_scalar_(3.0).unwrap();
     assert_eq!(t.to_vec::<i64>().unwrap(), vec![9, 0, 15, 18, 21, -12]);
-    t.div_(&s).unwrap();
+    assert!(t.div_(&s).unwrap_err().to_string().contains("div_trunc_"));
+    t.div_trunc_(&s).unwrap();
     assert_eq!(t.to_vec::<i64>().unwrap(), vec![4, 0, 7, 9, 10, -6]);
     t.axpy_(-2.0, &s).unwrap();
     assert_eq!(t.to_vec::<i64>().unwrap(), vec![0, -4, 3, 5, 6, -10]);
@@ -369,7 +370,7 @@ fn integer_ops() {
     t.fill_(5.0).unwrap();
     let zero = Tensor::from_vec(vec![1i64, 0, 1], [3]).unwrap();
     assert!(
-        t.div_(&zero)
+        t.div_trunc_(&zero)
             .unwrap_err()
             .to_string()
             .contains("division by zero")

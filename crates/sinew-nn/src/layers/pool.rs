@@ -139,7 +139,7 @@ pub fn max_pool2d_with_indices(x: &Tensor, o: &PoolOptions) -> Result<(Tensor, T
     // Indices into the padded plane -> indices into the input plane.
     let (w, wp) = (x.dims()[3], padded.dims()[3]);
     let wp_t = Tensor::full((), wp as f64, DType::I64, x.device())?;
-    let rows = idx.div(&wp_t)?;
+    let rows = idx.div_trunc(&wp_t)?;
     let cols = idx.sub(&rows.mul_scalar(wp as f64)?)?;
     let fixed = rows
         .sub_scalar(ph as f64)?

@@ -5,7 +5,7 @@
 //! output for `add_relu` (a sum and ReLU in one node).
 
 use super::untracked;
-use crate::{BackwardCtx, BinaryOp, Result, Save, Tensor};
+use crate::{BackwardCtx, BinaryOp, DType, Result, Save, Tensor};
 
 /// A 0/1 constant in `like`'s dtype from a Bool mask.
 fn indicator(mask: Tensor, like: &Tensor) -> Result<Tensor> {
@@ -91,6 +91,12 @@ impl Tensor {
     /// promotion; f16 with bf16 gives f32), the casts recorded so each gradient keeps its
     /// input's dtype.
     pub fn binary(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
+        if op == BinaryOp::Div && !self.dtype().is_float() && !rhs.dtype().is_float() {
+            // PyTorch's true division: integer operands divide as f32, its default float
+            // dtype (`torch.tensor([7]) / 2` is 3.5); [`Tensor::div_trunc`] keeps integers.
+            let (a, b) = (self.to_dtype(DType::F32)?, rhs.to_dtype(DType::F32)?);
+            return a.binary(op, &b);
+        }
         if self.dtype() != rhs.dtype()
             && let Some(common) = crate::autocast::promote_floats(self.dtype(), rhs.dtype())
         {

@@ -143,7 +143,8 @@ binary_methods! {
     sub => Sub;
     /// `a * b` with broadcasting. PyTorch equivalent: `torch.mul`.
     mul => Mul;
-    /// `a / b` with broadcasting (integers: truncating, division by zero is an error).
+    /// `a / b` with broadcasting: true division, as PyTorch's `torch.div`; integer operands
+    /// give an f32 result (`[7, -7] / 2` is `[3.5, -3.5]`; [`Tensor::div_trunc`] truncates).
     div => Div;
     /// `a ^ b` with broadcasting. PyTorch equivalent: `torch.pow`.
     pow => Pow;
@@ -151,6 +152,24 @@ binary_methods! {
     maximum => Maximum;
     /// Elementwise minimum (NaN propagates). PyTorch equivalent: `torch.minimum`.
     minimum => Minimum;
+}
+
+impl Tensor {
+    /// Integer division rounded toward zero (`[7, -7] / 2` is `[3, -3]`), with broadcasting;
+    /// integer operands only, and division by zero is an error. PyTorch equivalent:
+    /// `torch.div(a, b, rounding_mode="trunc")`.
+    pub fn div_trunc(&self, rhs: &Tensor) -> Result<Tensor> {
+        for t in [self, rhs] {
+            if t.dtype().is_float() {
+                return Err(Error::UnsupportedDType {
+                    op: "div_trunc (integer tensors; floats divide with div)",
+                    dtype: t.dtype(),
+                });
+            }
+        }
+        // Integer tensors never require gradients: nothing to record.
+        self.binary_untracked(BinaryOp::Div, rhs)
+    }
 }
 
 macro_rules! compare_methods {
@@ -292,17 +311,36 @@ mod tests {
         let a = Tensor::from_vec(vec![7i64, 8], [2]).unwrap();
         let b = Tensor::from_vec(vec![2i64, 0], [2]).unwrap();
         assert!(
-            a.div(&b)
+            a.div_trunc(&b)
                 .unwrap_err()
                 .to_string()
                 .contains("division by zero")
         );
+        let a = Tensor::from_vec(vec![7i64, -7], [2]).unwrap();
+        let two = Tensor::scalar(2i64);
+        assert_eq!(a.div_trunc(&two).unwrap().to_vec::<i64>().unwrap(), [3, -3]);
+        let floats = Tensor::from_vec(vec![7.0f32], [1]).unwrap();
+        assert!(floats.div_trunc(&floats).is_err());
+    }
+
+    #[test]
+    fn integer_true_division_gives_floats_as_pytorch() {
+        let a = Tensor::from_vec(vec![7i64, -7, 1], [3]).unwrap();
+        let b = Tensor::from_vec(vec![2i64, 2, 0], [3]).unwrap();
+        let q = a.div(&b).unwrap();
+        assert_eq!(q.dtype(), DType::F32);
+        assert_eq!(q.to_vec::<f32>().unwrap(), [3.5, -3.5, f32::INFINITY]);
+        let correct = Tensor::from_vec(vec![true, false, true], [3]).unwrap();
+        let count = correct.sum_all().unwrap();
+        let rate = count.div(&Tensor::scalar(4i64)).unwrap();
+        assert_eq!(rate.to_vec::<f32>().unwrap(), [0.5]);
         assert_eq!(
-            a.div(&Tensor::scalar(2i64))
-                .unwrap()
-                .to_vec::<i64>()
-                .unwrap(),
-            vec![3, 4]
+            a.div_scalar(2.0).unwrap().to_vec::<f32>().unwrap(),
+            [3.5, -3.5, 0.5]
+        );
+        assert_eq!(
+            a.rdiv_scalar(14.0).unwrap().to_vec::<f32>().unwrap(),
+            [2.0, -2.0, 14.0]
         );
     }
 

@@ -29,10 +29,30 @@ impl Tensor {
         self.inplace("mul_", InplaceOp::Binary(BinaryOp::Mul), [other])
     }
 
-    /// `self /= other` (broadcast; integer division by zero is an error, nothing written).
+    /// `self /= other` (broadcast), float tensors: true division of an integer tensor has a
+    /// float result, which PyTorch refuses in place too ([`Tensor::div_trunc_`] truncates).
     /// PyTorch equivalent: `self.div_(other)`.
     pub fn div_(&self, other: &Tensor) -> Result<()> {
+        if !self.dtype().is_float() {
+            return Err(Error::UnsupportedDType {
+                op: "div_ (true division; div_trunc_ divides integers in place)",
+                dtype: self.dtype(),
+            });
+        }
         self.inplace("div_", InplaceOp::Binary(BinaryOp::Div), [other])
+    }
+
+    /// `self = self / other` rounded toward zero (broadcast), integer tensors; division by zero
+    /// is an error and nothing is written. PyTorch equivalent:
+    /// `self.div_(other, rounding_mode="trunc")`.
+    pub fn div_trunc_(&self, other: &Tensor) -> Result<()> {
+        if self.dtype().is_float() {
+            return Err(Error::UnsupportedDType {
+                op: "div_trunc_ (integer tensors; floats divide with div_)",
+                dtype: self.dtype(),
+            });
+        }
+        self.inplace("div_trunc_", InplaceOp::Binary(BinaryOp::Div), [other])
     }
 
     /// `self = max(self, other)` elementwise (broadcast; NaN propagates). PyTorch equivalent:

@@ -120,8 +120,11 @@ impl Tensor {
         self.unary(UnaryOp::MulScalar(s))
     }
 
-    /// `x / s`.
+    /// `x / s`; an integer `x` gives f32, as PyTorch's true division.
     pub fn div_scalar(&self, s: f64) -> Result<Tensor> {
+        if !self.dtype().is_float() {
+            return self.to_dtype(DType::F32)?.div_scalar(s);
+        }
         self.unary(UnaryOp::DivScalar(s))
     }
 
@@ -130,8 +133,11 @@ impl Tensor {
         self.unary(UnaryOp::RSubScalar(s))
     }
 
-    /// `s / x`.
+    /// `s / x`; an integer `x` gives f32, as PyTorch's true division.
     pub fn rdiv_scalar(&self, s: f64) -> Result<Tensor> {
+        if !self.dtype().is_float() {
+            return self.to_dtype(DType::F32)?.rdiv_scalar(s);
+        }
         self.unary(UnaryOp::RDivScalar(s))
     }
 
