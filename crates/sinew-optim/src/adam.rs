@@ -158,6 +158,9 @@ macro_rules! adam_like {
             fn set_lr(c: &mut AdamConfig, lr: f64) {
                 c.lr = lr;
             }
+            fn check(c: &AdamConfig) -> Result<()> {
+                crate::checks::adam_like($name, c.lr, c.betas, c.eps, c.weight_decay)
+            }
             fn buffers(c: &AdamConfig) -> Vec<(&'static str, f64)> {
                 adam_buffers(c)
             }
@@ -202,6 +205,9 @@ impl UpdateRule for AdamaxRule {
     }
     fn set_lr(c: &mut AdamConfig, lr: f64) {
         c.lr = lr;
+    }
+    fn check(c: &AdamConfig) -> Result<()> {
+        crate::checks::adam_like("Adamax", c.lr, c.betas, c.eps, c.weight_decay)
     }
     fn buffers(_: &AdamConfig) -> Vec<(&'static str, f64)> {
         vec![("exp_avg", 0.0), ("exp_inf", 0.0)]

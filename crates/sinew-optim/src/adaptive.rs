@@ -8,6 +8,7 @@ use sinew_tensor::{
     AdadeltaStep, AdagradStep, FusedStep, Parameter, Result, RmspropStep, Tensor, UnaryOp,
 };
 
+use crate::checks::{non_negative, unit};
 use crate::optimizer::{Optim, Slot, UpdateRule, effective_grad};
 
 macro_rules! lr_accessors {
@@ -70,6 +71,17 @@ impl UpdateRule for AdagradRule {
     type Config = AdagradConfig;
     const NAME: &'static str = "Adagrad";
     lr_accessors!(AdagradConfig);
+    fn check(c: &AdagradConfig) -> Result<()> {
+        non_negative("Adagrad", "learning rate", c.lr)?;
+        non_negative("Adagrad", "lr_decay", c.lr_decay)?;
+        non_negative("Adagrad", "weight_decay", c.weight_decay)?;
+        non_negative(
+            "Adagrad",
+            "initial_accumulator_value",
+            c.initial_accumulator_value,
+        )?;
+        non_negative("Adagrad", "eps", c.eps)
+    }
     fn buffers(c: &AdagradConfig) -> Vec<(&'static str, f64)> {
         vec![("sum", c.initial_accumulator_value)]
     }
@@ -146,6 +158,13 @@ impl UpdateRule for RmspropRule {
     type Config = RmspropConfig;
     const NAME: &'static str = "RMSprop";
     lr_accessors!(RmspropConfig);
+    fn check(c: &RmspropConfig) -> Result<()> {
+        non_negative("RMSprop", "learning rate", c.lr)?;
+        non_negative("RMSprop", "eps", c.eps)?;
+        non_negative("RMSprop", "momentum", c.momentum)?;
+        non_negative("RMSprop", "weight_decay", c.weight_decay)?;
+        non_negative("RMSprop", "alpha", c.alpha)
+    }
     fn buffers(c: &RmspropConfig) -> Vec<(&'static str, f64)> {
         let mut b = vec![("square_avg", 0.0)];
         if c.momentum > 0.0 {
@@ -247,6 +266,12 @@ impl UpdateRule for AdadeltaRule {
     type Config = AdadeltaConfig;
     const NAME: &'static str = "Adadelta";
     lr_accessors!(AdadeltaConfig);
+    fn check(c: &AdadeltaConfig) -> Result<()> {
+        non_negative("Adadelta", "learning rate", c.lr)?;
+        unit("Adadelta", "rho", c.rho)?;
+        non_negative("Adadelta", "eps", c.eps)?;
+        non_negative("Adadelta", "weight_decay", c.weight_decay)
+    }
     fn buffers(_: &AdadeltaConfig) -> Vec<(&'static str, f64)> {
         vec![("square_avg", 0.0), ("acc_delta", 0.0)]
     }

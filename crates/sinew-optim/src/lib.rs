@@ -30,6 +30,7 @@
 mod adam;
 mod adaptive;
 mod builders;
+mod checks;
 pub mod clip;
 mod distinct;
 mod grad_scaler;

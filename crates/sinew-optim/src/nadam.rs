@@ -83,6 +83,10 @@ impl UpdateRule for NadamRule {
     fn set_lr(c: &mut NadamConfig, lr: f64) {
         c.lr = lr;
     }
+    fn check(c: &NadamConfig) -> Result<()> {
+        crate::checks::adam_like("NAdam", c.lr, c.betas, c.eps, c.weight_decay)?;
+        crate::checks::non_negative("NAdam", "momentum_decay", c.momentum_decay)
+    }
     fn buffers(_: &NadamConfig) -> Vec<(&'static str, f64)> {
         vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)]
     }

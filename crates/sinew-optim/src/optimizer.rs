@@ -153,6 +153,12 @@ pub trait UpdateRule: Send + 'static {
     fn lr(config: &Self::Config) -> f64;
     /// Sets the group's learning rate.
     fn set_lr(config: &mut Self::Config, lr: f64);
+    /// Errors naming the first invalid option of `config` (PyTorch's `ValueError`s: a negative
+    /// learning rate, a beta outside `[0, 1)`, ...). Run when the groups change, when a state
+    /// is loaded and, for the learning rate, by `set_lr`. Default: the learning rate is `>= 0`.
+    fn check(config: &Self::Config) -> Result<()> {
+        crate::checks::non_negative(Self::NAME, "learning rate", Self::lr(config))
+    }
     /// The state buffers a parameter needs under `config`, with their initial fill value.
     fn buffers(config: &Self::Config) -> Vec<(&'static str, f64)>;
     /// How many scratch tensors [`update`](Self::update) needs (default 2; made on the first
@@ -193,8 +199,9 @@ pub struct Optim<R: UpdateRule> {
     /// is read ([`crate::skip`]).
     unsettled: Option<Unsettled>,
     /// Whether the groups, as they are now, were found to list each parameter once under its
-    /// own name ([`crate::distinct`]); cleared when the groups may change.
-    distinct: bool,
+    /// own name ([`crate::distinct`]) with valid options ([`UpdateRule::check`]); cleared when
+    /// the groups may change.
+    checked: bool,
     /// [`Optimizer::identity`]: drawn from a process-wide count when made, odd, so that it
     /// never equals the default's address of another optimizer (addresses are aligned).
     identity: u64,
@@ -211,7 +218,7 @@ impl<R: UpdateRule> Optim<R> {
             groups: vec![ParamGroup { params, config }],
             state: BTreeMap::new(),
             unsettled: None,
-            distinct: false,
+            checked: false,
             identity: NEXT_IDENTITY.fetch_add(2, Ordering::Relaxed),
         }
     }
@@ -227,6 +234,7 @@ impl<R: UpdateRule> Optim<R> {
             moved.extend(take);
         }
         let n = moved.len();
+        self.checked = false;
         self.groups.push(ParamGroup {
             params: moved,
             config,
@@ -240,18 +248,22 @@ impl<R: UpdateRule> Optim<R> {
     }
 
     /// The groups, to change their hyper-parameters (or their parameters: the next step
-    /// checks again that each is listed once under its own name).
+    /// checks again that each is listed once under its own name and that the options are
+    /// valid).
     pub fn groups_mut(&mut self) -> &mut [ParamGroup<R::Config>] {
-        self.distinct = false;
+        self.checked = false;
         &mut self.groups
     }
 
-    /// Errors unless every parameter is listed once and under its own name (checked once
-    /// after the groups change, before any state is touched).
-    fn check_distinct(&mut self) -> Result<()> {
-        if !self.distinct {
+    /// Errors unless every parameter is listed once and under its own name and every group's
+    /// options are valid (checked once after the groups change, before any state is touched).
+    fn check_groups(&mut self) -> Result<()> {
+        if !self.checked {
             crate::distinct::check_distinct(self.groups.iter().flat_map(|g| &g.params))?;
-            self.distinct = true;
+            for g in &self.groups {
+                R::check(&g.config)?;
+            }
+            self.checked = true;
         }
         Ok(())
     }
@@ -270,7 +282,7 @@ impl<R: UpdateRule> Optim<R> {
     /// Every group's step, given the scaler's flag (see [`crate::step`]), once the last
     /// `step_unless` is settled.
     fn step_groups(&mut self, skip: Option<&DeferredScalar>) -> Result<()> {
-        self.check_distinct()?;
+        self.check_groups()?;
         let _guard = no_grad();
         for group in &self.groups {
             crate::step::step_group::<R>(&mut self.state, group, skip)?;
@@ -332,6 +344,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
             index: group as i64,
             size: n,
         })?;
+        crate::checks::non_negative(R::NAME, "learning rate", lr)?;
         R::set_lr(&mut g.config, lr);
         Ok(())
     }
@@ -367,7 +380,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
     }
 
     fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport> {
-        self.check_distinct()?;
+        self.check_groups()?;
         self.settle()?;
         if state.optimizer != R::NAME {
             return Err(Error::invalid(
@@ -392,6 +405,9 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                     Error::invalid("load_state_dict", format!("group options: {e}"))
                 })?,
             );
+        }
+        for c in &configs {
+            R::check(c)?;
         }
         let mut report = StateReport::default();
         let mut loaded = Vec::new();

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{FusedStep, Parameter, Result, SgdStep, Tensor};
+use sinew_tensor::{Error, FusedStep, Parameter, Result, SgdStep, Tensor};
+
+use crate::checks::non_negative;
 
 use crate::optimizer::{Optim, Slot, UpdateRule, assign, effective_grad};
 
@@ -83,6 +85,18 @@ impl UpdateRule for SgdRule {
     }
     fn set_lr(c: &mut SgdConfig, lr: f64) {
         c.lr = lr;
+    }
+    fn check(c: &SgdConfig) -> Result<()> {
+        non_negative("SGD", "learning rate", c.lr)?;
+        non_negative("SGD", "momentum", c.momentum)?;
+        non_negative("SGD", "weight_decay", c.weight_decay)?;
+        if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
+            return Err(Error::invalid(
+                "optimizer",
+                "SGD: Nesterov momentum requires a momentum and zero dampening",
+            ));
+        }
+        Ok(())
     }
     fn buffers(c: &SgdConfig) -> Vec<(&'static str, f64)> {
         if c.momentum != 0.0 {

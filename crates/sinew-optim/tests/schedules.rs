@@ -167,3 +167,63 @@ fn inverse_time_decay_is_the_keras_formula() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn options_pytorch_refuses_are_errors_before_any_lr_changes() -> Result<()> {
+    let bad: Vec<(Box<dyn ScheduleRule>, &str)> = vec![
+        (
+            Box::new(StepLr {
+                step_size: 0,
+                gamma: 0.1,
+            }),
+            "StepLr: step_size must be at least 1",
+        ),
+        (
+            Box::new(CosineAnnealingLr {
+                t_max: 0,
+                eta_min: 0.0,
+            }),
+            "CosineAnnealingLr: t_max must be at least 1",
+        ),
+        (
+            Box::new(LinearLr {
+                start_factor: 0.0,
+                end_factor: 1.0,
+                total_iters: 5,
+            }),
+            "LinearLr: start_factor 0 must be in (0, 1]",
+        ),
+        (
+            Box::new(LinearLr {
+                start_factor: 0.5,
+                end_factor: 1.5,
+                total_iters: 5,
+            }),
+            "LinearLr: end_factor 1.5 must be in [0, 1]",
+        ),
+        (
+            Box::new(InverseTimeDecay {
+                decay_rate: 0.5,
+                decay_steps: 0,
+                staircase: false,
+            }),
+            "InverseTimeDecay: decay_steps must be at least 1",
+        ),
+    ];
+    for (rule, expected) in bad {
+        let mut opt = optimizer()?;
+        let err = LrSchedule::sequential(opt.as_mut(), vec![rule], vec![])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(expected), "{err:?} lacks {expected}");
+        assert_eq!(opt.lrs(), [0.1], "{expected}: the lr was changed");
+    }
+    // A plateau schedule whose factor would not reduce the lr.
+    let mut opt = optimizer()?;
+    let mut plateau = ReduceLrOnPlateau::new(PlateauMode::Min);
+    plateau.factor = 1.0;
+    let err = plateau.step(opt.as_mut(), 1.0).unwrap_err().to_string();
+    assert!(err.contains("factor 1 must be below 1"), "{err}");
+    Ok(())
+}

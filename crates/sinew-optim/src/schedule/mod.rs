@@ -65,6 +65,9 @@ impl LrSchedule {
         if milestones.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::invalid("LrSchedule", "milestones must increase"));
         }
+        for rule in &rules {
+            rule.check()?;
+        }
         let base_lrs = opt.lrs();
         for (g, base) in base_lrs.iter().enumerate() {
             opt.set_lr(g, rules[0].initial(*base))?;

@@ -82,6 +82,12 @@ impl ReduceLrOnPlateau {
 
     /// Records one value of the metric and reduces the learning rates if it has plateaued.
     pub fn step(&mut self, opt: &mut dyn Optimizer, metric: f64) -> Result<()> {
+        if self.factor.is_nan() || self.factor >= 1.0 {
+            return Err(sinew_tensor::Error::invalid(
+                "ReduceLrOnPlateau",
+                format!("factor {} must be below 1", self.factor),
+            ));
+        }
         if self.is_better(metric) {
             self.best = metric;
             self.num_bad = 0;

@@ -3,6 +3,13 @@
 
 use std::f64::consts::PI;
 
+use sinew_tensor::{Error, Result};
+
+/// An error for a schedule's invalid option.
+fn invalid(schedule: &str, message: String) -> Error {
+    Error::invalid("LrSchedule", format!("{schedule}: {message}"))
+}
+
 /// One schedule's formula.
 pub trait ScheduleRule: Send {
     /// The learning rate at epoch 0 for a group whose base rate is `base`.
@@ -11,6 +18,11 @@ pub trait ScheduleRule: Send {
     }
     /// The learning rate at `epoch` (>= 1) given the current `lr`.
     fn next(&self, epoch: u64, lr: f64, base: f64) -> f64;
+    /// Errors for options PyTorch refuses (or divides by zero on), checked when the schedule
+    /// is made. Default: none to check.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Multiplies by `gamma` every `step_size` epochs.
@@ -23,8 +35,14 @@ pub struct StepLr {
 }
 
 impl ScheduleRule for StepLr {
+    fn check(&self) -> Result<()> {
+        if self.step_size == 0 {
+            return Err(invalid("StepLr", "step_size must be at least 1".into()));
+        }
+        Ok(())
+    }
     fn next(&self, epoch: u64, lr: f64, _: f64) -> f64 {
-        if self.step_size > 0 && epoch.is_multiple_of(self.step_size) {
+        if epoch.is_multiple_of(self.step_size.max(1)) {
             lr * self.gamma
         } else {
             lr
@@ -72,6 +90,15 @@ pub struct CosineAnnealingLr {
 }
 
 impl ScheduleRule for CosineAnnealingLr {
+    fn check(&self) -> Result<()> {
+        if self.t_max == 0 {
+            return Err(invalid(
+                "CosineAnnealingLr",
+                "t_max must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
     fn next(&self, epoch: u64, lr: f64, base: f64) -> f64 {
         let (t, e) = (self.t_max.max(1) as f64, epoch as f64);
         let (n, period) = (epoch as i64, 2 * self.t_max.max(1) as i64);
@@ -97,6 +124,22 @@ pub struct LinearLr {
 }
 
 impl ScheduleRule for LinearLr {
+    fn check(&self) -> Result<()> {
+        // PyTorch's bounds: a start factor of 0 would make the recursive update 0 * inf.
+        if !(self.start_factor > 0.0 && self.start_factor <= 1.0) {
+            return Err(invalid(
+                "LinearLr",
+                format!("start_factor {} must be in (0, 1]", self.start_factor),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.end_factor) {
+            return Err(invalid(
+                "LinearLr",
+                format!("end_factor {} must be in [0, 1]", self.end_factor),
+            ));
+        }
+        Ok(())
+    }
     fn initial(&self, base: f64) -> f64 {
         base * self.start_factor
     }
@@ -122,6 +165,15 @@ pub struct InverseTimeDecay {
 }
 
 impl ScheduleRule for InverseTimeDecay {
+    fn check(&self) -> Result<()> {
+        if self.decay_steps == 0 {
+            return Err(invalid(
+                "InverseTimeDecay",
+                "decay_steps must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
     fn next(&self, epoch: u64, _: f64, base: f64) -> f64 {
         let mut p = epoch as f64 / self.decay_steps.max(1) as f64;
         if self.staircase {

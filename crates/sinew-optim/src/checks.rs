@@ -1,0 +1,261 @@
+//! The hyper-parameter checks of each optimizer: PyTorch's `ValueError`s ("Invalid learning
+//! rate", "Invalid beta parameter at index 0", ...), run once when the groups change, when a
+//! state is loaded and when a schedule sets a learning rate, so a negative or NaN option is an
+//! error naming it instead of parameters that silently turn to NaN or climb the loss. NaN fails
+//! every check (PyTorch's SGD lets a NaN learning rate through; here it is refused too).
+
+use sinew_tensor::{Error, Result};
+
+/// An error for `optimizer`'s option `what` = `value`, which must be `must`.
+fn invalid(optimizer: &str, what: &str, value: f64, must: &str) -> Error {
+    Error::invalid(
+        "optimizer",
+        format!("{optimizer}: invalid {what} {value} (it must be {must})"),
+    )
+}
+
+/// `value >= 0` (NaN fails).
+pub(crate) fn non_negative(optimizer: &str, what: &str, value: f64) -> Result<()> {
+    if value >= 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(optimizer, what, value, ">= 0"))
+    }
+}
+
+/// `0 <= value < 1`, a moving average's decay (Adam's betas).
+pub(crate) fn decay(optimizer: &str, what: &str, value: f64) -> Result<()> {
+    if (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(optimizer, what, value, "in [0, 1)"))
+    }
+}
+
+/// `0 <= value <= 1` (Adadelta's rho).
+pub(crate) fn unit(optimizer: &str, what: &str, value: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(optimizer, what, value, "in [0, 1]"))
+    }
+}
+
+/// The checks every Adam-like optimizer shares: lr, eps, betas and weight decay.
+pub(crate) fn adam_like(
+    optimizer: &str,
+    lr: f64,
+    betas: (f64, f64),
+    eps: f64,
+    weight_decay: f64,
+) -> Result<()> {
+    non_negative(optimizer, "learning rate", lr)?;
+    non_negative(optimizer, "eps", eps)?;
+    decay(optimizer, "betas.0", betas.0)?;
+    decay(optimizer, "betas.1", betas.1)?;
+    non_negative(optimizer, "weight_decay", weight_decay)
+}
+
+#[cfg(test)]
+mod tests {
+    use sinew_tensor::{Parameter, Tensor};
+
+    use crate::{
+        AdadeltaConfig, AdagradConfig, AdamConfig, NadamConfig, Optimizer, RmspropConfig,
+        SgdConfig, adadelta, adagrad, adam, adamax, adamw, nadam, rmsprop, sgd,
+    };
+
+    fn params() -> (Parameter, Vec<(String, Parameter)>) {
+        let p = Parameter::new(Tensor::from_vec(vec![1.0f32, 2.0], [2]).unwrap());
+        p.value()
+            .set_grad(Some(Tensor::from_vec(vec![0.5f32, 0.5], [2]).unwrap()))
+            .unwrap();
+        (p.clone(), vec![("w".to_string(), p)])
+    }
+
+    /// The error of the first step of `make`'s optimizer, after which the parameter must be
+    /// untouched.
+    fn first_step_error(make: impl Fn(Vec<(String, Parameter)>) -> Box<dyn Optimizer>) -> String {
+        let (p, named) = params();
+        let mut opt = make(named);
+        let err = opt.step().unwrap_err().to_string();
+        assert_eq!(p.value().to_vec::<f32>().unwrap(), [1.0, 2.0], "{err}");
+        err
+    }
+
+    #[test]
+    fn each_optimizer_refuses_pytorchs_invalid_options() {
+        let nan = f64::NAN;
+        type Make = Box<dyn Fn(Vec<(String, Parameter)>) -> Box<dyn Optimizer>>;
+        let cases: Vec<(Make, &str)> = vec![
+            (
+                Box::new(|p| Box::new(sgd(p, SgdConfig::new(-0.1)))),
+                "SGD: invalid learning rate -0.1",
+            ),
+            (
+                Box::new(move |p| Box::new(sgd(p, SgdConfig::new(nan)))),
+                "SGD: invalid learning rate NaN",
+            ),
+            (
+                Box::new(|p| Box::new(sgd(p, SgdConfig::new(0.1).momentum(-0.9)))),
+                "invalid momentum -0.9",
+            ),
+            (
+                Box::new(|p| Box::new(sgd(p, SgdConfig::new(0.1).weight_decay(-1e-4)))),
+                "invalid weight_decay",
+            ),
+            (
+                Box::new(|p| Box::new(sgd(p, SgdConfig::new(0.1).nesterov(true)))),
+                "Nesterov momentum requires a momentum and zero dampening",
+            ),
+            (
+                Box::new(|p| {
+                    Box::new(adam(
+                        p,
+                        AdamConfig {
+                            betas: (1.0, 0.999),
+                            ..AdamConfig::new(1e-3)
+                        },
+                    ))
+                }),
+                "Adam: invalid betas.0 1 (it must be in [0, 1))",
+            ),
+            (
+                Box::new(|p| {
+                    Box::new(adamw(
+                        p,
+                        AdamConfig {
+                            betas: (0.9, -0.1),
+                            ..AdamConfig::adamw(1e-3)
+                        },
+                    ))
+                }),
+                "AdamW: invalid betas.1 -0.1",
+            ),
+            (
+                Box::new(|p| {
+                    Box::new(adamax(
+                        p,
+                        AdamConfig {
+                            eps: -1e-8,
+                            ..AdamConfig::new(2e-3)
+                        },
+                    ))
+                }),
+                "Adamax: invalid eps",
+            ),
+            (
+                Box::new(|p| {
+                    Box::new(nadam(
+                        p,
+                        NadamConfig {
+                            momentum_decay: -1.0,
+                            ..Default::default()
+                        },
+                    ))
+                }),
+                "NAdam: invalid momentum_decay -1",
+            ),
+            (
+                Box::new(|p| {
+                    Box::new(adagrad(
+                        p,
+                        AdagradConfig {
+                            lr_decay: -1.0,
+                            ..Default::default()
+                        },
+                    ))
+                }),
+                "Adagrad: invalid lr_decay -1",
+            ),
+            (
+                Box::new(|p| {
+                    Box::new(adagrad(
+                        p,
+                        AdagradConfig {
+                            initial_accumulator_value: -1.0,
+                            ..Default::default()
+                        },
+                    ))
+                }),
+                "invalid initial_accumulator_value",
+            ),
+            (
+                Box::new(|p| {
+                    Box::new(rmsprop(
+                        p,
+                        RmspropConfig {
+                            alpha: -0.5,
+                            ..Default::default()
+                        },
+                    ))
+                }),
+                "RMSprop: invalid alpha -0.5",
+            ),
+            (
+                Box::new(|p| {
+                    Box::new(adadelta(
+                        p,
+                        AdadeltaConfig {
+                            rho: 1.5,
+                            ..Default::default()
+                        },
+                    ))
+                }),
+                "Adadelta: invalid rho 1.5 (it must be in [0, 1])",
+            ),
+        ];
+        for (make, expected) in cases {
+            let err = first_step_error(make);
+            assert!(err.contains(expected), "{err} lacks {expected}");
+        }
+    }
+
+    #[test]
+    fn set_lr_group_changes_and_loaded_states_are_checked() {
+        let (p, named) = params();
+        let mut opt = sgd(named, SgdConfig::new(0.1).momentum(0.9));
+        assert!(
+            opt.set_lr(0, f64::NAN)
+                .unwrap_err()
+                .to_string()
+                .contains("learning rate NaN")
+        );
+        assert_eq!(opt.lrs(), [0.1], "a refused lr is not written");
+        opt.step().unwrap();
+        let state = opt.state_dict().unwrap();
+        // A group's options changed after the first step are checked at the next.
+        opt.groups_mut()[0].config.momentum = -1.0;
+        assert!(
+            opt.step()
+                .unwrap_err()
+                .to_string()
+                .contains("invalid momentum -1")
+        );
+        // And so are the options a loaded state brings.
+        opt.groups_mut()[0].config.momentum = 0.9;
+        let mut bad = state.clone();
+        bad.groups[0].1["lr"] = serde_json::json!(-1.0);
+        let before = p.value().to_vec::<f32>().unwrap();
+        assert!(
+            opt.load_state_dict(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("learning rate -1")
+        );
+        opt.load_state_dict(&state).unwrap();
+        opt.step().unwrap();
+        assert_ne!(p.value().to_vec::<f32>().unwrap(), before);
+        // A group added with bad options is checked before any step runs.
+        let moved = opt.add_group(|n| n == "w", SgdConfig::new(-0.5));
+        assert_eq!(moved, 1);
+        let now = p.value().to_vec::<f32>().unwrap();
+        assert!(
+            opt.step()
+                .unwrap_err()
+                .to_string()
+                .contains("learning rate -0.5")
+        );
+        assert_eq!(p.value().to_vec::<f32>().unwrap(), now);
+    }
+}
