@@ -6,7 +6,7 @@
 //! loop makes anyway (`loss.item()`; [`sinew_tensor::DeferredScalar`]), so a metric adds no wait for the GPU
 //! to a step (Keras computes its metrics on the device too).
 
-use sinew_tensor::{CmpOp, DType, Error, Result, Tensor};
+use sinew_tensor::{CmpOp, DType, Device, Error, Result, Tensor};
 
 use crate::device_sum::DeviceSum;
 
@@ -34,11 +34,18 @@ pub trait Metric: Send {
 }
 
 /// Fraction of samples whose target class is among the `k` highest scores (`k = 1`: accuracy).
+///
+/// Classes are ranked as PyTorch's `argmax` and a stable descending sort rank them: equal
+/// scores by class index (the lower first) and NaN above every number. So top-1 accuracy is
+/// `(output.argmax(1) == target).mean()`: a model whose outputs are all equal, or all NaN after
+/// diverging, scores the share of class 0 among the targets, not 100%.
 #[derive(Clone, Debug)]
 pub struct TopKAccuracy {
     k: usize,
     hits: DeviceSum,
     seen: u64,
+    /// `0..C` as i64 on the outputs' device, kept between batches (no upload per batch).
+    classes: Option<Tensor>,
 }
 
 impl TopKAccuracy {
@@ -48,6 +55,21 @@ impl TopKAccuracy {
             k: k.max(1),
             hits: DeviceSum::default(),
             seen: 0,
+            classes: None,
+        }
+    }
+}
+
+impl TopKAccuracy {
+    /// `0..classes` as i64 on `device`, made once for as long as both stay the same.
+    fn class_index(&mut self, classes: usize, device: &Device) -> Result<Tensor> {
+        match &self.classes {
+            Some(t) if t.dims() == [classes] && t.device() == device => Ok(t.clone()),
+            _ => {
+                let t = Tensor::arange(0.0, classes as f64, 1.0, DType::I64, device)?;
+                self.classes = Some(t.clone());
+                Ok(t)
+            }
         }
     }
 }
@@ -112,11 +134,18 @@ impl Metric for TopKAccuracy {
         let (n, c) = rows_and_classes("accuracy", output, target)?;
         let labels = class_targets("accuracy", target, c)?.reshape([n, 1])?;
         let scores = output.detach();
-        // A sample's rank: how many classes score strictly higher than its target (ties count
-        // for the target); a hit when below k.
+        // NaN ranks above every number, as in PyTorch's argmax.
+        let scores = scores.masked_fill(&scores.ne(&scores)?, f64::INFINITY)?;
+        // A sample's rank: the classes scoring higher than its target, and those scoring the
+        // same with a lower index; a hit when below k.
         let own = scores.gather(1, &labels)?;
         let higher = scores.compare(CmpOp::Gt, &own)?.sum(&[1], false)?;
-        let hits = higher.compare_scalar(CmpOp::Lt, self.k as f64)?.sum_all()?;
+        let index = self.class_index(c, scores.device())?;
+        let lower_index = index.compare(CmpOp::Lt, &labels)?;
+        let no = Tensor::full((), 0.0, DType::Bool, scores.device())?;
+        let tied_before = lower_index.where_cond(&scores.compare(CmpOp::Eq, &own)?, &no)?;
+        let rank = higher.add(&tied_before.sum(&[1], false)?)?;
+        let hits = rank.compare_scalar(CmpOp::Lt, self.k as f64)?.sum_all()?;
         self.hits.add(&hits, 1.0)?;
         self.seen += n as u64;
         Ok(())
@@ -210,18 +239,13 @@ impl RegressionError {
 
 /// `[classes, classes]` counts: row = true class, column = predicted (argmax) class.
 pub fn confusion_matrix(output: &Tensor, target: &Tensor, classes: usize) -> Result<Vec<Vec<u64>>> {
-    let (_, c) = rows_and_classes("confusion_matrix", output, target)?;
-    let scores = output.detach().to_dtype(DType::F64)?.to_vec_f64()?;
+    rows_and_classes("confusion_matrix", output, target)?;
+    // PyTorch's argmax: the first of equal scores, NaN above every number.
+    let predictions = output.detach().argmax(1, false)?.to_vec::<i64>()?;
     let labels = target.to_dtype(DType::I64)?.to_vec::<i64>()?;
     let mut m = vec![vec![0u64; classes]; classes];
-    for (row, &label) in scores.chunks(c.max(1)).zip(&labels) {
-        let predicted = row
-            .iter()
-            .enumerate()
-            .fold((0, f64::NEG_INFINITY), |best, (i, &s)| {
-                if s > best.1 { (i, s) } else { best }
-            })
-            .0;
+    for (&predicted, &label) in predictions.iter().zip(&labels) {
+        let predicted = predicted as usize;
         let t = usize::try_from(label).ok().filter(|&t| t < classes);
         match (t, predicted < classes) {
             (Some(t), true) => m[t][predicted] += 1,

@@ -4,7 +4,7 @@ mod common;
 
 use sinew_nn::{ModuleExt, functional as F};
 use sinew_optim::{AdamConfig, SgdConfig, adam, sgd};
-use sinew_tensor::{Result, Tensor};
+use sinew_tensor::{DType, Device, Result, Tensor};
 use sinew_train::callbacks::{Callback, Context, CsvLogger, EarlyStopping, ModelCheckpoint};
 use sinew_train::metrics::{Metric, RegressionError, TopKAccuracy, accuracy, confusion_matrix};
 use sinew_train::{Logs, Trainer, Verbosity};
@@ -81,6 +81,57 @@ fn metrics_count_what_they_should() -> Result<()> {
         top1.update(&scores, &Tensor::from_vec(vec![5i64, 0, 0, 0], [4])?)
             .is_err()
     );
+    Ok(())
+}
+
+/// Accuracy ranks classes as PyTorch's argmax does: equal scores by index, NaN highest. Before,
+/// a tie counted for the target, so constant or NaN outputs scored 100%.
+#[test]
+fn accuracy_breaks_ties_as_argmax_and_ranks_nan_highest() -> Result<()> {
+    let labels = Tensor::from_vec(vec![0i64, 1, 2, 2], [4])?;
+    let value = |metric: &mut dyn Metric, scores: &Tensor| -> Result<f64> {
+        metric.reset();
+        metric.update(scores, &labels)?;
+        metric.value()
+    };
+    // All outputs equal (a collapsed model): argmax is class 0 everywhere.
+    let constant = Tensor::full([4, 3], 0.25, DType::F32, &Device::cpu())?;
+    assert_eq!(value(&mut accuracy(), &constant)?, 0.25);
+    assert_eq!(value(&mut TopKAccuracy::new(2), &constant)?, 0.5);
+    assert_eq!(value(&mut TopKAccuracy::new(3), &constant)?, 1.0);
+    // All NaN (a diverged model): as constant; one NaN in a row wins that row.
+    let nan = f32::NAN;
+    let scores = Tensor::from_vec(
+        vec![
+            nan, nan, nan, // argmax 0: hit
+            0.9, nan, 0.1, // argmax 1: hit
+            nan, 0.5, 0.9, // argmax 0: miss, rank 2 for class 2
+            0.2, 0.2, 0.2, // argmax 0: miss, rank 2
+        ],
+        [4, 3],
+    )?;
+    let argmax = scores.argmax(1, false)?.to_vec::<i64>()?;
+    assert_eq!(argmax, [0, 1, 0, 0]);
+    assert_eq!(value(&mut accuracy(), &scores)?, 0.5);
+    assert_eq!(value(&mut TopKAccuracy::new(2), &scores)?, 0.75);
+    assert_eq!(
+        confusion_matrix(&scores, &labels, 3)?,
+        vec![vec![1, 0, 0], vec![0, 1, 0], vec![2, 0, 0]]
+    );
+    // Against argmax on scores with many ties.
+    let mut g = sinew_tensor::Generator::new(5);
+    let many = g.uniform([64, 5], 0.0, 3.0, DType::F32, &Device::cpu())?;
+    let many = many.to_dtype(DType::I64)?.to_dtype(DType::F32)?;
+    let targets = g.uniform([64], 0.0, 5.0, DType::F32, &Device::cpu())?;
+    let targets = targets.to_dtype(DType::I64)?;
+    let hits = many
+        .argmax(1, false)?
+        .eq(&targets)?
+        .sum_all()?
+        .to_vec::<i64>()?[0];
+    let mut top1 = accuracy();
+    top1.update(&many, &targets)?;
+    assert_eq!(top1.value()?, hits as f64 / 64.0);
     Ok(())
 }
 
