@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use sinew_data::{DataLoader, Dataset, Sample};
 use sinew_nn::{Module, ModuleExt};
 use sinew_optim::{GradScaler, GradScalerConfig, Optimizer};
-use sinew_tensor::{DType, Result, Tensor, no_grad};
+use sinew_tensor::{DType, Error, Result, Tensor, no_grad};
 
 use crate::callbacks::{Callback, Context};
 use crate::device_sum::DeviceSum;
@@ -306,8 +306,11 @@ impl<'a> Trainer<'a> {
                 progress.batch(epoch, epochs, b + 1, total, loss_sum / seen as f64, seen);
             }
             let (loss_sum, seen, values) = self.reduce_over_ranks(loss_sum, seen)?;
+            if seen == 0 {
+                return Err(no_batches("fit", "training", train));
+            }
             let mut logs = Logs::new();
-            logs.insert("loss".into(), loss_sum / seen.max(1) as f64);
+            logs.insert("loss".into(), loss_sum / seen as f64);
             for (m, v) in self.metrics.iter().zip(values) {
                 logs.insert(m.name(), v);
             }
@@ -393,8 +396,11 @@ impl<'a> Trainer<'a> {
             }
         }
         let (loss_sum, seen, values) = self.reduce_over_ranks(loss_sum.total()?, seen)?;
+        if seen == 0 {
+            return Err(no_batches("evaluate", "evaluation", loader));
+        }
         let mut logs = Logs::new();
-        logs.insert("loss".into(), loss_sum / seen.max(1) as f64);
+        logs.insert("loss".into(), loss_sum / seen as f64);
         for (m, v) in self.metrics.iter().zip(values) {
             logs.insert(m.name(), v);
         }
@@ -424,4 +430,23 @@ impl<'a> Trainer<'a> {
             _ => Ok(local),
         }
     }
+}
+
+/// The error for a loader that gave no examples (over all ranks): an epoch over nothing has no
+/// loss or accuracy, where it read as a loss of 0 and NaN metrics (Keras refuses it too).
+fn no_batches<D: Dataset<Item = Sample> + 'static>(
+    op: &'static str,
+    what: &str,
+    loader: &DataLoader<D>,
+) -> Error {
+    let config = loader.config();
+    Error::invalid(
+        op,
+        format!(
+            "the {what} data gave no examples ({} in the dataset, batch_size {}{})",
+            loader.dataset().len(),
+            config.batch_size,
+            if config.drop_last { ", drop_last" } else { "" }
+        ),
+    )
 }

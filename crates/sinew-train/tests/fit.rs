@@ -135,6 +135,52 @@ fn accuracy_breaks_ties_as_argmax_and_ranks_nan_highest() -> Result<()> {
     Ok(())
 }
 
+/// An epoch over no examples is an error naming the data, where it logged a loss of 0 (and NaN
+/// metrics) for every epoch: `--val-split 1.0`, `--limit 0`, or drop_last with a short dataset.
+#[test]
+fn fitting_or_evaluating_no_examples_is_an_error() -> Result<()> {
+    let model = common::model()?;
+    let opt = sgd(model.named_parameters(), SgdConfig::new(0.1));
+    let mut trainer = Trainer::new(&model, opt, F::cross_entropy)
+        .metric(accuracy())
+        .verbosity(Verbosity::Silent);
+    let empty = common::loader(common::blobs(0, 1), 16, true);
+    let err = trainer.fit(&empty, None, 2).unwrap_err().to_string();
+    assert!(
+        err.contains("fit: the training data gave no examples (0 in the dataset, batch_size 16)"),
+        "{err}"
+    );
+    let err = trainer.evaluate(&empty).unwrap_err().to_string();
+    assert!(
+        err.contains("evaluate: the evaluation data gave no examples"),
+        "{err}"
+    );
+    // Validation data that is empty fails the fit too.
+    let train = common::loader(common::blobs(30, 1), 16, true);
+    assert!(trainer.fit(&train, Some(&empty), 1).is_err());
+    // Five examples, batches of 16 with drop_last: no batch at all.
+    let short = sinew_data::DataLoader::new(
+        std::sync::Arc::new(common::blobs(5, 1)),
+        sinew_data::LoaderConfig {
+            batch_size: 16,
+            drop_last: true,
+            num_workers: 0,
+            ..Default::default()
+        },
+    )?;
+    let err = trainer.fit(&short, None, 1).unwrap_err().to_string();
+    assert!(
+        err.contains("(5 in the dataset, batch_size 16, drop_last)"),
+        "{err}"
+    );
+    // One example is enough.
+    let one = common::loader(common::blobs(1, 1), 16, true);
+    let history = trainer.fit(&one, Some(&one), 1)?;
+    assert!(history.last("loss").unwrap() > 0.0);
+    assert!(history.last("val_loss").unwrap() > 0.0);
+    Ok(())
+}
+
 fn logs(v: f64) -> Logs {
     [("val_loss".to_string(), v)].into_iter().collect()
 }
