@@ -38,6 +38,16 @@ fn inputs_of(path: &Path, info: &DataInfo) -> Result<Vec<(String, Tensor)>> {
                     format!("{} line {}: not a row of numbers", path.display(), i + 1),
                 ));
             };
+            if let Some(col) = values.iter().position(|v| !v.is_finite()) {
+                return Err(Error::invalid(
+                    "predict",
+                    format!(
+                        "{} line {}, column {col}: not a finite number",
+                        path.display(),
+                        i + 1
+                    ),
+                ));
+            }
             let n: usize = info.input.iter().product();
             if values.len() != n {
                 return Err(Error::invalid(
@@ -58,6 +68,12 @@ fn inputs_of(path: &Path, info: &DataInfo) -> Result<Vec<(String, Tensor)>> {
             rows.push((
                 format!("{}:{}", path.display(), i + 1),
                 Tensor::from_vec(values, shape)?,
+            ));
+        }
+        if rows.is_empty() {
+            return Err(Error::invalid(
+                "predict",
+                format!("{}: no rows of numbers", path.display()),
             ));
         }
         return Ok(rows);

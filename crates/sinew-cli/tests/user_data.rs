@@ -168,7 +168,7 @@ fn the_perceptron_learns_separable_data_with_its_rule() {
 
 #[test]
 fn bad_requests_are_one_line_errors() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["train", "--dataset", "csv"], "needs --data FILE.csv"),
         (
             &["train", "--dataset", "xor", "--augment", "flip"],
@@ -182,6 +182,15 @@ fn bad_requests_are_one_line_errors() {
             &["train", "--val-split", "0", "--early-stopping", "2"],
             "give a validation split above 0",
         ),
+        (
+            &["train", "--val-split", "1"],
+            "fit: the training data gave no examples",
+        ),
+        (
+            &["train", "--limit", "0"],
+            "fit: the training data gave no examples",
+        ),
+        (&["train", "--lr=-1"], "Adam: invalid learning rate -1"),
     ];
     for (args, expected) in cases {
         let out = sinew(args);
@@ -202,4 +211,42 @@ fn no_validation_split_reports_no_validation_figures() {
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert!(!text.contains("val_"), "{text}");
     assert!(accuracy > 50.0, "{accuracy}");
+}
+
+/// `predict` refuses CSV rows it cannot use: non-finite values (they printed `NaN%`) and files
+/// with no rows (they printed nothing).
+#[test]
+fn predict_refuses_non_finite_or_missing_rows() {
+    let dir = scratch("predict-rows");
+    let weights = dir.join("w.safetensors");
+    let w = weights.to_str().unwrap();
+    let out = sinew(&["train", "--epochs", "1", "--save", w]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cases = [
+        (
+            "nan.csv",
+            "0.5,nan\n",
+            "nan.csv line 1, column 1: not a finite number",
+        ),
+        (
+            "inf.csv",
+            "0.5,1\ninf,2\n",
+            "inf.csv line 2, column 0: not a finite number",
+        ),
+        ("empty.csv", "", "empty.csv: no rows of numbers"),
+        ("header.csv", "a,b\n", "header.csv: no rows of numbers"),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = sinew(&["predict", "--weights", w, path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+    let path = dir.join("ok.csv");
+    std::fs::write(&path, "a,b\n0.5,-0.25\n").unwrap();
+    let out = sinew(&["predict", "--weights", w, path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ok.csv:2: class"), "{}", stdout(&out));
 }

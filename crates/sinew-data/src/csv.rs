@@ -138,6 +138,17 @@ impl CsvDataset {
                         format!("line {line}, column {col}: cannot parse {field:?} as a number"),
                     )
                 })?;
+                // `nan`, `inf` and values past f32's range parse, and would make every loss
+                // NaN from the first batch on: a missing value is for the user to fill in.
+                if !value.is_finite() {
+                    return Err(DataError::format(
+                        path,
+                        format!(
+                            "line {line}, column {col}: {field:?} is not a finite number (fill \
+                             in missing values before training)"
+                        ),
+                    ));
+                }
                 features.push(value);
             }
         }
@@ -233,7 +244,7 @@ impl TargetParser {
             index,
             label: label.to_string(),
             expected: match kind {
-                TargetKind::Value => "a number".to_string(),
+                TargetKind::Value => "a finite number".to_string(),
                 _ => "a non-negative integer class".to_string(),
             },
         };
@@ -249,7 +260,10 @@ impl TargetParser {
             TargetKind::Value => raw
                 .iter()
                 .enumerate()
-                .map(|(i, s)| s.parse::<f32>().map(Target::Value).map_err(|_| bad(i, s)))
+                .map(|(i, s)| match s.parse::<f32>() {
+                    Ok(v) if v.is_finite() => Ok(Target::Value(v)),
+                    _ => Err(bad(i, s)),
+                })
                 .collect(),
             TargetKind::Categorical => {
                 let ids: BTreeMap<&str, i64> = raw.iter().map(|s| (s.as_str(), 0)).collect();

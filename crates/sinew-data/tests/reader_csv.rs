@@ -105,3 +105,45 @@ fn malformed_files_name_the_file_and_line() {
         Err(DataError::Io { .. })
     ));
 }
+
+/// `nan`, `inf` and out-of-range values parse as f32 but would make every loss NaN: they are
+/// errors naming the line and column (missing values are for the user to fill in).
+#[test]
+fn non_finite_values_are_errors() {
+    for (i, (cell, col)) in [("nan", 1), ("inf", 0), ("-Infinity", 1), ("1e39", 0)]
+        .into_iter()
+        .enumerate()
+    {
+        let row = if col == 0 {
+            format!("{cell},2,1")
+        } else {
+            format!("1,{cell},1")
+        };
+        let path = write(
+            &format!("csv-nonfinite-{i}"),
+            &format!("a,b,label\n1,2,0\n{row}\n"),
+        );
+        let err = CsvDataset::from_path(&path, &CsvOptions::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::Format { .. }), "{msg}");
+        assert!(
+            msg.contains(&format!(
+                "line 3, column {col}: \"{cell}\" is not a finite number"
+            )),
+            "{msg}"
+        );
+    }
+    let path = write("csv-nonfinite-target", "NaN,1\n0.5,2\n");
+    let options = CsvOptions {
+        target: TargetColumn::Index(0),
+        kind: TargetKind::Value,
+        has_headers: false,
+        ..Default::default()
+    };
+    let err = CsvDataset::from_path(&path, &options).unwrap_err();
+    assert!(
+        matches!(err, DataError::BadLabel { index: 0, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("a finite number"), "{err}");
+}
