@@ -203,6 +203,33 @@ fn scripted(stopper: &mut EarlyStopping, values: &[f64]) -> Result<Option<usize>
     Ok(None)
 }
 
+/// `save_best_only` skips NaN epochs: a NaN first epoch became the best before, and no later
+/// epoch was saved.
+#[test]
+fn best_only_checkpoints_skip_nan_epochs() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("sinew-best-nan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let template = format!("{}/m-{{epoch}}.safetensors", dir.display());
+    let model = common::model()?;
+    let mut opt = sgd(model.named_parameters(), SgdConfig::new(0.1));
+    let mut saver = ModelCheckpoint::new(&template).save_best_only("val_loss");
+    for (epoch, v) in [f64::NAN, 0.5, 0.7, f64::NAN, 0.4].into_iter().enumerate() {
+        let mut ctx = Context {
+            model: &model,
+            optimizer: &mut opt,
+            stop_training: false,
+        };
+        saver.on_epoch_end(epoch, &logs(v), &mut ctx)?;
+    }
+    let names: Vec<String> = saver
+        .files()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["m-2.safetensors", "m-5.safetensors"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    Ok(())
+}
+
 #[test]
 fn early_stopping_follows_keras_on_scripted_sequences() -> Result<()> {
     // Patience 2: no improvement at epochs 3 and 4 -> stop after epoch 4.

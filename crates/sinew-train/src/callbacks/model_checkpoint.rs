@@ -86,11 +86,14 @@ impl Callback for ModelCheckpoint {
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctx: &mut Context<'_>) -> Result<()> {
         if self.save_best_only {
             let current = monitored(logs, &self.monitor)?;
-            let better = match (self.best, self.mode) {
-                (None, _) => true,
-                (Some(b), MonitorMode::Min) => current < b,
-                (Some(b), MonitorMode::Max) => current > b,
-            };
+            // NaN never improves (Keras compares with `np.less`): as the first value it became
+            // the best, and no later epoch could beat it, so nothing after it was saved.
+            let better = !current.is_nan()
+                && match (self.best, self.mode) {
+                    (None, _) => true,
+                    (Some(b), MonitorMode::Min) => current < b,
+                    (Some(b), MonitorMode::Max) => current > b,
+                };
             if !better {
                 return Ok(());
             }
