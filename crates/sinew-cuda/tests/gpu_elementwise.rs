@@ -7,7 +7,7 @@ mod common;
 
 use common::{both, check, gpu, kernel_launches, poison, randn, tol};
 use sinew_tensor::op_table::{BINARY_OPS, CMP_OPS, unary_ops};
-use sinew_tensor::{DType, Device, Tensor, UnaryOp};
+use sinew_tensor::{BinaryOp, DType, Device, Tensor, UnaryOp};
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
 
@@ -121,7 +121,12 @@ fn binary_ops_broadcast_like_the_cpu() {
         .into_iter()
         .filter(|o| sinew_cuda::names::binary(*o, DType::I64).is_some())
     {
-        let (c, g) = both(&dev, &[&ia, &ib], |t| t[0].binary(op, &t[1]));
+        // i64 division is `div_trunc` (`binary`'s division of integers is PyTorch's true
+        // division, in f32).
+        let (c, g) = both(&dev, &[&ia, &ib], |t| match op {
+            BinaryOp::Div => t[0].div_trunc(&t[1]),
+            _ => t[0].binary(op, &t[1]),
+        });
         assert_eq!(
             c.to_vec::<i64>().unwrap(),
             g.to_vec::<i64>().unwrap(),
