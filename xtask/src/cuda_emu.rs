@@ -36,6 +36,25 @@ const FLAGS: &[&str] = &[
     "-Wno-psabi",
 ];
 
+/// Flags for `libcuda.so.1` alone: its fibers' thread-locals are read at every switch, and the
+/// library is always loaded with the test binary (it is a `DT_NEEDED` of every CUDA build), so
+/// the initial-exec model reads them at a fixed offset instead of calling `__tls_get_addr`.
+/// (`libnccl.so.2` is opened with `dlopen` and keeps the default model.)
+const DRIVER_FLAGS: &[&str] = &["-ftls-model=initial-exec"];
+
+/// `-mf16c` where the host has F16C (every x86-64 CPU since 2012): half-to-float and
+/// float-to-half conversions become one instruction instead of a libgcc call, with the same
+/// results (exact widening; round-to-nearest-even narrowing; the compiler still narrows a
+/// double in one rounding, in libgcc). Elsewhere the library calls stay.
+fn f16c_flags() -> &'static [&'static str] {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let has_f16c = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .is_some_and(|l| l.split_whitespace().any(|f| f == "f16c"));
+    if has_f16c { &["-mf16c"] } else { &[] }
+}
+
 /// Entry point of the `cuda-emu` subcommand.
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(a) = args.first() {
@@ -72,6 +91,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 let o = src.with_extension("o");
                 let child = Command::new(&cxx)
                     .args(FLAGS)
+                    .args(DRIVER_FLAGS)
+                    .args(f16c_flags())
                     .arg("-I")
                     .arg(root.join("cuda/emu/include"))
                     .arg("-I")
@@ -112,6 +133,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     run_capture(
         Command::new(&cxx)
             .args(FLAGS)
+            .args(f16c_flags())
             .args(["-shared", "-Wl,-soname,libnccl.so.2", "-o"])
             .arg(&nccl)
             .arg(root.join("cuda/emu/nccl.cpp")),

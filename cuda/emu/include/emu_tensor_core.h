@@ -57,35 +57,43 @@ template <typename T> inline float emu_b16_value(uint16_t bits) {
 }
 
 // d (16x8, f32) += a (16x16) * b (16x8) over the warp; this lane's d holds rows g, g + 8 and
-// columns 2t, 2t + 1.
+// columns 2t, 2t + 1. Lane l holds A's rows l / 4 (+ 8) at columns 2 (l % 4) (+ 1) (+ 8), and
+// B's column l / 4 at rows 2 (l % 4) (+ 1) (+ 8); a lane decodes only the rows and columns its
+// own outputs read (the 4 lanes of its row group, the 8 of its two columns).
 template <typename T> struct Mma {
     static inline void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
         uint64_t mine[3] = {(uint64_t)a[0] | ((uint64_t)a[1] << 32), (uint64_t)a[2] | ((uint64_t)a[3] << 32),
                             (uint64_t)b0 | ((uint64_t)b1 << 32)};
         uint64_t all[32 * 3];
         emu::gather(mine, 3, all);
-        float A[16][16], B[16][8];
+        const uint32_t lane = emu::lane(), g = lane >> 2, t = lane & 3u;
+        // A[h][k]: row g + 8 h; B[e][k]: column 2 t + e.
+        float A[2][16], B[2][16];
         for (uint32_t l = 0; l < 32; ++l) {
-            const uint32_t g = l >> 2, t = l & 3u;
-            const uint32_t regs[4] = {(uint32_t)all[l * 3], (uint32_t)(all[l * 3] >> 32), (uint32_t)all[l * 3 + 1],
-                                      (uint32_t)(all[l * 3 + 1] >> 32)};
-            for (int j = 0; j < 4; ++j) {
-                const uint32_t row = g + (j & 1 ? 8 : 0), col = 2 * t + (j & 2 ? 8 : 0);
-                A[row][col] = emu_b16_value<T>((uint16_t)regs[j]);
-                A[row][col + 1] = emu_b16_value<T>((uint16_t)(regs[j] >> 16));
+            const uint32_t lg = l >> 2, lt = l & 3u;
+            if (lg == g) {
+                const uint32_t regs[4] = {(uint32_t)all[l * 3], (uint32_t)(all[l * 3] >> 32),
+                                          (uint32_t)all[l * 3 + 1], (uint32_t)(all[l * 3 + 1] >> 32)};
+                for (int j = 0; j < 4; ++j) {
+                    const uint32_t h = j & 1 ? 1 : 0, col = 2 * lt + (j & 2 ? 8 : 0);
+                    A[h][col] = emu_b16_value<T>((uint16_t)regs[j]);
+                    A[h][col + 1] = emu_b16_value<T>((uint16_t)(regs[j] >> 16));
+                }
             }
-            const uint32_t bregs[2] = {(uint32_t)all[l * 3 + 2], (uint32_t)(all[l * 3 + 2] >> 32)};
-            for (int j = 0; j < 2; ++j) {
-                const uint32_t k = 2 * t + (j ? 8 : 0);
-                B[k][g] = emu_b16_value<T>((uint16_t)bregs[j]);
-                B[k + 1][g] = emu_b16_value<T>((uint16_t)(bregs[j] >> 16));
+            if (lg >> 1 == t) {
+                const uint32_t e = lg & 1u;
+                const uint32_t bregs[2] = {(uint32_t)all[l * 3 + 2], (uint32_t)(all[l * 3 + 2] >> 32)};
+                for (int j = 0; j < 2; ++j) {
+                    const uint32_t k = 2 * lt + (j ? 8 : 0);
+                    B[e][k] = emu_b16_value<T>((uint16_t)bregs[j]);
+                    B[e][k + 1] = emu_b16_value<T>((uint16_t)(bregs[j] >> 16));
+                }
             }
         }
-        const uint32_t lane = emu::lane(), g = lane >> 2, t = lane & 3u;
         for (int j = 0; j < 4; ++j) {
-            const uint32_t row = g + (j & 2 ? 8 : 0), col = 2 * t + (j & 1);
+            const uint32_t h = j & 2 ? 1 : 0, e = j & 1;
             float acc = d[j];
-            for (int k = 0; k < 16; ++k) acc += A[row][k] * B[k][col];
+            for (int k = 0; k < 16; ++k) acc += A[h][k] * B[e][k];
             d[j] = acc;
         }
     }

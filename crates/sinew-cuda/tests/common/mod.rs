@@ -92,10 +92,15 @@ pub fn randn(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
 
 /// Fills the GPU allocator's cache with 0xFF blocks of `bytes` so that the next outputs of that
 /// size start out as NaN (floats), -1 (i64) or an invalid bool, and unwritten elements show up.
+/// Whole 8-byte words are written as i64 -1 (all ones): a fill has a thread per element, and
+/// the CPU emulator runs each as a fiber.
 pub fn poison(dev: &Device, bytes: usize) {
-    let blocks: Vec<Tensor> = (0..4)
-        .map(|_| Tensor::full([bytes.max(1)], 255.0, DType::U8, dev).unwrap())
-        .collect();
+    let ones = |_| match bytes {
+        0 => Tensor::full([1], 255.0, DType::U8, dev),
+        b if b % 8 == 0 => Tensor::full([b / 8], -1.0, DType::I64, dev),
+        b => Tensor::full([b], 255.0, DType::U8, dev),
+    };
+    let blocks: Vec<Tensor> = (0..4).map(|i| ones(i).unwrap()).collect();
     dev.synchronize().unwrap();
     drop(blocks);
 }
