@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CUDA checks that need no GPU: committed PTX up to date (nvcc 13.0 from PyPI wheels, ptxas for
-# sm_80 and sm_90, sm_90a for the Hopper GEMM), then build, lint and host-test the `cuda`
+# CUDA checks that need no GPU: committed PTX up to date (nvcc 13.0 from PyPI wheels; the PTX
+# was assembled by ptxas for sm_80 and sm_90, sm_90a for the Hopper GEMM, when
+# `cargo xtask kernels` wrote it), then build, lint and host-test the `cuda`
 # feature against a stub libcuda, and run the GPU tests on the CPU emulator of
 # `cargo xtask cuda-emu` (.ci/cuda_emu.sh).
 # Idempotent; fast once the wheels are cached under target/cuda-toolchain.

@@ -5,10 +5,15 @@
 //! and sm_90 with spills treated as errors; a `<family>_sm90.cu` file (Hopper-only instructions)
 //! targets compute_90a and is assembled for sm_90a alone. The committed files change only when
 //! all pass. `--check` compiles into a scratch folder and fails when a committed file is stale,
-//! missing or left over; `-v` prints ptxas register usage.
+//! missing or left over; it does not assemble (ptxas took two thirds of the check's minutes in
+//! CI): a committed file that equals what the sources compile to was assembled when
+//! `cargo xtask kernels` wrote it, with the same pinned toolchain. `--check --assemble`
+//! assembles as well; `-v` prints ptxas register usage.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::nvcc::{Toolchain, find_or_fetch, run_capture, workspace_root};
 
@@ -30,18 +35,24 @@ fn targets(src: &Path) -> (&'static str, &'static [&'static str]) {
 /// Entry point of the `kernels` subcommand.
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut check = false;
+    let mut assemble_in_check = false;
     let mut verbose = false;
     for a in args {
         match a.as_str() {
             "--check" => check = true,
+            "--assemble" => assemble_in_check = true,
             "-v" | "--verbose" => verbose = true,
             other => {
                 return Err(format!(
-                    "kernels: unknown argument {other:?} (expected --check, -v)"
+                    "kernels: unknown argument {other:?} (expected --check, --assemble, -v)"
                 ));
             }
         }
     }
+    let options = CompileOptions {
+        assemble: !check || assemble_in_check,
+        verbose,
+    };
     let root = workspace_root();
     let sources = sources(&root.join("cuda"))?;
     let committed = root.join("crates/sinew-cuda/kernels");
@@ -54,7 +65,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         sources.len(),
         tools.nvcc.display()
     );
-    let outputs = compile_all(&tools, &root, &sources, &out_dir, verbose)?;
+    let outputs = compile_all(&tools, &root, &sources, &out_dir, options)?;
     if check {
         compare(&committed, &outputs)?;
         eprintln!(
@@ -100,37 +111,51 @@ fn ptx_name(src: &Path) -> String {
     )
 }
 
-/// Compiles every source (a few at a time) and validates each result with ptxas.
+/// What each compilation does after nvcc.
+#[derive(Clone, Copy)]
+struct CompileOptions {
+    /// Assemble the PTX with ptxas for its targets (spills are errors).
+    assemble: bool,
+    /// Print ptxas's register usage.
+    verbose: bool,
+}
+
+/// Compiles every source, one per core at a time (each worker takes the next file as it
+/// finishes one), and validates each result; the outputs in the order of `sources`.
 fn compile_all(
     tools: &Toolchain,
     root: &Path,
     sources: &[PathBuf],
     out_dir: &Path,
-    verbose: bool,
+    options: CompileOptions,
 ) -> Result<Vec<PathBuf>, String> {
     let jobs = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
-        .max(1);
-    let mut outputs = Vec::new();
-    for batch in sources.chunks(jobs) {
-        let results: Vec<Result<PathBuf, String>> = std::thread::scope(|s| {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|src| s.spawn(move || compile_one(tools, root, src, out_dir, verbose)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("compile thread panicked".into()))
-                })
-                .collect()
-        });
-        for r in results {
-            outputs.push(r?);
+        .clamp(1, sources.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<PathBuf, String>>>> =
+        Mutex::new(sources.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(src) = sources.get(i) else { break };
+                    let result = compile_one(tools, root, src, out_dir, options);
+                    if let Ok(mut all) = results.lock() {
+                        all[i] = Some(result);
+                    }
+                }
+            });
         }
-    }
-    Ok(outputs)
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| "a compile thread panicked".to_string())?;
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("a compile thread panicked".into())))
+        .collect()
 }
 
 fn compile_one(
@@ -138,7 +163,7 @@ fn compile_one(
     root: &Path,
     src: &Path,
     out_dir: &Path,
-    verbose: bool,
+    options: CompileOptions,
 ) -> Result<PathBuf, String> {
     let out = out_dir.join(ptx_name(src));
     // Relative paths keep absolute directories out of nvcc's messages; the PTX has none either way.
@@ -163,32 +188,40 @@ fn compile_one(
     )?;
     let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     check_isa_version(&out, &text)?;
-    for sm in sms {
-        let mut cmd = Command::new(&tools.ptxas);
-        cmd.arg(format!("-arch={sm}"))
-            .args(["-O3", "--warn-on-spills", "--warning-as-error"])
-            .arg(&out)
-            .args(["-o", "/dev/null"]);
-        if verbose {
-            cmd.arg("-v");
-        }
-        let output = cmd.output().map_err(|e| format!("cannot run ptxas: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "ptxas {sm} rejected {}:\n{}",
-                out.display(),
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        if verbose {
-            eprintln!(
-                "--- {} ({sm})\n{}",
-                out.display(),
-                String::from_utf8_lossy(&output.stderr)
-            );
+    if options.assemble {
+        for sm in sms {
+            assemble(tools, &out, sm, options.verbose)?;
         }
     }
     Ok(out)
+}
+
+/// Assembles `ptx` for `sm` with ptxas, spills treated as errors.
+fn assemble(tools: &Toolchain, ptx: &Path, sm: &str, verbose: bool) -> Result<(), String> {
+    let mut cmd = Command::new(&tools.ptxas);
+    cmd.arg(format!("-arch={sm}"))
+        .args(["-O3", "--warn-on-spills", "--warning-as-error"])
+        .arg(ptx)
+        .args(["-o", "/dev/null"]);
+    if verbose {
+        cmd.arg("-v");
+    }
+    let output = cmd.output().map_err(|e| format!("cannot run ptxas: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "ptxas {sm} rejected {}:\n{}",
+            ptx.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    if verbose {
+        eprintln!(
+            "--- {} ({sm})\n{}",
+            ptx.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Rejects PTX newer than ISA 9.0 (what a CUDA 13.0 driver accepts).
