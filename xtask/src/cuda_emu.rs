@@ -82,6 +82,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let stubs = obj.join("stubs.cpp");
     write(&stubs, &stub_source(&root)?)?;
     sources.push(stubs);
+    let f16c = f16c_flags();
     // Two compilations at a time: the kernel files are large and the machines small.
     let mut objects = Vec::new();
     for pair in sources.chunks(2) {
@@ -92,7 +93,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 let child = Command::new(&cxx)
                     .args(FLAGS)
                     .args(DRIVER_FLAGS)
-                    .args(f16c_flags())
+                    .args(f16c)
                     .arg("-I")
                     .arg(root.join("cuda/emu/include"))
                     .arg("-I")
@@ -133,7 +134,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     run_capture(
         Command::new(&cxx)
             .args(FLAGS)
-            .args(f16c_flags())
+            .args(f16c)
             .args(["-shared", "-Wl,-soname,libnccl.so.2", "-o"])
             .arg(&nccl)
             .arg(root.join("cuda/emu/nccl.cpp")),

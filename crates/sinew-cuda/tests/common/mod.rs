@@ -95,12 +95,12 @@ pub fn randn(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
 /// Whole 8-byte words are written as i64 -1 (all ones): a fill has a thread per element, and
 /// the CPU emulator runs each as a fiber.
 pub fn poison(dev: &Device, bytes: usize) {
-    let ones = |_| match bytes {
+    let ones = || match bytes {
         0 => Tensor::full([1], 255.0, DType::U8, dev),
         b if b % 8 == 0 => Tensor::full([b / 8], -1.0, DType::I64, dev),
         b => Tensor::full([b], 255.0, DType::U8, dev),
     };
-    let blocks: Vec<Tensor> = (0..4).map(|i| ones(i).unwrap()).collect();
+    let blocks: Vec<Tensor> = (0..4).map(|_| ones().unwrap()).collect();
     dev.synchronize().unwrap();
     drop(blocks);
 }
