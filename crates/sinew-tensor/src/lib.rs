@@ -34,6 +34,7 @@ mod dtype;
 mod error;
 mod grad;
 mod layout;
+mod new_shape;
 pub mod op_table;
 pub mod ops;
 pub mod philox;
@@ -53,6 +54,7 @@ pub use device::{Device, DeviceFactory, DeviceLocation, register_backend};
 pub use dtype::{DType, Element};
 pub use error::{Error, ExternalError, Result};
 pub use layout::{Layout, StridedOffsets};
+pub use new_shape::NewShape;
 pub use ops::channel_norm::ChannelNormStep;
 pub use ops::custom::{CustomInplaceOp, CustomOp};
 pub use ops::fused_step::{

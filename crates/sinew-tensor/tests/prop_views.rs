@@ -335,3 +335,45 @@ fn empty_views_reshape_without_copying() {
         Vec::<f32>::new()
     );
 }
+
+#[test]
+fn a_minus_one_size_is_inferred_as_in_pytorch() {
+    let values: Vec<f32> = (0..24).map(|v| v as f32).collect();
+    let t = f32s(&values, &[2, 3, 4]);
+    // torch.arange(24.).reshape(2, 3, 4).view(-1, 6).shape == (4, 6), same order
+    let v = t.view([-1, 6]).unwrap();
+    assert_eq!(v.dims(), &[4, 6]);
+    assert!(v.same_storage(&t));
+    assert_eq!(v.to_vec::<f32>().unwrap(), values);
+    assert_eq!(t.reshape([2, -1, 2]).unwrap().dims(), &[2, 6, 2]);
+    assert_eq!(t.reshape(vec![-1i64]).unwrap().dims(), &[24]);
+    // A transposed tensor: view(-1) needs a copy (PyTorch raises), reshape(-1) copies in the
+    // transposed order: torch.arange(24.).reshape(2, 3, 4).transpose(0, 2).reshape(-1)[:4]
+    // == [0, 12, 4, 16].
+    let tt = t.transpose(0, 2).unwrap();
+    assert!(
+        tt.view([-1])
+            .unwrap_err()
+            .to_string()
+            .contains("needs a copy")
+    );
+    let flat = tt.reshape([-1]).unwrap();
+    assert_eq!(flat.to_vec::<f32>().unwrap()[..4], [0.0, 12.0, 4.0, 16.0]);
+    // torch: "shape '[-1, 5]' is invalid for input of size 24", "only one dimension can be inferred"
+    assert!(t.reshape([-1, 5]).is_err());
+    assert!(t.view([-1, -1]).is_err());
+}
+
+#[test]
+fn the_gradient_of_a_minus_one_reshape_has_the_input_shape() {
+    let x = Tensor::ones([2, 3, 4], DType::F32, &Device::cpu())
+        .unwrap()
+        .requires_grad_();
+    let scale = f32s(&(0..12).map(|v| v as f32).collect::<Vec<_>>(), &[1, 12]);
+    let y = x.reshape([-1, 12]).unwrap().mul(&scale).unwrap();
+    y.sum_all().unwrap().backward().unwrap();
+    let g = x.grad().unwrap();
+    assert_eq!(g.dims(), &[2, 3, 4]);
+    let expected: Vec<f32> = (0..24).map(|i| (i % 12) as f32).collect();
+    assert_eq!(g.to_vec::<f32>().unwrap(), expected);
+}

@@ -82,7 +82,7 @@ fn fused_mean(
     options: SoftmaxXentOptions,
 ) -> Result<Tensor> {
     let m = logits.dims()[0];
-    let mean = totals.narrow(0, 2, 1)?.reshape([])?;
+    let mean = totals.narrow(0, 2, 1)?.reshape(())?;
     Ok(Tensor::from_op(
         mean,
         "cross_entropy",

@@ -1,11 +1,14 @@
 //! Views and reshapes. Saved: nothing but the input's shape (and the view's parameters).
 
 use super::untracked;
-use crate::{Result, Save, Shape, Tensor};
+use crate::{NewShape, Result, Save, Shape, Tensor};
 
 impl Tensor {
-    /// Same elements, new shape. Backward: reshape the gradient back.
-    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+    /// Same elements, new shape (one size may be `-1`: `x.reshape([-1, 784])`); a view when
+    /// the strides allow, else a copy. PyTorch equivalent: `reshape`. Backward: reshape the
+    /// gradient back.
+    pub fn reshape(&self, shape: impl Into<NewShape>) -> Result<Tensor> {
+        let shape = shape.into().resolve("reshape", self.elem_count())?;
         let out = untracked(|| self.reshape_untracked(shape))?;
         Ok(Tensor::from_op(
             out,

@@ -1,10 +1,9 @@
 //! Shape ops that return views of the same storage (copying only when a layout forces it).
 
-use crate::{Error, Layout, Result, Shape, Tensor};
+use crate::{Error, Layout, NewShape, Result, Shape, Tensor};
 
 impl Tensor {
     /// The same elements with a new shape; a view when the strides allow, else a copy.
-    /// PyTorch equivalent: `reshape`.
     pub(crate) fn reshape_untracked(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         self.check_count("reshape", &shape)?;
@@ -16,10 +15,10 @@ impl Tensor {
         }
     }
 
-    /// Like [`Tensor::reshape`] but never copies: errors when the layout would need a copy.
-    /// PyTorch equivalent: `view`.
-    pub fn view(&self, shape: impl Into<Shape>) -> Result<Tensor> {
-        let shape = shape.into();
+    /// Like [`Tensor::reshape`] (one size may be `-1`) but never copies: errors when the
+    /// layout would need a copy. PyTorch equivalent: `view`.
+    pub fn view(&self, shape: impl Into<NewShape>) -> Result<Tensor> {
+        let shape = shape.into().resolve("view", self.elem_count())?;
         self.check_count("view", &shape)?;
         self.layout().reshape(&shape).ok_or_else(|| {
             Error::invalid(

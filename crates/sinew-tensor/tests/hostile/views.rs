@@ -44,25 +44,37 @@ fn narrow_and_slice_bounds_never_wrap() {
 fn reshape_and_view_check_the_target_shape() {
     let t = grid();
     assert_eq!(
-        err_text(t.reshape([3, 6148914691236517206])),
+        err_text(t.reshape([3usize, 6148914691236517206])),
         "reshape: the element count of shape [3, 6148914691236517206] overflows the addressable size"
     );
     assert!(matches!(
-        t.view([1 << 32, 1 << 32]),
+        t.view([1usize << 32, 1 << 32]),
         Err(Error::Overflow { op: "view", .. })
     ));
     let empty = t.narrow(0, 0, 0).unwrap();
     assert!(matches!(
-        empty.reshape([0, 1 << 32, 1 << 32]),
+        empty.reshape([0usize, 1 << 32, 1 << 32]),
         Err(Error::Overflow { .. })
     ));
-    assert_eq!(empty.reshape([0, 1 << 40]).unwrap().dims(), &[0, 1 << 40]);
+    assert_eq!(
+        empty.reshape([0usize, 1 << 40]).unwrap().dims(),
+        &[0, 1 << 40]
+    );
     // A reshape of a huge stride-0 view stays a view.
     let big = expanded(&[1 << 31, 1 << 31]);
-    let flat = big.reshape([1 << 62]).unwrap();
+    let flat = big.reshape([1usize << 62]).unwrap();
     assert_eq!(flat.stride(), &[0]);
     assert_eq!(big.flatten_all().unwrap().dims(), &[1 << 62]);
-    assert!(big.reshape([1 << 62, 2]).is_err());
+    assert!(big.reshape([1usize << 62, 2]).is_err());
+    // Signed sizes at the extremes: a clear error, never a wrapped size.
+    assert!(err_text(t.reshape([i64::MIN, -1])).contains("invalid size"));
+    assert!(err_text(t.reshape([i64::MAX, -1])).contains("invalid for an input of 12"));
+    assert!(matches!(
+        t.view([isize::MAX, 4, -1]),
+        Err(Error::Overflow { op: "view", .. })
+    ));
+    assert!(err_text(empty.reshape([0, -1])).contains("could be any size"));
+    assert_eq!(big.reshape([-1i64]).unwrap().dims(), &[1 << 62]);
 }
 
 #[test]
