@@ -10,7 +10,8 @@ use sinew_tensor::{Result, Tensor};
 fn build(case: &str) -> Result<Box<dyn Module>> {
     let conv_opts = Conv2dOptions::default();
     let pool = PoolOptions::new;
-    Ok(match case {
+    // `C_unbatched`: case C's module on one sample without its batch dim.
+    Ok(match case.strip_suffix("_unbatched").unwrap_or(case) {
         "linear" => Box::new(Linear::new(5, 3)?),
         "linear_nobias" => Box::new(Linear::with_config(LinearConfig {
             bias: false,
@@ -140,7 +141,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 39,
+        cases.len() >= 49,
         "expected every reference case, found {}",
         cases.len()
     );
@@ -186,5 +187,27 @@ fn the_embedding_padding_row_gets_no_gradient() -> Result<()> {
         .narrow(0, 0, 1)?
         .to_vec::<f32>()?;
     assert_eq!(g, vec![0.0; 4]);
+    Ok(())
+}
+
+#[test]
+fn unbatched_max_pool_indices_are_the_batch_of_ones() -> Result<()> {
+    let refs = reference("layers.safetensors");
+    let x = get(&refs, "maxpool2d_ceil_unbatched.x");
+    let pool = MaxPool2d::with_options(PoolOptions::new(3).stride(2).ceil_mode(true));
+    let (values, indices) = pool.forward_with_indices(&x)?;
+    let (batch_values, batch_indices) = pool.forward_with_indices(&x.unsqueeze(0)?)?;
+    assert_eq!(indices.dims(), &[3, 4, 4]);
+    assert_eq!(
+        indices.to_vec::<i64>()?,
+        batch_indices.squeeze(0)?.to_vec::<i64>()?
+    );
+    assert_eq!(
+        values.to_vec::<f32>()?,
+        batch_values.squeeze(0)?.to_vec::<f32>()?
+    );
+    // PyTorch's BatchNorm2d wants [n, c, h, w] ("expected 4D input (got 3D input)").
+    let bn = BatchNorm2d::new_2d(3)?;
+    assert!(bn.forward(&x).is_err());
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 use sinew_tensor::{Error, Result, Tensor, autocast_off};
 
+use super::unbatched::batch_of_one;
 use crate::{Module, summary};
 
 #[derive(Clone, Copy)]
@@ -63,7 +64,12 @@ fn adaptive_cells(x: &Tensor, dim: usize, out: usize, kind: Adaptive) -> Result<
     Tensor::cat(&cells, d)
 }
 
+/// Adaptive pooling of `[n, c, h, w]` or of one unbatched sample `[c, h, w]`.
 fn adaptive2d(x: &Tensor, out: (usize, usize), kind: Adaptive) -> Result<Tensor> {
+    batch_of_one(x, 4, |x| adaptive2d_batch(x, out, kind))
+}
+
+fn adaptive2d_batch(x: &Tensor, out: (usize, usize), kind: Adaptive) -> Result<Tensor> {
     if x.rank() != 4 {
         return Err(Error::invalid(
             "adaptive pooling",

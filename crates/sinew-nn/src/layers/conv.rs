@@ -6,6 +6,7 @@ use sinew_tensor::{
     Tensor,
 };
 
+use super::unbatched::batch_of_one;
 use crate::{Module, Visit, init, summary};
 
 /// Padding of a convolution (PyTorch's `padding=` argument).
@@ -87,7 +88,8 @@ impl Conv2dOptions {
     }
 }
 
-/// A 2-d convolution: weight `[out, in/groups, kh, kw]`, bias `[out]`.
+/// A 2-d convolution over `[n, c, h, w]` (or one unbatched sample `[c, h, w]`): weight
+/// `[out, in/groups, kh, kw]`, bias `[out]`.
 ///
 /// ```
 /// use sinew_nn::{Conv2d, Conv2dOptions, Module};
@@ -98,6 +100,8 @@ impl Conv2dOptions {
 /// assert_eq!(conv.weight.value().dims(), &[16, 3, 3, 3]);
 /// let y = conv.forward(&Tensor::zeros([8, 3, 32, 32], DType::F32, &Device::cpu())?)?;
 /// assert_eq!(y.dims(), &[8, 16, 16, 16]);
+/// let one = conv.forward(&Tensor::zeros([3, 32, 32], DType::F32, &Device::cpu())?)?;
+/// assert_eq!(one.dims(), &[16, 16, 16]);
 /// # Ok::<(), sinew_tensor::Error>(())
 /// ```
 pub struct Conv2d {
@@ -197,8 +201,22 @@ pub fn conv2d(
 }
 
 /// [`conv2d`] followed by `activation`, in the convolution's epilogue where the backend has one
-/// (`Tensor::conv2d_then`); the values of the two ops.
+/// (`Tensor::conv2d_then`); the values of the two ops. The input is `[n, c, h, w]` or one
+/// unbatched sample `[c, h, w]`, as in PyTorch.
 pub fn conv2d_then(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    options: &Conv2dOptions,
+    activation: Option<Activation>,
+) -> Result<Tensor> {
+    batch_of_one(x, 4, |x| {
+        conv2d_batch_then(x, weight, bias, options, activation)
+    })
+}
+
+/// [`conv2d_then`] of a batch.
+fn conv2d_batch_then(
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
@@ -266,7 +284,7 @@ impl Module for Conv2d {
     }
 }
 
-/// A 1-d convolution over `[n, c, l]`: weight `[out, in/groups, k]`.
+/// A 1-d convolution over `[n, c, l]` (or `[c, l]`): weight `[out, in/groups, k]`.
 pub struct Conv1d {
     /// `[out_channels, in_channels / groups, k]`.
     pub weight: Parameter,
@@ -302,7 +320,22 @@ impl Conv1d {
 }
 
 impl Module for Conv1d {
+    /// `[n, c, l]`, or one unbatched sample `[c, l]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = batch_of_one(x, 3, |x| self.forward_batch(x))?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+
+    fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
+        v.parameter("weight", &self.weight);
+        v.optional_parameter("bias", &self.bias);
+    }
+}
+
+impl Conv1d {
+    /// The forward of a batch `[n, c, l]`.
+    fn forward_batch(&self, x: &Tensor) -> Result<Tensor> {
         let o = &self.options;
         let padding = match o.padding {
             Padding::Explicit(_, p) => p,
@@ -317,9 +350,7 @@ impl Module for Conv1d {
                         padding: Padding::Same,
                         ..*o
                     };
-                    let y = conv2d(&x.unsqueeze(2)?, &w, b.as_ref(), &opts)?.squeeze(2)?;
-                    summary::note(self, &y);
-                    return Ok(y);
+                    return conv2d(&x.unsqueeze(2)?, &w, b.as_ref(), &opts)?.squeeze(2);
                 }
                 l
             }
@@ -331,14 +362,7 @@ impl Module for Conv1d {
             groups: o.groups,
         };
         let bias = self.bias.as_ref().map(Parameter::value);
-        let y = x.conv1d(&self.weight.value(), bias.as_ref(), cfg)?;
-        summary::note(self, &y);
-        Ok(y)
-    }
-
-    fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
-        v.parameter("weight", &self.weight);
-        v.optional_parameter("bias", &self.bias);
+        x.conv1d(&self.weight.value(), bias.as_ref(), cfg)
     }
 }
 
@@ -396,7 +420,8 @@ impl ConvTranspose2d {
 
 /// Transposed convolution (PyTorch's `F.conv_transpose2d`, one group): every input pixel
 /// scatters `weight` into the output; [`Tensor::conv_transpose2d`] (the input gradient of a
-/// convolution, with no column buffer where the backend has a direct kernel).
+/// convolution, with no column buffer where the backend has a direct kernel). The input is
+/// `[n, c, h, w]` or one unbatched sample `[c, h, w]`.
 pub fn conv_transpose2d(
     x: &Tensor,
     weight: &Tensor,
@@ -414,7 +439,9 @@ pub fn conv_transpose2d(
         dilation: options.dilation,
         groups: 1,
     };
-    x.conv_transpose2d(weight, bias, cfg, output_padding)
+    batch_of_one(x, 4, |x| {
+        x.conv_transpose2d(weight, bias, cfg, output_padding)
+    })
 }
 
 impl Module for ConvTranspose2d {

@@ -14,3 +14,4 @@ pub mod linear;
 mod norm_node;
 pub mod pool;
 pub mod reshape;
+mod unbatched;

@@ -3,6 +3,7 @@
 
 use sinew_tensor::{DType, Error, PadMode, Pool2dConfig, Result, Tensor};
 
+use super::unbatched::{batch_of_one, batch_of_one_pair};
 use crate::{Module, summary};
 
 /// Options of 2-d max or average pooling, with PyTorch's defaults.
@@ -117,8 +118,14 @@ fn ceil_plan(x: &Tensor, o: &PoolOptions) -> Result<CeilPlan> {
     })
 }
 
-/// 2-d max pooling: values and PyTorch's flat indices into each `h*w` plane.
+/// 2-d max pooling: values and PyTorch's flat indices into each `h*w` plane. The input is
+/// `[n, c, h, w]` or one unbatched sample `[c, h, w]`.
 pub fn max_pool2d_with_indices(x: &Tensor, o: &PoolOptions) -> Result<(Tensor, Tensor)> {
+    batch_of_one_pair(x, 4, |x| max_pool2d_batch(x, o))
+}
+
+/// [`max_pool2d_with_indices`] of a batch.
+fn max_pool2d_batch(x: &Tensor, o: &PoolOptions) -> Result<(Tensor, Tensor)> {
     if !o.ceil_mode {
         return x.max_pool2d(o.base());
     }
@@ -150,7 +157,13 @@ pub fn max_pool2d_with_indices(x: &Tensor, o: &PoolOptions) -> Result<(Tensor, T
 }
 
 /// 2-d average pooling with `ceil_mode` and `count_include_pad` (PyTorch's `F.avg_pool2d`).
+/// The input is `[n, c, h, w]` or one unbatched sample `[c, h, w]`.
 pub fn avg_pool2d(x: &Tensor, o: &PoolOptions) -> Result<Tensor> {
+    batch_of_one(x, 4, |x| avg_pool2d_batch(x, o))
+}
+
+/// [`avg_pool2d`] of a batch.
+fn avg_pool2d_batch(x: &Tensor, o: &PoolOptions) -> Result<Tensor> {
     if o.dilation != (1, 1) {
         return Err(Error::invalid(
             "avg_pool2d",
@@ -271,7 +284,7 @@ fn one_d(k: usize, stride: Option<usize>, padding: usize) -> PoolOptions {
     }
 }
 
-/// 1-d max pooling over `[n, c, l]` (`MaxPool1d`).
+/// 1-d max pooling over `[n, c, l]` or `[c, l]` (`MaxPool1d`).
 pub struct MaxPool1d {
     /// As a 2-d window of height 1.
     pub options: PoolOptions,
@@ -288,15 +301,16 @@ impl MaxPool1d {
 
 impl Module for MaxPool1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = max_pool2d_with_indices(&x.unsqueeze(2)?, &self.options)?
+        // `[n, c, l]` or `[c, l]` -> a row of height 1 (`-2`, to serve both).
+        let y = max_pool2d_with_indices(&x.unsqueeze(-2)?, &self.options)?
             .0
-            .squeeze(2)?;
+            .squeeze(-2)?;
         summary::note(self, &y);
         Ok(y)
     }
 }
 
-/// 1-d average pooling over `[n, c, l]` (`AvgPool1d`).
+/// 1-d average pooling over `[n, c, l]` or `[c, l]` (`AvgPool1d`).
 pub struct AvgPool1d {
     /// As a 2-d window of height 1.
     pub options: PoolOptions,
@@ -313,7 +327,7 @@ impl AvgPool1d {
 
 impl Module for AvgPool1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = avg_pool2d(&x.unsqueeze(2)?, &self.options)?.squeeze(2)?;
+        let y = avg_pool2d(&x.unsqueeze(-2)?, &self.options)?.squeeze(-2)?;
         summary::note(self, &y);
         Ok(y)
     }

@@ -145,9 +145,30 @@ def shape_cases(out, meta):
     run_case(out, meta, "constantpad_crop", nn.ConstantPad2d((-1, 1, 2, -1), 0.5), r(1, 2, 4, 4))
 
 
+def unbatched_cases(out, meta):
+    """One sample without its batch dim ([c, h, w] or [c, l]), which PyTorch's convolution and
+    pooling layers accept; the Rust test builds the module of the case named without
+    `_unbatched`."""
+    r = seeded_randn
+    run_case(out, meta, "conv2d_unbatched", nn.Conv2d(3, 4, 3, padding=1), r(3, 6, 6))
+    run_case(out, meta, "conv2d_same_unbatched", nn.Conv2d(3, 4, (3, 4), padding="same"),
+             r(3, 6, 7))
+    run_case(out, meta, "conv1d_unbatched", nn.Conv1d(3, 4, 3, stride=2, padding=1), r(3, 9))
+    run_case(out, meta, "conv_transpose2d_unbatched",
+             nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1), r(3, 4, 4))
+    run_case(out, meta, "maxpool2d_ceil_unbatched", nn.MaxPool2d(3, stride=2, ceil_mode=True),
+             r(3, 8, 8))
+    run_case(out, meta, "maxpool1d_unbatched", nn.MaxPool1d(3, stride=2, padding=1), r(3, 9))
+    run_case(out, meta, "avgpool2d_ceil_unbatched", nn.AvgPool2d(3, stride=2, ceil_mode=True),
+             r(3, 8, 8))
+    run_case(out, meta, "avgpool1d_unbatched", nn.AvgPool1d(2), r(3, 8))
+    run_case(out, meta, "adaptive_avg_unbatched", nn.AdaptiveAvgPool2d((2, 3)), r(3, 7, 8))
+    run_case(out, meta, "adaptive_max_unbatched", nn.AdaptiveMaxPool2d(3), r(3, 7, 8))
+
+
 def make_layers():
     out, meta = {}, {}
     for group in (linear_conv_cases, pool_cases, norm_cases, embedding_cases,
-                  activation_cases, shape_cases):
+                  activation_cases, shape_cases, unbatched_cases):
         group(out, meta)
     return write("layers.safetensors", out, meta)
