@@ -65,7 +65,7 @@ impl NewShape {
                 ),
             ));
         }
-        if elem_count % known != 0 {
+        if !elem_count.is_multiple_of(known) {
             return Err(Error::invalid(
                 op,
                 format!(
