@@ -209,3 +209,24 @@ fn extreme_logits_give_finite_losses_and_gradients() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn bce_outside_the_unit_interval_is_an_error_as_in_pytorch() -> Result<()> {
+    let t = |v: &[f32]| Tensor::from_vec(v.to_vec(), [v.len()]);
+    let message = |input: &[f32], target: &[f32]| -> Result<String> {
+        Ok(binary_cross_entropy(&t(input)?, &t(target)?)
+            .map(|_| String::from("no error"))
+            .unwrap_or_else(|e| e.to_string()))
+    };
+    // torch: F.binary_cross_entropy(torch.tensor([0.5, 1.2]), torch.tensor([1., 0.]))
+    // RuntimeError: all elements of input should be between 0 and 1 (NaN too)
+    assert!(message(&[0.5, 1.2], &[1.0, 0.0])?.contains("all elements of input should be"));
+    assert!(message(&[-0.1, 0.2], &[1.0, 0.0])?.contains("all elements of input should be"));
+    assert!(message(&[0.5, f32::NAN], &[1.0, 0.0])?.contains("all elements of input should be"));
+    assert!(message(&[0.5, 0.2], &[1.0, 1.5])?.contains("all elements of target should be"));
+    // The ends of the interval are allowed: each log is clamped at -100, as in PyTorch
+    // (F.binary_cross_entropy(torch.tensor([0., 1.]), torch.tensor([1., 0.])) == 100).
+    let at_ends = binary_cross_entropy(&t(&[0.0, 1.0])?, &t(&[1.0, 0.0])?)?;
+    assert_eq!(at_ends.item()?, 100.0);
+    Ok(())
+}

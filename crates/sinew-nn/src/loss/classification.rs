@@ -1,7 +1,7 @@
 //! Binary cross entropy (on probabilities and, stably, on logits with `pos_weight`) and the
 //! KL divergence.
 
-use sinew_tensor::{Error, Result, Tensor};
+use sinew_tensor::{Error, Result, Tensor, with_no_grad};
 
 use super::{Reduction, in_f32, reduce, same_shape, weight_in_f32};
 
@@ -16,10 +16,13 @@ pub struct BceLoss {
 }
 
 impl BceLoss {
-    /// The loss of probabilities `input` against `target` in `[0, 1]`.
+    /// The loss of probabilities `input` against `target`, both in `[0, 1]` (checked on the
+    /// CPU, as PyTorch's CPU kernel does).
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         same_shape("binary_cross_entropy", input, target)?;
         let [input, target] = in_f32([input, target])?;
+        check_probabilities("input", &input)?;
+        check_probabilities("target", &target)?;
         let log_p = input.log()?.maximum_scalar(-100.0)?;
         let log_q = input.rsub_scalar(1.0)?.log()?.maximum_scalar(-100.0)?;
         let mut loss = target
@@ -30,6 +33,28 @@ impl BceLoss {
             loss = loss.mul(&w)?;
         }
         reduce(loss, self.reduction)
+    }
+}
+
+/// PyTorch's check on the CPU: every element of `t` in `[0, 1]` (NaN is not), else "all
+/// elements of input should be between 0 and 1". On other devices nothing is checked: reading
+/// the answer would wait for the device at every call (PyTorch's CUDA kernel asserts on the
+/// device instead); there a value outside `[0, 1]` gives a NaN loss.
+fn check_probabilities(what: &str, t: &Tensor) -> Result<()> {
+    if !t.device().is_cpu() {
+        return Ok(());
+    }
+    let n = t.elem_count() as f64;
+    let inside = with_no_grad(|| -> Result<bool> {
+        Ok(t.ge_scalar(0.0)?.sum_all()?.item()? == n && t.le_scalar(1.0)?.sum_all()?.item()? == n)
+    })?;
+    if inside {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "binary_cross_entropy",
+            format!("all elements of {what} should be between 0 and 1"),
+        ))
     }
 }
 
