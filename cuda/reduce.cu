@@ -4,9 +4,9 @@
 // threads folds cols [part * chunk, min(cols, (part + 1) * chunk)) of one row into
 // out[row * parts + part], parts = ceil(cols / chunk) (chunk >= cols gives one value per row).
 // blockDim.y groups per block. `pass` (by_pass) picks the types read and written; each value
-// written is the fold rounded to the output type, then divided by `divisor` in the compute type
-// and rounded again (`finish`): 1 for a plain reduction, the count for a mean, which so equals a
-// sum followed by div_scalar in one launch.
+// written is the fold divided by `divisor` in the accumulator, then rounded to the output type
+// (`finish`): 1 for a plain reduction, the count for a mean (PyTorch's: an f16 mean of values
+// whose sum overflows f16 is still finite).
 // Sums and products accumulate in f64 (i64: wrapping u64), max/min propagate NaN.
 // argreduce_<op>_<dtype>(in, out_i64, rows, cols): index of the first extreme per row (NaN counts
 // as the extreme), one group per row.
@@ -48,12 +48,13 @@ struct MinOp {
     }
 };
 
-// The value a reduction writes: the fold `acc` rounded to Out, divided by `divisor` in Out's
-// compute type and rounded again (exact, so the plain rounding, for divisor 1).
+// The value a reduction writes: the fold `acc` divided by `divisor` in the accumulator (a mean's
+// count; float folds accumulate in f64), then rounded to Out; for divisor 1 the plain rounding
+// (exact for the integer folds).
 template <typename Out, typename A> __device__ __forceinline__ Out finish(A acc, double divisor) {
     typedef typename Num<Out>::C C;
-    const C rounded = Num<Out>::up(Num<Out>::down((C)acc));
-    return Num<Out>::down(rounded / (C)divisor);
+    if (divisor == 1.0) return Num<Out>::down((C)acc);
+    return Num<Out>::down((C)((double)acc / divisor));
 }
 
 template <typename In, typename Out, typename A, typename F>

@@ -154,10 +154,12 @@ pub trait Backend: MultiTensorOps + Send + Sync + std::fmt::Debug {
     }
 
     /// Mean over `dims` (sorted, unique) of a float view; the output keeps them with size 1.
-    /// Its values are the sum's rounded to the dtype, then divided by the count (NaN for an
-    /// empty reduction).
+    /// Its values are the sum divided by the count in the accumulator, then rounded to the
+    /// dtype, as PyTorch's (an f16 mean of values whose f16 sum would overflow is finite); NaN
+    /// for an empty reduction.
     ///
-    /// Default: `reduce` (sum), then `unary` (div_scalar); a backend may do both in one kernel.
+    /// Default: `reduce` (sum), then `unary` (div_scalar), through f32 for f16/bf16; a backend
+    /// may do both in one kernel.
     fn mean(
         &self,
         src: &dyn BackendStorage,

@@ -106,26 +106,41 @@ pub(crate) fn softmax<B: Backend + ?Sized>(
     }
 }
 
-/// [`Backend::mean`] from `reduce` (sum) and `unary` (div_scalar by the count): the sum rounded
-/// to the dtype, then divided.
+/// [`Backend::mean`] from `reduce` (sum) and `unary` (div_scalar by the count). f16/bf16 are
+/// summed and divided in f32 (`cast` there and back), so a sum beyond their range still gives
+/// a finite mean; f32/f64 sums are rounded to the dtype before the division (one rounding more
+/// than the CPU and CUDA kernels).
 pub(crate) fn mean<B: Backend + ?Sized>(
     b: &B,
     src: &dyn BackendStorage,
     layout: &Layout,
     dims: &[usize],
 ) -> Result<BoxedStorage> {
+    let dtype = src.dtype();
+    if matches!(dtype, DType::F16 | DType::BF16) {
+        let wide = b.cast(src, layout, DType::F32)?;
+        let wide_layout = Layout::contiguous(layout.shape().clone());
+        let wide_mean = mean(b, &*wide, &wide_layout, dims)?;
+        let kept = Layout::contiguous(kept_dims(layout, dims));
+        return b.cast(&*wide_mean, &kept, dtype);
+    }
     // At most the view's element count, which its shape's checks bound.
     let count: usize = dims.iter().map(|&d| layout.dims()[d]).product();
-    let mut kept = layout.dims().to_vec();
-    for &d in dims {
-        kept[d] = 1;
-    }
     let sum = b.reduce(ReduceOp::Sum, src, layout, dims)?;
     b.unary(
         UnaryOp::DivScalar(count as f64),
         &*sum,
-        &Layout::contiguous(kept),
+        &Layout::contiguous(kept_dims(layout, dims)),
     )
+}
+
+/// `layout`'s dims with `dims` set to 1.
+fn kept_dims(layout: &Layout, dims: &[usize]) -> Vec<usize> {
+    let mut kept = layout.dims().to_vec();
+    for &d in dims {
+        kept[d] = 1;
+    }
+    kept
 }
 
 fn kept_shape(layout: &Layout, dim: usize) -> Shape {

@@ -107,6 +107,28 @@ fn reductions() {
 }
 
 #[test]
+fn a_half_precision_mean_divides_before_it_rounds() {
+    // torch.full((4,), 60000., dtype=torch.half).mean() == 60000 (the f16 sum would be inf);
+    // torch.full((2, 3, 2), 60000., dtype=torch.half).mean((0, 2)) == [60000.] * 3
+    let cpu = Device::cpu();
+    for dtype in [DType::F16, DType::BF16] {
+        let big = Tensor::full([4], 60000.0, dtype, &cpu).unwrap();
+        let value = big.to_dtype(DType::F64).unwrap().to_vec_f64().unwrap()[0];
+        if dtype == DType::F16 {
+            assert_eq!(
+                big.sum_all().unwrap().to_vec_f64().unwrap(),
+                [f64::INFINITY]
+            );
+        }
+        assert_eq!(big.mean_all().unwrap().to_vec_f64().unwrap(), [value]);
+        let runs = Tensor::full([2, 3, 2], 60000.0, dtype, &cpu).unwrap();
+        let mean = runs.mean(&[0, 2], false).unwrap();
+        assert_eq!(mean.dtype(), dtype);
+        assert_eq!(mean.to_vec_f64().unwrap(), [value; 3]);
+    }
+}
+
+#[test]
 fn joins_and_splits() {
     // torch.cat([g, g * 10, g[:1]], 0)
     let parts = [

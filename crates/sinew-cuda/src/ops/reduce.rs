@@ -74,8 +74,9 @@ pub(crate) fn reduce(
 }
 
 /// Mean over `dims` (sorted, unique) of a float view, the output keeping them as size 1: the
-/// sum rounded to the dtype, then divided by the count in the compute type (what [`reduce`]'s
-/// sum and `div_scalar` give), in the sum's own launches. An empty reduction gives NaN.
+/// sum divided by the count in the accumulator, then rounded to the dtype (as PyTorch's: an f16
+/// mean of values whose f16 sum would overflow is finite), in the sum's own launches. An empty
+/// reduction gives NaN.
 pub(crate) fn mean(
     dev: &CudaBackend,
     src: &CudaStorage,

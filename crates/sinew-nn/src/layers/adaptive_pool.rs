@@ -80,7 +80,7 @@ fn adaptive2d_batch(x: &Tensor, out: (usize, usize), kind: Adaptive) -> Result<T
 }
 
 /// The mean of `x` over `dims` for average pooling: an f16/bf16 input keeps its dtype under
-/// autocast (summed with a wide accumulator, rounded, then divided), as PyTorch's pooling does
+/// autocast (summed with a wide accumulator and divided, then rounded), as PyTorch's pooling does
 /// (it is on neither of autocast's lists; ResNet's global pooling then feeds the classifier's
 /// half-precision product directly), where [`Tensor::mean`], a sum, would widen it to f32.
 pub(crate) fn pooled_mean(x: &Tensor, dims: &[isize], keepdim: bool) -> Result<Tensor> {

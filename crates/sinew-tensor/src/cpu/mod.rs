@@ -323,6 +323,15 @@ impl Backend for CpuBackend {
         Ok(Box::new(reduce::reduce(op, cpu(src), layout, dims)?))
     }
 
+    fn mean(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        dims: &[usize],
+    ) -> Result<BoxedStorage> {
+        Ok(Box::new(reduce::mean(cpu(src), layout, dims)?))
+    }
+
     fn arg_reduce(
         &self,
         op: ArgReduceOp,

@@ -114,7 +114,9 @@ fn runs(dims: &[usize], reduced: &[usize]) -> Vec<(usize, bool)> {
     out
 }
 
-/// Reduces every reduced run, innermost first, each time shrinking it to size 1.
+/// Reduces every reduced run, innermost first, each time shrinking it to size 1. `store(acc,
+/// last)` turns a fold into an element; `last` is true for the outermost run's folds, the
+/// results.
 fn reduce_runs<T: Copy + Send + Sync + 'static, A: Copy + Send + Sync>(
     op: &'static str,
     data: &[T],
@@ -123,9 +125,10 @@ fn reduce_runs<T: Copy + Send + Sync + 'static, A: Copy + Send + Sync>(
     init: A,
     load: impl Fn(T) -> A + Sync + Copy,
     combine: impl Fn(A, A) -> A + Sync + Send + Copy,
-    store: impl Fn(A) -> T + Copy,
+    store: impl Fn(A, bool) -> T + Copy,
 ) -> Result<Vec<T>> {
     let mut runs = runs(dims, reduced);
+    let outermost = runs.iter().position(|run| run.1);
     let mut current: Option<Vec<T>> = None;
     for r in (0..runs.len()).rev() {
         if !runs[r].1 {
@@ -139,7 +142,8 @@ fn reduce_runs<T: Copy + Send + Sync + 'static, A: Copy + Send + Sync>(
         let src: &[T] = current.as_deref().unwrap_or(data);
         let out = reduce_axis(src, axis, init, load, combine);
         let mut stored = try_with_capacity(op, out.len())?;
-        stored.extend(out.into_iter().map(store));
+        let last = Some(r) == outermost;
+        stored.extend(out.into_iter().map(|acc| store(acc, last)));
         current = Some(stored);
         runs[r].0 = 1;
     }
@@ -179,7 +183,7 @@ fn reduce_float<T: Element + Default>(
     dims: &[usize],
     reduced: &[usize],
 ) -> Result<Vec<T>> {
-    let (load, store) = (T::to_f64, T::from_f64);
+    let (load, store) = (T::to_f64, |acc, _| T::from_f64(acc));
     let name = op.name();
     match op {
         ReduceOp::Sum => reduce_runs(name, v, dims, reduced, 0.0, load, |a, b| a + b, store),
@@ -199,14 +203,51 @@ fn reduce_float<T: Element + Default>(
 }
 
 fn reduce_int(op: ReduceOp, v: &[i64], dims: &[usize], reduced: &[usize]) -> Result<Vec<i64>> {
-    let id = |x| x;
+    let (id, st) = (|x| x, |x, _| x);
     let name = op.name();
     match op {
-        ReduceOp::Sum => reduce_runs(name, v, dims, reduced, 0, id, i64::wrapping_add, id),
-        ReduceOp::Prod => reduce_runs(name, v, dims, reduced, 1, id, i64::wrapping_mul, id),
-        ReduceOp::Max => reduce_runs(name, v, dims, reduced, i64::MIN, id, std::cmp::max, id),
-        ReduceOp::Min => reduce_runs(name, v, dims, reduced, i64::MAX, id, std::cmp::min, id),
+        ReduceOp::Sum => reduce_runs(name, v, dims, reduced, 0, id, i64::wrapping_add, st),
+        ReduceOp::Prod => reduce_runs(name, v, dims, reduced, 1, id, i64::wrapping_mul, st),
+        ReduceOp::Max => reduce_runs(name, v, dims, reduced, i64::MIN, id, std::cmp::max, st),
+        ReduceOp::Min => reduce_runs(name, v, dims, reduced, i64::MAX, id, std::cmp::min, st),
     }
+}
+
+/// The mean over `dims` of a float view (the output keeps them with size 1): the sum,
+/// accumulated in f64, divided by the count before it is rounded to the dtype, as PyTorch
+/// computes it (an f16 mean of values whose sum overflows f16 is finite). f16/bf16 go through
+/// f32, as the reductions do. NaN for an empty reduction.
+pub(super) fn mean(src: &CpuStorage, layout: &Layout, dims: &[usize]) -> Result<CpuStorage> {
+    if let Some(out) = through_f32("mean", src, layout, |s, l| mean(s, l, dims)) {
+        return out;
+    }
+    fn run<T: Element + Default>(v: &[T], layout: &Layout, dims: &[usize]) -> Result<Vec<T>> {
+        let data = contiguous_slice("mean", v, layout)?;
+        // At most the view's element count, which its shape's checks bound.
+        let count = dims.iter().map(|&d| layout.dims()[d]).product::<usize>() as f64;
+        let store = |acc: f64, last| T::from_f64(if last { acc / count } else { acc });
+        let add = |a: f64, b: f64| a + b;
+        reduce_runs(
+            "mean",
+            &data,
+            layout.dims(),
+            dims,
+            0.0,
+            T::to_f64,
+            add,
+            store,
+        )
+    }
+    Ok(match src {
+        CpuStorage::F32(v) => CpuStorage::F32(run(v, layout, dims)?),
+        CpuStorage::F64(v) => CpuStorage::F64(run(v, layout, dims)?),
+        other => {
+            return Err(Error::UnsupportedDType {
+                op: "mean",
+                dtype: other.dtype(),
+            });
+        }
+    })
 }
 
 /// Reduces `dims` of a view; the output has the view's rank with those dims set to 1.

@@ -116,8 +116,9 @@ impl Tensor {
     }
 
     /// Mean over `dims` (empty = all). PyTorch equivalent: `torch.mean`.
-    /// Its values are the sum's rounded to the dtype, then divided by the count (NaN for an
-    /// empty reduction); a backend may compute both in one kernel ([`crate::Backend::mean`]).
+    /// Its values are the sum divided by the count before rounding to the dtype, as PyTorch's
+    /// (the mean of f16 values whose sum overflows f16 is finite; NaN for an empty reduction);
+    /// see [`crate::Backend::mean`].
     pub fn mean(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         self.check_float("mean")?;
         if let Some(x) = crate::autocast::widened(self)? {
