@@ -90,6 +90,8 @@ impl Tensor {
     }
 
     /// Clamps into `[min, max]` (use infinities for one side). PyTorch equivalent: `torch.clamp`.
+    /// An i64 tensor stays i64, its bounds rounded inward (`clamp(-1.5, 1.5)` keeps `[-1, 1]`),
+    /// where PyTorch promotes it to float for fractional bounds.
     pub fn clamp(&self, min: f64, max: f64) -> Result<Tensor> {
         if min > max {
             return Err(Error::invalid(
@@ -141,7 +143,8 @@ impl Tensor {
         self.unary(UnaryOp::RDivScalar(s))
     }
 
-    /// `max(x, s)` elementwise. PyTorch equivalent: `torch.clamp(x, min=s)`.
+    /// `max(x, s)` elementwise. PyTorch equivalent: `torch.clamp(x, min=s)` (an i64 tensor: `s`
+    /// rounded up, see [`Tensor::clamp`]).
     pub fn maximum_scalar(&self, s: f64) -> Result<Tensor> {
         self.unary(UnaryOp::Clamp {
             min: s,
@@ -149,7 +152,8 @@ impl Tensor {
         })
     }
 
-    /// `min(x, s)` elementwise. PyTorch equivalent: `torch.clamp(x, max=s)`.
+    /// `min(x, s)` elementwise. PyTorch equivalent: `torch.clamp(x, max=s)` (an i64 tensor: `s`
+    /// rounded down, see [`Tensor::clamp`]).
     pub fn minimum_scalar(&self, s: f64) -> Result<Tensor> {
         self.unary(UnaryOp::Clamp {
             min: f64::NEG_INFINITY,
