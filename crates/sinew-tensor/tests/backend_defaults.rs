@@ -1,6 +1,6 @@
-//! The composite default bodies of `Backend` (inplace, softmax, index_select, matmul epilogue)
-//! on a minimal backend that forwards only the required methods (plus `gather`) to the CPU
-//! backend and reports itself as device `cuda:7`; and custom ops it has no kernel for.
+//! The composite default bodies of `Backend` (inplace, softmax, mean, index_select, matmul
+//! epilogue) on a minimal backend that forwards only the required methods (plus `gather`) to the
+//! CPU backend and reports itself as device `cuda:7`; and custom ops it has no kernel for.
 
 mod common;
 
@@ -235,6 +235,27 @@ fn composite_softmax_and_index_select() {
         xm.index_select(1, &out_of_range),
         Err(Error::IndexOutOfBounds { .. })
     ));
+}
+
+#[test]
+fn composite_mean_matches_the_cpu_kernel_and_divides_before_rounding() {
+    let mut g = Generator::new(13);
+    let (xc, xm) = pair(&mut g, &[3, 4, 5], -3.0);
+    for dims in [&[0isize][..], &[1], &[0, 2], &[]] {
+        let (c, m) = (xc.mean(dims, false).unwrap(), xm.mean(dims, false).unwrap());
+        assert_eq!(m.dims(), c.dims());
+        assert_close(
+            &m.to_vec_f64().unwrap(),
+            &c.to_vec_f64().unwrap(),
+            1e-6,
+            1e-7,
+        );
+    }
+    // An f16 mean whose f16 sum overflows: torch.full((4, 6), 60000., dtype=torch.half).mean(1)
+    let big = Tensor::full([4, 6], 60000.0, DType::F16, &minimal()).unwrap();
+    let mean = big.mean(&[1], false).unwrap();
+    assert_eq!(mean.dtype(), DType::F16);
+    assert_eq!(mean.to_vec_f64().unwrap(), [60000.0; 4]);
 }
 
 #[test]
