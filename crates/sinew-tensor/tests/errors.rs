@@ -333,5 +333,6 @@ fn invalid_arguments_say_what_is_wrong() {
             .to_string()
             .contains("must be below the size 4")
     );
-    assert!(x.norm(0.0, &[], false).is_err());
+    assert!(x.norm(-1.0, &[], false).is_err());
+    assert!(x.norm(f64::NAN, &[], false).is_err());
 }

@@ -20,6 +20,7 @@ pub mod pool;
 pub mod reduce;
 pub mod running_stats;
 pub mod softmax_xent;
+pub mod statistics;
 pub mod unary;
 pub mod view;
 

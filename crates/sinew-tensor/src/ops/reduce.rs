@@ -1,18 +1,9 @@
-//! Reductions (`sum`, `mean`, `max`, ...), statistics and softmax. CPU kernels: `cpu/reduce.rs`,
-//! `cpu/softmax.rs`. Dimension lists accept negative entries; an empty list means every dim.
+//! Reductions (`sum`, `mean`, `max`, ...) and softmax (statistics built on them:
+//! `statistics.rs`). CPU kernels: `cpu/reduce.rs`, `cpu/softmax.rs`. Dimension lists accept
+//! negative entries; an empty list means every dim.
 
 use super::{ArgReduceOp, ReduceOp};
 use crate::{Error, Result, Shape, Tensor};
-
-/// `f(x)` where `x != 0`, and 0 with a zero gradient where `x == 0`: for roots (`f(0) = 0`,
-/// with an infinite slope there) whose `inf * 0` would turn the gradient of a zero norm or a
-/// zero deviation into NaN. PyTorch gives those the subgradient 0.
-fn zero_safe(x: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
-    let zero = x.eq_scalar(0.0)?;
-    let ones = Tensor::ones((), x.dtype(), x.device())?;
-    let zeros = Tensor::zeros((), x.dtype(), x.device())?;
-    zero.where_cond(&zeros, &f(&zero.where_cond(&ones, x)?)?)
-}
 
 impl Tensor {
     /// Resolves, sorts and deduplicates a dim list (empty = all dims).
@@ -132,81 +123,6 @@ impl Tensor {
         self.mean(&[], false)
     }
 
-    /// Variance over `dims` with `correction` (1 = unbiased, PyTorch's default).
-    /// PyTorch equivalent: `torch.var(x, dims, correction=c, keepdim)`.
-    pub fn var(&self, dims: &[isize], correction: usize, keepdim: bool) -> Result<Tensor> {
-        self.check_float("var")?;
-        let count = self.reduced_count(&self.resolve_dims("var", dims)?);
-        let centered = self.sub(&self.mean(dims, true)?)?;
-        let denom = count.saturating_sub(correction) as f64;
-        centered.square()?.sum(dims, keepdim)?.div_scalar(denom)
-    }
-
-    /// Standard deviation: the square root of [`Tensor::var`] (gradient 0 where it is 0, as
-    /// PyTorch).
-    pub fn std(&self, dims: &[isize], correction: usize, keepdim: bool) -> Result<Tensor> {
-        zero_safe(&self.var(dims, correction, keepdim)?, Tensor::sqrt)
-    }
-
-    /// `log(sum(exp(x)))` over `dims`, computed stably. PyTorch equivalent: `torch.logsumexp`.
-    pub fn logsumexp(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
-        self.check_float("logsumexp")?;
-        let resolved = self.resolve_dims("logsumexp", dims)?;
-        if self.reduced_count(&resolved) == 0 {
-            // The log of an empty sum: -inf everywhere. PyTorch: torch.zeros(2, 0).logsumexp(1) = [-inf, -inf]
-            return Tensor::full(
-                self.reduced_shape(&resolved, keepdim),
-                f64::NEG_INFINITY,
-                self.dtype(),
-                self.device(),
-            );
-        }
-        // The shift is a constant (the gradient is the softmax either way).
-        let max = self.detach().max(dims, true)?;
-        // Infinite maxima (all -inf rows, or +inf) are not subtracted, as in PyTorch.
-        let finite = max.abs()?.lt_scalar(f64::INFINITY)?;
-        let shift =
-            finite.where_cond(&max, &Tensor::full((), 0.0, self.dtype(), self.device())?)?;
-        let out = self
-            .sub(&shift)?
-            .exp()?
-            .sum(dims, true)?
-            .log()?
-            .add(&shift)?;
-        if keepdim {
-            Ok(out)
-        } else {
-            out.reshape(self.reduced_shape(&resolved, false))
-        }
-    }
-
-    /// The p-norm over `dims`: `p = 2` Euclidean, `1` Manhattan, `f64::INFINITY` max-abs.
-    /// As in PyTorch, a zero norm (and for `p < 1` a zero element) gets the gradient 0, not
-    /// NaN. PyTorch equivalent: `torch.linalg.vector_norm(x, p, dims, keepdim)`.
-    pub fn norm(&self, p: f64, dims: &[isize], keepdim: bool) -> Result<Tensor> {
-        self.check_float("norm")?;
-        let a = self.abs()?;
-        if p == f64::INFINITY {
-            a.max(dims, keepdim)
-        } else if p == 1.0 {
-            a.sum(dims, keepdim)
-        } else if p == 2.0 {
-            zero_safe(&a.square()?.sum(dims, keepdim)?, Tensor::sqrt)
-        } else if p > 0.0 {
-            let powered = if p < 1.0 {
-                zero_safe(&a, |a| a.powf(p))?
-            } else {
-                a.powf(p)?
-            };
-            zero_safe(&powered.sum(dims, keepdim)?, |s| s.powf(1.0 / p))
-        } else {
-            Err(Error::invalid(
-                "norm",
-                format!("p must be positive, got {p}"),
-            ))
-        }
-    }
-
     /// Applies any [`ArgReduceOp`] along `dim`, giving i64 indices.
     pub fn arg_reduce(&self, op: ArgReduceOp, dim: isize, keepdim: bool) -> Result<Tensor> {
         if self.rank() == 0 {
@@ -313,21 +229,6 @@ mod tests {
     }
 
     #[test]
-    fn variance_with_correction() {
-        // torch.var(torch.tensor([1., 2., 3., 4.])) = 1.6667; correction=0 -> 1.25
-        let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], [4]).unwrap();
-        assert!(
-            (x.var(&[], 1, false).unwrap().to_scalar::<f64>().unwrap() - 5.0 / 3.0).abs() < 1e-12
-        );
-        assert!((x.var(&[], 0, false).unwrap().to_scalar::<f64>().unwrap() - 1.25).abs() < 1e-12);
-        assert!(
-            (x.std(&[], 1, false).unwrap().to_scalar::<f64>().unwrap() - (5.0f64 / 3.0).sqrt())
-                .abs()
-                < 1e-12
-        );
-    }
-
-    #[test]
     fn softmax_and_logsumexp_are_stable() {
         // torch.softmax(torch.tensor([1000., 1001., 1002.]), 0) = [0.0900, 0.2447, 0.6652]
         let x = Tensor::from_vec(vec![1000.0f32, 1001.0, 1002.0], [3]).unwrap();
@@ -377,25 +278,5 @@ mod tests {
         {
             assert!((a - b).abs() < 1e-12);
         }
-    }
-
-    #[test]
-    fn norms() {
-        let x = Tensor::from_vec(vec![3.0f32, -4.0], [2]).unwrap();
-        assert_eq!(
-            x.norm(2.0, &[], false).unwrap().to_scalar::<f32>().unwrap(),
-            5.0
-        );
-        assert_eq!(
-            x.norm(1.0, &[], false).unwrap().to_scalar::<f32>().unwrap(),
-            7.0
-        );
-        assert_eq!(
-            x.norm(f64::INFINITY, &[], false)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap(),
-            4.0
-        );
     }
 }
