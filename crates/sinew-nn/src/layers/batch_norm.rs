@@ -162,10 +162,13 @@ fn batch_norm_counting(
     then_add_relu(inner.apply(y)?)
 }
 
-/// For an f16 or bf16 `x`: `norm` of `x` in f32, cast back to `x`'s dtype (batch norm keeps its
-/// input's dtype, as PyTorch's does; its statistics need f32's range and precision). `None` for
-/// other dtypes.
-fn in_f32(x: &Tensor, norm: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Option<Tensor>> {
+/// For an f16 or bf16 `x`: `norm` of `x` in f32, cast back to `x`'s dtype (the normalisations
+/// keep their input's dtype, as PyTorch's do; their statistics need f32's range and precision:
+/// an f16 variance of values around 300 is already beyond f16's range). `None` for other dtypes.
+pub(crate) fn in_f32(
+    x: &Tensor,
+    norm: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Option<Tensor>> {
     if !matches!(x.dtype(), DType::F16 | DType::BF16) {
         return Ok(None);
     }

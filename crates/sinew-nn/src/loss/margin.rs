@@ -9,16 +9,9 @@ use super::{Reduction, in_f32, reduce, same_shape, weight_in_f32};
 /// default eps 1e-8).
 pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, dim: isize, eps: f64) -> Result<Tensor> {
     let [x1, x2] = in_f32([x1, x2])?;
-    let n1 = x1
-        .square()?
-        .sum(&[dim], true)?
-        .sqrt()?
-        .maximum_scalar(eps)?;
-    let n2 = x2
-        .square()?
-        .sum(&[dim], true)?
-        .sqrt()?
-        .maximum_scalar(eps)?;
+    // `norm` sums f16/bf16 squares in f32, as PyTorch does.
+    let n1 = x1.norm(2.0, &[dim], true)?.maximum_scalar(eps)?;
+    let n2 = x2.norm(2.0, &[dim], true)?.maximum_scalar(eps)?;
     x1.div(&n1)?.mul(&x2.div(&n2)?)?.sum(&[dim], false)
 }
 

@@ -62,6 +62,19 @@ fn check_running(
     Ok(())
 }
 
+/// `running = lerp(running, stat, momentum)` in place. An f16/bf16 buffer is updated in f32 and
+/// rounded once, as PyTorch's (its opmath type): a batch variance beyond f16's range still
+/// moves the running variance by `momentum` instead of making it inf.
+fn lerp_rounded_(running: &Tensor, stat: &Tensor, momentum: f64) -> Result<()> {
+    if matches!(running.dtype(), DType::F16 | DType::BF16) {
+        let wide = running.to_dtype(DType::F32)?;
+        wide.lerp_(&stat.to_dtype(DType::F32)?, momentum)?;
+        running.copy_(&wide)
+    } else {
+        running.lerp_(&stat.to_dtype(running.dtype())?, momentum)
+    }
+}
+
 impl Tensor {
     /// Updates batch norm's running statistics in place from a batch's `[C]` statistics:
     /// `running_mean = lerp(running_mean, mean, momentum)` and
@@ -87,9 +100,8 @@ impl Tensor {
         if Tensor::fused_running_stats(running, [mean, var], (momentum, unbias), count)? {
             return Ok(());
         }
-        running_mean.lerp_(&mean.to_dtype(running_mean.dtype())?, momentum)?;
-        let unbiased = var.mul_scalar(unbias)?;
-        running_var.lerp_(&unbiased.to_dtype(running_var.dtype())?, momentum)?;
+        lerp_rounded_(running_mean, mean, momentum)?;
+        lerp_rounded_(running_var, &var.mul_scalar(unbias)?, momentum)?;
         match count {
             Some(n) => n.add_scalar_(1.0),
             None => Ok(()),
