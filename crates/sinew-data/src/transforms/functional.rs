@@ -157,8 +157,12 @@ pub struct AffineParams {
     pub scale: f32,
 }
 
-/// Rotates, scales and translates about the centre with bilinear sampling; pixels that come from
-/// outside the image are `fill`. PyTorch equivalent: `F.affine(..., shear=0, BILINEAR, fill)`.
+/// Rotates (counter-clockwise), scales and translates about the centre with bilinear sampling;
+/// pixels that come from outside the image are `fill`. PyTorch equivalent: torchvision's
+/// `F.rotate` / `F.affine(img, -angle, translate, scale, shear=0, BILINEAR, fill)` (its `affine`
+/// turns clockwise). The same values inside the image; where a pixel's bilinear taps reach
+/// outside, the taps outside read `fill` here, where torchvision blends with a sampled mask
+/// (`v * m + fill * (1 - m)` over zero padding), so border pixels differ slightly.
 pub fn affine(img: &ImageF32, params: AffineParams, fill: f32) -> Result<ImageF32> {
     img.check()?;
     let (h, w) = (img.height, img.width);
