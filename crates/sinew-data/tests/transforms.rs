@@ -290,3 +290,71 @@ fn batch_application_matches_one_by_one() {
         assert_eq!(one, batch[k]);
     }
 }
+
+/// Resizing and the colour adjustments against torchvision 0.29 (`torchvision.transforms.v2.
+/// functional` on tensors): `x = (torch.arange(12.) / 11).reshape(1, 3, 4)`,
+/// `y = torch.stack([x[0], x[0].flip(1), 1 - x[0]])`.
+#[test]
+fn resize_and_colour_adjustments_match_torchvision() {
+    use sinew_data::transforms::functional::{
+        adjust_contrast, adjust_hue, adjust_saturation, resize,
+    };
+    let ramp: Vec<f32> = (0..12).map(|v| v as f32 / 11.0).collect();
+    let x = ImageF32::new(1, 3, 4, ramp.clone()).unwrap();
+    let close = |got: &[f32], want: &[f64], what: &str| {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(
+                (f64::from(*g) - w).abs() < 2e-6,
+                "{what}: {got:?} vs {want:?}"
+            );
+        }
+    };
+    // F.resize(x, [2, 3], antialias=False)
+    let want = [
+        0.1060606, 0.2272727, 0.3484849, 0.6515152, 0.7727273, 0.8939394,
+    ];
+    close(&resize(&x, 2, 3).unwrap().data, &want, "resize 2x3");
+    // F.resize(x, [5, 6], antialias=False)[0, 1]: the second of the five rows
+    let row1 = [
+        0.1454546, 0.1909091, 0.2515152, 0.3121212, 0.3727273, 0.4181818,
+    ];
+    close(&resize(&x, 5, 6).unwrap().data[6..12], &row1, "resize 5x6");
+    let mut flipped = Vec::new();
+    for r in ramp.chunks(4) {
+        flipped.extend(r.iter().rev());
+    }
+    let inverse: Vec<f32> = ramp.iter().map(|v| 1.0 - v).collect();
+    let y = ImageF32::new(3, 3, 4, [ramp, flipped, inverse].concat()).unwrap();
+    let adjusted = |f: &dyn Fn(&mut ImageF32)| {
+        let mut img = y.clone();
+        f(&mut img);
+        img.data[..12].to_vec()
+    };
+    // F.adjust_hue(y, 0.2)[0]
+    let hue = [
+        0.9272733, 0.9090909, 0.8181818, 0.7272727, 0.4181818, 0.4727272, 0.5272727, 0.5818182,
+        0.2727273, 0.1818182, 0.0909091, 0.0727273,
+    ];
+    close(&adjusted(&|i| adjust_hue(i, 0.2).unwrap()), &hue, "hue");
+    // F.adjust_saturation(y, 1.7)[0]
+    let saturation = [
+        0.0, 0.0, 0.1684036, 0.3485373, 0.2298345, 0.4099682, 0.5901018, 0.7702355, 0.6515327,
+        0.8316664, 1.0, 1.0,
+    ];
+    close(
+        &adjusted(&|i| adjust_saturation(i, 1.7).unwrap()),
+        &saturation,
+        "saturation",
+    );
+    // F.adjust_contrast(y, 0.6)[0]
+    let contrast = [
+        0.1999800, 0.2545255, 0.3090709, 0.3636164, 0.4181618, 0.4727073, 0.5272527, 0.5817982,
+        0.6363437, 0.6908891, 0.7454346, 0.7999800,
+    ];
+    close(
+        &adjusted(&|i| adjust_contrast(i, 0.6).unwrap()),
+        &contrast,
+        "contrast",
+    );
+}
