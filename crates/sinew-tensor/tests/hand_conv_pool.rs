@@ -142,6 +142,35 @@ fn avg_pool2d_with_stride_and_padding() {
 }
 
 #[test]
+fn half_precision_average_pooling_divides_before_rounding() {
+    // F.avg_pool2d(torch.full((1, 1, 4, 4), 10000., dtype=torch.half), 3, 1) == 10000 (the
+    // window's f16 sum, 90000, would overflow); bf16: 9984 (10000 rounded to bf16)
+    let cfg = Pool2dConfig {
+        kernel: (3, 3),
+        stride: Some((1, 1)),
+        padding: (0, 0),
+        dilation: (1, 1),
+        count_include_pad: true,
+    };
+    for (dtype, want) in [(DType::F16, 10000.0), (DType::BF16, 9984.0)] {
+        let x = Tensor::full([1, 1, 4, 4], 10000.0, dtype, &cpu()).unwrap();
+        for include in [true, false] {
+            let cfg = Pool2dConfig {
+                count_include_pad: include,
+                ..cfg
+            };
+            let y = x.avg_pool2d(cfg).unwrap();
+            assert_eq!(y.dtype(), dtype);
+            assert_eq!(
+                y.to_vec_f64().unwrap(),
+                [want; 4],
+                "{dtype} include {include}"
+            );
+        }
+    }
+}
+
+#[test]
 fn one_d_pooling_with_padding() {
     // s = torch.tensor([[[1., 3., 2., 5., 4., -1.]]])
     let s = f32s(&[1.0, 3.0, 2.0, 5.0, 4.0, -1.0], &[1, 1, 6]);

@@ -148,8 +148,14 @@ impl Tensor {
     }
 
     /// Average pooling composed from `unfold2d`, a sum over the window axis and a division
-    /// (differentiable through them).
+    /// (differentiable through them). f16/bf16 go through f32, rounded once after the division,
+    /// as PyTorch's kernels (and the CUDA one) do: a window's f16 sum may overflow where its
+    /// average does not.
     pub(crate) fn avg_pool2d_composed(&self, cfg: Pool2dConfig) -> Result<Tensor> {
+        if matches!(self.dtype(), DType::F16 | DType::BF16) {
+            let wide = self.to_dtype(DType::F32)?.avg_pool2d_composed(cfg)?;
+            return wide.to_dtype(self.dtype());
+        }
         let spec = self.avg_pool2d_spec(cfg)?;
         let (oh, ow) = spec.out_hw();
         let (kh, kw) = spec.kernel;
