@@ -49,17 +49,19 @@ pub fn constant_pad2d(x: &Tensor, pads: [i64; 4], value: f64) -> Result<Tensor> 
     }
     let [left, right, top, bottom] = pads;
     let (hd, wd) = (x.rank() as isize - 2, x.rank() as isize - 1);
+    // The amount a negative pad crops (`i64::MIN` included: its magnitude fits in u64).
+    let cut = |v: i64| if v < 0 { v.unsigned_abs() } else { 0 };
     let crop = |t: Tensor, dim: isize, before: i64, after: i64| -> Result<Tensor> {
         let len = t.dim(dim)?;
-        let cut_before = (-before).max(0) as usize;
-        let cut_after = (-after).max(0) as usize;
-        let keep = len.checked_sub(cut_before + cut_after).ok_or_else(|| {
-            Error::invalid(
-                "pad",
-                format!("cropping {} of a dim of {len}", cut_before + cut_after),
-            )
-        })?;
-        t.narrow(dim, cut_before, keep)
+        let cut_total = u128::from(cut(before)) + u128::from(cut(after));
+        let keep = u128::try_from(len)
+            .ok()
+            .and_then(|len| len.checked_sub(cut_total))
+            .ok_or_else(|| {
+                Error::invalid("pad", format!("cropping {cut_total} of a dim of {len}"))
+            })?;
+        // Both fit: `keep <= len` and the cut before is at most `len - keep`.
+        t.narrow(dim, cut(before) as usize, keep as usize)
     };
     let cropped = crop(crop(x.clone(), hd, top, bottom)?, wd, left, right)?;
     let pos = |v: i64| v.max(0) as usize;
@@ -112,5 +114,30 @@ impl Module for ZeroPad2d {
         let y = constant_pad2d(x, self.padding, 0.0)?;
         summary::note(self, &y);
         Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sinew_tensor::{DType, Device, Tensor};
+
+    use super::constant_pad2d;
+
+    #[test]
+    fn extreme_pad_amounts_are_errors_not_panics() {
+        let x = Tensor::zeros([1, 1, 2, 2], DType::F32, &Device::cpu()).unwrap();
+        // i64::MIN's negation overflows i64 (a panic in debug builds, no crop at all in
+        // release); it crops 2^63 rows of 2.
+        let err = constant_pad2d(&x, [0, 0, i64::MIN, 0], 0.0).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cropping 9223372036854775808 of a dim of 2")
+        );
+        let err = constant_pad2d(&x, [i64::MIN, i64::MIN, 0, 0], 0.0).unwrap_err();
+        assert!(err.to_string().contains("cropping 18446744073709551616"));
+        assert!(constant_pad2d(&x, [i64::MAX, 0, 0, 0], 0.0).is_err());
+        // Cropping exactly everything leaves an empty dim, as in PyTorch.
+        let empty = constant_pad2d(&x, [-1, -1, 0, 0], 0.0).unwrap();
+        assert_eq!(empty.dims(), &[1, 1, 2, 0]);
     }
 }
