@@ -77,6 +77,15 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
         reduction("std", Spaced, 2..=4, |x, d, k| x.std(d, 0, k)),
         reduction("logsumexp", Any, 1..=4, |x, d, k| x.logsumexp(d, k)),
         reduction("norm", AwayFromZero, 1..=4, |x, d, k| x.norm(3.0, d, k)),
+        reduction("norm_p1", AwayFromZero, 1..=3, |x, d, k| x.norm(1.0, d, k)),
+        reduction("norm_p2", AwayFromZero, 1..=3, |x, d, k| x.norm(2.0, d, k)),
+        // Max- and min-abs: positive values, so no two magnitudes tie across signs.
+        reduction("norm_inf", Positive, 1..=3, |x, d, k| {
+            x.norm(f64::INFINITY, d, k)
+        }),
+        reduction("norm_neg_inf", Positive, 1..=3, |x, d, k| {
+            x.norm(f64::NEG_INFINITY, d, k)
+        }),
         along_dim("softmax", |x, d| x.softmax(d)),
         along_dim("log_softmax", |x, d| x.log_softmax(d)),
     ]
