@@ -97,7 +97,7 @@ fn batch_norm_counting(
         Some(r) => y.add_relu(r),
         None => Ok(y),
     };
-    // This function again on a half input widened to f32 (see `in_f32`).
+    // This function again on a half input widened to f32 (see `half_in_f32`).
     let in_f32_form = |x: &Tensor| {
         let running = (running_mean, running_var, batches);
         let scalars = (training, momentum, eps);
@@ -130,7 +130,7 @@ fn batch_norm_counting(
         )? {
             return Ok(y);
         }
-        if let Some(y) = in_f32(x, in_f32_form)? {
+        if let Some(y) = half_in_f32(x, in_f32_form)? {
             return then_add_relu(y);
         }
         let mean = x.mean(&dims, true)?;
@@ -143,7 +143,7 @@ fn batch_norm_counting(
         }
         (centered, var.add_scalar(eps)?.rsqrt()?)
     } else {
-        if let Some(y) = in_f32(x, in_f32_form)? {
+        if let Some(y) = half_in_f32(x, in_f32_form)? {
             return then_add_relu(y);
         }
         let (rm, rv) = (running_mean.unwrap_or(x), running_var.unwrap_or(x));
@@ -165,7 +165,7 @@ fn batch_norm_counting(
 /// For an f16 or bf16 `x`: `norm` of `x` in f32, cast back to `x`'s dtype (the normalisations
 /// keep their input's dtype, as PyTorch's do; their statistics need f32's range and precision:
 /// an f16 variance of values around 300 is already beyond f16's range). `None` for other dtypes.
-pub(crate) fn in_f32(
+pub(crate) fn half_in_f32(
     x: &Tensor,
     norm: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Option<Tensor>> {

@@ -3,7 +3,7 @@
 
 use sinew_tensor::{DType, Device, Error, Parameter, Result, Tensor, autocast};
 
-use super::batch_norm::in_f32;
+use super::batch_norm::half_in_f32;
 use crate::{Module, Visit, summary};
 
 /// Normalises over the last `normalized_shape.len()` dims (PyTorch's `F.layer_norm`).
@@ -17,7 +17,7 @@ pub fn layer_norm(
     // Under autocast the statistics and the normalisation run in f32 (the output is f32);
     // outside it an f16/bf16 input too, with the output rounded back.
     let x = &autocast::full_precision(x)?;
-    if let Some(y) = in_f32(x, |x| layer_norm(x, normalized_shape, weight, bias, eps))? {
+    if let Some(y) = half_in_f32(x, |x| layer_norm(x, normalized_shape, weight, bias, eps))? {
         return Ok(y);
     }
     let k = normalized_shape.len();
@@ -119,7 +119,7 @@ pub fn group_norm(
     // Under autocast the statistics and the normalisation run in f32 (the output is f32);
     // outside it an f16/bf16 input too, with the output rounded back.
     let x = &autocast::full_precision(x)?;
-    if let Some(y) = in_f32(x, |x| group_norm(x, groups, weight, bias, eps))? {
+    if let Some(y) = half_in_f32(x, |x| group_norm(x, groups, weight, bias, eps))? {
         return Ok(y);
     }
     if x.rank() < 2 || groups == 0 || x.dims()[1] % groups != 0 {
