@@ -91,7 +91,7 @@ pub(crate) fn softmax<B: Backend + ?Sized>(
     log: bool,
 ) -> Result<BoxedStorage> {
     let dense = Layout::contiguous(layout.shape().clone());
-    let kept = Layout::contiguous(kept_shape(layout, dim));
+    let kept = Layout::contiguous(kept_dims(layout, &[dim]));
     // A reduced (kept-dim) result read at every position of the input.
     let reduced = kept.broadcast_to(layout.shape())?;
     let max = b.reduce(ReduceOp::Max, src, layout, &[dim])?;
@@ -141,12 +141,6 @@ fn kept_dims(layout: &Layout, dims: &[usize]) -> Vec<usize> {
         kept[d] = 1;
     }
     kept
-}
-
-fn kept_shape(layout: &Layout, dim: usize) -> Shape {
-    let mut kept = layout.dims().to_vec();
-    kept[dim] = 1;
-    Shape::new(kept)
 }
 
 /// [`Backend::index_select`] as a `gather` whose index is the 1-d `indices` view broadcast
