@@ -126,11 +126,7 @@ mod imp {
                 loss
             };
             lap(&mut timer, PHASES[1])?;
-            scaler
-                .scale(&loss)
-                .map_err(fail)?
-                .backward()
-                .map_err(fail)?;
+            scaler.backward(&loss).map_err(fail)?;
             lap(&mut timer, PHASES[2])?;
             scaler.step(&mut opt).map_err(fail)?;
             scaler.update();

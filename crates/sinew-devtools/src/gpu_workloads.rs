@@ -377,7 +377,7 @@ fn training_step(
             casts = autocast::cached_sources();
             loss
         };
-        scaler.scale(&loss)?.backward()?;
+        scaler.backward(&loss)?;
         scaler.step(&mut opt)?;
         scaler.update();
         loss.item().map(drop)

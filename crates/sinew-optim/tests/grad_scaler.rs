@@ -143,6 +143,61 @@ fn unscale_twice_and_half_gradients_are_errors() -> Result<()> {
     Ok(())
 }
 
+/// The gradients of `loss_of(w)` after `backward`, for a fresh `w` of `values` in `dtype`.
+fn gradient_after(
+    dtype: DType,
+    values: &[f32],
+    loss_of: impl Fn(&Tensor) -> Result<Tensor>,
+    backward: impl Fn(&Tensor) -> Result<()>,
+) -> Result<Vec<f32>> {
+    let w = Parameter::new(Tensor::from_vec(values.to_vec(), [values.len()])?.to_dtype(dtype)?);
+    backward(&loss_of(&w.value())?)?;
+    w.grad().unwrap().to_dtype(DType::F32)?.to_vec::<f32>()
+}
+
+#[test]
+fn backward_seeds_the_scale_with_the_scaled_losss_gradients_to_the_bit() -> Result<()> {
+    let values = [0.3f32, -1.7, 2.5, 1e-3, -4.0, 0.75];
+    let scaler = GradScaler::with_config(GradScalerConfig {
+        init_scale: 3000.0, // not a power of two: the products round
+        ..Default::default()
+    });
+    let loss_of = |w: &Tensor| w.mul_scalar(0.37)?.tanh()?.square()?.mean_all();
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+        let want = gradient_after(dtype, &values, loss_of, |l| scaler.scale(l)?.backward())?;
+        let got = gradient_after(dtype, &values, loss_of, |l| scaler.backward(l))?;
+        assert_eq!(got, want, "{dtype:?}");
+        // And they are the scaled gradients: 3000 times the unscaled ones (f32: to rounding).
+        if dtype == DType::F32 {
+            let plain = gradient_after(dtype, &values, loss_of, |l| l.backward())?;
+            for (g, p) in got.iter().zip(&plain) {
+                assert!(
+                    (g - 3000.0 * p).abs() <= 1e-6 * g.abs().max(1e-6),
+                    "{g} {p}"
+                );
+            }
+        }
+    }
+    // Disabled, it is the plain backward.
+    let off = GradScaler::with_config(GradScalerConfig {
+        enabled: false,
+        ..Default::default()
+    });
+    assert_eq!(
+        gradient_after(DType::F32, &values, loss_of, |l| off.backward(l))?,
+        gradient_after(DType::F32, &values, loss_of, |l| l.backward())?
+    );
+    // A loss that is not one element is an error, as for `backward`.
+    let w = Parameter::new(Tensor::from_vec(values.to_vec(), [6])?);
+    let err = scaler
+        .backward(&w.value().square()?)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("scalar output"), "{err}");
+    assert!(w.grad().is_none());
+    Ok(())
+}
+
 #[test]
 fn a_disabled_scaler_passes_through() -> Result<()> {
     let w = Parameter::new(Tensor::ones([1], DType::F32, &Device::cpu())?);

@@ -266,7 +266,7 @@ impl<'a> Trainer<'a> {
                     (out, loss)
                 };
                 self.optimizer.zero_grad();
-                self.scaler.scale(&loss)?.backward()?;
+                self.scaler.backward(&loss)?;
                 if let Some(d) = &self.distributed {
                     d.after_backward()?;
                 }

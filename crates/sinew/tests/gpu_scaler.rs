@@ -328,3 +328,36 @@ fn clipping_between_unscale_and_step_waits_for_nothing() {
         assert!((g - w).abs() <= 1e-6 * (1.0 + w.abs()), "gpu {g}, cpu {w}");
     }
 }
+
+/// `scaler.backward(&loss)` seeds backward with the scale: the same gradients as
+/// `scaler.scale(&loss)?.backward()` to the bit, two kernels fewer (the product and its
+/// gradient), no wait for the device.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn scaled_backward_is_two_kernels_fewer_than_the_product() {
+    let dev = gpu();
+    let cuda = sinew_cuda::CudaBackend::of(&dev).unwrap();
+    let scaler = GradScaler::with_config(GradScalerConfig {
+        init_scale: 3000.0,
+        ..GradScalerConfig::default()
+    });
+    let run = |fused: bool| {
+        let params = random_params(&mut Generator::new(5), &[&[13, 7]], &dev);
+        let w = params[0].1.value();
+        let loss = w.mul_scalar(0.37).unwrap().tanh().unwrap();
+        let loss = loss.square().unwrap().mean_all().unwrap();
+        let (launches, waits) = (cuda.kernel_launches(), cuda.stream_synchronizations());
+        if fused {
+            scaler.backward(&loss).unwrap();
+        } else {
+            scaler.scale(&loss).unwrap().backward().unwrap();
+        }
+        assert_eq!(cuda.stream_synchronizations(), waits, "waits");
+        let grad = w.grad().unwrap().to_vec::<f32>().unwrap();
+        (grad, cuda.kernel_launches() - launches)
+    };
+    let (want, product_launches) = run(false);
+    let (got, launches) = run(true);
+    assert_eq!(got, want);
+    assert_eq!(launches + 2, product_launches);
+}
