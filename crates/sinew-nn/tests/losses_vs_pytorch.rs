@@ -230,3 +230,67 @@ fn bce_outside_the_unit_interval_is_an_error_as_in_pytorch() -> Result<()> {
     assert_eq!(at_ends.item()?, 100.0);
     Ok(())
 }
+
+#[test]
+fn margin_losses_pick_their_branch_at_infinities_as_pytorch() -> Result<()> {
+    let inf = f32::INFINITY;
+    let t = |v: &[f32], shape: &[usize]| Tensor::from_vec(v.to_vec(), shape);
+    let values = |x: &Tensor| x.to_vec::<f32>();
+    // x = torch.tensor([inf, -inf, inf, -inf, 2., .5], requires_grad=True)
+    // l = F.hinge_embedding_loss(x, torch.tensor([1., 1, -1, -1, -1, 1]), reduction='none')
+    // l.sum().backward() -> l [inf, -inf, 0, inf, 0, .5], x.grad [1, 1, 0, -1, 0, 1]
+    let x = t(&[inf, -inf, inf, -inf, 2.0, 0.5], &[6])?.requires_grad_();
+    let y = t(&[1.0, 1.0, -1.0, -1.0, -1.0, 1.0], &[6])?;
+    let l = hinge_embedding_loss(&x, &y, 1.0, Reduction::None)?;
+    l.sum_all()?.backward()?;
+    assert_eq!(values(&l)?, [inf, -inf, 0.0, inf, 0.0, 0.5]);
+    assert_eq!(values(&x.grad().unwrap())?, [1.0, 1.0, 0.0, -1.0, 0.0, 1.0]);
+
+    // F.multi_margin_loss(torch.tensor([[inf, 0, 0], [0, -inf, 1], [1, 2, 3]]),
+    //     torch.tensor([0, 1, 2]), reduction='none') -> [0, inf, 0]
+    let classes = Tensor::from_vec(vec![0i64, 1, 2], [3])?;
+    let plain = MultiMarginLoss {
+        reduction: Reduction::None,
+        ..Default::default()
+    };
+    let x = t(&[inf, 0.0, 0.0, 0.0, -inf, 1.0, 1.0, 2.0, 3.0], &[3, 3])?;
+    assert_eq!(values(&plain.forward(&x, &classes)?)?, [0.0, inf, 0.0]);
+    // With p=2 and weight=torch.tensor([1., 2, 3]) on [[inf, 0, 0], [.5, -1, 1], [1, 2, 3]]:
+    // l [0, 10.1667, 0], x.grad [[0, 0, 0], [3.3333, -7.3333, 4], [0, 0, 0]]
+    let squared = MultiMarginLoss {
+        p: 2,
+        weight: Some(t(&[1.0, 2.0, 3.0], &[3])?),
+        reduction: Reduction::None,
+        ..Default::default()
+    };
+    let x = t(&[inf, 0.0, 0.0, 0.5, -1.0, 1.0, 1.0, 2.0, 3.0], &[3, 3])?.requires_grad_();
+    let l = squared.forward(&x, &classes)?;
+    l.sum_all()?.backward()?;
+    let (l, g) = (values(&l)?, values(&x.grad().unwrap())?);
+    let want_g = [0.0, 0.0, 0.0, 10.0 / 3.0, -22.0 / 3.0, 4.0, 0.0, 0.0, 0.0];
+    assert!(
+        l[0] == 0.0 && (l[1] - 61.0 / 6.0).abs() < 1e-5 && l[2] == 0.0,
+        "{l:?}"
+    );
+    assert!(
+        g.iter().zip(want_g).all(|(g, w)| (g - w).abs() < 1e-5),
+        "{g:?}"
+    );
+
+    // F.cosine_embedding_loss(torch.tensor([[1., 2], [0, 0], [3, -1]]),
+    //     torch.tensor([[2., 1], [1, 1], [1, 1]]), torch.tensor([1., -1, 0]), margin=-.5,
+    //     reduction='none') -> [.2, .5, 0] (a target of 0 is neither branch)
+    let l = cosine_embedding_loss(
+        &t(&[1.0, 2.0, 0.0, 0.0, 3.0, -1.0], &[3, 2])?,
+        &t(&[2.0, 1.0, 1.0, 1.0, 1.0, 1.0], &[3, 2])?,
+        &t(&[1.0, -1.0, 0.0], &[3])?,
+        -0.5,
+        Reduction::None,
+    )?;
+    let l = values(&l)?;
+    assert!(
+        (l[0] - 0.2).abs() < 1e-6 && l[1] == 0.5 && l[2] == 0.0,
+        "{l:?}"
+    );
+    Ok(())
+}

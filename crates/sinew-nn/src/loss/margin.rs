@@ -31,13 +31,15 @@ pub fn cosine_embedding_loss(
     let m1 = x1.square()?.sum(&[dim], false)?.add_scalar(1e-12)?;
     let m2 = x2.square()?.sum(&[dim], false)?.add_scalar(1e-12)?;
     let cos = dot.div(&m1.mul(&m2)?.sqrt()?)?;
-    let y = y.to_dtype(cos.dtype())?;
-    let pos = y.eq_scalar(1.0)?.to_dtype(cos.dtype())?;
-    let neg = y.eq_scalar(-1.0)?.to_dtype(cos.dtype())?;
-    let loss = pos
-        .mul(&cos.rsub_scalar(1.0)?)?
-        .add(&neg.mul(&cos.sub_scalar(margin)?.relu()?)?)?;
-    reduce(loss, reduction)
+    // Selected, not multiplied by 0/1 masks: the branch not taken may be inf or NaN.
+    let zero = cos.zeros_like()?;
+    let pos = y
+        .eq_scalar(1.0)?
+        .where_cond(&cos.rsub_scalar(1.0)?, &zero)?;
+    let neg = y
+        .eq_scalar(-1.0)?
+        .where_cond(&cos.sub_scalar(margin)?.relu()?, &zero)?;
+    reduce(pos.add(&neg)?, reduction)
 }
 
 /// `x` where `y = 1`, `max(0, margin - x)` where `y = -1` (PyTorch's `HingeEmbeddingLoss`).
@@ -49,13 +51,14 @@ pub fn hinge_embedding_loss(
 ) -> Result<Tensor> {
     same_shape("hinge_embedding_loss", input, target)?;
     let [input] = in_f32([input])?;
-    let t = target.to_dtype(input.dtype())?;
-    let not_pos = t.ne_scalar(1.0)?.to_dtype(input.dtype())?;
-    let not_neg = t.ne_scalar(-1.0)?.to_dtype(input.dtype())?;
-    let loss = not_pos
-        .mul(&input.rsub_scalar(margin)?.relu()?)?
-        .add(&not_neg.mul(&input)?)?;
-    reduce(loss, reduction)
+    // Selected, as PyTorch's `where`s: `input = -inf` with `y = 1` is -inf, `inf` with `y = -1`
+    // is 0 (a 0/1 mask times the other branch's inf made both NaN).
+    let zero = input.zeros_like()?;
+    let below = target
+        .ne_scalar(1.0)?
+        .where_cond(&input.rsub_scalar(margin)?.relu()?, &zero)?;
+    let itself = target.ne_scalar(-1.0)?.where_cond(&input, &zero)?;
+    reduce(below.add(&itself)?, reduction)
 }
 
 /// The multi-class hinge loss (PyTorch's `MultiMarginLoss`): for each sample,
@@ -111,15 +114,15 @@ impl MultiMarginLoss {
         let [input] = in_f32([input])?;
         let idx = target.unsqueeze(1)?;
         let x_y = input.gather(1, &idx)?;
-        let mut z = input.sub(&x_y)?.add_scalar(self.margin)?.relu()?;
+        // The target's own term is left out before the hinge, not multiplied by 0 after it:
+        // with `x_y = ±inf` it is NaN (`inf - inf`), and so would be its gradient, where
+        // PyTorch's loop skips it.
+        let z = input.sub(&x_y)?.add_scalar(self.margin)?;
+        let others = target.one_hot(c)?.eq_scalar(0.0)?;
+        let mut z = others.where_cond(&z, &z.zeros_like()?)?.relu()?;
         if self.p == 2 {
             z = z.square()?;
         }
-        let others = target
-            .one_hot(c)?
-            .to_dtype(input.dtype())?
-            .rsub_scalar(1.0)?;
-        z = z.mul(&others)?;
         if let Some(w) = weight_in_f32(self.weight.as_ref())? {
             z = z.mul(
                 &w.to_dtype(input.dtype())?
