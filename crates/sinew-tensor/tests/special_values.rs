@@ -229,3 +229,34 @@ fn max_pool_reports_the_nan() {
     assert!(scalar(v).is_nan());
     assert_eq!(i.to_vec::<i64>().unwrap(), vec![1]);
 }
+
+/// The gradient of `f(x).sum()` with respect to `x`.
+fn gradient(x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Vec<f64> {
+    let x = x.detach().requires_grad_();
+    f(&x).sum_all().unwrap().backward().unwrap();
+    vals(&x.grad().unwrap())
+}
+
+#[test]
+fn gradients_at_singular_points_pick_pytorchs_branch() {
+    // a = torch.tensor([0., 0, 0, 2, -1, 0], requires_grad=True)
+    // b = torch.tensor([2., 0, -1, .5, .5, .5], requires_grad=True); a.pow(b).sum().backward()
+    // a.grad = [0, 0, -inf, 0.35355, nan, inf]; b.grad = [0, 0, -inf, 0.98026, nan, 0]
+    let (a, b) = (
+        t(&[0.0, 0.0, 0.0, 2.0, -1.0, 0.0]).requires_grad_(),
+        t(&[2.0, 0.0, -1.0, 0.5, 0.5, 0.5]).requires_grad_(),
+    );
+    a.pow(&b).unwrap().sum_all().unwrap().backward().unwrap();
+    let root2 = 2f64.sqrt();
+    let a_grad = [0.0, 0.0, -INF, 0.5 / root2, NAN, INF];
+    let b_grad = [0.0, 0.0, -INF, root2 * 2f64.ln(), NAN, 0.0];
+    assert_close(&vals(&a.grad().unwrap()), &a_grad, 1e-6, 0.0);
+    assert_close(&vals(&b.grad().unwrap()), &b_grad, 1e-6, 0.0);
+    // torch.tensor([0., 2, -1], requires_grad=True).pow(0.) -> grad [0, 0, 0] (not nan at 0)
+    let x0 = t(&[0.0, 2.0, -1.0]);
+    assert_eq!(gradient(&x0, |x| x.powf(0.0).unwrap()), [0.0; 3]);
+    // F.elu(x) with x = [inf, -inf, 0, -1, 2] -> grad [1, 0, 1, e^-1, 1] (alpha e^x beyond 0)
+    let x = t(&[INF, -INF, 0.0, -1.0, 2.0]);
+    let elu = [1.0, 0.0, 1.0, (-1f64).exp(), 1.0];
+    assert_close(&gradient(&x, |x| x.elu(1.0).unwrap()), &elu, 1e-6, 0.0);
+}

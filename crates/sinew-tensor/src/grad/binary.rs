@@ -52,17 +52,21 @@ fn grads(op: BinaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<[Option<Tens
             ]
         }
         BinaryOp::Pow => {
-            // d/da a^b = b a^(b-1); d/db a^b = a^b ln a (0 where a == 0, as PyTorch masks it).
+            // d/da a^b = b a^(b-1), 0 where b == 0; d/db a^b = a^b ln a, 0 where a == 0 and
+            // b >= 0 (PyTorch's `pow_backward_self` / `_exponent`). Selected, not masked by a
+            // product: 0^0's `0 * 0^-1` and 0^-1's `inf * -inf` are NaN and -inf there.
             let (a, b, out) = (ctx.input(0)?, ctx.input(1)?, ctx.output()?);
             let da = if need_a {
-                Some(g.mul(&b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)?)
+                let da = g.mul(&b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)?;
+                Some(b.eq_scalar(0.0)?.where_cond(&da.zeros_like()?, &da)?)
             } else {
                 None
             };
             let db = if need_b {
-                let nonzero = indicator(a.ne_scalar(0.0)?, &a)?;
-                let safe_a = a.add(&a.eq_scalar(0.0)?.to_dtype(a.dtype())?)?;
-                Some(g.mul(&out)?.mul(&safe_a.log()?)?.mul(&nonzero)?)
+                let db = g.mul(&out)?.mul(&a.log()?)?;
+                let zero = db.zeros_like()?;
+                let when_a_is_zero = b.ge_scalar(0.0)?.where_cond(&zero, &db)?;
+                Some(a.eq_scalar(0.0)?.where_cond(&when_a_is_zero, &db)?)
             } else {
                 None
             };

@@ -78,6 +78,8 @@ fn input_grad(op: UnaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Tensor> 
         UnaryOp::MulScalar(s) => return g.mul_scalar(s),
         UnaryOp::DivScalar(s) => return g.div_scalar(s),
         UnaryOp::Step { .. } | UnaryOp::Sign => return g.zeros_like(),
+        // x^0 is 1 everywhere, also at 0 (where `0 * 0^-1` would be NaN), as PyTorch's.
+        UnaryOp::Powf(0.0) => return g.zeros_like(),
         _ => {}
     }
     let save = saves(op);
@@ -111,11 +113,10 @@ fn input_grad(op: UnaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Tensor> 
             let pos = x().gt_scalar(0.0)?;
             pos.where_cond(&x().full_like(1.0)?, &x().full_like(slope)?)?
         }
-        UnaryOp::Elu(alpha) => {
-            let pos = mask(x().gt_scalar(0.0)?, x())?;
-            let neg = mask(x().le_scalar(0.0)?, x())?;
-            pos.add(&neg.mul(&x().exp()?.mul_scalar(alpha)?)?)?
-        }
+        // Selected: a 0/1 mask times `alpha e^x` was NaN at x = inf.
+        UnaryOp::Elu(alpha) => x()
+            .gt_scalar(0.0)?
+            .where_cond(&x().ones_like()?, &x().exp()?.mul_scalar(alpha)?)?,
         UnaryOp::Gelu => {
             let cdf = x()
                 .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?
