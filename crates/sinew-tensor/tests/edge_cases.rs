@@ -147,6 +147,11 @@ fn zero_dim_tensors() {
     assert_eq!(s.unsqueeze(0).unwrap().dims(), &[1]);
     assert_eq!(s.reshape([1, 1]).unwrap().dims(), &[1, 1]);
     assert_eq!(s.flatten_all().unwrap().dims(), &[1]);
+    // torch.flatten(torch.tensor(3.), 0, -1).shape == [1]; with start 1 (nn.Flatten's):
+    // "Dimension out of range (expected to be in range of [-1, 0], but got 1)"
+    assert_eq!(s.flatten(0, -1).unwrap().dims(), &[1]);
+    assert_eq!(s.flatten(-1, 0).unwrap().dims(), &[1]);
+    assert!(s.flatten(1, -1).is_err());
     assert_eq!(
         s.expand([2, 2]).unwrap().to_vec::<f32>().unwrap(),
         vec![3.0; 4]

@@ -129,10 +129,12 @@ impl Tensor {
         self.broadcast_to(shape)
     }
 
-    /// Merges dims `start..=end` into one. PyTorch equivalent: `torch.flatten(x, start, end)`.
+    /// Merges dims `start..=end` into one. PyTorch equivalent: `torch.flatten(x, start, end)`;
+    /// as there, a 0-d tensor's dims are those of `[1]` (`start`, `end` in -1..=0, giving
+    /// `[1]`), so `nn.Flatten()`'s start of 1 is out of range for it.
     pub fn flatten(&self, start: isize, end: isize) -> Result<Tensor> {
         if self.rank() == 0 {
-            return self.reshape([1]);
+            return self.reshape([1])?.flatten(start, end);
         }
         let (s, e) = (
             self.shape().dim("flatten", start)?,
