@@ -213,7 +213,7 @@ impl GradScaler {
         if loss.elem_count() != 1 {
             return self.scale(loss)?.backward();
         }
-        let seed = loss.detach().full_like(self.current()?.0)?;
+        let seed = loss.full_like(self.current()?.0)?;
         loss.backward_with(Some(seed), BackwardOptions::default())
     }
 
