@@ -292,5 +292,15 @@ fn margin_losses_pick_their_branch_at_infinities_as_pytorch() -> Result<()> {
         (l[0] - 0.2).abs() < 1e-6 && l[1] == 0.5 && l[2] == 0.0,
         "{l:?}"
     );
+    // Also where the cosine is NaN: F.cosine_embedding_loss(torch.tensor([[inf, 1.]]),
+    //     torch.tensor([[1., 1]]), torch.tensor([0.]), reduction='none') -> [0]
+    let l = cosine_embedding_loss(
+        &t(&[inf, 1.0], &[1, 2])?,
+        &t(&[1.0, 1.0], &[1, 2])?,
+        &t(&[0.0], &[1])?,
+        0.0,
+        Reduction::None,
+    )?;
+    assert_eq!(values(&l)?, [0.0]);
     Ok(())
 }
