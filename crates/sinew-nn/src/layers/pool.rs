@@ -68,23 +68,29 @@ impl PoolOptions {
     }
 }
 
-/// Output length of one pooled axis (PyTorch's `pooling_output_shape`).
-fn pooled_len(len: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> Result<usize> {
-    let span = d * (k.max(1) - 1) + 1;
-    let room = (len + 2 * p).checked_sub(span).ok_or_else(|| {
+/// Output length of one pooled axis in ceil mode (PyTorch's `pooling_output_shape`) and the
+/// extra padding its last window needs past the end of the padded input. The window was
+/// checked first ([`Pool2dConfig::spec`]): positive sizes, padding at most half the kernel, and
+/// `len + 2 * p` and the dilated window `span` without overflow.
+fn ceil_axis(len: usize, span: usize, s: usize, p: usize) -> Result<(usize, usize)> {
+    let overflow = || Error::Overflow {
+        op: "pool",
+        what: format!("the ceil-mode windows of a length {len} axis (window {span}, stride {s})"),
+    };
+    let padded = len + 2 * p;
+    let room = padded.checked_sub(span).ok_or_else(|| {
         Error::invalid(
             "pool",
-            format!(
-                "window {span} is larger than the padded input {}",
-                len + 2 * p
-            ),
+            format!("window {span} is larger than the padded input {padded}"),
         )
     })?;
-    let mut out = if ceil { room.div_ceil(s) } else { room / s } + 1;
-    if ceil && (out - 1) * s >= len + p {
+    let mut out = room.div_ceil(s) + 1;
+    // The last window must start inside the input or its left padding.
+    if (out - 1).checked_mul(s).ok_or_else(overflow)? >= len + p {
         out -= 1;
     }
-    Ok(out)
+    let reach = ((out - 1) * s).checked_add(span).ok_or_else(overflow)?;
+    Ok((out, reach.saturating_sub(padded)))
 }
 
 /// Geometry for ceil mode: output size and the extra padding at the end of each axis.
@@ -94,27 +100,24 @@ struct CeilPlan {
 }
 
 fn ceil_plan(x: &Tensor, o: &PoolOptions) -> Result<CeilPlan> {
-    let &[_, _, h, w] = x.dims() else {
-        return Err(Error::invalid(
-            "pool",
-            format!("expects [n, c, h, w], got {}", x.shape()),
-        ));
-    };
-    let (sh, sw) = o.stride.unwrap_or(o.kernel);
-    if sh == 0 || sw == 0 {
-        return Err(Error::invalid("pool", "stride must be positive"));
-    }
-    let oh = pooled_len(h, o.kernel.0, sh, o.padding.0, o.dilation.0, true)?;
-    let ow = pooled_len(w, o.kernel.1, sw, o.padding.1, o.dilation.1, true)?;
-    let need = |out: usize, s: usize, k: usize, d: usize, len: usize, p: usize| {
-        ((out - 1) * s + d * (k - 1) + 1).saturating_sub(len + 2 * p)
-    };
+    let spec = o.base().spec("pool", x, 0.0)?;
+    let (sh, sw) = spec.stride;
+    let span = |k: usize, d: usize| d * (k - 1) + 1;
+    let (oh, eh) = ceil_axis(
+        spec.h,
+        span(spec.kernel.0, spec.dilation.0),
+        sh,
+        spec.padding.0,
+    )?;
+    let (ow, ew) = ceil_axis(
+        spec.w,
+        span(spec.kernel.1, spec.dilation.1),
+        sw,
+        spec.padding.1,
+    )?;
     Ok(CeilPlan {
         out: (oh, ow),
-        extra: (
-            need(oh, sh, o.kernel.0, o.dilation.0, h, o.padding.0),
-            need(ow, sw, o.kernel.1, o.dilation.1, w, o.padding.1),
-        ),
+        extra: (eh, ew),
     })
 }
 
@@ -191,16 +194,19 @@ fn avg_pool2d_batch(x: &Tensor, o: &PoolOptions) -> Result<Tensor> {
     // input itself.
     let (h, w) = (x.dims()[2], x.dims()[3]);
     let (sh, sw) = o.stride.unwrap_or(o.kernel);
+    // In padded coordinates (shifted by `p`): window `i` covers [i * s, i * s + k), which
+    // `ceil_plan` bounded, clipped to the padded input or to the input itself.
     let sizes = |out: usize, s: usize, k: usize, p: usize, len: usize| -> Vec<f64> {
         (0..out)
             .map(|i| {
-                let start = (i * s) as i64 - p as i64;
-                let end = (start + k as i64).min((len + p) as i64);
-                if o.count_include_pad {
-                    (end - start) as f64
+                let start = i * s;
+                let end = (start + k).min(len + 2 * p);
+                let size = if o.count_include_pad {
+                    end - start
                 } else {
-                    (end.min(len as i64) - start.max(0)) as f64
-                }
+                    end.min(len + p).saturating_sub(start.max(p))
+                };
+                size as f64
             })
             .collect()
     };
@@ -341,5 +347,80 @@ impl Module for GlobalAvgPool2d {
         let y = super::adaptive_pool::pooled_mean(x, &[-2, -1], false)?;
         summary::note(self, &y);
         Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x6() -> Tensor {
+        Tensor::arange(0.0, 36.0, 1.0, DType::F32, &sinew_tensor::Device::cpu())
+            .and_then(|t| t.reshape([1, 1, 6, 6]))
+            .unwrap()
+    }
+
+    fn close(got: Vec<f32>, want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-4, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn ceil_mode_with_padding_matches_pytorch() {
+        // x = torch.arange(36.).reshape(1, 1, 6, 6); k 3, stride 2, padding 1, ceil_mode: the
+        // last window reaches one past the padded input.
+        let o = PoolOptions::new(3).stride(2).padding(1).ceil_mode(true);
+        // F.avg_pool2d(x, 3, 2, 1, ceil_mode=True)
+        close(
+            avg_pool2d(&x6(), &o).unwrap().to_vec::<f32>().unwrap(),
+            &[
+                1.55556, 3.33333, 4.66667, 2.66667, 8.33333, 14.0, 16.0, 8.5, 16.33333, 26.0, 28.0,
+                14.5, 10.16667, 16.0, 17.0, 8.75,
+            ],
+        );
+        // ... count_include_pad=False
+        close(
+            avg_pool2d(&x6(), &o.count_include_pad(false))
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            &[
+                3.5, 5.0, 7.0, 8.0, 12.5, 14.0, 16.0, 17.0, 24.5, 26.0, 28.0, 29.0, 30.5, 32.0,
+                34.0, 35.0,
+            ],
+        );
+        // F.max_pool2d(-x, 3, 2, 1, ceil_mode=True, return_indices=True)[1]
+        let (_, idx) = max_pool2d_with_indices(&x6().neg().unwrap(), &o).unwrap();
+        assert_eq!(
+            idx.to_vec::<i64>().unwrap(),
+            vec![0, 1, 3, 5, 6, 7, 9, 11, 18, 19, 21, 23, 30, 31, 33, 35]
+        );
+    }
+
+    #[test]
+    fn bad_ceil_mode_windows_are_errors() {
+        let x = x6();
+        let bad = [
+            PoolOptions::new(0).ceil_mode(true),
+            PoolOptions::new(2).stride(0).ceil_mode(true),
+            // Padding over half the kernel.
+            PoolOptions::new(2).padding(2).ceil_mode(true),
+            // Sizes whose window arithmetic overflows.
+            PoolOptions::new(usize::MAX)
+                .padding(usize::MAX / 2)
+                .ceil_mode(true),
+        ];
+        for o in bad {
+            assert!(max_pool2d_with_indices(&x, &o).is_err(), "{o:?}");
+            assert!(avg_pool2d(&x, &o).is_err(), "{o:?}");
+        }
+        // The largest stride leaves one window, as in PyTorch.
+        let o = PoolOptions::new(3)
+            .stride(usize::MAX)
+            .padding(1)
+            .ceil_mode(true);
+        assert_eq!(avg_pool2d(&x, &o).unwrap().dims(), &[1, 1, 1, 1]);
     }
 }
