@@ -41,6 +41,12 @@ pub mod zoo;
 pub use layers::activation::{
     ELU, GELU, Identity, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh,
 };
+pub use layers::activation_piecewise::{
+    Hardshrink, Hardsigmoid, Hardswish, Hardtanh, ReLU6, Softshrink, Threshold,
+};
+pub use layers::activation_smooth::{
+    CELU, GLU, LogSigmoid, Mish, SELU, Softmin, Softsign, Tanhshrink,
+};
 pub use layers::adaptive_pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d};
 pub use layers::batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use layers::container::{Concat, Sequential};
@@ -50,6 +56,7 @@ pub use layers::embedding::Embedding;
 pub use layers::group_norm::{GroupNorm, LayerNorm};
 pub use layers::linear::{Linear, LinearConfig};
 pub use layers::pool::{AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d, PoolOptions};
+pub use layers::prelu::PReLU;
 pub use layers::reshape::{ConstantPad2d, Flatten, ZeroPad2d};
 pub use module::{Buffer, Entry, Mode, Module, Visit};
 pub use module_ext::ModuleExt;
@@ -60,6 +67,12 @@ pub use weights::{WeightsFileError, load_safetensors, save_safetensors};
 /// Stateless forms of the layers and losses (PyTorch's `torch.nn.functional`).
 pub mod functional {
     pub use crate::layers::activation::{gelu_tanh, silu};
+    pub use crate::layers::activation_piecewise::{
+        hardshrink, hardsigmoid, hardswish, hardtanh, relu6, softshrink, threshold,
+    };
+    pub use crate::layers::activation_smooth::{
+        celu, glu, logsigmoid, mish, selu, softmin, softsign, tanhshrink,
+    };
     pub use crate::layers::batch_norm::batch_norm;
     pub use crate::layers::conv::{conv_transpose2d, conv2d, conv2d_then};
     pub use crate::layers::dropout::{dropout, dropout2d};
@@ -67,6 +80,7 @@ pub mod functional {
     pub use crate::layers::group_norm::{group_norm, layer_norm};
     pub use crate::layers::linear::{linear, linear_then};
     pub use crate::layers::pool::{avg_pool2d, max_pool2d_with_indices};
+    pub use crate::layers::prelu::prelu;
     pub use crate::layers::reshape::constant_pad2d;
     pub use crate::loss::*;
 }

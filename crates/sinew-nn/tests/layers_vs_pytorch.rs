@@ -81,6 +81,31 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
             beta: 2.0,
             threshold: 10.0,
         }),
+        "hardtanh" => Box::new(Hardtanh::default()),
+        "hardtanh_bounds" => Box::new(Hardtanh {
+            min_val: -1.5,
+            max_val: 2.0,
+        }),
+        "relu6" => Box::new(ReLU6),
+        "hardsigmoid" => Box::new(Hardsigmoid),
+        "hardswish" => Box::new(Hardswish),
+        "softshrink" => Box::new(Softshrink::default()),
+        "hardshrink" => Box::new(Hardshrink { lambd: 1.0 }),
+        "threshold" => Box::new(Threshold {
+            threshold: 0.1,
+            value: 20.0,
+        }),
+        "mish" => Box::new(Mish),
+        "selu" => Box::new(SELU),
+        "celu" => Box::new(CELU { alpha: 1.5 }),
+        "softsign" => Box::new(Softsign),
+        "tanhshrink" => Box::new(Tanhshrink),
+        "logsigmoid" => Box::new(LogSigmoid),
+        "glu" => Box::new(GLU::default()),
+        "glu_dim0" => Box::new(GLU { dim: 0 }),
+        "softmin" => Box::new(Softmin { dim: 1 }),
+        "prelu" => Box::new(PReLU::new(1, 0.25)?),
+        "prelu_channels" => Box::new(PReLU::new(3, 0.25)?),
         "flatten" => Box::new(Flatten::new()),
         "zeropad2d" => Box::new(ZeroPad2d::new([1, 2, 0, 1])),
         "constantpad_crop" => Box::new(ConstantPad2d::new([-1, 1, 2, -1], 0.5)),
@@ -141,7 +166,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 49,
+        cases.len() >= 68,
         "expected every reference case, found {}",
         cases.len()
     );

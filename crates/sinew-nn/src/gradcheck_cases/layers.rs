@@ -199,6 +199,70 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 check1(x, |v| F::gelu_tanh(v)?.add(&F::silu(v)?))
             })
         }),
+        GradcheckEntry::new("nn.activations_piecewise", |cases| {
+            // |v| >= 0.2 and every f(v + k) has its kinks at v = 0 or |v| > 2.2: the finite
+            // differences never straddle one.
+            drive(cases, tensor_of(vec![3, 4], Domain::AwayFromZero), |x| {
+                check1(x, |v| {
+                    let at = |k: f64| v.add_scalar(k);
+                    let terms = [
+                        F::hardtanh(&at(-1.5)?, -1.5, 1.5)?,
+                        F::hardtanh(&at(1.5)?, -1.5, 1.5)?,
+                        F::relu6(v)?,
+                        F::relu6(&at(6.0)?)?,
+                        F::hardsigmoid(&at(-3.0)?)?,
+                        F::hardsigmoid(&at(3.0)?)?,
+                        F::hardswish(&at(-3.0)?)?,
+                        F::hardswish(&at(3.0)?)?,
+                        F::softshrink(&at(-1.2)?, 1.2)?,
+                        F::softshrink(&at(1.2)?, 1.2)?,
+                        F::hardshrink(&at(-1.2)?, 1.2)?,
+                        F::hardshrink(&at(1.2)?, 1.2)?,
+                        F::threshold(&at(0.3)?, 0.3, 5.0)?,
+                    ];
+                    terms
+                        .iter()
+                        .skip(1)
+                        .try_fold(terms[0].clone(), |a, t| a.add(t))
+                })
+            })
+        }),
+        GradcheckEntry::new("nn.activations_smooth", |cases| {
+            // Away from 0, where SELU's slope jumps.
+            drive(cases, tensor_of(vec![3, 4], Domain::AwayFromZero), |x| {
+                check1(x, |v| {
+                    let terms = [
+                        F::mish(v)?,
+                        F::selu(v)?,
+                        F::celu(v, 1.5)?,
+                        F::softsign(v)?,
+                        F::tanhshrink(v)?,
+                        F::logsigmoid(v)?,
+                        F::softmin(v, 1)?,
+                    ];
+                    let sum = terms
+                        .iter()
+                        .skip(1)
+                        .try_fold(terms[0].clone(), |a, t| a.add(t))?;
+                    // GLU halves the last dim: [3, 4] -> [3, 2].
+                    sum.sum_all()?.add(&F::glu(v, -1)?.sum_all()?)
+                })
+            })
+        }),
+        GradcheckEntry::new("nn.prelu", |cases| {
+            let s = (
+                tensor_of(vec![2, 3, 2], Domain::AwayFromZero),
+                tensor_of(vec![3], Domain::Any),
+                tensor_of(vec![1], Domain::Any),
+            );
+            drive(cases, s, |(x, w, w1)| {
+                gradcheck(
+                    |v| F::prelu(&v[0], &v[1])?.add(&F::prelu(&v[0], &v[2])?),
+                    &[x.clone(), w.clone(), w1.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
         GradcheckEntry::new("nn.dropout", |cases| {
             drive(cases, image(3, 2, 2, Domain::Any), |x| {
                 // The same masks on every evaluation: reseed before drawing them.

@@ -18,24 +18,6 @@ pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
     x.mul(&inner.tanh()?.add_scalar(1.0)?)?.mul_scalar(0.5)
 }
 
-macro_rules! plain_activation {
-    ($($(#[$doc:meta])* $name:ident => |$x:ident| $body:expr;)*) => {
-        $(
-            $(#[$doc])*
-            #[derive(Debug, Clone, Copy, Default)]
-            pub struct $name;
-
-            impl Module for $name {
-                fn forward(&self, $x: &Tensor) -> Result<Tensor> {
-                    let y = $body?;
-                    summary::note(self, &y);
-                    Ok(y)
-                }
-            }
-        )*
-    };
-}
-
 /// `max(x, 0)` (NaN kept). In a [`Sequential`](crate::Sequential) it runs inside the layer
 /// before it ([`Module::forward_relu`]).
 #[derive(Debug, Clone, Copy, Default)]

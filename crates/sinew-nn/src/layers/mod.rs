@@ -1,6 +1,10 @@
 //! The layers: each file holds one family, its config, module and functional form.
 
+#[macro_use]
+mod activation_macro;
 pub mod activation;
+pub mod activation_piecewise;
+pub mod activation_smooth;
 pub mod adaptive_pool;
 pub mod batch_norm;
 mod batch_norm_fused;
@@ -13,5 +17,6 @@ mod layer_norm_fused;
 pub mod linear;
 mod norm_node;
 pub mod pool;
+pub mod prelu;
 pub mod reshape;
 mod unbatched;

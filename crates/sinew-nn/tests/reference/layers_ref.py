@@ -137,6 +137,42 @@ def activation_cases(out, meta):
         run_case(out, meta, name, m, x)
 
 
+def piecewise_activation_cases(out, meta):
+    """The piecewise activations and the rest of PyTorch's activation modules, on an input that
+    holds every kink exactly (PyTorch's backward picks a side there) and values past both
+    saturations."""
+    torch.manual_seed(4)
+    x = torch.randn(4, 8) * 3.0
+    x.view(-1)[:16] = torch.tensor([-3.0, 3.0, -1.0, 1.0, 0.0, 6.0, 0.5, -0.5,
+                                    0.1, -1.5, 2.0, 25.0, -25.0, 7.0, -6.0, 0.25])
+    acts = {
+        "hardtanh": nn.Hardtanh(),
+        "hardtanh_bounds": nn.Hardtanh(-1.5, 2.0),
+        "relu6": nn.ReLU6(),
+        "hardsigmoid": nn.Hardsigmoid(),
+        "hardswish": nn.Hardswish(),
+        "softshrink": nn.Softshrink(),
+        "hardshrink": nn.Hardshrink(1.0),
+        "threshold": nn.Threshold(0.1, 20.0),
+        "mish": nn.Mish(),
+        "selu": nn.SELU(),
+        "celu": nn.CELU(alpha=1.5),
+        "softsign": nn.Softsign(),
+        "tanhshrink": nn.Tanhshrink(),
+        "logsigmoid": nn.LogSigmoid(),
+        "glu": nn.GLU(),
+        "glu_dim0": nn.GLU(dim=0),
+        "softmin": nn.Softmin(dim=1),
+        "prelu": nn.PReLU(),
+    }
+    for name, m in acts.items():
+        run_case(out, meta, name, m, x)
+    # One slope per channel (dim 1), on [n, c, l] with zeros and kinks in it.
+    xc = seeded_randn(2, 3, 4)
+    xc[0, :, 0] = 0.0
+    run_case(out, meta, "prelu_channels", nn.PReLU(3), xc)
+
+
 def shape_cases(out, meta):
     r = seeded_randn
     run_case(out, meta, "flatten", nn.Flatten(), r(2, 3, 2, 2))
@@ -169,6 +205,6 @@ def unbatched_cases(out, meta):
 def make_layers():
     out, meta = {}, {}
     for group in (linear_conv_cases, pool_cases, norm_cases, embedding_cases,
-                  activation_cases, shape_cases, unbatched_cases):
+                  activation_cases, piecewise_activation_cases, shape_cases, unbatched_cases):
         group(out, meta)
     return write("layers.safetensors", out, meta)

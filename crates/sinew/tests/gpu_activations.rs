@@ -1,0 +1,117 @@
+//! Every activation module of sinew-nn on the GPU gives the CPU's output and input gradient
+//! (and PReLU's weight gradient), in f32, on an input holding every kink exactly, values past
+//! the saturations, NaN and the infinities. Run on a GPU machine, or the CPU emulator, with
+//! `--include-ignored`.
+
+#![cfg(feature = "cuda")]
+
+use sinew::nn::*;
+use sinew::tensor::{DType, Device, Generator, Tensor};
+
+fn gpu() -> Device {
+    sinew_cuda::register();
+    Device::cuda(0).expect("needs a CUDA GPU")
+}
+
+/// Every activation module, by name.
+fn activations() -> Vec<(&'static str, Box<dyn Module>)> {
+    vec![
+        ("relu", Box::new(ReLU)),
+        ("leaky_relu", Box::new(LeakyReLU::default())),
+        ("prelu", Box::new(PReLU::new(4, 0.25).unwrap())),
+        ("elu", Box::new(ELU::default())),
+        ("selu", Box::new(SELU)),
+        ("celu", Box::new(CELU { alpha: 1.5 })),
+        ("gelu", Box::new(GELU::default())),
+        ("silu", Box::new(SiLU)),
+        ("mish", Box::new(Mish)),
+        ("sigmoid", Box::new(Sigmoid)),
+        ("tanh", Box::new(Tanh)),
+        ("hardtanh", Box::new(Hardtanh::default())),
+        ("relu6", Box::new(ReLU6)),
+        ("hardsigmoid", Box::new(Hardsigmoid)),
+        ("hardswish", Box::new(Hardswish)),
+        ("softshrink", Box::new(Softshrink::default())),
+        ("hardshrink", Box::new(Hardshrink::default())),
+        (
+            "threshold",
+            Box::new(Threshold {
+                threshold: 0.1,
+                value: 20.0,
+            }),
+        ),
+        ("softsign", Box::new(Softsign)),
+        ("tanhshrink", Box::new(Tanhshrink)),
+        ("logsigmoid", Box::new(LogSigmoid)),
+        ("glu", Box::new(GLU::default())),
+        ("softmax", Box::new(Softmax { dim: 1 })),
+        ("softmin", Box::new(Softmin { dim: 1 })),
+        ("log_softmax", Box::new(LogSoftmax { dim: 1 })),
+        ("softplus", Box::new(Softplus::default())),
+    ]
+}
+
+/// `module`'s output, input gradient and parameter gradients for `x` on `device`, with a
+/// seeded upstream gradient (the same on both devices).
+fn run(module: &dyn Module, x: &Tensor, device: &Device) -> Vec<Vec<f32>> {
+    module.to_device(device).unwrap();
+    module.zero_grad();
+    let x = x.to_device(device).unwrap().requires_grad_();
+    let y = module.forward(&x).unwrap();
+    let gy = Generator::new(9)
+        .randn(y.dims(), DType::F32, &Device::cpu())
+        .unwrap()
+        .to_device(device)
+        .unwrap();
+    y.mul(&gy).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut out = vec![y.to_vec().unwrap(), x.grad().unwrap().to_vec().unwrap()];
+    for p in module.parameters() {
+        out.push(p.grad().unwrap().to_vec().unwrap());
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn every_activation_matches_the_cpu() {
+    let device = gpu();
+    let cpu = Device::cpu();
+    let mut g = Generator::new(5);
+    let x = g
+        .randn([2, 4, 6], DType::F32, &cpu)
+        .unwrap()
+        .mul_scalar(3.0)
+        .unwrap();
+    let special = [
+        -3.0f32,
+        3.0,
+        -1.0,
+        1.0,
+        0.0,
+        6.0,
+        0.5,
+        -0.5,
+        0.1,
+        25.0,
+        -25.0,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ];
+    let mut values = x.to_vec::<f32>().unwrap();
+    values[..special.len()].copy_from_slice(&special);
+    let x = Tensor::from_vec(values, [2, 4, 6]).unwrap();
+    for (name, module) in activations() {
+        let want = run(module.as_ref(), &x, &cpu);
+        let got = run(module.as_ref(), &x, &device);
+        assert_eq!(want.len(), got.len(), "{name}");
+        for (w, g) in want.iter().zip(&got) {
+            for (a, b) in w.iter().zip(g) {
+                let close = a == b
+                    || (a.is_nan() && b.is_nan())
+                    || (a - b).abs() <= 2e-6 * a.abs().max(1.0);
+                assert!(close, "{name}: cpu {w:?}, gpu {g:?}");
+            }
+        }
+    }
+}
