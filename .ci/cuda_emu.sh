@@ -15,7 +15,7 @@ exes=$(
     {
         cargo test -p sinew-cuda --features "$features" --no-run --message-format=json
         cargo test -p sinew --features "$features" --test gpu_optim --test gpu_layers \
-            --test gpu_loss --test gpu_step --test gpu_scaler --test gpu_trainer --test gpu_models --test gpu_activations \
+            --test gpu_loss --test gpu_step --test gpu_scaler --test gpu_trainer --test gpu_models --test gpu_functional \
             --no-run --message-format=json
     } | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/'
 )
@@ -66,7 +66,7 @@ lane1() {
     emulate gpu_scaler
     emulate gpu_trainer
     emulate gpu_layers
-    emulate gpu_activations
+    emulate gpu_functional
     emulate gpu_loss
     emulate gpu_step
     # The whole models' memory over 1,000 steps, which reads no kernel's result: with the

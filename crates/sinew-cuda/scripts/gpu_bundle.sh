@@ -25,7 +25,7 @@ features=cuda,sinew-autograd/testing
     cargo test --release -p sinew-cuda --features "$features" --no-run --message-format=json
     cargo test --release -p sinew --features sinew/cuda,sinew-autograd/testing --test gpu_models \
         --test gpu_optim --test gpu_layers --test gpu_loss --test gpu_step --test gpu_scaler \
-        --test gpu_trainer --test gpu_activations --no-run \
+        --test gpu_trainer --test gpu_functional --no-run \
         --message-format=json
     cargo test --release -p sinew-dist --features nccl --test nccl --no-run --message-format=json
 } | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/' | while read -r exe; do

@@ -77,6 +77,28 @@ fn loss_of(
             reduction: r,
         }
         .forward(input, &target),
+        "margin_ranking" => margin_ranking_loss(input, input2, &target, 0.5, r),
+        "soft_margin" => soft_margin_loss(input, &target, r),
+        "multilabel_soft_margin" | "multilabel_soft_margin_weighted" => {
+            multilabel_soft_margin_loss(input, &target, weight.as_ref(), r)
+        }
+        // The negative is the case's target.
+        "triplet_margin" => triplet_margin_loss(input, input2, &target, 1.0, 2.0, r),
+        "triplet_margin_swap" => TripletMarginLoss {
+            margin: 0.5,
+            p: 1.0,
+            swap: true,
+            reduction: r,
+            ..Default::default()
+        }
+        .forward(input, input2, &target),
+        "poisson_nll" => poisson_nll_loss(input, &target, true, false, 1e-8, r),
+        "poisson_nll_full" => poisson_nll_loss(input, &target, false, true, 1e-8, r),
+        // The variance is the case's second input.
+        "gaussian_nll" | "gaussian_nll_shared" => {
+            gaussian_nll_loss(input, &target, input2, false, 1e-6, r)
+        }
+        "gaussian_nll_full" => gaussian_nll_loss(input, &target, input2, true, 1e-3, r),
         other => panic!("no Sinew loss for reference case {other}"),
     }
 }
@@ -102,7 +124,7 @@ fn every_loss_matches_pytorch_for_every_reduction() {
         .collect();
     runs.sort();
     assert!(
-        runs.len() >= 25 * 3,
+        runs.len() >= 36 * 3,
         "expected every case and reduction, found {}",
         runs.len()
     );
@@ -302,5 +324,61 @@ fn margin_losses_pick_their_branch_at_infinities_as_pytorch() -> Result<()> {
         Reduction::None,
     )?;
     assert_eq!(values(&l)?, [0.0]);
+    Ok(())
+}
+
+#[test]
+fn soft_margin_losses_stay_finite_where_pytorchs_overflows() -> Result<()> {
+    // F.soft_margin_loss([100, -100], [-1, -1], reduction="none") = [inf, 3.9e-44] with
+    // gradient [nan, 3.8e-44]: PyTorch's log1p(exp(100)) overflows in f32. Sinew's softplus
+    // gives the limit, 100, with gradient 1 (a documented difference).
+    let x = Tensor::from_vec(vec![100.0f32, -100.0], [2])?.requires_grad_();
+    let y = Tensor::from_vec(vec![-1.0f32, -1.0], [2])?;
+    let loss = soft_margin_loss(&x, &y, Reduction::None)?;
+    let values = loss.to_vec::<f32>()?;
+    assert_eq!(values[0], 100.0);
+    assert!((0.0..1e-40).contains(&values[1]), "{values:?}");
+    loss.sum_all()?.backward()?;
+    let grad = x.grad().unwrap().to_vec::<f32>()?;
+    assert_eq!(grad[0], 1.0);
+    assert!((0.0..1e-40).contains(&grad[1]), "{grad:?}");
+    // F.multilabel_soft_margin_loss([[100, -100]], [[0, 1]], reduction="none") = [100], grad
+    // [[0.5, -0.5]]: equal to PyTorch's.
+    let x = Tensor::from_vec(vec![100.0f32, -100.0], [1, 2])?.requires_grad_();
+    let t = Tensor::from_vec(vec![0.0f32, 1.0], [1, 2])?;
+    let loss = multilabel_soft_margin_loss(&x, &t, None, Reduction::None)?;
+    assert_eq!(loss.to_vec::<f32>()?, vec![100.0]);
+    loss.sum_all()?.backward()?;
+    assert_eq!(x.grad().unwrap().to_vec::<f32>()?, vec![0.5, -0.5]);
+    Ok(())
+}
+
+#[test]
+fn ranking_and_likelihood_losses_reject_bad_inputs() -> Result<()> {
+    let cpu = sinew_tensor::Device::cpu();
+    let f32 = sinew_tensor::DType::F32;
+    let x = Tensor::zeros([3, 4], f32, &cpu)?;
+    let ones = Tensor::ones([3, 4], f32, &cpu)?;
+    let other = Tensor::zeros([4, 3], f32, &cpu)?;
+    let r = Reduction::Mean;
+    assert!(margin_ranking_loss(&x, &other, &ones, 0.0, r).is_err());
+    assert!(margin_ranking_loss(&x, &x, &other, 0.0, r).is_err());
+    assert!(soft_margin_loss(&x, &other, r).is_err());
+    assert!(multilabel_soft_margin_loss(&x, &other, None, r).is_err());
+    let scalar = Tensor::zeros((), f32, &cpu)?;
+    assert!(multilabel_soft_margin_loss(&scalar, &scalar, None, r).is_err());
+    assert!(pairwise_distance(&scalar, &scalar, 2.0, 1e-6).is_err());
+    assert!(triplet_margin_loss(&x, &x, &other, 1.0, 2.0, r).is_err());
+    assert!(triplet_margin_loss(&x, &x, &x, 1.0, 0.0, r).is_err());
+    assert!(poisson_nll_loss(&x, &other, true, false, 1e-8, r).is_err());
+    // F.gaussian_nll_loss(zeros(3, 4), zeros(3, 4), ones(4)): "var is of incorrect size";
+    // with -ones(3, 4): "var has negative entry/entries"; with ones(3) (one per sample): 0.5
+    // against a target of ones.
+    let var4 = Tensor::ones([4], f32, &cpu)?;
+    assert!(gaussian_nll_loss(&x, &x, &var4, false, 1e-6, r).is_err());
+    assert!(gaussian_nll_loss(&x, &x, &ones.neg()?, false, 1e-6, r).is_err());
+    let var3 = Tensor::ones([3], f32, &cpu)?;
+    let loss = gaussian_nll_loss(&x, &ones, &var3, false, 1e-6, r)?;
+    assert_eq!(loss.to_vec::<f32>()?, vec![0.5]);
     Ok(())
 }

@@ -122,6 +122,73 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 hinge_embedding_loss(x, &y, 0.0, Reduction::Mean)
             },
         ),
+        unary(
+            "nn.margin_ranking_loss",
+            vec![6],
+            Domain::AwayFromZero,
+            |x| {
+                // Margin 0 against zeros: the hinge's kink is at x = 0, which |x| >= 0.2 avoids.
+                let y = Tensor::from_vec(vec![1.0f64, -1.0, -1.0, 1.0, -1.0, 1.0], [6])?;
+                margin_ranking_loss(x, &zeros_like_input(x)?, &y, 0.0, Reduction::Mean)
+            },
+        ),
+        unary("nn.soft_margin_losses", vec![2, 3], Domain::Any, |x| {
+            let y = Tensor::from_vec(vec![1.0f64, -1.0, -1.0, 1.0, -1.0, 1.0], [2, 3])?;
+            let t = Tensor::from_vec(vec![1.0f64, 0.0, 0.0, 1.0, 0.0, 1.0], [2, 3])?;
+            let w = Tensor::from_vec(vec![0.5f64, 1.0, 2.0], [3])?;
+            soft_margin_loss(x, &y, Reduction::Sum)?.add(&multilabel_soft_margin_loss(
+                x,
+                &t,
+                Some(&w),
+                Reduction::Mean,
+            )?)
+        }),
+        GradcheckEntry::new("nn.triplet_margin_loss", |cases| {
+            let s = (
+                tensor_of(vec![2, 3], Domain::Any),
+                tensor_of(vec![2, 3], Domain::Any),
+                tensor_of(vec![2, 3], Domain::Any),
+                any::<bool>(),
+            );
+            drive(cases, s, |(a, p, n, swap)| {
+                // A margin above every distance keeps the hinge open.
+                let loss = TripletMarginLoss {
+                    margin: 10.0,
+                    swap: *swap,
+                    ..Default::default()
+                };
+                gradcheck(
+                    |v| loss.forward(&v[0], &v[1], &v[2]),
+                    &[a.clone(), p.clone(), n.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
+        unary("nn.poisson_nll_loss", vec![2, 3], Domain::Positive, |x| {
+            let y = Tensor::from_vec(vec![0.0f64, 1.0, 2.0, 3.0, 0.5, 7.0], [2, 3])?;
+            poisson_nll_loss(x, &y, true, false, 1e-8, Reduction::Mean)?.add(&poisson_nll_loss(
+                x,
+                &y,
+                false,
+                true,
+                1e-8,
+                Reduction::Sum,
+            )?)
+        }),
+        GradcheckEntry::new("nn.gaussian_nll_loss", |cases| {
+            let s = (
+                tensor_of(vec![2, 3], Domain::Any),
+                tensor_of(vec![2, 3], Domain::Positive),
+            );
+            drive(cases, s, |(mu, var)| {
+                let y = Tensor::from_vec(vec![0.5f64, -1.0, 0.0, 2.0, 0.3, -0.7], [2, 3])?;
+                gradcheck(
+                    |v| gaussian_nll_loss(&v[0], &y, &v[1], true, 1e-6, Reduction::Mean),
+                    &[mu.clone(), var.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
         GradcheckEntry::new("nn.multi_margin_loss", |cases| {
             let s = (tensor_of(vec![3, 4], Domain::Spaced), any::<bool>());
             drive(cases, s, |(x, p2)| {

@@ -5,8 +5,10 @@
 mod classification;
 mod cross_entropy;
 mod cross_entropy_fused;
+mod likelihood;
 mod margin;
 mod penalty;
+mod ranking;
 mod regression;
 
 pub use classification::{
@@ -14,11 +16,16 @@ pub use classification::{
     kl_div,
 };
 pub use cross_entropy::{CrossEntropyLoss, NllLoss, cross_entropy, nll_loss};
+pub use likelihood::{gaussian_nll_loss, poisson_nll_loss};
 pub use margin::{
     MultiMarginLoss, cosine_embedding_loss, cosine_similarity, hinge_embedding_loss,
     multi_margin_loss,
 };
 pub use penalty::{l1_penalty, l2_penalty};
+pub use ranking::{
+    TripletMarginLoss, margin_ranking_loss, multilabel_soft_margin_loss, pairwise_distance,
+    soft_margin_loss, triplet_margin_loss,
+};
 pub use regression::{huber_loss, l1_loss, mse_loss, smooth_l1_loss};
 
 use sinew_tensor::{Error, Result, Tensor};

@@ -138,6 +138,67 @@ def margin_cases(out, meta):
               kwargs={"p": 2, "margin": 0.5})
 
 
+def ranking_cases(out, meta):
+    """Margin ranking, soft margin, multilabel soft margin and triplet losses. The triplet
+    cases pass the negative as `target` (its gradient is not recorded)."""
+    torch.manual_seed(5)
+    x1, x2 = torch.randn(6), torch.randn(6)
+    y = torch.tensor([1.0, -1.0, 1.0, 1.0, -1.0, -1.0])
+
+    def margin_ranking(a, b, t, reduction):
+        return F.margin_ranking_loss(a, b, t, margin=0.5, reduction=reduction)
+    loss_case(out, meta, "margin_ranking", margin_ranking, x1, y, input2=x2)
+
+    x = torch.randn(3, 4) * 2
+    loss_case(out, meta, "soft_margin", F.soft_margin_loss, x,
+              torch.where(torch.rand(3, 4) < 0.5, -1.0, 1.0))
+    x = torch.randn(3, 5) * 2
+    t = (torch.rand(3, 5) < 0.4).float()
+    loss_case(out, meta, "multilabel_soft_margin", F.multilabel_soft_margin_loss, x, t)
+    loss_case(out, meta, "multilabel_soft_margin_weighted", F.multilabel_soft_margin_loss, x, t,
+              extras={"weight": torch.rand(5) + 0.25})
+
+    a, pos, neg = torch.randn(5, 6), torch.randn(5, 6), torch.randn(5, 6)
+    pos[0] = a[0] + 0.1 * torch.randn(6)   # a close positive: that row's hinge is 0
+    neg[1] = a[1] + 0.1 * torch.randn(6)   # a close negative: active
+    neg[2] = pos[2] + 0.05 * torch.randn(6)  # with swap, d(p, n) is the smaller distance
+
+    def triplet(a, b, n, reduction):
+        return F.triplet_margin_loss(a, b, n, margin=1.0, p=2, reduction=reduction)
+
+    def triplet_swap(a, b, n, reduction):
+        return F.triplet_margin_loss(a, b, n, margin=0.5, p=1, swap=True, reduction=reduction)
+    loss_case(out, meta, "triplet_margin", triplet, a, neg, input2=pos)
+    loss_case(out, meta, "triplet_margin_swap", triplet_swap, a, neg, input2=pos)
+
+
+def likelihood_cases(out, meta):
+    """Poisson and Gaussian negative log likelihoods; the Gaussian cases pass the variance as
+    `input2` (its gradient is `grad2`), two entries below eps (clamped, gradient passed)."""
+    torch.manual_seed(6)
+    counts = torch.tensor([[0.0, 1.0, 2.0, 3.0], [5.0, 0.0, 1.0, 7.0], [2.0, 4.0, 0.0, 1.0]])
+    loss_case(out, meta, "poisson_nll", F.poisson_nll_loss, torch.randn(3, 4), counts)
+
+    def poisson_full(a, t, reduction):
+        return F.poisson_nll_loss(a, t, log_input=False, full=True, reduction=reduction)
+    loss_case(out, meta, "poisson_nll_full", poisson_full, torch.rand(3, 4) * 3 + 0.1, counts)
+
+    mu, y = torch.randn(3, 4), torch.randn(3, 4)
+    var = torch.rand(3, 4) + 0.1
+    var[0, 0] = 1e-8
+    var[2, 3] = 0.0
+
+    def gaussian(a, v, t, reduction):
+        return F.gaussian_nll_loss(a, t, v, reduction=reduction)
+
+    def gaussian_full(a, v, t, reduction):
+        return F.gaussian_nll_loss(a, t, v, full=True, eps=1e-3, reduction=reduction)
+    loss_case(out, meta, "gaussian_nll", gaussian, mu, y, input2=var)
+    loss_case(out, meta, "gaussian_nll_full", gaussian_full, mu, y, input2=var)
+    # One variance per row: [3, 1], broadcast over the last dim.
+    loss_case(out, meta, "gaussian_nll_shared", gaussian, mu, y, input2=torch.rand(3, 1) + 0.5)
+
+
 def cosine_similarity_case(out, meta):
     torch.manual_seed(0)
     x1 = torch.randn(4, 6)
@@ -155,6 +216,6 @@ def cosine_similarity_case(out, meta):
 def make_losses():
     out, meta = {}, {}
     for group in (regression_cases, cross_entropy_cases, nll_cases, bce_cases, kl_cases,
-                  margin_cases, cosine_similarity_case):
+                  margin_cases, ranking_cases, likelihood_cases, cosine_similarity_case):
         group(out, meta)
     return write("losses.safetensors", out, meta)

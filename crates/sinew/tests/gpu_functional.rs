@@ -1,10 +1,12 @@
-//! Every activation module of sinew-nn on the GPU gives the CPU's output and input gradient
-//! (and PReLU's weight gradient), in f32, on an input holding every kink exactly, values past
-//! the saturations, NaN and the infinities. Run on a GPU machine, or the CPU emulator, with
-//! `--include-ignored`.
+//! sinew-nn's activations and the losses it composes from tensor ops, on the GPU: every
+//! activation module gives the CPU's output and input gradient (and PReLU's weight gradient) in
+//! f32 on an input holding every kink exactly, values past the saturations, NaN and the
+//! infinities; the ranking and likelihood losses give the CPU's loss and gradients. Run on a
+//! GPU machine, or the CPU emulator, with `--include-ignored`.
 
 #![cfg(feature = "cuda")]
 
+use sinew::nn::loss::*;
 use sinew::nn::*;
 use sinew::tensor::{DType, Device, Generator, Tensor};
 
@@ -71,6 +73,16 @@ fn run(module: &dyn Module, x: &Tensor, device: &Device) -> Vec<Vec<f32>> {
     out
 }
 
+/// Equal, both NaN, or within 2e-6 relative.
+fn assert_close(what: &str, want: &[f32], got: &[f32]) {
+    assert_eq!(want.len(), got.len(), "{what}");
+    for (a, b) in want.iter().zip(got) {
+        let close =
+            a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 2e-6 * a.abs().max(1.0);
+        assert!(close, "{what}: cpu {want:?}, gpu {got:?}");
+    }
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn every_activation_matches_the_cpu() {
@@ -106,12 +118,78 @@ fn every_activation_matches_the_cpu() {
         let got = run(module.as_ref(), &x, &device);
         assert_eq!(want.len(), got.len(), "{name}");
         for (w, g) in want.iter().zip(&got) {
-            for (a, b) in w.iter().zip(g) {
-                let close = a == b
-                    || (a.is_nan() && b.is_nan())
-                    || (a - b).abs() <= 2e-6 * a.abs().max(1.0);
-                assert!(close, "{name}: cpu {w:?}, gpu {g:?}");
-            }
+            assert_close(name, w, g);
+        }
+    }
+}
+
+/// A loss of three float inputs (the last a target or a variance).
+type Loss = fn(&Tensor, &Tensor, &Tensor) -> sinew::tensor::Result<Tensor>;
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn ranking_and_likelihood_losses_match_the_cpu() {
+    let device = gpu();
+    let cpu = Device::cpu();
+    let mut g = Generator::new(6);
+    let a = g.randn([4, 5], DType::F32, &cpu).unwrap();
+    let b = g.randn([4, 5], DType::F32, &cpu).unwrap();
+    let signs = g.randn([4, 5], DType::F32, &cpu).unwrap().sign().unwrap();
+    let losses: [(&str, Loss, &Tensor); 7] = [
+        (
+            "margin_ranking",
+            |x, y, t| margin_ranking_loss(x, y, t, 0.3, Reduction::Sum),
+            &signs,
+        ),
+        (
+            "triplet",
+            |x, y, n| triplet_margin_loss(x, y, n, 1.0, 2.0, Reduction::Mean),
+            &signs,
+        ),
+        (
+            "soft_margin",
+            |x, _, t| soft_margin_loss(x, t, Reduction::Mean),
+            &signs,
+        ),
+        (
+            "multilabel",
+            |x, _, t| multilabel_soft_margin_loss(x, &t.relu()?, None, Reduction::Sum),
+            &signs,
+        ),
+        (
+            "poisson",
+            |x, _, t| poisson_nll_loss(x, &t.abs()?, true, true, 1e-8, Reduction::Mean),
+            &b,
+        ),
+        (
+            "gaussian",
+            |x, v, t| gaussian_nll_loss(x, t, &v.abs()?, true, 1e-6, Reduction::Mean),
+            &b,
+        ),
+        (
+            "pairwise",
+            |x, y, _| pairwise_distance(x, y, 2.0, 1e-6)?.sum_all(),
+            &b,
+        ),
+    ];
+    for (name, loss, third) in losses {
+        let run = |device: &Device| {
+            let x = a.to_device(device).unwrap().requires_grad_();
+            let y = b
+                .mul_scalar(0.5)
+                .unwrap()
+                .to_device(device)
+                .unwrap()
+                .requires_grad_();
+            let t = third.to_device(device).unwrap();
+            let l = loss(&x, &y, &t).unwrap();
+            l.backward().unwrap();
+            let grad = |v: &Tensor| v.grad().map_or(vec![], |g| g.to_vec().unwrap());
+            [l.to_vec::<f32>().unwrap(), grad(&x), grad(&y)]
+        };
+        let (want, got) = (run(&cpu), run(&device));
+        for (w, g) in want.iter().zip(&got) {
+            assert_close(name, w, g);
         }
     }
 }
