@@ -54,10 +54,16 @@ pub use layers::conv::{Conv1d, Conv2d, Conv2dOptions, ConvTranspose2d, Padding};
 pub use layers::dropout::{Dropout, Dropout2d};
 pub use layers::embedding::Embedding;
 pub use layers::group_norm::{GroupNorm, LayerNorm};
+pub use layers::instance_norm::{InstanceNorm, InstanceNorm1d, InstanceNorm2d};
 pub use layers::linear::{Linear, LinearConfig};
+pub use layers::padding::{
+    CircularPad1d, CircularPad2d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d,
+    ReplicationPad1d, ReplicationPad2d, ZeroPad2d,
+};
 pub use layers::pool::{AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d, PoolOptions};
 pub use layers::prelu::PReLU;
-pub use layers::reshape::{ConstantPad2d, Flatten, ZeroPad2d};
+pub use layers::reshape::{Flatten, Unflatten};
+pub use layers::upsample::{PixelShuffle, PixelUnshuffle, Upsample, UpsampleTo};
 pub use module::{Buffer, Entry, Mode, Module, Visit};
 pub use module_ext::ModuleExt;
 pub use state_dict::{LoadReport, StateDict};
@@ -78,9 +84,11 @@ pub mod functional {
     pub use crate::layers::dropout::{dropout, dropout2d};
     pub use crate::layers::embedding::embedding;
     pub use crate::layers::group_norm::{group_norm, layer_norm};
+    pub use crate::layers::instance_norm::instance_norm;
     pub use crate::layers::linear::{linear, linear_then};
+    pub use crate::layers::padding::{constant_pad2d, pad};
     pub use crate::layers::pool::{avg_pool2d, max_pool2d_with_indices};
     pub use crate::layers::prelu::prelu;
-    pub use crate::layers::reshape::constant_pad2d;
+    pub use crate::layers::upsample::{pixel_shuffle, pixel_unshuffle, upsample_nearest};
     pub use crate::loss::*;
 }

@@ -106,6 +106,24 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
         "softmin" => Box::new(Softmin { dim: 1 }),
         "prelu" => Box::new(PReLU::new(1, 0.25)?),
         "prelu_channels" => Box::new(PReLU::new(3, 0.25)?),
+        "reflection_pad2d" => Box::new(ReflectionPad2d::new([1, 2, 2, 0])),
+        "reflection_pad1d" => Box::new(ReflectionPad1d::new([2, 1])),
+        "replication_pad2d" => Box::new(ReplicationPad2d::new([3, 1, 0, 2])),
+        "replication_pad1d" => Box::new(ReplicationPad1d::new([1, 3])),
+        "circular_pad2d" => Box::new(CircularPad2d::new([4, 1, 2, 3])),
+        "circular_pad1d" => Box::new(CircularPad1d::new([2, 0])),
+        "instancenorm2d" => Box::new(InstanceNorm2d::new_2d(3, false)?),
+        "instancenorm2d_affine" => Box::new(InstanceNorm2d::new_2d(3, true)?),
+        "instancenorm1d_affine" => Box::new(InstanceNorm1d::new_1d(4, true)?),
+        "unflatten" => Box::new(Unflatten::new(1, &[2, 3])),
+        "upsample_nearest2d" => Box::new(Upsample::scale(2.0)),
+        "upsample_nearest_frac" => Box::new(Upsample::scale(1.5)),
+        "upsample_nearest_size" => Box::new(Upsample::size(&[5, 3])),
+        "upsample_nearest1d" => Box::new(Upsample::scale(3.0)),
+        "pixel_shuffle" => Box::new(PixelShuffle { upscale_factor: 2 }),
+        "pixel_unshuffle" => Box::new(PixelUnshuffle {
+            downscale_factor: 2,
+        }),
         "flatten" => Box::new(Flatten::new()),
         "zeropad2d" => Box::new(ZeroPad2d::new([1, 2, 0, 1])),
         "constantpad_crop" => Box::new(ConstantPad2d::new([-1, 1, 2, -1], 0.5)),
@@ -166,7 +184,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 68,
+        cases.len() >= 86,
         "expected every reference case, found {}",
         cases.len()
     );

@@ -1,7 +1,8 @@
-//! sinew-nn's activations and the losses it composes from tensor ops, on the GPU: every
-//! activation module gives the CPU's output and input gradient (and PReLU's weight gradient) in
-//! f32 on an input holding every kink exactly, values past the saturations, NaN and the
-//! infinities; the ranking and likelihood losses give the CPU's loss and gradients. Run on a
+//! sinew-nn's layers and losses composed from tensor ops, on the GPU: every activation module,
+//! the padding modes, instance norm, unflatten and the resampling layers give the CPU's output
+//! and input gradient (and their parameters' gradients) in f32 on an input holding every kink
+//! exactly, values past the saturations, NaN and the infinities; the ranking and likelihood
+//! losses give the CPU's loss and gradients. Run on a
 //! GPU machine, or the CPU emulator, with `--include-ignored`.
 
 #![cfg(feature = "cuda")]
@@ -15,8 +16,8 @@ fn gpu() -> Device {
     Device::cuda(0).expect("needs a CUDA GPU")
 }
 
-/// Every activation module, by name.
-fn activations() -> Vec<(&'static str, Box<dyn Module>)> {
+/// Every activation module and the shape layers that take a `[2, 4, 6]` input, by name.
+fn modules() -> Vec<(&'static str, Box<dyn Module>)> {
     vec![
         ("relu", Box::new(ReLU)),
         ("leaky_relu", Box::new(LeakyReLU::default())),
@@ -50,6 +51,21 @@ fn activations() -> Vec<(&'static str, Box<dyn Module>)> {
         ("softmin", Box::new(Softmin { dim: 1 })),
         ("log_softmax", Box::new(LogSoftmax { dim: 1 })),
         ("softplus", Box::new(Softplus::default())),
+        ("reflection_pad", Box::new(ReflectionPad1d::new([2, 1]))),
+        ("replication_pad", Box::new(ReplicationPad1d::new([3, 2]))),
+        ("circular_pad", Box::new(CircularPad1d::new([4, 6]))),
+        (
+            "instance_norm",
+            Box::new(InstanceNorm1d::new_1d(4, true).unwrap()),
+        ),
+        ("unflatten", Box::new(Unflatten::new(-1, &[3, 2]))),
+        ("upsample", Box::new(Upsample::scale(1.5))),
+        (
+            "pixel_unshuffle",
+            Box::new(PixelUnshuffle {
+                downscale_factor: 2,
+            }),
+        ),
     ]
 }
 
@@ -85,7 +101,7 @@ fn assert_close(what: &str, want: &[f32], got: &[f32]) {
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn every_activation_matches_the_cpu() {
+fn every_activation_and_shape_layer_matches_the_cpu() {
     let device = gpu();
     let cpu = Device::cpu();
     let mut g = Generator::new(5);
@@ -113,7 +129,7 @@ fn every_activation_matches_the_cpu() {
     let mut values = x.to_vec::<f32>().unwrap();
     values[..special.len()].copy_from_slice(&special);
     let x = Tensor::from_vec(values, [2, 4, 6]).unwrap();
-    for (name, module) in activations() {
+    for (name, module) in modules() {
         let want = run(module.as_ref(), &x, &cpu);
         let got = run(module.as_ref(), &x, &device);
         assert_eq!(want.len(), got.len(), "{name}");

@@ -3,11 +3,11 @@
 use proptest::prelude::*;
 use sinew_autograd::gradcheck::gradcheck;
 use sinew_autograd::gradcheck::strategy::{CASE_OPTIONS, Domain, check1, drive, tensor_of};
-use sinew_tensor::{DType, Tensor, manual_seed};
+use sinew_tensor::{DType, PadMode, Tensor, manual_seed};
 
 use super::GradcheckEntry;
 use crate::functional as F;
-use crate::{Conv2dOptions, Padding, PoolOptions};
+use crate::{Conv2dOptions, Padding, PoolOptions, UpsampleTo};
 
 fn image(c: usize, h: usize, w: usize, domain: Domain) -> BoxedStrategy<Tensor> {
     (1..=2usize)
@@ -261,6 +261,47 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                     &[x.clone(), w.clone(), w1.clone()],
                     CASE_OPTIONS,
                 )
+            })
+        }),
+        GradcheckEntry::new("nn.pad_modes", |cases| {
+            drive(cases, image(2, 4, 5, Domain::Any), |x| {
+                check1(x, |v| {
+                    let reflect = F::pad(v, &[2, 1, 0, 3], PadMode::Reflect)?;
+                    let replicate = F::pad(v, &[3, 0, 1, 2], PadMode::Replicate)?;
+                    let circular = F::pad(v, &[4, 1, 2, 3], PadMode::Circular)?;
+                    reflect
+                        .sum_all()?
+                        .add(&replicate.square()?.sum_all()?)?
+                        .add(&circular.mul_scalar(0.5)?.sum_all()?)
+                })
+            })
+        }),
+        GradcheckEntry::new("nn.instance_norm", |cases| {
+            let s = (
+                image(3, 3, 4, Domain::Any),
+                tensor_of(vec![3], Domain::Any),
+                tensor_of(vec![3], Domain::Any),
+            );
+            drive(cases, s, |(x, w, b)| {
+                gradcheck(
+                    |v| F::instance_norm(&v[0], Some(&v[1]), Some(&v[2]), 1e-5),
+                    &[x.clone(), w.clone(), b.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
+        GradcheckEntry::new("nn.resampling", |cases| {
+            drive(cases, image(4, 3, 4, Domain::Any), |x| {
+                check1(x, |v| {
+                    let up = F::upsample_nearest(v, &UpsampleTo::Scale(1.5))?;
+                    let sized = F::upsample_nearest(v, &UpsampleTo::Size(vec![5, 3]))?;
+                    let shuffled = F::pixel_shuffle(v, 2)?;
+                    let back = F::pixel_unshuffle(&shuffled.square()?, 2)?;
+                    up.sum_all()?
+                        .add(&sized.square()?.sum_all()?)?
+                        .add(&back)?
+                        .sum_all()
+                })
             })
         }),
         GradcheckEntry::new("nn.dropout", |cases| {

@@ -173,6 +173,27 @@ def piecewise_activation_cases(out, meta):
     run_case(out, meta, "prelu_channels", nn.PReLU(3), xc)
 
 
+def resampling_cases(out, meta):
+    """Padding modes, instance norm, unflatten, nearest upsampling and pixel shuffles."""
+    r = seeded_randn
+    run_case(out, meta, "reflection_pad2d", nn.ReflectionPad2d((1, 2, 2, 0)), r(2, 2, 3, 4))
+    run_case(out, meta, "reflection_pad1d", nn.ReflectionPad1d((2, 1)), r(2, 3, 4))
+    run_case(out, meta, "replication_pad2d", nn.ReplicationPad2d((3, 1, 0, 2)), r(2, 2, 3, 4))
+    run_case(out, meta, "replication_pad1d", nn.ReplicationPad1d((1, 3)), r(2, 3, 4))
+    run_case(out, meta, "circular_pad2d", nn.CircularPad2d((4, 1, 2, 3)), r(2, 2, 3, 4))
+    run_case(out, meta, "circular_pad1d", nn.CircularPad1d((2, 0)), r(2, 3, 4))
+    run_case(out, meta, "instancenorm2d", nn.InstanceNorm2d(3), r(2, 3, 4, 5))
+    run_case(out, meta, "instancenorm2d_affine", nn.InstanceNorm2d(3, affine=True), r(2, 3, 4, 5))
+    run_case(out, meta, "instancenorm1d_affine", nn.InstanceNorm1d(4, affine=True), r(2, 4, 6))
+    run_case(out, meta, "unflatten", nn.Unflatten(1, (2, 3)), r(4, 6, 2))
+    run_case(out, meta, "upsample_nearest2d", nn.Upsample(scale_factor=2), r(2, 3, 3, 4))
+    run_case(out, meta, "upsample_nearest_frac", nn.Upsample(scale_factor=1.5), r(2, 3, 3, 5))
+    run_case(out, meta, "upsample_nearest_size", nn.Upsample(size=(5, 3)), r(2, 3, 3, 4))
+    run_case(out, meta, "upsample_nearest1d", nn.Upsample(scale_factor=3), r(2, 3, 4))
+    run_case(out, meta, "pixel_shuffle", nn.PixelShuffle(2), r(2, 8, 3, 4))
+    run_case(out, meta, "pixel_unshuffle", nn.PixelUnshuffle(2), r(2, 2, 4, 6))
+
+
 def shape_cases(out, meta):
     r = seeded_randn
     run_case(out, meta, "flatten", nn.Flatten(), r(2, 3, 2, 2))
@@ -200,11 +221,16 @@ def unbatched_cases(out, meta):
     run_case(out, meta, "avgpool1d_unbatched", nn.AvgPool1d(2), r(3, 8))
     run_case(out, meta, "adaptive_avg_unbatched", nn.AdaptiveAvgPool2d((2, 3)), r(3, 7, 8))
     run_case(out, meta, "adaptive_max_unbatched", nn.AdaptiveMaxPool2d(3), r(3, 7, 8))
+    run_case(out, meta, "instancenorm2d_affine_unbatched", nn.InstanceNorm2d(3, affine=True),
+             r(3, 4, 5))
+    run_case(out, meta, "reflection_pad2d_unbatched", nn.ReflectionPad2d((1, 2, 2, 0)),
+             r(2, 3, 4))
 
 
 def make_layers():
     out, meta = {}, {}
     for group in (linear_conv_cases, pool_cases, norm_cases, embedding_cases,
-                  activation_cases, piecewise_activation_cases, shape_cases, unbatched_cases):
+                  activation_cases, piecewise_activation_cases, resampling_cases, shape_cases,
+                  unbatched_cases):
         group(out, meta)
     return write("layers.safetensors", out, meta)

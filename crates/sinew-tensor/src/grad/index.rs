@@ -151,7 +151,7 @@ impl Tensor {
     }
 
     /// Pads the last `pads.len()` dims (see `Tensor::pad`). Constant padding's backward slices
-    /// the gradient; reflect padding is built from `index_select` and differentiates through it.
+    /// the gradient; the other modes are built from `index_select` and differentiate through it.
     pub fn pad(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Tensor> {
         match mode {
             PadMode::Constant(_) => {
@@ -174,9 +174,9 @@ impl Tensor {
                     },
                 ))
             }
-            PadMode::Reflect => {
+            PadMode::Reflect | PadMode::Replicate | PadMode::Circular => {
                 let mut out = self.clone();
-                for (dim, index) in self.reflect_pad_indices(pads)? {
+                for (dim, index) in self.pad_indices(pads, mode)? {
                     out = out.index_select(dim as isize, &index)?;
                 }
                 Ok(out)

@@ -9,8 +9,12 @@ use crate::{DType, Error, Result, Tensor};
 pub enum PadMode {
     /// A constant value (PyTorch `mode='constant'`).
     Constant(f64),
-    /// Mirror without repeating the edge (PyTorch `mode='reflect'`).
+    /// Mirror without repeating the edge (PyTorch `mode='reflect'`); each pad below the size.
     Reflect,
+    /// Repeat the edge (PyTorch `mode='replicate'`); the padded dims must not be empty.
+    Replicate,
+    /// Wrap around (PyTorch `mode='circular'`); each pad at most the size.
+    Circular,
 }
 
 impl Tensor {
@@ -296,19 +300,24 @@ impl Tensor {
                 inner.copy_(self)?;
                 Ok(out)
             }
-            PadMode::Reflect => {
+            _ => {
                 let mut out = self.clone();
-                for (dim, index) in self.reflect_pad_indices(pads)? {
-                    out = out.index_select(dim as isize, &index)?;
+                for (dim, index) in self.pad_indices(pads, mode)? {
+                    out = out.index_select_untracked(dim as isize, &index)?;
                 }
                 Ok(out)
             }
         }
     }
 
-    /// For reflect padding of the last `pads.len()` dims: each padded dim with the i64 index
-    /// that `index_select` along it turns into the padded tensor (shared with autograd).
-    pub fn reflect_pad_indices(&self, pads: &[(usize, usize)]) -> Result<Vec<(usize, Tensor)>> {
+    /// For reflect, replicate or circular padding of the last `pads.len()` dims: each padded
+    /// dim with the i64 index that `index_select` along it turns into the padded tensor (shared
+    /// with autograd).
+    pub fn pad_indices(
+        &self,
+        pads: &[(usize, usize)],
+        mode: PadMode,
+    ) -> Result<Vec<(usize, Tensor)>> {
         let first = self.rank().checked_sub(pads.len()).ok_or_else(|| {
             Error::invalid(
                 "pad",
@@ -324,18 +333,40 @@ impl Tensor {
             .map(|(i, &(b, a))| {
                 let d = first + i;
                 let n = self.dims()[d];
-                if b >= n || a >= n {
+                let misfit = match mode {
+                    PadMode::Reflect if b >= n || a >= n => "must be below",
+                    PadMode::Replicate if n == 0 && (b, a) != (0, 0) => "needs a value in",
+                    // More would wrap around more than once.
+                    PadMode::Circular if b > n || a > n => "must be at most",
+                    _ => "",
+                };
+                if !misfit.is_empty() {
                     return Err(Error::invalid(
                         "pad",
-                        format!("reflect padding ({b}, {a}) must be below the size {n} of dim {d}"),
+                        format!("{mode:?} padding ({b}, {a}) {misfit} the size {n} of dim {d}")
+                            .to_lowercase(),
                     ));
                 }
-                let idx: Vec<i64> = (0..b)
-                    .map(|k| (b - k) as i64)
-                    .chain(0..n as i64)
-                    .chain((0..a).map(|k| (n - 2 - k) as i64))
-                    .collect();
-                let len = idx.len();
+                let len = n.checked_add(b).and_then(|l| l.checked_add(a));
+                let len = len.ok_or_else(|| Error::Overflow {
+                    op: "pad",
+                    what: format!("the padded size {n} + {b} + {a} of dim {d}"),
+                })?;
+                let mut idx = crate::cpu::alloc::try_with_capacity("pad", len)?;
+                // Each source position fits in i64: `n` is a dim of an addressable tensor.
+                let source = |k: usize| -> usize {
+                    match mode {
+                        // Positions before the start count down from `b`; after the end,
+                        // back from `n - 2`.
+                        PadMode::Reflect if k < b => b - k,
+                        PadMode::Reflect if k >= b + n => 2 * n + b - 2 - k,
+                        PadMode::Replicate if k < b => 0,
+                        PadMode::Replicate if k >= b + n => n - 1,
+                        PadMode::Circular => (k + n - b % n.max(1)) % n.max(1),
+                        _ => k - b,
+                    }
+                };
+                idx.extend((0..len).map(|k| source(k) as i64));
                 Ok((d, Tensor::from_vec_on(idx, [len], self.device())?))
             })
             .collect()
@@ -436,6 +467,30 @@ mod tests {
         assert_eq!(
             r.to_vec::<f32>().unwrap(),
             vec![2.0, 1.0, 0.0, 1.0, 2.0, 1.0, 5.0, 4.0, 3.0, 4.0, 5.0, 4.0]
+        );
+        // F.pad(x, (2, 1), mode='replicate') = [[0, 0, 0, 1, 2, 2], [3, 3, 3, 4, 5, 5]]
+        let r = x.pad(&[(2, 1)], PadMode::Replicate).unwrap();
+        assert_eq!(
+            r.to_vec::<f32>().unwrap(),
+            vec![0.0, 0.0, 0.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 4.0, 5.0, 5.0]
+        );
+        // F.pad(x, (2, 3), mode='circular') = [[1, 2, 0, 1, 2, 0, 1, 2], [4, 5, 3, 4, 5, 3, 4, 5]]
+        let r = x.pad(&[(2, 3)], PadMode::Circular).unwrap();
+        assert_eq!(
+            r.to_vec::<f32>().unwrap(),
+            vec![
+                1.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 4.0, 5.0, 3.0, 4.0, 5.0, 3.0, 4.0, 5.0
+            ]
+        );
+        // "Padding value causes wrapping around more than once"; reflect needs pads below the
+        // size; replicate needs a value to repeat.
+        assert!(x.pad(&[(4, 0)], PadMode::Circular).is_err());
+        assert!(x.pad(&[(3, 0)], PadMode::Reflect).is_err());
+        let empty = Tensor::zeros([2, 0], DType::F32, &Device::cpu()).unwrap();
+        assert!(empty.pad(&[(1, 0)], PadMode::Replicate).is_err());
+        assert_eq!(
+            empty.pad(&[(0, 0)], PadMode::Replicate).unwrap().dims(),
+            &[2, 0]
         );
     }
 }

@@ -250,10 +250,12 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
         }),
         view("pad", |x, k| {
             let n = *x.dims().last().expect("rank >= 1");
-            if k % 2 == 0 || n < 2 {
-                x.pad(&[(k % 3, 1)], PadMode::Constant(0.5))
-            } else {
-                x.pad(&[(1, (k / 2) % (n - 1))], PadMode::Reflect)
+            match (k % 4, n) {
+                (0, _) | (_, 0 | 1) => x.pad(&[(k % 3, 1)], PadMode::Constant(0.5)),
+                (1, _) => x.pad(&[(1, (k / 2) % (n - 1))], PadMode::Reflect),
+                // Repeated edges and wraps: several outputs read one input.
+                (2, _) => x.pad(&[(2, k % 3)], PadMode::Replicate),
+                _ => x.pad(&[(k % (n + 1), n)], PadMode::Circular),
             }
         }),
     ]

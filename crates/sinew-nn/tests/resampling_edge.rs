@@ -1,0 +1,102 @@
+//! Bad arguments of the padding, instance-norm, unflatten and resampling layers are errors,
+//! never panics or allocations the size of the request (the PyTorch message each mirrors is
+//! quoted beside it).
+
+use sinew_nn::functional as F;
+use sinew_nn::*;
+use sinew_tensor::{DType, Device, PadMode, Result, Tensor};
+
+fn zeros(dims: &[usize]) -> Tensor {
+    Tensor::zeros(dims.to_vec(), DType::F32, &Device::cpu()).unwrap()
+}
+
+#[test]
+fn bad_padding_is_an_error() -> Result<()> {
+    let x = zeros(&[1, 2, 3]);
+    // "Padding length must be divisible by 2"; "Padding length should be less than or equal
+    // to two times the input dimension".
+    assert!(F::pad(&x, &[1, 2, 3], PadMode::Constant(0.0)).is_err());
+    assert!(F::pad(&x, &[1; 8], PadMode::Constant(0.0)).is_err());
+    // Reflect: "Padding size should be less than the corresponding input dimension";
+    // circular: "Padding value causes wrapping around more than once".
+    assert!(F::pad(&x, &[3, 0], PadMode::Reflect).is_err());
+    assert!(F::pad(&x, &[2, 0], PadMode::Reflect).is_ok());
+    assert!(F::pad(&x, &[4, 0], PadMode::Circular).is_err());
+    assert!(F::pad(&x, &[3, 3], PadMode::Circular).is_ok());
+    assert!(F::pad(&x, &[-1, 0], PadMode::Replicate).is_err());
+    assert!(F::pad(&zeros(&[1, 2, 0]), &[1, 0], PadMode::Replicate).is_err());
+    assert!(F::pad(&x, &[i64::MAX, 0], PadMode::Replicate).is_err());
+    // Negative constant amounts crop, in any dim: F.pad(x, (0, 0, -1, 0)) is [1, 1, 3].
+    assert_eq!(
+        F::pad(&x, &[0, 0, -1, 0], PadMode::Constant(0.0))?.dims(),
+        &[1, 1, 3]
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_instance_norm_and_unflatten_calls_are_errors() -> Result<()> {
+    let norm = InstanceNorm2d::new_2d(3, true)?;
+    // "Expected more than 1 spatial element when training, got input size [2, 3, 1, 1]".
+    assert!(norm.forward(&zeros(&[2, 3, 1, 1])).is_err());
+    assert!(norm.forward(&zeros(&[2, 4, 2, 2])).is_err());
+    assert!(norm.forward(&zeros(&[2, 3])).is_err());
+    assert!(norm.forward(&zeros(&[1, 2, 3, 2, 2])).is_err());
+    assert_eq!(norm.forward(&zeros(&[3, 2, 2]))?.dims(), &[3, 2, 2]);
+    assert!(InstanceNorm1d::new_1d(0, false).is_err());
+    // "unflattened_size must ... multiply to the size of the dimension".
+    assert!(Unflatten::new(1, &[2, 4]).forward(&zeros(&[2, 6])).is_err());
+    assert!(Unflatten::new(2, &[2, 3]).forward(&zeros(&[2, 6])).is_err());
+    assert!(
+        Unflatten::new(-1, &[usize::MAX, 2])
+            .forward(&zeros(&[2, 6]))
+            .is_err()
+    );
+    assert_eq!(
+        Unflatten::new(-1, &[3, 1, 2])
+            .forward(&zeros(&[2, 6]))?
+            .dims(),
+        &[2, 3, 1, 2]
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_resampling_is_an_error() -> Result<()> {
+    let x = zeros(&[1, 2, 3, 4]);
+    for to in [
+        UpsampleTo::Scale(0.0),
+        UpsampleTo::Scale(-2.0),
+        UpsampleTo::Scale(f64::NAN),
+        UpsampleTo::Scale(f64::INFINITY),
+        // A factor that leaves a dim empty, and sizes that are not one per spatial dim.
+        UpsampleTo::Scale(0.2),
+        UpsampleTo::Size(vec![2, 3, 4]),
+        UpsampleTo::Size(vec![0, 3]),
+        // An output far past any memory: an error, not an abort.
+        UpsampleTo::Scale(1e15),
+        UpsampleTo::Size(vec![usize::MAX, usize::MAX]),
+    ] {
+        assert!(F::upsample_nearest(&x, &to).is_err(), "{to:?}");
+    }
+    assert!(F::upsample_nearest(&zeros(&[2, 3]), &UpsampleTo::Scale(2.0)).is_err());
+    assert!(F::upsample_nearest(&zeros(&[1, 1, 0, 2]), &UpsampleTo::Size(vec![2, 2])).is_err());
+    // One size for every spatial dim, as PyTorch's `size=int`.
+    assert_eq!(
+        F::upsample_nearest(&x, &UpsampleTo::Size(vec![5]))?.dims(),
+        &[1, 2, 5, 5]
+    );
+    // "pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of
+    // upscale_factor"; "pixel_unshuffle expects height to be divisible by downscale_factor".
+    assert!(F::pixel_shuffle(&x, 2).is_err());
+    assert!(F::pixel_shuffle(&x, 0).is_err());
+    assert!(F::pixel_shuffle(&zeros(&[4, 4]), 1).is_err());
+    assert!(F::pixel_shuffle(&x, usize::MAX).is_err());
+    assert!(F::pixel_unshuffle(&x, 2).is_err());
+    assert!(F::pixel_unshuffle(&x, 0).is_err());
+    assert_eq!(
+        F::pixel_unshuffle(&zeros(&[2, 4, 4]), 2)?.dims(),
+        &[8, 2, 2]
+    );
+    Ok(())
+}
