@@ -56,6 +56,40 @@ fn rule(name: &str) -> Vec<Box<dyn ScheduleRule>> {
                 eta_min: 0.0,
             }),
         ],
+        "one_cycle" => vec![Box::new(OneCycleLr::new(1.0, 30))],
+        "one_cycle_three_phase_linear" => vec![Box::new(OneCycleLr {
+            pct_start: 0.25,
+            anneal: Anneal::Linear,
+            div_factor: 10.0,
+            final_div_factor: 100.0,
+            three_phase: true,
+            ..OneCycleLr::new(0.5, 30)
+        })],
+        "cosine_warm_restarts" => vec![Box::new(CosineAnnealingWarmRestarts {
+            t_0: 4,
+            t_mult: 2,
+            eta_min: 0.001,
+        })],
+        "cosine_warm_restarts_fixed" => vec![Box::new(CosineAnnealingWarmRestarts {
+            t_0: 7,
+            t_mult: 1,
+            eta_min: 0.0,
+        })],
+        "polynomial" => vec![Box::new(PolynomialLr {
+            total_iters: 10,
+            power: 2.0,
+        })],
+        "constant" => vec![Box::new(ConstantLr {
+            factor: 0.25,
+            total_iters: 4,
+        })],
+        // Python's `0.95 ** e` is C's pow, as `powf`.
+        "lambda" => vec![Box::new(LambdaLr {
+            lr_lambda: Box::new(|e| 0.95f64.powf(e as f64)),
+        })],
+        "multiplicative" => vec![Box::new(MultiplicativeLr {
+            lr_lambda: Box::new(|e| if e % 3 == 0 { 0.9 } else { 1.0 }),
+        })],
         other => panic!("{other}"),
     }
 }
@@ -70,6 +104,14 @@ fn epoch_schedules_give_pytorchs_learning_rates() -> Result<()> {
         "cosine",
         "linear_warmup",
         "warmup_then_cosine",
+        "one_cycle",
+        "one_cycle_three_phase_linear",
+        "cosine_warm_restarts",
+        "cosine_warm_restarts_fixed",
+        "polynomial",
+        "constant",
+        "lambda",
+        "multiplicative",
     ] {
         let want = values(&r, name);
         let mut opt = optimizer()?;
@@ -81,7 +123,19 @@ fn epoch_schedules_give_pytorchs_learning_rates() -> Result<()> {
             schedule.step(opt.as_mut())?;
             got.push(opt.lrs()[0]);
         }
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        // One-cycle's 30th step comes after the last of its 30 batches: PyTorch extrapolates
+        // its curve there (negative when linear), Sinew keeps the final rate.
+        let compared = if name.starts_with("one_cycle") {
+            let final_lr = match name {
+                "one_cycle" => 1.0 / 25.0 / 1e4,
+                _ => 0.5 / 10.0 / 100.0,
+            };
+            assert!((got[30] - final_lr).abs() < 1e-18, "{name}: {}", got[30]);
+            30
+        } else {
+            31
+        };
+        for (i, (g, w)) in got.iter().zip(&want).take(compared).enumerate() {
             assert!(
                 (g - w).abs() <= 1e-15 + 1e-12 * w.abs(),
                 "{name} step {i}: {g} vs PyTorch {w}"
@@ -209,6 +263,36 @@ fn options_pytorch_refuses_are_errors_before_any_lr_changes() -> Result<()> {
             }),
             "InverseTimeDecay: decay_steps must be at least 1",
         ),
+        (
+            Box::new(OneCycleLr::new(0.1, 0)),
+            "OneCycleLr: total_steps must be at least 1",
+        ),
+        (
+            Box::new(OneCycleLr {
+                pct_start: 1.5,
+                ..OneCycleLr::new(0.1, 10)
+            }),
+            "OneCycleLr: pct_start 1.5 must be in [0, 1]",
+        ),
+        (
+            Box::new(OneCycleLr::new(-1.0, 10)),
+            "OneCycleLr: max_lr -1, div_factor 25 and final_div_factor 10000 must be positive",
+        ),
+        (
+            Box::new(CosineAnnealingWarmRestarts {
+                t_0: 0,
+                t_mult: 1,
+                eta_min: 0.0,
+            }),
+            "CosineAnnealingWarmRestarts: t_0 0 and t_mult 1 must be at least 1",
+        ),
+        (
+            Box::new(ConstantLr {
+                factor: 0.0,
+                total_iters: 4,
+            }),
+            "ConstantLr: factor 0 must be in (0, 1]",
+        ),
     ];
     for (rule, expected) in bad {
         let mut opt = optimizer()?;
@@ -225,5 +309,23 @@ fn options_pytorch_refuses_are_errors_before_any_lr_changes() -> Result<()> {
     plateau.factor = 1.0;
     let err = plateau.step(opt.as_mut(), 1.0).unwrap_err().to_string();
     assert!(err.contains("factor 1 must be below 1"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn one_cycle_refuses_a_step_past_its_end_and_keeps_its_state() -> Result<()> {
+    // PyTorch: "Tried to step 4 times. The specified number of total steps is 3".
+    let mut opt = optimizer()?;
+    let mut schedule = LrSchedule::new(opt.as_mut(), OneCycleLr::new(1.0, 3))?;
+    for _ in 0..3 {
+        schedule.step(opt.as_mut())?;
+    }
+    let (lr, epoch) = (opt.lrs()[0], schedule.epoch());
+    let err = schedule.step(opt.as_mut()).unwrap_err().to_string();
+    assert!(
+        err.contains("tried to step 4 times; the schedule has 3 steps"),
+        "{err}"
+    );
+    assert_eq!((opt.lrs()[0], schedule.epoch()), (lr, epoch));
     Ok(())
 }

@@ -1,14 +1,20 @@
 //! Learning-rate schedules (PyTorch's `torch.optim.lr_scheduler`, plus Keras' inverse-time
-//! decay). A schedule is one or more [`ScheduleRule`]s run by [`LrSchedule`], which keeps the
+//! decay): the epoch rules in `rules.rs`, the cycles, fixed-length and function schedules in
+//! `cyclic.rs`. A schedule is one or more [`ScheduleRule`]s run by [`LrSchedule`], which keeps the
 //! epoch count and writes each group's lr into the optimizer; call `step` once per epoch or once
 //! per batch, whichever the schedule is meant for. [`ReduceLrOnPlateau`] watches a metric.
 //!
 //! The rules use PyTorch's recursive forms (`lr *= gamma` at a milestone, cosine's ratio
 //! update), so the learning rates are PyTorch's to the last bit, not only to the formula.
 
+mod cyclic;
 mod plateau;
 mod rules;
 
+pub use cyclic::{
+    Anneal, ConstantLr, CosineAnnealingWarmRestarts, LambdaLr, MultiplicativeLr, OneCycleLr,
+    PolynomialLr,
+};
 pub use plateau::{PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 pub use rules::{
     CosineAnnealingLr, ExponentialLr, InverseTimeDecay, LinearLr, MultiStepLr, ScheduleRule, StepLr,
@@ -83,14 +89,29 @@ impl LrSchedule {
         })
     }
 
-    /// Advances one step and writes the new learning rates into `opt`.
+    /// Advances one step and writes the new learning rates into `opt`. Stepping a rule past
+    /// its last step ([`OneCycleLr`]'s `total_steps`) is an error that changes nothing.
     pub fn step(&mut self, opt: &mut dyn Optimizer) -> Result<()> {
-        let s = &mut self.state;
-        s.epoch += 1;
-        let idx = self.milestones.iter().filter(|&&m| m <= s.epoch).count();
+        let epoch = self.state.epoch + 1;
+        let idx = self.milestones.iter().filter(|&&m| m <= epoch).count();
         let rule = &self.rules[idx];
-        let restart = idx > 0 && self.milestones[idx - 1] == s.epoch;
-        s.rule_epoch = if restart { 0 } else { s.rule_epoch + 1 };
+        let restart = idx > 0 && self.milestones[idx - 1] == epoch;
+        let rule_epoch = if restart {
+            0
+        } else {
+            self.state.rule_epoch + 1
+        };
+        if let Some(last) = rule.last_step()
+            && rule_epoch > last
+        {
+            return Err(Error::invalid(
+                "LrSchedule",
+                format!("tried to step {rule_epoch} times; the schedule has {last} steps"),
+            ));
+        }
+        let s = &mut self.state;
+        s.epoch = epoch;
+        s.rule_epoch = rule_epoch;
         let lrs = opt.lrs();
         for (g, (lr, base)) in lrs.iter().zip(&s.base_lrs).enumerate() {
             let next = if restart {

@@ -6,7 +6,7 @@ use std::f64::consts::PI;
 use sinew_tensor::{Error, Result};
 
 /// An error for a schedule's invalid option.
-fn invalid(schedule: &str, message: String) -> Error {
+pub(super) fn invalid(schedule: &str, message: String) -> Error {
     Error::invalid("LrSchedule", format!("{schedule}: {message}"))
 }
 
@@ -22,6 +22,10 @@ pub trait ScheduleRule: Send {
     /// is made. Default: none to check.
     fn check(&self) -> Result<()> {
         Ok(())
+    }
+    /// The last epoch the rule defines (stepping past it is an error); `None`: no end.
+    fn last_step(&self) -> Option<u64> {
+        None
     }
 }
 

@@ -22,6 +22,18 @@ SCHEDULES = {
         [S.LinearLR(o, start_factor=0.1, total_iters=5),
          S.CosineAnnealingLR(o, T_max=20, eta_min=0.0)],
         milestones=[5]),
+    # Stepped 30 times: OneCycleLR allows exactly total_steps steps.
+    "one_cycle": lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=30, cycle_momentum=False),
+    "one_cycle_three_phase_linear": lambda o: S.OneCycleLR(
+        o, max_lr=0.5, total_steps=30, pct_start=0.25, anneal_strategy="linear",
+        div_factor=10.0, final_div_factor=100.0, three_phase=True, cycle_momentum=False),
+    "cosine_warm_restarts": lambda o: S.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2,
+                                                                     eta_min=0.001),
+    "cosine_warm_restarts_fixed": lambda o: S.CosineAnnealingWarmRestarts(o, T_0=7),
+    "polynomial": lambda o: S.PolynomialLR(o, total_iters=10, power=2.0),
+    "constant": lambda o: S.ConstantLR(o, factor=0.25, total_iters=4),
+    "lambda": lambda o: S.LambdaLR(o, lambda e: 0.95 ** e),
+    "multiplicative": lambda o: S.MultiplicativeLR(o, lambda e: 0.9 if e % 3 == 0 else 1.0),
 }
 
 PLATEAU_METRICS = [1.0, 0.9, 0.95, 0.91, 0.905, 0.9, 0.89, 0.892, 0.893, 0.894,

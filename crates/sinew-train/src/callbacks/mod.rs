@@ -1,6 +1,6 @@
 //! Callbacks: code the trainer runs at the end of each batch and epoch, and at the end of
 //! training (Keras' callbacks). Built in: [`EarlyStopping`], [`ModelCheckpoint`], [`CsvLogger`],
-//! [`LrScheduler`] and [`PlateauScheduler`]; anything else implements [`Callback`].
+//! [`LrScheduler`], [`BatchLrScheduler`] and [`PlateauScheduler`]; anything else implements [`Callback`].
 
 mod early_stopping;
 mod logging;
@@ -10,7 +10,7 @@ mod scheduling;
 pub use early_stopping::{EarlyStopping, MonitorMode};
 pub use logging::CsvLogger;
 pub use model_checkpoint::ModelCheckpoint;
-pub use scheduling::{LrScheduler, PlateauScheduler};
+pub use scheduling::{BatchLrScheduler, LrScheduler, PlateauScheduler};
 
 use sinew_nn::Module;
 use sinew_optim::Optimizer;

@@ -7,8 +7,7 @@ use sinew_tensor::Result;
 use super::{Callback, Context, decode, monitored};
 use crate::Logs;
 
-/// Steps an [`LrSchedule`] after every epoch (for per-batch schedules, step it in
-/// `on_batch_end` of your own callback).
+/// Steps an [`LrSchedule`] after every epoch (per-batch schedules: [`BatchLrScheduler`]).
 pub struct LrScheduler {
     /// The schedule.
     pub schedule: LrSchedule,
@@ -23,6 +22,28 @@ impl Callback for LrScheduler {
     }
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
         self.schedule.load_state_dict(decode("LrScheduler", state)?);
+        Ok(())
+    }
+}
+
+/// Steps an [`LrSchedule`] after every training batch: for schedules counted in steps, such as
+/// [`OneCycleLr`](sinew_optim::schedule::OneCycleLr) with `total_steps = epochs * batches` or
+/// a warm-up of so many steps (PyTorch: `scheduler.step()` after each `optimizer.step()`).
+pub struct BatchLrScheduler {
+    /// The schedule.
+    pub schedule: LrSchedule,
+}
+
+impl Callback for BatchLrScheduler {
+    fn on_batch_end(&mut self, _: usize, _: f64, ctx: &mut Context<'_>) -> Result<()> {
+        self.schedule.step(ctx.optimizer)
+    }
+    fn state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.schedule.state_dict()).ok()
+    }
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.schedule
+            .load_state_dict(decode("BatchLrScheduler", state)?);
         Ok(())
     }
 }
