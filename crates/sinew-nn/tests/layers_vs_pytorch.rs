@@ -10,6 +10,7 @@ use sinew_tensor::{Result, Tensor};
 fn build(case: &str) -> Result<Box<dyn Module>> {
     let conv_opts = Conv2dOptions::default();
     let pool = PoolOptions::new;
+    let linear = |align_corners| Interpolation::Linear { align_corners };
     // `C_unbatched`: case C's module on one sample without its batch dim.
     Ok(match case.strip_suffix("_unbatched").unwrap_or(case) {
         "linear" => Box::new(Linear::new(5, 3)?),
@@ -120,6 +121,10 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
         "upsample_nearest_frac" => Box::new(Upsample::scale(1.5)),
         "upsample_nearest_size" => Box::new(Upsample::size(&[5, 3])),
         "upsample_nearest1d" => Box::new(Upsample::scale(3.0)),
+        "upsample_bilinear" => Box::new(Upsample::scale(2.0).mode(linear(false))),
+        "upsample_bilinear_corners" => Box::new(Upsample::size(&[5, 7]).mode(linear(true))),
+        "upsample_bilinear_down" => Box::new(Upsample::scale(0.6).mode(linear(false))),
+        "upsample_linear1d" => Box::new(Upsample::scale(1.5).mode(linear(false))),
         "pixel_shuffle" => Box::new(PixelShuffle { upscale_factor: 2 }),
         "pixel_unshuffle" => Box::new(PixelUnshuffle {
             downscale_factor: 2,
@@ -184,7 +189,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 86,
+        cases.len() >= 90,
         "expected every reference case, found {}",
         cases.len()
     );

@@ -80,6 +80,23 @@ fn bad_resampling_is_an_error() -> Result<()> {
         assert!(F::upsample_nearest(&x, &to).is_err(), "{to:?}");
     }
     assert!(F::upsample_nearest(&zeros(&[2, 3]), &UpsampleTo::Scale(2.0)).is_err());
+    // Linear resampling checks the same sizes; one output position with align_corners reads
+    // the first input (PyTorch's scale 0).
+    let linear = Interpolation::Linear {
+        align_corners: true,
+    };
+    assert!(F::interpolate(&x, &UpsampleTo::Scale(1e15), linear).is_err());
+    assert!(F::interpolate(&x, &UpsampleTo::Size(vec![0, 2]), linear).is_err());
+    let ramp = Tensor::from_vec(vec![1.0f32, 2.0, 4.0], [1, 1, 3])?;
+    assert_eq!(
+        F::interpolate(&ramp, &UpsampleTo::Size(vec![1]), linear)?.to_vec::<f32>()?,
+        vec![1.0]
+    );
+    // F.interpolate(ramp, size=5, mode="linear", align_corners=True) = [1, 1.5, 2, 3, 4]
+    assert_eq!(
+        F::interpolate(&ramp, &UpsampleTo::Size(vec![5]), linear)?.to_vec::<f32>()?,
+        vec![1.0, 1.5, 2.0, 3.0, 4.0]
+    );
     assert!(F::upsample_nearest(&zeros(&[1, 1, 0, 2]), &UpsampleTo::Size(vec![2, 2])).is_err());
     // One size for every spatial dim, as PyTorch's `size=int`.
     assert_eq!(

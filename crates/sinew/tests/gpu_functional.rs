@@ -61,6 +61,12 @@ fn modules() -> Vec<(&'static str, Box<dyn Module>)> {
         ("unflatten", Box::new(Unflatten::new(-1, &[3, 2]))),
         ("upsample", Box::new(Upsample::scale(1.5))),
         (
+            "upsample_linear",
+            Box::new(Upsample::scale(1.5).mode(Interpolation::Linear {
+                align_corners: false,
+            })),
+        ),
+        (
             "pixel_unshuffle",
             Box::new(PixelUnshuffle {
                 downscale_factor: 2,

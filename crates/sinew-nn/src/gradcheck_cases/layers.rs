@@ -7,7 +7,7 @@ use sinew_tensor::{DType, PadMode, Tensor, manual_seed};
 
 use super::GradcheckEntry;
 use crate::functional as F;
-use crate::{Conv2dOptions, Padding, PoolOptions, UpsampleTo};
+use crate::{Conv2dOptions, Interpolation, Padding, PoolOptions, UpsampleTo};
 
 fn image(c: usize, h: usize, w: usize, domain: Domain) -> BoxedStrategy<Tensor> {
     (1..=2usize)
@@ -295,10 +295,20 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 check1(x, |v| {
                     let up = F::upsample_nearest(v, &UpsampleTo::Scale(1.5))?;
                     let sized = F::upsample_nearest(v, &UpsampleTo::Size(vec![5, 3]))?;
+                    let linear = Interpolation::Linear {
+                        align_corners: false,
+                    };
+                    let corners = Interpolation::Linear {
+                        align_corners: true,
+                    };
+                    let bilinear = F::interpolate(v, &UpsampleTo::Scale(1.7), linear)?;
+                    let aligned = F::interpolate(v, &UpsampleTo::Size(vec![2, 6]), corners)?;
                     let shuffled = F::pixel_shuffle(v, 2)?;
                     let back = F::pixel_unshuffle(&shuffled.square()?, 2)?;
                     up.sum_all()?
                         .add(&sized.square()?.sum_all()?)?
+                        .add(&bilinear.square()?.sum_all()?)?
+                        .add(&aligned.mul_scalar(0.3)?.sum_all()?)?
                         .add(&back)?
                         .sum_all()
                 })

@@ -1,5 +1,6 @@
-//! Resampling layers: nearest-neighbour `Upsample` (PyTorch's `F.interpolate(mode='nearest')`)
-//! and the sub-pixel rearrangements `PixelShuffle` / `PixelUnshuffle`.
+//! Resampling layers: `Upsample` (PyTorch's `F.interpolate` with `mode='nearest'`, or
+//! `'linear'`/`'bilinear'`/`'trilinear'` with `align_corners`) and the sub-pixel
+//! rearrangements `PixelShuffle` / `PixelUnshuffle`.
 
 use sinew_tensor::{Error, Result, Tensor};
 
@@ -14,17 +15,22 @@ pub enum UpsampleTo {
     Scale(f64),
 }
 
+/// An empty vector with room for `n` values, or an out-of-memory error (`n` is an output size
+/// the caller chose).
+fn with_capacity<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+        op: "interpolate",
+        bytes: n as u128 * std::mem::size_of::<T>() as u128,
+    })?;
+    Ok(v)
+}
+
 /// The input position each of `out` positions reads along an axis of `len`, as PyTorch's
 /// `nearest_idx`: `min(floor(i * scale), len - 1)` in f32, `scale` being `1 / factor` when a
 /// factor was given, else `len / out`. Allocated fallibly (`out` comes from the caller).
 fn nearest_sources(len: usize, out: usize, factor: Option<f64>) -> Result<Vec<i64>> {
-    let mut index = Vec::new();
-    index
-        .try_reserve_exact(out)
-        .map_err(|_| Error::OutOfMemory {
-            op: "upsample_nearest",
-            bytes: out as u128 * 8,
-        })?;
+    let mut index = with_capacity(out)?;
     let scale = match factor {
         Some(f) if f > 0.0 => (1.0 / f) as f32,
         _ => len as f32 / out as f32,
@@ -43,14 +49,27 @@ fn nearest_sources(len: usize, out: usize, factor: Option<f64>) -> Result<Vec<i6
     Ok(index)
 }
 
-/// Nearest-neighbour resampling of the spatial dims of `[n, C, ...]` (1 to 3 of them) to
-/// `to`. PyTorch: `F.interpolate(x, size=..., scale_factor=..., mode='nearest')`.
-pub fn upsample_nearest(x: &Tensor, to: &UpsampleTo) -> Result<Tensor> {
-    const OP: &str = "upsample_nearest";
+/// How [`interpolate`] computes each output value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interpolation {
+    /// The nearest input (PyTorch's default `'nearest'`).
+    #[default]
+    Nearest,
+    /// Linear in each spatial dim (`'linear'`, `'bilinear'`, `'trilinear'`); with
+    /// `align_corners` the corner pixels' centres meet, else their edges do (PyTorch's
+    /// default, false).
+    Linear {
+        /// PyTorch's `align_corners`.
+        align_corners: bool,
+    },
+}
+
+/// The spatial output sizes of resampling `x` to `to`, checked.
+fn output_sizes(op: &'static str, x: &Tensor, to: &UpsampleTo) -> Result<Vec<usize>> {
     let spatial = x.rank().checked_sub(2).filter(|s| (1..=3).contains(s));
     let Some(spatial) = spatial else {
         return Err(Error::invalid(
-            OP,
+            op,
             format!("expects [n, C] and 1 to 3 spatial dims, got {}", x.shape()),
         ));
     };
@@ -70,7 +89,7 @@ pub fn upsample_nearest(x: &Tensor, to: &UpsampleTo) -> Result<Tensor> {
             .collect(),
         _ => {
             return Err(Error::invalid(
-                OP,
+                op,
                 format!(
                     "{to:?} is neither a positive finite factor nor {spatial} sizes for {}",
                     x.shape()
@@ -78,41 +97,117 @@ pub fn upsample_nearest(x: &Tensor, to: &UpsampleTo) -> Result<Tensor> {
             ));
         }
     };
-    if sizes.contains(&0) {
+    if sizes.contains(&0) || x.dims()[2..].contains(&0) {
         return Err(Error::invalid(
-            OP,
-            format!("output sizes {sizes:?} of {} must be positive", x.shape()),
+            op,
+            format!(
+                "cannot resample the spatial dims of {} to {sizes:?}: every size must be positive",
+                x.shape()
+            ),
         ));
     }
     let mut out_dims = x.dims()[..2].to_vec();
     out_dims.extend(&sizes);
-    sinew_tensor::Shape::new(out_dims).checked_elem_count(OP)?;
+    sinew_tensor::Shape::new(out_dims).checked_elem_count(op)?;
+    Ok(sizes)
+}
+
+/// Nearest-neighbour resampling of the spatial dims of `[n, C, ...]` (1 to 3 of them) to
+/// `to`. PyTorch: `F.interpolate(x, size=..., scale_factor=..., mode='nearest')`.
+pub fn upsample_nearest(x: &Tensor, to: &UpsampleTo) -> Result<Tensor> {
+    interpolate(x, to, Interpolation::Nearest)
+}
+
+/// Resamples the spatial dims of `[n, C, ...]` (1 to 3 of them) to `to` by `mode`, dim by dim
+/// from the last, as PyTorch's kernels combine them. PyTorch: `F.interpolate`.
+pub fn interpolate(x: &Tensor, to: &UpsampleTo, mode: Interpolation) -> Result<Tensor> {
+    const OP: &str = "interpolate";
+    let sizes = output_sizes(OP, x, to)?;
     let factor = match to {
         UpsampleTo::Scale(f) => Some(*f),
         UpsampleTo::Size(_) => None,
     };
     let mut y = x.clone();
-    for (i, &out) in sizes.iter().enumerate() {
+    for (i, &out) in sizes.iter().enumerate().rev() {
         let dim = 2 + i;
         let len = x.dims()[dim];
-        if len == 0 {
-            return Err(Error::invalid(
-                OP,
-                format!("cannot resample the empty dim {dim} of {}", x.shape()),
-            ));
-        }
-        let index = Tensor::from_vec(nearest_sources(len, out, factor)?, [out])?;
-        y = y.index_select(dim as isize, &index.to_device(x.device())?)?;
+        y = match mode {
+            Interpolation::Nearest => {
+                let index = Tensor::from_vec(nearest_sources(len, out, factor)?, [out])?;
+                y.index_select(dim as isize, &index.to_device(x.device())?)?
+            }
+            Interpolation::Linear { align_corners } => {
+                linear_along(&y, dim, len, out, factor, align_corners)?
+            }
+        };
     }
     Ok(y)
 }
 
-/// Nearest-neighbour upsampling (`nn.Upsample(size=..., scale_factor=...)` with its default
-/// `mode='nearest'`; the other modes are not offered).
+/// Linear interpolation of `y` along `dim` from `len` to `out` positions, with PyTorch's
+/// source positions and weights (`area_pixel_compute_source_index`, in f32).
+fn linear_along(
+    y: &Tensor,
+    dim: usize,
+    len: usize,
+    out: usize,
+    factor: Option<f64>,
+    align_corners: bool,
+) -> Result<Tensor> {
+    let scale = if align_corners {
+        if out > 1 {
+            (len as f32 - 1.0) / (out as f32 - 1.0)
+        } else {
+            0.0
+        }
+    } else {
+        match factor {
+            Some(f) if f > 0.0 => (1.0 / f) as f32,
+            _ => len as f32 / out as f32,
+        }
+    };
+    let (mut lower, mut upper) = (with_capacity::<i64>(out)?, with_capacity::<i64>(out)?);
+    let mut upper_weight = with_capacity::<f32>(out)?;
+    for i in 0..out {
+        let source = if align_corners {
+            scale * i as f32
+        } else {
+            (scale * (i as f32 + 0.5) - 0.5).max(0.0)
+        };
+        // `source` lies in [0, len - 1]: its floor is an index.
+        let below = (source as i64).min(len as i64 - 1);
+        let above = below + i64::from(below < len as i64 - 1);
+        lower.push(below);
+        upper.push(above);
+        upper_weight.push(source - below as f32);
+    }
+    let weight_shape: Vec<usize> = (0..y.rank())
+        .map(|d| if d == dim { out } else { 1 })
+        .collect();
+    let w1 = Tensor::from_vec(upper_weight, weight_shape)?;
+    let w0 = w1.rsub_scalar(1.0)?;
+    let (device, dtype) = (y.device(), y.dtype());
+    let on = |t: Tensor| t.to_dtype(dtype)?.to_device(device);
+    let pick = |index: Vec<i64>| -> Result<Tensor> {
+        y.index_select(
+            dim as isize,
+            &Tensor::from_vec(index, [out])?.to_device(device)?,
+        )
+    };
+    pick(lower)?
+        .mul(&on(w0)?)?
+        .add(&pick(upper)?.mul(&on(w1)?)?)
+}
+
+/// Resampling of the spatial dims (`nn.Upsample(size=..., scale_factor=..., mode=...)`;
+/// nearest by default, or linear with [`Upsample::mode`]; PyTorch's `'bicubic'` and `'area'`
+/// are not offered).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upsample {
     /// The output size or scale factor.
     pub to: UpsampleTo,
+    /// How output values are computed (default nearest).
+    pub mode: Interpolation,
 }
 
 impl Upsample {
@@ -120,6 +215,7 @@ impl Upsample {
     pub fn scale(factor: f64) -> Self {
         Upsample {
             to: UpsampleTo::Scale(factor),
+            mode: Interpolation::Nearest,
         }
     }
 
@@ -127,13 +223,20 @@ impl Upsample {
     pub fn size(size: &[usize]) -> Self {
         Upsample {
             to: UpsampleTo::Size(size.to_vec()),
+            mode: Interpolation::Nearest,
         }
+    }
+
+    /// With `mode` (`Upsample::scale(2.0).mode(Interpolation::Linear { align_corners: false })`
+    /// is PyTorch's `mode='bilinear'` on images).
+    pub fn mode(self, mode: Interpolation) -> Self {
+        Upsample { mode, ..self }
     }
 }
 
 impl Module for Upsample {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = upsample_nearest(x, &self.to)?;
+        let y = interpolate(x, &self.to, self.mode)?;
         summary::note(self, &y);
         Ok(y)
     }

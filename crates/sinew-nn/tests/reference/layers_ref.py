@@ -190,6 +190,14 @@ def resampling_cases(out, meta):
     run_case(out, meta, "upsample_nearest_frac", nn.Upsample(scale_factor=1.5), r(2, 3, 3, 5))
     run_case(out, meta, "upsample_nearest_size", nn.Upsample(size=(5, 3)), r(2, 3, 3, 4))
     run_case(out, meta, "upsample_nearest1d", nn.Upsample(scale_factor=3), r(2, 3, 4))
+    run_case(out, meta, "upsample_bilinear", nn.Upsample(scale_factor=2, mode="bilinear"),
+             r(2, 3, 3, 4))
+    run_case(out, meta, "upsample_bilinear_corners",
+             nn.Upsample(size=(5, 7), mode="bilinear", align_corners=True), r(2, 3, 3, 4))
+    run_case(out, meta, "upsample_bilinear_down", nn.Upsample(scale_factor=0.6, mode="bilinear"),
+             r(2, 3, 5, 7))
+    run_case(out, meta, "upsample_linear1d", nn.Upsample(scale_factor=1.5, mode="linear"),
+             r(2, 3, 5))
     run_case(out, meta, "pixel_shuffle", nn.PixelShuffle(2), r(2, 8, 3, 4))
     run_case(out, meta, "pixel_unshuffle", nn.PixelUnshuffle(2), r(2, 2, 4, 6))
 
