@@ -161,6 +161,9 @@ macro_rules! adam_like {
             fn check(c: &AdamConfig) -> Result<()> {
                 crate::checks::adam_like($name, c.lr, c.betas, c.eps, c.weight_decay)
             }
+            fn momentum_mut(c: &mut AdamConfig) -> Option<&mut f64> {
+                Some(&mut c.betas.0)
+            }
             fn buffers(c: &AdamConfig) -> Vec<(&'static str, f64)> {
                 adam_buffers(c)
             }
@@ -208,6 +211,9 @@ impl UpdateRule for AdamaxRule {
     }
     fn check(c: &AdamConfig) -> Result<()> {
         crate::checks::adam_like("Adamax", c.lr, c.betas, c.eps, c.weight_decay)
+    }
+    fn momentum_mut(c: &mut AdamConfig) -> Option<&mut f64> {
+        Some(&mut c.betas.0)
     }
     fn buffers(_: &AdamConfig) -> Vec<(&'static str, f64)> {
         vec![("exp_avg", 0.0), ("exp_inf", 0.0)]

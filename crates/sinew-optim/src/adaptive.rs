@@ -165,6 +165,9 @@ impl UpdateRule for RmspropRule {
         non_negative("RMSprop", "weight_decay", c.weight_decay)?;
         non_negative("RMSprop", "alpha", c.alpha)
     }
+    fn momentum_mut(c: &mut RmspropConfig) -> Option<&mut f64> {
+        Some(&mut c.momentum)
+    }
     fn buffers(c: &RmspropConfig) -> Vec<(&'static str, f64)> {
         let mut b = vec![("square_avg", 0.0)];
         if c.momentum > 0.0 {

@@ -87,6 +87,9 @@ impl UpdateRule for NadamRule {
         crate::checks::adam_like("NAdam", c.lr, c.betas, c.eps, c.weight_decay)?;
         crate::checks::non_negative("NAdam", "momentum_decay", c.momentum_decay)
     }
+    fn momentum_mut(c: &mut NadamConfig) -> Option<&mut f64> {
+        Some(&mut c.betas.0)
+    }
     fn buffers(_: &NadamConfig) -> Vec<(&'static str, f64)> {
         vec![("exp_avg", 0.0), ("exp_avg_sq", 0.0)]
     }

@@ -59,6 +59,22 @@ pub trait Optimizer: Send {
     fn load_state_dict(&mut self, state: &OptimizerState) -> Result<StateReport>;
     /// The parameters of every group, in order (PyTorch's `param_groups[i]["params"]`).
     fn parameters(&self) -> Vec<Parameter>;
+    /// Each group's momentum (`momentum`, or the Adam family's `beta1`); `None` for an
+    /// optimizer without one. Default: none.
+    fn momentums(&self) -> Option<Vec<f64>> {
+        None
+    }
+    /// Sets group `group`'s momentum (what PyTorch's `OneCycleLR` cycles). An error for an
+    /// optimizer without one, for a value its checks refuse, and for a change that would
+    /// switch its momentum buffer on or off (from or to 0), which PyTorch makes lazily.
+    /// Default: the first error.
+    fn set_momentum(&mut self, group: usize, momentum: f64) -> Result<()> {
+        let _ = (group, momentum);
+        Err(Error::invalid(
+            "optimizer",
+            "this optimizer has no momentum or beta1",
+        ))
+    }
     /// A number that tells this optimizer apart from every other one while it lives (the
     /// [`GradScaler`](crate::GradScaler) keys the optimizers it unscaled by it). The same through
     /// a `Box`, which forwards it, and after a move for [`Optim`], which draws it when made.
@@ -94,6 +110,12 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     }
     fn parameters(&self) -> Vec<Parameter> {
         (**self).parameters()
+    }
+    fn momentums(&self) -> Option<Vec<f64>> {
+        (**self).momentums()
+    }
+    fn set_momentum(&mut self, group: usize, momentum: f64) -> Result<()> {
+        (**self).set_momentum(group, momentum)
     }
     fn identity(&self) -> u64 {
         (**self).identity()
@@ -158,6 +180,12 @@ pub trait UpdateRule: Send + 'static {
     /// is loaded and, for the learning rate, by `set_lr`. Default: the learning rate is `>= 0`.
     fn check(config: &Self::Config) -> Result<()> {
         crate::checks::non_negative(Self::NAME, "learning rate", Self::lr(config))
+    }
+    /// The group's momentum (SGD's and RMSprop's `momentum`, the Adam family's `beta1`), for
+    /// schedules that cycle it; `None` where the rule has none. Default: none.
+    fn momentum_mut(config: &mut Self::Config) -> Option<&mut f64> {
+        let _ = config;
+        None
     }
     /// The state buffers a parameter needs under `config`, with their initial fill value.
     fn buffers(config: &Self::Config) -> Vec<(&'static str, f64)>;
@@ -346,6 +374,45 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
         })?;
         crate::checks::non_negative(R::NAME, "learning rate", lr)?;
         R::set_lr(&mut g.config, lr);
+        Ok(())
+    }
+
+    fn momentums(&self) -> Option<Vec<f64>> {
+        self.groups
+            .iter()
+            .map(|g| R::momentum_mut(&mut g.config.clone()).map(|m| *m))
+            .collect()
+    }
+
+    fn set_momentum(&mut self, group: usize, momentum: f64) -> Result<()> {
+        let n = self.groups.len();
+        let g = self.groups.get_mut(group).ok_or(Error::IndexOutOfBounds {
+            op: "set_momentum",
+            index: group as i64,
+            size: n,
+        })?;
+        let mut config = g.config.clone();
+        let Some(slot) = R::momentum_mut(&mut config) else {
+            return Err(Error::invalid(
+                "optimizer",
+                format!("{}: has no momentum or beta1 to set", R::NAME),
+            ));
+        };
+        *slot = momentum;
+        R::check(&config)?;
+        let names = |c: &R::Config| -> Vec<&'static str> {
+            R::buffers(c).into_iter().map(|(name, _)| name).collect()
+        };
+        if names(&config) != names(&g.config) {
+            return Err(Error::invalid(
+                "optimizer",
+                format!(
+                    "{}: momentum {momentum} would switch the momentum buffer on or off; start with a nonzero momentum",
+                    R::NAME
+                ),
+            ));
+        }
+        g.config = config;
         Ok(())
     }
 

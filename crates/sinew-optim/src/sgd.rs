@@ -98,6 +98,9 @@ impl UpdateRule for SgdRule {
         }
         Ok(())
     }
+    fn momentum_mut(c: &mut SgdConfig) -> Option<&mut f64> {
+        Some(&mut c.momentum)
+    }
     fn buffers(c: &SgdConfig) -> Vec<(&'static str, f64)> {
         if c.momentum != 0.0 {
             vec![("momentum_buffer", 0.0)]

@@ -2,7 +2,7 @@
 //! inverse-time formula.
 
 use sinew_optim::schedule::*;
-use sinew_optim::{Optimizer, SgdConfig, sgd};
+use sinew_optim::{AdamConfig, Optimizer, SgdConfig, adam, sgd};
 use sinew_tensor::{DType, Device, Parameter, Result, Tensor};
 
 fn reference() -> serde_json::Value {
@@ -56,13 +56,18 @@ fn rule(name: &str) -> Vec<Box<dyn ScheduleRule>> {
                 eta_min: 0.0,
             }),
         ],
-        "one_cycle" => vec![Box::new(OneCycleLr::new(1.0, 30))],
+        // PyTorch's cases ran with cycle_momentum=False (plain SGD has no momentum to cycle).
+        "one_cycle" => vec![Box::new(OneCycleLr {
+            cycle_momentum: false,
+            ..OneCycleLr::new(1.0, 30)
+        })],
         "one_cycle_three_phase_linear" => vec![Box::new(OneCycleLr {
             pct_start: 0.25,
             anneal: Anneal::Linear,
             div_factor: 10.0,
             final_div_factor: 100.0,
             three_phase: true,
+            cycle_momentum: false,
             ..OneCycleLr::new(0.5, 30)
         })],
         "cosine_warm_restarts" => vec![Box::new(CosineAnnealingWarmRestarts {
@@ -316,7 +321,11 @@ fn options_pytorch_refuses_are_errors_before_any_lr_changes() -> Result<()> {
 fn one_cycle_refuses_a_step_past_its_end_and_keeps_its_state() -> Result<()> {
     // PyTorch: "Tried to step 4 times. The specified number of total steps is 3".
     let mut opt = optimizer()?;
-    let mut schedule = LrSchedule::new(opt.as_mut(), OneCycleLr::new(1.0, 3))?;
+    let rule = OneCycleLr {
+        cycle_momentum: false,
+        ..OneCycleLr::new(1.0, 3)
+    };
+    let mut schedule = LrSchedule::new(opt.as_mut(), rule)?;
     for _ in 0..3 {
         schedule.step(opt.as_mut())?;
     }
@@ -327,5 +336,92 @@ fn one_cycle_refuses_a_step_past_its_end_and_keeps_its_state() -> Result<()> {
         "{err}"
     );
     assert_eq!((opt.lrs()[0], schedule.epoch()), (lr, epoch));
+    Ok(())
+}
+
+#[test]
+fn one_cycle_cycles_momentum_and_beta1_as_pytorch() -> Result<()> {
+    let r = reference();
+    let param = || -> Result<Vec<(String, Parameter)>> {
+        let p = Parameter::new(Tensor::zeros([1], DType::F32, &Device::cpu())?);
+        Ok(vec![("p".into(), p)])
+    };
+    let cases: [(&str, Box<dyn Optimizer>, OneCycleLr); 2] = [
+        (
+            "one_cycle_sgd_momentum",
+            Box::new(sgd(param()?, SgdConfig::new(0.1).momentum(0.9))),
+            OneCycleLr::new(0.8, 30),
+        ),
+        (
+            "one_cycle_adam_three_phase",
+            Box::new(adam(param()?, AdamConfig::new(0.1))),
+            OneCycleLr {
+                three_phase: true,
+                base_momentum: 0.8,
+                max_momentum: 0.9,
+                ..OneCycleLr::new(0.05, 30)
+            },
+        ),
+    ];
+    for (name, mut opt, rule) in cases {
+        let want_lr = values(&r[name], "lr");
+        let want_m = values(&r[name], "momentum");
+        let mut schedule = LrSchedule::new(opt.as_mut(), rule)?;
+        let (mut lrs, mut ms) = (vec![opt.lrs()[0]], vec![opt.momentums().unwrap()[0]]);
+        for _ in 0..29 {
+            schedule.step(opt.as_mut())?;
+            lrs.push(opt.lrs()[0]);
+            ms.push(opt.momentums().unwrap()[0]);
+        }
+        // Steps 0 to 29 (the 30th, after the last batch, is PyTorch's extrapolation).
+        for (i, ((g, w), (gm, wm))) in lrs
+            .iter()
+            .zip(&want_lr)
+            .zip(ms.iter().zip(&want_m))
+            .enumerate()
+        {
+            assert!(
+                (g - w).abs() <= 1e-15 + 1e-12 * w.abs(),
+                "{name} step {i}: lr {g} vs {w}"
+            );
+            assert!(
+                (gm - wm).abs() <= 1e-15,
+                "{name} step {i}: momentum {gm} vs {wm}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn momentum_cycling_needs_a_momentum_to_cycle() -> Result<()> {
+    let p = Parameter::new(Tensor::zeros([1], DType::F32, &Device::cpu())?);
+    // PyTorch: "optimizer must support momentum or beta1 with `cycle_momentum` option
+    // enabled" (Adagrad); plain SGD's momentum of 0 has no buffer to cycle here.
+    let mut adagrad = sinew_optim::adagrad(
+        vec![("p".into(), p.clone())],
+        sinew_optim::AdagradConfig::new(0.1),
+    );
+    let err = LrSchedule::new(&mut adagrad, OneCycleLr::new(0.5, 10))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("no momentum or beta1"), "{err}");
+    assert_eq!(adagrad.lrs(), [0.1], "the lr was changed");
+    let mut plain = sgd(vec![("p".into(), p.clone())], SgdConfig::new(0.1));
+    let err = LrSchedule::new(&mut plain, OneCycleLr::new(0.5, 10))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("would switch the momentum buffer on or off"),
+        "{err}"
+    );
+    // A beta1 of 1 is refused as Adam's own option is.
+    let mut opt = adam(vec![("p".into(), p)], AdamConfig::new(0.1));
+    assert!(opt.set_momentum(0, 1.0).is_err());
+    assert!(opt.set_momentum(1, 0.5).is_err());
+    opt.set_momentum(0, 0.5)?;
+    assert_eq!(opt.momentums(), Some(vec![0.5]));
     Ok(())
 }

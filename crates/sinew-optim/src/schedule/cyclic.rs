@@ -1,5 +1,5 @@
 //! Schedules of a fixed length or period, and ones given as functions: PyTorch's `OneCycleLR`
-//! (learning rate only), `CosineAnnealingWarmRestarts`, `PolynomialLR`, `ConstantLR`,
+//! (with its momentum cycling), `CosineAnnealingWarmRestarts`, `PolynomialLR`, `ConstantLR`,
 //! `LambdaLR` and `MultiplicativeLR`, in PyTorch's forms (closed where PyTorch's is closed,
 //! recursive where it is recursive), so the rates are PyTorch's to the last bit.
 
@@ -31,11 +31,11 @@ impl Anneal {
 
 /// The 1cycle policy: from `max_lr / div_factor` up to `max_lr` over the first `pct_start` of
 /// `total_steps`, then down to `max_lr / div_factor / final_div_factor` (or, `three_phase`,
-/// back to the start and then down). Step it once per batch. The optimizer's own rate is
-/// replaced; PyTorch's momentum cycling (`cycle_momentum`) is not done: it is
-/// `cycle_momentum=False`. Stepping past `total_steps` is an error, as in PyTorch; the
-/// `total_steps`-th step (after the last batch) leaves the final rate, where PyTorch
-/// extrapolates the curve.
+/// back to the start and then down); with `cycle_momentum` (the default) the momentum (or
+/// Adam's beta1) moves the other way, between `max_momentum` and `base_momentum`. Step it once
+/// per batch. The optimizer's own rate is replaced. Stepping past `total_steps` is an error,
+/// as in PyTorch; the `total_steps`-th step (after the last batch) leaves the final values,
+/// where PyTorch extrapolates the curves.
 #[derive(Clone, Debug)]
 pub struct OneCycleLr {
     /// The peak rate.
@@ -52,6 +52,13 @@ pub struct OneCycleLr {
     pub final_div_factor: f64,
     /// Rise, fall back to the start, then anneal to the final rate (default false).
     pub three_phase: bool,
+    /// Cycle the momentum inversely to the rate (default true; the optimizer must have a
+    /// nonzero momentum or a beta1).
+    pub cycle_momentum: bool,
+    /// The momentum at the peak rate (default 0.85).
+    pub base_momentum: f64,
+    /// The momentum at the lowest rates (default 0.95).
+    pub max_momentum: f64,
 }
 
 impl OneCycleLr {
@@ -65,42 +72,46 @@ impl OneCycleLr {
             div_factor: 25.0,
             final_div_factor: 1e4,
             three_phase: false,
+            cycle_momentum: true,
+            base_momentum: 0.85,
+            max_momentum: 0.95,
         }
     }
 
-    /// Each phase's last step and the rates it goes between.
-    fn phases(&self) -> Vec<(f64, f64, f64)> {
+    /// Each phase's last step, the rates it goes between and the momentums.
+    fn phases(&self) -> Vec<(f64, [f64; 2], [f64; 2])> {
         let initial = self.max_lr / self.div_factor;
         let min = initial / self.final_div_factor;
         let rise_end = self.pct_start * self.total_steps as f64 - 1.0;
         let last = self.total_steps as f64 - 1.0;
+        let (low, high) = (self.base_momentum, self.max_momentum);
         if self.three_phase {
+            let fall_end = 2.0 * self.pct_start * self.total_steps as f64 - 2.0;
             vec![
-                (rise_end, initial, self.max_lr),
-                (
-                    2.0 * self.pct_start * self.total_steps as f64 - 2.0,
-                    self.max_lr,
-                    initial,
-                ),
-                (last, initial, min),
+                (rise_end, [initial, self.max_lr], [high, low]),
+                (fall_end, [self.max_lr, initial], [low, high]),
+                (last, [initial, min], [high, high]),
             ]
         } else {
-            vec![(rise_end, initial, self.max_lr), (last, self.max_lr, min)]
+            vec![
+                (rise_end, [initial, self.max_lr], [high, low]),
+                (last, [self.max_lr, min], [low, high]),
+            ]
         }
     }
 
-    /// The rate at step `step` (PyTorch's `get_lr`).
-    fn lr_at(&self, step: u64) -> f64 {
+    /// The rate and the momentum at step `step` (PyTorch's `get_lr`).
+    fn at(&self, step: u64) -> (f64, f64) {
         let phases = self.phases();
         let step = step as f64;
         let mut start_step = 0.0;
-        for (i, &(end_step, start_lr, end_lr)) in phases.iter().enumerate() {
+        for (i, &(end_step, [lr0, lr1], [m0, m1])) in phases.iter().enumerate() {
             if step <= end_step || i == phases.len() - 1 {
-                // Past the last phase's end (the step after the last batch) the rate stays at
-                // the end of the cycle; PyTorch extrapolates the curve there (a negative rate
-                // when linear), a rate no batch uses.
+                // Past the last phase's end (the step after the last batch) the values stay at
+                // the end of the cycle; PyTorch extrapolates the curves there (a negative rate
+                // when linear), values no batch uses.
                 let pct = ((step - start_step) / (end_step - start_step)).min(1.0);
-                return self.anneal.at(start_lr, end_lr, pct);
+                return (self.anneal.at(lr0, lr1, pct), self.anneal.at(m0, m1, pct));
             }
             start_step = end_step;
         }
@@ -136,13 +147,16 @@ impl ScheduleRule for OneCycleLr {
         Ok(())
     }
     fn initial(&self, _: f64) -> f64 {
-        self.lr_at(0)
+        self.at(0).0
     }
     fn next(&self, epoch: u64, _: f64, _: f64) -> f64 {
-        self.lr_at(epoch)
+        self.at(epoch).0
     }
     fn last_step(&self) -> Option<u64> {
         Some(self.total_steps)
+    }
+    fn momentum(&self, epoch: u64) -> Option<f64> {
+        self.cycle_momentum.then(|| self.at(epoch).1)
     }
 }
 

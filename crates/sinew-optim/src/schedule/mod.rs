@@ -75,6 +75,7 @@ impl LrSchedule {
             rule.check()?;
         }
         let base_lrs = opt.lrs();
+        set_momentum(opt, rules[0].momentum(0))?;
         for (g, base) in base_lrs.iter().enumerate() {
             opt.set_lr(g, rules[0].initial(*base))?;
         }
@@ -109,6 +110,7 @@ impl LrSchedule {
                 format!("tried to step {rule_epoch} times; the schedule has {last} steps"),
             ));
         }
+        set_momentum(opt, rule.momentum(rule_epoch))?;
         let s = &mut self.state;
         s.epoch = epoch;
         s.rule_epoch = rule_epoch;
@@ -138,4 +140,15 @@ impl LrSchedule {
     pub fn load_state_dict(&mut self, state: ScheduleState) {
         self.state = state;
     }
+}
+
+/// Sets every group's momentum to `momentum`, if the rule gives one.
+fn set_momentum(opt: &mut dyn Optimizer, momentum: Option<f64>) -> Result<()> {
+    let Some(m) = momentum else {
+        return Ok(());
+    };
+    for g in 0..opt.lrs().len() {
+        opt.set_momentum(g, m)?;
+    }
+    Ok(())
 }

@@ -27,6 +27,12 @@ pub trait ScheduleRule: Send {
     fn last_step(&self) -> Option<u64> {
         None
     }
+    /// The momentum (or beta1) at `epoch` (0 when the schedule is made), for rules that cycle
+    /// it; `None` leaves the optimizer's. Default: `None`.
+    fn momentum(&self, epoch: u64) -> Option<f64> {
+        let _ = epoch;
+        None
+    }
 }
 
 /// Multiplies by `gamma` every `step_size` epochs.

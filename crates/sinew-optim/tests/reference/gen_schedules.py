@@ -36,6 +36,19 @@ SCHEDULES = {
     "multiplicative": lambda o: S.MultiplicativeLR(o, lambda e: 0.9 if e % 3 == 0 else 1.0),
 }
 
+# name -> (function(params) -> optimizer, function(optimizer) -> scheduler): schedules that
+# also cycle the momentum (SGD's momentum, Adam's beta1); each key holds {"lr": [...],
+# "momentum": [...]}, 31 values each.
+MOMENTUM_SCHEDULES = {
+    "one_cycle_sgd_momentum": (
+        lambda p: torch.optim.SGD(p, lr=START_LR, momentum=0.9, foreach=False),
+        lambda o: S.OneCycleLR(o, max_lr=0.8, total_steps=30)),
+    "one_cycle_adam_three_phase": (
+        lambda p: torch.optim.Adam(p, lr=START_LR, foreach=False),
+        lambda o: S.OneCycleLR(o, max_lr=0.05, total_steps=30, three_phase=True,
+                               base_momentum=0.8, max_momentum=0.9)),
+}
+
 PLATEAU_METRICS = [1.0, 0.9, 0.95, 0.91, 0.905, 0.9, 0.89, 0.892, 0.893, 0.894,
                    0.88, 0.881, 0.882, 0.883, 0.884, 0.885, 0.7, 0.71, 0.72, 0.73]
 
@@ -73,6 +86,24 @@ def run_schedule(make_sched):
     return lrs
 
 
+def run_momentum_schedule(make_opt, make_sched):
+    """lr and momentum (or beta1) before any step, then after each scheduler step."""
+    param = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = make_opt([param])
+    sched = make_sched(opt)
+
+    def momentum():
+        g = opt.param_groups[0]
+        return float(g["betas"][0] if "betas" in g else g["momentum"])
+    lrs, moms = [current_lr(opt)], [momentum()]
+    for _ in range(SCHED_STEPS):
+        opt.step()
+        sched.step()
+        lrs.append(current_lr(opt))
+        moms.append(momentum())
+    return {"lr": lrs, "momentum": moms}
+
+
 def run_plateau(make_sched, metrics):
     """lr before any step, then after each sched.step(metric) (len(metrics) + 1 values)."""
     opt = make_optimizer()
@@ -90,6 +121,8 @@ def generate():
            "plateau_metrics": PLATEAU_METRICS}
     for name, make_sched in SCHEDULES.items():
         out[name] = run_schedule(make_sched)
+    for name, (make_opt, make_sched) in MOMENTUM_SCHEDULES.items():
+        out[name] = run_momentum_schedule(make_opt, make_sched)
     for name, (make_sched, metrics) in PLATEAUS.items():
         out[name] = run_plateau(make_sched, metrics)
     path = out_path("schedules.json")
