@@ -22,6 +22,11 @@ $sinew train --dataset xor --epochs 7 --optimizer nesterov --schedule cosine \
     --early-stopping 3 --checkpoint-dir "$out/ckpt" --resume | tee "$out/resume.txt"
 grep -q "^test accuracy: " "$out/resume.txt"
 
+# The 1cycle schedule, stepped per batch, with Adam's beta1 cycled.
+$sinew train --dataset xor --epochs 3 --optimizer adam --schedule one-cycle --lr 0.05 \
+    | tee "$out/onecycle.txt"
+grep -q "^test accuracy: " "$out/onecycle.txt"
+
 $sinew eval --dataset xor --weights "$out/xor.safetensors" | tee "$out/eval.txt"
 grep -q "^test accuracy: " "$out/eval.txt"
 

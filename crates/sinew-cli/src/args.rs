@@ -109,7 +109,7 @@ pub enum OptimizerName {
     Adamw,
 }
 
-/// Learning-rate schedules (stepped per epoch).
+/// Learning-rate schedules (stepped per epoch, `one-cycle` per batch).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScheduleName {
     /// Halve every third of the epochs.
@@ -120,6 +120,9 @@ pub enum ScheduleName {
     InverseTime,
     /// Cosine annealing to 0 over the run.
     Cosine,
+    /// The 1cycle policy over the run, stepped per batch: up to `--lr` and down to 1/250000
+    /// of it, cycling the momentum (or Adam's beta1) the other way where the optimizer has one.
+    OneCycle,
     /// Divide by 10 when the validation loss stalls for 2 epochs.
     Plateau,
 }

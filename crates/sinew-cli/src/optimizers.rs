@@ -1,6 +1,8 @@
 //! The optimizer and learning-rate schedule that `--optimizer` and `--schedule` name.
 
-use sinew::optim::schedule::{CosineAnnealingLr, ExponentialLr, InverseTimeDecay, StepLr};
+use sinew::optim::schedule::{
+    CosineAnnealingLr, ExponentialLr, InverseTimeDecay, OneCycleLr, StepLr,
+};
 use sinew::optim::*;
 use sinew::prelude::*;
 
@@ -36,9 +38,24 @@ pub fn optimizer(args: &TrainArgs, params: Vec<(String, Parameter)>) -> Box<dyn 
     }
 }
 
-/// The per-epoch schedule of `--schedule` (`plateau` is a callback, see `train`), if any.
-pub fn schedule(args: &TrainArgs, opt: &mut Box<dyn Optimizer>) -> Result<Option<LrSchedule>> {
-    Ok(match args.schedule {
+/// The schedule of `--schedule` (`plateau` is a callback, see `train`), if any, and whether it
+/// steps per batch (`one-cycle`, over `epochs * batches` steps) rather than per epoch.
+pub fn schedule(
+    args: &TrainArgs,
+    opt: &mut Box<dyn Optimizer>,
+    batches: usize,
+) -> Result<Option<(LrSchedule, bool)>> {
+    if args.schedule == Some(ScheduleName::OneCycle) {
+        let steps = (args.epochs as u64).saturating_mul(batches as u64).max(1);
+        // The momentum cycles where there is one to cycle (not plain SGD's or Adagrad's).
+        let cycle_momentum = opt.momentums().is_some_and(|m| m.iter().all(|&v| v > 0.0));
+        let rule = OneCycleLr {
+            cycle_momentum,
+            ..OneCycleLr::new(opt.lrs()[0], steps)
+        };
+        return Ok(Some((LrSchedule::new(opt, rule)?, true)));
+    }
+    let per_epoch = match args.schedule {
         Some(ScheduleName::Step) => Some(LrSchedule::new(
             opt,
             StepLr {
@@ -65,5 +82,6 @@ pub fn schedule(args: &TrainArgs, opt: &mut Box<dyn Optimizer>) -> Result<Option
             },
         )?),
         _ => None,
-    })
+    };
+    Ok(per_epoch.map(|schedule| (schedule, false)))
 }

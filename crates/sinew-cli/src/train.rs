@@ -5,7 +5,7 @@ use sinew::dist::{DistributedDataParallel, ProcessGroup};
 use sinew::nn::functional as F;
 use sinew::optim::*;
 use sinew::prelude::*;
-use sinew::train::callbacks::{EarlyStopping, LrScheduler, PlateauScheduler};
+use sinew::train::callbacks::{BatchLrScheduler, EarlyStopping, LrScheduler, PlateauScheduler};
 use sinew::train::metrics::{RegressionError, accuracy};
 use sinew::train::{Trainer, Validation, Verbosity};
 use std::sync::Arc;
@@ -126,7 +126,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         model = Box::new(DistributedDataParallel::new(model, g)?);
     }
     let mut opt = optimizers::optimizer(args, model.named_parameters());
-    let schedule = optimizers::schedule(args, &mut opt)?;
+    let schedule = optimizers::schedule(args, &mut opt, train_loader.num_batches())?;
     let mut trainer = Trainer::new(model.as_ref(), opt, loss_for(info));
     if args.precision == Precision::Mixed {
         trainer = trainer.precision(sinew::train::Precision::mixed_for(&device));
@@ -142,8 +142,10 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     } else {
         trainer.metric(RegressionError::mae())
     };
-    if let Some(schedule) = schedule {
-        trainer = trainer.callback(LrScheduler { schedule });
+    match schedule {
+        Some((schedule, true)) => trainer = trainer.callback(BatchLrScheduler { schedule }),
+        Some((schedule, false)) => trainer = trainer.callback(LrScheduler { schedule }),
+        None => {}
     }
     if args.schedule == Some(ScheduleName::Plateau) {
         let mut plateau = ReduceLrOnPlateau::new(schedule::PlateauMode::Min);
