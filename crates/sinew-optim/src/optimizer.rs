@@ -296,6 +296,16 @@ impl<R: UpdateRule> Optim<R> {
         Ok(())
     }
 
+    /// Group `group`, or the index error `op` reports.
+    fn group_mut(&mut self, op: &'static str, group: usize) -> Result<&mut ParamGroup<R::Config>> {
+        let size = self.groups.len();
+        self.groups.get_mut(group).ok_or(Error::IndexOutOfBounds {
+            op,
+            index: group as i64,
+            size,
+        })
+    }
+
     /// Reads the flag of the last [`Optimizer::step_unless`] if the host has not yet, and
     /// undoes that step's bookkeeping if it was skipped.
     fn settle(&mut self) -> Result<()> {
@@ -366,12 +376,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
     }
 
     fn set_lr(&mut self, group: usize, lr: f64) -> Result<()> {
-        let n = self.groups.len();
-        let g = self.groups.get_mut(group).ok_or(Error::IndexOutOfBounds {
-            op: "set_lr",
-            index: group as i64,
-            size: n,
-        })?;
+        let g = self.group_mut("set_lr", group)?;
         crate::checks::non_negative(R::NAME, "learning rate", lr)?;
         R::set_lr(&mut g.config, lr);
         Ok(())
@@ -385,12 +390,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
     }
 
     fn set_momentum(&mut self, group: usize, momentum: f64) -> Result<()> {
-        let n = self.groups.len();
-        let g = self.groups.get_mut(group).ok_or(Error::IndexOutOfBounds {
-            op: "set_momentum",
-            index: group as i64,
-            size: n,
-        })?;
+        let g = self.group_mut("set_momentum", group)?;
         let mut config = g.config.clone();
         let Some(slot) = R::momentum_mut(&mut config) else {
             return Err(Error::invalid(
