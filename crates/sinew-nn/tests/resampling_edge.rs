@@ -87,6 +87,13 @@ fn bad_resampling_is_an_error() -> Result<()> {
     };
     assert!(F::interpolate(&x, &UpsampleTo::Scale(1e15), linear).is_err());
     assert!(F::interpolate(&x, &UpsampleTo::Size(vec![0, 2]), linear).is_err());
+    // Integers resample by nearest only (PyTorch: linear "not implemented for 'Long'").
+    let ids = Tensor::from_vec(vec![1i64, 2, 4], [1, 1, 3])?;
+    assert!(F::interpolate(&ids, &UpsampleTo::Scale(2.0), linear).is_err());
+    assert_eq!(
+        F::upsample_nearest(&ids, &UpsampleTo::Scale(2.0))?.to_vec::<i64>()?,
+        vec![1, 1, 2, 2, 4, 4]
+    );
     let ramp = Tensor::from_vec(vec![1.0f32, 2.0, 4.0], [1, 1, 3])?;
     assert_eq!(
         F::interpolate(&ramp, &UpsampleTo::Size(vec![1]), linear)?.to_vec::<f32>()?,

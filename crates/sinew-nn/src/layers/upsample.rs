@@ -123,6 +123,16 @@ pub fn upsample_nearest(x: &Tensor, to: &UpsampleTo) -> Result<Tensor> {
 pub fn interpolate(x: &Tensor, to: &UpsampleTo, mode: Interpolation) -> Result<Tensor> {
     const OP: &str = "interpolate";
     let sizes = output_sizes(OP, x, to)?;
+    if matches!(mode, Interpolation::Linear { .. }) && !x.dtype().is_float() {
+        // PyTorch: "upsample_linear1d" "not implemented for 'Long'".
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "linear interpolation needs a float tensor, got {:?}",
+                x.dtype()
+            ),
+        ));
+    }
     let factor = match to {
         UpsampleTo::Scale(f) => Some(*f),
         UpsampleTo::Size(_) => None,
