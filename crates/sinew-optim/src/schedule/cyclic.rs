@@ -7,7 +7,7 @@ use std::f64::consts::PI;
 
 use sinew_tensor::Result;
 
-use super::rules::{ScheduleRule, invalid};
+use super::rules::{ScheduleRule, invalid, unit_factor};
 
 /// How [`OneCycleLr`] moves between its rates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -228,13 +228,7 @@ pub struct ConstantLr {
 impl ScheduleRule for ConstantLr {
     fn check(&self) -> Result<()> {
         // PyTorch also takes 0, whose end multiplies 0 by inf.
-        if !(self.factor > 0.0 && self.factor <= 1.0) {
-            return Err(invalid(
-                "ConstantLr",
-                format!("factor {} must be in (0, 1]", self.factor),
-            ));
-        }
-        Ok(())
+        unit_factor("ConstantLr", "factor", self.factor)
     }
     fn initial(&self, base: f64) -> f64 {
         base * self.factor

@@ -10,6 +10,19 @@ pub(super) fn invalid(schedule: &str, message: String) -> Error {
     Error::invalid("LrSchedule", format!("{schedule}: {message}"))
 }
 
+/// Errors unless the factor `name` of `schedule` is in (0, 1]: the rules that divide by it
+/// later (`LinearLr`'s start, `ConstantLr`'s) refuse 0.
+pub(super) fn unit_factor(schedule: &str, name: &str, factor: f64) -> Result<()> {
+    if factor > 0.0 && factor <= 1.0 {
+        Ok(())
+    } else {
+        Err(invalid(
+            schedule,
+            format!("{name} {factor} must be in (0, 1]"),
+        ))
+    }
+}
+
 /// One schedule's formula.
 pub trait ScheduleRule: Send {
     /// The learning rate at epoch 0 for a group whose base rate is `base`.
@@ -136,12 +149,7 @@ pub struct LinearLr {
 impl ScheduleRule for LinearLr {
     fn check(&self) -> Result<()> {
         // PyTorch's bounds: a start factor of 0 would make the recursive update 0 * inf.
-        if !(self.start_factor > 0.0 && self.start_factor <= 1.0) {
-            return Err(invalid(
-                "LinearLr",
-                format!("start_factor {} must be in (0, 1]", self.start_factor),
-            ));
-        }
+        unit_factor("LinearLr", "start_factor", self.start_factor)?;
         if !(0.0..=1.0).contains(&self.end_factor) {
             return Err(invalid(
                 "LinearLr",
