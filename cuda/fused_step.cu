@@ -25,6 +25,10 @@
 //   fused_nadam_<dtype>(n, p, m, v, g, shrink, wd, one_minus_b1, b2, one_minus_b2,
 //                       inv_bias2, eps, grad_coef, avg_coef, flags)
 //     flags: 1 decoupled weight decay, 2 lerp's branch
+//   fused_radam_<dtype>(n, p, m, v, g, shrink, wd, one_minus_b1, b2, one_minus_b2, neg_coef,
+//                       eps, flags)
+//     flags: 1 decoupled weight decay, 2 lerp's branch, 8 rectified (rho_t > 5: divide by
+//     sqrt(v) + eps; neg_coef from RadamStep::update on the host)
 //   fused_<step>_many_<dtype>(table, <the scalars and flags above>): the step over every
 //     parameter of a StepTable (below) in one launch, PyTorch's multi-tensor (foreach) form
 //   amp_unscale_<dtype>(n, geometry, grad, found, inv_scale): the loss scaler's unscale of one
@@ -258,6 +262,34 @@ __device__ void nadam(Span s, T *p, T *m, T *v, const T *g, double shrink, doubl
     }
 }
 
+// RAdam: decoupled p *= 1 - lr wd (mul_scalar_, when wd != 0); effective_grad (L2 otherwise);
+// m = lerp_(m, d, 1 - b1); v = mul_addcmul_(v, b2, 1 - b2, d, d); rectified,
+// p = addcdiv_sqrt_(p, neg_coef, m, v, 1, eps), else p = axpy_(p, neg_coef, m).
+template <typename T>
+__device__ void radam(Span s, T *p, T *m, T *v, const T *g, double shrink, double wd,
+                      double one_minus_b1, double b2, double one_minus_b2, double neg_coef,
+                      double eps, uint32_t flags) {
+    typedef typename Num<T>::C C;
+    const bool decoupled = flags & 1u, small = flags & 2u, maximize = flags & 4u, rectified = flags & 8u;
+    const C keep = (C)shrink, decay = (C)wd, w = (C)one_minus_b1, beta2 = (C)b2, fresh = (C)one_minus_b2;
+    const C value = (C)neg_coef, e = (C)eps, one = (C)1.0;
+    SPAN_LOOP(i, s) {
+        C x = Num<T>::up(p[i]);
+        if (decoupled && wd != 0.0) x = fs::round<T>(mul_rn(x, keep));
+        const C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, !decoupled && wd != 0.0, maximize);
+        const C mi = fs::lerp<T>(Num<T>::up(m[i]), d, w, small);
+        const C vi = fs::decay_square<T>(Num<T>::up(v[i]), beta2, fresh, d);
+        m[i] = Num<T>::down(mi);
+        v[i] = Num<T>::down(vi);
+        if (rectified) {
+            const C den = add_rn(mul_rn(m_sqrt(vi), one), e);
+            p[i] = Num<T>::down(add_rn(x, mul_rn(value, mi / den)));
+        } else {
+            p[i] = Num<T>::down(add_rn(x, mul_rn(value, mi)));
+        }
+    }
+}
+
 // grad *= inv_scale over a span of a dense gradient, with the non-finite check.
 template <typename T> __device__ void amp_unscale_dense(Span s, T *grad, float *found, double inv_scale) {
     typedef typename Num<T>::C C;
@@ -400,6 +432,19 @@ template <typename T> __device__ void mul_dense(Span s, T *x, const T *factor) {
         const Span s = in_table(t, j);                                                                   \
         nadam<T>(s, TABLE_PTR(T, p), TABLE_PTR(T, slot0), TABLE_PTR(T, slot1), TABLE_PTR(T, g), shrink,  \
                  wd, w, b2, fresh, unbias, eps, cg, cm, flags);                                          \
+    }                                                                                                    \
+    extern "C" __global__ void fused_radam_##S(uint32_t n, T *p, T *m, T *v, const T *g, double shrink, \
+                                               double wd, double w, double b2, double fresh,             \
+                                               double value, double eps, uint32_t flags) {               \
+        radam<T>(whole(n), p, m, v, g, shrink, wd, w, b2, fresh, value, eps, flags);                     \
+    }                                                                                                    \
+    extern "C" __global__ void fused_radam_many_##S(StepTable t, double shrink, double wd, double w,    \
+                                                    double b2, double fresh, double value, double eps,   \
+                                                    uint32_t flags) {                                    \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        radam<T>(s, TABLE_PTR(T, p), TABLE_PTR(T, slot0), TABLE_PTR(T, slot1), TABLE_PTR(T, g), shrink,  \
+                 wd, w, b2, fresh, value, eps, flags);                                                   \
     }                                                                                                    \
     extern "C" __global__ void amp_unscale_##S(uint32_t n, Geometry g, T *grad, float *found,            \
                                                double inv_scale) {                                       \

@@ -105,6 +105,8 @@ pub enum OptimizerName {
     Amsgrad,
     /// NAdam.
     Nadam,
+    /// RAdam (rectified Adam).
+    Radam,
     /// AdamW (decoupled weight decay).
     Adamw,
 }

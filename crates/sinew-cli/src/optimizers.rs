@@ -34,6 +34,7 @@ pub fn optimizer(args: &TrainArgs, params: Vec<(String, Parameter)>) -> Box<dyn 
             AdamConfig::new(lr).weight_decay(wd).amsgrad(true),
         )),
         OptimizerName::Nadam => Box::new(nadam(params, NadamConfig::new(lr).weight_decay(wd))),
+        OptimizerName::Radam => Box::new(radam(params, RadamConfig::new(lr).weight_decay(wd))),
         OptimizerName::Adamw => Box::new(adamw(params, AdamConfig::adamw(lr).weight_decay(wd))),
     }
 }
@@ -84,4 +85,49 @@ pub fn schedule(
         _ => None,
     };
     Ok(per_epoch.map(|schedule| (schedule, false)))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Parser, ValueEnum};
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    /// The training arguments of `sinew train <extra>`.
+    fn train_args(extra: &[&str]) -> TrainArgs {
+        let argv = ["sinew", "train"].iter().chain(extra);
+        match Cli::try_parse_from(argv).expect("arguments parse").command {
+            Command::Train(args) => args,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_optimizer_name_builds_its_pytorch_optimizer_with_the_given_lr() {
+        let want = [
+            ("sgd", "SGD"),
+            ("momentum", "SGD"),
+            ("nesterov", "SGD"),
+            ("adagrad", "Adagrad"),
+            ("rmsprop", "RMSprop"),
+            ("adam", "Adam"),
+            ("amsgrad", "Adam"),
+            ("nadam", "NAdam"),
+            ("radam", "RAdam"),
+            ("adamw", "AdamW"),
+        ];
+        assert_eq!(want.len(), OptimizerName::value_variants().len());
+        for (flag, name) in want {
+            let args = train_args(&["--optimizer", flag, "--lr", "0.25"]);
+            let w = Parameter::new(Tensor::zeros([2], DType::F32, &Device::cpu()).unwrap());
+            let opt = optimizer(&args, vec![("w".to_string(), w)]);
+            assert_eq!(
+                opt.state_dict().unwrap().optimizer,
+                name,
+                "--optimizer {flag}"
+            );
+            assert_eq!(opt.lrs(), [0.25], "--optimizer {flag}");
+        }
+    }
 }

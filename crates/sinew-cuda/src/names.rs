@@ -265,7 +265,7 @@ pub fn reduce_middle(op: ReduceOp, dtype: DType) -> Option<Kernel> {
 }
 
 /// The stem of each fused optimizer step's kernels, in [`FusedStep`]'s order.
-const FUSED_STEP_STEMS: [&str; 7] = [
+const FUSED_STEP_STEMS: [&str; 8] = [
     "fused_sgd",
     "fused_adam",
     "fused_adamax",
@@ -273,6 +273,7 @@ const FUSED_STEP_STEMS: [&str; 7] = [
     "fused_rmsprop",
     "fused_adadelta",
     "fused_nadam",
+    "fused_radam",
 ];
 
 /// `fused_<optimizer>_<dtype>` (an optimizer step over one parameter in one pass), or with
@@ -286,6 +287,7 @@ pub fn fused_step(step: &FusedStep, dtype: DType, many: bool) -> Option<Kernel> 
         FusedStep::Rmsprop(_) => 4,
         FusedStep::Adadelta(_) => 5,
         FusedStep::Nadam(_) => 6,
+        FusedStep::Radam(_) => 7,
         _ => return None,
     };
     let stem = FUSED_STEP_STEMS[index];

@@ -78,7 +78,7 @@ fn assert_rounded(file: &str, prefixes: &[&str]) {
 #[test]
 fn fused_optimizer_steps_round_every_product() {
     let steps = [
-        "sgd", "adam", "adamax", "adagrad", "rmsprop", "adadelta", "nadam",
+        "sgd", "adam", "adamax", "adagrad", "rmsprop", "adadelta", "nadam", "radam",
     ];
     // Each step over one parameter and over a table of them.
     let mut prefixes: Vec<String> = steps.iter().map(|s| format!("fused_{s}_")).collect();

@@ -4,6 +4,7 @@
 
 use crate::adaptive::{AdadeltaConfig, AdagradConfig, RmspropConfig};
 use crate::nadam::NadamConfig;
+use crate::radam::RadamConfig;
 
 macro_rules! lr_and_decay_builders {
     ($($cfg:ident),*) => {$(
@@ -22,7 +23,13 @@ macro_rules! lr_and_decay_builders {
     )*};
 }
 
-lr_and_decay_builders!(AdagradConfig, RmspropConfig, AdadeltaConfig, NadamConfig);
+lr_and_decay_builders!(
+    AdagradConfig,
+    RmspropConfig,
+    AdadeltaConfig,
+    NadamConfig,
+    RadamConfig
+);
 
 #[cfg(test)]
 mod tests {

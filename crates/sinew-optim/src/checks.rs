@@ -61,8 +61,9 @@ mod tests {
     use sinew_tensor::{Parameter, Tensor};
 
     use crate::{
-        AdadeltaConfig, AdagradConfig, AdamConfig, NadamConfig, Optimizer, RmspropConfig,
-        SgdConfig, adadelta, adagrad, adam, adamax, adamw, nadam, rmsprop, sgd,
+        AdadeltaConfig, AdagradConfig, AdamConfig, NadamConfig, Optimizer, RadamConfig,
+        RmspropConfig, SgdConfig, adadelta, adagrad, adam, adamax, adamw, nadam, radam, rmsprop,
+        sgd,
     };
 
     fn params() -> (Parameter, Vec<(String, Parameter)>) {
@@ -155,6 +156,10 @@ mod tests {
                     ))
                 }),
                 "NAdam: invalid momentum_decay -1",
+            ),
+            (
+                Box::new(|p| Box::new(radam(p, RadamConfig::new(1e-3).weight_decay(-0.1)))),
+                "RAdam: invalid weight_decay -0.1",
             ),
             (
                 Box::new(|p| {

@@ -1,7 +1,7 @@
 //! # sinew-optim
 //!
 //! Optimizers with PyTorch's formulas and defaults (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam,
-//! Adadelta, Adamax), learning-rate schedules, and gradient clipping.
+//! RAdam, Adadelta, Adamax), learning-rate schedules, and gradient clipping.
 //!
 //! - Parameters come by name (`model.named_parameters()`), and the state is keyed by those names:
 //!   a reloaded optimizer finds its moments again or reports what it could not match. So each
@@ -36,6 +36,7 @@ mod distinct;
 mod grad_scaler;
 mod nadam;
 mod optimizer;
+mod radam;
 pub mod schedule;
 mod sgd;
 mod skip;
@@ -55,6 +56,7 @@ pub use nadam::{Nadam, NadamConfig, NadamRule, nadam};
 pub use optimizer::{
     NamedParameter, Optim, Optimizer, ParamGroup, Slot, UpdateRule, assign, effective_grad,
 };
+pub use radam::{Radam, RadamConfig, RadamRule, radam};
 pub use schedule::{LrSchedule, ReduceLrOnPlateau};
 pub use sgd::{Sgd, SgdConfig, SgdRule, sgd};
 pub use state::{OptimizerState, ParamState, StateReport};

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use sinew_optim::{
     AdadeltaConfig, AdadeltaRule, AdagradConfig, AdagradRule, AdamConfig, AdamRule, AdamWRule,
-    AdamaxRule, NadamConfig, NadamRule, RmspropConfig, RmspropRule, SgdConfig, SgdRule, UpdateRule,
+    AdamaxRule, NadamConfig, NadamRule, RadamConfig, RadamRule, RmspropConfig, RmspropRule,
+    SgdConfig, SgdRule, UpdateRule,
 };
-use sinew_tensor::{DType, Device, FusedStep, Tensor};
+use sinew_tensor::{DType, Device, FusedStep, RadamStep, Tensor};
 
 /// Checks `R`'s fused plan under `config` at steps 1 and 2: present, naming `R`'s buffers in
 /// their declared order, as many as the step updates. Returns the first step's plan.
@@ -78,6 +79,49 @@ fn every_optimizer_has_a_fused_step_over_its_own_buffers() {
     // mu_product after step 1 is mu_1 (rounded to f32 as PyTorch keeps it).
     assert_eq!(n.mu_product, (n.mu as f32) as f64);
     assert!(n.mu < n.mu_next && n.mu_next < 0.9);
+    let radam = plan::<RadamRule>(RadamConfig::new(1e-2).weight_decay(0.1));
+    let FusedStep::Radam(r) = radam else {
+        panic!("RAdam's plan is {radam:?}")
+    };
+    assert!(r.step == 1 && !r.decoupled && r.weight_decay == 0.1);
+}
+
+/// RAdam's rectification switches on at the step where `rho_t` first exceeds 5 (step 6 with
+/// b2 = 0.999, where `rho_t` is about 5.994), momentum SGD with bias correction before.
+#[test]
+fn radam_rectifies_once_rho_t_exceeds_five() {
+    let at = |step| RadamStep {
+        step,
+        ..plan_radam()
+    };
+    let (before, rectified) = at(5).update();
+    assert!(!rectified);
+    assert_eq!(before, 1e-2 / (1.0 - 0.9f64.powf(5.0)));
+    let (after, rectified) = at(6).update();
+    assert!(rectified);
+    // lr * r_t * sqrt(1 - b2^t) / (1 - b1^t), with r_t from PyTorch's formula.
+    let (b2, t) = (0.999f64, 6.0);
+    let rho_inf = 2.0 / (1.0 - b2) - 1.0;
+    let rho_t = rho_inf - 2.0 * t * b2.powf(t) / (1.0 - b2.powf(t));
+    assert!((rho_t - 5.994).abs() < 1e-3);
+    let r_t = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+        / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+        .sqrt();
+    let want = 1e-2 * r_t * (1.0 - b2.powf(t)).sqrt() / (1.0 - 0.9f64.powf(t));
+    assert!((after - want).abs() <= 1e-15 * want, "{after} vs {want}");
+    // b2 below 0.6: rho_inf <= 5, never rectified.
+    let young = RadamStep {
+        betas: (0.9, 0.5),
+        ..at(1000)
+    };
+    assert!(!young.update().1);
+}
+
+fn plan_radam() -> RadamStep {
+    match plan::<RadamRule>(RadamConfig::new(1e-2)) {
+        FusedStep::Radam(r) => r,
+        other => panic!("RAdam's plan is {other:?}"),
+    }
 }
 
 #[test]

@@ -232,16 +232,17 @@ fn state_round_trips_and_rejects_a_bad_scale() -> Result<()> {
 }
 
 /// A step the scaler skips is forgotten by the optimizer, as PyTorch's never-called
-/// `optimizer.step()`: no state after a skipped first step, and Adam's and NAdam's step counts
-/// and NAdam's `mu_product` as if it had not happened, so the parameters equal those of a run
+/// `optimizer.step()`: no state after a skipped first step, and Adam's, NAdam's and RAdam's
+/// step counts and NAdam's `mu_product` as if it had not happened, so the parameters equal those of a run
 /// without it, bit for bit.
 #[test]
 fn a_skipped_step_is_forgotten_by_the_optimizer() -> Result<()> {
-    use sinew_optim::{AdamConfig, NadamConfig, adam, nadam};
+    use sinew_optim::{AdamConfig, NadamConfig, RadamConfig, adam, nadam, radam};
     type Make = fn(Vec<(String, Parameter)>) -> Box<dyn Optimizer>;
-    let makers: [(&str, Make); 2] = [
+    let makers: [(&str, Make); 3] = [
         ("adam", |p| Box::new(adam(p, AdamConfig::new(0.1)))),
         ("nadam", |p| Box::new(nadam(p, NadamConfig::default()))),
+        ("radam", |p| Box::new(radam(p, RadamConfig::new(0.1)))),
     ];
     let grads = [
         [f32::INFINITY, 1.0],

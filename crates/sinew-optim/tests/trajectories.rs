@@ -109,6 +109,22 @@ fn optimizer(config: &str, params: Vec<(String, Parameter)>) -> Box<dyn Optimize
                 ..Default::default()
             },
         )),
+        "radam" => Box::new(radam(params, RadamConfig::new(0.01))),
+        "radam_options" => Box::new(radam(
+            params,
+            RadamConfig {
+                betas: (0.8, 0.99),
+                eps: 1e-6,
+                ..RadamConfig::new(0.01).weight_decay(0.01)
+            },
+        )),
+        "radam_decoupled" => Box::new(radam(
+            params,
+            RadamConfig {
+                decoupled_weight_decay: true,
+                ..RadamConfig::new(0.01).weight_decay(0.1)
+            },
+        )),
         "adadelta" => Box::new(adadelta(params, AdadeltaConfig::default())),
         "adadelta_options" => Box::new(adadelta(
             params,
@@ -216,7 +232,7 @@ fn every_optimizer_follows_pytorchs_trajectory() -> Result<()> {
         .filter_map(|k| k.strip_suffix(".f64.losses").map(String::from))
         .collect();
     configs.sort();
-    assert_eq!(configs.len(), 21);
+    assert_eq!(configs.len(), 24);
     let mut failures = Vec::new();
     println!(
         "{:<28} {:>14} {:>14}",

@@ -1,15 +1,16 @@
 //! The fused optimizer steps on the GPU (issue 14, item 1: one multi-tensor launch per
 //! group): every optimizer of sinew-optim, in each of its variants, steps a group of parameters
 //! in one kernel (one per 32 parameters), and gives the CPU's values (the op-by-op in-place
-//! form) bit for bit in every float dtype over five steps. Run on a GPU machine, or the CPU
+//! form) bit for bit in every float dtype over seven steps (RAdam's rectified
+//! update starts at the sixth). Run on a GPU machine, or the CPU
 //! emulator, with `--include-ignored`.
 
 #![cfg(feature = "cuda")]
 
 use sinew::optim::{
     AdadeltaConfig, AdadeltaRule, AdagradConfig, AdagradRule, AdamConfig, AdamRule, AdamWRule,
-    AdamaxRule, NadamConfig, NadamRule, Optim, Optimizer, RmspropConfig, RmspropRule, SgdConfig,
-    SgdRule, UpdateRule, sgd,
+    AdamaxRule, NadamConfig, NadamRule, Optim, Optimizer, RadamConfig, RadamRule, RmspropConfig,
+    RmspropRule, SgdConfig, SgdRule, UpdateRule, sgd,
 };
 use sinew::tensor::{DType, Device, Generator, Parameter, Tensor};
 
@@ -21,7 +22,7 @@ fn gpu() -> Device {
 /// Builds an optimizer over the named parameters.
 type Build = Box<dyn Fn(Vec<(String, Parameter)>) -> Box<dyn Optimizer>>;
 
-/// Five steps of the optimizer `build` makes over parameters of `shapes` and `dtype` on
+/// Seven steps of the optimizer `build` makes over parameters of `shapes` and `dtype` on
 /// `device`, from fixed values and per-step gradients (those of matrices transposed views
 /// when `strided`); the parameters' and the optimizer state's values after them, and the
 /// kernels the last step launched.
@@ -46,7 +47,7 @@ fn run_shapes(
     let mut opt = build(params.clone());
     let cuda = sinew_cuda::CudaBackend::of(device);
     let mut launches = 0;
-    for _ in 0..5 {
+    for _ in 0..7 {
         for (_, p) in &params {
             let dims = p.value().dims().to_vec();
             let on_device = |t: Tensor| t.to_dtype(dtype).unwrap().to_device(device).unwrap();
@@ -215,6 +216,22 @@ fn cases() -> Vec<(&'static str, Build)> {
                 weight_decay: 0.1,
                 decoupled_weight_decay: true,
                 ..nadam
+            }),
+        ),
+        ("radam", with::<RadamRule>(RadamConfig::new(0.01))),
+        (
+            "radam weight decay + maximize",
+            with::<RadamRule>(RadamConfig {
+                maximize: true,
+                betas: (0.8, 0.99),
+                ..RadamConfig::new(0.01).weight_decay(0.1)
+            }),
+        ),
+        (
+            "radam decoupled weight decay",
+            with::<RadamRule>(RadamConfig {
+                decoupled_weight_decay: true,
+                ..RadamConfig::new(0.01).weight_decay(0.1)
             }),
         ),
     ]

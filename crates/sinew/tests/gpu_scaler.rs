@@ -9,7 +9,7 @@
 use sinew::optim::{
     AdadeltaConfig, AdadeltaRule, AdagradConfig, AdagradRule, AdamConfig, AdamRule, AdamWRule,
     AdamaxRule, GradScaler, GradScalerConfig, NadamConfig, NadamRule, Optim, Optimizer,
-    RmspropConfig, RmspropRule, SgdConfig, SgdRule, UpdateRule, sgd,
+    RadamConfig, RadamRule, RmspropConfig, RmspropRule, SgdConfig, SgdRule, UpdateRule, sgd,
 };
 use sinew::tensor::{DType, Device, Generator, Parameter, Tensor};
 
@@ -218,6 +218,7 @@ fn skipped_steps_are_forgotten_without_waiting() {
         ),
         ("adamax", with::<AdamaxRule>(AdamConfig::new(0.01))),
         ("nadam", with::<NadamRule>(NadamConfig::default())),
+        ("radam", with::<RadamRule>(RadamConfig::new(0.01))),
         ("rmsprop", with::<RmspropRule>(RmspropConfig::default())),
         ("adagrad", with::<AdagradRule>(AdagradConfig::default())),
         ("adadelta", with::<AdadeltaRule>(AdadeltaConfig::default())),

@@ -141,6 +141,24 @@ fn step_args(step: &FusedStep) -> Option<StepArgs> {
             ];
             StepArgs::new(&scalars, flags, &[Some(0), Some(1)])
         }
+        FusedStep::Radam(a) => {
+            let (b1, b2) = a.betas;
+            let (coefficient, rectified) = a.update();
+            let flags = u32::from(a.decoupled)
+                | lerp_branch(1.0 - b1, 1)
+                | maximize(a.maximize)
+                | u32::from(rectified) << 3;
+            let scalars = [
+                1.0 - a.lr * a.weight_decay,
+                a.weight_decay,
+                1.0 - b1,
+                b2,
+                1.0 - b2,
+                -coefficient,
+                a.eps,
+            ];
+            StepArgs::new(&scalars, flags, &[Some(0), Some(1)])
+        }
         _ => return None,
     })
 }

@@ -55,6 +55,14 @@ CONFIGS = {
     "nadam_options": lambda w1, b1, w2, b2: torch.optim.NAdam(
         [w1, b1, w2, b2], lr=0.01, momentum_decay=0.01, weight_decay=0.01,
         foreach=False),
+    "radam": lambda w1, b1, w2, b2: torch.optim.RAdam(
+        [w1, b1, w2, b2], lr=0.01, foreach=False),
+    "radam_options": lambda w1, b1, w2, b2: torch.optim.RAdam(
+        [w1, b1, w2, b2], lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01,
+        foreach=False),
+    "radam_decoupled": lambda w1, b1, w2, b2: torch.optim.RAdam(
+        [w1, b1, w2, b2], lr=0.01, weight_decay=0.1, decoupled_weight_decay=True,
+        maximize=False, foreach=False),
     "adadelta": lambda w1, b1, w2, b2: torch.optim.Adadelta(
         [w1, b1, w2, b2], lr=1.0, foreach=False),
     "adadelta_options": lambda w1, b1, w2, b2: torch.optim.Adadelta(

@@ -12,7 +12,9 @@ mod steps;
 
 pub use many::StepOperands;
 pub(crate) use many::{groups_by, with_dense_runs};
-pub use steps::{AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, RmspropStep, SgdStep};
+pub use steps::{
+    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, RadamStep, RmspropStep, SgdStep,
+};
 
 use crate::{Result, Tensor};
 
@@ -35,6 +37,8 @@ pub enum FusedStep {
     Adadelta(AdadeltaStep),
     /// NAdam; state: `exp_avg`, `exp_avg_sq`.
     Nadam(NadamStep),
+    /// RAdam; state: `exp_avg`, `exp_avg_sq`.
+    Radam(RadamStep),
 }
 
 impl FusedStep {
@@ -48,6 +52,7 @@ impl FusedStep {
             FusedStep::Rmsprop(_) => "fused_rmsprop_",
             FusedStep::Adadelta(_) => "fused_adadelta_",
             FusedStep::Nadam(_) => "fused_nadam_",
+            FusedStep::Radam(_) => "fused_radam_",
         }
     }
 
@@ -56,7 +61,10 @@ impl FusedStep {
         match self {
             FusedStep::Sgd(s) => usize::from(s.momentum != 0.0),
             FusedStep::Adam(a) => 2 + usize::from(a.amsgrad),
-            FusedStep::Adamax(_) | FusedStep::Adadelta(_) | FusedStep::Nadam(_) => 2,
+            FusedStep::Adamax(_)
+            | FusedStep::Adadelta(_)
+            | FusedStep::Nadam(_)
+            | FusedStep::Radam(_) => 2,
             FusedStep::Adagrad(_) => 1,
             FusedStep::Rmsprop(r) => 1 + usize::from(r.momentum > 0.0) + usize::from(r.centered),
         }

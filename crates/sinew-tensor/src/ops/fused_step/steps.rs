@@ -148,3 +148,50 @@ pub struct NadamStep {
     /// The product of the momentum coefficients up to this step's.
     pub mu_product: f64,
 }
+
+/// RAdam at step `t` (PyTorch's `torch.optim.RAdam`): with decoupled decay `p *= 1 - lr wd`
+/// first; `m = lerp(m, d, 1 - b1)`, `v = b2 v + (1 - b2) d d`; then, once the variance is
+/// rectified (`rho_t > 5`), `p -= lr r_t sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`,
+/// and before that `p -= lr / (1 - b1^t) * m` (momentum SGD with bias correction).
+/// [`RadamStep::update`] gives the coefficient and the branch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RadamStep {
+    /// Learning rate.
+    pub lr: f64,
+    /// `(b1, b2)`.
+    pub betas: (f64, f64),
+    /// Added to `sqrt(v)`.
+    pub eps: f64,
+    /// Weight decay: in the gradient, or decoupled.
+    pub weight_decay: f64,
+    /// Decoupled weight decay (AdamW's).
+    pub decoupled: bool,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+    /// The step count `t` (1 at the first step).
+    pub step: u64,
+}
+
+impl RadamStep {
+    /// The step's update of the parameter as `p -= coefficient * m / (sqrt(v) + eps)` when the
+    /// `bool` is true (the variance is rectified) or `p -= coefficient * m` when it is false,
+    /// in f64 with PyTorch's formulas: `rho_inf = 2 / (1 - b2) - 1`,
+    /// `rho_t = rho_inf - 2 t b2^t / (1 - b2^t)`, rectified when `rho_t > 5`, with
+    /// `r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))`.
+    pub fn update(&self) -> (f64, bool) {
+        let (b1, b2) = self.betas;
+        let t = self.step as f64;
+        let bias1 = 1.0 - b1.powf(t);
+        let bias2 = 1.0 - b2.powf(t);
+        let rho_inf = 2.0 / (1.0 - b2) - 1.0;
+        let rho_t = rho_inf - 2.0 * t * b2.powf(t) / bias2;
+        if rho_t > 5.0 {
+            let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                .sqrt();
+            (self.lr * rect * bias2.sqrt() / bias1, true)
+        } else {
+            (self.lr / bias1, false)
+        }
+    }
+}
