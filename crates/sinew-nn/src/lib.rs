@@ -47,7 +47,9 @@ pub use layers::activation_piecewise::{
 pub use layers::activation_smooth::{
     CELU, GLU, LogSigmoid, Mish, SELU, Softmin, Softsign, Tanhshrink,
 };
-pub use layers::adaptive_pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d};
+pub use layers::adaptive_pool::{
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
+};
 pub use layers::batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use layers::container::{Concat, Sequential};
 pub use layers::conv::{Conv1d, Conv2d, Conv2dOptions, ConvTranspose2d, Padding};
@@ -56,6 +58,7 @@ pub use layers::embedding::Embedding;
 pub use layers::group_norm::{GroupNorm, LayerNorm};
 pub use layers::instance_norm::{InstanceNorm, InstanceNorm1d, InstanceNorm2d};
 pub use layers::linear::{Linear, LinearConfig};
+pub use layers::local_response_norm::LocalResponseNorm;
 pub use layers::padding::{
     CircularPad1d, CircularPad2d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d,
     ReplicationPad1d, ReplicationPad2d, ZeroPad2d,
@@ -79,6 +82,9 @@ pub mod functional {
     pub use crate::layers::activation_smooth::{
         celu, glu, logsigmoid, mish, selu, softmin, softsign, tanhshrink,
     };
+    pub use crate::layers::adaptive_pool::{
+        adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d,
+    };
     pub use crate::layers::batch_norm::batch_norm;
     pub use crate::layers::conv::{conv_transpose2d, conv2d, conv2d_then};
     pub use crate::layers::dropout::{dropout, dropout2d};
@@ -86,6 +92,7 @@ pub mod functional {
     pub use crate::layers::group_norm::{group_norm, layer_norm};
     pub use crate::layers::instance_norm::instance_norm;
     pub use crate::layers::linear::{linear, linear_then};
+    pub use crate::layers::local_response_norm::local_response_norm;
     pub use crate::layers::padding::{constant_pad2d, pad};
     pub use crate::layers::pool::{avg_pool2d, max_pool2d_with_indices};
     pub use crate::layers::prelu::prelu;

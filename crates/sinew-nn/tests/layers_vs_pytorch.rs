@@ -45,6 +45,21 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
         "avgpool1d" => Box::new(AvgPool1d::new(2, None, 0)),
         "adaptive_avg" => Box::new(AdaptiveAvgPool2d::new((2, 3))),
         "adaptive_max" => Box::new(AdaptiveMaxPool2d::new((3, 3))),
+        "adaptive_avg1d" => Box::new(AdaptiveAvgPool1d::new(3)),
+        "adaptive_max1d" => Box::new(AdaptiveMaxPool1d::new(5)),
+        "lrn" => Box::new(LocalResponseNorm::new(3)),
+        "lrn_options" => Box::new(LocalResponseNorm {
+            alpha: 0.5,
+            beta: 0.6,
+            k: 2.0,
+            ..LocalResponseNorm::new(4)
+        }),
+        "lrn_wide" => Box::new(LocalResponseNorm {
+            alpha: 0.8,
+            beta: 0.75,
+            k: 0.5,
+            ..LocalResponseNorm::new(9)
+        }),
         "batchnorm2d" | "batchnorm2d_eval" => Box::new(BatchNorm2d::new_2d(3)?),
         "batchnorm1d" | "batchnorm1d_3d" => Box::new(BatchNorm1d::new_1d(4)?),
         "batchnorm2d_cumulative" => Box::new(BatchNorm::with_config(
@@ -189,7 +204,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 90,
+        cases.len() >= 96,
         "expected every reference case, found {}",
         cases.len()
     );

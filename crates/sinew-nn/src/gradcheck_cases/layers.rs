@@ -99,6 +99,25 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 check1(x, |v| crate::Module::forward(&pool, v))
             })
         }),
+        GradcheckEntry::new("nn.adaptive_pool1d", |cases| {
+            let signal = (1..=2usize).prop_flat_map(|n| tensor_of(vec![n, 2, 7], Domain::Spaced));
+            drive(cases, signal, |x| {
+                check1(x, |v| {
+                    let avg = F::adaptive_avg_pool1d(v, 3)?;
+                    let max = F::adaptive_max_pool1d(v, 5)?;
+                    avg.sum_all()?.add(&max.square()?.sum_all()?)
+                })
+            })
+        }),
+        GradcheckEntry::new("nn.local_response_norm", |cases| {
+            drive(cases, image(5, 2, 3, Domain::Any), |x| {
+                check1(x, |v| {
+                    let odd = F::local_response_norm(v, 3, 0.5, 0.75, 1.0)?;
+                    let even_wide = F::local_response_norm(v, 8, 0.9, 0.6, 2.0)?;
+                    odd.add(&even_wide.square()?)
+                })
+            })
+        }),
         GradcheckEntry::new("nn.batch_norm", |cases| {
             let s = (
                 (3..=4usize).prop_flat_map(|n| tensor_of(vec![n, 2, 3, 3], Domain::Any)),

@@ -1,5 +1,5 @@
-//! Adaptive pooling layers (`AdaptiveAvgPool2d`, `AdaptiveMaxPool2d`): PyTorch's windows, axis
-//! by axis; one reshape and reduction when the windows are equal, one gather when each is a
+//! Adaptive pooling layers (`AdaptiveAvgPool1d/2d`, `AdaptiveMaxPool1d/2d`) and their
+//! functional forms: PyTorch's windows, axis by axis; one reshape and reduction when the windows are equal, one gather when each is a
 //! single value, a narrow and reduction per cell otherwise. Average pooling keeps an f16/bf16
 //! input's dtype under autocast, as PyTorch's does (`pooled_mean`).
 
@@ -79,6 +79,41 @@ fn adaptive2d_batch(x: &Tensor, out: (usize, usize), kind: Adaptive) -> Result<T
     adaptive_axis(&adaptive_axis(x, 2, out.0, kind)?, 3, out.1, kind)
 }
 
+/// Adaptive pooling of `[n, c, l]` or of one unbatched sample `[c, l]`.
+fn adaptive1d(x: &Tensor, out: usize, kind: Adaptive) -> Result<Tensor> {
+    batch_of_one(x, 3, |x| {
+        if x.rank() != 3 {
+            return Err(Error::invalid(
+                "adaptive pooling",
+                format!("expects [n, c, l], got {}", x.shape()),
+            ));
+        }
+        adaptive_axis(x, 2, out, kind)
+    })
+}
+
+/// PyTorch's `F.adaptive_avg_pool1d`: `[n, c, l]` (or `[c, l]`) averaged into `output_size`
+/// cells along `l`, cell `i` over `[floor(i l / out), ceil((i + 1) l / out))`.
+pub fn adaptive_avg_pool1d(x: &Tensor, output_size: usize) -> Result<Tensor> {
+    adaptive1d(x, output_size, Adaptive::Avg)
+}
+
+/// PyTorch's `F.adaptive_max_pool1d` (the values): [`adaptive_avg_pool1d`]'s cells, maxima.
+pub fn adaptive_max_pool1d(x: &Tensor, output_size: usize) -> Result<Tensor> {
+    adaptive1d(x, output_size, Adaptive::Max)
+}
+
+/// PyTorch's `F.adaptive_avg_pool2d`: `[n, c, h, w]` (or `[c, h, w]`) averaged into
+/// `(h_out, w_out)` cells, the adaptive windows axis by axis.
+pub fn adaptive_avg_pool2d(x: &Tensor, output_size: (usize, usize)) -> Result<Tensor> {
+    AdaptiveAvgPool2d::new(output_size).pool(x)
+}
+
+/// PyTorch's `F.adaptive_max_pool2d` (the values): [`adaptive_avg_pool2d`]'s cells, maxima.
+pub fn adaptive_max_pool2d(x: &Tensor, output_size: (usize, usize)) -> Result<Tensor> {
+    adaptive2d(x, output_size, Adaptive::Max)
+}
+
 /// The mean of `x` over `dims` for average pooling: an f16/bf16 input keeps its dtype under
 /// autocast (summed with a wide accumulator and divided, then rounded), as PyTorch's pooling does
 /// (it is on neither of autocast's lists; ResNet's global pooling then feeds the classifier's
@@ -101,13 +136,20 @@ impl AdaptiveAvgPool2d {
     }
 }
 
+impl AdaptiveAvgPool2d {
+    /// The pooling, global (1x1) in one reduction.
+    fn pool(&self, x: &Tensor) -> Result<Tensor> {
+        if self.output_size == (1, 1) && x.rank() == 4 {
+            pooled_mean(x, &[2, 3], true)
+        } else {
+            adaptive2d(x, self.output_size, Adaptive::Avg)
+        }
+    }
+}
+
 impl Module for AdaptiveAvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = if self.output_size == (1, 1) && x.rank() == 4 {
-            pooled_mean(x, &[2, 3], true)?
-        } else {
-            adaptive2d(x, self.output_size, Adaptive::Avg)?
-        };
+        let y = self.pool(x)?;
         summary::note(self, &y);
         Ok(y)
     }
@@ -129,6 +171,48 @@ impl AdaptiveMaxPool2d {
 impl Module for AdaptiveMaxPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = adaptive2d(x, self.output_size, Adaptive::Max)?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+}
+
+/// Average pooling of `[n, c, l]` to a fixed length (`AdaptiveAvgPool1d`).
+pub struct AdaptiveAvgPool1d {
+    /// Output length.
+    pub output_size: usize,
+}
+
+impl AdaptiveAvgPool1d {
+    /// To length `l`.
+    pub fn new(output_size: usize) -> Self {
+        AdaptiveAvgPool1d { output_size }
+    }
+}
+
+impl Module for AdaptiveAvgPool1d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = adaptive_avg_pool1d(x, self.output_size)?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+}
+
+/// Max pooling of `[n, c, l]` to a fixed length (`AdaptiveMaxPool1d`).
+pub struct AdaptiveMaxPool1d {
+    /// Output length.
+    pub output_size: usize,
+}
+
+impl AdaptiveMaxPool1d {
+    /// To length `l`.
+    pub fn new(output_size: usize) -> Self {
+        AdaptiveMaxPool1d { output_size }
+    }
+}
+
+impl Module for AdaptiveMaxPool1d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = adaptive_max_pool1d(x, self.output_size)?;
         summary::note(self, &y);
         Ok(y)
     }
@@ -188,6 +272,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn one_d_pooling_checks_its_rank_and_output_size() -> Result<()> {
+        let cpu = Device::cpu();
+        let image = Tensor::ones([2, 3, 4, 5], DType::F32, &cpu)?;
+        let err = AdaptiveAvgPool1d::new(2).forward(&image).unwrap_err();
+        assert!(err.to_string().contains("expects [n, c, l]"), "{err}");
+        let signal = Tensor::ones([2, 3, 4], DType::F32, &cpu)?;
+        let err = AdaptiveMaxPool1d::new(0).forward(&signal).unwrap_err();
+        assert!(err.to_string().contains("into 0 cells"), "{err}");
+        assert_eq!(
+            AdaptiveMaxPool1d::new(7).forward(&signal)?.dims(),
+            [2, 3, 7]
+        );
+        Ok(())
     }
 
     /// Under autocast, average pooling of an f16/bf16 input stays in that dtype (PyTorch's), with

@@ -16,6 +16,7 @@ pub mod group_norm;
 pub mod instance_norm;
 mod layer_norm_fused;
 pub mod linear;
+pub mod local_response_norm;
 mod norm_node;
 pub mod padding;
 pub mod pool;

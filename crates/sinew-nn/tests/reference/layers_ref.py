@@ -79,6 +79,8 @@ def pool_cases(out, meta):
     run_case(out, meta, "avgpool1d", nn.AvgPool1d(2), r(2, 3, 8))
     run_case(out, meta, "adaptive_avg", nn.AdaptiveAvgPool2d((2, 3)), r(2, 3, 7, 8))
     run_case(out, meta, "adaptive_max", nn.AdaptiveMaxPool2d(3), r(2, 3, 7, 8))
+    run_case(out, meta, "adaptive_avg1d", nn.AdaptiveAvgPool1d(3), r(2, 3, 8))
+    run_case(out, meta, "adaptive_max1d", nn.AdaptiveMaxPool1d(5), r(2, 3, 7))
 
 
 def norm_cases(out, meta):
@@ -106,6 +108,13 @@ def norm_cases(out, meta):
 
     run_case(out, meta, "layernorm", nn.LayerNorm([4, 5]), r(3, 4, 5, scale=2.0) + 1.0)
     run_case(out, meta, "groupnorm", nn.GroupNorm(2, 4), r(2, 4, 3, 3, scale=2.0) + 1.0)
+    # Local response norm: the defaults (alpha 1e-4), an even window over [n, c, l] with
+    # strong options, and a window wider than the channels over 5 dims.
+    run_case(out, meta, "lrn", nn.LocalResponseNorm(3), r(2, 5, 4, 4, scale=3.0))
+    run_case(out, meta, "lrn_options", nn.LocalResponseNorm(4, alpha=0.5, beta=0.6, k=2.0),
+             r(2, 6, 5, scale=2.0))
+    run_case(out, meta, "lrn_wide", nn.LocalResponseNorm(9, alpha=0.8, beta=0.75, k=0.5),
+             r(2, 3, 2, 3, 2, scale=2.0))
 
 
 def embedding_cases(out, meta):
@@ -229,6 +238,7 @@ def unbatched_cases(out, meta):
     run_case(out, meta, "avgpool1d_unbatched", nn.AvgPool1d(2), r(3, 8))
     run_case(out, meta, "adaptive_avg_unbatched", nn.AdaptiveAvgPool2d((2, 3)), r(3, 7, 8))
     run_case(out, meta, "adaptive_max_unbatched", nn.AdaptiveMaxPool2d(3), r(3, 7, 8))
+    run_case(out, meta, "adaptive_avg1d_unbatched", nn.AdaptiveAvgPool1d(3), r(3, 8))
     run_case(out, meta, "instancenorm2d_affine_unbatched", nn.InstanceNorm2d(3, affine=True),
              r(3, 4, 5))
     run_case(out, meta, "reflection_pad2d_unbatched", nn.ReflectionPad2d((1, 2, 2, 0)),
