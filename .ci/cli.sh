@@ -26,6 +26,10 @@ grep -q "^test accuracy: " "$out/resume.txt"
 $sinew train --dataset xor --epochs 3 --optimizer adam --schedule one-cycle --lr 0.05 \
     | tee "$out/onecycle.txt"
 grep -q "^test accuracy: " "$out/onecycle.txt"
+# Cyclical rates per batch, with RAdam's beta1 cycled.
+$sinew train --dataset xor --epochs 3 --optimizer radam --schedule cyclic --lr 0.05 \
+    | tee "$out/cyclic.txt"
+grep -q "^test accuracy: " "$out/cyclic.txt"
 
 $sinew eval --dataset xor --weights "$out/xor.safetensors" | tee "$out/eval.txt"
 grep -q "^test accuracy: " "$out/eval.txt"

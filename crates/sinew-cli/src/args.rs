@@ -111,7 +111,7 @@ pub enum OptimizerName {
     Adamw,
 }
 
-/// Learning-rate schedules (stepped per epoch, `one-cycle` per batch).
+/// Learning-rate schedules (stepped per epoch, `one-cycle` and `cyclic` per batch).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScheduleName {
     /// Halve every third of the epochs.
@@ -125,6 +125,10 @@ pub enum ScheduleName {
     /// The 1cycle policy over the run, stepped per batch: up to `--lr` and down to 1/250000
     /// of it, cycling the momentum (or Adam's beta1) the other way where the optimizer has one.
     OneCycle,
+    /// Smith's triangular cycles, stepped per batch: from `--lr` / 10 up to `--lr` over two
+    /// epochs and back over two, cycling the momentum (or Adam's beta1) the other way where
+    /// the optimizer has one.
+    Cyclic,
     /// Divide by 10 when the validation loss stalls for 2 epochs.
     Plateau,
 }

@@ -1,7 +1,7 @@
 //! The optimizer and learning-rate schedule that `--optimizer` and `--schedule` name.
 
 use sinew::optim::schedule::{
-    CosineAnnealingLr, ExponentialLr, InverseTimeDecay, OneCycleLr, StepLr,
+    CosineAnnealingLr, CyclicLr, ExponentialLr, InverseTimeDecay, OneCycleLr, StepLr,
 };
 use sinew::optim::*;
 use sinew::prelude::*;
@@ -46,13 +46,22 @@ pub fn schedule(
     opt: &mut Box<dyn Optimizer>,
     batches: usize,
 ) -> Result<Option<(LrSchedule, bool)>> {
+    // The momentum cycles where there is one to cycle (not plain SGD's or Adagrad's).
+    let cycle_momentum = opt.momentums().is_some_and(|m| m.iter().all(|&v| v > 0.0));
     if args.schedule == Some(ScheduleName::OneCycle) {
         let steps = (args.epochs as u64).saturating_mul(batches as u64).max(1);
-        // The momentum cycles where there is one to cycle (not plain SGD's or Adagrad's).
-        let cycle_momentum = opt.momentums().is_some_and(|m| m.iter().all(|&v| v > 0.0));
         let rule = OneCycleLr {
             cycle_momentum,
             ..OneCycleLr::new(opt.lrs()[0], steps)
+        };
+        return Ok(Some((LrSchedule::new(opt, rule)?, true)));
+    }
+    if args.schedule == Some(ScheduleName::Cyclic) {
+        let lr = opt.lrs()[0];
+        let half = (batches as u64).saturating_mul(2).max(1);
+        let rule = CyclicLr {
+            cycle_momentum,
+            ..CyclicLr::new(lr / 10.0, lr, half)
         };
         return Ok(Some((LrSchedule::new(opt, rule)?, true)));
     }
@@ -129,5 +138,31 @@ mod tests {
             );
             assert_eq!(opt.lrs(), [0.25], "--optimizer {flag}");
         }
+    }
+
+    /// `--schedule cyclic` steps per batch from a tenth of `--lr` to `--lr` in two epochs'
+    /// batches (6 here), with SGD's momentum going from 0.9 down to 0.8 meanwhile.
+    #[test]
+    fn cyclic_rises_from_a_tenth_of_the_lr_over_two_epochs() -> Result<()> {
+        let args = train_args(&[
+            "--optimizer",
+            "momentum",
+            "--lr",
+            "0.5",
+            "--schedule",
+            "cyclic",
+        ]);
+        let w = Parameter::new(Tensor::zeros([2], DType::F32, &Device::cpu())?);
+        let mut opt = optimizer(&args, vec![("w".to_string(), w)]);
+        let (mut schedule, per_batch) = schedule(&args, &mut opt, 3)?.expect("a schedule");
+        assert!(per_batch);
+        assert!((opt.lrs()[0] - 0.05).abs() < 1e-15, "{:?}", opt.lrs());
+        assert_eq!(opt.momentums(), Some(vec![0.9]));
+        for _ in 0..6 {
+            schedule.step(opt.as_mut())?;
+        }
+        assert!((opt.lrs()[0] - 0.5).abs() < 1e-15, "{:?}", opt.lrs());
+        assert!((opt.momentums().unwrap()[0] - 0.8).abs() < 1e-15);
+        Ok(())
     }
 }

@@ -56,6 +56,22 @@ fn rule(name: &str) -> Vec<Box<dyn ScheduleRule>> {
                 eta_min: 0.0,
             }),
         ],
+        // PyTorch's cyclic cases ran with cycle_momentum=False (plain SGD has no momentum).
+        "cyclic_triangular" => vec![Box::new(CyclicLr {
+            cycle_momentum: false,
+            ..CyclicLr::new(0.01, 0.1, 4)
+        })],
+        "cyclic_triangular2" => vec![Box::new(CyclicLr {
+            step_size_down: Some(5),
+            mode: CyclicMode::Triangular2,
+            cycle_momentum: false,
+            ..CyclicLr::new(0.01, 0.1, 3)
+        })],
+        "cyclic_exp_range" => vec![Box::new(CyclicLr {
+            mode: CyclicMode::ExpRange { gamma: 0.95 },
+            cycle_momentum: false,
+            ..CyclicLr::new(0.001, 0.05, 5)
+        })],
         // PyTorch's cases ran with cycle_momentum=False (plain SGD has no momentum to cycle).
         "one_cycle" => vec![Box::new(OneCycleLr {
             cycle_momentum: false,
@@ -117,6 +133,9 @@ fn epoch_schedules_give_pytorchs_learning_rates() -> Result<()> {
         "constant",
         "lambda",
         "multiplicative",
+        "cyclic_triangular",
+        "cyclic_triangular2",
+        "cyclic_exp_range",
     ] {
         let want = values(&r, name);
         let mut opt = optimizer()?;
@@ -269,6 +288,21 @@ fn options_pytorch_refuses_are_errors_before_any_lr_changes() -> Result<()> {
             "InverseTimeDecay: decay_steps must be at least 1",
         ),
         (
+            Box::new(CyclicLr::new(0.01, 0.1, 0)),
+            "CyclicLr: step_size_up must be at least 1",
+        ),
+        (
+            Box::new(CyclicLr::new(0.01, f64::NAN, 4)),
+            "CyclicLr: base_lr 0.01 and max_lr NaN must be finite and >= 0",
+        ),
+        (
+            Box::new(CyclicLr {
+                mode: CyclicMode::ExpRange { gamma: -0.5 },
+                ..CyclicLr::new(0.01, 0.1, 4)
+            }),
+            "CyclicLr: exp_range's gamma -0.5 must be positive",
+        ),
+        (
             Box::new(OneCycleLr::new(0.1, 0)),
             "OneCycleLr: total_steps must be at least 1",
         ),
@@ -340,33 +374,53 @@ fn one_cycle_refuses_a_step_past_its_end_and_keeps_its_state() -> Result<()> {
 }
 
 #[test]
-fn one_cycle_cycles_momentum_and_beta1_as_pytorch() -> Result<()> {
+fn one_cycle_and_cyclic_cycle_momentum_and_beta1_as_pytorch() -> Result<()> {
     let r = reference();
     let param = || -> Result<Vec<(String, Parameter)>> {
         let p = Parameter::new(Tensor::zeros([1], DType::F32, &Device::cpu())?);
         Ok(vec![("p".into(), p)])
     };
-    let cases: [(&str, Box<dyn Optimizer>, OneCycleLr); 2] = [
+    // (reference key, optimizer, schedule rule)
+    type Case = (&'static str, Box<dyn Optimizer>, Box<dyn ScheduleRule>);
+    let cases: [Case; 4] = [
         (
             "one_cycle_sgd_momentum",
             Box::new(sgd(param()?, SgdConfig::new(0.1).momentum(0.9))),
-            OneCycleLr::new(0.8, 30),
+            Box::new(OneCycleLr::new(0.8, 30)),
         ),
         (
             "one_cycle_adam_three_phase",
             Box::new(adam(param()?, AdamConfig::new(0.1))),
-            OneCycleLr {
+            Box::new(OneCycleLr {
                 three_phase: true,
                 base_momentum: 0.8,
                 max_momentum: 0.9,
                 ..OneCycleLr::new(0.05, 30)
-            },
+            }),
+        ),
+        (
+            "cyclic_sgd_momentum",
+            Box::new(sgd(param()?, SgdConfig::new(0.1).momentum(0.9))),
+            Box::new(CyclicLr {
+                step_size_down: Some(6),
+                ..CyclicLr::new(0.01, 0.1, 4)
+            }),
+        ),
+        (
+            "cyclic_adam_exp_range",
+            Box::new(adam(param()?, AdamConfig::new(0.1))),
+            Box::new(CyclicLr {
+                mode: CyclicMode::ExpRange { gamma: 0.97 },
+                base_momentum: 0.85,
+                max_momentum: 0.95,
+                ..CyclicLr::new(0.001, 0.01, 5)
+            }),
         ),
     ];
     for (name, mut opt, rule) in cases {
         let want_lr = values(&r[name], "lr");
         let want_m = values(&r[name], "momentum");
-        let mut schedule = LrSchedule::new(opt.as_mut(), rule)?;
+        let mut schedule = LrSchedule::sequential(opt.as_mut(), vec![rule], vec![])?;
         let (mut lrs, mut ms) = (vec![opt.lrs()[0]], vec![opt.momentums().unwrap()[0]]);
         for _ in 0..29 {
             schedule.step(opt.as_mut())?;

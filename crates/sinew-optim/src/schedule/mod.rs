@@ -8,6 +8,7 @@
 //! update), so the learning rates are PyTorch's to the last bit, not only to the formula.
 
 mod cyclic;
+mod cyclic_lr;
 mod plateau;
 mod rules;
 
@@ -15,6 +16,7 @@ pub use cyclic::{
     Anneal, ConstantLr, CosineAnnealingWarmRestarts, LambdaLr, MultiplicativeLr, OneCycleLr,
     PolynomialLr,
 };
+pub use cyclic_lr::{CyclicLr, CyclicMode};
 pub use plateau::{PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 pub use rules::{
     CosineAnnealingLr, ExponentialLr, InverseTimeDecay, LinearLr, MultiStepLr, ScheduleRule, StepLr,

@@ -34,6 +34,14 @@ SCHEDULES = {
     "constant": lambda o: S.ConstantLR(o, factor=0.25, total_iters=4),
     "lambda": lambda o: S.LambdaLR(o, lambda e: 0.95 ** e),
     "multiplicative": lambda o: S.MultiplicativeLR(o, lambda e: 0.9 if e % 3 == 0 else 1.0),
+    "cyclic_triangular": lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=4,
+                                              cycle_momentum=False),
+    "cyclic_triangular2": lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3,
+                                               step_size_down=5, mode="triangular2",
+                                               cycle_momentum=False),
+    "cyclic_exp_range": lambda o: S.CyclicLR(o, base_lr=0.001, max_lr=0.05, step_size_up=5,
+                                             mode="exp_range", gamma=0.95,
+                                             cycle_momentum=False),
 }
 
 # name -> (function(params) -> optimizer, function(optimizer) -> scheduler): schedules that
@@ -47,6 +55,13 @@ MOMENTUM_SCHEDULES = {
         lambda p: torch.optim.Adam(p, lr=START_LR, foreach=False),
         lambda o: S.OneCycleLR(o, max_lr=0.05, total_steps=30, three_phase=True,
                                base_momentum=0.8, max_momentum=0.9)),
+    "cyclic_sgd_momentum": (
+        lambda p: torch.optim.SGD(p, lr=START_LR, momentum=0.9, foreach=False),
+        lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=4, step_size_down=6)),
+    "cyclic_adam_exp_range": (
+        lambda p: torch.optim.Adam(p, lr=START_LR, foreach=False),
+        lambda o: S.CyclicLR(o, base_lr=0.001, max_lr=0.01, step_size_up=5, mode="exp_range",
+                             gamma=0.97, base_momentum=0.85, max_momentum=0.95)),
 }
 
 PLATEAU_METRICS = [1.0, 0.9, 0.95, 0.91, 0.905, 0.9, 0.89, 0.892, 0.893, 0.894,
