@@ -53,7 +53,7 @@ lane1() {
     # blocks run in shuffled and in reverse order, as a GPU may run them: the emulator otherwise
     # runs them in grid order, where the last to arrive is always the last in the grid.
     for order in shuffle reverse; do
-        for t in gpu_channel gpu_xent gpu_index gpu_conv_epilogue gpu_running_stats; do
+        for t in gpu_channel gpu_xent gpu_index gpu_range_check gpu_conv_epilogue gpu_running_stats; do
             emulate SINEW_EMU_BLOCK_ORDER=$order "$t"
         done
         emulate SINEW_EMU_BLOCK_ORDER=$order gpu_conv weight_gradient

@@ -2,6 +2,10 @@
 // cmp_<op>_<dtype>(n, geometry, lhs, rhs, out): operands 0 = lhs, 1 = rhs.
 // where_b<bytes>(n, geometry, cond, on_true, on_false, out): operands 0 = cond, 1 = on_true,
 // 2 = on_false; by element width, so one kernel serves every dtype of that size.
+// range_check_<dtype>(n, geometry, x, lo, hi, bad): records in the failure slot `bad` (as the
+// index checks do, common.cuh's record_bad) the first position whose value is outside [lo, hi]
+// or NaN, with the value's f64 bits as the value recorded; writes nothing else (the deferred
+// check of Backend::defer_range_check).
 #include "common.cuh"
 
 #define CMP_KERNEL(OP, SUFFIX, T, EXPR)                                                            \
@@ -47,3 +51,23 @@ WHERE_KERNEL(1, uint8_t)
 WHERE_KERNEL(2, uint16_t)
 WHERE_KERNEL(4, uint32_t)
 WHERE_KERNEL(8, uint64_t)
+
+#define RANGE_CHECK_KERNEL(SUFFIX, T)                                                              \
+    extern "C" __global__ void range_check_##SUFFIX(uint32_t n, Geometry g, const T *x, double lo, \
+                                                    double hi, unsigned long long *bad) {          \
+        GRID_STRIDE(i, n) {                                                                        \
+            uint64_t off[1];                                                                       \
+            element_offsets<1>(g, i, off);                                                         \
+            union {                                                                                \
+                double value;                                                                      \
+                int64_t bits;                                                                      \
+            } v;                                                                                   \
+            v.value = (double)Num<T>::up(x[off[0]]);                                               \
+            if (!(v.value >= lo && v.value <= hi)) record_bad(bad, i, v.bits);                     \
+        }                                                                                          \
+    }
+
+RANGE_CHECK_KERNEL(f32, float)
+RANGE_CHECK_KERNEL(f64, double)
+RANGE_CHECK_KERNEL(f16, __half)
+RANGE_CHECK_KERNEL(bf16, __nv_bfloat16)

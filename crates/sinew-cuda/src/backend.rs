@@ -39,6 +39,17 @@ impl Backend for CudaBackend {
         self.defer_scalar_read(cuda(src, self.location())?, start, target)
     }
 
+    fn defer_range_check(
+        &self,
+        op: &'static str,
+        (x, layout): (&dyn BackendStorage, &Layout),
+        range: (f64, f64),
+        message: &str,
+    ) -> Result<bool> {
+        let x = cuda(x, self.location())?;
+        compare::defer_range_check(self, op, (x, layout), range, message)
+    }
+
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage> {
         Ok(Box::new(cast::full(self, dtype, len, value)?))
     }

@@ -12,6 +12,9 @@
 //! `Error::IndexOutOfBounds` the CPU backend returns at the call. The failed op's output
 //! has the bad positions unwritten (nothing out of range is ever read or written).
 //!
+//! Value checks (`Backend::defer_range_check`: binary cross entropy's probabilities) are kept
+//! the same way, their slots holding the first value outside the range.
+//!
 //! The same waits deliver the deferred scalar reads (`Backend::defer_read`,
 //! `sinew_tensor::DeferredScalar`: the loss scaler's inf/NaN flag), each one more small copy
 //! queued with the others.
@@ -33,6 +36,9 @@ enum Rule {
     Below(usize),
     /// Name a tap of their own window of this geometry (max pooling's backward).
     InWindow(Unfold2d),
+    /// A value check ([`crate::ops::compare::defer_range_check`]): the slot holds the first
+    /// value outside the range, its f64 bits; the error says this message.
+    InRange(String),
 }
 
 /// One queued check: the op, the rule its indices must follow, and its device slot.
@@ -97,6 +103,21 @@ impl CudaBackend {
         self.defer(Pending {
             op,
             rule: Rule::InWindow(window),
+            slot,
+        })
+    }
+
+    /// As [`Self::defer_index_check`], for a value check whose failure is `message` (the slot
+    /// holding the first value outside its range).
+    pub(crate) fn defer_range_check_slot(
+        &self,
+        op: &'static str,
+        message: &str,
+        slot: FirstBad,
+    ) -> Result<()> {
+        self.defer(Pending {
+            op,
+            rule: Rule::InRange(message.to_string()),
             slot,
         })
     }
@@ -234,6 +255,10 @@ impl CudaBackend {
                             s.kernel, s.stride, s.padding, s.dilation, s.h, s.w
                         ),
                     ),
+                    Rule::InRange(message) => {
+                        let value = f64::from_bits(index as u64);
+                        Error::invalid(p.op, format!("{message} (element {position} is {value})"))
+                    }
                 });
             }
         }

@@ -216,6 +216,11 @@ pub fn compare(op: CmpOp, dtype: DType) -> Kernel {
     kernel(Family::Compare, "cmp", op.name(), dtype)
 }
 
+/// `range_check_<dtype>` (the first value outside a range, into a failure slot): floats.
+pub fn range_check(dtype: DType) -> Option<Kernel> {
+    is_float(dtype).then(|| kernel(Family::Compare, "range_check", "", dtype))
+}
+
 /// `where_b<bytes>`, by element width.
 pub fn where_cond(dtype: DType) -> Kernel {
     by_width(Family::Compare, "where", dtype)
@@ -578,6 +583,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(running_stats(dtype));
         out.extend(channel_stats(dtype));
         out.extend(CMP_OPS.iter().map(|&op| compare(op, dtype)));
+        out.extend(range_check(dtype));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce(op, dtype)));
         out.extend(REDUCE_OPS.iter().filter_map(|&op| reduce_middle(op, dtype)));
         out.extend(

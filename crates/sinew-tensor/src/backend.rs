@@ -62,6 +62,26 @@ pub trait Backend: MultiTensorOps + Send + Sync + std::fmt::Debug {
         Ok(false)
     }
 
+    /// Queues a check that every element of the float view `x` lies in `[range.0, range.1]`
+    /// (NaN does not), whose failure comes back as `Error::InvalidArgument` from `op` with
+    /// `message` (and the first element outside) the next time the host waits for this device
+    /// (a download or a synchronize), as PyTorch's device-side asserts do but without their
+    /// fatal context: the check costs no wait of its own
+    /// ([`crate::Tensor::check_in_range`]). Returns `false` where checks are not deferred (the
+    /// caller checks at once).
+    ///
+    /// Default: `false` (the CPU's checks cost no wait).
+    fn defer_range_check(
+        &self,
+        op: &'static str,
+        x: (&dyn BackendStorage, &Layout),
+        range: (f64, f64),
+        message: &str,
+    ) -> Result<bool> {
+        let _ = (op, x, range, message);
+        Ok(false)
+    }
+
     /// A storage of `len` elements, all equal to `value` converted to `dtype`.
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage>;
 

@@ -2,7 +2,8 @@
 //! the padding modes, instance norm, unflatten and the resampling layers give the CPU's output
 //! and input gradient (and their parameters' gradients) in f32 on an input holding every kink
 //! exactly, values past the saturations, NaN and the infinities; the ranking and likelihood
-//! losses give the CPU's loss and gradients. Run on a
+//! losses give the CPU's loss and gradients; binary cross entropy's probability check comes
+//! back at the next wait with the CPU's error. Run on a
 //! GPU machine, or the CPU emulator, with `--include-ignored`.
 
 #![cfg(feature = "cuda")]
@@ -72,6 +73,15 @@ fn modules() -> Vec<(&'static str, Box<dyn Module>)> {
                 downscale_factor: 2,
             }),
         ),
+        (
+            "local_response_norm",
+            Box::new(LocalResponseNorm {
+                alpha: 0.5,
+                ..LocalResponseNorm::new(3)
+            }),
+        ),
+        ("adaptive_avg_pool1d", Box::new(AdaptiveAvgPool1d::new(4))),
+        ("adaptive_max_pool1d", Box::new(AdaptiveMaxPool1d::new(4))),
     ]
 }
 
@@ -214,4 +224,33 @@ fn ranking_and_likelihood_losses_match_the_cpu() {
             assert_close(name, w, g);
         }
     }
+}
+
+/// Binary cross entropy on the GPU: the CPU's loss for probabilities in `[0, 1]`; for one
+/// outside, no error at the call (no wait) and the CPU's error from `item()`, the next wait.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn binary_cross_entropy_reports_bad_probabilities_at_the_next_wait() {
+    let dev = gpu();
+    let p = Tensor::from_vec(vec![0.0f32, 0.25, 0.5, 0.75, 1.0, 0.125], [2, 3]).unwrap();
+    let t = Tensor::from_vec(vec![1.0f32, 0.0, 1.0, 1.0, 0.0, 0.5], [2, 3]).unwrap();
+    let want = binary_cross_entropy(&p, &t).unwrap().item().unwrap();
+    let on = |x: &Tensor| x.to_device(&dev).unwrap();
+    let got = binary_cross_entropy(&on(&p), &on(&t))
+        .unwrap()
+        .item()
+        .unwrap();
+    assert!((got - want).abs() <= 1e-6 * want.abs(), "{got} vs {want}");
+    let bad = p.mul_scalar(1.5).unwrap();
+    let cpu_err = binary_cross_entropy(&bad, &t).unwrap_err().to_string();
+    assert!(cpu_err.contains("all elements of input should be between 0 and 1"));
+    let loss = binary_cross_entropy(&on(&bad), &on(&t)).expect("no error at the call");
+    let err = loss.item().unwrap_err().to_string();
+    assert_eq!(err, cpu_err);
+    let bad_target = t.sub_scalar(0.75).unwrap();
+    let cpu_err = binary_cross_entropy(&p, &bad_target)
+        .unwrap_err()
+        .to_string();
+    let loss = binary_cross_entropy(&on(&p), &on(&bad_target)).expect("no error at the call");
+    assert_eq!(loss.item().unwrap_err().to_string(), cpu_err);
 }

@@ -1,8 +1,10 @@
-//! Host side of `cuda/compare.cu`: comparisons into Bool and `where`.
+//! Host side of `cuda/compare.cu`: comparisons into Bool, `where`, and the deferred range
+//! check.
 
 use sinew_tensor::{CmpOp, DType, Error, Layout, Result};
 
 use super::{LaunchConfig, count_u32};
+use crate::check_slots::FirstBad;
 use crate::device::CudaBackend;
 use crate::geometry::Geometry;
 use crate::names;
@@ -86,4 +88,33 @@ pub(crate) fn where_cond(
         kernel_args![count, g, c, t, f, o],
     )?;
     Ok(out)
+}
+
+/// Queues `range_check_<dtype>` over the view `x` into a new failure slot, kept for the next
+/// wait ([`crate::deferred`]) with `message`; `false`, with nothing queued, for a dtype
+/// without the kernel.
+pub(crate) fn defer_range_check(
+    dev: &CudaBackend,
+    op: &'static str,
+    (x, layout): (&CudaStorage, &Layout),
+    (lo, hi): (f64, f64),
+    message: &str,
+) -> Result<bool> {
+    let Some(kernel) = names::range_check(x.dtype_of()) else {
+        return Ok(false);
+    };
+    let n = layout.elem_count();
+    if n == 0 {
+        return Ok(true);
+    }
+    let g = Geometry::new(op, &[layout])?;
+    let bad = FirstBad::new(dev)?;
+    let (count, ptr, slot) = (count_u32(op, n)?, x.device_ptr(), bad.ptr());
+    dev.launch(
+        &kernel,
+        LaunchConfig::elementwise(n),
+        kernel_args![count, g, ptr, lo, hi, slot],
+    )?;
+    dev.defer_range_check_slot(op, message, bad)?;
+    Ok(true)
 }

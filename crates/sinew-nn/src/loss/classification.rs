@@ -1,7 +1,7 @@
 //! Binary cross entropy (on probabilities and, stably, on logits with `pos_weight`) and the
 //! KL divergence.
 
-use sinew_tensor::{Error, Result, Tensor, with_no_grad};
+use sinew_tensor::{Error, Result, Tensor};
 
 use super::{Reduction, in_f32, reduce, same_shape, weight_in_f32};
 
@@ -16,8 +16,8 @@ pub struct BceLoss {
 }
 
 impl BceLoss {
-    /// The loss of probabilities `input` against `target`, both in `[0, 1]` (checked on the
-    /// CPU, as PyTorch's CPU kernel does).
+    /// The loss of probabilities `input` against `target`, both in `[0, 1]` (checked at once
+    /// on the CPU, at the next wait for the device on a GPU, as PyTorch does).
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         same_shape("binary_cross_entropy", input, target)?;
         let [input, target] = in_f32([input, target])?;
@@ -36,26 +36,14 @@ impl BceLoss {
     }
 }
 
-/// PyTorch's check on the CPU: every element of `t` in `[0, 1]` (NaN is not), else "all
-/// elements of input should be between 0 and 1". On other devices nothing is checked: reading
-/// the answer would wait for the device at every call (PyTorch's CUDA kernel asserts on the
-/// device instead); there a value outside `[0, 1]` gives a NaN loss.
+/// PyTorch's check: every element of `t` in `[0, 1]` (NaN is not), else "all elements of
+/// input should be between 0 and 1". On the CPU it is made at once, as PyTorch's CPU kernel
+/// does; on a GPU it is queued and a failure comes back from the next wait for the device
+/// (`loss.item()`), as PyTorch's device-side assert does ([`Tensor::check_in_range`]), so the
+/// check costs no synchronisation.
 fn check_probabilities(what: &str, t: &Tensor) -> Result<()> {
-    if !t.device().is_cpu() {
-        return Ok(());
-    }
-    let n = t.elem_count() as f64;
-    let inside = with_no_grad(|| -> Result<bool> {
-        Ok(t.ge_scalar(0.0)?.sum_all()?.item()? == n && t.le_scalar(1.0)?.sum_all()?.item()? == n)
-    })?;
-    if inside {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "binary_cross_entropy",
-            format!("all elements of {what} should be between 0 and 1"),
-        ))
-    }
+    let message = format!("all elements of {what} should be between 0 and 1");
+    t.check_in_range("binary_cross_entropy", (0.0, 1.0), &message)
 }
 
 /// `binary_cross_entropy(p, t)` with the defaults.

@@ -17,6 +17,7 @@ pub mod inplace;
 pub mod matmul;
 pub mod matmul_with;
 pub mod pool;
+mod range_check;
 pub mod reduce;
 pub mod running_stats;
 pub mod softmax_xent;
