@@ -64,10 +64,10 @@ extern "C" __global__ void binary_div_i64(uint32_t n, Geometry g, const int64_t 
 }
 
 // ReLU's input gradient from its output: relu_backward_<dtype>(n, geometry, grad, output, out) =
-// grad * (output > 0 ? 1 : 0) in the compute type, rounded once: the values of the CPU backend's
-// relu_backward and of the composed mask, cast and product (NaN or infinite gradients where the
-// output is not positive stay NaN; a negative gradient there gives -0).
-FLOAT_KERNELS(relu_backward, x * (y > C(0) ? C(1) : C(0)))
+// output <= 0 ? 0 : grad, a select (PyTorch's threshold_backward): the values of the CPU
+// backend's relu_backward and of the composed comparison and where (an inf or NaN gradient where
+// the output is not positive gives 0; a NaN output passes the gradient).
+FLOAT_KERNELS(relu_backward, y <= C(0) ? C(0) : x)
 
 // A residual connection's sum and ReLU: add_relu_<dtype>(n, geometry, lhs, rhs, out) =
 // relu(lhs + rhs), the sum in the compute type and ReLU as the unary kernel has it (NaN kept,

@@ -12,9 +12,9 @@
 //   out = alpha[ch] * a + beta[ch] * b + gamma[ch] (the beta term dropped when b is null),
 //   coef = [alpha | beta | gamma] as double [3, C], computed in the element type (f32 for f16
 //   and bf16, rounded once at the end) with separate roundings (no FMA contraction), as the CPU
-//   backend computes it. a is read as a * (mask > 0 ? 1 : 0) when mask is not null (the
-//   gradient of a ReLU's output mask taken back through the ReLU, as relu_backward computes it:
-//   exact, so no rounding), and that product is also stored in masked when not null. flags 1:
+//   backend computes it. a is read as (mask <= 0 ? 0 : a) when mask is not null (the
+//   gradient of a ReLU's output taken back through the ReLU, as relu_backward selects it), and
+//   that is also stored in masked when not null. flags 1:
 //   then ReLU (NaN kept: the unary relu's values); flags 2: b is a residual, added to the map
 //   rounded to the element type (beta unused), as binary_add or add_relu would add it.
 #include "tickets.cuh"
@@ -43,12 +43,13 @@ __device__ __forceinline__ void block_sum2(double &v, double &w) {
     }
 }
 
-// Element off of a, times 0 where mask (when not null) is not above 0: ReLU's input gradient
-// from its output, relu_backward's product (exact: NaN and infinite elements of a give NaN).
+// Element off of a, or 0 where mask (when not null) is <= 0: ReLU's input gradient from its
+// output, relu_backward's select (an inf or NaN element of a where the mask is not positive
+// gives 0).
 template <typename T>
 __device__ __forceinline__ double masked_f64(const T *a, const T *mask, uint64_t off) {
     const double v = to_f64(a[off]);
-    return mask == nullptr ? v : v * (to_f64(mask[off]) > 0.0 ? 1.0 : 0.0);
+    return (mask != nullptr && to_f64(mask[off]) <= 0.0) ? 0.0 : v;
 }
 
 // True in thread 0 of the block that finishes channel blockIdx.x (the only block with one split,
@@ -101,7 +102,7 @@ __device__ void channel_lincomb(const T *a, const T *mask, const T *b, const dou
         const C alpha = (C)coef[ch], gamma = (C)coef[2 * c + ch];
         C x = Num<T>::up(a[i]);
         if (mask != nullptr) {
-            x = mul_rn(x, Num<T>::up(mask[i]) > (C)0 ? (C)1 : (C)0);
+            if (Num<T>::up(mask[i]) <= (C)0) x = (C)0;
             if (masked != nullptr) masked[i] = Num<T>::down(x);
         }
         C v = mul_rn(x, alpha);

@@ -310,7 +310,8 @@ fn ladder(len: usize, specials: bool) -> Vec<f64> {
 
 /// ReLU's backward on the GPU is one kernel (`relu_backward_<dtype>`), with the CPU's values bit
 /// for bit: gradients in a transposed and a stepped layout, outputs with exact zeros, and NaN
-/// and infinite gradients where the output is zero (NaN) and positive (kept).
+/// and infinite gradients where the output is zero (selected away: 0, PyTorch's
+/// `threshold_backward`) and positive (kept).
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn relu_backward_is_one_kernel_with_the_cpus_values() {

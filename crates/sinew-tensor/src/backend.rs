@@ -433,10 +433,11 @@ pub trait Backend: MultiTensorOps + Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
-    /// ReLU's input gradient from its output: `grad * (output > 0)`, the multiplier 1 or 0 in
-    /// the gradient's dtype, for two views of one shape and float dtype.
+    /// ReLU's input gradient from its output: `output <= 0 ? 0 : grad` (PyTorch's
+    /// `threshold_backward`, a select: an inf or NaN gradient where the output is not positive
+    /// gives 0, a NaN output passes the gradient), for two views of one shape and float dtype.
     ///
-    /// Default: `compare`, `cast` and `binary` (two temporaries).
+    /// Default: `compare` and `where_cond` (one temporary).
     fn relu_backward(
         &self,
         grad: &dyn BackendStorage,

@@ -224,8 +224,8 @@ pub(crate) fn check_bias(
     Ok(())
 }
 
-/// [`Backend::relu_backward`]: `grad * (output > 0)` as a comparison with a broadcast zero, a
-/// cast of the Bool mask to the gradient's dtype and a product.
+/// [`Backend::relu_backward`]: `output <= 0 ? 0 : grad` as a comparison with a broadcast zero
+/// and a select.
 pub(crate) fn relu_backward<B: Backend + ?Sized>(
     b: &B,
     grad: &dyn BackendStorage,
@@ -235,10 +235,10 @@ pub(crate) fn relu_backward<B: Backend + ?Sized>(
 ) -> Result<BoxedStorage> {
     let zero = b.full(output.dtype(), 1, 0.0)?;
     let zl = Layout::contiguous(Shape::scalar()).broadcast_to(ol.shape())?;
-    let mask = b.compare(CmpOp::Gt, output, ol, &*zero, &zl)?;
+    let inactive = b.compare(CmpOp::Le, output, ol, &*zero, &zl)?;
     let dense = Layout::contiguous(ol.shape().clone());
-    let mask = b.cast(&*mask, &dense, grad.dtype())?;
-    b.binary(BinaryOp::Mul, grad, gl, &*mask, &dense)
+    let zero = b.full(grad.dtype(), 1, 0.0)?;
+    b.where_cond(&*inactive, &dense, &*zero, &zl, grad, gl)
 }
 
 /// [`Backend::add_relu`]: the sum, then ReLU over it.

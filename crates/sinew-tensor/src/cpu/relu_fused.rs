@@ -72,7 +72,9 @@ pub(super) fn add_relu(
     })
 }
 
-/// `grad * (output > 0)` over two same-shape views of one float dtype.
+/// ReLU's input gradient over two same-shape views of one float dtype: 0 where the output is
+/// `<= 0`, else the gradient as it is (PyTorch's `threshold_backward`: a select, so an inf or
+/// NaN gradient at an inactive position gives 0, and a NaN output passes the gradient).
 pub(super) fn relu_backward(
     grad: &CpuStorage,
     gl: &Layout,
@@ -81,27 +83,42 @@ pub(super) fn relu_backward(
 ) -> Result<CpuStorage> {
     const OP: &str = "relu backward";
     Ok(match (grad, output) {
-        (CpuStorage::F32(g), CpuStorage::F32(y)) => {
-            CpuStorage::F32(zip_views(OP, g, gl, y, ol, |g: f32, y: f32| {
-                g * if y > 0.0 { 1.0 } else { 0.0 }
-            })?)
-        }
-        (CpuStorage::F64(g), CpuStorage::F64(y)) => {
-            CpuStorage::F64(zip_views(OP, g, gl, y, ol, |g: f64, y: f64| {
-                g * if y > 0.0 { 1.0 } else { 0.0 }
-            })?)
-        }
-        // Half precision: the product in f32, rounded once, as the binary kernels do.
+        (CpuStorage::F32(g), CpuStorage::F32(y)) => CpuStorage::F32(zip_views(
+            OP,
+            g,
+            gl,
+            y,
+            ol,
+            |g: f32, y: f32| {
+                if y <= 0.0 { 0.0 } else { g }
+            },
+        )?),
+        (CpuStorage::F64(g), CpuStorage::F64(y)) => CpuStorage::F64(zip_views(
+            OP,
+            g,
+            gl,
+            y,
+            ol,
+            |g: f64, y: f64| {
+                if y <= 0.0 { 0.0 } else { g }
+            },
+        )?),
         (CpuStorage::F16(g), CpuStorage::F16(y)) => {
             CpuStorage::F16(zip_views(OP, g, gl, y, ol, |g, y: half::f16| {
-                let m = if y.to_f32() > 0.0 { 1.0 } else { 0.0 };
-                half::f16::from_f32(g.to_f32() * m)
+                if y.to_f32() <= 0.0 {
+                    half::f16::ZERO
+                } else {
+                    g
+                }
             })?)
         }
         (CpuStorage::BF16(g), CpuStorage::BF16(y)) => {
             CpuStorage::BF16(zip_views(OP, g, gl, y, ol, |g, y: half::bf16| {
-                let m = if y.to_f32() > 0.0 { 1.0 } else { 0.0 };
-                half::bf16::from_f32(g.to_f32() * m)
+                if y.to_f32() <= 0.0 {
+                    half::bf16::ZERO
+                } else {
+                    g
+                }
             })?)
         }
         (g, y) => return Err(unsupported(OP, g, y)),
@@ -113,10 +130,36 @@ mod tests {
     use super::*;
     use crate::{DType, Shape, Tensor};
 
-    /// The composed rule it replaces: `grad * (output > 0).to(dtype)`.
+    /// The composed rule it replaces: `where(output <= 0, 0, grad)`.
     fn composed(g: &Tensor, y: &Tensor) -> Vec<f32> {
-        let m = y.gt_scalar(0.0).unwrap().to_dtype(y.dtype()).unwrap();
-        g.mul(&m).unwrap().to_vec::<f32>().unwrap()
+        let zero = Tensor::zeros((), g.dtype(), g.device()).unwrap();
+        let inactive = y.le_scalar(0.0).unwrap();
+        inactive
+            .where_cond(&zero, g)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap()
+    }
+
+    /// PyTorch's `threshold_backward`: an inf, NaN or negative gradient where the output is
+    /// `<= 0` gives +0, a NaN output passes the gradient, a positive one passes it too.
+    #[test]
+    fn inactive_positions_give_zero_whatever_the_gradient() {
+        let g = [f32::INFINITY, f32::NAN, -2.0, 3.0, f32::NEG_INFINITY, 5.0];
+        let y = [0.0f32, -0.0, 0.0, f32::NAN, 1.0, 2.0];
+        let l = Layout::contiguous(Shape::new([6]));
+        let out = relu_backward(
+            &CpuStorage::F32(g.to_vec()),
+            &l,
+            &CpuStorage::F32(y.to_vec()),
+            &l,
+        );
+        let CpuStorage::F32(got) = out.unwrap() else {
+            panic!("dtype")
+        };
+        let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+        let want = [0.0f32, 0.0, 0.0, 3.0, f32::NEG_INFINITY, 5.0].map(f32::to_bits);
+        assert_eq!(bits, want);
     }
 
     #[test]

@@ -18,16 +18,18 @@ fn mask(m: Tensor, like: &Tensor) -> Result<Tensor> {
     m.to_dtype(like.dtype())
 }
 
-/// ReLU's input gradient `g * (y > 0)`: one fused pass (`Backend::relu_backward`) unless the
-/// gradient is itself recorded (double backward) or the operands differ in dtype or shape,
-/// where the composed ops run (same values).
+/// ReLU's input gradient `y <= 0 ? 0 : g` (PyTorch's `threshold_backward`: a select, so an inf
+/// or NaN gradient where the ReLU was inactive gives 0, and a NaN output passes `g`): one fused
+/// pass (`Backend::relu_backward`) unless the gradient is itself recorded (double backward) or
+/// the operands differ in dtype or shape, where the composed ops run (same values).
 pub(crate) fn relu_input_grad(g: &Tensor, y: &Tensor) -> Result<Tensor> {
     let recorded = g.requires_grad() && crate::is_grad_enabled();
     let same = g.dtype() == y.dtype()
         && g.shape() == y.shape()
         && g.check_same_device("relu backward", y).is_ok();
     if recorded || !same {
-        return g.mul(&mask(y.gt_scalar(0.0)?, y)?);
+        let zero = Tensor::zeros((), g.dtype(), g.device())?;
+        return y.le_scalar(0.0)?.where_cond(&zero, g);
     }
     let backend = g.device().backend();
     let out = g.with_two_storages(y, |a, b| {
