@@ -260,3 +260,30 @@ fn gradients_at_singular_points_pick_pytorchs_branch() {
     let elu = [1.0, 0.0, 1.0, (-1f64).exp(), 1.0];
     assert_close(&gradient(&x, |x| x.elu(1.0).unwrap()), &elu, 1e-6, 0.0);
 }
+
+/// maximum/minimum's gradients are PyTorch's selects (`where(a == b, g / 2, g)`, 0 where the
+/// input lost): a NaN on either side gives both inputs the whole gradient, a tie half each, and
+/// an infinite gradient reaches only the winner (a 0/1 product would give NaN there).
+#[test]
+fn maximum_and_minimum_gradients_select_as_pytorch() {
+    // a = [nan, 1., 2., 3., -1.]; b = [0., nan, 2., 1., 4.] (requires_grad);
+    // torch.maximum(a, b).backward(torch.tensor([1., 2., 4., inf, inf])):
+    //   a.grad = [1, 2, 2, inf, 0], b.grad = [1, 2, 2, 0, inf]; torch.minimum swaps them.
+    let g = f64s(&[1.0, 2.0, 4.0, INF, INF], &[5]);
+    for (maximum, want_a, want_b) in [
+        (true, [1.0, 2.0, 2.0, INF, 0.0], [1.0, 2.0, 2.0, 0.0, INF]),
+        (false, [1.0, 2.0, 2.0, 0.0, INF], [1.0, 2.0, 2.0, INF, 0.0]),
+    ] {
+        let a = f64s(&[NAN, 1.0, 2.0, 3.0, -1.0], &[5]).requires_grad_();
+        let b = f64s(&[0.0, NAN, 2.0, 1.0, 4.0], &[5]).requires_grad_();
+        let y = if maximum {
+            a.maximum(&b).unwrap()
+        } else {
+            a.minimum(&b).unwrap()
+        };
+        y.backward_with(Some(g.clone()), Default::default())
+            .unwrap();
+        assert_eq!(vals(&a.grad().unwrap()), want_a, "maximum {maximum}: a");
+        assert_eq!(vals(&b.grad().unwrap()), want_b, "maximum {maximum}: b");
+    }
+}

@@ -7,11 +7,6 @@
 use super::untracked;
 use crate::{BackwardCtx, BinaryOp, DType, Result, Save, Tensor};
 
-/// A 0/1 constant in `like`'s dtype from a Bool mask.
-fn indicator(mask: Tensor, like: &Tensor) -> Result<Tensor> {
-    mask.to_dtype(like.dtype())
-}
-
 /// The values each op's rule reads.
 fn saves(op: BinaryOp) -> Save {
     match op {
@@ -73,18 +68,20 @@ fn grads(op: BinaryOp, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<[Option<Tens
             [da, db]
         }
         BinaryOp::Maximum | BinaryOp::Minimum => {
-            // PyTorch: the larger (smaller) input gets the gradient; ties split it in half.
+            // PyTorch's selects: `where(a == b, g / 2, g)` with 0 where the input lost, so ties
+            // split the gradient, a NaN on either side gives both the whole of it, and an
+            // inf or NaN gradient reaches no losing input.
             let (a, b) = (ctx.input(0)?, ctx.input(1)?);
-            let (at, bt) = (&a, &b);
-            let (a_wins, b_wins) = if op == BinaryOp::Maximum {
-                (at.gt(bt)?, at.lt(bt)?)
+            let (a_loses, b_loses) = if op == BinaryOp::Maximum {
+                (a.lt(&b)?, a.gt(&b)?)
             } else {
-                (at.lt(bt)?, at.gt(bt)?)
+                (a.gt(&b)?, a.lt(&b)?)
             };
-            let tie = indicator(at.eq(bt)?, &a)?.mul_scalar(0.5)?;
-            let wa = indicator(a_wins, &a)?.add(&tie)?;
-            let wb = indicator(b_wins, &a)?.add(&tie)?;
-            only(Some(g.mul(&wa)?), Some(g.mul(&wb)?))
+            let shared = a.eq(&b)?.where_cond(&g.mul_scalar(0.5)?, g)?;
+            let zero = Tensor::zeros((), shared.dtype(), shared.device())?;
+            let da = a_loses.where_cond(&zero, &shared)?;
+            let db = b_loses.where_cond(&zero, &shared)?;
+            only(Some(da), Some(db))
         }
     })
 }
