@@ -55,6 +55,7 @@ pub use layers::container::{Concat, Sequential};
 pub use layers::conv::{Conv1d, Conv2d, Conv2dOptions, ConvTranspose2d, Padding};
 pub use layers::dropout::{Dropout, Dropout2d};
 pub use layers::embedding::Embedding;
+pub use layers::fold::{Fold, FoldOptions, Unfold};
 pub use layers::group_norm::{GroupNorm, LayerNorm};
 pub use layers::instance_norm::{InstanceNorm, InstanceNorm1d, InstanceNorm2d};
 pub use layers::linear::{Linear, LinearConfig};
@@ -89,6 +90,7 @@ pub mod functional {
     pub use crate::layers::conv::{conv_transpose2d, conv2d, conv2d_then};
     pub use crate::layers::dropout::{dropout, dropout2d};
     pub use crate::layers::embedding::embedding;
+    pub use crate::layers::fold::{fold, unfold};
     pub use crate::layers::group_norm::{group_norm, layer_norm};
     pub use crate::layers::instance_norm::instance_norm;
     pub use crate::layers::linear::{linear, linear_then};

@@ -144,6 +144,17 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
         "pixel_unshuffle" => Box::new(PixelUnshuffle {
             downscale_factor: 2,
         }),
+        "unfold" => Box::new(Unfold {
+            options: FoldOptions::new((2, 3))
+                .dilation((1, 2))
+                .padding((1, 1))
+                .stride((2, 1)),
+        }),
+        "fold" => Box::new(Fold::new((4, 5), (2, 2))),
+        "fold_strided" => Box::new(Fold {
+            output_size: (5, 5),
+            options: FoldOptions::new((3, 3)).padding((1, 1)).stride((2, 2)),
+        }),
         "flatten" => Box::new(Flatten::new()),
         "zeropad2d" => Box::new(ZeroPad2d::new([1, 2, 0, 1])),
         "constantpad_crop" => Box::new(ConstantPad2d::new([-1, 1, 2, -1], 0.5)),
@@ -204,7 +215,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 96,
+        cases.len() >= 101,
         "expected every reference case, found {}",
         cases.len()
     );

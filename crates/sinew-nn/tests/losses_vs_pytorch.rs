@@ -25,10 +25,19 @@ fn loss_of(
         ..Default::default()
     };
     match case {
-        "mse" => mse_loss(input, &target, r),
-        "l1" => l1_loss(input, &target, r),
-        "smooth_l1" => smooth_l1_loss(input, &target, 0.5, r),
-        "huber" => huber_loss(input, &target, 2.0, r),
+        // The loss modules (each forwards to its function).
+        "mse" => MseLoss { reduction: r }.forward(input, &target),
+        "l1" => L1Loss { reduction: r }.forward(input, &target),
+        "smooth_l1" => SmoothL1Loss {
+            beta: 0.5,
+            reduction: r,
+        }
+        .forward(input, &target),
+        "huber" => HuberLoss {
+            delta: 2.0,
+            reduction: r,
+        }
+        .forward(input, &target),
         "ce_index" | "ce_weighted_ignore" | "ce_probs" | "ce_nchw" | "ce_extreme" => {
             ce.forward(input, &target)
         }

@@ -109,6 +109,19 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 })
             })
         }),
+        GradcheckEntry::new("nn.unfold_fold", |cases| {
+            drive(cases, image(2, 4, 5, Domain::Any), |x| {
+                check1(x, |v| {
+                    let opts = crate::FoldOptions::new((2, 3))
+                        .padding((1, 0))
+                        .stride((1, 2));
+                    let cols = F::unfold(v, &opts)?;
+                    // Through fold as well: its own backward is unfold.
+                    let back = F::fold(&cols.square()?, (4, 5), &opts)?;
+                    cols.sum_all()?.add(&back.sum_all()?)
+                })
+            })
+        }),
         GradcheckEntry::new("nn.local_response_norm", |cases| {
             drive(cases, image(5, 2, 3, Domain::Any), |x| {
                 check1(x, |v| {

@@ -12,6 +12,7 @@ pub mod container;
 pub mod conv;
 pub mod dropout;
 pub mod embedding;
+pub mod fold;
 pub mod group_norm;
 pub mod instance_norm;
 mod layer_norm_fused;

@@ -26,7 +26,9 @@ pub use ranking::{
     TripletMarginLoss, margin_ranking_loss, multilabel_soft_margin_loss, pairwise_distance,
     soft_margin_loss, triplet_margin_loss,
 };
-pub use regression::{huber_loss, l1_loss, mse_loss, smooth_l1_loss};
+pub use regression::{
+    HuberLoss, L1Loss, MseLoss, SmoothL1Loss, huber_loss, l1_loss, mse_loss, smooth_l1_loss,
+};
 
 use sinew_tensor::{Error, Result, Tensor};
 

@@ -209,6 +209,12 @@ def resampling_cases(out, meta):
              r(2, 3, 5))
     run_case(out, meta, "pixel_shuffle", nn.PixelShuffle(2), r(2, 8, 3, 4))
     run_case(out, meta, "pixel_unshuffle", nn.PixelUnshuffle(2), r(2, 2, 4, 6))
+    run_case(out, meta, "unfold",
+             nn.Unfold(kernel_size=(2, 3), dilation=(1, 2), padding=1, stride=(2, 1)),
+             r(2, 3, 5, 6))
+    run_case(out, meta, "fold", nn.Fold(output_size=(4, 5), kernel_size=2), r(2, 12, 12))
+    run_case(out, meta, "fold_strided",
+             nn.Fold(output_size=(5, 5), kernel_size=3, padding=1, stride=2), r(1, 18, 9))
 
 
 def shape_cases(out, meta):
@@ -239,6 +245,9 @@ def unbatched_cases(out, meta):
     run_case(out, meta, "adaptive_avg_unbatched", nn.AdaptiveAvgPool2d((2, 3)), r(3, 7, 8))
     run_case(out, meta, "adaptive_max_unbatched", nn.AdaptiveMaxPool2d(3), r(3, 7, 8))
     run_case(out, meta, "adaptive_avg1d_unbatched", nn.AdaptiveAvgPool1d(3), r(3, 8))
+    run_case(out, meta, "unfold_unbatched",
+             nn.Unfold(kernel_size=(2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), r(3, 5, 6))
+    run_case(out, meta, "fold_unbatched", nn.Fold(output_size=(4, 5), kernel_size=2), r(12, 12))
     run_case(out, meta, "instancenorm2d_affine_unbatched", nn.InstanceNorm2d(3, affine=True),
              r(3, 4, 5))
     run_case(out, meta, "reflection_pad2d_unbatched", nn.ReflectionPad2d((1, 2, 2, 0)),
