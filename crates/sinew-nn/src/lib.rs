@@ -52,7 +52,8 @@ pub use layers::adaptive_pool::{
 };
 pub use layers::batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use layers::container::{Concat, Sequential};
-pub use layers::conv::{Conv1d, Conv2d, Conv2dOptions, ConvTranspose2d, Padding};
+pub use layers::conv::{Conv1d, Conv2d, Conv2dOptions, Padding};
+pub use layers::conv_transpose::{ConvTranspose1d, ConvTranspose2d};
 pub use layers::dropout::{Dropout, Dropout2d};
 pub use layers::embedding::Embedding;
 pub use layers::fold::{Fold, FoldOptions, Unfold};
@@ -87,7 +88,8 @@ pub mod functional {
         adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d,
     };
     pub use crate::layers::batch_norm::batch_norm;
-    pub use crate::layers::conv::{conv_transpose2d, conv2d, conv2d_then};
+    pub use crate::layers::conv::{conv2d, conv2d_then};
+    pub use crate::layers::conv_transpose::{conv_transpose1d, conv_transpose2d};
     pub use crate::layers::dropout::{dropout, dropout2d};
     pub use crate::layers::embedding::embedding;
     pub use crate::layers::fold::{fold, unfold};

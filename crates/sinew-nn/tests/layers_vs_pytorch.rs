@@ -34,6 +34,20 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
             conv_opts.stride(2).padding(1),
             1,
         )?),
+        "conv_transpose1d" => Box::new(ConvTranspose1d::new(
+            3,
+            4,
+            3,
+            conv_opts.stride(2).padding(1),
+            1,
+        )?),
+        "conv_transpose1d_dilated" => Box::new(ConvTranspose1d::new(
+            2,
+            3,
+            2,
+            conv_opts.stride(3).dilation(2).bias(false),
+            0,
+        )?),
         "maxpool2d" => Box::new(MaxPool2d::new(2)),
         "maxpool2d_ceil" => Box::new(MaxPool2d::with_options(pool(3).stride(2).ceil_mode(true))),
         "maxpool1d" => Box::new(MaxPool1d::new(3, Some(2), 1)),
@@ -215,7 +229,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 101,
+        cases.len() >= 104,
         "expected every reference case, found {}",
         cases.len()
     );

@@ -81,6 +81,22 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 )
             })
         }),
+        GradcheckEntry::new("nn.conv_transpose1d", |cases| {
+            let s = (
+                (1..=2usize).prop_flat_map(|n| tensor_of(vec![n, 2, 4], Domain::Any)),
+                tensor_of(vec![2, 3, 3], Domain::Any),
+                tensor_of(vec![3], Domain::Any),
+                1..=3usize,
+            );
+            drive(cases, s, |(x, w, b, stride)| {
+                let opts = Conv2dOptions::default().stride(*stride).padding(1);
+                gradcheck(
+                    |v| F::conv_transpose1d(&v[0], &v[1], Some(&v[2]), &opts, *stride - 1),
+                    &[x.clone(), w.clone(), b.clone()],
+                    CASE_OPTIONS,
+                )
+            })
+        }),
         pooled("nn.max_pool2d_ceil", ceil, true),
         pooled(
             "nn.avg_pool2d_ceil",

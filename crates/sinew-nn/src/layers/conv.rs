@@ -1,5 +1,6 @@
-//! Convolutions: `Conv1d`, `Conv2d` (stride, padding incl. `same`, dilation, groups, bias) and
-//! `ConvTranspose2d`, with PyTorch's weight layouts and default initialisation.
+//! Convolutions: `Conv1d` and `Conv2d` (stride, padding incl. `same`, dilation, groups, bias),
+//! with PyTorch's weight layouts and default initialisation (the transposed ones are in
+//! `conv_transpose.rs`).
 
 use sinew_tensor::{
     Activation, Conv1dConfig, Conv2dConfig, DType, Device, Error, PadMode, Parameter, Result,
@@ -120,7 +121,7 @@ fn same_split(dilation: usize, kernel: usize) -> (usize, usize) {
 }
 
 /// Checks channel counts against groups and builds the parameters with PyTorch's init.
-fn conv_parameters(
+pub(super) fn conv_parameters(
     op: &'static str,
     weight_shape: Vec<usize>,
     bias_len: Option<usize>,
@@ -363,103 +364,5 @@ impl Conv1d {
         };
         let bias = self.bias.as_ref().map(Parameter::value);
         x.conv1d(&self.weight.value(), bias.as_ref(), cfg)
-    }
-}
-
-/// A transposed 2-d convolution (the gradient of `Conv2d` with respect to its input):
-/// weight `[in, out, kh, kw]` as in PyTorch. One group only.
-pub struct ConvTranspose2d {
-    /// `[in_channels, out_channels, kh, kw]`.
-    pub weight: Parameter,
-    /// `[out_channels]`, if enabled.
-    pub bias: Option<Parameter>,
-    /// Stride, padding (explicit only), dilation and bias.
-    pub options: Conv2dOptions,
-    /// Extra rows/columns on the bottom/right of the output (PyTorch's `output_padding`).
-    pub output_padding: (usize, usize),
-}
-
-impl ConvTranspose2d {
-    /// `in -> out` channels with a square kernel.
-    pub fn new(
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        options: Conv2dOptions,
-        output_padding: usize,
-    ) -> Result<ConvTranspose2d> {
-        if options.groups != 1 || !matches!(options.padding, Padding::Explicit(..)) {
-            return Err(Error::invalid(
-                "ConvTranspose2d",
-                "only one group and explicit padding are supported",
-            ));
-        }
-        let (s, d) = (options.stride, options.dilation);
-        if output_padding >= s.0.max(d.0) || output_padding >= s.1.max(d.1) {
-            return Err(Error::invalid(
-                "ConvTranspose2d",
-                format!("output_padding {output_padding} must be smaller than stride or dilation"),
-            ));
-        }
-        // PyTorch computes the fans of the [in, out, kh, kw] weight as stored.
-        let (weight, bias) = conv_parameters(
-            "ConvTranspose2d",
-            vec![in_channels, out_channels, kernel, kernel],
-            options.bias.then_some(out_channels),
-            (in_channels, out_channels),
-            1,
-        )?;
-        Ok(ConvTranspose2d {
-            weight,
-            bias,
-            options,
-            output_padding: (output_padding, output_padding),
-        })
-    }
-}
-
-/// Transposed convolution (PyTorch's `F.conv_transpose2d`, one group): every input pixel
-/// scatters `weight` into the output; [`Tensor::conv_transpose2d`] (the input gradient of a
-/// convolution, with no column buffer where the backend has a direct kernel). The input is
-/// `[n, c, h, w]` or one unbatched sample `[c, h, w]`.
-pub fn conv_transpose2d(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    options: &Conv2dOptions,
-    output_padding: (usize, usize),
-) -> Result<Tensor> {
-    const OP: &str = "conv_transpose2d";
-    let Padding::Explicit(ph, pw) = options.padding else {
-        return Err(Error::invalid(OP, "only explicit padding is supported"));
-    };
-    let cfg = Conv2dConfig {
-        stride: options.stride,
-        padding: (ph, pw),
-        dilation: options.dilation,
-        groups: 1,
-    };
-    batch_of_one(x, 4, |x| {
-        x.conv_transpose2d(weight, bias, cfg, output_padding)
-    })
-}
-
-impl Module for ConvTranspose2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let bias = self.bias.as_ref().map(Parameter::value);
-        let y = conv_transpose2d(
-            x,
-            &self.weight.value(),
-            bias.as_ref(),
-            &self.options,
-            self.output_padding,
-        )?;
-        summary::note(self, &y);
-        Ok(y)
-    }
-
-    fn visit<'a>(&'a self, v: &mut Visit<'a, '_>) {
-        v.parameter("weight", &self.weight);
-        v.optional_parameter("bias", &self.bias);
     }
 }

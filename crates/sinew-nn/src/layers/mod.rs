@@ -10,6 +10,7 @@ pub mod batch_norm;
 mod batch_norm_fused;
 pub mod container;
 pub mod conv;
+pub mod conv_transpose;
 pub mod dropout;
 pub mod embedding;
 pub mod fold;

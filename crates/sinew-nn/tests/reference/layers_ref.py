@@ -65,6 +65,10 @@ def linear_conv_cases(out, meta):
     run_case(out, meta, "conv1d", nn.Conv1d(3, 4, 3, stride=2, padding=1), r(2, 3, 9))
     run_case(out, meta, "conv_transpose2d",
              nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1), r(2, 3, 4, 4))
+    run_case(out, meta, "conv_transpose1d",
+             nn.ConvTranspose1d(3, 4, 3, stride=2, padding=1, output_padding=1), r(2, 3, 5))
+    run_case(out, meta, "conv_transpose1d_dilated",
+             nn.ConvTranspose1d(2, 3, 2, stride=3, dilation=2, bias=False), r(2, 2, 4))
 
 
 def pool_cases(out, meta):
@@ -248,6 +252,8 @@ def unbatched_cases(out, meta):
     run_case(out, meta, "unfold_unbatched",
              nn.Unfold(kernel_size=(2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), r(3, 5, 6))
     run_case(out, meta, "fold_unbatched", nn.Fold(output_size=(4, 5), kernel_size=2), r(12, 12))
+    run_case(out, meta, "conv_transpose1d_unbatched",
+             nn.ConvTranspose1d(3, 4, 3, stride=2, padding=1, output_padding=1), r(3, 5))
     run_case(out, meta, "instancenorm2d_affine_unbatched", nn.InstanceNorm2d(3, affine=True),
              r(3, 4, 5))
     run_case(out, meta, "reflection_pad2d_unbatched", nn.ReflectionPad2d((1, 2, 2, 0)),
