@@ -61,6 +61,7 @@ pub use layers::group_norm::{GroupNorm, LayerNorm};
 pub use layers::instance_norm::{InstanceNorm, InstanceNorm1d, InstanceNorm2d};
 pub use layers::linear::{Linear, LinearConfig};
 pub use layers::local_response_norm::LocalResponseNorm;
+pub use layers::lp_pool::{LPPool1d, LPPool2d};
 pub use layers::padding::{
     CircularPad1d, CircularPad2d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d,
     ReplicationPad1d, ReplicationPad2d, ZeroPad2d,
@@ -97,6 +98,7 @@ pub mod functional {
     pub use crate::layers::instance_norm::instance_norm;
     pub use crate::layers::linear::{linear, linear_then};
     pub use crate::layers::local_response_norm::local_response_norm;
+    pub use crate::layers::lp_pool::{lp_pool1d, lp_pool2d};
     pub use crate::layers::padding::{constant_pad2d, pad};
     pub use crate::layers::pool::{avg_pool2d, max_pool2d_with_indices};
     pub use crate::layers::prelu::prelu;

@@ -59,6 +59,18 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
         "avgpool1d" => Box::new(AvgPool1d::new(2, None, 0)),
         "adaptive_avg" => Box::new(AdaptiveAvgPool2d::new((2, 3))),
         "adaptive_max" => Box::new(AdaptiveMaxPool2d::new((3, 3))),
+        "lppool2d" => Box::new(LPPool2d {
+            stride: Some((1, 2)),
+            ..LPPool2d::new(2.0, (2, 3))
+        }),
+        "lppool2d_p3_ceil" => Box::new(LPPool2d {
+            ceil_mode: true,
+            ..LPPool2d::new(3.0, (2, 2))
+        }),
+        "lppool1d" => Box::new(LPPool1d {
+            stride: Some(2),
+            ..LPPool1d::new(1.5, 3)
+        }),
         "adaptive_avg1d" => Box::new(AdaptiveAvgPool1d::new(3)),
         "adaptive_max1d" => Box::new(AdaptiveMaxPool1d::new(5)),
         "lrn" => Box::new(LocalResponseNorm::new(3)),
@@ -229,7 +241,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 104,
+        cases.len() >= 108,
         "expected every reference case, found {}",
         cases.len()
     );

@@ -1,10 +1,11 @@
 //! sinew-nn's layers and losses composed from tensor ops, on the GPU: every activation module,
 //! the padding modes, instance norm, local response norm, unflatten, unfold/fold, 1-d adaptive
-//! pooling and the resampling layers give the CPU's output and input gradient (and their
-//! parameters' gradients) in f32 on an input holding every kink exactly, values past the
-//! saturations, NaN and the infinities; the ranking and likelihood losses give the CPU's loss
-//! and gradients; binary cross entropy's probability check comes back at the next wait with
-//! the CPU's error. Run on a GPU machine, or the CPU emulator, with `--include-ignored`.
+//! and power-average pooling and the resampling layers give the CPU's output and input
+//! gradient (and their parameters' gradients) in f32 on an input holding every kink exactly,
+//! values past the saturations, NaN and the infinities; the ranking and likelihood losses give
+//! the CPU's loss and gradients; binary cross entropy's probability check comes back at the
+//! next wait with the CPU's error; the 1-d transposed convolution matches to TF32's precision.
+//! Run on a GPU machine, or the CPU emulator, with `--include-ignored`.
 
 #![cfg(feature = "cuda")]
 
@@ -85,6 +86,7 @@ fn modules() -> Vec<(&'static str, Box<dyn Module>)> {
         // One [2, 4, 6] image's windows, and [2, 4, 6] columns back into [2, 1, 3, 4].
         ("unfold", Box::new(Unfold::new((2, 3)))),
         ("fold", Box::new(Fold::new((3, 4), (2, 2)))),
+        ("lp_pool1d", Box::new(LPPool1d::new(2.0, 2))),
     ]
 }
 

@@ -138,6 +138,16 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 })
             })
         }),
+        GradcheckEntry::new("nn.lp_pool", |cases| {
+            drive(cases, image(2, 4, 5, Domain::AwayFromZero), |x| {
+                check1(x, |v| {
+                    let positive = v.abs()?;
+                    let p2 = F::lp_pool2d(v, 2.0, (2, 2), Some((1, 2)), true)?;
+                    let p3 = F::lp_pool2d(&positive, 3.0, (2, 3), None, false)?;
+                    p2.sum_all()?.add(&p3.square()?.sum_all()?)
+                })
+            })
+        }),
         GradcheckEntry::new("nn.local_response_norm", |cases| {
             drive(cases, image(5, 2, 3, Domain::Any), |x| {
                 check1(x, |v| {

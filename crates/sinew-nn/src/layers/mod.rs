@@ -19,6 +19,7 @@ pub mod instance_norm;
 mod layer_norm_fused;
 pub mod linear;
 pub mod local_response_norm;
+pub mod lp_pool;
 mod norm_node;
 pub mod padding;
 pub mod pool;
