@@ -39,7 +39,8 @@ pub mod weights;
 pub mod zoo;
 
 pub use layers::activation::{
-    ELU, GELU, Identity, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh,
+    ELU, GELU, Identity, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softmax2d, Softplus,
+    Tanh,
 };
 pub use layers::activation_piecewise::{
     Hardshrink, Hardsigmoid, Hardswish, Hardtanh, ReLU6, Softshrink, Threshold,
@@ -54,7 +55,7 @@ pub use layers::batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfi
 pub use layers::container::{Concat, Sequential};
 pub use layers::conv::{Conv1d, Conv2d, Conv2dOptions, Padding};
 pub use layers::conv_transpose::{ConvTranspose1d, ConvTranspose2d};
-pub use layers::dropout::{Dropout, Dropout2d};
+pub use layers::dropout::{Dropout, Dropout1d, Dropout2d, Dropout3d};
 pub use layers::embedding::Embedding;
 pub use layers::fold::{Fold, FoldOptions, Unfold};
 pub use layers::group_norm::{GroupNorm, LayerNorm};
@@ -91,7 +92,7 @@ pub mod functional {
     pub use crate::layers::batch_norm::batch_norm;
     pub use crate::layers::conv::{conv2d, conv2d_then};
     pub use crate::layers::conv_transpose::{conv_transpose1d, conv_transpose2d};
-    pub use crate::layers::dropout::{dropout, dropout2d};
+    pub use crate::layers::dropout::{dropout, dropout1d, dropout2d, dropout3d};
     pub use crate::layers::embedding::embedding;
     pub use crate::layers::fold::{fold, unfold};
     pub use crate::layers::group_norm::{group_norm, layer_norm};

@@ -59,6 +59,7 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
         "avgpool1d" => Box::new(AvgPool1d::new(2, None, 0)),
         "adaptive_avg" => Box::new(AdaptiveAvgPool2d::new((2, 3))),
         "adaptive_max" => Box::new(AdaptiveMaxPool2d::new((3, 3))),
+        "softmax2d" => Box::new(Softmax2d),
         "lppool2d" => Box::new(LPPool2d {
             stride: Some((1, 2)),
             ..LPPool2d::new(2.0, (2, 3))
@@ -241,7 +242,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 108,
+        cases.len() >= 110,
         "expected every reference case, found {}",
         cases.len()
     );

@@ -189,7 +189,8 @@ fn cosine_similarity_matches_pytorch() -> Result<()> {
     let refs = reference("losses.safetensors");
     let x1 = get(&refs, "cosine_similarity.x1").requires_grad_();
     let x2 = get(&refs, "cosine_similarity.x2").requires_grad_();
-    let y = cosine_similarity(&x1, &x2, 1, 1e-8)?;
+    // The module's defaults (dim 1, eps 1e-8) are the reference's.
+    let y = CosineSimilarity::default().forward(&x1, &x2)?;
     y.sum_all()?.backward()?;
     let mut failures = Vec::new();
     failures.extend(mismatch(
@@ -377,6 +378,16 @@ fn ranking_and_likelihood_losses_reject_bad_inputs() -> Result<()> {
     let scalar = Tensor::zeros((), f32, &cpu)?;
     assert!(multilabel_soft_margin_loss(&scalar, &scalar, None, r).is_err());
     assert!(pairwise_distance(&scalar, &scalar, 2.0, 1e-6).is_err());
+    // nn.PairwiseDistance(keepdim=True)(tensor([[3., 4.]]), zeros(1, 2)): [[5.0000]] (eps
+    // 1e-6 added to the differences).
+    let a = Tensor::from_vec(vec![3.0f32, 4.0], [1, 2])?;
+    let d = PairwiseDistance {
+        keepdim: true,
+        ..Default::default()
+    }
+    .forward(&a, &Tensor::zeros([1, 2], f32, &cpu)?)?;
+    assert_eq!(d.dims(), [1, 1]);
+    assert!((d.to_vec::<f32>()?[0] - 5.0).abs() < 1e-5);
     assert!(triplet_margin_loss(&x, &x, &other, 1.0, 2.0, r).is_err());
     assert!(triplet_margin_loss(&x, &x, &x, 1.0, 0.0, r).is_err());
     assert!(poisson_nll_loss(&x, &other, true, false, 1e-8, r).is_err());

@@ -155,6 +155,25 @@ impl Module for Softmax {
     }
 }
 
+/// Softmax over the channels of `[n, c, h, w]` or `[c, h, w]` (PyTorch's `nn.Softmax2d`: dim
+/// -3).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Softmax2d;
+
+impl Module for Softmax2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !matches!(x.rank(), 3 | 4) {
+            return Err(sinew_tensor::Error::invalid(
+                "Softmax2d",
+                format!("expects [n, c, h, w] or [c, h, w], got {}", x.shape()),
+            ));
+        }
+        let y = x.softmax(-3)?;
+        summary::note(self, &y);
+        Ok(y)
+    }
+}
+
 /// Log-softmax along `dim`.
 #[derive(Debug, Clone, Copy)]
 pub struct LogSoftmax {

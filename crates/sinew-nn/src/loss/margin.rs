@@ -15,6 +15,28 @@ pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, dim: isize, eps: f64) -> Resu
     x1.div(&n1)?.mul(&x2.div(&n2)?)?.sum(&[dim], false)
 }
 
+/// PyTorch's `nn.CosineSimilarity(dim=1, eps=1e-8)`: [`cosine_similarity`] with its options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CosineSimilarity {
+    /// The dim the vectors lie along (default 1).
+    pub dim: isize,
+    /// The norms' lower bound (default 1e-8).
+    pub eps: f64,
+}
+
+impl Default for CosineSimilarity {
+    fn default() -> Self {
+        CosineSimilarity { dim: 1, eps: 1e-8 }
+    }
+}
+
+impl CosineSimilarity {
+    /// The similarity of `x1` and `x2` (broadcast), `dim` reduced.
+    pub fn forward(&self, x1: &Tensor, x2: &Tensor) -> Result<Tensor> {
+        cosine_similarity(x1, x2, self.dim, self.eps)
+    }
+}
+
 /// `1 - cos(x1, x2)` where `y = 1`, `max(0, cos - margin)` where `y = -1`, for `[N, D]` inputs
 /// and `[N]` labels (PyTorch's `CosineEmbeddingLoss`, with its 1e-12 in the norms).
 pub fn cosine_embedding_loss(

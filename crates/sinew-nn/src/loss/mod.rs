@@ -18,13 +18,13 @@ pub use classification::{
 pub use cross_entropy::{CrossEntropyLoss, NllLoss, cross_entropy, nll_loss};
 pub use likelihood::{gaussian_nll_loss, poisson_nll_loss};
 pub use margin::{
-    MultiMarginLoss, cosine_embedding_loss, cosine_similarity, hinge_embedding_loss,
-    multi_margin_loss,
+    CosineSimilarity, MultiMarginLoss, cosine_embedding_loss, cosine_similarity,
+    hinge_embedding_loss, multi_margin_loss,
 };
 pub use penalty::{l1_penalty, l2_penalty};
 pub use ranking::{
-    TripletMarginLoss, margin_ranking_loss, multilabel_soft_margin_loss, pairwise_distance,
-    soft_margin_loss, triplet_margin_loss,
+    PairwiseDistance, TripletMarginLoss, margin_ranking_loss, multilabel_soft_margin_loss,
+    pairwise_distance, soft_margin_loss, triplet_margin_loss,
 };
 pub use regression::{
     HuberLoss, L1Loss, MseLoss, SmoothL1Loss, huber_loss, l1_loss, mse_loss, smooth_l1_loss,

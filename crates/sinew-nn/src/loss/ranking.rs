@@ -35,6 +35,36 @@ pub fn pairwise_distance(x1: &Tensor, x2: &Tensor, p: f64, eps: f64) -> Result<T
     x1.sub(&x2)?.add_scalar(eps)?.norm(p, &[last], false)
 }
 
+/// PyTorch's `nn.PairwiseDistance(p=2.0, eps=1e-6, keepdim=False)`: [`pairwise_distance`]
+/// with its options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairwiseDistance {
+    /// The norm's order (default 2).
+    pub p: f64,
+    /// Added to the differences (default 1e-6).
+    pub eps: f64,
+    /// Keep the reduced last dim with size 1 (default false).
+    pub keepdim: bool,
+}
+
+impl Default for PairwiseDistance {
+    fn default() -> Self {
+        PairwiseDistance {
+            p: 2.0,
+            eps: 1e-6,
+            keepdim: false,
+        }
+    }
+}
+
+impl PairwiseDistance {
+    /// The distances of `x1` and `x2` (broadcast) over the last dim.
+    pub fn forward(&self, x1: &Tensor, x2: &Tensor) -> Result<Tensor> {
+        let d = pairwise_distance(x1, x2, self.p, self.eps)?;
+        if self.keepdim { d.unsqueeze(-1) } else { Ok(d) }
+    }
+}
+
 /// Options of [`triplet_margin_loss`], with PyTorch's defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TripletMarginLoss {

@@ -86,6 +86,7 @@ def pool_cases(out, meta):
     run_case(out, meta, "adaptive_avg1d", nn.AdaptiveAvgPool1d(3), r(2, 3, 8))
     run_case(out, meta, "adaptive_max1d", nn.AdaptiveMaxPool1d(5), r(2, 3, 7))
     run_case(out, meta, "lppool2d", nn.LPPool2d(2, (2, 3), stride=(1, 2)), r(2, 3, 5, 7))
+    run_case(out, meta, "softmax2d", nn.Softmax2d(), r(2, 3, 2, 4, scale=3.0))
     # p = 3 and 1.5 on positive inputs (a negative mean of x^p has no real root).
     run_case(out, meta, "lppool2d_p3_ceil", nn.LPPool2d(3, 2, ceil_mode=True),
              r(2, 2, 5, 5).abs() + 0.1)
@@ -257,6 +258,7 @@ def unbatched_cases(out, meta):
     run_case(out, meta, "unfold_unbatched",
              nn.Unfold(kernel_size=(2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), r(3, 5, 6))
     run_case(out, meta, "fold_unbatched", nn.Fold(output_size=(4, 5), kernel_size=2), r(12, 12))
+    run_case(out, meta, "softmax2d_unbatched", nn.Softmax2d(), r(3, 2, 4, scale=3.0))
     run_case(out, meta, "lppool1d_unbatched", nn.LPPool1d(1.5, 3, stride=2),
              r(3, 9).abs() + 0.1)
     run_case(out, meta, "conv_transpose1d_unbatched",
