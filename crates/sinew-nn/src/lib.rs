@@ -70,6 +70,7 @@ pub use layers::padding::{
 pub use layers::pool::{AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d, PoolOptions};
 pub use layers::prelu::PReLU;
 pub use layers::reshape::{Flatten, Unflatten};
+pub use layers::unpool::MaxUnpool2d;
 pub use layers::upsample::{Interpolation, PixelShuffle, PixelUnshuffle, Upsample, UpsampleTo};
 pub use module::{Buffer, Entry, Mode, Module, Visit};
 pub use module_ext::ModuleExt;
@@ -103,6 +104,7 @@ pub mod functional {
     pub use crate::layers::padding::{constant_pad2d, pad};
     pub use crate::layers::pool::{avg_pool2d, max_pool2d_with_indices};
     pub use crate::layers::prelu::prelu;
+    pub use crate::layers::unpool::max_unpool2d;
     pub use crate::layers::upsample::{
         interpolate, pixel_shuffle, pixel_unshuffle, upsample_nearest,
     };

@@ -7,6 +7,34 @@ use common::{assert_no_failures, get, mismatch, reference};
 use sinew_nn::*;
 use sinew_tensor::{Result, Tensor};
 
+/// Max pooling then `MaxUnpool2d` at its indices (the reference's `PoolUnpool`).
+struct PoolUnpool {
+    pool: PoolOptions,
+    unpool: MaxUnpool2d,
+    size: Option<(usize, usize)>,
+}
+
+impl PoolUnpool {
+    fn new(k: usize, stride: usize, padding: usize, size: Option<(usize, usize)>) -> Self {
+        PoolUnpool {
+            pool: PoolOptions::new(k).stride(stride).padding(padding),
+            unpool: MaxUnpool2d {
+                stride: Some((stride, stride)),
+                padding: (padding, padding),
+                ..MaxUnpool2d::new((k, k))
+            },
+            size,
+        }
+    }
+}
+
+impl Module for PoolUnpool {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (y, indices) = functional::max_pool2d_with_indices(x, &self.pool)?;
+        self.unpool.forward_with(&y, &indices, self.size)
+    }
+}
+
 fn build(case: &str) -> Result<Box<dyn Module>> {
     let conv_opts = Conv2dOptions::default();
     let pool = PoolOptions::new;
@@ -60,6 +88,8 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
         "adaptive_avg" => Box::new(AdaptiveAvgPool2d::new((2, 3))),
         "adaptive_max" => Box::new(AdaptiveMaxPool2d::new((3, 3))),
         "softmax2d" => Box::new(Softmax2d),
+        "max_unpool2d" => Box::new(PoolUnpool::new(2, 2, 0, None)),
+        "max_unpool2d_padded" => Box::new(PoolUnpool::new(3, 2, 1, Some((6, 5)))),
         "lppool2d" => Box::new(LPPool2d {
             stride: Some((1, 2)),
             ..LPPool2d::new(2.0, (2, 3))
@@ -242,7 +272,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 110,
+        cases.len() >= 112,
         "expected every reference case, found {}",
         cases.len()
     );

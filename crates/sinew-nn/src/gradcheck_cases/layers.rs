@@ -9,7 +9,7 @@ use super::GradcheckEntry;
 use crate::functional as F;
 use crate::{Conv2dOptions, Interpolation, Padding, PoolOptions, UpsampleTo};
 
-fn image(c: usize, h: usize, w: usize, domain: Domain) -> BoxedStrategy<Tensor> {
+pub(super) fn image(c: usize, h: usize, w: usize, domain: Domain) -> BoxedStrategy<Tensor> {
     (1..=2usize)
         .prop_flat_map(move |n| tensor_of(vec![n, c, h, w], domain))
         .boxed()
@@ -81,22 +81,6 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 )
             })
         }),
-        GradcheckEntry::new("nn.conv_transpose1d", |cases| {
-            let s = (
-                (1..=2usize).prop_flat_map(|n| tensor_of(vec![n, 2, 4], Domain::Any)),
-                tensor_of(vec![2, 3, 3], Domain::Any),
-                tensor_of(vec![3], Domain::Any),
-                1..=3usize,
-            );
-            drive(cases, s, |(x, w, b, stride)| {
-                let opts = Conv2dOptions::default().stride(*stride).padding(1);
-                gradcheck(
-                    |v| F::conv_transpose1d(&v[0], &v[1], Some(&v[2]), &opts, *stride - 1),
-                    &[x.clone(), w.clone(), b.clone()],
-                    CASE_OPTIONS,
-                )
-            })
-        }),
         pooled("nn.max_pool2d_ceil", ceil, true),
         pooled(
             "nn.avg_pool2d_ceil",
@@ -113,48 +97,6 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
             drive(cases, image(2, 7, 8, Domain::Spaced), |x| {
                 let pool = crate::AdaptiveMaxPool2d::new((2, 3));
                 check1(x, |v| crate::Module::forward(&pool, v))
-            })
-        }),
-        GradcheckEntry::new("nn.adaptive_pool1d", |cases| {
-            let signal = (1..=2usize).prop_flat_map(|n| tensor_of(vec![n, 2, 7], Domain::Spaced));
-            drive(cases, signal, |x| {
-                check1(x, |v| {
-                    let avg = F::adaptive_avg_pool1d(v, 3)?;
-                    let max = F::adaptive_max_pool1d(v, 5)?;
-                    avg.sum_all()?.add(&max.square()?.sum_all()?)
-                })
-            })
-        }),
-        GradcheckEntry::new("nn.unfold_fold", |cases| {
-            drive(cases, image(2, 4, 5, Domain::Any), |x| {
-                check1(x, |v| {
-                    let opts = crate::FoldOptions::new((2, 3))
-                        .padding((1, 0))
-                        .stride((1, 2));
-                    let cols = F::unfold(v, &opts)?;
-                    // Through fold as well: its own backward is unfold.
-                    let back = F::fold(&cols.square()?, (4, 5), &opts)?;
-                    cols.sum_all()?.add(&back.sum_all()?)
-                })
-            })
-        }),
-        GradcheckEntry::new("nn.lp_pool", |cases| {
-            drive(cases, image(2, 4, 5, Domain::AwayFromZero), |x| {
-                check1(x, |v| {
-                    let positive = v.abs()?;
-                    let p2 = F::lp_pool2d(v, 2.0, (2, 2), Some((1, 2)), true)?;
-                    let p3 = F::lp_pool2d(&positive, 3.0, (2, 3), None, false)?;
-                    p2.sum_all()?.add(&p3.square()?.sum_all()?)
-                })
-            })
-        }),
-        GradcheckEntry::new("nn.local_response_norm", |cases| {
-            drive(cases, image(5, 2, 3, Domain::Any), |x| {
-                check1(x, |v| {
-                    let odd = F::local_response_norm(v, 3, 0.5, 0.75, 1.0)?;
-                    let even_wide = F::local_response_norm(v, 8, 0.9, 0.6, 2.0)?;
-                    odd.add(&even_wide.square()?)
-                })
             })
         }),
         GradcheckEntry::new("nn.batch_norm", |cases| {

@@ -4,12 +4,14 @@
 
 mod layers;
 mod losses;
+mod resampling;
 
 pub use sinew_autograd::gradcheck::cases::GradcheckEntry;
 
 /// Every sinew-nn entry: layers, then losses.
 pub fn registry() -> Vec<GradcheckEntry> {
     let mut all = layers::entries();
+    all.extend(resampling::entries());
     all.extend(losses::entries());
     all
 }

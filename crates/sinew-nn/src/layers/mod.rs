@@ -26,4 +26,5 @@ pub mod pool;
 pub mod prelu;
 pub mod reshape;
 mod unbatched;
+pub mod unpool;
 pub mod upsample;

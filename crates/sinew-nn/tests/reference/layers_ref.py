@@ -48,6 +48,27 @@ def run_case(out, meta, name, module, x):
     return module
 
 
+class PoolUnpool(nn.Module):
+    """Max pooling then MaxUnpool2d at its indices (SegNet's pair), into `size` planes."""
+
+    def __init__(self, kernel, stride, padding, size=None):
+        super().__init__()
+        self.pool = nn.MaxPool2d(kernel, stride, padding, return_indices=True)
+        self.unpool = nn.MaxUnpool2d(kernel, stride, padding)
+        self.size = size
+
+    def forward(self, x):
+        y, i = self.pool(x)
+        # PyTorch flags unpooling as nondeterministic (duplicate indices race); here any
+        # duplicate index comes from overlapping windows picking the same element, so every
+        # racing write stores the same value.
+        torch.use_deterministic_algorithms(False)
+        try:
+            return self.unpool(y, i, output_size=self.size)
+        finally:
+            torch.use_deterministic_algorithms(True)
+
+
 def seeded_randn(*shape, scale=1.0):
     torch.manual_seed(1)
     return torch.randn(*shape) * scale
@@ -84,6 +105,8 @@ def pool_cases(out, meta):
     run_case(out, meta, "adaptive_avg", nn.AdaptiveAvgPool2d((2, 3)), r(2, 3, 7, 8))
     run_case(out, meta, "adaptive_max", nn.AdaptiveMaxPool2d(3), r(2, 3, 7, 8))
     run_case(out, meta, "adaptive_avg1d", nn.AdaptiveAvgPool1d(3), r(2, 3, 8))
+    run_case(out, meta, "max_unpool2d", PoolUnpool(2, 2, 0), r(2, 3, 4, 6))
+    run_case(out, meta, "max_unpool2d_padded", PoolUnpool(3, 2, 1, size=(6, 5)), r(1, 2, 5, 5))
     run_case(out, meta, "adaptive_max1d", nn.AdaptiveMaxPool1d(5), r(2, 3, 7))
     run_case(out, meta, "lppool2d", nn.LPPool2d(2, (2, 3), stride=(1, 2)), r(2, 3, 5, 7))
     run_case(out, meta, "softmax2d", nn.Softmax2d(), r(2, 3, 2, 4, scale=3.0))
