@@ -82,6 +82,29 @@ template <typename T, typename C> __device__ __forceinline__ C addcdiv(C x, C va
 template <typename C> __device__ __forceinline__ C max_nan(C a, C b) {
     return (is_nan(a) || is_nan(b)) ? a + b : m_max(a, b);
 }
+
+// The Adam family's first stage (Adam/AdamW, NAdam, RAdam) at element i: decoupled decay
+// p *= shrink (mul_scalar_, when decoupled and wd != 0), effective_grad (L2 otherwise),
+// m = lerp_(m, d, 1 - b1) and v = mul_addcmul_(v, b2, 1 - b2, d, d), both stored. Leaves the
+// decayed parameter in x, the effective gradient in d and the moments in mi, vi.
+template <typename T> struct Moments {
+    typedef typename Num<T>::C C;
+    C x, d, mi, vi;
+};
+template <typename T, typename C>
+__device__ __forceinline__ Moments<T> adam_moments(uint32_t i, const T *p, T *m, T *v, const T *g, C keep, C decay,
+                                                   C w, C beta2, C fresh, bool decoupled, bool has_decay,
+                                                   bool small, bool maximize) {
+    Moments<T> r;
+    r.x = Num<T>::up(p[i]);
+    if (decoupled && has_decay) r.x = round<T>(mul_rn(r.x, keep));
+    r.d = effective_grad<T>(Num<T>::up(g[i]), r.x, decay, !decoupled && has_decay, maximize);
+    r.mi = lerp<T>(Num<T>::up(m[i]), r.d, w, small);
+    r.vi = decay_square<T>(Num<T>::up(v[i]), beta2, fresh, r.d);
+    m[i] = Num<T>::down(r.mi);
+    v[i] = Num<T>::down(r.vi);
+    return r;
+}
 }  // namespace fs
 
 // SGD: effective_grad; with momentum, buf = d at the first step (zero_ + add_), else mul_axpy_
@@ -118,20 +141,15 @@ __device__ void adam(Span s, T *p, T *m, T *v, T *vmax, const T *g, double shrin
     const C keep = (C)shrink, decay = (C)wd, w = (C)one_minus_b1, beta2 = (C)b2;
     const C fresh = (C)one_minus_b2, value = (C)(-step_size), scale = (C)inv_bias2_sqrt, e = (C)eps;
     SPAN_LOOP(i, s) {
-        C x = Num<T>::up(p[i]);
-        if (decoupled && wd != 0.0) x = fs::round<T>(mul_rn(x, keep));
-        const C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, !decoupled && wd != 0.0, maximize);
-        const C mi = fs::lerp<T>(Num<T>::up(m[i]), d, w, small);
-        const C vi = fs::decay_square<T>(Num<T>::up(v[i]), beta2, fresh, d);
-        m[i] = Num<T>::down(mi);
-        v[i] = Num<T>::down(vi);
-        C second = vi;
+        const fs::Moments<T> r =
+            fs::adam_moments<T>(i, p, m, v, g, keep, decay, w, beta2, fresh, decoupled, wd != 0.0, small, maximize);
+        C second = r.vi;
         if (amsgrad) {
-            second = fs::round<T>(fs::max_nan(Num<T>::up(vmax[i]), vi));
+            second = fs::round<T>(fs::max_nan(Num<T>::up(vmax[i]), r.vi));
             vmax[i] = Num<T>::down(second);
         }
         const C den = add_rn(mul_rn(m_sqrt(second), scale), e);
-        p[i] = Num<T>::down(add_rn(x, mul_rn(value, mi / den)));
+        p[i] = Num<T>::down(add_rn(r.x, mul_rn(value, r.mi / den)));
     }
 }
 
@@ -249,16 +267,13 @@ __device__ void nadam(Span s, T *p, T *m, T *v, const T *g, double shrink, doubl
     const C keep = (C)shrink, decay = (C)wd, w = (C)one_minus_b1, beta2 = (C)b2, fresh = (C)one_minus_b2;
     const C unbias = (C)inv_bias2, e = (C)eps, cg = (C)grad_coef, cm = (C)avg_coef;
     SPAN_LOOP(i, s) {
-        C x = Num<T>::up(p[i]);
-        if (decoupled) x = fs::round<T>(mul_rn(x, keep));
-        const C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, !decoupled && wd != 0.0, maximize);
-        const C mi = fs::lerp<T>(Num<T>::up(m[i]), d, w, small);
-        const C vi = fs::decay_square<T>(Num<T>::up(v[i]), beta2, fresh, d);
-        m[i] = Num<T>::down(mi);
-        v[i] = Num<T>::down(vi);
-        const C den = fs::round<T>(fs::round<T>(m_sqrt(fs::round<T>(mul_rn(vi, unbias)))) + e);
-        x = fs::addcdiv<T>(x, cg, d, den);
-        p[i] = Num<T>::down(fs::addcdiv<T>(x, cm, mi, den));
+        // sinew-optim's NAdam scales by 1 - lr wd even when wd is 0: a product by 1, which
+        // changes no value, so the shared stage skips it then.
+        const fs::Moments<T> r =
+            fs::adam_moments<T>(i, p, m, v, g, keep, decay, w, beta2, fresh, decoupled, wd != 0.0, small, maximize);
+        const C den = fs::round<T>(fs::round<T>(m_sqrt(fs::round<T>(mul_rn(r.vi, unbias)))) + e);
+        const C x = fs::addcdiv<T>(r.x, cg, r.d, den);
+        p[i] = Num<T>::down(fs::addcdiv<T>(x, cm, r.mi, den));
     }
 }
 
@@ -274,18 +289,13 @@ __device__ void radam(Span s, T *p, T *m, T *v, const T *g, double shrink, doubl
     const C keep = (C)shrink, decay = (C)wd, w = (C)one_minus_b1, beta2 = (C)b2, fresh = (C)one_minus_b2;
     const C value = (C)neg_coef, e = (C)eps, one = (C)1.0;
     SPAN_LOOP(i, s) {
-        C x = Num<T>::up(p[i]);
-        if (decoupled && wd != 0.0) x = fs::round<T>(mul_rn(x, keep));
-        const C d = fs::effective_grad<T>(Num<T>::up(g[i]), x, decay, !decoupled && wd != 0.0, maximize);
-        const C mi = fs::lerp<T>(Num<T>::up(m[i]), d, w, small);
-        const C vi = fs::decay_square<T>(Num<T>::up(v[i]), beta2, fresh, d);
-        m[i] = Num<T>::down(mi);
-        v[i] = Num<T>::down(vi);
+        const fs::Moments<T> r =
+            fs::adam_moments<T>(i, p, m, v, g, keep, decay, w, beta2, fresh, decoupled, wd != 0.0, small, maximize);
         if (rectified) {
-            const C den = add_rn(mul_rn(m_sqrt(vi), one), e);
-            p[i] = Num<T>::down(add_rn(x, mul_rn(value, mi / den)));
+            const C den = add_rn(mul_rn(m_sqrt(r.vi), one), e);
+            p[i] = Num<T>::down(add_rn(r.x, mul_rn(value, r.mi / den)));
         } else {
-            p[i] = Num<T>::down(add_rn(x, mul_rn(value, mi)));
+            p[i] = Num<T>::down(add_rn(r.x, mul_rn(value, r.mi)));
         }
     }
 }
