@@ -1,6 +1,6 @@
 //! `impl Backend for CudaBackend`: sinew-tensor's interface, forwarded to the kernel families.
-//! Every method of the trait has a CUDA implementation (its supertrait `MultiTensorOps`:
-//! `backend_multi.rs`).
+//! Every method of the trait has a CUDA implementation (its supertraits: `MultiTensorOps` in
+//! `backend_multi.rs`, `DeferredOps` in `backend_deferred.rs`).
 
 use sinew_tensor::{
     Activation, ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, ChannelNormStep,
@@ -28,26 +28,6 @@ impl Backend for CudaBackend {
 
     fn synchronize(&self) -> Result<()> {
         self.synchronize_stream()
-    }
-
-    fn defer_read(
-        &self,
-        src: &dyn BackendStorage,
-        start: usize,
-        target: std::sync::Arc<sinew_tensor::ReadTarget>,
-    ) -> Result<bool> {
-        self.defer_scalar_read(cuda(src, self.location())?, start, target)
-    }
-
-    fn defer_range_check(
-        &self,
-        op: &'static str,
-        (x, layout): (&dyn BackendStorage, &Layout),
-        range: (f64, f64),
-        message: &str,
-    ) -> Result<bool> {
-        let x = cuda(x, self.location())?;
-        compare::defer_range_check(self, op, (x, layout), range, message)
     }
 
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxedStorage> {

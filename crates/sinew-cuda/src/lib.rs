@@ -122,6 +122,8 @@ mod allocator;
 #[cfg(feature = "cuda")]
 mod backend;
 #[cfg(feature = "cuda")]
+mod backend_deferred;
+#[cfg(feature = "cuda")]
 mod backend_multi;
 #[cfg(feature = "cuda")]
 mod check_slots;

@@ -16,6 +16,7 @@ use crate::ops::softmax_xent::{SoftmaxXentOptions, XentOperands};
 use crate::ops::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, DeviceLocation, Error, Layout, Result};
 
+pub use crate::backend_deferred::DeferredOps;
 pub use crate::backend_multi::MultiTensorOps;
 pub use crate::backend_ops::{
     Activation, BackendStorage, BoxedStorage, InplaceOp, MaskedLincomb, MatmulDims, MatmulSpec,
@@ -33,7 +34,7 @@ fn missing<T>(backend: &(impl Backend + ?Sized), op: &'static str) -> Result<T> 
 /// A device's memory and kernels. Implemented by the CPU backend here and by GPU crates.
 ///
 /// All outputs are fresh contiguous storages of the layout's shape unless said otherwise.
-pub trait Backend: MultiTensorOps + Send + Sync + std::fmt::Debug {
+pub trait Backend: MultiTensorOps + DeferredOps + Send + Sync + std::fmt::Debug {
     /// Which device this backend drives.
     fn location(&self) -> DeviceLocation;
 
@@ -44,42 +45,6 @@ pub trait Backend: MultiTensorOps + Send + Sync + std::fmt::Debug {
     /// Waits for all queued work (no-op on synchronous backends).
     fn synchronize(&self) -> Result<()> {
         Ok(())
-    }
-
-    /// Queues a read of element `start` of `src` for the next time the host waits for this
-    /// device (a download or a synchronize), delivered to `target`, so that the read costs no
-    /// wait of its own ([`crate::DeferredScalar`]). Returns `false` where reads are not
-    /// deferred (the caller reads at once).
-    ///
-    /// Default: `false` (the CPU's reads cost nothing).
-    fn defer_read(
-        &self,
-        src: &dyn BackendStorage,
-        start: usize,
-        target: std::sync::Arc<crate::ReadTarget>,
-    ) -> Result<bool> {
-        let _ = (src, start, target);
-        Ok(false)
-    }
-
-    /// Queues a check that every element of the float view `x` lies in `[range.0, range.1]`
-    /// (NaN does not), whose failure comes back as `Error::InvalidArgument` from `op` with
-    /// `message` (and the first element outside) the next time the host waits for this device
-    /// (a download or a synchronize), as PyTorch's device-side asserts do but without their
-    /// fatal context: the check costs no wait of its own
-    /// ([`crate::Tensor::check_in_range`]). Returns `false` where checks are not deferred (the
-    /// caller checks at once).
-    ///
-    /// Default: `false` (the CPU's checks cost no wait).
-    fn defer_range_check(
-        &self,
-        op: &'static str,
-        x: (&dyn BackendStorage, &Layout),
-        range: (f64, f64),
-        message: &str,
-    ) -> Result<bool> {
-        let _ = (op, x, range, message);
-        Ok(false)
     }
 
     /// A storage of `len` elements, all equal to `value` converted to `dtype`.

@@ -21,6 +21,7 @@ mod host;
 pub mod autocast;
 pub mod autograd;
 pub mod backend;
+mod backend_deferred;
 mod backend_multi;
 mod backend_ops;
 mod composite;
@@ -45,8 +46,8 @@ mod unfold2d;
 
 pub use autocast::{AutocastGuard, autocast, autocast_off, with_autocast};
 pub use backend::{
-    Activation, Backend, BackendStorage, BoxedStorage, InplaceOp, MaskedLincomb, MatmulDims,
-    MatmulSpec, MultiTensorOps, RunningStorages, ScatterMode, Unfold2d,
+    Activation, Backend, BackendStorage, BoxedStorage, DeferredOps, InplaceOp, MaskedLincomb,
+    MatmulDims, MatmulSpec, MultiTensorOps, RunningStorages, ScatterMode, Unfold2d,
 };
 pub use cpu::{CpuBackend, CpuStorage};
 pub use deferred_read::{DeferredScalar, ReadTarget};

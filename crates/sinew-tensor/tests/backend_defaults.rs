@@ -17,6 +17,7 @@ use sinew_tensor::{
 struct Minimal(CpuBackend);
 
 impl sinew_tensor::MultiTensorOps for Minimal {}
+impl sinew_tensor::DeferredOps for Minimal {}
 
 impl Backend for Minimal {
     fn location(&self) -> DeviceLocation {

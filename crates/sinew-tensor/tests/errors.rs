@@ -21,6 +21,7 @@ use sinew_tensor::{
 struct OtherDevice;
 
 impl sinew_tensor::MultiTensorOps for OtherDevice {}
+impl sinew_tensor::DeferredOps for OtherDevice {}
 
 impl Backend for OtherDevice {
     fn location(&self) -> DeviceLocation {

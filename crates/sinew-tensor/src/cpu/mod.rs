@@ -141,6 +141,9 @@ pub(crate) fn narrow(op: &'static str, out: CpuStorage, dtype: DType) -> Result<
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuBackend;
 
+/// The CPU answers reads and checks at once: no deferred ones.
+impl crate::DeferredOps for CpuBackend {}
+
 /// The CPU's in-place ops make no temporaries, so of the multi-tensor and fused kernels only
 /// clipping's joint norm has one here (it replaces four f64 copies of each gradient).
 impl crate::MultiTensorOps for CpuBackend {
