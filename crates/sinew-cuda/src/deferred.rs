@@ -12,10 +12,10 @@
 //! `Error::IndexOutOfBounds` the CPU backend returns at the call. The failed op's output
 //! has the bad positions unwritten (nothing out of range is ever read or written).
 //!
-//! Value checks (`Backend::defer_range_check`: binary cross entropy's probabilities) are kept
+//! Value checks (`DeferredOps::defer_range_check`: binary cross entropy's probabilities) are kept
 //! the same way, their slots holding the first value outside the range.
 //!
-//! The same waits deliver the deferred scalar reads (`Backend::defer_read`,
+//! The same waits deliver the deferred scalar reads (`DeferredOps::defer_read`,
 //! `sinew_tensor::DeferredScalar`: the loss scaler's inf/NaN flag), each one more small copy
 //! queued with the others.
 

@@ -6,7 +6,7 @@
 //! only needs it at the next step (to pick the scale), by which time `loss.item()` has waited for
 //! the device; read in that same wait, it costs no synchronisation (issue 14: `loss.item()` is
 //! the only sync in a training step). A backend that queues work asynchronously implements
-//! [`Backend::defer_read`](crate::Backend::defer_read); on one that does not (the CPU, whose
+//! [`DeferredOps::defer_read`](crate::DeferredOps::defer_read); on one that does not (the CPU, whose
 //! reads cost nothing) the value is read when the [`DeferredScalar`] is made.
 
 use std::sync::{Arc, Mutex};

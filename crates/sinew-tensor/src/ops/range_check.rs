@@ -7,7 +7,7 @@ use crate::{CmpOp, DType, Error, Result, Tensor, with_no_grad};
 impl Tensor {
     /// Checks that every element lies in `[range.0, range.1]` (NaN does not): otherwise an
     /// `Error::InvalidArgument` from `op` with `message` and the first element outside. On a
-    /// device that queues its work ([`crate::Backend::defer_range_check`]) the check is queued
+    /// device that queues its work ([`crate::DeferredOps::defer_range_check`]) the check is queued
     /// too, and its failure comes back from the next wait for that device (a download such as
     /// `loss.item()`, or a synchronize), as PyTorch's device-side asserts do, without their
     /// fatal context; elsewhere it is made at once. Nothing is recorded for autograd.
