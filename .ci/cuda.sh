@@ -28,12 +28,7 @@ cargo clippy -p sinew -p sinew-devtools --features sinew/cuda,sinew-devtools/cud
 cargo test -p sinew-cuda --features "$features"
 # The GPU tests on the CPU, on the emulated driver that `cargo xtask cuda-emu` builds (it
 # compiles cuda/ for the host with g++): .ci/cuda_emu.sh.
-if ! command -v c++ >/dev/null; then
-    sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo=sudo
-    $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q g++
-fi
+bash .ci/packages.sh
 cargo xtask cuda-emu
 features="$features" bash .ci/cuda_emu.sh
 # sinew-dist's NCCL backend: it links the CUDA driver (stub here); libnccl.so.2 loads at run time.

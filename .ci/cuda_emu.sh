@@ -39,10 +39,10 @@ emulate() {
 # sinew-cuda's GPU tests (gpu_custom is left out: it runs a test's own PTX, which only a GPU can).
 gpu_tests=$(find crates/sinew-cuda/tests -maxdepth 1 -name 'gpu_*.rs' ! -name gpu_custom.rs \
     -printf '%f\n' | sed 's/\.rs$//' | sort)
-# The two GEMM suites are the longest: they start lane 2, with the convolutions and the random
-# fills, so that the lanes take about as long (lane 1's 30-odd runs, lane 2's 8: about 2.5 min
-# each on the 2-core machine).
-long="gpu_matmul gpu_matmul_sm90 gpu_conv gpu_random"
+# The two GEMM suites are the longest: they start lane 2, with the convolutions, the random
+# fills, the per-channel kernels and the index kernels, so that the lanes take about as long
+# (lane 1's 30-odd runs, lane 2's 10: about 2 min each on the 2-core machine).
+long="gpu_matmul gpu_matmul_sm90 gpu_conv gpu_random gpu_channel gpu_index"
 
 lane1() {
     for t in $gpu_tests; do

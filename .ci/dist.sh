@@ -1,17 +1,11 @@
 #!/usr/bin/env bash
 # Data-parallel checks under mpirun on this machine: installs OpenMPI from the Debian packages
-# when missing, lints and tests sinew-dist with its MPI backend (2 and 4 ranks over loopback),
-# and trains the CLI's default model with 2 ranks.
+# when missing (.ci/packages.sh), lints and tests sinew-dist with its MPI backend (2 and 4 ranks
+# over loopback), and trains the CLI's default model with 2 ranks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v mpirun >/dev/null || ! command -v mpicc >/dev/null \
-    || ! compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null; then
-    sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo=sudo
-    $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q openmpi-bin libopenmpi-dev libclang-dev
-fi
+bash .ci/packages.sh
 mpirun --version | sed -n 1p
 
 # OpenMPI in containers: allow root, more ranks than cores, and yield while waiting.

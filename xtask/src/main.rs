@@ -14,6 +14,8 @@ mod cuda_stub;
 mod devtools;
 mod kernels;
 mod nvcc;
+#[cfg(test)]
+mod test_suites;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,6 @@
 //! Prints every zoo model with its parameter count (1000 classes for the ImageNet models, 10 for
 //! the others). Where torchvision has the model, the count is torchvision's (checked in
-//! `crates/sinew-nn/tests/zoo.rs`).
+//! `crates/sinew-nn/tests/suite/zoo.rs`).
 //!
 //! `cargo run --release -p sinew --example model_zoo [-- --quick]`
 

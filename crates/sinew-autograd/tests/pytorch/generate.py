@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates `cases.rs`, the PyTorch reference fixture of `tests/pytorch_grads.rs`.
+"""Generates `cases.rs`, the PyTorch reference fixture of `tests/suite/pytorch_grads.rs`.
 
 For every differentiable op of sinew-tensor's op table (one or more cases each) this builds
 small deterministic f64 inputs, runs the op in PyTorch with `requires_grad`, backpropagates
@@ -13,7 +13,7 @@ only to regenerate it:
 (any Python with `torch` and `numpy` works: `python3 -m venv /tmp/torchvenv &&
 /tmp/torchvenv/bin/pip install torch numpy`; the output path does not depend on the working
 directory). The Sinew side of every
-case (the `Var` call with the same parameters) is in `RUNNERS` of `tests/pytorch_grads.rs`,
+case (the `Var` call with the same parameters) is in `RUNNERS` of `tests/suite/pytorch_grads.rs`,
 keyed by the case name; a case here without a runner there, or the reverse, fails that test.
 
 Where Sinew's convention differs from PyTorch's spelling, the case mirrors Sinew's and says so:
