@@ -260,29 +260,31 @@ fn binary_cross_entropy_reports_bad_probabilities_at_the_next_wait() {
     assert_eq!(loss.item().unwrap_err().to_string(), cpu_err);
 }
 
-/// The 1-d transposed convolution (the 2-d one over a height of 1) gives the CPU's output and
-/// gradients to TF32's precision: the GPU's convolutions multiply in TF32, as PyTorch's cuDNN
-/// default does.
+/// The 1-d transposed convolution (the 2-d one over a height of 1), with one group and with
+/// two, gives the CPU's output and gradients to TF32's precision: the GPU's convolutions
+/// multiply in TF32, as PyTorch's cuDNN default does.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn conv_transpose1d_matches_the_cpu_to_tf32() {
     let dev = gpu();
     let cpu = Device::cpu();
-    let options = Conv2dOptions::default().stride(2).padding(1);
-    let module = ConvTranspose1d::new(4, 3, 3, options, 1).unwrap();
     let x = Generator::new(5)
         .randn([2, 4, 6], DType::F32, &cpu)
         .unwrap();
-    let want = run(&module, &x, &cpu);
-    let got = run(&module, &x, &dev);
-    assert_eq!(want[0].len(), 2 * 3 * 12, "[2, 3, 12] out");
-    for (k, (w, g)) in want.iter().zip(&got).enumerate() {
-        assert_eq!(w.len(), g.len(), "entry {k}");
-        for (a, b) in w.iter().zip(g) {
-            assert!(
-                (a - b).abs() <= 1e-2 * (1.0 + a.abs()),
-                "entry {k}: {a} vs {b}"
-            );
+    for (groups, out) in [(1, 3), (2, 6)] {
+        let options = Conv2dOptions::default().stride(2).padding(1).groups(groups);
+        let module = ConvTranspose1d::new(4, out, 3, options, 1).unwrap();
+        let want = run(&module, &x, &cpu);
+        let got = run(&module, &x, &dev);
+        assert_eq!(want[0].len(), 2 * out * 12, "[2, {out}, 12] out");
+        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(w.len(), g.len(), "groups {groups}, entry {k}");
+            for (a, b) in w.iter().zip(g) {
+                assert!(
+                    (a - b).abs() <= 1e-2 * (1.0 + a.abs()),
+                    "groups {groups}, entry {k}: {a} vs {b}"
+                );
+            }
         }
     }
 }

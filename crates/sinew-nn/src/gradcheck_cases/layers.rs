@@ -63,19 +63,26 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 )
             })
         }),
+        // One or two groups: the weight's 3 output channels per group, 3 or 6 in all (the
+        // bias's first ones).
         GradcheckEntry::new("nn.conv_transpose2d", |cases| {
             let s = (
                 image(2, 3, 3, Domain::Any),
                 tensor_of(vec![2, 3, 3, 3], Domain::Any),
-                tensor_of(vec![3], Domain::Any),
-                1..=2usize,
-                0..=1usize,
+                tensor_of(vec![6], Domain::Any),
+                (1..=2usize, 0..=1usize, 1..=2usize),
             );
-            drive(cases, s, |(x, w, b, stride, pad)| {
-                let opts = Conv2dOptions::default().stride(*stride).padding(*pad);
+            drive(cases, s, |(x, w, b, (stride, pad, groups))| {
+                let opts = Conv2dOptions::default()
+                    .stride(*stride)
+                    .padding(*pad)
+                    .groups(*groups);
                 let out_pad = (*stride - 1, *stride - 1);
                 gradcheck(
-                    |v| F::conv_transpose2d(&v[0], &v[1], Some(&v[2]), &opts, out_pad),
+                    |v| {
+                        let bias = v[2].narrow(0, 0, 3 * groups)?;
+                        F::conv_transpose2d(&v[0], &v[1], Some(&bias), &opts, out_pad)
+                    },
                     &[x.clone(), w.clone(), b.clone()],
                     CASE_OPTIONS,
                 )

@@ -12,17 +12,24 @@ use crate::{Conv2dOptions, PoolOptions};
 
 pub(super) fn entries() -> Vec<GradcheckEntry> {
     vec![
+        // One or two groups, as nn.conv_transpose2d's entry.
         GradcheckEntry::new("nn.conv_transpose1d", |cases| {
             let s = (
                 (1..=2usize).prop_flat_map(|n| tensor_of(vec![n, 2, 4], Domain::Any)),
                 tensor_of(vec![2, 3, 3], Domain::Any),
-                tensor_of(vec![3], Domain::Any),
-                1..=3usize,
+                tensor_of(vec![6], Domain::Any),
+                (1..=3usize, 1..=2usize),
             );
-            drive(cases, s, |(x, w, b, stride)| {
-                let opts = Conv2dOptions::default().stride(*stride).padding(1);
+            drive(cases, s, |(x, w, b, (stride, groups))| {
+                let opts = Conv2dOptions::default()
+                    .stride(*stride)
+                    .padding(1)
+                    .groups(*groups);
                 gradcheck(
-                    |v| F::conv_transpose1d(&v[0], &v[1], Some(&v[2]), &opts, *stride - 1),
+                    |v| {
+                        let bias = v[2].narrow(0, 0, 3 * groups)?;
+                        F::conv_transpose1d(&v[0], &v[1], Some(&bias), &opts, *stride - 1)
+                    },
                     &[x.clone(), w.clone(), b.clone()],
                     CASE_OPTIONS,
                 )

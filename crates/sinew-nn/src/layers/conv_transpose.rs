@@ -1,6 +1,6 @@
-//! Transposed convolutions: `ConvTranspose1d` and `ConvTranspose2d` (one group), with PyTorch's
-//! `[in, out, k...]` weight layout and default initialisation; the 1-d one is the 2-d one over
-//! a height of 1.
+//! Transposed convolutions: `ConvTranspose1d` and `ConvTranspose2d`, grouped or not, with
+//! PyTorch's `[in, out / groups, k...]` weight layout and default initialisation; the 1-d one is
+//! the 2-d one over a height of 1.
 
 use sinew_tensor::{Conv2dConfig, Error, Parameter, Result, Tensor};
 
@@ -9,20 +9,21 @@ use super::unbatched::batch_of_one;
 use crate::{Module, Visit, summary};
 
 /// A transposed 2-d convolution (the gradient of `Conv2d` with respect to its input):
-/// weight `[in, out, kh, kw]` as in PyTorch. One group only.
+/// weight `[in, out / groups, kh, kw]` as in PyTorch.
 pub struct ConvTranspose2d {
-    /// `[in_channels, out_channels, kh, kw]`.
+    /// `[in_channels, out_channels / groups, kh, kw]`.
     pub weight: Parameter,
     /// `[out_channels]`, if enabled.
     pub bias: Option<Parameter>,
-    /// Stride, padding (explicit only), dilation and bias.
+    /// Stride, padding (explicit only), dilation, groups and bias.
     pub options: Conv2dOptions,
     /// Extra rows/columns on the bottom/right of the output (PyTorch's `output_padding`).
     pub output_padding: (usize, usize),
 }
 
 impl ConvTranspose2d {
-    /// `in -> out` channels with a square kernel.
+    /// `in -> out` channels with a square kernel; `options.groups` splits both channel counts,
+    /// which it must divide.
     pub fn new(
         in_channels: usize,
         out_channels: usize,
@@ -30,10 +31,10 @@ impl ConvTranspose2d {
         options: Conv2dOptions,
         output_padding: usize,
     ) -> Result<ConvTranspose2d> {
-        if options.groups != 1 || !matches!(options.padding, Padding::Explicit(..)) {
+        if !matches!(options.padding, Padding::Explicit(..)) {
             return Err(Error::invalid(
                 "ConvTranspose2d",
-                "only one group and explicit padding are supported",
+                "only explicit padding is supported",
             ));
         }
         let (s, d) = (options.stride, options.dilation);
@@ -43,13 +44,15 @@ impl ConvTranspose2d {
                 format!("output_padding {output_padding} must be smaller than stride or dilation"),
             ));
         }
-        // PyTorch computes the fans of the [in, out, kh, kw] weight as stored.
+        // PyTorch computes the fans of the [in, out / groups, kh, kw] weight as stored.
+        // (`conv_parameters` refuses groups that do not divide both counts, zero among them.)
+        let out_per_group = out_channels.checked_div(options.groups).unwrap_or(0);
         let (weight, bias) = conv_parameters(
             "ConvTranspose2d",
-            vec![in_channels, out_channels, kernel, kernel],
+            vec![in_channels, out_per_group, kernel, kernel],
             options.bias.then_some(out_channels),
             (in_channels, out_channels),
-            1,
+            options.groups,
         )?;
         Ok(ConvTranspose2d {
             weight,
@@ -60,8 +63,8 @@ impl ConvTranspose2d {
     }
 }
 
-/// Transposed convolution (PyTorch's `F.conv_transpose2d`, one group): every input pixel
-/// scatters `weight` into the output; [`Tensor::conv_transpose2d`] (the input gradient of a
+/// Transposed convolution (PyTorch's `F.conv_transpose2d`, weight `[in, out / groups, kh, kw]`):
+/// every input pixel scatters its group's `weight` into the output; [`Tensor::conv_transpose2d`] (the input gradient of a
 /// convolution, with no column buffer where the backend has a direct kernel). The input is
 /// `[n, c, h, w]` or one unbatched sample `[c, h, w]`.
 pub fn conv_transpose2d(
@@ -79,7 +82,7 @@ pub fn conv_transpose2d(
         stride: options.stride,
         padding: (ph, pw),
         dilation: options.dilation,
-        groups: 1,
+        groups: options.groups,
     };
     batch_of_one(x, 4, |x| {
         x.conv_transpose2d(weight, bias, cfg, output_padding)
@@ -106,23 +109,23 @@ impl Module for ConvTranspose2d {
     }
 }
 
-/// A transposed 1-d convolution over `[n, c, l]` (or `[c, l]`): weight `[in, out, k]` as in
-/// PyTorch. One group only; the options' width components are used, as [`super::conv::Conv1d`]
-/// reads them.
+/// A transposed 1-d convolution over `[n, c, l]` (or `[c, l]`): weight `[in, out / groups, k]`
+/// as in PyTorch. The options' width components are used, as [`super::conv::Conv1d`] reads
+/// them.
 pub struct ConvTranspose1d {
-    /// `[in_channels, out_channels, k]`.
+    /// `[in_channels, out_channels / groups, k]`.
     pub weight: Parameter,
     /// `[out_channels]`, if enabled.
     pub bias: Option<Parameter>,
-    /// Stride, padding (`Padding::Explicit(_, p)` uses `p`), dilation and bias, along the
-    /// length.
+    /// Stride, padding (`Padding::Explicit(_, p)` uses `p`), dilation along the length;
+    /// groups and bias.
     pub options: Conv2dOptions,
     /// Extra positions at the end of the output (PyTorch's `output_padding`).
     pub output_padding: usize,
 }
 
 impl ConvTranspose1d {
-    /// `in -> out` channels, kernel `k`.
+    /// `in -> out` channels, kernel `k`; `options.groups` must divide both channel counts.
     pub fn new(
         in_channels: usize,
         out_channels: usize,
@@ -131,11 +134,8 @@ impl ConvTranspose1d {
         output_padding: usize,
     ) -> Result<ConvTranspose1d> {
         const OP: &str = "ConvTranspose1d";
-        if options.groups != 1 || !matches!(options.padding, Padding::Explicit(..)) {
-            return Err(Error::invalid(
-                OP,
-                "only one group and explicit padding are supported",
-            ));
+        if !matches!(options.padding, Padding::Explicit(..)) {
+            return Err(Error::invalid(OP, "only explicit padding is supported"));
         }
         if output_padding >= options.stride.1.max(options.dilation.1) {
             return Err(Error::invalid(
@@ -143,12 +143,13 @@ impl ConvTranspose1d {
                 format!("output_padding {output_padding} must be smaller than stride or dilation"),
             ));
         }
+        let out_per_group = out_channels.checked_div(options.groups).unwrap_or(0);
         let (weight, bias) = conv_parameters(
             OP,
-            vec![in_channels, out_channels, kernel],
+            vec![in_channels, out_per_group, kernel],
             options.bias.then_some(out_channels),
             (in_channels, out_channels),
-            1,
+            options.groups,
         )?;
         Ok(ConvTranspose1d {
             weight,
@@ -159,9 +160,9 @@ impl ConvTranspose1d {
     }
 }
 
-/// Transposed 1-d convolution (PyTorch's `F.conv_transpose1d`, one group): `[n, c, l]` (or
-/// `[c, l]`) with a `[in, out, k]` weight, as [`conv_transpose2d`] over a height of 1 (the
-/// options' width components: stride, padding, dilation).
+/// Transposed 1-d convolution (PyTorch's `F.conv_transpose1d`): `[n, c, l]` (or `[c, l]`) with
+/// a `[in, out / groups, k]` weight, as [`conv_transpose2d`] over a height of 1 (the options'
+/// width components: stride, padding, dilation; and the groups).
 pub fn conv_transpose1d(
     x: &Tensor,
     weight: &Tensor,
@@ -176,7 +177,10 @@ pub fn conv_transpose1d(
     if weight.rank() != 3 {
         return Err(Error::invalid(
             OP,
-            format!("weight must be [in, out, k], got {}", weight.shape()),
+            format!(
+                "weight must be [in, out / groups, k], got {}",
+                weight.shape()
+            ),
         ));
     }
     let flat = Conv2dOptions {

@@ -90,6 +90,11 @@ def linear_conv_cases(out, meta):
              nn.ConvTranspose1d(3, 4, 3, stride=2, padding=1, output_padding=1), r(2, 3, 5))
     run_case(out, meta, "conv_transpose1d_dilated",
              nn.ConvTranspose1d(2, 3, 2, stride=3, dilation=2, bias=False), r(2, 2, 4))
+    run_case(out, meta, "conv_transpose2d_grouped",
+             nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+             r(2, 4, 3, 3))
+    run_case(out, meta, "conv_transpose1d_grouped",
+             nn.ConvTranspose1d(6, 3, 2, stride=3, dilation=2, groups=3, bias=False), r(2, 6, 4))
 
 
 def pool_cases(out, meta):

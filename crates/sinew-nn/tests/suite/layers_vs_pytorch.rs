@@ -76,6 +76,20 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
             conv_opts.stride(3).dilation(2).bias(false),
             0,
         )?),
+        "conv_transpose2d_grouped" => Box::new(ConvTranspose2d::new(
+            4,
+            6,
+            3,
+            conv_opts.stride(2).padding(1).groups(2),
+            1,
+        )?),
+        "conv_transpose1d_grouped" => Box::new(ConvTranspose1d::new(
+            6,
+            3,
+            2,
+            conv_opts.stride(3).dilation(2).groups(3).bias(false),
+            0,
+        )?),
         "maxpool2d" => Box::new(MaxPool2d::new(2)),
         "maxpool2d_ceil" => Box::new(MaxPool2d::with_options(pool(3).stride(2).ceil_mode(true))),
         "maxpool1d" => Box::new(MaxPool1d::new(3, Some(2), 1)),
@@ -272,7 +286,7 @@ fn every_layer_matches_pytorch_in_values_gradients_and_buffers() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 112,
+        cases.len() >= 114,
         "expected every reference case, found {}",
         cases.len()
     );

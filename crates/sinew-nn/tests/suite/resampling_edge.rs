@@ -124,3 +124,28 @@ fn bad_resampling_is_an_error() -> Result<()> {
     );
     Ok(())
 }
+
+/// Grouped transposed convolutions: the weight holds `out / groups` output channels per input
+/// channel as PyTorch's does, and groups that do not divide both channel counts (zero among
+/// them) are errors, not panics.
+#[test]
+fn grouped_transposed_convolutions_check_their_groups() -> Result<()> {
+    let opts = Conv2dOptions::default().stride(2);
+    let up = ConvTranspose2d::new(4, 6, 3, opts.groups(2), 1)?;
+    assert_eq!(up.weight.value().dims(), [4, 3, 3, 3]);
+    assert_eq!(up.forward(&zeros(&[1, 4, 5, 5]))?.dims(), [1, 6, 12, 12]);
+    let up1 = ConvTranspose1d::new(6, 3, 2, opts.groups(3), 0)?;
+    assert_eq!(up1.weight.value().dims(), [6, 1, 2]);
+    assert_eq!(up1.forward(&zeros(&[2, 6, 4]))?.dims(), [2, 3, 8]);
+    for groups in [0, 4] {
+        let err = ConvTranspose2d::new(4, 6, 3, opts.groups(groups), 0)
+            .err()
+            .expect("groups that do not divide 4 and 6")
+            .to_string();
+        assert!(err.contains("must divide by groups"), "{err}");
+        assert!(ConvTranspose1d::new(4, 6, 3, opts.groups(groups), 0).is_err());
+    }
+    // Input channels that do not match the weight's are a shape error.
+    assert!(up.forward(&zeros(&[1, 2, 5, 5])).is_err());
+    Ok(())
+}
