@@ -192,7 +192,8 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
             drive(cases, s, |(w, ids)| {
                 let ids = Tensor::from_vec(ids.clone(), [2, 3])?;
                 // padding_idx deliberately cuts its row's gradient (PyTorch's rule), so the
-                // finite-difference check runs without one; tests/suite/layers_vs_pytorch.rs covers it.
+                // finite-difference check runs without one; tests/suite/layers_vs_pytorch.rs
+                // covers it.
                 check1(w, |v| F::embedding(&ids, v, None))
             })
         }),

@@ -44,15 +44,11 @@ impl ConvTranspose2d {
                 format!("output_padding {output_padding} must be smaller than stride or dilation"),
             ));
         }
-        // PyTorch computes the fans of the [in, out / groups, kh, kw] weight as stored.
-        // (`conv_parameters` refuses groups that do not divide both counts, zero among them.)
-        let out_per_group = out_channels.checked_div(options.groups).unwrap_or(0);
-        let (weight, bias) = conv_parameters(
+        let (weight, bias) = transposed_parameters(
             "ConvTranspose2d",
-            vec![in_channels, out_per_group, kernel, kernel],
-            options.bias.then_some(out_channels),
             (in_channels, out_channels),
-            options.groups,
+            &[kernel, kernel],
+            &options,
         )?;
         Ok(ConvTranspose2d {
             weight,
@@ -63,10 +59,31 @@ impl ConvTranspose2d {
     }
 }
 
+/// The weight `[in, out / groups, k...]` and bias `[out]` of a transposed convolution, with
+/// PyTorch's initialisation (its fans are those of the weight as stored). `conv_parameters`
+/// refuses groups that do not divide both channel counts, zero among them.
+fn transposed_parameters(
+    op: &'static str,
+    (in_channels, out_channels): (usize, usize),
+    kernel: &[usize],
+    options: &Conv2dOptions,
+) -> Result<(Parameter, Option<Parameter>)> {
+    let out_per_group = out_channels.checked_div(options.groups).unwrap_or(0);
+    let mut shape = vec![in_channels, out_per_group];
+    shape.extend_from_slice(kernel);
+    conv_parameters(
+        op,
+        shape,
+        options.bias.then_some(out_channels),
+        (in_channels, out_channels),
+        options.groups,
+    )
+}
+
 /// Transposed convolution (PyTorch's `F.conv_transpose2d`, weight `[in, out / groups, kh, kw]`):
-/// every input pixel scatters its group's `weight` into the output; [`Tensor::conv_transpose2d`] (the input gradient of a
-/// convolution, with no column buffer where the backend has a direct kernel). The input is
-/// `[n, c, h, w]` or one unbatched sample `[c, h, w]`.
+/// every input pixel scatters its group's `weight` into the output; [`Tensor::conv_transpose2d`]
+/// (the input gradient of a convolution, with no column buffer where the backend has a direct
+/// kernel). The input is `[n, c, h, w]` or one unbatched sample `[c, h, w]`.
 pub fn conv_transpose2d(
     x: &Tensor,
     weight: &Tensor,
@@ -143,14 +160,8 @@ impl ConvTranspose1d {
                 format!("output_padding {output_padding} must be smaller than stride or dilation"),
             ));
         }
-        let out_per_group = out_channels.checked_div(options.groups).unwrap_or(0);
-        let (weight, bias) = conv_parameters(
-            OP,
-            vec![in_channels, out_per_group, kernel],
-            options.bias.then_some(out_channels),
-            (in_channels, out_channels),
-            options.groups,
-        )?;
+        let (weight, bias) =
+            transposed_parameters(OP, (in_channels, out_channels), &[kernel], &options)?;
         Ok(ConvTranspose1d {
             weight,
             bias,
