@@ -1,13 +1,31 @@
 //! PyTorch's `CyclicLR` (Smith's cyclical learning rates): the rate goes back and forth between
 //! `base_lr` and `max_lr`, the momentum (or Adam's beta1) the other way, with the cycle's height
-//! kept, halved every cycle, or decayed exponentially. Step it once per batch.
+//! kept, halved every cycle, decayed exponentially, or scaled by a function of the user's.
+//! Step it once per batch.
+
+use std::fmt;
+use std::sync::Arc;
 
 use sinew_tensor::Result;
 
 use super::rules::{ScheduleRule, invalid};
 
+/// A custom scale of the cycles' height (PyTorch's `scale_fn`): given the cycle number (from
+/// 1) or the step count, as [`ScaleMode`] says, it returns the factor of the height.
+pub type ScaleFn = Arc<dyn Fn(f64) -> f64 + Send + Sync>;
+
+/// What a custom [`ScaleFn`] is given (PyTorch's `scale_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ScaleMode {
+    /// The cycle number, 1 for the first cycle (PyTorch's default `"cycle"`).
+    #[default]
+    Cycle,
+    /// The steps taken so far (`"iterations"`).
+    Iterations,
+}
+
 /// How each [`CyclicLr`] cycle's height scales.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Default)]
 pub enum CyclicMode {
     /// The full height every cycle (PyTorch's default `"triangular"`).
     #[default]
@@ -19,10 +37,62 @@ pub enum CyclicMode {
         /// The decay per step.
         gamma: f64,
     },
+    /// A function of the user's (PyTorch's `scale_fn`, which overrides `mode`), e.g.
+    /// `CyclicMode::custom(|cycle| 0.7f64.powf(cycle - 1.0), ScaleMode::Cycle)`.
+    Custom {
+        /// The height's factor.
+        scale_fn: ScaleFn,
+        /// What `scale_fn` is given.
+        scale_mode: ScaleMode,
+    },
+}
+
+impl CyclicMode {
+    /// A custom scale: `scale_fn` of the cycle number or of the step count.
+    pub fn custom(scale_fn: impl Fn(f64) -> f64 + Send + Sync + 'static, mode: ScaleMode) -> Self {
+        CyclicMode::Custom {
+            scale_fn: Arc::new(scale_fn),
+            scale_mode: mode,
+        }
+    }
+
+    /// The height's factor in cycle `cycle` (from 1) at step `step`.
+    fn scale(&self, cycle: f64, step: f64) -> f64 {
+        match self {
+            CyclicMode::Triangular => 1.0,
+            CyclicMode::Triangular2 => 1.0 / 2f64.powf(cycle - 1.0),
+            CyclicMode::ExpRange { gamma } => gamma.powf(step),
+            CyclicMode::Custom {
+                scale_fn,
+                scale_mode: ScaleMode::Cycle,
+            } => scale_fn(cycle),
+            CyclicMode::Custom {
+                scale_fn,
+                scale_mode: ScaleMode::Iterations,
+            } => scale_fn(step),
+        }
+    }
+}
+
+impl fmt::Debug for CyclicMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CyclicMode::Triangular => f.write_str("Triangular"),
+            CyclicMode::Triangular2 => f.write_str("Triangular2"),
+            CyclicMode::ExpRange { gamma } => {
+                f.debug_struct("ExpRange").field("gamma", gamma).finish()
+            }
+            CyclicMode::Custom { scale_mode, .. } => f
+                .debug_struct("Custom")
+                .field("scale_mode", scale_mode)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// The cyclical rate: each cycle rises from `base_lr` to `max_lr` over `step_size_up` steps and
-/// falls back over `step_size_down` (default: as many), the height scaled by `mode`; with
+/// falls back over `step_size_down` (default: as many), the height scaled by `mode` (a custom
+/// scale function included); with
 /// `cycle_momentum` (the default) the momentum (or Adam's beta1) goes from `max_momentum` down
 /// to `base_momentum` and back, inversely. PyTorch's closed form, so the rates are its own to
 /// the last bit. The optimizer's own rate is replaced by `base_lr`.
@@ -75,11 +145,7 @@ impl CyclicLr {
         } else {
             (x - 1.0) / (ratio - 1.0)
         };
-        let scale = match self.mode {
-            CyclicMode::Triangular => 1.0,
-            CyclicMode::Triangular2 => 1.0 / 2f64.powf(cycle - 1.0),
-            CyclicMode::ExpRange { gamma } => gamma.powf(e),
-        };
+        let scale = self.mode.scale(cycle, e);
         let lr = self.base_lr + (self.max_lr - self.base_lr) * factor * scale;
         let momentum =
             self.max_momentum - (self.max_momentum - self.base_momentum) * factor * scale;

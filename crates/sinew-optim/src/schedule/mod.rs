@@ -16,7 +16,7 @@ pub use cyclic::{
     Anneal, ConstantLr, CosineAnnealingWarmRestarts, LambdaLr, MultiplicativeLr, OneCycleLr,
     PolynomialLr,
 };
-pub use cyclic_lr::{CyclicLr, CyclicMode};
+pub use cyclic_lr::{CyclicLr, CyclicMode, ScaleFn, ScaleMode};
 pub use plateau::{PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 pub use rules::{
     CosineAnnealingLr, ExponentialLr, InverseTimeDecay, LinearLr, MultiStepLr, ScheduleRule, StepLr,

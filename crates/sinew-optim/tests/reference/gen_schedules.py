@@ -42,6 +42,16 @@ SCHEDULES = {
     "cyclic_exp_range": lambda o: S.CyclicLR(o, base_lr=0.001, max_lr=0.05, step_size_up=5,
                                              mode="exp_range", gamma=0.95,
                                              cycle_momentum=False),
+    # A custom scale function, given the cycle number (PyTorch's default scale_mode) or the
+    # step count.
+    "cyclic_custom_cycle": lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3,
+                                                scale_fn=lambda c: 0.7 ** (c - 1),
+                                                cycle_momentum=False),
+    "cyclic_custom_iterations": lambda o: S.CyclicLR(o, base_lr=0.002, max_lr=0.08,
+                                                     step_size_up=4, step_size_down=2,
+                                                     scale_fn=lambda t: 1 / (1 + 0.1 * t),
+                                                     scale_mode="iterations",
+                                                     cycle_momentum=False),
 }
 
 # name -> (function(params) -> optimizer, function(optimizer) -> scheduler): schedules that

@@ -72,6 +72,17 @@ fn rule(name: &str) -> Vec<Box<dyn ScheduleRule>> {
             cycle_momentum: false,
             ..CyclicLr::new(0.001, 0.05, 5)
         })],
+        "cyclic_custom_cycle" => vec![Box::new(CyclicLr {
+            mode: CyclicMode::custom(|c| 0.7f64.powf(c - 1.0), ScaleMode::Cycle),
+            cycle_momentum: false,
+            ..CyclicLr::new(0.01, 0.1, 3)
+        })],
+        "cyclic_custom_iterations" => vec![Box::new(CyclicLr {
+            step_size_down: Some(2),
+            mode: CyclicMode::custom(|t| 1.0 / (1.0 + 0.1 * t), ScaleMode::Iterations),
+            cycle_momentum: false,
+            ..CyclicLr::new(0.002, 0.08, 4)
+        })],
         // PyTorch's cases ran with cycle_momentum=False (plain SGD has no momentum to cycle).
         "one_cycle" => vec![Box::new(OneCycleLr {
             cycle_momentum: false,
@@ -136,6 +147,8 @@ fn epoch_schedules_give_pytorchs_learning_rates() -> Result<()> {
         "cyclic_triangular",
         "cyclic_triangular2",
         "cyclic_exp_range",
+        "cyclic_custom_cycle",
+        "cyclic_custom_iterations",
     ] {
         let want = values(&r, name);
         let mut opt = optimizer()?;
@@ -477,5 +490,30 @@ fn momentum_cycling_needs_a_momentum_to_cycle() -> Result<()> {
     assert!(opt.set_momentum(1, 0.5).is_err());
     opt.set_momentum(0, 0.5)?;
     assert_eq!(opt.momentums(), Some(vec![0.5]));
+    Ok(())
+}
+
+/// A custom scale that gives a negative or NaN rate is refused at that step, leaving the last
+/// good rate; the others pass through unchanged.
+#[test]
+fn cyclic_custom_scale_refuses_a_bad_rate() -> Result<()> {
+    let mut opt = optimizer()?;
+    let scale = |t: f64| if t < 2.0 { 0.5 } else { f64::NAN };
+    let rule = CyclicLr {
+        mode: CyclicMode::custom(scale, ScaleMode::Iterations),
+        cycle_momentum: false,
+        ..CyclicLr::new(0.0, 0.4, 2)
+    };
+    assert!(format!("{rule:?}").contains("Custom { scale_mode: Iterations, .. }"));
+    let mut schedule = LrSchedule::new(opt.as_mut(), rule)?;
+    schedule.step(opt.as_mut())?;
+    // Step 1: half the way up a height halved, 0.4 * 0.5 * 0.5.
+    assert_eq!(opt.lrs(), vec![0.1]);
+    let err = schedule.step(opt.as_mut()).unwrap_err().to_string();
+    assert!(
+        err.contains("learning rate") && err.contains("NaN"),
+        "{err}"
+    );
+    assert_eq!(opt.lrs(), vec![0.1]);
     Ok(())
 }
