@@ -2,7 +2,7 @@
 //! data-parallel batch (all ranks), and [`all_reduce_sum`], the differentiable all-reduce it is
 //! built from. PyTorch: `torch.nn.SyncBatchNorm`.
 
-use sinew_nn::{BatchNorm, Buffer, Module, Visit};
+use sinew_nn::{BatchNormNd, Buffer, Module, Visit};
 use sinew_tensor::{Result, Save, Tensor, with_no_grad};
 
 use crate::backend::ReduceOp;
@@ -30,18 +30,18 @@ fn summed_copy(group: &ProcessGroup, x: &Tensor) -> Result<Tensor> {
     Ok(copy)
 }
 
-/// A [`BatchNorm`] that, in training, normalises with the mean and variance of the batch of all
-/// ranks together and updates its running statistics from them, so every rank keeps the same
-/// statistics. In evaluation it is the wrapped layer. Parameter and buffer names are the wrapped
-/// layer's, so checkpoints are interchangeable with plain `BatchNorm`.
-pub struct SyncBatchNorm {
-    inner: BatchNorm,
+/// A batch norm ([`BatchNormNd`]: `BatchNorm`, `BatchNorm1d` or `BatchNorm2d`) that, in
+/// training, normalises with the mean and variance of the batch of all ranks together and
+/// updates its running statistics from them, so every rank keeps the same statistics. In evaluation it is the wrapped layer. Parameter and buffer names are the wrapped
+/// layer's, so checkpoints are interchangeable with the plain layer's.
+pub struct SyncBatchNorm<const D: usize> {
+    inner: BatchNormNd<D>,
     group: ProcessGroup,
 }
 
-impl SyncBatchNorm {
+impl<const D: usize> SyncBatchNorm<D> {
     /// Synchronises `bn` over `group` (PyTorch: `SyncBatchNorm.convert_sync_batchnorm`).
-    pub fn new(bn: BatchNorm, group: &ProcessGroup) -> Self {
+    pub fn new(bn: BatchNormNd<D>, group: &ProcessGroup) -> Self {
         SyncBatchNorm {
             inner: bn,
             group: group.clone(),
@@ -49,7 +49,7 @@ impl SyncBatchNorm {
     }
 
     /// The wrapped layer.
-    pub fn inner(&self) -> &BatchNorm {
+    pub fn inner(&self) -> &BatchNormNd<D> {
         &self.inner
     }
 }
@@ -66,11 +66,11 @@ fn update(buffer: &Option<Buffer>, batch: &Tensor, momentum: f64) -> Result<()> 
     Ok(())
 }
 
-impl Module for SyncBatchNorm {
+impl<const D: usize> Module for SyncBatchNorm<D> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let bn = &self.inner;
         let training = bn.mode.updates_statistics() || bn.running_mean.is_none();
-        if !training || x.rank() < 2 || x.dims()[1] != bn.config.num_features {
+        if !training || !bn.accepts_rank(x) || x.dims()[1] != bn.config.num_features {
             // Evaluation, or an input the wrapped layer will reject with its own message.
             return bn.forward(x);
         }

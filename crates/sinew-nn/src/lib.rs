@@ -51,7 +51,7 @@ pub use layers::activation_smooth::{
 pub use layers::adaptive_pool::{
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
 };
-pub use layers::batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
+pub use layers::batch_norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, BatchNormNd};
 pub use layers::container::{Concat, Sequential};
 pub use layers::conv::{Conv1d, Conv2d, Conv2dOptions, Padding};
 pub use layers::conv_transpose::{ConvTranspose1d, ConvTranspose2d};
@@ -59,7 +59,7 @@ pub use layers::dropout::{Dropout, Dropout1d, Dropout2d, Dropout3d};
 pub use layers::embedding::Embedding;
 pub use layers::fold::{Fold, FoldOptions, Unfold};
 pub use layers::group_norm::{GroupNorm, LayerNorm};
-pub use layers::instance_norm::{InstanceNorm, InstanceNorm1d, InstanceNorm2d};
+pub use layers::instance_norm::{InstanceNorm1d, InstanceNorm2d, InstanceNormNd};
 pub use layers::linear::{Linear, LinearConfig};
 pub use layers::local_response_norm::LocalResponseNorm;
 pub use layers::lp_pool::{LPPool1d, LPPool2d};

@@ -25,7 +25,7 @@ fn step(
 ) -> Result<Vec<Vec<f64>>> {
     let mut g = Generator::new(5);
     let cpu = Device::cpu();
-    let bn = BatchNorm2d::new_2d(3)?;
+    let bn = BatchNorm2d::new(3)?;
     let weight = g.randn([3], DType::F32, &cpu)?;
     bn.weight.as_ref().unwrap().set_value(weight)?;
     let bias = g.randn([3], DType::F32, &cpu)?;
@@ -134,7 +134,7 @@ fn second_order_gradients_agree() -> Result<()> {
     let residual = g.randn([4, 3, 3, 3], DType::F64, &cpu)?;
     // With and without a residual (whose first-order gradient also flows into x's).
     let run = |fused: bool, add: bool| -> Result<Vec<f64>> {
-        let bn = BatchNorm2d::new_2d(3)?;
+        let bn = BatchNorm2d::new(3)?;
         bn.train();
         let x = x0.detach().requires_grad_();
         let r = x.mul_scalar(0.5)?.add(&residual)?;
@@ -268,7 +268,7 @@ fn mlp() -> Result<Sequential> {
         .append(Linear::new(12, 16)?)
         .append(ReLU)
         .append(Linear::new(16, 8)?)
-        .append(BatchNorm1d::new_1d(8)?)
+        .append(BatchNorm1d::new(8)?)
         .append(ReLU)
         .append(ReLU)
         .append(Linear::new(8, 3)?))

@@ -58,7 +58,7 @@ fn modules() -> Vec<(&'static str, Box<dyn Module>)> {
         ("circular_pad", Box::new(CircularPad1d::new([4, 6]))),
         (
             "instance_norm",
-            Box::new(InstanceNorm1d::new_1d(4, true).unwrap()),
+            Box::new(InstanceNorm1d::new(4, true).unwrap()),
         ),
         ("unflatten", Box::new(Unflatten::new(-1, &[3, 2]))),
         ("upsample", Box::new(Upsample::scale(1.5))),

@@ -23,7 +23,7 @@ fn gpu() -> Device {
 fn train_steps(device: &Device, dtype: DType, tail: Tail) -> (Vec<Vec<f64>>, [u64; 2]) {
     let mut g = Generator::new(21);
     let cpu = Device::cpu();
-    let bn = BatchNorm2d::new_2d(5).unwrap();
+    let bn = BatchNorm2d::new(5).unwrap();
     let weight = g.randn([5], DType::F32, &cpu).unwrap();
     bn.weight.as_ref().unwrap().set_value(weight).unwrap();
     bn.to_device(device).unwrap();

@@ -145,7 +145,7 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 )
             });
             drive(cases, s, |(x, residual)| {
-                let bn = crate::BatchNorm2d::new_2d(2)?;
+                let bn = crate::BatchNorm2d::new(2)?;
                 crate::ModuleExt::to_dtype(&bn, DType::F64)?;
                 let weight = Tensor::from_vec(vec![1.5f64, -0.75], [2])?;
                 bn.weight.as_ref().expect("affine").set_value(weight)?;

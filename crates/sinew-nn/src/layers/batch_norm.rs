@@ -177,10 +177,12 @@ pub(crate) fn half_in_f32(
         .map(Some)
 }
 
-/// Batch normalisation over the channel dim of `[n, C]`, `[n, C, L]` (1-d) or
-/// `[n, C, H, W]` (2-d). State: `weight`, `bias`, `running_mean`, `running_var`,
-/// `num_batches_tracked` (i64), PyTorch's names.
-pub struct BatchNorm {
+/// Batch normalisation over the channel dim of `[n, C, ...]`, its input's rank fixed by `D` as
+/// PyTorch's classes fix it: [`BatchNorm1d`] (`D = 1`: `[n, C]` or `[n, C, L]`), [`BatchNorm2d`]
+/// (`D = 2`: `[n, C, H, W]`), and [`BatchNorm`] (`D = 0`: any `[n, C, ...]` up to rank 5). State:
+/// `weight`, `bias`, `running_mean`, `running_var`, `num_batches_tracked` (i64), PyTorch's
+/// names.
+pub struct BatchNormNd<const D: usize> {
     /// `[C]` scale (ones), if affine.
     pub weight: Option<Parameter>,
     /// `[C]` shift (zeros), if affine.
@@ -193,36 +195,46 @@ pub struct BatchNorm {
     pub num_batches_tracked: Option<Buffer>,
     /// Options.
     pub config: BatchNormConfig,
-    /// Accepted input ranks (`[2, 3]` for 1-d, `[4]` for 2-d).
-    ranks: &'static [usize],
     /// Training flag.
     pub mode: Mode,
 }
 
+/// Batch normalisation of any `[n, C, ...]` input (rank 2 to 5).
+pub type BatchNorm = BatchNormNd<0>;
 /// PyTorch's `BatchNorm1d` (inputs `[n, C]` or `[n, C, L]`).
-pub type BatchNorm1d = BatchNorm;
+pub type BatchNorm1d = BatchNormNd<1>;
 /// PyTorch's `BatchNorm2d` (inputs `[n, C, H, W]`).
-pub type BatchNorm2d = BatchNorm;
+pub type BatchNorm2d = BatchNormNd<2>;
 
-impl BatchNorm {
-    /// Batch norm over `num_features` channels for any input `[n, C, ...]` (so that
-    /// `BatchNorm2d::new(c)` reads like PyTorch; `new_1d`/`new_2d` also check the rank).
+impl<const D: usize> BatchNormNd<D> {
+    /// The input ranks this layer takes; another `D` does not compile.
+    const RANKS: &'static [usize] = match D {
+        0 => &[2, 3, 4, 5],
+        1 => &[2, 3],
+        2 => &[4],
+        _ => panic!("BatchNormNd<D>: D is 0 (any rank), 1 or 2"),
+    };
+
+    /// PyTorch's class name.
+    const NAME: &'static str = match D {
+        1 => "BatchNorm1d",
+        2 => "BatchNorm2d",
+        _ => "BatchNorm",
+    };
+
+    /// Batch norm over `num_features` channels with PyTorch's defaults: `BatchNorm2d::new(c)`
+    /// is `nn.BatchNorm2d(c)`.
     pub fn new(num_features: usize) -> Result<Self> {
-        BatchNorm::with_config(BatchNormConfig::new(num_features), &[2, 3, 4, 5])
+        Self::with_config(BatchNormConfig::new(num_features))
     }
 
-    /// `BatchNorm1d(num_features)` with PyTorch's defaults.
-    pub fn new_1d(num_features: usize) -> Result<Self> {
-        BatchNorm::with_config(BatchNormConfig::new(num_features), &[2, 3])
+    /// Whether `x` has a rank this layer takes.
+    pub fn accepts_rank(&self, x: &Tensor) -> bool {
+        Self::RANKS.contains(&x.rank())
     }
 
-    /// `BatchNorm2d(num_features)` with PyTorch's defaults.
-    pub fn new_2d(num_features: usize) -> Result<Self> {
-        BatchNorm::with_config(BatchNormConfig::new(num_features), &[4])
-    }
-
-    /// From a config, for inputs of the given ranks.
-    pub fn with_config(config: BatchNormConfig, ranks: &'static [usize]) -> Result<Self> {
+    /// From a config.
+    pub fn with_config(config: BatchNormConfig) -> Result<Self> {
         let c = config.num_features;
         let cpu = Device::cpu();
         let f32s = |v: f64| Tensor::full([c], v, DType::F32, &cpu);
@@ -236,14 +248,13 @@ impl BatchNorm {
         };
         let tracked = config.track_running_stats;
         let buffer = |t: Result<Tensor>| t.map(|t| tracked.then(|| Buffer::new(t)));
-        Ok(BatchNorm {
+        Ok(BatchNormNd {
             weight,
             bias,
             running_mean: buffer(f32s(0.0))?,
             running_var: buffer(f32s(1.0))?,
             num_batches_tracked: buffer(Tensor::zeros((), DType::I64, &cpu))?,
             config,
-            ranks,
             mode: Mode::new(),
         })
     }
@@ -272,21 +283,17 @@ impl BatchNorm {
             }
         }
     }
-}
 
-impl BatchNorm {
     /// The momentum of this training batch's running-statistics update and, with a fixed
     /// momentum, the batch counter that update increments (in the same kernel on the GPU);
-    /// with the cumulative average the count is taken here ([`BatchNorm::next_momentum`]).
+    /// with the cumulative average the count is taken here ([`BatchNormNd::next_momentum`]).
     fn momentum_and_count(&self) -> Result<(f64, Option<Tensor>)> {
         match (&self.num_batches_tracked, self.config.momentum) {
             (Some(count), Some(m)) => Ok((m, Some(count.value()))),
             _ => Ok((self.next_momentum()?, None)),
         }
     }
-}
 
-impl BatchNorm {
     /// `relu(self.forward(x)? + residual)` (a ResNet block's last batch norm, the sum with its
     /// shortcut and the ReLU), with the sum and the ReLU in batch norm's output pass where the
     /// fused kernels run (training: one kernel on the GPU instead of two, and in the backward
@@ -298,12 +305,12 @@ impl BatchNorm {
 
     /// The forward, followed by `tail`.
     fn run(&self, x: &Tensor, tail: Tail<'_>) -> Result<Tensor> {
-        if !self.ranks.contains(&x.rank()) || x.dims()[1] != self.config.num_features {
+        if !self.accepts_rank(x) || x.dims()[1] != self.config.num_features {
             return Err(Error::invalid(
-                "BatchNorm",
+                Self::NAME,
                 format!(
-                    "expects an input of rank {:?} with {} channels, got {}",
-                    self.ranks,
+                    "expects an input of rank {} with {} channels, got {}",
+                    rank_list(Self::RANKS),
                     self.config.num_features,
                     x.shape()
                 ),
@@ -335,7 +342,7 @@ impl BatchNorm {
     }
 }
 
-impl Module for BatchNorm {
+impl<const D: usize> Module for BatchNormNd<D> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.run(x, Tail::None)
     }
@@ -363,11 +370,19 @@ impl Module for BatchNorm {
     }
 
     fn type_name(&self) -> &'static str {
-        match self.ranks {
-            [4] => "BatchNorm2d",
-            [2, 3] => "BatchNorm1d",
-            _ => "BatchNorm",
+        Self::NAME
+    }
+}
+
+/// `2, 3 or 4` for a message.
+fn rank_list(ranks: &[usize]) -> String {
+    match ranks.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => {
+            let rest: Vec<String> = rest.iter().map(usize::to_string).collect();
+            format!("{} or {last}", rest.join(", "))
         }
+        None => String::new(),
     }
 }
 

@@ -30,9 +30,9 @@ pub fn instance_norm(
     group_norm(x, x.dims()[1].max(1), weight, bias, eps)
 }
 
-/// Instance normalisation of `[n, C, L]` (1-d) or `[n, C, H, W]` (2-d) inputs, or one
-/// unbatched sample of either.
-pub struct InstanceNorm {
+/// Instance normalisation of `[n, C, L]` ([`InstanceNorm1d`], `D = 1`) or `[n, C, H, W]`
+/// ([`InstanceNorm2d`], `D = 2`) inputs, or one unbatched sample of either.
+pub struct InstanceNormNd<const D: usize> {
     /// `[C]` scale (with `affine`).
     pub weight: Option<Parameter>,
     /// `[C]` shift (with `affine`).
@@ -41,20 +41,33 @@ pub struct InstanceNorm {
     pub num_features: usize,
     /// Added to the variance (default 1e-5).
     pub eps: f64,
-    /// Rank of a batch: 3 for `InstanceNorm1d`, 4 for `InstanceNorm2d`.
-    batched_rank: usize,
 }
 
 /// PyTorch's `InstanceNorm1d` (inputs `[n, C, L]` or `[C, L]`).
-pub type InstanceNorm1d = InstanceNorm;
+pub type InstanceNorm1d = InstanceNormNd<1>;
 /// PyTorch's `InstanceNorm2d` (inputs `[n, C, H, W]` or `[C, H, W]`).
-pub type InstanceNorm2d = InstanceNorm;
+pub type InstanceNorm2d = InstanceNormNd<2>;
 
-impl InstanceNorm {
-    fn with_rank(num_features: usize, affine: bool, batched_rank: usize) -> Result<Self> {
+impl<const D: usize> InstanceNormNd<D> {
+    /// The rank of a batch; another `D` does not compile.
+    const BATCHED_RANK: usize = match D {
+        1 => 3,
+        2 => 4,
+        _ => panic!("InstanceNormNd<D>: D is 1 or 2"),
+    };
+
+    /// PyTorch's class name.
+    const NAME: &'static str = if D == 1 {
+        "InstanceNorm1d"
+    } else {
+        "InstanceNorm2d"
+    };
+
+    /// `InstanceNorm2d::new(c, affine)` is `nn.InstanceNorm2d(c, affine=affine)`.
+    pub fn new(num_features: usize, affine: bool) -> Result<Self> {
         if num_features == 0 {
             return Err(Error::invalid(
-                "InstanceNorm",
+                Self::NAME,
                 "num_features must be at least 1",
             ));
         }
@@ -64,32 +77,21 @@ impl InstanceNorm {
                 .then(|| Tensor::full([num_features], fill, DType::F32, &cpu).map(Parameter::new))
                 .transpose()
         };
-        Ok(InstanceNorm {
+        Ok(InstanceNormNd {
             weight: param(1.0)?,
             bias: param(0.0)?,
             num_features,
             eps: 1e-5,
-            batched_rank,
         })
-    }
-
-    /// `InstanceNorm1d(num_features, affine=affine)`.
-    pub fn new_1d(num_features: usize, affine: bool) -> Result<Self> {
-        Self::with_rank(num_features, affine, 3)
-    }
-
-    /// `InstanceNorm2d(num_features, affine=affine)`.
-    pub fn new_2d(num_features: usize, affine: bool) -> Result<Self> {
-        Self::with_rank(num_features, affine, 4)
     }
 }
 
-impl Module for InstanceNorm {
+impl<const D: usize> Module for InstanceNormNd<D> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let rank = self.batched_rank;
+        let rank = Self::BATCHED_RANK;
         if x.rank() != rank && x.rank() + 1 != rank {
             return Err(Error::invalid(
-                "InstanceNorm",
+                Self::NAME,
                 format!(
                     "expects a {rank}-d batch or a {}-d sample, got {}",
                     rank - 1,
@@ -102,7 +104,7 @@ impl Module for InstanceNorm {
         let y = batch_of_one(x, rank, |x| {
             if x.dims()[1] != self.num_features {
                 return Err(Error::invalid(
-                    "InstanceNorm",
+                    Self::NAME,
                     format!(
                         "expects {} channels in dim 1, got {}",
                         self.num_features,
@@ -122,10 +124,6 @@ impl Module for InstanceNorm {
     }
 
     fn type_name(&self) -> &'static str {
-        if self.batched_rank == 3 {
-            "InstanceNorm1d"
-        } else {
-            "InstanceNorm2d"
-        }
+        Self::NAME
     }
 }

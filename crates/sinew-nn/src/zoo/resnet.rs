@@ -30,7 +30,7 @@ fn conv(cin: usize, cout: usize, k: usize, stride: usize, padding: usize) -> Res
 fn downsample(cin: usize, cout: usize, stride: usize) -> Result<Sequential> {
     Ok(Sequential::new()
         .append(conv(cin, cout, 1, stride, 0)?)
-        .append(BatchNorm2d::new_2d(cout)?))
+        .append(BatchNorm2d::new(cout)?))
 }
 
 /// The shortcut of a CIFAR block: identity, or option A (every other pixel, zero channels).
@@ -93,9 +93,9 @@ impl BasicBlock {
     ) -> Result<Self> {
         Ok(BasicBlock {
             conv1: conv(inplanes, planes, 3, stride, 1)?,
-            bn1: BatchNorm2d::new_2d(planes)?,
+            bn1: BatchNorm2d::new(planes)?,
             conv2: conv(planes, planes, 3, 1, 1)?,
-            bn2: BatchNorm2d::new_2d(planes)?,
+            bn2: BatchNorm2d::new(planes)?,
             shortcut,
         })
     }
@@ -153,11 +153,11 @@ impl Bottleneck {
         };
         Ok(Bottleneck {
             conv1: conv(inplanes, planes, 1, 1, 0)?,
-            bn1: BatchNorm2d::new_2d(planes)?,
+            bn1: BatchNorm2d::new(planes)?,
             conv2: conv(planes, planes, 3, stride, 1)?,
-            bn2: BatchNorm2d::new_2d(planes)?,
+            bn2: BatchNorm2d::new(planes)?,
             conv3: conv(planes, out, 1, 1, 0)?,
-            bn3: BatchNorm2d::new_2d(out)?,
+            bn3: BatchNorm2d::new(out)?,
             downsample,
         })
     }
@@ -255,7 +255,7 @@ impl ResNet {
             .map_err(|_| sinew_tensor::Error::invalid("ResNet", "four stages"))?;
         Ok(ResNet {
             conv1: conv(3, 64, 7, 2, 3)?,
-            bn1: BatchNorm2d::new_2d(64)?,
+            bn1: BatchNorm2d::new(64)?,
             maxpool: MaxPool2d::with_options(PoolOptions::new(3).stride(2).padding(1)),
             layers,
             avgpool: AdaptiveAvgPool2d::new((1, 1)),
@@ -346,7 +346,7 @@ impl CifarResNet {
             .map_err(|_| sinew_tensor::Error::invalid("CifarResNet", "three stages"))?;
         Ok(CifarResNet {
             conv1: conv(3, 16, 3, 1, 1)?,
-            bn1: BatchNorm2d::new_2d(16)?,
+            bn1: BatchNorm2d::new(16)?,
             layers,
             fc: Linear::new(64, num_classes)?,
         })

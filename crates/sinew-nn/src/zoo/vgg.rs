@@ -68,7 +68,7 @@ fn vgg(cfg: &[usize], batch_norm: bool, num_classes: usize) -> Result<FeaturesCl
         }
         features = features.append(conv);
         if batch_norm {
-            features = features.append(BatchNorm2d::new_2d(c)?);
+            features = features.append(BatchNorm2d::new(c)?);
         }
         features = features.append(ReLU);
         cin = c;

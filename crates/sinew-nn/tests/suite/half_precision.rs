@@ -52,7 +52,7 @@ fn layer_and_group_norm_of_f16_normalise_in_f32() -> Result<()> {
 
 #[test]
 fn batch_norm_updates_f16_running_statistics_in_f32() -> Result<()> {
-    let bn = BatchNorm2d::new_2d(4)?;
+    let bn = BatchNorm2d::new(4)?;
     bn.to_dtype(DType::F16)?;
     let y = bn.forward(&input()?.reshape([2, 4, 2, 1])?)?;
     let half = [0.98681640625, -0.98681640625];

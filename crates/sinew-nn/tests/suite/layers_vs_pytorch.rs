@@ -131,22 +131,16 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
             k: 0.5,
             ..LocalResponseNorm::new(9)
         }),
-        "batchnorm2d" | "batchnorm2d_eval" => Box::new(BatchNorm2d::new_2d(3)?),
-        "batchnorm1d" | "batchnorm1d_3d" => Box::new(BatchNorm1d::new_1d(4)?),
-        "batchnorm2d_cumulative" => Box::new(BatchNorm::with_config(
-            BatchNormConfig {
-                momentum: None,
-                ..BatchNormConfig::new(3)
-            },
-            &[4],
-        )?),
-        "batchnorm2d_noaffine" => Box::new(BatchNorm::with_config(
-            BatchNormConfig {
-                affine: false,
-                ..BatchNormConfig::new(3)
-            },
-            &[4],
-        )?),
+        "batchnorm2d" | "batchnorm2d_eval" => Box::new(BatchNorm2d::new(3)?),
+        "batchnorm1d" | "batchnorm1d_3d" => Box::new(BatchNorm1d::new(4)?),
+        "batchnorm2d_cumulative" => Box::new(BatchNorm2d::with_config(BatchNormConfig {
+            momentum: None,
+            ..BatchNormConfig::new(3)
+        })?),
+        "batchnorm2d_noaffine" => Box::new(BatchNorm2d::with_config(BatchNormConfig {
+            affine: false,
+            ..BatchNormConfig::new(3)
+        })?),
         "layernorm" => Box::new(LayerNorm::new(&[4, 5])?),
         "groupnorm" => Box::new(GroupNorm::new(2, 4)?),
         "embedding" => Box::new(Embedding::new(10, 4, Some(0))?),
@@ -199,9 +193,9 @@ fn build(case: &str) -> Result<Box<dyn Module>> {
         "replication_pad1d" => Box::new(ReplicationPad1d::new([1, 3])),
         "circular_pad2d" => Box::new(CircularPad2d::new([4, 1, 2, 3])),
         "circular_pad1d" => Box::new(CircularPad1d::new([2, 0])),
-        "instancenorm2d" => Box::new(InstanceNorm2d::new_2d(3, false)?),
-        "instancenorm2d_affine" => Box::new(InstanceNorm2d::new_2d(3, true)?),
-        "instancenorm1d_affine" => Box::new(InstanceNorm1d::new_1d(4, true)?),
+        "instancenorm2d" => Box::new(InstanceNorm2d::new(3, false)?),
+        "instancenorm2d_affine" => Box::new(InstanceNorm2d::new(3, true)?),
+        "instancenorm1d_affine" => Box::new(InstanceNorm1d::new(4, true)?),
         "unflatten" => Box::new(Unflatten::new(1, &[2, 3])),
         "upsample_nearest2d" => Box::new(Upsample::scale(2.0)),
         "upsample_nearest_frac" => Box::new(Upsample::scale(1.5)),
@@ -352,7 +346,7 @@ fn unbatched_max_pool_indices_are_the_batch_of_ones() -> Result<()> {
         batch_values.squeeze(0)?.to_vec::<f32>()?
     );
     // PyTorch's BatchNorm2d wants [n, c, h, w] ("expected 4D input (got 3D input)").
-    let bn = BatchNorm2d::new_2d(3)?;
+    let bn = BatchNorm2d::new(3)?;
     assert!(bn.forward(&x).is_err());
     Ok(())
 }

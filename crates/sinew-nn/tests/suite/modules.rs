@@ -25,7 +25,7 @@ impl Module for Block {
 fn block() -> Result<Block> {
     Ok(Block {
         conv: Conv2d::new(2, 3, 3)?,
-        bn: BatchNorm2d::new_2d(3)?,
+        bn: BatchNorm2d::new(3)?,
         drop: Dropout::new(0.5),
     })
 }

@@ -1,4 +1,4 @@
-//! Bad arguments of the padding, instance-norm, unflatten and resampling layers are errors,
+//! Bad arguments of the padding, normalisation, unflatten and resampling layers are errors,
 //! never panics or allocations the size of the request (the PyTorch message each mirrors is
 //! quoted beside it).
 
@@ -36,14 +36,14 @@ fn bad_padding_is_an_error() -> Result<()> {
 
 #[test]
 fn bad_instance_norm_and_unflatten_calls_are_errors() -> Result<()> {
-    let norm = InstanceNorm2d::new_2d(3, true)?;
+    let norm = InstanceNorm2d::new(3, true)?;
     // "Expected more than 1 spatial element when training, got input size [2, 3, 1, 1]".
     assert!(norm.forward(&zeros(&[2, 3, 1, 1])).is_err());
     assert!(norm.forward(&zeros(&[2, 4, 2, 2])).is_err());
     assert!(norm.forward(&zeros(&[2, 3])).is_err());
     assert!(norm.forward(&zeros(&[1, 2, 3, 2, 2])).is_err());
     assert_eq!(norm.forward(&zeros(&[3, 2, 2]))?.dims(), &[3, 2, 2]);
-    assert!(InstanceNorm1d::new_1d(0, false).is_err());
+    assert!(InstanceNorm1d::new(0, false).is_err());
     // "unflattened_size must ... multiply to the size of the dimension".
     assert!(Unflatten::new(1, &[2, 4]).forward(&zeros(&[2, 6])).is_err());
     assert!(Unflatten::new(2, &[2, 3]).forward(&zeros(&[2, 6])).is_err());
@@ -58,6 +58,44 @@ fn bad_instance_norm_and_unflatten_calls_are_errors() -> Result<()> {
             .dims(),
         &[2, 3, 1, 2]
     );
+    Ok(())
+}
+
+/// Each batch norm takes its PyTorch class's ranks ("expected 4D input (got 2D input)"), and
+/// the error names the class; plain `BatchNorm` takes any `[n, C, ...]`.
+#[test]
+fn batch_norms_take_their_classes_ranks() -> Result<()> {
+    let two = BatchNorm2d::new(3)?;
+    assert_eq!(two.forward(&zeros(&[2, 3, 2, 2]))?.dims(), &[2, 3, 2, 2]);
+    for dims in [&[4, 3][..], &[2, 3, 4], &[2, 3, 2, 2, 2]] {
+        let err = two.forward(&zeros(dims)).unwrap_err().to_string();
+        assert!(
+            err.contains("BatchNorm2d") && err.contains("rank 4"),
+            "{err}"
+        );
+    }
+    let one = BatchNorm1d::new(3)?;
+    assert_eq!(one.forward(&zeros(&[4, 3]))?.dims(), &[4, 3]);
+    assert_eq!(one.forward(&zeros(&[2, 3, 4]))?.dims(), &[2, 3, 4]);
+    let err = one.forward(&zeros(&[2, 3, 2, 2])).unwrap_err().to_string();
+    assert!(
+        err.contains("BatchNorm1d") && err.contains("rank 2 or 3"),
+        "{err}"
+    );
+    let any = BatchNorm::new(3)?;
+    for dims in [&[4, 3][..], &[2, 3, 4], &[2, 3, 2, 2], &[2, 3, 2, 1, 2]] {
+        assert_eq!(any.forward(&zeros(dims))?.dims(), dims);
+    }
+    assert!(any.forward(&zeros(&[3])).is_err());
+    assert_eq!(
+        (two.type_name(), one.type_name(), any.type_name()),
+        ("BatchNorm2d", "BatchNorm1d", "BatchNorm")
+    );
+    // The state has PyTorch's names whatever the class.
+    let (a, b) = (two.state_dict(), any.state_dict());
+    let keys: Vec<&str> = a.keys().collect();
+    assert_eq!(keys, b.keys().collect::<Vec<_>>());
+    assert_eq!(keys[0], "weight");
     Ok(())
 }
 

@@ -23,7 +23,7 @@ impl SmallCnn {
                     (3, 3),
                     Conv2dOptions::default().padding(1),
                 )?)
-                .append(BatchNorm2d::new_2d(4)?)
+                .append(BatchNorm2d::new(4)?)
                 .append(ReLU)
                 .append(MaxPool2d::new(2))
                 .append(Dropout::new(0.25)),
