@@ -113,6 +113,10 @@ pub(super) fn entries() -> Vec<GradcheckEntry> {
                 )
             })
         }),
+        // The L2 norm along dim 1 and the L1 norm (away from its kink at 0) along dim 0.
+        unary("nn.normalize", vec![3, 4], Domain::AwayFromZero, |x| {
+            normalize(x, 2.0, 1, 1e-12)?.add(&normalize(x, 1.0, 0, 1e-12)?)
+        }),
         unary(
             "nn.hinge_embedding_loss",
             vec![2, 3],

@@ -1,18 +1,23 @@
-//! Similarity and margin losses: cosine similarity, cosine embedding, hinge embedding and the
-//! multi-class hinge (multi-margin) loss.
+//! Similarity and margin losses: `normalize`, cosine similarity, cosine embedding, hinge
+//! embedding and the multi-class hinge (multi-margin) loss.
 
 use sinew_tensor::{DType, Error, Result, Tensor};
 
 use super::{Reduction, in_f32, reduce, same_shape, weight_in_f32};
 
+/// `x / max(||x||_p, eps)`, the `p`-norm taken along `dim` (PyTorch's `F.normalize`, defaults
+/// p 2, dim 1, eps 1e-12). `norm` sums f16/bf16 powers in f32, as PyTorch's does.
+pub fn normalize(x: &Tensor, p: f64, dim: isize, eps: f64) -> Result<Tensor> {
+    x.div(&x.norm(p, &[dim], true)?.maximum_scalar(eps)?)
+}
+
 /// `sum(x1 x2) / (max(|x1|, eps) max(|x2|, eps))` along `dim` (PyTorch's `F.cosine_similarity`,
-/// default eps 1e-8).
+/// default eps 1e-8): the sum of the two [`normalize`]d vectors' products.
 pub fn cosine_similarity(x1: &Tensor, x2: &Tensor, dim: isize, eps: f64) -> Result<Tensor> {
     let [x1, x2] = in_f32([x1, x2])?;
-    // `norm` sums f16/bf16 squares in f32, as PyTorch does.
-    let n1 = x1.norm(2.0, &[dim], true)?.maximum_scalar(eps)?;
-    let n2 = x2.norm(2.0, &[dim], true)?.maximum_scalar(eps)?;
-    x1.div(&n1)?.mul(&x2.div(&n2)?)?.sum(&[dim], false)
+    normalize(&x1, 2.0, dim, eps)?
+        .mul(&normalize(&x2, 2.0, dim, eps)?)?
+        .sum(&[dim], false)
 }
 
 /// PyTorch's `nn.CosineSimilarity(dim=1, eps=1e-8)`: [`cosine_similarity`] with its options.

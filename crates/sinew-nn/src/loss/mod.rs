@@ -19,7 +19,7 @@ pub use cross_entropy::{CrossEntropyLoss, NllLoss, cross_entropy, nll_loss};
 pub use likelihood::{gaussian_nll_loss, poisson_nll_loss};
 pub use margin::{
     CosineSimilarity, MultiMarginLoss, cosine_embedding_loss, cosine_similarity,
-    hinge_embedding_loss, multi_margin_loss,
+    hinge_embedding_loss, multi_margin_loss, normalize,
 };
 pub use penalty::{l1_penalty, l2_penalty};
 pub use ranking::{

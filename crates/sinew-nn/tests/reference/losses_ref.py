@@ -213,9 +213,27 @@ def cosine_similarity_case(out, meta):
                 "cosine_similarity.grad2": b.grad})
 
 
+def normalize_cases(out, meta):
+    """F.normalize (default eps 1e-12) with a probe `w`: gradients of (y * w).sum()."""
+    torch.manual_seed(2)
+    x = torch.randn(3, 5)
+    x[1] = 0.0   # a zero row: its L2 norm is clamped at eps
+    x[2, 3] = 0.0  # a zero entry inside a nonzero vector (the L1 norm's kink)
+    w = torch.randn(3, 5)
+    for name, kwargs in (("normalize", {}), ("normalize_p1_dim0", {"p": 1.0, "dim": 0}),
+                         ("normalize_p3_eps", {"p": 3.0, "dim": -1, "eps": 0.5})):
+        a = x.clone().requires_grad_(True)
+        y = F.normalize(a, **kwargs)
+        (y * w).sum().backward()
+        meta[name] = {"fn": "normalize", "kwargs": kwargs}
+        out.update({f"{name}.y": y, f"{name}.grad": a.grad})
+    out.update({"normalize.x": x, "normalize.w": w})
+
+
 def make_losses():
     out, meta = {}, {}
     for group in (regression_cases, cross_entropy_cases, nll_cases, bce_cases, kl_cases,
-                  margin_cases, ranking_cases, likelihood_cases, cosine_similarity_case):
+                  margin_cases, ranking_cases, likelihood_cases, cosine_similarity_case,
+                  normalize_cases):
         group(out, meta)
     return write("losses.safetensors", out, meta)

@@ -184,6 +184,31 @@ fn every_loss_matches_pytorch_for_every_reduction() {
     assert_no_failures(&failures);
 }
 
+/// `normalize` (`F::normalize`) against PyTorch's `F.normalize`: the L2 default with a zero row (its norm
+/// clamped at eps, so its gradient is the probe over eps), the L1 norm along dim 0 through an
+/// entry that is 0, and p 3 with a large eps; gradients of `(y * w).sum()`.
+#[test]
+fn normalize_matches_pytorch() -> Result<()> {
+    let refs = reference("losses.safetensors");
+    let (x, w) = (get(&refs, "normalize.x"), get(&refs, "normalize.w"));
+    let mut failures = Vec::new();
+    for (name, p, dim, eps) in [
+        ("normalize", 2.0, 1, 1e-12),
+        ("normalize_p1_dim0", 1.0, 0, 1e-12),
+        ("normalize_p3_eps", 3.0, -1, 0.5),
+    ] {
+        let x = x.detach().requires_grad_();
+        let y = normalize(&x, p, dim, eps)?;
+        y.mul(&w)?.sum_all()?.backward()?;
+        let want = get(&refs, &format!("{name}.y"));
+        failures.extend(mismatch(&format!("{name}.y"), &y, &want, 1e-6, 1e-5));
+        let (grad, want) = (x.grad().unwrap(), get(&refs, &format!("{name}.grad")));
+        failures.extend(mismatch(&format!("{name}.grad"), &grad, &want, 1e-6, 1e-5));
+    }
+    assert_no_failures(&failures);
+    Ok(())
+}
+
 #[test]
 fn cosine_similarity_matches_pytorch() -> Result<()> {
     let refs = reference("losses.safetensors");
