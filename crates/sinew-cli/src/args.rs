@@ -253,7 +253,8 @@ pub struct EvalArgs {
     /// Where the data lives.
     #[command(flatten)]
     pub data: DataArgs,
-    /// The weights to load (safetensors, e.g. from `train --save`).
+    /// The weights to load: safetensors (e.g. from `train --save`) or a PyTorch `torch.save`
+    /// state dict (`.pt`/`.pth`) with the model's keys.
     #[arg(long)]
     pub weights: PathBuf,
     /// Examples per batch.
@@ -270,7 +271,7 @@ pub struct PredictArgs {
     /// Where the data lives (for `csv` and `folder`, which size the model).
     #[command(flatten)]
     pub data: DataArgs,
-    /// The weights to load (safetensors).
+    /// The weights to load: safetensors or a PyTorch `torch.save` state dict.
     #[arg(long)]
     pub weights: PathBuf,
     /// How many classes to print per input.

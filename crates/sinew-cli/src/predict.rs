@@ -115,7 +115,7 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         datasets::info(args.model.dataset, &args.data)?,
     );
     let model = models::build(args.model.model, &info)?;
-    model.load_state_dict(&sinew::nn::load_safetensors(&args.weights)?, true)?;
+    model.load_state_dict(&sinew::nn::load_weights(&args.weights)?, true)?;
     model.eval();
     let _guard = no_grad();
     for path in &args.inputs {

@@ -210,7 +210,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let name = args.model.dataset;
     let info = models::input_for(args.model.model, datasets::info(name, &args.data)?);
     let model = models::build(args.model.model, &info)?;
-    model.load_state_dict(&sinew::nn::load_safetensors(&args.weights)?, true)?;
+    model.load_state_dict(&sinew::nn::load_weights(&args.weights)?, true)?;
     let test = datasets::load(name, &args.data, Split::Test, 0, info.input)?;
     if args.model.model == ModelName::Perceptron {
         return perceptron::report(model.as_ref(), &test);

@@ -7,7 +7,8 @@
 //!   `state_dict()` with PyTorch's keys, `train()`/`eval()`, `freeze()`, `to_device()`, ...
 //! - Layers use PyTorch's layouts (Linear weight `[out, in]`, conv weight
 //!   `[out, in/groups, kh, kw]`), defaults and default initialisation, so a PyTorch state dict
-//!   loads without renaming or transposing ([`load_safetensors`], [`ModuleExt::load_state_dict`]).
+//!   loads without renaming or transposing ([`load_safetensors`], [`load_pytorch`] for
+//!   `torch.save` files, [`ModuleExt::load_state_dict`]).
 //! - [`functional`] has the stateless forms (`linear`, `batch_norm`, `dropout`, `cross_entropy`,
 //!   ...), [`loss`] the losses, [`init`] the initialisers, [`zoo`] the course's models.
 //!
@@ -35,6 +36,7 @@ pub mod module;
 pub mod module_ext;
 pub mod state_dict;
 pub mod summary;
+pub mod torch_file;
 pub mod weights;
 pub mod zoo;
 
@@ -76,7 +78,8 @@ pub use module::{Buffer, Entry, Mode, Module, Visit};
 pub use module_ext::ModuleExt;
 pub use state_dict::{LoadReport, StateDict};
 pub use summary::{Summary, SummaryRow, summary};
-pub use weights::{WeightsFileError, load_safetensors, save_safetensors};
+pub use torch_file::load_pytorch;
+pub use weights::{WeightsFileError, load_safetensors, load_weights, save_safetensors};
 
 /// Stateless forms of the layers and losses (PyTorch's `torch.nn.functional`).
 pub mod functional {

@@ -32,13 +32,27 @@ impl fmt::Display for WeightsFileError {
 
 impl std::error::Error for WeightsFileError {}
 
-fn file_error(path: &Path, fault: impl fmt::Display) -> Error {
+pub(crate) fn file_error(path: &Path, fault: impl fmt::Display) -> Error {
     Error::External {
         context: "weights file",
         source: ExternalError::new(WeightsFileError {
             path: path.to_path_buf(),
             fault: fault.to_string(),
         }),
+    }
+}
+
+/// Reads a weights file in either format, told apart by its first bytes: a `torch.save` file
+/// (a zip archive: [`crate::load_pytorch`]) or safetensors ([`load_safetensors`]).
+pub fn load_weights(path: impl AsRef<Path>) -> Result<StateDict> {
+    let path = path.as_ref();
+    let mut magic = [0u8; 4];
+    let mut file = File::open(path).map_err(|e| file_error(path, e))?;
+    let read = std::io::Read::read(&mut file, &mut magic).map_err(|e| file_error(path, e))?;
+    if magic[..read].starts_with(b"PK\x03\x04") || magic[..read].starts_with(&[0x80]) {
+        crate::load_pytorch(path)
+    } else {
+        load_safetensors(path)
     }
 }
 
@@ -91,20 +105,34 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<StateDict, String> {
 }
 
 fn to_tensor(view: &TensorView<'_>) -> std::result::Result<Tensor, String> {
-    let shape = view.shape().to_vec();
-    let data = view.data();
-    let t = match view.dtype() {
-        Dtype::F32 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, f32>(data), shape),
-        Dtype::F64 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, f64>(data), shape),
-        Dtype::F16 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, f16>(data), shape),
-        Dtype::BF16 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, bf16>(data), shape),
-        Dtype::I64 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, i64>(data), shape),
-        Dtype::U8 => Tensor::from_vec(data.to_vec(), shape),
-        Dtype::BOOL => {
-            let bools: Vec<bool> = data.iter().map(|&b| b != 0).collect();
-            Tensor::from_vec(bools, shape)
-        }
+    let dtype = match view.dtype() {
+        Dtype::F32 => DType::F32,
+        Dtype::F64 => DType::F64,
+        Dtype::F16 => DType::F16,
+        Dtype::BF16 => DType::BF16,
+        Dtype::I64 => DType::I64,
+        Dtype::U8 => DType::U8,
+        Dtype::BOOL => DType::Bool,
         other => return Err(format!("unsupported dtype {other:?}")),
+    };
+    tensor_from_le_bytes(dtype, view.data(), view.shape().to_vec())
+}
+
+/// A tensor of `dtype` and `shape` from its elements' little-endian bytes, row-major (a bool is
+/// any nonzero byte). The caller has checked that `data` holds exactly the shape's elements.
+pub(crate) fn tensor_from_le_bytes(
+    dtype: DType,
+    data: &[u8],
+    shape: Vec<usize>,
+) -> std::result::Result<Tensor, String> {
+    let t = match dtype {
+        DType::F32 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, f32>(data), shape),
+        DType::F64 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, f64>(data), shape),
+        DType::F16 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, f16>(data), shape),
+        DType::BF16 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, bf16>(data), shape),
+        DType::I64 => Tensor::from_vec(bytemuck::pod_collect_to_vec::<u8, i64>(data), shape),
+        DType::U8 => Tensor::from_vec(data.to_vec(), shape),
+        DType::Bool => Tensor::from_vec(data.iter().map(|&b| b != 0).collect::<Vec<_>>(), shape),
     };
     t.map_err(|e| e.to_string())
 }

@@ -15,6 +15,7 @@ from init_ref import make_init  # noqa: E402
 from layers_ref import make_layers  # noqa: E402
 from losses_ref import make_losses  # noqa: E402
 from small_cnn import make_small_cnn  # noqa: E402
+from torch_save_ref import make_torch_save  # noqa: E402
 from zoo_ref import make_zoo  # noqa: E402
 
 
@@ -28,6 +29,7 @@ def main():
     make_losses()
     make_init()
     make_small_cnn()
+    make_torch_save()
     make_zoo()
 
 

@@ -17,5 +17,6 @@ mod losses_autocast;
 mod losses_vs_pytorch;
 mod modules;
 mod resampling_edge;
+mod torch_files;
 mod weights;
 mod zoo;

@@ -1,0 +1,295 @@
+//! PyTorch's own checkpoint format, read without Python: `torch.save` writes a zip archive of
+//! a pickle (`<name>/data.pkl`) and one entry per tensor storage (`<name>/data/<key>`), so
+//! `torch.save(model.state_dict(), "model.pt")` and torchvision's `.pth` weights load as they
+//! are. The pickle is read by a small machine that builds values and never imports or calls
+//! anything (the safety of `torch.load(weights_only=True)`): only dense tensors, dicts, lists,
+//! tuples, strings and numbers come out; other objects are skipped.
+
+mod pickle;
+mod rebuild;
+
+use std::collections::HashMap;
+use std::io::{Cursor, Read, Seek};
+use std::path::Path;
+use std::rc::Rc;
+
+use sinew_tensor::{DType, Result};
+
+use crate::StateDict;
+use crate::weights::{file_error, tensor_from_le_bytes};
+use pickle::{TensorRef, Value};
+
+/// How deep dicts and lists may nest around a tensor.
+const MAX_DEPTH: usize = 64;
+/// How many values the walk over the pickle's result may visit (shared lists and dicts could
+/// otherwise make it exponential).
+const MAX_VISITS: usize = 1 << 22;
+
+/// Reads a `torch.save` file (PyTorch 1.6 and later: a zip archive) into a state dict. The
+/// file holds a dict of tensors (a `state_dict()`), or dicts and lists around them (a
+/// checkpoint such as `{"model": model.state_dict(), "epoch": 3}`), whose keys join with dots
+/// (`model.fc.weight`; take one part with [`StateDict::select`]). Values that are not tensors
+/// (numbers, strings, other objects) are skipped; tensors keep their dtype and come out
+/// contiguous, views copied out of their storage. Sparse, quantized or int32 tensors, and a
+/// pickled module (`torch.save(model)`), are errors naming the file and the fault.
+pub fn load_pytorch(path: impl AsRef<Path>) -> Result<StateDict> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|e| file_error(path, e))?;
+    // SAFETY: the map is read-only and lives only inside this function; the bytes are copied
+    // into tensors before it is dropped. Another process truncating the file while we read
+    // could fault (a documented limit of memory mapping, shared with PyTorch's loader).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| file_error(path, e))?;
+    parse_pytorch(&map).map_err(|fault| file_error(path, fault))
+}
+
+/// Parses the bytes of a `torch.save` file (see [`load_pytorch`]).
+pub fn parse_pytorch(bytes: &[u8]) -> std::result::Result<StateDict, String> {
+    if bytes.starts_with(&[0x80]) {
+        return Err(
+            "a torch.save file in the format before PyTorch 1.6 (a bare pickle): \
+                    save it again with a current PyTorch"
+                .into(),
+        );
+    }
+    // A torch.save archive starts at byte 0. (The zip crate's search for an offset archive,
+    // its default, rejected a valid archive PyTorch 2.15 wrote: "Invalid Central Directory
+    // header".)
+    let config = zip::read::Config {
+        archive_offset: zip::read::ArchiveOffset::Known(0),
+    };
+    let mut zip = zip::ZipArchive::with_config(config, Cursor::new(bytes))
+        .map_err(|e| format!("not a torch.save file (a zip archive): {e}"))?;
+    let pickle_name = zip
+        .file_names()
+        .filter_map(|n| n.ok())
+        .find(|n| n == "data.pkl" || n.ends_with("/data.pkl"))
+        .map(|n| n.into_owned())
+        .ok_or("a zip archive without data.pkl: not a torch.save file")?;
+    let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
+    if let Ok(order) = read_entry(&mut zip, &format!("{prefix}byteorder"), 16)
+        && order != b"little"
+    {
+        return Err(format!(
+            "byte order {:?}: only little-endian files are supported",
+            String::from_utf8_lossy(&order)
+        ));
+    }
+    let pickle = read_entry(&mut zip, &pickle_name, bytes.len())?;
+    let root = pickle::unpickle(&pickle).map_err(|e| format!("{pickle_name}: {e}"))?;
+    let mut found = Vec::new();
+    match &root {
+        Value::Dict(_) | Value::List(_) | Value::Tuple(_) => {
+            let mut visits = 0;
+            collect(&root, &mut String::new(), 0, &mut visits, &mut found)?;
+        }
+        Value::Tensor(_) => return Err("holds one tensor, not a dict of tensors".into()),
+        _ => {
+            return Err(
+                "holds a pickled object, not a dict of tensors (torch.save(model)? \
+                        save model.state_dict() instead)"
+                    .into(),
+            );
+        }
+    }
+    let mut storages = Storages {
+        zip,
+        prefix,
+        bytes: HashMap::new(),
+        file_len: bytes.len(),
+        budget: bytes.len().saturating_mul(4).saturating_add(1 << 20),
+    };
+    let mut made: HashMap<*const TensorRef, sinew_tensor::Tensor> = HashMap::new();
+    let mut sd = StateDict::new();
+    for (key, t) in found {
+        if sd.get(&key).is_some() {
+            return Err(format!("the key {key:?} appears twice"));
+        }
+        let tensor = match made.get(&Rc::as_ptr(&t)) {
+            Some(done) => done.clone(),
+            None => {
+                let done = storages.tensor(&t).map_err(|e| format!("{key}: {e}"))?;
+                made.insert(Rc::as_ptr(&t), done.clone());
+                done
+            }
+        };
+        sd.insert(key, tensor);
+    }
+    Ok(sd)
+}
+
+/// The whole entry `name`, refused when it claims more than `limit` bytes (memory is
+/// reserved fallibly).
+fn read_entry<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    name: &str,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut entry = zip.by_name(name).map_err(|e| format!("{name}: {e}"))?;
+    if entry.compression() != zip::CompressionMethod::Stored {
+        return Err(format!("{name} is compressed; torch.save stores entries"));
+    }
+    let size = usize::try_from(entry.size())
+        .ok()
+        .filter(|&s| s <= limit)
+        .ok_or_else(|| format!("{name} claims {} bytes, more than the file", entry.size()))?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(size)
+        .map_err(|e| format!("{name}: {e}"))?;
+    entry
+        .read_to_end(&mut out)
+        .map_err(|e| format!("{name}: {e}"))?;
+    Ok(out)
+}
+
+/// Gathers the tensors below `v` under dotted paths (dict keys that are strings or ints, list
+/// and tuple positions).
+fn collect(
+    v: &Value,
+    path: &mut String,
+    depth: usize,
+    visits: &mut usize,
+    out: &mut Vec<(String, Rc<TensorRef>)>,
+) -> std::result::Result<(), String> {
+    *visits += 1;
+    if *visits > MAX_VISITS {
+        return Err(format!("more than {MAX_VISITS} values"));
+    }
+    if depth > MAX_DEPTH {
+        return Err(format!("values nested deeper than {MAX_DEPTH} levels"));
+    }
+    let mut child = |name: &str, v: &Value| {
+        let len = path.len();
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(name);
+        let done = collect(v, path, depth + 1, visits, out);
+        path.truncate(len);
+        done
+    };
+    match v {
+        Value::Tensor(t) => out.push((path.clone(), t.clone())),
+        Value::Dict(items) => {
+            for pair in items.0.borrow().chunks_exact(2) {
+                let key = match &pair[0] {
+                    Value::Str(s) => s.to_string(),
+                    Value::Int(i) => i.to_string(),
+                    _ => continue,
+                };
+                child(&key, &pair[1])?;
+            }
+        }
+        Value::List(items) | Value::Tuple(items) => {
+            for (i, item) in items.0.borrow().iter().enumerate() {
+                child(&i.to_string(), item)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The archive's storages, each read once, and what is left of the bytes tensors may take.
+struct Storages<'a> {
+    zip: zip::ZipArchive<Cursor<&'a [u8]>>,
+    prefix: String,
+    bytes: HashMap<String, Vec<u8>>,
+    /// The archive's length, which no entry can exceed.
+    file_len: usize,
+    /// Tensors copied out of storages may total this many bytes more (views of one storage
+    /// could otherwise ask for far more memory than the file holds).
+    budget: usize,
+}
+
+impl Storages<'_> {
+    /// The tensor `t`: its view of the storage copied out, contiguous.
+    fn tensor(&mut self, t: &TensorRef) -> std::result::Result<sinew_tensor::Tensor, String> {
+        let class = t.storage.class.as_str();
+        let dtype = match class {
+            "FloatStorage" => DType::F32,
+            "DoubleStorage" => DType::F64,
+            "HalfStorage" => DType::F16,
+            "BFloat16Storage" => DType::BF16,
+            "LongStorage" => DType::I64,
+            "ByteStorage" => DType::U8,
+            "BoolStorage" => DType::Bool,
+            _ => {
+                return Err(format!(
+                    "a {class}: Sinew reads float, double, half, bfloat16, long, byte and \
+                     bool tensors"
+                ));
+            }
+        };
+        let width = dtype.size_in_bytes();
+        let numel = (t.size.iter())
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or("too many elements")?;
+        let need = numel.checked_mul(width).ok_or("too many bytes")?;
+        self.budget = self
+            .budget
+            .checked_sub(need)
+            .ok_or("its tensors would take more memory than the file could hold")?;
+        let key = &t.storage.key;
+        if !self.bytes.contains_key(key) {
+            let name = format!("{}data/{key}", self.prefix);
+            let data = read_entry(&mut self.zip, &name, self.file_len)?;
+            let want = t.storage.numel.checked_mul(width).ok_or("too many bytes")?;
+            if data.len() < want {
+                return Err(format!(
+                    "{name} holds {} bytes, not the {want} of {} {class} elements",
+                    data.len(),
+                    t.storage.numel
+                ));
+            }
+            self.bytes.insert(key.clone(), data);
+        }
+        let data = &self.bytes[key];
+        let mut out = Vec::new();
+        out.try_reserve_exact(need).map_err(|e| e.to_string())?;
+        gather(data, t, width, &mut out);
+        tensor_from_le_bytes(dtype, &out, t.size.clone())
+    }
+}
+
+/// Appends the elements of the view `t` (of `width` bytes each) in row-major order; every
+/// index was checked to lie inside `data` when the view was rebuilt.
+fn gather(data: &[u8], t: &TensorRef, width: usize, out: &mut Vec<u8>) {
+    if t.size.contains(&0) {
+        return;
+    }
+    let rank = t.size.len();
+    // A row-major view (what state dicts hold): one copy.
+    let mut expected = 1;
+    let row_major = (0..rank).rev().all(|d| {
+        let ok = t.size[d] == 1 || t.stride[d] == expected;
+        expected *= t.size[d];
+        ok
+    });
+    if row_major {
+        out.extend_from_slice(&data[t.offset * width..(t.offset + expected) * width]);
+        return;
+    }
+    let mut index = vec![0usize; rank];
+    loop {
+        let at: usize = t.offset
+            + index
+                .iter()
+                .zip(&t.stride)
+                .map(|(i, s)| i * s)
+                .sum::<usize>();
+        out.extend_from_slice(&data[at * width..(at + 1) * width]);
+        // The odometer: the last dim moves fastest.
+        let mut d = rank;
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            index[d] += 1;
+            if index[d] < t.size[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+}

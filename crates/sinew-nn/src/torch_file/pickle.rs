@@ -1,0 +1,422 @@
+//! The part of Python's pickle format that `torch.save` writes (protocols 2 to 5): a stack
+//! machine that builds plain values (numbers, strings, tuples, lists, dicts) and tensor
+//! references, and never imports or runs anything. A global is only a name: the few that
+//! rebuild tensors and ordered dicts are understood, calling any other makes an opaque object
+//! (a checkpoint's `argparse.Namespace`, a NumPy scalar), which the loader skips.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// A tensor's storage, as `torch.save` records it (its persistent id): the archive entry
+/// `data/<key>` holds `numel` elements of the storage class's dtype.
+#[derive(Debug)]
+pub(super) struct StorageRef {
+    /// The class name, `FloatStorage`, `LongStorage`, ...
+    pub class: String,
+    /// The entry's name under `data/`.
+    pub key: String,
+    /// Elements in the storage.
+    pub numel: usize,
+}
+
+/// A tensor: `size` and `stride` (in elements) from `offset` into a storage, bounds checked.
+#[derive(Debug)]
+pub(super) struct TensorRef {
+    /// The storage it views.
+    pub storage: Rc<StorageRef>,
+    /// The first element's index.
+    pub offset: usize,
+    /// The dims.
+    pub size: Vec<usize>,
+    /// The strides, in elements.
+    pub stride: Vec<usize>,
+}
+
+/// The items of a tuple or list, or a dict's keys and values alternating. Dropping one takes
+/// its nested items apart in a loop, so that a hostile file nesting a million tuples cannot
+/// overflow the stack when its values are dropped.
+#[derive(Debug, Default)]
+pub(super) struct Items(pub RefCell<Vec<Value>>);
+
+impl Drop for Items {
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(self.0.get_mut());
+        while let Some(value) = pending.pop() {
+            if let Value::Tuple(rc) | Value::List(rc) | Value::Dict(rc) = value
+                && let Ok(mut items) = Rc::try_unwrap(rc)
+            {
+                pending.append(items.0.get_mut());
+            }
+        }
+    }
+}
+
+/// A value on the machine's stack.
+#[derive(Debug, Clone)]
+pub(super) enum Value {
+    /// `None`.
+    None,
+    /// A bool.
+    Bool(bool),
+    /// An int that fits 64 bits.
+    Int(i64),
+    /// A str.
+    Str(Rc<str>),
+    /// A tuple.
+    Tuple(Rc<Items>),
+    /// A list (shared: appends reach every reference, as in Python).
+    List(Rc<Items>),
+    /// A dict: keys and values alternating, in insertion order.
+    Dict(Rc<Items>),
+    /// A global name (`module`, `name`), not imported.
+    Global(Rc<(String, String)>),
+    /// A storage (a persistent id).
+    Storage(Rc<StorageRef>),
+    /// A tensor.
+    Tensor(Rc<TensorRef>),
+    /// Anything else (floats, bytes, sets, big ints, instances of other classes): kept opaque.
+    Opaque,
+}
+
+impl Value {
+    fn new_items(items: Vec<Value>) -> Rc<Items> {
+        Rc::new(Items(RefCell::new(items)))
+    }
+
+    fn int(&self) -> Option<i64> {
+        match self {
+            Value::Int(v) => Some(*v),
+            Value::Bool(b) => Some(i64::from(*b)),
+            _ => None,
+        }
+    }
+}
+
+/// A byte reader over the pickle, each read checked against what is left.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end =
+            end.ok_or_else(|| format!("the pickle ends inside an item at byte {}", self.at))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u32(&mut self) -> Result<usize, String> {
+        usize::try_from(u32::from_le_bytes(self.array()?)).map_err(|e| e.to_string())
+    }
+
+    fn u64(&mut self) -> Result<usize, String> {
+        usize::try_from(u64::from_le_bytes(self.array()?))
+            .map_err(|_| format!("a length beyond memory at byte {}", self.at))
+    }
+
+    fn str(&mut self, n: usize) -> Result<Value, String> {
+        let at = self.at;
+        let s = std::str::from_utf8(self.take(n)?)
+            .map_err(|_| format!("a string that is not UTF-8 at byte {at}"))?;
+        Ok(Value::Str(s.into()))
+    }
+
+    /// A text line of GLOBAL (a module or a name), without its newline.
+    fn line(&mut self) -> Result<String, String> {
+        let rest = &self.bytes[self.at..];
+        let len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| format!("a global's name has no end at byte {}", self.at))?;
+        let line = std::str::from_utf8(&rest[..len])
+            .map_err(|_| format!("a global's name is not UTF-8 at byte {}", self.at))?;
+        self.at += len + 1;
+        Ok(line.to_string())
+    }
+
+    /// A little-endian two's complement int of `n` bytes (LONG1, LONG4); wider than 64 bits
+    /// is opaque.
+    fn long(&mut self, n: usize) -> Result<Value, String> {
+        let bytes = self.take(n)?;
+        if n > 8 {
+            return Ok(Value::Opaque);
+        }
+        let negative = bytes.last().is_some_and(|&b| b & 0x80 != 0);
+        let mut wide = [if negative { 0xff } else { 0 }; 8];
+        wide[..n].copy_from_slice(bytes);
+        Ok(Value::Int(i64::from_le_bytes(wide)))
+    }
+}
+
+/// Runs the pickle and returns the value it stops with.
+pub(super) fn unpickle(bytes: &[u8]) -> Result<Value, String> {
+    let mut machine = Machine {
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: std::collections::HashMap::new(),
+    };
+    let mut r = Reader { bytes, at: 0 };
+    loop {
+        let at = r.at;
+        let op = r.u8()?;
+        if op == b'.' {
+            return machine.pop(at);
+        }
+        machine
+            .step(op, &mut r)
+            .map_err(|e| format!("{e} (opcode {op:#04x} at byte {at})"))?;
+    }
+}
+
+/// The stack, the marks (stack lengths at each MARK) and the memo.
+struct Machine {
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: std::collections::HashMap<usize, Value>,
+}
+
+impl Machine {
+    fn pop(&mut self, at: usize) -> Result<Value, String> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(format!("the stack is empty at byte {at}"));
+        }
+        self.stack.pop().ok_or_else(|| "the stack is empty".into())
+    }
+
+    fn top(&self) -> Result<&Value, String> {
+        self.stack.last().ok_or_else(|| "the stack is empty".into())
+    }
+
+    /// The values above the last MARK, which is removed.
+    fn since_mark(&mut self) -> Result<Vec<Value>, String> {
+        let mark = self.marks.pop().ok_or("no MARK to pop to")?;
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn push_items(&mut self, wrap: fn(Rc<Items>) -> Value, items: Vec<Value>) {
+        self.stack.push(wrap(Value::new_items(items)));
+    }
+
+    /// Adds `items` to the list or dict (keys and values alternating) on top of the stack; a
+    /// set or other opaque target drops them.
+    fn extend_top(&mut self, items: Vec<Value>, dict: bool) -> Result<(), String> {
+        match (self.top()?, dict) {
+            (Value::List(list), false) => list.0.borrow_mut().extend(items),
+            (Value::Dict(map), true) if items.len().is_multiple_of(2) => {
+                map.0.borrow_mut().extend(items)
+            }
+            (Value::Opaque, _) => {}
+            _ => return Err("adds items to a value that does not hold them".into()),
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, op: u8, r: &mut Reader<'_>) -> Result<(), String> {
+        let at = r.at;
+        match op {
+            0x80 => {
+                let protocol = r.u8()?;
+                if protocol > 5 {
+                    return Err(format!("pickle protocol {protocol} is newer than 5"));
+                }
+            }
+            0x95 => {
+                r.u64()?; // FRAME: a length hint only
+            }
+            b'(' => self.marks.push(self.stack.len()),
+            b'0' => {
+                if self.marks.last() == Some(&self.stack.len()) {
+                    self.marks.pop();
+                } else {
+                    self.pop(at)?;
+                }
+            }
+            b'1' => drop(self.since_mark()?),
+            b'2' => self.stack.push(self.top()?.clone()),
+            b'N' => self.stack.push(Value::None),
+            0x88 => self.stack.push(Value::Bool(true)),
+            0x89 => self.stack.push(Value::Bool(false)),
+            b'K' => self.stack.push(Value::Int(i64::from(r.u8()?))),
+            b'M' => self
+                .stack
+                .push(Value::Int(i64::from(u16::from_le_bytes(r.array()?)))),
+            b'J' => self
+                .stack
+                .push(Value::Int(i64::from(i32::from_le_bytes(r.array()?)))),
+            0x8a => {
+                let n = usize::from(r.u8()?);
+                let v = r.long(n)?;
+                self.stack.push(v);
+            }
+            0x8b => {
+                let n = r.u32()?;
+                let v = r.long(n)?;
+                self.stack.push(v);
+            }
+            // A float: kept opaque (no float in a state dict's structure is needed).
+            b'G' => {
+                r.take(8)?;
+                self.stack.push(Value::Opaque);
+            }
+            b'X' => {
+                let n = r.u32()?;
+                let v = r.str(n)?;
+                self.stack.push(v);
+            }
+            0x8c => {
+                let n = usize::from(r.u8()?);
+                let v = r.str(n)?;
+                self.stack.push(v);
+            }
+            0x8d => {
+                let n = r.u64()?;
+                let v = r.str(n)?;
+                self.stack.push(v);
+            }
+            b'B' | b'C' | 0x8e | 0x96 => {
+                let n = match op {
+                    b'B' => r.u32()?,
+                    b'C' => usize::from(r.u8()?),
+                    _ => r.u64()?,
+                };
+                r.take(n)?;
+                self.stack.push(Value::Opaque);
+            }
+            b')' => self.push_items(Value::Tuple, Vec::new()),
+            b']' => self.push_items(Value::List, Vec::new()),
+            b'}' => self.push_items(Value::Dict, Vec::new()),
+            0x8f => self.stack.push(Value::Opaque),
+            b't' => {
+                let items = self.since_mark()?;
+                self.push_items(Value::Tuple, items);
+            }
+            0x85..=0x87 => {
+                let n = usize::from(op - 0x84);
+                let floor = self.marks.last().copied().unwrap_or(0);
+                if self.stack.len() < floor + n {
+                    return Err("too few values for the tuple".into());
+                }
+                let items = self.stack.split_off(self.stack.len() - n);
+                self.push_items(Value::Tuple, items);
+            }
+            b'l' => {
+                let items = self.since_mark()?;
+                self.push_items(Value::List, items);
+            }
+            b'd' => {
+                let items = self.since_mark()?;
+                if !items.len().is_multiple_of(2) {
+                    return Err("a dict with a key and no value".into());
+                }
+                self.push_items(Value::Dict, items);
+            }
+            0x91 => {
+                self.since_mark()?;
+                self.stack.push(Value::Opaque);
+            }
+            b'a' => {
+                let v = self.pop(at)?;
+                self.extend_top(vec![v], false)?;
+            }
+            b'e' => {
+                let items = self.since_mark()?;
+                self.extend_top(items, false)?;
+            }
+            b's' => {
+                let v = self.pop(at)?;
+                let k = self.pop(at)?;
+                self.extend_top(vec![k, v], true)?;
+            }
+            b'u' => {
+                let items = self.since_mark()?;
+                self.extend_top(items, true)?;
+            }
+            0x90 => {
+                self.since_mark()?;
+                if !matches!(self.top()?, Value::Opaque) {
+                    return Err("adds set items to a value that is not a set".into());
+                }
+            }
+            b'c' => {
+                let module = r.line()?;
+                let name = r.line()?;
+                self.stack.push(Value::Global(Rc::new((module, name))));
+            }
+            0x93 => {
+                let name = self.pop(at)?;
+                let module = self.pop(at)?;
+                let (Value::Str(module), Value::Str(name)) = (module, name) else {
+                    return Err("STACK_GLOBAL needs two strings".into());
+                };
+                let global = (module.to_string(), name.to_string());
+                self.stack.push(Value::Global(Rc::new(global)));
+            }
+            b'R' => {
+                let args = self.pop(at)?;
+                let callable = self.pop(at)?;
+                let v = super::rebuild::call(&callable, &args)?;
+                self.stack.push(v);
+            }
+            0x81 => {
+                self.pop(at)?;
+                self.pop(at)?;
+                self.stack.push(Value::Opaque);
+            }
+            0x92 => {
+                for _ in 0..3 {
+                    self.pop(at)?;
+                }
+                self.stack.push(Value::Opaque);
+            }
+            // BUILD sets an object's state (an OrderedDict's `_metadata`): not needed.
+            b'b' => drop(self.pop(at)?),
+            b'Q' => {
+                let pid = self.pop(at)?;
+                let v = super::rebuild::persistent(&pid)?;
+                self.stack.push(v);
+            }
+            b'q' | b'r' | 0x94 => {
+                let index = match op {
+                    b'q' => usize::from(r.u8()?),
+                    b'r' => r.u32()?,
+                    _ => self.memo.len(),
+                };
+                let v = self.top()?.clone();
+                self.memo.insert(index, v);
+            }
+            b'h' | b'j' => {
+                let index = if op == b'h' {
+                    usize::from(r.u8()?)
+                } else {
+                    r.u32()?
+                };
+                let v = self.memo.get(&index).cloned();
+                self.stack
+                    .push(v.ok_or_else(|| format!("memo entry {index} was never stored"))?);
+            }
+            _ => return Err("an opcode torch.save does not write".into()),
+        }
+        Ok(())
+    }
+}
+
+/// `v` as a non-negative int (a size, stride, offset or count).
+pub(super) fn as_index(v: &Value, what: &str) -> Result<usize, String> {
+    v.int()
+        .and_then(|i| usize::try_from(i).ok())
+        .ok_or_else(|| format!("{what} is not a non-negative int"))
+}

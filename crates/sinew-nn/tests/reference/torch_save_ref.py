@@ -1,0 +1,85 @@
+"""torch.save files for the loader of PyTorch's format (sinew_nn::load_pytorch); see README.md.
+
+Writes `torch_save_state.pt` (a state dict of every dtype Sinew has, with views),
+`torch_save_checkpoint.pt` (a training checkpoint, pickle protocol 4), `torch_save_module.pt`
+(a pickled module, which must be refused), `torch_save_int32.pt` (an int32 tensor, refused) and
+`torch_save_expected.safetensors` (every tensor the two loadable files hold, contiguous, under
+the keys the loader gives, plus `io.x` and `io.y`: the checkpoint's model on an input).
+"""
+
+import argparse
+import os
+
+import torch
+from safetensors.torch import save_file
+
+from common import HERE
+
+
+def state_dict_file():
+    torch.manual_seed(0)
+    base = torch.randn(4, 6)
+    sd = {
+        "conv.weight": torch.randn(2, 1, 3, 3),
+        "half": torch.randn(5).half(),
+        "bfloat": torch.randn(2, 3).bfloat16(),
+        "double": torch.randn(3).double(),
+        "bn.num_batches_tracked": torch.tensor(7),
+        "bytes": torch.arange(0, 250, 50, dtype=torch.uint8),
+        "mask": torch.tensor([True, False, True]),
+        # Views keep their storage, offset and strides in the file.
+        "transposed": base.t(),
+        "rows": base[1:3],
+        "column": base[:, 2],
+        "scalar": torch.tensor(2.5),
+        "empty": torch.zeros(0, 3),
+    }
+    torch.save(sd, os.path.join(HERE, "torch_save_state.pt"))
+    return {k: v.contiguous() for k, v in sd.items()}
+
+
+def checkpoint_file():
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    x = torch.randn(5, 4)
+    model(x).square().sum().backward()
+    opt.step()
+    ckpt = {
+        "epoch": 3,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "best_accuracy": 0.91,
+        "args": argparse.Namespace(lr=0.01, name="run"),
+        "history": [0.5, 0.25],
+        "note": "adam",
+    }
+    torch.save(ckpt, os.path.join(HERE, "torch_save_checkpoint.pt"), pickle_protocol=4)
+    out = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    for index, state in opt.state_dict()["state"].items():
+        for name, value in state.items():
+            out[f"optimizer.state.{index}.{name}"] = value.contiguous()
+    with torch.no_grad():
+        out["io.x"] = x
+        out["io.y"] = model(x)
+    return out
+
+
+def refused_files():
+    torch.manual_seed(2)
+    torch.save(torch.nn.Linear(2, 2), os.path.join(HERE, "torch_save_module.pt"))
+    torch.save({"ids": torch.arange(3, dtype=torch.int32)},
+               os.path.join(HERE, "torch_save_int32.pt"))
+
+
+def make_torch_save():
+    expected = state_dict_file()
+    expected.update(checkpoint_file())
+    refused_files()
+    path = os.path.join(HERE, "torch_save_expected.safetensors")
+    save_file(expected, path, metadata={"generator": f"torch_save_ref.py, torch {torch.__version__}"})
+    os.chmod(path, 0o644)
+    for name in os.listdir(HERE):
+        if name.startswith("torch_save_") and name.endswith(".pt"):
+            os.chmod(os.path.join(HERE, name), 0o644)
+    print(f"wrote torch_save_*.pt and {path}")
