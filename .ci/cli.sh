@@ -22,10 +22,13 @@ $sinew train --dataset xor --epochs 7 --optimizer nesterov --schedule cosine \
     --early-stopping 3 --checkpoint-dir "$out/ckpt" --resume | tee "$out/resume.txt"
 grep -q "^test accuracy: " "$out/resume.txt"
 
-# The 1cycle schedule, stepped per batch, with Adam's beta1 cycled.
+# The 1cycle schedule, stepped per batch, with Adam's beta1 cycled; saved in PyTorch's
+# torch.save format (a .pt path), which eval reads back to the same accuracy.
 $sinew train --dataset xor --epochs 3 --optimizer adam --schedule one-cycle --lr 0.05 \
-    | tee "$out/onecycle.txt"
+    --save "$out/xor.pt" | tee "$out/onecycle.txt"
 grep -q "^test accuracy: " "$out/onecycle.txt"
+$sinew eval --dataset xor --weights "$out/xor.pt" | tee "$out/eval_pt.txt"
+test "$(grep '^test accuracy: ' "$out/eval_pt.txt")" = "$(grep '^test accuracy: ' "$out/onecycle.txt")"
 # Cyclical rates per batch, with RAdam's beta1 cycled.
 $sinew train --dataset xor --epochs 3 --optimizer radam --schedule cyclic --lr 0.05 \
     | tee "$out/cyclic.txt"

@@ -236,7 +236,8 @@ pub struct TrainArgs {
     /// Write the training curves to this PNG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Save the trained weights (safetensors) here.
+    /// Save the trained weights here: safetensors, or PyTorch's `torch.save` format for a `.pt`
+    /// or `.pth` path (`torch.load` reads it).
     #[arg(long)]
     pub save: Option<PathBuf>,
     /// Use at most this many training examples (quick runs).

@@ -74,7 +74,7 @@ pub fn train(args: &TrainArgs, info: &DataInfo, train: DynDataset, test: DynData
         }
     }
     if let Some(path) = &args.save {
-        sinew::nn::save_safetensors(&model.state_dict(), path)?;
+        sinew::nn::save_weights(&model.state_dict(), path)?;
         println!("weights: {}", path.display());
     }
     report(&model, &test)

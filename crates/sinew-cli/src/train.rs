@@ -190,7 +190,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         println!("training curves: {}", path.display());
     }
     if let Some(path) = &args.save {
-        sinew::nn::save_safetensors(&model.state_dict(), path)?;
+        sinew::nn::save_weights(&model.state_dict(), path)?;
         println!("weights: {}", path.display());
     }
     report(&mut trainer, &test_loader, info)

@@ -78,8 +78,10 @@ pub use module::{Buffer, Entry, Mode, Module, Visit};
 pub use module_ext::ModuleExt;
 pub use state_dict::{LoadReport, StateDict};
 pub use summary::{Summary, SummaryRow, summary};
-pub use torch_file::load_pytorch;
-pub use weights::{WeightsFileError, load_safetensors, load_weights, save_safetensors};
+pub use torch_file::{load_pytorch, save_pytorch};
+pub use weights::{
+    WeightsFileError, load_safetensors, load_weights, save_safetensors, save_weights,
+};
 
 /// Stateless forms of the layers and losses (PyTorch's `torch.nn.functional`).
 pub mod functional {

@@ -56,6 +56,17 @@ pub fn load_weights(path: impl AsRef<Path>) -> Result<StateDict> {
     }
 }
 
+/// Writes `sd` atomically in the format the path's extension names: `.pt` or `.pth` as
+/// `torch.save` would ([`crate::save_pytorch`], for `torch.load`), anything else safetensors
+/// ([`save_safetensors`]).
+pub fn save_weights(sd: &StateDict, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("pt" | "pth") => crate::save_pytorch(sd, path),
+        _ => save_safetensors(sd, path),
+    }
+}
+
 /// Reads a safetensors file into a state dict (in the file's key order). The file is memory
 /// mapped; each tensor is copied out once.
 pub fn load_safetensors(path: impl AsRef<Path>) -> Result<StateDict> {
@@ -139,33 +150,29 @@ pub(crate) fn tensor_from_le_bytes(
 
 /// Raw little-endian bytes and safetensors dtype of a tensor.
 fn to_bytes(t: &Tensor) -> Result<(Dtype, Vec<u8>)> {
+    let dtype = match t.dtype() {
+        DType::F32 => Dtype::F32,
+        DType::F64 => Dtype::F64,
+        DType::F16 => Dtype::F16,
+        DType::BF16 => Dtype::BF16,
+        DType::I64 => Dtype::I64,
+        DType::U8 => Dtype::U8,
+        DType::Bool => Dtype::BOOL,
+    };
+    Ok((dtype, le_bytes(t)?))
+}
+
+/// A tensor's elements as little-endian bytes, row-major (a bool as 0 or 1), copied to the host.
+pub(crate) fn le_bytes(t: &Tensor) -> Result<Vec<u8>> {
     let t = t.detach().contiguous()?;
     Ok(match t.dtype() {
-        DType::F32 => (
-            Dtype::F32,
-            bytemuck::cast_slice(&t.to_vec::<f32>()?).to_vec(),
-        ),
-        DType::F64 => (
-            Dtype::F64,
-            bytemuck::cast_slice(&t.to_vec::<f64>()?).to_vec(),
-        ),
-        DType::F16 => (
-            Dtype::F16,
-            bytemuck::cast_slice(&t.to_vec::<f16>()?).to_vec(),
-        ),
-        DType::BF16 => (
-            Dtype::BF16,
-            bytemuck::cast_slice(&t.to_vec::<bf16>()?).to_vec(),
-        ),
-        DType::I64 => (
-            Dtype::I64,
-            bytemuck::cast_slice(&t.to_vec::<i64>()?).to_vec(),
-        ),
-        DType::U8 => (Dtype::U8, t.to_vec::<u8>()?),
-        DType::Bool => (
-            Dtype::BOOL,
-            t.to_vec::<bool>()?.into_iter().map(u8::from).collect(),
-        ),
+        DType::F32 => bytemuck::cast_slice(&t.to_vec::<f32>()?).to_vec(),
+        DType::F64 => bytemuck::cast_slice(&t.to_vec::<f64>()?).to_vec(),
+        DType::F16 => bytemuck::cast_slice(&t.to_vec::<f16>()?).to_vec(),
+        DType::BF16 => bytemuck::cast_slice(&t.to_vec::<bf16>()?).to_vec(),
+        DType::I64 => bytemuck::cast_slice(&t.to_vec::<i64>()?).to_vec(),
+        DType::U8 => t.to_vec::<u8>()?,
+        DType::Bool => t.to_vec::<bool>()?.into_iter().map(u8::from).collect(),
     })
 }
 

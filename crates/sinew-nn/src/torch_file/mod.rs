@@ -1,4 +1,4 @@
-//! PyTorch's own checkpoint format, read without Python: `torch.save` writes a zip archive of
+//! PyTorch's own checkpoint format, read and written without Python: `torch.save` writes a zip archive of
 //! a pickle (`<name>/data.pkl`) and one entry per tensor storage (`<name>/data/<key>`), so
 //! `torch.save(model.state_dict(), "model.pt")` and torchvision's `.pth` weights load as they
 //! are. The pickle is read by a small machine that builds values and never imports or calls
@@ -6,7 +6,11 @@
 //! tuples, strings and numbers come out; other objects are skipped.
 
 mod pickle;
+mod reader;
 mod rebuild;
+mod save;
+
+pub use save::{save_pytorch, serialize_pytorch};
 
 use std::collections::HashMap;
 use std::io::{Cursor, Read, Seek};

@@ -130,6 +130,21 @@ fn load_weights_tells_the_formats_apart() -> Result<()> {
         st.keys().collect::<Vec<_>>(),
         load_safetensors(&expected)?.keys().collect::<Vec<_>>()
     );
+    // save_weights picks the format from the extension.
+    let dir = std::env::temp_dir();
+    let (pt, st) = (
+        dir.join(format!("sinew-{}.pth", std::process::id())),
+        dir.join(format!("sinew-{}.safetensors", std::process::id())),
+    );
+    save_weights(&torch, &pt)?;
+    save_weights(&torch, &st)?;
+    let heads = [&pt, &st].map(|p| std::fs::read(p).unwrap()[..2].to_vec());
+    let back = [&pt, &st].map(|p| load_weights(p).map(|sd| sd.len()));
+    std::fs::remove_file(&pt).unwrap();
+    std::fs::remove_file(&st).unwrap();
+    assert_eq!(heads[0], b"PK");
+    assert_ne!(heads[1], b"PK");
+    assert_eq!(back.map(|n| n.unwrap()), [torch.len(), torch.len()]);
     let err = load_weights(reference("README.md"))
         .unwrap_err()
         .to_string();
@@ -137,6 +152,36 @@ fn load_weights_tells_the_formats_apart() -> Result<()> {
         err.contains("README.md") && err.contains("safetensors"),
         "{err}"
     );
+    Ok(())
+}
+
+/// `save_pytorch` writes what `load_pytorch` reads back exactly (PyTorch's `torch.load` reads it
+/// too: checked with `tests/reference/check_torch_load.py`), every dtype and shape included.
+#[test]
+fn saved_files_load_back_exactly() -> Result<()> {
+    let want = load_pytorch(reference("torch_save_state.pt"))?;
+    let path = std::env::temp_dir().join(format!("sinew-state-{}.pt", std::process::id()));
+    save_pytorch(&want, &path)?;
+    let got = load_pytorch(&path);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let got = got?;
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (key, t) in want.iter() {
+        assert_same(key, got.get(key).unwrap(), t);
+    }
+    // The archive's folder is the file's stem, as torch.save names it.
+    let stem = format!("sinew-state-{}/", std::process::id());
+    for entry in ["data.pkl", "byteorder", "version", "data/0", "data/11"] {
+        let name = format!("{stem}{entry}");
+        assert!(
+            bytes.windows(name.len()).any(|w| w == name.as_bytes()),
+            "{name}"
+        );
+    }
     Ok(())
 }
 
