@@ -70,13 +70,16 @@ pub fn parse_pytorch(bytes: &[u8]) -> std::result::Result<StateDict, String> {
         .map(|n| n.into_owned())
         .ok_or("a zip archive without data.pkl: not a torch.save file")?;
     let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
-    if let Ok(order) = read_entry(&mut zip, &format!("{prefix}byteorder"), 16)
-        && order != b"little"
-    {
-        return Err(format!(
-            "byte order {:?}: only little-endian files are supported",
-            String::from_utf8_lossy(&order)
-        ));
+    let byteorder = format!("{prefix}byteorder");
+    // Files from before PyTorch 1.10 have no byteorder entry: little-endian.
+    if zip.index_for_name(&byteorder).is_some() {
+        let order = read_entry(&mut zip, &byteorder, 16)?;
+        if order != b"little" {
+            return Err(format!(
+                "byte order {:?}: only little-endian files are supported",
+                String::from_utf8_lossy(&order)
+            ));
+        }
     }
     let pickle = read_entry(&mut zip, &pickle_name, bytes.len())?;
     let root = pickle::unpickle(&pickle).map_err(|e| format!("{pickle_name}: {e}"))?;

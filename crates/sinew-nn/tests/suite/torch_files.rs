@@ -280,6 +280,14 @@ fn hostile_pickles_are_errors_not_crashes() {
     assert!(err.contains("before PyTorch 1.6"), "{err}");
     let err = parse_pytorch(b"not a zip").unwrap_err();
     assert!(err.contains("not a torch.save file"), "{err}");
+    let big = archive(&[("a/data.pkl", &b"\x80\x02}."[..]), ("a/byteorder", b"big")]);
+    let err = parse_pytorch(&big).unwrap_err();
+    assert!(err.contains("byte order \"big\""), "{err}");
+    let little = archive(&[
+        ("a/data.pkl", &b"\x80\x02}."[..]),
+        ("a/byteorder", b"little"),
+    ]);
+    assert!(parse_pytorch(&little).unwrap().is_empty());
     let err = parse_pytorch(&archive(&[("a/other", b"x")])).unwrap_err();
     assert!(err.contains("without data.pkl"), "{err}");
 }
