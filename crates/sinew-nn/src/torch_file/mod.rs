@@ -1,10 +1,13 @@
-//! PyTorch's own checkpoint format, read and written without Python: `torch.save` writes a zip archive of
-//! a pickle (`<name>/data.pkl`) and one entry per tensor storage (`<name>/data/<key>`), so
-//! `torch.save(model.state_dict(), "model.pt")` and torchvision's `.pth` weights load as they
-//! are. The pickle is read by a small machine that builds values and never imports or calls
-//! anything (the safety of `torch.load(weights_only=True)`): only dense tensors, dicts, lists,
-//! tuples, strings and numbers come out; other objects are skipped.
+//! PyTorch's own checkpoint format, read and written without Python: `torch.save` writes a zip
+//! archive of a pickle (`<name>/data.pkl`) and one entry per tensor storage
+//! (`<name>/data/<key>`); before PyTorch 1.6 it wrote pickles and storages in a row
+//! (`legacy.rs`). So `torch.save(model.state_dict(), "model.pt")` and torchvision's `.pth`
+//! weights, old and new, load as they are. The pickle is read by a small machine that builds
+//! values and never imports or calls anything (the safety of `torch.load(weights_only=True)`):
+//! only dense tensors, dicts, lists, tuples, strings and numbers come out; other objects are
+//! skipped.
 
+mod legacy;
 mod pickle;
 mod reader;
 mod rebuild;
@@ -29,11 +32,11 @@ const MAX_DEPTH: usize = 64;
 /// otherwise make it exponential).
 const MAX_VISITS: usize = 1 << 22;
 
-/// Reads a `torch.save` file (PyTorch 1.6 and later: a zip archive) into a state dict. The
-/// file holds a dict of tensors (a `state_dict()`), or dicts and lists around them (a
-/// checkpoint such as `{"model": model.state_dict(), "epoch": 3}`), whose keys join with dots
-/// (`model.fc.weight`; take one part with [`StateDict::select`]). Values that are not tensors
-/// (numbers, strings, other objects) are skipped; tensors keep their dtype and come out
+/// Reads a `torch.save` file (a zip archive, or the format before PyTorch 1.6) into a state
+/// dict. The file holds a dict of tensors (a `state_dict()`), or dicts and lists around them
+/// (a checkpoint such as `{"model": model.state_dict(), "epoch": 3}`), whose keys join with
+/// dots (`model.fc.weight`; take one part with [`StateDict::select`]). Values that are not
+/// tensors (numbers, strings, other objects) are skipped; tensors keep their dtype and come out
 /// contiguous, views copied out of their storage. Sparse, quantized or int32 tensors, and a
 /// pickled module (`torch.save(model)`), are errors naming the file and the fault.
 pub fn load_pytorch(path: impl AsRef<Path>) -> Result<StateDict> {
@@ -48,12 +51,12 @@ pub fn load_pytorch(path: impl AsRef<Path>) -> Result<StateDict> {
 
 /// Parses the bytes of a `torch.save` file (see [`load_pytorch`]).
 pub fn parse_pytorch(bytes: &[u8]) -> std::result::Result<StateDict, String> {
+    if let Some(end) = legacy::magic_end(bytes) {
+        let (root, source) = legacy::parse(bytes, end)?;
+        return state_dict_of(&root, Storages::new(source, bytes.len()));
+    }
     if bytes.starts_with(&[0x80]) {
-        return Err(
-            "a torch.save file in the format before PyTorch 1.6 (a bare pickle): \
-                    save it again with a current PyTorch"
-                .into(),
-        );
+        return Err("a pickle that is not a torch.save file".into());
     }
     // A torch.save archive starts at byte 0. (The zip crate's search for an offset archive,
     // its default, rejected a valid archive PyTorch 2.15 wrote: "Invalid Central Directory
@@ -82,12 +85,28 @@ pub fn parse_pytorch(bytes: &[u8]) -> std::result::Result<StateDict, String> {
         }
     }
     let pickle = read_entry(&mut zip, &pickle_name, bytes.len())?;
-    let root = pickle::unpickle(&pickle).map_err(|e| format!("{pickle_name}: {e}"))?;
+    let root = pickle::unpickle(&pickle, 0)
+        .map_err(|e| format!("{pickle_name}: {e}"))?
+        .value;
+    let source = Source::Zip {
+        zip,
+        prefix,
+        file_len: bytes.len(),
+        read: HashMap::new(),
+    };
+    state_dict_of(&root, Storages::new(source, bytes.len()))
+}
+
+/// The tensors below `root` (the file's object), copied out of `storages`.
+fn state_dict_of(
+    root: &Value,
+    mut storages: Storages<'_>,
+) -> std::result::Result<StateDict, String> {
     let mut found = Vec::new();
-    match &root {
+    match root {
         Value::Dict(_) | Value::List(_) | Value::Tuple(_) => {
             let mut visits = 0;
-            collect(&root, &mut String::new(), 0, &mut visits, &mut found)?;
+            collect(root, &mut String::new(), 0, &mut visits, &mut found)?;
         }
         Value::Tensor(_) => return Err("holds one tensor, not a dict of tensors".into()),
         _ => {
@@ -98,13 +117,6 @@ pub fn parse_pytorch(bytes: &[u8]) -> std::result::Result<StateDict, String> {
             );
         }
     }
-    let mut storages = Storages {
-        zip,
-        prefix,
-        bytes: HashMap::new(),
-        file_len: bytes.len(),
-        budget: bytes.len().saturating_mul(4).saturating_add(1 << 20),
-    };
     let mut made: HashMap<*const TensorRef, sinew_tensor::Tensor> = HashMap::new();
     let mut sd = StateDict::new();
     for (key, t) in found {
@@ -196,19 +208,62 @@ fn collect(
     Ok(())
 }
 
-/// The archive's storages, each read once, and what is left of the bytes tensors may take.
+/// Where the storages' bytes are: entries of the zip archive (each read once), or runs of the
+/// file in the format before PyTorch 1.6.
+enum Source<'a> {
+    /// `<prefix>data/<key>` entries.
+    Zip {
+        /// The archive.
+        zip: zip::ZipArchive<Cursor<&'a [u8]>>,
+        /// The folder of `data.pkl`.
+        prefix: String,
+        /// The archive's length, which no entry can exceed.
+        file_len: usize,
+        /// The entries read so far.
+        read: HashMap<String, Vec<u8>>,
+    },
+    /// Each storage's bytes by key.
+    Legacy(HashMap<String, &'a [u8]>),
+}
+
+/// The storages, and what is left of the bytes tensors may take.
 struct Storages<'a> {
-    zip: zip::ZipArchive<Cursor<&'a [u8]>>,
-    prefix: String,
-    bytes: HashMap<String, Vec<u8>>,
-    /// The archive's length, which no entry can exceed.
-    file_len: usize,
+    source: Source<'a>,
     /// Tensors copied out of storages may total this many bytes more (views of one storage
     /// could otherwise ask for far more memory than the file holds).
     budget: usize,
 }
 
-impl Storages<'_> {
+impl<'a> Storages<'a> {
+    fn new(source: Source<'a>, file_len: usize) -> Self {
+        Storages {
+            source,
+            budget: file_len.saturating_mul(4).saturating_add(1 << 20),
+        }
+    }
+
+    /// The bytes of storage `key`.
+    fn data(&mut self, key: &str) -> std::result::Result<&[u8], String> {
+        match &mut self.source {
+            Source::Legacy(map) => map
+                .get(key)
+                .copied()
+                .ok_or_else(|| format!("storage {key:?} is not in the file")),
+            Source::Zip {
+                zip,
+                prefix,
+                file_len,
+                read,
+            } => {
+                if !read.contains_key(key) {
+                    let data = read_entry(zip, &format!("{prefix}data/{key}"), *file_len)?;
+                    read.insert(key.to_string(), data);
+                }
+                Ok(&read[key])
+            }
+        }
+    }
+
     /// The tensor `t`: its view of the storage copied out, contiguous.
     fn tensor(&mut self, t: &TensorRef) -> std::result::Result<sinew_tensor::Tensor, String> {
         let class = t.storage.class.as_str();
@@ -236,21 +291,16 @@ impl Storages<'_> {
             .budget
             .checked_sub(need)
             .ok_or("its tensors would take more memory than the file could hold")?;
+        let want = t.storage.numel.checked_mul(width).ok_or("too many bytes")?;
         let key = &t.storage.key;
-        if !self.bytes.contains_key(key) {
-            let name = format!("{}data/{key}", self.prefix);
-            let data = read_entry(&mut self.zip, &name, self.file_len)?;
-            let want = t.storage.numel.checked_mul(width).ok_or("too many bytes")?;
-            if data.len() < want {
-                return Err(format!(
-                    "{name} holds {} bytes, not the {want} of {} {class} elements",
-                    data.len(),
-                    t.storage.numel
-                ));
-            }
-            self.bytes.insert(key.clone(), data);
+        let data = self.data(key)?;
+        if data.len() < want {
+            return Err(format!(
+                "storage {key} holds {} bytes, not the {want} of {} {class} elements",
+                data.len(),
+                t.storage.numel
+            ));
         }
-        let data = &self.bytes[key];
         let mut out = Vec::new();
         out.try_reserve_exact(need).map_err(|e| e.to_string())?;
         gather(data, t, width, &mut out);

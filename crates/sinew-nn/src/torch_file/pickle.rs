@@ -94,19 +94,35 @@ impl Value {
     }
 }
 
-/// Runs the pickle and returns the value it stops with.
-pub(super) fn unpickle(bytes: &[u8]) -> Result<Value, String> {
+/// What one pickle gave: the value it stops with, the byte after its STOP and the storages its
+/// persistent ids named (in order).
+pub(super) struct Unpickled {
+    /// The value.
+    pub value: Value,
+    /// Where the next pickle or data starts.
+    pub end: usize,
+    /// Every storage record, referenced by a tensor that is kept or not.
+    pub storages: Vec<Rc<StorageRef>>,
+}
+
+/// Runs the pickle that starts at byte `start` of `bytes`.
+pub(super) fn unpickle(bytes: &[u8], start: usize) -> Result<Unpickled, String> {
     let mut machine = Machine {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: std::collections::HashMap::new(),
+        storages: Vec::new(),
     };
-    let mut r = Reader { bytes, at: 0 };
+    let mut r = Reader { bytes, at: start };
     loop {
         let at = r.at;
         let op = r.u8()?;
         if op == b'.' {
-            return machine.pop(at);
+            return Ok(Unpickled {
+                value: machine.pop(at)?,
+                end: r.at,
+                storages: machine.storages,
+            });
         }
         machine
             .step(op, &mut r)
@@ -114,11 +130,12 @@ pub(super) fn unpickle(bytes: &[u8]) -> Result<Value, String> {
     }
 }
 
-/// The stack, the marks (stack lengths at each MARK) and the memo.
+/// The stack, the marks (stack lengths at each MARK), the memo and the storages seen.
 struct Machine {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: std::collections::HashMap<usize, Value>,
+    storages: Vec<Rc<StorageRef>>,
 }
 
 impl Machine {
@@ -319,8 +336,9 @@ impl Machine {
             b'b' => drop(self.pop(at)?),
             b'Q' => {
                 let pid = self.pop(at)?;
-                let v = super::rebuild::persistent(&pid)?;
-                self.stack.push(v);
+                let storage = super::rebuild::persistent(&pid)?;
+                self.storages.push(storage.clone());
+                self.stack.push(Value::Storage(storage));
             }
             b'q' | b'r' | 0x94 => {
                 let index = match op {

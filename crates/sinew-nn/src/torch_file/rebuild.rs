@@ -95,16 +95,21 @@ fn rebuild_tensor(args: &[Value]) -> Result<Value, String> {
     })))
 }
 
-/// A persistent id: `('storage', torch.<Class>Storage, key, location, numel)`.
-pub(super) fn persistent(pid: &Value) -> Result<Value, String> {
+/// A persistent id: `('storage', torch.<Class>Storage, key, location, numel)`, with a sixth
+/// item in the format before PyTorch 1.6 (a storage view's metadata: `None` is supported).
+pub(super) fn persistent(pid: &Value) -> Result<Rc<StorageRef>, String> {
     let items = tuple(pid, "a persistent id")?;
+    let (head, view) = match items.as_slice() {
+        [head @ .., view] if items.len() == 6 => (head, Some(view)),
+        head => (head, None),
+    };
     let [
         Value::Str(kind),
         Value::Global(class),
         Value::Str(key),
         _,
         numel,
-    ] = items.as_slice()
+    ] = head
     else {
         return Err("a persistent id is not ('storage', class, key, location, numel)".into());
     };
@@ -114,9 +119,12 @@ pub(super) fn persistent(pid: &Value) -> Result<Value, String> {
             class.0, class.1
         ));
     }
-    Ok(Value::Storage(Rc::new(StorageRef {
+    if view.is_some_and(|v| !matches!(v, Value::None)) {
+        return Err("a view of a storage (PyTorch before 0.4): not supported".into());
+    }
+    Ok(Rc::new(StorageRef {
         class: class.1.clone(),
         key: key.to_string(),
         numel: as_index(numel, "a storage's size")?,
-    })))
+    }))
 }

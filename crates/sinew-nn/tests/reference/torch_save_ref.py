@@ -1,6 +1,7 @@
 """torch.save files for the loader of PyTorch's format (sinew_nn::load_pytorch); see README.md.
 
 Writes `torch_save_state.pt` (a state dict of every dtype Sinew has, with views),
+`torch_save_legacy.pt` (the same in the format before PyTorch 1.6),
 `torch_save_checkpoint.pt` (a training checkpoint, pickle protocol 4), `torch_save_module.pt`
 (a pickled module, which must be refused), `torch_save_int32.pt` (an int32 tensor, refused) and
 `torch_save_expected.safetensors` (every tensor the two loadable files hold, contiguous, under
@@ -16,7 +17,8 @@ from safetensors.torch import save_file
 from common import HERE
 
 
-def state_dict_file():
+def state_dict():
+    """Every dtype Sinew has, with views of one storage."""
     torch.manual_seed(0)
     base = torch.randn(4, 6)
     sd = {
@@ -34,8 +36,20 @@ def state_dict_file():
         "scalar": torch.tensor(2.5),
         "empty": torch.zeros(0, 3),
     }
+    return sd
+
+
+def state_dict_file():
+    sd = state_dict()
     torch.save(sd, os.path.join(HERE, "torch_save_state.pt"))
+    legacy_file()
     return {k: v.contiguous() for k, v in sd.items()}
+
+
+def legacy_file():
+    """The same state dict in the format before PyTorch 1.6 (a bare pickle stream)."""
+    torch.save(state_dict(), os.path.join(HERE, "torch_save_legacy.pt"),
+               _use_new_zipfile_serialization=False)
 
 
 def checkpoint_file():

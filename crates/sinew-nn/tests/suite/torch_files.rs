@@ -62,6 +62,26 @@ fn a_state_dict_loads_bit_for_bit_with_its_views_copied_out() -> Result<()> {
     Ok(())
 }
 
+/// The format before PyTorch 1.6 (older torchvision weights): the same state dict, the same
+/// tensors; cut anywhere, it is an error (mutations: `mutated_torch_files_never_panic`).
+#[test]
+fn the_format_before_pytorch_1_6_loads_too() -> Result<()> {
+    let legacy = load_pytorch(reference("torch_save_legacy.pt"))?;
+    let zip = load_pytorch(reference("torch_save_state.pt"))?;
+    assert_eq!(
+        legacy.keys().collect::<Vec<_>>(),
+        zip.keys().collect::<Vec<_>>()
+    );
+    for (key, t) in zip.iter() {
+        assert_same(key, legacy.get(key).unwrap(), t);
+    }
+    let bytes = std::fs::read(reference("torch_save_legacy.pt")).unwrap();
+    for cut in (0..bytes.len()).step_by(7) {
+        assert!(parse_pytorch(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    Ok(())
+}
+
 #[test]
 fn a_checkpoint_gives_dotted_keys_and_its_model_loads_strictly() -> Result<()> {
     let sd = load_pytorch(reference("torch_save_checkpoint.pt"))?;
@@ -234,6 +254,63 @@ fn hand_made_tensors_load_and_views_outside_their_storage_are_errors() {
     assert!(err.contains("2 dims and 1 strides"), "{err}");
 }
 
+/// A file in the format before PyTorch 1.6, by hand: the magic, `version`, the system info
+/// (`little` or not), the object (one tensor over storage "0"), the keys, then the storage's
+/// element count and its floats.
+fn legacy_file(version: u16, little: bool, count: i64, floats: &[u8]) -> Vec<u8> {
+    let mut f = vec![
+        0x80, 2, 0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, b'.',
+    ];
+    f.extend([0x80, 2, b'M']);
+    f.extend(version.to_le_bytes());
+    f.extend([b'.', 0x80, 2, b'}', b'X', 13, 0, 0, 0]);
+    f.extend(b"little_endian");
+    f.extend([if little { 0x88 } else { 0x89 }, b's', b'.']);
+    f.extend(tensor_pickle(6, 0, &[6], &[1]));
+    f.extend([0x80, 2, b']', b'X', 1, 0, 0, 0, b'0', b'a', b'.']);
+    f.extend(count.to_le_bytes());
+    f.extend(floats);
+    f
+}
+
+#[test]
+fn hand_made_files_of_the_format_before_pytorch_1_6() {
+    let floats: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    let sd = parse_pytorch(&legacy_file(1001, true, 6, &floats)).unwrap();
+    let w = sd.get("w").unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(w, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    // The magic number in protocol 4: PROTO 4, a FRAME, then the same.
+    let mut framed = vec![0x80, 4, 0x95];
+    framed.extend(13u64.to_le_bytes());
+    framed.extend(&legacy_file(1001, true, 6, &floats)[2..]);
+    assert_eq!(
+        parse_pytorch(&framed).unwrap().get("w").unwrap().dims(),
+        &[6]
+    );
+    for (file, fault) in [
+        (
+            legacy_file(1001, true, 7, &floats),
+            "holds 7 elements, its tensors say 6",
+        ),
+        (legacy_file(1001, true, -1, &floats), "holds -1 elements"),
+        (
+            legacy_file(1001, true, 6, &floats[..20]),
+            "ends inside storage",
+        ),
+        (
+            legacy_file(1001, false, 6, &floats),
+            "not written little-endian",
+        ),
+        (
+            legacy_file(1000, true, 6, &floats),
+            "protocol version is not 1001",
+        ),
+    ] {
+        let err = parse_pytorch(&file).unwrap_err();
+        assert!(err.contains(fault), "{fault}: {err}");
+    }
+}
+
 #[test]
 fn hostile_pickles_are_errors_not_crashes() {
     let run = |pickle: Vec<u8>| parse_pytorch(&archive(&[("a/data.pkl", &pickle)]));
@@ -277,7 +354,7 @@ fn hostile_pickles_are_errors_not_crashes() {
         assert!(err.contains(fault), "{fault}: {err}");
     }
     let err = parse_pytorch(&[0x80, 2, 0x8a, 10]).unwrap_err();
-    assert!(err.contains("before PyTorch 1.6"), "{err}");
+    assert!(err.contains("not a torch.save file"), "{err}");
     let err = parse_pytorch(b"not a zip").unwrap_err();
     assert!(err.contains("not a torch.save file"), "{err}");
     let big = archive(&[("a/data.pkl", &b"\x80\x02}."[..]), ("a/byteorder", b"big")]);
@@ -302,7 +379,8 @@ proptest! {
         cut in any::<usize>(),
         extra in proptest::collection::vec(any::<u8>(), 0..16),
     ) {
-        let mut bytes = std::fs::read(reference("torch_save_checkpoint.pt")).unwrap();
+        let file = if cut % 2 == 0 { "torch_save_checkpoint.pt" } else { "torch_save_legacy.pt" };
+        let mut bytes = std::fs::read(reference(file)).unwrap();
         for (at, v) in flips {
             let len = bytes.len();
             bytes[at % len] ^= v;
