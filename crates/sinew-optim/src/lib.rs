@@ -42,6 +42,7 @@ mod sgd;
 mod skip;
 mod state;
 mod step;
+mod torch_state;
 
 pub use adam::{
     Adam, AdamConfig, AdamRule, AdamW, AdamWRule, Adamax, AdamaxRule, adam, adamax, adamw,

@@ -5,7 +5,8 @@ Writes `torch_save_state.pt` (a state dict of every dtype Sinew has, with views)
 `torch_save_checkpoint.pt` (a training checkpoint, pickle protocol 4), `torch_save_module.pt`
 (a pickled module, which must be refused), `torch_save_int32.pt` (an int32 tensor, refused) and
 `torch_save_expected.safetensors` (every tensor the two loadable files hold, contiguous, under
-the keys the loader gives, plus `io.x` and `io.y`: the checkpoint's model on an input).
+the keys the loader gives, plus `io.x` and `io.y`: the checkpoint's model on an input, and
+`after.*`: its parameters after one more Adam step on `model(io.x).square().sum()`).
 """
 
 import argparse
@@ -69,13 +70,20 @@ def checkpoint_file():
         "note": "adam",
     }
     torch.save(ckpt, os.path.join(HERE, "torch_save_checkpoint.pt"), pickle_protocol=4)
-    out = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    # Copies: the state dicts' tensors are the live ones, which the second step below updates.
+    out = {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
     for index, state in opt.state_dict()["state"].items():
         for name, value in state.items():
-            out[f"optimizer.state.{index}.{name}"] = value.contiguous()
+            out[f"optimizer.state.{index}.{name}"] = value.detach().clone()
     with torch.no_grad():
         out["io.x"] = x
         out["io.y"] = model(x)
+    # A second step from the saved state: what resuming the checkpoint must give.
+    opt.zero_grad()
+    model(x).square().sum().backward()
+    opt.step()
+    for k, v in model.state_dict().items():
+        out[f"after.{k}"] = v.detach().clone()
     return out
 
 

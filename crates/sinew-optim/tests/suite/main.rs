@@ -12,4 +12,5 @@ mod fused_plans;
 mod grad_scaler;
 mod invalid_options;
 mod schedules;
+mod torch_resume;
 mod trajectories;

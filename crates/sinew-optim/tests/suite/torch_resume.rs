@@ -1,0 +1,127 @@
+//! Resuming a PyTorch training run: a `torch.save` checkpoint of a 4-3-2 MLP and its Adam
+//! state after one step (`sinew-nn/tests/reference/torch_save_checkpoint.pt`), loaded into a
+//! Sinew model and Adam, takes the second step PyTorch took (`after.*` in
+//! `torch_save_expected.safetensors`).
+
+use std::path::{Path, PathBuf};
+
+use sinew_nn::{
+    Linear, Module, ModuleExt, ReLU, Sequential, StateDict, load_pytorch, load_safetensors,
+};
+use sinew_optim::{AdamConfig, Optimizer, OptimizerState, SgdConfig, adam, sgd};
+use sinew_tensor::{DType, Device, Result, Tensor};
+
+fn reference(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sinew-nn/tests/reference")
+        .join(name)
+}
+
+fn mlp() -> Result<Sequential> {
+    Ok(Sequential::new()
+        .append(Linear::new(4, 3)?)
+        .append(ReLU)
+        .append(Linear::new(3, 2)?))
+}
+
+#[test]
+fn a_pytorch_adam_run_resumes_with_its_moments() -> Result<()> {
+    let checkpoint = load_pytorch(reference("torch_save_checkpoint.pt"))?;
+    let want = load_safetensors(reference("torch_save_expected.safetensors"))?;
+    let model = mlp()?;
+    model.load_state_dict(&checkpoint.select("model."), true)?;
+    let mut opt = adam(model.named_parameters(), AdamConfig::new(0.01));
+    let state = OptimizerState::from_pytorch(&opt, &checkpoint.select("optimizer."))?;
+    assert!(
+        state
+            .params
+            .values()
+            .all(|p| p.step == 1 && p.buffers.len() == 2)
+    );
+    let report = opt.load_state_dict(&state)?;
+    assert!(
+        report.unknown.is_empty() && report.fresh.is_empty(),
+        "{report:?}"
+    );
+    let x = want.get("io.x").unwrap();
+    opt.zero_grad();
+    model.forward(x)?.square()?.sum_all()?.backward()?;
+    opt.step()?;
+    for (name, got) in model.state_dict().iter() {
+        let pytorch = want
+            .get(&format!("after.{name}"))
+            .unwrap()
+            .to_vec::<f32>()?;
+        let got = got.to_vec::<f32>()?;
+        for (a, b) in got.iter().zip(&pytorch) {
+            assert!(
+                (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                "{name}: {got:?} vs {pytorch:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn pytorch_states_that_do_not_fit_are_errors() -> Result<()> {
+    let checkpoint = load_pytorch(reference("torch_save_checkpoint.pt"))?;
+    let torch = checkpoint.select("optimizer.");
+    let model = mlp()?;
+    let opt = adam(model.named_parameters(), AdamConfig::new(0.01));
+    // Fewer parameters than PyTorch numbered.
+    let small = Sequential::new().append(Linear::new(4, 3)?);
+    let few = adam(small.named_parameters(), AdamConfig::new(0.01));
+    let err = OptimizerState::from_pytorch(&few, &torch)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("parameter 2; the optimizer has 2"), "{err}");
+    let bad: StateDict = [(
+        "steps.0".to_string(),
+        torch.get("state.0.step").unwrap().clone(),
+    )]
+    .into_iter()
+    .collect();
+    let err = OptimizerState::from_pytorch(&opt, &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not state.<index>.<name>"), "{err}");
+    // PyTorch's step counts and NAdam's mu_product become the state's counts and scalars.
+    let counted: StateDict = [
+        (
+            "state.3.step".to_string(),
+            Tensor::full((), 5.0, DType::F32, &Device::cpu())?,
+        ),
+        (
+            "state.3.mu_product".to_string(),
+            Tensor::full((), 0.5, DType::F32, &Device::cpu())?,
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let state = OptimizerState::from_pytorch(&opt, &counted)?;
+    let last = &state.params["2.bias"];
+    assert_eq!((last.step, last.scalars["mu_product"]), (5, 0.5));
+    let half: StateDict = [(
+        "state.0.step".to_string(),
+        Tensor::full((), 1.5, DType::F32, &Device::cpu())?,
+    )]
+    .into_iter()
+    .collect();
+    let err = OptimizerState::from_pytorch(&opt, &half)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1.5, not a count"), "{err}");
+    // SGD keeps no step: its momentum buffers count as one step.
+    let momentum: StateDict = [(
+        "state.1.momentum_buffer".to_string(),
+        model.state_dict().get("0.bias").unwrap().clone(),
+    )]
+    .into_iter()
+    .collect();
+    let mut sgd_opt = sgd(model.named_parameters(), SgdConfig::new(0.1).momentum(0.9));
+    let state = OptimizerState::from_pytorch(&sgd_opt, &momentum)?;
+    assert_eq!(state.params["0.bias"].step, 1);
+    sgd_opt.load_state_dict(&state)?;
+    Ok(())
+}
