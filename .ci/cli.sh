@@ -29,6 +29,8 @@ $sinew train --dataset xor --epochs 3 --optimizer adam --schedule one-cycle --lr
 grep -q "^test accuracy: " "$out/onecycle.txt"
 $sinew eval --dataset xor --weights "$out/xor.pt" | tee "$out/eval_pt.txt"
 test "$(grep '^test accuracy: ' "$out/eval_pt.txt")" = "$(grep '^test accuracy: ' "$out/onecycle.txt")"
+$sinew convert "$out/xor.pt" "$out/xor_pt.safetensors" | tee "$out/convert.txt"
+grep -q "^converted 6 tensors" "$out/convert.txt"
 # Cyclical rates per batch, with RAdam's beta1 cycled.
 $sinew train --dataset xor --epochs 3 --optimizer radam --schedule cyclic --lr 0.05 \
     | tee "$out/cyclic.txt"

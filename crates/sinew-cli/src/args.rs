@@ -26,6 +26,8 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Show where each dataset is looked for and whether it was found.
     Datasets(DataArgs),
+    /// Convert weights between PyTorch's `torch.save` format and safetensors.
+    Convert(ConvertArgs),
 }
 
 /// The models the CLI can build.
@@ -281,4 +283,18 @@ pub struct PredictArgs {
     /// Image files, or CSV files with one example per row.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+}
+
+/// `sinew convert`.
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// The weights to read: safetensors or a `torch.save` file (either format).
+    pub input: PathBuf,
+    /// Where to write them: PyTorch's `torch.save` format for a `.pt` or `.pth` path,
+    /// safetensors otherwise (written atomically).
+    pub output: PathBuf,
+    /// Keep only the tensors under this prefix, with it removed (`model.` for a checkpoint
+    /// saved as `{"model": model.state_dict(), ...}`).
+    #[arg(long)]
+    pub select: Option<String>,
 }

@@ -6,6 +6,7 @@
 
 mod args;
 mod augment;
+mod convert;
 mod datasets;
 mod device;
 mod generated;
@@ -25,6 +26,7 @@ fn run(cli: Cli) -> sinew::Result<()> {
         Command::Train(a) => train::train(&a),
         Command::Eval(a) => train::eval(&a),
         Command::Predict(a) => predict::predict(&a),
+        Command::Convert(a) => convert::convert(&a),
         Command::Summary(a) => {
             models::summary(a.model.model, &datasets::info(a.model.dataset, &a.data)?)
         }

@@ -1,5 +1,6 @@
 //! `sinew train` on the user's own data (`--dataset csv`, `--dataset folder`), augmentation,
-//! the perceptron, and the one-line errors, run through the built binary.
+//! the perceptron, weights in PyTorch's format and `sinew convert`, and the one-line errors,
+//! run through the built binary.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -164,6 +165,56 @@ fn the_perceptron_learns_separable_data_with_its_rule() {
     assert!(trained >= 95.0, "{trained}");
     let out = sinew(&[&["eval"][..], &base, &["--weights", w_arg]].concat());
     assert_eq!(test_accuracy(&out), trained);
+}
+
+/// Weights saved as `.pt` (PyTorch's `torch.save` format), converted to safetensors and back,
+/// evaluate to the accuracy they were trained to; a PyTorch checkpoint's model converts with
+/// `--select`.
+#[test]
+fn weights_convert_between_pytorch_and_safetensors() {
+    let dir = scratch("convert");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let trained = test_accuracy(&sinew(&["train", "--epochs", "2", "--save", &path("w.pt")]));
+    for (from, to) in [("w.pt", "w.safetensors"), ("w.safetensors", "back.pth")] {
+        let out = sinew(&["convert", &path(from), &path(to)]);
+        assert!(
+            stdout(&out).starts_with("converted 6 tensors"),
+            "{}",
+            stderr(&out)
+        );
+        let eval = sinew(&["eval", "--weights", &path(to)]);
+        assert_eq!(test_accuracy(&eval), trained, "{to}");
+    }
+    assert_eq!(&std::fs::read(path("back.pth")).unwrap()[..2], b"PK");
+    let checkpoint = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sinew-nn/tests/reference/torch_save_checkpoint.pt");
+    let checkpoint = checkpoint.to_str().unwrap();
+    let out = sinew(&[
+        "convert",
+        checkpoint,
+        &path("mlp.safetensors"),
+        "--select",
+        "model.",
+    ]);
+    assert!(
+        stdout(&out).starts_with("converted 4 tensors"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sinew(&[
+        "convert",
+        checkpoint,
+        &path("none.pt"),
+        "--select",
+        "nothing.",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no tensors under \"nothing.\""),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
