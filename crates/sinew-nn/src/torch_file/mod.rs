@@ -4,8 +4,8 @@
 //! (`legacy.rs`). So `torch.save(model.state_dict(), "model.pt")` and torchvision's `.pth`
 //! weights, old and new, load as they are. The pickle is read by a small machine that builds
 //! values and never imports or calls anything (the safety of `torch.load(weights_only=True)`):
-//! only dense tensors, dicts, lists, tuples, strings and numbers come out; other objects are
-//! skipped.
+//! only dense tensors, dicts, lists, tuples, strings and numbers come out, and objects as
+//! their attributes (a pickled `nn.Module` as its state dict).
 
 mod legacy;
 mod pickle;
@@ -24,7 +24,7 @@ use sinew_tensor::{DType, Result};
 
 use crate::StateDict;
 use crate::weights::{file_error, tensor_from_le_bytes};
-use pickle::{TensorRef, Value};
+use pickle::{Items, TensorRef, Value};
 
 /// How deep dicts and lists may nest around a tensor.
 const MAX_DEPTH: usize = 64;
@@ -37,8 +37,9 @@ const MAX_VISITS: usize = 1 << 22;
 /// (a checkpoint such as `{"model": model.state_dict(), "epoch": 3}`), whose keys join with
 /// dots (`model.fc.weight`; take one part with [`StateDict::select`]). Values that are not
 /// tensors (numbers, strings, other objects) are skipped; tensors keep their dtype and come out
-/// contiguous, views copied out of their storage. Sparse, quantized or int32 tensors, and a
-/// pickled module (`torch.save(model)`), are errors naming the file and the fault.
+/// contiguous, views copied out of their storage. A pickled module (`torch.save(model)`) gives
+/// what its `state_dict()` would, without importing its class. Sparse, quantized or int32
+/// tensors are errors naming the file and the fault.
 pub fn load_pytorch(path: impl AsRef<Path>) -> Result<StateDict> {
     let path = path.as_ref();
     let file = std::fs::File::open(path).map_err(|e| file_error(path, e))?;
@@ -105,6 +106,10 @@ fn state_dict_of(
     let mut found = Vec::new();
     match root {
         Value::Dict(_) | Value::List(_) | Value::Tuple(_) => {
+            let mut visits = 0;
+            collect(root, &mut String::new(), 0, &mut visits, &mut found)?;
+        }
+        Value::Object(attributes) if module_parts(attributes).is_some() => {
             let mut visits = 0;
             collect(root, &mut String::new(), 0, &mut visits, &mut found)?;
         }
@@ -186,16 +191,26 @@ fn collect(
         path.truncate(len);
         done
     };
+    // A pickled `nn.Module`: what its `state_dict()` holds, under the same names.
+    if let Value::Object(attributes) = v
+        && let Some(module) = module_parts(attributes)
+    {
+        let buffers = pairs(&module.buffers).into_iter();
+        let persistent = buffers.filter(|(name, _)| !module.transient.contains(name));
+        for (name, value) in pairs(&module.parameters).into_iter().chain(persistent) {
+            child(&name, &value)?;
+        }
+        for (name, value) in pairs(&module.children) {
+            child(&name, &value)?;
+        }
+        return Ok(());
+    }
     match v {
         Value::Tensor(t) => out.push((path.clone(), t.clone())),
-        Value::Dict(items) => {
-            for pair in items.0.borrow().chunks_exact(2) {
-                let key = match &pair[0] {
-                    Value::Str(s) => s.to_string(),
-                    Value::Int(i) => i.to_string(),
-                    _ => continue,
-                };
-                child(&key, &pair[1])?;
+        // A dict, or another object's attributes.
+        Value::Dict(items) | Value::Object(items) => {
+            for (key, value) in pairs_of(items) {
+                child(&key, &value)?;
             }
         }
         Value::List(items) | Value::Tuple(items) => {
@@ -206,6 +221,62 @@ fn collect(
         _ => {}
     }
     Ok(())
+}
+
+/// The entries of a dict's (or an object's) items whose keys are strings or ints, the ints
+/// written out.
+fn pairs_of(items: &Items) -> Vec<(String, Value)> {
+    let items = items.0.borrow();
+    let key = |k: &Value| match k {
+        Value::Str(s) => Some(s.to_string()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    };
+    (items.chunks_exact(2))
+        .filter_map(|kv| Some((key(&kv[0])?, kv[1].clone())))
+        .collect()
+}
+
+/// [`pairs_of`] a dict or object value; nothing for another value.
+fn pairs(v: &Value) -> Vec<(String, Value)> {
+    match v {
+        Value::Dict(items) | Value::Object(items) => pairs_of(items),
+        _ => Vec::new(),
+    }
+}
+
+/// What a pickled `nn.Module`'s attributes hold for its `state_dict()`.
+struct ModuleParts {
+    parameters: Value,
+    buffers: Value,
+    /// The buffers `state_dict()` leaves out (`register_buffer(..., persistent=False)`).
+    transient: Vec<String>,
+    children: Value,
+}
+
+/// The parts of a module, if `attributes` are a pickled `nn.Module`'s (they hold
+/// `_parameters` and `_modules`).
+fn module_parts(attributes: &Items) -> Option<ModuleParts> {
+    let attributes = pairs_of(attributes);
+    let get = |name: &str| {
+        let found = attributes.iter().find(|(k, _)| k == name);
+        found.map(|(_, v)| v.clone())
+    };
+    let transient = match get("_non_persistent_buffers_set") {
+        Some(Value::List(names)) => (names.0.borrow().iter())
+            .filter_map(|n| match n {
+                Value::Str(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(ModuleParts {
+        parameters: get("_parameters")?,
+        buffers: get("_buffers").unwrap_or(Value::None),
+        transient,
+        children: get("_modules")?,
+    })
 }
 
 /// Where the storages' bytes are: entries of the zip archive (each read once), or runs of the

@@ -44,7 +44,7 @@ impl Drop for Items {
     fn drop(&mut self) {
         let mut pending = std::mem::take(self.0.get_mut());
         while let Some(value) = pending.pop() {
-            if let Value::Tuple(rc) | Value::List(rc) | Value::Dict(rc) = value
+            if let Value::Tuple(rc) | Value::List(rc) | Value::Dict(rc) | Value::Object(rc) = value
                 && let Ok(mut items) = Rc::try_unwrap(rc)
             {
                 pending.append(items.0.get_mut());
@@ -70,13 +70,16 @@ pub(super) enum Value {
     List(Rc<Items>),
     /// A dict: keys and values alternating, in insertion order.
     Dict(Rc<Items>),
+    /// An instance of a class (not imported): its attributes as BUILD set them, names and
+    /// values alternating (a pickled `nn.Module`'s `_parameters`, `_buffers`, `_modules`, ...).
+    Object(Rc<Items>),
     /// A global name (`module`, `name`), not imported.
     Global(Rc<(String, String)>),
     /// A storage (a persistent id).
     Storage(Rc<StorageRef>),
     /// A tensor.
     Tensor(Rc<TensorRef>),
-    /// Anything else (floats, bytes, sets, big ints, instances of other classes): kept opaque.
+    /// Anything else (floats, bytes, big ints): kept opaque. Sets are lists.
     Opaque,
 }
 
@@ -161,15 +164,15 @@ impl Machine {
         self.stack.push(wrap(Value::new_items(items)));
     }
 
-    /// Adds `items` to the list or dict (keys and values alternating) on top of the stack; a
-    /// set or other opaque target drops them.
+    /// Adds `items` to the list (a set too) or dict (keys and values alternating) on top of the
+    /// stack. An object takes a dict's items (a `dict` subclass) and drops a list's.
     fn extend_top(&mut self, items: Vec<Value>, dict: bool) -> Result<(), String> {
         match (self.top()?, dict) {
             (Value::List(list), false) => list.0.borrow_mut().extend(items),
-            (Value::Dict(map), true) if items.len().is_multiple_of(2) => {
+            (Value::Dict(map) | Value::Object(map), true) if items.len().is_multiple_of(2) => {
                 map.0.borrow_mut().extend(items)
             }
-            (Value::Opaque, _) => {}
+            (Value::Object(_), false) => {}
             _ => return Err("adds items to a value that does not hold them".into()),
         }
         Ok(())
@@ -249,7 +252,7 @@ impl Machine {
             b')' => self.push_items(Value::Tuple, Vec::new()),
             b']' => self.push_items(Value::List, Vec::new()),
             b'}' => self.push_items(Value::Dict, Vec::new()),
-            0x8f => self.stack.push(Value::Opaque),
+            0x8f => self.push_items(Value::List, Vec::new()),
             b't' => {
                 let items = self.since_mark()?;
                 self.push_items(Value::Tuple, items);
@@ -275,8 +278,8 @@ impl Machine {
                 self.push_items(Value::Dict, items);
             }
             0x91 => {
-                self.since_mark()?;
-                self.stack.push(Value::Opaque);
+                let items = self.since_mark()?;
+                self.push_items(Value::List, items);
             }
             b'a' => {
                 let v = self.pop(at)?;
@@ -296,10 +299,8 @@ impl Machine {
                 self.extend_top(items, true)?;
             }
             0x90 => {
-                self.since_mark()?;
-                if !matches!(self.top()?, Value::Opaque) {
-                    return Err("adds set items to a value that is not a set".into());
-                }
+                let items = self.since_mark()?;
+                self.extend_top(items, false)?;
             }
             b'c' => {
                 let module = r.line()?;
@@ -321,19 +322,25 @@ impl Machine {
                 let v = super::rebuild::call(&callable, &args)?;
                 self.stack.push(v);
             }
-            0x81 => {
-                self.pop(at)?;
-                self.pop(at)?;
-                self.stack.push(Value::Opaque);
-            }
-            0x92 => {
-                for _ in 0..3 {
+            0x81 | 0x92 => {
+                for _ in 0..(if op == 0x81 { 2 } else { 3 }) {
                     self.pop(at)?;
                 }
-                self.stack.push(Value::Opaque);
+                self.push_items(Value::Object, Vec::new());
             }
-            // BUILD sets an object's state (an OrderedDict's `_metadata`): not needed.
-            b'b' => drop(self.pop(at)?),
+            // BUILD sets an object's attributes from a dict (or the dict of a (dict, slots)
+            // pair); an OrderedDict's `_metadata` and other states are dropped.
+            b'b' => {
+                let state = self.pop(at)?;
+                let state = match state {
+                    Value::Tuple(pair) => pair.0.borrow().first().cloned().unwrap_or(Value::None),
+                    other => other,
+                };
+                if let (Value::Object(object), Value::Dict(attributes)) = (self.top()?, &state) {
+                    let attributes = attributes.0.borrow().clone();
+                    object.0.borrow_mut().extend(attributes);
+                }
+            }
             b'Q' => {
                 let pid = self.pop(at)?;
                 let storage = super::rebuild::persistent(&pid)?;

@@ -35,7 +35,15 @@ pub(super) fn call(callable: &Value, args: &Value) -> Result<Value, String> {
         ("torch._utils", other) if other.starts_with("_rebuild") => Err(format!(
             "torch._utils.{other}: only dense tensors can be loaded"
         )),
-        _ => Ok(Value::Opaque),
+        // A set (a module's `_non_persistent_buffers_set`): its items, as a list.
+        ("builtins" | "__builtin__", "set" | "frozenset") => {
+            match tuple(args, "a set's arguments")?.first() {
+                Some(list @ Value::List(_)) => Ok(list.clone()),
+                _ => Ok(Value::List(Rc::new(super::pickle::Items::default()))),
+            }
+        }
+        // Any other class or function: an object whose attributes BUILD may set.
+        _ => Ok(Value::Object(Rc::new(super::pickle::Items::default()))),
     }
 }
 

@@ -3,10 +3,11 @@
 Writes `torch_save_state.pt` (a state dict of every dtype Sinew has, with views),
 `torch_save_legacy.pt` (the same in the format before PyTorch 1.6),
 `torch_save_checkpoint.pt` (a training checkpoint, pickle protocol 4), `torch_save_module.pt`
-(a pickled module, which must be refused), `torch_save_int32.pt` (an int32 tensor, refused) and
+(`torch.save(model)`: a whole pickled module), `torch_save_int32.pt` (an int32 tensor, refused) and
 `torch_save_expected.safetensors` (every tensor the two loadable files hold, contiguous, under
 the keys the loader gives, plus `io.x` and `io.y`: the checkpoint's model on an input, and
-`after.*`: its parameters after one more Adam step on `model(io.x).square().sum()`).
+`after.*`: its parameters after one more Adam step on `model(io.x).square().sum()`, and
+`whole.*`: the pickled module's state dict).
 """
 
 import argparse
@@ -87,9 +88,28 @@ def checkpoint_file():
     return out
 
 
-def refused_files():
+class Net(torch.nn.Module):
+    """Children in a Sequential, batch norm buffers, a parameter-free layer and a buffer that
+    state_dict() leaves out."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2),
+                                            torch.nn.ReLU())
+        self.fc = torch.nn.Linear(2, 2, bias=False)
+        self.register_buffer("scratch", torch.zeros(2), persistent=False)
+
+
+def module_file():
+    """torch.save(model): the whole pickled module; returns its state dict under `whole.`."""
     torch.manual_seed(2)
-    torch.save(torch.nn.Linear(2, 2), os.path.join(HERE, "torch_save_module.pt"))
+    net = Net()
+    net.features(torch.randn(3, 1, 4, 4))  # training mode: the running statistics move
+    torch.save(net, os.path.join(HERE, "torch_save_module.pt"))
+    return {f"whole.{k}": v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def refused_files():
     torch.save({"ids": torch.arange(3, dtype=torch.int32)},
                os.path.join(HERE, "torch_save_int32.pt"))
 
@@ -97,6 +117,7 @@ def refused_files():
 def make_torch_save():
     expected = state_dict_file()
     expected.update(checkpoint_file())
+    expected.update(module_file())
     refused_files()
     path = os.path.join(HERE, "torch_save_expected.safetensors")
     save_file(expected, path, metadata={"generator": f"torch_save_ref.py, torch {torch.__version__}"})

@@ -116,14 +116,35 @@ fn a_checkpoint_gives_dotted_keys_and_its_model_loads_strictly() -> Result<()> {
     Ok(())
 }
 
+/// `torch.save(model)`: the pickled module gives what its `state_dict()` would, in its order
+/// (parameters, persistent buffers, then children), without importing its class.
 #[test]
-fn pickled_modules_and_unsupported_dtypes_are_errors_naming_the_file() {
-    let module = reference("torch_save_module.pt");
-    let err = load_pytorch(&module).unwrap_err().to_string();
-    assert!(
-        err.contains("torch_save_module.pt") && err.contains("state_dict"),
-        "{err}"
+fn a_pickled_module_gives_its_state_dict() -> Result<()> {
+    let sd = load_pytorch(reference("torch_save_module.pt"))?;
+    let want = expected().select("whole.");
+    let keys: Vec<&str> = sd.keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "features.0.weight",
+            "features.0.bias",
+            "features.1.weight",
+            "features.1.bias",
+            "features.1.running_mean",
+            "features.1.running_var",
+            "features.1.num_batches_tracked",
+            "fc.weight"
+        ]
     );
+    assert_eq!(want.len(), keys.len());
+    for (key, t) in sd.iter() {
+        assert_same(key, t, want.get(key).unwrap());
+    }
+    Ok(())
+}
+
+#[test]
+fn unsupported_dtypes_and_missing_files_are_errors_naming_the_file() {
     let err = load_pytorch(reference("torch_save_int32.pt"))
         .unwrap_err()
         .to_string();
@@ -348,6 +369,10 @@ fn hostile_pickles_are_errors_not_crashes() {
         (vec![0x80, 2, b'I', b'.'], "does not write"),
         (vec![0x80, 9, b'.'], "protocol 9"),
         (vec![0x80, 2, b'N', b'.'], "pickled object"),
+        (
+            b"\x80\x02c__main__\nThing\n)\x81}b.".to_vec(),
+            "pickled object",
+        ),
         (vec![0x80, 2, b'}'], "ends inside"),
     ] {
         let err = run(pickle).unwrap_err();
