@@ -77,20 +77,24 @@ pub fn load_safetensors(path: impl AsRef<Path>) -> Result<StateDict> {
 pub fn load_safetensors_with_metadata(
     path: impl AsRef<Path>,
 ) -> Result<(StateDict, HashMap<String, String>)> {
-    let path = path.as_ref();
+    read_mapped(path.as_ref(), |bytes| {
+        let sd = parse(bytes)?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format!("{e:?}"))?;
+        Ok((sd, header.metadata().clone().unwrap_or_default()))
+    })
+}
+
+/// `parse` of the file at `path`, memory-mapped; an error names the file and the fault.
+pub(crate) fn read_mapped<T>(
+    path: &Path,
+    parse: impl FnOnce(&[u8]) -> std::result::Result<T, String>,
+) -> Result<T> {
     let file = File::open(path).map_err(|e| file_error(path, e))?;
-    // SAFETY: the map is read-only and lives only inside this function; the bytes are copied
-    // into tensors before it is dropped. Another process truncating the file while we read
-    // could fault (a documented limit of memory mapping, shared with PyTorch's loader).
+    // SAFETY: the map is read-only and lives only inside this function; `parse` copies what it
+    // keeps into tensors before the map is dropped. Another process truncating the file while
+    // we read could fault (a documented limit of memory mapping, shared with PyTorch's loader).
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| file_error(path, e))?;
-    let sd = parse(&map).map_err(|fault| file_error(path, fault))?;
-    let metadata = SafeTensors::read_metadata(&map)
-        .map_err(|e| file_error(path, format!("{e:?}")))?
-        .1
-        .metadata()
-        .clone()
-        .unwrap_or_default();
-    Ok((sd, metadata))
+    parse(&map).map_err(|fault| file_error(path, fault))
 }
 
 /// Parses safetensors bytes (from a file or memory).

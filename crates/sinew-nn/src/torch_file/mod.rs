@@ -23,7 +23,7 @@ use std::rc::Rc;
 use sinew_tensor::{DType, Result};
 
 use crate::StateDict;
-use crate::weights::{file_error, tensor_from_le_bytes};
+use crate::weights::{read_mapped, tensor_from_le_bytes};
 use pickle::{Items, TensorRef, Value};
 
 /// How deep dicts and lists may nest around a tensor.
@@ -41,13 +41,7 @@ const MAX_VISITS: usize = 1 << 22;
 /// what its `state_dict()` would, without importing its class. Sparse, quantized or int32
 /// tensors are errors naming the file and the fault.
 pub fn load_pytorch(path: impl AsRef<Path>) -> Result<StateDict> {
-    let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| file_error(path, e))?;
-    // SAFETY: the map is read-only and lives only inside this function; the bytes are copied
-    // into tensors before it is dropped. Another process truncating the file while we read
-    // could fault (a documented limit of memory mapping, shared with PyTorch's loader).
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| file_error(path, e))?;
-    parse_pytorch(&map).map_err(|fault| file_error(path, fault))
+    read_mapped(path.as_ref(), parse_pytorch)
 }
 
 /// Parses the bytes of a `torch.save` file (see [`load_pytorch`]).
@@ -338,21 +332,14 @@ impl<'a> Storages<'a> {
     /// The tensor `t`: its view of the storage copied out, contiguous.
     fn tensor(&mut self, t: &TensorRef) -> std::result::Result<sinew_tensor::Tensor, String> {
         let class = t.storage.class.as_str();
-        let dtype = match class {
-            "FloatStorage" => DType::F32,
-            "DoubleStorage" => DType::F64,
-            "HalfStorage" => DType::F16,
-            "BFloat16Storage" => DType::BF16,
-            "LongStorage" => DType::I64,
-            "ByteStorage" => DType::U8,
-            "BoolStorage" => DType::Bool,
-            _ => {
-                return Err(format!(
+        let dtype = (DType::ALL.into_iter())
+            .find(|&d| save::storage_class(d) == class)
+            .ok_or_else(|| {
+                format!(
                     "a {class}: Sinew reads float, double, half, bfloat16, long, byte and \
                      bool tensors"
-                ));
-            }
-        };
+                )
+            })?;
         let width = dtype.size_in_bytes();
         let numel = (t.size.iter())
             .try_fold(1usize, |n, &d| n.checked_mul(d))

@@ -22,8 +22,8 @@ const NEWFALSE: u8 = 0x89;
 const SETITEMS: u8 = b'u';
 const STOP: u8 = b'.';
 
-/// The storage class `torch.save` names for a dtype.
-fn storage_class(dtype: DType) -> &'static str {
+/// The storage class `torch.save` names for a dtype (the loader reads the same names).
+pub(super) fn storage_class(dtype: DType) -> &'static str {
     match dtype {
         DType::F32 => "FloatStorage",
         DType::F64 => "DoubleStorage",
