@@ -32,7 +32,7 @@ pub fn loader(
         seed,
         num_workers: workers,
         device: (*device != Device::cpu()).then(|| device.clone()),
-        sampler,
+        shard: sampler,
         ..Default::default()
     };
     Ok(DataLoader::new(Arc::new(data), config)?)

@@ -9,9 +9,9 @@
 
 use crate::error::{DataError, Result};
 
-/// Which shard of each epoch a process reads (set it as [`LoaderConfig::sampler`]).
+/// Which shard of each epoch a process reads (set it as [`LoaderConfig::shard`]).
 ///
-/// [`LoaderConfig::sampler`]: crate::LoaderConfig::sampler
+/// [`LoaderConfig::shard`]: crate::LoaderConfig::shard
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DistributedSampler {
     rank: usize,

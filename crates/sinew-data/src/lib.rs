@@ -50,6 +50,7 @@ pub mod loader;
 pub mod mnist;
 pub mod rng;
 pub mod sample;
+pub mod sampler;
 pub mod scaler;
 pub mod transforms;
 
@@ -67,4 +68,5 @@ pub use image_folder::{ColorMode, ImageFolder};
 pub use loader::{DataLoader, EpochIter, LoaderConfig};
 pub use mnist::{Mnist, Split};
 pub use sample::{ImageF32, ImageU8, Input, Sample, Target};
+pub use sampler::{RandomSampler, Sampler, SubsetRandomSampler, WeightedRandomSampler};
 pub use scaler::{MinMaxScaler, ScaleAxis, StandardScaler, Statistics};

@@ -7,7 +7,7 @@
 //! count yields the same batches in the same order. At most `num_workers * prefetch` batches are
 //! in flight ahead of the consumer.
 //! PyTorch equivalent: `torch.utils.data.DataLoader(ds, batch_size, shuffle, num_workers,
-//! prefetch_factor, drop_last, generator)`.
+//! prefetch_factor, drop_last, generator, sampler)`.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -22,8 +22,9 @@ use crate::collate::{Batch, collate_on};
 use crate::dataset::Dataset;
 use crate::distributed::DistributedSampler;
 use crate::error::{DataError, Result};
-use crate::rng::{permutation, sample_rng};
+use crate::rng::{epoch_rng, permutation, sample_rng};
 use crate::sample::Sample;
+use crate::sampler::Sampler;
 use crate::transforms::Transform;
 
 /// Loader settings.
@@ -31,7 +32,8 @@ use crate::transforms::Transform;
 pub struct LoaderConfig {
     /// Examples per batch.
     pub batch_size: usize,
-    /// Whether each epoch visits the examples in a seeded random order.
+    /// Whether each epoch visits the examples in a seeded random order (exclusive with
+    /// [`LoaderConfig::sampler`]).
     pub shuffle: bool,
     /// Seed of the shuffle and of every augmentation.
     pub seed: u64,
@@ -50,9 +52,14 @@ pub struct LoaderConfig {
     /// buffers; `sinew-tensor` has no API for collating straight into pinned host memory, so the
     /// batch is built in pageable memory.
     pub device: Option<Device>,
-    /// This process's shard of every epoch in data-parallel training (`None`: the whole dataset).
-    /// PyTorch: `DataLoader(ds, sampler=DistributedSampler(ds))`.
-    pub sampler: Option<DistributedSampler>,
+    /// Which indices each epoch visits, and how often (`None`: each example once, in order or
+    /// shuffled). PyTorch: `DataLoader(ds, sampler=WeightedRandomSampler(w, n))`; see
+    /// [`crate::sampler`].
+    pub sampler: Option<Arc<dyn Sampler>>,
+    /// This process's shard of every epoch in data-parallel training (`None`: the whole epoch).
+    /// PyTorch: `DataLoader(ds, sampler=DistributedSampler(ds))`; here it shards what the
+    /// epoch's order or [`LoaderConfig::sampler`] gives.
+    pub shard: Option<DistributedSampler>,
 }
 
 /// The most worker threads a loader may start.
@@ -61,11 +68,15 @@ pub const MAX_WORKERS: usize = 1024;
 impl LoaderConfig {
     /// Checks the settings: a positive batch size, at most [`MAX_WORKERS`] workers, a positive
     /// prefetch when there are workers, and `num_workers * prefetch` without overflow (the number
-    /// of batches in flight). PyTorch raises the same kinds of `ValueError`.
+    /// of batches in flight), and not both `shuffle` and a `sampler`. PyTorch raises the same
+    /// kinds of `ValueError`.
     pub fn validate(&self) -> Result<()> {
         let bad = |detail: String| Err(DataError::invalid("LoaderConfig", detail));
         if self.batch_size == 0 {
             return bad("batch_size must be positive, got 0".into());
+        }
+        if self.shuffle && self.sampler.is_some() {
+            return bad("a sampler draws the epoch's order itself: set shuffle to false".into());
         }
         if self.num_workers > MAX_WORKERS {
             return bad(format!(
@@ -100,6 +111,7 @@ impl Default for LoaderConfig {
             prefetch: 2,
             device: None,
             sampler: None,
+            shard: None,
         }
     }
 }
@@ -139,7 +151,7 @@ struct EpochPlan<D> {
     seed: u64,
     epoch: u64,
     device: Option<Device>,
-    sampler: Option<DistributedSampler>,
+    shard: Option<DistributedSampler>,
 }
 
 impl<D: Dataset<Item = Sample>> EpochPlan<D> {
@@ -155,9 +167,9 @@ impl<D: Dataset<Item = Sample>> EpochPlan<D> {
             let sample = self.dataset.get(self.order[pos])?;
             match &self.transform {
                 Some(t) => {
-                    // Under a sampler, the position in the whole epoch: ranks never share a
+                    // Under a shard, the position in the whole epoch: ranks never share a
                     // random stream.
-                    let stream = self.sampler.map_or(pos as u64, |s| s.global_position(pos));
+                    let stream = self.shard.map_or(pos as u64, |s| s.global_position(pos));
                     t.apply(sample, &mut sample_rng(self.seed, self.epoch, stream))
                 }
                 None => Ok(sample),
@@ -204,11 +216,17 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 }
 
 impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
-    /// A loader over `dataset`; the settings are checked with [`LoaderConfig::validate`].
+    /// A loader over `dataset`; the settings are checked with [`LoaderConfig::validate`] and
+    /// the sampler against the dataset's length ([`Sampler::check`]).
     pub fn new(dataset: Arc<D>, config: LoaderConfig) -> Result<Self> {
         config.validate()?;
-        // Each epoch holds the visiting order: one index per example.
-        crate::alloc::check_buffer::<usize>("DataLoader", dataset.len())?;
+        let n = dataset.len();
+        if let Some(sampler) = &config.sampler {
+            sampler.check(n)?;
+        }
+        // Each epoch holds its visiting order: one index per drawn example.
+        let drawn = config.sampler.as_ref().map_or(n, |s| s.num_samples(n));
+        crate::alloc::check_buffer::<usize>("DataLoader", drawn)?;
         Ok(DataLoader {
             dataset,
             transform: None,
@@ -236,9 +254,10 @@ impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
     /// Examples this process reads per epoch (its shard under a [`DistributedSampler`]).
     pub fn num_samples(&self) -> usize {
         let n = self.dataset.len();
-        match &self.config.sampler {
-            Some(sampler) => sampler.num_samples(n),
-            None => n,
+        let drawn = self.config.sampler.as_ref().map_or(n, |s| s.num_samples(n));
+        match &self.config.shard {
+            Some(shard) => shard.num_samples(drawn),
+            None => drawn,
         }
     }
 
@@ -256,13 +275,14 @@ impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
     /// a [`DistributedSampler`]).
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let n = self.dataset.len();
-        let order = if self.config.shuffle {
-            permutation(n, self.config.seed, epoch)
-        } else {
-            (0..n).collect()
+        let (seed, shuffle) = (self.config.seed, self.config.shuffle);
+        let order = match &self.config.sampler {
+            Some(sampler) => sampler.indices(n, &mut epoch_rng(seed, epoch)),
+            None if shuffle => permutation(n, seed, epoch),
+            None => (0..n).collect(),
         };
-        match &self.config.sampler {
-            Some(sampler) => sampler.shard(&order),
+        match &self.config.shard {
+            Some(shard) => shard.shard(&order),
             None => order,
         }
     }
@@ -277,7 +297,7 @@ impl<D: Dataset<Item = Sample> + 'static> DataLoader<D> {
             seed: self.config.seed,
             epoch,
             device: self.config.device.clone(),
-            sampler: self.config.sampler,
+            shard: self.config.shard,
         })
     }
 

@@ -31,10 +31,15 @@ pub fn sample_rng(seed: u64, epoch: u64, position: u64) -> DataRng {
     rng_for(seed, epoch, position + 1)
 }
 
+/// The generator of epoch `epoch`'s order: its shuffle, or its sampler's draws.
+pub fn epoch_rng(seed: u64, epoch: u64) -> DataRng {
+    rng_for(seed, epoch, SHUFFLE_STREAM)
+}
+
 /// A permutation of `0..n` fixed by `(seed, epoch)`.
 pub fn permutation(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut rng_for(seed, epoch, SHUFFLE_STREAM));
+    order.shuffle(&mut epoch_rng(seed, epoch));
     order
 }
 

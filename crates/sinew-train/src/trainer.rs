@@ -411,7 +411,7 @@ impl<'a> Trainer<'a> {
     ///
     /// In a distributed run whose loader has a `DistributedSampler`, every rank gets all ranks'
     /// outputs, in the order one process reading the whole loader would produce them (the
-    /// sampler's padding repeats dropped); without a sampler, this rank's outputs.
+    /// sampler's padding repeats dropped); without a shard, this rank's outputs.
     pub fn predict<D: Dataset<Item = Sample> + 'static>(
         &mut self,
         loader: &DataLoader<D>,
@@ -424,7 +424,7 @@ impl<'a> Trainer<'a> {
             .collect::<Result<Vec<_>>>()?;
         let local = Tensor::cat(&outs, 0)?;
         match &self.distributed {
-            Some(run) if loader.config().sampler.is_some() => {
+            Some(run) if loader.config().shard.is_some() => {
                 gather_predictions(run.as_ref(), &local, loader.dataset().len())
             }
             _ => Ok(local),

@@ -268,7 +268,7 @@ fn sharded_batches_of_all_ranks_make_the_single_process_batch() {
     let ranks: Vec<_> = (0..world)
         .map(|r| {
             let mut cfg = config(batch, 1);
-            cfg.sampler = Some(DistributedSampler::new(r, world).unwrap());
+            cfg.shard = Some(DistributedSampler::new(r, world).unwrap());
             DataLoader::new(dataset(n), cfg).unwrap()
         })
         .collect();

@@ -15,5 +15,6 @@ mod reader_csv;
 mod reader_image_folder;
 mod reader_mnist;
 mod real_data;
+mod sampler;
 mod scaler;
 mod transforms;

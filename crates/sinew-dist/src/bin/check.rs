@@ -67,7 +67,7 @@ fn loader(
         shuffle: true,
         seed: 5,
         num_workers: 0,
-        sampler,
+        shard: sampler,
         ..Default::default()
     };
     Ok(DataLoader::new(data.clone(), config)?)
