@@ -119,15 +119,22 @@ impl Buffer {
     pub fn set_value(&self, value: Tensor) {
         *self.cell.write().unwrap_or_else(|e| e.into_inner()) = value.detach();
     }
+
+    /// Whether `self` and `other` are the same buffer (clones of one another).
+    pub fn ptr_eq(&self, other: &Buffer) -> bool {
+        Arc::ptr_eq(&self.cell, &other.cell)
+    }
 }
 
 /// The training flag of a module whose forward depends on it (PyTorch's `module.training`),
-/// plus the freeze flag that keeps BatchNorm's statistics fixed while the rest trains.
+/// plus the freeze flag that keeps BatchNorm's statistics fixed while the rest trains and the
+/// flag that makes them a plain average of the batches seen (for `update_bn`).
 /// New modules are in training mode, as in PyTorch.
 #[derive(Debug)]
 pub struct Mode {
     training: AtomicBool,
     frozen: AtomicBool,
+    cumulative: AtomicBool,
 }
 
 impl Default for Mode {
@@ -135,6 +142,7 @@ impl Default for Mode {
         Mode {
             training: AtomicBool::new(true),
             frozen: AtomicBool::new(false),
+            cumulative: AtomicBool::new(false),
         }
     }
 }
@@ -168,6 +176,18 @@ impl Mode {
     /// Sets the freeze flag.
     pub fn set_frozen(&self, frozen: bool) {
         self.frozen.store(frozen, Ordering::Relaxed)
+    }
+
+    /// Whether batch norm's running statistics are the average of all batches since their
+    /// reset, whatever the layer's momentum (PyTorch's `momentum=None`, which `update_bn` sets
+    /// for its pass).
+    pub fn is_cumulative(&self) -> bool {
+        self.cumulative.load(Ordering::Relaxed)
+    }
+
+    /// Sets the cumulative-average flag (see [`Mode::is_cumulative`]).
+    pub fn set_cumulative(&self, cumulative: bool) {
+        self.cumulative.store(cumulative, Ordering::Relaxed)
     }
 }
 

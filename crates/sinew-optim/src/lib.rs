@@ -42,6 +42,7 @@ mod sgd;
 mod skip;
 mod state;
 mod step;
+mod swa;
 mod torch_state;
 
 pub use adam::{
@@ -61,3 +62,4 @@ pub use radam::{Radam, RadamConfig, RadamRule, radam};
 pub use schedule::{LrSchedule, ReduceLrOnPlateau};
 pub use sgd::{Sgd, SgdConfig, SgdRule, sgd};
 pub use state::{OptimizerState, ParamState, StateReport};
+pub use swa::{AveragedModel, Averaging};

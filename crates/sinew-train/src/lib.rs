@@ -31,6 +31,7 @@ pub mod plot;
 mod precision;
 mod progress;
 mod trainer;
+mod update_bn;
 
 pub use checkpoint::{CheckpointExtras, TrainingCheckpoint};
 pub use cross_validation::{CvReport, FoldLoaders, cross_validate};
@@ -39,3 +40,4 @@ pub use history::{History, Logs};
 pub use precision::Precision;
 pub use progress::Verbosity;
 pub use trainer::{LossFn, Trainer, Validation};
+pub use update_bn::update_bn;

@@ -259,16 +259,36 @@ impl<const D: usize> BatchNormNd<D> {
         })
     }
 
+    /// The momentum of the running statistics: the configured one, or `None` (the cumulative
+    /// average) while the mode says so ([`Mode::is_cumulative`], set by `update_bn`).
+    pub fn momentum(&self) -> Option<f64> {
+        if self.mode.is_cumulative() {
+            None
+        } else {
+            self.config.momentum
+        }
+    }
+
+    /// Resets the running statistics: mean 0, variance 1, no batches tracked (PyTorch's
+    /// `reset_running_stats`), in place.
+    pub fn reset_running_stats(&self) -> Result<()> {
+        reset_running_stats(
+            self.running_mean.as_ref(),
+            self.running_var.as_ref(),
+            self.num_batches_tracked.as_ref(),
+        )
+    }
+
     /// Counts one more training batch in `num_batches_tracked` and returns the momentum for
     /// its running-statistics update: the configured one, or the cumulative average `1/n` when
     /// `momentum` is `None` (PyTorch's rule). For layers that compute the batch statistics
     /// themselves, such as a synchronised batch norm.
     pub fn next_momentum(&self) -> Result<f64> {
         let Some(count) = &self.num_batches_tracked else {
-            return Ok(self.config.momentum.unwrap_or(0.0));
+            return Ok(self.momentum().unwrap_or(0.0));
         };
         let count = count.value();
-        match self.config.momentum {
+        match self.momentum() {
             // Counted in place on the buffer's device: no host read, so no GPU synchronisation
             // per layer and step.
             Some(m) => {
@@ -288,7 +308,7 @@ impl<const D: usize> BatchNormNd<D> {
     /// momentum, the batch counter that update increments (in the same kernel on the GPU);
     /// with the cumulative average the count is taken here ([`BatchNormNd::next_momentum`]).
     fn momentum_and_count(&self) -> Result<(f64, Option<Tensor>)> {
-        match (&self.num_batches_tracked, self.config.momentum) {
+        match (&self.num_batches_tracked, self.momentum()) {
             (Some(count), Some(m)) => Ok((m, Some(count.value()))),
             _ => Ok((self.next_momentum()?, None)),
         }
@@ -372,6 +392,21 @@ impl<const D: usize> Module for BatchNormNd<D> {
     fn type_name(&self) -> &'static str {
         Self::NAME
     }
+}
+
+/// Zeroes a running mean and count and fills a running variance with ones, in place (each where
+/// present).
+pub fn reset_running_stats(
+    mean: Option<&Buffer>,
+    var: Option<&Buffer>,
+    count: Option<&Buffer>,
+) -> Result<()> {
+    for (buffer, value) in [(mean, 0.0), (var, 1.0), (count, 0.0)] {
+        if let Some(b) = buffer {
+            b.value().fill_(value)?;
+        }
+    }
+    Ok(())
 }
 
 /// `2, 3 or 4` for a message.

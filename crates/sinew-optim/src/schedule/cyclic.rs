@@ -9,7 +9,7 @@ use sinew_tensor::Result;
 
 use super::rules::{ScheduleRule, invalid, unit_factor};
 
-/// How [`OneCycleLr`] moves between its rates.
+/// How [`OneCycleLr`] and [`super::SwaLr`] move between their rates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Anneal {
     /// Half a cosine (PyTorch's default `'cos'`).

@@ -1,6 +1,6 @@
 //! Learning-rate schedules (PyTorch's `torch.optim.lr_scheduler`, plus Keras' inverse-time
 //! decay): the epoch rules in `rules.rs`, the cycles, fixed-length and function schedules in
-//! `cyclic.rs`. A schedule is one or more [`ScheduleRule`]s run by [`LrSchedule`], which keeps the
+//! `cyclic.rs`, SWA's in `swa_lr.rs`. A schedule is one or more [`ScheduleRule`]s run by [`LrSchedule`], which keeps the
 //! epoch count and writes each group's lr into the optimizer; call `step` once per epoch or once
 //! per batch, whichever the schedule is meant for. [`ReduceLrOnPlateau`] watches a metric.
 //!
@@ -11,6 +11,7 @@ mod cyclic;
 mod cyclic_lr;
 mod plateau;
 mod rules;
+mod swa_lr;
 
 pub use cyclic::{
     Anneal, ConstantLr, CosineAnnealingWarmRestarts, LambdaLr, MultiplicativeLr, OneCycleLr,
@@ -21,6 +22,7 @@ pub use plateau::{PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 pub use rules::{
     CosineAnnealingLr, ExponentialLr, InverseTimeDecay, LinearLr, MultiStepLr, ScheduleRule, StepLr,
 };
+pub use swa_lr::SwaLr;
 
 use serde::{Deserialize, Serialize};
 use sinew_tensor::{Error, Result};

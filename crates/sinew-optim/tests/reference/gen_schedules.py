@@ -4,6 +4,7 @@ import json
 
 import torch
 from torch.optim import lr_scheduler as S
+from torch.optim.swa_utils import SWALR
 
 from common import out_path
 
@@ -52,6 +53,11 @@ SCHEDULES = {
                                                      scale_fn=lambda t: 1 / (1 + 0.1 * t),
                                                      scale_mode="iterations",
                                                      cycle_momentum=False),
+    # SWA's annealing, from the optimizer's rate to swa_lr (after a cosine schedule: see
+    # run_cosine_then_swa).
+    "swa_cos": lambda o: SWALR(o, swa_lr=0.01, anneal_epochs=5),
+    "swa_linear": lambda o: SWALR(o, swa_lr=0.03, anneal_epochs=3, anneal_strategy="linear"),
+    "swa_no_anneal": lambda o: SWALR(o, swa_lr=0.02, anneal_epochs=0),
 }
 
 # name -> (function(params) -> optimizer, function(optimizer) -> scheduler): schedules that
@@ -141,6 +147,20 @@ def run_plateau(make_sched, metrics):
     return lrs
 
 
+def run_cosine_then_swa():
+    """PyTorch's SWA recipe: both schedulers made first, the cosine one stepped for 6 epochs,
+    then SWALR from the rate the cosine left (31 values, as run_schedule)."""
+    opt = make_optimizer()
+    cosine = S.CosineAnnealingLR(opt, T_max=10, eta_min=0.001)
+    swa = SWALR(opt, swa_lr=0.01, anneal_epochs=4)
+    lrs = [current_lr(opt)]
+    for epoch in range(SCHED_STEPS):
+        opt.step()
+        (swa if epoch >= 6 else cosine).step()
+        lrs.append(current_lr(opt))
+    return lrs
+
+
 def generate():
     out = {"start_lr": START_LR, "torch_version": torch.__version__,
            "plateau_metrics": PLATEAU_METRICS}
@@ -150,6 +170,7 @@ def generate():
         out[name] = run_momentum_schedule(make_opt, make_sched)
     for name, (make_sched, metrics) in PLATEAUS.items():
         out[name] = run_plateau(make_sched, metrics)
+    out["cosine_then_swa"] = run_cosine_then_swa()
     path = out_path("schedules.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=1)

@@ -122,6 +122,19 @@ fn rule(name: &str) -> Vec<Box<dyn ScheduleRule>> {
         "multiplicative" => vec![Box::new(MultiplicativeLr {
             lr_lambda: Box::new(|e| if e % 3 == 0 { 0.9 } else { 1.0 }),
         })],
+        "swa_cos" => vec![Box::new(SwaLr {
+            anneal_epochs: 5,
+            ..SwaLr::new(0.01)
+        })],
+        "swa_linear" => vec![Box::new(SwaLr {
+            swa_lr: 0.03,
+            anneal_epochs: 3,
+            anneal: Anneal::Linear,
+        })],
+        "swa_no_anneal" => vec![Box::new(SwaLr {
+            anneal_epochs: 0,
+            ..SwaLr::new(0.02)
+        })],
         other => panic!("{other}"),
     }
 }
@@ -149,6 +162,9 @@ fn epoch_schedules_give_pytorchs_learning_rates() -> Result<()> {
         "cyclic_exp_range",
         "cyclic_custom_cycle",
         "cyclic_custom_iterations",
+        "swa_cos",
+        "swa_linear",
+        "swa_no_anneal",
     ] {
         let want = values(&r, name);
         let mut opt = optimizer()?;
@@ -179,6 +195,39 @@ fn epoch_schedules_give_pytorchs_learning_rates() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// PyTorch's SWA recipe: a cosine schedule, then SWALR from the rate it left, both made at the
+/// start.
+#[test]
+fn swa_lr_anneals_from_the_rate_another_schedule_left() -> Result<()> {
+    let want = values(&reference(), "cosine_then_swa");
+    let mut opt = optimizer()?;
+    let cosine = CosineAnnealingLr {
+        t_max: 10,
+        eta_min: 0.001,
+    };
+    let mut cosine = LrSchedule::new(opt.as_mut(), cosine)?;
+    let swa = SwaLr {
+        anneal_epochs: 4,
+        ..SwaLr::new(0.01)
+    };
+    let mut swa = LrSchedule::new(opt.as_mut(), swa)?;
+    let mut got = vec![opt.lrs()[0]];
+    for epoch in 0..30 {
+        let schedule = if epoch >= 6 { &mut swa } else { &mut cosine };
+        schedule.step(opt.as_mut())?;
+        got.push(opt.lrs()[0]);
+    }
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-15 + 1e-12 * w.abs(),
+            "step {i}: {g} vs PyTorch {w}"
+        );
+    }
+    assert_eq!(got[30], 0.01);
     Ok(())
 }
 

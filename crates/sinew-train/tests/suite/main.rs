@@ -11,3 +11,4 @@ mod common;
 
 mod fit;
 mod plots;
+mod update_bn;
