@@ -1,12 +1,15 @@
 //! Callbacks: code the trainer runs at the end of each batch and epoch, and at the end of
 //! training (Keras' callbacks). Built in: [`EarlyStopping`], [`ModelCheckpoint`], [`CsvLogger`],
-//! [`LrScheduler`], [`BatchLrScheduler`] and [`PlateauScheduler`]; anything else implements [`Callback`].
+//! [`LrScheduler`], [`BatchLrScheduler`], [`PlateauScheduler`] and [`AverageWeights`]; anything
+//! else implements [`Callback`].
 
+mod averaging;
 mod early_stopping;
 mod logging;
 mod model_checkpoint;
 mod scheduling;
 
+pub use averaging::AverageWeights;
 pub use early_stopping::{EarlyStopping, MonitorMode};
 pub use logging::CsvLogger;
 pub use model_checkpoint::ModelCheckpoint;

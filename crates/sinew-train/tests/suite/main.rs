@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod averaging;
 mod fit;
 mod plots;
 mod update_bn;
