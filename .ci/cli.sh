@@ -36,6 +36,14 @@ $sinew train --dataset xor --epochs 3 --optimizer radam --schedule cyclic --lr 0
     | tee "$out/cyclic.txt"
 grep -q "^test accuracy: " "$out/cyclic.txt"
 
+# An exponential moving average of the weights (--ema): its accuracy is printed beside the
+# model's, and the saved weights are the average's, which eval reads back to that accuracy.
+$sinew train --dataset xor --epochs 3 --ema 0.9 --save "$out/xor_ema.safetensors" \
+    | tee "$out/ema.txt"
+grep -q "^test accuracy: " "$out/ema.txt"
+$sinew eval --dataset xor --weights "$out/xor_ema.safetensors" | tee "$out/eval_ema.txt"
+test "EMA $(grep '^test accuracy: ' "$out/eval_ema.txt")" = "$(grep '^EMA test accuracy: ' "$out/ema.txt")"
+
 $sinew eval --dataset xor --weights "$out/xor.safetensors" | tee "$out/eval.txt"
 grep -q "^test accuracy: " "$out/eval.txt"
 

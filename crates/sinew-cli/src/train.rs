@@ -5,7 +5,10 @@ use sinew::dist::{DistributedDataParallel, ProcessGroup};
 use sinew::nn::functional as F;
 use sinew::optim::*;
 use sinew::prelude::*;
-use sinew::train::callbacks::{BatchLrScheduler, EarlyStopping, LrScheduler, PlateauScheduler};
+use sinew::tensor::{default_generator_state, set_default_generator_state};
+use sinew::train::callbacks::{
+    AverageWeights, BatchLrScheduler, EarlyStopping, LrScheduler, PlateauScheduler,
+};
 use sinew::train::metrics::{RegressionError, accuracy};
 use sinew::train::{Trainer, Validation, Verbosity};
 use std::sync::Arc;
@@ -125,6 +128,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if let Some(g) = &group {
         model = Box::new(DistributedDataParallel::new(model, g)?);
     }
+    let ema = ema_of(args, model.as_ref(), &info, &device, group.is_some())?;
     let mut opt = optimizers::optimizer(args, model.named_parameters());
     let schedule = optimizers::schedule(args, &mut opt, train_loader.num_batches())?;
     let mut trainer = Trainer::new(model.as_ref(), opt, loss_for(info));
@@ -154,6 +158,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             plateau,
             monitor: "val_loss".into(),
         });
+    }
+    if let Some(ema) = &ema {
+        trainer = trainer.callback(AverageWeights::every_batch(ema));
     }
     if let Some(patience) = args.early_stopping {
         trainer =
@@ -190,17 +197,71 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         println!("training curves: {}", path.display());
     }
     if let Some(path) = &args.save {
-        sinew::nn::save_weights(&model.state_dict(), path)?;
+        let weights = match &ema {
+            Some(ema) => ema.module().state_dict(),
+            None => model.state_dict(),
+        };
+        sinew::nn::save_weights(&weights, path)?;
         println!("weights: {}", path.display());
     }
-    report(&mut trainer, &test_loader, info)
+    report(&mut trainer, &test_loader, info, "")?;
+    match &ema {
+        Some(ema) => report(
+            &mut evaluator(ema.module().as_ref(), info),
+            &test_loader,
+            info,
+            "EMA ",
+        ),
+        None => Ok(()),
+    }
 }
 
-fn report(trainer: &mut Trainer<'_>, test: &Loader, info: DataInfo) -> Result<()> {
+/// The `--ema` average: a second model of the same architecture, made without drawing from the
+/// default generator (so the trained model's run is the same with or without it).
+fn ema_of(
+    args: &TrainArgs,
+    model: &dyn Module,
+    info: &DataInfo,
+    device: &Device,
+    distributed: bool,
+) -> Result<Option<AveragedModel<Box<dyn Module>>>> {
+    let Some(decay) = args.ema else {
+        return Ok(None);
+    };
+    if distributed {
+        return Err(Error::invalid(
+            "--ema",
+            "not available with data-parallel training yet",
+        ));
+    }
+    let (seed, calls) = default_generator_state();
+    let copy = models::build(args.model.model, info);
+    set_default_generator_state(seed, calls);
+    let copy = copy?;
+    if *device != Device::cpu() {
+        copy.to_device(device)?;
+    }
+    Ok(Some(AveragedModel::ema(copy, model, decay)?.with_buffers()))
+}
+
+/// A trainer that only evaluates `model` (its optimizer never steps).
+fn evaluator(model: &dyn Module, info: DataInfo) -> Trainer<'_> {
+    let params = model.named_parameters();
+    let trainer = Trainer::new(model, sgd(params, SgdConfig::new(0.0)), loss_for(info))
+        .verbosity(Verbosity::Silent);
+    if info.classes.is_some() {
+        trainer.metric(accuracy())
+    } else {
+        trainer.metric(RegressionError::mae())
+    }
+}
+
+/// Prints `{what}test accuracy: NN.NN%` (or `{what}test loss:`).
+fn report(trainer: &mut Trainer<'_>, test: &Loader, info: DataInfo, what: &str) -> Result<()> {
     let logs = trainer.evaluate(test)?;
     match info.classes {
-        Some(_) => println!("test accuracy: {:.2}%", 100.0 * logs["accuracy"]),
-        None => println!("test loss: {:.6}", logs["loss"]),
+        Some(_) => println!("{what}test accuracy: {:.2}%", 100.0 * logs["accuracy"]),
+        None => println!("{what}test loss: {:.6}", logs["loss"]),
     }
     Ok(())
 }
@@ -216,17 +277,5 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         return perceptron::report(model.as_ref(), &test);
     }
     let test = loader(test, args.batch_size, false, 0, 2, &Device::cpu(), None)?;
-    let params = model.named_parameters();
-    let mut trainer = Trainer::new(
-        model.as_ref(),
-        sgd(params, SgdConfig::new(0.0)),
-        loss_for(info),
-    )
-    .verbosity(Verbosity::Silent);
-    trainer = if info.classes.is_some() {
-        trainer.metric(accuracy())
-    } else {
-        trainer.metric(RegressionError::mae())
-    };
-    report(&mut trainer, &test, info)
+    report(&mut evaluator(model.as_ref(), info), &test, info, "")
 }

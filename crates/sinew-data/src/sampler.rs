@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -179,9 +180,10 @@ impl WeightedRandomSampler {
 
     /// Class-balanced sampling with replacement: example `i` weighs `1 / count(labels[i])`, so
     /// every class is drawn equally often; `num_samples` per epoch (`labels.len()` is usual).
-    pub fn balanced(labels: &[usize], num_samples: usize) -> Result<Self> {
-        let mut counts: HashMap<usize, usize> = HashMap::new();
-        for &label in labels {
+    /// The labels are of any type that can be compared (`Mnist::labels()` gives bytes).
+    pub fn balanced<L: Eq + Hash>(labels: &[L], num_samples: usize) -> Result<Self> {
+        let mut counts: HashMap<&L, usize> = HashMap::new();
+        for label in labels {
             *counts.entry(label).or_default() += 1;
         }
         // Every label was counted, so its count is positive.

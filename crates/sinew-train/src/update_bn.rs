@@ -13,8 +13,9 @@ use sinew_tensor::{Result, no_grad};
 /// Averaged weights (an [`sinew_optim::AveragedModel`]) never ran forward, so their running
 /// statistics belong to no set of weights; this recomputes them. Each `BatchNorm*` and
 /// `SyncBatchNorm` is reset (mean 0, variance 1, no batches) and averages all batches of the
-/// pass equally, as with PyTorch's `momentum=None`; afterwards the layers keep their momentum
-/// and the model its training or evaluation mode. The loader's epoch 0 is read (its inputs
+/// pass equally, as with PyTorch's `momentum=None` (frozen ones too: `freeze` has no PyTorch
+/// counterpart); afterwards the layers keep their momentum and freeze, and the model its
+/// training or evaluation mode. The loader's epoch 0 is read (its inputs
 /// only), without gradients. A model without batch norm is left as it is.
 pub fn update_bn<D>(loader: &DataLoader<D>, model: &dyn Module) -> Result<()>
 where
@@ -26,8 +27,12 @@ where
     }
     let was_training = model.is_training();
     model.train();
+    // A frozen layer keeps its statistics in training mode; this pass is asked to recompute
+    // them, so it lifts the freeze for its duration.
+    let frozen: Vec<bool> = modes.iter().map(|m| m.is_frozen()).collect();
     for mode in &modes {
         mode.set_cumulative(true);
+        mode.set_frozen(false);
     }
     let pass = || -> Result<()> {
         let _guard = no_grad();
@@ -37,8 +42,9 @@ where
         Ok(())
     };
     let result = pass();
-    for mode in &modes {
+    for (mode, frozen) in modes.iter().zip(frozen) {
         mode.set_cumulative(false);
+        mode.set_frozen(frozen);
     }
     model.set_training(was_training);
     result

@@ -150,6 +150,9 @@ fn balanced_sampling_evens_out_the_classes() {
             1. / 6.
         ]
     );
+    // Labels of any comparable type: MNIST's and CIFAR's are bytes.
+    let bytes = WeightedRandomSampler::balanced(&[3u8, 3, 7], 3).unwrap();
+    assert_eq!(bytes.weights(), [0.5, 0.5, 1.0]);
     let draws = sampler.indices(8, &mut epoch_rng(2, 0));
     let ones = draws.iter().filter(|&&i| labels[i] == 1).count();
     assert!((ones as f64 / 40_000.0 - 0.5).abs() < 0.01, "{ones}");

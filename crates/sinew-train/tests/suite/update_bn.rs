@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use sinew_data::{DataLoader, LoaderConfig, Sample, VecDataset};
-use sinew_nn::{BatchNorm1d, Linear, Module, ModuleExt, ReLU, Sequential, StateDict};
+use sinew_nn::module_ext::walk;
+use sinew_nn::{BatchNorm1d, Entry, Linear, Module, ModuleExt, ReLU, Sequential, StateDict};
 use sinew_optim::AveragedModel;
 use sinew_tensor::{DType, Result, Tensor};
 use sinew_train::update_bn;
@@ -60,7 +61,17 @@ fn update_bn_recomputes_the_statistics_as_pytorch() -> Result<()> {
         ..Default::default()
     };
     let loader = DataLoader::new(Arc::new(VecDataset::new(rows)), config)?;
+    // Frozen, as after transfer learning: update_bn recomputes the statistics all the same.
+    swa.freeze()?;
     update_bn(&loader, &swa)?;
+    let mut frozen = Vec::new();
+    walk(&swa, |_, entry| {
+        if let Entry::Mode(mode) = entry {
+            frozen.push(mode.is_frozen());
+        }
+    });
+    assert_eq!(frozen, [true], "the batch norm stays frozen");
+    swa.unfreeze()?;
 
     let want = r.select("update_bn.");
     let got = swa.state_dict();
