@@ -1,7 +1,8 @@
 //! # sinew-optim
 //!
 //! Optimizers with PyTorch's formulas and defaults (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam,
-//! RAdam, Adadelta, Adamax), learning-rate schedules, and gradient clipping.
+//! RAdam, Adadelta, Adamax, Rprop, ASGD), learning-rate schedules, gradient clipping and weight
+//! averaging (SWA, EMA).
 //!
 //! - Parameters come by name (`model.named_parameters()`), and the state is keyed by those names:
 //!   a reloaded optimizer finds its moments again or reports what it could not match. So each
@@ -29,6 +30,7 @@
 
 mod adam;
 mod adaptive;
+mod asgd;
 mod builders;
 mod checks;
 pub mod clip;
@@ -37,6 +39,7 @@ mod grad_scaler;
 mod nadam;
 mod optimizer;
 mod radam;
+mod rprop;
 pub mod schedule;
 mod sgd;
 mod skip;
@@ -52,6 +55,7 @@ pub use adaptive::{
     Adadelta, AdadeltaConfig, AdadeltaRule, Adagrad, AdagradConfig, AdagradRule, Rmsprop,
     RmspropConfig, RmspropRule, adadelta, adagrad, rmsprop,
 };
+pub use asgd::{Asgd, AsgdConfig, AsgdRule, asgd};
 pub use clip::{clip_grad_norm_, clip_grad_value_};
 pub use grad_scaler::{GradScaler, GradScalerConfig, GradScalerState};
 pub use nadam::{Nadam, NadamConfig, NadamRule, nadam};
@@ -59,6 +63,7 @@ pub use optimizer::{
     NamedParameter, Optim, Optimizer, ParamGroup, Slot, UpdateRule, assign, effective_grad,
 };
 pub use radam::{Radam, RadamConfig, RadamRule, radam};
+pub use rprop::{Rprop, RpropConfig, RpropRule, rprop};
 pub use schedule::{LrSchedule, ReduceLrOnPlateau};
 pub use sgd::{Sgd, SgdConfig, SgdRule, sgd};
 pub use state::{OptimizerState, ParamState, StateReport};

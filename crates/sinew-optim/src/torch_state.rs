@@ -18,9 +18,9 @@ impl OptimizerState {
     /// `index` is `opt`'s `index`-th parameter through its groups in order (PyTorch's numbering
     /// when both were built from the same model), and the groups and options are `opt`'s own
     /// (PyTorch's learning rates and betas are not read: build `opt` with the run's). `step`
-    /// becomes the step count, NAdam's `mu_product` a scalar, every other tensor a buffer of
-    /// PyTorch's name (`exp_avg`, `momentum_buffer`, ...); SGD's state, which has no step,
-    /// counts one. Pass the result to `opt.load_state_dict`, which checks shapes and dtypes.
+    /// becomes the step count, NAdam's `mu_product` and ASGD's `eta` and `mu` scalars, every
+    /// other tensor a buffer of PyTorch's name (`exp_avg`, `momentum_buffer`, ...); SGD's
+    /// state, which has no step, counts one. Pass the result to `opt.load_state_dict`, which checks shapes and dtypes.
     pub fn from_pytorch(opt: &dyn Optimizer, state: &StateDict) -> Result<OptimizerState> {
         let mut ours = opt.state_dict()?;
         let names: Vec<&String> = ours.groups.iter().flat_map(|(n, _)| n).collect();
@@ -57,6 +57,11 @@ impl OptimizerState {
                 "mu_product" => {
                     let mu = tensor.to_dtype(DType::F64)?.item()?;
                     entry.scalars.insert(buffer.to_string(), mu);
+                }
+                // ASGD's step size and averaging weight, computed for the next step.
+                "eta" | "mu" => {
+                    let value = tensor.to_dtype(DType::F64)?.item()?;
+                    entry.scalars.insert(format!("{buffer}_next"), value);
                 }
                 _ => entry.buffers.push((buffer.to_string(), tensor.clone())),
             }

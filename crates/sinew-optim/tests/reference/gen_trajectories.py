@@ -71,6 +71,17 @@ CONFIGS = {
         [w1, b1, w2, b2], lr=0.01, foreach=False),
     "adamax_wd": lambda w1, b1, w2, b2: torch.optim.Adamax(
         [w1, b1, w2, b2], lr=0.01, betas=(0.8, 0.99), weight_decay=0.01, foreach=False),
+    "rprop": lambda w1, b1, w2, b2: torch.optim.Rprop(
+        [w1, b1, w2, b2], lr=0.01, foreach=False),
+    "rprop_options": lambda w1, b1, w2, b2: torch.optim.Rprop(
+        [w1, b1, w2, b2], lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.08), maximize=True,
+        foreach=False),
+    "asgd": lambda w1, b1, w2, b2: torch.optim.ASGD(
+        [w1, b1, w2, b2], lr=0.05, foreach=False),
+    # t0=10: the average starts within the 50 steps.
+    "asgd_options": lambda w1, b1, w2, b2: torch.optim.ASGD(
+        [w1, b1, w2, b2], lr=0.1, lambd=0.01, alpha=0.5, t0=10, weight_decay=0.01,
+        foreach=False),
     # b2 is frozen (requires_grad=False) below, so it never gets a grad.
     "adam_frozen_b2": lambda w1, b1, w2, b2: torch.optim.Adam(
         [w1, b1, w2, b2], lr=0.01, foreach=False),
@@ -119,6 +130,11 @@ def run_config(name, dtype_name, problem):
             for n in PARAM_NAMES:
                 out[f"{prefix}.step{step}.{n}"] = params[n].detach().clone().contiguous()
     out[f"{prefix}.losses"] = torch.stack(losses)
+    if name.startswith(("asgd", "rprop")):
+        # The state after the last step: ASGD's averaged weights, Rprop's step sizes.
+        buffer = "ax" if name.startswith("asgd") else "step_size"
+        for n in PARAM_NAMES:
+            out[f"{prefix}.state.{buffer}.{n}"] = opt.state[params[n]][buffer].clone()
     return out
 
 

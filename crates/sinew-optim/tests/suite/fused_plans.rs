@@ -1,4 +1,5 @@
-//! Every optimizer offers its step as one fused kernel ([`UpdateRule::fused`]) whose buffers
+//! Every optimizer but Rprop and ASGD (no kernel yet: their tensor ops run on every device)
+//! offers its step as one fused kernel ([`UpdateRule::fused`]) whose buffers
 //! are the rule's own state buffers, as many as the step updates, so a device with the kernels
 //! (CUDA) runs a whole group's step in one multi-tensor launch. The kernels' values are checked against the
 //! in-place rules on the GPU (or its emulator) by the facade's `gpu_optim` test.

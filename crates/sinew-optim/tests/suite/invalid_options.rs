@@ -4,8 +4,9 @@
 use sinew_tensor::{Parameter, Tensor};
 
 use sinew_optim::{
-    AdadeltaConfig, AdagradConfig, AdamConfig, NadamConfig, Optimizer, RadamConfig, RmspropConfig,
-    SgdConfig, adadelta, adagrad, adam, adamax, adamw, nadam, radam, rmsprop, sgd,
+    AdadeltaConfig, AdagradConfig, AdamConfig, AsgdConfig, NadamConfig, Optimizer, RadamConfig,
+    RmspropConfig, RpropConfig, SgdConfig, adadelta, adagrad, adam, adamax, adamw, asgd, nadam,
+    radam, rmsprop, rprop, sgd,
 };
 
 fn params() -> (Parameter, Vec<(String, Parameter)>) {
@@ -150,6 +151,42 @@ fn each_optimizer_refuses_pytorchs_invalid_options() {
                 ))
             }),
             "Adadelta: invalid rho 1.5 (it must be in [0, 1])",
+        ),
+        (
+            Box::new(|p| {
+                Box::new(rprop(
+                    p,
+                    RpropConfig {
+                        etas: (0.5, 0.9),
+                        ..Default::default()
+                    },
+                ))
+            }),
+            "Rprop: invalid etas (0.5, 0.9)",
+        ),
+        (
+            Box::new(|p| {
+                Box::new(rprop(
+                    p,
+                    RpropConfig {
+                        step_sizes: (1.0, 0.1),
+                        ..Default::default()
+                    },
+                ))
+            }),
+            "Rprop: invalid step_sizes (1, 0.1)",
+        ),
+        (
+            Box::new(|p| {
+                Box::new(asgd(
+                    p,
+                    AsgdConfig {
+                        lr: -1.0,
+                        ..Default::default()
+                    },
+                ))
+            }),
+            "ASGD: invalid learning rate -1",
         ),
     ];
     for (make, expected) in cases {

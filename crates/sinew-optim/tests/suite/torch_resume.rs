@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sinew_nn::{
     Linear, Module, ModuleExt, ReLU, Sequential, StateDict, load_pytorch, load_safetensors,
 };
-use sinew_optim::{AdamConfig, Optimizer, OptimizerState, SgdConfig, adam, sgd};
+use sinew_optim::{AdamConfig, AsgdConfig, Optimizer, OptimizerState, SgdConfig, adam, asgd, sgd};
 use sinew_tensor::{DType, Device, Result, Tensor};
 
 fn reference(name: &str) -> PathBuf {
@@ -123,5 +123,56 @@ fn pytorch_states_that_do_not_fit_are_errors() -> Result<()> {
     let state = OptimizerState::from_pytorch(&sgd_opt, &momentum)?;
     assert_eq!(state.params["0.bias"].step, 1);
     sgd_opt.load_state_dict(&state)?;
+    Ok(())
+}
+
+/// PyTorch's ASGD keeps the next step's `eta` and `mu` as f32 scalar tensors beside `ax`: a
+/// state written that way (here from a Sinew run) resumes exactly where the run was.
+#[test]
+fn an_asgd_state_in_pytorchs_layout_resumes_the_run() -> Result<()> {
+    let config = AsgdConfig {
+        lr: 0.1,
+        lambd: 0.01,
+        alpha: 0.5,
+        t0: 1.0,
+        ..Default::default()
+    };
+    let model = mlp()?;
+    let x = Tensor::from_vec((0..8).map(|i| i as f32 / 8.0).collect(), [2, 4])?;
+    let step = |model: &Sequential, opt: &mut dyn Optimizer| -> Result<()> {
+        opt.zero_grad();
+        model.forward(&x)?.square()?.mean_all()?.backward()?;
+        opt.step()
+    };
+    let mut opt = asgd(model.named_parameters(), config.clone());
+    for _ in 0..3 {
+        step(&model, &mut opt)?;
+    }
+    // torch.save's layout: state.<index>.{step, eta, mu, ax}.
+    let saved = opt.state_dict()?;
+    let mut torch_state = StateDict::new();
+    for (index, (name, _)) in model.named_parameters().iter().enumerate() {
+        let s = &saved.params[name];
+        let scalar = |v: f64| Tensor::from_vec(vec![v as f32], ());
+        torch_state.insert(format!("state.{index}.step"), scalar(s.step as f64)?);
+        torch_state.insert(format!("state.{index}.eta"), scalar(s.scalars["eta_next"])?);
+        torch_state.insert(format!("state.{index}.mu"), scalar(s.scalars["mu_next"])?);
+        torch_state.insert(format!("state.{index}.ax"), s.buffers[0].1.clone());
+    }
+    let twin = mlp()?;
+    twin.load_state_dict(&model.state_dict(), true)?;
+    let mut resumed = asgd(twin.named_parameters(), config);
+    resumed.load_state_dict(&OptimizerState::from_pytorch(&resumed, &torch_state)?)?;
+    step(&model, &mut opt)?;
+    step(&twin, &mut resumed)?;
+    for ((name, a), (_, b)) in model.named_parameters().iter().zip(twin.named_parameters()) {
+        let (a, b) = (a.value().to_vec::<f32>()?, b.value().to_vec::<f32>()?);
+        assert_eq!(a, b, "{name}");
+    }
+    let ax = |o: &dyn Optimizer| {
+        o.state_dict()
+            .map(|s| s.params["0.weight"].buffers[0].1.clone())
+    };
+    assert_eq!(ax(&opt)?.to_vec::<f32>()?, ax(&resumed)?.to_vec::<f32>()?);
     Ok(())
 }

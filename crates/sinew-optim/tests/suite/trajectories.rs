@@ -152,6 +152,34 @@ fn optimizer(config: &str, params: Vec<(String, Parameter)>) -> Box<dyn Optimize
                 ..Default::default()
             },
         )),
+        "rprop" => Box::new(rprop(params, RpropConfig::new(0.01))),
+        "rprop_options" => Box::new(rprop(
+            params,
+            RpropConfig {
+                lr: 0.05,
+                etas: (0.3, 1.5),
+                step_sizes: (1e-3, 0.08),
+                maximize: true,
+            },
+        )),
+        "asgd" => Box::new(asgd(
+            params,
+            AsgdConfig {
+                lr: 0.05,
+                ..Default::default()
+            },
+        )),
+        "asgd_options" => Box::new(asgd(
+            params,
+            AsgdConfig {
+                lr: 0.1,
+                lambd: 0.01,
+                alpha: 0.5,
+                t0: 10.0,
+                weight_decay: 0.01,
+                maximize: false,
+            },
+        )),
         other => panic!("no Sinew optimizer for {other}"),
     }
 }
@@ -221,6 +249,23 @@ fn run(r: &StateDict, config: &str, dtype: DType, tag: &str) -> Result<(f64, f64
         &losses,
         &get(r, &format!("{config}.{tag}.losses")),
     )?);
+    // ASGD's averaged weights and Rprop's step sizes after the last step.
+    let buffer = match config {
+        c if c.starts_with("asgd") => Some("ax"),
+        c if c.starts_with("rprop") => Some("step_size"),
+        _ => None,
+    };
+    if let Some(buffer) = buffer {
+        let state = opt.state_dict()?;
+        for n in NAMES {
+            let buffers = &state.params[n].buffers;
+            let (_, got) = buffers.iter().find(|(b, _)| b == buffer).unwrap();
+            keep(deviation(
+                got,
+                &get(r, &format!("{config}.{tag}.state.{buffer}.{n}")),
+            )?);
+        }
+    }
     Ok(worst)
 }
 
@@ -232,7 +277,7 @@ fn every_optimizer_follows_pytorchs_trajectory() -> Result<()> {
         .filter_map(|k| k.strip_suffix(".f64.losses").map(String::from))
         .collect();
     configs.sort();
-    assert_eq!(configs.len(), 24);
+    assert_eq!(configs.len(), 28);
     let mut failures = Vec::new();
     println!(
         "{:<28} {:>14} {:>14}",

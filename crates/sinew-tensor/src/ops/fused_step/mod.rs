@@ -1,6 +1,6 @@
 //! Fused optimizer steps ([`Tensor::fused_step_`]): one parameter and its state buffers updated
 //! by one kernel where the backend has one (CUDA: `cuda/fused_step.cu`, every optimizer of
-//! sinew-optim), as PyTorch's `fused=True` SGD/Adam/AdamW steps are. The steps are PyTorch's formulas as sinew-optim writes them
+//! sinew-optim but Rprop and ASGD, which run as their in-place ops everywhere), as PyTorch's `fused=True` SGD/Adam/AdamW steps are. The steps are PyTorch's formulas as sinew-optim writes them
 //! with in-place ops (`mul_axpy_`, `lerp_`, `addcdiv_sqrt_`, ...); a fused kernel rounds to the
 //! dtype wherever one of those ops would, without FMA contraction, so both give the same values
 //! bit for bit in f32 and f64, and the in-place ops stay the reference and the fallback.
