@@ -29,6 +29,7 @@
 //                       eps, flags)
 //     flags: 1 decoupled weight decay, 2 lerp's branch, 8 rectified (rho_t > 5: divide by
 //     sqrt(v) + eps; neg_coef from RadamStep::update on the host)
+//   fused_rprop_<dtype>, fused_asgd_<dtype>: step_sign.cuh
 //   fused_<step>_many_<dtype>(table, <the scalars and flags above>): the step over every
 //     parameter of a StepTable (below) in one launch, PyTorch's multi-tensor (foreach) form
 //   amp_unscale_<dtype>(n, geometry, grad, found, inv_scale): the loss scaler's unscale of one
@@ -480,3 +481,6 @@ FUSED_STEPS(f32, float)
 FUSED_STEPS(f64, double)
 FUSED_STEPS(f16, __half)
 FUSED_STEPS(bf16, __nv_bfloat16)
+
+// Rprop's and ASGD's steps.
+#include "step_sign.cuh"

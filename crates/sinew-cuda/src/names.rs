@@ -270,7 +270,7 @@ pub fn reduce_middle(op: ReduceOp, dtype: DType) -> Option<Kernel> {
 }
 
 /// The stem of each fused optimizer step's kernels, in [`FusedStep`]'s order.
-const FUSED_STEP_STEMS: [&str; 8] = [
+const FUSED_STEP_STEMS: [&str; 10] = [
     "fused_sgd",
     "fused_adam",
     "fused_adamax",
@@ -279,6 +279,8 @@ const FUSED_STEP_STEMS: [&str; 8] = [
     "fused_adadelta",
     "fused_nadam",
     "fused_radam",
+    "fused_rprop",
+    "fused_asgd",
 ];
 
 /// `fused_<optimizer>_<dtype>` (an optimizer step over one parameter in one pass), or with
@@ -293,6 +295,8 @@ pub fn fused_step(step: &FusedStep, dtype: DType, many: bool) -> Option<Kernel> 
         FusedStep::Adadelta(_) => 5,
         FusedStep::Nadam(_) => 6,
         FusedStep::Radam(_) => 7,
+        FusedStep::Rprop(_) => 8,
+        FusedStep::Asgd(_) => 9,
         _ => return None,
     };
     let stem = FUSED_STEP_STEMS[index];

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{Parameter, Result, Tensor};
+use sinew_tensor::{AsgdStep, FusedStep, Parameter, Result, Tensor};
 
 use crate::checks::non_negative;
 use crate::optimizer::{Optim, Slot, UpdateRule, effective_grad};
@@ -61,6 +61,12 @@ pub fn asgd(params: Vec<(String, Parameter)>, config: AsgdConfig) -> Asgd {
     Optim::new(params, config)
 }
 
+/// This step's `eta` and `mu` ([`UpdateRule::advance`] set them; 1 if it has not).
+fn eta_and_mu(scalars: &BTreeMap<String, f64>) -> (f64, f64) {
+    let scalar = |name: &str| scalars.get(name).copied().unwrap_or(1.0);
+    (scalar(ETA), scalar(MU))
+}
+
 /// `x` rounded to f32, as PyTorch's f32 scalar tensors hold it.
 fn f32_rounded(x: f64) -> f64 {
     x as f32 as f64
@@ -102,10 +108,24 @@ impl UpdateRule for AsgdRule {
             scalars.insert(name.to_string(), value);
         }
     }
+    fn fused(
+        c: &AsgdConfig,
+        _: u64,
+        scalars: &BTreeMap<String, f64>,
+    ) -> Option<(FusedStep, &'static [&'static str])> {
+        let (eta, mu) = eta_and_mu(scalars);
+        let fused = FusedStep::Asgd(AsgdStep {
+            eta,
+            mu,
+            lambd: c.lambd,
+            weight_decay: c.weight_decay,
+            maximize: c.maximize,
+        });
+        Some((fused, &["ax"]))
+    }
     fn update(c: &AsgdConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
         let g = effective_grad(grad, param, c.weight_decay, c.maximize, &slot.scratch[0])?;
-        let scalar = |name: &str| slot.scalars.get(name).copied().unwrap_or(1.0);
-        let (eta, mu) = (scalar(ETA), scalar(MU));
+        let (eta, mu) = eta_and_mu(slot.scalars);
         param.mul_scalar_(1.0 - c.lambd * eta)?;
         param.axpy_(-eta, g)?;
         let ax = slot.buffer("ax")?;

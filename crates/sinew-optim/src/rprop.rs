@@ -2,8 +2,10 @@
 //! while its gradient keeps its sign and shrinks when the sign flips; only the sign of the
 //! gradient moves the weight.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{CmpOp, Error, Parameter, Result, Tensor};
+use sinew_tensor::{CmpOp, Error, FusedStep, Parameter, Result, RpropStep, Tensor};
 
 use crate::checks::non_negative;
 use crate::optimizer::{Optim, Slot, UpdateRule, effective_grad};
@@ -90,6 +92,18 @@ impl UpdateRule for RpropRule {
     }
     fn scratch(_: &RpropConfig) -> usize {
         1
+    }
+    fn fused(
+        c: &RpropConfig,
+        _: u64,
+        _: &BTreeMap<String, f64>,
+    ) -> Option<(FusedStep, &'static [&'static str])> {
+        let fused = FusedStep::Rprop(RpropStep {
+            etas: c.etas,
+            step_sizes: c.step_sizes,
+            maximize: c.maximize,
+        });
+        Some((fused, &["prev", "step_size"]))
     }
     fn update(c: &RpropConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
         let g = effective_grad(grad, param, 0.0, c.maximize, &slot.scratch[0])?;

@@ -9,8 +9,9 @@
 
 use sinew::optim::{
     AdadeltaConfig, AdadeltaRule, AdagradConfig, AdagradRule, AdamConfig, AdamRule, AdamWRule,
-    AdamaxRule, NadamConfig, NadamRule, Optim, Optimizer, RadamConfig, RadamRule, RmspropConfig,
-    RmspropRule, SgdConfig, SgdRule, UpdateRule, sgd,
+    AdamaxRule, AsgdConfig, AsgdRule, NadamConfig, NadamRule, Optim, Optimizer, RadamConfig,
+    RadamRule, RmspropConfig, RmspropRule, RpropConfig, RpropRule, SgdConfig, SgdRule, UpdateRule,
+    sgd,
 };
 use sinew::tensor::{DType, Device, Generator, Parameter, Tensor};
 
@@ -232,6 +233,29 @@ fn cases() -> Vec<(&'static str, Build)> {
             with::<RadamRule>(RadamConfig {
                 decoupled_weight_decay: true,
                 ..RadamConfig::new(0.01).weight_decay(0.1)
+            }),
+        ),
+        ("rprop", with::<RpropRule>(RpropConfig::new(0.01))),
+        (
+            "rprop maximize, clamped step sizes",
+            with::<RpropRule>(RpropConfig {
+                etas: (0.3, 1.5),
+                step_sizes: (5e-3, 0.02),
+                maximize: true,
+                ..RpropConfig::new(0.01)
+            }),
+        ),
+        ("asgd", with::<AsgdRule>(AsgdConfig::default())),
+        (
+            // t0 = 3: the average moves with mu < 1 from the fifth step.
+            "asgd averaging, weight decay + maximize",
+            with::<AsgdRule>(AsgdConfig {
+                lr: 0.05,
+                lambd: 0.01,
+                t0: 3.0,
+                weight_decay: 0.1,
+                maximize: true,
+                ..AsgdConfig::default()
             }),
         ),
     ]

@@ -159,6 +159,16 @@ fn step_args(step: &FusedStep) -> Option<StepArgs> {
             ];
             StepArgs::new(&scalars, flags, &[Some(0), Some(1)])
         }
+        FusedStep::Rprop(r) => {
+            let scalars = [r.etas.0, r.etas.1, r.step_sizes.0, r.step_sizes.1];
+            StepArgs::new(&scalars, maximize(r.maximize), &[Some(0), Some(1)])
+        }
+        FusedStep::Asgd(a) => {
+            // sinew-optim's ASGD rule computes these the same way.
+            let flags = maximize(a.maximize) | u32::from(a.mu == 1.0) << 3;
+            let scalars = [1.0 - a.lambd * a.eta, a.weight_decay, -a.eta, a.mu];
+            StepArgs::new(&scalars, flags, &[Some(0)])
+        }
         _ => return None,
     })
 }

@@ -1,5 +1,4 @@
-//! Every optimizer but Rprop and ASGD (no kernel yet: their tensor ops run on every device)
-//! offers its step as one fused kernel ([`UpdateRule::fused`]) whose buffers
+//! Every optimizer offers its step as one fused kernel ([`UpdateRule::fused`]) whose buffers
 //! are the rule's own state buffers, as many as the step updates, so a device with the kernels
 //! (CUDA) runs a whole group's step in one multi-tensor launch. The kernels' values are checked against the
 //! in-place rules on the GPU (or its emulator) by the facade's `gpu_optim` test.
@@ -8,8 +7,8 @@ use std::collections::BTreeMap;
 
 use sinew_optim::{
     AdadeltaConfig, AdadeltaRule, AdagradConfig, AdagradRule, AdamConfig, AdamRule, AdamWRule,
-    AdamaxRule, NadamConfig, NadamRule, RadamConfig, RadamRule, RmspropConfig, RmspropRule,
-    SgdConfig, SgdRule, UpdateRule,
+    AdamaxRule, AsgdConfig, AsgdRule, NadamConfig, NadamRule, RadamConfig, RadamRule,
+    RmspropConfig, RmspropRule, RpropConfig, RpropRule, SgdConfig, SgdRule, UpdateRule,
 };
 use sinew_tensor::{DType, Device, FusedStep, RadamStep, Tensor};
 
@@ -85,6 +84,13 @@ fn every_optimizer_has_a_fused_step_over_its_own_buffers() {
         panic!("RAdam's plan is {radam:?}")
     };
     assert!(r.step == 1 && !r.decoupled && r.weight_decay == 0.1);
+    assert!(matches!(
+        plan::<RpropRule>(RpropConfig::default()),
+        FusedStep::Rprop(r) if r.etas == (0.5, 1.2)
+    ));
+    // The first step's eta is the learning rate in f32 (PyTorch's scalar tensor); mu is 1.
+    let asgd = plan::<AsgdRule>(AsgdConfig::default());
+    assert!(matches!(asgd, FusedStep::Asgd(a) if a.eta == 1e-2f32 as f64 && a.mu == 1.0));
 }
 
 /// RAdam's rectification switches on at the step where `rho_t` first exceeds 5 (step 6 with

@@ -1,6 +1,6 @@
 //! Fused optimizer steps ([`Tensor::fused_step_`]): one parameter and its state buffers updated
 //! by one kernel where the backend has one (CUDA: `cuda/fused_step.cu`, every optimizer of
-//! sinew-optim but Rprop and ASGD, which run as their in-place ops everywhere), as PyTorch's `fused=True` SGD/Adam/AdamW steps are. The steps are PyTorch's formulas as sinew-optim writes them
+//! sinew-optim), as PyTorch's `fused=True` SGD/Adam/AdamW steps are. The steps are PyTorch's formulas as sinew-optim writes them
 //! with in-place ops (`mul_axpy_`, `lerp_`, `addcdiv_sqrt_`, ...); a fused kernel rounds to the
 //! dtype wherever one of those ops would, without FMA contraction, so both give the same values
 //! bit for bit in f32 and f64, and the in-place ops stay the reference and the fallback.
@@ -13,7 +13,8 @@ mod steps;
 pub use many::StepOperands;
 pub(crate) use many::{groups_by, with_dense_runs};
 pub use steps::{
-    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, RadamStep, RmspropStep, SgdStep,
+    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, AsgdStep, NadamStep, RadamStep, RmspropStep,
+    RpropStep, SgdStep,
 };
 
 use crate::{Result, Tensor};
@@ -39,6 +40,10 @@ pub enum FusedStep {
     Nadam(NadamStep),
     /// RAdam; state: `exp_avg`, `exp_avg_sq`.
     Radam(RadamStep),
+    /// Rprop; state: `prev`, `step_size`.
+    Rprop(RpropStep),
+    /// ASGD; state: `ax`.
+    Asgd(AsgdStep),
 }
 
 impl FusedStep {
@@ -53,6 +58,8 @@ impl FusedStep {
             FusedStep::Adadelta(_) => "fused_adadelta_",
             FusedStep::Nadam(_) => "fused_nadam_",
             FusedStep::Radam(_) => "fused_radam_",
+            FusedStep::Rprop(_) => "fused_rprop_",
+            FusedStep::Asgd(_) => "fused_asgd_",
         }
     }
 
@@ -64,8 +71,9 @@ impl FusedStep {
             FusedStep::Adamax(_)
             | FusedStep::Adadelta(_)
             | FusedStep::Nadam(_)
-            | FusedStep::Radam(_) => 2,
-            FusedStep::Adagrad(_) => 1,
+            | FusedStep::Radam(_)
+            | FusedStep::Rprop(_) => 2,
+            FusedStep::Adagrad(_) | FusedStep::Asgd(_) => 1,
             FusedStep::Rmsprop(r) => 1 + usize::from(r.momentum > 0.0) + usize::from(r.centered),
         }
     }

@@ -195,3 +195,33 @@ impl RadamStep {
         }
     }
 }
+
+/// Rprop (PyTorch's `torch.optim.Rprop`): `s = sign(d prev)`; `step_size *= etaplus`,
+/// `etaminus` or 1 as `s` is positive, negative or zero, then clamped to `step_sizes`;
+/// `d = 0` where `s < 0`; `p -= sign(d) step_size`; `prev = d`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RpropStep {
+    /// `(etaminus, etaplus)`: the step-size factors after a sign flip and a kept sign.
+    pub etas: (f64, f64),
+    /// `(min, max)` of the step sizes.
+    pub step_sizes: (f64, f64),
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+/// ASGD at one step (PyTorch's `torch.optim.ASGD`): `p *= 1 - lambd eta`, `p -= eta d`, then
+/// `ax = p` where `mu` is 1, else `ax += mu (p - ax)`. `eta` and `mu` are the optimizer's host
+/// state for this step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AsgdStep {
+    /// This step's step size.
+    pub eta: f64,
+    /// This step's averaging weight.
+    pub mu: f64,
+    /// The decay term.
+    pub lambd: f64,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f64,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
