@@ -24,3 +24,8 @@ out=$(mpirun -np 2 target/debug/sinew train --epochs 3 --workers 0 2>&1)
 echo "$out"
 echo "$out" | grep -q "data-parallel: 2 processes (mpi)"
 [ "$(echo "$out" | grep -c "^test accuracy")" -eq 1 ]
+# An EMA of the weights, data-parallel: every rank averages the same weights, and the average is
+# evaluated over all ranks together (one report).
+out=$(mpirun -np 2 target/debug/sinew train --epochs 2 --workers 0 --ema 0.9 2>&1)
+echo "$out"
+[ "$(echo "$out" | grep -c "^EMA test accuracy")" -eq 1 ]

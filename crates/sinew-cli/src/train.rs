@@ -128,7 +128,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if let Some(g) = &group {
         model = Box::new(DistributedDataParallel::new(model, g)?);
     }
-    let ema = ema_of(args, model.as_ref(), &info, &device, group.is_some())?;
+    let ema = ema_of(args, model.as_ref(), &info, &device)?;
     let mut opt = optimizers::optimizer(args, model.named_parameters());
     let schedule = optimizers::schedule(args, &mut opt, train_loader.num_batches())?;
     let mut trainer = Trainer::new(model.as_ref(), opt, loss_for(info));
@@ -179,9 +179,21 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     }
     let val: &dyn Validation = &val_loader;
     let history = trainer.fit(&train_loader, validate.then_some(val), args.epochs)?;
+    // The average is evaluated as the model is: over all ranks together in a data-parallel run
+    // (every rank's average is the same, as their weights are).
+    let mut ema_evaluator = ema.as_ref().map(|ema| {
+        let evaluator = evaluator(ema.module().as_ref(), info);
+        match &group {
+            Some(g) => evaluator.distributed(g.clone()),
+            None => evaluator,
+        }
+    });
     if !main {
         // The test set is evaluated over all ranks together; rank 0 reports.
         trainer.evaluate(&test_loader)?;
+        if let Some(evaluator) = &mut ema_evaluator {
+            evaluator.evaluate(&test_loader)?;
+        }
         return Ok(());
     }
     if let Some(g) = &group {
@@ -205,13 +217,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         println!("weights: {}", path.display());
     }
     report(&mut trainer, &test_loader, info, "")?;
-    match &ema {
-        Some(ema) => report(
-            &mut evaluator(ema.module().as_ref(), info),
-            &test_loader,
-            info,
-            "EMA ",
-        ),
+    match &mut ema_evaluator {
+        Some(evaluator) => report(evaluator, &test_loader, info, "EMA "),
         None => Ok(()),
     }
 }
@@ -223,17 +230,10 @@ fn ema_of(
     model: &dyn Module,
     info: &DataInfo,
     device: &Device,
-    distributed: bool,
 ) -> Result<Option<AveragedModel<Box<dyn Module>>>> {
     let Some(decay) = args.ema else {
         return Ok(None);
     };
-    if distributed {
-        return Err(Error::invalid(
-            "--ema",
-            "not available with data-parallel training yet",
-        ));
-    }
     let (seed, calls) = default_generator_state();
     let copy = models::build(args.model.model, info);
     set_default_generator_state(seed, calls);
