@@ -43,6 +43,12 @@ $sinew train --dataset xor --epochs 3 --ema 0.9 --save "$out/xor_ema.safetensors
 grep -q "^test accuracy: " "$out/ema.txt"
 $sinew eval --dataset xor --weights "$out/xor_ema.safetensors" | tee "$out/eval_ema.txt"
 test "EMA $(grep '^test accuracy: ' "$out/eval_ema.txt")" = "$(grep '^EMA test accuracy: ' "$out/ema.txt")"
+# Checkpoints keep the average: 2 epochs, then resumed to 4, end where 4 uninterrupted ones do.
+$sinew train --dataset xor --epochs 2 --ema 0.9 --checkpoint-dir "$out/ckpt_ema" > "$out/ema_2.txt"
+$sinew train --dataset xor --epochs 4 --ema 0.9 --checkpoint-dir "$out/ckpt_ema" --resume \
+    > "$out/ema_resumed.txt"
+$sinew train --dataset xor --epochs 4 --ema 0.9 > "$out/ema_4.txt"
+test "$(grep '^EMA test accuracy: ' "$out/ema_resumed.txt")" = "$(grep '^EMA test accuracy: ' "$out/ema_4.txt")"
 
 $sinew eval --dataset xor --weights "$out/xor.safetensors" | tee "$out/eval.txt"
 grep -q "^test accuracy: " "$out/eval.txt"

@@ -248,7 +248,7 @@ pub struct TrainArgs {
     /// Keep an exponential moving average of the weights with this decay, updated after every
     /// batch (0.999 is usual; PyTorch's `AveragedModel(model, multi_avg_fn=
     /// get_ema_multi_avg_fn(decay), use_buffers=True)`). Its test accuracy is printed too, and
-    /// --save writes the averaged weights. A resumed run starts its average again.
+    /// --save writes the averaged weights; --checkpoint-dir keeps the average for --resume.
     #[arg(long)]
     pub ema: Option<f64>,
 }

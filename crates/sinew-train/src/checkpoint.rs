@@ -1,8 +1,8 @@
 //! Training checkpoints: one directory with the model (safetensors), the optimizer state, the
-//! random generator's state, the callbacks' states (schedules, early stopping), the loss
-//! scaler's state (mixed precision) and the next epoch, replaced atomically. Resuming from one gives
-//! bit-identical results to an uninterrupted run on the CPU (the data order is a function of
-//! the loader's seed and the epoch).
+//! random generator's state, the callbacks' states (schedules, early stopping) and tensors (an
+//! averaged model), the loss scaler's state (mixed precision) and the next epoch, replaced
+//! atomically. Resuming from one gives bit-identical results to an uninterrupted run on the CPU
+//! (the data order is a function of the loader's seed and the epoch).
 //!
 //! Writing: everything goes to `<dir>.new`, a `COMPLETE` marker is written last and synced,
 //! then `<dir>` is renamed to `<dir>.old`, `<dir>.new` to `<dir>`, and `<dir>.old` removed. A
@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sinew_nn::{Module, ModuleExt, load_safetensors, save_safetensors};
+use sinew_nn::{Module, ModuleExt, StateDict, load_safetensors, save_safetensors};
 use sinew_optim::{GradScalerState, Optimizer, OptimizerState};
 use sinew_tensor::{Error, Result, default_generator_state, set_default_generator_state};
 
@@ -33,10 +33,13 @@ struct Meta {
 
 /// What a checkpoint keeps besides the model, the optimizer and the generator: the trainer's
 /// own state.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct CheckpointExtras {
     /// Each callback's state, in the trainer's order (`None` for stateless ones).
     pub callbacks: Vec<Option<serde_json::Value>>,
+    /// Each callback's tensors (an averaged model), in the trainer's order, saved as
+    /// `callback<i>.safetensors` (`None`: nothing to save).
+    pub callback_tensors: Vec<Option<StateDict>>,
     /// The [`GradScaler`](sinew_optim::GradScaler)'s state, when mixed precision scales the
     /// loss (PyTorch saves `scaler.state_dict()` beside the optimizer's).
     pub grad_scaler: Option<GradScalerState>,
@@ -47,6 +50,11 @@ pub struct TrainingCheckpoint;
 
 fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::invalid("checkpoint", format!("{}: {e}", path.display()))
+}
+
+/// The file of callback `i`'s tensors in a checkpoint.
+fn callback_file(i: usize) -> String {
+    format!("callback{i}.safetensors")
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
@@ -97,6 +105,11 @@ impl TrainingCheckpoint {
         }
         std::fs::create_dir_all(&new).map_err(|e| io(&new, e))?;
         save_safetensors(&model.state_dict(), new.join("model.safetensors"))?;
+        for (i, tensors) in extras.callback_tensors.iter().enumerate() {
+            if let Some(tensors) = tensors {
+                save_safetensors(tensors, new.join(callback_file(i)))?;
+            }
+        }
         optimizer
             .state_dict()?
             .save(new.join("optimizer.safetensors"))?;
@@ -167,9 +180,16 @@ impl TrainingCheckpoint {
         let meta_path = found.join("meta.json");
         let bytes = std::fs::read(&meta_path).map_err(|e| io(&meta_path, e))?;
         let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| io(&meta_path, e))?;
+        let callback_tensors = (0..meta.callbacks.len())
+            .map(|i| {
+                let path = found.join(callback_file(i));
+                path.exists().then(|| load_safetensors(&path)).transpose()
+            })
+            .collect::<Result<_>>()?;
         set_default_generator_state(meta.generator.0, meta.generator.1);
         let extras = CheckpointExtras {
             callbacks: meta.callbacks,
+            callback_tensors,
             grad_scaler: meta.grad_scaler,
         };
         Ok((meta.next_epoch, extras))

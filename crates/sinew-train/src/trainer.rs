@@ -204,7 +204,7 @@ impl<'a> Trainer<'a> {
         self
     }
 
-    /// Loads a checkpoint (model, optimizer, generator, callback states, loss scaler) and
+    /// Loads a checkpoint (model, optimizer, generator, callback states and tensors, loss scaler) and
     /// continues from its epoch in the next `fit`. Returns that epoch. Set the precision and add
     /// the callbacks, in the same order, before resuming.
     pub fn resume(&mut self, dir: impl AsRef<std::path::Path>) -> Result<usize> {
@@ -214,6 +214,11 @@ impl<'a> Trainer<'a> {
         for (c, state) in self.callbacks.iter_mut().zip(extras.callbacks) {
             if let Some(state) = state {
                 c.load_state(state)?;
+            }
+        }
+        for (c, tensors) in self.callbacks.iter_mut().zip(&extras.callback_tensors) {
+            if let Some(tensors) = tensors {
+                c.load_tensors(tensors)?;
             }
         }
         // A scaler state saved by an f16 run; an f32 or bf16 trainer has no scaler to restore.
@@ -341,6 +346,7 @@ impl<'a> Trainer<'a> {
             if let Some(dir) = self.checkpoint_dir.as_ref().filter(|_| main) {
                 let extras = CheckpointExtras {
                     callbacks: self.callbacks.iter().map(|c| c.state()).collect(),
+                    callback_tensors: self.callbacks.iter().map(|c| c.tensors()).collect(),
                     grad_scaler: (self.scaler.is_enabled())
                         .then(|| self.scaler.state_dict())
                         .transpose()?,

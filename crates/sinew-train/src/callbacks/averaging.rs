@@ -3,7 +3,7 @@
 //! start epoch on (stochastic weight averaging, with PyTorch's switch of schedules).
 
 use serde::{Deserialize, Serialize};
-use sinew_nn::Module;
+use sinew_nn::{Module, ModuleExt, StateDict};
 use sinew_optim::{AveragedModel, LrSchedule, schedule::ScheduleState};
 use sinew_tensor::Result;
 
@@ -22,6 +22,7 @@ enum Cadence {
 /// Averages the trained model's weights into an [`AveragedModel`] as training goes (PyTorch's
 /// `swa_model.update_parameters(model)` in the loop; Keras' `use_ema`). Lend it the averaged
 /// model and evaluate that afterwards (after `sinew_train::update_bn` when it has batch norm).
+/// Training checkpoints keep the average and the schedules' progress.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -128,6 +129,16 @@ impl<M: Module> Callback for AverageWeights<'_, M> {
             during: self.during.as_ref().map(LrSchedule::state_dict),
         };
         serde_json::to_value(state).ok()
+    }
+
+    /// The average (`n_averaged` and the averaged model's state), so a resumed run goes on
+    /// averaging where it was.
+    fn tensors(&self) -> Option<StateDict> {
+        Some(self.averaged.state_dict())
+    }
+
+    fn load_tensors(&mut self, tensors: &StateDict) -> Result<()> {
+        self.averaged.load_state_dict(tensors, true).map(|_| ())
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {

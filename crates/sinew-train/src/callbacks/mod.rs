@@ -15,7 +15,7 @@ pub use logging::CsvLogger;
 pub use model_checkpoint::ModelCheckpoint;
 pub use scheduling::{BatchLrScheduler, LrScheduler, PlateauScheduler};
 
-use sinew_nn::Module;
+use sinew_nn::{Module, StateDict};
 use sinew_optim::Optimizer;
 use sinew_tensor::Result;
 
@@ -62,6 +62,16 @@ pub trait Callback: Send {
         let _ = state;
         Ok(())
     }
+    /// Tensors to keep in a training checkpoint beside the model (an averaged model's
+    /// weights); `None` when there are none.
+    fn tensors(&self) -> Option<StateDict> {
+        None
+    }
+    /// Restores what [`tensors`](Self::tensors) returned.
+    fn load_tensors(&mut self, tensors: &StateDict) -> Result<()> {
+        let _ = tensors;
+        Ok(())
+    }
 }
 
 /// A callback lent to the trainer, so the caller can read it after `fit` (e.g.
@@ -84,6 +94,12 @@ impl<C: Callback + ?Sized> Callback for &mut C {
     }
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
         (**self).load_state(state)
+    }
+    fn tensors(&self) -> Option<StateDict> {
+        (**self).tensors()
+    }
+    fn load_tensors(&mut self, tensors: &StateDict) -> Result<()> {
+        (**self).load_tensors(tensors)
     }
 }
 
