@@ -112,32 +112,22 @@ impl<M: Module> AveragedModel<M> {
     /// nothing.
     pub fn update_parameters(&self, model: &dyn Module) -> Result<()> {
         let _guard = no_grad();
-        let (averaged, current) = (self.averaged_tensors()?, paired(&self.module, model)?);
-        let (n, count) = (self.n_averaged()?, self.averaged_count());
-        for (i, (avg, x)) in averaged.iter().zip(&current).enumerate() {
-            if n == 0 || i >= count {
+        let (pairs, params) = paired(&self.module, model)?;
+        // The parameters are averaged, and the buffers with `use_buffers`; the rest copied.
+        let averaged = if self.use_buffers {
+            pairs.len()
+        } else {
+            params
+        };
+        let n = self.n_averaged()?;
+        for (i, (avg, x)) in pairs.iter().enumerate() {
+            if n == 0 || i >= averaged {
                 avg.copy_(x)?;
             } else {
                 self.fold(avg, x, n)?;
             }
         }
         self.n_averaged.value().add_scalar_(1.0)
-    }
-
-    /// The copy's parameters then buffers, the order [`paired`] gives the source's.
-    fn averaged_tensors(&self) -> Result<Vec<Tensor>> {
-        Ok(tensors(&self.module).into_iter().map(|(_, t)| t).collect())
-    }
-
-    /// How many of [`tensors`]' entries are averaged: the parameters, and the buffers with
-    /// `use_buffers` (the rest are copied).
-    fn averaged_count(&self) -> usize {
-        let params = self.module.named_parameters().len();
-        if self.use_buffers {
-            params + self.module.named_buffers().len()
-        } else {
-            params
-        }
     }
 
     /// `avg` <- the average of `n` earlier weights and `x`.
@@ -174,20 +164,25 @@ impl<M: Module> Module for AveragedModel<M> {
     }
 }
 
-/// A module's parameters (deduplicated, as `parameters()`), then its buffers, with names.
-fn tensors(module: &dyn Module) -> Vec<(String, Tensor)> {
-    let params = module.named_parameters().into_iter();
+/// A module's parameters (deduplicated, as `parameters()`), then its buffers, with names; and
+/// how many of them are parameters.
+fn tensors(module: &dyn Module) -> (Vec<(String, Tensor)>, usize) {
+    let params = module.named_parameters();
+    let count = params.len();
     let buffers = module.named_buffers().into_iter();
-    params
+    let all = params
+        .into_iter()
         .map(|(name, p)| (name, p.value()))
         .chain(buffers.map(|(name, b)| (name, b.value())))
-        .collect()
+        .collect();
+    (all, count)
 }
 
-/// `model`'s tensors, paired in order with `copy`'s and moved to their devices: the same count
-/// and each the same shape, else an error naming the first that differs.
-fn paired(copy: &dyn Module, model: &dyn Module) -> Result<Vec<Tensor>> {
-    let (mine, theirs) = (tensors(copy), tensors(model));
+/// `copy`'s tensors paired in order with `model`'s, these moved to their devices (the same count
+/// and each the same shape, else an error naming the first that differs), and how many of the
+/// pairs are parameters.
+fn paired(copy: &dyn Module, model: &dyn Module) -> Result<(Vec<(Tensor, Tensor)>, usize)> {
+    let ((mine, params), (theirs, _)) = (tensors(copy), tensors(model));
     if mine.len() != theirs.len() {
         return Err(Error::invalid(
             "AveragedModel::update_parameters",
@@ -199,7 +194,8 @@ fn paired(copy: &dyn Module, model: &dyn Module) -> Result<Vec<Tensor>> {
             ),
         ));
     }
-    mine.iter()
+    let pairs = mine
+        .into_iter()
         .zip(theirs)
         .map(|((name, avg), (their_name, x))| {
             if avg.shape() != x.shape() {
@@ -212,9 +208,11 @@ fn paired(copy: &dyn Module, model: &dyn Module) -> Result<Vec<Tensor>> {
                     ),
                 ));
             }
-            x.detach().to_device(avg.device())
+            let x = x.detach().to_device(avg.device())?;
+            Ok((avg, x))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((pairs, params))
 }
 
 /// An error if `copy` holds a parameter or buffer of `source` (a clone sharing its weights
