@@ -245,6 +245,10 @@ pub struct TrainArgs {
     /// Use at most this many training examples (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Draw the training examples class-balanced, with replacement: each weighs the inverse of
+    /// its class's count (PyTorch's `WeightedRandomSampler`), for imbalanced data.
+    #[arg(long)]
+    pub balanced: bool,
     /// Keep an exponential moving average of the weights with this decay, updated after every
     /// batch (0.999 is usual; PyTorch's `AveragedModel(model, multi_avg_fn=
     /// get_ema_multi_avg_fn(decay), use_buffers=True)`). Its test accuracy is printed too, and

@@ -1,6 +1,9 @@
 //! `sinew train` and `sinew eval`.
 
-use sinew::data::{DataLoader, DistributedSampler, LoaderConfig, Split, train_val_split};
+use sinew::data::{
+    DataLoader, DistributedSampler, LoaderConfig, Sampler, Split, Target, WeightedRandomSampler,
+    train_val_split,
+};
 use sinew::dist::{DistributedDataParallel, ProcessGroup};
 use sinew::nn::functional as F;
 use sinew::optim::*;
@@ -19,26 +22,56 @@ use crate::{augment, device, models, optimizers, perceptron};
 
 type Loader = DataLoader<DynDataset>;
 
+/// The order in which a loader visits its examples.
+pub enum Order {
+    /// As stored (evaluation).
+    Stored,
+    /// A new permutation each epoch.
+    Shuffled,
+    /// Drawn by a sampler (`--balanced`).
+    Sampled(Arc<dyn Sampler>),
+}
+
 /// A loader whose workers hand batches over on `device`.
 pub fn loader(
     data: DynDataset,
     batch: usize,
-    shuffle: bool,
+    order: Order,
     seed: u64,
     workers: usize,
     device: &Device,
-    sampler: Option<DistributedSampler>,
+    shard: Option<DistributedSampler>,
 ) -> Result<Loader> {
     let config = LoaderConfig {
         batch_size: batch,
-        shuffle,
+        shuffle: matches!(order, Order::Shuffled),
+        sampler: match order {
+            Order::Sampled(sampler) => Some(sampler),
+            Order::Stored | Order::Shuffled => None,
+        },
         seed,
         num_workers: workers,
         device: (*device != Device::cpu()).then(|| device.clone()),
-        shard: sampler,
+        shard,
         ..Default::default()
     };
     Ok(DataLoader::new(Arc::new(data), config)?)
+}
+
+/// Class-balanced sampling of `data` (`--balanced`): each example weighs the inverse of its
+/// class's count, so every class comes equally often; its labels are read once.
+fn balanced_order(data: &DynDataset) -> Result<Order> {
+    let labels = (0..data.len())
+        .map(|i| match data.get(i)?.target {
+            Target::Class(class) => Ok(class),
+            Target::Value(_) => Err(Error::invalid(
+                "--balanced",
+                "balances classes: this dataset's targets are values (regression)",
+            )),
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    let sampler = WeightedRandomSampler::balanced(&labels, labels.len())?;
+    Ok(Order::Sampled(Arc::new(sampler)))
 }
 
 /// The loss for classification (cross entropy on logits) or regression (MSE of one output).
@@ -76,6 +109,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     }
     let test = load(Split::Test)?;
     if args.model.model == ModelName::Perceptron {
+        if args.balanced {
+            return Err(Error::invalid(
+                "--balanced",
+                "the perceptron's rule visits every example once an epoch: not with --balanced",
+            ));
+        }
         return perceptron::train(args, &info, full, test);
     }
     let group = process_group(args)?;
@@ -98,10 +137,16 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         ));
     }
     let (seed, workers) = (args.seed, args.workers);
+    let train_part: DynDataset = Arc::new(train_part);
+    let order = if args.balanced {
+        balanced_order(&train_part)?
+    } else {
+        Order::Shuffled
+    };
     let mut train_loader = loader(
-        Arc::new(train_part),
+        train_part,
         args.batch_size,
-        true,
+        order,
         seed,
         workers,
         &device,
@@ -113,13 +158,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let val_loader = loader(
         Arc::new(val_part),
         256,
-        false,
+        Order::Stored,
         seed,
         workers,
         &device,
         eval_shard,
     )?;
-    let test_loader = loader(test, 256, false, seed, workers, &device, eval_shard)?;
+    let test_loader = loader(test, 256, Order::Stored, seed, workers, &device, eval_shard)?;
 
     let mut model = models::build(args.model.model, &info)?;
     if device != Device::cpu() {
@@ -276,6 +321,14 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     if args.model.model == ModelName::Perceptron {
         return perceptron::report(model.as_ref(), &test);
     }
-    let test = loader(test, args.batch_size, false, 0, 2, &Device::cpu(), None)?;
+    let test = loader(
+        test,
+        args.batch_size,
+        Order::Stored,
+        0,
+        2,
+        &Device::cpu(),
+        None,
+    )?;
     report(&mut evaluator(model.as_ref(), info), &test, info, "")
 }

@@ -122,6 +122,26 @@ fn a_csv_file_trains_a_classifier_and_a_regressor() {
     assert!(loss < 0.05, "test loss {loss}");
 }
 
+/// `--balanced`: class-balanced draws train a classifier; a regression has no classes to balance.
+#[test]
+fn balanced_sampling_trains_and_needs_classes() {
+    let dir = scratch("balanced");
+    let csv = dir.join("points.csv");
+    write_csv(&csv, false);
+    let csv_arg = csv.to_str().unwrap();
+    let args = ["train", "--dataset", "csv", "--data", csv_arg, "--balanced"];
+    let out = sinew(&[&args[..], &["--epochs", "30"]].concat());
+    assert!(test_accuracy(&out) >= 90.0, "{}", stdout(&out));
+    write_csv(&csv, true);
+    let out = sinew(&[&args[..], &["--regression", "--epochs", "1"]].concat());
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--balanced: balances classes"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn an_image_folder_trains_with_augmentation() {
     let dir = scratch("folder");
