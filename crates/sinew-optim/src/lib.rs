@@ -1,7 +1,7 @@
 //! # sinew-optim
 //!
 //! Optimizers with PyTorch's formulas and defaults (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam,
-//! RAdam, Adadelta, Adamax, Rprop, ASGD), learning-rate schedules, gradient clipping and weight
+//! RAdam, Adadelta, Adamax, Rprop, ASGD, L-BFGS), learning-rate schedules, gradient clipping and weight
 //! averaging (SWA, EMA).
 //!
 //! - Parameters come by name (`model.named_parameters()`), and the state is keyed by those names:
@@ -36,6 +36,7 @@ mod checks;
 pub mod clip;
 mod distinct;
 mod grad_scaler;
+mod lbfgs;
 mod nadam;
 mod optimizer;
 mod radam;
@@ -58,6 +59,7 @@ pub use adaptive::{
 pub use asgd::{Asgd, AsgdConfig, AsgdRule, asgd};
 pub use clip::{clip_grad_norm_, clip_grad_value_};
 pub use grad_scaler::{GradScaler, GradScalerConfig, GradScalerState};
+pub use lbfgs::{Lbfgs, LbfgsConfig, LineSearch, lbfgs};
 pub use nadam::{Nadam, NadamConfig, NadamRule, nadam};
 pub use optimizer::{
     NamedParameter, Optim, Optimizer, ParamGroup, Slot, UpdateRule, assign, effective_grad,

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sinew_tensor::{DeferredScalar, Error, FusedStep, Parameter, Result, Tensor, no_grad};
+use sinew_tensor::{
+    DeferredScalar, Error, FusedStep, Parameter, Result, Tensor, enable_grad, no_grad,
+};
 
 use crate::skip::{Snapshot, Unsettled};
 use crate::state::{OptimizerState, ParamState, StateReport};
@@ -45,6 +47,26 @@ pub trait Optimizer: Send {
             self.step()?;
         }
         Ok(())
+    }
+    /// One step with a closure that re-evaluates the model (PyTorch's `step(closure)`): the
+    /// gradients are cleared, then `closure` computes the loss, calls `backward()` on it and
+    /// returns it; the first evaluation's loss is returned. [`Lbfgs`](crate::Lbfgs) calls it
+    /// several times a step; the default, for every other optimizer, once before
+    /// [`step`](Self::step). Recording is on while it runs.
+    fn step_with(&mut self, closure: &mut dyn FnMut() -> Result<Tensor>) -> Result<Tensor> {
+        self.zero_grad();
+        let loss = {
+            let _recording = enable_grad();
+            closure()?
+        };
+        self.step()?;
+        Ok(loss)
+    }
+    /// Whether a step re-evaluates the loss, so needs [`step_with`](Self::step_with) and a
+    /// closure ([`Lbfgs`](crate::Lbfgs)); a `Trainer` then steps each batch through one.
+    /// Default: false.
+    fn needs_closure(&self) -> bool {
+        false
     }
     /// Clears the gradients (set to none, PyTorch's default).
     fn zero_grad(&self);
@@ -92,6 +114,12 @@ impl<O: Optimizer + ?Sized> Optimizer for Box<O> {
     }
     fn step_unless(&mut self, found_inf: &DeferredScalar) -> Result<()> {
         (**self).step_unless(found_inf)
+    }
+    fn step_with(&mut self, closure: &mut dyn FnMut() -> Result<Tensor>) -> Result<Tensor> {
+        (**self).step_with(closure)
+    }
+    fn needs_closure(&self) -> bool {
+        (**self).needs_closure()
     }
     fn zero_grad(&self) {
         (**self).zero_grad()

@@ -20,9 +20,19 @@ impl OptimizerState {
     /// (PyTorch's learning rates and betas are not read: build `opt` with the run's). `step`
     /// becomes the step count, NAdam's `mu_product` and ASGD's `eta` and `mu` scalars, every
     /// other tensor a buffer of PyTorch's name (`exp_avg`, `momentum_buffer`, ...); SGD's
-    /// state, which has no step, counts one. Pass the result to `opt.load_state_dict`, which checks shapes and dtypes.
+    /// state, which has no step, counts one. L-BFGS's state is an error: its step length and
+    /// counters are Python numbers, which [`sinew_nn::load_pytorch`] does not read. Pass the
+    /// result to `opt.load_state_dict`, which checks shapes and dtypes.
     pub fn from_pytorch(opt: &dyn Optimizer, state: &StateDict) -> Result<OptimizerState> {
         let mut ours = opt.state_dict()?;
+        if ours.optimizer == crate::Lbfgs::NAME {
+            return Err(Error::invalid(
+                OP,
+                "PyTorch keeps L-BFGS's step length and counters as Python numbers, which a \
+                 checkpoint's tensors do not carry: its state cannot be resumed here (start the \
+                 L-BFGS fresh; its history rebuilds in `history_size` iterations)",
+            ));
+        }
         let names: Vec<&String> = ours.groups.iter().flat_map(|(n, _)| n).collect();
         let mut params: BTreeMap<String, ParamState> = BTreeMap::new();
         for (key, tensor) in state.iter() {

@@ -17,6 +17,8 @@ use crate::progress::{Progress, Verbosity};
 use crate::{CheckpointExtras, History, Logs, TrainingCheckpoint};
 use crate::{Distributed, Precision};
 
+mod batch_step;
+
 /// The validation data of [`Trainer::fit`]: any [`DataLoader`] of samples. `fit` takes it as
 /// `Option<&dyn Validation>`, so that `fit(&train, None, epochs)` names no loader type.
 pub trait Validation {
@@ -263,25 +265,11 @@ impl<'a> Trainer<'a> {
             let mut stop = false;
             for (b, batch) in train.epoch(epoch as u64).enumerate() {
                 let batch = batch?;
-                let (out, loss) = {
-                    let _amp = self.precision.forward_scope(&self.weight_casts)?;
-                    let out = self.model.forward(&batch.inputs)?;
-                    let loss = (self.loss)(&out, &batch.targets)?;
-                    self.weight_casts.remember();
-                    (out, loss)
+                let (out, loss) = if self.optimizer.needs_closure() {
+                    self.closure_step(&batch)?
+                } else {
+                    self.plain_step(&batch)?
                 };
-                self.optimizer.zero_grad();
-                self.scaler.backward(&loss)?;
-                if let Some(d) = &self.distributed {
-                    d.after_backward()?;
-                }
-                if let Some(max_norm) = self.clip_grad_norm {
-                    self.scaler.unscale_(self.optimizer.as_ref())?;
-                    let params = self.optimizer.parameters();
-                    sinew_optim::clip_grad_norm_(&params, max_norm, 2.0, false)?;
-                }
-                self.scaler.step(self.optimizer.as_mut())?;
-                self.scaler.update();
                 let out = match out.dtype() {
                     DType::F16 | DType::BF16 => out.to_dtype(DType::F32)?,
                     _ => out,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use sinew::data::{DataLoader, Input, LoaderConfig, Sample, Target, VecDataset};
 use sinew::nn::functional::cross_entropy;
 use sinew::nn::{Linear, ModuleExt, ReLU, Sequential};
-use sinew::optim::{SgdConfig, sgd};
+use sinew::optim::{LbfgsConfig, SgdConfig, lbfgs, sgd};
 use sinew::tensor::{DType, Device, Generator, Result, Tensor};
 use sinew::train::callbacks::{Callback, Context};
 use sinew::train::metrics::{Metric, RegressionError, TopKAccuracy, accuracy};
@@ -203,4 +203,73 @@ fn device_metrics_give_the_cpus_values() {
     };
     let (w, g) = (clean(&cpu), clean(&dev));
     assert!((w - g).abs() <= 1e-12 * w.abs(), "mse cpu {w}, gpu {g}");
+}
+
+/// 48 samples of 8 features labelled by which of the first four is largest, in one batch
+/// (L-BFGS's curvature pairs need the same loss from step to step) uploaded to `device`.
+fn full_batch(device: &Device) -> DataLoader<VecDataset<Sample>> {
+    let mut g = Generator::new(22);
+    let x = g.randn([48, 8], DType::F32, &Device::cpu()).unwrap();
+    let x = x.to_vec::<f32>().unwrap();
+    let items = x
+        .chunks(8)
+        .map(|row| {
+            let class = (0..4).fold(0, |best, j| if row[j] > row[best] { j } else { best });
+            Sample {
+                input: Input::Features(row.to_vec()),
+                target: Target::Class(class as i64),
+            }
+        })
+        .collect();
+    let config = LoaderConfig {
+        batch_size: 48,
+        num_workers: 0,
+        device: Some(device.clone()),
+        ..Default::default()
+    };
+    DataLoader::new(Arc::new(VecDataset::new(items)), config).unwrap()
+}
+
+/// L-BFGS, built on tensor ops (the flat gradient's `cat`, `narrow`, dot products, `axpy_`),
+/// trains on the GPU through `fit` (a closure re-running forward and backward each evaluation,
+/// with the strong-Wolfe line search) to the CPU's weights, to rounding: the GPU sums in
+/// another order.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn lbfgs_fits_on_the_gpu_as_on_the_cpu() {
+    let dev = gpu();
+    let cpu = Device::cpu();
+    let weights = |device: &Device| {
+        let mut g = Generator::new(5);
+        let m = Sequential::new()
+            .append(Linear::new(8, 16).unwrap())
+            .append(ReLU)
+            .append(Linear::new(16, 4).unwrap());
+        for p in m.parameters() {
+            let v = g
+                .randn(p.value().dims().to_vec(), DType::F32, &cpu)
+                .unwrap();
+            p.set_value(v.mul_scalar(0.3).unwrap()).unwrap();
+        }
+        m.to_device(device).unwrap();
+        let config = LbfgsConfig::new(0.5).max_iter(5).strong_wolfe();
+        let opt = lbfgs(m.named_parameters(), config);
+        let history = Trainer::new(&m, opt, cross_entropy)
+            .verbosity(Verbosity::Silent)
+            .fit(&full_batch(device), None, 3)
+            .unwrap();
+        let loss = history.get("loss");
+        assert!(loss[2] < 0.5 * loss[0], "{device:?}: {loss:?}");
+        m.parameters()
+            .iter()
+            .flat_map(|p| p.value().to_device(&cpu).unwrap().to_vec::<f32>().unwrap())
+            .collect::<Vec<f32>>()
+    };
+    let (on_gpu, on_cpu) = (weights(&dev), weights(&cpu));
+    for (i, (a, b)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+            "weight {i}: {a} on the GPU, {b} on the CPU"
+        );
+    }
 }

@@ -15,6 +15,7 @@ import torch  # noqa: E402
 
 import gen_clip  # noqa: E402
 import gen_grad_scaler  # noqa: E402
+import gen_lbfgs  # noqa: E402
 import gen_schedules  # noqa: E402
 import gen_swa  # noqa: E402
 import gen_trajectories  # noqa: E402
@@ -24,7 +25,8 @@ from common import make_deterministic  # noqa: E402
 def main():
     make_deterministic()
     print(f"torch {torch.__version__}")
-    for gen in (gen_trajectories, gen_schedules, gen_clip, gen_grad_scaler, gen_swa):
+    for gen in (gen_trajectories, gen_schedules, gen_clip, gen_grad_scaler, gen_swa,
+                gen_lbfgs):
         path = gen.generate()
         print(f"wrote {os.path.relpath(path)} ({os.path.getsize(path)} bytes)")
 

@@ -12,6 +12,7 @@ mod distinct_parameters;
 mod fused_plans;
 mod grad_scaler;
 mod invalid_options;
+mod lbfgs;
 mod schedules;
 mod torch_resume;
 mod trajectories;

@@ -10,6 +10,7 @@
 mod common;
 
 mod averaging;
+mod closure_optimizers;
 mod fit;
 mod plots;
 mod update_bn;
