@@ -36,6 +36,16 @@ $sinew train --dataset xor --epochs 3 --optimizer radam --schedule cyclic --lr 0
     | tee "$out/cyclic.txt"
 grep -q "^test accuracy: " "$out/cyclic.txt"
 
+# L-BFGS (a closure re-evaluating each batch, on full batches): the spirals in three epochs,
+# then resumed from its checkpoint (its history kept under the first parameter's name).
+$sinew train --dataset spirals --model mlp --epochs 3 --optimizer lbfgs --batch-size 1000 \
+    --checkpoint-dir "$out/lbfgs" | tee "$out/lbfgs.txt"
+grep -Eq "^test accuracy: (9[5-9]|100)\." "$out/lbfgs.txt"
+$sinew train --dataset spirals --model mlp --epochs 4 --optimizer lbfgs --batch-size 1000 \
+    --checkpoint-dir "$out/lbfgs" --resume 2>&1 | tee "$out/lbfgs_resume.txt"
+grep -q "^resuming at epoch 4" "$out/lbfgs_resume.txt"
+grep -Eq "^test accuracy: (9[5-9]|100)\." "$out/lbfgs_resume.txt"
+
 # An exponential moving average of the weights (--ema): its accuracy is printed beside the
 # model's, and the saved weights are the average's, which eval reads back to that accuracy.
 $sinew train --dataset xor --epochs 3 --ema 0.9 --save "$out/xor_ema.safetensors" \

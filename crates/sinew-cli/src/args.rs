@@ -111,6 +111,17 @@ pub enum OptimizerName {
     Radam,
     /// AdamW (decoupled weight decay).
     Adamw,
+    /// Adadelta (its `--lr` scales the step; default 1).
+    Adadelta,
+    /// Adamax (Adam with the infinity norm).
+    Adamax,
+    /// Rprop (the gradient's sign and per-weight step sizes; no weight decay).
+    Rprop,
+    /// ASGD (averaged SGD).
+    Asgd,
+    /// L-BFGS with the strong-Wolfe line search (default lr 1; several evaluations a batch: use
+    /// large batches; no weight decay, mixed precision or distributed training).
+    Lbfgs,
 }
 
 /// Learning-rate schedules (stepped per epoch, `one-cycle` and `cyclic` per batch).
@@ -190,7 +201,8 @@ pub struct TrainArgs {
     /// The optimizer.
     #[arg(long, value_enum, default_value = "adam")]
     pub optimizer: OptimizerName,
-    /// Learning rate (default: 0.01 for adaptive optimizers, 0.05 for SGD ones).
+    /// Learning rate (default: 0.05 for SGD ones, 1 for Adadelta and L-BFGS, 0.01 for the
+    /// others).
     #[arg(long)]
     pub lr: Option<f64>,
     /// Weight decay (L2; decoupled for AdamW).

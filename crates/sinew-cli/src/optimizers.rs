@@ -8,17 +8,18 @@ use sinew::prelude::*;
 
 use crate::args::{OptimizerName, ScheduleName, TrainArgs};
 
-/// The optimizer over `params`; the default learning rate is 0.05 for the SGD family and 0.01
-/// for adaptive methods.
-pub fn optimizer(args: &TrainArgs, params: Vec<(String, Parameter)>) -> Box<dyn Optimizer> {
-    let sgd_like = matches!(
-        args.optimizer,
-        OptimizerName::Sgd | OptimizerName::Momentum | OptimizerName::Nesterov
-    );
-    let lr = args.lr.unwrap_or(if sgd_like { 0.05 } else { 0.01 });
+/// The optimizer over `params`; the default learning rate is 0.05 for the SGD family, 1 for
+/// Adadelta and L-BFGS (PyTorch's defaults, a scale of the step rather than a rate) and 0.01
+/// for the other adaptive methods. Weight decay with an optimizer without it is an error.
+pub fn optimizer(args: &TrainArgs, params: Vec<(String, Parameter)>) -> Result<Box<dyn Optimizer>> {
+    let lr = args.lr.unwrap_or(match args.optimizer {
+        OptimizerName::Sgd | OptimizerName::Momentum | OptimizerName::Nesterov => 0.05,
+        OptimizerName::Adadelta | OptimizerName::Lbfgs => 1.0,
+        _ => 0.01,
+    });
     let wd = args.weight_decay;
     let sgd_cfg = SgdConfig::new(lr).weight_decay(wd);
-    match args.optimizer {
+    Ok(match args.optimizer {
         OptimizerName::Sgd => Box::new(sgd(params, sgd_cfg)),
         OptimizerName::Momentum => Box::new(sgd(params, sgd_cfg.momentum(0.9))),
         OptimizerName::Nesterov => Box::new(sgd(params, sgd_cfg.momentum(0.9).nesterov(true))),
@@ -36,7 +37,30 @@ pub fn optimizer(args: &TrainArgs, params: Vec<(String, Parameter)>) -> Box<dyn 
         OptimizerName::Nadam => Box::new(nadam(params, NadamConfig::new(lr).weight_decay(wd))),
         OptimizerName::Radam => Box::new(radam(params, RadamConfig::new(lr).weight_decay(wd))),
         OptimizerName::Adamw => Box::new(adamw(params, AdamConfig::adamw(lr).weight_decay(wd))),
-    }
+        OptimizerName::Adadelta => {
+            Box::new(adadelta(params, AdadeltaConfig::new(lr).weight_decay(wd)))
+        }
+        OptimizerName::Adamax => Box::new(adamax(params, AdamConfig::new(lr).weight_decay(wd))),
+        OptimizerName::Asgd => Box::new(asgd(
+            params,
+            AsgdConfig {
+                lr,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )),
+        OptimizerName::Rprop | OptimizerName::Lbfgs if wd != 0.0 => {
+            return Err(Error::invalid(
+                "--weight-decay",
+                format!(
+                    "{:?} has no weight decay (PyTorch's has none either)",
+                    args.optimizer
+                ),
+            ));
+        }
+        OptimizerName::Rprop => Box::new(rprop(params, RpropConfig::new(lr))),
+        OptimizerName::Lbfgs => Box::new(lbfgs(params, LbfgsConfig::new(lr).strong_wolfe())),
+    })
 }
 
 /// The schedule of `--schedule` (`plateau` is a callback, see `train`), if any, and whether it
@@ -125,12 +149,17 @@ mod tests {
             ("nadam", "NAdam"),
             ("radam", "RAdam"),
             ("adamw", "AdamW"),
+            ("adadelta", "Adadelta"),
+            ("adamax", "Adamax"),
+            ("rprop", "Rprop"),
+            ("asgd", "ASGD"),
+            ("lbfgs", "LBFGS"),
         ];
         assert_eq!(want.len(), OptimizerName::value_variants().len());
         for (flag, name) in want {
             let args = train_args(&["--optimizer", flag, "--lr", "0.25"]);
             let w = Parameter::new(Tensor::zeros([2], DType::F32, &Device::cpu()).unwrap());
-            let opt = optimizer(&args, vec![("w".to_string(), w)]);
+            let opt = optimizer(&args, vec![("w".to_string(), w)]).unwrap();
             assert_eq!(
                 opt.state_dict().unwrap().optimizer,
                 name,
@@ -138,6 +167,34 @@ mod tests {
             );
             assert_eq!(opt.lrs(), [0.25], "--optimizer {flag}");
         }
+    }
+
+    #[test]
+    fn default_rates_follow_pytorch_and_weight_decay_needs_an_optimizer_with_it() {
+        let w = || {
+            let w = Parameter::new(Tensor::zeros([2], DType::F32, &Device::cpu()).unwrap());
+            vec![("w".to_string(), w)]
+        };
+        for (flag, lr) in [
+            ("sgd", 0.05),
+            ("adadelta", 1.0),
+            ("lbfgs", 1.0),
+            ("rprop", 0.01),
+        ] {
+            let opt = optimizer(&train_args(&["--optimizer", flag]), w()).unwrap();
+            assert_eq!(opt.lrs(), [lr], "--optimizer {flag}");
+            assert_eq!(opt.needs_closure(), flag == "lbfgs", "--optimizer {flag}");
+        }
+        for flag in ["rprop", "lbfgs"] {
+            let args = train_args(&["--optimizer", flag, "--weight-decay", "0.1"]);
+            let Err(e) = optimizer(&args, w()) else {
+                panic!("--optimizer {flag} took a weight decay");
+            };
+            assert!(e.to_string().contains("no weight decay"), "{e}");
+        }
+        let args = train_args(&["--optimizer", "asgd", "--weight-decay", "0.1"]);
+        let state = optimizer(&args, w()).unwrap().state_dict().unwrap();
+        assert_eq!(state.groups[0].1["weight_decay"], 0.1);
     }
 
     /// `--schedule cyclic` steps per batch from a tenth of `--lr` to `--lr` in two epochs'
@@ -153,7 +210,7 @@ mod tests {
             "cyclic",
         ]);
         let w = Parameter::new(Tensor::zeros([2], DType::F32, &Device::cpu())?);
-        let mut opt = optimizer(&args, vec![("w".to_string(), w)]);
+        let mut opt = optimizer(&args, vec![("w".to_string(), w)])?;
         let (mut schedule, per_batch) = schedule(&args, &mut opt, 3)?.expect("a schedule");
         assert!(per_batch);
         assert!((opt.lrs()[0] - 0.05).abs() < 1e-15, "{:?}", opt.lrs());

@@ -174,7 +174,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         model = Box::new(DistributedDataParallel::new(model, g)?);
     }
     let ema = ema_of(args, model.as_ref(), &info, &device)?;
-    let mut opt = optimizers::optimizer(args, model.named_parameters());
+    let mut opt = optimizers::optimizer(args, model.named_parameters())?;
     let schedule = optimizers::schedule(args, &mut opt, train_loader.num_batches())?;
     let mut trainer = Trainer::new(model.as_ref(), opt, loss_for(info));
     if args.precision == Precision::Mixed {
