@@ -119,6 +119,8 @@ pub enum OptimizerName {
     Rprop,
     /// ASGD (averaged SGD).
     Asgd,
+    /// Adafactor (factored second moments; decoupled weight decay).
+    Adafactor,
     /// L-BFGS with the strong-Wolfe line search (default lr 1; several evaluations a batch: use
     /// large batches; no weight decay, mixed precision or distributed training).
     Lbfgs,

@@ -49,6 +49,9 @@ pub fn optimizer(args: &TrainArgs, params: Vec<(String, Parameter)>) -> Result<B
                 ..Default::default()
             },
         )),
+        OptimizerName::Adafactor => {
+            Box::new(adafactor(params, AdafactorConfig::new(lr).weight_decay(wd)))
+        }
         OptimizerName::Rprop | OptimizerName::Lbfgs if wd != 0.0 => {
             return Err(Error::invalid(
                 "--weight-decay",
@@ -153,6 +156,7 @@ mod tests {
             ("adamax", "Adamax"),
             ("rprop", "Rprop"),
             ("asgd", "ASGD"),
+            ("adafactor", "Adafactor"),
             ("lbfgs", "LBFGS"),
         ];
         assert_eq!(want.len(), OptimizerName::value_variants().len());

@@ -23,6 +23,24 @@ pub(crate) fn non_negative(optimizer: &str, what: &str, value: f64) -> Result<()
     }
 }
 
+/// `value <= max` (NaN fails).
+pub(crate) fn at_most(optimizer: &str, what: &str, value: f64, max: f64) -> Result<()> {
+    if value <= max {
+        Ok(())
+    } else {
+        Err(invalid(optimizer, what, value, &format!("<= {max}")))
+    }
+}
+
+/// `value >= min` (NaN fails).
+pub(crate) fn at_least(optimizer: &str, what: &str, value: f64, min: f64) -> Result<()> {
+    if value >= min {
+        Ok(())
+    } else {
+        Err(invalid(optimizer, what, value, &format!(">= {min}")))
+    }
+}
+
 /// `0 <= value < 1`, a moving average's decay (Adam's betas).
 pub(crate) fn decay(optimizer: &str, what: &str, value: f64) -> Result<()> {
     if (0.0..1.0).contains(&value) {

@@ -1,7 +1,7 @@
 //! # sinew-optim
 //!
 //! Optimizers with PyTorch's formulas and defaults (SGD, Adagrad, RMSprop, Adam, AdamW, NAdam,
-//! RAdam, Adadelta, Adamax, Rprop, ASGD, L-BFGS), learning-rate schedules, gradient clipping and weight
+//! RAdam, Adadelta, Adamax, Rprop, ASGD, Adafactor, L-BFGS), learning-rate schedules, gradient clipping and weight
 //! averaging (SWA, EMA).
 //!
 //! - Parameters come by name (`model.named_parameters()`), and the state is keyed by those names:
@@ -28,6 +28,7 @@
 //! # Ok::<(), sinew_tensor::Error>(())
 //! ```
 
+mod adafactor;
 mod adam;
 mod adaptive;
 mod asgd;
@@ -49,6 +50,7 @@ mod step;
 mod swa;
 mod torch_state;
 
+pub use adafactor::{Adafactor, AdafactorConfig, AdafactorRule, adafactor};
 pub use adam::{
     Adam, AdamConfig, AdamRule, AdamW, AdamWRule, Adamax, AdamaxRule, adam, adamax, adamw,
 };

@@ -217,6 +217,14 @@ pub trait UpdateRule: Send + 'static {
     }
     /// The state buffers a parameter needs under `config`, with their initial fill value.
     fn buffers(config: &Self::Config) -> Vec<(&'static str, f64)>;
+    /// The shape of buffer `name` for a parameter of shape `dims`, or `None` where such a
+    /// parameter has no such buffer (Adafactor's factored moments: a row and a column vector
+    /// for a matrix, a full variance for a vector). Default: every buffer of
+    /// [`buffers`](Self::buffers), shaped like the parameter.
+    fn buffer_dims(config: &Self::Config, name: &str, dims: &[usize]) -> Option<Vec<usize>> {
+        let _ = (config, name);
+        Some(dims.to_vec())
+    }
     /// How many scratch tensors [`update`](Self::update) needs (default 2; made on the first
     /// update that runs, so a parameter whose steps all run fused never has them).
     fn scratch(config: &Self::Config) -> usize {
@@ -507,22 +515,32 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
         let mut report = StateReport::default();
         let mut loaded = Vec::new();
         for (name, saved) in &state.params {
-            let Some(p) = self
-                .groups
-                .iter()
-                .flat_map(|g| &g.params)
-                .find(|p| &p.name == name)
-            else {
+            let found = self.groups.iter().enumerate().find_map(|(gi, g)| {
+                let p = g.params.iter().find(|p| &p.name == name)?;
+                Some((p, &configs[gi]))
+            });
+            let Some((p, config)) = found else {
                 report.unknown.push(name.clone());
                 continue;
             };
             let value = p.param.value();
             for (bn, t) in &saved.buffers {
-                if t.shape() != value.shape() || t.dtype() != value.dtype() {
+                let Some(dims) = R::buffer_dims(config, bn, value.dims()) else {
                     return Err(Error::invalid(
                         "load_state_dict",
                         format!(
-                            "state {bn} of {name} is {:?} {}, the parameter {:?} {}",
+                            "{} keeps no state {bn} for {name}, a parameter of shape {}",
+                            R::NAME,
+                            value.shape()
+                        ),
+                    ));
+                };
+                if t.dims() != dims.as_slice() || t.dtype() != value.dtype() {
+                    return Err(Error::invalid(
+                        "load_state_dict",
+                        format!(
+                            "state {bn} of {name} is {:?} {}, expected {:?} {dims:?} (the \
+                             parameter is {})",
                             t.dtype(),
                             t.shape(),
                             value.dtype(),

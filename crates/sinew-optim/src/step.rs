@@ -77,10 +77,18 @@ fn entry<'m, R: UpdateRule>(
     config: &R::Config,
 ) -> Result<&'m mut Entry> {
     if !state.contains_key(name) {
-        let buffers = R::buffers(config)
-            .into_iter()
-            .map(|(n, fill)| Ok((n.to_string(), value.zeros_like()?.add_scalar(fill)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let mut buffers = Vec::new();
+        for (n, fill) in R::buffers(config) {
+            let Some(dims) = R::buffer_dims(config, n, value.dims()) else {
+                continue;
+            };
+            let zeros = if dims == value.dims() {
+                value.zeros_like()?
+            } else {
+                Tensor::zeros(dims, value.dtype(), value.device())?
+            };
+            buffers.push((n.to_string(), zeros.add_scalar(fill)?));
+        }
         state.insert(
             name.to_string(),
             Entry {

@@ -8,10 +8,10 @@
 #![cfg(feature = "cuda")]
 
 use sinew::optim::{
-    AdadeltaConfig, AdadeltaRule, AdagradConfig, AdagradRule, AdamConfig, AdamRule, AdamWRule,
-    AdamaxRule, AsgdConfig, AsgdRule, NadamConfig, NadamRule, Optim, Optimizer, RadamConfig,
-    RadamRule, RmspropConfig, RmspropRule, RpropConfig, RpropRule, SgdConfig, SgdRule, UpdateRule,
-    sgd,
+    AdadeltaConfig, AdadeltaRule, AdafactorConfig, AdafactorRule, AdagradConfig, AdagradRule,
+    AdamConfig, AdamRule, AdamWRule, AdamaxRule, AsgdConfig, AsgdRule, NadamConfig, NadamRule,
+    Optim, Optimizer, RadamConfig, RadamRule, RmspropConfig, RmspropRule, RpropConfig, RpropRule,
+    SgdConfig, SgdRule, UpdateRule, sgd,
 };
 use sinew::tensor::{DType, Device, Generator, Parameter, Tensor};
 
@@ -274,6 +274,36 @@ fn fused_steps_launch_once_per_group_with_the_cpus_values() {
                 launches, 1,
                 "{name} {dtype}: kernels of one step (3 parameters)"
             );
+        }
+    }
+}
+
+/// Adafactor has no fused kernel (its step reads the parameter's and the update's norms on
+/// the host, as PyTorch's does): its in-place ops step a matrix (factored second moments, a
+/// batched outer product), a vector and a scalar on the GPU to the CPU's values, to the
+/// rounding of the GPU's sums, in f32 and f64.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn adafactor_steps_on_the_gpu_as_on_the_cpu() {
+    let dev = gpu();
+    let config = AdafactorConfig {
+        weight_decay: 0.01,
+        ..AdafactorConfig::new(0.05)
+    };
+    let build = with::<AdafactorRule>(config);
+    let shapes: [&[usize]; 4] = [&[13, 7], &[2, 5, 3], &[29], &[]];
+    for (dtype, tol) in [(DType::F32, 1e-5), (DType::F64, 1e-12)] {
+        let (want, _) = run_shapes(&build, &shapes, dtype, &Device::cpu(), false);
+        let (got, _) = run_shapes(&build, &shapes, dtype, &dev, false);
+        assert_eq!(want.len(), got.len(), "{dtype}: parameters and buffers");
+        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(w.len(), g.len(), "{dtype}: entry {k}");
+            for (a, b) in w.iter().zip(g) {
+                assert!(
+                    (a - b).abs() <= tol * (1.0 + a.abs()),
+                    "{dtype} entry {k}: {a} vs {b}"
+                );
+            }
         }
     }
 }

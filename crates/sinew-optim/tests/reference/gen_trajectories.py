@@ -82,6 +82,11 @@ CONFIGS = {
     "asgd_options": lambda w1, b1, w2, b2: torch.optim.ASGD(
         [w1, b1, w2, b2], lr=0.1, lambd=0.01, alpha=0.5, t0=10, weight_decay=0.01,
         foreach=False),
+    "adafactor": lambda w1, b1, w2, b2: torch.optim.Adafactor(
+        [w1, b1, w2, b2], lr=0.01, foreach=False),
+    "adafactor_options": lambda w1, b1, w2, b2: torch.optim.Adafactor(
+        [w1, b1, w2, b2], lr=0.05, beta2_decay=-0.5, eps=(1e-6, 1e-2), d=1.5,
+        weight_decay=0.01, maximize=True, foreach=False),
     # b2 is frozen (requires_grad=False) below, so it never gets a grad.
     "adam_frozen_b2": lambda w1, b1, w2, b2: torch.optim.Adam(
         [w1, b1, w2, b2], lr=0.01, foreach=False),
@@ -135,12 +140,39 @@ def run_config(name, dtype_name, problem):
         buffer = "ax" if name.startswith("asgd") else "step_size"
         for n in PARAM_NAMES:
             out[f"{prefix}.state.{buffer}.{n}"] = opt.state[params[n]][buffer].clone()
+    if name.startswith("adafactor"):
+        # Adafactor's second moments: factored for the matrices, whole for the vectors.
+        for n in PARAM_NAMES:
+            for buffer in ("row_var", "col_var", "variance"):
+                if buffer in opt.state[params[n]]:
+                    value = opt.state[params[n]][buffer].clone().contiguous()
+                    out[f"{prefix}.state.{buffer}.{n}"] = value
     return out
+
+
+def adafactor_conv():
+    """Adafactor on a 4-d (convolution-shaped) weight: factored over its last two dims."""
+    g = torch.Generator().manual_seed(3)
+    w0 = torch.randn(2, 3, 2, 4, generator=g, dtype=torch.float64)
+    grads = torch.randn(3, 2, 3, 2, 4, generator=g, dtype=torch.float64)
+    w = w0.clone().requires_grad_(True)
+    opt = torch.optim.Adafactor([w], lr=0.05, foreach=False)
+    for k in range(3):
+        w.grad = grads[k].clone()
+        opt.step()
+    state = opt.state[w]
+    return {
+        "adafactor_conv.w0": w0, "adafactor_conv.grads": grads,
+        "adafactor_conv.w3": w.detach().clone(),
+        "adafactor_conv.row_var": state["row_var"].clone().contiguous(),
+        "adafactor_conv.col_var": state["col_var"].clone().contiguous(),
+    }
 
 
 def generate():
     problem = make_problem()
     tensors = {f"problem.{k}": v.contiguous() for k, v in problem.items()}
+    tensors.update(adafactor_conv())
     for name in CONFIGS:
         for dtype_name in DTYPES:
             tensors.update(run_config(name, dtype_name, problem))

@@ -1,14 +1,17 @@
 //! Every optimizer offers its step as one fused kernel ([`UpdateRule::fused`]) whose buffers
 //! are the rule's own state buffers, as many as the step updates, so a device with the kernels
-//! (CUDA) runs a whole group's step in one multi-tensor launch. The kernels' values are checked against the
+//! (CUDA) runs a whole group's step in one multi-tensor launch; all but Adafactor, whose step
+//! needs each parameter's and update's norm on the host (PyTorch has no fused Adafactor either)
+//! and runs op by op on every device. The kernels' values are checked against the
 //! in-place rules on the GPU (or its emulator) by the facade's `gpu_optim` test.
 
 use std::collections::BTreeMap;
 
 use sinew_optim::{
-    AdadeltaConfig, AdadeltaRule, AdagradConfig, AdagradRule, AdamConfig, AdamRule, AdamWRule,
-    AdamaxRule, AsgdConfig, AsgdRule, NadamConfig, NadamRule, RadamConfig, RadamRule,
-    RmspropConfig, RmspropRule, RpropConfig, RpropRule, SgdConfig, SgdRule, UpdateRule,
+    AdadeltaConfig, AdadeltaRule, AdafactorConfig, AdafactorRule, AdagradConfig, AdagradRule,
+    AdamConfig, AdamRule, AdamWRule, AdamaxRule, AsgdConfig, AsgdRule, NadamConfig, NadamRule,
+    RadamConfig, RadamRule, RmspropConfig, RmspropRule, RpropConfig, RpropRule, SgdConfig, SgdRule,
+    UpdateRule,
 };
 use sinew_tensor::{DType, Device, FusedStep, RadamStep, Tensor};
 
@@ -91,6 +94,9 @@ fn every_optimizer_has_a_fused_step_over_its_own_buffers() {
     // The first step's eta is the learning rate in f32 (PyTorch's scalar tensor); mu is 1.
     let asgd = plan::<AsgdRule>(AsgdConfig::default());
     assert!(matches!(asgd, FusedStep::Asgd(a) if a.eta == 1e-2f32 as f64 && a.mu == 1.0));
+    // Adafactor: no fused step (norms read on the host each step), its in-place ops everywhere.
+    let scalars = BTreeMap::new();
+    assert!(AdafactorRule::fused(&AdafactorConfig::default(), 1, &scalars).is_none());
 }
 
 /// RAdam's rectification switches on at the step where `rho_t` first exceeds 5 (step 6 with

@@ -4,9 +4,9 @@
 use sinew_tensor::{Parameter, Tensor};
 
 use sinew_optim::{
-    AdadeltaConfig, AdagradConfig, AdamConfig, AsgdConfig, NadamConfig, Optimizer, RadamConfig,
-    RmspropConfig, RpropConfig, SgdConfig, adadelta, adagrad, adam, adamax, adamw, asgd, nadam,
-    radam, rmsprop, rprop, sgd,
+    AdadeltaConfig, AdafactorConfig, AdagradConfig, AdamConfig, AsgdConfig, NadamConfig, Optimizer,
+    RadamConfig, RmspropConfig, RpropConfig, SgdConfig, adadelta, adafactor, adagrad, adam, adamax,
+    adamw, asgd, nadam, radam, rmsprop, rprop, sgd,
 };
 
 fn params() -> (Parameter, Vec<(String, Parameter)>) {
@@ -187,6 +187,42 @@ fn each_optimizer_refuses_pytorchs_invalid_options() {
                 ))
             }),
             "ASGD: invalid learning rate -1",
+        ),
+        (
+            Box::new(|p| {
+                Box::new(adafactor(
+                    p,
+                    AdafactorConfig {
+                        beta2_decay: 0.5,
+                        ..Default::default()
+                    },
+                ))
+            }),
+            "Adafactor: invalid beta2_decay 0.5 (it must be <= 0)",
+        ),
+        (
+            Box::new(|p| {
+                Box::new(adafactor(
+                    p,
+                    AdafactorConfig {
+                        d: 0.5,
+                        ..Default::default()
+                    },
+                ))
+            }),
+            "Adafactor: invalid d 0.5 (it must be >= 1)",
+        ),
+        (
+            Box::new(move |p| {
+                Box::new(adafactor(
+                    p,
+                    AdafactorConfig {
+                        eps: (Some(nan), 1e-3),
+                        ..Default::default()
+                    },
+                ))
+            }),
+            "Adafactor: invalid eps.0 NaN",
         ),
     ];
     for (make, expected) in cases {

@@ -6,6 +6,7 @@
 //! beside this folder as separate test binaries. `cargo xtask`'s unit tests check that every
 //! file here is declared below.
 
+mod adafactor;
 mod averaged_model;
 mod builders;
 mod distinct_parameters;

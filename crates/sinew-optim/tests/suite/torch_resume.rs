@@ -1,14 +1,17 @@
 //! Resuming a PyTorch training run: a `torch.save` checkpoint of a 4-3-2 MLP and its Adam
 //! state after one step (`sinew-nn/tests/reference/torch_save_checkpoint.pt`), loaded into a
 //! Sinew model and Adam, takes the second step PyTorch took (`after.*` in
-//! `torch_save_expected.safetensors`).
+//! `torch_save_expected.safetensors`); ASGD and Adafactor states in PyTorch's layout resume too.
 
 use std::path::{Path, PathBuf};
 
 use sinew_nn::{
     Linear, Module, ModuleExt, ReLU, Sequential, StateDict, load_pytorch, load_safetensors,
 };
-use sinew_optim::{AdamConfig, AsgdConfig, Optimizer, OptimizerState, SgdConfig, adam, asgd, sgd};
+use sinew_optim::{
+    AdafactorConfig, AdamConfig, AsgdConfig, Optimizer, OptimizerState, SgdConfig, adafactor, adam,
+    asgd, sgd,
+};
 use sinew_tensor::{DType, Device, Result, Tensor};
 
 fn reference(name: &str) -> PathBuf {
@@ -174,5 +177,88 @@ fn an_asgd_state_in_pytorchs_layout_resumes_the_run() -> Result<()> {
             .map(|s| s.params["0.weight"].buffers[0].1.clone())
     };
     assert_eq!(ax(&opt)?.to_vec::<f32>()?, ax(&resumed)?.to_vec::<f32>()?);
+    Ok(())
+}
+
+/// PyTorch's Adafactor keeps a matrix's second moment as `row_var` [rows, 1] and `col_var`
+/// [1, cols], a vector's as `variance`: a state in that layout (here from a Sinew run) resumes
+/// exactly; a buffer of the wrong shape, or one a parameter of that rank does not keep, is an
+/// error naming it.
+#[test]
+fn an_adafactor_state_in_pytorchs_layout_resumes_the_run() -> Result<()> {
+    let config = AdafactorConfig::new(0.05);
+    let model = mlp()?;
+    let x = Tensor::from_vec((0..8).map(|i| i as f32 / 8.0).collect(), [2, 4])?;
+    let step = |model: &Sequential, opt: &mut dyn Optimizer| -> Result<()> {
+        opt.zero_grad();
+        model.forward(&x)?.square()?.mean_all()?.backward()?;
+        opt.step()
+    };
+    let mut opt = adafactor(model.named_parameters(), config.clone());
+    for _ in 0..3 {
+        step(&model, &mut opt)?;
+    }
+    let saved = opt.state_dict()?;
+    let mut torch_state = StateDict::new();
+    for (index, (name, p)) in model.named_parameters().iter().enumerate() {
+        let s = &saved.params[name];
+        let names: Vec<&str> = s.buffers.iter().map(|(b, _)| b.as_str()).collect();
+        let rank = p.value().dims().len();
+        assert_eq!(
+            names,
+            if rank == 2 {
+                vec!["row_var", "col_var"]
+            } else {
+                vec!["variance"]
+            }
+        );
+        let step = Tensor::from_vec(vec![s.step as f32], ())?;
+        torch_state.insert(format!("state.{index}.step"), step);
+        for (b, t) in &s.buffers {
+            torch_state.insert(format!("state.{index}.{b}"), t.clone());
+        }
+    }
+    let (row, col) = (
+        &saved.params["0.weight"].buffers[0].1,
+        &saved.params["0.weight"].buffers[1].1,
+    );
+    assert_eq!((row.dims(), col.dims()), (&[3, 1][..], &[1, 4][..]));
+
+    let twin = mlp()?;
+    twin.load_state_dict(&model.state_dict(), true)?;
+    let mut resumed = adafactor(twin.named_parameters(), config.clone());
+    resumed.load_state_dict(&OptimizerState::from_pytorch(&resumed, &torch_state)?)?;
+    step(&model, &mut opt)?;
+    step(&twin, &mut resumed)?;
+    for ((name, a), (_, b)) in model.named_parameters().iter().zip(twin.named_parameters()) {
+        assert_eq!(
+            a.value().to_vec::<f32>()?,
+            b.value().to_vec::<f32>()?,
+            "{name}"
+        );
+    }
+
+    let mut fresh = adafactor(twin.named_parameters(), config);
+    let mut wrong = torch_state.clone();
+    wrong.insert(
+        "state.0.row_var".to_string(),
+        Tensor::zeros([3, 4], DType::F32, &Device::cpu())?,
+    );
+    let err = fresh
+        .load_state_dict(&OptimizerState::from_pytorch(&fresh, &wrong)?)
+        .unwrap_err();
+    assert!(err.to_string().contains("row_var of 0.weight"), "{err}");
+    let mut extra = torch_state;
+    extra.insert(
+        "state.0.variance".to_string(),
+        Tensor::zeros([3, 4], DType::F32, &Device::cpu())?,
+    );
+    let err = fresh
+        .load_state_dict(&OptimizerState::from_pytorch(&fresh, &extra)?)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no state variance for 0.weight"),
+        "{err}"
+    );
     Ok(())
 }

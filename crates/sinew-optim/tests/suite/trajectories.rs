@@ -180,6 +180,17 @@ fn optimizer(config: &str, params: Vec<(String, Parameter)>) -> Box<dyn Optimize
                 maximize: false,
             },
         )),
+        "adafactor" => Box::new(adafactor(params, AdafactorConfig::new(0.01))),
+        "adafactor_options" => Box::new(adafactor(
+            params,
+            AdafactorConfig {
+                beta2_decay: -0.5,
+                eps: (Some(1e-6), 1e-2),
+                d: 1.5,
+                maximize: true,
+                ..AdafactorConfig::new(0.05).weight_decay(0.01)
+            },
+        )),
         other => panic!("no Sinew optimizer for {other}"),
     }
 }
@@ -249,21 +260,27 @@ fn run(r: &StateDict, config: &str, dtype: DType, tag: &str) -> Result<(f64, f64
         &losses,
         &get(r, &format!("{config}.{tag}.losses")),
     )?);
-    // ASGD's averaged weights and Rprop's step sizes after the last step.
-    let buffer = match config {
-        c if c.starts_with("asgd") => Some("ax"),
-        c if c.starts_with("rprop") => Some("step_size"),
-        _ => None,
+    // ASGD's averaged weights, Rprop's step sizes and Adafactor's second moments (factored
+    // for the matrices) after the last step: the same buffers, of the same shapes.
+    let buffers: &[&str] = match config {
+        c if c.starts_with("asgd") => &["ax"],
+        c if c.starts_with("rprop") => &["step_size"],
+        c if c.starts_with("adafactor") => &["row_var", "col_var", "variance"],
+        _ => &[],
     };
-    if let Some(buffer) = buffer {
-        let state = opt.state_dict()?;
-        for n in NAMES {
-            let buffers = &state.params[n].buffers;
-            let (_, got) = buffers.iter().find(|(b, _)| b == buffer).unwrap();
-            keep(deviation(
-                got,
-                &get(r, &format!("{config}.{tag}.state.{buffer}.{n}")),
-            )?);
+    let state = opt.state_dict()?;
+    for n in NAMES {
+        for buffer in buffers {
+            let key = format!("{config}.{tag}.state.{buffer}.{n}");
+            let got = state.params[n].buffers.iter().find(|(b, _)| b == buffer);
+            match (got, r.get(&key)) {
+                (Some((_, got)), Some(want)) => {
+                    assert_eq!(got.dims(), want.dims(), "{key}");
+                    keep(deviation(got, want)?);
+                }
+                (None, None) => {}
+                (got, want) => panic!("{key}: Sinew has {got:?}, PyTorch {want:?}"),
+            }
         }
     }
     Ok(worst)
@@ -277,7 +294,7 @@ fn every_optimizer_follows_pytorchs_trajectory() -> Result<()> {
         .filter_map(|k| k.strip_suffix(".f64.losses").map(String::from))
         .collect();
     configs.sort();
-    assert_eq!(configs.len(), 28);
+    assert_eq!(configs.len(), 30);
     let mut failures = Vec::new();
     println!(
         "{:<28} {:>14} {:>14}",
