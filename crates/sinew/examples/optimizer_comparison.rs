@@ -1,20 +1,26 @@
-//! Seven optimizers on one task: a 2-64-64-2 tanh MLP classifying generated two spirals
+//! Eight optimizers on one task: a 2-64-64-2 tanh MLP classifying generated two spirals
 //! (400 points), trained full-batch from the same initial weights (`manual_seed` before each
-//! model is built) with a learning rate suited to each. Prints the initial loss (identical for
+//! model is built) with a learning rate suited to each. Every step goes through
+//! `step_with(closure)`, PyTorch's `optimizer.step(closure)`, so L-BFGS (one iteration a step,
+//! with a strong-Wolfe line search that evaluates the loss a few times) steps as the others do;
+//! the number of loss evaluations is printed beside each. Prints the initial loss (identical for
 //! all, which checks the shared start), the final training loss and accuracy, and plots the
 //! loss curves.
 //!
 //! `cargo run --release -p sinew --example optimizer_comparison [-- --quick] [--steps N]`
 //!
 //! Writes `optimizer_comparison.png` (under `target/examples-out`, or `--out DIR`): log10 of
-//! the training loss per step, in two panels (SGD variants, adaptive methods) with Adam in
-//! both as the common reference; the plot palette has six colours, too few for seven curves.
+//! the training loss per step, in two panels (SGD variants, adaptive and quasi-Newton methods)
+//! with Adam in both as the common reference; the plot palette has six colours, too few for
+//! eight curves.
 
 mod common;
 
 use std::f64::consts::PI;
 
-use sinew::optim::{AdagradConfig, NadamConfig, RmspropConfig, adagrad, nadam, rmsprop};
+use sinew::optim::{
+    AdagradConfig, LbfgsConfig, NadamConfig, RmspropConfig, adagrad, lbfgs, nadam, rmsprop,
+};
 use sinew::prelude::*;
 use sinew::train::plot::{Canvas, Series, draw_chart};
 
@@ -79,11 +85,22 @@ fn make_optimizer(name: &str, model: &Sequential) -> Result<Box<dyn Optimizer>> 
                 ..Default::default()
             },
         )),
+        "L-BFGS" => Box::new(lbfgs(
+            p,
+            // One iteration a step; PyTorch's evaluation budget for it (max_iter * 5 / 4 = 1)
+            // would leave the line search no second evaluation, and the run stalls (PyTorch's
+            // too): allow 25.
+            LbfgsConfig::new(1.0)
+                .max_iter(1)
+                .max_eval(25)
+                .history_size(20)
+                .strong_wolfe(),
+        )),
         other => return Err(Error::invalid("optimizer", format!("unknown {other}"))),
     })
 }
 
-const OPTIMIZERS: [&str; 7] = [
+const OPTIMIZERS: [&str; 8] = [
     "SGD",
     "SGD+momentum",
     "Nesterov",
@@ -91,6 +108,7 @@ const OPTIMIZERS: [&str; 7] = [
     "RMSprop",
     "Adam",
     "NAdam",
+    "L-BFGS",
 ];
 
 fn main() -> Result<()> {
@@ -104,8 +122,8 @@ fn main() -> Result<()> {
         labels.len()
     );
     println!(
-        "{:<13} {:>8} {:>12} {:>12} {:>10}",
-        "optimizer", "lr", "initial loss", "final loss", "accuracy"
+        "{:<13} {:>8} {:>12} {:>12} {:>10} {:>7}",
+        "optimizer", "lr", "initial loss", "final loss", "accuracy", "evals"
     );
     let mut curves = Vec::new();
     for name in OPTIMIZERS {
@@ -114,17 +132,21 @@ fn main() -> Result<()> {
         let lr = opt.lrs().first().copied().unwrap_or(f64::NAN);
         let mut points = Vec::new();
         let mut initial = f64::NAN;
-        for step in 0..steps {
-            opt.zero_grad();
+        let mut evals = 0;
+        let mut closure = || {
+            evals += 1;
             let loss = F::cross_entropy(&model.forward(&x)?, &y)?;
             loss.backward()?;
-            opt.step()?;
-            let value = loss.item()?;
+            Ok(loss)
+        };
+        for step in 0..steps {
+            // The loss before the step (L-BFGS's first evaluation of it).
+            let value = opt.step_with(&mut closure)?.item()?;
             if step == 0 {
                 initial = value;
             }
             if step % every == 0 {
-                points.push((step as f64, value.log10()));
+                points.push((step as f64, value.max(1e-12).log10()));
             }
         }
         // Final loss and accuracy of the trained weights.
@@ -137,7 +159,7 @@ fn main() -> Result<()> {
             .filter(|(p, t)| p == t)
             .count();
         let acc = correct as f64 / labels.len() as f64;
-        println!("{name:<13} {lr:>8} {initial:>12.4} {final_loss:>12.3e} {acc:>10.3}");
+        println!("{name:<13} {lr:>8} {initial:>12.4} {final_loss:>12.3e} {acc:>10.3} {evals:>7}");
         curves.push(Series {
             label: name.into(),
             points,
@@ -157,7 +179,7 @@ fn main() -> Result<()> {
     let path = common::out_path("optimizer_comparison.png")?;
     let mut canvas = Canvas::new(1000, 420)?;
     let left = pick(&["Adam", "SGD", "SGD+momentum", "Nesterov"]);
-    let right = pick(&["Adam", "Adagrad", "RMSprop", "NAdam"]);
+    let right = pick(&["Adam", "Adagrad", "RMSprop", "NAdam", "L-BFGS"]);
     draw_chart(
         &mut canvas,
         (0, 0, 500, 420),
@@ -168,7 +190,7 @@ fn main() -> Result<()> {
     draw_chart(
         &mut canvas,
         (500, 0, 500, 420),
-        "log10 training loss: adaptive",
+        "log10 training loss: adaptive, L-BFGS",
         "step",
         &right,
     );

@@ -167,8 +167,18 @@ fn restore(flat: &Flat<'_>, saved: &ParamState, history_size: usize) -> Result<H
         h.h_diag = scalar("H_diag")?;
         h.prev_loss = Some(scalar("prev_loss")?);
     }
-    let dirs = buffer("old_dirs", true)?;
-    let stps = buffer("old_stps", true)?;
+    const BUFFERS: [&str; 4] = ["d", "prev_flat_grad", "old_dirs", "old_stps"];
+    if let Some((extra, _)) = saved
+        .buffers
+        .iter()
+        .find(|(b, _)| !BUFFERS.contains(&b.as_str()))
+    {
+        return Err(invalid(format!("unexpected buffer {extra}")));
+    }
+    let (dirs, stps) = (buffer("old_dirs", true)?, buffer("old_stps", true)?);
+    if dirs.is_some() != stps.is_some() {
+        return Err(invalid("it has only one of old_dirs and old_stps"));
+    }
     if let (Some(dirs), Some(stps)) = (dirs, stps) {
         let pairs = dirs.dims()[0];
         if stps.dims()[0] != pairs || pairs > history_size {

@@ -274,6 +274,33 @@ fn a_reloaded_state_resumes_bit_identically() -> Result<()> {
         }
         assert_eq!(opt_b.iterations(), 6 * (k as u64 + 1));
     }
+    // A damaged state is refused, naming the fault, and loads nothing.
+    type Damage = fn(&mut ParamState);
+    let faults: [(&str, Damage); 4] = [
+        ("only one of old_dirs", |s| {
+            s.buffers.retain(|(b, _)| b != "old_stps")
+        }),
+        ("unexpected buffer", |s| {
+            let d = s.buffers[0].1.clone();
+            s.buffers.push(("momentum".into(), d));
+        }),
+        ("no ro.2", |s| {
+            s.scalars.remove("ro.2");
+        }),
+        ("not a count", |s| {
+            s.scalars.insert("n_iter".into(), -1.0);
+        }),
+    ];
+    for (fault, damage) in faults {
+        let mut bad = saved.clone();
+        damage(bad.params.get_mut("0.weight").unwrap());
+        let mut opt = lbfgs(b.params.clone(), LbfgsConfig::default());
+        assert!(
+            message(opt.load_state_dict(&bad)).contains(fault),
+            "{fault}"
+        );
+        assert_eq!(opt.iterations(), 0, "{fault}");
+    }
     // A fresh optimizer reports every parameter as starting fresh.
     let empty = lbfgs(b.params.clone(), config).state_dict()?;
     assert!(empty.params.is_empty());
