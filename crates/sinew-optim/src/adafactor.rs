@@ -8,6 +8,7 @@ use sinew_tensor::{DType, Error, Parameter, Result, Tensor};
 
 use crate::checks::{at_least, at_most, non_negative};
 use crate::optimizer::{Optim, Slot, UpdateRule};
+use crate::python::{py_max, py_min};
 
 /// Adafactor's options, with PyTorch's defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,16 +86,6 @@ fn machine_epsilon(dtype: DType) -> Result<f64> {
             format!("parameters must be floats, not {other:?}"),
         )),
     }
-}
-
-/// Python's `max(a, b)`: `b` only when `b > a`.
-fn py_max(a: f64, b: f64) -> f64 {
-    if b > a { b } else { a }
-}
-
-/// Python's `min(a, b)`: `b` only when `b < a`.
-fn py_min(a: f64, b: f64) -> f64 {
-    if b < a { b } else { a }
 }
 
 /// `t.norm(2) / (numel^0.5 * scale)`: the root mean square of `t` over `scale`, in PyTorch's

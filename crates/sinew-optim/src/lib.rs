@@ -40,6 +40,7 @@ mod grad_scaler;
 mod lbfgs;
 mod nadam;
 mod optimizer;
+mod python;
 mod radam;
 mod rprop;
 pub mod schedule;

@@ -42,24 +42,37 @@ impl Callback for WaitLog {
     }
 }
 
-/// 48 samples of 8 features in 4 classes, in batches of 8 uploaded to `device` by the loader.
-fn loader(device: &Device) -> DataLoader<VecDataset<Sample>> {
-    let mut g = Generator::new(21);
+/// 48 samples of 8 random features (from `seed`), labelled by `class` of their index and
+/// features, in batches of `batch` uploaded to `device` by the loader.
+fn samples(
+    device: &Device,
+    seed: u64,
+    batch: usize,
+    class: impl Fn(usize, &[f32]) -> usize,
+) -> DataLoader<VecDataset<Sample>> {
+    let mut g = Generator::new(seed);
     let x = g.randn([48, 8], DType::F32, &Device::cpu()).unwrap();
     let x = x.to_vec::<f32>().unwrap();
-    let items = (0..48)
-        .map(|i| Sample {
-            input: Input::Features(x[i * 8..(i + 1) * 8].to_vec()),
-            target: Target::Class((i % 4) as i64),
+    let items = x
+        .chunks(8)
+        .enumerate()
+        .map(|(i, row)| Sample {
+            input: Input::Features(row.to_vec()),
+            target: Target::Class(class(i, row) as i64),
         })
         .collect();
     let config = LoaderConfig {
-        batch_size: 8,
+        batch_size: batch,
         num_workers: 0,
         device: Some(device.clone()),
         ..Default::default()
     };
     DataLoader::new(Arc::new(VecDataset::new(items)), config).unwrap()
+}
+
+/// 48 samples of 8 features in 4 classes, in batches of 8 uploaded to `device` by the loader.
+fn loader(device: &Device) -> DataLoader<VecDataset<Sample>> {
+    samples(device, 21, 8, |i, _| i % 4)
 }
 
 /// Two epochs of `fit` (six steps each) in f32 and in f16 mixed precision: after the first
@@ -208,26 +221,9 @@ fn device_metrics_give_the_cpus_values() {
 /// 48 samples of 8 features labelled by which of the first four is largest, in one batch
 /// (L-BFGS's curvature pairs need the same loss from step to step) uploaded to `device`.
 fn full_batch(device: &Device) -> DataLoader<VecDataset<Sample>> {
-    let mut g = Generator::new(22);
-    let x = g.randn([48, 8], DType::F32, &Device::cpu()).unwrap();
-    let x = x.to_vec::<f32>().unwrap();
-    let items = x
-        .chunks(8)
-        .map(|row| {
-            let class = (0..4).fold(0, |best, j| if row[j] > row[best] { j } else { best });
-            Sample {
-                input: Input::Features(row.to_vec()),
-                target: Target::Class(class as i64),
-            }
-        })
-        .collect();
-    let config = LoaderConfig {
-        batch_size: 48,
-        num_workers: 0,
-        device: Some(device.clone()),
-        ..Default::default()
-    };
-    DataLoader::new(Arc::new(VecDataset::new(items)), config).unwrap()
+    samples(device, 22, 48, |_, row| {
+        (0..4).fold(0, |best, j| if row[j] > row[best] { j } else { best })
+    })
 }
 
 /// L-BFGS, built on tensor ops (the flat gradient's `cat`, `narrow`, dot products, `axpy_`),

@@ -7,7 +7,7 @@
 use sinew_tensor::{Result, Tensor};
 
 use super::flat::{abs_max, dot};
-use super::step::{py_max, py_min};
+use crate::python::{py_max, py_min};
 
 /// Sufficient-decrease constant.
 const C1: f64 = 1e-4;

@@ -8,16 +8,7 @@ use sinew_tensor::{Error, Result, Tensor, enable_grad, no_grad};
 use super::flat::{Closure, Flat, abs_max, abs_sum, dot};
 use super::line_search::strong_wolfe;
 use super::{History, Lbfgs};
-
-/// Python's `min(a, b)`: `b` only when `b < a` (so a NaN `b` gives `a`).
-pub(crate) fn py_min(a: f64, b: f64) -> f64 {
-    if b < a { b } else { a }
-}
-
-/// Python's `max(a, b)`: `b` only when `b > a`.
-pub(crate) fn py_max(a: f64, b: f64) -> f64 {
-    if b > a { b } else { a }
-}
+use crate::python::py_min;
 
 impl Lbfgs {
     /// One step: evaluates the closure, then iterates; returns the first evaluation's loss.

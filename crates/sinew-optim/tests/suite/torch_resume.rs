@@ -27,6 +27,26 @@ fn mlp() -> Result<Sequential> {
         .append(Linear::new(3, 2)?))
 }
 
+/// One step of `opt` on the mean square of `model`'s outputs for fixed inputs.
+fn mean_square_step(model: &Sequential, opt: &mut dyn Optimizer) -> Result<()> {
+    let x = Tensor::from_vec((0..8).map(|i| i as f32 / 8.0).collect(), [2, 4])?;
+    opt.zero_grad();
+    model.forward(&x)?.square()?.mean_all()?.backward()?;
+    opt.step()
+}
+
+/// Asserts the two models' parameters are equal, bit for bit.
+fn assert_same_weights(a: &Sequential, b: &Sequential) -> Result<()> {
+    for ((name, p), (_, q)) in a.named_parameters().iter().zip(b.named_parameters()) {
+        assert_eq!(
+            p.value().to_vec::<f32>()?,
+            q.value().to_vec::<f32>()?,
+            "{name}"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn a_pytorch_adam_run_resumes_with_its_moments() -> Result<()> {
     let checkpoint = load_pytorch(reference("torch_save_checkpoint.pt"))?;
@@ -141,15 +161,9 @@ fn an_asgd_state_in_pytorchs_layout_resumes_the_run() -> Result<()> {
         ..Default::default()
     };
     let model = mlp()?;
-    let x = Tensor::from_vec((0..8).map(|i| i as f32 / 8.0).collect(), [2, 4])?;
-    let step = |model: &Sequential, opt: &mut dyn Optimizer| -> Result<()> {
-        opt.zero_grad();
-        model.forward(&x)?.square()?.mean_all()?.backward()?;
-        opt.step()
-    };
     let mut opt = asgd(model.named_parameters(), config.clone());
     for _ in 0..3 {
-        step(&model, &mut opt)?;
+        mean_square_step(&model, &mut opt)?;
     }
     // torch.save's layout: state.<index>.{step, eta, mu, ax}.
     let saved = opt.state_dict()?;
@@ -166,12 +180,9 @@ fn an_asgd_state_in_pytorchs_layout_resumes_the_run() -> Result<()> {
     twin.load_state_dict(&model.state_dict(), true)?;
     let mut resumed = asgd(twin.named_parameters(), config);
     resumed.load_state_dict(&OptimizerState::from_pytorch(&resumed, &torch_state)?)?;
-    step(&model, &mut opt)?;
-    step(&twin, &mut resumed)?;
-    for ((name, a), (_, b)) in model.named_parameters().iter().zip(twin.named_parameters()) {
-        let (a, b) = (a.value().to_vec::<f32>()?, b.value().to_vec::<f32>()?);
-        assert_eq!(a, b, "{name}");
-    }
+    mean_square_step(&model, &mut opt)?;
+    mean_square_step(&twin, &mut resumed)?;
+    assert_same_weights(&model, &twin)?;
     let ax = |o: &dyn Optimizer| {
         o.state_dict()
             .map(|s| s.params["0.weight"].buffers[0].1.clone())
@@ -188,15 +199,9 @@ fn an_asgd_state_in_pytorchs_layout_resumes_the_run() -> Result<()> {
 fn an_adafactor_state_in_pytorchs_layout_resumes_the_run() -> Result<()> {
     let config = AdafactorConfig::new(0.05);
     let model = mlp()?;
-    let x = Tensor::from_vec((0..8).map(|i| i as f32 / 8.0).collect(), [2, 4])?;
-    let step = |model: &Sequential, opt: &mut dyn Optimizer| -> Result<()> {
-        opt.zero_grad();
-        model.forward(&x)?.square()?.mean_all()?.backward()?;
-        opt.step()
-    };
     let mut opt = adafactor(model.named_parameters(), config.clone());
     for _ in 0..3 {
-        step(&model, &mut opt)?;
+        mean_square_step(&model, &mut opt)?;
     }
     let saved = opt.state_dict()?;
     let mut torch_state = StateDict::new();
@@ -228,15 +233,9 @@ fn an_adafactor_state_in_pytorchs_layout_resumes_the_run() -> Result<()> {
     twin.load_state_dict(&model.state_dict(), true)?;
     let mut resumed = adafactor(twin.named_parameters(), config.clone());
     resumed.load_state_dict(&OptimizerState::from_pytorch(&resumed, &torch_state)?)?;
-    step(&model, &mut opt)?;
-    step(&twin, &mut resumed)?;
-    for ((name, a), (_, b)) in model.named_parameters().iter().zip(twin.named_parameters()) {
-        assert_eq!(
-            a.value().to_vec::<f32>()?,
-            b.value().to_vec::<f32>()?,
-            "{name}"
-        );
-    }
+    mean_square_step(&model, &mut opt)?;
+    mean_square_step(&twin, &mut resumed)?;
+    assert_same_weights(&model, &twin)?;
 
     let mut fresh = adafactor(twin.named_parameters(), config);
     let mut wrong = torch_state.clone();
