@@ -11,19 +11,3 @@ pub(crate) fn py_min(a: f64, b: f64) -> f64 {
 pub(crate) fn py_max(a: f64, b: f64) -> f64 {
     if b > a { b } else { a }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nan_follows_pythons_order() {
-        assert_eq!(py_min(1.0, 2.0), 1.0);
-        assert_eq!(py_max(1.0, 2.0), 2.0);
-        // min(1.0, nan) is 1.0 in Python, min(nan, 1.0) is nan.
-        assert_eq!(py_min(1.0, f64::NAN), 1.0);
-        assert!(py_min(f64::NAN, 1.0).is_nan());
-        assert_eq!(py_max(1.0, f64::NAN), 1.0);
-        assert!(py_max(f64::NAN, 1.0).is_nan());
-    }
-}

@@ -82,11 +82,7 @@ fn entry<'m, R: UpdateRule>(
             let Some(dims) = R::buffer_dims(config, n, value.dims()) else {
                 continue;
             };
-            let zeros = if dims == value.dims() {
-                value.zeros_like()?
-            } else {
-                Tensor::zeros(dims, value.dtype(), value.device())?
-            };
+            let zeros = Tensor::zeros(dims, value.dtype(), value.device())?;
             buffers.push((n.to_string(), zeros.add_scalar(fill)?));
         }
         state.insert(
