@@ -1,7 +1,7 @@
-// Fused optimizer steps (Backend::fused_step) and the loss scaler's unscale
-// (Backend::amp_unscale). A step updates one parameter and its state buffers in one pass over
-// dense runs of n elements, in place of the 2 to 15 in-place launches sinew-optim's rules take
-// (the unscale: 4 launches a gradient before). Each stage rounds to the dtype where the in-place
+// Fused optimizer steps (Backend::fused_step; Adafactor's, in three launches, in
+// adafactor_step.cuh) and the loss scaler's unscale (Backend::amp_unscale). A step updates one
+// parameter and its state buffers in one pass over dense runs of n elements, in place of the 2
+// to 15 in-place launches sinew-optim's rules take (the unscale: 4 launches a gradient before). Each stage rounds to the dtype where the in-place
 // op it replaces writes (round()), with the in-place kernels' formulas and the CPU backend's
 // operation order, and no FMA contraction (every product by mul_rn, which is never merged into
 // an FMA; tests/ptx_rounding.rs checks the PTX), so f32 and f64 results equal the CPU's
@@ -484,3 +484,6 @@ FUSED_STEPS(bf16, __nv_bfloat16)
 
 // Rprop's and ASGD's steps.
 #include "step_sign.cuh"
+
+// Adafactor's step.
+#include "adafactor_step.cuh"

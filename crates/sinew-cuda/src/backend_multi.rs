@@ -2,10 +2,12 @@
 //! optimizer steps, the loss scaler's unscale, gradient clipping's norm and scaling, autocast's
 //! weight casts), forwarded to their kernel families.
 
-use sinew_tensor::{BackendStorage, BoxedStorage, DType, FusedStep, MultiTensorOps, Result};
+use sinew_tensor::{
+    AdafactorStep, BackendStorage, BoxedStorage, DType, FusedStep, MultiTensorOps, Result,
+};
 
 use crate::device::CudaBackend;
-use crate::ops::{cast, foreach, fused_step};
+use crate::ops::{adafactor_step, cast, foreach, fused_step};
 
 impl MultiTensorOps for CudaBackend {
     fn fuses(&self, step: &FusedStep, dtype: DType) -> bool {
@@ -31,6 +33,20 @@ impl MultiTensorOps for CudaBackend {
         skip: Option<(&dyn BackendStorage, usize)>,
     ) -> Result<bool> {
         fused_step::fused_step_many(self, step, dsts, grads, lens, skip)
+    }
+
+    fn fuses_adafactor(&self, dtype: DType) -> bool {
+        crate::names::adafactor_step("apply", dtype).is_some()
+    }
+
+    fn fused_adafactor(
+        &self,
+        step: &AdafactorStep,
+        dsts: &mut [(&mut dyn BackendStorage, usize)],
+        grad: (&dyn BackendStorage, usize),
+        dims: [usize; 3],
+    ) -> Result<bool> {
+        adafactor_step::fused_adafactor(self, step, dsts, grad, dims)
     }
 
     fn amp_unscale_many(

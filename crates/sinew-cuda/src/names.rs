@@ -59,8 +59,8 @@ pub enum Family {
     /// `cuda/gemm_sm90.cu`: the Hopper GEMM (TMA + wgmma; PTX for sm_90a, loaded only on
     /// compute capability 9.0).
     GemmSm90,
-    /// `cuda/fused_step.cu`: optimizer steps in one pass (every optimizer of sinew-optim) and
-    /// the loss scaler's unscale.
+    /// `cuda/fused_step.cu`: optimizer steps in one pass (every optimizer of sinew-optim;
+    /// Adafactor's in three) and the loss scaler's unscale.
     FusedStep,
 }
 
@@ -310,6 +310,16 @@ pub fn amp_unscale(dtype: DType, many: bool) -> Option<Kernel> {
     let op = if many { "many" } else { "" };
     is_float(dtype).then(|| kernel(Family::FusedStep, "amp_unscale", op, dtype))
 }
+
+/// `adafactor_<stage>_<dtype>`, a stage of Adafactor's step (`moments`, `norm`, `apply`):
+/// floats.
+pub fn adafactor_step(stage: &'static str, dtype: DType) -> Option<Kernel> {
+    let known = ADAFACTOR_STAGES.contains(&stage);
+    (known && is_float(dtype)).then(|| kernel(Family::FusedStep, "adafactor", stage, dtype))
+}
+
+/// The stages of Adafactor's step, in launch order.
+const ADAFACTOR_STAGES: [&str; 3] = ["moments", "norm", "apply"];
 
 /// `pow_sum_many_<dtype>` (gradient clipping's per-block sums of `|x|^p` over a table of dense
 /// runs): floats.
@@ -581,6 +591,11 @@ pub fn every_kernel() -> Vec<Kernel> {
         out.extend(amp_unscale(dtype, false));
         out.extend(amp_unscale(dtype, true));
         out.extend([pow_sum_many(dtype), mul_many(dtype)].into_iter().flatten());
+        out.extend(
+            ADAFACTOR_STAGES
+                .iter()
+                .filter_map(|&stage| adafactor_step(stage, dtype)),
+        );
         if dtype == DType::F64 {
             out.extend([channel_norm(true), channel_norm(false)]);
         }

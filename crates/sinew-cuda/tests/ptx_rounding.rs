@@ -85,6 +85,11 @@ fn fused_optimizer_steps_round_every_product() {
     prefixes.extend(steps.iter().map(|s| format!("fused_{s}_many_")));
     prefixes.push("amp_unscale_".to_string());
     prefixes.push("amp_unscale_many_".to_string());
+    // Adafactor's three stages (their f64 sums, in another order than the CPU's, do not promise
+    // its bits, but no product is contracted).
+    for stage in ["moments", "norm", "apply"] {
+        prefixes.push(format!("adafactor_{stage}_"));
+    }
     // Gradient clipping's scaling (its norm, summed in another order than the CPU's, does not
     // promise the CPU's bits).
     prefixes.push("mul_many_".to_string());

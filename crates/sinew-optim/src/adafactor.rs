@@ -4,7 +4,7 @@
 //! relative to the parameter's size and clipped by the update's root mean square.
 
 use serde::{Deserialize, Serialize};
-use sinew_tensor::{DType, Error, Parameter, Result, Tensor};
+use sinew_tensor::{AdafactorStep, DType, Error, Parameter, Result, Tensor};
 
 use crate::checks::{at_least, at_most, non_negative};
 use crate::optimizer::{Optim, Slot, UpdateRule};
@@ -100,6 +100,40 @@ fn mean_square(g: &Tensor, dim: isize, size: usize) -> Result<Tensor> {
     g.norm(2.0, &[dim], true)?.square()?.div_scalar(size as f64)
 }
 
+/// The step as the backend's kernels ([`Tensor::fused_adafactor_`]: the GPU's three launches,
+/// no norm read back), with the scalars computed here as [`AdafactorRule::update`] computes
+/// them; `false` where the backend has none.
+fn fused(
+    c: &AdafactorConfig,
+    param: &Tensor,
+    grad: &Tensor,
+    slot: &Slot<'_>,
+    (beta, rho, eps1): (f64, f64, f64),
+) -> Result<bool> {
+    if !param.device().backend().fuses_adafactor(param.dtype()) {
+        return Ok(false);
+    }
+    let step = AdafactorStep {
+        beta,
+        rho,
+        eps1,
+        eps2: c.eps.1,
+        d: c.d,
+        shrink: if c.weight_decay != 0.0 {
+            1.0 - c.lr * c.weight_decay
+        } else {
+            1.0
+        },
+        maximize: c.maximize,
+    };
+    let buffers = if param.rank() > 1 {
+        vec![slot.buffer("row_var")?, slot.buffer("col_var")?]
+    } else {
+        vec![slot.buffer("variance")?]
+    };
+    param.fused_adafactor_(&step, &buffers, grad)
+}
+
 impl UpdateRule for AdafactorRule {
     type Config = AdafactorConfig;
     const NAME: &'static str = "Adafactor";
@@ -137,11 +171,6 @@ impl UpdateRule for AdafactorRule {
         0
     }
     fn update(c: &AdafactorConfig, param: &Tensor, grad: &Tensor, slot: Slot<'_>) -> Result<()> {
-        let grad = if c.maximize {
-            grad.neg()?
-        } else {
-            grad.clone()
-        };
         let eps1 = match c.eps.0 {
             Some(eps1) => eps1,
             None => machine_epsilon(param.dtype())?,
@@ -149,6 +178,14 @@ impl UpdateRule for AdafactorRule {
         let t = slot.step as f64;
         let beta = t.powf(c.beta2_decay);
         let rho = py_min(c.lr, 1.0 / t.powf(0.5));
+        if fused(c, param, grad, &slot, (beta, rho, eps1))? {
+            return Ok(());
+        }
+        let grad = if c.maximize {
+            grad.neg()?
+        } else {
+            grad.clone()
+        };
         // (PyTorch divides by `numel ** 0.5` alone here: `* 1.0` is exact.)
         let alpha = py_max(c.eps.1, rms_over(param, 1.0)?) * rho;
         if c.weight_decay != 0.0 {

@@ -5,7 +5,7 @@
 //! tensor ops, so a backend implements only what it speeds up (`impl MultiTensorOps for MyBackend
 //! {}` takes every default). Every [`crate::Backend`] is one.
 
-use crate::ops::fused_step::FusedStep;
+use crate::ops::fused_step::{AdafactorStep, FusedStep};
 use crate::{BackendStorage, BoxedStorage, DType, Result};
 
 /// Kernels over many tensors, and fused in-place updates; see the module docs.
@@ -63,6 +63,33 @@ pub trait MultiTensorOps {
             }
         }
         Ok(true)
+    }
+
+    /// Whether [`MultiTensorOps::fused_adafactor`] has kernels for `dtype` tensors (asked
+    /// first, so that a backend without them costs its callers no locking). Default: `false`.
+    fn fuses_adafactor(&self, dtype: DType) -> bool {
+        let _ = dtype;
+        false
+    }
+
+    /// Adafactor's step on one parameter without reading anything back to the host
+    /// ([`crate::Tensor::fused_adafactor_`]): `dsts` are the parameter then its buffers
+    /// (`row_var` and `col_var` when factored, else `variance`), `grad` the gradient, each a
+    /// dense run of one float dtype from the given element; `dims` is the parameter as
+    /// `[batch, rows, cols]` (factored: `batch * rows` row entries, `batch * cols` column
+    /// entries; else `[1, 1, n]`). Returns `false`, writing nothing, where the backend has no
+    /// kernels for it (the caller then runs the step as tensor ops).
+    ///
+    /// Default: `false`.
+    fn fused_adafactor(
+        &self,
+        step: &AdafactorStep,
+        dsts: &mut [(&mut dyn BackendStorage, usize)],
+        grad: (&dyn BackendStorage, usize),
+        dims: [usize; 3],
+    ) -> Result<bool> {
+        let _ = (step, dsts, grad, dims);
+        Ok(false)
     }
 
     /// [`crate::Backend::amp_unscale`] over several dense gradients at once

@@ -278,31 +278,65 @@ fn fused_steps_launch_once_per_group_with_the_cpus_values() {
     }
 }
 
-/// Adafactor has no fused kernel (its step reads the parameter's and the update's norms on
-/// the host, as PyTorch's does): its in-place ops step a matrix (factored second moments, a
-/// batched outer product), a vector and a scalar on the GPU to the CPU's values, to the
-/// rounding of the GPU's sums, in f32 and f64.
+/// Adafactor's step runs as three launches a parameter, reading nothing back
+/// (`Tensor::fused_adafactor_`): a matrix and a batch of matrices (factored second moments,
+/// their floors set by each batch's last row; the larger ones over several blocks), a
+/// convolution's 4-d weight, a vector and a scalar step on the GPU to the CPU's values (its
+/// tensor ops), to the rounding of the sums, in every float dtype, with weight decay and with
+/// the other options (maximize, eps, d, beta2_decay).
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn adafactor_steps_on_the_gpu_as_on_the_cpu() {
     let dev = gpu();
-    let config = AdafactorConfig {
+    let decay = AdafactorConfig {
         weight_decay: 0.01,
         ..AdafactorConfig::new(0.05)
     };
-    let build = with::<AdafactorRule>(config);
-    let shapes: [&[usize]; 4] = [&[13, 7], &[2, 5, 3], &[29], &[]];
-    for (dtype, tol) in [(DType::F32, 1e-5), (DType::F64, 1e-12)] {
-        let (want, _) = run_shapes(&build, &shapes, dtype, &Device::cpu(), false);
-        let (got, _) = run_shapes(&build, &shapes, dtype, &dev, false);
-        assert_eq!(want.len(), got.len(), "{dtype}: parameters and buffers");
-        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
-            assert_eq!(w.len(), g.len(), "{dtype}: entry {k}");
-            for (a, b) in w.iter().zip(g) {
-                assert!(
-                    (a - b).abs() <= tol * (1.0 + a.abs()),
-                    "{dtype} entry {k}: {a} vs {b}"
-                );
+    let options = AdafactorConfig {
+        beta2_decay: -0.5,
+        eps: (Some(1e-3), 1e-2),
+        d: 1.5,
+        maximize: true,
+        ..AdafactorConfig::new(0.02)
+    };
+    let shapes: [&[usize]; 7] = [
+        &[13, 7],
+        &[2, 5, 3],
+        &[300, 257],
+        &[16, 8, 3, 3],
+        &[29],
+        &[700],
+        &[],
+    ];
+    // Relative to 1 + |value|: f32 and f64 at about ten times the worst seen on the emulator
+    // (1.5e-7, 7.7e-16: the sums' order), f16 and bf16 at two units in the last place (the
+    // emulator gives the CPU's values exactly).
+    let dtypes = [
+        (DType::F32, 1e-6),
+        (DType::F64, 1e-14),
+        (DType::F16, 2e-3),
+        (DType::BF16, 1.6e-2),
+    ];
+    for config in [decay, options] {
+        let build = with::<AdafactorRule>(config.clone());
+        for (dtype, tol) in dtypes {
+            let (want, _) = run_shapes(&build, &shapes, dtype, &Device::cpu(), false);
+            let (got, launches) = run_shapes(&build, &shapes, dtype, &dev, false);
+            let what = format!("{dtype}, maximize {}", config.maximize);
+            assert_eq!(
+                launches,
+                3 * shapes.len() as u64,
+                "{what}: kernels of one step"
+            );
+            assert_eq!(want.len(), got.len(), "{what}: parameters and buffers");
+            for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+                assert_eq!(w.len(), g.len(), "{what}: entry {k}");
+                for (a, b) in w.iter().zip(g) {
+                    assert!(
+                        (a - b).abs() <= tol * (1.0 + a.abs()),
+                        "{what} entry {k}: {a} vs {b}"
+                    );
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Host side of the kernels, one file per `cuda/<family>.cu`: argument checks, launch
 //! geometry and the typed launch of each kernel.
 
+pub(crate) mod adafactor_step;
 pub(crate) mod binary;
 pub(crate) mod cast;
 pub(crate) mod channel;

@@ -1,8 +1,9 @@
 //! Every optimizer offers its step as one fused kernel ([`UpdateRule::fused`]) whose buffers
 //! are the rule's own state buffers, as many as the step updates, so a device with the kernels
 //! (CUDA) runs a whole group's step in one multi-tensor launch; all but Adafactor, whose step
-//! needs each parameter's and update's norm on the host (PyTorch has no fused Adafactor either)
-//! and runs op by op on every device. The kernels' values are checked against the
+//! needs two norms of each parameter before it can update it, so it is not one elementwise
+//! kernel: on such a device it runs as three launches a parameter that keep the norms there
+//! (`Tensor::fused_adafactor_`, called from its update). The kernels' values are checked against the
 //! in-place rules on the GPU (or its emulator) by the facade's `gpu_optim` test.
 
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use sinew_optim::{
     RadamConfig, RadamRule, RmspropConfig, RmspropRule, RpropConfig, RpropRule, SgdConfig, SgdRule,
     UpdateRule,
 };
-use sinew_tensor::{DType, Device, FusedStep, RadamStep, Tensor};
+use sinew_tensor::{AdafactorStep, DType, Device, FusedStep, RadamStep, Tensor};
 
 /// Checks `R`'s fused plan under `config` at steps 1 and 2: present, naming `R`'s buffers in
 /// their declared order, as many as the step updates. Returns the first step's plan.
@@ -94,7 +95,7 @@ fn every_optimizer_has_a_fused_step_over_its_own_buffers() {
     // The first step's eta is the learning rate in f32 (PyTorch's scalar tensor); mu is 1.
     let asgd = plan::<AsgdRule>(AsgdConfig::default());
     assert!(matches!(asgd, FusedStep::Asgd(a) if a.eta == 1e-2f32 as f64 && a.mu == 1.0));
-    // Adafactor: no fused step (norms read on the host each step), its in-place ops everywhere.
+    // Adafactor: no one-kernel step (its update calls `fused_adafactor_`'s three launches).
     let scalars = BTreeMap::new();
     assert!(AdafactorRule::fused(&AdafactorConfig::default(), 1, &scalars).is_none());
 }
@@ -149,4 +150,37 @@ fn the_cpu_runs_fused_steps_as_separate_ops() {
     assert_eq!(p.to_vec::<f32>().unwrap(), [1.0; 3]);
     let err = p.fused_step_(&step, &[&m], &g).unwrap_err().to_string();
     assert!(err.contains("expects 2 state buffers, got 1"), "{err}");
+}
+
+#[test]
+fn the_cpu_runs_adafactor_as_tensor_ops() {
+    let cpu = Device::cpu();
+    let p = Tensor::ones([2, 3], DType::F32, &cpu).unwrap();
+    let g = Tensor::ones([2, 3], DType::F32, &cpu).unwrap();
+    let row = Tensor::zeros([2, 1], DType::F32, &cpu).unwrap();
+    let col = Tensor::zeros([1, 3], DType::F32, &cpu).unwrap();
+    let step = AdafactorStep {
+        beta: 1.0,
+        rho: 1e-2,
+        eps1: 1e-30,
+        eps2: 1e-3,
+        d: 1.0,
+        shrink: 1.0,
+        maximize: false,
+    };
+    // No kernels on the CPU: nothing written, the rule's tensor ops run instead.
+    assert!(!p.fused_adafactor_(&step, &[&row, &col], &g).unwrap());
+    assert_eq!(p.to_vec::<f32>().unwrap(), [1.0; 6]);
+    assert_eq!(row.to_vec::<f32>().unwrap(), [0.0; 2]);
+    // Buffers of another shape (here a transposed pair) are an error, on every device.
+    let err = p
+        .fused_adafactor_(&step, &[&col, &row], &g)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("buffers of dims [[2, 1], [1, 3]]"), "{err}");
+    let err = p
+        .fused_adafactor_(&step, &[&row], &g)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("fused_adafactor_"), "{err}");
 }

@@ -4,12 +4,17 @@
 //! with in-place ops (`mul_axpy_`, `lerp_`, `addcdiv_sqrt_`, ...); a fused kernel rounds to the
 //! dtype wherever one of those ops would, without FMA contraction, so both give the same values
 //! bit for bit in f32 and f64, and the in-place ops stay the reference and the fallback.
+//! Adafactor's step, which needs two norms of the parameter before it can update it, is not
+//! one elementwise pass: [`Tensor::fused_adafactor_`] (`adafactor.rs`) runs it in a few
+//! launches that keep the norms on the device.
 
+mod adafactor;
 mod amp_unscale;
 mod foreach;
 mod many;
 mod steps;
 
+pub use adafactor::AdafactorStep;
 pub use many::StepOperands;
 pub(crate) use many::{groups_by, with_dense_runs};
 pub use steps::{
