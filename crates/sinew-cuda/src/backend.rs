@@ -583,6 +583,12 @@ impl Backend for CudaBackend {
         Ok(out.map(|(s, _)| Box::new(s) as BoxedStorage))
     }
 
+    fn fuses_running_stats(&self, dtype: DType) -> bool {
+        // Both kernels update f32 and f64 buffers (`running_stats_<dtype>` and the update in
+        // `channel_stats_<dtype>`); f16 and bf16 ones take the in-place ops.
+        crate::names::running_stats(dtype).is_some()
+    }
+
     fn update_running_stats(
         &self,
         running: [(&mut dyn BackendStorage, usize); 2],

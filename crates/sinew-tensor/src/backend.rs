@@ -535,6 +535,14 @@ pub trait Backend: MultiTensorOps + DeferredOps + Send + Sync + std::fmt::Debug 
         Ok(None)
     }
 
+    /// Whether [`Backend::update_running_stats`] and [`Backend::channel_norm_updating`] have a
+    /// kernel for running buffers of `dtype` (asked first, so that a backend without one costs
+    /// batch norm no locking of its buffers each step). Default: `false`.
+    fn fuses_running_stats(&self, dtype: DType) -> bool {
+        let _ = dtype;
+        false
+    }
+
     /// Batch norm's running statistics update in one pass
     /// ([`crate::Tensor::update_running_stats_`]): `running` the running mean's and variance's
     /// buffers (one float dtype), `stats` the batch's mean and biased variance (f64), each a

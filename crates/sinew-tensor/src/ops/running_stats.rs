@@ -4,7 +4,9 @@
 //! in place of five of `C` elements. The in-place ops below are the reference and every other
 //! backend's path; a kernel gives their values bit for bit. [`Tensor::channel_norm_updating`]
 //! also takes the step that computes the statistics into the same kernel (CUDA:
-//! `channel_stats_<dtype>` updates them in the block that finishes a channel).
+//! `channel_stats_<dtype>` updates them in the block that finishes a channel). A backend
+//! tells which running buffers its kernels take (`Backend::fuses_running_stats`) before any
+//! buffer is locked for them, so the CPU's batch norm is not asked each step.
 
 use super::channel_norm::ChannelNormStep;
 use crate::backend::RunningStorages;
@@ -152,7 +154,12 @@ impl Tensor {
         running: RunningStats<'_>,
     ) -> Result<Option<Tensor>> {
         let (mean, var) = (running.mean, running.var);
-        if !mean.is_contiguous() || !var.is_contiguous() || mean.dtype() != var.dtype() {
+        let backend = self.device().backend();
+        if !backend.fuses_running_stats(mean.dtype())
+            || !mean.is_contiguous()
+            || !var.is_contiguous()
+            || mean.dtype() != var.dtype()
+        {
             return Ok(None);
         }
         let step = ChannelNormStep::Forward {
@@ -166,7 +173,6 @@ impl Tensor {
         dsts.extend(running.count);
         let mut srcs = vec![self];
         srcs.extend(&dense_rows);
-        let backend = self.device().backend();
         let mut fused = None;
         Tensor::write_many(&dsts, &srcs, |storages, sources| {
             let (buffers, counter) = storages.split_at_mut(2);
@@ -217,11 +223,11 @@ impl Tensor {
         let dtypes = running_var.dtype() == running_mean.dtype()
             && mean.dtype() == DType::F64
             && var.dtype() == DType::F64;
-        if !dense || !dtypes {
+        let backend = running_mean.device().backend();
+        if !dense || !dtypes || !backend.fuses_running_stats(running_mean.dtype()) {
             return Ok(false);
         }
         let start = |t: &Tensor| t.layout().contiguous_offset().map_or(0, |(s, _)| s);
-        let backend = running_mean.device().backend();
         let c = running_mean.elem_count();
         let mut dsts = vec![running_mean, running_var];
         dsts.extend(count);

@@ -10,7 +10,7 @@ use common::assert_close;
 use sinew_tensor::{
     Activation, ArgReduceOp, Backend, BackendStorage, BinaryOp, BoxedStorage, CmpOp, CpuBackend,
     CpuStorage, CustomOp, DType, Device, DeviceLocation, Error, Generator, Layout, MatmulOptions,
-    MatmulSpec, ReduceOp, Result, Shape, Tensor, UnaryOp,
+    MatmulSpec, ReduceOp, Result, RunningStats, RunningStorages, Shape, Tensor, UnaryOp,
 };
 
 #[derive(Debug)]
@@ -129,7 +129,31 @@ impl Backend for Minimal {
     ) -> Result<BoxedStorage> {
         self.0.gather(src, l, index, il, dim)
     }
+    // Batch norm's running-statistics kernels fail when asked: without `fuses_running_stats`
+    // (default false) they must not be.
+    fn update_running_stats(
+        &self,
+        _: [(&mut dyn BackendStorage, usize); 2],
+        _: [(&dyn BackendStorage, usize); 2],
+        _: usize,
+        _: (f64, f64),
+        _: Option<(&mut dyn BackendStorage, usize)>,
+    ) -> Result<bool> {
+        Err(Error::invalid("update_running_stats", ASKED))
+    }
+    fn channel_norm_updating(
+        &self,
+        _: (&dyn BackendStorage, &Layout),
+        _: (f64, f64),
+        _: &[(&dyn BackendStorage, usize)],
+        _: RunningStorages<'_>,
+    ) -> Result<Option<BoxedStorage>> {
+        Err(Error::invalid("channel_norm_updating", ASKED))
+    }
 }
+
+/// What [`Minimal`]'s running-statistics kernels say when asked.
+const ASKED: &str = "asked for a kernel it does not have";
 
 fn minimal() -> Device {
     Device::from_backend(Arc::new(Minimal(CpuBackend)))
@@ -321,4 +345,53 @@ fn a_custom_op_without_a_kernel_for_the_device_names_op_and_device() {
     let x = Tensor::ones([2], DType::F64, &minimal()).unwrap();
     let err = Tensor::apply_op(&[&x], &Double).unwrap_err();
     assert_eq!(err.to_string(), "double: not implemented on cuda:7");
+}
+
+/// A backend without running-statistics kernels (`fuses_running_stats` false) is not asked for
+/// them, its buffers not locked for them: the update runs as in-place ops, with the CPU's
+/// values, and the one-kernel forward falls back to its two steps.
+#[test]
+fn running_statistics_without_kernels_run_as_in_place_ops() {
+    let mut g = Generator::new(3);
+    let (mean_cpu, mean) = pair(&mut g, &[4], -1.0);
+    let (var_cpu, var) = pair(&mut g, &[4], 0.5);
+    let (stats_cpu, stats) = pair(&mut g, &[2, 4], 0.5);
+    let stats_cpu = stats_cpu.to_dtype(DType::F64).unwrap();
+    let stats = stats.to_dtype(DType::F64).unwrap();
+    let row = |t: &Tensor, k: usize| t.narrow(0, k, 1).unwrap().reshape([4]).unwrap();
+    let scalars = (0.1, 1.25);
+    Tensor::update_running_stats_(
+        &mean_cpu,
+        &var_cpu,
+        &row(&stats_cpu, 0),
+        &row(&stats_cpu, 1),
+        scalars,
+        None,
+    )
+    .unwrap();
+    Tensor::update_running_stats_(&mean, &var, &row(&stats, 0), &row(&stats, 1), scalars, None)
+        .unwrap();
+    assert_eq!(
+        mean.to_vec::<f32>().unwrap(),
+        mean_cpu.to_vec::<f32>().unwrap()
+    );
+    assert_eq!(
+        var.to_vec::<f32>().unwrap(),
+        var_cpu.to_vec::<f32>().unwrap()
+    );
+    let (_, x) = pair(&mut g, &[3, 4, 5], -1.0);
+    let step = sinew_tensor::ChannelNormStep::Forward {
+        count: 15.0,
+        eps: 1e-5,
+    };
+    let running = RunningStats {
+        mean: &mean,
+        var: &var,
+        count: None,
+        momentum: 0.1,
+        unbias: 15.0 / 14.0,
+    };
+    // Its per-channel step has no kernel either: the fallback's error, not the kernel's.
+    let err = x.channel_norm_updating(step, &[], running).unwrap_err();
+    assert!(!err.to_string().contains(ASKED), "{err}");
 }
