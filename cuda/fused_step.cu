@@ -45,6 +45,10 @@
 //     (NaN wins); the host reduces the partials
 //   mul_many_<dtype>(table, factor): x *= *factor (one element of the dtype; the in-place
 //     mul's values)
+// Weight averaging's multi-tensor kernel (AveragedModel's update, torch._foreach_lerp_), over
+// a StepTable whose p are the averages and g the new values (the slots unused):
+//   average_many_<dtype>(table, value, flags): flags 1: a = lerp_(a, x, value) (2: lerp's
+//     first branch); else a += (x - a) / value (value = count + 1), each op rounded
 #include "common.cuh"
 #include "step_table.cuh"
 
@@ -348,6 +352,19 @@ template <typename T> __device__ void pow_sum_dense(Span s, const T *x, double *
     }
 }
 
+// Weight averaging (average_many): flags 1 lerp (a = lerp_(a, x, value), 2 its first branch),
+// else the running mean (a = add_(a, div_scalar(sub(x, a), value)), value = count + 1).
+template <typename T> __device__ void average_dense(Span s, T *a, const T *x, double value, uint32_t flags) {
+    typedef typename Num<T>::C C;
+    const C v = (C)value;
+    const bool lerp = flags & 1u, small = flags & 2u;
+    SPAN_LOOP(i, s) {
+        const C ai = Num<T>::up(a[i]), xi = Num<T>::up(x[i]);
+        const C out = lerp ? fs::lerp<T>(ai, xi, v, small) : add_rn(ai, fs::round<T>(fs::round<T>(xi - ai) / v));
+        a[i] = Num<T>::down(out);
+    }
+}
+
 template <typename T> __device__ void mul_dense(Span s, T *x, const T *factor) {
     typedef typename Num<T>::C C;
     const C f = Num<T>::up(*factor);
@@ -475,6 +492,11 @@ template <typename T> __device__ void mul_dense(Span s, T *x, const T *factor) {
         uint32_t j;                                                                                      \
         const Span s = in_table(t, j);                                                                   \
         mul_dense<T>(s, TABLE_PTR(T, p), factor);                                                        \
+    }                                                                                                    \
+    extern "C" __global__ void average_many_##S(StepTable t, double value, uint32_t flags) {            \
+        uint32_t j;                                                                                      \
+        const Span s = in_table(t, j);                                                                   \
+        average_dense<T>(s, TABLE_PTR(T, p), TABLE_PTR(const T, g), value, flags);                       \
     }
 
 FUSED_STEPS(f32, float)

@@ -3,7 +3,8 @@
 //! weight casts), forwarded to their kernel families.
 
 use sinew_tensor::{
-    AdafactorStep, BackendStorage, BoxedStorage, DType, FusedStep, MultiTensorOps, Result,
+    AdafactorStep, AverageStep, BackendStorage, BoxedStorage, DType, FusedStep, MultiTensorOps,
+    Result,
 };
 
 use crate::device::CudaBackend;
@@ -47,6 +48,20 @@ impl MultiTensorOps for CudaBackend {
         dims: [usize; 3],
     ) -> Result<bool> {
         adafactor_step::fused_adafactor(self, step, dsts, grad, dims)
+    }
+
+    fn fuses_average(&self, dtype: DType) -> bool {
+        crate::names::average_many(dtype).is_some()
+    }
+
+    fn average_many(
+        &self,
+        avgs: &mut [(&mut dyn BackendStorage, usize)],
+        xs: &[(&dyn BackendStorage, usize)],
+        lens: &[usize],
+        step: AverageStep,
+    ) -> Result<bool> {
+        foreach::average_many(self, avgs, xs, lens, step)
     }
 
     fn amp_unscale_many(

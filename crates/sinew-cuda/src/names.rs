@@ -327,6 +327,11 @@ pub fn pow_sum_many(dtype: DType) -> Option<Kernel> {
     is_float(dtype).then(|| kernel(Family::FusedStep, "pow_sum", "many", dtype))
 }
 
+/// `average_many_<dtype>` (weight averaging's update over a table of dense pairs): floats.
+pub fn average_many(dtype: DType) -> Option<Kernel> {
+    is_float(dtype).then(|| kernel(Family::FusedStep, "average", "many", dtype))
+}
+
 /// `mul_many_<dtype>` (a table of dense runs scaled by one element in place): floats.
 pub fn mul_many(dtype: DType) -> Option<Kernel> {
     is_float(dtype).then(|| kernel(Family::FusedStep, "mul", "many", dtype))
@@ -590,7 +595,11 @@ pub fn every_kernel() -> Vec<Kernel> {
         }
         out.extend(amp_unscale(dtype, false));
         out.extend(amp_unscale(dtype, true));
-        out.extend([pow_sum_many(dtype), mul_many(dtype)].into_iter().flatten());
+        out.extend(
+            [pow_sum_many(dtype), mul_many(dtype), average_many(dtype)]
+                .into_iter()
+                .flatten(),
+        );
         out.extend(
             ADAFACTOR_STAGES
                 .iter()

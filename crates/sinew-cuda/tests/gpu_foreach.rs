@@ -2,14 +2,15 @@
 //! `mul_many_<dtype>` of cuda/fused_step.cu) with the CPU's tensor ops, in every float dtype:
 //! `Tensor::pow_sum_many` over more tensors than one launch takes (two tables), of sizes from
 //! empty to many blocks, with a transposed one (the fallback) and NaN; `Tensor::mul_many_`
-//! bit for bit, with views sharing a storage. Both count their launches.
+//! bit for bit, with views sharing a storage; weight averaging's `Tensor::average_many_`
+//! (`average_many_<dtype>`) bit for bit. Each counts its launches.
 
 #![cfg(feature = "cuda")]
 
 mod common;
 
 use common::{gpu, kernel_launches, randn};
-use sinew_tensor::{DType, Device, Tensor};
+use sinew_tensor::{AverageStep, DType, Device, Tensor};
 
 /// Sizes of the dense tensors: 40 of them (two launches of 32 and 8), empty to 70,000
 /// elements (35 blocks of 2,048).
@@ -167,5 +168,68 @@ fn to_dtype_many_casts_dense_tensors_in_one_kernel_a_table() {
             assert_eq!(w, g, "{half} tensor {i}");
         }
         assert_eq!(launches, 4, "{half}: kernels");
+    }
+}
+
+/// Weight averaging (`Tensor::average_many_`, `average_many_<dtype>`: SWA's running mean and
+/// EMA's `lerp_`, both of its branches) over 40 dense pairs takes one kernel a table of 32,
+/// every value the tensor ops' on the CPU bit for bit in every float dtype; a transposed value
+/// joins no launch and runs the tensor ops.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn average_many_matches_the_tensor_ops_in_one_kernel_a_table() {
+    let dev = gpu();
+    let cpu = Device::cpu();
+    let steps = [
+        AverageStep::Mean { count: 3 },
+        AverageStep::Lerp { weight: 0.1 },
+        AverageStep::Lerp { weight: 0.7 },
+    ];
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+        for step in steps {
+            let run = |d: &Device| {
+                let mut avgs = dense(500, dtype, d);
+                let mut xs = dense(600, dtype, d);
+                avgs.push(randn(601, &[4, 6], dtype).to_device(d).unwrap());
+                let column_major = randn(602, &[6, 4], dtype).to_device(d).unwrap();
+                xs.push(column_major.t().unwrap());
+                let (a, x): (Vec<&Tensor>, Vec<&Tensor>) =
+                    (avgs.iter().collect(), xs.iter().collect());
+                let before = kernel_launches(d);
+                Tensor::average_many_(&a, &x, step).unwrap();
+                let launches = kernel_launches(d) - before;
+                let values: Vec<Vec<f64>> = avgs
+                    .iter()
+                    .map(|t| t.to_device(&cpu).unwrap().to_vec_f64().unwrap())
+                    .collect();
+                (values, launches)
+            };
+            // The reference: each pair's own tensor ops on the CPU.
+            let (mut avgs, mut xs) = (dense(500, dtype, &cpu), dense(600, dtype, &cpu));
+            avgs.push(randn(601, &[4, 6], dtype));
+            xs.push(randn(602, &[6, 4], dtype).t().unwrap());
+            for (a, x) in avgs.iter().zip(&xs) {
+                match step {
+                    AverageStep::Mean { count } => a
+                        .add_(&x.sub(a).unwrap().div_scalar(count as f64 + 1.0).unwrap())
+                        .unwrap(),
+                    AverageStep::Lerp { weight } => a.lerp_(x, weight).unwrap(),
+                }
+            }
+            let (got, launches) = run(&dev);
+            for (i, (a, g)) in avgs.iter().zip(&got).enumerate() {
+                let w = a.to_vec_f64().unwrap();
+                let same = w.iter().zip(g).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{dtype} {step:?} pair {i}: cpu {w:?}, gpu {g:?}");
+            }
+            let before = randn(500 + 1, &[sizes()[1]], dtype).to_vec_f64().unwrap();
+            assert_ne!(got[1], before, "{dtype}: nothing was averaged");
+            // Two tables (32 + 8 pairs), and the transposed pair's sub, div and add (or lerp).
+            let own = match step {
+                AverageStep::Mean { .. } => 3,
+                AverageStep::Lerp { .. } => 1,
+            };
+            assert_eq!(launches, 2 + own, "{dtype} {step:?}: kernels");
+        }
     }
 }

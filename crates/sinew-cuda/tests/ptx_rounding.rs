@@ -93,6 +93,8 @@ fn fused_optimizer_steps_round_every_product() {
     // Gradient clipping's scaling (its norm, summed in another order than the CPU's, does not
     // promise the CPU's bits).
     prefixes.push("mul_many_".to_string());
+    // Weight averaging's update (the tensor ops' values).
+    prefixes.push("average_many_".to_string());
     let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
     assert_rounded("fused_step", &prefixes);
 }

@@ -8,7 +8,7 @@
 //! buffers (`num_batches_tracked`, with `use_buffers`) the same formulas in f32, truncated.
 
 use sinew_nn::{Buffer, Module, ModuleExt, Visit};
-use sinew_tensor::{DType, Device, Error, Result, Tensor, no_grad};
+use sinew_tensor::{AverageStep, DType, Device, Error, Result, Tensor, no_grad};
 
 /// How [`AveragedModel`] folds each new set of weights into its average.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -120,27 +120,45 @@ impl<M: Module> AveragedModel<M> {
             params
         };
         let n = self.n_averaged()?;
+        if n < 0 {
+            return Err(Error::invalid(
+                "AveragedModel::update_parameters",
+                format!("n_averaged is {n}: a count of updates cannot be negative"),
+            ));
+        }
+        // The float weights go together (one multi-tensor kernel a few dozen on the GPU).
+        let (mut avgs, mut xs) = (Vec::new(), Vec::new());
         for (i, (avg, x)) in pairs.iter().enumerate() {
             if n == 0 || i >= averaged {
                 avg.copy_(x)?;
+            } else if avg.dtype().is_float() {
+                avgs.push(avg);
+                xs.push(x);
             } else {
-                self.fold(avg, x, n)?;
+                self.fold_integer(avg, x, n)?;
             }
+        }
+        if !avgs.is_empty() {
+            let step = match self.averaging {
+                Averaging::Swa => AverageStep::Mean { count: n as u64 },
+                Averaging::Ema { decay } => AverageStep::Lerp {
+                    weight: 1.0 - decay,
+                },
+            };
+            Tensor::average_many_(&avgs, &xs, step)?;
         }
         self.n_averaged.value().add_scalar_(1.0)
     }
 
-    /// `avg` <- the average of `n` earlier weights and `x`.
-    fn fold(&self, avg: &Tensor, x: &Tensor, n: i64) -> Result<()> {
-        match (self.averaging, avg.dtype().is_float()) {
-            (Averaging::Swa, true) => avg.add_(&x.sub(avg)?.div_scalar((n + 1) as f64)?),
-            (Averaging::Ema { decay }, true) => avg.lerp_(x, 1.0 - decay),
-            // Integers: PyTorch's formulas give f32, which `copy_` truncates.
-            (Averaging::Swa, false) => {
+    /// An integer `avg` <- the average of `n` earlier values and `x`: PyTorch's formulas give
+    /// f32, which `copy_` truncates.
+    fn fold_integer(&self, avg: &Tensor, x: &Tensor, n: i64) -> Result<()> {
+        match self.averaging {
+            Averaging::Swa => {
                 let step = x.sub(avg)?.div_scalar((n + 1) as f64)?;
                 avg.copy_(&avg.to_dtype(DType::F32)?.add(&step)?)
             }
-            (Averaging::Ema { decay }, false) => {
+            Averaging::Ema { decay } => {
                 let kept = avg.to_dtype(DType::F32)?.mul_scalar(decay)?;
                 let new = x.to_dtype(DType::F32)?.mul_scalar(1.0 - decay)?;
                 avg.copy_(&kept.add(&new)?)

@@ -5,7 +5,7 @@
 //! tensor ops, so a backend implements only what it speeds up (`impl MultiTensorOps for MyBackend
 //! {}` takes every default). Every [`crate::Backend`] is one.
 
-use crate::ops::fused_step::{AdafactorStep, FusedStep};
+use crate::ops::fused_step::{AdafactorStep, AverageStep, FusedStep};
 use crate::{BackendStorage, BoxedStorage, DType, Result};
 
 /// Kernels over many tensors, and fused in-place updates; see the module docs.
@@ -89,6 +89,31 @@ pub trait MultiTensorOps {
         dims: [usize; 3],
     ) -> Result<bool> {
         let _ = (step, dsts, grad, dims);
+        Ok(false)
+    }
+
+    /// Whether [`MultiTensorOps::average_many`] has a kernel for `dtype` tensors (asked
+    /// first, so that a backend without one costs its callers no locking). Default: `false`.
+    fn fuses_average(&self, dtype: DType) -> bool {
+        let _ = dtype;
+        false
+    }
+
+    /// Weight averaging's update over several pairs ([`crate::Tensor::average_many_`]):
+    /// `avgs[i]` <- `step` of `avgs[i]` and `xs[i]`, each a dense run of `lens[i]` elements of
+    /// one float dtype from the given element, the averages in storages of their own, with the
+    /// tensor ops' values bit for bit. Returns `false`, writing nothing, where the backend has
+    /// no multi-tensor kernel (the caller then runs the tensor ops).
+    ///
+    /// Default: `false`.
+    fn average_many(
+        &self,
+        avgs: &mut [(&mut dyn BackendStorage, usize)],
+        xs: &[(&dyn BackendStorage, usize)],
+        lens: &[usize],
+        step: AverageStep,
+    ) -> Result<bool> {
+        let _ = (avgs, xs, lens, step);
         Ok(false)
     }
 

@@ -59,8 +59,8 @@ pub use new_shape::NewShape;
 pub use ops::channel_norm::ChannelNormStep;
 pub use ops::custom::{CustomInplaceOp, CustomOp};
 pub use ops::fused_step::{
-    AdadeltaStep, AdafactorStep, AdagradStep, AdamStep, AdamaxStep, AsgdStep, FusedStep, NadamStep,
-    RadamStep, RmspropStep, RpropStep, SgdStep, StepOperands,
+    AdadeltaStep, AdafactorStep, AdagradStep, AdamStep, AdamaxStep, AsgdStep, AverageStep,
+    FusedStep, NadamStep, RadamStep, RmspropStep, RpropStep, SgdStep, StepOperands,
 };
 pub use ops::index::PadMode;
 pub use ops::matmul_with::MatmulOptions;

@@ -2,9 +2,13 @@
 //! (`pow_sum_many_<dtype>`, `mul_many_<dtype>`; PyTorch's `_foreach_norm` and
 //! `_foreach_mul_`): the norm of many gradients together in one launch per [`TABLE_LEN`] of
 //! them and one reduction, and their scaling in one launch per [`TABLE_LEN`], where the
-//! tensor ops take several launches a gradient.
+//! tensor ops take several launches a gradient; and weight averaging's update
+//! (`average_many_<dtype>`, `torch._foreach_lerp_` in PyTorch's `AveragedModel`) in one launch
+//! per [`TABLE_LEN`] pairs.
 
-use sinew_tensor::{BackendStorage, BoxedStorage, DType, Error, Layout, ReduceOp, Result};
+use sinew_tensor::{
+    AverageStep, BackendStorage, BoxedStorage, DType, Error, Layout, ReduceOp, Result,
+};
 
 use super::step_table::{Run, StepTable, TABLE_LEN, elementwise_blocks, read_runs, run_at};
 use super::{BLOCK, cast, reduce};
@@ -125,6 +129,51 @@ pub(crate) fn mul_many(
     for chunk in ptrs.chunks(TABLE_LEN) {
         let table = table_of(OP, chunk, elementwise_blocks)?;
         dev.launch(&kernel, table.config(), kernel_args![table, factor_ptr])?;
+    }
+    Ok(true)
+}
+
+/// Weight averaging's update over dense pairs of one float dtype (`avgs[i]` and `xs[i]` each
+/// a run of `lens[i]` elements), in one launch per [`TABLE_LEN`] pairs, with the tensor ops'
+/// values. `false` for a dtype without a kernel.
+pub(crate) fn average_many(
+    dev: &CudaBackend,
+    avgs: &mut [(&mut dyn BackendStorage, usize)],
+    xs: &[(&dyn BackendStorage, usize)],
+    lens: &[usize],
+    step: AverageStep,
+) -> Result<bool> {
+    const OP: &str = "average_many_";
+    if avgs.len() != lens.len() || xs.len() != lens.len() {
+        return Err(Error::invalid(OP, "one value and one length an average"));
+    }
+    let loc = dev.location();
+    let mut pairs = Vec::with_capacity(lens.len());
+    let mut dtype = None;
+    for (((storage, start), &(x, x_at)), &len) in avgs.iter_mut().zip(xs).zip(lens) {
+        let storage = cuda_mut(&mut **storage, loc)?;
+        let d = *dtype.get_or_insert(storage.dtype_of());
+        let avg = run_at(storage, *start, len, d, OP)?;
+        pairs.push((avg, run_at(cuda(x, loc)?, x_at, len, d, OP)?, len));
+    }
+    let Some(dtype) = dtype else {
+        return Ok(true);
+    };
+    let Some(kernel) = names::average_many(dtype) else {
+        return Ok(false);
+    };
+    // See `average_dense` in `cuda/fused_step.cu`; lerp's branch decided in f64 as the CPU
+    // backend decides it.
+    let (value, flags) = match step {
+        AverageStep::Lerp { weight } => (weight, 1 | u32::from(weight.abs() < 0.5) << 1),
+        AverageStep::Mean { count } => (count as f64 + 1.0, 0),
+    };
+    for chunk in pairs.chunks(TABLE_LEN) {
+        let mut table = StepTable::empty();
+        for &(avg, x, len) in chunk {
+            table.push(OP, (avg, x, len), elementwise_blocks(len))?;
+        }
+        dev.launch(&kernel, table.config(), kernel_args![table, value, flags])?;
     }
     Ok(true)
 }

@@ -163,5 +163,17 @@ fn mismatched_or_shared_models_are_refused() -> Result<()> {
         .unwrap()
         .to_string();
     assert!(err.contains("decay must be in [0, 1]"), "{err}");
+
+    // A loaded count below 0 (a damaged state) is refused, the weights untouched.
+    let mut state = averaged.state_dict();
+    state.insert("n_averaged", Tensor::from_slice(&[-3i64], ())?);
+    averaged.load_state_dict(&state, true)?;
+    let values = |m: &Sequential| -> Result<Vec<Vec<f64>>> {
+        m.state_dict().iter().map(|(_, t)| t.to_vec_f64()).collect()
+    };
+    let before = values(averaged.module())?;
+    let err = averaged.update_parameters(&model).unwrap_err().to_string();
+    assert!(err.contains("n_averaged is -3"), "{err}");
+    assert_eq!(values(averaged.module())?, before);
     Ok(())
 }

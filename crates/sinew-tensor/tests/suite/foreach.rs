@@ -1,7 +1,8 @@
 //! Gradient clipping's multi-tensor ops on the CPU: `Tensor::pow_sum_many` against the sums
 //! of `|x|^p` written out over the host's f64 values (mixed dtypes, a transposed view, an
 //! empty tensor, a run long enough to be folded in parallel chunks, NaN), and `Tensor::mul_many_` against `mul_` one tensor at a time (views
-//! sharing a storage, a transposed view, a factor of another dtype); bad arguments.
+//! sharing a storage, a transposed view, a factor of another dtype); bad arguments. Weight
+//! averaging's `Tensor::average_many_` against its values written out.
 
 use sinew_tensor::{DType, Device, Generator, Result, Tensor, no_grad};
 
@@ -150,5 +151,43 @@ fn mul_many_rejects_bad_arguments() -> Result<()> {
         .map(|v| v * 0.5)
         .collect();
     assert_eq!(w.to_vec_f64()?, want);
+    Ok(())
+}
+
+/// `Tensor::average_many_` on the CPU is each pair's tensor ops, with their values written out
+/// (SWA's running mean after 3 values, EMA's lerp) and broadcasting; bad arguments are errors
+/// that leave the averages untouched.
+#[test]
+fn average_many_is_the_tensor_ops_pair_by_pair() -> Result<()> {
+    use sinew_tensor::AverageStep;
+    let avg = Tensor::from_slice(&[1.0f32, 2.0, 4.0], [3])?;
+    let x = Tensor::from_slice(&[5.0f32, 2.0, 0.0], [3])?;
+    let row = Tensor::from_slice(&[1.0f64, 3.0], [1, 2])?;
+    let grid = Tensor::from_slice(&[0.0f64, 0.0, 2.0, 2.0], [2, 2])?;
+    Tensor::average_many_(&[&avg, &grid], &[&x, &row], AverageStep::Mean { count: 3 })?;
+    // avg + (x - avg) / 4, the row broadcast over the grid's rows.
+    assert_eq!(avg.to_vec::<f32>()?, [2.0, 2.0, 3.0]);
+    assert_eq!(grid.to_vec::<f64>()?, [0.25, 0.75, 1.75, 2.25]);
+    Tensor::average_many_(&[&avg], &[&x], AverageStep::Lerp { weight: 0.25 })?;
+    assert_eq!(avg.to_vec::<f32>()?, [2.75, 2.0, 2.25]);
+
+    let wide = Tensor::from_slice(&[1.0f64, 2.0, 4.0], [3])?;
+    let err = Tensor::average_many_(&[&avg], &[&wide], AverageStep::Mean { count: 1 });
+    assert!(err.unwrap_err().to_string().contains("average_many_"));
+    let err = Tensor::average_many_(&[&avg], &[&x], AverageStep::Mean { count: 0 });
+    assert!(err.unwrap_err().to_string().contains("a mean of 0 values"));
+    let err = Tensor::average_many_(&[&avg, &avg], &[&x], AverageStep::Mean { count: 1 });
+    assert!(
+        err.unwrap_err()
+            .to_string()
+            .contains("2 averages and 1 values")
+    );
+    let ints = Tensor::from_slice(&[1i64, 2, 3], [3])?;
+    assert!(Tensor::average_many_(&[&ints], &[&ints], AverageStep::Mean { count: 1 }).is_err());
+    assert_eq!(
+        avg.to_vec::<f32>()?,
+        [2.75, 2.0, 2.25],
+        "errors write nothing"
+    );
     Ok(())
 }

@@ -10,11 +10,13 @@
 
 mod adafactor;
 mod amp_unscale;
+mod average;
 mod foreach;
 mod many;
 mod steps;
 
 pub use adafactor::AdafactorStep;
+pub use average::AverageStep;
 pub use many::StepOperands;
 pub(crate) use many::{groups_by, with_dense_runs};
 pub use steps::{
