@@ -26,7 +26,7 @@ type Build = Box<dyn Fn(Vec<(String, Parameter)>) -> Box<dyn Optimizer>>;
 /// Seven steps of the optimizer `build` makes over parameters of `shapes` and `dtype` on
 /// `device`, from fixed values and per-step gradients (those of matrices transposed views
 /// when `strided`); the parameters' and the optimizer state's values after them, and the
-/// kernels the last step launched.
+/// kernels the last step launched. Asserts that no step waits for the GPU.
 fn run_shapes(
     build: &Build,
     shapes: &[&[usize]],
@@ -61,8 +61,12 @@ fn run_shapes(
             p.value().set_grad(Some(grad)).unwrap();
         }
         let before = cuda.map_or(0, |c| c.kernel_launches());
+        let waits = cuda.map_or(0, |c| c.stream_synchronizations());
         opt.step().unwrap();
         launches = cuda.map_or(0, |c| c.kernel_launches()) - before;
+        // No step reads anything back (Adafactor's norms stay on the device too).
+        let waited = cuda.map_or(0, |c| c.stream_synchronizations()) - waits;
+        assert_eq!(waited, 0, "the step waited for the GPU");
     }
     let mut values: Vec<Vec<f64>> = params
         .iter()
