@@ -119,15 +119,8 @@ impl Tensor {
         }
         let mut dsts: Vec<&Tensor> = vec![self];
         dsts.extend(buffers);
-        let starts: Vec<usize> = dsts.iter().map(|t| super::many::dense_start(t)).collect();
-        Tensor::write_many(&dsts, &[grad], |storages, g| {
-            let mut views: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
-                .iter_mut()
-                .zip(&starts)
-                .map(|(s, &at)| (&mut **s, at))
-                .collect();
-            let grad_view = (g[0], super::many::dense_start(grad));
-            backend.fused_adafactor(step, &mut views, grad_view, dims)
+        super::many::write_dense_runs(&dsts, &[grad], |views, g| {
+            backend.fused_adafactor(step, views, g[0], dims)
         })
     }
 }

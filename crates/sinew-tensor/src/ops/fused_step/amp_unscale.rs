@@ -3,7 +3,7 @@
 //! `torch._amp_foreach_non_finite_check_and_unscale_`, one kernel a gradient or, for dense
 //! gradients, one multi-tensor kernel for many.
 
-use super::many::{by_distinct_storage, dense_start};
+use super::many::{by_distinct_storage, dense_start, write_dense_runs};
 use crate::{DType, Error, Result, Tensor};
 
 impl Tensor {
@@ -101,15 +101,9 @@ impl Tensor {
             let lens: Vec<usize> = now.iter().map(|t| t.elem_count()).collect();
             let mut dsts = now.clone();
             dsts.push(found_inf);
-            let found_at = dense_start(found_inf);
-            let wrote = Tensor::write_many(&dsts, &[], |storages, _| {
-                let (found, grads) = storages.split_last_mut().expect("found_inf is last");
-                let mut views: Vec<(&mut dyn crate::BackendStorage, usize)> = grads
-                    .iter_mut()
-                    .zip(&now)
-                    .map(|(s, t)| (&mut **s, dense_start(t)))
-                    .collect();
-                backend.amp_unscale_many(&mut views, &lens, (&mut **found, found_at), inv_scale)
+            let wrote = write_dense_runs(&dsts, &[], |views, _| {
+                let ((found, found_at), grads) = views.split_last_mut().expect("found_inf is last");
+                backend.amp_unscale_many(grads, &lens, (&mut **found, *found_at), inv_scale)
             })?;
             if !wrote {
                 for grad in &now {

@@ -4,7 +4,7 @@
 //! the dense pairs of one dtype take one multi-tensor kernel a few dozen, where the tensor ops
 //! take one to three launches a tensor; the tensor ops define the values, bit for bit.
 
-use super::many::{dense_start, groups_by};
+use super::many::{groups_by, write_dense_runs};
 use crate::{Error, Result, Tensor, no_grad};
 
 /// How [`Tensor::average_many_`] folds a new value `x` into an average `avg`.
@@ -129,17 +129,7 @@ fn average_launch(
     let dsts: Vec<&Tensor> = launch.iter().map(|&i| avgs[i]).collect();
     let srcs: Vec<&Tensor> = launch.iter().map(|&i| xs[i]).collect();
     let lens: Vec<usize> = dsts.iter().map(|t| t.elem_count()).collect();
-    Tensor::write_many(&dsts, &srcs, |storages, sources| {
-        let mut runs: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
-            .iter_mut()
-            .zip(&dsts)
-            .map(|(s, t)| (&mut **s, dense_start(t)))
-            .collect();
-        let values: Vec<(&dyn crate::BackendStorage, usize)> = sources
-            .iter()
-            .zip(&srcs)
-            .map(|(s, t)| (*s, dense_start(t)))
-            .collect();
-        backend.average_many(&mut runs, &values, &lens, step)
+    write_dense_runs(&dsts, &srcs, |runs, values| {
+        backend.average_many(runs, values, &lens, step)
     })
 }

@@ -4,7 +4,7 @@
 //! each tensor's ops take several launches; the CPU folds the norm where the tensors lie. A
 //! backend without such kernels runs each tensor's ops, which define the values.
 
-use super::many::{by_distinct_storage, dense_start, groups_by, with_dense_runs};
+use super::many::{by_distinct_storage, groups_by, with_dense_runs, write_dense_runs};
 use crate::{DType, Device, Error, Result, Tensor, no_grad};
 
 /// `Σ |x|^p` of one tensor in f64 (the largest `|x|` for `p = ∞`), with its own ops: what a
@@ -117,13 +117,7 @@ fn mul_launch(tensors: &[&Tensor], factor: &Tensor) -> Result<bool> {
     };
     let backend = first.device().backend();
     let lens: Vec<usize> = tensors.iter().map(|t| t.elem_count()).collect();
-    let factor_at = factor.layout().offset();
-    Tensor::write_many(tensors, &[factor], |storages, sources| {
-        let mut runs: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
-            .iter_mut()
-            .zip(tensors)
-            .map(|(s, t)| (&mut **s, dense_start(t)))
-            .collect();
-        backend.mul_many(&mut runs, &lens, (sources[0], factor_at))
+    write_dense_runs(tensors, &[factor], |runs, sources| {
+        backend.mul_many(runs, &lens, sources[0])
     })
 }

@@ -96,6 +96,33 @@ pub(crate) fn with_dense_runs<R>(
     })
 }
 
+/// Runs `f` on the dense runs of `dsts` (locked for writing) and of `srcs` (for reading), each
+/// its storage and its first element there, as a fused backend method takes them, through
+/// [`Tensor::write_many`]: `Ok(false)`, with nothing run, when a destination shares its
+/// storage with another operand; else whether `f` wrote.
+pub(super) fn write_dense_runs(
+    dsts: &[&Tensor],
+    srcs: &[&Tensor],
+    f: impl FnOnce(
+        &mut [(&mut dyn crate::BackendStorage, usize)],
+        &[(&dyn crate::BackendStorage, usize)],
+    ) -> Result<bool>,
+) -> Result<bool> {
+    Tensor::write_many(dsts, srcs, |storages, sources| {
+        let mut written: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
+            .iter_mut()
+            .zip(dsts)
+            .map(|(s, t)| (&mut **s, dense_start(t)))
+            .collect();
+        let read: Vec<(&dyn crate::BackendStorage, usize)> = sources
+            .iter()
+            .zip(srcs)
+            .map(|(s, t)| (*s, dense_start(t)))
+            .collect();
+        f(&mut written, &read)
+    })
+}
+
 /// `batch` split into launches whose tensors each have a storage of their own: each storage's
 /// first tensor in the first launch, its second in the next, and so on (batch norm's weight and
 /// bias gradients share one).
@@ -170,19 +197,15 @@ impl Tensor {
         let lens: Vec<usize> = operands.iter().map(|o| o.param.elem_count()).collect();
         // The flag is read as one more source, after the gradients.
         grads.extend(skip);
-        Tensor::write_many(&dsts, &grads, |storages, g| {
-            let mut views: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
-                .iter_mut()
-                .zip(&dsts)
-                .map(|(s, t)| (&mut **s, dense_start(t)))
-                .collect();
-            let mut grad_views: Vec<(&dyn crate::BackendStorage, usize)> = g
-                .iter()
-                .zip(&grads)
-                .map(|(s, t)| (*s, dense_start(t)))
-                .collect();
-            let skip = skip.and_then(|_| grad_views.pop());
-            backend.fused_step_many(step, &mut views, &grad_views, &lens, skip)
+        write_dense_runs(&dsts, &grads, |views, grad_views| {
+            let (grad_views, skip) = match skip {
+                Some(_) => {
+                    let (flag, grads) = grad_views.split_last().expect("the flag is last");
+                    (grads, Some(*flag))
+                }
+                None => (grad_views, None),
+            };
+            backend.fused_step_many(step, views, grad_views, &lens, skip)
         })
     }
 }

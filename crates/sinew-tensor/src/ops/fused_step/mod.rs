@@ -111,15 +111,9 @@ impl Tensor {
         }
         let mut dsts: Vec<&Tensor> = vec![self];
         dsts.extend(buffers);
-        let starts: Vec<usize> = dsts.iter().map(|t| many::dense_start(t)).collect();
         let len = self.elem_count();
-        Tensor::write_many(&dsts, &[grad], |storages, g| {
-            let mut views: Vec<(&mut dyn crate::BackendStorage, usize)> = storages
-                .iter_mut()
-                .zip(&starts)
-                .map(|(s, &at)| (&mut **s, at))
-                .collect();
-            backend.fused_step(step, &mut views, (g[0], many::dense_start(grad)), len)
+        many::write_dense_runs(&dsts, &[grad], |views, g| {
+            backend.fused_step(step, views, g[0], len)
         })
     }
 }
