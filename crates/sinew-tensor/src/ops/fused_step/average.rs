@@ -67,21 +67,24 @@ impl Tensor {
             }
         }
         let _guard = no_grad();
-        let pairs: Vec<usize> = (0..avgs.len()).collect();
-        let key = |&i: &usize| (avgs[i].device().clone(), avgs[i].dtype());
-        for ((device, dtype), members) in groups_by(&pairs, key) {
-            let batched = |&&i: &&usize| {
+        let key = |t: &&Tensor| (t.device().clone(), t.dtype());
+        for ((device, dtype), members) in groups_by(avgs, key) {
+            // Without a kernel (the CPU), every pair runs its tensor ops, with nothing planned.
+            if !device.backend().fuses_average(dtype) {
+                for i in members {
+                    step.apply_one(avgs[i], xs[i])?;
+                }
+                continue;
+            }
+            let batched = |&i: &usize| {
                 avgs[i].is_contiguous() && xs[i].is_contiguous() && avgs[i].shape() == xs[i].shape()
             };
-            let (batch, others): (Vec<&usize>, Vec<&usize>) = members.iter().partition(batched);
-            for &i in others {
+            let (batch, others): (Vec<usize>, Vec<usize>) = members.into_iter().partition(batched);
+            for i in others {
                 step.apply_one(avgs[i], xs[i])?;
             }
-            let batch: Vec<usize> = batch.into_iter().copied().collect();
-            let fuses = device.backend().fuses_average(dtype);
             for launch in distinct_launches(avgs, xs, batch) {
-                let done = fuses && average_launch(&launch, avgs, xs, step)?;
-                if !done {
+                if !average_launch(&launch, avgs, xs, step)? {
                     for &i in &launch {
                         step.apply_one(avgs[i], xs[i])?;
                     }
